@@ -1,0 +1,227 @@
+#include "clock.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t clock_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t clock_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t clock_mono_ms(void)
+{
+    return clock_mono_ns() / 1000000;
+}
+
+/* Calendar arithmetic in 400-year eras (146097 days), March-based years. */
+int64_t clock_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    int64_t era;
+    unsigned yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+void clock_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    int64_t era;
+    unsigned doe, yoe, doy, mp;
+
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = (unsigned)(z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+char *clock_iso8601(int64_t ms, char *out)
+{
+    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    int64_t msr = ms - secs * 1000;
+    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    int64_t sod = secs - days * 86400;
+    int64_t y;
+    unsigned m, d;
+
+    clock_civil_from_days(days, &y, &m, &d);
+    snprintf(out, CLOCK_ISO_MAX, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
+             (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), (int)msr);
+    return out;
+}
+
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+int clock_parse_iso8601(const char *s, int64_t *out_ms)
+{
+    const char *p = s;
+    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, off = 0;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
+        digits(&p, 2, &d))
+        return ERR_INVALID;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
+        return ERR_INVALID;
+    if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return ERR_INVALID;
+    if (*p == '\0')
+        goto done;
+    if (*p != 'T' && *p != 't' && *p != ' ')
+        return ERR_INVALID;
+    p++;
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
+        return ERR_INVALID;
+    if (*p == ':') {
+        p++;
+        if (digits(&p, 2, &sec))
+            return ERR_INVALID;
+        if (*p == '.') {
+            int scale = 100;
+            p++;
+            if (!isdigit((unsigned char)*p))
+                return ERR_INVALID;
+            while (isdigit((unsigned char)*p)) {
+                frac += (*p - '0') * scale;
+                scale /= 10;
+                p++;
+            }
+        }
+    }
+    if (h > 23 || mi > 59 || sec > 60)
+        return ERR_INVALID;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1, oh, om;
+        p++;
+        if (digits(&p, 2, &oh))
+            return ERR_INVALID;
+        if (*p == ':')
+            p++;
+        if (digits(&p, 2, &om) || oh > 23 || om > 59)
+            return ERR_INVALID;
+        off = sign * (oh * 60 + om);
+    } else {
+        return ERR_INVALID;
+    }
+    if (*p != '\0')
+        return ERR_INVALID;
+done:
+    *out_ms = (clock_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
+               mi * 60 + sec - off * 60) * 1000 + frac;
+    return 0;
+}
+
+#define DURATION_MAX_MS (10LL * 366 * 86400 * 1000)
+
+int clock_parse_duration(const char *s, int64_t *out_ms, struct err *err)
+{
+    const char *p = s;
+    double total = 0;
+    int groups = 0;
+    char *end;
+
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p == '\0')
+        return err_set(err, ERR_INVALID, "empty duration");
+    /* A bare number is seconds. */
+    {
+        double v = strtod(p, &end);
+        if (end != p && *end == '\0' && isfinite(v)) {
+            if (v < 0)
+                return err_set(err, ERR_INVALID, "duration '%s' is negative", s);
+            total = v * 1000;
+            goto check;
+        }
+    }
+    while (*p) {
+        double v, unit;
+        if (!isdigit((unsigned char)*p) && *p != '.')
+            return err_set(err, ERR_INVALID,
+                           "invalid duration '%s' (use e.g. \"90s\", \"10m\", \"1h30m\")", s);
+        v = strtod(p, &end);
+        if (end == p || !isfinite(v))
+            return err_set(err, ERR_INVALID, "invalid duration '%s'", s);
+        p = end;
+        if (p[0] == 'm' && p[1] == 's') {
+            unit = 1;
+            p += 2;
+        } else if (*p == 's') {
+            unit = 1000;
+            p++;
+        } else if (*p == 'm') {
+            unit = 60000;
+            p++;
+        } else if (*p == 'h') {
+            unit = 3600000;
+            p++;
+        } else if (*p == 'd') {
+            unit = 86400000;
+            p++;
+        } else {
+            return err_set(err, ERR_INVALID,
+                           "invalid duration '%s': missing or unknown unit (use ms, s, m, h, d)",
+                           s);
+        }
+        total += v * unit;
+        groups++;
+    }
+    if (!groups)
+        return err_set(err, ERR_INVALID, "invalid duration '%s'", s);
+check:
+    if (total > (double)DURATION_MAX_MS)
+        return err_set(err, ERR_INVALID, "duration '%s' is too long (max 10 years)", s);
+    *out_ms = (int64_t)llround(total);
+    return 0;
+}
+
+char *clock_fmt_duration(int64_t ms, char *out, size_t outlen)
+{
+    if (ms < 0)
+        ms = 0;
+    if (ms < 1000)
+        snprintf(out, outlen, "%lldms", (long long)ms);
+    else if (ms < 60000)
+        snprintf(out, outlen, "%lld.%03llds", (long long)(ms / 1000), (long long)(ms % 1000));
+    else if (ms < 3600000)
+        snprintf(out, outlen, "%lldm%02llds", (long long)(ms / 60000),
+                 (long long)(ms / 1000 % 60));
+    else
+        snprintf(out, outlen, "%lldh%02lldm", (long long)(ms / 3600000),
+                 (long long)(ms / 60000 % 60));
+    return out;
+}

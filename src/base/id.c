@@ -1,0 +1,68 @@
+#include "id.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "clock.h"
+
+static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
+static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t last_ms;
+static uint32_t last_seq;
+
+char *id_new(const char *prefix, char *out)
+{
+    uint64_t ms = (uint64_t)clock_now_ms();
+    uint32_t seq;
+    unsigned __int128 v;
+    size_t plen = strlen(prefix);
+
+    if (plen > ID_MAX - 17)
+        plen = ID_MAX - 17;
+    pthread_mutex_lock(&id_lock);
+    if (ms <= last_ms) {
+        /* Same millisecond (or the clock stepped back): keep counting up. */
+        ms = last_ms;
+        seq = last_seq + 1;
+        if (seq == 0) {
+            ms++;
+            seq = 0;
+        }
+    } else {
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+            r = (uint32_t)clock_mono_ns();
+        seq = r & 0x7fffffffu; /* leave room to count up */
+    }
+    last_ms = ms;
+    last_seq = seq;
+    pthread_mutex_unlock(&id_lock);
+
+    v = ((unsigned __int128)(ms & 0xffffffffffffULL) << 32) | seq;
+    memcpy(out, prefix, plen);
+    for (int i = 15; i >= 0; i--) {
+        out[plen + (size_t)i] = b32[(unsigned)(v & 31)];
+        v >>= 5;
+    }
+    out[plen + 16] = '\0';
+    return out;
+}
+
+int64_t id_time_ms(const char *id)
+{
+    const char *us = strchr(id, '_');
+    const char *p = us ? us + 1 : id;
+    unsigned __int128 v = 0;
+
+    if (strlen(p) != 16)
+        return -1;
+    for (int i = 0; i < 16; i++) {
+        const char *c = strchr(b32, p[i]);
+        if (!c || !p[i])
+            return -1;
+        v = (v << 5) | (unsigned)(c - b32);
+    }
+    return (int64_t)(uint64_t)(v >> 32);
+}

@@ -1,0 +1,246 @@
+/*
+ * store.h - the durable store: one narrow interface, backends behind it
+ * (embedded SQLite now; PostgreSQL later, chosen by the URL scheme).
+ *
+ * Threading: a struct store is one connection; use it from one thread at a
+ * time. The engine owns a writer store; readers (CLI, API threads) open their
+ * own. Writes happen between store_begin() and store_commit(): the engine
+ * groups every transition of one loop turn into one transaction.
+ *
+ * Errors: functions return 0 or a negative ERR_* code and fill `err` (if not
+ * NULL) on failure. ERR_CONFLICT from an update means a fencing check failed
+ * (the row's attempt number is not the one the caller holds): nothing was
+ * changed and the caller must drop its stale report.
+ *
+ * Ownership: strings in rows passed in are borrowed. Rows and lists returned
+ * are owned by the caller and freed with the matching *_free function.
+ * Instants are UTC milliseconds since the epoch; 0 means "not set".
+ */
+#ifndef ORCH_STORE_STORE_H
+#define ORCH_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "base/id.h"
+
+enum exec_status {
+    EXEC_QUEUED = 0,
+    EXEC_RUNNING,
+    EXEC_SUCCEEDED,
+    EXEC_FAILED,
+    EXEC_CANCELLED,
+    EXEC_TIMED_OUT,
+    EXEC_STATUS_COUNT
+};
+
+enum task_status {
+    TASK_PENDING = 0, /* waiting on dependencies */
+    TASK_QUEUED,      /* ready, waiting for a worker slot (or for available_at) */
+    TASK_RUNNING,
+    TASK_SUCCEEDED,
+    TASK_FAILED,
+    TASK_UPSTREAM_FAILED,
+    TASK_SKIPPED,
+    TASK_CANCELLED,
+    TASK_TIMED_OUT,
+    TASK_STATUS_COUNT
+};
+
+enum attempt_status {
+    ATTEMPT_RUNNING = 0,
+    ATTEMPT_SUCCEEDED,
+    ATTEMPT_FAILED,
+    ATTEMPT_TIMED_OUT,
+    ATTEMPT_CANCELLED,
+    ATTEMPT_LOST, /* its owner died; found at recovery */
+    ATTEMPT_STATUS_COUNT
+};
+
+const char *exec_status_name(enum exec_status s);
+const char *task_status_name(enum task_status s);
+const char *attempt_status_name(enum attempt_status s);
+/* Parse a status name; returns 0 or ERR_INVALID. */
+int exec_status_parse(const char *s, enum exec_status *out);
+int task_status_parse(const char *s, enum task_status *out);
+int attempt_status_parse(const char *s, enum attempt_status *out);
+int exec_status_is_final(enum exec_status s);
+int task_status_is_final(enum task_status s);
+
+struct exec_row {
+    char id[ID_MAX];
+    char *workflow;
+    int workflow_version;
+    enum exec_status status;
+    char *params; /* JSON object text, never NULL in rows read back */
+    int64_t created_at;
+    int64_t started_at;
+    int64_t finished_at;
+    char *error; /* or NULL */
+};
+
+struct task_run_row {
+    int idx;    /* the task's index in the workflow definition */
+    char *name; /* the task's name */
+    enum task_status status;
+    int attempt;          /* number of the current/last attempt, 0 before the first */
+    int64_t available_at; /* QUEUED: not before this instant (retry back-off) */
+    int64_t started_at;   /* first attempt's start */
+    int64_t finished_at;
+    char *error; /* or NULL */
+};
+
+struct attempt_row {
+    int task_idx;
+    int number; /* 1-based; the fencing token */
+    enum attempt_status status;
+    char *node; /* who ran it (host:pid), or NULL */
+    int pid;
+    int pgid;
+    int64_t proc_start; /* the process's start time (clock ticks since boot), to avoid PID reuse */
+    int64_t started_at;
+    int64_t finished_at;
+    int exit_code; /* -1 if none */
+    int signal;    /* 0 if none */
+    char *error;   /* or NULL */
+};
+
+struct exec_detail {
+    struct exec_row exec;
+    struct task_run_row *tasks; /* ordered by idx */
+    size_t ntasks;
+    struct attempt_row *attempts; /* ordered by (task_idx, number) */
+    size_t nattempts;
+};
+
+struct exec_filter {
+    unsigned status_mask; /* bit (1 << enum exec_status); 0 = any */
+    const char *workflow; /* or NULL */
+    int64_t since;        /* created_at >= since, 0 = unbounded */
+    int64_t until;        /* created_at < until, 0 = unbounded */
+    const char *before_id; /* keyset cursor: only ids < this, or NULL */
+    int limit;             /* 1..1000 */
+};
+
+struct exec_list {
+    struct exec_row *items; /* newest first (descending id) */
+    size_t n;
+};
+
+enum log_stream {
+    LOG_STREAM_STDOUT = 1,
+    LOG_STREAM_STDERR = 2,
+};
+
+struct log_chunk {
+    int task_idx;
+    int attempt;
+    int seq;
+    enum log_stream stream;
+    int64_t ts;
+    char *data;
+    size_t len;
+};
+
+struct log_list {
+    struct log_chunk *items; /* ordered by (task_idx, attempt, seq) */
+    size_t n;
+};
+
+struct store;
+
+enum store_open_flags {
+    STORE_CREATE = (1 << 0),   /* create the database and its directory if missing */
+    STORE_READONLY = (1 << 1), /* a reader connection: no writes, no migration */
+};
+
+/*
+ * Open the store at `location`: a data directory path (the SQLite file
+ * "orch.db" in it), "sqlite:PATH" (a file), or later "postgres://...".
+ * Runs the schema migrations unless STORE_READONLY.
+ */
+int store_open(const char *location, unsigned flags, struct store **out, struct err *err);
+void store_free(struct store *st);
+
+/* Name of the backend ("sqlite"). */
+const char *store_backend_name(const struct store *st);
+/* The schema version the database is at. */
+int store_schema_version(struct store *st, int *out, struct err *err);
+
+/* Write transaction (BEGIN IMMEDIATE on SQLite). */
+int store_begin(struct store *st, struct err *err);
+int store_commit(struct store *st, struct err *err);
+/* Roll back the open transaction, if any. Never fails. */
+void store_rollback(struct store *st);
+
+/* --- workflow definitions (versioned) --- */
+
+/*
+ * Record `definition` (JSON text) as the newest version of workflow `name`.
+ * If the newest version has byte-identical text, no version is added and that
+ * version is returned. *out_version is the version in effect.
+ */
+int store_workflow_put(struct store *st, const char *name, const char *definition, int64_t now,
+                       int *out_version, struct err *err);
+/* Get version `version` (0 = newest) of `name`: ERR_NOT_FOUND if none.
+ * *out_definition is owned by the caller (free()). */
+int store_workflow_get(struct store *st, const char *name, int version, char **out_definition,
+                       int *out_version, struct err *err);
+
+/* --- executions, task runs, attempts (inside a write transaction) --- */
+
+int store_execution_insert(struct store *st, const struct exec_row *row, struct err *err);
+/* Update status, started_at, finished_at and error of execution `row->id`. */
+int store_execution_update(struct store *st, const struct exec_row *row, struct err *err);
+
+int store_task_run_insert(struct store *st, const char *exec_id, const struct task_run_row *row,
+                          struct err *err);
+/*
+ * Update the task run (exec_id, row->idx): status, attempt, available_at,
+ * started_at, finished_at, error. Fenced: applied only if the stored attempt
+ * equals `expected_attempt`; otherwise nothing changes and ERR_CONFLICT is
+ * returned.
+ */
+int store_task_run_update(struct store *st, const char *exec_id, const struct task_run_row *row,
+                          int expected_attempt, struct err *err);
+
+int store_attempt_insert(struct store *st, const char *exec_id, const struct attempt_row *row,
+                         struct err *err);
+/* Update status, pid, pgid, proc_start, finished_at, exit_code, signal, error of
+ * attempt (exec_id, task_idx, number). ERR_NOT_FOUND if it does not exist. */
+int store_attempt_update(struct store *st, const char *exec_id, const struct attempt_row *row,
+                         struct err *err);
+
+/* Append a chunk of task output. */
+int store_log_append(struct store *st, const char *exec_id, const struct log_chunk *chunk,
+                     struct err *err);
+/* Delete the chunks of one attempt with seq < `below_seq` (to keep only the tail). */
+int store_log_trim(struct store *st, const char *exec_id, int task_idx, int attempt,
+                   int below_seq, struct err *err);
+
+/* --- reads (no transaction needed) --- */
+
+int store_execution_get(struct store *st, const char *id, struct exec_detail **out,
+                        struct err *err);
+void exec_detail_free(struct exec_detail *d);
+
+int store_executions_list(struct store *st, const struct exec_filter *filter,
+                          struct exec_list *out, struct err *err);
+void exec_list_release(struct exec_list *list);
+
+/* Ids of executions whose status is queued or running, oldest first.
+ * *out_ids is an array of `*out_n` heap strings; free each and the array. */
+int store_executions_unfinished(struct store *st, char ***out_ids, size_t *out_n,
+                                struct err *err);
+
+/* Log chunks of an execution, optionally of one task (task_idx >= 0) only,
+ * with seq > after_seq for that (task, attempt) when following (use -1). */
+int store_logs_get(struct store *st, const char *exec_id, int task_idx, struct log_list *out,
+                   struct err *err);
+void log_list_release(struct log_list *list);
+
+/* Free the members of a row (not the row itself). */
+void exec_row_release(struct exec_row *row);
+
+#endif

@@ -1,0 +1,154 @@
+/* Unit tests for src/base: strbuf, durations, ISO 8601, ids, errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/id.h"
+#include "base/strbuf.h"
+#include "base/xalloc.h"
+
+static void test_strbuf_grow_and_detach(void **state)
+{
+    struct strbuf sb = STRBUF_INIT;
+    char *p;
+    size_t len;
+    (void)state;
+
+    assert_string_equal(sb.buf, "");
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(strbuf_addf(&sb, "%d,", i % 10), 0);
+    assert_int_equal(sb.len, 2000);
+    assert_int_equal(sb.buf[sb.len], '\0');
+    p = strbuf_detach(&sb, &len);
+    assert_int_equal(len, 2000);
+    assert_int_equal(sb.len, 0);
+    assert_string_equal(sb.buf, "");
+    free(p);
+    strbuf_release(&sb);
+}
+
+static void test_strbuf_bounded(void **state)
+{
+    struct strbuf sb;
+    (void)state;
+    strbuf_init(&sb, 8);
+    assert_int_equal(strbuf_adds(&sb, "12345678"), 0);
+    assert_int_equal(strbuf_adds(&sb, "9"), ERR_TOO_BIG);
+    assert_int_equal(sb.len, 8);
+    assert_string_equal(sb.buf, "12345678");
+    assert_int_equal(strbuf_addf(&sb, "%s", "x"), ERR_TOO_BIG);
+    strbuf_release(&sb);
+    assert_int_equal(sb.len, 0);
+}
+
+static void test_strbuf_json(void **state)
+{
+    struct strbuf sb = STRBUF_INIT;
+    (void)state;
+    strbuf_add_json_str(&sb, "a\"b\\c\n\x01");
+    assert_string_equal(sb.buf, "\"a\\\"b\\\\c\\n\\u0001\"");
+    strbuf_release(&sb);
+}
+
+static void test_duration(void **state)
+{
+    struct err err = ERR_INIT;
+    int64_t ms = -1;
+    (void)state;
+
+    assert_int_equal(clock_parse_duration("90s", &ms, &err), 0);
+    assert_int_equal(ms, 90000);
+    assert_int_equal(clock_parse_duration("10m", &ms, &err), 0);
+    assert_int_equal(ms, 600000);
+    assert_int_equal(clock_parse_duration("1h30m", &ms, &err), 0);
+    assert_int_equal(ms, 5400000);
+    assert_int_equal(clock_parse_duration("250ms", &ms, &err), 0);
+    assert_int_equal(ms, 250);
+    assert_int_equal(clock_parse_duration("1.5", &ms, &err), 0);
+    assert_int_equal(ms, 1500);
+    assert_int_equal(clock_parse_duration("2d", &ms, &err), 0);
+    assert_int_equal(ms, 172800000);
+    assert_int_equal(clock_parse_duration("", &ms, &err), ERR_INVALID);
+    assert_int_equal(clock_parse_duration("10x", &ms, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "unit"));
+    assert_int_equal(clock_parse_duration("-5", &ms, &err), ERR_INVALID);
+    assert_int_equal(clock_parse_duration("h", &ms, &err), ERR_INVALID);
+    assert_int_equal(clock_parse_duration("99999d", &ms, &err), ERR_INVALID);
+    assert_int_equal(clock_parse_duration("1e400", &ms, &err), ERR_INVALID);
+}
+
+static void test_iso8601(void **state)
+{
+    char buf[CLOCK_ISO_MAX];
+    int64_t ms;
+    (void)state;
+
+    assert_string_equal(clock_iso8601(0, buf), "1970-01-01T00:00:00.000Z");
+    assert_string_equal(clock_iso8601(1795946400123LL, buf), "2026-11-29T10:00:00.123Z");
+    assert_int_equal(clock_parse_iso8601("2026-11-29T10:00:00.123Z", &ms), 0);
+    assert_int_equal(ms, 1795946400123LL);
+    assert_int_equal(clock_parse_iso8601("2026-11-29T11:00:00+01:00", &ms), 0);
+    assert_int_equal(ms, 1795946400000LL);
+    assert_int_equal(clock_parse_iso8601("2026-11-29", &ms), 0);
+    assert_int_equal(ms, 1795910400000LL);
+    assert_int_equal(clock_parse_iso8601("2026-02-30", &ms), ERR_INVALID);
+    assert_int_equal(clock_parse_iso8601("2026-11-29T25:00Z", &ms), ERR_INVALID);
+    assert_int_equal(clock_parse_iso8601("yesterday", &ms), ERR_INVALID);
+    for (int64_t d = -800000; d < 800000; d += 997) {
+        int64_t y;
+        unsigned m, dd;
+        clock_civil_from_days(d, &y, &m, &dd);
+        assert_int_equal(clock_days_from_civil(y, m, dd), d);
+    }
+}
+
+static void test_ids_increase(void **state)
+{
+    char a[ID_MAX], b[ID_MAX];
+    int64_t now = clock_now_ms();
+    (void)state;
+
+    id_new("ex_", a);
+    assert_int_equal(strlen(a), 19);
+    assert_memory_equal(a, "ex_", 3);
+    for (int i = 0; i < 100000; i++) {
+        id_new("ex_", b);
+        assert_true(strcmp(a, b) < 0);
+        memcpy(a, b, sizeof(a));
+    }
+    assert_true(id_time_ms(a) >= now);
+    assert_true(id_time_ms(a) <= clock_now_ms() + 1000);
+    assert_int_equal(id_time_ms("ex_short"), -1);
+}
+
+static void test_err(void **state)
+{
+    struct err err = ERR_INIT;
+    (void)state;
+    assert_int_equal(err_set(&err, ERR_NOT_FOUND, "no task '%s'", "x"), ERR_NOT_FOUND);
+    err_prefix(&err, "cannot run");
+    assert_string_equal(err.msg, "cannot run: no task 'x'");
+    assert_string_equal(err_name(ERR_STORE), "ERR_STORE");
+    assert_int_equal(err_set(NULL, ERR_IO, "ignored"), ERR_IO);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strbuf_grow_and_detach),
+        cmocka_unit_test(test_strbuf_bounded),
+        cmocka_unit_test(test_strbuf_json),
+        cmocka_unit_test(test_duration),
+        cmocka_unit_test(test_iso8601),
+        cmocka_unit_test(test_ids_increase),
+        cmocka_unit_test(test_err),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
