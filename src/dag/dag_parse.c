@@ -1,0 +1,844 @@
+/*
+ * dag_parse.c - pass 1: the JSON definition into a struct workflow, checking
+ * every field's name, type and value.
+ *
+ * Choices the format leaves open, made here:
+ *   - A param value that is an object is a spec when it has at least one of
+ *     the keys "type", "default", "required", "description" (and then other
+ *     keys are unknown fields); any other object is a shorthand default of
+ *     type object.
+ *   - A spec with a default and no "type" takes the default's type; a spec
+ *     with neither is a string.
+ *   - Integer fields also accept a JSON number with an integral value (3.0).
+ *   - A duration given as a JSON number is formatted and handed to
+ *     clock_parse_duration(), so both forms share one set of rules and limits.
+ */
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/strbuf.h"
+#include "base/xalloc.h"
+#include "dag.h"
+#include "dag_internal.h"
+
+#include "base/banned.h"
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *const workflow_fields[] = {
+    "name", "description", "params", "tasks", "timeout", "concurrency", "env",
+};
+static const char *const task_fields[] = {
+    "name",       "dependsOn", "type",    "command",      "duration", "env",
+    "workingDir", "timeout",   "retries", "retryBackoff", "runIf",
+};
+static const char *const backoff_fields[] = {"initial", "factor", "max", "jitter"};
+static const char *const param_fields[] = {"type", "default", "required", "description"};
+
+/* Indexed by enum task_type, enum run_if and enum param_type. */
+static const char *const task_type_names[] = {"command", "noop", "sleep"};
+static const char *const run_if_names[] = {"allSucceeded", "allDone", "anyFailed"};
+static const char *const param_type_names[] = {"string", "number", "boolean", "object"};
+static const char *const param_type_articles[] = {"a string", "a number", "a boolean", "an object"};
+
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "unknown";
+}
+
+static int is_alpha(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* [A-Za-z0-9][A-Za-z0-9._-]{0,127} */
+static int valid_task_name(const char *s)
+{
+    size_t i;
+
+    for (i = 0; s[i]; i++) {
+        int ok = is_alpha(s[i]) || is_digit(s[i]);
+        if (i > 0)
+            ok = ok || s[i] == '.' || s[i] == '_' || s[i] == '-';
+        if (!ok || i >= 128)
+            return 0;
+    }
+    return i > 0;
+}
+
+/* [A-Za-z_][A-Za-z0-9_]{0,max_len-1}, max_len 0 = unbounded */
+static int valid_identifier(const char *s, size_t max_len)
+{
+    size_t i;
+
+    for (i = 0; s[i]; i++) {
+        int ok = is_alpha(s[i]) || s[i] == '_' || (i > 0 && is_digit(s[i]));
+        if (!ok || (max_len && i >= max_len))
+            return 0;
+    }
+    return i > 0;
+}
+
+static int lookup_name(const char *s, const char *const *names, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (!strcmp(s, names[i]))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* What a path ends with, for messages: "retries", "dependsOn[2]". */
+static void subject_of(const struct dag__path *at, char *buf, size_t size)
+{
+    if (!at)
+        snprintf(buf, size, "$");
+    else if (at->key)
+        snprintf(buf, size, "%.*s%s", DAG__Q(at->key));
+    else if (at->up && at->up->key)
+        snprintf(buf, size, "%.*s%s[%zu]", DAG__Q(at->up->key), at->index);
+    else
+        snprintf(buf, size, "[%zu]", at->index);
+}
+
+/* "'retries' must be an integer, got string" */
+static void type_problem(struct dag__parser *p, const struct dag__path *at, const char *want,
+                         const json_t *v)
+{
+    char subj[DAG__QUOTE_MAX + 32];
+
+    subject_of(at, subj, sizeof(subj));
+    dag__problem(p, at, 0, 0, "'%s' must be %s, got %s", subj, want, json_kind(v));
+}
+
+static void unknown_field(struct dag__parser *p, const struct dag__path *at, const char *key,
+                          const char *const *fields, size_t nfields)
+{
+    const char *sug = NULL;
+
+    if (!dag__problems_full(p))
+        sug = dag__suggest(p, key, fields, nfields, NULL);
+    if (sug)
+        dag__problem(p, at, 0, 0, "unknown field '%.*s%s' (did you mean '%s'?)", DAG__Q(key), sug);
+    else
+        dag__problem(p, at, 0, 0, "unknown field '%.*s%s'", DAG__Q(key));
+}
+
+/* "invalid runIf 'x' (allowed: allSucceeded, allDone, anyFailed)" */
+static void bad_enum(struct dag__parser *p, const struct dag__path *at, const char *what,
+                     const char *value, const char *const *names, size_t n)
+{
+    struct strbuf allowed = STRBUF_INIT;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (i)
+            strbuf_adds(&allowed, ", ");
+        strbuf_adds(&allowed, names[i]);
+    }
+    dag__problem(p, at, 0, 0, "invalid %s '%.*s%s' (allowed: %s)", what, DAG__Q(value),
+                 allowed.buf);
+    strbuf_release(&allowed);
+}
+
+static const char *get_string(struct dag__parser *p, const struct dag__path *at, const json_t *v)
+{
+    if (!json_is_string(v)) {
+        type_problem(p, at, "a string", v);
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+/* A string field whose value, if valid, is copied into *out. */
+static void get_nonempty_string(struct dag__parser *p, const struct dag__path *at, const json_t *v,
+                                char **out)
+{
+    const char *s = get_string(p, at, v);
+
+    if (!s)
+        return;
+    if (!*s) {
+        char subj[DAG__QUOTE_MAX + 32];
+        subject_of(at, subj, sizeof(subj));
+        dag__problem(p, at, 0, 0, "'%s' must not be empty", subj);
+        return;
+    }
+    *out = xstrdup(s);
+}
+
+/* An integer, or a number with an integral value small enough to be exact. */
+static int get_int(struct dag__parser *p, const struct dag__path *at, const json_t *v,
+                   long long *out)
+{
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        /* Range check before the cast: an out-of-range conversion is undefined. */
+        if (d == floor(d) && fabs(d) <= 9007199254740992.0) {
+            *out = (long long)d;
+            return 0;
+        }
+    }
+    type_problem(p, at, "an integer", v);
+    return -1;
+}
+
+static int get_int_range(struct dag__parser *p, const struct dag__path *at, const json_t *v,
+                         long long lo, long long hi, int *out)
+{
+    char subj[DAG__QUOTE_MAX + 32];
+    long long x;
+
+    if (get_int(p, at, v, &x) < 0)
+        return -1;
+    if (x < lo || x > hi) {
+        subject_of(at, subj, sizeof(subj));
+        if (hi == INT_MAX && x < lo)
+            dag__problem(p, at, 0, 0, "'%s' must be at least %lld, got %lld", subj, lo, x);
+        else
+            dag__problem(p, at, 0, 0, "'%s' must be between %lld and %lld, got %lld", subj, lo, hi,
+                         x);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+/* A duration string ("90s", "1h30m") or a non-negative number of seconds. */
+static int get_duration(struct dag__parser *p, const struct dag__path *at, const json_t *v,
+                        int64_t *out_ms)
+{
+    struct err err = ERR_INIT;
+    char num[64];
+    const char *s;
+
+    if (json_is_string(v)) {
+        s = json_string_value(v);
+    } else if (json_is_integer(v)) {
+        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        s = num;
+    } else if (json_is_real(v)) {
+        snprintf(num, sizeof(num), "%.17g", json_real_value(v));
+        s = num;
+    } else {
+        type_problem(p, at, "a duration (a string like \"90s\" or a number of seconds)", v);
+        return -1;
+    }
+    if (clock_parse_duration(s, out_ms, &err) < 0) {
+        dag__problem(p, at, 0, 0, "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void get_timeout(struct dag__parser *p, const struct dag__path *at, const json_t *v,
+                        int64_t *out_ms)
+{
+    int64_t ms;
+
+    if (get_duration(p, at, v, &ms) < 0)
+        return;
+    if (ms <= 0) {
+        dag__problem(p, at, 0, 0, "'timeout' must be greater than zero");
+        return;
+    }
+    *out_ms = ms;
+}
+
+/* An object of environment variables: valid names, string values. */
+static void parse_env(struct dag__parser *p, const struct dag__path *at, const json_t *v,
+                      struct dag_kv **out, size_t *out_n)
+{
+    const char *key;
+    json_t *val;
+
+    if (!json_is_object(v)) {
+        type_problem(p, at, "an object of strings", v);
+        return;
+    }
+    /* Published at once, filled as we go: workflow_free() frees a partial list. */
+    *out = xcalloc(json_object_size(v), sizeof(**out));
+    json_object_foreach((json_t *)v, key, val)
+    {
+        struct dag__path f = {at, key, 0};
+        int name_ok = valid_identifier(key, 0);
+
+        if (!name_ok)
+            dag__problem(p, &f, 0, 0,
+                         "invalid environment variable name '%.*s%s' "
+                         "(must match [A-Za-z_][A-Za-z0-9_]*)",
+                         DAG__Q(key));
+        if (!json_is_string(val)) {
+            type_problem(p, &f, "a string", val);
+            continue;
+        }
+        if (!name_ok)
+            continue;
+        (*out)[*out_n].key = xstrdup(key);
+        (*out)[*out_n].value = xstrdup(json_string_value(val));
+        (*out_n)++;
+    }
+}
+
+static void parse_depends_on(struct dag__parser *p, const struct dag__path *at, size_t ti,
+                             const json_t *v)
+{
+    struct dag__task_refs *r = &p->refs[ti];
+    size_t i;
+    json_t *e;
+
+    if (!json_is_array(v)) {
+        type_problem(p, at, "an array of task names", v);
+        return;
+    }
+    r->refs = xcalloc(json_array_size(v), sizeof(*r->refs));
+    json_array_foreach((json_t *)v, i, e)
+    {
+        struct dag__path f = {at, NULL, i};
+        if (!json_is_string(e)) {
+            type_problem(p, &f, "a string", e);
+            continue;
+        }
+        r->refs[r->n].name = json_string_value(e);
+        r->refs[r->n].pos = i;
+        r->n++;
+    }
+}
+
+static void parse_command(struct dag__parser *p, const struct dag__path *at, struct dag_task *t,
+                          const json_t *v)
+{
+    size_t i, n;
+    json_t *arg;
+
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        if (s[strspn(s, " \t\r\n")] == '\0')
+            dag__problem(p, at, 0, 0, "'command' must not be empty");
+        else
+            t->shell = xstrdup(s);
+        return;
+    }
+    if (!json_is_array(v)) {
+        type_problem(p, at, "a string or an array of strings", v);
+        return;
+    }
+    n = json_array_size(v);
+    if (n == 0) {
+        dag__problem(p, at, 0, 0, "'command' must not be empty");
+        return;
+    }
+    t->argv = xcalloc(n + 1, sizeof(*t->argv));
+    t->argc = n;
+    json_array_foreach((json_t *)v, i, arg)
+    {
+        struct dag__path f = {at, NULL, i};
+        if (!json_is_string(arg)) {
+            type_problem(p, &f, "a string", arg);
+            continue;
+        }
+        if (i == 0 && !*json_string_value(arg)) {
+            dag__problem(p, &f, 0, 0, "the program name 'command[0]' must not be empty");
+            continue;
+        }
+        t->argv[i] = xstrdup(json_string_value(arg));
+    }
+}
+
+static void parse_backoff(struct dag__parser *p, const struct dag__path *at, struct dag_task *t,
+                          const json_t *v)
+{
+    struct dag_backoff *b = &t->backoff;
+    int durations_ok = 1;
+    const char *key;
+    json_t *val;
+
+    if (!json_is_object(v)) {
+        type_problem(p, at, "an object", v);
+        return;
+    }
+    json_object_foreach((json_t *)v, key, val)
+    {
+        struct dag__path f = {at, key, 0};
+
+        if (!strcmp(key, "initial")) {
+            if (get_duration(p, &f, val, &b->initial_ms) < 0)
+                durations_ok = 0;
+        } else if (!strcmp(key, "max")) {
+            if (get_duration(p, &f, val, &b->max_ms) < 0)
+                durations_ok = 0;
+        } else if (!strcmp(key, "factor")) {
+            double d;
+            if (!json_is_number(val)) {
+                type_problem(p, &f, "a number", val);
+                continue;
+            }
+            d = json_number_value(val);
+            if (d < 1 || d > 100)
+                dag__problem(p, &f, 0, 0, "'factor' must be between 1 and 100, got %g", d);
+            else
+                b->factor = d;
+        } else if (!strcmp(key, "jitter")) {
+            if (!json_is_boolean(val))
+                type_problem(p, &f, "a boolean", val);
+            else
+                b->jitter = json_is_true(val);
+        } else {
+            unknown_field(p, &f, key, backoff_fields, COUNT(backoff_fields));
+        }
+    }
+    if (durations_ok && b->initial_ms > b->max_ms) {
+        struct dag__path f = {at, "initial", 0};
+        char a[32], m[32];
+        dag__problem(p, &f, 0, 0, "'initial' (%s) must not be greater than 'max' (%s)",
+                     clock_fmt_duration(b->initial_ms, a, sizeof(a)),
+                     clock_fmt_duration(b->max_ms, m, sizeof(m)));
+    }
+}
+
+/* Returns 0 if `s` named an enum value (stored in *out), -1 after a problem. */
+static int get_enum(struct dag__parser *p, const struct dag__path *at, const json_t *v,
+                    const char *what, const char *const *names, size_t n, int *out)
+{
+    const char *s = get_string(p, at, v);
+    int k;
+
+    if (!s)
+        return -1;
+    k = lookup_name(s, names, n);
+    if (k < 0) {
+        bad_enum(p, at, what, s, names, n);
+        return -1;
+    }
+    *out = k;
+    return 0;
+}
+
+static void task_defaults(struct dag_task *t)
+{
+    t->type = TASK_COMMAND;
+    t->run_if = RUN_IF_ALL_SUCCEEDED;
+    t->backoff.initial_ms = 1000;
+    t->backoff.factor = 2.0;
+    t->backoff.max_ms = 300000;
+    t->backoff.jitter = 1;
+}
+
+/* Fields that need the task's type, checked once all fields were read. */
+static void check_task_kind(struct dag__parser *p, const struct dag__path *at, struct dag_task *t,
+                            int type_ok, const json_t *command, const json_t *duration)
+{
+    struct dag__path fc = {at, "command", 0};
+    struct dag__path fd = {at, "duration", 0};
+
+    if (command) {
+        if (type_ok && t->type != TASK_COMMAND)
+            dag__problem(p, &fc, 0, 0, "'command' is not allowed for type '%s'",
+                         dag_task_type_name(t->type));
+        else
+            parse_command(p, &fc, t, command);
+    } else if (type_ok && t->type == TASK_COMMAND) {
+        dag__problem(p, at, 0, 0, "missing 'command' (required for type 'command')");
+    }
+    if (duration) {
+        if (type_ok && t->type != TASK_SLEEP)
+            dag__problem(p, &fd, 0, 0, "'duration' is not allowed for type '%s'",
+                         dag_task_type_name(t->type));
+        else
+            get_duration(p, &fd, duration, &t->sleep_ms);
+    } else if (type_ok && t->type == TASK_SLEEP) {
+        dag__problem(p, at, 0, 0, "missing 'duration' (required for type 'sleep')");
+    }
+}
+
+static void parse_task(struct dag__parser *p, const struct dag__path *at, size_t ti,
+                       const json_t *obj)
+{
+    struct dag_task *t = &p->wf->tasks[ti];
+    const json_t *command = NULL, *duration = NULL;
+    int seen_name = 0, type_ok = 1;
+    const char *key;
+    json_t *v;
+
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        struct dag__path f = {at, key, 0};
+        int k;
+
+        if (!strcmp(key, "name")) {
+            const char *s = get_string(p, &f, v);
+            seen_name = 1;
+            if (!s)
+                continue;
+            /* Kept even if invalid, so dependencies on it are not also reported. */
+            t->name = xstrdup(s);
+            if (!valid_task_name(s))
+                dag__problem(p, &f, 0, 0,
+                             "invalid task name '%.*s%s' (must match "
+                             "[A-Za-z0-9][A-Za-z0-9._-]{0,127})",
+                             DAG__Q(s));
+        } else if (!strcmp(key, "dependsOn")) {
+            parse_depends_on(p, &f, ti, v);
+        } else if (!strcmp(key, "type")) {
+            if (get_enum(p, &f, v, "type", task_type_names, COUNT(task_type_names), &k) < 0)
+                type_ok = 0;
+            else
+                t->type = (enum task_type)k;
+        } else if (!strcmp(key, "command")) {
+            command = v;
+        } else if (!strcmp(key, "duration")) {
+            duration = v;
+        } else if (!strcmp(key, "env")) {
+            parse_env(p, &f, v, &t->env, &t->nenv);
+        } else if (!strcmp(key, "workingDir")) {
+            get_nonempty_string(p, &f, v, &t->working_dir);
+        } else if (!strcmp(key, "timeout")) {
+            get_timeout(p, &f, v, &t->timeout_ms);
+        } else if (!strcmp(key, "retries")) {
+            get_int_range(p, &f, v, 0, 100, &t->retries);
+        } else if (!strcmp(key, "retryBackoff")) {
+            parse_backoff(p, &f, t, v);
+        } else if (!strcmp(key, "runIf")) {
+            if (get_enum(p, &f, v, "runIf", run_if_names, COUNT(run_if_names), &k) == 0)
+                t->run_if = (enum run_if)k;
+        } else {
+            unknown_field(p, &f, key, task_fields, COUNT(task_fields));
+        }
+    }
+    if (!seen_name)
+        dag__problem(p, at, 0, 0, "missing required field 'name'");
+    check_task_kind(p, at, t, type_ok, command, duration);
+}
+
+static void parse_tasks(struct dag__parser *p, const struct dag__path *at, const json_t *v)
+{
+    struct workflow *wf = p->wf;
+    size_t i, n;
+    json_t *e;
+
+    if (!json_is_array(v)) {
+        type_problem(p, at, "an array of tasks", v);
+        return;
+    }
+    n = json_array_size(v);
+    if (n == 0) {
+        dag__problem(p, at, 0, 0, "workflow has no tasks");
+        return;
+    }
+    if (n > DAG_MAX_TASKS) {
+        dag__problem(p, at, 0, 0, "workflow has %zu tasks, more than the limit of %lu", n,
+                     (unsigned long)DAG_MAX_TASKS);
+        return;
+    }
+    wf->tasks = xcalloc(n, sizeof(*wf->tasks));
+    wf->ntasks = n;
+    p->refs = xcalloc(n, sizeof(*p->refs));
+    p->nrefs = n;
+    for (i = 0; i < n; i++)
+        task_defaults(&wf->tasks[i]);
+    json_array_foreach((json_t *)v, i, e)
+    {
+        struct dag__path f = {at, NULL, i};
+        if (!json_is_object(e))
+            dag__problem(p, &f, 0, 0, "task must be an object, got %s", json_kind(e));
+        else
+            parse_task(p, &f, i, e);
+    }
+}
+
+static int infer_param_type(const json_t *v, enum param_type *out)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        *out = PARAM_STRING;
+        return 0;
+    case JSON_INTEGER:
+    case JSON_REAL:
+        *out = PARAM_NUMBER;
+        return 0;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        *out = PARAM_BOOLEAN;
+        return 0;
+    case JSON_OBJECT:
+        *out = PARAM_OBJECT;
+        return 0;
+    case JSON_ARRAY:
+    case JSON_NULL:
+        break;
+    }
+    return -1;
+}
+
+static int is_param_spec(const json_t *v)
+{
+    size_t i;
+
+    if (!json_is_object(v))
+        return 0;
+    for (i = 0; i < COUNT(param_fields); i++) {
+        if (json_object_get(v, param_fields[i]))
+            return 1;
+    }
+    return 0;
+}
+
+/* Compact JSON text of a value, as a heap string from our allocator. */
+static char *dump_json(const json_t *v)
+{
+    json_free_t jfree;
+    char *text, *copy;
+
+    text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text)
+        BUG("cannot encode a parsed JSON value (out of memory?)");
+    json_get_alloc_funcs(NULL, &jfree);
+    copy = xstrdup(text);
+    jfree(text);
+    return copy;
+}
+
+static void parse_param_spec(struct dag__parser *p, const struct dag__path *at,
+                             struct dag_param *pm, const json_t *spec)
+{
+    const json_t *def = NULL;
+    int type_given = 0, type_ok = 1, required = 0;
+    const char *key;
+    json_t *v;
+
+    json_object_foreach((json_t *)spec, key, v)
+    {
+        struct dag__path f = {at, key, 0};
+        int k;
+
+        if (!strcmp(key, "type")) {
+            type_given = 1;
+            if (get_enum(p, &f, v, "param type", param_type_names, COUNT(param_type_names), &k) < 0)
+                type_ok = 0;
+            else
+                pm->type = (enum param_type)k;
+        } else if (!strcmp(key, "default")) {
+            def = v;
+        } else if (!strcmp(key, "required")) {
+            if (!json_is_boolean(v))
+                type_problem(p, &f, "a boolean", v);
+            else
+                required = json_is_true(v);
+        } else if (!strcmp(key, "description")) {
+            const char *s = get_string(p, &f, v);
+            if (s)
+                pm->description = xstrdup(s);
+        } else {
+            unknown_field(p, &f, key, param_fields, COUNT(param_fields));
+        }
+    }
+    if (!def) {
+        pm->required = required;
+        return;
+    }
+    {
+        struct dag__path f = {at, "default", 0};
+        enum param_type dt;
+
+        if (infer_param_type(def, &dt) < 0) {
+            dag__problem(p, &f, 0, 0,
+                         "'default' must be a string, number, boolean or object, got %s",
+                         json_kind(def));
+        } else if (type_given && type_ok && dt != pm->type) {
+            dag__problem(p, &f, 0, 0, "'default' must be %s (the param's type), got %s",
+                         param_type_articles[pm->type], json_kind(def));
+        } else if (type_ok) {
+            pm->type = dt;
+            pm->default_json = dump_json(def);
+        }
+    }
+    if (required) {
+        struct dag__path f = {at, "required", 0};
+        dag__problem(p, &f, 0, 0, "param '%.*s%s' has a default and cannot be required",
+                     DAG__Q(pm->name));
+    }
+}
+
+static void parse_params(struct dag__parser *p, const struct dag__path *at, const json_t *v)
+{
+    struct workflow *wf = p->wf;
+    const char *key;
+    json_t *val;
+
+    if (!json_is_object(v)) {
+        type_problem(p, at, "an object", v);
+        return;
+    }
+    wf->params = xcalloc(json_object_size(v), sizeof(*wf->params));
+    json_object_foreach((json_t *)v, key, val)
+    {
+        struct dag__path f = {at, key, 0};
+        struct dag_param *pm = &wf->params[wf->nparams++];
+
+        pm->name = xstrdup(key);
+        pm->type = PARAM_STRING;
+        if (!valid_identifier(key, 64))
+            dag__problem(p, &f, 0, 0,
+                         "invalid param name '%.*s%s' (must match [A-Za-z_][A-Za-z0-9_]{0,63})",
+                         DAG__Q(key));
+        if (is_param_spec(val)) {
+            parse_param_spec(p, &f, pm, val);
+        } else if (infer_param_type(val, &pm->type) < 0) {
+            dag__problem(p, &f, 0, 0,
+                         "param '%.*s%s' must be a spec object or a default value "
+                         "(string, number, boolean or object), got %s",
+                         DAG__Q(key), json_kind(val));
+        } else {
+            pm->default_json = dump_json(val);
+        }
+    }
+}
+
+static void parse_workflow(struct dag__parser *p, const json_t *root)
+{
+    struct workflow *wf = p->wf;
+    int seen_name = 0, seen_tasks = 0;
+    const char *key;
+    json_t *v;
+
+    json_object_foreach((json_t *)root, key, v)
+    {
+        struct dag__path f = {NULL, key, 0};
+
+        if (!strcmp(key, "name")) {
+            const char *s = get_string(p, &f, v);
+            seen_name = 1;
+            if (!s)
+                continue;
+            wf->name = xstrdup(s);
+            if (!dag_valid_workflow_name(s))
+                dag__problem(p, &f, 0, 0,
+                             "invalid workflow name '%.*s%s' (must match "
+                             "[a-z0-9][a-z0-9._-]{0,127}: lowercase letters, digits, '.', '_' "
+                             "and '-', starting with a letter or digit, at most 128 characters)",
+                             DAG__Q(s));
+        } else if (!strcmp(key, "description")) {
+            const char *s = get_string(p, &f, v);
+            if (s)
+                wf->description = xstrdup(s);
+        } else if (!strcmp(key, "params")) {
+            parse_params(p, &f, v);
+        } else if (!strcmp(key, "tasks")) {
+            seen_tasks = 1;
+            parse_tasks(p, &f, v);
+        } else if (!strcmp(key, "timeout")) {
+            get_timeout(p, &f, v, &wf->timeout_ms);
+        } else if (!strcmp(key, "concurrency")) {
+            get_int_range(p, &f, v, 1, INT_MAX, &wf->concurrency);
+        } else if (!strcmp(key, "env")) {
+            parse_env(p, &f, v, &wf->env, &wf->nenv);
+        } else {
+            unknown_field(p, &f, key, workflow_fields, COUNT(workflow_fields));
+        }
+    }
+    if (!seen_name)
+        dag__problem(p, NULL, 0, 0, "missing required field 'name'");
+    if (!seen_tasks)
+        dag__problem(p, NULL, 0, 0, "missing required field 'tasks'");
+}
+
+static void too_big(struct dag__parser *p, size_t len)
+{
+    const size_t mib = 1024 * 1024;
+
+    if (DAG_MAX_BYTES % mib == 0)
+        dag__problem(p, NULL, 0, 0, "definition is %zu bytes, larger than the limit of %zu MiB",
+                     len, (size_t)DAG_MAX_BYTES / mib);
+    else
+        dag__problem(p, NULL, 0, 0, "definition is %zu bytes, larger than the limit of %zu bytes",
+                     len, (size_t)DAG_MAX_BYTES);
+}
+
+int dag_parse(const char *json, size_t len, struct workflow **out, struct dag_problems *probs)
+{
+    struct dag_problems local = DAG_PROBLEMS_INIT;
+    struct dag__parser p;
+    json_error_t jerr;
+    json_t *root = NULL;
+    size_t i;
+    int ret;
+
+    if (!out || (!json && len))
+        BUG("dag_parse: bad arguments");
+    *out = NULL;
+    memset(&p, 0, sizeof(p));
+    p.probs = probs ? probs : &local;
+    p.suggest_budget = DAG__SUGGEST_BUDGET;
+
+    if (len > DAG_MAX_BYTES) {
+        too_big(&p, len);
+        ret = ERR_TOO_BIG;
+        goto out;
+    }
+    root = json_loadb(json ? json : "", len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!root) {
+        dag__problem(&p, NULL, jerr.line, jerr.column, "invalid JSON at line %d column %d: %s",
+                     jerr.line, jerr.column, jerr.text);
+        ret = ERR_INVALID;
+        goto out;
+    }
+    if (!json_is_object(root)) {
+        dag__problem(&p, NULL, 0, 0, "definition must be a JSON object, got %s", json_kind(root));
+        ret = ERR_INVALID;
+        goto out;
+    }
+    p.wf = xcalloc(1, sizeof(*p.wf));
+    parse_workflow(&p, root);
+    if (p.wf->ntasks)
+        dag__check_graph(&p);
+    if (p.nproblems) {
+        ret = ERR_INVALID;
+        goto out;
+    }
+    *out = p.wf;
+    p.wf = NULL;
+    ret = 0;
+out:
+    for (i = 0; i < p.nrefs; i++)
+        free(p.refs[i].refs);
+    free(p.refs);
+    workflow_free(p.wf);
+    json_decref(root);
+    dag_problems_release(&local);
+    return ret;
+}

@@ -1,0 +1,1593 @@
+/* Unit tests for src/dag: parsing, validation, graph checks of workflow definitions. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/err.h"
+#include "base/strbuf.h"
+#include "base/xalloc.h"
+#include "dag/dag.h"
+
+/*
+ * Definitions are written with single quotes to keep them readable in C;
+ * J() turns them into double quotes. None of the inputs needs a literal '.
+ */
+static char *J(const char *s)
+{
+    char *out = xstrdup(s);
+    for (char *p = out; *p; p++) {
+        if (*p == '\'')
+            *p = '"';
+    }
+    return out;
+}
+
+static void dump_problems(const struct dag_problems *pr)
+{
+    for (size_t i = 0; i < pr->n; i++)
+        print_message("  problem %zu: %s: %s\n", i, pr->items[i].path, pr->items[i].message);
+}
+
+/* The index of a problem at `path` whose message contains `needle`, or -1. */
+static long find_problem(const struct dag_problems *pr, const char *path, const char *needle)
+{
+    for (size_t i = 0; i < pr->n; i++) {
+        if (!strcmp(pr->items[i].path, path) && strstr(pr->items[i].message, needle))
+            return (long)i;
+    }
+    return -1;
+}
+
+/* Parse `quoted` (single-quoted JSON) expecting failure; problems go to *pr. */
+static void parse_bad(const char *quoted, struct dag_problems *pr)
+{
+    struct workflow *wf = (struct workflow *)pr; /* any non-NULL value: must be reset */
+    char *json = J(quoted);
+    int rc = dag_parse(json, strlen(json), &wf, pr);
+
+    free(json);
+    if (rc != ERR_INVALID)
+        dump_problems(pr);
+    assert_int_equal(rc, ERR_INVALID);
+    assert_null(wf);
+    assert_true(pr->n > 0);
+    /* Invariants of every problem: a path from the root and a lowercase message. */
+    for (size_t i = 0; i < pr->n; i++) {
+        const char *m = pr->items[i].message;
+        assert_int_equal(pr->items[i].path[0], '$');
+        assert_true(m[0] != '\0');
+        assert_false(m[0] >= 'A' && m[0] <= 'Z');
+        assert_true(m[strlen(m) - 1] != '.');
+    }
+}
+
+/* Expect a problem at `path` whose message contains `needle`. */
+static void expect_problem(const char *quoted, const char *path, const char *needle)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+
+    parse_bad(quoted, &pr);
+    if (find_problem(&pr, path, needle) < 0) {
+        print_message("wanted %s: ...%s...\n", path, needle);
+        dump_problems(&pr);
+        fail();
+    }
+    dag_problems_release(&pr);
+}
+
+/* Expect exactly one problem, at `path`, with exactly `message`. */
+static void expect_only(const char *quoted, const char *path, const char *message)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+
+    parse_bad(quoted, &pr);
+    if (pr.n != 1)
+        dump_problems(&pr);
+    assert_int_equal(pr.n, 1);
+    assert_string_equal(pr.items[0].path, path);
+    assert_string_equal(pr.items[0].message, message);
+    dag_problems_release(&pr);
+}
+
+static struct workflow *parse_ok(const char *quoted)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    char *json = J(quoted);
+    int rc = dag_parse(json, strlen(json), &wf, &pr);
+
+    free(json);
+    if (rc != 0)
+        dump_problems(&pr);
+    assert_int_equal(rc, 0);
+    assert_non_null(wf);
+    assert_int_equal(pr.n, 0);
+    dag_problems_release(&pr);
+    return wf;
+}
+
+/* Structural invariants every parsed workflow must satisfy. */
+static void check_invariants(const struct workflow *wf)
+{
+    size_t n = wf->ntasks;
+    size_t *pos = xmalloc(n * sizeof(*pos));
+    size_t nedges = 0, nchildren = 0;
+
+    for (size_t i = 0; i < n; i++)
+        pos[i] = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        assert_true(wf->topo[i] < n);
+        assert_int_equal(pos[wf->topo[i]], SIZE_MAX);
+        pos[wf->topo[i]] = i;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct dag_task *t = &wf->tasks[i];
+        assert_non_null(t->name);
+        assert_int_equal(dag_find_task(wf, t->name), (long)i);
+        for (size_t k = 0; k < t->ndeps; k++) {
+            assert_true(t->deps[k] < n);
+            assert_true(pos[t->deps[k]] < pos[i]); /* dependencies come first */
+        }
+        nedges += t->ndeps;
+        nchildren += t->nchildren;
+        if (t->type == TASK_COMMAND) {
+            assert_true((t->argv != NULL) != (t->shell != NULL));
+            if (t->argv) {
+                assert_null(t->argv[t->argc]);
+                for (size_t k = 0; k < t->argc; k++)
+                    assert_non_null(t->argv[k]);
+            }
+        } else {
+            assert_null(t->argv);
+            assert_null(t->shell);
+        }
+    }
+    assert_int_equal(nedges, nchildren);
+    free(pos);
+}
+
+/* ---- valid definitions ---- */
+
+static const char full_example[] =
+    "{'name': 'etl.daily-v2',"
+    " 'description': 'daily load',"
+    " 'params': {"
+    "   'date': {'type': 'string', 'required': true, 'description': 'day to load'},"
+    "   'limit': 100,"
+    "   'dry_run': {'type': 'boolean', 'default': false},"
+    "   'opts': {'a': [1, 2], 'b': 'x'},"
+    "   'label': 'hello',"
+    "   'ratio': {'default': 0.5}"
+    " },"
+    " 'timeout': '2h',"
+    " 'concurrency': 4,"
+    " 'env': {'REGION': 'eu', 'MODE': 'full'},"
+    " 'tasks': ["
+    "   {'name': 'extract', 'command': ['curl', '-o', 'out.json', 'http://x'],"
+    "    'env': {'TOKEN': 'abc'}, 'workingDir': '/tmp', 'timeout': 90, 'retries': 3,"
+    "    'retryBackoff': {'initial': '2s', 'factor': 1.5, 'max': '1m', 'jitter': false}},"
+    "   {'name': 'transform', 'dependsOn': ['extract'], 'command': 'jq . out.json > t.json',"
+    "    'timeout': '10m', 'runIf': 'allSucceeded'},"
+    "   {'name': 'wait', 'type': 'sleep', 'duration': '250ms', 'dependsOn': ['extract']},"
+    "   {'name': 'load', 'type': 'command', 'dependsOn': ['transform', 'wait'],"
+    "    'command': ['load', '--date', 'today']},"
+    "   {'name': 'notify', 'type': 'noop', 'dependsOn': ['load'], 'runIf': 'allDone'},"
+    "   {'name': 'cleanup', 'type': 'noop', 'dependsOn': ['load', 'notify'],"
+    "    'runIf': 'anyFailed'}"
+    " ]}";
+
+static void test_valid_full(void **state)
+{
+    struct workflow *wf;
+    const struct dag_task *t;
+    (void)state;
+
+    wf = parse_ok(full_example);
+    check_invariants(wf);
+    assert_string_equal(wf->name, "etl.daily-v2");
+    assert_string_equal(wf->description, "daily load");
+    assert_int_equal(wf->timeout_ms, 7200000);
+    assert_int_equal(wf->concurrency, 4);
+    assert_int_equal(wf->nenv, 2);
+    assert_string_equal(wf->env[0].key, "REGION");
+    assert_string_equal(wf->env[0].value, "eu");
+    assert_string_equal(wf->env[1].key, "MODE");
+    assert_string_equal(wf->env[1].value, "full");
+
+    assert_int_equal(wf->nparams, 6);
+    assert_string_equal(wf->params[0].name, "date");
+    assert_int_equal(wf->params[0].type, PARAM_STRING);
+    assert_int_equal(wf->params[0].required, 1);
+    assert_null(wf->params[0].default_json);
+    assert_string_equal(wf->params[0].description, "day to load");
+    assert_string_equal(wf->params[1].name, "limit");
+    assert_int_equal(wf->params[1].type, PARAM_NUMBER);
+    assert_int_equal(wf->params[1].required, 0);
+    assert_string_equal(wf->params[1].default_json, "100");
+    assert_int_equal(wf->params[2].type, PARAM_BOOLEAN);
+    assert_string_equal(wf->params[2].default_json, "false");
+    assert_int_equal(wf->params[3].type, PARAM_OBJECT);
+    assert_string_equal(wf->params[3].default_json, "{\"a\":[1,2],\"b\":\"x\"}");
+    assert_int_equal(wf->params[4].type, PARAM_STRING);
+    assert_string_equal(wf->params[4].default_json, "\"hello\"");
+    assert_string_equal(wf->params[5].name, "ratio");
+    assert_int_equal(wf->params[5].type, PARAM_NUMBER); /* taken from the default */
+    assert_string_equal(wf->params[5].default_json, "0.5");
+
+    assert_int_equal(wf->ntasks, 6);
+    t = &wf->tasks[0];
+    assert_string_equal(t->name, "extract");
+    assert_int_equal(t->type, TASK_COMMAND);
+    assert_int_equal(t->argc, 4);
+    assert_string_equal(t->argv[0], "curl");
+    assert_string_equal(t->argv[3], "http://x");
+    assert_null(t->argv[4]);
+    assert_null(t->shell);
+    assert_int_equal(t->nenv, 1);
+    assert_string_equal(t->env[0].key, "TOKEN");
+    assert_string_equal(t->env[0].value, "abc");
+    assert_string_equal(t->working_dir, "/tmp");
+    assert_int_equal(t->timeout_ms, 90000);
+    assert_int_equal(t->retries, 3);
+    assert_int_equal(t->backoff.initial_ms, 2000);
+    assert_true(t->backoff.factor == 1.5);
+    assert_int_equal(t->backoff.max_ms, 60000);
+    assert_int_equal(t->backoff.jitter, 0);
+    assert_int_equal(t->ndeps, 0);
+    assert_int_equal(t->nchildren, 2);
+    assert_int_equal(t->children[0], 1);
+    assert_int_equal(t->children[1], 2);
+
+    t = &wf->tasks[1];
+    assert_string_equal(t->shell, "jq . out.json > t.json");
+    assert_null(t->argv);
+    assert_int_equal(t->argc, 0);
+    assert_int_equal(t->timeout_ms, 600000);
+    assert_int_equal(t->run_if, RUN_IF_ALL_SUCCEEDED);
+    assert_int_equal(t->ndeps, 1);
+    assert_int_equal(t->deps[0], 0);
+
+    t = &wf->tasks[2];
+    assert_int_equal(t->type, TASK_SLEEP);
+    assert_int_equal(t->sleep_ms, 250);
+
+    t = &wf->tasks[3];
+    assert_int_equal(t->ndeps, 2);
+    assert_int_equal(t->deps[0], 1); /* in the order written */
+    assert_int_equal(t->deps[1], 2);
+    assert_int_equal(t->nchildren, 2);
+
+    t = &wf->tasks[4];
+    assert_int_equal(t->type, TASK_NOOP);
+    assert_int_equal(t->run_if, RUN_IF_ALL_DONE);
+    t = &wf->tasks[5];
+    assert_int_equal(t->run_if, RUN_IF_ANY_FAILED);
+    assert_int_equal(t->ndeps, 2);
+
+    /* Kahn's order, ties by document order. */
+    {
+        const size_t want[] = {0, 1, 2, 3, 4, 5};
+        for (size_t i = 0; i < 6; i++)
+            assert_int_equal(wf->topo[i], want[i]);
+    }
+    workflow_free(wf);
+}
+
+static void test_defaults(void **state)
+{
+    struct workflow *wf;
+    const struct dag_task *t;
+    (void)state;
+
+    wf = parse_ok("{'name': 'w', 'tasks': [{'name': 'a', 'command': ['true']}]}");
+    check_invariants(wf);
+    assert_null(wf->description);
+    assert_int_equal(wf->nparams, 0);
+    assert_int_equal(wf->timeout_ms, 0);
+    assert_int_equal(wf->concurrency, 0);
+    assert_int_equal(wf->nenv, 0);
+    t = &wf->tasks[0];
+    assert_int_equal(t->type, TASK_COMMAND);
+    assert_int_equal(t->argc, 1);
+    assert_null(t->working_dir);
+    assert_int_equal(t->timeout_ms, 0);
+    assert_int_equal(t->retries, 0);
+    assert_int_equal(t->backoff.initial_ms, 1000);
+    assert_true(t->backoff.factor == 2.0);
+    assert_int_equal(t->backoff.max_ms, 300000);
+    assert_int_equal(t->backoff.jitter, 1);
+    assert_int_equal(t->run_if, RUN_IF_ALL_SUCCEEDED);
+    assert_int_equal(t->ndeps, 0);
+    assert_int_equal(t->nchildren, 0);
+    assert_int_equal(wf->topo[0], 0);
+    workflow_free(wf);
+    workflow_free(NULL);
+}
+
+static void test_topo_diamond(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    /* Written out of order: dependencies may come after their dependents. */
+    wf = parse_ok("{'name': 'd', 'tasks': ["
+                  " {'name': 'join', 'type': 'noop', 'dependsOn': ['left', 'right']},"
+                  " {'name': 'left', 'type': 'noop', 'dependsOn': ['root']},"
+                  " {'name': 'right', 'type': 'noop', 'dependsOn': ['root']},"
+                  " {'name': 'root', 'type': 'noop'}]}");
+    check_invariants(wf);
+    assert_int_equal(wf->topo[0], 3);
+    assert_int_equal(wf->topo[3], 0);
+    assert_int_equal(wf->tasks[3].nchildren, 2);
+    assert_int_equal(wf->tasks[3].children[0], 1);
+    assert_int_equal(wf->tasks[3].children[1], 2);
+    workflow_free(wf);
+}
+
+static void test_durations(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    wf = parse_ok("{'name': 'w', 'timeout': 1.5, 'tasks': ["
+                  " {'name': 'a', 'type': 'sleep', 'duration': 0},"
+                  " {'name': 'b', 'type': 'sleep', 'duration': '1h30m', 'timeout': '250ms'},"
+                  " {'name': 'c', 'type': 'sleep', 'duration': 2, 'timeout': 3.0},"
+                  " {'name': 'd', 'type': 'sleep', 'duration': '90s',"
+                  "  'retryBackoff': {'initial': 0.5, 'max': 10}}]}");
+    assert_int_equal(wf->timeout_ms, 1500);
+    assert_int_equal(wf->tasks[0].sleep_ms, 0);
+    assert_int_equal(wf->tasks[1].sleep_ms, 5400000);
+    assert_int_equal(wf->tasks[1].timeout_ms, 250);
+    assert_int_equal(wf->tasks[2].sleep_ms, 2000);
+    assert_int_equal(wf->tasks[2].timeout_ms, 3000);
+    assert_int_equal(wf->tasks[3].sleep_ms, 90000);
+    assert_int_equal(wf->tasks[3].backoff.initial_ms, 500);
+    assert_int_equal(wf->tasks[3].backoff.max_ms, 10000);
+    workflow_free(wf);
+}
+
+static void test_bad_durations(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'sleep', 'duration': '10x'}]}",
+                "$.tasks[0].duration",
+                "invalid duration '10x': missing or unknown unit (use ms, s, m, h, d)");
+    expect_problem("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'sleep', 'duration': -1}]}",
+                   "$.tasks[0].duration", "duration '-1' is negative");
+    expect_problem("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'sleep', 'duration': 'abc'}]}",
+                   "$.tasks[0].duration", "invalid duration 'abc'");
+    expect_problem("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'sleep', 'duration': true}]}",
+                   "$.tasks[0].duration", "'duration' must be a duration");
+    expect_problem("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'sleep', 'duration': 1e300}]}",
+                   "$.tasks[0].duration", "too long");
+    /* Timeouts must be positive. */
+    expect_only("{'name': 'w', 'timeout': 0, 'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.timeout", "'timeout' must be greater than zero");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'timeout': '0s'}]}",
+                "$.tasks[0].timeout", "'timeout' must be greater than zero");
+    expect_problem("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'timeout': -5}]}",
+                   "$.tasks[0].timeout", "negative");
+    expect_problem("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop',"
+                   " 'retryBackoff': {'max': '5q'}}]}",
+                   "$.tasks[0].retryBackoff.max", "invalid duration '5q'");
+}
+
+static void test_params(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    wf = parse_ok("{'name': 'w', 'params': {"
+                  " 's': 'x', 'n': 1.25, 'i': -3, 't': true, 'o': {},"
+                  " 'spec_s': {'type': 'string'},"
+                  " 'spec_n': {'type': 'number', 'default': 7, 'required': false},"
+                  " 'spec_o': {'type': 'object', 'default': {'k': null}},"
+                  " 'spec_r': {'type': 'number', 'required': true},"
+                  " 'only_desc': {'description': 'hello'},"
+                  " '_x9': {'default': 'v'}"
+                  "}, 'tasks': [{'name': 'a', 'type': 'noop'}]}");
+    assert_int_equal(wf->nparams, 11);
+    assert_int_equal(wf->params[0].type, PARAM_STRING);
+    assert_string_equal(wf->params[0].default_json, "\"x\"");
+    assert_int_equal(wf->params[1].type, PARAM_NUMBER);
+    assert_string_equal(wf->params[1].default_json, "1.25");
+    assert_int_equal(wf->params[2].type, PARAM_NUMBER);
+    assert_string_equal(wf->params[2].default_json, "-3");
+    assert_int_equal(wf->params[3].type, PARAM_BOOLEAN);
+    assert_string_equal(wf->params[3].default_json, "true");
+    assert_int_equal(wf->params[4].type, PARAM_OBJECT);
+    assert_string_equal(wf->params[4].default_json, "{}");
+    assert_int_equal(wf->params[5].type, PARAM_STRING);
+    assert_null(wf->params[5].default_json);
+    assert_int_equal(wf->params[5].required, 0);
+    assert_int_equal(wf->params[6].type, PARAM_NUMBER);
+    assert_string_equal(wf->params[6].default_json, "7");
+    assert_int_equal(wf->params[7].type, PARAM_OBJECT);
+    assert_string_equal(wf->params[7].default_json, "{\"k\":null}");
+    assert_int_equal(wf->params[8].required, 1);
+    assert_null(wf->params[8].default_json);
+    assert_int_equal(wf->params[9].type, PARAM_STRING);
+    assert_string_equal(wf->params[9].description, "hello");
+    assert_string_equal(wf->params[10].name, "_x9");
+    assert_string_equal(wf->params[10].default_json, "\"v\"");
+    workflow_free(wf);
+}
+
+static void test_bad_params(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'params': {'date': {'type': 'date'}}, "
+                "'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.params.date.type",
+                "invalid param type 'date' (allowed: string, number, boolean, object)");
+    expect_only("{'name': 'w', 'params': {'n': {'type': 'number', 'default': 'x'}}, "
+                "'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.params.n.default", "'default' must be a number (the param's type), got string");
+    expect_only("{'name': 'w', 'params': {'n': {'default': 1, 'required': true}}, "
+                "'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.params.n.required", "param 'n' has a default and cannot be required");
+    expect_only("{'name': 'w', 'params': {'9x': 1}, 'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.params[\"9x\"]",
+                "invalid param name '9x' (must match [A-Za-z_][A-Za-z0-9_]{0,63})");
+    expect_problem("{'name': 'w', 'params': {'a b': 1}, 'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                   "$.params[\"a b\"]", "invalid param name 'a b'");
+    expect_only("{'name': 'w', 'params': {'l': [1]}, 'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.params.l",
+                "param 'l' must be a spec object or a default value (string, number, boolean or "
+                "object), got array");
+    expect_only("{'name': 'w', 'params': {'z': null}, 'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.params.z",
+                "param 'z' must be a spec object or a default value (string, number, boolean or "
+                "object), got null");
+    expect_only("{'name': 'w', 'params': {'z': {'default': null}}, "
+                "'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.params.z.default",
+                "'default' must be a string, number, boolean or object, got null");
+    expect_only("{'name': 'w', 'params': {'z': {'type': 'string', 'required': 'yes'}}, "
+                "'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.params.z.required", "'required' must be a boolean, got string");
+    expect_only("{'name': 'w', 'params': {'z': {'type': 'string', 'defualt': 'x'}}, "
+                "'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.params.z.defualt", "unknown field 'defualt' (did you mean 'default'?)");
+    expect_only("{'name': 'w', 'params': [], 'tasks': [{'name': 'a', 'type': 'noop'}]}", "$.params",
+                "'params' must be an object, got array");
+    /* 64 characters is the longest param name. */
+    {
+        struct workflow *wf =
+            parse_ok("{'name': 'w', 'params': {'"
+                     "p123456789012345678901234567890123456789012345678901234567890123': 1},"
+                     " 'tasks': [{'name': 'a', 'type': 'noop'}]}");
+        workflow_free(wf);
+        expect_problem("{'name': 'w', 'params': {'"
+                       "p1234567890123456789012345678901234567890123456789012345678901234': 1},"
+                       " 'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                       "$.params.p1234567890123456789012345678901234567890123456789012345678901234",
+                       "invalid param name");
+    }
+}
+
+/* ---- JSON-level failures ---- */
+
+static void test_json_syntax_error(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    const char *json = "{\"name\": \"w\",\n  \"tasks\": [],\n  \"timeout\": 5,, \"x\": 1}";
+    (void)state;
+
+    assert_int_equal(dag_parse(json, strlen(json), &wf, &pr), ERR_INVALID);
+    assert_null(wf);
+    assert_int_equal(pr.n, 1);
+    assert_string_equal(pr.items[0].path, "$");
+    assert_int_equal(pr.items[0].line, 3);
+    assert_int_equal(pr.items[0].column, 16);
+    assert_string_equal(pr.items[0].message,
+                        "invalid JSON at line 3 column 16: string or '}' expected near ','");
+    dag_problems_release(&pr);
+
+    expect_only("{'name': 'w' 'tasks': []}", "$",
+                "invalid JSON at line 1 column 20: '}' expected near '\"tasks\"'");
+    expect_problem("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop'}]} trailing", "$",
+                   "invalid JSON at line 1");
+    expect_problem("", "$", "invalid JSON at line 1 column 0: unexpected token near end of file");
+    expect_problem("{'retries': 1e999}", "$", "real number overflow");
+    expect_problem("{'retries': 99999999999999999999}", "$", "too big integer");
+}
+
+static void test_json_duplicate_keys(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'name': 'v', 'tasks': []}", "$",
+                "invalid JSON at line 1 column 20: duplicate object key near '\"name\"'");
+}
+
+static void test_json_invalid_utf8_and_nul(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    const char bad_utf8[] = "{\"name\": \"w\xff\xfe\", \"tasks\": []}";
+    const char nul_in_string[] = "{\"name\": \"w\0x\", \"tasks\": []}";
+    const char nul_after[] =
+        "{\"name\": \"w\", \"tasks\": [{\"name\": \"a\", \"type\": \"noop\"}]}\0";
+    const char escaped_nul[] = "{\"name\": \"w\\u0000\", \"tasks\": []}";
+    (void)state;
+
+    assert_int_equal(dag_parse(bad_utf8, sizeof(bad_utf8) - 1, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.n, 1);
+    assert_string_equal(pr.items[0].path, "$");
+    assert_non_null(strstr(pr.items[0].message, "unable to decode byte 0xff"));
+    dag_problems_release(&pr);
+
+    assert_int_equal(dag_parse(nul_in_string, sizeof(nul_in_string) - 1, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.n, 1);
+    assert_non_null(strstr(pr.items[0].message, "control character 0x0"));
+    dag_problems_release(&pr);
+
+    /* The length given is the length parsed: a NUL inside it is not an end. */
+    assert_int_equal(dag_parse(nul_after, sizeof(nul_after) - 1, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.n, 1);
+    assert_non_null(strstr(pr.items[0].message, "invalid JSON"));
+    dag_problems_release(&pr);
+    assert_int_equal(dag_parse(nul_after, sizeof(nul_after) - 2, &wf, &pr), 0);
+    workflow_free(wf);
+
+    assert_int_equal(dag_parse(escaped_nul, sizeof(escaped_nul) - 1, &wf, &pr), ERR_INVALID);
+    assert_non_null(strstr(pr.items[0].message, "\\u0000 is not allowed"));
+    dag_problems_release(&pr);
+
+    /* NULL input of length 0 is empty input. */
+    assert_int_equal(dag_parse(NULL, 0, &wf, &pr), ERR_INVALID);
+    assert_null(wf);
+    assert_int_equal(pr.n, 1);
+    dag_problems_release(&pr);
+}
+
+static void test_json_deep_nesting(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    size_t n = 200000;
+    char *json = xmalloc(2 * n + 64);
+    size_t len;
+    (void)state;
+
+    memset(json, '[', n);
+    memset(json + n, ']', n);
+    assert_int_equal(dag_parse(json, 2 * n, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.n, 1);
+    assert_string_equal(pr.items[0].path, "$");
+    assert_non_null(strstr(pr.items[0].message, "maximum parsing depth"));
+    dag_problems_release(&pr);
+
+    /* Deep but within jansson's limit, inside a param default: dumped back without trouble. */
+    len = (size_t)snprintf(json, 64, "{\"name\":\"w\",\"params\":{\"p\":");
+    for (size_t i = 0; i < 1000; i++)
+        memcpy(json + len + 5 * i, "{\"a\":", 5);
+    len += 5000;
+    memset(json + len, '1', 1);
+    len += 1;
+    memset(json + len, '}', 1000);
+    len += 1000;
+    len += (size_t)snprintf(json + len, 64, "},\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}");
+    assert_int_equal(dag_parse(json, len, &wf, &pr), 0);
+    assert_int_equal(wf->params[0].type, PARAM_OBJECT);
+    assert_int_equal(strlen(wf->params[0].default_json), 6001);
+    workflow_free(wf);
+    free(json);
+}
+
+static void test_too_big(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf = (struct workflow *)&pr;
+    size_t len = DAG_MAX_BYTES + 1;
+    char *json = xmalloc(len);
+    char want[128];
+    (void)state;
+
+    memset(json, ' ', len);
+    json[0] = '{';
+    json[len - 1] = '}';
+    assert_int_equal(dag_parse(json, len, &wf, &pr), ERR_TOO_BIG);
+    assert_null(wf);
+    assert_int_equal(pr.n, 1);
+    assert_string_equal(pr.items[0].path, "$");
+    snprintf(want, sizeof(want), "definition is %zu bytes, larger than the limit of 4 MiB", len);
+    assert_string_equal(pr.items[0].message, want);
+    dag_problems_release(&pr);
+
+    /* Exactly the limit is parsed (and here is merely incomplete). */
+    assert_int_equal(dag_parse(json, len - 1, &wf, &pr), ERR_INVALID);
+    assert_non_null(strstr(pr.items[0].message, "invalid JSON"));
+    dag_problems_release(&pr);
+    free(json);
+}
+
+static void test_not_object(void **state)
+{
+    (void)state;
+    expect_only("[]", "$", "definition must be a JSON object, got array");
+    expect_only("'x'", "$", "definition must be a JSON object, got string");
+    expect_only("42", "$", "definition must be a JSON object, got integer");
+    expect_only("null", "$", "definition must be a JSON object, got null");
+}
+
+/* ---- workflow-level fields ---- */
+
+static void test_missing_name(void **state)
+{
+    (void)state;
+    expect_only("{'tasks': [{'name': 'a', 'type': 'noop'}]}", "$", "missing required field 'name'");
+    expect_only("{'name': 'w'}", "$", "missing required field 'tasks'");
+}
+
+static void test_bad_workflow_name(void **state)
+{
+    char name[140];
+    char json[256];
+    struct workflow *wf;
+    (void)state;
+
+    expect_only("{'name': 'My Flow', 'tasks': [{'name': 'a', 'type': 'noop'}]}", "$.name",
+                "invalid workflow name 'My Flow' (must match [a-z0-9][a-z0-9._-]{0,127}: "
+                "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, "
+                "at most 128 characters)");
+    expect_problem("{'name': '', 'tasks': [{'name': 'a', 'type': 'noop'}]}", "$.name",
+                   "invalid workflow name ''");
+    expect_problem("{'name': '-x', 'tasks': [{'name': 'a', 'type': 'noop'}]}", "$.name",
+                   "[a-z0-9][a-z0-9._-]{0,127}");
+    expect_only("{'name': 7, 'tasks': [{'name': 'a', 'type': 'noop'}]}", "$.name",
+                "'name' must be a string, got integer");
+
+    memset(name, 'a', 128);
+    name[128] = '\0';
+    assert_true(dag_valid_workflow_name(name));
+    snprintf(json, sizeof(json), "{'name': '%s', 'tasks': [{'name': 'a', 'type': 'noop'}]}", name);
+    wf = parse_ok(json);
+    workflow_free(wf);
+    name[128] = 'a';
+    name[129] = '\0';
+    assert_false(dag_valid_workflow_name(name));
+    assert_true(dag_valid_workflow_name("0.a_b-c"));
+    assert_false(dag_valid_workflow_name("a/b"));
+    assert_false(dag_valid_workflow_name("A"));
+    assert_false(dag_valid_workflow_name(""));
+    assert_false(dag_valid_workflow_name(NULL));
+}
+
+static void test_concurrency(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    wf = parse_ok("{'name': 'w', 'concurrency': 2.0, 'tasks': [{'name': 'a', 'type': 'noop'}]}");
+    assert_int_equal(wf->concurrency, 2);
+    workflow_free(wf);
+    expect_only("{'name': 'w', 'concurrency': 0, 'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.concurrency", "'concurrency' must be at least 1, got 0");
+    expect_only("{'name': 'w', 'concurrency': 1.5, 'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.concurrency", "'concurrency' must be an integer, got number");
+    expect_problem("{'name': 'w', 'concurrency': 99999999999, "
+                   "'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                   "$.concurrency", "'concurrency' must be between 1 and 2147483647");
+}
+
+static void test_env(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'env': {'1X': 'v'}, 'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.env[\"1X\"]",
+                "invalid environment variable name '1X' (must match [A-Za-z_][A-Za-z0-9_]*)");
+    expect_only("{'name': 'w', 'env': {'A': 1}, 'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.env.A", "'A' must be a string, got integer");
+    expect_only("{'name': 'w', 'env': ['A'], 'tasks': [{'name': 'a', 'type': 'noop'}]}", "$.env",
+                "'env' must be an object of strings, got array");
+    expect_problem("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'env': {'A-B': 'x'}}]}",
+                   "$.tasks[0].env[\"A-B\"]", "invalid environment variable name 'A-B'");
+    expect_problem("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'env': {'': 'x'}}]}",
+                   "$.tasks[0].env[\"\"]", "invalid environment variable name ''");
+    expect_problem("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'env': {'X': null}}]}",
+                   "$.tasks[0].env.X", "'X' must be a string, got null");
+}
+
+/* ---- typo protection and types ---- */
+
+static void test_unknown_fields(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'tasks': [{'name': 'b', 'type': 'noop'},"
+                " {'name': 'a', 'type': 'noop', 'dependson': ['b']}]}",
+                "$.tasks[1].dependson", "unknown field 'dependson' (did you mean 'dependsOn'?)");
+    expect_only("{'name': 'w', 'taks': [], 'tasks': [{'name': 'a', 'type': 'noop'}]}", "$.taks",
+                "unknown field 'taks' (did you mean 'tasks'?)");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'timout': 5}]}",
+                "$.tasks[0].timout", "unknown field 'timout' (did you mean 'timeout'?)");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'runif': 'allDone'}]}",
+                "$.tasks[0].runif", "unknown field 'runif' (did you mean 'runIf'?)");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop',"
+                " 'retryBackoff': {'factr': 2}}]}",
+                "$.tasks[0].retryBackoff.factr", "unknown field 'factr' (did you mean 'factor'?)");
+    /* Transposed letters count as one edit. */
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'rteries': 1}]}",
+                "$.tasks[0].rteries", "unknown field 'rteries' (did you mean 'retries'?)");
+    /* Nothing close: no suggestion. */
+    expect_only("{'name': 'w', 'owner': 'me', 'tasks': [{'name': 'a', 'type': 'noop'}]}", "$.owner",
+                "unknown field 'owner'");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'x': 1}]}", "$.tasks[0].x",
+                "unknown field 'x'");
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'retries': '3'}]}",
+                "$.tasks[0].retries", "'retries' must be an integer, got string");
+    expect_only("{'name': 'w', 'tasks': {'name': 'a'}}", "$.tasks",
+                "'tasks' must be an array of tasks, got object");
+    expect_only("{'name': 'w', 'tasks': ['a']}", "$.tasks[0]",
+                "task must be an object, got string");
+    expect_only("{'name': 'w', 'tasks': [{'name': 1, 'type': 'noop'}]}", "$.tasks[0].name",
+                "'name' must be a string, got integer");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'dependsOn': 'b'}]}",
+                "$.tasks[0].dependsOn", "'dependsOn' must be an array of task names, got string");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'dependsOn': [1]}]}",
+                "$.tasks[0].dependsOn[0]", "'dependsOn[0]' must be a string, got integer");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'command': 5}]}", "$.tasks[0].command",
+                "'command' must be a string or an array of strings, got integer");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'command': ['ls', false]}]}",
+                "$.tasks[0].command[1]", "'command[1]' must be a string, got boolean");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'workingDir': []}]}",
+                "$.tasks[0].workingDir", "'workingDir' must be a string, got array");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'workingDir': ''}]}",
+                "$.tasks[0].workingDir", "'workingDir' must not be empty");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'retryBackoff': 1}]}",
+                "$.tasks[0].retryBackoff", "'retryBackoff' must be an object, got integer");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop',"
+                " 'retryBackoff': {'jitter': 'no'}}]}",
+                "$.tasks[0].retryBackoff.jitter", "'jitter' must be a boolean, got string");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 1}]}", "$.tasks[0].type",
+                "'type' must be a string, got integer");
+    expect_only("{'name': 'w', 'description': {}, 'tasks': [{'name': 'a', 'type': 'noop'}]}",
+                "$.description", "'description' must be a string, got object");
+}
+
+static void test_retries_range(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    wf = parse_ok("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'retries': 100},"
+                  " {'name': 'b', 'type': 'noop', 'retries': 0}]}");
+    assert_int_equal(wf->tasks[0].retries, 100);
+    workflow_free(wf);
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'retries': 101}]}",
+                "$.tasks[0].retries", "'retries' must be between 0 and 100, got 101");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'retries': -1}]}",
+                "$.tasks[0].retries", "'retries' must be between 0 and 100, got -1");
+}
+
+static void test_bad_enums(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'shell', 'command': 'ls'}]}",
+                "$.tasks[0].type", "invalid type 'shell' (allowed: command, noop, sleep)");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'runIf': 'always'}]}",
+                "$.tasks[0].runIf",
+                "invalid runIf 'always' (allowed: allSucceeded, allDone, anyFailed)");
+}
+
+static void test_type_rules(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'command': 'ls'}]}",
+                "$.tasks[0].command", "'command' is not allowed for type 'noop'");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'sleep', 'duration': 1,"
+                " 'command': ['ls']}]}",
+                "$.tasks[0].command", "'command' is not allowed for type 'sleep'");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'command': 'ls', 'duration': 1}]}",
+                "$.tasks[0].duration", "'duration' is not allowed for type 'command'");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'sleep'}]}", "$.tasks[0]",
+                "missing 'duration' (required for type 'sleep')");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a'}]}", "$.tasks[0]",
+                "missing 'command' (required for type 'command')");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'command', 'command': []}]}",
+                "$.tasks[0].command", "'command' must not be empty");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'command': ' \\n '}]}", "$.tasks[0].command",
+                "'command' must not be empty");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'command': ['', 'x']}]}",
+                "$.tasks[0].command[0]", "the program name 'command[0]' must not be empty");
+    /* Later arguments may be empty. */
+    wf = parse_ok("{'name': 'w', 'tasks': [{'name': 'a', 'command': ['printf', '']}]}");
+    assert_int_equal(wf->tasks[0].argc, 2);
+    assert_string_equal(wf->tasks[0].argv[1], "");
+    workflow_free(wf);
+}
+
+static void test_backoff_rules(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop',"
+                " 'retryBackoff': {'factor': 0.5}}]}",
+                "$.tasks[0].retryBackoff.factor", "'factor' must be between 1 and 100, got 0.5");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop',"
+                " 'retryBackoff': {'factor': 101}}]}",
+                "$.tasks[0].retryBackoff.factor", "'factor' must be between 1 and 100, got 101");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop',"
+                " 'retryBackoff': {'factor': '2'}}]}",
+                "$.tasks[0].retryBackoff.factor", "'factor' must be a number, got string");
+    /* initial above the default max of 5m. */
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop',"
+                " 'retryBackoff': {'initial': '10m'}}]}",
+                "$.tasks[0].retryBackoff.initial",
+                "'initial' (10m00s) must not be greater than 'max' (5m00s)");
+    expect_problem("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop',"
+                   " 'retryBackoff': {'initial': 5, 'max': 2}}]}",
+                   "$.tasks[0].retryBackoff.initial", "must not be greater than 'max'");
+    /* A bad duration is reported once, without a comparison against it. */
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop',"
+                " 'retryBackoff': {'initial': 'x', 'max': '1s'}}]}",
+                "$.tasks[0].retryBackoff.initial",
+                "invalid duration 'x' (use e.g. \"90s\", \"10m\", \"1h30m\")");
+}
+
+/* ---- names and the graph ---- */
+
+static void test_no_tasks(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'tasks': []}", "$.tasks", "workflow has no tasks");
+}
+
+static void test_too_many_tasks(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct strbuf sb = STRBUF_INIT;
+    char want[128];
+    (void)state;
+
+    strbuf_adds(&sb, "{\"name\":\"w\",\"tasks\":[");
+    for (size_t i = 0; i <= DAG_MAX_TASKS; i++)
+        strbuf_adds(&sb, i ? ",{}" : "{}");
+    strbuf_adds(&sb, "]}");
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.n, 1);
+    assert_string_equal(pr.items[0].path, "$.tasks");
+    snprintf(want, sizeof(want), "workflow has %lu tasks, more than the limit of %lu",
+             (unsigned long)DAG_MAX_TASKS + 1, (unsigned long)DAG_MAX_TASKS);
+    assert_string_equal(pr.items[0].message, want);
+    dag_problems_release(&pr);
+    strbuf_release(&sb);
+}
+
+static void test_task_names(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'tasks': [{'type': 'noop'}]}", "$.tasks[0]",
+                "missing required field 'name'");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a b', 'type': 'noop'}]}", "$.tasks[0].name",
+                "invalid task name 'a b' (must match [A-Za-z0-9][A-Za-z0-9._-]{0,127})");
+    expect_problem("{'name': 'w', 'tasks': [{'name': '', 'type': 'noop'}]}", "$.tasks[0].name",
+                   "invalid task name ''");
+    expect_problem("{'name': 'w', 'tasks': [{'name': '.a', 'type': 'noop'}]}", "$.tasks[0].name",
+                   "invalid task name '.a'");
+    /* An invalid name is still a name: depending on it is not also an unknown task. */
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a b', 'type': 'noop'},"
+                " {'name': 'c', 'type': 'noop', 'dependsOn': ['a b']}]}",
+                "$.tasks[0].name",
+                "invalid task name 'a b' (must match [A-Za-z0-9][A-Za-z0-9._-]{0,127})");
+}
+
+static void test_duplicate_task_names(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    (void)state;
+
+    expect_only("{'name': 'w', 'tasks': [{'name': 'extract', 'type': 'noop'},"
+                " {'name': 'load', 'type': 'noop'}, {'name': 'extract', 'type': 'noop'}]}",
+                "$.tasks[2].name", "duplicate task name 'extract' (also $.tasks[0])");
+    /* A third copy also points at the first; reported in document order. */
+    parse_bad("{'name': 'w', 'tasks': [{'name': 'b', 'type': 'noop'}, {'name': 'a', 'type': "
+              "'noop'}, {'name': 'b', 'type': 'noop'}, {'name': 'a', 'type': 'noop'},"
+              " {'name': 'b', 'type': 'noop'}]}",
+              &pr);
+    assert_int_equal(pr.n, 3);
+    assert_string_equal(pr.items[0].path, "$.tasks[2].name");
+    assert_string_equal(pr.items[0].message, "duplicate task name 'b' (also $.tasks[0])");
+    assert_string_equal(pr.items[1].path, "$.tasks[3].name");
+    assert_string_equal(pr.items[1].message, "duplicate task name 'a' (also $.tasks[1])");
+    assert_string_equal(pr.items[2].path, "$.tasks[4].name");
+    assert_string_equal(pr.items[2].message, "duplicate task name 'b' (also $.tasks[0])");
+    dag_problems_release(&pr);
+}
+
+static void test_self_dependency(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'tasks': [{'name': 'b', 'type': 'noop'},"
+                " {'name': 'a', 'type': 'noop', 'dependsOn': ['b', 'a']}]}",
+                "$.tasks[1].dependsOn[1]", "task 'a' depends on itself");
+}
+
+static void test_duplicate_dependency(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'tasks': [{'name': 'b', 'type': 'noop'},"
+                " {'name': 'c', 'type': 'noop'},"
+                " {'name': 'a', 'type': 'noop', 'dependsOn': ['b', 'c', 'b']}]}",
+                "$.tasks[2].dependsOn[2]", "duplicate dependency 'b' in dependsOn");
+}
+
+static void test_unknown_dependency(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'tasks': [{'name': 'extract', 'type': 'noop'},"
+                " {'name': 'transform', 'type': 'noop', 'dependsOn': ['extract']},"
+                " {'name': 'load', 'type': 'noop', 'dependsOn': ['extract', 'trasform']}]}",
+                "$.tasks[2].dependsOn[1]",
+                "unknown task 'trasform' in dependsOn (did you mean 'transform'?)");
+    /* Too far from every name: no suggestion. */
+    expect_only("{'name': 'w', 'tasks': [{'name': 'extract', 'type': 'noop'},"
+                " {'name': 'load', 'type': 'noop', 'dependsOn': ['publish']}]}",
+                "$.tasks[1].dependsOn[0]", "unknown task 'publish' in dependsOn");
+    /* A task is never suggested as its own dependency. */
+    expect_only("{'name': 'w', 'tasks': [{'name': 'build', 'type': 'noop', "
+                "'dependsOn': ['buidl']}]}",
+                "$.tasks[0].dependsOn[0]", "unknown task 'buidl' in dependsOn");
+    /* The nearest of several candidates wins. */
+    expect_only("{'name': 'w', 'tasks': [{'name': 'alpha', 'type': 'noop'},"
+                " {'name': 'alpine', 'type': 'noop'},"
+                " {'name': 'x', 'type': 'noop', 'dependsOn': ['alpin']}]}",
+                "$.tasks[2].dependsOn[0]",
+                "unknown task 'alpin' in dependsOn (did you mean 'alpine'?)");
+}
+
+static void test_cycle_three(void **state)
+{
+    (void)state;
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'dependsOn': ['b']},"
+                " {'name': 'b', 'type': 'noop', 'dependsOn': ['c']},"
+                " {'name': 'c', 'type': 'noop', 'dependsOn': ['a']}]}",
+                "$.tasks[0].dependsOn", "cycle: a -> b -> c -> a");
+    /* The cycle starts at its first task in the document. */
+    expect_only("{'name': 'w', 'tasks': [{'name': 'start', 'type': 'noop'},"
+                " {'name': 'y', 'type': 'noop', 'dependsOn': ['start', 'x']},"
+                " {'name': 'x', 'type': 'noop', 'dependsOn': ['y']}]}",
+                "$.tasks[1].dependsOn", "cycle: y -> x -> y");
+}
+
+static void test_two_cycles(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    (void)state;
+
+    parse_bad("{'name': 'w', 'tasks': ["
+              " {'name': 'ok', 'type': 'noop'},"
+              " {'name': 'p', 'type': 'noop', 'dependsOn': ['q', 'ok']},"
+              " {'name': 'q', 'type': 'noop', 'dependsOn': ['p']},"
+              " {'name': 'after', 'type': 'noop', 'dependsOn': ['p', 'z']},"
+              " {'name': 'x', 'type': 'noop', 'dependsOn': ['z']},"
+              " {'name': 'y', 'type': 'noop', 'dependsOn': ['x']},"
+              " {'name': 'z', 'type': 'noop', 'dependsOn': ['y', 'x']}]}",
+              &pr);
+    if (pr.n != 2)
+        dump_problems(&pr);
+    assert_int_equal(pr.n, 2);
+    assert_string_equal(pr.items[0].path, "$.tasks[1].dependsOn");
+    assert_string_equal(pr.items[0].message, "cycle: p -> q -> p");
+    assert_string_equal(pr.items[1].path, "$.tasks[4].dependsOn");
+    /* One report per strongly connected component {x, y, z}, though it has two cycles. */
+    assert_string_equal(pr.items[1].message, "cycle: x -> z -> x");
+    dag_problems_release(&pr);
+}
+
+static void test_long_cycle(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct strbuf sb = STRBUF_INIT;
+    size_t n = 50000;
+    (void)state;
+
+    strbuf_adds(&sb, "{\"name\":\"w\",\"tasks\":[");
+    for (size_t i = 0; i < n; i++)
+        strbuf_addf(&sb, "%s{\"name\":\"t%zu\",\"type\":\"noop\",\"dependsOn\":[\"t%zu\"]}",
+                    i ? "," : "", i, (i + 1) % n);
+    strbuf_adds(&sb, "]}");
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.n, 1);
+    assert_string_equal(pr.items[0].path, "$.tasks[0].dependsOn");
+    assert_string_equal(pr.items[0].message,
+                        "cycle: t0 -> t1 -> t2 -> t3 -> t4 -> t5 -> t6 -> t7 -> ... (49984 more) "
+                        "-> t49992 -> t49993 -> t49994 -> t49995 -> t49996 -> t49997 -> t49998 "
+                        "-> t49999 -> t0");
+    dag_problems_release(&pr);
+    strbuf_release(&sb);
+}
+
+/* ---- several problems, limits, text safety ---- */
+
+static void test_many_problems_at_once(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    (void)state;
+
+    parse_bad("{'name': 'Bad Name', 'timeout': 'soon', 'tasks': ["
+              " {'name': 'a', 'command': 'ls', 'retries': 500, 'runIf': 'sometimes'},"
+              " {'name': 'a', 'type': 'noop', 'dependsOn': ['zzz']},"
+              " {'name': 'c', 'type': 'sleep', 'duraton': 5}]}",
+              &pr);
+    assert_true(find_problem(&pr, "$.name", "invalid workflow name 'Bad Name'") >= 0);
+    assert_true(find_problem(&pr, "$.timeout", "invalid duration 'soon'") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[0].retries", "between 0 and 100, got 500") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[0].runIf", "invalid runIf 'sometimes'") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[1].name", "duplicate task name 'a'") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[1].dependsOn[0]", "unknown task 'zzz'") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[2].duraton",
+                             "unknown field 'duraton' (did you mean 'duration'?)") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[2]", "missing 'duration'") >= 0);
+    assert_int_equal(pr.n, 8);
+    assert_int_equal(pr.dropped, 0);
+    dag_problems_release(&pr);
+}
+
+static void test_problem_limit(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct strbuf sb = STRBUF_INIT;
+    size_t n = 5000;
+    (void)state;
+
+    strbuf_adds(&sb, "{\"name\":\"w\",\"tasks\":[");
+    for (size_t i = 0; i < n; i++)
+        strbuf_addf(&sb, "%s{\"name\":\"task%zu\",\"type\":\"noop\",\"dependsOn\":[\"tsak%zu\"]}",
+                    i ? "," : "", i, (i + 1) % n);
+    strbuf_adds(&sb, "]}");
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.n, DAG_MAX_PROBLEMS);
+    assert_int_equal(pr.dropped, n - DAG_MAX_PROBLEMS);
+    assert_string_equal(pr.items[0].message,
+                        "unknown task 'tsak1' in dependsOn (did you mean 'task1'?)");
+    dag_problems_release(&pr);
+    assert_int_equal(pr.n, 0);
+    assert_int_equal(pr.dropped, 0);
+    assert_null(pr.items);
+
+    /* Without a problem list the result is the same, and nothing leaks. */
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, NULL), ERR_INVALID);
+    assert_null(wf);
+    strbuf_release(&sb);
+
+    /* A cycle found after the list is full is counted too. */
+    strbuf_adds(&sb,
+                "{\"name\":\"w\",\"tasks\":[{\"name\":\"a\",\"type\":\"noop\","
+                "\"dependsOn\":[\"b\"]},{\"name\":\"b\",\"type\":\"noop\",\"dependsOn\":[\"a\"]}]");
+    for (size_t i = 0; i < DAG_MAX_PROBLEMS + 1; i++)
+        strbuf_addf(&sb, ",\"extra%zu\":1", i);
+    strbuf_adds(&sb, "}");
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.n, DAG_MAX_PROBLEMS);
+    assert_int_equal(pr.dropped, 2);
+    dag_problems_release(&pr);
+    strbuf_release(&sb);
+}
+
+static void test_problems_appended(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    (void)state;
+
+    assert_int_equal(dag_parse("[]", 2, &wf, &pr), ERR_INVALID);
+    assert_int_equal(dag_parse("{", 1, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.n, 2);
+    dag_problems_release(&pr);
+}
+
+static void test_text_safety(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct strbuf sb = STRBUF_INIT;
+    const char *m;
+    (void)state;
+
+    /* Control characters are escaped in messages. */
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a\\u001b[31m\\n', 'type': 'noop'}]}",
+                "$.tasks[0].name",
+                "invalid task name 'a\\x1b[31m\\n' (must match "
+                "[A-Za-z0-9][A-Za-z0-9._-]{0,127})");
+
+    /* A huge unknown key is cut at a character boundary in the message and the path. */
+    strbuf_adds(&sb, "{\"name\":\"w\",\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}],\"");
+    for (size_t i = 0; i < 100000; i++)
+        strbuf_adds(&sb, "\xc3\xa9"); /* e with an acute accent, two bytes */
+    strbuf_adds(&sb, "\":1}");
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.n, 1);
+    m = pr.items[0].message;
+    assert_true(strlen(m) < 300);
+    assert_non_null(strstr(m, "\xc3\xa9...'"));
+    assert_true(strlen(pr.items[0].path) < 300);
+    assert_memory_equal(pr.items[0].path, "$[\"\xc3\xa9", 5);
+    assert_non_null(strstr(pr.items[0].path, "\"...]"));
+    dag_problems_release(&pr);
+    strbuf_release(&sb);
+
+    /* The cut never splits a character, whatever its offset. */
+    strbuf_adds(&sb, "{\"name\":\"w\",\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}],\"x");
+    for (size_t i = 0; i < 1000; i++)
+        strbuf_adds(&sb, "\xc3\xa9");
+    strbuf_adds(&sb, "\":1}");
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), ERR_INVALID);
+    m = pr.items[0].message;
+    assert_memory_equal(m, "unknown field 'x\xc3\xa9", 18);
+    assert_non_null(strstr(m, "\xc3\xa9...'"));
+    assert_null(strchr(m, '?'));
+    dag_problems_release(&pr);
+    strbuf_release(&sb);
+
+    /* A long identifier is not written as .key in a path. */
+    strbuf_adds(&sb, "{\"name\":\"w\",\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}],\"");
+    for (size_t i = 0; i < 200; i++)
+        strbuf_addch(&sb, 'k');
+    strbuf_adds(&sb, "\":1}");
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), ERR_INVALID);
+    assert_memory_equal(pr.items[0].path, "$[\"kkk", 6);
+    assert_non_null(strstr(pr.items[0].path, "k\"...]"));
+    dag_problems_release(&pr);
+    strbuf_release(&sb);
+
+    /* Multi-byte characters pass through; tabs and carriage returns are escaped. */
+    expect_only("{'name': 'w', 'tasks': [{'name': '\xe6\x97\xa5\xf0\x9f\x98\x80\\t\\r',"
+                " 'type': 'noop'}]}",
+                "$.tasks[0].name",
+                "invalid task name '\xe6\x97\xa5\xf0\x9f\x98\x80\\t\\r' (must match "
+                "[A-Za-z0-9][A-Za-z0-9._-]{0,127})");
+
+    /*
+     * A message from clock_parse_duration() is cut at ERR_MSG_MAX bytes,
+     * possibly inside a character: the broken tail is replaced.
+     */
+    strbuf_adds(&sb, "{\"name\":\"w\",\"tasks\":[{\"name\":\"a\",\"type\":\"sleep\","
+                     "\"duration\":\"");
+    for (size_t i = 0; i < 600; i++)
+        strbuf_adds(&sb, "\xc3\xa9");
+    strbuf_adds(&sb, "\"}]}");
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), ERR_INVALID);
+    m = pr.items[0].message;
+    assert_string_equal(pr.items[0].path, "$.tasks[0].duration");
+    assert_memory_equal(m, "invalid duration '\xc3\xa9", 20);
+    assert_int_equal(m[strlen(m) - 1], '?');
+    dag_problems_release(&pr);
+    strbuf_release(&sb);
+}
+
+/* Suggestions stop once their work budget is spent; problems are still all reported. */
+static void test_suggestion_budget(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct strbuf sb = STRBUF_INIT;
+    size_t n = 4000;
+    (void)state;
+
+    /* Names of 100 digits: each comparison costs 100 * 100 cells. */
+    strbuf_adds(&sb, "{\"name\":\"w\",\"tasks\":[");
+    for (size_t i = 0; i < n; i++)
+        strbuf_addf(&sb, "{\"name\":\"%0100zu\",\"type\":\"noop\"},", i);
+    /* A name longer than DAG__SUGGEST_MAX_LEN is never offered. */
+    strbuf_adds(&sb, "{\"name\":\"");
+    for (size_t i = 0; i < 200; i++)
+        strbuf_addch(&sb, 'q');
+    strbuf_adds(&sb, "\",\"type\":\"noop\"},");
+    strbuf_adds(&sb, "{\"name\":\"last\",\"type\":\"noop\",\"dependsOn\":[");
+    /* Far from every name: compared with all of them, the budget runs out. */
+    strbuf_addf(&sb, "\"abcdefghij%090d\",", 0);
+    /* Next to a name, but no budget left for the search. */
+    strbuf_addf(&sb, "\"%099dx\"]}]}", 0);
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.n, 3);
+    assert_non_null(strstr(pr.items[0].message, "invalid task name 'qqq"));
+    assert_null(strstr(pr.items[1].message, "did you mean"));
+    assert_string_equal(pr.items[2].path, "$.tasks[4001].dependsOn[1]");
+    assert_null(strstr(pr.items[2].message, "did you mean"));
+    dag_problems_release(&pr);
+    strbuf_release(&sb);
+
+    /* With the budget intact the same typo is found. */
+    strbuf_adds(&sb, "{\"name\":\"w\",\"tasks\":[");
+    for (size_t i = 0; i < 10; i++)
+        strbuf_addf(&sb, "{\"name\":\"%0100zu\",\"type\":\"noop\"},", i);
+    strbuf_addf(&sb, "{\"name\":\"last\",\"type\":\"noop\",\"dependsOn\":[\"%099dx\"]}]}", 0);
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.n, 1);
+    assert_non_null(strstr(pr.items[0].message, "(did you mean '0000"));
+    dag_problems_release(&pr);
+    strbuf_release(&sb);
+}
+
+/* ---- scale ---- */
+
+/* Compact task names: base 36, so that long chains fit in DAG_MAX_BYTES. */
+static void add_name(struct strbuf *sb, size_t i)
+{
+    char tmp[16];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[i % 36];
+        i /= 36;
+    } while (i);
+    while (n)
+        strbuf_addch(sb, tmp[--n]);
+}
+
+/* A chain of n tasks, each depending on the previous one (or the next one if backwards). */
+static void build_chain(struct strbuf *sb, size_t n, int backwards, const char *kind)
+{
+    strbuf_adds(sb, "{\"name\":\"chain\",\"tasks\":[");
+    for (size_t i = 0; i < n; i++) {
+        int has_dep = backwards ? i + 1 < n : i > 0;
+        strbuf_adds(sb, i ? ",{\"name\":\"" : "{\"name\":\"");
+        add_name(sb, i);
+        strbuf_addf(sb, "\"%s", kind);
+        if (has_dep) {
+            strbuf_adds(sb, ",\"dependsOn\":[\"");
+            add_name(sb, backwards ? i + 1 : i - 1);
+            strbuf_adds(sb, "\"]");
+        }
+        strbuf_addch(sb, '}');
+    }
+    strbuf_adds(sb, "]}");
+}
+
+static void test_big_chain(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct strbuf sb = STRBUF_INIT;
+    size_t n = 80000;
+    (void)state;
+
+    /*
+     * A valid task with a dependency takes about 50 bytes of JSON here
+     * ({"name":"1s0","type":"noop","dependsOn":["1rz"]},), so a valid chain
+     * of DAG_MAX_TASKS (100000) tasks cannot fit in DAG_MAX_BYTES (4 MiB);
+     * 80000 does.
+     */
+    build_chain(&sb, n, 0, ",\"type\":\"noop\"");
+    assert_true(sb.len <= DAG_MAX_BYTES);
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), 0);
+    assert_int_equal(wf->ntasks, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(wf->topo[i], i);
+    assert_int_equal(wf->tasks[n - 1].deps[0], n - 2);
+    assert_int_equal(wf->tasks[0].children[0], 1);
+    assert_int_equal(dag_find_task(wf, "1s0"), 36 * 36 + 28 * 36);
+    assert_int_equal(dag_find_task(wf, "zzzz"), -1);
+    workflow_free(wf);
+    strbuf_release(&sb);
+
+    /* The same chain written backwards (each task depends on the next one). */
+    build_chain(&sb, n, 1, ",\"type\":\"noop\"");
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), 0);
+    assert_int_equal(wf->topo[0], n - 1);
+    assert_int_equal(wf->topo[n - 1], 0);
+    workflow_free(wf);
+    strbuf_release(&sb);
+
+    /*
+     * DAG_MAX_TASKS tasks in one chain, without their commands (to fit): the
+     * whole graph pass runs (a 100000-deep search), the only problems are
+     * the missing commands.
+     */
+    build_chain(&sb, DAG_MAX_TASKS, 0, "");
+    assert_true(sb.len <= DAG_MAX_BYTES);
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.n, DAG_MAX_PROBLEMS);
+    assert_int_equal(pr.dropped, DAG_MAX_TASKS - DAG_MAX_PROBLEMS);
+    for (size_t i = 0; i < pr.n; i++)
+        assert_string_equal(pr.items[i].message, "missing 'command' (required for type 'command')");
+    dag_problems_release(&pr);
+    strbuf_release(&sb);
+
+    /* And backwards: the depth-first search starts at the far end. */
+    build_chain(&sb, DAG_MAX_TASKS, 1, "");
+    assert_true(sb.len <= DAG_MAX_BYTES);
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), ERR_INVALID);
+    assert_int_equal(pr.dropped, DAG_MAX_TASKS - DAG_MAX_PROBLEMS);
+    dag_problems_release(&pr);
+    strbuf_release(&sb);
+}
+
+static void test_fan_out_join(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct strbuf sb = STRBUF_INIT;
+    size_t n = 1000;
+    (void)state;
+
+    strbuf_adds(&sb, "{\"name\":\"fan\",\"tasks\":[{\"name\":\"root\",\"type\":\"noop\"}");
+    for (size_t i = 0; i < n; i++)
+        strbuf_addf(&sb, ",{\"name\":\"w%zu\",\"type\":\"noop\",\"dependsOn\":[\"root\"]}", i);
+    strbuf_adds(&sb, ",{\"name\":\"join\",\"type\":\"noop\",\"dependsOn\":[");
+    for (size_t i = 0; i < n; i++)
+        strbuf_addf(&sb, "%s\"w%zu\"", i ? "," : "", i);
+    strbuf_adds(&sb, "]}]}");
+    assert_int_equal(dag_parse(sb.buf, sb.len, &wf, &pr), 0);
+    check_invariants(wf);
+    assert_int_equal(wf->ntasks, n + 2);
+    assert_int_equal(wf->tasks[0].nchildren, n);
+    assert_int_equal(wf->tasks[n + 1].ndeps, n);
+    assert_int_equal(wf->tasks[n + 1].deps[n - 1], n);
+    assert_int_equal(wf->topo[0], 0);
+    assert_int_equal(wf->topo[n + 1], n + 1);
+    workflow_free(wf);
+    strbuf_release(&sb);
+}
+
+/* ---- random graphs against a brute-force reference ---- */
+
+static uint64_t rng_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+#define RG_N 9
+
+/* Check that a "cycle: a -> b -> ... -> a" message follows real edges. */
+static void check_cycle_message(const char *msg, int adj[RG_N][RG_N], int reach[RG_N][RG_N],
+                                int *first)
+{
+    const char *p = msg + strlen("cycle: ");
+    int prev = -1, start = -1;
+
+    assert_memory_equal(msg, "cycle: ", 7);
+    for (;;) {
+        int v;
+        assert_int_equal(p[0], 't');
+        v = p[1] - '0';
+        assert_true(v >= 0 && v < RG_N);
+        if (prev < 0) {
+            start = v;
+            *first = v;
+        } else {
+            assert_true(adj[prev][v]);
+            assert_true(reach[v][start] && reach[start][v]); /* same component */
+        }
+        prev = v;
+        p += 2;
+        if (!*p)
+            break;
+        assert_memory_equal(p, " -> ", 4);
+        p += 4;
+    }
+    assert_int_equal(prev, start);
+}
+
+static void test_random_graphs(void **state)
+{
+    uint64_t seed = 0x9E3779B97F4A7C15u;
+    int nacyclic = 0, nmulti = 0;
+    (void)state;
+
+    for (int round = 0; round < 3000; round++) {
+        int adj[RG_N][RG_N] = {{0}}, reach[RG_N][RG_N];
+        struct dag_problems pr = DAG_PROBLEMS_INIT;
+        struct workflow *wf = NULL;
+        struct strbuf sb = STRBUF_INIT;
+        int density = (int)(rng_next(&seed) % 30) + 1;
+        int nscc = 0, cyclic = 0, rc;
+
+        for (int u = 0; u < RG_N; u++) {
+            for (int v = 0; v < RG_N; v++)
+                adj[u][v] = u != v && (int)(rng_next(&seed) % 100) < density;
+        }
+        memcpy(reach, adj, sizeof(reach));
+        for (int k = 0; k < RG_N; k++) {
+            for (int u = 0; u < RG_N; u++) {
+                for (int v = 0; v < RG_N; v++)
+                    reach[u][v] = reach[u][v] || (reach[u][k] && reach[k][v]);
+            }
+        }
+        /* Count components of more than one task: each has a lowest member u with u->u. */
+        for (int u = 0; u < RG_N; u++) {
+            int lowest = reach[u][u];
+            for (int w = 0; w < u && lowest; w++)
+                lowest = !(reach[u][w] && reach[w][u]);
+            nscc += lowest;
+            cyclic = cyclic || reach[u][u];
+        }
+
+        strbuf_adds(&sb, "{\"name\":\"r\",\"tasks\":[");
+        for (int u = 0; u < RG_N; u++) {
+            int k = 0;
+            strbuf_addf(&sb, "%s{\"name\":\"t%d\",\"type\":\"noop\",\"dependsOn\":[", u ? "," : "",
+                        u);
+            for (int v = 0; v < RG_N; v++) {
+                if (adj[u][v])
+                    strbuf_addf(&sb, "%s\"t%d\"", k++ ? "," : "", v);
+            }
+            strbuf_adds(&sb, "]}");
+        }
+        strbuf_adds(&sb, "]}");
+        rc = dag_parse(sb.buf, sb.len, &wf, &pr);
+        nacyclic += !cyclic;
+        nmulti += nscc > 1;
+        if (!cyclic) {
+            assert_int_equal(rc, 0);
+            check_invariants(wf);
+        } else {
+            int last_first = -1;
+            assert_int_equal(rc, ERR_INVALID);
+            assert_int_equal(pr.n, nscc);
+            for (size_t i = 0; i < pr.n; i++) {
+                int first;
+                char path[64];
+                check_cycle_message(pr.items[i].message, adj, reach, &first);
+                /* Reported from the component's first task, in document order. */
+                for (int w = 0; w < first; w++)
+                    assert_false(reach[first][w] && reach[w][first]);
+                assert_true(first > last_first);
+                last_first = first;
+                snprintf(path, sizeof(path), "$.tasks[%d].dependsOn", first);
+                assert_string_equal(pr.items[i].path, path);
+            }
+        }
+        workflow_free(wf);
+        dag_problems_release(&pr);
+        strbuf_release(&sb);
+    }
+    /* The mix covers both outcomes and several cycles at once. */
+    assert_true(nacyclic > 300);
+    assert_true(nmulti > 100);
+}
+
+/* ---- small helpers ---- */
+
+static void test_names_and_lookup(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    assert_string_equal(dag_task_type_name(TASK_COMMAND), "command");
+    assert_string_equal(dag_task_type_name(TASK_NOOP), "noop");
+    assert_string_equal(dag_task_type_name(TASK_SLEEP), "sleep");
+    assert_string_equal(dag_run_if_name(RUN_IF_ALL_SUCCEEDED), "allSucceeded");
+    assert_string_equal(dag_run_if_name(RUN_IF_ALL_DONE), "allDone");
+    assert_string_equal(dag_run_if_name(RUN_IF_ANY_FAILED), "anyFailed");
+
+    wf = parse_ok("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop'},"
+                  " {'name': 'B.2', 'type': 'noop'}]}");
+    assert_int_equal(dag_find_task(wf, "a"), 0);
+    assert_int_equal(dag_find_task(wf, "B.2"), 1);
+    assert_int_equal(dag_find_task(wf, "b.2"), -1);
+    assert_int_equal(dag_find_task(wf, ""), -1);
+    assert_int_equal(dag_find_task(wf, NULL), -1);
+    assert_int_equal(dag_find_task(NULL, "a"), -1);
+    workflow_free(wf);
+    assert_string_equal(dag_task_type_name((enum task_type)42), "unknown");
+    assert_string_equal(dag_run_if_name((enum run_if)42), "unknown");
+    dag_problems_release(NULL);
+}
+
+/* Every tests/data/workflows/ok-*.json parses; every bad-*.json is rejected. */
+static void test_data_files(void **state)
+{
+    const char *root = getenv("ORCH_TEST_DATA");
+    char dir[4096];
+    struct dirent *de;
+    DIR *d;
+    int nok = 0, nbad = 0;
+    (void)state;
+
+    if (!root)
+        skip();
+    snprintf(dir, sizeof(dir), "%s/workflows", root);
+    d = opendir(dir);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        struct dag_problems pr = DAG_PROBLEMS_INIT;
+        struct workflow *wf = NULL;
+        char path[8192];
+        size_t len = 0, n;
+        char *buf;
+        FILE *f;
+        int ok = !strncmp(de->d_name, "ok-", 3);
+        int rc;
+
+        if (!ok && strncmp(de->d_name, "bad-", 4))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        f = fopen(path, "rb");
+        assert_non_null(f);
+        buf = xmalloc(DAG_MAX_BYTES + 1);
+        while ((n = fread(buf + len, 1, DAG_MAX_BYTES + 1 - len, f)) > 0)
+            len += n;
+        fclose(f);
+        rc = dag_parse(buf, len, &wf, &pr);
+        if ((rc == 0) != ok) {
+            print_message("%s: unexpected result %d\n", de->d_name, rc);
+            dump_problems(&pr);
+            fail();
+        }
+        if (ok) {
+            check_invariants(wf);
+            nok++;
+        } else {
+            nbad++;
+        }
+        workflow_free(wf);
+        dag_problems_release(&pr);
+        free(buf);
+    }
+    closedir(d);
+    assert_true(nok >= 2);
+    assert_true(nbad >= 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_full),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_topo_diamond),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_bad_durations),
+        cmocka_unit_test(test_params),
+        cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_json_syntax_error),
+        cmocka_unit_test(test_json_duplicate_keys),
+        cmocka_unit_test(test_json_invalid_utf8_and_nul),
+        cmocka_unit_test(test_json_deep_nesting),
+        cmocka_unit_test(test_too_big),
+        cmocka_unit_test(test_not_object),
+        cmocka_unit_test(test_missing_name),
+        cmocka_unit_test(test_bad_workflow_name),
+        cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_unknown_fields),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_retries_range),
+        cmocka_unit_test(test_bad_enums),
+        cmocka_unit_test(test_type_rules),
+        cmocka_unit_test(test_backoff_rules),
+        cmocka_unit_test(test_no_tasks),
+        cmocka_unit_test(test_too_many_tasks),
+        cmocka_unit_test(test_task_names),
+        cmocka_unit_test(test_duplicate_task_names),
+        cmocka_unit_test(test_self_dependency),
+        cmocka_unit_test(test_duplicate_dependency),
+        cmocka_unit_test(test_unknown_dependency),
+        cmocka_unit_test(test_cycle_three),
+        cmocka_unit_test(test_two_cycles),
+        cmocka_unit_test(test_long_cycle),
+        cmocka_unit_test(test_many_problems_at_once),
+        cmocka_unit_test(test_problem_limit),
+        cmocka_unit_test(test_problems_appended),
+        cmocka_unit_test(test_text_safety),
+        cmocka_unit_test(test_suggestion_budget),
+        cmocka_unit_test(test_big_chain),
+        cmocka_unit_test(test_fan_out_join),
+        cmocka_unit_test(test_random_graphs),
+        cmocka_unit_test(test_names_and_lookup),
+        cmocka_unit_test(test_data_files),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
