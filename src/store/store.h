@@ -235,9 +235,18 @@ int store_executions_unfinished(struct store *st, char ***out_ids, size_t *out_n
                                 struct err *err);
 
 /* Log chunks of an execution, optionally of one task (task_idx >= 0) only,
- * with seq > after_seq for that (task, attempt) when following (use -1). */
+ * ordered by (task_idx, attempt, seq). */
 int store_logs_get(struct store *st, const char *exec_id, int task_idx, struct log_list *out,
                    struct err *err);
+/*
+ * Log chunks of one attempt (exec_id, task_idx, attempt) with seq > after_seq,
+ * ordered by seq: to follow a running task's output, start with after_seq -1
+ * and then pass the last seq received. No chunks is not an error (n = 0).
+ */
+int store_logs_follow(struct store *st, const char *exec_id, int task_idx, int attempt,
+                      int after_seq, struct log_list *out, struct err *err);
+/* Free the chunks of a list (each chunk's data is NUL-terminated after `len`
+ * bytes, for convenience) and reset it to empty. */
 void log_list_release(struct log_list *list);
 
 /* Free the members of a row (not the row itself). */

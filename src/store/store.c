@@ -1,0 +1,597 @@
+/*
+ * store.c - backend selection, argument checks and dispatch, status names,
+ * and the release functions of rows and lists.
+ *
+ * Backends trust what arrives here: every public function checks its
+ * arguments once, so SQLite and PostgreSQL report bad input the same way.
+ */
+#include "store_backend.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "base/xalloc.h"
+
+#include "base/banned.h"
+
+#define STORE_DB_FILE  "orch.db"
+#define STORE_LIST_MAX 1000 /* largest page of store_executions_list() */
+#define STORE_DIR_MODE 0700 /* data directories hold task output: owner only */
+#define STORE_PATH_MAX 4096
+
+/* --- status names --- */
+
+/* These names are what the database stores: never rename one. */
+static const char *const exec_status_names[EXEC_STATUS_COUNT] = {
+    [EXEC_QUEUED] = "queued", [EXEC_RUNNING] = "running",     [EXEC_SUCCEEDED] = "succeeded",
+    [EXEC_FAILED] = "failed", [EXEC_CANCELLED] = "cancelled", [EXEC_TIMED_OUT] = "timed_out",
+};
+
+static const char *const task_status_names[TASK_STATUS_COUNT] = {
+    [TASK_PENDING] = "pending",     [TASK_QUEUED] = "queued",
+    [TASK_RUNNING] = "running",     [TASK_SUCCEEDED] = "succeeded",
+    [TASK_FAILED] = "failed",       [TASK_UPSTREAM_FAILED] = "upstream_failed",
+    [TASK_SKIPPED] = "skipped",     [TASK_CANCELLED] = "cancelled",
+    [TASK_TIMED_OUT] = "timed_out",
+};
+
+static const char *const attempt_status_names[ATTEMPT_STATUS_COUNT] = {
+    [ATTEMPT_RUNNING] = "running",     [ATTEMPT_SUCCEEDED] = "succeeded",
+    [ATTEMPT_FAILED] = "failed",       [ATTEMPT_TIMED_OUT] = "timed_out",
+    [ATTEMPT_CANCELLED] = "cancelled", [ATTEMPT_LOST] = "lost",
+};
+
+static int name_index(const char *const *names, int count, const char *s)
+{
+    if (!s)
+        return -1;
+    for (int i = 0; i < count; i++)
+        if (!strcmp(names[i], s))
+            return i;
+    return -1;
+}
+
+const char *exec_status_name(enum exec_status s)
+{
+    if ((unsigned)s >= EXEC_STATUS_COUNT)
+        return "invalid";
+    return exec_status_names[s];
+}
+
+const char *task_status_name(enum task_status s)
+{
+    if ((unsigned)s >= TASK_STATUS_COUNT)
+        return "invalid";
+    return task_status_names[s];
+}
+
+const char *attempt_status_name(enum attempt_status s)
+{
+    if ((unsigned)s >= ATTEMPT_STATUS_COUNT)
+        return "invalid";
+    return attempt_status_names[s];
+}
+
+int exec_status_parse(const char *s, enum exec_status *out)
+{
+    int i = name_index(exec_status_names, EXEC_STATUS_COUNT, s);
+    if (i < 0)
+        return ERR_INVALID;
+    *out = (enum exec_status)i;
+    return 0;
+}
+
+int task_status_parse(const char *s, enum task_status *out)
+{
+    int i = name_index(task_status_names, TASK_STATUS_COUNT, s);
+    if (i < 0)
+        return ERR_INVALID;
+    *out = (enum task_status)i;
+    return 0;
+}
+
+int attempt_status_parse(const char *s, enum attempt_status *out)
+{
+    int i = name_index(attempt_status_names, ATTEMPT_STATUS_COUNT, s);
+    if (i < 0)
+        return ERR_INVALID;
+    *out = (enum attempt_status)i;
+    return 0;
+}
+
+int exec_status_is_final(enum exec_status s)
+{
+    return s == EXEC_SUCCEEDED || s == EXEC_FAILED || s == EXEC_CANCELLED || s == EXEC_TIMED_OUT;
+}
+
+int task_status_is_final(enum task_status s)
+{
+    return s == TASK_SUCCEEDED || s == TASK_FAILED || s == TASK_UPSTREAM_FAILED ||
+           s == TASK_SKIPPED || s == TASK_CANCELLED || s == TASK_TIMED_OUT;
+}
+
+/* --- release functions --- */
+
+void exec_row_release(struct exec_row *row)
+{
+    if (!row)
+        return;
+    free(row->workflow);
+    free(row->params);
+    free(row->error);
+    row->workflow = NULL;
+    row->params = NULL;
+    row->error = NULL;
+}
+
+void store__task_run_row_release(struct task_run_row *row)
+{
+    free(row->name);
+    free(row->error);
+    row->name = NULL;
+    row->error = NULL;
+}
+
+void store__attempt_row_release(struct attempt_row *row)
+{
+    free(row->node);
+    free(row->error);
+    row->node = NULL;
+    row->error = NULL;
+}
+
+void store__log_chunk_release(struct log_chunk *chunk)
+{
+    free(chunk->data);
+    chunk->data = NULL;
+    chunk->len = 0;
+}
+
+void exec_detail_free(struct exec_detail *d)
+{
+    if (!d)
+        return;
+    exec_row_release(&d->exec);
+    for (size_t i = 0; i < d->ntasks; i++)
+        store__task_run_row_release(&d->tasks[i]);
+    for (size_t i = 0; i < d->nattempts; i++)
+        store__attempt_row_release(&d->attempts[i]);
+    free(d->tasks);
+    free(d->attempts);
+    free(d);
+}
+
+void exec_list_release(struct exec_list *list)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < list->n; i++)
+        exec_row_release(&list->items[i]);
+    free(list->items);
+    list->items = NULL;
+    list->n = 0;
+}
+
+void log_list_release(struct log_list *list)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < list->n; i++)
+        store__log_chunk_release(&list->items[i]);
+    free(list->items);
+    list->items = NULL;
+    list->n = 0;
+}
+
+/* --- backend selection --- */
+
+/*
+ * A libpq connection string ("host=db dbname=orch") starts with one of
+ * libpq's keywords followed by '='. Requiring a known keyword keeps a data
+ * directory that merely contains '=' from being taken for one.
+ */
+static int is_pg_conninfo(const char *s)
+{
+    static const char *const keywords[] = {
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "connect_timeout",
+        "options",
+        "application_name",
+        "sslmode",
+        "sslcert",
+        "sslkey",
+        "sslrootcert",
+        "service",
+        "target_session_attrs",
+        "client_encoding",
+        "keepalives",
+        "gssencmode",
+        "channel_binding",
+    };
+    size_t n = 0;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    while (islower((unsigned char)s[n]) || s[n] == '_')
+        n++;
+    if (!n)
+        return 0;
+    {
+        const char *p = s + n;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p != '=')
+            return 0;
+    }
+    for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
+        if (strlen(keywords[i]) == n && !strncmp(keywords[i], s, n))
+            return 1;
+    return 0;
+}
+
+static int is_postgres(const char *location)
+{
+    return !strncmp(location, "postgres://", 11) || !strncmp(location, "postgresql://", 13) ||
+           is_pg_conninfo(location);
+}
+
+/* mkdir -p with STORE_DIR_MODE for every directory it creates. */
+static int make_dirs(const char *dir, struct err *err)
+{
+    char path[STORE_PATH_MAX];
+    size_t len = strlen(dir);
+    struct stat sb;
+
+    if (len >= sizeof(path))
+        return err_set(err, ERR_INVALID, "data directory path is too long (%zu bytes)", len);
+    memcpy(path, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        if (path[i - 1] == '/')
+            continue;
+        path[i] = '\0';
+        if (mkdir(path, STORE_DIR_MODE) != 0 && errno != EEXIST) {
+            int e = errno;
+            return err_set(err, ERR_IO, "cannot create directory '%s': %s", path, strerror(e));
+        }
+        path[i] = dir[i];
+    }
+    if (stat(dir, &sb) != 0) {
+        int e = errno;
+        return err_set(err, ERR_IO, "cannot use data directory '%s': %s", dir, strerror(e));
+    }
+    if (!S_ISDIR(sb.st_mode))
+        return err_set(err, ERR_INVALID, "cannot use '%s' as a data directory: not a directory",
+                       dir);
+    return 0;
+}
+
+static int check_dir(const char *dir, struct err *err)
+{
+    struct stat sb;
+
+    if (stat(dir, &sb) != 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return err_set(err, ERR_NOT_FOUND, "no data directory '%s'", dir);
+        return err_set(err, ERR_IO, "cannot use data directory '%s': %s", dir, strerror(e));
+    }
+    if (!S_ISDIR(sb.st_mode))
+        return err_set(err, ERR_INVALID, "cannot use '%s' as a data directory: not a directory",
+                       dir);
+    return 0;
+}
+
+int store_open(const char *location, unsigned flags, struct store **out, struct err *err)
+{
+    char *path = NULL;
+    int rc;
+
+    *out = NULL;
+    if (!location || !*location)
+        return err_set(err, ERR_INVALID, "no store location given");
+    if (flags & ~(unsigned)(STORE_CREATE | STORE_READONLY))
+        return err_set(err, ERR_INVALID, "unknown store open flags 0x%x", flags);
+    if ((flags & STORE_CREATE) && (flags & STORE_READONLY))
+        return err_set(err, ERR_INVALID, "cannot create a store opened read-only");
+    if (is_postgres(location))
+        return err_set(err, ERR_INVALID, "PostgreSQL support is not built yet");
+
+    if (!strncmp(location, "sqlite:", 7)) {
+        if (!location[7])
+            return err_set(err, ERR_INVALID, "no file name after 'sqlite:'");
+        path = xstrdup(location + 7);
+    } else {
+        rc = (flags & STORE_CREATE) ? make_dirs(location, err) : check_dir(location, err);
+        if (rc)
+            goto out;
+        path = xasprintf("%s/%s", location, STORE_DB_FILE);
+    }
+    rc = store__sqlite_backend.open(path, flags, out, err);
+out:
+    free(path);
+    return rc;
+}
+
+void store_free(struct store *st)
+{
+    if (!st)
+        return;
+    st->be->close(st);
+}
+
+const char *store_backend_name(const struct store *st)
+{
+    return st->be->name;
+}
+
+int store_schema_version(struct store *st, int *out, struct err *err)
+{
+    return st->be->schema_version(st, out, err);
+}
+
+int store_begin(struct store *st, struct err *err)
+{
+    return st->be->begin(st, err);
+}
+
+int store_commit(struct store *st, struct err *err)
+{
+    return st->be->commit(st, err);
+}
+
+void store_rollback(struct store *st)
+{
+    st->be->rollback(st);
+}
+
+/* --- argument checks --- */
+
+static int check_str(const char *what, const char *s, struct err *err)
+{
+    if (!s || !*s)
+        return err_set(err, ERR_INVALID, "no %s given", what);
+    return 0;
+}
+
+static int check_exec_id(const char *id, struct err *err)
+{
+    if (!id || !*id)
+        return err_set(err, ERR_INVALID, "no execution id given");
+    if (strnlen(id, ID_MAX) >= ID_MAX)
+        return err_set(err, ERR_INVALID, "execution id '%.40s...' is too long", id);
+    return 0;
+}
+
+static int check_exec_row(const struct exec_row *row, struct err *err)
+{
+    int rc = check_exec_id(row->id, err);
+    if (rc)
+        return rc;
+    if ((unsigned)row->status >= EXEC_STATUS_COUNT)
+        return err_set(err, ERR_INVALID, "invalid status %d for execution '%s'", (int)row->status,
+                       row->id);
+    return 0;
+}
+
+static int check_task_run_row(const char *exec_id, const struct task_run_row *row, struct err *err)
+{
+    if (row->idx < 0)
+        return err_set(err, ERR_INVALID, "invalid task index %d for %s", row->idx, exec_id);
+    if ((unsigned)row->status >= TASK_STATUS_COUNT)
+        return err_set(err, ERR_INVALID, "invalid status %d for task %d of %s", (int)row->status,
+                       row->idx, exec_id);
+    if (row->attempt < 0)
+        return err_set(err, ERR_INVALID, "invalid attempt %d for task %d of %s", row->attempt,
+                       row->idx, exec_id);
+    return 0;
+}
+
+static int check_attempt_row(const char *exec_id, const struct attempt_row *row, struct err *err)
+{
+    if (row->task_idx < 0 || row->number < 1)
+        return err_set(err, ERR_INVALID, "invalid attempt %d of task %d of %s", row->number,
+                       row->task_idx, exec_id);
+    if ((unsigned)row->status >= ATTEMPT_STATUS_COUNT)
+        return err_set(err, ERR_INVALID, "invalid status %d for attempt %d of task %d of %s",
+                       (int)row->status, row->number, row->task_idx, exec_id);
+    return 0;
+}
+
+/* --- workflows --- */
+
+int store_workflow_put(struct store *st, const char *name, const char *definition, int64_t now,
+                       int *out_version, struct err *err)
+{
+    int rc = check_str("workflow name", name, err);
+    if (rc)
+        return rc;
+    if (!definition)
+        return err_set(err, ERR_INVALID, "no definition given for workflow '%s'", name);
+    return st->be->workflow_put(st, name, definition, now, out_version, err);
+}
+
+int store_workflow_get(struct store *st, const char *name, int version, char **out_definition,
+                       int *out_version, struct err *err)
+{
+    int rc;
+
+    *out_definition = NULL;
+    rc = check_str("workflow name", name, err);
+    if (rc)
+        return rc;
+    if (version < 0)
+        return err_set(err, ERR_INVALID, "invalid version %d of workflow '%s'", version, name);
+    return st->be->workflow_get(st, name, version, out_definition, out_version, err);
+}
+
+/* --- executions, task runs, attempts, logs --- */
+
+int store_execution_insert(struct store *st, const struct exec_row *row, struct err *err)
+{
+    int rc = check_exec_row(row, err);
+    if (rc)
+        return rc;
+    rc = check_str("workflow name", row->workflow, err);
+    if (rc)
+        return rc;
+    return st->be->execution_insert(st, row, err);
+}
+
+int store_execution_update(struct store *st, const struct exec_row *row, struct err *err)
+{
+    int rc = check_exec_row(row, err);
+    if (rc)
+        return rc;
+    return st->be->execution_update(st, row, err);
+}
+
+int store_task_run_insert(struct store *st, const char *exec_id, const struct task_run_row *row,
+                          struct err *err)
+{
+    int rc = check_exec_id(exec_id, err);
+    if (rc)
+        return rc;
+    rc = check_task_run_row(exec_id, row, err);
+    if (rc)
+        return rc;
+    if (!row->name || !*row->name)
+        return err_set(err, ERR_INVALID, "no name for task %d of %s", row->idx, exec_id);
+    return st->be->task_run_insert(st, exec_id, row, err);
+}
+
+int store_task_run_update(struct store *st, const char *exec_id, const struct task_run_row *row,
+                          int expected_attempt, struct err *err)
+{
+    int rc = check_exec_id(exec_id, err);
+    if (rc)
+        return rc;
+    rc = check_task_run_row(exec_id, row, err);
+    if (rc)
+        return rc;
+    return st->be->task_run_update(st, exec_id, row, expected_attempt, err);
+}
+
+int store_attempt_insert(struct store *st, const char *exec_id, const struct attempt_row *row,
+                         struct err *err)
+{
+    int rc = check_exec_id(exec_id, err);
+    if (rc)
+        return rc;
+    rc = check_attempt_row(exec_id, row, err);
+    if (rc)
+        return rc;
+    return st->be->attempt_insert(st, exec_id, row, err);
+}
+
+int store_attempt_update(struct store *st, const char *exec_id, const struct attempt_row *row,
+                         struct err *err)
+{
+    int rc = check_exec_id(exec_id, err);
+    if (rc)
+        return rc;
+    rc = check_attempt_row(exec_id, row, err);
+    if (rc)
+        return rc;
+    return st->be->attempt_update(st, exec_id, row, err);
+}
+
+int store_log_append(struct store *st, const char *exec_id, const struct log_chunk *chunk,
+                     struct err *err)
+{
+    int rc = check_exec_id(exec_id, err);
+    if (rc)
+        return rc;
+    if (chunk->task_idx < 0 || chunk->attempt < 1 || chunk->seq < 0)
+        return err_set(err, ERR_INVALID, "invalid log chunk %d of attempt %d of task %d of %s",
+                       chunk->seq, chunk->attempt, chunk->task_idx, exec_id);
+    if (chunk->stream != LOG_STREAM_STDOUT && chunk->stream != LOG_STREAM_STDERR)
+        return err_set(err, ERR_INVALID, "invalid log stream %d for task %d of %s",
+                       (int)chunk->stream, chunk->task_idx, exec_id);
+    if (!chunk->data && chunk->len)
+        return err_set(err, ERR_INVALID, "no data in log chunk of task %d of %s", chunk->task_idx,
+                       exec_id);
+    return st->be->log_append(st, exec_id, chunk, err);
+}
+
+int store_log_trim(struct store *st, const char *exec_id, int task_idx, int attempt, int below_seq,
+                   struct err *err)
+{
+    int rc = check_exec_id(exec_id, err);
+    if (rc)
+        return rc;
+    return st->be->log_trim(st, exec_id, task_idx, attempt, below_seq, err);
+}
+
+/* --- reads --- */
+
+int store_execution_get(struct store *st, const char *id, struct exec_detail **out, struct err *err)
+{
+    int rc;
+
+    *out = NULL;
+    rc = check_exec_id(id, err);
+    if (rc)
+        return rc;
+    return st->be->execution_get(st, id, out, err);
+}
+
+int store_executions_list(struct store *st, const struct exec_filter *filter, struct exec_list *out,
+                          struct err *err)
+{
+    out->items = NULL;
+    out->n = 0;
+    if (filter->limit < 1 || filter->limit > STORE_LIST_MAX)
+        return err_set(err, ERR_INVALID, "invalid page size %d (want 1 to %d)", filter->limit,
+                       STORE_LIST_MAX);
+    if (filter->status_mask >> EXEC_STATUS_COUNT)
+        return err_set(err, ERR_INVALID, "invalid status mask 0x%x", filter->status_mask);
+    return st->be->executions_list(st, filter, out, err);
+}
+
+int store_executions_unfinished(struct store *st, char ***out_ids, size_t *out_n, struct err *err)
+{
+    *out_ids = NULL;
+    *out_n = 0;
+    return st->be->executions_unfinished(st, out_ids, out_n, err);
+}
+
+int store_logs_get(struct store *st, const char *exec_id, int task_idx, struct log_list *out,
+                   struct err *err)
+{
+    int rc;
+
+    out->items = NULL;
+    out->n = 0;
+    rc = check_exec_id(exec_id, err);
+    if (rc)
+        return rc;
+    return st->be->logs_get(st, exec_id, task_idx < 0 ? -1 : task_idx, -1, -1, out, err);
+}
+
+int store_logs_follow(struct store *st, const char *exec_id, int task_idx, int attempt,
+                      int after_seq, struct log_list *out, struct err *err)
+{
+    int rc;
+
+    out->items = NULL;
+    out->n = 0;
+    rc = check_exec_id(exec_id, err);
+    if (rc)
+        return rc;
+    if (task_idx < 0 || attempt < 1)
+        return err_set(err, ERR_INVALID, "invalid attempt %d of task %d of %s", attempt, task_idx,
+                       exec_id);
+    return st->be->logs_get(st, exec_id, task_idx, attempt, after_seq, out, err);
+}

@@ -1,0 +1,90 @@
+/*
+ * store_backend.h - the table a store backend fills in (internal to src/store).
+ *
+ * store.c validates arguments, picks the backend from the location and then
+ * dispatches every public store_* call through st->be. A backend allocates
+ * its own connection object whose first member is `struct store` (so a
+ * `struct store *` can be converted to it), and frees it in close().
+ *
+ * Each operation has the contract of the public function of the same name in
+ * store.h, with the arguments already checked by store.c: pointers are not
+ * NULL, ids are NUL-terminated and non-empty, a filter's limit is in range.
+ */
+#ifndef ORCH_STORE_STORE_BACKEND_H
+#define ORCH_STORE_STORE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+struct store {
+    const struct store_backend *be;
+};
+
+struct store_backend {
+    const char *name;
+    /* `target` is what follows the backend selection: a file path for SQLite. */
+    int (*open)(const char *target, unsigned flags, struct store **out, struct err *err);
+    void (*close)(struct store *st);
+    int (*schema_version)(struct store *st, int *out, struct err *err);
+
+    int (*begin)(struct store *st, struct err *err);
+    int (*commit)(struct store *st, struct err *err);
+    void (*rollback)(struct store *st);
+
+    int (*workflow_put)(struct store *st, const char *name, const char *definition, int64_t now,
+                        int *out_version, struct err *err);
+    int (*workflow_get)(struct store *st, const char *name, int version, char **out_definition,
+                        int *out_version, struct err *err);
+
+    int (*execution_insert)(struct store *st, const struct exec_row *row, struct err *err);
+    int (*execution_update)(struct store *st, const struct exec_row *row, struct err *err);
+    int (*task_run_insert)(struct store *st, const char *exec_id, const struct task_run_row *row,
+                           struct err *err);
+    int (*task_run_update)(struct store *st, const char *exec_id, const struct task_run_row *row,
+                           int expected_attempt, struct err *err);
+    int (*attempt_insert)(struct store *st, const char *exec_id, const struct attempt_row *row,
+                          struct err *err);
+    int (*attempt_update)(struct store *st, const char *exec_id, const struct attempt_row *row,
+                          struct err *err);
+    int (*log_append)(struct store *st, const char *exec_id, const struct log_chunk *chunk,
+                      struct err *err);
+    int (*log_trim)(struct store *st, const char *exec_id, int task_idx, int attempt, int below_seq,
+                    struct err *err);
+
+    int (*execution_get)(struct store *st, const char *id, struct exec_detail **out,
+                         struct err *err);
+    int (*executions_list)(struct store *st, const struct exec_filter *filter,
+                           struct exec_list *out, struct err *err);
+    int (*executions_unfinished)(struct store *st, char ***out_ids, size_t *out_n, struct err *err);
+    int (*logs_get)(struct store *st, const char *exec_id, int task_idx, int attempt, int after_seq,
+                    struct log_list *out, struct err *err);
+};
+
+extern const struct store_backend store__sqlite_backend;
+
+/*
+ * The schema, as an ordered list of migration steps: step i (0-based) takes
+ * the database from version i to version i + 1, so the binary's schema
+ * version is store__migration_count. The SQL is shared by every backend and
+ * kept portable (see docs/internals/store.md); each step is a script of one
+ * or more statements separated by ';'.
+ */
+extern const char *const store__migrations[];
+extern const int store__migration_count;
+
+/* Release the members of rows built by a backend (not the rows themselves). */
+void store__task_run_row_release(struct task_run_row *row);
+void store__attempt_row_release(struct attempt_row *row);
+void store__log_chunk_release(struct log_chunk *chunk);
+
+/*
+ * For tests and notes: the EXPLAIN QUERY PLAN of the statement(s) that
+ * store_executions_list() runs for `filter`, one "detail" per line, as a heap
+ * string the caller frees. SQLite backend only (ERR_INVALID otherwise).
+ */
+int store__sqlite_explain_list(struct store *st, const struct exec_filter *filter, char **out_plan,
+                               struct err *err);
+
+#endif
