@@ -66,8 +66,13 @@ char *clock_iso8601(int64_t ms, char *out)
     unsigned m, d;
 
     clock_civil_from_days(days, &y, &m, &d);
-    snprintf(out, CLOCK_ISO_MAX, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
-             (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), (int)msr);
+    if (y < 0)
+        y = 0;
+    if (y > 9999)
+        y = 9999;
+    snprintf(out, CLOCK_ISO_MAX, "%04d-%02u-%02uT%02u:%02u:%02u.%03uZ", (int)y, m % 13, d % 32,
+             (unsigned)(sod / 3600) % 24, (unsigned)(sod / 60 % 60), (unsigned)(sod % 60),
+             (unsigned)msr % 1000);
     return out;
 }
 

@@ -1,0 +1,28 @@
+#!/bin/sh
+# install-deps.sh [build|test|bench]: install the Debian 12 packages orch needs,
+# only those missing (idempotent). Runs apt-get as root (or through sudo).
+set -eu
+what="${1:-build}"
+
+build="build-essential cmake pkgconf libjansson-dev libsqlite3-dev tzdata"
+test="$build clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-croniter procps"
+bench="$build hyperfine time"
+
+case "$what" in
+  build) pkgs="$build" ;;
+  test)  pkgs="$test" ;;
+  bench) pkgs="$bench" ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+echo "installing:$missing" >&2
+$SUDO apt-get update -q >&2
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing >&2

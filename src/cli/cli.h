@@ -1,0 +1,99 @@
+/*
+ * cli.h - shared pieces of the command-line tool: options, settings, exit codes.
+ */
+#ifndef ORCH_CLI_CLI_H
+#define ORCH_CLI_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "store/store.h"
+
+/* Exit codes (documented in the README). */
+enum cli_exit {
+    EXIT_OK = 0,
+    EXIT_FAILED = 1,    /* the execution failed */
+    EXIT_USAGE = 2,     /* bad command line */
+    EXIT_INVALID = 3,   /* invalid workflow definition or params */
+    EXIT_TIMED_OUT = 4, /* the execution timed out */
+    EXIT_CANCELLED = 5, /* the execution was cancelled (e.g. Ctrl-C) */
+    EXIT_NOT_FOUND = 6, /* no such execution / file */
+    EXIT_INTERNAL = 70, /* store, I/O or internal error */
+};
+
+/* Map an error code to an exit code (the one place that does it). */
+int cli_exit_for_err(int code);
+/* Map a final execution status to an exit code. */
+int cli_exit_for_status(enum exec_status st);
+
+/* One option of a command. */
+struct cli_opt {
+    const char *name;  /* "param" for --param */
+    const char *arg;   /* argument name for help ("K=V"), or NULL for a flag */
+    const char *help;
+    int repeat;        /* may be given more than once */
+};
+
+struct cli_cmd {
+    const char *name;  /* "run" or "executions list" */
+    const char *args;  /* positional usage: "FILE" */
+    const char *summary;
+    const struct cli_opt *opts; /* terminated by {NULL} */
+};
+
+#define CLI_MAX_VALUES 64
+
+/* Parsed command line of one command. */
+struct cli_args {
+    const struct cli_cmd *cmd;
+    const char *pos[16];
+    int npos;
+    struct {
+        const struct cli_opt *opt;
+        const char *value; /* NULL for flags */
+    } vals[CLI_MAX_VALUES];
+    int nvals;
+};
+
+/*
+ * Parse argv (after the command words) against cmd's options plus the global
+ * ones (--data-dir, --log-level, --json where declared, --help). Prints help
+ * and returns 1 for --help; prints an error and returns -1 for bad usage;
+ * returns 0 otherwise.
+ */
+int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_args *out);
+void cli_usage(const struct cli_cmd *cmd, int to_stderr);
+/* Last value of option `name`, or NULL. */
+const char *cli_get(const struct cli_args *a, const char *name);
+int cli_flag(const struct cli_args *a, const char *name);
+
+/* The data directory: --data-dir, else $ORCH_DATA_DIR, else "./.orch". */
+const char *cli_data_dir(const struct cli_args *a);
+/* Apply --log-level / $ORCH_LOG_LEVEL. Returns 0 or -1 (message printed). */
+int cli_apply_log_level(const struct cli_args *a);
+
+/* Open the store of the data dir; prints the error. `create` for writers. */
+int cli_open_store(const struct cli_args *a, int writer, struct store **out);
+
+/* Read a whole file (at most `max` bytes); prints the error. Caller frees. */
+char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit);
+
+/* Print an error line "orch: ..." to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Commands. */
+int cmd_run(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+int cmd_executions(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+
+/* Per-execution ownership through lock files in DATA_DIR/locks (owner.c). */
+struct owner;
+struct owner *owner_new(const char *data_dir);
+void owner_free(struct owner *o);
+int owner_claim(void *arg, const char *exec_id);
+void owner_release(void *arg, const char *exec_id);
+
+#endif

@@ -1,0 +1,463 @@
+/*
+ * cmd_run.c - `orch run` and `orch resume`: the engine in this process, a live
+ * progress line on a terminal, and a summary table at the end.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/strbuf.h"
+#include "base/xalloc.h"
+#include "cli.h"
+#include "dag/dag.h"
+#include "engine/engine.h"
+#include "view/view.h"
+
+#include "base/banned.h"
+
+static const struct cli_opt run_opts[] = {
+    {"param", "K=V", "set a workflow param (repeatable; V is JSON if it parses, else a string)", 1},
+    {"workers", "N", "task processes running at once (default $ORCH_WORKERS or CPU count)", 0},
+    {"max-output", "BYTES", "output kept per task attempt, the tail (default 1048576)", 0},
+    {"kill-grace", "DURATION", "SIGTERM to SIGKILL grace on timeout/cancel (default 10s)", 0},
+    {"json", NULL, "print the finished execution as JSON on stdout", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+static const struct cli_cmd run_cmd = {
+    "run", "FILE",
+    "Run a workflow definition (JSON) to completion on the local data directory.\n"
+    "Exit status: 0 succeeded, 1 failed, 3 invalid definition or params, 4 timed out,\n"
+    "5 cancelled, 70 internal error.",
+    run_opts,
+};
+
+static const struct cli_opt resume_opts[] = {
+    {"workers", "N", "task processes running at once (default $ORCH_WORKERS or CPU count)", 0},
+    {"max-output", "BYTES", "output kept per task attempt, the tail (default 1048576)", 0},
+    {"kill-grace", "DURATION", "SIGTERM to SIGKILL grace on timeout/cancel (default 10s)", 0},
+    {"json", NULL, "print the finished executions as JSON on stdout", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+static const struct cli_cmd resume_cmd = {
+    "resume", "[ID]",
+    "Continue unfinished executions after a crash: finished tasks are kept, tasks that\n"
+    "were running are retried per their policy (the lost attempt is recorded). Without\n"
+    "ID, every unfinished execution of the data directory not owned by a live process.",
+    resume_opts,
+};
+
+/* ------------------------------------------------------------------ progress */
+
+struct progress {
+    int tty;
+    int shown;
+    int64_t start_ms;
+    char line[256];
+    size_t total, done, running;
+    char current[128];
+};
+
+static struct progress *g_progress;
+static struct engine *g_engine;
+
+static void progress_clear(void)
+{
+    if (g_progress && g_progress->tty && g_progress->shown) {
+        ssize_t w = write(2, "\r\033[K", 4);
+        (void)w;
+    }
+}
+
+static void progress_draw(void)
+{
+    struct progress *p = g_progress;
+    char dur[32];
+    int n;
+    if (!p || !p->tty || !p->total)
+        return;
+    clock_fmt_duration(clock_now_ms() - p->start_ms, dur, sizeof(dur));
+    n = snprintf(p->line, sizeof(p->line), "\r\033[K[%zu/%zu] %zu running%s%s  %s", p->done,
+                 p->total, p->running, p->current[0] ? ": " : "", p->current, dur);
+    if (n > 0) {
+        ssize_t w = write(2, p->line, strlen(p->line));
+        (void)w;
+        p->shown = 1;
+    }
+}
+
+static void observe(void *arg, const struct engine_event *ev)
+{
+    struct progress *p = arg;
+    p->total = ev->tasks_total;
+    p->done = ev->tasks_done;
+    p->running = ev->tasks_running;
+    if (ev->task && ev->type == ENGINE_EV_TASK_STARTED)
+        snprintf(p->current, sizeof(p->current), "%s", ev->task);
+    if (ev->type == ENGINE_EV_EXEC_FINISHED) {
+        progress_clear();
+        p->shown = 0;
+        return;
+    }
+    if (p->tty) {
+        progress_clear();
+        progress_draw();
+    }
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_engine)
+        engine_request_cancel_all(g_engine);
+}
+
+/* ------------------------------------------------------------------ summary */
+
+static void print_summary(const struct exec_detail *d)
+{
+    size_t w = 4;
+    char dur[32];
+    int64_t took;
+
+    for (size_t i = 0; i < d->ntasks; i++) {
+        size_t l = strlen(d->tasks[i].name);
+        if (l > w)
+            w = l;
+    }
+    if (w > 40)
+        w = 40;
+    printf("%-*s  %-15s  %-8s  %-9s  %s\n", (int)w, "TASK", "STATUS", "ATTEMPTS", "DURATION",
+           "ERROR");
+    for (size_t i = 0; i < d->ntasks; i++) {
+        const struct task_run_row *t = &d->tasks[i];
+        if (t->started_at && t->finished_at)
+            clock_fmt_duration(t->finished_at - t->started_at, dur, sizeof(dur));
+        else
+            snprintf(dur, sizeof(dur), "-");
+        printf("%-*.*s  %-15s  %-8d  %-9s  %s\n", (int)w, (int)w, t->name,
+               task_status_name(t->status), t->attempt, dur, t->error ? t->error : "");
+    }
+    took = d->exec.finished_at && d->exec.started_at ? d->exec.finished_at - d->exec.started_at
+                                                      : 0;
+    clock_fmt_duration(took, dur, sizeof(dur));
+    {
+        size_t counts[TASK_STATUS_COUNT] = {0};
+        struct strbuf sb = STRBUF_INIT;
+        for (size_t i = 0; i < d->ntasks; i++)
+            counts[d->tasks[i].status]++;
+        for (int s = 0; s < TASK_STATUS_COUNT; s++) {
+            if (!counts[s])
+                continue;
+            strbuf_addf(&sb, "%s%zu %s", sb.len ? ", " : "", counts[s],
+                        task_status_name((enum task_status)s));
+        }
+        printf("\nExecution %s %s in %s (%s)\n", d->exec.id, exec_status_name(d->exec.status),
+               dur, sb.buf);
+        strbuf_release(&sb);
+    }
+}
+
+/* ------------------------------------------------------------------ shared */
+
+static int engine_settings(const struct cli_args *a, struct engine_config *cfg)
+{
+    const char *v;
+    struct err err = ERR_INIT;
+
+    engine_config_init(cfg);
+    v = cli_get(a, "workers");
+    if (!v)
+        v = getenv("ORCH_WORKERS");
+    if (v && *v) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || n < 1 || n > 4096) {
+            cli_error("invalid worker count '%s' (use 1..4096)", v);
+            return -1;
+        }
+        cfg->workers = (int)n;
+    }
+    v = cli_get(a, "max-output");
+    if (!v)
+        v = getenv("ORCH_MAX_OUTPUT");
+    if (v && *v) {
+        char *end;
+        long long n = strtoll(v, &end, 10);
+        if (*end || n < 1024 || n > (1LL << 30)) {
+            cli_error("invalid output cap '%s' (use 1024..1073741824 bytes)", v);
+            return -1;
+        }
+        cfg->output_cap = (size_t)n;
+    }
+    v = cli_get(a, "kill-grace");
+    if (!v)
+        v = getenv("ORCH_KILL_GRACE");
+    if (v && *v) {
+        int64_t ms;
+        if (clock_parse_duration(v, &ms, &err)) {
+            cli_error("invalid kill grace: %s", err.msg);
+            return -1;
+        }
+        cfg->kill_grace_ms = ms;
+    }
+    return 0;
+}
+
+/* Run the engine until its executions end; print their results. */
+static int run_engine(struct engine *eng, struct store *st, char **ids, size_t nids, int json)
+{
+    struct err err = ERR_INIT;
+    struct sigaction sa;
+    int rc, code = EXIT_OK;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    g_engine = eng;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = engine_run(eng, &err);
+    progress_clear();
+    g_engine = NULL;
+    if (rc) {
+        cli_error("%s", err.msg);
+        return EXIT_INTERNAL;
+    }
+    for (size_t i = 0; i < nids; i++) {
+        struct exec_detail *d = NULL;
+        int c;
+        if (store_execution_get(st, ids[i], &d, &err)) {
+            cli_error("%s", err.msg);
+            return EXIT_INTERNAL;
+        }
+        if (json) {
+            json_t *j = view_exec_detail(d);
+            char *s = json_dumps(j, JSON_INDENT(2));
+            printf("%s\n", s);
+            free(s);
+            json_decref(j);
+        } else {
+            if (i)
+                printf("\n");
+            print_summary(d);
+        }
+        c = cli_exit_for_status(d->exec.status);
+        if (c > code)
+            code = c;
+        exec_detail_free(d);
+    }
+    fflush(stdout);
+    return code;
+}
+
+/* Build the params object from --param K=V (V parsed as JSON if it parses). */
+static char *params_from_args(const struct cli_args *a, int *out_exit)
+{
+    json_t *o = json_object();
+    char *s;
+    for (int i = 0; i < a->nvals; i++) {
+        const char *kv, *eq;
+        json_t *v;
+        char *key;
+        if (strcmp(a->vals[i].opt->name, "param"))
+            continue;
+        kv = a->vals[i].value;
+        eq = strchr(kv, '=');
+        if (!eq || eq == kv) {
+            cli_error("invalid --param '%s' (use --param name=value)", kv);
+            json_decref(o);
+            *out_exit = EXIT_USAGE;
+            return NULL;
+        }
+        v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+        if (!v || json_is_null(v)) {
+            json_decref(v);
+            v = json_string(eq + 1);
+        }
+        key = xstrndup(kv, (size_t)(eq - kv));
+        json_object_set_new(o, key, v);
+        free(key);
+    }
+    s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return s;
+}
+
+static int setup(const struct cli_args *a, struct store **st, struct engine **eng,
+                 struct owner **own, struct progress *prog)
+{
+    struct engine_config cfg;
+    struct err err = ERR_INIT;
+
+    if (engine_settings(a, &cfg))
+        return EXIT_USAGE;
+    if (cli_open_store(a, 1, st))
+        return EXIT_INTERNAL;
+    *own = owner_new(cli_data_dir(a));
+    cfg.claim = owner_claim;
+    cfg.release = owner_release;
+    cfg.owner_arg = *own;
+    if (engine_new(*st, &cfg, eng, &err)) {
+        cli_error("%s", err.msg);
+        return EXIT_INTERNAL;
+    }
+    memset(prog, 0, sizeof(*prog));
+    prog->tty = isatty(2) && !getenv("ORCH_NO_PROGRESS");
+    prog->start_ms = clock_now_ms();
+    g_progress = prog;
+    log_set_hooks(progress_clear, progress_draw);
+    engine_set_observer(*eng, observe, prog);
+    return 0;
+}
+
+static void teardown(struct store *st, struct engine *eng, struct owner *own)
+{
+    log_set_hooks(NULL, NULL);
+    g_progress = NULL;
+    engine_free(eng);
+    owner_free(own);
+    store_free(st);
+}
+
+int cmd_run(int argc, char **argv)
+{
+    struct cli_args a;
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct store *st = NULL;
+    struct engine *eng = NULL;
+    struct owner *own = NULL;
+    struct progress prog;
+    struct err err = ERR_INIT;
+    char *def = NULL, *params = NULL;
+    char id[ID_MAX];
+    char *ids[1];
+    size_t len;
+    int code, rc;
+
+    rc = cli_parse(&run_cmd, argc, argv, &a);
+    if (rc)
+        return rc > 0 ? EXIT_OK : EXIT_USAGE;
+    if (a.npos != 1) {
+        cli_error("'orch run' needs exactly one workflow file (see 'orch run --help')");
+        return EXIT_USAGE;
+    }
+    if (cli_apply_log_level(&a))
+        return EXIT_USAGE;
+    def = cli_read_file(a.pos[0], DAG_MAX_BYTES, &len, &code);
+    if (!def)
+        return code;
+    if (dag_parse(def, len, &wf, &probs)) {
+        cli_error("invalid workflow '%s':", a.pos[0]);
+        for (size_t i = 0; i < probs.n; i++)
+            fprintf(stderr, "  %s: %s\n", probs.items[i].path, probs.items[i].message);
+        if (probs.dropped)
+            fprintf(stderr, "  ... and %zu more\n", probs.dropped);
+        dag_problems_release(&probs);
+        free(def);
+        return EXIT_INVALID;
+    }
+    if (strlen(def) != len) {
+        cli_error("invalid workflow '%s': contains a NUL byte", a.pos[0]);
+        workflow_free(wf);
+        free(def);
+        return EXIT_INVALID;
+    }
+    workflow_free(wf);
+    params = params_from_args(&a, &code);
+    if (!params) {
+        free(def);
+        return code;
+    }
+    code = setup(&a, &st, &eng, &own, &prog);
+    if (code)
+        goto out;
+    rc = engine_submit(eng, def, params, id, &err);
+    if (rc) {
+        cli_error("%s", err.msg);
+        code = cli_exit_for_err(rc);
+        goto out;
+    }
+    ids[0] = id;
+    code = run_engine(eng, st, ids, 1, cli_flag(&a, "json"));
+out:
+    teardown(st, eng, own);
+    free(def);
+    free(params);
+    return code;
+}
+
+int cmd_resume(int argc, char **argv)
+{
+    struct cli_args a;
+    struct store *st = NULL;
+    struct engine *eng = NULL;
+    struct owner *own = NULL;
+    struct progress prog;
+    struct err err = ERR_INIT;
+    char **ids = NULL, **taken = NULL;
+    size_t nids = 0, ntaken = 0;
+    int code, rc;
+
+    rc = cli_parse(&resume_cmd, argc, argv, &a);
+    if (rc)
+        return rc > 0 ? EXIT_OK : EXIT_USAGE;
+    if (a.npos > 1) {
+        cli_error("'orch resume' takes at most one execution id");
+        return EXIT_USAGE;
+    }
+    if (cli_apply_log_level(&a))
+        return EXIT_USAGE;
+    code = setup(&a, &st, &eng, &own, &prog);
+    if (code)
+        goto out;
+    if (a.npos == 1) {
+        ids = xcalloc(1, sizeof(*ids));
+        ids[0] = xstrdup(a.pos[0]);
+        nids = 1;
+    } else if (store_executions_unfinished(st, &ids, &nids, &err)) {
+        cli_error("%s", err.msg);
+        code = EXIT_INTERNAL;
+        goto out;
+    }
+    taken = xcalloc(nids ? nids : 1, sizeof(*taken));
+    for (size_t i = 0; i < nids; i++) {
+        rc = engine_resume(eng, ids[i], &err);
+        if (rc == 0) {
+            taken[ntaken++] = ids[i];
+            continue;
+        }
+        if (a.npos == 1) {
+            cli_error("%s", err.msg);
+            code = rc == ERR_CONFLICT || rc == ERR_BUSY ? EXIT_FAILED : cli_exit_for_err(rc);
+            goto out;
+        }
+        /* Without an id, executions owned by a live process are left alone. */
+        log_info("Engine", "Execution %s not resumed: %s", ids[i], err.msg);
+    }
+    if (!ntaken) {
+        if (!cli_flag(&a, "json"))
+            printf("No unfinished executions to resume.\n");
+        code = EXIT_OK;
+        goto out;
+    }
+    code = run_engine(eng, st, taken, ntaken, cli_flag(&a, "json"));
+out:
+    teardown(st, eng, own);
+    for (size_t i = 0; i < nids; i++)
+        free(ids[i]);
+    free(ids);
+    free(taken);
+    return code;
+}

@@ -1,0 +1,409 @@
+/*
+ * cmd_show.c - the read-only commands: validate, executions list/show, logs.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/xalloc.h"
+#include "cli.h"
+#include "dag/dag.h"
+#include "view/view.h"
+
+#include "base/banned.h"
+
+static void print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2));
+    printf("%s\n", s ? s : "null");
+    free(s);
+}
+
+/* ------------------------------------------------------------------ validate */
+
+static const struct cli_opt validate_opts[] = {
+    {"json", NULL, "print {\"valid\": bool, \"problems\": [...]} on stdout", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+static const struct cli_cmd validate_cmd = {
+    "validate", "FILE",
+    "Check a workflow definition and print every problem with its JSON path.\n"
+    "Exit status: 0 valid, 3 invalid, 6 file not found.",
+    validate_opts,
+};
+
+int cmd_validate(int argc, char **argv)
+{
+    struct cli_args a;
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    char *def;
+    size_t len;
+    int code, rc;
+
+    rc = cli_parse(&validate_cmd, argc, argv, &a);
+    if (rc)
+        return rc > 0 ? EXIT_OK : EXIT_USAGE;
+    if (a.npos != 1) {
+        cli_error("'orch validate' needs exactly one workflow file");
+        return EXIT_USAGE;
+    }
+    def = cli_read_file(a.pos[0], DAG_MAX_BYTES + 1, &len, &code);
+    if (!def)
+        return code;
+    rc = dag_parse(def, len, &wf, &probs);
+    if (cli_flag(&a, "json")) {
+        json_t *o = json_object(), *arr = json_array();
+        for (size_t i = 0; i < probs.n; i++) {
+            json_t *p = json_object();
+            json_object_set_new(p, "path", json_string(probs.items[i].path));
+            json_object_set_new(p, "message", json_string(probs.items[i].message));
+            if (probs.items[i].line) {
+                json_object_set_new(p, "line", json_integer(probs.items[i].line));
+                json_object_set_new(p, "column", json_integer(probs.items[i].column));
+            }
+            json_array_append_new(arr, p);
+        }
+        json_object_set_new(o, "valid", json_boolean(rc == 0));
+        if (wf) {
+            json_object_set_new(o, "workflow", json_string(wf->name));
+            json_object_set_new(o, "tasks", json_integer((json_int_t)wf->ntasks));
+        }
+        json_object_set_new(o, "problems", arr);
+        if (probs.dropped)
+            json_object_set_new(o, "moreProblems", json_integer((json_int_t)probs.dropped));
+        print_json(o);
+        json_decref(o);
+    } else if (rc == 0) {
+        printf("%s: workflow '%s' is valid (%zu tasks)\n", a.pos[0], wf->name, wf->ntasks);
+    } else {
+        fprintf(stderr, "%s: %zu problem%s\n", a.pos[0], probs.n + probs.dropped,
+                probs.n + probs.dropped == 1 ? "" : "s");
+        for (size_t i = 0; i < probs.n; i++)
+            fprintf(stderr, "  %s: %s\n", probs.items[i].path, probs.items[i].message);
+        if (probs.dropped)
+            fprintf(stderr, "  ... and %zu more\n", probs.dropped);
+    }
+    workflow_free(wf);
+    dag_problems_release(&probs);
+    free(def);
+    return rc ? EXIT_INVALID : EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ executions */
+
+static const struct cli_opt list_opts[] = {
+    {"status", "S[,S]", "only these statuses (queued, running, succeeded, failed, cancelled, timed_out)", 0},
+    {"workflow", "NAME", "only executions of this workflow", 0},
+    {"limit", "N", "at most N executions (default 20, max 1000)", 0},
+    {"cursor", "ID", "continue after this execution id (the previous page's nextCursor)", 0},
+    {"json", NULL, "print JSON", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+static const struct cli_cmd list_cmd = {
+    "executions list", NULL, "List executions, newest first.", list_opts,
+};
+
+static const struct cli_opt show_opts[] = {
+    {"json", NULL, "print JSON", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+static const struct cli_cmd show_cmd = {
+    "executions show", "ID", "Show one execution with its tasks and every attempt.", show_opts,
+};
+
+static int parse_status_list(const char *s, unsigned *mask)
+{
+    char *copy = xstrdup(s), *save = NULL;
+    int rc = 0;
+    *mask = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        enum exec_status st;
+        if (exec_status_parse(tok, &st)) {
+            cli_error("unknown status '%s' (use queued, running, succeeded, failed, cancelled, "
+                      "timed_out)",
+                      tok);
+            rc = -1;
+            break;
+        }
+        *mask |= 1u << st;
+    }
+    free(copy);
+    return rc;
+}
+
+static int executions_list(int argc, char **argv)
+{
+    struct cli_args a;
+    struct exec_filter f;
+    struct exec_list list = {NULL, 0};
+    struct store *st = NULL;
+    struct err err = ERR_INIT;
+    const char *v;
+    int rc;
+
+    rc = cli_parse(&list_cmd, argc, argv, &a);
+    if (rc)
+        return rc > 0 ? EXIT_OK : EXIT_USAGE;
+    if (a.npos) {
+        cli_error("'orch executions list' takes no arguments");
+        return EXIT_USAGE;
+    }
+    memset(&f, 0, sizeof(f));
+    f.limit = 20;
+    if ((v = cli_get(&a, "status")) && parse_status_list(v, &f.status_mask))
+        return EXIT_USAGE;
+    f.workflow = cli_get(&a, "workflow");
+    f.before_id = cli_get(&a, "cursor");
+    if ((v = cli_get(&a, "limit"))) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || n < 1 || n > 1000) {
+            cli_error("invalid limit '%s' (use 1..1000)", v);
+            return EXIT_USAGE;
+        }
+        f.limit = (int)n;
+    }
+    if (cli_open_store(&a, 0, &st))
+        return EXIT_INTERNAL;
+    rc = store_executions_list(st, &f, &list, &err);
+    if (rc) {
+        cli_error("%s", err.msg);
+        store_free(st);
+        return EXIT_INTERNAL;
+    }
+    if (cli_flag(&a, "json")) {
+        json_t *j = view_exec_list(&list, f.limit);
+        print_json(j);
+        json_decref(j);
+    } else if (!list.n) {
+        printf("No executions.\n");
+    } else {
+        printf("%-19s  %-24s  %-10s  %-24s  %-9s  %s\n", "ID", "WORKFLOW", "STATUS", "CREATED",
+               "DURATION", "ERROR");
+        for (size_t i = 0; i < list.n; i++) {
+            const struct exec_row *r = &list.items[i];
+            char created[CLOCK_ISO_MAX], dur[32];
+            clock_iso8601(r->created_at, created);
+            if (r->started_at && r->finished_at)
+                clock_fmt_duration(r->finished_at - r->started_at, dur, sizeof(dur));
+            else
+                snprintf(dur, sizeof(dur), "-");
+            printf("%-19s  %-24.24s  %-10s  %-24s  %-9s  %s\n", r->id, r->workflow,
+                   exec_status_name(r->status), created, dur, r->error ? r->error : "");
+        }
+        if ((int)list.n >= f.limit)
+            printf("(more: --cursor %s)\n", list.items[list.n - 1].id);
+    }
+    exec_list_release(&list);
+    store_free(st);
+    return EXIT_OK;
+}
+
+static int executions_show(int argc, char **argv)
+{
+    struct cli_args a;
+    struct store *st = NULL;
+    struct exec_detail *d = NULL;
+    struct err err = ERR_INIT;
+    char created[CLOCK_ISO_MAX], dur[32];
+    int rc;
+
+    rc = cli_parse(&show_cmd, argc, argv, &a);
+    if (rc)
+        return rc > 0 ? EXIT_OK : EXIT_USAGE;
+    if (a.npos != 1) {
+        cli_error("'orch executions show' needs one execution id");
+        return EXIT_USAGE;
+    }
+    if (cli_open_store(&a, 0, &st))
+        return EXIT_INTERNAL;
+    rc = store_execution_get(st, a.pos[0], &d, &err);
+    if (rc) {
+        cli_error("%s", err.msg);
+        store_free(st);
+        return cli_exit_for_err(rc);
+    }
+    if (cli_flag(&a, "json")) {
+        json_t *j = view_exec_detail(d);
+        print_json(j);
+        json_decref(j);
+        goto out;
+    }
+    clock_iso8601(d->exec.created_at, created);
+    if (d->exec.started_at && d->exec.finished_at)
+        clock_fmt_duration(d->exec.finished_at - d->exec.started_at, dur, sizeof(dur));
+    else
+        snprintf(dur, sizeof(dur), "-");
+    printf("Execution  %s\nWorkflow   %s (version %d)\nStatus     %s\nCreated    %s\n"
+           "Duration   %s\nParams     %s\n",
+           d->exec.id, d->exec.workflow, d->exec.workflow_version,
+           exec_status_name(d->exec.status), created, dur, d->exec.params);
+    if (d->exec.error)
+        printf("Error      %s\n", d->exec.error);
+    printf("\n%-24s  %-15s  %-7s  %-16s  %-9s  %s\n", "TASK", "STATUS", "ATTEMPT", "RESULT",
+           "DURATION", "ERROR");
+    for (size_t i = 0; i < d->ntasks; i++) {
+        const struct task_run_row *t = &d->tasks[i];
+        int any = 0;
+        for (size_t k = 0; k < d->nattempts; k++) {
+            const struct attempt_row *at = &d->attempts[k];
+            char res[32];
+            if (at->task_idx != t->idx)
+                continue;
+            any = 1;
+            if (at->signal)
+                snprintf(res, sizeof(res), "signal %d", at->signal);
+            else if (at->exit_code >= 0)
+                snprintf(res, sizeof(res), "exit %d", at->exit_code);
+            else
+                snprintf(res, sizeof(res), "%s", attempt_status_name(at->status));
+            if (at->started_at && at->finished_at)
+                clock_fmt_duration(at->finished_at - at->started_at, dur, sizeof(dur));
+            else
+                snprintf(dur, sizeof(dur), "-");
+            printf("%-24.24s  %-15s  %-7d  %-16s  %-9s  %s\n", t->name,
+                   at->number == t->attempt ? task_status_name(t->status)
+                                            : attempt_status_name(at->status),
+                   at->number, res, dur, at->error ? at->error : "");
+        }
+        if (!any)
+            printf("%-24.24s  %-15s  %-7s  %-16s  %-9s  %s\n", t->name,
+                   task_status_name(t->status), "-", "-", "-", t->error ? t->error : "");
+    }
+out:
+    exec_detail_free(d);
+    store_free(st);
+    return EXIT_OK;
+}
+
+int cmd_executions(int argc, char **argv)
+{
+    if (argc >= 1 && !strcmp(argv[0], "list"))
+        return executions_list(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "show"))
+        return executions_show(argc - 1, argv + 1);
+    if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+        printf("usage: orch executions list [options]\n"
+               "       orch executions show ID [--json]\n");
+        return EXIT_OK;
+    }
+    cli_error("'orch executions' needs a subcommand: list or show");
+    return EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------------ logs */
+
+static const struct cli_opt logs_opts[] = {
+    {"attempt", "N", "only this attempt (default: every attempt)", 0},
+    {"json", NULL, "print JSON lines: {task, attempt, stream, ts, data}", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+static const struct cli_cmd logs_cmd = {
+    "logs", "ID [TASK]",
+    "Print the captured output (stdout and stderr) of an execution's tasks.", logs_opts,
+};
+
+int cmd_logs(int argc, char **argv)
+{
+    struct cli_args a;
+    struct store *st = NULL;
+    struct exec_detail *d = NULL;
+    struct log_list logs = {NULL, 0};
+    struct err err = ERR_INIT;
+    int task_idx = -1, attempt = 0, rc, code = EXIT_OK, json;
+    const char *v;
+
+    rc = cli_parse(&logs_cmd, argc, argv, &a);
+    if (rc)
+        return rc > 0 ? EXIT_OK : EXIT_USAGE;
+    if (a.npos < 1 || a.npos > 2) {
+        cli_error("'orch logs' needs an execution id and optionally a task name");
+        return EXIT_USAGE;
+    }
+    if ((v = cli_get(&a, "attempt"))) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || n < 1) {
+            cli_error("invalid attempt '%s'", v);
+            return EXIT_USAGE;
+        }
+        attempt = (int)n;
+    }
+    json = cli_flag(&a, "json");
+    if (cli_open_store(&a, 0, &st))
+        return EXIT_INTERNAL;
+    rc = store_execution_get(st, a.pos[0], &d, &err);
+    if (rc) {
+        cli_error("%s", err.msg);
+        code = cli_exit_for_err(rc);
+        goto out;
+    }
+    if (a.npos == 2) {
+        for (size_t i = 0; i < d->ntasks; i++)
+            if (!strcmp(d->tasks[i].name, a.pos[1]))
+                task_idx = d->tasks[i].idx;
+        if (task_idx < 0) {
+            cli_error("execution '%s' has no task '%s'", a.pos[0], a.pos[1]);
+            code = EXIT_NOT_FOUND;
+            goto out;
+        }
+    }
+    rc = store_logs_get(st, a.pos[0], task_idx, &logs, &err);
+    if (rc) {
+        cli_error("%s", err.msg);
+        code = EXIT_INTERNAL;
+        goto out;
+    }
+    {
+        int last_task = -1, last_attempt = -1;
+        for (size_t i = 0; i < logs.n; i++) {
+            const struct log_chunk *c = &logs.items[i];
+            const char *name = "?";
+            if (attempt && c->attempt != attempt)
+                continue;
+            for (size_t k = 0; k < d->ntasks; k++)
+                if (d->tasks[k].idx == c->task_idx)
+                    name = d->tasks[k].name;
+            if (json) {
+                json_t *o = json_object();
+                char *s;
+                json_object_set_new(o, "task", json_string(name));
+                json_object_set_new(o, "attempt", json_integer(c->attempt));
+                json_object_set_new(o, "stream", json_string(c->stream == LOG_STREAM_STDERR
+                                                                  ? "stderr"
+                                                                  : "stdout"));
+                json_object_set_new(o, "ts", view_instant(c->ts));
+                json_object_set_new(o, "data", json_stringn_nocheck(c->data, c->len));
+                s = json_dumps(o, JSON_COMPACT);
+                printf("%s\n", s);
+                free(s);
+                json_decref(o);
+                continue;
+            }
+            if (c->task_idx != last_task || c->attempt != last_attempt) {
+                if (task_idx < 0 || attempt == 0)
+                    printf("==> %s (attempt %d) <==\n", name, c->attempt);
+                last_task = c->task_idx;
+                last_attempt = c->attempt;
+            }
+            fwrite(c->data, 1, c->len, stdout);
+            if (c->len && c->data[c->len - 1] != '\n' &&
+                (i + 1 == logs.n || logs.items[i + 1].task_idx != c->task_idx ||
+                 logs.items[i + 1].attempt != c->attempt))
+                putchar('\n');
+        }
+    }
+out:
+    log_list_release(&logs);
+    exec_detail_free(d);
+    store_free(st);
+    return code;
+}

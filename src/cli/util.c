@@ -1,0 +1,265 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/xalloc.h"
+#include "cli.h"
+
+#include "base/banned.h"
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("orch: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_exit_for_err(int code)
+{
+    switch (code) {
+    case 0: return EXIT_OK;
+    case ERR_INVALID:
+    case ERR_TOO_BIG: return EXIT_INVALID;
+    case ERR_NOT_FOUND: return EXIT_NOT_FOUND;
+    case ERR_CONFLICT:
+    case ERR_BUSY: return EXIT_FAILED;
+    }
+    return EXIT_INTERNAL;
+}
+
+int cli_exit_for_status(enum exec_status st)
+{
+    switch (st) {
+    case EXEC_SUCCEEDED: return EXIT_OK;
+    case EXEC_TIMED_OUT: return EXIT_TIMED_OUT;
+    case EXEC_CANCELLED: return EXIT_CANCELLED;
+    case EXEC_FAILED: return EXIT_FAILED;
+    default: return EXIT_INTERNAL;
+    }
+}
+
+static const struct cli_opt global_opts[] = {
+    {"data-dir", "DIR", "data directory (default $ORCH_DATA_DIR or ./.orch)", 0},
+    {"log-level", "LEVEL", "error, warn, info or debug (default $ORCH_LOG_LEVEL or info)", 0},
+    {"help", NULL, "show this help", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+void cli_usage(const struct cli_cmd *cmd, int to_stderr)
+{
+    FILE *f = to_stderr ? stderr : stdout;
+    fprintf(f, "usage: orch %s [options]%s%s\n\n%s\n\noptions:\n", cmd->name,
+            cmd->args ? " " : "", cmd->args ? cmd->args : "", cmd->summary);
+    for (int pass = 0; pass < 2; pass++) {
+        const struct cli_opt *o = pass == 0 ? cmd->opts : global_opts;
+        for (; o && o->name; o++) {
+            char left[64];
+            snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
+            fprintf(f, "  %-22s %s\n", left, o->help);
+        }
+    }
+}
+
+static const struct cli_opt *find_opt(const struct cli_cmd *cmd, const char *name, size_t len)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        const struct cli_opt *o = pass == 0 ? cmd->opts : global_opts;
+        for (; o && o->name; o++)
+            if (strlen(o->name) == len && !strncmp(o->name, name, len))
+                return o;
+    }
+    return NULL;
+}
+
+int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_args *out)
+{
+    int only_pos = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->cmd = cmd;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!only_pos && !strcmp(a, "--")) {
+            only_pos = 1;
+            continue;
+        }
+        if (!only_pos && a[0] == '-' && a[1] == '-' && a[2]) {
+            const char *name = a + 2;
+            const char *eq = strchr(name, '=');
+            size_t len = eq ? (size_t)(eq - name) : strlen(name);
+            const struct cli_opt *o = find_opt(cmd, name, len);
+            const char *val = NULL;
+            if (!o) {
+                cli_error("unknown option '--%.*s' for 'orch %s' (see 'orch %s --help')",
+                          (int)len, name, cmd->name, cmd->name);
+                return -1;
+            }
+            if (!strcmp(o->name, "help")) {
+                cli_usage(cmd, 0);
+                return 1;
+            }
+            if (o->arg) {
+                if (eq) {
+                    val = eq + 1;
+                } else if (i + 1 < argc) {
+                    val = argv[++i];
+                } else {
+                    cli_error("option '--%s' needs a value (%s)", o->name, o->arg);
+                    return -1;
+                }
+            } else if (eq) {
+                cli_error("option '--%s' takes no value", o->name);
+                return -1;
+            }
+            if (!o->repeat) {
+                for (int k = 0; k < out->nvals; k++)
+                    if (out->vals[k].opt == o && o->arg) {
+                        cli_error("option '--%s' given twice", o->name);
+                        return -1;
+                    }
+            }
+            if (out->nvals >= CLI_MAX_VALUES) {
+                cli_error("too many options");
+                return -1;
+            }
+            out->vals[out->nvals].opt = o;
+            out->vals[out->nvals].value = val;
+            out->nvals++;
+            continue;
+        }
+        if (!only_pos && a[0] == '-' && a[1] != '\0') {
+            if (!strcmp(a, "-h")) {
+                cli_usage(cmd, 0);
+                return 1;
+            }
+            cli_error("unknown option '%s' for 'orch %s' (see 'orch %s --help')", a, cmd->name,
+                      cmd->name);
+            return -1;
+        }
+        if (out->npos >= (int)(sizeof(out->pos) / sizeof(out->pos[0]))) {
+            cli_error("too many arguments");
+            return -1;
+        }
+        out->pos[out->npos++] = a;
+    }
+    return 0;
+}
+
+const char *cli_get(const struct cli_args *a, const char *name)
+{
+    const char *v = NULL;
+    for (int i = 0; i < a->nvals; i++)
+        if (!strcmp(a->vals[i].opt->name, name))
+            v = a->vals[i].value;
+    return v;
+}
+
+int cli_flag(const struct cli_args *a, const char *name)
+{
+    for (int i = 0; i < a->nvals; i++)
+        if (!strcmp(a->vals[i].opt->name, name))
+            return 1;
+    return 0;
+}
+
+const char *cli_data_dir(const struct cli_args *a)
+{
+    const char *d = cli_get(a, "data-dir");
+    if (d && *d)
+        return d;
+    d = getenv("ORCH_DATA_DIR");
+    if (d && *d)
+        return d;
+    return "./.orch";
+}
+
+int cli_apply_log_level(const struct cli_args *a)
+{
+    const char *lv = cli_get(a, "log-level");
+    enum log_level level;
+    if (!lv)
+        lv = getenv("ORCH_LOG_LEVEL");
+    if (!lv || !*lv)
+        return 0;
+    if (log_parse_level(lv, &level)) {
+        cli_error("invalid log level '%s' (use error, warn, info or debug)", lv);
+        return -1;
+    }
+    log_set_level(level);
+    return 0;
+}
+
+int cli_open_store(const struct cli_args *a, int writer, struct store **out)
+{
+    struct err err = ERR_INIT;
+    const char *dir = cli_data_dir(a);
+    int rc;
+
+    if (!writer) {
+        struct stat sb;
+        if (stat(dir, &sb) != 0) {
+            cli_error("no data directory at '%s' (run a workflow first, or pass --data-dir)",
+                      dir);
+            return ERR_NOT_FOUND;
+        }
+    }
+    rc = store_open(dir, writer ? STORE_CREATE : STORE_READONLY, out, &err);
+    if (rc)
+        cli_error("cannot open the store in '%s': %s", dir, err.msg);
+    return rc;
+}
+
+char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    char *buf = NULL;
+    size_t len = 0, alloc = 0;
+
+    if (!f) {
+        cli_error("cannot open '%s': %s", path, strerror(errno));
+        *out_exit = EXIT_NOT_FOUND;
+        return NULL;
+    }
+    for (;;) {
+        size_t n;
+        if (len + 65536 + 1 > alloc) {
+            alloc = alloc ? alloc * 2 : 65536 * 2;
+            buf = xrealloc(buf, alloc);
+        }
+        n = fread(buf + len, 1, alloc - len - 1, f);
+        len += n;
+        if (len > max) {
+            cli_error("'%s' is larger than the limit of %zu bytes", path, max);
+            free(buf);
+            if (f != stdin)
+                fclose(f);
+            *out_exit = EXIT_INVALID;
+            return NULL;
+        }
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        cli_error("cannot read '%s': %s", path, strerror(errno));
+        free(buf);
+        if (f != stdin)
+            fclose(f);
+        *out_exit = EXIT_INTERNAL;
+        return NULL;
+    }
+    if (f != stdin)
+        fclose(f);
+    buf[len] = '\0';
+    *out_len = len;
+    return buf;
+}

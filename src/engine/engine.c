@@ -1,0 +1,1821 @@
+/*
+ * engine.c - the event loop and the execution state machine.
+ *
+ * One turn of engine_run():
+ *   1. gather events: child exits (pidfd), output (pipes), timers, requests;
+ *   2. compute the transitions in memory (advance/dispatch): a finished task
+ *      records its attempt, its dependents whose last dependency finished
+ *      become queued (or upstream_failed / skipped by runIf), noop tasks
+ *      complete on the spot, and an execution whose tasks are all final ends;
+ *   3. write every change of the turn in ONE transaction and commit;
+ *   4. only then act: start the processes of the attempts begun in step 2,
+ *      send signals, report to the observer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/xalloc.h"
+#include "engine_internal.h"
+
+#include "base/banned.h"
+
+#define COMP "Engine"
+#define COMP_TASK "TaskExecutor"
+#define READ_CHUNK 65536
+#define READ_BUDGET (256 * 1024) /* bytes read from one pipe per turn, for fairness */
+#define ERR_TAIL 240             /* bytes of stderr kept for the error message */
+
+extern char **environ;
+
+enum watch_kind { WATCH_PIDFD, WATCH_OUT, WATCH_ERR, WATCH_WAKE };
+
+struct watch {
+    enum watch_kind kind;
+    struct proc *proc;
+};
+
+/* Per-attempt record of committed log chunks, to keep only the tail. */
+struct chunk_len {
+    int seq;
+    size_t len;
+};
+
+struct proc {
+    struct child ch;
+    struct exec *ex;
+    size_t idx;
+    int attempt;
+    int64_t started_mono;
+    int stale;       /* its attempt was given up (timeout, cancel); only reaping is left */
+    int term_sent;   /* SIGTERM sent to the group */
+    int pid_dirty;   /* pid/pgid not yet written to the store */
+    int reaped;
+    struct watch w_pid, w_out, w_err;
+    struct strbuf pend[2]; /* output read this turn, by stream (0 stdout, 1 stderr) */
+    int seq;
+    struct chunk_len *chunks;
+    size_t nchunks, chunks_alloc, chunks_head;
+    size_t kept_bytes;
+    char err_tail[ERR_TAIL];
+    size_t err_tail_len;
+    struct proc *next;
+};
+
+struct trun {
+    enum task_status status;
+    int attempt;
+    int db_attempt; /* the attempt number the store holds (fencing token) */
+    int remaining;  /* dependencies not yet final */
+    int64_t available_at;
+    int64_t started_at;
+    int64_t finished_at;
+    int64_t attempt_started_at;
+    char *error;
+    struct proc *proc; /* live process of the current attempt */
+    int dirty;
+    int queued_in_ready; /* present in the exec's ready list */
+};
+
+struct pending_attempt {
+    struct exec *ex;
+    int insert;
+    struct attempt_row row; /* error and node owned here */
+};
+
+struct exec {
+    char id[ID_MAX];
+    struct workflow *wf;
+    int version;
+    char *params;
+    char **base_env; /* NULL-terminated: inherited + workflow env + params */
+    enum exec_status status;
+    int64_t created_at, started_at, finished_at;
+    char *error;
+    struct trun *runs;
+    size_t nfinal;
+    size_t nrunning; /* tasks in TASK_RUNNING */
+    size_t *ready;   /* FIFO of task indices that are queued and available */
+    size_t ready_head, ready_n, ready_alloc;
+    int is_new;      /* not yet inserted */
+    int dirty;
+    int finished_reported;
+    int tasks_new;   /* task runs not yet inserted */
+    struct exec *next;
+};
+
+struct engine {
+    struct store *st;
+    struct engine_config cfg;
+    char node[128];
+    int epfd;
+    int wakefd;
+    struct watch w_wake;
+    struct exec *execs;
+    struct proc *procs;
+    size_t nprocs; /* live processes (slots in use) */
+    struct timer_heap timers;
+    struct pending_attempt *patt;
+    size_t npatt, patt_alloc;
+    struct proc **to_spawn;
+    size_t nspawn, spawn_alloc;
+    engine_observer_fn observer;
+    void *observer_arg;
+    volatile sig_atomic_t cancel_all;
+    int cancel_all_done;
+    int work_now; /* something to do without waiting */
+};
+
+/* ------------------------------------------------------------------ small helpers */
+
+static void notify(struct engine *eng, const struct engine_event *ev)
+{
+    if (eng->observer)
+        eng->observer(eng->observer_arg, ev);
+}
+
+static void set_str(char **dst, const char *src)
+{
+    free(*dst);
+    *dst = src ? xstrdup(src) : NULL;
+}
+
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGKILL: return "SIGKILL";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGSEGV: return "SIGSEGV";
+    case SIGABRT: return "SIGABRT";
+    case SIGPIPE: return "SIGPIPE";
+    case SIGHUP: return "SIGHUP";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGQUIT: return "SIGQUIT";
+    }
+    return "signal";
+}
+
+void engine_config_init(struct engine_config *cfg)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->workers = n > 0 ? (int)n : 1;
+    cfg->output_cap = 1024 * 1024;
+    cfg->kill_grace_ms = 10000;
+    cfg->node = NULL;
+    cfg->claim = NULL;
+    cfg->release = NULL;
+    cfg->owner_arg = NULL;
+}
+
+static void exec_progress(const struct exec *ex, struct engine_event *ev)
+{
+    ev->exec_id = ex->id;
+    ev->tasks_total = ex->wf->ntasks;
+    ev->tasks_done = ex->nfinal;
+    ev->tasks_running = ex->nrunning;
+}
+
+/* ------------------------------------------------------------------ environment */
+
+static int env_key_eq(const char *entry, const char *key, size_t klen)
+{
+    return !strncmp(entry, key, klen) && entry[klen] == '=';
+}
+
+/* Set key=value in a NULL-terminated heap vector, replacing an existing key. */
+static void env_set(char ***envp, size_t *n, size_t *alloc, const char *key, const char *value)
+{
+    size_t klen = strlen(key);
+    char *entry = xasprintf("%s=%s", key, value);
+    for (size_t i = 0; i < *n; i++) {
+        if (env_key_eq((*envp)[i], key, klen)) {
+            free((*envp)[i]);
+            (*envp)[i] = entry;
+            return;
+        }
+    }
+    XGROW(*envp, *alloc, *n + 2);
+    (*envp)[(*n)++] = entry;
+    (*envp)[*n] = NULL;
+}
+
+/* Variables of orch's own environment that never reach tasks: our settings and
+ * secrets (API keys, database and Redis URLs). */
+static int env_is_private(const char *entry)
+{
+    return !strncmp(entry, "ORCH_", 5) || !strncmp(entry, "DATABASE_URL=", 13) ||
+           !strncmp(entry, "REDIS_URL=", 10);
+}
+
+static void free_strv(char **v)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+static char **build_base_env(const struct workflow *wf, json_t *params)
+{
+    char **envp = NULL;
+    size_t n = 0, alloc = 0;
+    const char *key;
+    json_t *val;
+
+    XGROW(envp, alloc, 1);
+    envp[0] = NULL;
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        char *k;
+        if (!eq || env_is_private(*e))
+            continue;
+        k = xstrndup(*e, (size_t)(eq - *e));
+        env_set(&envp, &n, &alloc, k, eq + 1);
+        free(k);
+    }
+    for (size_t i = 0; i < wf->nenv; i++)
+        env_set(&envp, &n, &alloc, wf->env[i].key, wf->env[i].value);
+    json_object_foreach(params, key, val) {
+        char *name = xasprintf("ORCH_PARAM_%s", key);
+        if (json_is_string(val)) {
+            env_set(&envp, &n, &alloc, name, json_string_value(val));
+        } else {
+            char *s = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+            env_set(&envp, &n, &alloc, name, s ? s : "");
+            free(s);
+        }
+        free(name);
+    }
+    return envp;
+}
+
+static char **build_task_env(const struct exec *ex, const struct dag_task *t, int attempt)
+{
+    char **envp = NULL;
+    size_t n = 0, alloc = 0;
+    char num[16];
+
+    for (char **e = ex->base_env; *e; e++)
+        n++;
+    alloc = n + t->nenv + 8;
+    envp = xcalloc(alloc, sizeof(*envp));
+    for (size_t i = 0; i < n; i++)
+        envp[i] = xstrdup(ex->base_env[i]);
+    envp[n] = NULL;
+    for (size_t i = 0; i < t->nenv; i++)
+        env_set(&envp, &n, &alloc, t->env[i].key, t->env[i].value);
+    snprintf(num, sizeof(num), "%d", attempt);
+    env_set(&envp, &n, &alloc, "ORCH_EXECUTION_ID", ex->id);
+    env_set(&envp, &n, &alloc, "ORCH_WORKFLOW", ex->wf->name);
+    env_set(&envp, &n, &alloc, "ORCH_TASK", t->name);
+    env_set(&envp, &n, &alloc, "ORCH_ATTEMPT", num);
+    return envp;
+}
+
+/* Validate `params_json` against the workflow's declared params, fill defaults.
+ * Returns a new JSON object, or NULL with err set. */
+static json_t *resolve_params(const struct workflow *wf, const char *params_json,
+                              struct err *err)
+{
+    json_error_t jerr;
+    json_t *in = NULL, *out = NULL;
+    const char *key;
+    json_t *val;
+
+    if (params_json && *params_json) {
+        in = json_loads(params_json, JSON_REJECT_DUPLICATES, &jerr);
+        if (!in || !json_is_object(in)) {
+            err_set(err, ERR_INVALID, "params must be a JSON object%s%s", in ? "" : ": ",
+                    in ? "" : jerr.text);
+            goto out;
+        }
+    } else {
+        in = json_object();
+    }
+    out = json_object();
+    json_object_foreach(in, key, val) {
+        const struct dag_param *p = NULL;
+        for (size_t i = 0; i < wf->nparams; i++)
+            if (!strcmp(wf->params[i].name, key))
+                p = &wf->params[i];
+        if (!p) {
+            err_set(err, ERR_INVALID, "unknown param '%s' (workflow '%s' declares %zu param%s)",
+                    key, wf->name, wf->nparams, wf->nparams == 1 ? "" : "s");
+            goto fail;
+        }
+        switch (p->type) {
+        case PARAM_STRING:
+            if (!json_is_string(val)) {
+                err_set(err, ERR_INVALID, "param '%s' must be a string", key);
+                goto fail;
+            }
+            break;
+        case PARAM_NUMBER:
+            if (!json_is_number(val)) {
+                err_set(err, ERR_INVALID, "param '%s' must be a number", key);
+                goto fail;
+            }
+            break;
+        case PARAM_BOOLEAN:
+            if (!json_is_boolean(val)) {
+                err_set(err, ERR_INVALID, "param '%s' must be a boolean", key);
+                goto fail;
+            }
+            break;
+        case PARAM_OBJECT:
+            if (!json_is_object(val)) {
+                err_set(err, ERR_INVALID, "param '%s' must be an object", key);
+                goto fail;
+            }
+            break;
+        }
+        json_object_set(out, key, val);
+    }
+    for (size_t i = 0; i < wf->nparams; i++) {
+        const struct dag_param *p = &wf->params[i];
+        if (json_object_get(out, p->name))
+            continue;
+        if (p->default_json) {
+            json_t *d = json_loads(p->default_json, JSON_DECODE_ANY, NULL);
+            if (d)
+                json_object_set_new(out, p->name, d);
+        } else if (p->required) {
+            err_set(err, ERR_INVALID, "missing required param '%s'", p->name);
+            goto fail;
+        }
+    }
+    goto out;
+fail:
+    json_decref(out);
+    out = NULL;
+out:
+    json_decref(in);
+    return out;
+}
+
+/* ------------------------------------------------------------------ executions */
+
+static void exec_free(struct exec *ex)
+{
+    if (!ex)
+        return;
+    for (size_t i = 0; ex->runs && i < ex->wf->ntasks; i++)
+        free(ex->runs[i].error);
+    free(ex->runs);
+    free(ex->ready);
+    free(ex->params);
+    free(ex->error);
+    free_strv(ex->base_env);
+    workflow_free(ex->wf);
+    free(ex);
+}
+
+static struct exec *exec_alloc(struct workflow *wf, const char *params)
+{
+    struct exec *ex = xcalloc(1, sizeof(*ex));
+    json_t *pj = json_loads(params, 0, NULL);
+
+    ex->wf = wf;
+    ex->params = xstrdup(params);
+    ex->runs = xcalloc(wf->ntasks ? wf->ntasks : 1, sizeof(*ex->runs));
+    ex->base_env = build_base_env(wf, pj);
+    json_decref(pj);
+    for (size_t i = 0; i < wf->ntasks; i++)
+        ex->runs[i].remaining = (int)wf->tasks[i].ndeps;
+    return ex;
+}
+
+static void ready_push(struct exec *ex, size_t idx)
+{
+    struct trun *r = &ex->runs[idx];
+    if (r->queued_in_ready)
+        return;
+    if (ex->ready_head > 0 && ex->ready_head == ex->ready_n) {
+        ex->ready_head = ex->ready_n = 0;
+    }
+    XGROW(ex->ready, ex->ready_alloc, ex->ready_n + 1);
+    ex->ready[ex->ready_n++] = idx;
+    r->queued_in_ready = 1;
+}
+
+static int task_is_bad(enum task_status s)
+{
+    return s == TASK_FAILED || s == TASK_UPSTREAM_FAILED || s == TASK_TIMED_OUT ||
+           s == TASK_CANCELLED;
+}
+
+static void add_pending_attempt(struct engine *eng, struct exec *ex, int insert,
+                                const struct attempt_row *row)
+{
+    struct pending_attempt *pa;
+    XGROW(eng->patt, eng->patt_alloc, eng->npatt + 1);
+    pa = &eng->patt[eng->npatt++];
+    pa->ex = ex;
+    pa->insert = insert;
+    pa->row = *row;
+    pa->row.error = row->error ? xstrdup(row->error) : NULL;
+    pa->row.node = row->node ? xstrdup(row->node) : NULL;
+}
+
+static void pending_attempts_clear(struct engine *eng)
+{
+    for (size_t i = 0; i < eng->npatt; i++) {
+        free(eng->patt[i].row.error);
+        free(eng->patt[i].row.node);
+    }
+    eng->npatt = 0;
+}
+
+static void propagate(struct engine *eng, struct exec *ex, size_t idx);
+
+/* Move task `idx` to a final status. */
+static void task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum task_status st,
+                          const char *error)
+{
+    struct trun *r = &ex->runs[idx];
+    if (task_status_is_final(r->status))
+        return;
+    if (r->status == TASK_RUNNING)
+        ex->nrunning--;
+    r->status = st;
+    r->finished_at = clock_now_ms();
+    set_str(&r->error, error);
+    r->dirty = 1;
+    ex->nfinal++;
+    propagate(eng, ex, idx);
+}
+
+/* Decide what becomes of task `c` now that all its dependencies are final. */
+static enum task_status decide_run_if(const struct exec *ex, size_t c)
+{
+    const struct dag_task *t = &ex->wf->tasks[c];
+    int any_bad = 0, all_ok = 1, any_skipped = 0;
+
+    for (size_t i = 0; i < t->ndeps; i++) {
+        enum task_status s = ex->runs[t->deps[i]].status;
+        if (task_is_bad(s))
+            any_bad = 1;
+        if (s != TASK_SUCCEEDED)
+            all_ok = 0;
+        if (s == TASK_SKIPPED)
+            any_skipped = 1;
+    }
+    switch (t->run_if) {
+    case RUN_IF_ALL_DONE:
+        return TASK_QUEUED;
+    case RUN_IF_ANY_FAILED:
+        return any_bad ? TASK_QUEUED : TASK_SKIPPED;
+    case RUN_IF_ALL_SUCCEEDED:
+        break;
+    }
+    if (all_ok)
+        return TASK_QUEUED;
+    if (any_bad)
+        return TASK_UPSTREAM_FAILED;
+    (void)any_skipped;
+    return TASK_SKIPPED;
+}
+
+static void task_make_ready(struct exec *ex, size_t idx)
+{
+    struct trun *r = &ex->runs[idx];
+    r->status = TASK_QUEUED;
+    r->available_at = 0;
+    r->dirty = 1;
+    ready_push(ex, idx);
+}
+
+/* Task `idx` became final: update its dependents. Iterative, so a 100000-task
+ * chain of skipped or upstream_failed tasks cannot overflow the stack. */
+static void propagate(struct engine *eng, struct exec *ex, size_t idx)
+{
+    size_t *stack = NULL, n = 0, alloc = 0;
+
+    XGROW(stack, alloc, 1);
+    stack[n++] = idx;
+    while (n) {
+        size_t cur = stack[--n];
+        const struct dag_task *t = &ex->wf->tasks[cur];
+        for (size_t i = 0; i < t->nchildren; i++) {
+            size_t c = t->children[i];
+            struct trun *cr = &ex->runs[c];
+            enum task_status d;
+            if (cr->status != TASK_PENDING || --cr->remaining > 0)
+                continue;
+            /* An aborted execution (cancel, timeout) starts nothing new. */
+            d = ex->status == EXEC_RUNNING ? decide_run_if(ex, c) : TASK_CANCELLED;
+            if (d == TASK_QUEUED) {
+                task_make_ready(ex, c);
+                continue;
+            }
+            cr->status = d;
+            cr->finished_at = clock_now_ms();
+            cr->dirty = 1;
+            if (d == TASK_UPSTREAM_FAILED)
+                set_str(&cr->error, "upstream task failed");
+            else if (d == TASK_CANCELLED)
+                set_str(&cr->error, ex->error ? ex->error : "cancelled");
+            ex->nfinal++;
+            log_debug(COMP_TASK, "Task '%s' %s", ex->wf->tasks[c].name, task_status_name(d));
+            XGROW(stack, alloc, n + 1);
+            stack[n++] = c;
+        }
+    }
+    free(stack);
+    (void)eng;
+}
+
+static int64_t backoff_delay(const struct dag_task *t, int attempt)
+{
+    double d = (double)t->backoff.initial_ms * pow(t->backoff.factor, attempt - 1);
+    if (d > (double)t->backoff.max_ms)
+        d = (double)t->backoff.max_ms;
+    if (t->backoff.jitter) {
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+            r = (uint32_t)clock_mono_ns();
+        d *= 0.8 + 0.4 * ((double)r / 4294967295.0);
+    }
+    return d < 0 ? 0 : (int64_t)d;
+}
+
+/*
+ * The current attempt of task `idx` ended with `ast`. Record it; retry or
+ * finalize the task. `fail_status` is the task status if no retry is left.
+ */
+static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum attempt_status ast,
+                        int exit_code, int sig, const char *error, int pid, int pgid,
+                        int64_t proc_start, int allow_retry)
+{
+    const struct dag_task *t = &ex->wf->tasks[idx];
+    struct trun *r = &ex->runs[idx];
+    int64_t now = clock_now_ms();
+    struct attempt_row row;
+    struct engine_event ev;
+    int retry;
+    char dur[32];
+    int64_t took = now - r->attempt_started_at;
+
+    memset(&row, 0, sizeof(row));
+    row.task_idx = (int)idx;
+    row.number = r->attempt;
+    row.status = ast;
+    row.node = eng->node;
+    row.pid = pid;
+    row.pgid = pgid;
+    row.proc_start = proc_start;
+    row.started_at = r->attempt_started_at;
+    row.finished_at = now;
+    row.exit_code = exit_code;
+    row.signal = sig;
+    row.error = (char *)error;
+    if (row.number > 0)
+        add_pending_attempt(eng, ex, 0, &row);
+
+    clock_fmt_duration(took, dur, sizeof(dur));
+    memset(&ev, 0, sizeof(ev));
+    ev.type = ENGINE_EV_TASK_FINISHED;
+    ev.task = t->name;
+    ev.attempt = r->attempt;
+    ev.duration_ms = took;
+    ev.error = error;
+
+    if (ast == ATTEMPT_SUCCEEDED) {
+        if (t->type == TASK_NOOP)
+            log_debug(COMP_TASK, "Task '%s' succeeded (noop)", t->name);
+        else
+            log_info(COMP_TASK, "Task '%s' succeeded in %s (attempt %d)", t->name, dur,
+                     r->attempt);
+        task_finalize(eng, ex, idx, TASK_SUCCEEDED, NULL);
+        ev.task_status = TASK_SUCCEEDED;
+        exec_progress(ex, &ev);
+        notify(eng, &ev);
+        return;
+    }
+    retry = allow_retry && r->attempt <= t->retries && ex->status == EXEC_RUNNING;
+    if (retry) {
+        int64_t delay = backoff_delay(t, r->attempt);
+        struct timer tm;
+        char dbuf[32];
+        clock_fmt_duration(delay, dbuf, sizeof(dbuf));
+        log_warn(COMP_TASK, "Task '%s' attempt %d/%d failed: %s; retrying in %s", t->name,
+                 r->attempt, t->retries + 1, error ? error : "failed", dbuf);
+        ex->nrunning--;
+        r->status = TASK_QUEUED;
+        r->available_at = now + delay;
+        set_str(&r->error, error);
+        r->dirty = 1;
+        memset(&tm, 0, sizeof(tm));
+        tm.at = clock_mono_ms() + delay;
+        tm.kind = TIMER_RETRY;
+        tm.ex = ex;
+        tm.idx = idx;
+        tm.attempt = r->attempt;
+        if (delay <= 0)
+            ready_push(ex, idx);
+        else
+            engine__timer_add(&eng->timers, &tm);
+        ev.task_status = TASK_QUEUED;
+        ev.will_retry = 1;
+        exec_progress(ex, &ev);
+        notify(eng, &ev);
+        return;
+    }
+    {
+        enum task_status fs = ast == ATTEMPT_TIMED_OUT   ? TASK_TIMED_OUT
+                              : ast == ATTEMPT_CANCELLED ? TASK_CANCELLED
+                                                         : TASK_FAILED;
+        if (ast == ATTEMPT_CANCELLED)
+            log_info(COMP_TASK, "Task '%s' cancelled (attempt %d)", t->name, r->attempt);
+        else
+            log_error(COMP_TASK, "Task '%s' failed: %s", t->name, error ? error : "failed");
+        task_finalize(eng, ex, idx, fs, error);
+        ev.task_status = fs;
+        exec_progress(ex, &ev);
+        notify(eng, &ev);
+    }
+}
+
+/* Start a new attempt of task `idx` (in memory; the process starts after commit). */
+static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx)
+{
+    const struct dag_task *t = &ex->wf->tasks[idx];
+    struct trun *r = &ex->runs[idx];
+    int64_t now = clock_now_ms();
+    struct attempt_row row;
+    struct engine_event ev;
+
+    r->attempt++;
+    r->status = TASK_RUNNING;
+    r->attempt_started_at = now;
+    if (!r->started_at)
+        r->started_at = now;
+    r->available_at = 0;
+    r->dirty = 1;
+    ex->nrunning++;
+
+    memset(&row, 0, sizeof(row));
+    row.task_idx = (int)idx;
+    row.number = r->attempt;
+    row.status = ATTEMPT_RUNNING;
+    row.node = eng->node;
+    row.started_at = now;
+    row.exit_code = -1;
+
+    if (t->type == TASK_NOOP) {
+        /* Completes inside this turn: one insert with the final status. */
+        row.status = ATTEMPT_SUCCEEDED;
+        row.finished_at = now;
+        add_pending_attempt(eng, ex, 1, &row);
+        log_debug(COMP_TASK, "Task '%s' succeeded (noop)", t->name);
+        task_finalize(eng, ex, idx, TASK_SUCCEEDED, NULL);
+        memset(&ev, 0, sizeof(ev));
+        ev.type = ENGINE_EV_TASK_FINISHED;
+        ev.task = t->name;
+        ev.task_status = TASK_SUCCEEDED;
+        ev.attempt = r->attempt;
+        exec_progress(ex, &ev);
+        notify(eng, &ev);
+        return;
+    }
+    add_pending_attempt(eng, ex, 1, &row);
+    memset(&ev, 0, sizeof(ev));
+    ev.type = ENGINE_EV_TASK_STARTED;
+    ev.task = t->name;
+    ev.task_status = TASK_RUNNING;
+    ev.attempt = r->attempt;
+    exec_progress(ex, &ev);
+    notify(eng, &ev);
+
+    if (t->type == TASK_SLEEP) {
+        struct timer tm;
+        memset(&tm, 0, sizeof(tm));
+        tm.at = clock_mono_ms() + t->sleep_ms;
+        tm.kind = TIMER_SLEEP_DONE;
+        tm.ex = ex;
+        tm.idx = idx;
+        tm.attempt = r->attempt;
+        engine__timer_add(&eng->timers, &tm);
+        log_info(COMP_TASK, "Task '%s' started (sleep, attempt %d)", t->name, r->attempt);
+        return;
+    }
+    /* TASK_COMMAND: the process is started after the commit. */
+    {
+        struct proc *p = xcalloc(1, sizeof(*p));
+        struct child init = CHILD_INIT;
+        p->ch = init;
+        p->ex = ex;
+        p->idx = idx;
+        p->attempt = r->attempt;
+        strbuf_init(&p->pend[0], 0);
+        strbuf_init(&p->pend[1], 0);
+        r->proc = p;
+        XGROW(eng->to_spawn, eng->spawn_alloc, eng->nspawn + 1);
+        eng->to_spawn[eng->nspawn++] = p;
+        eng->nprocs++;
+    }
+}
+
+static void exec_check_done(struct engine *eng, struct exec *ex)
+{
+    struct engine_event ev;
+    int bad = 0;
+    char dur[32];
+
+    if (exec_status_is_final(ex->status) && ex->finished_reported)
+        return;
+    if (ex->nfinal < ex->wf->ntasks)
+        return;
+    if (!exec_status_is_final(ex->status)) {
+        for (size_t i = 0; i < ex->wf->ntasks; i++)
+            if (task_is_bad(ex->runs[i].status))
+                bad = 1;
+        ex->status = bad ? EXEC_FAILED : EXEC_SUCCEEDED;
+        if (bad && !ex->error)
+            ex->error = xstrdup("one or more tasks failed");
+    }
+    ex->finished_at = clock_now_ms();
+    ex->dirty = 1;
+    ex->finished_reported = 1;
+    clock_fmt_duration(ex->finished_at - ex->started_at, dur, sizeof(dur));
+    if (ex->status == EXEC_SUCCEEDED)
+        log_info(COMP, "Execution %s of '%s' succeeded in %s", ex->id, ex->wf->name, dur);
+    else
+        log_warn(COMP, "Execution %s of '%s' %s in %s%s%s", ex->id, ex->wf->name,
+                 exec_status_name(ex->status), dur, ex->error ? ": " : "",
+                 ex->error ? ex->error : "");
+    memset(&ev, 0, sizeof(ev));
+    ev.type = ENGINE_EV_EXEC_FINISHED;
+    ev.exec_status = ex->status;
+    ev.duration_ms = ex->finished_at - ex->started_at;
+    ev.error = ex->error;
+    exec_progress(ex, &ev);
+    notify(eng, &ev);
+}
+
+/* Terminate the group of a live process: SIGTERM now (after commit), SIGKILL after grace. */
+static void proc_terminate(struct engine *eng, struct proc *p)
+{
+    struct timer tm;
+    p->stale = 1;
+    if (p->term_sent || !p->ch.pid)
+        return;
+    child_signal_group(&p->ch, SIGTERM);
+    p->term_sent = 1;
+    memset(&tm, 0, sizeof(tm));
+    tm.at = clock_mono_ms() + eng->cfg.kill_grace_ms;
+    tm.kind = TIMER_KILL;
+    tm.proc = p;
+    engine__timer_add(&eng->timers, &tm);
+}
+
+/* End the execution early (cancel or timeout): running tasks get `run_status`,
+ * the others are cancelled. */
+static void exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
+                       const char *reason)
+{
+    enum attempt_status ast = st == EXEC_TIMED_OUT ? ATTEMPT_TIMED_OUT : ATTEMPT_CANCELLED;
+
+    if (exec_status_is_final(ex->status))
+        return;
+    ex->status = st;
+    set_str(&ex->error, reason);
+    ex->dirty = 1;
+    for (size_t i = 0; i < ex->wf->ntasks; i++) {
+        struct trun *r = &ex->runs[i];
+        if (task_status_is_final(r->status))
+            continue;
+        if (r->status == TASK_RUNNING) {
+            struct proc *p = r->proc;
+            if (p) {
+                r->proc = NULL;
+                if (p->ch.pid)
+                    proc_terminate(eng, p);
+                else
+                    p->stale = 1; /* not started yet: the spawn is skipped */
+                attempt_end(eng, ex, i, ast, -1, 0, reason, p->ch.pid, p->ch.pid,
+                            p->ch.proc_start, 0);
+            } else {
+                attempt_end(eng, ex, i, ast, -1, 0, reason, 0, 0, 0, 0);
+            }
+        } else {
+            r->queued_in_ready = 0;
+            task_finalize(eng, ex, i, TASK_CANCELLED, reason);
+        }
+    }
+    exec_check_done(eng, ex);
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+static int dispatch(struct engine *eng)
+{
+    int progress = 0;
+    int again = 1;
+
+    while (again) {
+        again = 0;
+        for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+            int limit = ex->wf->concurrency;
+            if (ex->status != EXEC_RUNNING)
+                continue;
+            while (ex->ready_head < ex->ready_n) {
+                size_t idx = ex->ready[ex->ready_head];
+                const struct dag_task *t = &ex->wf->tasks[idx];
+                struct trun *r = &ex->runs[idx];
+                if (!r->queued_in_ready || r->status != TASK_QUEUED) {
+                    ex->ready_head++;
+                    r->queued_in_ready = 0;
+                    continue;
+                }
+                if (limit > 0 && ex->nrunning >= (size_t)limit && t->type != TASK_NOOP)
+                    break;
+                if (t->type == TASK_COMMAND && eng->nprocs >= (size_t)eng->cfg.workers)
+                    break;
+                ex->ready_head++;
+                r->queued_in_ready = 0;
+                attempt_begin(eng, ex, idx);
+                progress = 1;
+                if (t->type == TASK_NOOP)
+                    again = 1;
+            }
+            exec_check_done(eng, ex);
+        }
+    }
+    return progress;
+}
+
+/* ------------------------------------------------------------------ commit */
+
+static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, struct err *err);
+
+static int commit_turn(struct engine *eng, struct err *err)
+{
+    int rc;
+    int dirty = eng->npatt > 0;
+
+    for (struct exec *ex = eng->execs; ex && !dirty; ex = ex->next) {
+        if (ex->dirty || ex->tasks_new)
+            dirty = 1;
+        for (size_t i = 0; !dirty && i < ex->wf->ntasks; i++)
+            if (ex->runs[i].dirty)
+                dirty = 1;
+    }
+    for (struct proc *p = eng->procs; p && !dirty; p = p->next)
+        if (p->pend[0].len || p->pend[1].len || p->pid_dirty)
+            dirty = 1;
+    if (!dirty)
+        return 0;
+
+    rc = store_begin(eng->st, err);
+    if (rc)
+        return rc;
+    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+        struct exec_row row;
+        memset(&row, 0, sizeof(row));
+        memcpy(row.id, ex->id, sizeof(row.id));
+        row.workflow = ex->wf->name;
+        row.workflow_version = ex->version;
+        row.status = ex->status;
+        row.params = ex->params;
+        row.created_at = ex->created_at;
+        row.started_at = ex->started_at;
+        row.finished_at = ex->finished_at;
+        row.error = ex->error;
+        if (ex->is_new) {
+            rc = store_execution_insert(eng->st, &row, err);
+        } else if (ex->dirty) {
+            rc = store_execution_update(eng->st, &row, err);
+        }
+        if (rc)
+            goto fail;
+        for (size_t i = 0; i < ex->wf->ntasks; i++) {
+            struct trun *r = &ex->runs[i];
+            struct task_run_row tr;
+            if (!r->dirty && !ex->tasks_new)
+                continue;
+            memset(&tr, 0, sizeof(tr));
+            tr.idx = (int)i;
+            tr.name = ex->wf->tasks[i].name;
+            tr.status = r->status;
+            tr.attempt = r->attempt;
+            tr.available_at = r->available_at;
+            tr.started_at = r->started_at;
+            tr.finished_at = r->finished_at;
+            tr.error = r->error;
+            if (ex->tasks_new)
+                rc = store_task_run_insert(eng->st, ex->id, &tr, err);
+            else
+                rc = store_task_run_update(eng->st, ex->id, &tr, r->db_attempt, err);
+            if (rc)
+                goto fail;
+        }
+    }
+    /* Pids of processes started last turn first: a final update of the same
+     * attempt queued this turn (it may have exited already) must come after. */
+    for (struct proc *p = eng->procs; p; p = p->next) {
+        struct attempt_row row;
+        struct trun *r = &p->ex->runs[p->idx];
+        if (!p->pid_dirty || p->stale)
+            continue;
+        memset(&row, 0, sizeof(row));
+        row.task_idx = (int)p->idx;
+        row.number = p->attempt;
+        row.status = ATTEMPT_RUNNING;
+        row.node = eng->node;
+        row.pid = p->ch.pid;
+        row.pgid = p->ch.pid;
+        row.proc_start = p->ch.proc_start;
+        row.started_at = r->attempt_started_at;
+        row.exit_code = -1;
+        rc = store_attempt_update(eng->st, p->ex->id, &row, err);
+        if (rc)
+            goto fail;
+    }
+    for (size_t i = 0; i < eng->npatt; i++) {
+        struct pending_attempt *pa = &eng->patt[i];
+        if (pa->insert)
+            rc = store_attempt_insert(eng->st, pa->ex->id, &pa->row, err);
+        else
+            rc = store_attempt_update(eng->st, pa->ex->id, &pa->row, err);
+        if (rc)
+            goto fail;
+    }
+    for (struct proc *p = eng->procs; p; p = p->next) {
+        int failed = 0;
+        proc_flush_logs(eng, p, &failed, err);
+        if (failed) {
+            rc = ERR_STORE;
+            goto fail;
+        }
+    }
+    rc = store_commit(eng->st, err);
+    if (rc)
+        goto fail;
+
+    /* Committed: the store now holds this turn's state. */
+    pending_attempts_clear(eng);
+    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+        ex->is_new = 0;
+        ex->dirty = 0;
+        ex->tasks_new = 0;
+        for (size_t i = 0; i < ex->wf->ntasks; i++) {
+            ex->runs[i].dirty = 0;
+            ex->runs[i].db_attempt = ex->runs[i].attempt;
+        }
+    }
+    for (struct proc *p = eng->procs; p; p = p->next) {
+        p->pid_dirty = 0;
+        strbuf_reset(&p->pend[0]);
+        strbuf_reset(&p->pend[1]);
+    }
+    return 0;
+fail:
+    store_rollback(eng->st);
+    return rc;
+}
+
+static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, struct err *err)
+{
+    for (int s = 0; s < 2 && !*failed; s++) {
+        struct log_chunk c;
+        struct strbuf *sb = &p->pend[s];
+        const char *data = sb->buf;
+        size_t len = sb->len;
+        if (!len)
+            continue;
+        if (len > eng->cfg.output_cap) {
+            data += len - eng->cfg.output_cap;
+            len = eng->cfg.output_cap;
+        }
+        memset(&c, 0, sizeof(c));
+        c.task_idx = (int)p->idx;
+        c.attempt = p->attempt;
+        c.seq = ++p->seq;
+        c.stream = s == 0 ? LOG_STREAM_STDOUT : LOG_STREAM_STDERR;
+        c.ts = clock_now_ms();
+        c.data = (char *)data;
+        c.len = len;
+        if (store_log_append(eng->st, p->ex->id, &c, err)) {
+            *failed = 1;
+            return;
+        }
+        /* Keep only the tail: drop the oldest chunks beyond the cap. */
+        if (p->nchunks == p->chunks_alloc) {
+            if (p->chunks_head > 0) {
+                memmove(p->chunks, p->chunks + p->chunks_head,
+                        (p->nchunks - p->chunks_head) * sizeof(*p->chunks));
+                p->nchunks -= p->chunks_head;
+                p->chunks_head = 0;
+            }
+            XGROW(p->chunks, p->chunks_alloc, p->nchunks + 1);
+        }
+        p->chunks[p->nchunks].seq = c.seq;
+        p->chunks[p->nchunks].len = len;
+        p->nchunks++;
+        p->kept_bytes += len;
+        if (p->kept_bytes > eng->cfg.output_cap) {
+            int below = 0;
+            while (p->chunks_head < p->nchunks - 1 && p->kept_bytes > eng->cfg.output_cap) {
+                p->kept_bytes -= p->chunks[p->chunks_head].len;
+                below = p->chunks[p->chunks_head].seq + 1;
+                p->chunks_head++;
+            }
+            if (below && store_log_trim(eng->st, p->ex->id, (int)p->idx, p->attempt, below, err)) {
+                *failed = 1;
+                return;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ processes */
+
+static void watch_add(struct engine *eng, int fd, struct watch *w)
+{
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = w;
+    if (epoll_ctl(eng->epfd, EPOLL_CTL_ADD, fd, &ev))
+        log_error(COMP, "epoll_ctl: %s", strerror(errno));
+}
+
+static void watch_del(struct engine *eng, int fd)
+{
+    if (fd >= 0)
+        epoll_ctl(eng->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static void proc_unlink_free(struct engine *eng, struct proc *p)
+{
+    struct proc **pp = &eng->procs;
+    while (*pp && *pp != p)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = p->next;
+    engine__timer_purge(&eng->timers, NULL, p);
+    watch_del(eng, p->ch.pidfd);
+    watch_del(eng, p->ch.out_fd);
+    watch_del(eng, p->ch.err_fd);
+    child_release(&p->ch);
+    strbuf_release(&p->pend[0]);
+    strbuf_release(&p->pend[1]);
+    free(p->chunks);
+    free(p);
+    eng->nprocs--;
+}
+
+static void tail_add(struct proc *p, const char *data, size_t len)
+{
+    if (len >= ERR_TAIL) {
+        memcpy(p->err_tail, data + len - ERR_TAIL, ERR_TAIL);
+        p->err_tail_len = ERR_TAIL;
+        return;
+    }
+    if (p->err_tail_len + len > ERR_TAIL) {
+        size_t drop = p->err_tail_len + len - ERR_TAIL;
+        memmove(p->err_tail, p->err_tail + drop, p->err_tail_len - drop);
+        p->err_tail_len -= drop;
+    }
+    memcpy(p->err_tail + p->err_tail_len, data, len);
+    p->err_tail_len += len;
+}
+
+/* Read what is available from one pipe (bounded per turn). */
+static void proc_read(struct engine *eng, struct proc *p, int stream)
+{
+    int *fdp = stream == 0 ? &p->ch.out_fd : &p->ch.err_fd;
+    char buf[READ_CHUNK];
+    size_t budget = READ_BUDGET;
+
+    while (*fdp >= 0 && budget > 0) {
+        ssize_t n = read(*fdp, buf, sizeof(buf));
+        if (n > 0) {
+            struct strbuf *sb = &p->pend[stream];
+            budget -= (size_t)n < budget ? (size_t)n : budget;
+            /* Bound what waits for the commit: keep the newest output_cap bytes. */
+            if (sb->len + (size_t)n > 2 * eng->cfg.output_cap && sb->len > 0) {
+                size_t keep = eng->cfg.output_cap;
+                if (keep > sb->len)
+                    keep = sb->len;
+                memmove(sb->buf, sb->buf + sb->len - keep, keep);
+                sb->len = keep;
+                sb->buf[keep] = '\0';
+            }
+            strbuf_add(sb, buf, (size_t)n);
+            if (stream == 1)
+                tail_add(p, buf, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        /* EOF or error: stop watching this pipe. */
+        watch_del(eng, *fdp);
+        close(*fdp);
+        *fdp = -1;
+        return;
+    }
+}
+
+static void last_line(const struct proc *p, char *out, size_t outlen)
+{
+    size_t end = p->err_tail_len, start;
+    while (end > 0 && (p->err_tail[end - 1] == '\n' || p->err_tail[end - 1] == '\r' ||
+                       p->err_tail[end - 1] == ' '))
+        end--;
+    start = end;
+    while (start > 0 && p->err_tail[start - 1] != '\n')
+        start--;
+    if (end - start >= outlen)
+        start = end - (outlen - 1);
+    memcpy(out, p->err_tail + start, end - start);
+    out[end - start] = '\0';
+    for (char *c = out; *c; c++)
+        if ((unsigned char)*c < 0x20)
+            *c = ' ';
+}
+
+/* The process of `p` exited: collect output, apply the result (if not stale). */
+static void proc_exited(struct engine *eng, struct proc *p)
+{
+    struct exec *ex = p->ex;
+    struct trun *r = &ex->runs[p->idx];
+    const struct dag_task *t = &ex->wf->tasks[p->idx];
+    char msg[512], line[200];
+    int code, sig;
+
+    if (child_reap(&p->ch) != 1)
+        return;
+    p->reaped = 1;
+    proc_read(eng, p, 0);
+    proc_read(eng, p, 1);
+    /* The leader is gone: end what is left of its group (background children). */
+    child_signal_group(&p->ch, SIGKILL);
+    watch_del(eng, p->ch.pidfd);
+    code = p->ch.exit_code;
+    sig = p->ch.signal;
+
+    if (p->stale || r->proc != p || r->attempt != p->attempt || r->status != TASK_RUNNING) {
+        /* Fencing: this attempt was already given up; its report is dropped. */
+        log_info(COMP_TASK, "Task '%s': dropped late report of attempt %d (current attempt %d, %s)",
+                  t->name, p->attempt, r->attempt, task_status_name(r->status));
+        return;
+    }
+    r->proc = NULL;
+    if (code == 0) {
+        attempt_end(eng, ex, p->idx, ATTEMPT_SUCCEEDED, 0, 0, NULL, p->ch.pid, p->ch.pid,
+                    p->ch.proc_start, 1);
+        return;
+    }
+    last_line(p, line, sizeof(line));
+    if (sig)
+        snprintf(msg, sizeof(msg), "killed by signal %d (%s)%s%s", sig, signal_name(sig),
+                 line[0] ? ": " : "", line);
+    else
+        snprintf(msg, sizeof(msg), "exit status %d%s%s", code, line[0] ? ": " : "", line);
+    attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, code, sig, msg, p->ch.pid, p->ch.pid,
+                p->ch.proc_start, 1);
+}
+
+/* Start the processes of the attempts begun this turn (after the commit). */
+static void spawn_pending(struct engine *eng)
+{
+    for (size_t i = 0; i < eng->nspawn; i++) {
+        struct proc *p = eng->to_spawn[i];
+        struct exec *ex = p->ex;
+        const struct dag_task *t = &ex->wf->tasks[p->idx];
+        struct trun *r = &ex->runs[p->idx];
+        char **envp;
+        char *sh_argv[4];
+        struct err err = ERR_INIT;
+        int rc;
+
+        p->next = eng->procs;
+        eng->procs = p;
+        if (p->stale) {
+            /* Cancelled before it could start. */
+            p->reaped = 1;
+            continue;
+        }
+        envp = build_task_env(ex, t, p->attempt);
+        if (t->shell) {
+            sh_argv[0] = (char *)"/bin/sh";
+            sh_argv[1] = (char *)"-c";
+            sh_argv[2] = t->shell;
+            sh_argv[3] = NULL;
+            p->ch.argv = sh_argv;
+        } else {
+            p->ch.argv = t->argv;
+        }
+        p->ch.envp = envp;
+        p->ch.dir = t->working_dir;
+        rc = child_start(&p->ch, &err);
+        free_strv(envp);
+        p->ch.argv = NULL;
+        p->ch.envp = NULL;
+        if (rc) {
+            p->reaped = 1;
+            r->proc = NULL;
+            attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, -1, 0, err.msg, 0, 0, 0, 1);
+            eng->work_now = 1;
+            continue;
+        }
+        p->started_mono = clock_mono_ms();
+        p->pid_dirty = 1;
+        p->w_pid.kind = WATCH_PIDFD;
+        p->w_pid.proc = p;
+        p->w_out.kind = WATCH_OUT;
+        p->w_out.proc = p;
+        p->w_err.kind = WATCH_ERR;
+        p->w_err.proc = p;
+        watch_add(eng, p->ch.pidfd, &p->w_pid);
+        watch_add(eng, p->ch.out_fd, &p->w_out);
+        watch_add(eng, p->ch.err_fd, &p->w_err);
+        log_info(COMP_TASK, "Task '%s' started (attempt %d, pid %d)", t->name, p->attempt,
+                 (int)p->ch.pid);
+        if (t->timeout_ms > 0) {
+            struct timer tm;
+            memset(&tm, 0, sizeof(tm));
+            tm.at = p->started_mono + t->timeout_ms;
+            tm.kind = TIMER_TASK_TIMEOUT;
+            tm.ex = ex;
+            tm.proc = p;
+            tm.idx = p->idx;
+            tm.attempt = p->attempt;
+            engine__timer_add(&eng->timers, &tm);
+        }
+        eng->work_now = 1; /* write the pid at once, for orphan clean-up after a crash */
+    }
+    eng->nspawn = 0;
+}
+
+/* Free processes that are fully done (reaped and pipes drained or closed). */
+static void procs_collect(struct engine *eng)
+{
+    struct proc *p = eng->procs, *next;
+    for (; p; p = next) {
+        next = p->next;
+        if (p->reaped && !p->pend[0].len && !p->pend[1].len && !p->pid_dirty) {
+            proc_unlink_free(eng, p);
+            /* A slot is free: queued tasks may start without waiting for an event. */
+            eng->work_now = 1;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ timers */
+
+static void timer_fire(struct engine *eng, const struct timer *tm)
+{
+    struct exec *ex = tm->ex;
+    char msg[160], dur[32];
+
+    switch (tm->kind) {
+    case TIMER_KILL:
+        if (tm->proc && !tm->proc->reaped) {
+            log_warn(COMP_TASK, "Task '%s' did not stop within %lldms of SIGTERM: sending SIGKILL",
+                     tm->proc->ex->wf->tasks[tm->proc->idx].name,
+                     (long long)eng->cfg.kill_grace_ms);
+            child_signal_group(&tm->proc->ch, SIGKILL);
+        }
+        return;
+    case TIMER_TASK_TIMEOUT: {
+        struct trun *r = &ex->runs[tm->idx];
+        struct proc *p = tm->proc;
+        if (r->status != TASK_RUNNING || r->attempt != tm->attempt || r->proc != p)
+            return;
+        clock_fmt_duration(ex->wf->tasks[tm->idx].timeout_ms, dur, sizeof(dur));
+        snprintf(msg, sizeof(msg), "timed out after %s", dur);
+        r->proc = NULL;
+        proc_terminate(eng, p);
+        attempt_end(eng, ex, tm->idx, ATTEMPT_TIMED_OUT, -1, 0, msg, p->ch.pid, p->ch.pid,
+                    p->ch.proc_start, 1);
+        return;
+    }
+    case TIMER_RETRY: {
+        struct trun *r = &ex->runs[tm->idx];
+        if (r->status == TASK_QUEUED && r->attempt == tm->attempt)
+            ready_push(ex, tm->idx);
+        return;
+    }
+    case TIMER_SLEEP_DONE: {
+        struct trun *r = &ex->runs[tm->idx];
+        if (r->status == TASK_RUNNING && r->attempt == tm->attempt)
+            attempt_end(eng, ex, tm->idx, ATTEMPT_SUCCEEDED, 0, 0, NULL, 0, 0, 0, 1);
+        return;
+    }
+    case TIMER_EXEC_DEADLINE:
+        clock_fmt_duration(ex->wf->timeout_ms, dur, sizeof(dur));
+        snprintf(msg, sizeof(msg), "execution timed out after %s", dur);
+        log_error(COMP, "Execution %s of '%s' timed out after %s", ex->id, ex->wf->name, dur);
+        exec_abort(eng, ex, EXEC_TIMED_OUT, msg);
+        return;
+    }
+}
+
+static void timers_run(struct engine *eng)
+{
+    int64_t now = clock_mono_ms();
+    const struct timer *top;
+    /* Strictly after: `at` and `now` are truncated milliseconds, so this never
+     * fires a timer early (a back-off of 10 ms waits at least 10 ms). */
+    while ((top = engine__timer_peek(&eng->timers)) && top->at < now) {
+        struct timer t;
+        engine__timer_pop(&eng->timers, &t);
+        timer_fire(eng, &t);
+    }
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+int engine_new(struct store *st, const struct engine_config *cfg, struct engine **out,
+               struct err *err)
+{
+    struct engine *eng;
+    char host[64] = "localhost";
+
+    *out = NULL;
+    eng = xcalloc(1, sizeof(*eng));
+    eng->st = st;
+    if (cfg)
+        eng->cfg = *cfg;
+    else
+        engine_config_init(&eng->cfg);
+    if (eng->cfg.workers < 1)
+        eng->cfg.workers = 1;
+    if (!eng->cfg.output_cap)
+        eng->cfg.output_cap = 1024 * 1024;
+    if (eng->cfg.kill_grace_ms < 0)
+        eng->cfg.kill_grace_ms = 0;
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    if (eng->cfg.node)
+        snprintf(eng->node, sizeof(eng->node), "%s", eng->cfg.node);
+    else
+        snprintf(eng->node, sizeof(eng->node), "%s:%d", host, (int)getpid());
+    eng->cfg.node = eng->node;
+    eng->epfd = epoll_create1(EPOLL_CLOEXEC);
+    eng->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (eng->epfd < 0 || eng->wakefd < 0) {
+        int e = errno;
+        if (eng->epfd >= 0)
+            close(eng->epfd);
+        if (eng->wakefd >= 0)
+            close(eng->wakefd);
+        free(eng);
+        return err_set(err, ERR_IO, "cannot create event loop: %s", strerror(e));
+    }
+    eng->w_wake.kind = WATCH_WAKE;
+    watch_add(eng, eng->wakefd, &eng->w_wake);
+    *out = eng;
+    return 0;
+}
+
+void engine_free(struct engine *eng)
+{
+    if (!eng)
+        return;
+    /* Never leave processes running behind us. */
+    while (eng->procs) {
+        struct proc *p = eng->procs;
+        if (!p->reaped && p->ch.pid) {
+            child_signal_group(&p->ch, SIGKILL);
+            while (child_reap(&p->ch) == 0)
+                usleep(1000);
+        }
+        p->reaped = 1;
+        proc_unlink_free(eng, p);
+    }
+    for (size_t i = 0; i < eng->nspawn; i++) {
+        struct proc *p = eng->to_spawn[i];
+        strbuf_release(&p->pend[0]);
+        strbuf_release(&p->pend[1]);
+        free(p);
+    }
+    while (eng->execs) {
+        struct exec *ex = eng->execs;
+        eng->execs = ex->next;
+        exec_free(ex);
+    }
+    pending_attempts_clear(eng);
+    free(eng->patt);
+    free(eng->to_spawn);
+    engine__timer_release(&eng->timers);
+    close(eng->epfd);
+    close(eng->wakefd);
+    free(eng);
+}
+
+void engine_set_observer(struct engine *eng, engine_observer_fn fn, void *arg)
+{
+    eng->observer = fn;
+    eng->observer_arg = arg;
+}
+
+size_t engine_active(const struct engine *eng)
+{
+    size_t n = 0;
+    for (const struct exec *ex = eng->execs; ex; ex = ex->next)
+        n++;
+    return n;
+}
+
+void engine_request_cancel_all(struct engine *eng)
+{
+    uint64_t one = 1;
+    ssize_t w;
+    eng->cancel_all = 1;
+    w = write(eng->wakefd, &one, sizeof(one));
+    (void)w;
+}
+
+static void exec_start_deadline(struct engine *eng, struct exec *ex, int64_t elapsed_ms)
+{
+    struct timer tm;
+    if (ex->wf->timeout_ms <= 0)
+        return;
+    memset(&tm, 0, sizeof(tm));
+    tm.at = clock_mono_ms() + ex->wf->timeout_ms - elapsed_ms;
+    tm.kind = TIMER_EXEC_DEADLINE;
+    tm.ex = ex;
+    engine__timer_add(&eng->timers, &tm);
+}
+
+int engine_submit(struct engine *eng, const char *definition, const char *params_json,
+                  char out_id[ID_MAX], struct err *err)
+{
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct exec *ex = NULL;
+    json_t *params = NULL;
+    char *params_text = NULL;
+    int version = 0, rc;
+
+    rc = dag_parse(definition, strlen(definition), &wf, &probs);
+    if (rc) {
+        if (probs.n)
+            err_set(err, rc, "invalid workflow: %s: %s", probs.items[0].path,
+                    probs.items[0].message);
+        else
+            err_set(err, rc, "invalid workflow");
+        dag_problems_release(&probs);
+        return rc;
+    }
+    params = resolve_params(wf, params_json, err);
+    if (!params) {
+        workflow_free(wf);
+        return ERR_INVALID;
+    }
+    params_text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(params);
+
+    rc = store_begin(eng->st, err);
+    if (!rc)
+        rc = store_workflow_put(eng->st, wf->name, definition, clock_now_ms(), &version, err);
+    if (!rc)
+        rc = store_commit(eng->st, err);
+    if (rc) {
+        store_rollback(eng->st);
+        workflow_free(wf);
+        free(params_text);
+        return rc;
+    }
+    ex = exec_alloc(wf, params_text ? params_text : "{}");
+    free(params_text);
+    id_new("ex_", ex->id);
+    if (eng->cfg.claim && (rc = eng->cfg.claim(eng->cfg.owner_arg, ex->id)) != 0) {
+        err_set(err, rc, "cannot claim execution '%s'", ex->id);
+        exec_free(ex);
+        return rc;
+    }
+    ex->version = version;
+    ex->status = EXEC_RUNNING;
+    ex->created_at = ex->started_at = clock_now_ms();
+    ex->is_new = 1;
+    ex->tasks_new = 1;
+    for (size_t i = 0; i < wf->ntasks; i++) {
+        if (wf->tasks[i].ndeps == 0) {
+            ex->runs[i].status = TASK_QUEUED;
+            ready_push(ex, i);
+        } else {
+            ex->runs[i].status = TASK_PENDING;
+        }
+    }
+    /* Commit the new execution with its task runs before anything runs. */
+    ex->next = eng->execs;
+    eng->execs = ex;
+    rc = commit_turn(eng, err);
+    if (rc) {
+        eng->execs = ex->next;
+        if (eng->cfg.release)
+            eng->cfg.release(eng->cfg.owner_arg, ex->id);
+        exec_free(ex);
+        return rc;
+    }
+    exec_start_deadline(eng, ex, 0);
+    log_info(COMP, "Execution %s of '%s' (version %d) started: %zu tasks", ex->id, wf->name,
+             version, wf->ntasks);
+    memcpy(out_id, ex->id, ID_MAX);
+    eng->work_now = 1;
+    return 0;
+}
+
+int engine_cancel(struct engine *eng, const char *exec_id, struct err *err)
+{
+    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+        if (!strcmp(ex->id, exec_id)) {
+            log_info(COMP, "Execution %s cancelled", ex->id);
+            exec_abort(eng, ex, EXEC_CANCELLED, "cancelled");
+            eng->work_now = 1;
+            return 0;
+        }
+    }
+    return err_set(err, ERR_NOT_FOUND, "no active execution '%s'", exec_id);
+}
+
+/* Rebuild an execution from the store and take it over (crash recovery). */
+int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
+{
+    struct exec_detail *d = NULL;
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct exec *ex = NULL;
+    char *def = NULL;
+    int version = 0, rc;
+    int64_t now = clock_now_ms();
+
+    for (struct exec *e = eng->execs; e; e = e->next)
+        if (!strcmp(e->id, exec_id))
+            return err_set(err, ERR_CONFLICT, "execution '%s' is already active", exec_id);
+    if (eng->cfg.claim && (rc = eng->cfg.claim(eng->cfg.owner_arg, exec_id)) != 0)
+        return err_set(err, rc, "execution '%s' is being run by another orch process", exec_id);
+    rc = store_execution_get(eng->st, exec_id, &d, err);
+    if (rc)
+        goto out;
+    if (exec_status_is_final(d->exec.status)) {
+        rc = err_set(err, ERR_CONFLICT, "execution '%s' has already %s", exec_id,
+                     exec_status_name(d->exec.status));
+        goto out;
+    }
+    rc = store_workflow_get(eng->st, d->exec.workflow, d->exec.workflow_version, &def, &version,
+                            err);
+    if (rc)
+        goto out;
+    rc = dag_parse(def, strlen(def), &wf, &probs);
+    if (rc) {
+        rc = err_set(err, ERR_INTERNAL, "stored definition of '%s' version %d no longer parses",
+                     d->exec.workflow, version);
+        goto out;
+    }
+    if (wf->ntasks != d->ntasks) {
+        rc = err_set(err, ERR_INTERNAL, "execution '%s' has %zu task runs, its workflow %zu",
+                     exec_id, d->ntasks, wf->ntasks);
+        goto out;
+    }
+    ex = exec_alloc(wf, d->exec.params ? d->exec.params : "{}");
+    wf = NULL;
+    memcpy(ex->id, d->exec.id, ID_MAX);
+    ex->version = version;
+    ex->status = EXEC_RUNNING;
+    ex->created_at = d->exec.created_at;
+    ex->started_at = d->exec.started_at ? d->exec.started_at : now;
+    ex->dirty = 1;
+    for (size_t i = 0; i < d->ntasks; i++) {
+        const struct task_run_row *tr = &d->tasks[i];
+        struct trun *r;
+        if (tr->idx < 0 || (size_t)tr->idx >= ex->wf->ntasks)
+            continue;
+        r = &ex->runs[tr->idx];
+        r->status = tr->status;
+        r->attempt = r->db_attempt = tr->attempt;
+        r->available_at = tr->available_at;
+        r->started_at = tr->started_at;
+        r->finished_at = tr->finished_at;
+        r->error = tr->error ? xstrdup(tr->error) : NULL;
+        if (task_status_is_final(r->status))
+            ex->nfinal++;
+    }
+    /* Dependency counters from the final statuses. */
+    for (size_t i = 0; i < ex->wf->ntasks; i++) {
+        const struct dag_task *t = &ex->wf->tasks[i];
+        int rem = 0;
+        for (size_t k = 0; k < t->ndeps; k++)
+            if (!task_status_is_final(ex->runs[t->deps[k]].status))
+                rem++;
+        ex->runs[i].remaining = rem;
+    }
+    ex->next = eng->execs;
+    eng->execs = ex;
+    for (size_t i = 0; i < ex->wf->ntasks; i++) {
+        struct trun *r = &ex->runs[i];
+        const struct dag_task *t = &ex->wf->tasks[i];
+        if (r->status == TASK_QUEUED) {
+            if (r->available_at > now) {
+                struct timer tm;
+                memset(&tm, 0, sizeof(tm));
+                tm.at = clock_mono_ms() + (r->available_at - now);
+                tm.kind = TIMER_RETRY;
+                tm.ex = ex;
+                tm.idx = i;
+                tm.attempt = r->attempt;
+                engine__timer_add(&eng->timers, &tm);
+            } else {
+                ready_push(ex, i);
+            }
+        } else if (r->status == TASK_PENDING && r->remaining == 0) {
+            enum task_status dd = decide_run_if(ex, i);
+            if (dd == TASK_QUEUED) {
+                task_make_ready(ex, i);
+            } else {
+                r->status = dd;
+                r->finished_at = now;
+                r->dirty = 1;
+                ex->nfinal++;
+                propagate(eng, ex, i);
+            }
+        } else if (r->status == TASK_RUNNING) {
+            /* The attempt that was running died with its owner. */
+            const struct attempt_row *last = NULL;
+            for (size_t k = 0; k < d->nattempts; k++)
+                if (d->attempts[k].task_idx == (int)i && d->attempts[k].number == r->attempt)
+                    last = &d->attempts[k];
+            if (last && last->pgid > 0 && child_kill_orphan_group(last->pgid, last->proc_start))
+                log_warn(COMP_TASK, "Task '%s': killed orphaned process group %d of attempt %d",
+                         t->name, last->pgid, r->attempt);
+            ex->nrunning++;
+            r->attempt_started_at = last ? last->started_at : r->started_at;
+            if (t->type == TASK_SLEEP && last) {
+                /* A sleep continues where it was: nothing was lost but time. */
+                struct timer tm;
+                int64_t left = last->started_at + t->sleep_ms - now;
+                memset(&tm, 0, sizeof(tm));
+                tm.at = clock_mono_ms() + (left > 0 ? left : 0);
+                tm.kind = TIMER_SLEEP_DONE;
+                tm.ex = ex;
+                tm.idx = i;
+                tm.attempt = r->attempt;
+                engine__timer_add(&eng->timers, &tm);
+                continue;
+            }
+            log_warn(COMP_TASK, "Task '%s' attempt %d was lost (its orch process died)", t->name,
+                     r->attempt);
+            if (last) {
+                attempt_end(eng, ex, i, ATTEMPT_LOST, -1, 0,
+                            "lost: the orch process running it died", last->pid, last->pgid,
+                            last->proc_start, 1);
+            } else {
+                attempt_end(eng, ex, i, ATTEMPT_LOST, -1, 0,
+                            "lost: the orch process running it died", 0, 0, 0, 1);
+            }
+        }
+    }
+    {
+        int64_t elapsed = now - ex->started_at;
+        exec_start_deadline(eng, ex, elapsed > 0 ? elapsed : 0);
+    }
+    log_info(COMP, "Execution %s of '%s' resumed: %zu of %zu tasks already final", ex->id,
+             ex->wf->name, ex->nfinal, ex->wf->ntasks);
+    rc = commit_turn(eng, err);
+    if (rc) {
+        eng->execs = ex->next;
+        engine__timer_purge(&eng->timers, ex, NULL);
+        exec_free(ex);
+        ex = NULL;
+        goto out;
+    }
+    eng->work_now = 1;
+out:
+    if (rc && !ex && eng->cfg.release)
+        eng->cfg.release(eng->cfg.owner_arg, exec_id);
+    if (wf)
+        workflow_free(wf);
+    dag_problems_release(&probs);
+    free(def);
+    exec_detail_free(d);
+    return rc;
+}
+
+/* Drop finished executions from memory (after their final state is committed). */
+static void execs_collect(struct engine *eng)
+{
+    struct exec **pp = &eng->execs;
+    while (*pp) {
+        struct exec *ex = *pp;
+        int busy = 0;
+        if (!exec_status_is_final(ex->status) || ex->dirty || !ex->finished_reported) {
+            pp = &ex->next;
+            continue;
+        }
+        for (struct proc *p = eng->procs; p; p = p->next)
+            if (p->ex == ex)
+                busy = 1;
+        for (size_t i = 0; i < eng->nspawn; i++)
+            if (eng->to_spawn[i]->ex == ex)
+                busy = 1;
+        if (busy) {
+            pp = &ex->next;
+            continue;
+        }
+        *pp = ex->next;
+        engine__timer_purge(&eng->timers, ex, NULL);
+        if (eng->cfg.release)
+            eng->cfg.release(eng->cfg.owner_arg, ex->id);
+        exec_free(ex);
+    }
+}
+
+static int commit_with_retry(struct engine *eng, struct err *err)
+{
+    int rc = 0;
+    for (int tries = 0; tries < 50; tries++) {
+        rc = commit_turn(eng, err);
+        if (rc != ERR_BUSY)
+            return rc;
+        usleep(20000);
+    }
+    return rc;
+}
+
+int engine_run(struct engine *eng, struct err *err)
+{
+    struct epoll_event evs[64];
+    int rc = 0;
+
+    for (;;) {
+        int timeout = -1, n;
+        const struct timer *top;
+
+        if (eng->cancel_all && !eng->cancel_all_done) {
+            eng->cancel_all_done = 1;
+            for (struct exec *ex = eng->execs; ex; ex = ex->next)
+                exec_abort(eng, ex, EXEC_CANCELLED, "cancelled by signal");
+        }
+
+        /* 2. transitions */
+        dispatch(eng);
+        /* 3. commit */
+        rc = commit_with_retry(eng, err);
+        if (rc) {
+            log_error("Database", "cannot commit state: %s", err ? err->msg : err_str(rc));
+            return rc;
+        }
+        /* 4. act */
+        spawn_pending(eng);
+        procs_collect(eng);
+        execs_collect(eng);
+        if (!eng->execs && !eng->procs)
+            break;
+
+        if (eng->work_now) {
+            timeout = 0;
+            eng->work_now = 0;
+        } else if ((top = engine__timer_peek(&eng->timers))) {
+            int64_t d = top->at - clock_mono_ms() + 1;
+            timeout = d < 0 ? 0 : d > 60000 ? 60000 : (int)d;
+        }
+        /* 1. gather events */
+        n = epoll_wait(eng->epfd, evs, 64, timeout);
+        if (n < 0 && errno != EINTR) {
+            return err_set(err, ERR_IO, "epoll_wait: %s", strerror(errno));
+        }
+        for (int i = 0; i < n; i++) {
+            struct watch *w = evs[i].data.ptr;
+            switch (w->kind) {
+            case WATCH_WAKE: {
+                uint64_t v;
+                ssize_t r = read(eng->wakefd, &v, sizeof(v));
+                (void)r;
+                break;
+            }
+            case WATCH_OUT:
+                proc_read(eng, w->proc, 0);
+                break;
+            case WATCH_ERR:
+                proc_read(eng, w->proc, 1);
+                break;
+            case WATCH_PIDFD:
+                proc_exited(eng, w->proc);
+                break;
+            }
+        }
+        timers_run(eng);
+    }
+    return 0;
+}

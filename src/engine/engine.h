@@ -1,0 +1,117 @@
+/*
+ * engine.h - the execution engine: one event-loop thread that owns the state
+ * of the executions it advances.
+ *
+ * Each turn of the loop gathers events (child exits, output, timers,
+ * commands), computes every transition they cause in memory, writes them all
+ * in one store transaction, and only then acts (spawns processes, signals,
+ * reports). A crash at any point loses nothing that was reported: what was
+ * committed is resumed by engine_resume(), what was not had no effect yet.
+ *
+ * Every attempt carries its number as a fencing token: a report from an
+ * attempt that was already given up (timed out, cancelled, lost) is dropped
+ * and logged, never applied.
+ *
+ * Thread affinity: every function runs on the engine's thread, except
+ * engine_request_stop() and engine_request_cancel_all(), which are also
+ * async-signal-safe.
+ */
+#ifndef ORCH_ENGINE_ENGINE_H
+#define ORCH_ENGINE_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "base/id.h"
+#include "dag/dag.h"
+#include "store/store.h"
+
+struct engine;
+
+struct engine_config {
+    int workers;             /* process slots (command tasks running at once); >= 1 */
+    size_t output_cap;       /* bytes of output kept per attempt and stream (the tail) */
+    int64_t kill_grace_ms;   /* SIGTERM -> SIGKILL grace for timeouts and cancels */
+    const char *node;        /* this node's name (host:pid) recorded in attempts; borrowed */
+    /*
+     * Optional ownership hooks: claim(arg, id) is called before the engine
+     * takes an execution (new or resumed) and must return 0 if this process
+     * may run it, or a negative code (e.g. ERR_BUSY: another live process owns
+     * it); release(arg, id) is called when the engine lets it go.
+     */
+    int (*claim)(void *arg, const char *exec_id);
+    void (*release)(void *arg, const char *exec_id);
+    void *owner_arg;
+};
+
+/* Defaults: workers = online CPUs, output_cap 1 MiB, grace 10 s, node host:pid. */
+void engine_config_init(struct engine_config *cfg);
+
+enum engine_event_type {
+    ENGINE_EV_TASK_STARTED,
+    ENGINE_EV_TASK_FINISHED, /* a task run reached a final status, or an attempt failed and will be retried */
+    ENGINE_EV_EXEC_FINISHED,
+};
+
+struct engine_event {
+    enum engine_event_type type;
+    const char *exec_id;
+    const char *task; /* NULL for exec events */
+    enum task_status task_status;
+    enum exec_status exec_status;
+    int attempt;
+    int will_retry; /* TASK_FINISHED of an attempt that will be retried */
+    int64_t duration_ms;
+    const char *error; /* or NULL */
+    /* progress of the execution */
+    size_t tasks_total;
+    size_t tasks_done;
+    size_t tasks_running;
+};
+
+typedef void (*engine_observer_fn)(void *arg, const struct engine_event *ev);
+
+/* Create an engine writing to `st` (borrowed; must outlive the engine). */
+int engine_new(struct store *st, const struct engine_config *cfg, struct engine **out,
+               struct err *err);
+void engine_free(struct engine *eng);
+
+void engine_set_observer(struct engine *eng, engine_observer_fn fn, void *arg);
+
+/*
+ * Create an execution of `wf` (parsed from `definition`, which is recorded
+ * as a workflow version) with `params_json` (a JSON object text whose keys are
+ * declared params; defaults are filled in; "{}" or NULL for none). The
+ * execution is committed as running before this returns; its tasks start on
+ * the next engine_run turn. `wf` is borrowed (the engine parses its own copy).
+ */
+int engine_submit(struct engine *eng, const char *definition, const char *params_json,
+                  char out_id[ID_MAX], struct err *err);
+
+/*
+ * Take over an unfinished execution from the store (after a crash): tasks that
+ * finished are kept, attempts that were running are recorded as lost (their
+ * orphaned process groups killed) and retried per their policy. Returns
+ * ERR_NOT_FOUND if there is no such execution, ERR_CONFLICT if it has finished.
+ */
+int engine_resume(struct engine *eng, const char *exec_id, struct err *err);
+
+/* Cancel an execution: running tasks are terminated, pending ones cancelled. */
+int engine_cancel(struct engine *eng, const char *exec_id, struct err *err);
+
+/*
+ * Run the loop until no execution is active (all finished) or a stop is
+ * requested. Returns 0, or a negative code on a store failure that could not
+ * be recovered.
+ */
+int engine_run(struct engine *eng, struct err *err);
+
+/* Number of executions the engine is advancing. */
+size_t engine_active(const struct engine *eng);
+
+/* Ask the loop to cancel every execution and return once they have ended
+ * (async-signal-safe: for SIGINT/SIGTERM in `orch run`). */
+void engine_request_cancel_all(struct engine *eng);
+
+#endif

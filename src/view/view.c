@@ -1,0 +1,106 @@
+#include "view.h"
+
+#include <string.h>
+
+#include "base/clock.h"
+
+#include "base/banned.h"
+
+json_t *view_instant(int64_t ms)
+{
+    char buf[CLOCK_ISO_MAX];
+    if (!ms)
+        return json_null();
+    return json_string(clock_iso8601(ms, buf));
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *duration(int64_t start, int64_t end)
+{
+    if (!start || !end || end < start)
+        return json_null();
+    return json_integer(end - start);
+}
+
+json_t *view_exec_summary(const struct exec_row *row)
+{
+    json_t *params = NULL;
+    json_t *o = json_object();
+
+    if (row->params)
+        params = json_loads(row->params, 0, NULL);
+    json_object_set_new(o, "id", json_string(row->id));
+    json_object_set_new(o, "workflow", json_string(row->workflow ? row->workflow : ""));
+    json_object_set_new(o, "workflowVersion", json_integer(row->workflow_version));
+    json_object_set_new(o, "status", json_string(exec_status_name(row->status)));
+    json_object_set_new(o, "params", params ? params : json_object());
+    json_object_set_new(o, "createdAt", view_instant(row->created_at));
+    json_object_set_new(o, "startedAt", view_instant(row->started_at));
+    json_object_set_new(o, "finishedAt", view_instant(row->finished_at));
+    json_object_set_new(o, "durationMs", duration(row->started_at, row->finished_at));
+    json_object_set_new(o, "error", str_or_null(row->error));
+    return o;
+}
+
+static json_t *view_attempt(const struct attempt_row *a)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "number", json_integer(a->number));
+    json_object_set_new(o, "status", json_string(attempt_status_name(a->status)));
+    json_object_set_new(o, "startedAt", view_instant(a->started_at));
+    json_object_set_new(o, "finishedAt", view_instant(a->finished_at));
+    json_object_set_new(o, "durationMs", duration(a->started_at, a->finished_at));
+    json_object_set_new(o, "exitCode", a->exit_code >= 0 ? json_integer(a->exit_code) : json_null());
+    json_object_set_new(o, "signal", a->signal ? json_integer(a->signal) : json_null());
+    json_object_set_new(o, "error", str_or_null(a->error));
+    json_object_set_new(o, "node", str_or_null(a->node));
+    json_object_set_new(o, "pid", a->pid ? json_integer(a->pid) : json_null());
+    return o;
+}
+
+json_t *view_exec_detail(const struct exec_detail *d)
+{
+    json_t *o = view_exec_summary(&d->exec);
+    json_t *tasks = json_array();
+    size_t k = 0;
+
+    for (size_t i = 0; i < d->ntasks; i++) {
+        const struct task_run_row *t = &d->tasks[i];
+        json_t *to = json_object();
+        json_t *atts = json_array();
+        json_object_set_new(to, "name", json_string(t->name ? t->name : ""));
+        json_object_set_new(to, "status", json_string(task_status_name(t->status)));
+        json_object_set_new(to, "attempt", json_integer(t->attempt));
+        json_object_set_new(to, "startedAt", view_instant(t->started_at));
+        json_object_set_new(to, "finishedAt", view_instant(t->finished_at));
+        json_object_set_new(to, "durationMs", duration(t->started_at, t->finished_at));
+        json_object_set_new(to, "availableAt", view_instant(t->available_at));
+        json_object_set_new(to, "error", str_or_null(t->error));
+        /* Attempts are ordered by (task_idx, number), like the tasks. */
+        while (k < d->nattempts && d->attempts[k].task_idx < t->idx)
+            k++;
+        for (size_t j = k; j < d->nattempts && d->attempts[j].task_idx == t->idx; j++)
+            json_array_append_new(atts, view_attempt(&d->attempts[j]));
+        json_object_set_new(to, "attempts", atts);
+        json_array_append_new(tasks, to);
+    }
+    json_object_set_new(o, "tasks", tasks);
+    return o;
+}
+
+json_t *view_exec_list(const struct exec_list *list, int limit)
+{
+    json_t *o = json_object();
+    json_t *items = json_array();
+    for (size_t i = 0; i < list->n; i++)
+        json_array_append_new(items, view_exec_summary(&list->items[i]));
+    json_object_set_new(o, "items", items);
+    json_object_set_new(o, "nextCursor", list->n > 0 && (int)list->n >= limit
+                                              ? json_string(list->items[list->n - 1].id)
+                                              : json_null());
+    return o;
+}

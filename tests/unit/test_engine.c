@@ -1,0 +1,281 @@
+/*
+ * Unit tests for src/engine: the timer heap, and the engine itself driven
+ * in-process on a real SQLite store with real processes.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/xalloc.h"
+#include "engine/engine.h"
+#include "engine/engine_internal.h"
+#include "store/store.h"
+
+struct fixture {
+    char dir[64];
+    struct store *st;
+    struct engine *eng;
+    int events[3];
+};
+
+static void observe(void *arg, const struct engine_event *ev)
+{
+    struct fixture *f = arg;
+    f->events[ev->type]++;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = xcalloc(1, sizeof(*f));
+    struct engine_config cfg;
+    struct err err = ERR_INIT;
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/orch-test-engine.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(store_open(f->dir, STORE_CREATE, &f->st, &err), 0);
+    engine_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.kill_grace_ms = 200;
+    assert_int_equal(engine_new(f->st, &cfg, &f->eng, &err), 0);
+    engine_set_observer(f->eng, observe, f);
+    log_set_level(LOG_ERROR);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+    engine_free(f->eng);
+    store_free(f->st);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Submit `def`, run to completion, return the stored execution. */
+static struct exec_detail *run_def(struct fixture *f, const char *def)
+{
+    struct err err = ERR_INIT;
+    struct exec_detail *d = NULL;
+    char id[ID_MAX];
+
+    assert_int_equal(engine_submit(f->eng, def, NULL, id, &err), 0);
+    assert_int_equal(engine_run(f->eng, &err), 0);
+    assert_int_equal(engine_active(f->eng), 0);
+    assert_int_equal(store_execution_get(f->st, id, &d, &err), 0);
+    return d;
+}
+
+static const struct task_run_row *task(const struct exec_detail *d, const char *name)
+{
+    for (size_t i = 0; i < d->ntasks; i++)
+        if (!strcmp(d->tasks[i].name, name))
+            return &d->tasks[i];
+    fail_msg("no task %s", name);
+    return NULL;
+}
+
+static void test_timer_heap(void **state)
+{
+    struct timer_heap h = {NULL, 0, 0};
+    struct timer t, out;
+    int64_t last = -1;
+    (void)state;
+
+    memset(&t, 0, sizeof(t));
+    for (int i = 0; i < 1000; i++) {
+        t.at = (i * 7919) % 1009;
+        t.idx = (size_t)i;
+        t.ex = (struct exec *)(uintptr_t)(i % 3 == 0 ? 1 : 2);
+        engine__timer_add(&h, &t);
+    }
+    engine__timer_purge(&h, (struct exec *)(uintptr_t)1, NULL);
+    assert_int_equal(h.n, 666);
+    while (h.n) {
+        engine__timer_pop(&h, &out);
+        assert_true(out.at >= last);
+        assert_true(out.idx % 3 != 0);
+        last = out.at;
+    }
+    assert_null(engine__timer_peek(&h));
+    engine__timer_release(&h);
+}
+
+static void test_noop_chain_one_turn(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_detail *d;
+    char buf[16384];
+    int n = snprintf(buf, sizeof(buf), "{\"name\":\"chain\",\"tasks\":[{\"name\":\"t0\",\"type\":\"noop\"}");
+    for (int i = 1; i < 100; i++)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+                      ",{\"name\":\"t%d\",\"type\":\"noop\",\"dependsOn\":[\"t%d\"]}", i, i - 1);
+    snprintf(buf + n, sizeof(buf) - (size_t)n, "]}");
+    d = run_def(f, buf);
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    assert_int_equal(d->ntasks, 100);
+    assert_int_equal(d->nattempts, 100);
+    for (size_t i = 0; i < d->ntasks; i++) {
+        assert_int_equal(d->tasks[i].status, TASK_SUCCEEDED);
+        assert_int_equal(d->tasks[i].attempt, 1);
+    }
+    assert_int_equal(f->events[ENGINE_EV_EXEC_FINISHED], 1);
+    assert_int_equal(f->events[ENGINE_EV_TASK_FINISHED], 100);
+    exec_detail_free(d);
+}
+
+static void test_run_if_and_upstream_failed(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_detail *d = run_def(
+        f, "{\"name\":\"w\",\"tasks\":["
+           "{\"name\":\"ok\",\"command\":[\"true\"]},"
+           "{\"name\":\"bad\",\"command\":\"echo boom >&2; exit 3\"},"
+           "{\"name\":\"after-bad\",\"dependsOn\":[\"bad\"],\"command\":[\"true\"]},"
+           "{\"name\":\"after-after\",\"dependsOn\":[\"after-bad\"],\"type\":\"noop\"},"
+           "{\"name\":\"alert\",\"dependsOn\":[\"ok\",\"bad\"],\"runIf\":\"anyFailed\",\"type\":\"noop\"},"
+           "{\"name\":\"no-alert\",\"dependsOn\":[\"ok\"],\"runIf\":\"anyFailed\",\"type\":\"noop\"},"
+           "{\"name\":\"cleanup\",\"dependsOn\":[\"after-after\"],\"runIf\":\"allDone\",\"command\":[\"true\"]}"
+           "]}");
+    assert_int_equal(d->exec.status, EXEC_FAILED);
+    assert_int_equal(task(d, "ok")->status, TASK_SUCCEEDED);
+    assert_int_equal(task(d, "bad")->status, TASK_FAILED);
+    assert_non_null(strstr(task(d, "bad")->error, "exit status 3: boom"));
+    assert_int_equal(task(d, "after-bad")->status, TASK_UPSTREAM_FAILED);
+    assert_int_equal(task(d, "after-after")->status, TASK_UPSTREAM_FAILED);
+    assert_int_equal(task(d, "alert")->status, TASK_SUCCEEDED);
+    assert_int_equal(task(d, "no-alert")->status, TASK_SKIPPED);
+    assert_int_equal(task(d, "cleanup")->status, TASK_SUCCEEDED);
+    exec_detail_free(d);
+}
+
+static void test_retries_and_attempts(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_detail *d = run_def(
+        f, "{\"name\":\"r\",\"tasks\":[{\"name\":\"flaky\",\"retries\":2,"
+           "\"retryBackoff\":{\"initial\":\"10ms\",\"jitter\":false},"
+           "\"command\":\"test $ORCH_ATTEMPT -ge 3\"}]}");
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    assert_int_equal(d->nattempts, 3);
+    assert_int_equal(d->attempts[0].status, ATTEMPT_FAILED);
+    assert_int_equal(d->attempts[0].exit_code, 1);
+    assert_int_equal(d->attempts[1].status, ATTEMPT_FAILED);
+    assert_int_equal(d->attempts[2].status, ATTEMPT_SUCCEEDED);
+    assert_int_equal(d->attempts[2].exit_code, 0);
+    assert_true(d->attempts[1].started_at - d->attempts[0].finished_at >= 10);
+    assert_true(d->attempts[2].started_at - d->attempts[1].finished_at >= 20);
+    assert_true(d->attempts[0].pid > 0);
+    exec_detail_free(d);
+}
+
+static void test_task_timeout(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_detail *d = run_def(
+        f, "{\"name\":\"t\",\"tasks\":[{\"name\":\"slow\",\"timeout\":\"100ms\","
+           "\"command\":[\"sleep\",\"10\"]}]}");
+    assert_int_equal(d->exec.status, EXEC_FAILED);
+    assert_int_equal(task(d, "slow")->status, TASK_TIMED_OUT);
+    assert_int_equal(d->attempts[0].status, ATTEMPT_TIMED_OUT);
+    assert_non_null(strstr(d->attempts[0].error, "timed out after 100ms"));
+    /* The process group is gone. */
+    assert_int_not_equal(kill(-d->attempts[0].pgid, 0), 0);
+    exec_detail_free(d);
+}
+
+static void test_exec_timeout(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_detail *d = run_def(
+        f, "{\"name\":\"et\",\"timeout\":\"150ms\",\"tasks\":["
+           "{\"name\":\"slow\",\"command\":[\"sleep\",\"10\"]},"
+           "{\"name\":\"next\",\"dependsOn\":[\"slow\"],\"type\":\"noop\"}]}");
+    assert_int_equal(d->exec.status, EXEC_TIMED_OUT);
+    assert_int_equal(task(d, "slow")->status, TASK_TIMED_OUT);
+    assert_int_equal(task(d, "next")->status, TASK_CANCELLED);
+    exec_detail_free(d);
+}
+
+static void test_sleep_and_concurrency(void **state)
+{
+    struct fixture *f = *state;
+    int64_t t0 = clock_mono_ms();
+    struct exec_detail *d = run_def(
+        f, "{\"name\":\"s\",\"concurrency\":1,\"tasks\":["
+           "{\"name\":\"a\",\"type\":\"sleep\",\"duration\":\"100ms\"},"
+           "{\"name\":\"b\",\"type\":\"sleep\",\"duration\":\"100ms\"}]}");
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    /* Serialized by the workflow's concurrency: at least 200 ms. */
+    assert_true(clock_mono_ms() - t0 >= 200);
+    exec_detail_free(d);
+}
+
+static void test_bad_params(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    char id[ID_MAX];
+    const char *def = "{\"name\":\"p\",\"params\":{\"n\":{\"type\":\"number\",\"required\":true}},"
+                      "\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}";
+
+    assert_int_equal(engine_submit(f->eng, def, "{}", id, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "missing required param 'n'"));
+    assert_int_equal(engine_submit(f->eng, def, "{\"n\":\"x\"}", id, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "must be a number"));
+    assert_int_equal(engine_submit(f->eng, def, "{\"zz\":1}", id, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "unknown param 'zz'"));
+    assert_int_equal(engine_submit(f->eng, def, "[1]", id, &err), ERR_INVALID);
+    assert_int_equal(engine_submit(f->eng, "{", NULL, id, &err), ERR_INVALID);
+    assert_int_equal(engine_active(f->eng), 0);
+}
+
+static void test_cancel_all(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_detail *d = NULL;
+    char id[ID_MAX];
+
+    assert_int_equal(engine_submit(f->eng,
+                                   "{\"name\":\"c\",\"tasks\":[{\"name\":\"s\",\"command\":[\"sleep\",\"10\"]},"
+                                   "{\"name\":\"n\",\"dependsOn\":[\"s\"],\"type\":\"noop\"}]}",
+                                   NULL, id, &err),
+                     0);
+    engine_request_cancel_all(f->eng);
+    assert_int_equal(engine_run(f->eng, &err), 0);
+    assert_int_equal(store_execution_get(f->st, id, &d, &err), 0);
+    assert_int_equal(d->exec.status, EXEC_CANCELLED);
+    assert_int_equal(task(d, "s")->status, TASK_CANCELLED);
+    assert_int_equal(task(d, "n")->status, TASK_CANCELLED);
+    exec_detail_free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_timer_heap),
+        cmocka_unit_test_setup_teardown(test_noop_chain_one_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_if_and_upstream_failed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retries_and_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sleep_and_concurrency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_all, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
