@@ -114,6 +114,51 @@ int strbuf_addf(struct strbuf *sb, const char *fmt, ...)
     return rc;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (1..4), or 0 if it is not one. */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+    unsigned c = p[0];
+    if (c >= 0x01 && c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        return left >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+        return left >= 3 && p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+        return left >= 4 && p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 &&
+                       (p[3] & 0xc0) == 0x80
+                   ? 4
+                   : 0;
+    }
+    return 0;
+}
+
+int strbuf_add_utf8(struct strbuf *sb, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    int rc = 0;
+
+    while (i < len && !rc) {
+        size_t run = i;
+        size_t n;
+        /* Copy the longest valid run in one go. */
+        while (run < len && (n = utf8_seq(p + run, len - run)) > 0)
+            run += n;
+        if (run > i)
+            rc = strbuf_add(sb, s + i, run - i);
+        i = run;
+        if (i < len && !rc) {
+            rc = strbuf_add(sb, "\xef\xbf\xbd", 3);
+            i++;
+        }
+    }
+    return rc;
+}
+
 int strbuf_add_json_str(struct strbuf *sb, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;

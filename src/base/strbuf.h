@@ -39,6 +39,14 @@ int strbuf_adds(struct strbuf *sb, const char *s);
 int strbuf_addch(struct strbuf *sb, int c);
 int strbuf_addf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap);
+/*
+ * Append `len` bytes of `s` as valid UTF-8: every byte sequence that is not
+ * well-formed UTF-8 (overlong forms, surrogates, code points past U+10FFFF,
+ * truncated sequences) and every NUL byte becomes U+FFFD. For text from
+ * outside (task output, error messages) on its way into JSON.
+ */
+int strbuf_add_utf8(struct strbuf *sb, const char *s, size_t len);
+
 /* Append `s` as a JSON string literal, quotes included. */
 int strbuf_add_json_str(struct strbuf *sb, const char *s);
 

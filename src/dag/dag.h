@@ -98,6 +98,10 @@ struct workflow {
     int concurrency;    /* max tasks of one execution running at once; 0 = unlimited */
     struct dag_kv *env;
     size_t nenv;
+    int64_t retention_ms;   /* keep finished executions this long; 0 = the server default */
+    int64_t max_queued_ms;  /* a task queued longer than this is stuck; 0 = never */
+    int64_t max_running_ms; /* an execution running longer than this is stuck; 0 = never */
+    int stuck_fail;         /* stuckPolicy: 0 "warn" (log only), 1 "fail" */
 };
 
 struct dag_problem {

@@ -34,6 +34,7 @@
 
 static const char *const workflow_fields[] = {
     "name", "description", "params", "tasks", "timeout", "concurrency", "env",
+    "retention", "maxQueued", "maxRunning", "stuckPolicy",
 };
 static const char *const task_fields[] = {
     "name",       "dependsOn", "type",    "command",      "duration", "env",
@@ -45,6 +46,7 @@ static const char *const param_fields[] = {"type", "default", "required", "descr
 /* Indexed by enum task_type, enum run_if and enum param_type. */
 static const char *const task_type_names[] = {"command", "noop", "sleep"};
 static const char *const run_if_names[] = {"allSucceeded", "allDone", "anyFailed"};
+static const char *const stuck_policy_names[] = {"warn", "fail"};
 static const char *const param_type_names[] = {"string", "number", "boolean", "object"};
 static const char *const param_type_articles[] = {"a string", "a number", "a boolean", "an object"};
 
@@ -275,6 +277,21 @@ static void get_timeout(struct dag__parser *p, const struct dag__path *at, const
         return;
     if (ms <= 0) {
         dag__problem(p, at, 0, 0, "'timeout' must be greater than zero");
+        return;
+    }
+    *out_ms = ms;
+}
+
+/* A duration that must be > 0 (retention, maxQueued, maxRunning). */
+static void get_positive_duration(struct dag__parser *p, const struct dag__path *at,
+                                  const json_t *v, const char *name, int64_t *out_ms)
+{
+    int64_t ms;
+
+    if (get_duration(p, at, v, &ms) < 0)
+        return;
+    if (ms <= 0) {
+        dag__problem(p, at, 0, 0, "'%s' must be greater than zero", name);
         return;
     }
     *out_ms = ms;
@@ -767,6 +784,17 @@ static void parse_workflow(struct dag__parser *p, const json_t *root)
             get_int_range(p, &f, v, 1, INT_MAX, &wf->concurrency);
         } else if (!strcmp(key, "env")) {
             parse_env(p, &f, v, &wf->env, &wf->nenv);
+        } else if (!strcmp(key, "retention")) {
+            get_positive_duration(p, &f, v, "retention", &wf->retention_ms);
+        } else if (!strcmp(key, "maxQueued")) {
+            get_positive_duration(p, &f, v, "maxQueued", &wf->max_queued_ms);
+        } else if (!strcmp(key, "maxRunning")) {
+            get_positive_duration(p, &f, v, "maxRunning", &wf->max_running_ms);
+        } else if (!strcmp(key, "stuckPolicy")) {
+            int k;
+            if (get_enum(p, &f, v, "stuckPolicy", stuck_policy_names,
+                         COUNT(stuck_policy_names), &k) == 0)
+                wf->stuck_fail = k == 1;
         } else {
             unknown_field(p, &f, key, workflow_fields, COUNT(workflow_fields));
         }

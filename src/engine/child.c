@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -261,4 +262,73 @@ int child_kill_orphan_group(pid_t pgid, int64_t proc_start)
         return 1;
     }
     return 0;
+}
+
+/* Does the NUL-separated environment block `env` of `len` bytes hold `entry`? */
+static int env_has(const char *env, size_t len, const char *entry)
+{
+    size_t elen = strlen(entry);
+    for (size_t off = 0; off < len;) {
+        size_t l = strnlen(env + off, len - off);
+        if (l == elen && !memcmp(env + off, entry, elen))
+            return 1;
+        off += l + 1;
+    }
+    return 0;
+}
+
+int child_kill_by_env(const char *exec_id, const char *task, int attempt)
+{
+    char want_ex[128], want_task[512], want_att[64];
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    int killed = 0;
+    uid_t me = getuid();
+
+    if (!d)
+        return 0;
+    snprintf(want_ex, sizeof(want_ex), "ORCH_EXECUTION_ID=%s", exec_id);
+    snprintf(want_task, sizeof(want_task), "ORCH_TASK=%s", task);
+    snprintf(want_att, sizeof(want_att), "ORCH_ATTEMPT=%d", attempt);
+    while ((de = readdir(d))) {
+        char path[64], *buf;
+        struct stat sb;
+        pid_t pid;
+        ssize_t n;
+        size_t len = 0, cap = 65536;
+        int fd;
+
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        pid = (pid_t)strtol(de->d_name, NULL, 10);
+        if (pid == getpid())
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (fstat(fd, &sb) != 0 || sb.st_uid != me) {
+            close(fd);
+            continue;
+        }
+        buf = malloc(cap);
+        if (!buf) {
+            close(fd);
+            continue;
+        }
+        while (len < cap && (n = read(fd, buf + len, cap - len)) > 0)
+            len += (size_t)n;
+        close(fd);
+        if (env_has(buf, len, want_ex) && env_has(buf, len, want_task) &&
+            env_has(buf, len, want_att)) {
+            pid_t pgid = getpgid(pid);
+            if (pgid > 1 && pgid != getpgrp()) {
+                kill(-pgid, SIGKILL);
+                killed++;
+            }
+        }
+        free(buf);
+    }
+    closedir(d);
+    return killed;
 }

@@ -64,4 +64,12 @@ int64_t child_proc_start_time(pid_t pid);
  */
 int child_kill_orphan_group(pid_t pgid, int64_t proc_start);
 
+/*
+ * Kill (SIGKILL, whole process group) every process of ours whose environment
+ * holds ORCH_EXECUTION_ID=exec_id, ORCH_TASK=task and ORCH_ATTEMPT=attempt: the
+ * recovery path for an attempt whose pid was never recorded. Returns the
+ * number of groups signalled.
+ */
+int child_kill_by_env(const char *exec_id, const char *task, int attempt);
+
 #endif

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@
 #define READ_CHUNK 65536
 #define READ_BUDGET (256 * 1024) /* bytes read from one pipe per turn, for fairness */
 #define ERR_TAIL 240             /* bytes of stderr kept for the error message */
+#define PID_WRITE_DELAY_MS 20    /* a started process's pid is committed within this */
 
 extern char **environ;
 
@@ -65,9 +67,11 @@ struct proc {
     struct watch w_pid, w_out, w_err;
     struct strbuf pend[2]; /* output read this turn, by stream (0 stdout, 1 stderr) */
     int seq;
-    struct chunk_len *chunks;
-    size_t nchunks, chunks_alloc, chunks_head;
-    size_t kept_bytes;
+    struct chunk_track {
+        struct chunk_len *chunks;
+        size_t n, alloc, head;
+        size_t kept; /* bytes of this stream kept in the store */
+    } trk[2];        /* by stream: the cap applies to each */
     char err_tail[ERR_TAIL];
     size_t err_tail_len;
     struct proc *next;
@@ -78,6 +82,7 @@ struct trun {
     int attempt;
     int db_attempt; /* the attempt number the store holds (fencing token) */
     int remaining;  /* dependencies not yet final */
+    int failures;   /* attempts that count against the retry budget (failed, timed out, lost) */
     int64_t available_at;
     int64_t started_at;
     int64_t finished_at;
@@ -106,13 +111,36 @@ struct exec {
     struct trun *runs;
     size_t nfinal;
     size_t nrunning; /* tasks in TASK_RUNNING */
-    size_t *ready;   /* FIFO of task indices that are queued and available */
-    size_t ready_head, ready_n, ready_alloc;
+    /* FIFOs of task indices that are queued and available, by kind, so that a
+     * command waiting for a process slot never holds up a noop or a sleep:
+     * [0] commands, [1] sleeps, [2] noops. */
+    struct fifo {
+        size_t *v;
+        size_t head, n, alloc;
+    } ready[3];
     int is_new;      /* not yet inserted */
     int dirty;
     int finished_reported;
     int tasks_new;   /* task runs not yet inserted */
+    char *idem_key;  /* Idempotency-Key of the submission, written with the insert */
     struct exec *next;
+};
+
+enum cmd_type { CMD_SUBMIT, CMD_CANCEL, CMD_RETRY };
+
+/* A command from another thread; the caller blocks until `done`. */
+struct cmd {
+    enum cmd_type type;
+    const char *name;     /* SUBMIT: workflow name */
+    const char *params;   /* SUBMIT: params JSON or NULL */
+    const char *idem;     /* SUBMIT: idempotency key or NULL */
+    const char *exec_id;  /* CANCEL, RETRY */
+    char out_id[ID_MAX];
+    int existing;
+    int rc;
+    struct err err;
+    int done;
+    struct cmd *next;
 };
 
 struct engine {
@@ -135,6 +163,21 @@ struct engine {
     volatile sig_atomic_t cancel_all;
     int cancel_all_done;
     int work_now; /* something to do without waiting */
+
+    /* Server mode. */
+    int persistent;
+    volatile sig_atomic_t stop_requested;
+    volatile int64_t stop_grace_ms;
+    int stopping;
+    int interrupted;
+    int64_t stop_deadline; /* monotonic ms */
+    pthread_mutex_t mu;    /* guards cmds, stats, and `stopping` for posters */
+    pthread_cond_t cv;
+    struct cmd *cmds;      /* incoming, LIFO (reversed when taken) */
+    struct cmd **replies;  /* answered after this turn's commit */
+    size_t nreplies, replies_alloc;
+    struct engine_stats stats;
+    int64_t next_purge;    /* monotonic ms */
 };
 
 /* ------------------------------------------------------------------ small helpers */
@@ -178,6 +221,8 @@ void engine_config_init(struct engine_config *cfg)
     cfg->claim = NULL;
     cfg->release = NULL;
     cfg->owner_arg = NULL;
+    cfg->retention_ms = 30LL * 86400 * 1000;
+    cfg->purge_interval_ms = 60000;
 }
 
 static void exec_progress(const struct exec *ex, struct engine_event *ev)
@@ -376,9 +421,11 @@ static void exec_free(struct exec *ex)
     for (size_t i = 0; ex->runs && i < ex->wf->ntasks; i++)
         free(ex->runs[i].error);
     free(ex->runs);
-    free(ex->ready);
+    for (int q = 0; q < 3; q++)
+        free(ex->ready[q].v);
     free(ex->params);
     free(ex->error);
+    free(ex->idem_key);
     free_strv(ex->base_env);
     workflow_free(ex->wf);
     free(ex);
@@ -399,17 +446,41 @@ static struct exec *exec_alloc(struct workflow *wf, const char *params)
     return ex;
 }
 
-static void ready_push(struct exec *ex, size_t idx)
+static int ready_queue_of(enum task_type t)
+{
+    return t == TASK_COMMAND ? 0 : t == TASK_SLEEP ? 1 : 2;
+}
+
+static void ready_push_raw(struct exec *ex, size_t idx)
+{
+    struct trun *r = &ex->runs[idx];
+    struct fifo *f = &ex->ready[ready_queue_of(ex->wf->tasks[idx].type)];
+    if (r->queued_in_ready)
+        return;
+    if (f->head > 0 && f->head == f->n)
+        f->head = f->n = 0;
+    XGROW(f->v, f->alloc, f->n + 1);
+    f->v[f->n++] = idx;
+    r->queued_in_ready = 1;
+}
+
+/* Put a queued task on the ready list; with maxQueued, watch how long it waits. */
+static void ready_push(struct engine *eng, struct exec *ex, size_t idx)
 {
     struct trun *r = &ex->runs[idx];
     if (r->queued_in_ready)
         return;
-    if (ex->ready_head > 0 && ex->ready_head == ex->ready_n) {
-        ex->ready_head = ex->ready_n = 0;
+    ready_push_raw(ex, idx);
+    if (ex->wf->max_queued_ms > 0) {
+        struct timer tm;
+        memset(&tm, 0, sizeof(tm));
+        tm.at = clock_mono_ms() + ex->wf->max_queued_ms;
+        tm.kind = TIMER_MAX_QUEUED;
+        tm.ex = ex;
+        tm.idx = idx;
+        tm.attempt = r->attempt;
+        engine__timer_add(&eng->timers, &tm);
     }
-    XGROW(ex->ready, ex->ready_alloc, ex->ready_n + 1);
-    ex->ready[ex->ready_n++] = idx;
-    r->queued_in_ready = 1;
 }
 
 static int task_is_bad(enum task_status s)
@@ -490,13 +561,13 @@ static enum task_status decide_run_if(const struct exec *ex, size_t c)
     return TASK_SKIPPED;
 }
 
-static void task_make_ready(struct exec *ex, size_t idx)
+static void task_make_ready(struct engine *eng, struct exec *ex, size_t idx)
 {
     struct trun *r = &ex->runs[idx];
     r->status = TASK_QUEUED;
     r->available_at = 0;
     r->dirty = 1;
-    ready_push(ex, idx);
+    ready_push(eng, ex, idx);
 }
 
 /* Task `idx` became final: update its dependents. Iterative, so a 100000-task
@@ -519,7 +590,7 @@ static void propagate(struct engine *eng, struct exec *ex, size_t idx)
             /* An aborted execution (cancel, timeout) starts nothing new. */
             d = ex->status == EXEC_RUNNING ? decide_run_if(ex, c) : TASK_CANCELLED;
             if (d == TASK_QUEUED) {
-                task_make_ready(ex, c);
+                task_make_ready(eng, ex, c);
                 continue;
             }
             cr->status = d;
@@ -606,14 +677,17 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
         notify(eng, &ev);
         return;
     }
-    retry = allow_retry && r->attempt <= t->retries && ex->status == EXEC_RUNNING;
+    if (ast == ATTEMPT_FAILED || ast == ATTEMPT_TIMED_OUT || ast == ATTEMPT_LOST)
+        r->failures++;
+    retry = allow_retry && r->failures <= t->retries && ex->status == EXEC_RUNNING;
     if (retry) {
         int64_t delay = backoff_delay(t, r->attempt);
         struct timer tm;
         char dbuf[32];
         clock_fmt_duration(delay, dbuf, sizeof(dbuf));
-        log_warn(COMP_TASK, "Task '%s' attempt %d/%d failed: %s; retrying in %s", t->name,
-                 r->attempt, t->retries + 1, error ? error : "failed", dbuf);
+        log_warn(COMP_TASK, "Task '%s' attempt %d failed (%d of %d tries): %s; retrying in %s",
+                 t->name, r->attempt, r->failures, t->retries + 1, error ? error : "failed",
+                 dbuf);
         ex->nrunning--;
         r->status = TASK_QUEUED;
         r->available_at = now + delay;
@@ -626,7 +700,7 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
         tm.idx = idx;
         tm.attempt = r->attempt;
         if (delay <= 0)
-            ready_push(ex, idx);
+            ready_push(eng, ex, idx);
         else
             engine__timer_add(&eng->timers, &tm);
         ev.task_status = TASK_QUEUED;
@@ -827,31 +901,38 @@ static int dispatch(struct engine *eng)
     int progress = 0;
     int again = 1;
 
+    if (eng->stopping)
+        return 0; /* a stopping server starts nothing new */
+
     while (again) {
         again = 0;
         for (struct exec *ex = eng->execs; ex; ex = ex->next) {
             int limit = ex->wf->concurrency;
             if (ex->status != EXEC_RUNNING)
                 continue;
-            while (ex->ready_head < ex->ready_n) {
-                size_t idx = ex->ready[ex->ready_head];
-                const struct dag_task *t = &ex->wf->tasks[idx];
-                struct trun *r = &ex->runs[idx];
-                if (!r->queued_in_ready || r->status != TASK_QUEUED) {
-                    ex->ready_head++;
+            /* Noops first (they may make more tasks ready), then sleeps, then commands. */
+            for (int q = 2; q >= 0; q--) {
+                struct fifo *f = &ex->ready[q];
+                while (f->head < f->n) {
+                    size_t idx = f->v[f->head];
+                    const struct dag_task *t = &ex->wf->tasks[idx];
+                    struct trun *r = &ex->runs[idx];
+                    if (!r->queued_in_ready || r->status != TASK_QUEUED) {
+                        f->head++;
+                        r->queued_in_ready = 0;
+                        continue;
+                    }
+                    if (limit > 0 && ex->nrunning >= (size_t)limit && t->type != TASK_NOOP)
+                        break;
+                    if (t->type == TASK_COMMAND && eng->nprocs >= (size_t)eng->cfg.workers)
+                        break;
+                    f->head++;
                     r->queued_in_ready = 0;
-                    continue;
+                    attempt_begin(eng, ex, idx);
+                    progress = 1;
+                    if (t->type == TASK_NOOP)
+                        again = 1;
                 }
-                if (limit > 0 && ex->nrunning >= (size_t)limit && t->type != TASK_NOOP)
-                    break;
-                if (t->type == TASK_COMMAND && eng->nprocs >= (size_t)eng->cfg.workers)
-                    break;
-                ex->ready_head++;
-                r->queued_in_ready = 0;
-                attempt_begin(eng, ex, idx);
-                progress = 1;
-                if (t->type == TASK_NOOP)
-                    again = 1;
             }
             exec_check_done(eng, ex);
         }
@@ -898,6 +979,9 @@ static int commit_turn(struct engine *eng, struct err *err)
         row.error = ex->error;
         if (ex->is_new) {
             rc = store_execution_insert(eng->st, &row, err);
+            if (!rc && ex->idem_key)
+                rc = store_idempotency_put(eng->st, ex->wf->name, ex->idem_key, ex->id,
+                                           ex->created_at, err);
         } else if (ex->dirty) {
             rc = store_execution_update(eng->st, &row, err);
         }
@@ -1014,28 +1098,29 @@ static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, str
             *failed = 1;
             return;
         }
-        /* Keep only the tail: drop the oldest chunks beyond the cap. */
-        if (p->nchunks == p->chunks_alloc) {
-            if (p->chunks_head > 0) {
-                memmove(p->chunks, p->chunks + p->chunks_head,
-                        (p->nchunks - p->chunks_head) * sizeof(*p->chunks));
-                p->nchunks -= p->chunks_head;
-                p->chunks_head = 0;
-            }
-            XGROW(p->chunks, p->chunks_alloc, p->nchunks + 1);
-        }
-        p->chunks[p->nchunks].seq = c.seq;
-        p->chunks[p->nchunks].len = len;
-        p->nchunks++;
-        p->kept_bytes += len;
-        if (p->kept_bytes > eng->cfg.output_cap) {
+        /* Keep only the tail of each stream: drop its oldest chunks beyond the cap. */
+        {
+            struct chunk_track *t = &p->trk[s];
             int below = 0;
-            while (p->chunks_head < p->nchunks - 1 && p->kept_bytes > eng->cfg.output_cap) {
-                p->kept_bytes -= p->chunks[p->chunks_head].len;
-                below = p->chunks[p->chunks_head].seq + 1;
-                p->chunks_head++;
+            if (t->n == t->alloc && t->head > 0) {
+                memmove(t->chunks, t->chunks + t->head, (t->n - t->head) * sizeof(*t->chunks));
+                t->n -= t->head;
+                t->head = 0;
             }
-            if (below && store_log_trim(eng->st, p->ex->id, (int)p->idx, p->attempt, below, err)) {
+            XGROW(t->chunks, t->alloc, t->n + 1);
+            t->chunks[t->n].seq = c.seq;
+            t->chunks[t->n].len = len;
+            t->n++;
+            t->kept += len;
+            /* Drop a chunk only while what remains still holds the cap: the tail
+             * kept is between the cap and the cap plus one chunk. */
+            while (t->head < t->n - 1 && t->kept - t->chunks[t->head].len >= eng->cfg.output_cap) {
+                t->kept -= t->chunks[t->head].len;
+                below = t->chunks[t->head].seq + 1;
+                t->head++;
+            }
+            if (below && store_log_trim(eng->st, p->ex->id, (int)p->idx, p->attempt, below,
+                                        c.stream, err)) {
                 *failed = 1;
                 return;
             }
@@ -1075,7 +1160,8 @@ static void proc_unlink_free(struct engine *eng, struct proc *p)
     child_release(&p->ch);
     strbuf_release(&p->pend[0]);
     strbuf_release(&p->pend[1]);
-    free(p->chunks);
+    free(p->trk[0].chunks);
+    free(p->trk[1].chunks);
     free(p);
     eng->nprocs--;
 }
@@ -1261,7 +1347,20 @@ static void spawn_pending(struct engine *eng)
             tm.attempt = p->attempt;
             engine__timer_add(&eng->timers, &tm);
         }
-        eng->work_now = 1; /* write the pid at once, for orphan clean-up after a crash */
+        /*
+         * The pid is written with the next turn's commit. Most short tasks end
+         * before that, so their pid goes in with their result; a longer one
+         * gets a turn within PID_WRITE_DELAY_MS. Should orch die before, the
+         * recovery finds the orphan by its ORCH_* environment instead.
+         */
+        {
+            struct timer tm;
+            memset(&tm, 0, sizeof(tm));
+            tm.at = clock_mono_ms() + PID_WRITE_DELAY_MS;
+            tm.kind = TIMER_PID_WRITE;
+            tm.proc = p;
+            engine__timer_add(&eng->timers, &tm);
+        }
     }
     eng->nspawn = 0;
 }
@@ -1312,7 +1411,7 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
     case TIMER_RETRY: {
         struct trun *r = &ex->runs[tm->idx];
         if (r->status == TASK_QUEUED && r->attempt == tm->attempt)
-            ready_push(ex, tm->idx);
+            ready_push(eng, ex, tm->idx);
         return;
     }
     case TIMER_SLEEP_DONE: {
@@ -1327,6 +1426,40 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
         log_error(COMP, "Execution %s of '%s' timed out after %s", ex->id, ex->wf->name, dur);
         exec_abort(eng, ex, EXEC_TIMED_OUT, msg);
         return;
+    case TIMER_MAX_RUNNING:
+        if (ex->status != EXEC_RUNNING)
+            return;
+        clock_fmt_duration(ex->wf->max_running_ms, dur, sizeof(dur));
+        if (!ex->wf->stuck_fail) {
+            log_warn(COMP, "Execution %s of '%s' has been running for more than %s (maxRunning, "
+                     "stuckPolicy=warn)", ex->id, ex->wf->name, dur);
+            return;
+        }
+        snprintf(msg, sizeof(msg), "stuck: running for more than %s (maxRunning)", dur);
+        log_error(COMP, "Execution %s of '%s' failed: %s", ex->id, ex->wf->name, msg);
+        exec_abort(eng, ex, EXEC_FAILED, msg);
+        return;
+    case TIMER_MAX_QUEUED: {
+        struct trun *r = &ex->runs[tm->idx];
+        const char *name = ex->wf->tasks[tm->idx].name;
+        if (ex->status != EXEC_RUNNING || r->status != TASK_QUEUED || r->attempt != tm->attempt)
+            return;
+        clock_fmt_duration(ex->wf->max_queued_ms, dur, sizeof(dur));
+        if (!ex->wf->stuck_fail) {
+            log_warn(COMP, "Task '%s' of execution %s has been queued for more than %s "
+                     "(maxQueued, stuckPolicy=warn)", name, ex->id, dur);
+            return;
+        }
+        snprintf(msg, sizeof(msg), "stuck: queued for more than %s (maxQueued)", dur);
+        log_error(COMP_TASK, "Task '%s' failed: %s", name, msg);
+        r->queued_in_ready = 0;
+        task_finalize(eng, ex, tm->idx, TASK_FAILED, msg);
+        return;
+    }
+    case TIMER_PURGE:
+        return; /* handled by the loop (it needs the store outside a turn) */
+    case TIMER_PID_WRITE:
+        return; /* firing is enough: the turn that follows commits the pid */
     }
 }
 
@@ -1384,6 +1517,9 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     }
     eng->w_wake.kind = WATCH_WAKE;
     watch_add(eng, eng->wakefd, &eng->w_wake);
+    pthread_mutex_init(&eng->mu, NULL);
+    pthread_cond_init(&eng->cv, NULL);
+    eng->stats.workers_total = eng->cfg.workers;
     *out = eng;
     return 0;
 }
@@ -1418,6 +1554,9 @@ void engine_free(struct engine *eng)
     free(eng->patt);
     free(eng->to_spawn);
     engine__timer_release(&eng->timers);
+    free(eng->replies);
+    pthread_mutex_destroy(&eng->mu);
+    pthread_cond_destroy(&eng->cv);
     close(eng->epfd);
     close(eng->wakefd);
     free(eng);
@@ -1449,35 +1588,34 @@ void engine_request_cancel_all(struct engine *eng)
 static void exec_start_deadline(struct engine *eng, struct exec *ex, int64_t elapsed_ms)
 {
     struct timer tm;
-    if (ex->wf->timeout_ms <= 0)
-        return;
     memset(&tm, 0, sizeof(tm));
-    tm.at = clock_mono_ms() + ex->wf->timeout_ms - elapsed_ms;
-    tm.kind = TIMER_EXEC_DEADLINE;
     tm.ex = ex;
-    engine__timer_add(&eng->timers, &tm);
+    if (ex->wf->timeout_ms > 0) {
+        tm.at = clock_mono_ms() + ex->wf->timeout_ms - elapsed_ms;
+        tm.kind = TIMER_EXEC_DEADLINE;
+        engine__timer_add(&eng->timers, &tm);
+    }
+    if (ex->wf->max_running_ms > 0) {
+        tm.at = clock_mono_ms() + ex->wf->max_running_ms - elapsed_ms;
+        tm.kind = TIMER_MAX_RUNNING;
+        engine__timer_add(&eng->timers, &tm);
+    }
 }
 
-int engine_submit(struct engine *eng, const char *definition, const char *params_json,
-                  char out_id[ID_MAX], struct err *err)
+/*
+ * Create a new execution of `wf` (takes ownership) at `version` in memory,
+ * linked and ready to be inserted by the next commit. Returns 0 and *out, or
+ * an error (params, ownership).
+ */
+static int exec_create(struct engine *eng, struct workflow *wf, int version,
+                       const char *params_json, struct exec **out, struct err *err)
 {
-    struct dag_problems probs = DAG_PROBLEMS_INIT;
-    struct workflow *wf = NULL;
-    struct exec *ex = NULL;
-    json_t *params = NULL;
-    char *params_text = NULL;
-    int version = 0, rc;
+    json_t *params;
+    char *params_text;
+    struct exec *ex;
+    int rc;
 
-    rc = dag_parse(definition, strlen(definition), &wf, &probs);
-    if (rc) {
-        if (probs.n)
-            err_set(err, rc, "invalid workflow: %s: %s", probs.items[0].path,
-                    probs.items[0].message);
-        else
-            err_set(err, rc, "invalid workflow");
-        dag_problems_release(&probs);
-        return rc;
-    }
+    *out = NULL;
     params = resolve_params(wf, params_json, err);
     if (!params) {
         workflow_free(wf);
@@ -1485,18 +1623,6 @@ int engine_submit(struct engine *eng, const char *definition, const char *params
     }
     params_text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(params);
-
-    rc = store_begin(eng->st, err);
-    if (!rc)
-        rc = store_workflow_put(eng->st, wf->name, definition, clock_now_ms(), &version, err);
-    if (!rc)
-        rc = store_commit(eng->st, err);
-    if (rc) {
-        store_rollback(eng->st);
-        workflow_free(wf);
-        free(params_text);
-        return rc;
-    }
     ex = exec_alloc(wf, params_text ? params_text : "{}");
     free(params_text);
     id_new("ex_", ex->id);
@@ -1513,25 +1639,80 @@ int engine_submit(struct engine *eng, const char *definition, const char *params
     for (size_t i = 0; i < wf->ntasks; i++) {
         if (wf->tasks[i].ndeps == 0) {
             ex->runs[i].status = TASK_QUEUED;
-            ready_push(ex, i);
+            ready_push(eng, ex, i);
         } else {
             ex->runs[i].status = TASK_PENDING;
         }
     }
-    /* Commit the new execution with its task runs before anything runs. */
     ex->next = eng->execs;
     eng->execs = ex;
-    rc = commit_turn(eng, err);
+    exec_start_deadline(eng, ex, 0);
+    *out = ex;
+    return 0;
+}
+
+/* Undo exec_create after a failed commit. */
+static void exec_unlink_new(struct engine *eng, struct exec *ex)
+{
+    struct exec **pp = &eng->execs;
+    while (*pp && *pp != ex)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = ex->next;
+    engine__timer_purge(&eng->timers, ex, NULL);
+    if (eng->cfg.release)
+        eng->cfg.release(eng->cfg.owner_arg, ex->id);
+    exec_free(ex);
+}
+
+static void log_started(const struct exec *ex)
+{
+    log_info(COMP, "Execution %s of '%s' (version %d) started: %zu tasks", ex->id, ex->wf->name,
+             ex->version, ex->wf->ntasks);
+}
+
+int engine_submit(struct engine *eng, const char *definition, const char *params_json,
+                  char out_id[ID_MAX], struct err *err)
+{
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct exec *ex = NULL;
+    int version = 0, rc;
+
+    rc = dag_parse(definition, strlen(definition), &wf, &probs);
     if (rc) {
-        eng->execs = ex->next;
-        if (eng->cfg.release)
-            eng->cfg.release(eng->cfg.owner_arg, ex->id);
-        exec_free(ex);
+        if (probs.n)
+            err_set(err, rc, "invalid workflow: %s: %s", probs.items[0].path,
+                    probs.items[0].message);
+        else
+            err_set(err, rc, "invalid workflow");
+        dag_problems_release(&probs);
         return rc;
     }
-    exec_start_deadline(eng, ex, 0);
-    log_info(COMP, "Execution %s of '%s' (version %d) started: %zu tasks", ex->id, wf->name,
-             version, wf->ntasks);
+    {
+        /* Check the params before recording a version. */
+        json_t *pj = resolve_params(wf, params_json, err);
+        if (!pj) {
+            workflow_free(wf);
+            return ERR_INVALID;
+        }
+        json_decref(pj);
+    }
+    rc = store_workflow_put(eng->st, wf->name, definition, clock_now_ms(), &version, err);
+    if (rc) {
+        workflow_free(wf);
+        return rc;
+    }
+    rc = exec_create(eng, wf, version, params_json, &ex, err);
+    if (rc)
+        return rc;
+    /* Commit the new execution with its task runs before anything runs. */
+    rc = commit_turn(eng, err);
+    if (rc) {
+        exec_unlink_new(eng, ex);
+        return rc;
+    }
+    log_started(ex);
     memcpy(out_id, ex->id, ID_MAX);
     eng->work_now = 1;
     return 0;
@@ -1551,7 +1732,19 @@ int engine_cancel(struct engine *eng, const char *exec_id, struct err *err)
 }
 
 /* Rebuild an execution from the store and take it over (crash recovery). */
+static int exec_take(struct engine *eng, const char *exec_id, int retry, struct err *err);
+
 int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
+{
+    return exec_take(eng, exec_id, 0, err);
+}
+
+/*
+ * Take over execution `exec_id` from the store: resume it (retry == 0: it must
+ * be unfinished) or run its unsuccessful tasks again (retry == 1: it must have
+ * ended without success).
+ */
+static int exec_take(struct engine *eng, const char *exec_id, int retry, struct err *err)
 {
     struct exec_detail *d = NULL;
     struct dag_problems probs = DAG_PROBLEMS_INIT;
@@ -1569,9 +1762,18 @@ int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
     rc = store_execution_get(eng->st, exec_id, &d, err);
     if (rc)
         goto out;
-    if (exec_status_is_final(d->exec.status)) {
+    if (!retry && exec_status_is_final(d->exec.status)) {
         rc = err_set(err, ERR_CONFLICT, "execution '%s' has already %s", exec_id,
                      exec_status_name(d->exec.status));
+        goto out;
+    }
+    if (retry && !exec_status_is_final(d->exec.status)) {
+        rc = err_set(err, ERR_CONFLICT, "execution '%s' is still %s: cancel it first", exec_id,
+                     exec_status_name(d->exec.status));
+        goto out;
+    }
+    if (retry && d->exec.status == EXEC_SUCCEEDED) {
+        rc = err_set(err, ERR_CONFLICT, "execution '%s' succeeded: nothing to retry", exec_id);
         goto out;
     }
     rc = store_workflow_get(eng->st, d->exec.workflow, d->exec.workflow_version, &def, &version,
@@ -1595,7 +1797,7 @@ int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
     ex->version = version;
     ex->status = EXEC_RUNNING;
     ex->created_at = d->exec.created_at;
-    ex->started_at = d->exec.started_at ? d->exec.started_at : now;
+    ex->started_at = d->exec.started_at && !retry ? d->exec.started_at : now;
     ex->dirty = 1;
     for (size_t i = 0; i < d->ntasks; i++) {
         const struct task_run_row *tr = &d->tasks[i];
@@ -1609,8 +1811,26 @@ int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
         r->started_at = tr->started_at;
         r->finished_at = tr->finished_at;
         r->error = tr->error ? xstrdup(tr->error) : NULL;
+        if (retry && r->status != TASK_SUCCEEDED) {
+            /* Run it again; attempt numbers keep counting (fencing), the retry
+             * budget starts afresh. */
+            r->status = TASK_PENDING;
+            r->finished_at = 0;
+            r->available_at = 0;
+            set_str(&r->error, NULL);
+            r->dirty = 1;
+        }
         if (task_status_is_final(r->status))
             ex->nfinal++;
+    }
+    /* The retry budget used so far: failed, timed out and lost attempts. */
+    for (size_t k = 0; !retry && k < d->nattempts; k++) {
+        const struct attempt_row *a = &d->attempts[k];
+        if (a->task_idx < 0 || (size_t)a->task_idx >= ex->wf->ntasks)
+            continue;
+        if (a->status == ATTEMPT_FAILED || a->status == ATTEMPT_TIMED_OUT ||
+            a->status == ATTEMPT_LOST)
+            ex->runs[a->task_idx].failures++;
     }
     /* Dependency counters from the final statuses. */
     for (size_t i = 0; i < ex->wf->ntasks; i++) {
@@ -1637,12 +1857,12 @@ int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
                 tm.attempt = r->attempt;
                 engine__timer_add(&eng->timers, &tm);
             } else {
-                ready_push(ex, i);
+                ready_push(eng, ex, i);
             }
         } else if (r->status == TASK_PENDING && r->remaining == 0) {
             enum task_status dd = decide_run_if(ex, i);
             if (dd == TASK_QUEUED) {
-                task_make_ready(ex, i);
+                task_make_ready(eng, ex, i);
             } else {
                 r->status = dd;
                 r->finished_at = now;
@@ -1659,6 +1879,13 @@ int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
             if (last && last->pgid > 0 && child_kill_orphan_group(last->pgid, last->proc_start))
                 log_warn(COMP_TASK, "Task '%s': killed orphaned process group %d of attempt %d",
                          t->name, last->pgid, r->attempt);
+            else if (t->type == TASK_COMMAND && (!last || last->pgid <= 0)) {
+                /* Its pid was not committed yet: find it by its environment. */
+                int k = child_kill_by_env(ex->id, t->name, r->attempt);
+                if (k > 0)
+                    log_warn(COMP_TASK, "Task '%s': killed %d orphaned process group%s of attempt %d",
+                             t->name, k, k == 1 ? "" : "s", r->attempt);
+            }
             ex->nrunning++;
             r->attempt_started_at = last ? last->started_at : r->started_at;
             if (t->type == TASK_SLEEP && last) {
@@ -1690,8 +1917,12 @@ int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
         int64_t elapsed = now - ex->started_at;
         exec_start_deadline(eng, ex, elapsed > 0 ? elapsed : 0);
     }
-    log_info(COMP, "Execution %s of '%s' resumed: %zu of %zu tasks already final", ex->id,
-             ex->wf->name, ex->nfinal, ex->wf->ntasks);
+    if (retry)
+        log_info(COMP, "Execution %s of '%s' retried: %zu of %zu tasks kept", ex->id,
+                 ex->wf->name, ex->nfinal, ex->wf->ntasks);
+    else
+        log_info(COMP, "Execution %s of '%s' resumed: %zu of %zu tasks already final", ex->id,
+                 ex->wf->name, ex->nfinal, ex->wf->ntasks);
     rc = commit_turn(eng, err);
     if (rc) {
         eng->execs = ex->next;
@@ -1741,6 +1972,410 @@ static void execs_collect(struct engine *eng)
     }
 }
 
+/* ------------------------------------------------------------------ server mode */
+
+static void wake(struct engine *eng)
+{
+    uint64_t one = 1;
+    ssize_t w = write(eng->wakefd, &one, sizeof(one));
+    (void)w;
+}
+
+void engine_set_persistent(struct engine *eng, int on)
+{
+    eng->persistent = on;
+}
+
+void engine_request_stop(struct engine *eng, int64_t grace_ms)
+{
+    eng->stop_grace_ms = grace_ms < 0 ? 0 : grace_ms;
+    eng->stop_requested = 1;
+    wake(eng);
+}
+
+/* Queue `c`, wake the loop and wait for the answer (any thread but the loop's). */
+static int post(struct engine *eng, struct cmd *c)
+{
+    pthread_mutex_lock(&eng->mu);
+    if (eng->stopping || eng->stop_requested) {
+        pthread_mutex_unlock(&eng->mu);
+        c->rc = err_set(&c->err, ERR_BUSY, "the server is shutting down");
+        return c->rc;
+    }
+    c->next = eng->cmds;
+    eng->cmds = c;
+    pthread_mutex_unlock(&eng->mu);
+    wake(eng);
+    pthread_mutex_lock(&eng->mu);
+    while (!c->done)
+        pthread_cond_wait(&eng->cv, &eng->mu);
+    pthread_mutex_unlock(&eng->mu);
+    return c->rc;
+}
+
+int engine_post_submit(struct engine *eng, const char *name, const char *params_json,
+                       const char *idempotency_key, char out_id[ID_MAX], int *out_existing,
+                       struct err *err)
+{
+    struct cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = CMD_SUBMIT;
+    c.name = name;
+    c.params = params_json;
+    c.idem = idempotency_key && *idempotency_key ? idempotency_key : NULL;
+    post(eng, &c);
+    if (c.rc) {
+        if (err)
+            *err = c.err;
+        return c.rc;
+    }
+    memcpy(out_id, c.out_id, ID_MAX);
+    if (out_existing)
+        *out_existing = c.existing;
+    return 0;
+}
+
+int engine_post_cancel(struct engine *eng, const char *exec_id, struct err *err)
+{
+    struct cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = CMD_CANCEL;
+    c.exec_id = exec_id;
+    post(eng, &c);
+    if (c.rc && err)
+        *err = c.err;
+    return c.rc;
+}
+
+int engine_post_retry(struct engine *eng, const char *exec_id, struct err *err)
+{
+    struct cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = CMD_RETRY;
+    c.exec_id = exec_id;
+    post(eng, &c);
+    if (c.rc && err)
+        *err = c.err;
+    return c.rc;
+}
+
+void engine_get_stats(struct engine *eng, struct engine_stats *out)
+{
+    pthread_mutex_lock(&eng->mu);
+    *out = eng->stats;
+    pthread_mutex_unlock(&eng->mu);
+}
+
+/* Answer `c` now (an error, or a result with nothing to commit). */
+static void reply_now(struct engine *eng, struct cmd *c)
+{
+    pthread_mutex_lock(&eng->mu);
+    c->done = 1;
+    pthread_cond_broadcast(&eng->cv);
+    pthread_mutex_unlock(&eng->mu);
+}
+
+/* Answer `c` once this turn has committed. */
+static void reply_after_commit(struct engine *eng, struct cmd *c)
+{
+    XGROW(eng->replies, eng->replies_alloc, eng->nreplies + 1);
+    eng->replies[eng->nreplies++] = c;
+}
+
+/* The commit of this turn succeeded (rc == 0) or failed: answer the waiters. */
+static void replies_flush(struct engine *eng, int rc, const struct err *err)
+{
+    if (!eng->nreplies)
+        return;
+    pthread_mutex_lock(&eng->mu);
+    for (size_t i = 0; i < eng->nreplies; i++) {
+        struct cmd *c = eng->replies[i];
+        if (rc && !c->rc) {
+            c->rc = rc;
+            c->err = *err;
+        }
+        c->done = 1;
+    }
+    eng->nreplies = 0;
+    pthread_cond_broadcast(&eng->cv);
+    pthread_mutex_unlock(&eng->mu);
+}
+
+static struct exec *exec_find(struct engine *eng, const char *id)
+{
+    for (struct exec *ex = eng->execs; ex; ex = ex->next)
+        if (!strcmp(ex->id, id))
+            return ex;
+    return NULL;
+}
+
+static void cmd_submit(struct engine *eng, struct cmd *c)
+{
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct exec *ex = NULL;
+    char *def = NULL;
+    int version = 0;
+
+    if (c->idem) {
+        /* Same key in this very turn, or committed before. */
+        for (struct exec *e = eng->execs; e; e = e->next) {
+            if (e->idem_key && !strcmp(e->idem_key, c->idem) && !strcmp(e->wf->name, c->name)) {
+                memcpy(c->out_id, e->id, ID_MAX);
+                c->existing = 1;
+                reply_after_commit(eng, c);
+                return;
+            }
+        }
+        c->rc = store_idempotency_get(eng->st, c->name, c->idem, c->out_id, &c->err);
+        if (c->rc == 0) {
+            c->existing = 1;
+            reply_now(eng, c);
+            return;
+        }
+        if (c->rc != ERR_NOT_FOUND) {
+            reply_now(eng, c);
+            return;
+        }
+        c->rc = 0;
+    }
+    c->rc = store_workflow_get(eng->st, c->name, 0, &def, &version, &c->err);
+    if (c->rc) {
+        if (c->rc == ERR_NOT_FOUND)
+            err_set(&c->err, ERR_NOT_FOUND, "no workflow '%s'", c->name);
+        reply_now(eng, c);
+        return;
+    }
+    c->rc = dag_parse(def, strlen(def), &wf, &probs);
+    free(def);
+    if (c->rc) {
+        c->rc = err_set(&c->err, ERR_INTERNAL, "stored definition of '%s' version %d no longer parses",
+                        c->name, version);
+        dag_problems_release(&probs);
+        reply_now(eng, c);
+        return;
+    }
+    c->rc = exec_create(eng, wf, version, c->params, &ex, &c->err);
+    if (c->rc) {
+        reply_now(eng, c);
+        return;
+    }
+    if (c->idem)
+        ex->idem_key = xstrdup(c->idem);
+    log_started(ex);
+    memcpy(c->out_id, ex->id, ID_MAX);
+    eng->work_now = 1;
+    reply_after_commit(eng, c);
+}
+
+static void cmd_cancel(struct engine *eng, struct cmd *c)
+{
+    struct exec *ex = exec_find(eng, c->exec_id);
+    struct exec_detail *d = NULL;
+
+    if (ex && !exec_status_is_final(ex->status)) {
+        log_info(COMP, "Execution %s cancelled", ex->id);
+        exec_abort(eng, ex, EXEC_CANCELLED, "cancelled");
+        eng->work_now = 1;
+        reply_after_commit(eng, c);
+        return;
+    }
+    c->rc = store_execution_get(eng->st, c->exec_id, &d, &c->err);
+    if (c->rc == 0) {
+        if (exec_status_is_final(d->exec.status))
+            c->rc = err_set(&c->err, ERR_CONFLICT, "execution '%s' has already %s", c->exec_id,
+                            exec_status_name(d->exec.status));
+        else
+            c->rc = err_set(&c->err, ERR_CONFLICT,
+                            "execution '%s' is run by another orch process", c->exec_id);
+        exec_detail_free(d);
+    } else if (c->rc == ERR_NOT_FOUND) {
+        err_set(&c->err, ERR_NOT_FOUND, "no execution '%s'", c->exec_id);
+    }
+    reply_now(eng, c);
+}
+
+static void cmd_retry(struct engine *eng, struct cmd *c)
+{
+    struct exec *ex = exec_find(eng, c->exec_id);
+    if (ex && !exec_status_is_final(ex->status)) {
+        c->rc = err_set(&c->err, ERR_CONFLICT, "execution '%s' is still running: cancel it first",
+                        c->exec_id);
+        reply_now(eng, c);
+        return;
+    }
+    if (ex) {
+        /* Finished but still in memory this turn: its final state is not yet
+         * committed; ask again on the next turn. */
+        c->rc = err_set(&c->err, ERR_BUSY, "execution '%s' is finishing; try again", c->exec_id);
+        reply_now(eng, c);
+        return;
+    }
+    c->rc = exec_take(eng, c->exec_id, 1, &c->err);
+    if (c->rc == ERR_NOT_FOUND)
+        err_set(&c->err, ERR_NOT_FOUND, "no execution '%s'", c->exec_id);
+    if (c->rc) {
+        reply_now(eng, c);
+        return;
+    }
+    reply_after_commit(eng, c);
+}
+
+/* Take the queued commands (in arrival order) and apply them to this turn. */
+static void commands_run(struct engine *eng)
+{
+    struct cmd *list, *rev = NULL;
+
+    pthread_mutex_lock(&eng->mu);
+    list = eng->cmds;
+    eng->cmds = NULL;
+    pthread_mutex_unlock(&eng->mu);
+    while (list) {
+        struct cmd *n = list->next;
+        list->next = rev;
+        rev = list;
+        list = n;
+    }
+    while (rev) {
+        struct cmd *c = rev;
+        rev = rev->next;
+        switch (c->type) {
+        case CMD_SUBMIT: cmd_submit(eng, c); break;
+        case CMD_CANCEL: cmd_cancel(eng, c); break;
+        case CMD_RETRY: cmd_retry(eng, c); break;
+        }
+    }
+}
+
+/* Refuse the commands still queued (the loop is ending). */
+static void commands_refuse(struct engine *eng)
+{
+    pthread_mutex_lock(&eng->mu);
+    while (eng->cmds) {
+        struct cmd *c = eng->cmds;
+        eng->cmds = c->next;
+        c->rc = err_set(&c->err, ERR_BUSY, "the server is shutting down");
+        c->done = 1;
+    }
+    pthread_cond_broadcast(&eng->cv);
+    pthread_mutex_unlock(&eng->mu);
+}
+
+/*
+ * The shutdown grace is over: end the attempts still running. They are
+ * recorded as cancelled ("interrupted") and their tasks queued again without
+ * using their retry budget, so the next start runs them again: nothing lost.
+ */
+static void interrupt_running(struct engine *eng)
+{
+    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+        for (size_t i = 0; i < ex->wf->ntasks; i++) {
+            struct trun *r = &ex->runs[i];
+            struct proc *p = r->proc;
+            struct attempt_row row;
+            if (r->status != TASK_RUNNING || !p)
+                continue;
+            r->proc = NULL;
+            proc_terminate(eng, p);
+            memset(&row, 0, sizeof(row));
+            row.task_idx = (int)i;
+            row.number = r->attempt;
+            row.status = ATTEMPT_CANCELLED;
+            row.node = eng->node;
+            row.pid = row.pgid = p->ch.pid;
+            row.proc_start = p->ch.proc_start;
+            row.started_at = r->attempt_started_at;
+            row.finished_at = clock_now_ms();
+            row.exit_code = -1;
+            row.error = (char *)"interrupted: orch is shutting down; the task runs again at the next start";
+            add_pending_attempt(eng, ex, 0, &row);
+            ex->nrunning--;
+            r->status = TASK_QUEUED;
+            r->available_at = 0;
+            r->dirty = 1;
+            log_warn(COMP_TASK, "Task '%s' interrupted by shutdown (attempt %d): it runs again at "
+                     "the next start", ex->wf->tasks[i].name, r->attempt);
+        }
+    }
+}
+
+static void stats_update(struct engine *eng)
+{
+    size_t active = 0, queued = 0;
+    int64_t now = clock_now_ms(), longest = 0;
+
+    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+        active++;
+        for (int q = 0; q < 3; q++)
+            queued += ex->ready[q].n - ex->ready[q].head;
+        if (ex->status == EXEC_RUNNING && now - ex->started_at > longest)
+            longest = now - ex->started_at;
+    }
+    pthread_mutex_lock(&eng->mu);
+    eng->stats.running = !eng->stopping;
+    eng->stats.workers_total = eng->cfg.workers;
+    eng->stats.workers_busy = (int)eng->nprocs;
+    eng->stats.executions_active = active;
+    eng->stats.tasks_queued = queued;
+    eng->stats.longest_running_ms = longest;
+    eng->stats.last_turn_at = now;
+    eng->stats.turns++;
+    pthread_mutex_unlock(&eng->mu);
+}
+
+/* Retention: delete a few batches of old finished executions. */
+static void purge_old(struct engine *eng)
+{
+    struct workflow_row *rows = NULL;
+    size_t n = 0, nown = 0;
+    const char **own = NULL;
+    int64_t now = clock_now_ms();
+    struct err err = ERR_INIT;
+    int total = 0;
+
+    if (store_workflows_list(eng->st, &rows, &n, &err)) {
+        log_warn("Database", "retention: cannot list workflows: %s", err.msg);
+        return;
+    }
+    own = xcalloc(n ? n : 1, sizeof(*own));
+    for (size_t i = 0; i < n; i++) {
+        struct workflow *wf = NULL;
+        if (dag_parse(rows[i].definition, strlen(rows[i].definition), &wf, NULL) == 0 &&
+            wf->retention_ms > 0) {
+            int del = 0;
+            own[nown++] = rows[i].name;
+            for (int b = 0; b < 10; b++) {
+                if (store_executions_purge(eng->st, rows[i].name, NULL, 0, now - wf->retention_ms,
+                                           200, &del, &err)) {
+                    log_warn("Database", "retention: %s", err.msg);
+                    break;
+                }
+                total += del;
+                if (del < 200)
+                    break;
+            }
+        }
+        workflow_free(wf);
+    }
+    if (eng->cfg.retention_ms > 0 && nown < 64) {
+        for (int b = 0; b < 10; b++) {
+            int del = 0;
+            if (store_executions_purge(eng->st, NULL, own, nown, now - eng->cfg.retention_ms, 200,
+                                       &del, &err)) {
+                log_warn("Database", "retention: %s", err.msg);
+                break;
+            }
+            total += del;
+            if (del < 200)
+                break;
+        }
+    }
+    if (total)
+        log_info(COMP, "Retention: deleted %d finished executions", total);
+    free(own);
+    workflow_rows_free(rows, n);
+}
+
 static int commit_with_retry(struct engine *eng, struct err *err)
 {
     int rc = 0;
@@ -1756,8 +2391,13 @@ static int commit_with_retry(struct engine *eng, struct err *err)
 int engine_run(struct engine *eng, struct err *err)
 {
     struct epoll_event evs[64];
+    struct err cerr = ERR_INIT;
     int rc = 0;
 
+    if (!err)
+        err = &cerr;
+    if (eng->persistent && eng->cfg.retention_ms >= 0)
+        eng->next_purge = clock_mono_ms() + 5000;
     for (;;) {
         int timeout = -1, n;
         const struct timer *top;
@@ -1767,21 +2407,48 @@ int engine_run(struct engine *eng, struct err *err)
             for (struct exec *ex = eng->execs; ex; ex = ex->next)
                 exec_abort(eng, ex, EXEC_CANCELLED, "cancelled by signal");
         }
+        if (eng->stop_requested && !eng->stopping) {
+            pthread_mutex_lock(&eng->mu);
+            eng->stopping = 1;
+            pthread_mutex_unlock(&eng->mu);
+            eng->stop_deadline = clock_mono_ms() + eng->stop_grace_ms;
+            log_info(COMP, "Stopping: %zu task process%s running, grace %lldms", eng->nprocs,
+                     eng->nprocs == 1 ? "" : "es", (long long)eng->stop_grace_ms);
+        }
+        if (eng->stopping && !eng->interrupted && clock_mono_ms() >= eng->stop_deadline) {
+            eng->interrupted = 1;
+            interrupt_running(eng);
+        }
 
+        /* 1b. commands from other threads (server mode) */
+        if (!eng->stopping)
+            commands_run(eng);
         /* 2. transitions */
         dispatch(eng);
         /* 3. commit */
         rc = commit_with_retry(eng, err);
+        replies_flush(eng, rc, err);
         if (rc) {
-            log_error("Database", "cannot commit state: %s", err ? err->msg : err_str(rc));
-            return rc;
+            log_error("Database", "cannot commit state: %s", err->msg);
+            break;
         }
         /* 4. act */
         spawn_pending(eng);
         procs_collect(eng);
         execs_collect(eng);
-        if (!eng->execs && !eng->procs)
+        stats_update(eng);
+        if (eng->stopping) {
+            /* Done once no task process is left (finished, or interrupted and reaped). */
+            if (!eng->procs)
+                break;
+        } else if (!eng->persistent && !eng->execs && !eng->procs) {
             break;
+        }
+        if (eng->persistent && !eng->stopping && eng->cfg.purge_interval_ms > 0 &&
+            clock_mono_ms() >= eng->next_purge) {
+            purge_old(eng);
+            eng->next_purge = clock_mono_ms() + eng->cfg.purge_interval_ms;
+        }
 
         if (eng->work_now) {
             timeout = 0;
@@ -1790,10 +2457,25 @@ int engine_run(struct engine *eng, struct err *err)
             int64_t d = top->at - clock_mono_ms() + 1;
             timeout = d < 0 ? 0 : d > 60000 ? 60000 : (int)d;
         }
+        if (eng->persistent && !eng->stopping && eng->cfg.purge_interval_ms > 0) {
+            int64_t d = eng->next_purge - clock_mono_ms();
+            if (d < 0)
+                d = 0;
+            if (timeout < 0 || d < timeout)
+                timeout = d > 60000 ? 60000 : (int)d;
+        }
+        if (eng->stopping && !eng->interrupted) {
+            int64_t d = eng->stop_deadline - clock_mono_ms();
+            if (d < 0)
+                d = 0;
+            if (timeout < 0 || d < timeout)
+                timeout = (int)d;
+        }
         /* 1. gather events */
         n = epoll_wait(eng->epfd, evs, 64, timeout);
         if (n < 0 && errno != EINTR) {
-            return err_set(err, ERR_IO, "epoll_wait: %s", strerror(errno));
+            rc = err_set(err, ERR_IO, "epoll_wait: %s", strerror(errno));
+            break;
         }
         for (int i = 0; i < n; i++) {
             struct watch *w = evs[i].data.ptr;
@@ -1817,5 +2499,10 @@ int engine_run(struct engine *eng, struct err *err)
         }
         timers_run(eng);
     }
-    return 0;
+    pthread_mutex_lock(&eng->mu);
+    eng->stopping = 1;
+    eng->stats.running = 0;
+    pthread_mutex_unlock(&eng->mu);
+    commands_refuse(eng);
+    return rc;
 }

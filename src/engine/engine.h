@@ -43,6 +43,11 @@ struct engine_config {
     int (*claim)(void *arg, const char *exec_id);
     void (*release)(void *arg, const char *exec_id);
     void *owner_arg;
+    /* Retention (server mode): finished executions older than this are deleted
+     * in small batches in the background; 0 keeps them forever. A workflow's
+     * own `retention` wins. Default 30 days. */
+    int64_t retention_ms;
+    int64_t purge_interval_ms; /* how often to look for old executions (default 60 s) */
 };
 
 /* Defaults: workers = online CPUs, output_cap 1 MiB, grace 10 s, node host:pid. */
@@ -113,5 +118,62 @@ size_t engine_active(const struct engine *eng);
 /* Ask the loop to cancel every execution and return once they have ended
  * (async-signal-safe: for SIGINT/SIGTERM in `orch run`). */
 void engine_request_cancel_all(struct engine *eng);
+
+/* ------------------------------------------------------------------ server mode
+ *
+ * In a server, engine_run() runs on the engine's own thread until
+ * engine_request_stop(); other threads (HTTP handlers) talk to it only through
+ * the engine_post_* calls below, which queue a command, wake the loop through
+ * an eventfd, and block until the command's transaction has committed (or
+ * failed). They never touch engine state directly.
+ */
+
+/* Keep running when idle (server mode) instead of returning once every
+ * execution has ended. Call before engine_run(). */
+void engine_set_persistent(struct engine *eng, int on);
+
+/*
+ * Graceful stop (thread-safe and async-signal-safe): stop taking commands and
+ * starting tasks; running tasks may finish for up to `grace_ms`, then their
+ * process groups are terminated and their attempts recorded as lost so that
+ * the next start resumes them; engine_run() then returns.
+ */
+void engine_request_stop(struct engine *eng, int64_t grace_ms);
+
+/*
+ * Create an execution of the newest version of workflow `name` with
+ * `params_json` (object text or NULL). With a non-NULL `idempotency_key`, a
+ * second submission with the same key returns the first execution's id and
+ * sets *out_existing to 1. Errors: ERR_NOT_FOUND (no such workflow),
+ * ERR_INVALID (params), ERR_BUSY (stopping), ERR_STORE.
+ */
+int engine_post_submit(struct engine *eng, const char *name, const char *params_json,
+                       const char *idempotency_key, char out_id[ID_MAX], int *out_existing,
+                       struct err *err);
+/* Cancel an execution. ERR_NOT_FOUND, or ERR_CONFLICT if it has already ended. */
+int engine_post_cancel(struct engine *eng, const char *exec_id, struct err *err);
+/*
+ * Retry a finished execution that did not succeed: its failed, timed_out,
+ * cancelled and upstream_failed tasks (and their skipped dependents) run again,
+ * what succeeded is kept; attempt numbers keep counting up. ERR_NOT_FOUND, or
+ * ERR_CONFLICT if it is still running or it succeeded.
+ */
+int engine_post_retry(struct engine *eng, const char *exec_id, struct err *err);
+
+struct engine_stats {
+    int running;             /* 1 while engine_run() is looping */
+    int workers_total;       /* process slots */
+    int workers_busy;        /* live task processes */
+    size_t executions_active;
+    size_t tasks_queued;     /* ready tasks waiting for a slot or their back-off */
+    int64_t oldest_queued_ms;   /* age of the oldest queued task, 0 if none */
+    int64_t longest_running_ms; /* age of the longest-running execution, 0 if none */
+    int64_t last_turn_at;    /* wall-clock ms of the last loop turn */
+    uint64_t turns;          /* loop turns so far */
+    uint64_t tasks_finished; /* task attempts finished since start */
+};
+
+/* A consistent snapshot of the engine's figures (thread-safe). */
+void engine_get_stats(struct engine *eng, struct engine_stats *out);
 
 #endif

@@ -5,8 +5,10 @@
  * Rules for a step (docs/internals/store.md has the reasons):
  * - never edit a step that has shipped; add a new one at the end;
  * - keep it portable to PostgreSQL: TEXT, INTEGER, BIGINT, BYTEA, PRIMARY
- *   KEY / REFERENCES / CREATE INDEX, no AUTOINCREMENT, WITHOUT ROWID, STRICT
- *   or other SQLite-only syntax, no reserved words as names;
+ *   KEY / UNIQUE / REFERENCES / CREATE INDEX (partial ones too: both have
+ *   CREATE INDEX ... WHERE), ALTER TABLE ... ADD COLUMN; no AUTOINCREMENT,
+ *   WITHOUT ROWID, STRICT or other SQLite-only syntax, no reserved words as
+ *   names;
  * - instants are BIGINT UTC milliseconds, NULL when not set; statuses are
  *   their text names ("running").
  *
@@ -87,8 +89,53 @@ static const char schema_v1[] =
     "    REFERENCES attempts (execution_id, task_idx, number) ON DELETE CASCADE"
     ");";
 
+/*
+ * Version 2: what the server needs.
+ * - workflows.deleted_at: store_workflow_delete() marks every version of the
+ *   workflow instead of deleting them, so executions can still read the
+ *   version they ran and a later put continues the numbering;
+ * - executions (finished_at, workflow) and (workflow, finished_at): the purge
+ *   walks finished executions oldest first, with the workflow tested on the
+ *   index entry (the "except" list) or as the range prefix (one workflow);
+ * - task_runs_queued, a partial index holding only queued task runs: the
+ *   counts scan it, however many finished task runs there are; rows leave it
+ *   when they stop being queued, so it stays small and cheap to maintain;
+ * - idempotency_keys, deleted with their execution (ON DELETE CASCADE; the
+ *   index on execution_id keeps that delete a lookup);
+ * - api_keys: only a hash of each key; `prefix` (UNIQUE, hence indexed) finds
+ *   the row for a presented key, `name` is indexed for revocation by name.
+ * KEY is a non-reserved word in SQLite and PostgreSQL alike.
+ */
+static const char schema_v2[] =
+    "ALTER TABLE workflows ADD COLUMN deleted_at BIGINT;"
+    "CREATE INDEX executions_finished_at ON executions (finished_at, workflow);"
+    "CREATE INDEX executions_workflow_finished_at ON executions (workflow, finished_at);"
+    "CREATE INDEX task_runs_queued ON task_runs (available_at, execution_id, status)"
+    "  WHERE status = 'queued';"
+    "CREATE TABLE idempotency_keys ("
+    "  workflow TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,"
+    "  created_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (workflow, key)"
+    ");"
+    "CREATE INDEX idempotency_keys_execution_id ON idempotency_keys (execution_id);"
+    "CREATE TABLE api_keys ("
+    "  id TEXT NOT NULL PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  prefix TEXT NOT NULL UNIQUE,"
+    "  hash BYTEA NOT NULL,"
+    "  scopes INTEGER NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  expires_at BIGINT,"
+    "  last_used_at BIGINT,"
+    "  revoked_at BIGINT"
+    ");"
+    "CREATE INDEX api_keys_name ON api_keys (name);";
+
 const char *const store__migrations[] = {
     schema_v1,
+    schema_v2,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

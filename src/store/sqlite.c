@@ -25,6 +25,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/strbuf.h"
 #include "base/xalloc.h"
 
 #include "base/banned.h"
@@ -63,8 +64,33 @@ enum stmt_id {
     ST_LIST_WF,
     ST_LIST_STATUS,
     ST_LIST_WF_STATUS,
+    ST_PING,
+    ST_WF_LIST,
+    ST_WF_DELETE,
+    ST_IDEM_GET,
+    ST_IDEM_PUT,
+    ST_KEY_INSERT,
+    ST_KEY_BY_PREFIX,
+    ST_KEYS_LIST,
+    ST_KEY_REVOKE_ID,
+    ST_KEY_REVOKE_NAME,
+    ST_KEY_TOUCH,
+    ST_PURGE_WF,
+    ST_PURGE_ALL,
+    ST_PURGE_EXCEPT_1, /* room for 1 name to keep, then 2, 4, ...: built by purge_except_sql() */
+    ST_PURGE_EXCEPT_2,
+    ST_PURGE_EXCEPT_4,
+    ST_PURGE_EXCEPT_8,
+    ST_PURGE_EXCEPT_16,
+    ST_PURGE_EXCEPT_32,
+    ST_PURGE_EXCEPT_64,
+    ST_COUNTS_QUEUED,
+    ST_COUNTS_RUNNING,
     ST_COUNT
 };
+
+_Static_assert(1 << (ST_PURGE_EXCEPT_64 - ST_PURGE_EXCEPT_1) == STORE_PURGE_EXCEPT_MAX,
+               "one purge variant per power of two up to STORE_PURGE_EXCEPT_MAX");
 
 #define EXEC_COLS                                                                                  \
     "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error"
@@ -79,6 +105,28 @@ enum stmt_id {
  */
 #define LIST_TAIL " AND id < ?1 AND created_at >= ?2 AND created_at < ?3 ORDER BY id DESC LIMIT ?4"
 
+#define KEY_COLS "id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at"
+
+/*
+ * The purge deletes the ids picked by a subquery that walks the
+ * executions_finished_at index (or executions_workflow_finished_at) oldest
+ * first and stops after the batch; the rows below an execution go by ON
+ * DELETE CASCADE. Parameters: ?1 finished_at upper bound (exclusive), ?2 the
+ * batch, ?3 and ?4 "queued" and "running" (never taken, whatever their
+ * finished_at says), then ?5 the workflow, or ?5.. the workflows to keep.
+ *
+ * "status NOT IN (unfinished)" rather than "status IN (finished)": with the
+ * latter, SQLite 3.40 (no ANALYZE statistics) prefers four equality lookups
+ * in the (status, id) index, reads every finished execution and sorts them;
+ * a NOT IN cannot use an index, so the finished_at range is the plan
+ * (test_purge_counts_query_plans checks it).
+ */
+#define PURGE_HEAD                                                                                 \
+    "DELETE FROM executions WHERE id IN (SELECT id FROM executions"                                \
+    " WHERE finished_at < ?1 AND status NOT IN (?3, ?4)"
+#define PURGE_TAIL       " ORDER BY finished_at LIMIT ?2)"
+#define PURGE_FIRST_NAME 5
+
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_BEGIN_READ] = "BEGIN",
@@ -88,7 +136,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                              " WHERE type = 'table' AND name = 'schema_version'",
     [ST_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_version",
     [ST_VERSION_INSERT] = "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
-    [ST_WF_NEWEST] = "SELECT version, definition FROM workflows WHERE name = ?1"
+    [ST_WF_NEWEST] = "SELECT version, definition, deleted_at FROM workflows WHERE name = ?1"
                      " ORDER BY version DESC LIMIT 1",
     [ST_WF_GET] = "SELECT version, definition FROM workflows WHERE name = ?1 AND version = ?2",
     [ST_WF_INSERT] = "INSERT INTO workflows (name, version, definition, created_at)"
@@ -120,7 +168,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_LOG_APPEND] = "INSERT INTO logs (execution_id, task_idx, attempt, seq, stream, ts, data)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_LOG_TRIM] = "DELETE FROM logs WHERE execution_id = ?1 AND task_idx = ?2"
-                    " AND attempt = ?3 AND seq < ?4",
+                    " AND attempt = ?3 AND seq < ?4 AND (?5 IS NULL OR stream = ?5)",
     [ST_LOGS_ALL] = "SELECT task_idx, attempt, seq, stream, ts, data FROM logs"
                     " WHERE execution_id = ?1 ORDER BY task_idx, attempt, seq",
     [ST_LOGS_TASK] = "SELECT task_idx, attempt, seq, stream, ts, data FROM logs"
@@ -134,6 +182,46 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_LIST_STATUS] = "SELECT " EXEC_COLS " FROM executions WHERE status = ?6" LIST_TAIL,
     [ST_LIST_WF_STATUS] = "SELECT " EXEC_COLS " FROM executions"
                           " WHERE workflow = ?5 AND status = ?6" LIST_TAIL,
+    /* Not "SELECT 1", which SQLite answers without reading the file. */
+    [ST_PING] = "SELECT count(*) FROM schema_version",
+    /* A delete marks every version, so "newest version not deleted" is this. */
+    [ST_WF_LIST] = "SELECT w.name, w.version, w.definition, w.created_at FROM workflows w"
+                   " WHERE w.deleted_at IS NULL AND w.version ="
+                   " (SELECT max(v.version) FROM workflows v WHERE v.name = w.name)"
+                   " ORDER BY w.name",
+    [ST_WF_DELETE] = "UPDATE workflows SET deleted_at = ?2 WHERE name = ?1 AND deleted_at IS NULL",
+    [ST_IDEM_GET] = "SELECT execution_id FROM idempotency_keys WHERE workflow = ?1 AND key = ?2",
+    [ST_IDEM_PUT] = "INSERT INTO idempotency_keys (workflow, key, execution_id, created_at)"
+                    " VALUES (?1, ?2, ?3, ?4)",
+    [ST_KEY_INSERT] =
+        "INSERT INTO api_keys (" KEY_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_KEY_BY_PREFIX] = "SELECT " KEY_COLS " FROM api_keys WHERE prefix = ?1",
+    [ST_KEYS_LIST] = "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at DESC, id DESC",
+    /*
+     * A revoked key keeps its first revocation time, and still counts as a
+     * match (an UPDATE counts the rows it matched, changed or not), so
+     * revoking twice is not "no such key".
+     */
+    [ST_KEY_REVOKE_ID] = "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
+    [ST_KEY_REVOKE_NAME] = "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2)"
+                           " WHERE name = ?1",
+    /* Never backwards: API threads on their own connections may touch out of order. */
+    [ST_KEY_TOUCH] = "UPDATE api_keys SET last_used_at ="
+                     " CASE WHEN last_used_at > ?2 THEN last_used_at ELSE ?2 END WHERE id = ?1",
+    [ST_PURGE_WF] = PURGE_HEAD " AND workflow = ?5" PURGE_TAIL,
+    [ST_PURGE_ALL] = PURGE_HEAD PURGE_TAIL,
+    /*
+     * 'queued' is written out, not bound: only a literal lets the planner
+     * match the partial index task_runs_queued (WHERE status = 'queued').
+     * The LEFT JOIN keeps task_runs the outer loop (SQLite does not reorder
+     * it), so the plan can never become a walk over every execution; every
+     * task run has its execution anyway.
+     */
+    [ST_COUNTS_QUEUED] =
+        "SELECT count(*), min(coalesce(t.available_at, e.started_at, e.created_at))"
+        " FROM task_runs t LEFT JOIN executions e ON e.id = t.execution_id"
+        " WHERE t.status = 'queued'",
+    [ST_COUNTS_RUNNING] = "SELECT count(*), min(started_at) FROM executions WHERE status = ?1",
 };
 
 struct sqlite_store {
@@ -184,16 +272,37 @@ static int sq_fail(struct sqlite_store *s, int rc, struct err *err, const char *
     return err_set(err, ERR_STORE, "%s: %s", what, msg);
 }
 
+/*
+ * The purge that keeps the workflows bound to ?5 .. ?(4 + cap): the text is
+ * made of placeholders only, never of names.
+ */
+static char *purge_except_sql(int cap)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    strbuf_adds(&sb, PURGE_HEAD " AND workflow NOT IN (");
+    for (int i = 0; i < cap; i++)
+        strbuf_addf(&sb, "%s?%d", i ? ", " : "", PURGE_FIRST_NAME + i);
+    strbuf_adds(&sb, ")" PURGE_TAIL);
+    return strbuf_detach(&sb, NULL);
+}
+
 /* The cached statement `id`, prepared on first use. */
 static int sq_stmt(struct sqlite_store *s, enum stmt_id id, sqlite3_stmt **out, struct err *err)
 {
+    char *built = NULL;
+    const char *sql = stmt_sql[id];
     int rc;
 
     *out = s->stmts[id];
     if (*out)
         return 0;
-    rc =
-        sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[id], NULL);
+    if (!sql && id >= ST_PURGE_EXCEPT_1 && id <= ST_PURGE_EXCEPT_64)
+        sql = built = purge_except_sql(1 << (id - ST_PURGE_EXCEPT_1));
+    if (!sql)
+        BUG("no SQL for statement %d", (int)id);
+    rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[id], NULL);
+    free(built);
     if (rc != SQLITE_OK) {
         s->stmts[id] = NULL;
         return sq_fail(s, rc, err, "cannot prepare statement %d of '%s'", (int)id, s->path);
@@ -632,7 +741,8 @@ static int sqlite_workflow_put(struct store *st, const char *name, const char *d
     if (rc == SQLITE_ROW) {
         const char *text = (const char *)sqlite3_column_text(stmt, 1);
         version = sqlite3_column_int(stmt, 0);
-        same = text && !strcmp(text, definition);
+        /* After a delete the same text comes back as a new version. */
+        same = text && !strcmp(text, definition) && sqlite3_column_type(stmt, 2) == SQLITE_NULL;
         rc = 0;
     } else if (rc == SQLITE_DONE) {
         rc = 0;
@@ -676,6 +786,9 @@ static int sqlite_workflow_get(struct store *st, const char *name, int version,
         rc = bind_i64(stmt, 2, version);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
+    /* The newest version of a deleted workflow is deleted too: not found. */
+    if (rc == SQLITE_ROW && !version && sqlite3_column_type(stmt, 2) != SQLITE_NULL)
+        rc = SQLITE_DONE;
     if (rc == SQLITE_ROW) {
         *out_version = sqlite3_column_int(stmt, 0);
         *out_definition = col_str(stmt, 1);
@@ -906,7 +1019,7 @@ out:
 }
 
 static int sqlite_log_trim(struct store *st, const char *exec_id, int task_idx, int attempt,
-                           int below_seq, struct err *err)
+                           int below_seq, int stream, struct err *err)
 {
     struct sqlite_store *s = sq(st);
     sqlite3_stmt *stmt;
@@ -915,7 +1028,10 @@ static int sqlite_log_trim(struct store *st, const char *exec_id, int task_idx, 
     if (rc)
         return rc;
     rc = bind_text(stmt, 1, exec_id) | bind_i64(stmt, 2, task_idx) | bind_i64(stmt, 3, attempt) |
-         bind_i64(stmt, 4, below_seq);
+         bind_i64(stmt, 4, below_seq) |
+         bind_text(stmt, 5, stream == LOG_STREAM_STDOUT   ? "stdout"
+                            : stream == LOG_STREAM_STDERR ? "stderr"
+                                                          : NULL);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -1323,49 +1439,491 @@ out:
     return 0;
 }
 
+/* --- server additions --- */
+
+static int sqlite_ping(struct store *st, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_PING, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        rc = 0;
+    else
+        rc = sq_fail(s, rc, err, "cannot query '%s'", s->path);
+    sq_done(stmt);
+    return rc;
+}
+
+/*
+ * Run an UPDATE whose parameters are ?1 a name or id and ?2 an instant;
+ * *changed is the number of rows it matched. `what` completes "cannot ...".
+ */
+static int sq_update_by(struct sqlite_store *s, enum stmt_id id, const char *key, int64_t now,
+                        int *changed, const char *what, struct err *err)
+{
+    sqlite3_stmt *stmt;
+    int rc;
+
+    *changed = 0;
+    rc = sq_stmt(s, id, &stmt, err);
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, key) | bind_i64(stmt, 2, now);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK) {
+        rc = sq_fail(s, rc, err, "cannot %s '%s'", what, key);
+    } else {
+        *changed = sqlite3_changes(s->db);
+        rc = 0;
+    }
+    sq_done(stmt);
+    return rc;
+}
+
+static int sqlite_workflows_list(struct store *st, struct workflow_row **out, size_t *out_n,
+                                 struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    struct workflow_row *rows = NULL;
+    size_t n = 0;
+    size_t alloc = 0;
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_WF_LIST, &stmt, err);
+
+    if (rc)
+        return rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct workflow_row *r;
+
+        XGROW(rows, alloc, n + 1);
+        r = &rows[n++];
+        r->name = col_str(stmt, 0);
+        r->version = sqlite3_column_int(stmt, 1);
+        r->definition = col_str(stmt, 2);
+        r->created_at = sqlite3_column_int64(stmt, 3);
+    }
+    rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot list the workflows in '%s'", s->path);
+    sq_done(stmt);
+    if (rc) {
+        workflow_rows_free(rows, n);
+        return rc;
+    }
+    *out = rows;
+    *out_n = n;
+    return 0;
+}
+
+static int sqlite_workflow_delete(struct store *st, const char *name, int64_t now, struct err *err)
+{
+    int changed = 0;
+    int rc = sq_update_by(sq(st), ST_WF_DELETE, name, now, &changed, "delete workflow", err);
+
+    if (rc == 0 && changed == 0)
+        rc = err_set(err, ERR_NOT_FOUND, "no workflow '%s'", name);
+    return rc;
+}
+
+/* --- idempotency keys --- */
+
+static int sqlite_idempotency_get(struct store *st, const char *workflow, const char *key,
+                                  char out_exec_id[ID_MAX], struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_IDEM_GET, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, workflow) | bind_text(stmt, 2, key);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(stmt, 0);
+        size_t len = (size_t)sqlite3_column_bytes(stmt, 0);
+        if (id && len > 0 && len < ID_MAX) {
+            memcpy(out_exec_id, id, len);
+            out_exec_id[len] = '\0';
+            rc = 0;
+        } else {
+            rc =
+                err_set(err, ERR_STORE, "bad execution id for idempotency key '%s' of '%s' in '%s'",
+                        key, workflow, s->path);
+        }
+    } else if (rc == SQLITE_DONE) {
+        rc = err_set(err, ERR_NOT_FOUND, "no execution for idempotency key '%s' of '%s'", key,
+                     workflow);
+    } else {
+        rc = sq_fail(s, rc, err, "cannot read idempotency key '%s' of '%s'", key, workflow);
+    }
+    sq_done(stmt);
+    return rc;
+}
+
+static int sqlite_idempotency_put(struct store *st, const char *workflow, const char *key,
+                                  const char *exec_id, int64_t now, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_IDEM_PUT, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, workflow) | bind_text(stmt, 2, key) | bind_text(stmt, 3, exec_id) |
+         bind_i64(stmt, 4, now);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot record idempotency key '%s' of '%s' for %s", key, workflow,
+                     exec_id);
+    sq_done(stmt);
+    return rc;
+}
+
+/* --- API keys --- */
+
+static int sqlite_key_insert(struct store *st, const struct key_row *row, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_KEY_INSERT, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, row->id) | bind_text(stmt, 2, row->name) |
+         bind_text(stmt, 3, row->prefix) |
+         sqlite3_bind_blob(stmt, 4, row->hash, KEY_HASH_LEN, SQLITE_STATIC) |
+         bind_i64(stmt, 5, row->scopes) | bind_i64(stmt, 6, row->created_at) |
+         bind_opt(stmt, 7, row->expires_at, 0) | bind_opt(stmt, 8, row->last_used_at, 0) |
+         bind_opt(stmt, 9, row->revoked_at, 0);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot insert key '%s' ('%s', prefix '%s')", row->id, row->name,
+                     row->prefix);
+    sq_done(stmt);
+    return rc;
+}
+
+/* Fill `k` from the KEY_COLS of the current result row; allocates only on success. */
+static int sq_read_key(struct sqlite_store *s, sqlite3_stmt *stmt, struct key_row *k,
+                       struct err *err)
+{
+    const char *id = (const char *)sqlite3_column_text(stmt, 0);
+    size_t idlen = (size_t)sqlite3_column_bytes(stmt, 0);
+    const char *prefix = (const char *)sqlite3_column_text(stmt, 2);
+    size_t prefixlen = (size_t)sqlite3_column_bytes(stmt, 2);
+    /* Read the blob before its length: the order sqlite3_column_bytes() documents. */
+    const void *hash = sqlite3_column_blob(stmt, 3);
+    int hashlen = sqlite3_column_bytes(stmt, 3);
+
+    memset(k, 0, sizeof(*k));
+    if (!id || idlen >= ID_MAX)
+        return err_set(err, ERR_STORE, "bad key id in '%s'", s->path);
+    memcpy(k->id, id, idlen);
+    k->id[idlen] = '\0';
+    if (!prefix || prefixlen >= KEY_PREFIX_MAX)
+        return err_set(err, ERR_STORE, "bad prefix of key '%s' in '%s'", k->id, s->path);
+    memcpy(k->prefix, prefix, prefixlen);
+    k->prefix[prefixlen] = '\0';
+    if (!hash || hashlen != KEY_HASH_LEN)
+        return err_set(err, ERR_STORE, "bad hash of key '%s' in '%s' (%d bytes, want %d)", k->id,
+                       s->path, hashlen, KEY_HASH_LEN);
+    memcpy(k->hash, hash, KEY_HASH_LEN);
+    k->scopes = (unsigned)sqlite3_column_int64(stmt, 4);
+    k->created_at = sqlite3_column_int64(stmt, 5);
+    k->expires_at = col_opt(stmt, 6, 0);
+    k->last_used_at = col_opt(stmt, 7, 0);
+    k->revoked_at = col_opt(stmt, 8, 0);
+    k->name = col_str(stmt, 1);
+    return 0;
+}
+
+static int sqlite_key_get_by_prefix(struct store *st, const char *prefix, struct key_row *out,
+                                    struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_KEY_BY_PREFIX, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, prefix);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        rc = sq_read_key(s, stmt, out, err);
+        if (rc)
+            memset(out, 0, sizeof(*out)); /* no half-read row */
+    } else if (rc == SQLITE_DONE) {
+        rc = err_set(err, ERR_NOT_FOUND, "no key with prefix '%s'", prefix);
+    } else {
+        rc = sq_fail(s, rc, err, "cannot read the key with prefix '%s'", prefix);
+    }
+    sq_done(stmt);
+    return rc;
+}
+
+static int sqlite_keys_list(struct store *st, struct key_row **out, size_t *out_n, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    struct key_row *rows = NULL;
+    size_t n = 0;
+    size_t alloc = 0;
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_KEYS_LIST, &stmt, err);
+
+    if (rc)
+        return rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        XGROW(rows, alloc, n + 1);
+        rc = sq_read_key(s, stmt, &rows[n], err);
+        if (rc)
+            break;
+        n++;
+    }
+    if (rc == SQLITE_DONE)
+        rc = 0;
+    else if (rc > 0)
+        rc = sq_fail(s, rc, err, "cannot list the keys in '%s'", s->path);
+    sq_done(stmt);
+    if (rc) {
+        key_rows_free(rows, n);
+        return rc;
+    }
+    *out = rows;
+    *out_n = n;
+    return 0;
+}
+
+/* By id first when it has the form of one; then by name, every key of that name. */
+static int sqlite_key_revoke(struct store *st, const char *id_or_name, int looks_like_id,
+                             int64_t now, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    int changed = 0;
+    int rc = 0;
+
+    if (looks_like_id)
+        rc = sq_update_by(s, ST_KEY_REVOKE_ID, id_or_name, now, &changed, "revoke key", err);
+    if (rc == 0 && changed == 0)
+        rc = sq_update_by(s, ST_KEY_REVOKE_NAME, id_or_name, now, &changed, "revoke key", err);
+    if (rc == 0 && changed == 0)
+        rc = err_set(err, ERR_NOT_FOUND, "no key '%s'", id_or_name);
+    return rc;
+}
+
+static int sqlite_key_touch(struct store *st, const char *id, int64_t now, struct err *err)
+{
+    int changed = 0;
+    int rc = sq_update_by(sq(st), ST_KEY_TOUCH, id, now, &changed, "record the use of key", err);
+
+    if (rc == 0 && changed == 0)
+        rc = err_set(err, ERR_NOT_FOUND, "no key '%s'", id);
+    return rc;
+}
+
+/* --- retention and visibility --- */
+
+/* The purge statement for the arguments; *cap is how many names it binds. */
+static enum stmt_id purge_stmt_id(int by_workflow, size_t nexcept, int *cap)
+{
+    int id = ST_PURGE_EXCEPT_1;
+
+    *cap = 0;
+    if (by_workflow)
+        return ST_PURGE_WF;
+    if (!nexcept)
+        return ST_PURGE_ALL;
+    if (nexcept > STORE_PURGE_EXCEPT_MAX)
+        BUG("%zu names to keep out of the purge", nexcept);
+    for (*cap = 1; (size_t)*cap < nexcept; *cap <<= 1)
+        id++;
+    return (enum stmt_id)id;
+}
+
+/*
+ * Bind the purge parameters (see PURGE_HEAD). A list shorter than the
+ * statement's room is padded with its last name: "NOT IN (a, b, b, b)" keeps
+ * the same rows as "NOT IN (a, b)", and only 7 statements are ever prepared.
+ */
+static int purge_bind(sqlite3_stmt *stmt, const char *workflow, const char *const *except,
+                      size_t nexcept, int cap, int64_t before, int batch)
+{
+    int rc = bind_i64(stmt, 1, before) | bind_i64(stmt, 2, batch) |
+             bind_text(stmt, 3, exec_status_name(EXEC_QUEUED)) |
+             bind_text(stmt, 4, exec_status_name(EXEC_RUNNING));
+
+    if (workflow)
+        rc |= bind_text(stmt, PURGE_FIRST_NAME, workflow);
+    for (int i = 0; i < cap; i++) {
+        size_t k = (size_t)i < nexcept ? (size_t)i : nexcept - 1;
+        rc |= bind_text(stmt, PURGE_FIRST_NAME + i, except[k]);
+    }
+    return rc;
+}
+
+static int sqlite_executions_purge(struct store *st, const char *workflow,
+                                   const char *const *except, size_t nexcept, int64_t before,
+                                   int batch, int *out_deleted, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    int cap = 0;
+    enum stmt_id id = purge_stmt_id(workflow != NULL, nexcept, &cap);
+    sqlite3_stmt *stmt;
+    int deleted = 0;
+    int began;
+    int rc;
+
+    rc = sq_write_begin(s, &began, err);
+    if (rc)
+        return rc;
+    rc = sq_stmt(s, id, &stmt, err);
+    if (rc)
+        goto out;
+    rc = purge_bind(stmt, workflow, except, nexcept, cap, before, batch);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK) {
+        rc = sq_fail(s, rc, err, "cannot purge executions from '%s'", s->path);
+    } else {
+        /* Rows deleted by the cascade are not counted: these are executions. */
+        deleted = sqlite3_changes(s->db);
+        rc = 0;
+    }
+    sq_done(stmt);
+out:
+    rc = sq_write_end(s, began, rc, err);
+    if (rc == 0)
+        *out_deleted = deleted;
+    return rc;
+}
+
+/* One row of (count, min): *out_min is 0 when there was nothing to count. */
+static int sq_count_min(struct sqlite_store *s, enum stmt_id id, const char *status,
+                        int64_t *out_count, int64_t *out_min, struct err *err)
+{
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, id, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = status ? bind_text(stmt, 1, status) : SQLITE_OK;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *out_count = sqlite3_column_int64(stmt, 0);
+        *out_min = col_opt(stmt, 1, 0);
+        rc = 0;
+    } else {
+        rc = sq_fail(s, rc, err, "cannot count the work in '%s'", s->path);
+    }
+    sq_done(stmt);
+    return rc;
+}
+
+static int sqlite_counts_get(struct store *st, struct store_counts *out, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    struct store_counts c = {0, 0, 0, 0};
+    int began;
+    int rc;
+
+    rc = sq_read_begin(s, &began, err);
+    if (rc)
+        return rc;
+    rc = sq_count_min(s, ST_COUNTS_QUEUED, NULL, &c.tasks_queued, &c.oldest_queued_since, err);
+    if (rc == 0)
+        rc = sq_count_min(s, ST_COUNTS_RUNNING, exec_status_name(EXEC_RUNNING),
+                          &c.executions_running, &c.oldest_running_started, err);
+    sq_read_end(s, began);
+    if (rc == 0)
+        *out = c;
+    return rc;
+}
+
 /* --- for tests and notes --- */
 
-int store__sqlite_explain_list(struct store *st, const struct exec_filter *filter, char **out_plan,
-                               struct err *err)
+/* Append the EXPLAIN QUERY PLAN details of cached statement `id` to *plan, one per line. */
+static int sq_explain(struct sqlite_store *s, enum stmt_id id, char **plan, struct err *err)
 {
-    struct sqlite_store *s;
-    unsigned mask = list_status_mask(filter);
-    sqlite3_stmt *list_stmt;
+    sqlite3_stmt *target;
     sqlite3_stmt *eqp = NULL;
     char *sql = NULL;
-    char *plan = NULL;
     int rc;
+
+    /* The exact statement the store runs, as prepared and cached. */
+    rc = sq_stmt(s, id, &target, err);
+    if (rc)
+        return rc;
+    sql = xasprintf("EXPLAIN QUERY PLAN %s", sqlite3_sql(target));
+    rc = sqlite3_prepare_v2(s->db, sql, -1, &eqp, NULL);
+    if (rc != SQLITE_OK) {
+        rc = sq_fail(s, rc, err, "cannot explain statement %d", (int)id);
+        goto out;
+    }
+    while ((rc = sqlite3_step(eqp)) == SQLITE_ROW) {
+        char *next = xasprintf("%s%s\n", *plan, (const char *)sqlite3_column_text(eqp, 3));
+        free(*plan);
+        *plan = next;
+    }
+    rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot explain statement %d", (int)id);
+out:
+    sqlite3_finalize(eqp);
+    free(sql);
+    return rc;
+}
+
+/* Explain statements ids[0..n) into one plan; SQLite stores only. */
+static int sq_explain_all(struct store *st, const enum stmt_id *ids, size_t n, char **out_plan,
+                          struct err *err)
+{
+    char *plan;
+    int rc = 0;
 
     *out_plan = NULL;
     if (st->be != &store__sqlite_backend)
         return err_set(err, ERR_INVALID, "not a SQLite store");
-    s = sq(st);
-    /* The exact statement the list runs, as prepared and cached. */
-    rc = sq_stmt(s, list_stmt_id(filter, mask != 0), &list_stmt, err);
-    if (rc)
-        return rc;
-    sql = xasprintf("EXPLAIN QUERY PLAN %s", sqlite3_sql(list_stmt));
-    rc = sqlite3_prepare_v2(s->db, sql, -1, &eqp, NULL);
-    if (rc != SQLITE_OK) {
-        rc = sq_fail(s, rc, err, "cannot explain the list query");
-        goto out;
-    }
     plan = xstrdup("");
-    while ((rc = sqlite3_step(eqp)) == SQLITE_ROW) {
-        char *next = xasprintf("%s%s\n", plan, (const char *)sqlite3_column_text(eqp, 3));
-        free(plan);
-        plan = next;
-    }
-    rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot explain the list query");
-out:
-    sqlite3_finalize(eqp);
-    free(sql);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = sq_explain(sq(st), ids[i], &plan, err);
     if (rc) {
         free(plan);
         return rc;
     }
     *out_plan = plan;
     return 0;
+}
+
+int store__sqlite_explain_list(struct store *st, const struct exec_filter *filter, char **out_plan,
+                               struct err *err)
+{
+    enum stmt_id id = list_stmt_id(filter, list_status_mask(filter) != 0);
+    return sq_explain_all(st, &id, 1, out_plan, err);
+}
+
+int store__sqlite_explain_purge(struct store *st, int by_workflow, size_t nexcept, char **out_plan,
+                                struct err *err)
+{
+    enum stmt_id id;
+    int cap;
+
+    *out_plan = NULL;
+    if (nexcept > STORE_PURGE_EXCEPT_MAX)
+        return err_set(err, ERR_INVALID, "too many workflows to keep out of the purge (%zu)",
+                       nexcept);
+    id = purge_stmt_id(by_workflow, nexcept, &cap);
+    return sq_explain_all(st, &id, 1, out_plan, err);
+}
+
+int store__sqlite_explain_counts(struct store *st, char **out_plan, struct err *err)
+{
+    static const enum stmt_id ids[] = {ST_COUNTS_QUEUED, ST_COUNTS_RUNNING};
+    return sq_explain_all(st, ids, sizeof(ids) / sizeof(ids[0]), out_plan, err);
 }
 
 const struct store_backend store__sqlite_backend = {
@@ -1390,4 +1948,16 @@ const struct store_backend store__sqlite_backend = {
     .executions_list = sqlite_executions_list,
     .executions_unfinished = sqlite_executions_unfinished,
     .logs_get = sqlite_logs_get,
+    .ping = sqlite_ping,
+    .workflows_list = sqlite_workflows_list,
+    .workflow_delete = sqlite_workflow_delete,
+    .idempotency_get = sqlite_idempotency_get,
+    .idempotency_put = sqlite_idempotency_put,
+    .key_insert = sqlite_key_insert,
+    .key_get_by_prefix = sqlite_key_get_by_prefix,
+    .keys_list = sqlite_keys_list,
+    .key_revoke = sqlite_key_revoke,
+    .key_touch = sqlite_key_touch,
+    .executions_purge = sqlite_executions_purge,
+    .counts_get = sqlite_counts_get,
 };

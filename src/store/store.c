@@ -526,12 +526,12 @@ int store_log_append(struct store *st, const char *exec_id, const struct log_chu
 }
 
 int store_log_trim(struct store *st, const char *exec_id, int task_idx, int attempt, int below_seq,
-                   struct err *err)
+                   int stream, struct err *err)
 {
     int rc = check_exec_id(exec_id, err);
     if (rc)
         return rc;
-    return st->be->log_trim(st, exec_id, task_idx, attempt, below_seq, err);
+    return st->be->log_trim(st, exec_id, task_idx, attempt, below_seq, stream, err);
 }
 
 /* --- reads --- */
@@ -594,4 +594,233 @@ int store_logs_follow(struct store *st, const char *exec_id, int task_idx, int a
         return err_set(err, ERR_INVALID, "invalid attempt %d of task %d of %s", attempt, task_idx,
                        exec_id);
     return st->be->logs_get(st, exec_id, task_idx, attempt, after_seq, out, err);
+}
+
+/* --- server additions --- */
+
+/*
+ * Idempotency keys come from a request header: bounded here so that one
+ * client cannot store a megabyte per execution (Stripe's limit, too).
+ */
+#define STORE_IDEMPOTENCY_KEY_MAX 255
+#define KEY_ID_PREFIX             "key_"
+
+int store_ping(struct store *st, struct err *err)
+{
+    return st->be->ping(st, err);
+}
+
+void workflow_rows_free(struct workflow_row *rows, size_t n)
+{
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].name);
+        free(rows[i].definition);
+    }
+    free(rows);
+}
+
+int store_workflows_list(struct store *st, struct workflow_row **out, size_t *out_n,
+                         struct err *err)
+{
+    *out = NULL;
+    *out_n = 0;
+    return st->be->workflows_list(st, out, out_n, err);
+}
+
+int store_workflow_delete(struct store *st, const char *name, int64_t now, struct err *err)
+{
+    int rc = check_str("workflow name", name, err);
+    if (rc)
+        return rc;
+    return st->be->workflow_delete(st, name, now, err);
+}
+
+static int check_idempotency_key(const char *workflow, const char *key, struct err *err)
+{
+    size_t len;
+    int rc = check_str("workflow name", workflow, err);
+
+    if (rc)
+        return rc;
+    rc = check_str("idempotency key", key, err);
+    if (rc)
+        return rc;
+    len = strnlen(key, STORE_IDEMPOTENCY_KEY_MAX + 1);
+    if (len > STORE_IDEMPOTENCY_KEY_MAX)
+        return err_set(err, ERR_INVALID,
+                       "idempotency key '%.40s...' is too long (at most %d bytes)", key,
+                       STORE_IDEMPOTENCY_KEY_MAX);
+    return 0;
+}
+
+int store_idempotency_get(struct store *st, const char *workflow, const char *key,
+                          char out_exec_id[ID_MAX], struct err *err)
+{
+    int rc;
+
+    out_exec_id[0] = '\0';
+    rc = check_idempotency_key(workflow, key, err);
+    if (rc)
+        return rc;
+    return st->be->idempotency_get(st, workflow, key, out_exec_id, err);
+}
+
+int store_idempotency_put(struct store *st, const char *workflow, const char *key,
+                          const char *exec_id, int64_t now, struct err *err)
+{
+    int rc = check_idempotency_key(workflow, key, err);
+    if (rc)
+        return rc;
+    rc = check_exec_id(exec_id, err);
+    if (rc)
+        return rc;
+    return st->be->idempotency_put(st, workflow, key, exec_id, now, err);
+}
+
+/* --- API keys --- */
+
+void key_row_release(struct key_row *row)
+{
+    if (!row)
+        return;
+    free(row->name);
+    row->name = NULL;
+}
+
+void key_rows_free(struct key_row *rows, size_t n)
+{
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++)
+        key_row_release(&rows[i]);
+    free(rows);
+}
+
+static int check_key_id(const char *id, struct err *err)
+{
+    if (!id || !*id)
+        return err_set(err, ERR_INVALID, "no key id given");
+    if (strnlen(id, ID_MAX) >= ID_MAX)
+        return err_set(err, ERR_INVALID, "key id '%.40s...' is too long", id);
+    return 0;
+}
+
+static int check_key_prefix(const char *prefix, size_t max, struct err *err)
+{
+    if (!prefix || !*prefix)
+        return err_set(err, ERR_INVALID, "no key prefix given");
+    if (strnlen(prefix, max) >= max)
+        return err_set(err, ERR_INVALID, "key prefix '%.*s...' is too long (at most %d bytes)",
+                       (int)(max - 1), prefix, KEY_PREFIX_MAX - 1);
+    return 0;
+}
+
+static int check_key_row(const struct key_row *row, struct err *err)
+{
+    const unsigned all = KEY_SCOPE_READ | KEY_SCOPE_WRITE | KEY_SCOPE_ADMIN;
+    int rc = check_key_id(row->id, err);
+
+    if (rc)
+        return rc;
+    if (strncmp(row->id, KEY_ID_PREFIX, strlen(KEY_ID_PREFIX)) != 0)
+        return err_set(err, ERR_INVALID, "key id '%s' does not start with '%s'", row->id,
+                       KEY_ID_PREFIX);
+    if (!row->name || !*row->name)
+        return err_set(err, ERR_INVALID, "no name for key '%s'", row->id);
+    /* row->prefix is an array: its terminator must be inside it. */
+    rc = check_key_prefix(row->prefix, sizeof(row->prefix), err);
+    if (rc)
+        return rc;
+    if (row->scopes & ~all)
+        return err_set(err, ERR_INVALID, "invalid scopes 0x%x for key '%s'", row->scopes, row->id);
+    return 0;
+}
+
+int store_key_insert(struct store *st, const struct key_row *row, struct err *err)
+{
+    int rc = check_key_row(row, err);
+    if (rc)
+        return rc;
+    return st->be->key_insert(st, row, err);
+}
+
+int store_key_get_by_prefix(struct store *st, const char *prefix, struct key_row *out,
+                            struct err *err)
+{
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!prefix)
+        return err_set(err, ERR_INVALID, "no key prefix given");
+    /*
+     * The prefix is cut from whatever a client presented: one that no key
+     * can have (insert refuses it) is simply not found, like any other.
+     */
+    rc = check_key_prefix(prefix, KEY_PREFIX_MAX, NULL);
+    if (rc)
+        return err_set(err, ERR_NOT_FOUND, "no key with prefix '%.*s'", KEY_PREFIX_MAX, prefix);
+    return st->be->key_get_by_prefix(st, prefix, out, err);
+}
+
+int store_keys_list(struct store *st, struct key_row **out, size_t *out_n, struct err *err)
+{
+    *out = NULL;
+    *out_n = 0;
+    return st->be->keys_list(st, out, out_n, err);
+}
+
+int store_key_revoke(struct store *st, const char *id_or_name, int64_t now, struct err *err)
+{
+    int looks_like_id;
+    int rc = check_str("key id or name", id_or_name, err);
+
+    if (rc)
+        return rc;
+    looks_like_id = !strncmp(id_or_name, KEY_ID_PREFIX, strlen(KEY_ID_PREFIX)) &&
+                    strnlen(id_or_name, ID_MAX) < ID_MAX;
+    return st->be->key_revoke(st, id_or_name, looks_like_id, now, err);
+}
+
+int store_key_touch(struct store *st, const char *id, int64_t now, struct err *err)
+{
+    int rc = check_key_id(id, err);
+    if (rc)
+        return rc;
+    return st->be->key_touch(st, id, now, err);
+}
+
+/* --- retention and visibility --- */
+
+int store_executions_purge(struct store *st, const char *workflow, const char *const *except,
+                           size_t nexcept, int64_t before, int batch, int *out_deleted,
+                           struct err *err)
+{
+    *out_deleted = 0;
+    if (batch < 1)
+        return err_set(err, ERR_INVALID, "invalid purge batch size %d", batch);
+    if (workflow && !*workflow)
+        return err_set(err, ERR_INVALID, "no workflow name given");
+    if (workflow && nexcept)
+        return err_set(err, ERR_INVALID,
+                       "cannot purge workflow '%s' and exclude other workflows at once", workflow);
+    if (nexcept > STORE_PURGE_EXCEPT_MAX)
+        return err_set(err, ERR_INVALID,
+                       "too many workflows to keep out of the purge (%zu, at most %d)", nexcept,
+                       STORE_PURGE_EXCEPT_MAX);
+    if (nexcept && !except)
+        return err_set(err, ERR_INVALID, "no list of workflows to keep out of the purge");
+    for (size_t i = 0; i < nexcept; i++)
+        if (!except[i] || !*except[i])
+            return err_set(err, ERR_INVALID, "no name for workflow %zu to keep out of the purge",
+                           i);
+    return st->be->executions_purge(st, workflow, nexcept ? except : NULL, nexcept, before, batch,
+                                    out_deleted, err);
+}
+
+int store_counts_get(struct store *st, struct store_counts *out, struct err *err)
+{
+    memset(out, 0, sizeof(*out));
+    return st->be->counts_get(st, out, err);
 }

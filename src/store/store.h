@@ -215,9 +215,10 @@ int store_attempt_update(struct store *st, const char *exec_id, const struct att
 /* Append a chunk of task output. */
 int store_log_append(struct store *st, const char *exec_id, const struct log_chunk *chunk,
                      struct err *err);
-/* Delete the chunks of one attempt with seq < `below_seq` (to keep only the tail). */
+/* Delete the chunks of one attempt with seq < `below_seq` (to keep only the tail),
+ * of one stream (LOG_STREAM_STDOUT or LOG_STREAM_STDERR) or of both (0). */
 int store_log_trim(struct store *st, const char *exec_id, int task_idx, int attempt,
-                   int below_seq, struct err *err);
+                   int below_seq, int stream, struct err *err);
 
 /* --- reads (no transaction needed) --- */
 
@@ -251,5 +252,102 @@ void log_list_release(struct log_list *list);
 
 /* Free the members of a row (not the row itself). */
 void exec_row_release(struct exec_row *row);
+
+/* ------------------------------------------------------------------ server additions */
+
+/* Is the database reachable? A trivial query (SELECT 1); for health checks. */
+int store_ping(struct store *st, struct err *err);
+
+struct workflow_row {
+    char *name;
+    int version;        /* newest version */
+    char *definition;   /* JSON text of that version */
+    int64_t created_at; /* when that version was recorded */
+};
+
+/* The newest version of every workflow not deleted, ordered by name.
+ * Free with workflow_rows_free(rows, n). */
+int store_workflows_list(struct store *st, struct workflow_row **out, size_t *out_n,
+                         struct err *err);
+void workflow_rows_free(struct workflow_row *rows, size_t n);
+/* Delete workflow `name`: it disappears from lists and store_workflow_get
+ * (version 0) returns ERR_NOT_FOUND; the versions stay readable by number for
+ * the executions that ran them. A later store_workflow_put starts a new
+ * version after the old ones. ERR_NOT_FOUND if there is no such workflow. */
+int store_workflow_delete(struct store *st, const char *name, int64_t now, struct err *err);
+
+/* --- idempotency keys for execution submissions --- */
+
+/* The execution recorded for (workflow, key), or ERR_NOT_FOUND. */
+int store_idempotency_get(struct store *st, const char *workflow, const char *key,
+                          char out_exec_id[ID_MAX], struct err *err);
+/* Record (workflow, key) -> exec_id in the current transaction; ERR_CONFLICT if
+ * the pair exists already. */
+int store_idempotency_put(struct store *st, const char *workflow, const char *key,
+                          const char *exec_id, int64_t now, struct err *err);
+
+/* --- API keys (only a hash is stored) --- */
+
+enum key_scope {
+    KEY_SCOPE_READ = (1 << 0),
+    KEY_SCOPE_WRITE = (1 << 1),
+    KEY_SCOPE_ADMIN = (1 << 2),
+};
+
+#define KEY_HASH_LEN 32
+#define KEY_PREFIX_MAX 24
+
+struct key_row {
+    char id[ID_MAX];                   /* "key_..." */
+    char *name;
+    char prefix[KEY_PREFIX_MAX];       /* the first characters of the key, shown to users */
+    unsigned char hash[KEY_HASH_LEN];  /* keyed hash of the whole key */
+    unsigned scopes;                   /* enum key_scope bits */
+    int64_t created_at;
+    int64_t expires_at;   /* 0 = never */
+    int64_t last_used_at; /* 0 = never */
+    int64_t revoked_at;   /* 0 = not revoked */
+};
+
+int store_key_insert(struct store *st, const struct key_row *row, struct err *err);
+/* The key whose prefix is `prefix` (prefixes are unique), or ERR_NOT_FOUND.
+ * Fills *out; free its members with key_row_release. */
+int store_key_get_by_prefix(struct store *st, const char *prefix, struct key_row *out,
+                            struct err *err);
+/* Every key, newest first (revoked ones included). Free with key_rows_free. */
+int store_keys_list(struct store *st, struct key_row **out, size_t *out_n, struct err *err);
+/* Revoke by id or by name; ERR_NOT_FOUND if none. */
+int store_key_revoke(struct store *st, const char *id_or_name, int64_t now, struct err *err);
+/* Set last_used_at (at most a write per key and minute is enough). */
+int store_key_touch(struct store *st, const char *id, int64_t now, struct err *err);
+void key_row_release(struct key_row *row);
+void key_rows_free(struct key_row *rows, size_t n);
+
+/* --- retention and visibility --- */
+
+/*
+ * Delete up to `batch` finished executions (with their task runs, attempts,
+ * logs and idempotency keys) whose finished_at is before `before`, oldest
+ * first, in one transaction. With `workflow` set, only that workflow's;
+ * otherwise those of every workflow except the `nexcept` names in `except`
+ * (the workflows that have a retention of their own). *out_deleted is how
+ * many went. Uses an index on finished_at.
+ */
+int store_executions_purge(struct store *st, const char *workflow, const char *const *except,
+                           size_t nexcept, int64_t before, int batch, int *out_deleted,
+                           struct err *err);
+/* The most names `except` may hold (more is ERR_INVALID). */
+#define STORE_PURGE_EXCEPT_MAX 64
+
+struct store_counts {
+    int64_t tasks_queued;        /* task runs in status queued */
+    int64_t oldest_queued_since; /* min over queued task runs of when they became
+                                    ready (their available_at, or the execution's
+                                    started_at), 0 if none */
+    int64_t executions_running;
+    int64_t oldest_running_started; /* min started_at of running executions, 0 if none */
+};
+
+int store_counts_get(struct store *st, struct store_counts *out, struct err *err);
 
 #endif

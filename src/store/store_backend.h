@@ -51,7 +51,7 @@ struct store_backend {
     int (*log_append)(struct store *st, const char *exec_id, const struct log_chunk *chunk,
                       struct err *err);
     int (*log_trim)(struct store *st, const char *exec_id, int task_idx, int attempt, int below_seq,
-                    struct err *err);
+                    int stream, struct err *err);
 
     int (*execution_get)(struct store *st, const char *id, struct exec_detail **out,
                          struct err *err);
@@ -60,6 +60,29 @@ struct store_backend {
     int (*executions_unfinished)(struct store *st, char ***out_ids, size_t *out_n, struct err *err);
     int (*logs_get)(struct store *st, const char *exec_id, int task_idx, int attempt, int after_seq,
                     struct log_list *out, struct err *err);
+
+    /* Server additions. */
+    int (*ping)(struct store *st, struct err *err);
+    int (*workflows_list)(struct store *st, struct workflow_row **out, size_t *out_n,
+                          struct err *err);
+    int (*workflow_delete)(struct store *st, const char *name, int64_t now, struct err *err);
+    int (*idempotency_get)(struct store *st, const char *workflow, const char *key,
+                           char out_exec_id[ID_MAX], struct err *err);
+    int (*idempotency_put)(struct store *st, const char *workflow, const char *key,
+                           const char *exec_id, int64_t now, struct err *err);
+    int (*key_insert)(struct store *st, const struct key_row *row, struct err *err);
+    int (*key_get_by_prefix)(struct store *st, const char *prefix, struct key_row *out,
+                             struct err *err);
+    int (*keys_list)(struct store *st, struct key_row **out, size_t *out_n, struct err *err);
+    /* `looks_like_id`: id_or_name has the "key_" prefix, so try it as an id first. */
+    int (*key_revoke)(struct store *st, const char *id_or_name, int looks_like_id, int64_t now,
+                      struct err *err);
+    int (*key_touch)(struct store *st, const char *id, int64_t now, struct err *err);
+    /* `except` is NULL when nexcept is 0, and never given with `workflow`. */
+    int (*executions_purge)(struct store *st, const char *workflow, const char *const *except,
+                            size_t nexcept, int64_t before, int batch, int *out_deleted,
+                            struct err *err);
+    int (*counts_get)(struct store *st, struct store_counts *out, struct err *err);
 };
 
 extern const struct store_backend store__sqlite_backend;
@@ -86,5 +109,13 @@ void store__log_chunk_release(struct log_chunk *chunk);
  */
 int store__sqlite_explain_list(struct store *st, const struct exec_filter *filter, char **out_plan,
                                struct err *err);
+/*
+ * The same for the DELETE that store_executions_purge() runs: of one
+ * workflow (`by_workflow`), or of all but `nexcept` workflows.
+ */
+int store__sqlite_explain_purge(struct store *st, int by_workflow, size_t nexcept, char **out_plan,
+                                struct err *err);
+/* The same for the queries of store_counts_get(), one after the other. */
+int store__sqlite_explain_counts(struct store *st, char **out_plan, struct err *err);
 
 #endif

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/strbuf.h"
 
 #include "base/banned.h"
 
@@ -14,9 +15,19 @@ json_t *view_instant(int64_t ms)
     return json_string(clock_iso8601(ms, buf));
 }
 
+json_t *view_text(const char *s, size_t len)
+{
+    struct strbuf sb = STRBUF_INIT;
+    json_t *j;
+    strbuf_add_utf8(&sb, s, len);
+    j = json_stringn(sb.buf, sb.len);
+    strbuf_release(&sb);
+    return j ? j : json_string("");
+}
+
 static json_t *str_or_null(const char *s)
 {
-    return s ? json_string(s) : json_null();
+    return s ? view_text(s, strlen(s)) : json_null();
 }
 
 static json_t *duration(int64_t start, int64_t end)
@@ -102,5 +113,46 @@ json_t *view_exec_list(const struct exec_list *list, int limit)
     json_object_set_new(o, "nextCursor", list->n > 0 && (int)list->n >= limit
                                               ? json_string(list->items[list->n - 1].id)
                                               : json_null());
+    return o;
+}
+
+json_t *view_key(const struct key_row *row)
+{
+    static const unsigned order[] = {KEY_SCOPE_READ, KEY_SCOPE_WRITE, KEY_SCOPE_ADMIN};
+    static const char *const names[] = {"read", "write", "admin"};
+    json_t *o = json_object();
+    json_t *scopes = json_array();
+
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        if (row->scopes & order[i])
+            json_array_append_new(scopes, json_string(names[i]));
+    json_object_set_new(o, "id", json_string(row->id));
+    json_object_set_new(o, "name", str_or_null(row->name));
+    json_object_set_new(o, "prefix", json_string(row->prefix));
+    json_object_set_new(o, "scopes", scopes);
+    json_object_set_new(o, "createdAt", view_instant(row->created_at));
+    json_object_set_new(o, "expiresAt", view_instant(row->expires_at));
+    json_object_set_new(o, "lastUsedAt", view_instant(row->last_used_at));
+    json_object_set_new(o, "revokedAt", view_instant(row->revoked_at));
+    return o;
+}
+
+json_t *view_workflow(const char *name, int version, int64_t created_at, const char *definition,
+                      int with_definition)
+{
+    json_t *o = json_object();
+    json_t *def = definition ? json_loads(definition, JSON_DECODE_ANY, NULL) : NULL;
+    json_t *desc = def ? json_object_get(def, "description") : NULL;
+    json_t *tasks = def ? json_object_get(def, "tasks") : NULL;
+
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "version", json_integer(version));
+    json_object_set_new(o, "createdAt", view_instant(created_at));
+    json_object_set_new(o, "description", json_is_string(desc) ? json_incref(desc) : json_null());
+    json_object_set_new(o, "tasks",
+                        json_integer(json_is_array(tasks) ? (json_int_t)json_array_size(tasks) : 0));
+    if (with_definition)
+        json_object_set_new(o, "definition", def ? json_incref(def) : json_null());
+    json_decref(def);
     return o;
 }

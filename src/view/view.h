@@ -19,7 +19,20 @@ json_t *view_exec_summary(const struct exec_row *row);
 json_t *view_exec_detail(const struct exec_detail *d);
 /* {"items": [...summaries], "nextCursor": "ex_..." or null} */
 json_t *view_exec_list(const struct exec_list *list, int limit);
+/* A JSON string of `len` bytes of text from outside, made valid UTF-8 (every
+ * invalid sequence and NUL becomes U+FFFD); never NULL. */
+json_t *view_text(const char *s, size_t len);
+
 /* Null or an ISO 8601 string for an instant in ms (0 = null). */
 json_t *view_instant(int64_t ms);
+
+/* {"id", "name", "prefix", "scopes": ["read", ...], "createdAt", "expiresAt",
+ *  "lastUsedAt", "revokedAt"}: an API key without its secret. */
+json_t *view_key(const struct key_row *row);
+/* {"name", "version", "createdAt", "description", "tasks": N} of a workflow
+ * version from its definition text, plus "definition": {...} (the parsed
+ * text) if `with_definition`. `created_at` 0 gives null. */
+json_t *view_workflow(const char *name, int version, int64_t created_at, const char *definition,
+                      int with_definition);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -192,8 +193,8 @@ static void test_task_timeout(void **state)
     assert_int_equal(task(d, "slow")->status, TASK_TIMED_OUT);
     assert_int_equal(d->attempts[0].status, ATTEMPT_TIMED_OUT);
     assert_non_null(strstr(d->attempts[0].error, "timed out after 100ms"));
-    /* The process group is gone. */
-    assert_int_not_equal(kill(-d->attempts[0].pgid, 0), 0);
+    /* The process is gone (reaped). */
+    assert_int_not_equal(kill(d->attempts[0].pid, 0), 0);
     exec_detail_free(d);
 }
 
@@ -264,6 +265,171 @@ static void test_cancel_all(void **state)
     exec_detail_free(d);
 }
 
+/* ------------------------------------------------------------------ server mode */
+
+static void *loop_thread(void *arg)
+{
+    struct fixture *f = arg;
+    struct err err = ERR_INIT;
+    (void)engine_run(f->eng, &err);
+    return NULL;
+}
+
+/* Poll the store until execution `id` is final (or 10 s). */
+static struct exec_detail *wait_final(struct fixture *f, const char *id)
+{
+    struct err err = ERR_INIT;
+    struct store *rd = NULL;
+    struct exec_detail *d = NULL;
+
+    assert_int_equal(store_open(f->dir, STORE_READONLY, &rd, &err), 0);
+    for (int i = 0; i < 1000; i++) {
+        d = NULL;
+        if (store_execution_get(rd, id, &d, &err) == 0 && exec_status_is_final(d->exec.status))
+            break;
+        exec_detail_free(d);
+        d = NULL;
+        usleep(10000);
+    }
+    store_free(rd);
+    assert_non_null(d);
+    return d;
+}
+
+static void put_workflow(struct fixture *f, const char *def)
+{
+    struct err err = ERR_INIT;
+    struct store *w = NULL;
+    int version = 0;
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+
+    assert_int_equal(dag_parse(def, strlen(def), &wf, &probs), 0);
+    assert_int_equal(store_open(f->dir, 0, &w, &err), 0);
+    assert_int_equal(store_workflow_put(w, wf->name, def, clock_now_ms(), &version, &err), 0);
+    store_free(w);
+    workflow_free(wf);
+}
+
+static void test_server_commands(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    char id1[ID_MAX], id2[ID_MAX], id3[ID_MAX], marker[128];
+    int existing = -1;
+    pthread_t th;
+    struct exec_detail *d;
+    char def[512];
+
+    snprintf(marker, sizeof(marker), "%s/fail-marker", f->dir);
+    assert_int_equal(system("true"), 0);
+    {
+        FILE *fp = fopen(marker, "w");
+        assert_non_null(fp);
+        fclose(fp);
+    }
+    put_workflow(f, "{\"name\":\"ok\",\"params\":{\"n\":{\"type\":\"number\",\"default\":1}},"
+                    "\"tasks\":[{\"name\":\"a\",\"command\":[\"true\"]}]}");
+    snprintf(def, sizeof(def),
+             "{\"name\":\"flaky\",\"tasks\":[{\"name\":\"first\",\"command\":[\"true\"]},"
+             "{\"name\":\"second\",\"dependsOn\":[\"first\"],\"command\":[\"sh\",\"-c\","
+             "\"test ! -e %s\"]},{\"name\":\"third\",\"dependsOn\":[\"second\"],\"type\":\"noop\"}]}",
+             marker);
+    put_workflow(f, def);
+
+    engine_set_persistent(f->eng, 1);
+    assert_int_equal(pthread_create(&th, NULL, loop_thread, f), 0);
+
+    /* Idempotent submission. */
+    assert_int_equal(engine_post_submit(f->eng, "ok", "{\"n\":2}", "key-1", id1, &existing, &err), 0);
+    assert_int_equal(existing, 0);
+    assert_int_equal(engine_post_submit(f->eng, "ok", "{\"n\":2}", "key-1", id2, &existing, &err), 0);
+    assert_int_equal(existing, 1);
+    assert_string_equal(id1, id2);
+    assert_int_equal(engine_post_submit(f->eng, "nope", NULL, NULL, id3, NULL, &err), ERR_NOT_FOUND);
+    assert_int_equal(engine_post_submit(f->eng, "ok", "{\"n\":\"x\"}", NULL, id3, NULL, &err),
+                     ERR_INVALID);
+    d = wait_final(f, id1);
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    exec_detail_free(d);
+    assert_int_equal(engine_post_submit(f->eng, "ok", NULL, "key-1", id2, &existing, &err), 0);
+    assert_int_equal(existing, 1);
+    assert_string_equal(id1, id2);
+    assert_int_equal(engine_post_retry(f->eng, id1, &err), ERR_CONFLICT);
+    assert_int_equal(engine_post_cancel(f->eng, id1, &err), ERR_CONFLICT);
+    assert_int_equal(engine_post_cancel(f->eng, "ex_nope", &err), ERR_NOT_FOUND);
+
+    /* Retry re-runs only what did not succeed. */
+    assert_int_equal(engine_post_submit(f->eng, "flaky", NULL, NULL, id3, NULL, &err), 0);
+    d = wait_final(f, id3);
+    assert_int_equal(d->exec.status, EXEC_FAILED);
+    assert_int_equal(task(d, "second")->status, TASK_FAILED);
+    assert_int_equal(task(d, "third")->status, TASK_UPSTREAM_FAILED);
+    exec_detail_free(d);
+    assert_int_equal(unlink(marker), 0);
+    for (int i = 0; i < 100; i++) {
+        int rc = engine_post_retry(f->eng, id3, &err);
+        if (rc != ERR_BUSY) {
+            if (rc)
+                fail_msg("retry: %s", err.msg);
+            break;
+        }
+        if (i == 99)
+            fail_msg("retry still busy: %s", err.msg);
+        usleep(10000);
+    }
+    d = wait_final(f, id3);
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    assert_int_equal(task(d, "first")->attempt, 1); /* kept, not re-run */
+    assert_int_equal(task(d, "second")->attempt, 2);
+    assert_int_equal(task(d, "third")->status, TASK_SUCCEEDED);
+    exec_detail_free(d);
+
+    engine_request_stop(f->eng, 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    /* Refused once stopped. */
+    assert_int_equal(engine_post_submit(f->eng, "ok", NULL, NULL, id2, NULL, &err), ERR_BUSY);
+}
+
+static void test_stop_interrupts_and_resumes(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct engine_config cfg;
+    char id[ID_MAX];
+    pthread_t th;
+    struct exec_detail *d;
+
+    put_workflow(f, "{\"name\":\"long\",\"tasks\":[{\"name\":\"s\",\"command\":\"sleep 1\"},"
+                    "{\"name\":\"after\",\"dependsOn\":[\"s\"],\"type\":\"noop\"}]}");
+    engine_set_persistent(f->eng, 1);
+    assert_int_equal(pthread_create(&th, NULL, loop_thread, f), 0);
+    assert_int_equal(engine_post_submit(f->eng, "long", NULL, NULL, id, NULL, &err), 0);
+    usleep(200000);
+    engine_request_stop(f->eng, 100);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(store_execution_get(f->st, id, &d, &err), 0);
+    assert_int_equal(d->exec.status, EXEC_RUNNING);
+    assert_int_equal(task(d, "s")->status, TASK_QUEUED);
+    assert_int_equal(d->attempts[0].status, ATTEMPT_CANCELLED);
+    assert_non_null(strstr(d->attempts[0].error, "interrupted"));
+    assert_int_not_equal(kill(d->attempts[0].pid, 0), 0);
+    exec_detail_free(d);
+
+    /* A new engine picks it up and finishes it. */
+    engine_free(f->eng);
+    engine_config_init(&cfg);
+    cfg.workers = 2;
+    assert_int_equal(engine_new(f->st, &cfg, &f->eng, &err), 0);
+    assert_int_equal(engine_resume(f->eng, id, &err), 0);
+    assert_int_equal(engine_run(f->eng, &err), 0);
+    assert_int_equal(store_execution_get(f->st, id, &d, &err), 0);
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    assert_int_equal(task(d, "s")->attempt, 2);
+    assert_int_equal(task(d, "after")->status, TASK_SUCCEEDED);
+    exec_detail_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +442,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sleep_and_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_interrupts_and_resumes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,9 @@
 /*
  * Unit tests for src/store with the SQLite backend: open and migrations,
  * workflows, executions, task runs, attempts, fencing, transactions, lists,
- * logs, readers beside a writer, and the error paths.
+ * logs, readers beside a writer, the server additions (workflow list and
+ * delete, idempotency keys, API keys, purge, counts, migration of an older
+ * database), and the error paths.
  *
  * Each test gets a fresh directory under /tmp (removed afterwards) and a
  * writer store opened on "<dir>/data".
@@ -1017,7 +1019,7 @@ static void test_logs(void **state)
     log_list_release(&list);
 
     /* Trim attempt 1 of task 0 to the chunks from seq 2 on. */
-    assert_int_equal(store_log_trim(f->st, ex.id, 0, 1, 2, &err), 0);
+    assert_int_equal(store_log_trim(f->st, ex.id, 0, 1, 2, 0, &err), 0);
     assert_int_equal(store_logs_get(f->st, ex.id, 0, &list, &err), 0);
     assert_int_equal(list.n, 3);
     assert_int_equal(list.items[0].seq, 2);
@@ -1244,6 +1246,933 @@ static void test_batch_timing(void **state)
     exec_detail_free(d);
 }
 
+/* --- server additions: helpers --- */
+
+/* The single integer a query returns, read behind the store's back. */
+static int64_t raw_int(const char *dbpath, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    int64_t v = -1;
+
+    assert_int_equal(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    v = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Rows in each table below (and with) an execution. */
+struct table_counts {
+    int64_t executions, task_runs, attempts, logs, idempotency_keys;
+};
+
+static struct table_counts count_tables(const char *dbpath)
+{
+    struct table_counts c;
+    c.executions = raw_int(dbpath, "SELECT count(*) FROM executions");
+    c.task_runs = raw_int(dbpath, "SELECT count(*) FROM task_runs");
+    c.attempts = raw_int(dbpath, "SELECT count(*) FROM attempts");
+    c.logs = raw_int(dbpath, "SELECT count(*) FROM logs");
+    c.idempotency_keys = raw_int(dbpath, "SELECT count(*) FROM idempotency_keys");
+    return c;
+}
+
+static void assert_tables(const char *dbpath, int64_t executions)
+{
+    struct table_counts c = count_tables(dbpath);
+    /* Each execution from make_tree(): 2 task runs, 2 attempts, 4 chunks, 1 key. */
+    assert_int_equal(c.executions, executions);
+    assert_int_equal(c.task_runs, 2 * executions);
+    assert_int_equal(c.attempts, 2 * executions);
+    assert_int_equal(c.logs, 4 * executions);
+    assert_int_equal(c.idempotency_keys, executions);
+}
+
+/*
+ * An execution with everything below it: 2 task runs, an attempt of each
+ * with 2 log chunks, and the idempotency key "key-<id>".
+ */
+static void make_tree(struct store *st, struct exec_row *row, const char *workflow,
+                      enum exec_status status, int64_t finished_at)
+{
+    struct err err = ERR_INIT;
+    char key[64];
+
+    make_exec(row, workflow, status, 1000);
+    row->started_at = 1000;
+    row->finished_at = finished_at;
+    snprintf(key, sizeof(key), "key-%s", row->id);
+    if (store_begin(st, &err) != 0)
+        fail_msg("begin: %s", err.msg);
+    insert_exec(st, row);
+    for (int i = 0; i < 2; i++) {
+        struct task_run_row t = {i, (char *)"t", TASK_SUCCEEDED, 1, 0, 1000, 1100, NULL};
+        struct attempt_row a = {i, 1, ATTEMPT_SUCCEEDED, NULL, 0, 0, 0, 1000, 1100, 0, 0, NULL};
+        struct log_chunk c = {i, 1, 0, LOG_STREAM_STDOUT, 1000, (char *)"out", 3};
+        assert_int_equal(store_task_run_insert(st, row->id, &t, &err), 0);
+        assert_int_equal(store_attempt_insert(st, row->id, &a, &err), 0);
+        assert_int_equal(store_log_append(st, row->id, &c, &err), 0);
+        c.seq = 1;
+        assert_int_equal(store_log_append(st, row->id, &c, &err), 0);
+    }
+    if (store_idempotency_put(st, workflow, key, row->id, 1000, &err) != 0)
+        fail_msg("idempotency put: %s", err.msg);
+    if (store_commit(st, &err) != 0)
+        fail_msg("commit: %s", err.msg);
+}
+
+static int exec_exists(struct store *st, const char *id)
+{
+    struct err err = ERR_INIT;
+    struct exec_detail *d = NULL;
+    int rc = store_execution_get(st, id, &d, &err);
+
+    if (rc != 0 && rc != ERR_NOT_FOUND)
+        fail_msg("get %s: %s", id, err.msg);
+    exec_detail_free(d);
+    return rc == 0;
+}
+
+/* --- ping --- */
+
+static void test_ping(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct store *ro = NULL;
+
+    assert_int_equal(store_ping(f->st, &err), 0);
+    assert_int_equal(store_open(f->data, STORE_READONLY, &ro, &err), 0);
+    assert_int_equal(store_ping(ro, &err), 0);
+    /* Inside a transaction too. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_ping(f->st, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    store_free(ro);
+
+    /* It reads the database file: a broken one fails. */
+    raw_sql(f->dbpath, "ALTER TABLE schema_version RENAME TO schema_gone");
+    assert_int_equal(store_ping(f->st, &err), ERR_STORE);
+    assert_non_null(strstr(err.msg, "no such table: schema_version"));
+}
+
+/* --- workflows: list, delete --- */
+
+static void test_workflows_list(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct workflow_row *rows = (struct workflow_row *)f; /* must be reset */
+    size_t n = 99;
+    int v = 0;
+
+    assert_int_equal(store_workflows_list(f->st, &rows, &n, &err), 0);
+    assert_null(rows);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_workflow_put(f->st, "b", "{\"b\":1}", 10, &v, &err), 0);
+    assert_int_equal(store_workflow_put(f->st, "c", "{\"c\":1}", 11, &v, &err), 0);
+    assert_int_equal(store_workflow_put(f->st, "a", "{\"a\":1}", 12, &v, &err), 0);
+    assert_int_equal(store_workflow_put(f->st, "b", "{\"b\":2}", 13, &v, &err), 0);
+    assert_int_equal(store_workflows_list(f->st, &rows, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(rows[0].name, "a");
+    assert_int_equal(rows[0].version, 1);
+    assert_string_equal(rows[0].definition, "{\"a\":1}");
+    assert_int_equal(rows[0].created_at, 12);
+    assert_string_equal(rows[1].name, "b");
+    assert_int_equal(rows[1].version, 2);
+    assert_string_equal(rows[1].definition, "{\"b\":2}");
+    assert_int_equal(rows[1].created_at, 13);
+    assert_string_equal(rows[2].name, "c");
+    assert_int_equal(rows[2].version, 1);
+    workflow_rows_free(rows, n);
+    workflow_rows_free(NULL, 0);
+
+    /* A corrupt table: the error is reported and nothing is returned. */
+    raw_sql(f->dbpath, "ALTER TABLE workflows RENAME TO workflows_gone");
+    rows = (struct workflow_row *)f;
+    assert_int_equal(store_workflows_list(f->st, &rows, &n, &err), ERR_STORE);
+    assert_null(rows);
+    assert_int_equal(n, 0);
+    assert_non_null(strstr(err.msg, "no such table"));
+}
+
+static void test_workflow_delete(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct store *ro = NULL;
+    struct workflow_row *rows = NULL;
+    char *def = NULL;
+    size_t n = 0;
+    int v = 0;
+
+    assert_int_equal(store_workflow_put(f->st, "etl", "{\"v\":1}", 100, &v, &err), 0);
+    assert_int_equal(store_workflow_put(f->st, "etl", "{\"v\":2}", 101, &v, &err), 0);
+    assert_int_equal(store_workflow_put(f->st, "other", "{}", 102, &v, &err), 0);
+
+    assert_int_equal(store_workflow_delete(f->st, "etl", 200, &err), 0);
+    def = (char *)f;
+    assert_int_equal(store_workflow_get(f->st, "etl", 0, &def, &v, &err), ERR_NOT_FOUND);
+    assert_null(def);
+    assert_string_equal(err.msg, "no workflow 'etl'");
+    /* The versions stay readable by number, for the executions that ran them. */
+    assert_int_equal(store_workflow_get(f->st, "etl", 1, &def, &v, &err), 0);
+    assert_string_equal(def, "{\"v\":1}");
+    free(def);
+    assert_int_equal(store_workflow_get(f->st, "etl", 2, &def, &v, &err), 0);
+    assert_int_equal(v, 2);
+    assert_string_equal(def, "{\"v\":2}");
+    free(def);
+    assert_int_equal(store_workflows_list(f->st, &rows, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].name, "other");
+    workflow_rows_free(rows, n);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM workflows WHERE deleted_at = 200"),
+                     2);
+
+    /* Deleting again, or what never was: not found. */
+    assert_int_equal(store_workflow_delete(f->st, "etl", 201, &err), ERR_NOT_FOUND);
+    assert_string_equal(err.msg, "no workflow 'etl'");
+    assert_int_equal(store_workflow_delete(f->st, "nope", 201, &err), ERR_NOT_FOUND);
+    assert_int_equal(store_workflow_delete(f->st, "", 201, &err), ERR_INVALID);
+    assert_int_equal(store_workflow_delete(f->st, NULL, 201, &err), ERR_INVALID);
+
+    /* Put again, even the same text as the last version: numbering continues. */
+    assert_int_equal(store_workflow_put(f->st, "etl", "{\"v\":2}", 300, &v, &err), 0);
+    assert_int_equal(v, 3);
+    assert_int_equal(store_workflow_put(f->st, "etl", "{\"v\":2}", 301, &v, &err), 0);
+    assert_int_equal(v, 3);
+    assert_int_equal(store_workflow_get(f->st, "etl", 0, &def, &v, &err), 0);
+    assert_int_equal(v, 3);
+    free(def);
+    assert_int_equal(store_workflows_list(f->st, &rows, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[0].name, "etl");
+    assert_int_equal(rows[0].version, 3);
+    assert_int_equal(rows[0].created_at, 300);
+    workflow_rows_free(rows, n);
+
+    /* Rolled back with the caller's transaction. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_workflow_delete(f->st, "etl", 350, &err), 0);
+    assert_int_equal(store_workflow_get(f->st, "etl", 0, &def, &v, &err), ERR_NOT_FOUND);
+    store_rollback(f->st);
+    assert_int_equal(store_workflow_get(f->st, "etl", 0, &def, &v, &err), 0);
+    free(def);
+
+    /* A second delete marks the new version only; the old keep their time. */
+    assert_int_equal(store_workflow_delete(f->st, "etl", 400, &err), 0);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM workflows WHERE deleted_at = 200"),
+                     2);
+    assert_int_equal(
+        raw_int(f->dbpath, "SELECT deleted_at FROM workflows WHERE name = 'etl' AND version = 3"),
+        400);
+
+    /* A reader cannot delete. */
+    assert_int_equal(store_open(f->data, STORE_READONLY, &ro, &err), 0);
+    assert_int_equal(store_workflow_delete(ro, "other", 500, &err), ERR_STORE);
+    assert_non_null(strstr(err.msg, "cannot delete workflow 'other'"));
+    assert_non_null(strstr(err.msg, "readonly"));
+    store_free(ro);
+}
+
+/* --- idempotency keys --- */
+
+static void test_idempotency(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct store *ro = NULL;
+    struct exec_row a;
+    struct exec_row b;
+    char id[ID_MAX] = "garbage";
+    char longkey[300];
+
+    make_exec(&a, "etl", EXEC_QUEUED, 1);
+    make_exec(&b, "etl", EXEC_QUEUED, 2);
+    assert_int_equal(store_begin(f->st, &err), 0);
+    insert_exec(f->st, &a);
+    assert_int_equal(store_idempotency_put(f->st, "etl", "req-1", a.id, 10, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    insert_exec(f->st, &b);
+
+    assert_int_equal(store_idempotency_get(f->st, "etl", "req-1", id, &err), 0);
+    assert_string_equal(id, a.id);
+    /* The pair is taken: conflict, and the first execution stays recorded. */
+    assert_int_equal(store_idempotency_put(f->st, "etl", "req-1", b.id, 11, &err), ERR_CONFLICT);
+    assert_non_null(strstr(err.msg, "cannot record idempotency key 'req-1' of 'etl'"));
+    assert_int_equal(store_idempotency_get(f->st, "etl", "req-1", id, &err), 0);
+    assert_string_equal(id, a.id);
+    /* Keys are per workflow. */
+    assert_int_equal(store_idempotency_put(f->st, "other", "req-1", b.id, 12, &err), 0);
+    assert_int_equal(store_idempotency_get(f->st, "other", "req-1", id, &err), 0);
+    assert_string_equal(id, b.id);
+    /* Missing. */
+    assert_int_equal(store_idempotency_get(f->st, "etl", "req-2", id, &err), ERR_NOT_FOUND);
+    assert_string_equal(id, "");
+    assert_string_equal(err.msg, "no execution for idempotency key 'req-2' of 'etl'");
+    /* The execution must exist (insert it first, in the same transaction). */
+    assert_int_equal(store_idempotency_put(f->st, "etl", "req-3", "ex_none", 13, &err), ERR_STORE);
+    assert_non_null(strstr(err.msg, "FOREIGN KEY"));
+    /* Rolled back with the caller's transaction. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_idempotency_put(f->st, "etl", "req-4", b.id, 14, &err), 0);
+    store_rollback(f->st);
+    assert_int_equal(store_idempotency_get(f->st, "etl", "req-4", id, &err), ERR_NOT_FOUND);
+
+    /* Bad arguments; 255 bytes is the longest key. */
+    memset(longkey, 'k', sizeof(longkey));
+    longkey[255] = '\0';
+    assert_int_equal(store_idempotency_put(f->st, "etl", longkey, b.id, 15, &err), 0);
+    assert_int_equal(store_idempotency_get(f->st, "etl", longkey, id, &err), 0);
+    assert_string_equal(id, b.id);
+    longkey[255] = 'k';
+    longkey[256] = '\0';
+    assert_int_equal(store_idempotency_put(f->st, "etl", longkey, b.id, 15, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "is too long"));
+    assert_int_equal(store_idempotency_get(f->st, "etl", longkey, id, &err), ERR_INVALID);
+    assert_int_equal(store_idempotency_get(f->st, "", "k", id, &err), ERR_INVALID);
+    assert_int_equal(store_idempotency_get(f->st, "etl", NULL, id, &err), ERR_INVALID);
+    assert_int_equal(store_idempotency_put(f->st, NULL, "k", b.id, 1, &err), ERR_INVALID);
+    assert_int_equal(store_idempotency_put(f->st, "etl", "", b.id, 1, &err), ERR_INVALID);
+    assert_int_equal(store_idempotency_put(f->st, "etl", "k", "", 1, &err), ERR_INVALID);
+
+    /* A reader reads but cannot record. */
+    assert_int_equal(store_open(f->data, STORE_READONLY, &ro, &err), 0);
+    assert_int_equal(store_idempotency_get(ro, "etl", "req-1", id, &err), 0);
+    assert_string_equal(id, a.id);
+    assert_int_equal(store_idempotency_put(ro, "etl", "req-5", a.id, 1, &err), ERR_STORE);
+    store_free(ro);
+
+    /* A corrupt row. */
+    raw_sql(f->dbpath, "UPDATE idempotency_keys SET execution_id = "
+                       "'ex_0123456789012345678901234567890123456789' WHERE key = 'req-1'");
+    assert_int_equal(store_idempotency_get(f->st, "etl", "req-1", id, &err), ERR_STORE);
+    assert_non_null(strstr(err.msg, "bad execution id"));
+    assert_string_equal(id, "");
+}
+
+/* --- API keys --- */
+
+static void make_key(struct key_row *k, const char *name, const char *prefix, int64_t created_at,
+                     unsigned scopes)
+{
+    memset(k, 0, sizeof(*k));
+    id_new("key_", k->id);
+    k->name = (char *)name;
+    snprintf(k->prefix, sizeof(k->prefix), "%s", prefix);
+    for (int i = 0; i < KEY_HASH_LEN; i++)
+        k->hash[i] = (unsigned char)(prefix[5] + i * 7); /* binary, NULs included */
+    k->hash[3] = 0;
+    k->scopes = scopes;
+    k->created_at = created_at;
+}
+
+static void insert_key(struct store *st, const struct key_row *k)
+{
+    struct err err = ERR_INIT;
+    if (store_key_insert(st, k, &err) != 0)
+        fail_msg("insert key %s: %s", k->id, err.msg);
+}
+
+static void get_key(struct store *st, const char *prefix, struct key_row *out)
+{
+    struct err err = ERR_INIT;
+    if (store_key_get_by_prefix(st, prefix, out, &err) != 0)
+        fail_msg("get key %s: %s", prefix, err.msg);
+}
+
+static void test_keys(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct key_row k1;
+    struct key_row k2;
+    struct key_row k3;
+    struct key_row bad;
+    struct key_row got;
+    struct key_row *rows = NULL;
+    size_t n = 0;
+
+    make_key(&k1, "ci", "orch_ab12", 100, KEY_SCOPE_READ);
+    make_key(&k2, "deploy", "orch_cd34", 200, KEY_SCOPE_READ | KEY_SCOPE_WRITE);
+    k2.expires_at = 5000;
+    make_key(&k3, "ci", "orch_ef56", 300, KEY_SCOPE_ADMIN);
+    insert_key(f->st, &k1);
+    insert_key(f->st, &k2);
+    insert_key(f->st, &k3);
+
+    get_key(f->st, "orch_cd34", &got);
+    assert_string_equal(got.id, k2.id);
+    assert_string_equal(got.name, "deploy");
+    assert_string_equal(got.prefix, "orch_cd34");
+    assert_memory_equal(got.hash, k2.hash, KEY_HASH_LEN);
+    assert_int_equal(got.scopes, KEY_SCOPE_READ | KEY_SCOPE_WRITE);
+    assert_int_equal(got.created_at, 200);
+    assert_int_equal(got.expires_at, 5000);
+    assert_int_equal(got.last_used_at, 0);
+    assert_int_equal(got.revoked_at, 0);
+    key_row_release(&got);
+    assert_null(got.name);
+    key_row_release(NULL);
+
+    got.name = (char *)f; /* must be reset */
+    assert_int_equal(store_key_get_by_prefix(f->st, "orch_zz99", &got, &err), ERR_NOT_FOUND);
+    assert_null(got.name);
+    assert_string_equal(err.msg, "no key with prefix 'orch_zz99'");
+
+    /* Newest first. */
+    assert_int_equal(store_keys_list(f->st, &rows, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(rows[0].id, k3.id);
+    assert_string_equal(rows[1].id, k2.id);
+    assert_string_equal(rows[2].id, k1.id);
+    assert_string_equal(rows[2].name, "ci");
+    assert_memory_equal(rows[2].hash, k1.hash, KEY_HASH_LEN);
+    key_rows_free(rows, n);
+    key_rows_free(NULL, 0);
+
+    /* Prefixes and ids are unique. */
+    make_key(&bad, "other", "orch_ab12", 400, KEY_SCOPE_READ);
+    assert_int_equal(store_key_insert(f->st, &bad, &err), ERR_CONFLICT);
+    assert_non_null(strstr(err.msg, "api_keys.prefix"));
+    memcpy(bad.id, k1.id, ID_MAX);
+    snprintf(bad.prefix, sizeof(bad.prefix), "orch_gh78");
+    assert_int_equal(store_key_insert(f->st, &bad, &err), ERR_CONFLICT);
+    assert_non_null(strstr(err.msg, "api_keys.id"));
+
+    /* Touch: set, never backwards. */
+    assert_int_equal(store_key_touch(f->st, k1.id, 500, &err), 0);
+    assert_int_equal(store_key_touch(f->st, k1.id, 400, &err), 0);
+    get_key(f->st, "orch_ab12", &got);
+    assert_int_equal(got.last_used_at, 500);
+    key_row_release(&got);
+    assert_int_equal(store_key_touch(f->st, k1.id, 600, &err), 0);
+    get_key(f->st, "orch_ab12", &got);
+    assert_int_equal(got.last_used_at, 600);
+    key_row_release(&got);
+    assert_int_equal(store_key_touch(f->st, "key_missing", 700, &err), ERR_NOT_FOUND);
+    assert_string_equal(err.msg, "no key 'key_missing'");
+
+    /* Revoke by id; again keeps the first time. */
+    assert_int_equal(store_key_revoke(f->st, k2.id, 1000, &err), 0);
+    assert_int_equal(store_key_revoke(f->st, k2.id, 2000, &err), 0);
+    get_key(f->st, "orch_cd34", &got);
+    assert_int_equal(got.revoked_at, 1000);
+    key_row_release(&got);
+    /* By name: every key of that name; one revoked already keeps its time. */
+    assert_int_equal(store_key_revoke(f->st, k1.id, 2500, &err), 0);
+    assert_int_equal(store_key_revoke(f->st, "ci", 3000, &err), 0);
+    get_key(f->st, "orch_ab12", &got);
+    assert_int_equal(got.revoked_at, 2500);
+    key_row_release(&got);
+    get_key(f->st, "orch_ef56", &got);
+    assert_int_equal(got.revoked_at, 3000);
+    key_row_release(&got);
+    /* A name that looks like an id. */
+    make_key(&bad, "key_named", "orch_ij90", 500, KEY_SCOPE_READ);
+    insert_key(f->st, &bad);
+    assert_int_equal(store_key_revoke(f->st, "key_named", 3100, &err), 0);
+    get_key(f->st, "orch_ij90", &got);
+    assert_int_equal(got.revoked_at, 3100);
+    key_row_release(&got);
+    /* Nothing of that id or name. */
+    assert_int_equal(store_key_revoke(f->st, "nobody", 4000, &err), ERR_NOT_FOUND);
+    assert_string_equal(err.msg, "no key 'nobody'");
+    assert_int_equal(store_key_revoke(f->st, "key_0000000000000000", 4000, &err), ERR_NOT_FOUND);
+    /* Revoked keys are still listed. */
+    assert_int_equal(store_keys_list(f->st, &rows, &n, &err), 0);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++)
+        assert_true(rows[i].revoked_at > 0);
+    key_rows_free(rows, n);
+
+    /* Bad arguments. */
+    make_key(&bad, "x", "orch_kl12", 1, KEY_SCOPE_READ);
+    memcpy(bad.id, "api_123", sizeof("api_123"));
+    assert_int_equal(store_key_insert(f->st, &bad, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "does not start with 'key_'"));
+    id_new("key_", bad.id);
+    bad.scopes = 1u << 3;
+    assert_int_equal(store_key_insert(f->st, &bad, &err), ERR_INVALID);
+    bad.scopes = KEY_SCOPE_READ;
+    bad.name = (char *)"";
+    assert_int_equal(store_key_insert(f->st, &bad, &err), ERR_INVALID);
+    bad.name = (char *)"x";
+    bad.prefix[0] = '\0';
+    assert_int_equal(store_key_insert(f->st, &bad, &err), ERR_INVALID);
+    memset(bad.prefix, 'p', sizeof(bad.prefix)); /* no terminator */
+    assert_int_equal(store_key_insert(f->st, &bad, &err), ERR_INVALID);
+    bad.id[0] = '\0';
+    assert_int_equal(store_key_insert(f->st, &bad, &err), ERR_INVALID);
+    /* A prefix no key can have, cut from what a client sent, is just not found. */
+    assert_int_equal(store_key_get_by_prefix(f->st, "", &got, &err), ERR_NOT_FOUND);
+    assert_int_equal(store_key_get_by_prefix(f->st, "orch_0123456789012345678901", &got, &err),
+                     ERR_NOT_FOUND);
+    assert_string_equal(err.msg, "no key with prefix 'orch_0123456789012345678'");
+    assert_null(got.name);
+    assert_int_equal(store_key_get_by_prefix(f->st, NULL, &got, &err), ERR_INVALID);
+    assert_int_equal(store_key_revoke(f->st, "", 1, &err), ERR_INVALID);
+    assert_int_equal(store_key_revoke(f->st, NULL, 1, &err), ERR_INVALID);
+    assert_int_equal(store_key_touch(f->st, "", 1, &err), ERR_INVALID);
+    assert_int_equal(store_key_touch(f->st, "key_0123456789012345678901234567890", 1, &err),
+                     ERR_INVALID);
+
+    /* A reader reads but cannot write. */
+    {
+        struct store *ro = NULL;
+        assert_int_equal(store_open(f->data, STORE_READONLY, &ro, &err), 0);
+        get_key(ro, "orch_ab12", &got);
+        key_row_release(&got);
+        make_key(&bad, "ro", "orch_mn34", 1, KEY_SCOPE_READ);
+        assert_int_equal(store_key_insert(ro, &bad, &err), ERR_STORE);
+        assert_int_equal(store_key_revoke(ro, "ci", 1, &err), ERR_STORE);
+        assert_int_equal(store_key_touch(ro, k1.id, 1, &err), ERR_STORE);
+        store_free(ro);
+    }
+
+    /* Corrupt rows. */
+    raw_sql(f->dbpath, "UPDATE api_keys SET hash = x'00' WHERE prefix = 'orch_cd34'");
+    assert_int_equal(store_key_get_by_prefix(f->st, "orch_cd34", &got, &err), ERR_STORE);
+    assert_non_null(strstr(err.msg, "bad hash of key"));
+    assert_null(got.name);
+    assert_string_equal(got.id, "");
+    rows = (struct key_row *)f;
+    assert_int_equal(store_keys_list(f->st, &rows, &n, &err), ERR_STORE);
+    assert_null(rows);
+    assert_int_equal(n, 0);
+    raw_sql(f->dbpath, "UPDATE api_keys SET hash = zeroblob(32),"
+                       " prefix = 'orch_0123456789012345678901' WHERE prefix = 'orch_cd34'");
+    assert_int_equal(store_keys_list(f->st, &rows, &n, &err), ERR_STORE);
+    assert_non_null(strstr(err.msg, "bad prefix of key"));
+}
+
+/* --- purge --- */
+
+static void test_purge(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_row e[9];
+    char id[ID_MAX];
+    char key[64];
+    int deleted = -1;
+
+    /* Inserted out of finished_at order: the purge goes by finished_at, not id. */
+    make_tree(f->st, &e[4], "a", EXEC_SUCCEEDED, 500);
+    make_tree(f->st, &e[1], "b", EXEC_FAILED, 200);
+    make_tree(f->st, &e[3], "c", EXEC_TIMED_OUT, 400);
+    make_tree(f->st, &e[0], "a", EXEC_SUCCEEDED, 100);
+    make_tree(f->st, &e[2], "a", EXEC_CANCELLED, 300);
+    /* Unfinished, even with a finished_at: never purged. */
+    make_tree(f->st, &e[5], "a", EXEC_RUNNING, 150);
+    make_tree(f->st, &e[6], "b", EXEC_QUEUED, 0);
+    make_tree(f->st, &e[7], "a", EXEC_SUCCEEDED, 900); /* after `before` */
+    make_tree(f->st, &e[8], "b", EXEC_SUCCEEDED, 350);
+    assert_tables(f->dbpath, 9);
+
+    /* Oldest finished first, `batch` at most. */
+    assert_int_equal(store_executions_purge(f->st, NULL, NULL, 0, 600, 2, &deleted, &err), 0);
+    assert_int_equal(deleted, 2);
+    assert_false(exec_exists(f->st, e[0].id));
+    assert_false(exec_exists(f->st, e[1].id));
+    assert_true(exec_exists(f->st, e[2].id));
+    assert_true(exec_exists(f->st, e[5].id));
+    assert_tables(f->dbpath, 7);
+    /* The idempotency key went with its execution. */
+    snprintf(key, sizeof(key), "key-%s", e[0].id);
+    assert_int_equal(store_idempotency_get(f->st, "a", key, id, &err), ERR_NOT_FOUND);
+    snprintf(key, sizeof(key), "key-%s", e[5].id);
+    assert_int_equal(store_idempotency_get(f->st, "a", key, id, &err), 0);
+
+    /* One workflow only. */
+    assert_int_equal(store_executions_purge(f->st, "c", NULL, 0, 600, 10, &deleted, &err), 0);
+    assert_int_equal(deleted, 1);
+    assert_false(exec_exists(f->st, e[3].id));
+    assert_int_equal(store_executions_purge(f->st, "c", NULL, 0, 600, 10, &deleted, &err), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(store_executions_purge(f->st, "zzz", NULL, 0, 600, 10, &deleted, &err), 0);
+    assert_int_equal(deleted, 0);
+
+    /* Every workflow but "a": only e8 ("b", 350); e6 is queued. */
+    {
+        const char *const keep[] = {"a"};
+        assert_int_equal(store_executions_purge(f->st, NULL, keep, 1, 600, 10, &deleted, &err), 0);
+        assert_int_equal(deleted, 1);
+        assert_false(exec_exists(f->st, e[8].id));
+        assert_true(exec_exists(f->st, e[6].id));
+        assert_true(exec_exists(f->st, e[2].id));
+    }
+    assert_tables(f->dbpath, 5);
+
+    /* Inside the caller's transaction, and rolled back with it. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_executions_purge(f->st, NULL, NULL, 0, 600, 10, &deleted, &err), 0);
+    assert_int_equal(deleted, 2); /* e2, e4 */
+    assert_tables(f->dbpath, 5);  /* not committed yet */
+    store_rollback(f->st);
+    assert_true(exec_exists(f->st, e[2].id));
+    assert_tables(f->dbpath, 5);
+
+    /* Everything finished, whatever the bound: the unfinished stay, with their rows. */
+    assert_int_equal(store_executions_purge(f->st, NULL, NULL, 0, INT64_MAX, 100, &deleted, &err),
+                     0);
+    assert_int_equal(deleted, 3); /* e2, e4, e7 */
+    assert_tables(f->dbpath, 2);
+    assert_true(exec_exists(f->st, e[5].id));
+    assert_true(exec_exists(f->st, e[6].id));
+    assert_int_equal(store_executions_purge(f->st, NULL, NULL, 0, INT64_MAX, 100, &deleted, &err),
+                     0);
+    assert_int_equal(deleted, 0);
+}
+
+static void test_purge_batches(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_row row;
+    int deleted = 0;
+    int total = 0;
+
+    /* 25 executions finished at 1..25 in a shuffled order. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    for (int i = 0; i < 25; i++) {
+        make_exec(&row, i % 3 ? "x" : "y", EXEC_SUCCEEDED, 1);
+        row.finished_at = (i * 7) % 25 + 1;
+        insert_exec(f->st, &row);
+    }
+    assert_int_equal(store_commit(f->st, &err), 0);
+    for (int round = 0; round < 4; round++) {
+        assert_int_equal(store_executions_purge(f->st, NULL, NULL, 0, 100, 10, &deleted, &err), 0);
+        assert_int_equal(deleted, round < 2 ? 10 : round == 2 ? 5 : 0);
+        total += deleted;
+        /* Exactly the `total` oldest are gone. */
+        assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM executions"), 25 - total);
+        if (total < 25)
+            assert_int_equal(raw_int(f->dbpath, "SELECT min(finished_at) FROM executions"),
+                             total + 1);
+    }
+
+    /* Bad arguments. */
+    {
+        const char *const keep[] = {"a", NULL};
+        const char *const empty[] = {""};
+        const char *many[STORE_PURGE_EXCEPT_MAX + 1];
+        struct store *ro = NULL;
+
+        for (int i = 0; i <= STORE_PURGE_EXCEPT_MAX; i++)
+            many[i] = "w";
+        deleted = -1;
+        assert_int_equal(store_executions_purge(f->st, NULL, NULL, 0, 100, 0, &deleted, &err),
+                         ERR_INVALID);
+        assert_int_equal(deleted, 0);
+        assert_int_equal(store_executions_purge(f->st, NULL, NULL, 0, 100, -5, &deleted, &err),
+                         ERR_INVALID);
+        assert_int_equal(store_executions_purge(f->st, "", NULL, 0, 100, 1, &deleted, &err),
+                         ERR_INVALID);
+        assert_int_equal(store_executions_purge(f->st, "x", keep, 1, 100, 1, &deleted, &err),
+                         ERR_INVALID);
+        assert_int_equal(store_executions_purge(f->st, NULL, NULL, 1, 100, 1, &deleted, &err),
+                         ERR_INVALID);
+        assert_int_equal(store_executions_purge(f->st, NULL, keep, 2, 100, 1, &deleted, &err),
+                         ERR_INVALID);
+        assert_int_equal(store_executions_purge(f->st, NULL, empty, 1, 100, 1, &deleted, &err),
+                         ERR_INVALID);
+        assert_int_equal(store_executions_purge(f->st, NULL, many, STORE_PURGE_EXCEPT_MAX + 1, 100,
+                                                1, &deleted, &err),
+                         ERR_INVALID);
+        assert_non_null(strstr(err.msg, "at most 64"));
+        assert_int_equal(store_open(f->data, STORE_READONLY, &ro, &err), 0);
+        assert_int_equal(store_executions_purge(ro, NULL, NULL, 0, 100, 1, &deleted, &err),
+                         ERR_STORE);
+        store_free(ro);
+    }
+}
+
+/*
+ * The except list at every length from 1 to 64 (7 statement variants, the
+ * shorter lists padded): the names are bound values, quotes and all.
+ */
+static void test_purge_except_lists(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_row row;
+    char names[10][8];
+    const char *keep[STORE_PURGE_EXCEPT_MAX];
+    int deleted = 0;
+
+    assert_int_equal(store_begin(f->st, &err), 0);
+    for (int i = 0; i < 10; i++) {
+        snprintf(names[i], sizeof(names[i]), "w%d", i);
+        make_exec(&row, names[i], EXEC_FAILED, 1);
+        row.finished_at = 10 + i;
+        insert_exec(f->st, &row);
+    }
+    assert_int_equal(store_commit(f->st, &err), 0);
+    for (int i = 0; i < STORE_PURGE_EXCEPT_MAX; i++)
+        keep[i] = i < 10 ? names[i] : "w'); DELETE FROM executions; --";
+    for (size_t n = 1; n <= STORE_PURGE_EXCEPT_MAX; n++) {
+        int64_t want = n < 10 ? 10 - (int64_t)n : 0;
+        assert_int_equal(store_begin(f->st, &err), 0);
+        assert_int_equal(store_executions_purge(f->st, NULL, keep, n, 100, 50, &deleted, &err), 0);
+        if (deleted != want)
+            fail_msg("keeping %zu names: %d deleted, want %lld", n, deleted, (long long)want);
+        store_rollback(f->st);
+    }
+    /* The last name of a short list pads it: it must still count. */
+    keep[0] = "w9";
+    keep[1] = "w8";
+    keep[2] = "w7";
+    assert_int_equal(store_executions_purge(f->st, NULL, keep, 3, 100, 50, &deleted, &err), 0);
+    assert_int_equal(deleted, 7);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM executions"), 3);
+}
+
+/* --- counts --- */
+
+static void add_task(struct store *st, const char *exec_id, int idx, enum task_status status,
+                     int64_t available_at)
+{
+    struct err err = ERR_INIT;
+    struct task_run_row t = {idx, (char *)"t", status, 0, available_at, 0, 0, NULL};
+    if (store_task_run_insert(st, exec_id, &t, &err) != 0)
+        fail_msg("task: %s", err.msg);
+}
+
+static void test_counts(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct store_counts c;
+    struct store *ro = NULL;
+    struct exec_row e1;
+    struct exec_row e2;
+    struct exec_row e3;
+    struct exec_row e4;
+
+    memset(&c, 0xff, sizeof(c));
+    assert_int_equal(store_counts_get(f->st, &c, &err), 0);
+    assert_int_equal(c.tasks_queued, 0);
+    assert_int_equal(c.oldest_queued_since, 0);
+    assert_int_equal(c.executions_running, 0);
+    assert_int_equal(c.oldest_running_started, 0);
+
+    make_exec(&e1, "a", EXEC_RUNNING, 900);
+    e1.started_at = 1000;
+    make_exec(&e2, "a", EXEC_RUNNING, 700);
+    e2.started_at = 800;
+    make_exec(&e3, "a", EXEC_QUEUED, 300); /* not started: since its creation */
+    make_exec(&e4, "a", EXEC_SUCCEEDED, 100);
+    e4.started_at = 150;
+    e4.finished_at = 200;
+    assert_int_equal(store_begin(f->st, &err), 0);
+    insert_exec(f->st, &e1);
+    insert_exec(f->st, &e2);
+    insert_exec(f->st, &e3);
+    insert_exec(f->st, &e4);
+    add_task(f->st, e1.id, 0, TASK_QUEUED, 0);    /* since 1000, the execution's start */
+    add_task(f->st, e1.id, 1, TASK_QUEUED, 5000); /* a retry waiting */
+    add_task(f->st, e1.id, 2, TASK_RUNNING, 0);
+    add_task(f->st, e1.id, 3, TASK_SUCCEEDED, 0);
+    add_task(f->st, e2.id, 0, TASK_QUEUED, 1200);
+    add_task(f->st, e2.id, 1, TASK_PENDING, 0);
+    add_task(f->st, e4.id, 0, TASK_SUCCEEDED, 0);
+    /* Inside the transaction: its own writes count. */
+    assert_int_equal(store_counts_get(f->st, &c, &err), 0);
+    assert_int_equal(c.tasks_queued, 3);
+    assert_int_equal(c.oldest_queued_since, 1000);
+    assert_int_equal(c.executions_running, 2);
+    assert_int_equal(c.oldest_running_started, 800);
+    add_task(f->st, e3.id, 0, TASK_QUEUED, 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+
+    assert_int_equal(store_open(f->data, STORE_READONLY, &ro, &err), 0);
+    assert_int_equal(store_counts_get(ro, &c, &err), 0);
+    assert_int_equal(c.tasks_queued, 4);
+    assert_int_equal(c.oldest_queued_since, 300);
+    assert_int_equal(c.executions_running, 2);
+    assert_int_equal(c.oldest_running_started, 800);
+    store_free(ro);
+
+    /* A task leaving the queue leaves the count (and the partial index). */
+    {
+        struct task_run_row t = {0, (char *)"t", TASK_RUNNING, 1, 0, 1300, 0, NULL};
+        assert_int_equal(store_task_run_update(f->st, e3.id, &t, 0, &err), 0);
+        assert_int_equal(store_task_run_update(f->st, e1.id, &t, 0, &err), 0);
+    }
+    assert_int_equal(store_counts_get(f->st, &c, &err), 0);
+    assert_int_equal(c.tasks_queued, 2);
+    assert_int_equal(c.oldest_queued_since, 1200);
+
+    /* A failing query: reported, *out zeroed. */
+    raw_sql(f->dbpath, "ALTER TABLE task_runs RENAME TO task_runs_gone");
+    memset(&c, 0xff, sizeof(c));
+    assert_int_equal(store_counts_get(f->st, &c, &err), ERR_STORE);
+    assert_int_equal(c.tasks_queued, 0);
+    assert_int_equal(c.oldest_running_started, 0);
+}
+
+/* --- query plans of the purge and the counts --- */
+
+static char *plan_of(struct store *st, int which, int by_workflow, size_t nexcept)
+{
+    struct err err = ERR_INIT;
+    char *plan = NULL;
+    int rc = which ? store__sqlite_explain_counts(st, &plan, &err)
+                   : store__sqlite_explain_purge(st, by_workflow, nexcept, &plan, &err);
+    if (rc != 0)
+        fail_msg("explain: %s", err.msg);
+    /* No sort of every match. */
+    if (strstr(plan, "TEMP B-TREE"))
+        print_message("plan sorts:\n%s", plan);
+    assert_null(strstr(plan, "TEMP B-TREE"));
+    return plan;
+}
+
+static void test_purge_counts_query_plans(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    static const size_t nexcepts[] = {0, 1, 3, 64};
+    char *plan;
+
+    for (size_t i = 0; i < sizeof(nexcepts) / sizeof(nexcepts[0]); i++) {
+        plan = plan_of(f->st, 0, 0, nexcepts[i]);
+        print_message("purge plan (%zu kept):\n%s", nexcepts[i], plan);
+        assert_non_null(strstr(plan, "SEARCH executions USING INDEX executions_finished_at"
+                                     " (finished_at<?)"));
+        assert_non_null(strstr(plan, "sqlite_autoindex_executions_1 (id=?)"));
+        assert_null(strstr(plan, "SCAN"));
+        free(plan);
+    }
+    plan = plan_of(f->st, 0, 1, 0);
+    print_message("purge plan (one workflow):\n%s", plan);
+    assert_non_null(strstr(plan, "USING INDEX executions_workflow_finished_at"
+                                 " (workflow=? AND finished_at<?)"));
+    assert_null(strstr(plan, "SCAN"));
+    free(plan);
+
+    plan = plan_of(f->st, 1, 0, 0);
+    print_message("counts plan:\n%s", plan);
+    /* The one scan is of the partial index: queued task runs only. */
+    assert_non_null(strstr(plan, "SCAN t USING COVERING INDEX task_runs_queued"));
+    assert_non_null(strstr(plan, "SEARCH e USING INDEX sqlite_autoindex_executions_1 (id=?)"));
+    assert_non_null(strstr(plan, "SEARCH executions USING INDEX executions_status_id (status=?)"));
+    assert_null(strstr(plan, "SCAN e\n"));
+    assert_null(strstr(plan, "SCAN executions"));
+    free(plan);
+
+    assert_int_equal(store__sqlite_explain_purge(f->st, 0, 65, &plan, &err), ERR_INVALID);
+    assert_null(plan);
+}
+
+/* --- migration from the previous schema version --- */
+
+static void test_migrate_previous_version(void **state)
+{
+    static const char bootstrap[] = "CREATE TABLE schema_version ("
+                                    " version INTEGER NOT NULL PRIMARY KEY,"
+                                    " applied_at BIGINT NOT NULL)";
+    static const char data[] =
+        "INSERT INTO workflows VALUES ('etl', 1, '{\"v\":1}', 100);"
+        "INSERT INTO workflows VALUES ('etl', 2, '{\"v\":2}', 200);"
+        "INSERT INTO executions VALUES ('ex_old1', 'etl', 2, 'succeeded', '{}', 300, 310, 320,"
+        "  NULL);"
+        "INSERT INTO executions VALUES ('ex_old2', 'etl', 2, 'running', '{}', 400, 410, NULL,"
+        "  NULL);"
+        "INSERT INTO task_runs VALUES ('ex_old1', 0, 'extract', 'succeeded', 1, NULL, 310, 320,"
+        "  NULL);"
+        "INSERT INTO task_runs VALUES ('ex_old2', 0, 'extract', 'queued', 0, 450, NULL, NULL,"
+        "  NULL);"
+        "INSERT INTO attempts VALUES ('ex_old1', 0, 1, 'succeeded', 'h:1', 7, 7, 99, 310, 320,"
+        "  0, NULL, NULL);"
+        "INSERT INTO logs VALUES ('ex_old1', 0, 1, 0, 'stdout', 315, 'hello');";
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct store *st = NULL;
+    struct exec_detail *d = NULL;
+    struct log_list logs = {NULL, 0};
+    struct store_counts c;
+    char path[200];
+    char loc[220];
+    char *def = NULL;
+    char id[ID_MAX];
+    int version = 0;
+    int deleted = 0;
+    sqlite3 *db = NULL;
+
+    /* A database as the previous orch left it: every step but the last. */
+    snprintf(path, sizeof(path), "%s/old.db", f->dir);
+    snprintf(loc, sizeof(loc), "sqlite:%s", path);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, bootstrap, NULL, NULL, NULL), SQLITE_OK);
+    for (int v = 0; v < store__migration_count - 1; v++) {
+        char sql[128];
+        assert_int_equal(sqlite3_exec(db, store__migrations[v], NULL, NULL, NULL), SQLITE_OK);
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_version VALUES (%d, 1)", v + 1);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    if (sqlite3_exec(db, data, NULL, NULL, NULL) != SQLITE_OK)
+        fail_msg("old data: %s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+
+    /* A reader refuses it; a writer migrates it. */
+    assert_int_equal(store_open(loc, STORE_READONLY, &st, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "older than this orch"));
+    assert_int_equal(store_open(loc, 0, &st, &err), 0);
+    assert_int_equal(store_schema_version(st, &version, &err), 0);
+    assert_int_equal(version, store__migration_count);
+
+    /* The old data reads as before. */
+    assert_int_equal(store_workflow_get(st, "etl", 0, &def, &version, &err), 0);
+    assert_int_equal(version, 2);
+    assert_string_equal(def, "{\"v\":2}");
+    free(def);
+    assert_int_equal(store_execution_get(st, "ex_old1", &d, &err), 0);
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    assert_int_equal(d->exec.finished_at, 320);
+    assert_int_equal(d->ntasks, 1);
+    assert_string_equal(d->tasks[0].name, "extract");
+    assert_int_equal(d->nattempts, 1);
+    assert_string_equal(d->attempts[0].node, "h:1");
+    exec_detail_free(d);
+    assert_int_equal(store_logs_get(st, "ex_old1", -1, &logs, &err), 0);
+    assert_int_equal(logs.n, 1);
+    assert_string_equal(logs.items[0].data, "hello");
+    log_list_release(&logs);
+
+    /* And the new operations work on it. */
+    assert_int_equal(store_counts_get(st, &c, &err), 0);
+    assert_int_equal(c.tasks_queued, 1);
+    assert_int_equal(c.oldest_queued_since, 450);
+    assert_int_equal(c.executions_running, 1);
+    assert_int_equal(c.oldest_running_started, 410);
+    assert_int_equal(store_idempotency_put(st, "etl", "k", "ex_old1", 500, &err), 0);
+    assert_int_equal(store_workflow_delete(st, "etl", 600, &err), 0);
+    assert_int_equal(store_workflow_put(st, "etl", "{\"v\":2}", 700, &version, &err), 0);
+    assert_int_equal(version, 3);
+    assert_int_equal(store_executions_purge(st, NULL, NULL, 0, 1000, 10, &deleted, &err), 0);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(store_idempotency_get(st, "etl", "k", id, &err), ERR_NOT_FOUND);
+    store_free(st);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM logs"), 0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM attempts"), 0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM task_runs"), 1);
+    /* Opening again changes nothing. */
+    assert_int_equal(store_open(loc, 0, &st, &err), 0);
+    assert_int_equal(store_workflow_get(st, "etl", 1, &def, &version, &err), 0);
+    assert_string_equal(def, "{\"v\":1}");
+    free(def);
+    store_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1270,6 +2199,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_busy_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_timing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workflows_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workflow_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_except_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_counts_query_plans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_previous_version, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
