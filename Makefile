@@ -1,5 +1,5 @@
 # Convenience targets around CMake. See README.md.
-#   make run    install build deps, build, run the example workflow on the embedded store
+#   make run    install build deps, build, start the API server with the example workflows
 #   make test   install test deps, build with ASan+UBSan, run every test (unit, e2e, fuzz replay)
 #   make bench  run the benchmarks in bench/
 BUILD ?= build
@@ -21,11 +21,10 @@ build: deps
 	@cmake --build $(BUILD) -j$(JOBS)
 
 run: build
-	@echo "==> orch run examples/demo.json  (data directory: $(DEMO_DIR))"
-	@$(ORCH) run examples/demo.json --data-dir $(DEMO_DIR) --param region=eu; rc=$$?; \
-	  if [ $$rc -eq 1 ]; then echo "(the demo's 'report-legacy' branch fails on purpose: see its upstream_failed and anyFailed tasks)"; \
-	  elif [ $$rc -ne 0 ]; then exit $$rc; fi
-	@echo "==> try: $(ORCH) executions list --data-dir $(DEMO_DIR)"
+	@echo "==> orch server --data-dir $(DEMO_DIR) --register examples  (foreground; Ctrl-C stops it)"
+	@echo '==> in another terminal: KEY=$$($(ORCH) keys create --name demo --scope admin --data-dir $(DEMO_DIR))'
+	@echo '    curl -H "Authorization: Bearer $$KEY" http://127.0.0.1:8080/v1/health'
+	@$(ORCH) server --data-dir $(DEMO_DIR) --register examples
 
 test: test-asan test-fuzz
 

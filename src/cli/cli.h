@@ -19,6 +19,7 @@ enum cli_exit {
     EXIT_TIMED_OUT = 4, /* the execution timed out */
     EXIT_CANCELLED = 5, /* the execution was cancelled (e.g. Ctrl-C) */
     EXIT_NOT_FOUND = 6, /* no such execution / file */
+    EXIT_AUTH = 7,      /* the server refused the API key (HTTP 401, 403 or 429) */
     EXIT_INTERNAL = 70, /* store, I/O or internal error */
 };
 
@@ -26,6 +27,9 @@ enum cli_exit {
 int cli_exit_for_err(int code);
 /* Map a final execution status to an exit code. */
 int cli_exit_for_status(enum exec_status st);
+/* Map the HTTP status of a server's answer to an exit code (cmd_client.c):
+ * 2xx 0, 400 2, 401/403/429 7, 404 6, 409 1, 413/422 3, others 70. */
+int cli_exit_for_http(long status);
 
 /* One option of a command. */
 struct cli_opt {
@@ -68,6 +72,18 @@ void cli_usage(const struct cli_cmd *cmd, int to_stderr);
 const char *cli_get(const struct cli_args *a, const char *name);
 int cli_flag(const struct cli_args *a, const char *name);
 
+/*
+ * The options of a command that can talk to a server, to put in its option
+ * table. With a server (--server or $ORCH_SERVER) the command is a REST
+ * client of it; without, it works on the local data directory.
+ */
+#define CLI_SERVER_OPTS                                                                            \
+    {"server", "URL", "talk to the orch server at URL (default $ORCH_SERVER)", 0},                 \
+    {"api-key", "KEY", "API key for the server (default $ORCH_API_KEY)", 0}
+
+/* The server URL: --server, else $ORCH_SERVER, else NULL (local mode). */
+const char *cli_server(const struct cli_args *a);
+
 /* The data directory: --data-dir, else $ORCH_DATA_DIR, else "./.orch". */
 const char *cli_data_dir(const struct cli_args *a);
 /* Apply --log-level / $ORCH_LOG_LEVEL. Returns 0 or -1 (message printed). */
@@ -88,6 +104,26 @@ int cmd_resume(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_executions(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
+/* Client commands (cmd_client.c): they need a server, except health. */
+int cmd_workflows(int argc, char **argv);
+int cmd_trigger(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_retry(int argc, char **argv);
+int cmd_health(int argc, char **argv);
+/* The server branch of executions list / executions show / logs, called by
+ * cmd_show.c once the command line has been checked. Return an exit code. */
+int cli_remote_executions_list(const struct cli_args *a, int limit);
+int cli_remote_executions_show(const struct cli_args *a);
+int cli_remote_logs(const struct cli_args *a);
+
+/* Server side (cmd_server.c, cmd_keys.c). */
+int cmd_server(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+/* Engine settings from --workers, --max-output, --kill-grace (or their
+ * environment variables) on top of the defaults (cmd_run.c); prints the
+ * error and returns -1 on a bad value. */
+struct engine_config;
+int cli_engine_settings(const struct cli_args *a, struct engine_config *cfg);
 
 /* Per-execution ownership through lock files in DATA_DIR/locks (owner.c). */
 struct owner;

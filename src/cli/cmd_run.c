@@ -27,6 +27,7 @@ static const struct cli_opt run_opts[] = {
     {"max-output", "BYTES", "output kept per task attempt, the tail (default 1048576)", 0},
     {"kill-grace", "DURATION", "SIGTERM to SIGKILL grace on timeout/cancel (default 10s)", 0},
     {"json", NULL, "print the finished execution as JSON on stdout", 0},
+    {"timing", NULL, "print the seconds from submission to the end of the execution on stderr", 0},
     {NULL, NULL, NULL, 0},
 };
 
@@ -167,7 +168,7 @@ static void print_summary(const struct exec_detail *d)
 
 /* ------------------------------------------------------------------ shared */
 
-static int engine_settings(const struct cli_args *a, struct engine_config *cfg)
+int cli_engine_settings(const struct cli_args *a, struct engine_config *cfg)
 {
     const char *v;
     struct err err = ERR_INIT;
@@ -212,7 +213,13 @@ static int engine_settings(const struct cli_args *a, struct engine_config *cfg)
 }
 
 /* Run the engine until its executions end; print their results. */
-static int run_engine(struct engine *eng, struct store *st, char **ids, size_t nids, int json)
+/*
+ * Run the engine until its executions end; print their results. With
+ * `timing`, print the seconds from `t0` (just before the submission) to the
+ * end of the run on stderr: what a client sees, without process start-up.
+ */
+static int run_engine(struct engine *eng, struct store *st, char **ids, size_t nids, int json,
+                      int64_t t0, int timing)
 {
     struct err err = ERR_INIT;
     struct sigaction sa;
@@ -228,6 +235,8 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
     signal(SIGPIPE, SIG_IGN);
 
     rc = engine_run(eng, &err);
+    if (timing)
+        fprintf(stderr, "submit-to-complete %.6f s\n", (double)(clock_mono_ns() - t0) / 1e9);
     progress_clear();
     g_engine = NULL;
     if (rc) {
@@ -300,7 +309,7 @@ static int setup(const struct cli_args *a, struct store **st, struct engine **en
     struct engine_config cfg;
     struct err err = ERR_INIT;
 
-    if (engine_settings(a, &cfg))
+    if (cli_engine_settings(a, &cfg))
         return EXIT_USAGE;
     if (cli_open_store(a, 1, st))
         return EXIT_INTERNAL;
@@ -344,6 +353,7 @@ int cmd_run(int argc, char **argv)
     char id[ID_MAX];
     char *ids[1];
     size_t len;
+    int64_t t0;
     int code, rc;
 
     rc = cli_parse(&run_cmd, argc, argv, &a);
@@ -383,6 +393,7 @@ int cmd_run(int argc, char **argv)
     code = setup(&a, &st, &eng, &own, &prog);
     if (code)
         goto out;
+    t0 = clock_mono_ns();
     rc = engine_submit(eng, def, params, id, &err);
     if (rc) {
         cli_error("%s", err.msg);
@@ -390,7 +401,7 @@ int cmd_run(int argc, char **argv)
         goto out;
     }
     ids[0] = id;
-    code = run_engine(eng, st, ids, 1, cli_flag(&a, "json"));
+    code = run_engine(eng, st, ids, 1, cli_flag(&a, "json"), t0, cli_flag(&a, "timing"));
 out:
     teardown(st, eng, own);
     free(def);
@@ -452,7 +463,7 @@ int cmd_resume(int argc, char **argv)
         code = EXIT_OK;
         goto out;
     }
-    code = run_engine(eng, st, taken, ntaken, cli_flag(&a, "json"));
+    code = run_engine(eng, st, taken, ntaken, cli_flag(&a, "json"), 0, 0);
 out:
     teardown(st, eng, own);
     for (size_t i = 0; i < nids; i++)

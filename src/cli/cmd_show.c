@@ -52,7 +52,7 @@ int cmd_validate(int argc, char **argv)
         cli_error("'orch validate' needs exactly one workflow file");
         return EXIT_USAGE;
     }
-    def = cli_read_file(a.pos[0], DAG_MAX_BYTES + 1, &len, &code);
+    def = cli_read_file(a.pos[0], DAG_MAX_BYTES, &len, &code);
     if (!def)
         return code;
     rc = dag_parse(def, len, &wf, &probs);
@@ -101,7 +101,10 @@ static const struct cli_opt list_opts[] = {
     {"workflow", "NAME", "only executions of this workflow", 0},
     {"limit", "N", "at most N executions (default 20, max 1000)", 0},
     {"cursor", "ID", "continue after this execution id (the previous page's nextCursor)", 0},
+    {"since", "TIME", "only executions created at or after TIME (2026-11-29T10:00:00Z)", 0},
+    {"until", "TIME", "only executions created before TIME", 0},
     {"json", NULL, "print JSON", 0},
+    CLI_SERVER_OPTS,
     {NULL, NULL, NULL, 0},
 };
 
@@ -111,6 +114,7 @@ static const struct cli_cmd list_cmd = {
 
 static const struct cli_opt show_opts[] = {
     {"json", NULL, "print JSON", 0},
+    CLI_SERVER_OPTS,
     {NULL, NULL, NULL, 0},
 };
 
@@ -146,7 +150,7 @@ static int executions_list(int argc, char **argv)
     struct store *st = NULL;
     struct err err = ERR_INIT;
     const char *v;
-    int rc;
+    int rc, want, more = 0, extra = 0;
 
     rc = cli_parse(&list_cmd, argc, argv, &a);
     if (rc)
@@ -170,16 +174,44 @@ static int executions_list(int argc, char **argv)
         }
         f.limit = (int)n;
     }
-    if (cli_open_store(&a, 0, &st))
-        return EXIT_INTERNAL;
+    if (((v = cli_get(&a, "since")) && clock_parse_iso8601(v, &f.since)) ||
+        ((v = cli_get(&a, "until")) && clock_parse_iso8601(v, &f.until))) {
+        cli_error("invalid time '%s' (use 2026-11-29T10:00:00Z or 2026-11-29)", v);
+        return EXIT_USAGE;
+    }
+    if (cli_server(&a))
+        return cli_remote_executions_list(&a, f.limit);
+    if ((rc = cli_open_store(&a, 0, &st)) != 0)
+        return cli_exit_for_err(rc);
+    /* One row more than asked tells whether there is a next page. */
+    want = f.limit;
+    if (want < 1000)
+        f.limit = want + 1;
     rc = store_executions_list(st, &f, &list, &err);
+    if (rc == 0 && want == 1000 && list.n == 1000) {
+        struct exec_list probe = {NULL, 0};
+        struct exec_filter g = f;
+        g.before_id = list.items[list.n - 1].id;
+        g.limit = 1;
+        rc = store_executions_list(st, &g, &probe, &err);
+        more = probe.n > 0;
+        exec_list_release(&probe);
+    }
     if (rc) {
         cli_error("%s", err.msg);
+        exec_list_release(&list);
         store_free(st);
         return EXIT_INTERNAL;
     }
+    if (list.n > (size_t)want) {
+        more = 1;
+        list.n = (size_t)want; /* the extra row is freed with the list below */
+        extra = 1;
+    }
     if (cli_flag(&a, "json")) {
-        json_t *j = view_exec_list(&list, f.limit);
+        json_t *j = view_exec_list(&list, want);
+        if (more && list.n)
+            json_object_set_new(j, "nextCursor", json_string(list.items[list.n - 1].id));
         print_json(j);
         json_decref(j);
     } else if (!list.n) {
@@ -198,9 +230,10 @@ static int executions_list(int argc, char **argv)
             printf("%-19s  %-24.24s  %-10s  %-24s  %-9s  %s\n", r->id, r->workflow,
                    exec_status_name(r->status), created, dur, r->error ? r->error : "");
         }
-        if ((int)list.n >= f.limit)
+        if (more)
             printf("(more: --cursor %s)\n", list.items[list.n - 1].id);
     }
+    list.n += (size_t)extra;
     exec_list_release(&list);
     store_free(st);
     return EXIT_OK;
@@ -222,8 +255,10 @@ static int executions_show(int argc, char **argv)
         cli_error("'orch executions show' needs one execution id");
         return EXIT_USAGE;
     }
-    if (cli_open_store(&a, 0, &st))
-        return EXIT_INTERNAL;
+    if (cli_server(&a))
+        return cli_remote_executions_show(&a);
+    if ((rc = cli_open_store(&a, 0, &st)) != 0)
+        return cli_exit_for_err(rc);
     rc = store_execution_get(st, a.pos[0], &d, &err);
     if (rc) {
         cli_error("%s", err.msg);
@@ -303,6 +338,8 @@ int cmd_executions(int argc, char **argv)
 static const struct cli_opt logs_opts[] = {
     {"attempt", "N", "only this attempt (default: every attempt)", 0},
     {"json", NULL, "print JSON lines: {task, attempt, stream, ts, data}", 0},
+    {"follow", NULL, "with a server: stream the output until the execution ends", 0},
+    CLI_SERVER_OPTS,
     {NULL, NULL, NULL, 0},
 };
 
@@ -337,9 +374,15 @@ int cmd_logs(int argc, char **argv)
         }
         attempt = (int)n;
     }
+    if (cli_server(&a))
+        return cli_remote_logs(&a);
+    if (cli_flag(&a, "follow")) {
+        cli_error("'orch logs --follow' needs a server: pass --server URL or set ORCH_SERVER");
+        return EXIT_USAGE;
+    }
     json = cli_flag(&a, "json");
-    if (cli_open_store(&a, 0, &st))
-        return EXIT_INTERNAL;
+    if ((rc = cli_open_store(&a, 0, &st)) != 0)
+        return cli_exit_for_err(rc);
     rc = store_execution_get(st, a.pos[0], &d, &err);
     if (rc) {
         cli_error("%s", err.msg);
@@ -381,7 +424,7 @@ int cmd_logs(int argc, char **argv)
                                                                   ? "stderr"
                                                                   : "stdout"));
                 json_object_set_new(o, "ts", view_instant(c->ts));
-                json_object_set_new(o, "data", json_stringn_nocheck(c->data, c->len));
+                json_object_set_new(o, "data", view_text(c->data, c->len));
                 s = json_dumps(o, JSON_COMPACT);
                 printf("%s\n", s);
                 free(s);

@@ -24,6 +24,20 @@ static void usage(FILE *f)
             "  logs ID [TASK]        print captured task output\n"
             "  version               print the version\n"
             "\n"
+            "As a client of a server (--server URL or $ORCH_SERVER, --api-key KEY or\n"
+            "$ORCH_API_KEY), executions list/show and logs ask the server, and:\n"
+            "  workflows apply FILE  create a workflow or a new version of it\n"
+            "  workflows list        list workflows (show NAME, delete NAME)\n"
+            "  trigger NAME          start an execution (--param K=V, --wait)\n"
+            "  cancel ID             cancel an execution\n"
+            "  retry ID              re-run the failed tasks of an execution\n"
+            "  health                the server's health (the local store's without one)\n"
+            "  logs ID --follow      stream task output until the execution ends\n"
+            "\n"
+            "Server:\n"
+            "  server                run the HTTP API, the engine and workers (--listen ADDR)\n"
+            "  keys create|list|revoke  API keys for the server (offline on the data directory)\n"
+            "\n"
             "Run 'orch COMMAND --help' for the options of a command.\n");
 }
 
@@ -41,6 +55,14 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        if (argc > 2 && strcmp(argv[2], "--help") && strcmp(argv[2], "-h")) {
+            cli_error("unknown option '%s' for 'orch version'", argv[2]);
+            return EXIT_USAGE;
+        }
+        if (argc > 2) {
+            printf("usage: orch version\n\nPrint the version.\n");
+            return EXIT_OK;
+        }
         printf("orch %s\n", ORCH_VERSION);
         return EXIT_OK;
     }
@@ -54,6 +76,20 @@ int main(int argc, char **argv)
         return cmd_executions(argc - 2, argv + 2);
     if (!strcmp(cmd, "logs"))
         return cmd_logs(argc - 2, argv + 2);
+    if (!strcmp(cmd, "workflows"))
+        return cmd_workflows(argc - 2, argv + 2);
+    if (!strcmp(cmd, "trigger"))
+        return cmd_trigger(argc - 2, argv + 2);
+    if (!strcmp(cmd, "cancel"))
+        return cmd_cancel(argc - 2, argv + 2);
+    if (!strcmp(cmd, "retry"))
+        return cmd_retry(argc - 2, argv + 2);
+    if (!strcmp(cmd, "health"))
+        return cmd_health(argc - 2, argv + 2);
+    if (!strcmp(cmd, "server"))
+        return cmd_server(argc - 2, argv + 2);
+    if (!strcmp(cmd, "keys"))
+        return cmd_keys(argc - 2, argv + 2);
     cli_error("unknown command '%s' (see 'orch --help')", cmd);
     return EXIT_USAGE;
 }

@@ -227,8 +227,18 @@ char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit
 
     if (!f) {
         cli_error("cannot open '%s': %s", path, strerror(errno));
-        *out_exit = EXIT_NOT_FOUND;
+        *out_exit = errno == ENOENT ? EXIT_NOT_FOUND : EXIT_INVALID;
         return NULL;
+    }
+    {
+        struct stat sb;
+        if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            cli_error("cannot read '%s': Is a directory (a workflow file is needed)", path);
+            if (f != stdin)
+                fclose(f);
+            *out_exit = EXIT_INVALID;
+            return NULL;
+        }
     }
     for (;;) {
         size_t n;

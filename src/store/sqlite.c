@@ -136,9 +136,10 @@ static const char *const stmt_sql[ST_COUNT] = {
                              " WHERE type = 'table' AND name = 'schema_version'",
     [ST_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_version",
     [ST_VERSION_INSERT] = "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
-    [ST_WF_NEWEST] = "SELECT version, definition, deleted_at FROM workflows WHERE name = ?1"
-                     " ORDER BY version DESC LIMIT 1",
-    [ST_WF_GET] = "SELECT version, definition FROM workflows WHERE name = ?1 AND version = ?2",
+    [ST_WF_NEWEST] = "SELECT version, definition, deleted_at, created_at FROM workflows"
+                     " WHERE name = ?1 ORDER BY version DESC LIMIT 1",
+    [ST_WF_GET] = "SELECT version, definition, NULL, created_at FROM workflows"
+                  " WHERE name = ?1 AND version = ?2",
     [ST_WF_INSERT] = "INSERT INTO workflows (name, version, definition, created_at)"
                      " VALUES (?1, ?2, ?3, ?4)",
     [ST_EXEC_INSERT] = "INSERT INTO executions (" EXEC_COLS ")"
@@ -772,7 +773,8 @@ out:
 }
 
 static int sqlite_workflow_get(struct store *st, const char *name, int version,
-                               char **out_definition, int *out_version, struct err *err)
+                               char **out_definition, int *out_version, int64_t *out_created_at,
+                               struct err *err)
 {
     struct sqlite_store *s = sq(st);
     sqlite3_stmt *stmt;
@@ -792,6 +794,8 @@ static int sqlite_workflow_get(struct store *st, const char *name, int version,
     if (rc == SQLITE_ROW) {
         *out_version = sqlite3_column_int(stmt, 0);
         *out_definition = col_str(stmt, 1);
+        if (out_created_at)
+            *out_created_at = sqlite3_column_int64(stmt, 3);
         rc = 0;
     } else if (rc == SQLITE_DONE) {
         if (version)

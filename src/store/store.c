@@ -425,6 +425,12 @@ int store_workflow_put(struct store *st, const char *name, const char *definitio
 int store_workflow_get(struct store *st, const char *name, int version, char **out_definition,
                        int *out_version, struct err *err)
 {
+    return store_workflow_get_at(st, name, version, out_definition, out_version, NULL, err);
+}
+
+int store_workflow_get_at(struct store *st, const char *name, int version, char **out_definition,
+                          int *out_version, int64_t *out_created_at, struct err *err)
+{
     int rc;
 
     *out_definition = NULL;
@@ -433,7 +439,8 @@ int store_workflow_get(struct store *st, const char *name, int version, char **o
         return rc;
     if (version < 0)
         return err_set(err, ERR_INVALID, "invalid version %d of workflow '%s'", version, name);
-    return st->be->workflow_get(st, name, version, out_definition, out_version, err);
+    return st->be->workflow_get(st, name, version, out_definition, out_version, out_created_at,
+                                err);
 }
 
 /* --- executions, task runs, attempts, logs --- */

@@ -187,6 +187,9 @@ int store_workflow_put(struct store *st, const char *name, const char *definitio
  * *out_definition is owned by the caller (free()). */
 int store_workflow_get(struct store *st, const char *name, int version, char **out_definition,
                        int *out_version, struct err *err);
+/* The same, also giving when that version was recorded (*out_created_at, ms). */
+int store_workflow_get_at(struct store *st, const char *name, int version, char **out_definition,
+                          int *out_version, int64_t *out_created_at, struct err *err);
 
 /* --- executions, task runs, attempts (inside a write transaction) --- */
 

@@ -36,7 +36,7 @@ struct store_backend {
     int (*workflow_put)(struct store *st, const char *name, const char *definition, int64_t now,
                         int *out_version, struct err *err);
     int (*workflow_get)(struct store *st, const char *name, int version, char **out_definition,
-                        int *out_version, struct err *err);
+                        int *out_version, int64_t *out_created_at, struct err *err);
 
     int (*execution_insert)(struct store *st, const struct exec_row *row, struct err *err);
     int (*execution_update)(struct store *st, const struct exec_row *row, struct err *err);

@@ -107,12 +107,13 @@ json_t *view_exec_list(const struct exec_list *list, int limit)
 {
     json_t *o = json_object();
     json_t *items = json_array();
-    for (size_t i = 0; i < list->n; i++)
+    size_t n = list->n < (size_t)limit ? list->n : (size_t)limit;
+    for (size_t i = 0; i < n; i++)
         json_array_append_new(items, view_exec_summary(&list->items[i]));
     json_object_set_new(o, "items", items);
-    json_object_set_new(o, "nextCursor", list->n > 0 && (int)list->n >= limit
-                                              ? json_string(list->items[list->n - 1].id)
-                                              : json_null());
+    json_object_set_new(o, "nextCursor",
+                        list->n > (size_t)limit && n ? json_string(list->items[n - 1].id)
+                                                     : json_null());
     return o;
 }
 

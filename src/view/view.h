@@ -17,7 +17,9 @@
 json_t *view_exec_summary(const struct exec_row *row);
 /* The summary plus "tasks": [{"name", "status", "attempts": [...], ...}] */
 json_t *view_exec_detail(const struct exec_detail *d);
-/* {"items": [...summaries], "nextCursor": "ex_..." or null} */
+/* {"items": [...summaries], "nextCursor": "ex_..." or null}: the first `limit`
+ * rows; nextCursor is set when the list holds more than `limit` rows (fetch
+ * limit + 1 to know). */
 json_t *view_exec_list(const struct exec_list *list, int limit);
 /* A JSON string of `len` bytes of text from outside, made valid UTF-8 (every
  * invalid sequence and NUL becomes U+FFFD); never NULL. */

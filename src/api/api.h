@@ -1,0 +1,88 @@
+/*
+ * api.h - the HTTP API server (/v1): libmicrohttpd with a thread pool, JSON
+ * everywhere, API-key authentication.
+ *
+ * Threading: the server's HTTP threads never touch engine state. Reads go
+ * straight to the store on a read connection per HTTP thread; writes that do
+ * not involve the engine (workflow definitions, keys) use a writer
+ * connection per HTTP thread; commands (submit, cancel, retry) go through
+ * engine_post_*(), which block until the engine has committed them. The
+ * engine's loop runs on a thread of the caller's (the main thread of `orch
+ * server`).
+ *
+ * Lifecycle: api_server_start() binds and starts serving;
+ * api_server_quiesce() stops accepting connections (thread-safe, for a
+ * graceful shutdown: open connections are still served);
+ * api_server_free() stops everything: open streams end, connections close,
+ * the HTTP threads are joined and their store connections closed. Free the
+ * server before the engine.
+ */
+#ifndef ORCH_API_API_H
+#define ORCH_API_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "base/err.h"
+
+struct engine;
+struct api_server;
+
+/* Defaults (each overridable through struct api_config). */
+#ifndef API_DEFAULT_LISTEN
+#define API_DEFAULT_LISTEN "127.0.0.1:8080"
+#endif
+#ifndef API_DEFAULT_TIMEOUT_S
+#define API_DEFAULT_TIMEOUT_S 30 /* an idle connection is closed after this */
+#endif
+#ifndef API_DEFAULT_MAX_BODY
+#define API_DEFAULT_MAX_BODY (4u * 1024 * 1024 + 64 * 1024) /* a definition plus room */
+#endif
+#ifndef API_DEFAULT_AUTH_FAIL_LIMIT
+#define API_DEFAULT_AUTH_FAIL_LIMIT 20 /* failed authentications per client and window */
+#endif
+#ifndef API_DEFAULT_AUTH_FAIL_WINDOW_MS
+#define API_DEFAULT_AUTH_FAIL_WINDOW_MS 60000
+#endif
+
+struct api_config {
+    const char *listen;    /* "host:port" or "[v6addr]:port"; borrowed */
+    const char *data_dir;  /* store location the HTTP threads open; borrowed */
+    struct engine *engine; /* borrowed; must outlive the server */
+    int threads;           /* HTTP threads; 0 = online CPUs */
+    int timeout_s;         /* idle connection timeout */
+    size_t max_body;       /* request bodies above this get 413 */
+    int auth_fail_limit;   /* failures per client and window before 429; 0 = no limit */
+    int64_t auth_fail_window_ms;
+};
+
+/* Fill `cfg` with the defaults above (listen, limits); data_dir and engine NULL. */
+void api_config_init(struct api_config *cfg);
+
+/*
+ * Bind and start serving. On failure returns ERR_INVALID (bad listen
+ * address) or ERR_IO (cannot bind) with a message, and *out is NULL.
+ */
+int api_server_start(const struct api_config *cfg, struct api_server **out, struct err *err);
+
+/* The base URL the server listens on ("http://127.0.0.1:8080"), with the
+ * real port when port 0 was asked for. */
+const char *api_server_url(const struct api_server *srv);
+
+/* Stop accepting new connections; served ones go on. Thread-safe, idempotent. */
+void api_server_quiesce(struct api_server *srv);
+
+/* Stop and free the server (NULL is fine). */
+void api_server_free(struct api_server *srv);
+
+/*
+ * Parse a listen address: "127.0.0.1:8080", "localhost:8080", "[::1]:8080",
+ * ":8080" (all IPv4 interfaces) or "8080" (127.0.0.1). Names are resolved
+ * through the local resolver (numeric service only). Returns 0 or
+ * ERR_INVALID with a message.
+ */
+int api_parse_listen(const char *s, struct sockaddr_storage *out, socklen_t *out_len,
+                     struct err *err);
+
+#endif

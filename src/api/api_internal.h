@@ -1,0 +1,206 @@
+/*
+ * api_internal.h - shared between the api module's files; never included
+ * from outside src/api/.
+ */
+#ifndef ORCH_API_API_INTERNAL_H
+#define ORCH_API_API_INTERNAL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "auth/auth.h"
+#include "base/err.h"
+#include "base/strbuf.h"
+#include "store/store.h"
+
+struct MHD_Connection;
+struct MHD_Response;
+struct api_request;
+
+/* ------------------------------------------------------------------ limits */
+
+#define API_MAX_PARAMS      2   /* {placeholders} in one route */
+#define API_PARAM_MAX       256 /* longest path segment a placeholder takes */
+#define API_REQUEST_ID_MAX  64  /* longest X-Request-Id we echo */
+#define API_IDEMPOTENCY_MAX 255 /* longest Idempotency-Key */
+#define API_LIST_DEFAULT    20
+#define API_LIST_MAX        1000
+
+/* ------------------------------------------------------------------ router (router.c) */
+
+typedef void (*api_handler_fn)(struct api_request *req);
+
+struct api_route {
+    const char *method;  /* "GET" */
+    const char *pattern; /* "/v1/executions/{id}/cancel" */
+    unsigned scope;      /* enum key_scope bit needed; 0 = no authentication */
+    api_handler_fn handler;
+};
+
+struct api_path_params {
+    size_t n;
+    char values[API_MAX_PARAMS][API_PARAM_MAX];
+};
+
+/* The routes of /v1 and their number. */
+extern const struct api_route api__routes[];
+extern const size_t api__nroutes;
+
+/*
+ * Find the route for (method, path) in `routes`. Returns it with the values
+ * of its placeholders in *params, or NULL: then `allow` (of `allowlen`
+ * bytes) holds the methods the path accepts ("GET, DELETE": answer 405), or
+ * "" if no route has that path (answer 404). Pure.
+ */
+const struct api_route *api__route_match(const struct api_route *routes, size_t n,
+                                         const char *method, const char *path,
+                                         struct api_path_params *params, char *allow,
+                                         size_t allowlen);
+
+/* ------------------------------------------------------------------ errors (errors.c) */
+
+/* The HTTP status for an ERR_* code: the one place this mapping is made. */
+int api__status_for_err(int code);
+/* The error code string of the JSON error shape for a status ("not_found"). */
+const char *api__code_for_status(int status);
+/* {"error": {"code", "message", "details"}}; takes ownership of `details`
+ * (an array, or NULL for []). `message` need not be valid UTF-8. */
+json_t *api__error_json(int status, const char *message, json_t *details);
+
+/* ------------------------------------------------------------------ pure helpers (query.c) */
+
+/* Parse a page size "1".."1000"; 0 or ERR_INVALID. */
+int api__parse_limit(const char *s, int *out);
+/* Parse "failed" or "queued,running" into a mask of (1 << enum exec_status).
+ * On ERR_INVALID, `bad` (of `badlen` bytes) holds the offending name. */
+int api__parse_status_list(const char *s, unsigned *out_mask, char *bad, size_t badlen);
+/* Parse an instant: RFC 3339 / ISO 8601 ("2026-11-29T10:00:00Z", a date) or
+ * milliseconds since the epoch. */
+int api__parse_instant(const char *s, int64_t *out_ms);
+/* Parse a non-negative decimal int up to `max`. */
+int api__parse_uint(const char *s, int max, int *out);
+/* Parse "true"/"false"/"1"/"0"; 0 or ERR_INVALID. */
+int api__parse_bool(const char *s, int *out);
+/* Is `s` an acceptable client X-Request-Id (1..64 of [A-Za-z0-9._-])? */
+int api__valid_request_id(const char *s);
+/* Is `s` an acceptable Idempotency-Key (1..255 printable ASCII)? */
+int api__valid_idempotency_key(const char *s);
+/* Is `s` an execution id we could have made ("ex_" + 16 base32)? */
+int api__valid_exec_id(const char *s);
+/* A JSON string of `len` bytes of `s`, invalid UTF-8 replaced by U+FFFD. */
+json_t *api__json_string(const char *s, size_t len);
+
+/* ------------------------------------------------------------------ rate limiting (ratelimit.c) */
+
+struct api_ratelimit;
+
+/* Allow `limit` failures per client within `window_ms` (limit 0: never
+ * limit); the table keeps at most `slots` clients (rounded to a power of 2). */
+struct api_ratelimit *api__ratelimit_new(int limit, int64_t window_ms, size_t slots);
+void api__ratelimit_free(struct api_ratelimit *rl);
+/* 0 if `client` may try now, else how many ms until it may. Thread-safe. */
+int64_t api__ratelimit_check(struct api_ratelimit *rl, const char *client, int64_t now_ms);
+/* Record a failed attempt of `client`. Thread-safe. */
+void api__ratelimit_fail(struct api_ratelimit *rl, const char *client, int64_t now_ms);
+
+/* ------------------------------------------------------------------ requests (http.c) */
+
+/* Per-request state; members are read by handlers through the functions below. */
+struct api_request {
+    struct api_server *srv;
+    struct MHD_Connection *conn;
+    const char *method;
+    char *path;
+    char request_id[API_REQUEST_ID_MAX + 1];
+    char client[64];
+    int64_t start_ns;
+    const struct api_route *route;
+    struct api_path_params params;
+    struct strbuf body;
+    size_t discarded; /* body bytes dropped after an early answer */
+    int has_key;
+    struct key_row key;
+    int phase;        /* 0 before the first call, 1 reading, 2 answered */
+    int early_status; /* an answer decided before the body arrived */
+    json_t *early_body;
+    char early_allow[64];
+    char early_auth[AUTH_MSG_MAX + 64]; /* WWW-Authenticate value for 401 */
+    int64_t retry_after_s;              /* for 429 */
+    /* the answer */
+    int status;
+    struct MHD_Response *response;
+    const char *auth_outcome; /* for the log line */
+};
+
+/* The server this request came to. */
+struct engine *api__engine(struct api_request *req);
+const char *api__data_dir(struct api_request *req);
+struct api_ratelimit *api__ratelimit(struct api_request *req);
+int64_t api__uptime_ms(struct api_request *req);
+/* Read figures of the per-thread store connections: open ones and requests in progress. */
+void api__pool_stats(struct api_request *req, int *in_use, int *size);
+
+/* The request's header / query argument `name`, or NULL. */
+const char *api__header(struct api_request *req, const char *name);
+const char *api__query(struct api_request *req, const char *name);
+/*
+ * Check the query: every argument is one of `allowed` (NULL-terminated) and
+ * given at most once. Returns 0, or replies 400 and returns -1.
+ */
+int api__query_check(struct api_request *req, const char *const *allowed);
+
+/*
+ * The calling thread's store connections, opened on first use (read: a
+ * STORE_READONLY reader; write: a writer for what does not go through the
+ * engine). NULL after replying 503 when the store cannot be opened.
+ */
+struct store *api__read_store(struct api_request *req);
+struct store *api__write_store(struct api_request *req);
+
+/* Replies. Each sets the request's answer; the last one wins. */
+/* JSON body (takes ownership of `body`). */
+void api__reply_json(struct api_request *req, int status, json_t *body);
+/* No body (204). */
+void api__reply_empty(struct api_request *req, int status);
+/* The error shape with the status and its code; takes ownership of `details`. */
+void api__reply_error(struct api_request *req, int status, json_t *details, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The error shape for an ERR_* code (status from api__status_for_err) with err->msg. */
+void api__reply_err(struct api_request *req, const struct err *err);
+/* Add a header to the answer already set (Location, ...). */
+void api__reply_header(struct api_request *req, const char *name, const char *value);
+
+/*
+ * A streamed answer: `next` is called (on the request's HTTP thread) to fill
+ * `out` with more bytes; it returns 1 if there may be more later (0 bytes
+ * added: the connection sleeps ~200 ms before the next call), 0 at the end
+ * (after what it added), -1 on error (the connection is closed).
+ * `free_fn(arg)` is called once when the answer is done.
+ */
+typedef int (*api_stream_fn)(void *arg, struct strbuf *out);
+void api__reply_stream(struct api_request *req, int status, const char *content_type,
+                       api_stream_fn next, void (*free_fn)(void *), void *arg);
+/* Is the server stopping (streams should end)? */
+int api__stopping(struct api_request *req);
+
+/* ------------------------------------------------------------------ handlers */
+
+void api__health(struct api_request *req);
+void api__health_scheduler(struct api_request *req);
+void api__workflows_put(struct api_request *req);
+void api__workflows_list(struct api_request *req);
+void api__workflows_get(struct api_request *req);
+void api__workflows_delete(struct api_request *req);
+void api__executions_submit(struct api_request *req);
+void api__executions_list(struct api_request *req);
+void api__executions_get(struct api_request *req);
+void api__executions_cancel(struct api_request *req);
+void api__executions_retry(struct api_request *req);
+void api__executions_logs(struct api_request *req);
+void api__keys_create(struct api_request *req);
+void api__keys_list(struct api_request *req);
+void api__keys_revoke(struct api_request *req);
+
+#endif

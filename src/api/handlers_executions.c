@@ -1,0 +1,513 @@
+/*
+ * handlers_executions.c - /v1/workflows/{name}/executions and /v1/executions:
+ * submit, list, show, cancel, retry, logs (and following them).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/xalloc.h"
+#include "dag/dag.h"
+#include "engine/engine.h"
+#include "view/view.h"
+
+#include "base/banned.h"
+
+#ifndef API_FOLLOW_PASS_MAX
+#define API_FOLLOW_PASS_MAX (1024 * 1024) /* bytes gathered per poll of a followed log */
+#endif
+
+static const char *const no_args[] = {NULL};
+
+/* Reply with the summary of execution `id` as stored now. */
+static void reply_summary(struct api_request *req, int status, const char *id)
+{
+    struct exec_detail *d = NULL;
+    struct err err = ERR_INIT;
+    struct store *rd = api__read_store(req);
+
+    if (!rd)
+        return;
+    if (store_execution_get(rd, id, &d, &err)) {
+        api__reply_err(req, &err);
+        return;
+    }
+    api__reply_json(req, status, view_exec_summary(&d->exec));
+    exec_detail_free(d);
+}
+
+/* The {id} of the path, or NULL after replying 404. */
+static const char *exec_id_param(struct api_request *req)
+{
+    const char *id = req->params.values[0];
+    if (!api__valid_exec_id(id)) {
+        api__reply_error(req, 404, NULL, "no execution '%.64s'", id);
+        return NULL;
+    }
+    return id;
+}
+
+/*
+ * The params of a submission: the body is optional; if given it must be an
+ * object whose only field is "params" (an object or null). *out is the
+ * params' JSON text or NULL (free()). Returns 0, or -1 after replying.
+ */
+static int submission_params(struct api_request *req, char **out)
+{
+    json_error_t jerr;
+    json_t *doc, *p;
+    const char *key;
+    json_t *val;
+
+    *out = NULL;
+    if (req->body.len == 0)
+        return 0;
+    doc = json_loadb(req->body.buf, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc) {
+        api__reply_error(req, 400, NULL,
+                         "the request body is not valid JSON: line %d column %d: %s", jerr.line,
+                         jerr.column, jerr.text);
+        return -1;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        api__reply_error(req, 400, NULL,
+                         "the request body must be a JSON object such as {\"params\": {...}}");
+        return -1;
+    }
+    json_object_foreach(doc, key, val)
+    {
+        if (strcmp(key, "params") != 0) {
+            char k[80];
+            snprintf(k, sizeof(k), "%.64s", key);
+            json_decref(doc);
+            api__reply_error(req, 400, NULL,
+                             "unknown field '%s' in the request body (only 'params' is taken)", k);
+            return -1;
+        }
+    }
+    p = json_object_get(doc, "params");
+    if (p && !json_is_null(p)) {
+        if (!json_is_object(p)) {
+            json_t *details = json_pack("[{s:s, s:s}]", "path", "$.params", "message",
+                                        "'params' must be an object");
+            json_decref(doc);
+            api__reply_error(req, 422, details, "invalid params: 'params' must be an object");
+            return -1;
+        }
+        *out = json_dumps(p, JSON_COMPACT);
+    }
+    json_decref(doc);
+    return 0;
+}
+
+void api__executions_submit(struct api_request *req)
+{
+    const char *name = req->params.values[0];
+    const char *idem = api__header(req, "Idempotency-Key");
+    struct err err = ERR_INIT;
+    char *params = NULL;
+    char id[ID_MAX];
+    int existing = 0, rc;
+
+    if (api__query_check(req, no_args))
+        return;
+    if (idem && !api__valid_idempotency_key(idem)) {
+        api__reply_error(req, 400, NULL,
+                         "invalid Idempotency-Key: use 1 to %d printable ASCII characters",
+                         API_IDEMPOTENCY_MAX);
+        return;
+    }
+    if (!dag_valid_workflow_name(name)) {
+        api__reply_error(req, 404, NULL, "no workflow '%s'", name);
+        return;
+    }
+    if (submission_params(req, &params))
+        return;
+    rc = engine_post_submit(api__engine(req), name, params, idem, id, &existing, &err);
+    free(params);
+    if (rc == ERR_INVALID) {
+        json_t *details = json_array();
+        json_t *d = json_object();
+        json_object_set_new(d, "path", json_string("$.params"));
+        json_object_set_new(d, "message", api__json_string(err.msg, strlen(err.msg)));
+        json_array_append_new(details, d);
+        api__reply_error(req, 422, details, "invalid params: %s", err.msg);
+        return;
+    }
+    if (rc) {
+        api__reply_err(req, &err);
+        return;
+    }
+    reply_summary(req, existing ? 200 : 201, id);
+    if (req->status == 201) {
+        char loc[64];
+        snprintf(loc, sizeof(loc), "/v1/executions/%s", id);
+        api__reply_header(req, "Location", loc);
+    }
+}
+
+/* Drop the rows of `list` after the first `keep`. */
+static void list_truncate(struct exec_list *list, size_t keep)
+{
+    while (list->n > keep)
+        exec_row_release(&list->items[--list->n]);
+}
+
+void api__executions_list(struct api_request *req)
+{
+    static const char *const args[] = {"status", "workflow", "since", "until",
+                                       "limit",  "cursor",   NULL};
+    struct exec_filter f;
+    struct exec_list list = {NULL, 0};
+    struct err err = ERR_INIT;
+    struct store *rd;
+    const char *v;
+    json_t *body;
+    int limit = API_LIST_DEFAULT, more = 0;
+
+    if (api__query_check(req, args))
+        return;
+    memset(&f, 0, sizeof(f));
+    v = api__query(req, "status");
+    if (v) {
+        char bad[40];
+        if (api__parse_status_list(v, &f.status_mask, bad, sizeof(bad))) {
+            api__reply_error(req, 400, NULL,
+                             "invalid 'status': unknown status '%s' (use queued, running, "
+                             "succeeded, failed, cancelled or timed_out, comma-separated)",
+                             bad);
+            return;
+        }
+    }
+    v = api__query(req, "workflow");
+    if (v) {
+        if (!*v || strlen(v) > 128) {
+            api__reply_error(req, 400, NULL, "invalid 'workflow': expected a workflow name");
+            return;
+        }
+        f.workflow = v;
+    }
+    v = api__query(req, "since");
+    if (v && (api__parse_instant(v, &f.since) || f.since < 0)) {
+        api__reply_error(req, 400, NULL,
+                         "invalid 'since': expected an ISO 8601 instant such as "
+                         "2026-11-29T10:00:00Z");
+        return;
+    }
+    v = api__query(req, "until");
+    if (v && (api__parse_instant(v, &f.until) || f.until < 0)) {
+        api__reply_error(req, 400, NULL,
+                         "invalid 'until': expected an ISO 8601 instant such as "
+                         "2026-11-29T10:00:00Z");
+        return;
+    }
+    v = api__query(req, "limit");
+    if (v && api__parse_limit(v, &limit)) {
+        api__reply_error(req, 400, NULL, "invalid 'limit': expected an integer from 1 to %d",
+                         API_LIST_MAX);
+        return;
+    }
+    v = api__query(req, "cursor");
+    if (v) {
+        if (!api__valid_exec_id(v)) {
+            api__reply_error(req, 400, NULL,
+                             "invalid 'cursor': expected the nextCursor of a previous page");
+            return;
+        }
+        f.before_id = v;
+    }
+    rd = api__read_store(req);
+    if (!rd)
+        return;
+    /* One row more than asked tells whether there is a next page. */
+    f.limit = limit < API_LIST_MAX ? limit + 1 : API_LIST_MAX;
+    if (store_executions_list(rd, &f, &list, &err)) {
+        api__reply_err(req, &err);
+        return;
+    }
+    if (list.n > (size_t)limit) {
+        more = 1;
+        list_truncate(&list, (size_t)limit);
+    } else if (list.n == (size_t)limit && f.limit == limit) {
+        /* limit is the maximum page: ask for one row past it. */
+        struct exec_list probe = {NULL, 0};
+        struct exec_filter g = f;
+        g.before_id = list.items[list.n - 1].id;
+        g.limit = 1;
+        if (store_executions_list(rd, &g, &probe, &err)) {
+            exec_list_release(&list);
+            api__reply_err(req, &err);
+            return;
+        }
+        more = probe.n > 0;
+        exec_list_release(&probe);
+    }
+    body = view_exec_list(&list, limit);
+    json_object_set_new(body, "nextCursor",
+                        more && list.n ? json_string(list.items[list.n - 1].id) : json_null());
+    exec_list_release(&list);
+    api__reply_json(req, 200, body);
+}
+
+void api__executions_get(struct api_request *req)
+{
+    struct exec_detail *d = NULL;
+    struct err err = ERR_INIT;
+    struct store *rd;
+    const char *id;
+
+    if (api__query_check(req, no_args))
+        return;
+    id = exec_id_param(req);
+    if (!id)
+        return;
+    rd = api__read_store(req);
+    if (!rd)
+        return;
+    if (store_execution_get(rd, id, &d, &err)) {
+        api__reply_err(req, &err);
+        return;
+    }
+    api__reply_json(req, 200, view_exec_detail(d));
+    exec_detail_free(d);
+}
+
+void api__executions_cancel(struct api_request *req)
+{
+    struct err err = ERR_INIT;
+    const char *id;
+
+    if (api__query_check(req, no_args))
+        return;
+    id = exec_id_param(req);
+    if (!id)
+        return;
+    if (engine_post_cancel(api__engine(req), id, &err)) {
+        api__reply_err(req, &err);
+        return;
+    }
+    reply_summary(req, 200, id);
+}
+
+void api__executions_retry(struct api_request *req)
+{
+    struct err err = ERR_INIT;
+    const char *id;
+
+    if (api__query_check(req, no_args))
+        return;
+    id = exec_id_param(req);
+    if (!id)
+        return;
+    if (engine_post_retry(api__engine(req), id, &err)) {
+        api__reply_err(req, &err);
+        return;
+    }
+    reply_summary(req, 200, id);
+}
+
+/* ------------------------------------------------------------------ logs */
+
+static const char *task_name(const struct exec_detail *d, int idx)
+{
+    for (size_t i = 0; i < d->ntasks; i++)
+        if (d->tasks[i].idx == idx)
+            return d->tasks[i].name ? d->tasks[i].name : "";
+    return "";
+}
+
+static json_t *log_item(const char *task, const struct log_chunk *c)
+{
+    char ts[CLOCK_ISO_MAX];
+    json_t *o = json_object();
+
+    json_object_set_new(o, "task", api__json_string(task, strlen(task)));
+    json_object_set_new(o, "attempt", json_integer(c->attempt));
+    json_object_set_new(o, "stream",
+                        json_string(c->stream == LOG_STREAM_STDERR ? "stderr" : "stdout"));
+    json_object_set_new(o, "seq", json_integer(c->seq));
+    json_object_set_new(o, "ts", json_string(clock_iso8601(c->ts, ts)));
+    json_object_set_new(o, "data", api__json_string(c->data, c->len));
+    return o;
+}
+
+/* One log item as a line of NDJSON appended to `out`. */
+static void add_line(struct strbuf *out, const char *task, const struct log_chunk *c)
+{
+    json_t *o = log_item(task, c);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (s) {
+        strbuf_adds(out, s);
+        strbuf_addch(out, '\n');
+        free(s);
+    }
+}
+
+struct follow_att {
+    int task_idx;
+    int number;
+    int last_seq;
+    int drained; /* finished, and read after it finished */
+};
+
+struct follow {
+    struct store *st; /* its own reader: the stream may outlive the request */
+    char exec_id[ID_MAX];
+    int task_idx; /* -1: every task */
+    int attempt;  /* 0: every attempt */
+    struct follow_att *atts;
+    size_t natts, alloc;
+};
+
+static struct follow_att *follow_att(struct follow *f, int task_idx, int number)
+{
+    for (size_t i = 0; i < f->natts; i++)
+        if (f->atts[i].task_idx == task_idx && f->atts[i].number == number)
+            return &f->atts[i];
+    XGROW(f->atts, f->alloc, f->natts + 1);
+    f->atts[f->natts].task_idx = task_idx;
+    f->atts[f->natts].number = number;
+    f->atts[f->natts].last_seq = -1;
+    f->atts[f->natts].drained = 0;
+    return &f->atts[f->natts++];
+}
+
+/*
+ * One poll: the execution's attempts (a snapshot), then the new chunks of
+ * each attempt not drained yet. An attempt whose status in the snapshot is
+ * final has written all its output before the snapshot, so the read that
+ * follows drains it. The stream ends after a complete pass that started with
+ * the execution final.
+ */
+static int follow_next(void *arg, struct strbuf *out)
+{
+    struct follow *f = arg;
+    struct exec_detail *d = NULL;
+    struct err err = ERR_INIT;
+    int final, cut = 0;
+
+    if (store_execution_get(f->st, f->exec_id, &d, &err)) {
+        log_warn("API", "Log stream of %s ended: %s", f->exec_id, err.msg);
+        return -1;
+    }
+    final = exec_status_is_final(d->exec.status);
+    for (size_t i = 0; i < d->nattempts && !cut; i++) {
+        const struct attempt_row *a = &d->attempts[i];
+        struct follow_att *fa;
+        struct log_list list = {NULL, 0};
+        const char *task;
+
+        if ((f->task_idx >= 0 && a->task_idx != f->task_idx) ||
+            (f->attempt > 0 && a->number != f->attempt))
+            continue;
+        fa = follow_att(f, a->task_idx, a->number);
+        if (fa->drained)
+            continue;
+        if (store_logs_follow(f->st, f->exec_id, a->task_idx, a->number, fa->last_seq, &list,
+                              &err)) {
+            log_warn("API", "Log stream of %s ended: %s", f->exec_id, err.msg);
+            exec_detail_free(d);
+            return -1;
+        }
+        task = task_name(d, a->task_idx);
+        for (size_t k = 0; k < list.n; k++) {
+            add_line(out, task, &list.items[k]);
+            fa->last_seq = list.items[k].seq;
+        }
+        log_list_release(&list);
+        if (a->status != ATTEMPT_RUNNING)
+            fa->drained = 1;
+        if (out->len > API_FOLLOW_PASS_MAX)
+            cut = 1;
+    }
+    exec_detail_free(d);
+    return final && !cut ? 0 : 1;
+}
+
+static void follow_free(void *arg)
+{
+    struct follow *f = arg;
+    store_free(f->st);
+    free(f->atts);
+    free(f);
+}
+
+void api__executions_logs(struct api_request *req)
+{
+    static const char *const args[] = {"task", "attempt", "follow", NULL};
+    struct exec_detail *d = NULL;
+    struct log_list list = {NULL, 0};
+    struct err err = ERR_INIT;
+    struct store *rd;
+    const char *id, *task, *v;
+    int attempt = 0, follow = 0, task_idx = -1;
+    json_t *items, *o;
+
+    if (api__query_check(req, args))
+        return;
+    id = exec_id_param(req);
+    if (!id)
+        return;
+    task = api__query(req, "task");
+    v = api__query(req, "attempt");
+    if (v && (api__parse_uint(v, 1 << 30, &attempt) || attempt < 1)) {
+        api__reply_error(req, 400, NULL, "invalid 'attempt': expected a positive integer");
+        return;
+    }
+    v = api__query(req, "follow");
+    if (v && api__parse_bool(v, &follow)) {
+        api__reply_error(req, 400, NULL, "invalid 'follow': expected true or false");
+        return;
+    }
+    rd = api__read_store(req);
+    if (!rd)
+        return;
+    if (store_execution_get(rd, id, &d, &err)) {
+        api__reply_err(req, &err);
+        return;
+    }
+    if (task) {
+        for (size_t i = 0; i < d->ntasks; i++)
+            if (d->tasks[i].name && !strcmp(d->tasks[i].name, task))
+                task_idx = d->tasks[i].idx;
+        if (task_idx < 0) {
+            api__reply_error(req, 404, NULL, "execution %s has no task '%.128s'", id, task);
+            goto out;
+        }
+    }
+    if (follow) {
+        struct follow *f = xcalloc(1, sizeof(*f));
+        if (store_open(api__data_dir(req), STORE_READONLY, &f->st, &err)) {
+            free(f);
+            api__reply_err(req, &err);
+            goto out;
+        }
+        snprintf(f->exec_id, sizeof(f->exec_id), "%.*s", ID_MAX - 1, id);
+        f->task_idx = task_idx;
+        f->attempt = attempt;
+        api__reply_stream(req, 200, "application/x-ndjson", follow_next, follow_free, f);
+        goto out;
+    }
+    if (store_logs_get(rd, id, task_idx, &list, &err)) {
+        api__reply_err(req, &err);
+        goto out;
+    }
+    items = json_array();
+    for (size_t i = 0; i < list.n; i++) {
+        if (attempt && list.items[i].attempt != attempt)
+            continue;
+        json_array_append_new(items,
+                              log_item(task_name(d, list.items[i].task_idx), &list.items[i]));
+    }
+    log_list_release(&list);
+    o = json_object();
+    json_object_set_new(o, "items", items);
+    api__reply_json(req, 200, o);
+out:
+    exec_detail_free(d);
+}

@@ -1,0 +1,191 @@
+/*
+ * handlers_workflows.c - /v1/workflows: versioned workflow definitions.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "base/clock.h"
+#include "dag/dag.h"
+#include "view/view.h"
+
+#include "base/banned.h"
+
+static const char *const no_args[] = {NULL};
+
+/* 422 with every problem of a definition and its JSON path. */
+static void reply_problems(struct api_request *req, const struct dag_problems *probs)
+{
+    json_t *details = json_array();
+
+    for (size_t i = 0; i < probs->n; i++) {
+        json_t *d = json_object();
+        const char *path = probs->items[i].path ? probs->items[i].path : "$";
+        const char *msg = probs->items[i].message ? probs->items[i].message : "invalid";
+        json_object_set_new(d, "path", api__json_string(path, strlen(path)));
+        json_object_set_new(d, "message", api__json_string(msg, strlen(msg)));
+        json_array_append_new(details, d);
+    }
+    if (probs->dropped) {
+        json_t *d = json_object();
+        char msg[64];
+        snprintf(msg, sizeof(msg), "... and %zu more problems", probs->dropped);
+        json_object_set_new(d, "path", json_string("$"));
+        json_object_set_new(d, "message", json_string(msg));
+        json_array_append_new(details, d);
+    }
+    api__reply_error(req, 422, details, "invalid workflow definition: %zu problem%s",
+                     probs->n + probs->dropped, probs->n + probs->dropped == 1 ? "" : "s");
+}
+
+void api__workflows_put(struct api_request *req)
+{
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct err err = ERR_INIT;
+    json_error_t jerr;
+    json_t *doc;
+    struct store *wr;
+    char *old = NULL;
+    int prev = 0, version = 0, rc;
+    int64_t now = clock_now_ms(), created_at, prev_created = 0;
+
+    if (api__query_check(req, no_args))
+        return;
+    if (req->body.len == 0) {
+        api__reply_error(req, 400, NULL,
+                         "the request body must be a workflow definition (JSON object)");
+        return;
+    }
+    if (memchr(req->body.buf, '\0', req->body.len)) {
+        api__reply_error(req, 400, NULL, "the request body contains a NUL byte");
+        return;
+    }
+    doc = json_loadb(req->body.buf, req->body.len, JSON_DECODE_ANY, &jerr);
+    if (!doc) {
+        api__reply_error(req, 400, NULL,
+                         "the request body is not valid JSON: line %d column %d: %s", jerr.line,
+                         jerr.column, jerr.text);
+        return;
+    }
+    json_decref(doc);
+    if (dag_parse(req->body.buf, req->body.len, &wf, &probs)) {
+        reply_problems(req, &probs);
+        dag_problems_release(&probs);
+        return;
+    }
+    wr = api__write_store(req);
+    if (!wr)
+        goto out;
+    /* In one transaction, so that "was a version added" is exact. */
+    rc = store_begin(wr, &err);
+    if (rc == 0) {
+        rc = store_workflow_get_at(wr, wf->name, 0, &old, &prev, &prev_created, &err);
+        if (rc == ERR_NOT_FOUND) {
+            prev = 0;
+            rc = 0;
+        }
+    }
+    if (rc == 0)
+        rc = store_workflow_put(wr, wf->name, req->body.buf, now, &version, &err);
+    if (rc == 0)
+        rc = store_commit(wr, &err);
+    if (rc) {
+        store_rollback(wr);
+        api__reply_err(req, &err);
+        goto out;
+    }
+    created_at = version != prev ? now : prev_created;
+    api__reply_json(req, version != prev ? 201 : 200,
+                    view_workflow(wf->name, version, created_at, req->body.buf, 1));
+    if (version != prev) {
+        char loc[200];
+        snprintf(loc, sizeof(loc), "/v1/workflows/%s", wf->name);
+        api__reply_header(req, "Location", loc);
+    }
+out:
+    free(old);
+    workflow_free(wf);
+}
+
+void api__workflows_list(struct api_request *req)
+{
+    struct workflow_row *rows = NULL;
+    struct err err = ERR_INIT;
+    struct store *rd;
+    json_t *items, *o;
+    size_t n = 0;
+
+    if (api__query_check(req, no_args))
+        return;
+    rd = api__read_store(req);
+    if (!rd)
+        return;
+    if (store_workflows_list(rd, &rows, &n, &err)) {
+        api__reply_err(req, &err);
+        return;
+    }
+    items = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(items, view_workflow(rows[i].name, rows[i].version,
+                                                   rows[i].created_at, rows[i].definition, 0));
+    workflow_rows_free(rows, n);
+    o = json_object();
+    json_object_set_new(o, "items", items);
+    api__reply_json(req, 200, o);
+}
+
+void api__workflows_get(struct api_request *req)
+{
+    static const char *const args[] = {"version", NULL};
+    const char *name = req->params.values[0];
+    const char *v = NULL;
+    struct err err = ERR_INIT;
+    struct store *rd;
+    char *def = NULL;
+    int want = 0, version = 0;
+    int64_t created_at = 0;
+
+    if (api__query_check(req, args))
+        return;
+    v = api__query(req, "version");
+    if (v && (api__parse_uint(v, 1 << 30, &want) || want < 1)) {
+        api__reply_error(req, 400, NULL, "invalid 'version': expected a positive integer");
+        return;
+    }
+    if (!dag_valid_workflow_name(name)) {
+        api__reply_error(req, 404, NULL, "no workflow '%s'", name);
+        return;
+    }
+    rd = api__read_store(req);
+    if (!rd)
+        return;
+    if (store_workflow_get_at(rd, name, want, &def, &version, &created_at, &err)) {
+        api__reply_err(req, &err);
+        return;
+    }
+    api__reply_json(req, 200, view_workflow(name, version, created_at, def, 1));
+    free(def);
+}
+
+void api__workflows_delete(struct api_request *req)
+{
+    const char *name = req->params.values[0];
+    struct err err = ERR_INIT;
+    struct store *wr;
+
+    if (api__query_check(req, no_args))
+        return;
+    if (!dag_valid_workflow_name(name)) {
+        api__reply_error(req, 404, NULL, "no workflow '%s'", name);
+        return;
+    }
+    wr = api__write_store(req);
+    if (!wr)
+        return;
+    if (store_workflow_delete(wr, name, clock_now_ms(), &err)) {
+        api__reply_err(req, &err);
+        return;
+    }
+    api__reply_empty(req, 204);
+}

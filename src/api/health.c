@@ -1,0 +1,296 @@
+/*
+ * health.c - GET /v1/health (every component with its figures) and
+ * GET /v1/health/scheduler.
+ *
+ * Overall status: "down" (503) when the database is unreachable or the
+ * engine is not running; "degraded" (200) when memory or disk is short or
+ * the queue is stuck; otherwise "ok". The scheduler is not part of this
+ * version: it is reported down without changing the overall status.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "api_internal.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "engine/engine.h"
+
+#include "base/banned.h"
+
+#ifndef HEALTH_MEMORY_DEGRADED_PCT
+#define HEALTH_MEMORY_DEGRADED_PCT 85.0 /* system or cgroup memory use above this */
+#endif
+#ifndef HEALTH_DISK_DEGRADED_PCT
+#define HEALTH_DISK_DEGRADED_PCT 5.0 /* free space of the data directory below this */
+#endif
+#ifndef HEALTH_QUEUE_DEGRADED_MS
+#define HEALTH_QUEUE_DEGRADED_MS (5 * 60 * 1000) /* a task queued this long: workers stuck? */
+#endif
+#define HEALTH_WARN_EVERY_MS 60000
+
+#define SCHEDULER_MESSAGE "no scheduler is running: schedules are not supported by this version"
+
+static atomic_llong last_memory_warn;
+
+/* A number from the first line of `path`, or -1 ("max" and errors give -1). */
+static long long read_number(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    char line[64];
+    long long v = -1;
+    char *end;
+
+    if (!f)
+        return -1;
+    if (fgets(line, sizeof(line), f)) {
+        v = strtoll(line, &end, 10);
+        if (end == line)
+            v = -1;
+    }
+    fclose(f);
+    return v;
+}
+
+static long long rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    long long size = 0, resident = 0;
+    long page = sysconf(_SC_PAGESIZE);
+
+    if (!f)
+        return -1;
+    if (fscanf(f, "%lld %lld", &size, &resident) != 2)
+        resident = -1;
+    fclose(f);
+    return resident < 0 ? -1 : resident * (page > 0 ? page : 4096);
+}
+
+/* System memory in use, percent (MemTotal - MemAvailable), or -1. */
+static double system_used_pct(void)
+{
+    FILE *f = fopen("/proc/meminfo", "re");
+    char line[128];
+    long long total = -1, avail = -1;
+
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        long long v;
+        if (sscanf(line, "MemTotal: %lld kB", &v) == 1)
+            total = v;
+        else if (sscanf(line, "MemAvailable: %lld kB", &v) == 1)
+            avail = v;
+    }
+    fclose(f);
+    if (total <= 0 || avail < 0)
+        return -1;
+    return 100.0 * (double)(total - avail) / (double)total;
+}
+
+/* Memory of our cgroup (v2) against its limit, percent, or -1 without a limit. */
+static double cgroup_used_pct(void)
+{
+    long long cur = read_number("/sys/fs/cgroup/memory.current");
+    long long max = read_number("/sys/fs/cgroup/memory.max");
+    if (cur < 0 || max <= 0)
+        return -1;
+    return 100.0 * (double)cur / (double)max;
+}
+
+static json_t *round1(double v)
+{
+    return json_real((double)(long long)(v * 10.0 + 0.5) / 10.0);
+}
+
+/* Component statuses, in order of severity. */
+enum health { HEALTH_OK = 0, HEALTH_DEGRADED, HEALTH_DOWN };
+
+static const char *const health_names[] = {"ok", "degraded", "down"};
+
+static enum health worse(enum health a, enum health b)
+{
+    return a > b ? a : b;
+}
+
+static json_t *scheduler_json(void)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "status", json_string("down"));
+    json_object_set_new(o, "running", json_false());
+    json_object_set_new(o, "message", json_string(SCHEDULER_MESSAGE));
+    return o;
+}
+
+static json_t *database_json(struct api_request *req, enum health *status)
+{
+    json_t *o = json_object(), *pool = json_object();
+    struct store *rd = api__read_store(req);
+    struct err err = ERR_INIT;
+    int64_t t0 = clock_mono_ns();
+    int ok = rd && store_ping(rd, &err) == 0;
+    double ms = (double)(clock_mono_ns() - t0) / 1e6;
+    int in_use, size;
+
+    /* api__read_store replied 503 if it failed; this answer replaces it. */
+    api__pool_stats(req, &in_use, &size);
+    *status = ok ? HEALTH_OK : HEALTH_DOWN;
+    json_object_set_new(o, "status", json_string(health_names[*status]));
+    json_object_set_new(o, "reachable", json_boolean(ok));
+    json_object_set_new(o, "latencyMs",
+                        ok ? json_real((double)(long long)(ms * 1000.0 + 0.5) / 1000.0)
+                           : json_null());
+    json_object_set_new(pool, "inUse", json_integer(in_use));
+    json_object_set_new(pool, "size", json_integer(size));
+    json_object_set_new(o, "pool", pool);
+    if (!ok && rd)
+        log_warn("Health", "Database check failed: %s", err.msg);
+    return o;
+}
+
+/*
+ * Memory and disk figures cost a dozen file opens; health checks may come
+ * often (load balancers, benchmarks), so a sample serves for up to
+ * HEALTH_SAMPLE_MS.
+ */
+#ifndef HEALTH_SAMPLE_MS
+#define HEALTH_SAMPLE_MS 1000
+#endif
+
+struct sample {
+    int64_t at; /* monotonic ms, 0 = never */
+    long long rss;
+    double sys_pct, cg_pct;
+    int disk_ok;
+    long long free_bytes;
+    double free_pct;
+    char dir[1024];  /* the data directory it was taken for */
+    char path[1024]; /* its absolute path */
+};
+
+static pthread_mutex_t sample_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sample last_sample;
+
+static void take_sample(const char *dir, struct sample *out)
+{
+    int64_t now = clock_mono_ms();
+
+    pthread_mutex_lock(&sample_lock);
+    if (!last_sample.at || now - last_sample.at >= HEALTH_SAMPLE_MS ||
+        strcmp(last_sample.dir, dir) != 0) {
+        struct statvfs vfs;
+        char *abs = realpath(dir, NULL);
+
+        last_sample.at = now;
+        last_sample.rss = rss_bytes();
+        last_sample.sys_pct = system_used_pct();
+        last_sample.cg_pct = cgroup_used_pct();
+        last_sample.disk_ok = statvfs(dir, &vfs) == 0 && vfs.f_blocks > 0;
+        if (last_sample.disk_ok) {
+            last_sample.free_bytes = (long long)vfs.f_bavail * (long long)vfs.f_frsize;
+            last_sample.free_pct = 100.0 * (double)vfs.f_bavail / (double)vfs.f_blocks;
+        }
+        snprintf(last_sample.dir, sizeof(last_sample.dir), "%s", dir);
+        snprintf(last_sample.path, sizeof(last_sample.path), "%s", abs ? abs : dir);
+        free(abs);
+    }
+    *out = last_sample;
+    pthread_mutex_unlock(&sample_lock);
+}
+
+static json_t *memory_json(const struct sample *sm, enum health *status)
+{
+    json_t *o = json_object();
+    double top = sm->sys_pct > sm->cg_pct ? sm->sys_pct : sm->cg_pct;
+
+    *status = top > HEALTH_MEMORY_DEGRADED_PCT ? HEALTH_DEGRADED : HEALTH_OK;
+    if (top > HEALTH_MEMORY_DEGRADED_PCT) {
+        long long now = clock_now_ms();
+        long long last = atomic_load(&last_memory_warn);
+        if (now - last >= HEALTH_WARN_EVERY_MS &&
+            atomic_compare_exchange_strong(&last_memory_warn, &last, now))
+            log_warn("Health", "High memory usage detected: %.0f%%", top);
+    }
+    json_object_set_new(o, "status", json_string(health_names[*status]));
+    json_object_set_new(o, "rssBytes", sm->rss >= 0 ? json_integer(sm->rss) : json_null());
+    json_object_set_new(o, "systemUsedPercent",
+                        sm->sys_pct >= 0 ? round1(sm->sys_pct) : json_null());
+    json_object_set_new(o, "cgroupUsedPercent", sm->cg_pct >= 0 ? round1(sm->cg_pct) : json_null());
+    return o;
+}
+
+static json_t *disk_json(const struct sample *sm, enum health *status)
+{
+    json_t *o = json_object();
+
+    if (!sm->disk_ok) {
+        *status = HEALTH_DEGRADED;
+        json_object_set_new(o, "status", json_string(health_names[*status]));
+        json_object_set_new(o, "freeBytes", json_null());
+        json_object_set_new(o, "freePercent", json_null());
+    } else {
+        *status = sm->free_pct < HEALTH_DISK_DEGRADED_PCT ? HEALTH_DEGRADED : HEALTH_OK;
+        json_object_set_new(o, "status", json_string(health_names[*status]));
+        json_object_set_new(o, "freeBytes", json_integer((json_int_t)sm->free_bytes));
+        json_object_set_new(o, "freePercent", round1(sm->free_pct));
+    }
+    json_object_set_new(o, "path", json_string(sm->path));
+    return o;
+}
+
+void api__health(struct api_request *req)
+{
+    static const char *const no_args[] = {NULL};
+    struct engine_stats es;
+    enum health st_db, st_mem, st_disk, st_workers, st_queue, overall;
+    struct sample sm;
+    json_t *o, *c, *w, *q, *e;
+
+    if (api__query_check(req, no_args))
+        return;
+    engine_get_stats(api__engine(req), &es);
+    c = json_object();
+    json_object_set_new(c, "database", database_json(req, &st_db));
+    json_object_set_new(c, "scheduler", scheduler_json());
+
+    st_workers = es.running ? HEALTH_OK : HEALTH_DOWN;
+    w = json_object();
+    json_object_set_new(w, "status", json_string(health_names[st_workers]));
+    json_object_set_new(w, "busy", json_integer(es.workers_busy));
+    json_object_set_new(w, "total", json_integer(es.workers_total));
+    json_object_set_new(c, "workers", w);
+
+    st_queue = es.oldest_queued_ms > HEALTH_QUEUE_DEGRADED_MS ? HEALTH_DEGRADED : HEALTH_OK;
+    q = json_object();
+    json_object_set_new(q, "status", json_string(health_names[st_queue]));
+    json_object_set_new(q, "depth", json_integer((json_int_t)es.tasks_queued));
+    json_object_set_new(q, "oldestQueuedAgeMs", json_integer(es.oldest_queued_ms));
+    json_object_set_new(c, "queue", q);
+
+    e = json_object();
+    json_object_set_new(e, "running", json_integer((json_int_t)es.executions_active));
+    json_object_set_new(e, "longestRunningMs", json_integer(es.longest_running_ms));
+    json_object_set_new(c, "executions", e);
+
+    take_sample(api__data_dir(req), &sm);
+    json_object_set_new(c, "memory", memory_json(&sm, &st_mem));
+    json_object_set_new(c, "disk", disk_json(&sm, &st_disk));
+
+    overall = worse(worse(worse(st_db, st_workers), worse(st_queue, st_mem)), st_disk);
+    o = json_object();
+    json_object_set_new(o, "status", json_string(health_names[overall]));
+    json_object_set_new(o, "version", json_string(ORCH_VERSION));
+    json_object_set_new(o, "uptimeSeconds", json_integer(api__uptime_ms(req) / 1000));
+    json_object_set_new(o, "components", c);
+    api__reply_json(req, overall == HEALTH_DOWN ? 503 : 200, o);
+}
+
+void api__health_scheduler(struct api_request *req)
+{
+    json_t *o = scheduler_json();
+    api__reply_json(req, 503, o);
+}

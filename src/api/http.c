@@ -1,0 +1,930 @@
+/*
+ * http.c - the libmicrohttpd side of the API: the daemon, the two-phase
+ * access handler with bounded body accumulation, authentication, replies,
+ * streamed replies, per-thread store connections and the access log.
+ *
+ * Two-phase handler: MHD calls the access handler once when the headers are
+ * in (*con_cls == NULL), then once per piece of body, then once more with no
+ * data. A response queued on the first call makes MHD 0.9.75 close the
+ * connection (keep-alive is lost, throughput drops five-fold), so every
+ * answer is queued on a later call, except 413 for a declared Content-Length
+ * over the limit: there the connection must close anyway, as the body is
+ * not read. Everything that needs only the headers (route, authentication,
+ * rate limit) is decided on the first call, so a refused request's body is
+ * discarded as it arrives instead of being buffered.
+ *
+ * Streams (log follow): a content reader with nothing to send suspends its
+ * connection and puts it on a list; a waker thread resumes every listed
+ * connection each API_STREAM_POLL_MS, and the reader polls again. So a
+ * follower holds no thread while it waits.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api_internal.h"
+#include "auth/auth.h"
+#include "base/clock.h"
+#include "base/id.h"
+#include "base/log.h"
+#include "base/xalloc.h"
+
+#include "base/banned.h"
+
+#ifndef API_STREAM_POLL_MS
+#define API_STREAM_POLL_MS 200 /* how often a sleeping stream polls the store */
+#endif
+#ifndef API_CONN_MEMORY
+#define API_CONN_MEMORY (32 * 1024) /* MHD's per-connection buffer: request line + headers */
+#endif
+#ifndef API_MAX_CONNECTIONS
+#define API_MAX_CONNECTIONS 1000
+#endif
+#define KEY_TOUCH_MS 60000 /* lastUsedAt is written at most this often per key */
+
+struct api_server {
+    char *listen;
+    char *data_dir;
+    struct engine *engine;
+    size_t max_body;
+    int threads;
+    struct MHD_Daemon *mhd;
+    char url[128];
+    struct api_ratelimit *rl;
+    int64_t started_ms;
+    pthread_key_t tls;
+    atomic_int stores_open;
+    atomic_int in_flight;
+    atomic_int stopping;
+
+    pthread_mutex_t quiesce_lock;
+    int quiesced;
+    MHD_socket quiesced_fd;
+
+    /* sleeping streams */
+    pthread_mutex_t wake_lock;
+    pthread_cond_t wake_cond;
+    struct MHD_Connection **sleeping;
+    size_t nsleeping, sleeping_alloc;
+    int waker_quit;
+    int waker_started;
+    pthread_t waker;
+
+    char last_mhd_error[256];
+};
+
+/* The store connections of one HTTP thread (thread-specific data). */
+struct thread_stores {
+    struct api_server *srv;
+    struct store *rd;
+    struct store *wr;
+};
+
+void api_config_init(struct api_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->listen = API_DEFAULT_LISTEN;
+    cfg->timeout_s = API_DEFAULT_TIMEOUT_S;
+    cfg->max_body = API_DEFAULT_MAX_BODY;
+    cfg->auth_fail_limit = API_DEFAULT_AUTH_FAIL_LIMIT;
+    cfg->auth_fail_window_ms = API_DEFAULT_AUTH_FAIL_WINDOW_MS;
+}
+
+/* ------------------------------------------------------------------ accessors */
+
+struct engine *api__engine(struct api_request *req)
+{
+    return req->srv->engine;
+}
+
+const char *api__data_dir(struct api_request *req)
+{
+    return req->srv->data_dir;
+}
+
+struct api_ratelimit *api__ratelimit(struct api_request *req)
+{
+    return req->srv->rl;
+}
+
+int64_t api__uptime_ms(struct api_request *req)
+{
+    return clock_mono_ms() - req->srv->started_ms;
+}
+
+void api__pool_stats(struct api_request *req, int *in_use, int *size)
+{
+    *in_use = atomic_load(&req->srv->in_flight);
+    *size = atomic_load(&req->srv->stores_open);
+}
+
+int api__stopping(struct api_request *req)
+{
+    return atomic_load(&req->srv->stopping);
+}
+
+const char *api__header(struct api_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *api__query(struct api_request *req, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    return v;
+}
+
+struct query_check {
+    const char *const *allowed;
+    const char *seen[16];
+    size_t nseen;
+    const char *bad;
+    int twice;
+};
+
+static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    struct query_check *qc = cls;
+    const char *const *a;
+    (void)kind;
+    (void)value;
+
+    for (a = qc->allowed; *a; a++)
+        if (!strcmp(*a, key))
+            break;
+    if (!*a) {
+        qc->bad = key;
+        return MHD_NO;
+    }
+    for (size_t i = 0; i < qc->nseen; i++) {
+        if (!strcmp(qc->seen[i], key)) {
+            qc->bad = key;
+            qc->twice = 1;
+            return MHD_NO;
+        }
+    }
+    if (qc->nseen < sizeof(qc->seen) / sizeof(qc->seen[0]))
+        qc->seen[qc->nseen++] = *a;
+    return MHD_YES;
+}
+
+int api__query_check(struct api_request *req, const char *const *allowed)
+{
+    struct query_check qc;
+    char names[256];
+    size_t used = 0;
+
+    memset(&qc, 0, sizeof(qc));
+    qc.allowed = allowed;
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_iter, &qc);
+    if (!qc.bad)
+        return 0;
+    if (qc.twice) {
+        api__reply_error(req, 400, NULL, "query parameter '%.64s' given more than once", qc.bad);
+        return -1;
+    }
+    names[0] = '\0';
+    for (const char *const *a = allowed; *a && used < sizeof(names); a++) {
+        int w = snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "", *a);
+        if (w > 0)
+            used += (size_t)w;
+    }
+    if (allowed[0])
+        api__reply_error(req, 400, NULL, "unknown query parameter '%.64s' (known: %s)", qc.bad,
+                         names);
+    else
+        api__reply_error(req, 400, NULL, "unknown query parameter '%.64s' (none are taken here)",
+                         qc.bad);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ per-thread stores */
+
+static void thread_stores_free(void *p)
+{
+    struct thread_stores *ts = p;
+    int n = (ts->rd != NULL) + (ts->wr != NULL);
+
+    store_free(ts->rd);
+    store_free(ts->wr);
+    atomic_fetch_sub(&ts->srv->stores_open, n);
+    free(ts);
+}
+
+static struct thread_stores *thread_stores(struct api_server *srv)
+{
+    struct thread_stores *ts = pthread_getspecific(srv->tls);
+    if (!ts) {
+        ts = xcalloc(1, sizeof(*ts));
+        ts->srv = srv;
+        pthread_setspecific(srv->tls, ts);
+    }
+    return ts;
+}
+
+static struct store *open_store(struct api_request *req, int writer)
+{
+    struct thread_stores *ts = thread_stores(req->srv);
+    struct store **slot = writer ? &ts->wr : &ts->rd;
+    struct err err = ERR_INIT;
+
+    if (*slot)
+        return *slot;
+    if (store_open(req->srv->data_dir, writer ? 0 : STORE_READONLY, slot, &err)) {
+        *slot = NULL;
+        log_error("API", "Cannot open the store in '%s': %s", req->srv->data_dir, err.msg);
+        api__reply_error(req, 503, NULL, "the database is unavailable: %s", err.msg);
+        return NULL;
+    }
+    atomic_fetch_add(&req->srv->stores_open, 1);
+    return *slot;
+}
+
+struct store *api__read_store(struct api_request *req)
+{
+    return open_store(req, 0);
+}
+
+struct store *api__write_store(struct api_request *req)
+{
+    return open_store(req, 1);
+}
+
+/* ------------------------------------------------------------------ replies */
+
+static void set_response(struct api_request *req, int status, struct MHD_Response *resp)
+{
+    if (req->response)
+        MHD_destroy_response(req->response);
+    req->response = resp;
+    req->status = status;
+}
+
+void api__reply_json(struct api_request *req, int status, json_t *body)
+{
+    /* 9 significant digits: 0.059, not 0.058999999999999997. */
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+    size_t len;
+    struct MHD_Response *resp;
+
+    json_decref(body);
+    if (!text) {
+        status = 500;
+        text = xstrdup("{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the "
+                       "answer\",\"details\":[]}}");
+    }
+    /* A final newline, for people reading answers in a terminal. */
+    len = strlen(text);
+    text = xrealloc(text, len + 2);
+    text[len++] = '\n';
+    text[len] = '\0';
+    resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        BUG("cannot create an HTTP response");
+    MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
+    set_response(req, status, resp);
+}
+
+void api__reply_empty(struct api_request *req, int status)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        BUG("cannot create an HTTP response");
+    set_response(req, status, resp);
+}
+
+void api__reply_error(struct api_request *req, int status, json_t *details, const char *fmt, ...)
+{
+    char msg[ERR_MSG_MAX + 128];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    api__reply_json(req, status, api__error_json(status, msg, details));
+}
+
+void api__reply_err(struct api_request *req, const struct err *err)
+{
+    int status = api__status_for_err(err->code);
+    if (status >= 500)
+        log_error("API", "%s %s failed: %s (request_id=%s)", req->method, req->path, err->msg,
+                  req->request_id);
+    api__reply_json(req, status,
+                    api__error_json(status, err->msg[0] ? err->msg : err_str(err->code), NULL));
+}
+
+void api__reply_header(struct api_request *req, const char *name, const char *value)
+{
+    if (req->response)
+        MHD_add_response_header(req->response, name, value);
+}
+
+/* ------------------------------------------------------------------ streams */
+
+struct stream {
+    struct api_server *srv;
+    struct MHD_Connection *conn;
+    api_stream_fn next;
+    void (*free_fn)(void *);
+    void *arg;
+    struct strbuf out;
+    size_t off;
+    int ended;
+};
+
+/*
+ * Suspend `conn` until the waker resumes it. Returns 0 (and does not
+ * suspend) when the server is stopping: suspended connections must all be
+ * resumed before MHD_stop_daemon, so none may be added after the waker quit.
+ */
+static int stream_sleep(struct api_server *srv, struct MHD_Connection *conn)
+{
+    int slept = 0;
+
+    pthread_mutex_lock(&srv->wake_lock);
+    if (!srv->waker_quit && !atomic_load(&srv->stopping)) {
+        MHD_suspend_connection(conn);
+        XGROW(srv->sleeping, srv->sleeping_alloc, srv->nsleeping + 1);
+        srv->sleeping[srv->nsleeping++] = conn;
+        slept = 1;
+    }
+    pthread_mutex_unlock(&srv->wake_lock);
+    return slept;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream *s = cls;
+    (void)pos;
+
+    for (;;) {
+        if (s->off < s->out.len) {
+            size_t n = s->out.len - s->off;
+            if (n > max)
+                n = max;
+            memcpy(buf, s->out.buf + s->off, n);
+            s->off += n;
+            if (s->off == s->out.len) {
+                strbuf_reset(&s->out);
+                s->off = 0;
+            }
+            return (ssize_t)n;
+        }
+        if (s->ended || atomic_load(&s->srv->stopping))
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        switch (s->next(s->arg, &s->out)) {
+        case 0:
+            s->ended = 1;
+            break;
+        case 1:
+            break;
+        default:
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (s->out.len)
+            continue;
+        if (s->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (!stream_sleep(s->srv, s->conn))
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        return 0;
+    }
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *s = cls;
+    if (s->free_fn)
+        s->free_fn(s->arg);
+    strbuf_release(&s->out);
+    free(s);
+}
+
+void api__reply_stream(struct api_request *req, int status, const char *content_type,
+                       api_stream_fn next, void (*free_fn)(void *), void *arg)
+{
+    struct stream *s = xcalloc(1, sizeof(*s));
+    struct MHD_Response *resp;
+
+    s->srv = req->srv;
+    s->conn = req->conn;
+    s->next = next;
+    s->free_fn = free_fn;
+    s->arg = arg;
+    strbuf_init(&s->out, 0);
+    resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_read, s, stream_free);
+    if (!resp)
+        BUG("cannot create an HTTP response");
+    MHD_add_response_header(resp, "Content-Type", content_type);
+    set_response(req, status, resp);
+}
+
+static void *waker_main(void *arg)
+{
+    struct api_server *srv = arg;
+
+    pthread_mutex_lock(&srv->wake_lock);
+    for (;;) {
+        struct timespec ts;
+        int quit = srv->waker_quit;
+
+        for (size_t i = 0; i < srv->nsleeping; i++)
+            MHD_resume_connection(srv->sleeping[i]);
+        srv->nsleeping = 0;
+        if (quit)
+            break;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)API_STREAM_POLL_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&srv->wake_cond, &srv->wake_lock, &ts);
+    }
+    pthread_mutex_unlock(&srv->wake_lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ requests */
+
+/* Copy `s` for a log line: printable ASCII only, at most `max` bytes. */
+static void log_safe(char *out, size_t outlen, const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; *s && n + 1 < outlen && n < max; s++)
+        out[n++] = (*s < 0x20 || *s == 0x7f || (unsigned char)*s >= 0x80) ? '?' : *s;
+    out[n] = '\0';
+}
+
+static void client_address(struct MHD_Connection *conn, char *out, size_t outlen)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+    snprintf(out, outlen, "unknown");
+    if (!sa)
+        return;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)outlen);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)outlen);
+}
+
+static struct api_request *request_new(struct api_server *srv, struct MHD_Connection *conn,
+                                       const char *url, const char *method)
+{
+    struct api_request *req = xcalloc(1, sizeof(*req));
+    const char *rid;
+
+    req->srv = srv;
+    req->conn = conn;
+    req->method = method;
+    req->path = xstrdup(url);
+    req->start_ns = clock_mono_ns();
+    strbuf_init(&req->body, srv->max_body);
+    rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (rid && api__valid_request_id(rid))
+        snprintf(req->request_id, sizeof(req->request_id), "%s", rid);
+    else
+        id_new("req_", req->request_id);
+    client_address(conn, req->client, sizeof(req->client));
+    atomic_fetch_add(&srv->in_flight, 1);
+    return req;
+}
+
+static void request_free(struct api_request *req)
+{
+    if (!req)
+        return;
+    atomic_fetch_sub(&req->srv->in_flight, 1);
+    if (req->response)
+        MHD_destroy_response(req->response);
+    json_decref(req->early_body);
+    if (req->has_key)
+        key_row_release(&req->key);
+    strbuf_release(&req->body);
+    free(req->path);
+    free(req);
+}
+
+/* Decide an answer now, to be sent once the body has been read (and discarded). */
+static void early(struct api_request *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void early(struct api_request *req, int status, const char *fmt, ...)
+{
+    char msg[ERR_MSG_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    req->early_status = status;
+    json_decref(req->early_body);
+    req->early_body = api__error_json(status, msg, NULL);
+}
+
+/* A header parameter value must not carry quotes or control characters. */
+static void quote_safe(char *s)
+{
+    for (; *s; s++)
+        if (*s == '"' || *s == '\\' || *s < 0x20 || *s == 0x7f)
+            *s = '\'';
+}
+
+static enum MHD_Result count_auth_headers(void *cls, enum MHD_ValueKind kind, const char *key,
+                                          const char *value)
+{
+    int *n = cls;
+    (void)kind;
+    (void)value;
+    if (!strcasecmp(key, "Authorization"))
+        (*n)++;
+    return MHD_YES;
+}
+
+/* lastUsedAt: written at most once a minute per key, never failing the request. */
+static void touch_key(struct api_request *req, int64_t now)
+{
+    struct thread_stores *ts;
+    struct err err = ERR_INIT;
+    struct store *wr;
+
+    if (req->key.last_used_at && now - req->key.last_used_at < KEY_TOUCH_MS)
+        return;
+    ts = thread_stores(req->srv);
+    if (!ts->wr) {
+        if (store_open(req->srv->data_dir, 0, &ts->wr, &err)) {
+            ts->wr = NULL;
+            log_warn("API", "Cannot record the use of key %s: %s", req->key.prefix, err.msg);
+            return;
+        }
+        atomic_fetch_add(&req->srv->stores_open, 1);
+    }
+    wr = ts->wr;
+    if (store_key_touch(wr, req->key.id, now, &err))
+        log_warn("API", "Cannot record the use of key %s: %s", req->key.prefix, err.msg);
+}
+
+static void authenticate(struct api_request *req)
+{
+    struct api_server *srv = req->srv;
+    int64_t now = clock_now_ms();
+    int64_t wait = api__ratelimit_check(srv->rl, req->client, now);
+    enum auth_result result;
+    const char *hdr, *key = NULL;
+    char msg[AUTH_MSG_MAX];
+    struct err err = ERR_INIT;
+    struct store *st;
+    size_t len = 0;
+    int nhdr = 0;
+
+    if (wait > 0) {
+        req->retry_after_s = (wait + 999) / 1000;
+        req->auth_outcome = "rate_limited";
+        early(req, 429, "too many failed authentications from %s: try again in %lld s", req->client,
+              (long long)req->retry_after_s);
+        return;
+    }
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_auth_headers, &nhdr);
+    hdr = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+    if (nhdr > 1) {
+        result = AUTH_MALFORMED;
+        snprintf(msg, sizeof(msg), "malformed request: more than one Authorization header");
+    } else {
+        result = auth_parse_bearer(hdr, &key, &len, msg);
+    }
+    if (result == AUTH_OK) {
+        st = api__read_store(req);
+        if (!st) {
+            early(req, 503, "cannot check the API key: the database is unavailable");
+            return;
+        }
+        if (auth_verify(st, key, len, now, &req->key, &result, msg, &err)) {
+            log_error("API", "Cannot check an API key: %s", err.msg);
+            early(req, 503, "cannot check the API key: the database is unavailable");
+            return;
+        }
+    }
+    if (result != AUTH_OK) {
+        api__ratelimit_fail(srv->rl, req->client, now);
+        req->auth_outcome = auth_result_name(result);
+        early(req, 401, "%s", msg);
+        quote_safe(msg);
+        snprintf(req->early_auth, sizeof(req->early_auth),
+                 "Bearer error=\"invalid_token\", error_description=\"%s\"", msg);
+        return;
+    }
+    req->has_key = 1;
+    if (!auth_scope_allows(req->key.scopes, req->route->scope)) {
+        char have[32];
+        auth_scopes_format(auth_scope_closure(req->key.scopes), have, sizeof(have));
+        req->auth_outcome = "forbidden";
+        early(req, 403, "this request needs the '%s' scope; API key %s... has: %s",
+              auth_scope_name(req->route->scope), req->key.prefix, have[0] ? have : "none");
+        return;
+    }
+    touch_key(req, now);
+}
+
+/* The first call: everything that needs only the request line and headers. */
+static void prepare(struct api_request *req)
+{
+    char allow[64];
+    const char *cl;
+
+    req->route = api__route_match(api__routes, api__nroutes, req->method, req->path, &req->params,
+                                  allow, sizeof(allow));
+    if (!req->route) {
+        char p[128];
+        log_safe(p, sizeof(p), req->path, 100);
+        if (allow[0]) {
+            snprintf(req->early_allow, sizeof(req->early_allow), "%s", allow);
+            early(req, 405, "method %.16s is not allowed on %s (allowed: %s)", req->method, p,
+                  allow);
+        } else {
+            early(req, 404, "no such endpoint: %.16s %s", req->method, p);
+        }
+    } else if (req->route->scope) {
+        authenticate(req);
+    }
+    cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl) {
+        char *end;
+        unsigned long long n;
+        errno = 0;
+        n = strtoull(cl, &end, 10);
+        if (errno || *end || n > req->srv->max_body)
+            early(req, 413, "request body too large: %.20s bytes, the limit is %zu", cl,
+                  req->srv->max_body);
+    }
+}
+
+static enum MHD_Result queue(struct api_request *req)
+{
+    enum MHD_Result ret;
+
+    if (!req->response)
+        api__reply_error(req, 500, NULL, "the handler gave no answer");
+    MHD_add_response_header(req->response, "X-Request-Id", req->request_id);
+    MHD_add_response_header(req->response, "Cache-Control", "no-store");
+    ret = MHD_queue_response(req->conn, (unsigned)req->status, req->response);
+    MHD_destroy_response(req->response);
+    req->response = NULL;
+    req->phase = 2;
+    return ret;
+}
+
+static void answer_early(struct api_request *req)
+{
+    char num[32];
+
+    if (req->early_body) {
+        api__reply_json(req, req->early_status, req->early_body);
+        req->early_body = NULL;
+    }
+    if (req->early_status == 405)
+        api__reply_header(req, "Allow", req->early_allow);
+    if (req->early_status == 401)
+        api__reply_header(req, "WWW-Authenticate", req->early_auth);
+    if (req->early_status == 429) {
+        snprintf(num, sizeof(num), "%lld", (long long)req->retry_after_s);
+        api__reply_header(req, "Retry-After", num);
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct api_server *srv = cls;
+    struct api_request *req = *con_cls;
+    (void)version;
+
+    if (!req) {
+        req = request_new(srv, conn, url, method);
+        *con_cls = req;
+        prepare(req);
+        req->phase = 1;
+        /* The one answer given on the first call: see the comment at the top. */
+        if (req->early_status == 413) {
+            answer_early(req);
+            return queue(req);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        (void)upload_data;
+        if (req->early_status) {
+            /* Refused already: discard the body, but not forever. */
+            req->discarded += n;
+            return req->discarded > 4 * srv->max_body ? MHD_NO : MHD_YES;
+        }
+        if (strbuf_add(&req->body, upload_data, n)) {
+            /* A body over the limit without a Content-Length (chunked): MHD
+             * takes no answer while the body comes in, so read the rest
+             * into nothing and answer 413 when it ends. */
+            req->discarded = req->body.len + n;
+            strbuf_release(&req->body);
+            early(req, 413, "request body too large: the limit is %zu bytes", srv->max_body);
+        }
+        return MHD_YES;
+    }
+    if (req->phase == 2)
+        return MHD_YES;
+    if (req->early_status) {
+        answer_early(req);
+        return queue(req);
+    }
+    req->route->handler(req);
+    return queue(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct api_request *req = *con_cls;
+    (void)cls;
+    (void)conn;
+
+    if (!req)
+        return;
+    if (req->status && log_enabled(LOG_INFO)) {
+        char path[300];
+        double ms = (double)(clock_mono_ns() - req->start_ns) / 1e6;
+        log_safe(path, sizeof(path), req->path, 256);
+        log_msg(LOG_INFO, "API", "%.16s %s %d %.1fms request_id=%s%s%s%s%s%s", req->method, path,
+                req->status, ms, req->request_id, req->has_key ? " key=" : "",
+                req->has_key ? req->key.prefix : "", req->auth_outcome ? " auth=" : "",
+                req->auth_outcome ? req->auth_outcome : "",
+                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    }
+    request_free(req);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct api_server *srv = cls;
+    char msg[256];
+    size_t n;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    snprintf(srv->last_mhd_error, sizeof(srv->last_mhd_error), "%s", msg);
+    log_warn("API", "%s", msg);
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+static void format_url(struct api_server *srv, const struct sockaddr_storage *addr, int port)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (addr->ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr, host,
+                  sizeof(host));
+        snprintf(srv->url, sizeof(srv->url), "http://[%s]:%d", host, port);
+    } else {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)addr)->sin_addr, host,
+                  sizeof(host));
+        snprintf(srv->url, sizeof(srv->url), "http://%s:%d", host, port);
+    }
+}
+
+int api_server_start(const struct api_config *cfg, struct api_server **out, struct err *err)
+{
+    struct api_server *srv;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    unsigned flags;
+    uint16_t port;
+    const union MHD_DaemonInfo *info;
+    long ncpu;
+    int rc;
+
+    *out = NULL;
+    if (!cfg->data_dir || !cfg->engine)
+        BUG("api_server_start without a data directory or an engine");
+    rc = api_parse_listen(cfg->listen ? cfg->listen : API_DEFAULT_LISTEN, &addr, &addrlen, err);
+    if (rc)
+        return rc;
+
+    srv = xcalloc(1, sizeof(*srv));
+    srv->listen = xstrdup(cfg->listen ? cfg->listen : API_DEFAULT_LISTEN);
+    srv->data_dir = xstrdup(cfg->data_dir);
+    srv->engine = cfg->engine;
+    srv->max_body = cfg->max_body ? cfg->max_body : API_DEFAULT_MAX_BODY;
+    srv->started_ms = clock_mono_ms();
+    srv->quiesced_fd = MHD_INVALID_SOCKET;
+    srv->rl = api__ratelimit_new(cfg->auth_fail_limit, cfg->auth_fail_window_ms, 4096);
+    pthread_mutex_init(&srv->quiesce_lock, NULL);
+    pthread_mutex_init(&srv->wake_lock, NULL);
+    pthread_cond_init(&srv->wake_cond, NULL);
+    if (pthread_key_create(&srv->tls, thread_stores_free) != 0)
+        BUG("pthread_key_create failed");
+
+    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    srv->threads = cfg->threads > 0 ? cfg->threads : (ncpu > 0 ? (int)ncpu : 1);
+
+    if (pthread_create(&srv->waker, NULL, waker_main, srv) != 0) {
+        rc = err_set(err, ERR_IO, "cannot start a thread: %s", strerror(errno));
+        goto fail;
+    }
+    srv->waker_started = 1;
+
+    flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    /* The logger goes first, or MHD may print some messages its own way. */
+    port = ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&addr)->sin6_port
+                                            : ((struct sockaddr_in *)(void *)&addr)->sin_port);
+    srv->mhd = MHD_start_daemon(
+        flags, port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)(srv->threads > 1 ? srv->threads : 0), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)(cfg->timeout_s > 0 ? cfg->timeout_s : API_DEFAULT_TIMEOUT_S),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)API_MAX_CONNECTIONS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_END);
+    if (!srv->mhd) {
+        rc = err_set(err, ERR_IO, "cannot listen on '%s': %s", srv->listen,
+                     srv->last_mhd_error[0] ? srv->last_mhd_error : "cannot start the server");
+        goto fail;
+    }
+    info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    format_url(srv, &addr, info && info->port ? info->port : port);
+    *out = srv;
+    return 0;
+
+fail:
+    api_server_free(srv);
+    return rc;
+}
+
+const char *api_server_url(const struct api_server *srv)
+{
+    return srv->url;
+}
+
+void api_server_quiesce(struct api_server *srv)
+{
+    if (!srv)
+        return;
+    pthread_mutex_lock(&srv->quiesce_lock);
+    if (!srv->quiesced && srv->mhd) {
+        srv->quiesced_fd = MHD_quiesce_daemon(srv->mhd);
+        srv->quiesced = 1;
+    }
+    pthread_mutex_unlock(&srv->quiesce_lock);
+}
+
+void api_server_free(struct api_server *srv)
+{
+    if (!srv)
+        return;
+    atomic_store(&srv->stopping, 1);
+    /* Resume every sleeping stream (it ends, seeing `stopping`): MHD must
+     * not be stopped with suspended connections. */
+    if (srv->waker_started) {
+        pthread_mutex_lock(&srv->wake_lock);
+        srv->waker_quit = 1;
+        pthread_cond_signal(&srv->wake_cond);
+        pthread_mutex_unlock(&srv->wake_lock);
+        pthread_join(srv->waker, NULL);
+    }
+    if (srv->mhd)
+        MHD_stop_daemon(srv->mhd);
+    if (srv->quiesced_fd != MHD_INVALID_SOCKET)
+        close(srv->quiesced_fd);
+    pthread_key_delete(srv->tls);
+    pthread_cond_destroy(&srv->wake_cond);
+    pthread_mutex_destroy(&srv->wake_lock);
+    pthread_mutex_destroy(&srv->quiesce_lock);
+    api__ratelimit_free(srv->rl);
+    free(srv->sleeping);
+    free(srv->listen);
+    free(srv->data_dir);
+    free(srv);
+}

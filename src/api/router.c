@@ -1,0 +1,88 @@
+/*
+ * router.c - the route table of /v1 and the (pure) matcher.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api_internal.h"
+
+#include "base/banned.h"
+
+const struct api_route api__routes[] = {
+    {"GET", "/v1/health", KEY_SCOPE_READ, api__health},
+    {"GET", "/v1/health/scheduler", 0, api__health_scheduler},
+    {"POST", "/v1/workflows", KEY_SCOPE_WRITE, api__workflows_put},
+    {"GET", "/v1/workflows", KEY_SCOPE_READ, api__workflows_list},
+    {"GET", "/v1/workflows/{name}", KEY_SCOPE_READ, api__workflows_get},
+    {"DELETE", "/v1/workflows/{name}", KEY_SCOPE_WRITE, api__workflows_delete},
+    {"POST", "/v1/workflows/{name}/executions", KEY_SCOPE_WRITE, api__executions_submit},
+    {"GET", "/v1/executions", KEY_SCOPE_READ, api__executions_list},
+    {"GET", "/v1/executions/{id}", KEY_SCOPE_READ, api__executions_get},
+    {"POST", "/v1/executions/{id}/cancel", KEY_SCOPE_WRITE, api__executions_cancel},
+    {"POST", "/v1/executions/{id}/retry", KEY_SCOPE_WRITE, api__executions_retry},
+    {"GET", "/v1/executions/{id}/logs", KEY_SCOPE_READ, api__executions_logs},
+    {"POST", "/v1/keys", KEY_SCOPE_ADMIN, api__keys_create},
+    {"GET", "/v1/keys", KEY_SCOPE_ADMIN, api__keys_list},
+    {"DELETE", "/v1/keys/{id}", KEY_SCOPE_ADMIN, api__keys_revoke},
+};
+
+const size_t api__nroutes = sizeof(api__routes) / sizeof(api__routes[0]);
+
+/*
+ * Does `path` fit `pattern`? Segments are compared literally, except that a
+ * "{name}" segment takes any non-empty segment (without '/'), whose value
+ * goes to *params.
+ */
+static int path_fits(const char *pattern, const char *path, struct api_path_params *params)
+{
+    const char *p = pattern, *s = path;
+
+    params->n = 0;
+    for (;;) {
+        if (*p == '{') {
+            const char *close = strchr(p, '}');
+            size_t n = strcspn(s, "/");
+            if (!close || n == 0 || n >= API_PARAM_MAX || params->n >= API_MAX_PARAMS)
+                return 0;
+            memcpy(params->values[params->n], s, n);
+            params->values[params->n][n] = '\0';
+            params->n++;
+            p = close + 1;
+            s += n;
+            continue;
+        }
+        if (*p != *s)
+            return 0;
+        if (*p == '\0')
+            return 1;
+        p++;
+        s++;
+    }
+}
+
+const struct api_route *api__route_match(const struct api_route *routes, size_t n,
+                                         const char *method, const char *path,
+                                         struct api_path_params *params, char *allow,
+                                         size_t allowlen)
+{
+    struct api_path_params tmp;
+    size_t used = 0;
+
+    if (allowlen)
+        allow[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (!path_fits(routes[i].pattern, path, &tmp))
+            continue;
+        if (!strcmp(routes[i].method, method)) {
+            *params = tmp;
+            return &routes[i];
+        }
+        if (used < allowlen) {
+            int w =
+                snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", routes[i].method);
+            if (w > 0)
+                used += (size_t)w;
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,1206 @@
+/*
+ * cmd_client.c - the CLI as a REST client of `orch server`.
+ *
+ * With --server URL (or $ORCH_SERVER) and --api-key KEY (or $ORCH_API_KEY),
+ * `executions list|show` and `logs` ask the server (cmd_show.c calls the
+ * cli_remote_* functions below), and these commands exist only as a client:
+ * `workflows apply|list|show|delete`, `trigger`, `cancel`, `retry`.
+ * `health` asks the server, or reports the local store without one.
+ *
+ * The tables printed are those of the local mode (cmd_show.c, cmd_run.c),
+ * built from the API's JSON instead of store rows; --json prints the
+ * server's JSON as it came.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "base/strbuf.h"
+#include "base/xalloc.h"
+#include "cli.h"
+#include "client/client.h"
+
+#include "base/banned.h"
+
+/* Interval between two polls of `--wait`. */
+#define WAIT_POLL_MS 200
+
+/* ------------------------------------------------------------------ shared */
+
+const char *cli_server(const struct cli_args *a)
+{
+    const char *s = cli_get(a, "server");
+    if (s && *s)
+        return s;
+    s = getenv("ORCH_SERVER");
+    if (s && *s)
+        return s;
+    return NULL;
+}
+
+static const char *cli_api_key(const struct cli_args *a)
+{
+    const char *k = cli_get(a, "api-key");
+    if (k && *k)
+        return k;
+    k = getenv("ORCH_API_KEY");
+    return k && *k ? k : NULL;
+}
+
+int cli_exit_for_http(long status)
+{
+    if (status >= 200 && status < 300)
+        return EXIT_OK;
+    switch (status) {
+    case 400:
+        return EXIT_USAGE;
+    case 401:
+    case 403:
+    case 429:
+        return EXIT_AUTH;
+    case 404:
+        return EXIT_NOT_FOUND;
+    case 409:
+        return EXIT_FAILED;
+    case 413:
+    case 422:
+        return EXIT_INVALID;
+    }
+    return EXIT_INTERNAL;
+}
+
+static int needs_server(const char *cmd)
+{
+    cli_error("'orch %s' needs a server: pass --server URL or set ORCH_SERVER (and ORCH_API_KEY)",
+              cmd);
+    return EXIT_USAGE;
+}
+
+/* Make the client of the server the command line names; prints the error. */
+static struct client *open_client(const struct cli_args *a, int *out_exit)
+{
+    struct client_config cfg;
+    struct client *c = NULL;
+    struct err err = ERR_INIT;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.base_url = cli_server(a);
+    cfg.api_key = cli_api_key(a);
+    if (client_new(&cfg, &c, &err)) {
+        cli_error("%s", err.msg);
+        *out_exit = EXIT_USAGE;
+        return NULL;
+    }
+    return c;
+}
+
+/* Print the error of an answer that is not 2xx: the server's message, then
+ * for a 422 every problem with its path. Returns the exit code. */
+static int report_http_error(const struct client_response *r)
+{
+    json_t *e = r->json ? json_object_get(r->json, "error") : NULL;
+    json_t *details = e ? json_object_get(e, "details") : NULL;
+
+    cli_error("%s", client_error_message(r));
+    if (r->status == 429 && r->retry_after[0])
+        fprintf(stderr, "  retry after %s s\n", r->retry_after);
+    for (size_t i = 0; i < json_array_size(details); i++) {
+        json_t *d = json_array_get(details, i);
+        const char *path = json_string_value(json_object_get(d, "path"));
+        const char *msg = json_string_value(json_object_get(d, "message"));
+        if (path && msg)
+            fprintf(stderr, "  %s: %s\n", path, msg);
+        else if (msg)
+            fprintf(stderr, "  %s\n", msg);
+    }
+    return cli_exit_for_http(r->status);
+}
+
+/*
+ * One request; prints what went wrong. Returns EXIT_OK with *r filled for a
+ * 2xx answer, else an exit code (*r is released by the caller either way).
+ */
+static int call(struct client *c, const char *method, const char *path, const char *body,
+                size_t body_len, const char *const *headers, struct client_response *r)
+{
+    struct err err = ERR_INIT;
+
+    if (client_request(c, method, path, body, body_len, headers, r, &err)) {
+        /* Cannot connect, no answer in time, an answer over the cap. */
+        cli_error("%s", err.msg);
+        return EXIT_INTERNAL;
+    }
+    if (r->status < 200 || r->status >= 300)
+        return report_http_error(r);
+    return EXIT_OK;
+}
+
+/* A 2xx answer whose body must be a JSON object. */
+static int need_object(const struct client_response *r)
+{
+    if (json_is_object(r->json))
+        return 0;
+    cli_error("the server's answer is not a JSON object (HTTP %ld)", r->status);
+    return -1;
+}
+
+static void print_json(const json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2));
+    printf("%s\n", s ? s : "null");
+    free(s);
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+static const char *jstr_or(const json_t *o, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : dflt;
+}
+
+static long long jint(const json_t *o, const char *key, long long dflt)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
+}
+
+static double jnum(const json_t *o, const char *key, double dflt)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+/* "1.204s" from a "durationMs" member, or "-" when it is null. */
+static const char *fmt_duration_of(const json_t *o, const char *key, char *buf, size_t len)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v)) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    return clock_fmt_duration((int64_t)json_integer_value(v), buf, len);
+}
+
+/* Append "&name=value" (or "?name=value" first) with the value escaped. */
+static void add_query(struct strbuf *sb, const char *name, const char *value)
+{
+    char *v;
+    if (!value)
+        return;
+    v = client_escape(value);
+    strbuf_addf(sb, "%c%s=%s", strchr(sb->buf, '?') ? '&' : '?', name, v);
+    free(v);
+}
+
+static int exec_status_of(const json_t *exec, enum exec_status *out)
+{
+    return exec_status_parse(jstr(exec, "status"), out);
+}
+
+/* ------------------------------------------------------------------ executions */
+
+int cli_remote_executions_list(const struct cli_args *a, int limit)
+{
+    struct client *c;
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    struct strbuf path = STRBUF_INIT;
+    json_t *items, *next;
+    int code;
+
+    c = open_client(a, &code);
+    if (!c)
+        return code;
+    strbuf_addf(&path, "/v1/executions?limit=%d", limit);
+    add_query(&path, "status", cli_get(a, "status"));
+    add_query(&path, "workflow", cli_get(a, "workflow"));
+    add_query(&path, "since", cli_get(a, "since"));
+    add_query(&path, "until", cli_get(a, "until"));
+    add_query(&path, "cursor", cli_get(a, "cursor"));
+    code = call(c, "GET", path.buf, NULL, 0, NULL, &r);
+    if (code)
+        goto out;
+    if (need_object(&r)) {
+        code = EXIT_INTERNAL;
+        goto out;
+    }
+    if (cli_flag(a, "json")) {
+        print_json(r.json);
+        goto out;
+    }
+    items = json_object_get(r.json, "items");
+    if (!json_array_size(items)) {
+        printf("No executions.\n");
+        goto out;
+    }
+    printf("%-19s  %-24s  %-10s  %-24s  %-9s  %s\n", "ID", "WORKFLOW", "STATUS", "CREATED",
+           "DURATION", "ERROR");
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        json_t *it = json_array_get(items, i);
+        char dur[32];
+        printf("%-19s  %-24.24s  %-10s  %-24s  %-9s  %s\n", jstr(it, "id"), jstr(it, "workflow"),
+               jstr(it, "status"), jstr(it, "createdAt"),
+               fmt_duration_of(it, "durationMs", dur, sizeof(dur)), jstr(it, "error"));
+    }
+    next = json_object_get(r.json, "nextCursor");
+    if (json_is_string(next))
+        printf("(more: --cursor %s)\n", json_string_value(next));
+out:
+    client_response_release(&r);
+    strbuf_release(&path);
+    client_free(c);
+    return code;
+}
+
+/* The row of one attempt in the table of `executions show`. */
+static void print_attempt_row(const json_t *task, const json_t *at)
+{
+    char res[32], dur[32];
+    json_t *sig = json_object_get(at, "signal"), *ex = json_object_get(at, "exitCode");
+    long long number = jint(at, "number", 0);
+
+    if (json_is_integer(sig) && json_integer_value(sig))
+        snprintf(res, sizeof(res), "signal %lld", (long long)json_integer_value(sig));
+    else if (json_is_integer(ex))
+        snprintf(res, sizeof(res), "exit %lld", (long long)json_integer_value(ex));
+    else
+        snprintf(res, sizeof(res), "%s", jstr(at, "status"));
+    printf("%-24.24s  %-15s  %-7lld  %-16s  %-9s  %s\n", jstr(task, "name"),
+           number == jint(task, "attempt", -1) ? jstr(task, "status") : jstr(at, "status"), number,
+           res, fmt_duration_of(at, "durationMs", dur, sizeof(dur)), jstr(at, "error"));
+}
+
+/* The text form of `executions show`, from an ExecutionDetail. */
+static void print_detail(const json_t *d)
+{
+    char dur[32];
+    char *params = json_dumps(json_object_get(d, "params"), JSON_COMPACT | JSON_SORT_KEYS);
+    json_t *tasks = json_object_get(d, "tasks");
+
+    printf("Execution  %s\nWorkflow   %s (version %lld)\nStatus     %s\nCreated    %s\n"
+           "Duration   %s\nParams     %s\n",
+           jstr(d, "id"), jstr(d, "workflow"), jint(d, "workflowVersion", 0), jstr(d, "status"),
+           jstr(d, "createdAt"), fmt_duration_of(d, "durationMs", dur, sizeof(dur)),
+           params ? params : "{}");
+    free(params);
+    if (json_is_string(json_object_get(d, "error")))
+        printf("Error      %s\n", jstr(d, "error"));
+    printf("\n%-24s  %-15s  %-7s  %-16s  %-9s  %s\n", "TASK", "STATUS", "ATTEMPT", "RESULT",
+           "DURATION", "ERROR");
+    for (size_t i = 0; i < json_array_size(tasks); i++) {
+        json_t *t = json_array_get(tasks, i);
+        json_t *atts = json_object_get(t, "attempts");
+        if (!json_array_size(atts)) {
+            printf("%-24.24s  %-15s  %-7s  %-16s  %-9s  %s\n", jstr(t, "name"), jstr(t, "status"),
+                   "-", "-", "-", jstr(t, "error"));
+            continue;
+        }
+        for (size_t k = 0; k < json_array_size(atts); k++)
+            print_attempt_row(t, json_array_get(atts, k));
+    }
+}
+
+static int get_execution(struct client *c, const char *id, struct client_response *r)
+{
+    char *eid = client_escape(id);
+    char *path = xasprintf("/v1/executions/%s", eid);
+    int code = call(c, "GET", path, NULL, 0, NULL, r);
+    free(path);
+    free(eid);
+    if (!code && need_object(r))
+        code = EXIT_INTERNAL;
+    return code;
+}
+
+int cli_remote_executions_show(const struct cli_args *a)
+{
+    struct client *c;
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    int code;
+
+    c = open_client(a, &code);
+    if (!c)
+        return code;
+    code = get_execution(c, a->pos[0], &r);
+    if (!code) {
+        if (cli_flag(a, "json"))
+            print_json(r.json);
+        else
+            print_detail(r.json);
+    }
+    client_response_release(&r);
+    client_free(c);
+    return code;
+}
+
+/* ------------------------------------------------------------------ logs */
+
+/* Printing state of `logs`, shared by the whole answer and the stream. */
+struct log_printer {
+    int json;
+    int headers; /* print "==> task (attempt N) <==" when the pair changes */
+    char task[256];
+    long long attempt;
+    int at_line_start; /* the last chunk printed ended with '\n' (or none yet) */
+    int any;
+    int bad;
+};
+
+static void log_print_item(struct log_printer *p, const json_t *it)
+{
+    const char *task = jstr(it, "task");
+    long long attempt = jint(it, "attempt", 0);
+    json_t *data = json_object_get(it, "data");
+    const char *s = json_string_value(data);
+    size_t len = json_string_length(data);
+
+    if (!json_is_object(it)) {
+        p->bad = 1;
+        return;
+    }
+    if (p->json) {
+        char *line = json_dumps(it, JSON_COMPACT);
+        printf("%s\n", line ? line : "null");
+        free(line);
+        return;
+    }
+    if (!p->any || strcmp(task, p->task) || attempt != p->attempt) {
+        if (!p->at_line_start)
+            putchar('\n');
+        if (p->headers)
+            printf("==> %s (attempt %lld) <==\n", task, attempt);
+        snprintf(p->task, sizeof(p->task), "%s", task);
+        p->attempt = attempt;
+        p->at_line_start = 1;
+    }
+    p->any = 1;
+    if (s && len) {
+        fwrite(s, 1, len, stdout);
+        p->at_line_start = s[len - 1] == '\n';
+    }
+}
+
+static void log_finish(struct log_printer *p)
+{
+    if (!p->json && !p->at_line_start)
+        putchar('\n');
+    fflush(stdout);
+}
+
+static int on_log_line(void *arg, const char *line, size_t len)
+{
+    struct log_printer *p = arg;
+    json_t *it;
+
+    if (!len)
+        return 0;
+    it = json_loadb(line, len, 0, NULL);
+    if (!it) {
+        p->bad = 1;
+        return 0;
+    }
+    log_print_item(p, it);
+    json_decref(it);
+    /* Follow mode is for people watching: show each chunk as it comes. */
+    if (fflush(stdout) == EOF)
+        return -1;
+    return 0;
+}
+
+int cli_remote_logs(const struct cli_args *a)
+{
+    struct client *c;
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    struct strbuf path = STRBUF_INIT;
+    struct log_printer p;
+    struct err err = ERR_INIT;
+    char *eid;
+    int code = EXIT_OK;
+
+    memset(&p, 0, sizeof(p));
+    p.json = cli_flag(a, "json");
+    p.headers = a->npos < 2 || !cli_get(a, "attempt");
+    p.at_line_start = 1;
+    c = open_client(a, &code);
+    if (!c)
+        return code;
+    eid = client_escape(a->pos[0]);
+    strbuf_addf(&path, "/v1/executions/%s/logs", eid);
+    free(eid);
+    add_query(&path, "task", a->npos == 2 ? a->pos[1] : NULL);
+    add_query(&path, "attempt", cli_get(a, "attempt"));
+    if (cli_flag(a, "follow")) {
+        add_query(&path, "follow", "true");
+        if (client_stream(c, path.buf, on_log_line, &p, &r, &err)) {
+            log_finish(&p);
+            cli_error("%s", err.msg);
+            code = EXIT_INTERNAL;
+            goto out;
+        }
+        if (r.status < 200 || r.status >= 300) {
+            code = report_http_error(&r);
+            goto out;
+        }
+    } else {
+        json_t *items;
+        code = call(c, "GET", path.buf, NULL, 0, NULL, &r);
+        if (code)
+            goto out;
+        if (need_object(&r)) {
+            code = EXIT_INTERNAL;
+            goto out;
+        }
+        items = json_object_get(r.json, "items");
+        for (size_t i = 0; i < json_array_size(items); i++)
+            log_print_item(&p, json_array_get(items, i));
+    }
+    log_finish(&p);
+    if (p.bad) {
+        cli_error("the server sent log items that are not JSON objects");
+        code = EXIT_INTERNAL;
+    }
+out:
+    client_response_release(&r);
+    strbuf_release(&path);
+    client_free(c);
+    return code;
+}
+
+/* ------------------------------------------------------------------ --wait */
+
+/* The summary `orch run` prints at the end, from an ExecutionDetail. */
+static void print_run_summary(const json_t *d)
+{
+    static const char *const order[] = {"pending",   "queued",    "running",
+                                        "succeeded", "failed",    "upstream_failed",
+                                        "skipped",   "cancelled", "timed_out"};
+    json_t *tasks = json_object_get(d, "tasks");
+    size_t w = 4, counts[sizeof(order) / sizeof(order[0])] = {0};
+    struct strbuf sb = STRBUF_INIT;
+    char dur[32];
+
+    for (size_t i = 0; i < json_array_size(tasks); i++) {
+        json_t *t = json_array_get(tasks, i);
+        size_t l = strlen(jstr(t, "name"));
+        if (l > w)
+            w = l;
+    }
+    if (w > 40)
+        w = 40;
+    printf("%-*s  %-15s  %-8s  %-9s  %s\n", (int)w, "TASK", "STATUS", "ATTEMPTS", "DURATION",
+           "ERROR");
+    for (size_t i = 0; i < json_array_size(tasks); i++) {
+        json_t *t = json_array_get(tasks, i);
+        printf("%-*.*s  %-15s  %-8lld  %-9s  %s\n", (int)w, (int)w, jstr(t, "name"),
+               jstr(t, "status"), jint(t, "attempt", 0),
+               fmt_duration_of(t, "durationMs", dur, sizeof(dur)), jstr(t, "error"));
+        for (size_t s = 0; s < sizeof(order) / sizeof(order[0]); s++)
+            if (!strcmp(order[s], jstr(t, "status")))
+                counts[s]++;
+    }
+    for (size_t s = 0; s < sizeof(order) / sizeof(order[0]); s++)
+        if (counts[s])
+            strbuf_addf(&sb, "%s%zu %s", sb.len ? ", " : "", counts[s], order[s]);
+    if (!json_is_integer(json_object_get(d, "durationMs")))
+        clock_fmt_duration(0, dur, sizeof(dur));
+    else
+        fmt_duration_of(d, "durationMs", dur, sizeof(dur));
+    printf("\nExecution %s %s in %s (%s)\n", jstr(d, "id"), jstr(d, "status"), dur, sb.buf);
+    strbuf_release(&sb);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) && errno == EINTR)
+        ;
+}
+
+/* Poll execution `id` until it ends; print its summary (or JSON). Returns
+ * the exit code of its final status. */
+static int wait_for_end(struct client *c, const char *id, int json)
+{
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    enum exec_status st;
+    int code;
+
+    for (;;) {
+        code = get_execution(c, id, &r);
+        if (code)
+            break;
+        if (exec_status_of(r.json, &st)) {
+            cli_error("the server sent an unknown status '%s'", jstr(r.json, "status"));
+            code = EXIT_INTERNAL;
+            break;
+        }
+        if (exec_status_is_final(st)) {
+            if (json)
+                print_json(r.json);
+            else
+                print_run_summary(r.json);
+            code = cli_exit_for_status(st);
+            break;
+        }
+        client_response_release(&r);
+        sleep_ms(WAIT_POLL_MS);
+    }
+    client_response_release(&r);
+    return code;
+}
+
+/* ------------------------------------------------------------------ workflows */
+
+static const struct cli_opt wf_apply_opts[] = {
+    {"json", NULL, "print the server's JSON", 0},
+    CLI_SERVER_OPTS,
+    {NULL, NULL, NULL, 0},
+};
+static const struct cli_cmd wf_apply_cmd = {
+    "workflows apply",
+    "FILE",
+    "Send a workflow definition to the server: a new workflow, or a new version of it\n"
+    "(nothing changes if the file is identical to the newest version).\n"
+    "Exit status: 0 done, 3 invalid (every problem is printed with its JSON path).",
+    wf_apply_opts,
+};
+
+static const struct cli_opt wf_list_opts[] = {
+    {"json", NULL, "print the server's JSON", 0},
+    CLI_SERVER_OPTS,
+    {NULL, NULL, NULL, 0},
+};
+static const struct cli_cmd wf_list_cmd = {
+    "workflows list",
+    NULL,
+    "List the server's workflows (newest version of each).",
+    wf_list_opts,
+};
+
+static const struct cli_opt wf_show_opts[] = {
+    {"version", "N", "this version (default the newest)", 0},
+    {"json", NULL, "print the server's JSON", 0},
+    CLI_SERVER_OPTS,
+    {NULL, NULL, NULL, 0},
+};
+static const struct cli_cmd wf_show_cmd = {
+    "workflows show",
+    "NAME",
+    "Show a workflow and its definition.",
+    wf_show_opts,
+};
+
+static const struct cli_opt wf_delete_opts[] = {
+    CLI_SERVER_OPTS,
+    {NULL, NULL, NULL, 0},
+};
+static const struct cli_cmd wf_delete_cmd = {
+    "workflows delete",
+    "NAME",
+    "Delete a workflow: it can no longer be triggered; its executions stay readable.",
+    wf_delete_opts,
+};
+
+/* Parse a command line of a client command; returns -1 to go on, else the exit code. */
+static int parse_client(const struct cli_cmd *cmd, int argc, char **argv, struct cli_args *a,
+                        int npos)
+{
+    int rc = cli_parse(cmd, argc, argv, a);
+    if (rc)
+        return rc > 0 ? EXIT_OK : EXIT_USAGE;
+    if (a->npos != npos) {
+        if (npos == 0)
+            cli_error("'orch %s' takes no arguments", cmd->name);
+        else
+            cli_error("'orch %s' needs %s", cmd->name, cmd->args);
+        return EXIT_USAGE;
+    }
+    if (!cli_server(a))
+        return needs_server(cmd->name);
+    return -1;
+}
+
+static char *workflow_path(const char *name, const char *suffix)
+{
+    char *n = client_escape(name);
+    char *p = xasprintf("/v1/workflows/%s%s", n, suffix);
+    free(n);
+    return p;
+}
+
+static int workflows_apply(int argc, char **argv)
+{
+    struct cli_args a;
+    struct client *c = NULL;
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    char *def = NULL;
+    size_t len;
+    int code;
+
+    code = parse_client(&wf_apply_cmd, argc, argv, &a, 1);
+    if (code >= 0)
+        return code;
+    /* The server enforces its own limit (413); this only bounds our memory. */
+    def = cli_read_file(a.pos[0], 64u << 20, &len, &code);
+    if (!def)
+        return code;
+    c = open_client(&a, &code);
+    if (!c)
+        goto out;
+    code = call(c, "POST", "/v1/workflows", def, len, NULL, &r);
+    if (code)
+        goto out;
+    if (need_object(&r)) {
+        code = EXIT_INTERNAL;
+        goto out;
+    }
+    if (cli_flag(&a, "json"))
+        print_json(r.json);
+    else if (r.status == 201)
+        printf("Workflow '%s' version %lld recorded (%lld tasks)\n", jstr(r.json, "name"),
+               jint(r.json, "version", 0), jint(r.json, "tasks", 0));
+    else
+        printf("Workflow '%s' unchanged (version %lld is identical)\n", jstr(r.json, "name"),
+               jint(r.json, "version", 0));
+out:
+    client_response_release(&r);
+    client_free(c);
+    free(def);
+    return code;
+}
+
+static int workflows_list(int argc, char **argv)
+{
+    struct cli_args a;
+    struct client *c;
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    json_t *items;
+    int code;
+
+    code = parse_client(&wf_list_cmd, argc, argv, &a, 0);
+    if (code >= 0)
+        return code;
+    c = open_client(&a, &code);
+    if (!c)
+        return code;
+    code = call(c, "GET", "/v1/workflows", NULL, 0, NULL, &r);
+    if (!code && need_object(&r))
+        code = EXIT_INTERNAL;
+    if (code)
+        goto out;
+    if (cli_flag(&a, "json")) {
+        print_json(r.json);
+        goto out;
+    }
+    items = json_object_get(r.json, "items");
+    if (!json_array_size(items)) {
+        printf("No workflows.\n");
+        goto out;
+    }
+    printf("%-24s  %-7s  %-5s  %-24s  %s\n", "NAME", "VERSION", "TASKS", "CREATED", "DESCRIPTION");
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        json_t *it = json_array_get(items, i);
+        printf("%-24s  %-7lld  %-5lld  %-24s  %s\n", jstr(it, "name"), jint(it, "version", 0),
+               jint(it, "tasks", 0), jstr(it, "createdAt"), jstr(it, "description"));
+    }
+out:
+    client_response_release(&r);
+    client_free(c);
+    return code;
+}
+
+static int workflows_show(int argc, char **argv)
+{
+    struct cli_args a;
+    struct client *c;
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    const char *v;
+    char *path;
+    int code;
+
+    code = parse_client(&wf_show_cmd, argc, argv, &a, 1);
+    if (code >= 0)
+        return code;
+    if ((v = cli_get(&a, "version"))) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || n < 1) {
+            cli_error("invalid version '%s' (use 1, 2, ...)", v);
+            return EXIT_USAGE;
+        }
+    }
+    c = open_client(&a, &code);
+    if (!c)
+        return code;
+    if (v) {
+        char *suffix = xasprintf("?version=%s", v);
+        path = workflow_path(a.pos[0], suffix);
+        free(suffix);
+    } else {
+        path = workflow_path(a.pos[0], "");
+    }
+    code = call(c, "GET", path, NULL, 0, NULL, &r);
+    if (!code && need_object(&r))
+        code = EXIT_INTERNAL;
+    if (!code) {
+        if (cli_flag(&a, "json")) {
+            print_json(r.json);
+        } else {
+            printf("Workflow     %s\nVersion      %lld\nCreated      %s\nTasks        %lld\n",
+                   jstr(r.json, "name"), jint(r.json, "version", 0), jstr(r.json, "createdAt"),
+                   jint(r.json, "tasks", 0));
+            if (json_is_string(json_object_get(r.json, "description")))
+                printf("Description  %s\n", jstr(r.json, "description"));
+            printf("\n");
+            print_json(json_object_get(r.json, "definition"));
+        }
+    }
+    free(path);
+    client_response_release(&r);
+    client_free(c);
+    return code;
+}
+
+static int workflows_delete(int argc, char **argv)
+{
+    struct cli_args a;
+    struct client *c;
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    char *path;
+    int code;
+
+    code = parse_client(&wf_delete_cmd, argc, argv, &a, 1);
+    if (code >= 0)
+        return code;
+    c = open_client(&a, &code);
+    if (!c)
+        return code;
+    path = workflow_path(a.pos[0], "");
+    code = call(c, "DELETE", path, NULL, 0, NULL, &r);
+    if (!code)
+        printf("Workflow '%s' deleted\n", a.pos[0]);
+    free(path);
+    client_response_release(&r);
+    client_free(c);
+    return code;
+}
+
+int cmd_workflows(int argc, char **argv)
+{
+    if (argc >= 1 && !strcmp(argv[0], "apply"))
+        return workflows_apply(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "list"))
+        return workflows_list(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "show"))
+        return workflows_show(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "delete"))
+        return workflows_delete(argc - 1, argv + 1);
+    if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+        printf("usage: orch workflows apply FILE [--json]\n"
+               "       orch workflows list [--json]\n"
+               "       orch workflows show NAME [--version N] [--json]\n"
+               "       orch workflows delete NAME\n"
+               "(with --server URL or ORCH_SERVER, and --api-key KEY or ORCH_API_KEY)\n");
+        return EXIT_OK;
+    }
+    cli_error("'orch workflows' needs a subcommand: apply, list, show or delete");
+    return EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------------ trigger, cancel, retry */
+
+static const struct cli_opt trigger_opts[] = {
+    {"param", "K=V", "set a workflow param (repeatable; V is JSON if it parses, else a string)", 1},
+    {"idempotency-key", "KEY", "a retried trigger with the same key returns the same execution", 0},
+    {"wait", NULL, "wait for the execution to end; exit with its status like 'orch run'", 0},
+    {"json", NULL, "print the server's JSON", 0},
+    CLI_SERVER_OPTS,
+    {NULL, NULL, NULL, 0},
+};
+static const struct cli_cmd trigger_cmd = {
+    "trigger",
+    "NAME",
+    "Start an execution of the newest version of a workflow on the server.\n"
+    "Exit status: 0 started (with --wait: 0 succeeded, 1 failed, 4 timed out, 5 cancelled),\n"
+    "3 invalid params, 6 no such workflow, 7 key refused.",
+    trigger_opts,
+};
+
+static const struct cli_opt cancel_opts[] = {
+    {"json", NULL, "print the server's JSON", 0},
+    CLI_SERVER_OPTS,
+    {NULL, NULL, NULL, 0},
+};
+static const struct cli_cmd cancel_cmd = {
+    "cancel",
+    "ID",
+    "Cancel a queued or running execution on the server.\n"
+    "Exit status: 0 done, 1 it has already ended, 6 no such execution.",
+    cancel_opts,
+};
+
+static const struct cli_opt retry_opts[] = {
+    {"wait", NULL, "wait for the execution to end; exit with its status like 'orch run'", 0},
+    {"json", NULL, "print the server's JSON", 0},
+    CLI_SERVER_OPTS,
+    {NULL, NULL, NULL, 0},
+};
+static const struct cli_cmd retry_cmd = {
+    "retry",
+    "ID",
+    "Re-run the failed tasks of a finished execution (and what depends on them);\n"
+    "tasks that succeeded are kept. Exit status: 0 done, 1 it is running or it\n"
+    "succeeded, 6 no such execution.",
+    retry_opts,
+};
+
+/* The body {"params": {...}} from --param K=V (V parsed as JSON if it parses). */
+static json_t *trigger_body(const struct cli_args *a, int *out_exit)
+{
+    json_t *params = json_object();
+    json_t *body;
+
+    for (int i = 0; i < a->nvals; i++) {
+        const char *kv, *eq;
+        json_t *v;
+        char *key;
+        if (strcmp(a->vals[i].opt->name, "param"))
+            continue;
+        kv = a->vals[i].value;
+        eq = strchr(kv, '=');
+        if (!eq || eq == kv) {
+            cli_error("invalid --param '%s' (use --param name=value)", kv);
+            json_decref(params);
+            *out_exit = EXIT_USAGE;
+            return NULL;
+        }
+        v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+        if (!v || json_is_null(v)) {
+            json_decref(v);
+            v = json_string(eq + 1);
+        }
+        key = xstrndup(kv, (size_t)(eq - kv));
+        json_object_set_new(params, key, v);
+        free(key);
+    }
+    body = json_object();
+    json_object_set_new(body, "params", params);
+    return body;
+}
+
+int cmd_trigger(int argc, char **argv)
+{
+    struct cli_args a;
+    struct client *c = NULL;
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    const char *idem, *hdrs[2] = {NULL, NULL};
+    char *hdr = NULL, *path = NULL, *text = NULL;
+    json_t *body;
+    int code;
+
+    code = parse_client(&trigger_cmd, argc, argv, &a, 1);
+    if (code >= 0)
+        return code;
+    body = trigger_body(&a, &code);
+    if (!body)
+        return code;
+    idem = cli_get(&a, "idempotency-key");
+    if (idem) {
+        if (!*idem || strpbrk(idem, "\r\n")) {
+            cli_error("invalid idempotency key '%s'", idem);
+            json_decref(body);
+            return EXIT_USAGE;
+        }
+        hdr = xasprintf("Idempotency-Key: %s", idem);
+        hdrs[0] = hdr;
+    }
+    text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    c = open_client(&a, &code);
+    if (!c)
+        goto out;
+    path = workflow_path(a.pos[0], "/executions");
+    code = call(c, "POST", path, text, strlen(text), hdrs, &r);
+    if (!code && need_object(&r))
+        code = EXIT_INTERNAL;
+    if (code)
+        goto out;
+    if (cli_flag(&a, "wait")) {
+        if (!cli_flag(&a, "json"))
+            printf("Execution %s of '%s' (version %lld) %s%s; waiting for it to end\n",
+                   jstr(r.json, "id"), jstr(r.json, "workflow"), jint(r.json, "workflowVersion", 0),
+                   jstr(r.json, "status"),
+                   r.status == 200 ? " (existing execution for this idempotency key)" : "");
+        fflush(stdout);
+        code = wait_for_end(c, jstr(r.json, "id"), cli_flag(&a, "json"));
+    } else if (cli_flag(&a, "json")) {
+        print_json(r.json);
+    } else {
+        printf("Execution %s of '%s' (version %lld) %s%s\n", jstr(r.json, "id"),
+               jstr(r.json, "workflow"), jint(r.json, "workflowVersion", 0), jstr(r.json, "status"),
+               r.status == 200 ? " (existing execution for this idempotency key)" : "");
+    }
+out:
+    client_response_release(&r);
+    client_free(c);
+    free(path);
+    free(text);
+    free(hdr);
+    return code;
+}
+
+/* POST /v1/executions/ID/<action>; print the result; with `wait`, wait for the end. */
+static int exec_action(const struct cli_cmd *cmd, const char *action, int argc, char **argv)
+{
+    struct cli_args a;
+    struct client *c;
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    char *eid, *path;
+    int code;
+
+    code = parse_client(cmd, argc, argv, &a, 1);
+    if (code >= 0)
+        return code;
+    c = open_client(&a, &code);
+    if (!c)
+        return code;
+    eid = client_escape(a.pos[0]);
+    path = xasprintf("/v1/executions/%s/%s", eid, action);
+    free(eid);
+    code = call(c, "POST", path, NULL, 0, NULL, &r);
+    if (!code && need_object(&r))
+        code = EXIT_INTERNAL;
+    if (code)
+        goto out;
+    if (cli_flag(&a, "wait")) {
+        if (!cli_flag(&a, "json"))
+            printf("Execution %s %s (%s); waiting for it to end\n", jstr(r.json, "id"),
+                   !strcmp(action, "retry") ? "retried" : "cancelled", jstr(r.json, "status"));
+        fflush(stdout);
+        code = wait_for_end(c, jstr(r.json, "id"), cli_flag(&a, "json"));
+    } else if (cli_flag(&a, "json")) {
+        print_json(r.json);
+    } else if (!strcmp(action, "retry")) {
+        printf("Execution %s retried: failed tasks run again (status %s)\n", jstr(r.json, "id"),
+               jstr(r.json, "status"));
+    } else {
+        printf("Execution %s cancel requested (status %s)\n", jstr(r.json, "id"),
+               jstr(r.json, "status"));
+    }
+out:
+    free(path);
+    client_response_release(&r);
+    client_free(c);
+    return code;
+}
+
+int cmd_cancel(int argc, char **argv)
+{
+    return exec_action(&cancel_cmd, "cancel", argc, argv);
+}
+
+int cmd_retry(int argc, char **argv)
+{
+    return exec_action(&retry_cmd, "retry", argc, argv);
+}
+
+/* ------------------------------------------------------------------ health */
+
+static const struct cli_opt health_opts[] = {
+    {"json", NULL, "print JSON (the server's, or the local store's report)", 0},
+    CLI_SERVER_OPTS,
+    {NULL, NULL, NULL, 0},
+};
+static const struct cli_cmd health_cmd = {
+    "health",
+    NULL,
+    "Report the health of the server (database, scheduler, workers, queue, memory,\n"
+    "disk), or without a server that of the local data directory's store.\n"
+    "Exit status: 0 ok or degraded, 1 down, 7 key refused, 70 unreachable.",
+    health_opts,
+};
+
+static void fmt_bytes(double b, char *out, size_t len)
+{
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (b >= 1024 && u < 4) {
+        b /= 1024;
+        u++;
+    }
+    snprintf(out, len, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
+}
+
+static void fmt_percent(const json_t *o, const char *key, char *out, size_t len)
+{
+    json_t *v = json_object_get(o, key);
+    if (json_is_number(v))
+        snprintf(out, len, "%.0f%%", json_number_value(v));
+    else
+        snprintf(out, len, "-");
+}
+
+static void print_health(const json_t *h)
+{
+    json_t *comp = json_object_get(h, "components");
+    json_t *db = json_object_get(comp, "database"), *sc = json_object_get(comp, "scheduler");
+    json_t *wk = json_object_get(comp, "workers"), *q = json_object_get(comp, "queue");
+    json_t *ex = json_object_get(comp, "executions"), *mem = json_object_get(comp, "memory");
+    json_t *dk = json_object_get(comp, "disk"), *pool = json_object_get(db, "pool");
+    char b1[32], b2[32], b3[32], dur[32];
+
+    printf("Status      %s (orch %s, up %.0fs)\n\n", jstr(h, "status"), jstr(h, "version"),
+           jnum(h, "uptimeSeconds", 0));
+    printf("%-11s %-9s %s\n", "COMPONENT", "STATUS", "DETAILS");
+    printf("%-11s %-9s %s, latency %.2f ms, pool %lld/%lld in use\n", "database",
+           jstr(db, "status"),
+           json_is_true(json_object_get(db, "reachable")) ? "reachable" : "unreachable",
+           jnum(db, "latencyMs", 0), jint(pool, "inUse", 0), jint(pool, "size", 0));
+    printf("%-11s %-9s %s%s%s\n", "scheduler", jstr(sc, "status"),
+           json_is_true(json_object_get(sc, "running")) ? "running" : "not running",
+           json_is_string(json_object_get(sc, "message")) ? ": " : "", jstr_or(sc, "message", ""));
+    printf("%-11s %-9s %lld/%lld busy\n", "workers", jstr(wk, "status"), jint(wk, "busy", 0),
+           jint(wk, "total", 0));
+    clock_fmt_duration(jint(q, "oldestQueuedAgeMs", 0), dur, sizeof(dur));
+    printf("%-11s %-9s %lld queued, oldest %s\n", "queue", jstr(q, "status"), jint(q, "depth", 0),
+           jint(q, "depth", 0) ? dur : "-");
+    clock_fmt_duration(jint(ex, "longestRunningMs", 0), dur, sizeof(dur));
+    printf("%-11s %-9s %lld running, longest %s\n", "executions", "-", jint(ex, "running", 0),
+           jint(ex, "running", 0) ? dur : "-");
+    fmt_bytes(jnum(mem, "rssBytes", 0), b1, sizeof(b1));
+    fmt_percent(mem, "systemUsedPercent", b2, sizeof(b2));
+    fmt_percent(mem, "cgroupUsedPercent", b3, sizeof(b3));
+    printf("%-11s %-9s rss %s, system %s used, cgroup %s used\n", "memory", jstr(mem, "status"), b1,
+           b2, b3);
+    fmt_bytes(jnum(dk, "freeBytes", 0), b1, sizeof(b1));
+    printf("%-11s %-9s %s free (%.0f%%) in %s\n", "disk", jstr(dk, "status"), b1,
+           jnum(dk, "freePercent", 0), jstr(dk, "path"));
+}
+
+static int health_remote(const struct cli_args *a)
+{
+    struct client *c;
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    struct err err = ERR_INIT;
+    int code;
+
+    c = open_client(a, &code);
+    if (!c)
+        return code;
+    if (client_request(c, "GET", "/v1/health", NULL, 0, NULL, &r, &err)) {
+        cli_error("%s", err.msg);
+        code = EXIT_INTERNAL;
+        goto out;
+    }
+    /* 503 carries a health report too (status down), not an error. */
+    if ((r.status == 200 || r.status == 503) && json_is_object(r.json) &&
+        json_is_object(json_object_get(r.json, "components"))) {
+        if (cli_flag(a, "json"))
+            print_json(r.json);
+        else
+            print_health(r.json);
+        code = strcmp(jstr(r.json, "status"), "down") ? EXIT_OK : EXIT_FAILED;
+        goto out;
+    }
+    if (r.status >= 200 && r.status < 300) {
+        cli_error("the server's health answer is not a health report (HTTP %ld)", r.status);
+        code = EXIT_INTERNAL;
+    } else {
+        code = report_http_error(&r);
+    }
+out:
+    client_response_release(&r);
+    client_free(c);
+    return code;
+}
+
+/* Without a server: can the local store be opened and read? */
+static int health_local(const struct cli_args *a)
+{
+    struct store *st = NULL;
+    struct err err = ERR_INIT;
+    struct statvfs vfs;
+    const char *dir = cli_data_dir(a);
+    char **ids = NULL;
+    size_t nids = 0;
+    int version = 0, db_ok, disk_ok;
+    double free_bytes = 0, free_pct = 0;
+    int64_t t0;
+    double latency;
+
+    if (cli_open_store(a, 0, &st))
+        return EXIT_FAILED; /* the message is printed */
+    t0 = clock_mono_ns();
+    db_ok = store_schema_version(st, &version, &err) == 0 &&
+            store_executions_unfinished(st, &ids, &nids, &err) == 0;
+    latency = (double)(clock_mono_ns() - t0) / 1e6;
+    for (size_t i = 0; i < nids; i++)
+        free(ids[i]);
+    free(ids);
+    disk_ok = statvfs(dir, &vfs) == 0;
+    if (disk_ok && vfs.f_blocks) {
+        free_bytes = (double)vfs.f_bavail * (double)vfs.f_frsize;
+        free_pct = 100.0 * (double)vfs.f_bavail / (double)vfs.f_blocks;
+    }
+    if (cli_flag(a, "json")) {
+        json_t *o = json_object(), *comp = json_object(), *d = json_object(), *k = json_object();
+        json_object_set_new(o, "status", json_string(db_ok ? "ok" : "down"));
+        json_object_set_new(o, "mode", json_string("local"));
+        json_object_set_new(o, "dataDir", json_string(dir));
+        json_object_set_new(d, "status", json_string(db_ok ? "ok" : "down"));
+        json_object_set_new(d, "backend", json_string(store_backend_name(st)));
+        json_object_set_new(d, "schemaVersion", json_integer(version));
+        json_object_set_new(d, "latencyMs", json_real(latency));
+        json_object_set_new(d, "unfinishedExecutions", json_integer((json_int_t)nids));
+        json_object_set_new(comp, "database", d);
+        json_object_set_new(k, "status", json_string(disk_ok ? "ok" : "down"));
+        json_object_set_new(k, "freeBytes", json_integer((json_int_t)free_bytes));
+        json_object_set_new(k, "freePercent", json_real(free_pct));
+        json_object_set_new(k, "path", json_string(dir));
+        json_object_set_new(comp, "disk", k);
+        json_object_set_new(o, "components", comp);
+        print_json(o);
+        json_decref(o);
+    } else {
+        char b[32];
+        fmt_bytes(free_bytes, b, sizeof(b));
+        printf("Status      %s (local data directory %s, no server)\n\n", db_ok ? "ok" : "down",
+               dir);
+        printf("%-11s %-9s %s\n", "COMPONENT", "STATUS", "DETAILS");
+        if (db_ok)
+            printf("%-11s %-9s %s, schema version %d, latency %.2f ms, %zu unfinished "
+                   "execution%s\n",
+                   "database", "ok", store_backend_name(st), version, latency, nids,
+                   nids == 1 ? "" : "s");
+        else
+            printf("%-11s %-9s %s\n", "database", "down", err.msg);
+        if (disk_ok)
+            printf("%-11s %-9s %s free (%.0f%%) in %s\n", "disk", "ok", b, free_pct, dir);
+        else
+            printf("%-11s %-9s cannot stat '%s': %s\n", "disk", "down", dir, strerror(errno));
+    }
+    store_free(st);
+    return db_ok ? EXIT_OK : EXIT_FAILED;
+}
+
+int cmd_health(int argc, char **argv)
+{
+    struct cli_args a;
+    int rc = cli_parse(&health_cmd, argc, argv, &a);
+
+    if (rc)
+        return rc > 0 ? EXIT_OK : EXIT_USAGE;
+    if (a.npos) {
+        cli_error("'orch health' takes no arguments");
+        return EXIT_USAGE;
+    }
+    return cli_server(&a) ? health_remote(&a) : health_local(&a);
+}

@@ -1,0 +1,433 @@
+/*
+ * cmd_server.c - `orch server`: the HTTP API, the engine and its workers in
+ * one process on the data directory (wiring only).
+ *
+ * The engine's loop runs on this (main) thread; the API's HTTP threads talk
+ * to it through engine_post_*(). SIGTERM/SIGINT: stop accepting connections,
+ * let running tasks finish for the shutdown grace, then the engine records
+ * what is still running as lost (the next start resumes it) and returns;
+ * then the HTTP side stops. A second signal ends the grace at once.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "auth/auth.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/xalloc.h"
+#include "cli.h"
+#include "dag/dag.h"
+#include "engine/engine.h"
+
+#include "base/banned.h"
+
+#define DEFAULT_SHUTDOWN_GRACE_MS 30000
+
+static const struct cli_opt server_opts[] = {
+    {"listen", "ADDR", "address to listen on (default $ORCH_LISTEN or 127.0.0.1:8080)", 0},
+    {"workers", "N", "task processes running at once (default $ORCH_WORKERS or CPU count)", 0},
+    {"max-output", "BYTES", "output kept per task attempt, the tail (default 1048576)", 0},
+    {"kill-grace", "DURATION", "SIGTERM to SIGKILL grace on timeout/cancel (default 10s)", 0},
+    {"shutdown-grace", "DURATION",
+     "on SIGTERM/SIGINT, how long running tasks may finish (default $ORCH_SHUTDOWN_GRACE or 30s)",
+     0},
+    {"register", "PATH",
+     "register a workflow definition file, or every *.json in a directory (repeatable)", 1},
+    {NULL, NULL, NULL, 0},
+};
+
+static const struct cli_cmd server_cmd = {
+    "server",
+    NULL,
+    "Run the HTTP API (/v1), the engine and its workers on the local data directory.\n"
+    "Every endpoint except /v1/health/scheduler needs 'Authorization: Bearer <key>';\n"
+    "create a key with 'orch keys create --name admin --scope admin'. Environment:\n"
+    "ORCH_HTTP_TIMEOUT (idle connection timeout, 30s), ORCH_MAX_BODY (bytes, 4 MiB + 64 KiB),\n"
+    "ORCH_HTTP_THREADS (CPU count), ORCH_AUTH_FAIL_LIMIT (failed authentications per client\n"
+    "and window before 429, 20; 0 = none), ORCH_AUTH_FAIL_WINDOW (1m).",
+    server_opts,
+};
+
+/* ------------------------------------------------------------------ signals */
+
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    unsigned char b = (unsigned char)sig;
+    int saved = errno;
+    ssize_t w = write(sig_pipe[1], &b, 1);
+    (void)w;
+    errno = saved;
+}
+
+struct watcher {
+    struct api_server *srv;
+    struct engine *eng;
+    int64_t grace_ms;
+};
+
+/* Turns signals into a graceful stop; a 0 byte on the pipe ends it. */
+static void *watcher_main(void *arg)
+{
+    struct watcher *w = arg;
+    int seen = 0;
+
+    for (;;) {
+        unsigned char b;
+        ssize_t n = read(sig_pipe[0], &b, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || b == 0)
+            break;
+        if (seen++ == 0) {
+            char grace[32];
+            clock_fmt_duration(w->grace_ms, grace, sizeof(grace));
+            log_info("API",
+                     "Received %s: shutting down (running tasks may finish within %s; "
+                     "send it again to stop now)",
+                     b == SIGINT ? "SIGINT" : "SIGTERM", grace);
+            api_server_quiesce(w->srv);
+            engine_request_stop(w->eng, w->grace_ms);
+        } else {
+            log_warn("API", "Received %s again: stopping running tasks now",
+                     b == SIGINT ? "SIGINT" : "SIGTERM");
+            engine_request_stop(w->eng, 0);
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ settings */
+
+static int env_duration(const char *flag_value, const char *env, int64_t def, const char *what,
+                        int64_t *out)
+{
+    const char *v = flag_value ? flag_value : getenv(env);
+    struct err err = ERR_INIT;
+
+    *out = def;
+    if (!v || !*v)
+        return 0;
+    if (clock_parse_duration(v, out, &err)) {
+        cli_error("invalid %s: %s", what, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int env_int(const char *env, long min, long max, long *out)
+{
+    const char *v = getenv(env);
+    char *end;
+    long n;
+
+    if (!v || !*v)
+        return 0;
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || *end || n < min || n > max) {
+        cli_error("invalid %s '%s' (use %ld to %ld)", env, v, min, max);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int api_settings(const struct cli_args *a, struct api_config *cfg, int64_t *grace_ms)
+{
+    int64_t ms;
+    long n;
+
+    api_config_init(cfg);
+    cfg->listen = cli_get(a, "listen");
+    if (!cfg->listen || !*cfg->listen)
+        cfg->listen = getenv("ORCH_LISTEN");
+    if (!cfg->listen || !*cfg->listen)
+        cfg->listen = API_DEFAULT_LISTEN;
+    if (env_duration(NULL, "ORCH_HTTP_TIMEOUT", (int64_t)API_DEFAULT_TIMEOUT_S * 1000,
+                     "ORCH_HTTP_TIMEOUT", &ms))
+        return -1;
+    if (ms < 1000 || ms > 3600 * 1000) {
+        cli_error("invalid ORCH_HTTP_TIMEOUT (use 1s to 1h)");
+        return -1;
+    }
+    cfg->timeout_s = (int)(ms / 1000);
+    n = (long)cfg->max_body;
+    if (env_int("ORCH_MAX_BODY", 1024, 1L << 30, &n))
+        return -1;
+    cfg->max_body = (size_t)n;
+    n = 0;
+    if (env_int("ORCH_HTTP_THREADS", 1, 256, &n))
+        return -1;
+    cfg->threads = (int)n;
+    n = cfg->auth_fail_limit;
+    if (env_int("ORCH_AUTH_FAIL_LIMIT", 0, 1000000, &n))
+        return -1;
+    cfg->auth_fail_limit = (int)n;
+    if (env_duration(NULL, "ORCH_AUTH_FAIL_WINDOW", API_DEFAULT_AUTH_FAIL_WINDOW_MS,
+                     "ORCH_AUTH_FAIL_WINDOW", &cfg->auth_fail_window_ms))
+        return -1;
+    if (cfg->auth_fail_window_ms < 1000) {
+        cli_error("invalid ORCH_AUTH_FAIL_WINDOW (use at least 1s)");
+        return -1;
+    }
+    return env_duration(cli_get(a, "shutdown-grace"), "ORCH_SHUTDOWN_GRACE",
+                        DEFAULT_SHUTDOWN_GRACE_MS, "shutdown grace", grace_ms);
+}
+
+/* ------------------------------------------------------------------ --register */
+
+static int ends_with_json(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 5 && !strcmp(name + n - 5, ".json") && name[0] != '.';
+}
+
+/* Record the definition in `path` as the newest version of its workflow. */
+static int register_file(struct store *st, const char *path)
+{
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct err err = ERR_INIT;
+    char *def;
+    size_t len;
+    int code, version = 0, prev = 0;
+    char *old = NULL;
+
+    def = cli_read_file(path, DAG_MAX_BYTES, &len, &code);
+    if (!def)
+        return code;
+    if (strlen(def) != len || dag_parse(def, len, &wf, &probs)) {
+        cli_error("invalid workflow '%s':", path);
+        for (size_t i = 0; i < probs.n; i++)
+            fprintf(stderr, "  %s: %s\n", probs.items[i].path, probs.items[i].message);
+        if (strlen(def) != len)
+            fprintf(stderr, "  $: contains a NUL byte\n");
+        dag_problems_release(&probs);
+        free(def);
+        return EXIT_INVALID;
+    }
+    if (store_workflow_get(st, wf->name, 0, &old, &prev, NULL))
+        prev = 0;
+    free(old);
+    if (store_workflow_put(st, wf->name, def, clock_now_ms(), &version, &err)) {
+        cli_error("cannot register '%s': %s", path, err.msg);
+        workflow_free(wf);
+        free(def);
+        return EXIT_INTERNAL;
+    }
+    if (version != prev)
+        log_info("API", "Registered workflow '%s' version %d from %s", wf->name, version, path);
+    else
+        log_info("API", "Workflow '%s' version %d is up to date with %s", wf->name, version, path);
+    workflow_free(wf);
+    free(def);
+    return EXIT_OK;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int register_path(struct store *st, const char *path)
+{
+    struct stat sb;
+    DIR *d;
+    struct dirent *de;
+    char **names = NULL;
+    size_t n = 0, alloc = 0;
+    int code = EXIT_OK;
+
+    if (stat(path, &sb) != 0) {
+        cli_error("cannot register '%s': %s", path, strerror(errno));
+        return EXIT_NOT_FOUND;
+    }
+    if (!S_ISDIR(sb.st_mode))
+        return register_file(st, path);
+    d = opendir(path);
+    if (!d) {
+        cli_error("cannot read directory '%s': %s", path, strerror(errno));
+        return EXIT_NOT_FOUND;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (!ends_with_json(de->d_name))
+            continue;
+        XGROW(names, alloc, n + 1);
+        names[n++] = xasprintf("%s/%s", path, de->d_name);
+    }
+    closedir(d);
+    if (n)
+        qsort(names, n, sizeof(*names), cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        if (code == EXIT_OK)
+            code = register_file(st, names[i]);
+        free(names[i]);
+    }
+    free(names);
+    if (code == EXIT_OK && n == 0)
+        log_warn("API", "No *.json workflow definitions in '%s'", path);
+    return code;
+}
+
+/* ------------------------------------------------------------------ the command */
+
+/* Take over the executions a previous process left unfinished. */
+static int resume_unfinished(struct store *st, struct engine *eng)
+{
+    struct err err = ERR_INIT;
+    char **ids = NULL;
+    size_t nids = 0, taken = 0;
+
+    if (store_executions_unfinished(st, &ids, &nids, &err)) {
+        cli_error("%s", err.msg);
+        return -1;
+    }
+    for (size_t i = 0; i < nids; i++) {
+        if (engine_resume(eng, ids[i], &err) == 0)
+            taken++;
+        else
+            log_info("Engine", "Execution %s not resumed: %s", ids[i], err.msg);
+        free(ids[i]);
+    }
+    free(ids);
+    if (nids)
+        log_info("Engine", "Resumed %zu of %zu unfinished executions", taken, nids);
+    return 0;
+}
+
+int cmd_server(int argc, char **argv)
+{
+    struct cli_args a;
+    struct engine_config ecfg;
+    struct api_config acfg;
+    struct store *st = NULL;
+    struct engine *eng = NULL;
+    struct owner *own = NULL;
+    struct api_server *srv = NULL;
+    struct err err = ERR_INIT;
+    struct sigaction sa, old_int, old_term;
+    struct watcher w;
+    pthread_t watcher;
+    int watching = 0;
+    int64_t grace_ms = DEFAULT_SHUTDOWN_GRACE_MS;
+    const char *dir;
+    int code = EXIT_OK, rc;
+
+    rc = cli_parse(&server_cmd, argc, argv, &a);
+    if (rc)
+        return rc > 0 ? EXIT_OK : EXIT_USAGE;
+    if (a.npos) {
+        cli_error("'orch server' takes no arguments (see 'orch server --help')");
+        return EXIT_USAGE;
+    }
+    if (cli_apply_log_level(&a))
+        return EXIT_USAGE;
+    if (cli_engine_settings(&a, &ecfg) || api_settings(&a, &acfg, &grace_ms))
+        return EXIT_USAGE;
+    if (auth_init(&err)) {
+        cli_error("%s", err.msg);
+        return EXIT_INTERNAL;
+    }
+    dir = cli_data_dir(&a);
+    if (cli_open_store(&a, 1, &st))
+        return EXIT_INTERNAL;
+    for (int i = 0; i < a.nvals; i++) {
+        if (strcmp(a.vals[i].opt->name, "register"))
+            continue;
+        code = register_path(st, a.vals[i].value);
+        if (code)
+            goto out;
+    }
+
+    own = owner_new(dir);
+    ecfg.claim = owner_claim;
+    ecfg.release = owner_release;
+    ecfg.owner_arg = own;
+    if (engine_new(st, &ecfg, &eng, &err)) {
+        cli_error("%s", err.msg);
+        code = EXIT_INTERNAL;
+        goto out;
+    }
+    engine_set_persistent(eng, 1);
+    if (resume_unfinished(st, eng)) {
+        code = EXIT_INTERNAL;
+        goto out;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    acfg.data_dir = dir;
+    acfg.engine = eng;
+    if (api_server_start(&acfg, &srv, &err)) {
+        cli_error("%s", err.msg);
+        code = err.code == ERR_INVALID ? EXIT_USAGE : EXIT_INTERNAL;
+        goto out;
+    }
+
+    if (pipe2(sig_pipe, O_CLOEXEC) != 0) {
+        cli_error("cannot create a pipe: %s", strerror(errno));
+        code = EXIT_INTERNAL;
+        goto out;
+    }
+    w.srv = srv;
+    w.eng = eng;
+    w.grace_ms = grace_ms;
+    if (pthread_create(&watcher, NULL, watcher_main, &w) != 0) {
+        cli_error("cannot start a thread");
+        code = EXIT_INTERNAL;
+        goto out;
+    }
+    watching = 1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    log_info("API", "orch %s listening on %s (data directory '%s', %d workers)", ORCH_VERSION,
+             api_server_url(srv), dir, ecfg.workers);
+    log_info("API", "Get an API key: orch keys create --name admin --scope admin --data-dir %s",
+             dir);
+
+    rc = engine_run(eng, &err);
+    if (rc) {
+        log_error("Engine", "The engine stopped: %s", err.msg);
+        code = EXIT_INTERNAL;
+    }
+    /* Whether the engine stopped on request or on a failure, stop taking requests. */
+    api_server_quiesce(srv);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    api_server_free(srv);
+    srv = NULL;
+    log_info("API", "Server stopped");
+
+out:
+    if (watching) {
+        unsigned char zero = 0;
+        ssize_t wr = write(sig_pipe[1], &zero, 1);
+        (void)wr;
+        pthread_join(watcher, NULL);
+    }
+    if (sig_pipe[0] >= 0) {
+        close(sig_pipe[0]);
+        close(sig_pipe[1]);
+        sig_pipe[0] = sig_pipe[1] = -1;
+    }
+    api_server_free(srv);
+    engine_free(eng);
+    owner_free(own);
+    store_free(st);
+    return code;
+}

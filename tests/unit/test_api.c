@@ -1,0 +1,361 @@
+/* Unit tests for the pure parts of src/api: router, query parsers, error
+ * mapping and shape, UTF-8 repair, listen addresses, the rate limiter. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <cmocka.h>
+#include <netinet/in.h>
+
+#include "api/api_internal.h"
+#include "base/id.h"
+
+static void test_router(void **state)
+{
+    struct api_path_params p;
+    char allow[64];
+    const struct api_route *r;
+    (void)state;
+
+    r = api__route_match(api__routes, api__nroutes, "GET", "/v1/health", &p, allow, sizeof(allow));
+    assert_non_null(r);
+    assert_ptr_equal(r->handler, api__health);
+    assert_int_equal(r->scope, KEY_SCOPE_READ);
+    assert_int_equal(p.n, 0);
+
+    r = api__route_match(api__routes, api__nroutes, "GET", "/v1/health/scheduler", &p, allow,
+                         sizeof(allow));
+    assert_non_null(r);
+    assert_int_equal(r->scope, 0); /* no key needed */
+
+    r = api__route_match(api__routes, api__nroutes, "POST", "/v1/workflows/nightly/executions", &p,
+                         allow, sizeof(allow));
+    assert_non_null(r);
+    assert_ptr_equal(r->handler, api__executions_submit);
+    assert_int_equal(r->scope, KEY_SCOPE_WRITE);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.values[0], "nightly");
+
+    r = api__route_match(api__routes, api__nroutes, "POST", "/v1/executions/ex_1/cancel", &p, allow,
+                         sizeof(allow));
+    assert_non_null(r);
+    assert_ptr_equal(r->handler, api__executions_cancel);
+    assert_string_equal(p.values[0], "ex_1");
+
+    r = api__route_match(api__routes, api__nroutes, "GET", "/v1/executions/ex_1/logs", &p, allow,
+                         sizeof(allow));
+    assert_ptr_equal(r->handler, api__executions_logs);
+
+    r = api__route_match(api__routes, api__nroutes, "DELETE", "/v1/keys/key_1", &p, allow,
+                         sizeof(allow));
+    assert_non_null(r);
+    assert_int_equal(r->scope, KEY_SCOPE_ADMIN);
+
+    /* Known path, wrong method: 405 with the allowed ones. */
+    r = api__route_match(api__routes, api__nroutes, "PUT", "/v1/workflows/x", &p, allow,
+                         sizeof(allow));
+    assert_null(r);
+    assert_string_equal(allow, "GET, DELETE");
+    r = api__route_match(api__routes, api__nroutes, "DELETE", "/v1/executions", &p, allow,
+                         sizeof(allow));
+    assert_null(r);
+    assert_string_equal(allow, "GET");
+
+    /* Unknown paths: 404. */
+    static const char *const unknown[] = {
+        "/",
+        "/v1",
+        "/v1/",
+        "/v1/health/",
+        "/v1/workflows/",
+        "/v1/workflows//executions",
+        "/v1/executions/ex_1/logs/more",
+        "/v2/health",
+        "/v1/healthz",
+        "//v1/health",
+    };
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        r = api__route_match(api__routes, api__nroutes, "GET", unknown[i], &p, allow,
+                             sizeof(allow));
+        if (r || allow[0])
+            fail_msg("'%s' should be unknown", unknown[i]);
+    }
+
+    /* A segment too long for a placeholder does not match. */
+    {
+        char path[API_PARAM_MAX + 32];
+        memset(path, 'a', sizeof(path) - 1);
+        path[sizeof(path) - 1] = '\0';
+        memcpy(path, "/v1/workflows/", 14);
+        r = api__route_match(api__routes, api__nroutes, "GET", path, &p, allow, sizeof(allow));
+        assert_null(r);
+    }
+}
+
+static void test_query_parsers(void **state)
+{
+    int n = 0;
+    unsigned mask = 0;
+    char bad[40];
+    int64_t ms = 0;
+    (void)state;
+
+    assert_int_equal(api__parse_limit("1", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(api__parse_limit("1000", &n), 0);
+    assert_int_equal(n, 1000);
+    assert_int_equal(api__parse_limit("0", &n), ERR_INVALID);
+    assert_int_equal(api__parse_limit("1001", &n), ERR_INVALID);
+    assert_int_equal(api__parse_limit("-5", &n), ERR_INVALID);
+    assert_int_equal(api__parse_limit("10x", &n), ERR_INVALID);
+    assert_int_equal(api__parse_limit("", &n), ERR_INVALID);
+    assert_int_equal(api__parse_limit(NULL, &n), ERR_INVALID);
+    assert_int_equal(api__parse_limit("99999999999999999999", &n), ERR_INVALID);
+
+    assert_int_equal(api__parse_status_list("failed", &mask, bad, sizeof(bad)), 0);
+    assert_int_equal(mask, 1u << EXEC_FAILED);
+    assert_int_equal(api__parse_status_list("queued,running,timed_out", &mask, bad, sizeof(bad)),
+                     0);
+    assert_int_equal(mask, (1u << EXEC_QUEUED) | (1u << EXEC_RUNNING) | (1u << EXEC_TIMED_OUT));
+    assert_int_equal(api__parse_status_list("failed,bogus", &mask, bad, sizeof(bad)), ERR_INVALID);
+    assert_string_equal(bad, "bogus");
+    assert_int_equal(api__parse_status_list("failed,", &mask, bad, sizeof(bad)), ERR_INVALID);
+    assert_int_equal(api__parse_status_list("", &mask, bad, sizeof(bad)), ERR_INVALID);
+
+    assert_int_equal(api__parse_instant("2026-11-29T10:00:00Z", &ms), 0);
+    assert_int_equal(ms, 1795946400000LL);
+    assert_int_equal(api__parse_instant("2026-11-29", &ms), 0);
+    assert_int_equal(ms, 1795910400000LL);
+    assert_int_equal(api__parse_instant("1795946400000", &ms), 0);
+    assert_int_equal(ms, 1795946400000LL);
+    assert_int_equal(api__parse_instant("yesterday", &ms), ERR_INVALID);
+    assert_int_equal(api__parse_instant("", &ms), ERR_INVALID);
+
+    assert_int_equal(api__parse_bool("true", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(api__parse_bool("0", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(api__parse_bool("yes", &n), ERR_INVALID);
+
+    assert_true(api__valid_request_id("req_abc-1.2"));
+    assert_false(api__valid_request_id(""));
+    assert_false(api__valid_request_id("a b"));
+    assert_false(api__valid_request_id("x\r\nInjected: 1"));
+    {
+        char id[80];
+        memset(id, 'a', 64);
+        id[64] = '\0';
+        assert_true(api__valid_request_id(id));
+        id[64] = 'a';
+        id[65] = '\0';
+        assert_false(api__valid_request_id(id));
+    }
+    assert_true(api__valid_idempotency_key("order-42/retry:1"));
+    assert_false(api__valid_idempotency_key(""));
+    assert_false(api__valid_idempotency_key("with space"));
+
+    {
+        char id[ID_MAX];
+        id_new("ex_", id);
+        assert_true(api__valid_exec_id(id));
+        id[0] = 'k';
+        assert_false(api__valid_exec_id(id));
+        assert_false(api__valid_exec_id("ex_short"));
+        assert_false(api__valid_exec_id("ex_../../etc/passwd"));
+    }
+}
+
+static void test_errors(void **state)
+{
+    json_t *e, *inner;
+    (void)state;
+
+    assert_int_equal(api__status_for_err(ERR_INVALID), 422);
+    assert_int_equal(api__status_for_err(ERR_NOT_FOUND), 404);
+    assert_int_equal(api__status_for_err(ERR_CONFLICT), 409);
+    assert_int_equal(api__status_for_err(ERR_TOO_BIG), 413);
+    assert_int_equal(api__status_for_err(ERR_BUSY), 503);
+    assert_int_equal(api__status_for_err(ERR_STORE), 503);
+    assert_int_equal(api__status_for_err(ERR_IO), 500);
+    assert_int_equal(api__status_for_err(ERR_INTERNAL), 500);
+    assert_int_equal(api__status_for_err(-999), 500);
+
+    static const struct {
+        int status;
+        const char *code;
+    } codes[] = {
+        {400, "bad_request"},       {401, "invalid_token"},      {403, "forbidden"},
+        {404, "not_found"},         {405, "method_not_allowed"}, {409, "conflict"},
+        {413, "payload_too_large"}, {422, "validation_failed"},  {429, "rate_limited"},
+        {500, "internal"},          {503, "unavailable"},
+    };
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        assert_string_equal(api__code_for_status(codes[i].status), codes[i].code);
+
+    e = api__error_json(404, "no workflow 'x'", NULL);
+    inner = json_object_get(e, "error");
+    assert_non_null(inner);
+    assert_int_equal(json_object_size(e), 1);
+    assert_int_equal(json_object_size(inner), 3);
+    assert_string_equal(json_string_value(json_object_get(inner, "code")), "not_found");
+    assert_string_equal(json_string_value(json_object_get(inner, "message")), "no workflow 'x'");
+    assert_true(json_is_array(json_object_get(inner, "details")));
+    assert_int_equal(json_array_size(json_object_get(inner, "details")), 0);
+    json_decref(e);
+
+    /* A message with invalid UTF-8 (echoed user input) still gives a string. */
+    e = api__error_json(404, "no workflow '\xff\xfe'", json_pack("[{s:s}]", "path", "$"));
+    inner = json_object_get(e, "error");
+    assert_string_equal(json_string_value(json_object_get(inner, "message")),
+                        "no workflow '\xef\xbf\xbd\xef\xbf\xbd'");
+    assert_int_equal(json_array_size(json_object_get(inner, "details")), 1);
+    json_decref(e);
+}
+
+static void test_utf8_repair(void **state)
+{
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *out;
+    } cases[] = {
+        {"plain", 5, "plain"},
+        {"caf\xc3\xa9", 5, "caf\xc3\xa9"},
+        {"\xe2\x82\xac", 3, "\xe2\x82\xac"},
+        {"\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80"},
+        {"a\xffz", 3, "a\xef\xbf\xbdz"},
+        {"\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"},                 /* overlong '/' */
+        {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* surrogate */
+        {"\xe2\x82", 2, "\xef\xbf\xbd\xef\xbf\xbd"},                 /* cut short */
+        {"\xf4\x90\x80\x80", 4,
+         "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* > U+10FFFF */
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *j = api__json_string(cases[i].in, cases[i].len);
+        char *dump;
+        assert_non_null(j);
+        assert_string_equal(json_string_value(j), cases[i].out);
+        dump = json_dumps(j, JSON_ENCODE_ANY);
+        assert_non_null(dump); /* encodable: valid UTF-8 */
+        free(dump);
+        json_decref(j);
+    }
+    /* NUL bytes are kept (as \u0000), length and all. */
+    {
+        json_t *j = api__json_string("a\0b", 3);
+        assert_int_equal(json_string_length(j), 3);
+        json_decref(j);
+    }
+}
+
+static void test_listen(void **state)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    struct err err = ERR_INIT;
+    char host[INET6_ADDRSTRLEN];
+    (void)state;
+
+    assert_int_equal(api_parse_listen("127.0.0.1:8080", &ss, &len, &err), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 8080);
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+    assert_string_equal(host, "127.0.0.1");
+
+    assert_int_equal(api_parse_listen("[::1]:9090", &ss, &len, &err), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 9090);
+
+    assert_int_equal(api_parse_listen("8081", &ss, &len, &err), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+    assert_string_equal(host, "127.0.0.1");
+
+    assert_int_equal(api_parse_listen(":0", &ss, &len, &err), 0);
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+    assert_string_equal(host, "0.0.0.0");
+
+    assert_int_equal(api_parse_listen("", &ss, &len, &err), ERR_INVALID);
+    assert_int_equal(api_parse_listen("127.0.0.1", &ss, &len, &err), ERR_INVALID);
+    assert_int_equal(api_parse_listen("127.0.0.1:", &ss, &len, &err), ERR_INVALID);
+    assert_int_equal(api_parse_listen("127.0.0.1:65536", &ss, &len, &err), ERR_INVALID);
+    assert_int_equal(api_parse_listen("127.0.0.1:http", &ss, &len, &err), ERR_INVALID);
+    assert_int_equal(api_parse_listen("::1:8080", &ss, &len, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "[addr]:port"));
+    assert_int_equal(api_parse_listen("[::1]8080", &ss, &len, &err), ERR_INVALID);
+    assert_int_equal(api_parse_listen("[]:8080", &ss, &len, &err), ERR_INVALID);
+}
+
+static void test_ratelimit_window(void **state)
+{
+    struct api_ratelimit *rl = api__ratelimit_new(3, 60000, 64);
+    int64_t t0 = 1000000;
+    (void)state;
+
+    /* Under the limit: allowed. */
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0), 0);
+    api__ratelimit_fail(rl, "10.0.0.1", t0);
+    api__ratelimit_fail(rl, "10.0.0.1", t0 + 1000);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0 + 2000), 0);
+    api__ratelimit_fail(rl, "10.0.0.1", t0 + 2000);
+    /* At the limit: refused until the window (opened at the first failure) ends. */
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0 + 2000), 58000);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0 + 59999), 1);
+    /* Other clients are not affected. */
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.2", t0 + 2000), 0);
+    assert_int_equal(api__ratelimit_check(rl, "::1", t0 + 2000), 0);
+    /* The window ends: allowed again, and a new window starts with the next failure. */
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0 + 60000), 0);
+    api__ratelimit_fail(rl, "10.0.0.1", t0 + 61000);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0 + 61000), 0);
+    api__ratelimit_fail(rl, "10.0.0.1", t0 + 62000);
+    api__ratelimit_fail(rl, "10.0.0.1", t0 + 63000);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0 + 63000), 58000);
+    api__ratelimit_free(rl);
+}
+
+static void test_ratelimit_disabled_and_bounded(void **state)
+{
+    struct api_ratelimit *rl = api__ratelimit_new(0, 60000, 16);
+    int64_t t0 = 5000;
+    char ip[32];
+    (void)state;
+
+    for (int i = 0; i < 100; i++)
+        api__ratelimit_fail(rl, "10.0.0.1", t0);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0), 0);
+    api__ratelimit_free(rl);
+
+    /* Many more clients than slots: memory stays bounded, nothing crashes, and
+     * the most recent offender is still limited. */
+    rl = api__ratelimit_new(2, 60000, 16);
+    for (int i = 0; i < 10000; i++) {
+        snprintf(ip, sizeof(ip), "10.1.%d.%d", i / 256, i % 256);
+        api__ratelimit_fail(rl, ip, t0 + i);
+    }
+    api__ratelimit_fail(rl, "192.168.0.1", t0 + 20000);
+    api__ratelimit_fail(rl, "192.168.0.1", t0 + 20000);
+    assert_true(api__ratelimit_check(rl, "192.168.0.1", t0 + 20000) > 0);
+    api__ratelimit_free(rl);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_router),
+        cmocka_unit_test(test_query_parsers),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_utf8_repair),
+        cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_ratelimit_window),
+        cmocka_unit_test(test_ratelimit_disabled_and_bounded),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
