@@ -209,6 +209,15 @@ int cli_engine_settings(const struct cli_args *a, struct engine_config *cfg)
         }
         cfg->kill_grace_ms = ms;
     }
+    v = getenv("ORCH_RETENTION");
+    if (v && *v) {
+        int64_t ms;
+        if (clock_parse_duration(v, &ms, &err)) {
+            cli_error("invalid ORCH_RETENTION: %s", err.msg);
+            return -1;
+        }
+        cfg->retention_ms = ms; /* 0 keeps finished executions forever */
+    }
     return 0;
 }
 

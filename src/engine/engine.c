@@ -2396,8 +2396,10 @@ int engine_run(struct engine *eng, struct err *err)
 
     if (!err)
         err = &cerr;
-    if (eng->persistent && eng->cfg.retention_ms >= 0)
-        eng->next_purge = clock_mono_ms() + 5000;
+    if (eng->persistent)
+        eng->next_purge = clock_mono_ms() + (eng->cfg.purge_interval_ms < 5000
+                                                 ? eng->cfg.purge_interval_ms
+                                                 : 5000);
     for (;;) {
         int timeout = -1, n;
         const struct timer *top;
@@ -2500,9 +2502,10 @@ int engine_run(struct engine *eng, struct err *err)
         timers_run(eng);
     }
     pthread_mutex_lock(&eng->mu);
-    eng->stopping = 1;
     eng->stats.running = 0;
     pthread_mutex_unlock(&eng->mu);
-    commands_refuse(eng);
+    /* Once stopped (server mode), commands are refused: answer the queued ones. */
+    if (eng->stopping)
+        commands_refuse(eng);
     return rc;
 }

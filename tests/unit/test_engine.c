@@ -430,6 +430,86 @@ static void test_stop_interrupts_and_resumes(void **state)
     exec_detail_free(d);
 }
 
+static void test_stuck_policies(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_detail *d;
+
+    /* maxRunning with stuckPolicy fail: the execution fails, its task is cancelled. */
+    d = run_def(f, "{\"name\":\"mr\",\"maxRunning\":\"150ms\",\"stuckPolicy\":\"fail\","
+                   "\"tasks\":[{\"name\":\"s\",\"command\":[\"sleep\",\"5\"]}]}");
+    assert_int_equal(d->exec.status, EXEC_FAILED);
+    assert_non_null(strstr(d->exec.error, "stuck: running for more than 150ms"));
+    assert_int_equal(task(d, "s")->status, TASK_CANCELLED);
+    exec_detail_free(d);
+
+    /* maxQueued with stuckPolicy fail: a task waiting for the only slot fails. */
+    {
+        struct engine_config cfg;
+        struct err err = ERR_INIT;
+        engine_free(f->eng);
+        engine_config_init(&cfg);
+        cfg.workers = 1;
+        cfg.kill_grace_ms = 200;
+        assert_int_equal(engine_new(f->st, &cfg, &f->eng, &err), 0);
+    }
+    d = run_def(f, "{\"name\":\"mq\",\"maxQueued\":\"100ms\",\"stuckPolicy\":\"fail\","
+                   "\"tasks\":[{\"name\":\"hog\",\"command\":[\"sleep\",\"0.5\"]},"
+                   "{\"name\":\"waits\",\"command\":[\"true\"]}]}");
+    assert_int_equal(d->exec.status, EXEC_FAILED);
+    assert_int_equal(task(d, "hog")->status, TASK_SUCCEEDED);
+    assert_int_equal(task(d, "waits")->status, TASK_FAILED);
+    assert_non_null(strstr(task(d, "waits")->error, "stuck: queued for more than 100ms"));
+    exec_detail_free(d);
+
+    /* stuckPolicy warn (the default) only logs. */
+    d = run_def(f, "{\"name\":\"mw\",\"maxRunning\":\"50ms\","
+                   "\"tasks\":[{\"name\":\"s\",\"type\":\"sleep\",\"duration\":\"150ms\"}]}");
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    exec_detail_free(d);
+}
+
+static void test_retention_purge(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct engine_config cfg;
+    char id[ID_MAX], keep[ID_MAX];
+    pthread_t th;
+    struct exec_detail *d = NULL;
+    int gone = 0;
+
+    engine_free(f->eng);
+    engine_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.retention_ms = 1;        /* everything finished is old */
+    cfg.purge_interval_ms = 50;
+    assert_int_equal(engine_new(f->st, &cfg, &f->eng, &err), 0);
+    put_workflow(f, "{\"name\":\"short\",\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}");
+    /* A workflow's own retention wins over the server's. */
+    put_workflow(f, "{\"name\":\"kept\",\"retention\":\"1h\","
+                    "\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}");
+    engine_set_persistent(f->eng, 1);
+    assert_int_equal(pthread_create(&th, NULL, loop_thread, f), 0);
+    assert_int_equal(engine_post_submit(f->eng, "short", NULL, NULL, id, NULL, &err), 0);
+    assert_int_equal(engine_post_submit(f->eng, "kept", NULL, NULL, keep, NULL, &err), 0);
+    for (int i = 0; i < 300 && !gone; i++) {
+        struct store *rd = NULL;
+        usleep(20000);
+        assert_int_equal(store_open(f->dir, STORE_READONLY, &rd, &err), 0);
+        gone = store_execution_get(rd, id, &d, &err) == ERR_NOT_FOUND;
+        exec_detail_free(d);
+        d = NULL;
+        store_free(rd);
+    }
+    engine_request_stop(f->eng, 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(gone);
+    assert_int_equal(store_execution_get(f->st, keep, &d, &err), 0);
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    exec_detail_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +524,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_interrupts_and_resumes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stuck_policies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_purge, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
