@@ -162,6 +162,8 @@ struct store *api__write_store(struct api_request *req);
 /* Replies. Each sets the request's answer; the last one wins. */
 /* JSON body (takes ownership of `body`). */
 void api__reply_json(struct api_request *req, int status, json_t *body);
+/* A body already serialized as JSON (takes ownership of `text`, a heap string). */
+void api__reply_json_text(struct api_request *req, int status, char *text, size_t len);
 /* No body (204). */
 void api__reply_empty(struct api_request *req, int status);
 /* The error shape with the status and its code; takes ownership of `details`. */

@@ -379,6 +379,20 @@ void api__reply_json(struct api_request *req, int status, json_t *body)
     set_response(req, status, resp);
 }
 
+void api__reply_json_text(struct api_request *req, int status, char *text, size_t len)
+{
+    struct MHD_Response *resp;
+
+    text = xrealloc(text, len + 2);
+    text[len++] = '\n';
+    text[len] = '\0';
+    resp = mhd.create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        BUG("cannot create an HTTP response");
+    mhd.add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
+    set_response(req, status, resp);
+}
+
 void api__reply_empty(struct api_request *req, int status)
 {
     struct MHD_Response *resp = mhd.create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);

@@ -157,3 +157,75 @@ json_t *view_workflow(const char *name, int version, int64_t created_at, const c
     json_decref(def);
     return o;
 }
+
+/* ------------------------------------------------------------------ direct writers */
+
+static void w_str(struct strbuf *sb, const char *s)
+{
+    struct strbuf clean = STRBUF_INIT;
+    if (!s) {
+        strbuf_adds(sb, "null");
+        return;
+    }
+    strbuf_add_utf8(&clean, s, strlen(s));
+    strbuf_add_json_str(sb, clean.buf);
+    strbuf_release(&clean);
+}
+
+static void w_instant(struct strbuf *sb, int64_t ms)
+{
+    char buf[CLOCK_ISO_MAX];
+    if (!ms) {
+        strbuf_adds(sb, "null");
+        return;
+    }
+    strbuf_addch(sb, '"');
+    strbuf_adds(sb, clock_iso8601(ms, buf));
+    strbuf_addch(sb, '"');
+}
+
+static void w_summary(struct strbuf *sb, const struct exec_row *r)
+{
+    strbuf_adds(sb, "{\"id\":");
+    w_str(sb, r->id);
+    strbuf_adds(sb, ",\"workflow\":");
+    w_str(sb, r->workflow ? r->workflow : "");
+    strbuf_addf(sb, ",\"workflowVersion\":%d,\"status\":\"%s\",\"params\":", r->workflow_version,
+                exec_status_name(r->status));
+    /* The params are stored as compact JSON written by us: copy them as they are. */
+    if (r->params && r->params[0] == '{')
+        strbuf_adds(sb, r->params);
+    else
+        strbuf_adds(sb, "{}");
+    strbuf_adds(sb, ",\"createdAt\":");
+    w_instant(sb, r->created_at);
+    strbuf_adds(sb, ",\"startedAt\":");
+    w_instant(sb, r->started_at);
+    strbuf_adds(sb, ",\"finishedAt\":");
+    w_instant(sb, r->finished_at);
+    if (r->started_at && r->finished_at && r->finished_at >= r->started_at)
+        strbuf_addf(sb, ",\"durationMs\":%lld", (long long)(r->finished_at - r->started_at));
+    else
+        strbuf_adds(sb, ",\"durationMs\":null");
+    strbuf_adds(sb, ",\"error\":");
+    w_str(sb, r->error);
+    strbuf_addch(sb, '}');
+}
+
+int view_exec_list_write(struct strbuf *sb, const struct exec_list *list, size_t n,
+                         const char *next_cursor)
+{
+    size_t before = sb->len;
+    if (n > list->n)
+        n = list->n;
+    strbuf_adds(sb, "{\"items\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            strbuf_addch(sb, ',');
+        w_summary(sb, &list->items[i]);
+    }
+    strbuf_adds(sb, "],\"nextCursor\":");
+    w_str(sb, next_cursor);
+    strbuf_addch(sb, '}');
+    return sb->max && sb->len == before ? ERR_TOO_BIG : 0;
+}

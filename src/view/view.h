@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "base/strbuf.h"
 #include "store/store.h"
 
 /* {"id", "workflow", "workflowVersion", "status", "params", "createdAt",
@@ -21,6 +22,14 @@ json_t *view_exec_detail(const struct exec_detail *d);
  * rows; nextCursor is set when the list holds more than `limit` rows (fetch
  * limit + 1 to know). */
 json_t *view_exec_list(const struct exec_list *list, int limit);
+/*
+ * The same list written straight into `sb` as compact JSON, without building a
+ * jansson tree: the API's hot path (GET /v1/executions). `next_cursor` is the
+ * id to give as nextCursor, or NULL. Returns 0 or ERR_TOO_BIG (sb's maximum).
+ */
+int view_exec_list_write(struct strbuf *sb, const struct exec_list *list, size_t n,
+                         const char *next_cursor);
+
 /* A JSON string of `len` bytes of text from outside, made valid UTF-8 (every
  * invalid sequence and NUL becomes U+FFFD); never NULL. */
 json_t *view_text(const char *s, size_t len);
