@@ -280,7 +280,9 @@ void api__executions_get(struct api_request *req)
     exec_detail_free(d);
 }
 
-void api__executions_cancel(struct api_request *req)
+/* POST /v1/executions/{id}/cancel and /retry: one engine command, then the summary. */
+static void execution_command(struct api_request *req,
+                              int (*post)(struct engine *, const char *, struct err *))
 {
     struct err err = ERR_INIT;
     const char *id;
@@ -290,28 +292,21 @@ void api__executions_cancel(struct api_request *req)
     id = exec_id_param(req);
     if (!id)
         return;
-    if (engine_post_cancel(api__engine(req), id, &err)) {
+    if (post(api__engine(req), id, &err)) {
         api__reply_err(req, &err);
         return;
     }
     reply_summary(req, 200, id);
 }
 
+void api__executions_cancel(struct api_request *req)
+{
+    execution_command(req, engine_post_cancel);
+}
+
 void api__executions_retry(struct api_request *req)
 {
-    struct err err = ERR_INIT;
-    const char *id;
-
-    if (api__query_check(req, no_args))
-        return;
-    id = exec_id_param(req);
-    if (!id)
-        return;
-    if (engine_post_retry(api__engine(req), id, &err)) {
-        api__reply_err(req, &err);
-        return;
-    }
-    reply_summary(req, 200, id);
+    execution_command(req, engine_post_retry);
 }
 
 /* ------------------------------------------------------------------ logs */

@@ -358,8 +358,6 @@ void api__reply_json(struct api_request *req, int status, json_t *body)
 {
     /* 9 significant digits: 0.059, not 0.058999999999999997. */
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
-    size_t len;
-    struct MHD_Response *resp;
 
     json_decref(body);
     if (!text) {
@@ -367,22 +365,14 @@ void api__reply_json(struct api_request *req, int status, json_t *body)
         text = xstrdup("{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the "
                        "answer\",\"details\":[]}}");
     }
-    /* A final newline, for people reading answers in a terminal. */
-    len = strlen(text);
-    text = xrealloc(text, len + 2);
-    text[len++] = '\n';
-    text[len] = '\0';
-    resp = mhd.create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-    if (!resp)
-        BUG("cannot create an HTTP response");
-    mhd.add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
-    set_response(req, status, resp);
+    api__reply_json_text(req, status, text, strlen(text));
 }
 
 void api__reply_json_text(struct api_request *req, int status, char *text, size_t len)
 {
     struct MHD_Response *resp;
 
+    /* A final newline, for people reading answers in a terminal. */
     text = xrealloc(text, len + 2);
     text[len++] = '\n';
     text[len] = '\0';

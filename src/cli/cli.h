@@ -95,6 +95,12 @@ int cli_open_store(const struct cli_args *a, int writer, struct store **out);
 /* Read a whole file (at most `max` bytes); prints the error. Caller frees. */
 char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit);
 
+/* The params object from every --param K=V of `a` (V parsed as JSON when it
+ * parses, else a string); NULL with *out_exit set on a malformed one. The caller
+ * json_decref()s it. */
+struct json_t;
+struct json_t *cli_params_json(const struct cli_args *a, int *out_exit);
+
 /* Print an error line "orch: ..." to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

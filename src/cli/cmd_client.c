@@ -862,35 +862,13 @@ static const struct cli_cmd retry_cmd = {
     retry_opts,
 };
 
-/* The body {"params": {...}} from --param K=V (V parsed as JSON if it parses). */
+/* The body {"params": {...}} from --param K=V (see cli_params_json). */
 static json_t *trigger_body(const struct cli_args *a, int *out_exit)
 {
-    json_t *params = json_object();
+    json_t *params = cli_params_json(a, out_exit);
     json_t *body;
-
-    for (int i = 0; i < a->nvals; i++) {
-        const char *kv, *eq;
-        json_t *v;
-        char *key;
-        if (strcmp(a->vals[i].opt->name, "param"))
-            continue;
-        kv = a->vals[i].value;
-        eq = strchr(kv, '=');
-        if (!eq || eq == kv) {
-            cli_error("invalid --param '%s' (use --param name=value)", kv);
-            json_decref(params);
-            *out_exit = EXIT_USAGE;
-            return NULL;
-        }
-        v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
-        if (!v || json_is_null(v)) {
-            json_decref(v);
-            v = json_string(eq + 1);
-        }
-        key = xstrndup(kv, (size_t)(eq - kv));
-        json_object_set_new(params, key, v);
-        free(key);
-    }
+    if (!params)
+        return NULL;
     body = json_object();
     json_object_set_new(body, "params", params);
     return body;

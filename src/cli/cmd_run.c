@@ -279,34 +279,13 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
     return code;
 }
 
-/* Build the params object from --param K=V (V parsed as JSON if it parses). */
+/* The params object text from --param K=V (see cli_params_json). */
 static char *params_from_args(const struct cli_args *a, int *out_exit)
 {
-    json_t *o = json_object();
+    json_t *o = cli_params_json(a, out_exit);
     char *s;
-    for (int i = 0; i < a->nvals; i++) {
-        const char *kv, *eq;
-        json_t *v;
-        char *key;
-        if (strcmp(a->vals[i].opt->name, "param"))
-            continue;
-        kv = a->vals[i].value;
-        eq = strchr(kv, '=');
-        if (!eq || eq == kv) {
-            cli_error("invalid --param '%s' (use --param name=value)", kv);
-            json_decref(o);
-            *out_exit = EXIT_USAGE;
-            return NULL;
-        }
-        v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
-        if (!v || json_is_null(v)) {
-            json_decref(v);
-            v = json_string(eq + 1);
-        }
-        key = xstrndup(kv, (size_t)(eq - kv));
-        json_object_set_new(o, key, v);
-        free(key);
-    }
+    if (!o)
+        return NULL;
     s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     return s;

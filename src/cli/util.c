@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "cli.h"
@@ -197,6 +199,35 @@ int cli_apply_log_level(const struct cli_args *a)
     }
     log_set_level(level);
     return 0;
+}
+
+json_t *cli_params_json(const struct cli_args *a, int *out_exit)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < a->nvals; i++) {
+        const char *kv, *eq;
+        json_t *v;
+        char *key;
+        if (strcmp(a->vals[i].opt->name, "param"))
+            continue;
+        kv = a->vals[i].value;
+        eq = strchr(kv, '=');
+        if (!eq || eq == kv) {
+            cli_error("invalid --param '%s' (use --param name=value)", kv);
+            json_decref(o);
+            *out_exit = EXIT_USAGE;
+            return NULL;
+        }
+        v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+        if (!v || json_is_null(v)) {
+            json_decref(v);
+            v = json_string(eq + 1);
+        }
+        key = xstrndup(kv, (size_t)(eq - kv));
+        json_object_set_new(o, key, v);
+        free(key);
+    }
+    return o;
 }
 
 int cli_open_store(const struct cli_args *a, int writer, struct store **out)
