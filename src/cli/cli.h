@@ -116,6 +116,8 @@ int cmd_trigger(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
 int cmd_health(int argc, char **argv);
+/* Offline schedule tools: schedules next / validate (cmd_schedules.c). */
+int cmd_schedules(int argc, char **argv);
 /* The server branch of executions list / executions show / logs, called by
  * cmd_show.c once the command line has been checked. Return an exit code. */
 int cli_remote_executions_list(const struct cli_args *a, int limit);

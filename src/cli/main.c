@@ -22,6 +22,8 @@ static void usage(FILE *f)
             "  executions list       list executions (--status, --workflow, --limit)\n"
             "  executions show ID    show an execution, its tasks and attempts\n"
             "  logs ID [TASK]        print captured task output\n"
+            "  schedules next EXPR   the next fire times of a cron expression (--tz, --from)\n"
+            "  schedules validate EXPR  check a cron expression (cadence or fixed-time)\n"
             "  version               print the version\n"
             "\n"
             "As a client of a server (--server URL or $ORCH_SERVER, --api-key KEY or\n"
@@ -76,6 +78,8 @@ int main(int argc, char **argv)
         return cmd_executions(argc - 2, argv + 2);
     if (!strcmp(cmd, "logs"))
         return cmd_logs(argc - 2, argv + 2);
+    if (!strcmp(cmd, "schedules"))
+        return cmd_schedules(argc - 2, argv + 2);
     if (!strcmp(cmd, "workflows"))
         return cmd_workflows(argc - 2, argv + 2);
     if (!strcmp(cmd, "trigger"))

@@ -37,6 +37,14 @@ static void task_release(struct dag_task *t)
     free(t->working_dir);
 }
 
+static void schedule_release(struct dag_schedule *s)
+{
+    free(s->name);
+    free(s->cron_text);
+    free(s->timezone);
+    free(s->params_json);
+}
+
 void workflow_free(struct workflow *wf)
 {
     size_t i;
@@ -56,6 +64,9 @@ void workflow_free(struct workflow *wf)
     free(wf->tasks);
     free(wf->topo);
     kv_free(wf->env, wf->nenv);
+    for (i = 0; i < wf->nschedules; i++)
+        schedule_release(&wf->schedules[i]);
+    free(wf->schedules);
     free(wf);
 }
 
@@ -98,6 +109,36 @@ const char *dag_task_type_name(enum task_type t)
         return "noop";
     case TASK_SLEEP:
         return "sleep";
+    }
+    return "unknown";
+}
+
+const char *dag_catchup_name(enum dag_catchup c)
+{
+    switch (c) {
+    case DAG_CATCHUP_NONE:
+        return "none";
+    case DAG_CATCHUP_LATEST:
+        return "latest";
+    case DAG_CATCHUP_ALL:
+        return "all";
+    }
+    return "unknown";
+}
+
+const char *dag_overlap_name(enum dag_overlap o)
+{
+    switch (o) {
+    case DAG_OVERLAP_SKIP:
+        return "skip";
+    case DAG_OVERLAP_BUFFER_ONE:
+        return "bufferOne";
+    case DAG_OVERLAP_BUFFER_ALL:
+        return "bufferAll";
+    case DAG_OVERLAP_CANCEL_PREVIOUS:
+        return "cancelPrevious";
+    case DAG_OVERLAP_ALLOW:
+        return "allow";
     }
     return "unknown";
 }

@@ -2,9 +2,13 @@
  * dag.h - workflow definitions: the JSON format users write, parsed and
  * validated into an immutable struct workflow.
  *
- * Pure: no I/O, no global state; safe to call from any thread. All problems
- * in a definition are reported at once, each with the JSON path of the
- * offending value ("$.tasks[2].dependsOn[0]") and one clear message.
+ * Pure apart from time zones: a schedule's "timezone" is checked with
+ * tz_load() (sched/tz.h), which reads the zone file once into a process-wide,
+ * thread-safe cache, and an unknown zone makes the parser read the zone list
+ * (tzdata.zi) for a suggestion. No other I/O, no global state of our own;
+ * safe to call from any thread. All problems in a definition are reported at
+ * once, each with the JSON path of the offending value
+ * ("$.tasks[2].dependsOn[0]") and one clear message.
  */
 #ifndef ORCH_DAG_DAG_H
 #define ORCH_DAG_DAG_H
@@ -13,6 +17,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "sched/cron.h"
 
 /* Limits on untrusted definitions. */
 #ifndef DAG_MAX_BYTES
@@ -20,6 +25,9 @@
 #endif
 #ifndef DAG_MAX_TASKS
 #define DAG_MAX_TASKS 100000
+#endif
+#ifndef DAG_MAX_SCHEDULES
+#define DAG_MAX_SCHEDULES 1000 /* schedules of one workflow */
 #endif
 #ifndef DAG_MAX_PROBLEMS
 #define DAG_MAX_PROBLEMS 100 /* report at most this many problems, then "... and N more" */
@@ -86,6 +94,43 @@ struct dag_task {
     int64_t sleep_ms; /* TASK_SLEEP: the duration */
 };
 
+/* What a schedule does about fire times missed while the scheduler was down. */
+enum dag_catchup {
+    DAG_CATCHUP_NONE = 0, /* skip them */
+    DAG_CATCHUP_LATEST,   /* fire once, for the latest missed time (default) */
+    DAG_CATCHUP_ALL,      /* fire each of them, at most max_catchup */
+};
+
+/* What a schedule does when a fire time comes while its previous execution still runs. */
+enum dag_overlap {
+    DAG_OVERLAP_SKIP = 0,        /* do not start (default) */
+    DAG_OVERLAP_BUFFER_ONE,      /* start one when the running one ends */
+    DAG_OVERLAP_BUFFER_ALL,      /* queue every one, start them in order */
+    DAG_OVERLAP_CANCEL_PREVIOUS, /* cancel the running one, start the new one */
+    DAG_OVERLAP_ALLOW,           /* start it anyway */
+};
+
+/*
+ * One entry of "schedules". Exactly one of a cron expression (is_cron = 1:
+ * cron and cron_text) and an interval (is_cron = 0: every_ms) is set. The
+ * zone is kept by name only (a loaded struct tz belongs to tz_load()'s
+ * cache); it was checked with tz_load() when the definition was parsed.
+ */
+struct dag_schedule {
+    char *name;            /* as given, or "schedule-N" with N its index in the array */
+    int is_cron;           /* 1: cron schedule; 0: interval ("every") schedule */
+    struct cron_expr cron; /* is_cron: the parsed expression */
+    char *cron_text;       /* is_cron: the expression as written; else NULL */
+    int64_t every_ms;      /* !is_cron: the interval, a whole number of seconds >= 1s */
+    char *timezone;        /* IANA zone name, default "UTC" */
+    char *params_json;     /* compact JSON object of params for its executions, or NULL */
+    int enabled;           /* default 1 */
+    struct cron_dst dst;   /* default CRON_DST_INIT (shift, first) */
+    enum dag_catchup catchup;
+    int max_catchup;       /* 1..10000, default 100 */
+    enum dag_overlap overlap;
+};
+
 struct workflow {
     char *name;
     char *description; /* or NULL */
@@ -102,6 +147,8 @@ struct workflow {
     int64_t max_queued_ms;  /* a task queued longer than this is stuck; 0 = never */
     int64_t max_running_ms; /* an execution running longer than this is stuck; 0 = never */
     int stuck_fail;         /* stuckPolicy: 0 "warn" (log only), 1 "fail" */
+    struct dag_schedule *schedules; /* in the order written; NULL when none */
+    size_t nschedules;
 };
 
 struct dag_problem {
@@ -137,6 +184,9 @@ void workflow_free(struct workflow *wf);
 
 const char *dag_task_type_name(enum task_type t);
 const char *dag_run_if_name(enum run_if r);
+/* The names used in definitions: "latest", "bufferOne", ... Never NULL. */
+const char *dag_catchup_name(enum dag_catchup c);
+const char *dag_overlap_name(enum dag_overlap o);
 
 /* Is `name` a valid workflow name ([a-z0-9][a-z0-9._-]{0,127})? */
 int dag_valid_workflow_name(const char *name);

@@ -27,6 +27,8 @@
 #include "base/xalloc.h"
 #include "dag.h"
 #include "dag_internal.h"
+#include "sched/cron.h"
+#include "sched/tz.h"
 
 #include "base/banned.h"
 
@@ -34,7 +36,7 @@
 
 static const char *const workflow_fields[] = {
     "name", "description", "params", "tasks", "timeout", "concurrency", "env",
-    "retention", "maxQueued", "maxRunning", "stuckPolicy",
+    "retention", "maxQueued", "maxRunning", "stuckPolicy", "schedules",
 };
 static const char *const task_fields[] = {
     "name",       "dependsOn", "type",    "command",      "duration", "env",
@@ -42,6 +44,11 @@ static const char *const task_fields[] = {
 };
 static const char *const backoff_fields[] = {"initial", "factor", "max", "jitter"};
 static const char *const param_fields[] = {"type", "default", "required", "description"};
+static const char *const schedule_fields[] = {
+    "name",    "cron",       "every",   "timezone", "params",
+    "enabled", "dst",        "catchup", "maxCatchup", "overlap",
+};
+static const char *const dst_fields[] = {"skipped", "repeated"};
 
 /* Indexed by enum task_type, enum run_if and enum param_type. */
 static const char *const task_type_names[] = {"command", "noop", "sleep"};
@@ -49,6 +56,12 @@ static const char *const run_if_names[] = {"allSucceeded", "allDone", "anyFailed
 static const char *const stuck_policy_names[] = {"warn", "fail"};
 static const char *const param_type_names[] = {"string", "number", "boolean", "object"};
 static const char *const param_type_articles[] = {"a string", "a number", "a boolean", "an object"};
+/* Indexed by enum cron_dst_skipped, cron_dst_repeated, dag_catchup and dag_overlap. */
+static const char *const dst_skipped_names[] = {"shift", "skip"};
+static const char *const dst_repeated_names[] = {"first", "last", "both"};
+static const char *const catchup_names[] = {"none", "latest", "all"};
+static const char *const overlap_names[] = {"skip", "bufferOne", "bufferAll", "cancelPrevious",
+                                            "allow"};
 
 static const char *json_kind(const json_t *v)
 {
@@ -746,10 +759,409 @@ static void parse_params(struct dag__parser *p, const struct dag__path *at, cons
     }
 }
 
+/* ---- schedules ---- */
+
+/* [a-z0-9][a-z0-9._-]{0,63} */
+static int valid_schedule_name(const char *s)
+{
+    size_t i;
+
+    for (i = 0; s[i]; i++) {
+        char c = s[i];
+        int ok = (c >= 'a' && c <= 'z') || is_digit(c);
+        if (i > 0)
+            ok = ok || c == '.' || c == '_' || c == '-';
+        if (!ok || i >= 64)
+            return 0;
+    }
+    return i > 0;
+}
+
+/*
+ * The zone names listed in tzdata.zi (zones "Z NAME ..." and links
+ * "L TARGET NAME"), for "did you mean". Read only when a zone is unknown,
+ * so the happy path does no I/O beyond tz_load(). Returns the names as
+ * pointers into *out_text (both freed by the caller), or NULL when the
+ * file cannot be read.
+ */
+static const char **zone_names(char **out_text, size_t *out_n)
+{
+    const char *dir = getenv("ORCH_TZDIR");
+    const size_t max = 1024 * 1024; /* tzdata.zi is about 110 KiB */
+    const char **names = NULL;
+    size_t len = 0, n = 0, alloc = 0, got;
+    char path[4096];
+    char *text, *line;
+    FILE *f;
+
+    *out_text = NULL;
+    *out_n = 0;
+    if (!dir || !*dir)
+        dir = "/usr/share/zoneinfo";
+    snprintf(path, sizeof(path), "%s/tzdata.zi", dir);
+    f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    text = xmalloc(max + 1);
+    while (len < max && (got = fread(text + len, 1, max - len, f)) > 0)
+        len += got;
+    fclose(f);
+    text[len] = '\0';
+    for (line = text; line && *line;) {
+        char *end = strchr(line, '\n');
+        char *name = NULL;
+
+        if (end)
+            *end = '\0';
+        if (line[0] == 'Z' && line[1] == ' ') {
+            name = line + 2;
+        } else if (line[0] == 'L' && line[1] == ' ') {
+            name = strchr(line + 2, ' ');
+            name = name ? name + 1 : NULL;
+        }
+        if (name) {
+            name[strcspn(name, " \t\r")] = '\0';
+            if (*name) {
+                XGROW(names, alloc, n + 1);
+                names[n++] = name;
+            }
+        }
+        line = end ? end + 1 : NULL;
+    }
+    *out_text = text;
+    *out_n = n;
+    return names;
+}
+
+/* Check a schedule's "timezone" with tz_load(). */
+static void check_zone(struct dag__parser *p, const struct dag__path *at, const char *name)
+{
+    struct err err = ERR_INIT;
+    const struct tz *tz;
+    const char **names = NULL;
+    const char *sug = NULL;
+    char *text = NULL;
+    size_t n = 0;
+    int rc;
+
+    rc = tz_load(name, &tz, &err);
+    if (rc == 0)
+        return;
+    if (rc != ERR_NOT_FOUND) {
+        dag__problem(p, at, 0, 0, "%s", err.msg);
+        return;
+    }
+    if (!dag__problems_full(p)) {
+        names = zone_names(&text, &n);
+        sug = dag__suggest(p, name, names, n, NULL);
+    }
+    if (sug)
+        dag__problem(p, at, 0, 0, "unknown time zone '%.*s%s' (did you mean '%s'?)",
+                     DAG__Q(name), sug);
+    else
+        dag__problem(p, at, 0, 0, "unknown time zone '%.*s%s'", DAG__Q(name));
+    free(names);
+    free(text);
+}
+
+static void parse_dst(struct dag__parser *p, const struct dag__path *at, struct cron_dst *dst,
+                      const json_t *v)
+{
+    const char *key;
+    json_t *val;
+
+    if (!json_is_object(v)) {
+        type_problem(p, at, "an object", v);
+        return;
+    }
+    json_object_foreach((json_t *)v, key, val)
+    {
+        struct dag__path f = {at, key, 0};
+        int k;
+
+        if (!strcmp(key, "skipped")) {
+            if (get_enum(p, &f, val, "dst.skipped", dst_skipped_names, COUNT(dst_skipped_names),
+                         &k) == 0)
+                dst->skipped = (enum cron_dst_skipped)k;
+        } else if (!strcmp(key, "repeated")) {
+            if (get_enum(p, &f, val, "dst.repeated", dst_repeated_names,
+                         COUNT(dst_repeated_names), &k) == 0)
+                dst->repeated = (enum cron_dst_repeated)k;
+        } else {
+            unknown_field(p, &f, key, dst_fields, COUNT(dst_fields));
+        }
+    }
+}
+
+static const struct dag_param *find_param(const struct workflow *wf, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < wf->nparams; i++) {
+        if (!strcmp(wf->params[i].name, name))
+            return &wf->params[i];
+    }
+    return NULL;
+}
+
+static int param_value_ok(enum param_type t, const json_t *v)
+{
+    switch (t) {
+    case PARAM_STRING:
+        return json_is_string(v);
+    case PARAM_NUMBER:
+        return json_is_number(v);
+    case PARAM_BOOLEAN:
+        return json_is_boolean(v);
+    case PARAM_OBJECT:
+        return json_is_object(v);
+    }
+    return 0;
+}
+
+/*
+ * A schedule's params: each must be a declared workflow param of the
+ * declared type, and every required param must be given (an execution
+ * started without it would be refused each time). `decl_ok` is 0 when the
+ * workflow's own "params" was broken, which would make every name unknown.
+ */
+static void parse_schedule_params(struct dag__parser *p, const struct dag__path *at,
+                                  const struct dag__path *sched_at, struct dag_schedule *s,
+                                  const json_t *v, int decl_ok)
+{
+    const struct workflow *wf = p->wf;
+    const char *key;
+    json_t *val;
+    size_t i;
+
+    if (v && !json_is_object(v)) {
+        type_problem(p, at, "an object", v);
+        return;
+    }
+    if (!decl_ok)
+        return;
+    if (v) {
+        json_object_foreach((json_t *)v, key, val)
+        {
+            struct dag__path f = {at, key, 0};
+            const struct dag_param *pm = find_param(wf, key);
+
+            if (!pm) {
+                const char **cands = xcalloc(wf->nparams + 1, sizeof(*cands));
+                const char *sug = NULL;
+                for (i = 0; i < wf->nparams; i++)
+                    cands[i] = wf->params[i].name;
+                if (!dag__problems_full(p))
+                    sug = dag__suggest(p, key, cands, wf->nparams, NULL);
+                if (sug)
+                    dag__problem(p, &f, 0, 0, "unknown param '%.*s%s' (did you mean '%s'?)",
+                                 DAG__Q(key), sug);
+                else if (wf->nparams == 0)
+                    dag__problem(p, &f, 0, 0,
+                                 "unknown param '%.*s%s' (the workflow declares no params)",
+                                 DAG__Q(key));
+                else
+                    dag__problem(p, &f, 0, 0,
+                                 "unknown param '%.*s%s' (not declared in the workflow's "
+                                 "'params')",
+                                 DAG__Q(key));
+                free(cands);
+            } else if (!param_value_ok(pm->type, val)) {
+                dag__problem(p, &f, 0, 0, "param '%.*s%s' must be %s, got %s", DAG__Q(key),
+                             param_type_articles[pm->type], json_kind(val));
+            }
+        }
+        s->params_json = dump_json(v);
+    }
+    for (i = 0; i < wf->nparams; i++) {
+        const struct dag_param *pm = &wf->params[i];
+        if (pm->required && !(v && json_object_get(v, pm->name)))
+            dag__problem(p, v ? at : sched_at, 0, 0,
+                         "missing required param '%.*s%s' (the workflow requires it and a "
+                         "schedule has no caller to give it)",
+                         DAG__Q(pm->name));
+    }
+}
+
+/* "cron" or "every", once the schedule's fields were read. */
+static void parse_schedule_when(struct dag__parser *p, const struct dag__path *at,
+                                struct dag_schedule *s, const json_t *cron, const json_t *every)
+{
+    struct dag__path fc = {at, "cron", 0};
+    struct dag__path fe = {at, "every", 0};
+    struct err err = ERR_INIT;
+
+    if (cron && every) {
+        dag__problem(p, &fe, 0, 0, "'cron' and 'every' cannot both be given (use one)");
+        return;
+    }
+    if (!cron && !every) {
+        dag__problem(p, at, 0, 0, "missing 'cron' or 'every' (exactly one is required)");
+        return;
+    }
+    if (cron) {
+        const char *text = get_string(p, &fc, cron);
+        if (!text)
+            return;
+        s->is_cron = 1;
+        if (cron_parse(text, &s->cron, &err) < 0) {
+            dag__problem(p, &fc, 0, 0, "%s", err.msg);
+            return;
+        }
+        s->cron_text = xstrdup(text);
+        return;
+    }
+    if (get_duration(p, &fe, every, &s->every_ms) < 0)
+        return;
+    if (s->every_ms < 1000)
+        dag__problem(p, &fe, 0, 0, "'every' must be at least 1s");
+    else if (s->every_ms % 1000)
+        dag__problem(p, &fe, 0, 0, "'every' must be a whole number of seconds");
+}
+
+static void parse_schedule(struct dag__parser *p, const struct dag__path *at, size_t si,
+                           const json_t *obj, int decl_ok)
+{
+    struct dag_schedule *s = &p->wf->schedules[si];
+    const json_t *cron = NULL, *every = NULL, *params = NULL;
+    const char *key;
+    json_t *v;
+    int k;
+
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        struct dag__path f = {at, key, 0};
+
+        if (!strcmp(key, "name")) {
+            const char *name = get_string(p, &f, v);
+            if (!name)
+                continue;
+            if (!valid_schedule_name(name)) {
+                dag__problem(p, &f, 0, 0,
+                             "invalid schedule name '%.*s%s' (must match "
+                             "[a-z0-9][a-z0-9._-]{0,63})",
+                             DAG__Q(name));
+                continue;
+            }
+            s->name = xstrdup(name);
+        } else if (!strcmp(key, "cron")) {
+            cron = v;
+        } else if (!strcmp(key, "every")) {
+            every = v;
+        } else if (!strcmp(key, "timezone")) {
+            const char *zone = get_string(p, &f, v);
+            if (!zone)
+                continue;
+            check_zone(p, &f, zone);
+            s->timezone = xstrdup(zone);
+        } else if (!strcmp(key, "params")) {
+            params = v;
+        } else if (!strcmp(key, "enabled")) {
+            if (!json_is_boolean(v))
+                type_problem(p, &f, "a boolean", v);
+            else
+                s->enabled = json_is_true(v);
+        } else if (!strcmp(key, "dst")) {
+            parse_dst(p, &f, &s->dst, v);
+        } else if (!strcmp(key, "catchup")) {
+            if (get_enum(p, &f, v, "catchup", catchup_names, COUNT(catchup_names), &k) == 0)
+                s->catchup = (enum dag_catchup)k;
+        } else if (!strcmp(key, "maxCatchup")) {
+            get_int_range(p, &f, v, 1, 10000, &s->max_catchup);
+        } else if (!strcmp(key, "overlap")) {
+            if (get_enum(p, &f, v, "overlap", overlap_names, COUNT(overlap_names), &k) == 0)
+                s->overlap = (enum dag_overlap)k;
+        } else {
+            unknown_field(p, &f, key, schedule_fields, COUNT(schedule_fields));
+        }
+    }
+    parse_schedule_when(p, at, s, cron, every);
+    {
+        struct dag__path f = {at, "params", 0};
+        parse_schedule_params(p, &f, at, s, params, decl_ok);
+    }
+}
+
+/* Names must be unique, default names ("schedule-N") included. */
+static void check_schedule_names(struct dag__parser *p, const struct dag__path *at,
+                                 const json_t *arr)
+{
+    struct workflow *wf = p->wf;
+    size_t i, j;
+
+    for (i = 1; i < wf->nschedules; i++) {
+        for (j = 0; j < i; j++) {
+            if (strcmp(wf->schedules[i].name, wf->schedules[j].name))
+                continue;
+            {
+                struct dag__path fi = {at, NULL, i};
+                struct dag__path fn = {&fi, "name", 0};
+                const json_t *e = json_array_get(arr, i);
+                int given = json_is_object(e) && json_object_get(e, "name");
+                dag__problem(p, given ? &fn : &fi, 0, 0,
+                             "duplicate schedule name '%s' (also the name of schedules[%zu])",
+                             wf->schedules[i].name, j);
+            }
+            break;
+        }
+    }
+}
+
+static void parse_schedules(struct dag__parser *p, const struct dag__path *at, const json_t *v,
+                            int decl_ok)
+{
+    struct workflow *wf = p->wf;
+    size_t i, n;
+    json_t *e;
+
+    if (!json_is_array(v)) {
+        type_problem(p, at, "an array of schedules", v);
+        return;
+    }
+    n = json_array_size(v);
+    if (n > DAG_MAX_SCHEDULES) {
+        dag__problem(p, at, 0, 0, "workflow has %zu schedules, more than the limit of %lu", n,
+                     (unsigned long)DAG_MAX_SCHEDULES);
+        return;
+    }
+    if (n == 0)
+        return;
+    wf->schedules = xcalloc(n, sizeof(*wf->schedules));
+    wf->nschedules = n;
+    for (i = 0; i < n; i++) {
+        struct dag_schedule *s = &wf->schedules[i];
+        s->enabled = 1;
+        s->catchup = DAG_CATCHUP_LATEST;
+        s->max_catchup = 100;
+        s->overlap = DAG_OVERLAP_SKIP;
+        s->dst.skipped = CRON_SKIPPED_SHIFT;
+        s->dst.repeated = CRON_REPEATED_FIRST;
+    }
+    json_array_foreach((json_t *)v, i, e)
+    {
+        struct dag__path f = {at, NULL, i};
+        struct dag_schedule *s = &wf->schedules[i];
+
+        if (!json_is_object(e))
+            dag__problem(p, &f, 0, 0, "schedule must be an object, got %s", json_kind(e));
+        else
+            parse_schedule(p, &f, i, e, decl_ok);
+        if (!s->name) {
+            char def[32];
+            snprintf(def, sizeof(def), "schedule-%zu", i);
+            s->name = xstrdup(def);
+        }
+        if (!s->timezone)
+            s->timezone = xstrdup("UTC");
+    }
+    check_schedule_names(p, at, v);
+}
+
 static void parse_workflow(struct dag__parser *p, const json_t *root)
 {
     struct workflow *wf = p->wf;
     int seen_name = 0, seen_tasks = 0;
+    const json_t *schedules = NULL, *params = NULL;
     const char *key;
     json_t *v;
 
@@ -774,7 +1186,10 @@ static void parse_workflow(struct dag__parser *p, const json_t *root)
             if (s)
                 wf->description = xstrdup(s);
         } else if (!strcmp(key, "params")) {
+            params = v;
             parse_params(p, &f, v);
+        } else if (!strcmp(key, "schedules")) {
+            schedules = v; /* after the loop: its params refer to the workflow's */
         } else if (!strcmp(key, "tasks")) {
             seen_tasks = 1;
             parse_tasks(p, &f, v);
@@ -803,6 +1218,10 @@ static void parse_workflow(struct dag__parser *p, const json_t *root)
         dag__problem(p, NULL, 0, 0, "missing required field 'name'");
     if (!seen_tasks)
         dag__problem(p, NULL, 0, 0, "missing required field 'tasks'");
+    if (schedules) {
+        struct dag__path f = {NULL, "schedules", 0};
+        parse_schedules(p, &f, schedules, !params || json_is_object(params));
+    }
 }
 
 static void too_big(struct dag__parser *p, size_t len)

@@ -1542,6 +1542,302 @@ static void test_data_files(void **state)
     assert_true(nbad >= 2);
 }
 
+/* ---- schedules ---- */
+
+/* A workflow with one noop task and the given schedules (the array's contents). */
+#define WS(scheds) "{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop'}], 'schedules': [" scheds "]}"
+/* The same with params: date (required string), limit (number, default 10). */
+#define WSP(scheds)                                                                                \
+    "{'name': 'w', 'params': {'date': {'type': 'string', 'required': true}, 'limit': 10},"         \
+    " 'tasks': [{'name': 'a', 'type': 'noop'}], 'schedules': [" scheds "]}"
+
+static void test_schedule_defaults(void **state)
+{
+    struct workflow *wf;
+    const struct dag_schedule *s;
+    (void)state;
+
+    wf = parse_ok(WS("{'cron': '0 2 * * *'}, {'cron': '*/15 * * * *'}"));
+    assert_int_equal(wf->nschedules, 2);
+    s = &wf->schedules[0];
+    assert_string_equal(s->name, "schedule-0");
+    assert_int_equal(s->is_cron, 1);
+    assert_string_equal(s->cron_text, "0 2 * * *");
+    assert_int_equal(s->cron.cadence, 0);
+    assert_true(s->cron.hours == (1u << 2));
+    assert_int_equal(s->every_ms, 0);
+    assert_string_equal(s->timezone, "UTC");
+    assert_null(s->params_json);
+    assert_int_equal(s->enabled, 1);
+    assert_int_equal(s->dst.skipped, CRON_SKIPPED_SHIFT);
+    assert_int_equal(s->dst.repeated, CRON_REPEATED_FIRST);
+    assert_int_equal(s->catchup, DAG_CATCHUP_LATEST);
+    assert_int_equal(s->max_catchup, 100);
+    assert_int_equal(s->overlap, DAG_OVERLAP_SKIP);
+    assert_string_equal(wf->schedules[1].name, "schedule-1");
+    assert_int_equal(wf->schedules[1].cron.cadence, 1);
+    workflow_free(wf);
+
+    /* No "schedules", or an empty array: none. */
+    wf = parse_ok("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop'}], 'schedules': []}");
+    assert_int_equal(wf->nschedules, 0);
+    assert_null(wf->schedules);
+    workflow_free(wf);
+}
+
+static void test_schedule_all_fields(void **state)
+{
+    struct workflow *wf;
+    const struct dag_schedule *s;
+    (void)state;
+
+    /* "schedules" before "params" in the text: params are still known. */
+    wf = parse_ok("{'name': 'w', 'schedules': [{'name': 'nightly.eu', 'cron': '@daily',"
+                  " 'timezone': 'Europe/Berlin', 'params': {'date': 'today', 'limit': 5},"
+                  " 'enabled': false, 'dst': {'skipped': 'skip', 'repeated': 'both'},"
+                  " 'catchup': 'all', 'maxCatchup': 10000, 'overlap': 'cancelPrevious'}],"
+                  " 'params': {'date': {'type': 'string', 'required': true}, 'limit': 10},"
+                  " 'tasks': [{'name': 'a', 'type': 'noop'}]}");
+    s = &wf->schedules[0];
+    assert_string_equal(s->name, "nightly.eu");
+    assert_string_equal(s->cron_text, "@daily");
+    assert_string_equal(s->timezone, "Europe/Berlin");
+    assert_string_equal(s->params_json, "{\"date\":\"today\",\"limit\":5}");
+    assert_int_equal(s->enabled, 0);
+    assert_int_equal(s->dst.skipped, CRON_SKIPPED_SKIP);
+    assert_int_equal(s->dst.repeated, CRON_REPEATED_BOTH);
+    assert_int_equal(s->catchup, DAG_CATCHUP_ALL);
+    assert_int_equal(s->max_catchup, 10000);
+    assert_int_equal(s->overlap, DAG_OVERLAP_CANCEL_PREVIOUS);
+    assert_string_equal(dag_catchup_name(s->catchup), "all");
+    assert_string_equal(dag_overlap_name(s->overlap), "cancelPrevious");
+    workflow_free(wf);
+
+    /* Every enum value is accepted. */
+    wf = parse_ok(WS("{'cron': '0 * * * *', 'overlap': 'bufferOne', 'catchup': 'none',"
+                     " 'dst': {'repeated': 'last', 'skipped': 'shift'}},"
+                     "{'cron': '0 * * * *', 'overlap': 'bufferAll', 'catchup': 'latest'},"
+                     "{'cron': '0 * * * *', 'overlap': 'allow', 'dst': {'repeated': 'first'}}"));
+    assert_int_equal(wf->schedules[0].overlap, DAG_OVERLAP_BUFFER_ONE);
+    assert_int_equal(wf->schedules[0].catchup, DAG_CATCHUP_NONE);
+    assert_int_equal(wf->schedules[0].dst.repeated, CRON_REPEATED_LAST);
+    assert_int_equal(wf->schedules[1].overlap, DAG_OVERLAP_BUFFER_ALL);
+    assert_int_equal(wf->schedules[2].overlap, DAG_OVERLAP_ALLOW);
+    workflow_free(wf);
+}
+
+static void test_schedule_every(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    wf = parse_ok(WS("{'every': '30s'}, {'every': 90}, {'every': '1h30m', 'timezone': 'UTC'}"));
+    assert_int_equal(wf->schedules[0].is_cron, 0);
+    assert_null(wf->schedules[0].cron_text);
+    assert_int_equal(wf->schedules[0].every_ms, 30000);
+    assert_int_equal(wf->schedules[1].every_ms, 90000);
+    assert_int_equal(wf->schedules[2].every_ms, 5400000);
+    workflow_free(wf);
+
+    expect_only(WS("{'every': '0s'}"), "$.schedules[0].every", "'every' must be at least 1s");
+    expect_only(WS("{'every': '500ms'}"), "$.schedules[0].every", "'every' must be at least 1s");
+    expect_only(WS("{'every': '1500ms'}"), "$.schedules[0].every",
+                "'every' must be a whole number of seconds");
+    expect_problem(WS("{'every': 'soon'}"), "$.schedules[0].every", "");
+    expect_problem(WS("{'every': true}"), "$.schedules[0].every", "must be a duration");
+}
+
+static void test_schedule_cron_or_every(void **state)
+{
+    (void)state;
+    expect_only(WS("{'cron': '0 2 * * *', 'every': '30s'}"), "$.schedules[0].every",
+                "'cron' and 'every' cannot both be given (use one)");
+    expect_only(WS("{'timezone': 'UTC'}"), "$.schedules[0]",
+                "missing 'cron' or 'every' (exactly one is required)");
+    expect_only(WS("{'cron': 5}"), "$.schedules[0].cron", "'cron' must be a string, got integer");
+}
+
+static void test_schedule_bad_cron(void **state)
+{
+    (void)state;
+    /* The message is cron_parse()'s, at the field's path. */
+    expect_only(WS("{'cron': '0 2 * * 8'}"), "$.schedules[0].cron",
+                "day-of-week: 8 is out of range 0-7");
+    expect_only(WS("{'cron': '0 0 30 2 *'}"), "$.schedules[0].cron",
+                "never fires: day-of-month 30 does not occur in month 2");
+    expect_only(WS("{'cron': '0 0 2 * * *'}"), "$.schedules[0].cron",
+                "expected 5 fields, got 6 (seconds are not supported; use an 'every' schedule)");
+    expect_problem(WS("{'cron': '@reboot'}"), "$.schedules[0].cron", "@reboot is not supported");
+}
+
+static void test_schedule_timezone(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    (void)state;
+
+    expect_only(WS("{'cron': '0 2 * * *'}, {'cron': '0 2 * * *', 'timezone': 'Europe/Berln'}"),
+                "$.schedules[1].timezone",
+                "unknown time zone 'Europe/Berln' (did you mean 'Europe/Berlin'?)");
+    expect_only(WS("{'cron': '0 2 * * *', 'timezone': 'Mars/Olympus_Mons'}"),
+                "$.schedules[0].timezone", "unknown time zone 'Mars/Olympus_Mons'");
+    /* A name tz_load() refuses outright keeps its message. */
+    parse_bad(WS("{'cron': '0 2 * * *', 'timezone': '../etc/passwd'}"), &pr);
+    assert_int_equal(pr.n, 1);
+    assert_string_equal(pr.items[0].path, "$.schedules[0].timezone");
+    assert_non_null(strstr(pr.items[0].message, "invalid time zone name"));
+    dag_problems_release(&pr);
+    expect_only(WS("{'every': '1m', 'timezone': 3}"), "$.schedules[0].timezone",
+                "'timezone' must be a string, got integer");
+}
+
+static void test_schedule_unknown_fields(void **state)
+{
+    (void)state;
+    expect_only(WS("{'cronn': '0 2 * * *', 'every': '1m'}"), "$.schedules[0].cronn",
+                "unknown field 'cronn' (did you mean 'cron'?)");
+    expect_only(WS("{'every': '1m', 'timeZone': 'UTC'}"), "$.schedules[0].timeZone",
+                "unknown field 'timeZone' (did you mean 'timezone'?)");
+    expect_only(WS("{'every': '1m', 'dst': {'skiped': 'skip'}}"), "$.schedules[0].dst.skiped",
+                "unknown field 'skiped' (did you mean 'skipped'?)");
+    expect_only(WS("{'every': '1m', 'zzz': 1}"), "$.schedules[0].zzz", "unknown field 'zzz'");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop'}], 'schedule': []}",
+                "$.schedule", "unknown field 'schedule' (did you mean 'schedules'?)");
+}
+
+static void test_schedule_enums(void **state)
+{
+    (void)state;
+    expect_only(WS("{'every': '1m', 'catchup': 'some'}"), "$.schedules[0].catchup",
+                "invalid catchup 'some' (allowed: none, latest, all)");
+    expect_only(WS("{'every': '1m', 'overlap': 'queue'}"), "$.schedules[0].overlap",
+                "invalid overlap 'queue' (allowed: skip, bufferOne, bufferAll, cancelPrevious, "
+                "allow)");
+    expect_only(WS("{'every': '1m', 'dst': {'skipped': 'later'}}"),
+                "$.schedules[0].dst.skipped", "invalid dst.skipped 'later' (allowed: shift, skip)");
+    expect_only(WS("{'every': '1m', 'dst': {'repeated': 'twice'}}"),
+                "$.schedules[0].dst.repeated",
+                "invalid dst.repeated 'twice' (allowed: first, last, both)");
+    expect_only(WS("{'every': '1m', 'dst': 'skip'}"), "$.schedules[0].dst",
+                "'dst' must be an object, got string");
+    expect_only(WS("{'every': '1m', 'enabled': 'yes'}"), "$.schedules[0].enabled",
+                "'enabled' must be a boolean, got string");
+}
+
+static void test_schedule_max_catchup(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    wf = parse_ok(WS("{'every': '1m', 'maxCatchup': 1}"));
+    assert_int_equal(wf->schedules[0].max_catchup, 1);
+    workflow_free(wf);
+    expect_only(WS("{'every': '1m', 'maxCatchup': 0}"), "$.schedules[0].maxCatchup",
+                "'maxCatchup' must be between 1 and 10000, got 0");
+    expect_only(WS("{'every': '1m', 'maxCatchup': 10001}"), "$.schedules[0].maxCatchup",
+                "'maxCatchup' must be between 1 and 10000, got 10001");
+    expect_only(WS("{'every': '1m', 'maxCatchup': '5'}"), "$.schedules[0].maxCatchup",
+                "'maxCatchup' must be an integer, got string");
+}
+
+static void test_schedule_names(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    wf = parse_ok(WS("{'name': 'a', 'every': '1m'}, {'every': '1m'}, {'name': 'b-2.x_y', "
+                     "'every': '1m'}"));
+    assert_string_equal(wf->schedules[0].name, "a");
+    assert_string_equal(wf->schedules[1].name, "schedule-1");
+    assert_string_equal(wf->schedules[2].name, "b-2.x_y");
+    workflow_free(wf);
+
+    expect_only(WS("{'name': 'Nightly', 'every': '1m'}"), "$.schedules[0].name",
+                "invalid schedule name 'Nightly' (must match [a-z0-9][a-z0-9._-]{0,63})");
+    expect_only(WS("{'name': '-x', 'every': '1m'}"), "$.schedules[0].name",
+                "invalid schedule name '-x' (must match [a-z0-9][a-z0-9._-]{0,63})");
+    expect_only(WS("{'name': "
+                   "'a1234567890123456789012345678901234567890123456789012345678901234', "
+                   "'every': '1m'}"),
+                "$.schedules[0].name",
+                "invalid schedule name "
+                "'a1234567890123456789012345678901234567890123456789012345678901234' "
+                "(must match [a-z0-9][a-z0-9._-]{0,63})");
+    expect_only(WS("{'name': 'n', 'every': '1m'}, {'name': 'n', 'every': '2m'}"),
+                "$.schedules[1].name",
+                "duplicate schedule name 'n' (also the name of schedules[0])");
+    /* Default names count too. */
+    expect_only(WS("{'every': '1m'}, {'name': 'schedule-0', 'every': '2m'}"),
+                "$.schedules[1].name",
+                "duplicate schedule name 'schedule-0' (also the name of schedules[0])");
+    expect_only(WS("{'name': 'schedule-1', 'every': '1m'}, {'every': '2m'}"), "$.schedules[1]",
+                "duplicate schedule name 'schedule-1' (also the name of schedules[0])");
+}
+
+static void test_schedule_params(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    wf = parse_ok(WSP("{'every': '1m', 'params': {'date': 'x'}}"));
+    assert_string_equal(wf->schedules[0].params_json, "{\"date\":\"x\"}");
+    workflow_free(wf);
+
+    expect_only(WSP("{'every': '1m', 'params': {'date': 'x', 'dat': 'y'}}"),
+                "$.schedules[0].params.dat", "unknown param 'dat' (did you mean 'date'?)");
+    expect_only(WSP("{'every': '1m', 'params': {'date': 'x', 'region': 'eu'}}"),
+                "$.schedules[0].params.region",
+                "unknown param 'region' (not declared in the workflow's 'params')");
+    expect_only(WS("{'every': '1m', 'params': {'region': 'eu'}}"),
+                "$.schedules[0].params.region",
+                "unknown param 'region' (the workflow declares no params)");
+    expect_only(WSP("{'every': '1m', 'params': {'date': 'x', 'limit': 'many'}}"),
+                "$.schedules[0].params.limit", "param 'limit' must be a number, got string");
+    expect_only(WSP("{'every': '1m', 'params': {'limit': 3}}"), "$.schedules[0].params",
+                "missing required param 'date' (the workflow requires it and a schedule has no "
+                "caller to give it)");
+    expect_only(WSP("{'every': '1m'}"), "$.schedules[0]",
+                "missing required param 'date' (the workflow requires it and a schedule has no "
+                "caller to give it)");
+    expect_only(WSP("{'every': '1m', 'params': ['date']}"), "$.schedules[0].params",
+                "'params' must be an object, got array");
+    /* A broken "params" of the workflow is reported once, not again for each schedule. */
+    expect_only("{'name': 'w', 'params': [1], 'tasks': [{'name': 'a', 'type': 'noop'}],"
+                " 'schedules': [{'every': '1m', 'params': {'x': 1}}]}",
+                "$.params", "'params' must be an object, got array");
+}
+
+static void test_schedule_shapes(void **state)
+{
+    struct workflow *wf = NULL;
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct strbuf sb = STRBUF_INIT;
+    int rc;
+    (void)state;
+
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop'}], 'schedules': {}}",
+                "$.schedules", "'schedules' must be an array of schedules, got object");
+    expect_only(WS("'0 2 * * *'"), "$.schedules[0]", "schedule must be an object, got string");
+    /* Several problems in one schedule are all reported. */
+    parse_bad(WS("{'cron': '61 * * * *', 'timezone': 'Nowhere/X', 'overlap': 'x', 'y': 1}"), &pr);
+    assert_int_equal(pr.n, 4);
+    dag_problems_release(&pr);
+
+    /* More than DAG_MAX_SCHEDULES: one problem, nothing allocated per schedule. */
+    strbuf_adds(&sb, "{\"name\": \"w\", \"tasks\": [{\"name\": \"a\", \"type\": \"noop\"}], "
+                     "\"schedules\": [");
+    for (int i = 0; i <= DAG_MAX_SCHEDULES; i++)
+        strbuf_adds(&sb, i ? ", {}" : "{}");
+    strbuf_adds(&sb, "]}");
+    rc = dag_parse(sb.buf, sb.len, &wf, &pr);
+    assert_int_equal(rc, ERR_INVALID);
+    assert_null(wf);
+    assert_int_equal(pr.n, 1);
+    assert_string_equal(pr.items[0].path, "$.schedules");
+    assert_non_null(strstr(pr.items[0].message, "more than the limit of"));
+    dag_problems_release(&pr);
+    strbuf_release(&sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1588,6 +1884,18 @@ int main(void)
         cmocka_unit_test(test_random_graphs),
         cmocka_unit_test(test_names_and_lookup),
         cmocka_unit_test(test_data_files),
+        cmocka_unit_test(test_schedule_defaults),
+        cmocka_unit_test(test_schedule_all_fields),
+        cmocka_unit_test(test_schedule_every),
+        cmocka_unit_test(test_schedule_cron_or_every),
+        cmocka_unit_test(test_schedule_bad_cron),
+        cmocka_unit_test(test_schedule_timezone),
+        cmocka_unit_test(test_schedule_unknown_fields),
+        cmocka_unit_test(test_schedule_enums),
+        cmocka_unit_test(test_schedule_max_catchup),
+        cmocka_unit_test(test_schedule_names),
+        cmocka_unit_test(test_schedule_params),
+        cmocka_unit_test(test_schedule_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
