@@ -7,6 +7,7 @@
 #include "api_internal.h"
 #include "base/clock.h"
 #include "dag/dag.h"
+#include "engine/engine.h"
 #include "view/view.h"
 
 #include "base/banned.h"
@@ -95,6 +96,8 @@ void api__workflows_put(struct api_request *req)
         api__reply_err(req, &err);
         goto out;
     }
+    if (version != prev)
+        engine_schedules_changed(api__engine(req)); /* its schedules may differ */
     created_at = version != prev ? now : prev_created;
     api__reply_json(req, version != prev ? 201 : 200,
                     view_workflow(wf->name, version, created_at, req->body.buf, 1));
@@ -187,5 +190,6 @@ void api__workflows_delete(struct api_request *req)
         api__reply_err(req, &err);
         return;
     }
+    engine_schedules_changed(api__engine(req)); /* its schedules stop */
     api__reply_empty(req, 204);
 }

@@ -4,8 +4,9 @@
  *
  * Overall status: "down" (503) when the database is unreachable or the
  * engine is not running; "degraded" (200) when memory or disk is short or
- * the queue is stuck; otherwise "ok". The scheduler is not part of this
- * version: it is reported down without changing the overall status.
+ * the queue is stuck; otherwise "ok". The scheduler has its own check
+ * (GET /v1/health/scheduler, for monitors of scheduled work) and is reported
+ * as a component without changing the overall status.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,6 +20,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "engine/engine.h"
+#include "view/view.h"
 
 #include "base/banned.h"
 
@@ -33,7 +35,9 @@
 #endif
 #define HEALTH_WARN_EVERY_MS 60000
 
-#define SCHEDULER_MESSAGE "no scheduler is running: schedules are not supported by this version"
+#ifndef HEALTH_SCHEDULER_STALE_MS
+#define HEALTH_SCHEDULER_STALE_MS 60000 /* a scheduler whose last tick is older is down */
+#endif
 
 static atomic_llong last_memory_warn;
 
@@ -117,12 +121,47 @@ static enum health worse(enum health a, enum health b)
     return a > b ? a : b;
 }
 
-static json_t *scheduler_json(void)
+/*
+ * The scheduler's figures: {"status", "running", "lastTickAt", "lastFireAt",
+ * "lastFireLagMs", "activeSchedules", "nextDue", "fires", "message"}: the
+ * message says why it is down (not running, or its last tick is older than a
+ * minute), null when it is running.
+ */
+static json_t *scheduler_json(const struct engine_stats *es, enum health *status)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "status", json_string("down"));
-    json_object_set_new(o, "running", json_false());
-    json_object_set_new(o, "message", json_string(SCHEDULER_MESSAGE));
+    int64_t now = clock_now_ms();
+    int running = es->running && es->sched_running;
+    const char *msg = NULL;
+    char buf[96];
+
+    if (!running) {
+        msg = "the scheduler is not running";
+    } else if (now - es->sched_last_tick_at > HEALTH_SCHEDULER_STALE_MS) {
+        snprintf(buf, sizeof(buf), "the scheduler's last tick was %lld s ago",
+                 (long long)((now - es->sched_last_tick_at) / 1000));
+        msg = buf;
+    }
+    *status = msg ? HEALTH_DOWN : HEALTH_OK;
+    json_object_set_new(o, "status", json_string(health_names[*status]));
+    json_object_set_new(o, "running", json_boolean(running));
+    json_object_set_new(o, "lastTickAt", view_instant(es->sched_last_tick_at));
+    json_object_set_new(o, "lastFireAt", view_instant(es->sched_last_fire_at));
+    json_object_set_new(o, "lastFireLagMs",
+                        es->sched_last_fire_at ? json_integer(es->sched_last_lag_ms) : json_null());
+    json_object_set_new(o, "activeSchedules", json_integer((json_int_t)es->sched_active));
+    if (es->sched_next_due_at) {
+        json_t *nd = json_object();
+        json_object_set_new(nd, "schedule",
+                            view_text(es->sched_next_due, strnlen(es->sched_next_due,
+                                                                  sizeof(es->sched_next_due))));
+        json_object_set_new(nd, "at", view_instant(es->sched_next_due_at));
+        json_object_set_new(o, "nextDue", nd);
+    } else {
+        json_object_set_new(o, "nextDue", json_null());
+    }
+    json_object_set_new(o, "fires", json_integer((json_int_t)es->sched_fires));
+    json_object_set_new(o, "message", msg ? json_string(msg) : json_null());
     return o;
 }
 
@@ -246,7 +285,7 @@ void api__health(struct api_request *req)
 {
     static const char *const no_args[] = {NULL};
     struct engine_stats es;
-    enum health st_db, st_mem, st_disk, st_workers, st_queue, overall;
+    enum health st_db, st_mem, st_disk, st_workers, st_queue, st_sched, overall;
     struct sample sm;
     json_t *o, *c, *w, *q, *e;
 
@@ -255,7 +294,7 @@ void api__health(struct api_request *req)
     engine_get_stats(api__engine(req), &es);
     c = json_object();
     json_object_set_new(c, "database", database_json(req, &st_db));
-    json_object_set_new(c, "scheduler", scheduler_json());
+    json_object_set_new(c, "scheduler", scheduler_json(&es, &st_sched));
 
     st_workers = es.running ? HEALTH_OK : HEALTH_DOWN;
     w = json_object();
@@ -291,6 +330,14 @@ void api__health(struct api_request *req)
 
 void api__health_scheduler(struct api_request *req)
 {
-    json_t *o = scheduler_json();
-    api__reply_json(req, 503, o);
+    static const char *const no_args[] = {NULL};
+    struct engine_stats es;
+    enum health st;
+    json_t *o;
+
+    if (api__query_check(req, no_args))
+        return;
+    engine_get_stats(api__engine(req), &es);
+    o = scheduler_json(&es, &st);
+    api__reply_json(req, st == HEALTH_OK ? 200 : 503, o);
 }

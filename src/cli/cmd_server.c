@@ -319,7 +319,7 @@ int cmd_server(int argc, char **argv)
     struct sigaction sa, old_int, old_term;
     struct watcher w;
     pthread_t watcher;
-    int watching = 0;
+    int watching = 0, registered = 0;
     int64_t grace_ms = DEFAULT_SHUTDOWN_GRACE_MS;
     const char *dir;
     int code = EXIT_OK, rc;
@@ -348,6 +348,7 @@ int cmd_server(int argc, char **argv)
         code = register_path(st, a.vals[i].value);
         if (code)
             goto out;
+        registered = 1;
     }
 
     own = owner_new(dir);
@@ -360,6 +361,12 @@ int cmd_server(int argc, char **argv)
         goto out;
     }
     engine_set_persistent(eng, 1);
+    /* Fire the schedules of the definitions in the store (those just
+     * registered included: the scheduler reads them on its first turn; the
+     * nudge makes that explicit should the order ever change). */
+    engine_enable_scheduler(eng);
+    if (registered)
+        engine_schedules_changed(eng);
     if (resume_unfinished(st, eng)) {
         code = EXIT_INTERNAL;
         goto out;

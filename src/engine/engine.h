@@ -171,7 +171,36 @@ struct engine_stats {
     int64_t last_turn_at;    /* wall-clock ms of the last loop turn */
     uint64_t turns;          /* loop turns so far */
     uint64_t tasks_finished; /* task attempts finished since start */
+    /* The scheduler (engine_enable_scheduler). */
+    int sched_running;            /* 1 once it has looked at its schedules */
+    int64_t sched_last_tick_at;   /* wall-clock ms */
+    int64_t sched_last_fire_at;   /* wall-clock ms of the last fire, 0 if none */
+    int64_t sched_last_lag_ms;    /* how late the last fire was after its due time */
+    uint64_t sched_fires;         /* fires since start */
+    size_t sched_active;          /* enabled, unpaused schedules */
+    int64_t sched_next_due_at;    /* wall-clock ms of the next due time, 0 if none */
+    char sched_next_due[160];     /* that schedule, as "workflow/name" */
 };
+
+/*
+ * Server mode: fire the schedules of the workflow definitions in the store.
+ * Each due time fires once: the fire is recorded with a unique (schedule, due
+ * time) in the same transaction as the execution it creates. Call before
+ * engine_run(); engine_schedules_changed() (thread-safe, async-signal-safe)
+ * makes the loop re-read the definitions (after one is created, changed or
+ * deleted, or a schedule is paused); it also re-reads them every 30 s.
+ */
+void engine_enable_scheduler(struct engine *eng);
+void engine_schedules_changed(struct engine *eng);
+/*
+ * Create the executions of every due time of schedule `schedule_id` in
+ * (from_ms, until_ms], each recorded with its scheduledFor, the schedule's
+ * overlap policy applied; due times already fired are not fired again. At
+ * most 1000 due times (ERR_INVALID beyond). *out_count: how many due times.
+ * ERR_NOT_FOUND, ERR_CONFLICT (no scheduler), ERR_BUSY (stopping).
+ */
+int engine_post_backfill(struct engine *eng, const char *schedule_id, int64_t from_ms,
+                         int64_t until_ms, int *out_count, struct err *err);
 
 /* A consistent snapshot of the engine's figures (thread-safe). */
 void engine_get_stats(struct engine *eng, struct engine_stats *out);

@@ -133,9 +133,52 @@ static const char schema_v2[] =
     ");"
     "CREATE INDEX api_keys_name ON api_keys (name);";
 
+/*
+ * Version 3: schedules.
+ * - executions.schedule_id, scheduled_for: the schedule that fired an
+ *   execution and the due time it fired for (NULL for others);
+ * - executions (schedule_id, status): the scheduler's overlap check, "is an
+ *   execution of this schedule still queued or running", is a lookup;
+ * - schedules: the state of each schedule of a definition, one row per
+ *   (workflow, name) (UNIQUE: the upsert's conflict target, and the order of
+ *   the list and the prune's scan of one workflow);
+ * - schedule_fires: one row per due time handled, fired or skipped. Its
+ *   primary key (schedule_id, scheduled_for) is what makes a due time fire
+ *   at most once: a second insert fails, whoever tries it. No foreign key to
+ *   executions: retention deletes executions, and the fire must stay as the
+ *   record that its due time was handled. The prune of a schedule deletes
+ *   its fires (by the primary key's prefix).
+ */
+static const char schema_v3[] =
+    "ALTER TABLE executions ADD COLUMN schedule_id TEXT;"
+    "ALTER TABLE executions ADD COLUMN scheduled_for BIGINT;"
+    "CREATE INDEX executions_schedule_id_status ON executions (schedule_id, status);"
+    "CREATE TABLE schedules ("
+    "  id TEXT NOT NULL PRIMARY KEY,"
+    "  workflow TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  spec_hash TEXT NOT NULL,"
+    "  paused INTEGER NOT NULL DEFAULT 0,"
+    "  next_fire_at BIGINT,"
+    "  last_fire_at BIGINT,"
+    "  created_at BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL,"
+    "  UNIQUE (workflow, name)"
+    ");"
+    "CREATE TABLE schedule_fires ("
+    "  schedule_id TEXT NOT NULL,"
+    "  scheduled_for BIGINT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  execution_id TEXT,"
+    "  reason TEXT,"
+    "  created_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (schedule_id, scheduled_for)"
+    ");";
+
 const char *const store__migrations[] = {
     schema_v1,
     schema_v2,
+    schema_v3,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

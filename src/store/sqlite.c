@@ -86,6 +86,16 @@ enum stmt_id {
     ST_PURGE_EXCEPT_64,
     ST_COUNTS_QUEUED,
     ST_COUNTS_RUNNING,
+    ST_SCHED_LIST,
+    ST_SCHED_GET,
+    ST_SCHED_UPSERT,
+    ST_SCHED_OF_WF,
+    ST_SCHED_DELETE,
+    ST_SCHED_PAUSE,
+    ST_FIRES_DELETE,
+    ST_FIRE_INSERT,
+    ST_FIRE_EXISTS,
+    ST_FIRES_LIST,
     ST_COUNT
 };
 
@@ -93,7 +103,8 @@ _Static_assert(1 << (ST_PURGE_EXCEPT_64 - ST_PURGE_EXCEPT_1) == STORE_PURGE_EXCE
                "one purge variant per power of two up to STORE_PURGE_EXCEPT_MAX");
 
 #define EXEC_COLS                                                                                  \
-    "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error"
+    "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error,"  \
+    " schedule_id, scheduled_for"
 
 /*
  * The list queries share their parameters: ?1 id upper bound (exclusive),
@@ -106,6 +117,10 @@ _Static_assert(1 << (ST_PURGE_EXCEPT_64 - ST_PURGE_EXCEPT_1) == STORE_PURGE_EXCE
 #define LIST_TAIL " AND id < ?1 AND created_at >= ?2 AND created_at < ?3 ORDER BY id DESC LIMIT ?4"
 
 #define KEY_COLS "id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at"
+
+#define SCHED_COLS                                                                                 \
+    "id, workflow, name, spec_hash, paused, next_fire_at, last_fire_at, created_at, updated_at"
+#define FIRE_COLS "schedule_id, scheduled_for, status, execution_id, reason, created_at"
 
 /*
  * The purge deletes the ids picked by a subquery that walks the
@@ -143,9 +158,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_WF_INSERT] = "INSERT INTO workflows (name, version, definition, created_at)"
                      " VALUES (?1, ?2, ?3, ?4)",
     [ST_EXEC_INSERT] = "INSERT INTO executions (" EXEC_COLS ")"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [ST_EXEC_UPDATE] = "UPDATE executions SET status = ?2, started_at = ?3, finished_at = ?4,"
-                       " error = ?5 WHERE id = ?1",
+                       " error = ?5, schedule_id = ?6, scheduled_for = ?7 WHERE id = ?1",
     [ST_EXEC_GET] = "SELECT " EXEC_COLS " FROM executions WHERE id = ?1",
     [ST_TASK_INSERT] = "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"
                        " available_at, started_at, finished_at, error)"
@@ -223,6 +238,29 @@ static const char *const stmt_sql[ST_COUNT] = {
         " FROM task_runs t LEFT JOIN executions e ON e.id = t.execution_id"
         " WHERE t.status = 'queued'",
     [ST_COUNTS_RUNNING] = "SELECT count(*), min(started_at) FROM executions WHERE status = ?1",
+    /* The UNIQUE (workflow, name) index yields this order. */
+    [ST_SCHED_LIST] = "SELECT " SCHED_COLS " FROM schedules ORDER BY workflow, name",
+    [ST_SCHED_GET] = "SELECT " SCHED_COLS " FROM schedules WHERE id = ?1",
+    /*
+     * "excluded" is the row that was proposed, in SQLite and PostgreSQL
+     * alike; the row in place keeps its id and created_at.
+     */
+    [ST_SCHED_UPSERT] = "INSERT INTO schedules (" SCHED_COLS ")"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                        " ON CONFLICT (workflow, name) DO UPDATE SET"
+                        " spec_hash = excluded.spec_hash, paused = excluded.paused,"
+                        " next_fire_at = excluded.next_fire_at,"
+                        " last_fire_at = excluded.last_fire_at, updated_at = excluded.updated_at",
+    [ST_SCHED_OF_WF] = "SELECT id, name FROM schedules WHERE workflow = ?1",
+    [ST_SCHED_DELETE] = "DELETE FROM schedules WHERE id = ?1",
+    [ST_SCHED_PAUSE] = "UPDATE schedules SET paused = ?2, updated_at = ?3 WHERE id = ?1",
+    [ST_FIRES_DELETE] = "DELETE FROM schedule_fires WHERE schedule_id = ?1",
+    [ST_FIRE_INSERT] = "INSERT INTO schedule_fires (" FIRE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_FIRE_EXISTS] = "SELECT count(*) FROM schedule_fires"
+                       " WHERE schedule_id = ?1 AND scheduled_for = ?2",
+    /* A descending walk of the primary key (schedule_id, scheduled_for). */
+    [ST_FIRES_LIST] = "SELECT " FIRE_COLS " FROM schedule_fires WHERE schedule_id = ?1"
+                      " ORDER BY scheduled_for DESC LIMIT ?2",
 };
 
 struct sqlite_store {
@@ -824,7 +862,8 @@ static int sqlite_execution_insert(struct store *st, const struct exec_row *row,
          bind_text(stmt, 4, exec_status_name(row->status)) |
          bind_text(stmt, 5, row->params ? row->params : "{}") | bind_i64(stmt, 6, row->created_at) |
          bind_opt(stmt, 7, row->started_at, 0) | bind_opt(stmt, 8, row->finished_at, 0) |
-         bind_text(stmt, 9, row->error);
+         bind_text(stmt, 9, row->error) | bind_text(stmt, 10, row->schedule_id) |
+         bind_opt(stmt, 11, row->scheduled_for, 0);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -843,7 +882,8 @@ static int sqlite_execution_update(struct store *st, const struct exec_row *row,
         return rc;
     rc = bind_text(stmt, 1, row->id) | bind_text(stmt, 2, exec_status_name(row->status)) |
          bind_opt(stmt, 3, row->started_at, 0) | bind_opt(stmt, 4, row->finished_at, 0) |
-         bind_text(stmt, 5, row->error);
+         bind_text(stmt, 5, row->error) | bind_text(stmt, 6, row->schedule_id) |
+         bind_opt(stmt, 7, row->scheduled_for, 0);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -1143,6 +1183,8 @@ static int sq_read_exec(struct sqlite_store *s, sqlite3_stmt *stmt, struct exec_
     row->started_at = col_opt(stmt, 6, 0);
     row->finished_at = col_opt(stmt, 7, 0);
     row->error = col_str(stmt, 8);
+    row->schedule_id = col_str(stmt, 9);
+    row->scheduled_for = col_opt(stmt, 10, 0);
     return 0;
 }
 
@@ -1850,6 +1892,352 @@ static int sqlite_counts_get(struct store *st, struct store_counts *out, struct 
     return rc;
 }
 
+/* --- schedules --- */
+
+/* Copy a text column into an id array ("" for NULL); -1 if it does not fit. */
+static int col_id(sqlite3_stmt *stmt, int i, char out[ID_MAX])
+{
+    const char *t = (const char *)sqlite3_column_text(stmt, i);
+    size_t len = (size_t)sqlite3_column_bytes(stmt, i);
+
+    out[0] = '\0';
+    if (!t)
+        return 0;
+    if (len >= ID_MAX)
+        return -1;
+    memcpy(out, t, len);
+    out[len] = '\0';
+    return 0;
+}
+
+/* Fill `r` from the SCHED_COLS of the current result row. */
+static int sq_read_schedule(struct sqlite_store *s, sqlite3_stmt *stmt, struct schedule_row *r,
+                            struct err *err)
+{
+    memset(r, 0, sizeof(*r));
+    if (sqlite3_column_type(stmt, 0) == SQLITE_NULL || col_id(stmt, 0, r->id) != 0)
+        return err_set(err, ERR_STORE, "bad schedule id in '%s'", s->path);
+    r->workflow = col_str(stmt, 1);
+    r->name = col_str(stmt, 2);
+    r->spec_hash = col_str(stmt, 3);
+    r->paused = sqlite3_column_int64(stmt, 4) != 0;
+    r->next_fire_at = col_opt(stmt, 5, 0);
+    r->last_fire_at = col_opt(stmt, 6, 0);
+    r->created_at = sqlite3_column_int64(stmt, 7);
+    r->updated_at = sqlite3_column_int64(stmt, 8);
+    return 0;
+}
+
+static int sqlite_schedules_list(struct store *st, struct schedule_row **out, size_t *out_n,
+                                 struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    struct schedule_row *rows = NULL;
+    size_t n = 0;
+    size_t alloc = 0;
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_SCHED_LIST, &stmt, err);
+
+    if (rc)
+        return rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        XGROW(rows, alloc, n + 1);
+        rc = sq_read_schedule(s, stmt, &rows[n], err);
+        n++; /* counted even on failure: schedule_rows_free() releases it */
+        if (rc)
+            break;
+    }
+    if (rc == SQLITE_DONE)
+        rc = 0;
+    else if (rc > 0)
+        rc = sq_fail(s, rc, err, "cannot list the schedules in '%s'", s->path);
+    sq_done(stmt);
+    if (rc) {
+        schedule_rows_free(rows, n);
+        return rc;
+    }
+    *out = rows;
+    *out_n = n;
+    return 0;
+}
+
+static int sqlite_schedule_get(struct store *st, const char *id, struct schedule_row *out,
+                               struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_SCHED_GET, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        rc = sq_read_schedule(s, stmt, out, err);
+        if (rc) {
+            schedule_row_release(out); /* no half-read row */
+            memset(out, 0, sizeof(*out));
+        }
+    } else if (rc == SQLITE_DONE) {
+        rc = err_set(err, ERR_NOT_FOUND, "no schedule '%s'", id);
+    } else {
+        rc = sq_fail(s, rc, err, "cannot read schedule '%s'", id);
+    }
+    sq_done(stmt);
+    return rc;
+}
+
+static int sqlite_schedule_upsert(struct store *st, const struct schedule_row *row, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_SCHED_UPSERT, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, row->id) | bind_text(stmt, 2, row->workflow) |
+         bind_text(stmt, 3, row->name) | bind_text(stmt, 4, row->spec_hash) |
+         bind_i64(stmt, 5, row->paused) | bind_opt(stmt, 6, row->next_fire_at, 0) |
+         bind_opt(stmt, 7, row->last_fire_at, 0) | bind_i64(stmt, 8, row->created_at) |
+         bind_i64(stmt, 9, row->updated_at);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot record schedule '%s' of '%s' as '%s'", row->name,
+                     row->workflow, row->id);
+    sq_done(stmt);
+    return rc;
+}
+
+static int name_listed(const char *name, const char *const *names, size_t nnames)
+{
+    for (size_t i = 0; i < nnames; i++)
+        if (!strcmp(names[i], name))
+            return 1;
+    return 0;
+}
+
+static void free_strs(char **strs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(strs[i]);
+    free(strs);
+}
+
+/* The ids of `workflow`'s schedules whose name is not in `names` (free with free_strs()). */
+static int sq_prune_ids(struct sqlite_store *s, const char *workflow, const char *const *names,
+                        size_t nnames, char ***out_ids, size_t *out_n, struct err *err)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    size_t alloc = 0;
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_SCHED_OF_WF, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, workflow);
+    if (rc != SQLITE_OK) {
+        rc = bind_fail(s, err, "schedule query", workflow);
+        goto out;
+    }
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(stmt, 1);
+        if (name && name_listed(name, names, nnames))
+            continue;
+        XGROW(ids, alloc, n + 1);
+        ids[n++] = col_str(stmt, 0); /* NOT NULL in the schema */
+    }
+    rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot list the schedules of '%s'", workflow);
+out:
+    sq_done(stmt);
+    if (rc) {
+        free_strs(ids, n);
+        return rc;
+    }
+    *out_ids = ids;
+    *out_n = n;
+    return 0;
+}
+
+/* Run a statement whose only parameter is ?1 `key`; `what` completes "cannot ...". */
+static int sq_exec_by(struct sqlite_store *s, enum stmt_id id, const char *key, const char *what,
+                      struct err *err)
+{
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, id, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, key);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot %s '%s'", what, key);
+    sq_done(stmt);
+    return rc;
+}
+
+/*
+ * List the workflow's rows, then delete the ones not kept, each with its
+ * fires, row by row: a workflow has a handful of schedules, and the names
+ * never go into the SQL text.
+ */
+static int sqlite_schedules_prune(struct store *st, const char *workflow, const char *const *names,
+                                  size_t nnames, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    char **ids = NULL;
+    size_t n = 0;
+    int began;
+    int rc;
+
+    rc = sq_write_begin(s, &began, err);
+    if (rc)
+        return rc;
+    rc = sq_prune_ids(s, workflow, names, nnames, &ids, &n, err);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = sq_exec_by(s, ST_FIRES_DELETE, ids[i], "delete the fires of schedule", err);
+        if (rc == 0)
+            rc = sq_exec_by(s, ST_SCHED_DELETE, ids[i], "delete schedule", err);
+    }
+    free_strs(ids, n);
+    return sq_write_end(s, began, rc, err);
+}
+
+static int sqlite_schedule_set_paused(struct store *st, const char *id, int paused, int64_t now,
+                                      struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_SCHED_PAUSE, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, id) | bind_i64(stmt, 2, paused) | bind_i64(stmt, 3, now);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot %s schedule '%s'", paused ? "pause" : "resume", id);
+    else if (sqlite3_changes(s->db) == 0)
+        rc = err_set(err, ERR_NOT_FOUND, "no schedule '%s'", id);
+    sq_done(stmt);
+    return rc;
+}
+
+static int sqlite_fire_insert(struct store *st, const struct fire_row *row, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_FIRE_INSERT, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, row->schedule_id) | bind_i64(stmt, 2, row->scheduled_for) |
+         bind_text(stmt, 3, store__fire_status_name(row->status)) |
+         bind_text(stmt, 4, row->execution_id[0] ? row->execution_id : NULL) |
+         bind_text(stmt, 5, row->reason) | bind_i64(stmt, 6, row->created_at);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    /*
+     * The primary key is the "at most once" of a due time: say so rather
+     * than name the constraint. Like any constraint failure, only this
+     * statement is undone; the caller's transaction stays usable.
+     */
+    if (rc != SQLITE_OK && sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+        rc = err_set(err, ERR_CONFLICT,
+                     "cannot record the fire of schedule '%s' due at %lld: it was recorded "
+                     "before",
+                     row->schedule_id, (long long)row->scheduled_for);
+    else if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot record the fire of schedule '%s' due at %lld",
+                     row->schedule_id, (long long)row->scheduled_for);
+    sq_done(stmt);
+    return rc;
+}
+
+static int sqlite_fire_exists(struct store *st, const char *schedule_id, int64_t scheduled_for,
+                              int *out, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_FIRE_EXISTS, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, schedule_id) | bind_i64(stmt, 2, scheduled_for);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(stmt, 0) > 0;
+        rc = 0;
+    } else {
+        rc = sq_fail(s, rc, err, "cannot read the fire of schedule '%s' due at %lld", schedule_id,
+                     (long long)scheduled_for);
+    }
+    sq_done(stmt);
+    return rc;
+}
+
+/* Fill `r` from the FIRE_COLS of the current result row. */
+static int sq_read_fire(struct sqlite_store *s, sqlite3_stmt *stmt, struct fire_row *r,
+                        struct err *err)
+{
+    const char *status = (const char *)sqlite3_column_text(stmt, 2);
+
+    memset(r, 0, sizeof(*r));
+    r->scheduled_for = sqlite3_column_int64(stmt, 1);
+    if (store__fire_status_parse(status, &r->status) != 0)
+        return err_set(err, ERR_STORE, "unknown status '%s' of a fire due at %lld in '%s'",
+                       status ? status : "NULL", (long long)r->scheduled_for, s->path);
+    if (col_id(stmt, 3, r->execution_id) != 0)
+        return err_set(err, ERR_STORE, "bad execution id of a fire due at %lld in '%s'",
+                       (long long)r->scheduled_for, s->path);
+    r->created_at = sqlite3_column_int64(stmt, 5);
+    r->schedule_id = col_str(stmt, 0);
+    r->reason = col_str(stmt, 4);
+    return 0;
+}
+
+static int sqlite_fires_list(struct store *st, const char *schedule_id, int limit,
+                             struct fire_row **out, size_t *out_n, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    struct fire_row *rows = NULL;
+    size_t n = 0;
+    size_t alloc = 0;
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_FIRES_LIST, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, schedule_id) | bind_i64(stmt, 2, limit);
+    if (rc != SQLITE_OK) {
+        rc = bind_fail(s, err, "fire query", schedule_id);
+        goto out;
+    }
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        XGROW(rows, alloc, n + 1);
+        rc = sq_read_fire(s, stmt, &rows[n], err);
+        n++; /* counted even on failure: fire_rows_free() releases it */
+        if (rc)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE
+             ? 0
+             : sq_fail(s, rc, err, "cannot list the fires of schedule '%s'", schedule_id);
+out:
+    sq_done(stmt);
+    if (rc) {
+        fire_rows_free(rows, n);
+        return rc;
+    }
+    *out = rows;
+    *out_n = n;
+    return 0;
+}
+
 /* --- for tests and notes --- */
 
 /* Append the EXPLAIN QUERY PLAN details of cached statement `id` to *plan, one per line. */
@@ -1964,4 +2352,12 @@ const struct store_backend store__sqlite_backend = {
     .key_touch = sqlite_key_touch,
     .executions_purge = sqlite_executions_purge,
     .counts_get = sqlite_counts_get,
+    .schedules_list = sqlite_schedules_list,
+    .schedule_get = sqlite_schedule_get,
+    .schedule_upsert = sqlite_schedule_upsert,
+    .schedules_prune = sqlite_schedules_prune,
+    .schedule_set_paused = sqlite_schedule_set_paused,
+    .fire_insert = sqlite_fire_insert,
+    .fire_exists = sqlite_fire_exists,
+    .fires_list = sqlite_fires_list,
 };

@@ -45,6 +45,14 @@ static const char *const attempt_status_names[ATTEMPT_STATUS_COUNT] = {
     [ATTEMPT_CANCELLED] = "cancelled", [ATTEMPT_LOST] = "lost",
 };
 
+/* These too are stored: never rename one. */
+static const char *const fire_status_names[] = {
+    [FIRE_FIRED] = "fired",
+    [FIRE_SKIPPED] = "skipped",
+};
+
+#define FIRE_STATUS_COUNT ((int)(sizeof(fire_status_names) / sizeof(fire_status_names[0])))
+
 static int name_index(const char *const *names, int count, const char *s)
 {
     if (!s)
@@ -103,6 +111,22 @@ int attempt_status_parse(const char *s, enum attempt_status *out)
     return 0;
 }
 
+const char *store__fire_status_name(enum fire_status s)
+{
+    if ((unsigned)s >= (unsigned)FIRE_STATUS_COUNT)
+        return "invalid";
+    return fire_status_names[s];
+}
+
+int store__fire_status_parse(const char *s, enum fire_status *out)
+{
+    int i = name_index(fire_status_names, FIRE_STATUS_COUNT, s);
+    if (i < 0)
+        return ERR_INVALID;
+    *out = (enum fire_status)i;
+    return 0;
+}
+
 int exec_status_is_final(enum exec_status s)
 {
     return s == EXEC_SUCCEEDED || s == EXEC_FAILED || s == EXEC_CANCELLED || s == EXEC_TIMED_OUT;
@@ -123,9 +147,11 @@ void exec_row_release(struct exec_row *row)
     free(row->workflow);
     free(row->params);
     free(row->error);
+    free(row->schedule_id);
     row->workflow = NULL;
     row->params = NULL;
     row->error = NULL;
+    row->schedule_id = NULL;
 }
 
 void store__task_run_row_release(struct task_run_row *row)
@@ -830,4 +856,173 @@ int store_counts_get(struct store *st, struct store_counts *out, struct err *err
 {
     memset(out, 0, sizeof(*out));
     return st->be->counts_get(st, out, err);
+}
+
+/* --- schedules --- */
+
+void schedule_row_release(struct schedule_row *row)
+{
+    if (!row)
+        return;
+    free(row->workflow);
+    free(row->name);
+    free(row->spec_hash);
+    row->workflow = NULL;
+    row->name = NULL;
+    row->spec_hash = NULL;
+}
+
+void schedule_rows_free(struct schedule_row *rows, size_t n)
+{
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++)
+        schedule_row_release(&rows[i]);
+    free(rows);
+}
+
+void fire_rows_free(struct fire_row *rows, size_t n)
+{
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].schedule_id);
+        free(rows[i].reason);
+    }
+    free(rows);
+}
+
+static int check_schedule_id(const char *id, struct err *err)
+{
+    if (!id || !*id)
+        return err_set(err, ERR_INVALID, "no schedule id given");
+    if (strnlen(id, ID_MAX) >= ID_MAX)
+        return err_set(err, ERR_INVALID, "schedule id '%.40s...' is too long", id);
+    return 0;
+}
+
+static int check_paused(const char *id, int paused, struct err *err)
+{
+    if (paused != 0 && paused != 1)
+        return err_set(err, ERR_INVALID, "invalid paused value %d for schedule '%s' (want 0 or 1)",
+                       paused, id);
+    return 0;
+}
+
+int store_schedules_list(struct store *st, struct schedule_row **out, size_t *out_n,
+                         struct err *err)
+{
+    *out = NULL;
+    *out_n = 0;
+    return st->be->schedules_list(st, out, out_n, err);
+}
+
+int store_schedule_get(struct store *st, const char *id, struct schedule_row *out, struct err *err)
+{
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = check_schedule_id(id, err);
+    if (rc)
+        return rc;
+    return st->be->schedule_get(st, id, out, err);
+}
+
+int store_schedule_upsert(struct store *st, const struct schedule_row *row, struct err *err)
+{
+    /* row->id is an array: its terminator must be inside it. */
+    int rc = check_schedule_id(row->id, err);
+
+    if (rc)
+        return rc;
+    rc = check_str("workflow name", row->workflow, err);
+    if (rc)
+        return rc;
+    if (!row->name || !*row->name)
+        return err_set(err, ERR_INVALID, "no name for schedule '%s' of '%s'", row->id,
+                       row->workflow);
+    if (!row->spec_hash || !*row->spec_hash)
+        return err_set(err, ERR_INVALID, "no spec hash for schedule '%s' of '%s'", row->name,
+                       row->workflow);
+    rc = check_paused(row->id, row->paused, err);
+    if (rc)
+        return rc;
+    return st->be->schedule_upsert(st, row, err);
+}
+
+int store_schedules_prune(struct store *st, const char *workflow, const char *const *names,
+                          size_t nnames, struct err *err)
+{
+    int rc = check_str("workflow name", workflow, err);
+
+    if (rc)
+        return rc;
+    if (nnames > STORE_SCHEDULES_PRUNE_MAX)
+        return err_set(err, ERR_INVALID, "too many schedule names to keep (%zu, at most %d)",
+                       nnames, STORE_SCHEDULES_PRUNE_MAX);
+    if (nnames && !names)
+        return err_set(err, ERR_INVALID, "no list of schedule names to keep");
+    for (size_t i = 0; i < nnames; i++)
+        if (!names[i] || !*names[i])
+            return err_set(err, ERR_INVALID, "no name for schedule %zu to keep of '%s'", i,
+                           workflow);
+    return st->be->schedules_prune(st, workflow, nnames ? names : NULL, nnames, err);
+}
+
+int store_schedule_set_paused(struct store *st, const char *id, int paused, int64_t now,
+                              struct err *err)
+{
+    int rc = check_schedule_id(id, err);
+
+    if (rc)
+        return rc;
+    rc = check_paused(id, paused, err);
+    if (rc)
+        return rc;
+    return st->be->schedule_set_paused(st, id, paused, now, err);
+}
+
+int store_fire_insert(struct store *st, const struct fire_row *row, struct err *err)
+{
+    int rc = check_schedule_id(row->schedule_id, err);
+
+    if (rc)
+        return rc;
+    if (row->scheduled_for <= 0)
+        return err_set(err, ERR_INVALID, "invalid due time %lld for a fire of schedule '%s'",
+                       (long long)row->scheduled_for, row->schedule_id);
+    if ((unsigned)row->status >= (unsigned)FIRE_STATUS_COUNT)
+        return err_set(err, ERR_INVALID, "invalid status %d for a fire of schedule '%s'",
+                       (int)row->status, row->schedule_id);
+    if (strnlen(row->execution_id, ID_MAX) >= ID_MAX)
+        return err_set(err, ERR_INVALID, "execution id '%.40s...' is too long", row->execution_id);
+    return st->be->fire_insert(st, row, err);
+}
+
+int store_fire_exists(struct store *st, const char *schedule_id, int64_t scheduled_for, int *out,
+                      struct err *err)
+{
+    int rc;
+
+    *out = 0;
+    rc = check_schedule_id(schedule_id, err);
+    if (rc)
+        return rc;
+    return st->be->fire_exists(st, schedule_id, scheduled_for, out, err);
+}
+
+int store_fires_list(struct store *st, const char *schedule_id, int limit, struct fire_row **out,
+                     size_t *out_n, struct err *err)
+{
+    int rc;
+
+    *out = NULL;
+    *out_n = 0;
+    rc = check_schedule_id(schedule_id, err);
+    if (rc)
+        return rc;
+    if (limit < 1 || limit > STORE_LIST_MAX)
+        return err_set(err, ERR_INVALID, "invalid page size %d (want 1 to %d)", limit,
+                       STORE_LIST_MAX);
+    return st->be->fires_list(st, schedule_id, limit, out, out_n, err);
 }

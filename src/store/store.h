@@ -78,6 +78,8 @@ struct exec_row {
     int64_t started_at;
     int64_t finished_at;
     char *error; /* or NULL */
+    char *schedule_id;     /* the schedule that fired it, or NULL */
+    int64_t scheduled_for; /* its due time (ms), 0 if not scheduled */
 };
 
 struct task_run_row {
@@ -194,7 +196,8 @@ int store_workflow_get_at(struct store *st, const char *name, int version, char 
 /* --- executions, task runs, attempts (inside a write transaction) --- */
 
 int store_execution_insert(struct store *st, const struct exec_row *row, struct err *err);
-/* Update status, started_at, finished_at and error of execution `row->id`. */
+/* Update status, started_at, finished_at, error, schedule_id and scheduled_for
+ * of execution `row->id`. */
 int store_execution_update(struct store *st, const struct exec_row *row, struct err *err);
 
 int store_task_run_insert(struct store *st, const char *exec_id, const struct task_run_row *row,
@@ -352,5 +355,71 @@ struct store_counts {
 };
 
 int store_counts_get(struct store *st, struct store_counts *out, struct err *err);
+
+/* ------------------------------------------------------------------ schedules
+ *
+ * The state of each schedule of a workflow definition, keyed by (workflow,
+ * name); its spec lives in the definition. Fires are recorded with a unique
+ * (schedule_id, scheduled_for), so a due time fires at most once, across
+ * restarts (and, later, nodes).
+ */
+
+struct schedule_row {
+    char id[ID_MAX];       /* "sch_..." */
+    char *workflow;
+    char *name;
+    char *spec_hash;       /* identifies the spec the state was computed for */
+    int paused;
+    int64_t next_fire_at;  /* ms, 0 = none (disabled or never fires) */
+    int64_t last_fire_at;  /* scheduled_for of the last fire, 0 = never */
+    int64_t created_at;
+    int64_t updated_at;
+};
+
+/* Every schedule state row, ordered by (workflow, name). Free with schedule_rows_free. */
+int store_schedules_list(struct store *st, struct schedule_row **out, size_t *out_n,
+                         struct err *err);
+/* One row by id, or ERR_NOT_FOUND. Free its members with schedule_row_release. */
+int store_schedule_get(struct store *st, const char *id, struct schedule_row *out,
+                       struct err *err);
+/* Insert or update (by (workflow, name)) spec_hash, paused, next_fire_at,
+ * last_fire_at, updated_at; a new row keeps row->id and created_at. */
+int store_schedule_upsert(struct store *st, const struct schedule_row *row, struct err *err);
+/* Delete the state rows of `workflow` whose name is not among `names` (a
+ * schedule removed from the definition); all of them when nnames is 0. */
+int store_schedules_prune(struct store *st, const char *workflow, const char *const *names,
+                          size_t nnames, struct err *err);
+/* The most names store_schedules_prune() takes (more is ERR_INVALID). */
+#define STORE_SCHEDULES_PRUNE_MAX 1000
+/* Set paused (0/1) and updated_at; ERR_NOT_FOUND if no such id. */
+int store_schedule_set_paused(struct store *st, const char *id, int paused, int64_t now,
+                              struct err *err);
+void schedule_row_release(struct schedule_row *row);
+void schedule_rows_free(struct schedule_row *rows, size_t n);
+
+enum fire_status {
+    FIRE_FIRED = 0,   /* an execution was created */
+    FIRE_SKIPPED,     /* skipped by the overlap or catch-up policy (reason says why) */
+};
+
+struct fire_row {
+    char *schedule_id;
+    int64_t scheduled_for;
+    enum fire_status status;
+    char execution_id[ID_MAX]; /* FIRE_FIRED: the execution; else "" */
+    char *reason;              /* or NULL */
+    int64_t created_at;
+};
+
+/* Record a fire (inside a write transaction). ERR_CONFLICT if (schedule_id,
+ * scheduled_for) was recorded before: the caller must not create an execution. */
+int store_fire_insert(struct store *st, const struct fire_row *row, struct err *err);
+/* Was (schedule_id, scheduled_for) recorded? *out 1 or 0. */
+int store_fire_exists(struct store *st, const char *schedule_id, int64_t scheduled_for,
+                      int *out, struct err *err);
+/* The newest `limit` fires of a schedule, newest first. Free with fire_rows_free. */
+int store_fires_list(struct store *st, const char *schedule_id, int limit,
+                     struct fire_row **out, size_t *out_n, struct err *err);
+void fire_rows_free(struct fire_row *rows, size_t n);
 
 #endif

@@ -83,6 +83,22 @@ struct store_backend {
                             size_t nexcept, int64_t before, int batch, int *out_deleted,
                             struct err *err);
     int (*counts_get)(struct store *st, struct store_counts *out, struct err *err);
+
+    /* Schedules. `names` is NULL when nnames is 0. */
+    int (*schedules_list)(struct store *st, struct schedule_row **out, size_t *out_n,
+                          struct err *err);
+    int (*schedule_get)(struct store *st, const char *id, struct schedule_row *out,
+                        struct err *err);
+    int (*schedule_upsert)(struct store *st, const struct schedule_row *row, struct err *err);
+    int (*schedules_prune)(struct store *st, const char *workflow, const char *const *names,
+                           size_t nnames, struct err *err);
+    int (*schedule_set_paused)(struct store *st, const char *id, int paused, int64_t now,
+                               struct err *err);
+    int (*fire_insert)(struct store *st, const struct fire_row *row, struct err *err);
+    int (*fire_exists)(struct store *st, const char *schedule_id, int64_t scheduled_for, int *out,
+                       struct err *err);
+    int (*fires_list)(struct store *st, const char *schedule_id, int limit, struct fire_row **out,
+                      size_t *out_n, struct err *err);
 };
 
 extern const struct store_backend store__sqlite_backend;
@@ -101,6 +117,10 @@ extern const int store__migration_count;
 void store__task_run_row_release(struct task_run_row *row);
 void store__attempt_row_release(struct attempt_row *row);
 void store__log_chunk_release(struct log_chunk *chunk);
+
+/* The stored name of a fire status ("fired", "skipped"), and back (0 or ERR_INVALID). */
+const char *store__fire_status_name(enum fire_status s);
+int store__fire_status_parse(const char *s, enum fire_status *out);
 
 /*
  * For tests and notes: the EXPLAIN QUERY PLAN of the statement(s) that

@@ -54,6 +54,8 @@ json_t *view_exec_summary(const struct exec_row *row)
     json_object_set_new(o, "finishedAt", view_instant(row->finished_at));
     json_object_set_new(o, "durationMs", duration(row->started_at, row->finished_at));
     json_object_set_new(o, "error", str_or_null(row->error));
+    json_object_set_new(o, "scheduleId", str_or_null(row->schedule_id));
+    json_object_set_new(o, "scheduledFor", view_instant(row->scheduled_for));
     return o;
 }
 
@@ -209,6 +211,10 @@ static void w_summary(struct strbuf *sb, const struct exec_row *r)
         strbuf_adds(sb, ",\"durationMs\":null");
     strbuf_adds(sb, ",\"error\":");
     w_str(sb, r->error);
+    strbuf_adds(sb, ",\"scheduleId\":");
+    w_str(sb, r->schedule_id);
+    strbuf_adds(sb, ",\"scheduledFor\":");
+    w_instant(sb, r->scheduled_for);
     strbuf_addch(sb, '}');
 }
 

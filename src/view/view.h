@@ -14,7 +14,8 @@
 #include "store/store.h"
 
 /* {"id", "workflow", "workflowVersion", "status", "params", "createdAt",
- *  "startedAt", "finishedAt", "durationMs", "error"} */
+ *  "startedAt", "finishedAt", "durationMs", "error", "scheduleId", "scheduledFor"}
+ * (scheduleId and scheduledFor are null unless a schedule fired it) */
 json_t *view_exec_summary(const struct exec_row *row);
 /* The summary plus "tasks": [{"name", "status", "attempts": [...], ...}] */
 json_t *view_exec_detail(const struct exec_detail *d);

@@ -25,7 +25,8 @@ NAMED = ["Error", "ExecutionSummary", "ExecutionDetail", "TaskRun", "Attempt", "
 # Shapes the server builds field by field: every field required, nothing else allowed.
 FIXED = ["ExecutionSummary", "ExecutionDetail", "TaskRun", "Attempt", "Workflow",
          "WorkflowSummary", "SchedulerHealth", "Key", "KeyCreated", "LogItem", "ExecutionList",
-         "WorkflowList", "KeyList", "LogList", "Health", "Error"]
+         "WorkflowList", "KeyList", "LogList", "Health", "Error", "Schedule", "ScheduleList",
+         "ScheduleNext", "SchedulePreview", "BackfillAccepted", "FireList"]
 
 
 def walk(node, path="#"):
@@ -175,7 +176,7 @@ def test_error_codes_match_the_server():
 SUMMARY = {"id": "ex_06h2b9nxchzajemf", "workflow": "w", "workflowVersion": 1,
            "status": "succeeded", "params": {}, "createdAt": "2026-11-29T10:00:00.123Z",
            "startedAt": "2026-11-29T10:00:00.200Z", "finishedAt": None, "durationMs": None,
-           "error": None}
+           "error": None, "scheduleId": None, "scheduledFor": None}
 
 
 def test_schemas_accept_good_and_reject_bad_instances():
@@ -228,7 +229,8 @@ def test_every_server_route_is_documented():
 def _probe_path(template):
     return (template.replace("{name}", "no-such-workflow")
             .replace("{executionId}", "ex_0000000000000000")
-            .replace("{keyId}", "key_0000000000000000"))
+            .replace("{keyId}", "key_0000000000000000")
+            .replace("{scheduleId}", "sch_0000000000000000"))
 
 
 def test_server_answers_every_documented_operation(server):

@@ -510,6 +510,64 @@ static void test_retention_purge(void **state)
     exec_detail_free(d);
 }
 
+static void test_scheduler_fires_once_per_due_time(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    pthread_t th;
+    struct exec_list list = {NULL, 0};
+    struct exec_filter flt;
+    struct schedule_row *rows = NULL;
+    size_t nrows = 0;
+    struct engine_stats stats;
+
+    put_workflow(f, "{\"name\":\"tick\",\"schedules\":[{\"every\":\"1s\",\"overlap\":\"allow\"}],"
+                    "\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}");
+    engine_set_persistent(f->eng, 1);
+    engine_enable_scheduler(f->eng);
+    assert_int_equal(pthread_create(&th, NULL, loop_thread, f), 0);
+    usleep(3300000);
+    engine_get_stats(f->eng, &stats);
+    engine_request_stop(f->eng, 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+
+    assert_int_equal(stats.sched_running, 1);
+    assert_int_equal(stats.sched_active, 1);
+    assert_true(stats.sched_fires >= 2);
+    assert_true(stats.sched_last_lag_ms >= 0 && stats.sched_last_lag_ms < 1000);
+    memset(&flt, 0, sizeof(flt));
+    flt.workflow = "tick";
+    flt.limit = 100;
+    assert_int_equal(store_executions_list(f->st, &flt, &list, &err), 0);
+    assert_true(list.n >= 2 && list.n <= 4);
+    for (size_t i = 0; i < list.n; i++) {
+        assert_non_null(list.items[i].schedule_id);
+        assert_true(list.items[i].scheduled_for > 0);
+        assert_int_equal(list.items[i].scheduled_for % 1000, 0);
+        /* Newest first, one execution per due time. */
+        if (i)
+            assert_true(list.items[i].scheduled_for < list.items[i - 1].scheduled_for);
+    }
+    assert_int_equal(store_schedules_list(f->st, &rows, &nrows, &err), 0);
+    assert_int_equal(nrows, 1);
+    assert_string_equal(rows[0].name, "schedule-0");
+    assert_true(rows[0].next_fire_at > rows[0].last_fire_at);
+    /* A fire of an already recorded due time is refused by the store. */
+    {
+        struct fire_row fr;
+        memset(&fr, 0, sizeof(fr));
+        fr.schedule_id = rows[0].id;
+        fr.scheduled_for = list.items[0].scheduled_for;
+        fr.status = FIRE_FIRED;
+        fr.created_at = clock_now_ms();
+        assert_int_equal(store_begin(f->st, &err), 0);
+        assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_CONFLICT);
+        store_rollback(f->st);
+    }
+    schedule_rows_free(rows, nrows);
+    exec_list_release(&list);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -526,6 +584,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_interrupts_and_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stuck_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scheduler_fires_once_per_due_time, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

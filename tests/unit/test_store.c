@@ -3,7 +3,7 @@
  * workflows, executions, task runs, attempts, fencing, transactions, lists,
  * logs, readers beside a writer, the server additions (workflow list and
  * delete, idempotency keys, API keys, purge, counts, migration of an older
- * database), and the error paths.
+ * database), schedules and their fires, and the error paths.
  *
  * Each test gets a fresh directory under /tmp (removed afterwards) and a
  * writer store opened on "<dir>/data".
@@ -428,6 +428,8 @@ static void test_execution_roundtrip(void **state)
     assert_int_equal(d->exec.started_at, 0);
     assert_int_equal(d->exec.finished_at, 0);
     assert_null(d->exec.error);
+    assert_null(d->exec.schedule_id);
+    assert_int_equal(d->exec.scheduled_for, 0);
     assert_int_equal(d->ntasks, 0);
     assert_int_equal(d->nattempts, 0);
     exec_detail_free(d);
@@ -2072,6 +2074,548 @@ static void test_purge_counts_query_plans(void **state)
     assert_null(plan);
 }
 
+/* --- schedules --- */
+
+/* The EXPLAIN QUERY PLAN details of `sql`, run behind the store's back, one per line. */
+static char *raw_plan(const char *dbpath, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    char *eqp = xasprintf("EXPLAIN QUERY PLAN %s", sql);
+    char *plan = xstrdup("");
+
+    assert_int_equal(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, eqp, -1, &stmt, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        char *next = xasprintf("%s%s\n", plan, (const char *)sqlite3_column_text(stmt, 3));
+        free(plan);
+        plan = next;
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    free(eqp);
+    return plan;
+}
+
+static void test_execution_schedule_fields(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_detail *d = NULL;
+    struct exec_list list = {NULL, 0};
+    struct exec_filter filter = {0};
+    struct exec_row fired;
+    struct exec_row manual;
+    char sql[160];
+    char *plan;
+
+    make_exec(&fired, "nightly", EXEC_QUEUED, 10);
+    fired.schedule_id = (char *)"sch_0123456789abcdef";
+    fired.scheduled_for = 1700000000000;
+    make_exec(&manual, "nightly", EXEC_QUEUED, 11);
+    assert_int_equal(store_begin(f->st, &err), 0);
+    insert_exec(f->st, &fired);
+    insert_exec(f->st, &manual);
+    assert_int_equal(store_commit(f->st, &err), 0);
+
+    assert_int_equal(store_execution_get(f->st, fired.id, &d, &err), 0);
+    assert_string_equal(d->exec.schedule_id, "sch_0123456789abcdef");
+    assert_int_equal(d->exec.scheduled_for, 1700000000000);
+    exec_detail_free(d);
+    assert_int_equal(store_execution_get(f->st, manual.id, &d, &err), 0);
+    assert_null(d->exec.schedule_id);
+    assert_int_equal(d->exec.scheduled_for, 0);
+    exec_detail_free(d);
+    /* Unset is stored as NULL, not as "" or 0. */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM executions WHERE schedule_id IS NULL AND scheduled_for IS NULL"
+             " AND id = '%s'",
+             manual.id);
+    assert_int_equal(raw_int(f->dbpath, sql), 1);
+
+    /* Lists carry them too (newest first: manual, then fired). */
+    filter.limit = 10;
+    assert_int_equal(store_executions_list(f->st, &filter, &list, &err), 0);
+    assert_int_equal(list.n, 2);
+    assert_string_equal(list.items[0].id, manual.id);
+    assert_null(list.items[0].schedule_id);
+    assert_int_equal(list.items[0].scheduled_for, 0);
+    assert_string_equal(list.items[1].schedule_id, "sch_0123456789abcdef");
+    assert_int_equal(list.items[1].scheduled_for, 1700000000000);
+    exec_list_release(&list);
+    /* By status, through the per-status queries. */
+    filter.status_mask = (1u << EXEC_QUEUED) | (1u << EXEC_RUNNING);
+    assert_int_equal(store_executions_list(f->st, &filter, &list, &err), 0);
+    assert_int_equal(list.n, 2);
+    assert_string_equal(list.items[1].schedule_id, "sch_0123456789abcdef");
+    exec_list_release(&list);
+
+    /* An update writes them as given. */
+    fired.status = EXEC_SUCCEEDED;
+    fired.finished_at = 20;
+    fired.scheduled_for = 1700000060000;
+    assert_int_equal(store_execution_update(f->st, &fired, &err), 0);
+    assert_int_equal(store_execution_get(f->st, fired.id, &d, &err), 0);
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    assert_string_equal(d->exec.schedule_id, "sch_0123456789abcdef");
+    assert_int_equal(d->exec.scheduled_for, 1700000060000);
+    exec_detail_free(d);
+    fired.schedule_id = NULL;
+    fired.scheduled_for = 0;
+    assert_int_equal(store_execution_update(f->st, &fired, &err), 0);
+    assert_int_equal(store_execution_get(f->st, fired.id, &d, &err), 0);
+    assert_null(d->exec.schedule_id);
+    assert_int_equal(d->exec.scheduled_for, 0);
+    exec_detail_free(d);
+
+    /* exec_row_release frees schedule_id (ASan checks) and clears it. */
+    assert_int_equal(store_execution_get(f->st, manual.id, &d, &err), 0);
+    d->exec.schedule_id = xstrdup("sch_x");
+    exec_row_release(&d->exec);
+    assert_null(d->exec.schedule_id);
+    exec_detail_free(d);
+
+    /* "Is an execution of this schedule still queued or running" is an index lookup. */
+    plan = raw_plan(f->dbpath, "SELECT count(*) FROM executions"
+                               " WHERE schedule_id = 'sch_1' AND status IN ('queued', 'running')");
+    assert_non_null(strstr(plan, "executions_schedule_id_status (schedule_id=? AND status=?)"));
+    free(plan);
+}
+
+static void make_sched(struct schedule_row *r, const char *id, const char *workflow,
+                       const char *name, int64_t now)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    r->workflow = (char *)workflow;
+    r->name = (char *)name;
+    r->spec_hash = (char *)"hash-1";
+    r->next_fire_at = now + 60000;
+    r->created_at = now;
+    r->updated_at = now;
+}
+
+static void upsert_sched(struct store *st, const struct schedule_row *r)
+{
+    struct err err = ERR_INIT;
+    if (store_schedule_upsert(st, r, &err) != 0)
+        fail_msg("upsert schedule %s: %s", r->id, err.msg);
+}
+
+static void insert_fire(struct store *st, const char *schedule_id, int64_t scheduled_for)
+{
+    struct err err = ERR_INIT;
+    struct fire_row fr = {(char *)schedule_id, scheduled_for, FIRE_SKIPPED, "", NULL, 1};
+    if (store_fire_insert(st, &fr, &err) != 0)
+        fail_msg("insert fire %s %lld: %s", schedule_id, (long long)scheduled_for, err.msg);
+}
+
+static void test_schedules(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct store *ro = NULL;
+    struct schedule_row a;
+    struct schedule_row b;
+    struct schedule_row c;
+    struct schedule_row got;
+    struct schedule_row *rows = (struct schedule_row *)f;
+    size_t n = 99;
+
+    /* Empty. */
+    assert_int_equal(store_schedules_list(f->st, &rows, &n, &err), 0);
+    assert_null(rows);
+    assert_int_equal(n, 0);
+
+    /* Inserted out of order; listed by (workflow, name). */
+    make_sched(&a, "sch_a", "etl", "nightly", 1000);
+    make_sched(&b, "sch_b", "etl", "hourly", 1001);
+    make_sched(&c, "sch_c", "backup", "weekly", 1002);
+    c.paused = 1;
+    c.next_fire_at = 0;
+    c.last_fire_at = 900;
+    assert_int_equal(store_begin(f->st, &err), 0);
+    upsert_sched(f->st, &a);
+    upsert_sched(f->st, &b);
+    upsert_sched(f->st, &c);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(store_schedules_list(f->st, &rows, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(rows[0].id, "sch_c");
+    assert_string_equal(rows[0].workflow, "backup");
+    assert_string_equal(rows[1].name, "hourly");
+    assert_string_equal(rows[2].name, "nightly");
+    assert_int_equal(rows[0].paused, 1);
+    assert_int_equal(rows[0].next_fire_at, 0);
+    assert_int_equal(rows[0].last_fire_at, 900);
+    assert_int_equal(rows[2].paused, 0);
+    assert_int_equal(rows[2].next_fire_at, 61000);
+    assert_int_equal(rows[2].last_fire_at, 0);
+    schedule_rows_free(rows, n);
+    /* 0 is stored as NULL. */
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedules WHERE id = 'sch_c'"
+                                        " AND next_fire_at IS NULL"),
+                     1);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedules WHERE id = 'sch_a'"
+                                        " AND last_fire_at IS NULL"),
+                     1);
+
+    /* Get. */
+    assert_int_equal(store_schedule_get(f->st, "sch_a", &got, &err), 0);
+    assert_string_equal(got.id, "sch_a");
+    assert_string_equal(got.workflow, "etl");
+    assert_string_equal(got.name, "nightly");
+    assert_string_equal(got.spec_hash, "hash-1");
+    assert_int_equal(got.created_at, 1000);
+    assert_int_equal(got.updated_at, 1000);
+    schedule_row_release(&got);
+    assert_null(got.workflow);
+    assert_int_equal(store_schedule_get(f->st, "sch_none", &got, &err), ERR_NOT_FOUND);
+    assert_string_equal(err.msg, "no schedule 'sch_none'");
+    assert_null(got.workflow);
+
+    /* Upsert of an existing (workflow, name): the state changes, id and created_at stay. */
+    make_sched(&a, "sch_other", "etl", "nightly", 5000);
+    a.spec_hash = (char *)"hash-2";
+    a.paused = 1;
+    a.next_fire_at = 0;
+    a.last_fire_at = 4000;
+    upsert_sched(f->st, &a);
+    assert_int_equal(store_schedule_get(f->st, "sch_a", &got, &err), 0);
+    assert_string_equal(got.spec_hash, "hash-2");
+    assert_int_equal(got.paused, 1);
+    assert_int_equal(got.next_fire_at, 0);
+    assert_int_equal(got.last_fire_at, 4000);
+    assert_int_equal(got.created_at, 1000);
+    assert_int_equal(got.updated_at, 5000);
+    schedule_row_release(&got);
+    assert_int_equal(store_schedule_get(f->st, "sch_other", &got, &err), ERR_NOT_FOUND);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedules"), 3);
+    /* A taken id with another (workflow, name) is a conflict. */
+    make_sched(&a, "sch_b", "etl", "daily", 5000);
+    assert_int_equal(store_schedule_upsert(f->st, &a, &err), ERR_CONFLICT);
+    assert_non_null(strstr(err.msg, "cannot record schedule 'daily' of 'etl' as 'sch_b'"));
+    assert_non_null(strstr(err.msg, "schedules.id"));
+
+    /* Pause and resume. */
+    assert_int_equal(store_schedule_set_paused(f->st, "sch_b", 1, 6000, &err), 0);
+    assert_int_equal(store_schedule_get(f->st, "sch_b", &got, &err), 0);
+    assert_int_equal(got.paused, 1);
+    assert_int_equal(got.updated_at, 6000);
+    assert_int_equal(got.next_fire_at, 61001); /* untouched */
+    schedule_row_release(&got);
+    /* The same value again is not "no such schedule". */
+    assert_int_equal(store_schedule_set_paused(f->st, "sch_b", 1, 6500, &err), 0);
+    assert_int_equal(store_schedule_set_paused(f->st, "sch_b", 0, 7000, &err), 0);
+    assert_int_equal(store_schedule_get(f->st, "sch_b", &got, &err), 0);
+    assert_int_equal(got.paused, 0);
+    assert_int_equal(got.updated_at, 7000);
+    schedule_row_release(&got);
+    assert_int_equal(store_schedule_set_paused(f->st, "sch_none", 1, 1, &err), ERR_NOT_FOUND);
+    assert_string_equal(err.msg, "no schedule 'sch_none'");
+
+    /* Rolled back with the caller's transaction. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    make_sched(&a, "sch_d", "etl", "daily", 8000);
+    upsert_sched(f->st, &a);
+    assert_int_equal(store_schedule_set_paused(f->st, "sch_b", 1, 8000, &err), 0);
+    store_rollback(f->st);
+    assert_int_equal(store_schedule_get(f->st, "sch_d", &got, &err), ERR_NOT_FOUND);
+    assert_int_equal(store_schedule_get(f->st, "sch_b", &got, &err), 0);
+    assert_int_equal(got.paused, 0);
+    schedule_row_release(&got);
+
+    /* Bad arguments. */
+    make_sched(&a, "sch_e", "etl", "e", 1);
+    a.paused = 2;
+    assert_int_equal(store_schedule_upsert(f->st, &a, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "invalid paused value 2"));
+    a.paused = 0;
+    a.spec_hash = (char *)"";
+    assert_int_equal(store_schedule_upsert(f->st, &a, &err), ERR_INVALID);
+    a.spec_hash = (char *)"h";
+    a.name = NULL;
+    assert_int_equal(store_schedule_upsert(f->st, &a, &err), ERR_INVALID);
+    a.name = (char *)"e";
+    a.workflow = (char *)"";
+    assert_int_equal(store_schedule_upsert(f->st, &a, &err), ERR_INVALID);
+    a.workflow = (char *)"etl";
+    a.id[0] = '\0';
+    assert_int_equal(store_schedule_upsert(f->st, &a, &err), ERR_INVALID);
+    memset(a.id, 's', sizeof(a.id)); /* no terminator */
+    assert_int_equal(store_schedule_upsert(f->st, &a, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "is too long"));
+    assert_int_equal(store_schedule_get(f->st, "", &got, &err), ERR_INVALID);
+    assert_int_equal(store_schedule_get(f->st, NULL, &got, &err), ERR_INVALID);
+    assert_int_equal(store_schedule_set_paused(f->st, "sch_b", -1, 1, &err), ERR_INVALID);
+    assert_int_equal(store_schedule_set_paused(f->st, "", 1, 1, &err), ERR_INVALID);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedules"), 3);
+
+    /* A reader reads but cannot write. */
+    assert_int_equal(store_open(f->data, STORE_READONLY, &ro, &err), 0);
+    assert_int_equal(store_schedules_list(ro, &rows, &n, &err), 0);
+    assert_int_equal(n, 3);
+    schedule_rows_free(rows, n);
+    assert_int_equal(store_schedule_set_paused(ro, "sch_b", 1, 1, &err), ERR_STORE);
+    store_free(ro);
+
+    /* A corrupt row. */
+    raw_sql(f->dbpath, "UPDATE schedules SET id = 'sch_0123456789012345678901234567890123456789'"
+                       " WHERE id = 'sch_c'");
+    assert_int_equal(store_schedules_list(f->st, &rows, &n, &err), ERR_STORE);
+    assert_non_null(strstr(err.msg, "bad schedule id"));
+    assert_null(rows);
+    assert_int_equal(n, 0);
+    schedule_rows_free(NULL, 0);
+    schedule_row_release(NULL);
+}
+
+static void test_schedules_prune(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct schedule_row r;
+    struct schedule_row *rows = NULL;
+    const char **many;
+    size_t n = 0;
+
+    make_sched(&r, "sch_a1", "a", "one", 1);
+    upsert_sched(f->st, &r);
+    make_sched(&r, "sch_a2", "a", "two", 1);
+    upsert_sched(f->st, &r);
+    make_sched(&r, "sch_a3", "a", "three", 1);
+    upsert_sched(f->st, &r);
+    make_sched(&r, "sch_b1", "b", "one", 1);
+    upsert_sched(f->st, &r);
+    for (int i = 1; i <= 3; i++) {
+        insert_fire(f->st, "sch_a1", i * 1000);
+        insert_fire(f->st, "sch_a2", i * 1000);
+        insert_fire(f->st, "sch_b1", i * 1000);
+    }
+
+    /* Keep "one" and "three" of "a" (and a name with no row): "two" goes, with its fires. */
+    {
+        const char *const keep[] = {"three", "gone-already", "one"};
+        assert_int_equal(store_schedules_prune(f->st, "a", keep, 3, &err), 0);
+    }
+    assert_int_equal(store_schedules_list(f->st, &rows, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(rows[0].id, "sch_a1");
+    assert_string_equal(rows[1].id, "sch_a3");
+    assert_string_equal(rows[2].id, "sch_b1");
+    schedule_rows_free(rows, n);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedule_fires"
+                                        " WHERE schedule_id = 'sch_a2'"),
+                     0);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedule_fires"), 6);
+    /* Again: nothing to do. */
+    {
+        const char *const keep[] = {"one", "three"};
+        assert_int_equal(store_schedules_prune(f->st, "a", keep, 2, &err), 0);
+    }
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedules"), 3);
+    /* A workflow with no schedules. */
+    assert_int_equal(store_schedules_prune(f->st, "zzz", NULL, 0, &err), 0);
+
+    /* Inside the caller's transaction, and rolled back with it. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_schedules_prune(f->st, "a", NULL, 0, &err), 0);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedules"), 3); /* not committed */
+    store_rollback(f->st);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedules"), 3);
+
+    /* No names: every schedule of the workflow, and its fires; "b" stays. */
+    assert_int_equal(store_schedules_prune(f->st, "a", NULL, 0, &err), 0);
+    assert_int_equal(store_schedules_list(f->st, &rows, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].id, "sch_b1");
+    schedule_rows_free(rows, n);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedule_fires"), 3);
+
+    /* The most names there may be, all bound (one of them quoted to prove it). */
+    many = xcalloc(STORE_SCHEDULES_PRUNE_MAX + 1, sizeof(*many));
+    for (int i = 0; i < STORE_SCHEDULES_PRUNE_MAX; i++)
+        many[i] = "x";
+    many[STORE_SCHEDULES_PRUNE_MAX - 1] = "one";
+    many[0] = "it's";
+    assert_int_equal(store_schedules_prune(f->st, "b", many, STORE_SCHEDULES_PRUNE_MAX, &err), 0);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedules"), 1);
+    many[STORE_SCHEDULES_PRUNE_MAX] = "y";
+    assert_int_equal(store_schedules_prune(f->st, "b", many, STORE_SCHEDULES_PRUNE_MAX + 1, &err),
+                     ERR_INVALID);
+    assert_non_null(strstr(err.msg, "too many schedule names"));
+    many[1] = "";
+    assert_int_equal(store_schedules_prune(f->st, "b", many, 2, &err), ERR_INVALID);
+    many[1] = NULL;
+    assert_int_equal(store_schedules_prune(f->st, "b", many, 2, &err), ERR_INVALID);
+    free(many);
+    assert_int_equal(store_schedules_prune(f->st, "b", NULL, 1, &err), ERR_INVALID);
+    assert_int_equal(store_schedules_prune(f->st, "", NULL, 0, &err), ERR_INVALID);
+    assert_int_equal(store_schedules_prune(f->st, NULL, NULL, 0, &err), ERR_INVALID);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedules"), 1);
+}
+
+static void test_fires(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct store *ro = NULL;
+    struct exec_row ex;
+    struct fire_row fr = {(char *)"sch_1", 1000, FIRE_FIRED, "", NULL, 1001};
+    struct fire_row *rows = (struct fire_row *)f;
+    size_t n = 99;
+    int exists = -1;
+    int deleted = 0;
+    char *plan;
+
+    /* None yet. */
+    assert_int_equal(store_fire_exists(f->st, "sch_1", 1000, &exists, &err), 0);
+    assert_int_equal(exists, 0);
+    assert_int_equal(store_fires_list(f->st, "sch_1", 10, &rows, &n, &err), 0);
+    assert_null(rows);
+    assert_int_equal(n, 0);
+
+    /* A fire and its execution in one transaction, as the engine records them. */
+    make_exec(&ex, "etl", EXEC_SUCCEEDED, 1000);
+    ex.finished_at = 1500;
+    ex.schedule_id = (char *)"sch_1";
+    ex.scheduled_for = 1000;
+    memcpy(fr.execution_id, ex.id, ID_MAX);
+    assert_int_equal(store_begin(f->st, &err), 0);
+    insert_exec(f->st, &ex);
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+    /* The same due time again: a conflict, and the transaction goes on. */
+    fr.created_at = 1002;
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_CONFLICT);
+    assert_string_equal(err.msg,
+                        "cannot record the fire of schedule 'sch_1' due at 1000: it was recorded "
+                        "before");
+    fr.scheduled_for = 2000;
+    fr.status = FIRE_SKIPPED;
+    fr.execution_id[0] = '\0';
+    fr.reason = (char *)"overlap: an execution is still running";
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    /* Outside a transaction too. */
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_CONFLICT);
+    fr.scheduled_for = 3000;
+    fr.reason = NULL;
+    fr.created_at = 3001;
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+    /* Another schedule, the same due time. */
+    fr.schedule_id = (char *)"sch_2";
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+
+    assert_int_equal(store_fire_exists(f->st, "sch_1", 1000, &exists, &err), 0);
+    assert_int_equal(exists, 1);
+    assert_int_equal(store_fire_exists(f->st, "sch_1", 1001, &exists, &err), 0);
+    assert_int_equal(exists, 0);
+    assert_int_equal(store_fire_exists(f->st, "sch_3", 1000, &exists, &err), 0);
+    assert_int_equal(exists, 0);
+
+    /* Newest first; the first conflicting insert changed nothing. */
+    assert_int_equal(store_fires_list(f->st, "sch_1", 10, &rows, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(rows[0].scheduled_for, 3000);
+    assert_int_equal(rows[0].status, FIRE_SKIPPED);
+    assert_string_equal(rows[0].execution_id, "");
+    assert_null(rows[0].reason);
+    assert_int_equal(rows[0].created_at, 3001);
+    assert_int_equal(rows[1].scheduled_for, 2000);
+    assert_string_equal(rows[1].reason, "overlap: an execution is still running");
+    assert_string_equal(rows[2].schedule_id, "sch_1");
+    assert_int_equal(rows[2].scheduled_for, 1000);
+    assert_int_equal(rows[2].status, FIRE_FIRED);
+    assert_string_equal(rows[2].execution_id, ex.id);
+    assert_int_equal(rows[2].created_at, 1001);
+    fire_rows_free(rows, n);
+    assert_int_equal(store_fires_list(f->st, "sch_1", 2, &rows, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(rows[1].scheduled_for, 2000);
+    fire_rows_free(rows, n);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedule_fires"
+                                        " WHERE scheduled_for = 2000 AND execution_id IS NULL"
+                                        " AND status = 'skipped'"),
+                     1);
+
+    /* Rolled back with the caller's transaction. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    fr.scheduled_for = 4000;
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+    store_rollback(f->st);
+    assert_int_equal(store_fire_exists(f->st, "sch_2", 4000, &exists, &err), 0);
+    assert_int_equal(exists, 0);
+
+    /* Retention deletes the execution; the fire stays, so the due time never fires again. */
+    assert_int_equal(store_executions_purge(f->st, NULL, NULL, 0, INT64_MAX, 10, &deleted, &err),
+                     0);
+    assert_int_equal(deleted, 1);
+    assert_false(exec_exists(f->st, ex.id));
+    assert_int_equal(store_fire_exists(f->st, "sch_1", 1000, &exists, &err), 0);
+    assert_int_equal(exists, 1);
+    fr.schedule_id = (char *)"sch_1";
+    fr.scheduled_for = 1000;
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_CONFLICT);
+
+    /* The list walks the primary key, newest first, without a sort. */
+    plan = raw_plan(f->dbpath, "SELECT * FROM schedule_fires WHERE schedule_id = 'x'"
+                               " ORDER BY scheduled_for DESC LIMIT 5");
+    assert_non_null(strstr(plan, "sqlite_autoindex_schedule_fires_1 (schedule_id=?)"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+    free(plan);
+
+    /* Bad arguments. */
+    fr.scheduled_for = 5000;
+    fr.status = (enum fire_status)7;
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "invalid status 7 for a fire of schedule 'sch_1'"));
+    fr.status = FIRE_SKIPPED;
+    fr.scheduled_for = 0;
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_INVALID);
+    fr.scheduled_for = 5000;
+    memset(fr.execution_id, 'e', sizeof(fr.execution_id)); /* no terminator */
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_INVALID);
+    fr.execution_id[0] = '\0';
+    fr.schedule_id = (char *)"";
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_INVALID);
+    fr.schedule_id = NULL;
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_INVALID);
+    exists = -1;
+    assert_int_equal(store_fire_exists(f->st, "", 1, &exists, &err), ERR_INVALID);
+    assert_int_equal(exists, 0);
+    rows = (struct fire_row *)f;
+    n = 99;
+    assert_int_equal(store_fires_list(f->st, "sch_1", 0, &rows, &n, &err), ERR_INVALID);
+    assert_null(rows);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_fires_list(f->st, "sch_1", 1001, &rows, &n, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "invalid page size 1001"));
+    assert_int_equal(store_fires_list(f->st, NULL, 10, &rows, &n, &err), ERR_INVALID);
+    assert_int_equal(store_fires_list(f->st, "sch_1", 1000, &rows, &n, &err), 0);
+    assert_int_equal(n, 3);
+    fire_rows_free(rows, n);
+
+    /* A reader reads but cannot record. */
+    assert_int_equal(store_open(f->data, STORE_READONLY, &ro, &err), 0);
+    assert_int_equal(store_fire_exists(ro, "sch_1", 2000, &exists, &err), 0);
+    assert_int_equal(exists, 1);
+    fr.schedule_id = (char *)"sch_1";
+    assert_int_equal(store_fire_insert(ro, &fr, &err), ERR_STORE);
+    store_free(ro);
+
+    /* Corrupt rows. */
+    raw_sql(f->dbpath, "UPDATE schedule_fires SET status = 'odd' WHERE scheduled_for = 2000");
+    assert_int_equal(store_fires_list(f->st, "sch_1", 10, &rows, &n, &err), ERR_STORE);
+    assert_non_null(strstr(err.msg, "unknown status 'odd'"));
+    assert_null(rows);
+    raw_sql(f->dbpath, "UPDATE schedule_fires SET status = 'fired', execution_id ="
+                       " 'ex_0123456789012345678901234567890123456789' WHERE scheduled_for = 2000");
+    assert_int_equal(store_fires_list(f->st, "sch_1", 10, &rows, &n, &err), ERR_STORE);
+    assert_non_null(strstr(err.msg, "bad execution id"));
+    fire_rows_free(NULL, 0);
+}
+
 /* --- migration from the previous schema version --- */
 
 static void test_migrate_previous_version(void **state)
@@ -2080,19 +2624,24 @@ static void test_migrate_previous_version(void **state)
                                     " version INTEGER NOT NULL PRIMARY KEY,"
                                     " applied_at BIGINT NOT NULL)";
     static const char data[] =
-        "INSERT INTO workflows VALUES ('etl', 1, '{\"v\":1}', 100);"
-        "INSERT INTO workflows VALUES ('etl', 2, '{\"v\":2}', 200);"
-        "INSERT INTO executions VALUES ('ex_old1', 'etl', 2, 'succeeded', '{}', 300, 310, 320,"
-        "  NULL);"
-        "INSERT INTO executions VALUES ('ex_old2', 'etl', 2, 'running', '{}', 400, 410, NULL,"
-        "  NULL);"
+        "INSERT INTO workflows (name, version, definition, created_at)"
+        "  VALUES ('etl', 1, '{\"v\":1}', 100);"
+        "INSERT INTO workflows (name, version, definition, created_at)"
+        "  VALUES ('etl', 2, '{\"v\":2}', 200);"
+        "INSERT INTO executions (id, workflow, workflow_version, status, params, created_at,"
+        "  started_at, finished_at, error)"
+        "  VALUES ('ex_old1', 'etl', 2, 'succeeded', '{}', 300, 310, 320, NULL);"
+        "INSERT INTO executions (id, workflow, workflow_version, status, params, created_at,"
+        "  started_at, finished_at, error)"
+        "  VALUES ('ex_old2', 'etl', 2, 'running', '{}', 400, 410, NULL, NULL);"
         "INSERT INTO task_runs VALUES ('ex_old1', 0, 'extract', 'succeeded', 1, NULL, 310, 320,"
         "  NULL);"
         "INSERT INTO task_runs VALUES ('ex_old2', 0, 'extract', 'queued', 0, 450, NULL, NULL,"
         "  NULL);"
         "INSERT INTO attempts VALUES ('ex_old1', 0, 1, 'succeeded', 'h:1', 7, 7, 99, 310, 320,"
         "  0, NULL, NULL);"
-        "INSERT INTO logs VALUES ('ex_old1', 0, 1, 0, 'stdout', 315, 'hello');";
+        "INSERT INTO logs VALUES ('ex_old1', 0, 1, 0, 'stdout', 315, 'hello');"
+        "INSERT INTO idempotency_keys VALUES ('etl', 'old-key', 'ex_old1', 300);";
     struct fixture *f = *state;
     struct err err = ERR_INIT;
     struct store *st = NULL;
@@ -2142,11 +2691,17 @@ static void test_migrate_previous_version(void **state)
     assert_string_equal(d->tasks[0].name, "extract");
     assert_int_equal(d->nattempts, 1);
     assert_string_equal(d->attempts[0].node, "h:1");
+    /* Executions from before schedules have none. */
+    assert_null(d->exec.schedule_id);
+    assert_int_equal(d->exec.scheduled_for, 0);
     exec_detail_free(d);
     assert_int_equal(store_logs_get(st, "ex_old1", -1, &logs, &err), 0);
     assert_int_equal(logs.n, 1);
     assert_string_equal(logs.items[0].data, "hello");
     log_list_release(&logs);
+
+    assert_int_equal(store_idempotency_get(st, "etl", "old-key", id, &err), 0);
+    assert_string_equal(id, "ex_old1");
 
     /* And the new operations work on it. */
     assert_int_equal(store_counts_get(st, &c, &err), 0);
@@ -2161,6 +2716,36 @@ static void test_migrate_previous_version(void **state)
     assert_int_equal(store_executions_purge(st, NULL, NULL, 0, 1000, 10, &deleted, &err), 0);
     assert_int_equal(deleted, 1);
     assert_int_equal(store_idempotency_get(st, "etl", "k", id, &err), ERR_NOT_FOUND);
+    /* The schedule operations, and an old execution marked as fired by one. */
+    {
+        struct schedule_row sr = {
+            "sch_m1", (char *)"etl", (char *)"hourly", (char *)"h1", 0, 5000, 0, 800, 800};
+        struct schedule_row got;
+        struct fire_row fr = {(char *)"sch_m1", 4000, FIRE_FIRED, "ex_old2", NULL, 800};
+        struct exec_row ex;
+        int exists = 0;
+
+        assert_int_equal(store_schedule_upsert(st, &sr, &err), 0);
+        assert_int_equal(store_schedule_get(st, "sch_m1", &got, &err), 0);
+        assert_string_equal(got.name, "hourly");
+        assert_int_equal(got.next_fire_at, 5000);
+        schedule_row_release(&got);
+        assert_int_equal(store_fire_insert(st, &fr, &err), 0);
+        assert_int_equal(store_fire_exists(st, "sch_m1", 4000, &exists, &err), 0);
+        assert_int_equal(exists, 1);
+        assert_int_equal(store_fire_insert(st, &fr, &err), ERR_CONFLICT);
+        make_exec(&ex, "etl", EXEC_RUNNING, 400);
+        memcpy(ex.id, "ex_old2", sizeof("ex_old2"));
+        ex.workflow_version = 2;
+        ex.started_at = 410;
+        ex.schedule_id = (char *)"sch_m1";
+        ex.scheduled_for = 4000;
+        assert_int_equal(store_execution_update(st, &ex, &err), 0);
+        assert_int_equal(store_execution_get(st, "ex_old2", &d, &err), 0);
+        assert_string_equal(d->exec.schedule_id, "sch_m1");
+        assert_int_equal(d->exec.scheduled_for, 4000);
+        exec_detail_free(d);
+    }
     store_free(st);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM logs"), 0);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM attempts"), 0);
@@ -2210,6 +2795,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_counts_query_plans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_previous_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_execution_schedule_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schedules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schedules_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fires, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

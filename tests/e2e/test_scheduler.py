@@ -1,0 +1,309 @@
+"""
+The scheduler end to end against a real `orch server`: schedules written in workflow
+definitions fire once per due time (executions carry scheduleId and scheduledFor, the task
+sees ORCH_SCHEDULED_FOR), the fires list, pause and resume, overlap skip, a kill -9 and
+restart that fires no due time twice (catchup latest: one catch-up fire; none: none),
+backfill of a cron schedule (twice: no duplicates), preview and next, and the scheduler's
+health. Every answer is checked against docs/openapi.yaml by apiutil.
+"""
+import json
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from apiutil import server, sh, stopped_server, wf  # noqa: F401
+
+
+def iso_ms(s):
+    """Milliseconds since the epoch of an ISO 8601 instant ("...Z" or with an offset)."""
+    return int(datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def align(frac):
+    """Sleep until the wall clock's fraction of a second is `frac` (between fires)."""
+    t = time.time()
+    time.sleep((frac - (t % 1.0)) % 1.0)
+
+
+def schedule_of(srv, workflow, name=None):
+    r = srv.get("/v1/schedules")
+    assert r.status == 200, r
+    for s in r.json["items"]:
+        if s["workflow"] == workflow and (name is None or s["name"] == name):
+            return s
+    raise AssertionError(f"no schedule of '{workflow}' in {json.dumps(r.json, indent=1)}")
+
+
+def wait_schedule(srv, workflow, timeout=5):
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            return schedule_of(srv, workflow)
+        except AssertionError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.05)
+
+
+def executions(srv, workflow):
+    r = srv.get(f"/v1/executions?workflow={workflow}&limit=1000")
+    assert r.status == 200, r
+    return r.json["items"]
+
+
+def marker_lines(path):
+    try:
+        return [l for l in path.read_text().splitlines() if l.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def marker_wf(name, marker, **kw):
+    """A workflow whose one task appends $ORCH_SCHEDULED_FOR to `marker`."""
+    return wf(name, [sh("mark", f'echo "$ORCH_SCHEDULED_FOR $ORCH_SCHEDULE" >> {marker}')], **kw)
+
+
+def assert_unique(items, what):
+    seen = [e["scheduledFor"] for e in items]
+    assert len(seen) == len(set(seen)), f"{what}: a due time fired twice: {sorted(seen)}"
+
+
+# --------------------------------------------------------------------------- firing
+
+def test_every_second_fires_pause_resume(server, tmp_path):
+    marker = tmp_path / "tick.marks"
+    server.apply(marker_wf("tick", marker, schedules=[{"every": "1s"}]))
+    t0 = now_ms()
+    s = wait_schedule(server, "tick")
+    assert s["every"] == 1000 and s["cron"] is None and s["timezone"] == "UTC"
+    assert s["enabled"] is True and s["paused"] is False and s["catchup"] == "latest"
+    assert s["overlap"] == "skip" and s["dst"] == {"skipped": "shift", "repeated": "first"}
+    assert server.get(f"/v1/schedules/{s['id']}").json == server.get(f"/v1/schedules/{s['id']}").json
+    time.sleep(3.6)
+
+    ex = executions(server, "tick")
+    assert 2 <= len(ex) <= 5, [e["scheduledFor"] for e in ex]
+    assert_unique(ex, "tick")
+    for e in ex:
+        assert e["scheduleId"] == s["id"]
+        sf = iso_ms(e["scheduledFor"])
+        assert sf % 1000 == 0 and sf >= t0 - 1000, e
+        # Fired at its due time (and not before it), within the scheduler's slack.
+        assert 0 <= iso_ms(e["createdAt"]) - sf < 1500, e
+    # The detail has them too.
+    d = server.execution(ex[0]["id"])
+    assert d["scheduleId"] == s["id"] and d["scheduledFor"] == ex[0]["scheduledFor"]
+    # The task saw ORCH_SCHEDULED_FOR (ISO 8601 with the zone's offset) and ORCH_SCHEDULE.
+    for e in ex:
+        server.wait_exec(e["id"])
+    lines = marker_lines(marker)
+    marks = [l.split()[0] for l in lines]
+    assert len(marks) == len(set(marks)), lines
+    want = {iso_ms(e["scheduledFor"]) for e in ex}
+    assert {iso_ms(m) for m in marks} == want, (lines, want)
+    assert all(m.endswith("+00:00") for m in marks), lines
+    assert all(len(l.split()) == 2 and l.split()[1] for l in lines), lines
+
+    # The fires list shows them, newest first.
+    r = server.get(f"/v1/schedules/{s['id']}/fires?limit=100")
+    assert r.status == 200, r
+    fired = [f for f in r.json["items"] if f["status"] == "fired"]
+    assert {f["executionId"] for f in fired} >= {e["id"] for e in ex}
+    sfs = [iso_ms(f["scheduledFor"]) for f in r.json["items"]]
+    assert sfs == sorted(sfs, reverse=True)
+    assert server.get(f"/v1/schedules/{s['id']}/fires?limit=0").status == 400
+
+    # Pause: no more fires.
+    r = server.post(f"/v1/schedules/{s['id']}/pause")
+    assert r.status == 200 and r.json["paused"] is True, r
+    time.sleep(0.3)  # a fire in flight when we paused
+    n = len(executions(server, "tick"))
+    time.sleep(2.2)
+    assert len(executions(server, "tick")) == n, "a paused schedule fired"
+    assert server.get(f"/v1/schedules/{s['id']}").json["paused"] is True
+    # Resume: it fires again.
+    r = server.post(f"/v1/schedules/{s['id']}/resume")
+    assert r.status == 200 and r.json["paused"] is False, r
+    time.sleep(2.3)
+    after = executions(server, "tick")
+    assert len(after) > n, "a resumed schedule did not fire"
+    assert_unique(after, "tick")
+
+    # Health of the scheduler, while it has work.
+    r = server.get("/v1/health/scheduler", key=None)
+    h = r.json
+    assert r.status == 200 and h["status"] == "ok" and h["running"] is True, r
+    assert h["activeSchedules"] >= 1 and h["fires"] >= len(after)
+    assert now_ms() - iso_ms(h["lastTickAt"]) < 5000
+    assert h["lastFireAt"] and h["lastFireLagMs"] >= 0
+    assert h["nextDue"] and iso_ms(h["nextDue"]["at"]) > now_ms() - 2000
+    assert h["message"] is None
+    c = server.get("/v1/health").json["components"]["scheduler"]
+    assert c["status"] == "ok" and c["running"] is True and c["activeSchedules"] >= 1
+
+    # Deleting the workflow stops its schedule.
+    assert server.delete("/v1/workflows/tick").status == 204
+    time.sleep(0.3)
+    n = len(executions(server, "tick"))
+    time.sleep(1.5)
+    assert len(executions(server, "tick")) == n, "the schedule of a deleted workflow fired"
+    assert server.get(f"/v1/schedules/{s['id']}").status == 404
+
+
+def test_overlap_skip(server, tmp_path):
+    server.apply(wf("slow", [sh("nap", ["sleep", "2.5"])],
+                    schedules=[{"name": "often", "every": "1s", "overlap": "skip"}]))
+    s = wait_schedule(server, "slow")
+    assert s["name"] == "often" and s["overlap"] == "skip"
+    time.sleep(4.5)
+    fires = server.get(f"/v1/schedules/{s['id']}/fires?limit=100").json["items"]
+    skipped = [f for f in fires if f["status"] == "skipped"]
+    fired = [f for f in fires if f["status"] == "fired"]
+    assert fired and skipped, json.dumps(fires, indent=1)
+    assert all("still running" in f["reason"] and f["executionId"] is None
+               for f in skipped), json.dumps(fires, indent=1)
+    ex = executions(server, "slow")
+    assert len(ex) == len(fired) and len(ex) <= 2, [e["scheduledFor"] for e in ex]
+    assert_unique(fires, "slow fires")
+    server.delete("/v1/workflows/slow")
+
+
+# --------------------------------------------------------------------------- crash
+
+def test_kill9_restart_no_double_fire_and_catchup(stopped_server, tmp_path):
+    srv = stopped_server
+    latest, none = tmp_path / "latest.marks", tmp_path / "none.marks"
+    srv.start()
+    srv.apply(marker_wf("cu-latest", latest, schedules=[{"every": "1s", "catchup": "latest"}]))
+    srv.apply(marker_wf("cu-none", none, schedules=[{"every": "1s", "catchup": "none"}]))
+    wait_schedule(srv, "cu-latest")
+    wait_schedule(srv, "cu-none")
+    time.sleep(1.5)
+    align(0.4)
+    srv.kill()
+    kill_t = now_ms()
+    time.sleep(3.0)
+    restart_t = now_ms()  # at x.4: the next due time is x+1
+    srv.start()
+    time.sleep(2.6)
+    try:
+        for name, marker, catchups in (("cu-latest", latest, 1), ("cu-none", none, 0)):
+            ex = executions(srv, name)
+            for e in ex:
+                srv.wait_exec(e["id"])
+            assert_unique(ex, name)
+            marks = [l.split()[0] for l in marker_lines(marker)]
+            assert len(marks) == len(set(marks)), f"{name}: a due time ran twice: {marks}"
+            sf = sorted(iso_ms(e["scheduledFor"]) for e in ex)
+            missed = [t for t in sf if kill_t < t < restart_t]
+            assert len(missed) == catchups, (name, kill_t, restart_t, sf)
+            if catchups:  # the latest missed due time
+                assert missed[0] == restart_t // 1000 * 1000, (missed, restart_t)
+            # Fired before the kill and after the restart.
+            assert any(t < kill_t for t in sf) and any(t > restart_t for t in sf), (name, sf)
+    finally:
+        srv.post("/v1/schedules/" + schedule_of(srv, "cu-latest")["id"] + "/pause")
+        srv.post("/v1/schedules/" + schedule_of(srv, "cu-none")["id"] + "/pause")
+        code = srv.stop()
+    assert code == 0, srv.log()[-3000:]
+    srv.assert_log_clean()
+
+
+# --------------------------------------------------------------------------- backfill
+
+def test_backfill_cron_window_twice(server):
+    server.apply(wf("minutely", [{"name": "n", "type": "noop"}],
+                    schedules=[{"name": "m", "cron": "*/1 * * * *", "overlap": "allow",
+                                "catchup": "none"}]))
+    s = wait_schedule(server, "minutely")
+    assert s["cron"] == "*/1 * * * *" and s["every"] is None
+    until = now_ms() // 60000 * 60000 - 60000
+    frm = until - 10 * 60000
+    q = f"from={frm}&until={until}"
+    prev = server.get(f"/v1/schedules/{s['id']}/preview?{q}")
+    assert prev.status == 200, prev
+    want = [frm + 60000 * i for i in range(1, 11)]
+    assert [iso_ms(f["scheduledFor"]) for f in prev.json["fires"]] == want
+    assert all(f["localTime"].endswith("+00:00") for f in prev.json["fires"])
+
+    r = server.post(f"/v1/schedules/{s['id']}/backfill", {"from": frm, "until": until})
+    assert r.status == 202 and r.json == {"scheduleId": s["id"], "dueTimes": 10}, r
+
+    def in_window():
+        return [e for e in executions(server, "minutely")
+                if frm < iso_ms(e["scheduledFor"]) <= until]
+
+    end = time.monotonic() + 10
+    while len(in_window()) < 10 and time.monotonic() < end:
+        time.sleep(0.1)
+    ex = in_window()
+    assert sorted(iso_ms(e["scheduledFor"]) for e in ex) == want
+    assert all(e["scheduleId"] == s["id"] for e in ex)
+    for e in ex:
+        assert server.wait_exec(e["id"])["status"] == "succeeded"
+
+    # Again, with ISO instants: nothing fires twice.
+    iso = lambda ms: datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    r = server.post(f"/v1/schedules/{s['id']}/backfill", {"from": iso(frm), "until": iso(until)})
+    assert r.status == 202, r
+    time.sleep(0.5)
+    ex2 = in_window()
+    assert len(ex2) == 10, [e["scheduledFor"] for e in ex2]
+
+    # Bad windows.
+    assert server.post(f"/v1/schedules/{s['id']}/backfill", {"from": until, "until": frm}).status == 400
+    assert server.post(f"/v1/schedules/{s['id']}/backfill", {"from": "x", "until": until}).status == 400
+    assert server.post(f"/v1/schedules/{s['id']}/backfill", {"from": frm}).status == 400
+    big = f"from={frm - 2000 * 60000}&until={until}"
+    assert server.get(f"/v1/schedules/{s['id']}/preview?{big}").status == 400
+    assert server.post(f"/v1/schedules/{s['id']}/backfill",
+                       {"from": frm - 2000 * 60000, "until": until}).status == 400
+    server.delete("/v1/workflows/minutely")
+
+
+# --------------------------------------------------------------------------- next, preview, 404
+
+def test_next_matches_the_cli_and_dst_preview(server):
+    server.apply(wf("berlin", [{"name": "n", "type": "noop"}],
+                    schedules=[{"name": "nightly", "cron": "30 2 * * *",
+                                "timezone": "Europe/Berlin", "enabled": False},
+                               {"name": "hourly", "every": "1h", "params": {}}]))
+    s = wait_schedule(server, "berlin")
+    s = schedule_of(server, "berlin", "nightly")
+    assert s["enabled"] is False and s["timezone"] == "Europe/Berlin"
+    r = server.get(f"/v1/schedules/{s['id']}/next?count=5")
+    assert r.status == 200 and len(r.json["times"]) == 5, r
+    res = server.orch("schedules", "next", "30 2 * * *", "--tz", "Europe/Berlin", "--count", "5")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == r.json["times"]
+    assert len(server.get(f"/v1/schedules/{s['id']}/next").json["times"]) == 10
+    assert server.get(f"/v1/schedules/{s['id']}/next?count=1001").status == 400
+
+    # 2026-03-29 02:30 does not exist in Berlin: shifted to 03:00 CEST (the gap's end).
+    r = server.get(f"/v1/schedules/{s['id']}/preview?from=2026-03-28T00:00:00Z"
+                   f"&until=2026-03-30T12:00:00Z")
+    assert r.status == 200, r
+    assert [f["localTime"] for f in r.json["fires"]] == [
+        "2026-03-28T02:30:00+01:00", "2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"]
+    assert [f["scheduledFor"] for f in r.json["fires"]] == [
+        "2026-03-28T01:30:00.000Z", "2026-03-29T01:00:00.000Z", "2026-03-30T00:30:00.000Z"]
+
+    h = schedule_of(server, "berlin", "hourly")
+    assert h["every"] == 3600000 and h["params"] == {}
+    times = server.get(f"/v1/schedules/{h['id']}/next?count=2").json["times"]
+    t = [iso_ms(x) for x in times]
+    assert t[1] - t[0] == 3600000 and t[0] % 3600000 == 0 and 0 < t[0] - now_ms() <= 3600000
+
+    for path in ("/v1/schedules/sch_nosuchschedule0", "/v1/schedules/nope",
+                 "/v1/schedules/sch_nosuchschedule0/fires",
+                 "/v1/schedules/sch_nosuchschedule0/next"):
+        assert server.get(path).status == 404, path
+    assert server.post("/v1/schedules/sch_nosuchschedule0/pause").status == 404
+    assert server.post("/v1/schedules/sch_nosuchschedule0/backfill",
+                       {"from": 0, "until": 1000}).status == 404
+    server.delete("/v1/workflows/berlin")
