@@ -3,12 +3,19 @@
  * definitions, their state (paused, next and last fire), their coming and
  * past fire times, pause/resume and backfill.
  *
- * A schedule's spec lives in the newest definition of its workflow; its
- * state (id, paused, next/last fire) in the store's schedule rows, which the
- * engine's scheduler keeps. A Schedule is the two joined by (workflow, name);
- * a row whose spec is gone (the definition changed or was deleted and the
- * scheduler has not pruned it yet) is not shown.
+ * A definition schedule's spec lives in the newest definition of its
+ * workflow; its state (id, paused, next/last fire) in the store's schedule
+ * rows, which the engine's scheduler keeps. A Schedule is the two joined by
+ * (workflow, name); a row whose spec is gone (the definition changed or was
+ * deleted and the scheduler has not pruned it yet) is not shown.
+ *
+ * An API schedule (POST /v1/schedules) keeps its spec, the schedule object
+ * as JSON text, in its row (from_api); it is validated against the newest
+ * definition of its workflow with dag_parse_schedule() each time it is read,
+ * and is not shown while its workflow is gone or no longer fits it. Only API
+ * schedules can be changed (PATCH) or deleted; any schedule can be paused.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +33,13 @@
 #define NEXT_DEFAULT 10
 #define NEXT_MAX     1000
 #define PREVIEW_MAX  1000 /* due times in one preview or backfill window */
+#define NAME_MAX_LEN 64   /* an API schedule's name: [a-z0-9][a-z0-9._-]{0,63} */
+/*
+ * spec_hash of an API schedule whose spec was just written: it matches no
+ * hash the engine computes, so the engine recomputes the next fire time from
+ * now (store_schedule_upsert() refuses an empty hash).
+ */
+static char spec_hash_pending[] = "api:pending"; /* never written */
 
 static const char *const no_args[] = {NULL};
 
@@ -100,6 +114,40 @@ static int spec_from_definition(const char *definition, const char *name, struct
     return 0;
 }
 
+/* Validate an API schedule's `spec_text` against `definition`. 0, or
+ * ERR_INVALID with the problems in *probs (if not NULL). */
+static int spec_from_api(const char *definition, const char *spec_text, struct spec *out,
+                         struct dag_problems *probs)
+{
+    struct dag_problems own = DAG_PROBLEMS_INIT;
+    struct err err = ERR_INIT;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = dag_parse_schedule(definition, spec_text ? spec_text : "{}", &out->wf,
+                            probs ? probs : &own);
+    dag_problems_release(&own);
+    if (rc || !out->wf || out->wf->nschedules < 1) {
+        spec_release(out);
+        return ERR_INVALID;
+    }
+    out->s = &out->wf->schedules[0];
+    if (tz_load(out->s->timezone ? out->s->timezone : "UTC", &out->tz, &err) < 0) {
+        spec_release(out);
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
+/* The spec of `row` (either kind) given its workflow's newest definition. 0 or ERR_NOT_FOUND. */
+static int spec_from_row(const char *definition, const struct schedule_row *row,
+                         struct spec *out)
+{
+    if (row->from_api)
+        return spec_from_api(definition, row->spec, out, NULL) ? ERR_NOT_FOUND : 0;
+    return spec_from_definition(definition, row->name, out);
+}
+
 static json_t *schedule_json(const struct schedule_row *row, const struct dag_schedule *s)
 {
     json_t *o = json_object(), *dst = json_object();
@@ -108,6 +156,7 @@ static json_t *schedule_json(const struct schedule_row *row, const struct dag_sc
     json_object_set_new(o, "id", json_string(row->id));
     json_object_set_new(o, "workflow", json_string(row->workflow));
     json_object_set_new(o, "name", view_text(row->name, strlen(row->name)));
+    json_object_set_new(o, "source", json_string(row->from_api ? "api" : "definition"));
     json_object_set_new(o, "cron", s->is_cron && s->cron_text
                                        ? view_text(s->cron_text, strlen(s->cron_text))
                                        : json_null());
@@ -175,11 +224,17 @@ static int load_schedule(struct api_request *req, struct store *st, struct sched
     }
     rc = store_workflow_get(st, row->workflow, 0, &def, &version, &err);
     if (rc == 0)
-        rc = spec_from_definition(def, row->name, sp);
+        rc = spec_from_row(def, row, sp);
     free(def);
     if (rc == ERR_NOT_FOUND) {
-        api__reply_error(req, 404, NULL, "no schedule '%s' (its workflow no longer defines it)",
-                         id);
+        if (row->from_api)
+            api__reply_error(req, 404, NULL,
+                             "no schedule '%s' (its workflow is gone or its spec no longer "
+                             "fits the workflow's definition)",
+                             id);
+        else
+            api__reply_error(req, 404, NULL,
+                             "no schedule '%s' (its workflow no longer defines it)", id);
         schedule_row_release(row);
         return -1;
     }
@@ -223,10 +278,23 @@ void api__schedules_list(struct api_request *req)
             j++;
         while (w < nwf && strcmp(wfs[w].name, rows[i].workflow) < 0)
             w++;
-        if (w < nwf && !strcmp(wfs[w].name, rows[i].workflow) &&
-            dag_parse(wfs[w].definition, strlen(wfs[w].definition), &wf, &probs) == 0) {
+        if (w < nwf && !strcmp(wfs[w].name, rows[i].workflow)) {
+            int parsed = -1; /* the definition, parsed on first need */
             for (size_t k = i; k < j; k++) {
-                const struct dag_schedule *s = find_schedule(wf, rows[k].name);
+                const struct dag_schedule *s = NULL;
+                struct spec sp;
+                if (rows[k].from_api) {
+                    if (spec_from_api(wfs[w].definition, rows[k].spec, &sp, NULL) == 0) {
+                        json_array_append_new(items, schedule_json(&rows[k], sp.s));
+                        spec_release(&sp);
+                    }
+                    continue;
+                }
+                if (parsed < 0)
+                    parsed = dag_parse(wfs[w].definition, strlen(wfs[w].definition), &wf,
+                                       &probs) == 0;
+                if (parsed)
+                    s = find_schedule(wf, rows[k].name);
                 if (s)
                     json_array_append_new(items, schedule_json(&rows[k], s));
             }
@@ -574,4 +642,441 @@ void api__schedules_fires(struct api_request *req)
 out:
     schedule_row_release(&row);
     spec_release(&sp);
+}
+
+/* ------------------------------------------------------------------ create, change, delete */
+
+/* Is `s` (of `len` bytes) an acceptable API schedule name, [a-z0-9][a-z0-9._-]{0,63}? */
+static int valid_schedule_name(const char *s, size_t len)
+{
+    if (len < 1 || len > NAME_MAX_LEN || strlen(s) != len)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 (i > 0 && (c == '.' || c == '_' || c == '-'));
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static void add_problem(json_t *details, const char *path, const char *msg)
+{
+    json_t *d = json_object();
+    json_object_set_new(d, "path", json_string(path));
+    json_object_set_new(d, "message", api__json_string(msg, strlen(msg)));
+    json_array_append_new(details, d);
+}
+
+/* Append the problems of dag_parse_schedule() to `details`. */
+static void add_problems(json_t *details, const struct dag_problems *probs)
+{
+    for (size_t i = 0; i < probs->n; i++) {
+        const char *path = probs->items[i].path ? probs->items[i].path : "$";
+        const char *msg = probs->items[i].message ? probs->items[i].message : "invalid";
+        json_t *d = json_object();
+        json_object_set_new(d, "path", api__json_string(path, strlen(path)));
+        json_object_set_new(d, "message", api__json_string(msg, strlen(msg)));
+        json_array_append_new(details, d);
+    }
+    if (probs->dropped) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "... and %zu more problems", probs->dropped);
+        add_problem(details, "$", msg);
+    }
+}
+
+/* 422 with `details` (taken; never empty). */
+static void reply_invalid(struct api_request *req, json_t *details)
+{
+    size_t n = json_array_size(details);
+
+    if (n == 0)
+        add_problem(details, "$", "invalid schedule");
+    n = json_array_size(details);
+    api__reply_error(req, 422, details, "invalid schedule: %zu problem%s", n, n == 1 ? "" : "s");
+}
+
+/* The request body as a JSON object, or NULL after replying 400. */
+static json_t *body_object(struct api_request *req)
+{
+    json_error_t jerr;
+    json_t *doc;
+
+    if (req->body.len == 0) {
+        api__reply_error(req, 400, NULL, "the request body must be a JSON object");
+        return NULL;
+    }
+    if (memchr(req->body.buf, '\0', req->body.len)) {
+        api__reply_error(req, 400, NULL, "the request body contains a NUL byte");
+        return NULL;
+    }
+    doc = json_loadb(req->body.buf, req->body.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+                     &jerr);
+    if (!doc) {
+        api__reply_error(req, 400, NULL,
+                         "the request body is not valid JSON: line %d column %d: %s", jerr.line,
+                         jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        api__reply_error(req, 400, NULL, "the request body must be a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
+/* The next fire time (ms) of a schedule written now, as the engine computes it; 0 = none. */
+static int64_t first_fire(const struct spec *sp, int64_t now_ms)
+{
+    int64_t t = 0;
+
+    if (!sp->s->enabled || next_due(sp->s, sp->tz, ms_to_s(now_ms), &t))
+        return 0;
+    return t * 1000;
+}
+
+static void reply_defined_in_workflow(struct api_request *req, const struct schedule_row *row)
+{
+    api__reply_error(req, 409, NULL,
+                     "schedule '%s' is defined in workflow '%s': change the workflow's definition",
+                     row->name, row->workflow);
+}
+
+void api__schedules_create(struct api_request *req)
+{
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct schedule_row row, *rows = NULL;
+    struct workflow *full = NULL;
+    struct spec sp;
+    struct err err = ERR_INIT;
+    struct store *wr;
+    json_t *doc, *v, *spec = NULL, *details = NULL;
+    const char *workflow;
+    char *spec_text = NULL, *def = NULL;
+    char name[NAME_MAX_LEN + 1], id[ID_MAX], loc[ID_MAX + 16];
+    size_t nrows = 0;
+    int version = 0, paused = 0, in_tx = 0, rc;
+    int64_t now = clock_now_ms();
+
+    memset(&sp, 0, sizeof(sp));
+    name[0] = '\0';
+    if (api__query_check(req, no_args))
+        return;
+    doc = body_object(req);
+    if (!doc)
+        return;
+    details = json_array();
+    v = json_object_get(doc, "workflow");
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        add_problem(details, "$.workflow",
+                    v ? "must be the name of a workflow" : "required: the workflow to start");
+        reply_invalid(req, details);
+        json_decref(doc);
+        return;
+    }
+    workflow = json_string_value(v);
+    id_new("sch_", id);
+    v = json_object_get(doc, "name");
+    if (v && !json_is_null(v)) {
+        if (json_is_string(v) && valid_schedule_name(json_string_value(v), json_string_length(v)))
+            snprintf(name, sizeof(name), "%s", json_string_value(v));
+        else
+            add_problem(details, "$.name",
+                        "must be 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter "
+                        "or a digit");
+    }
+    if (!name[0])
+        snprintf(name, sizeof(name), "api-%s", id + 4);
+    v = json_object_get(doc, "paused");
+    if (v && !json_is_null(v)) {
+        if (json_is_boolean(v))
+            paused = json_is_true(v);
+        else
+            add_problem(details, "$.paused", "must be true or false");
+    }
+    spec = json_deep_copy(doc);
+    json_object_del(spec, "workflow");
+    json_object_del(spec, "name");
+    json_object_del(spec, "paused");
+    spec_text = json_dumps(spec, JSON_COMPACT);
+    if (!spec_text) {
+        api__reply_error(req, 500, NULL, "cannot serialize the schedule");
+        goto out;
+    }
+
+    wr = api__write_store(req);
+    if (!wr)
+        goto out;
+    /* One write transaction: "no such (workflow, name) yet" holds at the insert. */
+    rc = store_begin(wr, &err);
+    if (rc) {
+        api__reply_err(req, &err);
+        goto out;
+    }
+    in_tx = 1;
+    rc = store_workflow_get(wr, workflow, 0, &def, &version, &err);
+    if (rc == ERR_NOT_FOUND) {
+        api__reply_error(req, 404, NULL, "no workflow '%s'", workflow);
+        goto out;
+    }
+    if (rc) {
+        api__reply_err(req, &err);
+        goto out;
+    }
+    if (spec_from_api(def, spec_text, &sp, &probs) || json_array_size(details)) {
+        add_problems(details, &probs);
+        reply_invalid(req, details);
+        details = NULL;
+        goto out;
+    }
+    /* (workflow, name) must be free: neither in the definition nor another row. */
+    if (dag_parse(def, strlen(def), &full, NULL) == 0 && find_schedule(full, name)) {
+        api__reply_error(req, 409, NULL,
+                         "workflow '%s' already has a schedule '%s' (in its definition)",
+                         workflow, name);
+        goto out;
+    }
+    rc = store_schedules_list(wr, &rows, &nrows, &err);
+    if (rc) {
+        api__reply_err(req, &err);
+        goto out;
+    }
+    for (size_t i = 0; i < nrows; i++)
+        if (!strcmp(rows[i].workflow, workflow) && !strcmp(rows[i].name, name)) {
+            api__reply_error(req, 409, NULL, "workflow '%s' already has a schedule '%s' (%s)",
+                             workflow, name, rows[i].id);
+            goto out;
+        }
+    memset(&row, 0, sizeof(row));
+    memcpy(row.id, id, ID_MAX);
+    row.workflow = (char *)workflow;
+    row.name = name;
+    row.from_api = 1;
+    row.spec = spec_text;
+    row.spec_hash = spec_hash_pending;
+    row.paused = paused;
+    row.next_fire_at = first_fire(&sp, now);
+    row.created_at = row.updated_at = now;
+    rc = store_schedule_upsert(wr, &row, &err);
+    if (rc == 0)
+        rc = store_commit(wr, &err);
+    if (rc) {
+        api__reply_err(req, &err);
+        goto out;
+    }
+    in_tx = 0;
+    engine_schedules_changed(api__engine(req));
+    snprintf(loc, sizeof(loc), "/v1/schedules/%s", id);
+    api__reply_json(req, 201, schedule_json(&row, sp.s));
+    api__reply_header(req, "Location", loc);
+out:
+    if (in_tx)
+        store_rollback(wr);
+    json_decref(details);
+    dag_problems_release(&probs);
+    schedule_rows_free(rows, nrows);
+    workflow_free(full);
+    spec_release(&sp);
+    free(def);
+    free(spec_text);
+    json_decref(spec);
+    json_decref(doc);
+}
+
+void api__schedules_patch(struct api_request *req)
+{
+    const char *id = req->params.values[0];
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct schedule_row row, upd;
+    struct spec sp;
+    struct err err = ERR_INIT;
+    struct store *wr = NULL;
+    json_t *doc, *val, *spec = NULL, *details;
+    const char *key;
+    char *spec_text = NULL, *def = NULL;
+    int has_paused = 0, paused = 0, nfields = 0, version = 0, in_tx = 0, changed = 0, rc;
+    int64_t now = clock_now_ms();
+
+    memset(&row, 0, sizeof(row));
+    memset(&sp, 0, sizeof(sp));
+    if (api__query_check(req, no_args))
+        return;
+    if (!valid_schedule_id(id)) {
+        api__reply_error(req, 404, NULL, "no schedule '%.64s'", id);
+        return;
+    }
+    doc = body_object(req);
+    if (!doc)
+        return;
+    details = json_array();
+    json_object_foreach(doc, key, val)
+    {
+        if (!strcmp(key, "paused")) {
+            if (json_is_boolean(val)) {
+                has_paused = 1;
+                paused = json_is_true(val);
+            } else {
+                add_problem(details, "$.paused", "must be true or false");
+            }
+            continue;
+        }
+        nfields++;
+        if (!strcmp(key, "workflow") || !strcmp(key, "name")) {
+            char path[32];
+            snprintf(path, sizeof(path), "$.%s", key);
+            add_problem(details, path,
+                        "cannot be changed: create a new schedule and delete this one");
+        }
+    }
+    wr = api__write_store(req);
+    if (!wr)
+        goto out;
+    rc = store_begin(wr, &err);
+    if (rc) {
+        api__reply_err(req, &err);
+        goto out;
+    }
+    in_tx = 1;
+    rc = store_schedule_get(wr, id, &row, &err);
+    if (rc == ERR_NOT_FOUND) {
+        api__reply_error(req, 404, NULL, "no schedule '%s'", id);
+        goto out;
+    }
+    if (rc) {
+        api__reply_err(req, &err);
+        goto out;
+    }
+    if (!row.from_api && nfields) {
+        reply_defined_in_workflow(req, &row);
+        goto out;
+    }
+    if (json_array_size(details)) {
+        reply_invalid(req, details);
+        details = NULL;
+        goto out;
+    }
+    if (nfields) {
+        /* Merge the fields into the spec: null removes one. */
+        spec = row.spec ? json_loads(row.spec, 0, NULL) : NULL;
+        if (!json_is_object(spec)) {
+            json_decref(spec);
+            spec = json_object();
+        }
+        json_object_foreach(doc, key, val)
+        {
+            if (!strcmp(key, "paused"))
+                continue;
+            if (json_is_null(val))
+                json_object_del(spec, key);
+            else
+                json_object_set(spec, key, val);
+        }
+        spec_text = json_dumps(spec, JSON_COMPACT);
+        if (!spec_text) {
+            api__reply_error(req, 500, NULL, "cannot serialize the schedule");
+            goto out;
+        }
+        rc = store_workflow_get(wr, row.workflow, 0, &def, &version, &err);
+        if (rc == ERR_NOT_FOUND) {
+            api__reply_error(req, 404, NULL, "no schedule '%s' (its workflow '%s' is gone)", id,
+                             row.workflow);
+            goto out;
+        }
+        if (rc) {
+            api__reply_err(req, &err);
+            goto out;
+        }
+        if (spec_from_api(def, spec_text, &sp, &probs)) {
+            add_problems(details, &probs);
+            reply_invalid(req, details);
+            details = NULL;
+            goto out;
+        }
+        upd = row;
+        upd.spec = spec_text;
+        upd.spec_hash = spec_hash_pending;
+        if (has_paused)
+            upd.paused = paused;
+        upd.next_fire_at = first_fire(&sp, now);
+        upd.updated_at = now;
+        rc = store_schedule_upsert(wr, &upd, &err);
+        changed = 1;
+    } else if (has_paused) {
+        rc = store_schedule_set_paused(wr, id, paused, now, &err);
+        changed = 1;
+    }
+    if (rc == 0)
+        rc = store_commit(wr, &err);
+    if (rc) {
+        api__reply_err(req, &err);
+        goto out;
+    }
+    in_tx = 0;
+    if (changed)
+        engine_schedules_changed(api__engine(req));
+    schedule_row_release(&row);
+    spec_release(&sp);
+    if (load_schedule(req, wr, &row, &sp))
+        goto out;
+    api__reply_json(req, 200, schedule_json(&row, sp.s));
+out:
+    if (in_tx)
+        store_rollback(wr);
+    json_decref(details);
+    dag_problems_release(&probs);
+    schedule_row_release(&row);
+    spec_release(&sp);
+    free(def);
+    free(spec_text);
+    json_decref(spec);
+    json_decref(doc);
+}
+
+void api__schedules_delete(struct api_request *req)
+{
+    const char *id = req->params.values[0];
+    struct schedule_row row;
+    struct err err = ERR_INIT;
+    struct store *wr;
+    int rc;
+
+    if (api__query_check(req, no_args))
+        return;
+    if (!valid_schedule_id(id)) {
+        api__reply_error(req, 404, NULL, "no schedule '%.64s'", id);
+        return;
+    }
+    wr = api__write_store(req);
+    if (!wr)
+        return;
+    rc = store_schedule_get(wr, id, &row, &err);
+    if (rc == ERR_NOT_FOUND) {
+        api__reply_error(req, 404, NULL, "no schedule '%s'", id);
+        return;
+    }
+    if (rc) {
+        api__reply_err(req, &err);
+        return;
+    }
+    if (!row.from_api) {
+        reply_defined_in_workflow(req, &row);
+        schedule_row_release(&row);
+        return;
+    }
+    schedule_row_release(&row);
+    rc = store_schedule_delete(wr, id, &err);
+    if (rc == ERR_NOT_FOUND) {
+        api__reply_error(req, 404, NULL, "no schedule '%s'", id);
+        return;
+    }
+    if (rc) {
+        api__reply_err(req, &err);
+        return;
+    }
+    engine_schedules_changed(api__engine(req));
+    api__reply_empty(req, 204);
 }

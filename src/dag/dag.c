@@ -4,8 +4,12 @@
  */
 #include "dag.h"
 
+#include <jansson.h>
+
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/xalloc.h"
 
 #include "base/banned.h"
 
@@ -172,4 +176,71 @@ int dag_valid_workflow_name(const char *name)
             return 0;
     }
     return i > 0;
+}
+
+static void add_problem(struct dag_problems *pr, const char *path, const char *msg)
+{
+    if (pr->n >= DAG_MAX_PROBLEMS) {
+        pr->dropped++;
+        return;
+    }
+    XGROW(pr->items, pr->alloc, pr->n + 1);
+    memset(&pr->items[pr->n], 0, sizeof(pr->items[pr->n]));
+    pr->items[pr->n].path = xstrdup(path);
+    pr->items[pr->n].message = xstrdup(msg);
+    pr->n++;
+}
+
+/*
+ * The schedule is validated inside its workflow: a copy of the definition
+ * whose "schedules" holds only `spec`. Paths "$.schedules[0]..." of the
+ * problems become "$...": relative to the schedule object.
+ */
+int dag_parse_schedule(const char *definition, const char *spec, struct workflow **out,
+                       struct dag_problems *probs)
+{
+    struct dag_problems local = DAG_PROBLEMS_INIT;
+    struct dag_problems *pr = probs ? probs : &local;
+    json_error_t jerr;
+    json_t *def = NULL, *sp = NULL, *arr;
+    char *text = NULL;
+    size_t first = pr->n;
+    int rc;
+
+    *out = NULL;
+    sp = json_loads(spec ? spec : "", JSON_REJECT_DUPLICATES, &jerr);
+    if (!sp || !json_is_object(sp)) {
+        add_problem(pr, "$", sp ? "a schedule must be a JSON object" : jerr.text);
+        rc = ERR_INVALID;
+        goto out;
+    }
+    def = json_loads(definition ? definition : "", 0, &jerr);
+    if (!def || !json_is_object(def)) {
+        add_problem(pr, "$", "the workflow's definition does not parse");
+        rc = ERR_INVALID;
+        goto out;
+    }
+    arr = json_array();
+    json_array_append(arr, sp);
+    json_object_set_new(def, "schedules", arr);
+    text = json_dumps(def, JSON_COMPACT);
+    if (!text) {
+        rc = ERR_INVALID;
+        goto out;
+    }
+    rc = dag_parse(text, strlen(text), out, pr);
+    for (size_t i = first; i < pr->n; i++) {
+        char *p = pr->items[i].path;
+        if (p && !strncmp(p, "$.schedules[0]", 14)) {
+            char *np = xasprintf("$%s", p + 14);
+            free(p);
+            pr->items[i].path = np;
+        }
+    }
+out:
+    free(text);
+    json_decref(def);
+    json_decref(sp);
+    dag_problems_release(&local);
+    return rc;
 }

@@ -182,6 +182,16 @@ long dag_find_task(const struct workflow *wf, const char *name);
 
 void workflow_free(struct workflow *wf);
 
+/*
+ * Validate one schedule object `spec` (the fields of an entry of "schedules",
+ * as JSON text) against the workflow `definition` it belongs to (its params):
+ * the schedules the API creates. On success *out is the workflow with exactly
+ * that one schedule (out->schedules[0]); problems have paths relative to the
+ * schedule object ("$.cron", "$.params.day").
+ */
+int dag_parse_schedule(const char *definition, const char *spec, struct workflow **out,
+                       struct dag_problems *probs);
+
 const char *dag_task_type_name(enum task_type t);
 const char *dag_run_if_name(enum run_if r);
 /* The names used in definitions: "latest", "bufferOne", ... Never NULL. */

@@ -152,7 +152,10 @@ struct sched {
     int64_t buffered;     /* bufferOne: a due time waiting for the previous run, 0 = none */
     int64_t *queue;       /* bufferAll: due times waiting, oldest first */
     size_t nqueue, queue_alloc;
-    int seen;             /* sync bookkeeping */
+    int from_api;         /* created through the API: its spec is kept in its state row */
+    char *api_spec;
+    int is_new;           /* no state row yet: inserted (else only its state is updated) */
+    int gone;             /* its row was deleted meanwhile: fire no more */
 };
 
 struct pending_fire {
@@ -1088,7 +1091,19 @@ static int commit_turn(struct engine *eng, struct err *err)
         sr.next_fire_at = sc->next_fire_at;
         sr.last_fire_at = sc->last_fire_at;
         sr.created_at = sr.updated_at = clock_now_ms();
-        rc = store_schedule_upsert(eng->st, &sr, err);
+        sr.from_api = sc->from_api;
+        sr.spec = sc->api_spec;
+        if (sc->is_new) {
+            rc = store_schedule_upsert(eng->st, &sr, err);
+        } else {
+            /* Only our part: the API may have changed the spec or paused it. */
+            rc = store_schedule_update_state(eng->st, &sr, err);
+            if (rc == ERR_NOT_FOUND) {
+                sc->gone = 1; /* deleted through the API meanwhile */
+                eng->sched_reload = 1;
+                rc = 0;
+            }
+        }
         if (rc)
             goto fail;
     }
@@ -1141,8 +1156,10 @@ static int commit_turn(struct engine *eng, struct err *err)
         free(eng->pfires[i].row.reason);
     }
     eng->npfires = 0;
-    for (size_t i = 0; i < eng->nscheds; i++)
+    for (size_t i = 0; i < eng->nscheds; i++) {
         eng->scheds[i].dirty = 0;
+        eng->scheds[i].is_new = 0;
+    }
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
         ex->is_new = 0;
         ex->dirty = 0;
@@ -2492,6 +2509,7 @@ static void sched_release(struct sched *sc)
     free(sc->params);
     free(sc->spec_hash);
     free(sc->queue);
+    free(sc->api_spec);
     memset(sc, 0, sizeof(*sc));
 }
 
@@ -2528,6 +2546,75 @@ static char *spec_hash(const struct dag_schedule *s)
 }
 
 
+/* Add the schedule `ds` (named `name`) of workflow row `wr` with its stored
+ * state `st` (or NULL: a new one) to the engine's list. */
+static void sched_add(struct engine *eng, const struct workflow_row *wr,
+                      const struct dag_schedule *ds, const char *name,
+                      const struct schedule_row *st, struct sched *old, size_t nold, int64_t now)
+{
+    struct sched *sc, *prev = NULL;
+    struct err terr = ERR_INIT;
+
+    for (size_t i = 0; i < nold; i++)
+        if (!strcmp(old[i].workflow, wr->name) && !strcmp(old[i].name, name))
+            prev = &old[i];
+    XGROW(eng->scheds, eng->scheds_alloc, eng->nscheds + 1);
+    sc = &eng->scheds[eng->nscheds];
+    memset(sc, 0, sizeof(*sc));
+    sc->workflow = xstrdup(wr->name);
+    sc->name = xstrdup(name);
+    sc->definition = xstrdup(wr->definition);
+    sc->version = wr->version;
+    sc->spec = *ds;
+    sc->cron_text = ds->cron_text ? xstrdup(ds->cron_text) : NULL;
+    sc->tzname = xstrdup(ds->timezone ? ds->timezone : "UTC");
+    sc->params = ds->params_json ? xstrdup(ds->params_json) : NULL;
+    sc->spec.name = sc->name;
+    sc->spec.cron_text = sc->cron_text;
+    sc->spec.timezone = sc->tzname;
+    sc->spec.params_json = sc->params;
+    if (st && st->from_api) {
+        sc->from_api = 1;
+        sc->api_spec = st->spec ? xstrdup(st->spec) : NULL;
+    }
+    if (tz_load(sc->tzname, &sc->tz, &terr) != 0) {
+        log_error(COMP_SCHED, "Schedule '%s' of '%s': %s", sc->name, sc->workflow, terr.msg);
+        sched_release(sc);
+        return;
+    }
+    sc->spec_hash = spec_hash(&sc->spec);
+    if (prev) {
+        /* Overlap buffers survive a reload. */
+        sc->buffered = prev->buffered;
+        sc->queue = prev->queue;
+        sc->nqueue = prev->nqueue;
+        sc->queue_alloc = prev->queue_alloc;
+        prev->queue = NULL;
+        prev->nqueue = prev->queue_alloc = 0;
+    }
+    if (st) {
+        memcpy(sc->id, st->id, ID_MAX);
+        sc->paused = st->paused;
+        sc->last_fire_at = st->last_fire_at;
+        if (!strcmp(st->spec_hash, sc->spec_hash)) {
+            sc->next_fire_at = st->next_fire_at;
+        } else {
+            sc->next_fire_at = sc->spec.enabled ? sched_next_time(sc, now) : 0;
+            sc->dirty = 1;
+            log_info(COMP_SCHED, "Schedule '%s' of '%s' %s: next fire computed", sc->name,
+                     sc->workflow, st->spec_hash[0] ? "changed" : "registered");
+        }
+    } else {
+        id_new("sch_", sc->id);
+        sc->next_fire_at = sc->spec.enabled ? sched_next_time(sc, now) : 0;
+        sc->dirty = 1;
+        sc->is_new = 1;
+        log_info(COMP_SCHED, "Schedule '%s' of '%s' (%s, %s) registered", sc->name, sc->workflow,
+                 sc->cron_text ? sc->cron_text : "every", sc->tzname);
+    }
+    eng->nscheds++;
+}
+
 /*
  * Read the workflows' schedules and their stored state. A new schedule starts
  * from now (no catch-up for times before it existed); a changed one (other
@@ -2561,68 +2648,41 @@ static void sched_sync(struct engine *eng)
             continue;
         names = xcalloc(wf->nschedules ? wf->nschedules : 1, sizeof(*names));
         for (size_t k = 0; k < wf->nschedules; k++) {
-            const struct dag_schedule *ds = &wf->schedules[k];
-            struct sched *sc, *prev = NULL;
             const struct schedule_row *st = NULL;
-            struct err terr = ERR_INIT;
-            names[nnames++] = ds->name;
-            for (size_t i = 0; i < nstates; i++)
-                if (!strcmp(states[i].workflow, wf->name) && !strcmp(states[i].name, ds->name))
+            int taken = 0;
+            names[nnames++] = wf->schedules[k].name;
+            for (size_t i = 0; i < nstates; i++) {
+                if (strcmp(states[i].workflow, wf->name) ||
+                    strcmp(states[i].name, wf->schedules[k].name))
+                    continue;
+                if (states[i].from_api)
+                    taken = 1;
+                else
                     st = &states[i];
-            for (size_t i = 0; i < nold; i++)
-                if (!strcmp(old[i].workflow, wf->name) && !strcmp(old[i].name, ds->name))
-                    prev = &old[i];
-            XGROW(eng->scheds, eng->scheds_alloc, eng->nscheds + 1);
-            sc = &eng->scheds[eng->nscheds];
-            memset(sc, 0, sizeof(*sc));
-            sc->workflow = xstrdup(wf->name);
-            sc->name = xstrdup(ds->name);
-            sc->definition = xstrdup(rows[w].definition);
-            sc->version = rows[w].version;
-            sc->spec = *ds;
-            sc->cron_text = ds->cron_text ? xstrdup(ds->cron_text) : NULL;
-            sc->tzname = xstrdup(ds->timezone ? ds->timezone : "UTC");
-            sc->params = ds->params_json ? xstrdup(ds->params_json) : NULL;
-            sc->spec.name = sc->name;
-            sc->spec.cron_text = sc->cron_text;
-            sc->spec.timezone = sc->tzname;
-            sc->spec.params_json = sc->params;
-            if (tz_load(sc->tzname, &sc->tz, &terr) != 0) {
-                log_error(COMP_SCHED, "Schedule '%s' of '%s': %s", sc->name, sc->workflow,
-                          terr.msg);
-                sched_release(sc);
+            }
+            if (taken) {
+                log_error(COMP_SCHED, "Schedule '%s' of the definition of '%s' is not fired: a "
+                          "schedule created through the API has that name",
+                          wf->schedules[k].name, wf->name);
                 continue;
             }
-            sc->spec_hash = spec_hash(&sc->spec);
-            if (prev) {
-                /* Overlap buffers survive a reload. */
-                sc->buffered = prev->buffered;
-                sc->queue = prev->queue;
-                sc->nqueue = prev->nqueue;
-                sc->queue_alloc = prev->queue_alloc;
-                prev->queue = NULL;
-                prev->nqueue = prev->queue_alloc = 0;
+            sched_add(eng, &rows[w], &wf->schedules[k], wf->schedules[k].name, st, old, nold,
+                      now);
+        }
+        /* Schedules created through the API for this workflow. */
+        for (size_t i = 0; i < nstates; i++) {
+            struct workflow *swf = NULL;
+            if (!states[i].from_api || strcmp(states[i].workflow, wf->name))
+                continue;
+            if (dag_parse_schedule(rows[w].definition, states[i].spec, &swf, NULL) != 0) {
+                log_error(COMP_SCHED, "Schedule '%s' of '%s' no longer fits its workflow: it "
+                          "does not fire", states[i].name, wf->name);
+                workflow_free(swf);
+                continue;
             }
-            if (st) {
-                memcpy(sc->id, st->id, ID_MAX);
-                sc->paused = st->paused;
-                sc->last_fire_at = st->last_fire_at;
-                if (!strcmp(st->spec_hash, sc->spec_hash)) {
-                    sc->next_fire_at = st->next_fire_at;
-                } else {
-                    sc->next_fire_at = sc->spec.enabled ? sched_next_time(sc, now) : 0;
-                    sc->dirty = 1;
-                    log_info(COMP_SCHED, "Schedule '%s' of '%s' changed: next fire recomputed",
-                             sc->name, sc->workflow);
-                }
-            } else {
-                id_new("sch_", sc->id);
-                sc->next_fire_at = sc->spec.enabled ? sched_next_time(sc, now) : 0;
-                sc->dirty = 1;
-                log_info(COMP_SCHED, "Schedule '%s' of '%s' (%s, %s) registered", sc->name,
-                         sc->workflow, sc->cron_text ? sc->cron_text : "every", sc->tzname);
-            }
-            eng->nscheds++;
+            sched_add(eng, &rows[w], &swf->schedules[0], states[i].name, &states[i], old, nold,
+                      now);
+            workflow_free(swf);
         }
         /* State of schedules gone from the definition. */
         if (store_schedules_prune(eng->st, wf->name, names, nnames, &err))
@@ -2683,6 +2743,51 @@ static int fire_recorded(struct engine *eng, const struct sched *sc, int64_t t)
     return exists;
 }
 
+/*
+ * The schedule's params with "{{ scheduledFor }}" (also without the spaces)
+ * in string values replaced by the due time `when`. A new heap string (or
+ * NULL without params); the caller frees it.
+ */
+static char *params_for_fire(const char *params, const char *when)
+{
+    json_t *o, *v;
+    const char *key;
+    char *out;
+
+    if (!params)
+        return NULL;
+    if (!strstr(params, "scheduledFor"))
+        return xstrdup(params);
+    o = json_loads(params, 0, NULL);
+    if (!o)
+        return xstrdup(params);
+    json_object_foreach(o, key, v) {
+        static const char *const marks[] = {"{{ scheduledFor }}", "{{scheduledFor}}"};
+        struct strbuf sb = STRBUF_INIT;
+        const char *s;
+        if (!json_is_string(v))
+            continue;
+        s = json_string_value(v);
+        while (*s) {
+            size_t mlen = 0;
+            for (int m = 0; m < 2 && !mlen; m++)
+                if (!strncmp(s, marks[m], strlen(marks[m])))
+                    mlen = strlen(marks[m]);
+            if (mlen) {
+                strbuf_adds(&sb, when);
+                s += mlen;
+            } else {
+                strbuf_addch(&sb, *s++);
+            }
+        }
+        json_object_set_new(o, key, json_string(sb.buf));
+        strbuf_release(&sb);
+    }
+    out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return out ? out : xstrdup(params);
+}
+
 /* Create the execution for due time `t` of `sc` (in this turn). */
 static void sched_fire_now(struct engine *eng, struct sched *sc, int64_t t)
 {
@@ -2698,14 +2803,19 @@ static void sched_fire_now(struct engine *eng, struct sched *sc, int64_t t)
                   sc->workflow);
         return;
     }
-    if (exec_create(eng, wf, sc->version, sc->params, &ex, &err) != 0) {
-        log_error(COMP_SCHED, "Schedule '%s' of '%s' could not fire: %s", sc->name, sc->workflow,
-                  err.msg);
-        add_pending_fire(eng, sc, t, FIRE_SKIPPED, NULL, err.msg);
-        return;
-    }
     if (cron_format_instant(t / 1000, sc->tz, when) != 0)
         snprintf(when, sizeof(when), "%lld", (long long)(t / 1000));
+    {
+        char *params = params_for_fire(sc->params, when);
+        int rc = exec_create(eng, wf, sc->version, params, &ex, &err);
+        free(params);
+        if (rc != 0) {
+            log_error(COMP_SCHED, "Schedule '%s' of '%s' could not fire: %s", sc->name,
+                      sc->workflow, err.msg);
+            add_pending_fire(eng, sc, t, FIRE_SKIPPED, NULL, err.msg);
+            return;
+        }
+    }
     ex->schedule_id = xstrdup(sc->id);
     ex->schedule_name = xstrdup(sc->name);
     ex->scheduled_for = t;
@@ -2790,7 +2900,7 @@ static int64_t sched_tick(struct engine *eng)
         struct sched *sc = &eng->scheds[i];
         size_t running = 0;
 
-        if (!sc->spec.enabled || sc->paused)
+        if (!sc->spec.enabled || sc->paused || sc->gone)
             continue;
         active++;
         /* Buffered fires start once the previous run has ended. */

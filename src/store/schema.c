@@ -175,10 +175,20 @@ static const char schema_v3[] =
     "  PRIMARY KEY (schedule_id, scheduled_for)"
     ");";
 
+/*
+ * Version 4: schedules created through the API keep their schedule object
+ * (spec, JSON text) beside their state; from_api tells them from the
+ * schedules of a definition, which the definition owns.
+ */
+static const char schema_v4[] =
+    "ALTER TABLE schedules ADD COLUMN from_api INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE schedules ADD COLUMN spec TEXT;";
+
 const char *const store__migrations[] = {
     schema_v1,
     schema_v2,
     schema_v3,
+    schema_v4,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

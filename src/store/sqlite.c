@@ -92,6 +92,7 @@ enum stmt_id {
     ST_SCHED_OF_WF,
     ST_SCHED_DELETE,
     ST_SCHED_PAUSE,
+    ST_SCHED_STATE,
     ST_FIRES_DELETE,
     ST_FIRE_INSERT,
     ST_FIRE_EXISTS,
@@ -119,7 +120,8 @@ _Static_assert(1 << (ST_PURGE_EXCEPT_64 - ST_PURGE_EXCEPT_1) == STORE_PURGE_EXCE
 #define KEY_COLS "id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at"
 
 #define SCHED_COLS                                                                                 \
-    "id, workflow, name, spec_hash, paused, next_fire_at, last_fire_at, created_at, updated_at"
+    "id, workflow, name, spec_hash, paused, next_fire_at, last_fire_at, created_at, updated_at,"   \
+    " from_api, spec"
 #define FIRE_COLS "schedule_id, scheduled_for, status, execution_id, reason, created_at"
 
 /*
@@ -246,14 +248,17 @@ static const char *const stmt_sql[ST_COUNT] = {
      * alike; the row in place keeps its id and created_at.
      */
     [ST_SCHED_UPSERT] = "INSERT INTO schedules (" SCHED_COLS ")"
-                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                         " ON CONFLICT (workflow, name) DO UPDATE SET"
+                        " from_api = excluded.from_api, spec = excluded.spec,"
                         " spec_hash = excluded.spec_hash, paused = excluded.paused,"
                         " next_fire_at = excluded.next_fire_at,"
                         " last_fire_at = excluded.last_fire_at, updated_at = excluded.updated_at",
-    [ST_SCHED_OF_WF] = "SELECT id, name FROM schedules WHERE workflow = ?1",
+    [ST_SCHED_OF_WF] = "SELECT id, name FROM schedules WHERE workflow = ?1 AND from_api = 0",
     [ST_SCHED_DELETE] = "DELETE FROM schedules WHERE id = ?1",
     [ST_SCHED_PAUSE] = "UPDATE schedules SET paused = ?2, updated_at = ?3 WHERE id = ?1",
+    [ST_SCHED_STATE] = "UPDATE schedules SET spec_hash = ?2, next_fire_at = ?3,"
+                       " last_fire_at = ?4, updated_at = ?5 WHERE id = ?1",
     [ST_FIRES_DELETE] = "DELETE FROM schedule_fires WHERE schedule_id = ?1",
     [ST_FIRE_INSERT] = "INSERT INTO schedule_fires (" FIRE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_FIRE_EXISTS] = "SELECT count(*) FROM schedule_fires"
@@ -1925,6 +1930,8 @@ static int sq_read_schedule(struct sqlite_store *s, sqlite3_stmt *stmt, struct s
     r->last_fire_at = col_opt(stmt, 6, 0);
     r->created_at = sqlite3_column_int64(stmt, 7);
     r->updated_at = sqlite3_column_int64(stmt, 8);
+    r->from_api = sqlite3_column_int64(stmt, 9) != 0;
+    r->spec = sqlite3_column_type(stmt, 10) == SQLITE_NULL ? NULL : col_str(stmt, 10);
     return 0;
 }
 
@@ -2000,7 +2007,8 @@ static int sqlite_schedule_upsert(struct store *st, const struct schedule_row *r
          bind_text(stmt, 3, row->name) | bind_text(stmt, 4, row->spec_hash) |
          bind_i64(stmt, 5, row->paused) | bind_opt(stmt, 6, row->next_fire_at, 0) |
          bind_opt(stmt, 7, row->last_fire_at, 0) | bind_i64(stmt, 8, row->created_at) |
-         bind_i64(stmt, 9, row->updated_at);
+         bind_i64(stmt, 9, row->updated_at) | bind_i64(stmt, 10, row->from_api ? 1 : 0) |
+         bind_text(stmt, 11, row->from_api ? row->spec : NULL);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -2103,6 +2111,45 @@ static int sqlite_schedules_prune(struct store *st, const char *workflow, const 
             rc = sq_exec_by(s, ST_SCHED_DELETE, ids[i], "delete schedule", err);
     }
     free_strs(ids, n);
+    return sq_write_end(s, began, rc, err);
+}
+
+static int sqlite_schedule_update_state(struct store *st, const struct schedule_row *row,
+                                        struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_SCHED_STATE, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, row->id) | bind_text(stmt, 2, row->spec_hash) |
+         bind_opt(stmt, 3, row->next_fire_at, 0) | bind_opt(stmt, 4, row->last_fire_at, 0) |
+         bind_i64(stmt, 5, row->updated_at);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot record the state of schedule '%s'", row->id);
+    else if (sqlite3_changes(s->db) == 0)
+        rc = err_set(err, ERR_NOT_FOUND, "no schedule '%s'", row->id);
+    sq_done(stmt);
+    return rc;
+}
+
+static int sqlite_schedule_delete(struct store *st, const char *id, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    int began;
+    int rc;
+
+    rc = sq_write_begin(s, &began, err);
+    if (rc)
+        return rc;
+    rc = sq_exec_by(s, ST_SCHED_DELETE, id, "delete schedule", err);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = err_set(err, ERR_NOT_FOUND, "no schedule '%s'", id);
+    if (rc == 0)
+        rc = sq_exec_by(s, ST_FIRES_DELETE, id, "delete the fires of schedule", err);
     return sq_write_end(s, began, rc, err);
 }
 
@@ -2356,6 +2403,8 @@ const struct store_backend store__sqlite_backend = {
     .schedule_get = sqlite_schedule_get,
     .schedule_upsert = sqlite_schedule_upsert,
     .schedules_prune = sqlite_schedules_prune,
+    .schedule_update_state = sqlite_schedule_update_state,
+    .schedule_delete = sqlite_schedule_delete,
     .schedule_set_paused = sqlite_schedule_set_paused,
     .fire_insert = sqlite_fire_insert,
     .fire_exists = sqlite_fire_exists,

@@ -867,9 +867,11 @@ void schedule_row_release(struct schedule_row *row)
     free(row->workflow);
     free(row->name);
     free(row->spec_hash);
+    free(row->spec);
     row->workflow = NULL;
     row->name = NULL;
     row->spec_hash = NULL;
+    row->spec = NULL;
 }
 
 void schedule_rows_free(struct schedule_row *rows, size_t n)
@@ -941,7 +943,9 @@ int store_schedule_upsert(struct store *st, const struct schedule_row *row, stru
     if (!row->name || !*row->name)
         return err_set(err, ERR_INVALID, "no name for schedule '%s' of '%s'", row->id,
                        row->workflow);
-    if (!row->spec_hash || !*row->spec_hash)
+    /* An empty spec hash is allowed: "not computed yet" (a schedule the API just
+     * created or changed; the engine computes its next fire and the hash). */
+    if (!row->spec_hash)
         return err_set(err, ERR_INVALID, "no spec hash for schedule '%s' of '%s'", row->name,
                        row->workflow);
     rc = check_paused(row->id, row->paused, err);
@@ -967,6 +971,27 @@ int store_schedules_prune(struct store *st, const char *workflow, const char *co
             return err_set(err, ERR_INVALID, "no name for schedule %zu to keep of '%s'", i,
                            workflow);
     return st->be->schedules_prune(st, workflow, nnames ? names : NULL, nnames, err);
+}
+
+int store_schedule_update_state(struct store *st, const struct schedule_row *row,
+                                struct err *err)
+{
+    int rc = check_schedule_id(row->id, err);
+
+    if (rc)
+        return rc;
+    if (!row->spec_hash)
+        return err_set(err, ERR_INVALID, "no spec hash for schedule '%s'", row->id);
+    return st->be->schedule_update_state(st, row, err);
+}
+
+int store_schedule_delete(struct store *st, const char *id, struct err *err)
+{
+    int rc = check_schedule_id(id, err);
+
+    if (rc)
+        return rc;
+    return st->be->schedule_delete(st, id, err);
 }
 
 int store_schedule_set_paused(struct store *st, const char *id, int paused, int64_t now,

@@ -374,6 +374,8 @@ struct schedule_row {
     int64_t last_fire_at;  /* scheduled_for of the last fire, 0 = never */
     int64_t created_at;
     int64_t updated_at;
+    int from_api;          /* 1: created through the API (spec below); 0: from the definition */
+    char *spec;            /* from_api: the schedule object as JSON text; else NULL */
 };
 
 /* Every schedule state row, ordered by (workflow, name). Free with schedule_rows_free. */
@@ -382,15 +384,23 @@ int store_schedules_list(struct store *st, struct schedule_row **out, size_t *ou
 /* One row by id, or ERR_NOT_FOUND. Free its members with schedule_row_release. */
 int store_schedule_get(struct store *st, const char *id, struct schedule_row *out,
                        struct err *err);
-/* Insert or update (by (workflow, name)) spec_hash, paused, next_fire_at,
- * last_fire_at, updated_at; a new row keeps row->id and created_at. */
+/* Insert or update (by (workflow, name)) from_api, spec, spec_hash, paused,
+ * next_fire_at, last_fire_at, updated_at; a new row keeps row->id and created_at. */
 int store_schedule_upsert(struct store *st, const struct schedule_row *row, struct err *err);
-/* Delete the state rows of `workflow` whose name is not among `names` (a
- * schedule removed from the definition); all of them when nnames is 0. */
+/* Delete the state rows of `workflow` that come from its definition (not
+ * from_api) and whose name is not among `names` (a schedule removed from the
+ * definition); all of them when nnames is 0. */
 int store_schedules_prune(struct store *st, const char *workflow, const char *const *names,
                           size_t nnames, struct err *err);
 /* The most names store_schedules_prune() takes (more is ERR_INVALID). */
 #define STORE_SCHEDULES_PRUNE_MAX 1000
+/* Update only the engine's part of a row (spec_hash, next_fire_at,
+ * last_fire_at, updated_at) by id, so a concurrent API change of the spec or
+ * of paused is never written over; ERR_NOT_FOUND if the row is gone. */
+int store_schedule_update_state(struct store *st, const struct schedule_row *row,
+                                struct err *err);
+/* Delete a schedule's state row and its fires; ERR_NOT_FOUND if no such id. */
+int store_schedule_delete(struct store *st, const char *id, struct err *err);
 /* Set paused (0/1) and updated_at; ERR_NOT_FOUND if no such id. */
 int store_schedule_set_paused(struct store *st, const char *id, int paused, int64_t now,
                               struct err *err);

@@ -92,6 +92,9 @@ struct store_backend {
     int (*schedule_upsert)(struct store *st, const struct schedule_row *row, struct err *err);
     int (*schedules_prune)(struct store *st, const char *workflow, const char *const *names,
                            size_t nnames, struct err *err);
+    int (*schedule_delete)(struct store *st, const char *id, struct err *err);
+    int (*schedule_update_state)(struct store *st, const struct schedule_row *row,
+                                 struct err *err);
     int (*schedule_set_paused)(struct store *st, const char *id, int paused, int64_t now,
                                struct err *err);
     int (*fire_insert)(struct store *st, const struct fire_row *row, struct err *err);

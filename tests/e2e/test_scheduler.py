@@ -3,8 +3,10 @@ The scheduler end to end against a real `orch server`: schedules written in work
 definitions fire once per due time (executions carry scheduleId and scheduledFor, the task
 sees ORCH_SCHEDULED_FOR), the fires list, pause and resume, overlap skip, a kill -9 and
 restart that fires no due time twice (catchup latest: one catch-up fire; none: none),
-backfill of a cron schedule (twice: no duplicates), preview and next, and the scheduler's
-health. Every answer is checked against docs/openapi.yaml by apiutil.
+backfill of a cron schedule (twice: no duplicates), preview and next, the scheduler's
+health, and schedules as a resource: created with POST /v1/schedules (they fire), changed
+with PATCH, deleted with DELETE (they stop), while a definition's schedules can only be
+paused. Every answer is checked against docs/openapi.yaml by apiutil.
 """
 import json
 import time
@@ -307,3 +309,178 @@ def test_next_matches_the_cli_and_dst_preview(server):
     assert server.post("/v1/schedules/sch_nosuchschedule0/backfill",
                        {"from": 0, "until": 1000}).status == 404
     server.delete("/v1/workflows/berlin")
+
+
+# --------------------------------------------------------------------------- API schedules
+
+def patch(srv, sid, body, **kw):
+    return srv.request("PATCH", f"/v1/schedules/{sid}", body=body, **kw)
+
+
+def fired_by(srv, workflow, sid):
+    return [e for e in executions(srv, workflow) if e["scheduleId"] == sid]
+
+
+def wait_fired(srv, workflow, sid, n, timeout):
+    end = time.monotonic() + timeout
+    while True:
+        got = fired_by(srv, workflow, sid)
+        if len(got) >= n or time.monotonic() > end:
+            return got
+        time.sleep(0.05)
+
+
+def test_api_schedule_fires_patch_delete(server):
+    server.apply(wf("apisched", [{"name": "n", "type": "noop"}]))
+    t0 = now_ms()
+    r = server.post("/v1/schedules", {"workflow": "apisched", "name": "tick", "every": "1s",
+                                      "overlap": "allow"})
+    assert r.status == 201, r
+    s = r.json
+    assert s["source"] == "api" and s["workflow"] == "apisched" and s["name"] == "tick"
+    assert s["every"] == 1000 and s["cron"] is None and s["overlap"] == "allow"
+    assert s["paused"] is False and s["enabled"] is True and s["lastFireAt"] is None
+    assert s["nextFireAt"] and 0 < iso_ms(s["nextFireAt"]) - t0 <= 2000, s
+    assert r.headers.get("Location") == f"/v1/schedules/{s['id']}"
+    sid = s["id"]
+    g = server.get(f"/v1/schedules/{sid}")
+    assert g.status == 200 and g.json["source"] == "api" and g.json["every"] == 1000, g
+    assert schedule_of(server, "apisched", "tick")["id"] == sid
+
+    # It fires, within about 3 s.
+    ex = wait_fired(server, "apisched", sid, 1, 3.0)
+    assert ex, "an API schedule did not fire within 3 s"
+    assert all(iso_ms(e["scheduledFor"]) % 1000 == 0 for e in ex)
+
+    # every: 2s -> due times on even seconds only.
+    r = patch(server, sid, {"every": "2s"})
+    assert r.status == 200 and r.json["every"] == 2000 and r.json["id"] == sid, r
+    assert r.json["source"] == "api" and r.json["overlap"] == "allow"  # kept
+    t1 = now_ms() + 300  # a fire of the old spec in flight
+    time.sleep(4.3)
+    later = [e for e in fired_by(server, "apisched", sid) if iso_ms(e["scheduledFor"]) > t1]
+    assert 1 <= len(later) <= 3, [e["scheduledFor"] for e in later]
+    assert all(iso_ms(e["scheduledFor"]) % 2000 == 0 for e in later), \
+        [e["scheduledFor"] for e in later]
+    assert_unique(fired_by(server, "apisched", sid), "apisched")
+
+    # cron instead of every (every: null removes it), in a zone.
+    r = patch(server, sid, {"cron": "0 3 * * *", "every": None, "timezone": "Europe/Berlin"})
+    assert r.status == 200, r
+    c = r.json
+    assert c["cron"] == "0 3 * * *" and c["every"] is None and c["timezone"] == "Europe/Berlin"
+    times = server.get(f"/v1/schedules/{sid}/next?count=2").json["times"]
+    assert all(t[10:19] == "T03:00:00" for t in times), times
+    assert c["nextFireAt"] and iso_ms(c["nextFireAt"]) == iso_ms(times[0]), (c, times)
+
+    # Bad changes: nothing changes.
+    r = patch(server, sid, {"cron": "61 * * * *"})
+    assert r.status == 422 and any(d["path"] == "$.cron" for d in r.error()["details"]), r
+    r = patch(server, sid, {"every": "1s"})  # both cron and every
+    assert r.status == 422, r
+    r = patch(server, sid, {"name": "renamed"})
+    assert r.status == 422 and r.error()["details"][0]["path"] == "$.name", r
+    assert patch(server, sid, {"paused": "yes"}).status == 422
+    assert patch(server, sid, None, raw=b"{").status == 400
+    assert server.get(f"/v1/schedules/{sid}").json["cron"] == "0 3 * * *"
+
+    # Pause through PATCH, then back to every 1s and resume.
+    r = patch(server, sid, {"paused": True})
+    assert r.status == 200 and r.json["paused"] is True, r
+    r = patch(server, sid, {"every": "1s", "cron": None, "timezone": None, "paused": False})
+    assert r.status == 200 and r.json["every"] == 1000 and r.json["paused"] is False, r
+    assert r.json["timezone"] == "UTC"
+    n0 = len(fired_by(server, "apisched", sid))
+    assert len(wait_fired(server, "apisched", sid, n0 + 1, 3.0)) > n0, "did not fire again"
+
+    # DELETE stops it.
+    r = server.delete(f"/v1/schedules/{sid}")
+    assert r.status == 204, r
+    time.sleep(0.3)  # a fire in flight
+    n = len(fired_by(server, "apisched", sid))
+    time.sleep(1.6)
+    assert len(fired_by(server, "apisched", sid)) == n, "a deleted schedule fired"
+    for path in (f"/v1/schedules/{sid}", f"/v1/schedules/{sid}/fires",
+                 f"/v1/schedules/{sid}/next"):
+        assert server.get(path).status == 404, path
+    assert server.delete(f"/v1/schedules/{sid}").status == 404
+    assert patch(server, sid, {"paused": True}).status == 404
+    assert all(x["id"] != sid for x in server.get("/v1/schedules").json["items"])
+    # Its executions stay.
+    assert n >= 1 and server.execution(fired_by(server, "apisched", sid)[0]["id"])
+    server.delete("/v1/workflows/apisched")
+
+
+def test_api_schedule_create_errors(server):
+    server.apply(wf("apierr", [{"name": "n", "type": "noop"}],
+                    params={"day": {"type": "string"}},
+                    schedules=[{"name": "nightly", "cron": "0 4 * * *"}]))
+    wait_schedule(server, "apierr")
+
+    r = server.post("/v1/schedules", {"workflow": "no-such-workflow", "every": "1m"})
+    assert r.status == 404, r
+    r = server.post("/v1/schedules", {"workflow": "apierr", "cron": "not a cron"})
+    assert r.status == 422, r
+    assert any(d["path"] == "$.cron" for d in r.error()["details"]), r
+    r = server.post("/v1/schedules", {"every": "1m"})
+    assert r.status == 422 and r.error()["details"][0]["path"] == "$.workflow", r
+    r = server.post("/v1/schedules", {"workflow": "apierr", "name": "Bad Name", "every": "1m"})
+    assert r.status == 422 and any(d["path"] == "$.name" for d in r.error()["details"]), r
+    r = server.post("/v1/schedules", {"workflow": "apierr", "every": "1m", "nope": 1})
+    assert r.status == 422, r
+    r = server.post("/v1/schedules", {"workflow": "apierr", "every": "1m",
+                                      "params": {"nosuch": "x"}})
+    assert r.status == 422 and any(d["path"].startswith("$.params")
+                                   for d in r.error()["details"]), r
+    for raw in (b"{", b"[]", b"", b'{"workflow": "apierr", "workflow": "apierr"}'):
+        r = server.request("POST", "/v1/schedules", raw=raw)
+        assert r.status == 400, (raw, r)
+
+    # Default name, paused at creation, disabled: no next fire.
+    r = server.post("/v1/schedules", {"workflow": "apierr", "every": "1h", "paused": True,
+                                      "enabled": False, "params": {"day": "mon"}})
+    assert r.status == 201, r
+    d = r.json
+    assert d["name"].startswith("api-") and d["paused"] is True and d["enabled"] is False, d
+    assert d["nextFireAt"] is None and d["params"] == {"day": "mon"}, d
+
+    # 409: the name exists (another API schedule, or one of the definition).
+    r = server.post("/v1/schedules", {"workflow": "apierr", "name": "hourly", "every": "1h"})
+    assert r.status == 201, r
+    r = server.post("/v1/schedules", {"workflow": "apierr", "name": "hourly", "cron": "@daily"})
+    assert r.status == 409, r
+    r = server.post("/v1/schedules", {"workflow": "apierr", "name": "nightly", "every": "1h"})
+    assert r.status == 409, r
+    names = sorted(x["name"] for x in server.get("/v1/schedules").json["items"]
+                   if x["workflow"] == "apierr")
+    assert names == sorted([d["name"], "hourly", "nightly"]), names
+
+    # A read key may not create one.
+    ro = server.keys_create("sched-ro", scope="read")["key"]
+    r = server.post("/v1/schedules", {"workflow": "apierr", "every": "1h"}, key=ro)
+    assert r.status == 403, r
+    server.delete("/v1/workflows/apierr")
+
+
+def test_definition_schedule_only_pauses(server):
+    server.apply(wf("defsched", [{"name": "n", "type": "noop"}],
+                    schedules=[{"name": "daily", "cron": "0 4 * * *"}]))
+    s = wait_schedule(server, "defsched")
+    assert s["source"] == "definition" and s["name"] == "daily"
+    sid = s["id"]
+    r = patch(server, sid, {"cron": "0 5 * * *"})
+    assert r.status == 409, r
+    assert "defined in workflow 'defsched'" in r.error()["message"], r
+    assert "change the workflow's definition" in r.error()["message"], r
+    assert patch(server, sid, {"paused": True, "every": "1s"}).status == 409
+    r = patch(server, sid, {"paused": True})
+    assert r.status == 200 and r.json["paused"] is True and r.json["cron"] == "0 4 * * *", r
+    assert server.get(f"/v1/schedules/{sid}").json["paused"] is True
+    r = patch(server, sid, {"paused": False})
+    assert r.status == 200 and r.json["paused"] is False, r
+    r = patch(server, sid, {})
+    assert r.status == 200 and r.json["source"] == "definition", r
+    r = server.delete(f"/v1/schedules/{sid}")
+    assert r.status == 409 and "change the workflow's definition" in r.error()["message"], r
+    assert server.get(f"/v1/schedules/{sid}").status == 200
+    server.delete("/v1/workflows/defsched")

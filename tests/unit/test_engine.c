@@ -568,6 +568,44 @@ static void test_scheduler_fires_once_per_due_time(void **state)
     exec_list_release(&list);
 }
 
+static void test_api_schedule_with_templated_params(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    pthread_t th;
+    struct exec_list list = {NULL, 0};
+    struct exec_filter flt;
+    struct schedule_row row;
+
+    put_workflow(f, "{\"name\":\"daily\",\"params\":{\"day\":\"none\"},"
+                    "\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}");
+    memset(&row, 0, sizeof(row));
+    memcpy(row.id, "sch_api0000000000001", 21);
+    row.workflow = (char *)"daily";
+    row.name = (char *)"from-api";
+    row.spec_hash = (char *)"";
+    row.created_at = row.updated_at = clock_now_ms();
+    row.from_api = 1;
+    row.spec = (char *)"{\"every\":\"1s\",\"params\":{\"day\":\"d={{ scheduledFor }}\"}}";
+    assert_int_equal(store_schedule_upsert(f->st, &row, &err), 0);
+    engine_set_persistent(f->eng, 1);
+    engine_enable_scheduler(f->eng);
+    assert_int_equal(pthread_create(&th, NULL, loop_thread, f), 0);
+    usleep(2300000);
+    engine_request_stop(f->eng, 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    memset(&flt, 0, sizeof(flt));
+    flt.workflow = "daily";
+    flt.limit = 10;
+    assert_int_equal(store_executions_list(f->st, &flt, &list, &err), 0);
+    assert_true(list.n >= 1);
+    assert_string_equal(list.items[0].schedule_id, "sch_api0000000000001");
+    /* "d=2026-11-29T05:00:01+00:00": the due time in the schedule's zone (UTC). */
+    assert_non_null(strstr(list.items[0].params, "\"day\":\"d=20"));
+    assert_non_null(strstr(list.items[0].params, "+00:00\""));
+    exec_list_release(&list);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +623,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stuck_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scheduler_fires_once_per_due_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_api_schedule_with_templated_params, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2211,6 +2211,37 @@ static void insert_fire(struct store *st, const char *schedule_id, int64_t sched
         fail_msg("insert fire %s %lld: %s", schedule_id, (long long)scheduled_for, err.msg);
 }
 
+/* API-created schedules keep their spec; pruning a definition leaves them alone. */
+static void test_schedules_from_api(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct schedule_row def = {"sch_def1", (char *)"wf", (char *)"nightly", (char *)"h", 0, 0, 0,
+                               1, 1, 0, NULL};
+    struct schedule_row api = {"sch_api1", (char *)"wf", (char *)"api-1", (char *)"", 0, 0, 0,
+                               2, 2, 1, (char *)"{\"every\":\"5s\"}"};
+    struct schedule_row got;
+
+    assert_int_equal(store_schedule_upsert(f->st, &def, &err), 0);
+    assert_int_equal(store_schedule_upsert(f->st, &api, &err), 0);
+    assert_int_equal(store_schedule_get(f->st, "sch_api1", &got, &err), 0);
+    assert_int_equal(got.from_api, 1);
+    assert_string_equal(got.spec, "{\"every\":\"5s\"}");
+    schedule_row_release(&got);
+    assert_int_equal(store_schedule_get(f->st, "sch_def1", &got, &err), 0);
+    assert_int_equal(got.from_api, 0);
+    assert_null(got.spec);
+    schedule_row_release(&got);
+    /* The definition lost its schedules: only its own rows go. */
+    assert_int_equal(store_schedules_prune(f->st, "wf", NULL, 0, &err), 0);
+    assert_int_equal(store_schedule_get(f->st, "sch_def1", &got, &err), ERR_NOT_FOUND);
+    assert_int_equal(store_schedule_get(f->st, "sch_api1", &got, &err), 0);
+    schedule_row_release(&got);
+    assert_int_equal(store_schedule_delete(f->st, "sch_api1", &err), 0);
+    assert_int_equal(store_schedule_delete(f->st, "sch_api1", &err), ERR_NOT_FOUND);
+    assert_int_equal(store_schedule_get(f->st, "sch_api1", &got, &err), ERR_NOT_FOUND);
+}
+
 static void test_schedules(void **state)
 {
     struct fixture *f = *state;
@@ -2332,7 +2363,7 @@ static void test_schedules(void **state)
     assert_int_equal(store_schedule_upsert(f->st, &a, &err), ERR_INVALID);
     assert_non_null(strstr(err.msg, "invalid paused value 2"));
     a.paused = 0;
-    a.spec_hash = (char *)"";
+    a.spec_hash = NULL;
     assert_int_equal(store_schedule_upsert(f->st, &a, &err), ERR_INVALID);
     a.spec_hash = (char *)"h";
     a.name = NULL;
@@ -2719,7 +2750,7 @@ static void test_migrate_previous_version(void **state)
     /* The schedule operations, and an old execution marked as fired by one. */
     {
         struct schedule_row sr = {
-            "sch_m1", (char *)"etl", (char *)"hourly", (char *)"h1", 0, 5000, 0, 800, 800};
+            "sch_m1", (char *)"etl", (char *)"hourly", (char *)"h1", 0, 5000, 0, 800, 800, 0, NULL};
         struct schedule_row got;
         struct fire_row fr = {(char *)"sch_m1", 4000, FIRE_FIRED, "ex_old2", NULL, 800};
         struct exec_row ex;
@@ -2795,6 +2826,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_counts_query_plans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_previous_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schedules_from_api, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execution_schedule_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schedules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schedules_prune, setup, teardown),
