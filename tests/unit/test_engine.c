@@ -606,6 +606,129 @@ static void test_api_schedule_with_templated_params(void **state)
     exec_list_release(&list);
 }
 
+/* Run a workflow with an every-1s schedule whose task sleeps 2.2 s for `ms`,
+ * then return its executions (newest first). */
+static void run_overlap(struct fixture *f, const char *policy, int ms, struct exec_list *out)
+{
+    struct err err = ERR_INIT;
+    pthread_t th;
+    struct exec_filter flt;
+    char def[512];
+
+    snprintf(def, sizeof(def),
+             "{\"name\":\"overlap\",\"schedules\":[{\"every\":\"1s\",\"overlap\":\"%s\"}],"
+             "\"tasks\":[{\"name\":\"s\",\"command\":[\"sleep\",\"2.2\"]}]}",
+             policy);
+    put_workflow(f, def);
+    engine_set_persistent(f->eng, 1);
+    engine_enable_scheduler(f->eng);
+    assert_int_equal(pthread_create(&th, NULL, loop_thread, f), 0);
+    usleep((useconds_t)ms * 1000);
+    engine_request_stop(f->eng, 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    memset(&flt, 0, sizeof(flt));
+    flt.limit = 100;
+    assert_int_equal(store_executions_list(f->st, &flt, out, &err), 0);
+}
+
+static size_t count_status(const struct exec_list *l, enum exec_status st)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->n; i++)
+        n += l->items[i].status == st;
+    return n;
+}
+
+static void test_overlap_policies(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_list l = {NULL, 0};
+    struct schedule_row *rows = NULL;
+    size_t nrows = 0;
+    struct fire_row *fires = NULL;
+    size_t nfires = 0;
+    struct err err = ERR_INIT;
+
+    /* skip: one run at a time, the due times in between recorded as skipped. */
+    run_overlap(f, "skip", 4600, &l);
+    assert_true(l.n >= 1 && l.n <= 2);
+    assert_int_equal(store_schedules_list(f->st, &rows, &nrows, &err), 0);
+    assert_int_equal(store_fires_list(f->st, rows[0].id, 100, &fires, &nfires, &err), 0);
+    {
+        size_t skipped = 0;
+        for (size_t i = 0; i < nfires; i++)
+            if (fires[i].status == FIRE_SKIPPED) {
+                skipped++;
+                assert_non_null(strstr(fires[i].reason, "still running (overlap=skip)"));
+            }
+        assert_true(skipped >= 2);
+    }
+    fire_rows_free(fires, nfires);
+    schedule_rows_free(rows, nrows);
+    exec_list_release(&l);
+}
+
+static void test_overlap_allow_and_cancel(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_list l = {NULL, 0};
+
+    /* allow: a run per second, side by side. */
+    run_overlap(f, "allow", 3500, &l);
+    assert_true(l.n >= 3);
+    exec_list_release(&l);
+}
+
+static void test_overlap_cancel_previous(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_list l = {NULL, 0};
+
+    /* cancelPrevious: each fire cancels the run before it. */
+    run_overlap(f, "cancelPrevious", 3500, &l);
+    assert_true(l.n >= 3);
+    assert_true(count_status(&l, EXEC_CANCELLED) >= 2);
+    for (size_t i = 0; i < l.n; i++)
+        if (l.items[i].status == EXEC_CANCELLED)
+            assert_non_null(strstr(l.items[i].error, "overlap=cancelPrevious"));
+    exec_list_release(&l);
+}
+
+static void test_overlap_buffer_one(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_list l = {NULL, 0};
+
+    /* bufferOne: while a run lasts, one later due time waits and starts right after it;
+     * the others are dropped. In 5.6 s: the first run, then the buffered one. */
+    run_overlap(f, "bufferOne", 5600, &l);
+    assert_true(l.n >= 2 && l.n <= 3);
+    /* The buffered run started when the first ended, not at its due time. */
+    {
+        const struct exec_row *first = &l.items[l.n - 1], *second = &l.items[l.n - 2];
+        assert_true(second->created_at >= first->finished_at);
+        assert_true(second->scheduled_for < second->created_at - 500);
+    }
+    exec_list_release(&l);
+}
+
+static void test_overlap_buffer_all(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_list l = {NULL, 0};
+
+    /* bufferAll: every due time runs, one after the other, in order. */
+    run_overlap(f, "bufferAll", 5600, &l);
+    assert_true(l.n >= 2);
+    for (size_t i = l.n - 1; i > 0; i--) {
+        const struct exec_row *older = &l.items[i], *newer = &l.items[i - 1];
+        assert_true(newer->scheduled_for > older->scheduled_for);
+        if (older->finished_at)
+            assert_true(newer->created_at >= older->finished_at);
+    }
+    exec_list_release(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -624,6 +747,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scheduler_fires_once_per_due_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_schedule_with_templated_params, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overlap_policies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overlap_allow_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overlap_cancel_previous, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overlap_buffer_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overlap_buffer_all, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
