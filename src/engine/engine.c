@@ -34,200 +34,11 @@
 
 #include "base/banned.h"
 
-#define COMP "Engine"
-#define COMP_TASK "TaskExecutor"
 #define READ_CHUNK 65536
 #define READ_BUDGET (256 * 1024) /* bytes read from one pipe per turn, for fairness */
-#define ERR_TAIL 240             /* bytes of stderr kept for the error message */
 #define PID_WRITE_DELAY_MS 20    /* a started process's pid is committed within this */
 
 extern char **environ;
-
-enum watch_kind { WATCH_PIDFD, WATCH_OUT, WATCH_ERR, WATCH_WAKE };
-
-struct watch {
-    enum watch_kind kind;
-    struct proc *proc;
-};
-
-/* Per-attempt record of committed log chunks, to keep only the tail. */
-struct chunk_len {
-    int seq;
-    size_t len;
-};
-
-struct proc {
-    struct child ch;
-    struct exec *ex;
-    size_t idx;
-    int attempt;
-    int64_t started_mono;
-    int stale;       /* its attempt was given up (timeout, cancel); only reaping is left */
-    int term_sent;   /* SIGTERM sent to the group */
-    int pid_dirty;   /* pid/pgid not yet written to the store */
-    int reaped;
-    struct watch w_pid, w_out, w_err;
-    struct strbuf pend[2]; /* output read this turn, by stream (0 stdout, 1 stderr) */
-    int seq;
-    struct chunk_track {
-        struct chunk_len *chunks;
-        size_t n, alloc, head;
-        size_t kept; /* bytes of this stream kept in the store */
-    } trk[2];        /* by stream: the cap applies to each */
-    char err_tail[ERR_TAIL];
-    size_t err_tail_len;
-    struct proc *next;
-};
-
-struct trun {
-    enum task_status status;
-    int attempt;
-    int db_attempt; /* the attempt number the store holds (fencing token) */
-    int remaining;  /* dependencies not yet final */
-    int failures;   /* attempts that count against the retry budget (failed, timed out, lost) */
-    int64_t available_at;
-    int64_t started_at;
-    int64_t finished_at;
-    int64_t attempt_started_at;
-    char *error;
-    struct proc *proc; /* live process of the current attempt */
-    int dirty;
-    int queued_in_ready; /* present in the exec's ready list */
-};
-
-struct pending_attempt {
-    struct exec *ex;
-    int insert;
-    struct attempt_row row; /* error and node owned here */
-};
-
-struct exec {
-    char id[ID_MAX];
-    struct workflow *wf;
-    int version;
-    char *params;
-    char **base_env; /* NULL-terminated: inherited + workflow env + params */
-    enum exec_status status;
-    int64_t created_at, started_at, finished_at;
-    char *error;
-    struct trun *runs;
-    size_t nfinal;
-    size_t nrunning; /* tasks in TASK_RUNNING */
-    /* FIFOs of task indices that are queued and available, by kind, so that a
-     * command waiting for a process slot never holds up a noop or a sleep:
-     * [0] commands, [1] sleeps, [2] noops. */
-    struct fifo {
-        size_t *v;
-        size_t head, n, alloc;
-    } ready[3];
-    int is_new;      /* not yet inserted */
-    int dirty;
-    int finished_reported;
-    int tasks_new;   /* task runs not yet inserted */
-    char *idem_key;  /* Idempotency-Key of the submission, written with the insert */
-    char *schedule_id;     /* the schedule that fired it, or NULL */
-    char *schedule_name;
-    int64_t scheduled_for; /* its due time (ms) */
-    char *scheduled_for_text; /* ISO 8601 in the schedule's zone, for ORCH_SCHEDULED_FOR */
-    struct exec *next;
-};
-
-/* One schedule of a workflow definition, as the scheduler keeps it. */
-struct sched {
-    char id[ID_MAX];
-    char *workflow;
-    char *name;
-    char *definition; /* the workflow's newest definition (parsed again for each fire) */
-    int version;
-    struct dag_schedule spec; /* copied scalars; cron_text/timezone/params owned below */
-    char *cron_text;
-    char *tzname;
-    char *params;
-    const struct tz *tz;
-    char *spec_hash;
-    int paused;
-    int64_t next_fire_at; /* ms; 0 = none */
-    int64_t last_fire_at;
-    int dirty;            /* state row to write with the turn */
-    int64_t buffered;     /* bufferOne: a due time waiting for the previous run, 0 = none */
-    int64_t *queue;       /* bufferAll: due times waiting, oldest first */
-    size_t nqueue, queue_alloc;
-    int from_api;         /* created through the API: its spec is kept in its state row */
-    char *api_spec;
-    int is_new;           /* no state row yet: inserted (else only its state is updated) */
-    int gone;             /* its row was deleted meanwhile: fire no more */
-};
-
-struct pending_fire {
-    struct fire_row row; /* schedule_id and reason owned */
-};
-
-enum cmd_type { CMD_SUBMIT, CMD_CANCEL, CMD_RETRY, CMD_BACKFILL };
-
-/* A command from another thread; the caller blocks until `done`. */
-struct cmd {
-    enum cmd_type type;
-    const char *name;     /* SUBMIT: workflow name */
-    const char *params;   /* SUBMIT: params JSON or NULL */
-    const char *idem;     /* SUBMIT: idempotency key or NULL */
-    const char *exec_id;  /* CANCEL, RETRY; BACKFILL: the schedule id */
-    int64_t from, until;  /* BACKFILL: the window (ms) */
-    int count;            /* BACKFILL: due times handled */
-    char out_id[ID_MAX];
-    int existing;
-    int rc;
-    struct err err;
-    int done;
-    struct cmd *next;
-};
-
-struct engine {
-    struct store *st;
-    struct engine_config cfg;
-    char node[128];
-    int epfd;
-    int wakefd;
-    struct watch w_wake;
-    struct exec *execs;
-    struct proc *procs;
-    size_t nprocs; /* live processes (slots in use) */
-    struct timer_heap timers;
-    struct pending_attempt *patt;
-    size_t npatt, patt_alloc;
-    struct proc **to_spawn;
-    size_t nspawn, spawn_alloc;
-    engine_observer_fn observer;
-    void *observer_arg;
-    volatile sig_atomic_t cancel_all;
-    int cancel_all_done;
-    int work_now; /* something to do without waiting */
-
-    /* Server mode. */
-    int persistent;
-    volatile sig_atomic_t stop_requested;
-    volatile int64_t stop_grace_ms;
-    int stopping;
-    int interrupted;
-    int64_t stop_deadline; /* monotonic ms */
-    pthread_mutex_t mu;    /* guards cmds, stats, and `stopping` for posters */
-    pthread_cond_t cv;
-    struct cmd *cmds;      /* incoming, LIFO (reversed when taken) */
-    struct cmd **replies;  /* answered after this turn's commit */
-    size_t nreplies, replies_alloc;
-    struct engine_stats stats;
-    int64_t next_purge;    /* monotonic ms */
-
-    /* Scheduler (server mode). */
-    int scheduler_on;
-    int64_t sched_started_at; /* wall-clock ms when the scheduler was enabled */
-    int64_t sched_prev_tick;  /* wall-clock ms of the previous tick, 0 before the first */
-    volatile sig_atomic_t sched_reload;
-    int64_t next_sched_sync; /* monotonic ms: re-read definitions now and then */
-    struct sched *scheds;
-    size_t nscheds, scheds_alloc;
-    struct pending_fire *pfires;
-    size_t npfires, pfires_alloc;
-};
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -545,7 +356,7 @@ static int task_is_bad(enum task_status s)
            s == TASK_CANCELLED;
 }
 
-static void add_pending_attempt(struct engine *eng, struct exec *ex, int insert,
+void engine__add_pending_attempt(struct engine *eng, struct exec *ex, int insert,
                                 const struct attempt_row *row)
 {
     struct pending_attempt *pa;
@@ -568,7 +379,6 @@ static void pending_attempts_clear(struct engine *eng)
 }
 
 static void propagate(struct engine *eng, struct exec *ex, size_t idx);
-static void scheds_clear(struct engine *eng);
 
 /* Move task `idx` to a final status. */
 static void task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum task_status st,
@@ -712,7 +522,7 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
     row.signal = sig;
     row.error = (char *)error;
     if (row.number > 0)
-        add_pending_attempt(eng, ex, 0, &row);
+        engine__add_pending_attempt(eng, ex, 0, &row);
 
     clock_fmt_duration(took, dur, sizeof(dur));
     memset(&ev, 0, sizeof(ev));
@@ -811,7 +621,7 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx)
         /* Completes inside this turn: one insert with the final status. */
         row.status = ATTEMPT_SUCCEEDED;
         row.finished_at = now;
-        add_pending_attempt(eng, ex, 1, &row);
+        engine__add_pending_attempt(eng, ex, 1, &row);
         log_debug(COMP_TASK, "Task '%s' succeeded (noop)", t->name);
         task_finalize(eng, ex, idx, TASK_SUCCEEDED, NULL);
         memset(&ev, 0, sizeof(ev));
@@ -823,7 +633,7 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx)
         notify(eng, &ev);
         return;
     }
-    add_pending_attempt(eng, ex, 1, &row);
+    engine__add_pending_attempt(eng, ex, 1, &row);
     memset(&ev, 0, sizeof(ev));
     ev.type = ENGINE_EV_TASK_STARTED;
     ev.task = t->name;
@@ -899,7 +709,7 @@ static void exec_check_done(struct engine *eng, struct exec *ex)
 }
 
 /* Terminate the group of a live process: SIGTERM now (after commit), SIGKILL after grace. */
-static void proc_terminate(struct engine *eng, struct proc *p)
+void engine__proc_terminate(struct engine *eng, struct proc *p)
 {
     struct timer tm;
     p->stale = 1;
@@ -916,7 +726,7 @@ static void proc_terminate(struct engine *eng, struct proc *p)
 
 /* End the execution early (cancel or timeout): running tasks get `run_status`,
  * the others are cancelled. */
-static void exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
+void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
                        const char *reason)
 {
     enum attempt_status ast = st == EXEC_TIMED_OUT ? ATTEMPT_TIMED_OUT : ATTEMPT_CANCELLED;
@@ -935,7 +745,7 @@ static void exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
             if (p) {
                 r->proc = NULL;
                 if (p->ch.pid)
-                    proc_terminate(eng, p);
+                    engine__proc_terminate(eng, p);
                 else
                     p->stale = 1; /* not started yet: the spawn is skipped */
                 attempt_end(eng, ex, i, ast, -1, 0, reason, p->ch.pid, p->ch.pid,
@@ -1510,7 +1320,7 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
         clock_fmt_duration(ex->wf->tasks[tm->idx].timeout_ms, dur, sizeof(dur));
         snprintf(msg, sizeof(msg), "timed out after %s", dur);
         r->proc = NULL;
-        proc_terminate(eng, p);
+        engine__proc_terminate(eng, p);
         attempt_end(eng, ex, tm->idx, ATTEMPT_TIMED_OUT, -1, 0, msg, p->ch.pid, p->ch.pid,
                     p->ch.proc_start, 1);
         return;
@@ -1531,7 +1341,7 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
         clock_fmt_duration(ex->wf->timeout_ms, dur, sizeof(dur));
         snprintf(msg, sizeof(msg), "execution timed out after %s", dur);
         log_error(COMP, "Execution %s of '%s' timed out after %s", ex->id, ex->wf->name, dur);
-        exec_abort(eng, ex, EXEC_TIMED_OUT, msg);
+        engine__exec_abort(eng, ex, EXEC_TIMED_OUT, msg);
         return;
     case TIMER_MAX_RUNNING:
         if (ex->status != EXEC_RUNNING)
@@ -1544,7 +1354,7 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
         }
         snprintf(msg, sizeof(msg), "stuck: running for more than %s (maxRunning)", dur);
         log_error(COMP, "Execution %s of '%s' failed: %s", ex->id, ex->wf->name, msg);
-        exec_abort(eng, ex, EXEC_FAILED, msg);
+        engine__exec_abort(eng, ex, EXEC_FAILED, msg);
         return;
     case TIMER_MAX_QUEUED: {
         struct trun *r = &ex->runs[tm->idx];
@@ -1662,7 +1472,7 @@ void engine_free(struct engine *eng)
     free(eng->to_spawn);
     engine__timer_release(&eng->timers);
     free(eng->replies);
-    scheds_clear(eng);
+    engine__scheds_clear(eng);
     free(eng->scheds);
     for (size_t i = 0; i < eng->npfires; i++) {
         free(eng->pfires[i].row.schedule_id);
@@ -1721,7 +1531,7 @@ static void exec_start_deadline(struct engine *eng, struct exec *ex, int64_t ela
  * linked and ready to be inserted by the next commit. Returns 0 and *out, or
  * an error (params, ownership).
  */
-static int exec_create(struct engine *eng, struct workflow *wf, int version,
+int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
                        const char *params_json, struct exec **out, struct err *err)
 {
     json_t *params;
@@ -1779,7 +1589,7 @@ static void exec_unlink_new(struct engine *eng, struct exec *ex)
     exec_free(ex);
 }
 
-static void log_started(const struct exec *ex)
+void engine__log_started(const struct exec *ex)
 {
     log_info(COMP, "Execution %s of '%s' (version %d) started: %zu tasks", ex->id, ex->wf->name,
              ex->version, ex->wf->ntasks);
@@ -1817,7 +1627,7 @@ int engine_submit(struct engine *eng, const char *definition, const char *params
         workflow_free(wf);
         return rc;
     }
-    rc = exec_create(eng, wf, version, params_json, &ex, err);
+    rc = engine__exec_create(eng, wf, version, params_json, &ex, err);
     if (rc)
         return rc;
     /* Commit the new execution with its task runs before anything runs. */
@@ -1826,7 +1636,7 @@ int engine_submit(struct engine *eng, const char *definition, const char *params
         exec_unlink_new(eng, ex);
         return rc;
     }
-    log_started(ex);
+    engine__log_started(ex);
     memcpy(out_id, ex->id, ID_MAX);
     eng->work_now = 1;
     return 0;
@@ -1837,7 +1647,7 @@ int engine_cancel(struct engine *eng, const char *exec_id, struct err *err)
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
         if (!strcmp(ex->id, exec_id)) {
             log_info(COMP, "Execution %s cancelled", ex->id);
-            exec_abort(eng, ex, EXEC_CANCELLED, "cancelled");
+            engine__exec_abort(eng, ex, EXEC_CANCELLED, "cancelled");
             eng->work_now = 1;
             return 0;
         }
@@ -1846,11 +1656,10 @@ int engine_cancel(struct engine *eng, const char *exec_id, struct err *err)
 }
 
 /* Rebuild an execution from the store and take it over (crash recovery). */
-static int exec_take(struct engine *eng, const char *exec_id, int retry, struct err *err);
 
 int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
 {
-    return exec_take(eng, exec_id, 0, err);
+    return engine__exec_take(eng, exec_id, 0, err);
 }
 
 /*
@@ -1858,7 +1667,7 @@ int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
  * be unfinished) or run its unsuccessful tasks again (retry == 1: it must have
  * ended without success).
  */
-static int exec_take(struct engine *eng, const char *exec_id, int retry, struct err *err)
+int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct err *err)
 {
     struct exec_detail *d = NULL;
     struct dag_problems probs = DAG_PROBLEMS_INIT;
@@ -2086,987 +1895,6 @@ static void execs_collect(struct engine *eng)
     }
 }
 
-/* ------------------------------------------------------------------ server mode */
-
-static void wake(struct engine *eng)
-{
-    uint64_t one = 1;
-    ssize_t w = write(eng->wakefd, &one, sizeof(one));
-    (void)w;
-}
-
-void engine_set_persistent(struct engine *eng, int on)
-{
-    eng->persistent = on;
-}
-
-void engine_request_stop(struct engine *eng, int64_t grace_ms)
-{
-    eng->stop_grace_ms = grace_ms < 0 ? 0 : grace_ms;
-    eng->stop_requested = 1;
-    wake(eng);
-}
-
-/* Queue `c`, wake the loop and wait for the answer (any thread but the loop's). */
-static int post(struct engine *eng, struct cmd *c)
-{
-    pthread_mutex_lock(&eng->mu);
-    if (eng->stopping || eng->stop_requested) {
-        pthread_mutex_unlock(&eng->mu);
-        c->rc = err_set(&c->err, ERR_BUSY, "the server is shutting down");
-        return c->rc;
-    }
-    c->next = eng->cmds;
-    eng->cmds = c;
-    pthread_mutex_unlock(&eng->mu);
-    wake(eng);
-    pthread_mutex_lock(&eng->mu);
-    while (!c->done)
-        pthread_cond_wait(&eng->cv, &eng->mu);
-    pthread_mutex_unlock(&eng->mu);
-    return c->rc;
-}
-
-int engine_post_submit(struct engine *eng, const char *name, const char *params_json,
-                       const char *idempotency_key, char out_id[ID_MAX], int *out_existing,
-                       struct err *err)
-{
-    struct cmd c;
-    memset(&c, 0, sizeof(c));
-    c.type = CMD_SUBMIT;
-    c.name = name;
-    c.params = params_json;
-    c.idem = idempotency_key && *idempotency_key ? idempotency_key : NULL;
-    post(eng, &c);
-    if (c.rc) {
-        if (err)
-            *err = c.err;
-        return c.rc;
-    }
-    memcpy(out_id, c.out_id, ID_MAX);
-    if (out_existing)
-        *out_existing = c.existing;
-    return 0;
-}
-
-int engine_post_cancel(struct engine *eng, const char *exec_id, struct err *err)
-{
-    struct cmd c;
-    memset(&c, 0, sizeof(c));
-    c.type = CMD_CANCEL;
-    c.exec_id = exec_id;
-    post(eng, &c);
-    if (c.rc && err)
-        *err = c.err;
-    return c.rc;
-}
-
-int engine_post_retry(struct engine *eng, const char *exec_id, struct err *err)
-{
-    struct cmd c;
-    memset(&c, 0, sizeof(c));
-    c.type = CMD_RETRY;
-    c.exec_id = exec_id;
-    post(eng, &c);
-    if (c.rc && err)
-        *err = c.err;
-    return c.rc;
-}
-
-void engine_get_stats(struct engine *eng, struct engine_stats *out)
-{
-    pthread_mutex_lock(&eng->mu);
-    *out = eng->stats;
-    pthread_mutex_unlock(&eng->mu);
-}
-
-/* Answer `c` now (an error, or a result with nothing to commit). */
-static void reply_now(struct engine *eng, struct cmd *c)
-{
-    pthread_mutex_lock(&eng->mu);
-    c->done = 1;
-    pthread_cond_broadcast(&eng->cv);
-    pthread_mutex_unlock(&eng->mu);
-}
-
-/* Answer `c` once this turn has committed. */
-static void reply_after_commit(struct engine *eng, struct cmd *c)
-{
-    XGROW(eng->replies, eng->replies_alloc, eng->nreplies + 1);
-    eng->replies[eng->nreplies++] = c;
-}
-
-/* The commit of this turn succeeded (rc == 0) or failed: answer the waiters. */
-static void replies_flush(struct engine *eng, int rc, const struct err *err)
-{
-    if (!eng->nreplies)
-        return;
-    pthread_mutex_lock(&eng->mu);
-    for (size_t i = 0; i < eng->nreplies; i++) {
-        struct cmd *c = eng->replies[i];
-        if (rc && !c->rc) {
-            c->rc = rc;
-            c->err = *err;
-        }
-        c->done = 1;
-    }
-    eng->nreplies = 0;
-    pthread_cond_broadcast(&eng->cv);
-    pthread_mutex_unlock(&eng->mu);
-}
-
-static struct exec *exec_find(struct engine *eng, const char *id)
-{
-    for (struct exec *ex = eng->execs; ex; ex = ex->next)
-        if (!strcmp(ex->id, id))
-            return ex;
-    return NULL;
-}
-
-static void cmd_submit(struct engine *eng, struct cmd *c)
-{
-    struct dag_problems probs = DAG_PROBLEMS_INIT;
-    struct workflow *wf = NULL;
-    struct exec *ex = NULL;
-    char *def = NULL;
-    int version = 0;
-
-    if (c->idem) {
-        /* Same key in this very turn, or committed before. */
-        for (struct exec *e = eng->execs; e; e = e->next) {
-            if (e->idem_key && !strcmp(e->idem_key, c->idem) && !strcmp(e->wf->name, c->name)) {
-                memcpy(c->out_id, e->id, ID_MAX);
-                c->existing = 1;
-                reply_after_commit(eng, c);
-                return;
-            }
-        }
-        c->rc = store_idempotency_get(eng->st, c->name, c->idem, c->out_id, &c->err);
-        if (c->rc == 0) {
-            c->existing = 1;
-            reply_now(eng, c);
-            return;
-        }
-        if (c->rc != ERR_NOT_FOUND) {
-            reply_now(eng, c);
-            return;
-        }
-        c->rc = 0;
-    }
-    c->rc = store_workflow_get(eng->st, c->name, 0, &def, &version, &c->err);
-    if (c->rc) {
-        if (c->rc == ERR_NOT_FOUND)
-            err_set(&c->err, ERR_NOT_FOUND, "no workflow '%s'", c->name);
-        reply_now(eng, c);
-        return;
-    }
-    c->rc = dag_parse(def, strlen(def), &wf, &probs);
-    free(def);
-    if (c->rc) {
-        c->rc = err_set(&c->err, ERR_INTERNAL, "stored definition of '%s' version %d no longer parses",
-                        c->name, version);
-        dag_problems_release(&probs);
-        reply_now(eng, c);
-        return;
-    }
-    c->rc = exec_create(eng, wf, version, c->params, &ex, &c->err);
-    if (c->rc) {
-        reply_now(eng, c);
-        return;
-    }
-    if (c->idem)
-        ex->idem_key = xstrdup(c->idem);
-    log_started(ex);
-    memcpy(c->out_id, ex->id, ID_MAX);
-    eng->work_now = 1;
-    reply_after_commit(eng, c);
-}
-
-static void cmd_cancel(struct engine *eng, struct cmd *c)
-{
-    struct exec *ex = exec_find(eng, c->exec_id);
-    struct exec_detail *d = NULL;
-
-    if (ex && !exec_status_is_final(ex->status)) {
-        log_info(COMP, "Execution %s cancelled", ex->id);
-        exec_abort(eng, ex, EXEC_CANCELLED, "cancelled");
-        eng->work_now = 1;
-        reply_after_commit(eng, c);
-        return;
-    }
-    c->rc = store_execution_get(eng->st, c->exec_id, &d, &c->err);
-    if (c->rc == 0) {
-        if (exec_status_is_final(d->exec.status))
-            c->rc = err_set(&c->err, ERR_CONFLICT, "execution '%s' has already %s", c->exec_id,
-                            exec_status_name(d->exec.status));
-        else
-            c->rc = err_set(&c->err, ERR_CONFLICT,
-                            "execution '%s' is run by another orch process", c->exec_id);
-        exec_detail_free(d);
-    } else if (c->rc == ERR_NOT_FOUND) {
-        err_set(&c->err, ERR_NOT_FOUND, "no execution '%s'", c->exec_id);
-    }
-    reply_now(eng, c);
-}
-
-static void cmd_retry(struct engine *eng, struct cmd *c)
-{
-    struct exec *ex = exec_find(eng, c->exec_id);
-    if (ex && !exec_status_is_final(ex->status)) {
-        c->rc = err_set(&c->err, ERR_CONFLICT, "execution '%s' is still running: cancel it first",
-                        c->exec_id);
-        reply_now(eng, c);
-        return;
-    }
-    if (ex) {
-        /* Finished but still in memory this turn: its final state is not yet
-         * committed; ask again on the next turn. */
-        c->rc = err_set(&c->err, ERR_BUSY, "execution '%s' is finishing; try again", c->exec_id);
-        reply_now(eng, c);
-        return;
-    }
-    c->rc = exec_take(eng, c->exec_id, 1, &c->err);
-    if (c->rc == ERR_NOT_FOUND)
-        err_set(&c->err, ERR_NOT_FOUND, "no execution '%s'", c->exec_id);
-    if (c->rc) {
-        reply_now(eng, c);
-        return;
-    }
-    reply_after_commit(eng, c);
-}
-
-static void cmd_backfill(struct engine *eng, struct cmd *c);
-
-/* Take the queued commands (in arrival order) and apply them to this turn. */
-static void commands_run(struct engine *eng)
-{
-    struct cmd *list, *rev = NULL;
-
-    pthread_mutex_lock(&eng->mu);
-    list = eng->cmds;
-    eng->cmds = NULL;
-    pthread_mutex_unlock(&eng->mu);
-    while (list) {
-        struct cmd *n = list->next;
-        list->next = rev;
-        rev = list;
-        list = n;
-    }
-    while (rev) {
-        struct cmd *c = rev;
-        rev = rev->next;
-        switch (c->type) {
-        case CMD_SUBMIT: cmd_submit(eng, c); break;
-        case CMD_CANCEL: cmd_cancel(eng, c); break;
-        case CMD_RETRY: cmd_retry(eng, c); break;
-        case CMD_BACKFILL: cmd_backfill(eng, c); break;
-        }
-    }
-}
-
-/* Refuse the commands still queued (the loop is ending). */
-static void commands_refuse(struct engine *eng)
-{
-    pthread_mutex_lock(&eng->mu);
-    while (eng->cmds) {
-        struct cmd *c = eng->cmds;
-        eng->cmds = c->next;
-        c->rc = err_set(&c->err, ERR_BUSY, "the server is shutting down");
-        c->done = 1;
-    }
-    pthread_cond_broadcast(&eng->cv);
-    pthread_mutex_unlock(&eng->mu);
-}
-
-/*
- * The shutdown grace is over: end the attempts still running. They are
- * recorded as cancelled ("interrupted") and their tasks queued again without
- * using their retry budget, so the next start runs them again: nothing lost.
- */
-static void interrupt_running(struct engine *eng)
-{
-    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        for (size_t i = 0; i < ex->wf->ntasks; i++) {
-            struct trun *r = &ex->runs[i];
-            struct proc *p = r->proc;
-            struct attempt_row row;
-            if (r->status != TASK_RUNNING || !p)
-                continue;
-            r->proc = NULL;
-            proc_terminate(eng, p);
-            memset(&row, 0, sizeof(row));
-            row.task_idx = (int)i;
-            row.number = r->attempt;
-            row.status = ATTEMPT_CANCELLED;
-            row.node = eng->node;
-            row.pid = row.pgid = p->ch.pid;
-            row.proc_start = p->ch.proc_start;
-            row.started_at = r->attempt_started_at;
-            row.finished_at = clock_now_ms();
-            row.exit_code = -1;
-            row.error = (char *)"interrupted: orch is shutting down; the task runs again at the next start";
-            add_pending_attempt(eng, ex, 0, &row);
-            ex->nrunning--;
-            r->status = TASK_QUEUED;
-            r->available_at = 0;
-            r->dirty = 1;
-            log_warn(COMP_TASK, "Task '%s' interrupted by shutdown (attempt %d): it runs again at "
-                     "the next start", ex->wf->tasks[i].name, r->attempt);
-        }
-    }
-}
-
-static void stats_update(struct engine *eng)
-{
-    size_t active = 0, queued = 0;
-    int64_t now = clock_now_ms(), longest = 0;
-
-    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        active++;
-        for (int q = 0; q < 3; q++)
-            queued += ex->ready[q].n - ex->ready[q].head;
-        if (ex->status == EXEC_RUNNING && now - ex->started_at > longest)
-            longest = now - ex->started_at;
-    }
-    pthread_mutex_lock(&eng->mu);
-    eng->stats.running = !eng->stopping;
-    eng->stats.workers_total = eng->cfg.workers;
-    eng->stats.workers_busy = (int)eng->nprocs;
-    eng->stats.executions_active = active;
-    eng->stats.tasks_queued = queued;
-    eng->stats.longest_running_ms = longest;
-    eng->stats.last_turn_at = now;
-    eng->stats.turns++;
-    pthread_mutex_unlock(&eng->mu);
-}
-
-/* Retention: delete a few batches of old finished executions. */
-static void purge_old(struct engine *eng)
-{
-    struct workflow_row *rows = NULL;
-    size_t n = 0, nown = 0;
-    const char **own = NULL;
-    int64_t now = clock_now_ms();
-    struct err err = ERR_INIT;
-    int total = 0;
-
-    if (store_workflows_list(eng->st, &rows, &n, &err)) {
-        log_warn("Database", "retention: cannot list workflows: %s", err.msg);
-        return;
-    }
-    own = xcalloc(n ? n : 1, sizeof(*own));
-    for (size_t i = 0; i < n; i++) {
-        struct workflow *wf = NULL;
-        if (dag_parse(rows[i].definition, strlen(rows[i].definition), &wf, NULL) == 0 &&
-            wf->retention_ms > 0) {
-            int del = 0;
-            own[nown++] = rows[i].name;
-            for (int b = 0; b < 10; b++) {
-                if (store_executions_purge(eng->st, rows[i].name, NULL, 0, now - wf->retention_ms,
-                                           200, &del, &err)) {
-                    log_warn("Database", "retention: %s", err.msg);
-                    break;
-                }
-                total += del;
-                if (del < 200)
-                    break;
-            }
-        }
-        workflow_free(wf);
-    }
-    if (eng->cfg.retention_ms > 0 && nown < 64) {
-        for (int b = 0; b < 10; b++) {
-            int del = 0;
-            if (store_executions_purge(eng->st, NULL, own, nown, now - eng->cfg.retention_ms, 200,
-                                       &del, &err)) {
-                log_warn("Database", "retention: %s", err.msg);
-                break;
-            }
-            total += del;
-            if (del < 200)
-                break;
-        }
-    }
-    if (total)
-        log_info(COMP, "Retention: deleted %d finished executions", total);
-    free(own);
-    workflow_rows_free(rows, n);
-}
-
-/* ------------------------------------------------------------------ scheduler */
-
-#define COMP_SCHED "Scheduler"
-#define SCHED_SYNC_MS 30000  /* re-read the definitions at least this often */
-#define MISFIRE_GRACE_MS 60000 /* a fire later than this is a catch-up, not a late fire */
-
-static void sched_release(struct sched *sc)
-{
-    free(sc->workflow);
-    free(sc->name);
-    free(sc->definition);
-    free(sc->cron_text);
-    free(sc->tzname);
-    free(sc->params);
-    free(sc->spec_hash);
-    free(sc->queue);
-    free(sc->api_spec);
-    memset(sc, 0, sizeof(*sc));
-}
-
-static void scheds_clear(struct engine *eng)
-{
-    for (size_t i = 0; i < eng->nscheds; i++)
-        sched_release(&eng->scheds[i]);
-    eng->nscheds = 0;
-}
-
-/* The first fire time of `sc` strictly after `after_ms` (ms), or 0 if none. */
-static int64_t sched_next_time(const struct sched *sc, int64_t after_ms)
-{
-    int64_t after_s = after_ms >= 0 ? after_ms / 1000 : (after_ms - 999) / 1000;
-    if (!sc->spec.is_cron) {
-        int64_t every_s = sc->spec.every_ms / 1000;
-        if (every_s <= 0)
-            return 0;
-        return ((after_s / every_s) + 1) * every_s * 1000;
-    }
-    {
-        int64_t out_s = 0;
-        if (cron_next(&sc->spec.cron, sc->tz, &sc->spec.dst, after_s, &out_s) != 0)
-            return 0;
-        return out_s * 1000;
-    }
-}
-
-static char *spec_hash(const struct dag_schedule *s)
-{
-    return xasprintf("%s|%lld|%s|%d|%d|%d|%s", s->is_cron ? s->cron_text : "",
-                     (long long)(s->is_cron ? 0 : s->every_ms), s->timezone, (int)s->dst.skipped,
-                     (int)s->dst.repeated, s->enabled, s->params_json ? s->params_json : "");
-}
-
-
-/* Add the schedule `ds` (named `name`) of workflow row `wr` with its stored
- * state `st` (or NULL: a new one) to the engine's list. */
-static void sched_add(struct engine *eng, const struct workflow_row *wr,
-                      const struct dag_schedule *ds, const char *name,
-                      const struct schedule_row *st, struct sched *old, size_t nold, int64_t now)
-{
-    struct sched *sc, *prev = NULL;
-    struct err terr = ERR_INIT;
-
-    for (size_t i = 0; i < nold; i++)
-        if (!strcmp(old[i].workflow, wr->name) && !strcmp(old[i].name, name))
-            prev = &old[i];
-    XGROW(eng->scheds, eng->scheds_alloc, eng->nscheds + 1);
-    sc = &eng->scheds[eng->nscheds];
-    memset(sc, 0, sizeof(*sc));
-    sc->workflow = xstrdup(wr->name);
-    sc->name = xstrdup(name);
-    sc->definition = xstrdup(wr->definition);
-    sc->version = wr->version;
-    sc->spec = *ds;
-    sc->cron_text = ds->cron_text ? xstrdup(ds->cron_text) : NULL;
-    sc->tzname = xstrdup(ds->timezone ? ds->timezone : "UTC");
-    sc->params = ds->params_json ? xstrdup(ds->params_json) : NULL;
-    sc->spec.name = sc->name;
-    sc->spec.cron_text = sc->cron_text;
-    sc->spec.timezone = sc->tzname;
-    sc->spec.params_json = sc->params;
-    if (st && st->from_api) {
-        sc->from_api = 1;
-        sc->api_spec = st->spec ? xstrdup(st->spec) : NULL;
-    }
-    if (tz_load(sc->tzname, &sc->tz, &terr) != 0) {
-        log_error(COMP_SCHED, "Schedule '%s' of '%s': %s", sc->name, sc->workflow, terr.msg);
-        sched_release(sc);
-        return;
-    }
-    sc->spec_hash = spec_hash(&sc->spec);
-    if (prev) {
-        /* Overlap buffers survive a reload. */
-        sc->buffered = prev->buffered;
-        sc->queue = prev->queue;
-        sc->nqueue = prev->nqueue;
-        sc->queue_alloc = prev->queue_alloc;
-        prev->queue = NULL;
-        prev->nqueue = prev->queue_alloc = 0;
-    }
-    if (st) {
-        memcpy(sc->id, st->id, ID_MAX);
-        sc->paused = st->paused;
-        sc->last_fire_at = st->last_fire_at;
-        if (!strcmp(st->spec_hash, sc->spec_hash)) {
-            sc->next_fire_at = st->next_fire_at;
-        } else {
-            sc->next_fire_at = sc->spec.enabled ? sched_next_time(sc, now) : 0;
-            sc->dirty = 1;
-            log_info(COMP_SCHED, "Schedule '%s' of '%s' %s: next fire computed", sc->name,
-                     sc->workflow, st->spec_hash[0] ? "changed" : "registered");
-        }
-    } else {
-        id_new("sch_", sc->id);
-        sc->next_fire_at = sc->spec.enabled ? sched_next_time(sc, now) : 0;
-        sc->dirty = 1;
-        sc->is_new = 1;
-        log_info(COMP_SCHED, "Schedule '%s' of '%s' (%s, %s) registered", sc->name, sc->workflow,
-                 sc->cron_text ? sc->cron_text : "every", sc->tzname);
-    }
-    eng->nscheds++;
-}
-
-/*
- * Read the workflows' schedules and their stored state. A new schedule starts
- * from now (no catch-up for times before it existed); a changed one (other
- * expression, zone, params) is recomputed from now; an unchanged one keeps
- * its next fire time, so times missed while orch was down are caught up by
- * the schedule's catch-up policy. State rows of removed schedules are pruned.
- */
-static void sched_sync(struct engine *eng)
-{
-    struct workflow_row *rows = NULL;
-    struct schedule_row *states = NULL;
-    size_t nrows = 0, nstates = 0;
-    struct err err = ERR_INIT;
-    int64_t now = clock_now_ms();
-    struct sched *old = eng->scheds;
-    size_t nold = eng->nscheds;
-
-    if (store_workflows_list(eng->st, &rows, &nrows, &err) ||
-        store_schedules_list(eng->st, &states, &nstates, &err)) {
-        log_error(COMP_SCHED, "cannot read schedules: %s", err.msg);
-        workflow_rows_free(rows, nrows);
-        return;
-    }
-    eng->scheds = NULL;
-    eng->nscheds = eng->scheds_alloc = 0;
-    for (size_t w = 0; w < nrows; w++) {
-        struct workflow *wf = NULL;
-        const char **names;
-        size_t nnames = 0;
-        if (dag_parse(rows[w].definition, strlen(rows[w].definition), &wf, NULL) != 0)
-            continue;
-        names = xcalloc(wf->nschedules ? wf->nschedules : 1, sizeof(*names));
-        for (size_t k = 0; k < wf->nschedules; k++) {
-            const struct schedule_row *st = NULL;
-            int taken = 0;
-            names[nnames++] = wf->schedules[k].name;
-            for (size_t i = 0; i < nstates; i++) {
-                if (strcmp(states[i].workflow, wf->name) ||
-                    strcmp(states[i].name, wf->schedules[k].name))
-                    continue;
-                if (states[i].from_api)
-                    taken = 1;
-                else
-                    st = &states[i];
-            }
-            if (taken) {
-                log_error(COMP_SCHED, "Schedule '%s' of the definition of '%s' is not fired: a "
-                          "schedule created through the API has that name",
-                          wf->schedules[k].name, wf->name);
-                continue;
-            }
-            sched_add(eng, &rows[w], &wf->schedules[k], wf->schedules[k].name, st, old, nold,
-                      now);
-        }
-        /* Schedules created through the API for this workflow. */
-        for (size_t i = 0; i < nstates; i++) {
-            struct workflow *swf = NULL;
-            if (!states[i].from_api || strcmp(states[i].workflow, wf->name))
-                continue;
-            if (dag_parse_schedule(rows[w].definition, states[i].spec, &swf, NULL) != 0) {
-                log_error(COMP_SCHED, "Schedule '%s' of '%s' no longer fits its workflow: it "
-                          "does not fire", states[i].name, wf->name);
-                workflow_free(swf);
-                continue;
-            }
-            sched_add(eng, &rows[w], &swf->schedules[0], states[i].name, &states[i], old, nold,
-                      now);
-            workflow_free(swf);
-        }
-        /* State of schedules gone from the definition. */
-        if (store_schedules_prune(eng->st, wf->name, names, nnames, &err))
-            log_error(COMP_SCHED, "cannot prune schedules of '%s': %s", wf->name, err.msg);
-        free(names);
-        workflow_free(wf);
-    }
-    for (size_t i = 0; i < nold; i++)
-        sched_release(&old[i]);
-    free(old);
-    schedule_rows_free(states, nstates);
-    workflow_rows_free(rows, nrows);
-}
-
-/* Executions of schedule `id` that are still running (in memory). */
-static struct exec *sched_running(struct engine *eng, const char *id, size_t *count)
-{
-    struct exec *first = NULL;
-    *count = 0;
-    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        if (ex->schedule_id && !strcmp(ex->schedule_id, id) &&
-            !exec_status_is_final(ex->status)) {
-            if (!first)
-                first = ex;
-            (*count)++;
-        }
-    }
-    return first;
-}
-
-static void add_pending_fire(struct engine *eng, const struct sched *sc, int64_t t,
-                             enum fire_status st, const char *exec_id, const char *reason)
-{
-    struct pending_fire *pf;
-    XGROW(eng->pfires, eng->pfires_alloc, eng->npfires + 1);
-    pf = &eng->pfires[eng->npfires++];
-    memset(pf, 0, sizeof(*pf));
-    pf->row.schedule_id = xstrdup(sc->id);
-    pf->row.scheduled_for = t;
-    pf->row.status = st;
-    if (exec_id)
-        memcpy(pf->row.execution_id, exec_id, ID_MAX);
-    pf->row.reason = reason ? xstrdup(reason) : NULL;
-    pf->row.created_at = clock_now_ms();
-}
-
-static int fire_recorded(struct engine *eng, const struct sched *sc, int64_t t)
-{
-    int exists = 0;
-    struct err err = ERR_INIT;
-    for (size_t i = 0; i < eng->npfires; i++)
-        if (!strcmp(eng->pfires[i].row.schedule_id, sc->id) && eng->pfires[i].row.scheduled_for == t)
-            return 1;
-    if (store_fire_exists(eng->st, sc->id, t, &exists, &err)) {
-        log_error(COMP_SCHED, "cannot check fire of '%s': %s", sc->name, err.msg);
-        return 1; /* when in doubt, do not fire twice */
-    }
-    return exists;
-}
-
-/*
- * The schedule's params with "{{ scheduledFor }}" (also without the spaces)
- * in string values replaced by the due time `when`. A new heap string (or
- * NULL without params); the caller frees it.
- */
-static char *params_for_fire(const char *params, const char *when)
-{
-    json_t *o, *v;
-    const char *key;
-    char *out;
-
-    if (!params)
-        return NULL;
-    if (!strstr(params, "scheduledFor"))
-        return xstrdup(params);
-    o = json_loads(params, 0, NULL);
-    if (!o)
-        return xstrdup(params);
-    json_object_foreach(o, key, v) {
-        static const char *const marks[] = {"{{ scheduledFor }}", "{{scheduledFor}}"};
-        struct strbuf sb = STRBUF_INIT;
-        const char *s;
-        if (!json_is_string(v))
-            continue;
-        s = json_string_value(v);
-        while (*s) {
-            size_t mlen = 0;
-            for (int m = 0; m < 2 && !mlen; m++)
-                if (!strncmp(s, marks[m], strlen(marks[m])))
-                    mlen = strlen(marks[m]);
-            if (mlen) {
-                strbuf_adds(&sb, when);
-                s += mlen;
-            } else {
-                strbuf_addch(&sb, *s++);
-            }
-        }
-        json_object_set_new(o, key, json_string(sb.buf));
-        strbuf_release(&sb);
-    }
-    out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(o);
-    return out ? out : xstrdup(params);
-}
-
-/* Create the execution for due time `t` of `sc` (in this turn). */
-static void sched_fire_now(struct engine *eng, struct sched *sc, int64_t t)
-{
-    struct workflow *wf = NULL;
-    struct exec *ex = NULL;
-    struct err err = ERR_INIT;
-    char when[64];
-
-    if (fire_recorded(eng, sc, t))
-        return;
-    if (dag_parse(sc->definition, strlen(sc->definition), &wf, NULL) != 0) {
-        log_error(COMP_SCHED, "Schedule '%s': the definition of '%s' no longer parses", sc->name,
-                  sc->workflow);
-        return;
-    }
-    if (cron_format_instant(t / 1000, sc->tz, when) != 0)
-        snprintf(when, sizeof(when), "%lld", (long long)(t / 1000));
-    {
-        char *params = params_for_fire(sc->params, when);
-        int rc = exec_create(eng, wf, sc->version, params, &ex, &err);
-        free(params);
-        if (rc != 0) {
-            log_error(COMP_SCHED, "Schedule '%s' of '%s' could not fire: %s", sc->name,
-                      sc->workflow, err.msg);
-            add_pending_fire(eng, sc, t, FIRE_SKIPPED, NULL, err.msg);
-            return;
-        }
-    }
-    ex->schedule_id = xstrdup(sc->id);
-    ex->schedule_name = xstrdup(sc->name);
-    ex->scheduled_for = t;
-    ex->scheduled_for_text = xstrdup(when);
-    add_pending_fire(eng, sc, t, FIRE_FIRED, ex->id, NULL);
-    {
-        int64_t lag = clock_now_ms() - t;
-        pthread_mutex_lock(&eng->mu);
-        eng->stats.sched_last_lag_ms = lag;
-        eng->stats.sched_last_fire_at = clock_now_ms();
-        eng->stats.sched_fires++;
-        pthread_mutex_unlock(&eng->mu);
-        log_info(COMP_SCHED, "Schedule '%s' of '%s' fired for %s: execution %s (lag %lldms)",
-                 sc->name, sc->workflow, when, ex->id, (long long)lag);
-        if (lag > 1000 && lag < MISFIRE_GRACE_MS)
-            log_warn(COMP_SCHED, "Firing lag %.1fs exceeds 1s (schedule '%s')", (double)lag / 1000,
-                     sc->name);
-    }
-    eng->work_now = 1;
-}
-
-/* Apply the overlap policy to due time `t`, then fire (or not). */
-static void sched_due(struct engine *eng, struct sched *sc, int64_t t)
-{
-    size_t running = 0;
-    struct exec *prev = sched_running(eng, sc->id, &running);
-    char when[64], reason[256];
-
-    if (!running || sc->spec.overlap == DAG_OVERLAP_ALLOW) {
-        sched_fire_now(eng, sc, t);
-        return;
-    }
-    if (cron_format_instant(t / 1000, sc->tz, when) != 0)
-        snprintf(when, sizeof(when), "%lld", (long long)(t / 1000));
-    switch (sc->spec.overlap) {
-    case DAG_OVERLAP_SKIP:
-        snprintf(reason, sizeof(reason), "previous execution %s still running (overlap=skip)",
-                 prev->id);
-        log_info(COMP_SCHED, "Schedule '%s' skipped %s: %s", sc->name, when, reason);
-        if (!fire_recorded(eng, sc, t))
-            add_pending_fire(eng, sc, t, FIRE_SKIPPED, NULL, reason);
-        return;
-    case DAG_OVERLAP_BUFFER_ONE:
-        if (sc->buffered)
-            log_info(COMP_SCHED, "Schedule '%s' dropped %s: one run is already waiting "
-                     "(overlap=bufferOne)", sc->name, when);
-        else
-            sc->buffered = t;
-        return;
-    case DAG_OVERLAP_BUFFER_ALL:
-        XGROW(sc->queue, sc->queue_alloc, sc->nqueue + 1);
-        sc->queue[sc->nqueue++] = t;
-        log_info(COMP_SCHED, "Schedule '%s' queued %s behind %s (overlap=bufferAll)", sc->name,
-                 when, prev->id);
-        return;
-    case DAG_OVERLAP_CANCEL_PREVIOUS:
-        snprintf(reason, sizeof(reason), "cancelled: schedule '%s' fired again for %s "
-                 "(overlap=cancelPrevious)", sc->name, when);
-        for (struct exec *ex = eng->execs; ex; ex = ex->next)
-            if (ex->schedule_id && !strcmp(ex->schedule_id, sc->id) &&
-                !exec_status_is_final(ex->status))
-                exec_abort(eng, ex, EXEC_CANCELLED, reason);
-        sched_fire_now(eng, sc, t);
-        return;
-    case DAG_OVERLAP_ALLOW:
-        break;
-    }
-    sched_fire_now(eng, sc, t);
-}
-
-/* Fire what is due. Returns the wall-clock ms of the next due time (0: none). */
-static int64_t sched_tick(struct engine *eng)
-{
-    int64_t now = clock_now_ms(), soonest = 0;
-    /* Due times after the previous tick became due while we were watching;
-     * before the first tick, the process start stands for it. */
-    int64_t prev_tick = eng->sched_prev_tick ? eng->sched_prev_tick : eng->sched_started_at;
-    const struct sched *soonest_sc = NULL;
-    size_t active = 0;
-
-    for (size_t i = 0; i < eng->nscheds; i++) {
-        struct sched *sc = &eng->scheds[i];
-        size_t running = 0;
-
-        if (!sc->spec.enabled || sc->paused || sc->gone)
-            continue;
-        active++;
-        /* Buffered fires start once the previous run has ended. */
-        if ((sc->buffered || sc->nqueue) && (sched_running(eng, sc->id, &running), !running)) {
-            int64_t t;
-            if (sc->buffered) {
-                t = sc->buffered;
-                sc->buffered = 0;
-            } else {
-                t = sc->queue[0];
-                memmove(sc->queue, sc->queue + 1, (sc->nqueue - 1) * sizeof(*sc->queue));
-                sc->nqueue--;
-            }
-            sched_fire_now(eng, sc, t);
-        }
-        if (sc->next_fire_at && sc->next_fire_at <= now) {
-            /* The due times up to now; more than one (or an old one) means the
-             * scheduler was down: the catch-up policy decides. */
-            size_t cap = sc->spec.catchup == DAG_CATCHUP_ALL ? (size_t)sc->spec.max_catchup : 1;
-            int64_t *due = xcalloc(cap, sizeof(*due));
-            size_t ndue = 0, head = 0, missed = 0;
-            int64_t t = sc->next_fire_at, last = 0;
-            /* A ring of the newest `cap` due times. */
-            while (t && t <= now) {
-                /* Due before the previous tick: the scheduler was not running then
-                 * (orch down, or the schedule paused), so the time was missed. */
-                if (t <= prev_tick)
-                    missed++;
-                if (ndue < cap) {
-                    due[(head + ndue) % cap] = t;
-                    ndue++;
-                } else {
-                    due[head] = t;
-                    head = (head + 1) % cap;
-                }
-                last = t;
-                t = sched_next_time(sc, t);
-                if (missed > 1000000)
-                    break; /* a per-second schedule down for 11 days: enough */
-            }
-            /* In order, oldest first. */
-            if (head) {
-                int64_t *ordered = xcalloc(cap, sizeof(*ordered));
-                for (size_t k = 0; k < ndue; k++)
-                    ordered[k] = due[(head + k) % cap];
-                free(due);
-                due = ordered;
-            }
-            if (sc->spec.catchup == DAG_CATCHUP_NONE) {
-                /* Only a time within the grace fires; missed ones are skipped. */
-                if (ndue && due[ndue - 1] > prev_tick) {
-                    due[0] = due[ndue - 1];
-                    ndue = 1;
-                } else {
-                    ndue = 0;
-                }
-            }
-            if (missed)
-                log_warn(COMP_SCHED, "Schedule '%s' of '%s' missed %zu fire time%s while orch was "
-                         "down (catchup=%s): %zu will run", sc->name, sc->workflow, missed,
-                         missed == 1 ? "" : "s", dag_catchup_name(sc->spec.catchup), ndue);
-            for (size_t k = 0; k < ndue; k++)
-                sched_due(eng, sc, due[k]);
-            free(due);
-            sc->last_fire_at = last;
-            sc->next_fire_at = sched_next_time(sc, now);
-            sc->dirty = 1;
-        }
-        if (sc->next_fire_at && (!soonest || sc->next_fire_at < soonest)) {
-            soonest = sc->next_fire_at;
-            soonest_sc = sc;
-        }
-    }
-    eng->sched_prev_tick = now;
-    pthread_mutex_lock(&eng->mu);
-    eng->stats.sched_running = 1;
-    eng->stats.sched_last_tick_at = now;
-    eng->stats.sched_active = active;
-    eng->stats.sched_next_due_at = soonest;
-    if (soonest_sc)
-        snprintf(eng->stats.sched_next_due, sizeof(eng->stats.sched_next_due), "%.60s/%.60s",
-                 soonest_sc->workflow, soonest_sc->name);
-    else
-        eng->stats.sched_next_due[0] = '\0';
-    pthread_mutex_unlock(&eng->mu);
-    return soonest;
-}
-
-#define BACKFILL_MAX 1000
-
-/* Every due time of a schedule in (from, until], overlap policy applied. */
-static void cmd_backfill(struct engine *eng, struct cmd *c)
-{
-    struct sched *sc = NULL;
-    int64_t t;
-
-    if (!eng->scheduler_on) {
-        c->rc = err_set(&c->err, ERR_CONFLICT, "the scheduler is not running");
-        reply_now(eng, c);
-        return;
-    }
-    if (eng->sched_reload) {
-        eng->sched_reload = 0;
-        sched_sync(eng);
-    }
-    for (size_t i = 0; i < eng->nscheds; i++)
-        if (!strcmp(eng->scheds[i].id, c->exec_id))
-            sc = &eng->scheds[i];
-    if (!sc) {
-        c->rc = err_set(&c->err, ERR_NOT_FOUND, "no schedule '%s'", c->exec_id);
-        reply_now(eng, c);
-        return;
-    }
-    for (t = sched_next_time(sc, c->from); t && t <= c->until; t = sched_next_time(sc, t)) {
-        if (c->count == BACKFILL_MAX) {
-            c->rc = err_set(&c->err, ERR_INVALID,
-                            "the window holds more than %d due times: backfill a smaller one",
-                            BACKFILL_MAX);
-            reply_now(eng, c);
-            return;
-        }
-        c->count++;
-    }
-    c->count = 0;
-    for (t = sched_next_time(sc, c->from); t && t <= c->until; t = sched_next_time(sc, t)) {
-        sched_due(eng, sc, t);
-        c->count++;
-    }
-    log_info(COMP_SCHED, "Schedule '%s' of '%s': backfill of %d due time%s", sc->name,
-             sc->workflow, c->count, c->count == 1 ? "" : "s");
-    reply_after_commit(eng, c);
-}
-
-int engine_post_backfill(struct engine *eng, const char *schedule_id, int64_t from_ms,
-                         int64_t until_ms, int *out_count, struct err *err)
-{
-    struct cmd c;
-    memset(&c, 0, sizeof(c));
-    c.type = CMD_BACKFILL;
-    c.exec_id = schedule_id;
-    c.from = from_ms;
-    c.until = until_ms;
-    post(eng, &c);
-    if (c.rc) {
-        if (err)
-            *err = c.err;
-        return c.rc;
-    }
-    if (out_count)
-        *out_count = c.count;
-    return 0;
-}
-
-void engine_enable_scheduler(struct engine *eng)
-{
-    eng->scheduler_on = 1;
-    eng->sched_started_at = clock_now_ms();
-    eng->sched_reload = 1;
-}
-
-void engine_schedules_changed(struct engine *eng)
-{
-    eng->sched_reload = 1;
-    wake(eng);
-}
-
 static int commit_with_retry(struct engine *eng, struct err *err)
 {
     int rc = 0;
@@ -3099,7 +1927,7 @@ int engine_run(struct engine *eng, struct err *err)
         if (eng->cancel_all && !eng->cancel_all_done) {
             eng->cancel_all_done = 1;
             for (struct exec *ex = eng->execs; ex; ex = ex->next)
-                exec_abort(eng, ex, EXEC_CANCELLED, "cancelled by signal");
+                engine__exec_abort(eng, ex, EXEC_CANCELLED, "cancelled by signal");
         }
         if (eng->stop_requested && !eng->stopping) {
             pthread_mutex_lock(&eng->mu);
@@ -3111,26 +1939,26 @@ int engine_run(struct engine *eng, struct err *err)
         }
         if (eng->stopping && !eng->interrupted && clock_mono_ms() >= eng->stop_deadline) {
             eng->interrupted = 1;
-            interrupt_running(eng);
+            engine__interrupt_running(eng);
         }
 
         /* 1b. commands from other threads (server mode) */
         if (!eng->stopping)
-            commands_run(eng);
+            engine__commands_run(eng);
         /* 1c. schedules that are due */
         if (eng->scheduler_on && !eng->stopping) {
             if (eng->sched_reload || clock_mono_ms() >= eng->next_sched_sync) {
                 eng->sched_reload = 0;
-                sched_sync(eng);
+                engine__sched_sync(eng);
                 eng->next_sched_sync = clock_mono_ms() + SCHED_SYNC_MS;
             }
-            next_due = sched_tick(eng);
+            next_due = engine__sched_tick(eng);
         }
         /* 2. transitions */
         dispatch(eng);
         /* 3. commit */
         rc = commit_with_retry(eng, err);
-        replies_flush(eng, rc, err);
+        engine__replies_flush(eng, rc, err);
         if (rc) {
             log_error("Database", "cannot commit state: %s", err->msg);
             break;
@@ -3139,7 +1967,7 @@ int engine_run(struct engine *eng, struct err *err)
         spawn_pending(eng);
         procs_collect(eng);
         execs_collect(eng);
-        stats_update(eng);
+        engine__stats_update(eng);
         if (eng->stopping) {
             /* Done once no task process is left (finished, or interrupted and reaped). */
             if (!eng->procs)
@@ -3149,7 +1977,7 @@ int engine_run(struct engine *eng, struct err *err)
         }
         if (eng->persistent && !eng->stopping && eng->cfg.purge_interval_ms > 0 &&
             clock_mono_ms() >= eng->next_purge) {
-            purge_old(eng);
+            engine__purge_old(eng);
             eng->next_purge = clock_mono_ms() + eng->cfg.purge_interval_ms;
         }
 
@@ -3221,6 +2049,6 @@ int engine_run(struct engine *eng, struct err *err)
     pthread_mutex_unlock(&eng->mu);
     /* Once stopped (server mode), commands are refused: answer the queued ones. */
     if (eng->stopping)
-        commands_refuse(eng);
+        engine__commands_refuse(eng);
     return rc;
 }

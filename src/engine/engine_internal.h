@@ -8,9 +8,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include "base/strbuf.h"
 #include "child.h"
+#include "dag/dag.h"
 #include "engine.h"
+#include "sched/cron.h"
+#include "sched/tz.h"
+#include "store/store.h"
+
+#define COMP "Engine"
+#define COMP_TASK "TaskExecutor"
+#define COMP_SCHED "Scheduler"
+#define ERR_TAIL 240        /* bytes of stderr kept for the error message */
+#define SCHED_SYNC_MS 30000 /* the scheduler re-reads the definitions at least this often */
 
 struct exec;
 struct proc;
@@ -50,5 +63,222 @@ void engine__timer_pop(struct timer_heap *h, struct timer *out);
 /* Remove every timer that refers to `ex` (if not NULL) or `proc` (if not NULL). */
 void engine__timer_purge(struct timer_heap *h, const struct exec *ex, const struct proc *proc);
 void engine__timer_release(struct timer_heap *h);
+
+/* ------------------------------------------------------------------ state
+ *
+ * Owned by the loop thread; other threads use only engine->mu, engine->cv,
+ * engine->cmds and engine->stats (under mu).
+ */
+enum watch_kind { WATCH_PIDFD, WATCH_OUT, WATCH_ERR, WATCH_WAKE };
+
+struct watch {
+    enum watch_kind kind;
+    struct proc *proc;
+};
+
+/* Per-attempt record of committed log chunks, to keep only the tail. */
+struct chunk_len {
+    int seq;
+    size_t len;
+};
+
+struct proc {
+    struct child ch;
+    struct exec *ex;
+    size_t idx;
+    int attempt;
+    int64_t started_mono;
+    int stale;       /* its attempt was given up (timeout, cancel); only reaping is left */
+    int term_sent;   /* SIGTERM sent to the group */
+    int pid_dirty;   /* pid/pgid not yet written to the store */
+    int reaped;
+    struct watch w_pid, w_out, w_err;
+    struct strbuf pend[2]; /* output read this turn, by stream (0 stdout, 1 stderr) */
+    int seq;
+    struct chunk_track {
+        struct chunk_len *chunks;
+        size_t n, alloc, head;
+        size_t kept; /* bytes of this stream kept in the store */
+    } trk[2];        /* by stream: the cap applies to each */
+    char err_tail[ERR_TAIL];
+    size_t err_tail_len;
+    struct proc *next;
+};
+
+struct trun {
+    enum task_status status;
+    int attempt;
+    int db_attempt; /* the attempt number the store holds (fencing token) */
+    int remaining;  /* dependencies not yet final */
+    int failures;   /* attempts that count against the retry budget (failed, timed out, lost) */
+    int64_t available_at;
+    int64_t started_at;
+    int64_t finished_at;
+    int64_t attempt_started_at;
+    char *error;
+    struct proc *proc; /* live process of the current attempt */
+    int dirty;
+    int queued_in_ready; /* present in the exec's ready list */
+};
+
+struct pending_attempt {
+    struct exec *ex;
+    int insert;
+    struct attempt_row row; /* error and node owned here */
+};
+
+struct exec {
+    char id[ID_MAX];
+    struct workflow *wf;
+    int version;
+    char *params;
+    char **base_env; /* NULL-terminated: inherited + workflow env + params */
+    enum exec_status status;
+    int64_t created_at, started_at, finished_at;
+    char *error;
+    struct trun *runs;
+    size_t nfinal;
+    size_t nrunning; /* tasks in TASK_RUNNING */
+    /* FIFOs of task indices that are queued and available, by kind, so that a
+     * command waiting for a process slot never holds up a noop or a sleep:
+     * [0] commands, [1] sleeps, [2] noops. */
+    struct fifo {
+        size_t *v;
+        size_t head, n, alloc;
+    } ready[3];
+    int is_new;      /* not yet inserted */
+    int dirty;
+    int finished_reported;
+    int tasks_new;   /* task runs not yet inserted */
+    char *idem_key;  /* Idempotency-Key of the submission, written with the insert */
+    char *schedule_id;     /* the schedule that fired it, or NULL */
+    char *schedule_name;
+    int64_t scheduled_for; /* its due time (ms) */
+    char *scheduled_for_text; /* ISO 8601 in the schedule's zone, for ORCH_SCHEDULED_FOR */
+    struct exec *next;
+};
+
+/* One schedule of a workflow definition, as the scheduler keeps it. */
+struct sched {
+    char id[ID_MAX];
+    char *workflow;
+    char *name;
+    char *definition; /* the workflow's newest definition (parsed again for each fire) */
+    int version;
+    struct dag_schedule spec; /* copied scalars; cron_text/timezone/params owned below */
+    char *cron_text;
+    char *tzname;
+    char *params;
+    const struct tz *tz;
+    char *spec_hash;
+    int paused;
+    int64_t next_fire_at; /* ms; 0 = none */
+    int64_t last_fire_at;
+    int dirty;            /* state row to write with the turn */
+    int64_t buffered;     /* bufferOne: a due time waiting for the previous run, 0 = none */
+    int64_t *queue;       /* bufferAll: due times waiting, oldest first */
+    size_t nqueue, queue_alloc;
+    int from_api;         /* created through the API: its spec is kept in its state row */
+    char *api_spec;
+    int is_new;           /* no state row yet: inserted (else only its state is updated) */
+    int gone;             /* its row was deleted meanwhile: fire no more */
+};
+
+struct pending_fire {
+    struct fire_row row; /* schedule_id and reason owned */
+};
+
+enum cmd_type { CMD_SUBMIT, CMD_CANCEL, CMD_RETRY, CMD_BACKFILL };
+
+/* A command from another thread; the caller blocks until `done`. */
+struct cmd {
+    enum cmd_type type;
+    const char *name;     /* SUBMIT: workflow name */
+    const char *params;   /* SUBMIT: params JSON or NULL */
+    const char *idem;     /* SUBMIT: idempotency key or NULL */
+    const char *exec_id;  /* CANCEL, RETRY; BACKFILL: the schedule id */
+    int64_t from, until;  /* BACKFILL: the window (ms) */
+    int count;            /* BACKFILL: due times handled */
+    char out_id[ID_MAX];
+    int existing;
+    int rc;
+    struct err err;
+    int done;
+    struct cmd *next;
+};
+
+struct engine {
+    struct store *st;
+    struct engine_config cfg;
+    char node[128];
+    int epfd;
+    int wakefd;
+    struct watch w_wake;
+    struct exec *execs;
+    struct proc *procs;
+    size_t nprocs; /* live processes (slots in use) */
+    struct timer_heap timers;
+    struct pending_attempt *patt;
+    size_t npatt, patt_alloc;
+    struct proc **to_spawn;
+    size_t nspawn, spawn_alloc;
+    engine_observer_fn observer;
+    void *observer_arg;
+    volatile sig_atomic_t cancel_all;
+    int cancel_all_done;
+    int work_now; /* something to do without waiting */
+
+    /* Server mode. */
+    int persistent;
+    volatile sig_atomic_t stop_requested;
+    volatile int64_t stop_grace_ms;
+    int stopping;
+    int interrupted;
+    int64_t stop_deadline; /* monotonic ms */
+    pthread_mutex_t mu;    /* guards cmds, stats, and `stopping` for posters */
+    pthread_cond_t cv;
+    struct cmd *cmds;      /* incoming, LIFO (reversed when taken) */
+    struct cmd **replies;  /* answered after this turn's commit */
+    size_t nreplies, replies_alloc;
+    struct engine_stats stats;
+    int64_t next_purge;    /* monotonic ms */
+
+    /* Scheduler (server mode). */
+    int scheduler_on;
+    int64_t sched_started_at; /* wall-clock ms when the scheduler was enabled */
+    int64_t sched_prev_tick;  /* wall-clock ms of the previous tick, 0 before the first */
+    volatile sig_atomic_t sched_reload;
+    int64_t next_sched_sync; /* monotonic ms: re-read definitions now and then */
+    struct sched *scheds;
+    size_t nscheds, scheds_alloc;
+    struct pending_fire *pfires;
+    size_t npfires, pfires_alloc;
+};
+
+/* ------------------------------------------------------------------ shared between the files */
+
+void engine__add_pending_attempt(struct engine *eng, struct exec *ex, int insert,
+                                const struct attempt_row *row);
+void engine__proc_terminate(struct engine *eng, struct proc *p);
+void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
+                       const char *reason);
+int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
+                       const char *params_json, struct exec **out, struct err *err);
+void engine__log_started(const struct exec *ex);
+int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct err *err);
+void engine__wake(struct engine *eng);
+int engine__post(struct engine *eng, struct cmd *c);
+void engine__reply_now(struct engine *eng, struct cmd *c);
+void engine__reply_after_commit(struct engine *eng, struct cmd *c);
+void engine__replies_flush(struct engine *eng, int rc, const struct err *err);
+void engine__commands_run(struct engine *eng);
+void engine__commands_refuse(struct engine *eng);
+void engine__interrupt_running(struct engine *eng);
+void engine__stats_update(struct engine *eng);
+void engine__purge_old(struct engine *eng);
+void engine__scheds_clear(struct engine *eng);
+void engine__sched_sync(struct engine *eng);
+int64_t engine__sched_tick(struct engine *eng);
+void engine__cmd_backfill(struct engine *eng, struct cmd *c);
 
 #endif

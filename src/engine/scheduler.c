@@ -1,0 +1,593 @@
+/*
+ * scheduler.c - firing the schedules of workflow definitions, exactly once
+ * per due time (see docs/internals/engine.md, "Scheduler").
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/xalloc.h"
+#include "engine_internal.h"
+#include "sched/cron.h"
+#include "sched/tz.h"
+
+#include "base/banned.h"
+
+/* ------------------------------------------------------------------ scheduler */
+
+#define MISFIRE_GRACE_MS 60000 /* a fire later than this is a catch-up, not a late fire */
+
+static void sched_release(struct sched *sc)
+{
+    free(sc->workflow);
+    free(sc->name);
+    free(sc->definition);
+    free(sc->cron_text);
+    free(sc->tzname);
+    free(sc->params);
+    free(sc->spec_hash);
+    free(sc->queue);
+    free(sc->api_spec);
+    memset(sc, 0, sizeof(*sc));
+}
+
+void engine__scheds_clear(struct engine *eng)
+{
+    for (size_t i = 0; i < eng->nscheds; i++)
+        sched_release(&eng->scheds[i]);
+    eng->nscheds = 0;
+}
+
+/* The first fire time of `sc` strictly after `after_ms` (ms), or 0 if none. */
+static int64_t sched_next_time(const struct sched *sc, int64_t after_ms)
+{
+    int64_t after_s = after_ms >= 0 ? after_ms / 1000 : (after_ms - 999) / 1000;
+    if (!sc->spec.is_cron) {
+        int64_t every_s = sc->spec.every_ms / 1000;
+        if (every_s <= 0)
+            return 0;
+        return ((after_s / every_s) + 1) * every_s * 1000;
+    }
+    {
+        int64_t out_s = 0;
+        if (cron_next(&sc->spec.cron, sc->tz, &sc->spec.dst, after_s, &out_s) != 0)
+            return 0;
+        return out_s * 1000;
+    }
+}
+
+static char *spec_hash(const struct dag_schedule *s)
+{
+    return xasprintf("%s|%lld|%s|%d|%d|%d|%s", s->is_cron ? s->cron_text : "",
+                     (long long)(s->is_cron ? 0 : s->every_ms), s->timezone, (int)s->dst.skipped,
+                     (int)s->dst.repeated, s->enabled, s->params_json ? s->params_json : "");
+}
+
+
+/* Add the schedule `ds` (named `name`) of workflow row `wr` with its stored
+ * state `st` (or NULL: a new one) to the engine's list. */
+static void sched_add(struct engine *eng, const struct workflow_row *wr,
+                      const struct dag_schedule *ds, const char *name,
+                      const struct schedule_row *st, struct sched *old, size_t nold, int64_t now)
+{
+    struct sched *sc, *prev = NULL;
+    struct err terr = ERR_INIT;
+
+    for (size_t i = 0; i < nold; i++)
+        if (!strcmp(old[i].workflow, wr->name) && !strcmp(old[i].name, name))
+            prev = &old[i];
+    XGROW(eng->scheds, eng->scheds_alloc, eng->nscheds + 1);
+    sc = &eng->scheds[eng->nscheds];
+    memset(sc, 0, sizeof(*sc));
+    sc->workflow = xstrdup(wr->name);
+    sc->name = xstrdup(name);
+    sc->definition = xstrdup(wr->definition);
+    sc->version = wr->version;
+    sc->spec = *ds;
+    sc->cron_text = ds->cron_text ? xstrdup(ds->cron_text) : NULL;
+    sc->tzname = xstrdup(ds->timezone ? ds->timezone : "UTC");
+    sc->params = ds->params_json ? xstrdup(ds->params_json) : NULL;
+    sc->spec.name = sc->name;
+    sc->spec.cron_text = sc->cron_text;
+    sc->spec.timezone = sc->tzname;
+    sc->spec.params_json = sc->params;
+    if (st && st->from_api) {
+        sc->from_api = 1;
+        sc->api_spec = st->spec ? xstrdup(st->spec) : NULL;
+    }
+    if (tz_load(sc->tzname, &sc->tz, &terr) != 0) {
+        log_error(COMP_SCHED, "Schedule '%s' of '%s': %s", sc->name, sc->workflow, terr.msg);
+        sched_release(sc);
+        return;
+    }
+    sc->spec_hash = spec_hash(&sc->spec);
+    if (prev) {
+        /* Overlap buffers survive a reload. */
+        sc->buffered = prev->buffered;
+        sc->queue = prev->queue;
+        sc->nqueue = prev->nqueue;
+        sc->queue_alloc = prev->queue_alloc;
+        prev->queue = NULL;
+        prev->nqueue = prev->queue_alloc = 0;
+    }
+    if (st) {
+        memcpy(sc->id, st->id, ID_MAX);
+        sc->paused = st->paused;
+        sc->last_fire_at = st->last_fire_at;
+        if (!strcmp(st->spec_hash, sc->spec_hash)) {
+            sc->next_fire_at = st->next_fire_at;
+        } else {
+            sc->next_fire_at = sc->spec.enabled ? sched_next_time(sc, now) : 0;
+            sc->dirty = 1;
+            log_info(COMP_SCHED, "Schedule '%s' of '%s' %s: next fire computed", sc->name,
+                     sc->workflow, st->spec_hash[0] ? "changed" : "registered");
+        }
+    } else {
+        id_new("sch_", sc->id);
+        sc->next_fire_at = sc->spec.enabled ? sched_next_time(sc, now) : 0;
+        sc->dirty = 1;
+        sc->is_new = 1;
+        log_info(COMP_SCHED, "Schedule '%s' of '%s' (%s, %s) registered", sc->name, sc->workflow,
+                 sc->cron_text ? sc->cron_text : "every", sc->tzname);
+    }
+    eng->nscheds++;
+}
+
+/*
+ * Read the workflows' schedules and their stored state. A new schedule starts
+ * from now (no catch-up for times before it existed); a changed one (other
+ * expression, zone, params) is recomputed from now; an unchanged one keeps
+ * its next fire time, so times missed while orch was down are caught up by
+ * the schedule's catch-up policy. State rows of removed schedules are pruned.
+ */
+void engine__sched_sync(struct engine *eng)
+{
+    struct workflow_row *rows = NULL;
+    struct schedule_row *states = NULL;
+    size_t nrows = 0, nstates = 0;
+    struct err err = ERR_INIT;
+    int64_t now = clock_now_ms();
+    struct sched *old = eng->scheds;
+    size_t nold = eng->nscheds;
+
+    if (store_workflows_list(eng->st, &rows, &nrows, &err) ||
+        store_schedules_list(eng->st, &states, &nstates, &err)) {
+        log_error(COMP_SCHED, "cannot read schedules: %s", err.msg);
+        workflow_rows_free(rows, nrows);
+        return;
+    }
+    eng->scheds = NULL;
+    eng->nscheds = eng->scheds_alloc = 0;
+    for (size_t w = 0; w < nrows; w++) {
+        struct workflow *wf = NULL;
+        const char **names;
+        size_t nnames = 0;
+        if (dag_parse(rows[w].definition, strlen(rows[w].definition), &wf, NULL) != 0)
+            continue;
+        names = xcalloc(wf->nschedules ? wf->nschedules : 1, sizeof(*names));
+        for (size_t k = 0; k < wf->nschedules; k++) {
+            const struct schedule_row *st = NULL;
+            int taken = 0;
+            names[nnames++] = wf->schedules[k].name;
+            for (size_t i = 0; i < nstates; i++) {
+                if (strcmp(states[i].workflow, wf->name) ||
+                    strcmp(states[i].name, wf->schedules[k].name))
+                    continue;
+                if (states[i].from_api)
+                    taken = 1;
+                else
+                    st = &states[i];
+            }
+            if (taken) {
+                log_error(COMP_SCHED, "Schedule '%s' of the definition of '%s' is not fired: a "
+                          "schedule created through the API has that name",
+                          wf->schedules[k].name, wf->name);
+                continue;
+            }
+            sched_add(eng, &rows[w], &wf->schedules[k], wf->schedules[k].name, st, old, nold,
+                      now);
+        }
+        /* Schedules created through the API for this workflow. */
+        for (size_t i = 0; i < nstates; i++) {
+            struct workflow *swf = NULL;
+            if (!states[i].from_api || strcmp(states[i].workflow, wf->name))
+                continue;
+            if (dag_parse_schedule(rows[w].definition, states[i].spec, &swf, NULL) != 0) {
+                log_error(COMP_SCHED, "Schedule '%s' of '%s' no longer fits its workflow: it "
+                          "does not fire", states[i].name, wf->name);
+                workflow_free(swf);
+                continue;
+            }
+            sched_add(eng, &rows[w], &swf->schedules[0], states[i].name, &states[i], old, nold,
+                      now);
+            workflow_free(swf);
+        }
+        /* State of schedules gone from the definition. */
+        if (store_schedules_prune(eng->st, wf->name, names, nnames, &err))
+            log_error(COMP_SCHED, "cannot prune schedules of '%s': %s", wf->name, err.msg);
+        free(names);
+        workflow_free(wf);
+    }
+    for (size_t i = 0; i < nold; i++)
+        sched_release(&old[i]);
+    free(old);
+    schedule_rows_free(states, nstates);
+    workflow_rows_free(rows, nrows);
+}
+
+/* Executions of schedule `id` that are still running (in memory). */
+static struct exec *sched_running(struct engine *eng, const char *id, size_t *count)
+{
+    struct exec *first = NULL;
+    *count = 0;
+    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+        if (ex->schedule_id && !strcmp(ex->schedule_id, id) &&
+            !exec_status_is_final(ex->status)) {
+            if (!first)
+                first = ex;
+            (*count)++;
+        }
+    }
+    return first;
+}
+
+static void add_pending_fire(struct engine *eng, const struct sched *sc, int64_t t,
+                             enum fire_status st, const char *exec_id, const char *reason)
+{
+    struct pending_fire *pf;
+    XGROW(eng->pfires, eng->pfires_alloc, eng->npfires + 1);
+    pf = &eng->pfires[eng->npfires++];
+    memset(pf, 0, sizeof(*pf));
+    pf->row.schedule_id = xstrdup(sc->id);
+    pf->row.scheduled_for = t;
+    pf->row.status = st;
+    if (exec_id)
+        memcpy(pf->row.execution_id, exec_id, ID_MAX);
+    pf->row.reason = reason ? xstrdup(reason) : NULL;
+    pf->row.created_at = clock_now_ms();
+}
+
+static int fire_recorded(struct engine *eng, const struct sched *sc, int64_t t)
+{
+    int exists = 0;
+    struct err err = ERR_INIT;
+    for (size_t i = 0; i < eng->npfires; i++)
+        if (!strcmp(eng->pfires[i].row.schedule_id, sc->id) && eng->pfires[i].row.scheduled_for == t)
+            return 1;
+    if (store_fire_exists(eng->st, sc->id, t, &exists, &err)) {
+        log_error(COMP_SCHED, "cannot check fire of '%s': %s", sc->name, err.msg);
+        return 1; /* when in doubt, do not fire twice */
+    }
+    return exists;
+}
+
+/*
+ * The schedule's params with "{{ scheduledFor }}" (also without the spaces)
+ * in string values replaced by the due time `when`. A new heap string (or
+ * NULL without params); the caller frees it.
+ */
+static char *params_for_fire(const char *params, const char *when)
+{
+    json_t *o, *v;
+    const char *key;
+    char *out;
+
+    if (!params)
+        return NULL;
+    if (!strstr(params, "scheduledFor"))
+        return xstrdup(params);
+    o = json_loads(params, 0, NULL);
+    if (!o)
+        return xstrdup(params);
+    json_object_foreach(o, key, v) {
+        static const char *const marks[] = {"{{ scheduledFor }}", "{{scheduledFor}}"};
+        struct strbuf sb = STRBUF_INIT;
+        const char *s;
+        if (!json_is_string(v))
+            continue;
+        s = json_string_value(v);
+        while (*s) {
+            size_t mlen = 0;
+            for (int m = 0; m < 2 && !mlen; m++)
+                if (!strncmp(s, marks[m], strlen(marks[m])))
+                    mlen = strlen(marks[m]);
+            if (mlen) {
+                strbuf_adds(&sb, when);
+                s += mlen;
+            } else {
+                strbuf_addch(&sb, *s++);
+            }
+        }
+        json_object_set_new(o, key, json_string(sb.buf));
+        strbuf_release(&sb);
+    }
+    out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return out ? out : xstrdup(params);
+}
+
+/* Create the execution for due time `t` of `sc` (in this turn). */
+static void sched_fire_now(struct engine *eng, struct sched *sc, int64_t t)
+{
+    struct workflow *wf = NULL;
+    struct exec *ex = NULL;
+    struct err err = ERR_INIT;
+    char when[64];
+
+    if (fire_recorded(eng, sc, t))
+        return;
+    if (dag_parse(sc->definition, strlen(sc->definition), &wf, NULL) != 0) {
+        log_error(COMP_SCHED, "Schedule '%s': the definition of '%s' no longer parses", sc->name,
+                  sc->workflow);
+        return;
+    }
+    if (cron_format_instant(t / 1000, sc->tz, when) != 0)
+        snprintf(when, sizeof(when), "%lld", (long long)(t / 1000));
+    {
+        char *params = params_for_fire(sc->params, when);
+        int rc = engine__exec_create(eng, wf, sc->version, params, &ex, &err);
+        free(params);
+        if (rc != 0) {
+            log_error(COMP_SCHED, "Schedule '%s' of '%s' could not fire: %s", sc->name,
+                      sc->workflow, err.msg);
+            add_pending_fire(eng, sc, t, FIRE_SKIPPED, NULL, err.msg);
+            return;
+        }
+    }
+    ex->schedule_id = xstrdup(sc->id);
+    ex->schedule_name = xstrdup(sc->name);
+    ex->scheduled_for = t;
+    ex->scheduled_for_text = xstrdup(when);
+    add_pending_fire(eng, sc, t, FIRE_FIRED, ex->id, NULL);
+    {
+        int64_t lag = clock_now_ms() - t;
+        pthread_mutex_lock(&eng->mu);
+        eng->stats.sched_last_lag_ms = lag;
+        eng->stats.sched_last_fire_at = clock_now_ms();
+        eng->stats.sched_fires++;
+        pthread_mutex_unlock(&eng->mu);
+        log_info(COMP_SCHED, "Schedule '%s' of '%s' fired for %s: execution %s (lag %lldms)",
+                 sc->name, sc->workflow, when, ex->id, (long long)lag);
+        if (lag > 1000 && lag < MISFIRE_GRACE_MS)
+            log_warn(COMP_SCHED, "Firing lag %.1fs exceeds 1s (schedule '%s')", (double)lag / 1000,
+                     sc->name);
+    }
+    eng->work_now = 1;
+}
+
+/* Apply the overlap policy to due time `t`, then fire (or not). */
+static void sched_due(struct engine *eng, struct sched *sc, int64_t t)
+{
+    size_t running = 0;
+    struct exec *prev = sched_running(eng, sc->id, &running);
+    char when[64], reason[256];
+
+    if (!running || sc->spec.overlap == DAG_OVERLAP_ALLOW) {
+        sched_fire_now(eng, sc, t);
+        return;
+    }
+    if (cron_format_instant(t / 1000, sc->tz, when) != 0)
+        snprintf(when, sizeof(when), "%lld", (long long)(t / 1000));
+    switch (sc->spec.overlap) {
+    case DAG_OVERLAP_SKIP:
+        snprintf(reason, sizeof(reason), "previous execution %s still running (overlap=skip)",
+                 prev->id);
+        log_info(COMP_SCHED, "Schedule '%s' skipped %s: %s", sc->name, when, reason);
+        if (!fire_recorded(eng, sc, t))
+            add_pending_fire(eng, sc, t, FIRE_SKIPPED, NULL, reason);
+        return;
+    case DAG_OVERLAP_BUFFER_ONE:
+        if (sc->buffered)
+            log_info(COMP_SCHED, "Schedule '%s' dropped %s: one run is already waiting "
+                     "(overlap=bufferOne)", sc->name, when);
+        else
+            sc->buffered = t;
+        return;
+    case DAG_OVERLAP_BUFFER_ALL:
+        XGROW(sc->queue, sc->queue_alloc, sc->nqueue + 1);
+        sc->queue[sc->nqueue++] = t;
+        log_info(COMP_SCHED, "Schedule '%s' queued %s behind %s (overlap=bufferAll)", sc->name,
+                 when, prev->id);
+        return;
+    case DAG_OVERLAP_CANCEL_PREVIOUS:
+        snprintf(reason, sizeof(reason), "cancelled: schedule '%s' fired again for %s "
+                 "(overlap=cancelPrevious)", sc->name, when);
+        for (struct exec *ex = eng->execs; ex; ex = ex->next)
+            if (ex->schedule_id && !strcmp(ex->schedule_id, sc->id) &&
+                !exec_status_is_final(ex->status))
+                engine__exec_abort(eng, ex, EXEC_CANCELLED, reason);
+        sched_fire_now(eng, sc, t);
+        return;
+    case DAG_OVERLAP_ALLOW:
+        break;
+    }
+    sched_fire_now(eng, sc, t);
+}
+
+/* Fire what is due. Returns the wall-clock ms of the next due time (0: none). */
+int64_t engine__sched_tick(struct engine *eng)
+{
+    int64_t now = clock_now_ms(), soonest = 0;
+    /* Due times after the previous tick became due while we were watching;
+     * before the first tick, the process start stands for it. */
+    int64_t prev_tick = eng->sched_prev_tick ? eng->sched_prev_tick : eng->sched_started_at;
+    const struct sched *soonest_sc = NULL;
+    size_t active = 0;
+
+    for (size_t i = 0; i < eng->nscheds; i++) {
+        struct sched *sc = &eng->scheds[i];
+        size_t running = 0;
+
+        if (!sc->spec.enabled || sc->paused || sc->gone)
+            continue;
+        active++;
+        /* Buffered fires start once the previous run has ended. */
+        if ((sc->buffered || sc->nqueue) && (sched_running(eng, sc->id, &running), !running)) {
+            int64_t t;
+            if (sc->buffered) {
+                t = sc->buffered;
+                sc->buffered = 0;
+            } else {
+                t = sc->queue[0];
+                memmove(sc->queue, sc->queue + 1, (sc->nqueue - 1) * sizeof(*sc->queue));
+                sc->nqueue--;
+            }
+            sched_fire_now(eng, sc, t);
+        }
+        if (sc->next_fire_at && sc->next_fire_at <= now) {
+            /* The due times up to now; more than one (or an old one) means the
+             * scheduler was down: the catch-up policy decides. */
+            size_t cap = sc->spec.catchup == DAG_CATCHUP_ALL ? (size_t)sc->spec.max_catchup : 1;
+            int64_t *due = xcalloc(cap, sizeof(*due));
+            size_t ndue = 0, head = 0, missed = 0;
+            int64_t t = sc->next_fire_at, last = 0;
+            /* A ring of the newest `cap` due times. */
+            while (t && t <= now) {
+                /* Due before the previous tick: the scheduler was not running then
+                 * (orch down, or the schedule paused), so the time was missed. */
+                if (t <= prev_tick)
+                    missed++;
+                if (ndue < cap) {
+                    due[(head + ndue) % cap] = t;
+                    ndue++;
+                } else {
+                    due[head] = t;
+                    head = (head + 1) % cap;
+                }
+                last = t;
+                t = sched_next_time(sc, t);
+                if (missed > 1000000)
+                    break; /* a per-second schedule down for 11 days: enough */
+            }
+            /* In order, oldest first. */
+            if (head) {
+                int64_t *ordered = xcalloc(cap, sizeof(*ordered));
+                for (size_t k = 0; k < ndue; k++)
+                    ordered[k] = due[(head + k) % cap];
+                free(due);
+                due = ordered;
+            }
+            if (sc->spec.catchup == DAG_CATCHUP_NONE) {
+                /* Only a time within the grace fires; missed ones are skipped. */
+                if (ndue && due[ndue - 1] > prev_tick) {
+                    due[0] = due[ndue - 1];
+                    ndue = 1;
+                } else {
+                    ndue = 0;
+                }
+            }
+            if (missed)
+                log_warn(COMP_SCHED, "Schedule '%s' of '%s' missed %zu fire time%s while orch was "
+                         "down (catchup=%s): %zu will run", sc->name, sc->workflow, missed,
+                         missed == 1 ? "" : "s", dag_catchup_name(sc->spec.catchup), ndue);
+            for (size_t k = 0; k < ndue; k++)
+                sched_due(eng, sc, due[k]);
+            free(due);
+            sc->last_fire_at = last;
+            sc->next_fire_at = sched_next_time(sc, now);
+            sc->dirty = 1;
+        }
+        if (sc->next_fire_at && (!soonest || sc->next_fire_at < soonest)) {
+            soonest = sc->next_fire_at;
+            soonest_sc = sc;
+        }
+    }
+    eng->sched_prev_tick = now;
+    pthread_mutex_lock(&eng->mu);
+    eng->stats.sched_running = 1;
+    eng->stats.sched_last_tick_at = now;
+    eng->stats.sched_active = active;
+    eng->stats.sched_next_due_at = soonest;
+    if (soonest_sc)
+        snprintf(eng->stats.sched_next_due, sizeof(eng->stats.sched_next_due), "%.60s/%.60s",
+                 soonest_sc->workflow, soonest_sc->name);
+    else
+        eng->stats.sched_next_due[0] = '\0';
+    pthread_mutex_unlock(&eng->mu);
+    return soonest;
+}
+
+#define BACKFILL_MAX 1000
+
+/* Every due time of a schedule in (from, until], overlap policy applied. */
+void engine__cmd_backfill(struct engine *eng, struct cmd *c)
+{
+    struct sched *sc = NULL;
+    int64_t t;
+
+    if (!eng->scheduler_on) {
+        c->rc = err_set(&c->err, ERR_CONFLICT, "the scheduler is not running");
+        engine__reply_now(eng, c);
+        return;
+    }
+    if (eng->sched_reload) {
+        eng->sched_reload = 0;
+        engine__sched_sync(eng);
+    }
+    for (size_t i = 0; i < eng->nscheds; i++)
+        if (!strcmp(eng->scheds[i].id, c->exec_id))
+            sc = &eng->scheds[i];
+    if (!sc) {
+        c->rc = err_set(&c->err, ERR_NOT_FOUND, "no schedule '%s'", c->exec_id);
+        engine__reply_now(eng, c);
+        return;
+    }
+    for (t = sched_next_time(sc, c->from); t && t <= c->until; t = sched_next_time(sc, t)) {
+        if (c->count == BACKFILL_MAX) {
+            c->rc = err_set(&c->err, ERR_INVALID,
+                            "the window holds more than %d due times: backfill a smaller one",
+                            BACKFILL_MAX);
+            engine__reply_now(eng, c);
+            return;
+        }
+        c->count++;
+    }
+    c->count = 0;
+    for (t = sched_next_time(sc, c->from); t && t <= c->until; t = sched_next_time(sc, t)) {
+        sched_due(eng, sc, t);
+        c->count++;
+    }
+    log_info(COMP_SCHED, "Schedule '%s' of '%s': backfill of %d due time%s", sc->name,
+             sc->workflow, c->count, c->count == 1 ? "" : "s");
+    engine__reply_after_commit(eng, c);
+}
+
+int engine_post_backfill(struct engine *eng, const char *schedule_id, int64_t from_ms,
+                         int64_t until_ms, int *out_count, struct err *err)
+{
+    struct cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = CMD_BACKFILL;
+    c.exec_id = schedule_id;
+    c.from = from_ms;
+    c.until = until_ms;
+    engine__post(eng, &c);
+    if (c.rc) {
+        if (err)
+            *err = c.err;
+        return c.rc;
+    }
+    if (out_count)
+        *out_count = c.count;
+    return 0;
+}
+
+void engine_enable_scheduler(struct engine *eng)
+{
+    eng->scheduler_on = 1;
+    eng->sched_started_at = clock_now_ms();
+    eng->sched_reload = 1;
+}
+
+void engine_schedules_changed(struct engine *eng)
+{
+    eng->sched_reload = 1;
+    engine__wake(eng);
+}
+

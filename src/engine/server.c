@@ -1,0 +1,427 @@
+/*
+ * server.c - the engine in a server: commands from other threads, a graceful
+ * stop, figures for health, retention.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/xalloc.h"
+#include "engine_internal.h"
+#include "sched/cron.h"
+#include "sched/tz.h"
+
+#include "base/banned.h"
+
+/* ------------------------------------------------------------------ server mode */
+
+void engine__wake(struct engine *eng)
+{
+    uint64_t one = 1;
+    ssize_t w = write(eng->wakefd, &one, sizeof(one));
+    (void)w;
+}
+
+void engine_set_persistent(struct engine *eng, int on)
+{
+    eng->persistent = on;
+}
+
+void engine_request_stop(struct engine *eng, int64_t grace_ms)
+{
+    eng->stop_grace_ms = grace_ms < 0 ? 0 : grace_ms;
+    eng->stop_requested = 1;
+    engine__wake(eng);
+}
+
+/* Queue `c`, wake the loop and wait for the answer (any thread but the loop's). */
+int engine__post(struct engine *eng, struct cmd *c)
+{
+    pthread_mutex_lock(&eng->mu);
+    if (eng->stopping || eng->stop_requested) {
+        pthread_mutex_unlock(&eng->mu);
+        c->rc = err_set(&c->err, ERR_BUSY, "the server is shutting down");
+        return c->rc;
+    }
+    c->next = eng->cmds;
+    eng->cmds = c;
+    pthread_mutex_unlock(&eng->mu);
+    engine__wake(eng);
+    pthread_mutex_lock(&eng->mu);
+    while (!c->done)
+        pthread_cond_wait(&eng->cv, &eng->mu);
+    pthread_mutex_unlock(&eng->mu);
+    return c->rc;
+}
+
+int engine_post_submit(struct engine *eng, const char *name, const char *params_json,
+                       const char *idempotency_key, char out_id[ID_MAX], int *out_existing,
+                       struct err *err)
+{
+    struct cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = CMD_SUBMIT;
+    c.name = name;
+    c.params = params_json;
+    c.idem = idempotency_key && *idempotency_key ? idempotency_key : NULL;
+    engine__post(eng, &c);
+    if (c.rc) {
+        if (err)
+            *err = c.err;
+        return c.rc;
+    }
+    memcpy(out_id, c.out_id, ID_MAX);
+    if (out_existing)
+        *out_existing = c.existing;
+    return 0;
+}
+
+int engine_post_cancel(struct engine *eng, const char *exec_id, struct err *err)
+{
+    struct cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = CMD_CANCEL;
+    c.exec_id = exec_id;
+    engine__post(eng, &c);
+    if (c.rc && err)
+        *err = c.err;
+    return c.rc;
+}
+
+int engine_post_retry(struct engine *eng, const char *exec_id, struct err *err)
+{
+    struct cmd c;
+    memset(&c, 0, sizeof(c));
+    c.type = CMD_RETRY;
+    c.exec_id = exec_id;
+    engine__post(eng, &c);
+    if (c.rc && err)
+        *err = c.err;
+    return c.rc;
+}
+
+void engine_get_stats(struct engine *eng, struct engine_stats *out)
+{
+    pthread_mutex_lock(&eng->mu);
+    *out = eng->stats;
+    pthread_mutex_unlock(&eng->mu);
+}
+
+/* Answer `c` now (an error, or a result with nothing to commit). */
+void engine__reply_now(struct engine *eng, struct cmd *c)
+{
+    pthread_mutex_lock(&eng->mu);
+    c->done = 1;
+    pthread_cond_broadcast(&eng->cv);
+    pthread_mutex_unlock(&eng->mu);
+}
+
+/* Answer `c` once this turn has committed. */
+void engine__reply_after_commit(struct engine *eng, struct cmd *c)
+{
+    XGROW(eng->replies, eng->replies_alloc, eng->nreplies + 1);
+    eng->replies[eng->nreplies++] = c;
+}
+
+/* The commit of this turn succeeded (rc == 0) or failed: answer the waiters. */
+void engine__replies_flush(struct engine *eng, int rc, const struct err *err)
+{
+    if (!eng->nreplies)
+        return;
+    pthread_mutex_lock(&eng->mu);
+    for (size_t i = 0; i < eng->nreplies; i++) {
+        struct cmd *c = eng->replies[i];
+        if (rc && !c->rc) {
+            c->rc = rc;
+            c->err = *err;
+        }
+        c->done = 1;
+    }
+    eng->nreplies = 0;
+    pthread_cond_broadcast(&eng->cv);
+    pthread_mutex_unlock(&eng->mu);
+}
+
+static struct exec *exec_find(struct engine *eng, const char *id)
+{
+    for (struct exec *ex = eng->execs; ex; ex = ex->next)
+        if (!strcmp(ex->id, id))
+            return ex;
+    return NULL;
+}
+
+static void cmd_submit(struct engine *eng, struct cmd *c)
+{
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct exec *ex = NULL;
+    char *def = NULL;
+    int version = 0;
+
+    if (c->idem) {
+        /* Same key in this very turn, or committed before. */
+        for (struct exec *e = eng->execs; e; e = e->next) {
+            if (e->idem_key && !strcmp(e->idem_key, c->idem) && !strcmp(e->wf->name, c->name)) {
+                memcpy(c->out_id, e->id, ID_MAX);
+                c->existing = 1;
+                engine__reply_after_commit(eng, c);
+                return;
+            }
+        }
+        c->rc = store_idempotency_get(eng->st, c->name, c->idem, c->out_id, &c->err);
+        if (c->rc == 0) {
+            c->existing = 1;
+            engine__reply_now(eng, c);
+            return;
+        }
+        if (c->rc != ERR_NOT_FOUND) {
+            engine__reply_now(eng, c);
+            return;
+        }
+        c->rc = 0;
+    }
+    c->rc = store_workflow_get(eng->st, c->name, 0, &def, &version, &c->err);
+    if (c->rc) {
+        if (c->rc == ERR_NOT_FOUND)
+            err_set(&c->err, ERR_NOT_FOUND, "no workflow '%s'", c->name);
+        engine__reply_now(eng, c);
+        return;
+    }
+    c->rc = dag_parse(def, strlen(def), &wf, &probs);
+    free(def);
+    if (c->rc) {
+        c->rc = err_set(&c->err, ERR_INTERNAL, "stored definition of '%s' version %d no longer parses",
+                        c->name, version);
+        dag_problems_release(&probs);
+        engine__reply_now(eng, c);
+        return;
+    }
+    c->rc = engine__exec_create(eng, wf, version, c->params, &ex, &c->err);
+    if (c->rc) {
+        engine__reply_now(eng, c);
+        return;
+    }
+    if (c->idem)
+        ex->idem_key = xstrdup(c->idem);
+    engine__log_started(ex);
+    memcpy(c->out_id, ex->id, ID_MAX);
+    eng->work_now = 1;
+    engine__reply_after_commit(eng, c);
+}
+
+static void cmd_cancel(struct engine *eng, struct cmd *c)
+{
+    struct exec *ex = exec_find(eng, c->exec_id);
+    struct exec_detail *d = NULL;
+
+    if (ex && !exec_status_is_final(ex->status)) {
+        log_info(COMP, "Execution %s cancelled", ex->id);
+        engine__exec_abort(eng, ex, EXEC_CANCELLED, "cancelled");
+        eng->work_now = 1;
+        engine__reply_after_commit(eng, c);
+        return;
+    }
+    c->rc = store_execution_get(eng->st, c->exec_id, &d, &c->err);
+    if (c->rc == 0) {
+        if (exec_status_is_final(d->exec.status))
+            c->rc = err_set(&c->err, ERR_CONFLICT, "execution '%s' has already %s", c->exec_id,
+                            exec_status_name(d->exec.status));
+        else
+            c->rc = err_set(&c->err, ERR_CONFLICT,
+                            "execution '%s' is run by another orch process", c->exec_id);
+        exec_detail_free(d);
+    } else if (c->rc == ERR_NOT_FOUND) {
+        err_set(&c->err, ERR_NOT_FOUND, "no execution '%s'", c->exec_id);
+    }
+    engine__reply_now(eng, c);
+}
+
+static void cmd_retry(struct engine *eng, struct cmd *c)
+{
+    struct exec *ex = exec_find(eng, c->exec_id);
+    if (ex && !exec_status_is_final(ex->status)) {
+        c->rc = err_set(&c->err, ERR_CONFLICT, "execution '%s' is still running: cancel it first",
+                        c->exec_id);
+        engine__reply_now(eng, c);
+        return;
+    }
+    if (ex) {
+        /* Finished but still in memory this turn: its final state is not yet
+         * committed; ask again on the next turn. */
+        c->rc = err_set(&c->err, ERR_BUSY, "execution '%s' is finishing; try again", c->exec_id);
+        engine__reply_now(eng, c);
+        return;
+    }
+    c->rc = engine__exec_take(eng, c->exec_id, 1, &c->err);
+    if (c->rc == ERR_NOT_FOUND)
+        err_set(&c->err, ERR_NOT_FOUND, "no execution '%s'", c->exec_id);
+    if (c->rc) {
+        engine__reply_now(eng, c);
+        return;
+    }
+    engine__reply_after_commit(eng, c);
+}
+
+
+/* Take the queued commands (in arrival order) and apply them to this turn. */
+void engine__commands_run(struct engine *eng)
+{
+    struct cmd *list, *rev = NULL;
+
+    pthread_mutex_lock(&eng->mu);
+    list = eng->cmds;
+    eng->cmds = NULL;
+    pthread_mutex_unlock(&eng->mu);
+    while (list) {
+        struct cmd *n = list->next;
+        list->next = rev;
+        rev = list;
+        list = n;
+    }
+    while (rev) {
+        struct cmd *c = rev;
+        rev = rev->next;
+        switch (c->type) {
+        case CMD_SUBMIT: cmd_submit(eng, c); break;
+        case CMD_CANCEL: cmd_cancel(eng, c); break;
+        case CMD_RETRY: cmd_retry(eng, c); break;
+        case CMD_BACKFILL: engine__cmd_backfill(eng, c); break;
+        }
+    }
+}
+
+/* Refuse the commands still queued (the loop is ending). */
+void engine__commands_refuse(struct engine *eng)
+{
+    pthread_mutex_lock(&eng->mu);
+    while (eng->cmds) {
+        struct cmd *c = eng->cmds;
+        eng->cmds = c->next;
+        c->rc = err_set(&c->err, ERR_BUSY, "the server is shutting down");
+        c->done = 1;
+    }
+    pthread_cond_broadcast(&eng->cv);
+    pthread_mutex_unlock(&eng->mu);
+}
+
+/*
+ * The shutdown grace is over: end the attempts still running. They are
+ * recorded as cancelled ("interrupted") and their tasks queued again without
+ * using their retry budget, so the next start runs them again: nothing lost.
+ */
+void engine__interrupt_running(struct engine *eng)
+{
+    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+        for (size_t i = 0; i < ex->wf->ntasks; i++) {
+            struct trun *r = &ex->runs[i];
+            struct proc *p = r->proc;
+            struct attempt_row row;
+            if (r->status != TASK_RUNNING || !p)
+                continue;
+            r->proc = NULL;
+            engine__proc_terminate(eng, p);
+            memset(&row, 0, sizeof(row));
+            row.task_idx = (int)i;
+            row.number = r->attempt;
+            row.status = ATTEMPT_CANCELLED;
+            row.node = eng->node;
+            row.pid = row.pgid = p->ch.pid;
+            row.proc_start = p->ch.proc_start;
+            row.started_at = r->attempt_started_at;
+            row.finished_at = clock_now_ms();
+            row.exit_code = -1;
+            row.error = (char *)"interrupted: orch is shutting down; the task runs again at the next start";
+            engine__add_pending_attempt(eng, ex, 0, &row);
+            ex->nrunning--;
+            r->status = TASK_QUEUED;
+            r->available_at = 0;
+            r->dirty = 1;
+            log_warn(COMP_TASK, "Task '%s' interrupted by shutdown (attempt %d): it runs again at "
+                     "the next start", ex->wf->tasks[i].name, r->attempt);
+        }
+    }
+}
+
+void engine__stats_update(struct engine *eng)
+{
+    size_t active = 0, queued = 0;
+    int64_t now = clock_now_ms(), longest = 0;
+
+    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+        active++;
+        for (int q = 0; q < 3; q++)
+            queued += ex->ready[q].n - ex->ready[q].head;
+        if (ex->status == EXEC_RUNNING && now - ex->started_at > longest)
+            longest = now - ex->started_at;
+    }
+    pthread_mutex_lock(&eng->mu);
+    eng->stats.running = !eng->stopping;
+    eng->stats.workers_total = eng->cfg.workers;
+    eng->stats.workers_busy = (int)eng->nprocs;
+    eng->stats.executions_active = active;
+    eng->stats.tasks_queued = queued;
+    eng->stats.longest_running_ms = longest;
+    eng->stats.last_turn_at = now;
+    eng->stats.turns++;
+    pthread_mutex_unlock(&eng->mu);
+}
+
+/* Retention: delete a few batches of old finished executions. */
+void engine__purge_old(struct engine *eng)
+{
+    struct workflow_row *rows = NULL;
+    size_t n = 0, nown = 0;
+    const char **own = NULL;
+    int64_t now = clock_now_ms();
+    struct err err = ERR_INIT;
+    int total = 0;
+
+    if (store_workflows_list(eng->st, &rows, &n, &err)) {
+        log_warn("Database", "retention: cannot list workflows: %s", err.msg);
+        return;
+    }
+    own = xcalloc(n ? n : 1, sizeof(*own));
+    for (size_t i = 0; i < n; i++) {
+        struct workflow *wf = NULL;
+        if (dag_parse(rows[i].definition, strlen(rows[i].definition), &wf, NULL) == 0 &&
+            wf->retention_ms > 0) {
+            int del = 0;
+            own[nown++] = rows[i].name;
+            for (int b = 0; b < 10; b++) {
+                if (store_executions_purge(eng->st, rows[i].name, NULL, 0, now - wf->retention_ms,
+                                           200, &del, &err)) {
+                    log_warn("Database", "retention: %s", err.msg);
+                    break;
+                }
+                total += del;
+                if (del < 200)
+                    break;
+            }
+        }
+        workflow_free(wf);
+    }
+    if (eng->cfg.retention_ms > 0 && nown < 64) {
+        for (int b = 0; b < 10; b++) {
+            int del = 0;
+            if (store_executions_purge(eng->st, NULL, own, nown, now - eng->cfg.retention_ms, 200,
+                                       &del, &err)) {
+                log_warn("Database", "retention: %s", err.msg);
+                break;
+            }
+            total += del;
+            if (del < 200)
+                break;
+        }
+    }
+    if (total)
+        log_info(COMP, "Retention: deleted %d finished executions", total);
+    free(own);
+    workflow_rows_free(rows, n);
+}
+
