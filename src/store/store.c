@@ -331,8 +331,10 @@ int store_open(const char *location, unsigned flags, struct store **out, struct 
         return err_set(err, ERR_INVALID, "unknown store open flags 0x%x", flags);
     if ((flags & STORE_CREATE) && (flags & STORE_READONLY))
         return err_set(err, ERR_INVALID, "cannot create a store opened read-only");
+    /* The whole location goes to libpq: a URL or a key=value string. The
+     * database must exist; STORE_CREATE creates the schema, not the database. */
     if (is_postgres(location))
-        return err_set(err, ERR_INVALID, "PostgreSQL support is not built yet");
+        return store__postgres_backend.open(location, flags, out, err);
 
     if (!strncmp(location, "sqlite:", 7)) {
         if (!location[7])

@@ -1,6 +1,6 @@
 /*
  * store.h - the durable store: one narrow interface, backends behind it
- * (embedded SQLite now; PostgreSQL later, chosen by the URL scheme).
+ * (embedded SQLite; PostgreSQL through libpq, chosen by the URL scheme).
  *
  * Threading: a struct store is one connection; use it from one thread at a
  * time. The engine owns a writer store; readers (CLI, API threads) open their

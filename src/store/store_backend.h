@@ -105,6 +105,7 @@ struct store_backend {
 };
 
 extern const struct store_backend store__sqlite_backend;
+extern const struct store_backend store__postgres_backend;
 
 /*
  * The schema, as an ordered list of migration steps: step i (0-based) takes

@@ -7,6 +7,14 @@
  *
  * Each test gets a fresh directory under /tmp (removed afterwards) and a
  * writer store opened on "<dir>/data".
+ *
+ * With ORCH_TEST_PG set (a libpq URL or key=value string of a server where
+ * we may create databases), the same tests run a second time on PostgreSQL:
+ * each test gets a fresh database (created through ORCH_TEST_PG, dropped at
+ * teardown) and f->data is its location. Tests of SQLite-only behaviour
+ * (files, WAL readers, query plans, the busy writer, hand-made old files)
+ * are skipped there, with the reason printed. tests/pg/run-with-pg.sh
+ * starts a private server for this (the unit.test_store.pg CTest entry).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,8 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "base/clock.h"
@@ -35,14 +45,81 @@
 #include "base/banned.h"
 
 struct fixture {
-    char dir[64];     /* the temp directory */
-    char data[128];   /* the data directory location inside it */
-    char dbpath[160]; /* data/orch.db */
-    struct store *st; /* writer, open */
+    char dir[64];      /* the temp directory */
+    char data[1024];   /* the data directory inside it, or the PostgreSQL location */
+    char pgdb[64];     /* PostgreSQL: the test's database, else "" */
+    char dbpath[1100]; /* data/orch.db */
+    struct store *st;  /* writer, open */
 };
+
+/* ORCH_TEST_PG, and whether this pass runs on PostgreSQL. */
+static const char *g_pg_base;
+static int g_pg;
+/* The current test's PostgreSQL location, for raw_sql() and raw_int(). */
+static const char *g_pg_loc;
+
+#define SKIP_ON_PG(reason)                                                                         \
+    do {                                                                                           \
+        if (g_pg) {                                                                                \
+            printf("[  SKIPPED ] %s on PostgreSQL: %s\n", __func__, reason);                       \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* The part of an error message to look for: SQLite's or PostgreSQL's wording. */
+#define DB_MSG(sqlite_text, pg_text) (g_pg ? (pg_text) : (sqlite_text))
+
+/* Run SQL on the maintenance database of ORCH_TEST_PG; 0 or -1 (printed). */
+static int pg_admin(const char *sql)
+{
+    PGconn *c = PQconnectdb(g_pg_base);
+    int rc = -1;
+
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "ORCH_TEST_PG: %s", PQerrorMessage(c));
+    } else {
+        PGresult *res = PQexec(c, sql);
+        if (PQresultStatus(res) == PGRES_COMMAND_OK)
+            rc = 0;
+        else
+            fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+        PQclear(res);
+    }
+    PQfinish(c);
+    return rc;
+}
+
+/* ORCH_TEST_PG with its dbname replaced by `db`, as a key=value string. */
+static int pg_location(const char *db, char *out, size_t size)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(g_pg_base, &errmsg);
+    size_t len;
+
+    if (!opts) {
+        fprintf(stderr, "ORCH_TEST_PG: %s\n", errmsg ? errmsg : "cannot parse");
+        PQfreemem(errmsg);
+        return -1;
+    }
+    len = (size_t)snprintf(out, size, "dbname=%s", db);
+    for (PQconninfoOption *o = opts; o->keyword && len < size; o++) {
+        if (!o->val || !strcmp(o->keyword, "dbname"))
+            continue;
+        len += (size_t)snprintf(out + len, size - len, " %s='", o->keyword);
+        for (const char *v = o->val; *v && len < size; v++) {
+            if (*v == '\'' || *v == '\\')
+                len += (size_t)snprintf(out + len, size - len, "\\");
+            len += (size_t)snprintf(out + len, size - len, "%c", *v);
+        }
+        len += (size_t)snprintf(out + len, size - len, "'");
+    }
+    PQconninfoFree(opts);
+    return len < size ? 0 : -1;
+}
 
 static int setup(void **state)
 {
+    static int seq;
     struct fixture *f = xcalloc(1, sizeof(*f));
     struct err err = ERR_INIT;
 
@@ -53,6 +130,18 @@ static int setup(void **state)
     }
     snprintf(f->data, sizeof(f->data), "%s/data", f->dir);
     snprintf(f->dbpath, sizeof(f->dbpath), "%s/orch.db", f->data);
+    if (g_pg) {
+        char sql[128];
+
+        snprintf(f->pgdb, sizeof(f->pgdb), "orch_test_%ld_%d", (long)getpid(), ++seq);
+        snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->pgdb);
+        if (pg_admin(sql) != 0 || pg_location(f->pgdb, f->data, sizeof(f->data)) != 0) {
+            rmdir(f->dir);
+            free(f);
+            return -1;
+        }
+        g_pg_loc = f->data;
+    }
     if (store_open(f->data, STORE_CREATE, &f->st, &err) != 0) {
         fprintf(stderr, "setup: %s\n", err.msg);
         free(f);
@@ -76,6 +165,13 @@ static int teardown(void **state)
 
     store_free(f->st);
     nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (f->pgdb[0]) {
+        char sql[128];
+
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", f->pgdb);
+        pg_admin(sql);
+        g_pg_loc = NULL;
+    }
     free(f);
     return 0;
 }
@@ -85,6 +181,19 @@ static void raw_sql(const char *dbpath, const char *sql)
 {
     sqlite3 *db = NULL;
 
+    if (g_pg) {
+        /* Like the SQLite connection here (foreign_keys off), skip the
+         * foreign key checks (triggers) to write corrupt rows. */
+        PGconn *c = PQconnectdb(g_pg_loc);
+        PGresult *res = PQexec(c, "SET session_replication_role = replica");
+        PQclear(res);
+        res = PQexec(c, sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            fail_msg("%s: %s", sql, PQerrorMessage(c));
+        PQclear(res);
+        PQfinish(c);
+        return;
+    }
     assert_int_equal(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
@@ -119,12 +228,14 @@ static void test_open_creates_and_migrates(void **state)
     struct stat sb;
     int version = -1;
 
+    SKIP_ON_PG("checks the data directory and the SQLite file");
+
     assert_int_equal(stat(f->data, &sb), 0);
     assert_true(S_ISDIR(sb.st_mode));
     assert_int_equal(sb.st_mode & 0777, 0700);
     assert_int_equal(stat(f->dbpath, &sb), 0);
     assert_true(S_ISREG(sb.st_mode));
-    assert_string_equal(store_backend_name(f->st), "sqlite");
+    assert_string_equal(store_backend_name(f->st), g_pg ? "postgres" : "sqlite");
     assert_int_equal(store_schema_version(f->st, &version, NULL), 0);
     assert_int_equal(version, store__migration_count);
     assert_true(version >= 1);
@@ -137,6 +248,8 @@ static void test_open_nested_and_sqlite_prefix(void **state)
     struct err err = ERR_INIT;
     char loc[256];
     int version = 0;
+
+    SKIP_ON_PG("sqlite: locations and nested data directories");
 
     snprintf(loc, sizeof(loc), "%s/a/b/c", f->dir);
     assert_int_equal(store_open(loc, STORE_CREATE, &st, &err), 0);
@@ -201,6 +314,8 @@ static void test_readonly_needs_migrated_db(void **state)
     char loc[256];
     char path[200];
 
+    SKIP_ON_PG("builds a SQLite file by hand");
+
     /* An empty SQLite file: a reader cannot migrate it. */
     snprintf(path, sizeof(path), "%s/empty.db", f->dir);
     {
@@ -227,6 +342,8 @@ static void test_open_errors(void **state)
     char path[256];
     char loc[300];
     FILE *fp;
+
+    SKIP_ON_PG("file system errors of data directories");
 
     /* A data directory path that is a file. */
     snprintf(path, sizeof(path), "%s/plainfile", f->dir);
@@ -281,22 +398,23 @@ static void test_open_errors(void **state)
     assert_null(st);
 }
 
-static void test_open_postgres_not_built(void **state)
+/* PostgreSQL locations go to libpq; a server that is not there is ERR_STORE. */
+static void test_open_postgres_unreachable(void **state)
 {
     static const char *const locs[] = {
-        "postgres://orch@db/orch",
-        "postgresql://localhost/orch",
-        "host=db dbname=orch",
-        "  dbname = orch",
+        "postgres://orch@127.0.0.1:1/orch",
+        "postgresql://127.0.0.1:1/orch",
+        "host=127.0.0.1 port=1 dbname=orch",
+        "  dbname = orch host=/nonexistent-orch-test-dir",
     };
     struct store *st = NULL;
     struct err err = ERR_INIT;
     (void)state;
 
     for (size_t i = 0; i < sizeof(locs) / sizeof(locs[0]); i++) {
-        assert_int_equal(store_open(locs[i], STORE_CREATE, &st, &err), ERR_INVALID);
+        assert_int_equal(store_open(locs[i], STORE_CREATE, &st, &err), ERR_STORE);
         assert_null(st);
-        assert_string_equal(err.msg, "PostgreSQL support is not built yet");
+        assert_non_null(strstr(err.msg, "cannot connect to PostgreSQL: "));
     }
 }
 
@@ -305,6 +423,8 @@ static void test_sync_env(void **state)
     struct fixture *f = *state;
     struct store *st = NULL;
     struct err err = ERR_INIT;
+
+    SKIP_ON_PG("ORCH_SQLITE_SYNC is a SQLite setting");
 
     setenv("ORCH_SQLITE_SYNC", "full", 1);
     assert_int_equal(store_open(f->data, 0, &st, &err), 0);
@@ -458,7 +578,7 @@ static void test_execution_roundtrip(void **state)
     /* Errors: duplicate, missing, invalid. */
     assert_int_equal(store_execution_insert(f->st, &row, &err), ERR_CONFLICT);
     assert_non_null(strstr(err.msg, "cannot insert execution 'ex_"));
-    assert_non_null(strstr(err.msg, "UNIQUE constraint failed"));
+    assert_non_null(strstr(err.msg, DB_MSG("UNIQUE constraint failed", "duplicate key value")));
     d = (struct exec_detail *)f;
     assert_int_equal(store_execution_get(f->st, "ex_missing", &d, &err), ERR_NOT_FOUND);
     assert_null(d);
@@ -583,7 +703,8 @@ static void test_tasks_attempts_roundtrip(void **state)
     assert_int_equal(store_task_run_insert(f->st, ex.id, &t1, &err), ERR_CONFLICT);
     a2.task_idx = 7;
     assert_int_equal(store_attempt_insert(f->st, ex.id, &a2, &err), ERR_STORE);
-    assert_non_null(strstr(err.msg, "FOREIGN KEY constraint failed"));
+    assert_non_null(
+        strstr(err.msg, DB_MSG("FOREIGN KEY constraint failed", "foreign key constraint")));
     assert_int_equal(store_attempt_update(f->st, ex.id, &a2, &err), ERR_NOT_FOUND);
     assert_non_null(strstr(err.msg, "no attempt 2 of task 7 in ex_"));
     a2.number = 0;
@@ -894,6 +1015,8 @@ static void test_list_query_plans(void **state)
     struct fixture *f = *state;
     struct exec_filter filter = {0};
 
+    SKIP_ON_PG("SQLite EXPLAIN QUERY PLAN");
+
     filter.limit = 100;
     filter.since = 5;
     check_plan(f->st, &filter, "USING INDEX sqlite_autoindex_executions_1 (id<?)");
@@ -1039,7 +1162,7 @@ static void test_logs(void **state)
         assert_int_equal(store_log_append(f->st, ex.id, &dup, &err), ERR_CONFLICT);
         dup.attempt = 9;
         assert_int_equal(store_log_append(f->st, ex.id, &dup, &err), ERR_STORE);
-        assert_non_null(strstr(err.msg, "FOREIGN KEY"));
+        assert_non_null(strstr(err.msg, DB_MSG("FOREIGN KEY", "foreign key constraint")));
     }
     assert_int_equal(store_log_append(f->st, ex.id, &bad, &err), ERR_INVALID);
     bad.stream = LOG_STREAM_STDOUT;
@@ -1090,7 +1213,7 @@ static void test_readonly_beside_writer(void **state)
 
     /* A reader cannot write. */
     assert_int_equal(store_workflow_put(ro, "wf", "{}", 1, &v, &err), ERR_STORE);
-    assert_non_null(strstr(err.msg, "readonly"));
+    assert_non_null(strstr(err.msg, DB_MSG("readonly", "read-only")));
     b.status = EXEC_FAILED;
     assert_int_equal(store_execution_update(ro, &b, &err), ERR_STORE);
     store_free(ro);
@@ -1102,6 +1225,8 @@ static void test_busy_writer(void **state)
     struct err err = ERR_INIT;
     struct store *w2 = NULL;
     int64_t t0;
+
+    SKIP_ON_PG("SQLite's single-writer lock and busy timeout");
 
     assert_int_equal(store_open(f->data, 0, &w2, &err), 0);
     assert_int_equal(store_begin(f->st, &err), 0);
@@ -1257,6 +1382,16 @@ static int64_t raw_int(const char *dbpath, const char *sql)
     sqlite3_stmt *stmt = NULL;
     int64_t v = -1;
 
+    if (g_pg) {
+        PGconn *c = PQconnectdb(g_pg_loc);
+        PGresult *res = PQexec(c, sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+            fail_msg("%s: %s", sql, PQerrorMessage(c));
+        v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+        PQfinish(c);
+        return v;
+    }
     assert_int_equal(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
         fail_msg("%s: %s", sql, sqlite3_errmsg(db));
@@ -1359,7 +1494,8 @@ static void test_ping(void **state)
     /* It reads the database file: a broken one fails. */
     raw_sql(f->dbpath, "ALTER TABLE schema_version RENAME TO schema_gone");
     assert_int_equal(store_ping(f->st, &err), ERR_STORE);
-    assert_non_null(strstr(err.msg, "no such table: schema_version"));
+    assert_non_null(strstr(err.msg, DB_MSG("no such table: schema_version",
+                                           "relation \"schema_version\" does not exist")));
 }
 
 /* --- workflows: list, delete --- */
@@ -1400,7 +1536,7 @@ static void test_workflows_list(void **state)
     assert_int_equal(store_workflows_list(f->st, &rows, &n, &err), ERR_STORE);
     assert_null(rows);
     assert_int_equal(n, 0);
-    assert_non_null(strstr(err.msg, "no such table"));
+    assert_non_null(strstr(err.msg, DB_MSG("no such table", "does not exist")));
 }
 
 static void test_workflow_delete(void **state)
@@ -1479,7 +1615,7 @@ static void test_workflow_delete(void **state)
     assert_int_equal(store_open(f->data, STORE_READONLY, &ro, &err), 0);
     assert_int_equal(store_workflow_delete(ro, "other", 500, &err), ERR_STORE);
     assert_non_null(strstr(err.msg, "cannot delete workflow 'other'"));
-    assert_non_null(strstr(err.msg, "readonly"));
+    assert_non_null(strstr(err.msg, DB_MSG("readonly", "read-only")));
     store_free(ro);
 }
 
@@ -1520,7 +1656,7 @@ static void test_idempotency(void **state)
     assert_string_equal(err.msg, "no execution for idempotency key 'req-2' of 'etl'");
     /* The execution must exist (insert it first, in the same transaction). */
     assert_int_equal(store_idempotency_put(f->st, "etl", "req-3", "ex_none", 13, &err), ERR_STORE);
-    assert_non_null(strstr(err.msg, "FOREIGN KEY"));
+    assert_non_null(strstr(err.msg, DB_MSG("FOREIGN KEY", "foreign key constraint")));
     /* Rolled back with the caller's transaction. */
     assert_int_equal(store_begin(f->st, &err), 0);
     assert_int_equal(store_idempotency_put(f->st, "etl", "req-4", b.id, 14, &err), 0);
@@ -1642,11 +1778,11 @@ static void test_keys(void **state)
     /* Prefixes and ids are unique. */
     make_key(&bad, "other", "orch_ab12", 400, KEY_SCOPE_READ);
     assert_int_equal(store_key_insert(f->st, &bad, &err), ERR_CONFLICT);
-    assert_non_null(strstr(err.msg, "api_keys.prefix"));
+    assert_non_null(strstr(err.msg, DB_MSG("api_keys.prefix", "api_keys_prefix_key")));
     memcpy(bad.id, k1.id, ID_MAX);
     snprintf(bad.prefix, sizeof(bad.prefix), "orch_gh78");
     assert_int_equal(store_key_insert(f->st, &bad, &err), ERR_CONFLICT);
-    assert_non_null(strstr(err.msg, "api_keys.id"));
+    assert_non_null(strstr(err.msg, DB_MSG("api_keys.id", "api_keys_pkey")));
 
     /* Touch: set, never backwards. */
     assert_int_equal(store_key_touch(f->st, k1.id, 500, &err), 0);
@@ -1739,7 +1875,8 @@ static void test_keys(void **state)
     }
 
     /* Corrupt rows. */
-    raw_sql(f->dbpath, "UPDATE api_keys SET hash = x'00' WHERE prefix = 'orch_cd34'");
+    raw_sql(f->dbpath, g_pg ? "UPDATE api_keys SET hash = '\\x00'::bytea WHERE prefix = 'orch_cd34'"
+                            : "UPDATE api_keys SET hash = x'00' WHERE prefix = 'orch_cd34'");
     assert_int_equal(store_key_get_by_prefix(f->st, "orch_cd34", &got, &err), ERR_STORE);
     assert_non_null(strstr(err.msg, "bad hash of key"));
     assert_null(got.name);
@@ -1748,8 +1885,10 @@ static void test_keys(void **state)
     assert_int_equal(store_keys_list(f->st, &rows, &n, &err), ERR_STORE);
     assert_null(rows);
     assert_int_equal(n, 0);
-    raw_sql(f->dbpath, "UPDATE api_keys SET hash = zeroblob(32),"
-                       " prefix = 'orch_0123456789012345678901' WHERE prefix = 'orch_cd34'");
+    raw_sql(f->dbpath, g_pg ? "UPDATE api_keys SET hash = decode(repeat('00', 32), 'hex'),"
+                              " prefix = 'orch_0123456789012345678901' WHERE prefix = 'orch_cd34'"
+                            : "UPDATE api_keys SET hash = zeroblob(32),"
+                              " prefix = 'orch_0123456789012345678901' WHERE prefix = 'orch_cd34'");
     assert_int_equal(store_keys_list(f->st, &rows, &n, &err), ERR_STORE);
     assert_non_null(strstr(err.msg, "bad prefix of key"));
 }
@@ -2044,6 +2183,8 @@ static void test_purge_counts_query_plans(void **state)
     static const size_t nexcepts[] = {0, 1, 3, 64};
     char *plan;
 
+    SKIP_ON_PG("SQLite EXPLAIN QUERY PLAN");
+
     for (size_t i = 0; i < sizeof(nexcepts) / sizeof(nexcepts[0]); i++) {
         plan = plan_of(f->st, 0, 0, nexcepts[i]);
         print_message("purge plan (%zu kept):\n%s", nexcepts[i], plan);
@@ -2176,7 +2317,9 @@ static void test_execution_schedule_fields(void **state)
     assert_null(d->exec.schedule_id);
     exec_detail_free(d);
 
-    /* "Is an execution of this schedule still queued or running" is an index lookup. */
+    /* "Is an execution of this schedule still queued or running": an index lookup (SQLite). */
+    if (g_pg)
+        return;
     plan = raw_plan(f->dbpath, "SELECT count(*) FROM executions"
                                " WHERE schedule_id = 'sch_1' AND status IN ('queued', 'running')");
     assert_non_null(strstr(plan, "executions_schedule_id_status (schedule_id=? AND status=?)"));
@@ -2327,7 +2470,7 @@ static void test_schedules(void **state)
     make_sched(&a, "sch_b", "etl", "daily", 5000);
     assert_int_equal(store_schedule_upsert(f->st, &a, &err), ERR_CONFLICT);
     assert_non_null(strstr(err.msg, "cannot record schedule 'daily' of 'etl' as 'sch_b'"));
-    assert_non_null(strstr(err.msg, "schedules.id"));
+    assert_non_null(strstr(err.msg, DB_MSG("schedules.id", "schedules_pkey")));
 
     /* Pause and resume. */
     assert_int_equal(store_schedule_set_paused(f->st, "sch_b", 1, 6000, &err), 0);
@@ -2589,12 +2732,14 @@ static void test_fires(void **state)
     fr.scheduled_for = 1000;
     assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_CONFLICT);
 
-    /* The list walks the primary key, newest first, without a sort. */
-    plan = raw_plan(f->dbpath, "SELECT * FROM schedule_fires WHERE schedule_id = 'x'"
-                               " ORDER BY scheduled_for DESC LIMIT 5");
-    assert_non_null(strstr(plan, "sqlite_autoindex_schedule_fires_1 (schedule_id=?)"));
-    assert_null(strstr(plan, "TEMP B-TREE"));
-    free(plan);
+    /* The list walks the primary key, newest first, without a sort (SQLite's plan). */
+    if (!g_pg) {
+        plan = raw_plan(f->dbpath, "SELECT * FROM schedule_fires WHERE schedule_id = 'x'"
+                                   " ORDER BY scheduled_for DESC LIMIT 5");
+        assert_non_null(strstr(plan, "sqlite_autoindex_schedule_fires_1 (schedule_id=?)"));
+        assert_null(strstr(plan, "TEMP B-TREE"));
+        free(plan);
+    }
 
     /* Bad arguments. */
     fr.scheduled_for = 5000;
@@ -2686,6 +2831,8 @@ static void test_migrate_previous_version(void **state)
     int version = 0;
     int deleted = 0;
     sqlite3 *db = NULL;
+
+    SKIP_ON_PG("builds an old SQLite file by hand");
 
     /* A database as the previous orch left it: every step but the last. */
     snprintf(path, sizeof(path), "%s/old.db", f->dir);
@@ -2789,6 +2936,145 @@ static void test_migrate_previous_version(void **state)
     store_free(st);
 }
 
+/* --- conflicts inside a transaction (both backends) --- */
+
+/*
+ * The conflicts the callers expect (a taken idempotency key, a second fire,
+ * a duplicate execution, key or schedule id) leave the transaction usable:
+ * SQLite undoes the statement only; the PostgreSQL backend uses ON CONFLICT
+ * DO NOTHING or a savepoint so the transaction is not aborted.
+ */
+static void test_conflicts_keep_transaction(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_detail *d = NULL;
+    struct exec_row a;
+    struct exec_row b;
+    struct key_row k;
+    struct schedule_row sa;
+    struct schedule_row sb;
+    struct fire_row fr;
+    char id[ID_MAX];
+    int version = 0;
+
+    make_exec(&a, "etl", EXEC_QUEUED, 1);
+    make_exec(&b, "etl", EXEC_QUEUED, 2);
+    make_key(&k, "ci", "orch_ab12", 100, KEY_SCOPE_READ);
+    make_sched(&sa, "sch_a", "etl", "hourly", 10);
+    make_sched(&sb, "sch_a", "etl", "daily", 10); /* the same id, another name */
+    memset(&fr, 0, sizeof(fr));
+    fr.schedule_id = (char *)"sch_a";
+    fr.scheduled_for = 1000;
+    fr.created_at = 1001;
+    memcpy(fr.execution_id, a.id, ID_MAX);
+
+    assert_int_equal(store_begin(f->st, &err), 0);
+    insert_exec(f->st, &a);
+    assert_int_equal(store_execution_insert(f->st, &a, &err), ERR_CONFLICT);
+    assert_int_equal(store_idempotency_put(f->st, "etl", "req-1", a.id, 10, &err), 0);
+    assert_int_equal(store_idempotency_put(f->st, "etl", "req-1", a.id, 11, &err), ERR_CONFLICT);
+    assert_int_equal(store_key_insert(f->st, &k, &err), 0);
+    assert_int_equal(store_key_insert(f->st, &k, &err), ERR_CONFLICT);
+    assert_int_equal(store_schedule_upsert(f->st, &sa, &err), 0);
+    assert_int_equal(store_schedule_upsert(f->st, &sb, &err), ERR_CONFLICT);
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_CONFLICT);
+    /* The transaction goes on and commits everything that succeeded. */
+    insert_exec(f->st, &b);
+    assert_int_equal(store_workflow_put(f->st, "etl", "{}", 5, &version, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+
+    assert_int_equal(store_execution_get(f->st, b.id, &d, &err), 0);
+    exec_detail_free(d);
+    assert_int_equal(store_idempotency_get(f->st, "etl", "req-1", id, &err), 0);
+    assert_string_equal(id, a.id);
+    assert_int_equal(store_schedule_get(f->st, "sch_a", &sa, &err), 0);
+    assert_string_equal(sa.name, "hourly");
+    schedule_row_release(&sa);
+    assert_int_equal(store_key_get_by_prefix(f->st, "orch_ab12", &k, &err), 0);
+    key_row_release(&k);
+}
+
+/*
+ * Other failures inside a transaction: SQLite undoes the statement and the
+ * transaction goes on; on PostgreSQL the transaction is aborted, so the
+ * commit fails (ERR_STORE) and rolls everything back.
+ */
+static void test_failure_inside_transaction(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_detail *d = NULL;
+    struct exec_row a;
+    struct log_chunk c = {0, 1, 0, LOG_STREAM_STDOUT, 5, (char *)"x", 1};
+
+    make_exec(&a, "etl", EXEC_QUEUED, 1);
+    assert_int_equal(store_begin(f->st, &err), 0);
+    insert_exec(f->st, &a);
+    /* No such attempt: a foreign key failure. */
+    assert_int_equal(store_log_append(f->st, a.id, &c, &err), ERR_STORE);
+    if (!g_pg) {
+        assert_int_equal(store_commit(f->st, &err), 0);
+        assert_int_equal(store_execution_get(f->st, a.id, &d, &err), 0);
+        exec_detail_free(d);
+        return;
+    }
+    assert_int_equal(store_commit(f->st, &err), ERR_STORE);
+    assert_non_null(strstr(err.msg, "aborted by an earlier error"));
+    assert_int_equal(store_execution_get(f->st, a.id, &d, &err), ERR_NOT_FOUND);
+    /* The store is usable again. */
+    insert_exec(f->st, &a);
+}
+
+/*
+ * Several writers opening one fresh PostgreSQL database at once: the
+ * advisory lock makes them migrate in turn, and every open succeeds.
+ */
+static void test_pg_concurrent_migration(void **state)
+{
+    struct fixture *f = *state;
+    char db[80];
+    char loc[1024];
+    char sql[160];
+    pid_t pids[4];
+    int ok = 0;
+
+    if (!g_pg) {
+        printf("[  SKIPPED ] %s on SQLite: a PostgreSQL test\n", __func__);
+        skip();
+    }
+    snprintf(db, sizeof(db), "%s_m", f->pgdb);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+    assert_int_equal(pg_admin(sql), 0);
+    assert_int_equal(pg_location(db, loc, sizeof(loc)), 0);
+    fflush(NULL);
+    for (int i = 0; i < 4; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            struct store *st = NULL;
+            struct err err = ERR_INIT;
+            int version = 0;
+            int rc = store_open(loc, STORE_CREATE, &st, &err);
+            if (rc == 0)
+                rc = store_schema_version(st, &version, &err);
+            if (rc)
+                fprintf(stderr, "child %d: %s\n", i, err.msg);
+            store_free(st);
+            _exit(rc == 0 && version == store__migration_count ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        int status = 0;
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
+    pg_admin(sql);
+    assert_int_equal(ok, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2798,7 +3084,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_future_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly_needs_migrated_db, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
-        cmocka_unit_test(test_open_postgres_not_built),
+        cmocka_unit_test(test_open_postgres_unreachable),
         cmocka_unit_test_setup_teardown(test_sync_env, setup, teardown),
         cmocka_unit_test(test_status_names),
         cmocka_unit_test_setup_teardown(test_workflow_versions, setup, teardown),
@@ -2831,6 +3117,19 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schedules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schedules_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflicts_keep_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_inside_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_concurrent_migration, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("store_sqlite", tests, NULL, NULL);
+
+    g_pg_base = getenv("ORCH_TEST_PG");
+    if (!g_pg_base || !*g_pg_base) {
+        printf("ORCH_TEST_PG is not set: the PostgreSQL pass is not run "
+               "(tests/pg/run-with-pg.sh, CTest unit.test_store.pg)\n");
+        return failed;
+    }
+    g_pg = 1;
+    failed += cmocka_run_group_tests_name("store_postgres", tests, NULL, NULL);
+    return failed;
 }
