@@ -22,6 +22,7 @@
 
 #include "api_internal.h"
 #include "base/clock.h"
+#include "base/xalloc.h"
 #include "dag/dag.h"
 #include "engine/engine.h"
 #include "sched/cron.h"
@@ -427,6 +428,27 @@ static void reply_window_err(struct api_request *req, int rc)
         api__reply_error(req, 400, NULL, "the window is out of range");
 }
 
+/*
+ * The due times of `sp` in the window (seconds, at most PREVIEW_MAX), in
+ * *out_times (free() it). Replies 400 and returns -1 when the window is too
+ * long or out of range: the preview and the backfill answer alike.
+ */
+static int window_due_times(struct api_request *req, const struct spec *sp, int64_t from_ms,
+                            int64_t until_ms, int64_t **out_times, size_t *out_n)
+{
+    int64_t *times = xmalloc(PREVIEW_MAX * sizeof(*times));
+    int rc = due_times(sp->s, sp->tz, from_ms, until_ms, times, out_n);
+
+    if (rc) {
+        reply_window_err(req, rc);
+        free(times);
+        *out_times = NULL;
+        return -1;
+    }
+    *out_times = times;
+    return 0;
+}
+
 void api__schedules_preview(struct api_request *req)
 {
     static const char *const args[] = {"from", "until", NULL};
@@ -434,10 +456,9 @@ void api__schedules_preview(struct api_request *req)
     struct spec sp;
     struct store *rd;
     int64_t from_ms, until_ms;
-    int64_t *times;
+    int64_t *times = NULL;
     size_t n = 0;
     json_t *fires, *o;
-    int rc;
 
     if (api__query_check(req, args))
         return;
@@ -446,16 +467,8 @@ void api__schedules_preview(struct api_request *req)
     rd = api__read_store(req);
     if (!rd || load_schedule(req, rd, &row, &sp))
         return;
-    times = malloc(PREVIEW_MAX * sizeof(*times));
-    if (!times) {
-        api__reply_error(req, 503, NULL, "out of memory");
+    if (window_due_times(req, &sp, from_ms, until_ms, &times, &n))
         goto out;
-    }
-    rc = due_times(sp.s, sp.tz, from_ms, until_ms, times, &n);
-    if (rc) {
-        reply_window_err(req, rc);
-        goto out;
-    }
     fires = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *f = json_object();
@@ -569,16 +582,8 @@ void api__schedules_backfill(struct api_request *req)
     if (!rd || load_schedule(req, rd, &row, &sp))
         return;
     /* Check the size of the window here, so that it answers like the preview. */
-    times = malloc(PREVIEW_MAX * sizeof(*times));
-    if (!times) {
-        api__reply_error(req, 503, NULL, "out of memory");
+    if (window_due_times(req, &sp, from_ms, until_ms, &times, &n))
         goto out;
-    }
-    rc = due_times(sp.s, sp.tz, from_ms, until_ms, times, &n);
-    if (rc) {
-        reply_window_err(req, rc);
-        goto out;
-    }
     if (engine_post_backfill(api__engine(req), row.id, from_ms, until_ms, &count, &err)) {
         api__reply_err(req, &err);
         goto out;

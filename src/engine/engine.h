@@ -85,11 +85,11 @@ void engine_free(struct engine *eng);
 void engine_set_observer(struct engine *eng, engine_observer_fn fn, void *arg);
 
 /*
- * Create an execution of `wf` (parsed from `definition`, which is recorded
- * as a workflow version) with `params_json` (a JSON object text whose keys are
- * declared params; defaults are filled in; "{}" or NULL for none). The
- * execution is committed as running before this returns; its tasks start on
- * the next engine_run turn. `wf` is borrowed (the engine parses its own copy).
+ * Create an execution of the workflow `definition` (JSON text, recorded as a
+ * workflow version if it changed) with `params_json` (a JSON object text whose
+ * keys are declared params; defaults are filled in; "{}" or NULL for none).
+ * The execution is committed as running before this returns; its tasks start
+ * on the next engine_run turn. ERR_INVALID for a bad definition or params.
  */
 int engine_submit(struct engine *eng, const char *definition, const char *params_json,
                   char out_id[ID_MAX], struct err *err);
