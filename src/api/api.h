@@ -3,9 +3,11 @@
  * everywhere, API-key authentication.
  *
  * Threading: the server's HTTP threads never touch engine state. Reads go
- * straight to the store on a read connection per HTTP thread; writes that do
- * not involve the engine (workflow definitions, keys) use a writer
- * connection per HTTP thread; commands (submit, cancel, retry) go through
+ * straight to the store: on SQLite, on a read connection per HTTP thread
+ * (writes that do not involve the engine, such as workflow definitions and
+ * keys, on a writer connection per HTTP thread); on PostgreSQL, on a
+ * connection taken from a pool of pool_size for the length of the handler,
+ * waiting at most pool_timeout_ms for one. Commands (submit, cancel, retry) go through
  * engine_post_*(), which block until the engine has committed them. The
  * engine's loop runs on a thread of the caller's (the main thread of `orch
  * server`).
@@ -42,13 +44,25 @@ struct api_server;
 #ifndef API_DEFAULT_AUTH_FAIL_LIMIT
 #define API_DEFAULT_AUTH_FAIL_LIMIT 20 /* failed authentications per client and window */
 #endif
+#ifndef API_DEFAULT_POOL_SIZE
+#define API_DEFAULT_POOL_SIZE 10
+#endif
+#ifndef API_DEFAULT_POOL_TIMEOUT_MS
+#define API_DEFAULT_POOL_TIMEOUT_MS 5000
+#endif
 #ifndef API_DEFAULT_AUTH_FAIL_WINDOW_MS
 #define API_DEFAULT_AUTH_FAIL_WINDOW_MS 60000
 #endif
 
 struct api_config {
     const char *listen;    /* "host:port" or "[v6addr]:port"; borrowed */
-    const char *data_dir;  /* store location the HTTP threads open; borrowed */
+    const char *data_dir;  /* the data directory (its disk shows in health); borrowed */
+    const char *store_location; /* what the HTTP threads open (a database URL, or NULL:
+                                   the data directory); borrowed */
+    const char *node;      /* this node's name, for /v1/nodes and health; borrowed */
+    int64_t lease_ms;      /* the nodes' lease: older heartbeats show as not alive */
+    int pool_size;         /* PostgreSQL: connections shared by the HTTP threads */
+    int64_t pool_timeout_ms; /* how long a request waits for one before 503 */
     struct engine *engine; /* borrowed; must outlive the server */
     int threads;           /* HTTP threads; 0 = online CPUs */
     int timeout_s;         /* idle connection timeout */

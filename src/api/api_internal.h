@@ -132,6 +132,7 @@ struct api_request {
     int status;
     struct MHD_Response *response;
     const char *auth_outcome; /* for the log line */
+    struct store *pooled;     /* PostgreSQL: the connection taken for this request */
 };
 
 /* The server this request came to. */
@@ -139,8 +140,24 @@ struct engine *api__engine(struct api_request *req);
 const char *api__data_dir(struct api_request *req);
 struct api_ratelimit *api__ratelimit(struct api_request *req);
 int64_t api__uptime_ms(struct api_request *req);
-/* Read figures of the per-thread store connections: open ones and requests in progress. */
-void api__pool_stats(struct api_request *req, int *in_use, int *size);
+/* The store location the HTTP threads open (database URL or data directory). */
+const char *api__store_location(struct api_request *req);
+const char *api__node(struct api_request *req);
+int64_t api__lease_ms(struct api_request *req);
+/* Figures of the store connections of the HTTP threads. */
+struct api_pool_stats {
+    const char *kind;  /* "pool" (PostgreSQL) or "per-thread" (SQLite) */
+    int size;          /* the pool's size, or the connections open */
+    int open;          /* connections open */
+    int in_use;        /* taken by requests now */
+    int waiting;       /* requests waiting for one */
+    uint64_t exhausted; /* requests that waited the whole timeout */
+    int64_t timeout_ms;
+};
+void api__pool_stats(struct api_request *req, struct api_pool_stats *out);
+/* Give back the pooled connection of `req` early (when the handler is done
+ * with the store but not with the request). */
+void api__store_done(struct api_request *req);
 
 /* The request's header / query argument `name`, or NULL. */
 const char *api__header(struct api_request *req, const char *name);
@@ -191,6 +208,7 @@ int api__stopping(struct api_request *req);
 
 void api__health(struct api_request *req);
 void api__health_scheduler(struct api_request *req);
+void api__nodes_list(struct api_request *req);
 void api__workflows_put(struct api_request *req);
 void api__workflows_list(struct api_request *req);
 void api__workflows_get(struct api_request *req);

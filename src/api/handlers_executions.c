@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api_internal.h"
 #include "base/clock.h"
@@ -299,9 +300,50 @@ static void execution_command(struct api_request *req,
     reply_summary(req, 200, id);
 }
 
+/* Cancel; with several nodes the one that runs it does, and the answer waits
+ * for that (202 if it takes longer than CANCEL_WAIT_MS). */
+#define CANCEL_WAIT_MS 5000
+
 void api__executions_cancel(struct api_request *req)
 {
-    execution_command(req, engine_post_cancel);
+    struct err err = ERR_INIT;
+    const char *id;
+    int asked = 0;
+
+    if (api__query_check(req, no_args))
+        return;
+    id = exec_id_param(req);
+    if (!id)
+        return;
+    if (engine_post_cancel(api__engine(req), id, &asked, &err)) {
+        api__reply_err(req, &err);
+        return;
+    }
+    if (asked) {
+        int64_t until = clock_mono_ms() + CANCEL_WAIT_MS;
+        for (;;) {
+            struct exec_detail *d = NULL;
+            struct store *rd = api__read_store(req);
+            int final;
+            if (!rd)
+                return;
+            if (store_execution_get(rd, id, &d, &err)) {
+                api__reply_err(req, &err);
+                return;
+            }
+            final = exec_status_is_final(d->exec.status);
+            exec_detail_free(d);
+            if (final)
+                break;
+            if (clock_mono_ms() >= until) {
+                reply_summary(req, 202, id);
+                return;
+            }
+            api__store_done(req); /* not held while waiting */
+            usleep(20000);
+        }
+    }
+    reply_summary(req, 200, id);
 }
 
 void api__executions_retry(struct api_request *req)
@@ -481,7 +523,7 @@ void api__executions_logs(struct api_request *req)
     }
     if (follow) {
         struct follow *f = xcalloc(1, sizeof(*f));
-        if (store_open(api__data_dir(req), STORE_READONLY, &f->st, &err)) {
+        if (store_open(api__store_location(req), STORE_READONLY, &f->st, &err)) {
             free(f);
             api__reply_err(req, &err);
             goto out;

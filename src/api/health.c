@@ -2,9 +2,11 @@
  * health.c - GET /v1/health (every component with its figures) and
  * GET /v1/health/scheduler.
  *
- * Overall status: "down" (503) when the database is unreachable or the
- * engine is not running; "degraded" (200) when memory or disk is short or
- * the queue is stuck; otherwise "ok". The scheduler has its own check
+ * Overall status: "down" (503) when the engine is not running; "degraded"
+ * with 503 when the database is unreachable (from the API's connections or
+ * the engine's: the node reconnects with back-off and holds its state
+ * changes meanwhile); "degraded" (200) when memory or disk is short or the
+ * queue is stuck; otherwise "ok". The scheduler has its own check
  * (GET /v1/health/scheduler, for monitors of scheduled work) and is reported
  * as a component without changing the overall status.
  */
@@ -135,7 +137,11 @@ static json_t *scheduler_json(const struct engine_stats *es, enum health *status
     const char *msg = NULL;
     char buf[96];
 
-    if (!running) {
+    if (es->cluster && es->running && !es->sched_leader) {
+        /* Another node holds the scheduler lease; this one stands by and
+         * takes over if that node stops renewing it. */
+        running = 0;
+    } else if (!running) {
         msg = "the scheduler is not running";
     } else if (now - es->sched_last_tick_at > HEALTH_SCHEDULER_STALE_MS) {
         snprintf(buf, sizeof(buf), "the scheduler's last tick was %lld s ago",
@@ -145,6 +151,8 @@ static json_t *scheduler_json(const struct engine_stats *es, enum health *status
     *status = msg ? HEALTH_DOWN : HEALTH_OK;
     json_object_set_new(o, "status", json_string(health_names[*status]));
     json_object_set_new(o, "running", json_boolean(running));
+    json_object_set_new(o, "role", json_string(!es->cluster ? "single"
+                                               : es->sched_leader ? "leader" : "standby"));
     json_object_set_new(o, "lastTickAt", view_instant(es->sched_last_tick_at));
     json_object_set_new(o, "lastFireAt", view_instant(es->sched_last_fire_at));
     json_object_set_new(o, "lastFireLagMs",
@@ -165,7 +173,8 @@ static json_t *scheduler_json(const struct engine_stats *es, enum health *status
     return o;
 }
 
-static json_t *database_json(struct api_request *req, enum health *status)
+static json_t *database_json(struct api_request *req, const struct engine_stats *es,
+                             enum health *status)
 {
     json_t *o = json_object(), *pool = json_object();
     struct store *rd = api__read_store(req);
@@ -173,21 +182,55 @@ static json_t *database_json(struct api_request *req, enum health *status)
     int64_t t0 = clock_mono_ns();
     int ok = rd && store_ping(rd, &err) == 0;
     double ms = (double)(clock_mono_ns() - t0) / 1e6;
-    int in_use, size;
+    struct api_pool_stats ps;
 
     /* api__read_store replied 503 if it failed; this answer replaces it. */
-    api__pool_stats(req, &in_use, &size);
+    api__pool_stats(req, &ps);
+    /* The engine's own connection counts too: while it reconnects, state
+     * changes wait in memory. */
+    if (!es->db_ok)
+        ok = 0;
     *status = ok ? HEALTH_OK : HEALTH_DOWN;
     json_object_set_new(o, "status", json_string(health_names[*status]));
+    json_object_set_new(o, "backend",
+                        json_string(store_location_is_postgres(api__store_location(req))
+                                        ? "postgres"
+                                        : "sqlite"));
     json_object_set_new(o, "reachable", json_boolean(ok));
     json_object_set_new(o, "latencyMs",
                         ok ? json_real((double)(long long)(ms * 1000.0 + 0.5) / 1000.0)
                            : json_null());
-    json_object_set_new(pool, "inUse", json_integer(in_use));
-    json_object_set_new(pool, "size", json_integer(size));
+    json_object_set_new(o, "reconnecting", json_boolean(!es->db_ok));
+    json_object_set_new(o, "downSince",
+                        es->db_down_since ? view_instant(es->db_down_since) : json_null());
+    json_object_set_new(o, "lastError",
+                        !ok ? json_string(es->db_ok ? err.msg : es->db_error) : json_null());
+    json_object_set_new(pool, "kind", json_string(ps.kind));
+    json_object_set_new(pool, "inUse", json_integer(ps.in_use));
+    json_object_set_new(pool, "size", json_integer(ps.size));
+    json_object_set_new(pool, "open", json_integer(ps.open));
+    json_object_set_new(pool, "waiting", json_integer(ps.waiting));
+    json_object_set_new(pool, "exhausted", json_integer((json_int_t)ps.exhausted));
+    json_object_set_new(pool, "timeoutMs", json_integer(ps.timeout_ms));
     json_object_set_new(o, "pool", pool);
     if (!ok && rd)
-        log_warn("Health", "Database check failed: %s", err.msg);
+        log_warn("Health", "Database check failed: %s", es->db_ok ? err.msg : es->db_error);
+    return o;
+}
+
+static json_t *node_json(struct api_request *req, const struct engine_stats *es)
+{
+    json_t *o = json_object();
+    const char *id = api__node(req);
+
+    json_object_set_new(o, "id", id ? json_string(id) : json_null());
+    json_object_set_new(o, "lastHeartbeatAt", es->last_heartbeat_at
+                                                  ? view_instant(es->last_heartbeat_at)
+                                                  : json_null());
+    json_object_set_new(o, "leaseMs", json_integer(api__lease_ms(req)));
+    json_object_set_new(o, "schedulerLeader", json_boolean(es->sched_leader));
+    json_object_set_new(o, "executionsClaimed", json_integer((json_int_t)es->executions_claimed));
+    json_object_set_new(o, "executionsLost", json_integer((json_int_t)es->executions_lost));
     return o;
 }
 
@@ -293,7 +336,8 @@ void api__health(struct api_request *req)
         return;
     engine_get_stats(api__engine(req), &es);
     c = json_object();
-    json_object_set_new(c, "database", database_json(req, &st_db));
+    json_object_set_new(c, "database", database_json(req, &es, &st_db));
+    json_object_set_new(c, "node", node_json(req, &es));
     json_object_set_new(c, "scheduler", scheduler_json(&es, &st_sched));
 
     st_workers = es.running ? HEALTH_OK : HEALTH_DOWN;
@@ -319,13 +363,18 @@ void api__health(struct api_request *req)
     json_object_set_new(c, "memory", memory_json(&sm, &st_mem));
     json_object_set_new(c, "disk", disk_json(&sm, &st_disk));
 
-    overall = worse(worse(worse(st_db, st_workers), worse(st_queue, st_mem)), st_disk);
+    /* The database away is "degraded", not "down": the node lives on, holds
+     * its state changes and reconnects; 503 all the same, so that a load
+     * balancer sends requests elsewhere meanwhile. */
+    overall = worse(worse(worse(st_db == HEALTH_DOWN ? HEALTH_DEGRADED : st_db, st_workers),
+                          worse(st_queue, st_mem)),
+                    st_disk);
     o = json_object();
     json_object_set_new(o, "status", json_string(health_names[overall]));
     json_object_set_new(o, "version", json_string(ORCH_VERSION));
     json_object_set_new(o, "uptimeSeconds", json_integer(api__uptime_ms(req) / 1000));
     json_object_set_new(o, "components", c);
-    api__reply_json(req, overall == HEALTH_DOWN ? 503 : 200, o);
+    api__reply_json(req, overall == HEALTH_DOWN || st_db == HEALTH_DOWN ? 503 : 200, o);
 }
 
 void api__health_scheduler(struct api_request *req)

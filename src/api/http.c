@@ -135,9 +135,25 @@ out:
 #endif
 #define KEY_TOUCH_MS 60000 /* lastUsedAt is written at most this often per key */
 
+/* PostgreSQL: the store connections the HTTP threads share. */
+struct store_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct store **idle;
+    size_t nidle, idle_alloc;
+    int size, open, in_use, waiting;
+    int64_t timeout_ms;
+    uint64_t exhausted;
+};
+
 struct api_server {
     char *listen;
     char *data_dir;
+    char *location; /* what the HTTP threads open */
+    char *node;
+    int64_t lease_ms;
+    int pooled;     /* PostgreSQL: connections come from `pool` */
+    struct store_pool pool;
     struct engine *engine;
     size_t max_body;
     int threads;
@@ -195,6 +211,21 @@ const char *api__data_dir(struct api_request *req)
     return req->srv->data_dir;
 }
 
+const char *api__store_location(struct api_request *req)
+{
+    return req->srv->location;
+}
+
+const char *api__node(struct api_request *req)
+{
+    return req->srv->node;
+}
+
+int64_t api__lease_ms(struct api_request *req)
+{
+    return req->srv->lease_ms;
+}
+
 struct api_ratelimit *api__ratelimit(struct api_request *req)
 {
     return req->srv->rl;
@@ -205,10 +236,26 @@ int64_t api__uptime_ms(struct api_request *req)
     return clock_mono_ms() - req->srv->started_ms;
 }
 
-void api__pool_stats(struct api_request *req, int *in_use, int *size)
+void api__pool_stats(struct api_request *req, struct api_pool_stats *out)
 {
-    *in_use = atomic_load(&req->srv->in_flight);
-    *size = atomic_load(&req->srv->stores_open);
+    struct api_server *srv = req->srv;
+
+    memset(out, 0, sizeof(*out));
+    if (!srv->pooled) {
+        out->kind = "per-thread";
+        out->open = out->size = atomic_load(&srv->stores_open);
+        out->in_use = atomic_load(&srv->in_flight);
+        return;
+    }
+    out->kind = "pool";
+    pthread_mutex_lock(&srv->pool.mu);
+    out->size = srv->pool.size;
+    out->open = srv->pool.open;
+    out->in_use = srv->pool.in_use;
+    out->waiting = srv->pool.waiting;
+    out->exhausted = srv->pool.exhausted;
+    out->timeout_ms = srv->pool.timeout_ms;
+    pthread_mutex_unlock(&srv->pool.mu);
 }
 
 int api__stopping(struct api_request *req)
@@ -316,17 +363,144 @@ static struct thread_stores *thread_stores(struct api_server *srv)
     return ts;
 }
 
+/* ------------------------------------------------------------------ the pool (PostgreSQL) */
+
+static void pool_init(struct store_pool *p, int size, int64_t timeout_ms)
+{
+    memset(p, 0, sizeof(*p));
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->size = size > 0 ? size : API_DEFAULT_POOL_SIZE;
+    p->timeout_ms = timeout_ms > 0 ? timeout_ms : API_DEFAULT_POOL_TIMEOUT_MS;
+}
+
+static void pool_destroy(struct store_pool *p)
+{
+    for (size_t i = 0; i < p->nidle; i++)
+        store_free(p->idle[i]);
+    free(p->idle);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+}
+
+/*
+ * Take a connection: an idle one, a new one while fewer than `size` are
+ * open, else wait up to the timeout. Replies 503 on failure.
+ */
+static struct store *pool_acquire(struct api_request *req)
+{
+    struct api_server *srv = req->srv;
+    struct store_pool *p = &srv->pool;
+    struct err err = ERR_INIT;
+    struct store *st = NULL;
+    struct timespec until;
+    int64_t t0 = clock_mono_ms();
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(p->timeout_ms / 1000);
+    until.tv_nsec += (long)(p->timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        if (p->nidle) {
+            st = p->idle[--p->nidle];
+            p->in_use++;
+            break;
+        }
+        if (p->open < p->size) {
+            p->open++;
+            p->in_use++;
+            break;
+        }
+        p->waiting++;
+        if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT && !p->nidle &&
+            p->open >= p->size) {
+            char waited[32];
+            p->waiting--;
+            p->exhausted++;
+            pthread_mutex_unlock(&p->mu);
+            clock_fmt_duration(clock_mono_ms() - t0, waited, sizeof(waited));
+            log_error("Database", "Connection pool exhausted (size %d, waited %s)", p->size,
+                      waited);
+            api__reply_error(req, 503, NULL,
+                             "the database connection pool is exhausted (size %d, waited %s): "
+                             "try again, or raise ORCH_DB_POOL_SIZE",
+                             p->size, waited);
+            return NULL;
+        }
+        p->waiting--;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!st) {
+        if (store_open(srv->location, 0, &st, &err)) {
+            st = NULL;
+            log_error("Database", "Cannot open a connection: %s", err.msg);
+        }
+    } else if (!store_connected(st) && store_reconnect(st, &err)) {
+        log_error("Database", "Cannot reconnect: %s", err.msg);
+        store_free(st);
+        st = NULL;
+    }
+    if (!st) {
+        pthread_mutex_lock(&p->mu);
+        p->open--;
+        p->in_use--;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        api__reply_error(req, 503, NULL, "the database is unavailable: %s", err.msg);
+        return NULL;
+    }
+    return st;
+}
+
+static void pool_release(struct api_server *srv, struct store *st)
+{
+    struct store_pool *p = &srv->pool;
+
+    store_rollback(st); /* never hand on an open transaction */
+    pthread_mutex_lock(&p->mu);
+    p->in_use--;
+    if (store_connected(st)) {
+        XGROW(p->idle, p->idle_alloc, p->nidle + 1);
+        p->idle[p->nidle++] = st;
+        st = NULL;
+    } else {
+        p->open--; /* a broken one is not kept */
+    }
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    store_free(st);
+}
+
+void api__store_done(struct api_request *req)
+{
+    if (req->pooled) {
+        pool_release(req->srv, req->pooled);
+        req->pooled = NULL;
+    }
+}
+
 static struct store *open_store(struct api_request *req, int writer)
 {
-    struct thread_stores *ts = thread_stores(req->srv);
+    struct thread_stores *ts;
+
+    if (req->srv->pooled) {
+        if (!req->pooled)
+            req->pooled = pool_acquire(req);
+        return req->pooled;
+    }
+    ts = thread_stores(req->srv);
     struct store **slot = writer ? &ts->wr : &ts->rd;
     struct err err = ERR_INIT;
 
     if (*slot)
         return *slot;
-    if (store_open(req->srv->data_dir, writer ? 0 : STORE_READONLY, slot, &err)) {
+    if (store_open(req->srv->location, writer ? 0 : STORE_READONLY, slot, &err)) {
         *slot = NULL;
-        log_error("API", "Cannot open the store in '%s': %s", req->srv->data_dir, err.msg);
+        log_error("API", "Cannot open the store in '%s': %s", req->srv->location, err.msg);
         api__reply_error(req, 503, NULL, "the database is unavailable: %s", err.msg);
         return NULL;
     }
@@ -600,6 +774,7 @@ static void request_free(struct api_request *req)
     if (!req)
         return;
     atomic_fetch_sub(&req->srv->in_flight, 1);
+    api__store_done(req);
     if (req->response)
         mhd.destroy_response(req->response);
     json_decref(req->early_body);
@@ -655,9 +830,15 @@ static void touch_key(struct api_request *req, int64_t now)
 
     if (req->key.last_used_at && now - req->key.last_used_at < KEY_TOUCH_MS)
         return;
+    if (req->srv->pooled) {
+        wr = req->pooled;
+        if (wr && store_key_touch(wr, req->key.id, now, &err))
+            log_warn("API", "Cannot record the use of key %s: %s", req->key.prefix, err.msg);
+        return;
+    }
     ts = thread_stores(req->srv);
     if (!ts->wr) {
-        if (store_open(req->srv->data_dir, 0, &ts->wr, &err)) {
+        if (store_open(req->srv->location, 0, &ts->wr, &err)) {
             ts->wr = NULL;
             log_warn("API", "Cannot record the use of key %s: %s", req->key.prefix, err.msg);
             return;
@@ -750,6 +931,7 @@ static void prepare(struct api_request *req)
         }
     } else if (req->route->scope) {
         authenticate(req);
+        api__store_done(req); /* not held while the body comes in */
     }
     cl = mhd.lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
@@ -842,6 +1024,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return queue(req);
     }
     req->route->handler(req);
+    api__store_done(req);
     return queue(req);
 }
 
@@ -923,6 +1106,11 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     srv = xcalloc(1, sizeof(*srv));
     srv->listen = xstrdup(cfg->listen ? cfg->listen : API_DEFAULT_LISTEN);
     srv->data_dir = xstrdup(cfg->data_dir);
+    srv->location = xstrdup(cfg->store_location ? cfg->store_location : cfg->data_dir);
+    srv->node = cfg->node ? xstrdup(cfg->node) : NULL;
+    srv->lease_ms = cfg->lease_ms > 0 ? cfg->lease_ms : 30000;
+    srv->pooled = store_location_is_postgres(srv->location);
+    pool_init(&srv->pool, cfg->pool_size, cfg->pool_timeout_ms);
     srv->engine = cfg->engine;
     srv->max_body = cfg->max_body ? cfg->max_body : API_DEFAULT_MAX_BODY;
     srv->started_ms = clock_mono_ms();
@@ -1016,5 +1204,8 @@ void api_server_free(struct api_server *srv)
     free(srv->sleeping);
     free(srv->listen);
     free(srv->data_dir);
+    free(srv->location);
+    free(srv->node);
+    pool_destroy(&srv->pool);
     free(srv);
 }

@@ -89,7 +89,13 @@ const char *cli_data_dir(const struct cli_args *a);
 /* Apply --log-level / $ORCH_LOG_LEVEL. Returns 0 or -1 (message printed). */
 int cli_apply_log_level(const struct cli_args *a);
 
-/* Open the store of the data dir; prints the error. `create` for writers. */
+/* The PostgreSQL location: --database-url, else $DATABASE_URL, else NULL. */
+const char *cli_database_url(const struct cli_args *a);
+/* Where the store is: the database URL if any, else the data directory. */
+const char *cli_store_location(const struct cli_args *a);
+
+/* Open the store (PostgreSQL with a database URL, else the data directory's
+ * SQLite); prints the error. `writer` opens for writing (and migrates). */
 int cli_open_store(const struct cli_args *a, int writer, struct store **out);
 
 /* Read a whole file (at most `max` bytes); prints the error. Caller frees. */
@@ -103,6 +109,15 @@ struct json_t *cli_params_json(const struct cli_args *a, int *out_exit);
 
 /* Print an error line "orch: ..." to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Nodes (node.c). Fill `nd` from --node/$ORCH_NODE (default host:pid) and
+ * --lease/$ORCH_LEASE; `idbuf` holds the name. Returns 0 or -1 (printed). */
+struct engine_node;
+int cli_node_settings(const struct cli_args *a, struct engine_node *nd, char *idbuf,
+                      size_t idlen);
+/* Register node `nd` with `role` in the store; a name held by a dead
+ * process of this host is taken over. Prints the error. */
+int cli_node_register(struct store *st, const struct engine_node *nd, const char *role);
 
 /* Commands. */
 int cmd_run(int argc, char **argv);
@@ -118,6 +133,9 @@ int cmd_retry(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 /* Offline schedule tools: schedules next / validate (cmd_schedules.c). */
 int cmd_schedules(int argc, char **argv);
+/* Nodes on a shared PostgreSQL database (cmd_server.c, cmd_db.c). */
+int cmd_worker(int argc, char **argv);
+int cmd_db(int argc, char **argv);
 /* The server branch of executions list / executions show / logs, called by
  * cmd_show.c once the command line has been checked. Return an exit code. */
 int cli_remote_executions_list(const struct cli_args *a, int limit);

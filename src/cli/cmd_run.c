@@ -301,13 +301,31 @@ static int setup(const struct cli_args *a, struct store **st, struct engine **en
         return EXIT_USAGE;
     if (cli_open_store(a, 1, st))
         return EXIT_INTERNAL;
-    *own = owner_new(cli_data_dir(a));
-    cfg.claim = owner_claim;
-    cfg.release = owner_release;
-    cfg.owner_arg = *own;
+    if (!cli_database_url(a)) {
+        *own = owner_new(cli_data_dir(a));
+        cfg.claim = owner_claim;
+        cfg.release = owner_release;
+        cfg.owner_arg = *own;
+    }
     if (engine_new(*st, &cfg, eng, &err)) {
         cli_error("%s", err.msg);
         return EXIT_INTERNAL;
+    }
+    if (cli_database_url(a)) {
+        /* On a shared database this process is a node too: it owns what it
+         * runs, renews its lease, and is fenced like any other. */
+        static char node_id[128];
+        struct engine_node nd;
+        if (cli_node_settings(a, &nd, node_id, sizeof(node_id)))
+            return EXIT_USAGE;
+        nd.cluster = 1;
+        nd.claim_work = 0;
+        if (cli_node_register(*st, &nd, "run"))
+            return EXIT_INTERNAL;
+        if (engine_set_node(*eng, &nd, &err)) {
+            cli_error("%s", err.msg);
+            return EXIT_INTERNAL;
+        }
     }
     memset(prog, 0, sizeof(*prog));
     prog->tty = isatty(2) && !getenv("ORCH_NO_PROGRESS");
@@ -322,6 +340,8 @@ static void teardown(struct store *st, struct engine *eng, struct owner *own)
 {
     log_set_hooks(NULL, NULL);
     g_progress = NULL;
+    if (eng)
+        engine_node_stop(eng);
     engine_free(eng);
     owner_free(own);
     store_free(st);

@@ -42,7 +42,34 @@ static const struct cli_opt server_opts[] = {
      0},
     {"register", "PATH",
      "register a workflow definition file, or every *.json in a directory (repeatable)", 1},
+    {"node", "NAME", "this node's name among the nodes of the store (default $ORCH_NODE or "
+     "host:pid)", 0},
+    {"lease", "DURATION", "a node silent this long loses its executions to the others "
+     "(default $ORCH_LEASE or 30s)", 0},
     {NULL, NULL, NULL, 0},
+};
+
+static const struct cli_opt worker_opts[] = {
+    {"workers", "N", "task processes running at once (default $ORCH_WORKERS or CPU count)", 0},
+    {"max-output", "BYTES", "output kept per task attempt, the tail (default 1048576)", 0},
+    {"kill-grace", "DURATION", "SIGTERM to SIGKILL grace on timeout/cancel (default 10s)", 0},
+    {"shutdown-grace", "DURATION",
+     "on SIGTERM/SIGINT, how long running tasks may finish (default $ORCH_SHUTDOWN_GRACE or 30s)",
+     0},
+    {"node", "NAME", "this node's name among the nodes of the store (default $ORCH_NODE or "
+     "host:pid)", 0},
+    {"lease", "DURATION", "a node silent this long loses its executions to the others "
+     "(default $ORCH_LEASE or 30s)", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+static const struct cli_cmd worker_cmd = {
+    "worker",
+    NULL,
+    "Run the engine and its workers, without the HTTP API, as one more node on the\n"
+    "PostgreSQL database of --database-url or $DATABASE_URL: it claims queued executions\n"
+    "and those of nodes that died, and may fire the schedules when it holds their lease.",
+    worker_opts,
 };
 
 static const struct cli_cmd server_cmd = {
@@ -96,7 +123,8 @@ static void *watcher_main(void *arg)
                      "Received %s: shutting down (running tasks may finish within %s; "
                      "send it again to stop now)",
                      b == SIGINT ? "SIGINT" : "SIGTERM", grace);
-            api_server_quiesce(w->srv);
+            if (w->srv)
+                api_server_quiesce(w->srv);
             engine_request_stop(w->eng, w->grace_ms);
         } else {
             log_warn("API", "Received %s again: stopping running tasks now",
@@ -148,6 +176,11 @@ static int api_settings(const struct cli_args *a, struct api_config *cfg, int64_
     int64_t ms;
     long n;
 
+    if (a->cmd == &worker_cmd) {
+        api_config_init(cfg);
+        return env_duration(cli_get(a, "shutdown-grace"), "ORCH_SHUTDOWN_GRACE",
+                            DEFAULT_SHUTDOWN_GRACE_MS, "shutdown grace", grace_ms);
+    }
     api_config_init(cfg);
     cfg->listen = cli_get(a, "listen");
     if (!cfg->listen || !*cfg->listen)
@@ -306,10 +339,11 @@ static int resume_unfinished(struct store *st, struct engine *eng)
     return 0;
 }
 
-int cmd_server(int argc, char **argv)
+static int serve(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli_args a;
     struct engine_config ecfg;
+    struct engine_node nd;
     struct api_config acfg;
     struct store *st = NULL;
     struct engine *eng = NULL;
@@ -319,22 +353,30 @@ int cmd_server(int argc, char **argv)
     struct sigaction sa, old_int, old_term;
     struct watcher w;
     pthread_t watcher;
-    int watching = 0, registered = 0;
+    int watching = 0, registered = 0, worker = cmd == &worker_cmd;
     int64_t grace_ms = DEFAULT_SHUTDOWN_GRACE_MS;
-    const char *dir;
+    const char *dir, *url;
+    char node_id[128];
     int code = EXIT_OK, rc;
 
-    rc = cli_parse(&server_cmd, argc, argv, &a);
+    rc = cli_parse(cmd, argc, argv, &a);
     if (rc)
         return rc > 0 ? EXIT_OK : EXIT_USAGE;
     if (a.npos) {
-        cli_error("'orch server' takes no arguments (see 'orch server --help')");
+        cli_error("'orch %s' takes no arguments (see 'orch %s --help')", cmd->name, cmd->name);
         return EXIT_USAGE;
     }
     if (cli_apply_log_level(&a))
         return EXIT_USAGE;
-    if (cli_engine_settings(&a, &ecfg) || api_settings(&a, &acfg, &grace_ms))
+    if (cli_engine_settings(&a, &ecfg) || api_settings(&a, &acfg, &grace_ms) ||
+        cli_node_settings(&a, &nd, node_id, sizeof(node_id)))
         return EXIT_USAGE;
+    url = cli_database_url(&a);
+    if (worker && !url) {
+        cli_error("'orch worker' joins the nodes of a PostgreSQL store: set $DATABASE_URL or "
+                  "--database-url (on the data directory's SQLite, use 'orch server')");
+        return EXIT_USAGE;
+    }
     if (auth_init(&err)) {
         cli_error("%s", err.msg);
         return EXIT_INTERNAL;
@@ -350,35 +392,56 @@ int cmd_server(int argc, char **argv)
             goto out;
         registered = 1;
     }
-
-    own = owner_new(dir);
-    ecfg.claim = owner_claim;
-    ecfg.release = owner_release;
-    ecfg.owner_arg = own;
+    if (!url) {
+        /* One node on the data directory: flock'd ownership of executions. */
+        own = owner_new(dir);
+        ecfg.claim = owner_claim;
+        ecfg.release = owner_release;
+        ecfg.owner_arg = own;
+    }
     if (engine_new(st, &ecfg, &eng, &err)) {
         cli_error("%s", err.msg);
         code = EXIT_INTERNAL;
         goto out;
     }
     engine_set_persistent(eng, 1);
+    nd.cluster = url != NULL;
+    nd.claim_work = 1;
+    if (cli_node_register(st, &nd, worker ? "worker" : "server")) {
+        code = EXIT_INTERNAL;
+        goto out;
+    }
+    if (engine_set_node(eng, &nd, &err)) {
+        cli_error("%s", err.msg);
+        code = EXIT_INTERNAL;
+        goto out;
+    }
     /* Fire the schedules of the definitions in the store (those just
      * registered included: the scheduler reads them on its first turn; the
-     * nudge makes that explicit should the order ever change). */
+     * nudge makes that explicit should the order ever change). With several
+     * nodes, the holder of the scheduler lease fires them. */
     engine_enable_scheduler(eng);
     if (registered)
         engine_schedules_changed(eng);
-    if (resume_unfinished(st, eng)) {
+    /* On PostgreSQL the node claims what it owned before a restart, what is
+     * queued and what dead nodes left, as it runs. */
+    if (!url && resume_unfinished(st, eng)) {
         code = EXIT_INTERNAL;
         goto out;
     }
 
     signal(SIGPIPE, SIG_IGN);
-    acfg.data_dir = dir;
-    acfg.engine = eng;
-    if (api_server_start(&acfg, &srv, &err)) {
-        cli_error("%s", err.msg);
-        code = err.code == ERR_INVALID ? EXIT_USAGE : EXIT_INTERNAL;
-        goto out;
+    if (!worker) {
+        acfg.data_dir = dir;
+        acfg.store_location = cli_store_location(&a);
+        acfg.engine = eng;
+        acfg.node = nd.id;
+        acfg.lease_ms = nd.lease_ms;
+        if (api_server_start(&acfg, &srv, &err)) {
+            cli_error("%s", err.msg);
+            code = err.code == ERR_INVALID ? EXIT_USAGE : EXIT_INTERNAL;
+            goto out;
+        }
     }
 
     if (pipe2(sig_pipe, O_CLOEXEC) != 0) {
@@ -402,23 +465,36 @@ int cmd_server(int argc, char **argv)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
-    log_info("API", "orch %s listening on %s (data directory '%s', %d workers)", ORCH_VERSION,
-             api_server_url(srv), dir, ecfg.workers);
-    log_info("API", "Get an API key: orch keys create --name admin --scope admin --data-dir %s",
-             dir);
+    if (worker) {
+        log_info("Engine", "orch %s worker '%s' on %s (%d workers, lease %llds)", ORCH_VERSION,
+                 nd.id, store_where(st), ecfg.workers, (long long)(nd.lease_ms / 1000));
+    } else if (url) {
+        log_info("API", "orch %s node '%s' listening on %s (%s, %d workers, lease %llds)",
+                 ORCH_VERSION, nd.id, api_server_url(srv), store_where(st), ecfg.workers,
+                 (long long)(nd.lease_ms / 1000));
+        log_info("API", "Get an API key: orch keys create --name admin --scope admin "
+                 "(with the same DATABASE_URL)");
+    } else {
+        log_info("API", "orch %s listening on %s (data directory '%s', %d workers)", ORCH_VERSION,
+                 api_server_url(srv), dir, ecfg.workers);
+        log_info("API", "Get an API key: orch keys create --name admin --scope admin --data-dir %s",
+                 dir);
+    }
 
     rc = engine_run(eng, &err);
     if (rc) {
         log_error("Engine", "The engine stopped: %s", err.msg);
         code = EXIT_INTERNAL;
     }
+    engine_node_stop(eng);
     /* Whether the engine stopped on request or on a failure, stop taking requests. */
-    api_server_quiesce(srv);
+    if (srv)
+        api_server_quiesce(srv);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     api_server_free(srv);
     srv = NULL;
-    log_info("API", "Server stopped");
+    log_info(worker ? "Engine" : "API", "%s stopped", worker ? "Worker" : "Server");
 
 out:
     if (watching) {
@@ -437,4 +513,14 @@ out:
     owner_free(own);
     store_free(st);
     return code;
+}
+
+int cmd_server(int argc, char **argv)
+{
+    return serve(&server_cmd, argc, argv);
+}
+
+int cmd_worker(int argc, char **argv)
+{
+    return serve(&worker_cmd, argc, argv);
 }

@@ -38,7 +38,13 @@ static void usage(FILE *f)
             "\n"
             "Server:\n"
             "  server                run the HTTP API, the engine and workers (--listen ADDR)\n"
-            "  keys create|list|revoke  API keys for the server (offline on the data directory)\n"
+            "  worker                the engine and workers only, no HTTP API (PostgreSQL)\n"
+            "  keys create|list|revoke  API keys for the server (offline on the store)\n"
+            "  db migrate|status     the store's schema, and the nodes that share it\n"
+            "\n"
+            "With --database-url or $DATABASE_URL (postgres://...), every command works on\n"
+            "that PostgreSQL database instead of the data directory, and any number of\n"
+            "servers and workers share it.\n"
             "\n"
             "Run 'orch COMMAND --help' for the options of a command.\n");
 }
@@ -92,6 +98,10 @@ int main(int argc, char **argv)
         return cmd_health(argc - 2, argv + 2);
     if (!strcmp(cmd, "server"))
         return cmd_server(argc - 2, argv + 2);
+    if (!strcmp(cmd, "worker"))
+        return cmd_worker(argc - 2, argv + 2);
+    if (!strcmp(cmd, "db"))
+        return cmd_db(argc - 2, argv + 2);
     if (!strcmp(cmd, "keys"))
         return cmd_keys(argc - 2, argv + 2);
     cli_error("unknown command '%s' (see 'orch --help')", cmd);

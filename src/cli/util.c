@@ -51,6 +51,10 @@ int cli_exit_for_status(enum exec_status st)
 
 static const struct cli_opt global_opts[] = {
     {"data-dir", "DIR", "data directory (default $ORCH_DATA_DIR or ./.orch)", 0},
+    {"database-url", "URL",
+     "PostgreSQL instead of the data directory's SQLite: postgres://user:pass@host:port/db or a "
+     "key=value string (default $DATABASE_URL, unless --data-dir is given)",
+     0},
     {"log-level", "LEVEL", "error, warn, info or debug (default $ORCH_LOG_LEVEL or info)", 0},
     {"help", NULL, "show this help", 0},
     {NULL, NULL, NULL, 0},
@@ -230,12 +234,39 @@ json_t *cli_params_json(const struct cli_args *a, int *out_exit)
     return o;
 }
 
+/* Flags before the environment: --database-url, --data-dir, $DATABASE_URL. */
+const char *cli_database_url(const struct cli_args *a)
+{
+    const char *u = cli_get(a, "database-url");
+    if (u && *u)
+        return u;
+    u = cli_get(a, "data-dir");
+    if (u && *u)
+        return NULL;
+    u = getenv("DATABASE_URL");
+    return u && *u ? u : NULL;
+}
+
+const char *cli_store_location(const struct cli_args *a)
+{
+    const char *u = cli_database_url(a);
+    return u ? u : cli_data_dir(a);
+}
+
 int cli_open_store(const struct cli_args *a, int writer, struct store **out)
 {
     struct err err = ERR_INIT;
     const char *dir = cli_data_dir(a);
+    const char *url = cli_database_url(a);
     int rc;
 
+    if (url) {
+        /* Never echo the URL: it may hold a password. libpq's messages do not. */
+        rc = store_open(url, writer ? 0 : STORE_READONLY, out, &err);
+        if (rc)
+            cli_error("cannot open the PostgreSQL store: %s", err.msg);
+        return rc;
+    }
     if (!writer) {
         struct stat sb;
         if (stat(dir, &sb) != 0) {

@@ -775,7 +775,7 @@ static int dispatch(struct engine *eng)
         again = 0;
         for (struct exec *ex = eng->execs; ex; ex = ex->next) {
             int limit = ex->wf->concurrency;
-            if (ex->status != EXEC_RUNNING)
+            if (ex->status != EXEC_RUNNING || ex->lost || ex->handoff)
                 continue;
             /* Noops first (they may make more tasks ready), then sleeps, then commands. */
             for (int q = 2; q >= 0; q--) {
@@ -829,14 +829,28 @@ static int commit_turn(struct engine *eng, struct err *err)
     for (struct proc *p = eng->procs; p && !dirty; p = p->next)
         if (p->pend[0].len || p->pend[1].len || p->pid_dirty)
             dirty = 1;
-    if (!dirty)
+    if (!dirty && !eng->notify_work && !eng->notify_schedules)
         return 0;
 
+again:
     rc = store_begin(eng->st, err);
     if (rc)
         return rc;
+    if (eng->cluster) {
+        int nlost = 0;
+        rc = engine__fence(eng, &nlost, err);
+        if (rc)
+            goto fail;
+        if (nlost) {
+            /* Start over without what is not ours any more. */
+            store_rollback(eng->st);
+            goto again;
+        }
+    }
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
         struct exec_row row;
+        if (ex->lost)
+            continue;
         memset(&row, 0, sizeof(row));
         memcpy(row.id, ex->id, sizeof(row.id));
         row.workflow = ex->wf->name;
@@ -849,6 +863,13 @@ static int commit_turn(struct engine *eng, struct err *err)
         row.error = ex->error;
         row.schedule_id = ex->schedule_id;
         row.scheduled_for = ex->scheduled_for;
+        if (ex->handoff) {
+            /* For whichever node claims it first. */
+            row.status = EXEC_QUEUED;
+            row.started_at = 0;
+        } else {
+            row.owner = eng->node_id;
+        }
         if (ex->is_new) {
             rc = store_execution_insert(eng->st, &row, err);
             if (!rc && ex->idem_key)
@@ -922,7 +943,7 @@ static int commit_turn(struct engine *eng, struct err *err)
     for (struct proc *p = eng->procs; p; p = p->next) {
         struct attempt_row row;
         struct trun *r = &p->ex->runs[p->idx];
-        if (!p->pid_dirty || p->stale)
+        if (!p->pid_dirty || p->stale || p->ex->lost)
             continue;
         memset(&row, 0, sizeof(row));
         row.task_idx = (int)p->idx;
@@ -949,17 +970,25 @@ static int commit_turn(struct engine *eng, struct err *err)
     }
     for (struct proc *p = eng->procs; p; p = p->next) {
         int failed = 0;
+        if (p->ex->lost)
+            continue;
         proc_flush_logs(eng, p, &failed, err);
         if (failed) {
             rc = ERR_STORE;
             goto fail;
         }
     }
+    if (eng->notify_work && (rc = store_notify(eng->st, "orch_work", eng->node_id, err)) != 0)
+        goto fail;
+    if (eng->notify_schedules &&
+        (rc = store_notify(eng->st, "orch_schedules", eng->node_id, err)) != 0)
+        goto fail;
     rc = store_commit(eng->st, err);
     if (rc)
         goto fail;
 
     /* Committed: the store now holds this turn's state. */
+    eng->notify_work = eng->notify_schedules = 0;
     pending_attempts_clear(eng);
     for (size_t i = 0; i < eng->npfires; i++) {
         free(eng->pfires[i].row.schedule_id);
@@ -1437,6 +1466,8 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     pthread_mutex_init(&eng->mu, NULL);
     pthread_cond_init(&eng->cv, NULL);
     eng->stats.workers_total = eng->cfg.workers;
+    eng->stats.db_ok = 1;
+    eng->db_fd = -1;
     *out = eng;
     return 0;
 }
@@ -1483,6 +1514,7 @@ void engine_free(struct engine *eng)
     pthread_cond_destroy(&eng->cv);
     close(eng->epfd);
     close(eng->wakefd);
+    free(eng->node_id);
     free(eng);
 }
 
@@ -1560,6 +1592,11 @@ int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
     ex->created_at = ex->started_at = clock_now_ms();
     ex->is_new = 1;
     ex->tasks_new = 1;
+    if (engine__node_busy(eng)) {
+        /* No free slot here: queue it for any node and wake them. */
+        ex->handoff = 1;
+        eng->notify_work = 1;
+    }
     for (size_t i = 0; i < wf->ntasks; i++) {
         if (wf->tasks[i].ndeps == 0) {
             ex->runs[i].status = TASK_QUEUED;
@@ -1662,6 +1699,15 @@ int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
     return engine__exec_take(eng, exec_id, 0, err);
 }
 
+/* Did node name `node` ("host:pid") run on this machine? */
+static int same_host(const struct engine *eng, const char *node)
+{
+    const char *a = strrchr(node, ':'), *b = strrchr(eng->node, ':');
+    size_t la = a ? (size_t)(a - node) : strlen(node);
+    size_t lb = b ? (size_t)(b - eng->node) : strlen(eng->node);
+    return la == lb && !memcmp(node, eng->node, la);
+}
+
 /*
  * Take over execution `exec_id` from the store: resume it (retry == 0: it must
  * be unfinished) or run its unsuccessful tasks again (retry == 1: it must have
@@ -1677,11 +1723,15 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
     int version = 0, rc;
     int64_t now = clock_now_ms();
 
-    for (struct exec *e = eng->execs; e; e = e->next)
-        if (!strcmp(e->id, exec_id))
-            return err_set(err, ERR_CONFLICT, "execution '%s' is already active", exec_id);
-    if (eng->cfg.claim && (rc = eng->cfg.claim(eng->cfg.owner_arg, exec_id)) != 0)
+    if (engine__exec_find(eng, exec_id))
+        return err_set(err, ERR_CONFLICT, "execution '%s' is already active", exec_id);
+    if (eng->cluster) {
+        rc = store_execution_claim_one(eng->st, exec_id, eng->node_id, eng->lease_ms, err);
+        if (rc)
+            return rc;
+    } else if (eng->cfg.claim && (rc = eng->cfg.claim(eng->cfg.owner_arg, exec_id)) != 0) {
         return err_set(err, rc, "execution '%s' is being run by another orch process", exec_id);
+    }
     rc = store_execution_get(eng->st, exec_id, &d, err);
     if (rc)
         goto out;
@@ -1799,7 +1849,13 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
             for (size_t k = 0; k < d->nattempts; k++)
                 if (d->attempts[k].task_idx == (int)i && d->attempts[k].number == r->attempt)
                     last = &d->attempts[k];
-            if (last && last->pgid > 0 && child_kill_orphan_group(last->pgid, last->proc_start))
+            if (last && last->node && !same_host(eng, last->node)) {
+                /* Not a process of this machine: its node stopped renewing its
+                 * lease; a node that comes back ends what it no longer owns. */
+                log_warn(COMP_TASK, "Task '%s' attempt %d ran on '%s': its process cannot be "
+                         "ended from here", t->name, r->attempt, last->node);
+            } else if (last && last->pgid > 0 &&
+                       child_kill_orphan_group(last->pgid, last->proc_start))
                 log_warn(COMP_TASK, "Task '%s': killed orphaned process group %d of attempt %d",
                          t->name, last->pgid, r->attempt);
             else if (t->type == TASK_COMMAND && (!last || last->pgid <= 0)) {
@@ -1824,15 +1880,18 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                 engine__timer_add(&eng->timers, &tm);
                 continue;
             }
-            log_warn(COMP_TASK, "Task '%s' attempt %d was lost (its orch process died)", t->name,
-                     r->attempt);
-            if (last) {
-                attempt_end(eng, ex, i, ATTEMPT_LOST, -1, 0,
-                            "lost: the orch process running it died", last->pid, last->pgid,
-                            last->proc_start, 1);
-            } else {
-                attempt_end(eng, ex, i, ATTEMPT_LOST, -1, 0,
-                            "lost: the orch process running it died", 0, 0, 0, 1);
+            log_warn(COMP_TASK, "Task '%s' attempt %d was lost (%s)", t->name, r->attempt,
+                     eng->cluster ? "its node died or lost its lease" : "its orch process died");
+            {
+                char why[200];
+                if (eng->cluster && last && last->node)
+                    snprintf(why, sizeof(why),
+                             "lost: its node (%.120s) died or stopped renewing its lease",
+                             last->node);
+                else
+                    snprintf(why, sizeof(why), "lost: the orch process running it died");
+                attempt_end(eng, ex, i, ATTEMPT_LOST, -1, 0, why, last ? last->pid : 0,
+                            last ? last->pgid : 0, last ? last->proc_start : 0, 1);
             }
         }
     }
@@ -1873,7 +1932,9 @@ static void execs_collect(struct engine *eng)
     while (*pp) {
         struct exec *ex = *pp;
         int busy = 0;
-        if (!exec_status_is_final(ex->status) || ex->dirty || !ex->finished_reported) {
+        int gone = ex->lost || (ex->handoff && !ex->is_new);
+        if (!gone &&
+            (!exec_status_is_final(ex->status) || ex->dirty || !ex->finished_reported)) {
             pp = &ex->next;
             continue;
         }
@@ -1942,11 +2003,24 @@ int engine_run(struct engine *eng, struct err *err)
             engine__interrupt_running(eng);
         }
 
+        /* 1a. the node: reconnect, heartbeat, claims */
+        if (eng->db_down)
+            engine__db_retry(eng);
+        engine__node_tick(eng);
         /* 1b. commands from other threads (server mode) */
-        if (!eng->stopping)
-            engine__commands_run(eng);
+        if (!eng->stopping) {
+            if (eng->db_down)
+                engine__commands_refuse(eng, "the database is unavailable (reconnecting)");
+            else
+                engine__commands_run(eng);
+        }
+        if (eng->sched_changed_here) {
+            eng->sched_changed_here = 0;
+            if (eng->cluster)
+                eng->notify_schedules = 1; /* the leader may be another node */
+        }
         /* 1c. schedules that are due */
-        if (eng->scheduler_on && !eng->stopping) {
+        if (eng->scheduler_on && !eng->stopping && !eng->db_down && engine__sched_may_fire(eng)) {
             if (eng->sched_reload || clock_mono_ms() >= eng->next_sched_sync) {
                 eng->sched_reload = 0;
                 engine__sched_sync(eng);
@@ -1956,17 +2030,31 @@ int engine_run(struct engine *eng, struct err *err)
         }
         /* 2. transitions */
         dispatch(eng);
-        /* 3. commit */
-        rc = commit_with_retry(eng, err);
-        engine__replies_flush(eng, rc, err);
+        /* 3. commit (held while the database is away) */
+        rc = eng->db_down ? 0 : commit_with_retry(eng, err);
+        if (rc && eng->node_on && !store_connected(eng->st)) {
+            engine__replies_flush(eng, rc, err);
+            engine__db_lost(eng, err);
+            rc = 0;
+        } else if (rc == ERR_CONFLICT && eng->cluster && engine__conflict_recover(eng) > 0) {
+            engine__replies_flush(eng, rc, err);
+            rc = commit_with_retry(eng, err);
+        } else {
+            engine__replies_flush(eng, rc, err);
+        }
         if (rc) {
             log_error("Database", "cannot commit state: %s", err->msg);
             break;
         }
-        /* 4. act */
-        spawn_pending(eng);
-        procs_collect(eng);
-        execs_collect(eng);
+        /* 4. act, once what it acts on is committed */
+        if (!eng->db_down) {
+            spawn_pending(eng);
+            procs_collect(eng);
+            execs_collect(eng);
+            /* Notifications read along with this turn's results wait in
+             * the client library, where the socket's readiness says nothing. */
+            engine__db_event(eng);
+        }
         engine__stats_update(eng);
         if (eng->stopping) {
             /* Done once no task process is left (finished, or interrupted and reaped). */
@@ -2000,6 +2088,11 @@ int engine_run(struct engine *eng, struct err *err)
             if (d < 0)
                 d = 0;
             if (timeout < 0 || d < timeout)
+                timeout = d > 60000 ? 60000 : (int)d;
+        }
+        {
+            int64_t d = engine__node_timeout(eng);
+            if (d >= 0 && (timeout < 0 || d < timeout))
                 timeout = d > 60000 ? 60000 : (int)d;
         }
         if (eng->scheduler_on && !eng->stopping) {
@@ -2040,6 +2133,9 @@ int engine_run(struct engine *eng, struct err *err)
             case WATCH_PIDFD:
                 proc_exited(eng, w->proc);
                 break;
+            case WATCH_DB:
+                engine__db_event(eng);
+                break;
             }
         }
         timers_run(eng);
@@ -2049,6 +2145,6 @@ int engine_run(struct engine *eng, struct err *err)
     pthread_mutex_unlock(&eng->mu);
     /* Once stopped (server mode), commands are refused: answer the queued ones. */
     if (eng->stopping)
-        engine__commands_refuse(eng);
+        engine__commands_refuse(eng, "the server is shutting down");
     return rc;
 }

@@ -150,8 +150,12 @@ void engine_request_stop(struct engine *eng, int64_t grace_ms);
 int engine_post_submit(struct engine *eng, const char *name, const char *params_json,
                        const char *idempotency_key, char out_id[ID_MAX], int *out_existing,
                        struct err *err);
-/* Cancel an execution. ERR_NOT_FOUND, or ERR_CONFLICT if it has already ended. */
-int engine_post_cancel(struct engine *eng, const char *exec_id, struct err *err);
+/* Cancel an execution. ERR_NOT_FOUND, or ERR_CONFLICT if it has already ended.
+ * With several nodes, an execution another live node runs is cancelled by
+ * that node: *out_asked (may be NULL) is then 1, the cancel asked but not yet
+ * done when this returns. */
+int engine_post_cancel(struct engine *eng, const char *exec_id, int *out_asked,
+                       struct err *err);
 /*
  * Retry a finished execution that did not succeed: its failed, timed_out,
  * cancelled and upstream_failed tasks (and their skipped dependents) run again,
@@ -180,6 +184,16 @@ struct engine_stats {
     size_t sched_active;          /* enabled, unpaused schedules */
     int64_t sched_next_due_at;    /* wall-clock ms of the next due time, 0 if none */
     char sched_next_due[160];     /* that schedule, as "workflow/name" */
+    int cluster;                  /* one of several nodes on PostgreSQL */
+    int sched_leader;             /* cluster: this node holds the scheduler lease */
+    /* The database, as the loop sees it. */
+    int db_ok;                    /* 0 while the connection is lost */
+    int64_t db_down_since;        /* wall-clock ms, 0 when up */
+    int64_t db_last_error_at;     /* wall-clock ms of the last failure */
+    char db_error[200];           /* its message */
+    int64_t last_heartbeat_at;    /* wall-clock ms */
+    uint64_t executions_claimed;  /* taken from the queue or from dead nodes */
+    uint64_t executions_lost;     /* taken by another node (fenced) */
 };
 
 /*
@@ -201,6 +215,45 @@ void engine_schedules_changed(struct engine *eng);
  */
 int engine_post_backfill(struct engine *eng, const char *schedule_id, int64_t from_ms,
                          int64_t until_ms, int *out_count, struct err *err);
+
+/* ------------------------------------------------------------------ nodes
+ *
+ * A server's engine is a node: it renews its row in `nodes` once per
+ * heartbeat interval (lease / 3), one statement however much it runs. On
+ * PostgreSQL (`cluster`), several nodes share the database:
+ * - executions are owned by one node at a time (executions.owner_node); every
+ *   commit first locks the rows of the executions it touches and checks they
+ *   are still ours (a fence): a node paused past its lease finds its
+ *   executions taken, drops them and kills their processes, and its late
+ *   reports are never written;
+ * - a node claims, with FOR UPDATE SKIP LOCKED, the executions queued for any
+ *   node (while it has free slots) and those whose owner's lease has expired
+ *   (their running attempts are recorded as lost and retried per policy);
+ * - a busy node hands new executions to the others (queued, unowned) and
+ *   wakes them with NOTIFY; idle nodes sleep in LISTEN, so an idle cluster
+ *   issues one heartbeat statement per node and interval;
+ * - one node at a time fires the schedules: the holder of the "scheduler"
+ *   lease, renewed with the heartbeat; the unique (schedule, due time) key
+ *   keeps a due time from firing twice should two nodes ever believe they
+ *   lead.
+ * A lost database connection is survived: the loop keeps reaping and
+ * capturing output, holds what it has not committed, reconnects with
+ * back-off, and writes it all once the database is back.
+ */
+struct engine_node {
+    const char *id;   /* the node's row in `nodes` (registered by the caller); borrowed */
+    int64_t lease_ms; /* a node silent this long has lost what it owned (default 30 s) */
+    int cluster;      /* PostgreSQL: fence, listen, claim, lead the scheduler by lease */
+    int claim_work;   /* take queued executions and those of dead nodes (server, worker) */
+};
+
+#define ENGINE_DEFAULT_LEASE_MS 30000
+
+/* Call before engine_run(). */
+int engine_set_node(struct engine *eng, const struct engine_node *nd, struct err *err);
+/* After engine_run() returned: record the node as stopped and give up the
+ * scheduler lease, so other nodes take over at once. */
+void engine_node_stop(struct engine *eng);
 
 /* A consistent snapshot of the engine's figures (thread-safe). */
 void engine_get_stats(struct engine *eng, struct engine_stats *out);

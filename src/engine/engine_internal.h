@@ -69,7 +69,7 @@ void engine__timer_release(struct timer_heap *h);
  * Owned by the loop thread; other threads use only engine->mu, engine->cv,
  * engine->cmds and engine->stats (under mu).
  */
-enum watch_kind { WATCH_PIDFD, WATCH_OUT, WATCH_ERR, WATCH_WAKE };
+enum watch_kind { WATCH_PIDFD, WATCH_OUT, WATCH_ERR, WATCH_WAKE, WATCH_DB };
 
 struct watch {
     enum watch_kind kind;
@@ -155,6 +155,8 @@ struct exec {
     char *schedule_name;
     int64_t scheduled_for; /* its due time (ms) */
     char *scheduled_for_text; /* ISO 8601 in the schedule's zone, for ORCH_SCHEDULED_FOR */
+    int lost;        /* taken by another node: nothing of it is written any more */
+    int handoff;     /* created for any node: inserted queued and unowned, then dropped */
     struct exec *next;
 };
 
@@ -248,11 +250,32 @@ struct engine {
     int64_t sched_started_at; /* wall-clock ms when the scheduler was enabled */
     int64_t sched_prev_tick;  /* wall-clock ms of the previous tick, 0 before the first */
     volatile sig_atomic_t sched_reload;
+    volatile sig_atomic_t sched_changed_here;
     int64_t next_sched_sync; /* monotonic ms: re-read definitions now and then */
     struct sched *scheds;
     size_t nscheds, scheds_alloc;
     struct pending_fire *pfires;
     size_t npfires, pfires_alloc;
+
+    /* Node and cluster (cluster.c). */
+    int node_on;
+    char *node_id;
+    int64_t lease_ms, heartbeat_ms;
+    int64_t next_heartbeat;   /* monotonic ms */
+    int cluster, claim_work;
+    int want_claim;           /* a notification or a heartbeat said there is work */
+    int claim_own;            /* at start: take what we owned under this name */
+    int claim_expired;        /* look for executions of dead nodes (once settled) */
+    int leader;               /* holds the scheduler lease */
+    int64_t leader_until;     /* monotonic ms: our lease is surely good until then */
+    int64_t connected_since;  /* monotonic ms */
+    int db_fd;
+    struct watch w_db;
+    int db_down;
+    int64_t db_retry_at;      /* monotonic ms */
+    int64_t db_backoff;
+    int notify_work;          /* NOTIFY the other nodes with this turn's commit */
+    int notify_schedules;
 };
 
 /* ------------------------------------------------------------------ shared between the files */
@@ -272,7 +295,7 @@ void engine__reply_now(struct engine *eng, struct cmd *c);
 void engine__reply_after_commit(struct engine *eng, struct cmd *c);
 void engine__replies_flush(struct engine *eng, int rc, const struct err *err);
 void engine__commands_run(struct engine *eng);
-void engine__commands_refuse(struct engine *eng);
+void engine__commands_refuse(struct engine *eng, const char *why);
 void engine__interrupt_running(struct engine *eng);
 void engine__stats_update(struct engine *eng);
 void engine__purge_old(struct engine *eng);
@@ -280,5 +303,18 @@ void engine__scheds_clear(struct engine *eng);
 void engine__sched_sync(struct engine *eng);
 int64_t engine__sched_tick(struct engine *eng);
 void engine__cmd_backfill(struct engine *eng, struct cmd *c);
+
+/* cluster.c */
+void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why);
+struct exec *engine__exec_find(struct engine *eng, const char *id);
+int engine__node_busy(const struct engine *eng);
+void engine__node_tick(struct engine *eng);
+int engine__sched_may_fire(struct engine *eng);
+int engine__fence(struct engine *eng, int *out_lost, struct err *err);
+int engine__conflict_recover(struct engine *eng);
+void engine__db_lost(struct engine *eng, const struct err *err);
+void engine__db_retry(struct engine *eng);
+void engine__db_event(struct engine *eng);
+int64_t engine__node_timeout(const struct engine *eng);
 
 #endif

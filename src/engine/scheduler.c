@@ -410,6 +410,10 @@ static void sched_due(struct engine *eng, struct sched *sc, int64_t t)
     sched_fire_now(eng, sc, t);
 }
 
+/* Late due times fired in one turn at most (a per-second schedule whose
+ * leader was lost for this long fires the newest 1000 of them). */
+#define SCHED_LATE_MAX 1000
+
 /* Fire what is due. Returns the wall-clock ms of the next due time (0: none). */
 int64_t engine__sched_tick(struct engine *eng)
 {
@@ -441,54 +445,47 @@ int64_t engine__sched_tick(struct engine *eng)
             sched_fire_now(eng, sc, t);
         }
         if (sc->next_fire_at && sc->next_fire_at <= now) {
-            /* The due times up to now; more than one (or an old one) means the
-             * scheduler was down: the catch-up policy decides. */
-            size_t cap = sc->spec.catchup == DAG_CATCHUP_ALL ? (size_t)sc->spec.max_catchup : 1;
-            int64_t *due = xcalloc(cap, sizeof(*due));
-            size_t ndue = 0, head = 0, missed = 0;
+            /* The due times up to now. Those after the previous tick are
+             * late (a busy turn, a failover between nodes): they all fire.
+             * Those before it were missed (orch down, the schedule paused):
+             * the catch-up policy decides, from the newest. */
+            size_t cap = sc->spec.catchup == DAG_CATCHUP_ALL   ? (size_t)sc->spec.max_catchup
+                         : sc->spec.catchup == DAG_CATCHUP_NONE ? 0
+                                                                : 1;
+            int64_t *ring = xcalloc(cap ? cap : 1, sizeof(*ring));
+            int64_t *late = NULL;
+            size_t nring = 0, head = 0, missed = 0, nlate = 0, late_alloc = 0;
             int64_t t = sc->next_fire_at, last = 0;
-            /* A ring of the newest `cap` due times. */
             while (t && t <= now) {
-                /* Due before the previous tick: the scheduler was not running then
-                 * (orch down, or the schedule paused), so the time was missed. */
-                if (t <= prev_tick)
+                if (t <= prev_tick) {
                     missed++;
-                if (ndue < cap) {
-                    due[(head + ndue) % cap] = t;
-                    ndue++;
-                } else {
-                    due[head] = t;
-                    head = (head + 1) % cap;
+                    if (cap && nring < cap) {
+                        ring[(head + nring) % cap] = t;
+                        nring++;
+                    } else if (cap) {
+                        ring[head] = t;
+                        head = (head + 1) % cap;
+                    }
+                } else if (nlate < SCHED_LATE_MAX) {
+                    XGROW(late, late_alloc, nlate + 1);
+                    late[nlate++] = t;
                 }
                 last = t;
                 t = sched_next_time(sc, t);
                 if (missed > 1000000)
                     break; /* a per-second schedule down for 11 days: enough */
             }
-            /* In order, oldest first. */
-            if (head) {
-                int64_t *ordered = xcalloc(cap, sizeof(*ordered));
-                for (size_t k = 0; k < ndue; k++)
-                    ordered[k] = due[(head + k) % cap];
-                free(due);
-                due = ordered;
-            }
-            if (sc->spec.catchup == DAG_CATCHUP_NONE) {
-                /* Only a time within the grace fires; missed ones are skipped. */
-                if (ndue && due[ndue - 1] > prev_tick) {
-                    due[0] = due[ndue - 1];
-                    ndue = 1;
-                } else {
-                    ndue = 0;
-                }
-            }
             if (missed)
                 log_warn(COMP_SCHED, "Schedule '%s' of '%s' missed %zu fire time%s while orch was "
                          "down (catchup=%s): %zu will run", sc->name, sc->workflow, missed,
-                         missed == 1 ? "" : "s", dag_catchup_name(sc->spec.catchup), ndue);
-            for (size_t k = 0; k < ndue; k++)
-                sched_due(eng, sc, due[k]);
-            free(due);
+                         missed == 1 ? "" : "s", dag_catchup_name(sc->spec.catchup), nring);
+            /* Oldest first: the missed ones kept, then the late ones. */
+            for (size_t k = 0; k < nring; k++)
+                sched_due(eng, sc, ring[(head + k) % cap]);
+            for (size_t k = 0; k < nlate; k++)
+                sched_due(eng, sc, late[k]);
+            free(ring);
+            free(late);
             sc->last_fire_at = last;
             sc->next_fire_at = sched_next_time(sc, now);
             sc->dirty = 1;
@@ -588,6 +585,7 @@ void engine_enable_scheduler(struct engine *eng)
 void engine_schedules_changed(struct engine *eng)
 {
     eng->sched_reload = 1;
+    eng->sched_changed_here = 1; /* the other nodes are told (cluster) */
     engine__wake(eng);
 }
 

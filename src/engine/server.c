@@ -82,7 +82,7 @@ int engine_post_submit(struct engine *eng, const char *name, const char *params_
     return 0;
 }
 
-int engine_post_cancel(struct engine *eng, const char *exec_id, struct err *err)
+int engine_post_cancel(struct engine *eng, const char *exec_id, int *out_asked, struct err *err)
 {
     struct cmd c;
     memset(&c, 0, sizeof(c));
@@ -91,6 +91,8 @@ int engine_post_cancel(struct engine *eng, const char *exec_id, struct err *err)
     engine__post(eng, &c);
     if (c.rc && err)
         *err = c.err;
+    if (out_asked)
+        *out_asked = c.rc == 0 && c.existing;
     return c.rc;
 }
 
@@ -146,14 +148,6 @@ void engine__replies_flush(struct engine *eng, int rc, const struct err *err)
     eng->nreplies = 0;
     pthread_cond_broadcast(&eng->cv);
     pthread_mutex_unlock(&eng->mu);
-}
-
-static struct exec *exec_find(struct engine *eng, const char *id)
-{
-    for (struct exec *ex = eng->execs; ex; ex = ex->next)
-        if (!strcmp(ex->id, id))
-            return ex;
-    return NULL;
 }
 
 static void cmd_submit(struct engine *eng, struct cmd *c)
@@ -215,9 +209,42 @@ static void cmd_submit(struct engine *eng, struct cmd *c)
     engine__reply_after_commit(eng, c);
 }
 
+/*
+ * Cancel an execution this node does not run: take it if nobody runs it (it
+ * is queued, or its node died) and cancel it here; else ask its node, through
+ * the store and a notification (c->existing = 1: asked, not yet done).
+ */
+static void cancel_elsewhere(struct engine *eng, struct cmd *c)
+{
+    struct exec *ex;
+    int rc = engine__exec_take(eng, c->exec_id, 0, &c->err);
+
+    if (rc == 0 && (ex = engine__exec_find(eng, c->exec_id)) != NULL) {
+        log_info(COMP, "Execution %s cancelled", ex->id);
+        engine__exec_abort(eng, ex, EXEC_CANCELLED, "cancelled");
+        eng->work_now = 1;
+        engine__reply_after_commit(eng, c);
+        return;
+    }
+    if (rc != ERR_BUSY) {
+        c->rc = rc;
+        engine__reply_now(eng, c);
+        return;
+    }
+    memset(&c->err, 0, sizeof(c->err));
+    c->rc = store_execution_request_cancel(eng->st, c->exec_id, clock_now_ms(), &c->err);
+    if (c->rc == 0)
+        c->rc = store_notify(eng->st, "orch_cancel", c->exec_id, &c->err);
+    if (c->rc == 0) {
+        c->existing = 1;
+        log_info(COMP, "Execution %s: cancel asked of the node that runs it", c->exec_id);
+    }
+    engine__reply_now(eng, c);
+}
+
 static void cmd_cancel(struct engine *eng, struct cmd *c)
 {
-    struct exec *ex = exec_find(eng, c->exec_id);
+    struct exec *ex = engine__exec_find(eng, c->exec_id);
     struct exec_detail *d = NULL;
 
     if (ex && !exec_status_is_final(ex->status)) {
@@ -229,12 +256,17 @@ static void cmd_cancel(struct engine *eng, struct cmd *c)
     }
     c->rc = store_execution_get(eng->st, c->exec_id, &d, &c->err);
     if (c->rc == 0) {
-        if (exec_status_is_final(d->exec.status))
+        if (exec_status_is_final(d->exec.status)) {
             c->rc = err_set(&c->err, ERR_CONFLICT, "execution '%s' has already %s", c->exec_id,
                             exec_status_name(d->exec.status));
-        else
+        } else if (eng->cluster) {
+            exec_detail_free(d);
+            cancel_elsewhere(eng, c);
+            return;
+        } else {
             c->rc = err_set(&c->err, ERR_CONFLICT,
                             "execution '%s' is run by another orch process", c->exec_id);
+        }
         exec_detail_free(d);
     } else if (c->rc == ERR_NOT_FOUND) {
         err_set(&c->err, ERR_NOT_FOUND, "no execution '%s'", c->exec_id);
@@ -244,7 +276,7 @@ static void cmd_cancel(struct engine *eng, struct cmd *c)
 
 static void cmd_retry(struct engine *eng, struct cmd *c)
 {
-    struct exec *ex = exec_find(eng, c->exec_id);
+    struct exec *ex = engine__exec_find(eng, c->exec_id);
     if (ex && !exec_status_is_final(ex->status)) {
         c->rc = err_set(&c->err, ERR_CONFLICT, "execution '%s' is still running: cancel it first",
                         c->exec_id);
@@ -297,13 +329,13 @@ void engine__commands_run(struct engine *eng)
 }
 
 /* Refuse the commands still queued (the loop is ending). */
-void engine__commands_refuse(struct engine *eng)
+void engine__commands_refuse(struct engine *eng, const char *why)
 {
     pthread_mutex_lock(&eng->mu);
     while (eng->cmds) {
         struct cmd *c = eng->cmds;
         eng->cmds = c->next;
-        c->rc = err_set(&c->err, ERR_BUSY, "the server is shutting down");
+        c->rc = err_set(&c->err, ERR_BUSY, "%s", why);
         c->done = 1;
     }
     pthread_cond_broadcast(&eng->cv);

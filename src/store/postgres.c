@@ -48,7 +48,7 @@
 
 #define EXEC_COLS                                                                                  \
     "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error,"  \
-    " schedule_id, scheduled_for"
+    " schedule_id, scheduled_for, owner_node"
 /* $1 id upper bound or NULL, $2/$3 created_at range, $4 limit, $5 workflow, $6 status. */
 #define LIST_TAIL                                                                                  \
     " AND ($1::text IS NULL OR id < $1::text) AND created_at >= $2 AND created_at < $3"            \
@@ -71,6 +71,8 @@ struct pg_store {
     PGconn *conn;
     unsigned flags;
     char *where; /* "database 'x' on host:port", for messages (never the password) */
+    char **listens; /* channels to LISTEN again after a reconnect */
+    size_t nlistens, listens_alloc;
 };
 
 static struct pg_store *pg(struct store *st)
@@ -479,6 +481,9 @@ static void pg_close(struct store *st)
 
     /* Closing the connection rolls back an open transaction. */
     PQfinish(s->conn);
+    for (size_t i = 0; i < s->nlistens; i++)
+        free(s->listens[i]);
+    free(s->listens);
     free(s->where);
     free(s);
 }
@@ -628,9 +633,10 @@ static int pg_execution_insert(struct store *st, const struct exec_row *row, str
     p_text(&p, row->error);
     p_text(&p, row->schedule_id);
     p_opt(&p, row->scheduled_for, 0);
+    p_text(&p, row->owner);
     res = pq_exec_guarded(s,
                           "INSERT INTO executions (" EXEC_COLS ")"
-                          " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                          " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                           &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot insert execution '%s'", row->id);
@@ -956,6 +962,7 @@ static int pq_read_exec(struct pg_store *s, const PGresult *r, int i, struct exe
     row->error = g_str(r, i, 8);
     row->schedule_id = g_str(r, i, 9);
     row->scheduled_for = g_opt(r, i, 10, 0);
+    row->owner = g_str(r, i, 11);
     return 0;
 }
 
@@ -1895,6 +1902,436 @@ static int pg_fires_list(struct store *st, const char *schedule_id, int limit,
     return 0;
 }
 
+/* --- nodes and scale-out --- */
+
+/* The database's clock in ms: one clock for every node's lease. */
+#define PG_NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+/* An execution whose owner has no live lease: $LEASE is the lease parameter. */
+#define PG_OWNER_GONE(lease)                                                                       \
+    "(n.id IS NULL OR n.stopped_at IS NOT NULL OR n.heartbeat_at < " PG_NOW_MS " - " lease ")"
+#define PG_UNFINISHED "e.status IN ('queued', 'running')"
+
+static int pg_node_register(struct store *st, const struct node_row *row, int64_t lease_ms,
+                            struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    long changed = 0;
+    int rc;
+
+    p_text(&p, row->id);
+    p_text(&p, row->host);
+    p_i64(&p, row->pid);
+    p_text(&p, row->role);
+    p_text(&p, row->version);
+    p_i64(&p, lease_ms);
+    rc = pq_run(s,
+                "INSERT INTO nodes (id, host, pid, role, version, started_at, heartbeat_at)"
+                " VALUES ($1, $2, $3, $4, $5, " PG_NOW_MS ", " PG_NOW_MS ")"
+                " ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid,"
+                " role = EXCLUDED.role, version = EXCLUDED.version,"
+                " started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at,"
+                " stopped_at = NULL"
+                " WHERE nodes.stopped_at IS NOT NULL OR nodes.heartbeat_at < " PG_NOW_MS " - $6",
+                &p, &changed, err, "cannot register the node");
+    if (rc)
+        return rc;
+    if (changed == 0)
+        return err_set(err, ERR_BUSY,
+                       "node name '%s' is in use by a running node (its heartbeat is recent); "
+                       "give this one another --node name",
+                       row->id);
+    /* Forget nodes gone for a day that own nothing. */
+    memset(&p, 0, sizeof(p));
+    rc = pq_run(s,
+                "DELETE FROM nodes n WHERE n.heartbeat_at < " PG_NOW_MS " - 86400000"
+                " AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.owner_node = n.id"
+                " AND " PG_UNFINISHED ")",
+                NULL, NULL, err, "cannot forget old nodes");
+    return rc;
+}
+
+static int pg_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
+                             int64_t *out_claimable, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    PGresult *res;
+
+    p_text(&p, id);
+    p_i64(&p, lease_ms);
+    res = pq_exec(s,
+                  "UPDATE nodes SET heartbeat_at = " PG_NOW_MS " WHERE id = $1"
+                  " RETURNING (SELECT count(*) FROM executions e"
+                  " LEFT JOIN nodes n ON n.id = e.owner_node"
+                  " WHERE " PG_UNFINISHED " AND (e.owner_node IS NULL OR " PG_OWNER_GONE("$2") "))",
+                  &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot renew the heartbeat of node '%s' in %s", id,
+                       s->where);
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return err_set(err, ERR_NOT_FOUND, "node '%s' is not registered in %s", id, s->where);
+    }
+    if (out_claimable)
+        *out_claimable = g_opt(res, 0, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+static int pg_node_stop(struct store *st, const char *id, struct err *err)
+{
+    struct params p = {0};
+
+    p_text(&p, id);
+    return pq_run(pg(st), "UPDATE nodes SET stopped_at = " PG_NOW_MS " WHERE id = $1", &p, NULL,
+                  err, "cannot record the node's stop");
+}
+
+static int pg_nodes_list(struct store *st, struct node_row **out, size_t *out_n, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct node_row *rows = NULL;
+    PGresult *res;
+    size_t n;
+
+    res = pq_exec(s,
+                  "SELECT n.id, n.host, n.pid, n.role, n.version, n.started_at, n.heartbeat_at,"
+                  " n.stopped_at, (SELECT count(*) FROM executions e WHERE e.owner_node = n.id"
+                  " AND " PG_UNFINISHED "), " PG_NOW_MS
+                  " FROM nodes n ORDER BY n.heartbeat_at DESC, n.id LIMIT 1000",
+                  NULL);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot list the nodes in %s", s->where);
+    n = (size_t)PQntuples(res);
+    if (n)
+        rows = xcalloc(n, sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        int r = (int)i;
+        rows[i].id = g_str(res, r, 0);
+        rows[i].host = g_str(res, r, 1);
+        rows[i].pid = g_int(res, r, 2, 0);
+        rows[i].role = g_str(res, r, 3);
+        rows[i].version = g_str(res, r, 4);
+        rows[i].started_at = g_opt(res, r, 5, 0);
+        rows[i].heartbeat_at = g_opt(res, r, 6, 0);
+        rows[i].stopped_at = g_opt(res, r, 7, 0);
+        rows[i].executions = g_opt(res, r, 8, 0);
+        rows[i].db_now = g_opt(res, r, 9, 0);
+    }
+    PQclear(res);
+    *out = rows;
+    *out_n = n;
+    return 0;
+}
+
+static int pq_ids(struct pg_store *s, PGresult *res, char ***out_ids, size_t *out_n,
+                  struct err *err, const char *what)
+{
+    char **ids = NULL;
+    size_t n;
+
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "%s in %s", what, s->where);
+    n = (size_t)PQntuples(res);
+    if (n)
+        ids = xcalloc(n, sizeof(*ids));
+    for (size_t i = 0; i < n; i++)
+        ids[i] = g_str(res, (int)i, 0);
+    PQclear(res);
+    *out_ids = ids;
+    *out_n = n;
+    return 0;
+}
+
+static int pg_executions_claim(struct store *st, const char *node, int limit, int64_t lease_ms,
+                               unsigned which, char ***out_ids, size_t *out_n, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+
+    p_text(&p, node);
+    p_i64(&p, limit);
+    p_text(&p, (which & STORE_CLAIM_UNOWNED) ? "t" : "f");
+    p_text(&p, (which & STORE_CLAIM_EXPIRED) ? "t" : "f");
+    p_i64(&p, lease_ms);
+    p_text(&p, (which & STORE_CLAIM_OWN) ? "t" : "f");
+    return pq_ids(s,
+                  pq_exec(s,
+                          "UPDATE executions SET owner_node = $1 WHERE id IN ("
+                          " SELECT e.id FROM executions e LEFT JOIN nodes n ON n.id = e.owner_node"
+                          " WHERE " PG_UNFINISHED " AND (($3::boolean AND e.owner_node IS NULL)"
+                          " OR ($4::boolean AND e.owner_node <> $1 AND " PG_OWNER_GONE("$5") ")"
+                          " OR ($6::boolean AND e.owner_node = $1))"
+                          " ORDER BY e.created_at, e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED)"
+                          " RETURNING id",
+                          &p),
+                  out_ids, out_n, err, "cannot claim executions");
+}
+
+static int pg_execution_claim_one(struct store *st, const char *id, const char *node,
+                                  int64_t lease_ms, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    PGresult *res;
+    long changed = 0;
+    int rc;
+
+    p_text(&p, id);
+    p_text(&p, node);
+    p_i64(&p, lease_ms);
+    rc = pq_run(s,
+                "UPDATE executions e SET owner_node = $2 WHERE e.id = $1"
+                " AND (e.owner_node IS NULL OR e.owner_node = $2 OR NOT " PG_UNFINISHED
+                " OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.owner_node"
+                " AND n.stopped_at IS NULL AND n.heartbeat_at >= " PG_NOW_MS " - $3))",
+                &p, &changed, err, "cannot claim the execution");
+    if (rc || changed)
+        return rc;
+    memset(&p, 0, sizeof(p));
+    p_text(&p, id);
+    res = pq_exec(s, "SELECT owner_node FROM executions WHERE id = $1", &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot read execution '%s' in %s", id, s->where);
+    if (PQntuples(res) == 0)
+        rc = err_set(err, ERR_NOT_FOUND, "no execution '%s'", id);
+    else
+        rc = err_set(err, ERR_BUSY, "execution '%s' is being run by node '%s'", id,
+                     PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return rc;
+}
+
+/* A text[] literal of ids (they are [a-z0-9_], so no quoting is needed). */
+static int ids_array(char *const *ids, size_t n, struct strbuf *sb)
+{
+    strbuf_addch(sb, '{');
+    for (size_t i = 0; i < n; i++) {
+        for (const char *c = ids[i]; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  (*c >= '0' && *c <= '9') || *c == '_' || *c == '-'))
+                return -1;
+        if (i)
+            strbuf_addch(sb, ',');
+        strbuf_adds(sb, ids[i]);
+    }
+    strbuf_addch(sb, '}');
+    return 0;
+}
+
+static int pg_executions_fence(struct store *st, const char *node, char *const *ids, size_t n,
+                               char ***out_lost, size_t *out_nlost, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct strbuf arr = STRBUF_INIT;
+    struct params p = {0};
+    int rc;
+
+    *out_lost = NULL;
+    *out_nlost = 0;
+    if (n == 0)
+        return 0;
+    if (ids_array(ids, n, &arr)) {
+        strbuf_release(&arr);
+        return err_set(err, ERR_INVALID, "bad execution id in a fence");
+    }
+    p_text(&p, arr.buf);
+    p_text(&p, node);
+    /* Lock every row (so a claim by another node waits or skips them), return
+     * the ones that are not ours any more. */
+    rc = pq_ids(s,
+                pq_exec(s,
+                        "SELECT id FROM (SELECT id, owner_node FROM executions"
+                        " WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE) x"
+                        " WHERE owner_node IS DISTINCT FROM $2",
+                        &p),
+                out_lost, out_nlost, err, "cannot check the ownership of executions");
+    strbuf_release(&arr);
+    return rc;
+}
+
+static int pg_execution_request_cancel(struct store *st, const char *id, int64_t now,
+                                       struct err *err)
+{
+    struct params p = {0};
+    long changed = 0;
+    int rc;
+
+    p_text(&p, id);
+    p_i64(&p, now);
+    rc = pq_run(pg(st),
+                "UPDATE executions SET cancel_requested_at = $2 WHERE id = $1"
+                " AND status IN ('queued', 'running')",
+                &p, &changed, err, "cannot request the cancel");
+    if (rc == 0 && changed == 0)
+        rc = err_set(err, ERR_CONFLICT, "execution '%s' has already ended", id);
+    return rc;
+}
+
+static int pg_cancel_requests(struct store *st, const char *node, char ***out_ids, size_t *out_n,
+                              struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+
+    p_text(&p, node);
+    return pq_ids(s,
+                  pq_exec(s,
+                          "SELECT e.id FROM executions e WHERE e.owner_node = $1 AND " PG_UNFINISHED
+                          " AND e.cancel_requested_at IS NOT NULL",
+                          &p),
+                  out_ids, out_n, err, "cannot read cancel requests");
+}
+
+/* Channel names are identifiers (LISTEN takes no parameter): ours only. */
+static int channel_ok(const char *c)
+{
+    if (!*c || strlen(c) > 48)
+        return 0;
+    for (; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || *c == '_'))
+            return 0;
+    return 1;
+}
+
+static int pq_listen_all(struct pg_store *s, struct err *err)
+{
+    for (size_t i = 0; i < s->nlistens; i++) {
+        char sql[80];
+        int rc;
+        snprintf(sql, sizeof(sql), "LISTEN %s", s->listens[i]);
+        rc = pq_run(s, sql, NULL, NULL, err, "cannot listen");
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int pg_listen(struct store *st, const char *channel, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    char sql[80];
+
+    if (!channel_ok(channel))
+        return err_set(err, ERR_INVALID, "bad channel name '%s'", channel);
+    for (size_t i = 0; i < s->nlistens; i++)
+        if (!strcmp(s->listens[i], channel))
+            return 0;
+    snprintf(sql, sizeof(sql), "LISTEN %s", channel);
+    if (pq_run(s, sql, NULL, NULL, err, "cannot listen"))
+        return err->code;
+    XGROW(s->listens, s->listens_alloc, s->nlistens + 1);
+    s->listens[s->nlistens++] = xstrdup(channel);
+    return 0;
+}
+
+static int pg_notify(struct store *st, const char *channel, const char *payload, struct err *err)
+{
+    struct params p = {0};
+
+    p_text(&p, channel);
+    p_text(&p, payload ? payload : "");
+    return pq_run(pg(st), "SELECT pg_notify($1, $2)", &p, NULL, err, "cannot notify");
+}
+
+static int pg_listen_fd(struct store *st)
+{
+    struct pg_store *s = pg(st);
+    return PQstatus(s->conn) == CONNECTION_OK ? PQsocket(s->conn) : -1;
+}
+
+static int pg_notifications(struct store *st,
+                            void (*fn)(void *arg, const char *channel, const char *payload),
+                            void *arg, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    PGnotify *nt;
+
+    if (!PQconsumeInput(s->conn)) {
+        char msg[ERR_MSG_MAX];
+        trim_msg(PQerrorMessage(s->conn), msg, sizeof(msg));
+        return err_set(err, ERR_STORE, "lost the connection to %s: %s", s->where, msg);
+    }
+    while ((nt = PQnotifies(s->conn)) != NULL) {
+        fn(arg, nt->relname, nt->extra ? nt->extra : "");
+        PQfreemem(nt);
+    }
+    return 0;
+}
+
+static int pg_lease_acquire(struct store *st, const char *name, const char *node,
+                            int64_t lease_ms, int *out_held, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    PGresult *res;
+
+    p_text(&p, name);
+    p_text(&p, node);
+    p_i64(&p, lease_ms);
+    res = pq_exec(s,
+                  "INSERT INTO leases (name, node, expires_at) VALUES ($1, $2, " PG_NOW_MS " + $3)"
+                  " ON CONFLICT (name) DO UPDATE SET node = EXCLUDED.node,"
+                  " expires_at = EXCLUDED.expires_at"
+                  " WHERE leases.node = EXCLUDED.node OR leases.expires_at < " PG_NOW_MS
+                  " RETURNING node",
+                  &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot take the lease '%s' in %s", name, s->where);
+    *out_held = PQntuples(res) == 1;
+    PQclear(res);
+    return 0;
+}
+
+static int pg_lease_release(struct store *st, const char *name, const char *node,
+                            struct err *err)
+{
+    struct params p = {0};
+
+    p_text(&p, name);
+    p_text(&p, node);
+    return pq_run(pg(st), "UPDATE leases SET expires_at = 0 WHERE name = $1 AND node = $2", &p,
+                  NULL, err, "cannot release a lease");
+}
+
+static int pg_connected(struct store *st)
+{
+    struct pg_store *s = pg(st);
+
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        return 0;
+    /* An idle connection the server closed (a restart, an administrator)
+     * still says OK until it is read: read what is there (one non-blocking
+     * recv), which notices the end. */
+    if (PQtransactionStatus(s->conn) == PQTRANS_IDLE && !PQconsumeInput(s->conn))
+        return 0;
+    return PQstatus(s->conn) == CONNECTION_OK;
+}
+
+static int pg_reconnect(struct store *st, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    char msg[ERR_MSG_MAX];
+
+    PQreset(s->conn);
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        trim_msg(PQerrorMessage(s->conn), msg, sizeof(msg));
+        return err_set(err, ERR_STORE, "cannot connect to %s: %s", s->where, msg);
+    }
+    if (pq_run(s, "SET client_min_messages = warning", NULL, NULL, err, "cannot configure"))
+        return err->code;
+    if ((s->flags & STORE_READONLY) &&
+        pq_run(s, "SET default_transaction_read_only = on", NULL, NULL, err, "cannot configure"))
+        return err->code;
+    return pq_listen_all(s, err);
+}
+
+static const char *pg_where(struct store *st)
+{
+    return pg(st)->where;
+}
+
 const struct store_backend store__postgres_backend = {
     .name = "postgres",
     .open = pg_open,
@@ -1939,4 +2376,22 @@ const struct store_backend store__postgres_backend = {
     .fire_insert = pg_fire_insert,
     .fire_exists = pg_fire_exists,
     .fires_list = pg_fires_list,
+    .node_register = pg_node_register,
+    .node_heartbeat = pg_node_heartbeat,
+    .node_stop = pg_node_stop,
+    .nodes_list = pg_nodes_list,
+    .executions_claim = pg_executions_claim,
+    .execution_claim_one = pg_execution_claim_one,
+    .executions_fence = pg_executions_fence,
+    .execution_request_cancel = pg_execution_request_cancel,
+    .cancel_requests = pg_cancel_requests,
+    .listen = pg_listen,
+    .notify = pg_notify,
+    .listen_fd = pg_listen_fd,
+    .notifications = pg_notifications,
+    .lease_acquire = pg_lease_acquire,
+    .lease_release = pg_lease_release,
+    .connected = pg_connected,
+    .reconnect = pg_reconnect,
+    .where = pg_where,
 };

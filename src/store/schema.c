@@ -184,11 +184,49 @@ static const char schema_v4[] =
     "ALTER TABLE schedules ADD COLUMN from_api INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE schedules ADD COLUMN spec TEXT;";
 
+/*
+ * Version 5: nodes that share one database (PostgreSQL scale-out).
+ * - nodes: one row per orch process that has run an engine; heartbeat_at is
+ *   renewed in one statement per interval, however many tasks the node runs:
+ *   the leases of everything it owns are that one timestamp. Instants here
+ *   are the database's clock, so nodes with skewed clocks agree on expiry.
+ * - executions.owner_node: the node whose engine advances the execution
+ *   (NULL: queued for whichever node claims it first);
+ *   executions.cancel_requested_at: a cancel asked of another node.
+ * - executions_owner_unfinished: a partial index holding only queued and
+ *   running executions by owner, so the heartbeat's "is there work to take"
+ *   and the claim scan only what is unfinished, however long the history.
+ * - leases: named leases (one today: "scheduler", the node that fires the
+ *   schedules), taken and renewed by one conditional upsert; a holder that
+ *   stops renewing loses it when expires_at (database clock) passes.
+ */
+static const char schema_v5[] =
+    "CREATE TABLE nodes ("
+    "  id TEXT NOT NULL PRIMARY KEY,"
+    "  host TEXT NOT NULL,"
+    "  pid INTEGER NOT NULL,"
+    "  role TEXT NOT NULL,"
+    "  version TEXT NOT NULL,"
+    "  started_at BIGINT NOT NULL,"
+    "  heartbeat_at BIGINT NOT NULL,"
+    "  stopped_at BIGINT"
+    ");"
+    "ALTER TABLE executions ADD COLUMN owner_node TEXT;"
+    "ALTER TABLE executions ADD COLUMN cancel_requested_at BIGINT;"
+    "CREATE INDEX executions_owner_unfinished ON executions (owner_node, created_at)"
+    "  WHERE status IN ('queued', 'running');"
+    "CREATE TABLE leases ("
+    "  name TEXT NOT NULL PRIMARY KEY,"
+    "  node TEXT NOT NULL,"
+    "  expires_at BIGINT NOT NULL"
+    ");";
+
 const char *const store__migrations[] = {
     schema_v1,
     schema_v2,
     schema_v3,
     schema_v4,
+    schema_v5,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

@@ -105,7 +105,7 @@ _Static_assert(1 << (ST_PURGE_EXCEPT_64 - ST_PURGE_EXCEPT_1) == STORE_PURGE_EXCE
 
 #define EXEC_COLS                                                                                  \
     "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error,"  \
-    " schedule_id, scheduled_for"
+    " schedule_id, scheduled_for, owner_node"
 
 /*
  * The list queries share their parameters: ?1 id upper bound (exclusive),
@@ -160,7 +160,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_WF_INSERT] = "INSERT INTO workflows (name, version, definition, created_at)"
                      " VALUES (?1, ?2, ?3, ?4)",
     [ST_EXEC_INSERT] = "INSERT INTO executions (" EXEC_COLS ")"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [ST_EXEC_UPDATE] = "UPDATE executions SET status = ?2, started_at = ?3, finished_at = ?4,"
                        " error = ?5, schedule_id = ?6, scheduled_for = ?7 WHERE id = ?1",
     [ST_EXEC_GET] = "SELECT " EXEC_COLS " FROM executions WHERE id = ?1",
@@ -868,7 +868,7 @@ static int sqlite_execution_insert(struct store *st, const struct exec_row *row,
          bind_text(stmt, 5, row->params ? row->params : "{}") | bind_i64(stmt, 6, row->created_at) |
          bind_opt(stmt, 7, row->started_at, 0) | bind_opt(stmt, 8, row->finished_at, 0) |
          bind_text(stmt, 9, row->error) | bind_text(stmt, 10, row->schedule_id) |
-         bind_opt(stmt, 11, row->scheduled_for, 0);
+         bind_opt(stmt, 11, row->scheduled_for, 0) | bind_text(stmt, 12, row->owner);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -1190,6 +1190,7 @@ static int sq_read_exec(struct sqlite_store *s, sqlite3_stmt *stmt, struct exec_
     row->error = col_str(stmt, 8);
     row->schedule_id = col_str(stmt, 9);
     row->scheduled_for = col_opt(stmt, 10, 0);
+    row->owner = col_str(stmt, 11);
     return 0;
 }
 
@@ -2365,6 +2366,134 @@ int store__sqlite_explain_counts(struct store *st, char **out_plan, struct err *
     return sq_explain_all(st, ids, sizeof(ids) / sizeof(ids[0]), out_plan, err);
 }
 
+/* --- nodes (one per data directory here; the calls keep /v1/nodes alike) --- */
+
+#define SQ_NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+
+/* Prepare an occasional statement (not cached). */
+static int sq_prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **out,
+                      struct err *err)
+{
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, out, NULL);
+    if (rc != SQLITE_OK)
+        return sq_fail(s, rc, err, "cannot prepare a statement");
+    return 0;
+}
+
+static int sqlite_node_register(struct store *st, const struct node_row *row, int64_t lease_ms,
+                                struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_prepare(s,
+                        "INSERT INTO nodes (id, host, pid, role, version, started_at, heartbeat_at)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, " SQ_NOW_MS ", " SQ_NOW_MS ")"
+                        " ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
+                        " role = excluded.role, version = excluded.version,"
+                        " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
+                        " stopped_at = NULL WHERE nodes.stopped_at IS NOT NULL"
+                        " OR nodes.heartbeat_at < " SQ_NOW_MS " - ?6",
+                        &stmt, err);
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, row->id) | bind_text(stmt, 2, row->host) |
+         bind_i64(stmt, 3, row->pid) | bind_text(stmt, 4, row->role) |
+         bind_text(stmt, 5, row->version) | bind_i64(stmt, 6, lease_ms);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK)
+        return sq_fail(s, rc, err, "cannot register node '%s'", row->id);
+    if (sqlite3_changes(s->db) == 0)
+        return err_set(err, ERR_BUSY, "node name '%s' is in use by a running node", row->id);
+    return 0;
+}
+
+static int sqlite_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
+                                 int64_t *out_claimable, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_prepare(s, "UPDATE nodes SET heartbeat_at = " SQ_NOW_MS " WHERE id = ?1", &stmt,
+                        err);
+    (void)lease_ms;
+    (void)out_claimable; /* one node: it owns everything */
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, id);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK)
+        return sq_fail(s, rc, err, "cannot renew the heartbeat of node '%s'", id);
+    if (sqlite3_changes(s->db) == 0)
+        return err_set(err, ERR_NOT_FOUND, "node '%s' is not registered", id);
+    return 0;
+}
+
+static int sqlite_node_stop(struct store *st, const char *id, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_prepare(s, "UPDATE nodes SET stopped_at = " SQ_NOW_MS " WHERE id = ?1", &stmt,
+                        err);
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, id);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK)
+        return sq_fail(s, rc, err, "cannot record the stop of node '%s'", id);
+    return 0;
+}
+
+static int sqlite_nodes_list(struct store *st, struct node_row **out, size_t *out_n,
+                             struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    struct node_row *rows = NULL;
+    size_t n = 0, alloc = 0;
+    sqlite3_stmt *stmt;
+    int rc = sq_prepare(s,
+                        "SELECT n.id, n.host, n.pid, n.role, n.version, n.started_at,"
+                        " n.heartbeat_at, n.stopped_at, (SELECT count(*) FROM executions e"
+                        " WHERE e.owner_node = n.id AND e.status IN ('queued', 'running')), "
+                        SQ_NOW_MS " FROM nodes n ORDER BY n.heartbeat_at DESC, n.id LIMIT 1000",
+                        &stmt, err);
+    if (rc)
+        return rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct node_row *r;
+        XGROW(rows, alloc, n + 1);
+        r = &rows[n++];
+        memset(r, 0, sizeof(*r));
+        r->id = col_str(stmt, 0);
+        r->host = col_str(stmt, 1);
+        r->pid = sqlite3_column_int(stmt, 2);
+        r->role = col_str(stmt, 3);
+        r->version = col_str(stmt, 4);
+        r->started_at = col_opt(stmt, 5, 0);
+        r->heartbeat_at = col_opt(stmt, 6, 0);
+        r->stopped_at = col_opt(stmt, 7, 0);
+        r->executions = sqlite3_column_int64(stmt, 8);
+        r->db_now = sqlite3_column_int64(stmt, 9);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) {
+        node_rows_free(rows, n);
+        return sq_fail(s, rc, err, "cannot list the nodes");
+    }
+    *out = rows;
+    *out_n = n;
+    return 0;
+}
+
+static const char *sqlite_where(struct store *st)
+{
+    return sq(st)->path;
+}
+
 const struct store_backend store__sqlite_backend = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -2409,4 +2538,9 @@ const struct store_backend store__sqlite_backend = {
     .fire_insert = sqlite_fire_insert,
     .fire_exists = sqlite_fire_exists,
     .fires_list = sqlite_fires_list,
+    .node_register = sqlite_node_register,
+    .node_heartbeat = sqlite_node_heartbeat,
+    .node_stop = sqlite_node_stop,
+    .nodes_list = sqlite_nodes_list,
+    .where = sqlite_where,
 };

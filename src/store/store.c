@@ -148,6 +148,8 @@ void exec_row_release(struct exec_row *row)
     free(row->params);
     free(row->error);
     free(row->schedule_id);
+    free(row->owner);
+    row->owner = NULL;
     row->workflow = NULL;
     row->params = NULL;
     row->error = NULL;
@@ -319,6 +321,11 @@ static int check_dir(const char *dir, struct err *err)
     return 0;
 }
 
+int store_location_is_postgres(const char *location)
+{
+    return location && is_postgres(location);
+}
+
 int store_open(const char *location, unsigned flags, struct store **out, struct err *err)
 {
     char *path = NULL;
@@ -362,6 +369,11 @@ void store_free(struct store *st)
 const char *store_backend_name(const struct store *st)
 {
     return st->be->name;
+}
+
+int store_schema_latest(void)
+{
+    return store__migration_count;
 }
 
 int store_schema_version(struct store *st, int *out, struct err *err)
@@ -1052,4 +1064,160 @@ int store_fires_list(struct store *st, const char *schedule_id, int limit, struc
         return err_set(err, ERR_INVALID, "invalid page size %d (want 1 to %d)", limit,
                        STORE_LIST_MAX);
     return st->be->fires_list(st, schedule_id, limit, out, out_n, err);
+}
+
+/* --- nodes and scale-out --- */
+
+void node_rows_free(struct node_row *rows, size_t n)
+{
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].id);
+        free(rows[i].host);
+        free(rows[i].role);
+        free(rows[i].version);
+    }
+    free(rows);
+}
+
+int store_node_register(struct store *st, const struct node_row *row, int64_t lease_ms,
+                        struct err *err)
+{
+    return st->be->node_register(st, row, lease_ms, err);
+}
+
+int store_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
+                         int64_t *out_claimable, struct err *err)
+{
+    if (out_claimable)
+        *out_claimable = 0;
+    return st->be->node_heartbeat(st, id, lease_ms, out_claimable, err);
+}
+
+int store_node_stop(struct store *st, const char *id, struct err *err)
+{
+    return st->be->node_stop(st, id, err);
+}
+
+int store_nodes_list(struct store *st, struct node_row **out, size_t *out_n, struct err *err)
+{
+    *out = NULL;
+    *out_n = 0;
+    return st->be->nodes_list(st, out, out_n, err);
+}
+
+static int one_node(struct store *st, struct err *err)
+{
+    return err_set(err, ERR_INVALID,
+                   "the %s store serves one node: claims, fences, notifications and leases "
+                   "need PostgreSQL",
+                   st->be->name);
+}
+
+int store_executions_claim(struct store *st, const char *node, int limit, int64_t lease_ms,
+                           unsigned which, char ***out_ids, size_t *out_n, struct err *err)
+{
+    *out_ids = NULL;
+    *out_n = 0;
+    if (!st->be->executions_claim)
+        return one_node(st, err);
+    if (limit < 1)
+        return 0;
+    return st->be->executions_claim(st, node, limit, lease_ms, which, out_ids, out_n, err);
+}
+
+int store_execution_claim_one(struct store *st, const char *id, const char *node,
+                              int64_t lease_ms, struct err *err)
+{
+    if (!st->be->execution_claim_one)
+        return one_node(st, err);
+    return st->be->execution_claim_one(st, id, node, lease_ms, err);
+}
+
+int store_executions_fence(struct store *st, const char *node, char *const *ids, size_t n,
+                           char ***out_lost, size_t *out_nlost, struct err *err)
+{
+    *out_lost = NULL;
+    *out_nlost = 0;
+    if (!st->be->executions_fence)
+        return one_node(st, err);
+    return st->be->executions_fence(st, node, ids, n, out_lost, out_nlost, err);
+}
+
+int store_execution_request_cancel(struct store *st, const char *id, int64_t now,
+                                   struct err *err)
+{
+    if (!st->be->execution_request_cancel)
+        return one_node(st, err);
+    return st->be->execution_request_cancel(st, id, now, err);
+}
+
+int store_cancel_requests(struct store *st, const char *node, char ***out_ids, size_t *out_n,
+                          struct err *err)
+{
+    *out_ids = NULL;
+    *out_n = 0;
+    if (!st->be->cancel_requests)
+        return one_node(st, err);
+    return st->be->cancel_requests(st, node, out_ids, out_n, err);
+}
+
+int store_listen(struct store *st, const char *channel, struct err *err)
+{
+    if (!st->be->listen)
+        return one_node(st, err);
+    return st->be->listen(st, channel, err);
+}
+
+int store_notify(struct store *st, const char *channel, const char *payload, struct err *err)
+{
+    if (!st->be->notify)
+        return 0; /* one node: nobody else to wake */
+    return st->be->notify(st, channel, payload, err);
+}
+
+int store_listen_fd(struct store *st)
+{
+    return st->be->listen_fd ? st->be->listen_fd(st) : -1;
+}
+
+int store_notifications(struct store *st,
+                        void (*fn)(void *arg, const char *channel, const char *payload), void *arg,
+                        struct err *err)
+{
+    if (!st->be->notifications)
+        return 0;
+    return st->be->notifications(st, fn, arg, err);
+}
+
+int store_lease_acquire(struct store *st, const char *name, const char *node, int64_t lease_ms,
+                        int *out_held, struct err *err)
+{
+    *out_held = 0;
+    if (!st->be->lease_acquire)
+        return one_node(st, err);
+    return st->be->lease_acquire(st, name, node, lease_ms, out_held, err);
+}
+
+int store_lease_release(struct store *st, const char *name, const char *node, struct err *err)
+{
+    if (!st->be->lease_release)
+        return 0;
+    return st->be->lease_release(st, name, node, err);
+}
+
+int store_connected(struct store *st)
+{
+    return st->be->connected ? st->be->connected(st) : 1;
+}
+
+int store_reconnect(struct store *st, struct err *err)
+{
+    return st->be->reconnect ? st->be->reconnect(st, err) : 0;
+}
+
+const char *store_where(struct store *st)
+{
+    return st->be->where ? st->be->where(st) : st->be->name;
 }

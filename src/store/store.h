@@ -80,6 +80,7 @@ struct exec_row {
     char *error; /* or NULL */
     char *schedule_id;     /* the schedule that fired it, or NULL */
     int64_t scheduled_for; /* its due time (ms), 0 if not scheduled */
+    char *owner;           /* the node advancing it, or NULL (written on insert only) */
 };
 
 struct task_run_row {
@@ -164,9 +165,14 @@ enum store_open_flags {
  */
 int store_open(const char *location, unsigned flags, struct store **out, struct err *err);
 void store_free(struct store *st);
+/* Does `location` name a PostgreSQL database (postgres://, postgresql://, or
+ * a libpq key=value string)? Else it is a data directory or sqlite:FILE. */
+int store_location_is_postgres(const char *location);
 
 /* Name of the backend ("sqlite"). */
 const char *store_backend_name(const struct store *st);
+/* The schema version this orch brings (the number of migration steps). */
+int store_schema_latest(void);
 /* The schema version the database is at. */
 int store_schema_version(struct store *st, int *out, struct err *err);
 
@@ -431,5 +437,108 @@ int store_fire_exists(struct store *st, const char *schedule_id, int64_t schedul
 int store_fires_list(struct store *st, const char *schedule_id, int limit,
                      struct fire_row **out, size_t *out_n, struct err *err);
 void fire_rows_free(struct fire_row *rows, size_t n);
+
+/* ------------------------------------------------------------------ nodes and scale-out
+ *
+ * Several orch nodes share one PostgreSQL database. Each registers a row in
+ * `nodes` and renews its heartbeat in one statement per interval: that one
+ * timestamp is the lease of every execution the node owns. A node whose
+ * heartbeat is older than the lease (or that stopped) owns nothing any more:
+ * the next claim takes its unfinished executions. Instants of nodes are the
+ * database's clock.
+ *
+ * On SQLite (one node per data directory) the node calls work, so that
+ * /v1/nodes shows the one node; the claim, fence, notify and lock calls are
+ * PostgreSQL's only (ERR_INVALID elsewhere).
+ */
+
+struct node_row {
+    char *id;   /* the node's name: --node, or host:pid */
+    char *host;
+    int pid;
+    char *role; /* "server" or "worker" */
+    char *version;
+    int64_t started_at;
+    int64_t heartbeat_at;
+    int64_t stopped_at;  /* 0 while running */
+    int64_t executions;  /* unfinished executions it owns (in lists) */
+    int64_t db_now;      /* the database's clock when read (in lists) */
+};
+
+/* Register (or re-register) node `row->id`, heartbeat now. ERR_BUSY if a node
+ * of that id has not stopped and beat within `lease_ms` (a second live
+ * process with the same name). */
+int store_node_register(struct store *st, const struct node_row *row, int64_t lease_ms,
+                        struct err *err);
+/* Renew the heartbeat of node `id` (one statement). *out_claimable (may be
+ * NULL): unfinished executions that nobody owns or whose owner's lease has
+ * expired: work to claim. ERR_NOT_FOUND if the row is gone. */
+int store_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
+                         int64_t *out_claimable, struct err *err);
+/* Mark node `id` stopped: what it still owns may be claimed at once. */
+int store_node_stop(struct store *st, const char *id, struct err *err);
+/* Every node, newest heartbeat first. Free with node_rows_free. */
+int store_nodes_list(struct store *st, struct node_row **out, size_t *out_n, struct err *err);
+void node_rows_free(struct node_row *rows, size_t n);
+
+/*
+ * Claim up to `limit` unfinished executions for node `node`, as `which` says,
+ * oldest first, skipping rows another transaction holds (FOR UPDATE SKIP
+ * LOCKED): one UPDATE ... RETURNING. Ids out (free each and the array).
+ */
+enum store_claim_which {
+    STORE_CLAIM_UNOWNED = 1 << 0, /* queued for any node */
+    STORE_CLAIM_EXPIRED = 1 << 1, /* owned by a node whose lease has expired */
+    STORE_CLAIM_OWN = 1 << 2,     /* owned by `node` itself (a restart under the same name) */
+};
+int store_executions_claim(struct store *st, const char *node, int limit, int64_t lease_ms,
+                           unsigned which, char ***out_ids, size_t *out_n, struct err *err);
+/*
+ * Claim one execution for `node` (any status): it succeeds if nobody owns it,
+ * `node` does, its owner's lease has expired, or it has finished. ERR_BUSY
+ * with the owner's name otherwise; ERR_NOT_FOUND if there is no such row.
+ */
+int store_execution_claim_one(struct store *st, const char *id, const char *node,
+                              int64_t lease_ms, struct err *err);
+/*
+ * Fencing, inside a write transaction: lock the rows of executions `ids`
+ * (FOR UPDATE) and return in *out_lost (free each and the array) those not
+ * owned by `node` any more. A node that was paused past its lease finds here
+ * that its executions were taken, before it writes anything.
+ */
+int store_executions_fence(struct store *st, const char *node, char *const *ids, size_t n,
+                           char ***out_lost, size_t *out_nlost, struct err *err);
+/* Ask the owner of an unfinished execution to cancel it (cancel_requested_at). */
+int store_execution_request_cancel(struct store *st, const char *id, int64_t now,
+                                   struct err *err);
+/* Executions owned by `node` that were asked to cancel (ids out). */
+int store_cancel_requests(struct store *st, const char *node, char ***out_ids, size_t *out_n,
+                          struct err *err);
+
+/* LISTEN/NOTIFY. store_notify sends within the open transaction, if any (then
+ * at its commit). store_listen_fd: the socket to poll for notifications (-1
+ * if none); store_notifications drains them, calling fn for each. */
+int store_listen(struct store *st, const char *channel, struct err *err);
+int store_notify(struct store *st, const char *channel, const char *payload, struct err *err);
+int store_listen_fd(struct store *st);
+int store_notifications(struct store *st, void (*fn)(void *arg, const char *channel,
+                                                     const char *payload),
+                        void *arg, struct err *err);
+
+/* Take or renew the named lease `name` for `node` for `lease_ms` (database
+ * clock): *out_held 1 if `node` holds it now, 0 if another node does and its
+ * lease has not expired. */
+int store_lease_acquire(struct store *st, const char *name, const char *node, int64_t lease_ms,
+                        int *out_held, struct err *err);
+/* Give the lease up at once (a graceful stop), if `node` holds it. */
+int store_lease_release(struct store *st, const char *name, const char *node, struct err *err);
+
+/* Is the connection usable? (0 after it was lost.) */
+int store_connected(struct store *st);
+/* Connect again after a loss (one try). Listens are renewed; advisory locks
+ * are lost with the old connection. */
+int store_reconnect(struct store *st, struct err *err);
+/* The location without its password, for messages. */
+const char *store_where(struct store *st);
 
 #endif

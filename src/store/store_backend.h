@@ -102,6 +102,38 @@ struct store_backend {
                        struct err *err);
     int (*fires_list)(struct store *st, const char *schedule_id, int limit, struct fire_row **out,
                       size_t *out_n, struct err *err);
+
+    /* Nodes (both backends). */
+    int (*node_register)(struct store *st, const struct node_row *row, int64_t lease_ms,
+                         struct err *err);
+    int (*node_heartbeat)(struct store *st, const char *id, int64_t lease_ms,
+                          int64_t *out_claimable, struct err *err);
+    int (*node_stop)(struct store *st, const char *id, struct err *err);
+    int (*nodes_list)(struct store *st, struct node_row **out, size_t *out_n, struct err *err);
+    /* Scale-out: NULL on a backend of one node (SQLite). */
+    int (*executions_claim)(struct store *st, const char *node, int limit, int64_t lease_ms,
+                            unsigned which, char ***out_ids, size_t *out_n, struct err *err);
+    int (*execution_claim_one)(struct store *st, const char *id, const char *node,
+                               int64_t lease_ms, struct err *err);
+    int (*executions_fence)(struct store *st, const char *node, char *const *ids, size_t n,
+                            char ***out_lost, size_t *out_nlost, struct err *err);
+    int (*execution_request_cancel)(struct store *st, const char *id, int64_t now,
+                                    struct err *err);
+    int (*cancel_requests)(struct store *st, const char *node, char ***out_ids, size_t *out_n,
+                           struct err *err);
+    int (*listen)(struct store *st, const char *channel, struct err *err);
+    int (*notify)(struct store *st, const char *channel, const char *payload, struct err *err);
+    int (*listen_fd)(struct store *st);
+    int (*notifications)(struct store *st,
+                         void (*fn)(void *arg, const char *channel, const char *payload),
+                         void *arg, struct err *err);
+    int (*lease_acquire)(struct store *st, const char *name, const char *node, int64_t lease_ms,
+                         int *out_held, struct err *err);
+    int (*lease_release)(struct store *st, const char *name, const char *node, struct err *err);
+    /* Connection state: NULL means always connected (an embedded database). */
+    int (*connected)(struct store *st);
+    int (*reconnect)(struct store *st, struct err *err);
+    const char *(*where)(struct store *st);
 };
 
 extern const struct store_backend store__sqlite_backend;

@@ -47,8 +47,8 @@ as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync 
 tries=0
 while :; do
   port=$(free_port)
-  if as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/pg.log" -w -t 60 \
-      -o "-p $port -c listen_addresses=127.0.0.1 -k $dir/sock -c fsync=off -c max_connections=50" \
+  opts="-p $port -c listen_addresses=127.0.0.1 -k $dir/sock -c fsync=off -c max_connections=100"
+  if as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/pg.log" -w -t 60 -o "$opts" \
       start >/dev/null 2>&1; then
     break
   fi
@@ -58,4 +58,5 @@ while :; do
   fi
 done
 echo "$port" >"$dir/port"
+echo "$opts" >"$dir/opts"   # for ctl-pg.sh (a restart on the same port)
 echo "postgresql://postgres@127.0.0.1:$port/postgres"

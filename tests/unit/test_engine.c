@@ -356,8 +356,8 @@ static void test_server_commands(void **state)
     assert_int_equal(existing, 1);
     assert_string_equal(id1, id2);
     assert_int_equal(engine_post_retry(f->eng, id1, &err), ERR_CONFLICT);
-    assert_int_equal(engine_post_cancel(f->eng, id1, &err), ERR_CONFLICT);
-    assert_int_equal(engine_post_cancel(f->eng, "ex_nope", &err), ERR_NOT_FOUND);
+    assert_int_equal(engine_post_cancel(f->eng, id1, NULL, &err), ERR_CONFLICT);
+    assert_int_equal(engine_post_cancel(f->eng, "ex_nope", NULL, &err), ERR_NOT_FOUND);
 
     /* Retry re-runs only what did not succeed. */
     assert_int_equal(engine_post_submit(f->eng, "flaky", NULL, NULL, id3, NULL, &err), 0);

@@ -1,0 +1,550 @@
+/*
+ * cluster.c - the engine as a node: heartbeats, and on PostgreSQL the rest of
+ * scale-out: fencing, claims, hand-offs, wake-ups, the scheduler lease, and
+ * surviving a lost database connection. engine.h says what each does; the
+ * reasons are in docs/internals/cluster.md.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/xalloc.h"
+#include "engine_internal.h"
+
+#include "base/banned.h"
+
+#define COMP_DB "Database"
+#define COMP_NODE "Cluster"
+#define CH_WORK "orch_work"
+#define CH_CANCEL "orch_cancel"
+#define CH_SCHEDULES "orch_schedules"
+#define LEASE_SCHEDULER "scheduler"
+#define CLAIM_BATCH 64
+#define DB_BACKOFF_MIN_MS 100
+#define DB_BACKOFF_MAX_MS 5000
+
+static void db_watch(struct engine *eng)
+{
+    struct epoll_event ev;
+
+    if (eng->db_fd >= 0)
+        epoll_ctl(eng->epfd, EPOLL_CTL_DEL, eng->db_fd, NULL);
+    eng->db_fd = store_listen_fd(eng->st);
+    if (eng->db_fd < 0)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    eng->w_db.kind = WATCH_DB;
+    ev.data.ptr = &eng->w_db;
+    if (epoll_ctl(eng->epfd, EPOLL_CTL_ADD, eng->db_fd, &ev) != 0 && errno != EEXIST)
+        log_warn(COMP_NODE, "cannot watch the database connection: %s", strerror(errno));
+}
+
+int engine_set_node(struct engine *eng, const struct engine_node *nd, struct err *err)
+{
+    static const char *const channels[] = {CH_WORK, CH_CANCEL, CH_SCHEDULES};
+
+    if (!nd->id || !*nd->id)
+        return err_set(err, ERR_INVALID, "a node needs a name");
+    free(eng->node_id);
+    eng->node_id = xstrdup(nd->id);
+    eng->node_on = 1;
+    eng->lease_ms = nd->lease_ms > 0 ? nd->lease_ms : ENGINE_DEFAULT_LEASE_MS;
+    eng->heartbeat_ms = eng->lease_ms / 3 > 50 ? eng->lease_ms / 3 : 50;
+    eng->next_heartbeat = clock_mono_ms() + eng->heartbeat_ms;
+    eng->connected_since = clock_mono_ms();
+    eng->cluster = nd->cluster;
+    eng->claim_work = nd->cluster && nd->claim_work;
+    if (!eng->cluster)
+        return 0;
+    pthread_mutex_lock(&eng->mu);
+    eng->stats.cluster = 1;
+    pthread_mutex_unlock(&eng->mu);
+    for (size_t i = 0; i < sizeof(channels) / sizeof(channels[0]); i++) {
+        int rc = store_listen(eng->st, channels[i], err);
+        if (rc)
+            return rc;
+    }
+    db_watch(eng);
+    /* Look for work at once: what we owned under this name before a restart,
+     * what is queued, what dead nodes left. */
+    eng->claim_own = eng->claim_work;
+    eng->want_claim = eng->claim_work;
+    eng->next_heartbeat = clock_mono_ms();
+    return 0;
+}
+
+void engine_node_stop(struct engine *eng)
+{
+    struct err err = ERR_INIT;
+
+    if (!eng->node_on || eng->db_down)
+        return;
+    if (eng->cluster && eng->leader)
+        store_lease_release(eng->st, LEASE_SCHEDULER, eng->node_id, &err);
+    if (store_node_stop(eng->st, eng->node_id, &err))
+        log_warn(COMP_NODE, "Cannot record the stop of node '%s': %s", eng->node_id, err.msg);
+    else if (eng->cluster)
+        store_notify(eng->st, CH_WORK, eng->node_id, &err); /* take what was left over */
+}
+
+struct exec *engine__exec_find(struct engine *eng, const char *id)
+{
+    for (struct exec *ex = eng->execs; ex; ex = ex->next)
+        if (!ex->lost && !strcmp(ex->id, id))
+            return ex;
+    return NULL;
+}
+
+/* Ready command tasks that wait for a slot, over every execution. */
+static size_t backlog(const struct engine *eng)
+{
+    size_t n = 0;
+    for (const struct exec *ex = eng->execs; ex; ex = ex->next) {
+        const struct fifo *f = &ex->ready[0];
+        if (!ex->lost && !ex->handoff)
+            n += f->n - f->head;
+    }
+    return n;
+}
+
+/* Free slots after the backlog: how many executions this node may take on. */
+static int free_slots(const struct engine *eng)
+{
+    int64_t f = (int64_t)eng->cfg.workers - (int64_t)eng->nprocs - (int64_t)backlog(eng);
+    return f > 0 ? (int)f : 0;
+}
+
+int engine__node_busy(const struct engine *eng)
+{
+    return eng->claim_work && !eng->stopping && free_slots(eng) == 0;
+}
+
+/* ------------------------------------------------------------------ losing an execution */
+
+void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
+{
+    size_t k = 0;
+
+    if (ex->lost)
+        return;
+    ex->lost = 1;
+    log_warn(COMP_NODE, "Execution %s: %s; this node drops it and ends its processes", ex->id,
+             why);
+    for (struct proc *p = eng->procs; p; p = p->next) {
+        if (p->ex != ex)
+            continue;
+        if (!p->reaped && !p->stale)
+            child_signal_group(&p->ch, SIGKILL);
+        p->stale = 1;
+        p->pid_dirty = 0;
+        strbuf_reset(&p->pend[0]);
+        strbuf_reset(&p->pend[1]);
+    }
+    for (size_t i = 0; i < eng->nspawn; i++)
+        if (eng->to_spawn[i]->ex == ex)
+            eng->to_spawn[i]->stale = 1;
+    for (size_t i = 0; i < eng->npatt; i++) {
+        struct pending_attempt *pa = &eng->patt[i];
+        if (pa->ex == ex) {
+            free(pa->row.error);
+            free(pa->row.node);
+        } else {
+            eng->patt[k++] = *pa;
+        }
+    }
+    eng->npatt = k;
+    k = 0;
+    for (size_t i = 0; i < eng->npfires; i++) {
+        struct pending_fire *pf = &eng->pfires[i];
+        if (!strcmp(pf->row.execution_id, ex->id)) {
+            free(pf->row.schedule_id);
+            free(pf->row.reason);
+        } else {
+            eng->pfires[k++] = *pf;
+        }
+    }
+    eng->npfires = k;
+    engine__timer_purge(&eng->timers, ex, NULL);
+    pthread_mutex_lock(&eng->mu);
+    eng->stats.executions_lost++;
+    pthread_mutex_unlock(&eng->mu);
+}
+
+/* ------------------------------------------------------------------ fencing */
+
+/* Does this turn write anything of `ex`? */
+static int exec_writes(const struct engine *eng, const struct exec *ex)
+{
+    if (ex->dirty || ex->tasks_new)
+        return 1;
+    for (size_t i = 0; i < ex->wf->ntasks; i++)
+        if (ex->runs[i].dirty)
+            return 1;
+    for (size_t i = 0; i < eng->npatt; i++)
+        if (eng->patt[i].ex == ex)
+            return 1;
+    for (const struct proc *p = eng->procs; p; p = p->next)
+        if (p->ex == ex && (p->pend[0].len || p->pend[1].len || p->pid_dirty))
+            return 1;
+    return 0;
+}
+
+/*
+ * Inside the turn's transaction, before any write: lock the rows of the
+ * executions this turn writes and drop those another node has taken.
+ * *out_lost: how many were dropped (the caller rolls back and starts over).
+ */
+static int fence(struct engine *eng, int all, int *out_lost, struct err *err)
+{
+    char **ids = NULL, **lost = NULL;
+    size_t n = 0, alloc = 0, nlost = 0;
+    int rc;
+
+    *out_lost = 0;
+    if (!eng->cluster)
+        return 0;
+    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+        if (ex->lost || ex->is_new || (!all && !exec_writes(eng, ex)))
+            continue;
+        XGROW(ids, alloc, n + 1);
+        ids[n++] = ex->id;
+    }
+    rc = store_executions_fence(eng->st, eng->node_id, ids, n, &lost, &nlost, err);
+    free(ids);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < nlost; i++) {
+        struct exec *ex = engine__exec_find(eng, lost[i]);
+        if (ex)
+            engine__exec_lose(eng, ex, "another node took it over (this node's lease expired)");
+        free(lost[i]);
+    }
+    free(lost);
+    *out_lost = (int)nlost;
+    return 0;
+}
+
+int engine__fence(struct engine *eng, int *out_lost, struct err *err)
+{
+    return fence(eng, 0, out_lost, err);
+}
+
+/*
+ * The turn's commit hit a conflict: after a lost connection, the previous try
+ * may have committed after all (an answer lost with the connection), or
+ * another node fired the same due time. Drop every execution this turn
+ * writes; the ones that existed before are read back from the store and
+ * taken again (what was committed is kept, the rest is re-run). Returns how
+ * many were dropped.
+ */
+int engine__conflict_recover(struct engine *eng)
+{
+    char **retake = NULL;
+    size_t n = 0, alloc = 0, dropped = 0;
+
+    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+        if (ex->lost || !exec_writes(eng, ex))
+            continue;
+        if (!ex->is_new) {
+            XGROW(retake, alloc, n + 1);
+            retake[n++] = xstrdup(ex->id);
+        }
+        engine__exec_lose(eng, ex, ex->is_new ? "its creation conflicts with the store"
+                                              : "its state conflicts with the store");
+        dropped++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct err err = ERR_INIT;
+        if (engine__exec_take(eng, retake[i], 0, &err))
+            log_warn(COMP_NODE, "Execution %s not taken again: %s", retake[i], err.msg);
+        free(retake[i]);
+    }
+    free(retake);
+    return (int)dropped;
+}
+
+/* Outside a transaction: drop what was taken while we were away (a pause). */
+static void check_ownership(struct engine *eng)
+{
+    struct err err = ERR_INIT;
+    int nlost = 0;
+
+    if (!eng->execs)
+        return;
+    if (fence(eng, 1, &nlost, &err) && !store_connected(eng->st))
+        engine__db_lost(eng, &err);
+}
+
+/* ------------------------------------------------------------------ notifications */
+
+static void on_notify(void *arg, const char *channel, const char *payload)
+{
+    struct engine *eng = arg;
+
+    if (!strcmp(channel, CH_WORK)) {
+        if (eng->claim_work)
+            eng->want_claim = 1;
+    } else if (!strcmp(channel, CH_SCHEDULES)) {
+        eng->sched_reload = 1;
+    } else if (!strcmp(channel, CH_CANCEL)) {
+        struct exec *ex = engine__exec_find(eng, payload);
+        if (ex && !exec_status_is_final(ex->status)) {
+            log_info(COMP, "Execution %s cancelled (asked through another node)", ex->id);
+            engine__exec_abort(eng, ex, EXEC_CANCELLED, "cancelled");
+            eng->work_now = 1;
+        }
+    }
+}
+
+void engine__db_event(struct engine *eng)
+{
+    struct err err = ERR_INIT;
+
+    if (!eng->cluster || eng->db_down)
+        return;
+    if (store_notifications(eng->st, on_notify, eng, &err))
+        engine__db_lost(eng, &err);
+}
+
+/* ------------------------------------------------------------------ a lost connection */
+
+void engine__db_lost(struct engine *eng, const struct err *err)
+{
+    int64_t now = clock_now_ms();
+
+    pthread_mutex_lock(&eng->mu);
+    eng->stats.db_ok = 0;
+    if (!eng->stats.db_down_since)
+        eng->stats.db_down_since = now;
+    eng->stats.db_last_error_at = now;
+    snprintf(eng->stats.db_error, sizeof(eng->stats.db_error), "%.199s", err->msg);
+    pthread_mutex_unlock(&eng->mu);
+    if (eng->db_down)
+        return;
+    eng->db_down = 1;
+    eng->db_backoff = DB_BACKOFF_MIN_MS;
+    eng->db_retry_at = clock_mono_ms() + eng->db_backoff;
+    eng->leader = 0;
+    if (eng->db_fd >= 0) {
+        epoll_ctl(eng->epfd, EPOLL_CTL_DEL, eng->db_fd, NULL);
+        eng->db_fd = -1;
+    }
+    log_error(COMP_DB, "Connection lost: %s; reconnecting with back-off (state changes are held "
+              "and written once it is back)", err->msg);
+}
+
+void engine__db_retry(struct engine *eng)
+{
+    struct err err = ERR_INIT;
+    int64_t now = clock_mono_ms();
+
+    if (!eng->db_down || now < eng->db_retry_at)
+        return;
+    if (store_reconnect(eng->st, &err)) {
+        eng->db_backoff = eng->db_backoff * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS
+                                                                  : eng->db_backoff * 2;
+        eng->db_retry_at = now + eng->db_backoff;
+        log_debug(COMP_DB, "Still no connection: %s (next try in %lldms)", err.msg,
+                  (long long)eng->db_backoff);
+        pthread_mutex_lock(&eng->mu);
+        eng->stats.db_last_error_at = clock_now_ms();
+        snprintf(eng->stats.db_error, sizeof(eng->stats.db_error), "%.199s", err.msg);
+        pthread_mutex_unlock(&eng->mu);
+        return;
+    }
+    pthread_mutex_lock(&eng->mu);
+    log_info(COMP_DB, "Connection restored after %lldms",
+             (long long)(clock_now_ms() - eng->stats.db_down_since));
+    eng->stats.db_ok = 1;
+    eng->stats.db_down_since = 0;
+    pthread_mutex_unlock(&eng->mu);
+    eng->db_down = 0;
+    eng->connected_since = now;
+    eng->next_heartbeat = now; /* renew our lease first */
+    eng->work_now = 1;
+    if (eng->cluster) {
+        db_watch(eng);
+        eng->want_claim = eng->claim_work;
+        eng->sched_reload = 1;
+    }
+}
+
+/* ------------------------------------------------------------------ heartbeat, claims */
+
+/* Claim and take up to `limit` executions; returns how many were claimed. */
+static size_t claim(struct engine *eng, unsigned which, int limit)
+{
+    struct err err = ERR_INIT;
+    char **ids = NULL;
+    size_t n = 0, taken = 0;
+
+    if (store_executions_claim(eng->st, eng->node_id, limit, eng->lease_ms, which, &ids, &n,
+                               &err)) {
+        if (!store_connected(eng->st))
+            engine__db_lost(eng, &err);
+        else
+            log_warn(COMP_NODE, "Cannot claim executions: %s", err.msg);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct err e2 = ERR_INIT;
+        if (!engine__exec_find(eng, ids[i])) {
+            int rc = engine__exec_take(eng, ids[i], 0, &e2);
+            if (rc == 0)
+                taken++;
+            else
+                log_warn(COMP_NODE, "Claimed execution %s but cannot run it: %s", ids[i], e2.msg);
+        }
+        free(ids[i]);
+    }
+    free(ids);
+    if (taken) {
+        pthread_mutex_lock(&eng->mu);
+        eng->stats.executions_claimed += taken;
+        pthread_mutex_unlock(&eng->mu);
+        log_debug(COMP_NODE, "Claimed %zu execution%s", taken, taken == 1 ? "" : "s");
+    }
+    return n;
+}
+
+static void cancel_requests(struct engine *eng)
+{
+    struct err err = ERR_INIT;
+    char **ids = NULL;
+    size_t n = 0;
+
+    if (store_cancel_requests(eng->st, eng->node_id, &ids, &n, &err)) {
+        if (!store_connected(eng->st))
+            engine__db_lost(eng, &err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        on_notify(eng, CH_CANCEL, ids[i]);
+        free(ids[i]);
+    }
+    free(ids);
+}
+
+static void lead(struct engine *eng)
+{
+    struct err err = ERR_INIT;
+    int64_t asked = clock_mono_ms();
+    int held = 0;
+
+    if (!eng->scheduler_on || eng->stopping)
+        return;
+    if (store_lease_acquire(eng->st, LEASE_SCHEDULER, eng->node_id, eng->lease_ms, &held, &err)) {
+        if (!store_connected(eng->st))
+            engine__db_lost(eng, &err);
+        else
+            log_warn(COMP_NODE, "Cannot renew the scheduler lease: %s", err.msg);
+        return;
+    }
+    if (held && !eng->leader) {
+        log_info(COMP_SCHED, "Node '%s' fires the schedules now (it holds the scheduler lease)",
+                 eng->node_id);
+        /* Due times since the previous leader's last turn are late, not missed. */
+        eng->sched_prev_tick = clock_now_ms() - eng->lease_ms - 2 * eng->heartbeat_ms;
+        eng->sched_reload = 1;
+    } else if (!held && eng->leader) {
+        log_warn(COMP_SCHED, "Node '%s' no longer holds the scheduler lease: it stops firing",
+                 eng->node_id);
+    }
+    eng->leader = held;
+    /* The lease runs from when we asked; keep a margin of one heartbeat. */
+    eng->leader_until = held ? asked + eng->lease_ms - eng->heartbeat_ms : 0;
+    pthread_mutex_lock(&eng->mu);
+    eng->stats.sched_leader = held;
+    pthread_mutex_unlock(&eng->mu);
+}
+
+int engine__sched_may_fire(struct engine *eng)
+{
+    if (!eng->cluster)
+        return 1;
+    return eng->leader && !eng->db_down && clock_mono_ms() < eng->leader_until;
+}
+
+void engine__node_tick(struct engine *eng)
+{
+    int64_t now = clock_mono_ms();
+
+    if (!eng->node_on || eng->db_down)
+        return;
+    if (now >= eng->next_heartbeat) {
+        struct err err = ERR_INIT;
+        int64_t claimable = 0;
+        int rc = store_node_heartbeat(eng->st, eng->node_id, eng->lease_ms, &claimable, &err);
+        eng->next_heartbeat = now + eng->heartbeat_ms;
+        if (rc) {
+            if (!store_connected(eng->st)) {
+                engine__db_lost(eng, &err);
+                return;
+            }
+            log_warn(COMP_NODE, "Heartbeat of node '%s' failed: %s", eng->node_id, err.msg);
+        } else {
+            pthread_mutex_lock(&eng->mu);
+            eng->stats.last_heartbeat_at = clock_now_ms();
+            pthread_mutex_unlock(&eng->mu);
+        }
+        if (eng->cluster) {
+            if (claimable > 0 && eng->claim_work)
+                eng->want_claim = 1;
+            check_ownership(eng);
+            if (!eng->db_down)
+                cancel_requests(eng);
+            if (!eng->db_down)
+                lead(eng);
+            if (eng->db_down)
+                return;
+        }
+    }
+    if (!eng->cluster || !eng->claim_work || eng->stopping || eng->db_down)
+        return;
+    if (eng->claim_own) {
+        /* What this node owned under its name before a restart. */
+        eng->claim_own = 0;
+        while (!eng->db_down && claim(eng, STORE_CLAIM_OWN, CLAIM_BATCH) >= CLAIM_BATCH)
+            ;
+    }
+    if (eng->want_claim && !eng->db_down) {
+        int slots = free_slots(eng);
+        eng->want_claim = 0;
+        eng->claim_expired = 1;
+        if (slots > 0 && claim(eng, STORE_CLAIM_UNOWNED, slots) >= (size_t)slots)
+            eng->want_claim = 1; /* there may be more */
+    }
+    /* Right after (re)connecting every heartbeat may look old: take over
+     * from other nodes only once a whole lease has passed. */
+    if (eng->claim_expired && !eng->db_down && now >= eng->connected_since + eng->lease_ms) {
+        eng->claim_expired = 0;
+        if (claim(eng, STORE_CLAIM_EXPIRED, CLAIM_BATCH) >= CLAIM_BATCH)
+            eng->claim_expired = 1;
+    }
+}
+
+/* Milliseconds until the node needs a turn (heartbeat, reconnect), -1: never. */
+int64_t engine__node_timeout(const struct engine *eng)
+{
+    int64_t now = clock_mono_ms(), at;
+
+    if (!eng->node_on)
+        return -1;
+    if (eng->db_down)
+        at = eng->db_retry_at;
+    else if (eng->cluster && eng->claim_work && !eng->stopping &&
+             (eng->want_claim || eng->claim_own))
+        at = now;
+    else if (eng->cluster && eng->claim_work && !eng->stopping && eng->claim_expired &&
+             eng->connected_since + eng->lease_ms < eng->next_heartbeat)
+        at = eng->connected_since + eng->lease_ms;
+    else
+        at = eng->next_heartbeat;
+    return at > now ? at - now : 0;
+}
