@@ -133,6 +133,7 @@ struct api_request {
     struct MHD_Response *response;
     const char *auth_outcome; /* for the log line */
     struct store *pooled;     /* PostgreSQL: the connection taken for this request */
+    char store_error[256];    /* why no store connection could be had, if so */
 };
 
 /* The server this request came to. */

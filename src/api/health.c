@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -359,7 +360,15 @@ void api__health(struct api_request *req)
     json_object_set_new(e, "longestRunningMs", json_integer(es.longest_running_ms));
     json_object_set_new(c, "executions", e);
 
-    take_sample(api__data_dir(req), &sm);
+    {
+        /* On PostgreSQL there may be no data directory: then the disk the
+         * tasks run on (the working directory). */
+        const char *dir = api__data_dir(req);
+        struct stat sb;
+        if (stat(dir, &sb) != 0)
+            dir = ".";
+        take_sample(dir, &sm);
+    }
     json_object_set_new(c, "memory", memory_json(&sm, &st_mem));
     json_object_set_new(c, "disk", disk_json(&sm, &st_disk));
 

@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "api_internal.h"
 #include "auth/auth.h"
 #include "base/clock.h"
@@ -146,8 +148,20 @@ struct store_pool {
     uint64_t exhausted;
 };
 
+#define KEY_CACHE_SLOTS 64
+#define KEY_STALE_MS (5 * 60 * 1000)
+
+struct key_cache_entry {
+    unsigned char hash[KEY_HASH_LEN];
+    struct key_row row; /* id, prefix, scopes, expires_at (no name) */
+    int64_t verified_at;
+    int used;
+};
+
 struct api_server {
     char *listen;
+    struct key_cache_entry kc[KEY_CACHE_SLOTS];
+    pthread_mutex_t kc_mu;
     char *data_dir;
     char *location; /* what the HTTP threads open */
     char *node;
@@ -425,10 +439,11 @@ static struct store *pool_acquire(struct api_request *req)
             clock_fmt_duration(clock_mono_ms() - t0, waited, sizeof(waited));
             log_error("Database", "Connection pool exhausted (size %d, waited %s)", p->size,
                       waited);
-            api__reply_error(req, 503, NULL,
-                             "the database connection pool is exhausted (size %d, waited %s): "
-                             "try again, or raise ORCH_DB_POOL_SIZE",
-                             p->size, waited);
+            snprintf(req->store_error, sizeof(req->store_error),
+                     "the database connection pool is exhausted (size %d, waited %s): try "
+                     "again, or raise ORCH_DB_POOL_SIZE",
+                     p->size, waited);
+            api__reply_error(req, 503, NULL, "%s", req->store_error);
             return NULL;
         }
         p->waiting--;
@@ -450,7 +465,9 @@ static struct store *pool_acquire(struct api_request *req)
         p->in_use--;
         pthread_cond_signal(&p->cv);
         pthread_mutex_unlock(&p->mu);
-        api__reply_error(req, 503, NULL, "the database is unavailable: %s", err.msg);
+        snprintf(req->store_error, sizeof(req->store_error), "the database is unavailable: %.200s",
+                 err.msg);
+        api__reply_error(req, 503, NULL, "%s", req->store_error);
         return NULL;
     }
     return st;
@@ -850,6 +867,56 @@ static void touch_key(struct api_request *req, int64_t now)
         log_warn("API", "Cannot record the use of key %s: %s", req->key.prefix, err.msg);
 }
 
+/*
+ * Keys verified in the last KEY_STALE_MS, kept to answer read requests (health
+ * above all) while the database is unreachable: stale-if-error only, never in
+ * place of a lookup that works, so a revocation takes effect at once.
+ */
+static int key_cache_get(struct api_server *srv, const char *key, size_t len, int64_t now,
+                         struct key_row *out)
+{
+    unsigned char h[KEY_HASH_LEN];
+    struct key_cache_entry *e;
+    int ok = 0;
+
+    auth_key_hash(key, len, h);
+    e = &srv->kc[h[0] % KEY_CACHE_SLOTS];
+    pthread_mutex_lock(&srv->kc_mu);
+    if (e->used && sodium_memcmp(e->hash, h, KEY_HASH_LEN) == 0 &&
+        now - e->verified_at < KEY_STALE_MS && (!e->row.expires_at || e->row.expires_at > now)) {
+        memset(out, 0, sizeof(*out));
+        memcpy(out->id, e->row.id, sizeof(out->id));
+        memcpy(out->prefix, e->row.prefix, sizeof(out->prefix));
+        out->scopes = e->row.scopes;
+        out->expires_at = e->row.expires_at;
+        out->last_used_at = now; /* no touch: there is no database to write to */
+        ok = 1;
+    }
+    pthread_mutex_unlock(&srv->kc_mu);
+    return ok;
+}
+
+static void key_cache_put(struct api_server *srv, const char *key, size_t len, int64_t now,
+                          const struct key_row *row)
+{
+    unsigned char h[KEY_HASH_LEN];
+    struct key_cache_entry *e;
+
+    auth_key_hash(key, len, h);
+    e = &srv->kc[h[0] % KEY_CACHE_SLOTS];
+    pthread_mutex_lock(&srv->kc_mu);
+    memcpy(e->hash, h, KEY_HASH_LEN);
+    memset(&e->row, 0, sizeof(e->row));
+    memcpy(e->row.id, row->id, sizeof(e->row.id));
+    memcpy(e->row.prefix, row->prefix, sizeof(e->row.prefix));
+    e->row.scopes = row->scopes;
+    e->row.expires_at = row->expires_at;
+    e->verified_at = now;
+    e->used = 1;
+    pthread_mutex_unlock(&srv->kc_mu);
+    sodium_memzero(h, sizeof(h));
+}
+
 static void authenticate(struct api_request *req)
 {
     struct api_server *srv = req->srv;
@@ -861,7 +928,7 @@ static void authenticate(struct api_request *req)
     struct err err = ERR_INIT;
     struct store *st;
     size_t len = 0;
-    int nhdr = 0;
+    int nhdr = 0, stale = 0;
 
     if (wait > 0) {
         req->retry_after_s = (wait + 999) / 1000;
@@ -880,14 +947,28 @@ static void authenticate(struct api_request *req)
     }
     if (result == AUTH_OK) {
         st = api__read_store(req);
-        if (!st) {
-            early(req, 503, "cannot check the API key: the database is unavailable");
-            return;
-        }
-        if (auth_verify(st, key, len, now, &req->key, &result, msg, &err)) {
-            log_error("API", "Cannot check an API key: %s", err.msg);
-            early(req, 503, "cannot check the API key: the database is unavailable");
-            return;
+        if (!st || auth_verify(st, key, len, now, &req->key, &result, msg, &err)) {
+            const char *why = !st ? (req->store_error[0] ? req->store_error
+                                                         : "the database is unavailable")
+                                  : err.msg;
+            if (!key_cache_get(srv, key, len, now, &req->key)) {
+                log_error("API", "Cannot check an API key: %s", why);
+                early(req, 503, "cannot check the API key: %s", why);
+                return;
+            }
+            /* Known good a moment ago: the database is away, not the key. */
+            if (req->route->scope != KEY_SCOPE_READ) {
+                key_row_release(&req->key);
+                memset(&req->key, 0, sizeof(req->key));
+                early(req, 503, "the database is unavailable: %s", why);
+                return;
+            }
+            log_warn("API", "API key %s... accepted from the recent-keys cache: %s",
+                     req->key.prefix, why);
+            result = AUTH_OK;
+            stale = 1;
+        } else if (result == AUTH_OK) {
+            key_cache_put(srv, key, len, now, &req->key);
         }
     }
     if (result != AUTH_OK) {
@@ -908,7 +989,8 @@ static void authenticate(struct api_request *req)
               auth_scope_name(req->route->scope), req->key.prefix, have[0] ? have : "none");
         return;
     }
-    touch_key(req, now);
+    if (!stale)
+        touch_key(req, now);
 }
 
 /* The first call: everything that needs only the request line and headers. */
@@ -1117,6 +1199,7 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     srv->quiesced_fd = MHD_INVALID_SOCKET;
     srv->rl = api__ratelimit_new(cfg->auth_fail_limit, cfg->auth_fail_window_ms, 4096);
     pthread_mutex_init(&srv->quiesce_lock, NULL);
+    pthread_mutex_init(&srv->kc_mu, NULL);
     pthread_mutex_init(&srv->wake_lock, NULL);
     pthread_cond_init(&srv->wake_cond, NULL);
     if (pthread_key_create(&srv->tls, thread_stores_free) != 0)
@@ -1200,6 +1283,7 @@ void api_server_free(struct api_server *srv)
     pthread_cond_destroy(&srv->wake_cond);
     pthread_mutex_destroy(&srv->wake_lock);
     pthread_mutex_destroy(&srv->quiesce_lock);
+    pthread_mutex_destroy(&srv->kc_mu);
     api__ratelimit_free(srv->rl);
     free(srv->sleeping);
     free(srv->listen);

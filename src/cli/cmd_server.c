@@ -80,7 +80,9 @@ static const struct cli_cmd server_cmd = {
     "create a key with 'orch keys create --name admin --scope admin'. Environment:\n"
     "ORCH_HTTP_TIMEOUT (idle connection timeout, 30s), ORCH_MAX_BODY (bytes, 4 MiB + 64 KiB),\n"
     "ORCH_HTTP_THREADS (CPU count), ORCH_AUTH_FAIL_LIMIT (failed authentications per client\n"
-    "and window before 429, 20; 0 = none), ORCH_AUTH_FAIL_WINDOW (1m).",
+    "and window before 429, 20; 0 = none), ORCH_AUTH_FAIL_WINDOW (1m). On PostgreSQL\n"
+    "($DATABASE_URL): ORCH_DB_POOL_SIZE (connections of the HTTP threads, 10) and\n"
+    "ORCH_DB_POOL_TIMEOUT (how long a request waits for one before 503, 5s).",
     server_opts,
 };
 
@@ -203,6 +205,17 @@ static int api_settings(const struct cli_args *a, struct api_config *cfg, int64_
     if (env_int("ORCH_HTTP_THREADS", 1, 256, &n))
         return -1;
     cfg->threads = (int)n;
+    n = API_DEFAULT_POOL_SIZE;
+    if (env_int("ORCH_DB_POOL_SIZE", 1, 1000, &n))
+        return -1;
+    cfg->pool_size = (int)n;
+    if (env_duration(NULL, "ORCH_DB_POOL_TIMEOUT", API_DEFAULT_POOL_TIMEOUT_MS,
+                     "ORCH_DB_POOL_TIMEOUT", &cfg->pool_timeout_ms))
+        return -1;
+    if (cfg->pool_timeout_ms < 1 || cfg->pool_timeout_ms > 600000) {
+        cli_error("invalid ORCH_DB_POOL_TIMEOUT (use 1ms to 10m)");
+        return -1;
+    }
     n = cfg->auth_fail_limit;
     if (env_int("ORCH_AUTH_FAIL_LIMIT", 0, 1000000, &n))
         return -1;

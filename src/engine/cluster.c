@@ -74,7 +74,7 @@ int engine_set_node(struct engine *eng, const struct engine_node *nd, struct err
     /* Look for work at once: what we owned under this name before a restart,
      * what is queued, what dead nodes left. */
     eng->claim_own = eng->claim_work;
-    eng->want_claim = eng->claim_work;
+    eng->want_claim = eng->claim_expired = eng->claim_work;
     eng->next_heartbeat = clock_mono_ms();
     return 0;
 }
@@ -495,7 +495,7 @@ void engine__node_tick(struct engine *eng)
         }
         if (eng->cluster) {
             if (claimable > 0 && eng->claim_work)
-                eng->want_claim = 1;
+                eng->want_claim = eng->claim_expired = 1;
             check_ownership(eng);
             if (!eng->db_down)
                 cancel_requests(eng);
@@ -514,11 +514,11 @@ void engine__node_tick(struct engine *eng)
             ;
     }
     if (eng->want_claim && !eng->db_down) {
+        /* Queued work may be waiting: take what our free slots can run. With
+         * none free, keep the flag: a slot freed later asks again. */
         int slots = free_slots(eng);
-        eng->want_claim = 0;
-        eng->claim_expired = 1;
-        if (slots > 0 && claim(eng, STORE_CLAIM_UNOWNED, slots) >= (size_t)slots)
-            eng->want_claim = 1; /* there may be more */
+        if (slots > 0 && claim(eng, STORE_CLAIM_UNOWNED, slots) < (size_t)slots)
+            eng->want_claim = 0; /* the queue is empty */
     }
     /* Right after (re)connecting every heartbeat may look old: take over
      * from other nodes only once a whole lease has passed. */
@@ -539,7 +539,7 @@ int64_t engine__node_timeout(const struct engine *eng)
     if (eng->db_down)
         at = eng->db_retry_at;
     else if (eng->cluster && eng->claim_work && !eng->stopping &&
-             (eng->want_claim || eng->claim_own))
+             (eng->claim_own || (eng->want_claim && free_slots(eng) > 0)))
         at = now;
     else if (eng->cluster && eng->claim_work && !eng->stopping && eng->claim_expired &&
              eng->connected_since + eng->lease_ms < eng->next_heartbeat)

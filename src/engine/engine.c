@@ -1596,6 +1596,7 @@ int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
         /* No free slot here: queue it for any node and wake them. */
         ex->handoff = 1;
         eng->notify_work = 1;
+        eng->want_claim = 1; /* ours too, once a slot is free */
     }
     for (size_t i = 0; i < wf->ntasks; i++) {
         if (wf->tasks[i].ndeps == 0) {
@@ -1699,6 +1700,36 @@ int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
     return engine__exec_take(eng, exec_id, 0, err);
 }
 
+/* An execution a schedule fired, taken from the store: keep what it was
+ * fired for (its tasks get ORCH_SCHEDULE and ORCH_SCHEDULED_FOR again, in the
+ * schedule's zone when this node knows the schedule, else in UTC). */
+static void exec_restore_schedule(struct engine *eng, struct exec *ex, const char *schedule_id,
+                                  int64_t scheduled_for)
+{
+    char when[64];
+    const struct sched *sc = NULL;
+
+    ex->schedule_id = xstrdup(schedule_id);
+    ex->scheduled_for = scheduled_for;
+    for (size_t i = 0; i < eng->nscheds; i++)
+        if (!strcmp(eng->scheds[i].id, schedule_id))
+            sc = &eng->scheds[i];
+    if (sc) {
+        ex->schedule_name = xstrdup(sc->name);
+        if (cron_format_instant(scheduled_for / 1000, sc->tz, when) != 0)
+            clock_iso8601(scheduled_for, when);
+    } else {
+        struct schedule_row row;
+        struct err err = ERR_INIT;
+        memset(&row, 0, sizeof(row));
+        if (store_schedule_get(eng->st, schedule_id, &row, &err) == 0)
+            ex->schedule_name = row.name ? xstrdup(row.name) : NULL;
+        schedule_row_release(&row);
+        clock_iso8601(scheduled_for, when);
+    }
+    ex->scheduled_for_text = xstrdup(when);
+}
+
 /* Did node name `node` ("host:pid") run on this machine? */
 static int same_host(const struct engine *eng, const char *node)
 {
@@ -1772,6 +1803,8 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
     ex->created_at = d->exec.created_at;
     ex->started_at = d->exec.started_at && !retry ? d->exec.started_at : now;
     ex->dirty = 1;
+    if (d->exec.schedule_id)
+        exec_restore_schedule(eng, ex, d->exec.schedule_id, d->exec.scheduled_for);
     for (size_t i = 0; i < d->ntasks; i++) {
         const struct task_run_row *tr = &d->tasks[i];
         struct trun *r;

@@ -1,0 +1,340 @@
+"""
+Several orch nodes on one real PostgreSQL server: claims, node failure (kill -9),
+fencing of a paused node (SIGSTOP past its lease), a database that goes away and
+comes back, the connection pool, /v1/nodes, `orch db`, `orch worker`, and the cost
+of an idle cluster. Every process is real; the database is a private PostgreSQL
+started by the test (tests/pg/start-pg.sh).
+"""
+import collections
+import json
+import threading
+import time
+
+import pytest
+
+from apiutil import FINAL
+from conftest import SANITIZER_MARKERS, pid_alive
+from pgutil import Node, Postgres, append_cmd, side_effects
+
+
+@pytest.fixture(scope="module")
+def pg():
+    p = Postgres().start()
+    yield p
+    p.destroy()
+
+
+@pytest.fixture
+def nodes():
+    started = []
+    yield started
+    for n in started:
+        n.cleanup()
+
+
+def shapes(side, sleep=0.1):
+    """Workflows of mixed shapes whose tasks append 'EXEC TASK ATTEMPT' to `side`."""
+    def t(name, deps=()):
+        d = {"name": name, "command": append_cmd(side, sleep), "retries": 3,
+             "retryBackoff": {"initial": "100ms", "jitter": False}}
+        if deps:
+            d["dependsOn"] = list(deps)
+        return d
+    return [
+        {"name": "chain", "tasks": [t("a"), t("b", ["a"]), t("c", ["b"])]},
+        {"name": "fan", "tasks": [t("root")] + [t(f"x{i}", ["root"]) for i in range(4)] +
+         [t("join", [f"x{i}" for i in range(4)])]},
+        {"name": "single", "tasks": [t("only")]},
+        {"name": "diamond", "tasks": [t("a"), t("b", ["a"]), t("c", ["a"]), t("d", ["b", "c"])]},
+    ]
+
+
+def executions(node, limit=1000):
+    out, before = [], None
+    while True:
+        q = f"/v1/executions?limit={min(limit, 1000)}" + (f"&cursor={before}" if before else "")
+        r = node.get(q)
+        assert r.status == 200, r
+        out += r.json["items"]
+        before = r.json.get("nextCursor")
+        if not before or len(out) >= limit:
+            return out
+
+
+def wait_all_final(node, ids, timeout):
+    end = time.monotonic() + timeout
+    while True:
+        st = {e["id"]: e["status"] for e in executions(node) if e["id"] in ids}
+        if len(st) == len(ids) and all(s in FINAL for s in st.values()):
+            return st
+        if time.monotonic() > end:
+            left = collections.Counter(s for s in st.values())
+            raise AssertionError(f"not all executions ended within {timeout}s: {left}")
+        time.sleep(0.2)
+
+
+def check_exactly_once(node, ids, side):
+    """Every task of every execution succeeded once; side effects agree with the store."""
+    lines = side_effects(side)
+    seen = collections.Counter(lines)
+    dup = [k for k, c in seen.items() if c > 1]
+    assert not dup, f"an attempt ran its side effect twice: {dup[:5]}"
+    by_task = collections.defaultdict(list)
+    for ex, task, attempt in lines:
+        by_task[(ex, task)].append(attempt)
+    lost = 0
+    for ex in ids:
+        d = node.execution(ex)
+        assert d["status"] == "succeeded", json.dumps(d, indent=1)
+        for t in d["tasks"]:
+            assert t["status"] == "succeeded", (ex, t)
+            ok = [a for a in t["attempts"] if a["status"] == "succeeded"]
+            assert len(ok) == 1, f"{ex}/{t['name']} succeeded {len(ok)} times: {t['attempts']}"
+            statuses = {a["number"]: a["status"] for a in t["attempts"]}
+            lost += sum(1 for s in statuses.values() if s == "lost")
+            assert set(statuses.values()) <= {"succeeded", "lost"}, (ex, t["attempts"])
+            ran = by_task.get((ex, t["name"]), [])
+            assert ran.count(ok[0]["number"]) == 1, (ex, t["name"], ran, statuses)
+            # Any other run is of an attempt recorded as lost (it did its work just
+            # before its node died, and the report never reached the store).
+            for n in ran:
+                assert statuses.get(n) in ("succeeded", "lost"), (ex, t["name"], ran, statuses)
+    return lost
+
+
+def test_three_nodes_kill_one_mid_run(pg, nodes, tmp_path):
+    url = pg.database()
+    side = tmp_path / "side.txt"
+    n1 = Node(tmp_path, url, "n1")
+    nodes.append(n1)
+    n1.start()  # the first node: it takes the scheduler lease
+    n2 = Node(tmp_path, url, "n2", admin_key=n1.admin_key)
+    n3 = Node(tmp_path, url, "n3", role="worker", admin_key=n1.admin_key)
+    nodes += [n2, n3]
+    n2.start()
+    n3.start()
+    for d in shapes(side):
+        n2.apply(d)
+    tick = {"name": "tick", "tasks": [{"name": "t", "type": "noop"}],
+            "schedules": [{"name": "s", "every": "1s", "overlap": "allow"}]}
+    n2.apply(tick)
+    names = [d["name"] for d in shapes(side)]
+    ids = []
+    for i in range(200):
+        node = (n1, n2)[i % 2]
+        ids.append(node.trigger(names[i % len(names)])["id"])
+    # Kill the first node (it leads the scheduler) while work is spread over all three.
+    wait_for_done = time.monotonic() + 60
+    while sum(1 for e in executions(n2) if e["id"] in ids and e["status"] in FINAL) < 40:
+        assert time.monotonic() < wait_for_done, "no progress"
+        time.sleep(0.1)
+    assert n1.get("/v1/health").json["components"]["node"]["schedulerLeader"] is True
+    n1.kill()
+    killed_at = time.time()
+    statuses = wait_all_final(n2, set(ids), timeout=240)
+    assert set(statuses.values()) == {"succeeded"}, collections.Counter(statuses.values())
+    lost = check_exactly_once(n2, ids, side)
+    assert lost >= 1, "the kill hit no running task: the test proves nothing"
+    running = [e for e in executions(n2) if e["status"] in ("running", "queued")
+               and e["workflow"] != "tick"]
+    assert not running, running
+    # The scheduler moved to another node: no due time doubled, none lost.
+    time.sleep(2.5)
+    sched = n2.get("/v1/schedules").json["items"]
+    sid = [s["id"] for s in sched if s["workflow"] == "tick"][0]
+    fires = n2.get(f"/v1/schedules/{sid}/fires?limit=1000").json["items"]
+    due = sorted(int(time.mktime(time.strptime(f["scheduledFor"][:19], "%Y-%m-%dT%H:%M:%S")))
+                 for f in fires)
+    assert len(due) == len(set(due)), "a due time fired twice"
+    assert due[-1] - due[0] == len(due) - 1, f"due times missing: {due}"
+    assert due[0] < killed_at - 1 and due[-1] > killed_at + 3, (due[0], due[-1], killed_at)
+    ticks = [e for e in executions(n2) if e["workflow"] == "tick"]
+    assert len({e["scheduledFor"] for e in ticks}) == len(ticks)
+    leaders = [n.get("/v1/health").json["components"]["node"]["schedulerLeader"] for n in (n2,)]
+    log3 = n3.log()
+    assert leaders == [True] or "fires the schedules now" in log3
+    nodes_now = {n["id"]: n for n in n2.get("/v1/nodes").json["items"]}
+    assert nodes_now["n1"]["state"] == "lost" and nodes_now["n1"]["executions"] == 0
+    assert nodes_now["n2"]["state"] == "alive" and nodes_now["n3"]["role"] == "worker"
+    for n in (n2, n3):
+        assert n.stop() == 0, n.log()[-3000:]
+        n.assert_log_clean()
+    assert "Execution" in n2.log() + n3.log()
+
+
+def test_paused_node_is_fenced(pg, nodes, tmp_path):
+    """A node paused past its lease finds its execution taken; its late report is
+    dropped, the task is never completed twice."""
+    url = pg.database()
+    side = tmp_path / "side.txt"
+    a = Node(tmp_path, url, "a")
+    nodes.append(a)
+    a.start()
+    b = Node(tmp_path, url, "b", admin_key=a.admin_key)
+    nodes.append(b)
+    b.start()
+    a.apply({"name": "long", "tasks": [{
+        "name": "work", "command": append_cmd(side, 5), "retries": 2,
+        "retryBackoff": {"initial": "100ms", "jitter": False}}]})
+    ex = a.trigger("long")["id"]
+    a.wait_exec(ex, until=lambda d: d["tasks"][0]["status"] == "running", timeout=10)
+    a.pause()
+    try:
+        d = b.wait_exec(ex, until=lambda d: any(x["status"] == "lost" for x in
+                                                d["tasks"][0]["attempts"]), timeout=20)
+    finally:
+        a.resume()
+    d = b.wait_exec(ex, timeout=30)
+    assert d["status"] == "succeeded", d
+    attempts = [(x["number"], x["status"]) for x in d["tasks"][0]["attempts"]]
+    assert attempts == [(1, "lost"), (2, "succeeded")], attempts
+    assert side_effects(side) == [(ex, "work", 2)], "the paused node's attempt completed"
+    text = a.wait_log("another node took it over", timeout=10)
+    h = a.get("/v1/health").json["components"]["node"]
+    assert h["executionsLost"] >= 1, h
+    assert pid_alive(a.proc.pid)
+    # The paused node's view of the execution is dropped; the store has b's result.
+    assert a.execution(ex)["status"] == "succeeded"
+    for n in (a, b):
+        assert n.stop() == 0
+        n.assert_log_clean()
+    assert "ERROR" not in text.split("another node took it over")[0].split("\n")[-1]
+
+
+def test_database_restart_loses_nothing(pg, nodes, tmp_path):
+    url = pg.database()
+    side = tmp_path / "side.txt"
+    n1 = Node(tmp_path, url, "r1", lease="30s")
+    nodes.append(n1)
+    n1.start()
+    n2 = Node(tmp_path, url, "r2", lease="30s", admin_key=n1.admin_key)
+    nodes.append(n2)
+    n2.start()
+    for d in shapes(side, sleep=0.3):
+        n1.apply(d)
+    ids = [(n1, n2)[i % 2].trigger(("chain", "diamond", "fan")[i % 3])["id"] for i in range(30)]
+    time.sleep(1.0)
+    pg.ctl("stop")
+    try:
+        time.sleep(1.5)
+        r = n1.get("/v1/health", check=True)
+        assert r.status == 503, r
+        assert r.json["status"] == "degraded", r.json
+        db = r.json["components"]["database"]
+        assert db["reachable"] is False and db["status"] == "down", db
+        r = n2.post("/v1/workflows/chain/executions")
+        assert r.status == 503, r
+    finally:
+        pg.ctl("start")
+    statuses = wait_all_final(n1, set(ids), timeout=180)
+    assert set(statuses.values()) == {"succeeded"}, collections.Counter(statuses.values())
+    check_exactly_once(n1, ids, side)
+    both = n1.log() + n2.log()
+    assert "ERROR [Database] Connection lost" in both, both[-3000:]
+    assert "INFO [Database] Connection restored after" in both
+    h = n1.get("/v1/health").json
+    assert h["components"]["database"]["status"] == "ok", h
+    for n in (n1, n2):
+        assert n.stop() == 0
+        n.assert_log_clean()
+
+
+def test_pool_exhausted_is_a_clear_503(pg, nodes, tmp_path):
+    url = pg.database()
+    n = Node(tmp_path, url, "p1", env={"ORCH_DB_POOL_SIZE": "1", "ORCH_DB_POOL_TIMEOUT": "1s"})
+    nodes.append(n)
+    n.start()
+    assert n.get("/v1/executions").status == 200
+    # Hold the pool's one connection: its request waits on a lock we take.
+    import subprocess
+    locker = subprocess.Popen(["psql", "-X", "-q", "-d", url, "-c",
+                               "BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE; "
+                               "SELECT pg_sleep(3); COMMIT;"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        slow = {}
+        t = threading.Thread(target=lambda: slow.setdefault("r", n.get("/v1/executions")))
+        t.start()
+        time.sleep(0.3)
+        r = n.get("/v1/workflows")
+        assert r.status == 503, r
+        msg = r.error()["message"]
+        assert "connection pool is exhausted (size 1, waited 1" in msg, msg
+        t.join(timeout=10)
+        assert slow["r"].status == 200, slow
+    finally:
+        locker.wait(timeout=10)
+    n.wait_log("ERROR [Database] Connection pool exhausted (size 1, waited 1", timeout=5)
+    pool = n.get("/v1/health").json["components"]["database"]["pool"]
+    assert pool["kind"] == "pool" and pool["size"] == 1 and pool["exhausted"] >= 1, pool
+    assert n.stop() == 0
+    n.assert_log_clean()
+
+
+def test_nodes_db_commands_and_bad_settings(pg, nodes, tmp_path):
+    url = pg.database()
+    n = Node(tmp_path, url, "solo", lease="3s")
+    nodes.append(n)
+    n.start()
+    items = n.get("/v1/nodes").json["items"]
+    me = [x for x in items if x["id"] == "solo"][0]
+    assert me["state"] == "alive" and me["self"] is True and me["role"] == "server", me
+    res = n.orch("db", "status", "--json")
+    assert res.returncode == 0, res.stderr
+    st = json.loads(res.stdout)
+    assert st["backend"] == "postgres" and st["schemaVersion"] == st["latest"] >= 5, st
+    assert "solo" in [x["id"] for x in st["nodes"]]
+    assert "secret" not in res.stdout
+    res = n.orch("db", "migrate")
+    assert res.returncode == 0 and "schema version" in res.stdout, res
+    # A second live node with the same name is refused.
+    twin = Node(tmp_path, url, "solo", admin_key=n.admin_key)
+    with pytest.raises(AssertionError, match="is in use by a running node"):
+        twin.start(timeout=10)
+    # orch run on PostgreSQL: a node of its own, visible to the server.
+    wfile = tmp_path / "one.json"
+    wfile.write_text(json.dumps({"name": "one", "tasks": [
+        {"name": "hello", "command": ["sh", "-c", "echo hi from pg"]}]}))
+    res = n.orch("run", wfile, "--json")
+    assert res.returncode == 0, res.stderr
+    ex = json.loads(res.stdout)["id"]
+    assert n.execution(ex)["status"] == "succeeded"
+    res = n.orch("logs", ex)
+    assert "hi from pg" in res.stdout, res
+    # A worker needs a database; a dead database is a clear error.
+    res = n.orch("worker", env={"DATABASE_URL": ""})
+    assert res.returncode == 2 and "DATABASE_URL" in res.stderr, res
+    res = n.orch("db", "status", env={"DATABASE_URL": "postgresql://u:hunter2@127.0.0.1:9/x"})
+    assert res.returncode == 70 and "cannot open the PostgreSQL store" in res.stderr, res
+    assert "hunter2" not in res.stderr
+    assert n.stop() == 0
+    res = n.orch("db", "status", "--json")
+    solo = [x for x in json.loads(res.stdout)["nodes"] if x["id"] == "solo"][0]
+    assert solo["stopped"] is True, solo
+    n.assert_log_clean()
+
+
+def test_idle_cluster_is_quiet(pg, nodes, tmp_path):
+    """No tight polling: an idle node issues a few statements per heartbeat."""
+    url = pg.database()
+    dbname = url.rsplit("/", 1)[1]
+    a = Node(tmp_path, url, "i1", lease="3s")
+    nodes.append(a)
+    a.start()
+    b = Node(tmp_path, url, "i2", lease="3s", admin_key=a.admin_key)
+    nodes.append(b)
+    b.start()
+    time.sleep(2)
+    q = f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{dbname}'"
+    t0, before = time.monotonic(), int(pg.psql(q))
+    time.sleep(6)
+    after, secs = int(pg.psql(q)), time.monotonic() - t0
+    rate = (after - before) / secs
+    # Two nodes, a heartbeat a second each (lease 3s): a few statements each.
+    assert rate < 10, f"{rate:.1f} transactions/s at idle"
+    for n in (a, b):
+        assert n.stop() == 0
+        n.assert_log_clean()
+    for m in SANITIZER_MARKERS:
+        assert m not in a.all_logs() + b.all_logs()
