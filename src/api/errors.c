@@ -18,6 +18,7 @@ int api__status_for_err(int code)
     case ERR_NOT_FOUND:
         return 404;
     case ERR_CONFLICT:
+    case ERR_FENCED:
         return 409;
     case ERR_TOO_BIG:
         return 413;

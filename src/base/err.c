@@ -55,6 +55,7 @@ const char *err_name(int code)
     case ERR_TOO_BIG: return "ERR_TOO_BIG";
     case ERR_BUSY: return "ERR_BUSY";
     case ERR_INTERNAL: return "ERR_INTERNAL";
+    case ERR_FENCED: return "ERR_FENCED";
     }
     return "ERR_UNKNOWN";
 }
@@ -73,6 +74,7 @@ const char *err_str(int code)
     case ERR_TOO_BIG: return "too big";
     case ERR_BUSY: return "busy";
     case ERR_INTERNAL: return "internal error";
+    case ERR_FENCED: return "owned by another node";
     }
     return "unknown error";
 }

@@ -24,6 +24,7 @@ enum err_code {
     ERR_TOO_BIG = -8,   /* a bounded size was exceeded */
     ERR_BUSY = -9,      /* resource temporarily unavailable (retry) */
     ERR_INTERNAL = -10, /* a bug or an impossible state */
+    ERR_FENCED = -11,   /* another node owns it now (its lease passed to another) */
 };
 
 #define ERR_MSG_MAX 512

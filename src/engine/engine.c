@@ -813,7 +813,7 @@ static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, str
 
 static int commit_turn(struct engine *eng, struct err *err)
 {
-    int rc;
+    int rc, fenced = 0;
     int dirty = eng->npatt > 0 || eng->npfires > 0;
 
     for (size_t i = 0; i < eng->nscheds && !dirty; i++)
@@ -1016,6 +1016,14 @@ again:
     return 0;
 fail:
     store_rollback(eng->st);
+    if (rc == ERR_FENCED && fenced++ < 3) {
+        /* The pipelined fence found an execution another node took: ask
+         * which, outside the transaction, drop them and write the rest. */
+        int nlost = 0;
+        struct err ferr = ERR_INIT;
+        if (engine__fence(eng, &nlost, &ferr) == 0)
+            goto again;
+    }
     return rc;
 }
 
@@ -1468,6 +1476,8 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     eng->stats.workers_total = eng->cfg.workers;
     eng->stats.db_ok = 1;
     eng->db_fd = -1;
+    /* On PostgreSQL a turn's writes go in one round trip (store.h). */
+    store_set_pipelining(st, 1);
     *out = eng;
     return 0;
 }

@@ -66,6 +66,35 @@
 
 #define PG_MAXP (PURGE_FIRST_NAME + STORE_PURGE_EXCEPT_MAX)
 
+/* What a statement sent in a pipeline must have done. */
+enum pq_want {
+    WANT_OK = 0,        /* succeeded */
+    WANT_PREPARED,      /* a statement prepared (its cache entry goes if not) */
+    /* The next three fail on the server with a division by zero (22012), so
+     * that the transaction is aborted before the COMMIT that follows them in
+     * the pipeline: */
+    WANT_ROW_CONFLICT,  /* changed no row: ERR_CONFLICT (a stale attempt) */
+    WANT_ROW_NOT_FOUND, /* changed no row: ERR_NOT_FOUND */
+    WANT_FENCE,         /* an execution is not ours: ERR_FENCED */
+};
+
+/* A pipelined UPDATE that must change a row: 1 / (rows changed). */
+#define MUST_CHANGE(update) "WITH u AS (" update " RETURNING 1) SELECT 1 / (SELECT count(*) FROM u)"
+
+struct pq_pending {
+    enum pq_want want;
+    size_t prep;    /* WANT_PREPARED: its entry in the cache */
+    char what[200]; /* for the message */
+};
+
+/* A statement prepared on this connection, known by its SQL text's address
+ * (pipelined writes use fixed SQL text only). */
+struct pq_prep {
+    const char *sql;
+    char name[16];
+};
+#define PG_PREP_MAX 32
+
 struct pg_store {
     struct store base; /* first: a struct store * converts to this */
     PGconn *conn;
@@ -73,6 +102,18 @@ struct pg_store {
     char *where; /* "database 'x' on host:port", for messages (never the password) */
     char **listens; /* channels to LISTEN again after a reconnect */
     size_t nlistens, listens_alloc;
+    /* Pipelining (store_set_pipelining): the writes of a transaction are sent
+     * without waiting, their results checked at the next statement that
+     * needs an answer, or at COMMIT: a turn of the engine is one round trip. */
+    int pipelining;
+    int in_wtx;                  /* a write transaction opened by pg_begin */
+    int piped;                   /* in libpq's pipeline mode, results pending */
+    struct pq_pending *pend;     /* one per statement sent, in order */
+    size_t npend, pend_alloc;
+    int pipe_failed;             /* pipe_err holds why the last drain failed */
+    struct err pipe_err;
+    struct pq_prep prep[PG_PREP_MAX]; /* prepared on this connection */
+    size_t nprep;
 };
 
 static struct pg_store *pg(struct store *st)
@@ -136,8 +177,15 @@ static void pg_notice(void *arg, const char *msg)
     (void)msg; /* "relation already exists, skipping" and the like */
 }
 
+static int pq_drain(struct pg_store *s, struct err *err);
+
 static PGresult *pq_exec(struct pg_store *s, const char *sql, const struct params *p)
 {
+    /* A statement whose answer is needed now: first the pipelined ones. */
+    if (s->piped && pq_drain(s, &s->pipe_err)) {
+        s->pipe_failed = 1;
+        return NULL;
+    }
     if (!p || p->n == 0)
         return PQexecParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
     return PQexecParams(s->conn, sql, p->n, NULL, p->v, p->len, p->fmt, 0);
@@ -176,6 +224,12 @@ static int pq_fail(struct pg_store *s, PGresult *res, struct err *err, const cha
     int code = ERR_STORE;
     va_list ap;
 
+    if (!res && s->pipe_failed) {
+        /* The pipelined statements before this one failed: that is the error. */
+        s->pipe_failed = 0;
+        *err = s->pipe_err;
+        return err->code;
+    }
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
@@ -222,7 +276,13 @@ static int pq_in_tx(struct pg_store *s)
 static PGresult *pq_exec_guarded(struct pg_store *s, const char *sql, const struct params *p)
 {
     PGresult *res;
-    int guard = PQtransactionStatus(s->conn) == PQTRANS_INTRANS;
+    int guard;
+
+    if (s->piped && pq_drain(s, &s->pipe_err)) {
+        s->pipe_failed = 1;
+        return NULL;
+    }
+    guard = PQtransactionStatus(s->conn) == PQTRANS_INTRANS;
 
     if (guard) {
         res = PQexec(s->conn, "SAVEPOINT orch_stmt");
@@ -241,6 +301,163 @@ static PGresult *pq_exec_guarded(struct pg_store *s, const char *sql, const stru
         PQclear(end);
     }
     return res;
+}
+
+/* --- pipelining --- */
+
+/*
+ * The name of `sql` prepared on this connection, preparing it (pipelined) the
+ * first time; NULL to send it unprepared (the cache is full, or it failed).
+ * Parsing and planning once per connection instead of once per statement.
+ */
+static const char *pq_prepare(struct pg_store *s, const char *sql, const struct params *p)
+{
+    struct pq_prep *e = NULL;
+    struct pq_pending *pp;
+
+    for (size_t i = 0; i < s->nprep; i++)
+        if (s->prep[i].sql == sql)
+            return s->prep[i].name;
+    for (size_t i = 0; i < s->nprep; i++)
+        if (!s->prep[i].sql)
+            e = &s->prep[i]; /* a slot freed by a failed prepare */
+    if (!e) {
+        if (s->nprep >= PG_PREP_MAX)
+            return NULL;
+        e = &s->prep[s->nprep];
+        snprintf(e->name, sizeof(e->name), "orch_%zu", s->nprep);
+        s->nprep++;
+    }
+    if (!PQsendPrepare(s->conn, e->name, sql, p ? p->n : 0, NULL))
+        return NULL;
+    e->sql = sql;
+    XGROW(s->pend, s->pend_alloc, s->npend + 1);
+    pp = &s->pend[s->npend++];
+    pp->want = WANT_PREPARED;
+    pp->prep = (size_t)(e - s->prep);
+    snprintf(pp->what, sizeof(pp->what), "cannot prepare a statement");
+    return e->name;
+}
+
+/*
+ * Send a statement of the open write transaction without waiting for its
+ * answer (pipelining on); returns 1 if sent, 0 if the caller must run it now,
+ * or a negative code if it could not be sent.
+ */
+static int pq_send(struct pg_store *s, const char *sql, const struct params *p, enum pq_want want,
+                   struct err *err, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int pq_send(struct pg_store *s, const char *sql, const struct params *p, enum pq_want want,
+                   struct err *err, const char *fmt, ...)
+{
+    struct pq_pending *pp;
+    const char *name;
+    va_list ap;
+
+    if (!s->pipelining || !s->in_wtx)
+        return 0;
+    if (!s->piped) {
+        if (!PQenterPipelineMode(s->conn))
+            return 0; /* results pending: cannot happen between statements */
+        s->piped = 1;
+    }
+    name = pq_prepare(s, sql, p);
+    if (!(name ? PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL,
+                                     p ? p->len : NULL, p ? p->fmt : NULL, 0)
+               : PQsendQueryParams(s->conn, sql, p ? p->n : 0, NULL, p ? p->v : NULL,
+                                   p ? p->len : NULL, p ? p->fmt : NULL, 0))) {
+        char msg[ERR_MSG_MAX];
+        trim_msg(PQerrorMessage(s->conn), msg, sizeof(msg));
+        return err_set(err, ERR_STORE, "cannot send a statement to %s: %s", s->where, msg);
+    }
+    XGROW(s->pend, s->pend_alloc, s->npend + 1);
+    pp = &s->pend[s->npend++];
+    pp->want = want;
+    va_start(ap, fmt);
+    vsnprintf(pp->what, sizeof(pp->what), fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+/*
+ * Collect the answers of the statements sent since the last drain, in
+ * order, and leave pipeline mode. The first failure is the error (the
+ * server skipped what followed it: the transaction is aborted).
+ */
+static int pq_drain(struct pg_store *s, struct err *err)
+{
+    int rc = 0;
+    PGresult *res;
+
+    if (!s->piped)
+        return 0;
+    if (!PQpipelineSync(s->conn))
+        rc = err_set(err, ERR_STORE, "cannot flush statements to %s: %s", s->where,
+                     PQerrorMessage(s->conn));
+    for (size_t i = 0; i < s->npend; i++) {
+        const struct pq_pending *pp = &s->pend[i];
+        ExecStatusType st;
+        if (rc) {
+            /* After the first failure the server skipped the rest: a
+             * statement prepared there was not. */
+            if (pp->want == WANT_PREPARED)
+                s->prep[pp->prep].sql = NULL;
+            continue;
+        }
+        res = PQgetResult(s->conn);
+        if (!res) {
+            rc = err_set(err, ERR_STORE, "%s in %s: %s", pp->what, s->where,
+                         "no answer (the connection was lost)");
+            if (pp->want == WANT_PREPARED)
+                s->prep[pp->prep].sql = NULL;
+            continue;
+        }
+        st = PQresultStatus(res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && pp->want == WANT_PREPARED)
+            s->prep[pp->prep].sql = NULL;
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            PQclear(res);
+        } else {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            int dz = state && !strcmp(state, "22012") && pp->want >= WANT_ROW_CONFLICT;
+            if (dz) {
+                /* Our division by zero: the check the statement carries failed. */
+                PQclear(res);
+                if (pp->want == WANT_FENCE)
+                    rc = err_set(err, ERR_FENCED, "%s: another node owns it now", pp->what);
+                else if (pp->want == WANT_ROW_CONFLICT)
+                    rc = err_set(err, ERR_CONFLICT, "%s: stale attempt (the store holds another)",
+                                 pp->what);
+                else
+                    rc = err_set(err, ERR_NOT_FOUND, "%s: no such row", pp->what);
+            } else {
+                rc = pq_fail(s, res, err, "%s in %s", pp->what, s->where);
+            }
+        }
+        /* The end of this statement's results. */
+        while ((res = PQgetResult(s->conn)) != NULL)
+            PQclear(res);
+    }
+    /* Whatever is left (skipped statements, the sync): read it all. */
+    for (int guard = 0; guard < 100000; guard++) {
+        res = PQgetResult(s->conn);
+        if (!res) {
+            if (PQstatus(s->conn) != CONNECTION_OK)
+                break;
+            continue; /* between two statements' results */
+        }
+        if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        PQclear(res);
+    }
+    PQexitPipelineMode(s->conn);
+    s->piped = 0;
+    s->npend = 0;
+    if (rc == 0 && PQstatus(s->conn) != CONNECTION_OK)
+        rc = err_set(err, ERR_STORE, "lost the connection to %s", s->where);
+    return rc;
 }
 
 /* Column readers: NULL becomes `none` (or a NULL string). */
@@ -287,13 +504,27 @@ static int pg_begin(struct store *st, struct err *err)
 {
     struct pg_store *s = pg(st);
 
+    int rc;
+
     /* PostgreSQL only warns about a nested BEGIN; refuse it as SQLite does. */
     if (pq_in_tx(s))
         return err_set(err, ERR_STORE,
                        "cannot begin a write transaction in %s: cannot start a transaction "
                        "within a transaction",
                        s->where);
-    return pq_run(s, "BEGIN", NULL, NULL, err, "cannot begin a write transaction");
+    if (s->pipelining) {
+        s->in_wtx = 1;
+        rc = pq_send(s, "BEGIN", NULL, WANT_OK, err, "cannot begin a write transaction");
+        if (rc == 1)
+            return 0;
+        s->in_wtx = 0;
+        if (rc < 0)
+            return rc;
+    }
+    rc = pq_run(s, "BEGIN", NULL, NULL, err, "cannot begin a write transaction");
+    if (rc == 0 && s->pipelining)
+        s->in_wtx = 1;
+    return rc;
 }
 
 static void pg_rollback(struct store *st)
@@ -301,6 +532,12 @@ static void pg_rollback(struct store *st)
     struct pg_store *s = pg(st);
     PGresult *res;
 
+    if (s->piped) {
+        struct err ignored = ERR_INIT;
+        pq_drain(s, &ignored);
+    }
+    s->in_wtx = 0;
+    s->pipe_failed = 0;
     if (!pq_in_tx(s) || PQstatus(s->conn) != CONNECTION_OK)
         return;
     res = PQexec(s->conn, "ROLLBACK");
@@ -316,6 +553,19 @@ static int pg_commit(struct store *st, struct err *err)
     /* PostgreSQL only warns about a COMMIT outside a transaction. */
     if (!pq_in_tx(s))
         return err_set(err, ERR_STORE, "cannot commit in %s: no transaction is active", s->where);
+    if (s->piped) {
+        /* COMMIT goes with the rest: one round trip for the whole turn. */
+        int rc = pq_send(s, "COMMIT", NULL, WANT_OK, err, "cannot commit");
+        if (rc == 1)
+            rc = pq_drain(s, err);
+        s->in_wtx = 0;
+        if (rc) {
+            pg_rollback(st);
+            return rc;
+        }
+        return 0;
+    }
+    s->in_wtx = 0;
     /* COMMIT of an aborted transaction "succeeds" as a ROLLBACK: say it failed. */
     if (PQtransactionStatus(s->conn) == PQTRANS_INERROR) {
         pg_rollback(st);
@@ -484,6 +734,7 @@ static void pg_close(struct store *st)
     for (size_t i = 0; i < s->nlistens; i++)
         free(s->listens[i]);
     free(s->listens);
+    free(s->pend);
     free(s->where);
     free(s);
 }
@@ -658,10 +909,15 @@ static int pg_execution_update(struct store *st, const struct exec_row *row, str
     p_text(&p, row->error);
     p_text(&p, row->schedule_id);
     p_opt(&p, row->scheduled_for, 0);
-    rc = pq_run(s,
-                "UPDATE executions SET status = $2, started_at = $3, finished_at = $4,"
-                " error = $5, schedule_id = $6, scheduled_for = $7 WHERE id = $1",
-                &p, &changed, err, "cannot update execution");
+#define EXEC_UPDATE_SQL                                                                            \
+    "UPDATE executions SET status = $2, started_at = $3, finished_at = $4,"                        \
+    " error = $5, schedule_id = $6, scheduled_for = $7 WHERE id = $1"
+    rc = pq_send(s, MUST_CHANGE(EXEC_UPDATE_SQL), &p, WANT_ROW_NOT_FOUND, err,
+                 "cannot update execution '%s'",
+                 row->id);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    rc = pq_run(s, EXEC_UPDATE_SQL, &p, &changed, err, "cannot update execution");
     if (rc == 0 && changed == 0)
         rc = err_set(err, ERR_NOT_FOUND, "no execution '%s'", row->id);
     return rc;
@@ -673,6 +929,7 @@ static int pg_task_run_insert(struct store *st, const char *exec_id, const struc
     struct pg_store *s = pg(st);
     struct params p = {0};
     PGresult *res;
+    int rc;
 
     p_text(&p, exec_id);
     p_i64(&p, row->idx);
@@ -683,11 +940,15 @@ static int pg_task_run_insert(struct store *st, const char *exec_id, const struc
     p_opt(&p, row->started_at, 0);
     p_opt(&p, row->finished_at, 0);
     p_text(&p, row->error);
-    res = pq_exec(s,
-                  "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"
-                  " available_at, started_at, finished_at, error)"
-                  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                  &p);
+#define TASK_INSERT_SQL                                                                            \
+    "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"                             \
+    " available_at, started_at, finished_at, error)"                                               \
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    rc = pq_send(s, TASK_INSERT_SQL, &p, WANT_OK, err, "cannot insert task '%s' of %s", row->name,
+                 exec_id);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    res = pq_exec(s, TASK_INSERT_SQL, &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot insert task '%s' of %s", row->name, exec_id);
     PQclear(res);
@@ -713,6 +974,14 @@ static int pg_task_run_update(struct store *st, const char *exec_id, const struc
     p_opt(&p, row->finished_at, 0);
     p_text(&p, row->error);
     p_i64(&p, expected_attempt);
+    rc = pq_send(s,
+                 MUST_CHANGE("UPDATE task_runs SET status = $3, attempt = $4, available_at = $5,"
+                             " started_at = $6, finished_at = $7, error = $8"
+                             " WHERE execution_id = $1 AND idx = $2 AND attempt = $9"),
+                 &p, WANT_ROW_CONFLICT, err, "cannot update task '%s' (%d, attempt %d) of %s",
+                 name, row->idx, expected_attempt, exec_id);
+    if (rc)
+        return rc < 0 ? rc : 0;
     res = pq_exec(s,
                   "UPDATE task_runs SET status = $3, attempt = $4, available_at = $5,"
                   " started_at = $6, finished_at = $7, error = $8"
@@ -745,6 +1014,7 @@ static int pg_attempt_insert(struct store *st, const char *exec_id, const struct
     struct pg_store *s = pg(st);
     struct params p = {0};
     PGresult *res;
+    int rc;
 
     p_text(&p, exec_id);
     p_i64(&p, row->task_idx);
@@ -759,11 +1029,15 @@ static int pg_attempt_insert(struct store *st, const char *exec_id, const struct
     p_opt(&p, row->exit_code, -1);
     p_opt(&p, row->signal, 0);
     p_text(&p, row->error);
-    res = pq_exec(s,
-                  "INSERT INTO attempts (execution_id, task_idx, number, status, node,"
-                  " pid, pgid, proc_start, started_at, finished_at, exit_code, signal,"
-                  " error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                  &p);
+#define ATTEMPT_INSERT_SQL                                                                         \
+    "INSERT INTO attempts (execution_id, task_idx, number, status, node,"                          \
+    " pid, pgid, proc_start, started_at, finished_at, exit_code, signal,"                          \
+    " error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    rc = pq_send(s, ATTEMPT_INSERT_SQL, &p, WANT_OK, err,
+                 "cannot insert attempt %d of task %d of %s", row->number, row->task_idx, exec_id);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    res = pq_exec(s, ATTEMPT_INSERT_SQL, &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot insert attempt %d of task %d of %s", row->number,
                        row->task_idx, exec_id);
@@ -778,6 +1052,7 @@ static int pg_attempt_update(struct store *st, const char *exec_id, const struct
     struct params p = {0};
     PGresult *res;
     long changed;
+    int rc;
 
     p_text(&p, exec_id);
     p_i64(&p, row->task_idx);
@@ -790,11 +1065,15 @@ static int pg_attempt_update(struct store *st, const char *exec_id, const struct
     p_opt(&p, row->exit_code, -1);
     p_opt(&p, row->signal, 0);
     p_text(&p, row->error);
-    res = pq_exec(s,
-                  "UPDATE attempts SET status = $4, pid = $5, pgid = $6,"
-                  " proc_start = $7, finished_at = $8, exit_code = $9, signal = $10,"
-                  " error = $11 WHERE execution_id = $1 AND task_idx = $2 AND number = $3",
-                  &p);
+#define ATTEMPT_UPDATE_SQL                                                                         \
+    "UPDATE attempts SET status = $4, pid = $5, pgid = $6,"                                        \
+    " proc_start = $7, finished_at = $8, exit_code = $9, signal = $10,"                            \
+    " error = $11 WHERE execution_id = $1 AND task_idx = $2 AND number = $3"
+    rc = pq_send(s, MUST_CHANGE(ATTEMPT_UPDATE_SQL), &p, WANT_ROW_NOT_FOUND, err,
+                 "cannot update attempt %d of task %d of %s", row->number, row->task_idx, exec_id);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    res = pq_exec(s, ATTEMPT_UPDATE_SQL, &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot update attempt %d of task %d of %s", row->number,
                        row->task_idx, exec_id);
@@ -819,6 +1098,7 @@ static int pg_log_append(struct store *st, const char *exec_id, const struct log
     struct pg_store *s = pg(st);
     struct params p = {0};
     PGresult *res;
+    int rc;
 
     if (chunk->len > INT_MAX)
         return err_set(err, ERR_TOO_BIG, "log chunk of task %d of %s is too big (%zu bytes)",
@@ -830,10 +1110,15 @@ static int pg_log_append(struct store *st, const char *exec_id, const struct log
     p_text(&p, stream_name(chunk->stream));
     p_i64(&p, chunk->ts);
     p_bin(&p, chunk->data, chunk->len);
-    res = pq_exec(s,
-                  "INSERT INTO logs (execution_id, task_idx, attempt, seq, stream, ts, data)"
-                  " VALUES ($1, $2, $3, $4, $5, $6, $7::bytea)",
-                  &p);
+#define LOG_INSERT_SQL                                                                             \
+    "INSERT INTO logs (execution_id, task_idx, attempt, seq, stream, ts, data)"                    \
+    " VALUES ($1, $2, $3, $4, $5, $6, $7::bytea)"
+    rc = pq_send(s, LOG_INSERT_SQL, &p, WANT_OK, err,
+                 "cannot append log chunk %d of attempt %d of task %d of %s", chunk->seq,
+                 chunk->attempt, chunk->task_idx, exec_id);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    res = pq_exec(s, LOG_INSERT_SQL, &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot append log chunk %d of attempt %d of task %d of %s",
                        chunk->seq, chunk->attempt, chunk->task_idx, exec_id);
@@ -846,6 +1131,7 @@ static int pg_log_trim(struct store *st, const char *exec_id, int task_idx, int 
 {
     struct pg_store *s = pg(st);
     struct params p = {0};
+    int rc;
 
     p_text(&p, exec_id);
     p_i64(&p, task_idx);
@@ -854,10 +1140,13 @@ static int pg_log_trim(struct store *st, const char *exec_id, int task_idx, int 
     p_text(&p, stream == LOG_STREAM_STDOUT   ? "stdout"
                : stream == LOG_STREAM_STDERR ? "stderr"
                                              : NULL);
-    return pq_run(s,
-                  "DELETE FROM logs WHERE execution_id = $1 AND task_idx = $2"
-                  " AND attempt = $3 AND seq < $4 AND ($5::text IS NULL OR stream = $5::text)",
-                  &p, NULL, err, "cannot trim a log");
+#define LOG_TRIM_SQL                                                                               \
+    "DELETE FROM logs WHERE execution_id = $1 AND task_idx = $2"                                   \
+    " AND attempt = $3 AND seq < $4 AND ($5::text IS NULL OR stream = $5::text)"
+    rc = pq_send(s, LOG_TRIM_SQL, &p, WANT_OK, err, "cannot trim a log of %s", exec_id);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    return pq_run(s, LOG_TRIM_SQL, &p, NULL, err, "cannot trim a log");
 }
 
 static int pq_read_chunk(struct pg_store *s, const PGresult *r, int i, const char *exec_id,
@@ -1932,7 +2221,8 @@ static int pg_node_register(struct store *st, const struct node_row *row, int64_
                 " role = EXCLUDED.role, version = EXCLUDED.version,"
                 " started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at,"
                 " stopped_at = NULL"
-                " WHERE nodes.stopped_at IS NOT NULL OR nodes.heartbeat_at < " PG_NOW_MS " - $6",
+                " WHERE $6 <= 0 OR nodes.stopped_at IS NOT NULL"
+                " OR nodes.heartbeat_at < " PG_NOW_MS " - $6",
                 &p, &changed, err, "cannot register the node");
     if (rc)
         return rc;
@@ -2138,6 +2428,19 @@ static int pg_executions_fence(struct store *st, const char *node, char *const *
     }
     p_text(&p, arr.buf);
     p_text(&p, node);
+    /* Pipelined: lock the rows and fail (division by zero, 22012) if one is
+     * not ours; the drain turns that into ERR_FENCED, and the caller asks
+     * again outside the transaction which ones. The divisor depends on a
+     * column, so the planner cannot fold it. */
+    rc = pq_send(s,
+                 "SELECT 1 / (CASE WHEN owner_node IS DISTINCT FROM $2 THEN 0 ELSE 1 END)"
+                 " FROM executions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                 &p, WANT_FENCE, err, "ownership check of %zu execution%s", n,
+                 n == 1 ? "" : "s");
+    if (rc) {
+        strbuf_release(&arr);
+        return rc < 0 ? rc : 0;
+    }
     /* Lock every row (so a claim by another node waits or skips them), return
      * the ones that are not ours any more. */
     rc = pq_ids(s,
@@ -2230,9 +2533,15 @@ static int pg_notify(struct store *st, const char *channel, const char *payload,
 {
     struct params p = {0};
 
+    struct pg_store *s = pg(st);
+    int rc;
+
     p_text(&p, channel);
     p_text(&p, payload ? payload : "");
-    return pq_run(pg(st), "SELECT pg_notify($1, $2)", &p, NULL, err, "cannot notify");
+    rc = pq_send(s, "SELECT pg_notify($1, $2)", &p, WANT_OK, err, "cannot notify");
+    if (rc)
+        return rc < 0 ? rc : 0;
+    return pq_run(s, "SELECT pg_notify($1, $2)", &p, NULL, err, "cannot notify");
 }
 
 static int pg_listen_fd(struct store *st)
@@ -2315,6 +2624,12 @@ static int pg_reconnect(struct store *st, struct err *err)
     char msg[ERR_MSG_MAX];
 
     PQreset(s->conn);
+    /* A new session: nothing prepared, nothing pending. */
+    s->nprep = 0;
+    s->piped = 0;
+    s->npend = 0;
+    s->in_wtx = 0;
+    s->pipe_failed = 0;
     if (PQstatus(s->conn) != CONNECTION_OK) {
         trim_msg(PQerrorMessage(s->conn), msg, sizeof(msg));
         return err_set(err, ERR_STORE, "cannot connect to %s: %s", s->where, msg);
@@ -2325,6 +2640,11 @@ static int pg_reconnect(struct store *st, struct err *err)
         pq_run(s, "SET default_transaction_read_only = on", NULL, NULL, err, "cannot configure"))
         return err->code;
     return pq_listen_all(s, err);
+}
+
+static void pg_set_pipelining(struct store *st, int on)
+{
+    pg(st)->pipelining = on;
 }
 
 static const char *pg_where(struct store *st)
@@ -2394,4 +2714,5 @@ const struct store_backend store__postgres_backend = {
     .connected = pg_connected,
     .reconnect = pg_reconnect,
     .where = pg_where,
+    .set_pipelining = pg_set_pipelining,
 };

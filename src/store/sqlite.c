@@ -2391,7 +2391,7 @@ static int sqlite_node_register(struct store *st, const struct node_row *row, in
                         " ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
                         " role = excluded.role, version = excluded.version,"
                         " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
-                        " stopped_at = NULL WHERE nodes.stopped_at IS NOT NULL"
+                        " stopped_at = NULL WHERE ?6 <= 0 OR nodes.stopped_at IS NOT NULL"
                         " OR nodes.heartbeat_at < " SQ_NOW_MS " - ?6",
                         &stmt, err);
     if (rc)

@@ -1217,6 +1217,12 @@ int store_reconnect(struct store *st, struct err *err)
     return st->be->reconnect ? st->be->reconnect(st, err) : 0;
 }
 
+void store_set_pipelining(struct store *st, int on)
+{
+    if (st->be->set_pipelining)
+        st->be->set_pipelining(st, on);
+}
+
 const char *store_where(struct store *st)
 {
     return st->be->where ? st->be->where(st) : st->be->name;

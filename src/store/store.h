@@ -467,7 +467,8 @@ struct node_row {
 
 /* Register (or re-register) node `row->id`, heartbeat now. ERR_BUSY if a node
  * of that id has not stopped and beat within `lease_ms` (a second live
- * process with the same name). */
+ * process with the same name); `lease_ms` <= 0 takes the name regardless
+ * (its process is known to be gone). */
 int store_node_register(struct store *st, const struct node_row *row, int64_t lease_ms,
                         struct err *err);
 /* Renew the heartbeat of node `id` (one statement). *out_claimable (may be
@@ -538,6 +539,18 @@ int store_connected(struct store *st);
 /* Connect again after a loss (one try). Listens are renewed; advisory locks
  * are lost with the old connection. */
 int store_reconnect(struct store *st, struct err *err);
+/*
+ * Pipelining (PostgreSQL): inside a write transaction, the writes the engine
+ * makes (task runs, attempts, logs, execution updates, notifications, the
+ * ownership fence) are sent without waiting for each answer; they are checked
+ * at the next statement that needs an answer, or at store_commit. Their
+ * errors (a stale attempt: ERR_CONFLICT; an execution another node took:
+ * ERR_FENCED) are then reported by that statement or by the commit, and the
+ * transaction is rolled back. One round trip per transaction instead of one
+ * per statement. Off by default; a no-op on SQLite.
+ */
+void store_set_pipelining(struct store *st, int on);
+
 /* The location without its password, for messages. */
 const char *store_where(struct store *st);
 

@@ -134,6 +134,7 @@ struct store_backend {
     int (*connected)(struct store *st);
     int (*reconnect)(struct store *st, struct err *err);
     const char *(*where)(struct store *st);
+    void (*set_pipelining)(struct store *st, int on); /* NULL: nothing to batch */
 };
 
 extern const struct store_backend store__sqlite_backend;

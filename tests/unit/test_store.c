@@ -3031,6 +3031,327 @@ static void test_failure_inside_transaction(void **state)
  * Several writers opening one fresh PostgreSQL database at once: the
  * advisory lock makes them migrate in turn, and every open succeeds.
  */
+
+/* --- nodes and scale-out --- */
+
+static void register_node(struct store *st, const char *id, int64_t lease_ms, int expect)
+{
+    struct node_row n;
+    struct err err = ERR_INIT;
+    memset(&n, 0, sizeof(n));
+    n.id = (char *)id;
+    n.host = (char *)"h1";
+    n.pid = 42;
+    n.role = (char *)"server";
+    n.version = (char *)"0.0.0";
+    assert_int_equal(store_node_register(st, &n, lease_ms, &err), expect);
+}
+
+static const struct node_row *find_node(const struct node_row *rows, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(rows[i].id, id))
+            return &rows[i];
+    return NULL;
+}
+
+static void test_nodes(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct node_row *rows = NULL;
+    const struct node_row *r;
+    size_t n = 0;
+    int64_t claimable = -1;
+
+    register_node(f->st, "a", 30000, 0);
+    /* A second live node of the same name is refused; a lease of 0 takes it. */
+    register_node(f->st, "a", 30000, ERR_BUSY);
+    register_node(f->st, "a", 0, 0);
+    assert_int_equal(store_node_heartbeat(f->st, "a", 30000, &claimable, &err), 0);
+    assert_int_equal(claimable, 0);
+    assert_int_equal(store_node_heartbeat(f->st, "nobody", 30000, NULL, &err), ERR_NOT_FOUND);
+    assert_int_equal(store_nodes_list(f->st, &rows, &n, &err), 0);
+    r = find_node(rows, n, "a");
+    assert_non_null(r);
+    assert_string_equal(r->host, "h1");
+    assert_string_equal(r->role, "server");
+    assert_int_equal(r->pid, 42);
+    assert_int_equal(r->stopped_at, 0);
+    assert_true(r->heartbeat_at > 0 && r->db_now >= r->heartbeat_at);
+    assert_true(r->db_now - r->heartbeat_at < 10000);
+    node_rows_free(rows, n);
+    /* Stopped: its name is free again. */
+    assert_int_equal(store_node_stop(f->st, "a", &err), 0);
+    assert_int_equal(store_nodes_list(f->st, &rows, &n, &err), 0);
+    r = find_node(rows, n, "a");
+    assert_true(r && r->stopped_at > 0);
+    node_rows_free(rows, n);
+    register_node(f->st, "a", 30000, 0);
+    if (!g_pg) {
+        /* One node per data directory: the cluster calls say so. */
+        char **ids = NULL;
+        size_t nids = 0;
+        int held = 0;
+        assert_int_equal(store_executions_claim(f->st, "a", 5, 30000, STORE_CLAIM_UNOWNED, &ids,
+                                                &nids, &err),
+                         ERR_INVALID);
+        assert_non_null(strstr(err.msg, "serves one node"));
+        assert_int_equal(store_lease_acquire(f->st, "scheduler", "a", 1000, &held, &err),
+                         ERR_INVALID);
+        assert_int_equal(store_listen_fd(f->st), -1);
+        assert_int_equal(store_notify(f->st, "orch_work", "x", &err), 0);
+    }
+}
+
+static int has_id(char **ids, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(ids[i], id))
+            return 1;
+    return 0;
+}
+
+static void free_ids(char **ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+static void note(void *arg, const char *channel, const char *payload)
+{
+    char *out = arg;
+    snprintf(out, 128, "%s:%s", channel, payload);
+}
+
+static void test_pg_claims_fences_leases(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_row e1, e2, e3, e4;
+    struct store *other = NULL;
+    char **ids = NULL;
+    size_t n = 0;
+    int held = 0;
+    char got[128] = "";
+    char sql[256];
+
+    if (!g_pg) {
+        printf("[  SKIPPED ] %s on SQLite: a PostgreSQL test\n", __func__);
+        skip();
+    }
+    register_node(f->st, "A", 30000, 0);
+    register_node(f->st, "B", 30000, 0);
+    register_node(f->st, "dead", 30000, 0);
+    raw_sql(f->dbpath, "UPDATE nodes SET heartbeat_at = 0 WHERE id = 'dead'");
+    make_exec(&e1, "w", EXEC_QUEUED, 10); /* nobody's */
+    make_exec(&e2, "w", EXEC_RUNNING, 20);
+    e2.owner = (char *)"dead";
+    make_exec(&e3, "w", EXEC_RUNNING, 30);
+    e3.owner = (char *)"B";
+    make_exec(&e4, "w", EXEC_SUCCEEDED, 5);
+    e4.owner = (char *)"dead"; /* finished: never claimed */
+    insert_exec(f->st, &e1);
+    insert_exec(f->st, &e2);
+    insert_exec(f->st, &e3);
+    insert_exec(f->st, &e4);
+    {
+        int64_t claimable = 0;
+        assert_int_equal(store_node_heartbeat(f->st, "A", 30000, &claimable, &err), 0);
+        assert_int_equal(claimable, 2); /* e1 and e2 */
+    }
+    assert_int_equal(store_executions_claim(f->st, "A", 10, 30000, STORE_CLAIM_UNOWNED, &ids, &n,
+                                            &err),
+                     0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], e1.id);
+    free_ids(ids, n);
+    assert_int_equal(store_executions_claim(f->st, "A", 10, 30000, STORE_CLAIM_EXPIRED, &ids, &n,
+                                            &err),
+                     0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], e2.id);
+    free_ids(ids, n);
+    /* Nothing left: B is alive, e4 finished. */
+    assert_int_equal(store_executions_claim(f->st, "A", 10, 30000,
+                                            STORE_CLAIM_UNOWNED | STORE_CLAIM_EXPIRED, &ids, &n,
+                                            &err),
+                     0);
+    assert_int_equal(n, 0);
+    free_ids(ids, n);
+    assert_int_equal(store_executions_claim(f->st, "A", 10, 30000, STORE_CLAIM_OWN, &ids, &n,
+                                            &err),
+                     0);
+    assert_int_equal(n, 2);
+    assert_true(has_id(ids, n, e1.id) && has_id(ids, n, e2.id));
+    free_ids(ids, n);
+    /* One execution: a live owner keeps it; a finished one may be taken (a retry). */
+    assert_int_equal(store_execution_claim_one(f->st, e3.id, "A", 30000, &err), ERR_BUSY);
+    assert_non_null(strstr(err.msg, "node 'B'"));
+    assert_int_equal(store_execution_claim_one(f->st, e4.id, "A", 30000, &err), 0);
+    assert_int_equal(store_execution_claim_one(f->st, "ex_nope", "A", 30000, &err),
+                     ERR_NOT_FOUND);
+    /* B's lease expires: now A may take e3. */
+    raw_sql(f->dbpath, "UPDATE nodes SET heartbeat_at = 0 WHERE id = 'B'");
+    assert_int_equal(store_execution_claim_one(f->st, e3.id, "A", 30000, &err), 0);
+    /* The fence names what is not ours. */
+    snprintf(sql, sizeof(sql), "UPDATE executions SET owner_node = 'B' WHERE id = '%s'", e3.id);
+    raw_sql(f->dbpath, sql);
+    {
+        char *mine[3] = {e1.id, e2.id, e3.id};
+        assert_int_equal(store_begin(f->st, &err), 0);
+        assert_int_equal(store_executions_fence(f->st, "A", mine, 3, &ids, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(ids[0], e3.id);
+        free_ids(ids, n);
+        store_rollback(f->st);
+    }
+    /* Cancel requests reach the owner. */
+    assert_int_equal(store_execution_request_cancel(f->st, e1.id, 99, &err), 0);
+    assert_int_equal(store_execution_request_cancel(f->st, e4.id, 99, &err), ERR_CONFLICT);
+    assert_int_equal(store_cancel_requests(f->st, "A", &ids, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], e1.id);
+    free_ids(ids, n);
+    /* Leases: one holder at a time; a released one passes at once. */
+    assert_int_equal(store_lease_acquire(f->st, "scheduler", "A", 30000, &held, &err), 0);
+    assert_true(held);
+    assert_int_equal(store_lease_acquire(f->st, "scheduler", "B", 30000, &held, &err), 0);
+    assert_false(held);
+    assert_int_equal(store_lease_acquire(f->st, "scheduler", "A", 30000, &held, &err), 0);
+    assert_true(held);
+    assert_int_equal(store_lease_release(f->st, "scheduler", "A", &err), 0);
+    assert_int_equal(store_lease_acquire(f->st, "scheduler", "B", 30000, &held, &err), 0);
+    assert_true(held);
+    /* LISTEN on one connection, NOTIFY on another. */
+    assert_int_equal(store_open(f->data, 0, &other, &err), 0);
+    assert_int_equal(store_listen(other, "orch_work", &err), 0);
+    assert_int_equal(store_listen(other, "bad channel;", &err), ERR_INVALID);
+    assert_true(store_listen_fd(other) >= 0);
+    assert_int_equal(store_notify(f->st, "orch_work", "n1", &err), 0);
+    for (int i = 0; i < 200 && !got[0]; i++) {
+        assert_int_equal(store_notifications(other, note, got, &err), 0);
+        if (!got[0])
+            usleep(5000);
+    }
+    assert_string_equal(got, "orch_work:n1");
+    assert_true(store_connected(other));
+    store_free(other);
+}
+
+static void test_pg_pipelining(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_detail *d = NULL;
+    struct exec_row ex;
+    struct task_run_row t = {0, (char *)"a", TASK_RUNNING, 2, 0, 50, 0, NULL};
+    struct task_run_row late = t;
+    struct attempt_row at;
+    struct log_chunk c;
+    char **lost = NULL;
+    size_t nlost = 0;
+    char *mine[1];
+
+    if (!g_pg) {
+        printf("[  SKIPPED ] %s on SQLite: a PostgreSQL test\n", __func__);
+        skip();
+    }
+    make_exec(&ex, "w", EXEC_RUNNING, 10);
+    ex.owner = (char *)"A";
+    insert_exec(f->st, &ex);
+    assert_int_equal(store_task_run_insert(f->st, ex.id, &t, &err), 0);
+    store_set_pipelining(f->st, 1);
+
+    /* A turn's writes in one round trip, read back after the commit. */
+    memset(&at, 0, sizeof(at));
+    at.task_idx = 0;
+    at.number = 2;
+    at.status = ATTEMPT_SUCCEEDED;
+    at.node = (char *)"h:1";
+    at.started_at = 50;
+    at.finished_at = 60;
+    at.exit_code = 0;
+    memset(&c, 0, sizeof(c));
+    c.task_idx = 0;
+    c.attempt = 2;
+    c.seq = 1;
+    c.stream = LOG_STREAM_STDOUT;
+    c.ts = 55;
+    c.data = (char *)"out";
+    c.len = 3;
+    mine[0] = ex.id;
+    t.status = TASK_SUCCEEDED;
+    t.finished_at = 60;
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_executions_fence(f->st, "A", mine, 1, &lost, &nlost, &err), 0);
+    assert_int_equal(nlost, 0);
+    assert_int_equal(store_task_run_update(f->st, ex.id, &t, 2, &err), 0);
+    assert_int_equal(store_attempt_insert(f->st, ex.id, &at, &err), 0);
+    assert_int_equal(store_log_append(f->st, ex.id, &c, &err), 0);
+    assert_int_equal(store_notify(f->st, "orch_work", "x", &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(store_execution_get(f->st, ex.id, &d, &err), 0);
+    assert_int_equal(d->tasks[0].status, TASK_SUCCEEDED);
+    assert_int_equal(d->nattempts, 1);
+    exec_detail_free(d);
+
+    /* A stale attempt is found at the commit: nothing of the turn is kept. */
+    late.status = TASK_FAILED;
+    late.attempt = 3;
+    at.number = 3;
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_attempt_insert(f->st, ex.id, &at, &err), 0);
+    assert_int_equal(store_task_run_update(f->st, ex.id, &late, 1, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), ERR_CONFLICT);
+    assert_non_null(strstr(err.msg, "stale attempt"));
+    assert_int_equal(store_execution_get(f->st, ex.id, &d, &err), 0);
+    assert_int_equal(d->tasks[0].status, TASK_SUCCEEDED);
+    assert_int_equal(d->nattempts, 1);
+    exec_detail_free(d);
+
+    /* The same error surfaces at a statement that needs its answer. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_task_run_update(f->st, ex.id, &late, 1, &err), 0);
+    {
+        struct fire_row fr;
+        memset(&fr, 0, sizeof(fr));
+        fr.schedule_id = (char *)"sch_x";
+        fr.scheduled_for = 1000;
+        fr.status = FIRE_SKIPPED;
+        fr.created_at = 1;
+        assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_CONFLICT);
+    }
+    store_rollback(f->st);
+
+    /* Another node took the execution: the pipelined fence fails the commit. */
+    {
+        char sql[200];
+        snprintf(sql, sizeof(sql), "UPDATE executions SET owner_node = 'B' WHERE id = '%s'",
+                 ex.id);
+        raw_sql(f->dbpath, sql);
+    }
+    t.status = TASK_FAILED;
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_executions_fence(f->st, "A", mine, 1, &lost, &nlost, &err), 0);
+    assert_int_equal(store_task_run_update(f->st, ex.id, &t, 2, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), ERR_FENCED);
+    assert_int_equal(store_execution_get(f->st, ex.id, &d, &err), 0);
+    assert_int_equal(d->tasks[0].status, TASK_SUCCEEDED);
+    exec_detail_free(d);
+    /* Outside a transaction the fence says which. */
+    assert_int_equal(store_executions_fence(f->st, "A", mine, 1, &lost, &nlost, &err), 0);
+    assert_int_equal(nlost, 1);
+    free_ids(lost, nlost);
+    /* The connection is fine afterwards, prepared statements and all. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    t.status = TASK_SUCCEEDED;
+    assert_int_equal(store_task_run_update(f->st, ex.id, &t, 2, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    store_set_pipelining(f->st, 0);
+}
+
 static void test_pg_concurrent_migration(void **state)
 {
     struct fixture *f = *state;
@@ -3120,6 +3441,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conflicts_keep_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_inside_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_concurrent_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_claims_fences_leases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_pipelining, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("store_sqlite", tests, NULL, NULL);
 
