@@ -150,6 +150,9 @@ int cmd_db(int argc, char **argv)
         return db_migrate(argc - 1, argv + 1);
     if (!strcmp(argv[0], "status"))
         return db_status(argc - 1, argv + 1);
-    cli_error("unknown command 'db %s' (use migrate or status)", argv[0]);
+    if (argv[0][0] == '-')
+        cli_error("'orch db' needs a command before its options: migrate or status");
+    else
+        cli_error("unknown command 'db %s' (use migrate or status)", argv[0]);
     return EXIT_USAGE;
 }

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import (EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK,
+from conftest import (EXIT_CANCELLED, EXIT_FAILED, EXIT_INTERNAL, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK,
                       EXIT_TIMED_OUT, EXIT_USAGE, REPO, exec_id_from_summary, pid_alive,
                       read_pids, task_by_name, wait_for)
 
@@ -24,6 +24,8 @@ COMMANDS = [
     (["executions", "list"], []),
     (["executions", "show"], ["ex_0000000000000000"]),
     (["logs"], ["ex_0000000000000000"]),
+    (["db", "migrate"], []),
+    (["db", "status"], []),
 ]
 
 
@@ -411,3 +413,32 @@ def test_show_plain(orch, history):
     assert "Error      one or more tasks failed\n" in res.stdout
     assert re.search(r"^b\s+failed\s+1\s+exit 1\s+\S+\s+exit status 1$", res.stdout, re.M), \
         res.stdout
+
+
+def test_db_commands_on_the_data_directory(orch):
+    res = orch.run("db", "status")
+    assert res.returncode == EXIT_INTERNAL and "no data directory" in res.stderr, res
+    res = orch.run("db", "migrate")
+    assert res.returncode == EXIT_OK, res.stderr
+    assert res.stdout.startswith("sqlite store at ") and "schema version" in res.stdout
+    res = orch.run("db", "status", "--json")
+    assert res.returncode == EXIT_OK, res.stderr
+    st = json.loads(res.stdout)
+    assert st["backend"] == "sqlite" and st["schemaVersion"] == st["latest"] >= 5, st
+    assert st["nodes"] == []
+    res = orch.run("db", data_dir=False)
+    assert res.returncode == EXIT_USAGE and "usage: orch db" in res.stderr, res
+    for args, text in ((["db"], "needs a command before its options"),
+                       (["db", "vacuum"], "unknown command 'db vacuum'"),
+                       (["db", "status", "extra"], "takes no arguments")):
+        res = orch.run(*args)
+        assert res.returncode == EXIT_USAGE and text in res.stderr, (args, res)
+
+
+def test_worker_needs_a_database(orch):
+    res = orch.run("worker", env={"DATABASE_URL": ""})
+    assert res.returncode == EXIT_USAGE, res
+    assert "'orch worker' joins the nodes of a PostgreSQL store" in res.stderr
+    # --data-dir wins over DATABASE_URL from the environment
+    res = orch.run("db", "migrate", env={"DATABASE_URL": "postgresql://x@127.0.0.1:9/none"})
+    assert res.returncode == EXIT_OK and "sqlite store" in res.stdout, res
