@@ -747,7 +747,19 @@ static int pg_open(const char *target, unsigned flags, struct store **out, struc
     *out = NULL;
     s->base.be = &store__postgres_backend;
     s->flags = flags;
-    s->conn = PQconnectdb(target);
+    {
+        /*
+         * Defaults the location may override (its own values come later and
+         * win): a bounded connect, so that a reconnect never blocks the
+         * engine's loop for minutes on an unreachable host, and TCP
+         * keepalives that notice a dead peer in about 25 s instead of hours.
+         */
+        static const char *const keys[] = {"connect_timeout", "keepalives_idle",
+                                           "keepalives_interval", "keepalives_count",
+                                           "application_name", "dbname", NULL};
+        const char *vals[] = {"5", "10", "5", "3", "orch", target, NULL};
+        s->conn = PQconnectdbParams(keys, vals, 1);
+    }
     if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
         char msg[ERR_MSG_MAX];
         trim_msg(s->conn ? PQerrorMessage(s->conn) : "out of memory", msg, sizeof(msg));
