@@ -32,34 +32,32 @@
 
 #define DEFAULT_SHUTDOWN_GRACE_MS 30000
 
+/* The options of every node: the engine, its workers, its name and lease. */
+#define NODE_OPTS                                                                                  \
+    {"workers", "N", "task processes running at once (default $ORCH_WORKERS or CPU count)", 0},    \
+        {"max-output", "BYTES", "output kept per task attempt, the tail (default 1048576)", 0},    \
+        {"kill-grace", "DURATION", "SIGTERM to SIGKILL grace on timeout/cancel (default 10s)", 0}, \
+        {"shutdown-grace", "DURATION",                                                             \
+         "on SIGTERM/SIGINT, how long running tasks may finish (default $ORCH_SHUTDOWN_GRACE "    \
+         "or 30s)",                                                                                \
+         0},                                                                                       \
+        {"node", "NAME",                                                                           \
+         "this node's name among the nodes of the store (default $ORCH_NODE or host:pid)", 0},     \
+        {"lease", "DURATION",                                                                      \
+         "a node silent this long loses its executions to the others (default $ORCH_LEASE or "    \
+         "30s)",                                                                                   \
+         0}
+
 static const struct cli_opt server_opts[] = {
     {"listen", "ADDR", "address to listen on (default $ORCH_LISTEN or 127.0.0.1:8080)", 0},
-    {"workers", "N", "task processes running at once (default $ORCH_WORKERS or CPU count)", 0},
-    {"max-output", "BYTES", "output kept per task attempt, the tail (default 1048576)", 0},
-    {"kill-grace", "DURATION", "SIGTERM to SIGKILL grace on timeout/cancel (default 10s)", 0},
-    {"shutdown-grace", "DURATION",
-     "on SIGTERM/SIGINT, how long running tasks may finish (default $ORCH_SHUTDOWN_GRACE or 30s)",
-     0},
     {"register", "PATH",
      "register a workflow definition file, or every *.json in a directory (repeatable)", 1},
-    {"node", "NAME", "this node's name among the nodes of the store (default $ORCH_NODE or "
-     "host:pid)", 0},
-    {"lease", "DURATION", "a node silent this long loses its executions to the others "
-     "(default $ORCH_LEASE or 30s)", 0},
+    NODE_OPTS,
     {NULL, NULL, NULL, 0},
 };
 
 static const struct cli_opt worker_opts[] = {
-    {"workers", "N", "task processes running at once (default $ORCH_WORKERS or CPU count)", 0},
-    {"max-output", "BYTES", "output kept per task attempt, the tail (default 1048576)", 0},
-    {"kill-grace", "DURATION", "SIGTERM to SIGKILL grace on timeout/cancel (default 10s)", 0},
-    {"shutdown-grace", "DURATION",
-     "on SIGTERM/SIGINT, how long running tasks may finish (default $ORCH_SHUTDOWN_GRACE or 30s)",
-     0},
-    {"node", "NAME", "this node's name among the nodes of the store (default $ORCH_NODE or "
-     "host:pid)", 0},
-    {"lease", "DURATION", "a node silent this long loses its executions to the others "
-     "(default $ORCH_LEASE or 30s)", 0},
+    NODE_OPTS,
     {NULL, NULL, NULL, 0},
 };
 
@@ -75,7 +73,8 @@ static const struct cli_cmd worker_cmd = {
 static const struct cli_cmd server_cmd = {
     "server",
     NULL,
-    "Run the HTTP API (/v1), the engine and its workers on the local data directory.\n"
+    "Run the HTTP API (/v1), the engine and its workers on the local data directory (or,\n"
+    "with $DATABASE_URL, as one node of several on a PostgreSQL database).\n"
     "Every endpoint except /v1/health/scheduler needs 'Authorization: Bearer <key>';\n"
     "create a key with 'orch keys create --name admin --scope admin'. Environment:\n"
     "ORCH_HTTP_TIMEOUT (idle connection timeout, 30s), ORCH_MAX_BODY (bytes, 4 MiB + 64 KiB),\n"

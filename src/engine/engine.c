@@ -1639,8 +1639,12 @@ static void exec_unlink_new(struct engine *eng, struct exec *ex)
 
 void engine__log_started(const struct exec *ex)
 {
-    log_info(COMP, "Execution %s of '%s' (version %d) started: %zu tasks", ex->id, ex->wf->name,
-             ex->version, ex->wf->ntasks);
+    if (ex->handoff)
+        log_info(COMP, "Execution %s of '%s' (version %d) queued for any node (no free slot "
+                 "here): %zu tasks", ex->id, ex->wf->name, ex->version, ex->wf->ntasks);
+    else
+        log_info(COMP, "Execution %s of '%s' (version %d) started: %zu tasks", ex->id,
+                 ex->wf->name, ex->version, ex->wf->ntasks);
 }
 
 int engine_submit(struct engine *eng, const char *definition, const char *params_json,

@@ -2409,15 +2409,13 @@ static int sqlite_node_register(struct store *st, const struct node_row *row, in
     return 0;
 }
 
-static int sqlite_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
-                                 int64_t *out_claimable, struct err *err)
+/* Run a one-parameter UPDATE of node `id`; *changed: rows changed. */
+static int sq_node_update(struct sqlite_store *s, const char *sql, const char *id,
+                          const char *what, int *changed, struct err *err)
 {
-    struct sqlite_store *s = sq(st);
     sqlite3_stmt *stmt;
-    int rc = sq_prepare(s, "UPDATE nodes SET heartbeat_at = " SQ_NOW_MS " WHERE id = ?1", &stmt,
-                        err);
-    (void)lease_ms;
-    (void)out_claimable; /* one node: it owns everything */
+    int rc = sq_prepare(s, sql, &stmt, err);
+
     if (rc)
         return rc;
     rc = bind_text(stmt, 1, id);
@@ -2425,27 +2423,29 @@ static int sqlite_node_heartbeat(struct store *st, const char *id, int64_t lease
         rc = sq_step_done(stmt);
     sqlite3_finalize(stmt);
     if (rc != SQLITE_OK)
-        return sq_fail(s, rc, err, "cannot renew the heartbeat of node '%s'", id);
-    if (sqlite3_changes(s->db) == 0)
-        return err_set(err, ERR_NOT_FOUND, "node '%s' is not registered", id);
+        return sq_fail(s, rc, err, "cannot %s of node '%s'", what, id);
+    *changed = sqlite3_changes(s->db);
     return 0;
+}
+
+static int sqlite_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
+                                 int64_t *out_claimable, struct err *err)
+{
+    int changed = 0;
+    int rc = sq_node_update(sq(st), "UPDATE nodes SET heartbeat_at = " SQ_NOW_MS " WHERE id = ?1",
+                            id, "renew the heartbeat", &changed, err);
+    (void)lease_ms;
+    (void)out_claimable; /* one node: it owns everything */
+    if (rc == 0 && changed == 0)
+        rc = err_set(err, ERR_NOT_FOUND, "node '%s' is not registered", id);
+    return rc;
 }
 
 static int sqlite_node_stop(struct store *st, const char *id, struct err *err)
 {
-    struct sqlite_store *s = sq(st);
-    sqlite3_stmt *stmt;
-    int rc = sq_prepare(s, "UPDATE nodes SET stopped_at = " SQ_NOW_MS " WHERE id = ?1", &stmt,
-                        err);
-    if (rc)
-        return rc;
-    rc = bind_text(stmt, 1, id);
-    if (rc == SQLITE_OK)
-        rc = sq_step_done(stmt);
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_OK)
-        return sq_fail(s, rc, err, "cannot record the stop of node '%s'", id);
-    return 0;
+    int changed = 0;
+    return sq_node_update(sq(st), "UPDATE nodes SET stopped_at = " SQ_NOW_MS " WHERE id = ?1", id,
+                          "record the stop", &changed, err);
 }
 
 static int sqlite_nodes_list(struct store *st, struct node_row **out, size_t *out_n,
