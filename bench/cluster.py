@@ -6,8 +6,9 @@ port, the others `orch worker`; --workers $BENCH_CONCURRENCY, --lease 10s), the 
 "fan" (noop root, 8 tasks running `sleep 0.05`, noop join), CLUSTER_EXECS executions
 submitted through the API by one client as fast as it can; wall time = last finishedAt -
 first createdAt (from the API); every execution must succeed. Then, with the largest
-cluster idle, the database's transactions/s (pg_stat_database). PostgreSQL: a private
-server under /tmp (fsync on, synchronous_commit on), or the server of $PG_URL if set.
+cluster idle, the database's transactions/s (pg_stat_database) and each node's CPU.
+PostgreSQL: a private server under /tmp (fsync on, synchronous_commit on), or the server
+of $PG_URL if set.
 Environment: ORCH_BIN, PG_URL, PGBIN, BENCH_CONCURRENCY (2), CLUSTER_EXECS (40),
 CLUSTER_REPS (3), CLUSTER_NODES ("1 2 3"), CLUSTER_IDLE_S (10), KEEP=1 (keep node logs).
 """
@@ -185,6 +186,11 @@ class Cluster:
                 print(f"cluster: node n{i + 1} exited with {rc}; its log:\n{logged[-2000:]}", file=sys.stderr)
         self.procs = []
 
+    def cpu(self):
+        """CPU seconds (user + system) each node has used so far."""
+        ticks = [open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[11:13] for p in self.procs]
+        return [(int(u) + int(s)) / os.sysconf("SC_CLK_TCK") for u, s in ticks]
+
     def log(self, i):
         return os.path.join(self.work, f"{self.tag}-n{i}.log")
 
@@ -219,10 +225,10 @@ def run_once(work, admin, n, rep):
         if n == max(NODES) and rep == REPS:
             q = f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{db}'"
             time.sleep(2)  # let the last statistics of the run be flushed
-            t0, x0 = time.monotonic(), int(psql(admin, q))
+            t0, x0, c0 = time.monotonic(), int(psql(admin, q)), c.cpu()
             time.sleep(IDLE_S)
-            x1, secs = int(psql(admin, q)), time.monotonic() - t0
-            idle = (x1 - x0) / secs
+            x1, c1, secs = int(psql(admin, q)), c.cpu(), time.monotonic() - t0
+            idle = (x1 - x0) / secs, [(b - a) / secs * 100 for a, b in zip(c0, c1)]
         return wall, idle
     finally:
         c.stop()
@@ -262,7 +268,9 @@ def main():
             print(f"| {n} | {n * WORKERS} | {med:.3f} | {min(walls[n]):.3f} | {max(walls[n]):.3f} | "
                   f"{tasks / med:.0f} | {tasks / med / base:.2f} | {floor:.2f} |")
         if idle is not None:
-            print(f"\nidle, {max(NODES)} nodes, {IDLE_S:.0f} s: {idle:.1f} transactions/s in the database")
+            cpu = " ".join(f"n{i + 1} {x:.0f}%" for i, x in enumerate(idle[1]))
+            print(f"\nidle, {max(NODES)} nodes, {IDLE_S:.0f} s: {idle[0]:.1f} transactions/s in the database;"
+                  f" CPU of one core per node: {cpu}")
     finally:
         if pg:
             pg.stop()

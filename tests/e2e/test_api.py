@@ -591,3 +591,16 @@ def test_graceful_shutdown_loses_nothing(stopped_server):
     assert "".join(i["data"] for i in logs) == "slept\nsecond\n"
     assert s.stop() == 0
     s.assert_log_clean()
+
+
+def test_nodes_on_the_embedded_store(server):
+    """One server on a data directory is one node; its heartbeat shows."""
+    r = server.get("/v1/nodes")
+    assert r.status == 200, r
+    (me,) = [n for n in r.json["items"] if n["self"]]
+    assert me["role"] == "server" and me["state"] == "alive", me
+    assert me["pid"] == server.proc.pid and me["stoppedAt"] is None
+    h = server.get("/v1/health").json["components"]
+    assert h["database"]["backend"] == "sqlite" and h["database"]["pool"]["kind"] == "per-thread"
+    assert h["node"]["id"] == me["id"] and h["scheduler"]["role"] == "single"
+    assert server.get("/v1/nodes?x=1").status == 400

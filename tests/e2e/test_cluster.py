@@ -338,3 +338,36 @@ def test_idle_cluster_is_quiet(pg, nodes, tmp_path):
         n.assert_log_clean()
     for m in SANITIZER_MARKERS:
         assert m not in a.all_logs() + b.all_logs()
+
+
+def test_cancel_through_another_node(pg, nodes, tmp_path):
+    """A cancel sent to a node that does not run the execution is done by its owner."""
+    url = pg.database()
+    a = Node(tmp_path, url, "c1", lease="3s")
+    nodes.append(a)
+    a.start()
+    b = Node(tmp_path, url, "c2", lease="3s", admin_key=a.admin_key)
+    nodes.append(b)
+    b.start()
+    a.apply({"name": "slow", "tasks": [{"name": "wait", "command": ["sleep", "30"]},
+                                       {"name": "after", "dependsOn": ["wait"],
+                                        "command": ["true"]}]})
+    ex = a.trigger("slow")["id"]
+    a.wait_exec(ex, until=lambda d: d["tasks"][0]["status"] == "running", timeout=10)
+    t0 = time.monotonic()
+    r = b.post(f"/v1/executions/{ex}/cancel")
+    assert r.status == 200, r
+    assert r.json["status"] == "cancelled", r.json
+    assert time.monotonic() - t0 < 5
+    d = b.execution(ex)
+    assert [t["status"] for t in d["tasks"]] == ["cancelled", "cancelled"], d
+    assert "cancelled (asked through another node)" in a.log()
+    assert "cancel asked of the node that runs it" in b.log()
+    # A second cancel is a conflict, from either node.
+    for n in (a, b):
+        assert n.post(f"/v1/executions/{ex}/cancel").status == 409
+    # Unknown executions are 404 on every node.
+    assert b.post("/v1/executions/ex_0000000000000000/cancel").status == 404
+    for n in (a, b):
+        assert n.stop() == 0
+        n.assert_log_clean()
