@@ -107,6 +107,10 @@ char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit
 struct json_t;
 struct json_t *cli_params_json(const struct cli_args *a, int *out_exit);
 
+/* The OUTPUT table of an execution's tasks (the "tasks" array of its JSON
+ * view): one line per task with an output, long ones cut. */
+void cli_print_outputs(const struct json_t *tasks);
+
 /* Print an error line "orch: ..." to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -307,6 +307,7 @@ static void print_detail(const json_t *d)
         for (size_t k = 0; k < json_array_size(atts); k++)
             print_attempt_row(t, json_array_get(atts, k));
     }
+    cli_print_outputs(tasks);
 }
 
 static int get_execution(struct client *c, const char *id, struct client_response *r)

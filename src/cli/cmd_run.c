@@ -198,6 +198,16 @@ int cli_engine_settings(const struct cli_args *a, struct engine_config *cfg)
         }
         cfg->output_cap = (size_t)n;
     }
+    v = getenv("ORCH_MAX_TASK_OUTPUT");
+    if (v && *v) {
+        char *end;
+        long long n = strtoll(v, &end, 10);
+        if (*end || n < 64 || n > (16LL << 20)) {
+            cli_error("invalid ORCH_MAX_TASK_OUTPUT '%s' (use 64..16777216 bytes)", v);
+            return -1;
+        }
+        cfg->task_output_cap = (size_t)n;
+    }
     v = cli_get(a, "kill-grace");
     if (!v)
         v = getenv("ORCH_KILL_GRACE");

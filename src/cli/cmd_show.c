@@ -312,6 +312,11 @@ static int executions_show(int argc, char **argv)
             printf("%-24.24s  %-15s  %-7s  %-16s  %-9s  %s\n", t->name,
                    task_status_name(t->status), "-", "-", "-", t->error ? t->error : "");
     }
+    {
+        json_t *j = view_exec_detail(d);
+        cli_print_outputs(json_object_get(j, "tasks"));
+        json_decref(j);
+    }
 out:
     exec_detail_free(d);
     store_free(st);

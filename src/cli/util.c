@@ -335,3 +335,27 @@ char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit
     *out_len = len;
     return buf;
 }
+
+void cli_print_outputs(const json_t *tasks)
+{
+    int header = 0;
+
+    for (size_t i = 0; i < json_array_size(tasks); i++) {
+        const json_t *t = json_array_get(tasks, i);
+        const json_t *out = json_object_get(t, "output");
+        const json_t *name = json_object_get(t, "name");
+        char *text;
+        if (!json_is_object(out))
+            continue;
+        text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!header) {
+            printf("\n%-24s  %s\n", "TASK", "OUTPUT");
+            header = 1;
+        }
+        if (text && strlen(text) > 200)
+            printf("%-24.24s  %.197s...\n", json_string_value(name), text);
+        else
+            printf("%-24.24s  %s\n", json_string_value(name), text ? text : "{}");
+        free(text);
+    }
+}

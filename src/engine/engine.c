@@ -23,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -83,6 +84,8 @@ void engine_config_init(struct engine_config *cfg)
     cfg->owner_arg = NULL;
     cfg->retention_ms = 30LL * 86400 * 1000;
     cfg->purge_interval_ms = 60000;
+    cfg->task_output_cap = 256 * 1024;
+    cfg->output_dir = NULL;
 }
 
 static void exec_progress(const struct exec *ex, struct engine_event *ev)
@@ -168,7 +171,8 @@ static char **build_base_env(const struct workflow *wf, json_t *params)
     return envp;
 }
 
-static char **build_task_env(const struct exec *ex, const struct dag_task *t, int attempt)
+static char **build_task_env(const struct exec *ex, const struct dag_task *t, int attempt,
+                             const char *output_path)
 {
     char **envp = NULL;
     size_t n = 0, alloc = 0;
@@ -188,6 +192,8 @@ static char **build_task_env(const struct exec *ex, const struct dag_task *t, in
     env_set(&envp, &n, &alloc, "ORCH_WORKFLOW", ex->wf->name);
     env_set(&envp, &n, &alloc, "ORCH_TASK", t->name);
     env_set(&envp, &n, &alloc, "ORCH_ATTEMPT", num);
+    if (output_path)
+        env_set(&envp, &n, &alloc, "ORCH_OUTPUT", output_path);
     if (ex->scheduled_for_text) {
         env_set(&envp, &n, &alloc, "ORCH_SCHEDULED_FOR", ex->scheduled_for_text);
         env_set(&envp, &n, &alloc, "ORCH_SCHEDULE", ex->schedule_name ? ex->schedule_name : "");
@@ -282,8 +288,10 @@ static void exec_free(struct exec *ex)
 {
     if (!ex)
         return;
-    for (size_t i = 0; ex->runs && i < ex->wf->ntasks; i++)
+    for (size_t i = 0; ex->runs && i < ex->wf->ntasks; i++) {
         free(ex->runs[i].error);
+        free(ex->runs[i].output);
+    }
     free(ex->runs);
     for (int q = 0; q < 3; q++)
         free(ex->ready[q].v);
@@ -894,6 +902,7 @@ again:
             tr.started_at = r->started_at;
             tr.finished_at = r->finished_at;
             tr.error = r->error;
+            tr.output = r->output;
             if (ex->tasks_new)
                 rc = store_task_run_insert(eng->st, ex->id, &tr, err);
             else
@@ -1116,24 +1125,28 @@ static void proc_unlink_free(struct engine *eng, struct proc *p)
     strbuf_release(&p->pend[1]);
     free(p->trk[0].chunks);
     free(p->trk[1].chunks);
+    if (p->output_path)
+        unlink(p->output_path);
+    free(p->output_path);
     free(p);
     eng->nprocs--;
 }
 
-static void tail_add(struct proc *p, const char *data, size_t len)
+/* Keep the last `cap` bytes of a stream in buf[*len]. */
+static void tail_add(char *buf, size_t *blen, size_t cap, const char *data, size_t len)
 {
-    if (len >= ERR_TAIL) {
-        memcpy(p->err_tail, data + len - ERR_TAIL, ERR_TAIL);
-        p->err_tail_len = ERR_TAIL;
+    if (len >= cap) {
+        memcpy(buf, data + len - cap, cap);
+        *blen = cap;
         return;
     }
-    if (p->err_tail_len + len > ERR_TAIL) {
-        size_t drop = p->err_tail_len + len - ERR_TAIL;
-        memmove(p->err_tail, p->err_tail + drop, p->err_tail_len - drop);
-        p->err_tail_len -= drop;
+    if (*blen + len > cap) {
+        size_t drop = *blen + len - cap;
+        memmove(buf, buf + drop, *blen - drop);
+        *blen -= drop;
     }
-    memcpy(p->err_tail + p->err_tail_len, data, len);
-    p->err_tail_len += len;
+    memcpy(buf + *blen, data, len);
+    *blen += len;
 }
 
 /* Read what is available from one pipe (bounded per turn). */
@@ -1159,7 +1172,9 @@ static void proc_read(struct engine *eng, struct proc *p, int stream)
             }
             strbuf_add(sb, buf, (size_t)n);
             if (stream == 1)
-                tail_add(p, buf, (size_t)n);
+                tail_add(p->err_tail, &p->err_tail_len, ERR_TAIL, buf, (size_t)n);
+            else
+                tail_add(p->out_tail, &p->out_tail_len, OUT_TAIL, buf, (size_t)n);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -1193,6 +1208,72 @@ static void last_line(const struct proc *p, char *out, size_t outlen)
 }
 
 /* The process of `p` exited: collect output, apply the result (if not stale). */
+/*
+ * The output of a command attempt that exited 0: the JSON object it wrote to
+ * $ORCH_OUTPUT, or {"exitCode": 0, "stdout": the tail of its stdout}. Returns
+ * 0 with *out (compact JSON text), or -1 with a message for the attempt's
+ * failure (not an object, too big).
+ */
+static int task_output(struct engine *eng, struct proc *p, char **out, char *msg, size_t msglen)
+{
+    size_t cap = eng->cfg.task_output_cap;
+    json_t *o = NULL;
+    FILE *f = p->output_path ? fopen(p->output_path, "rb") : NULL;
+
+    *out = NULL;
+    if (f) {
+        char *buf = xmalloc(cap + 2);
+        size_t n = fread(buf, 1, cap + 1, f);
+        json_error_t jerr;
+        fclose(f);
+        if (n > cap) {
+            free(buf);
+            snprintf(msg, msglen,
+                     "its output ($ORCH_OUTPUT) is larger than the limit of %zu bytes "
+                     "(ORCH_MAX_TASK_OUTPUT)",
+                     cap);
+            return -1;
+        }
+        o = n ? json_loadb(buf, n, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+        free(buf);
+        if (!o || !json_is_object(o)) {
+            if (!n)
+                snprintf(msg, msglen, "its output ($ORCH_OUTPUT) is empty: write a JSON object");
+            else if (!o)
+                snprintf(msg, msglen, "its output ($ORCH_OUTPUT) is not valid JSON: line %d "
+                         "column %d: %s", jerr.line, jerr.column, jerr.text);
+            else
+                snprintf(msg, msglen, "its output ($ORCH_OUTPUT) must be a JSON object, not %s",
+                         json_is_array(o) ? "an array" : json_is_string(o) ? "a string"
+                                                       : "a scalar");
+            json_decref(o);
+            return -1;
+        }
+    } else {
+        /* No file: the exit code and the tail of stdout (valid UTF-8, without
+         * its last newlines). */
+        struct strbuf sb = STRBUF_INIT;
+        size_t len = p->out_tail_len;
+        while (len > 0 && (p->out_tail[len - 1] == '\n' || p->out_tail[len - 1] == '\r'))
+            len--;
+        strbuf_add_utf8(&sb, p->out_tail, len);
+        o = json_object();
+        json_object_set_new(o, "exitCode", json_integer(0));
+        json_object_set_new(o, "stdout", json_stringn(sb.buf, sb.len));
+        strbuf_release(&sb);
+    }
+    *out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    if (!*out || strlen(*out) > cap) {
+        free(*out);
+        *out = NULL;
+        snprintf(msg, msglen, "its output is larger than the limit of %zu bytes "
+                 "(ORCH_MAX_TASK_OUTPUT)", cap);
+        return -1;
+    }
+    return 0;
+}
+
 static void proc_exited(struct engine *eng, struct proc *p)
 {
     struct exec *ex = p->ex;
@@ -1220,6 +1301,14 @@ static void proc_exited(struct engine *eng, struct proc *p)
     }
     r->proc = NULL;
     if (code == 0) {
+        char *out = NULL;
+        if (task_output(eng, p, &out, msg, sizeof(msg)) != 0) {
+            attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, 0, 0, msg, p->ch.pid, p->ch.pid,
+                        p->ch.proc_start, 1);
+            return;
+        }
+        free(r->output);
+        r->output = out;
         attempt_end(eng, ex, p->idx, ATTEMPT_SUCCEEDED, 0, 0, NULL, p->ch.pid, p->ch.pid,
                     p->ch.proc_start, 1);
         return;
@@ -1254,7 +1343,11 @@ static void spawn_pending(struct engine *eng)
             p->reaped = 1;
             continue;
         }
-        envp = build_task_env(ex, t, p->attempt);
+        free(p->output_path);
+        p->output_path = xasprintf("%s/%s-%zu-%d.json", eng->output_dir, ex->id, p->idx,
+                                   p->attempt);
+        unlink(p->output_path); /* a leftover of a crash */
+        envp = build_task_env(ex, t, p->attempt, p->output_path);
         if (t->shell) {
             sh_argv[0] = (char *)"/bin/sh";
             sh_argv[1] = (char *)"-c";
@@ -1476,6 +1569,18 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     eng->stats.workers_total = eng->cfg.workers;
     eng->stats.db_ok = 1;
     eng->db_fd = -1;
+    if (eng->cfg.output_dir && *eng->cfg.output_dir) {
+        eng->output_dir = xstrdup(eng->cfg.output_dir);
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        eng->output_dir = xasprintf("%s/orch-outputs-%d", tmp && *tmp ? tmp : "/tmp",
+                                    (int)getuid());
+    }
+    if (mkdir(eng->output_dir, 0700) != 0 && errno != EEXIST)
+        log_warn(COMP, "Cannot create the task output directory '%s': %s", eng->output_dir,
+                 strerror(errno));
+    if (!eng->cfg.task_output_cap)
+        eng->cfg.task_output_cap = 256 * 1024;
     /* On PostgreSQL a turn's writes go in one round trip (store.h). */
     store_set_pipelining(st, 1);
     *out = eng;
@@ -1525,6 +1630,7 @@ void engine_free(struct engine *eng)
     close(eng->epfd);
     close(eng->wakefd);
     free(eng->node_id);
+    free(eng->output_dir);
     free(eng);
 }
 
@@ -1831,6 +1937,9 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         r->started_at = tr->started_at;
         r->finished_at = tr->finished_at;
         r->error = tr->error ? xstrdup(tr->error) : NULL;
+        r->output = tr->output && !retry ? xstrdup(tr->output) : NULL;
+        if (retry && r->status == TASK_SUCCEEDED && tr->output)
+            r->output = xstrdup(tr->output); /* kept with the task */
         if (retry && r->status != TASK_SUCCEEDED) {
             /* Run it again; attempt numbers keep counting (fencing), the retry
              * budget starts afresh. */

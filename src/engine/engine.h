@@ -48,9 +48,14 @@ struct engine_config {
      * own `retention` wins. Default 30 days. */
     int64_t retention_ms;
     int64_t purge_interval_ms; /* how often to look for old executions (default 60 s) */
+    /* Task outputs: a command task may write a JSON object to the file named
+     * by $ORCH_OUTPUT (in output_dir); at most task_output_cap bytes. */
+    size_t task_output_cap;    /* default 256 KiB */
+    const char *output_dir;    /* default $TMPDIR (or /tmp) + "/orch-outputs-UID"; borrowed */
 };
 
-/* Defaults: workers = online CPUs, output_cap 1 MiB, grace 10 s, node host:pid. */
+/* Defaults: workers = online CPUs, output_cap 1 MiB, grace 10 s, node host:pid,
+ * task outputs up to 256 KiB. */
 void engine_config_init(struct engine_config *cfg);
 
 enum engine_event_type {

@@ -23,6 +23,7 @@
 #define COMP_TASK "TaskExecutor"
 #define COMP_SCHED "Scheduler"
 #define ERR_TAIL 240        /* bytes of stderr kept for the error message */
+#define OUT_TAIL 4096       /* bytes of stdout kept for a task's default output */
 #define SCHED_SYNC_MS 30000 /* the scheduler re-reads the definitions at least this often */
 
 struct exec;
@@ -102,6 +103,9 @@ struct proc {
     } trk[2];        /* by stream: the cap applies to each */
     char err_tail[ERR_TAIL];
     size_t err_tail_len;
+    char out_tail[OUT_TAIL];
+    size_t out_tail_len;
+    char *output_path; /* $ORCH_OUTPUT of this attempt */
     struct proc *next;
 };
 
@@ -116,6 +120,7 @@ struct trun {
     int64_t finished_at;
     int64_t attempt_started_at;
     char *error;
+    char *output;      /* JSON object text once succeeded (command tasks), or NULL */
     struct proc *proc; /* live process of the current attempt */
     int dirty;
     int queued_in_ready; /* present in the exec's ready list */
@@ -212,6 +217,7 @@ struct cmd {
 struct engine {
     struct store *st;
     struct engine_config cfg;
+    char *output_dir;
     char node[128];
     int epfd;
     int wakefd;

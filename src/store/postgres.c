@@ -952,10 +952,11 @@ static int pg_task_run_insert(struct store *st, const char *exec_id, const struc
     p_opt(&p, row->started_at, 0);
     p_opt(&p, row->finished_at, 0);
     p_text(&p, row->error);
+    p_text(&p, row->output);
 #define TASK_INSERT_SQL                                                                            \
     "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"                             \
-    " available_at, started_at, finished_at, error)"                                               \
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    " available_at, started_at, finished_at, error, output)"                                       \
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     rc = pq_send(s, TASK_INSERT_SQL, &p, WANT_OK, err, "cannot insert task '%s' of %s", row->name,
                  exec_id);
     if (rc)
@@ -986,9 +987,10 @@ static int pg_task_run_update(struct store *st, const char *exec_id, const struc
     p_opt(&p, row->finished_at, 0);
     p_text(&p, row->error);
     p_i64(&p, expected_attempt);
+    p_text(&p, row->output);
     rc = pq_send(s,
                  MUST_CHANGE("UPDATE task_runs SET status = $3, attempt = $4, available_at = $5,"
-                             " started_at = $6, finished_at = $7, error = $8"
+                             " started_at = $6, finished_at = $7, error = $8, output = $10"
                              " WHERE execution_id = $1 AND idx = $2 AND attempt = $9"),
                  &p, WANT_ROW_CONFLICT, err, "cannot update task '%s' (%d, attempt %d) of %s",
                  name, row->idx, expected_attempt, exec_id);
@@ -996,7 +998,7 @@ static int pg_task_run_update(struct store *st, const char *exec_id, const struc
         return rc < 0 ? rc : 0;
     res = pq_exec(s,
                   "UPDATE task_runs SET status = $3, attempt = $4, available_at = $5,"
-                  " started_at = $6, finished_at = $7, error = $8"
+                  " started_at = $6, finished_at = $7, error = $8, output = $10"
                   " WHERE execution_id = $1 AND idx = $2 AND attempt = $9",
                   &p);
     if (!pq_ok(res))
@@ -1295,7 +1297,8 @@ static int pq_get_tasks(struct pg_store *s, const char *id, struct exec_detail *
     p_text(&p, id);
     res = pq_exec(s,
                   "SELECT idx, name, status, attempt, available_at, started_at,"
-                  " finished_at, error FROM task_runs WHERE execution_id = $1 ORDER BY idx",
+                  " finished_at, error, output FROM task_runs WHERE execution_id = $1"
+                  " ORDER BY idx",
                   &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read the tasks of '%s'", id);
@@ -1319,6 +1322,7 @@ static int pq_get_tasks(struct pg_store *s, const char *id, struct exec_detail *
         t->started_at = g_opt(res, i, 5, 0);
         t->finished_at = g_opt(res, i, 6, 0);
         t->error = g_str(res, i, 7);
+        t->output = g_str(res, i, 8);
     }
     PQclear(res);
     return rc;

@@ -221,12 +221,19 @@ static const char schema_v5[] =
     "  expires_at BIGINT NOT NULL"
     ");";
 
+/*
+ * Version 6: a task's output (JSON object text, size-capped by the engine),
+ * what its dependents may read; NULL until the task succeeds.
+ */
+static const char schema_v6[] = "ALTER TABLE task_runs ADD COLUMN output TEXT;";
+
 const char *const store__migrations[] = {
     schema_v1,
     schema_v2,
     schema_v3,
     schema_v4,
     schema_v5,
+    schema_v6,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

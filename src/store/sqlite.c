@@ -165,14 +165,14 @@ static const char *const stmt_sql[ST_COUNT] = {
                        " error = ?5, schedule_id = ?6, scheduled_for = ?7 WHERE id = ?1",
     [ST_EXEC_GET] = "SELECT " EXEC_COLS " FROM executions WHERE id = ?1",
     [ST_TASK_INSERT] = "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"
-                       " available_at, started_at, finished_at, error)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                       " available_at, started_at, finished_at, error, output)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_TASK_UPDATE] = "UPDATE task_runs SET status = ?3, attempt = ?4, available_at = ?5,"
-                       " started_at = ?6, finished_at = ?7, error = ?8"
+                       " started_at = ?6, finished_at = ?7, error = ?8, output = ?10"
                        " WHERE execution_id = ?1 AND idx = ?2 AND attempt = ?9",
     [ST_TASK_ATTEMPT] = "SELECT attempt FROM task_runs WHERE execution_id = ?1 AND idx = ?2",
     [ST_TASKS_OF_EXEC] = "SELECT idx, name, status, attempt, available_at, started_at,"
-                         " finished_at, error FROM task_runs WHERE execution_id = ?1"
+                         " finished_at, error, output FROM task_runs WHERE execution_id = ?1"
                          " ORDER BY idx",
     [ST_ATTEMPT_INSERT] = "INSERT INTO attempts (execution_id, task_idx, number, status, node,"
                           " pid, pgid, proc_start, started_at, finished_at, exit_code, signal,"
@@ -913,7 +913,8 @@ static int sqlite_task_run_insert(struct store *st, const char *exec_id,
     rc = bind_text(stmt, 1, exec_id) | bind_i64(stmt, 2, row->idx) | bind_text(stmt, 3, row->name) |
          bind_text(stmt, 4, task_status_name(row->status)) | bind_i64(stmt, 5, row->attempt) |
          bind_opt(stmt, 6, row->available_at, 0) | bind_opt(stmt, 7, row->started_at, 0) |
-         bind_opt(stmt, 8, row->finished_at, 0) | bind_text(stmt, 9, row->error);
+         bind_opt(stmt, 8, row->finished_at, 0) | bind_text(stmt, 9, row->error) |
+         bind_text(stmt, 10, row->output);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -965,7 +966,7 @@ static int sqlite_task_run_update(struct store *st, const char *exec_id,
          bind_text(stmt, 3, task_status_name(row->status)) | bind_i64(stmt, 4, row->attempt) |
          bind_opt(stmt, 5, row->available_at, 0) | bind_opt(stmt, 6, row->started_at, 0) |
          bind_opt(stmt, 7, row->finished_at, 0) | bind_text(stmt, 8, row->error) |
-         bind_i64(stmt, 9, expected_attempt);
+         bind_i64(stmt, 9, expected_attempt) | bind_text(stmt, 10, row->output);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -1210,6 +1211,7 @@ static int sq_read_task(struct sqlite_store *s, sqlite3_stmt *stmt, const char *
     t->started_at = col_opt(stmt, 5, 0);
     t->finished_at = col_opt(stmt, 6, 0);
     t->error = col_str(stmt, 7);
+    t->output = col_str(stmt, 8);
     return 0;
 }
 

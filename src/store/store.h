@@ -91,7 +91,8 @@ struct task_run_row {
     int64_t available_at; /* QUEUED: not before this instant (retry back-off) */
     int64_t started_at;   /* first attempt's start */
     int64_t finished_at;
-    char *error; /* or NULL */
+    char *error;  /* or NULL */
+    char *output; /* the task's output, JSON object text, or NULL */
 };
 
 struct attempt_row {

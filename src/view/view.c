@@ -93,6 +93,15 @@ json_t *view_exec_detail(const struct exec_detail *d)
         json_object_set_new(to, "durationMs", duration(t->started_at, t->finished_at));
         json_object_set_new(to, "availableAt", view_instant(t->available_at));
         json_object_set_new(to, "error", str_or_null(t->error));
+        {
+            /* Stored as JSON object text by the engine; anything else is not shown. */
+            json_t *out = t->output ? json_loads(t->output, 0, NULL) : NULL;
+            if (out && !json_is_object(out)) {
+                json_decref(out);
+                out = NULL;
+            }
+            json_object_set_new(to, "output", out ? out : json_null());
+        }
         /* Attempts are ordered by (task_idx, number), like the tasks. */
         while (k < d->nattempts && d->attempts[k].task_idx < t->idx)
             k++;

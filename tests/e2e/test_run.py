@@ -10,7 +10,7 @@ import re
 import time
 from datetime import datetime, timezone
 
-from conftest import (EXIT_FAILED, EXIT_OK, LOG_LINE, REPO, exec_id_from_summary, pid_alive,
+from conftest import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, LOG_LINE, REPO, exec_id_from_summary, pid_alive,
                       read_pids, task_by_name)
 
 ID_RE = re.compile(r"^ex_[0-9a-hjkmnp-tv-z]{16}$")  # prefix + 16 Crockford base32 chars
@@ -482,7 +482,8 @@ def test_task_environment(orch):
         # orch's own settings and secrets never reach a task
         orch_vars = {k for k in e if k.startswith("ORCH_")}
         assert orch_vars == {"ORCH_EXECUTION_ID", "ORCH_WORKFLOW", "ORCH_TASK", "ORCH_ATTEMPT",
-                             "ORCH_PARAM_color", "ORCH_PARAM_n"}, orch_vars
+                             "ORCH_PARAM_color", "ORCH_PARAM_n", "ORCH_OUTPUT"}, orch_vars
+        assert e["ORCH_OUTPUT"].endswith(f"/{exec_id}-{0 if task == 'with-env' else 1}-1.json")
         for k in ("DATABASE_URL", "REDIS_URL"):
             assert k not in e, f"{k} leaked into task {task}"
         assert not any("s3cr3t-orch" in v or "pw@h" in v for v in e.values())
@@ -689,3 +690,47 @@ def test_no_processes_left_after_run(orch):
     assert len(written) == 6, written
     for pid in written:
         assert not pid_alive(pid), f"process {pid} started by a task outlived the run"
+
+
+def test_task_outputs(orch):
+    """A command task's output: the JSON object written to $ORCH_OUTPUT, else its exit code
+    and the tail of its stdout; a bad output fails the attempt (and is retried)."""
+    wf = orch.workflow({"name": "outputs", "tasks": [
+        {"name": "obj", "command": 'printf \'{"path": "/d/x.csv", "rows": 3, "tags": ["a"]}\' '
+                                   '> "$ORCH_OUTPUT"'},
+        {"name": "plain", "command": ["sh", "-c", "echo one; printf 'two\\n\\n'"]},
+        {"name": "binary", "command": ["sh", "-c", "printf 'ok \\377\\n'"]},
+        {"name": "array", "command": 'echo "[1, 2]" > "$ORCH_OUTPUT"'},
+        {"name": "broken", "command": 'echo "{\\"a\\": " > "$ORCH_OUTPUT"', "retries": 1,
+         "retryBackoff": {"initial": "10ms"}},
+        {"name": "empty", "command": ': > "$ORCH_OUTPUT"'},
+        {"name": "huge", "command": ["/usr/bin/python3", "-c",
+                                     "import json, os; open(os.environ['ORCH_OUTPUT'], 'w')"
+                                     ".write(json.dumps({'s': 'x' * 300000}))"]},
+        {"name": "later", "type": "noop", "dependsOn": ["obj"]},
+    ]})
+    res = orch.run("run", wf, "--json")
+    assert res.returncode == EXIT_FAILED, res.stderr
+    d = json.loads(res.stdout)
+    t = {x["name"]: x for x in d["tasks"]}
+    assert t["obj"]["output"] == {"path": "/d/x.csv", "rows": 3, "tags": ["a"]}
+    assert t["plain"]["output"] == {"exitCode": 0, "stdout": "one\ntwo"}
+    assert t["binary"]["output"] == {"exitCode": 0, "stdout": "ok \ufffd"}
+    assert t["later"]["output"] is None
+    assert t["array"]["status"] == "failed" and t["array"]["output"] is None
+    assert "must be a JSON object, not an array" in t["array"]["error"]
+    assert [a["status"] for a in t["broken"]["attempts"]] == ["failed", "failed"]
+    assert "is not valid JSON: line 2 column 0: unexpected token" in t["broken"]["error"]
+    assert "is empty: write a JSON object" in t["empty"]["error"]
+    assert "larger than the limit of 262144 bytes (ORCH_MAX_TASK_OUTPUT)" in t["huge"]["error"]
+    # The cap is configurable; outputs are stored and shown by executions show.
+    res = orch.run("run", wf, "--json", env={"ORCH_MAX_TASK_OUTPUT": "1048576"})
+    d = json.loads(res.stdout)
+    t = {x["name"]: x for x in d["tasks"]}
+    assert t["huge"]["status"] == "succeeded" and len(t["huge"]["output"]["s"]) == 300000
+    shown = orch.run("executions", "show", d["id"])
+    assert '{"path":"/d/x.csv","rows":3,"tags":["a"]}' in shown.stdout
+    _, again = orch.run_json("executions", "show", d["id"])
+    assert {x["name"]: x["output"] for x in again["tasks"]}["obj"]["rows"] == 3
+    res = orch.run("run", wf, env={"ORCH_MAX_TASK_OUTPUT": "12"})
+    assert res.returncode == EXIT_USAGE and "invalid ORCH_MAX_TASK_OUTPUT" in res.stderr
