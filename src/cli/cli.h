@@ -119,9 +119,10 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct engine_node;
 int cli_node_settings(const struct cli_args *a, struct engine_node *nd, char *idbuf,
                       size_t idlen);
-/* Register node `nd` with `role` in the store; a name held by a dead
- * process of this host is taken over. Prints the error. */
-int cli_node_register(struct store *st, const struct engine_node *nd, const char *role);
+/* Register node `nd` with `role` and its worker `slots` in the store; a name
+ * held by a dead process of this host is taken over. Prints the error. */
+int cli_node_register(struct store *st, const struct engine_node *nd, const char *role,
+                      int slots);
 
 /* Commands. */
 int cmd_run(int argc, char **argv);

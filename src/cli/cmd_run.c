@@ -330,7 +330,7 @@ static int setup(const struct cli_args *a, struct store **st, struct engine **en
             return EXIT_USAGE;
         nd.cluster = 1;
         nd.claim_work = 0;
-        if (cli_node_register(*st, &nd, "run"))
+        if (cli_node_register(*st, &nd, "run", 0)) /* takes no work of others */
             return EXIT_INTERNAL;
         if (engine_set_node(*eng, &nd, &err)) {
             cli_error("%s", err.msg);

@@ -419,7 +419,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     engine_set_persistent(eng, 1);
     nd.cluster = url != NULL;
     nd.claim_work = 1;
-    if (cli_node_register(st, &nd, worker ? "worker" : "server")) {
+    if (cli_node_register(st, &nd, worker ? "worker" : "server", ecfg.workers)) {
         code = EXIT_INTERNAL;
         goto out;
     }

@@ -92,7 +92,8 @@ static int dead_here(struct store *st, const char *id)
     return dead;
 }
 
-int cli_node_register(struct store *st, const struct engine_node *nd, const char *role)
+int cli_node_register(struct store *st, const struct engine_node *nd, const char *role,
+                      int slots)
 {
     struct node_row row;
     struct err err = ERR_INIT;
@@ -107,6 +108,7 @@ int cli_node_register(struct store *st, const struct engine_node *nd, const char
     row.pid = (int)getpid();
     row.role = (char *)role;
     row.version = (char *)ORCH_VERSION;
+    row.slots = slots;
     rc = store_node_register(st, &row, nd->lease_ms, &err);
     if (rc == ERR_BUSY && dead_here(st, nd->id))
         rc = store_node_register(st, &row, 0, &err); /* its process is gone: take the name */

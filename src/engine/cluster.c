@@ -47,7 +47,8 @@ static void db_watch(struct engine *eng)
 
 int engine_set_node(struct engine *eng, const struct engine_node *nd, struct err *err)
 {
-    static const char *const channels[] = {CH_WORK, CH_CANCEL, CH_SCHEDULES};
+    static const char *const channels[] = {CH_WORK, CH_CANCEL, CH_SCHEDULES, "orch_offer",
+                                           "orch_result", "orch_offer_cancel"};
 
     if (!nd->id || !*nd->id)
         return err_set(err, ERR_INVALID, "a node needs a name");
@@ -113,8 +114,9 @@ static size_t backlog(const struct engine *eng)
     return n;
 }
 
-/* Free slots after the backlog: how many executions this node may take on. */
-static int free_slots(const struct engine *eng)
+/* Free slots after the backlog: how many executions (or offered tasks) this
+ * node may take on. */
+int engine__free_slots(const struct engine *eng)
 {
     int64_t f = (int64_t)eng->cfg.workers - (int64_t)eng->nprocs - (int64_t)backlog(eng);
     return f > 0 ? (int)f : 0;
@@ -122,7 +124,7 @@ static int free_slots(const struct engine *eng)
 
 int engine__node_busy(const struct engine *eng)
 {
-    return eng->claim_work && !eng->stopping && free_slots(eng) == 0;
+    return eng->claim_work && !eng->stopping && engine__free_slots(eng) == 0;
 }
 
 /* ------------------------------------------------------------------ losing an execution */
@@ -292,6 +294,14 @@ static void on_notify(void *arg, const char *channel, const char *payload)
             eng->want_claim = 1;
     } else if (!strcmp(channel, CH_SCHEDULES)) {
         eng->sched_reload = 1;
+    } else if (!strcmp(channel, "orch_offer")) {
+        if (eng->claim_work)
+            eng->want_offers = 1;
+    } else if (!strcmp(channel, "orch_result")) {
+        if (eng->node_id && !strcmp(payload, eng->node_id))
+            eng->want_results = 1;
+    } else if (!strcmp(channel, "orch_offer_cancel")) {
+        eng->want_rcancel = 1;
     } else if (!strcmp(channel, CH_CANCEL)) {
         struct exec *ex = engine__exec_find(eng, payload);
         if (ex && !exec_status_is_final(ex->status)) {
@@ -479,8 +489,13 @@ void engine__node_tick(struct engine *eng)
         return;
     if (now >= eng->next_heartbeat) {
         struct err err = ERR_INIT;
-        int64_t claimable = 0;
-        int rc = store_node_heartbeat(eng->st, eng->node_id, eng->lease_ms, &claimable, &err);
+        struct node_beat beat;
+        int64_t claimable;
+        int rc = store_node_heartbeat2(eng->st, eng->node_id, eng->lease_ms, &beat, &err);
+        claimable = beat.claimable;
+        eng->peer_slots = beat.peer_slots;
+        if (beat.open_offers > 0 && eng->claim_work)
+            eng->want_offers = 1;
         eng->next_heartbeat = now + eng->heartbeat_ms;
         if (rc) {
             if (!store_connected(eng->st)) {
@@ -503,7 +518,10 @@ void engine__node_tick(struct engine *eng)
                 lead(eng);
             if (eng->db_down)
                 return;
+            engine__remote_tick(eng, 1);
         }
+    } else {
+        engine__remote_tick(eng, 0);
     }
     if (!eng->cluster || !eng->claim_work || eng->stopping || eng->db_down)
         return;
@@ -516,7 +534,7 @@ void engine__node_tick(struct engine *eng)
     if (eng->want_claim && !eng->db_down) {
         /* Queued work may be waiting: take what our free slots can run. With
          * none free, keep the flag: a slot freed later asks again. */
-        int slots = free_slots(eng);
+        int slots = engine__free_slots(eng);
         if (slots > 0 && claim(eng, STORE_CLAIM_UNOWNED, slots) < (size_t)slots)
             eng->want_claim = 0; /* the queue is empty */
     }
@@ -539,7 +557,9 @@ int64_t engine__node_timeout(const struct engine *eng)
     if (eng->db_down)
         at = eng->db_retry_at;
     else if (eng->cluster && eng->claim_work && !eng->stopping &&
-             (eng->claim_own || (eng->want_claim && free_slots(eng) > 0)))
+             (eng->claim_own || (eng->want_claim && engine__free_slots(eng) > 0)))
+        at = now;
+    else if (engine__remote_wants_turn(eng))
         at = now;
     else if (eng->cluster && eng->claim_work && !eng->stopping && eng->claim_expired &&
              eng->connected_since + eng->lease_ms < eng->next_heartbeat)

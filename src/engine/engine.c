@@ -203,6 +203,76 @@ static char **build_task_env(const struct exec *ex, const struct dag_task *t, in
 
 /* Validate `params_json` against the workflow's declared params, fill defaults.
  * Returns a new JSON object, or NULL with err set. */
+/*
+ * What another node needs to run task `idx` of `ex` (remote.c): the command,
+ * its directory, and the environment entries this task adds to or changes in
+ * orch's own (the runner starts from its own environment, as here).
+ */
+static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx)
+{
+    const struct dag_task *t = &ex->wf->tasks[idx];
+    char **full = build_task_env(ex, t, ex->runs[idx].attempt, NULL);
+    json_t *o = json_object(), *env = json_array();
+    (void)eng;
+
+    for (char **e = full; *e; e++) {
+        int inherited = 0;
+        for (char **g = environ; g && *g && !inherited; g++)
+            if (!strcmp(*e, *g) && !env_is_private(*g))
+                inherited = 1;
+        if (!inherited)
+            json_array_append_new(env, json_string(*e));
+    }
+    free_strv(full);
+    json_object_set_new(o, "task", json_string(t->name));
+    json_object_set_new(o, "workflow", json_string(ex->wf->name));
+    if (t->shell) {
+        json_object_set_new(o, "shell", json_string(t->shell));
+    } else {
+        json_t *argv = json_array();
+        for (size_t i = 0; t->argv && t->argv[i]; i++)
+            json_array_append_new(argv, json_string(t->argv[i]));
+        json_object_set_new(o, "argv", argv);
+    }
+    if (t->working_dir)
+        json_object_set_new(o, "dir", json_string(t->working_dir));
+    json_object_set_new(o, "env", env);
+    return o;
+}
+
+/* The environment of a process run for another node: ours, then the spec's. */
+static char **runner_env(const json_t *spec, const char *output_path)
+{
+    char **envp = NULL;
+    size_t n = 0, alloc = 0;
+    const json_t *env = json_object_get(spec, "env");
+
+    XGROW(envp, alloc, 1);
+    envp[0] = NULL;
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        char *k;
+        if (!eq || env_is_private(*e))
+            continue;
+        k = xstrndup(*e, (size_t)(eq - *e));
+        env_set(&envp, &n, &alloc, k, eq + 1);
+        free(k);
+    }
+    for (size_t i = 0; i < json_array_size(env); i++) {
+        const char *kv = json_string_value(json_array_get(env, i));
+        const char *eq = kv ? strchr(kv, '=') : NULL;
+        char *k;
+        if (!eq || eq == kv)
+            continue;
+        k = xstrndup(kv, (size_t)(eq - kv));
+        env_set(&envp, &n, &alloc, k, eq + 1);
+        free(k);
+    }
+    if (output_path)
+        env_set(&envp, &n, &alloc, "ORCH_OUTPUT", output_path);
+    return envp;
+}
+
 static json_t *resolve_params(const struct workflow *wf, const char *params_json,
                               struct err *err)
 {
@@ -520,7 +590,10 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
     row.task_idx = (int)idx;
     row.number = r->attempt;
     row.status = ast;
-    row.node = eng->node;
+    /* A lost attempt keeps the node it ran on; a remote one gets its runner. */
+    row.node = eng->attempt_node ? (char *)eng->attempt_node
+               : ast == ATTEMPT_LOST ? NULL
+                                     : eng->node;
     row.pid = pid;
     row.pgid = pgid;
     row.proc_start = proc_start;
@@ -600,7 +673,28 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
 }
 
 /* Start a new attempt of task `idx` (in memory; the process starts after commit). */
-static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx)
+/* A process to start after the commit (in to_spawn), taking a slot. */
+static struct proc *proc_new(struct engine *eng, struct exec *ex, const char *exec_id, size_t idx,
+                             int attempt)
+{
+    struct proc *p = xcalloc(1, sizeof(*p));
+    struct child init = CHILD_INIT;
+    p->ch = init;
+    p->ex = ex;
+    snprintf(p->exec_id, sizeof(p->exec_id), "%s", exec_id);
+    p->idx = idx;
+    p->attempt = attempt;
+    strbuf_init(&p->pend[0], 0);
+    strbuf_init(&p->pend[1], 0);
+    XGROW(eng->to_spawn, eng->spawn_alloc, eng->nspawn + 1);
+    eng->to_spawn[eng->nspawn++] = p;
+    eng->nprocs++;
+    return p;
+}
+
+static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx);
+
+static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int offer)
 {
     const struct dag_task *t = &ex->wf->tasks[idx];
     struct trun *r = &ex->runs[idx];
@@ -621,7 +715,7 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx)
     row.task_idx = (int)idx;
     row.number = r->attempt;
     row.status = ATTEMPT_RUNNING;
-    row.node = eng->node;
+    row.node = offer ? NULL : eng->node; /* an offer: the runner's, once known */
     row.started_at = now;
     row.exit_code = -1;
 
@@ -663,20 +757,39 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx)
         return;
     }
     /* TASK_COMMAND: the process is started after the commit. */
-    {
-        struct proc *p = xcalloc(1, sizeof(*p));
-        struct child init = CHILD_INIT;
-        p->ch = init;
-        p->ex = ex;
-        p->idx = idx;
-        p->attempt = r->attempt;
-        strbuf_init(&p->pend[0], 0);
-        strbuf_init(&p->pend[1], 0);
-        r->proc = p;
-        XGROW(eng->to_spawn, eng->spawn_alloc, eng->nspawn + 1);
-        eng->to_spawn[eng->nspawn++] = p;
-        eng->nprocs++;
+    if (offer) {
+        json_t *spec = task_spec(eng, ex, idx);
+        r->remote = 1;
+        engine__remote_offer(eng, ex, idx, spec);
+        json_decref(spec);
+        if (t->timeout_ms > 0) {
+            struct timer tm;
+            memset(&tm, 0, sizeof(tm));
+            tm.at = clock_mono_ms() + t->timeout_ms;
+            tm.kind = TIMER_TASK_TIMEOUT;
+            tm.ex = ex;
+            tm.idx = idx;
+            tm.attempt = r->attempt;
+            engine__timer_add(&eng->timers, &tm);
+        }
+        return;
     }
+    r->proc = proc_new(eng, ex, ex->id, idx, r->attempt);
+}
+
+void engine__remote_run_local(struct engine *eng, struct exec *ex, size_t idx)
+{
+    struct trun *r = &ex->runs[idx];
+    r->proc = proc_new(eng, ex, ex->id, idx, r->attempt);
+    log_info(COMP_TASK, "Task '%s' taken back from the offers: runs here (attempt %d)",
+             ex->wf->tasks[idx].name, r->attempt);
+}
+
+void engine__remote_run_for(struct engine *eng, const struct offer_row *o)
+{
+    struct proc *p = proc_new(eng, NULL, o->exec_id, (size_t)o->task_idx, o->attempt);
+    p->spec = json_loads(o->spec ? o->spec : "{}", 0, NULL);
+    p->owner = o->owner ? xstrdup(o->owner) : NULL;
 }
 
 static void exec_check_done(struct engine *eng, struct exec *ex)
@@ -759,6 +872,7 @@ void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st
                 attempt_end(eng, ex, i, ast, -1, 0, reason, p->ch.pid, p->ch.pid,
                             p->ch.proc_start, 0);
             } else {
+                engine__remote_cancel(eng, ex, i);
                 attempt_end(eng, ex, i, ast, -1, 0, reason, 0, 0, 0, 0);
             }
         } else {
@@ -799,11 +913,16 @@ static int dispatch(struct engine *eng)
                     }
                     if (limit > 0 && ex->nrunning >= (size_t)limit && t->type != TASK_NOOP)
                         break;
-                    if (t->type == TASK_COMMAND && eng->nprocs >= (size_t)eng->cfg.workers)
-                        break;
+                    int offer = 0;
+                    if (t->type == TASK_COMMAND && eng->nprocs >= (size_t)eng->cfg.workers) {
+                        /* No slot here: another node may run it. */
+                        if (!engine__remote_offer_ok(eng))
+                            break;
+                        offer = 1;
+                    }
                     f->head++;
                     r->queued_in_ready = 0;
-                    attempt_begin(eng, ex, idx);
+                    attempt_begin(eng, ex, idx, offer);
                     progress = 1;
                     if (t->type == TASK_NOOP)
                         again = 1;
@@ -837,7 +956,7 @@ static int commit_turn(struct engine *eng, struct err *err)
     for (struct proc *p = eng->procs; p && !dirty; p = p->next)
         if (p->pend[0].len || p->pend[1].len || p->pid_dirty)
             dirty = 1;
-    if (!dirty && !eng->notify_work && !eng->notify_schedules)
+    if (!dirty && !eng->notify_work && !eng->notify_schedules && !engine__remote_dirty(eng))
         return 0;
 
 again:
@@ -951,9 +1070,10 @@ again:
      * attempt queued this turn (it may have exited already) must come after. */
     for (struct proc *p = eng->procs; p; p = p->next) {
         struct attempt_row row;
-        struct trun *r = &p->ex->runs[p->idx];
-        if (!p->pid_dirty || p->stale || p->ex->lost)
-            continue;
+        struct trun *r;
+        if (!p->ex || !p->pid_dirty || p->stale || p->ex->lost)
+            continue; /* processes run for others: in engine__remote_commit */
+        r = &p->ex->runs[p->idx];
         memset(&row, 0, sizeof(row));
         row.task_idx = (int)p->idx;
         row.number = p->attempt;
@@ -979,7 +1099,7 @@ again:
     }
     for (struct proc *p = eng->procs; p; p = p->next) {
         int failed = 0;
-        if (p->ex->lost)
+        if (p->ex && p->ex->lost)
             continue;
         proc_flush_logs(eng, p, &failed, err);
         if (failed) {
@@ -987,6 +1107,8 @@ again:
             goto fail;
         }
     }
+    if (eng->cluster && (rc = engine__remote_commit(eng, err)) != 0)
+        goto fail;
     if (eng->notify_work && (rc = store_notify(eng->st, "orch_work", eng->node_id, err)) != 0)
         goto fail;
     if (eng->notify_schedules &&
@@ -998,6 +1120,7 @@ again:
 
     /* Committed: the store now holds this turn's state. */
     eng->notify_work = eng->notify_schedules = 0;
+    engine__remote_committed(eng);
     pending_attempts_clear(eng);
     for (size_t i = 0; i < eng->npfires; i++) {
         free(eng->pfires[i].row.schedule_id);
@@ -1057,7 +1180,7 @@ static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, str
         c.ts = clock_now_ms();
         c.data = (char *)data;
         c.len = len;
-        if (store_log_append(eng->st, p->ex->id, &c, err)) {
+        if (store_log_append(eng->st, p->exec_id, &c, err)) {
             *failed = 1;
             return;
         }
@@ -1082,7 +1205,7 @@ static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, str
                 below = t->chunks[t->head].seq + 1;
                 t->head++;
             }
-            if (below && store_log_trim(eng->st, p->ex->id, (int)p->idx, p->attempt, below,
+            if (below && store_log_trim(eng->st, p->exec_id, (int)p->idx, p->attempt, below,
                                         c.stream, err)) {
                 *failed = 1;
                 return;
@@ -1128,6 +1251,8 @@ static void proc_unlink_free(struct engine *eng, struct proc *p)
     if (p->output_path)
         unlink(p->output_path);
     free(p->output_path);
+    json_decref(p->spec);
+    free(p->owner);
     free(p);
     eng->nprocs--;
 }
@@ -1277,8 +1402,8 @@ static int task_output(struct engine *eng, struct proc *p, char **out, char *msg
 static void proc_exited(struct engine *eng, struct proc *p)
 {
     struct exec *ex = p->ex;
-    struct trun *r = &ex->runs[p->idx];
-    const struct dag_task *t = &ex->wf->tasks[p->idx];
+    struct trun *r;
+    const struct dag_task *t;
     char msg[512], line[200];
     int code, sig;
 
@@ -1292,6 +1417,31 @@ static void proc_exited(struct engine *eng, struct proc *p)
     watch_del(eng, p->ch.pidfd);
     code = p->ch.exit_code;
     sig = p->ch.signal;
+    if (!ex) {
+        /* Run for another node: report to its owner. */
+        char *out = NULL;
+        if (p->rcancel) {
+            engine__remote_report(eng, p, "cancelled", code, sig, "cancelled by its owner", NULL);
+        } else if (code == 0 && !sig) {
+            if (task_output(eng, p, &out, msg, sizeof(msg)) != 0)
+                engine__remote_report(eng, p, "failed", 0, 0, msg, NULL);
+            else
+                engine__remote_report(eng, p, "succeeded", 0, 0, NULL, out);
+            free(out);
+        } else {
+            last_line(p, line, sizeof(line));
+            if (sig)
+                snprintf(msg, sizeof(msg), "killed by signal %d (%s)%s%s", sig,
+                         signal_name(sig), line[0] ? ": " : "", line);
+            else
+                snprintf(msg, sizeof(msg), "exit status %d%s%s", code, line[0] ? ": " : "",
+                         line);
+            engine__remote_report(eng, p, "failed", code, sig, msg, NULL);
+        }
+        return;
+    }
+    r = &ex->runs[p->idx];
+    t = &ex->wf->tasks[p->idx];
 
     if (p->stale || r->proc != p || r->attempt != p->attempt || r->status != TASK_RUNNING) {
         /* Fencing: this attempt was already given up; its report is dropped. */
@@ -1329,42 +1479,78 @@ static void spawn_pending(struct engine *eng)
     for (size_t i = 0; i < eng->nspawn; i++) {
         struct proc *p = eng->to_spawn[i];
         struct exec *ex = p->ex;
-        const struct dag_task *t = &ex->wf->tasks[p->idx];
-        struct trun *r = &ex->runs[p->idx];
+        const struct dag_task *t = ex ? &ex->wf->tasks[p->idx] : NULL;
+        struct trun *r = ex ? &ex->runs[p->idx] : NULL;
         char **envp;
         char *sh_argv[4];
         struct err err = ERR_INIT;
         int rc;
+
+        char **rargv = NULL;
+        const char *name;
 
         p->next = eng->procs;
         eng->procs = p;
         if (p->stale) {
             /* Cancelled before it could start. */
             p->reaped = 1;
+            if (!ex)
+                engine__remote_report(eng, p, "cancelled", -1, 0, "cancelled before it started",
+                                      NULL);
             continue;
         }
         free(p->output_path);
-        p->output_path = xasprintf("%s/%s-%zu-%d.json", eng->output_dir, ex->id, p->idx,
+        p->output_path = xasprintf("%s/%s-%zu-%d.json", eng->output_dir, p->exec_id, p->idx,
                                    p->attempt);
         unlink(p->output_path); /* a leftover of a crash */
-        envp = build_task_env(ex, t, p->attempt, p->output_path);
-        if (t->shell) {
-            sh_argv[0] = (char *)"/bin/sh";
-            sh_argv[1] = (char *)"-c";
-            sh_argv[2] = t->shell;
-            sh_argv[3] = NULL;
-            p->ch.argv = sh_argv;
+        if (ex) {
+            envp = build_task_env(ex, t, p->attempt, p->output_path);
+            if (t->shell) {
+                sh_argv[0] = (char *)"/bin/sh";
+                sh_argv[1] = (char *)"-c";
+                sh_argv[2] = t->shell;
+                sh_argv[3] = NULL;
+                p->ch.argv = sh_argv;
+            } else {
+                p->ch.argv = t->argv;
+            }
+            p->ch.dir = t->working_dir;
+            name = t->name;
         } else {
-            p->ch.argv = t->argv;
+            /* Run for another node: what its offer says. */
+            const json_t *argv = json_object_get(p->spec, "argv");
+            const char *shell = json_string_value(json_object_get(p->spec, "shell"));
+            envp = runner_env(p->spec, p->output_path);
+            if (shell) {
+                sh_argv[0] = (char *)"/bin/sh";
+                sh_argv[1] = (char *)"-c";
+                sh_argv[2] = (char *)shell;
+                sh_argv[3] = NULL;
+                p->ch.argv = sh_argv;
+            } else {
+                rargv = xcalloc(json_array_size(argv) + 1, sizeof(*rargv));
+                for (size_t k = 0; k < json_array_size(argv); k++)
+                    rargv[k] = (char *)json_string_value(json_array_get(argv, k));
+                p->ch.argv = rargv;
+            }
+            p->ch.dir = json_string_value(json_object_get(p->spec, "dir"));
+            name = json_string_value(json_object_get(p->spec, "task"));
+            if (!name)
+                name = "?";
         }
         p->ch.envp = envp;
-        p->ch.dir = t->working_dir;
-        rc = child_start(&p->ch, &err);
+        rc = (p->ch.argv && p->ch.argv[0]) ? child_start(&p->ch, &err)
+                                           : err_set(&err, ERR_INVALID, "nothing to run");
         free_strv(envp);
+        free(rargv);
         p->ch.argv = NULL;
         p->ch.envp = NULL;
         if (rc) {
             p->reaped = 1;
+            if (!ex) {
+                engine__remote_report(eng, p, "failed", -1, 0, err.msg, NULL);
+                continue;
+            }
             r->proc = NULL;
             attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, -1, 0, err.msg, 0, 0, 0, 1);
             eng->work_now = 1;
@@ -1381,9 +1567,9 @@ static void spawn_pending(struct engine *eng)
         watch_add(eng, p->ch.pidfd, &p->w_pid);
         watch_add(eng, p->ch.out_fd, &p->w_out);
         watch_add(eng, p->ch.err_fd, &p->w_err);
-        log_info(COMP_TASK, "Task '%s' started (attempt %d, pid %d)", t->name, p->attempt,
+        log_info(COMP_TASK, "Task '%s' started (attempt %d, pid %d)", name, p->attempt,
                  (int)p->ch.pid);
-        if (t->timeout_ms > 0) {
+        if (ex && t->timeout_ms > 0) {
             struct timer tm;
             memset(&tm, 0, sizeof(tm));
             tm.at = p->started_mono + t->timeout_ms;
@@ -1437,7 +1623,7 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
     case TIMER_KILL:
         if (tm->proc && !tm->proc->reaped) {
             log_warn(COMP_TASK, "Task '%s' did not stop within %lldms of SIGTERM: sending SIGKILL",
-                     tm->proc->ex->wf->tasks[tm->proc->idx].name,
+                     tm->proc->ex ? tm->proc->ex->wf->tasks[tm->proc->idx].name : "(remote)",
                      (long long)eng->cfg.kill_grace_ms);
             child_signal_group(&tm->proc->ch, SIGKILL);
         }
@@ -1449,6 +1635,14 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
             return;
         clock_fmt_duration(ex->wf->tasks[tm->idx].timeout_ms, dur, sizeof(dur));
         snprintf(msg, sizeof(msg), "timed out after %s", dur);
+        if (!p) {
+            /* Offered to, or run by, another node: it is told to stop. */
+            if (!r->remote)
+                return;
+            engine__remote_cancel(eng, ex, tm->idx);
+            attempt_end(eng, ex, tm->idx, ATTEMPT_TIMED_OUT, -1, 0, msg, 0, 0, 0, 1);
+            return;
+        }
         r->proc = NULL;
         engine__proc_terminate(eng, p);
         attempt_end(eng, ex, tm->idx, ATTEMPT_TIMED_OUT, -1, 0, msg, p->ch.pid, p->ch.pid,
@@ -1606,6 +1800,8 @@ void engine_free(struct engine *eng)
         struct proc *p = eng->to_spawn[i];
         strbuf_release(&p->pend[0]);
         strbuf_release(&p->pend[1]);
+        json_decref(p->spec);
+        free(p->owner);
         free(p);
     }
     while (eng->execs) {
@@ -1629,6 +1825,7 @@ void engine_free(struct engine *eng)
     pthread_cond_destroy(&eng->cv);
     close(eng->epfd);
     close(eng->wakefd);
+    engine__remote_free(eng);
     free(eng->node_id);
     free(eng->output_dir);
     free(eng);
@@ -1850,6 +2047,40 @@ static void exec_restore_schedule(struct engine *eng, struct exec *ex, const cha
     ex->scheduled_for_text = xstrdup(when);
 }
 
+static int same_host(const struct engine *eng, const char *node);
+
+/* The result of an attempt another node ran (remote.c found it current). */
+void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
+                           const struct offer_row *o)
+{
+    struct trun *r = &ex->runs[idx];
+    char why[240];
+
+    eng->attempt_node = o->runner;
+    if (o->runner_gone || !o->finished_at || (o->status && !strcmp(o->status, "lost"))) {
+        snprintf(why, sizeof(why), "lost: the node running it (%.120s) died or stopped",
+                 o->runner_node ? o->runner_node : "?");
+        log_warn(COMP_TASK, "Task '%s' attempt %d was lost with node '%s'",
+                 ex->wf->tasks[idx].name, r->attempt, o->runner_node ? o->runner_node : "?");
+        /* Its process may live on, orphaned, on this machine: end it first. */
+        if (o->runner && o->pid > 0 && same_host(eng, o->runner) &&
+            child_kill_orphan_group(o->pid, o->proc_start))
+            log_warn(COMP_TASK, "Task '%s': killed orphaned process group %d of attempt %d",
+                     ex->wf->tasks[idx].name, o->pid, r->attempt);
+        attempt_end(eng, ex, idx, ATTEMPT_LOST, -1, 0, why, o->pid, o->pid, o->proc_start, 1);
+    } else if (o->status && !strcmp(o->status, "succeeded")) {
+        free(r->output);
+        r->output = o->output ? xstrdup(o->output) : NULL;
+        attempt_end(eng, ex, idx, ATTEMPT_SUCCEEDED, 0, 0, NULL, o->pid, o->pid, o->proc_start,
+                    1);
+    } else {
+        attempt_end(eng, ex, idx, ATTEMPT_FAILED, o->exit_code, o->signal,
+                    o->error ? o->error : "failed", o->pid, o->pid, o->proc_start, 1);
+    }
+    eng->attempt_node = NULL;
+    eng->work_now = 1;
+}
+
 /* Did node name `node` ("host:pid") run on this machine? */
 static int same_host(const struct engine *eng, const char *node)
 {
@@ -1972,9 +2203,41 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
     }
     ex->next = eng->execs;
     eng->execs = ex;
+    if (eng->cluster && !retry) {
+        /* Attempts its previous owner offered to other nodes go on where they
+         * are: take over the offers instead of calling them lost. */
+        struct offer_row *offers = NULL;
+        size_t noffers = 0;
+        struct err oerr = ERR_INIT;
+        if (store_offers_adopt(eng->st, ex->id, eng->node_id, &offers, &noffers, &oerr) == 0) {
+            for (size_t k = 0; k < noffers; k++) {
+                const struct offer_row *o = &offers[k];
+                struct trun *r;
+                if (o->task_idx < 0 || (size_t)o->task_idx >= ex->wf->ntasks)
+                    continue;
+                r = &ex->runs[o->task_idx];
+                if (r->status != TASK_RUNNING || r->attempt != o->attempt)
+                    continue;
+                r->remote = 1;
+                eng->nremote++;
+                ex->nrunning++;
+                r->attempt_started_at = o->offered_at;
+                log_info(COMP_TASK, "Task '%s' attempt %d runs on another node: taken over",
+                         ex->wf->tasks[o->task_idx].name, o->attempt);
+            }
+            if (noffers)
+                eng->want_results = 1;
+            offer_rows_free(offers, noffers);
+        } else {
+            log_warn(COMP, "Execution %s: cannot take over its offered tasks: %s", ex->id,
+                     oerr.msg);
+        }
+    }
     for (size_t i = 0; i < ex->wf->ntasks; i++) {
         struct trun *r = &ex->runs[i];
         const struct dag_task *t = &ex->wf->tasks[i];
+        if (r->remote)
+            continue;
         if (r->status == TASK_QUEUED) {
             if (r->available_at > now) {
                 struct timer tm;
@@ -2251,7 +2514,10 @@ int engine_run(struct engine *eng, struct err *err)
             if (d >= 0 && (timeout < 0 || d < timeout))
                 timeout = d > 60000 ? 60000 : (int)d;
         }
-        if (eng->scheduler_on && !eng->stopping) {
+        if (eng->scheduler_on && !eng->stopping && !eng->db_down && engine__sched_may_fire(eng)) {
+            /* Only a node that fires the schedules re-reads them: on the
+             * others next_sched_sync stays in the past, and must not make
+             * the wait zero. */
             int64_t d = eng->next_sched_sync - clock_mono_ms();
             if (d < 0)
                 d = 0;

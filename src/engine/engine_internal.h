@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -85,7 +86,11 @@ struct chunk_len {
 
 struct proc {
     struct child ch;
-    struct exec *ex;
+    struct exec *ex;    /* NULL: a process run for another node's execution (remote.c) */
+    char exec_id[ID_MAX];
+    json_t *spec;       /* run for another node: what to run */
+    char *owner;        /* run for another node: its owner */
+    int rcancel;        /* run for another node: its owner gave it up */
     size_t idx;
     int attempt;
     int64_t started_mono;
@@ -121,6 +126,7 @@ struct trun {
     int64_t attempt_started_at;
     char *error;
     char *output;      /* JSON object text once succeeded (command tasks), or NULL */
+    int remote;        /* the current attempt is offered to, or run by, another node */
     struct proc *proc; /* live process of the current attempt */
     int dirty;
     int queued_in_ready; /* present in the exec's ready list */
@@ -189,6 +195,14 @@ struct sched {
     char *api_spec;
     int is_new;           /* no state row yet: inserted (else only its state is updated) */
     int gone;             /* its row was deleted meanwhile: fire no more */
+};
+
+/* A write about a task offer, made with the turn's commit (remote.c). */
+enum roff_kind { ROFF_PUT, ROFF_DELETE, ROFF_CANCEL, ROFF_REPORT };
+
+struct roff_op {
+    enum roff_kind kind;
+    struct offer_row row; /* strings owned */
 };
 
 struct pending_fire {
@@ -282,6 +296,21 @@ struct engine {
     int64_t db_backoff;
     int notify_work;          /* NOTIFY the other nodes with this turn's commit */
     int notify_schedules;
+
+    /* Tasks run on other nodes (remote.c). */
+    size_t nremote;           /* our attempts offered or running elsewhere */
+    int64_t peer_slots;       /* worker slots of the other live nodes (heartbeat) */
+    int want_offers;          /* offers may wait to be claimed */
+    int want_results;         /* results of our offers may wait */
+    int want_rcancel;         /* an owner may have given up a process we run */
+    int notify_offers;
+    struct roff_op *roff;
+    size_t nroff, roff_alloc;
+    char **result_to;         /* owners to tell that a result is in */
+    size_t nresult_to, result_alloc;
+    char **cancel_to;
+    size_t ncancel_to, cancel_alloc;
+    const char *attempt_node; /* the node to record in the next attempt_end, or NULL */
 };
 
 /* ------------------------------------------------------------------ shared between the files */
@@ -322,5 +351,24 @@ void engine__db_lost(struct engine *eng, const struct err *err);
 void engine__db_retry(struct engine *eng);
 void engine__db_event(struct engine *eng);
 int64_t engine__node_timeout(const struct engine *eng);
+int engine__free_slots(const struct engine *eng);
+
+/* remote.c */
+int engine__remote_offer_ok(const struct engine *eng);
+void engine__remote_offer(struct engine *eng, struct exec *ex, size_t idx, json_t *spec);
+void engine__remote_cancel(struct engine *eng, struct exec *ex, size_t idx);
+void engine__remote_report(struct engine *eng, struct proc *p, const char *status, int code,
+                           int sig, const char *error, const char *output);
+int engine__remote_commit(struct engine *eng, struct err *err);
+void engine__remote_committed(struct engine *eng);
+int engine__remote_dirty(const struct engine *eng);
+void engine__remote_tick(struct engine *eng, int heartbeat);
+int engine__remote_wants_turn(const struct engine *eng);
+void engine__remote_free(struct engine *eng);
+/* engine.c, for remote.c */
+void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
+                           const struct offer_row *o);
+void engine__remote_run_local(struct engine *eng, struct exec *ex, size_t idx);
+void engine__remote_run_for(struct engine *eng, const struct offer_row *o);
 
 #endif

@@ -349,6 +349,15 @@ void engine__commands_refuse(struct engine *eng, const char *why)
  */
 void engine__interrupt_running(struct engine *eng)
 {
+    /* Processes run for other nodes: ended; their owners retry them. */
+    for (struct proc *p = eng->procs; p; p = p->next) {
+        if (p->ex || p->reaped || p->stale)
+            continue;
+        p->rcancel = 1;
+        engine__proc_terminate(eng, p);
+        engine__remote_report(eng, p, "lost", -1, 0, "the node running it is shutting down",
+                              NULL);
+    }
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
         for (size_t i = 0; i < ex->wf->ntasks; i++) {
             struct trun *r = &ex->runs[i];

@@ -1079,10 +1079,12 @@ static int pg_attempt_update(struct store *st, const char *exec_id, const struct
     p_opt(&p, row->exit_code, -1);
     p_opt(&p, row->signal, 0);
     p_text(&p, row->error);
+    p_text(&p, row->node);
 #define ATTEMPT_UPDATE_SQL                                                                         \
     "UPDATE attempts SET status = $4, pid = $5, pgid = $6,"                                        \
     " proc_start = $7, finished_at = $8, exit_code = $9, signal = $10,"                            \
-    " error = $11 WHERE execution_id = $1 AND task_idx = $2 AND number = $3"
+    " error = $11, node = coalesce($12, node)"                                                     \
+    " WHERE execution_id = $1 AND task_idx = $2 AND number = $3"
     rc = pq_send(s, MUST_CHANGE(ATTEMPT_UPDATE_SQL), &p, WANT_ROW_NOT_FOUND, err,
                  "cannot update attempt %d of task %d of %s", row->number, row->task_idx, exec_id);
     if (rc)
@@ -2230,11 +2232,12 @@ static int pg_node_register(struct store *st, const struct node_row *row, int64_
     p_text(&p, row->role);
     p_text(&p, row->version);
     p_i64(&p, lease_ms);
+    p_i64(&p, row->slots);
     rc = pq_run(s,
-                "INSERT INTO nodes (id, host, pid, role, version, started_at, heartbeat_at)"
-                " VALUES ($1, $2, $3, $4, $5, " PG_NOW_MS ", " PG_NOW_MS ")"
+                "INSERT INTO nodes (id, host, pid, role, version, started_at, heartbeat_at, slots)"
+                " VALUES ($1, $2, $3, $4, $5, " PG_NOW_MS ", " PG_NOW_MS ", $7)"
                 " ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid,"
-                " role = EXCLUDED.role, version = EXCLUDED.version,"
+                " role = EXCLUDED.role, version = EXCLUDED.version, slots = EXCLUDED.slots,"
                 " started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at,"
                 " stopped_at = NULL"
                 " WHERE $6 <= 0 OR nodes.stopped_at IS NOT NULL"
@@ -2304,7 +2307,7 @@ static int pg_nodes_list(struct store *st, struct node_row **out, size_t *out_n,
     res = pq_exec(s,
                   "SELECT n.id, n.host, n.pid, n.role, n.version, n.started_at, n.heartbeat_at,"
                   " n.stopped_at, (SELECT count(*) FROM executions e WHERE e.owner_node = n.id"
-                  " AND " PG_UNFINISHED "), " PG_NOW_MS
+                  " AND " PG_UNFINISHED "), " PG_NOW_MS ", n.slots"
                   " FROM nodes n ORDER BY n.heartbeat_at DESC, n.id LIMIT 1000",
                   NULL);
     if (!pq_ok(res))
@@ -2324,6 +2327,7 @@ static int pg_nodes_list(struct store *st, struct node_row **out, size_t *out_n,
         rows[i].stopped_at = g_opt(res, r, 7, 0);
         rows[i].executions = g_opt(res, r, 8, 0);
         rows[i].db_now = g_opt(res, r, 9, 0);
+        rows[i].slots = g_int(res, r, 10, 0);
     }
     PQclear(res);
     *out = rows;
@@ -2668,6 +2672,241 @@ static const char *pg_where(struct store *st)
     return pg(st)->where;
 }
 
+/* --- task offers --- */
+
+static int pg_node_heartbeat2(struct store *st, const char *id, int64_t lease_ms,
+                              struct node_beat *out, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    PGresult *res;
+
+    p_text(&p, id);
+    p_i64(&p, lease_ms);
+    res = pq_exec(s,
+                  "UPDATE nodes SET heartbeat_at = " PG_NOW_MS " WHERE id = $1"
+                  " RETURNING (SELECT count(*) FROM executions e"
+                  " LEFT JOIN nodes n ON n.id = e.owner_node"
+                  " WHERE " PG_UNFINISHED " AND (e.owner_node IS NULL OR " PG_OWNER_GONE("$2") ")),"
+                  " (SELECT count(*) FROM task_offers WHERE runner_node IS NULL),"
+                  " (SELECT coalesce(sum(slots), 0) FROM nodes WHERE id <> $1"
+                  " AND stopped_at IS NULL AND heartbeat_at >= " PG_NOW_MS " - $2)",
+                  &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot renew the heartbeat of node '%s' in %s", id,
+                       s->where);
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return err_set(err, ERR_NOT_FOUND, "node '%s' is not registered in %s", id, s->where);
+    }
+    out->claimable = g_opt(res, 0, 0, 0);
+    out->open_offers = g_opt(res, 0, 1, 0);
+    out->peer_slots = g_opt(res, 0, 2, 0);
+    PQclear(res);
+    return 0;
+}
+
+#define OFFER_COLS                                                                                 \
+    "o.execution_id, o.task_idx, o.attempt, o.owner_node, o.runner_node, o.spec, o.offered_at,"    \
+    " o.runner, o.pid, o.proc_start, o.finished_at, o.status, o.exit_code, o.signal, o.error,"     \
+    " o.output, o.cancel_requested"
+
+/* Rows of OFFER_COLS (plus, with `gone_col`, a boolean column at the end). */
+static int pq_offers(struct pg_store *s, PGresult *res, int gone_col, struct offer_row **out,
+                     size_t *out_n, struct err *err, const char *what)
+{
+    struct offer_row *rows = NULL;
+    size_t n;
+
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "%s in %s", what, s->where);
+    n = (size_t)PQntuples(res);
+    if (n)
+        rows = xcalloc(n, sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        struct offer_row *o = &rows[i];
+        int r = (int)i;
+        if (g_id(res, r, 0, o->exec_id) != 0) {
+            offer_rows_free(rows, n);
+            PQclear(res);
+            return err_set(err, ERR_STORE, "bad execution id in an offer in %s", s->where);
+        }
+        o->task_idx = g_int(res, r, 1, 0);
+        o->attempt = g_int(res, r, 2, 0);
+        o->owner = g_str(res, r, 3);
+        o->runner_node = g_str(res, r, 4);
+        o->spec = g_str(res, r, 5);
+        o->offered_at = g_opt(res, r, 6, 0);
+        o->runner = g_str(res, r, 7);
+        o->pid = g_int(res, r, 8, 0);
+        o->proc_start = g_opt(res, r, 9, 0);
+        o->finished_at = g_opt(res, r, 10, 0);
+        o->status = g_str(res, r, 11);
+        o->exit_code = g_int(res, r, 12, -1);
+        o->signal = g_int(res, r, 13, 0);
+        o->error = g_str(res, r, 14);
+        o->output = g_str(res, r, 15);
+        o->cancel_requested = g_int(res, r, 16, 0);
+        if (gone_col)
+            o->runner_gone = PQgetvalue(res, r, 17)[0] == 't';
+    }
+    PQclear(res);
+    *out = rows;
+    *out_n = n;
+    return 0;
+}
+
+static void p_offer_key(struct params *p, const char *exec_id, int task_idx, int attempt)
+{
+    p_text(p, exec_id);
+    p_i64(p, task_idx);
+    p_i64(p, attempt);
+}
+
+/* A write of the engine's turn: pipelined when it can be, else run now. */
+static int pq_write(struct pg_store *s, const char *sql, const struct params *p, struct err *err,
+                    const char *what)
+{
+    int rc = pq_send(s, sql, p, WANT_OK, err, "%s", what);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    return pq_run(s, sql, p, NULL, err, what);
+}
+
+static int pg_offer_put(struct store *st, const struct offer_row *o, struct err *err)
+{
+    struct params p = {0};
+
+    p_offer_key(&p, o->exec_id, o->task_idx, o->attempt);
+    p_text(&p, o->owner);
+    p_text(&p, o->spec);
+    p_i64(&p, o->offered_at);
+    return pq_write(pg(st),
+                    "INSERT INTO task_offers (execution_id, task_idx, attempt, owner_node, spec,"
+                    " offered_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    &p, err, "cannot offer a task");
+}
+
+static int pg_offer_delete(struct store *st, const char *exec_id, int task_idx, int attempt,
+                           struct err *err)
+{
+    struct params p = {0};
+
+    p_offer_key(&p, exec_id, task_idx, attempt);
+    return pq_write(pg(st),
+                    "DELETE FROM task_offers WHERE execution_id = $1 AND task_idx = $2"
+                    " AND attempt = $3",
+                    &p, err, "cannot delete an offer");
+}
+
+static int pg_offer_cancel(struct store *st, const char *exec_id, int task_idx, int attempt,
+                           struct err *err)
+{
+    struct params p = {0};
+
+    p_offer_key(&p, exec_id, task_idx, attempt);
+    return pq_write(pg(st),
+                    "UPDATE task_offers SET cancel_requested = 1 WHERE execution_id = $1"
+                    " AND task_idx = $2 AND attempt = $3",
+                    &p, err, "cannot cancel an offer");
+}
+
+static int pg_offers_claim(struct store *st, const char *runner, int limit,
+                           struct offer_row **out, size_t *out_n, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+
+    p_text(&p, runner);
+    p_i64(&p, limit);
+    return pq_offers(s,
+                     pq_exec(s,
+                             "UPDATE task_offers o SET runner_node = $1, claimed_at = " PG_NOW_MS
+                             " WHERE (o.execution_id, o.task_idx, o.attempt) IN ("
+                             " SELECT execution_id, task_idx, attempt FROM task_offers"
+                             " WHERE runner_node IS NULL ORDER BY offered_at"
+                             " LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                             " RETURNING " OFFER_COLS,
+                             &p),
+                     0, out, out_n, err, "cannot claim offers");
+}
+
+static int pg_offer_report(struct store *st, const struct offer_row *o, struct err *err)
+{
+    struct params p = {0};
+
+    p_offer_key(&p, o->exec_id, o->task_idx, o->attempt);
+    p_text(&p, o->runner_node);
+    p_text(&p, o->runner);
+    p_opt(&p, o->pid, 0);
+    p_opt(&p, o->proc_start, 0);
+    p_opt(&p, o->finished_at, 0);
+    p_text(&p, o->status);
+    p_opt(&p, o->exit_code, -1);
+    p_opt(&p, o->signal, 0);
+    p_text(&p, o->error);
+    p_text(&p, o->output);
+    return pq_write(pg(st),
+                    "UPDATE task_offers SET runner = $5, pid = $6, proc_start = $7,"
+                    " finished_at = $8, status = $9, exit_code = $10, signal = $11, error = $12,"
+                    " output = $13 WHERE execution_id = $1 AND task_idx = $2 AND attempt = $3"
+                    " AND runner_node = $4",
+                    &p, err, "cannot report on an offer");
+}
+
+static int pg_offers_owned(struct store *st, const char *owner, int64_t lease_ms,
+                           struct offer_row **out, size_t *out_n, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+
+    p_text(&p, owner);
+    p_i64(&p, lease_ms);
+    return pq_offers(s,
+                     pq_exec(s,
+                             "SELECT " OFFER_COLS ", (o.finished_at IS NULL AND NOT EXISTS ("
+                             "SELECT 1 FROM nodes n WHERE n.id = o.runner_node"
+                             " AND n.stopped_at IS NULL AND n.heartbeat_at >= " PG_NOW_MS
+                             " - $2)) FROM task_offers o WHERE o.owner_node = $1"
+                             " AND o.runner_node IS NOT NULL AND (o.finished_at IS NOT NULL"
+                             " OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = o.runner_node"
+                             " AND n.stopped_at IS NULL AND n.heartbeat_at >= " PG_NOW_MS
+                             " - $2))",
+                             &p),
+                     1, out, out_n, err, "cannot read the offers of a node");
+}
+
+static int pg_offers_cancelled(struct store *st, const char *runner, struct offer_row **out,
+                               size_t *out_n, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+
+    p_text(&p, runner);
+    return pq_offers(s,
+                     pq_exec(s,
+                             "SELECT " OFFER_COLS " FROM task_offers o WHERE o.runner_node = $1"
+                             " AND o.cancel_requested = 1 AND o.finished_at IS NULL",
+                             &p),
+                     0, out, out_n, err, "cannot read cancelled offers");
+}
+
+static int pg_offers_adopt(struct store *st, const char *exec_id, const char *owner,
+                           struct offer_row **out, size_t *out_n, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+
+    p_text(&p, exec_id);
+    p_text(&p, owner);
+    return pq_offers(s,
+                     pq_exec(s,
+                             "UPDATE task_offers o SET owner_node = $2 WHERE o.execution_id = $1"
+                             " RETURNING " OFFER_COLS,
+                             &p),
+                     0, out, out_n, err, "cannot adopt offers");
+}
+
 const struct store_backend store__postgres_backend = {
     .name = "postgres",
     .open = pg_open,
@@ -2731,4 +2970,13 @@ const struct store_backend store__postgres_backend = {
     .reconnect = pg_reconnect,
     .where = pg_where,
     .set_pipelining = pg_set_pipelining,
+    .node_heartbeat2 = pg_node_heartbeat2,
+    .offer_put = pg_offer_put,
+    .offer_delete = pg_offer_delete,
+    .offer_cancel = pg_offer_cancel,
+    .offers_claim = pg_offers_claim,
+    .offer_report = pg_offer_report,
+    .offers_owned = pg_offers_owned,
+    .offers_cancelled = pg_offers_cancelled,
+    .offers_adopt = pg_offers_adopt,
 };

@@ -227,6 +227,45 @@ static const char schema_v5[] =
  */
 static const char schema_v6[] = "ALTER TABLE task_runs ADD COLUMN output TEXT;";
 
+/*
+ * Version 7: tasks offered to other nodes (PostgreSQL scale-out). The owner
+ * of an execution offers a ready command task it has no slot for; a node with
+ * a free slot claims the offer (FOR UPDATE SKIP LOCKED), runs the process and
+ * writes its result into the row; the owner applies it to the task run and
+ * deletes the row. nodes.slots: a node's worker slots, so that owners know
+ * how much others can take.
+ * - task_offers_open: a partial index of the offers nobody has claimed, in
+ *   the order they are claimed;
+ * - task_offers_owner: an owner's finished offers, to collect;
+ * - task_offers_runner: a runner's offers (cancel requests, dead runners).
+ */
+static const char schema_v7[] =
+    "ALTER TABLE nodes ADD COLUMN slots INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE task_offers ("
+    "  execution_id TEXT NOT NULL,"
+    "  task_idx INTEGER NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  owner_node TEXT NOT NULL,"
+    "  runner_node TEXT,"
+    "  spec TEXT NOT NULL,"
+    "  offered_at BIGINT NOT NULL,"
+    "  claimed_at BIGINT,"
+    "  runner TEXT,"
+    "  pid INTEGER,"
+    "  proc_start BIGINT,"
+    "  finished_at BIGINT,"
+    "  status TEXT,"
+    "  exit_code INTEGER,"
+    "  signal INTEGER,"
+    "  error TEXT,"
+    "  output TEXT,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (execution_id, task_idx, attempt)"
+    ");"
+    "CREATE INDEX task_offers_open ON task_offers (offered_at) WHERE runner_node IS NULL;"
+    "CREATE INDEX task_offers_owner ON task_offers (owner_node, finished_at);"
+    "CREATE INDEX task_offers_runner ON task_offers (runner_node) WHERE runner_node IS NOT NULL;";
+
 const char *const store__migrations[] = {
     schema_v1,
     schema_v2,
@@ -234,6 +273,7 @@ const char *const store__migrations[] = {
     schema_v4,
     schema_v5,
     schema_v6,
+    schema_v7,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

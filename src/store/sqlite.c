@@ -179,7 +179,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                           " error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [ST_ATTEMPT_UPDATE] = "UPDATE attempts SET status = ?4, pid = ?5, pgid = ?6,"
                           " proc_start = ?7, finished_at = ?8, exit_code = ?9, signal = ?10,"
-                          " error = ?11 WHERE execution_id = ?1 AND task_idx = ?2 AND number = ?3",
+                          " error = ?11, node = coalesce(?12, node)"
+                          " WHERE execution_id = ?1 AND task_idx = ?2 AND number = ?3",
     [ST_ATTEMPTS_OF_EXEC] = "SELECT task_idx, number, status, node, pid, pgid, proc_start,"
                             " started_at, finished_at, exit_code, signal, error FROM attempts"
                             " WHERE execution_id = ?1 ORDER BY task_idx, number",
@@ -1019,7 +1020,7 @@ static int sqlite_attempt_update(struct store *st, const char *exec_id,
          bind_opt(stmt, 5, row->pid, 0) | bind_opt(stmt, 6, row->pgid, 0) |
          bind_opt(stmt, 7, row->proc_start, 0) | bind_opt(stmt, 8, row->finished_at, 0) |
          bind_opt(stmt, 9, row->exit_code, -1) | bind_opt(stmt, 10, row->signal, 0) |
-         bind_text(stmt, 11, row->error);
+         bind_text(stmt, 11, row->error) | bind_text(stmt, 12, row->node);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -2388,10 +2389,10 @@ static int sqlite_node_register(struct store *st, const struct node_row *row, in
     struct sqlite_store *s = sq(st);
     sqlite3_stmt *stmt;
     int rc = sq_prepare(s,
-                        "INSERT INTO nodes (id, host, pid, role, version, started_at, heartbeat_at)"
-                        " VALUES (?1, ?2, ?3, ?4, ?5, " SQ_NOW_MS ", " SQ_NOW_MS ")"
+                        "INSERT INTO nodes (id, host, pid, role, version, started_at, heartbeat_at,"
+                        " slots) VALUES (?1, ?2, ?3, ?4, ?5, " SQ_NOW_MS ", " SQ_NOW_MS ", ?7)"
                         " ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
-                        " role = excluded.role, version = excluded.version,"
+                        " role = excluded.role, version = excluded.version, slots = excluded.slots,"
                         " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
                         " stopped_at = NULL WHERE ?6 <= 0 OR nodes.stopped_at IS NOT NULL"
                         " OR nodes.heartbeat_at < " SQ_NOW_MS " - ?6",
@@ -2400,7 +2401,8 @@ static int sqlite_node_register(struct store *st, const struct node_row *row, in
         return rc;
     rc = bind_text(stmt, 1, row->id) | bind_text(stmt, 2, row->host) |
          bind_i64(stmt, 3, row->pid) | bind_text(stmt, 4, row->role) |
-         bind_text(stmt, 5, row->version) | bind_i64(stmt, 6, lease_ms);
+         bind_text(stmt, 5, row->version) | bind_i64(stmt, 6, lease_ms) |
+         bind_i64(stmt, 7, row->slots);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     sqlite3_finalize(stmt);

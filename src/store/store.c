@@ -1227,3 +1227,93 @@ const char *store_where(struct store *st)
 {
     return st->be->where ? st->be->where(st) : st->be->name;
 }
+
+/* --- task offers --- */
+
+void offer_rows_free(struct offer_row *rows, size_t n)
+{
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].owner);
+        free(rows[i].runner_node);
+        free(rows[i].spec);
+        free(rows[i].runner);
+        free(rows[i].status);
+        free(rows[i].error);
+        free(rows[i].output);
+    }
+    free(rows);
+}
+
+int store_node_heartbeat2(struct store *st, const char *id, int64_t lease_ms,
+                          struct node_beat *out, struct err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!st->be->node_heartbeat2)
+        return st->be->node_heartbeat(st, id, lease_ms, &out->claimable, err);
+    return st->be->node_heartbeat2(st, id, lease_ms, out, err);
+}
+
+#define OFFER_CALL(fn, ...)                                                                        \
+    do {                                                                                           \
+        if (!st->be->fn)                                                                           \
+            return one_node(st, err);                                                              \
+        return st->be->fn(st, __VA_ARGS__);                                                        \
+    } while (0)
+
+int store_offer_put(struct store *st, const struct offer_row *o, struct err *err)
+{
+    OFFER_CALL(offer_put, o, err);
+}
+
+int store_offer_delete(struct store *st, const char *exec_id, int task_idx, int attempt,
+                       struct err *err)
+{
+    OFFER_CALL(offer_delete, exec_id, task_idx, attempt, err);
+}
+
+int store_offer_cancel(struct store *st, const char *exec_id, int task_idx, int attempt,
+                       struct err *err)
+{
+    OFFER_CALL(offer_cancel, exec_id, task_idx, attempt, err);
+}
+
+int store_offers_claim(struct store *st, const char *runner, int limit, struct offer_row **out,
+                       size_t *out_n, struct err *err)
+{
+    *out = NULL;
+    *out_n = 0;
+    if (limit < 1)
+        return 0;
+    OFFER_CALL(offers_claim, runner, limit, out, out_n, err);
+}
+
+int store_offer_report(struct store *st, const struct offer_row *o, struct err *err)
+{
+    OFFER_CALL(offer_report, o, err);
+}
+
+int store_offers_owned(struct store *st, const char *owner, int64_t lease_ms,
+                       struct offer_row **out, size_t *out_n, struct err *err)
+{
+    *out = NULL;
+    *out_n = 0;
+    OFFER_CALL(offers_owned, owner, lease_ms, out, out_n, err);
+}
+
+int store_offers_cancelled(struct store *st, const char *runner, struct offer_row **out,
+                           size_t *out_n, struct err *err)
+{
+    *out = NULL;
+    *out_n = 0;
+    OFFER_CALL(offers_cancelled, runner, out, out_n, err);
+}
+
+int store_offers_adopt(struct store *st, const char *exec_id, const char *owner,
+                       struct offer_row **out, size_t *out_n, struct err *err)
+{
+    *out = NULL;
+    *out_n = 0;
+    OFFER_CALL(offers_adopt, exec_id, owner, out, out_n, err);
+}

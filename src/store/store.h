@@ -220,7 +220,8 @@ int store_task_run_update(struct store *st, const char *exec_id, const struct ta
 
 int store_attempt_insert(struct store *st, const char *exec_id, const struct attempt_row *row,
                          struct err *err);
-/* Update status, pid, pgid, proc_start, finished_at, exit_code, signal, error of
+/* Update status, pid, pgid, proc_start, finished_at, exit_code, signal, error
+ * (and node, when given) of
  * attempt (exec_id, task_idx, number). ERR_NOT_FOUND if it does not exist. */
 int store_attempt_update(struct store *st, const char *exec_id, const struct attempt_row *row,
                          struct err *err);
@@ -457,6 +458,7 @@ struct node_row {
     char *id;   /* the node's name: --node, or host:pid */
     char *host;
     int pid;
+    int slots;  /* its worker slots */
     char *role; /* "server" or "worker" */
     char *version;
     int64_t started_at;
@@ -477,6 +479,15 @@ int store_node_register(struct store *st, const struct node_row *row, int64_t le
  * expired: work to claim. ERR_NOT_FOUND if the row is gone. */
 int store_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
                          int64_t *out_claimable, struct err *err);
+/* What a heartbeat on PostgreSQL also tells: offers nobody has claimed, and
+ * the worker slots of the other live nodes. */
+struct node_beat {
+    int64_t claimable;
+    int64_t open_offers;
+    int64_t peer_slots;
+};
+int store_node_heartbeat2(struct store *st, const char *id, int64_t lease_ms,
+                          struct node_beat *out, struct err *err);
 /* Mark node `id` stopped: what it still owns may be claimed at once. */
 int store_node_stop(struct store *st, const char *id, struct err *err);
 /* Every node, newest heartbeat first. Free with node_rows_free. */
@@ -516,6 +527,54 @@ int store_execution_request_cancel(struct store *st, const char *id, int64_t now
 /* Executions owned by `node` that were asked to cancel (ids out). */
 int store_cancel_requests(struct store *st, const char *node, char ***out_ids, size_t *out_n,
                           struct err *err);
+
+/*
+ * Task offers (PostgreSQL): a command task its owner runs on another node.
+ * The owner inserts the offer (and deletes it once it has applied the
+ * result); a runner claims offers (FOR UPDATE SKIP LOCKED), reports its pid
+ * and its result (only while it is the offer's runner).
+ */
+struct offer_row {
+    char exec_id[ID_MAX];
+    int task_idx;
+    int attempt;
+    char *owner;       /* node id */
+    char *runner_node; /* node id of the runner, or NULL while unclaimed */
+    char *spec;        /* JSON: what to run (see engine/remote.c) */
+    int64_t offered_at;
+    char *runner;      /* the runner's host:pid, for the attempt */
+    int pid;
+    int64_t proc_start;
+    int64_t finished_at; /* 0 while running */
+    char *status;        /* "succeeded", "failed", "lost" (a report) */
+    int exit_code;       /* -1 if none */
+    int signal;
+    char *error;
+    char *output;
+    int cancel_requested;
+    int runner_gone;     /* store_offers_owned: the runner's lease has expired */
+};
+void offer_rows_free(struct offer_row *rows, size_t n);
+int store_offer_put(struct store *st, const struct offer_row *o, struct err *err);
+int store_offer_delete(struct store *st, const char *exec_id, int task_idx, int attempt,
+                       struct err *err);
+int store_offer_cancel(struct store *st, const char *exec_id, int task_idx, int attempt,
+                       struct err *err);
+/* Claim up to `limit` unclaimed offers for node `runner`, oldest first. */
+int store_offers_claim(struct store *st, const char *runner, int limit, struct offer_row **out,
+                       size_t *out_n, struct err *err);
+/* A runner's report: pid and proc_start while running, or the result
+ * (finished_at set). Applied only while `o->runner_node` holds the offer. */
+int store_offer_report(struct store *st, const struct offer_row *o, struct err *err);
+/* An owner's offers that need it: finished, or whose runner's lease expired. */
+int store_offers_owned(struct store *st, const char *owner, int64_t lease_ms,
+                       struct offer_row **out, size_t *out_n, struct err *err);
+/* A runner's offers whose owner asked to cancel them and that still run. */
+int store_offers_cancelled(struct store *st, const char *runner, struct offer_row **out,
+                           size_t *out_n, struct err *err);
+/* Make `owner` the owner of every offer of execution `exec_id` (a takeover). */
+int store_offers_adopt(struct store *st, const char *exec_id, const char *owner,
+                       struct offer_row **out, size_t *out_n, struct err *err);
 
 /* LISTEN/NOTIFY. store_notify sends within the open transaction, if any (then
  * at its commit). store_listen_fd: the socket to poll for notifications (-1

@@ -135,6 +135,22 @@ struct store_backend {
     int (*reconnect)(struct store *st, struct err *err);
     const char *(*where)(struct store *st);
     void (*set_pipelining)(struct store *st, int on); /* NULL: nothing to batch */
+    int (*node_heartbeat2)(struct store *st, const char *id, int64_t lease_ms,
+                           struct node_beat *out, struct err *err);
+    int (*offer_put)(struct store *st, const struct offer_row *o, struct err *err);
+    int (*offer_delete)(struct store *st, const char *exec_id, int task_idx, int attempt,
+                        struct err *err);
+    int (*offer_cancel)(struct store *st, const char *exec_id, int task_idx, int attempt,
+                        struct err *err);
+    int (*offers_claim)(struct store *st, const char *runner, int limit, struct offer_row **out,
+                        size_t *out_n, struct err *err);
+    int (*offer_report)(struct store *st, const struct offer_row *o, struct err *err);
+    int (*offers_owned)(struct store *st, const char *owner, int64_t lease_ms,
+                        struct offer_row **out, size_t *out_n, struct err *err);
+    int (*offers_cancelled)(struct store *st, const char *runner, struct offer_row **out,
+                            size_t *out_n, struct err *err);
+    int (*offers_adopt)(struct store *st, const char *exec_id, const char *owner,
+                        struct offer_row **out, size_t *out_n, struct err *err);
 };
 
 extern const struct store_backend store__sqlite_backend;
