@@ -47,8 +47,9 @@ static void db_watch(struct engine *eng)
 
 int engine_set_node(struct engine *eng, const struct engine_node *nd, struct err *err)
 {
-    static const char *const channels[] = {CH_WORK, CH_CANCEL, CH_SCHEDULES, "orch_offer",
-                                           "orch_result", "orch_offer_cancel"};
+    static const char *const channels[] = {CH_WORK,      CH_CANCEL,     CH_SCHEDULES,
+                                           "orch_offer", "orch_result", "orch_offer_cancel",
+                                           "orch_nodes"};
 
     if (!nd->id || !*nd->id)
         return err_set(err, ERR_INVALID, "a node needs a name");
@@ -72,6 +73,8 @@ int engine_set_node(struct engine *eng, const struct engine_node *nd, struct err
             return rc;
     }
     db_watch(eng);
+    /* The others learn our slots at once (they may offer us tasks). */
+    store_notify(eng->st, "orch_nodes", eng->node_id, err);
     /* Look for work at once: what we owned under this name before a restart,
      * what is queued, what dead nodes left. */
     eng->claim_own = eng->claim_work;
@@ -90,8 +93,10 @@ void engine_node_stop(struct engine *eng)
         store_lease_release(eng->st, LEASE_SCHEDULER, eng->node_id, &err);
     if (store_node_stop(eng->st, eng->node_id, &err))
         log_warn(COMP_NODE, "Cannot record the stop of node '%s': %s", eng->node_id, err.msg);
-    else if (eng->cluster)
+    else if (eng->cluster) {
         store_notify(eng->st, CH_WORK, eng->node_id, &err); /* take what was left over */
+        store_notify(eng->st, "orch_nodes", eng->node_id, &err);
+    }
 }
 
 struct exec *engine__exec_find(struct engine *eng, const char *id)
@@ -302,6 +307,10 @@ static void on_notify(void *arg, const char *channel, const char *payload)
             eng->want_results = 1;
     } else if (!strcmp(channel, "orch_offer_cancel")) {
         eng->want_rcancel = 1;
+    } else if (!strcmp(channel, "orch_nodes")) {
+        /* A node came or went: renew our view of the others' slots now. */
+        if (eng->node_id && strcmp(payload, eng->node_id))
+            eng->next_heartbeat = clock_mono_ms();
     } else if (!strcmp(channel, CH_CANCEL)) {
         struct exec *ex = engine__exec_find(eng, payload);
         if (ex && !exec_status_is_final(ex->status)) {
