@@ -177,6 +177,11 @@ void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
         }
     }
     eng->npfires = k;
+    for (size_t i = 0; i < ex->wf->ntasks; i++) {
+        if (ex->runs[i].remote && eng->nremote)
+            eng->nremote--; /* its offers are the new owner's now */
+        ex->runs[i].remote = 0;
+    }
     engine__timer_purge(&eng->timers, ex, NULL);
     pthread_mutex_lock(&eng->mu);
     eng->stats.executions_lost++;
