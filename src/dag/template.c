@@ -5,7 +5,7 @@
  * copied once and literal parts are (offset, length) slices of the copy.
  */
 #include <jansson.h>
-#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,15 +48,9 @@ const char *tpl_root_name(enum tpl_root root)
     return (size_t)root < NROOTS ? root_names[root] : "?";
 }
 
-/* A short piece of message text, returned by value so it can be used inline. */
-struct note {
-    char s[48];
-};
-
-/* "column C", or "line L, column C" when `text` has a newline before `off`. */
-static struct note where(const char *text, size_t off)
+struct tpl_pos tpl_where(const char *text, size_t off)
 {
-    struct note n;
+    struct tpl_pos n;
     size_t line = 1, start = 0;
 
     for (size_t i = 0; i < off; i++) {
@@ -72,15 +66,13 @@ static struct note where(const char *text, size_t off)
     return n;
 }
 
-/* "'x'" for a printable ASCII character, "byte 0xNN" otherwise. */
-static struct note show_char(unsigned char c)
+/* "'x'" for a printable ASCII character, "byte 0xNN" otherwise (any short text fits a tpl_pos). */
+static struct tpl_pos show_char(unsigned char c)
 {
-    struct note n;
+    struct tpl_pos n;
 
     if (c > 0x20 && c < 0x7f)
         snprintf(n.s, sizeof(n.s), "'%c'", c);
-    else if (c == ' ')
-        snprintf(n.s, sizeof(n.s), "a space");
     else
         snprintf(n.s, sizeof(n.s), "byte 0x%02x", c);
     return n;
@@ -110,7 +102,7 @@ static size_t name_len(const char *s)
 
 static size_t skip_blanks(const char *text, size_t p)
 {
-    while (text[p] == ' ' || text[p] == '\t')
+    while (text[p] == ' ' || text[p] == '\t' || text[p] == '\n' || text[p] == '\r')
         p++;
     return p;
 }
@@ -130,17 +122,6 @@ static void add_seg(struct tpl_ref *ref, char *field, size_t index)
     s->index = index;
 }
 
-/* Expect ".WORD" (a whole name) at text[*p]; advance past it if found. */
-static int expect_word(const char *text, size_t *p, const char *word)
-{
-    size_t n = strlen(word);
-
-    if (text[*p] != '.' || strncmp(text + *p + 1, word, n) || is_name_char(text[*p + 1 + n]))
-        return 0;
-    *p += 1 + n;
-    return 1;
-}
-
 /* The ".field" and "[N]" steps after a ref's fixed part, from text[*p]. */
 static int parse_steps(const char *text, size_t *p, struct tpl_ref *ref, struct err *err)
 {
@@ -151,7 +132,7 @@ static int parse_steps(const char *text, size_t *p, struct tpl_ref *ref, struct 
             n = name_len(text + q + 1);
             if (!n)
                 return err_set(err, ERR_INVALID, "expected a name after '.' at %s",
-                               where(text, q + 1).s);
+                               tpl_where(text, q + 1).s);
             add_seg(ref, xstrndup(text + q + 1, n), 0);
             *p = q + 1 + n;
         } else if (text[q] == '[') {
@@ -162,13 +143,13 @@ static int parse_steps(const char *text, size_t *p, struct tpl_ref *ref, struct 
             }
             if (!digits)
                 return err_set(err, ERR_INVALID, "bad index at %s: expected a number after '['",
-                               where(text, q).s);
+                               tpl_where(text, q).s);
             if (digits > MAX_INDEX_DIGITS)
                 return err_set(err, ERR_INVALID, "bad index at %s: more than %d digits",
-                               where(text, q).s, MAX_INDEX_DIGITS);
+                               tpl_where(text, q).s, MAX_INDEX_DIGITS);
             if (text[q + 1 + digits] != ']')
                 return err_set(err, ERR_INVALID, "bad index at %s: expected ']' after the number",
-                               where(text, q).s);
+                               tpl_where(text, q).s);
             add_seg(ref, NULL, index);
             *p = q + 2 + digits;
         } else {
@@ -180,11 +161,14 @@ static int parse_steps(const char *text, size_t *p, struct tpl_ref *ref, struct 
 /* The ref starting at text[*p] (not blank); on success *p is just past it. */
 static int parse_ref_body(const char *text, size_t *p, struct tpl_ref *ref, struct err *err)
 {
+    /* The field that must follow tasks.NAME and execution. */
+    static const char *const fixed_word[] = {NULL, "output", "id", NULL, NULL, NULL};
     size_t start = *p, q = *p, n = name_len(text + q), k;
 
     if (!n)
-        return err_set(err, ERR_INVALID, "expected a ref at %s, found %s (refs look like params.NAME)",
-                       where(text, q).s, show_char((unsigned char)text[q]).s);
+        return err_set(err, ERR_INVALID,
+                       "expected a ref at %s, found %s (refs look like params.NAME)",
+                       tpl_where(text, q).s, show_char((unsigned char)text[q]).s);
     for (k = 0; k < NROOTS; k++) {
         if (strlen(root_names[k]) == n && !strncmp(text + q, root_names[k], n))
             break;
@@ -193,29 +177,26 @@ static int parse_ref_body(const char *text, size_t *p, struct tpl_ref *ref, stru
         return err_set(err, ERR_INVALID,
                        "unknown root '%.*s' at %s (known: params, tasks, execution, "
                        "scheduledFor, item, index)",
-                       (int)(n < 64 ? n : 64), text + q, where(text, q).s);
+                       (int)(n < 64 ? n : 64), text + q, tpl_where(text, q).s);
     ref->root = (enum tpl_root)k;
     q += n;
     if (ref->root == TPL_PARAMS || ref->root == TPL_TASKS) {
         n = text[q] == '.' ? name_len(text + q + 1) : 0;
         if (!n)
-            return err_set(err, ERR_INVALID, "expected '.NAME' after '%s' at %s",
-                           root_names[k], where(text, q).s);
+            return err_set(err, ERR_INVALID, "expected '.NAME' after '%s' at %s", root_names[k],
+                           tpl_where(text, q).s);
         ref->name = xstrndup(text + q + 1, n);
         add_seg(ref, xstrdup(ref->name), 0);
         q += 1 + n;
     }
-    if (ref->root == TPL_TASKS) {
-        if (!expect_word(text, &q, "output"))
-            return err_set(err, ERR_INVALID, "expected '.output' after '%.*s' at %s",
-                           (int)(q - start), text + start, where(text, q).s);
-        add_seg(ref, xstrdup("output"), 0);
-    }
-    if (ref->root == TPL_EXECUTION) {
-        if (!expect_word(text, &q, "id"))
-            return err_set(err, ERR_INVALID, "expected '.id' after 'execution' at %s",
-                           where(text, q).s);
-        add_seg(ref, xstrdup("id"), 0);
+    if (fixed_word[k]) {
+        n = strlen(fixed_word[k]);
+        if (text[q] != '.' || strncmp(text + q + 1, fixed_word[k], n) ||
+            is_name_char(text[q + 1 + n]))
+            return err_set(err, ERR_INVALID, "expected '.%s' after '%.*s' at %s", fixed_word[k],
+                           (int)(q - start), text + start, tpl_where(text, q).s);
+        add_seg(ref, xstrdup(fixed_word[k]), 0);
+        q += 1 + n;
     }
     if (ref->root == TPL_PARAMS || ref->root == TPL_TASKS || ref->root == TPL_ITEM) {
         *p = q;
@@ -223,8 +204,8 @@ static int parse_ref_body(const char *text, size_t *p, struct tpl_ref *ref, stru
             return ERR_INVALID;
         q = *p;
     } else if (text[q] == '.' || text[q] == '[') {
-        return err_set(err, ERR_INVALID, "'%.*s' has no fields or indexes, at %s",
-                       (int)(q - start), text + start, where(text, q).s);
+        return err_set(err, ERR_INVALID, "'%.*s' takes no field or index at %s", (int)(q - start),
+                       text + start, tpl_where(text, q).s);
     }
     ref->path = xstrndup(text + start, q - start);
     ref->column = start + 1;
@@ -246,16 +227,16 @@ static int parse_placeholder(const char *text, size_t *pos, struct tpl_ref *ref,
         BUG("tpl_ref_parse() called on something else than '{{'");
     memset(ref, 0, sizeof(*ref));
     if (!strstr(text + at + 2, "}}"))
-        return err_set(err, ERR_INVALID, "unclosed '{{' at %s", where(text, at).s);
+        return err_set(err, ERR_INVALID, "unclosed '{{' at %s", tpl_where(text, at).s);
     p = skip_blanks(text, at + 2);
     if (is_closing(text, p))
-        return err_set(err, ERR_INVALID, "empty placeholder at %s", where(text, at).s);
+        return err_set(err, ERR_INVALID, "empty placeholder at %s", tpl_where(text, at).s);
     if (lit)
         lit[0] = SIZE_MAX;
     if (lit && text[p] == '\'') {
         const char *end = strchr(text + p + 1, '\'');
         if (!end)
-            return err_set(err, ERR_INVALID, "unterminated string at %s", where(text, p).s);
+            return err_set(err, ERR_INVALID, "unterminated string at %s", tpl_where(text, p).s);
         lit[0] = p + 1;
         lit[1] = (size_t)(end - text) - (p + 1);
         p = (size_t)(end - text) + 1;
@@ -267,7 +248,7 @@ static int parse_placeholder(const char *text, size_t *pos, struct tpl_ref *ref,
     if (!is_closing(text, p)) {
         tpl_ref_release(ref);
         return err_set(err, ERR_INVALID, "unexpected %s at %s in placeholder",
-                       show_char((unsigned char)text[p]).s, where(text, p).s);
+                       show_char((unsigned char)text[p]).s, tpl_where(text, p).s);
     }
     *pos = p + 2;
     return 0;
@@ -365,25 +346,13 @@ const struct tpl_ref *tpl_ref_at(const struct tpl *t, size_t i)
     return &t->refs[i];
 }
 
+/* "a string", "an object"... for messages. */
 static const char *kind(const json_t *v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        break;
-    }
-    return "null";
+    static const char *const kinds[] = {"an object", "an array",  "a string",  "a number",
+                                        "a number",  "a boolean", "a boolean", "null"};
+
+    return kinds[json_typeof(v)];
 }
 
 /* The error for a value that is absent, `seg` being the failed step (SIZE_MAX: the root). */
@@ -443,16 +412,17 @@ struct sink {
 
 static int sink_add(struct sink *k, const char *s, size_t n)
 {
-    const char *q;
+    for (;;) {
+        const char *q = k->shell ? memchr(s, '\'', n) : NULL;
+        size_t run = q ? (size_t)(q - s) : n;
 
-    while (k->shell && (q = memchr(s, '\'', n)) != NULL) {
-        size_t run = (size_t)(q - s);
+        if (!q)
+            return strbuf_add(k->sb, s, n);
         if (strbuf_add(k->sb, s, run) || strbuf_add(k->sb, "'\\''", 4))
             return ERR_TOO_BIG;
         s += run + 1;
         n -= run + 1;
     }
-    return strbuf_add(k->sb, s, n);
 }
 
 static int sink_dump(const char *buf, size_t size, void *data)
@@ -510,8 +480,6 @@ static int insert_value(struct strbuf *sb, const struct tpl_ref *ref, const json
         rc = add_value_text(&k, ref, v, err);
     if (!rc && k.shell)
         rc = strbuf_addch(sb, '\'');
-    if (rc == ERR_TOO_BIG)
-        return err_set(err, ERR_TOO_BIG, "rendered text longer than %u bytes", TPL_MAX_OUTPUT);
     return rc;
 }
 
@@ -530,9 +498,6 @@ int tpl_render(const struct tpl *t, const json_t *ctx, enum tpl_quote quote, cha
 
         if (part->ref < 0) {
             ret = strbuf_add(&sb, t->text + part->off, part->len);
-            if (ret)
-                ret = err_set(err, ERR_TOO_BIG, "rendered text longer than %u bytes",
-                              TPL_MAX_OUTPUT);
             continue;
         }
         ref = &t->refs[part->ref];
@@ -540,6 +505,9 @@ int tpl_render(const struct tpl *t, const json_t *ctx, enum tpl_quote quote, cha
         if (!ret)
             ret = insert_value(&sb, ref, v, quote, err);
     }
+    /* Only the bounded buffer fails with ERR_TOO_BIG, and it leaves `err` to us. */
+    if (ret == ERR_TOO_BIG)
+        err_set(err, ERR_TOO_BIG, "rendered text longer than %u bytes", TPL_MAX_OUTPUT);
     if (ret) {
         strbuf_release(&sb);
         return ret;

@@ -3,8 +3,8 @@
  * refs they name (for validation at definition time) and rendering against
  * an execution's context.
  *
- * Syntax. A placeholder is "{{", optional spaces or tabs, a ref, optional
- * spaces or tabs, "}}". A ref is one of
+ * Syntax. A placeholder is "{{", optional white space (spaces, tabs,
+ * newlines), a ref, optional white space, "}}". A ref is one of
  *
  *     params.NAME              then any .field / [N] (object params)
  *     tasks.NAME.output        then any .field / [N]
@@ -78,7 +78,7 @@ struct tpl_ref {
     enum tpl_root root;
     char *name;    /* TPL_PARAMS: the param; TPL_TASKS: the task; else NULL */
     char *path;    /* the ref as written: "tasks.extract.output.files[0].path" */
-    size_t column; /* 1-based byte offset of the ref in the parsed text */
+    size_t column; /* 1 + the byte offset of the ref in the parsed text */
     struct tpl_seg *segs;
     size_t nsegs;
 };
@@ -138,6 +138,15 @@ void tpl_ref_release(struct tpl_ref *ref);
  * for tpl_render(), the message starting with the ref's path.
  */
 int tpl_ref_lookup(const struct tpl_ref *ref, const json_t *ctx, json_t **out, struct err *err);
+
+/*
+ * Byte `off` of `text` as messages name it (see the top of this file),
+ * returned by value so that it can be used inline: tpl_where(text, off).s
+ */
+struct tpl_pos {
+    char s[48];
+};
+struct tpl_pos tpl_where(const char *text, size_t off);
 
 /* "params", "tasks", "execution", "scheduledFor", "item", "index". Never NULL. */
 const char *tpl_root_name(enum tpl_root root);
