@@ -160,8 +160,10 @@ void store__task_run_row_release(struct task_run_row *row)
 {
     free(row->name);
     free(row->error);
+    free(row->output);
     row->name = NULL;
     row->error = NULL;
+    row->output = NULL;
 }
 
 void store__attempt_row_release(struct attempt_row *row)
