@@ -98,4 +98,8 @@ const char *dag__qell(const char *s);
 /* Pass 2: resolve dependencies, check the graph, compute wf->topo if no problem so far. */
 void dag__check_graph(struct dag__parser *p);
 
+/* Pass 3 (dag_templates.c): the {{ ... }} placeholders of command tasks refer
+ * to declared params, upstream tasks, the execution and its due time. */
+void dag__check_templates(struct dag__parser *p);
+
 #endif

@@ -1273,6 +1273,8 @@ int dag_parse(const char *json, size_t len, struct workflow **out, struct dag_pr
     parse_workflow(&p, root);
     if (p.wf->ntasks)
         dag__check_graph(&p);
+    if (p.wf->ntasks && !p.nproblems)
+        dag__check_templates(&p);
     if (p.nproblems) {
         ret = ERR_INVALID;
         goto out;

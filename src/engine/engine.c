@@ -29,6 +29,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "dag/template.h"
 #include "engine_internal.h"
 #include "sched/cron.h"
 #include "sched/tz.h"
@@ -171,8 +172,26 @@ static char **build_base_env(const struct workflow *wf, json_t *params)
     return envp;
 }
 
+/* A task's command and env with their {{ ... }} placeholders filled in. */
+struct rendered {
+    char **argv;  /* NULL-terminated, or NULL: a shell command */
+    char *shell;
+    char **env;   /* values, in the order of t->env */
+};
+
+static void rendered_release(struct rendered *rd, const struct dag_task *t)
+{
+    if (rd->argv)
+        free_strv(rd->argv);
+    free(rd->shell);
+    for (size_t i = 0; rd->env && i < t->nenv; i++)
+        free(rd->env[i]);
+    free(rd->env);
+    memset(rd, 0, sizeof(*rd));
+}
+
 static char **build_task_env(const struct exec *ex, const struct dag_task *t, int attempt,
-                             const char *output_path)
+                             const char *output_path, const struct rendered *rd)
 {
     char **envp = NULL;
     size_t n = 0, alloc = 0;
@@ -186,7 +205,8 @@ static char **build_task_env(const struct exec *ex, const struct dag_task *t, in
         envp[i] = xstrdup(ex->base_env[i]);
     envp[n] = NULL;
     for (size_t i = 0; i < t->nenv; i++)
-        env_set(&envp, &n, &alloc, t->env[i].key, t->env[i].value);
+        env_set(&envp, &n, &alloc, t->env[i].key,
+                rd && rd->env ? rd->env[i] : t->env[i].value);
     snprintf(num, sizeof(num), "%d", attempt);
     env_set(&envp, &n, &alloc, "ORCH_EXECUTION_ID", ex->id);
     env_set(&envp, &n, &alloc, "ORCH_WORKFLOW", ex->wf->name);
@@ -203,17 +223,118 @@ static char **build_task_env(const struct exec *ex, const struct dag_task *t, in
 
 /* Validate `params_json` against the workflow's declared params, fill defaults.
  * Returns a new JSON object, or NULL with err set. */
+/* What placeholders see: params, the outputs of tasks that succeeded, the
+ * execution's id and due time. */
+static json_t *render_ctx(const struct exec *ex)
+{
+    json_t *ctx = json_object(), *tasks = json_object(), *exo = json_object();
+    json_t *params = json_loads(ex->params ? ex->params : "{}", 0, NULL);
+
+    json_object_set_new(ctx, "params", params ? params : json_object());
+    for (size_t i = 0; i < ex->wf->ntasks; i++) {
+        json_t *out = ex->runs[i].output ? json_loads(ex->runs[i].output, 0, NULL) : NULL;
+        json_t *to;
+        if (!out)
+            continue;
+        to = json_object();
+        json_object_set_new(to, "output", out);
+        json_object_set_new(tasks, ex->wf->tasks[i].name, to);
+    }
+    json_object_set_new(ctx, "tasks", tasks);
+    json_object_set_new(exo, "id", json_string(ex->id));
+    json_object_set_new(ctx, "execution", exo);
+    json_object_set_new(ctx, "scheduledFor",
+                        ex->scheduled_for_text ? json_string(ex->scheduled_for_text)
+                                               : json_null());
+    return ctx;
+}
+
+static int render_one(const char *text, const json_t **ctx, json_t **owned,
+                      const struct exec *ex, enum tpl_quote q, char **out, char *msg,
+                      size_t msglen)
+{
+    struct tpl *t = NULL;
+    struct err err = ERR_INIT;
+    int rc;
+
+    if (!strstr(text, "{{")) {
+        *out = xstrdup(text);
+        return 0;
+    }
+    if (!*ctx) {
+        *owned = render_ctx(ex);
+        *ctx = *owned;
+    }
+    rc = tpl_parse(text, &t, &err);
+    if (rc == 0)
+        rc = tpl_render(t, *ctx, q, out, &err);
+    tpl_free(t);
+    if (rc)
+        snprintf(msg, msglen, "cannot fill in its command: %.400s", err.msg);
+    return rc;
+}
+
+/*
+ * Fill in the placeholders of task `idx`: argv elements as they are, each
+ * value in a shell command single-quoted (it stays one word, whatever it
+ * holds), env values as they are. Returns 0 (rd filled; nothing to do leaves
+ * it empty) or -1 with a message.
+ */
+static int render_task(const struct exec *ex, size_t idx, struct rendered *rd, char *msg,
+                       size_t msglen)
+{
+    const struct dag_task *t = &ex->wf->tasks[idx];
+    const json_t *ctx = NULL;
+    json_t *owned = NULL;
+    int any = 0, rc = 0;
+
+    memset(rd, 0, sizeof(*rd));
+    if (t->shell)
+        any |= strstr(t->shell, "{{") != NULL;
+    for (size_t i = 0; t->argv && i < t->argc; i++)
+        any |= t->argv[i] && strstr(t->argv[i], "{{") != NULL;
+    for (size_t i = 0; i < t->nenv; i++)
+        any |= strstr(t->env[i].value, "{{") != NULL;
+    if (!any)
+        return 0;
+    if (t->shell) {
+        rc = render_one(t->shell, &ctx, &owned, ex, TPL_SHELL, &rd->shell, msg, msglen);
+    } else {
+        rd->argv = xcalloc(t->argc + 1, sizeof(*rd->argv));
+        for (size_t i = 0; i < t->argc && rc == 0; i++)
+            rc = render_one(t->argv[i], &ctx, &owned, ex, TPL_RAW, &rd->argv[i], msg, msglen);
+    }
+    if (t->nenv)
+        rd->env = xcalloc(t->nenv, sizeof(*rd->env));
+    for (size_t i = 0; i < t->nenv && rc == 0; i++)
+        rc = render_one(t->env[i].value, &ctx, &owned, ex, TPL_RAW, &rd->env[i], msg, msglen);
+    json_decref(owned);
+    if (rc) {
+        rendered_release(rd, t);
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * What another node needs to run task `idx` of `ex` (remote.c): the command,
  * its directory, and the environment entries this task adds to or changes in
  * orch's own (the runner starts from its own environment, as here).
  */
-static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx)
+static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx, char *msg,
+                         size_t msglen)
 {
     const struct dag_task *t = &ex->wf->tasks[idx];
-    char **full = build_task_env(ex, t, ex->runs[idx].attempt, NULL);
-    json_t *o = json_object(), *env = json_array();
+    struct rendered rd;
+    char **full;
+    json_t *o, *env;
     (void)eng;
+
+    if (render_task(ex, idx, &rd, msg, msglen) != 0)
+        return NULL;
+    full = build_task_env(ex, t, ex->runs[idx].attempt, NULL, &rd);
+    o = json_object();
+    env = json_array();
 
     for (char **e = full; *e; e++) {
         int inherited = 0;
@@ -227,13 +348,15 @@ static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx)
     json_object_set_new(o, "task", json_string(t->name));
     json_object_set_new(o, "workflow", json_string(ex->wf->name));
     if (t->shell) {
-        json_object_set_new(o, "shell", json_string(t->shell));
+        json_object_set_new(o, "shell", json_string(rd.shell ? rd.shell : t->shell));
     } else {
         json_t *argv = json_array();
-        for (size_t i = 0; t->argv && t->argv[i]; i++)
-            json_array_append_new(argv, json_string(t->argv[i]));
+        char **av = rd.argv ? rd.argv : t->argv;
+        for (size_t i = 0; av && av[i]; i++)
+            json_array_append_new(argv, json_string(av[i]));
         json_object_set_new(o, "argv", argv);
     }
+    rendered_release(&rd, t);
     if (t->working_dir)
         json_object_set_new(o, "dir", json_string(t->working_dir));
     json_object_set_new(o, "env", env);
@@ -692,7 +815,8 @@ static struct proc *proc_new(struct engine *eng, struct exec *ex, const char *ex
     return p;
 }
 
-static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx);
+static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx, char *msg,
+                         size_t msglen);
 
 static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int offer)
 {
@@ -758,7 +882,13 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
     }
     /* TASK_COMMAND: the process is started after the commit. */
     if (offer) {
-        json_t *spec = task_spec(eng, ex, idx);
+        char msg[512];
+        json_t *spec = task_spec(eng, ex, idx, msg, sizeof(msg));
+        if (!spec) {
+            /* A placeholder that cannot be filled will not be filled by a retry. */
+            attempt_end(eng, ex, idx, ATTEMPT_FAILED, -1, 0, msg, 0, 0, 0, 0);
+            return;
+        }
         r->remote = 1;
         engine__remote_offer(eng, ex, idx, spec);
         json_decref(spec);
@@ -1488,6 +1618,9 @@ static void spawn_pending(struct engine *eng)
 
         char **rargv = NULL;
         const char *name;
+        struct rendered rd;
+
+        memset(&rd, 0, sizeof(rd));
 
         p->next = eng->procs;
         eng->procs = p;
@@ -1504,15 +1637,23 @@ static void spawn_pending(struct engine *eng)
                                    p->attempt);
         unlink(p->output_path); /* a leftover of a crash */
         if (ex) {
-            envp = build_task_env(ex, t, p->attempt, p->output_path);
+            char msg[512];
+            if (render_task(ex, p->idx, &rd, msg, sizeof(msg)) != 0) {
+                p->reaped = 1;
+                r->proc = NULL;
+                attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, -1, 0, msg, 0, 0, 0, 0);
+                eng->work_now = 1;
+                continue;
+            }
+            envp = build_task_env(ex, t, p->attempt, p->output_path, &rd);
             if (t->shell) {
                 sh_argv[0] = (char *)"/bin/sh";
                 sh_argv[1] = (char *)"-c";
-                sh_argv[2] = t->shell;
+                sh_argv[2] = rd.shell ? rd.shell : t->shell;
                 sh_argv[3] = NULL;
                 p->ch.argv = sh_argv;
             } else {
-                p->ch.argv = t->argv;
+                p->ch.argv = rd.argv ? rd.argv : t->argv;
             }
             p->ch.dir = t->working_dir;
             name = t->name;
@@ -1543,6 +1684,8 @@ static void spawn_pending(struct engine *eng)
                                            : err_set(&err, ERR_INVALID, "nothing to run");
         free_strv(envp);
         free(rargv);
+        if (ex)
+            rendered_release(&rd, t);
         p->ch.argv = NULL;
         p->ch.envp = NULL;
         if (rc) {

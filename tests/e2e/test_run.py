@@ -10,7 +10,7 @@ import re
 import time
 from datetime import datetime, timezone
 
-from conftest import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, LOG_LINE, REPO, exec_id_from_summary, pid_alive,
+from conftest import (EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_USAGE, LOG_LINE, REPO, exec_id_from_summary, pid_alive,
                       read_pids, task_by_name)
 
 ID_RE = re.compile(r"^ex_[0-9a-hjkmnp-tv-z]{16}$")  # prefix + 16 Crockford base32 chars
@@ -734,3 +734,58 @@ def test_task_outputs(orch):
     assert {x["name"]: x["output"] for x in again["tasks"]}["obj"]["rows"] == 3
     res = orch.run("run", wf, env={"ORCH_MAX_TASK_OUTPUT": "12"})
     assert res.returncode == EXIT_USAGE and "invalid ORCH_MAX_TASK_OUTPUT" in res.stderr
+
+
+def test_templates_in_commands(orch):
+    """{{ params.x }}, {{ tasks.t.output.f }}, {{ execution.id }} fill in arguments, shell
+    commands (each value one single-quoted word) and env; bad references are definition
+    errors; a missing output field fails the task without retries."""
+    hostile = "it's $(touch pwned) `id`; rm -rf x"
+    wf = orch.workflow({"name": "tpl", "params": {"day": {"type": "string", "default": "2026-11-29"},
+                                                  "n": 3},
+                        "tasks": [
+        {"name": "extract", "command": ["/usr/bin/python3", "-c",
+                                        "import json, os; open(os.environ['ORCH_OUTPUT'], 'w')"
+                                        f".write(json.dumps({{'path': {hostile!r}, 'rows': 7}}))"]},
+        {"name": "argv", "dependsOn": ["extract"],
+         "command": ["printf", "%s|%s|%s|%s", "{{ params.day }}", "{{ tasks.extract.output.path }}",
+                     "{{ execution.id }}", "{{ params.n }}"]},
+        {"name": "shell", "dependsOn": ["extract"],
+         "command": "printf '%s|' {{ tasks.extract.output.path }} {{tasks.extract.output.rows}}"},
+        {"name": "env", "dependsOn": ["argv"], "env": {"WHERE": "{{ tasks.extract.output.path }}!"},
+         "command": ["sh", "-c", "printf %s \"$WHERE\""]},
+        {"name": "missing", "dependsOn": ["extract"], "retries": 3,
+         "command": ["echo", "{{ tasks.extract.output.nope }}"]},
+    ]})
+    res = orch.run("run", wf, "--json", "--param", "day=2026-12-01")
+    assert res.returncode == EXIT_FAILED, res.stderr
+    d = json.loads(res.stdout)
+    t = {x["name"]: x for x in d["tasks"]}
+    assert t["argv"]["output"]["stdout"] == f"2026-12-01|{hostile}|{d['id']}|3"
+    assert t["shell"]["output"]["stdout"] == f"{hostile}|7|"
+    assert t["env"]["output"]["stdout"] == f"{hostile}!"
+    assert not (orch.tmp / "pwned").exists()
+    assert t["missing"]["status"] == "failed" and len(t["missing"]["attempts"]) == 1
+    assert t["missing"]["error"] == ("cannot fill in its command: tasks.extract.output.nope: "
+                                     "no field 'nope'")
+    bad = orch.workflow({"name": "bad", "params": {"day": "x"}, "tasks": [
+        {"name": "a", "command": ["echo", "{{ params.dya }}"]},
+        {"name": "b", "command": ["echo", "{{ tasks.c.output.x }}"]},
+        {"name": "c", "dependsOn": ["a"], "command": "echo {{ params.day"},
+        {"name": "d", "type": "noop"},
+        {"name": "e", "dependsOn": ["d"], "command": ["{{ params.day }}", "{{ tasks.d.output }}"],
+         "env": {"X": "{{ item }}"}},
+    ]}, name="bad.json")
+    res = orch.run("validate", bad, "--json")
+    assert res.returncode == EXIT_INVALID
+    probs = {(p["path"], p["message"]) for p in json.loads(res.stdout)["problems"]}
+    assert ("$.tasks[0].command[1]", "{{ params.dya }}: the workflow declares no param 'dya'") in probs
+    assert ("$.tasks[1].command[1]", "{{ tasks.c.output.x }}: task 'c' is not upstream of 'b' "
+            "(add it to dependsOn, directly or through another task)") in probs
+    assert any(p == "$.tasks[2].command" and "unclosed '{{'" in m for p, m in probs), probs
+    assert ("$.tasks[4].command[0]", "the program name 'command[0]' cannot be a template "
+            "(pass values as arguments)") in probs
+    assert ("$.tasks[4].command[1]", "{{ tasks.d.output }}: task 'd' has no output (only "
+            "command tasks have one)") in probs
+    assert ("$.tasks[4].env.X", "{{ item }}: 'item' and 'index' exist only in a task that "
+            "fans out over a list") in probs
