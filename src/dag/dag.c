@@ -39,6 +39,7 @@ static void task_release(struct dag_task *t)
     free(t->shell);
     kv_free(t->env, t->nenv);
     free(t->working_dir);
+    free(t->when);
 }
 
 static void schedule_release(struct dag_schedule *s)

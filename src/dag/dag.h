@@ -91,6 +91,7 @@ struct dag_task {
     int retries;        /* extra attempts after the first, 0..100 */
     struct dag_backoff backoff;
     enum run_if run_if;
+    char *when;       /* a condition (expr.h): false skips the task; NULL: none */
     int64_t sleep_ms; /* TASK_SLEEP: the duration */
 };
 

@@ -40,7 +40,7 @@ static const char *const workflow_fields[] = {
 };
 static const char *const task_fields[] = {
     "name",       "dependsOn", "type",    "command",      "duration", "env",
-    "workingDir", "timeout",   "retries", "retryBackoff", "runIf",
+    "workingDir", "timeout",   "retries", "retryBackoff", "runIf",    "when",
 };
 static const char *const backoff_fields[] = {"initial", "factor", "max", "jitter"};
 static const char *const param_fields[] = {"type", "default", "required", "description"};
@@ -566,6 +566,9 @@ static void parse_task(struct dag__parser *p, const struct dag__path *at, size_t
         } else if (!strcmp(key, "runIf")) {
             if (get_enum(p, &f, v, "runIf", run_if_names, COUNT(run_if_names), &k) == 0)
                 t->run_if = (enum run_if)k;
+        } else if (!strcmp(key, "when")) {
+            /* Checked with the templates, once the graph is known. */
+            get_nonempty_string(p, &f, v, &t->when);
         } else {
             unknown_field(p, &f, key, task_fields, COUNT(task_fields));
         }

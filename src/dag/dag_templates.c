@@ -9,13 +9,15 @@
  *   - execution.id and scheduledFor are always there;
  *   - item and index need a fan-out over a list (not part of the format yet).
  * Placeholders may stand in a command's arguments, its shell string and the
- * values of the task's env.
+ * values of the task's env, and in a task's `when` condition (expr.h), which
+ * is parsed here too.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/xalloc.h"
 #include "dag_internal.h"
+#include "expr.h"
 #include "template.h"
 
 #include "base/banned.h"
@@ -56,21 +58,11 @@ static int has_param(const struct workflow *wf, const char *name)
     return 0;
 }
 
-static void check_one(struct dag__parser *p, const struct dag__path *at, const char *text,
-                      size_t ti, const unsigned char *upstream)
+static void check_ref(struct dag__parser *p, const struct dag__path *at,
+                      const struct tpl_ref *ref, size_t ti, const unsigned char *upstream)
 {
     const struct workflow *wf = p->wf;
-    struct tpl *t = NULL;
-    struct err err = ERR_INIT;
-
-    if (!text || !strstr(text, "{{"))
-        return;
-    if (tpl_parse(text, &t, &err) != 0) {
-        dag__problem(p, at, 0, 0, "%s", err.msg);
-        return;
-    }
-    for (size_t r = 0; r < tpl_nrefs(t); r++) {
-        const struct tpl_ref *ref = tpl_ref_at(t, r);
+    {
         switch (ref->root) {
         case TPL_PARAMS:
             if (!has_param(wf, ref->name))
@@ -110,7 +102,38 @@ static void check_one(struct dag__parser *p, const struct dag__path *at, const c
             break;
         }
     }
+}
+
+static void check_one(struct dag__parser *p, const struct dag__path *at, const char *text,
+                      size_t ti, const unsigned char *upstream)
+{
+    struct tpl *t = NULL;
+    struct err err = ERR_INIT;
+
+    if (!text || !strstr(text, "{{"))
+        return;
+    if (tpl_parse(text, &t, &err) != 0) {
+        dag__problem(p, at, 0, 0, "%s", err.msg);
+        return;
+    }
+    for (size_t r = 0; r < tpl_nrefs(t); r++)
+        check_ref(p, at, tpl_ref_at(t, r), ti, upstream);
     tpl_free(t);
+}
+
+static void check_when(struct dag__parser *p, const struct dag__path *at, const char *text,
+                       size_t ti, const unsigned char *upstream)
+{
+    struct expr *e = NULL;
+    struct err err = ERR_INIT;
+
+    if (expr_parse(text, &e, &err) != 0) {
+        dag__problem(p, at, 0, 0, "%s", err.msg);
+        return;
+    }
+    for (size_t r = 0; r < expr_nrefs(e); r++)
+        check_ref(p, at, expr_ref_at(e, r), ti, upstream);
+    expr_free(e);
 }
 
 void dag__check_templates(struct dag__parser *p)
@@ -126,6 +149,12 @@ void dag__check_templates(struct dag__parser *p)
         struct dag__path cmd = {&task, "command", 0};
         struct dag__path env = {&task, "env", 0};
 
+        struct dag__path when = {&task, "when", 0};
+
+        if (t->when) {
+            mark_upstream(wf, i, upstream, stack);
+            check_when(p, &when, t->when, i, upstream);
+        }
         if (t->type != TASK_COMMAND)
             continue;
         mark_upstream(wf, i, upstream, stack);

@@ -29,6 +29,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "dag/expr.h"
 #include "dag/template.h"
 #include "engine_internal.h"
 #include "sched/cron.h"
@@ -272,6 +273,31 @@ static int render_one(const char *text, const json_t **ctx, json_t **owned,
     if (rc)
         snprintf(msg, msglen, "cannot fill in its command: %.400s", err.msg);
     return rc;
+}
+
+/* Task `idx`'s `when`: 1 it holds (or there is none), 0 it does not, -1 it
+ * cannot be evaluated (msg says why). */
+static int when_holds(const struct exec *ex, size_t idx, char *msg, size_t msglen)
+{
+    const struct dag_task *t = &ex->wf->tasks[idx];
+    struct expr *e = NULL;
+    struct err err = ERR_INIT;
+    int holds = 0, rc;
+
+    if (!t->when)
+        return 1;
+    rc = expr_parse(t->when, &e, &err);
+    if (rc == 0) {
+        json_t *ctx = render_ctx(ex);
+        rc = expr_eval(e, ctx, &holds, &err);
+        json_decref(ctx);
+    }
+    expr_free(e);
+    if (rc) {
+        snprintf(msg, msglen, "cannot evaluate its condition: %.400s", err.msg);
+        return -1;
+    }
+    return holds ? 1 : 0;
 }
 
 /*
@@ -625,7 +651,11 @@ static enum task_status decide_run_if(const struct exec *ex, size_t c)
         return TASK_QUEUED;
     if (any_bad)
         return TASK_UPSTREAM_FAILED;
-    (void)any_skipped;
+    /* Some were skipped, the rest succeeded: a task that depends only on
+     * skipped tasks is skipped too; one with a dependency that ran, runs. */
+    for (size_t i = 0; i < t->ndeps; i++)
+        if (ex->runs[t->deps[i]].status == TASK_SUCCEEDED)
+            return any_skipped ? TASK_QUEUED : TASK_SKIPPED;
     return TASK_SKIPPED;
 }
 
@@ -1044,6 +1074,27 @@ static int dispatch(struct engine *eng)
                     if (limit > 0 && ex->nrunning >= (size_t)limit && t->type != TASK_NOOP)
                         break;
                     int offer = 0;
+                    if (t->when && r->attempt == 0) {
+                        /* Its condition, once, when it is about to start. */
+                        char msg[512];
+                        int w = when_holds(ex, idx, msg, sizeof(msg));
+                        if (w <= 0) {
+                            f->head++;
+                            r->queued_in_ready = 0;
+                            if (w == 0) {
+                                log_info(COMP_TASK, "Task '%s' skipped: its condition is false",
+                                         t->name);
+                                task_finalize(eng, ex, idx, TASK_SKIPPED,
+                                              "skipped: its condition is false");
+                            } else {
+                                log_error(COMP_TASK, "Task '%s' failed: %s", t->name, msg);
+                                task_finalize(eng, ex, idx, TASK_FAILED, msg);
+                            }
+                            progress = 1;
+                            again = 1;
+                            continue;
+                        }
+                    }
                     if (t->type == TASK_COMMAND && eng->nprocs >= (size_t)eng->cfg.workers) {
                         /* No slot here: another node may run it. */
                         if (!engine__remote_offer_ok(eng))

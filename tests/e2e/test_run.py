@@ -789,3 +789,52 @@ def test_templates_in_commands(orch):
             "command tasks have one)") in probs
     assert ("$.tasks[4].env.X", "{{ item }}: 'item' and 'index' exist only in a task that "
             "fans out over a list") in probs
+
+
+def test_when_conditions(orch):
+    """`when` skips a task when false; what depends only on skipped tasks is skipped, what
+    also depends on a task that ran still runs; bad conditions are clear errors."""
+    def wf(changed):
+        return orch.workflow({"name": "cond", "params": {"mode": "full"}, "tasks": [
+            {"name": "check", "command": f"echo '{{\"changed\": {changed}, \"n\": 3}}' > "
+                                         "\"$ORCH_OUTPUT\""},
+            {"name": "load", "dependsOn": ["check"],
+             "when": "{{ tasks.check.output.changed }} == true and {{ params.mode }} != 'off'",
+             "command": ["echo", "loading"]},
+            {"name": "notify", "dependsOn": ["load"], "command": ["echo", "notified"]},
+            {"name": "other", "dependsOn": ["check"], "when": "not ({{ tasks.check.output.n }} < 2)",
+             "command": ["echo", "other"]},
+            {"name": "report", "dependsOn": ["load", "other"], "command": ["echo", "report"]},
+            {"name": "broken", "dependsOn": ["check"], "when": "{{ tasks.check.output.n }} > 'x'",
+             "command": ["echo", "never"]},
+        ]}, name=f"cond-{changed}.json")
+    res = orch.run("run", wf("false"), "--json")
+    d = json.loads(res.stdout)
+    st = {t["name"]: t["status"] for t in d["tasks"]}
+    assert st == {"check": "succeeded", "load": "skipped", "notify": "skipped",
+                  "other": "succeeded", "report": "succeeded", "broken": "failed"}, st
+    t = {x["name"]: x for x in d["tasks"]}
+    assert t["load"]["error"] == "skipped: its condition is false" and not t["load"]["attempts"]
+    assert t["broken"]["error"].startswith("cannot evaluate its condition:")
+    res = orch.run("run", wf("true"), "--json")
+    st = {t["name"]: t["status"] for t in json.loads(res.stdout)["tasks"]}
+    assert st["load"] == st["notify"] == st["report"] == "succeeded", st
+    res = orch.run("run", wf("true"), "--json", "--param", "mode=off")
+    st = {t["name"]: t["status"] for t in json.loads(res.stdout)["tasks"]}
+    assert st["load"] == st["notify"] == "skipped" and st["report"] == "succeeded", st
+    bad = orch.workflow({"name": "badcond", "tasks": [
+        {"name": "a", "command": ["true"], "when": "1 < "},
+        {"name": "b", "command": ["true"], "when": "{{ tasks.c.output.x }} == 1"},
+        {"name": "c", "command": ["true"]},
+    ]}, name="badcond.json")
+    res = orch.run("validate", bad, "--json")
+    assert res.returncode == EXIT_INVALID
+    probs = {(p["path"], p["message"]) for p in json.loads(res.stdout)["problems"]}
+    assert any(p == "$.tasks[0].when" and "expected an operand" in m for p, m in probs), probs
+    assert ("$.tasks[1].when", "{{ tasks.c.output.x }}: task 'c' is not upstream of 'b' (add it "
+            "to dependsOn, directly or through another task)") in probs
+    empty = orch.workflow({"name": "emptycond", "tasks": [
+        {"name": "a", "command": ["true"], "when": ""}]}, name="emptycond.json")
+    res = orch.run("validate", empty, "--json")
+    probs = {(p["path"], p["message"]) for p in json.loads(res.stdout)["problems"]}
+    assert probs == {("$.tasks[0].when", "'when' must not be empty")}, probs
