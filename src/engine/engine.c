@@ -139,6 +139,23 @@ static void free_strv(char **v)
     free(v);
 }
 
+/* orch's own environment without its private variables: the start of every
+ * task's (a process run for another node's execution too). */
+static void inherited_env(char ***envp, size_t *n, size_t *alloc)
+{
+    XGROW(*envp, *alloc, 1);
+    (*envp)[0] = NULL;
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        char *k;
+        if (!eq || env_is_private(*e))
+            continue;
+        k = xstrndup(*e, (size_t)(eq - *e));
+        env_set(envp, n, alloc, k, eq + 1);
+        free(k);
+    }
+}
+
 static char **build_base_env(const struct workflow *wf, json_t *params)
 {
     char **envp = NULL;
@@ -146,17 +163,7 @@ static char **build_base_env(const struct workflow *wf, json_t *params)
     const char *key;
     json_t *val;
 
-    XGROW(envp, alloc, 1);
-    envp[0] = NULL;
-    for (char **e = environ; e && *e; e++) {
-        const char *eq = strchr(*e, '=');
-        char *k;
-        if (!eq || env_is_private(*e))
-            continue;
-        k = xstrndup(*e, (size_t)(eq - *e));
-        env_set(&envp, &n, &alloc, k, eq + 1);
-        free(k);
-    }
+    inherited_env(&envp, &n, &alloc);
     for (size_t i = 0; i < wf->nenv; i++)
         env_set(&envp, &n, &alloc, wf->env[i].key, wf->env[i].value);
     json_object_foreach(params, key, val) {
@@ -396,17 +403,7 @@ static char **runner_env(const json_t *spec, const char *output_path)
     size_t n = 0, alloc = 0;
     const json_t *env = json_object_get(spec, "env");
 
-    XGROW(envp, alloc, 1);
-    envp[0] = NULL;
-    for (char **e = environ; e && *e; e++) {
-        const char *eq = strchr(*e, '=');
-        char *k;
-        if (!eq || env_is_private(*e))
-            continue;
-        k = xstrndup(*e, (size_t)(eq - *e));
-        env_set(&envp, &n, &alloc, k, eq + 1);
-        free(k);
-    }
+    inherited_env(&envp, &n, &alloc);
     for (size_t i = 0; i < json_array_size(env); i++) {
         const char *kv = json_string_value(json_array_get(env, i));
         const char *eq = kv ? strchr(kv, '=') : NULL;
