@@ -219,7 +219,15 @@ static void collect_results(struct engine *eng)
                              : NULL;
         struct offer_row del;
         key_of(&del, o->exec_id, (size_t)o->task_idx, o->attempt);
-        op_add(eng, ROFF_DELETE, &del);
+        if (o->runner_gone && !o->finished_at) {
+            /* Its runner stopped renewing its lease: should it come back, the
+             * cancel mark makes it end the process; the row goes once it has
+             * reported. */
+            op_add(eng, ROFF_CANCEL, &del);
+            add_target(&eng->cancel_to, &eng->ncancel_to, &eng->cancel_alloc, "*");
+        } else {
+            op_add(eng, ROFF_DELETE, &del);
+        }
         if (!r || !r->remote || r->attempt != o->attempt || r->status != TASK_RUNNING) {
             log_debug(COMP_TASK, "Dropped the late result of an offered attempt %d of %s",
                       o->attempt, o->exec_id);

@@ -2250,7 +2250,15 @@ static int pg_node_register(struct store *st, const struct node_row *row, int64_
                        "node name '%s' is in use by a running node (its heartbeat is recent); "
                        "give this one another --node name",
                        row->id);
-    /* Forget nodes gone for a day that own nothing. */
+    /* Forget offers given up on runners gone for a day, then nodes gone for a
+     * day that own nothing. */
+    rc = pq_run(s,
+                "DELETE FROM task_offers o WHERE o.cancel_requested = 1"
+                " AND o.finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM nodes n"
+                " WHERE n.id = o.runner_node AND n.heartbeat_at >= " PG_NOW_MS " - 86400000)",
+                NULL, NULL, err, "cannot forget old offers");
+    if (rc)
+        return rc;
     memset(&p, 0, sizeof(p));
     rc = pq_run(s,
                 "DELETE FROM nodes n WHERE n.heartbeat_at < " PG_NOW_MS " - 86400000"
@@ -2869,9 +2877,9 @@ static int pg_offers_owned(struct store *st, const char *owner, int64_t lease_ms
                              " AND n.stopped_at IS NULL AND n.heartbeat_at >= " PG_NOW_MS
                              " - $2)) FROM task_offers o WHERE o.owner_node = $1"
                              " AND o.runner_node IS NOT NULL AND (o.finished_at IS NOT NULL"
-                             " OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = o.runner_node"
-                             " AND n.stopped_at IS NULL AND n.heartbeat_at >= " PG_NOW_MS
-                             " - $2))",
+                             " OR (o.cancel_requested = 0 AND NOT EXISTS (SELECT 1 FROM nodes n"
+                             " WHERE n.id = o.runner_node AND n.stopped_at IS NULL"
+                             " AND n.heartbeat_at >= " PG_NOW_MS " - $2)))",
                              &p),
                      1, out, out_n, err, "cannot read the offers of a node");
 }

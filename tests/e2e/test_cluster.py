@@ -468,3 +468,35 @@ def test_owner_dies_while_others_run_its_tasks(pg, nodes, tmp_path):
     assert len({(e, t, n) for e, t, n in lines}) == len(lines)
     assert b.stop() == 0
     b.assert_log_clean()
+
+
+def test_paused_runner_gives_up_its_task(pg, nodes, tmp_path):
+    """A node paused past its lease while it runs another node's task: the owner records
+    the attempt lost, ends the orphan and runs the task again; the runner, resumed, finds
+    its run given up; the task succeeds once."""
+    url = pg.database()
+    side = tmp_path / "side.txt"
+    a = Node(tmp_path, url, "p1", lease="2s", workers=1)
+    nodes.append(a)
+    a.start()
+    b = Node(tmp_path, url, "p2", role="worker", lease="2s", workers=1, admin_key=a.admin_key)
+    nodes.append(b)
+    b.start()
+    time.sleep(1)
+    a.apply(fan_workflow("fan2", side, 2, 5))
+    ex = a.trigger("fan2")["id"]
+    b.wait_log("runs here for node 'p1'", timeout=20)
+    b.pause()
+    try:
+        a.wait_log("was lost with node 'p2'", timeout=20)
+    finally:
+        b.resume()
+    d = a.wait_exec(ex, timeout=60)
+    assert d["status"] == "succeeded", json.dumps(d, indent=1)
+    lost = [x for t in d["tasks"] for x in t["attempts"] if x["status"] == "lost"]
+    assert len(lost) == 1 and lost[0]["error"].startswith("lost: the node running it (p2)")
+    check_exactly_once(a, [ex], side)
+    assert len(side_effects(side)) == 2, side_effects(side)
+    for n in (a, b):
+        assert n.stop() == 0
+        n.assert_log_clean()
