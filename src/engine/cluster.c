@@ -505,7 +505,7 @@ void engine__node_tick(struct engine *eng)
         struct err err = ERR_INIT;
         struct node_beat beat;
         int64_t claimable;
-        int rc = store_node_heartbeat2(eng->st, eng->node_id, eng->lease_ms, &beat, &err);
+        int rc = store_node_heartbeat(eng->st, eng->node_id, eng->lease_ms, &beat, &err);
         claimable = beat.claimable;
         eng->peer_slots = beat.peer_slots;
         if (beat.open_offers > 0 && eng->claim_work)

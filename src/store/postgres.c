@@ -2268,34 +2268,6 @@ static int pg_node_register(struct store *st, const struct node_row *row, int64_
     return rc;
 }
 
-static int pg_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
-                             int64_t *out_claimable, struct err *err)
-{
-    struct pg_store *s = pg(st);
-    struct params p = {0};
-    PGresult *res;
-
-    p_text(&p, id);
-    p_i64(&p, lease_ms);
-    res = pq_exec(s,
-                  "UPDATE nodes SET heartbeat_at = " PG_NOW_MS " WHERE id = $1"
-                  " RETURNING (SELECT count(*) FROM executions e"
-                  " LEFT JOIN nodes n ON n.id = e.owner_node"
-                  " WHERE " PG_UNFINISHED " AND (e.owner_node IS NULL OR " PG_OWNER_GONE("$2") "))",
-                  &p);
-    if (!pq_ok(res))
-        return pq_fail(s, res, err, "cannot renew the heartbeat of node '%s' in %s", id,
-                       s->where);
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return err_set(err, ERR_NOT_FOUND, "node '%s' is not registered in %s", id, s->where);
-    }
-    if (out_claimable)
-        *out_claimable = g_opt(res, 0, 0, 0);
-    PQclear(res);
-    return 0;
-}
-
 static int pg_node_stop(struct store *st, const char *id, struct err *err)
 {
     struct params p = {0};
@@ -2682,7 +2654,7 @@ static const char *pg_where(struct store *st)
 
 /* --- task offers --- */
 
-static int pg_node_heartbeat2(struct store *st, const char *id, int64_t lease_ms,
+static int pg_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
                               struct node_beat *out, struct err *err)
 {
     struct pg_store *s = pg(st);
@@ -2978,7 +2950,6 @@ const struct store_backend store__postgres_backend = {
     .reconnect = pg_reconnect,
     .where = pg_where,
     .set_pipelining = pg_set_pipelining,
-    .node_heartbeat2 = pg_node_heartbeat2,
     .offer_put = pg_offer_put,
     .offer_delete = pg_offer_delete,
     .offer_cancel = pg_offer_cancel,

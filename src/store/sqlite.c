@@ -2433,13 +2433,13 @@ static int sq_node_update(struct sqlite_store *s, const char *sql, const char *i
 }
 
 static int sqlite_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
-                                 int64_t *out_claimable, struct err *err)
+                                 struct node_beat *out, struct err *err)
 {
     int changed = 0;
     int rc = sq_node_update(sq(st), "UPDATE nodes SET heartbeat_at = " SQ_NOW_MS " WHERE id = ?1",
                             id, "renew the heartbeat", &changed, err);
     (void)lease_ms;
-    (void)out_claimable; /* one node: it owns everything */
+    (void)out; /* one node: it owns everything, nobody else takes offers */
     if (rc == 0 && changed == 0)
         rc = err_set(err, ERR_NOT_FOUND, "node '%s' is not registered", id);
     return rc;

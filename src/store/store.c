@@ -1090,11 +1090,14 @@ int store_node_register(struct store *st, const struct node_row *row, int64_t le
 }
 
 int store_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
-                         int64_t *out_claimable, struct err *err)
+                         struct node_beat *out, struct err *err)
 {
-    if (out_claimable)
-        *out_claimable = 0;
-    return st->be->node_heartbeat(st, id, lease_ms, out_claimable, err);
+    struct node_beat ignored;
+
+    if (!out)
+        out = &ignored;
+    memset(out, 0, sizeof(*out));
+    return st->be->node_heartbeat(st, id, lease_ms, out, err);
 }
 
 int store_node_stop(struct store *st, const char *id, struct err *err)
@@ -1246,15 +1249,6 @@ void offer_rows_free(struct offer_row *rows, size_t n)
         free(rows[i].output);
     }
     free(rows);
-}
-
-int store_node_heartbeat2(struct store *st, const char *id, int64_t lease_ms,
-                          struct node_beat *out, struct err *err)
-{
-    memset(out, 0, sizeof(*out));
-    if (!st->be->node_heartbeat2)
-        return st->be->node_heartbeat(st, id, lease_ms, &out->claimable, err);
-    return st->be->node_heartbeat2(st, id, lease_ms, out, err);
 }
 
 #define OFFER_CALL(fn, ...)                                                                        \

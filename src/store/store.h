@@ -450,8 +450,9 @@ void fire_rows_free(struct fire_row *rows, size_t n);
  * database's clock.
  *
  * On SQLite (one node per data directory) the node calls work, so that
- * /v1/nodes shows the one node; the claim, fence, notify and lock calls are
- * PostgreSQL's only (ERR_INVALID elsewhere).
+ * /v1/nodes shows the one node; claims, fences, leases, offers and
+ * notifications are PostgreSQL's only (ERR_INVALID elsewhere; a notify is a
+ * no-op: there is nobody else to wake).
  */
 
 struct node_row {
@@ -474,20 +475,18 @@ struct node_row {
  * (its process is known to be gone). */
 int store_node_register(struct store *st, const struct node_row *row, int64_t lease_ms,
                         struct err *err);
-/* Renew the heartbeat of node `id` (one statement). *out_claimable (may be
- * NULL): unfinished executions that nobody owns or whose owner's lease has
- * expired: work to claim. ERR_NOT_FOUND if the row is gone. */
-int store_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
-                         int64_t *out_claimable, struct err *err);
-/* What a heartbeat on PostgreSQL also tells: offers nobody has claimed, and
- * the worker slots of the other live nodes. */
+/* What a heartbeat also tells (PostgreSQL; zero elsewhere): executions that
+ * nobody owns or whose owner's lease has expired (work to claim), offered
+ * tasks nobody has claimed, and the worker slots of the other live nodes. */
 struct node_beat {
     int64_t claimable;
     int64_t open_offers;
     int64_t peer_slots;
 };
-int store_node_heartbeat2(struct store *st, const char *id, int64_t lease_ms,
-                          struct node_beat *out, struct err *err);
+/* Renew the heartbeat of node `id`: one statement, which also fills *out
+ * (may be NULL). ERR_NOT_FOUND if the row is gone. */
+int store_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
+                         struct node_beat *out, struct err *err);
 /* Mark node `id` stopped: what it still owns may be claimed at once. */
 int store_node_stop(struct store *st, const char *id, struct err *err);
 /* Every node, newest heartbeat first. Free with node_rows_free. */
@@ -596,8 +595,8 @@ int store_lease_release(struct store *st, const char *name, const char *node, st
 
 /* Is the connection usable? (0 after it was lost.) */
 int store_connected(struct store *st);
-/* Connect again after a loss (one try). Listens are renewed; advisory locks
- * are lost with the old connection. */
+/* Connect again after a loss (one try). Listens are renewed; statements are
+ * prepared again as they are used. */
 int store_reconnect(struct store *st, struct err *err);
 /*
  * Pipelining (PostgreSQL): inside a write transaction, the writes the engine

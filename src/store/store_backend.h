@@ -107,7 +107,7 @@ struct store_backend {
     int (*node_register)(struct store *st, const struct node_row *row, int64_t lease_ms,
                          struct err *err);
     int (*node_heartbeat)(struct store *st, const char *id, int64_t lease_ms,
-                          int64_t *out_claimable, struct err *err);
+                          struct node_beat *out, struct err *err);
     int (*node_stop)(struct store *st, const char *id, struct err *err);
     int (*nodes_list)(struct store *st, struct node_row **out, size_t *out_n, struct err *err);
     /* Scale-out: NULL on a backend of one node (SQLite). */
@@ -135,8 +135,6 @@ struct store_backend {
     int (*reconnect)(struct store *st, struct err *err);
     const char *(*where)(struct store *st);
     void (*set_pipelining)(struct store *st, int on); /* NULL: nothing to batch */
-    int (*node_heartbeat2)(struct store *st, const char *id, int64_t lease_ms,
-                           struct node_beat *out, struct err *err);
     int (*offer_put)(struct store *st, const struct offer_row *o, struct err *err);
     int (*offer_delete)(struct store *st, const char *exec_id, int task_idx, int attempt,
                         struct err *err);

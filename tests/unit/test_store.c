@@ -3046,6 +3046,7 @@ static void register_node(struct store *st, const char *id, int64_t lease_ms, in
     n.pid = 42;
     n.role = (char *)"server";
     n.version = (char *)"0.0.0";
+    n.slots = 4;
     assert_int_equal(store_node_register(st, &n, lease_ms, &err), expect);
 }
 
@@ -3064,14 +3065,14 @@ static void test_nodes(void **state)
     struct node_row *rows = NULL;
     const struct node_row *r;
     size_t n = 0;
-    int64_t claimable = -1;
+    struct node_beat beat = {-1, -1, -1};
 
     register_node(f->st, "a", 30000, 0);
     /* A second live node of the same name is refused; a lease of 0 takes it. */
     register_node(f->st, "a", 30000, ERR_BUSY);
     register_node(f->st, "a", 0, 0);
-    assert_int_equal(store_node_heartbeat(f->st, "a", 30000, &claimable, &err), 0);
-    assert_int_equal(claimable, 0);
+    assert_int_equal(store_node_heartbeat(f->st, "a", 30000, &beat, &err), 0);
+    assert_int_equal(beat.claimable, 0);
     assert_int_equal(store_node_heartbeat(f->st, "nobody", 30000, NULL, &err), ERR_NOT_FOUND);
     assert_int_equal(store_nodes_list(f->st, &rows, &n, &err), 0);
     r = find_node(rows, n, "a");
@@ -3159,9 +3160,11 @@ static void test_pg_claims_fences_leases(void **state)
     insert_exec(f->st, &e3);
     insert_exec(f->st, &e4);
     {
-        int64_t claimable = 0;
-        assert_int_equal(store_node_heartbeat(f->st, "A", 30000, &claimable, &err), 0);
-        assert_int_equal(claimable, 2); /* e1 and e2 */
+        struct node_beat beat;
+        assert_int_equal(store_node_heartbeat(f->st, "A", 30000, &beat, &err), 0);
+        assert_int_equal(beat.claimable, 2); /* e1 and e2 */
+        assert_int_equal(beat.open_offers, 0);
+        assert_int_equal(beat.peer_slots, 4); /* B's; the dead node's do not count */
     }
     assert_int_equal(store_executions_claim(f->st, "A", 10, 30000, STORE_CLAIM_UNOWNED, &ids, &n,
                                             &err),
@@ -3208,6 +3211,69 @@ static void test_pg_claims_fences_leases(void **state)
         assert_string_equal(ids[0], e3.id);
         free_ids(ids, n);
         store_rollback(f->st);
+    }
+    /* A task offered by A, claimed and run by B, its result back to A. */
+    {
+        struct offer_row o, *rows = NULL;
+        size_t nrows = 0;
+        struct node_beat beat;
+        memset(&o, 0, sizeof(o));
+        snprintf(o.exec_id, sizeof(o.exec_id), "%s", e1.id);
+        o.task_idx = 0;
+        o.attempt = 1;
+        o.owner = (char *)"A";
+        o.spec = (char *)"{\"argv\":[\"true\"]}";
+        o.offered_at = 5;
+        o.exit_code = -1;
+        register_node(f->st, "B", 0, 0); /* alive again */
+        assert_int_equal(store_offer_put(f->st, &o, &err), 0);
+        assert_int_equal(store_node_heartbeat(f->st, "B", 30000, &beat, &err), 0);
+        assert_int_equal(beat.open_offers, 1);
+        assert_int_equal(store_offers_claim(f->st, "B", 5, &rows, &nrows, &err), 0);
+        assert_int_equal(nrows, 1);
+        assert_string_equal(rows[0].owner, "A");
+        assert_string_equal(rows[0].spec, o.spec);
+        offer_rows_free(rows, nrows);
+        /* Claimed once: nothing left for a second claim. */
+        assert_int_equal(store_offers_claim(f->st, "A", 5, &rows, &nrows, &err), 0);
+        assert_int_equal(nrows, 0);
+        /* Still running on a live runner: nothing for the owner yet. */
+        assert_int_equal(store_offers_owned(f->st, "A", 30000, &rows, &nrows, &err), 0);
+        assert_int_equal(nrows, 0);
+        o.runner_node = (char *)"B";
+        o.runner = (char *)"h:7";
+        o.pid = 7;
+        o.finished_at = 9;
+        o.status = (char *)"succeeded";
+        o.exit_code = 0;
+        o.output = (char *)"{\"n\":1}";
+        assert_int_equal(store_offer_report(f->st, &o, &err), 0);
+        assert_int_equal(store_offers_owned(f->st, "A", 30000, &rows, &nrows, &err), 0);
+        assert_int_equal(nrows, 1);
+        assert_string_equal(rows[0].status, "succeeded");
+        assert_string_equal(rows[0].output, "{\"n\":1}");
+        assert_string_equal(rows[0].runner, "h:7");
+        assert_false(rows[0].runner_gone);
+        offer_rows_free(rows, nrows);
+        /* A takeover moves the offer to its new owner; a cancel reaches the runner. */
+        assert_int_equal(store_offers_adopt(f->st, e1.id, "C", &rows, &nrows, &err), 0);
+        assert_int_equal(nrows, 1);
+        offer_rows_free(rows, nrows);
+        o.attempt = 2;
+        o.owner = (char *)"C";
+        o.finished_at = 0;
+        assert_int_equal(store_offer_put(f->st, &o, &err), 0);
+        assert_int_equal(store_offers_claim(f->st, "B", 5, &rows, &nrows, &err), 0);
+        offer_rows_free(rows, nrows);
+        assert_int_equal(store_offer_cancel(f->st, e1.id, 0, 2, &err), 0);
+        assert_int_equal(store_offers_cancelled(f->st, "B", &rows, &nrows, &err), 0);
+        assert_int_equal(nrows, 1);
+        assert_int_equal(rows[0].attempt, 2);
+        offer_rows_free(rows, nrows);
+        assert_int_equal(store_offer_delete(f->st, e1.id, 0, 1, &err), 0);
+        assert_int_equal(store_offer_delete(f->st, e1.id, 0, 2, &err), 0);
+        assert_int_equal(store_offers_owned(f->st, "C", 30000, &rows, &nrows, &err), 0);
+        assert_int_equal(nrows, 0);
     }
     /* Cancel requests reach the owner. */
     assert_int_equal(store_execution_request_cancel(f->st, e1.id, 99, &err), 0);
