@@ -190,21 +190,20 @@ void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
 
 /* ------------------------------------------------------------------ fencing */
 
-/* Does this turn write anything of `ex`? */
-static int exec_writes(const struct engine *eng, const struct exec *ex)
+/* Mark (ex->writes) the executions this turn writes anything of: one pass
+ * over the pending attempts and the processes, then one over the runs. */
+static void mark_writes(struct engine *eng)
 {
-    if (ex->dirty || ex->tasks_new)
-        return 1;
-    for (size_t i = 0; i < ex->wf->ntasks; i++)
-        if (ex->runs[i].dirty)
-            return 1;
+    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+        ex->writes = ex->dirty || ex->tasks_new;
+        for (size_t i = 0; !ex->writes && i < ex->wf->ntasks; i++)
+            ex->writes = ex->runs[i].dirty;
+    }
     for (size_t i = 0; i < eng->npatt; i++)
-        if (eng->patt[i].ex == ex)
-            return 1;
+        eng->patt[i].ex->writes = 1;
     for (const struct proc *p = eng->procs; p; p = p->next)
-        if (p->ex == ex && (p->pend[0].len || p->pend[1].len || p->pid_dirty))
-            return 1;
-    return 0;
+        if (p->ex && (p->pend[0].len || p->pend[1].len || p->pid_dirty))
+            p->ex->writes = 1;
 }
 
 /*
@@ -221,8 +220,10 @@ static int fence(struct engine *eng, int all, int *out_lost, struct err *err)
     *out_lost = 0;
     if (!eng->cluster)
         return 0;
+    if (!all)
+        mark_writes(eng);
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        if (ex->lost || ex->is_new || (!all && !exec_writes(eng, ex)))
+        if (ex->lost || ex->is_new || (!all && !ex->writes))
             continue;
         XGROW(ids, alloc, n + 1);
         ids[n++] = ex->id;
@@ -260,8 +261,9 @@ int engine__conflict_recover(struct engine *eng)
     char **retake = NULL;
     size_t n = 0, alloc = 0, dropped = 0;
 
+    mark_writes(eng);
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        if (ex->lost || !exec_writes(eng, ex))
+        if (ex->lost || !ex->writes)
             continue;
         if (!ex->is_new) {
             XGROW(retake, alloc, n + 1);

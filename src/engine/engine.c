@@ -1525,8 +1525,13 @@ static int task_output(struct engine *eng, struct proc *p, char **out, char *msg
 
     *out = NULL;
     if (f) {
-        char *buf = xmalloc(cap + 2);
-        size_t n = fread(buf, 1, cap + 1, f);
+        struct stat sb;
+        /* As much as the file holds (no more than the cap and one byte). */
+        size_t want = fstat(fileno(f), &sb) == 0 && (uint64_t)sb.st_size <= cap
+                          ? (size_t)sb.st_size + 1
+                          : cap + 1;
+        char *buf = xmalloc(want + 1);
+        size_t n = fread(buf, 1, want, f);
         json_error_t jerr;
         fclose(f);
         if (n > cap) {

@@ -234,9 +234,10 @@ int engine_post_backfill(struct engine *eng, const char *schedule_id, int64_t fr
  * - a node claims, with FOR UPDATE SKIP LOCKED, the executions queued for any
  *   node (while it has free slots) and those whose owner's lease has expired
  *   (their running attempts are recorded as lost and retried per policy);
- * - a busy node hands new executions to the others (queued, unowned) and
- *   wakes them with NOTIFY; idle nodes sleep in LISTEN, so an idle cluster
- *   issues one heartbeat statement per node and interval;
+ * - a busy node hands new executions to the others (queued, unowned), and
+ *   offers the ready command tasks it has no slot for (remote.c), waking them
+ *   with NOTIFY; idle nodes sleep in LISTEN, so an idle cluster issues a few
+ *   statements per node and heartbeat;
  * - one node at a time fires the schedules: the holder of the "scheduler"
  *   lease, renewed with the heartbeat; the unique (schedule, due time) key
  *   keeps a due time from firing twice should two nodes ever believe they

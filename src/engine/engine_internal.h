@@ -167,6 +167,7 @@ struct exec {
     int64_t scheduled_for; /* its due time (ms) */
     char *scheduled_for_text; /* ISO 8601 in the schedule's zone, for ORCH_SCHEDULED_FOR */
     int lost;        /* taken by another node: nothing of it is written any more */
+    int writes;      /* this turn writes something of it (cluster.c, for the fence) */
     int handoff;     /* created for any node: inserted queued and unowned, then dropped */
     struct exec *next;
 };
