@@ -40,6 +40,20 @@ static void task_release(struct dag_task *t)
     kv_free(t->env, t->nenv);
     free(t->working_dir);
     free(t->when);
+    free(t->http.method);
+    free(t->http.url);
+    kv_free(t->http.headers, t->http.nheaders);
+    free(t->http.body);
+    free(t->http.body_json);
+    free(t->http.expect);
+    free(t->http.username);
+    free(t->http.username_env);
+    free(t->http.password_env);
+    free(t->http.bearer_env);
+    free(t->subflow.workflow);
+    free(t->subflow.params_json);
+    free(t->for_each);
+    free(t->for_each_json);
 }
 
 static void schedule_release(struct dag_schedule *s)
@@ -58,6 +72,7 @@ void workflow_free(struct workflow *wf)
         return;
     free(wf->name);
     free(wf->description);
+    free(wf->outputs_json);
     for (i = 0; i < wf->nparams; i++) {
         free(wf->params[i].name);
         free(wf->params[i].default_json);
@@ -114,6 +129,10 @@ const char *dag_task_type_name(enum task_type t)
         return "noop";
     case TASK_SLEEP:
         return "sleep";
+    case TASK_HTTP:
+        return "http";
+    case TASK_WORKFLOW:
+        return "workflow";
     }
     return "unknown";
 }

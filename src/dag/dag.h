@@ -26,6 +26,9 @@
 #ifndef DAG_MAX_TASKS
 #define DAG_MAX_TASKS 100000
 #endif
+#ifndef DAG_MAX_ITEMS
+#define DAG_MAX_ITEMS 100000 /* items of one fan-out (forEach) */
+#endif
 #ifndef DAG_MAX_SCHEDULES
 #define DAG_MAX_SCHEDULES 1000 /* schedules of one workflow */
 #endif
@@ -37,6 +40,8 @@ enum task_type {
     TASK_COMMAND = 0, /* default */
     TASK_NOOP,
     TASK_SLEEP,
+    TASK_HTTP,     /* an HTTP request (struct dag_http) */
+    TASK_WORKFLOW, /* a child execution of another workflow (struct dag_subflow) */
 };
 
 enum run_if {
@@ -48,6 +53,35 @@ enum run_if {
 struct dag_kv {
     char *key;
     char *value;
+};
+
+/* An accepted status range of an HTTP task: lo..hi inclusive. */
+struct dag_status_range {
+    int lo, hi;
+};
+
+/* TASK_HTTP. url, header values, body and username may hold {{ }} placeholders. */
+struct dag_http {
+    char *method;              /* upper case; default "GET" */
+    char *url;
+    struct dag_kv *headers;    /* in the order written */
+    size_t nheaders;
+    char *body;                /* a string body, or NULL */
+    char *body_json;           /* a JSON body as compact text (its strings may be placeholders), or NULL */
+    struct dag_status_range *expect; /* default: one range 200..299 */
+    size_t nexpect;
+    int follow_redirects;      /* default 1 */
+    int idempotent;            /* may be retried: default 1 for GET, HEAD, PUT, DELETE, OPTIONS */
+    char *username;            /* basic auth: the user, or NULL */
+    char *username_env;        /* ... or the variable holding it */
+    char *password_env;        /* basic auth: the variable holding the password */
+    char *bearer_env;          /* bearer auth: the variable holding the token */
+};
+
+/* TASK_WORKFLOW. */
+struct dag_subflow {
+    char *workflow;    /* the registered workflow to run */
+    char *params_json; /* compact JSON object (its strings may be placeholders), or NULL */
 };
 
 struct dag_backoff {
@@ -93,6 +127,14 @@ struct dag_task {
     enum run_if run_if;
     char *when;       /* a condition (expr.h): false skips the task; NULL: none */
     int64_t sleep_ms; /* TASK_SLEEP: the duration */
+    struct dag_http http;      /* TASK_HTTP */
+    struct dag_subflow subflow; /* TASK_WORKFLOW */
+    /* Fan-out over a list: one instance of the task per item. At most one of
+     * for_each (a single placeholder naming a list) and for_each_json (a
+     * literal JSON array, compact text) is set. */
+    char *for_each;
+    char *for_each_json;
+    int max_parallel; /* instances running at once; 0 = no limit of its own */
 };
 
 /* What a schedule does about fire times missed while the scheduler was down. */
@@ -134,6 +176,9 @@ struct dag_schedule {
 
 struct workflow {
     char *name;
+    /* Compact JSON object of output name -> template, rendered when the
+     * execution succeeds (what a parent's workflow task gets), or NULL. */
+    char *outputs_json;
     char *description; /* or NULL */
     struct dag_param *params;
     size_t nparams;

@@ -36,12 +36,15 @@
 
 static const char *const workflow_fields[] = {
     "name", "description", "params", "tasks", "timeout", "concurrency", "env",
-    "retention", "maxQueued", "maxRunning", "stuckPolicy", "schedules",
+    "retention", "maxQueued", "maxRunning", "stuckPolicy", "schedules", "outputs",
 };
 static const char *const task_fields[] = {
     "name",       "dependsOn", "type",    "command",      "duration", "env",
     "workingDir", "timeout",   "retries", "retryBackoff", "runIf",    "when",
+    "method",     "url",       "headers", "body",         "expectStatus", "followRedirects",
+    "auth",       "idempotent", "workflow", "params",     "forEach",  "maxParallel",
 };
+static const char *const auth_fields[] = {"username", "usernameEnv", "passwordEnv", "bearerEnv"};
 static const char *const backoff_fields[] = {"initial", "factor", "max", "jitter"};
 static const char *const param_fields[] = {"type", "default", "required", "description"};
 static const char *const schedule_fields[] = {
@@ -51,7 +54,7 @@ static const char *const schedule_fields[] = {
 static const char *const dst_fields[] = {"skipped", "repeated"};
 
 /* Indexed by enum task_type, enum run_if and enum param_type. */
-static const char *const task_type_names[] = {"command", "noop", "sleep"};
+static const char *const task_type_names[] = {"command", "noop", "sleep", "http", "workflow"};
 static const char *const run_if_names[] = {"allSucceeded", "allDone", "anyFailed"};
 static const char *const stuck_policy_names[] = {"warn", "fail"};
 static const char *const param_type_names[] = {"string", "number", "boolean", "object"};
@@ -311,8 +314,19 @@ static void get_positive_duration(struct dag__parser *p, const struct dag__path 
 }
 
 /* An object of environment variables: valid names, string values. */
-static void parse_env(struct dag__parser *p, const struct dag__path *at, const json_t *v,
-                      struct dag_kv **out, size_t *out_n)
+static int valid_header_name(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (*s <= ' ' || *s == ':' || *s >= 127)
+            return 0;
+    return 1;
+}
+
+/* An object of strings: environment variables, or (headers) HTTP headers. */
+static void parse_kv(struct dag__parser *p, const struct dag__path *at, const json_t *v,
+                     struct dag_kv **out, size_t *out_n, int headers)
 {
     const char *key;
     json_t *val;
@@ -326,15 +340,21 @@ static void parse_env(struct dag__parser *p, const struct dag__path *at, const j
     json_object_foreach((json_t *)v, key, val)
     {
         struct dag__path f = {at, key, 0};
-        int name_ok = valid_identifier(key, 0);
+        int name_ok = headers ? valid_header_name(key) : valid_identifier(key, 0);
 
-        if (!name_ok)
+        if (!name_ok && headers)
+            dag__problem(p, &f, 0, 0, "invalid header name '%.*s%s'", DAG__Q(key));
+        else if (!name_ok)
             dag__problem(p, &f, 0, 0,
                          "invalid environment variable name '%.*s%s' "
                          "(must match [A-Za-z_][A-Za-z0-9_]*)",
                          DAG__Q(key));
         if (!json_is_string(val)) {
             type_problem(p, &f, "a string", val);
+            continue;
+        }
+        if (headers && strpbrk(json_string_value(val), "\r\n")) {
+            dag__problem(p, &f, 0, 0, "a header value must not contain a line break");
             continue;
         }
         if (!name_ok)
@@ -489,12 +509,255 @@ static void task_defaults(struct dag_task *t)
     t->backoff.jitter = 1;
 }
 
+/* Fields of one task type only, kept until the type is known. */
+struct kind_fields {
+    const json_t *command, *duration;
+    const json_t *method, *url, *headers, *body, *expect, *follow, *auth, *idempotent;
+    const json_t *workflow, *params;
+};
+
+static int valid_method(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 32)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alpha(s[i]))
+            return 0;
+    return 1;
+}
+
+static int env_name_ok(const char *s)
+{
+    if (!*s || is_digit(*s))
+        return 0;
+    for (; *s; s++)
+        if (!is_alpha(*s) && !is_digit(*s) && *s != '_')
+            return 0;
+    return 1;
+}
+
+/* "expectStatus": 200, "2xx", or a list of them. */
+static void parse_expect(struct dag__parser *p, const struct dag__path *at, struct dag_http *h,
+                         const json_t *v)
+{
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
+
+    if (json_is_array(v) && n == 0) {
+        dag__problem(p, at, 0, 0, "'expectStatus' must not be empty");
+        return;
+    }
+    h->expect = xcalloc(n, sizeof(*h->expect));
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+        struct dag__path f = {at, NULL, i};
+        const struct dag__path *fa = json_is_array(v) ? &f : at;
+        struct dag_status_range r = {0, 0};
+        if (json_is_integer(e)) {
+            r.lo = r.hi = (int)(json_integer_value(e) < 0 || json_integer_value(e) > 999
+                                    ? 0
+                                    : json_integer_value(e));
+        } else if (json_is_string(e)) {
+            const char *s = json_string_value(e);
+            if (strlen(s) == 3 && s[0] >= '1' && s[0] <= '5' && (s[1] == 'x' || s[1] == 'X') &&
+                (s[2] == 'x' || s[2] == 'X')) {
+                r.lo = (s[0] - '0') * 100;
+                r.hi = r.lo + 99;
+            } else if (strlen(s) == 3 && is_digit(s[0]) && is_digit(s[1]) && is_digit(s[2])) {
+                r.lo = r.hi = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+            }
+        } else {
+            type_problem(p, fa, "a status (200), a class (\"2xx\") or a list of them", e);
+            continue;
+        }
+        if (r.lo < 100 || r.hi > 599) {
+            dag__problem(p, fa, 0, 0, "invalid status '%s' (a status from 100 to 599, or a "
+                         "class from \"1xx\" to \"5xx\")",
+                         json_is_string(e) ? json_string_value(e) : "out of range");
+            continue;
+        }
+        h->expect[h->nexpect++] = r;
+    }
+}
+
+static void parse_auth(struct dag__parser *p, const struct dag__path *at, struct dag_http *h,
+                       const json_t *v)
+{
+    const char *key;
+    json_t *val;
+
+    if (!json_is_object(v)) {
+        type_problem(p, at, "an object", v);
+        return;
+    }
+    json_object_foreach((json_t *)v, key, val)
+    {
+        struct dag__path f = {at, key, 0};
+        char **dst = !strcmp(key, "username")      ? &h->username
+                     : !strcmp(key, "usernameEnv") ? &h->username_env
+                     : !strcmp(key, "passwordEnv") ? &h->password_env
+                     : !strcmp(key, "bearerEnv")   ? &h->bearer_env
+                                                   : NULL;
+        if (!dst) {
+            unknown_field(p, &f, key, auth_fields, COUNT(auth_fields));
+            continue;
+        }
+        get_nonempty_string(p, &f, val, dst);
+        if (*dst && dst != &h->username && !env_name_ok(*dst))
+            dag__problem(p, &f, 0, 0, "'%s' must name an environment variable "
+                         "([A-Za-z_][A-Za-z0-9_]*), got '%.*s%s'", key, DAG__Q(*dst));
+    }
+    if (h->bearer_env && (h->username || h->username_env || h->password_env))
+        dag__problem(p, at, 0, 0, "'auth' is either basic ('username' or 'usernameEnv', and "
+                     "'passwordEnv') or bearer ('bearerEnv'), not both");
+    else if ((h->username || h->username_env) && !h->password_env)
+        dag__problem(p, at, 0, 0, "basic 'auth' needs 'passwordEnv' (the variable holding the "
+                     "password; a password is never written in a definition)");
+    else if (h->password_env && !h->username && !h->username_env)
+        dag__problem(p, at, 0, 0, "basic 'auth' needs 'username' or 'usernameEnv'");
+    else if (h->username && h->username_env)
+        dag__problem(p, at, 0, 0, "give 'username' or 'usernameEnv', not both");
+}
+
+static void parse_http(struct dag__parser *p, const struct dag__path *at, struct dag_task *t,
+                       const struct kind_fields *k)
+{
+    struct dag_http *h = &t->http;
+
+    h->follow_redirects = 1;
+    if (k->method) {
+        struct dag__path f = {at, "method", 0};
+        const char *m = get_string(p, &f, k->method);
+        if (m && !valid_method(m))
+            dag__problem(p, &f, 0, 0, "invalid method '%.*s%s' (an HTTP method such as GET "
+                         "or POST)", DAG__Q(m));
+        else if (m) {
+            h->method = xstrdup(m);
+            for (char *c = h->method; *c; c++)
+                if (*c >= 'a' && *c <= 'z')
+                    *c = (char)(*c - 'a' + 'A');
+        }
+    }
+    if (!h->method)
+        h->method = xstrdup("GET");
+    if (k->url) {
+        struct dag__path f = {at, "url", 0};
+        get_nonempty_string(p, &f, k->url, &h->url);
+        if (h->url && strncasecmp(h->url, "http://", 7) != 0 &&
+            strncasecmp(h->url, "https://", 8) != 0 && strncmp(h->url, "{{", 2) != 0)
+            dag__problem(p, &f, 0, 0, "'url' must start with http:// or https://, got "
+                         "'%.*s%s'", DAG__Q(h->url));
+    } else {
+        dag__problem(p, at, 0, 0, "missing 'url' (required for type 'http')");
+    }
+    if (k->headers) {
+        struct dag__path f = {at, "headers", 0};
+        parse_kv(p, &f, k->headers, &h->headers, &h->nheaders, 1);
+    }
+    if (k->body) {
+        struct dag__path f = {at, "body", 0};
+        if (json_is_string(k->body))
+            h->body = xstrdup(json_string_value(k->body));
+        else if (json_is_object(k->body) || json_is_array(k->body))
+            h->body_json = json_dumps(k->body, JSON_COMPACT | JSON_ENCODE_ANY);
+        else
+            type_problem(p, &f, "a string or a JSON object or array", k->body);
+    }
+    if (k->expect) {
+        struct dag__path f = {at, "expectStatus", 0};
+        parse_expect(p, &f, h, k->expect);
+    }
+    if (!h->nexpect) {
+        free(h->expect);
+        h->expect = xcalloc(1, sizeof(*h->expect));
+        h->expect[0].lo = 200;
+        h->expect[0].hi = 299;
+        h->nexpect = 1;
+    }
+    if (k->follow) {
+        struct dag__path f = {at, "followRedirects", 0};
+        if (!json_is_boolean(k->follow))
+            type_problem(p, &f, "a boolean", k->follow);
+        else
+            h->follow_redirects = json_is_true(k->follow);
+    }
+    if (k->auth) {
+        struct dag__path f = {at, "auth", 0};
+        parse_auth(p, &f, h, k->auth);
+    }
+    h->idempotent = !strcmp(h->method, "GET") || !strcmp(h->method, "HEAD") ||
+                    !strcmp(h->method, "PUT") || !strcmp(h->method, "DELETE") ||
+                    !strcmp(h->method, "OPTIONS");
+    if (k->idempotent) {
+        struct dag__path f = {at, "idempotent", 0};
+        if (!json_is_boolean(k->idempotent))
+            type_problem(p, &f, "a boolean", k->idempotent);
+        else
+            h->idempotent = json_is_true(k->idempotent);
+    }
+}
+
+static void parse_subflow(struct dag__parser *p, const struct dag__path *at, struct dag_task *t,
+                          const struct kind_fields *k)
+{
+    if (k->workflow) {
+        struct dag__path f = {at, "workflow", 0};
+        const char *s = get_string(p, &f, k->workflow);
+        if (s && !dag_valid_workflow_name(s))
+            dag__problem(p, &f, 0, 0, "invalid workflow name '%.*s%s'", DAG__Q(s));
+        else if (s && p->wf->name && !strcmp(s, p->wf->name))
+            dag__problem(p, &f, 0, 0, "workflow '%.*s%s' cannot run itself (recursion)",
+                         DAG__Q(s));
+        else if (s)
+            t->subflow.workflow = xstrdup(s);
+    } else {
+        dag__problem(p, at, 0, 0, "missing 'workflow' (required for type 'workflow')");
+    }
+    if (k->params) {
+        struct dag__path f = {at, "params", 0};
+        if (!json_is_object(k->params))
+            type_problem(p, &f, "an object", k->params);
+        else
+            t->subflow.params_json = json_dumps(k->params, JSON_COMPACT);
+    }
+}
+
+/* A field of another task type: say which type it belongs to. */
+static void not_for_type(struct dag__parser *p, const struct dag__path *at, const json_t *v,
+                         const char *field, const struct dag_task *t)
+{
+    struct dag__path f = {at, field, 0};
+    if (v)
+        dag__problem(p, &f, 0, 0, "'%s' is not allowed for type '%s'", field,
+                     dag_task_type_name(t->type));
+}
+
 /* Fields that need the task's type, checked once all fields were read. */
 static void check_task_kind(struct dag__parser *p, const struct dag__path *at, struct dag_task *t,
-                            int type_ok, const json_t *command, const json_t *duration)
+                            int type_ok, const struct kind_fields *k)
 {
     struct dag__path fc = {at, "command", 0};
     struct dag__path fd = {at, "duration", 0};
+    const json_t *command = k->command, *duration = k->duration;
+
+    if (type_ok && t->type == TASK_HTTP) {
+        parse_http(p, at, t, k);
+    } else if (type_ok) {
+        not_for_type(p, at, k->method, "method", t);
+        not_for_type(p, at, k->url, "url", t);
+        not_for_type(p, at, k->headers, "headers", t);
+        not_for_type(p, at, k->body, "body", t);
+        not_for_type(p, at, k->expect, "expectStatus", t);
+        not_for_type(p, at, k->follow, "followRedirects", t);
+        not_for_type(p, at, k->auth, "auth", t);
+        not_for_type(p, at, k->idempotent, "idempotent", t);
+    }
+    if (type_ok && t->type == TASK_WORKFLOW) {
+        parse_subflow(p, at, t, k);
+    } else if (type_ok) {
+        not_for_type(p, at, k->workflow, "workflow", t);
+        not_for_type(p, at, k->params, "params", t);
+    }
 
     if (command) {
         if (type_ok && t->type != TASK_COMMAND)
@@ -520,7 +783,8 @@ static void parse_task(struct dag__parser *p, const struct dag__path *at, size_t
                        const json_t *obj)
 {
     struct dag_task *t = &p->wf->tasks[ti];
-    const json_t *command = NULL, *duration = NULL;
+    struct kind_fields kf = {0};
+    const json_t *for_each = NULL;
     int seen_name = 0, type_ok = 1;
     const char *key;
     json_t *v;
@@ -550,11 +814,35 @@ static void parse_task(struct dag__parser *p, const struct dag__path *at, size_t
             else
                 t->type = (enum task_type)k;
         } else if (!strcmp(key, "command")) {
-            command = v;
+            kf.command = v;
         } else if (!strcmp(key, "duration")) {
-            duration = v;
+            kf.duration = v;
+        } else if (!strcmp(key, "method")) {
+            kf.method = v;
+        } else if (!strcmp(key, "url")) {
+            kf.url = v;
+        } else if (!strcmp(key, "headers")) {
+            kf.headers = v;
+        } else if (!strcmp(key, "body")) {
+            kf.body = v;
+        } else if (!strcmp(key, "expectStatus")) {
+            kf.expect = v;
+        } else if (!strcmp(key, "followRedirects")) {
+            kf.follow = v;
+        } else if (!strcmp(key, "auth")) {
+            kf.auth = v;
+        } else if (!strcmp(key, "idempotent")) {
+            kf.idempotent = v;
+        } else if (!strcmp(key, "workflow")) {
+            kf.workflow = v;
+        } else if (!strcmp(key, "params")) {
+            kf.params = v;
+        } else if (!strcmp(key, "forEach")) {
+            for_each = v;
+        } else if (!strcmp(key, "maxParallel")) {
+            get_int_range(p, &f, v, 1, 100000, &t->max_parallel);
         } else if (!strcmp(key, "env")) {
-            parse_env(p, &f, v, &t->env, &t->nenv);
+            parse_kv(p, &f, v, &t->env, &t->nenv, 0);
         } else if (!strcmp(key, "workingDir")) {
             get_nonempty_string(p, &f, v, &t->working_dir);
         } else if (!strcmp(key, "timeout")) {
@@ -575,7 +863,26 @@ static void parse_task(struct dag__parser *p, const struct dag__path *at, size_t
     }
     if (!seen_name)
         dag__problem(p, at, 0, 0, "missing required field 'name'");
-    check_task_kind(p, at, t, type_ok, command, duration);
+    check_task_kind(p, at, t, type_ok, &kf);
+    if (for_each) {
+        struct dag__path f = {at, "forEach", 0};
+        if (json_is_array(for_each)) {
+            if (json_array_size(for_each) > DAG_MAX_ITEMS)
+                dag__problem(p, &f, 0, 0, "'forEach' has %zu items, more than the limit of %d",
+                             json_array_size(for_each), DAG_MAX_ITEMS);
+            else
+                t->for_each_json = json_dumps(for_each, JSON_COMPACT);
+        } else if (json_is_string(for_each)) {
+            /* Checked with the templates: one placeholder naming a list. */
+            get_nonempty_string(p, &f, for_each, &t->for_each);
+        } else {
+            type_problem(p, &f, "a list, or a placeholder naming one (\"{{ tasks.list.output."
+                         "files }}\")", for_each);
+        }
+    } else if (t->max_parallel) {
+        struct dag__path f = {at, "maxParallel", 0};
+        dag__problem(p, &f, 0, 0, "'maxParallel' needs 'forEach'");
+    }
 }
 
 static void parse_tasks(struct dag__parser *p, const struct dag__path *at, const json_t *v)
@@ -1201,13 +1508,25 @@ static void parse_workflow(struct dag__parser *p, const json_t *root)
         } else if (!strcmp(key, "concurrency")) {
             get_int_range(p, &f, v, 1, INT_MAX, &wf->concurrency);
         } else if (!strcmp(key, "env")) {
-            parse_env(p, &f, v, &wf->env, &wf->nenv);
+            parse_kv(p, &f, v, &wf->env, &wf->nenv, 0);
         } else if (!strcmp(key, "retention")) {
             get_positive_duration(p, &f, v, "retention", &wf->retention_ms);
         } else if (!strcmp(key, "maxQueued")) {
             get_positive_duration(p, &f, v, "maxQueued", &wf->max_queued_ms);
         } else if (!strcmp(key, "maxRunning")) {
             get_positive_duration(p, &f, v, "maxRunning", &wf->max_running_ms);
+        } else if (!strcmp(key, "outputs")) {
+            /* An object of templates: checked with the templates. */
+            size_t n = 0;
+            struct dag_kv *kv = NULL;
+            parse_kv(p, &f, v, &kv, &n, 0);
+            if (kv && n == json_object_size(v))
+                wf->outputs_json = json_dumps(v, JSON_COMPACT);
+            for (size_t i = 0; i < n; i++) {
+                free(kv[i].key);
+                free(kv[i].value);
+            }
+            free(kv);
         } else if (!strcmp(key, "stuckPolicy")) {
             int k;
             if (get_enum(p, &f, v, "stuckPolicy", stuck_policy_names,

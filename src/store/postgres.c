@@ -48,7 +48,7 @@
 
 #define EXEC_COLS                                                                                  \
     "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error,"  \
-    " schedule_id, scheduled_for, owner_node"
+    " schedule_id, scheduled_for, owner_node, parent_id, parent_task_idx, depth"
 /* $1 id upper bound or NULL, $2/$3 created_at range, $4 limit, $5 workflow, $6 status. */
 #define LIST_TAIL                                                                                  \
     " AND ($1::text IS NULL OR id < $1::text) AND created_at >= $2 AND created_at < $3"            \
@@ -897,9 +897,13 @@ static int pg_execution_insert(struct store *st, const struct exec_row *row, str
     p_text(&p, row->schedule_id);
     p_opt(&p, row->scheduled_for, 0);
     p_text(&p, row->owner);
+    p_text(&p, row->parent_id);
+    p_opt(&p, row->parent_id ? row->parent_task_idx : -1, -1);
+    p_i64(&p, row->depth);
     res = pq_exec_guarded(s,
                           "INSERT INTO executions (" EXEC_COLS ")"
-                          " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                          " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+                          " $15)",
                           &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot insert execution '%s'", row->id);
@@ -953,10 +957,14 @@ static int pg_task_run_insert(struct store *st, const char *exec_id, const struc
     p_opt(&p, row->finished_at, 0);
     p_text(&p, row->error);
     p_text(&p, row->output);
+    p_opt(&p, row->instance ? row->group_idx : -1, -1);
+    p_opt(&p, row->instance ? row->item_index : -1, -1);
+    p_text(&p, row->item);
+    p_text(&p, row->child_id);
 #define TASK_INSERT_SQL                                                                            \
     "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"                             \
-    " available_at, started_at, finished_at, error, output)"                                       \
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    " available_at, started_at, finished_at, error, output, group_idx, item_index, item, child_id)" \
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     rc = pq_send(s, TASK_INSERT_SQL, &p, WANT_OK, err, "cannot insert task '%s' of %s", row->name,
                  exec_id);
     if (rc)
@@ -988,9 +996,11 @@ static int pg_task_run_update(struct store *st, const char *exec_id, const struc
     p_text(&p, row->error);
     p_i64(&p, expected_attempt);
     p_text(&p, row->output);
+    p_text(&p, row->child_id);
     rc = pq_send(s,
                  MUST_CHANGE("UPDATE task_runs SET status = $3, attempt = $4, available_at = $5,"
-                             " started_at = $6, finished_at = $7, error = $8, output = $10"
+                             " started_at = $6, finished_at = $7, error = $8, output = $10,"
+                             " child_id = $11"
                              " WHERE execution_id = $1 AND idx = $2 AND attempt = $9"),
                  &p, WANT_ROW_CONFLICT, err, "cannot update task '%s' (%d, attempt %d) of %s",
                  name, row->idx, expected_attempt, exec_id);
@@ -998,7 +1008,7 @@ static int pg_task_run_update(struct store *st, const char *exec_id, const struc
         return rc < 0 ? rc : 0;
     res = pq_exec(s,
                   "UPDATE task_runs SET status = $3, attempt = $4, available_at = $5,"
-                  " started_at = $6, finished_at = $7, error = $8, output = $10"
+                  " started_at = $6, finished_at = $7, error = $8, output = $10, child_id = $11"
                   " WHERE execution_id = $1 AND idx = $2 AND attempt = $9",
                   &p);
     if (!pq_ok(res))
@@ -1268,6 +1278,9 @@ static int pq_read_exec(struct pg_store *s, const PGresult *r, int i, struct exe
     row->schedule_id = g_str(r, i, 9);
     row->scheduled_for = g_opt(r, i, 10, 0);
     row->owner = g_str(r, i, 11);
+    row->parent_id = g_str(r, i, 12);
+    row->parent_task_idx = g_int(r, i, 13, 0);
+    row->depth = g_int(r, i, 14, 0);
     return 0;
 }
 
@@ -1299,7 +1312,8 @@ static int pq_get_tasks(struct pg_store *s, const char *id, struct exec_detail *
     p_text(&p, id);
     res = pq_exec(s,
                   "SELECT idx, name, status, attempt, available_at, started_at,"
-                  " finished_at, error, output FROM task_runs WHERE execution_id = $1"
+                  " finished_at, error, output, group_idx, item_index, item, child_id"
+                  " FROM task_runs WHERE execution_id = $1"
                   " ORDER BY idx",
                   &p);
     if (!pq_ok(res))
@@ -1325,6 +1339,11 @@ static int pq_get_tasks(struct pg_store *s, const char *id, struct exec_detail *
         t->finished_at = g_opt(res, i, 6, 0);
         t->error = g_str(res, i, 7);
         t->output = g_str(res, i, 8);
+        t->instance = !PQgetisnull(res, i, 9);
+        t->group_idx = g_int(res, i, 9, -1);
+        t->item_index = g_int(res, i, 10, 0);
+        t->item = g_str(res, i, 11);
+        t->child_id = g_str(res, i, 12);
     }
     PQclear(res);
     return rc;

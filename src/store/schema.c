@@ -266,6 +266,26 @@ static const char schema_v7[] =
     "CREATE INDEX task_offers_owner ON task_offers (owner_node, finished_at);"
     "CREATE INDEX task_offers_runner ON task_offers (runner_node) WHERE runner_node IS NOT NULL;";
 
+/*
+ * Version 8: task types that make more task runs or executions.
+ * - task_runs.group_idx/item_index/item: a fan-out (forEach) task is one run
+ *   (group) plus one run per item, at idx >= the workflow's task count, each
+ *   naming its group and holding its item (JSON text);
+ * - task_runs.child_id: a workflow task's child execution, for its attempt;
+ * - executions.parent_id/parent_task_idx/depth: the execution and task that
+ *   started a child execution, and how deep it is (0 for a top one);
+ *   executions_parent finds the children of an execution.
+ */
+static const char schema_v8[] =
+    "ALTER TABLE task_runs ADD COLUMN group_idx INTEGER;"
+    "ALTER TABLE task_runs ADD COLUMN item_index INTEGER;"
+    "ALTER TABLE task_runs ADD COLUMN item TEXT;"
+    "ALTER TABLE task_runs ADD COLUMN child_id TEXT;"
+    "ALTER TABLE executions ADD COLUMN parent_id TEXT;"
+    "ALTER TABLE executions ADD COLUMN parent_task_idx INTEGER;"
+    "ALTER TABLE executions ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX executions_parent ON executions (parent_id) WHERE parent_id IS NOT NULL;";
+
 const char *const store__migrations[] = {
     schema_v1,
     schema_v2,
@@ -274,6 +294,7 @@ const char *const store__migrations[] = {
     schema_v5,
     schema_v6,
     schema_v7,
+    schema_v8,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

@@ -105,7 +105,7 @@ _Static_assert(1 << (ST_PURGE_EXCEPT_64 - ST_PURGE_EXCEPT_1) == STORE_PURGE_EXCE
 
 #define EXEC_COLS                                                                                  \
     "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error,"  \
-    " schedule_id, scheduled_for, owner_node"
+    " schedule_id, scheduled_for, owner_node, parent_id, parent_task_idx, depth"
 
 /*
  * The list queries share their parameters: ?1 id upper bound (exclusive),
@@ -160,19 +160,21 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_WF_INSERT] = "INSERT INTO workflows (name, version, definition, created_at)"
                      " VALUES (?1, ?2, ?3, ?4)",
     [ST_EXEC_INSERT] = "INSERT INTO executions (" EXEC_COLS ")"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [ST_EXEC_UPDATE] = "UPDATE executions SET status = ?2, started_at = ?3, finished_at = ?4,"
                        " error = ?5, schedule_id = ?6, scheduled_for = ?7 WHERE id = ?1",
     [ST_EXEC_GET] = "SELECT " EXEC_COLS " FROM executions WHERE id = ?1",
     [ST_TASK_INSERT] = "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"
-                       " available_at, started_at, finished_at, error, output)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                       " available_at, started_at, finished_at, error, output, group_idx,"
+                       " item_index, item, child_id)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     [ST_TASK_UPDATE] = "UPDATE task_runs SET status = ?3, attempt = ?4, available_at = ?5,"
-                       " started_at = ?6, finished_at = ?7, error = ?8, output = ?10"
-                       " WHERE execution_id = ?1 AND idx = ?2 AND attempt = ?9",
+                       " started_at = ?6, finished_at = ?7, error = ?8, output = ?10,"
+                       " child_id = ?11 WHERE execution_id = ?1 AND idx = ?2 AND attempt = ?9",
     [ST_TASK_ATTEMPT] = "SELECT attempt FROM task_runs WHERE execution_id = ?1 AND idx = ?2",
     [ST_TASKS_OF_EXEC] = "SELECT idx, name, status, attempt, available_at, started_at,"
-                         " finished_at, error, output FROM task_runs WHERE execution_id = ?1"
+                         " finished_at, error, output, group_idx, item_index, item, child_id"
+                         " FROM task_runs WHERE execution_id = ?1"
                          " ORDER BY idx",
     [ST_ATTEMPT_INSERT] = "INSERT INTO attempts (execution_id, task_idx, number, status, node,"
                           " pid, pgid, proc_start, started_at, finished_at, exit_code, signal,"
@@ -869,7 +871,11 @@ static int sqlite_execution_insert(struct store *st, const struct exec_row *row,
          bind_text(stmt, 5, row->params ? row->params : "{}") | bind_i64(stmt, 6, row->created_at) |
          bind_opt(stmt, 7, row->started_at, 0) | bind_opt(stmt, 8, row->finished_at, 0) |
          bind_text(stmt, 9, row->error) | bind_text(stmt, 10, row->schedule_id) |
-         bind_opt(stmt, 11, row->scheduled_for, 0) | bind_text(stmt, 12, row->owner);
+         bind_opt(stmt, 11, row->scheduled_for, 0) | bind_text(stmt, 12, row->owner) |
+         bind_text(stmt, 13, row->parent_id) |
+         (row->parent_id ? bind_i64(stmt, 14, row->parent_task_idx)
+                         : sqlite3_bind_null(stmt, 14)) |
+         bind_i64(stmt, 15, row->depth);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -915,7 +921,10 @@ static int sqlite_task_run_insert(struct store *st, const char *exec_id,
          bind_text(stmt, 4, task_status_name(row->status)) | bind_i64(stmt, 5, row->attempt) |
          bind_opt(stmt, 6, row->available_at, 0) | bind_opt(stmt, 7, row->started_at, 0) |
          bind_opt(stmt, 8, row->finished_at, 0) | bind_text(stmt, 9, row->error) |
-         bind_text(stmt, 10, row->output);
+         bind_text(stmt, 10, row->output) |
+         (row->instance ? bind_i64(stmt, 11, row->group_idx) | bind_i64(stmt, 12, row->item_index)
+                        : sqlite3_bind_null(stmt, 11) | sqlite3_bind_null(stmt, 12)) |
+         bind_text(stmt, 13, row->item) | bind_text(stmt, 14, row->child_id);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -967,7 +976,8 @@ static int sqlite_task_run_update(struct store *st, const char *exec_id,
          bind_text(stmt, 3, task_status_name(row->status)) | bind_i64(stmt, 4, row->attempt) |
          bind_opt(stmt, 5, row->available_at, 0) | bind_opt(stmt, 6, row->started_at, 0) |
          bind_opt(stmt, 7, row->finished_at, 0) | bind_text(stmt, 8, row->error) |
-         bind_i64(stmt, 9, expected_attempt) | bind_text(stmt, 10, row->output);
+         bind_i64(stmt, 9, expected_attempt) | bind_text(stmt, 10, row->output) |
+         bind_text(stmt, 11, row->child_id);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -1193,6 +1203,9 @@ static int sq_read_exec(struct sqlite_store *s, sqlite3_stmt *stmt, struct exec_
     row->schedule_id = col_str(stmt, 9);
     row->scheduled_for = col_opt(stmt, 10, 0);
     row->owner = col_str(stmt, 11);
+    row->parent_id = col_str(stmt, 12);
+    row->parent_task_idx = sqlite3_column_int(stmt, 13);
+    row->depth = sqlite3_column_int(stmt, 14);
     return 0;
 }
 
@@ -1213,6 +1226,11 @@ static int sq_read_task(struct sqlite_store *s, sqlite3_stmt *stmt, const char *
     t->finished_at = col_opt(stmt, 6, 0);
     t->error = col_str(stmt, 7);
     t->output = col_str(stmt, 8);
+    t->instance = sqlite3_column_type(stmt, 9) != SQLITE_NULL;
+    t->group_idx = t->instance ? sqlite3_column_int(stmt, 9) : -1;
+    t->item_index = sqlite3_column_int(stmt, 10);
+    t->item = col_str(stmt, 11);
+    t->child_id = col_str(stmt, 12);
     return 0;
 }
 

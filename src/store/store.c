@@ -149,6 +149,8 @@ void exec_row_release(struct exec_row *row)
     free(row->error);
     free(row->schedule_id);
     free(row->owner);
+    free(row->parent_id);
+    row->parent_id = NULL;
     row->owner = NULL;
     row->workflow = NULL;
     row->params = NULL;
@@ -161,9 +163,13 @@ void store__task_run_row_release(struct task_run_row *row)
     free(row->name);
     free(row->error);
     free(row->output);
+    free(row->item);
+    free(row->child_id);
     row->name = NULL;
     row->error = NULL;
     row->output = NULL;
+    row->item = NULL;
+    row->child_id = NULL;
 }
 
 void store__attempt_row_release(struct attempt_row *row)

@@ -81,6 +81,9 @@ struct exec_row {
     char *schedule_id;     /* the schedule that fired it, or NULL */
     int64_t scheduled_for; /* its due time (ms), 0 if not scheduled */
     char *owner;           /* the node advancing it, or NULL (written on insert only) */
+    char *parent_id;       /* a child execution: the execution that started it, or NULL */
+    int parent_task_idx;   /* ... and its workflow task (written on insert only) */
+    int depth;             /* 0 for a top execution, parent's + 1 for a child */
 };
 
 struct task_run_row {
@@ -92,7 +95,14 @@ struct task_run_row {
     int64_t started_at;   /* first attempt's start */
     int64_t finished_at;
     char *error;  /* or NULL */
-    char *output; /* the task's output, JSON object text, or NULL */
+    char *output; /* the task's output, JSON text, or NULL */
+    /* A fan-out instance (instance = 1): one item of the forEach task
+     * group_idx, at idx >= the workflow's task count (inserted only). */
+    int instance;
+    int group_idx;
+    int item_index;
+    char *item;     /* the item, JSON text */
+    char *child_id; /* a workflow task: the child execution of its attempt, or NULL */
 };
 
 struct attempt_row {

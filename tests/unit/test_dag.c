@@ -778,7 +778,7 @@ static void test_bad_enums(void **state)
 {
     (void)state;
     expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'shell', 'command': 'ls'}]}",
-                "$.tasks[0].type", "invalid type 'shell' (allowed: command, noop, sleep)");
+                "$.tasks[0].type", "invalid type 'shell' (allowed: command, noop, sleep, http, workflow)");
     expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop', 'runIf': 'always'}]}",
                 "$.tasks[0].runIf",
                 "invalid runIf 'always' (allowed: allSucceeded, allDone, anyFailed)");

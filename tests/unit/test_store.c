@@ -601,8 +601,8 @@ static void test_tasks_attempts_roundtrip(void **state)
     struct err err = ERR_INIT;
     struct exec_detail *d = NULL;
     struct exec_row ex;
-    struct task_run_row t0 = {0, (char *)"extract", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL};
-    struct task_run_row t1 = {1, (char *)"load", TASK_PENDING, 0, 0, 0, 0, NULL, NULL};
+    struct task_run_row t0 = {0, (char *)"extract", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+    struct task_run_row t1 = {1, (char *)"load", TASK_PENDING, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
     struct attempt_row a1 = {0};
     struct attempt_row a2 = {0};
 
@@ -722,7 +722,7 @@ static void test_fencing(void **state)
     struct err err = ERR_INIT;
     struct exec_detail *d = NULL;
     struct exec_row ex;
-    struct task_run_row t = {3, (char *)"build", TASK_RUNNING, 2, 0, 50, 0, NULL, NULL};
+    struct task_run_row t = {3, (char *)"build", TASK_RUNNING, 2, 0, 50, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
     struct task_run_row late = t;
     char msg[200];
 
@@ -773,7 +773,7 @@ static void test_rollback_discards(void **state)
     struct exec_detail *d = NULL;
     struct exec_row a;
     struct exec_row b;
-    struct task_run_row t = {0, (char *)"t", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL};
+    struct task_run_row t = {0, (char *)"t", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
 
     make_exec(&a, "wf", EXEC_QUEUED, 1);
     make_exec(&b, "wf", EXEC_QUEUED, 2);
@@ -1077,7 +1077,7 @@ static void test_logs(void **state)
     struct fixture *f = *state;
     struct err err = ERR_INIT;
     struct exec_row ex;
-    struct task_run_row t = {0, (char *)"t0", TASK_RUNNING, 1, 0, 0, 0, NULL, NULL};
+    struct task_run_row t = {0, (char *)"t0", TASK_RUNNING, 1, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
     struct attempt_row a = {0};
     struct log_list list = {NULL, 0};
     struct log_chunk bad = {0, 1, 0, (enum log_stream)3, 0, NULL, 0};
@@ -1252,7 +1252,7 @@ static void test_corrupt_rows(void **state)
     struct exec_filter filter = {0};
     struct exec_row ex;
     struct exec_row ok;
-    struct task_run_row t = {0, (char *)"t", TASK_RUNNING, 1, 0, 0, 0, (char *)"e", NULL};
+    struct task_run_row t = {0, (char *)"t", TASK_RUNNING, 1, 0, 0, 0, (char *)"e", NULL, 0, 0, 0, NULL, NULL};
     struct attempt_row a = {0, 1, ATTEMPT_RUNNING, (char *)"n", 1, 1, 1, 1, 0, -1, 0, NULL};
     char sql[256];
 
@@ -1312,7 +1312,7 @@ static void test_batch_timing(void **state)
     assert_int_equal(store_begin(f->st, &err), 0);
     insert_exec(f->st, &ex);
     for (int i = 0; i < NBATCH; i++) {
-        struct task_run_row t = {i, names[i], TASK_QUEUED, 0, 0, 0, 0, NULL, NULL};
+        struct task_run_row t = {i, names[i], TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
         struct attempt_row a = {i,
                                 1,
                                 ATTEMPT_RUNNING,
@@ -1339,7 +1339,7 @@ static void test_batch_timing(void **state)
     assert_int_equal(store_begin(f->st, &err), 0);
     for (int i = 0; i < NBATCH; i++) {
         struct task_run_row t = {i, names[i],      TASK_SUCCEEDED, 1,
-                                 0, 1700000000000, 1700000000500,  NULL, NULL};
+                                 0, 1700000000000, 1700000000500,  NULL, NULL, 0, 0, 0, NULL, NULL};
         struct attempt_row a = {i,        1,    ATTEMPT_SUCCEEDED, NULL,          1000 + i,
                                 1000 + i, 5555, 1700000000000,     1700000000500, 0,
                                 0,        NULL};
@@ -1447,7 +1447,7 @@ static void make_tree(struct store *st, struct exec_row *row, const char *workfl
         fail_msg("begin: %s", err.msg);
     insert_exec(st, row);
     for (int i = 0; i < 2; i++) {
-        struct task_run_row t = {i, (char *)"t", TASK_SUCCEEDED, 1, 0, 1000, 1100, NULL, NULL};
+        struct task_run_row t = {i, (char *)"t", TASK_SUCCEEDED, 1, 0, 1000, 1100, NULL, NULL, 0, 0, 0, NULL, NULL};
         struct attempt_row a = {i, 1, ATTEMPT_SUCCEEDED, NULL, 0, 0, 0, 1000, 1100, 0, 0, NULL};
         struct log_chunk c = {i, 1, 0, LOG_STREAM_STDOUT, 1000, (char *)"out", 3};
         assert_int_equal(store_task_run_insert(st, row->id, &t, &err), 0);
@@ -2081,7 +2081,7 @@ static void add_task(struct store *st, const char *exec_id, int idx, enum task_s
                      int64_t available_at)
 {
     struct err err = ERR_INIT;
-    struct task_run_row t = {idx, (char *)"t", status, 0, available_at, 0, 0, NULL, NULL};
+    struct task_run_row t = {idx, (char *)"t", status, 0, available_at, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
     if (store_task_run_insert(st, exec_id, &t, &err) != 0)
         fail_msg("task: %s", err.msg);
 }
@@ -2143,7 +2143,7 @@ static void test_counts(void **state)
 
     /* A task leaving the queue leaves the count (and the partial index). */
     {
-        struct task_run_row t = {0, (char *)"t", TASK_RUNNING, 1, 0, 1300, 0, NULL, NULL};
+        struct task_run_row t = {0, (char *)"t", TASK_RUNNING, 1, 0, 1300, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
         assert_int_equal(store_task_run_update(f->st, e3.id, &t, 0, &err), 0);
         assert_int_equal(store_task_run_update(f->st, e1.id, &t, 0, &err), 0);
     }
@@ -3314,7 +3314,7 @@ static void test_pg_pipelining(void **state)
     struct err err = ERR_INIT;
     struct exec_detail *d = NULL;
     struct exec_row ex;
-    struct task_run_row t = {0, (char *)"a", TASK_RUNNING, 2, 0, 50, 0, NULL, NULL};
+    struct task_run_row t = {0, (char *)"a", TASK_RUNNING, 2, 0, 50, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
     struct task_run_row late = t;
     struct attempt_row at;
     struct log_chunk c;
