@@ -88,6 +88,20 @@ static const char *json_kind(const json_t *v)
     return "unknown";
 }
 
+static char *dump_json(const json_t *v)
+{
+    json_free_t jfree;
+    char *text, *copy;
+
+    text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text)
+        BUG("cannot encode a parsed JSON value (out of memory?)");
+    json_get_alloc_funcs(NULL, &jfree);
+    copy = xstrdup(text);
+    jfree(text);
+    return copy;
+}
+
 static int is_alpha(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -324,9 +338,11 @@ static int valid_header_name(const char *s)
     return 1;
 }
 
-/* An object of strings: environment variables, or (headers) HTTP headers. */
+enum kv_kind { KV_ENV, KV_HEADERS, KV_OUTPUTS };
+
+/* An object of strings: environment variables, HTTP headers or outputs. */
 static void parse_kv(struct dag__parser *p, const struct dag__path *at, const json_t *v,
-                     struct dag_kv **out, size_t *out_n, int headers)
+                     struct dag_kv **out, size_t *out_n, enum kv_kind kind)
 {
     const char *key;
     json_t *val;
@@ -340,10 +356,14 @@ static void parse_kv(struct dag__parser *p, const struct dag__path *at, const js
     json_object_foreach((json_t *)v, key, val)
     {
         struct dag__path f = {at, key, 0};
+        int headers = kind == KV_HEADERS;
         int name_ok = headers ? valid_header_name(key) : valid_identifier(key, 0);
 
         if (!name_ok && headers)
             dag__problem(p, &f, 0, 0, "invalid header name '%.*s%s'", DAG__Q(key));
+        else if (!name_ok && kind == KV_OUTPUTS)
+            dag__problem(p, &f, 0, 0, "invalid output name '%.*s%s' (must match "
+                         "[A-Za-z_][A-Za-z0-9_]*)", DAG__Q(key));
         else if (!name_ok)
             dag__problem(p, &f, 0, 0,
                          "invalid environment variable name '%.*s%s' "
@@ -571,9 +591,12 @@ static void parse_expect(struct dag__parser *p, const struct dag__path *at, stru
             continue;
         }
         if (r.lo < 100 || r.hi > 599) {
-            dag__problem(p, fa, 0, 0, "invalid status '%s' (a status from 100 to 599, or a "
+            char num[32] = "";
+            if (json_is_integer(e))
+                snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(e));
+            dag__problem(p, fa, 0, 0, "invalid status '%.*s%s' (a status from 100 to 599, or a "
                          "class from \"1xx\" to \"5xx\")",
-                         json_is_string(e) ? json_string_value(e) : "out of range");
+                         DAG__Q(json_is_string(e) ? json_string_value(e) : num));
             continue;
         }
         h->expect[h->nexpect++] = r;
@@ -652,14 +675,14 @@ static void parse_http(struct dag__parser *p, const struct dag__path *at, struct
     }
     if (k->headers) {
         struct dag__path f = {at, "headers", 0};
-        parse_kv(p, &f, k->headers, &h->headers, &h->nheaders, 1);
+        parse_kv(p, &f, k->headers, &h->headers, &h->nheaders, KV_HEADERS);
     }
     if (k->body) {
         struct dag__path f = {at, "body", 0};
         if (json_is_string(k->body))
             h->body = xstrdup(json_string_value(k->body));
         else if (json_is_object(k->body) || json_is_array(k->body))
-            h->body_json = json_dumps(k->body, JSON_COMPACT | JSON_ENCODE_ANY);
+            h->body_json = dump_json(k->body);
         else
             type_problem(p, &f, "a string or a JSON object or array", k->body);
     }
@@ -705,9 +728,6 @@ static void parse_subflow(struct dag__parser *p, const struct dag__path *at, str
         const char *s = get_string(p, &f, k->workflow);
         if (s && !dag_valid_workflow_name(s))
             dag__problem(p, &f, 0, 0, "invalid workflow name '%.*s%s'", DAG__Q(s));
-        else if (s && p->wf->name && !strcmp(s, p->wf->name))
-            dag__problem(p, &f, 0, 0, "workflow '%.*s%s' cannot run itself (recursion)",
-                         DAG__Q(s));
         else if (s)
             t->subflow.workflow = xstrdup(s);
     } else {
@@ -718,7 +738,7 @@ static void parse_subflow(struct dag__parser *p, const struct dag__path *at, str
         if (!json_is_object(k->params))
             type_problem(p, &f, "an object", k->params);
         else
-            t->subflow.params_json = json_dumps(k->params, JSON_COMPACT);
+            t->subflow.params_json = dump_json(k->params);
     }
 }
 
@@ -842,7 +862,7 @@ static void parse_task(struct dag__parser *p, const struct dag__path *at, size_t
         } else if (!strcmp(key, "maxParallel")) {
             get_int_range(p, &f, v, 1, 100000, &t->max_parallel);
         } else if (!strcmp(key, "env")) {
-            parse_kv(p, &f, v, &t->env, &t->nenv, 0);
+            parse_kv(p, &f, v, &t->env, &t->nenv, KV_ENV);
         } else if (!strcmp(key, "workingDir")) {
             get_nonempty_string(p, &f, v, &t->working_dir);
         } else if (!strcmp(key, "timeout")) {
@@ -871,7 +891,7 @@ static void parse_task(struct dag__parser *p, const struct dag__path *at, size_t
                 dag__problem(p, &f, 0, 0, "'forEach' has %zu items, more than the limit of %d",
                              json_array_size(for_each), DAG_MAX_ITEMS);
             else
-                t->for_each_json = json_dumps(for_each, JSON_COMPACT);
+                t->for_each_json = dump_json(for_each);
         } else if (json_is_string(for_each)) {
             /* Checked with the templates: one placeholder naming a list. */
             get_nonempty_string(p, &f, for_each, &t->for_each);
@@ -959,19 +979,6 @@ static int is_param_spec(const json_t *v)
 }
 
 /* Compact JSON text of a value, as a heap string from our allocator. */
-static char *dump_json(const json_t *v)
-{
-    json_free_t jfree;
-    char *text, *copy;
-
-    text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!text)
-        BUG("cannot encode a parsed JSON value (out of memory?)");
-    json_get_alloc_funcs(NULL, &jfree);
-    copy = xstrdup(text);
-    jfree(text);
-    return copy;
-}
 
 static void parse_param_spec(struct dag__parser *p, const struct dag__path *at,
                              struct dag_param *pm, const json_t *spec)
@@ -1508,7 +1515,7 @@ static void parse_workflow(struct dag__parser *p, const json_t *root)
         } else if (!strcmp(key, "concurrency")) {
             get_int_range(p, &f, v, 1, INT_MAX, &wf->concurrency);
         } else if (!strcmp(key, "env")) {
-            parse_kv(p, &f, v, &wf->env, &wf->nenv, 0);
+            parse_kv(p, &f, v, &wf->env, &wf->nenv, KV_ENV);
         } else if (!strcmp(key, "retention")) {
             get_positive_duration(p, &f, v, "retention", &wf->retention_ms);
         } else if (!strcmp(key, "maxQueued")) {
@@ -1519,9 +1526,9 @@ static void parse_workflow(struct dag__parser *p, const json_t *root)
             /* An object of templates: checked with the templates. */
             size_t n = 0;
             struct dag_kv *kv = NULL;
-            parse_kv(p, &f, v, &kv, &n, 0);
+            parse_kv(p, &f, v, &kv, &n, KV_OUTPUTS);
             if (kv && n == json_object_size(v))
-                wf->outputs_json = json_dumps(v, JSON_COMPACT);
+                wf->outputs_json = dump_json(v);
             for (size_t i = 0; i < n; i++) {
                 free(kv[i].key);
                 free(kv[i].value);
@@ -1540,6 +1547,17 @@ static void parse_workflow(struct dag__parser *p, const json_t *root)
         dag__problem(p, NULL, 0, 0, "missing required field 'name'");
     if (!seen_tasks)
         dag__problem(p, NULL, 0, 0, "missing required field 'tasks'");
+    for (size_t i = 0; wf->name && i < wf->ntasks; i++) {
+        /* After the loop: "name" may come after "tasks". */
+        const char *callee = wf->tasks[i].subflow.workflow;
+        if (callee && !strcmp(callee, wf->name)) {
+            struct dag__path tasks = {NULL, "tasks", 0};
+            struct dag__path task = {&tasks, NULL, i};
+            struct dag__path f = {&task, "workflow", 0};
+            dag__problem(p, &f, 0, 0, "workflow '%.*s%s' cannot run itself (recursion)",
+                         DAG__Q(callee));
+        }
+    }
     if (schedules) {
         struct dag__path f = {NULL, "schedules", 0};
         parse_schedules(p, &f, schedules, !params || json_is_object(params));

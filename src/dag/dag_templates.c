@@ -243,7 +243,7 @@ static void check_task(struct dag__parser *p, const struct dag__path *task, size
         else
             check_one(p, &at, t->argv[k], &sc);
     }
-    for (size_t k = 0; t->type == TASK_COMMAND && k < t->nenv; k++) {
+    for (size_t k = 0; k < t->nenv; k++) {
         struct dag__path at = {&env, t->env[k].key, 0};
         check_one(p, &at, t->env[k].value, &sc);
     }

@@ -177,7 +177,7 @@ void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
         }
     }
     eng->npfires = k;
-    for (size_t i = 0; i < ex->wf->ntasks; i++) {
+    for (size_t i = 0; i < ex->nruns; i++) {
         if (ex->runs[i].remote && eng->nremote)
             eng->nremote--; /* its offers are the new owner's now */
         ex->runs[i].remote = 0;
@@ -196,7 +196,7 @@ static void mark_writes(struct engine *eng)
 {
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
         ex->writes = ex->dirty || ex->tasks_new;
-        for (size_t i = 0; !ex->writes && i < ex->wf->ntasks; i++)
+        for (size_t i = 0; !ex->writes && i < ex->nruns; i++)
             ex->writes = ex->runs[i].dirty;
     }
     for (size_t i = 0; i < eng->npatt; i++)

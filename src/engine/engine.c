@@ -93,7 +93,7 @@ void engine_config_init(struct engine_config *cfg)
 static void exec_progress(const struct exec *ex, struct engine_event *ev)
 {
     ev->exec_id = ex->id;
-    ev->tasks_total = ex->wf->ntasks;
+    ev->tasks_total = ex->nruns;
     ev->tasks_done = ex->nfinal;
     ev->tasks_running = ex->nrunning;
 }
@@ -198,9 +198,10 @@ static void rendered_release(struct rendered *rd, const struct dag_task *t)
     memset(rd, 0, sizeof(*rd));
 }
 
-static char **build_task_env(const struct exec *ex, const struct dag_task *t, int attempt,
+static char **build_task_env(const struct exec *ex, size_t idx, int attempt,
                              const char *output_path, const struct rendered *rd)
 {
+    const struct dag_task *t = engine__task(ex, idx);
     char **envp = NULL;
     size_t n = 0, alloc = 0;
     char num[16];
@@ -218,7 +219,17 @@ static char **build_task_env(const struct exec *ex, const struct dag_task *t, in
     snprintf(num, sizeof(num), "%d", attempt);
     env_set(&envp, &n, &alloc, "ORCH_EXECUTION_ID", ex->id);
     env_set(&envp, &n, &alloc, "ORCH_WORKFLOW", ex->wf->name);
-    env_set(&envp, &n, &alloc, "ORCH_TASK", t->name);
+    env_set(&envp, &n, &alloc, "ORCH_TASK", engine__task_name(ex, idx));
+    if (idx >= ex->wf->ntasks) {
+        /* A fan-out instance: its item (a string as is, else JSON) and index. */
+        const struct trun *r = &ex->runs[idx];
+        json_t *item = r->item ? json_loads(r->item, JSON_DECODE_ANY, NULL) : NULL;
+        snprintf(num, sizeof(num), "%d", r->item_index);
+        env_set(&envp, &n, &alloc, "ORCH_ITEM_INDEX", num);
+        env_set(&envp, &n, &alloc, "ORCH_ITEM",
+                json_is_string(item) ? json_string_value(item) : r->item ? r->item : "null");
+        json_decref(item);
+    }
     env_set(&envp, &n, &alloc, "ORCH_ATTEMPT", num);
     if (output_path)
         env_set(&envp, &n, &alloc, "ORCH_OUTPUT", output_path);
@@ -233,7 +244,7 @@ static char **build_task_env(const struct exec *ex, const struct dag_task *t, in
  * Returns a new JSON object, or NULL with err set. */
 /* What placeholders see: params, the outputs of tasks that succeeded, the
  * execution's id and due time. */
-static json_t *render_ctx(const struct exec *ex)
+json_t *engine__render_ctx(const struct exec *ex, size_t idx)
 {
     json_t *ctx = json_object(), *tasks = json_object(), *exo = json_object();
     json_t *params = json_loads(ex->params ? ex->params : "{}", 0, NULL);
@@ -246,7 +257,7 @@ static json_t *render_ctx(const struct exec *ex)
             continue;
         to = json_object();
         json_object_set_new(to, "output", out);
-        json_object_set_new(tasks, ex->wf->tasks[i].name, to);
+        json_object_set_new(tasks, engine__task_name(ex, i), to);
     }
     json_object_set_new(ctx, "tasks", tasks);
     json_object_set_new(exo, "id", json_string(ex->id));
@@ -254,11 +265,18 @@ static json_t *render_ctx(const struct exec *ex)
     json_object_set_new(ctx, "scheduledFor",
                         ex->scheduled_for_text ? json_string(ex->scheduled_for_text)
                                                : json_null());
+    if (idx >= ex->wf->ntasks && idx < ex->nruns) {
+        /* A fan-out instance: its item and index. */
+        const struct trun *r = &ex->runs[idx];
+        json_t *item = r->item ? json_loads(r->item, JSON_DECODE_ANY, NULL) : NULL;
+        json_object_set_new(ctx, "item", item ? item : json_null());
+        json_object_set_new(ctx, "index", json_integer(r->item_index));
+    }
     return ctx;
 }
 
 static int render_one(const char *text, const json_t **ctx, json_t **owned,
-                      const struct exec *ex, enum tpl_quote q, char **out, char *msg,
+                      const struct exec *ex, size_t idx, enum tpl_quote q, char **out, char *msg,
                       size_t msglen)
 {
     struct tpl *t = NULL;
@@ -270,7 +288,7 @@ static int render_one(const char *text, const json_t **ctx, json_t **owned,
         return 0;
     }
     if (!*ctx) {
-        *owned = render_ctx(ex);
+        *owned = engine__render_ctx(ex, idx);
         *ctx = *owned;
     }
     rc = tpl_parse(text, &t, &err);
@@ -286,7 +304,7 @@ static int render_one(const char *text, const json_t **ctx, json_t **owned,
  * cannot be evaluated (msg says why). */
 static int when_holds(const struct exec *ex, size_t idx, char *msg, size_t msglen)
 {
-    const struct dag_task *t = &ex->wf->tasks[idx];
+    const struct dag_task *t = engine__task(ex, idx);
     struct expr *e = NULL;
     struct err err = ERR_INIT;
     int holds = 0, rc;
@@ -295,7 +313,7 @@ static int when_holds(const struct exec *ex, size_t idx, char *msg, size_t msgle
         return 1;
     rc = expr_parse(t->when, &e, &err);
     if (rc == 0) {
-        json_t *ctx = render_ctx(ex);
+        json_t *ctx = engine__render_ctx(ex, idx);
         rc = expr_eval(e, ctx, &holds, &err);
         json_decref(ctx);
     }
@@ -316,7 +334,7 @@ static int when_holds(const struct exec *ex, size_t idx, char *msg, size_t msgle
 static int render_task(const struct exec *ex, size_t idx, struct rendered *rd, char *msg,
                        size_t msglen)
 {
-    const struct dag_task *t = &ex->wf->tasks[idx];
+    const struct dag_task *t = engine__task(ex, idx);
     const json_t *ctx = NULL;
     json_t *owned = NULL;
     int any = 0, rc = 0;
@@ -331,16 +349,16 @@ static int render_task(const struct exec *ex, size_t idx, struct rendered *rd, c
     if (!any)
         return 0;
     if (t->shell) {
-        rc = render_one(t->shell, &ctx, &owned, ex, TPL_SHELL, &rd->shell, msg, msglen);
+        rc = render_one(t->shell, &ctx, &owned, ex, idx, TPL_SHELL, &rd->shell, msg, msglen);
     } else {
         rd->argv = xcalloc(t->argc + 1, sizeof(*rd->argv));
         for (size_t i = 0; i < t->argc && rc == 0; i++)
-            rc = render_one(t->argv[i], &ctx, &owned, ex, TPL_RAW, &rd->argv[i], msg, msglen);
+            rc = render_one(t->argv[i], &ctx, &owned, ex, idx, TPL_RAW, &rd->argv[i], msg, msglen);
     }
     if (t->nenv)
         rd->env = xcalloc(t->nenv, sizeof(*rd->env));
     for (size_t i = 0; i < t->nenv && rc == 0; i++)
-        rc = render_one(t->env[i].value, &ctx, &owned, ex, TPL_RAW, &rd->env[i], msg, msglen);
+        rc = render_one(t->env[i].value, &ctx, &owned, ex, idx, TPL_RAW, &rd->env[i], msg, msglen);
     json_decref(owned);
     if (rc) {
         rendered_release(rd, t);
@@ -357,7 +375,7 @@ static int render_task(const struct exec *ex, size_t idx, struct rendered *rd, c
 static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx, char *msg,
                          size_t msglen)
 {
-    const struct dag_task *t = &ex->wf->tasks[idx];
+    const struct dag_task *t = engine__task(ex, idx);
     struct rendered rd;
     char **full;
     json_t *o, *env;
@@ -365,7 +383,7 @@ static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx, 
 
     if (render_task(ex, idx, &rd, msg, msglen) != 0)
         return NULL;
-    full = build_task_env(ex, t, ex->runs[idx].attempt, NULL, &rd);
+    full = build_task_env(ex, idx, ex->runs[idx].attempt, NULL, &rd);
     o = json_object();
     env = json_array();
 
@@ -378,7 +396,7 @@ static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx, 
             json_array_append_new(env, json_string(*e));
     }
     free_strv(full);
-    json_object_set_new(o, "task", json_string(t->name));
+    json_object_set_new(o, "task", json_string(engine__task_name(ex, idx)));
     json_object_set_new(o, "workflow", json_string(ex->wf->name));
     if (t->shell) {
         json_object_set_new(o, "shell", json_string(rd.shell ? rd.shell : t->shell));
@@ -504,11 +522,14 @@ static void exec_free(struct exec *ex)
 {
     if (!ex)
         return;
-    for (size_t i = 0; ex->runs && i < ex->wf->ntasks; i++) {
+    for (size_t i = 0; ex->runs && i < ex->nruns; i++) {
         free(ex->runs[i].error);
         free(ex->runs[i].output);
+        free(ex->runs[i].item);
+        free(ex->runs[i].name);
     }
     free(ex->runs);
+    free(ex->parent_id);
     for (int q = 0; q < 3; q++)
         free(ex->ready[q].v);
     free(ex->params);
@@ -529,23 +550,32 @@ static struct exec *exec_alloc(struct workflow *wf, const char *params)
 
     ex->wf = wf;
     ex->params = xstrdup(params);
-    ex->runs = xcalloc(wf->ntasks ? wf->ntasks : 1, sizeof(*ex->runs));
+    ex->runs_alloc = wf->ntasks ? wf->ntasks : 1;
+    ex->runs = xcalloc(ex->runs_alloc, sizeof(*ex->runs));
+    ex->nruns = wf->ntasks;
     ex->base_env = build_base_env(wf, pj);
     json_decref(pj);
-    for (size_t i = 0; i < wf->ntasks; i++)
+    for (size_t i = 0; i < wf->ntasks; i++) {
         ex->runs[i].remaining = (int)wf->tasks[i].ndeps;
+        ex->runs[i].group = (size_t)-1;
+    }
     return ex;
 }
 
-static int ready_queue_of(enum task_type t)
+/* Which ready FIFO run `idx` waits in: a command needs a process slot; a
+ * forEach task (before its instances exist) and a noop none. */
+static int ready_queue_of(const struct exec *ex, size_t idx)
 {
-    return t == TASK_COMMAND ? 0 : t == TASK_SLEEP ? 1 : 2;
+    const struct dag_task *t = engine__task(ex, idx);
+    if (idx < ex->wf->ntasks && engine__is_group(t))
+        return 2;
+    return t->type == TASK_COMMAND ? 0 : t->type == TASK_NOOP ? 2 : 1;
 }
 
 static void ready_push_raw(struct exec *ex, size_t idx)
 {
     struct trun *r = &ex->runs[idx];
-    struct fifo *f = &ex->ready[ready_queue_of(ex->wf->tasks[idx].type)];
+    struct fifo *f = &ex->ready[ready_queue_of(ex, idx)];
     if (r->queued_in_ready)
         return;
     if (f->head > 0 && f->head == f->n)
@@ -611,20 +641,35 @@ static void task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum 
     struct trun *r = &ex->runs[idx];
     if (task_status_is_final(r->status))
         return;
-    if (r->status == TASK_RUNNING)
-        ex->nrunning--;
+    if (r->status == TASK_RUNNING && !r->expanded)
+        ex->nrunning--; /* a group takes no slot of its own */
     r->status = st;
     r->finished_at = clock_now_ms();
     set_str(&r->error, error);
     r->dirty = 1;
     ex->nfinal++;
-    propagate(eng, ex, idx);
+    if (idx >= ex->wf->ntasks)
+        engine__group_step(eng, ex, r->group, st); /* an instance: its group decides */
+    else
+        propagate(eng, ex, idx);
+}
+
+void engine__task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum task_status st,
+                           const char *error)
+{
+    task_finalize(eng, ex, idx, st, error);
+}
+
+void engine__task_event(struct engine *eng, struct exec *ex, struct engine_event *ev)
+{
+    exec_progress(ex, ev);
+    notify(eng, ev);
 }
 
 /* Decide what becomes of task `c` now that all its dependencies are final. */
 static enum task_status decide_run_if(const struct exec *ex, size_t c)
 {
-    const struct dag_task *t = &ex->wf->tasks[c];
+    const struct dag_task *t = engine__task(ex, c);
     int any_bad = 0, all_ok = 1, any_skipped = 0;
 
     for (size_t i = 0; i < t->ndeps; i++) {
@@ -665,6 +710,11 @@ static void task_make_ready(struct engine *eng, struct exec *ex, size_t idx)
     ready_push(eng, ex, idx);
 }
 
+void engine__task_make_ready(struct engine *eng, struct exec *ex, size_t idx)
+{
+    task_make_ready(eng, ex, idx);
+}
+
 /* Task `idx` became final: update its dependents. Iterative, so a 100000-task
  * chain of skipped or upstream_failed tasks cannot overflow the stack. */
 static void propagate(struct engine *eng, struct exec *ex, size_t idx)
@@ -675,7 +725,7 @@ static void propagate(struct engine *eng, struct exec *ex, size_t idx)
     stack[n++] = idx;
     while (n) {
         size_t cur = stack[--n];
-        const struct dag_task *t = &ex->wf->tasks[cur];
+        const struct dag_task *t = engine__task(ex, cur);
         for (size_t i = 0; i < t->nchildren; i++) {
             size_t c = t->children[i];
             struct trun *cr = &ex->runs[c];
@@ -696,7 +746,7 @@ static void propagate(struct engine *eng, struct exec *ex, size_t idx)
             else if (d == TASK_CANCELLED)
                 set_str(&cr->error, ex->error ? ex->error : "cancelled");
             ex->nfinal++;
-            log_debug(COMP_TASK, "Task '%s' %s", ex->wf->tasks[c].name, task_status_name(d));
+            log_debug(COMP_TASK, "Task '%s' %s", engine__task_name(ex, c), task_status_name(d));
             XGROW(stack, alloc, n + 1);
             stack[n++] = c;
         }
@@ -727,7 +777,7 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
                         int exit_code, int sig, const char *error, int pid, int pgid,
                         int64_t proc_start, int allow_retry)
 {
-    const struct dag_task *t = &ex->wf->tasks[idx];
+    const struct dag_task *t = engine__task(ex, idx);
     struct trun *r = &ex->runs[idx];
     int64_t now = clock_now_ms();
     struct attempt_row row;
@@ -758,16 +808,16 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
     clock_fmt_duration(took, dur, sizeof(dur));
     memset(&ev, 0, sizeof(ev));
     ev.type = ENGINE_EV_TASK_FINISHED;
-    ev.task = t->name;
+    ev.task = engine__task_name(ex, idx);
     ev.attempt = r->attempt;
     ev.duration_ms = took;
     ev.error = error;
 
     if (ast == ATTEMPT_SUCCEEDED) {
         if (t->type == TASK_NOOP)
-            log_debug(COMP_TASK, "Task '%s' succeeded (noop)", t->name);
+            log_debug(COMP_TASK, "Task '%s' succeeded (noop)", engine__task_name(ex, idx));
         else
-            log_info(COMP_TASK, "Task '%s' succeeded in %s (attempt %d)", t->name, dur,
+            log_info(COMP_TASK, "Task '%s' succeeded in %s (attempt %d)", engine__task_name(ex, idx), dur,
                      r->attempt);
         task_finalize(eng, ex, idx, TASK_SUCCEEDED, NULL);
         ev.task_status = TASK_SUCCEEDED;
@@ -784,7 +834,7 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
         char dbuf[32];
         clock_fmt_duration(delay, dbuf, sizeof(dbuf));
         log_warn(COMP_TASK, "Task '%s' attempt %d failed (%d of %d tries): %s; retrying in %s",
-                 t->name, r->attempt, r->failures, t->retries + 1, error ? error : "failed",
+                 engine__task_name(ex, idx), r->attempt, r->failures, t->retries + 1, error ? error : "failed",
                  dbuf);
         ex->nrunning--;
         r->status = TASK_QUEUED;
@@ -812,9 +862,9 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
                               : ast == ATTEMPT_CANCELLED ? TASK_CANCELLED
                                                          : TASK_FAILED;
         if (ast == ATTEMPT_CANCELLED)
-            log_info(COMP_TASK, "Task '%s' cancelled (attempt %d)", t->name, r->attempt);
+            log_info(COMP_TASK, "Task '%s' cancelled (attempt %d)", engine__task_name(ex, idx), r->attempt);
         else
-            log_error(COMP_TASK, "Task '%s' failed: %s", t->name, error ? error : "failed");
+            log_error(COMP_TASK, "Task '%s' failed: %s", engine__task_name(ex, idx), error ? error : "failed");
         task_finalize(eng, ex, idx, fs, error);
         ev.task_status = fs;
         exec_progress(ex, &ev);
@@ -847,7 +897,7 @@ static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx, 
 
 static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int offer)
 {
-    const struct dag_task *t = &ex->wf->tasks[idx];
+    const struct dag_task *t = engine__task(ex, idx);
     struct trun *r = &ex->runs[idx];
     int64_t now = clock_now_ms();
     struct attempt_row row;
@@ -875,11 +925,11 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
         row.status = ATTEMPT_SUCCEEDED;
         row.finished_at = now;
         engine__add_pending_attempt(eng, ex, 1, &row);
-        log_debug(COMP_TASK, "Task '%s' succeeded (noop)", t->name);
+        log_debug(COMP_TASK, "Task '%s' succeeded (noop)", engine__task_name(ex, idx));
         task_finalize(eng, ex, idx, TASK_SUCCEEDED, NULL);
         memset(&ev, 0, sizeof(ev));
         ev.type = ENGINE_EV_TASK_FINISHED;
-        ev.task = t->name;
+        ev.task = engine__task_name(ex, idx);
         ev.task_status = TASK_SUCCEEDED;
         ev.attempt = r->attempt;
         exec_progress(ex, &ev);
@@ -889,7 +939,7 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
     engine__add_pending_attempt(eng, ex, 1, &row);
     memset(&ev, 0, sizeof(ev));
     ev.type = ENGINE_EV_TASK_STARTED;
-    ev.task = t->name;
+    ev.task = engine__task_name(ex, idx);
     ev.task_status = TASK_RUNNING;
     ev.attempt = r->attempt;
     exec_progress(ex, &ev);
@@ -904,7 +954,7 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
         tm.idx = idx;
         tm.attempt = r->attempt;
         engine__timer_add(&eng->timers, &tm);
-        log_info(COMP_TASK, "Task '%s' started (sleep, attempt %d)", t->name, r->attempt);
+        log_info(COMP_TASK, "Task '%s' started (sleep, attempt %d)", engine__task_name(ex, idx), r->attempt);
         return;
     }
     /* TASK_COMMAND: the process is started after the commit. */
@@ -939,7 +989,7 @@ void engine__remote_run_local(struct engine *eng, struct exec *ex, size_t idx)
     struct trun *r = &ex->runs[idx];
     r->proc = proc_new(eng, ex, ex->id, idx, r->attempt);
     log_info(COMP_TASK, "Task '%s' taken back from the offers: runs here (attempt %d)",
-             ex->wf->tasks[idx].name, r->attempt);
+             engine__task_name(ex, idx), r->attempt);
 }
 
 void engine__remote_run_for(struct engine *eng, const struct offer_row *o)
@@ -957,10 +1007,10 @@ static void exec_check_done(struct engine *eng, struct exec *ex)
 
     if (exec_status_is_final(ex->status) && ex->finished_reported)
         return;
-    if (ex->nfinal < ex->wf->ntasks)
+    if (ex->nfinal < ex->nruns)
         return;
     if (!exec_status_is_final(ex->status)) {
-        for (size_t i = 0; i < ex->wf->ntasks; i++)
+        for (size_t i = 0; i < ex->nruns; i++)
             if (task_is_bad(ex->runs[i].status))
                 bad = 1;
         ex->status = bad ? EXEC_FAILED : EXEC_SUCCEEDED;
@@ -1014,10 +1064,16 @@ void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st
     ex->status = st;
     set_str(&ex->error, reason);
     ex->dirty = 1;
-    for (size_t i = 0; i < ex->wf->ntasks; i++) {
+    for (size_t i = 0; i < ex->nruns; i++) {
         struct trun *r = &ex->runs[i];
         if (task_status_is_final(r->status))
             continue;
+        if (r->status == TASK_RUNNING && r->expanded) {
+            /* A group: it ends now; its instances follow in this loop. */
+            task_finalize(eng, ex, i, st == EXEC_TIMED_OUT ? TASK_TIMED_OUT : TASK_CANCELLED,
+                          reason);
+            continue;
+        }
         if (r->status == TASK_RUNNING) {
             struct proc *p = r->proc;
             if (p) {
@@ -1061,14 +1117,14 @@ static int dispatch(struct engine *eng)
                 struct fifo *f = &ex->ready[q];
                 while (f->head < f->n) {
                     size_t idx = f->v[f->head];
-                    const struct dag_task *t = &ex->wf->tasks[idx];
+                    const struct dag_task *t = engine__task(ex, idx);
                     struct trun *r = &ex->runs[idx];
                     if (!r->queued_in_ready || r->status != TASK_QUEUED) {
                         f->head++;
                         r->queued_in_ready = 0;
                         continue;
                     }
-                    if (limit > 0 && ex->nrunning >= (size_t)limit && t->type != TASK_NOOP)
+                    if (limit > 0 && ex->nrunning >= (size_t)limit && q != 2)
                         break;
                     int offer = 0;
                     if (t->when && r->attempt == 0) {
@@ -1080,17 +1136,26 @@ static int dispatch(struct engine *eng)
                             r->queued_in_ready = 0;
                             if (w == 0) {
                                 log_info(COMP_TASK, "Task '%s' skipped: its condition is false",
-                                         t->name);
+                                         engine__task_name(ex, idx));
                                 task_finalize(eng, ex, idx, TASK_SKIPPED,
                                               "skipped: its condition is false");
                             } else {
-                                log_error(COMP_TASK, "Task '%s' failed: %s", t->name, msg);
+                                log_error(COMP_TASK, "Task '%s' failed: %s", engine__task_name(ex, idx), msg);
                                 task_finalize(eng, ex, idx, TASK_FAILED, msg);
                             }
                             progress = 1;
                             again = 1;
                             continue;
                         }
+                    }
+                    if (idx < ex->wf->ntasks && engine__is_group(t)) {
+                        /* Its instances are made now (the runs may move). */
+                        f->head++;
+                        r->queued_in_ready = 0;
+                        engine__group_start(eng, ex, idx);
+                        progress = 1;
+                        again = 1;
+                        continue;
                     }
                     if (t->type == TASK_COMMAND && eng->nprocs >= (size_t)eng->cfg.workers) {
                         /* No slot here: another node may run it. */
@@ -1127,7 +1192,7 @@ static int commit_turn(struct engine *eng, struct err *err)
     for (struct exec *ex = eng->execs; ex && !dirty; ex = ex->next) {
         if (ex->dirty || ex->tasks_new)
             dirty = 1;
-        for (size_t i = 0; !dirty && i < ex->wf->ntasks; i++)
+        for (size_t i = 0; !dirty && i < ex->nruns; i++)
             if (ex->runs[i].dirty)
                 dirty = 1;
     }
@@ -1185,14 +1250,21 @@ again:
         }
         if (rc)
             goto fail;
-        for (size_t i = 0; i < ex->wf->ntasks; i++) {
+        for (size_t i = 0; i < ex->nruns; i++) {
             struct trun *r = &ex->runs[i];
             struct task_run_row tr;
             if (!r->dirty && !ex->tasks_new)
                 continue;
             memset(&tr, 0, sizeof(tr));
             tr.idx = (int)i;
-            tr.name = ex->wf->tasks[i].name;
+            tr.name = (char *)engine__task_name(ex, i);
+            if (i >= ex->wf->ntasks) {
+                tr.instance = 1;
+                tr.group_idx = (int)r->group;
+                tr.item_index = r->item_index;
+                tr.item = r->item;
+            }
+            tr.child_id = r->child_id[0] ? r->child_id : NULL;
             tr.status = r->status;
             tr.attempt = r->attempt;
             tr.available_at = r->available_at;
@@ -1200,7 +1272,7 @@ again:
             tr.finished_at = r->finished_at;
             tr.error = r->error;
             tr.output = r->output;
-            if (ex->tasks_new)
+            if (ex->tasks_new || r->is_new)
                 rc = store_task_run_insert(eng->st, ex->id, &tr, err);
             else
                 rc = store_task_run_update(eng->st, ex->id, &tr, r->db_attempt, err);
@@ -1313,8 +1385,9 @@ again:
         ex->is_new = 0;
         ex->dirty = 0;
         ex->tasks_new = 0;
-        for (size_t i = 0; i < ex->wf->ntasks; i++) {
+        for (size_t i = 0; i < ex->nruns; i++) {
             ex->runs[i].dirty = 0;
+            ex->runs[i].is_new = 0;
             ex->runs[i].db_attempt = ex->runs[i].attempt;
         }
     }
@@ -1586,7 +1659,6 @@ static void proc_exited(struct engine *eng, struct proc *p)
 {
     struct exec *ex = p->ex;
     struct trun *r;
-    const struct dag_task *t;
     char msg[512], line[200];
     int code, sig;
 
@@ -1624,12 +1696,10 @@ static void proc_exited(struct engine *eng, struct proc *p)
         return;
     }
     r = &ex->runs[p->idx];
-    t = &ex->wf->tasks[p->idx];
-
     if (p->stale || r->proc != p || r->attempt != p->attempt || r->status != TASK_RUNNING) {
         /* Fencing: this attempt was already given up; its report is dropped. */
         log_info(COMP_TASK, "Task '%s': dropped late report of attempt %d (current attempt %d, %s)",
-                  t->name, p->attempt, r->attempt, task_status_name(r->status));
+                  engine__task_name(ex, p->idx), p->attempt, r->attempt, task_status_name(r->status));
         return;
     }
     r->proc = NULL;
@@ -1662,7 +1732,7 @@ static void spawn_pending(struct engine *eng)
     for (size_t i = 0; i < eng->nspawn; i++) {
         struct proc *p = eng->to_spawn[i];
         struct exec *ex = p->ex;
-        const struct dag_task *t = ex ? &ex->wf->tasks[p->idx] : NULL;
+        const struct dag_task *t = ex ? engine__task(ex, p->idx) : NULL;
         struct trun *r = ex ? &ex->runs[p->idx] : NULL;
         char **envp;
         char *sh_argv[4];
@@ -1698,7 +1768,7 @@ static void spawn_pending(struct engine *eng)
                 eng->work_now = 1;
                 continue;
             }
-            envp = build_task_env(ex, t, p->attempt, p->output_path, &rd);
+            envp = build_task_env(ex, p->idx, p->attempt, p->output_path, &rd);
             if (t->shell) {
                 sh_argv[0] = (char *)"/bin/sh";
                 sh_argv[1] = (char *)"-c";
@@ -1709,7 +1779,7 @@ static void spawn_pending(struct engine *eng)
                 p->ch.argv = rd.argv ? rd.argv : t->argv;
             }
             p->ch.dir = t->working_dir;
-            name = t->name;
+            name = engine__task_name(ex, p->idx);
         } else {
             /* Run for another node: what its offer says. */
             const json_t *argv = json_object_get(p->spec, "argv");
@@ -1819,7 +1889,7 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
     case TIMER_KILL:
         if (tm->proc && !tm->proc->reaped) {
             log_warn(COMP_TASK, "Task '%s' did not stop within %lldms of SIGTERM: sending SIGKILL",
-                     tm->proc->ex ? tm->proc->ex->wf->tasks[tm->proc->idx].name : "(remote)",
+                     tm->proc->ex ? engine__task_name(tm->proc->ex, tm->proc->idx) : "(remote)",
                      (long long)eng->cfg.kill_grace_ms);
             child_signal_group(&tm->proc->ch, SIGKILL);
         }
@@ -1829,7 +1899,7 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
         struct proc *p = tm->proc;
         if (r->status != TASK_RUNNING || r->attempt != tm->attempt || r->proc != p)
             return;
-        clock_fmt_duration(ex->wf->tasks[tm->idx].timeout_ms, dur, sizeof(dur));
+        clock_fmt_duration(engine__task(ex, tm->idx)->timeout_ms, dur, sizeof(dur));
         snprintf(msg, sizeof(msg), "timed out after %s", dur);
         if (!p) {
             /* Offered to, or run by, another node: it is told to stop. */
@@ -1878,7 +1948,7 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
         return;
     case TIMER_MAX_QUEUED: {
         struct trun *r = &ex->runs[tm->idx];
-        const char *name = ex->wf->tasks[tm->idx].name;
+        const char *name = engine__task_name(ex, tm->idx);
         if (ex->status != EXEC_RUNNING || r->status != TASK_QUEUED || r->attempt != tm->attempt)
             return;
         clock_fmt_duration(ex->wf->max_queued_ms, dur, sizeof(dur));
@@ -2257,12 +2327,12 @@ void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
         snprintf(why, sizeof(why), "lost: the node running it (%.120s) died or stopped",
                  o->runner_node ? o->runner_node : "?");
         log_warn(COMP_TASK, "Task '%s' attempt %d was lost with node '%s'",
-                 ex->wf->tasks[idx].name, r->attempt, o->runner_node ? o->runner_node : "?");
+                 engine__task_name(ex, idx), r->attempt, o->runner_node ? o->runner_node : "?");
         /* Its process may live on, orphaned, on this machine: end it first. */
         if (o->runner && o->pid > 0 && same_host(eng, o->runner) &&
             child_kill_orphan_group(o->pid, o->proc_start))
             log_warn(COMP_TASK, "Task '%s': killed orphaned process group %d of attempt %d",
-                     ex->wf->tasks[idx].name, o->pid, r->attempt);
+                     engine__task_name(ex, idx), o->pid, r->attempt);
         attempt_end(eng, ex, idx, ATTEMPT_LOST, -1, 0, why, o->pid, o->pid, o->proc_start, 1);
     } else if (o->status && !strcmp(o->status, "succeeded")) {
         free(r->output);
@@ -2337,7 +2407,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                      d->exec.workflow, version);
         goto out;
     }
-    if (wf->ntasks != d->ntasks) {
+    if (d->ntasks < wf->ntasks || (d->ntasks && d->tasks[d->ntasks - 1].idx != (int)d->ntasks - 1)) {
         rc = err_set(err, ERR_INTERNAL, "execution '%s' has %zu task runs, its workflow %zu",
                      exec_id, d->ntasks, wf->ntasks);
         goto out;
@@ -2350,12 +2420,32 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
     ex->created_at = d->exec.created_at;
     ex->started_at = d->exec.started_at && !retry ? d->exec.started_at : now;
     ex->dirty = 1;
+    if (d->exec.parent_id) {
+        ex->parent_id = xstrdup(d->exec.parent_id);
+        ex->parent_task_idx = d->exec.parent_task_idx;
+        ex->depth = d->exec.depth;
+    }
+    /* Fan-out instances beyond the workflow's tasks. */
+    XGROW(ex->runs, ex->runs_alloc, d->ntasks);
+    for (size_t i = ex->nruns; i < d->ntasks; i++) {
+        const struct task_run_row *tr = &d->tasks[i];
+        struct trun *r = &ex->runs[i];
+        memset(r, 0, sizeof(*r));
+        r->group = tr->instance && tr->group_idx >= 0 && (size_t)tr->group_idx < ex->wf->ntasks &&
+                           engine__is_group(&ex->wf->tasks[tr->group_idx])
+                       ? (size_t)tr->group_idx
+                       : 0;
+        r->item_index = tr->item_index;
+        r->item = xstrdup(tr->item ? tr->item : "null");
+        r->name = xstrdup(tr->name ? tr->name : "?");
+    }
+    ex->nruns = d->ntasks;
     if (d->exec.schedule_id)
         exec_restore_schedule(eng, ex, d->exec.schedule_id, d->exec.scheduled_for);
     for (size_t i = 0; i < d->ntasks; i++) {
         const struct task_run_row *tr = &d->tasks[i];
         struct trun *r;
-        if (tr->idx < 0 || (size_t)tr->idx >= ex->wf->ntasks)
+        if (tr->idx < 0 || (size_t)tr->idx >= ex->nruns)
             continue;
         r = &ex->runs[tr->idx];
         r->status = tr->status;
@@ -2365,6 +2455,8 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         r->finished_at = tr->finished_at;
         r->error = tr->error ? xstrdup(tr->error) : NULL;
         r->output = tr->output && !retry ? xstrdup(tr->output) : NULL;
+        if (tr->child_id)
+            snprintf(r->child_id, sizeof(r->child_id), "%s", tr->child_id);
         if (retry && r->status == TASK_SUCCEEDED && tr->output)
             r->output = xstrdup(tr->output); /* kept with the task */
         if (retry && r->status != TASK_SUCCEEDED) {
@@ -2382,7 +2474,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
     /* The retry budget used so far: failed, timed out and lost attempts. */
     for (size_t k = 0; !retry && k < d->nattempts; k++) {
         const struct attempt_row *a = &d->attempts[k];
-        if (a->task_idx < 0 || (size_t)a->task_idx >= ex->wf->ntasks)
+        if (a->task_idx < 0 || (size_t)a->task_idx >= ex->nruns)
             continue;
         if (a->status == ATTEMPT_FAILED || a->status == ATTEMPT_TIMED_OUT ||
             a->status == ATTEMPT_LOST)
@@ -2390,13 +2482,14 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
     }
     /* Dependency counters from the final statuses. */
     for (size_t i = 0; i < ex->wf->ntasks; i++) {
-        const struct dag_task *t = &ex->wf->tasks[i];
+        const struct dag_task *t = engine__task(ex, i);
         int rem = 0;
         for (size_t k = 0; k < t->ndeps; k++)
             if (!task_status_is_final(ex->runs[t->deps[k]].status))
                 rem++;
         ex->runs[i].remaining = rem;
     }
+    engine__groups_restore(ex);
     ex->next = eng->execs;
     eng->execs = ex;
     if (eng->cluster && !retry) {
@@ -2409,7 +2502,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
             for (size_t k = 0; k < noffers; k++) {
                 const struct offer_row *o = &offers[k];
                 struct trun *r;
-                if (o->task_idx < 0 || (size_t)o->task_idx >= ex->wf->ntasks)
+                if (o->task_idx < 0 || (size_t)o->task_idx >= ex->nruns)
                     continue;
                 r = &ex->runs[o->task_idx];
                 if (r->status != TASK_RUNNING || r->attempt != o->attempt)
@@ -2419,7 +2512,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                 ex->nrunning++;
                 r->attempt_started_at = o->offered_at;
                 log_info(COMP_TASK, "Task '%s' attempt %d runs on another node: taken over",
-                         ex->wf->tasks[o->task_idx].name, o->attempt);
+                         engine__task_name(ex, o->task_idx), o->attempt);
             }
             if (noffers)
                 eng->want_results = 1;
@@ -2429,11 +2522,15 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                      oerr.msg);
         }
     }
-    for (size_t i = 0; i < ex->wf->ntasks; i++) {
+    for (size_t i = 0; i < ex->nruns; i++) {
         struct trun *r = &ex->runs[i];
-        const struct dag_task *t = &ex->wf->tasks[i];
+        const struct dag_task *t = engine__task(ex, i);
         if (r->remote)
             continue;
+        if (r->expanded && r->status == TASK_RUNNING)
+            continue; /* a group: engine__group_resume below */
+        if (i >= ex->wf->ntasks && r->status == TASK_PENDING)
+            continue; /* an instance its group makes ready */
         if (r->status == TASK_QUEUED) {
             if (r->available_at > now) {
                 struct timer tm;
@@ -2468,17 +2565,17 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                 /* Not a process of this machine: its node stopped renewing its
                  * lease; a node that comes back ends what it no longer owns. */
                 log_warn(COMP_TASK, "Task '%s' attempt %d ran on '%s': its process cannot be "
-                         "ended from here", t->name, r->attempt, last->node);
+                         "ended from here", engine__task_name(ex, i), r->attempt, last->node);
             } else if (last && last->pgid > 0 &&
                        child_kill_orphan_group(last->pgid, last->proc_start))
                 log_warn(COMP_TASK, "Task '%s': killed orphaned process group %d of attempt %d",
-                         t->name, last->pgid, r->attempt);
+                         engine__task_name(ex, i), last->pgid, r->attempt);
             else if (t->type == TASK_COMMAND && (!last || last->pgid <= 0)) {
                 /* Its pid was not committed yet: find it by its environment. */
-                int k = child_kill_by_env(ex->id, t->name, r->attempt);
+                int k = child_kill_by_env(ex->id, engine__task_name(ex, i), r->attempt);
                 if (k > 0)
                     log_warn(COMP_TASK, "Task '%s': killed %d orphaned process group%s of attempt %d",
-                             t->name, k, k == 1 ? "" : "s", r->attempt);
+                             engine__task_name(ex, i), k, k == 1 ? "" : "s", r->attempt);
             }
             ex->nrunning++;
             r->attempt_started_at = last ? last->started_at : r->started_at;
@@ -2495,7 +2592,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                 engine__timer_add(&eng->timers, &tm);
                 continue;
             }
-            log_warn(COMP_TASK, "Task '%s' attempt %d was lost (%s)", t->name, r->attempt,
+            log_warn(COMP_TASK, "Task '%s' attempt %d was lost (%s)", engine__task_name(ex, i), r->attempt,
                      eng->cluster ? "its node died or lost its lease" : "its orch process died");
             {
                 char why[200];
@@ -2510,16 +2607,18 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
             }
         }
     }
+    for (size_t g = 0; g < ex->wf->ntasks; g++)
+        engine__group_resume(eng, ex, g);
     {
         int64_t elapsed = now - ex->started_at;
         exec_start_deadline(eng, ex, elapsed > 0 ? elapsed : 0);
     }
     if (retry)
         log_info(COMP, "Execution %s of '%s' retried: %zu of %zu tasks kept", ex->id,
-                 ex->wf->name, ex->nfinal, ex->wf->ntasks);
+                 ex->wf->name, ex->nfinal, ex->nruns);
     else
         log_info(COMP, "Execution %s of '%s' resumed: %zu of %zu tasks already final", ex->id,
-                 ex->wf->name, ex->nfinal, ex->wf->ntasks);
+                 ex->wf->name, ex->nfinal, ex->nruns);
     rc = commit_turn(eng, err);
     if (rc) {
         eng->execs = ex->next;

@@ -130,6 +130,24 @@ struct trun {
     struct proc *proc; /* live process of the current attempt */
     int dirty;
     int queued_in_ready; /* present in the exec's ready list */
+    int is_new;          /* a fan-out instance made this turn: inserted, not updated */
+    /* A fan-out instance (idx >= the workflow's task count): one item of the
+     * forEach task `group`, which it runs as that task with item and index. */
+    size_t group;        /* (size_t)-1 for the workflow's own tasks */
+    int item_index;
+    char *item;          /* JSON text */
+    char *name;          /* "task[3]" */
+    /* A forEach task (a group) once its list is known: its instances are the
+     * runs first .. first + ninst - 1; it is running until all are final. */
+    int expanded;
+    size_t first, ninst;
+    size_t inst_next;    /* the next instance to make ready (maxParallel) */
+    size_t inst_final;   /* instances final */
+    size_t inst_bad;     /* instances that failed, timed out or were cancelled */
+    size_t inst_active;  /* instances made ready and not final yet */
+    /* A workflow task: the child execution of the current attempt. */
+    char child_id[ID_MAX];
+    void *http;          /* an HTTP task's request in flight (httptask.c), or NULL */
 };
 
 struct pending_attempt {
@@ -169,8 +187,31 @@ struct exec {
     int lost;        /* taken by another node: nothing of it is written any more */
     int writes;      /* this turn writes something of it (cluster.c, for the fence) */
     int handoff;     /* created for any node: inserted queued and unowned, then dropped */
+    size_t nruns, runs_alloc; /* runs: the workflow's tasks, then fan-out instances */
+    /* A child execution (a workflow task's): its parent and task. */
+    char *parent_id;
+    int parent_task_idx;
+    int parent_attempt;
+    int depth;
     struct exec *next;
 };
+
+/* The definition task run `idx` runs: its own, or its group's for an instance. */
+static inline const struct dag_task *engine__task(const struct exec *ex, size_t idx)
+{
+    return &ex->wf->tasks[idx < ex->wf->ntasks ? idx : ex->runs[idx].group];
+}
+
+/* The name of run `idx` as logs and the API show it: "load", "process[3]". */
+static inline const char *engine__task_name(const struct exec *ex, size_t idx)
+{
+    return idx < ex->wf->ntasks ? ex->wf->tasks[idx].name : ex->runs[idx].name;
+}
+
+static inline int engine__is_group(const struct dag_task *t)
+{
+    return t->for_each != NULL || t->for_each_json != NULL;
+}
 
 /* One schedule of a workflow definition, as the scheduler keeps it. */
 struct sched {
@@ -339,6 +380,21 @@ void engine__scheds_clear(struct engine *eng);
 void engine__sched_sync(struct engine *eng);
 int64_t engine__sched_tick(struct engine *eng);
 void engine__cmd_backfill(struct engine *eng, struct cmd *c);
+
+/* engine.c, for the task kinds */
+void engine__task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum task_status st,
+                           const char *error);
+void engine__task_make_ready(struct engine *eng, struct exec *ex, size_t idx);
+/* Fill in the progress counts of `ev` and pass it to the observer. */
+void engine__task_event(struct engine *eng, struct exec *ex, struct engine_event *ev);
+/* What placeholders of run `idx` see (params, outputs, item and index, ...). */
+json_t *engine__render_ctx(const struct exec *ex, size_t idx);
+
+/* fanout.c */
+void engine__group_start(struct engine *eng, struct exec *ex, size_t g);
+void engine__group_step(struct engine *eng, struct exec *ex, size_t g, enum task_status st);
+void engine__groups_restore(struct exec *ex);
+void engine__group_resume(struct engine *eng, struct exec *ex, size_t g);
 
 /* cluster.c */
 void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why);

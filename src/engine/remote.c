@@ -177,7 +177,7 @@ void engine__remote_offer(struct engine *eng, struct exec *ex, size_t idx, json_
     eng->notify_offers = 1;
     eng->nremote++;
     log_info(COMP_TASK, "Task '%s' offered to the other nodes (attempt %d)",
-             ex->wf->tasks[idx].name, ex->runs[idx].attempt);
+             engine__task_name(ex, idx), ex->runs[idx].attempt);
 }
 
 /* The owner gives up a remote attempt (timeout, cancel): tell its runner. */
@@ -214,7 +214,7 @@ static void collect_results(struct engine *eng)
     for (size_t i = 0; i < n; i++) {
         struct offer_row *o = &rows[i];
         struct exec *ex = engine__exec_find(eng, o->exec_id);
-        struct trun *r = ex && o->task_idx >= 0 && (size_t)o->task_idx < ex->wf->ntasks
+        struct trun *r = ex && o->task_idx >= 0 && (size_t)o->task_idx < ex->nruns
                              ? &ex->runs[o->task_idx]
                              : NULL;
         struct offer_row del;
@@ -266,7 +266,7 @@ static void run_offers(struct engine *eng, int slots)
             struct offer_row del;
             key_of(&del, o->exec_id, (size_t)o->task_idx, o->attempt);
             op_add(eng, ROFF_DELETE, &del);
-            if (ex && o->task_idx >= 0 && (size_t)o->task_idx < ex->wf->ntasks &&
+            if (ex && o->task_idx >= 0 && (size_t)o->task_idx < ex->nruns &&
                 ex->runs[o->task_idx].remote && ex->runs[o->task_idx].attempt == o->attempt) {
                 ex->runs[o->task_idx].remote = 0;
                 if (eng->nremote)

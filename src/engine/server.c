@@ -359,7 +359,7 @@ void engine__interrupt_running(struct engine *eng)
                               NULL);
     }
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        for (size_t i = 0; i < ex->wf->ntasks; i++) {
+        for (size_t i = 0; i < ex->nruns; i++) {
             struct trun *r = &ex->runs[i];
             struct proc *p = r->proc;
             struct attempt_row row;
@@ -384,7 +384,7 @@ void engine__interrupt_running(struct engine *eng)
             r->available_at = 0;
             r->dirty = 1;
             log_warn(COMP_TASK, "Task '%s' interrupted by shutdown (attempt %d): it runs again at "
-                     "the next start", ex->wf->tasks[i].name, r->attempt);
+                     "the next start", engine__task_name(ex, i), r->attempt);
         }
     }
 }

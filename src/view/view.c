@@ -56,6 +56,7 @@ json_t *view_exec_summary(const struct exec_row *row)
     json_object_set_new(o, "error", str_or_null(row->error));
     json_object_set_new(o, "scheduleId", str_or_null(row->schedule_id));
     json_object_set_new(o, "scheduledFor", view_instant(row->scheduled_for));
+    json_object_set_new(o, "parentId", str_or_null(row->parent_id));
     return o;
 }
 
@@ -94,14 +95,23 @@ json_t *view_exec_detail(const struct exec_detail *d)
         json_object_set_new(to, "availableAt", view_instant(t->available_at));
         json_object_set_new(to, "error", str_or_null(t->error));
         {
-            /* Stored as JSON object text by the engine; anything else is not shown. */
-            json_t *out = t->output ? json_loads(t->output, 0, NULL) : NULL;
-            if (out && !json_is_object(out)) {
-                json_decref(out);
-                out = NULL;
-            }
+            /* JSON text stored by the engine: an object, or a fan-out's list. */
+            json_t *out = t->output ? json_loads(t->output, JSON_DECODE_ANY, NULL) : NULL;
             json_object_set_new(to, "output", out ? out : json_null());
         }
+        {
+            /* One item of a fan-out: its group (the forEach task), item and index. */
+            const char *group = t->instance && t->group_idx >= 0 && (size_t)t->group_idx < d->ntasks
+                                    ? d->tasks[t->group_idx].name
+                                    : NULL;
+            json_t *item = t->instance && t->item ? json_loads(t->item, JSON_DECODE_ANY, NULL)
+                                                  : NULL;
+            json_object_set_new(to, "group", str_or_null(group));
+            json_object_set_new(to, "index",
+                                t->instance ? json_integer(t->item_index) : json_null());
+            json_object_set_new(to, "item", item ? item : json_null());
+        }
+        json_object_set_new(to, "childExecutionId", str_or_null(t->child_id));
         /* Attempts are ordered by (task_idx, number), like the tasks. */
         while (k < d->nattempts && d->attempts[k].task_idx < t->idx)
             k++;

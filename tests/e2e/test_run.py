@@ -785,10 +785,11 @@ def test_templates_in_commands(orch):
     assert any(p == "$.tasks[2].command" and "unclosed '{{'" in m for p, m in probs), probs
     assert ("$.tasks[4].command[0]", "the program name 'command[0]' cannot be a template "
             "(pass values as arguments)") in probs
-    assert ("$.tasks[4].command[1]", "{{ tasks.d.output }}: task 'd' has no output (only "
-            "command tasks have one)") in probs
+    assert ("$.tasks[4].command[1]", "{{ tasks.d.output }}: task 'd' has no output (command, "
+            "http and workflow tasks have one, and tasks with forEach)") in probs
     assert ("$.tasks[4].env.X", "{{ item }}: 'item' and 'index' exist only in a task that "
-            "fans out over a list") in probs
+            "fans out over a list (forEach), not in its forEach, when or the workflow's "
+            "outputs") in probs
 
 
 def test_when_conditions(orch):

@@ -1838,6 +1838,631 @@ static void test_schedule_shapes(void **state)
     strbuf_release(&sb);
 }
 
+/* ---- http and workflow tasks, fan-out, outputs ---- */
+
+/* A workflow called 'w' with the given tasks (the array's contents). */
+#define WT(tasks) "{'name': 'w', 'tasks': [" tasks "]}"
+
+/* The message of a misplaced {{ item }} or {{ index }}, after "{{ REF }}: ". */
+#define ITEMS_ONLY                                                                                 \
+    "'item' and 'index' exist only in a task that fans out over a list (forEach), not in its "     \
+    "forEach, when or the workflow's outputs"
+
+#define NO_OUTPUT                                                                                  \
+    "has no output (command, http and workflow tasks have one, and tasks with forEach)"
+
+static void test_http_valid(void **state)
+{
+    struct workflow *wf;
+    const struct dag_http *h;
+    (void)state;
+
+    wf = parse_ok("{'name': 'w', 'params': {'host': 'example.com', 'user': 'bob'}, 'tasks': ["
+                  " {'name': 'call', 'type': 'http', 'method': 'post',"
+                  "  'url': 'https://{{ params.host }}/api?id={{ execution.id }}',"
+                  "  'headers': {'X-B': 'two', 'Accept': 'application/json',"
+                  "   'X-A': '{{ scheduledFor }}'},"
+                  "  'body': {'k': [1, 'v', {'p': '{{ params.user }}'}], 'n': null, 'b': true},"
+                  "  'expectStatus': [200, '4xx', '201', '5XX'], 'followRedirects': false,"
+                  "  'auth': {'username': '{{ params.user }}', 'passwordEnv': 'BOB_PW'}},"
+                  " {'name': 'get', 'type': 'http', 'url': 'http://x'}]}");
+    check_invariants(wf);
+    assert_string_equal(dag_task_type_name(TASK_HTTP), "http");
+    assert_int_equal(wf->tasks[0].type, TASK_HTTP);
+    h = &wf->tasks[0].http;
+    assert_string_equal(h->method, "POST"); /* upper-cased */
+    assert_string_equal(h->url, "https://{{ params.host }}/api?id={{ execution.id }}");
+    /* Headers in the order written, names as written. */
+    assert_int_equal(h->nheaders, 3);
+    assert_string_equal(h->headers[0].key, "X-B");
+    assert_string_equal(h->headers[0].value, "two");
+    assert_string_equal(h->headers[1].key, "Accept");
+    assert_string_equal(h->headers[1].value, "application/json");
+    assert_string_equal(h->headers[2].key, "X-A");
+    assert_string_equal(h->headers[2].value, "{{ scheduledFor }}");
+    /* A JSON body is kept as compact text, in the order written. */
+    assert_null(h->body);
+    assert_string_equal(h->body_json,
+                        "{\"k\":[1,\"v\",{\"p\":\"{{ params.user }}\"}],\"n\":null,\"b\":true}");
+    assert_int_equal(h->nexpect, 4);
+    assert_int_equal(h->expect[0].lo, 200);
+    assert_int_equal(h->expect[0].hi, 200);
+    assert_int_equal(h->expect[1].lo, 400);
+    assert_int_equal(h->expect[1].hi, 499);
+    assert_int_equal(h->expect[2].lo, 201); /* a status as a string */
+    assert_int_equal(h->expect[2].hi, 201);
+    assert_int_equal(h->expect[3].lo, 500); /* the class in upper case */
+    assert_int_equal(h->expect[3].hi, 599);
+    assert_int_equal(h->follow_redirects, 0);
+    assert_int_equal(h->idempotent, 0); /* POST */
+    assert_string_equal(h->username, "{{ params.user }}");
+    assert_null(h->username_env);
+    assert_string_equal(h->password_env, "BOB_PW");
+    assert_null(h->bearer_env);
+    assert_null(wf->tasks[0].argv);
+    assert_null(wf->tasks[0].shell);
+    assert_null(wf->tasks[0].for_each);
+    assert_null(wf->tasks[0].for_each_json);
+    assert_int_equal(wf->tasks[0].max_parallel, 0);
+
+    /* Defaults. */
+    h = &wf->tasks[1].http;
+    assert_string_equal(h->method, "GET");
+    assert_string_equal(h->url, "http://x");
+    assert_int_equal(h->nheaders, 0);
+    assert_null(h->body);
+    assert_null(h->body_json);
+    assert_int_equal(h->nexpect, 1);
+    assert_int_equal(h->expect[0].lo, 200);
+    assert_int_equal(h->expect[0].hi, 299);
+    assert_int_equal(h->follow_redirects, 1);
+    assert_int_equal(h->idempotent, 1);
+    assert_null(h->username);
+    assert_null(h->username_env);
+    assert_null(h->password_env);
+    assert_null(h->bearer_env);
+    workflow_free(wf);
+}
+
+static void test_http_fields(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    /* idempotent: by method unless given. */
+    wf = parse_ok(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'method': 'put'},"
+                     "{'name': 'b', 'type': 'http', 'url': 'http://x', 'method': 'DELETE'},"
+                     "{'name': 'c', 'type': 'http', 'url': 'http://x', 'method': 'Get'},"
+                     "{'name': 'd', 'type': 'http', 'url': 'http://x', 'method': 'head'},"
+                     "{'name': 'e', 'type': 'http', 'url': 'http://x', 'method': 'OPTIONS'},"
+                     "{'name': 'f', 'type': 'http', 'url': 'http://x', 'method': 'patch'},"
+                     "{'name': 'g', 'type': 'http', 'url': 'http://x', 'method': 'POST'},"
+                     "{'name': 'h', 'type': 'http', 'url': 'http://x', 'method': 'post',"
+                     " 'idempotent': true},"
+                     "{'name': 'i', 'type': 'http', 'url': 'http://x', 'idempotent': false}"));
+    assert_string_equal(wf->tasks[0].http.method, "PUT");
+    assert_int_equal(wf->tasks[0].http.idempotent, 1);
+    assert_string_equal(wf->tasks[1].http.method, "DELETE");
+    assert_int_equal(wf->tasks[1].http.idempotent, 1);
+    assert_string_equal(wf->tasks[2].http.method, "GET");
+    assert_int_equal(wf->tasks[2].http.idempotent, 1);
+    assert_string_equal(wf->tasks[3].http.method, "HEAD");
+    assert_int_equal(wf->tasks[3].http.idempotent, 1);
+    assert_int_equal(wf->tasks[4].http.idempotent, 1);
+    assert_string_equal(wf->tasks[5].http.method, "PATCH");
+    assert_int_equal(wf->tasks[5].http.idempotent, 0);
+    assert_int_equal(wf->tasks[6].http.idempotent, 0);
+    assert_int_equal(wf->tasks[7].http.idempotent, 1); /* explicit, on POST */
+    assert_string_equal(wf->tasks[8].http.method, "GET");
+    assert_int_equal(wf->tasks[8].http.idempotent, 0); /* explicit, on GET */
+    workflow_free(wf);
+
+    /* Bodies: a string is kept as is, an array as compact JSON. */
+    wf = parse_ok(
+        "{'name': 'w', 'params': {'p': 'v'}, 'tasks': ["
+        "{'name': 'a', 'type': 'http', 'url': 'HTTPS://x', 'body': 'a={{ params.p }}&b=1'},"
+        "{'name': 'b', 'type': 'http', 'url': 'http://x', 'body': [ 'x', 2, [] ]},"
+        "{'name': 'c', 'type': 'http', 'url': 'http://x', 'body': ''},"
+        "{'name': 'd', 'type': 'http', 'url': 'http://x', 'body': {}}]}");
+    assert_string_equal(wf->tasks[0].http.url, "HTTPS://x");
+    assert_string_equal(wf->tasks[0].http.body, "a={{ params.p }}&b=1");
+    assert_null(wf->tasks[0].http.body_json);
+    assert_null(wf->tasks[1].http.body);
+    assert_string_equal(wf->tasks[1].http.body_json, "[\"x\",2,[]]");
+    assert_string_equal(wf->tasks[2].http.body, "");
+    assert_null(wf->tasks[2].http.body_json);
+    assert_string_equal(wf->tasks[3].http.body_json, "{}");
+    workflow_free(wf);
+
+    /* expectStatus: one status, one class, a list with one entry. */
+    wf = parse_ok(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'expectStatus': 404},"
+                     "{'name': 'b', 'type': 'http', 'url': 'http://x', 'expectStatus': '4xx'},"
+                     "{'name': 'c', 'type': 'http', 'url': 'http://x', 'expectStatus': ['1xx']},"
+                     "{'name': 'd', 'type': 'http', 'url': 'http://x', 'expectStatus': 599}"));
+    assert_int_equal(wf->tasks[0].http.nexpect, 1);
+    assert_int_equal(wf->tasks[0].http.expect[0].lo, 404);
+    assert_int_equal(wf->tasks[0].http.expect[0].hi, 404);
+    assert_int_equal(wf->tasks[1].http.nexpect, 1);
+    assert_int_equal(wf->tasks[1].http.expect[0].lo, 400);
+    assert_int_equal(wf->tasks[1].http.expect[0].hi, 499);
+    assert_int_equal(wf->tasks[2].http.nexpect, 1);
+    assert_int_equal(wf->tasks[2].http.expect[0].lo, 100);
+    assert_int_equal(wf->tasks[2].http.expect[0].hi, 199);
+    assert_int_equal(wf->tasks[3].http.expect[0].lo, 599);
+    workflow_free(wf);
+
+    /* auth: basic with the user from a variable; bearer; empty (none). */
+    wf = parse_ok(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                     " 'auth': {'usernameEnv': 'API_USER', 'passwordEnv': '_pw2'}},"
+                     "{'name': 'b', 'type': 'http', 'url': 'http://x',"
+                     " 'auth': {'bearerEnv': 'TOKEN'}},"
+                     "{'name': 'c', 'type': 'http', 'url': 'http://x', 'auth': {}}"));
+    assert_null(wf->tasks[0].http.username);
+    assert_string_equal(wf->tasks[0].http.username_env, "API_USER");
+    assert_string_equal(wf->tasks[0].http.password_env, "_pw2");
+    assert_null(wf->tasks[0].http.bearer_env);
+    assert_null(wf->tasks[1].http.username);
+    assert_null(wf->tasks[1].http.username_env);
+    assert_null(wf->tasks[1].http.password_env);
+    assert_string_equal(wf->tasks[1].http.bearer_env, "TOKEN");
+    assert_null(wf->tasks[2].http.username);
+    assert_null(wf->tasks[2].http.password_env);
+    assert_null(wf->tasks[2].http.bearer_env);
+    workflow_free(wf);
+
+    /* A url may start with a placeholder. */
+    wf = parse_ok("{'name': 'w', 'params': {'base': 'http://x'}, 'tasks': ["
+                  "{'name': 'a', 'type': 'http', 'url': '{{ params.base }}/ping'}]}");
+    assert_string_equal(wf->tasks[0].http.url, "{{ params.base }}/ping");
+    workflow_free(wf);
+}
+
+static void test_http_errors(void **state)
+{
+    (void)state;
+    /* url */
+    expect_only(WT("{'name': 'a', 'type': 'http'}"), "$.tasks[0]",
+                "missing 'url' (required for type 'http')");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'ftp://x/f'}"), "$.tasks[0].url",
+                "'url' must start with http:// or https://, got 'ftp://x/f'");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'example.com'}"), "$.tasks[0].url",
+                "'url' must start with http:// or https://, got 'example.com'");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': ''}"), "$.tasks[0].url",
+                "'url' must not be empty");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': ['http://x']}"), "$.tasks[0].url",
+                "'url' must be a string, got array");
+    /* method */
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'method': 'GE T'}"),
+                "$.tasks[0].method", "invalid method 'GE T' (an HTTP method such as GET or POST)");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'method': ''}"),
+                "$.tasks[0].method", "invalid method '' (an HTTP method such as GET or POST)");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'method': 'GET\\r\\n'}"),
+                "$.tasks[0].method",
+                "invalid method 'GET\\r\\n' (an HTTP method such as GET or POST)");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'method': 1}"),
+                "$.tasks[0].method", "'method' must be a string, got integer");
+    /* headers */
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'headers': {'Accept': 'x', 'Bad Name': 'v'}}"),
+                "$.tasks[0].headers[\"Bad Name\"]", "invalid header name 'Bad Name'");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'headers': {'X:Y': 'v'}}"),
+                "$.tasks[0].headers[\"X:Y\"]", "invalid header name 'X:Y'");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'headers': {'': 'v'}}"),
+                "$.tasks[0].headers[\"\"]", "invalid header name ''");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'headers': {'X-A': 'a\\nInjected: 1'}}"),
+                "$.tasks[0].headers[\"X-A\"]", "a header value must not contain a line break");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'headers': {'X-A': 'a\\r'}}"),
+                "$.tasks[0].headers[\"X-A\"]", "a header value must not contain a line break");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'headers': {'Accept': 1}}"),
+                "$.tasks[0].headers.Accept", "'Accept' must be a string, got integer");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'headers': ['Accept']}"),
+                "$.tasks[0].headers", "'headers' must be an object of strings, got array");
+    /* expectStatus */
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'expectStatus': '9xx'}"),
+                "$.tasks[0].expectStatus",
+                "invalid status '9xx' (a status from 100 to 599, or a class from \"1xx\" to "
+                "\"5xx\")");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'expectStatus': [200, 'abc']}"),
+                "$.tasks[0].expectStatus[1]",
+                "invalid status 'abc' (a status from 100 to 599, or a class from \"1xx\" to "
+                "\"5xx\")");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'expectStatus': '600'}"),
+                "$.tasks[0].expectStatus",
+                "invalid status '600' (a status from 100 to 599, or a class from \"1xx\" to "
+                "\"5xx\")");
+    expect_problem(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'expectStatus': 99}"),
+                   "$.tasks[0].expectStatus", "(a status from 100 to 599, or a class from");
+    expect_problem(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                      " 'expectStatus': ['2xx', 600]}"),
+                   "$.tasks[0].expectStatus[1]", "(a status from 100 to 599, or a class from");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'expectStatus': []}"),
+                "$.tasks[0].expectStatus", "'expectStatus' must not be empty");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'expectStatus': true}"),
+                "$.tasks[0].expectStatus",
+                "'expectStatus' must be a status (200), a class (\"2xx\") or a list of them, "
+                "got boolean");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'expectStatus': [200, [201]]}"),
+                "$.tasks[0].expectStatus[1]",
+                "'expectStatus[1]' must be a status (200), a class (\"2xx\") or a list of them, "
+                "got array");
+    /* auth */
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'auth': {'username': 'u'}}"),
+                "$.tasks[0].auth",
+                "basic 'auth' needs 'passwordEnv' (the variable holding the password; a "
+                "password is never written in a definition)");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'usernameEnv': 'U'}}"),
+                "$.tasks[0].auth",
+                "basic 'auth' needs 'passwordEnv' (the variable holding the password; a "
+                "password is never written in a definition)");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'passwordEnv': 'P'}}"),
+                "$.tasks[0].auth", "basic 'auth' needs 'username' or 'usernameEnv'");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'username': 'u', 'usernameEnv': 'U', 'passwordEnv': 'P'}}"),
+                "$.tasks[0].auth", "give 'username' or 'usernameEnv', not both");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'bearerEnv': 'T', 'username': 'u', 'passwordEnv': 'P'}}"),
+                "$.tasks[0].auth",
+                "'auth' is either basic ('username' or 'usernameEnv', and 'passwordEnv') or "
+                "bearer ('bearerEnv'), not both");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'bearerEnv': 'T', 'passwordEnv': 'P'}}"),
+                "$.tasks[0].auth",
+                "'auth' is either basic ('username' or 'usernameEnv', and 'passwordEnv') or "
+                "bearer ('bearerEnv'), not both");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'bearerEnv': '1TOKEN'}}"),
+                "$.tasks[0].auth.bearerEnv",
+                "'bearerEnv' must name an environment variable ([A-Za-z_][A-Za-z0-9_]*), got "
+                "'1TOKEN'");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'username': 'u', 'passwordEnv': 'MY-PW'}}"),
+                "$.tasks[0].auth.passwordEnv",
+                "'passwordEnv' must name an environment variable ([A-Za-z_][A-Za-z0-9_]*), got "
+                "'MY-PW'");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'usernameEnv': 'A B', 'passwordEnv': 'P'}}"),
+                "$.tasks[0].auth.usernameEnv",
+                "'usernameEnv' must name an environment variable ([A-Za-z_][A-Za-z0-9_]*), got "
+                "'A B'");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'bearerEnv': ''}}"),
+                "$.tasks[0].auth.bearerEnv", "'bearerEnv' must not be empty");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'bearerEnv': 'T', 'token': 'x'}}"),
+                "$.tasks[0].auth.token", "unknown field 'token'");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'bearerenv': 'T'}}"),
+                "$.tasks[0].auth.bearerenv",
+                "unknown field 'bearerenv' (did you mean 'bearerEnv'?)");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'auth': 'bearer'}"),
+                "$.tasks[0].auth", "'auth' must be an object, got string");
+    /* other fields */
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'body': 5}"),
+                "$.tasks[0].body",
+                "'body' must be a string or a JSON object or array, got integer");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'followRedirects': 'no'}"),
+                "$.tasks[0].followRedirects", "'followRedirects' must be a boolean, got string");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'idempotent': 1}"),
+                "$.tasks[0].idempotent", "'idempotent' must be a boolean, got integer");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'idempotant': true}"),
+                "$.tasks[0].idempotant", "unknown field 'idempotant' (did you mean 'idempotent'?)");
+}
+
+/* Fields of one task type are refused on the others. */
+static void test_fields_of_other_types(void **state)
+{
+    (void)state;
+    expect_only(WT("{'name': 'a', 'command': 'ls', 'url': 'http://x'}"), "$.tasks[0].url",
+                "'url' is not allowed for type 'command'");
+    expect_only(WT("{'name': 'a', 'type': 'noop', 'method': 'GET'}"), "$.tasks[0].method",
+                "'method' is not allowed for type 'noop'");
+    expect_only(WT("{'name': 'a', 'type': 'sleep', 'duration': 1, 'headers': {}}"),
+                "$.tasks[0].headers", "'headers' is not allowed for type 'sleep'");
+    expect_only(WT("{'name': 'a', 'type': 'workflow', 'workflow': 'child', 'body': 'x'}"),
+                "$.tasks[0].body", "'body' is not allowed for type 'workflow'");
+    expect_only(WT("{'name': 'a', 'command': 'ls', 'expectStatus': 200}"),
+                "$.tasks[0].expectStatus", "'expectStatus' is not allowed for type 'command'");
+    expect_only(WT("{'name': 'a', 'command': 'ls', 'followRedirects': true}"),
+                "$.tasks[0].followRedirects",
+                "'followRedirects' is not allowed for type 'command'");
+    expect_only(WT("{'name': 'a', 'command': 'ls', 'auth': {}}"), "$.tasks[0].auth",
+                "'auth' is not allowed for type 'command'");
+    expect_only(WT("{'name': 'a', 'command': 'ls', 'idempotent': true}"), "$.tasks[0].idempotent",
+                "'idempotent' is not allowed for type 'command'");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'workflow': 'child'}"),
+                "$.tasks[0].workflow", "'workflow' is not allowed for type 'http'");
+    expect_only(WT("{'name': 'a', 'command': 'ls', 'params': {}}"), "$.tasks[0].params",
+                "'params' is not allowed for type 'command'");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'command': 'ls'}"),
+                "$.tasks[0].command", "'command' is not allowed for type 'http'");
+    expect_only(WT("{'name': 'a', 'type': 'workflow', 'workflow': 'child', 'duration': 1}"),
+                "$.tasks[0].duration", "'duration' is not allowed for type 'workflow'");
+}
+
+static void test_subflow(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    wf = parse_ok("{'name': 'parent', 'params': {'d': 'today'}, 'tasks': ["
+                  " {'name': 'child', 'type': 'workflow', 'workflow': 'etl.daily-v2',"
+                  "  'params': {'date': '{{ params.d }}', 'n': 3, 'o': {'l': ['{{ params.d }}']}}},"
+                  " {'name': 'bare', 'type': 'workflow', 'workflow': 'other'}]}");
+    check_invariants(wf);
+    assert_string_equal(dag_task_type_name(TASK_WORKFLOW), "workflow");
+    assert_int_equal(wf->tasks[0].type, TASK_WORKFLOW);
+    assert_string_equal(wf->tasks[0].subflow.workflow, "etl.daily-v2");
+    assert_string_equal(wf->tasks[0].subflow.params_json,
+                        "{\"date\":\"{{ params.d }}\",\"n\":3,\"o\":{\"l\":[\"{{ params.d }}\"]}}");
+    assert_string_equal(wf->tasks[1].subflow.workflow, "other");
+    assert_null(wf->tasks[1].subflow.params_json);
+    workflow_free(wf);
+
+    expect_only(WT("{'name': 'a', 'type': 'workflow'}"), "$.tasks[0]",
+                "missing 'workflow' (required for type 'workflow')");
+    expect_only(WT("{'name': 'a', 'type': 'workflow', 'workflow': 'Child Flow'}"),
+                "$.tasks[0].workflow", "invalid workflow name 'Child Flow'");
+    expect_only(WT("{'name': 'a', 'type': 'workflow', 'workflow': ''}"), "$.tasks[0].workflow",
+                "invalid workflow name ''");
+    expect_only(WT("{'name': 'a', 'type': 'workflow', 'workflow': 7}"), "$.tasks[0].workflow",
+                "'workflow' must be a string, got integer");
+    expect_only(WT("{'name': 'a', 'type': 'noop'}, {'name': 'b', 'type': 'workflow',"
+                   " 'workflow': 'w'}"),
+                "$.tasks[1].workflow", "workflow 'w' cannot run itself (recursion)");
+    expect_only(WT("{'name': 'a', 'type': 'workflow', 'workflow': 'child', 'params': ['x']}"),
+                "$.tasks[0].params", "'params' must be an object, got array");
+    expect_only(WT("{'name': 'a', 'type': 'workflow', 'workflow': 'child', 'params': 'x=1'}"),
+                "$.tasks[0].params", "'params' must be an object, got string");
+    /* Placeholders in params are checked, nested ones too, at their own path. */
+    expect_only(WT("{'name': 'a', 'type': 'workflow', 'workflow': 'child',"
+                   " 'params': {'date': '{{ params.d }}'}}"),
+                "$.tasks[0].params.date", "{{ params.d }}: the workflow declares no param 'd'");
+    expect_only(WT("{'name': 'a', 'type': 'workflow', 'workflow': 'child',"
+                   " 'params': {'o': {'list': [1, '{{ tasks.zz.output }}']}}}"),
+                "$.tasks[0].params.o.list[1]", "{{ tasks.zz.output }}: there is no task 'zz'");
+}
+
+static void test_for_each(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    wf = parse_ok(WT("{'name': 'lit', 'command': ['echo', '{{ item }}'],"
+                     " 'forEach': [1, 'a', {'k': true}, null], 'maxParallel': 4},"
+                     "{'name': 'list', 'command': 'ls'},"
+                     "{'name': 'each', 'dependsOn': ['list'], 'command': ['echo', '{{ item }}'],"
+                     " 'forEach': '{{ tasks.list.output.files }}'},"
+                     "{'name': 'spaced', 'dependsOn': ['list'], 'type': 'noop',"
+                     " 'forEach': '{{tasks.list.output}}', 'maxParallel': 100000}"));
+    check_invariants(wf);
+    assert_string_equal(wf->tasks[0].for_each_json, "[1,\"a\",{\"k\":true},null]");
+    assert_null(wf->tasks[0].for_each);
+    assert_int_equal(wf->tasks[0].max_parallel, 4);
+    assert_null(wf->tasks[1].for_each);
+    assert_null(wf->tasks[1].for_each_json);
+    assert_int_equal(wf->tasks[1].max_parallel, 0);
+    assert_string_equal(wf->tasks[2].for_each, "{{ tasks.list.output.files }}");
+    assert_null(wf->tasks[2].for_each_json);
+    assert_int_equal(wf->tasks[2].max_parallel, 0);
+    assert_string_equal(wf->tasks[3].for_each, "{{tasks.list.output}}");
+    assert_int_equal(wf->tasks[3].max_parallel, 100000);
+    workflow_free(wf);
+
+    /* A param can name the list too. */
+    wf = parse_ok("{'name': 'w', 'params': {'o': {'files': 'x'}}, 'tasks': ["
+                  "{'name': 'a', 'type': 'noop', 'forEach': '{{ params.o.files }}'}]}");
+    assert_string_equal(wf->tasks[0].for_each, "{{ params.o.files }}");
+    workflow_free(wf);
+
+    /* Text around the placeholder, two placeholders, none. */
+    expect_only(WT("{'name': 'list', 'command': 'ls'}, {'name': 'each', 'type': 'noop',"
+                   " 'dependsOn': ['list'], 'forEach': 'files: {{ tasks.list.output }}'}"),
+                "$.tasks[1].forEach",
+                "'forEach' must be a list, or one placeholder that names a list "
+                "(\"{{ tasks.list.output.files }}\"), got 'files: {{ tasks.list.output }}'");
+    expect_only(WT("{'name': 'list', 'command': 'ls'}, {'name': 'each', 'type': 'noop',"
+                   " 'dependsOn': ['list'], 'forEach': '{{ tasks.list.output }} '}"),
+                "$.tasks[1].forEach",
+                "'forEach' must be a list, or one placeholder that names a list "
+                "(\"{{ tasks.list.output.files }}\"), got '{{ tasks.list.output }} '");
+    expect_only(WT("{'name': 'list', 'command': 'ls'}, {'name': 'each', 'type': 'noop',"
+                   " 'dependsOn': ['list'],"
+                   " 'forEach': '{{ tasks.list.output.a }}{{ tasks.list.output.b }}'}"),
+                "$.tasks[1].forEach",
+                "'forEach' must be a list, or one placeholder that names a list "
+                "(\"{{ tasks.list.output.files }}\"), got "
+                "'{{ tasks.list.output.a }}{{ tasks.list.output.b }}'");
+    expect_only(WT("{'name': 'each', 'type': 'noop', 'forEach': 'a,b,c'}"), "$.tasks[0].forEach",
+                "'forEach' must be a list, or one placeholder that names a list "
+                "(\"{{ tasks.list.output.files }}\"), got 'a,b,c'");
+    /* The placeholder itself is checked. */
+    expect_only(WT("{'name': 'list', 'command': 'ls'},"
+                   " {'name': 'each', 'type': 'noop', 'forEach': '{{ tasks.list.output }}'}"),
+                "$.tasks[1].forEach",
+                "{{ tasks.list.output }}: task 'list' is not upstream of 'each' (add it to "
+                "dependsOn, directly or through another task)");
+    expect_problem(WT("{'name': 'each', 'type': 'noop', 'forEach': '{{ tasks.list.output '}"),
+                   "$.tasks[0].forEach", "unclosed '{{' at column 1");
+    /* Wrong JSON types. */
+    expect_only(WT("{'name': 'a', 'type': 'noop', 'forEach': 3}"), "$.tasks[0].forEach",
+                "'forEach' must be a list, or a placeholder naming one "
+                "(\"{{ tasks.list.output.files }}\"), got integer");
+    expect_only(WT("{'name': 'a', 'type': 'noop', 'forEach': {'a': 1}}"), "$.tasks[0].forEach",
+                "'forEach' must be a list, or a placeholder naming one "
+                "(\"{{ tasks.list.output.files }}\"), got object");
+    expect_only(WT("{'name': 'a', 'type': 'noop', 'forEach': null}"), "$.tasks[0].forEach",
+                "'forEach' must be a list, or a placeholder naming one "
+                "(\"{{ tasks.list.output.files }}\"), got null");
+    expect_only(WT("{'name': 'a', 'type': 'noop', 'forEach': ''}"), "$.tasks[0].forEach",
+                "'forEach' must not be empty");
+    /* maxParallel */
+    expect_only(WT("{'name': 'a', 'type': 'noop', 'maxParallel': 2}"), "$.tasks[0].maxParallel",
+                "'maxParallel' needs 'forEach'");
+    expect_only(WT("{'name': 'a', 'type': 'noop', 'forEach': [1], 'maxParallel': 0}"),
+                "$.tasks[0].maxParallel", "'maxParallel' must be between 1 and 100000, got 0");
+    expect_only(WT("{'name': 'a', 'type': 'noop', 'forEach': [1], 'maxParallel': 100001}"),
+                "$.tasks[0].maxParallel", "'maxParallel' must be between 1 and 100000, got 100001");
+    expect_only(WT("{'name': 'a', 'type': 'noop', 'forEach': [1], 'maxParallel': -1}"),
+                "$.tasks[0].maxParallel", "'maxParallel' must be between 1 and 100000, got -1");
+    expect_only(WT("{'name': 'a', 'type': 'noop', 'forEach': [1], 'maxParallel': '2'}"),
+                "$.tasks[0].maxParallel", "'maxParallel' must be an integer, got string");
+    expect_only(WT("{'name': 'a', 'type': 'noop', 'forEach': [1], 'maxparallel': 2}"),
+                "$.tasks[0].maxparallel",
+                "unknown field 'maxparallel' (did you mean 'maxParallel'?)");
+}
+
+static void test_item_and_index(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    /* Accepted in every templated field of a task that fans out. */
+    wf = parse_ok(WT("{'name': 'cmd', 'forEach': [1, 2], 'command': ['echo', '{{ item }}',"
+                     " 'n={{ index }}'], 'env': {'ITEM': '{{ item.name }}'}},"
+                     "{'name': 'sh', 'forEach': [{'a': [1]}], 'command': 'echo {{ item.a[0] }}'},"
+                     "{'name': 'web', 'type': 'http', 'forEach': ['http://a', 'http://b'],"
+                     " 'url': '{{ item }}', 'headers': {'X-Index': '{{ index }}'},"
+                     " 'body': {'n': ['{{ index }}']}, 'auth': {'username': '{{ item }}',"
+                     " 'passwordEnv': 'PW'}},"
+                     "{'name': 'post', 'type': 'http', 'forEach': [1], 'url': 'http://x',"
+                     " 'method': 'POST', 'body': 'i={{ item }}'},"
+                     "{'name': 'sub', 'type': 'workflow', 'workflow': 'child', 'forEach': [1],"
+                     " 'params': {'x': '{{ item }}', 'i': '{{ index }}'}}"));
+    check_invariants(wf);
+    workflow_free(wf);
+
+    /* Rejected in a task without forEach, in each templated field. */
+    expect_only(WT("{'name': 'a', 'command': ['echo', '{{ item }}']}"), "$.tasks[0].command[1]",
+                "{{ item }}: " ITEMS_ONLY);
+    expect_only(WT("{'name': 'a', 'command': 'echo {{ index }}'}"), "$.tasks[0].command",
+                "{{ index }}: " ITEMS_ONLY);
+    expect_only(WT("{'name': 'a', 'command': 'ls', 'env': {'I': '{{ item.x }}'}}"),
+                "$.tasks[0].env.I", "{{ item.x }}: " ITEMS_ONLY);
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x/{{ item }}'}"), "$.tasks[0].url",
+                "{{ item }}: " ITEMS_ONLY);
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'headers': {'X-I': '{{ index }}'}}"),
+                "$.tasks[0].headers[\"X-I\"]", "{{ index }}: " ITEMS_ONLY);
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'body': '{{ item }}'}"),
+                "$.tasks[0].body", "{{ item }}: " ITEMS_ONLY);
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'body': {'a': [{'b': '{{ item }}'}]}}"),
+                "$.tasks[0].body.a[0].b", "{{ item }}: " ITEMS_ONLY);
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'username': '{{ index }}', 'passwordEnv': 'P'}}"),
+                "$.tasks[0].auth.username", "{{ index }}: " ITEMS_ONLY);
+    expect_only(WT("{'name': 'a', 'type': 'workflow', 'workflow': 'child',"
+                   " 'params': {'x': '{{ item }}'}}"),
+                "$.tasks[0].params.x", "{{ item }}: " ITEMS_ONLY);
+    /* ... and in a fanning-out task's own forEach and when. */
+    expect_only(WT("{'name': 'a', 'type': 'noop', 'forEach': '{{ item }}'}"), "$.tasks[0].forEach",
+                "{{ item }}: " ITEMS_ONLY);
+    expect_only(WT("{'name': 'a', 'command': ['echo', '{{ item }}'], 'forEach': [1, 2],"
+                   " 'when': '{{ index }} > 0'}"),
+                "$.tasks[0].when", "{{ index }}: " ITEMS_ONLY);
+    /* ... and in the workflow's outputs. */
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'command': 'ls', 'forEach': [1]}],"
+                " 'outputs': {'x': '{{ item }}'}}",
+                "$.outputs.x", "{{ item }}: " ITEMS_ONLY);
+    /* A downstream task of a fan-out does not fan out itself. */
+    expect_only(WT("{'name': 'a', 'command': 'ls', 'forEach': [1]},"
+                   " {'name': 'b', 'dependsOn': ['a'], 'command': ['echo', '{{ index }}']}"),
+                "$.tasks[1].command[1]", "{{ index }}: " ITEMS_ONLY);
+}
+
+/* Which tasks have an output that a placeholder may name. */
+static void test_output_refs(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    wf = parse_ok(WT("{'name': 'cmd', 'command': 'ls'},"
+                     "{'name': 'web', 'type': 'http', 'url': 'http://x'},"
+                     "{'name': 'sub', 'type': 'workflow', 'workflow': 'child'},"
+                     "{'name': 'fan', 'type': 'noop', 'forEach': [1, 2]},"
+                     "{'name': 'naps', 'type': 'sleep', 'duration': 1, 'forEach': [1]},"
+                     "{'name': 'use', 'dependsOn': ['cmd', 'web', 'sub', 'fan', 'naps'],"
+                     " 'command': ['echo', '{{ tasks.cmd.output }}', '{{ tasks.web.output.body }}',"
+                     "  '{{ tasks.sub.output.result }}', '{{ tasks.fan.output[1] }}',"
+                     "  '{{ tasks.naps.output }}']},"
+                     "{'name': 'call', 'type': 'http', 'dependsOn': ['use'],"
+                     " 'url': 'http://x/{{ tasks.web.output.id }}',"
+                     " 'when': '{{ tasks.sub.output.ok }} == true'}"));
+    check_invariants(wf);
+    workflow_free(wf);
+
+    expect_only(
+        WT("{'name': 'n', 'type': 'noop'},"
+           " {'name': 'use', 'dependsOn': ['n'], 'command': ['echo', '{{ tasks.n.output }}']}"),
+        "$.tasks[1].command[1]", "{{ tasks.n.output }}: task 'n' " NO_OUTPUT);
+    expect_only(WT("{'name': 's', 'type': 'sleep', 'duration': 1},"
+                   " {'name': 'use', 'dependsOn': ['s'], 'type': 'http',"
+                   " 'url': 'http://x/{{ tasks.s.output.x }}'}"),
+                "$.tasks[1].url", "{{ tasks.s.output.x }}: task 's' " NO_OUTPUT);
+    expect_only(WT("{'name': 'n', 'type': 'noop'},"
+                   " {'name': 'use', 'dependsOn': ['n'], 'type': 'noop',"
+                   " 'forEach': '{{ tasks.n.output }}'}"),
+                "$.tasks[1].forEach", "{{ tasks.n.output }}: task 'n' " NO_OUTPUT);
+    /* Not upstream: an http task's own output. */
+    expect_only(WT("{'name': 'web', 'type': 'http', 'url': 'http://x',"
+                   " 'body': {'v': '{{ tasks.web.output }}'}}"),
+                "$.tasks[0].body.v",
+                "{{ tasks.web.output }}: task 'web' is not upstream of 'web' (add it to "
+                "dependsOn, directly or through another task)");
+    /* A placeholder that does not parse: the template parser's message, at the header. */
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'headers': {'X': '{{ execution.name }}'}}"),
+                "$.tasks[0].headers.X", "expected '.id' after 'execution' at column 13");
+}
+
+static void test_workflow_outputs(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+
+    /* Outputs may name any task with an output, upstream of nothing. */
+    wf = parse_ok("{'name': 'w', 'params': {'p': 1},"
+                  " 'outputs': {'first': '{{ tasks.a.output }}',"
+                  "  'both': '{{ tasks.b.output.x }} and {{ params.p }}',"
+                  "  'fan': '{{ tasks.c.output }}', 'plain': 'text', 'id': '{{ execution.id }}',"
+                  "  'when': '{{ scheduledFor }}'},"
+                  " 'tasks': [{'name': 'a', 'command': 'ls'},"
+                  "  {'name': 'b', 'type': 'http', 'url': 'http://x', 'dependsOn': ['a']},"
+                  "  {'name': 'c', 'type': 'noop', 'forEach': [1], 'dependsOn': ['b']}]}");
+    assert_string_equal(wf->outputs_json,
+                        "{\"first\":\"{{ tasks.a.output }}\","
+                        "\"both\":\"{{ tasks.b.output.x }} and {{ params.p }}\","
+                        "\"fan\":\"{{ tasks.c.output }}\",\"plain\":\"text\","
+                        "\"id\":\"{{ execution.id }}\",\"when\":\"{{ scheduledFor }}\"}");
+    workflow_free(wf);
+
+    /* None. */
+    wf = parse_ok(WT("{'name': 'a', 'command': 'ls'}"));
+    assert_null(wf->outputs_json);
+    workflow_free(wf);
+
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'command': 'ls'}],"
+                " 'outputs': {'r': '{{ tasks.zzz.output }}'}}",
+                "$.outputs.r", "{{ tasks.zzz.output }}: there is no task 'zzz'");
+    expect_only("{'name': 'w', 'params': {'p': 1}, 'tasks': [{'name': 'a', 'command': 'ls'}],"
+                " 'outputs': {'r': 'x {{ params.nope }}'}}",
+                "$.outputs.r", "{{ params.nope }}: the workflow declares no param 'nope'");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'type': 'noop'}],"
+                " 'outputs': {'r': '{{ tasks.a.output }}'}}",
+                "$.outputs.r", "{{ tasks.a.output }}: task 'a' " NO_OUTPUT);
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'command': 'ls'}], 'outputs': ['r']}",
+                "$.outputs", "'outputs' must be an object of strings, got array");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'command': 'ls'}], 'outputs': {'r': 1}}",
+                "$.outputs.r", "'r' must be a string, got integer");
+    expect_only("{'name': 'w', 'tasks': [{'name': 'a', 'command': 'ls'}], 'output': {}}",
+                "$.output", "unknown field 'output' (did you mean 'outputs'?)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1896,6 +2521,15 @@ int main(void)
         cmocka_unit_test(test_schedule_names),
         cmocka_unit_test(test_schedule_params),
         cmocka_unit_test(test_schedule_shapes),
+        cmocka_unit_test(test_http_valid),
+        cmocka_unit_test(test_http_fields),
+        cmocka_unit_test(test_http_errors),
+        cmocka_unit_test(test_fields_of_other_types),
+        cmocka_unit_test(test_subflow),
+        cmocka_unit_test(test_for_each),
+        cmocka_unit_test(test_item_and_index),
+        cmocka_unit_test(test_output_refs),
+        cmocka_unit_test(test_workflow_outputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
