@@ -872,6 +872,20 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
     }
 }
 
+void engine__attempt_fail(struct engine *eng, struct exec *ex, size_t idx,
+                          enum attempt_status ast, const char *error, int allow_retry)
+{
+    attempt_end(eng, ex, idx, ast, -1, 0, error, 0, 0, 0, allow_retry);
+}
+
+void engine__attempt_succeed(struct engine *eng, struct exec *ex, size_t idx, char *output)
+{
+    struct trun *r = &ex->runs[idx];
+    free(r->output);
+    r->output = output;
+    attempt_end(eng, ex, idx, ATTEMPT_SUCCEEDED, -1, 0, NULL, 0, 0, 0, 1);
+}
+
 /* Start a new attempt of task `idx` (in memory; the process starts after commit). */
 /* A process to start after the commit (in to_spawn), taking a slot. */
 static struct proc *proc_new(struct engine *eng, struct exec *ex, const char *exec_id, size_t idx,
@@ -955,6 +969,10 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
         tm.attempt = r->attempt;
         engine__timer_add(&eng->timers, &tm);
         log_info(COMP_TASK, "Task '%s' started (sleep, attempt %d)", engine__task_name(ex, idx), r->attempt);
+        return;
+    }
+    if (t->type == TASK_HTTP) {
+        engine__http_begin(eng, ex, idx); /* sent after the commit */
         return;
     }
     /* TASK_COMMAND: the process is started after the commit. */
@@ -1084,6 +1102,9 @@ void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st
                     p->stale = 1; /* not started yet: the spawn is skipped */
                 attempt_end(eng, ex, i, ast, -1, 0, reason, p->ch.pid, p->ch.pid,
                             p->ch.proc_start, 0);
+            } else if (r->http) {
+                engine__http_cancel(eng, ex, i);
+                attempt_end(eng, ex, i, ast, -1, 0, reason, 0, 0, 0, 0);
             } else {
                 engine__remote_cancel(eng, ex, i);
                 attempt_end(eng, ex, i, ast, -1, 0, reason, 0, 0, 0, 0);
@@ -2051,6 +2072,7 @@ void engine_free(struct engine *eng)
 {
     if (!eng)
         return;
+    engine__http_free(eng);
     /* Never leave processes running behind us. */
     while (eng->procs) {
         struct proc *p = eng->procs;
@@ -2602,8 +2624,11 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                              last->node);
                 else
                     snprintf(why, sizeof(why), "lost: the orch process running it died");
+                /* A request that may have reached its server is repeated
+                 * only if it is idempotent. */
                 attempt_end(eng, ex, i, ATTEMPT_LOST, -1, 0, why, last ? last->pid : 0,
-                            last ? last->pgid : 0, last ? last->proc_start : 0, 1);
+                            last ? last->pgid : 0, last ? last->proc_start : 0,
+                            t->type != TASK_HTTP || t->http.idempotent);
             }
         }
     }
@@ -2763,6 +2788,7 @@ int engine_run(struct engine *eng, struct err *err)
         /* 4. act, once what it acts on is committed */
         if (!eng->db_down) {
             spawn_pending(eng);
+            engine__http_send_pending(eng);
             procs_collect(eng);
             execs_collect(eng);
             /* Notifications read along with this turn's results wait in
@@ -2771,8 +2797,9 @@ int engine_run(struct engine *eng, struct err *err)
         }
         engine__stats_update(eng);
         if (eng->stopping) {
-            /* Done once no task process is left (finished, or interrupted and reaped). */
-            if (!eng->procs)
+            /* Done once no task process or request is left (finished, or
+             * interrupted and reaped). */
+            if (!eng->procs && !engine__http_active(eng))
                 break;
         } else if (!eng->persistent && !eng->execs && !eng->procs) {
             break;
@@ -2806,6 +2833,9 @@ int engine_run(struct engine *eng, struct err *err)
         }
         {
             int64_t d = engine__node_timeout(eng);
+            if (d >= 0 && (timeout < 0 || d < timeout))
+                timeout = d > 60000 ? 60000 : (int)d;
+            d = engine__http_timeout(eng);
             if (d >= 0 && (timeout < 0 || d < timeout))
                 timeout = d > 60000 ? 60000 : (int)d;
         }
@@ -2853,9 +2883,13 @@ int engine_run(struct engine *eng, struct err *err)
             case WATCH_DB:
                 engine__db_event(eng);
                 break;
+            case WATCH_HTTP:
+                break; /* below */
             }
         }
         timers_run(eng);
+        if (engine__http_active(eng))
+            engine__http_run(eng);
     }
     pthread_mutex_lock(&eng->mu);
     eng->stats.running = 0;

@@ -71,7 +71,7 @@ void engine__timer_release(struct timer_heap *h);
  * Owned by the loop thread; other threads use only engine->mu, engine->cv,
  * engine->cmds and engine->stats (under mu).
  */
-enum watch_kind { WATCH_PIDFD, WATCH_OUT, WATCH_ERR, WATCH_WAKE, WATCH_DB };
+enum watch_kind { WATCH_PIDFD, WATCH_OUT, WATCH_ERR, WATCH_WAKE, WATCH_DB, WATCH_HTTP };
 
 struct watch {
     enum watch_kind kind;
@@ -353,6 +353,8 @@ struct engine {
     char **cancel_to;
     size_t ncancel_to, cancel_alloc;
     const char *attempt_node; /* the node to record in the next attempt_end, or NULL */
+
+    void *http; /* HTTP tasks (httptask.c), made when the first one starts */
 };
 
 /* ------------------------------------------------------------------ shared between the files */
@@ -389,6 +391,21 @@ void engine__task_make_ready(struct engine *eng, struct exec *ex, size_t idx);
 void engine__task_event(struct engine *eng, struct exec *ex, struct engine_event *ev);
 /* What placeholders of run `idx` see (params, outputs, item and index, ...). */
 json_t *engine__render_ctx(const struct exec *ex, size_t idx);
+
+/* End the current attempt of run `idx`: failed (retried per policy if
+ * allow_retry), or succeeded with `output` (taken). */
+void engine__attempt_fail(struct engine *eng, struct exec *ex, size_t idx,
+                          enum attempt_status ast, const char *error, int allow_retry);
+void engine__attempt_succeed(struct engine *eng, struct exec *ex, size_t idx, char *output);
+
+/* httptask.c */
+void engine__http_begin(struct engine *eng, struct exec *ex, size_t idx);
+void engine__http_send_pending(struct engine *eng);
+void engine__http_cancel(struct engine *eng, struct exec *ex, size_t idx);
+void engine__http_run(struct engine *eng);
+int64_t engine__http_timeout(const struct engine *eng);
+size_t engine__http_active(const struct engine *eng);
+void engine__http_free(struct engine *eng);
 
 /* fanout.c */
 void engine__group_start(struct engine *eng, struct exec *ex, size_t g);

@@ -363,17 +363,20 @@ void engine__interrupt_running(struct engine *eng)
             struct trun *r = &ex->runs[i];
             struct proc *p = r->proc;
             struct attempt_row row;
-            if (r->status != TASK_RUNNING || !p)
+            if (r->status != TASK_RUNNING || (!p && !r->http))
                 continue;
             r->proc = NULL;
-            engine__proc_terminate(eng, p);
+            if (p)
+                engine__proc_terminate(eng, p);
+            else
+                engine__http_cancel(eng, ex, i); /* sent again at the next start */
             memset(&row, 0, sizeof(row));
             row.task_idx = (int)i;
             row.number = r->attempt;
             row.status = ATTEMPT_CANCELLED;
             row.node = eng->node;
-            row.pid = row.pgid = p->ch.pid;
-            row.proc_start = p->ch.proc_start;
+            row.pid = row.pgid = p ? p->ch.pid : 0;
+            row.proc_start = p ? p->ch.proc_start : 0;
             row.started_at = r->attempt_started_at;
             row.finished_at = clock_now_ms();
             row.exit_code = -1;
