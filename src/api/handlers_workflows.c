@@ -78,6 +78,12 @@ void api__workflows_put(struct api_request *req)
     wr = api__write_store(req);
     if (!wr)
         goto out;
+    /* Workflow tasks: the workflows they run exist, and none leads back here. */
+    if (engine_check_subflows(wr, wf, &probs) != 0) {
+        reply_problems(req, &probs);
+        dag_problems_release(&probs);
+        goto out;
+    }
     /* In one transaction, so that "was a version added" is exact. */
     rc = store_begin(wr, &err);
     if (rc == 0) {

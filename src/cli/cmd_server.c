@@ -262,6 +262,15 @@ static int register_file(struct store *st, const char *path)
         free(def);
         return EXIT_INVALID;
     }
+    if (engine_check_subflows(st, wf, &probs) != 0) {
+        cli_error("invalid workflow '%s':", path);
+        for (size_t i = 0; i < probs.n; i++)
+            fprintf(stderr, "  %s: %s\n", probs.items[i].path, probs.items[i].message);
+        dag_problems_release(&probs);
+        workflow_free(wf);
+        free(def);
+        return EXIT_INVALID;
+    }
     if (store_workflow_get(st, wf->name, 0, &old, &prev, NULL))
         prev = 0;
     free(old);

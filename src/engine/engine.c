@@ -975,6 +975,22 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
         engine__http_begin(eng, ex, idx); /* sent after the commit */
         return;
     }
+    if (t->type == TASK_WORKFLOW) {
+        /* The child execution is inserted with this turn. */
+        engine__subflow_begin(eng, ex, idx);
+        eng->work_now = 1;
+        if (t->timeout_ms > 0 && r->status == TASK_RUNNING) {
+            struct timer tm;
+            memset(&tm, 0, sizeof(tm));
+            tm.at = clock_mono_ms() + t->timeout_ms;
+            tm.kind = TIMER_TASK_TIMEOUT;
+            tm.ex = ex;
+            tm.idx = idx;
+            tm.attempt = r->attempt;
+            engine__timer_add(&eng->timers, &tm);
+        }
+        return;
+    }
     /* TASK_COMMAND: the process is started after the commit. */
     if (offer) {
         char msg[512];
@@ -1045,6 +1061,7 @@ static void exec_check_done(struct engine *eng, struct exec *ex)
         log_warn(COMP, "Execution %s of '%s' %s in %s%s%s", ex->id, ex->wf->name,
                  exec_status_name(ex->status), dur, ex->error ? ": " : "",
                  ex->error ? ex->error : "");
+    engine__subflow_child_done(eng, ex); /* a child: its parent's task ends with it */
     memset(&ev, 0, sizeof(ev));
     ev.type = ENGINE_EV_EXEC_FINISHED;
     ev.exec_status = ex->status;
@@ -1105,6 +1122,9 @@ void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st
             } else if (r->http) {
                 engine__http_cancel(eng, ex, i);
                 attempt_end(eng, ex, i, ast, -1, 0, reason, 0, 0, 0, 0);
+            } else if (engine__task(ex, i)->type == TASK_WORKFLOW) {
+                attempt_end(eng, ex, i, ast, -1, 0, reason, 0, 0, 0, 0);
+                engine__subflow_end(eng, ex, i, "cancelled: its parent execution ended");
             } else {
                 engine__remote_cancel(eng, ex, i);
                 attempt_end(eng, ex, i, ast, -1, 0, reason, 0, 0, 0, 0);
@@ -1254,6 +1274,9 @@ again:
         row.error = ex->error;
         row.schedule_id = ex->schedule_id;
         row.scheduled_for = ex->scheduled_for;
+        row.parent_id = ex->parent_id;
+        row.parent_task_idx = ex->parent_task_idx;
+        row.depth = ex->depth;
         if (ex->handoff) {
             /* For whichever node claims it first. */
             row.status = EXEC_QUEUED;
@@ -1922,6 +1945,11 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
             return;
         clock_fmt_duration(engine__task(ex, tm->idx)->timeout_ms, dur, sizeof(dur));
         snprintf(msg, sizeof(msg), "timed out after %s", dur);
+        if (!p && engine__task(ex, tm->idx)->type == TASK_WORKFLOW) {
+            attempt_end(eng, ex, tm->idx, ATTEMPT_TIMED_OUT, -1, 0, msg, 0, 0, 0, 1);
+            engine__subflow_end(eng, ex, tm->idx, "cancelled: its parent task timed out");
+            return;
+        }
         if (!p) {
             /* Offered to, or run by, another node: it is told to stop. */
             if (!r->remote)
@@ -2256,6 +2284,13 @@ int engine_submit(struct engine *eng, const char *definition, const char *params
         dag_problems_release(&probs);
         return rc;
     }
+    if (engine_check_subflows(eng->st, wf, &probs) != 0) {
+        err_set(err, ERR_INVALID, "invalid workflow: %s: %s", probs.items[0].path,
+                probs.items[0].message);
+        dag_problems_release(&probs);
+        workflow_free(wf);
+        return ERR_INVALID;
+    }
     {
         /* Check the params before recording a version. */
         json_t *pj = resolve_params(wf, params_json, err);
@@ -2577,6 +2612,10 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                 ex->nfinal++;
                 propagate(eng, ex, i);
             }
+        } else if (r->status == TASK_RUNNING && t->type == TASK_WORKFLOW) {
+            /* Its child execution goes on: the task waits for it. */
+            engine__subflow_restore(eng, ex, i);
+            eng->subflow_check = 1;
         } else if (r->status == TASK_RUNNING) {
             /* The attempt that was running died with its owner. */
             const struct attempt_row *last = NULL;
@@ -2742,6 +2781,11 @@ int engine_run(struct engine *eng, struct err *err)
             engine__interrupt_running(eng);
         }
 
+        /* 1a. workflow tasks whose child is not here (after a restart) */
+        if (eng->subflow_check && !eng->db_down) {
+            eng->subflow_check = 0;
+            engine__subflow_poll(eng);
+        }
         /* 1a. the node: reconnect, heartbeat, claims */
         if (eng->db_down)
             engine__db_retry(eng);

@@ -264,4 +264,13 @@ void engine_node_stop(struct engine *eng);
 /* A consistent snapshot of the engine's figures (thread-safe). */
 void engine_get_stats(struct engine *eng, struct engine_stats *out);
 
+/*
+ * Check the workflow tasks of `wf` against the workflows registered in `st`:
+ * each must name one that exists, and no chain of workflow tasks may lead
+ * back to `wf` (recursion). Problems ("$.tasks[2].workflow: ...") are added
+ * to `probs`; returns ERR_INVALID if any, else 0.
+ */
+int engine_check_subflows(struct store *st, const struct workflow *wf,
+                          struct dag_problems *probs);
+
 #endif

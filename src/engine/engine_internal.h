@@ -355,6 +355,7 @@ struct engine {
     const char *attempt_node; /* the node to record in the next attempt_end, or NULL */
 
     void *http; /* HTTP tasks (httptask.c), made when the first one starts */
+    int subflow_check; /* a workflow task waits for a child not here: look (subflow.c) */
 };
 
 /* ------------------------------------------------------------------ shared between the files */
@@ -406,6 +407,17 @@ void engine__http_run(struct engine *eng);
 int64_t engine__http_timeout(const struct engine *eng);
 size_t engine__http_active(const struct engine *eng);
 void engine__http_free(struct engine *eng);
+
+/* Replace each string of `v` that holds placeholders by its value (a string
+ * that is one placeholder takes the value's own type). httptask.c */
+int engine__render_json(json_t *v, const json_t *ctx, struct err *err);
+
+/* subflow.c */
+void engine__subflow_begin(struct engine *eng, struct exec *ex, size_t idx);
+void engine__subflow_child_done(struct engine *eng, struct exec *child);
+void engine__subflow_end(struct engine *eng, struct exec *ex, size_t idx, const char *why);
+void engine__subflow_restore(struct engine *eng, struct exec *ex, size_t idx);
+void engine__subflow_poll(struct engine *eng);
 
 /* fanout.c */
 void engine__group_start(struct engine *eng, struct exec *ex, size_t g);

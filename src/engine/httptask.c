@@ -135,6 +135,13 @@ static int render_text(const char *text, const json_t *ctx, char **out, struct e
     return rc;
 }
 
+static int render_json(json_t *v, const json_t *ctx, struct err *err, int depth);
+
+int engine__render_json(json_t *v, const json_t *ctx, struct err *err)
+{
+    return render_json(v, ctx, err, 0);
+}
+
 /* Replace each placeholder string of a JSON value by its value. */
 static int render_json(json_t *v, const json_t *ctx, struct err *err, int depth)
 {
