@@ -234,6 +234,8 @@ static void w_summary(struct strbuf *sb, const struct exec_row *r)
     w_str(sb, r->schedule_id);
     strbuf_adds(sb, ",\"scheduledFor\":");
     w_instant(sb, r->scheduled_for);
+    strbuf_adds(sb, ",\"parentId\":");
+    w_str(sb, r->parent_id);
     strbuf_addch(sb, '}');
 }
 
