@@ -244,14 +244,27 @@ static char **build_task_env(const struct exec *ex, size_t idx, int attempt,
  * Returns a new JSON object, or NULL with err set. */
 /* What placeholders see: params, the outputs of tasks that succeeded, the
  * execution's id and due time. */
-json_t *engine__render_ctx(const struct exec *ex, size_t idx)
+/*
+ * The part of the context shared by all runs of `ex`, kept parsed in
+ * ex->ctx until a task of the workflow succeeds (task_finalize drops it):
+ * the instances of a fan-out over a large upstream output would otherwise
+ * parse that output once each.
+ */
+static json_t *base_ctx(struct exec *ex)
 {
-    json_t *ctx = json_object(), *tasks = json_object(), *exo = json_object();
-    json_t *params = json_loads(ex->params ? ex->params : "{}", 0, NULL);
+    json_t *ctx, *tasks, *exo, *params;
 
+    if (ex->ctx)
+        return ex->ctx;
+    ctx = json_object();
+    tasks = json_object();
+    exo = json_object();
+    params = json_loads(ex->params ? ex->params : "{}", 0, NULL);
     json_object_set_new(ctx, "params", params ? params : json_object());
     for (size_t i = 0; i < ex->wf->ntasks; i++) {
-        json_t *out = ex->runs[i].output ? json_loads(ex->runs[i].output, 0, NULL) : NULL;
+        json_t *out = ex->runs[i].output && ex->runs[i].status == TASK_SUCCEEDED
+                          ? json_loads(ex->runs[i].output, JSON_DECODE_ANY, NULL)
+                          : NULL;
         json_t *to;
         if (!out)
             continue;
@@ -265,6 +278,15 @@ json_t *engine__render_ctx(const struct exec *ex, size_t idx)
     json_object_set_new(ctx, "scheduledFor",
                         ex->scheduled_for_text ? json_string(ex->scheduled_for_text)
                                                : json_null());
+    ex->ctx = ctx;
+    return ctx;
+}
+
+json_t *engine__render_ctx(const struct exec *cex, size_t idx)
+{
+    struct exec *ex = (struct exec *)cex; /* only its cache changes */
+    json_t *ctx = json_copy(base_ctx(ex)); /* shallow: shares the parsed values */
+
     if (idx >= ex->wf->ntasks && idx < ex->nruns) {
         /* A fan-out instance: its item and index. */
         const struct trun *r = &ex->runs[idx];
@@ -530,6 +552,7 @@ static void exec_free(struct exec *ex)
     }
     free(ex->runs);
     free(ex->parent_id);
+    json_decref(ex->ctx);
     for (int q = 0; q < 3; q++)
         free(ex->ready[q].v);
     free(ex->params);
@@ -648,6 +671,10 @@ static void task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum 
     set_str(&r->error, error);
     r->dirty = 1;
     ex->nfinal++;
+    if (idx < ex->wf->ntasks && st == TASK_SUCCEEDED && ex->ctx) {
+        json_decref(ex->ctx); /* its output is new to the placeholders */
+        ex->ctx = NULL;
+    }
     if (idx >= ex->wf->ntasks)
         engine__group_step(eng, ex, r->group, st); /* an instance: its group decides */
     else

@@ -188,6 +188,7 @@ struct exec {
     int writes;      /* this turn writes something of it (cluster.c, for the fence) */
     int handoff;     /* created for any node: inserted queued and unowned, then dropped */
     size_t nruns, runs_alloc; /* runs: the workflow's tasks, then fan-out instances */
+    json_t *ctx;              /* placeholders' context shared by its runs, or NULL (engine.c) */
     /* A child execution (a workflow task's): its parent and task. */
     char *parent_id;
     int parent_task_idx;
