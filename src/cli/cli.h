@@ -98,6 +98,19 @@ const char *cli_store_location(const struct cli_args *a);
  * SQLite); prints the error. `writer` opens for writing (and migrates). */
 int cli_open_store(const struct cli_args *a, int writer, struct store **out);
 
+/* What cli_register_workflow() recorded. */
+struct cli_registered {
+    char name[130];
+    int version;
+    int changed; /* a new version was added */
+    size_t ntasks;
+};
+
+/* Check the definition in file `path` (its workflow tasks too) and record it
+ * as the newest version of its workflow in `st`. Returns an exit status;
+ * problems are printed. (cmd_server.c) */
+int cli_register_workflow(struct store *st, const char *path, struct cli_registered *out);
+
 /* Read a whole file (at most `max` bytes); prints the error. Caller frees. */
 char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit);
 

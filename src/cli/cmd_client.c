@@ -569,7 +569,9 @@ static const struct cli_cmd wf_apply_cmd = {
     "workflows apply",
     "FILE",
     "Send a workflow definition to the server: a new workflow, or a new version of it\n"
-    "(nothing changes if the file is identical to the newest version).\n"
+    "(nothing changes if the file is identical to the newest version). Without a server,\n"
+    "record it in the local store (--data-dir or --database-url), e.g. a workflow that\n"
+    "workflow tasks of `orch run` will run.\n"
     "Exit status: 0 done, 3 invalid (every problem is printed with its JSON path).",
     wf_apply_opts,
 };
@@ -637,6 +639,30 @@ static char *workflow_path(const char *name, const char *suffix)
     return p;
 }
 
+/* No server: record the definition in the local store. */
+static int workflows_apply_local(const struct cli_args *a)
+{
+    struct cli_registered reg;
+    struct store *st = NULL;
+    int code;
+
+    if (cli_open_store(a, 1, &st))
+        return EXIT_INTERNAL;
+    code = cli_register_workflow(st, a->pos[0], &reg);
+    store_free(st);
+    if (code != EXIT_OK)
+        return code;
+    if (cli_flag(a, "json"))
+        printf("{\"name\":\"%s\",\"version\":%d,\"tasks\":%zu,\"changed\":%s}\n", reg.name,
+               reg.version, reg.ntasks, reg.changed ? "true" : "false");
+    else if (reg.changed)
+        printf("Workflow '%s' version %d recorded (%zu tasks)\n", reg.name, reg.version,
+               reg.ntasks);
+    else
+        printf("Workflow '%s' unchanged (version %d is identical)\n", reg.name, reg.version);
+    return EXIT_OK;
+}
+
 static int workflows_apply(int argc, char **argv)
 {
     struct cli_args a;
@@ -646,9 +672,15 @@ static int workflows_apply(int argc, char **argv)
     size_t len;
     int code;
 
-    code = parse_client(&wf_apply_cmd, argc, argv, &a, 1);
-    if (code >= 0)
-        return code;
+    code = cli_parse(&wf_apply_cmd, argc, argv, &a);
+    if (code)
+        return code > 0 ? EXIT_OK : EXIT_USAGE;
+    if (a.npos != 1) {
+        cli_error("'orch %s' needs %s", wf_apply_cmd.name, wf_apply_cmd.args);
+        return EXIT_USAGE;
+    }
+    if (!cli_server(&a))
+        return workflows_apply_local(&a);
     /* The server enforces its own limit (413); this only bounds our memory. */
     def = cli_read_file(a.pos[0], 64u << 20, &len, &code);
     if (!def)

@@ -238,8 +238,14 @@ static int ends_with_json(const char *name)
     return n > 5 && !strcmp(name + n - 5, ".json") && name[0] != '.';
 }
 
-/* Record the definition in `path` as the newest version of its workflow. */
-static int register_file(struct store *st, const char *path)
+static void print_problems(const char *path, const struct dag_problems *probs)
+{
+    cli_error("invalid workflow '%s':", path);
+    for (size_t i = 0; i < probs->n; i++)
+        fprintf(stderr, "  %s: %s\n", probs->items[i].path, probs->items[i].message);
+}
+
+int cli_register_workflow(struct store *st, const char *path, struct cli_registered *out)
 {
     struct dag_problems probs = DAG_PROBLEMS_INIT;
     struct workflow *wf = NULL;
@@ -252,10 +258,9 @@ static int register_file(struct store *st, const char *path)
     def = cli_read_file(path, DAG_MAX_BYTES, &len, &code);
     if (!def)
         return code;
+    memset(out, 0, sizeof(*out));
     if (strlen(def) != len || dag_parse(def, len, &wf, &probs)) {
-        cli_error("invalid workflow '%s':", path);
-        for (size_t i = 0; i < probs.n; i++)
-            fprintf(stderr, "  %s: %s\n", probs.items[i].path, probs.items[i].message);
+        print_problems(path, &probs);
         if (strlen(def) != len)
             fprintf(stderr, "  $: contains a NUL byte\n");
         dag_problems_release(&probs);
@@ -263,9 +268,7 @@ static int register_file(struct store *st, const char *path)
         return EXIT_INVALID;
     }
     if (engine_check_subflows(st, wf, &probs) != 0) {
-        cli_error("invalid workflow '%s':", path);
-        for (size_t i = 0; i < probs.n; i++)
-            fprintf(stderr, "  %s: %s\n", probs.items[i].path, probs.items[i].message);
+        print_problems(path, &probs);
         dag_problems_release(&probs);
         workflow_free(wf);
         free(def);
@@ -280,12 +283,29 @@ static int register_file(struct store *st, const char *path)
         free(def);
         return EXIT_INTERNAL;
     }
-    if (version != prev)
-        log_info("API", "Registered workflow '%s' version %d from %s", wf->name, version, path);
-    else
-        log_info("API", "Workflow '%s' version %d is up to date with %s", wf->name, version, path);
+    snprintf(out->name, sizeof(out->name), "%s", wf->name);
+    out->version = version;
+    out->changed = version != prev;
+    out->ntasks = wf->ntasks;
     workflow_free(wf);
     free(def);
+    return EXIT_OK;
+}
+
+/* Record the definition in `path` as the newest version of its workflow. */
+static int register_file(struct store *st, const char *path)
+{
+    struct cli_registered reg;
+    int code = cli_register_workflow(st, path, &reg);
+
+    if (code != EXIT_OK)
+        return code;
+    if (reg.changed)
+        log_info("API", "Registered workflow '%s' version %d from %s", reg.name, reg.version,
+                 path);
+    else
+        log_info("API", "Workflow '%s' version %d is up to date with %s", reg.name, reg.version,
+                 path);
     return EXIT_OK;
 }
 

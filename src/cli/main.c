@@ -28,7 +28,7 @@ static void usage(FILE *f)
             "\n"
             "As a client of a server (--server URL or $ORCH_SERVER, --api-key KEY or\n"
             "$ORCH_API_KEY), executions list/show and logs ask the server, and:\n"
-            "  workflows apply FILE  create a workflow or a new version of it\n"
+            "  workflows apply FILE  create a workflow or a new version of it (also offline)\n"
             "  workflows list        list workflows (show NAME, delete NAME)\n"
             "  trigger NAME          start an execution (--param K=V, --wait)\n"
             "  cancel ID             cancel an execution\n"

@@ -309,7 +309,7 @@ def test_server_flag_wins_over_environment(server):
 
 # --------------------------------------------------------------------------- no server
 
-@pytest.mark.parametrize("args", [["workflows", "apply", "f.json"], ["workflows", "list"],
+@pytest.mark.parametrize("args", [["workflows", "list"],
                                   ["workflows", "show", "x"], ["workflows", "delete", "x"],
                                   ["trigger", "x"], ["cancel", "ex_1"], ["retry", "ex_1"],
                                   ["logs", "ex_1", "--follow"]])
@@ -318,6 +318,33 @@ def test_server_only_commands_need_a_server(server, args):
     assert res.returncode == EXIT_USAGE, res
     assert "needs a server" in res.stderr and "--server URL" in res.stderr
     assert res.stdout == ""
+
+
+def test_workflows_apply_without_a_server(server, tmp_path):
+    """Without a server, `workflows apply` records the definition in the local store (so
+    that workflow tasks of `orch run` find it); a missing file and a definition naming an
+    unregistered workflow are clear errors, and nothing is recorded for them."""
+    data = tmp_path / "local"
+    child = tmp_path / "child.json"
+    child.write_text(json.dumps({"name": "cl-child", "tasks": [{"name": "a", "type": "noop"}]}))
+    parent = tmp_path / "parent.json"
+    parent.write_text(json.dumps({"name": "cl-parent", "tasks": [
+        {"name": "c", "type": "workflow", "workflow": "cl-child"}]}))
+    res = run(server, "workflows", "apply", str(tmp_path / "nope.json"), "--data-dir", str(data),
+              url=None)
+    assert res.returncode != EXIT_OK and "nope.json" in res.stderr
+    res = run(server, "workflows", "apply", str(parent), "--data-dir", str(data), url=None)
+    assert res.returncode == 3, res
+    assert "$.tasks[0].workflow: unknown workflow 'cl-child' (register it first)" in res.stderr
+    res = run(server, "workflows", "apply", str(child), "--data-dir", str(data), url=None)
+    assert res.returncode == EXIT_OK and "'cl-child' version 1 recorded" in res.stdout, res
+    res = run(server, "workflows", "apply", str(child), "--data-dir", str(data), url=None)
+    assert res.returncode == EXIT_OK and "unchanged" in res.stdout, res
+    res = run(server, "workflows", "apply", str(parent), "--data-dir", str(data), "--json",
+              url=None)
+    assert res.returncode == EXIT_OK, res
+    assert json.loads(res.stdout) == {"name": "cl-parent", "version": 1, "tasks": 1,
+                                      "changed": True}
 
 
 def test_local_fallback(server, runs):
