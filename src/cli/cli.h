@@ -124,6 +124,21 @@ struct json_t *cli_params_json(const struct cli_args *a, int *out_exit);
  * view): one line per task with an output, long ones cut. */
 void cli_print_outputs(const struct json_t *tasks);
 
+/*
+ * The rows of a task table (`tasks` of an ExecutionDetail) in display order:
+ * each fan-out's instances right after their group (the forEach task), at
+ * most CLI_SHOWN_OK succeeded instances of a group (the others summed up in
+ * one line: an entry with `hidden` > 0, idx the group). `out` must have room
+ * for twice the tasks; returns the number of entries.
+ */
+#define CLI_SHOWN_OK 10
+struct cli_row {
+    size_t idx;
+    size_t hidden; /* > 0: "... N more succeeded" of group idx */
+    int instance;  /* a fan-out instance (print it indented) */
+};
+size_t cli_task_order(const struct json_t *tasks, struct cli_row *out);
+
 /* Print an error line "orch: ..." to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -491,7 +491,7 @@ static void print_run_summary(const json_t *d)
 
     for (size_t i = 0; i < json_array_size(tasks); i++) {
         json_t *t = json_array_get(tasks, i);
-        size_t l = strlen(jstr(t, "name"));
+        size_t l = strlen(jstr(t, "name")) + (json_is_string(json_object_get(t, "group")) ? 2 : 0);
         if (l > w)
             w = l;
     }
@@ -499,11 +499,25 @@ static void print_run_summary(const json_t *d)
         w = 40;
     printf("%-*s  %-15s  %-8s  %-9s  %s\n", (int)w, "TASK", "STATUS", "ATTEMPTS", "DURATION",
            "ERROR");
+    {
+        struct cli_row *rows = xcalloc(2 * json_array_size(tasks) + 1, sizeof(*rows));
+        size_t nrows = cli_task_order(tasks, rows);
+        for (size_t k = 0; k < nrows; k++) {
+            json_t *t = json_array_get(tasks, rows[k].idx);
+            char name[64];
+            if (rows[k].hidden) {
+                printf("  ... %zu more succeeded\n", rows[k].hidden);
+                continue;
+            }
+            snprintf(name, sizeof(name), "%s%s", rows[k].instance ? "  " : "", jstr(t, "name"));
+            printf("%-*.*s  %-15s  %-8lld  %-9s  %s\n", (int)w, (int)w, name, jstr(t, "status"),
+                   jint(t, "attempt", 0), fmt_duration_of(t, "durationMs", dur, sizeof(dur)),
+                   jstr(t, "error"));
+        }
+        free(rows);
+    }
     for (size_t i = 0; i < json_array_size(tasks); i++) {
         json_t *t = json_array_get(tasks, i);
-        printf("%-*.*s  %-15s  %-8lld  %-9s  %s\n", (int)w, (int)w, jstr(t, "name"),
-               jstr(t, "status"), jint(t, "attempt", 0),
-               fmt_duration_of(t, "durationMs", dur, sizeof(dur)), jstr(t, "error"));
         for (size_t s = 0; s < sizeof(order) / sizeof(order[0]); s++)
             if (!strcmp(order[s], jstr(t, "status")))
                 counts[s]++;

@@ -129,7 +129,7 @@ static void print_summary(const struct exec_detail *d)
     int64_t took;
 
     for (size_t i = 0; i < d->ntasks; i++) {
-        size_t l = strlen(d->tasks[i].name);
+        size_t l = strlen(d->tasks[i].name) + (d->tasks[i].instance ? 2 : 0);
         if (l > w)
             w = l;
     }
@@ -137,14 +137,28 @@ static void print_summary(const struct exec_detail *d)
         w = 40;
     printf("%-*s  %-15s  %-8s  %-9s  %s\n", (int)w, "TASK", "STATUS", "ATTEMPTS", "DURATION",
            "ERROR");
-    for (size_t i = 0; i < d->ntasks; i++) {
-        const struct task_run_row *t = &d->tasks[i];
-        if (t->started_at && t->finished_at)
-            clock_fmt_duration(t->finished_at - t->started_at, dur, sizeof(dur));
-        else
-            snprintf(dur, sizeof(dur), "-");
-        printf("%-*.*s  %-15s  %-8d  %-9s  %s\n", (int)w, (int)w, t->name,
-               task_status_name(t->status), t->attempt, dur, t->error ? t->error : "");
+    {
+        json_t *j = view_exec_detail(d);
+        json_t *tasks = json_object_get(j, "tasks");
+        struct cli_row *rows = xcalloc(2 * d->ntasks + 1, sizeof(*rows));
+        size_t nrows = cli_task_order(tasks, rows);
+        for (size_t k = 0; k < nrows; k++) {
+            const struct task_run_row *t = &d->tasks[rows[k].idx];
+            char name[64];
+            if (rows[k].hidden) {
+                printf("  ... %zu more succeeded\n", rows[k].hidden);
+                continue;
+            }
+            snprintf(name, sizeof(name), "%s%s", rows[k].instance ? "  " : "", t->name);
+            if (t->started_at && t->finished_at)
+                clock_fmt_duration(t->finished_at - t->started_at, dur, sizeof(dur));
+            else
+                snprintf(dur, sizeof(dur), "-");
+            printf("%-*.*s  %-15s  %-8d  %-9s  %s\n", (int)w, (int)w, name,
+                   task_status_name(t->status), t->attempt, dur, t->error ? t->error : "");
+        }
+        free(rows);
+        json_decref(j);
     }
     took = d->exec.finished_at && d->exec.started_at ? d->exec.finished_at - d->exec.started_at
                                                       : 0;

@@ -246,6 +246,8 @@ static int executions_show(int argc, char **argv)
     struct exec_detail *d = NULL;
     struct err err = ERR_INIT;
     char created[CLOCK_ISO_MAX], dur[32];
+    struct cli_row *rows = NULL;
+    size_t nrows = 0, *first_att = NULL;
     int rc;
 
     rc = cli_parse(&show_cmd, argc, argv, &a);
@@ -282,16 +284,37 @@ static int executions_show(int argc, char **argv)
            exec_status_name(d->exec.status), created, dur, d->exec.params);
     if (d->exec.error)
         printf("Error      %s\n", d->exec.error);
+    if (d->exec.parent_id)
+        printf("Parent     %s\n", d->exec.parent_id);
     printf("\n%-24s  %-15s  %-7s  %-16s  %-9s  %s\n", "TASK", "STATUS", "ATTEMPT", "RESULT",
            "DURATION", "ERROR");
-    for (size_t i = 0; i < d->ntasks; i++) {
-        const struct task_run_row *t = &d->tasks[i];
+    {
+        json_t *j = view_exec_detail(d);
+        rows = xcalloc(2 * d->ntasks + 1, sizeof(*rows));
+        nrows = cli_task_order(json_object_get(j, "tasks"), rows);
+        json_decref(j);
+        /* Attempts are ordered by (task_idx, number): where each task's begin. */
+        first_att = xcalloc(d->ntasks + 1, sizeof(*first_att));
+        for (size_t i = 0, k = 0; i < d->ntasks; i++) {
+            while (k < d->nattempts && d->attempts[k].task_idx < d->tasks[i].idx)
+                k++;
+            first_att[i] = k;
+        }
+    }
+    for (size_t r = 0; r < nrows; r++) {
+        const struct task_run_row *t = &d->tasks[rows[r].idx];
+        char name[64];
         int any = 0;
-        for (size_t k = 0; k < d->nattempts; k++) {
+        if (rows[r].hidden) {
+            printf("  ... %zu more succeeded\n", rows[r].hidden);
+            continue;
+        }
+        snprintf(name, sizeof(name), "%s%s", rows[r].instance ? "  " : "", t->name);
+        for (size_t k = first_att[rows[r].idx]; k < d->nattempts; k++) {
             const struct attempt_row *at = &d->attempts[k];
             char res[32];
             if (at->task_idx != t->idx)
-                continue;
+                break;
             any = 1;
             if (at->signal)
                 snprintf(res, sizeof(res), "signal %d", at->signal);
@@ -303,15 +326,19 @@ static int executions_show(int argc, char **argv)
                 clock_fmt_duration(at->finished_at - at->started_at, dur, sizeof(dur));
             else
                 snprintf(dur, sizeof(dur), "-");
-            printf("%-24.24s  %-15s  %-7d  %-16s  %-9s  %s\n", t->name,
+            printf("%-24.24s  %-15s  %-7d  %-16s  %-9s  %s\n", name,
                    at->number == t->attempt ? task_status_name(t->status)
                                             : attempt_status_name(at->status),
                    at->number, res, dur, at->error ? at->error : "");
         }
         if (!any)
-            printf("%-24.24s  %-15s  %-7s  %-16s  %-9s  %s\n", t->name,
+            printf("%-24.24s  %-15s  %-7s  %-16s  %-9s  %s\n", name,
                    task_status_name(t->status), "-", "-", "-", t->error ? t->error : "");
+        if (t->child_id)
+            printf("%-24s  child execution %s\n", "", t->child_id);
     }
+    free(rows);
+    free(first_att);
     {
         json_t *j = view_exec_detail(d);
         cli_print_outputs(json_object_get(j, "tasks"));

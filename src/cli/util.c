@@ -338,14 +338,21 @@ char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit
 
 void cli_print_outputs(const json_t *tasks)
 {
+    struct cli_row *rows = xcalloc(2 * json_array_size(tasks) + 1, sizeof(*rows));
+    size_t nrows = cli_task_order(tasks, rows);
     int header = 0;
 
-    for (size_t i = 0; i < json_array_size(tasks); i++) {
-        const json_t *t = json_array_get(tasks, i);
+    for (size_t r = 0; r < nrows; r++) {
+        const json_t *t = json_array_get(tasks, rows[r].idx);
         const json_t *out = json_object_get(t, "output");
         const json_t *name = json_object_get(t, "name");
         char *text;
-        if (!json_is_object(out))
+        if (rows[r].hidden) {
+            if (header)
+                printf("  ... %zu more\n", rows[r].hidden);
+            continue;
+        }
+        if (!json_is_object(out) && !json_is_array(out))
             continue;
         text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
         if (!header) {
@@ -353,9 +360,70 @@ void cli_print_outputs(const json_t *tasks)
             header = 1;
         }
         if (text && strlen(text) > 200)
-            printf("%-24.24s  %.197s...\n", json_string_value(name), text);
+            printf("%s%-*.*s  %.197s...\n", rows[r].instance ? "  " : "",
+                   rows[r].instance ? 22 : 24, rows[r].instance ? 22 : 24,
+                   json_string_value(name), text);
         else
-            printf("%-24.24s  %s\n", json_string_value(name), text ? text : "{}");
+            printf("%s%-*.*s  %s\n", rows[r].instance ? "  " : "", rows[r].instance ? 22 : 24,
+                   rows[r].instance ? 22 : 24, json_string_value(name), text ? text : "{}");
         free(text);
     }
+    free(rows);
+}
+
+size_t cli_task_order(const json_t *tasks, struct cli_row *out)
+{
+    size_t n = json_array_size(tasks), k = 0, ndefs = 0;
+    size_t *defs = xcalloc(n ? n : 1, sizeof(*defs));
+    size_t *owner = xcalloc(n ? n : 1, sizeof(*owner)); /* instance -> its def's position */
+
+    for (size_t i = 0; i < n; i++)
+        if (!json_is_string(json_object_get(json_array_get(tasks, i), "group")))
+            defs[ndefs++] = i;
+    for (size_t i = 0; i < n; i++) {
+        const char *g = json_string_value(json_object_get(json_array_get(tasks, i), "group"));
+        owner[i] = (size_t)-1;
+        for (size_t j = 0; g && j < ndefs; j++)
+            if (!strcmp(g, json_string_value(
+                               json_object_get(json_array_get(tasks, defs[j]), "name")))) {
+                owner[i] = j;
+                break;
+            }
+    }
+    for (size_t j = 0; j < ndefs; j++) {
+        size_t shown_ok = 0, hidden = 0;
+        out[k].idx = defs[j];
+        out[k].hidden = 0;
+        out[k++].instance = 0;
+        for (size_t i = 0; i < n; i++) {
+            const char *st;
+            if (owner[i] != j)
+                continue;
+            st = json_string_value(json_object_get(json_array_get(tasks, i), "status"));
+            if (st && !strcmp(st, "succeeded") && shown_ok >= CLI_SHOWN_OK) {
+                hidden++;
+                continue;
+            }
+            if (st && !strcmp(st, "succeeded"))
+                shown_ok++;
+            out[k].idx = i;
+            out[k].hidden = 0;
+            out[k++].instance = 1;
+        }
+        if (hidden) {
+            out[k].idx = defs[j];
+            out[k].hidden = hidden;
+            out[k++].instance = 1;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (owner[i] == (size_t)-1 && json_is_string(json_object_get(json_array_get(tasks, i),
+                                                                     "group"))) {
+            out[k].idx = i; /* an instance whose group is unknown: at the end */
+            out[k].hidden = 0;
+            out[k++].instance = 1;
+        }
+    free(defs);
+    free(owner);
+    return k;
 }
