@@ -403,15 +403,33 @@ int tpl_ref_lookup(const struct tpl_ref *ref, const json_t *ctx, json_t **out, s
     return 0;
 }
 
-/* Where rendered bytes go: the buffer, with shell quoting of ' when asked. */
+/* Where rendered bytes go: the buffer, with shell quoting of ' or URL
+ * encoding when asked. */
 struct sink {
     struct strbuf *sb;
     int shell;
     int rc;
+    int url;
 };
+
+static int url_safe(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~' || c == '/';
+}
 
 static int sink_add(struct sink *k, const char *s, size_t n)
 {
+    if (k->url) {
+        static const char hex[] = "0123456789ABCDEF";
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)s[i];
+            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+            if (url_safe(c) ? strbuf_addch(k->sb, c) : strbuf_add(k->sb, esc, 3))
+                return ERR_TOO_BIG;
+        }
+        return 0;
+    }
     for (;;) {
         const char *q = k->shell ? memchr(s, '\'', n) : NULL;
         size_t run = q ? (size_t)(q - s) : n;
@@ -469,7 +487,7 @@ static int add_value_text(struct sink *k, const struct tpl_ref *ref, const json_
 static int insert_value(struct strbuf *sb, const struct tpl_ref *ref, const json_t *v,
                         enum tpl_quote quote, struct err *err)
 {
-    struct sink k = {sb, quote == TPL_SHELL, 0};
+    struct sink k = {sb, quote == TPL_SHELL, 0, quote == TPL_URL};
     int rc = 0;
 
     if (json_is_string(v) && memchr(json_string_value(v), '\0', json_string_length(v)))

@@ -66,6 +66,12 @@ enum tpl_quote {
      * unchanged, so write placeholders unquoted: echo {{ params.msg }}.
      */
     TPL_SHELL,
+    /*
+     * For a URL: each byte of an inserted value other than A-Z a-z 0-9 - . _ ~ /
+     * is percent-encoded ("a b&c" becomes "a%20b%26c"), so a value cannot add
+     * query parameters or break the URL.
+     */
+    TPL_URL,
 };
 
 struct tpl_seg; /* private: one .field or [N] step */

@@ -2690,6 +2690,9 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                              last->node);
                 else
                     snprintf(why, sizeof(why), "lost: the orch process running it died");
+                if (t->type == TASK_HTTP && !t->http.idempotent && t->retries > 0)
+                    snprintf(why + strlen(why), sizeof(why) - strlen(why),
+                             " [not retried: %s is not idempotent]", t->http.method);
                 /* A request that may have reached its server is repeated
                  * only if it is idempotent. */
                 attempt_end(eng, ex, i, ATTEMPT_LOST, -1, 0, why, last ? last->pid : 0,

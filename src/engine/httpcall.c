@@ -44,9 +44,10 @@
 #ifndef HTTPCALL_MAX_HEADER_BYTES
 #define HTTPCALL_MAX_HEADER_BYTES (256 * 1024)
 #endif
-/* Connections per host and in all; transfers beyond wait in libcurl's queue. */
+/* Connections per host and in all; transfers beyond wait in libcurl's queue,
+ * where their timeout already runs: callers keep fewer in flight. */
 #ifndef HTTPCALL_MAX_HOST_CONNECTIONS
-#define HTTPCALL_MAX_HOST_CONNECTIONS 16
+#define HTTPCALL_MAX_HOST_CONNECTIONS 0 /* no limit of its own: the caller bounds requests */
 #endif
 #ifndef HTTPCALL_MAX_TOTAL_CONNECTIONS
 #define HTTPCALL_MAX_TOTAL_CONNECTIONS 256
@@ -582,8 +583,18 @@ static void setup_easy(struct call *c, const struct httpcall_spec *spec)
 
     /* No "Expect: 100-continue" round trip for large bodies. */
     c->hdrs = cu.slist_append(c->hdrs, "Expect:");
-    for (size_t i = 0; spec->headers && spec->headers[i]; i++)
-        c->hdrs = cu.slist_append(c->hdrs, spec->headers[i]);
+    for (size_t i = 0; spec->headers && spec->headers[i]; i++) {
+        const char *line = spec->headers[i], *colon = strchr(line, ':');
+        const char *v = colon ? colon + 1 + strspn(colon + 1, " \t") : NULL;
+        if (v && !*v) {
+            /* "Name:" would tell libcurl to drop the header; "Name;" sends it empty. */
+            char *e = xasprintf("%.*s;", (int)(colon - line), line);
+            c->hdrs = cu.slist_append(c->hdrs, e);
+            free(e);
+        } else {
+            c->hdrs = cu.slist_append(c->hdrs, line);
+        }
+    }
     if (!c->hdrs)
         BUG("curl_slist_append failed");
     cu.easy_setopt(h, CURLOPT_HTTPHEADER, c->hdrs);

@@ -44,6 +44,7 @@
 #define HTTP_DEFAULT_TIMEOUT_MS 60000 /* a task without "timeout" */
 #define HTTP_CONNECT_TIMEOUT_MS 10000
 #define HTTP_OUTPUT_SLACK 16384 /* room for status and headers beside the body */
+#define HTTP_MAX_INFLIGHT 256   /* requests in flight at once (the rest wait their turn) */
 
 /* What a request in flight carries back to the loop. */
 struct hreq {
@@ -119,7 +120,8 @@ static void describe(const char *method, const char *url, char *out, size_t outl
              query ? (int)(query - path) : (int)strlen(path), path, query ? "?..." : "");
 }
 
-static int render_text(const char *text, const json_t *ctx, char **out, struct err *err)
+static int render_text(const char *text, const json_t *ctx, enum tpl_quote q, char **out,
+                       struct err *err)
 {
     struct tpl *t = NULL;
     int rc;
@@ -130,9 +132,16 @@ static int render_text(const char *text, const json_t *ctx, char **out, struct e
     }
     rc = tpl_parse(text, &t, err);
     if (rc == 0)
-        rc = tpl_render(t, ctx, TPL_RAW, out, err);
+        rc = tpl_render(t, ctx, q, out, err);
     tpl_free(t);
     return rc;
+}
+
+/* Values inserted into a URL are percent-encoded, unless the URL starts with
+ * a placeholder: then the value is (the start of) the URL itself. */
+static enum tpl_quote url_quote(const char *url)
+{
+    return strncmp(url, "{{", 2) == 0 ? TPL_RAW : TPL_URL;
 }
 
 static int render_json(json_t *v, const json_t *ctx, struct err *err, int depth);
@@ -226,10 +235,10 @@ static int build(const struct exec *ex, size_t idx, struct built *b, char *msg, 
 
     memset(b, 0, sizeof(*b));
     b->headers = xcalloc(h->nheaders + 2, sizeof(*b->headers));
-    rc = render_text(h->url, ctx, &b->url, &err);
+    rc = render_text(h->url, ctx, url_quote(h->url), &b->url, &err);
     for (size_t i = 0; rc == 0 && i < h->nheaders; i++) {
         char *v = NULL;
-        rc = render_text(h->headers[i].value, ctx, &v, &err);
+        rc = render_text(h->headers[i].value, ctx, TPL_RAW, &v, &err);
         if (rc == 0 && strpbrk(v, "\r\n"))
             rc = err_set(&err, ERR_INVALID, "header '%s' would hold a line break",
                          h->headers[i].key);
@@ -237,8 +246,11 @@ static int build(const struct exec *ex, size_t idx, struct built *b, char *msg, 
             b->headers[b->nheaders++] = xasprintf("%s: %s", h->headers[i].key, v);
         free(v);
     }
-    if (rc == 0 && h->body)
-        rc = render_text(h->body, ctx, &b->body, &err);
+    if (rc == 0 && h->body) {
+        rc = render_text(h->body, ctx, TPL_RAW, &b->body, &err);
+        if (rc == 0 && !has_header(h, "Content-Type"))
+            b->headers[b->nheaders++] = xstrdup("Content-Type: text/plain; charset=utf-8");
+    }
     if (rc == 0 && h->body_json) {
         json_t *body = json_loads(h->body_json, JSON_DECODE_ANY, NULL);
         rc = render_json(body, ctx, &err, 0);
@@ -249,7 +261,7 @@ static int build(const struct exec *ex, size_t idx, struct built *b, char *msg, 
             b->headers[b->nheaders++] = xstrdup("Content-Type: application/json");
     }
     if (rc == 0 && h->username)
-        rc = render_text(h->username, ctx, &b->user, &err);
+        rc = render_text(h->username, ctx, TPL_RAW, &b->user, &err);
     json_decref(ctx);
     if (rc == 0 && strncasecmp(b->url, "http://", 7) != 0 && strncasecmp(b->url, "https://", 8) != 0)
         rc = err_set(&err, ERR_INVALID, "its url must start with http:// or https://");
@@ -402,16 +414,22 @@ static void send_one(struct engine *eng, const struct hsend *s)
 void engine__http_send_pending(struct engine *eng)
 {
     struct http_state *hs = eng->http;
-    size_t n;
+    size_t n, i;
 
     if (!hs || !hs->npending)
         return;
-    /* send_one may fail an attempt, which may queue more: take the list first. */
+    /* send_one may fail an attempt, which may queue more: take the list first.
+     * At most HTTP_MAX_INFLIGHT requests are in libcurl's hands, all of them
+     * on a connection: a request waiting for one there would be timed from
+     * when it was handed over. The others wait here, in order. */
     n = hs->npending;
-    for (size_t i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) {
         struct hsend s = hs->pending[i];
+        if (hs->hc && httpcalls_active(hs->hc) >= HTTP_MAX_INFLIGHT)
+            break;
         send_one(eng, &s);
     }
+    n = i;
     memmove(hs->pending, hs->pending + n, (hs->npending - n) * sizeof(*hs->pending));
     hs->npending -= n;
     eng->work_now = 1;
@@ -514,7 +532,7 @@ static void http_done(void *tag, struct httpcall_result *res, void *arg)
     req_unlink(eng->http, q);
     const struct dag_task *t;
     struct trun *r;
-    char msg[700];
+    char msg[1200];
     if (!ex || ex->lost || q->idx >= ex->nruns || ex->runs[q->idx].http != q) {
         free(q);
         return;
@@ -535,16 +553,18 @@ static void http_done(void *tag, struct httpcall_result *res, void *arg)
                                                                  : ATTEMPT_FAILED,
                              msg, t->http.idempotent);
     } else if (!expected(&t->http, res->status)) {
-        char want[100], snippet[160];
-        size_t n = res->body_len < sizeof(snippet) - 1 ? res->body_len : sizeof(snippet) - 1;
+        char want[100];
+        struct strbuf snippet = STRBUF_INIT;
+        size_t n = res->body_len < 160 ? res->body_len : 160;
         expect_text(&t->http, want, sizeof(want));
-        memcpy(snippet, res->body, n);
-        snippet[n] = '\0';
-        for (char *c = snippet; *c; c++)
-            if ((unsigned char)*c < 0x20)
-                *c = ' ';
-        snprintf(msg, sizeof(msg), "Unexpected status %ld, expected %s (%s)%s%s", res->status,
-                 want, q->what, n ? ": " : "", snippet);
+        /* The start of the body, valid UTF-8 (a cut character is replaced), on one line. */
+        strbuf_add_utf8(&snippet, res->body, n);
+        for (size_t k = 0; k < snippet.len; k++)
+            if ((unsigned char)snippet.buf[k] < 0x20)
+                snippet.buf[k] = ' ';
+        snprintf(msg, sizeof(msg), "Unexpected status %ld, expected %s (%s)%s%.300s",
+                 res->status, want, q->what, n ? ": " : "", n ? snippet.buf : "");
+        strbuf_release(&snippet);
         not_retried(t, msg, sizeof(msg));
         engine__attempt_fail(eng, ex, q->idx, ATTEMPT_FAILED, msg, t->http.idempotent);
     } else {
