@@ -314,6 +314,32 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Are the workflows that the workflow tasks in file `path` run registered?
+ * (1 too for a file that does not parse: registering it says why.) */
+static int callees_registered(struct store *st, const char *path)
+{
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    size_t len;
+    int code, ok = 1;
+    char *def = cli_read_file(path, DAG_MAX_BYTES, &len, &code);
+
+    if (def && strlen(def) == len && dag_parse(def, len, &wf, &probs) == 0) {
+        for (size_t i = 0; i < wf->ntasks && ok; i++) {
+            const char *callee = wf->tasks[i].subflow.workflow;
+            char *other = NULL;
+            int version;
+            if (callee && store_workflow_get(st, callee, 0, &other, &version, NULL) != 0)
+                ok = 0;
+            free(other);
+        }
+    }
+    workflow_free(wf);
+    dag_problems_release(&probs);
+    free(def);
+    return ok;
+}
+
 static int register_path(struct store *st, const char *path)
 {
     struct stat sb;
@@ -343,11 +369,31 @@ static int register_path(struct store *st, const char *path)
     closedir(d);
     if (n)
         qsort(names, n, sizeof(*names), cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        if (code == EXIT_OK)
-            code = register_file(st, names[i]);
-        free(names[i]);
+    /* In name order, but a workflow after those its workflow tasks run. */
+    {
+        unsigned char *done = xcalloc(n ? n : 1, 1);
+        size_t left = n;
+        while (left && code == EXIT_OK) {
+            size_t before = left;
+            for (size_t i = 0; i < n && code == EXIT_OK; i++) {
+                if (done[i] || !callees_registered(st, names[i]))
+                    continue;
+                code = register_file(st, names[i]);
+                done[i] = 1;
+                left--;
+            }
+            if (left == before) {
+                /* The rest wait for workflows nobody registers: say which. */
+                for (size_t i = 0; i < n && code == EXIT_OK; i++)
+                    if (!done[i])
+                        code = register_file(st, names[i]);
+                break;
+            }
+        }
+        free(done);
     }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     free(names);
     if (code == EXIT_OK && n == 0)
         log_warn("API", "No *.json workflow definitions in '%s'", path);

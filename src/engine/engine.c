@@ -2640,7 +2640,24 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                 propagate(eng, ex, i);
             }
         } else if (r->status == TASK_RUNNING && t->type == TASK_WORKFLOW) {
-            /* Its child execution goes on: the task waits for it. */
+            /* Its child execution goes on: the task waits for it, with what
+             * is left of its timeout. */
+            const struct attempt_row *last = NULL;
+            for (size_t k = 0; k < d->nattempts; k++)
+                if (d->attempts[k].task_idx == (int)i && d->attempts[k].number == r->attempt)
+                    last = &d->attempts[k];
+            r->attempt_started_at = last && last->started_at ? last->started_at : r->started_at;
+            if (t->timeout_ms > 0) {
+                struct timer tm;
+                int64_t left = r->attempt_started_at + t->timeout_ms - now;
+                memset(&tm, 0, sizeof(tm));
+                tm.at = clock_mono_ms() + (left > 0 ? left : 0);
+                tm.kind = TIMER_TASK_TIMEOUT;
+                tm.ex = ex;
+                tm.idx = i;
+                tm.attempt = r->attempt;
+                engine__timer_add(&eng->timers, &tm);
+            }
             engine__subflow_restore(eng, ex, i);
             eng->subflow_check = 1;
         } else if (r->status == TASK_RUNNING) {

@@ -8,7 +8,8 @@
  * a code and a message and leaves the output NULL; each ref has a path that
  * is the text at its column; parsing is deterministic; a condition gives 0
  * or 1. The input is also used as a value: its shell-quoted form must read
- * back as exactly that value. Everything is freed, so LeakSanitizer sees any
+ * back as exactly that value, and its URL-encoded form must hold only
+ * unreserved characters, '/' and %XX escapes that decode back to it. Everything is freed, so LeakSanitizer sees any
  * leak on any path.
  */
 #include <stdint.h>
@@ -71,7 +72,7 @@ static void fuzz_template(const char *text, const json_t *ctx)
     tpl_free(again);
     for (size_t i = 0; i < tpl_nrefs(t); i++)
         check_ref(tpl_ref_at(t, i), text);
-    for (int q = TPL_RAW; q <= TPL_SHELL; q++) {
+    for (int q = TPL_RAW; q <= TPL_URL; q++) {
         rc = tpl_render(t, ctx, (enum tpl_quote)q, &out, &err);
         if (rc)
             check(out == NULL);
@@ -152,6 +153,49 @@ static void fuzz_shell_value(const uint8_t *data, size_t size)
     json_decref(c);
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static void fuzz_url_value(const uint8_t *data, size_t size)
+{
+    struct err err = ERR_INIT;
+    struct tpl *t = NULL;
+    json_t *c =
+        json_pack("{s:{s:o}}", "params", "v", json_stringn_nocheck((const char *)data, size));
+    char *out = NULL;
+    int rc;
+
+    check(c != NULL);
+    check(tpl_parse("x={{ params.v }}", &t, &err) == 0);
+    rc = tpl_render(t, c, TPL_URL, &out, &err);
+    if (memchr(data, '\0', size)) {
+        check(rc == ERR_INVALID && out == NULL);
+    } else if (rc == 0) {
+        size_t k = 0;
+        check(!strncmp(out, "x=", 2));
+        for (const char *p = out + 2; *p; k++) {
+            if (*p == '%') {
+                check(hexval(p[1]) >= 0 && hexval(p[2]) >= 0);
+                check(k < size && data[k] == (uint8_t)(hexval(p[1]) * 16 + hexval(p[2])));
+                p += 3;
+            } else {
+                check((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                      (*p >= '0' && *p <= '9') || strchr("-._~/", *p));
+                check(k < size && data[k] == (uint8_t)*p);
+                p++;
+            }
+        }
+        check(k == size);
+    } else {
+        check(rc == ERR_TOO_BIG);
+    }
+    free(out);
+    tpl_free(t);
+    json_decref(c);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static json_t *ctx;
@@ -168,6 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_template(text, ctx);
     fuzz_expr(text, ctx);
     fuzz_shell_value(data, size);
+    fuzz_url_value(data, size);
     free(text);
     return 0;
 }

@@ -595,6 +595,80 @@ static void test_execution_roundtrip(void **state)
     assert_int_equal(store_execution_get(f->st, "", &d, &err), ERR_INVALID);
 }
 
+/* Fan-out instances (group, item, index) and child executions (parent, depth,
+ * child_id) are written and read back; a task run without them reads back
+ * as no instance and no child. */
+static void test_instances_and_children(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_detail *d = NULL;
+    struct exec_row parent, child;
+    struct task_run_row g = {0, (char *)"each", TASK_RUNNING, 0, 0, 100, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+    struct task_run_row i0 = {1, (char *)"each[0]", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 1, 0, 0, (char *)"{\"path\":\"a\"}", NULL};
+    struct task_run_row i1 = {2, (char *)"each[1]", TASK_PENDING, 0, 0, 0, 0, NULL, NULL, 1, 0, 1, (char *)"\"b\"", NULL};
+    struct task_run_row c0 = {0, (char *)"t", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+    struct exec_list list = {NULL, 0};
+    struct exec_filter flt;
+
+    make_exec(&parent, "fan", EXEC_RUNNING, 10);
+    make_exec(&child, "kid", EXEC_RUNNING, 11);
+    child.parent_id = parent.id;
+    child.parent_task_idx = 2;
+    child.depth = 1;
+    assert_int_equal(store_begin(f->st, &err), 0);
+    insert_exec(f->st, &parent);
+    insert_exec(f->st, &child);
+    assert_int_equal(store_task_run_insert(f->st, parent.id, &g, &err), 0);
+    assert_int_equal(store_task_run_insert(f->st, parent.id, &i0, &err), 0);
+    assert_int_equal(store_task_run_insert(f->st, parent.id, &i1, &err), 0);
+    assert_int_equal(store_task_run_insert(f->st, child.id, &c0, &err), 0);
+    /* The instance's attempt starts a child: its id is kept with the run. */
+    i1.status = TASK_RUNNING;
+    i1.attempt = 1;
+    i1.child_id = child.id;
+    i1.item = NULL; /* an update leaves the item as inserted */
+    assert_int_equal(store_task_run_update(f->st, parent.id, &i1, 0, &err), 0);
+    g.output = (char *)"[{\"x\":1},null]"; /* a group's output is a list */
+    assert_int_equal(store_task_run_update(f->st, parent.id, &g, 0, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+
+    assert_int_equal(store_execution_get(f->st, parent.id, &d, &err), 0);
+    assert_int_equal(d->ntasks, 3);
+    assert_null(d->exec.parent_id);
+    assert_int_equal(d->exec.depth, 0);
+    assert_false(d->tasks[0].instance);
+    assert_int_equal(d->tasks[0].group_idx, -1);
+    assert_null(d->tasks[0].child_id);
+    assert_string_equal(d->tasks[0].output, "[{\"x\":1},null]");
+    assert_true(d->tasks[1].instance);
+    assert_int_equal(d->tasks[1].group_idx, 0);
+    assert_int_equal(d->tasks[1].item_index, 0);
+    assert_string_equal(d->tasks[1].item, "{\"path\":\"a\"}");
+    assert_true(d->tasks[2].instance);
+    assert_int_equal(d->tasks[2].item_index, 1);
+    assert_string_equal(d->tasks[2].item, "\"b\"");
+    assert_string_equal(d->tasks[2].name, "each[1]");
+    assert_string_equal(d->tasks[2].child_id, child.id);
+    exec_detail_free(d);
+    d = NULL;
+
+    assert_int_equal(store_execution_get(f->st, child.id, &d, &err), 0);
+    assert_string_equal(d->exec.parent_id, parent.id);
+    assert_int_equal(d->exec.parent_task_idx, 2);
+    assert_int_equal(d->exec.depth, 1);
+    exec_detail_free(d);
+
+    /* Lists carry the parent too. */
+    memset(&flt, 0, sizeof(flt));
+    flt.workflow = "kid";
+    flt.limit = 10;
+    assert_int_equal(store_executions_list(f->st, &flt, &list, &err), 0);
+    assert_int_equal(list.n, 1);
+    assert_string_equal(list.items[0].parent_id, parent.id);
+    exec_list_release(&list);
+}
+
 static void test_tasks_attempts_roundtrip(void **state)
 {
     struct fixture *f = *state;
@@ -3479,6 +3553,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_workflow_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execution_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tasks_attempts_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instances_and_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fencing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_discards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_paging, setup, teardown),
