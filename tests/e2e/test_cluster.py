@@ -500,3 +500,55 @@ def test_paused_runner_gives_up_its_task(pg, nodes, tmp_path):
     for n in (a, b):
         assert n.stop() == 0
         n.assert_log_clean()
+
+
+def test_owner_of_parent_and_children_dies(pg, nodes, tmp_path):
+    """A parent fans out over 4 child executions (a workflow task with forEach); its node is
+    killed while the children run. The surviving node takes over the parent and the children
+    (claimed separately), the parent's tasks wait for their children and end with them: the
+    parent succeeds with every child's output, each child task succeeded exactly once, and no
+    execution is left unfinished."""
+    url = pg.database()
+    side = tmp_path / "side.txt"
+    a = Node(tmp_path, url, "p1", lease="2s")
+    nodes.append(a)
+    a.start()
+    b = Node(tmp_path, url, "p2", lease="2s", admin_key=a.admin_key)
+    nodes.append(b)
+    b.start()
+    time.sleep(1)
+    a.apply({"name": "kid", "params": {"n": {"type": "number", "required": True}},
+             "outputs": {"n": "{{ tasks.work.output.n }}"},
+             "tasks": [{"name": "work", "retries": 2,
+                        "retryBackoff": {"initial": "100ms", "jitter": False},
+                        "command": f"sleep 2; echo \"$ORCH_EXECUTION_ID $ORCH_TASK "
+                                   f"$ORCH_ATTEMPT\" >> {side}; "
+                                   "echo \"{\\\"n\\\": $ORCH_PARAM_n}\" > \"$ORCH_OUTPUT\""}]})
+    a.apply({"name": "mom", "tasks": [
+        {"name": "each", "forEach": [0, 1, 2, 3], "type": "workflow", "workflow": "kid",
+         "params": {"n": "{{ item }}"}},
+        {"name": "sum", "type": "noop", "dependsOn": ["each"]}]})
+    # Only node a may take it: b is asked through a, which owns what it creates.
+    ex = a.trigger("mom")["id"]
+    a.wait_log("child execution", timeout=20)
+    time.sleep(0.5)
+    a.kill()
+    d = b.wait_exec(ex, timeout=90)
+    assert d["status"] == "succeeded", json.dumps(d, indent=1)
+    assert [o["n"] for o in [t for t in d["tasks"] if t["name"] == "each"][0]["output"]] == \
+        [0, 1, 2, 3]
+    kids = [e for e in executions(b) if e["parentId"] == ex]
+    final = [e for e in kids if e["status"] == "succeeded"]
+    assert len(final) >= 4 and all(e["status"] in FINAL for e in kids), kids
+    lines = side_effects(side)
+    assert len(set(lines)) == len(lines), lines
+    lost = 0
+    for k in final:
+        kd = b.execution(k["id"])
+        ok = [x for x in kd["tasks"][0]["attempts"] if x["status"] == "succeeded"]
+        assert len(ok) == 1, kd
+        lost += sum(1 for x in kd["tasks"][0]["attempts"] if x["status"] == "lost")
+    assert lost >= 1, "the children were not running when their node died"
+    assert not [e for e in executions(b) if e["status"] not in FINAL]
+    assert b.stop() == 0
+    b.assert_log_clean()
