@@ -125,11 +125,12 @@ struct json_t *cli_params_json(const struct cli_args *a, int *out_exit);
 void cli_print_outputs(const struct json_t *tasks);
 
 /*
- * The rows of a task table (`tasks` of an ExecutionDetail) in display order:
- * each fan-out's instances right after their group (the forEach task), at
- * most CLI_SHOWN_OK succeeded instances of a group (the others summed up in
- * one line: an entry with `hidden` > 0, idx the group). `out` must have room
- * for twice the tasks; returns the number of entries.
+ * The rows of a task table in display order: each fan-out's instances right
+ * after their group (the forEach task), at most CLI_SHOWN_OK succeeded
+ * instances of a group (the others summed up in one line: an entry with
+ * `hidden` > 0, idx the group). refs[i] says of row i which row is its group
+ * (-1: none) and whether it succeeded. `out` must have room for twice the
+ * rows; returns the number of entries. O(rows).
  */
 #define CLI_SHOWN_OK 10
 struct cli_row {
@@ -137,7 +138,16 @@ struct cli_row {
     size_t hidden; /* > 0: "... N more succeeded" of group idx */
     int instance;  /* a fan-out instance (print it indented) */
 };
-size_t cli_task_order(const struct json_t *tasks, struct cli_row *out);
+struct cli_task_ref {
+    long group; /* the row of its group, or -1 */
+    int succeeded;
+};
+size_t cli_task_order(const struct cli_task_ref *refs, size_t n, struct cli_row *out);
+/* The same for the `tasks` of an ExecutionDetail (JSON): a new array of n
+ * entries (free it), *out_n the number. */
+struct cli_row *cli_task_order_json(const struct json_t *tasks, size_t *out_n);
+struct exec_detail;
+struct cli_row *cli_task_order_detail(const struct exec_detail *d, size_t *out_n);
 
 /* Print an error line "orch: ..." to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

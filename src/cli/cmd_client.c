@@ -500,8 +500,8 @@ static void print_run_summary(const json_t *d)
     printf("%-*s  %-15s  %-8s  %-9s  %s\n", (int)w, "TASK", "STATUS", "ATTEMPTS", "DURATION",
            "ERROR");
     {
-        struct cli_row *rows = xcalloc(2 * json_array_size(tasks) + 1, sizeof(*rows));
-        size_t nrows = cli_task_order(tasks, rows);
+        size_t nrows;
+        struct cli_row *rows = cli_task_order_json(tasks, &nrows);
         for (size_t k = 0; k < nrows; k++) {
             json_t *t = json_array_get(tasks, rows[k].idx);
             char name[64];

@@ -138,10 +138,8 @@ static void print_summary(const struct exec_detail *d)
     printf("%-*s  %-15s  %-8s  %-9s  %s\n", (int)w, "TASK", "STATUS", "ATTEMPTS", "DURATION",
            "ERROR");
     {
-        json_t *j = view_exec_detail(d);
-        json_t *tasks = json_object_get(j, "tasks");
-        struct cli_row *rows = xcalloc(2 * d->ntasks + 1, sizeof(*rows));
-        size_t nrows = cli_task_order(tasks, rows);
+        size_t nrows;
+        struct cli_row *rows = cli_task_order_detail(d, &nrows);
         for (size_t k = 0; k < nrows; k++) {
             const struct task_run_row *t = &d->tasks[rows[k].idx];
             char name[64];
@@ -158,7 +156,6 @@ static void print_summary(const struct exec_detail *d)
                    task_status_name(t->status), t->attempt, dur, t->error ? t->error : "");
         }
         free(rows);
-        json_decref(j);
     }
     took = d->exec.finished_at && d->exec.started_at ? d->exec.finished_at - d->exec.started_at
                                                       : 0;

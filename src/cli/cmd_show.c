@@ -289,10 +289,7 @@ static int executions_show(int argc, char **argv)
     printf("\n%-24s  %-15s  %-7s  %-16s  %-9s  %s\n", "TASK", "STATUS", "ATTEMPT", "RESULT",
            "DURATION", "ERROR");
     {
-        json_t *j = view_exec_detail(d);
-        rows = xcalloc(2 * d->ntasks + 1, sizeof(*rows));
-        nrows = cli_task_order(json_object_get(j, "tasks"), rows);
-        json_decref(j);
+        rows = cli_task_order_detail(d, &nrows);
         /* Attempts are ordered by (task_idx, number): where each task's begin. */
         first_att = xcalloc(d->ntasks + 1, sizeof(*first_att));
         for (size_t i = 0, k = 0; i < d->ntasks; i++) {

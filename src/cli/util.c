@@ -338,8 +338,8 @@ char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit
 
 void cli_print_outputs(const json_t *tasks)
 {
-    struct cli_row *rows = xcalloc(2 * json_array_size(tasks) + 1, sizeof(*rows));
-    size_t nrows = cli_task_order(tasks, rows);
+    size_t nrows;
+    struct cli_row *rows = cli_task_order_json(tasks, &nrows);
     int header = 0;
 
     for (size_t r = 0; r < nrows; r++) {
@@ -371,59 +371,113 @@ void cli_print_outputs(const json_t *tasks)
     free(rows);
 }
 
-size_t cli_task_order(const json_t *tasks, struct cli_row *out)
+size_t cli_task_order(const struct cli_task_ref *refs, size_t n, struct cli_row *out)
 {
-    size_t n = json_array_size(tasks), k = 0, ndefs = 0;
-    size_t *defs = xcalloc(n ? n : 1, sizeof(*defs));
-    size_t *owner = xcalloc(n ? n : 1, sizeof(*owner)); /* instance -> its def's position */
+    size_t *start = xcalloc(n + 1, sizeof(*start)); /* instances of group g: by[start[g]..] */
+    size_t *by = xcalloc(n ? n : 1, sizeof(*by));
+    size_t k = 0;
 
+    /* Bucket the instances by group, keeping their order (a counting sort). */
     for (size_t i = 0; i < n; i++)
-        if (!json_is_string(json_object_get(json_array_get(tasks, i), "group")))
-            defs[ndefs++] = i;
-    for (size_t i = 0; i < n; i++) {
-        const char *g = json_string_value(json_object_get(json_array_get(tasks, i), "group"));
-        owner[i] = (size_t)-1;
-        for (size_t j = 0; g && j < ndefs; j++)
-            if (!strcmp(g, json_string_value(
-                               json_object_get(json_array_get(tasks, defs[j]), "name")))) {
-                owner[i] = j;
-                break;
+        if (refs[i].group >= 0 && (size_t)refs[i].group < n)
+            start[refs[i].group + 1]++;
+    for (size_t g = 0; g < n; g++)
+        start[g + 1] += start[g];
+    {
+        size_t *fill = xcalloc(n ? n : 1, sizeof(*fill));
+        for (size_t i = 0; i < n; i++)
+            if (refs[i].group >= 0 && (size_t)refs[i].group < n) {
+                size_t g = (size_t)refs[i].group;
+                by[start[g] + fill[g]++] = i;
             }
+        free(fill);
     }
-    for (size_t j = 0; j < ndefs; j++) {
+    for (size_t g = 0; g < n; g++) {
         size_t shown_ok = 0, hidden = 0;
-        out[k].idx = defs[j];
+        if (refs[g].group >= 0 && (size_t)refs[g].group < n)
+            continue; /* an instance: printed under its group */
+        out[k].idx = g;
         out[k].hidden = 0;
         out[k++].instance = 0;
-        for (size_t i = 0; i < n; i++) {
-            const char *st;
-            if (owner[i] != j)
-                continue;
-            st = json_string_value(json_object_get(json_array_get(tasks, i), "status"));
-            if (st && !strcmp(st, "succeeded") && shown_ok >= CLI_SHOWN_OK) {
+        for (size_t j = start[g]; j < start[g + 1]; j++) {
+            size_t i = by[j];
+            if (refs[i].succeeded && shown_ok >= CLI_SHOWN_OK) {
                 hidden++;
                 continue;
             }
-            if (st && !strcmp(st, "succeeded"))
-                shown_ok++;
+            shown_ok += refs[i].succeeded != 0;
             out[k].idx = i;
             out[k].hidden = 0;
             out[k++].instance = 1;
         }
         if (hidden) {
-            out[k].idx = defs[j];
+            out[k].idx = g;
             out[k].hidden = hidden;
             out[k++].instance = 1;
         }
     }
-    for (size_t i = 0; i < n; i++)
-        if (owner[i] == (size_t)-1 && json_is_string(json_object_get(json_array_get(tasks, i),
-                                                                     "group"))) {
-            out[k].idx = i; /* an instance whose group is unknown: at the end */
-            out[k].hidden = 0;
-            out[k++].instance = 1;
-        }
-    free(defs);
-    free(owner);
+    free(start);
+    free(by);
     return k;
+}
+
+/* A task that is not an instance: its name and row. */
+struct name_row {
+    const char *name;
+    size_t row;
+};
+
+static int cmp_name_row(const void *a, const void *b)
+{
+    return strcmp(((const struct name_row *)a)->name, ((const struct name_row *)b)->name);
+}
+
+struct cli_row *cli_task_order_json(const json_t *tasks, size_t *out_n)
+{
+    size_t n = json_array_size(tasks), ndefs = 0;
+    struct cli_task_ref *refs = xcalloc(n ? n : 1, sizeof(*refs));
+    struct cli_row *rows = xcalloc(2 * n + 1, sizeof(*rows));
+    /* name -> row of the tasks that are not instances, sorted for bsearch */
+    struct name_row *defs = xcalloc(n ? n : 1, sizeof(*defs));
+
+    for (size_t i = 0; i < n; i++) {
+        const json_t *t = json_array_get(tasks, i);
+        const char *st = json_string_value(json_object_get(t, "status"));
+        refs[i].group = -1;
+        refs[i].succeeded = st && !strcmp(st, "succeeded");
+        if (!json_is_string(json_object_get(t, "group")) &&
+            json_is_string(json_object_get(t, "name"))) {
+            defs[ndefs].name = json_string_value(json_object_get(t, "name"));
+            defs[ndefs++].row = i;
+        }
+    }
+    qsort(defs, ndefs, sizeof(*defs), cmp_name_row);
+    for (size_t i = 0; i < n; i++) {
+        struct name_row key = {NULL, 0};
+        const struct name_row *hit;
+        key.name = json_string_value(json_object_get(json_array_get(tasks, i), "group"));
+        if (!key.name)
+            continue;
+        hit = bsearch(&key, defs, ndefs, sizeof(*defs), cmp_name_row);
+        refs[i].group = hit ? (long)hit->row : -1;
+    }
+    *out_n = cli_task_order(refs, n, rows);
+    free(defs);
+    free(refs);
+    return rows;
+}
+
+struct cli_row *cli_task_order_detail(const struct exec_detail *d, size_t *out_n)
+{
+    struct cli_task_ref *refs = xcalloc(d->ntasks ? d->ntasks : 1, sizeof(*refs));
+    struct cli_row *rows = xcalloc(2 * d->ntasks + 1, sizeof(*rows));
+
+    /* Rows are ordered by idx, and idx runs 0..n-1: a group's idx is its row. */
+    for (size_t i = 0; i < d->ntasks; i++) {
+        refs[i].group = d->tasks[i].instance ? d->tasks[i].group_idx : -1;
+        refs[i].succeeded = d->tasks[i].status == TASK_SUCCEEDED;
+    }
+    *out_n = cli_task_order(refs, d->ntasks, rows);
+    free(refs);
+    return rows;
 }

@@ -224,8 +224,9 @@ static char **build_task_env(const struct exec *ex, size_t idx, int attempt,
         /* A fan-out instance: its item (a string as is, else JSON) and index. */
         const struct trun *r = &ex->runs[idx];
         json_t *item = r->item ? json_loads(r->item, JSON_DECODE_ANY, NULL) : NULL;
-        snprintf(num, sizeof(num), "%d", r->item_index);
-        env_set(&envp, &n, &alloc, "ORCH_ITEM_INDEX", num);
+        char inum[16];
+        snprintf(inum, sizeof(inum), "%d", r->item_index);
+        env_set(&envp, &n, &alloc, "ORCH_ITEM_INDEX", inum);
         env_set(&envp, &n, &alloc, "ORCH_ITEM",
                 json_is_string(item) ? json_string_value(item) : r->item ? r->item : "null");
         json_decref(item);
