@@ -168,9 +168,11 @@ struct exec {
     struct trun *runs;
     size_t nfinal;
     size_t nrunning; /* tasks in TASK_RUNNING */
-    /* FIFOs of task indices that are queued and available, by kind, so that a
-     * command waiting for a process slot never holds up a noop or a sleep:
-     * [0] commands, [1] sleeps, [2] noops. */
+    /* FIFOs of run indices that are queued and available, by kind, so that a
+     * command waiting for a process slot never holds up anything else:
+     * [0] commands, [1] sleeps, HTTP and workflow tasks, [2] noops and forEach
+     * tasks about to fan out (neither takes a slot or counts against
+     * concurrency). */
     struct fifo {
         size_t *v;
         size_t head, n, alloc;
