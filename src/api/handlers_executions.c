@@ -277,7 +277,17 @@ void api__executions_get(struct api_request *req)
         api__reply_err(req, &err);
         return;
     }
-    api__reply_json(req, 200, view_exec_detail(d));
+    {
+        /* The workflow's outputs, once it succeeded (null if it declares none, or if one
+         * cannot be filled in: the detail still answers). */
+        json_t *j = view_exec_detail(d);
+        char *outputs = NULL;
+        struct err oerr = ERR_INIT;
+        if (engine_exec_outputs(rd, d, &outputs, &oerr) == 0)
+            view_exec_set_outputs(j, outputs);
+        free(outputs);
+        api__reply_json(req, 200, j);
+    }
     exec_detail_free(d);
 }
 

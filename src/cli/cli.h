@@ -149,6 +149,11 @@ struct cli_row *cli_task_order_json(const struct json_t *tasks, size_t *out_n);
 struct exec_detail;
 struct cli_row *cli_task_order_detail(const struct exec_detail *d, size_t *out_n);
 
+/* An execution as the API shows it (view_exec_detail), with its workflow's
+ * outputs filled in from `st` once it succeeded. */
+struct store;
+struct json_t *cli_exec_json(struct store *st, const struct exec_detail *d);
+
 /* Print an error line "orch: ..." to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

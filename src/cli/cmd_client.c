@@ -531,6 +531,11 @@ static void print_run_summary(const json_t *d)
         fmt_duration_of(d, "durationMs", dur, sizeof(dur));
     printf("\nExecution %s %s in %s (%s)\n", jstr(d, "id"), jstr(d, "status"), dur, sb.buf);
     strbuf_release(&sb);
+    if (json_is_object(json_object_get(d, "outputs"))) {
+        char *text = json_dumps(json_object_get(d, "outputs"), JSON_COMPACT);
+        printf("Outputs: %s\n", text ? text : "{}");
+        free(text);
+    }
 }
 
 static void sleep_ms(long ms)

@@ -122,7 +122,7 @@ static void on_signal(int sig)
 
 /* ------------------------------------------------------------------ summary */
 
-static void print_summary(const struct exec_detail *d)
+static void print_summary(struct store *st, const struct exec_detail *d)
 {
     size_t w = 4;
     char dur[32];
@@ -174,6 +174,15 @@ static void print_summary(const struct exec_detail *d)
         printf("\nExecution %s %s in %s (%s)\n", d->exec.id, exec_status_name(d->exec.status),
                dur, sb.buf);
         strbuf_release(&sb);
+    }
+    {
+        char *outputs = NULL;
+        struct err err = ERR_INIT;
+        if (engine_exec_outputs(st, d, &outputs, &err) != 0)
+            printf("Outputs: cannot be filled in: %s\n", err.msg);
+        else if (outputs)
+            printf("Outputs: %s\n", outputs);
+        free(outputs);
     }
 }
 
@@ -281,7 +290,7 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
             return EXIT_INTERNAL;
         }
         if (json) {
-            json_t *j = view_exec_detail(d);
+            json_t *j = cli_exec_json(st, d);
             char *s = json_dumps(j, JSON_INDENT(2));
             printf("%s\n", s);
             free(s);
@@ -289,7 +298,7 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
         } else {
             if (i)
                 printf("\n");
-            print_summary(d);
+            print_summary(st, d);
         }
         c = cli_exit_for_status(d->exec.status);
         if (c > code)

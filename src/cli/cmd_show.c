@@ -268,7 +268,7 @@ static int executions_show(int argc, char **argv)
         return cli_exit_for_err(rc);
     }
     if (cli_flag(&a, "json")) {
-        json_t *j = view_exec_detail(d);
+        json_t *j = cli_exec_json(st, d);
         print_json(j);
         json_decref(j);
         goto out;
@@ -337,8 +337,13 @@ static int executions_show(int argc, char **argv)
     free(rows);
     free(first_att);
     {
-        json_t *j = view_exec_detail(d);
+        json_t *j = cli_exec_json(st, d);
         cli_print_outputs(json_object_get(j, "tasks"));
+        if (json_is_object(json_object_get(j, "outputs"))) {
+            char *text = json_dumps(json_object_get(j, "outputs"), JSON_COMPACT);
+            printf("\nWorkflow outputs: %s\n", text ? text : "{}");
+            free(text);
+        }
         json_decref(j);
     }
 out:

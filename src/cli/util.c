@@ -12,6 +12,8 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "cli.h"
+#include "engine/engine.h"
+#include "view/view.h"
 
 #include "base/banned.h"
 
@@ -480,4 +482,16 @@ struct cli_row *cli_task_order_detail(const struct exec_detail *d, size_t *out_n
     *out_n = cli_task_order(refs, d->ntasks, rows);
     free(refs);
     return rows;
+}
+
+json_t *cli_exec_json(struct store *st, const struct exec_detail *d)
+{
+    json_t *j = view_exec_detail(d);
+    char *outputs = NULL;
+    struct err err = ERR_INIT;
+
+    if (engine_exec_outputs(st, d, &outputs, &err) == 0)
+        view_exec_set_outputs(j, outputs);
+    free(outputs);
+    return j;
 }

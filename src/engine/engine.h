@@ -273,4 +273,13 @@ void engine_get_stats(struct engine *eng, struct engine_stats *out);
 int engine_check_subflows(struct store *st, const struct workflow *wf,
                           struct dag_problems *probs);
 
+/*
+ * The outputs of a succeeded execution `d` read from `st`: its workflow's
+ * "outputs" filled in from its tasks, as compact JSON text in *out (free()).
+ * *out is NULL when it did not succeed or its workflow declares none.
+ * Returns 0, or an error (a value missing from its tasks' outputs).
+ */
+int engine_exec_outputs(struct store *st, const struct exec_detail *d, char **out,
+                        struct err *err);
+
 #endif

@@ -260,18 +260,57 @@ void engine__subflow_begin(struct engine *eng, struct exec *ex, size_t idx)
     engine__log_started(child);
 }
 
+/* The workflow version execution `d` ran, parsed; NULL with err. */
+static struct workflow *load_workflow(struct store *st, const struct exec_detail *d,
+                                      struct err *err)
+{
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    char *def = NULL;
+    int version = 0;
+
+    if (store_workflow_get(st, d->exec.workflow, d->exec.workflow_version, &def, &version,
+                           err) == 0 &&
+        dag_parse(def, strlen(def), &wf, &probs) != 0)
+        err_set(err, ERR_INVALID, "the definition of '%s' version %d no longer parses",
+                d->exec.workflow, d->exec.workflow_version);
+    dag_problems_release(&probs);
+    free(def);
+    return wf;
+}
+
+int engine_exec_outputs(struct store *st, const struct exec_detail *d, char **out,
+                        struct err *err)
+{
+    struct workflow *wf;
+    int rc = 0;
+
+    *out = NULL;
+    if (d->exec.status != EXEC_SUCCEEDED)
+        return 0;
+    wf = load_workflow(st, d, err);
+    if (!wf)
+        return err->code ? err->code : ERR_INTERNAL;
+    if (wf->outputs_json) {
+        json_t *ctx = detail_ctx(d, wf->ntasks);
+        *out = child_outputs(wf, ctx, err);
+        json_decref(ctx);
+        if (!*out)
+            rc = err->code ? err->code : ERR_INVALID;
+    }
+    workflow_free(wf);
+    return rc;
+}
+
 /* Read the child of run `idx` from the store; apply its end if it ended.
  * Returns 1 if it has not ended. */
 static int check_stored(struct engine *eng, struct exec *ex, size_t idx)
 {
     struct trun *r = &ex->runs[idx];
     struct exec_detail *d = NULL;
-    struct dag_problems probs = DAG_PROBLEMS_INIT;
-    struct workflow *wf = NULL;
     struct err err = ERR_INIT, oerr = ERR_INIT;
-    char *def = NULL, *outputs = NULL;
+    char *outputs = NULL;
     char id[ID_MAX];
-    int version = 0;
 
     memcpy(id, r->child_id, ID_MAX);
     if (store_execution_get(eng->st, id, &d, &err) != 0) {
@@ -284,16 +323,13 @@ static int check_stored(struct engine *eng, struct exec *ex, size_t idx)
         return 1;
     }
     if (d->exec.status == EXEC_SUCCEEDED) {
-        if (store_workflow_get(eng->st, d->exec.workflow, d->exec.workflow_version, &def,
-                               &version, &oerr) == 0 &&
-            dag_parse(def, strlen(def), &wf, &probs) == 0) {
+        struct workflow *wf = load_workflow(eng->st, d, &oerr);
+        if (wf) {
             json_t *ctx = detail_ctx(d, wf->ntasks);
             outputs = child_outputs(wf, ctx, &oerr);
             json_decref(ctx);
+            workflow_free(wf);
         }
-        workflow_free(wf);
-        dag_problems_release(&probs);
-        free(def);
     }
     apply(eng, ex, idx, id, d->exec.status, d->exec.error, outputs, oerr.msg);
     exec_detail_free(d);

@@ -121,7 +121,14 @@ json_t *view_exec_detail(const struct exec_detail *d)
         json_array_append_new(tasks, to);
     }
     json_object_set_new(o, "tasks", tasks);
+    json_object_set_new(o, "outputs", json_null()); /* view_exec_set_outputs() */
     return o;
+}
+
+void view_exec_set_outputs(json_t *detail, const char *outputs_json)
+{
+    json_t *v = outputs_json ? json_loads(outputs_json, 0, NULL) : NULL;
+    json_object_set_new(detail, "outputs", v ? v : json_null());
 }
 
 json_t *view_exec_list(const struct exec_list *list, int limit)

@@ -19,6 +19,8 @@
 json_t *view_exec_summary(const struct exec_row *row);
 /* The summary plus "tasks": [{"name", "status", "attempts": [...], ...}] */
 json_t *view_exec_detail(const struct exec_detail *d);
+/* Set "outputs" of a detail (null until set): the workflow's outputs, JSON text or NULL. */
+void view_exec_set_outputs(json_t *detail, const char *outputs_json);
 /* {"items": [...summaries], "nextCursor": "ex_..." or null}: the first `limit`
  * rows; nextCursor is set when the list holds more than `limit` rows (fetch
  * limit + 1 to know). */

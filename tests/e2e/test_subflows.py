@@ -103,6 +103,7 @@ def test_foreach_children_outputs_typed_params_and_links(server):
     d = server.wait_exec(e["id"], timeout=60)
     assert d["status"] == "succeeded", json.dumps(d, indent=1)
     assert d["parentId"] is None
+    assert d["outputs"] is None  # the parent declares no outputs
     assert_nothing_running(d)
 
     want = [{"file": f, "rows": len(f) * 10 + i, "ntype": "int", "n": i}
@@ -132,6 +133,8 @@ def test_foreach_children_outputs_typed_params_and_links(server):
         work = task_by_name(c, "work")
         assert work["output"] == {"rows": len(files[i]) * 10 + i, "ntype": "int",
                                   "argn": str(i)}, work
+        # The child's own detail shows its workflow's outputs, as its parent received them.
+        assert c["outputs"] == want[i], c["outputs"]
     # Exactly these three children exist, and the list shows their parent.
     listed = executions_of(server, "s1-child")
     assert sorted(x["id"] for x in listed) == sorted(child_ids)
