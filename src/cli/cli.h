@@ -108,8 +108,12 @@ struct cli_registered {
 
 /* Check the definition in file `path` (its workflow tasks too) and record it
  * as the newest version of its workflow in `st`. Returns an exit status;
- * problems are printed. (cmd_server.c) */
+ * problems are printed. (register.c) */
 int cli_register_workflow(struct store *st, const char *path, struct cli_registered *out);
+/* The same for a file, or for every *.json of a directory (in name order,
+ * but each after the workflows its workflow tasks run); stops at the first
+ * failure. */
+int cli_register_path(struct store *st, const char *path);
 
 /* Read a whole file (at most `max` bytes); prints the error. Caller frees. */
 char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit);

@@ -8,7 +8,6 @@
  * what is still running as lost (the next start resumes it) and returns;
  * then the HTTP side stops. A second signal ends the grace at once.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -230,175 +229,6 @@ static int api_settings(const struct cli_args *a, struct api_config *cfg, int64_
                         DEFAULT_SHUTDOWN_GRACE_MS, "shutdown grace", grace_ms);
 }
 
-/* ------------------------------------------------------------------ --register */
-
-static int ends_with_json(const char *name)
-{
-    size_t n = strlen(name);
-    return n > 5 && !strcmp(name + n - 5, ".json") && name[0] != '.';
-}
-
-static void print_problems(const char *path, const struct dag_problems *probs)
-{
-    cli_error("invalid workflow '%s':", path);
-    for (size_t i = 0; i < probs->n; i++)
-        fprintf(stderr, "  %s: %s\n", probs->items[i].path, probs->items[i].message);
-}
-
-int cli_register_workflow(struct store *st, const char *path, struct cli_registered *out)
-{
-    struct dag_problems probs = DAG_PROBLEMS_INIT;
-    struct workflow *wf = NULL;
-    struct err err = ERR_INIT;
-    char *def;
-    size_t len;
-    int code, version = 0, prev = 0;
-    char *old = NULL;
-
-    def = cli_read_file(path, DAG_MAX_BYTES, &len, &code);
-    if (!def)
-        return code;
-    memset(out, 0, sizeof(*out));
-    if (strlen(def) != len || dag_parse(def, len, &wf, &probs)) {
-        print_problems(path, &probs);
-        if (strlen(def) != len)
-            fprintf(stderr, "  $: contains a NUL byte\n");
-        dag_problems_release(&probs);
-        free(def);
-        return EXIT_INVALID;
-    }
-    if (engine_check_subflows(st, wf, &probs) != 0) {
-        print_problems(path, &probs);
-        dag_problems_release(&probs);
-        workflow_free(wf);
-        free(def);
-        return EXIT_INVALID;
-    }
-    if (store_workflow_get(st, wf->name, 0, &old, &prev, NULL))
-        prev = 0;
-    free(old);
-    if (store_workflow_put(st, wf->name, def, clock_now_ms(), &version, &err)) {
-        cli_error("cannot register '%s': %s", path, err.msg);
-        workflow_free(wf);
-        free(def);
-        return EXIT_INTERNAL;
-    }
-    snprintf(out->name, sizeof(out->name), "%s", wf->name);
-    out->version = version;
-    out->changed = version != prev;
-    out->ntasks = wf->ntasks;
-    workflow_free(wf);
-    free(def);
-    return EXIT_OK;
-}
-
-/* Record the definition in `path` as the newest version of its workflow. */
-static int register_file(struct store *st, const char *path)
-{
-    struct cli_registered reg;
-    int code = cli_register_workflow(st, path, &reg);
-
-    if (code != EXIT_OK)
-        return code;
-    if (reg.changed)
-        log_info("API", "Registered workflow '%s' version %d from %s", reg.name, reg.version,
-                 path);
-    else
-        log_info("API", "Workflow '%s' version %d is up to date with %s", reg.name, reg.version,
-                 path);
-    return EXIT_OK;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Are the workflows that the workflow tasks in file `path` run registered?
- * (1 too for a file that does not parse: registering it says why.) */
-static int callees_registered(struct store *st, const char *path)
-{
-    struct dag_problems probs = DAG_PROBLEMS_INIT;
-    struct workflow *wf = NULL;
-    size_t len;
-    int code, ok = 1;
-    char *def = cli_read_file(path, DAG_MAX_BYTES, &len, &code);
-
-    if (def && strlen(def) == len && dag_parse(def, len, &wf, &probs) == 0) {
-        for (size_t i = 0; i < wf->ntasks && ok; i++) {
-            const char *callee = wf->tasks[i].subflow.workflow;
-            char *other = NULL;
-            int version;
-            if (callee && store_workflow_get(st, callee, 0, &other, &version, NULL) != 0)
-                ok = 0;
-            free(other);
-        }
-    }
-    workflow_free(wf);
-    dag_problems_release(&probs);
-    free(def);
-    return ok;
-}
-
-static int register_path(struct store *st, const char *path)
-{
-    struct stat sb;
-    DIR *d;
-    struct dirent *de;
-    char **names = NULL;
-    size_t n = 0, alloc = 0;
-    int code = EXIT_OK;
-
-    if (stat(path, &sb) != 0) {
-        cli_error("cannot register '%s': %s", path, strerror(errno));
-        return EXIT_NOT_FOUND;
-    }
-    if (!S_ISDIR(sb.st_mode))
-        return register_file(st, path);
-    d = opendir(path);
-    if (!d) {
-        cli_error("cannot read directory '%s': %s", path, strerror(errno));
-        return EXIT_NOT_FOUND;
-    }
-    while ((de = readdir(d)) != NULL) {
-        if (!ends_with_json(de->d_name))
-            continue;
-        XGROW(names, alloc, n + 1);
-        names[n++] = xasprintf("%s/%s", path, de->d_name);
-    }
-    closedir(d);
-    if (n)
-        qsort(names, n, sizeof(*names), cmp_str);
-    /* In name order, but a workflow after those its workflow tasks run. */
-    {
-        unsigned char *done = xcalloc(n ? n : 1, 1);
-        size_t left = n;
-        while (left && code == EXIT_OK) {
-            size_t before = left;
-            for (size_t i = 0; i < n && code == EXIT_OK; i++) {
-                if (done[i] || !callees_registered(st, names[i]))
-                    continue;
-                code = register_file(st, names[i]);
-                done[i] = 1;
-                left--;
-            }
-            if (left == before) {
-                /* The rest wait for workflows nobody registers: say which. */
-                for (size_t i = 0; i < n && code == EXIT_OK; i++)
-                    if (!done[i])
-                        code = register_file(st, names[i]);
-                break;
-            }
-        }
-        free(done);
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    if (code == EXIT_OK && n == 0)
-        log_warn("API", "No *.json workflow definitions in '%s'", path);
-    return code;
-}
 
 /* ------------------------------------------------------------------ the command */
 
@@ -474,7 +304,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     for (int i = 0; i < a.nvals; i++) {
         if (strcmp(a.vals[i].opt->name, "register"))
             continue;
-        code = register_path(st, a.vals[i].value);
+        code = cli_register_path(st, a.vals[i].value);
         if (code)
             goto out;
         registered = 1;
