@@ -160,8 +160,8 @@ static void list_truncate(struct exec_list *list, size_t keep)
 
 void api__executions_list(struct api_request *req)
 {
-    static const char *const args[] = {"status", "workflow", "since", "until",
-                                       "limit",  "cursor",   NULL};
+    static const char *const args[] = {"status", "workflow", "since",    "until",
+                                       "limit",  "cursor",   "parentId", NULL};
     struct exec_filter f;
     struct exec_list list = {NULL, 0};
     struct err err = ERR_INIT;
@@ -190,6 +190,14 @@ void api__executions_list(struct api_request *req)
             return;
         }
         f.workflow = v;
+    }
+    v = api__query(req, "parentId");
+    if (v) {
+        if (!api__valid_exec_id(v)) {
+            api__reply_error(req, 400, NULL, "invalid 'parentId': expected an execution id");
+            return;
+        }
+        f.parent_id = v;
     }
     v = api__query(req, "since");
     if (v && (api__parse_instant(v, &f.since) || f.since < 0)) {

@@ -223,6 +223,7 @@ int cli_remote_executions_list(const struct cli_args *a, int limit)
     strbuf_addf(&path, "/v1/executions?limit=%d", limit);
     add_query(&path, "status", cli_get(a, "status"));
     add_query(&path, "workflow", cli_get(a, "workflow"));
+    add_query(&path, "parentId", cli_get(a, "parent"));
     add_query(&path, "since", cli_get(a, "since"));
     add_query(&path, "until", cli_get(a, "until"));
     add_query(&path, "cursor", cli_get(a, "cursor"));

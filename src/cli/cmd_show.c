@@ -99,6 +99,7 @@ int cmd_validate(int argc, char **argv)
 static const struct cli_opt list_opts[] = {
     {"status", "S[,S]", "only these statuses (queued, running, succeeded, failed, cancelled, timed_out)", 0},
     {"workflow", "NAME", "only executions of this workflow", 0},
+    {"parent", "ID", "only the child executions of execution ID (its workflow tasks')", 0},
     {"limit", "N", "at most N executions (default 20, max 1000)", 0},
     {"cursor", "ID", "continue after this execution id (the previous page's nextCursor)", 0},
     {"since", "TIME", "only executions created at or after TIME (2026-11-29T10:00:00Z)", 0},
@@ -164,6 +165,7 @@ static int executions_list(int argc, char **argv)
     if ((v = cli_get(&a, "status")) && parse_status_list(v, &f.status_mask))
         return EXIT_USAGE;
     f.workflow = cli_get(&a, "workflow");
+    f.parent_id = cli_get(&a, "parent");
     f.before_id = cli_get(&a, "cursor");
     if ((v = cli_get(&a, "limit"))) {
         char *end;

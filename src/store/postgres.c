@@ -1436,7 +1436,12 @@ static int pq_list_query(struct pg_store *s, const struct exec_filter *f, const 
     p_i64(&p, f->limit);
     p_text(&p, f->workflow);
     p_text(&p, status);
-    if (f->workflow && status)
+    if (f->parent_id) {
+        p_text(&p, f->parent_id);
+        sql = "SELECT " EXEC_COLS " FROM executions WHERE parent_id = $7"
+              " AND ($5::text IS NULL OR workflow = $5) AND ($6::text IS NULL OR status = $6)"
+              LIST_TAIL;
+    } else if (f->workflow && status)
         sql = "SELECT " EXEC_COLS " FROM executions WHERE workflow = $5 AND status = $6"
               " AND $5::text IS NOT NULL AND $6::text IS NOT NULL" LIST_TAIL;
     else if (f->workflow)

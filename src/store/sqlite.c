@@ -64,6 +64,7 @@ enum stmt_id {
     ST_LIST_WF,
     ST_LIST_STATUS,
     ST_LIST_WF_STATUS,
+    ST_LIST_PARENT,
     ST_PING,
     ST_WF_LIST,
     ST_WF_DELETE,
@@ -203,6 +204,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_LIST_STATUS] = "SELECT " EXEC_COLS " FROM executions WHERE status = ?6" LIST_TAIL,
     [ST_LIST_WF_STATUS] = "SELECT " EXEC_COLS " FROM executions"
                           " WHERE workflow = ?5 AND status = ?6" LIST_TAIL,
+    /* The children of one execution (index executions_parent). */
+    [ST_LIST_PARENT] = "SELECT " EXEC_COLS " FROM executions WHERE parent_id = ?7"
+                       " AND (?5 IS NULL OR workflow = ?5) AND (?6 IS NULL OR status = ?6)"
+                       LIST_TAIL,
     /* Not "SELECT 1", which SQLite answers without reading the file. */
     [ST_PING] = "SELECT count(*) FROM schema_version",
     /* A delete marks every version, so "newest version not deleted" is this. */
@@ -1365,6 +1370,8 @@ out:
 /* The list statement for a filter, and whether it takes a status. */
 static enum stmt_id list_stmt_id(const struct exec_filter *f, int by_status)
 {
+    if (f->parent_id)
+        return ST_LIST_PARENT;
     if (f->workflow)
         return by_status ? ST_LIST_WF_STATUS : ST_LIST_WF;
     return by_status ? ST_LIST_STATUS : ST_LIST_ANY;
@@ -1389,6 +1396,8 @@ static int list_bind(sqlite3_stmt *stmt, const struct exec_filter *f, const char
         rc |= bind_text(stmt, 5, f->workflow);
     if (status)
         rc |= bind_text(stmt, 6, status);
+    if (f->parent_id)
+        rc |= bind_text(stmt, 7, f->parent_id);
     return rc;
 }
 

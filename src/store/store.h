@@ -131,6 +131,7 @@ struct exec_detail {
 struct exec_filter {
     unsigned status_mask; /* bit (1 << enum exec_status); 0 = any */
     const char *workflow; /* or NULL */
+    const char *parent_id; /* or NULL; else only the children of this execution */
     int64_t since;        /* created_at >= since, 0 = unbounded */
     int64_t until;        /* created_at < until, 0 = unbounded */
     const char *before_id; /* keyset cursor: only ids < this, or NULL */

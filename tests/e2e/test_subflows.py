@@ -140,6 +140,14 @@ def test_foreach_children_outputs_typed_params_and_links(server):
     assert sorted(x["id"] for x in listed) == sorted(child_ids)
     assert all(x["parentId"] == e["id"] for x in listed), listed
     assert [x["parentId"] for x in executions_of(server, "s1-parent")] == [None]
+    # The children of the parent, through the list filter (with a status filter too).
+    r = server.get(f"/v1/executions?parentId={e['id']}")
+    assert r.status == 200, r
+    assert sorted(x["id"] for x in r.json["items"]) == sorted(child_ids)
+    r = server.get(f"/v1/executions?parentId={e['id']}&status=failed")
+    assert r.status == 200 and r.json["items"] == [], r
+    r = server.get("/v1/executions?parentId=nope")
+    assert r.status == 400 and "invalid 'parentId'" in r.json["error"]["message"], r
 
 
 # --------------------------------------------------------------------------- 2) no outputs

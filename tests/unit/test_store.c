@@ -667,6 +667,28 @@ static void test_instances_and_children(void **state)
     assert_int_equal(list.n, 1);
     assert_string_equal(list.items[0].parent_id, parent.id);
     exec_list_release(&list);
+
+    /* The children of one execution, with or without other filters. */
+    memset(&flt, 0, sizeof(flt));
+    flt.parent_id = parent.id;
+    flt.limit = 10;
+    assert_int_equal(store_executions_list(f->st, &flt, &list, &err), 0);
+    assert_int_equal(list.n, 1);
+    assert_string_equal(list.items[0].id, child.id);
+    exec_list_release(&list);
+    flt.status_mask = 1u << EXEC_FAILED;
+    assert_int_equal(store_executions_list(f->st, &flt, &list, &err), 0);
+    assert_int_equal(list.n, 0);
+    exec_list_release(&list);
+    flt.status_mask = 0;
+    flt.workflow = "kid";
+    assert_int_equal(store_executions_list(f->st, &flt, &list, &err), 0);
+    assert_int_equal(list.n, 1);
+    exec_list_release(&list);
+    flt.parent_id = child.id; /* no children of its own */
+    assert_int_equal(store_executions_list(f->st, &flt, &list, &err), 0);
+    assert_int_equal(list.n, 0);
+    exec_list_release(&list);
 }
 
 static void test_tasks_attempts_roundtrip(void **state)
