@@ -667,9 +667,20 @@ static void parse_http(struct dag__parser *p, const struct dag__path *at, struct
         struct dag__path f = {at, "url", 0};
         get_nonempty_string(p, &f, k->url, &h->url);
         if (h->url && strncasecmp(h->url, "http://", 7) != 0 &&
-            strncasecmp(h->url, "https://", 8) != 0 && strncmp(h->url, "{{", 2) != 0)
+            strncasecmp(h->url, "https://", 8) != 0 && strncmp(h->url, "{{", 2) != 0) {
             dag__problem(p, &f, 0, 0, "'url' must start with http:// or https://, got "
                          "'%.*s%s'", DAG__Q(h->url));
+        } else if (h->url && strncmp(h->url, "{{", 2) != 0) {
+            /* The host is written out: a value must not choose where the request
+             * (and its credentials) goes. */
+            const char *host = strstr(h->url, "://") + 3;
+            size_t hlen = strcspn(host, "/?#");
+            const char *tpl = strstr(host, "{{");
+            if (tpl && (size_t)(tpl - host) < hlen)
+                dag__problem(p, &f, 0, 0, "a placeholder in the host of 'url' could send the "
+                             "request (and its credentials) elsewhere: put it in the path or "
+                             "the query, or make the whole url one placeholder");
+        }
     } else {
         dag__problem(p, at, 0, 0, "missing 'url' (required for type 'http')");
     }

@@ -415,17 +415,20 @@ struct sink {
 static int url_safe(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~' || c == '/';
+           c == '-' || c == '.' || c == '_' || c == '~';
 }
 
 static int sink_add(struct sink *k, const char *s, size_t n)
 {
     if (k->url) {
+        /* One path segment or query value: "." and ".." are encoded too, so
+         * that no value can climb the path ("../admin"). */
         static const char hex[] = "0123456789ABCDEF";
+        int dots = (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.');
         for (size_t i = 0; i < n; i++) {
             unsigned char c = (unsigned char)s[i];
             char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-            if (url_safe(c) ? strbuf_addch(k->sb, c) : strbuf_add(k->sb, esc, 3))
+            if (url_safe(c) && !dots ? strbuf_addch(k->sb, c) : strbuf_add(k->sb, esc, 3))
                 return ERR_TOO_BIG;
         }
         return 0;

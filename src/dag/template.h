@@ -67,9 +67,11 @@ enum tpl_quote {
      */
     TPL_SHELL,
     /*
-     * For a URL: each byte of an inserted value other than A-Z a-z 0-9 - . _ ~ /
-     * is percent-encoded ("a b&c" becomes "a%20b%26c"), so a value cannot add
-     * query parameters or break the URL.
+     * For a URL: each byte of an inserted value other than A-Z a-z 0-9 - . _ ~
+     * is percent-encoded ("a b&c/d" becomes "a%20b%26c%2Fd"), and so are the
+     * dots of a value that is "." or "..": a value is one path segment or
+     * query value, and cannot add parameters, path segments or climb the path.
+     * (Where it may stand, the host, is the caller's to check.)
      */
     TPL_URL,
 };

@@ -143,6 +143,7 @@ void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
     ex->lost = 1;
     log_warn(COMP_NODE, "Execution %s: %s; this node drops it and ends its processes", ex->id,
              why);
+    engine__http_cancel_exec(eng, ex); /* its requests too: the new owner decides */
     for (struct proc *p = eng->procs; p; p = p->next) {
         if (p->ex != ex)
             continue;

@@ -676,10 +676,12 @@ static void task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum 
         json_decref(ex->ctx); /* its output is new to the placeholders */
         ex->ctx = NULL;
     }
-    if (idx >= ex->wf->ntasks)
+    if (idx >= ex->wf->ntasks) {
         engine__group_step(eng, ex, r->group, st); /* an instance: its group decides */
-    else
+    } else {
+        engine__group_close(ex, idx, st); /* a group ending early: its waiting items too */
         propagate(eng, ex, idx);
+    }
 }
 
 void engine__task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum task_status st,
@@ -774,6 +776,7 @@ static void propagate(struct engine *eng, struct exec *ex, size_t idx)
             else if (d == TASK_CANCELLED)
                 set_str(&cr->error, ex->error ? ex->error : "cancelled");
             ex->nfinal++;
+            engine__group_close(ex, c, d); /* a retried group's items */
             log_debug(COMP_TASK, "Task '%s' %s", engine__task_name(ex, c), task_status_name(d));
             XGROW(stack, alloc, n + 1);
             stack[n++] = c;
@@ -2129,6 +2132,7 @@ void engine_free(struct engine *eng)
     if (!eng)
         return;
     engine__http_free(eng);
+    engine__subflow_free(eng);
     /* Never leave processes running behind us. */
     while (eng->procs) {
         struct proc *p = eng->procs;
@@ -2638,6 +2642,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                 r->finished_at = now;
                 r->dirty = 1;
                 ex->nfinal++;
+                engine__group_close(ex, i, dd);
                 propagate(eng, ex, i);
             }
         } else if (r->status == TASK_RUNNING && t->type == TASK_WORKFLOW) {
@@ -2830,7 +2835,9 @@ int engine_run(struct engine *eng, struct err *err)
         }
 
         /* 1a. workflow tasks whose child is not here (after a restart) */
-        if (eng->subflow_check && !eng->db_down) {
+        if ((eng->subflow_check ||
+             (eng->subflow_poll_at && clock_mono_ms() >= eng->subflow_poll_at)) &&
+            !eng->db_down) {
             eng->subflow_check = 0;
             engine__subflow_poll(eng);
         }
@@ -2881,6 +2888,7 @@ int engine_run(struct engine *eng, struct err *err)
         if (!eng->db_down) {
             spawn_pending(eng);
             engine__http_send_pending(eng);
+            engine__subflow_act(eng);
             procs_collect(eng);
             execs_collect(eng);
             /* Notifications read along with this turn's results wait in
@@ -2930,6 +2938,13 @@ int engine_run(struct engine *eng, struct err *err)
             d = engine__http_timeout(eng);
             if (d >= 0 && (timeout < 0 || d < timeout))
                 timeout = d > 60000 ? 60000 : (int)d;
+            if (eng->subflow_poll_at) {
+                d = eng->subflow_poll_at - clock_mono_ms();
+                if (d < 0)
+                    d = 0;
+                if (timeout < 0 || d < timeout)
+                    timeout = d > 60000 ? 60000 : (int)d;
+            }
         }
         if (eng->scheduler_on && !eng->stopping && !eng->db_down && engine__sched_may_fire(eng)) {
             /* Only a node that fires the schedules re-reads them: on the

@@ -359,6 +359,13 @@ struct engine {
 
     void *http; /* HTTP tasks (httptask.c), made when the first one starts */
     int subflow_check; /* a workflow task waits for a child not here: look (subflow.c) */
+    int64_t subflow_poll_at; /* monotonic ms of the next look, 0 = none */
+    /* Acted on after the turn's commit (subflow.c): children that ended (their
+     * parent's task ends with them), children on other nodes to cancel. */
+    char (*child_ends)[ID_MAX];
+    size_t nchild_ends, child_ends_alloc;
+    char (*child_cancels)[ID_MAX];
+    size_t nchild_cancels, child_cancels_alloc;
 };
 
 /* ------------------------------------------------------------------ shared between the files */
@@ -406,6 +413,8 @@ void engine__attempt_succeed(struct engine *eng, struct exec *ex, size_t idx, ch
 void engine__http_begin(struct engine *eng, struct exec *ex, size_t idx);
 void engine__http_send_pending(struct engine *eng);
 void engine__http_cancel(struct engine *eng, struct exec *ex, size_t idx);
+void engine__http_cancel_exec(struct engine *eng, struct exec *ex);
+int engine__http_sent(const struct exec *ex, size_t idx);
 void engine__http_run(struct engine *eng);
 int64_t engine__http_timeout(const struct engine *eng);
 size_t engine__http_active(const struct engine *eng);
@@ -421,12 +430,18 @@ void engine__subflow_child_done(struct engine *eng, struct exec *child);
 void engine__subflow_end(struct engine *eng, struct exec *ex, size_t idx, const char *why);
 void engine__subflow_restore(struct engine *eng, struct exec *ex, size_t idx);
 void engine__subflow_poll(struct engine *eng);
+/* After the commit: apply the ends of children, send the cancels. */
+void engine__subflow_act(struct engine *eng);
+void engine__subflow_free(struct engine *eng);
 
 /* fanout.c */
 void engine__group_start(struct engine *eng, struct exec *ex, size_t g);
 void engine__group_step(struct engine *eng, struct exec *ex, size_t g, enum task_status st);
 void engine__groups_restore(struct exec *ex);
 void engine__group_resume(struct engine *eng, struct exec *ex, size_t g);
+/* A group that ends without completing (skipped, upstream failed, cancelled):
+ * its items that have not started end with it. */
+void engine__group_close(struct exec *ex, size_t g, enum task_status st);
 
 /* cluster.c */
 void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why);

@@ -33,6 +33,12 @@
 /* The group's output may hold this many times the cap of one task's output. */
 #define GROUP_OUTPUT_FACTOR 64
 
+static void set_str_owned(char **dst, const char *src)
+{
+    free(*dst);
+    *dst = xstrdup(src);
+}
+
 static int status_is_bad(enum task_status s)
 {
     return s == TASK_FAILED || s == TASK_UPSTREAM_FAILED || s == TASK_TIMED_OUT ||
@@ -274,6 +280,31 @@ void engine__groups_restore(struct exec *ex)
         struct trun *gr = &ex->runs[g];
         if (gr->expanded && gr->inst_next == (size_t)-1)
             gr->inst_next = gr->ninst;
+    }
+}
+
+void engine__group_close(struct exec *ex, size_t g, enum task_status st)
+{
+    struct trun *gr = &ex->runs[g];
+    int64_t now = clock_now_ms();
+
+    if (g >= ex->wf->ntasks || !gr->expanded)
+        return;
+    if (st == TASK_SUCCEEDED || st == TASK_FAILED || st == TASK_TIMED_OUT)
+        st = TASK_CANCELLED; /* not the group's own verdict: its items never ran */
+    for (size_t k = gr->first; k < gr->first + gr->ninst; k++) {
+        struct trun *r = &ex->runs[k];
+        if (r->status != TASK_PENDING && r->status != TASK_QUEUED)
+            continue; /* final, or running: its own end comes */
+        r->status = st;
+        r->finished_at = now;
+        r->queued_in_ready = 0;
+        set_str_owned(&r->error, st == TASK_SKIPPED ? "skipped: its task was skipped"
+                                 : st == TASK_UPSTREAM_FAILED ? "upstream task failed"
+                                                              : "cancelled: its task ended");
+        r->dirty = 1;
+        ex->nfinal++;
+        gr->inst_final++;
     }
 }
 

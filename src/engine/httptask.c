@@ -432,7 +432,24 @@ void engine__http_send_pending(struct engine *eng)
     n = i;
     memmove(hs->pending, hs->pending + n, (hs->npending - n) * sizeof(*hs->pending));
     hs->npending -= n;
-    eng->work_now = 1;
+    if (n)
+        eng->work_now = 1; /* what failed to send ends its attempt in the next turn;
+                             * the rest wait for a request to finish (http_done) */
+}
+
+/* Every request of `ex` is given up (the execution was taken by another node). */
+void engine__http_cancel_exec(struct engine *eng, struct exec *ex)
+{
+    for (size_t i = 0; i < ex->nruns; i++)
+        if (ex->runs[i].http)
+            engine__http_cancel(eng, ex, i);
+}
+
+/* Is the request of run `idx` in libcurl's hands (it may have reached its server)? */
+int engine__http_sent(const struct exec *ex, size_t idx)
+{
+    const void *h = ex->runs[idx].http;
+    return h && h != &pending_mark;
 }
 
 /* The request of run `idx` is given up (cancel, timeout of the execution, shutdown). */
@@ -533,7 +550,7 @@ static void http_done(void *tag, struct httpcall_result *res, void *arg)
     const struct dag_task *t;
     struct trun *r;
     char msg[1200];
-    if (!ex || ex->lost || q->idx >= ex->nruns || ex->runs[q->idx].http != q) {
+    if (!ex || q->idx >= ex->nruns || ex->runs[q->idx].http != q) {
         free(q);
         return;
     }

@@ -359,12 +359,25 @@ void engine__interrupt_running(struct engine *eng)
                               NULL);
     }
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+        if (ex->lost)
+            continue; /* another node's now */
         for (size_t i = 0; i < ex->nruns; i++) {
             struct trun *r = &ex->runs[i];
             struct proc *p = r->proc;
             struct attempt_row row;
+            const struct dag_task *t = engine__task(ex, i);
             if (r->status != TASK_RUNNING || (!p && !r->http))
                 continue;
+            if (!p && engine__http_sent(ex, i) && !t->http.idempotent) {
+                /* It may have reached its server: not sent again at the next start. */
+                char msg[200];
+                engine__http_cancel(eng, ex, i);
+                snprintf(msg, sizeof(msg), "interrupted: orch shut down while the request was "
+                         "in flight [not sent again: %s is not idempotent]", t->http.method);
+                log_warn(COMP_TASK, "Task '%s' %s", engine__task_name(ex, i), msg);
+                engine__attempt_fail(eng, ex, i, ATTEMPT_FAILED, msg, 0);
+                continue;
+            }
             r->proc = NULL;
             if (p)
                 engine__proc_terminate(eng, p);

@@ -38,6 +38,7 @@
 
 #define MAX_DEPTH 10      /* child executions nested deeper than this fail */
 #define CHECK_MAX_DEPTH 32 /* registration: how deep the chain check looks */
+#define SUBFLOW_POLL_MS 2000 /* how often a task whose child runs elsewhere looks at it */
 
 /* Fill in a template of the child's outputs from `ctx`. */
 static int render_value(const char *text, const json_t *ctx, json_t **out, struct err *err)
@@ -139,7 +140,18 @@ static void apply(struct engine *eng, struct exec *ex, size_t idx, const char *c
                          st != EXEC_SUCCEEDED);
 }
 
+/* A child ended in this turn: its parent's task ends with it once the child's
+ * final state is committed (a node fenced out of the child must not end the
+ * parent on a result the store never got). */
 void engine__subflow_child_done(struct engine *eng, struct exec *child)
+{
+    if (!child->parent_id)
+        return;
+    XGROW(eng->child_ends, eng->child_ends_alloc, eng->nchild_ends + 1);
+    memcpy(eng->child_ends[eng->nchild_ends++], child->id, ID_MAX);
+}
+
+static void child_end_apply(struct engine *eng, struct exec *child)
 {
     struct exec *parent;
     struct err err = ERR_INIT;
@@ -160,21 +172,46 @@ void engine__subflow_child_done(struct engine *eng, struct exec *child)
           outputs, err.msg);
 }
 
-/* Ask the child to stop: here, or through the store on another node. */
+/* Ask the child to stop: here, or (after the commit) through the store when
+ * it runs on another node. */
 static void cancel_child(struct engine *eng, const char *child_id, const char *why)
 {
     struct exec *child = engine__exec_find(eng, child_id);
-    struct err err = ERR_INIT;
 
     if (child) {
         engine__exec_abort(eng, child, EXEC_CANCELLED, why);
         return;
     }
-    if (store_execution_request_cancel(eng->st, child_id, clock_now_ms(), &err) != 0 &&
-        err.code != ERR_NOT_FOUND && err.code != ERR_CONFLICT)
-        log_warn(COMP_TASK, "Cannot cancel child execution %s: %s", child_id, err.msg);
-    else
-        eng->notify_work = 1;
+    XGROW(eng->child_cancels, eng->child_cancels_alloc, eng->nchild_cancels + 1);
+    memcpy(eng->child_cancels[eng->nchild_cancels++], child_id, ID_MAX);
+}
+
+void engine__subflow_act(struct engine *eng)
+{
+    for (size_t i = 0; i < eng->nchild_ends; i++) {
+        struct exec *child = engine__exec_find(eng, eng->child_ends[i]);
+        if (child && exec_status_is_final(child->status))
+            child_end_apply(eng, child);
+    }
+    eng->nchild_ends = 0;
+    for (size_t i = 0; i < eng->nchild_cancels; i++) {
+        struct err err = ERR_INIT;
+        const char *id = eng->child_cancels[i];
+        if (store_execution_request_cancel(eng->st, id, clock_now_ms(), &err) != 0 &&
+            err.code != ERR_NOT_FOUND && err.code != ERR_CONFLICT)
+            log_warn(COMP_TASK, "Cannot cancel child execution %s: %s", id, err.msg);
+        else
+            eng->notify_work = 1;
+    }
+    eng->nchild_cancels = 0;
+}
+
+void engine__subflow_free(struct engine *eng)
+{
+    free(eng->child_ends);
+    free(eng->child_cancels);
+    eng->child_ends = eng->child_cancels = NULL;
+    eng->nchild_ends = eng->nchild_cancels = 0;
 }
 
 void engine__subflow_end(struct engine *eng, struct exec *ex, size_t idx, const char *why)
@@ -355,6 +392,8 @@ void engine__subflow_restore(struct engine *eng, struct exec *ex, size_t idx)
 
 void engine__subflow_poll(struct engine *eng)
 {
+    int waiting = 0;
+
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
         if (ex->lost || ex->status != EXEC_RUNNING)
             continue;
@@ -369,12 +408,17 @@ void engine__subflow_poll(struct engine *eng)
             /* Unfinished and not here: on one store, this process takes it
              * (orch resume of the parent alone); in a cluster, its owner runs
              * it, or the node that claims it after its owner died. */
-            if (check_stored(eng, ex, i) && !eng->cluster &&
-                engine__exec_take(eng, id, 0, &err) != 0 && err.code != ERR_CONFLICT)
+            if (!check_stored(eng, ex, i))
+                continue;
+            if (!eng->cluster && engine__exec_take(eng, id, 0, &err) == 0)
+                continue;
+            if (!eng->cluster && err.code != ERR_CONFLICT)
                 log_warn(COMP_TASK, "Task '%s': cannot resume its child execution %s: %s",
                          engine__task_name(ex, i), id, err.msg);
+            waiting = 1; /* another process or node runs it: look again */
         }
     }
+    eng->subflow_poll_at = waiting ? clock_mono_ms() + SUBFLOW_POLL_MS : 0;
 }
 
 /* ------------------------------------------------------------------ registration */

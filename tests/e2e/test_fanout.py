@@ -543,3 +543,28 @@ def test_validation_errors(orch):
     ]}, name="good.json")
     res = orch.run("validate", good)
     assert res.returncode == EXIT_OK, (res.stdout, res.stderr)
+
+
+def test_retried_fanout_that_no_longer_runs_ends_its_items(fresh_server, tmp_path):
+    """A fan-out that ran (runIf anyFailed after a failed task) fails; once the marker that
+    made its upstream fail is there, a retry runs the upstream, which now succeeds, so the
+    fan-out is skipped: its items that were reset for the retry end skipped with it, and the
+    execution ends (it does not stay running with items pending forever)."""
+    server = fresh_server
+    marker = tmp_path / "marker"
+    server.apply({"name": "fan-skip-retry", "tasks": [
+        {"name": "a", "command": ["test", "-e", str(marker)]},
+        {"name": "g", "dependsOn": ["a"], "runIf": "anyFailed", "forEach": [1, 2],
+         "command": ["test", "-e", str(marker)]}]})
+    e = server.trigger("fan-skip-retry")
+    d = server.wait_exec(e["id"], timeout=60)
+    assert d["status"] == "failed", d
+    assert {t["name"]: t["status"] for t in d["tasks"]} == {
+        "a": "failed", "g": "failed", "g[0]": "failed", "g[1]": "failed"}
+    marker.write_text("x")
+    r = server.post(f"/v1/executions/{e['id']}/retry")
+    assert r.status == 200, r
+    d2 = server.wait_exec(e["id"], timeout=30)
+    assert d2["status"] == "succeeded", d2
+    assert {t["name"]: t["status"] for t in d2["tasks"]} == {
+        "a": "succeeded", "g": "skipped", "g[0]": "skipped", "g[1]": "skipped"}, d2["tasks"]

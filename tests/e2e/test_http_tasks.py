@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from apiutil import fresh_server  # noqa: F401  (a pytest fixture)
+from apiutil import fresh_server, stopped_server  # noqa: F401  (pytest fixtures)
 from conftest import (EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_TIMED_OUT,
                       task_by_name, wait_for)
 
@@ -1017,23 +1017,85 @@ def test_large_bodies_and_the_output_cap(orch, srv):
 
 
 def test_values_in_urls_are_encoded_and_text_bodies_are_plain(orch, srv):
-    """Values filled into a URL are percent-encoded (a value cannot add query parameters or
-    break the URL), except when the URL starts with a placeholder (a whole URL from a param
-    is used as given); a string body without a Content-Type goes out as text/plain."""
+    """Values filled into a URL are percent-encoded, '/' included, and a value that is '..'
+    wholly (a value is one segment or query value: it cannot add parameters or segments, or
+    climb the path); the URL starting with a placeholder (a whole URL from a param) is used
+    as given; a placeholder in the host is refused at definition time; a string body
+    without a Content-Type goes out as text/plain."""
+    bad = orch.workflow({"name": "http-host", "params": {"t": "x"}, "tasks": [
+        http("h", "http://{{ params.t }}.example.invalid/v1")]})
+    res = orch.run("validate", bad, "--json")
+    assert res.returncode == EXIT_INVALID, res
+    assert any(p["path"] == "$.tasks[0].url" and "placeholder in the host" in p["message"]
+               for p in json.loads(res.stdout)["problems"]), res.stdout
     wf = orch.workflow({"name": "http-encode",
-                        "params": {"q": "a b&admin=1/x", "base": srv.url("/echo")},
+                        "params": {"q": "a b&admin=1/x", "up": "..",
+                                   "base": srv.url("/echo")},
                         "tasks": [
         http("enc", srv.url("/echo?q={{ params.q }}&n={{ execution.id }}")),
+        http("climb", srv.url("/echo/{{ params.up }}/{{ params.up }}/x"),
+             expectStatus=["2xx", "4xx"]),
         http("whole", "{{ params.base }}?from=param"),
         http("text", srv.url("/echo"), method="POST", body="day {{ params.q }}"),
     ]})
     res, d = run_json(orch, wf)
     assert res.returncode == EXIT_OK, res.stderr
+    assert not any(r["path"] == "/x" for r in srv.recorder.requests), "a value climbed the path"
     reqs = srv.recorder.of("/echo")
     enc = [r for r in reqs if r["method"] == "GET" and r["query"].startswith("q=")]
     assert len(enc) == 1, reqs
-    assert enc[0]["query"] == f"q=a%20b%26admin%3D1/x&n={d['id']}", enc[0]
+    assert enc[0]["query"] == f"q=a%20b%26admin%3D1%2Fx&n={d['id']}", enc[0]
     assert any(r["query"] == "from=param" for r in reqs), reqs
     (post,) = [r for r in reqs if r["method"] == "POST"]
     assert post["headers"]["content-type"] == ["text/plain; charset=utf-8"], post["headers"]
     assert post["body"] == b"day a b&admin=1/x"
+
+
+def test_shutdown_does_not_send_a_post_again(stopped_server, srv):
+    """A graceful stop of `orch server` (grace 1 s) while a POST waits on an 8 s response:
+    the POST may have reached its server, so after the restart it is not sent again (the
+    task fails, saying why), while a GET interrupted the same way is sent again and
+    succeeds. The test server sees one POST and two GETs."""
+    s = stopped_server
+    s.grace = "1s"
+    s.start()
+    s.apply({"name": "http-stop", "tasks": [
+        http("charge", srv.url("/slow?ms=8000&k=post"), method="POST", body="x", retries=2,
+             retryBackoff={"initial": "100ms"}),
+        http("read", srv.url("/slow?ms=8000&k=get"), retries=2,
+             retryBackoff={"initial": "100ms"}),
+    ]})
+    e = s.trigger("http-stop")
+    wait_for(lambda: len(srv.recorder.of("/slow")) == 2, timeout=20,
+             what="both requests to arrive")
+    assert s.stop() == 0
+    s.start()
+    d = s.wait_exec(e["id"], timeout=60)
+    charge = task_by_name(d, "charge")
+    assert charge["status"] == "failed", charge
+    assert "not sent again: POST is not idempotent" in charge["error"], charge["error"]
+    assert len(charge["attempts"]) == 1, charge["attempts"]
+    assert task_by_name(d, "read")["status"] == "succeeded", d
+    slow = srv.recorder.of("/slow")
+    assert sorted(r["method"] for r in slow) == ["GET", "GET", "POST"], slow
+    assert s.stop() == 0
+
+
+def test_requests_waiting_their_turn_cost_no_cpu(orch, srv):
+    """300 requests of one fan-out to a server that answers each after 2 s: 256 are in
+    flight, 44 wait their turn. While they wait the engine sleeps (it used to spin through
+    empty turns at 100% of a core): orch's CPU time stays a small part of the wall time."""
+    import resource
+    wf = orch.workflow({"name": "http-queue", "tasks": [
+        http("each", srv.url("/slow?ms=2000&i={{ index }}"), forEach=list(range(300)),
+             timeout="30s")]})
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    res, d = run_json(orch, wf, timeout=120)
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert res.returncode == EXIT_OK, res.stderr
+    assert len(srv.recorder.of("/slow")) == 300
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert wall >= 4, wall  # two rounds of 2 s: some did wait
+    assert cpu < 0.25 * wall, f"orch used {cpu:.2f}s of CPU in {wall:.2f}s"

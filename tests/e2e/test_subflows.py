@@ -719,3 +719,23 @@ def test_server_register_loads_children_first_and_refuses_unknown(stopped_server
         res.stderr, res.stderr
     for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
         assert m not in res.stderr, res.stderr
+
+
+def test_resumed_parent_waits_for_a_child_another_process_runs(orch):
+    """After kill -9 of `orch run`, the child is resumed by one `orch resume` process and
+    the parent by another: the parent cannot take the child (another process holds it), so
+    it keeps looking at it in the store, and ends with it instead of waiting forever."""
+    pid_, cid = crash_orch_run_in_child(orch)
+    kid = orch.spawn("resume", cid)
+
+    def kid_holds_it():
+        kid.err_file.seek(0)
+        return b"resumed" in kid.err_file.read()
+    wait_for(kid_holds_it, timeout=20, what="the child's resume to take it")
+    res = orch.run("resume", pid_, timeout=60)
+    assert res.returncode == EXIT_OK, res.stderr
+    assert orch.finish(kid, timeout=30).returncode == EXIT_OK
+    d = orch.show(pid_)
+    assert d["status"] == "succeeded", json.dumps(d, indent=1)
+    assert task_by_name(d, "call")["output"] == {"ok": True}
+    assert orch.show(cid)["status"] == "succeeded"

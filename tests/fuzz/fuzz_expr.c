@@ -9,7 +9,8 @@
  * is the text at its column; parsing is deterministic; a condition gives 0
  * or 1. The input is also used as a value: its shell-quoted form must read
  * back as exactly that value, and its URL-encoded form must hold only
- * unreserved characters, '/' and %XX escapes that decode back to it. Everything is freed, so LeakSanitizer sees any
+ * unreserved characters and %XX escapes that decode back to it (a value
+ * "." or ".." wholly escaped). Everything is freed, so LeakSanitizer sees any
  * leak on any path.
  */
 #include <stdint.h>
@@ -182,7 +183,8 @@ static void fuzz_url_value(const uint8_t *data, size_t size)
                 p += 3;
             } else {
                 check((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                      (*p >= '0' && *p <= '9') || strchr("-._~/", *p));
+                      (*p >= '0' && *p <= '9') || strchr("-._~", *p));
+                check(!(size == 1 && *p == '.') && !(size == 2 && *p == '.' && p[1] == '.'));
                 check(k < size && data[k] == (uint8_t)*p);
                 p++;
             }

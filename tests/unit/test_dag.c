@@ -1859,7 +1859,7 @@ static void test_http_valid(void **state)
 
     wf = parse_ok("{'name': 'w', 'params': {'host': 'example.com', 'user': 'bob'}, 'tasks': ["
                   " {'name': 'call', 'type': 'http', 'method': 'post',"
-                  "  'url': 'https://{{ params.host }}/api?id={{ execution.id }}',"
+                  "  'url': 'https://api.example.com/{{ params.host }}?id={{ execution.id }}',"
                   "  'headers': {'X-B': 'two', 'Accept': 'application/json',"
                   "   'X-A': '{{ scheduledFor }}'},"
                   "  'body': {'k': [1, 'v', {'p': '{{ params.user }}'}], 'n': null, 'b': true},"
@@ -1871,7 +1871,7 @@ static void test_http_valid(void **state)
     assert_int_equal(wf->tasks[0].type, TASK_HTTP);
     h = &wf->tasks[0].http;
     assert_string_equal(h->method, "POST"); /* upper-cased */
-    assert_string_equal(h->url, "https://{{ params.host }}/api?id={{ execution.id }}");
+    assert_string_equal(h->url, "https://api.example.com/{{ params.host }}?id={{ execution.id }}");
     /* Headers in the order written, names as written. */
     assert_int_equal(h->nheaders, 3);
     assert_string_equal(h->headers[0].key, "X-B");
@@ -2029,6 +2029,17 @@ static void test_http_errors(void **state)
                 "'url' must start with http:// or https://, got 'example.com'");
     expect_only(WT("{'name': 'a', 'type': 'http', 'url': ''}"), "$.tasks[0].url",
                 "'url' must not be empty");
+    /* A placeholder in the host (also its port or user) could send the credentials elsewhere. */
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://{{ execution.id }}.x/v1'}"),
+                "$.tasks[0].url",
+                "a placeholder in the host of 'url' could send the request (and its "
+                "credentials) elsewhere: put it in the path or the query, or make the whole "
+                "url one placeholder");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'https://x:{{ execution.id }}'}"),
+                "$.tasks[0].url",
+                "a placeholder in the host of 'url' could send the request (and its "
+                "credentials) elsewhere: put it in the path or the query, or make the whole "
+                "url one placeholder");
     expect_only(WT("{'name': 'a', 'type': 'http', 'url': ['http://x']}"), "$.tasks[0].url",
                 "'url' must be a string, got array");
     /* method */
