@@ -608,6 +608,7 @@ static void parse_auth(struct dag__parser *p, const struct dag__path *at, struct
 {
     const char *key;
     json_t *val;
+    size_t before = p->probs->n + p->probs->dropped;
 
     if (!json_is_object(v)) {
         type_problem(p, at, "an object", v);
@@ -630,6 +631,8 @@ static void parse_auth(struct dag__parser *p, const struct dag__path *at, struct
             dag__problem(p, &f, 0, 0, "'%s' must name an environment variable "
                          "([A-Za-z_][A-Za-z0-9_]*), got '%.*s%s'", key, DAG__Q(*dst));
     }
+    if (p->probs->n + p->probs->dropped != before)
+        return; /* a field was wrong: what else is missing would only repeat it */
     if (h->bearer_env && (h->username || h->username_env || h->password_env))
         dag__problem(p, at, 0, 0, "'auth' is either basic ('username' or 'usernameEnv', and "
                      "'passwordEnv') or bearer ('bearerEnv'), not both");
