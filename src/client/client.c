@@ -7,15 +7,12 @@
  */
 #include "client.h"
 
-/* No compile-time type checks: the functions are called through pointers. */
-#define CURL_DISABLE_TYPECHECK 1
-#include <curl/curl.h>
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "base/curl_api.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 
@@ -47,62 +44,7 @@ struct xfer {
     int stopped;
 };
 
-static int curl_users; /* clients alive: libcurl is initialised while > 0 */
-
-/*
- * libcurl is loaded when the first client is made, not linked: linking it
- * pulls some thirty libraries (TLS, Kerberos, LDAP, ...) into every orch
- * command and cost about 10 ms of start-up each (measured with hyperfine:
- * an empty program 2.1 ms, linked with -lcurl 12.0 ms), while only the client
- * mode of the CLI needs it.
- */
-static struct {
-    void *lib;
-    CURLcode (*global_init)(long flags);
-    void (*global_cleanup)(void);
-    CURL *(*easy_init)(void);
-    void (*easy_cleanup)(CURL *h);
-    void (*easy_reset)(CURL *h);
-    CURLcode (*easy_setopt)(CURL *h, CURLoption opt, ...);
-    CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
-    CURLcode (*easy_perform)(CURL *h);
-    const char *(*easy_strerror)(CURLcode code);
-    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
-    void (*slist_free_all)(struct curl_slist *l);
-} cu;
-
-static int curl_load(struct err *err)
-{
-    void *lib;
-
-    if (cu.lib)
-        return 0;
-    lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (!lib)
-        return err_set(err, ERR_INTERNAL, "cannot load libcurl (install libcurl4): %s", dlerror());
-#define LOAD(field, name)                                                                          \
-    do {                                                                                           \
-        *(void **)&cu.field = dlsym(lib, name);                                                    \
-        if (!cu.field) {                                                                           \
-            dlclose(lib);                                                                          \
-            return err_set(err, ERR_INTERNAL, "libcurl lacks %s", name);                           \
-        }                                                                                          \
-    } while (0)
-    LOAD(global_init, "curl_global_init");
-    LOAD(global_cleanup, "curl_global_cleanup");
-    LOAD(easy_init, "curl_easy_init");
-    LOAD(easy_cleanup, "curl_easy_cleanup");
-    LOAD(easy_reset, "curl_easy_reset");
-    LOAD(easy_setopt, "curl_easy_setopt");
-    LOAD(easy_getinfo, "curl_easy_getinfo");
-    LOAD(easy_perform, "curl_easy_perform");
-    LOAD(easy_strerror, "curl_easy_strerror");
-    LOAD(slist_append, "curl_slist_append");
-    LOAD(slist_free_all, "curl_slist_free_all");
-#undef LOAD
-    cu.lib = lib;
-    return 0;
-}
+static const struct curl_api *cu; /* while a client is alive */
 
 int client_new(const struct client_config *cfg, struct client **out, struct err *err)
 {
@@ -115,17 +57,14 @@ int client_new(const struct client_config *cfg, struct client **out, struct err 
         !u[strncmp(u, "http://", 7) ? 8 : 7])
         return err_set(err, ERR_INVALID, "invalid server URL '%s' (use http://HOST:PORT)",
                        u ? u : "");
-    if (curl_load(err))
+    cu = curl_api_acquire(err);
+    if (!cu)
         return ERR_INTERNAL;
-    if (curl_users == 0 && cu.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return err_set(err, ERR_INTERNAL, "cannot initialise libcurl");
-    curl_users++;
     c = xcalloc(1, sizeof(*c));
-    c->curl = cu.easy_init();
+    c->curl = cu->easy_init();
     if (!c->curl) {
         free(c);
-        if (--curl_users == 0)
-            cu.global_cleanup();
+        curl_api_release();
         return err_set(err, ERR_INTERNAL, "cannot create a libcurl handle");
     }
     c->base_url = xstrdup(u);
@@ -145,7 +84,7 @@ void client_free(struct client *c)
 {
     if (!c)
         return;
-    cu.easy_cleanup(c->curl);
+    cu->easy_cleanup(c->curl);
     if (c->auth_header) {
         /* The key is a secret: do not leave it in freed memory. */
         memset(c->auth_header, 0, strlen(c->auth_header));
@@ -153,8 +92,7 @@ void client_free(struct client *c)
     }
     free(c->base_url);
     free(c);
-    if (--curl_users == 0)
-        cu.global_cleanup();
+    curl_api_release();
 }
 
 const char *client_base_url(const struct client *c)
@@ -255,7 +193,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
 
     if (x->fn && x->mode == 0) {
         long status = 0;
-        cu.easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
+        cu->easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
         x->mode = status >= 200 && status < 300 ? 1 : 2;
     }
     if (x->mode == 1) {
@@ -298,22 +236,22 @@ static int transfer_error(struct client *c, CURLcode cc, struct xfer *x, struct 
         return err_set(err, ERR_INTERNAL, "stopped by the caller");
     switch (cc) {
     case CURLE_COULDNT_CONNECT:
-        cu.easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &oserr);
+        cu->easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &oserr);
         return err_set(err, ERR_IO, "cannot connect to %s: %s", c->base_url,
                        oserr ? strerror((int)oserr)
-                             : (c->errbuf[0] ? c->errbuf : cu.easy_strerror(cc)));
+                             : (c->errbuf[0] ? c->errbuf : cu->easy_strerror(cc)));
     case CURLE_COULDNT_RESOLVE_HOST:
         return err_set(err, ERR_IO, "cannot connect to %s: cannot resolve the host name",
                        c->base_url);
     case CURLE_OPERATION_TIMEDOUT:
         return err_set(err, ERR_TIMEOUT, "no answer from %s in time: %s", c->base_url,
-                       c->errbuf[0] ? c->errbuf : cu.easy_strerror(cc));
+                       c->errbuf[0] ? c->errbuf : cu->easy_strerror(cc));
     case CURLE_UNSUPPORTED_PROTOCOL:
         return err_set(err, ERR_INVALID, "invalid server URL '%s': %s", c->base_url,
-                       c->errbuf[0] ? c->errbuf : cu.easy_strerror(cc));
+                       c->errbuf[0] ? c->errbuf : cu->easy_strerror(cc));
     default:
         return err_set(err, ERR_IO, "request to %s failed: %s", c->base_url,
-                       c->errbuf[0] ? c->errbuf : cu.easy_strerror(cc));
+                       c->errbuf[0] ? c->errbuf : cu->easy_strerror(cc));
     }
 }
 
@@ -329,48 +267,48 @@ static struct curl_slist *prepare(struct client *c, struct xfer *x, const char *
     struct curl_slist *hl = NULL;
     CURL *h = c->curl;
 
-    cu.easy_reset(h);
+    cu->easy_reset(h);
     c->errbuf[0] = '\0';
-    cu.easy_setopt(h, CURLOPT_URL, url);
-    cu.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    cu.easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    cu.easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    cu.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    cu.easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
-    cu.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    cu.easy_setopt(h, CURLOPT_TIMEOUT_MS, stream ? 0L : c->timeout_ms);
-    cu.easy_setopt(h, CURLOPT_USERAGENT, "orch/" ORCH_VERSION);
-    cu.easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    cu.easy_setopt(h, CURLOPT_HEADERDATA, x);
-    cu.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-    cu.easy_setopt(h, CURLOPT_WRITEDATA, x);
+    cu->easy_setopt(h, CURLOPT_URL, url);
+    cu->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    cu->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+    cu->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+    cu->easy_setopt(h, CURLOPT_TIMEOUT_MS, stream ? 0L : c->timeout_ms);
+    cu->easy_setopt(h, CURLOPT_USERAGENT, "orch/" ORCH_VERSION);
+    cu->easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    cu->easy_setopt(h, CURLOPT_HEADERDATA, x);
+    cu->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    cu->easy_setopt(h, CURLOPT_WRITEDATA, x);
     if (stream) {
         /* A follow stream may be quiet for long: let TCP notice a dead peer. */
-        cu.easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+        cu->easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     }
     if (!strcmp(method, "GET")) {
-        cu.easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        cu->easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else if (!strcmp(method, "POST")) {
-        cu.easy_setopt(h, CURLOPT_POST, 1L);
-        cu.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
-        cu.easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+        cu->easy_setopt(h, CURLOPT_POST, 1L);
+        cu->easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
+        cu->easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
     } else {
-        cu.easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        cu->easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
         if (body) {
-            cu.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-            cu.easy_setopt(h, CURLOPT_POSTFIELDS, body);
+            cu->easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+            cu->easy_setopt(h, CURLOPT_POSTFIELDS, body);
         }
     }
     if (c->auth_header)
-        hl = cu.slist_append(hl, c->auth_header);
+        hl = cu->slist_append(hl, c->auth_header);
     if (body)
-        hl = cu.slist_append(hl, "Content-Type: application/json");
-    hl = cu.slist_append(hl, "Accept: application/json, application/x-ndjson");
+        hl = cu->slist_append(hl, "Content-Type: application/json");
+    hl = cu->slist_append(hl, "Accept: application/json, application/x-ndjson");
     /* No "Expect: 100-continue" round trip for bodies over 1 KiB. */
-    hl = cu.slist_append(hl, "Expect:");
+    hl = cu->slist_append(hl, "Expect:");
     for (size_t i = 0; headers && headers[i]; i++)
-        hl = cu.slist_append(hl, headers[i]);
-    cu.easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+        hl = cu->slist_append(hl, headers[i]);
+    cu->easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     return hl;
 }
 
@@ -397,8 +335,8 @@ static int perform(struct client *c, const char *method, const char *path, const
         BUG("client path '%s' does not start with '/'", path);
     url = xasprintf("%s%s", c->base_url, path);
     hl = prepare(c, &x, method, url, body, body_len, headers, fn != NULL);
-    cc = cu.easy_perform(c->curl);
-    cu.easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &out->status);
+    cc = cu->easy_perform(c->curl);
+    cu->easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &out->status);
     if (cc == CURLE_OK && x.mode == 1 && deliver_lines(&x, 1))
         cc = CURLE_WRITE_ERROR;
     if (cc != CURLE_OK)
@@ -408,7 +346,7 @@ static int perform(struct client *c, const char *method, const char *path, const
         out->json = json_loadb(out->body, out->len, 0, NULL);
     fill_fallback(out);
     strbuf_release(&x.line);
-    cu.slist_free_all(hl);
+    cu->slist_free_all(hl);
     free(url);
     return rc;
 }

@@ -14,10 +14,6 @@
  */
 #include "httpcall.h"
 
-/* No compile-time type checks: the functions are called through pointers. */
-#define CURL_DISABLE_TYPECHECK 1
-#include <curl/curl.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/curl_api.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 
@@ -93,70 +90,7 @@ struct httpcalls {
 
 /* ------------------------------------------------------------------ libcurl */
 
-static int curl_users; /* struct httpcalls alive: libcurl is initialised while > 0 */
-
-/*
- * libcurl is loaded with dlopen when the first struct httpcalls is made, as
- * in client.c: linking it would cost every orch command its start-up time.
- * The library stays loaded for the rest of the process.
- */
-static struct {
-    void *lib;
-    CURLcode (*global_init)(long flags);
-    void (*global_cleanup)(void);
-    CURL *(*easy_init)(void);
-    void (*easy_cleanup)(CURL *h);
-    CURLcode (*easy_setopt)(CURL *h, CURLoption opt, ...);
-    CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
-    const char *(*easy_strerror)(CURLcode code);
-    CURLM *(*multi_init)(void);
-    CURLMcode (*multi_cleanup)(CURLM *m);
-    CURLMcode (*multi_setopt)(CURLM *m, CURLMoption opt, ...);
-    CURLMcode (*multi_add_handle)(CURLM *m, CURL *h);
-    CURLMcode (*multi_remove_handle)(CURLM *m, CURL *h);
-    CURLMcode (*multi_socket_action)(CURLM *m, curl_socket_t s, int ev, int *running);
-    CURLMsg *(*multi_info_read)(CURLM *m, int *left);
-    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
-    void (*slist_free_all)(struct curl_slist *l);
-} cu;
-
-static int curl_load(struct err *err)
-{
-    void *lib;
-
-    if (cu.lib)
-        return 0;
-    lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (!lib)
-        return err_set(err, ERR_IO, "cannot load libcurl (install libcurl4): %s", dlerror());
-#define LOAD(field, name)                                                                          \
-    do {                                                                                           \
-        *(void **)&cu.field = dlsym(lib, name);                                                    \
-        if (!cu.field) {                                                                           \
-            dlclose(lib);                                                                          \
-            return err_set(err, ERR_IO, "libcurl lacks %s", name);                                 \
-        }                                                                                          \
-    } while (0)
-    LOAD(global_init, "curl_global_init");
-    LOAD(global_cleanup, "curl_global_cleanup");
-    LOAD(easy_init, "curl_easy_init");
-    LOAD(easy_cleanup, "curl_easy_cleanup");
-    LOAD(easy_setopt, "curl_easy_setopt");
-    LOAD(easy_getinfo, "curl_easy_getinfo");
-    LOAD(easy_strerror, "curl_easy_strerror");
-    LOAD(multi_init, "curl_multi_init");
-    LOAD(multi_cleanup, "curl_multi_cleanup");
-    LOAD(multi_setopt, "curl_multi_setopt");
-    LOAD(multi_add_handle, "curl_multi_add_handle");
-    LOAD(multi_remove_handle, "curl_multi_remove_handle");
-    LOAD(multi_socket_action, "curl_multi_socket_action");
-    LOAD(multi_info_read, "curl_multi_info_read");
-    LOAD(slist_append, "curl_slist_append");
-    LOAD(slist_free_all, "curl_slist_free_all");
-#undef LOAD
-    cu.lib = lib;
-    return 0;
-}
+static const struct curl_api *cu; /* while a struct httpcalls is alive */
 
 static int64_t mono_ns(void)
 {
@@ -342,13 +276,13 @@ static void protocol_error(const char *errbuf, char *out, size_t outlen)
 static void fill_error(struct call *c, CURLcode cc, struct httpcall_result *res)
 {
     static const char resolve_prefix[] = "Could not resolve host: ";
-    const char *eb = c->errbuf[0] ? c->errbuf : cu.easy_strerror(cc);
+    const char *eb = c->errbuf[0] ? c->errbuf : cu->easy_strerror(cc);
     char d[32];
     long oserr = 0, redirects = 0;
 
     switch (cc) {
     case CURLE_COULDNT_CONNECT:
-        cu.easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &oserr);
+        cu->easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &oserr);
         if (oserr == ECONNREFUSED)
             snprintf(res->error, sizeof(res->error), "Connection refused");
         else
@@ -361,7 +295,7 @@ static void fill_error(struct call *c, CURLcode cc, struct httpcall_result *res)
          * then calls PREREQFUNCTION; the current hop has connected when the
          * calls outnumber the redirects already followed.
          */
-        cu.easy_getinfo(c->easy, CURLINFO_REDIRECT_COUNT, &redirects);
+        cu->easy_getinfo(c->easy, CURLINFO_REDIRECT_COUNT, &redirects);
         if (c->connects <= (unsigned long)redirects) {
             fmt_duration(c->connect_timeout_ms, d, sizeof(d));
             snprintf(res->error, sizeof(res->error), "Connection timeout after %s", d);
@@ -403,11 +337,11 @@ static void make_result(struct call *c, CURLcode cc, struct httpcall_result *res
     json_t *ct;
 
     memset(res, 0, sizeof(*res));
-    cu.easy_getinfo(c->easy, CURLINFO_TOTAL_TIME_T, &total_us);
+    cu->easy_getinfo(c->easy, CURLINFO_TOTAL_TIME_T, &total_us);
     res->elapsed_ms = (int64_t)total_us / 1000;
     if (cc == CURLE_OK) {
         res->ok = 1;
-        cu.easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &res->status);
+        cu->easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &res->status);
     } else {
         fill_error(c, cc, res);
     }
@@ -435,8 +369,8 @@ void httpcall_result_release(struct httpcall_result *r)
 static void call_free(struct call *c)
 {
     if (c->easy)
-        cu.easy_cleanup(c->easy);
-    cu.slist_free_all(c->hdrs);
+        cu->easy_cleanup(c->easy);
+    cu->slist_free_all(c->hdrs);
     free(c->body);
     strbuf_release(&c->resp);
     json_decref(c->headers);
@@ -449,7 +383,7 @@ static void call_end(struct call *c)
 {
     struct httpcalls *hc = c->hc;
 
-    cu.multi_remove_handle(hc->multi, c->easy);
+    cu->multi_remove_handle(hc->multi, c->easy);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -530,28 +464,28 @@ static void setup_easy(struct call *c, const struct httpcall_spec *spec)
     const char *m = spec->method;
     int with_body = spec->body || !strcmp(m, "POST") || !strcmp(m, "PUT") || !strcmp(m, "PATCH");
 
-    cu.easy_setopt(h, CURLOPT_PRIVATE, c);
-    cu.easy_setopt(h, CURLOPT_URL, spec->url);
-    cu.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    cu.easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    cu.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    cu.easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
-    cu.easy_setopt(h, CURLOPT_USERAGENT, "orch/" ORCH_VERSION);
-    cu.easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-    cu.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
-    cu.easy_setopt(h, CURLOPT_FOLLOWLOCATION, spec->follow_redirects ? 1L : 0L);
-    cu.easy_setopt(h, CURLOPT_MAXREDIRS, (long)HTTPCALL_MAX_REDIRS);
-    cu.easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    cu.easy_setopt(h, CURLOPT_HEADERDATA, c);
-    cu.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-    cu.easy_setopt(h, CURLOPT_WRITEDATA, c);
-    cu.easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
-    cu.easy_setopt(h, CURLOPT_PREREQDATA, c);
+    cu->easy_setopt(h, CURLOPT_PRIVATE, c);
+    cu->easy_setopt(h, CURLOPT_URL, spec->url);
+    cu->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+    cu->easy_setopt(h, CURLOPT_USERAGENT, "orch/" ORCH_VERSION);
+    cu->easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+    cu->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+    cu->easy_setopt(h, CURLOPT_FOLLOWLOCATION, spec->follow_redirects ? 1L : 0L);
+    cu->easy_setopt(h, CURLOPT_MAXREDIRS, (long)HTTPCALL_MAX_REDIRS);
+    cu->easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    cu->easy_setopt(h, CURLOPT_HEADERDATA, c);
+    cu->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    cu->easy_setopt(h, CURLOPT_WRITEDATA, c);
+    cu->easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+    cu->easy_setopt(h, CURLOPT_PREREQDATA, c);
 
     if (!strcmp(m, "HEAD")) {
-        cu.easy_setopt(h, CURLOPT_NOBODY, 1L);
+        cu->easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (!strcmp(m, "GET") && !spec->body) {
-        cu.easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        cu->easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else {
         if (with_body) {
             /* POST, PUT and PATCH without a body still say Content-Length: 0. */
@@ -559,12 +493,12 @@ static void setup_easy(struct call *c, const struct httpcall_spec *spec)
             if (spec->body_len)
                 memcpy(c->body, spec->body, spec->body_len);
             c->body[spec->body_len] = '\0';
-            cu.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)spec->body_len);
-            cu.easy_setopt(h, CURLOPT_POSTFIELDS, c->body);
+            cu->easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)spec->body_len);
+            cu->easy_setopt(h, CURLOPT_POSTFIELDS, c->body);
         }
         /* A plain POST is left to libcurl, which turns it into a GET on a 302/303. */
         if (strcmp(m, "POST"))
-            cu.easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+            cu->easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
     }
 
     /*
@@ -573,31 +507,31 @@ static void setup_easy(struct call *c, const struct httpcall_spec *spec)
      * a user name.
      */
     if (spec->bearer) {
-        cu.easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-        cu.easy_setopt(h, CURLOPT_XOAUTH2_BEARER, spec->bearer);
+        cu->easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        cu->easy_setopt(h, CURLOPT_XOAUTH2_BEARER, spec->bearer);
     } else if (spec->username) {
-        cu.easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        cu.easy_setopt(h, CURLOPT_USERNAME, spec->username);
-        cu.easy_setopt(h, CURLOPT_PASSWORD, spec->password ? spec->password : "");
+        cu->easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        cu->easy_setopt(h, CURLOPT_USERNAME, spec->username);
+        cu->easy_setopt(h, CURLOPT_PASSWORD, spec->password ? spec->password : "");
     }
 
     /* No "Expect: 100-continue" round trip for large bodies. */
-    c->hdrs = cu.slist_append(c->hdrs, "Expect:");
+    c->hdrs = cu->slist_append(c->hdrs, "Expect:");
     for (size_t i = 0; spec->headers && spec->headers[i]; i++) {
         const char *line = spec->headers[i], *colon = strchr(line, ':');
         const char *v = colon ? colon + 1 + strspn(colon + 1, " \t") : NULL;
         if (v && !*v) {
             /* "Name:" would tell libcurl to drop the header; "Name;" sends it empty. */
             char *e = xasprintf("%.*s;", (int)(colon - line), line);
-            c->hdrs = cu.slist_append(c->hdrs, e);
+            c->hdrs = cu->slist_append(c->hdrs, e);
             free(e);
         } else {
-            c->hdrs = cu.slist_append(c->hdrs, line);
+            c->hdrs = cu->slist_append(c->hdrs, line);
         }
     }
     if (!c->hdrs)
         BUG("curl_slist_append failed");
-    cu.easy_setopt(h, CURLOPT_HTTPHEADER, c->hdrs);
+    cu->easy_setopt(h, CURLOPT_HTTPHEADER, c->hdrs);
 }
 
 int httpcalls_start(struct httpcalls *hc, const struct httpcall_spec *spec, void *tag,
@@ -624,13 +558,13 @@ int httpcalls_start(struct httpcalls *hc, const struct httpcall_spec *spec, void
     if (spec->timeout_ms && spec->timeout_ms < ct)
         ct = spec->timeout_ms;
     c->connect_timeout_ms = ct;
-    c->easy = cu.easy_init();
+    c->easy = cu->easy_init();
     if (!c->easy) {
         call_free(c);
         return err_set(err, ERR_INTERNAL, "cannot create a libcurl handle");
     }
     setup_easy(c, spec);
-    if (cu.multi_add_handle(hc->multi, c->easy) != CURLM_OK) {
+    if (cu->multi_add_handle(hc->multi, c->easy) != CURLM_OK) {
         call_free(c);
         return err_set(err, ERR_INTERNAL, "cannot add a transfer to libcurl");
     }
@@ -660,11 +594,9 @@ int httpcalls_new(struct httpcalls **out, struct err *err)
     struct httpcalls *hc;
 
     *out = NULL;
-    if (curl_load(err))
+    cu = curl_api_acquire(err);
+    if (!cu)
         return ERR_IO;
-    if (curl_users == 0 && cu.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return err_set(err, ERR_IO, "cannot initialise libcurl");
-    curl_users++;
     hc = xcalloc(1, sizeof(*hc));
     hc->deadline_ns = -1;
     hc->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -672,19 +604,19 @@ int httpcalls_new(struct httpcalls **out, struct err *err)
         err_set(err, ERR_IO, "cannot create an epoll descriptor: %s", strerror(errno));
         goto fail;
     }
-    hc->multi = cu.multi_init();
+    hc->multi = cu->multi_init();
     if (!hc->multi) {
         err_set(err, ERR_IO, "cannot create a libcurl multi handle");
         goto fail;
     }
-    cu.multi_setopt(hc->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    cu.multi_setopt(hc->multi, CURLMOPT_SOCKETDATA, hc);
-    cu.multi_setopt(hc->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    cu.multi_setopt(hc->multi, CURLMOPT_TIMERDATA, hc);
-    cu.multi_setopt(hc->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)HTTPCALL_MAX_HOST_CONNECTIONS);
-    cu.multi_setopt(hc->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-                    (long)HTTPCALL_MAX_TOTAL_CONNECTIONS);
-    cu.multi_setopt(hc->multi, CURLMOPT_MAXCONNECTS, (long)HTTPCALL_MAX_IDLE_CONNECTIONS);
+    cu->multi_setopt(hc->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    cu->multi_setopt(hc->multi, CURLMOPT_SOCKETDATA, hc);
+    cu->multi_setopt(hc->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    cu->multi_setopt(hc->multi, CURLMOPT_TIMERDATA, hc);
+    cu->multi_setopt(hc->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)HTTPCALL_MAX_HOST_CONNECTIONS);
+    cu->multi_setopt(hc->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                     (long)HTTPCALL_MAX_TOTAL_CONNECTIONS);
+    cu->multi_setopt(hc->multi, CURLMOPT_MAXCONNECTS, (long)HTTPCALL_MAX_IDLE_CONNECTIONS);
     *out = hc;
     return 0;
 
@@ -692,8 +624,7 @@ fail:
     if (hc->epfd >= 0)
         close(hc->epfd);
     free(hc);
-    if (--curl_users == 0)
-        cu.global_cleanup();
+    curl_api_release();
     return ERR_IO;
 }
 
@@ -704,11 +635,10 @@ void httpcalls_free(struct httpcalls *hc)
     while (hc->calls)
         call_end(hc->calls);
     /* Closes the pooled connections (through on_socket, so the epoll set is still open). */
-    cu.multi_cleanup(hc->multi);
+    cu->multi_cleanup(hc->multi);
     close(hc->epfd);
     free(hc);
-    if (--curl_users == 0)
-        cu.global_cleanup();
+    curl_api_release();
 }
 
 int httpcalls_fd(const struct httpcalls *hc)
@@ -749,17 +679,17 @@ void httpcalls_run(struct httpcalls *hc, httpcall_done_fn done, void *arg)
             flags |= CURL_CSELECT_OUT;
         if (evs[i].events & (EPOLLERR | EPOLLHUP))
             flags |= CURL_CSELECT_ERR;
-        cu.multi_socket_action(hc->multi, evs[i].data.fd, flags, &running);
+        cu->multi_socket_action(hc->multi, evs[i].data.fd, flags, &running);
     }
     if (hc->deadline_ns >= 0 && mono_ns() >= hc->deadline_ns) {
         hc->deadline_ns = -1; /* libcurl sets the next one through on_timer */
-        cu.multi_socket_action(hc->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        cu->multi_socket_action(hc->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }
     /*
      * One message at a time: done() may cancel a transfer whose message is
      * queued, and curl_multi_remove_handle takes that message out.
      */
-    while ((msg = cu.multi_info_read(hc->multi, &left)) != NULL) {
+    while ((msg = cu->multi_info_read(hc->multi, &left)) != NULL) {
         struct httpcall_result res;
         struct call *c;
         char *priv = NULL;
@@ -767,7 +697,7 @@ void httpcalls_run(struct httpcalls *hc, httpcall_done_fn done, void *arg)
 
         if (msg->msg != CURLMSG_DONE)
             continue;
-        cu.easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        cu->easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
         if (!priv)
             BUG("libcurl transfer without its call");
         c = (struct call *)(void *)priv;
