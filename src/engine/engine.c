@@ -609,6 +609,21 @@ static void ready_push_raw(struct exec *ex, size_t idx)
     r->queued_in_ready = 1;
 }
 
+/* Arm a timer of attempt `attempt` of run `idx` of `ex`, `delay_ms` from now
+ * (a negative delay: at once). */
+static void timer_for_run(struct engine *eng, enum timer_kind kind, struct exec *ex, size_t idx,
+                          int attempt, int64_t delay_ms)
+{
+    struct timer tm;
+    memset(&tm, 0, sizeof(tm));
+    tm.at = clock_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
+    tm.kind = kind;
+    tm.ex = ex;
+    tm.idx = idx;
+    tm.attempt = attempt;
+    engine__timer_add(&eng->timers, &tm);
+}
+
 /* Put a queued task on the ready list; with maxQueued, watch how long it waits. */
 static void ready_push(struct engine *eng, struct exec *ex, size_t idx)
 {
@@ -617,14 +632,7 @@ static void ready_push(struct engine *eng, struct exec *ex, size_t idx)
         return;
     ready_push_raw(ex, idx);
     if (ex->wf->max_queued_ms > 0) {
-        struct timer tm;
-        memset(&tm, 0, sizeof(tm));
-        tm.at = clock_mono_ms() + ex->wf->max_queued_ms;
-        tm.kind = TIMER_MAX_QUEUED;
-        tm.ex = ex;
-        tm.idx = idx;
-        tm.attempt = r->attempt;
-        engine__timer_add(&eng->timers, &tm);
+        timer_for_run(eng, TIMER_MAX_QUEUED, ex, idx, r->attempt, ex->wf->max_queued_ms);
     }
 }
 
@@ -861,7 +869,6 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
     retry = allow_retry && r->failures <= t->retries && ex->status == EXEC_RUNNING;
     if (retry) {
         int64_t delay = backoff_delay(t, r->attempt);
-        struct timer tm;
         char dbuf[32];
         clock_fmt_duration(delay, dbuf, sizeof(dbuf));
         log_warn(COMP_TASK, "Task '%s' attempt %d failed (%d of %d tries): %s; retrying in %s",
@@ -872,16 +879,10 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
         r->available_at = now + delay;
         set_str(&r->error, error);
         r->dirty = 1;
-        memset(&tm, 0, sizeof(tm));
-        tm.at = clock_mono_ms() + delay;
-        tm.kind = TIMER_RETRY;
-        tm.ex = ex;
-        tm.idx = idx;
-        tm.attempt = r->attempt;
         if (delay <= 0)
             ready_push(eng, ex, idx);
         else
-            engine__timer_add(&eng->timers, &tm);
+            timer_for_run(eng, TIMER_RETRY, ex, idx, r->attempt, delay);
         ev.task_status = TASK_QUEUED;
         ev.will_retry = 1;
         exec_progress(ex, &ev);
@@ -991,14 +992,7 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
     notify(eng, &ev);
 
     if (t->type == TASK_SLEEP) {
-        struct timer tm;
-        memset(&tm, 0, sizeof(tm));
-        tm.at = clock_mono_ms() + t->sleep_ms;
-        tm.kind = TIMER_SLEEP_DONE;
-        tm.ex = ex;
-        tm.idx = idx;
-        tm.attempt = r->attempt;
-        engine__timer_add(&eng->timers, &tm);
+        timer_for_run(eng, TIMER_SLEEP_DONE, ex, idx, r->attempt, t->sleep_ms);
         log_info(COMP_TASK, "Task '%s' started (sleep, attempt %d)", engine__task_name(ex, idx), r->attempt);
         return;
     }
@@ -1011,14 +1005,7 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
         engine__subflow_begin(eng, ex, idx);
         eng->work_now = 1;
         if (t->timeout_ms > 0 && r->status == TASK_RUNNING) {
-            struct timer tm;
-            memset(&tm, 0, sizeof(tm));
-            tm.at = clock_mono_ms() + t->timeout_ms;
-            tm.kind = TIMER_TASK_TIMEOUT;
-            tm.ex = ex;
-            tm.idx = idx;
-            tm.attempt = r->attempt;
-            engine__timer_add(&eng->timers, &tm);
+            timer_for_run(eng, TIMER_TASK_TIMEOUT, ex, idx, r->attempt, t->timeout_ms);
         }
         return;
     }
@@ -1035,14 +1022,7 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
         engine__remote_offer(eng, ex, idx, spec);
         json_decref(spec);
         if (t->timeout_ms > 0) {
-            struct timer tm;
-            memset(&tm, 0, sizeof(tm));
-            tm.at = clock_mono_ms() + t->timeout_ms;
-            tm.kind = TIMER_TASK_TIMEOUT;
-            tm.ex = ex;
-            tm.idx = idx;
-            tm.attempt = r->attempt;
-            engine__timer_add(&eng->timers, &tm);
+            timer_for_run(eng, TIMER_TASK_TIMEOUT, ex, idx, r->attempt, t->timeout_ms);
         }
         return;
     }
@@ -2450,6 +2430,16 @@ static int same_host(const struct engine *eng, const char *node)
  * be unfinished) or run its unsuccessful tasks again (retry == 1: it must have
  * ended without success).
  */
+/* The stored row of attempt `number` of run `idx`, or NULL. */
+static const struct attempt_row *current_attempt(const struct exec_detail *d, size_t idx,
+                                                 int number)
+{
+    for (size_t k = 0; k < d->nattempts; k++)
+        if (d->attempts[k].task_idx == (int)idx && d->attempts[k].number == number)
+            return &d->attempts[k];
+    return NULL;
+}
+
 int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct err *err)
 {
     struct exec_detail *d = NULL;
@@ -2622,14 +2612,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
             continue; /* an instance its group makes ready */
         if (r->status == TASK_QUEUED) {
             if (r->available_at > now) {
-                struct timer tm;
-                memset(&tm, 0, sizeof(tm));
-                tm.at = clock_mono_ms() + (r->available_at - now);
-                tm.kind = TIMER_RETRY;
-                tm.ex = ex;
-                tm.idx = i;
-                tm.attempt = r->attempt;
-                engine__timer_add(&eng->timers, &tm);
+                timer_for_run(eng, TIMER_RETRY, ex, i, r->attempt, r->available_at - now);
             } else {
                 ready_push(eng, ex, i);
             }
@@ -2648,30 +2631,16 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         } else if (r->status == TASK_RUNNING && t->type == TASK_WORKFLOW) {
             /* Its child execution goes on: the task waits for it, with what
              * is left of its timeout. */
-            const struct attempt_row *last = NULL;
-            for (size_t k = 0; k < d->nattempts; k++)
-                if (d->attempts[k].task_idx == (int)i && d->attempts[k].number == r->attempt)
-                    last = &d->attempts[k];
+            const struct attempt_row *last = current_attempt(d, i, r->attempt);
             r->attempt_started_at = last && last->started_at ? last->started_at : r->started_at;
-            if (t->timeout_ms > 0) {
-                struct timer tm;
-                int64_t left = r->attempt_started_at + t->timeout_ms - now;
-                memset(&tm, 0, sizeof(tm));
-                tm.at = clock_mono_ms() + (left > 0 ? left : 0);
-                tm.kind = TIMER_TASK_TIMEOUT;
-                tm.ex = ex;
-                tm.idx = i;
-                tm.attempt = r->attempt;
-                engine__timer_add(&eng->timers, &tm);
-            }
+            if (t->timeout_ms > 0)
+                timer_for_run(eng, TIMER_TASK_TIMEOUT, ex, i, r->attempt,
+                              r->attempt_started_at + t->timeout_ms - now);
             engine__subflow_restore(eng, ex, i);
             eng->subflow_check = 1;
         } else if (r->status == TASK_RUNNING) {
             /* The attempt that was running died with its owner. */
-            const struct attempt_row *last = NULL;
-            for (size_t k = 0; k < d->nattempts; k++)
-                if (d->attempts[k].task_idx == (int)i && d->attempts[k].number == r->attempt)
-                    last = &d->attempts[k];
+            const struct attempt_row *last = current_attempt(d, i, r->attempt);
             if (last && last->node && !same_host(eng, last->node)) {
                 /* Not a process of this machine: its node stopped renewing its
                  * lease; a node that comes back ends what it no longer owns. */
@@ -2692,15 +2661,8 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
             r->attempt_started_at = last ? last->started_at : r->started_at;
             if (t->type == TASK_SLEEP && last) {
                 /* A sleep continues where it was: nothing was lost but time. */
-                struct timer tm;
-                int64_t left = last->started_at + t->sleep_ms - now;
-                memset(&tm, 0, sizeof(tm));
-                tm.at = clock_mono_ms() + (left > 0 ? left : 0);
-                tm.kind = TIMER_SLEEP_DONE;
-                tm.ex = ex;
-                tm.idx = i;
-                tm.attempt = r->attempt;
-                engine__timer_add(&eng->timers, &tm);
+                timer_for_run(eng, TIMER_SLEEP_DONE, ex, i, r->attempt,
+                              last->started_at + t->sleep_ms - now);
                 continue;
             }
             log_warn(COMP_TASK, "Task '%s' attempt %d was lost (%s)", engine__task_name(ex, i), r->attempt,
