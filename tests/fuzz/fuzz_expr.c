@@ -130,36 +130,13 @@ static void check_unquotes_to(const char *quoted, const char *value, size_t len)
     check(k == len);
 }
 
-static void fuzz_shell_value(const uint8_t *data, size_t size)
-{
-    struct err err = ERR_INIT;
-    struct tpl *t = NULL;
-    json_t *c =
-        json_pack("{s:{s:o}}", "params", "v", json_stringn_nocheck((const char *)data, size));
-    char *out = NULL;
-    int rc;
-
-    check(c != NULL);
-    check(tpl_parse("{{ params.v }}", &t, &err) == 0);
-    rc = tpl_render(t, c, TPL_SHELL, &out, &err);
-    if (memchr(data, '\0', size)) {
-        check(rc == ERR_INVALID && out == NULL);
-    } else if (rc == 0) {
-        check_unquotes_to(out, (const char *)data, size);
-    } else {
-        check(rc == ERR_TOO_BIG);
-    }
-    free(out);
-    tpl_free(t);
-    json_decref(c);
-}
-
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-static void fuzz_url_value(const uint8_t *data, size_t size)
+/*
+ * Render the input as the value of params.v in "x={{ params.v }}" with
+ * `quote`. A value holding a NUL byte must be refused; any other must render
+ * (or be too big). Returns the rendered text (free()), or NULL when there is
+ * nothing more to check.
+ */
+static char *render_value(const uint8_t *data, size_t size, enum tpl_quote quote)
 {
     struct err err = ERR_INIT;
     struct tpl *t = NULL;
@@ -170,32 +147,56 @@ static void fuzz_url_value(const uint8_t *data, size_t size)
 
     check(c != NULL);
     check(tpl_parse("x={{ params.v }}", &t, &err) == 0);
-    rc = tpl_render(t, c, TPL_URL, &out, &err);
-    if (memchr(data, '\0', size)) {
-        check(rc == ERR_INVALID && out == NULL);
-    } else if (rc == 0) {
-        size_t k = 0;
-        check(!strncmp(out, "x=", 2));
-        for (const char *p = out + 2; *p; k++) {
-            if (*p == '%') {
-                check(hexval(p[1]) >= 0 && hexval(p[2]) >= 0);
-                check(k < size && data[k] == (uint8_t)(hexval(p[1]) * 16 + hexval(p[2])));
-                p += 3;
-            } else {
-                check((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                      (*p >= '0' && *p <= '9') || strchr("-._~", *p));
-                check(!(size == 1 && *p == '.') && !(size == 2 && *p == '.' && p[1] == '.'));
-                check(k < size && data[k] == (uint8_t)*p);
-                p++;
-            }
-        }
-        check(k == size);
-    } else {
-        check(rc == ERR_TOO_BIG);
-    }
-    free(out);
+    rc = tpl_render(t, c, quote, &out, &err);
     tpl_free(t);
     json_decref(c);
+    if (memchr(data, '\0', size)) {
+        check(rc == ERR_INVALID && out == NULL);
+        return NULL;
+    }
+    if (rc) {
+        check(rc == ERR_TOO_BIG && out == NULL);
+        return NULL;
+    }
+    check(!strncmp(out, "x=", 2));
+    return out;
+}
+
+static void fuzz_shell_value(const uint8_t *data, size_t size)
+{
+    char *out = render_value(data, size, TPL_SHELL);
+    if (out)
+        check_unquotes_to(out + 2, (const char *)data, size);
+    free(out);
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static void fuzz_url_value(const uint8_t *data, size_t size)
+{
+    char *out = render_value(data, size, TPL_URL);
+    size_t k = 0;
+
+    if (!out)
+        return;
+    for (const char *p = out + 2; *p; k++) {
+        if (*p == '%') {
+            check(hexval(p[1]) >= 0 && hexval(p[2]) >= 0);
+            check(k < size && data[k] == (uint8_t)(hexval(p[1]) * 16 + hexval(p[2])));
+            p += 3;
+        } else {
+            check((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                  (*p >= '0' && *p <= '9') || strchr("-._~", *p));
+            check(!(size == 1 && *p == '.') && !(size == 2 && *p == '.' && p[1] == '.'));
+            check(k < size && data[k] == (uint8_t)*p);
+            p++;
+        }
+    }
+    check(k == size);
+    free(out);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
