@@ -8,9 +8,8 @@
  * one through the `done` callback. No thread per request; connections to the
  * same host are kept alive and reused across tasks.
  *
- * libcurl is loaded with dlopen when the first struct httpcalls is made
- * (linking it costs every orch command ~10 ms of start-up); only http and
- * https are allowed, for the URL and for redirects.
+ * libcurl is loaded (base/curl_api.h) when the first struct httpcalls is
+ * made; only http and https are allowed, for the URL and for redirects.
  *
  * Not thread-safe: one thread uses a struct httpcalls.
  */
