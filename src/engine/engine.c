@@ -51,7 +51,7 @@ static void notify(struct engine *eng, const struct engine_event *ev)
         eng->observer(eng->observer_arg, ev);
 }
 
-static void set_str(char **dst, const char *src)
+void engine__set_str(char **dst, const char *src)
 {
     free(*dst);
     *dst = src ? xstrdup(src) : NULL;
@@ -677,7 +677,7 @@ static void task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum 
         ex->nrunning--; /* a group takes no slot of its own */
     r->status = st;
     r->finished_at = clock_now_ms();
-    set_str(&r->error, error);
+    engine__set_str(&r->error, error);
     r->dirty = 1;
     ex->nfinal++;
     if (idx < ex->wf->ntasks && st == TASK_SUCCEEDED && ex->ctx) {
@@ -780,9 +780,9 @@ static void propagate(struct engine *eng, struct exec *ex, size_t idx)
             cr->finished_at = clock_now_ms();
             cr->dirty = 1;
             if (d == TASK_UPSTREAM_FAILED)
-                set_str(&cr->error, "upstream task failed");
+                engine__set_str(&cr->error, "upstream task failed");
             else if (d == TASK_CANCELLED)
-                set_str(&cr->error, ex->error ? ex->error : "cancelled");
+                engine__set_str(&cr->error, ex->error ? ex->error : "cancelled");
             ex->nfinal++;
             engine__group_close(ex, c, d); /* a retried group's items */
             log_debug(COMP_TASK, "Task '%s' %s", engine__task_name(ex, c), task_status_name(d));
@@ -877,7 +877,7 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
         ex->nrunning--;
         r->status = TASK_QUEUED;
         r->available_at = now + delay;
-        set_str(&r->error, error);
+        engine__set_str(&r->error, error);
         r->dirty = 1;
         if (delay <= 0)
             ready_push(eng, ex, idx);
@@ -1108,7 +1108,7 @@ void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st
     if (exec_status_is_final(ex->status))
         return;
     ex->status = st;
-    set_str(&ex->error, reason);
+    engine__set_str(&ex->error, reason);
     ex->dirty = 1;
     for (size_t i = 0; i < ex->nruns; i++) {
         struct trun *r = &ex->runs[i];
@@ -2544,7 +2544,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
             r->status = TASK_PENDING;
             r->finished_at = 0;
             r->available_at = 0;
-            set_str(&r->error, NULL);
+            engine__set_str(&r->error, NULL);
             r->dirty = 1;
         }
         if (task_status_is_final(r->status))

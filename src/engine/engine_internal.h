@@ -395,6 +395,8 @@ int64_t engine__sched_tick(struct engine *eng);
 void engine__cmd_backfill(struct engine *eng, struct cmd *c);
 
 /* engine.c, for the task kinds */
+/* Replace the string *dst (freed) with a copy of src (or NULL). */
+void engine__set_str(char **dst, const char *src);
 void engine__task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum task_status st,
                            const char *error);
 void engine__task_make_ready(struct engine *eng, struct exec *ex, size_t idx);

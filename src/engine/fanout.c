@@ -33,12 +33,6 @@
 /* The group's output may hold this many times the cap of one task's output. */
 #define GROUP_OUTPUT_FACTOR 64
 
-static void set_str_owned(char **dst, const char *src)
-{
-    free(*dst);
-    *dst = xstrdup(src);
-}
-
 static int status_is_bad(enum task_status s)
 {
     return s == TASK_FAILED || s == TASK_UPSTREAM_FAILED || s == TASK_TIMED_OUT ||
@@ -299,7 +293,7 @@ void engine__group_close(struct exec *ex, size_t g, enum task_status st)
         r->status = st;
         r->finished_at = now;
         r->queued_in_ready = 0;
-        set_str_owned(&r->error, st == TASK_SKIPPED ? "skipped: its task was skipped"
+        engine__set_str(&r->error, st == TASK_SKIPPED ? "skipped: its task was skipped"
                                  : st == TASK_UPSTREAM_FAILED ? "upstream task failed"
                                                               : "cancelled: its task ended");
         r->dirty = 1;
