@@ -425,6 +425,8 @@ void engine__http_free(struct engine *eng);
 /* Replace each string of `v` that holds placeholders by its value (a string
  * that is one placeholder takes the value's own type). httptask.c */
 int engine__render_json(json_t *v, const json_t *ctx, struct err *err);
+/* One template as a JSON value (tpl_eval_json): *out is new, or NULL with err. */
+int engine__eval_template(const char *text, const json_t *ctx, json_t **out, struct err *err);
 
 /* subflow.c */
 void engine__subflow_begin(struct engine *eng, struct exec *ex, size_t idx);

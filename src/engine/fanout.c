@@ -25,7 +25,6 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
-#include "dag/template.h"
 #include "engine_internal.h"
 
 #include "base/banned.h"
@@ -148,14 +147,9 @@ static json_t *group_items(const struct exec *ex, size_t g, char *msg, size_t ms
     if (t->for_each_json) {
         items = json_loads(t->for_each_json, JSON_DECODE_ANY, NULL);
     } else {
-        struct tpl *tp = NULL;
-        int rc = tpl_parse(t->for_each, &tp, &err);
-        if (rc == 0) {
-            json_t *ctx = engine__render_ctx(ex, g);
-            rc = tpl_eval_json(tp, ctx, &items, &err);
-            json_decref(ctx);
-        }
-        tpl_free(tp);
+        json_t *ctx = engine__render_ctx(ex, g);
+        int rc = engine__eval_template(t->for_each, ctx, &items, &err);
+        json_decref(ctx);
         if (rc) {
             snprintf(msg, msglen, "cannot evaluate its forEach: %.400s", err.msg);
             return NULL;

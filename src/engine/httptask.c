@@ -144,59 +144,61 @@ static enum tpl_quote url_quote(const char *url)
     return strncmp(url, "{{", 2) == 0 ? TPL_RAW : TPL_URL;
 }
 
+int engine__eval_template(const char *text, const json_t *ctx, json_t **out, struct err *err)
+{
+    struct tpl *t = NULL;
+    int rc = tpl_parse(text, &t, err);
+
+    *out = NULL;
+    if (rc == 0)
+        rc = tpl_eval_json(t, ctx, out, err);
+    tpl_free(t);
+    return rc;
+}
+
 static int render_json(json_t *v, const json_t *ctx, struct err *err, int depth);
+
+/* Child `e` of a JSON container, filled in: a new value in *out (NULL: keep
+ * `e`, whose own children were filled in place). */
+static int render_child(json_t *e, const json_t *ctx, json_t **out, struct err *err, int depth)
+{
+    *out = NULL;
+    if (json_is_string(e) && strstr(json_string_value(e), "{{"))
+        return engine__eval_template(json_string_value(e), ctx, out, err);
+    return render_json(e, ctx, err, depth + 1);
+}
+
+/* Replace each placeholder string of a JSON value by its value, in place. */
+static int render_json(json_t *v, const json_t *ctx, struct err *err, int depth)
+{
+    const char *key;
+    json_t *e, *val;
+    size_t i;
+    void *tmp;
+    int rc;
+
+    if (depth > 64)
+        return 0;
+    json_object_foreach_safe(v, tmp, key, e)
+    {
+        if ((rc = render_child(e, ctx, &val, err, depth)) != 0)
+            return rc;
+        if (val)
+            json_object_set_new(v, key, val);
+    }
+    json_array_foreach(v, i, e)
+    {
+        if ((rc = render_child(e, ctx, &val, err, depth)) != 0)
+            return rc;
+        if (val)
+            json_array_set_new(v, i, val);
+    }
+    return 0;
+}
 
 int engine__render_json(json_t *v, const json_t *ctx, struct err *err)
 {
     return render_json(v, ctx, err, 0);
-}
-
-/* Replace each placeholder string of a JSON value by its value. */
-static int render_json(json_t *v, const json_t *ctx, struct err *err, int depth)
-{
-    const char *key;
-    json_t *e;
-    size_t i;
-    void *tmp;
-
-    if (depth > 64)
-        return 0;
-    if (json_is_object(v)) {
-        json_object_foreach_safe(v, tmp, key, e)
-        {
-            if (json_is_string(e) && strstr(json_string_value(e), "{{")) {
-                struct tpl *t = NULL;
-                json_t *val = NULL;
-                int rc = tpl_parse(json_string_value(e), &t, err);
-                if (rc == 0)
-                    rc = tpl_eval_json(t, ctx, &val, err);
-                tpl_free(t);
-                if (rc)
-                    return rc;
-                json_object_set_new(v, key, val);
-            } else if (render_json(e, ctx, err, depth + 1)) {
-                return -1;
-            }
-        }
-    } else if (json_is_array(v)) {
-        json_array_foreach(v, i, e)
-        {
-            if (json_is_string(e) && strstr(json_string_value(e), "{{")) {
-                struct tpl *t = NULL;
-                json_t *val = NULL;
-                int rc = tpl_parse(json_string_value(e), &t, err);
-                if (rc == 0)
-                    rc = tpl_eval_json(t, ctx, &val, err);
-                tpl_free(t);
-                if (rc)
-                    return rc;
-                json_array_set_new(v, i, val);
-            } else if (render_json(e, ctx, err, depth + 1)) {
-                return -1;
-            }
-        }
-    }
-    return 0;
 }
 
 /* The pieces of one request, filled in. */

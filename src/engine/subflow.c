@@ -31,7 +31,6 @@
 #include "base/log.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
-#include "dag/template.h"
 #include "engine_internal.h"
 
 #include "base/banned.h"
@@ -39,17 +38,6 @@
 #define MAX_DEPTH 10      /* child executions nested deeper than this fail */
 #define CHECK_MAX_DEPTH 32 /* registration: how deep the chain check looks */
 #define SUBFLOW_POLL_MS 2000 /* how often a task whose child runs elsewhere looks at it */
-
-/* Fill in a template of the child's outputs from `ctx`. */
-static int render_value(const char *text, const json_t *ctx, json_t **out, struct err *err)
-{
-    struct tpl *t = NULL;
-    int rc = tpl_parse(text, &t, err);
-    if (rc == 0)
-        rc = tpl_eval_json(t, ctx, out, err);
-    tpl_free(t);
-    return rc;
-}
 
 /* The outputs of a finished child: its workflow's "outputs" filled in, or
  * the outputs of its tasks by name. New text, or NULL with err. */
@@ -66,7 +54,7 @@ static char *child_outputs(const struct workflow *wf, const json_t *ctx, struct 
         json_object_foreach(spec, key, v)
         {
             json_t *val = NULL;
-            if (render_value(json_string_value(v), ctx, &val, err) != 0) {
+            if (engine__eval_template(json_string_value(v), ctx, &val, err) != 0) {
                 json_decref(spec);
                 json_decref(out);
                 return NULL;
