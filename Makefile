@@ -30,20 +30,20 @@ test: test-asan test-fuzz
 
 test-asan:
 	@scripts/install-deps.sh test
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DASAN=ON -DUBSAN=ON >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DASAN=ON -DUBSAN=ON -DORCH_REQUIRE_TESTS=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j$(JOBS)
 
 test-release:
 	@scripts/install-deps.sh test
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DASAN=OFF -DUBSAN=OFF >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DASAN=OFF -DUBSAN=OFF -DORCH_REQUIRE_TESTS=ON >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 test-fuzz:
 	@scripts/install-deps.sh test
-	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFUZZ=ON >/dev/null
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFUZZ=ON -DORCH_REQUIRE_TESTS=ON >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
 	@cd $(FUZZ_BUILD) && FUZZ_SECONDS=$${FUZZ_SECONDS:-20} ctest --output-on-failure -L fuzz
 

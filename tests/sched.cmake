@@ -3,7 +3,8 @@
 #
 # sched_probe answers time zone and cron queries on stdin for the differential
 # tests tests/e2e/test_tz_zoneinfo.py (against Python's zoneinfo, every zone) and
-# tests/e2e/test_cron_oracle.py (against research/cron_oracle.py). Those two are
+# tests/e2e/test_cron_oracle.py (against the project's own tests/tools/cron_rules.py, and
+# research/cron_oracle.py when ../shared is beside the checkout). Those two are
 # registered once, by the e2e glob; here we only hand them the probe's path in
 # ORCH_SCHED_PROBE (without it they skip) and label them. They need Debian's
 # python3-pytest, python3-croniter and tzdata.

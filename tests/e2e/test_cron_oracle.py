@@ -1,6 +1,9 @@
-"""Differential test of cron_next() (src/sched/cron.c) against the reference oracle.
+"""Differential tests of cron_next() (src/sched/cron.c) against two oracles.
 
-The oracle is rule_next() from research/cron_oracle.py (croniter 1.3.5 on naive
+1. Always: the project's own plain matcher, tests/tools/cron_rules.py, written from the
+   rules of docs/internals/scheduler.md (no croniter, no masking): every generated case.
+2. When it is at hand (a checkout with ../shared beside it, as CI has): the reference
+   oracle rule_next() from research/cron_oracle.py (croniter 1.3.5 on naive
 wall-clock times + zoneinfo + the DST rules of research/cron.md section 3). We
 generate random (expression, zone, start) triples over 40 DST-heavy zones plus 40
 zones drawn from tzdata, starts mostly within two days of a UTC offset change of
@@ -55,23 +58,27 @@ def find_oracle():
 if not PROBE or not os.access(PROBE, os.X_OK):
     pytest.skip("ORCH_SCHED_PROBE is not set to the sched_probe binary (see tests/sched.cmake)",
                 allow_module_level=True)
-ORACLE_PATH = find_oracle()
-if ORACLE_PATH is None:
-    pytest.skip("research/cron_oracle.py not found (set ORCH_SHARED)", allow_module_level=True)
-try:
-    import croniter  # noqa: F401
-except ImportError:
-    pytest.skip("python3-croniter is not installed", allow_module_level=True)
 
 
-def load_oracle():
-    spec = importlib.util.spec_from_file_location("cron_oracle", ORACLE_PATH)
+def load_module(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-ORACLE = load_oracle()
+RULES = load_module("cron_rules", os.path.join(HERE, "..", "tools", "cron_rules.py"))
+ORACLE_PATH = find_oracle()
+ORACLE = None
+ORACLE_MISSING = None
+if ORACLE_PATH is None:
+    ORACLE_MISSING = "research/cron_oracle.py not found beside the checkout (set ORCH_SHARED)"
+else:
+    try:
+        import croniter  # noqa: F401
+        ORACLE = load_module("cron_oracle", ORACLE_PATH)
+    except ImportError:
+        ORACLE_MISSING = "python3-croniter is not installed"
 
 # Zones with interesting transitions: both hemispheres, 30- and 45-minute offsets,
 # 30-minute DST, negative DST, transitions at 00:00/24:00, 50h rule times, 24h jumps.
@@ -225,6 +232,15 @@ def oracle_case(case):
         return f"{type(e).__name__}"
 
 
+def rules_case(case):
+    expr, zone, start = case
+    try:
+        res = RULES.rule_next(expr, zone, datetime.fromtimestamp(start, timezone.utc), n=NFIRES)
+        return [int(u.timestamp()) for u in res]
+    except RULES.NeverFires as e:
+        return f"{type(e).__name__}"
+
+
 def all_zone_names():
     names = set()
     with open("/usr/share/zoneinfo/tzdata.zi") as f:
@@ -235,7 +251,7 @@ def all_zone_names():
     return sorted(names)
 
 
-def gen_cases(rng, n):
+def gen_cases(rng, n, mask):
     """Cases over ZONES plus EXTRA_ZONES zones drawn at random from tzdata."""
     others = sorted(set(all_zone_names()) - set(ZONES))
     zones = ZONES + rng.sample(others, min(EXTRA_ZONES, len(others)))
@@ -251,7 +267,7 @@ def gen_cases(rng, n):
     nmasked = 0
     while len(cases) < n:
         expr = gen_expr(rng)
-        if masked(expr) or croniter_march_bug(expr):
+        if mask and (masked(expr) or croniter_march_bug(expr)):
             nmasked += 1
             continue
         zone = rng.choice(zones)
@@ -265,16 +281,16 @@ def gen_cases(rng, n):
     return cases, nmasked, len(zones)
 
 
-def test_cron_against_oracle(capsys):
+def compare(capsys, name, oracle_fn, is_cadence, mask, seed):
     t0 = time.monotonic()
-    rng = random.Random(SEED)
-    cases, nmasked, nzones = gen_cases(rng, CASES)
+    rng = random.Random(seed)
+    cases, nmasked, nzones = gen_cases(rng, CASES, mask)
     ours = run_probe([f"c {z} {s} {NFIRES} shift first {e}" for e, z, s in cases])
     with multiprocessing.Pool(2) as pool:
-        want = pool.map(oracle_case, cases, chunksize=16)
+        want = pool.map(oracle_fn, cases, chunksize=16)
     failures = []
     rejected = 0
-    cadence = sum(1 for e, _, _ in cases if ORACLE.is_cadence(e))
+    cadence = sum(1 for e, _, _ in cases if is_cadence(e))
     for (expr, zone, start), got, exp in zip(cases, ours, want):
         if isinstance(exp, str):
             # Both must reject it (only "never fires" expressions can get here).
@@ -287,9 +303,21 @@ def test_cron_against_oracle(capsys):
             failures.append(f"{expr!r} {zone} start={start}: ours {g}, oracle {exp}")
     elapsed = time.monotonic() - t0
     with capsys.disabled():
-        print(f"\ncron vs oracle: seed {SEED}, {len(cases)} cases ({cadence} cadence, "
+        print(f"\ncron vs {name}: seed {seed}, {len(cases)} cases ({cadence} cadence, "
               f"{len(cases) - cadence} fixed-time, {rejected} rejected by both), "
               f"{nzones} zones, {len(cases) * NFIRES} fire times compared, {nmasked} masked, "
               f"{len(failures)} failures, {elapsed:.1f}s")
-    assert not failures, f"seed {SEED} (ORCH_CRON_SEED={SEED} reproduces):\n" + \
+    assert not failures, f"seed {seed} (ORCH_CRON_SEED={seed} reproduces):\n" + \
         "\n".join(failures[:40])
+
+
+def test_cron_against_own_rules(capsys):
+    """Against tests/tools/cron_rules.py: needs nothing outside the checkout."""
+    compare(capsys, "tests/tools/cron_rules.py", rules_case, RULES.is_cadence, False, SEED + 1)
+
+
+def test_cron_against_oracle(capsys):
+    """Against research/cron_oracle.py (croniter based), when it is beside the checkout."""
+    if ORACLE is None:
+        pytest.skip(ORACLE_MISSING)
+    compare(capsys, "research/cron_oracle.py", oracle_case, ORACLE.is_cadence, True, SEED)
