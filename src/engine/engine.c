@@ -1248,6 +1248,7 @@ static int dispatch(struct engine *eng)
 /* ------------------------------------------------------------------ commit */
 
 static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, struct err *err);
+static void proc_flush_undo(struct proc *p);
 
 static int commit_turn(struct engine *eng, struct err *err)
 {
@@ -1464,12 +1465,15 @@ again:
     }
     for (struct proc *p = eng->procs; p; p = p->next) {
         p->pid_dirty = 0;
+        p->undo = 0;
         strbuf_reset(&p->pend[0]);
         strbuf_reset(&p->pend[1]);
     }
     return 0;
 fail:
     store_rollback(eng->st);
+    for (struct proc *p = eng->procs; p; p = p->next)
+        proc_flush_undo(p);
     if (rc == ERR_FENCED && fenced++ < 3) {
         /* The pipelined fence found an execution another node took: ask
          * which, outside the transaction, drop them and write the rest. */
@@ -1552,8 +1556,29 @@ static int commit_held_retry(struct engine *eng, struct err *err)
     return rc;
 }
 
+/* The commit under way failed: the output flushed into it was not written;
+ * forget it was (it is flushed again, whole, with the next commit). */
+static void proc_flush_undo(struct proc *p)
+{
+    if (!p->undo)
+        return;
+    p->undo = 0;
+    p->seq = p->seq_undo;
+    for (int s = 0; s < 2; s++) {
+        struct chunk_track *t = &p->trk[s];
+        if (!p->trk_undo[s].added)
+            continue;
+        t->n--;
+        t->head = p->trk_undo[s].head;
+        t->kept = p->trk_undo[s].kept;
+    }
+}
+
 static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, struct err *err)
 {
+    p->undo = 1;
+    p->seq_undo = p->seq;
+    p->trk_undo[0].added = p->trk_undo[1].added = 0;
     for (int s = 0; s < 2 && !*failed; s++) {
         struct log_chunk c;
         struct strbuf *sb = &p->pend[s];
@@ -1586,6 +1611,9 @@ static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, str
                 t->n -= t->head;
                 t->head = 0;
             }
+            p->trk_undo[s].head = t->head;
+            p->trk_undo[s].kept = t->kept;
+            p->trk_undo[s].added = 1;
             XGROW(t->chunks, t->alloc, t->n + 1);
             t->chunks[t->n].seq = c.seq;
             t->chunks[t->n].len = len;

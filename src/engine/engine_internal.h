@@ -106,6 +106,11 @@ struct proc {
         size_t n, alloc, head;
         size_t kept; /* bytes of this stream kept in the store */
     } trk[2];        /* by stream: the cap applies to each */
+    struct {
+        size_t head, kept; /* trk before the flush of a commit that may fail */
+        int added;         /* a chunk was added to trk */
+    } trk_undo[2];
+    int seq_undo, undo; /* undo: flushed in the commit under way */
     char err_tail[ERR_TAIL];
     size_t err_tail_len;
     char out_tail[OUT_TAIL];

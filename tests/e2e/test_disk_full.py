@@ -176,3 +176,46 @@ def test_disk_full_pauses_and_resumes(tmp_path):
     finally:
         s.cleanup()
         umount(data)
+
+
+def stdout_of(s, exec_id, name):
+    r = s.get(f"/v1/executions/{exec_id}/logs?task={name}")
+    assert r.status == 200, r
+    return "".join(i["data"] for i in r.json["items"] if i["stream"] == "stdout")
+
+
+def test_disk_full_keeps_the_output_tail(tmp_path):
+    """Output read while the disk is full is written once it is freed, and the tail kept
+    (--max-output) is still at least the cap: the failed commits' flushes are forgotten,
+    not counted as written."""
+    cap = 1024
+    s = Server(tmp_path, grace="1s")
+    data = s.data_dir
+    mount_tmpfs(data)
+    try:
+        s.start(extra=("--max-output", str(cap)))
+        s.apply(wf("chatty", [sh(
+            "talk", "head -c 1100 /dev/zero | tr '\\0' x; echo; "
+                    'while [ ! -e "$E2E_TMP/release" ]; do echo tick123; sleep 0.02; done; '
+                    "echo end")]))
+        exec_id = s.trigger("chatty")["id"]
+        wait_for(lambda: "tick123" in stdout_of(s, exec_id, "talk"), timeout=20,
+                 what="the first output in the store")
+
+        fill(data)
+        s.wait_log("ERROR [Database] Disk full: ", timeout=10)
+        # A few commits are tried and fail meanwhile (100, 200, 400, 800 ms apart).
+        time.sleep(1.6)
+        (tmp_path / "release").touch()
+        free(data)
+        d = s.wait_exec(exec_id, timeout=20)
+        assert d["status"] == "succeeded", d
+        out = stdout_of(s, exec_id, "talk")
+        assert out.endswith("tick123\nend\n"), out[-200:]
+        assert len(out) >= cap, f"{len(out)} bytes of output kept, fewer than the cap ({cap})"
+        code = s.stop()
+        assert code == 0, f"exit {code}:\n{s.log()[-3000:]}"
+        s.assert_log_clean()
+    finally:
+        s.cleanup()
+        umount(data)
