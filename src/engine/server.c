@@ -174,7 +174,8 @@ static void cmd_submit(struct engine *eng, struct cmd *c)
     if (c->idem) {
         /* Same key in this very turn, or committed before. */
         for (struct exec *e = eng->execs; e; e = e->next) {
-            if (e->idem_key && !strcmp(e->idem_key, c->idem) && !strcmp(e->wf->name, c->name)) {
+            if (e->idem_key && !e->lost && !strcmp(e->idem_key, c->idem) &&
+                !strcmp(e->wf->name, c->name)) {
                 memcpy(c->out_id, e->id, ID_MAX);
                 c->existing = 1;
                 engine__reply_after_commit(eng, c);
