@@ -28,6 +28,8 @@ int api__status_for_err(int code)
         return 503;
     case ERR_STORE:
         return 503; /* the database is unreachable or failing */
+    case ERR_FULL:
+        return 503; /* its disk is full: writes wait until space is freed */
     case ERR_NOMEM:
         return 503;
     case ERR_IO:

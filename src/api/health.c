@@ -306,9 +306,13 @@ static json_t *memory_json(const struct sample *sm, enum health *status)
     return o;
 }
 
-static json_t *disk_json(const struct sample *sm, enum health *status)
+static json_t *disk_json(const struct sample *sm, const struct engine_stats *es,
+                         enum health *status)
 {
     json_t *o = json_object();
+    /* Full: a commit found no space (the engine holds its writes), or none
+     * is left. */
+    int full = es->disk_full || (sm->disk_ok && sm->free_bytes == 0);
 
     if (!sm->disk_ok) {
         *status = HEALTH_DEGRADED;
@@ -321,7 +325,24 @@ static json_t *disk_json(const struct sample *sm, enum health *status)
         json_object_set_new(o, "freeBytes", json_integer((json_int_t)sm->free_bytes));
         json_object_set_new(o, "freePercent", round1(sm->free_pct));
     }
+    if (full)
+        *status = HEALTH_DEGRADED;
     json_object_set_new(o, "path", json_string(sm->path));
+    json_object_set_new(o, "full", json_boolean(full));
+    if (full) {
+        char msg[1400];
+        snprintf(msg, sizeof(msg), "disk full: %s: no space left%s%s", sm->path,
+                 es->disk_full ? "; the engine is paused and retries its commits: " : "",
+                 es->disk_full ? es->disk_error : "");
+        json_object_set_new(o, "status", json_string(health_names[*status]));
+        json_object_set_new(o, "message", json_string(msg));
+        json_object_set_new(o, "fullSince", es->disk_full_since
+                                                ? view_instant(es->disk_full_since)
+                                                : json_null());
+    } else {
+        json_object_set_new(o, "message", json_null());
+        json_object_set_new(o, "fullSince", json_null());
+    }
     return o;
 }
 
@@ -370,7 +391,7 @@ void api__health(struct api_request *req)
         take_sample(dir, &sm);
     }
     json_object_set_new(c, "memory", memory_json(&sm, &st_mem));
-    json_object_set_new(c, "disk", disk_json(&sm, &st_disk));
+    json_object_set_new(c, "disk", disk_json(&sm, &es, &st_disk));
 
     /* The database away is "degraded", not "down": the node lives on, holds
      * its state changes and reconnects; 503 all the same, so that a load

@@ -56,6 +56,7 @@ const char *err_name(int code)
     case ERR_BUSY: return "ERR_BUSY";
     case ERR_INTERNAL: return "ERR_INTERNAL";
     case ERR_FENCED: return "ERR_FENCED";
+    case ERR_FULL: return "ERR_FULL";
     }
     return "ERR_UNKNOWN";
 }
@@ -75,6 +76,7 @@ const char *err_str(int code)
     case ERR_BUSY: return "busy";
     case ERR_INTERNAL: return "internal error";
     case ERR_FENCED: return "owned by another node";
+    case ERR_FULL: return "disk full";
     }
     return "unknown error";
 }

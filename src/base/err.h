@@ -25,6 +25,7 @@ enum err_code {
     ERR_BUSY = -9,      /* resource temporarily unavailable (retry) */
     ERR_INTERNAL = -10, /* a bug or an impossible state */
     ERR_FENCED = -11,   /* another node owns it now (its lease passed to another) */
+    ERR_FULL = -12,     /* the database's disk is full: nothing written (retry once freed) */
 };
 
 #define ERR_MSG_MAX 512

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/xalloc.h"
 #include "cli.h"
 #include "engine/engine.h"
@@ -112,7 +113,9 @@ int cli_node_register(struct store *st, const struct engine_node *nd, const char
     rc = store_node_register(st, &row, nd->lease_ms, &err);
     if (rc == ERR_BUSY && dead_here(st, nd->id))
         rc = store_node_register(st, &row, 0, &err); /* its process is gone: take the name */
-    if (rc)
+    if (rc == ERR_FULL && !nd->cluster)
+        log_warn("Engine", "Node '%s' not registered: %s", nd->id, err.msg);
+    else if (rc)
         cli_error("cannot register node '%s': %s", nd->id, err.msg);
     return rc;
 }

@@ -520,7 +520,11 @@ void engine__node_tick(struct engine *eng)
                 engine__db_lost(eng, &err);
                 return;
             }
-            log_warn(COMP_NODE, "Heartbeat of node '%s' failed: %s", eng->node_id, err.msg);
+            if (rc == ERR_FULL || (rc == ERR_NOT_FOUND && !eng->cluster))
+                /* The disk is full (the commits say so), or was at the start. */
+                log_debug(COMP_NODE, "Heartbeat of node '%s' failed: %s", eng->node_id, err.msg);
+            else
+                log_warn(COMP_NODE, "Heartbeat of node '%s' failed: %s", eng->node_id, err.msg);
         } else {
             pthread_mutex_lock(&eng->mu);
             eng->stats.last_heartbeat_at = clock_now_ms();

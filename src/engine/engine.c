@@ -664,6 +664,22 @@ static void pending_attempts_clear(struct engine *eng)
     eng->npatt = 0;
 }
 
+/* Forget the pending attempt writes of `ex` (it is freed without them written). */
+static void pending_attempts_drop(struct engine *eng, const struct exec *ex)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < eng->npatt; i++) {
+        struct pending_attempt *pa = &eng->patt[i];
+        if (pa->ex == ex) {
+            free(pa->row.error);
+            free(pa->row.node);
+        } else {
+            eng->patt[k++] = *pa;
+        }
+    }
+    eng->npatt = k;
+}
+
 static void propagate(struct engine *eng, struct exec *ex, size_t idx);
 
 /* Move task `idx` to a final status. */
@@ -1232,6 +1248,7 @@ static int dispatch(struct engine *eng)
 /* ------------------------------------------------------------------ commit */
 
 static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, struct err *err);
+static void proc_flush_undo(struct proc *p);
 
 static int commit_turn(struct engine *eng, struct err *err)
 {
@@ -1448,12 +1465,15 @@ again:
     }
     for (struct proc *p = eng->procs; p; p = p->next) {
         p->pid_dirty = 0;
+        p->undo = 0;
         strbuf_reset(&p->pend[0]);
         strbuf_reset(&p->pend[1]);
     }
     return 0;
 fail:
     store_rollback(eng->st);
+    for (struct proc *p = eng->procs; p; p = p->next)
+        proc_flush_undo(p);
     if (rc == ERR_FENCED && fenced++ < 3) {
         /* The pipelined fence found an execution another node took: ask
          * which, outside the transaction, drop them and write the rest. */
@@ -1465,8 +1485,100 @@ fail:
     return rc;
 }
 
+/* ------------------------------------------------------------------ a full disk */
+
+#define FULL_BACKOFF_MIN_MS 100
+#define FULL_BACKOFF_MAX_MS 2000
+
+/* "disk full: <path>: no space left (...)" without its first words. */
+static const char *full_what(const char *msg)
+{
+    return !strncmp(msg, "disk full: ", 11) ? msg + 11 : msg;
+}
+
+/*
+ * A commit failed for lack of space: nothing of it was written, and nothing
+ * it holds was acted on yet. The turn's writes stay pending in memory (dirty
+ * runs, pending attempts, fires, log output); while the disk is full the
+ * engine acts on nothing more (db_down: no spawn, no command, no schedule
+ * fire, no heartbeat), and commit_held_retry() tries again with back-off.
+ */
+static void commit_hold(struct engine *eng, const struct err *err)
+{
+    pthread_mutex_lock(&eng->mu);
+    eng->stats.disk_full = 1;
+    if (!eng->stats.disk_full_since)
+        eng->stats.disk_full_since = clock_now_ms();
+    snprintf(eng->stats.disk_error, sizeof(eng->stats.disk_error), "%.199s", err->msg);
+    pthread_mutex_unlock(&eng->mu);
+    if (eng->disk_full)
+        return;
+    eng->disk_full = 1;
+    eng->db_down = 1;
+    eng->db_backoff = FULL_BACKOFF_MIN_MS;
+    eng->db_retry_at = clock_mono_ms() + eng->db_backoff;
+    log_error("Database", "Disk full: %s; the engine pauses: its state changes are held in memory "
+              "and committed once space is freed (new executions are refused meanwhile)",
+              full_what(err->msg));
+}
+
+/* Returns 0 (committed), ERR_FULL (still held: not tried yet, or still no
+ * space) or the code of another failure. */
+static int commit_held_retry(struct engine *eng, struct err *err)
+{
+    int64_t now = clock_mono_ms(), since;
+    int rc;
+
+    if (now < eng->db_retry_at)
+        return err_set(err, ERR_FULL, "%s", eng->stats.disk_error);
+    rc = commit_turn(eng, err);
+    if (rc == ERR_FULL) {
+        eng->db_backoff = eng->db_backoff * 2 > FULL_BACKOFF_MAX_MS ? FULL_BACKOFF_MAX_MS
+                                                                    : eng->db_backoff * 2;
+        eng->db_retry_at = now + eng->db_backoff;
+        log_debug("Database", "Still no space: %s (next try in %lldms)", full_what(err->msg),
+                  (long long)eng->db_backoff);
+        return rc;
+    }
+    /* Space again (or another failure, which the loop handles as before). */
+    pthread_mutex_lock(&eng->mu);
+    since = eng->stats.disk_full_since;
+    eng->stats.disk_full = 0;
+    eng->stats.disk_full_since = 0;
+    eng->stats.disk_error[0] = 0;
+    pthread_mutex_unlock(&eng->mu);
+    eng->disk_full = 0;
+    eng->db_down = 0;
+    eng->work_now = 1;
+    if (rc == 0)
+        log_info("Database", "Disk space available again: the held state changes are committed "
+                 "(paused %lldms); the engine continues", (long long)(clock_now_ms() - since));
+    return rc;
+}
+
+/* The commit under way failed: the output flushed into it was not written;
+ * forget it was (it is flushed again, whole, with the next commit). */
+static void proc_flush_undo(struct proc *p)
+{
+    if (!p->undo)
+        return;
+    p->undo = 0;
+    p->seq = p->seq_undo;
+    for (int s = 0; s < 2; s++) {
+        struct chunk_track *t = &p->trk[s];
+        if (!p->trk_undo[s].added)
+            continue;
+        t->n--;
+        t->head = p->trk_undo[s].head;
+        t->kept = p->trk_undo[s].kept;
+    }
+}
+
 static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, struct err *err)
 {
+    p->undo = 1;
+    p->seq_undo = p->seq;
+    p->trk_undo[0].added = p->trk_undo[1].added = 0;
     for (int s = 0; s < 2 && !*failed; s++) {
         struct log_chunk c;
         struct strbuf *sb = &p->pend[s];
@@ -1499,6 +1611,9 @@ static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, str
                 t->n -= t->head;
                 t->head = 0;
             }
+            p->trk_undo[s].head = t->head;
+            p->trk_undo[s].kept = t->kept;
+            p->trk_undo[s].added = 1;
             XGROW(t->chunks, t->alloc, t->n + 1);
             t->chunks[t->n].seq = c.seq;
             t->chunks[t->n].len = len;
@@ -1933,6 +2048,15 @@ static void procs_collect(struct engine *eng)
     }
 }
 
+/* Every process has ended (those held for a commit included). */
+static int procs_all_reaped(const struct engine *eng)
+{
+    for (const struct proc *p = eng->procs; p; p = p->next)
+        if (!p->reaped)
+            return 0;
+    return 1;
+}
+
 /* ------------------------------------------------------------------ timers */
 
 static void timer_fire(struct engine *eng, const struct timer *tm)
@@ -2263,6 +2387,7 @@ static void exec_unlink_new(struct engine *eng, struct exec *ex)
     if (*pp)
         *pp = ex->next;
     engine__timer_purge(&eng->timers, ex, NULL);
+    pending_attempts_drop(eng, ex);
     if (eng->cfg.release)
         eng->cfg.release(eng->cfg.owner_arg, ex->id);
     exec_free(ex);
@@ -2699,9 +2824,21 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         log_info(COMP, "Execution %s of '%s' resumed: %zu of %zu tasks already final", ex->id,
                  ex->wf->name, ex->nfinal, ex->nruns);
     rc = commit_turn(eng, err);
+    if (rc == ERR_FULL && !retry) {
+        /* Taken as it is in the store: what changed waits in memory with the
+         * rest of the turn's writes, until there is space to commit it. */
+        commit_hold(eng, err);
+        rc = 0;
+    }
     if (rc) {
+        /* Not taken: nothing may point at it any more (its pending attempt
+         * writes are part of the failed commit, kept for the next one). */
         eng->execs = ex->next;
         engine__timer_purge(&eng->timers, ex, NULL);
+        pending_attempts_drop(eng, ex);
+        for (size_t i = 0; i < ex->nruns; i++)
+            if (ex->runs[i].remote && eng->nremote)
+                eng->nremote--;
         exec_free(ex);
         ex = NULL;
         goto out;
@@ -2804,12 +2941,14 @@ int engine_run(struct engine *eng, struct err *err)
             engine__subflow_poll(eng);
         }
         /* 1a. the node: reconnect, heartbeat, claims */
-        if (eng->db_down)
+        if (eng->db_down && !eng->disk_full)
             engine__db_retry(eng);
         engine__node_tick(eng);
         /* 1b. commands from other threads (server mode) */
         if (!eng->stopping) {
-            if (eng->db_down)
+            if (eng->disk_full)
+                engine__commands_refuse_code(eng, ERR_FULL, eng->stats.disk_error);
+            else if (eng->db_down)
                 engine__commands_refuse(eng, "the database is unavailable (reconnecting)");
             else
                 engine__commands_run(eng);
@@ -2830,9 +2969,20 @@ int engine_run(struct engine *eng, struct err *err)
         }
         /* 2. transitions */
         dispatch(eng);
-        /* 3. commit (held while the database is away) */
-        rc = eng->db_down ? 0 : commit_with_retry(eng, err);
-        if (rc && eng->node_on && !store_connected(eng->st)) {
+        /* 3. commit (held while the database is away or its disk full) */
+        if (eng->disk_full)
+            rc = commit_held_retry(eng, err);
+        else
+            rc = eng->db_down ? 0 : commit_with_retry(eng, err);
+        if (rc == ERR_FULL) {
+            /* Nothing written (this turn, or since the disk is full): the
+             * commands of this turn are told so, and the executions their
+             * submits made are dropped. */
+            engine__replies_drop_new(eng, "not recorded: the disk is full");
+            engine__replies_flush(eng, rc, err);
+            commit_hold(eng, err);
+            rc = 0;
+        } else if (rc && eng->node_on && !store_connected(eng->st)) {
             engine__replies_flush(eng, rc, err);
             engine__db_lost(eng, err);
             rc = 0;
@@ -2861,8 +3011,9 @@ int engine_run(struct engine *eng, struct err *err)
         if (eng->stopping) {
             /* Done once no task process or request is left (finished, or
              * interrupted and reaped). */
-            if (!eng->procs && !engine__http_active(eng))
-                break;
+            if ((!eng->procs || (eng->disk_full && procs_all_reaped(eng))) &&
+                !engine__http_active(eng))
+                break; /* with the disk full, their ends are not written: redone */
         } else if (!eng->persistent && !eng->execs && !eng->procs) {
             break;
         }
@@ -2918,6 +3069,13 @@ int engine_run(struct engine *eng, struct err *err)
             if (timeout < 0 || d < timeout)
                 timeout = (int)d;
         }
+        if (eng->disk_full) {
+            int64_t d = eng->db_retry_at - clock_mono_ms();
+            if (d < 0)
+                d = 0;
+            if (timeout < 0 || d < timeout)
+                timeout = (int)d;
+        }
         if (eng->stopping && !eng->interrupted) {
             int64_t d = eng->stop_deadline - clock_mono_ms();
             if (d < 0)
@@ -2963,6 +3121,9 @@ int engine_run(struct engine *eng, struct err *err)
     pthread_mutex_lock(&eng->mu);
     eng->stats.running = 0;
     pthread_mutex_unlock(&eng->mu);
+    if (eng->disk_full)
+        log_error("Database", "Stopped with the disk full: the state changes held since were not "
+                  "written (the next start takes the executions up from what was committed)");
     /* Once stopped (server mode), commands are refused: answer the queued ones. */
     if (eng->stopping)
         engine__commands_refuse(eng, "the server is shutting down");

@@ -196,6 +196,9 @@ struct engine_stats {
     int64_t db_down_since;        /* wall-clock ms, 0 when up */
     int64_t db_last_error_at;     /* wall-clock ms of the last failure */
     char db_error[200];           /* its message */
+    int disk_full;                /* commits fail for lack of space: writes are held */
+    int64_t disk_full_since;      /* wall-clock ms, 0 when not full */
+    char disk_error[200];         /* "disk full: <path>: no space left (...)" */
     int64_t last_heartbeat_at;    /* wall-clock ms */
     uint64_t executions_claimed;  /* taken from the queue or from dead nodes */
     uint64_t executions_lost;     /* taken by another node (fenced) */

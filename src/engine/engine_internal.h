@@ -106,6 +106,11 @@ struct proc {
         size_t n, alloc, head;
         size_t kept; /* bytes of this stream kept in the store */
     } trk[2];        /* by stream: the cap applies to each */
+    struct {
+        size_t head, kept; /* trk before the flush of a commit that may fail */
+        int added;         /* a chunk was added to trk */
+    } trk_undo[2];
+    int seq_undo, undo; /* undo: flushed in the commit under way */
     char err_tail[ERR_TAIL];
     size_t err_tail_len;
     char out_tail[OUT_TAIL];
@@ -339,6 +344,8 @@ struct engine {
     int db_down;
     int64_t db_retry_at;      /* monotonic ms */
     int64_t db_backoff;
+    int disk_full;            /* a commit found the disk full: db_down is set as well, the
+                               * turn's writes are held and the commit retried (engine.c) */
     int notify_work;          /* NOTIFY the other nodes with this turn's commit */
     int notify_schedules;
 
@@ -386,6 +393,11 @@ void engine__reply_after_commit(struct engine *eng, struct cmd *c);
 void engine__replies_flush(struct engine *eng, int rc, const struct err *err);
 void engine__commands_run(struct engine *eng);
 void engine__commands_refuse(struct engine *eng, const char *why);
+/* The same with the code to answer (ERR_FULL: the disk is full). */
+void engine__commands_refuse_code(struct engine *eng, int code, const char *why);
+/* This turn's commit failed: the executions its submits created are dropped
+ * (their callers are told it failed; nothing of them is written later). */
+void engine__replies_drop_new(struct engine *eng, const char *why);
 void engine__interrupt_running(struct engine *eng);
 void engine__stats_update(struct engine *eng);
 void engine__purge_old(struct engine *eng);

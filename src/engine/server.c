@@ -150,6 +150,19 @@ void engine__replies_flush(struct engine *eng, int rc, const struct err *err)
     pthread_mutex_unlock(&eng->mu);
 }
 
+void engine__replies_drop_new(struct engine *eng, const char *why)
+{
+    for (size_t i = 0; i < eng->nreplies; i++) {
+        struct cmd *c = eng->replies[i];
+        struct exec *ex;
+        if (c->type != CMD_SUBMIT || c->rc || c->existing)
+            continue;
+        ex = engine__exec_find(eng, c->out_id);
+        if (ex && ex->is_new)
+            engine__exec_lose(eng, ex, why);
+    }
+}
+
 static void cmd_submit(struct engine *eng, struct cmd *c)
 {
     struct dag_problems probs = DAG_PROBLEMS_INIT;
@@ -161,7 +174,8 @@ static void cmd_submit(struct engine *eng, struct cmd *c)
     if (c->idem) {
         /* Same key in this very turn, or committed before. */
         for (struct exec *e = eng->execs; e; e = e->next) {
-            if (e->idem_key && !strcmp(e->idem_key, c->idem) && !strcmp(e->wf->name, c->name)) {
+            if (e->idem_key && !e->lost && !strcmp(e->idem_key, c->idem) &&
+                !strcmp(e->wf->name, c->name)) {
                 memcpy(c->out_id, e->id, ID_MAX);
                 c->existing = 1;
                 engine__reply_after_commit(eng, c);
@@ -331,11 +345,16 @@ void engine__commands_run(struct engine *eng)
 /* Refuse the commands still queued (the loop is ending). */
 void engine__commands_refuse(struct engine *eng, const char *why)
 {
+    engine__commands_refuse_code(eng, ERR_BUSY, why);
+}
+
+void engine__commands_refuse_code(struct engine *eng, int code, const char *why)
+{
     pthread_mutex_lock(&eng->mu);
     while (eng->cmds) {
         struct cmd *c = eng->cmds;
         eng->cmds = c->next;
-        c->rc = err_set(&c->err, ERR_BUSY, "%s", why);
+        c->rc = err_set(&c->err, code, "%s", why);
         c->done = 1;
     }
     pthread_cond_broadcast(&eng->cv);

@@ -244,6 +244,8 @@ static int pq_fail(struct pg_store *s, PGresult *res, struct err *err, const cha
             code = ERR_BUSY;
         else if (!strcmp(state, "22001") || !strcmp(state, "54000"))
             code = ERR_TOO_BIG;
+        else if (!strcmp(state, "53100"))
+            code = ERR_FULL; /* disk_full on the server */
     }
     PQclear(res);
     return err_set(err, code, "%s: %s", what, msg);

@@ -320,6 +320,14 @@ static int sq_fail(struct sqlite_store *s, int rc, struct err *err, const char *
         break;
     case SQLITE_TOOBIG:
         return err_set(err, ERR_TOO_BIG, "%s: %s", what, msg);
+    case SQLITE_FULL:
+        return err_set(err, ERR_FULL, "disk full: %s: no space left (%s: %s)", s->path, what, msg);
+    case SQLITE_IOERR:
+        if (s->db && (sqlite3_system_errno(s->db) == ENOSPC ||
+                      sqlite3_system_errno(s->db) == EDQUOT))
+            return err_set(err, ERR_FULL, "disk full: %s: no space left (%s: %s)", s->path, what,
+                           msg);
+        break;
     }
     return err_set(err, ERR_STORE, "%s: %s", what, msg);
 }
