@@ -225,6 +225,18 @@ static int api_settings(const struct cli_args *a, struct api_config *cfg, int64_
         cli_error("invalid ORCH_AUTH_FAIL_WINDOW (use at least 1s)");
         return -1;
     }
+    n = cfg->conns_per_address;
+    if (env_int("ORCH_HTTP_CONNECTIONS_PER_ADDRESS", 0, 100000, &n))
+        return -1;
+    cfg->conns_per_address = (int)n;
+    if (env_duration(NULL, "ORCH_HTTP_HEAD_TIMEOUT", API_DEFAULT_HEAD_TIMEOUT_MS,
+                     "ORCH_HTTP_HEAD_TIMEOUT", &cfg->head_timeout_ms))
+        return -1;
+    if (cfg->head_timeout_ms < 1000 || cfg->head_timeout_ms > 3600 * 1000) {
+        cli_error("invalid ORCH_HTTP_HEAD_TIMEOUT (use 1s to 1h)");
+        return -1;
+    }
+    cfg->trusted_proxies = getenv("ORCH_TRUSTED_PROXIES");
     return env_duration(cli_get(a, "shutdown-grace"), "ORCH_SHUTDOWN_GRACE",
                         DEFAULT_SHUTDOWN_GRACE_MS, "shutdown grace", grace_ms);
 }
