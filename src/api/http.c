@@ -1489,6 +1489,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
+    /* A client gone mid-request, or a late head ended above, is no trouble
+     * of the server's; under a flood of slow clients it would fill the log. */
+    if (strstr(msg, "closed by remote side with incomplete request")) {
+        log_msg(LOG_DEBUG, "API", "%s", msg);
+        return;
+    }
     snprintf(srv->last_mhd_error, sizeof(srv->last_mhd_error), "%s", msg);
     log_warn("API", "%s", msg);
 }
