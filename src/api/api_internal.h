@@ -111,7 +111,7 @@ int64_t api__ratelimit_check(struct api_ratelimit *rl, const char *client, const
 void api__ratelimit_fail(struct api_ratelimit *rl, const char *client, const char *prefix,
                          int64_t now_ms);
 
-/* ------------------------------------------------------------------ client addresses (clientaddr.c) */
+/* ------------------------------------------------------------------ clients (clientaddr.c) */
 
 struct api_cidr {
     int family; /* AF_INET or AF_INET6 */

@@ -694,10 +694,9 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
             inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)addr)->sin_addr, who,
                       sizeof(who));
         else if (addr->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr,
-                      who, sizeof(who));
-        log_msg(LOG_DEBUG, "API", "Connection from %s refused: it has %d open (the limit)", who,
-                n);
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr, who,
+                      sizeof(who));
+        log_msg(LOG_DEBUG, "API", "Connection from %s refused: it has %d open (the limit)", who, n);
     }
     return MHD_NO;
 }
@@ -1216,8 +1215,8 @@ static void key_cache_put(struct api_server *srv, const char *key, size_t len, i
  * header, another scheme (an HTTP task's user:pass) or a malformed key can
  * never succeed, and costs no lookup.
  */
-static int refuse_rate_limited(struct api_request *req, enum auth_result result,
-                               const char *key, size_t len, int64_t now)
+static int refuse_rate_limited(struct api_request *req, enum auth_result result, const char *key,
+                               size_t len, int64_t now)
 {
     struct api_server *srv = req->srv;
     char prefix[KEY_PREFIX_MAX] = "";
@@ -1345,8 +1344,8 @@ static void prepare(struct api_request *req, const char *version)
 
     if (head_too_big(req, version))
         return;
-    req->route = api__route_match(api__routes, api__nroutes, method, req->path, &req->params,
-                                  allow, sizeof(allow));
+    req->route = api__route_match(api__routes, api__nroutes, method, req->path, &req->params, allow,
+                                  sizeof(allow));
     if (!req->route) {
         char p[128];
         log_safe(p, sizeof(p), req->path, 100);

@@ -27,7 +27,7 @@
 
 struct slot {
     char client[64 + 1 + 24]; /* address '\n' key prefix */
-    int64_t window_start; /* 0 = free */
+    int64_t window_start;     /* 0 = free */
     int failures;
 };
 
