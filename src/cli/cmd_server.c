@@ -80,7 +80,10 @@ static const struct cli_cmd server_cmd = {
     "ORCH_HTTP_THREADS (CPU count), ORCH_AUTH_FAIL_LIMIT (failed authentications per client\n"
     "and window before 429, 20; 0 = none), ORCH_AUTH_FAIL_WINDOW (1m). On PostgreSQL\n"
     "($DATABASE_URL): ORCH_DB_POOL_SIZE (connections of the HTTP threads, 10) and\n"
-    "ORCH_DB_POOL_TIMEOUT (how long a request waits for one before 503, 5s).",
+    "ORCH_DB_POOL_TIMEOUT (how long a request waits for one before 503, 5s).\n"
+    "Against slow clients: ORCH_HTTP_CONNECTIONS_PER_ADDRESS (64; 0 = none),\n"
+    "ORCH_HTTP_HEAD_TIMEOUT (time for a request's line and headers, 10s); behind a reverse\n"
+    "proxy, ORCH_TRUSTED_PROXIES (its addresses or CIDRs: X-Forwarded-For names the client).",
     server_opts,
 };
 
