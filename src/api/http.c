@@ -1323,7 +1323,9 @@ static int head_too_big(struct api_request *req, const char *version)
         mhd.get_connection_info(req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
     const char *target = req->method + strlen(req->method) + 1;
 
-    if (version > target && (size_t)(version - target) > API_MAX_URL + 1) {
+    /* (MHD refuses a request line without a version before we are called.) */
+    if (ci && version > target && version < req->method + ci->header_size &&
+        (size_t)(version - target) > API_MAX_URL + 1) {
         early(req, 414, "request target too long: over %d bytes", API_MAX_URL);
         return 1;
     }
