@@ -53,6 +53,12 @@ struct api_server;
 #ifndef API_DEFAULT_AUTH_FAIL_WINDOW_MS
 #define API_DEFAULT_AUTH_FAIL_WINDOW_MS 60000
 #endif
+#ifndef API_DEFAULT_CONNS_PER_ADDRESS
+#define API_DEFAULT_CONNS_PER_ADDRESS 64 /* open connections per client address (IPv6: /64) */
+#endif
+#ifndef API_DEFAULT_HEAD_TIMEOUT_MS
+#define API_DEFAULT_HEAD_TIMEOUT_MS 10000 /* a request line and headers must arrive in this */
+#endif
 
 struct api_config {
     const char *listen;    /* "host:port" or "[v6addr]:port"; borrowed */
@@ -67,8 +73,13 @@ struct api_config {
     int threads;           /* HTTP threads; 0 = online CPUs */
     int timeout_s;         /* idle connection timeout */
     size_t max_body;       /* request bodies above this get 413 */
-    int auth_fail_limit;   /* failures per client and window before 429; 0 = no limit */
+    int auth_fail_limit;   /* failures per client, key and window before 429; 0 = no limit */
     int64_t auth_fail_window_ms;
+    int conns_per_address; /* open connections per client address; 0 = no limit */
+    int64_t head_timeout_ms; /* from connect (or the start of a request on a kept-alive
+                                connection) to the end of its headers */
+    const char *trusted_proxies; /* "10.0.0.0/8,::1": peers whose X-Forwarded-For names the
+                                    client (NULL: none); borrowed */
 };
 
 /* Fill `cfg` with the defaults above (listen, limits); data_dir and engine NULL. */
@@ -76,7 +87,7 @@ void api_config_init(struct api_config *cfg);
 
 /*
  * Bind and start serving. On failure returns ERR_INVALID (bad listen
- * address) or ERR_IO (cannot bind) with a message, and *out is NULL.
+ * address or trusted proxy list) or ERR_IO (cannot bind) with a message, and *out is NULL.
  */
 int api_server_start(const struct api_config *cfg, struct api_server **out, struct err *err);
 

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "api.h"
 #include "auth/auth.h"
@@ -96,14 +97,56 @@ json_t *api__json_string(const char *s, size_t len);
 
 struct api_ratelimit;
 
-/* Allow `limit` failures per client within `window_ms` (limit 0: never
- * limit); the table keeps at most `slots` clients (rounded to a power of 2). */
+/*
+ * Allow `limit` failures per (client, key prefix) within `window_ms` (limit
+ * 0: never limit); the table keeps at most `slots` pairs (rounded to a power
+ * of 2). `prefix` is the prefix of the key presented (never the key).
+ */
 struct api_ratelimit *api__ratelimit_new(int limit, int64_t window_ms, size_t slots);
 void api__ratelimit_free(struct api_ratelimit *rl);
-/* 0 if `client` may try now, else how many ms until it may. Thread-safe. */
-int64_t api__ratelimit_check(struct api_ratelimit *rl, const char *client, int64_t now_ms);
-/* Record a failed attempt of `client`. Thread-safe. */
-void api__ratelimit_fail(struct api_ratelimit *rl, const char *client, int64_t now_ms);
+/* 0 if the pair is under its limit, else how many ms until it is. Thread-safe. */
+int64_t api__ratelimit_check(struct api_ratelimit *rl, const char *client, const char *prefix,
+                             int64_t now_ms);
+/* Record a failed attempt of the pair. Thread-safe. */
+void api__ratelimit_fail(struct api_ratelimit *rl, const char *client, const char *prefix,
+                         int64_t now_ms);
+
+/* ------------------------------------------------------------------ clients (clientaddr.c) */
+
+struct api_cidr {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    int bits;
+};
+
+/* A list of networks; members are private. */
+struct api_cidrs {
+    struct api_cidr *items;
+    size_t n, alloc;
+};
+
+/* Parse "10.0.0.0/8, ::1, 192.168.1.7" (an address alone is a /32 or /128).
+ * Returns 0 or ERR_INVALID with a message (then *out is empty). */
+int api__cidrs_parse(const char *list, struct api_cidrs *out, struct err *err);
+void api__cidrs_release(struct api_cidrs *c);
+/* Is the address (a socket address, or its text) in one of the networks? */
+int api__cidrs_match(const struct api_cidrs *c, const struct sockaddr *sa);
+int api__cidrs_match_text(const struct api_cidrs *c, const char *addr);
+
+/* Connections are counted per this key: the IPv4 address, or the /64 of an IPv6 one. */
+#define API_ADDR_KEY_LEN 9
+void api__addr_key(const struct sockaddr *sa, unsigned char out[API_ADDR_KEY_LEN]);
+
+/*
+ * The client of a request that came from `peer` (an address as text) with
+ * the X-Forwarded-For list `forwarded` (NULL if none; several headers joined
+ * with commas): `peer` itself unless it is a trusted proxy; then the
+ * right-most address of the list that is not a trusted proxy (or the
+ * left-most, if all are; or the nearest valid one when an entry is not an
+ * address). Written to `out` (of `outlen` bytes).
+ */
+void api__client_from_forwarded(const struct api_cidrs *trusted, const char *peer,
+                                const char *forwarded, char *out, size_t outlen);
 
 /* ------------------------------------------------------------------ requests (http.c) */
 

@@ -53,10 +53,16 @@ const char *api__code_for_status(int status)
         return "not_found";
     case 405:
         return "method_not_allowed";
+    case 408:
+        return "request_timeout";
     case 409:
         return "conflict";
     case 413:
         return "payload_too_large";
+    case 414:
+        return "uri_too_long";
+    case 431:
+        return "headers_too_large";
     case 422:
         return "validation_failed";
     case 429:

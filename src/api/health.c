@@ -418,5 +418,7 @@ void api__health_scheduler(struct api_request *req)
         return;
     engine_get_stats(api__engine(req), &es);
     o = scheduler_json(&es, &st);
+    /* Public: state and times only, no schedule or workflow names. */
+    json_object_del(json_object_get(o, "nextDue"), "schedule");
     api__reply_json(req, st == HEALTH_OK ? 200 : 503, o);
 }

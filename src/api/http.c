@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +66,8 @@ static struct {
                                                            enum MHD_ConnectionInfoType t, ...);
     int (*get_connection_values)(struct MHD_Connection *c, enum MHD_ValueKind k,
                                  MHD_KeyValueIterator it, void *cls);
+    int (*get_connection_values_n)(struct MHD_Connection *c, enum MHD_ValueKind k,
+                                   MHD_KeyValueIteratorN it, void *cls);
     const union MHD_DaemonInfo *(*get_daemon_info)(struct MHD_Daemon *d,
                                                    enum MHD_DaemonInfoType t, ...);
     const char *(*lookup_connection_value)(struct MHD_Connection *c, enum MHD_ValueKind k,
@@ -111,6 +114,7 @@ static int mhd_load(struct err *err)
     LOAD(destroy_response, "MHD_destroy_response");
     LOAD(get_connection_info, "MHD_get_connection_info");
     LOAD(get_connection_values, "MHD_get_connection_values");
+    LOAD(get_connection_values_n, "MHD_get_connection_values_n");
     LOAD(get_daemon_info, "MHD_get_daemon_info");
     LOAD(lookup_connection_value, "MHD_lookup_connection_value");
     LOAD(queue_response, "MHD_queue_response");
@@ -130,7 +134,15 @@ out:
 #define API_STREAM_POLL_MS 200 /* how often a sleeping stream polls the store */
 #endif
 #ifndef API_CONN_MEMORY
-#define API_CONN_MEMORY (32 * 1024) /* MHD's per-connection buffer: request line + headers */
+/* MHD's per-connection buffer: request line + headers. Well above the limits
+ * below, so that a request over them gets our JSON answer, not MHD's HTML. */
+#define API_CONN_MEMORY (64 * 1024)
+#endif
+#ifndef API_MAX_URL
+#define API_MAX_URL (8 * 1024) /* longest request target (path and query): 414 beyond */
+#endif
+#ifndef API_MAX_HEAD
+#define API_MAX_HEAD (16 * 1024) /* request line and headers: 431 beyond */
 #endif
 #ifndef API_MAX_CONNECTIONS
 #define API_MAX_CONNECTIONS 1000
@@ -194,6 +206,27 @@ struct api_server {
     pthread_t waker;
 
     char last_mhd_error[256];
+
+    /* open connections (see "connections" below) */
+    pthread_mutex_t conn_lock;
+    struct conn *conns;
+    struct api_cidrs trusted;
+    int conns_per_address;
+    int64_t head_timeout_ms;
+    int64_t idle_timeout_ms;
+};
+
+/*
+ * An open connection (see "connections" below). Members are guarded by the
+ * server's conn_lock.
+ */
+struct conn {
+    struct conn *prev, *next;
+    int fd;
+    int exempt; /* from a trusted proxy: not counted against its address */
+    unsigned char key[API_ADDR_KEY_LEN];
+    int64_t deadline_ms; /* clock_mono_ms() by which the head must be in; 0: none */
+    int kept;            /* answered a request; waiting for the next */
 };
 
 /* The store connections of one HTTP thread (thread-specific data). */
@@ -211,6 +244,8 @@ void api_config_init(struct api_config *cfg)
     cfg->max_body = API_DEFAULT_MAX_BODY;
     cfg->auth_fail_limit = API_DEFAULT_AUTH_FAIL_LIMIT;
     cfg->auth_fail_window_ms = API_DEFAULT_AUTH_FAIL_WINDOW_MS;
+    cfg->conns_per_address = API_DEFAULT_CONNS_PER_ADDRESS;
+    cfg->head_timeout_ms = API_DEFAULT_HEAD_TIMEOUT_MS;
 }
 
 /* ------------------------------------------------------------------ accessors */
@@ -609,6 +644,177 @@ void api__reply_header(struct api_request *req, const char *name, const char *va
         mhd.add_response_header(req->response, name, value);
 }
 
+/* ------------------------------------------------------------------ connections */
+
+/*
+ * Every open connection is on srv->conns, for two limits that libmicrohttpd
+ * does not have in the form needed against slow clients:
+ *
+ * - Connections per client address (an IPv6 /64 counts as one address),
+ *   checked when a connection is accepted: over the limit it is closed at
+ *   once. MHD's own per-IP limit would also count a trusted proxy, which
+ *   carries every client.
+ * - A deadline for the request head. MHD's timeout is an idle timer that
+ *   every byte resets, so a client sending a header line every few seconds
+ *   holds its connection (and, a thousand times over, the server) forever.
+ *   A new connection must deliver its request line and headers within
+ *   head_timeout_ms. A kept-alive one may wait the idle timeout for its next
+ *   request, whose line must arrive within that and whose head must then be
+ *   complete within head_timeout_ms. The waker thread ends late connections:
+ *   it writes a 408 and shuts the socket down; MHD reads the end of the
+ *   stream and closes the connection. The socket stays open until MHD's
+ *   NOTIFY_CLOSED, which takes conn_lock: so the waker, scanning under the
+ *   lock, never touches a closed (or reused) descriptor.
+ *
+ * Once the head is in (the handler's first call) there is no deadline: a
+ * body or a streamed answer is under the idle timeout only.
+ */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct api_server *srv = cls;
+    unsigned char key[API_ADDR_KEY_LEN];
+    int n = 0;
+    (void)addrlen;
+
+    if (srv->conns_per_address <= 0 || api__cidrs_match(&srv->trusted, addr))
+        return MHD_YES;
+    api__addr_key(addr, key);
+    /* Counted when MHD starts the connection (below), so two accepted at once
+     * on two HTTP threads may both pass: the limit holds to within the number
+     * of threads. */
+    pthread_mutex_lock(&srv->conn_lock);
+    for (struct conn *c = srv->conns; c; c = c->next)
+        if (!c->exempt && !memcmp(c->key, key, sizeof(key)))
+            n++;
+    pthread_mutex_unlock(&srv->conn_lock);
+    if (n < srv->conns_per_address)
+        return MHD_YES;
+    if (log_enabled(LOG_DEBUG)) {
+        char who[64] = "?";
+        if (addr->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)addr)->sin_addr, who,
+                      sizeof(who));
+        else if (addr->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr, who,
+                      sizeof(who));
+        log_msg(LOG_DEBUG, "API", "Connection from %s refused: it has %d open (the limit)", who, n);
+    }
+    return MHD_NO;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    struct api_server *srv = cls;
+    struct conn *c = *socket_context;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci;
+
+        c = xcalloc(1, sizeof(*c));
+        ci = mhd.get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci ? (int)ci->connect_fd : -1;
+        ci = mhd.get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        api__addr_key(ci ? ci->client_addr : NULL, c->key);
+        c->exempt = ci && api__cidrs_match(&srv->trusted, ci->client_addr);
+        c->deadline_ms = clock_mono_ms() + srv->head_timeout_ms;
+        pthread_mutex_lock(&srv->conn_lock);
+        c->next = srv->conns;
+        if (srv->conns)
+            srv->conns->prev = c;
+        srv->conns = c;
+        pthread_mutex_unlock(&srv->conn_lock);
+        *socket_context = c;
+        return;
+    }
+    if (!c)
+        return;
+    pthread_mutex_lock(&srv->conn_lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&srv->conn_lock);
+    free(c);
+    *socket_context = NULL;
+}
+
+static struct conn *conn_of(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *ci =
+        mhd.get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Set the head deadline of `mc`: `ms` from now, or none (0). */
+static void conn_deadline(struct api_server *srv, struct MHD_Connection *mc, int64_t ms, int kept)
+{
+    struct conn *c = conn_of(mc);
+
+    if (!c)
+        return;
+    pthread_mutex_lock(&srv->conn_lock);
+    c->deadline_ms = ms ? clock_mono_ms() + ms : 0;
+    c->kept = kept;
+    pthread_mutex_unlock(&srv->conn_lock);
+}
+
+/* MHD's URI log callback: a request line is in. On a kept-alive connection,
+ * its head now has head_timeout_ms; a new connection keeps its deadline. */
+static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+    struct api_server *srv = cls;
+    struct conn *c = conn_of(mc);
+    (void)uri;
+
+    if (c) {
+        int64_t head = clock_mono_ms() + srv->head_timeout_ms;
+        pthread_mutex_lock(&srv->conn_lock);
+        if (c->kept && (!c->deadline_ms || head < c->deadline_ms))
+            c->deadline_ms = head;
+        c->kept = 0;
+        pthread_mutex_unlock(&srv->conn_lock);
+    }
+    return NULL; /* *con_cls stays NULL until the handler's first call */
+}
+
+/* End the connections whose head is late (the waker thread, every few 100 ms). */
+static void reap_late_heads(struct api_server *srv)
+{
+    char body[256], msg[1024];
+    int64_t now = clock_mono_ms();
+    int n, blen, reaped = 0;
+
+    blen = snprintf(body, sizeof(body),
+                    "{\"error\":{\"code\":\"request_timeout\",\"message\":\"the request "
+                    "line and headers did not arrive within %lld ms\",\"details\":[]}}\n",
+                    (long long)srv->head_timeout_ms);
+    n = snprintf(msg, sizeof(msg),
+                 "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                 "Content-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\n"
+                 "Cache-Control: no-store\r\n\r\n%s",
+                 blen, body);
+    pthread_mutex_lock(&srv->conn_lock);
+    for (struct conn *c = srv->conns; c; c = c->next) {
+        if (!c->deadline_ms || now < c->deadline_ms || c->fd < 0)
+            continue;
+        c->deadline_ms = 0;
+        /* MHD writes nothing while it reads a head: the answer cannot mix
+         * with one of its own. Not a word for a connection that never began
+         * a request (kept-alive and silent: it just closes). */
+        if (!c->kept)
+            (void)send(c->fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        shutdown(c->fd, SHUT_RDWR);
+        reaped++;
+    }
+    pthread_mutex_unlock(&srv->conn_lock);
+    if (reaped)
+        log_info("API", "Closed %d connection%s whose request head was not in within %lld ms",
+                 reaped, reaped == 1 ? "" : "s", (long long)srv->head_timeout_ms);
+}
+
 /* ------------------------------------------------------------------ streams */
 
 struct stream {
@@ -724,6 +930,7 @@ static void *waker_main(void *arg)
         srv->nsleeping = 0;
         if (quit)
             break;
+        reap_late_heads(srv);
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += (long)API_STREAM_POLL_MS * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
@@ -745,6 +952,35 @@ static void log_safe(char *out, size_t outlen, const char *s, size_t max)
     for (; *s && n + 1 < outlen && n < max; s++)
         out[n++] = (*s < 0x20 || *s == 0x7f || (unsigned char)*s >= 0x80) ? '?' : *s;
     out[n] = '\0';
+}
+
+static enum MHD_Result join_forwarded(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    struct strbuf *sb = cls;
+    (void)kind;
+
+    if (strcasecmp(key, "X-Forwarded-For"))
+        return MHD_YES;
+    if ((sb->len && strbuf_add(sb, ",", 1)) || strbuf_add(sb, value, strlen(value)))
+        return MHD_NO; /* over the bound: what we have is enough, or garbage */
+    return MHD_YES;
+}
+
+/* The client behind a trusted proxy, from X-Forwarded-For (every such header, in order). */
+static void forwarded_client(struct api_server *srv, struct MHD_Connection *conn, char *out,
+                             size_t outlen)
+{
+    struct strbuf sb;
+    char peer[64];
+
+    if (!srv->trusted.n || !api__cidrs_match_text(&srv->trusted, out))
+        return;
+    snprintf(peer, sizeof(peer), "%s", out);
+    strbuf_init(&sb, 4096);
+    mhd.get_connection_values(conn, MHD_HEADER_KIND, join_forwarded, &sb);
+    api__client_from_forwarded(&srv->trusted, peer, sb.len ? sb.buf : NULL, out, outlen);
+    strbuf_release(&sb);
 }
 
 static void client_address(struct MHD_Connection *conn, char *out, size_t outlen)
@@ -782,6 +1018,8 @@ static struct api_request *request_new(struct api_server *srv, struct MHD_Connec
     else
         id_new("req_", req->request_id);
     client_address(conn, req->client, sizeof(req->client));
+    forwarded_client(srv, conn, req->client, sizeof(req->client));
+    conn_deadline(srv, conn, 0, 0); /* the head is in */
     atomic_fetch_add(&srv->in_flight, 1);
     return req;
 }
@@ -836,6 +1074,60 @@ static enum MHD_Result count_auth_headers(void *cls, enum MHD_ValueKind kind, co
     if (!strcasecmp(key, "Authorization"))
         (*n)++;
     return MHD_YES;
+}
+
+/*
+ * Does the Authorization value `v` end where its line ends? libmicrohttpd
+ * 0.9.75 takes a header value up to its first NUL byte (strlen), so
+ * "Bearer <valid key>\0junk" reads as the valid key, and it has no way to
+ * report it. It parses the head in place, in one buffer that starts at the
+ * method and is `header_size` bytes long, turning each line end (CR LF or
+ * LF) into NULs. So after the value come one or two NULs and then the next
+ * header line, or the NULs of the empty line that ends the head; anything
+ * else was in the value after a NUL. A value outside the buffer (a folded
+ * header, copied by MHD) cannot be checked, and is refused too.
+ */
+struct key_ptrs {
+    const char *p[64];
+    size_t n;
+};
+
+static enum MHD_Result collect_keys(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct key_ptrs *k = cls;
+    (void)kind;
+    (void)value;
+    if (k->n < sizeof(k->p) / sizeof(k->p[0]))
+        k->p[k->n++] = key;
+    return MHD_YES;
+}
+
+static int auth_value_whole(struct api_request *req, const char *v)
+{
+    const union MHD_ConnectionInfo *ci =
+        mhd.get_connection_info(req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    const char *head = req->method, *end, *p;
+    struct key_ptrs keys;
+    size_t zeros = 0;
+
+    if (!ci || !v)
+        return 0;
+    end = head + ci->header_size;
+    if (v < head || v >= end)
+        return 0;
+    for (p = v + strlen(v); p < end && *p == '\0'; p++)
+        zeros++;
+    if (p == end)
+        return zeros <= 4; /* its line end, then the empty line's */
+    if (zeros > 2)
+        return 0;
+    keys.n = 0;
+    mhd.get_connection_values(req->conn, MHD_HEADER_KIND, collect_keys, &keys);
+    for (size_t i = 0; i < keys.n; i++)
+        if (keys.p[i] == p)
+            return 1;
+    return 0;
 }
 
 /* lastUsedAt: written at most once a minute per key, never failing the request. */
@@ -917,11 +1209,39 @@ static void key_cache_put(struct api_server *srv, const char *key, size_t len, i
     sodium_memzero(h, sizeof(h));
 }
 
+/*
+ * A key that was looked up and refused: 401, or 429 once its (address, key)
+ * pair has failed too often. Revoked and expired keys are counted under their
+ * prefix, unknown ones together per address. Nothing else counts: a missing
+ * header, another scheme (an HTTP task's user:pass) or a malformed key can
+ * never succeed, and costs no lookup.
+ */
+static int refuse_rate_limited(struct api_request *req, enum auth_result result, const char *key,
+                               size_t len, int64_t now)
+{
+    struct api_server *srv = req->srv;
+    char prefix[KEY_PREFIX_MAX] = "";
+    int64_t wait;
+
+    if (result != AUTH_UNKNOWN && result != AUTH_REVOKED && result != AUTH_EXPIRED)
+        return 0;
+    if (result != AUTH_UNKNOWN)
+        auth_key_prefix(key, len, prefix);
+    wait = api__ratelimit_check(srv->rl, req->client, prefix, now);
+    api__ratelimit_fail(srv->rl, req->client, prefix, now);
+    if (wait <= 0)
+        return 0;
+    req->retry_after_s = (wait + 999) / 1000;
+    req->auth_outcome = "rate_limited";
+    early(req, 429, "too many failed authentications from %s with this key: try again in %lld s",
+          req->client, (long long)req->retry_after_s);
+    return 1;
+}
+
 static void authenticate(struct api_request *req)
 {
     struct api_server *srv = req->srv;
     int64_t now = clock_now_ms();
-    int64_t wait = api__ratelimit_check(srv->rl, req->client, now);
     enum auth_result result;
     const char *hdr, *key = NULL;
     char msg[AUTH_MSG_MAX];
@@ -930,18 +1250,16 @@ static void authenticate(struct api_request *req)
     size_t len = 0;
     int nhdr = 0, stale = 0;
 
-    if (wait > 0) {
-        req->retry_after_s = (wait + 999) / 1000;
-        req->auth_outcome = "rate_limited";
-        early(req, 429, "too many failed authentications from %s: try again in %lld s", req->client,
-              (long long)req->retry_after_s);
-        return;
-    }
     mhd.get_connection_values(req->conn, MHD_HEADER_KIND, count_auth_headers, &nhdr);
     hdr = mhd.lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
     if (nhdr > 1) {
         result = AUTH_MALFORMED;
         snprintf(msg, sizeof(msg), "malformed request: more than one Authorization header");
+    } else if (hdr && !auth_value_whole(req, hdr)) {
+        result = AUTH_MALFORMED;
+        snprintf(msg, sizeof(msg),
+                 "malformed Authorization header: it contains a NUL byte (or is folded over "
+                 "lines)");
     } else {
         result = auth_parse_bearer(hdr, &key, &len, msg);
     }
@@ -972,7 +1290,8 @@ static void authenticate(struct api_request *req)
         }
     }
     if (result != AUTH_OK) {
-        api__ratelimit_fail(srv->rl, req->client, now);
+        if (refuse_rate_limited(req, result, key, len, now))
+            return;
         req->auth_outcome = auth_result_name(result);
         early(req, 401, "%s", msg);
         quote_safe(msg);
@@ -993,14 +1312,43 @@ static void authenticate(struct api_request *req)
         touch_key(req, now);
 }
 
+/*
+ * Limits on the head below libmicrohttpd's (API_CONN_MEMORY), so that a
+ * request over them gets the JSON error shape: MHD's own 414 and 431 are
+ * HTML. `version` points into MHD's request buffer just after the target.
+ */
+static int head_too_big(struct api_request *req, const char *version)
+{
+    const union MHD_ConnectionInfo *ci =
+        mhd.get_connection_info(req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    const char *target = req->method + strlen(req->method) + 1;
+
+    /* (MHD refuses a request line without a version before we are called.) */
+    if (ci && version > target && version < req->method + ci->header_size &&
+        (size_t)(version - target) > API_MAX_URL + 1) {
+        early(req, 414, "request target too long: over %d bytes", API_MAX_URL);
+        return 1;
+    }
+    if (ci && ci->header_size > API_MAX_HEAD) {
+        early(req, 431, "request headers too large: %zu bytes, the limit is %d", ci->header_size,
+              API_MAX_HEAD);
+        return 1;
+    }
+    return 0;
+}
+
 /* The first call: everything that needs only the request line and headers. */
-static void prepare(struct api_request *req)
+static void prepare(struct api_request *req, const char *version)
 {
     char allow[64];
     const char *cl;
+    /* HEAD is GET without the body: MHD leaves the body out. */
+    const char *method = strcmp(req->method, "HEAD") ? req->method : "GET";
 
-    req->route = api__route_match(api__routes, api__nroutes, req->method, req->path, &req->params,
-                                  allow, sizeof(allow));
+    if (head_too_big(req, version))
+        return;
+    req->route = api__route_match(api__routes, api__nroutes, method, req->path, &req->params, allow,
+                                  sizeof(allow));
     if (!req->route) {
         char p[128];
         log_safe(p, sizeof(p), req->path, 100);
@@ -1066,12 +1414,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct api_server *srv = cls;
     struct api_request *req = *con_cls;
-    (void)version;
 
     if (!req) {
         req = request_new(srv, conn, url, method);
         *con_cls = req;
-        prepare(req);
+        prepare(req, version);
         req->phase = 1;
         /* The one answer given on the first call: see the comment at the top. */
         if (req->early_status == 413) {
@@ -1113,10 +1460,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct api_server *srv = cls;
     struct api_request *req = *con_cls;
-    (void)cls;
-    (void)conn;
 
+    /* Kept alive: the next request may take the idle timeout to begin. */
+    conn_deadline(srv, conn, srv->idle_timeout_ms, 1);
     if (!req)
         return;
     if (req->status && log_enabled(LOG_INFO)) {
@@ -1143,6 +1491,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
+    /* A client gone mid-request, or a late head ended above, is no trouble
+     * of the server's; under a flood of slow clients it would fill the log. */
+    if (strstr(msg, "closed by remote side with incomplete request")) {
+        log_msg(LOG_DEBUG, "API", "%s", msg);
+        return;
+    }
     snprintf(srv->last_mhd_error, sizeof(srv->last_mhd_error), "%s", msg);
     log_warn("API", "%s", msg);
 }
@@ -1198,12 +1552,25 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     srv->started_ms = clock_mono_ms();
     srv->quiesced_fd = MHD_INVALID_SOCKET;
     srv->rl = api__ratelimit_new(cfg->auth_fail_limit, cfg->auth_fail_window_ms, 4096);
+    srv->conns_per_address = cfg->conns_per_address;
+    srv->head_timeout_ms =
+        cfg->head_timeout_ms > 0 ? cfg->head_timeout_ms : API_DEFAULT_HEAD_TIMEOUT_MS;
+    srv->idle_timeout_ms =
+        (int64_t)(cfg->timeout_s > 0 ? cfg->timeout_s : API_DEFAULT_TIMEOUT_S) * 1000;
+    pthread_mutex_init(&srv->conn_lock, NULL);
     pthread_mutex_init(&srv->quiesce_lock, NULL);
     pthread_mutex_init(&srv->kc_mu, NULL);
     pthread_mutex_init(&srv->wake_lock, NULL);
     pthread_cond_init(&srv->wake_cond, NULL);
     if (pthread_key_create(&srv->tls, thread_stores_free) != 0)
         BUG("pthread_key_create failed");
+    if (cfg->trusted_proxies) {
+        struct err e = ERR_INIT;
+        if (api__cidrs_parse(cfg->trusted_proxies, &srv->trusted, &e)) {
+            rc = err_set(err, ERR_INVALID, "invalid trusted proxies: %s", e.msg);
+            goto fail;
+        }
+    }
 
     ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     srv->threads = cfg->threads > 0 ? cfg->threads : (ncpu > 0 ? (int)ncpu : 1);
@@ -1222,13 +1589,14 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     port = ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&addr)->sin6_port
                                             : ((struct sockaddr_in *)(void *)&addr)->sin_port);
     srv->mhd = mhd.start_daemon(
-        flags, port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        flags, port, accept_policy, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)(srv->threads > 1 ? srv->threads : 0), MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)(cfg->timeout_s > 0 ? cfg->timeout_s : API_DEFAULT_TIMEOUT_S),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)API_MAX_CONNECTIONS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv, MHD_OPTION_URI_LOG_CALLBACK,
+        uri_logged, srv, MHD_OPTION_END);
     if (!srv->mhd) {
         rc = err_set(err, ERR_IO, "cannot listen on '%s': %s", srv->listen,
                      srv->last_mhd_error[0] ? srv->last_mhd_error : "cannot start the server");
@@ -1284,6 +1652,8 @@ void api_server_free(struct api_server *srv)
     pthread_mutex_destroy(&srv->wake_lock);
     pthread_mutex_destroy(&srv->quiesce_lock);
     pthread_mutex_destroy(&srv->kc_mu);
+    pthread_mutex_destroy(&srv->conn_lock);
+    api__cidrs_release(&srv->trusted);
     api__ratelimit_free(srv->rl);
     free(srv->sleeping);
     free(srv->listen);

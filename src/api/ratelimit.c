@@ -1,8 +1,12 @@
 /*
- * ratelimit.c - failed authentications per client address, in fixed windows.
+ * ratelimit.c - failed authentications per client address and presented key
+ * prefix, in fixed windows.
  *
- * A client's window opens at its first failure and lasts `window_ms`; once it
- * holds `limit` failures, the client is refused (429) until the window ends.
+ * A pair's window opens at its first failure and lasts `window_ms`; once it
+ * holds `limit` failures, further failures of the pair get 429 instead of 401
+ * until the window ends. The caller checks the key first: a valid key is
+ * never refused, and a client presenting one broken key does not slow down
+ * another key from the same address (a proxy, a NAT).
  * The table is a small open-addressed array probed a few slots from the
  * address's hash: an expired entry counts as free, and when all the probed
  * slots are live the one whose window opened first is replaced. So memory is
@@ -22,8 +26,8 @@
 #define PROBES 8
 
 struct slot {
-    char client[64];
-    int64_t window_start; /* 0 = free */
+    char client[64 + 1 + 24]; /* address '\n' key prefix */
+    int64_t window_start;     /* 0 = free */
     int failures;
 };
 
@@ -87,13 +91,21 @@ static struct slot *find(struct api_ratelimit *rl, const char *client, int64_t n
     return NULL;
 }
 
-int64_t api__ratelimit_check(struct api_ratelimit *rl, const char *client, int64_t now_ms)
+static void pair(char *out, size_t outlen, const char *client, const char *prefix)
 {
+    snprintf(out, outlen, "%s\n%s", client, prefix ? prefix : "");
+}
+
+int64_t api__ratelimit_check(struct api_ratelimit *rl, const char *who, const char *prefix,
+                             int64_t now_ms)
+{
+    char client[sizeof(((struct slot *)0)->client)];
     struct slot *s;
     int64_t wait = 0;
 
     if (rl->limit <= 0)
         return 0;
+    pair(client, sizeof(client), who, prefix);
     pthread_mutex_lock(&rl->lock);
     s = find(rl, client, now_ms);
     if (s && s->failures >= rl->limit)
@@ -102,12 +114,15 @@ int64_t api__ratelimit_check(struct api_ratelimit *rl, const char *client, int64
     return wait > 0 ? wait : 0;
 }
 
-void api__ratelimit_fail(struct api_ratelimit *rl, const char *client, int64_t now_ms)
+void api__ratelimit_fail(struct api_ratelimit *rl, const char *who, const char *prefix,
+                         int64_t now_ms)
 {
+    char client[sizeof(((struct slot *)0)->client)];
     struct slot *s;
 
     if (rl->limit <= 0)
         return;
+    pair(client, sizeof(client), who, prefix);
     pthread_mutex_lock(&rl->lock);
     s = find(rl, client, now_ms);
     if (!s) {

@@ -90,8 +90,9 @@ const struct api_route *api__route_match(const struct api_route *routes, size_t 
             return &routes[i];
         }
         if (used < allowlen) {
-            int w =
-                snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", routes[i].method);
+            /* HEAD goes wherever GET does. */
+            int w = snprintf(allow + used, allowlen - used, "%s%s%s", used ? ", " : "",
+                             routes[i].method, strcmp(routes[i].method, "GET") ? "" : ", HEAD");
             if (w > 0)
                 used += (size_t)w;
         }

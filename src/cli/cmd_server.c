@@ -80,7 +80,10 @@ static const struct cli_cmd server_cmd = {
     "ORCH_HTTP_THREADS (CPU count), ORCH_AUTH_FAIL_LIMIT (failed authentications per client\n"
     "and window before 429, 20; 0 = none), ORCH_AUTH_FAIL_WINDOW (1m). On PostgreSQL\n"
     "($DATABASE_URL): ORCH_DB_POOL_SIZE (connections of the HTTP threads, 10) and\n"
-    "ORCH_DB_POOL_TIMEOUT (how long a request waits for one before 503, 5s).",
+    "ORCH_DB_POOL_TIMEOUT (how long a request waits for one before 503, 5s).\n"
+    "Against slow clients: ORCH_HTTP_CONNECTIONS_PER_ADDRESS (64; 0 = none),\n"
+    "ORCH_HTTP_HEAD_TIMEOUT (time for a request's line and headers, 10s); behind a reverse\n"
+    "proxy, ORCH_TRUSTED_PROXIES (its addresses or CIDRs: X-Forwarded-For names the client).",
     server_opts,
 };
 
@@ -225,6 +228,18 @@ static int api_settings(const struct cli_args *a, struct api_config *cfg, int64_
         cli_error("invalid ORCH_AUTH_FAIL_WINDOW (use at least 1s)");
         return -1;
     }
+    n = cfg->conns_per_address;
+    if (env_int("ORCH_HTTP_CONNECTIONS_PER_ADDRESS", 0, 100000, &n))
+        return -1;
+    cfg->conns_per_address = (int)n;
+    if (env_duration(NULL, "ORCH_HTTP_HEAD_TIMEOUT", API_DEFAULT_HEAD_TIMEOUT_MS,
+                     "ORCH_HTTP_HEAD_TIMEOUT", &cfg->head_timeout_ms))
+        return -1;
+    if (cfg->head_timeout_ms < 1000 || cfg->head_timeout_ms > 3600 * 1000) {
+        cli_error("invalid ORCH_HTTP_HEAD_TIMEOUT (use 1s to 1h)");
+        return -1;
+    }
+    cfg->trusted_proxies = getenv("ORCH_TRUSTED_PROXIES");
     return env_duration(cli_get(a, "shutdown-grace"), "ORCH_SHUTDOWN_GRACE",
                         DEFAULT_SHUTDOWN_GRACE_MS, "shutdown grace", grace_ms);
 }

@@ -287,8 +287,9 @@ def sh(name, command, **kw):
 class Server:
     """One `orch server` process on a data directory (restartable on the same one)."""
 
-    def __init__(self, tmp, workers=4, grace="10s"):
+    def __init__(self, tmp, workers=4, grace="10s", env=None):
         self.tmp = Path(tmp)
+        self.env = dict(env or {})  # extra environment of the server (ORCH_ settings)
         self.data_dir = self.tmp / "data"
         self.port = None
         self.proc = None
@@ -340,8 +341,8 @@ class Server:
                 str(self.data_dir), "--workers", str(self.workers), "--shutdown-grace",
                 self.grace] + list(extra)
         self.proc = subprocess.Popen(args, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                     env=base_env({"E2E_TMP": str(self.tmp)}), cwd=self.tmp,
-                                     start_new_session=True)
+                                     env=base_env({"E2E_TMP": str(self.tmp), **self.env}),
+                                     cwd=self.tmp, start_new_session=True)
         self.proc.out_file = out
         end = time.monotonic() + timeout
         while True:

@@ -2,8 +2,9 @@
 Authentication and authorisation of the HTTP API end to end: each 401 case (missing
 header, another scheme, two spaces, unknown, revoked and expired keys) with its
 WWW-Authenticate header and a message that tells which case it is, 403 for a key without
-the scope, 429 with Retry-After after more than 20 failures in a minute, the /v1/keys
-endpoints, and keys never written to the server's log.
+the scope, 429 with Retry-After after more than 20 failures in a minute (per address and
+key, never for a valid key, the address taken from X-Forwarded-For behind a trusted proxy),
+the /v1/keys endpoints, and keys never written to the server's log.
 
 The module's server sees fewer than 20 failures in all; the rate-limit test has its own.
 """
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from apiutil import WWW_AUTH, fresh_server, server, unknown_key, wf, sh  # noqa: F401
+from apiutil import WWW_AUTH, Server, fresh_server, server, unknown_key, wf, sh  # noqa: F401
 
 SECRETS = []  # every key these tests used: none may appear in a log
 
@@ -197,7 +198,63 @@ def test_rate_limit_after_20_failures(fresh_server):
     assert last.json["error"]["code"] == "rate_limited"
     ra = last.headers["Retry-After"]
     assert ra.isdigit() and 1 <= int(ra) <= 60, ra
-    # Blocked: a missing header from the same address is refused as well.
-    assert get_with_header(s, None).status == 429
+    # A missing header from the same address is still refused (401: it is no key to limit).
+    assert_401(get_with_header(s, None), r"missing")
     # The public probe still answers.
     assert s.get("/v1/health/scheduler", key=None).status in (200, 503)
+
+
+def test_failures_never_lock_out_a_valid_key(fresh_server):
+    s = fresh_server
+    # A client behind the same address (a NAT, or this host) sends bad keys...
+    statuses = [s.get("/v1/workflows", key=unknown_key()).status for _ in range(22)]
+    assert statuses[-1] == 429, statuses
+    # ...the valid key from that address is served all the same, every time.
+    for _ in range(3):
+        assert s.get("/v1/workflows").status == 200
+    # An HTTP task sending user:pass (Basic) or a malformed header is not counted.
+    for _ in range(25):
+        assert_401(get_with_header(s, "Basic dXNlcjpwYXNz", path="/v1/health"), r"scheme")
+    assert_401(get_with_header(s, "Bearer not-a-key"), r"malformed")
+    # A revoked key is counted on its own: its failures do not make an unknown key 429...
+    k = s.keys_create("gone", "read")
+    SECRETS.append(k["key"])
+    assert s.orch("keys", "revoke", k["id"], "--data-dir", s.data_dir).returncode == 0
+    revoked = [s.get("/v1/workflows", key=k["key"]).status for _ in range(21)]
+    assert revoked[:20] == [401] * 20 and revoked[20] == 429, revoked
+    # ...and the valid key still works.
+    assert s.get("/v1/keys").status == 200
+
+
+@pytest.fixture
+def proxied_server(tmp_path):
+    s = Server(tmp_path, env={"ORCH_TRUSTED_PROXIES": "127.0.0.1/32, ::1"})
+    try:
+        s.start()
+        yield s
+        assert s.stop() == 0
+        s.assert_log_clean()
+    finally:
+        s.cleanup()
+
+
+def test_trusted_proxy_names_the_client(proxied_server):
+    s = proxied_server
+
+    def get(forwarded):
+        return s.get("/v1/workflows", key=unknown_key(),
+                     headers={"X-Forwarded-For": forwarded})
+
+    # The right-most address that is not a trusted proxy is the client: whatever the
+    # client itself put on the left does not change it.
+    statuses = [get(f"10.{i}.0.1, 203.0.113.7, 127.0.0.1").status for i in range(21)]
+    assert statuses[:20] == [401] * 20 and statuses[20] == 429, statuses
+    assert "203.0.113.7" in get("203.0.113.7").json["error"]["message"]
+    # Another client behind the same proxy is not limited.
+    r = get("203.0.113.8")
+    assert r.status == 401, r
+    # Without the header the proxy's own address is the client.
+    assert s.get("/v1/workflows", key=unknown_key()).status == 401
+    assert "invalid trusted proxies" in s.orch(
+        "server", "--listen", "127.0.0.1:0", "--data-dir", s.tmp / "other",
+        env={"ORCH_TRUSTED_PROXIES": "10.0.0.0/33"}).stderr

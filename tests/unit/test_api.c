@@ -60,11 +60,11 @@ static void test_router(void **state)
     r = api__route_match(api__routes, api__nroutes, "PUT", "/v1/workflows/x", &p, allow,
                          sizeof(allow));
     assert_null(r);
-    assert_string_equal(allow, "GET, DELETE");
+    assert_string_equal(allow, "GET, HEAD, DELETE");
     r = api__route_match(api__routes, api__nroutes, "DELETE", "/v1/executions", &p, allow,
                          sizeof(allow));
     assert_null(r);
-    assert_string_equal(allow, "GET");
+    assert_string_equal(allow, "GET, HEAD");
 
     /* Unknown paths: 404. */
     static const char *const unknown[] = {
@@ -300,25 +300,110 @@ static void test_ratelimit_window(void **state)
     (void)state;
 
     /* Under the limit: allowed. */
-    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0), 0);
-    api__ratelimit_fail(rl, "10.0.0.1", t0);
-    api__ratelimit_fail(rl, "10.0.0.1", t0 + 1000);
-    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0 + 2000), 0);
-    api__ratelimit_fail(rl, "10.0.0.1", t0 + 2000);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", "sk_AAAAAAAAA", t0), 0);
+    api__ratelimit_fail(rl, "10.0.0.1", "sk_AAAAAAAAA", t0);
+    api__ratelimit_fail(rl, "10.0.0.1", "sk_AAAAAAAAA", t0 + 1000);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", "sk_AAAAAAAAA", t0 + 2000), 0);
+    api__ratelimit_fail(rl, "10.0.0.1", "sk_AAAAAAAAA", t0 + 2000);
     /* At the limit: refused until the window (opened at the first failure) ends. */
-    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0 + 2000), 58000);
-    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0 + 59999), 1);
-    /* Other clients are not affected. */
-    assert_int_equal(api__ratelimit_check(rl, "10.0.0.2", t0 + 2000), 0);
-    assert_int_equal(api__ratelimit_check(rl, "::1", t0 + 2000), 0);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", "sk_AAAAAAAAA", t0 + 2000), 58000);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", "sk_AAAAAAAAA", t0 + 59999), 1);
+    /* Other clients are not affected, nor other keys of the same client. */
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", "sk_BBBBBBBBB", t0 + 2000), 0);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", "", t0 + 2000), 0);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.2", "sk_AAAAAAAAA", t0 + 2000), 0);
+    assert_int_equal(api__ratelimit_check(rl, "::1", "sk_AAAAAAAAA", t0 + 2000), 0);
     /* The window ends: allowed again, and a new window starts with the next failure. */
-    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0 + 60000), 0);
-    api__ratelimit_fail(rl, "10.0.0.1", t0 + 61000);
-    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0 + 61000), 0);
-    api__ratelimit_fail(rl, "10.0.0.1", t0 + 62000);
-    api__ratelimit_fail(rl, "10.0.0.1", t0 + 63000);
-    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0 + 63000), 58000);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", "sk_AAAAAAAAA", t0 + 60000), 0);
+    api__ratelimit_fail(rl, "10.0.0.1", "sk_AAAAAAAAA", t0 + 61000);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", "sk_AAAAAAAAA", t0 + 61000), 0);
+    api__ratelimit_fail(rl, "10.0.0.1", "sk_AAAAAAAAA", t0 + 62000);
+    api__ratelimit_fail(rl, "10.0.0.1", "sk_AAAAAAAAA", t0 + 63000);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", "sk_AAAAAAAAA", t0 + 63000), 58000);
     api__ratelimit_free(rl);
+}
+
+static void test_cidrs(void **state)
+{
+    struct api_cidrs c;
+    struct err err = ERR_INIT;
+    struct sockaddr_in a4;
+    struct sockaddr_in6 a6;
+    unsigned char k1[API_ADDR_KEY_LEN], k2[API_ADDR_KEY_LEN];
+    (void)state;
+
+    assert_int_equal(api__cidrs_parse("10.0.0.0/8, 192.168.1.7 ,::1,fd00::/16", &c, &err), 0);
+    assert_int_equal(c.n, 4);
+    assert_true(api__cidrs_match_text(&c, "10.200.3.4"));
+    assert_false(api__cidrs_match_text(&c, "11.0.0.1"));
+    assert_true(api__cidrs_match_text(&c, "192.168.1.7"));
+    assert_false(api__cidrs_match_text(&c, "192.168.1.8"));
+    assert_true(api__cidrs_match_text(&c, "::1"));
+    assert_true(api__cidrs_match_text(&c, "::ffff:10.1.1.1")); /* IPv4-mapped */
+    assert_true(api__cidrs_match_text(&c, "fd00:1::2"));
+    assert_false(api__cidrs_match_text(&c, "fd01::2"));
+    assert_false(api__cidrs_match_text(&c, "not an address"));
+    memset(&a4, 0, sizeof(a4));
+    a4.sin_family = AF_INET;
+    inet_pton(AF_INET, "10.9.9.9", &a4.sin_addr);
+    assert_true(api__cidrs_match(&c, (struct sockaddr *)&a4));
+    api__cidrs_release(&c);
+
+    assert_int_equal(api__cidrs_parse("", &c, &err), 0);
+    assert_int_equal(c.n, 0);
+    assert_false(api__cidrs_match_text(&c, "10.0.0.1"));
+    assert_int_equal(api__cidrs_parse("10.0.0.0/33", &c, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "10.0.0.0/33"));
+    assert_int_equal(api__cidrs_parse("10.0.0.1,,10.0.0.2", &c, &err), ERR_INVALID);
+    assert_int_equal(api__cidrs_parse("example.com", &c, &err), ERR_INVALID);
+    assert_int_equal(api__cidrs_parse("10.0.0.0/", &c, &err), ERR_INVALID);
+
+    /* Connections are counted per IPv4 address and per IPv6 /64. */
+    memset(&a6, 0, sizeof(a6));
+    a6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "2001:db8:1:2::1", &a6.sin6_addr);
+    api__addr_key((struct sockaddr *)&a6, k1);
+    inet_pton(AF_INET6, "2001:db8:1:2:ffff::9", &a6.sin6_addr);
+    api__addr_key((struct sockaddr *)&a6, k2);
+    assert_memory_equal(k1, k2, API_ADDR_KEY_LEN);
+    inet_pton(AF_INET6, "2001:db8:1:3::1", &a6.sin6_addr);
+    api__addr_key((struct sockaddr *)&a6, k2);
+    assert_memory_not_equal(k1, k2, API_ADDR_KEY_LEN);
+    api__addr_key((struct sockaddr *)&a4, k1);
+    inet_pton(AF_INET6, "::ffff:10.9.9.9", &a6.sin6_addr);
+    api__addr_key((struct sockaddr *)&a6, k2);
+    assert_memory_equal(k1, k2, API_ADDR_KEY_LEN);
+}
+
+static void test_client_from_forwarded(void **state)
+{
+    struct api_cidrs c;
+    struct err err = ERR_INIT;
+    char out[64];
+    (void)state;
+
+    assert_int_equal(api__cidrs_parse("10.0.0.0/8", &c, &err), 0);
+    /* An untrusted peer: its own address, whatever it claims. */
+    api__client_from_forwarded(&c, "203.0.113.5", "1.2.3.4", out, sizeof(out));
+    assert_string_equal(out, "203.0.113.5");
+    /* A trusted peer: the right-most address that is not a trusted proxy. */
+    api__client_from_forwarded(&c, "10.0.0.1", "1.2.3.4", out, sizeof(out));
+    assert_string_equal(out, "1.2.3.4");
+    api__client_from_forwarded(&c, "10.0.0.1", "6.6.6.6, 1.2.3.4, 10.0.0.7", out, sizeof(out));
+    assert_string_equal(out, "1.2.3.4");
+    /* All trusted: the left-most. */
+    api__client_from_forwarded(&c, "10.0.0.1", "10.0.0.3,10.0.0.2", out, sizeof(out));
+    assert_string_equal(out, "10.0.0.3");
+    /* Garbage: the nearest trusted hop. */
+    api__client_from_forwarded(&c, "10.0.0.1", "1.2.3.4, junk, 10.0.0.2", out, sizeof(out));
+    assert_string_equal(out, "10.0.0.2");
+    api__client_from_forwarded(&c, "10.0.0.1", "", out, sizeof(out));
+    assert_string_equal(out, "10.0.0.1");
+    api__client_from_forwarded(&c, "10.0.0.1", NULL, out, sizeof(out));
+    assert_string_equal(out, "10.0.0.1");
+    api__client_from_forwarded(&c, "10.0.0.1", "2001:db8::1", out, sizeof(out));
+    assert_string_equal(out, "2001:db8::1");
+    api__cidrs_release(&c);
 }
 
 static void test_ratelimit_disabled_and_bounded(void **state)
@@ -329,8 +414,8 @@ static void test_ratelimit_disabled_and_bounded(void **state)
     (void)state;
 
     for (int i = 0; i < 100; i++)
-        api__ratelimit_fail(rl, "10.0.0.1", t0);
-    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", t0), 0);
+        api__ratelimit_fail(rl, "10.0.0.1", "sk_AAAAAAAAA", t0);
+    assert_int_equal(api__ratelimit_check(rl, "10.0.0.1", "sk_AAAAAAAAA", t0), 0);
     api__ratelimit_free(rl);
 
     /* Many more clients than slots: memory stays bounded, nothing crashes, and
@@ -338,11 +423,11 @@ static void test_ratelimit_disabled_and_bounded(void **state)
     rl = api__ratelimit_new(2, 60000, 16);
     for (int i = 0; i < 10000; i++) {
         snprintf(ip, sizeof(ip), "10.1.%d.%d", i / 256, i % 256);
-        api__ratelimit_fail(rl, ip, t0 + i);
+        api__ratelimit_fail(rl, ip, "sk_AAAAAAAAA", t0 + i);
     }
-    api__ratelimit_fail(rl, "192.168.0.1", t0 + 20000);
-    api__ratelimit_fail(rl, "192.168.0.1", t0 + 20000);
-    assert_true(api__ratelimit_check(rl, "192.168.0.1", t0 + 20000) > 0);
+    api__ratelimit_fail(rl, "192.168.0.1", "sk_AAAAAAAAA", t0 + 20000);
+    api__ratelimit_fail(rl, "192.168.0.1", "sk_AAAAAAAAA", t0 + 20000);
+    assert_true(api__ratelimit_check(rl, "192.168.0.1", "sk_AAAAAAAAA", t0 + 20000) > 0);
     api__ratelimit_free(rl);
 }
 
@@ -355,6 +440,8 @@ int main(void)
         cmocka_unit_test(test_utf8_repair),
         cmocka_unit_test(test_listen),
         cmocka_unit_test(test_ratelimit_window),
+        cmocka_unit_test(test_cidrs),
+        cmocka_unit_test(test_client_from_forwarded),
         cmocka_unit_test(test_ratelimit_disabled_and_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
