@@ -2017,6 +2017,60 @@ static void test_http_fields(void **state)
     workflow_free(wf);
 }
 
+/* Placeholders where a shell would run their value as code are refused. */
+static void test_shell_injection(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+#define PX "{'name': 'w', 'params': {'x': 'a'}, 'tasks': [{'name': 'a', 'command': "
+    /* Inside double quotes $(...) in the value would run. */
+    expect_problem(PX "'echo \\'{{ params.x }}\\''}]}", "$.tasks[0].command",
+                   "{{ params.x }} is inside double quotes, where the shell still runs $(...) "
+                   "and backquotes in its value; write the placeholder unquoted");
+    expect_problem(PX "'echo \\'{{ params.x }}\\''}]}", "$.tasks[0].command",
+                   "\"env\": {\"X\": \"{{ params.x }}\"} and echo \"$X\"");
+    expect_problem(PX "'echo \\'a $(ls) b{{params.x}}\\''}]}", "$.tasks[0].command",
+                   "{{params.x}} is inside double quotes");
+    /* Inside the author's single quotes, which end orch's own. */
+    expect_problem(PX "'echo \\u0027{{ params.x }}\\u0027'}]}", "$.tasks[0].command",
+                   "{{ params.x }} is inside single quotes, which end orch's own quoting");
+    expect_problem(PX "'sh -c \\u0027echo {{ params.x }}\\u0027'}]}", "$.tasks[0].command",
+                   "{{ params.x }} is inside single quotes");
+    /* A here-document with an unquoted delimiter expands its body. */
+    expect_problem(PX "'cat <<EOF\\n{{ params.x }}\\nEOF'}]}", "$.tasks[0].command",
+                   "{{ params.x }} is in a here-document");
+    /* eval and the script of sh -c run the value as code. */
+    expect_problem(PX "'eval {{ params.x }}'}]}", "$.tasks[0].command",
+                   "{{ params.x }} is run as shell code by 'eval'");
+    expect_problem(PX "'true; bash -ec {{ params.x }} n'}]}", "$.tasks[0].command",
+                   "{{ params.x }} is in the script of 'sh -c', which runs it as shell code; "
+                   "pass the value as an argument after the script and use \"$1\" there: "
+                   "[\"sh\", \"-c\", \"echo \\\"$1\\\"\", \"sh\", \"{{ params.x }}\"]");
+    /* argv running sh -c: the script is code that nothing quotes. */
+    expect_only(PX "['sh', '-c', 'echo {{ params.x }}']}]}", "$.tasks[0].command[2]",
+                "{{ params.x }} is in the script of 'sh -c', which runs it as shell code; "
+                "pass the value as an argument after the script and use \"$1\" there: "
+                "[\"sh\", \"-c\", \"echo \\\"$1\\\"\", \"sh\", \"{{ params.x }}\"], or through "
+                "env: \"env\": {\"X\": \"{{ params.x }}\"} and \"$X\" in the script");
+    expect_problem(PX "['/usr/bin/env', 'A=1', '/bin/bash', '-e', '-o', 'pipefail', '-c',"
+                   " 'touch {{ params.x }}', 'n']}]}",
+                   "$.tasks[0].command[7]", "is in the script of 'sh -c'");
+    expect_problem(PX "['dash', '-xc', '{{ params.x }}']}]}", "$.tasks[0].command[2]",
+                   "is in the script of 'sh -c'");
+#undef PX
+    /* The safe forms pass. */
+    wf = parse_ok("{'name': 'w', 'params': {'x': 'a'}, 'tasks': ["
+                  "{'name': 'a', 'command': 'echo {{ params.x }} \\'$HOME\\' \\u0027q\\u0027 "
+                  "$(cat {{ params.x }}) `ls {{ params.x }}` \\'$(ls {{ params.x }})\\''},"
+                  "{'name': 'b', 'command': ['sh', '-c', 'echo \\'$1\\'', 'sh', '{{ params.x }}']},"
+                  "{'name': 'c', 'command': 'sh -c \\u0027echo \\'$1\\'\\u0027 sh {{ params.x }}'},"
+                  "{'name': 'd', 'command': 'cat <<\\u0027EOF\\u0027\\n{{ params.x }}\\nEOF\\n"
+                  "echo {{ params.x }} # \\'{{ params.x }}\\''},"
+                  "{'name': 'e', 'command': ['grep', '-c', '{{ params.x }}']},"
+                  "{'name': 'f', 'command': 'echo \\'$X\\'', 'env': {'X': '{{ params.x }}'}}]}");
+    workflow_free(wf);
+}
+
 static void test_http_errors(void **state)
 {
     (void)state;
@@ -2540,6 +2594,7 @@ int main(void)
         cmocka_unit_test(test_for_each),
         cmocka_unit_test(test_item_and_index),
         cmocka_unit_test(test_output_refs),
+        cmocka_unit_test(test_shell_injection),
         cmocka_unit_test(test_workflow_outputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
