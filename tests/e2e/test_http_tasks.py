@@ -24,6 +24,7 @@ import re
 import select
 import signal
 import socket
+import sqlite3
 import threading
 import time
 import urllib.parse
@@ -616,11 +617,13 @@ def test_connection_refused_and_retries(orch, srv, closed_port):
     "idempotent": true; a GET and a PUT are retried on a 503; a GET marked "idempotent": false
     is not."""
     bo = {"initial": "50ms", "jitter": False}
-    wf = orch.workflow({"name": "http-retries", "tasks": [
-        http("refused-get", f"http://127.0.0.1:{closed_port}/hook?token=abc"),
+    # Credentials are never written in a definition: these urls come from params.
+    wf = orch.workflow({"name": "http-retries", "params": {"u1": {"type": "string"},
+                                                         "u2": {"type": "string"}}, "tasks": [
+        http("refused-get", "{{ params.u1 }}"),
         http("refused-get-retried", f"http://127.0.0.1:{closed_port}/hook", retries=2,
              retryBackoff=bo),
-        http("refused-post", f"http://user:hunter2@127.0.0.1:{closed_port}/hook", method="POST",
+        http("refused-post", "{{ params.u2 }}", method="POST",
              body={"a": 1}, retries=2, retryBackoff=bo),
         http("flaky-get", srv.url("/flaky?key=g&fails=2"), retries=2, retryBackoff=bo),
         http("flaky-put", srv.url("/flaky?key=u&fails=1"), method="PUT", retries=1,
@@ -632,7 +635,8 @@ def test_connection_refused_and_retries(orch, srv, closed_port):
         http("flaky-get-not-idem", srv.url("/flaky?key=n&fails=1"), idempotent=False,
              retries=2, retryBackoff=bo),
     ]})
-    res, d = run_json(orch, wf)
+    res, d = run_json(orch, wf, "--param", f"u1=http://127.0.0.1:{closed_port}/hook?token=abc",
+                      "--param", f"u2=http://user:hunter2@127.0.0.1:{closed_port}/hook")
     assert res.returncode == EXIT_FAILED, res.stderr
     p = closed_port
 
@@ -650,7 +654,9 @@ def test_connection_refused_and_retries(orch, srv, closed_port):
     assert attempts(rp) == [(1, "failed")], rp["attempts"]
     assert rp["error"] == (f"Connection refused (POST http://127.0.0.1:{p}/hook)"
                            + NOT_RETRIED.format("POST")), rp["error"]
-    assert "hunter2" not in res.stdout + res.stderr
+    # Nowhere but in the params it was given in.
+    shown = dict(d, params=None)
+    assert "hunter2" not in json.dumps(shown) + res.stderr
 
     fg = task_by_name(d, "flaky-get")
     assert fg["status"] == "succeeded", fg
@@ -952,6 +958,69 @@ def test_definition_errors(orch, srv):
         res = orch.run("run", wf)
         assert res.returncode == EXIT_INVALID, res.stderr
     assert srv.recorder.requests == []
+
+
+def test_credentials_are_never_written_in_definitions(fresh_server, srv):  # noqa: F811
+    """A literal credential in an HTTP task (a credential header, user-info or a secret query
+    parameter in the url) is refused with 422, every one at its path; a definition stored
+    before that rule is shown to a read key with its credentials redacted."""
+    s = fresh_server
+    r = s.post("/v1/workflows", {"name": "creds", "tasks": [
+        http("a", "http://user:hunter2@127.0.0.1:9/x?day=1&token=tok-secret",
+             headers={"Authorization": "Bearer tok-secret", "X-Api-Key": "key-secret",
+                      "X-Run": "r1"})]})
+    assert r.status == 422, r
+    probs = {(d["path"], d["message"].split(",")[0]) for d in r.json["error"]["details"]}
+    assert probs == {
+        ("$.tasks[0].headers.Authorization", "header 'Authorization' carries a credential"),
+        ('$.tasks[0].headers["X-Api-Key"]', "header 'X-Api-Key' carries a credential"),
+        ("$.tasks[0].url", "the url holds credentials (user-info before '@')"),
+        ("$.tasks[0].url", "query parameter 'token' looks like a credential"),
+    }, probs
+    assert s.get("/v1/workflows/creds", check=False).status == 404
+
+    # Stored before the rule existed: redacted when shown.
+    old = {"name": "old", "tasks": [
+        http("a", "http://user:hunter2@127.0.0.1:9/x?day=1&token=tok-secret",
+             headers={"Authorization": "Bearer tok-secret", "X-Run": "r1"})]}
+    db = sqlite3.connect(str(s.data_dir / "orch.db"), timeout=10)
+    with db:
+        db.execute("INSERT INTO workflows (name, version, definition, created_at) "
+                   "VALUES (?, 1, ?, ?)", ("old", json.dumps(old), int(time.time() * 1000)))
+    db.close()
+    reader = s.keys_create("reader", "read")["key"]
+    r = s.get("/v1/workflows/old", key=reader)
+    assert r.status == 200, r
+    task = r.json["definition"]["tasks"][0]
+    assert task["headers"] == {"Authorization": "[redacted]", "X-Run": "r1"}, task
+    assert task["url"] == "http://[redacted]@127.0.0.1:9/x?day=1&token=[redacted]", task
+    assert "secret" not in r.body.decode() and "hunter2" not in r.body.decode()
+
+
+def test_auth_header_and_query_from_the_environment(orch, srv):
+    """auth {"header", "valueEnv"} and {"query", "valueEnv"} send a credential kept in the
+    environment, percent-encoded in the query; it is in no output, log or message."""
+    secret = "k3y/s3cret&x=1"
+    wf = orch.workflow({"name": "http-auth-kinds", "tasks": [
+        http("h", srv.url("/status/200?kind=h"), auth={"header": "X-Api-Key",
+                                                       "valueEnv": "API_KEY"}),
+        http("q", srv.url("/status/200?kind=q#frag"), auth={"query": "api_key",
+                                                            "valueEnv": "API_KEY"}),
+        http("unset", srv.url("/status/200?kind=u"), auth={"query": "api_key",
+                                                           "valueEnv": "NOT_SET_HERE"}),
+    ]})
+    res, d = run_json(orch, wf, env={"API_KEY": secret})
+    assert res.returncode == EXIT_FAILED, res.stderr
+    (h,) = [r for r in srv.recorder.of("/status/200") if r["query"] == "kind=h"]
+    assert h["headers"]["x-api-key"] == [secret], h["headers"]
+    (q,) = [r for r in srv.recorder.of("/status/200") if r["query"].startswith("kind=q")]
+    assert q["query"] == "kind=q&api_key=" + urllib.parse.quote(secret, safe=""), q
+    assert task_by_name(d, "h")["status"] == "succeeded"
+    assert task_by_name(d, "q")["status"] == "succeeded"
+    u = task_by_name(d, "unset")
+    assert u["error"] == "its auth variable NOT_SET_HERE is not set", u
+    assert not [r for r in srv.recorder.of("/status/200") if r["query"] == "kind=u"]
+    assert "s3cret" not in res.stdout + res.stderr
 
 
 # --------------------------------------------------------------------------- 11) output cap
