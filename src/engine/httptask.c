@@ -445,6 +445,7 @@ static void send_one(struct engine *eng, const struct hsend *s)
     spec.username = user;
     spec.password = pass;
     spec.bearer = bearer;
+    spec.policy = eng->netpol;
     spec.max_body = eng->cfg.task_output_cap > HTTP_OUTPUT_SLACK * 2
                         ? eng->cfg.task_output_cap - HTTP_OUTPUT_SLACK
                         : eng->cfg.task_output_cap / 2;

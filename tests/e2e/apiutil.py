@@ -297,6 +297,7 @@ class Server:
         self.admin_key = None
         self.admin = None
         self.logs = []  # stderr files of every start, in order
+        self.env = {}   # more environment for the server (ORCH_ settings)
         self._n = 0
 
     @property
@@ -340,7 +341,8 @@ class Server:
                 str(self.data_dir), "--workers", str(self.workers), "--shutdown-grace",
                 self.grace] + list(extra)
         self.proc = subprocess.Popen(args, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                     env=base_env({"E2E_TMP": str(self.tmp)}), cwd=self.tmp,
+                                     env=base_env({"E2E_TMP": str(self.tmp), **self.env}),
+                                     cwd=self.tmp,
                                      start_new_session=True)
         self.proc.out_file = out
         end = time.monotonic() + timeout

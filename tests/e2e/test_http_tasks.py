@@ -34,7 +34,7 @@ import pytest
 
 from apiutil import fresh_server, stopped_server  # noqa: F401  (pytest fixtures)
 from conftest import (EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_TIMED_OUT,
-                      task_by_name, wait_for)
+                      EXIT_USAGE, task_by_name, wait_for)
 
 PY = "/usr/bin/python3"
 NOT_RETRIED = ' [not retried: {} is not idempotent; set "idempotent": true if it is safe to repeat]'
@@ -1021,6 +1021,68 @@ def test_auth_header_and_query_from_the_environment(orch, srv):
     assert u["error"] == "its auth variable NOT_SET_HERE is not set", u
     assert not [r for r in srv.recorder.of("/status/200") if r["query"] == "kind=u"]
     assert "s3cret" not in res.stdout + res.stderr
+
+
+def test_network_policy_of_the_server(stopped_server, srv):  # noqa: F811
+    """Through `orch server`: a task calling the server's own API (/v1/keys), a link-local
+    address (169.254.169.254, refused before a socket is made) or a redirect to the own API
+    fails with a message naming the address and the setting; other loopback ports stay
+    allowed; ORCH_HTTP_ALLOW=<listen address> lets the own API through."""
+    s = stopped_server
+    s.start()
+    own = f"127.0.0.1:{s.port}"
+    wf = {"name": "http-policy", "tasks": [
+        http("own", f"{s.url}/v1/keys", expectStatus=[401]),
+        http("metadata", "http://169.254.169.254/latest/meta-data/", timeout="20s"),
+        http("redirect", srv.url(f"/redirect?to={s.url}/v1/health"), expectStatus=[200, 401]),
+        http("loopback", srv.url("/json")),
+    ]}
+    s.apply(wf)
+    t0 = time.monotonic()
+    d = s.wait_exec(s.trigger("http-policy")["id"])
+    assert d["status"] == "failed", d
+    refused = (f"refused to connect to {own}: orch's own API ({own}) (to allow it: "
+               f"ORCH_HTTP_ALLOW={own})")
+    assert task_by_name(d, "own")["error"] == f"{refused} (GET {s.url}/v1/keys)"
+    assert task_by_name(d, "metadata")["error"] == (
+        "refused to connect to 169.254.169.254:80: a link-local address (169.254.0.0/16) (to "
+        "allow it: ORCH_HTTP_ALLOW=169.254.169.254) (GET http://169.254.169.254/latest/"
+        "meta-data/)")
+    assert task_by_name(d, "metadata")["attempts"][0]["durationMs"] < 5000
+    assert task_by_name(d, "redirect")["error"].startswith(refused), task_by_name(d, "redirect")
+    assert srv.recorder.paths().count("/redirect") == 1
+    assert task_by_name(d, "loopback")["status"] == "succeeded"
+    assert time.monotonic() - t0 < 15
+    assert s.stop() == 0
+
+    s.env = {"ORCH_HTTP_ALLOW": own}
+    s.start()
+    d = s.wait_exec(s.trigger("http-policy")["id"])
+    assert task_by_name(d, "own")["status"] == "succeeded", task_by_name(d, "own")
+    assert task_by_name(d, "own")["output"]["status"] == 401
+    assert task_by_name(d, "redirect")["status"] == "succeeded", task_by_name(d, "redirect")
+    assert task_by_name(d, "metadata")["status"] == "failed"
+    assert s.stop() == 0
+
+
+def test_network_policy_settings(orch, srv):
+    """ORCH_HTTP_DENY refuses a network (no request reaches it), ORCH_HTTP_ALLOW makes an
+    exception to it, and a bad entry is a usage error naming the setting."""
+    wf = orch.workflow({"name": "http-deny", "tasks": [http("a", srv.url("/json"))]})
+    deny = {"ORCH_HTTP_DENY": f"10.0.0.0/8, 127.0.0.1:{srv.port}"}
+    res, d = run_json(orch, wf, env=deny)
+    assert res.returncode == EXIT_FAILED, res.stderr
+    assert task_by_name(d, "a")["error"] == (
+        f"refused to connect to 127.0.0.1:{srv.port}: denied by ORCH_HTTP_DENY (127.0.0.1:"
+        f"{srv.port}) (to allow it: ORCH_HTTP_ALLOW=127.0.0.1) (GET {srv.url('/json')})")
+    assert srv.recorder.requests == []
+    res, d = run_json(orch, wf, env=dict(deny, ORCH_HTTP_ALLOW="127.0.0.0/8"))
+    assert res.returncode == EXIT_OK, res.stderr
+    assert srv.recorder.paths() == ["/json"]
+    for bad in ("localhost", "10.0.0.0/33", "1.2.3.4:0", "[::1]:x"):
+        res = orch.run("run", wf, env={"ORCH_HTTP_ALLOW": bad})
+        assert res.returncode == EXIT_USAGE, (bad, res.stderr)
+        assert f"invalid ORCH_HTTP_ALLOW entry '{bad}'" in res.stderr, res.stderr
 
 
 # --------------------------------------------------------------------------- 11) output cap
