@@ -277,10 +277,26 @@ enum sh_ctx { SH_CMD, SH_DQ, SH_BQ, SH_PAREN };
 struct sh_cmd {
     size_t nwords;     /* words ended so far in this simple command */
     int eval;          /* its first word is `eval` */
-    int shell;         /* a word of it names a shell */
-    int dash_c;        /* ... followed by an option with c (-c, -ec) */
+    int not_prefix;    /* a word that is no wrapper (env, exec, ...) has ended */
+    int shell;         /* the command (after wrappers) is a shell */
+    int skip;          /* the next word is an option's argument (-o NAME) */
+    int dash_c;        /* ... given an option with c (-c, -ec) */
     int script_seen;   /* ... and the script word after it has ended */
 };
+
+/* Words that run the command after them: env A=1 sh -c, exec, nohup, ... */
+static int is_wrapper(const char *w, size_t n)
+{
+    static const char *const wrappers[] = {"env",  "exec",   "command", "nohup",   "sudo",
+                                           "nice", "time",   "setsid",  "xargs",   "busybox",
+                                           "timeout", "stdbuf", "ionice", "chrt"};
+    if (memchr(w, '=', n) || (n > 1 && w[0] == '-') || (n && w[0] >= '0' && w[0] <= '9'))
+        return 1; /* an assignment, an option of the wrapper or a number (nice -n 5) */
+    for (size_t i = 0; i < sizeof(wrappers) / sizeof(wrappers[0]); i++)
+        if (word_is(w, n, wrappers[i]))
+            return 1;
+    return 0;
+}
 
 static void end_word(const char *s, size_t from, size_t to, struct sh_cmd *c)
 {
@@ -294,13 +310,22 @@ static void end_word(const char *s, size_t from, size_t to, struct sh_cmd *c)
         return; /* a reserved word: the command starts after it */
     if (c->nwords == 0 && word_is(w, n, "eval"))
         c->eval = 1;
-    if (!c->shell && is_shell(w, n)) {
-        c->shell = 1;
-    } else if (c->shell && !c->dash_c && n > 1 && w[0] == '-' && w[1] != '-' &&
-               memchr(w + 1, 'c', n - 1)) {
-        c->dash_c = 1;
-    } else if (c->dash_c && !c->script_seen && !(n > 1 && (w[0] == '-' || w[0] == '+'))) {
+    if (!c->shell) {
+        if (!c->not_prefix && is_shell(w, n))
+            c->shell = 1;
+        else if (!is_wrapper(w, n))
+            c->not_prefix = 1;
+    } else if (c->skip) {
+        c->skip = 0;
+    } else if (!c->script_seen && n > 1 && (w[0] == '-' || w[0] == '+')) {
+        if (w[0] == '-' && w[1] != '-' && memchr(w + 1, 'c', n - 1))
+            c->dash_c = 1;
+        if (memchr(w + 1, 'o', n - 1) && w[1] != '-')
+            c->skip = 1; /* -o pipefail */
+    } else if (c->dash_c) {
         c->script_seen = 1;
+    } else {
+        c->script_seen = 1; /* sh FILE: a script file, whose arguments are not code */
     }
     c->nwords++;
 }
@@ -342,8 +367,9 @@ static void check_shell_string(struct dag__parser *p, const struct dag__path *at
     size_t n = 1, i = 0, wstart = 0;
     int word = 0, hd_pending = 0, hd_expand = 0, hd_tabs = 0;
     char hd[64] = "";
-    struct sh_cmd cmd = {0, 0, 0, 0, 0};
+    struct sh_cmd cmd;
 
+    memset(&cmd, 0, sizeof(cmd));
     st[0] = SH_CMD;
     parens[0] = 0;
 #define SH_PUSH(c)                                                                          \
@@ -442,7 +468,14 @@ static void check_shell_string(struct dag__parser *p, const struct dag__path *at
                 i++;
             continue;
         }
-        if (ch == '<' && s[i + 1] == '<' && s[i + 2] != '<') {
+        if (ch == '<' && s[i + 1] == '<' && s[i + 2] == '<') {
+            if (word)
+                end_word(s, wstart, i, &cmd);
+            word = 0;
+            i += 3; /* a here-string: its word is an ordinary one */
+            continue;
+        }
+        if (ch == '<' && s[i + 1] == '<') {
             if (word)
                 end_word(s, wstart, i, &cmd);
             word = 0;

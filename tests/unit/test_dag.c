@@ -2047,6 +2047,8 @@ static void test_shell_injection(void **state)
                    "{{ params.x }} is in the script of 'sh -c', which runs it as shell code; "
                    "pass the value as an argument after the script and use \"$1\" there: "
                    "[\"sh\", \"-c\", \"echo \\\"$1\\\"\", \"sh\", \"{{ params.x }}\"]");
+    expect_problem(PX "'env A=1 nice -n 5 sh -o pipefail -c {{ params.x }}'}]}",
+                   "$.tasks[0].command", "{{ params.x }} is in the script of 'sh -c'");
     /* argv running sh -c: the script is code that nothing quotes. */
     expect_only(PX "['sh', '-c', 'echo {{ params.x }}']}]}", "$.tasks[0].command[2]",
                 "{{ params.x }} is in the script of 'sh -c', which runs it as shell code; "
@@ -2068,7 +2070,9 @@ static void test_shell_injection(void **state)
                   "{'name': 'd', 'command': 'cat <<\\u0027EOF\\u0027\\n{{ params.x }}\\nEOF\\n"
                   "echo {{ params.x }} # \\'{{ params.x }}\\''},"
                   "{'name': 'e', 'command': ['grep', '-c', '{{ params.x }}']},"
-                  "{'name': 'f', 'command': 'echo \\'$X\\'', 'env': {'X': '{{ params.x }}'}}]}");
+                  "{'name': 'f', 'command': 'echo \\'$X\\'', 'env': {'X': '{{ params.x }}'}},"
+                  "{'name': 'g', 'command': 'bash run.sh -c {{ params.x }}; echo sh -c "
+                  "{{ params.x }}; cat <<< {{ params.x }}; grep eval {{ params.x }}'}]}");
     workflow_free(wf);
 }
 
