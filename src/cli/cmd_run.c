@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "dag/dag.h"
 #include "engine/engine.h"
+#include "engine/netpolicy.h"
 #include "view/view.h"
 
 #include "base/banned.h"
@@ -217,6 +218,16 @@ int cli_engine_settings(const struct cli_args *a, struct engine_config *cfg)
             return -1;
         }
         cfg->output_cap = (size_t)n;
+    }
+    cfg->http_allow = getenv("ORCH_HTTP_ALLOW");
+    cfg->http_deny = getenv("ORCH_HTTP_DENY");
+    {
+        struct netpolicy *np = NULL;
+        if (netpolicy_new(cfg->http_allow, cfg->http_deny, &np, &err)) {
+            cli_error("%s", err.msg);
+            return -1;
+        }
+        netpolicy_free(np);
     }
     v = getenv("ORCH_MAX_TASK_OUTPUT");
     if (v && *v) {

@@ -377,6 +377,12 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
             code = err.code == ERR_INVALID ? EXIT_USAGE : EXIT_INTERNAL;
             goto out;
         }
+        /* HTTP tasks must not call this server's API ("http://ADDR:PORT"). */
+        if (engine_http_deny_listener(eng, api_server_url(srv) + strlen("http://"), &err)) {
+            cli_error("%s", err.msg);
+            code = EXIT_INTERNAL;
+            goto out;
+        }
     }
 
     if (pipe2(sig_pipe, O_CLOEXEC) != 0) {

@@ -50,6 +50,9 @@ static void task_release(struct dag_task *t)
     free(t->http.username_env);
     free(t->http.password_env);
     free(t->http.bearer_env);
+    free(t->http.auth_header);
+    free(t->http.auth_query);
+    free(t->http.value_env);
     free(t->subflow.workflow);
     free(t->subflow.params_json);
     free(t->for_each);

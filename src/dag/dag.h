@@ -76,6 +76,9 @@ struct dag_http {
     char *username_env;        /* ... or the variable holding it */
     char *password_env;        /* basic auth: the variable holding the password */
     char *bearer_env;          /* bearer auth: the variable holding the token */
+    char *auth_header;         /* auth in a header: its name ("X-Api-Key"), or NULL */
+    char *auth_query;          /* ... or in a query parameter: its name, or NULL */
+    char *value_env;           /* ... and the variable holding its value */
 };
 
 /* TASK_WORKFLOW. */
@@ -243,6 +246,26 @@ const char *dag_run_if_name(enum run_if r);
 /* The names used in definitions: "latest", "bufferOne", ... Never NULL. */
 const char *dag_catchup_name(enum dag_catchup c);
 const char *dag_overlap_name(enum dag_overlap o);
+
+/*
+ * Credentials in definitions (dag_secrets.c). A definition is shown to every
+ * key with the read scope, so an HTTP task's credentials are never written
+ * in it: a header whose name says it carries one, the url's user-info and a
+ * query parameter whose name says it is a secret hold no literal text (they
+ * come from `auth` and the environment, or from placeholders filled in at run
+ * time), which dag_parse() checks.
+ */
+/* Does a header called `name` carry a credential (Authorization, Cookie, X-Api-Key, ...)? */
+int dag_header_is_credential(const char *name);
+/* Is a query parameter called `key` (`len` bytes) a secret (token, api_key, sig, ...)? */
+int dag_query_key_is_secret(const char *key, size_t len);
+/*
+ * Replace the literal credentials of the HTTP tasks of `def` (a definition as
+ * JSON, e.g. one stored before these checks existed) by "[redacted]", in
+ * place. Returns how many were replaced.
+ */
+struct json_t;
+size_t dag_redact_definition(struct json_t *def);
 
 /* Is `name` a valid workflow name ([a-z0-9][a-z0-9._-]{0,127})? */
 int dag_valid_workflow_name(const char *name);

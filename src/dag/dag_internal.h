@@ -102,4 +102,7 @@ void dag__check_graph(struct dag__parser *p);
  * to declared params, upstream tasks, the execution and its due time. */
 void dag__check_templates(struct dag__parser *p);
 
+/* Pass 1b (dag_secrets.c): no literal credentials in HTTP tasks. */
+void dag__check_credentials(struct dag__parser *p);
+
 #endif

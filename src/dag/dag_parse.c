@@ -44,7 +44,8 @@ static const char *const task_fields[] = {
     "method",     "url",       "headers", "body",         "expectStatus", "followRedirects",
     "auth",       "idempotent", "workflow", "params",     "forEach",  "maxParallel",
 };
-static const char *const auth_fields[] = {"username", "usernameEnv", "passwordEnv", "bearerEnv"};
+static const char *const auth_fields[] = {"username", "usernameEnv", "passwordEnv", "bearerEnv",
+                                          "header",   "query",       "valueEnv"};
 static const char *const backoff_fields[] = {"initial", "factor", "max", "jitter"};
 static const char *const param_fields[] = {"type", "default", "required", "description"};
 static const char *const schedule_fields[] = {
@@ -621,21 +622,41 @@ static void parse_auth(struct dag__parser *p, const struct dag__path *at, struct
                      : !strcmp(key, "usernameEnv") ? &h->username_env
                      : !strcmp(key, "passwordEnv") ? &h->password_env
                      : !strcmp(key, "bearerEnv")   ? &h->bearer_env
+                     : !strcmp(key, "header")      ? &h->auth_header
+                     : !strcmp(key, "query")       ? &h->auth_query
+                     : !strcmp(key, "valueEnv")    ? &h->value_env
                                                    : NULL;
         if (!dst) {
             unknown_field(p, &f, key, auth_fields, COUNT(auth_fields));
             continue;
         }
         get_nonempty_string(p, &f, val, dst);
-        if (*dst && dst != &h->username && !env_name_ok(*dst))
+        if (*dst && dst == &h->auth_header && !valid_header_name(*dst))
+            dag__problem(p, &f, 0, 0, "invalid header name '%.*s%s'", DAG__Q(*dst));
+        else if (*dst && dst != &h->username && dst != &h->auth_header &&
+                 dst != &h->auth_query && !env_name_ok(*dst))
             dag__problem(p, &f, 0, 0, "'%s' must name an environment variable "
                          "([A-Za-z_][A-Za-z0-9_]*), got '%.*s%s'", key, DAG__Q(*dst));
     }
     if (p->probs->n + p->probs->dropped != before)
         return; /* a field was wrong: what else is missing would only repeat it */
-    if (h->bearer_env && (h->username || h->username_env || h->password_env))
+    if (h->bearer_env && (h->username || h->username_env || h->password_env) &&
+        !h->auth_header && !h->auth_query && !h->value_env)
         dag__problem(p, at, 0, 0, "'auth' is either basic ('username' or 'usernameEnv', and "
                      "'passwordEnv') or bearer ('bearerEnv'), not both");
+    else if ((!!h->bearer_env + !!(h->username || h->username_env || h->password_env) +
+              !!(h->auth_header || h->auth_query || h->value_env)) > 1 ||
+             (h->auth_header && h->auth_query))
+        dag__problem(p, at, 0, 0, "'auth' is one of basic ('username' or 'usernameEnv', and "
+                     "'passwordEnv'), bearer ('bearerEnv'), a header ('header' and 'valueEnv') "
+                     "or a query parameter ('query' and 'valueEnv')");
+    else if ((h->auth_header || h->auth_query) && !h->value_env)
+        dag__problem(p, at, 0, 0, "'auth' with '%s' needs 'valueEnv' (the variable holding "
+                     "its value; a credential is never written in a definition)",
+                     h->auth_header ? "header" : "query");
+    else if (h->value_env && !h->auth_header && !h->auth_query)
+        dag__problem(p, at, 0, 0, "'valueEnv' goes with 'header' or 'query' (where the "
+                     "value is sent)");
     else if ((h->username || h->username_env) && !h->password_env)
         dag__problem(p, at, 0, 0, "basic 'auth' needs 'passwordEnv' (the variable holding the "
                      "password; a password is never written in a definition)");
@@ -721,6 +742,15 @@ static void parse_http(struct dag__parser *p, const struct dag__path *at, struct
     if (k->auth) {
         struct dag__path f = {at, "auth", 0};
         parse_auth(p, &f, h, k->auth);
+    }
+    if (h->auth_header) {
+        /* libcurl would send the header to wherever a redirect points. */
+        if (h->follow_redirects && k->follow) {
+            struct dag__path f = {at, "followRedirects", 0};
+            dag__problem(p, &f, 0, 0, "a task with 'auth.header' does not follow redirects "
+                         "(its header would go to wherever a redirect points)");
+        }
+        h->follow_redirects = 0;
     }
     h->idempotent = !strcmp(h->method, "GET") || !strcmp(h->method, "HEAD") ||
                     !strcmp(h->method, "PUT") || !strcmp(h->method, "DELETE") ||
@@ -1625,6 +1655,7 @@ int dag_parse(const char *json, size_t len, struct workflow **out, struct dag_pr
     }
     p.wf = xcalloc(1, sizeof(*p.wf));
     parse_workflow(&p, root);
+    dag__check_credentials(&p);
     if (p.wf->ntasks)
         dag__check_graph(&p);
     if (p.wf->ntasks && !p.nproblems)

@@ -216,6 +216,359 @@ static void check_for_each(struct dag__parser *p, const struct dag__path *at, co
     tpl_free(t);
 }
 
+/*
+ * Placeholders where a shell would run their value as code. In a shell
+ * string each value becomes one single-quoted word, which protects it only
+ * where the author wrote it unquoted: inside "..." the quotes are literal
+ * and $(...) in the value runs; inside '...' they end orch's quoting; in a
+ * here-document the value is expanded like in "..."; after `eval` or as the
+ * script of `sh -c` the value is code. And in an argv that runs `sh -c`, the
+ * script argument is shell code that orch does not quote at all. These are
+ * refused with the safe form in the message.
+ */
+#define SH_SAFE                                                                             \
+    "write the placeholder unquoted (orch makes each value one single-quoted word): "    \
+    "echo {{ params.x }}, or pass the value through env: \"env\": {\"X\": \"{{ params.x }}\"} " \
+    "and echo \"$X\""
+#define SH_CODE_SAFE                                                                          \
+    "pass the value as an argument after the script and use \"$1\" there: "               \
+    "[\"sh\", \"-c\", \"echo \\\"$1\\\"\", \"sh\", \"{{ params.x }}\"], or through env: "     \
+    "\"env\": {\"X\": \"{{ params.x }}\"} and \"$X\" in the script"
+
+static const char *const shell_names[] = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash"};
+
+static int is_shell(const char *w, size_t n)
+{
+    size_t b = n;
+
+    while (b && w[b - 1] != '/')
+        b--;
+    for (size_t i = 0; i < sizeof(shell_names) / sizeof(shell_names[0]); i++)
+        if (strlen(shell_names[i]) == n - b && !memcmp(shell_names[i], w + b, n - b))
+            return 1;
+    return 0;
+}
+
+static int word_is(const char *w, size_t n, const char *lit)
+{
+    return strlen(lit) == n && !memcmp(w, lit, n);
+}
+
+/* One problem naming the placeholder at s[at] ("{{ ... }}", cut when long). */
+static size_t shell_problem(struct dag__parser *p, const struct dag__path *path, const char *s,
+                            size_t at, const char *where, const char *safe)
+{
+    const char *end = strstr(s + at + 2, "}}");
+    size_t len = end ? (size_t)(end - (s + at)) + 2 : strlen(s + at);
+
+    dag__problem(p, path, 0, 0, "%.*s%s is %s; %s", len > 100 ? 100 : (int)len, s + at,
+                 len > 100 ? "..." : "", where, safe);
+    return len;
+}
+
+static size_t skip_placeholder(const char *s, size_t at)
+{
+    const char *end = strstr(s + at + 2, "}}");
+    return end ? (size_t)(end - s) + 2 : at + strlen(s + at);
+}
+
+enum sh_ctx { SH_CMD, SH_DQ, SH_BQ, SH_PAREN };
+
+struct sh_cmd {
+    size_t nwords;     /* words ended so far in this simple command */
+    int eval;          /* its first word is `eval` */
+    int not_prefix;    /* a word that is no wrapper (env, exec, ...) has ended */
+    int shell;         /* the command (after wrappers) is a shell */
+    int skip;          /* the next word is an option's argument (-o NAME) */
+    int dash_c;        /* ... given an option with c (-c, -ec) */
+    int script_seen;   /* ... and the script word after it has ended */
+};
+
+/* Words that run the command after them: env A=1 sh -c, exec, nohup, ... */
+static int is_wrapper(const char *w, size_t n)
+{
+    static const char *const wrappers[] = {"env",  "exec",   "command", "nohup",   "sudo",
+                                           "nice", "time",   "setsid",  "xargs",   "busybox",
+                                           "timeout", "stdbuf", "ionice", "chrt"};
+    if (memchr(w, '=', n) || (n > 1 && w[0] == '-') || (n && w[0] >= '0' && w[0] <= '9'))
+        return 1; /* an assignment, an option of the wrapper or a number (nice -n 5) */
+    for (size_t i = 0; i < sizeof(wrappers) / sizeof(wrappers[0]); i++)
+        if (word_is(w, n, wrappers[i]))
+            return 1;
+    return 0;
+}
+
+static void end_word(const char *s, size_t from, size_t to, struct sh_cmd *c)
+{
+    const char *w = s + from;
+    size_t n = to - from;
+
+    if (c->nwords == 0 && (word_is(w, n, "if") || word_is(w, n, "then") ||
+                           word_is(w, n, "else") || word_is(w, n, "elif") ||
+                           word_is(w, n, "do") || word_is(w, n, "while") ||
+                           word_is(w, n, "until") || word_is(w, n, "!") || word_is(w, n, "{")))
+        return; /* a reserved word: the command starts after it */
+    if (c->nwords == 0 && word_is(w, n, "eval"))
+        c->eval = 1;
+    if (!c->shell) {
+        if (!c->not_prefix && is_shell(w, n))
+            c->shell = 1;
+        else if (!is_wrapper(w, n))
+            c->not_prefix = 1;
+    } else if (c->skip) {
+        c->skip = 0;
+    } else if (!c->script_seen && n > 1 && (w[0] == '-' || w[0] == '+')) {
+        if (w[0] == '-' && w[1] != '-' && memchr(w + 1, 'c', n - 1))
+            c->dash_c = 1;
+        if (memchr(w + 1, 'o', n - 1) && w[1] != '-')
+            c->skip = 1; /* -o pipefail */
+    } else if (c->dash_c) {
+        c->script_seen = 1;
+    } else {
+        c->script_seen = 1; /* sh FILE: a script file, whose arguments are not code */
+    }
+    c->nwords++;
+}
+
+/*
+ * A here-document's operator at s[i] ("<<"): its delimiter, and whether its
+ * body is expanded (an unquoted delimiter). Returns the offset after it.
+ */
+static size_t read_heredoc_op(const char *s, size_t i, char *delim, size_t dcap, int *expand,
+                              int *tabs)
+{
+    size_t n = 0;
+
+    i += 2;
+    *tabs = s[i] == '-';
+    if (*tabs)
+        i++;
+    while (s[i] == ' ' || s[i] == '\t')
+        i++;
+    *expand = 1;
+    while (s[i] && !strchr(" \t\n;&|<>()", s[i])) {
+        if (s[i] == '\'' || s[i] == '"' || s[i] == '\\') {
+            *expand = 0;
+            i++;
+            continue;
+        }
+        if (n + 1 < dcap)
+            delim[n++] = s[i];
+        i++;
+    }
+    delim[n] = '\0';
+    return i;
+}
+
+static void check_shell_string(struct dag__parser *p, const struct dag__path *at, const char *s)
+{
+    enum sh_ctx st[64];
+    unsigned parens[64];
+    size_t n = 1, i = 0, wstart = 0;
+    int word = 0, hd_pending = 0, hd_expand = 0, hd_tabs = 0;
+    char hd[64] = "";
+    struct sh_cmd cmd;
+
+    memset(&cmd, 0, sizeof(cmd));
+    st[0] = SH_CMD;
+    parens[0] = 0;
+#define SH_PUSH(c)                                                                          \
+    do {                                                                                    \
+        if (n < 64) {                                                                       \
+            st[n] = (c);                                                                    \
+            parens[n++] = 0;                                                                \
+        }                                                                                   \
+    } while (0)
+#define SH_START_WORD()                                                                     \
+    do {                                                                                    \
+        if (!word) {                                                                        \
+            word = 1;                                                                       \
+            wstart = i;                                                                     \
+        }                                                                                   \
+    } while (0)
+    while (s[i]) {
+        enum sh_ctx c = st[n - 1];
+        char ch = s[i];
+
+        if (ch == '{' && s[i + 1] == '{') {
+            if (c == SH_DQ)
+                shell_problem(p, at, s, i, "inside double quotes, where the shell still runs "
+                              "$(...) and backquotes in its value", SH_SAFE);
+            else if (cmd.eval)
+                shell_problem(p, at, s, i, "run as shell code by 'eval'", SH_CODE_SAFE);
+            else if (cmd.dash_c && !cmd.script_seen)
+                shell_problem(p, at, s, i, "in the script of 'sh -c', which runs it as shell "
+                              "code", SH_CODE_SAFE);
+            if (c != SH_DQ)
+                SH_START_WORD();
+            i = skip_placeholder(s, i);
+            continue;
+        }
+        if (c == SH_DQ) {
+            if (ch == '\\' && s[i + 1])
+                i++;
+            else if (ch == '"')
+                n--;
+            else if (ch == '`')
+                SH_PUSH(SH_BQ);
+            else if (ch == '$' && s[i + 1] == '(') {
+                SH_PUSH(SH_PAREN);
+                i++;
+            }
+            i++;
+            continue;
+        }
+        if (ch == '\\' && s[i + 1]) {
+            SH_START_WORD();
+            i += 2;
+            continue;
+        }
+        if (ch == '\'' || (ch == '$' && s[i + 1] == '\'')) {
+            int ansi = ch == '$';
+            SH_START_WORD();
+            for (i += ansi ? 2 : 1; s[i] && s[i] != '\'';) {
+                if (ansi && s[i] == '\\' && s[i + 1]) {
+                    i += 2;
+                } else if (s[i] == '{' && s[i + 1] == '{') {
+                    shell_problem(p, at, s, i, "inside single quotes, which end orch's own "
+                                  "quoting of the value", SH_SAFE);
+                    i = skip_placeholder(s, i);
+                } else {
+                    i++;
+                }
+            }
+            if (s[i])
+                i++;
+            continue;
+        }
+        if (ch == '"') {
+            SH_START_WORD();
+            SH_PUSH(SH_DQ);
+            i++;
+            continue;
+        }
+        if (ch == '`' && c == SH_BQ) {
+            n--;
+            i++;
+            continue;
+        }
+        if (ch == '`' || (ch == '$' && s[i + 1] == '(')) {
+            SH_START_WORD();
+            SH_PUSH(ch == '`' ? SH_BQ : SH_PAREN);
+            i += ch == '`' ? 1 : 2;
+            continue;
+        }
+        if (c == SH_PAREN && ch == ')' && !parens[n - 1]) {
+            n--;
+            i++;
+            continue;
+        }
+        if (ch == '#' && !word) {
+            while (s[i] && s[i] != '\n')
+                i++;
+            continue;
+        }
+        if (ch == '<' && s[i + 1] == '<' && s[i + 2] == '<') {
+            if (word)
+                end_word(s, wstart, i, &cmd);
+            word = 0;
+            i += 3; /* a here-string: its word is an ordinary one */
+            continue;
+        }
+        if (ch == '<' && s[i + 1] == '<') {
+            if (word)
+                end_word(s, wstart, i, &cmd);
+            word = 0;
+            i = read_heredoc_op(s, i, hd, sizeof(hd), &hd_expand, &hd_tabs);
+            hd_pending = 1;
+            continue;
+        }
+        if (ch == ' ' || ch == '\t' || ch == '\n' || strchr(";&|()<>", ch)) {
+            if (word)
+                end_word(s, wstart, i, &cmd);
+            word = 0;
+            if (c == SH_PAREN && ch == '(')
+                parens[n - 1]++;
+            else if (c == SH_PAREN && ch == ')')
+                parens[n - 1]--;
+            if (ch != ' ' && ch != '\t' && ch != '<' && ch != '>')
+                memset(&cmd, 0, sizeof(cmd));
+            i++;
+            if (ch == '\n' && hd_pending) {
+                /* The here-document's body: lines up to the delimiter. */
+                while (s[i]) {
+                    size_t ls = i, le = i + strcspn(s + i, "\n");
+                    size_t t = ls;
+                    int found = 0;
+                    if (hd_tabs)
+                        while (s[t] == '\t')
+                            t++;
+                    if (le - t == strlen(hd) && !memcmp(s + t, hd, le - t))
+                        found = 1;
+                    for (size_t k = ls; !found && hd_expand && k + 1 < le; k++)
+                        if (s[k] == '{' && s[k + 1] == '{')
+                            k = shell_problem(p, at, s, k, "in a here-document, where the "
+                                              "shell runs $(...) and backquotes in its value",
+                                              SH_SAFE) + k - 1;
+                    i = s[le] ? le + 1 : le;
+                    if (found)
+                        break;
+                }
+                hd_pending = 0;
+            }
+            continue;
+        }
+        SH_START_WORD();
+        i++;
+    }
+#undef SH_PUSH
+#undef SH_START_WORD
+}
+
+/* An argv that runs `sh -c SCRIPT ...` (or `env ... sh -c`): no placeholder in SCRIPT. */
+static void check_argv_shell(struct dag__parser *p, const struct dag__path *cmd,
+                             const struct dag_task *t)
+{
+    size_t k = 0;
+    int dash_c = 0;
+
+    if (!t->argv || !t->argc || !t->argv[0])
+        return;
+    {
+        const char *a0 = t->argv[0];
+        size_t l = strlen(a0);
+        if ((l == 3 || (l > 3 && a0[l - 4] == '/')) && !strcmp(a0 + l - 3, "env"))
+            for (k = 1; k < t->argc && t->argv[k] &&
+                        (t->argv[k][0] == '-' || strchr(t->argv[k], '='));
+                 k++)
+                if (!strcmp(t->argv[k], "-u") || !strcmp(t->argv[k], "-C") ||
+                    !strcmp(t->argv[k], "-S"))
+                    k++;
+    }
+    if (k >= t->argc || !t->argv[k] || !is_shell(t->argv[k], strlen(t->argv[k])))
+        return;
+    for (k++; k < t->argc && t->argv[k]; k++) {
+        const char *a = t->argv[k];
+        if (!strcmp(a, "--")) {
+            k++;
+            break;
+        }
+        if (!((a[0] == '-' || a[0] == '+') && a[1]))
+            break;
+        if (a[0] == '-' && a[1] == '-')
+            continue;
+        if (a[0] == '-' && strchr(a + 1, 'c'))
+            dash_c = 1;
+        if (strchr(a + 1, 'o'))
+            k++; /* -o NAME */
+    }
+    if (dash_c && k < t->argc && t->argv[k] && strstr(t->argv[k], "{{")) {
+        struct dag__path at = {cmd, NULL, k};
+        shell_problem(p, &at, t->argv[k], (size_t)(strstr(t->argv[k], "{{") - t->argv[k]),
+                      "in the script of 'sh -c', which runs it as shell code", SH_CODE_SAFE);
+    }
+}
+
 static void check_task(struct dag__parser *p, const struct dag__path *task, size_t i,
                        const unsigned char *upstream)
 {
@@ -233,8 +586,11 @@ static void check_task(struct dag__parser *p, const struct dag__path *task, size
         struct dag__path at = {task, "forEach", 0};
         check_for_each(p, &at, t->for_each, &plain);
     }
-    if (t->shell)
+    if (t->shell) {
         check_one(p, &cmd, t->shell, &sc);
+        check_shell_string(p, &cmd, t->shell);
+    }
+    check_argv_shell(p, &cmd, t);
     for (size_t k = 0; t->argv && k < t->argc; k++) {
         struct dag__path at = {&cmd, NULL, k};
         if (k == 0 && t->argv[k] && strstr(t->argv[k], "{{"))

@@ -32,6 +32,7 @@
 #include "dag/expr.h"
 #include "dag/template.h"
 #include "engine_internal.h"
+#include "netpolicy.h"
 #include "sched/cron.h"
 #include "sched/tz.h"
 
@@ -88,6 +89,8 @@ void engine_config_init(struct engine_config *cfg)
     cfg->purge_interval_ms = 60000;
     cfg->task_output_cap = 256 * 1024;
     cfg->output_dir = NULL;
+    cfg->http_allow = NULL;
+    cfg->http_deny = NULL;
 }
 
 static void exec_progress(const struct exec *ex, struct engine_event *ev)
@@ -2173,10 +2176,16 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
                struct err *err)
 {
     struct engine *eng;
+    struct netpolicy *np = NULL;
     char host[64] = "localhost";
+    int rc;
 
     *out = NULL;
+    rc = netpolicy_new(cfg ? cfg->http_allow : NULL, cfg ? cfg->http_deny : NULL, &np, err);
+    if (rc)
+        return rc;
     eng = xcalloc(1, sizeof(*eng));
+    eng->netpol = np;
     eng->st = st;
     if (cfg)
         eng->cfg = *cfg;
@@ -2203,6 +2212,7 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
             close(eng->epfd);
         if (eng->wakefd >= 0)
             close(eng->wakefd);
+        netpolicy_free(eng->netpol);
         free(eng);
         return err_set(err, ERR_IO, "cannot create event loop: %s", strerror(e));
     }
@@ -2231,11 +2241,17 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     return 0;
 }
 
+int engine_http_deny_listener(struct engine *eng, const char *hostport, struct err *err)
+{
+    return netpolicy_deny_listener(eng->netpol, hostport, err);
+}
+
 void engine_free(struct engine *eng)
 {
     if (!eng)
         return;
     engine__http_free(eng);
+    netpolicy_free(eng->netpol);
     engine__subflow_free(eng);
     /* Never leave processes running behind us. */
     while (eng->procs) {

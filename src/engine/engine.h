@@ -52,6 +52,10 @@ struct engine_config {
      * by $ORCH_OUTPUT (in output_dir); at most task_output_cap bytes. */
     size_t task_output_cap;    /* default 256 KiB */
     const char *output_dir;    /* default $TMPDIR (or /tmp) + "/orch-outputs-UID"; borrowed */
+    /* Where HTTP tasks may connect (netpolicy.h): ORCH_HTTP_ALLOW and
+     * ORCH_HTTP_DENY, comma-separated networks; NULL for none. Borrowed. */
+    const char *http_allow;
+    const char *http_deny;
 };
 
 /* Defaults: workers = online CPUs, output_cap 1 MiB, grace 10 s, node host:pid,
@@ -88,6 +92,13 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
 void engine_free(struct engine *eng);
 
 void engine_set_observer(struct engine *eng, engine_observer_fn fn, void *arg);
+
+/*
+ * HTTP tasks must not call the server's own API: deny connections to its
+ * listener, "ADDR:PORT" or "[V6ADDR]:PORT" (numeric; a wildcard address
+ * stands for every address of the host). Call before engine_run.
+ */
+int engine_http_deny_listener(struct engine *eng, const char *hostport, struct err *err);
 
 /*
  * Create an execution of the workflow `definition` (JSON text, recorded as a

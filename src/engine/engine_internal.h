@@ -281,6 +281,7 @@ struct cmd {
 struct engine {
     struct store *st;
     struct engine_config cfg;
+    struct netpolicy *netpol; /* where HTTP tasks may connect */
     char *output_dir;
     char node[128];
     int epfd;

@@ -20,12 +20,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/curl_api.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
+#include "netpolicy.h"
 
 #include "base/banned.h"
 
@@ -77,6 +79,8 @@ struct call {
     int headers_too_big;
     char *last_name;   /* name of the last header, for folded lines */
     unsigned connects; /* PREREQFUNCTION calls: connections made or reused */
+    const struct netpolicy *policy;
+    char refused[256]; /* the policy's message for the last connection it refused */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -230,6 +234,17 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 /* CURLOPT_PREREQFUNCTION: a connection was made or reused, the request goes out. */
+/* Every connection libcurl opens: the policy decides before the socket exists. */
+static curl_socket_t on_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct call *c = arg;
+
+    if (purpose == CURLSOCKTYPE_IPCXN && c->policy &&
+        netpolicy_check(c->policy, &a->addr, c->refused, sizeof(c->refused)) != 0)
+        return CURL_SOCKET_BAD;
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 static int on_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port, int local_port)
 {
     struct call *c = arg;
@@ -280,6 +295,10 @@ static void fill_error(struct call *c, CURLcode cc, struct httpcall_result *res)
     char d[32];
     long oserr = 0, redirects = 0;
 
+    if (c->refused[0] && cc == CURLE_COULDNT_CONNECT) {
+        snprintf(res->error, sizeof(res->error), "%s", c->refused);
+        return;
+    }
     switch (cc) {
     case CURLE_COULDNT_CONNECT:
         cu->easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &oserr);
@@ -479,6 +498,8 @@ static void setup_easy(struct call *c, const struct httpcall_spec *spec)
     cu->easy_setopt(h, CURLOPT_HEADERDATA, c);
     cu->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     cu->easy_setopt(h, CURLOPT_WRITEDATA, c);
+    cu->easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+    cu->easy_setopt(h, CURLOPT_OPENSOCKETDATA, c);
     cu->easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
     cu->easy_setopt(h, CURLOPT_PREREQDATA, c);
 
@@ -546,6 +567,7 @@ int httpcalls_start(struct httpcalls *hc, const struct httpcall_spec *spec, void
     c->hc = hc;
     c->tag = tag;
     c->max_body = spec->max_body;
+    c->policy = spec->policy;
     strbuf_init(&c->resp, 0);
     c->headers = json_object();
     if (!c->headers)

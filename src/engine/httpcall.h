@@ -9,7 +9,10 @@
  * same host are kept alive and reused across tasks.
  *
  * libcurl is loaded (base/curl_api.h) when the first struct httpcalls is
- * made; only http and https are allowed, for the URL and for redirects.
+ * made; only http and https are allowed, for the URL and for redirects. A
+ * spec's policy (netpolicy.h) is checked on the address of every connection
+ * before it is opened: a refused one fails the request with the policy's
+ * message, without a packet sent.
  *
  * Not thread-safe: one thread uses a struct httpcalls.
  */
@@ -22,6 +25,8 @@
 #include <jansson.h>
 
 #include "base/err.h"
+
+struct netpolicy;
 
 struct httpcall_spec {
     const char *method;          /* "GET", "POST", ... (upper case) */
@@ -36,6 +41,9 @@ struct httpcall_spec {
     const char *password;        /* with username */
     const char *bearer;          /* "Authorization: Bearer ..." token, or NULL */
     size_t max_body;             /* keep at most this many bytes of the response body */
+    const struct netpolicy *policy; /* where it may connect (every connection, also through
+                                     * redirects and proxies), or NULL for anywhere;
+                                     * borrowed: must outlive the request */
 };
 
 struct httpcall_result {

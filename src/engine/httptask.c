@@ -236,7 +236,7 @@ static int build(const struct exec *ex, size_t idx, struct built *b, char *msg, 
     int rc;
 
     memset(b, 0, sizeof(*b));
-    b->headers = xcalloc(h->nheaders + 2, sizeof(*b->headers));
+    b->headers = xcalloc(h->nheaders + 3, sizeof(*b->headers)); /* + type, auth, NULL */
     rc = render_text(h->url, ctx, url_quote(h->url), &b->url, &err);
     for (size_t i = 0; rc == 0 && i < h->nheaders; i++) {
         char *v = NULL;
@@ -275,12 +275,64 @@ static int build(const struct exec *ex, size_t idx, struct built *b, char *msg, 
     return 0;
 }
 
+/* Percent-encode all but A-Z a-z 0-9 - . _ ~ */
+static void add_encoded(struct strbuf *sb, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            strbuf_addch(sb, c);
+        } else {
+            strbuf_addch(sb, '%');
+            strbuf_addch(sb, hex[c >> 4]);
+            strbuf_addch(sb, hex[c & 15]);
+        }
+    }
+}
+
+/* auth.header / auth.query: the value from the environment, added to the request. */
+static int credential_value(const struct exec *ex, const struct dag_http *h, struct built *b,
+                            char *msg, size_t msglen)
+{
+    const char *v = env_value(ex->base_env, h->value_env);
+    struct strbuf sb = STRBUF_INIT;
+    size_t frag;
+
+    if (!v || !*v) {
+        snprintf(msg, msglen, "its auth variable %s is not set", h->value_env);
+        return -1;
+    }
+    if (h->auth_header) {
+        if (strpbrk(v, "\r\n")) {
+            snprintf(msg, msglen, "its auth variable %s holds a line break", h->value_env);
+            return -1;
+        }
+        b->headers[b->nheaders++] = xasprintf("%s: %s", h->auth_header, v);
+        return 0;
+    }
+    /* The query parameter goes before any #fragment. */
+    frag = strcspn(b->url, "#");
+    strbuf_add(&sb, b->url, frag);
+    strbuf_addch(&sb, memchr(b->url, '?', frag) ? '&' : '?');
+    add_encoded(&sb, h->auth_query);
+    strbuf_addch(&sb, '=');
+    add_encoded(&sb, v);
+    strbuf_adds(&sb, b->url + frag);
+    free(b->url);
+    b->url = strbuf_detach(&sb, NULL);
+    return 0;
+}
+
 /* The credentials of the task from the environment: 0, or -1 with msg. */
 static int credentials(const struct exec *ex, const struct dag_http *h, struct built *b,
                        const char **user, const char **pass, const char **bearer, char *msg,
                        size_t msglen)
 {
     *user = *pass = *bearer = NULL;
+    if (h->value_env && credential_value(ex, h, b, msg, msglen) != 0)
+        return -1;
     if (h->bearer_env) {
         *bearer = env_value(ex->base_env, h->bearer_env);
         if (!*bearer || !**bearer) {
@@ -393,6 +445,7 @@ static void send_one(struct engine *eng, const struct hsend *s)
     spec.username = user;
     spec.password = pass;
     spec.bearer = bearer;
+    spec.policy = eng->netpol;
     spec.max_body = eng->cfg.task_output_cap > HTTP_OUTPUT_SLACK * 2
                         ? eng->cfg.task_output_cap - HTTP_OUTPUT_SLACK
                         : eng->cfg.task_output_cap / 2;

@@ -4,6 +4,7 @@
 
 #include "base/clock.h"
 #include "base/strbuf.h"
+#include "dag/dag.h"
 
 #include "base/banned.h"
 
@@ -180,6 +181,8 @@ json_t *view_workflow(const char *name, int version, int64_t created_at, const c
     json_object_set_new(o, "description", json_is_string(desc) ? json_incref(desc) : json_null());
     json_object_set_new(o, "tasks",
                         json_integer(json_is_array(tasks) ? (json_int_t)json_array_size(tasks) : 0));
+    if (with_definition && def)
+        dag_redact_definition(def); /* one stored before credentials were refused */
     if (with_definition)
         json_object_set_new(o, "definition", def ? json_incref(def) : json_null());
     json_decref(def);

@@ -45,7 +45,8 @@ json_t *view_instant(int64_t ms);
 json_t *view_key(const struct key_row *row);
 /* {"name", "version", "createdAt", "description", "tasks": N} of a workflow
  * version from its definition text, plus "definition": {...} (the parsed
- * text) if `with_definition`. `created_at` 0 gives null. */
+ * text, its literal credentials redacted: dag_redact_definition) if
+ * `with_definition`. `created_at` 0 gives null. */
 json_t *view_workflow(const char *name, int version, int64_t created_at, const char *definition,
                       int with_definition);
 

@@ -24,6 +24,7 @@ import re
 import select
 import signal
 import socket
+import sqlite3
 import threading
 import time
 import urllib.parse
@@ -33,7 +34,7 @@ import pytest
 
 from apiutil import fresh_server, stopped_server  # noqa: F401  (pytest fixtures)
 from conftest import (EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_TIMED_OUT,
-                      task_by_name, wait_for)
+                      EXIT_USAGE, task_by_name, wait_for)
 
 PY = "/usr/bin/python3"
 NOT_RETRIED = ' [not retried: {} is not idempotent; set "idempotent": true if it is safe to repeat]'
@@ -616,11 +617,13 @@ def test_connection_refused_and_retries(orch, srv, closed_port):
     "idempotent": true; a GET and a PUT are retried on a 503; a GET marked "idempotent": false
     is not."""
     bo = {"initial": "50ms", "jitter": False}
-    wf = orch.workflow({"name": "http-retries", "tasks": [
-        http("refused-get", f"http://127.0.0.1:{closed_port}/hook?token=abc"),
+    # Credentials are never written in a definition: these urls come from params.
+    wf = orch.workflow({"name": "http-retries", "params": {"u1": {"type": "string"},
+                                                         "u2": {"type": "string"}}, "tasks": [
+        http("refused-get", "{{ params.u1 }}"),
         http("refused-get-retried", f"http://127.0.0.1:{closed_port}/hook", retries=2,
              retryBackoff=bo),
-        http("refused-post", f"http://user:hunter2@127.0.0.1:{closed_port}/hook", method="POST",
+        http("refused-post", "{{ params.u2 }}", method="POST",
              body={"a": 1}, retries=2, retryBackoff=bo),
         http("flaky-get", srv.url("/flaky?key=g&fails=2"), retries=2, retryBackoff=bo),
         http("flaky-put", srv.url("/flaky?key=u&fails=1"), method="PUT", retries=1,
@@ -632,7 +635,8 @@ def test_connection_refused_and_retries(orch, srv, closed_port):
         http("flaky-get-not-idem", srv.url("/flaky?key=n&fails=1"), idempotent=False,
              retries=2, retryBackoff=bo),
     ]})
-    res, d = run_json(orch, wf)
+    res, d = run_json(orch, wf, "--param", f"u1=http://127.0.0.1:{closed_port}/hook?token=abc",
+                      "--param", f"u2=http://user:hunter2@127.0.0.1:{closed_port}/hook")
     assert res.returncode == EXIT_FAILED, res.stderr
     p = closed_port
 
@@ -650,7 +654,9 @@ def test_connection_refused_and_retries(orch, srv, closed_port):
     assert attempts(rp) == [(1, "failed")], rp["attempts"]
     assert rp["error"] == (f"Connection refused (POST http://127.0.0.1:{p}/hook)"
                            + NOT_RETRIED.format("POST")), rp["error"]
-    assert "hunter2" not in res.stdout + res.stderr
+    # Nowhere but in the params it was given in.
+    shown = dict(d, params=None)
+    assert "hunter2" not in json.dumps(shown) + res.stderr
 
     fg = task_by_name(d, "flaky-get")
     assert fg["status"] == "succeeded", fg
@@ -952,6 +958,131 @@ def test_definition_errors(orch, srv):
         res = orch.run("run", wf)
         assert res.returncode == EXIT_INVALID, res.stderr
     assert srv.recorder.requests == []
+
+
+def test_credentials_are_never_written_in_definitions(fresh_server, srv):  # noqa: F811
+    """A literal credential in an HTTP task (a credential header, user-info or a secret query
+    parameter in the url) is refused with 422, every one at its path; a definition stored
+    before that rule is shown to a read key with its credentials redacted."""
+    s = fresh_server
+    r = s.post("/v1/workflows", {"name": "creds", "tasks": [
+        http("a", "http://user:hunter2@127.0.0.1:9/x?day=1&token=tok-secret",
+             headers={"Authorization": "Bearer tok-secret", "X-Api-Key": "key-secret",
+                      "X-Run": "r1"})]})
+    assert r.status == 422, r
+    probs = {(d["path"], d["message"].split(",")[0]) for d in r.json["error"]["details"]}
+    assert probs == {
+        ("$.tasks[0].headers.Authorization", "header 'Authorization' carries a credential"),
+        ('$.tasks[0].headers["X-Api-Key"]', "header 'X-Api-Key' carries a credential"),
+        ("$.tasks[0].url", "the url holds credentials (user-info before '@')"),
+        ("$.tasks[0].url", "query parameter 'token' looks like a credential"),
+    }, probs
+    assert s.get("/v1/workflows/creds", check=False).status == 404
+
+    # Stored before the rule existed: redacted when shown.
+    old = {"name": "old", "tasks": [
+        http("a", "http://user:hunter2@127.0.0.1:9/x?day=1&token=tok-secret",
+             headers={"Authorization": "Bearer tok-secret", "X-Run": "r1"})]}
+    db = sqlite3.connect(str(s.data_dir / "orch.db"), timeout=10)
+    with db:
+        db.execute("INSERT INTO workflows (name, version, definition, created_at) "
+                   "VALUES (?, 1, ?, ?)", ("old", json.dumps(old), int(time.time() * 1000)))
+    db.close()
+    reader = s.keys_create("reader", "read")["key"]
+    r = s.get("/v1/workflows/old", key=reader)
+    assert r.status == 200, r
+    task = r.json["definition"]["tasks"][0]
+    assert task["headers"] == {"Authorization": "[redacted]", "X-Run": "r1"}, task
+    assert task["url"] == "http://[redacted]@127.0.0.1:9/x?day=1&token=[redacted]", task
+    assert "secret" not in r.body.decode() and "hunter2" not in r.body.decode()
+
+
+def test_auth_header_and_query_from_the_environment(orch, srv):
+    """auth {"header", "valueEnv"} and {"query", "valueEnv"} send a credential kept in the
+    environment, percent-encoded in the query; it is in no output, log or message."""
+    secret = "k3y/s3cret&x=1"
+    wf = orch.workflow({"name": "http-auth-kinds", "tasks": [
+        http("h", srv.url("/status/200?kind=h"), auth={"header": "X-Api-Key",
+                                                       "valueEnv": "API_KEY"}),
+        http("q", srv.url("/status/200?kind=q#frag"), auth={"query": "api_key",
+                                                            "valueEnv": "API_KEY"}),
+        http("unset", srv.url("/status/200?kind=u"), auth={"query": "api_key",
+                                                           "valueEnv": "NOT_SET_HERE"}),
+    ]})
+    res, d = run_json(orch, wf, env={"API_KEY": secret})
+    assert res.returncode == EXIT_FAILED, res.stderr
+    (h,) = [r for r in srv.recorder.of("/status/200") if r["query"] == "kind=h"]
+    assert h["headers"]["x-api-key"] == [secret], h["headers"]
+    (q,) = [r for r in srv.recorder.of("/status/200") if r["query"].startswith("kind=q")]
+    assert q["query"] == "kind=q&api_key=" + urllib.parse.quote(secret, safe=""), q
+    assert task_by_name(d, "h")["status"] == "succeeded"
+    assert task_by_name(d, "q")["status"] == "succeeded"
+    u = task_by_name(d, "unset")
+    assert u["error"] == "its auth variable NOT_SET_HERE is not set", u
+    assert not [r for r in srv.recorder.of("/status/200") if r["query"] == "kind=u"]
+    assert "s3cret" not in res.stdout + res.stderr
+
+
+def test_network_policy_of_the_server(stopped_server, srv):  # noqa: F811
+    """Through `orch server`: a task calling the server's own API (/v1/keys), a link-local
+    address (169.254.169.254, refused before a socket is made) or a redirect to the own API
+    fails with a message naming the address and the setting; other loopback ports stay
+    allowed; ORCH_HTTP_ALLOW=<listen address> lets the own API through."""
+    s = stopped_server
+    s.start()
+    own = f"127.0.0.1:{s.port}"
+    wf = {"name": "http-policy", "tasks": [
+        http("own", f"{s.url}/v1/keys", expectStatus=[401]),
+        http("metadata", "http://169.254.169.254/latest/meta-data/", timeout="20s"),
+        http("redirect", srv.url(f"/redirect?to={s.url}/v1/health"), expectStatus=[200, 401]),
+        http("loopback", srv.url("/json")),
+    ]}
+    s.apply(wf)
+    t0 = time.monotonic()
+    d = s.wait_exec(s.trigger("http-policy")["id"])
+    assert d["status"] == "failed", d
+    refused = (f"refused to connect to {own}: orch's own API ({own}) (to allow it: "
+               f"ORCH_HTTP_ALLOW={own})")
+    assert task_by_name(d, "own")["error"] == f"{refused} (GET {s.url}/v1/keys)"
+    assert task_by_name(d, "metadata")["error"] == (
+        "refused to connect to 169.254.169.254:80: a link-local address (169.254.0.0/16) (to "
+        "allow it: ORCH_HTTP_ALLOW=169.254.169.254) (GET http://169.254.169.254/latest/"
+        "meta-data/)")
+    assert task_by_name(d, "metadata")["attempts"][0]["durationMs"] < 5000
+    assert task_by_name(d, "redirect")["error"].startswith(refused), task_by_name(d, "redirect")
+    assert srv.recorder.paths().count("/redirect") == 1
+    assert task_by_name(d, "loopback")["status"] == "succeeded"
+    assert time.monotonic() - t0 < 15
+    assert s.stop() == 0
+
+    s.env = {"ORCH_HTTP_ALLOW": own}
+    s.start()
+    d = s.wait_exec(s.trigger("http-policy")["id"])
+    assert task_by_name(d, "own")["status"] == "succeeded", task_by_name(d, "own")
+    assert task_by_name(d, "own")["output"]["status"] == 401
+    assert task_by_name(d, "redirect")["status"] == "succeeded", task_by_name(d, "redirect")
+    assert task_by_name(d, "metadata")["status"] == "failed"
+    assert s.stop() == 0
+
+
+def test_network_policy_settings(orch, srv):
+    """ORCH_HTTP_DENY refuses a network (no request reaches it), ORCH_HTTP_ALLOW makes an
+    exception to it, and a bad entry is a usage error naming the setting."""
+    wf = orch.workflow({"name": "http-deny", "tasks": [http("a", srv.url("/json"))]})
+    deny = {"ORCH_HTTP_DENY": f"10.0.0.0/8, 127.0.0.1:{srv.port}"}
+    res, d = run_json(orch, wf, env=deny)
+    assert res.returncode == EXIT_FAILED, res.stderr
+    assert task_by_name(d, "a")["error"] == (
+        f"refused to connect to 127.0.0.1:{srv.port}: denied by ORCH_HTTP_DENY (127.0.0.1:"
+        f"{srv.port}) (to allow it: ORCH_HTTP_ALLOW=127.0.0.1) (GET {srv.url('/json')})")
+    assert srv.recorder.requests == []
+    res, d = run_json(orch, wf, env=dict(deny, ORCH_HTTP_ALLOW="127.0.0.0/8"))
+    assert res.returncode == EXIT_OK, res.stderr
+    assert srv.recorder.paths() == ["/json"]
+    for bad in ("localhost", "10.0.0.0/33", "1.2.3.4:0", "[::1]:x"):
+        res = orch.run("run", wf, env={"ORCH_HTTP_ALLOW": bad})
+        assert res.returncode == EXIT_USAGE, (bad, res.stderr)
+        assert f"invalid ORCH_HTTP_ALLOW entry '{bad}'" in res.stderr, res.stderr
 
 
 # --------------------------------------------------------------------------- 11) output cap

@@ -792,6 +792,31 @@ def test_templates_in_commands(orch):
             "outputs") in probs
 
 
+def test_shell_injection_refused(orch):
+    """A placeholder inside double quotes in a shell string, or in the script of an argv
+    running `sh -c`, would run `$(touch pwned)` from a value: the definition is refused with
+    the safe form, and nothing runs."""
+    for cmd, path in [("echo \"{{ params.x }}\"", "$.tasks[0].command"),
+                      (["bash", "-c", "echo {{ params.x }}"], "$.tasks[0].command[2]")]:
+        wf = orch.workflow({"name": "inj", "params": {"x": "a"},
+                            "tasks": [{"name": "a", "command": cmd}]})
+        res = orch.run("run", wf, "--json", "--param", "x=$(touch pwned)")
+        assert res.returncode == EXIT_INVALID, (res.stdout, res.stderr)
+        assert path in res.stdout + res.stderr, (res.stdout, res.stderr)
+        assert "{{ params.x }}" in res.stdout + res.stderr
+        assert not (orch.tmp / "pwned").exists()
+    # The safe forms run and print the value as it is.
+    wf = orch.workflow({"name": "safe", "params": {"x": "a"}, "tasks": [
+        {"name": "a", "command": "echo {{ params.x }}"},
+        {"name": "b", "command": ["bash", "-c", "echo \"$1\"", "bash", "{{ params.x }}"]},
+        {"name": "c", "env": {"X": "{{ params.x }}"}, "command": "echo \"$X\""}]})
+    res = orch.run("run", wf, "--json", "--param", "x=$(touch pwned)")
+    assert res.returncode == EXIT_OK, res.stderr
+    outs = {t["name"]: t["output"]["stdout"] for t in json.loads(res.stdout)["tasks"]}
+    assert outs == {"a": "$(touch pwned)", "b": "$(touch pwned)", "c": "$(touch pwned)"}
+    assert not (orch.tmp / "pwned").exists()
+
+
 def test_when_conditions(orch):
     """`when` skips a task when false; what depends only on skipped tasks is skipped, what
     also depends on a task that ran still runs; bad conditions are clear errors."""

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "base/err.h"
 #include "base/strbuf.h"
@@ -2017,6 +2018,178 @@ static void test_http_fields(void **state)
     workflow_free(wf);
 }
 
+/* Placeholders where a shell would run their value as code are refused. */
+static void test_shell_injection(void **state)
+{
+    struct workflow *wf;
+    (void)state;
+#define PX "{'name': 'w', 'params': {'x': 'a'}, 'tasks': [{'name': 'a', 'command': "
+    /* Inside double quotes $(...) in the value would run. */
+    expect_problem(PX "'echo \\'{{ params.x }}\\''}]}", "$.tasks[0].command",
+                   "{{ params.x }} is inside double quotes, where the shell still runs $(...) "
+                   "and backquotes in its value; write the placeholder unquoted");
+    expect_problem(PX "'echo \\'{{ params.x }}\\''}]}", "$.tasks[0].command",
+                   "\"env\": {\"X\": \"{{ params.x }}\"} and echo \"$X\"");
+    expect_problem(PX "'echo \\'a $(ls) b{{params.x}}\\''}]}", "$.tasks[0].command",
+                   "{{params.x}} is inside double quotes");
+    /* Inside the author's single quotes, which end orch's own. */
+    expect_problem(PX "'echo \\u0027{{ params.x }}\\u0027'}]}", "$.tasks[0].command",
+                   "{{ params.x }} is inside single quotes, which end orch's own quoting");
+    expect_problem(PX "'sh -c \\u0027echo {{ params.x }}\\u0027'}]}", "$.tasks[0].command",
+                   "{{ params.x }} is inside single quotes");
+    /* A here-document with an unquoted delimiter expands its body. */
+    expect_problem(PX "'cat <<EOF\\n{{ params.x }}\\nEOF'}]}", "$.tasks[0].command",
+                   "{{ params.x }} is in a here-document");
+    /* eval and the script of sh -c run the value as code. */
+    expect_problem(PX "'eval {{ params.x }}'}]}", "$.tasks[0].command",
+                   "{{ params.x }} is run as shell code by 'eval'");
+    expect_problem(PX "'true; bash -ec {{ params.x }} n'}]}", "$.tasks[0].command",
+                   "{{ params.x }} is in the script of 'sh -c', which runs it as shell code; "
+                   "pass the value as an argument after the script and use \"$1\" there: "
+                   "[\"sh\", \"-c\", \"echo \\\"$1\\\"\", \"sh\", \"{{ params.x }}\"]");
+    expect_problem(PX "'env A=1 nice -n 5 sh -o pipefail -c {{ params.x }}'}]}",
+                   "$.tasks[0].command", "{{ params.x }} is in the script of 'sh -c'");
+    /* argv running sh -c: the script is code that nothing quotes. */
+    expect_only(PX "['sh', '-c', 'echo {{ params.x }}']}]}", "$.tasks[0].command[2]",
+                "{{ params.x }} is in the script of 'sh -c', which runs it as shell code; "
+                "pass the value as an argument after the script and use \"$1\" there: "
+                "[\"sh\", \"-c\", \"echo \\\"$1\\\"\", \"sh\", \"{{ params.x }}\"], or through "
+                "env: \"env\": {\"X\": \"{{ params.x }}\"} and \"$X\" in the script");
+    expect_problem(PX "['/usr/bin/env', 'A=1', '/bin/bash', '-e', '-o', 'pipefail', '-c',"
+                   " 'touch {{ params.x }}', 'n']}]}",
+                   "$.tasks[0].command[7]", "is in the script of 'sh -c'");
+    expect_problem(PX "['dash', '-xc', '{{ params.x }}']}]}", "$.tasks[0].command[2]",
+                   "is in the script of 'sh -c'");
+#undef PX
+    /* The safe forms pass. */
+    wf = parse_ok("{'name': 'w', 'params': {'x': 'a'}, 'tasks': ["
+                  "{'name': 'a', 'command': 'echo {{ params.x }} \\'$HOME\\' \\u0027q\\u0027 "
+                  "$(cat {{ params.x }}) `ls {{ params.x }}` \\'$(ls {{ params.x }})\\''},"
+                  "{'name': 'b', 'command': ['sh', '-c', 'echo \\'$1\\'', 'sh', '{{ params.x }}']},"
+                  "{'name': 'c', 'command': 'sh -c \\u0027echo \\'$1\\'\\u0027 sh {{ params.x }}'},"
+                  "{'name': 'd', 'command': 'cat <<\\u0027EOF\\u0027\\n{{ params.x }}\\nEOF\\n"
+                  "echo {{ params.x }} # \\'{{ params.x }}\\''},"
+                  "{'name': 'e', 'command': ['grep', '-c', '{{ params.x }}']},"
+                  "{'name': 'f', 'command': 'echo \\'$X\\'', 'env': {'X': '{{ params.x }}'}},"
+                  "{'name': 'g', 'command': 'bash run.sh -c {{ params.x }}; echo sh -c "
+                  "{{ params.x }}; cat <<< {{ params.x }}; grep eval {{ params.x }}'}]}");
+    workflow_free(wf);
+}
+
+/* Credentials are never written in a definition; stored ones are redacted when shown. */
+static void test_credentials(void **state)
+{
+    struct dag_problems pr = DAG_PROBLEMS_INIT;
+    struct workflow *wf;
+    json_t *def;
+    char *dump;
+    (void)state;
+    /* Every literal credential is named at once, each at its path. */
+    parse_bad("{'name': 'w', 'params': {'tok': 'dflt', 'free': {'type': 'string'}}, 'tasks': ["
+              "{'name': 'a', 'type': 'http', 'url': 'http://u:hunter2@h/x?a=1&token=abc&api_key=k',"
+              " 'headers': {'Authorization': 'Bearer abc', 'X-Api-Key': 'k1', 'Cookie': 's=1',"
+              "  'X-Auth-Token': 'Bearer abc{{ params.free }}', 'Proxy-Authorization': "
+              "  '{{ \\u0027lit\\u0027 }}', 'X-Session': '{{ params.tok }}'}}]}", &pr);
+    if (pr.n != 9)
+        dump_problems(&pr);
+    assert_int_equal(pr.n, 9);
+    assert_true(find_problem(&pr, "$.tasks[0].headers.Authorization",
+                             "header 'Authorization' carries a credential, which must not be "
+                             "written in a definition (every read key can see it): use 'auth' "
+                             "with the name of an environment variable (\"bearerEnv\", basic "
+                             "with \"passwordEnv\", or \"header\"/\"query\" with \"valueEnv\"), "
+                             "or a placeholder filled in at run time (\"Bearer {{ "
+                             "tasks.login.output.token }}\")") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[0].headers[\"X-Api-Key\"]", "carries a credential") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[0].headers.Cookie", "carries a credential") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[0].headers[\"X-Auth-Token\"]", "carries a credential") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[0].headers[\"Proxy-Authorization\"]",
+                             "carries a credential") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[0].headers[\"X-Session\"]",
+                             "{{ params.tok }} in a credential header names a param with a "
+                             "default, which is written in the definition") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[0].url",
+                             "the url holds credentials (user-info before '@'), which must not "
+                             "be written in a definition (every read key can see it): use "
+                             "'auth' ({\"usernameEnv\": \"USER\", \"passwordEnv\": "
+                             "\"PASSWORD\"})") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[0].url", "query parameter 'token' looks like a "
+                             "credential") >= 0);
+    assert_true(find_problem(&pr, "$.tasks[0].url", "query parameter 'api_key' looks like a "
+                             "credential") >= 0);
+    dag_problems_release(&pr);
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://h/x?sig=abc'}"),
+                "$.tasks[0].url",
+                "query parameter 'sig' looks like a credential, which must not be written in a "
+                "definition (every read key can see it): use 'auth' with the name of an "
+                "environment variable (\"bearerEnv\", basic with \"passwordEnv\", or "
+                "\"header\"/\"query\" with \"valueEnv\"), or a placeholder filled in at run "
+                "time (sig={{ params.name }}, a param given when the execution starts)");
+    /* auth with a header or a query parameter. */
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'auth': {'header': 'X-K'}}"),
+                "$.tasks[0].auth", "'auth' with 'header' needs 'valueEnv' (the variable "
+                "holding its value; a credential is never written in a definition)");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'valueEnv': 'K', 'bearerEnv': 'T'}}"),
+                "$.tasks[0].auth", "'auth' is one of basic ('username' or 'usernameEnv', and "
+                "'passwordEnv'), bearer ('bearerEnv'), a header ('header' and 'valueEnv') or a "
+                "query parameter ('query' and 'valueEnv')");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'auth': {'valueEnv': 'K'}}"),
+                "$.tasks[0].auth", "'valueEnv' goes with 'header' or 'query' (where the value "
+                "is sent)");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x', 'followRedirects': true,"
+                   " 'auth': {'header': 'X-K', 'valueEnv': 'K'}}"),
+                "$.tasks[0].followRedirects", "a task with 'auth.header' does not follow "
+                "redirects (its header would go to wherever a redirect points)");
+    expect_only(WT("{'name': 'a', 'type': 'http', 'url': 'http://x',"
+                   " 'auth': {'header': 'X K', 'valueEnv': 'K'}}"),
+                "$.tasks[0].auth.header", "invalid header name 'X K'");
+    /* What is allowed: placeholders filled in at run time, auth from the environment,
+     * names that carry no credential. */
+    wf = parse_ok("{'name': 'w', 'params': {'t': {'type': 'string'}, 'day': 'x'}, 'tasks': ["
+                  "{'name': 'login', 'command': ['true']},"
+                  "{'name': 'a', 'type': 'http', 'dependsOn': ['login'],"
+                  " 'url': 'http://h/x?key=g&day={{ params.day }}&token={{ params.t }}#f',"
+                  " 'headers': {'Authorization': 'Bearer {{ tasks.login.output.token }}',"
+                  "  'X-Api-Key': '{{ params.t }}', 'X-Run': 'r1', 'Accept': 'a/b'}},"
+                  "{'name': 'b', 'type': 'http', 'url': 'http://h/', 'auth': {'header': "
+                  "'X-Api-Key', 'valueEnv': 'API_KEY'}},"
+                  "{'name': 'c', 'type': 'http', 'url': '{{ params.t }}?a=b', 'auth': {'query': "
+                  "'api_key', 'valueEnv': 'API_KEY'}}]}");
+    assert_string_equal(wf->tasks[2].http.auth_header, "X-Api-Key");
+    assert_string_equal(wf->tasks[2].http.value_env, "API_KEY");
+    assert_int_equal(wf->tasks[2].http.follow_redirects, 0);
+    assert_string_equal(wf->tasks[3].http.auth_query, "api_key");
+    assert_int_equal(wf->tasks[3].http.follow_redirects, 1);
+    workflow_free(wf);
+    assert_true(dag_header_is_credential("authorization"));
+    assert_true(dag_header_is_credential("X-Amz-Security-Token"));
+    assert_false(dag_header_is_credential("Content-Type"));
+    assert_true(dag_query_key_is_secret("access_key", 10));
+    assert_true(dag_query_key_is_secret("X-Amz-Signature", 15));
+    assert_false(dag_query_key_is_secret("key", 3));
+    assert_false(dag_query_key_is_secret("monkey", 6));
+
+    /* A definition stored before: its literal credentials are redacted. */
+    def = json_loads("{\"name\": \"w\", \"tasks\": [{\"name\": \"a\", \"type\": \"http\", "
+                     "\"url\": \"http://u:p@h/x?a=1&token=abc&t={{ params.t }}&access_token=zz#f\", "
+                     "\"headers\": {\"Authorization\": \"Bearer abc\", \"X-Run\": \"r\", "
+                     "\"X-Api-Key\": \"{{ params.t }}\"}}, {\"name\": \"b\", \"command\": "
+                     "\"curl -H 'Authorization: x'\", \"headers\": {\"Cookie\": \"c\"}}]}",
+                     0, NULL);
+    assert_non_null(def);
+    assert_int_equal(dag_redact_definition(def), 4);
+    dump = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(dump,
+                        "{\"name\":\"w\",\"tasks\":[{\"headers\":{\"Authorization\":\"[redacted]\","
+                        "\"X-Api-Key\":\"{{ params.t }}\",\"X-Run\":\"r\"},\"name\":\"a\","
+                        "\"type\":\"http\",\"url\":\"http://[redacted]@h/x?a=1&token=[redacted]"
+                        "&t={{ params.t }}&access_token=[redacted]#f\"},{\"command\":\"curl -H "
+                        "'Authorization: x'\",\"headers\":{\"Cookie\":\"c\"},\"name\":\"b\"}]}");
+    free(dump);
+    json_decref(def);
+}
+
 static void test_http_errors(void **state)
 {
     (void)state;
@@ -2540,6 +2713,8 @@ int main(void)
         cmocka_unit_test(test_for_each),
         cmocka_unit_test(test_item_and_index),
         cmocka_unit_test(test_output_refs),
+        cmocka_unit_test(test_shell_injection),
+        cmocka_unit_test(test_credentials),
         cmocka_unit_test(test_workflow_outputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,6 +32,7 @@
 #include "base/err.h"
 #include "base/xalloc.h"
 #include "engine/httpcall.h"
+#include "engine/netpolicy.h"
 
 /* ------------------------------------------------------------------ the server */
 
@@ -1099,6 +1100,162 @@ static void test_timeout_reporting(void **state)
 }
 
 /* httpcalls_free with transfers under way frees everything (ASan's leak check). */
+static struct sockaddr_storage sa_of(const char *ip, int port)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(ip, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        assert_int_equal(inet_pton(AF_INET6, ip, &s6->sin6_addr), 1);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        assert_int_equal(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
+    }
+    return ss;
+}
+
+/* 1: allowed, 0: refused (why filled). */
+static int allowed(const struct netpolicy *np, const char *ip, int port, char *why, size_t n)
+{
+    struct sockaddr_storage ss = sa_of(ip, port);
+    why[0] = '\0';
+    return netpolicy_check(np, (struct sockaddr *)&ss, why, n) == 0;
+}
+
+/* Where HTTP requests may connect: the rules, and the check on every connection. */
+static void test_network_policy(void **state)
+{
+    struct netpolicy *np = NULL;
+    struct err err = ERR_INIT;
+    char why[256];
+    int port;
+    int fd = loopback_socket(&port);
+    char *u, *u2, *target;
+    struct httpcall_spec s;
+    struct outcome o = {0};
+    int accepts;
+    (void)state;
+
+    /* Defaults: link-local denied (also IPv4-mapped), loopback and the rest allowed. */
+    assert_int_equal(netpolicy_new(NULL, "", &np, &err), 0);
+    assert_false(allowed(np, "169.254.169.254", 80, why, sizeof(why)));
+    assert_string_equal(why, "refused to connect to 169.254.169.254:80: a link-local address "
+                             "(169.254.0.0/16) (to allow it: ORCH_HTTP_ALLOW=169.254.169.254)");
+    assert_false(allowed(np, "::ffff:169.254.1.2", 443, why, sizeof(why)));
+    assert_string_equal(why, "refused to connect to 169.254.1.2:443: a link-local address "
+                             "(169.254.0.0/16) (to allow it: ORCH_HTTP_ALLOW=169.254.1.2)");
+    assert_false(allowed(np, "fe80::1", 80, why, sizeof(why)));
+    assert_string_equal(why, "refused to connect to [fe80::1]:80: a link-local address "
+                             "(fe80::/10) (to allow it: ORCH_HTTP_ALLOW=fe80::1)");
+    assert_true(allowed(np, "febf:ffff::1", 80, why, sizeof(why)) == 0);
+    assert_true(allowed(np, "fec0::1", 80, why, sizeof(why)));
+    assert_true(allowed(np, "169.255.0.1", 80, why, sizeof(why)));
+    assert_true(allowed(np, "127.0.0.1", 8080, why, sizeof(why)));
+    assert_true(allowed(np, "::1", 8080, why, sizeof(why)));
+    assert_true(allowed(np, "10.1.2.3", 80, why, sizeof(why)));
+    /* The own listener: that address and port only; a wildcard: every local address. */
+    assert_int_equal(netpolicy_deny_listener(np, "127.0.0.1:8080", &err), 0);
+    assert_false(allowed(np, "127.0.0.1", 8080, why, sizeof(why)));
+    assert_string_equal(why, "refused to connect to 127.0.0.1:8080: orch's own API "
+                             "(127.0.0.1:8080) (to allow it: ORCH_HTTP_ALLOW=127.0.0.1:8080)");
+    assert_true(allowed(np, "127.0.0.1", 8081, why, sizeof(why)));
+    assert_true(allowed(np, "127.0.0.2", 8080, why, sizeof(why)));
+    assert_int_equal(netpolicy_deny_listener(np, "0.0.0.0:9090", &err), 0);
+    assert_false(allowed(np, "127.0.0.2", 9090, why, sizeof(why)));
+    assert_false(allowed(np, "::1", 9090, why, sizeof(why)));
+    assert_false(allowed(np, "::ffff:127.0.0.1", 9090, why, sizeof(why)));
+    assert_true(allowed(np, "127.0.0.2", 9091, why, sizeof(why)));
+    assert_int_equal(netpolicy_deny_listener(np, "[::]:7070", &err), 0);
+    assert_false(allowed(np, "::1", 7070, why, sizeof(why)));
+    assert_string_equal(why, "refused to connect to [::1]:7070: orch's own API ([::1]:7070) (to "
+                             "allow it: ORCH_HTTP_ALLOW=[::1]:7070)");
+    assert_int_not_equal(netpolicy_deny_listener(np, "127.0.0.1", &err), 0);
+    netpolicy_free(np);
+
+    /* Deny lists; an allow entry wins over any deny. */
+    assert_int_equal(netpolicy_new(" 169.254.169.254 ,[::1]:8080", "10.0.0.0/8, 192.168.1.77/16,"
+                                   "fd00::/8,[fe80::]/10:81", &np, &err), 0);
+    assert_true(allowed(np, "169.254.169.254", 80, why, sizeof(why)));
+    assert_false(allowed(np, "169.254.169.253", 80, why, sizeof(why)));
+    assert_false(allowed(np, "10.200.0.1", 80, why, sizeof(why)));
+    assert_string_equal(why, "refused to connect to 10.200.0.1:80: denied by ORCH_HTTP_DENY "
+                             "(10.0.0.0/8) (to allow it: ORCH_HTTP_ALLOW=10.200.0.1)");
+    assert_false(allowed(np, "192.168.3.3", 80, why, sizeof(why)));
+    assert_false(allowed(np, "fd12::1", 80, why, sizeof(why)));
+    assert_true(allowed(np, "11.0.0.1", 80, why, sizeof(why)));
+    assert_int_equal(netpolicy_deny_listener(np, "[::1]:8080", &err), 0);
+    assert_true(allowed(np, "::1", 8080, why, sizeof(why)));
+    netpolicy_free(np);
+
+    /* Bad entries name the setting. */
+    {
+        static const char *const bad[] = {"localhost", "10.0.0.0/33", "1.2.3.4:0", "1.2.3.4:x",
+                                          "[::1", "::1/129", "1.2.3", "1.2.3.4/8/8", "[::1]:70000"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            char want[64];
+            memset(&err, 0, sizeof(err));
+            assert_int_equal(netpolicy_new(bad[i], NULL, &np, &err), ERR_INVALID);
+            assert_null(np);
+            snprintf(want, sizeof(want), "invalid ORCH_HTTP_ALLOW entry '%s'", bad[i]);
+            if (!strstr(err.msg, want))
+                fail_msg("%s: %s", bad[i], err.msg);
+        }
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(netpolicy_new(NULL, "1.2.3.4,nope", &np, &err), ERR_INVALID);
+        assert_non_null(strstr(err.msg, "invalid ORCH_HTTP_DENY entry 'nope'"));
+    }
+
+    /* A refused connection is never made: the request fails with the policy's message. */
+    u = url("/ok");
+    s = get_spec(u);
+    accepts = atomic_load(&srv.accepts);
+    target = xasprintf("127.0.0.1:%d", srv.port);
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(netpolicy_new(NULL, target, &np, &err), 0);
+    s.policy = np;
+    call_one(&s, &o);
+    assert_false(o.ok);
+    assert_false(o.timed_out);
+    {
+        char *want = xasprintf("refused to connect to %s: denied by ORCH_HTTP_DENY (%s) (to "
+                               "allow it: ORCH_HTTP_ALLOW=127.0.0.1)", target, target);
+        assert_string_equal(o.error, want);
+        free(want);
+    }
+    assert_int_equal(atomic_load(&srv.accepts), accepts);
+    outcome_release(&o);
+    netpolicy_free(np);
+    free(target);
+
+    /* ... also when a redirect points there. */
+    target = xasprintf("127.0.0.1:%d", port);
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(netpolicy_new(NULL, target, &np, &err), 0);
+    u2 = xasprintf("http://127.0.0.1:%d/redirect?to=http://%s/x", srv.port, target);
+    s = get_spec(u2);
+    s.follow_redirects = 1;
+    s.policy = np;
+    call_one(&s, &o);
+    assert_false(o.ok);
+    assert_non_null(strstr(o.error, "refused to connect to"));
+    assert_non_null(strstr(o.error, target));
+    outcome_release(&o);
+    /* Without the policy the same redirect meets the closed port. */
+    s.policy = NULL;
+    call_one(&s, &o);
+    assert_string_equal(o.error, "Connection refused");
+    outcome_release(&o);
+    netpolicy_free(np);
+    free(target);
+    free(u2);
+    free(u);
+    close(fd);
+}
+
 static void test_free_in_flight(void **state)
 {
     char *u1 = url("/slow?ms=2000"), *u2 = url("/hang-headers"), *u3 = url("/echo");
@@ -1164,6 +1321,7 @@ int main(void)
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_timeout_reporting),
         cmocka_unit_test(test_free_in_flight),
+        cmocka_unit_test(test_network_policy),
     };
     return cmocka_run_group_tests(tests, server_start, server_stop);
 }
