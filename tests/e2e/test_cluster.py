@@ -14,7 +14,7 @@ import time
 import pytest
 
 from apiutil import FINAL
-from conftest import SANITIZER_MARKERS, pid_alive
+from conftest import SANITIZER_MARKERS, pid_alive, wait_for
 from pgutil import Node, Postgres, append_cmd, side_effects
 
 
@@ -552,3 +552,43 @@ def test_owner_of_parent_and_children_dies(pg, nodes, tmp_path):
     assert not [e for e in executions(b) if e["status"] not in FINAL]
     assert b.stop() == 0
     b.assert_log_clean()
+
+
+def heard_of(owner, other):
+    """Has `owner` renewed its heartbeat since `other` registered (so it counts the slots
+    of `other` when it decides what to offer)?"""
+    nodes_now = {n["id"]: n for n in owner.get("/v1/nodes").json["items"]}
+    o, n = nodes_now.get(owner.name), nodes_now.get(other.name)
+    return bool(o and n and n["state"] == "alive" and o["lastHeartbeatAt"] and
+                o["lastHeartbeatAt"] > n["startedAt"])
+
+
+def test_worker_runs_many_short_tasks(pg, nodes, tmp_path):
+    """A fan-out of 40 tasks that end at once (echo), most of them offered to an `orch
+    worker`: every offered task's result reaches its owner (the runner's pid, written with
+    the result in the same turn, must not erase it), the execution succeeds, and no offer
+    is left behind."""
+    url = pg.database()
+    a = Node(tmp_path, url, "s1", lease="3s", workers=1)
+    nodes.append(a)
+    a.start()
+    b = Node(tmp_path, url, "w1", role="worker", lease="3s", workers=4, admin_key=a.admin_key)
+    nodes.append(b)
+    b.start()
+    wait_for(lambda: heard_of(a, b), timeout=20, what="a heartbeat of s1 that counts w1's slots")
+    a.apply({"name": "echoes", "tasks": [
+        {"name": "p", "forEach": list(range(40)), "command": ["echo", "{{ item }}"]}]})
+    for _ in range(2):
+        ex = a.trigger("echoes")["id"]
+        d = a.wait_exec(ex, timeout=40)
+        assert d["status"] == "succeeded", json.dumps(d, indent=1)[:3000]
+        each = [t for t in d["tasks"] if t.get("group") == "p"]
+        assert len(each) == 40 and all(t["status"] == "succeeded" for t in each)
+        assert all([x["status"] for x in t["attempts"]] == ["succeeded"] for t in each)
+        on_worker = [t for t in each if t["attempts"][0]["node"].endswith(f":{b.proc.pid}")]
+        assert on_worker, "no task ran on the worker: the test proves nothing"
+    assert "runs here for node 's1'" in b.log()
+    assert pg.psql("SELECT count(*) FROM task_offers", url=url) == "0"
+    for n in (a, b):
+        assert n.stop() == 0
+        n.assert_log_clean()
