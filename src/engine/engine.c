@@ -2791,6 +2791,13 @@ int engine_run(struct engine *eng, struct err *err)
             log_info(COMP, "Stopping: %zu task process%s running, grace %lldms", eng->nprocs,
                      eng->nprocs == 1 ? "" : "es", (long long)eng->stop_grace_ms);
         }
+        if (eng->stop_again) {
+            /* Asked again (a second signal): a shorter grace ends the one running. */
+            int64_t at = clock_mono_ms() + eng->stop_grace_ms;
+            eng->stop_again = 0;
+            if (eng->stopping && at < eng->stop_deadline)
+                eng->stop_deadline = at;
+        }
         if (eng->stopping && !eng->interrupted && clock_mono_ms() >= eng->stop_deadline) {
             eng->interrupted = 1;
             engine__interrupt_running(eng);

@@ -141,7 +141,8 @@ void engine_set_persistent(struct engine *eng, int on);
  * Graceful stop (thread-safe and async-signal-safe): stop taking commands and
  * starting tasks; running tasks may finish for up to `grace_ms`, then their
  * process groups are terminated and their attempts recorded as lost so that
- * the next start resumes them; engine_run() then returns.
+ * the next start resumes them; engine_run() then returns. Asked again while
+ * stopping, a shorter grace ends the one running (0: at once).
  */
 void engine_request_stop(struct engine *eng, int64_t grace_ms);
 

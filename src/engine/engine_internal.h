@@ -298,6 +298,7 @@ struct engine {
     /* Server mode. */
     int persistent;
     volatile sig_atomic_t stop_requested;
+    volatile sig_atomic_t stop_again; /* asked again while stopping: a new grace */
     volatile int64_t stop_grace_ms;
     int stopping;
     int interrupted;
