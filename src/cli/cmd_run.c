@@ -278,6 +278,16 @@ int cli_engine_settings(const struct cli_args *a, struct engine_config *cfg)
         }
         cfg->kill_grace_ms = ms;
     }
+    v = getenv("ORCH_MAX_LOST_ATTEMPTS");
+    if (v && *v) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || n < 0 || n > 100) {
+            cli_error("invalid ORCH_MAX_LOST_ATTEMPTS '%s' (use 0..100)", v);
+            return -1;
+        }
+        cfg->max_lost_attempts = (int)n;
+    }
     v = getenv("ORCH_RETENTION");
     if (v && *v) {
         int64_t ms;

@@ -52,10 +52,15 @@ struct engine_config {
      * by $ORCH_OUTPUT (in output_dir); at most task_output_cap bytes. */
     size_t task_output_cap;    /* default 256 KiB */
     const char *output_dir;    /* default $TMPDIR (or /tmp) + "/orch-outputs-UID"; borrowed */
+    /* An attempt lost with its node (orch died, a runner went away) is not the
+     * task's failure: it runs again without using its retries, up to this many
+     * times per task (then lost attempts count as failures). Default 3. A
+     * request that is not idempotent is never sent again. */
+    int max_lost_attempts;
 };
 
 /* Defaults: workers = online CPUs, output_cap 1 MiB, grace 10 s, node host:pid,
- * task outputs up to 256 KiB. */
+ * task outputs up to 256 KiB, 3 lost attempts re-run outside the retries. */
 void engine_config_init(struct engine_config *cfg);
 
 enum engine_event_type {

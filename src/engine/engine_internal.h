@@ -120,6 +120,7 @@ struct trun {
     int db_attempt; /* the attempt number the store holds (fencing token) */
     int remaining;  /* dependencies not yet final */
     int failures;   /* attempts that count against the retry budget (failed, timed out, lost) */
+    int lost_runs;  /* lost attempts run again outside it (up to cfg.max_lost_attempts) */
     int64_t available_at;
     int64_t started_at;
     int64_t finished_at;

@@ -143,22 +143,62 @@ def test_resume_by_id_after_crash(orch):
     assert (orch.tmp / "counter").read_text() == "a\nb-start\nb-start\nc\n"
 
 
-def test_lost_attempt_without_retries_fails_the_task(orch):
+def test_lost_attempt_runs_again_without_using_retries(orch):
+    """An attempt lost because orch died is not the task's failure: a task with the
+    default `retries: 0` runs again and the execution succeeds."""
     wf = orch.workflow({"name": "no-retry", "tasks": [
-        {"name": "long", "command": 'echo $$ > "$E2E_TMP/pid"; exec sleep 30'},
+        {"name": "long", "command": 'echo $$ > "$E2E_TMP/pid"; '
+                                    'if [ -e "$E2E_TMP/marker" ]; then exec sleep 30; fi'},
         {"name": "next", "dependsOn": ["long"], "command": ["true"]},
     ]})
+    (orch.tmp / "marker").touch()
     pid_file = orch.track_pids(orch.tmp / "pid")
     exec_id, orphan = start_and_crash(orch, wf, pid_file, "long")
+    (orch.tmp / "marker").unlink()
     res = orch.run("resume", timeout=60)
+    assert res.returncode == EXIT_OK, res.stderr
+    assert "Task 'long' attempt 1 lost: the orch process running it died; running it again " \
+           "(lost run 1 of 3 that use no retry)" in res.stderr, res.stderr
+    j = orch.show(exec_id)
+    assert j["status"] == "succeeded", j
+    t = task_by_name(j, "long")
+    assert t["status"] == "succeeded"
+    assert [(a["number"], a["status"], a["error"]) for a in t["attempts"]] == \
+        [(1, "lost", LOST), (2, "succeeded", None)]
+    assert task_by_name(j, "next")["status"] == "succeeded"
+    assert not pid_alive(orphan)
+
+
+def test_task_that_kills_its_node_ends(orch):
+    """A task that kills orch each time it runs: its lost attempts run again outside its
+    retries only up to ORCH_MAX_LOST_ATTEMPTS (1 here), then count as failures: with
+    `retries: 0` the task fails, and nothing loops."""
+    killer = orch.tmp / "orchpid"
+    wf = orch.workflow({"name": "killer", "tasks": [
+        {"name": "boom", "command": f'while [ ! -s "{killer}" ]; do sleep 0.02; done; '
+                                    f'kill -9 "$(cat "{killer}")"; sleep 30'},
+        {"name": "next", "dependsOn": ["boom"], "command": ["true"]},
+    ]})
+    env = {"ORCH_MAX_LOST_ATTEMPTS": "1"}
+    for args in (("run", wf), ("resume",)):
+        p = orch.spawn(*args, env=env)
+        (orch.tmp / "orchpid.tmp").write_text(str(p.pid))
+        os.replace(orch.tmp / "orchpid.tmp", killer)
+        assert p.wait(timeout=60) == -signal.SIGKILL, orch.finish(p).stderr
+        killer.unlink()
+    exec_id = only_execution(orch)
+    res = orch.run("resume", timeout=60, env=env)
     assert res.returncode == EXIT_FAILED, res.stderr
     j = orch.show(exec_id)
     assert j["status"] == "failed"
-    t = task_by_name(j, "long")
+    t = task_by_name(j, "boom")
     assert t["status"] == "failed"
-    assert [(a["number"], a["status"], a["error"]) for a in t["attempts"]] == [(1, "lost", LOST)]
+    assert [(a["number"], a["status"], a["error"]) for a in t["attempts"]] == \
+        [(1, "lost", LOST), (2, "lost", LOST)]
     assert task_by_name(j, "next")["status"] == "upstream_failed"
-    assert not pid_alive(orphan)
+    assert "Task 'boom' failed: " + LOST in res.stderr
+    bad = orch.run("resume", env={"ORCH_MAX_LOST_ATTEMPTS": "-1"})
+    assert bad.returncode == 2 and "invalid ORCH_MAX_LOST_ATTEMPTS" in bad.stderr
 
 
 def test_sleep_task_continues_after_crash(orch):
