@@ -249,25 +249,38 @@ def test_pool_exhausted_is_a_clear_503(pg, nodes, tmp_path):
     nodes.append(n)
     n.start()
     assert n.get("/v1/executions").status == 200
-    # Hold the pool's one connection: its request waits on a lock we take.
+    # Hold the pool's one connection: its request waits on a lock we take, and keep
+    # until we say so (psql reads its statements from a pipe).
     import subprocess
-    locker = subprocess.Popen(["psql", "-X", "-q", "-d", url, "-c",
-                               "BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE; "
-                               "SELECT pg_sleep(3); COMMIT;"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    locker = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, text=True)
+    dbname = url.rsplit("/", 1)[1]
     try:
-        time.sleep(0.5)
+        locker.stdin.write("BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE;\n")
+        locker.stdin.flush()
+        wait_for(lambda: pg.psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
+                                 "c.oid = l.relation WHERE c.relname = 'api_keys' AND "
+                                 "l.mode = 'AccessExclusiveLock' AND l.granted", url=url) == "1",
+                 timeout=20, what="psql to hold its lock")
         slow = {}
         t = threading.Thread(target=lambda: slow.setdefault("r", n.get("/v1/executions")))
         t.start()
-        time.sleep(0.3)
+        # The request holds the pool's connection once that connection waits on the lock.
+        wait_for(lambda: pg.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                 f"'{dbname}' AND wait_event_type = 'Lock'") == "1",
+                 timeout=20, what="the request to wait on the lock")
         r = n.get("/v1/workflows")
         assert r.status == 503, r
         msg = r.error()["message"]
         assert "connection pool is exhausted (size 1, waited 1" in msg, msg
-        t.join(timeout=10)
+        locker.stdin.write("COMMIT;\n")
+        locker.stdin.close()
+        t.join(timeout=20)
         assert slow["r"].status == 200, slow
     finally:
+        if not locker.stdin.closed:
+            locker.stdin.close()
         locker.wait(timeout=10)
     n.wait_log("ERROR [Database] Connection pool exhausted (size 1, waited 1", timeout=5)
     pool = n.get("/v1/health").json["components"]["database"]["pool"]
@@ -384,6 +397,67 @@ def test_cancel_through_another_node(pg, nodes, tmp_path):
         assert n.post(f"/v1/executions/{ex}/cancel").status == 409
     # Unknown executions are 404 on every node.
     assert b.post("/v1/executions/ex_0000000000000000/cancel").status == 404
+    for n in (a, b):
+        assert n.stop() == 0
+        n.assert_log_clean()
+
+
+def test_cancel_through_a_paused_owner_is_202(pg, nodes, tmp_path):
+    """The owner cannot act (paused, well within its lease): the node asked answers 202
+    after its 5 s wait, and the owner, resumed, cancels the execution."""
+    url = pg.database()
+    a = Node(tmp_path, url, "d1", lease="60s")
+    nodes.append(a)
+    a.start()
+    b = Node(tmp_path, url, "d2", lease="60s", admin_key=a.admin_key)
+    nodes.append(b)
+    b.start()
+    a.apply({"name": "slow", "tasks": [{"name": "wait", "command": ["sleep", "30"]}]})
+    ex = a.trigger("slow")["id"]
+    a.wait_exec(ex, until=lambda d: d["tasks"][0]["status"] == "running", timeout=10)
+    a.pause()
+    try:
+        t0 = time.monotonic()
+        r = b.post(f"/v1/executions/{ex}/cancel")
+        took = time.monotonic() - t0
+        assert r.status == 202, r
+        assert r.json["id"] == ex and r.json["status"] == "running", r.json
+        assert took >= 4.9, f"answered 202 after {took:.1f}s, before its 5 s wait"
+    finally:
+        a.resume()
+    d = b.wait_exec(ex, timeout=20)
+    assert d["status"] == "cancelled", d
+    assert d["tasks"][0]["status"] == "cancelled", d
+    assert "cancelled (asked through another node)" in a.wait_log("asked through another node")
+    for n in (a, b):
+        assert n.stop() == 0
+        n.assert_log_clean()
+
+
+def test_idle_node_wakes_on_notify(pg, nodes, tmp_path):
+    """LISTEN/NOTIFY: an execution handed over by a node with no free slot is claimed and
+    run by an idle node at once, not at its next heartbeat (20 s here)."""
+    url = pg.database()
+    a = Node(tmp_path, url, "l1", lease="60s", workers=1)
+    nodes.append(a)
+    a.start()
+    b = Node(tmp_path, url, "l2", lease="60s", workers=1, admin_key=a.admin_key)
+    nodes.append(b)
+    b.start()
+    a.apply({"name": "hold", "tasks": [{"name": "wait", "command": ["sleep", "30"]}]})
+    a.apply({"name": "quick", "tasks": [{"name": "hi", "command": ["echo", "hi"]}]})
+    held = a.trigger("hold")["id"]
+    a.wait_exec(held, until=lambda d: d["tasks"][0]["status"] == "running" and
+                d["tasks"][0]["attempts"][0]["node"].endswith(f":{a.proc.pid}"), timeout=10)
+    t0 = time.monotonic()
+    ex = a.trigger("quick")["id"]
+    d = a.wait_exec(ex, timeout=30)
+    took = time.monotonic() - t0
+    assert d["status"] == "succeeded", d
+    assert d["tasks"][0]["attempts"][0]["node"].endswith(f":{b.proc.pid}"), d
+    assert "queued for any node (no free slot here)" in a.log()
+    assert took < 5, f"the idle node took {took:.1f}s to run handed-over work (heartbeat 20 s)"
+    assert a.post(f"/v1/executions/{held}/cancel").status == 200
     for n in (a, b):
         assert n.stop() == 0
         n.assert_log_clean()
