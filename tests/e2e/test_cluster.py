@@ -463,8 +463,8 @@ def test_idle_node_wakes_on_notify(pg, nodes, tmp_path):
         n.assert_log_clean()
 
 
-def fan_workflow(name, side, n, sleep):
-    work = [{"name": f"w{i}", "dependsOn": ["root"], "retries": 2,
+def fan_workflow(name, side, n, sleep, retries=2):
+    work = [{"name": f"w{i}", "dependsOn": ["root"], "retries": retries,
              "retryBackoff": {"initial": "100ms", "jitter": False},
              "command": f"sleep {sleep}; echo \"$ORCH_EXECUTION_ID $ORCH_TASK $ORCH_ATTEMPT\" "
                         f">> {side}; echo '{{\"n\": {i}}}' > \"$ORCH_OUTPUT\""}
@@ -497,9 +497,11 @@ def test_one_fanout_spreads_over_nodes(pg, nodes, tmp_path):
     assert "offered to the other nodes" in a.log()
     assert "runs here for node 'f1'" in b.log()
 
-    # The worker dies while it runs tasks of the owner's: they are lost and run again.
+    # The worker dies while it runs tasks of the owner's: they are lost and run again,
+    # without using their retries (none here).
     side.unlink()
-    ex = a.trigger("fan8")["id"]
+    a.apply(fan_workflow("fan8z", side, 8, 0.6, retries=0))
+    ex = a.trigger("fan8z")["id"]
     a.wait_exec(ex, until=lambda d: any(x["node"] and x["node"].endswith(f":{b.proc.pid}")
                                         for t in d["tasks"] for x in t["attempts"]), timeout=20)
     b.kill()
