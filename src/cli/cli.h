@@ -20,6 +20,7 @@ enum cli_exit {
     EXIT_CANCELLED = 5, /* the execution was cancelled (e.g. Ctrl-C) */
     EXIT_NOT_FOUND = 6, /* no such execution / file */
     EXIT_AUTH = 7,      /* the server refused the API key (HTTP 401, 403 or 429) */
+    EXIT_INTERRUPTED = 8, /* `orch resume` stopped by a signal: executions left to resume */
     EXIT_INTERNAL = 70, /* store, I/O or internal error */
 };
 

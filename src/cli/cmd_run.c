@@ -32,6 +32,8 @@ static const struct cli_opt run_opts[] = {
     {NULL, NULL, NULL, 0},
 };
 
+#define DEFAULT_SHUTDOWN_GRACE_MS 30000 /* as a server's */
+
 static const struct cli_cmd run_cmd = {
     "run", "FILE",
     "Run a workflow definition (JSON) to completion on the local data directory.\n"
@@ -44,6 +46,9 @@ static const struct cli_opt resume_opts[] = {
     {"workers", "N", "task processes running at once (default $ORCH_WORKERS or CPU count)", 0},
     {"max-output", "BYTES", "output kept per task attempt, the tail (default 1048576)", 0},
     {"kill-grace", "DURATION", "SIGTERM to SIGKILL grace on timeout/cancel (default 10s)", 0},
+    {"shutdown-grace", "DURATION",
+     "on SIGTERM/SIGINT, how long running tasks may finish (default $ORCH_SHUTDOWN_GRACE or 30s)",
+     0},
     {"json", NULL, "print the finished executions as JSON on stdout", 0},
     {NULL, NULL, NULL, 0},
 };
@@ -51,8 +56,11 @@ static const struct cli_opt resume_opts[] = {
 static const struct cli_cmd resume_cmd = {
     "resume", "[ID]",
     "Continue unfinished executions after a crash: finished tasks are kept, tasks that\n"
-    "were running are retried per their policy (the lost attempt is recorded). Without\n"
-    "ID, every unfinished execution of the data directory not owned by a live process.",
+    "were running are run again (the lost attempt is recorded). Without ID, every\n"
+    "unfinished execution of the data directory not owned by a live process.\n"
+    "SIGTERM/SIGINT stops as a server does: running tasks may finish within the shutdown\n"
+    "grace, then they are interrupted and left for the next 'orch resume' (exit status 8);\n"
+    "a second signal ends the grace.",
     resume_opts,
 };
 
@@ -114,11 +122,42 @@ static void observe(void *arg, const struct engine_event *ev)
     }
 }
 
+/*
+ * SIGINT/SIGTERM: `orch run` cancels its execution. `orch resume` (g_interrupt)
+ * stops as a server does: nothing new starts, running tasks may finish within
+ * the shutdown grace, then what still runs is interrupted and left unfinished
+ * for the next resume; a second signal ends the grace.
+ */
+static volatile sig_atomic_t g_interrupt, g_signals;
+static int64_t g_grace_ms;
+
 static void on_signal(int sig)
 {
     (void)sig;
-    if (g_engine)
+    if (g_signals < 2)
+        g_signals++;
+    if (!g_engine)
+        return;
+    if (g_interrupt)
+        engine_request_stop(g_engine, g_signals > 1 ? 0 : g_grace_ms);
+    else
         engine_request_cancel_all(g_engine);
+}
+
+static void catch_signals(struct engine *eng)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGHUP);
+    g_engine = eng;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 /* ------------------------------------------------------------------ summary */
@@ -250,6 +289,16 @@ int cli_engine_settings(const struct cli_args *a, struct engine_config *cfg)
         }
         cfg->kill_grace_ms = ms;
     }
+    v = getenv("ORCH_MAX_LOST_ATTEMPTS");
+    if (v && *v) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || n < 0 || n > 100) {
+            cli_error("invalid ORCH_MAX_LOST_ATTEMPTS '%s' (use 0..100)", v);
+            return -1;
+        }
+        cfg->max_lost_attempts = (int)n;
+    }
     v = getenv("ORCH_RETENTION");
     if (v && *v) {
         int64_t ms;
@@ -272,16 +321,9 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
                       int64_t t0, int timing)
 {
     struct err err = ERR_INIT;
-    struct sigaction sa;
     int rc, code = EXIT_OK;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    g_engine = eng;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    catch_signals(eng);
     signal(SIGPIPE, SIG_IGN);
 
     rc = engine_run(eng, &err);
@@ -300,6 +342,25 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
             cli_error("%s", err.msg);
             return EXIT_INTERNAL;
         }
+        if (g_interrupt && !exec_status_is_final(d->exec.status)) {
+            /* Stopped by a signal: left, unfinished, for the next resume. */
+            size_t nfinal = 0;
+            for (size_t k = 0; k < d->ntasks; k++)
+                nfinal += task_status_is_final(d->tasks[k].status) != 0;
+            if (json) {
+                json_t *j = cli_exec_json(st, d);
+                char *s = json_dumps(j, JSON_INDENT(2));
+                printf("%s\n", s);
+                free(s);
+                json_decref(j);
+            } else {
+                printf("%sExecution %s interrupted (%zu of %zu tasks final): 'orch resume' "
+                       "continues it\n", i ? "\n" : "", d->exec.id, nfinal, d->ntasks);
+            }
+            code = EXIT_INTERRUPTED;
+            exec_detail_free(d);
+            continue;
+        }
         if (json) {
             json_t *j = cli_exec_json(st, d);
             char *s = json_dumps(j, JSON_INDENT(2));
@@ -312,7 +373,7 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
             print_summary(st, d);
         }
         c = cli_exit_for_status(d->exec.status);
-        if (c > code)
+        if (c > code && code != EXIT_INTERRUPTED)
             code = c;
         exec_detail_free(d);
     }
@@ -479,9 +540,22 @@ int cmd_resume(int argc, char **argv)
     }
     if (cli_apply_log_level(&a))
         return EXIT_USAGE;
+    {
+        const char *v = cli_get(&a, "shutdown-grace");
+        if (!v)
+            v = getenv("ORCH_SHUTDOWN_GRACE");
+        g_grace_ms = DEFAULT_SHUTDOWN_GRACE_MS;
+        if (v && *v && clock_parse_duration(v, &g_grace_ms, &err)) {
+            cli_error("invalid shutdown grace: %s", err.msg);
+            return EXIT_USAGE;
+        }
+    }
     code = setup(&a, &st, &eng, &own, &prog);
     if (code)
         goto out;
+    /* A signal from here on stops the resume; it cancels nothing. */
+    g_interrupt = 1;
+    catch_signals(eng);
     if (a.npos == 1) {
         ids = xcalloc(1, sizeof(*ids));
         ids[0] = xstrdup(a.pos[0]);
@@ -492,7 +566,7 @@ int cmd_resume(int argc, char **argv)
         goto out;
     }
     taken = xcalloc(nids ? nids : 1, sizeof(*taken));
-    for (size_t i = 0; i < nids; i++) {
+    for (size_t i = 0; i < nids && !g_signals; i++) {
         rc = engine_resume(eng, ids[i], &err);
         if (rc == 0) {
             taken[ntaken++] = ids[i];
@@ -505,6 +579,10 @@ int cmd_resume(int argc, char **argv)
         }
         /* Without an id, executions owned by a live process are left alone. */
         log_info("Engine", "Execution %s not resumed: %s", ids[i], err.msg);
+    }
+    if (!ntaken && g_signals) {
+        code = EXIT_INTERRUPTED; /* stopped before it took any */
+        goto out;
     }
     if (!ntaken) {
         if (!cli_flag(&a, "json"))

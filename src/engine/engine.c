@@ -91,6 +91,7 @@ void engine_config_init(struct engine_config *cfg)
     cfg->output_dir = NULL;
     cfg->http_allow = NULL;
     cfg->http_deny = NULL;
+    cfg->max_lost_attempts = 3;
 }
 
 static void exec_progress(const struct exec *ex, struct engine_event *ev)
@@ -840,7 +841,7 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
     int64_t now = clock_now_ms();
     struct attempt_row row;
     struct engine_event ev;
-    int retry;
+    int retry, rerun_lost = 0;
     char dur[32];
     int64_t took = now - r->attempt_started_at;
 
@@ -883,16 +884,28 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
         notify(eng, &ev);
         return;
     }
-    if (ast == ATTEMPT_FAILED || ast == ATTEMPT_TIMED_OUT || ast == ATTEMPT_LOST)
+    if (ast == ATTEMPT_LOST && allow_retry && ex->status == EXEC_RUNNING &&
+        r->lost_runs < eng->cfg.max_lost_attempts) {
+        /* Lost with its node, not failed: run again outside the retry budget
+         * (a bounded number of times: a task that kills its node ends). */
+        r->lost_runs++;
+        rerun_lost = 1;
+    } else if (ast == ATTEMPT_FAILED || ast == ATTEMPT_TIMED_OUT || ast == ATTEMPT_LOST) {
         r->failures++;
-    retry = allow_retry && r->failures <= t->retries && ex->status == EXEC_RUNNING;
+    }
+    retry = rerun_lost || (allow_retry && r->failures <= t->retries && ex->status == EXEC_RUNNING);
     if (retry) {
-        int64_t delay = backoff_delay(t, r->attempt);
+        int64_t delay = rerun_lost ? 0 : backoff_delay(t, r->attempt);
         char dbuf[32];
         clock_fmt_duration(delay, dbuf, sizeof(dbuf));
-        log_warn(COMP_TASK, "Task '%s' attempt %d failed (%d of %d tries): %s; retrying in %s",
-                 engine__task_name(ex, idx), r->attempt, r->failures, t->retries + 1, error ? error : "failed",
-                 dbuf);
+        if (rerun_lost)
+            log_warn(COMP_TASK, "Task '%s' attempt %d %s; running it again (lost run %d of %d "
+                     "that use no retry)", engine__task_name(ex, idx), r->attempt,
+                     error ? error : "lost", r->lost_runs, eng->cfg.max_lost_attempts);
+        else
+            log_warn(COMP_TASK, "Task '%s' attempt %d failed (%d of %d tries): %s; retrying in %s",
+                     engine__task_name(ex, idx), r->attempt, r->failures, t->retries + 1,
+                     error ? error : "failed", dbuf);
         ex->nrunning--;
         r->status = TASK_QUEUED;
         r->available_at = now + delay;
@@ -2691,14 +2704,19 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         if (task_status_is_final(r->status))
             ex->nfinal++;
     }
-    /* The retry budget used so far: failed, timed out and lost attempts. */
+    /* The retry budget used so far: failed, timed out and lost attempts,
+     * but for the lost ones run again outside it. */
     for (size_t k = 0; !retry && k < d->nattempts; k++) {
         const struct attempt_row *a = &d->attempts[k];
+        struct trun *ar;
         if (a->task_idx < 0 || (size_t)a->task_idx >= ex->nruns)
             continue;
-        if (a->status == ATTEMPT_FAILED || a->status == ATTEMPT_TIMED_OUT ||
-            a->status == ATTEMPT_LOST)
-            ex->runs[a->task_idx].failures++;
+        ar = &ex->runs[a->task_idx];
+        if (a->status == ATTEMPT_LOST && ar->lost_runs < eng->cfg.max_lost_attempts)
+            ar->lost_runs++;
+        else if (a->status == ATTEMPT_FAILED || a->status == ATTEMPT_TIMED_OUT ||
+                 a->status == ATTEMPT_LOST)
+            ar->failures++;
     }
     /* Dependency counters from the final statuses. */
     for (size_t i = 0; i < ex->wf->ntasks; i++) {
@@ -2943,6 +2961,13 @@ int engine_run(struct engine *eng, struct err *err)
             eng->stop_deadline = clock_mono_ms() + eng->stop_grace_ms;
             log_info(COMP, "Stopping: %zu task process%s running, grace %lldms", eng->nprocs,
                      eng->nprocs == 1 ? "" : "es", (long long)eng->stop_grace_ms);
+        }
+        if (eng->stop_again) {
+            /* Asked again (a second signal): a shorter grace ends the one running. */
+            int64_t at = clock_mono_ms() + eng->stop_grace_ms;
+            eng->stop_again = 0;
+            if (eng->stopping && at < eng->stop_deadline)
+                eng->stop_deadline = at;
         }
         if (eng->stopping && !eng->interrupted && clock_mono_ms() >= eng->stop_deadline) {
             eng->interrupted = 1;

@@ -56,10 +56,15 @@ struct engine_config {
      * ORCH_HTTP_DENY, comma-separated networks; NULL for none. Borrowed. */
     const char *http_allow;
     const char *http_deny;
+    /* An attempt lost with its node (orch died, a runner went away) is not the
+     * task's failure: it runs again without using its retries, up to this many
+     * times per task (then lost attempts count as failures). Default 3. A
+     * request that is not idempotent is never sent again. */
+    int max_lost_attempts;
 };
 
 /* Defaults: workers = online CPUs, output_cap 1 MiB, grace 10 s, node host:pid,
- * task outputs up to 256 KiB. */
+ * task outputs up to 256 KiB, 3 lost attempts re-run outside the retries. */
 void engine_config_init(struct engine_config *cfg);
 
 enum engine_event_type {
@@ -152,7 +157,8 @@ void engine_set_persistent(struct engine *eng, int on);
  * Graceful stop (thread-safe and async-signal-safe): stop taking commands and
  * starting tasks; running tasks may finish for up to `grace_ms`, then their
  * process groups are terminated and their attempts recorded as lost so that
- * the next start resumes them; engine_run() then returns.
+ * the next start resumes them; engine_run() then returns. Asked again while
+ * stopping, a shorter grace ends the one running (0: at once).
  */
 void engine_request_stop(struct engine *eng, int64_t grace_ms);
 

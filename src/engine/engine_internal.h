@@ -125,6 +125,7 @@ struct trun {
     int db_attempt; /* the attempt number the store holds (fencing token) */
     int remaining;  /* dependencies not yet final */
     int failures;   /* attempts that count against the retry budget (failed, timed out, lost) */
+    int lost_runs;  /* lost attempts run again outside it (up to cfg.max_lost_attempts) */
     int64_t available_at;
     int64_t started_at;
     int64_t finished_at;
@@ -304,6 +305,7 @@ struct engine {
     /* Server mode. */
     int persistent;
     volatile sig_atomic_t stop_requested;
+    volatile sig_atomic_t stop_again; /* asked again while stopping: a new grace */
     volatile int64_t stop_grace_ms;
     int stopping;
     int interrupted;

@@ -100,10 +100,11 @@ int engine__remote_commit(struct engine *eng, struct err *err)
         case ROFF_REPORT: rc = store_offer_report(eng->st, &op->row, err); break;
         }
     }
-    /* Pids of processes run for others, started last turn. */
+    /* Pids of processes run for others, started last turn (one that has
+     * ended already is in its report). */
     for (struct proc *p = eng->procs; p && rc == 0; p = p->next) {
         struct offer_row o;
-        if (p->ex || !p->pid_dirty || p->stale)
+        if (p->ex || !p->pid_dirty || p->stale || p->reaped)
             continue;
         key_of(&o, p->exec_id, p->idx, p->attempt);
         o.runner_node = eng->node_id;

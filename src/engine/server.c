@@ -36,6 +36,8 @@ void engine_set_persistent(struct engine *eng, int on)
 void engine_request_stop(struct engine *eng, int64_t grace_ms)
 {
     eng->stop_grace_ms = grace_ms < 0 ? 0 : grace_ms;
+    if (eng->stop_requested)
+        eng->stop_again = 1; /* the loop shortens the grace it started */
     eng->stop_requested = 1;
     engine__wake(eng);
 }

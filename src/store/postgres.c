@@ -2843,6 +2843,18 @@ static int pg_offer_report(struct store *st, const struct offer_row *o, struct e
 
     p_offer_key(&p, o->exec_id, o->task_idx, o->attempt);
     p_text(&p, o->runner_node);
+    if (!o->finished_at) {
+        /* The pid of a process still running: never over a result already
+         * written (a short task's pid and result go in the same turn). */
+        p_text(&p, o->runner);
+        p_opt(&p, o->pid, 0);
+        p_opt(&p, o->proc_start, 0);
+        return pq_write(pg(st),
+                        "UPDATE task_offers SET runner = $5, pid = $6, proc_start = $7"
+                        " WHERE execution_id = $1 AND task_idx = $2 AND attempt = $3"
+                        " AND runner_node = $4 AND finished_at IS NULL",
+                        &p, err, "cannot report on an offer");
+    }
     p_text(&p, o->runner);
     p_opt(&p, o->pid, 0);
     p_opt(&p, o->proc_start, 0);

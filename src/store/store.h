@@ -573,8 +573,9 @@ int store_offer_cancel(struct store *st, const char *exec_id, int task_idx, int 
 /* Claim up to `limit` unclaimed offers for node `runner`, oldest first. */
 int store_offers_claim(struct store *st, const char *runner, int limit, struct offer_row **out,
                        size_t *out_n, struct err *err);
-/* A runner's report: pid and proc_start while running, or the result
- * (finished_at set). Applied only while `o->runner_node` holds the offer. */
+/* A runner's report: pid and proc_start while running (finished_at 0: then
+ * only if no result is there yet), or the result (finished_at set). Applied
+ * only while `o->runner_node` holds the offer. */
 int store_offer_report(struct store *st, const struct offer_row *o, struct err *err);
 /* An owner's offers that need it: finished, or whose runner's lease expired. */
 int store_offers_owned(struct store *st, const char *owner, int64_t lease_ms,

@@ -593,6 +593,43 @@ def test_graceful_shutdown_loses_nothing(stopped_server):
     s.assert_log_clean()
 
 
+def test_second_signal_ends_the_grace(stopped_server):
+    """SIGTERM starts a 60 s grace; a second SIGTERM ends it at once: the running task is
+    interrupted (not lost) and runs again at the next start."""
+    s = stopped_server
+    s.grace = "60s"
+    s.start()
+    marker = s.tmp / "marker"
+    marker.touch()
+    s.apply(wf("long", [sh("nap", f'if [ -e "{marker}" ]; then exec sleep 60; fi; echo woke')]))
+    e = s.trigger("long")
+    s.wait_exec(e["id"], until=lambda d: by_name(d, "nap")["status"] == "running", timeout=10)
+    os.kill(s.proc.pid, signal.SIGTERM)
+    s.wait_log("Received SIGTERM: shutting down", timeout=10)
+    t0 = time.monotonic()
+    os.kill(s.proc.pid, signal.SIGTERM)
+    s.wait_log("Received SIGTERM again: stopping running tasks now", timeout=10)
+    try:
+        code = s.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the second SIGTERM did not end the 60 s grace:\n"
+                             + s.log()[-3000:]) from None
+    took = time.monotonic() - t0
+    assert code == 0, f"exit {code}:\n{s.log()[-3000:]}"
+    assert "Task 'nap' interrupted by shutdown (attempt 1)" in s.log()
+    marker.unlink()
+    s.start()
+    d = s.wait_exec(e["id"], timeout=30)
+    assert d["status"] == "succeeded", d
+    nap = by_name(d, "nap")
+    assert [(a["number"], a["status"]) for a in nap["attempts"]] == \
+        [(1, "cancelled"), (2, "succeeded")], nap
+    assert nap["attempts"][0]["error"].startswith("interrupted: orch is shutting down")
+    assert s.stop() == 0
+    s.assert_log_clean()
+    assert took < 15, f"the server took {took:.1f}s to stop after the second SIGTERM"
+
+
 def test_nodes_on_the_embedded_store(server):
     """One server on a data directory is one node; its heartbeat shows."""
     r = server.get("/v1/nodes")

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from apiutil import FINAL
-from conftest import SANITIZER_MARKERS, pid_alive
+from conftest import SANITIZER_MARKERS, pid_alive, wait_for
 from pgutil import Node, Postgres, append_cmd, side_effects
 
 
@@ -249,25 +249,38 @@ def test_pool_exhausted_is_a_clear_503(pg, nodes, tmp_path):
     nodes.append(n)
     n.start()
     assert n.get("/v1/executions").status == 200
-    # Hold the pool's one connection: its request waits on a lock we take.
+    # Hold the pool's one connection: its request waits on a lock we take, and keep
+    # until we say so (psql reads its statements from a pipe).
     import subprocess
-    locker = subprocess.Popen(["psql", "-X", "-q", "-d", url, "-c",
-                               "BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE; "
-                               "SELECT pg_sleep(3); COMMIT;"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    locker = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, text=True)
+    dbname = url.rsplit("/", 1)[1]
     try:
-        time.sleep(0.5)
+        locker.stdin.write("BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE;\n")
+        locker.stdin.flush()
+        wait_for(lambda: pg.psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
+                                 "c.oid = l.relation WHERE c.relname = 'api_keys' AND "
+                                 "l.mode = 'AccessExclusiveLock' AND l.granted", url=url) == "1",
+                 timeout=20, what="psql to hold its lock")
         slow = {}
         t = threading.Thread(target=lambda: slow.setdefault("r", n.get("/v1/executions")))
         t.start()
-        time.sleep(0.3)
+        # The request holds the pool's connection once that connection waits on the lock.
+        wait_for(lambda: pg.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                 f"'{dbname}' AND wait_event_type = 'Lock'") == "1",
+                 timeout=20, what="the request to wait on the lock")
         r = n.get("/v1/workflows")
         assert r.status == 503, r
         msg = r.error()["message"]
         assert "connection pool is exhausted (size 1, waited 1" in msg, msg
-        t.join(timeout=10)
+        locker.stdin.write("COMMIT;\n")
+        locker.stdin.close()
+        t.join(timeout=20)
         assert slow["r"].status == 200, slow
     finally:
+        if not locker.stdin.closed:
+            locker.stdin.close()
         locker.wait(timeout=10)
     n.wait_log("ERROR [Database] Connection pool exhausted (size 1, waited 1", timeout=5)
     pool = n.get("/v1/health").json["components"]["database"]["pool"]
@@ -389,8 +402,69 @@ def test_cancel_through_another_node(pg, nodes, tmp_path):
         n.assert_log_clean()
 
 
-def fan_workflow(name, side, n, sleep):
-    work = [{"name": f"w{i}", "dependsOn": ["root"], "retries": 2,
+def test_cancel_through_a_paused_owner_is_202(pg, nodes, tmp_path):
+    """The owner cannot act (paused, well within its lease): the node asked answers 202
+    after its 5 s wait, and the owner, resumed, cancels the execution."""
+    url = pg.database()
+    a = Node(tmp_path, url, "d1", lease="60s")
+    nodes.append(a)
+    a.start()
+    b = Node(tmp_path, url, "d2", lease="60s", admin_key=a.admin_key)
+    nodes.append(b)
+    b.start()
+    a.apply({"name": "slow", "tasks": [{"name": "wait", "command": ["sleep", "30"]}]})
+    ex = a.trigger("slow")["id"]
+    a.wait_exec(ex, until=lambda d: d["tasks"][0]["status"] == "running", timeout=10)
+    a.pause()
+    try:
+        t0 = time.monotonic()
+        r = b.post(f"/v1/executions/{ex}/cancel")
+        took = time.monotonic() - t0
+        assert r.status == 202, r
+        assert r.json["id"] == ex and r.json["status"] == "running", r.json
+        assert took >= 4.9, f"answered 202 after {took:.1f}s, before its 5 s wait"
+    finally:
+        a.resume()
+    d = b.wait_exec(ex, timeout=20)
+    assert d["status"] == "cancelled", d
+    assert d["tasks"][0]["status"] == "cancelled", d
+    assert "cancelled (asked through another node)" in a.wait_log("asked through another node")
+    for n in (a, b):
+        assert n.stop() == 0
+        n.assert_log_clean()
+
+
+def test_idle_node_wakes_on_notify(pg, nodes, tmp_path):
+    """LISTEN/NOTIFY: an execution handed over by a node with no free slot is claimed and
+    run by an idle node at once, not at its next heartbeat (20 s here)."""
+    url = pg.database()
+    a = Node(tmp_path, url, "l1", lease="60s", workers=1)
+    nodes.append(a)
+    a.start()
+    b = Node(tmp_path, url, "l2", lease="60s", workers=1, admin_key=a.admin_key)
+    nodes.append(b)
+    b.start()
+    a.apply({"name": "hold", "tasks": [{"name": "wait", "command": ["sleep", "30"]}]})
+    a.apply({"name": "quick", "tasks": [{"name": "hi", "command": ["echo", "hi"]}]})
+    held = a.trigger("hold")["id"]
+    a.wait_exec(held, until=lambda d: d["tasks"][0]["status"] == "running" and
+                d["tasks"][0]["attempts"][0]["node"].endswith(f":{a.proc.pid}"), timeout=10)
+    t0 = time.monotonic()
+    ex = a.trigger("quick")["id"]
+    d = a.wait_exec(ex, timeout=30)
+    took = time.monotonic() - t0
+    assert d["status"] == "succeeded", d
+    assert d["tasks"][0]["attempts"][0]["node"].endswith(f":{b.proc.pid}"), d
+    assert "queued for any node (no free slot here)" in a.log()
+    assert took < 5, f"the idle node took {took:.1f}s to run handed-over work (heartbeat 20 s)"
+    assert a.post(f"/v1/executions/{held}/cancel").status == 200
+    for n in (a, b):
+        assert n.stop() == 0
+        n.assert_log_clean()
+
+
+def fan_workflow(name, side, n, sleep, retries=2):
+    work = [{"name": f"w{i}", "dependsOn": ["root"], "retries": retries,
              "retryBackoff": {"initial": "100ms", "jitter": False},
              "command": f"sleep {sleep}; echo \"$ORCH_EXECUTION_ID $ORCH_TASK $ORCH_ATTEMPT\" "
                         f">> {side}; echo '{{\"n\": {i}}}' > \"$ORCH_OUTPUT\""}
@@ -423,9 +497,11 @@ def test_one_fanout_spreads_over_nodes(pg, nodes, tmp_path):
     assert "offered to the other nodes" in a.log()
     assert "runs here for node 'f1'" in b.log()
 
-    # The worker dies while it runs tasks of the owner's: they are lost and run again.
+    # The worker dies while it runs tasks of the owner's: they are lost and run again,
+    # without using their retries (none here).
     side.unlink()
-    ex = a.trigger("fan8")["id"]
+    a.apply(fan_workflow("fan8z", side, 8, 0.6, retries=0))
+    ex = a.trigger("fan8z")["id"]
     a.wait_exec(ex, until=lambda d: any(x["node"] and x["node"].endswith(f":{b.proc.pid}")
                                         for t in d["tasks"] for x in t["attempts"]), timeout=20)
     b.kill()
@@ -552,3 +628,43 @@ def test_owner_of_parent_and_children_dies(pg, nodes, tmp_path):
     assert not [e for e in executions(b) if e["status"] not in FINAL]
     assert b.stop() == 0
     b.assert_log_clean()
+
+
+def heard_of(owner, other):
+    """Has `owner` renewed its heartbeat since `other` registered (so it counts the slots
+    of `other` when it decides what to offer)?"""
+    nodes_now = {n["id"]: n for n in owner.get("/v1/nodes").json["items"]}
+    o, n = nodes_now.get(owner.name), nodes_now.get(other.name)
+    return bool(o and n and n["state"] == "alive" and o["lastHeartbeatAt"] and
+                o["lastHeartbeatAt"] > n["startedAt"])
+
+
+def test_worker_runs_many_short_tasks(pg, nodes, tmp_path):
+    """A fan-out of 40 tasks that end at once (echo), most of them offered to an `orch
+    worker`: every offered task's result reaches its owner (the runner's pid, written with
+    the result in the same turn, must not erase it), the execution succeeds, and no offer
+    is left behind."""
+    url = pg.database()
+    a = Node(tmp_path, url, "s1", lease="3s", workers=1)
+    nodes.append(a)
+    a.start()
+    b = Node(tmp_path, url, "w1", role="worker", lease="3s", workers=4, admin_key=a.admin_key)
+    nodes.append(b)
+    b.start()
+    wait_for(lambda: heard_of(a, b), timeout=20, what="a heartbeat of s1 that counts w1's slots")
+    a.apply({"name": "echoes", "tasks": [
+        {"name": "p", "forEach": list(range(40)), "command": ["echo", "{{ item }}"]}]})
+    for _ in range(2):
+        ex = a.trigger("echoes")["id"]
+        d = a.wait_exec(ex, timeout=40)
+        assert d["status"] == "succeeded", json.dumps(d, indent=1)[:3000]
+        each = [t for t in d["tasks"] if t.get("group") == "p"]
+        assert len(each) == 40 and all(t["status"] == "succeeded" for t in each)
+        assert all([x["status"] for x in t["attempts"]] == ["succeeded"] for t in each)
+        on_worker = [t for t in each if t["attempts"][0]["node"].endswith(f":{b.proc.pid}")]
+        assert on_worker, "no task ran on the worker: the test proves nothing"
+    assert "runs here for node 's1'" in b.log()
+    assert pg.psql("SELECT count(*) FROM task_offers", url=url) == "0"
+    for n in (a, b):
+        assert n.stop() == 0
+        n.assert_log_clean()

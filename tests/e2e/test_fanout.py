@@ -305,16 +305,20 @@ def test_not_a_list_and_empty_lists(orch):
 # --------------------------------------------------------------------------- e) kill -9, resume
 
 def test_kill_9_mid_fanout_then_resume(orch):
-    """orch run is killed with SIGKILL while a fan-out of 6 items x 0.5 s (maxParallel 2)
-    runs; orch resume finishes it: instances that had succeeded are not run again, the ones
-    that were running are recorded lost and retried, nothing stays running, and the orphaned
-    processes are gone."""
+    """orch run is killed with SIGKILL while a fan-out of 6 items (maxParallel 2) runs: two
+    done, two running (they wait for a gate file), two not started; orch resume finishes
+    it: instances that had succeeded are not run again, the ones that were running are
+    recorded lost and run again, nothing stays running, and the orphaned processes are
+    gone."""
     starts = orch.tmp / "starts"
     pids = orch.track_pids(orch.tmp / "pids")
+    gate = orch.tmp / "gate"
     wf = orch.workflow({"name": "fan-crash", "tasks": [
         {"name": "each", "forEach": [f"f{i}" for i in range(6)], "maxParallel": 2,
          "retries": 1, "retryBackoff": {"initial": "10ms", "jitter": False},
-         "command": f'echo {{{{ item }}}} >> "{starts}"; echo $$ >> "{pids}"; exec sleep 0.5'},
+         "command": f'echo {{{{ item }}}} >> "{starts}"; echo $$ >> "{pids}"; '
+                    f'case {{{{ item }}}} in f0|f1) exit 0;; esac; '
+                    f'while [ ! -e "{gate}" ]; do sleep 0.05; done'},
         {"name": "after", "dependsOn": ["each"], "command": ["echo", "{{ tasks.each.output }}"]},
     ]})
     p = orch.spawn("run", wf)
@@ -330,10 +334,11 @@ def test_kill_9_mid_fanout_then_resume(orch):
         st = [t["status"] for t in d["tasks"] if t.get("group") == "each"]
         running = [t for t in d["tasks"] if t.get("group") == "each"
                    and t["status"] == "running" and t["attempts"] and t["attempts"][-1]["pid"]]
-        # some done, one running with its pid committed, some not started yet
-        return st.count("succeeded") >= 2 and running and "pending" in st
-    wait_for(mid_fanout, timeout=30, interval=0.02,
-             what="2 instances done, one running, one pending")
+        # f0 and f1 done, f2 and f3 waiting at the gate with their pids committed, the
+        # rest not started: it stays so until the gate opens
+        return st.count("succeeded") == 2 and len(running) == 2 and "pending" in st
+    wait_for(mid_fanout, timeout=30, interval=0.05,
+             what="2 instances done, 2 running, 2 pending")
     os.kill(p.pid, signal.SIGKILL)  # orch alone: it runs in its own session
     assert p.wait(timeout=10) == -signal.SIGKILL
 
@@ -347,6 +352,7 @@ def test_kill_9_mid_fanout_then_resume(orch):
     assert task_by_name(before, "each")["status"] == "running"
     orphans = read_pids(pids)
 
+    gate.touch()
     res = orch.run("resume", timeout=60)
     assert res.returncode == EXIT_OK, res.stderr
     assert exec_id_from_summary(res.stdout) == ex

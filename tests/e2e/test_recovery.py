@@ -143,22 +143,62 @@ def test_resume_by_id_after_crash(orch):
     assert (orch.tmp / "counter").read_text() == "a\nb-start\nb-start\nc\n"
 
 
-def test_lost_attempt_without_retries_fails_the_task(orch):
+def test_lost_attempt_runs_again_without_using_retries(orch):
+    """An attempt lost because orch died is not the task's failure: a task with the
+    default `retries: 0` runs again and the execution succeeds."""
     wf = orch.workflow({"name": "no-retry", "tasks": [
-        {"name": "long", "command": 'echo $$ > "$E2E_TMP/pid"; exec sleep 30'},
+        {"name": "long", "command": 'echo $$ > "$E2E_TMP/pid"; '
+                                    'if [ -e "$E2E_TMP/marker" ]; then exec sleep 30; fi'},
         {"name": "next", "dependsOn": ["long"], "command": ["true"]},
     ]})
+    (orch.tmp / "marker").touch()
     pid_file = orch.track_pids(orch.tmp / "pid")
     exec_id, orphan = start_and_crash(orch, wf, pid_file, "long")
+    (orch.tmp / "marker").unlink()
     res = orch.run("resume", timeout=60)
+    assert res.returncode == EXIT_OK, res.stderr
+    assert "Task 'long' attempt 1 lost: the orch process running it died; running it again " \
+           "(lost run 1 of 3 that use no retry)" in res.stderr, res.stderr
+    j = orch.show(exec_id)
+    assert j["status"] == "succeeded", j
+    t = task_by_name(j, "long")
+    assert t["status"] == "succeeded"
+    assert [(a["number"], a["status"], a["error"]) for a in t["attempts"]] == \
+        [(1, "lost", LOST), (2, "succeeded", None)]
+    assert task_by_name(j, "next")["status"] == "succeeded"
+    assert not pid_alive(orphan)
+
+
+def test_task_that_kills_its_node_ends(orch):
+    """A task that kills orch each time it runs: its lost attempts run again outside its
+    retries only up to ORCH_MAX_LOST_ATTEMPTS (1 here), then count as failures: with
+    `retries: 0` the task fails, and nothing loops."""
+    killer = orch.tmp / "orchpid"
+    wf = orch.workflow({"name": "killer", "tasks": [
+        {"name": "boom", "command": f'while [ ! -s "{killer}" ]; do sleep 0.02; done; '
+                                    f'kill -9 "$(cat "{killer}")"; sleep 30'},
+        {"name": "next", "dependsOn": ["boom"], "command": ["true"]},
+    ]})
+    env = {"ORCH_MAX_LOST_ATTEMPTS": "1"}
+    for args in (("run", wf), ("resume",)):
+        p = orch.spawn(*args, env=env)
+        (orch.tmp / "orchpid.tmp").write_text(str(p.pid))
+        os.replace(orch.tmp / "orchpid.tmp", killer)
+        assert p.wait(timeout=60) == -signal.SIGKILL, orch.finish(p).stderr
+        killer.unlink()
+    exec_id = only_execution(orch)
+    res = orch.run("resume", timeout=60, env=env)
     assert res.returncode == EXIT_FAILED, res.stderr
     j = orch.show(exec_id)
     assert j["status"] == "failed"
-    t = task_by_name(j, "long")
+    t = task_by_name(j, "boom")
     assert t["status"] == "failed"
-    assert [(a["number"], a["status"], a["error"]) for a in t["attempts"]] == [(1, "lost", LOST)]
+    assert [(a["number"], a["status"], a["error"]) for a in t["attempts"]] == \
+        [(1, "lost", LOST), (2, "lost", LOST)]
     assert task_by_name(j, "next")["status"] == "upstream_failed"
-    assert not pid_alive(orphan)
+    assert "Task 'boom' failed: " + LOST in res.stderr
+    bad = orch.run("resume", env={"ORCH_MAX_LOST_ATTEMPTS": "-1"})
+    assert bad.returncode == 2 and "invalid ORCH_MAX_LOST_ATTEMPTS" in bad.stderr
 
 
 def test_sleep_task_continues_after_crash(orch):
@@ -258,3 +298,60 @@ def test_resume_leaves_executions_of_a_live_owner_alone(orch):
     assert not pid_alive(pid)
     # once the owner is gone there is nothing to resume
     assert orch.run("resume").stdout == "No unfinished executions to resume.\n"
+
+
+def test_sigterm_to_resume_interrupts_and_cancels_nothing(orch):
+    """SIGTERM to `orch resume` stops it as a server's graceful shutdown does: the running
+    tasks are interrupted once the grace is over, nothing is cancelled, and every
+    execution is left for the next resume, which finishes them."""
+    (orch.tmp / "marker").touch()
+    crashed = []
+    for k in ("one", "two"):
+        wf = orch.workflow({"name": f"stoppable-{k}", "tasks": [
+            {"name": "long", "retries": 2, "retryBackoff": {"initial": "10ms", "jitter": False},
+             "command": f'echo $$ >> "$E2E_TMP/pid-{k}"; '
+                        'if [ -e "$E2E_TMP/marker" ]; then exec sleep 30; fi'},
+            {"name": "next", "dependsOn": ["long"], "command": ["true"]},
+        ]})
+        pid_file = orch.track_pids(orch.tmp / f"pid-{k}")
+        p = orch.spawn("run", wf)
+        pid = wait_for(lambda: (read_pids(pid_file) or [None])[0], timeout=20, what="the task")
+        ex = wait_for(lambda: _exec_id_or_none(orch), timeout=10, what="the execution")
+        wait_for(lambda: task_by_name(orch.show(ex), "long")["attempts"][-1]["pid"] == pid,
+                 timeout=10, what="the task's pid in the store")
+        os.kill(p.pid, signal.SIGKILL)
+        assert p.wait(timeout=10) == -signal.SIGKILL
+        crashed.append((ex, pid_file))
+
+    p = orch.spawn("resume", env={"ORCH_SHUTDOWN_GRACE": "1s"})
+    for ex, pid_file in crashed:  # the lost attempts run again, and sleep
+        wait_for(lambda: len(read_pids(pid_file)) == 2 and pid_alive(read_pids(pid_file)[1]),
+                 timeout=20, what="the second attempt")
+    os.kill(p.pid, signal.SIGTERM)
+    res = orch.finish(p, timeout=30)
+    assert res.returncode == 8, (res.returncode, res.stderr[-3000:])
+    for m in ("AddressSanitizer", "runtime error:"):
+        assert m not in res.stderr
+    for ex, pid_file in crashed:
+        assert re.search(rf"^Execution {ex} interrupted \(0 of 2 tasks final\): 'orch resume' "
+                         r"continues it$", res.stdout, re.M), res.stdout
+        j = orch.show(ex)
+        assert j["status"] == "running", j
+        t = task_by_name(j, "long")
+        assert t["status"] == "queued", t
+        assert [a["status"] for a in t["attempts"]] == ["lost", "cancelled"], t["attempts"]
+        assert t["attempts"][1]["error"].startswith("interrupted: orch is shutting down")
+        assert task_by_name(j, "next")["status"] == "pending"
+        assert not pid_alive(read_pids(pid_file)[1])
+    assert "cancelled by signal" not in res.stderr
+
+    (orch.tmp / "marker").unlink()
+    res = orch.run("resume", timeout=60)
+    assert res.returncode == EXIT_OK, res.stderr
+    for ex, _ in crashed:
+        j = orch.show(ex)
+        assert j["status"] == "succeeded", j
+        assert [a["status"] for a in task_by_name(j, "long")["attempts"]] == \
+            ["lost", "cancelled", "succeeded"]
+    bad = orch.run("resume", "--shutdown-grace", "soon")
+    assert bad.returncode == 2 and "invalid shutdown grace" in bad.stderr, bad.stderr
