@@ -658,17 +658,22 @@ static void sqlite_close(struct store *st)
     free(s);
 }
 
-/* ORCH_SQLITE_SYNC=full: also durable to power loss (an fsync per commit). */
+/*
+ * ORCH_SQLITE_SYNC: `full` (the default) syncs the WAL at every commit, so a
+ * commit survives a power loss or a kernel panic; `normal` syncs only at
+ * checkpoints, so a commit survives a crash of the process but the last ones
+ * may be lost to a power loss.
+ */
 static int sq_sync_pragma(const char **out, struct err *err)
 {
     const char *v = getenv("ORCH_SQLITE_SYNC");
 
-    if (!v || !*v || !strcmp(v, "normal")) {
-        *out = "PRAGMA synchronous = NORMAL";
+    if (!v || !*v || !strcmp(v, "full")) {
+        *out = "PRAGMA synchronous = FULL";
         return 0;
     }
-    if (!strcmp(v, "full")) {
-        *out = "PRAGMA synchronous = FULL";
+    if (!strcmp(v, "normal")) {
+        *out = "PRAGMA synchronous = NORMAL";
         return 0;
     }
     return err_set(err, ERR_INVALID, "invalid ORCH_SQLITE_SYNC '%s' (want 'normal' or 'full')", v);
@@ -2525,6 +2530,27 @@ static const char *sqlite_where(struct store *st)
     return sq(st)->path;
 }
 
+static int sqlite_durability(struct store *st, const char **out, struct err *err)
+{
+    static const char *const names[] = {"synchronous=off", "synchronous=normal",
+                                        "synchronous=full", "synchronous=extra"};
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA synchronous", -1, &stmt, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        int v = sqlite3_column_int(stmt, 0);
+        *out = v >= 0 && v <= 3 ? names[v] : "synchronous=unknown";
+        rc = 0;
+    } else {
+        rc = sq_fail(s, rc, err, "cannot read the synchronous setting of '%s'", s->path);
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
 const struct store_backend store__sqlite_backend = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -2574,4 +2600,5 @@ const struct store_backend store__sqlite_backend = {
     .node_stop = sqlite_node_stop,
     .nodes_list = sqlite_nodes_list,
     .where = sqlite_where,
+    .durability = sqlite_durability,
 };

@@ -1239,6 +1239,12 @@ const char *store_where(struct store *st)
     return st->be->where ? st->be->where(st) : st->be->name;
 }
 
+int store_durability(struct store *st, const char **out, struct err *err)
+{
+    *out = NULL;
+    return st->be->durability ? st->be->durability(st, out, err) : 0;
+}
+
 /* --- task offers --- */
 
 void offer_rows_free(struct offer_row *rows, size_t n)

@@ -624,4 +624,9 @@ void store_set_pipelining(struct store *st, int on);
 /* The location without its password, for messages. */
 const char *store_where(struct store *st);
 
+/* What a commit of this connection is durable against, for messages and
+ * tests: on SQLite the effective `synchronous` setting ("synchronous=full"
+ * unless ORCH_SQLITE_SYNC=normal); NULL on a backend with nothing to say. */
+int store_durability(struct store *st, const char **out, struct err *err);
+
 #endif

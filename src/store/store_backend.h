@@ -134,6 +134,8 @@ struct store_backend {
     int (*connected)(struct store *st);
     int (*reconnect)(struct store *st, struct err *err);
     const char *(*where)(struct store *st);
+    /* NULL: the backend's own default, nothing to report. */
+    int (*durability)(struct store *st, const char **out, struct err *err);
     void (*set_pipelining)(struct store *st, int on); /* NULL: nothing to batch */
     int (*offer_put)(struct store *st, const struct offer_row *o, struct err *err);
     int (*offer_delete)(struct store *st, const char *exec_id, int task_idx, int attempt,

@@ -424,10 +424,34 @@ static void test_sync_env(void **state)
     struct store *st = NULL;
     struct err err = ERR_INIT;
 
+    const char *dur = NULL;
+
     SKIP_ON_PG("ORCH_SQLITE_SYNC is a SQLite setting");
 
+    /* The default syncs every commit: durable to a power loss. */
+    unsetenv("ORCH_SQLITE_SYNC");
+    assert_int_equal(store_open(f->data, 0, &st, &err), 0);
+    assert_int_equal(store_durability(st, &dur, &err), 0);
+    assert_string_equal(dur, "synchronous=full");
+    store_free(st);
+    st = NULL;
+    setenv("ORCH_SQLITE_SYNC", "", 1);
+    assert_int_equal(store_open(f->data, 0, &st, &err), 0);
+    assert_int_equal(store_durability(st, &dur, &err), 0);
+    assert_string_equal(dur, "synchronous=full");
+    store_free(st);
+    st = NULL;
     setenv("ORCH_SQLITE_SYNC", "full", 1);
     assert_int_equal(store_open(f->data, 0, &st, &err), 0);
+    assert_int_equal(store_durability(st, &dur, &err), 0);
+    assert_string_equal(dur, "synchronous=full");
+    store_free(st);
+    st = NULL;
+    /* The opt-in: durable to a crash of the process only. */
+    setenv("ORCH_SQLITE_SYNC", "normal", 1);
+    assert_int_equal(store_open(f->data, 0, &st, &err), 0);
+    assert_int_equal(store_durability(st, &dur, &err), 0);
+    assert_string_equal(dur, "synchronous=normal");
     store_free(st);
     st = NULL;
     setenv("ORCH_SQLITE_SYNC", "sometimes", 1);
