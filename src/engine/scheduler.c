@@ -410,6 +410,54 @@ static void sched_due(struct engine *eng, struct sched *sc, int64_t t)
     sched_fire_now(eng, sc, t);
 }
 
+/*
+ * Queue due time `t` of a backfill or a catch-up: it runs once the runs of
+ * the schedule before it have ended, in due-time order, whatever the overlap
+ * policy says of live fires (it is not skipped, dropped or cancelled). With
+ * overlap=allow it fires at once, as a live fire would. A due time already
+ * fired (or recorded as skipped) or already waiting is not queued again.
+ */
+static void sched_enqueue(struct engine *eng, struct sched *sc, int64_t t)
+{
+    size_t at;
+
+    if (sc->spec.overlap == DAG_OVERLAP_ALLOW) {
+        sched_fire_now(eng, sc, t);
+        return;
+    }
+    if (sc->buffered == t || fire_recorded(eng, sc, t))
+        return;
+    for (at = 0; at < sc->nqueue && sc->queue[at] <= t; at++)
+        if (sc->queue[at] == t)
+            return;
+    XGROW(sc->queue, sc->queue_alloc, sc->nqueue + 1);
+    memmove(sc->queue + at + 1, sc->queue + at, (sc->nqueue - at) * sizeof(*sc->queue));
+    sc->queue[at] = t;
+    sc->nqueue++;
+}
+
+/* Start the earliest waiting due time of `sc` once none of its runs is going. */
+static void sched_drain(struct engine *eng, struct sched *sc)
+{
+    size_t running = 0;
+
+    while ((sc->buffered || sc->nqueue) && (sched_running(eng, sc->id, &running), !running)) {
+        int64_t t;
+        if (sc->buffered && (!sc->nqueue || sc->buffered <= sc->queue[0])) {
+            t = sc->buffered;
+            sc->buffered = 0;
+        } else {
+            t = sc->queue[0];
+            memmove(sc->queue, sc->queue + 1, (sc->nqueue - 1) * sizeof(*sc->queue));
+            sc->nqueue--;
+        }
+        sched_fire_now(eng, sc, t); /* a time already fired starts nothing: the next one */
+    }
+}
+
+/* While due times wait for a run to end, the scheduler looks again this often. */
+#define SCHED_QUEUE_POLL_MS 100
+
 /* Late due times fired in one turn at most (a per-second schedule whose
  * leader was lost for this long fires the newest 1000 of them). */
 #define SCHED_LATE_MAX 1000
@@ -423,27 +471,21 @@ int64_t engine__sched_tick(struct engine *eng)
     int64_t prev_tick = eng->sched_prev_tick ? eng->sched_prev_tick : eng->sched_started_at;
     const struct sched *soonest_sc = NULL;
     size_t active = 0;
+    int waiting = 0;
 
     for (size_t i = 0; i < eng->nscheds; i++) {
         struct sched *sc = &eng->scheds[i];
-        size_t running = 0;
 
-        if (!sc->spec.enabled || sc->paused || sc->gone)
+        if (sc->gone)
+            continue;
+        /* Buffered and queued fires start once the previous run has ended
+         * (those of a backfill even while the schedule is paused or off). */
+        sched_drain(eng, sc);
+        if (sc->buffered || sc->nqueue)
+            waiting = 1;
+        if (!sc->spec.enabled || sc->paused)
             continue;
         active++;
-        /* Buffered fires start once the previous run has ended. */
-        if ((sc->buffered || sc->nqueue) && (sched_running(eng, sc->id, &running), !running)) {
-            int64_t t;
-            if (sc->buffered) {
-                t = sc->buffered;
-                sc->buffered = 0;
-            } else {
-                t = sc->queue[0];
-                memmove(sc->queue, sc->queue + 1, (sc->nqueue - 1) * sizeof(*sc->queue));
-                sc->nqueue--;
-            }
-            sched_fire_now(eng, sc, t);
-        }
         if (sc->next_fire_at && sc->next_fire_at <= now) {
             /* The due times up to now. Those after the previous tick are
              * late (a busy turn, a failover between nodes): they all fire.
@@ -479,9 +521,12 @@ int64_t engine__sched_tick(struct engine *eng)
                 log_warn(COMP_SCHED, "Schedule '%s' of '%s' missed %zu fire time%s while orch was "
                          "down (catchup=%s): %zu will run", sc->name, sc->workflow, missed,
                          missed == 1 ? "" : "s", dag_catchup_name(sc->spec.catchup), nring);
-            /* Oldest first: the missed ones kept, then the late ones. */
+            /* Oldest first: the missed ones kept (queued: each runs, one
+             * after another, whatever the overlap policy), then the late
+             * ones (the overlap policy applies, as to a live fire). */
             for (size_t k = 0; k < nring; k++)
-                sched_due(eng, sc, ring[(head + k) % cap]);
+                sched_enqueue(eng, sc, ring[(head + k) % cap]);
+            sched_drain(eng, sc);
             for (size_t k = 0; k < nlate; k++)
                 sched_due(eng, sc, late[k]);
             free(ring);
@@ -494,6 +539,8 @@ int64_t engine__sched_tick(struct engine *eng)
             soonest = sc->next_fire_at;
             soonest_sc = sc;
         }
+        if (sc->buffered || sc->nqueue)
+            waiting = 1;
     }
     eng->sched_prev_tick = now;
     pthread_mutex_lock(&eng->mu);
@@ -507,12 +554,15 @@ int64_t engine__sched_tick(struct engine *eng)
     else
         eng->stats.sched_next_due[0] = '\0';
     pthread_mutex_unlock(&eng->mu);
+    if (waiting && (!soonest || soonest > now + SCHED_QUEUE_POLL_MS))
+        return now + SCHED_QUEUE_POLL_MS;
     return soonest;
 }
 
 #define BACKFILL_MAX 1000
 
-/* Every due time of a schedule in (from, until], overlap policy applied. */
+/* Every due time of a schedule in (from, until], queued in order: each runs
+ * once, whatever the overlap policy for live fires (see sched_enqueue). */
 void engine__cmd_backfill(struct engine *eng, struct cmd *c)
 {
     struct sched *sc = NULL;
@@ -547,9 +597,10 @@ void engine__cmd_backfill(struct engine *eng, struct cmd *c)
     }
     c->count = 0;
     for (t = sched_next_time(sc, c->from); t && t <= c->until; t = sched_next_time(sc, t)) {
-        sched_due(eng, sc, t);
+        sched_enqueue(eng, sc, t);
         c->count++;
     }
+    sched_drain(eng, sc);
     log_info(COMP_SCHED, "Schedule '%s' of '%s': backfill of %d due time%s", sc->name,
              sc->workflow, c->count, c->count == 1 ? "" : "s");
     engine__reply_after_commit(eng, c);

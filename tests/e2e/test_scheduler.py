@@ -3,7 +3,8 @@ The scheduler end to end against a real `orch server`: schedules written in work
 definitions fire once per due time (executions carry scheduleId and scheduledFor, the task
 sees ORCH_SCHEDULED_FOR), the fires list, pause and resume, overlap skip, a kill -9 and
 restart that fires no due time twice (catchup latest: one catch-up fire; none: none),
-backfill of a cron schedule (twice: no duplicates), preview and next, the scheduler's
+backfill of a cron schedule (twice: no duplicates), a backfill and a catch-up that run every
+due time they name, one after another, whatever the overlap policy, preview and next, the scheduler's
 health, and schedules as a resource: created with POST /v1/schedules (they fire), changed
 with PATCH, deleted with DELETE (they stop), while a definition's schedules can only be
 paused. Every answer is checked against docs/openapi.yaml by apiutil.
@@ -488,3 +489,93 @@ def test_definition_schedule_only_pauses(server):
     assert r.status == 409 and "change the workflow's definition" in r.error()["message"], r
     assert server.get(f"/v1/schedules/{sid}").status == 200
     server.delete("/v1/workflows/defsched")
+
+
+# --------------------------------------------------------------------------- backfill and catch-up queue
+
+def wait_until(cond, timeout, what):
+    """Poll `cond` until it returns a true value (returned) or `timeout` seconds pass."""
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_backfill_overlap_skip_runs_every_due_time_in_order(server, tmp_path):
+    """overlap=skip is for live fires: a backfill queues its due times, each runs once, in order."""
+    marker = tmp_path / "daily.marks"
+    server.apply(wf("daily", [sh("mark", f'echo "$ORCH_SCHEDULED_FOR" >> {marker}; sleep 0.3')],
+                    schedules=[{"name": "d", "cron": "0 0 * * *", "catchup": "none"}]))
+    s = wait_schedule(server, "daily")
+    assert s["overlap"] == "skip", s
+    until = now_ms() // 86400000 * 86400000 - 86400000
+    frm = until - 3 * 86400000
+    want = [frm + 86400000 * i for i in range(1, 4)]
+    r = server.post(f"/v1/schedules/{s['id']}/backfill", {"from": frm, "until": until})
+    assert r.status == 202 and r.json["dueTimes"] == 3, r
+
+    def all_done():
+        ex = executions(server, "daily")
+        return len(ex) == 3 and all(e["status"] == "succeeded" for e in ex) and ex
+
+    ex = wait_until(all_done, 30, "the 3 backfilled due times to run")
+    ex.sort(key=lambda e: iso_ms(e["scheduledFor"]))
+    assert [iso_ms(e["scheduledFor"]) for e in ex] == want
+    # One after another, in due-time order.
+    for a, b in zip(ex, ex[1:]):
+        assert iso_ms(b["startedAt"]) >= iso_ms(a["finishedAt"]), (a, b)
+    assert [iso_ms(l) for l in marker_lines(marker)] == want
+    fires = server.get(f"/v1/schedules/{s['id']}/fires?limit=100").json["items"]
+    assert sorted(iso_ms(f["scheduledFor"]) for f in fires) == want, fires
+    assert all(f["status"] == "fired" for f in fires), json.dumps(fires, indent=1)
+
+    # The same window again: nothing new (the answer comes once the turn is committed).
+    r = server.post(f"/v1/schedules/{s['id']}/backfill", {"from": frm, "until": until})
+    assert r.status == 202 and r.json["dueTimes"] == 3, r
+    assert len(executions(server, "daily")) == 3
+    assert len(server.get(f"/v1/schedules/{s['id']}/fires?limit=100").json["items"]) == 3
+    server.delete("/v1/workflows/daily")
+
+
+def test_catchup_all_after_restart_runs_every_missed_due_time(stopped_server):
+    srv = stopped_server
+    srv.start()
+    srv.apply(wf("cu-all", [{"name": "n", "type": "noop"}],
+                 schedules=[{"every": "1s", "catchup": "all", "overlap": "skip"}]))
+    s = wait_schedule(srv, "cu-all")
+    wait_until(lambda: len(executions(srv, "cu-all")) >= 2, 15, "two fires before the stop")
+    align(0.4)
+    srv.kill()
+    kill_t = now_ms()
+    time.sleep(3.0)
+    restart_t = now_ms()  # at x.4: due times up to x were missed
+    srv.start()
+    last_missed = restart_t // 1000 * 1000
+    try:
+        def caught_up():
+            sf = sorted(iso_ms(e["scheduledFor"]) for e in executions(srv, "cu-all"))
+            return sf if sf and sf[-1] >= last_missed else None
+
+        sf = wait_until(caught_up, 20, "the missed due times to run")
+        first = sf[0]
+        missed = [t for t in sf if kill_t < t <= last_missed]
+        assert len(missed) >= 3, (kill_t, restart_t, sf)
+        # Every due time from the first fire to the last missed one ran, once.
+        assert [t for t in sf if t <= last_missed] == list(range(first, last_missed + 1, 1000)), sf
+        fires = srv.get(f"/v1/schedules/{s['id']}/fires?limit=1000").json["items"]
+        skipped = [f for f in fires if f["status"] == "skipped"
+                   and iso_ms(f["scheduledFor"]) <= last_missed]
+        assert not skipped, json.dumps(skipped, indent=1)
+        assert "(catchup=all): %d will run" % len(missed) in srv.log(), srv.log()[-3000:]
+        for e in executions(srv, "cu-all"):
+            assert srv.wait_exec(e["id"])["status"] == "succeeded"
+        assert_unique(executions(srv, "cu-all"), "cu-all")
+    finally:
+        srv.post(f"/v1/schedules/{s['id']}/pause")
+        code = srv.stop()
+    assert code == 0, srv.log()[-3000:]
+    srv.assert_log_clean()
