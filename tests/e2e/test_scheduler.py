@@ -544,6 +544,8 @@ def test_backfill_overlap_skip_runs_every_due_time_in_order(server, tmp_path):
 def test_catchup_all_after_restart_runs_every_missed_due_time(stopped_server):
     srv = stopped_server
     srv.start()
+    # Every commit is synced (the default durability), as the first log line says.
+    assert "SQLite synchronous=full)" in srv.log(), srv.log()[-2000:]
     srv.apply(wf("cu-all", [{"name": "n", "type": "noop"}],
                  schedules=[{"every": "1s", "catchup": "all", "overlap": "skip"}]))
     s = wait_schedule(srv, "cu-all")
