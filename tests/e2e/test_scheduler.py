@@ -613,3 +613,130 @@ def test_catchup_all_after_restart_runs_every_missed_due_time(stopped_server):
         code = srv.stop()
     assert code == 0, srv.log()[-3000:]
     srv.assert_log_clean()
+
+
+def fires_of(srv, sid):
+    r = srv.get(f"/v1/schedules/{sid}/fires?limit=1000")
+    assert r.status == 200, r
+    return r.json["items"]
+
+
+def test_backfill_queue_survives_kill9(stopped_server, tmp_path):
+    """A backfill's due times are queued in the store: those still waiting at a kill -9 run
+    after the restart, each once, in due-time order."""
+    srv = stopped_server
+    marker = tmp_path / "bf4.marks"
+    srv.start()
+    srv.apply(wf("bf4", [sh("mark", f'echo "$ORCH_SCHEDULED_FOR" >> {marker}; sleep 1')],
+                 schedules=[{"name": "d", "cron": "0 0 * * *", "catchup": "none"}]))
+    s = wait_schedule(srv, "bf4")
+    assert s["overlap"] == "skip", s
+    until = now_ms() // 86400000 * 86400000 - 86400000
+    frm = until - 4 * 86400000
+    want = [frm + 86400000 * i for i in range(1, 5)]
+    r = srv.post(f"/v1/schedules/{s['id']}/backfill", {"from": frm, "until": until})
+    assert r.status == 202 and r.json["dueTimes"] == 4, r
+    # Answered after the commit: the first fired, the others wait in the store.
+    fires = fires_of(srv, s["id"])
+    assert sorted(iso_ms(f["scheduledFor"]) for f in fires) == want, fires
+    queued = sorted(iso_ms(f["scheduledFor"]) for f in fires if f["status"] == "queued")
+    assert queued == want[1:], json.dumps(fires, indent=1)
+    assert all(f["reason"] == "backfill" for f in fires), fires
+    srv.kill()
+    srv.start()
+    try:
+        def all_done():
+            ex = executions(srv, "bf4")
+            return len(ex) >= 4 and all(e["status"] not in ("queued", "running")
+                                        for e in ex) and ex
+
+        wait_until(all_done, 40, "the 4 backfilled due times to run after the restart")
+        ex = sorted(executions(srv, "bf4"), key=lambda e: iso_ms(e["createdAt"]))
+        assert_unique(ex, "bf4")
+        # Each due time once, created in due-time order; those after the restart ran to
+        # the end, one after another.
+        assert [iso_ms(e["scheduledFor"]) for e in ex] == want, ex
+        for e in ex[1:]:
+            assert e["status"] == "succeeded", e
+        for a, b in zip(ex[1:], ex[2:]):
+            assert iso_ms(b["startedAt"]) >= iso_ms(a["finishedAt"]), (a, b)
+        assert [iso_ms(l) for l in marker_lines(marker)][1:] == want[1:]
+        fires = fires_of(srv, s["id"])
+        assert all(f["status"] == "fired" for f in fires), json.dumps(fires, indent=1)
+        assert "3 queued due times to run" in srv.log(), srv.log()[-3000:]
+        # Nothing is queued twice by a second backfill.
+        r = srv.post(f"/v1/schedules/{s['id']}/backfill", {"from": frm, "until": until})
+        assert r.status == 202, r
+        assert len(executions(srv, "bf4")) == 4
+    finally:
+        code = srv.stop()
+    assert code == 0, srv.log()[-3000:]
+    srv.assert_log_clean()
+
+
+def test_backfill_runs_due_times_a_live_fire_skipped(server, tmp_path):
+    """Due times a live fire skipped (overlap=skip) are queued again by a backfill and run."""
+    server.apply(wf("skipbf", [sh("s", "sleep 1.3")],
+                    schedules=[{"name": "e", "every": "1s", "catchup": "none"}]))
+    s = wait_schedule(server, "skipbf")
+
+    def skipped():
+        sk = [iso_ms(f["scheduledFor"]) for f in fires_of(server, s["id"])
+              if f["status"] == "skipped"]
+        return len(sk) >= 2 and sk
+
+    wait_until(skipped, 20, "two skipped live fires")
+    assert server.post(f"/v1/schedules/{s['id']}/pause").status == 200
+    sk = sorted(skipped())
+    frm, until = sk[0] - 1, sk[-1]
+    r = server.post(f"/v1/schedules/{s['id']}/backfill", {"from": frm, "until": until})
+    assert r.status == 202, r
+
+    def ran():
+        ex = executions(server, "skipbf")
+        done = {iso_ms(e["scheduledFor"]) for e in ex if e["status"] == "succeeded"}
+        return set(sk) <= done and ex
+
+    ex = wait_until(ran, 30, "the skipped due times to run")
+    assert_unique(ex, "skipbf")
+    fires = {iso_ms(f["scheduledFor"]): f for f in fires_of(server, s["id"])}
+    for t in sk:
+        assert fires[t]["status"] == "fired" and fires[t]["reason"] == "backfill", fires[t]
+    # Once: the window again starts nothing.
+    n = len(executions(server, "skipbf"))
+    r = server.post(f"/v1/schedules/{s['id']}/backfill", {"from": frm, "until": until})
+    assert r.status == 202, r
+    assert len(executions(server, "skipbf")) == n
+    server.delete("/v1/workflows/skipbf")
+
+
+def test_cancel_previous_spares_backfilled_runs(server):
+    """overlap=cancelPrevious: a live fire cancels live runs, not a backfilled one."""
+    server.apply(wf("cpbf", [sh("s", "sleep 2.5")],
+                    schedules=[{"name": "c", "every": "1s", "catchup": "none",
+                                "overlap": "cancelPrevious"}]))
+    s = wait_schedule(server, "cpbf")
+    assert server.post(f"/v1/schedules/{s['id']}/pause").status == 200
+    t0 = now_ms() // 1000 * 1000 - 60000
+    r = server.post(f"/v1/schedules/{s['id']}/backfill", {"from": t0 - 1000, "until": t0})
+    assert r.status == 202 and r.json["dueTimes"] == 1, r
+
+    def backfilled():
+        for e in executions(server, "cpbf"):
+            if iso_ms(e["scheduledFor"]) == t0 and e["status"] == "running":
+                return e
+        return None
+
+    bf = wait_until(backfilled, 20, "the backfilled run to start")
+    assert server.post(f"/v1/schedules/{s['id']}/resume").status == 200
+    wait_until(lambda: len(executions(server, "cpbf")) >= 3, 20, "two live fires")
+    assert server.post(f"/v1/schedules/{s['id']}/pause").status == 200
+    done = server.wait_exec(bf["id"])
+    assert done["status"] == "succeeded", done
+    live = [e for e in executions(server, "cpbf") if e["id"] != bf["id"]]
+    # The live ones did cancel each other (the first live run was started while the
+    # backfilled one ran).
+    first_live = min(live, key=lambda e: iso_ms(e["createdAt"]))
+    assert iso_ms(first_live["createdAt"]) < iso_ms(done["finishedAt"]), (first_live, done)
+    assert any(server.wait_exec(e["id"])["status"] == "cancelled" for e in live), live
+    server.delete("/v1/workflows/cpbf")
