@@ -636,13 +636,15 @@ def test_backfill_queue_survives_kill9(stopped_server, tmp_path):
     want = [frm + 86400000 * i for i in range(1, 5)]
     r = srv.post(f"/v1/schedules/{s['id']}/backfill", {"from": frm, "until": until})
     assert r.status == 202 and r.json["dueTimes"] == 4, r
-    # Answered after the commit: the first fired, the others wait in the store.
+    # Answered after the commit: the first fired, the others wait in the store (one
+    # more may have fired meanwhile on a slow machine).
     fires = fires_of(srv, s["id"])
     assert sorted(iso_ms(f["scheduledFor"]) for f in fires) == want, fires
     queued = sorted(iso_ms(f["scheduledFor"]) for f in fires if f["status"] == "queued")
-    assert queued == want[1:], json.dumps(fires, indent=1)
+    assert queued == want[4 - len(queued):] and len(queued) >= 2, json.dumps(fires, indent=1)
     assert all(f["reason"] == "backfill" for f in fires), fires
     srv.kill()
+    restart_t = now_ms()
     srv.start()
     try:
         def all_done():
@@ -653,17 +655,22 @@ def test_backfill_queue_survives_kill9(stopped_server, tmp_path):
         wait_until(all_done, 40, "the 4 backfilled due times to run after the restart")
         ex = sorted(executions(srv, "bf4"), key=lambda e: iso_ms(e["createdAt"]))
         assert_unique(ex, "bf4")
-        # Each due time once, created in due-time order; those after the restart ran to
-        # the end, one after another.
+        # Each due time once, created in due-time order; those fired after the restart
+        # (at least the ones still queued at the kill but one) ran to the end, one after
+        # another.
         assert [iso_ms(e["scheduledFor"]) for e in ex] == want, ex
-        for e in ex[1:]:
+        after = [e for e in ex if iso_ms(e["createdAt"]) >= restart_t]
+        assert len(after) >= len(queued) - 1 >= 1, (restart_t, ex)
+        for e in after:
             assert e["status"] == "succeeded", e
-        for a, b in zip(ex[1:], ex[2:]):
+        for a, b in zip(after, after[1:]):
             assert iso_ms(b["startedAt"]) >= iso_ms(a["finishedAt"]), (a, b)
-        assert [iso_ms(l) for l in marker_lines(marker)][1:] == want[1:]
+        marks = [iso_ms(l) for l in marker_lines(marker)]
+        assert marks[-len(after):] == want[-len(after):], marks
         fires = fires_of(srv, s["id"])
         assert all(f["status"] == "fired" for f in fires), json.dumps(fires, indent=1)
-        assert "3 queued due times to run" in srv.log(), srv.log()[-3000:]
+        m = re.search(r"(\d+) queued due times? to run", srv.log())
+        assert m and int(m.group(1)) >= len(after), srv.log()[-3000:]
         # Nothing is queued twice by a second backfill.
         r = srv.post(f"/v1/schedules/{s['id']}/backfill", {"from": frm, "until": until})
         assert r.status == 202, r
