@@ -632,7 +632,9 @@ void api__schedules_fires(struct api_request *req)
         json_t *fo = json_object();
         json_object_set_new(fo, "scheduledFor", view_instant(f->scheduled_for));
         json_object_set_new(fo, "status",
-                            json_string(f->status == FIRE_FIRED ? "fired" : "skipped"));
+                            json_string(f->status == FIRE_FIRED     ? "fired"
+                                        : f->status == FIRE_QUEUED ? "queued"
+                                                                   : "skipped"));
         json_object_set_new(fo, "executionId",
                             f->execution_id[0] ? json_string(f->execution_id) : json_null());
         json_object_set_new(fo, "reason",

@@ -416,8 +416,12 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
         log_info("API", "Get an API key: orch keys create --name admin --scope admin "
                  "(with the same DATABASE_URL)");
     } else {
-        log_info("API", "orch %s listening on %s (data directory '%s', %d workers)", ORCH_VERSION,
-                 api_server_url(srv), dir, ecfg.workers);
+        const char *dur = NULL;
+        struct err derr = ERR_INIT;
+        if (store_durability(st, &dur, &derr) != 0)
+            dur = NULL;
+        log_info("API", "orch %s listening on %s (data directory '%s', %d workers, SQLite %s)",
+                 ORCH_VERSION, api_server_url(srv), dir, ecfg.workers, dur ? dur : "");
         log_info("API", "Get an API key: orch keys create --name admin --scope admin --data-dir %s",
                  dir);
     }

@@ -70,6 +70,31 @@ static char *spec_hash(const struct dag_schedule *s)
 }
 
 
+static int queue_insert(struct sched *sc, int64_t t);
+
+/* Most due times of one schedule read back from the store's queue at a time. */
+#define SCHED_QUEUED_LOAD_MAX 100000
+
+/* Add the due times the store holds as queued for `sc` (a backfill or a
+ * catch-up accepted before a restart, or by another node) to its queue. */
+static void sched_load_queued(struct engine *eng, struct sched *sc)
+{
+    int64_t *v = NULL;
+    size_t n = 0, added = 0;
+    struct err err = ERR_INIT;
+
+    if (store_fires_queued(eng->st, sc->id, SCHED_QUEUED_LOAD_MAX, &v, &n, &err)) {
+        log_error(COMP_SCHED, "cannot read the queued due times of '%s': %s", sc->name, err.msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        added += (size_t)queue_insert(sc, v[i]);
+    if (added)
+        log_info(COMP_SCHED, "Schedule '%s' of '%s': %zu queued due time%s to run", sc->name,
+                 sc->workflow, added, added == 1 ? "" : "s");
+    free(v);
+}
+
 /* Add the schedule `ds` (named `name`) of workflow row `wr` with its stored
  * state `st` (or NULL: a new one) to the engine's list. */
 static void sched_add(struct engine *eng, const struct workflow_row *wr,
@@ -136,6 +161,8 @@ static void sched_add(struct engine *eng, const struct workflow_row *wr,
         log_info(COMP_SCHED, "Schedule '%s' of '%s' (%s, %s) registered", sc->name, sc->workflow,
                  sc->cron_text ? sc->cron_text : "every", sc->tzname);
     }
+    if (st)
+        sched_load_queued(eng, sc);
     eng->nscheds++;
 }
 
@@ -253,18 +280,70 @@ static void add_pending_fire(struct engine *eng, const struct sched *sc, int64_t
     pf->row.created_at = clock_now_ms();
 }
 
+/*
+ * What is recorded of due time `t` of `sc`: this turn's newest pending fire
+ * of it, else the store's row. Returns 0 (nothing), 1 (*status, and *reason
+ * if asked: a heap copy or NULL, and exec_id if asked) or -1 (cannot tell).
+ */
+static int fire_state(struct engine *eng, const struct sched *sc, int64_t t,
+                      enum fire_status *status, char **reason, char *exec_id)
+{
+    struct fire_row row;
+    struct err err = ERR_INIT;
+    int rc;
+
+    if (reason)
+        *reason = NULL;
+    for (size_t i = eng->npfires; i-- > 0;) {
+        const struct fire_row *pr = &eng->pfires[i].row;
+        if (strcmp(pr->schedule_id, sc->id) || pr->scheduled_for != t)
+            continue;
+        *status = pr->status;
+        if (reason && pr->reason)
+            *reason = xstrdup(pr->reason);
+        if (exec_id)
+            memcpy(exec_id, pr->execution_id, ID_MAX);
+        return 1;
+    }
+    rc = store_fire_get(eng->st, sc->id, t, &row, &err);
+    if (rc == ERR_NOT_FOUND)
+        return 0;
+    if (rc) {
+        log_error(COMP_SCHED, "cannot check fire of '%s': %s", sc->name, err.msg);
+        return -1;
+    }
+    *status = row.status;
+    if (reason && row.reason)
+        *reason = xstrdup(row.reason);
+    if (exec_id)
+        memcpy(exec_id, row.execution_id, ID_MAX);
+    fire_row_release(&row);
+    return 1;
+}
+
+/* Was due time `t` of `sc` fired or skipped (or is it waiting in the
+ * store's queue)? When in doubt, yes: never fire twice. */
 static int fire_recorded(struct engine *eng, const struct sched *sc, int64_t t)
 {
-    int exists = 0;
-    struct err err = ERR_INIT;
-    for (size_t i = 0; i < eng->npfires; i++)
-        if (!strcmp(eng->pfires[i].row.schedule_id, sc->id) && eng->pfires[i].row.scheduled_for == t)
-            return 1;
-    if (store_fire_exists(eng->st, sc->id, t, &exists, &err)) {
-        log_error(COMP_SCHED, "cannot check fire of '%s': %s", sc->name, err.msg);
-        return 1; /* when in doubt, do not fire twice */
-    }
-    return exists;
+    enum fire_status status;
+    return fire_state(eng, sc, t, &status, NULL, NULL) != 0;
+}
+
+/* Reasons of the due times queued by a backfill or a catch-up; their fires
+ * keep them, which tells their runs from those of live fires. */
+#define FIRE_REASON_BACKFILL "backfill"
+#define FIRE_REASON_CATCHUP "catch-up"
+
+/* Is `ex` (of `sc`) the run of a backfilled or caught-up due time? */
+static int sched_queued_run(struct engine *eng, const struct sched *sc, const struct exec *ex)
+{
+    enum fire_status status;
+    char *reason = NULL, id[ID_MAX] = "";
+    int yes = fire_state(eng, sc, ex->scheduled_for, &status, &reason, id) == 1 &&
+              status == FIRE_FIRED && reason && !strcmp(id, ex->id) &&
+              (!strcmp(reason, FIRE_REASON_BACKFILL) || !strcmp(reason, FIRE_REASON_CATCHUP));
+    free(reason);
+    return yes;
 }
 
 /*
@@ -319,12 +398,19 @@ static void sched_fire_now(struct engine *eng, struct sched *sc, int64_t t)
     struct exec *ex = NULL;
     struct err err = ERR_INIT;
     char when[64];
+    enum fire_status status;
+    char *why = NULL; /* a queued due time: why it was queued */
+    int known;
 
-    if (fire_recorded(eng, sc, t))
+    known = fire_state(eng, sc, t, &status, &why, NULL);
+    if (known < 0 || (known && status != FIRE_QUEUED)) {
+        free(why); /* fired or skipped already, or cannot tell: never twice */
         return;
+    }
     if (dag_parse(sc->definition, strlen(sc->definition), &wf, NULL) != 0) {
         log_error(COMP_SCHED, "Schedule '%s': the definition of '%s' no longer parses", sc->name,
                   sc->workflow);
+        free(why);
         return;
     }
     if (cron_format_instant(t / 1000, sc->tz, when) != 0)
@@ -337,6 +423,7 @@ static void sched_fire_now(struct engine *eng, struct sched *sc, int64_t t)
             log_error(COMP_SCHED, "Schedule '%s' of '%s' could not fire: %s", sc->name,
                       sc->workflow, err.msg);
             add_pending_fire(eng, sc, t, FIRE_SKIPPED, NULL, err.msg);
+            free(why);
             return;
         }
     }
@@ -344,7 +431,9 @@ static void sched_fire_now(struct engine *eng, struct sched *sc, int64_t t)
     ex->schedule_name = xstrdup(sc->name);
     ex->scheduled_for = t;
     ex->scheduled_for_text = xstrdup(when);
-    add_pending_fire(eng, sc, t, FIRE_FIRED, ex->id, NULL);
+    /* With the execution's insert: a queued row turns fired (keeping why). */
+    add_pending_fire(eng, sc, t, FIRE_FIRED, ex->id, why);
+    free(why);
     {
         int64_t lag = clock_now_ms() - t;
         pthread_mutex_lock(&eng->mu);
@@ -398,9 +487,11 @@ static void sched_due(struct engine *eng, struct sched *sc, int64_t t)
     case DAG_OVERLAP_CANCEL_PREVIOUS:
         snprintf(reason, sizeof(reason), "cancelled: schedule '%s' fired again for %s "
                  "(overlap=cancelPrevious)", sc->name, when);
+        /* Only runs of live fires: those of a backfill or a catch-up are
+         * left to finish (the new run starts beside them). */
         for (struct exec *ex = eng->execs; ex; ex = ex->next)
             if (ex->schedule_id && !strcmp(ex->schedule_id, sc->id) &&
-                !exec_status_is_final(ex->status))
+                !exec_status_is_final(ex->status) && !sched_queued_run(eng, sc, ex))
                 engine__exec_abort(eng, ex, EXEC_CANCELLED, reason);
         sched_fire_now(eng, sc, t);
         return;
@@ -409,6 +500,71 @@ static void sched_due(struct engine *eng, struct sched *sc, int64_t t)
     }
     sched_fire_now(eng, sc, t);
 }
+
+/* Put `t` in `sc`'s queue (oldest first) unless it is there: 1 if added. */
+static int queue_insert(struct sched *sc, int64_t t)
+{
+    size_t at;
+
+    for (at = 0; at < sc->nqueue && sc->queue[at] <= t; at++)
+        if (sc->queue[at] == t)
+            return 0;
+    XGROW(sc->queue, sc->queue_alloc, sc->nqueue + 1);
+    memmove(sc->queue + at + 1, sc->queue + at, (sc->nqueue - at) * sizeof(*sc->queue));
+    sc->queue[at] = t;
+    sc->nqueue++;
+    return 1;
+}
+
+/*
+ * Queue due time `t` of a backfill or a catch-up (`why`): it runs once the
+ * runs of the schedule before it have ended, in due-time order, whatever
+ * the overlap policy says of live fires (it is not skipped, dropped or
+ * cancelled); with overlap=allow it does not wait. The queue is in the
+ * store: a 'queued' fire row, written with this turn (before a backfill is
+ * answered), read back at start or by the node that takes the scheduler
+ * over. A due time fired before, or already queued, is not queued again; one
+ * recorded as skipped (by a live fire, or by older versions) is, once.
+ */
+static void sched_enqueue(struct engine *eng, struct sched *sc, int64_t t, const char *why)
+{
+    enum fire_status status;
+    int known;
+
+    if (sc->buffered == t)
+        return;
+    known = fire_state(eng, sc, t, &status, NULL, NULL);
+    if (known < 0 || (known && status == FIRE_FIRED))
+        return;
+    if (!known || status == FIRE_SKIPPED)
+        add_pending_fire(eng, sc, t, FIRE_QUEUED, NULL, why);
+    queue_insert(sc, t);
+}
+
+/* Start the earliest waiting due time of `sc` once none of its runs is going
+ * (with overlap=allow, all of them at once). */
+static void sched_drain(struct engine *eng, struct sched *sc)
+{
+    size_t running = 0;
+
+    while ((sc->buffered || sc->nqueue) &&
+           (sc->spec.overlap == DAG_OVERLAP_ALLOW ||
+            (sched_running(eng, sc->id, &running), !running))) {
+        int64_t t;
+        if (sc->buffered && (!sc->nqueue || sc->buffered <= sc->queue[0])) {
+            t = sc->buffered;
+            sc->buffered = 0;
+        } else {
+            t = sc->queue[0];
+            memmove(sc->queue, sc->queue + 1, (sc->nqueue - 1) * sizeof(*sc->queue));
+            sc->nqueue--;
+        }
+        sched_fire_now(eng, sc, t); /* a time already fired starts nothing: the next one */
+    }
+}
+
+/* While due times wait for a run to end, the scheduler looks again this often. */
+#define SCHED_QUEUE_POLL_MS 100
 
 /* Late due times fired in one turn at most (a per-second schedule whose
  * leader was lost for this long fires the newest 1000 of them). */
@@ -423,27 +579,21 @@ int64_t engine__sched_tick(struct engine *eng)
     int64_t prev_tick = eng->sched_prev_tick ? eng->sched_prev_tick : eng->sched_started_at;
     const struct sched *soonest_sc = NULL;
     size_t active = 0;
+    int waiting = 0;
 
     for (size_t i = 0; i < eng->nscheds; i++) {
         struct sched *sc = &eng->scheds[i];
-        size_t running = 0;
 
-        if (!sc->spec.enabled || sc->paused || sc->gone)
+        if (sc->gone)
+            continue;
+        /* Buffered and queued fires start once the previous run has ended
+         * (those of a backfill even while the schedule is paused or off). */
+        sched_drain(eng, sc);
+        if (sc->buffered || sc->nqueue)
+            waiting = 1;
+        if (!sc->spec.enabled || sc->paused)
             continue;
         active++;
-        /* Buffered fires start once the previous run has ended. */
-        if ((sc->buffered || sc->nqueue) && (sched_running(eng, sc->id, &running), !running)) {
-            int64_t t;
-            if (sc->buffered) {
-                t = sc->buffered;
-                sc->buffered = 0;
-            } else {
-                t = sc->queue[0];
-                memmove(sc->queue, sc->queue + 1, (sc->nqueue - 1) * sizeof(*sc->queue));
-                sc->nqueue--;
-            }
-            sched_fire_now(eng, sc, t);
-        }
         if (sc->next_fire_at && sc->next_fire_at <= now) {
             /* The due times up to now. Those after the previous tick are
              * late (a busy turn, a failover between nodes): they all fire.
@@ -479,9 +629,12 @@ int64_t engine__sched_tick(struct engine *eng)
                 log_warn(COMP_SCHED, "Schedule '%s' of '%s' missed %zu fire time%s while orch was "
                          "down (catchup=%s): %zu will run", sc->name, sc->workflow, missed,
                          missed == 1 ? "" : "s", dag_catchup_name(sc->spec.catchup), nring);
-            /* Oldest first: the missed ones kept, then the late ones. */
+            /* Oldest first: the missed ones kept (queued: each runs, one
+             * after another, whatever the overlap policy), then the late
+             * ones (the overlap policy applies, as to a live fire). */
             for (size_t k = 0; k < nring; k++)
-                sched_due(eng, sc, ring[(head + k) % cap]);
+                sched_enqueue(eng, sc, ring[(head + k) % cap], FIRE_REASON_CATCHUP);
+            sched_drain(eng, sc);
             for (size_t k = 0; k < nlate; k++)
                 sched_due(eng, sc, late[k]);
             free(ring);
@@ -494,6 +647,8 @@ int64_t engine__sched_tick(struct engine *eng)
             soonest = sc->next_fire_at;
             soonest_sc = sc;
         }
+        if (sc->buffered || sc->nqueue)
+            waiting = 1;
     }
     eng->sched_prev_tick = now;
     pthread_mutex_lock(&eng->mu);
@@ -507,12 +662,15 @@ int64_t engine__sched_tick(struct engine *eng)
     else
         eng->stats.sched_next_due[0] = '\0';
     pthread_mutex_unlock(&eng->mu);
+    if (waiting && (!soonest || soonest > now + SCHED_QUEUE_POLL_MS))
+        return now + SCHED_QUEUE_POLL_MS;
     return soonest;
 }
 
 #define BACKFILL_MAX 1000
 
-/* Every due time of a schedule in (from, until], overlap policy applied. */
+/* Every due time of a schedule in (from, until], queued in order: each runs
+ * once, whatever the overlap policy for live fires (see sched_enqueue). */
 void engine__cmd_backfill(struct engine *eng, struct cmd *c)
 {
     struct sched *sc = NULL;
@@ -547,9 +705,14 @@ void engine__cmd_backfill(struct engine *eng, struct cmd *c)
     }
     c->count = 0;
     for (t = sched_next_time(sc, c->from); t && t <= c->until; t = sched_next_time(sc, t)) {
-        sched_due(eng, sc, t);
+        sched_enqueue(eng, sc, t, FIRE_REASON_BACKFILL);
         c->count++;
     }
+    /* Another node may hold the scheduler: it reads the queue when told. */
+    if (engine__sched_may_fire(eng))
+        sched_drain(eng, sc);
+    else
+        eng->notify_schedules = 1;
     log_info(COMP_SCHED, "Schedule '%s' of '%s': backfill of %d due time%s", sc->name,
              sc->workflow, c->count, c->count == 1 ? "" : "s");
     engine__reply_after_commit(eng, c);

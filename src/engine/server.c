@@ -450,13 +450,55 @@ void engine__stats_update(struct engine *eng)
     pthread_mutex_unlock(&eng->mu);
 }
 
-/* Retention: delete a few batches of old finished executions. */
+/* Up to 10 batches of 200 finished executions before `before`: those of
+ * `workflow`, or (NULL) of every workflow but the `nexcept` in `except`. */
+static int purge_batches(struct engine *eng, const char *workflow, const char *const *except,
+                         size_t nexcept, int64_t before)
+{
+    struct err err = ERR_INIT;
+    int total = 0;
+
+    for (int b = 0; b < 10; b++) {
+        int del = 0;
+        if (store_executions_purge(eng->st, workflow, except, nexcept, before, 200, &del, &err)) {
+            log_warn("Database", "retention: %s", err.msg);
+            break;
+        }
+        total += del;
+        if (del < 200)
+            break;
+    }
+    return total;
+}
+
+struct own_retention {
+    const char *name;
+    int64_t ms;
+};
+
+static int own_longest_first(const void *a, const void *b)
+{
+    const struct own_retention *x = a, *y = b;
+    return x->ms < y->ms ? 1 : x->ms > y->ms ? -1 : strcmp(x->name, y->name);
+}
+
+/*
+ * Retention: delete a few batches of old finished executions. A workflow
+ * with a `retention` of its own is purged by it; the others (and those of
+ * deleted workflows) by the server's. The server-wide purge must leave out
+ * the workflows that keep their executions longer than the server does; the
+ * store takes at most STORE_PURGE_EXCEPT_MAX names to leave out, so beyond
+ * that the server-wide purge goes only as far back as the longest retention
+ * it could not leave out, and the workflows without one of their own are
+ * also purged one by one at the server's retention.
+ */
 void engine__purge_old(struct engine *eng)
 {
     struct workflow_row *rows = NULL;
-    size_t n = 0, nown = 0;
-    const char **own = NULL;
-    int64_t now = clock_now_ms();
+    size_t n = 0, nown = 0, nlong = 0, nplain = 0;
+    struct own_retention *own = NULL;
+    const char **except = NULL, **plain = NULL;
+    int64_t now = clock_now_ms(), keep_ms = eng->cfg.retention_ms;
     struct err err = ERR_INIT;
     int total = 0;
 
@@ -465,41 +507,43 @@ void engine__purge_old(struct engine *eng)
         return;
     }
     own = xcalloc(n ? n : 1, sizeof(*own));
+    plain = xcalloc(n ? n : 1, sizeof(*plain));
+    except = xcalloc(n ? n : 1, sizeof(*except));
     for (size_t i = 0; i < n; i++) {
         struct workflow *wf = NULL;
-        if (dag_parse(rows[i].definition, strlen(rows[i].definition), &wf, NULL) == 0 &&
-            wf->retention_ms > 0) {
-            int del = 0;
-            own[nown++] = rows[i].name;
-            for (int b = 0; b < 10; b++) {
-                if (store_executions_purge(eng->st, rows[i].name, NULL, 0, now - wf->retention_ms,
-                                           200, &del, &err)) {
-                    log_warn("Database", "retention: %s", err.msg);
-                    break;
-                }
-                total += del;
-                if (del < 200)
-                    break;
-            }
+        if (dag_parse(rows[i].definition, strlen(rows[i].definition), &wf, NULL) != 0) {
+            plain[nplain++] = rows[i].name; /* no retention of its own that we can read */
+        } else if (wf->retention_ms > 0) {
+            own[nown].name = rows[i].name;
+            own[nown++].ms = wf->retention_ms;
+            total += purge_batches(eng, rows[i].name, NULL, 0, now - wf->retention_ms);
+        } else {
+            plain[nplain++] = rows[i].name;
         }
         workflow_free(wf);
     }
-    if (eng->cfg.retention_ms > 0 && nown < 64) {
-        for (int b = 0; b < 10; b++) {
-            int del = 0;
-            if (store_executions_purge(eng->st, NULL, own, nown, now - eng->cfg.retention_ms, 200,
-                                       &del, &err)) {
-                log_warn("Database", "retention: %s", err.msg);
-                break;
-            }
-            total += del;
-            if (del < 200)
-                break;
+    if (keep_ms > 0) {
+        /* Those that keep executions longer than the server, longest first:
+         * a shorter retention of their own already purged what it would. */
+        qsort(own, nown, sizeof(*own), own_longest_first);
+        while (nlong < nown && own[nlong].ms > keep_ms)
+            nlong++;
+        for (size_t i = 0; i < nlong && i < STORE_PURGE_EXCEPT_MAX; i++)
+            except[i] = own[i].name;
+        if (nlong > STORE_PURGE_EXCEPT_MAX) {
+            int64_t cut = own[STORE_PURGE_EXCEPT_MAX].ms; /* the longest not left out */
+            total += purge_batches(eng, NULL, except, STORE_PURGE_EXCEPT_MAX, now - cut);
+            for (size_t i = 0; i < nplain; i++)
+                total += purge_batches(eng, plain[i], NULL, 0, now - keep_ms);
+        } else {
+            total += purge_batches(eng, NULL, except, nlong, now - keep_ms);
         }
     }
     if (total)
         log_info(COMP, "Retention: deleted %d finished executions", total);
     free(own);
+    free(plain);
+    free(except);
     workflow_rows_free(rows, n);
 }
 

@@ -2129,9 +2129,10 @@ static int pg_schedule_set_paused(struct store *st, const char *id, int paused, 
 }
 
 /*
- * The primary key is the "at most once" of a due time. ON CONFLICT DO
- * NOTHING and the row count report a second fire without aborting the
- * caller's transaction (a plain failing INSERT would, on PostgreSQL).
+ * The primary key is the "at most once" of a due time. ON CONFLICT (with
+ * FIRE_REPLACE: a queued due time fires, a skipped one is queued again) and
+ * the row count report a second fire without aborting the caller's
+ * transaction (a plain failing INSERT would, on PostgreSQL).
  */
 static int pg_fire_insert(struct store *st, const struct fire_row *row, struct err *err)
 {
@@ -2148,14 +2149,14 @@ static int pg_fire_insert(struct store *st, const struct fire_row *row, struct e
     p_i64(&p, row->created_at);
     res = pq_exec(s,
                   "INSERT INTO schedule_fires (" FIRE_COLS ") VALUES ($1, $2, $3, $4, $5, $6)"
-                  " ON CONFLICT (schedule_id, scheduled_for) DO NOTHING",
+                  " ON CONFLICT (schedule_id, scheduled_for) DO UPDATE SET" FIRE_REPLACE,
                   &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot record the fire of schedule '%s' due at %lld",
                        row->schedule_id, (long long)row->scheduled_for);
     changed = strtol(PQcmdTuples(res), NULL, 10);
     PQclear(res);
-    if (changed == 0)
+    if (changed == 0 && row->status != FIRE_QUEUED)
         return err_set(err, ERR_CONFLICT,
                        "cannot record the fire of schedule '%s' due at %lld: it was recorded "
                        "before",
@@ -2180,6 +2181,74 @@ static int pg_fire_exists(struct store *st, const char *schedule_id, int64_t sch
         return pq_fail(s, res, err, "cannot read the fire of schedule '%s' due at %lld",
                        schedule_id, (long long)scheduled_for);
     *out = g_opt(res, 0, 0, 0) > 0;
+    PQclear(res);
+    return 0;
+}
+
+static int pg_fire_get(struct store *st, const char *schedule_id, int64_t scheduled_for,
+                       struct fire_row *out, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    PGresult *res;
+    const char *status;
+    int rc = 0;
+
+    p_text(&p, schedule_id);
+    p_i64(&p, scheduled_for);
+    res = pq_exec(s,
+                  "SELECT " FIRE_COLS " FROM schedule_fires WHERE schedule_id = $1"
+                  " AND scheduled_for = $2",
+                  &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot read the fire of schedule '%s' due at %lld",
+                       schedule_id, (long long)scheduled_for);
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return err_set(err, ERR_NOT_FOUND, "no fire of schedule '%s' due at %lld", schedule_id,
+                       (long long)scheduled_for);
+    }
+    status = PQgetvalue(res, 0, 2);
+    out->scheduled_for = g_opt(res, 0, 1, 0);
+    if (store__fire_status_parse(status, &out->status) != 0)
+        rc = err_set(err, ERR_STORE, "unknown status '%s' of a fire due at %lld in %s", status,
+                     (long long)out->scheduled_for, s->where);
+    else if (g_id(res, 0, 3, out->execution_id) != 0)
+        rc = err_set(err, ERR_STORE, "bad execution id of a fire due at %lld in %s",
+                     (long long)out->scheduled_for, s->where);
+    if (!rc) {
+        out->created_at = g_opt(res, 0, 5, 0);
+        out->schedule_id = g_str(res, 0, 0);
+        out->reason = g_str(res, 0, 4);
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int pg_fires_queued(struct store *st, const char *schedule_id, int limit, int64_t **out,
+                           size_t *out_n, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    PGresult *res;
+    int nt;
+
+    p_text(&p, schedule_id);
+    p_i64(&p, limit);
+    res = pq_exec(s,
+                  "SELECT scheduled_for FROM schedule_fires WHERE schedule_id = $1"
+                  " AND status = 'queued' ORDER BY scheduled_for LIMIT $2",
+                  &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot list the queued fires of schedule '%s'",
+                       schedule_id);
+    nt = PQntuples(res);
+    if (nt > 0) {
+        *out = xcalloc((size_t)nt, sizeof(**out));
+        for (int i = 0; i < nt; i++)
+            (*out)[i] = g_opt(res, i, 0, 0);
+    }
+    *out_n = (size_t)nt;
     PQclear(res);
     return 0;
 }
@@ -2969,6 +3038,8 @@ const struct store_backend store__postgres_backend = {
     .fire_insert = pg_fire_insert,
     .fire_exists = pg_fire_exists,
     .fires_list = pg_fires_list,
+    .fire_get = pg_fire_get,
+    .fires_queued = pg_fires_queued,
     .node_register = pg_node_register,
     .node_heartbeat = pg_node_heartbeat,
     .node_stop = pg_node_stop,

@@ -286,6 +286,19 @@ static const char schema_v8[] =
     "ALTER TABLE executions ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX executions_parent ON executions (parent_id) WHERE parent_id IS NOT NULL;";
 
+/*
+ * Version 9: due times waiting to fire. A backfill or a catch-up records each
+ * due time it names as a schedule_fires row with status 'queued' (same
+ * primary key, so a due time is still handled once across nodes); the fire
+ * turns it 'fired' with its execution in one commit. schedule_fires_queued,
+ * a partial index holding only those rows, finds a schedule's waiting due
+ * times in order at start (or on the node that takes the scheduler over),
+ * however many fires the schedule has made.
+ */
+static const char schema_v9[] =
+    "CREATE INDEX schedule_fires_queued ON schedule_fires (schedule_id, scheduled_for)"
+    "  WHERE status = 'queued';";
+
 const char *const store__migrations[] = {
     schema_v1,
     schema_v2,
@@ -295,6 +308,7 @@ const char *const store__migrations[] = {
     schema_v6,
     schema_v7,
     schema_v8,
+    schema_v9,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

@@ -98,6 +98,8 @@ enum stmt_id {
     ST_FIRE_INSERT,
     ST_FIRE_EXISTS,
     ST_FIRES_LIST,
+    ST_FIRE_GET,
+    ST_FIRES_QUEUED,
     ST_COUNT
 };
 
@@ -268,12 +270,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SCHED_STATE] = "UPDATE schedules SET spec_hash = ?2, next_fire_at = ?3,"
                        " last_fire_at = ?4, updated_at = ?5 WHERE id = ?1",
     [ST_FIRES_DELETE] = "DELETE FROM schedule_fires WHERE schedule_id = ?1",
-    [ST_FIRE_INSERT] = "INSERT INTO schedule_fires (" FIRE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_FIRE_INSERT] = "INSERT INTO schedule_fires (" FIRE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                       " ON CONFLICT (schedule_id, scheduled_for) DO UPDATE SET" FIRE_REPLACE,
     [ST_FIRE_EXISTS] = "SELECT count(*) FROM schedule_fires"
                        " WHERE schedule_id = ?1 AND scheduled_for = ?2",
     /* A descending walk of the primary key (schedule_id, scheduled_for). */
     [ST_FIRES_LIST] = "SELECT " FIRE_COLS " FROM schedule_fires WHERE schedule_id = ?1"
                       " ORDER BY scheduled_for DESC LIMIT ?2",
+    [ST_FIRE_GET] = "SELECT " FIRE_COLS " FROM schedule_fires"
+                    " WHERE schedule_id = ?1 AND scheduled_for = ?2",
+    /* The partial index schedule_fires_queued, in order. */
+    [ST_FIRES_QUEUED] = "SELECT scheduled_for FROM schedule_fires WHERE schedule_id = ?1"
+                        " AND status = 'queued' ORDER BY scheduled_for LIMIT ?2",
 };
 
 struct sqlite_store {
@@ -666,17 +674,22 @@ static void sqlite_close(struct store *st)
     free(s);
 }
 
-/* ORCH_SQLITE_SYNC=full: also durable to power loss (an fsync per commit). */
+/*
+ * ORCH_SQLITE_SYNC: `full` (the default) syncs the WAL at every commit, so a
+ * commit survives a power loss or a kernel panic; `normal` syncs only at
+ * checkpoints, so a commit survives a crash of the process but the last ones
+ * may be lost to a power loss.
+ */
 static int sq_sync_pragma(const char **out, struct err *err)
 {
     const char *v = getenv("ORCH_SQLITE_SYNC");
 
-    if (!v || !*v || !strcmp(v, "normal")) {
-        *out = "PRAGMA synchronous = NORMAL";
+    if (!v || !*v || !strcmp(v, "full")) {
+        *out = "PRAGMA synchronous = FULL";
         return 0;
     }
-    if (!strcmp(v, "full")) {
-        *out = "PRAGMA synchronous = FULL";
+    if (!strcmp(v, "normal")) {
+        *out = "PRAGMA synchronous = NORMAL";
         return 0;
     }
     return err_set(err, ERR_INVALID, "invalid ORCH_SQLITE_SYNC '%s' (want 'normal' or 'full')", v);
@@ -2227,11 +2240,17 @@ static int sqlite_fire_insert(struct store *st, const struct fire_row *row, stru
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     /*
-     * The primary key is the "at most once" of a due time: say so rather
-     * than name the constraint. Like any constraint failure, only this
-     * statement is undone; the caller's transaction stays usable.
+     * The primary key is the "at most once" of a due time: a due time fired
+     * or skipped before is left as it is (FIRE_REPLACE), and reported as a
+     * conflict rather than a constraint name. Only this statement is undone;
+     * the caller's transaction stays usable.
      */
-    if (rc != SQLITE_OK && sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+    if (rc == SQLITE_OK && sqlite3_changes(s->db) == 0 && row->status != FIRE_QUEUED)
+        rc = err_set(err, ERR_CONFLICT,
+                     "cannot record the fire of schedule '%s' due at %lld: it was recorded "
+                     "before",
+                     row->schedule_id, (long long)row->scheduled_for);
+    else if (rc != SQLITE_OK && sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
         rc = err_set(err, ERR_CONFLICT,
                      "cannot record the fire of schedule '%s' due at %lld: it was recorded "
                      "before",
@@ -2283,6 +2302,67 @@ static int sq_read_fire(struct sqlite_store *s, sqlite3_stmt *stmt, struct fire_
     r->created_at = sqlite3_column_int64(stmt, 5);
     r->schedule_id = col_str(stmt, 0);
     r->reason = col_str(stmt, 4);
+    return 0;
+}
+
+static int sqlite_fire_get(struct store *st, const char *schedule_id, int64_t scheduled_for,
+                           struct fire_row *out, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_FIRE_GET, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, schedule_id) | bind_i64(stmt, 2, scheduled_for);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        rc = sq_read_fire(s, stmt, out, err);
+        if (rc)
+            fire_row_release(out);
+    } else if (rc == SQLITE_DONE) {
+        rc = err_set(err, ERR_NOT_FOUND, "no fire of schedule '%s' due at %lld", schedule_id,
+                     (long long)scheduled_for);
+    } else {
+        rc = sq_fail(s, rc, err, "cannot read the fire of schedule '%s' due at %lld", schedule_id,
+                     (long long)scheduled_for);
+    }
+    sq_done(stmt);
+    return rc;
+}
+
+static int sqlite_fires_queued(struct store *st, const char *schedule_id, int limit,
+                               int64_t **out, size_t *out_n, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    int64_t *v = NULL;
+    size_t n = 0, alloc = 0;
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_FIRES_QUEUED, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, schedule_id) | bind_i64(stmt, 2, limit);
+    if (rc != SQLITE_OK) {
+        rc = bind_fail(s, err, "queued fire query", schedule_id);
+        goto out;
+    }
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        XGROW(v, alloc, n + 1);
+        v[n++] = sqlite3_column_int64(stmt, 0);
+    }
+    rc = rc == SQLITE_DONE
+             ? 0
+             : sq_fail(s, rc, err, "cannot list the queued fires of schedule '%s'", schedule_id);
+out:
+    sq_done(stmt);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *out_n = n;
     return 0;
 }
 
@@ -2533,6 +2613,27 @@ static const char *sqlite_where(struct store *st)
     return sq(st)->path;
 }
 
+static int sqlite_durability(struct store *st, const char **out, struct err *err)
+{
+    static const char *const names[] = {"synchronous=off", "synchronous=normal",
+                                        "synchronous=full", "synchronous=extra"};
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA synchronous", -1, &stmt, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        int v = sqlite3_column_int(stmt, 0);
+        *out = v >= 0 && v <= 3 ? names[v] : "synchronous=unknown";
+        rc = 0;
+    } else {
+        rc = sq_fail(s, rc, err, "cannot read the synchronous setting of '%s'", s->path);
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
 const struct store_backend store__sqlite_backend = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -2577,9 +2678,12 @@ const struct store_backend store__sqlite_backend = {
     .fire_insert = sqlite_fire_insert,
     .fire_exists = sqlite_fire_exists,
     .fires_list = sqlite_fires_list,
+    .fire_get = sqlite_fire_get,
+    .fires_queued = sqlite_fires_queued,
     .node_register = sqlite_node_register,
     .node_heartbeat = sqlite_node_heartbeat,
     .node_stop = sqlite_node_stop,
     .nodes_list = sqlite_nodes_list,
     .where = sqlite_where,
+    .durability = sqlite_durability,
 };

@@ -49,6 +49,7 @@ static const char *const attempt_status_names[ATTEMPT_STATUS_COUNT] = {
 static const char *const fire_status_names[] = {
     [FIRE_FIRED] = "fired",
     [FIRE_SKIPPED] = "skipped",
+    [FIRE_QUEUED] = "queued",
 };
 
 #define FIRE_STATUS_COUNT ((int)(sizeof(fire_status_names) / sizeof(fire_status_names[0])))
@@ -1074,6 +1075,40 @@ int store_fires_list(struct store *st, const char *schedule_id, int limit, struc
     return st->be->fires_list(st, schedule_id, limit, out, out_n, err);
 }
 
+int store_fire_get(struct store *st, const char *schedule_id, int64_t scheduled_for,
+                   struct fire_row *out, struct err *err)
+{
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = check_schedule_id(schedule_id, err);
+    if (rc)
+        return rc;
+    return st->be->fire_get(st, schedule_id, scheduled_for, out, err);
+}
+
+void fire_row_release(struct fire_row *row)
+{
+    free(row->schedule_id);
+    free(row->reason);
+    memset(row, 0, sizeof(*row));
+}
+
+int store_fires_queued(struct store *st, const char *schedule_id, int limit, int64_t **out,
+                       size_t *out_n, struct err *err)
+{
+    int rc;
+
+    *out = NULL;
+    *out_n = 0;
+    rc = check_schedule_id(schedule_id, err);
+    if (rc)
+        return rc;
+    if (limit < 1 || limit > 1000000)
+        return err_set(err, ERR_INVALID, "invalid limit %d of queued fires", limit);
+    return st->be->fires_queued(st, schedule_id, limit, out, out_n, err);
+}
+
 /* --- nodes and scale-out --- */
 
 void node_rows_free(struct node_row *rows, size_t n)
@@ -1237,6 +1272,12 @@ void store_set_pipelining(struct store *st, int on)
 const char *store_where(struct store *st)
 {
     return st->be->where ? st->be->where(st) : st->be->name;
+}
+
+int store_durability(struct store *st, const char **out, struct err *err)
+{
+    *out = NULL;
+    return st->be->durability ? st->be->durability(st, out, err) : 0;
 }
 
 /* --- task offers --- */

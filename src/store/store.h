@@ -429,6 +429,8 @@ void schedule_rows_free(struct schedule_row *rows, size_t n);
 enum fire_status {
     FIRE_FIRED = 0,   /* an execution was created */
     FIRE_SKIPPED,     /* skipped by the overlap or catch-up policy (reason says why) */
+    FIRE_QUEUED,      /* named by a backfill or a catch-up, waiting to fire (reason says
+                       * which); fired later in due-time order */
 };
 
 struct fire_row {
@@ -440,9 +442,23 @@ struct fire_row {
     int64_t created_at;
 };
 
-/* Record a fire (inside a write transaction). ERR_CONFLICT if (schedule_id,
- * scheduled_for) was recorded before: the caller must not create an execution. */
+/* Record a fire (inside a write transaction), keyed by (schedule_id,
+ * scheduled_for):
+ * - FIRE_FIRED or FIRE_SKIPPED: a new row, or a FIRE_QUEUED one turned into
+ *   this one; ERR_CONFLICT if the due time was fired or skipped before (or
+ *   by another node): the caller must not create an execution;
+ * - FIRE_QUEUED: a new row, or a FIRE_SKIPPED one queued again (once: it is
+ *   fired next); a due time already fired or queued is left as it is (0). */
 int store_fire_insert(struct store *st, const struct fire_row *row, struct err *err);
+/* The fire of (schedule_id, scheduled_for), or ERR_NOT_FOUND. Free its
+ * members with fire_row_release. */
+int store_fire_get(struct store *st, const char *schedule_id, int64_t scheduled_for,
+                   struct fire_row *out, struct err *err);
+void fire_row_release(struct fire_row *row);
+/* The due times of a schedule still FIRE_QUEUED, oldest first (at most
+ * `limit`). Free *out with free(). */
+int store_fires_queued(struct store *st, const char *schedule_id, int limit, int64_t **out,
+                       size_t *out_n, struct err *err);
 /* Was (schedule_id, scheduled_for) recorded? *out 1 or 0. */
 int store_fire_exists(struct store *st, const char *schedule_id, int64_t scheduled_for,
                       int *out, struct err *err);
@@ -624,5 +640,10 @@ void store_set_pipelining(struct store *st, int on);
 
 /* The location without its password, for messages. */
 const char *store_where(struct store *st);
+
+/* What a commit of this connection is durable against, for messages and
+ * tests: on SQLite the effective `synchronous` setting ("synchronous=full"
+ * unless ORCH_SQLITE_SYNC=normal); NULL on a backend with nothing to say. */
+int store_durability(struct store *st, const char **out, struct err *err);
 
 #endif

@@ -102,6 +102,10 @@ struct store_backend {
                        struct err *err);
     int (*fires_list)(struct store *st, const char *schedule_id, int limit, struct fire_row **out,
                       size_t *out_n, struct err *err);
+    int (*fire_get)(struct store *st, const char *schedule_id, int64_t scheduled_for,
+                    struct fire_row *out, struct err *err);
+    int (*fires_queued)(struct store *st, const char *schedule_id, int limit, int64_t **out,
+                        size_t *out_n, struct err *err);
 
     /* Nodes (both backends). */
     int (*node_register)(struct store *st, const struct node_row *row, int64_t lease_ms,
@@ -134,6 +138,8 @@ struct store_backend {
     int (*connected)(struct store *st);
     int (*reconnect)(struct store *st, struct err *err);
     const char *(*where)(struct store *st);
+    /* NULL: the backend's own default, nothing to report. */
+    int (*durability)(struct store *st, const char **out, struct err *err);
     void (*set_pipelining)(struct store *st, int on); /* NULL: nothing to batch */
     int (*offer_put)(struct store *st, const struct offer_row *o, struct err *err);
     int (*offer_delete)(struct store *st, const char *exec_id, int task_idx, int attempt,
@@ -170,6 +176,15 @@ void store__attempt_row_release(struct attempt_row *row);
 void store__log_chunk_release(struct log_chunk *chunk);
 
 /* The stored name of a fire status ("fired", "skipped"), and back (0 or ERR_INVALID). */
+/* The conflict clause of a fire's insert (store_fire_insert), both backends:
+ * a queued due time becomes fired or skipped; a skipped one is queued again.
+ * Otherwise nothing changes (no row counted). */
+#define FIRE_REPLACE                                                                               \
+    " status = excluded.status, execution_id = excluded.execution_id,"                             \
+    " reason = excluded.reason, created_at = excluded.created_at"                                  \
+    " WHERE (schedule_fires.status = 'queued' AND excluded.status <> 'queued')"                    \
+    " OR (schedule_fires.status = 'skipped' AND excluded.status = 'queued')"
+
 const char *store__fire_status_name(enum fire_status s);
 int store__fire_status_parse(const char *s, enum fire_status *out);
 

@@ -131,6 +131,29 @@ def test_exit_ok_and_failed(orch):
     assert re.search(r"^a\s+failed\s+1\s+\S+\s+exit status 1$", r2.stdout, re.M), r2.stdout
 
 
+def test_retention_and_sqlite_sync_settings(orch):
+    """ORCH_RETENTION takes a duration (0 keeps finished executions forever) and
+    ORCH_SQLITE_SYNC `full` or `normal`; anything else stops orch before it runs."""
+    ok = orch.workflow({"name": "ok", "tasks": [{"name": "a", "command": ["true"]}]})
+    for v in ("0", "90d", "12h", "500ms"):
+        r = orch.run("run", ok, env={"ORCH_RETENTION": v})
+        assert r.returncode == EXIT_OK, (v, r.stderr)
+    for v in ("soon", "10 parsecs", "-1d"):
+        r = orch.run("run", ok, env={"ORCH_RETENTION": v}, check_clean=False)
+        assert r.returncode == EXIT_USAGE, (v, r.returncode, r.stderr)
+        assert "invalid ORCH_RETENTION" in r.stderr, r.stderr
+        r = orch.run("server", "--listen", "127.0.0.1:1", env={"ORCH_RETENTION": v},
+                     check_clean=False, timeout=20)
+        assert r.returncode == EXIT_USAGE, (v, r.returncode, r.stderr)
+        assert "invalid ORCH_RETENTION" in r.stderr, r.stderr
+    for v in ("full", "normal"):
+        r = orch.run("run", ok, env={"ORCH_SQLITE_SYNC": v})
+        assert r.returncode == EXIT_OK, (v, r.stderr)
+    r = orch.run("run", ok, env={"ORCH_SQLITE_SYNC": "sometimes"}, check_clean=False)
+    assert r.returncode != EXIT_OK and "invalid ORCH_SQLITE_SYNC 'sometimes'" in r.stderr, \
+        (r.returncode, r.stderr)
+
+
 def test_run_invalid_definition(orch):
     wf = orch.workflow({"name": "bad", "tasks": [
         {"name": "a", "command": ["true"], "dependsOn": ["b"]},

@@ -667,4 +667,75 @@ def test_worker_runs_many_short_tasks(pg, nodes, tmp_path):
     assert pg.psql("SELECT count(*) FROM task_offers", url=url) == "0"
     for n in (a, b):
         assert n.stop() == 0
+
+
+def test_backfill_queue_moves_to_the_new_leader(pg, nodes, tmp_path):
+    """A backfill's due times are queued in the database: when the node that fires the
+    schedules is killed with some still waiting, the next leader runs them, each once, in
+    order. A backfill asked of a node that does not lead is run by the leader."""
+    url = pg.database()
+    marker = tmp_path / "bf.marks"
+    n1 = Node(tmp_path, url, "b1")
+    nodes.append(n1)
+    n1.start()  # the first node: it takes the scheduler lease
+    n2 = Node(tmp_path, url, "b2", admin_key=n1.admin_key)
+    nodes.append(n2)
+    n2.start()
+    n1.apply({"name": "bf", "tasks": [{"name": "m", "command":
+                                       f'echo "$ORCH_SCHEDULED_FOR" >> {marker}; sleep 1'}],
+              "schedules": [{"name": "d", "cron": "0 0 * * *", "catchup": "none"}]})
+    end = time.monotonic() + 20
+    while not [s for s in n1.get("/v1/schedules").json["items"] if s["workflow"] == "bf"]:
+        assert time.monotonic() < end, "the schedule was not registered"
+        time.sleep(0.05)
+    sid = [s["id"] for s in n1.get("/v1/schedules").json["items"] if s["workflow"] == "bf"][0]
+    day = 86400000
+    until = int(time.time() * 1000) // day * day - 10 * day
+    frm = until - 4 * day
+    want = [frm + day * i for i in range(1, 5)]
+
+    def iso_ms(s):
+        from datetime import datetime
+        return int(datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() * 1000)
+
+    def fires():
+        return {iso_ms(f["scheduledFor"]): f for f in
+                n2.get(f"/v1/schedules/{sid}/fires?limit=1000").json["items"]}
+
+    assert n1.get("/v1/health").json["components"]["node"]["schedulerLeader"] is True
+    r = n1.post(f"/v1/schedules/{sid}/backfill", {"from": frm, "until": until})
+    assert r.status == 202 and r.json["dueTimes"] == 4, r
+    f = fires()
+    assert sorted(f) == want, f
+    assert sorted(t for t in f if f[t]["status"] == "queued") == want[1:], f
+    n1.kill()
+
+    def done():
+        ex = [e for e in executions(n2) if e["workflow"] == "bf"]
+        return len(ex) >= 4 and all(e["status"] in FINAL for e in ex) and ex
+
+    end = time.monotonic() + 90
+    while not done():
+        assert time.monotonic() < end, f"the queued due times did not run: {fires()}"
+        time.sleep(0.1)
+    ex = sorted(done(), key=lambda e: iso_ms(e["createdAt"]))
+    assert [iso_ms(e["scheduledFor"]) for e in ex] == want, ex
+    assert all(v["status"] == "fired" for v in fires().values()), fires()
+    assert "queued due times to run" in n2.log(), n2.log()[-3000:]
+
+    # A backfill asked of a node that does not fire the schedules: the leader runs it.
+    n1.start()
+    assert n2.get("/v1/health").json["components"]["node"]["schedulerLeader"] is True
+    t = until - 6 * day
+    r = n1.post(f"/v1/schedules/{sid}/backfill", {"from": t - day, "until": t})
+    assert r.status == 202 and r.json["dueTimes"] == 1, r
+    end = time.monotonic() + 30
+    while not [e for e in executions(n2) if e["workflow"] == "bf" and
+               iso_ms(e["scheduledFor"]) == t and e["status"] in FINAL]:
+        assert time.monotonic() < end, f"the backfill asked of b1 did not run: {fires()}"
+        time.sleep(0.1)
+    assert fires()[t]["status"] == "fired"
+    assert "fired for 2" in n2.log(-1) and "fired for" not in n1.log(-1), n1.log(-1)[-3000:]
+    for n in (n1, n2):
+        assert n.stop() == 0, n.log()[-3000:]
         n.assert_log_clean()

@@ -249,6 +249,35 @@ def test_retries_exhausted_with_backoff(orch):
 
 # --------------------------------------------------------------------------- fencing
 
+def test_upstream_failed_is_transitive(orch):
+    """a -> b -> c: a fails, so b and c are both upstream_failed (never run); an
+    independent task still runs."""
+    marks = orch.tmp / "ran"
+    wf = orch.workflow({"name": "chain-fail", "tasks": [
+        {"name": "a", "command": ["false"]},
+        {"name": "b", "dependsOn": ["a"], "command": f'echo b >> "{marks}"'},
+        {"name": "c", "dependsOn": ["b"], "command": f'echo c >> "{marks}"'},
+        {"name": "side", "command": ["true"]},
+    ]})
+    res, j = orch.run_json("run", wf, timeout=60)
+    assert res.returncode == EXIT_FAILED, res.stderr
+    assert j["status"] == "failed"
+    assert task_by_name(j, "a")["status"] == "failed"
+    for name in ("b", "c"):
+        t = task_by_name(j, name)
+        assert t["status"] == "upstream_failed", t
+        assert t["attempts"] == [], t
+    assert task_by_name(j, "side")["status"] == "succeeded"
+    assert not marks.exists(), marks.read_text()
+    # The text summary says so too.
+    res = orch.run("run", wf, timeout=60)
+    assert res.returncode == EXIT_FAILED, res.stderr
+    for name in ("b", "c"):
+        assert re.search(rf"^{name}\s+upstream_failed\s+0\s+-\s+upstream task failed$",
+                         res.stdout, re.M), res.stdout
+    assert_nothing_running(j)
+
+
 def test_fencing_drops_late_report_of_timed_out_attempt(orch):
     pids = orch.track_pids(orch.tmp / "pids")
     # Attempt 1 ignores SIGTERM and lives until SIGKILL (1s after its 300ms timeout); attempt 2

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -462,11 +463,46 @@ static void test_stuck_policies(void **state)
     assert_non_null(strstr(task(d, "waits")->error, "stuck: queued for more than 100ms"));
     exec_detail_free(d);
 
-    /* stuckPolicy warn (the default) only logs. */
-    d = run_def(f, "{\"name\":\"mw\",\"maxRunning\":\"50ms\","
-                   "\"tasks\":[{\"name\":\"s\",\"type\":\"sleep\",\"duration\":\"150ms\"}]}");
-    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
-    exec_detail_free(d);
+    /* stuckPolicy warn (the default) only logs: a WARN line, and the run goes on. */
+    {
+        char logpath[300], *text;
+        FILE *lf;
+        long len;
+        int fd;
+        snprintf(logpath, sizeof(logpath), "%s/stuck.log", f->dir);
+        fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_true(fd >= 0);
+        log_set_fd(fd);
+        log_set_level(LOG_WARN);
+        d = run_def(f, "{\"name\":\"mw\",\"maxRunning\":\"50ms\","
+                       "\"tasks\":[{\"name\":\"s\",\"type\":\"sleep\",\"duration\":\"150ms\"}]}");
+        assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+        exec_detail_free(d);
+        d = run_def(f, "{\"name\":\"qw\",\"maxQueued\":\"50ms\","
+                       "\"tasks\":[{\"name\":\"hog\",\"command\":[\"sleep\",\"0.3\"]},"
+                       "{\"name\":\"waits\",\"command\":[\"true\"]}]}");
+        assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+        assert_int_equal(task(d, "waits")->status, TASK_SUCCEEDED);
+        exec_detail_free(d);
+        log_set_level(LOG_ERROR);
+        log_set_fd(2);
+        close(fd);
+        lf = fopen(logpath, "r");
+        assert_non_null(lf);
+        fseek(lf, 0, SEEK_END);
+        len = ftell(lf);
+        rewind(lf);
+        text = xcalloc((size_t)len + 1, 1);
+        assert_int_equal(fread(text, 1, (size_t)len, lf), (size_t)len);
+        fclose(lf);
+        assert_non_null(strstr(text, "WARN"));
+        assert_non_null(strstr(text, "of 'mw' has been running for more than 50ms (maxRunning, "
+                                     "stuckPolicy=warn)"));
+        assert_non_null(strstr(text, "Task 'waits' of execution "));
+        assert_non_null(strstr(text, "has been queued for more than 50ms (maxQueued, "
+                                     "stuckPolicy=warn)"));
+        free(text);
+    }
 }
 
 static void test_retention_purge(void **state)
@@ -508,6 +544,72 @@ static void test_retention_purge(void **state)
     assert_int_equal(store_execution_get(f->st, keep, &d, &err), 0);
     assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
     exec_detail_free(d);
+}
+
+/* Is execution `id` still in the store? */
+static int exec_kept(struct fixture *f, const char *id)
+{
+    struct err err = ERR_INIT;
+    struct exec_detail *d = NULL;
+    int rc = store_execution_get(f->st, id, &d, &err);
+    exec_detail_free(d);
+    assert_true(rc == 0 || rc == ERR_NOT_FOUND);
+    return rc == 0;
+}
+
+static void run_stored(struct fixture *f, const char *def, char *id)
+{
+    struct err err = ERR_INIT;
+    put_workflow(f, def);
+    assert_int_equal(engine_submit(f->eng, def, NULL, id, &err), 0);
+    assert_int_equal(engine_run(f->eng, &err), 0);
+    assert_int_equal(engine_active(f->eng), 0);
+}
+
+/*
+ * The server-wide retention (ORCH_RETENTION) purges the executions of the
+ * workflows without one of their own, however many workflows have one (the
+ * store leaves out at most 64 names at once), and 0 keeps them forever.
+ */
+static void test_retention_server_wide(void **state)
+{
+    struct fixture *f = *state;
+    char plain[ID_MAX], longer[ID_MAX], shorter[ID_MAX], def[256];
+
+    /* 70 workflows keep their executions longer than the server does. */
+    for (int i = 0; i < 70; i++) {
+        snprintf(def, sizeof(def), "{\"name\":\"own%02d\",\"retention\":\"%dh\","
+                 "\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}", i, 1 + i);
+        put_workflow(f, def);
+    }
+    run_stored(f, "{\"name\":\"plain\",\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}",
+               plain);
+    run_stored(f, "{\"name\":\"own00\",\"retention\":\"1h\","
+                  "\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}", longer);
+    run_stored(f, "{\"name\":\"own69\",\"retention\":\"70h\","
+                  "\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}", shorter);
+    usleep(20000);
+
+    /* 0 keeps everything. */
+    f->eng->cfg.retention_ms = 0;
+    engine__purge_old(f->eng);
+    assert_true(exec_kept(f, plain));
+    assert_true(exec_kept(f, longer));
+    assert_true(exec_kept(f, shorter));
+
+    /* 10ms: the plain workflow's execution goes, those kept longer stay. */
+    f->eng->cfg.retention_ms = 10;
+    engine__purge_old(f->eng);
+    assert_false(exec_kept(f, plain));
+    assert_true(exec_kept(f, longer));
+    assert_true(exec_kept(f, shorter));
+
+    /* The server keeps executions longer than 30 of them do: still none of
+     * theirs goes before their own retention. */
+    f->eng->cfg.retention_ms = 40LL * 3600 * 1000;
+    engine__purge_old(f->eng);
+    assert_true(exec_kept(f, longer));
+    assert_true(exec_kept(f, shorter));
 }
 
 static void test_scheduler_fires_once_per_due_time(void **state)
@@ -745,6 +847,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_interrupts_and_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stuck_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_server_wide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scheduler_fires_once_per_due_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_schedule_with_templated_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlap_policies, setup, teardown),

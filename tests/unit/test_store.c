@@ -424,10 +424,34 @@ static void test_sync_env(void **state)
     struct store *st = NULL;
     struct err err = ERR_INIT;
 
+    const char *dur = NULL;
+
     SKIP_ON_PG("ORCH_SQLITE_SYNC is a SQLite setting");
 
+    /* The default syncs every commit: durable to a power loss. */
+    unsetenv("ORCH_SQLITE_SYNC");
+    assert_int_equal(store_open(f->data, 0, &st, &err), 0);
+    assert_int_equal(store_durability(st, &dur, &err), 0);
+    assert_string_equal(dur, "synchronous=full");
+    store_free(st);
+    st = NULL;
+    setenv("ORCH_SQLITE_SYNC", "", 1);
+    assert_int_equal(store_open(f->data, 0, &st, &err), 0);
+    assert_int_equal(store_durability(st, &dur, &err), 0);
+    assert_string_equal(dur, "synchronous=full");
+    store_free(st);
+    st = NULL;
     setenv("ORCH_SQLITE_SYNC", "full", 1);
     assert_int_equal(store_open(f->data, 0, &st, &err), 0);
+    assert_int_equal(store_durability(st, &dur, &err), 0);
+    assert_string_equal(dur, "synchronous=full");
+    store_free(st);
+    st = NULL;
+    /* The opt-in: durable to a crash of the process only. */
+    setenv("ORCH_SQLITE_SYNC", "normal", 1);
+    assert_int_equal(store_open(f->data, 0, &st, &err), 0);
+    assert_int_equal(store_durability(st, &dur, &err), 0);
+    assert_string_equal(dur, "synchronous=normal");
     store_free(st);
     st = NULL;
     setenv("ORCH_SQLITE_SYNC", "sometimes", 1);
@@ -2726,6 +2750,96 @@ static void test_schedules_prune(void **state)
     assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM schedules"), 1);
 }
 
+/* Due times queued by a backfill or a catch-up: a queued row fires once, a
+ * skipped one is queued again once, a fired one is never queued. */
+static void test_fires_queued(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct fire_row fr = {(char *)"sch_q", 3000, FIRE_QUEUED, "", (char *)"backfill", 10};
+    struct fire_row got;
+    int64_t *v = NULL;
+    size_t n = 0;
+
+    assert_int_equal(store_fire_get(f->st, "sch_q", 3000, &got, &err), ERR_NOT_FOUND);
+    /* Queued out of order; listed oldest first. */
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+    fr.scheduled_for = 1000;
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+    fr.scheduled_for = 2000;
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+    /* Queued again: nothing changes. */
+    fr.created_at = 11;
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+    assert_int_equal(store_fires_queued(f->st, "sch_q", 100, &v, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(v[0], 1000);
+    assert_int_equal(v[1], 2000);
+    assert_int_equal(v[2], 3000);
+    free(v);
+    assert_int_equal(store_fire_get(f->st, "sch_q", 2000, &got, &err), 0);
+    assert_int_equal(got.status, FIRE_QUEUED);
+    assert_string_equal(got.reason, "backfill");
+    assert_int_equal(got.created_at, 10);
+    fire_row_release(&got);
+
+    /* The fire of a queued due time turns the row fired, once. */
+    fr.scheduled_for = 1000;
+    fr.status = FIRE_FIRED;
+    memcpy(fr.execution_id, "exe_0123456789abcdef", 21);
+    fr.created_at = 20;
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_CONFLICT);
+    assert_int_equal(store_fire_get(f->st, "sch_q", 1000, &got, &err), 0);
+    assert_int_equal(got.status, FIRE_FIRED);
+    assert_string_equal(got.execution_id, "exe_0123456789abcdef");
+    assert_int_equal(got.created_at, 20);
+    fire_row_release(&got);
+    /* A fired due time is not queued again. */
+    fr.status = FIRE_QUEUED;
+    fr.execution_id[0] = '\0';
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+    assert_int_equal(store_fire_get(f->st, "sch_q", 1000, &got, &err), 0);
+    assert_int_equal(got.status, FIRE_FIRED);
+    fire_row_release(&got);
+    /* A queued due time that could not fire is recorded as skipped. */
+    fr.scheduled_for = 2000;
+    fr.status = FIRE_SKIPPED;
+    fr.reason = (char *)"no such workflow";
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+    /* A skipped due time is queued again (inside a transaction too), then fires. */
+    fr.status = FIRE_QUEUED;
+    fr.reason = (char *)"backfill";
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(store_fires_queued(f->st, "sch_q", 100, &v, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0], 2000);
+    assert_int_equal(v[1], 3000);
+    free(v);
+    assert_int_equal(store_fires_queued(f->st, "sch_q", 1, &v, &n, &err), 0);
+    assert_int_equal(n, 1);
+    free(v);
+    assert_int_equal(store_fires_queued(f->st, "sch_none", 10, &v, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_null(v);
+    /* A live skip of a due time fired before is still a conflict. */
+    fr.scheduled_for = 1000;
+    fr.status = FIRE_SKIPPED;
+    assert_int_equal(store_fire_insert(f->st, &fr, &err), ERR_CONFLICT);
+    assert_int_equal(store_fires_queued(f->st, "", 10, &v, &n, &err), ERR_INVALID);
+    /* The partial index serves the queue's read (SQLite's plan). */
+    if (!g_pg) {
+        char *plan = raw_plan(f->dbpath, "SELECT scheduled_for FROM schedule_fires WHERE"
+                                         " schedule_id = 'x' AND status = 'queued'"
+                                         " ORDER BY scheduled_for LIMIT 5");
+        assert_non_null(strstr(plan, "schedule_fires_queued"));
+        assert_null(strstr(plan, "TEMP B-TREE"));
+        free(plan);
+    }
+}
+
 static void test_fires(void **state)
 {
     struct fixture *f = *state;
@@ -3603,6 +3717,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schedules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schedules_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fires_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflicts_keep_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_inside_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_concurrent_migration, setup, teardown),
