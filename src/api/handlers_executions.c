@@ -2,6 +2,8 @@
  * handlers_executions.c - /v1/workflows/{name}/executions and /v1/executions:
  * submit, list, show, cancel, retry, logs (and following them).
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,10 @@
 
 #ifndef API_FOLLOW_PASS_MAX
 #define API_FOLLOW_PASS_MAX (1024 * 1024) /* bytes gathered per poll of a followed log */
+#endif
+
+#ifndef API_DEFAULT_MAX_FOLLOWERS
+#define API_DEFAULT_MAX_FOLLOWERS 256 /* log streams open at once ($ORCH_MAX_FOLLOWERS) */
 #endif
 
 static const char *const no_args[] = {NULL};
@@ -414,8 +420,92 @@ struct follow_att {
     int drained; /* finished, and read after it finished */
 };
 
+/*
+ * Each log stream holds a socket and its own store connection (three file
+ * descriptors on SQLite) until the execution ends or the client leaves, so
+ * their number is bounded: $ORCH_MAX_FOLLOWERS (checked by `orch server`),
+ * API_DEFAULT_MAX_FOLLOWERS without it; beyond it, 503.
+ */
+static atomic_int followers;
+static int max_followers = API_DEFAULT_MAX_FOLLOWERS;
+static pthread_once_t max_followers_once = PTHREAD_ONCE_INIT;
+
+static void max_followers_init(void)
+{
+    const char *v = getenv("ORCH_MAX_FOLLOWERS");
+    char *end;
+    long n;
+
+    if (!v || !*v)
+        return;
+    n = strtol(v, &end, 10);
+    if (!*end && n >= 1 && n <= 1000000)
+        max_followers = (int)n;
+}
+
+/*
+ * The streams' store connections: a stream borrows one for each poll and
+ * gives it back, so connections (and their descriptors) follow the polls
+ * running at once, not the streams open. A few stay open for the next polls;
+ * closing them often would not give their descriptors back anyway (SQLite
+ * keeps the descriptor of a closed connection while others hold locks on the
+ * file).
+ */
+#define FOLLOW_IDLE_MAX 4
+
+static pthread_mutex_t follow_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char *location;
+    struct store *st;
+} follow_idle[FOLLOW_IDLE_MAX];
+static int follow_nidle;
+
+static int same_location(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+static struct store *follow_store_get(const char *location, struct err *err)
+{
+    struct store *st = NULL;
+
+    pthread_mutex_lock(&follow_pool_lock);
+    for (int i = follow_nidle - 1; i >= 0; i--) {
+        if (same_location(follow_idle[i].location, location)) {
+            st = follow_idle[i].st;
+            free(follow_idle[i].location);
+            follow_idle[i] = follow_idle[--follow_nidle];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&follow_pool_lock);
+    if (!st && store_open(location, STORE_READONLY, &st, err))
+        return NULL;
+    return st;
+}
+
+static void follow_store_put(const char *location, struct store *st)
+{
+    struct store *drop = NULL;
+    char *drop_loc = NULL;
+
+    pthread_mutex_lock(&follow_pool_lock);
+    if (follow_nidle == FOLLOW_IDLE_MAX) {
+        drop = follow_idle[0].st;
+        drop_loc = follow_idle[0].location;
+        follow_idle[0] = follow_idle[--follow_nidle];
+    }
+    follow_idle[follow_nidle].location = location ? xstrdup(location) : NULL;
+    follow_idle[follow_nidle].st = st;
+    follow_nidle++;
+    pthread_mutex_unlock(&follow_pool_lock);
+    store_free(drop);
+    free(drop_loc);
+}
+
 struct follow {
-    struct store *st; /* its own reader: the stream may outlive the request */
+    char *location; /* of the store: the stream may outlive the request */
+    struct store *st; /* borrowed for one poll */
     char exec_id[ID_MAX];
     int task_idx; /* -1: every task */
     int attempt;  /* 0: every attempt */
@@ -450,8 +540,15 @@ static int follow_next(void *arg, struct strbuf *out)
     struct err err = ERR_INIT;
     int final, cut = 0;
 
+    f->st = follow_store_get(f->location, &err);
+    if (!f->st) {
+        log_warn("API", "Log stream of %s ended: %s", f->exec_id, err.msg);
+        return -1;
+    }
     if (store_execution_get(f->st, f->exec_id, &d, &err)) {
         log_warn("API", "Log stream of %s ended: %s", f->exec_id, err.msg);
+        store_free(f->st);
+        f->st = NULL;
         return -1;
     }
     final = exec_status_is_final(d->exec.status);
@@ -471,6 +568,8 @@ static int follow_next(void *arg, struct strbuf *out)
                               &err)) {
             log_warn("API", "Log stream of %s ended: %s", f->exec_id, err.msg);
             exec_detail_free(d);
+            store_free(f->st);
+            f->st = NULL;
             return -1;
         }
         task = task_name(d, a->task_idx);
@@ -485,6 +584,8 @@ static int follow_next(void *arg, struct strbuf *out)
             cut = 1;
     }
     exec_detail_free(d);
+    follow_store_put(f->location, f->st);
+    f->st = NULL;
     return final && !cut ? 0 : 1;
 }
 
@@ -492,8 +593,10 @@ static void follow_free(void *arg)
 {
     struct follow *f = arg;
     store_free(f->st);
+    free(f->location);
     free(f->atts);
     free(f);
+    atomic_fetch_sub(&followers, 1);
 }
 
 void api__executions_logs(struct api_request *req)
@@ -540,12 +643,20 @@ void api__executions_logs(struct api_request *req)
         }
     }
     if (follow) {
-        struct follow *f = xcalloc(1, sizeof(*f));
-        if (store_open(api__store_location(req), STORE_READONLY, &f->st, &err)) {
-            free(f);
-            api__reply_err(req, &err);
+        struct follow *f;
+        pthread_once(&max_followers_once, max_followers_init);
+        if (atomic_fetch_add(&followers, 1) >= max_followers) {
+            atomic_fetch_sub(&followers, 1);
+            api__reply_error(req, 503, NULL,
+                             "too many log streams are open (%d, ORCH_MAX_FOLLOWERS); "
+                             "retry later",
+                             max_followers);
+            api__reply_header(req, "Retry-After", "1");
             goto out;
         }
+        f = xcalloc(1, sizeof(*f));
+        if (api__store_location(req))
+            f->location = xstrdup(api__store_location(req));
         snprintf(f->exec_id, sizeof(f->exec_id), "%.*s", ID_MAX - 1, id);
         f->task_idx = task_idx;
         f->attempt = attempt;
