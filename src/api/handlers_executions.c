@@ -27,6 +27,12 @@
 #define API_DEFAULT_MAX_FOLLOWERS 256 /* log streams open at once ($ORCH_MAX_FOLLOWERS) */
 #endif
 
+#ifndef API_DETAIL_INSTANCES_MAX
+#define API_DETAIL_INSTANCES_MAX 1000 /* fan-out instances listed in an execution's detail */
+#endif
+#define API_TASKS_PAGE_DEFAULT 100
+#define API_TASKS_PAGE_MAX 1000
+
 static const char *const no_args[] = {NULL};
 
 /* Reply with the summary of execution `id` as stored now. */
@@ -294,7 +300,10 @@ void api__executions_get(struct api_request *req)
     {
         /* The workflow's outputs, once it succeeded (null if it declares none, or if one
          * cannot be filled in: the detail still answers). */
-        json_t *j = view_exec_detail(d);
+        /* A large fan-out is summarised (its instances are paged by
+         * GET /v1/executions/{id}/tasks): one answer stays small. */
+        json_t *j = view_exec_instances(d) > API_DETAIL_INSTANCES_MAX ? view_exec_detail_grouped(d)
+                                                                      : view_exec_detail(d);
         char *outputs = NULL;
         struct err oerr = ERR_INIT;
         if (engine_exec_outputs(rd, d, &outputs, &oerr) == 0)
@@ -303,6 +312,94 @@ void api__executions_get(struct api_request *req)
         api__reply_json(req, 200, j);
     }
     exec_detail_free(d);
+}
+
+/*
+ * GET /v1/executions/{id}/tasks?group=&status=&limit=&cursor=: the task runs
+ * of an execution in order (with group, the instances of that forEach task),
+ * a page at a time; the cursor is the position after the page.
+ */
+void api__executions_tasks(struct api_request *req)
+{
+    static const char *const args[] = {"group", "status", "limit", "cursor", NULL};
+    struct exec_detail *d = NULL;
+    struct err err = ERR_INIT;
+    struct store *rd;
+    const char *id, *group, *v;
+    enum task_status status = 0;
+    int has_status = 0, limit = API_TASKS_PAGE_DEFAULT, cursor = 0, group_idx = -1;
+    size_t i, n = 0;
+    json_t *items, *o;
+
+    if (api__query_check(req, args))
+        return;
+    id = exec_id_param(req);
+    if (!id)
+        return;
+    group = api__query(req, "group");
+    v = api__query(req, "status");
+    if (v) {
+        if (task_status_parse(v, &status)) {
+            api__reply_error(req, 400, NULL, "invalid 'status': '%.64s' is not a task status", v);
+            return;
+        }
+        has_status = 1;
+    }
+    v = api__query(req, "limit");
+    if (v && (api__parse_uint(v, API_TASKS_PAGE_MAX, &limit) || limit < 1)) {
+        api__reply_error(req, 400, NULL, "invalid 'limit': expected 1 to %d", API_TASKS_PAGE_MAX);
+        return;
+    }
+    v = api__query(req, "cursor");
+    if (v && api__parse_uint(v, 1 << 30, &cursor)) {
+        api__reply_error(req, 400, NULL, "invalid 'cursor'");
+        return;
+    }
+    rd = api__read_store(req);
+    if (!rd)
+        return;
+    if (store_execution_get(rd, id, &d, &err)) {
+        api__reply_err(req, &err);
+        return;
+    }
+    if (group) {
+        for (i = 0; i < d->ntasks; i++)
+            if (!d->tasks[i].instance && d->tasks[i].name && !strcmp(d->tasks[i].name, group))
+                group_idx = (int)i;
+        if (group_idx < 0) {
+            api__reply_error(req, 404, NULL, "execution %s has no task '%.128s'", id, group);
+            exec_detail_free(d);
+            return;
+        }
+    }
+    items = json_array();
+    for (i = (size_t)cursor; i < d->ntasks && n < (size_t)limit; i++) {
+        const struct task_run_row *t = &d->tasks[i];
+        if (group && (!t->instance || t->group_idx != group_idx))
+            continue;
+        if (has_status && t->status != status)
+            continue;
+        json_array_append_new(items, view_task_run(d, i));
+        n++;
+    }
+    /* Another page only if a later task run matches. */
+    for (; i < d->ntasks; i++) {
+        const struct task_run_row *t = &d->tasks[i];
+        if ((!group || (t->instance && t->group_idx == group_idx)) &&
+            (!has_status || t->status == status))
+            break;
+    }
+    o = json_object();
+    json_object_set_new(o, "items", items);
+    if (i < d->ntasks) {
+        char next[24];
+        snprintf(next, sizeof(next), "%zu", i);
+        json_object_set_new(o, "nextCursor", json_string(next));
+    } else {
+        json_object_set_new(o, "nextCursor", json_null());
+    }
+    exec_detail_free(d);
+    api__reply_json(req, 200, o);
 }
 
 /* POST /v1/executions/{id}/cancel and /retry: one engine command, then the summary. */
