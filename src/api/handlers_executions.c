@@ -2,6 +2,7 @@
  * handlers_executions.c - /v1/workflows/{name}/executions and /v1/executions:
  * submit, list, show, cancel, retry, logs (and following them).
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,6 +36,23 @@
 
 static const char *const no_args[] = {NULL};
 
+/*
+ * Free a detail read from the store. A large one (a fan-out) leaves many
+ * small blocks free in this thread's malloc heap, which malloc keeps: give
+ * them back to the system (one thread at a time).
+ */
+static void detail_free(struct exec_detail *d)
+{
+    static atomic_int trimming;
+    int big = d && d->ntasks > API_DETAIL_INSTANCES_MAX;
+
+    exec_detail_free(d);
+    if (big && !atomic_exchange(&trimming, 1)) {
+        malloc_trim(0);
+        atomic_store(&trimming, 0);
+    }
+}
+
 /* Reply with the summary of execution `id` as stored now. */
 static void reply_summary(struct api_request *req, int status, const char *id)
 {
@@ -49,7 +67,7 @@ static void reply_summary(struct api_request *req, int status, const char *id)
         return;
     }
     api__reply_json(req, status, view_exec_summary(&d->exec));
-    exec_detail_free(d);
+    detail_free(d);
 }
 
 /* The {id} of the path, or NULL after replying 404. */
@@ -282,8 +300,11 @@ void api__executions_get(struct api_request *req)
 {
     struct exec_detail *d = NULL;
     struct err err = ERR_INIT;
+    struct task_page top = {-1, -1, 1, NULL, 0};
     struct store *rd;
     const char *id;
+    long long instances = 0;
+    json_t *j;
 
     if (api__query_check(req, no_args))
         return;
@@ -293,17 +314,27 @@ void api__executions_get(struct api_request *req)
     rd = api__read_store(req);
     if (!rd)
         return;
-    if (store_execution_get(rd, id, &d, &err)) {
+    /* The workflow's tasks and the count of fan-out instances first: a large
+     * fan-out is summarised (its instances are paged by
+     * GET /v1/executions/{id}/tasks), so one answer stays small and cheap. */
+    if (store_execution_page(rd, id, &top, &d, &err)) {
         api__reply_err(req, &err);
         return;
     }
+    for (size_t i = 0; i < d->ncounts; i++)
+        instances += d->counts[i].n;
+    if (instances > 0 && instances <= API_DETAIL_INSTANCES_MAX) {
+        detail_free(d);
+        d = NULL;
+        if (store_execution_get(rd, id, &d, &err)) {
+            api__reply_err(req, &err);
+            return;
+        }
+    }
+    j = instances > API_DETAIL_INSTANCES_MAX ? view_exec_detail_grouped(d) : view_exec_detail(d);
     {
         /* The workflow's outputs, once it succeeded (null if it declares none, or if one
          * cannot be filled in: the detail still answers). */
-        /* A large fan-out is summarised (its instances are paged by
-         * GET /v1/executions/{id}/tasks): one answer stays small. */
-        json_t *j = view_exec_instances(d) > API_DETAIL_INSTANCES_MAX ? view_exec_detail_grouped(d)
-                                                                      : view_exec_detail(d);
         char *outputs = NULL;
         struct err oerr = ERR_INIT;
         if (engine_exec_outputs(rd, d, &outputs, &oerr) == 0)
@@ -311,24 +342,27 @@ void api__executions_get(struct api_request *req)
         free(outputs);
         api__reply_json(req, 200, j);
     }
-    exec_detail_free(d);
+    detail_free(d);
 }
 
 /*
  * GET /v1/executions/{id}/tasks?group=&status=&limit=&cursor=: the task runs
  * of an execution in order (with group, the instances of that forEach task),
- * a page at a time; the cursor is the position after the page.
+ * a page at a time, read a page at a time (keyset on the task run's index:
+ * the cursor is the index of the last one listed).
  */
 void api__executions_tasks(struct api_request *req)
 {
     static const char *const args[] = {"group", "status", "limit", "cursor", NULL};
-    struct exec_detail *d = NULL;
+    struct exec_detail *d = NULL, *top = NULL;
     struct err err = ERR_INIT;
+    struct task_page q = {-1, -1, 0, NULL, API_TASKS_PAGE_DEFAULT};
+    struct task_page top_q = {-1, -1, 1, NULL, 0};
     struct store *rd;
     const char *id, *group, *v;
-    enum task_status status = 0;
-    int has_status = 0, limit = API_TASKS_PAGE_DEFAULT, cursor = 0, group_idx = -1;
-    size_t i, n = 0;
+    enum task_status status;
+    int cursor = -1;
+    size_t n;
     json_t *items, *o;
 
     if (api__query_check(req, args))
@@ -343,10 +377,10 @@ void api__executions_tasks(struct api_request *req)
             api__reply_error(req, 400, NULL, "invalid 'status': '%.64s' is not a task status", v);
             return;
         }
-        has_status = 1;
+        q.status = task_status_name(status);
     }
     v = api__query(req, "limit");
-    if (v && (api__parse_uint(v, API_TASKS_PAGE_MAX, &limit) || limit < 1)) {
+    if (v && (api__parse_uint(v, API_TASKS_PAGE_MAX, &q.limit) || q.limit < 1)) {
         api__reply_error(req, 400, NULL, "invalid 'limit': expected 1 to %d", API_TASKS_PAGE_MAX);
         return;
     }
@@ -358,47 +392,43 @@ void api__executions_tasks(struct api_request *req)
     rd = api__read_store(req);
     if (!rd)
         return;
-    if (store_execution_get(rd, id, &d, &err)) {
+    /* The workflow's tasks: the names of the instances' groups. */
+    if (store_execution_page(rd, id, &top_q, &top, &err)) {
         api__reply_err(req, &err);
         return;
     }
     if (group) {
-        for (i = 0; i < d->ntasks; i++)
-            if (!d->tasks[i].instance && d->tasks[i].name && !strcmp(d->tasks[i].name, group))
-                group_idx = (int)i;
-        if (group_idx < 0) {
+        for (size_t i = 0; i < top->ntasks; i++)
+            if (top->tasks[i].name && !strcmp(top->tasks[i].name, group))
+                q.group_idx = top->tasks[i].idx;
+        if (q.group_idx < 0) {
             api__reply_error(req, 404, NULL, "execution %s has no task '%.128s'", id, group);
-            exec_detail_free(d);
+            detail_free(top);
             return;
         }
     }
+    q.after_idx = cursor;
+    q.limit++; /* one more: is there another page? */
+    if (store_execution_page(rd, id, &q, &d, &err)) {
+        api__reply_err(req, &err);
+        detail_free(top);
+        return;
+    }
+    n = d->ntasks < (size_t)q.limit - 1 ? d->ntasks : (size_t)q.limit - 1;
     items = json_array();
-    for (i = (size_t)cursor; i < d->ntasks && n < (size_t)limit; i++) {
-        const struct task_run_row *t = &d->tasks[i];
-        if (group && (!t->instance || t->group_idx != group_idx))
-            continue;
-        if (has_status && t->status != status)
-            continue;
-        json_array_append_new(items, view_task_run(d, i));
-        n++;
-    }
-    /* Another page only if a later task run matches. */
-    for (; i < d->ntasks; i++) {
-        const struct task_run_row *t = &d->tasks[i];
-        if ((!group || (t->instance && t->group_idx == group_idx)) &&
-            (!has_status || t->status == status))
-            break;
-    }
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(items, view_task_run(d, i, top));
     o = json_object();
     json_object_set_new(o, "items", items);
-    if (i < d->ntasks) {
+    if (d->ntasks > n) {
         char next[24];
-        snprintf(next, sizeof(next), "%zu", i);
+        snprintf(next, sizeof(next), "%d", d->tasks[n - 1].idx);
         json_object_set_new(o, "nextCursor", json_string(next));
     } else {
         json_object_set_new(o, "nextCursor", json_null());
     }
-    exec_detail_free(d);
+    detail_free(d);
+    detail_free(top);
     api__reply_json(req, 200, o);
 }
 
@@ -776,5 +806,5 @@ void api__executions_logs(struct api_request *req)
     json_object_set_new(o, "items", items);
     api__reply_json(req, 200, o);
 out:
-    exec_detail_free(d);
+    detail_free(d);
 }

@@ -90,7 +90,21 @@ static size_t first_attempt(const struct exec_detail *d, int idx)
     return lo;
 }
 
-json_t *view_task_run(const struct exec_detail *d, size_t i)
+/* The name of task run `idx` in `names` (ordered by idx), or NULL. */
+static const char *task_name_of(const struct exec_detail *names, int idx)
+{
+    size_t lo = 0, hi = names->ntasks;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (names->tasks[mid].idx < idx)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < names->ntasks && names->tasks[lo].idx == idx ? names->tasks[lo].name : NULL;
+}
+
+json_t *view_task_run(const struct exec_detail *d, size_t i, const struct exec_detail *names)
 {
     const struct task_run_row *t = &d->tasks[i];
     json_t *to = json_object();
@@ -111,9 +125,7 @@ json_t *view_task_run(const struct exec_detail *d, size_t i)
     }
     {
         /* One item of a fan-out: its group (the forEach task), item and index. */
-        const char *group = t->instance && t->group_idx >= 0 && (size_t)t->group_idx < d->ntasks
-                                ? d->tasks[t->group_idx].name
-                                : NULL;
+        const char *group = t->instance ? task_name_of(names ? names : d, t->group_idx) : NULL;
         json_t *item = t->instance && t->item ? json_loads(t->item, JSON_DECODE_ANY, NULL)
                                               : NULL;
         json_object_set_new(to, "group", str_or_null(group));
@@ -134,47 +146,33 @@ json_t *view_exec_detail(const struct exec_detail *d)
     json_t *tasks = json_array();
 
     for (size_t i = 0; i < d->ntasks; i++)
-        json_array_append_new(tasks, view_task_run(d, i));
+        json_array_append_new(tasks, view_task_run(d, i, NULL));
     json_object_set_new(o, "tasks", tasks);
     json_object_set_new(o, "outputs", json_null()); /* view_exec_set_outputs() */
     return o;
-}
-
-size_t view_exec_instances(const struct exec_detail *d)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < d->ntasks; i++)
-        n += d->tasks[i].instance != 0;
-    return n;
 }
 
 json_t *view_exec_detail_grouped(const struct exec_detail *d)
 {
     json_t *o = view_exec_summary(&d->exec);
     json_t *tasks = json_array();
-    size_t omitted = 0;
+    long long omitted = 0;
 
     for (size_t i = 0; i < d->ntasks; i++) {
         const struct task_run_row *t = &d->tasks[i];
         json_t *to, *by;
-        size_t total = 0;
+        long long total = 0;
 
-        if (t->instance) {
-            omitted++;
+        if (t->instance)
             continue;
-        }
-        to = view_task_run(d, i);
+        to = view_task_run(d, i, NULL);
         by = json_object();
-        for (size_t j = 0; j < d->ntasks; j++) {
-            const struct task_run_row *u = &d->tasks[j];
-            json_t *c;
-            const char *st;
-            if (!u->instance || u->group_idx != (int)i)
+        for (size_t c = 0; c < d->ncounts; c++) {
+            if (d->counts[c].group_idx != t->idx)
                 continue;
-            total++;
-            st = task_status_name(u->status);
-            c = json_object_get(by, st);
-            json_object_set_new(by, st, json_integer(c ? json_integer_value(c) + 1 : 1));
+            total += d->counts[c].n;
+            json_object_set_new(by, task_status_name(d->counts[c].status),
+                                json_integer((json_int_t)d->counts[c].n));
         }
         if (total) {
             json_t *g = json_object();
@@ -183,6 +181,7 @@ json_t *view_exec_detail_grouped(const struct exec_detail *d)
             json_object_set_new(to, "instances", g);
             /* The list of every instance's output: listed with the instances. */
             json_object_set_new(to, "output", json_null());
+            omitted += total;
         } else {
             json_decref(by);
         }

@@ -163,3 +163,85 @@ def test_follow_streams_bounded(tmp_path, monkeypatch):
         for c in socks:
             c.close()
         stop_clean(s)
+
+
+def test_large_fanout_detail_is_summarised_and_paged(tmp_path):
+    """A 20,000-instance noop fan-out through a server with 2 HTTP threads: the execution's
+    detail is small (instances counted by status), /v1/health answers while 8 GETs of it run,
+    and the instances are listed page by page."""
+    import json
+    import threading
+    n = 20000
+    s = Server(tmp_path)
+    s.start(extra=["--http-threads", "2"])
+    try:
+        s.apply({"name": "fan", "tasks": [
+            {"name": "each", "type": "noop", "forEach": list(range(n))},
+            {"name": "after", "type": "noop", "dependsOn": ["each"]}]})
+        ex = s.trigger("fan")["id"]
+        s.wait_exec(ex, timeout=180)
+        r = s.get(f"/v1/executions/{ex}")
+        assert r.status == 200 and len(r.body) < 20000, len(r.body)
+        d = r.json
+        assert d["status"] == "succeeded" and d["instancesOmitted"] == n, d
+        assert [t["name"] for t in d["tasks"]] == ["each", "after"]
+        each = d["tasks"][0]
+        assert each["instances"] == {"total": n, "byStatus": {"succeeded": n}}, each
+        assert each["output"] is None
+
+        # 8 GETs at once; health answers meanwhile, quickly.
+        errors, stop = [], threading.Event()
+
+        def getter():
+            while not stop.is_set():
+                try:
+                    got = s.get(f"/v1/executions/{ex}", check=False)
+                    if got.status != 200:
+                        errors.append(got.status)
+                except OSError as e:
+                    errors.append(repr(e))
+        ts = [threading.Thread(target=getter) for _ in range(8)]
+        for t in ts:
+            t.start()
+        try:
+            time.sleep(0.5)
+            for _ in range(3):
+                t0 = time.monotonic()
+                h = s.get("/v1/health", timeout=10)
+                took = time.monotonic() - t0
+                assert h.status == 200 and took < 5, (h, took)
+        finally:
+            stop.set()
+            for t in ts:
+                t.join(60)
+        assert not errors, errors[:5]
+
+        # Every instance, a page at a time, in order.
+        seen, cursor, pages = [], None, 0
+        while True:
+            q = f"/v1/executions/{ex}/tasks?group=each&limit=1000"
+            if cursor:
+                q += f"&cursor={cursor}"
+            p = s.get(q)
+            assert p.status == 200, p
+            seen += [t["index"] for t in p.json["items"]]
+            assert all(t["group"] == "each" and t["status"] == "succeeded"
+                       for t in p.json["items"])
+            pages += 1
+            cursor = p.json["nextCursor"]
+            if cursor is None:
+                break
+        assert seen == list(range(n)) and pages == n // 1000, (len(seen), pages)
+        p = s.get(f"/v1/executions/{ex}/tasks?limit=2")
+        assert [t["name"] for t in p.json["items"]] == ["each", "after"], p.json
+        assert s.get(f"/v1/executions/{ex}/tasks?status=failed").json == \
+            {"items": [], "nextCursor": None}
+        assert s.get(f"/v1/executions/{ex}/tasks?group=nope").status == 404
+        assert s.get(f"/v1/executions/{ex}/tasks?limit=0").status == 400
+        # The client's summary still counts every instance.
+        res = s.orch("executions", "show", ex, "--server", s.url,
+                     env={"ORCH_API_KEY": s.admin_key})
+        assert res.returncode == 0, res.stderr
+        assert f"{n} fan-out instances not shown" in res.stdout, res.stdout[-2000:]
+    finally:
+        stop_clean(s)
