@@ -245,3 +245,30 @@ def test_large_fanout_detail_is_summarised_and_paged(tmp_path):
         assert f"{n} fan-out instances not shown" in res.stdout, res.stdout[-2000:]
     finally:
         stop_clean(s)
+
+
+def test_health_degraded_near_the_descriptor_limit(tmp_path, monkeypatch):
+    """Above 80% of the descriptor limit, /v1/health says degraded (fds component), and ok
+    again once the descriptors are given back."""
+    s = start_server(tmp_path, monkeypatch, nofile=(48, 48))
+    socks = []
+    try:
+        h = s.get("/v1/health").json
+        assert h["status"] == "ok" and h["components"]["fds"]["status"] == "ok", h
+        base = h["components"]["fds"]["open"]
+        for _ in range(int(48 * 0.8) - base + 3):
+            socks.append(socket.create_connection(("127.0.0.1", s.port)))
+
+        def degraded():
+            h = s.get("/v1/health").json
+            return h["status"] == "degraded" and h["components"]["fds"]["status"] == "degraded"
+        wait_for(degraded, timeout=10, what="health degraded")
+        for c in socks:
+            c.close()
+        socks = []
+        wait_for(lambda: s.get("/v1/health").json["status"] == "ok", timeout=10,
+                 what="health ok again")
+    finally:
+        for c in socks:
+            c.close()
+        stop_clean(s)
