@@ -32,7 +32,7 @@
 #define API_DETAIL_INSTANCES_MAX 1000 /* fan-out instances listed in an execution's detail */
 #endif
 #define API_TASKS_PAGE_DEFAULT 100
-#define API_TASKS_PAGE_MAX 1000
+#define API_TASKS_PAGE_MAX     1000
 
 static const char *const no_args[] = {NULL};
 
@@ -631,7 +631,7 @@ static void follow_store_put(const char *location, struct store *st)
 }
 
 struct follow {
-    char *location; /* of the store: the stream may outlive the request */
+    char *location;   /* of the store: the stream may outlive the request */
     struct store *st; /* borrowed for one poll */
     char exec_id[ID_MAX];
     int task_idx; /* -1: every task */

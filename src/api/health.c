@@ -10,11 +10,11 @@
  * (GET /v1/health/scheduler, for monitors of scheduled work) and is reported
  * as a component without changing the overall status.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <dirent.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -385,8 +385,7 @@ static json_t *fds_json(enum health *status)
         long long last = atomic_load(&last_fds_warn);
         if (now - last >= HEALTH_WARN_EVERY_MS &&
             atomic_compare_exchange_strong(&last_fds_warn, &last, now))
-            log_warn("Health", "Open file descriptors near the limit: %lld of %lld", open_n,
-                     limit);
+            log_warn("Health", "Open file descriptors near the limit: %lld of %lld", open_n, limit);
     }
     json_object_set_new(o, "status", json_string(health_names[*status]));
     json_object_set_new(o, "open", open_n >= 0 ? json_integer(open_n) : json_null());

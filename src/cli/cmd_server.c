@@ -49,8 +49,8 @@
 
 static const struct cli_opt server_opts[] = {
     {"listen", "ADDR", "address to listen on (default $ORCH_LISTEN or 127.0.0.1:8080)", 0},
-    {"http-threads", "N", "threads answering HTTP requests (default $ORCH_HTTP_THREADS or CPU count)",
-     0},
+    {"http-threads", "N",
+     "threads answering HTTP requests (default $ORCH_HTTP_THREADS or CPU count)", 0},
     {"register", "PATH",
      "register a workflow definition file, or every *.json in a directory (repeatable)", 1},
     NODE_OPTS,

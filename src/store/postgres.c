@@ -1476,8 +1476,8 @@ static int pg_execution_page(struct store *st, const char *id, const struct task
                 c->group_idx = g_int(res, i, 0, -1);
                 c->n = g_opt(res, i, 2, 0);
                 if (task_status_parse(status, &c->status) != 0)
-                    rc = err_set(err, ERR_STORE, "unknown task status '%s' in %s", status,
-                                 s->where);
+                    rc =
+                        err_set(err, ERR_STORE, "unknown task status '%s' in %s", status, s->where);
                 else
                     d->ncounts++;
             }

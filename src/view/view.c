@@ -126,8 +126,7 @@ json_t *view_task_run(const struct exec_detail *d, size_t i, const struct exec_d
     {
         /* One item of a fan-out: its group (the forEach task), item and index. */
         const char *group = t->instance ? task_name_of(names ? names : d, t->group_idx) : NULL;
-        json_t *item = t->instance && t->item ? json_loads(t->item, JSON_DECODE_ANY, NULL)
-                                              : NULL;
+        json_t *item = t->instance && t->item ? json_loads(t->item, JSON_DECODE_ANY, NULL) : NULL;
         json_object_set_new(to, "group", str_or_null(group));
         json_object_set_new(to, "index", t->instance ? json_integer(t->item_index) : json_null());
         json_object_set_new(to, "item", item ? item : json_null());
