@@ -58,11 +58,12 @@ static void reply_summary(struct api_request *req, int status, const char *id)
 {
     struct exec_detail *d = NULL;
     struct err err = ERR_INIT;
+    struct task_page none = {-1, -1, 1, NULL, 1}; /* the row; not every task run */
     struct store *rd = api__read_store(req);
 
     if (!rd)
         return;
-    if (store_execution_get(rd, id, &d, &err)) {
+    if (store_execution_page(rd, id, &none, &d, &err)) {
         api__reply_err(req, &err);
         return;
     }
