@@ -2,6 +2,9 @@
  * handlers_executions.c - /v1/workflows/{name}/executions and /v1/executions:
  * submit, list, show, cancel, retry, logs (and following them).
  */
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,23 +24,51 @@
 #define API_FOLLOW_PASS_MAX (1024 * 1024) /* bytes gathered per poll of a followed log */
 #endif
 
+#ifndef API_DEFAULT_MAX_FOLLOWERS
+#define API_DEFAULT_MAX_FOLLOWERS 256 /* log streams open at once ($ORCH_MAX_FOLLOWERS) */
+#endif
+
+#ifndef API_DETAIL_INSTANCES_MAX
+#define API_DETAIL_INSTANCES_MAX 1000 /* fan-out instances listed in an execution's detail */
+#endif
+#define API_TASKS_PAGE_DEFAULT 100
+#define API_TASKS_PAGE_MAX     1000
+
 static const char *const no_args[] = {NULL};
+
+/*
+ * Free a detail read from the store. A large one (a fan-out) leaves many
+ * small blocks free in this thread's malloc heap, which malloc keeps: give
+ * them back to the system (one thread at a time).
+ */
+static void detail_free(struct exec_detail *d)
+{
+    static atomic_int trimming;
+    int big = d && d->ntasks > API_DETAIL_INSTANCES_MAX;
+
+    exec_detail_free(d);
+    if (big && !atomic_exchange(&trimming, 1)) {
+        malloc_trim(0);
+        atomic_store(&trimming, 0);
+    }
+}
 
 /* Reply with the summary of execution `id` as stored now. */
 static void reply_summary(struct api_request *req, int status, const char *id)
 {
     struct exec_detail *d = NULL;
     struct err err = ERR_INIT;
+    struct task_page none = {-1, -1, 1, NULL, 1}; /* the row; not every task run */
     struct store *rd = api__read_store(req);
 
     if (!rd)
         return;
-    if (store_execution_get(rd, id, &d, &err)) {
+    if (store_execution_page(rd, id, &none, &d, &err)) {
         api__reply_err(req, &err);
         return;
     }
     api__reply_json(req, status, view_exec_summary(&d->exec));
-    exec_detail_free(d);
+    detail_free(d);
 }
 
 /* The {id} of the path, or NULL after replying 404. */
@@ -270,8 +301,11 @@ void api__executions_get(struct api_request *req)
 {
     struct exec_detail *d = NULL;
     struct err err = ERR_INIT;
+    struct task_page top = {-1, -1, 1, NULL, 0};
     struct store *rd;
     const char *id;
+    long long instances = 0;
+    json_t *j;
 
     if (api__query_check(req, no_args))
         return;
@@ -281,14 +315,27 @@ void api__executions_get(struct api_request *req)
     rd = api__read_store(req);
     if (!rd)
         return;
-    if (store_execution_get(rd, id, &d, &err)) {
+    /* The workflow's tasks and the count of fan-out instances first: a large
+     * fan-out is summarised (its instances are paged by
+     * GET /v1/executions/{id}/tasks), so one answer stays small and cheap. */
+    if (store_execution_page(rd, id, &top, &d, &err)) {
         api__reply_err(req, &err);
         return;
     }
+    for (size_t i = 0; i < d->ncounts; i++)
+        instances += d->counts[i].n;
+    if (instances > 0 && instances <= API_DETAIL_INSTANCES_MAX) {
+        detail_free(d);
+        d = NULL;
+        if (store_execution_get(rd, id, &d, &err)) {
+            api__reply_err(req, &err);
+            return;
+        }
+    }
+    j = instances > API_DETAIL_INSTANCES_MAX ? view_exec_detail_grouped(d) : view_exec_detail(d);
     {
         /* The workflow's outputs, once it succeeded (null if it declares none, or if one
          * cannot be filled in: the detail still answers). */
-        json_t *j = view_exec_detail(d);
         char *outputs = NULL;
         struct err oerr = ERR_INIT;
         if (engine_exec_outputs(rd, d, &outputs, &oerr) == 0)
@@ -296,7 +343,94 @@ void api__executions_get(struct api_request *req)
         free(outputs);
         api__reply_json(req, 200, j);
     }
-    exec_detail_free(d);
+    detail_free(d);
+}
+
+/*
+ * GET /v1/executions/{id}/tasks?group=&status=&limit=&cursor=: the task runs
+ * of an execution in order (with group, the instances of that forEach task),
+ * a page at a time, read a page at a time (keyset on the task run's index:
+ * the cursor is the index of the last one listed).
+ */
+void api__executions_tasks(struct api_request *req)
+{
+    static const char *const args[] = {"group", "status", "limit", "cursor", NULL};
+    struct exec_detail *d = NULL, *top = NULL;
+    struct err err = ERR_INIT;
+    struct task_page q = {-1, -1, 0, NULL, API_TASKS_PAGE_DEFAULT};
+    struct task_page top_q = {-1, -1, 1, NULL, 0};
+    struct store *rd;
+    const char *id, *group, *v;
+    enum task_status status;
+    int cursor = -1;
+    size_t n;
+    json_t *items, *o;
+
+    if (api__query_check(req, args))
+        return;
+    id = exec_id_param(req);
+    if (!id)
+        return;
+    group = api__query(req, "group");
+    v = api__query(req, "status");
+    if (v) {
+        if (task_status_parse(v, &status)) {
+            api__reply_error(req, 400, NULL, "invalid 'status': '%.64s' is not a task status", v);
+            return;
+        }
+        q.status = task_status_name(status);
+    }
+    v = api__query(req, "limit");
+    if (v && (api__parse_uint(v, API_TASKS_PAGE_MAX, &q.limit) || q.limit < 1)) {
+        api__reply_error(req, 400, NULL, "invalid 'limit': expected 1 to %d", API_TASKS_PAGE_MAX);
+        return;
+    }
+    v = api__query(req, "cursor");
+    if (v && api__parse_uint(v, 1 << 30, &cursor)) {
+        api__reply_error(req, 400, NULL, "invalid 'cursor'");
+        return;
+    }
+    rd = api__read_store(req);
+    if (!rd)
+        return;
+    /* The workflow's tasks: the names of the instances' groups. */
+    if (store_execution_page(rd, id, &top_q, &top, &err)) {
+        api__reply_err(req, &err);
+        return;
+    }
+    if (group) {
+        for (size_t i = 0; i < top->ntasks; i++)
+            if (top->tasks[i].name && !strcmp(top->tasks[i].name, group))
+                q.group_idx = top->tasks[i].idx;
+        if (q.group_idx < 0) {
+            api__reply_error(req, 404, NULL, "execution %s has no task '%.128s'", id, group);
+            detail_free(top);
+            return;
+        }
+    }
+    q.after_idx = cursor;
+    q.limit++; /* one more: is there another page? */
+    if (store_execution_page(rd, id, &q, &d, &err)) {
+        api__reply_err(req, &err);
+        detail_free(top);
+        return;
+    }
+    n = d->ntasks < (size_t)q.limit - 1 ? d->ntasks : (size_t)q.limit - 1;
+    items = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(items, view_task_run(d, i, top));
+    o = json_object();
+    json_object_set_new(o, "items", items);
+    if (d->ntasks > n) {
+        char next[24];
+        snprintf(next, sizeof(next), "%d", d->tasks[n - 1].idx);
+        json_object_set_new(o, "nextCursor", json_string(next));
+    } else {
+        json_object_set_new(o, "nextCursor", json_null());
+    }
+    detail_free(d);
+    detail_free(top);
+    api__reply_json(req, 200, o);
 }
 
 /* POST /v1/executions/{id}/cancel and /retry: one engine command, then the summary. */
@@ -414,8 +548,92 @@ struct follow_att {
     int drained; /* finished, and read after it finished */
 };
 
+/*
+ * Each log stream holds a socket and its own store connection (three file
+ * descriptors on SQLite) until the execution ends or the client leaves, so
+ * their number is bounded: $ORCH_MAX_FOLLOWERS (checked by `orch server`),
+ * API_DEFAULT_MAX_FOLLOWERS without it; beyond it, 503.
+ */
+static atomic_int followers;
+static int max_followers = API_DEFAULT_MAX_FOLLOWERS;
+static pthread_once_t max_followers_once = PTHREAD_ONCE_INIT;
+
+static void max_followers_init(void)
+{
+    const char *v = getenv("ORCH_MAX_FOLLOWERS");
+    char *end;
+    long n;
+
+    if (!v || !*v)
+        return;
+    n = strtol(v, &end, 10);
+    if (!*end && n >= 1 && n <= 1000000)
+        max_followers = (int)n;
+}
+
+/*
+ * The streams' store connections: a stream borrows one for each poll and
+ * gives it back, so connections (and their descriptors) follow the polls
+ * running at once, not the streams open. A few stay open for the next polls;
+ * closing them often would not give their descriptors back anyway (SQLite
+ * keeps the descriptor of a closed connection while others hold locks on the
+ * file).
+ */
+#define FOLLOW_IDLE_MAX 4
+
+static pthread_mutex_t follow_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char *location;
+    struct store *st;
+} follow_idle[FOLLOW_IDLE_MAX];
+static int follow_nidle;
+
+static int same_location(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+static struct store *follow_store_get(const char *location, struct err *err)
+{
+    struct store *st = NULL;
+
+    pthread_mutex_lock(&follow_pool_lock);
+    for (int i = follow_nidle - 1; i >= 0; i--) {
+        if (same_location(follow_idle[i].location, location)) {
+            st = follow_idle[i].st;
+            free(follow_idle[i].location);
+            follow_idle[i] = follow_idle[--follow_nidle];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&follow_pool_lock);
+    if (!st && store_open(location, STORE_READONLY, &st, err))
+        return NULL;
+    return st;
+}
+
+static void follow_store_put(const char *location, struct store *st)
+{
+    struct store *drop = NULL;
+    char *drop_loc = NULL;
+
+    pthread_mutex_lock(&follow_pool_lock);
+    if (follow_nidle == FOLLOW_IDLE_MAX) {
+        drop = follow_idle[0].st;
+        drop_loc = follow_idle[0].location;
+        follow_idle[0] = follow_idle[--follow_nidle];
+    }
+    follow_idle[follow_nidle].location = location ? xstrdup(location) : NULL;
+    follow_idle[follow_nidle].st = st;
+    follow_nidle++;
+    pthread_mutex_unlock(&follow_pool_lock);
+    store_free(drop);
+    free(drop_loc);
+}
+
 struct follow {
-    struct store *st; /* its own reader: the stream may outlive the request */
+    char *location;   /* of the store: the stream may outlive the request */
+    struct store *st; /* borrowed for one poll */
     char exec_id[ID_MAX];
     int task_idx; /* -1: every task */
     int attempt;  /* 0: every attempt */
@@ -450,8 +668,15 @@ static int follow_next(void *arg, struct strbuf *out)
     struct err err = ERR_INIT;
     int final, cut = 0;
 
+    f->st = follow_store_get(f->location, &err);
+    if (!f->st) {
+        log_warn("API", "Log stream of %s ended: %s", f->exec_id, err.msg);
+        return -1;
+    }
     if (store_execution_get(f->st, f->exec_id, &d, &err)) {
         log_warn("API", "Log stream of %s ended: %s", f->exec_id, err.msg);
+        store_free(f->st);
+        f->st = NULL;
         return -1;
     }
     final = exec_status_is_final(d->exec.status);
@@ -471,6 +696,8 @@ static int follow_next(void *arg, struct strbuf *out)
                               &err)) {
             log_warn("API", "Log stream of %s ended: %s", f->exec_id, err.msg);
             exec_detail_free(d);
+            store_free(f->st);
+            f->st = NULL;
             return -1;
         }
         task = task_name(d, a->task_idx);
@@ -485,6 +712,8 @@ static int follow_next(void *arg, struct strbuf *out)
             cut = 1;
     }
     exec_detail_free(d);
+    follow_store_put(f->location, f->st);
+    f->st = NULL;
     return final && !cut ? 0 : 1;
 }
 
@@ -492,8 +721,10 @@ static void follow_free(void *arg)
 {
     struct follow *f = arg;
     store_free(f->st);
+    free(f->location);
     free(f->atts);
     free(f);
+    atomic_fetch_sub(&followers, 1);
 }
 
 void api__executions_logs(struct api_request *req)
@@ -540,12 +771,20 @@ void api__executions_logs(struct api_request *req)
         }
     }
     if (follow) {
-        struct follow *f = xcalloc(1, sizeof(*f));
-        if (store_open(api__store_location(req), STORE_READONLY, &f->st, &err)) {
-            free(f);
-            api__reply_err(req, &err);
+        struct follow *f;
+        pthread_once(&max_followers_once, max_followers_init);
+        if (atomic_fetch_add(&followers, 1) >= max_followers) {
+            atomic_fetch_sub(&followers, 1);
+            api__reply_error(req, 503, NULL,
+                             "too many log streams are open (%d, ORCH_MAX_FOLLOWERS); "
+                             "retry later",
+                             max_followers);
+            api__reply_header(req, "Retry-After", "1");
             goto out;
         }
+        f = xcalloc(1, sizeof(*f));
+        if (api__store_location(req))
+            f->location = xstrdup(api__store_location(req));
         snprintf(f->exec_id, sizeof(f->exec_id), "%.*s", ID_MAX - 1, id);
         f->task_idx = task_idx;
         f->attempt = attempt;
@@ -568,5 +807,5 @@ void api__executions_logs(struct api_request *req)
     json_object_set_new(o, "items", items);
     api__reply_json(req, 200, o);
 out:
-    exec_detail_free(d);
+    detail_free(d);
 }

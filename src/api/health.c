@@ -10,11 +10,13 @@
  * (GET /v1/health/scheduler, for monitors of scheduled work) and is reported
  * as a component without changing the overall status.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -35,6 +37,9 @@
 #endif
 #ifndef HEALTH_QUEUE_DEGRADED_MS
 #define HEALTH_QUEUE_DEGRADED_MS (5 * 60 * 1000) /* a task queued this long: workers stuck? */
+#endif
+#ifndef HEALTH_FDS_DEGRADED_PCT
+#define HEALTH_FDS_DEGRADED_PCT 80.0 /* open file descriptors above this share of the limit */
 #endif
 #define HEALTH_WARN_EVERY_MS 60000
 
@@ -346,11 +351,76 @@ static json_t *disk_json(const struct sample *sm, const struct engine_stats *es,
     return o;
 }
 
+/*
+ * Open file descriptors against the soft limit (RLIMIT_NOFILE): connections,
+ * log streams, store connections and running tasks all hold some, and at the
+ * limit nothing new can be opened (no execution, no connection). Counted in
+ * /proc/self/fd, at most once per HEALTH_SAMPLE_MS.
+ */
+static pthread_mutex_t fds_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t fds_at;
+static long long fds_open = -1, fds_limit = -1;
+static atomic_llong last_fds_warn;
+
+static void fds_sample(long long *open_out, long long *limit_out)
+{
+    int64_t now = clock_mono_ms();
+
+    pthread_mutex_lock(&fds_lock);
+    if (!fds_at || now - fds_at >= HEALTH_SAMPLE_MS) {
+        DIR *d = opendir("/proc/self/fd");
+        struct rlimit rl;
+
+        fds_at = now;
+        fds_open = -1;
+        if (d) {
+            long long n = 0;
+            struct dirent *de;
+            while ((de = readdir(d)) != NULL)
+                if (de->d_name[0] != '.')
+                    n++;
+            closedir(d);
+            fds_open = n > 0 ? n - 1 : 0; /* not the directory's own */
+        }
+        fds_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                        ? (long long)rl.rlim_cur
+                        : -1;
+    }
+    *open_out = fds_open;
+    *limit_out = fds_limit;
+    pthread_mutex_unlock(&fds_lock);
+}
+
+static json_t *fds_json(enum health *status)
+{
+    json_t *o = json_object();
+    long long open_n, limit;
+    double pct = -1;
+
+    fds_sample(&open_n, &limit);
+    if (open_n >= 0 && limit > 0)
+        pct = 100.0 * (double)open_n / (double)limit;
+    *status = pct > HEALTH_FDS_DEGRADED_PCT ? HEALTH_DEGRADED : HEALTH_OK;
+    if (*status != HEALTH_OK) {
+        long long now = clock_now_ms();
+        long long last = atomic_load(&last_fds_warn);
+        if (now - last >= HEALTH_WARN_EVERY_MS &&
+            atomic_compare_exchange_strong(&last_fds_warn, &last, now))
+            log_warn("Health", "Open file descriptors near the limit: %lld of %lld", open_n, limit);
+    }
+    json_object_set_new(o, "status", json_string(health_names[*status]));
+    json_object_set_new(o, "open", open_n >= 0 ? json_integer(open_n) : json_null());
+    json_object_set_new(o, "limit", limit > 0 ? json_integer(limit) : json_null());
+    json_object_set_new(o, "usedPercent", pct >= 0 ? round1(pct) : json_null());
+    return o;
+}
+
 void api__health(struct api_request *req)
 {
     static const char *const no_args[] = {NULL};
     struct engine_stats es;
     enum health st_db, st_mem, st_disk, st_workers, st_queue, st_sched, overall;
+    enum health st_fds;
     struct sample sm;
     json_t *o, *c, *w, *q, *e;
 
@@ -392,6 +462,7 @@ void api__health(struct api_request *req)
     }
     json_object_set_new(c, "memory", memory_json(&sm, &st_mem));
     json_object_set_new(c, "disk", disk_json(&sm, &es, &st_disk));
+    json_object_set_new(c, "fds", fds_json(&st_fds));
 
     /* The database away is "degraded", not "down": the node lives on, holds
      * its state changes and reconnects; 503 all the same, so that a load
@@ -399,6 +470,7 @@ void api__health(struct api_request *req)
     overall = worse(worse(worse(st_db == HEALTH_DOWN ? HEALTH_DEGRADED : st_db, st_workers),
                           worse(st_queue, st_mem)),
                     st_disk);
+    overall = worse(overall, st_fds);
     o = json_object();
     json_object_set_new(o, "status", json_string(health_names[overall]));
     json_object_set_new(o, "version", json_string(ORCH_VERSION));

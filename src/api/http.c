@@ -848,6 +848,26 @@ static int stream_sleep(struct api_server *srv, struct MHD_Connection *conn)
     return slept;
 }
 
+/*
+ * Whether the client of a stream went away. A stream with nothing to send
+ * writes nothing, so its connection would never see the peer's close (and a
+ * suspended connection has no idle timeout): its socket, store connection
+ * and memory would stay until the execution ends. A peek at the socket sees
+ * the close (0) or a reset.
+ */
+static int stream_peer_gone(struct stream *s)
+{
+    const union MHD_ConnectionInfo *ci =
+        mhd.get_connection_info(s->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char b;
+    ssize_t n;
+
+    if (!ci)
+        return 0;
+    n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct stream *s = cls;
@@ -868,6 +888,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
         if (s->ended || atomic_load(&s->srv->stopping))
             return MHD_CONTENT_READER_END_OF_STREAM;
+        if (stream_peer_gone(s))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
         switch (s->next(s->arg, &s->out)) {
         case 0:
             s->ended = 1;

@@ -308,6 +308,9 @@ static void print_detail(const json_t *d)
         for (size_t k = 0; k < json_array_size(atts); k++)
             print_attempt_row(t, json_array_get(atts, k));
     }
+    if (json_is_integer(json_object_get(d, "instancesOmitted")))
+        printf("(%lld fan-out instances not shown: GET /v1/executions/%s/tasks?group=NAME)\n",
+               jint(d, "instancesOmitted", 0), jstr(d, "id"));
     cli_print_outputs(tasks);
 }
 
@@ -519,9 +522,13 @@ static void print_run_summary(const json_t *d)
     }
     for (size_t i = 0; i < json_array_size(tasks); i++) {
         json_t *t = json_array_get(tasks, i);
-        for (size_t s = 0; s < sizeof(order) / sizeof(order[0]); s++)
+        /* A summarised fan-out: its instances counted by status. */
+        json_t *by = json_object_get(json_object_get(t, "instances"), "byStatus");
+        for (size_t s = 0; s < sizeof(order) / sizeof(order[0]); s++) {
             if (!strcmp(order[s], jstr(t, "status")))
                 counts[s]++;
+            counts[s] += (size_t)json_integer_value(json_object_get(by, order[s]));
+        }
     }
     for (size_t s = 0; s < sizeof(order) / sizeof(order[0]); s++)
         if (counts[s])

@@ -49,6 +49,8 @@
 
 static const struct cli_opt server_opts[] = {
     {"listen", "ADDR", "address to listen on (default $ORCH_LISTEN or 127.0.0.1:8080)", 0},
+    {"http-threads", "N",
+     "threads answering HTTP requests (default $ORCH_HTTP_THREADS or CPU count)", 0},
     {"register", "PATH",
      "register a workflow definition file, or every *.json in a directory (repeatable)", 1},
     NODE_OPTS,
@@ -77,7 +79,8 @@ static const struct cli_cmd server_cmd = {
     "Every endpoint except /v1/health/scheduler needs 'Authorization: Bearer <key>';\n"
     "create a key with 'orch keys create --name admin --scope admin'. Environment:\n"
     "ORCH_HTTP_TIMEOUT (idle connection timeout, 30s), ORCH_MAX_BODY (bytes, 4 MiB + 64 KiB),\n"
-    "ORCH_HTTP_THREADS (CPU count), ORCH_AUTH_FAIL_LIMIT (failed authentications per client\n"
+    "ORCH_HTTP_THREADS (CPU count), ORCH_MAX_FOLLOWERS (log streams open at once, 256),\n"
+    "ORCH_AUTH_FAIL_LIMIT (failed authentications per client\n"
     "and window before 429, 20; 0 = none), ORCH_AUTH_FAIL_WINDOW (1m). On PostgreSQL\n"
     "($DATABASE_URL): ORCH_DB_POOL_SIZE (connections of the HTTP threads, 10) and\n"
     "ORCH_DB_POOL_TIMEOUT (how long a request waits for one before 503, 5s).\n"
@@ -203,9 +206,23 @@ static int api_settings(const struct cli_args *a, struct api_config *cfg, int64_
         return -1;
     cfg->max_body = (size_t)n;
     n = 0;
-    if (env_int("ORCH_HTTP_THREADS", 1, 256, &n))
+    if (cli_get(a, "http-threads")) {
+        const char *v = cli_get(a, "http-threads");
+        char *end;
+        errno = 0;
+        n = strtol(v, &end, 10);
+        if (errno || !*v || *end || n < 1 || n > 256) {
+            cli_error("invalid --http-threads '%s' (use 1 to 256)", v);
+            return -1;
+        }
+    } else if (env_int("ORCH_HTTP_THREADS", 1, 256, &n)) {
         return -1;
+    }
     cfg->threads = (int)n;
+    /* Read by the log streams themselves (handlers_executions.c); checked here. */
+    n = 0;
+    if (env_int("ORCH_MAX_FOLLOWERS", 1, 1000000, &n))
+        return -1;
     n = API_DEFAULT_POOL_SIZE;
     if (env_int("ORCH_DB_POOL_SIZE", 1, 1000, &n))
         return -1;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "base/log.h"
 #include "cli.h"
@@ -49,9 +50,26 @@ static void usage(FILE *f)
             "Run 'orch COMMAND --help' for the options of a command.\n");
 }
 
+/*
+ * Raise the soft limit of open files to the hard one: a server holds a
+ * descriptor per connection, log stream and running task, and the usual soft
+ * limit (1024) is far below what the hard limit allows.
+ */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd;
+
+    raise_fd_limit();
 
     if (argc < 2) {
         usage(stderr);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -2890,9 +2891,14 @@ out:
 }
 
 /* Drop finished executions from memory (after their final state is committed). */
+#ifndef EXEC_TRIM_RUNS
+#define EXEC_TRIM_RUNS 1000 /* task runs of an execution whose end returns memory to the system */
+#endif
+
 static void execs_collect(struct engine *eng)
 {
     struct exec **pp = &eng->execs;
+    int big = 0;
     while (*pp) {
         struct exec *ex = *pp;
         int busy = 0;
@@ -2916,8 +2922,13 @@ static void execs_collect(struct engine *eng)
         engine__timer_purge(&eng->timers, ex, NULL);
         if (eng->cfg.release)
             eng->cfg.release(eng->cfg.owner_arg, ex->id);
+        big = big || ex->nruns >= EXEC_TRIM_RUNS;
         exec_free(ex);
     }
+    /* A large fan-out leaves many small blocks free in malloc's heaps, which
+     * it keeps: give them back to the system. */
+    if (big)
+        malloc_trim(0);
 }
 
 static int commit_with_retry(struct engine *eng, struct err *err)

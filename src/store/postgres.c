@@ -1304,23 +1304,13 @@ static int pq_get_exec(struct pg_store *s, const char *id, struct exec_detail *d
     return rc;
 }
 
-static int pq_get_tasks(struct pg_store *s, const char *id, struct exec_detail *d, struct err *err)
+/* The task run rows of a query's result into d->tasks. */
+static int pq_tasks_from(struct pg_store *s, PGresult *res, const char *id, struct exec_detail *d,
+                         struct err *err)
 {
-    struct params p = {0};
-    PGresult *res;
     int rc = 0;
-    int n;
+    int n = PQntuples(res);
 
-    p_text(&p, id);
-    res = pq_exec(s,
-                  "SELECT idx, name, status, attempt, available_at, started_at,"
-                  " finished_at, error, output, group_idx, item_index, item, child_id"
-                  " FROM task_runs WHERE execution_id = $1"
-                  " ORDER BY idx",
-                  &p);
-    if (!pq_ok(res))
-        return pq_fail(s, res, err, "cannot read the tasks of '%s'", id);
-    n = PQntuples(res);
     if (n > 0)
         d->tasks = xcalloc((size_t)n, sizeof(*d->tasks));
     for (int i = 0; i < n && rc == 0; i++) {
@@ -1351,22 +1341,30 @@ static int pq_get_tasks(struct pg_store *s, const char *id, struct exec_detail *
     return rc;
 }
 
-static int pq_get_attempts(struct pg_store *s, const char *id, struct exec_detail *d,
-                           struct err *err)
+static int pq_get_tasks(struct pg_store *s, const char *id, struct exec_detail *d, struct err *err)
 {
     struct params p = {0};
     PGresult *res;
-    int rc = 0;
-    int n;
 
     p_text(&p, id);
     res = pq_exec(s,
-                  "SELECT task_idx, number, status, node, pid, pgid, proc_start,"
-                  " started_at, finished_at, exit_code, signal, error FROM attempts"
-                  " WHERE execution_id = $1 ORDER BY task_idx, number",
+                  "SELECT idx, name, status, attempt, available_at, started_at,"
+                  " finished_at, error, output, group_idx, item_index, item, child_id"
+                  " FROM task_runs WHERE execution_id = $1"
+                  " ORDER BY idx",
                   &p);
     if (!pq_ok(res))
-        return pq_fail(s, res, err, "cannot read the attempts of '%s'", id);
+        return pq_fail(s, res, err, "cannot read the tasks of '%s'", id);
+    return pq_tasks_from(s, res, id, d, err);
+}
+
+/* The attempt rows of a query's result into d->attempts. */
+static int pq_attempts_from(struct pg_store *s, PGresult *res, const char *id,
+                            struct exec_detail *d, struct err *err)
+{
+    int rc = 0;
+    int n;
+
     n = PQntuples(res);
     if (n > 0)
         d->attempts = xcalloc((size_t)n, sizeof(*d->attempts));
@@ -1394,6 +1392,107 @@ static int pq_get_attempts(struct pg_store *s, const char *id, struct exec_detai
     }
     PQclear(res);
     return rc;
+}
+
+static int pq_get_attempts(struct pg_store *s, const char *id, struct exec_detail *d,
+                           struct err *err)
+{
+    struct params p = {0};
+    PGresult *res;
+
+    p_text(&p, id);
+    res = pq_exec(s,
+                  "SELECT task_idx, number, status, node, pid, pgid, proc_start,"
+                  " started_at, finished_at, exit_code, signal, error FROM attempts"
+                  " WHERE execution_id = $1 ORDER BY task_idx, number",
+                  &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot read the attempts of '%s'", id);
+    return pq_attempts_from(s, res, id, d, err);
+}
+
+static int pg_execution_page(struct store *st, const char *id, const struct task_page *q,
+                             struct exec_detail **out, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct exec_detail *d;
+    struct params p = {0};
+    PGresult *res;
+    int began;
+    int rc;
+
+    rc = pq_read_begin(s, &began, err);
+    if (rc)
+        return rc;
+    d = xcalloc(1, sizeof(*d));
+    rc = pq_get_exec(s, id, d, err);
+    if (rc == 0) {
+        p_text(&p, id);
+        p_i64(&p, q->after_idx);
+        p_i64(&p, q->group_idx);
+        p_i64(&p, q->top_only);
+        p_text(&p, q->status);
+        p_opt(&p, q->limit > 0 ? q->limit : 0, 0);
+        res = pq_exec(s,
+                      "SELECT idx, name, status, attempt, available_at, started_at,"
+                      " finished_at, error, output, group_idx, item_index, item, child_id"
+                      " FROM task_runs WHERE execution_id = $1 AND idx > $2::int"
+                      " AND ($3::int < 0 OR group_idx = $3::int)"
+                      " AND ($4::int = 0 OR group_idx IS NULL)"
+                      " AND ($5::text IS NULL OR status = $5) ORDER BY idx LIMIT $6::bigint",
+                      &p);
+        rc = pq_ok(res) ? pq_tasks_from(s, res, id, d, err)
+                        : pq_fail(s, res, err, "cannot read the tasks of '%s'", id);
+    }
+    if (rc == 0 && d->ntasks) {
+        memset(&p, 0, sizeof(p));
+        p_text(&p, id);
+        p_i64(&p, d->tasks[0].idx);
+        p_i64(&p, d->tasks[d->ntasks - 1].idx);
+        res = pq_exec(s,
+                      "SELECT task_idx, number, status, node, pid, pgid, proc_start,"
+                      " started_at, finished_at, exit_code, signal, error FROM attempts"
+                      " WHERE execution_id = $1 AND task_idx BETWEEN $2::int AND $3::int"
+                      " ORDER BY task_idx, number",
+                      &p);
+        rc = pq_ok(res) ? pq_attempts_from(s, res, id, d, err)
+                        : pq_fail(s, res, err, "cannot read the attempts of '%s'", id);
+    }
+    if (rc == 0) {
+        memset(&p, 0, sizeof(p));
+        p_text(&p, id);
+        res = pq_exec(s,
+                      "SELECT group_idx, status, count(*) FROM task_runs"
+                      " WHERE execution_id = $1 AND group_idx IS NOT NULL"
+                      " GROUP BY group_idx, status ORDER BY group_idx, status",
+                      &p);
+        if (!pq_ok(res)) {
+            rc = pq_fail(s, res, err, "cannot count the tasks of '%s'", id);
+        } else {
+            int n = PQntuples(res);
+            if (n > 0)
+                d->counts = xcalloc((size_t)n, sizeof(*d->counts));
+            for (int i = 0; i < n && rc == 0; i++) {
+                struct group_count *c = &d->counts[i];
+                const char *status = PQgetvalue(res, i, 1);
+                c->group_idx = g_int(res, i, 0, -1);
+                c->n = g_opt(res, i, 2, 0);
+                if (task_status_parse(status, &c->status) != 0)
+                    rc =
+                        err_set(err, ERR_STORE, "unknown task status '%s' in %s", status, s->where);
+                else
+                    d->ncounts++;
+            }
+            PQclear(res);
+        }
+    }
+    pq_read_end(s, began);
+    if (rc) {
+        exec_detail_free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
 }
 
 static int pg_execution_get(struct store *st, const char *id, struct exec_detail **out,
@@ -3013,6 +3112,7 @@ const struct store_backend store__postgres_backend = {
     .log_append = pg_log_append,
     .log_trim = pg_log_trim,
     .execution_get = pg_execution_get,
+    .execution_page = pg_execution_page,
     .executions_list = pg_executions_list,
     .executions_unfinished = pg_executions_unfinished,
     .logs_get = pg_logs_get,

@@ -100,6 +100,9 @@ enum stmt_id {
     ST_FIRES_LIST,
     ST_FIRE_GET,
     ST_FIRES_QUEUED,
+    ST_TASKS_PAGE,
+    ST_ATTEMPTS_RANGE,
+    ST_GROUP_COUNTS,
     ST_COUNT
 };
 
@@ -250,6 +253,18 @@ static const char *const stmt_sql[ST_COUNT] = {
         " FROM task_runs t LEFT JOIN executions e ON e.id = t.execution_id"
         " WHERE t.status = 'queued'",
     [ST_COUNTS_RUNNING] = "SELECT count(*), min(started_at) FROM executions WHERE status = ?1",
+    [ST_TASKS_PAGE] = "SELECT idx, name, status, attempt, available_at, started_at,"
+                      " finished_at, error, output, group_idx, item_index, item, child_id"
+                      " FROM task_runs WHERE execution_id = ?1 AND idx > ?2"
+                      " AND (?3 < 0 OR group_idx = ?3) AND (?4 = 0 OR group_idx IS NULL)"
+                      " AND (?5 IS NULL OR status = ?5) ORDER BY idx LIMIT ?6",
+    [ST_ATTEMPTS_RANGE] = "SELECT task_idx, number, status, node, pid, pgid, proc_start,"
+                          " started_at, finished_at, exit_code, signal, error FROM attempts"
+                          " WHERE execution_id = ?1 AND task_idx BETWEEN ?2 AND ?3"
+                          " ORDER BY task_idx, number",
+    [ST_GROUP_COUNTS] = "SELECT group_idx, status, count(*) FROM task_runs"
+                        " WHERE execution_id = ?1 AND group_idx IS NOT NULL"
+                        " GROUP BY group_idx, status ORDER BY group_idx, status",
     /* The UNIQUE (workflow, name) index yields this order. */
     [ST_SCHED_LIST] = "SELECT " SCHED_COLS " FROM schedules ORDER BY workflow, name",
     [ST_SCHED_GET] = "SELECT " SCHED_COLS " FROM schedules WHERE id = ?1",
@@ -1357,6 +1372,130 @@ static int sq_get_attempts(struct sqlite_store *s, const char *id, struct exec_d
 out:
     sq_done(stmt);
     return rc;
+}
+
+/* The task runs a page selects (see struct task_page). */
+static int sq_page_tasks(struct sqlite_store *s, const char *id, const struct task_page *q,
+                         struct exec_detail *d, struct err *err)
+{
+    sqlite3_stmt *stmt;
+    size_t alloc = 0;
+    int rc = sq_stmt(s, ST_TASKS_PAGE, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, id) | bind_i64(stmt, 2, q->after_idx) |
+         bind_i64(stmt, 3, q->group_idx) | bind_i64(stmt, 4, q->top_only) |
+         bind_text(stmt, 5, q->status) | bind_i64(stmt, 6, q->limit > 0 ? q->limit : -1);
+    if (rc != SQLITE_OK) {
+        rc = bind_fail(s, err, "task query", id);
+        goto out;
+    }
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        XGROW(d->tasks, alloc, d->ntasks + 1);
+        rc = sq_read_task(s, stmt, id, &d->tasks[d->ntasks], err);
+        d->ntasks++; /* counted even on failure: exec_detail_free() releases it */
+        if (rc)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot read the tasks of '%s'", id);
+out:
+    sq_done(stmt);
+    return rc;
+}
+
+/* The attempts of the page's task runs (those of the idx range between). */
+static int sq_page_attempts(struct sqlite_store *s, const char *id, struct exec_detail *d,
+                            struct err *err)
+{
+    sqlite3_stmt *stmt;
+    size_t alloc = 0;
+    int rc;
+
+    if (!d->ntasks)
+        return 0;
+    rc = sq_stmt(s, ST_ATTEMPTS_RANGE, &stmt, err);
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, id) | bind_i64(stmt, 2, d->tasks[0].idx) |
+         bind_i64(stmt, 3, d->tasks[d->ntasks - 1].idx);
+    if (rc != SQLITE_OK) {
+        rc = bind_fail(s, err, "attempt query", id);
+        goto out;
+    }
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        XGROW(d->attempts, alloc, d->nattempts + 1);
+        rc = sq_read_attempt(s, stmt, id, &d->attempts[d->nattempts], err);
+        d->nattempts++; /* counted even on failure: exec_detail_free() releases it */
+        if (rc)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot read the attempts of '%s'", id);
+out:
+    sq_done(stmt);
+    return rc;
+}
+
+static int sq_group_counts(struct sqlite_store *s, const char *id, struct exec_detail *d,
+                           struct err *err)
+{
+    sqlite3_stmt *stmt;
+    size_t alloc = 0;
+    int rc = sq_stmt(s, ST_GROUP_COUNTS, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, id);
+    if (rc != SQLITE_OK) {
+        rc = bind_fail(s, err, "task count query", id);
+        goto out;
+    }
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *status = (const char *)sqlite3_column_text(stmt, 1);
+        struct group_count *c;
+        XGROW(d->counts, alloc, d->ncounts + 1);
+        c = &d->counts[d->ncounts];
+        c->group_idx = sqlite3_column_int(stmt, 0);
+        c->n = sqlite3_column_int64(stmt, 2);
+        if (task_status_parse(status, &c->status) != 0) {
+            rc = err_set(err, ERR_STORE, "unknown task status '%s' in '%s'",
+                         status ? status : "NULL", s->path);
+            goto out;
+        }
+        d->ncounts++;
+    }
+    rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot count the tasks of '%s'", id);
+out:
+    sq_done(stmt);
+    return rc;
+}
+
+static int sqlite_execution_page(struct store *st, const char *id, const struct task_page *q,
+                                 struct exec_detail **out, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    struct exec_detail *d = NULL;
+    int began;
+    int rc;
+
+    rc = sq_read_begin(s, &began, err);
+    if (rc)
+        return rc;
+    d = xcalloc(1, sizeof(*d));
+    rc = sq_get_exec(s, id, d, err);
+    if (rc == 0)
+        rc = sq_page_tasks(s, id, q, d, err);
+    if (rc == 0)
+        rc = sq_page_attempts(s, id, d, err);
+    if (rc == 0)
+        rc = sq_group_counts(s, id, d, err);
+    sq_read_end(s, began);
+    if (rc) {
+        exec_detail_free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
 }
 
 static int sqlite_execution_get(struct store *st, const char *id, struct exec_detail **out,
@@ -2653,6 +2792,7 @@ const struct store_backend store__sqlite_backend = {
     .log_append = sqlite_log_append,
     .log_trim = sqlite_log_trim,
     .execution_get = sqlite_execution_get,
+    .execution_page = sqlite_execution_page,
     .executions_list = sqlite_executions_list,
     .executions_unfinished = sqlite_executions_unfinished,
     .logs_get = sqlite_logs_get,

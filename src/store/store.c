@@ -199,6 +199,7 @@ void exec_detail_free(struct exec_detail *d)
         store__attempt_row_release(&d->attempts[i]);
     free(d->tasks);
     free(d->attempts);
+    free(d->counts);
     free(d);
 }
 
@@ -601,6 +602,18 @@ int store_execution_get(struct store *st, const char *id, struct exec_detail **o
     if (rc)
         return rc;
     return st->be->execution_get(st, id, out, err);
+}
+
+int store_execution_page(struct store *st, const char *id, const struct task_page *q,
+                         struct exec_detail **out, struct err *err)
+{
+    int rc;
+
+    *out = NULL;
+    rc = check_exec_id(id, err);
+    if (rc)
+        return rc;
+    return st->be->execution_page(st, id, q, out, err);
 }
 
 int store_executions_list(struct store *st, const struct exec_filter *filter, struct exec_list *out,

@@ -120,12 +120,30 @@ struct attempt_row {
     char *error;   /* or NULL */
 };
 
+/* Fan-out instances of one forEach task in one status (store_execution_page). */
+struct group_count {
+    int group_idx;
+    enum task_status status;
+    long long n;
+};
+
 struct exec_detail {
     struct exec_row exec;
     struct task_run_row *tasks; /* ordered by idx */
     size_t ntasks;
     struct attempt_row *attempts; /* ordered by (task_idx, number) */
     size_t nattempts;
+    struct group_count *counts; /* store_execution_page only: instances by group and status */
+    size_t ncounts;
+};
+
+/* Which task runs of an execution store_execution_page reads. */
+struct task_page {
+    int after_idx;      /* task runs with idx > this (-1: from the first) */
+    int group_idx;      /* -1: any; else only the instances of that forEach task */
+    int top_only;       /* only the workflow's tasks, no fan-out instances */
+    const char *status; /* a task status name, or NULL for any */
+    int limit;          /* at most this many; 0: no limit */
 };
 
 struct exec_filter {
@@ -250,6 +268,11 @@ int store_log_trim(struct store *st, const char *exec_id, int task_idx, int atte
 int store_execution_get(struct store *st, const char *id, struct exec_detail **out,
                         struct err *err);
 void exec_detail_free(struct exec_detail *d);
+/* The execution, the task runs `q` selects (in idx order) with their attempts,
+ * and the count of its fan-out instances by group and status (d->counts):
+ * for a large fan-out, without reading every instance. */
+int store_execution_page(struct store *st, const char *id, const struct task_page *q,
+                         struct exec_detail **out, struct err *err);
 
 int store_executions_list(struct store *st, const struct exec_filter *filter,
                           struct exec_list *out, struct err *err);

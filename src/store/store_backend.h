@@ -55,6 +55,8 @@ struct store_backend {
 
     int (*execution_get)(struct store *st, const char *id, struct exec_detail **out,
                          struct err *err);
+    int (*execution_page)(struct store *st, const char *id, const struct task_page *q,
+                          struct exec_detail **out, struct err *err);
     int (*executions_list)(struct store *st, const struct exec_filter *filter,
                            struct exec_list *out, struct err *err);
     int (*executions_unfinished)(struct store *st, char ***out_ids, size_t *out_n, struct err *err);

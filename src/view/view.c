@@ -77,51 +77,118 @@ static json_t *view_attempt(const struct attempt_row *a)
     return o;
 }
 
+/* The first attempt of task index `idx` (attempts are ordered by (task_idx, number)). */
+static size_t first_attempt(const struct exec_detail *d, int idx)
+{
+    size_t lo = 0, hi = d->nattempts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (d->attempts[mid].task_idx < idx)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The name of task run `idx` in `names` (ordered by idx), or NULL. */
+static const char *task_name_of(const struct exec_detail *names, int idx)
+{
+    size_t lo = 0, hi = names->ntasks;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (names->tasks[mid].idx < idx)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < names->ntasks && names->tasks[lo].idx == idx ? names->tasks[lo].name : NULL;
+}
+
+json_t *view_task_run(const struct exec_detail *d, size_t i, const struct exec_detail *names)
+{
+    const struct task_run_row *t = &d->tasks[i];
+    json_t *to = json_object();
+    json_t *atts = json_array();
+
+    json_object_set_new(to, "name", json_string(t->name ? t->name : ""));
+    json_object_set_new(to, "status", json_string(task_status_name(t->status)));
+    json_object_set_new(to, "attempt", json_integer(t->attempt));
+    json_object_set_new(to, "startedAt", view_instant(t->started_at));
+    json_object_set_new(to, "finishedAt", view_instant(t->finished_at));
+    json_object_set_new(to, "durationMs", duration(t->started_at, t->finished_at));
+    json_object_set_new(to, "availableAt", view_instant(t->available_at));
+    json_object_set_new(to, "error", str_or_null(t->error));
+    {
+        /* JSON text stored by the engine: an object, or a fan-out's list. */
+        json_t *out = t->output ? json_loads(t->output, JSON_DECODE_ANY, NULL) : NULL;
+        json_object_set_new(to, "output", out ? out : json_null());
+    }
+    {
+        /* One item of a fan-out: its group (the forEach task), item and index. */
+        const char *group = t->instance ? task_name_of(names ? names : d, t->group_idx) : NULL;
+        json_t *item = t->instance && t->item ? json_loads(t->item, JSON_DECODE_ANY, NULL) : NULL;
+        json_object_set_new(to, "group", str_or_null(group));
+        json_object_set_new(to, "index", t->instance ? json_integer(t->item_index) : json_null());
+        json_object_set_new(to, "item", item ? item : json_null());
+    }
+    json_object_set_new(to, "childExecutionId", str_or_null(t->child_id));
+    for (size_t j = first_attempt(d, t->idx); j < d->nattempts && d->attempts[j].task_idx == t->idx;
+         j++)
+        json_array_append_new(atts, view_attempt(&d->attempts[j]));
+    json_object_set_new(to, "attempts", atts);
+    return to;
+}
+
 json_t *view_exec_detail(const struct exec_detail *d)
 {
     json_t *o = view_exec_summary(&d->exec);
     json_t *tasks = json_array();
-    size_t k = 0;
+
+    for (size_t i = 0; i < d->ntasks; i++)
+        json_array_append_new(tasks, view_task_run(d, i, NULL));
+    json_object_set_new(o, "tasks", tasks);
+    json_object_set_new(o, "outputs", json_null()); /* view_exec_set_outputs() */
+    return o;
+}
+
+json_t *view_exec_detail_grouped(const struct exec_detail *d)
+{
+    json_t *o = view_exec_summary(&d->exec);
+    json_t *tasks = json_array();
+    long long omitted = 0;
 
     for (size_t i = 0; i < d->ntasks; i++) {
         const struct task_run_row *t = &d->tasks[i];
-        json_t *to = json_object();
-        json_t *atts = json_array();
-        json_object_set_new(to, "name", json_string(t->name ? t->name : ""));
-        json_object_set_new(to, "status", json_string(task_status_name(t->status)));
-        json_object_set_new(to, "attempt", json_integer(t->attempt));
-        json_object_set_new(to, "startedAt", view_instant(t->started_at));
-        json_object_set_new(to, "finishedAt", view_instant(t->finished_at));
-        json_object_set_new(to, "durationMs", duration(t->started_at, t->finished_at));
-        json_object_set_new(to, "availableAt", view_instant(t->available_at));
-        json_object_set_new(to, "error", str_or_null(t->error));
-        {
-            /* JSON text stored by the engine: an object, or a fan-out's list. */
-            json_t *out = t->output ? json_loads(t->output, JSON_DECODE_ANY, NULL) : NULL;
-            json_object_set_new(to, "output", out ? out : json_null());
+        json_t *to, *by;
+        long long total = 0;
+
+        if (t->instance)
+            continue;
+        to = view_task_run(d, i, NULL);
+        by = json_object();
+        for (size_t c = 0; c < d->ncounts; c++) {
+            if (d->counts[c].group_idx != t->idx)
+                continue;
+            total += d->counts[c].n;
+            json_object_set_new(by, task_status_name(d->counts[c].status),
+                                json_integer((json_int_t)d->counts[c].n));
         }
-        {
-            /* One item of a fan-out: its group (the forEach task), item and index. */
-            const char *group = t->instance && t->group_idx >= 0 && (size_t)t->group_idx < d->ntasks
-                                    ? d->tasks[t->group_idx].name
-                                    : NULL;
-            json_t *item = t->instance && t->item ? json_loads(t->item, JSON_DECODE_ANY, NULL)
-                                                  : NULL;
-            json_object_set_new(to, "group", str_or_null(group));
-            json_object_set_new(to, "index",
-                                t->instance ? json_integer(t->item_index) : json_null());
-            json_object_set_new(to, "item", item ? item : json_null());
+        if (total) {
+            json_t *g = json_object();
+            json_object_set_new(g, "total", json_integer((json_int_t)total));
+            json_object_set_new(g, "byStatus", by);
+            json_object_set_new(to, "instances", g);
+            /* The list of every instance's output: listed with the instances. */
+            json_object_set_new(to, "output", json_null());
+            omitted += total;
+        } else {
+            json_decref(by);
         }
-        json_object_set_new(to, "childExecutionId", str_or_null(t->child_id));
-        /* Attempts are ordered by (task_idx, number), like the tasks. */
-        while (k < d->nattempts && d->attempts[k].task_idx < t->idx)
-            k++;
-        for (size_t j = k; j < d->nattempts && d->attempts[j].task_idx == t->idx; j++)
-            json_array_append_new(atts, view_attempt(&d->attempts[j]));
-        json_object_set_new(to, "attempts", atts);
         json_array_append_new(tasks, to);
     }
     json_object_set_new(o, "tasks", tasks);
+    json_object_set_new(o, "instancesOmitted", json_integer((json_int_t)omitted));
     json_object_set_new(o, "outputs", json_null()); /* view_exec_set_outputs() */
     return o;
 }

@@ -19,6 +19,14 @@
 json_t *view_exec_summary(const struct exec_row *row);
 /* The summary plus "tasks": [{"name", "status", "attempts": [...], ...}] */
 json_t *view_exec_detail(const struct exec_detail *d);
+/* One task run of a detail (d->tasks[i]), as in "tasks" above; its group's
+ * name is looked up in `names` (the workflow's tasks), or in d if NULL. */
+json_t *view_task_run(const struct exec_detail *d, size_t i, const struct exec_detail *names);
+/* The detail of a large fan-out, read by store_execution_page without the
+ * instances: "tasks" the workflow's tasks, each forEach task with
+ * "instances": {"total", "byStatus"} (from d->counts) and a null "output",
+ * and "instancesOmitted" (they are listed by GET /v1/executions/{id}/tasks). */
+json_t *view_exec_detail_grouped(const struct exec_detail *d);
 /* Set "outputs" of a detail (null until set): the workflow's outputs, JSON text or NULL. */
 void view_exec_set_outputs(json_t *detail, const char *outputs_json);
 /* {"items": [...summaries], "nextCursor": "ex_..." or null}: the first `limit`

@@ -26,7 +26,8 @@ NAMED = ["Error", "ExecutionSummary", "ExecutionDetail", "TaskRun", "Attempt", "
 FIXED = ["ExecutionSummary", "ExecutionDetail", "TaskRun", "Attempt", "Workflow",
          "WorkflowSummary", "SchedulerHealth", "Key", "KeyCreated", "LogItem", "ExecutionList",
          "WorkflowList", "KeyList", "LogList", "Health", "Error", "Schedule", "ScheduleList",
-         "ScheduleNext", "SchedulePreview", "BackfillAccepted", "FireList"]
+         "ScheduleNext", "SchedulePreview", "BackfillAccepted", "FireList",
+         "SummarisedExecutionDetail", "FanOutTaskRun", "TaskRunPage"]
 
 
 def walk(node, path="#"):

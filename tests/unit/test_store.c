@@ -677,6 +677,52 @@ static void test_instances_and_children(void **state)
     exec_detail_free(d);
     d = NULL;
 
+    /* A page: the workflow's tasks only, with the instances counted. */
+    {
+        struct task_page q = {-1, -1, 1, NULL, 0};
+        assert_int_equal(store_execution_page(f->st, parent.id, &q, &d, &err), 0);
+        assert_string_equal(d->exec.id, parent.id);
+        assert_int_equal(d->ntasks, 1);
+        assert_string_equal(d->tasks[0].name, "each");
+        assert_int_equal(d->ncounts, 2);
+        assert_int_equal(d->counts[0].group_idx, 0);
+        assert_int_equal(d->counts[0].status, TASK_QUEUED);
+        assert_int_equal(d->counts[0].n, 1);
+        assert_int_equal(d->counts[1].status, TASK_RUNNING);
+        assert_int_equal(d->counts[1].n, 1);
+        exec_detail_free(d);
+        /* One group's instances, one at a time after a cursor. */
+        q.top_only = 0;
+        q.group_idx = 0;
+        q.limit = 1;
+        assert_int_equal(store_execution_page(f->st, parent.id, &q, &d, &err), 0);
+        assert_int_equal(d->ntasks, 1);
+        assert_int_equal(d->tasks[0].idx, 1);
+        exec_detail_free(d);
+        q.after_idx = 1;
+        assert_int_equal(store_execution_page(f->st, parent.id, &q, &d, &err), 0);
+        assert_int_equal(d->ntasks, 1);
+        assert_int_equal(d->tasks[0].idx, 2);
+        assert_string_equal(d->tasks[0].child_id, child.id);
+        exec_detail_free(d);
+        q.after_idx = 2;
+        assert_int_equal(store_execution_page(f->st, parent.id, &q, &d, &err), 0);
+        assert_int_equal(d->ntasks, 0);
+        exec_detail_free(d);
+        /* By status, any task run. */
+        q.after_idx = -1;
+        q.group_idx = -1;
+        q.limit = 0;
+        q.status = "running";
+        assert_int_equal(store_execution_page(f->st, parent.id, &q, &d, &err), 0);
+        assert_int_equal(d->ntasks, 2);
+        assert_int_equal(d->tasks[0].idx, 0);
+        assert_int_equal(d->tasks[1].idx, 2);
+        exec_detail_free(d);
+        assert_int_equal(store_execution_page(f->st, "ex_missing", &q, &d, &err), ERR_NOT_FOUND);
+        d = NULL;
+    }
+
     assert_int_equal(store_execution_get(f->st, child.id, &d, &err), 0);
     assert_string_equal(d->exec.parent_id, parent.id);
     assert_int_equal(d->exec.parent_task_idx, 2);
