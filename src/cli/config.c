@@ -149,6 +149,8 @@ static char *trim(char *s)
     return s;
 }
 
+static char *mask(const struct setting *s, const char *value);
+
 /* Parse the file's text: 0, or -1 with the problem printed. */
 static int parse(const char *path, char *text)
 {
@@ -205,6 +207,21 @@ static int parse(const char *path, char *text)
         vals[idx] = val;
     }
     if (rc == 0) {
+        struct stat sb;
+        int secret = 0;
+        for (size_t i = 0; i < NSETTINGS; i++) {
+            char *m;
+            if (!vals[i] || settings[i].secret == PLAIN)
+                continue;
+            m = mask(&settings[i], vals[i]);
+            secret |= strcmp(m, vals[i]) != 0;
+            free(m);
+        }
+        if (secret && stat(path, &sb) == 0 && (sb.st_mode & S_IROTH))
+            fprintf(stderr,
+                    "orch: warning: %s holds a secret (a password or an API key) and every user "
+                    "can read it: chmod o-r %s\n",
+                    path, path);
         for (size_t i = 0; i < NSETTINGS; i++) {
             const char *env;
             if (!vals[i])

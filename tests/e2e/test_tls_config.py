@@ -233,6 +233,11 @@ ORCH_API_KEY = sk_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
     res = orch("config", "show", "--config", conf)
     assert "s3cret-pw" not in res.stdout and "jklmnop" not in res.stdout, res.stdout
     assert "127.0.0.1:9999" in res.stdout and "file" in res.stdout
+    # secrets in a file every user can read: a warning (none once it is private)
+    conf.chmod(0o644)
+    assert "every user can read it" in orch("config", "show", "--config", conf).stderr
+    conf.chmod(0o600)
+    assert "warning" not in orch("config", "show", "--config", conf).stderr
     # the environment over the file, a flag over the environment; ORCH_CONFIG names the file
     env = {"ORCH_CONFIG": str(conf), "ORCH_LISTEN": "127.0.0.1:7777",
            "ORCH_DATA_DIR": "/from/env"}
