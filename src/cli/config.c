@@ -423,7 +423,7 @@ int cmd_config(int argc, char **argv)
             json_array_append_new(list, o);
         } else {
             printf("%-34s %-40s %s%s\n", s->name, shown ? shown : s->def, source,
-                   cfg.in_file[i] && !cfg.from_file[i] && strcmp(source, "default")
+                   cfg.in_file[i] && !cfg.from_file[i] && value
                        ? " (over the file's)"
                        : "");
         }
