@@ -80,6 +80,9 @@ struct api_config {
                                 connection) to the end of its headers */
     const char *trusted_proxies; /* "10.0.0.0/8,::1": peers whose X-Forwarded-For names the
                                     client (NULL: none); borrowed */
+    const char *tls_cert;  /* PEM certificate (chain) file: serve HTTPS (with tls_key); NULL:
+                              plain HTTP; borrowed */
+    const char *tls_key;   /* its PEM private key file; borrowed */
 };
 
 /* Fill `cfg` with the defaults above (listen, limits); data_dir and engine NULL. */
@@ -87,12 +90,13 @@ void api_config_init(struct api_config *cfg);
 
 /*
  * Bind and start serving. On failure returns ERR_INVALID (bad listen
- * address or trusted proxy list) or ERR_IO (cannot bind) with a message, and *out is NULL.
+ * address or trusted proxy list, a TLS certificate or key that cannot be read
+ * or used) or ERR_IO (cannot bind) with a message, and *out is NULL.
  */
 int api_server_start(const struct api_config *cfg, struct api_server **out, struct err *err);
 
-/* The base URL the server listens on ("http://127.0.0.1:8080"), with the
- * real port when port 0 was asked for. */
+/* The base URL the server listens on ("http://127.0.0.1:8080", https with
+ * TLS), with the real port when port 0 was asked for. */
 const char *api_server_url(const struct api_server *srv);
 
 /* Stop accepting new connections; served ones go on. Thread-safe, idempotent. */

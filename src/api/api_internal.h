@@ -252,6 +252,8 @@ int api__stopping(struct api_request *req);
 
 void api__health(struct api_request *req);
 void api__health_scheduler(struct api_request *req);
+void api__health_live(struct api_request *req);
+void api__health_ready(struct api_request *req);
 void api__nodes_list(struct api_request *req);
 void api__workflows_put(struct api_request *req);
 void api__workflows_list(struct api_request *req);

@@ -1,6 +1,7 @@
 /*
  * health.c - GET /v1/health (every component with its figures) and
- * GET /v1/health/scheduler.
+ * GET /v1/health/scheduler, and the probes GET /v1/health/live and
+ * GET /v1/health/ready.
  *
  * Overall status: "down" (503) when the engine is not running; "degraded"
  * with 503 when the database is unreachable (from the API's connections or
@@ -493,4 +494,49 @@ void api__health_scheduler(struct api_request *req)
     /* Public: state and times only, no schedule or workflow names. */
     json_object_del(json_object_get(o, "nextDue"), "schedule");
     api__reply_json(req, st == HEALTH_OK ? 200 : 503, o);
+}
+
+/*
+ * Probes for load balancers and Kubernetes, without a key and without
+ * details: {"status": ...} only.
+ *
+ * live: the process serves HTTP (200 as long as it can answer at all).
+ * ready: the engine runs and the store answers (the API's connection and the
+ * engine's), and the server is not shutting down; else 503 "unavailable".
+ */
+void api__health_live(struct api_request *req)
+{
+    static const char *const no_args[] = {NULL};
+    json_t *o;
+
+    if (api__query_check(req, no_args))
+        return;
+    o = json_object();
+    json_object_set_new(o, "status", json_string("ok"));
+    api__reply_json(req, 200, o);
+}
+
+void api__health_ready(struct api_request *req)
+{
+    static const char *const no_args[] = {NULL};
+    struct engine_stats es;
+    struct err err = ERR_INIT;
+    struct store *rd;
+    int ready;
+    json_t *o;
+
+    if (api__query_check(req, no_args))
+        return;
+    engine_get_stats(api__engine(req), &es);
+    ready = es.running && es.db_ok && !api__stopping(req);
+    if (ready) {
+        rd = api__read_store(req); /* (replies 503 on failure; replaced below) */
+        ready = rd && store_ping(rd, &err) == 0;
+        if (!ready)
+            log_warn("Health", "Readiness check: the database is unreachable%s%s",
+                     rd ? ": " : "", rd ? err.msg : "");
+    }
+    o = json_object();
+    json_object_set_new(o, "status", json_string(ready ? "ok" : "unavailable"));
+    api__reply_json(req, ready ? 200 : 503, o);
 }

@@ -81,6 +81,7 @@ static struct {
                                        MHD_AccessHandlerCallback dh, void *dh_cls, ...);
     void (*stop_daemon)(struct MHD_Daemon *d);
     void (*suspend_connection)(struct MHD_Connection *c);
+    enum MHD_Result (*is_feature_supported)(enum MHD_FEATURE f);
 } mhd;
 
 static pthread_mutex_t mhd_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -123,6 +124,7 @@ static int mhd_load(struct err *err)
     LOAD(start_daemon, "MHD_start_daemon");
     LOAD(stop_daemon, "MHD_stop_daemon");
     LOAD(suspend_connection, "MHD_suspend_connection");
+    LOAD(is_feature_supported, "MHD_is_feature_supported");
 #undef LOAD
     mhd.lib = lib;
 out:
@@ -206,6 +208,7 @@ struct api_server {
     pthread_t waker;
 
     char last_mhd_error[256];
+    char first_tls_error[256]; /* MHD's first message about TLS (GnuTLS's reason) */
 
     /* open connections (see "connections" below) */
     pthread_mutex_t conn_lock;
@@ -214,6 +217,12 @@ struct api_server {
     int conns_per_address;
     int64_t head_timeout_ms;
     int64_t idle_timeout_ms;
+
+    /* HTTPS: the PEM texts handed to MHD (kept until it stops; the key is
+     * wiped on free) */
+    char *tls_cert_pem;
+    char *tls_key_pem;
+    size_t tls_key_len;
 };
 
 /*
@@ -804,7 +813,7 @@ static void reap_late_heads(struct api_server *srv)
         /* MHD writes nothing while it reads a head: the answer cannot mix
          * with one of its own. Not a word for a connection that never began
          * a request (kept-alive and silent: it just closes). */
-        if (!c->kept)
+        if (!c->kept && !srv->tls_key_pem) /* (on HTTPS it would be plaintext in TLS) */
             (void)send(c->fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
         shutdown(c->fd, SHUT_RDWR);
         reaped++;
@@ -1520,6 +1529,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         return;
     }
     snprintf(srv->last_mhd_error, sizeof(srv->last_mhd_error), "%s", msg);
+    if (!srv->mhd && !srv->first_tls_error[0] && (strstr(msg, "TLS") || strstr(msg, "x509")))
+        snprintf(srv->first_tls_error, sizeof(srv->first_tls_error), "%s", msg);
     log_warn("API", "%s", msg);
 }
 
@@ -1528,16 +1539,76 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 static void format_url(struct api_server *srv, const struct sockaddr_storage *addr, int port)
 {
     char host[INET6_ADDRSTRLEN] = "?";
+    const char *scheme = srv->tls_key_pem ? "https" : "http";
 
     if (addr->ss_family == AF_INET6) {
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr, host,
                   sizeof(host));
-        snprintf(srv->url, sizeof(srv->url), "http://[%s]:%d", host, port);
+        snprintf(srv->url, sizeof(srv->url), "%s://[%s]:%d", scheme, host, port);
     } else {
         inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)addr)->sin_addr, host,
                   sizeof(host));
-        snprintf(srv->url, sizeof(srv->url), "http://%s:%d", host, port);
+        snprintf(srv->url, sizeof(srv->url), "%s://%s:%d", scheme, host, port);
     }
+}
+
+#define TLS_PEM_MAX (1024 * 1024)
+
+/* Read a PEM file whole (NUL-terminated, at most TLS_PEM_MAX) that must hold
+ * `marker` ("CERTIFICATE", "PRIVATE KEY"). */
+static int read_pem(const char *path, const char *what, const char *marker, char **out,
+                    size_t *out_len, struct err *err)
+{
+    FILE *f = fopen(path, "re");
+    char *buf;
+    size_t len;
+
+    *out = NULL;
+    if (!f)
+        return err_set(err, ERR_INVALID, "cannot read the TLS %s '%s': %s", what, path,
+                       strerror(errno));
+    buf = xmalloc(TLS_PEM_MAX + 1);
+    len = fread(buf, 1, TLS_PEM_MAX + 1, f);
+    if (ferror(f) || len > TLS_PEM_MAX) {
+        int e = errno;
+        fclose(f);
+        sodium_memzero(buf, TLS_PEM_MAX + 1);
+        free(buf);
+        return err_set(err, ERR_INVALID, "cannot read the TLS %s '%s': %s", what, path,
+                       len > TLS_PEM_MAX ? "larger than 1 MiB" : strerror(e));
+    }
+    fclose(f);
+    buf[len] = '\0';
+    if (!strstr(buf, "-----BEGIN") || !strstr(buf, marker)) {
+        sodium_memzero(buf, len);
+        free(buf);
+        return err_set(err, ERR_INVALID,
+                       "the TLS %s '%s' is not a PEM file with a %s ('-----BEGIN ...%s-----')",
+                       what, path, marker, marker);
+    }
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+/* Load the certificate and key of `cfg` into `srv` (HTTPS), or nothing. */
+static int tls_load(struct api_server *srv, const struct api_config *cfg, struct err *err)
+{
+    size_t n;
+    int rc;
+
+    if (!cfg->tls_cert && !cfg->tls_key)
+        return 0;
+    if (!cfg->tls_cert || !cfg->tls_key)
+        return err_set(err, ERR_INVALID, "HTTPS needs both a certificate and its key");
+    if (mhd.is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return err_set(err, ERR_INVALID,
+                       "this libmicrohttpd was built without TLS: HTTPS is not available");
+    rc = read_pem(cfg->tls_cert, "certificate", "CERTIFICATE", &srv->tls_cert_pem, &n, err);
+    if (rc)
+        return rc;
+    return read_pem(cfg->tls_key, "key", "PRIVATE KEY", &srv->tls_key_pem, &srv->tls_key_len,
+                    err);
 }
 
 int api_server_start(const struct api_config *cfg, struct api_server **out, struct err *err)
@@ -1548,6 +1619,7 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     unsigned flags;
     uint16_t port;
     const union MHD_DaemonInfo *info;
+    struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
     long ncpu;
     int rc;
 
@@ -1597,6 +1669,10 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     srv->threads = cfg->threads > 0 ? cfg->threads : (ncpu > 0 ? (int)ncpu : 1);
 
+    rc = tls_load(srv, cfg, err);
+    if (rc)
+        goto fail;
+
     if (pthread_create(&srv->waker, NULL, waker_main, srv) != 0) {
         rc = err_set(err, ERR_IO, "cannot start a thread: %s", strerror(errno));
         goto fail;
@@ -1607,6 +1683,15 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
             MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (srv->tls_key_pem) {
+        flags |= MHD_USE_TLS;
+        /* TLS 1.2 and 1.3 only. */
+        tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert_pem};
+        tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key_pem};
+        tls_opts[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                              (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"};
+        tls_opts[3] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
     /* The logger goes first, or MHD may print some messages its own way. */
     port = ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&addr)->sin6_port
                                             : ((struct sockaddr_in *)(void *)&addr)->sin_port);
@@ -1618,10 +1703,16 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)API_MAX_CONNECTIONS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv, MHD_OPTION_URI_LOG_CALLBACK,
-        uri_logged, srv, MHD_OPTION_END);
+        uri_logged, srv, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (!srv->mhd) {
-        rc = err_set(err, ERR_IO, "cannot listen on '%s': %s", srv->listen,
-                     srv->last_mhd_error[0] ? srv->last_mhd_error : "cannot start the server");
+        if (srv->tls_key_pem && srv->first_tls_error[0])
+            rc = err_set(err, ERR_INVALID,
+                         "cannot use the TLS certificate '%s' with the key '%s': %s",
+                         cfg->tls_cert, cfg->tls_key, srv->first_tls_error);
+        else
+            rc = err_set(err, ERR_IO, "cannot listen on '%s': %s", srv->listen,
+                         srv->last_mhd_error[0] ? srv->last_mhd_error
+                                                : "cannot start the server");
         goto fail;
     }
     info = mhd.get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
@@ -1682,6 +1773,10 @@ void api_server_free(struct api_server *srv)
     free(srv->data_dir);
     free(srv->location);
     free(srv->node);
+    free(srv->tls_cert_pem);
+    if (srv->tls_key_pem)
+        sodium_memzero(srv->tls_key_pem, srv->tls_key_len);
+    free(srv->tls_key_pem);
     pool_destroy(&srv->pool);
     free(srv);
 }

@@ -11,6 +11,8 @@
 const struct api_route api__routes[] = {
     {"GET", "/v1/health", KEY_SCOPE_READ, api__health},
     {"GET", "/v1/health/scheduler", 0, api__health_scheduler},
+    {"GET", "/v1/health/live", 0, api__health_live},
+    {"GET", "/v1/health/ready", 0, api__health_ready},
     {"GET", "/v1/nodes", KEY_SCOPE_READ, api__nodes_list},
     {"POST", "/v1/workflows", KEY_SCOPE_WRITE, api__workflows_put},
     {"GET", "/v1/workflows", KEY_SCOPE_READ, api__workflows_list},

@@ -111,17 +111,13 @@ enum auth_result auth_parse_bearer(const char *header, const char **out_key, siz
                    "empty Authorization header: send 'Authorization: Bearer <API key>'");
     while (header[slen] && header[slen] != ' ' && header[slen] != '\t')
         slen++;
-    if (slen != 6 || memcmp(header, "Bearer", 6) != 0) {
+    /* The scheme is case-insensitive (RFC 7235 section 2.1): "bearer" works. */
+    if (slen != 6 || strncasecmp(header, "Bearer", 6) != 0) {
         /* Never quote what may be the key itself sent without a scheme. */
         if (!strncmp(header, AUTH_KEY_PREFIX, 3))
             return bad(AUTH_BAD_SCHEME, msg,
                        "no authorization scheme: expected 'Bearer' and one space before the API "
                        "key");
-        if (slen == 6 && !strncasecmp(header, "bearer", 6))
-            return bad(AUTH_BAD_SCHEME, msg,
-                       "unsupported authorization scheme '%.*s': expected 'Bearer' "
-                       "(case-sensitive)",
-                       (int)slen, header);
         if (quotable_scheme(header, slen))
             return bad(AUTH_BAD_SCHEME, msg,
                        "unsupported authorization scheme '%.*s': expected 'Bearer'", (int)slen,

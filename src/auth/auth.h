@@ -59,7 +59,7 @@ const char *auth_result_name(enum auth_result r);
 
 /*
  * Parse an Authorization header value (NULL when the header is absent)
- * strictly: exactly "Bearer", one space, then the key, which must be "sk_"
+ * strictly: "Bearer" (in any case, RFC 7235), exactly one space, then the key, which must be "sk_"
  * followed by at least 32 characters of [A-Za-z0-9_-] and nothing else. On
  * AUTH_OK, *out_key points into `header` and *out_len is the key's length;
  * otherwise msg[AUTH_MSG_MAX] says what is wrong (without quoting the key).

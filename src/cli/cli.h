@@ -80,7 +80,8 @@ int cli_flag(const struct cli_args *a, const char *name);
  */
 #define CLI_SERVER_OPTS                                                                            \
     {"server", "URL", "talk to the orch server at URL (default $ORCH_SERVER)", 0},                 \
-    {"api-key", "KEY", "API key for the server (default $ORCH_API_KEY)", 0}
+    {"api-key", "KEY", "API key for the server (default $ORCH_API_KEY)", 0},                       \
+    {"cacert", "FILE", "CA certificate to verify an https server with (default $ORCH_CACERT)", 0}
 
 /* The server URL: --server, else $ORCH_SERVER, else NULL (local mode). */
 const char *cli_server(const struct cli_args *a);
@@ -172,7 +173,16 @@ int cli_node_settings(const struct cli_args *a, struct engine_node *nd, char *id
 int cli_node_register(struct store *st, const struct engine_node *nd, const char *role,
                       int slots);
 
+/*
+ * Read the config file (config.c): `flag_path` (--config), else $ORCH_CONFIG,
+ * else /etc/orch/orch.conf if it exists. Its settings that the environment
+ * does not set go into the environment. Once per process (cli_parse calls
+ * it); returns 0, or -1 with the problem printed.
+ */
+int cli_config_load(const char *flag_path);
+
 /* Commands. */
+int cmd_config(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_validate(int argc, char **argv);

@@ -91,6 +91,9 @@ static struct client *open_client(const struct cli_args *a, int *out_exit)
     memset(&cfg, 0, sizeof(cfg));
     cfg.base_url = cli_server(a);
     cfg.api_key = cli_api_key(a);
+    cfg.cacert = cli_get(a, "cacert");
+    if (!cfg.cacert || !*cfg.cacert)
+        cfg.cacert = getenv("ORCH_CACERT");
     if (client_new(&cfg, &c, &err)) {
         cli_error("%s", err.msg);
         *out_exit = EXIT_USAGE;

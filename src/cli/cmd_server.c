@@ -51,6 +51,9 @@ static const struct cli_opt server_opts[] = {
     {"listen", "ADDR", "address to listen on (default $ORCH_LISTEN or 127.0.0.1:8080)", 0},
     {"http-threads", "N",
      "threads answering HTTP requests (default $ORCH_HTTP_THREADS or CPU count)", 0},
+    {"tls-cert", "FILE",
+     "serve HTTPS with this PEM certificate (chain) (default $ORCH_TLS_CERT; needs --tls-key)", 0},
+    {"tls-key", "FILE", "the PEM private key of --tls-cert (default $ORCH_TLS_KEY)", 0},
     {"register", "PATH",
      "register a workflow definition file, or every *.json in a directory (repeatable)", 1},
     NODE_OPTS,
@@ -76,7 +79,8 @@ static const struct cli_cmd server_cmd = {
     NULL,
     "Run the HTTP API (/v1), the engine and its workers on the local data directory (or,\n"
     "with $DATABASE_URL, as one node of several on a PostgreSQL database).\n"
-    "Every endpoint except /v1/health/scheduler needs 'Authorization: Bearer <key>';\n"
+    "Every endpoint except /v1/health/scheduler, /v1/health/live and /v1/health/ready\n"
+    "needs 'Authorization: Bearer <key>';\n"
     "create a key with 'orch keys create --name admin --scope admin'. Environment:\n"
     "ORCH_HTTP_TIMEOUT (idle connection timeout, 30s), ORCH_MAX_BODY (bytes, 4 MiB + 64 KiB),\n"
     "ORCH_HTTP_THREADS (CPU count), ORCH_MAX_FOLLOWERS (log streams open at once, 256),\n"
@@ -257,6 +261,22 @@ static int api_settings(const struct cli_args *a, struct api_config *cfg, int64_
         return -1;
     }
     cfg->trusted_proxies = getenv("ORCH_TRUSTED_PROXIES");
+    cfg->tls_cert = cli_get(a, "tls-cert");
+    if (!cfg->tls_cert || !*cfg->tls_cert)
+        cfg->tls_cert = getenv("ORCH_TLS_CERT");
+    cfg->tls_key = cli_get(a, "tls-key");
+    if (!cfg->tls_key || !*cfg->tls_key)
+        cfg->tls_key = getenv("ORCH_TLS_KEY");
+    if (cfg->tls_cert && !*cfg->tls_cert)
+        cfg->tls_cert = NULL;
+    if (cfg->tls_key && !*cfg->tls_key)
+        cfg->tls_key = NULL;
+    if (!cfg->tls_cert != !cfg->tls_key) {
+        cli_error("HTTPS needs both a certificate and its key: %s",
+                  cfg->tls_cert ? "add --tls-key FILE (or ORCH_TLS_KEY)"
+                                : "add --tls-cert FILE (or ORCH_TLS_CERT)");
+        return -1;
+    }
     return env_duration(cli_get(a, "shutdown-grace"), "ORCH_SHUTDOWN_GRACE",
                         DEFAULT_SHUTDOWN_GRACE_MS, "shutdown grace", grace_ms);
 }
@@ -394,8 +414,8 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
             code = err.code == ERR_INVALID ? EXIT_USAGE : EXIT_INTERNAL;
             goto out;
         }
-        /* HTTP tasks must not call this server's API ("http://ADDR:PORT"). */
-        if (engine_http_deny_listener(eng, api_server_url(srv) + strlen("http://"), &err)) {
+        /* HTTP tasks must not call this server's API ("http[s]://ADDR:PORT"). */
+        if (engine_http_deny_listener(eng, strstr(api_server_url(srv), "://") + 3, &err)) {
             cli_error("%s", err.msg);
             code = EXIT_INTERNAL;
             goto out;

@@ -42,10 +42,14 @@ static void usage(FILE *f)
             "  worker                the engine and workers only, no HTTP API (PostgreSQL)\n"
             "  keys create|list|revoke  API keys for the server (offline on the store)\n"
             "  db migrate|status     the store's schema, and the nodes that share it\n"
+            "  config show           every setting, its value and where it comes from\n"
             "\n"
             "With --database-url or $DATABASE_URL (postgres://...), every command works on\n"
             "that PostgreSQL database instead of the data directory, and any number of\n"
             "servers and workers share it.\n"
+            "\n"
+            "Settings come from flags, else the environment, else the config file (--config\n"
+            "FILE, $ORCH_CONFIG or /etc/orch/orch.conf), else the defaults.\n"
             "\n"
             "Run 'orch COMMAND --help' for the options of a command.\n");
 }
@@ -122,6 +126,8 @@ int main(int argc, char **argv)
         return cmd_db(argc - 2, argv + 2);
     if (!strcmp(cmd, "keys"))
         return cmd_keys(argc - 2, argv + 2);
+    if (!strcmp(cmd, "config"))
+        return cmd_config(argc - 2, argv + 2);
     cli_error("unknown command '%s' (see 'orch --help')", cmd);
     return EXIT_USAGE;
 }

@@ -58,6 +58,8 @@ static const struct cli_opt global_opts[] = {
      "key=value string (default $DATABASE_URL, unless --data-dir is given)",
      0},
     {"log-level", "LEVEL", "error, warn, info or debug (default $ORCH_LOG_LEVEL or info)", 0},
+    {"config", "FILE", "settings file (default $ORCH_CONFIG, else /etc/orch/orch.conf if present)",
+     0},
     {"help", NULL, "show this help", 0},
     {NULL, NULL, NULL, 0},
 };
@@ -160,6 +162,9 @@ int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_args 
         }
         out->pos[out->npos++] = a;
     }
+    /* The config file, now that --config is known (config.c). */
+    if (cli_config_load(cli_get(out, "config")))
+        return -1;
     return 0;
 }
 

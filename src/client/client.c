@@ -25,6 +25,7 @@ struct client {
     CURL *curl;
     char *base_url;
     char *auth_header; /* "Authorization: Bearer KEY", or NULL */
+    char *cacert;      /* CA certificate file for https, or NULL */
     long connect_timeout_ms;
     long timeout_ms;
     char errbuf[CURL_ERROR_SIZE];
@@ -73,6 +74,8 @@ int client_new(const struct client_config *cfg, struct client **out, struct err 
         c->base_url[--n] = '\0';
     if (cfg->api_key && *cfg->api_key)
         c->auth_header = xasprintf("Authorization: Bearer %s", cfg->api_key);
+    if (cfg->cacert && *cfg->cacert)
+        c->cacert = xstrdup(cfg->cacert);
     c->connect_timeout_ms =
         cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : CONNECT_TIMEOUT_MS_DEFAULT;
     c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : TIMEOUT_MS_DEFAULT;
@@ -91,6 +94,7 @@ void client_free(struct client *c)
         free(c->auth_header);
     }
     free(c->base_url);
+    free(c->cacert);
     free(c);
     curl_api_release();
 }
@@ -246,6 +250,27 @@ static int transfer_error(struct client *c, CURLcode cc, struct xfer *x, struct 
     case CURLE_OPERATION_TIMEDOUT:
         return err_set(err, ERR_TIMEOUT, "no answer from %s in time: %s", c->base_url,
                        c->errbuf[0] ? c->errbuf : cu->easy_strerror(cc));
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return err_set(err, ERR_IO,
+                       "cannot verify the TLS certificate of %s: %s (%s)", c->base_url,
+                       c->errbuf[0] ? c->errbuf : cu->easy_strerror(cc),
+                       c->cacert ? "is --cacert the certificate of the CA that signed it?"
+                                 : "pass the certificate of the CA that signed it with "
+                                   "--cacert FILE or ORCH_CACERT");
+    case CURLE_SSL_CACERT_BADFILE:
+        return err_set(err, ERR_IO, "cannot use the CA certificate '%s': %s", c->cacert,
+                       c->errbuf[0] ? c->errbuf : cu->easy_strerror(cc));
+    case CURLE_SSL_CONNECT_ERROR:
+        return err_set(err, ERR_IO, "TLS handshake with %s failed: %s (is it an HTTPS server?)",
+                       c->base_url, c->errbuf[0] ? c->errbuf : cu->easy_strerror(cc));
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+        if (!strncmp(c->base_url, "http://", 7))
+            return err_set(err, ERR_IO,
+                           "request to %s failed: %s (if the server serves HTTPS, use https://)",
+                           c->base_url, c->errbuf[0] ? c->errbuf : cu->easy_strerror(cc));
+        return err_set(err, ERR_IO, "request to %s failed: %s", c->base_url,
+                       c->errbuf[0] ? c->errbuf : cu->easy_strerror(cc));
     case CURLE_UNSUPPORTED_PROTOCOL:
         return err_set(err, ERR_INVALID, "invalid server URL '%s': %s", c->base_url,
                        c->errbuf[0] ? c->errbuf : cu->easy_strerror(cc));
@@ -278,6 +303,11 @@ static struct curl_slist *prepare(struct client *c, struct xfer *x, const char *
     cu->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     cu->easy_setopt(h, CURLOPT_TIMEOUT_MS, stream ? 0L : c->timeout_ms);
     cu->easy_setopt(h, CURLOPT_USERAGENT, "orch/" ORCH_VERSION);
+    /* (Peer and host verification are libcurl's defaults; set them all the same.) */
+    cu->easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    cu->easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (c->cacert)
+        cu->easy_setopt(h, CURLOPT_CAINFO, c->cacert);
     cu->easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     cu->easy_setopt(h, CURLOPT_HEADERDATA, x);
     cu->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);

@@ -16,7 +16,9 @@
  * level whatever its status: the caller reads out->status. Transport
  * failures are ERR_IO ("cannot connect to http://127.0.0.1:8080: Connection
  * refused"), ERR_TIMEOUT, ERR_TOO_BIG (the answer is over the cap) or
- * ERR_INVALID (a bad server URL).
+ * ERR_INVALID (a bad server URL). With https, a server whose certificate
+ * does not verify is ERR_IO with a message that says so (and how to pass the
+ * CA's certificate).
  */
 #ifndef ORCH_CLIENT_CLIENT_H
 #define ORCH_CLIENT_CLIENT_H
@@ -38,6 +40,8 @@ struct client_config {
     const char *api_key;     /* sent as "Authorization: Bearer KEY", or NULL */
     long connect_timeout_ms; /* 0: 10 s */
     long timeout_ms;         /* a whole request but streams; 0: 60 s */
+    const char *cacert;      /* https: the PEM CA certificate(s) to verify the server with;
+                                NULL: the system's. Verification is always on. */
 };
 
 /*

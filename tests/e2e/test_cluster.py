@@ -228,6 +228,10 @@ def test_database_restart_loses_nothing(pg, nodes, tmp_path):
         assert db["reachable"] is False and db["status"] == "down", db
         r = n2.post("/v1/workflows/chain/executions")
         assert r.status == 503, r
+        # the readiness probe says so too, without a key and without details
+        r = n1.get("/v1/health/ready", key=None)
+        assert r.status == 503 and r.json == {"status": "unavailable"}, r
+        assert n1.get("/v1/health/live", key=None).status == 200
     finally:
         pg.ctl("start")
     statuses = wait_all_final(n1, set(ids), timeout=180)
@@ -238,6 +242,7 @@ def test_database_restart_loses_nothing(pg, nodes, tmp_path):
     assert "INFO [Database] Connection restored after" in both
     h = n1.get("/v1/health").json
     assert h["components"]["database"]["status"] == "ok", h
+    assert n1.get("/v1/health/ready", key=None).json == {"status": "ok"}
     for n in (n1, n2):
         assert n.stop() == 0
         n.assert_log_clean()

@@ -123,9 +123,10 @@ def test_operations_document_their_answers():
                        for p in params), f"{what}: path parameter {name} not declared"
 
 
-def test_only_scheduler_health_is_public():
+def test_only_scheduler_health_and_probes_are_public():
     public = [(t, m) for t, m, op in SPEC.operations() if op.get("security") == []]
-    assert public == [("/v1/health/scheduler", "GET")]
+    assert sorted(public) == [("/v1/health/live", "GET"), ("/v1/health/ready", "GET"),
+                              ("/v1/health/scheduler", "GET")]
 
 
 def test_error_statuses_use_the_error_shape():

@@ -33,6 +33,18 @@ static void test_router(void **state)
     assert_non_null(r);
     assert_int_equal(r->scope, 0); /* no key needed */
 
+    /* The probes: no key either. */
+    r = api__route_match(api__routes, api__nroutes, "GET", "/v1/health/live", &p, allow,
+                         sizeof(allow));
+    assert_non_null(r);
+    assert_ptr_equal(r->handler, api__health_live);
+    assert_int_equal(r->scope, 0);
+    r = api__route_match(api__routes, api__nroutes, "GET", "/v1/health/ready", &p, allow,
+                         sizeof(allow));
+    assert_non_null(r);
+    assert_ptr_equal(r->handler, api__health_ready);
+    assert_int_equal(r->scope, 0);
+
     r = api__route_match(api__routes, api__nroutes, "POST", "/v1/workflows/nightly/executions", &p,
                          allow, sizeof(allow));
     assert_non_null(r);
