@@ -3,11 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <linux/close_range.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -88,15 +91,100 @@ static int resolve_program(const char *name, char *const *envp, char *out, size_
     return saw_eacces ? EACCES : ENOENT;
 }
 
+/* Why the child could not exec, sent to the parent over a close-on-exec pipe. */
+struct spawn_failure {
+    int step; /* SPAWN_* */
+    int err;  /* errno */
+};
+
+enum { SPAWN_SETUP = 1, SPAWN_DIR, SPAWN_USER, SPAWN_PARENT, SPAWN_EXEC };
+
+static void spawn_fail(int fd, int step, int e)
+{
+    struct spawn_failure f;
+    ssize_t w;
+    f.step = step;
+    f.err = e;
+    w = write(fd, &f, sizeof(f));
+    (void)w;
+    _exit(127);
+}
+
+/*
+ * The child between fork and exec: only async-signal-safe calls (orch has
+ * threads). Own process group; stdin /dev/null, stdout/stderr the pipes;
+ * default signal dispositions and an empty mask; the task user's ids if
+ * configured; then PR_SET_PDEATHSIG, so the task dies with orch, and a check
+ * that orch has not died already (then our parent is someone else).
+ */
+static void spawn_child(const struct child *c, const char *prog, pid_t parent, int out_w,
+                        int err_w, int fail_w, int go_r)
+{
+    struct sigaction sa;
+    sigset_t none;
+    int fd;
+
+    /* Signals first: a handler of orch's must never run here. */
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0)
+            continue;
+        if (sa.sa_handler == SIG_DFL)
+            continue;
+        if (sa.sa_handler == SIG_IGN && sig != SIGPIPE && sig != SIGINT && sig != SIGTERM &&
+            sig != SIGHUP && sig != SIGQUIT && sig != SIGCHLD)
+            continue;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_DFL;
+        sigaction(sig, &sa, NULL);
+    }
+    if (setpgid(0, 0) != 0)
+        spawn_fail(fail_w, SPAWN_SETUP, errno);
+    fd = open("/dev/null", O_RDONLY);
+    if (fd < 0 || dup2(fd, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
+        spawn_fail(fail_w, SPAWN_SETUP, errno);
+    if (c->dir && chdir(c->dir) != 0)
+        spawn_fail(fail_w, SPAWN_DIR, errno);
+    if (c->drop_ids) {
+        /* Raw system calls: they change this thread's ids only, and this
+         * process has no other thread. The death signal is cleared by an id
+         * change, so it is set after. */
+        gid_t g = c->gid;
+        if (syscall(SYS_setgroups, 1, &g) != 0 || syscall(SYS_setresgid, g, g, g) != 0 ||
+            syscall(SYS_setresuid, c->uid, c->uid, c->uid) != 0)
+            spawn_fail(fail_w, SPAWN_USER, errno);
+    }
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        spawn_fail(fail_w, SPAWN_SETUP, errno);
+    if (getppid() != parent)
+        spawn_fail(fail_w, SPAWN_PARENT, ESRCH); /* orch died between fork and prctl */
+    /* Wait until orch has handed our group to the guard (EOF: orch died). */
+    {
+        char go;
+        ssize_t r;
+        do {
+            r = read(go_r, &go, 1);
+        } while (r < 0 && errno == EINTR);
+        if (r != 1)
+            spawn_fail(fail_w, SPAWN_PARENT, ESRCH);
+    }
+    /* Every descriptor but 0-2 closes at exec (the failure pipe with them). */
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+        spawn_fail(fail_w, SPAWN_SETUP, errno);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(prog, c->argv, c->envp);
+    spawn_fail(fail_w, SPAWN_EXEC, errno);
+}
+
 int child_start(struct child *c, struct err *err)
 {
     char prog[4096];
-    int out[2] = {-1, -1}, errp[2] = {-1, -1};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, dflt;
-    int rc = 0, fa_init = 0, attr_init = 0;
-    pid_t pid;
+    int out[2] = {-1, -1}, errp[2] = {-1, -1}, fail[2] = {-1, -1}, go[2] = {-1, -1};
+    sigset_t all, old;
+    struct spawn_failure f;
+    int rc = 0;
+    ssize_t n;
+    pid_t pid, me = getpid();
 
     c->pid = 0;
     c->pidfd = c->out_fd = c->err_fd = -1;
@@ -105,43 +193,9 @@ int child_start(struct child *c, struct err *err)
     c->signal = 0;
     c->proc_start = 0;
 
-    if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
+    if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC) || pipe2(fail, O_CLOEXEC) ||
+        pipe2(go, O_CLOEXEC)) {
         rc = err_set(err, ERR_IO, "cannot create pipe: %s", strerror(errno));
-        goto out;
-    }
-    if (posix_spawn_file_actions_init(&fa)) {
-        rc = err_set(err, ERR_IO, "cannot prepare spawn");
-        goto out;
-    }
-    fa_init = 1;
-    if (posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) ||
-        posix_spawn_file_actions_adddup2(&fa, out[1], 1) ||
-        posix_spawn_file_actions_adddup2(&fa, errp[1], 2) ||
-        posix_spawn_file_actions_addclosefrom_np(&fa, 3) ||
-        (c->dir && posix_spawn_file_actions_addchdir_np(&fa, c->dir))) {
-        rc = err_set(err, ERR_IO, "cannot prepare spawn");
-        goto out;
-    }
-    if (posix_spawnattr_init(&attr)) {
-        rc = err_set(err, ERR_IO, "cannot prepare spawn");
-        goto out;
-    }
-    attr_init = 1;
-    /* Own process group (so a timeout can signal the whole tree), an empty
-     * signal mask, and default dispositions for the signals we handle. */
-    sigemptyset(&none);
-    sigemptyset(&dflt);
-    sigaddset(&dflt, SIGPIPE);
-    sigaddset(&dflt, SIGINT);
-    sigaddset(&dflt, SIGTERM);
-    sigaddset(&dflt, SIGHUP);
-    sigaddset(&dflt, SIGQUIT);
-    sigaddset(&dflt, SIGCHLD);
-    if (posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                            POSIX_SPAWN_SETSIGDEF) ||
-        posix_spawnattr_setpgroup(&attr, 0) || posix_spawnattr_setsigmask(&attr, &none) ||
-        posix_spawnattr_setsigdefault(&attr, &dflt)) {
-        rc = err_set(err, ERR_IO, "cannot prepare spawn");
         goto out;
     }
     if (strchr(c->argv[0], '/')) {
@@ -154,16 +208,53 @@ int child_start(struct child *c, struct err *err)
     } else {
         rc = resolve_program(c->argv[0], c->envp, prog, sizeof(prog));
     }
-    if (!rc)
-        rc = posix_spawn(&pid, prog, &fa, &attr, c->argv, c->envp);
     if (rc) {
         int e = rc;
-        if (e == ENOENT && c->dir && access(c->dir, X_OK) != 0)
-            rc = err_set(err, ERR_NOT_FOUND, "cannot run '%s': working directory '%s': %s",
-                         c->argv[0], c->dir, strerror(errno));
+        rc = err_set(err, e == ENOENT ? ERR_NOT_FOUND : ERR_IO, "cannot run '%s': %s",
+                     c->argv[0], strerror(e));
+        goto out;
+    }
+    /* No signal handler of ours may run in the child before it resets them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pid = fork();
+    if (pid == 0)
+        spawn_child(c, prog, me, out[1], errp[1], fail[1], go[0]);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        rc = err_set(err, ERR_IO, "cannot run '%s': %s", c->argv[0], strerror(errno));
+        goto out;
+    }
+    close(fail[1]);
+    fail[1] = -1;
+    /* Its group is the guard's to kill should we die from now on; then it may go on. */
+    child_guard(pid, 1);
+    {
+        ssize_t w;
+        do {
+            w = write(go[1], "g", 1);
+        } while (w < 0 && errno == EINTR);
+    }
+    close(go[1]);
+    go[1] = -1;
+    /* EOF: it has exec'd. A record: what it could not do (it has exited 127). */
+    do {
+        n = read(fail[0], &f, sizeof(f));
+    } while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof(f)) {
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        child_guard(pid, 0);
+        if (f.step == SPAWN_DIR)
+            rc = err_set(err, f.err == ENOENT ? ERR_NOT_FOUND : ERR_IO,
+                         "cannot run '%s': working directory '%s': %s", c->argv[0], c->dir,
+                         strerror(f.err));
+        else if (f.step == SPAWN_USER)
+            rc = err_set(err, ERR_IO, "cannot run '%s' as uid %d: %s", c->argv[0], (int)c->uid,
+                         strerror(f.err));
         else
-            rc = err_set(err, e == ENOENT ? ERR_NOT_FOUND : ERR_IO, "cannot run '%s': %s",
-                         c->argv[0], strerror(e));
+            rc = err_set(err, f.err == ENOENT ? ERR_NOT_FOUND : ERR_IO, "cannot run '%s': %s",
+                         c->argv[0], strerror(f.err));
         goto out;
     }
     c->pid = pid;
@@ -173,6 +264,7 @@ int child_start(struct child *c, struct err *err)
         int e = errno;
         kill(-pid, SIGKILL);
         waitpid(pid, NULL, 0);
+        child_guard(pid, 0);
         rc = err_set(err, ERR_IO, "cannot watch process %d: %s", (int)pid, strerror(e));
         goto out;
     }
@@ -188,15 +280,15 @@ int child_start(struct child *c, struct err *err)
     out[0] = errp[0] = -1;
     rc = 0;
 out:
-    if (attr_init)
-        posix_spawnattr_destroy(&attr);
-    if (fa_init)
-        posix_spawn_file_actions_destroy(&fa);
     for (int i = 0; i < 2; i++) {
         if (out[i] >= 0)
             close(out[i]);
         if (errp[i] >= 0)
             close(errp[i]);
+        if (fail[i] >= 0)
+            close(fail[i]);
+        if (go[i] >= 0)
+            close(go[i]);
     }
     return rc;
 }
@@ -234,8 +326,10 @@ void child_signal_group(const struct child *c, int sig)
 
 void child_release(struct child *c)
 {
-    if (c->pidfd >= 0)
+    if (c->pidfd >= 0) {
         close(c->pidfd);
+        child_guard(c->pid, 0); /* its group was ended with it */
+    }
     if (c->out_fd >= 0)
         close(c->out_fd);
     if (c->err_fd >= 0)
@@ -331,4 +425,245 @@ int child_kill_by_env(const char *exec_id, const char *task, int attempt)
     }
     closedir(d);
     return killed;
+}
+
+int child_become_subreaper(void)
+{
+    return prctl(PR_SET_CHILD_SUBREAPER, 1) == 0 ? 0 : ERR_IO;
+}
+
+/* Read /proc/<pid>/environ (at most 64 KiB) into a heap buffer; NULL if gone. */
+static char *read_environ(pid_t pid, size_t *len)
+{
+    char path[64], *buf;
+    size_t cap = 65536;
+    ssize_t n;
+    int fd;
+
+    *len = 0;
+    snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    buf = malloc(cap);
+    if (!buf) {
+        close(fd);
+        return NULL;
+    }
+    while (*len < cap && (n = read(fd, buf + *len, cap - *len)) > 0)
+        *len += (size_t)n;
+    close(fd);
+    return buf;
+}
+
+/* The children of this process (the orphans reparented to a subreaper go to
+ * the thread group leader's list). Returns how many pids were put in out. */
+static size_t list_children(pid_t *out, size_t max)
+{
+    char path[64], buf[8192];
+    size_t n = 0, len = 0;
+    ssize_t r;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    while (len < sizeof(buf) - 1 && (r = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)r;
+    close(fd);
+    buf[len] = '\0';
+    for (char *p = buf; *p && n < max;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        if (v > 1)
+            out[n++] = (pid_t)v;
+        p = end;
+    }
+    return n;
+}
+
+int child_sweep_orphans(const pid_t *live, size_t nlive,
+                        int (*keep)(void *arg, const char *env, size_t len), void *arg)
+{
+    pid_t kids[512], guard = child_guard_pid();
+    int killed = 0;
+
+    /* Killing an orphan reparents its own children to us: a few rounds. */
+    for (int round = 0; round < 8; round++) {
+        size_t n = list_children(kids, sizeof(kids) / sizeof(kids[0]));
+        int acted = 0;
+        for (size_t i = 0; i < n; i++) {
+            pid_t pid = kids[i];
+            size_t len = 0, k;
+            char *env;
+            int status;
+
+            for (k = 0; k < nlive && live[k] != pid; k++)
+                ;
+            if (k < nlive)
+                continue; /* a task process we started: its owner reaps it */
+            if (pid == guard)
+                continue;
+            if (waitpid(pid, &status, WNOHANG) == pid)
+                continue; /* an orphan that had exited: reaped */
+            env = read_environ(pid, &len);
+            if (env && keep && keep(arg, env, len)) {
+                free(env);
+                continue;
+            }
+            free(env);
+            if (getpgid(pid) == pid)
+                kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            killed++;
+            acted = 1;
+            /* Reap it (SIGKILL is prompt; do not wait long for one stuck in the kernel). */
+            for (int t = 0; t < 100 && waitpid(pid, &status, WNOHANG) == 0; t++)
+                usleep(1000);
+        }
+        if (!acted)
+            break;
+    }
+    return killed;
+}
+
+/* ------------------------------------------------------------------ the guard */
+
+/*
+ * The guard: a small process forked from orch that outlives it. orch sends it
+ * the process group of every task it starts (and again when the group ended);
+ * when orch dies, however it dies, the guard reads end-of-file and kills the
+ * groups still open. PR_SET_PDEATHSIG only reaches a task's first process;
+ * this reaches the rest of its group.
+ */
+struct guard_msg {
+    int op; /* 1 add, 0 remove */
+    pid_t pgid;
+};
+
+#define GUARD_MAX 65536
+
+static pthread_mutex_t guard_mu = PTHREAD_MUTEX_INITIALIZER;
+static int guard_fd = -1;
+static pid_t guard_pid;
+static pid_t guard_groups[GUARD_MAX]; /* used in the guard process only */
+
+static void guard_main(int fd)
+{
+    struct sigaction sa;
+    struct guard_msg m;
+    size_t n = 0;
+    sigset_t none;
+    ssize_t r;
+    int null;
+
+    prctl(PR_SET_NAME, "orch-guard");
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    /* It must outlive orch: a terminal's signal to the group is not for it. */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP && sig != SIGSEGV && sig != SIGBUS &&
+            sig != SIGFPE && sig != SIGILL && sig != SIGABRT && sig != SIGCHLD)
+            sigaction(sig, &sa, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+    }
+    if (dup2(fd, 3) != 3)
+        _exit(1);
+    syscall(SYS_close_range, 4U, ~0U, 0);
+    for (;;) {
+        r = read(3, &m, sizeof(m));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r != (ssize_t)sizeof(m))
+            break; /* EOF: orch is gone (or closed it) */
+        if (m.op) {
+            if (n < GUARD_MAX)
+                guard_groups[n++] = m.pgid;
+        } else {
+            for (size_t i = 0; i < n; i++)
+                if (guard_groups[i] == m.pgid) {
+                    guard_groups[i] = guard_groups[--n];
+                    break;
+                }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (guard_groups[i] > 1)
+            kill(-guard_groups[i], SIGKILL);
+    _exit(0);
+}
+
+/* Start the guard once per process; 0, or -1 (then tasks are not guarded). */
+static int guard_start_locked(void)
+{
+    int p[2];
+    sigset_t all, old;
+    pid_t pid;
+
+    if (guard_fd >= 0)
+        return 0;
+    /* A socket, not a pipe: sending to a dead guard must not raise SIGPIPE. */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0)
+        return -1;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pid = fork();
+    if (pid == 0) {
+        close(p[1]);
+        guard_main(p[0]);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(p[0]);
+    if (pid < 0) {
+        close(p[1]);
+        return -1;
+    }
+    guard_pid = pid;
+    guard_fd = p[1];
+    return 0;
+}
+
+void child_guard(pid_t pgid, int add)
+{
+    struct guard_msg m;
+    ssize_t w;
+
+    if (pgid <= 1)
+        return;
+    memset(&m, 0, sizeof(m));
+    m.op = add;
+    m.pgid = pgid;
+    pthread_mutex_lock(&guard_mu);
+    if (add)
+        guard_start_locked();
+    if (guard_fd >= 0) {
+        do {
+            w = send(guard_fd, &m, sizeof(m), MSG_NOSIGNAL);
+        } while (w < 0 && errno == EINTR);
+        if (w < 0) {
+            /* It died (killed by someone): a new one takes the next groups. */
+            close(guard_fd);
+            guard_fd = -1;
+            waitpid(guard_pid, NULL, WNOHANG);
+        }
+    }
+    pthread_mutex_unlock(&guard_mu);
+}
+
+pid_t child_guard_pid(void)
+{
+    pid_t pid;
+    pthread_mutex_lock(&guard_mu);
+    pid = guard_fd >= 0 ? guard_pid : 0;
+    pthread_mutex_unlock(&guard_mu);
+    return pid;
 }

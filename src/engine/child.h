@@ -5,7 +5,14 @@
  * child_start(), watch child->pidfd, child->out_fd and child->err_fd in an
  * event loop, and call child_reap() when the pidfd is readable. No shell is
  * involved unless argv says so ("/bin/sh", "-c", ...). Every descriptor of
- * ours is closed in the child (O_CLOEXEC everywhere plus closefrom).
+ * ours is closed in the child (O_CLOEXEC everywhere plus close_range).
+ *
+ * Containment: the child gets PR_SET_PDEATHSIG (SIGKILL), so it dies with
+ * the thread that started it (start children from the long-lived event-loop
+ * thread only), and exits at once if orch died before that was set. A task's
+ * background processes that leave its process group (setsid, double fork)
+ * are reparented to orch once their parent exits (child_become_subreaper)
+ * and ended by child_sweep_orphans.
  *
  * Thread/loop affinity: none; a child is owned by one thread.
  */
@@ -22,6 +29,9 @@ struct child {
     char *const *argv; /* NULL-terminated; argv[0] is looked up in PATH if it has no '/' */
     char *const *envp; /* the complete environment of the child */
     const char *dir;   /* working directory, or NULL to inherit */
+    int drop_ids;      /* run as uid/gid below (orch must be root) */
+    uid_t uid;
+    gid_t gid;
 
     /* Outputs of child_start (owned by the struct; child_release closes them). */
     pid_t pid;          /* also the process group id */
@@ -36,7 +46,7 @@ struct child {
     int signal;    /* the signal that ended it, else 0 */
 };
 
-#define CHILD_INIT {NULL, NULL, NULL, 0, -1, -1, -1, 0, 0, -1, 0}
+#define CHILD_INIT {NULL, NULL, NULL, 0, 0, 0, 0, -1, -1, -1, 0, 0, -1, 0}
 
 /* Start the child. Returns 0, or ERR_IO / ERR_NOT_FOUND with a message such as
  * "cannot run 'foo': No such file or directory". On failure nothing is left open. */
@@ -71,5 +81,37 @@ int child_kill_orphan_group(pid_t pgid, int64_t proc_start);
  * number of groups signalled.
  */
 int child_kill_by_env(const char *exec_id, const char *task, int attempt);
+
+/*
+ * Make this process a child subreaper (PR_SET_CHILD_SUBREAPER): the
+ * descendants of a task that leave its process group (setsid, double fork)
+ * are reparented to us when their parent exits, instead of to init, so
+ * child_sweep_orphans can find them. Returns 0 or ERR_IO.
+ */
+int child_become_subreaper(void);
+
+/*
+ * The fallback for where there is no per-task cgroup: kill (SIGKILL, with its
+ * process group if it leads one) and reap every child of ours that is not in
+ * `live` (the task processes we started) and that `keep` does not claim.
+ * keep(arg, env, len) gets the process's environment block (NUL-separated) and
+ * returns 1 for a process that still belongs to a running task; a process
+ * whose environment cannot be read is killed. Exited orphans are reaped.
+ * Returns the number of processes killed.
+ */
+int child_sweep_orphans(const pid_t *live, size_t nlive,
+                        int (*keep)(void *arg, const char *env, size_t len), void *arg);
+
+/*
+ * The guard of task process groups: add (1) or remove (0) the group `pgid`.
+ * The first add forks the guard, a small process that outlives orch: when
+ * orch dies, however it dies, the guard kills (SIGKILL) every group still
+ * added. child_start adds each child's group before it may exec; child_release
+ * removes it.
+ */
+void child_guard(pid_t pgid, int add);
+
+/* The guard's pid, 0 if there is none. */
+pid_t child_guard_pid(void);
 
 #endif
