@@ -2150,6 +2150,17 @@ static int output_dir_prepare(const char *dir, const struct engine_config *cfg, 
     if (sb.st_mode & 077)
         return err_set(err, ERR_INVALID, "cannot use the task output directory '%s': its mode "
                        "%03o lets others in (chmod 700 it)", dir, (unsigned)(sb.st_mode & 0777));
+    if (cfg->task_user) {
+        /* The task user must reach it: its parent (the data directory) is made
+         * searchable, not readable, by others. */
+        char *parent = xstrdup(dir), *slash = strrchr(parent, '/');
+        if (slash && slash != parent) {
+            *slash = '\0';
+            if (stat(parent, &sb) == 0 && sb.st_uid == geteuid() && (sb.st_mode & 0011) != 0011)
+                chmod(parent, (sb.st_mode & 07777) | 0011);
+        }
+        free(parent);
+    }
     return 0;
 }
 
