@@ -731,20 +731,15 @@ static int sq_configure(struct sqlite_store *s, struct err *err)
  * only. Create it 0600 before SQLite does (which would use 0644; its -wal and
  * -shm files take the database's mode), and close an older one's mode.
  */
-static int sq_private_files(const char *path, struct err *err)
+static void sq_private_files(const char *path)
 {
     static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
     char name[PATH_MAX + 16];
     struct stat sb;
-    int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 
-    if (fd < 0) {
-        int e = errno;
-        if (e == ENOENT)
-            return 0; /* no directory: SQLite says so */
-        return err_set(err, e == ELOOP ? ERR_INVALID : ERR_IO,
-                       "cannot open database '%s': %s", path, strerror(e));
-    }
+    if (fd < 0)
+        return; /* SQLite's open says why */
     close(fd);
     for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
         snprintf(name, sizeof(name), "%s%s", path, suffixes[i]);
@@ -752,7 +747,6 @@ static int sq_private_files(const char *path, struct err *err)
             (sb.st_mode & 077))
             chmod(name, sb.st_mode & 0700);
     }
-    return 0;
 }
 
 static int sqlite_open(const char *path, unsigned flags, struct store **out, struct err *err)
@@ -774,11 +768,8 @@ static int sqlite_open(const char *path, unsigned flags, struct store **out, str
     else
         oflags |= SQLITE_OPEN_READWRITE | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
 
-    if (!(flags & STORE_READONLY)) {
-        rc = sq_private_files(path, err);
-        if (rc)
-            return rc;
-    }
+    if (!(flags & STORE_READONLY))
+        sq_private_files(path);
     s = xcalloc(1, sizeof(*s));
     s->base.be = &store__sqlite_backend;
     s->path = xstrdup(path);
