@@ -91,6 +91,168 @@ static int resolve_program(const char *name, char *const *envp, char *out, size_
     return saw_eacces ? EACCES : ENOENT;
 }
 
+/* ------------------------------------------------------------------ per-task cgroups */
+
+/*
+ * Where cgroup v2 is writable, each task runs in a cgroup of its own,
+ * <our cgroup>/orch-<pid>/<task pid>: everything it starts stays in it
+ * (setsid and double forks included), and writing 1 to its cgroup.kill ends
+ * all of it. Elsewhere (no cgroup2 mount, read-only, no cgroup.kill: kernels
+ * before 5.14), or with ORCH_TASK_CGROUPS=off, the subreaper fallback
+ * (child_sweep_orphans) is all there is.
+ */
+static pthread_once_t cg_once = PTHREAD_ONCE_INIT;
+static char cg_base[1024]; /* "" when tasks get no cgroup */
+
+/* Remove the empty cgroups of orch processes that are gone (their guard
+ * died with them): siblings orch-<pid> of cg_base. */
+static void cg_remove_stale(void)
+{
+    char parent[1024], path[1400], sub[1700];
+    char *slash;
+    DIR *d, *t;
+    struct dirent *de, *te;
+
+    snprintf(parent, sizeof(parent), "%s", cg_base);
+    slash = strrchr(parent, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    if (!(d = opendir(parent)))
+        return;
+    while ((de = readdir(d))) {
+        char *end;
+        long pid;
+        if (strncmp(de->d_name, "orch-", 5))
+            continue;
+        pid = strtol(de->d_name + 5, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 ||
+            errno != ESRCH)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", parent, de->d_name);
+        if ((t = opendir(path))) {
+            while ((te = readdir(t)))
+                if (te->d_name[0] >= '1' && te->d_name[0] <= '9') {
+                    snprintf(sub, sizeof(sub), "%s/%s", path, te->d_name);
+                    rmdir(sub); /* fails, and stays, if something still runs in it */
+                }
+            closedir(t);
+        }
+        rmdir(path);
+    }
+    closedir(d);
+}
+
+static void cg_init(void)
+{
+    const char *mnt = NULL, *off = getenv("ORCH_TASK_CGROUPS");
+    char line[1024], probe[1100];
+    FILE *f;
+
+    cg_base[0] = '\0';
+    if (off && !strcmp(off, "off"))
+        return;
+    if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0)
+        mnt = "/sys/fs/cgroup"; /* cgroup v2 only */
+    else if (access("/sys/fs/cgroup/unified/cgroup.controllers", F_OK) == 0)
+        mnt = "/sys/fs/cgroup/unified"; /* hybrid */
+    if (!mnt || !(f = fopen("/proc/self/cgroup", "re")))
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "0::", 3))
+            continue;
+        line[strcspn(line, "\n")] = '\0';
+        if ((size_t)snprintf(cg_base, sizeof(cg_base), "%s%s/orch-%d", mnt,
+                             strcmp(line + 3, "/") ? line + 3 : "", (int)getpid()) >=
+            sizeof(cg_base))
+            cg_base[0] = '\0';
+        break;
+    }
+    fclose(f);
+    if (!cg_base[0])
+        return;
+    cg_remove_stale();
+    snprintf(probe, sizeof(probe), "%s/cgroup.kill", cg_base);
+    if ((mkdir(cg_base, 0755) != 0 && errno != EEXIST) || access(probe, W_OK) != 0) {
+        rmdir(cg_base);
+        cg_base[0] = '\0';
+    }
+}
+
+/* Write `text` to <cg_base>/<pid>/<file>; 0 or -1. */
+static int cg_write(pid_t pid, const char *file, const char *text)
+{
+    char path[1200];
+    int fd, ok;
+
+    snprintf(path, sizeof(path), "%s/%d/%s", cg_base, (int)pid, file);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+/* Put the (not yet exec'd) child `pid` in a cgroup of its own; 1 if it is. */
+static int cg_enter(pid_t pid)
+{
+    char path[1200], num[32];
+
+    pthread_once(&cg_once, cg_init);
+    if (!cg_base[0])
+        return 0;
+    snprintf(path, sizeof(path), "%s/%d", cg_base, (int)pid);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return 0;
+    snprintf(num, sizeof(num), "%d", (int)pid);
+    if (cg_write(pid, "cgroup.procs", num) != 0) {
+        rmdir(path);
+        return 0;
+    }
+    return 1;
+}
+
+/* Wait (100 ms at most) until the killed processes of the task's cgroup
+ * have exited, so that those reparented to us can be reaped at once. */
+static void cg_wait_empty(pid_t pid)
+{
+    char path[1200], buf[256];
+
+    snprintf(path, sizeof(path), "%s/%d/cgroup.events", cg_base, (int)pid);
+    for (int i = 0; i < 200; i++) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+        if (fd < 0)
+            return;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+            return;
+        buf[n] = '\0';
+        if (strstr(buf, "populated 0"))
+            return;
+        usleep(500);
+    }
+}
+
+/* Remove the task's cgroup once its processes are gone (a killed one empties
+ * within moments); what cannot be removed now goes with orch-<pid>. */
+static void cg_remove(pid_t pid)
+{
+    char path[1200];
+
+    snprintf(path, sizeof(path), "%s/%d", cg_base, (int)pid);
+    for (int i = 0; i < 200 && rmdir(path) != 0 && errno == EBUSY; i++)
+        usleep(500);
+}
+
+const char *child_cgroup_base(void)
+{
+    pthread_once(&cg_once, cg_init);
+    return cg_base;
+}
+
 /* Why the child could not exec, sent to the parent over a close-on-exec pipe. */
 struct spawn_failure {
     int step; /* SPAWN_* */
@@ -192,6 +354,7 @@ int child_start(struct child *c, struct err *err)
     c->exit_code = -1;
     c->signal = 0;
     c->proc_start = 0;
+    c->cgroup = 0;
 
     if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC) || pipe2(fail, O_CLOEXEC) ||
         pipe2(go, O_CLOEXEC)) {
@@ -227,7 +390,9 @@ int child_start(struct child *c, struct err *err)
     }
     close(fail[1]);
     fail[1] = -1;
-    /* Its group is the guard's to kill should we die from now on; then it may go on. */
+    /* In its own cgroup before it runs anything; its group (and cgroup) is the
+     * guard's to kill should we die from now on; then it may go on. */
+    c->cgroup = cg_enter(pid);
     child_guard(pid, 1);
     {
         ssize_t w;
@@ -245,6 +410,9 @@ int child_start(struct child *c, struct err *err)
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
         child_guard(pid, 0);
+        if (c->cgroup)
+            cg_remove(pid);
+        c->cgroup = 0;
         if (f.step == SPAWN_DIR)
             rc = err_set(err, f.err == ENOENT ? ERR_NOT_FOUND : ERR_IO,
                          "cannot run '%s': working directory '%s': %s", c->argv[0], c->dir,
@@ -265,6 +433,9 @@ int child_start(struct child *c, struct err *err)
         kill(-pid, SIGKILL);
         waitpid(pid, NULL, 0);
         child_guard(pid, 0);
+        if (c->cgroup)
+            cg_remove(pid);
+        c->cgroup = 0;
         rc = err_set(err, ERR_IO, "cannot watch process %d: %s", (int)pid, strerror(e));
         goto out;
     }
@@ -322,6 +493,9 @@ void child_signal_group(const struct child *c, int sig)
 {
     if (c->pid > 0)
         kill(-c->pid, sig);
+    if (c->pid > 0 && c->cgroup && sig == SIGKILL &&
+        cg_write(c->pid, "cgroup.kill", "1") == 0) /* what left the group too */
+        cg_wait_empty(c->pid);
 }
 
 void child_release(struct child *c)
@@ -329,6 +503,11 @@ void child_release(struct child *c)
     if (c->pidfd >= 0) {
         close(c->pidfd);
         child_guard(c->pid, 0); /* its group was ended with it */
+        if (c->cgroup) {
+            cg_write(c->pid, "cgroup.kill", "1");
+            cg_remove(c->pid);
+            c->cgroup = 0;
+        }
     }
     if (c->out_fd >= 0)
         close(c->out_fd);
@@ -599,6 +778,15 @@ static void guard_main(int fd)
     for (size_t i = 0; i < n; i++)
         if (guard_groups[i] > 1)
             kill(-guard_groups[i], SIGKILL);
+    if (cg_base[0]) {
+        /* And what left the groups; then the cgroups themselves, once empty. */
+        for (size_t i = 0; i < n; i++)
+            cg_write(guard_groups[i], "cgroup.kill", "1");
+        for (size_t i = 0; i < n; i++)
+            cg_remove(guard_groups[i]);
+        for (int i = 0; i < 200 && rmdir(cg_base) != 0 && errno == EBUSY; i++)
+            usleep(500);
+    }
     _exit(0);
 }
 

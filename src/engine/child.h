@@ -11,8 +11,9 @@
  * the thread that started it (start children from the long-lived event-loop
  * thread only), and exits at once if orch died before that was set. A task's
  * background processes that leave its process group (setsid, double fork)
- * are reparented to orch once their parent exits (child_become_subreaper)
- * and ended by child_sweep_orphans.
+ * stay in the task's cgroup where cgroup v2 is writable (child_cgroup_base),
+ * and are reparented to orch once their parent exits (child_become_subreaper)
+ * and ended by child_sweep_orphans everywhere.
  *
  * Thread/loop affinity: none; a child is owned by one thread.
  */
@@ -39,6 +40,7 @@ struct child {
     int out_fd;         /* read end of the child's stdout, non-blocking; -1 once at EOF */
     int err_fd;         /* read end of the child's stderr, non-blocking; -1 once at EOF */
     int64_t proc_start; /* start time in clock ticks since boot (from /proc), 0 if unknown */
+    int cgroup;         /* 1 if it runs in a cgroup of its own (child_cgroup_base) */
 
     /* Result of child_reap. */
     int exited;    /* 1 once reaped */
@@ -46,7 +48,7 @@ struct child {
     int signal;    /* the signal that ended it, else 0 */
 };
 
-#define CHILD_INIT {NULL, NULL, NULL, 0, 0, 0, 0, -1, -1, -1, 0, 0, -1, 0}
+#define CHILD_INIT {NULL, NULL, NULL, 0, 0, 0, 0, -1, -1, -1, 0, 0, 0, -1, 0}
 
 /* Start the child. Returns 0, or ERR_IO / ERR_NOT_FOUND with a message such as
  * "cannot run 'foo': No such file or directory". On failure nothing is left open. */
@@ -58,11 +60,19 @@ int child_start(struct child *c, struct err *err);
  */
 int child_reap(struct child *c);
 
-/* Send `sig` to the child's whole process group (ignores an already gone group). */
+/* Send `sig` to the child's whole process group (ignores an already gone group);
+ * SIGKILL also ends the rest of its cgroup, if it has one. */
 void child_signal_group(const struct child *c, int sig);
 
 /* Close every descriptor still open. Does not wait: reap first. */
 void child_release(struct child *c);
+
+/*
+ * The cgroup under which each task gets one of its own (cgroup v2 where
+ * writable, with cgroup.kill; not with ORCH_TASK_CGROUPS=off), or "" when
+ * tasks get none and only the subreaper fallback holds them.
+ */
+const char *child_cgroup_base(void);
 
 /* Start time (clock ticks since boot) of process `pid` from /proc, or 0 if gone. */
 int64_t child_proc_start_time(pid_t pid);
