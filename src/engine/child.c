@@ -179,13 +179,13 @@ static void cg_init(void)
     }
 }
 
-/* Write `text` to <cg_base>/<pid>/<file>; 0 or -1. */
-static int cg_write(pid_t pid, const char *file, const char *text)
+/* Write `text` to <cg_base>/<id>/<file>; 0 or -1. */
+static int cg_write(int id, const char *file, const char *text)
 {
     char path[1200];
     int fd, ok;
 
-    snprintf(path, sizeof(path), "%s/%d/%s", cg_base, (int)pid, file);
+    snprintf(path, sizeof(path), "%s/%d/%s", cg_base, id, file);
     fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -194,32 +194,37 @@ static int cg_write(pid_t pid, const char *file, const char *text)
     return ok ? 0 : -1;
 }
 
-/* Put the (not yet exec'd) child `pid` in a cgroup of its own; 1 if it is. */
-static int cg_enter(pid_t pid)
+/*
+ * A new cgroup for a task about to start: its id (> 0), with the path of its
+ * cgroup.procs in `procs` (the child writes itself there), or 0 for none.
+ */
+static int cg_prepare(char *procs, size_t len)
 {
-    char path[1200], num[32];
+    static int seq;
+    char path[1200];
+    int id;
 
     pthread_once(&cg_once, cg_init);
     if (!cg_base[0])
         return 0;
-    snprintf(path, sizeof(path), "%s/%d", cg_base, (int)pid);
+    id = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+    snprintf(path, sizeof(path), "%s/%d", cg_base, id);
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
         return 0;
-    snprintf(num, sizeof(num), "%d", (int)pid);
-    if (cg_write(pid, "cgroup.procs", num) != 0) {
+    if ((size_t)snprintf(procs, len, "%s/cgroup.procs", path) >= len) {
         rmdir(path);
         return 0;
     }
-    return 1;
+    return id;
 }
 
 /* Wait (100 ms at most) until the killed processes of the task's cgroup
  * have exited, so that those reparented to us can be reaped at once. */
-static void cg_wait_empty(pid_t pid)
+static void cg_wait_empty(int id)
 {
     char path[1200], buf[256];
 
-    snprintf(path, sizeof(path), "%s/%d/cgroup.events", cg_base, (int)pid);
+    snprintf(path, sizeof(path), "%s/%d/cgroup.events", cg_base, id);
     for (int i = 0; i < 200; i++) {
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         ssize_t n;
@@ -238,11 +243,11 @@ static void cg_wait_empty(pid_t pid)
 
 /* Remove the task's cgroup once its processes are gone (a killed one empties
  * within moments); what cannot be removed now goes with orch-<pid>. */
-static void cg_remove(pid_t pid)
+static void cg_remove(int id)
 {
     char path[1200];
 
-    snprintf(path, sizeof(path), "%s/%d", cg_base, (int)pid);
+    snprintf(path, sizeof(path), "%s/%d", cg_base, id);
     for (int i = 0; i < 200 && rmdir(path) != 0 && errno == EBUSY; i++)
         usleep(500);
 }
@@ -261,92 +266,134 @@ struct spawn_failure {
 
 enum { SPAWN_SETUP = 1, SPAWN_DIR, SPAWN_USER, SPAWN_PARENT, SPAWN_EXEC };
 
-static void spawn_fail(int fd, int step, int e)
+/* What the child needs, all prepared by the parent before vfork. */
+struct spawn_args {
+    const struct child *c;
+    const char *prog;
+    pid_t parent;
+    int out_w, err_w, fail_w;
+    int guard_fd;      /* -1: no guard */
+    int cg_id;         /* 0: no cgroup */
+    const char *procs; /* its cgroup.procs */
+};
+
+/* The kernel's struct sigaction, large enough for every architecture's; the
+ * handler comes first in all of them, and all zeros is SIG_DFL. */
+struct kernel_sigaction {
+    void *handler;
+    unsigned long rest[4];
+};
+
+/* Raw system calls only in the child (it shares orch's memory until exec;
+ * no sanitizer bookkeeping there either). */
+#define CHILD_CODE __attribute__((no_sanitize_address))
+
+CHILD_CODE static long sys(long nr, long a, long b, long c, long d)
+{
+    return syscall(nr, a, b, c, d);
+}
+
+CHILD_CODE static void spawn_fail(int fd, int step, int e)
 {
     struct spawn_failure f;
-    ssize_t w;
     f.step = step;
     f.err = e;
-    w = write(fd, &f, sizeof(f));
-    (void)w;
-    _exit(127);
+    sys(SYS_write, fd, (long)&f, sizeof(f), 0);
+    sys(SYS_exit_group, 127, 0, 0, 0);
+    __builtin_unreachable();
+}
+
+/* fd onto `target`, without close-on-exec. */
+CHILD_CODE static int move_fd(int fd, int target)
+{
+    if (fd == target)
+        return (int)sys(SYS_fcntl, fd, F_SETFD, 0, 0);
+    return sys(SYS_dup3, fd, target, 0, 0) < 0 ? -1 : 0;
 }
 
 /*
- * The child between fork and exec: only async-signal-safe calls (orch has
- * threads). Own process group; stdin /dev/null, stdout/stderr the pipes;
- * default signal dispositions and an empty mask; the task user's ids if
- * configured; then PR_SET_PDEATHSIG, so the task dies with orch, and a check
- * that orch has not died already (then our parent is someone else).
+ * The child between vfork and exec. It runs on orch's memory while orch
+ * waits: raw system calls only, nothing written but its own stack. Own
+ * process group and cgroup; registered with the guard; stdin /dev/null,
+ * stdout/stderr the pipes; default signal dispositions and an empty mask; the
+ * task user's ids if configured; then PR_SET_PDEATHSIG, so the task dies with
+ * orch, and a check that orch has not died already (then our parent is
+ * someone else).
  */
-static void spawn_child(const struct child *c, const char *prog, pid_t parent, int out_w,
-                        int err_w, int fail_w, int go_r)
+__attribute__((noinline, noreturn)) CHILD_CODE static void
+spawn_child(const struct spawn_args *a)
 {
-    struct sigaction sa;
-    sigset_t none;
-    int fd;
+    static const struct kernel_sigaction dfl; /* all zeros: SIG_DFL */
+    const struct child *c = a->c;
+    struct kernel_sigaction old;
+    unsigned long none = 0;
+    long fd;
 
     /* Signals first: a handler of orch's must never run here. */
-    for (int sig = 1; sig < NSIG; sig++) {
-        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0)
+    for (int sig = 1; sig < 65; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
             continue;
-        if (sa.sa_handler == SIG_DFL)
+        if (sys(SYS_rt_sigaction, sig, 0, (long)&old, 8) != 0 || old.handler == SIG_DFL)
             continue;
-        if (sa.sa_handler == SIG_IGN && sig != SIGPIPE && sig != SIGINT && sig != SIGTERM &&
+        if (old.handler == SIG_IGN && sig != SIGPIPE && sig != SIGINT && sig != SIGTERM &&
             sig != SIGHUP && sig != SIGQUIT && sig != SIGCHLD)
             continue;
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = SIG_DFL;
-        sigaction(sig, &sa, NULL);
+        sys(SYS_rt_sigaction, sig, (long)&dfl, 0, 8);
     }
-    if (setpgid(0, 0) != 0)
-        spawn_fail(fail_w, SPAWN_SETUP, errno);
-    fd = open("/dev/null", O_RDONLY);
-    if (fd < 0 || dup2(fd, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
-        spawn_fail(fail_w, SPAWN_SETUP, errno);
-    if (c->dir && chdir(c->dir) != 0)
-        spawn_fail(fail_w, SPAWN_DIR, errno);
+    if (sys(SYS_setpgid, 0, 0, 0, 0) != 0)
+        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+    if (a->cg_id) {
+        /* Into its cgroup before it runs anything ("0": the writer). */
+        fd = sys(SYS_openat, AT_FDCWD, (long)a->procs, O_WRONLY | O_CLOEXEC, 0);
+        if (fd < 0 || sys(SYS_write, fd, (long)"0", 1, 0) != 1)
+            spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+        sys(SYS_close, fd, 0, 0, 0);
+    }
+    if (a->guard_fd >= 0) {
+        /* Its group (and cgroup) is the guard's to kill should orch die. */
+        int msg[3];
+        msg[0] = 1;
+        msg[1] = (int)sys(SYS_getpid, 0, 0, 0, 0);
+        msg[2] = a->cg_id;
+        syscall(SYS_sendto, a->guard_fd, msg, sizeof(msg), MSG_NOSIGNAL, NULL, 0);
+    }
+    fd = sys(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0 || move_fd((int)fd, 0) || move_fd(a->out_w, 1) || move_fd(a->err_w, 2))
+        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+    if (c->dir && sys(SYS_chdir, (long)c->dir, 0, 0, 0) != 0)
+        spawn_fail(a->fail_w, SPAWN_DIR, errno);
     if (c->drop_ids) {
-        /* Raw system calls: they change this thread's ids only, and this
-         * process has no other thread. The death signal is cleared by an id
-         * change, so it is set after. */
+        /* The death signal is cleared by an id change, so it is set after. */
         gid_t g = c->gid;
-        if (syscall(SYS_setgroups, 1, &g) != 0 || syscall(SYS_setresgid, g, g, g) != 0 ||
-            syscall(SYS_setresuid, c->uid, c->uid, c->uid) != 0)
-            spawn_fail(fail_w, SPAWN_USER, errno);
+        if (sys(SYS_setgroups, 1, (long)&g, 0, 0) != 0 || sys(SYS_setresgid, g, g, g, 0) != 0 ||
+            sys(SYS_setresuid, c->uid, c->uid, c->uid, 0) != 0)
+            spawn_fail(a->fail_w, SPAWN_USER, errno);
     }
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
-        spawn_fail(fail_w, SPAWN_SETUP, errno);
-    if (getppid() != parent)
-        spawn_fail(fail_w, SPAWN_PARENT, ESRCH); /* orch died between fork and prctl */
-    /* Wait until orch has handed our group to the guard (EOF: orch died). */
-    {
-        char go;
-        ssize_t r;
-        do {
-            r = read(go_r, &go, 1);
-        } while (r < 0 && errno == EINTR);
-        if (r != 1)
-            spawn_fail(fail_w, SPAWN_PARENT, ESRCH);
-    }
+    if (sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0) != 0)
+        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+    if (sys(SYS_getppid, 0, 0, 0, 0) != a->parent)
+        spawn_fail(a->fail_w, SPAWN_PARENT, ESRCH); /* orch died before the prctl */
     /* Every descriptor but 0-2 closes at exec (the failure pipe with them). */
-    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
-        spawn_fail(fail_w, SPAWN_SETUP, errno);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execve(prog, c->argv, c->envp);
-    spawn_fail(fail_w, SPAWN_EXEC, errno);
+    if (sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC, 0) != 0)
+        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+    sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
+    sys(SYS_execve, (long)a->prog, (long)c->argv, (long)c->envp, 0);
+    spawn_fail(a->fail_w, SPAWN_EXEC, errno);
+    __builtin_unreachable();
 }
+
+static int guard_fd_for_child(void);
 
 int child_start(struct child *c, struct err *err)
 {
-    char prog[4096];
-    int out[2] = {-1, -1}, errp[2] = {-1, -1}, fail[2] = {-1, -1}, go[2] = {-1, -1};
+    char prog[4096], procs[1300];
+    int out[2] = {-1, -1}, errp[2] = {-1, -1}, fail[2] = {-1, -1};
+    struct spawn_args sa;
     sigset_t all, old;
     struct spawn_failure f;
-    int rc = 0;
+    int rc = 0, saved;
     ssize_t n;
-    pid_t pid, me = getpid();
+    pid_t pid;
 
     c->pid = 0;
     c->pidfd = c->out_fd = c->err_fd = -1;
@@ -356,8 +403,7 @@ int child_start(struct child *c, struct err *err)
     c->proc_start = 0;
     c->cgroup = 0;
 
-    if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC) || pipe2(fail, O_CLOEXEC) ||
-        pipe2(go, O_CLOEXEC)) {
+    if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC) || pipe2(fail, O_CLOEXEC)) {
         rc = err_set(err, ERR_IO, "cannot create pipe: %s", strerror(errno));
         goto out;
     }
@@ -377,31 +423,35 @@ int child_start(struct child *c, struct err *err)
                      c->argv[0], strerror(e));
         goto out;
     }
-    /* No signal handler of ours may run in the child before it resets them. */
+    memset(&sa, 0, sizeof(sa));
+    sa.c = c;
+    sa.prog = prog;
+    sa.parent = getpid();
+    sa.out_w = out[1];
+    sa.err_w = errp[1];
+    sa.fail_w = fail[1];
+    sa.guard_fd = guard_fd_for_child();
+    sa.cg_id = cg_prepare(procs, sizeof(procs));
+    sa.procs = procs;
+    /* No signal handler of ours may run in the child before it resets them.
+     * vfork: no copy of orch's memory, the child runs at once, and orch goes
+     * on once it has exec'd (or failed). */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    pid = fork();
+    pid = vfork();
     if (pid == 0)
-        spawn_child(c, prog, me, out[1], errp[1], fail[1], go[0]);
+        spawn_child(&sa);
+    saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
-        rc = err_set(err, ERR_IO, "cannot run '%s': %s", c->argv[0], strerror(errno));
+        if (sa.cg_id)
+            cg_remove(sa.cg_id);
+        rc = err_set(err, ERR_IO, "cannot run '%s': %s", c->argv[0], strerror(saved));
         goto out;
     }
+    c->cgroup = sa.cg_id;
     close(fail[1]);
     fail[1] = -1;
-    /* In its own cgroup before it runs anything; its group (and cgroup) is the
-     * guard's to kill should we die from now on; then it may go on. */
-    c->cgroup = cg_enter(pid);
-    child_guard(pid, 1);
-    {
-        ssize_t w;
-        do {
-            w = write(go[1], "g", 1);
-        } while (w < 0 && errno == EINTR);
-    }
-    close(go[1]);
-    go[1] = -1;
     /* EOF: it has exec'd. A record: what it could not do (it has exited 127). */
     do {
         n = read(fail[0], &f, sizeof(f));
@@ -411,7 +461,7 @@ int child_start(struct child *c, struct err *err)
             ;
         child_guard(pid, 0);
         if (c->cgroup)
-            cg_remove(pid);
+            cg_remove(c->cgroup);
         c->cgroup = 0;
         if (f.step == SPAWN_DIR)
             rc = err_set(err, f.err == ENOENT ? ERR_NOT_FOUND : ERR_IO,
@@ -431,10 +481,12 @@ int child_start(struct child *c, struct err *err)
         /* Cannot watch it: do not leave it running unwatched. */
         int e = errno;
         kill(-pid, SIGKILL);
+        if (c->cgroup)
+            cg_write(c->cgroup, "cgroup.kill", "1");
         waitpid(pid, NULL, 0);
         child_guard(pid, 0);
         if (c->cgroup)
-            cg_remove(pid);
+            cg_remove(c->cgroup);
         c->cgroup = 0;
         rc = err_set(err, ERR_IO, "cannot watch process %d: %s", (int)pid, strerror(e));
         goto out;
@@ -458,8 +510,6 @@ out:
             close(errp[i]);
         if (fail[i] >= 0)
             close(fail[i]);
-        if (go[i] >= 0)
-            close(go[i]);
     }
     return rc;
 }
@@ -494,8 +544,8 @@ void child_signal_group(const struct child *c, int sig)
     if (c->pid > 0)
         kill(-c->pid, sig);
     if (c->pid > 0 && c->cgroup && sig == SIGKILL &&
-        cg_write(c->pid, "cgroup.kill", "1") == 0) /* what left the group too */
-        cg_wait_empty(c->pid);
+        cg_write(c->cgroup, "cgroup.kill", "1") == 0) /* what left the group too */
+        cg_wait_empty(c->cgroup);
 }
 
 void child_release(struct child *c)
@@ -504,8 +554,8 @@ void child_release(struct child *c)
         close(c->pidfd);
         child_guard(c->pid, 0); /* its group was ended with it */
         if (c->cgroup) {
-            cg_write(c->pid, "cgroup.kill", "1");
-            cg_remove(c->pid);
+            cg_write(c->cgroup, "cgroup.kill", "1");
+            cg_remove(c->cgroup);
             c->cgroup = 0;
         }
     }
@@ -719,8 +769,9 @@ int child_sweep_orphans(const pid_t *live, size_t nlive,
  * this reaches the rest of its group.
  */
 struct guard_msg {
-    int op; /* 1 add, 0 remove */
-    pid_t pgid;
+    int op;   /* 1 add, 0 remove */
+    int pgid; /* the task's process group */
+    int cg;   /* add: its cgroup id, 0 for none */
 };
 
 #define GUARD_MAX 65536
@@ -728,7 +779,7 @@ struct guard_msg {
 static pthread_mutex_t guard_mu = PTHREAD_MUTEX_INITIALIZER;
 static int guard_fd = -1;
 static pid_t guard_pid;
-static pid_t guard_groups[GUARD_MAX]; /* used in the guard process only */
+static struct guard_msg guard_groups[GUARD_MAX]; /* used in the guard process only */
 
 static void guard_main(int fd)
 {
@@ -766,24 +817,26 @@ static void guard_main(int fd)
             break; /* EOF: orch is gone (or closed it) */
         if (m.op) {
             if (n < GUARD_MAX)
-                guard_groups[n++] = m.pgid;
+                guard_groups[n++] = m;
         } else {
             for (size_t i = 0; i < n; i++)
-                if (guard_groups[i] == m.pgid) {
+                if (guard_groups[i].pgid == m.pgid) {
                     guard_groups[i] = guard_groups[--n];
                     break;
                 }
         }
     }
     for (size_t i = 0; i < n; i++)
-        if (guard_groups[i] > 1)
-            kill(-guard_groups[i], SIGKILL);
+        if (guard_groups[i].pgid > 1)
+            kill(-guard_groups[i].pgid, SIGKILL);
     if (cg_base[0]) {
         /* And what left the groups; then the cgroups themselves, once empty. */
         for (size_t i = 0; i < n; i++)
-            cg_write(guard_groups[i], "cgroup.kill", "1");
+            if (guard_groups[i].cg > 0)
+                cg_write(guard_groups[i].cg, "cgroup.kill", "1");
         for (size_t i = 0; i < n; i++)
-            cg_remove(guard_groups[i]);
+            if (guard_groups[i].cg > 0)
+                cg_remove(guard_groups[i].cg);
         for (int i = 0; i < 200 && rmdir(cg_base) != 0 && errno == EBUSY; i++)
             usleep(500);
     }
@@ -799,6 +852,7 @@ static int guard_start_locked(void)
 
     if (guard_fd >= 0)
         return 0;
+    pthread_once(&cg_once, cg_init); /* the guard needs to know where the cgroups are */
     /* A socket, not a pipe: sending to a dead guard must not raise SIGPIPE. */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0)
         return -1;
@@ -845,6 +899,17 @@ void child_guard(pid_t pgid, int add)
         }
     }
     pthread_mutex_unlock(&guard_mu);
+}
+
+/* The guard's socket, started if need be, for a child to register itself. */
+static int guard_fd_for_child(void)
+{
+    int fd;
+    pthread_mutex_lock(&guard_mu);
+    guard_start_locked();
+    fd = guard_fd;
+    pthread_mutex_unlock(&guard_mu);
+    return fd;
 }
 
 pid_t child_guard_pid(void)

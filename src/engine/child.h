@@ -114,10 +114,10 @@ int child_sweep_orphans(const pid_t *live, size_t nlive,
 
 /*
  * The guard of task process groups: add (1) or remove (0) the group `pgid`.
- * The first add forks the guard, a small process that outlives orch: when
+ * The first use forks the guard, a small process that outlives orch: when
  * orch dies, however it dies, the guard kills (SIGKILL) every group still
- * added. child_start adds each child's group before it may exec; child_release
- * removes it.
+ * added, and its cgroup. A child of child_start adds its own group (and
+ * cgroup) before it execs; child_release removes it.
  */
 void child_guard(pid_t pgid, int add);
 
