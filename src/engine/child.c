@@ -95,7 +95,7 @@ static int resolve_program(const char *name, char *const *envp, char *out, size_
 
 /*
  * Where cgroup v2 is writable, each task runs in a cgroup of its own,
- * <our cgroup>/orch-<pid>/<task pid>: everything it starts stays in it
+ * <our cgroup>/orch-<pid>/<n>: everything it starts stays in it
  * (setsid and double forks included), and writing 1 to its cgroup.kill ends
  * all of it. Elsewhere (no cgroup2 mount, read-only, no cgroup.kill: kernels
  * before 5.14), or with ORCH_TASK_CGROUPS=off, the subreaper fallback
