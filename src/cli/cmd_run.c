@@ -4,10 +4,12 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -27,6 +29,7 @@ static const struct cli_opt run_opts[] = {
     {"workers", "N", "task processes running at once (default $ORCH_WORKERS or CPU count)", 0},
     {"max-output", "BYTES", "output kept per task attempt, the tail (default 1048576)", 0},
     {"kill-grace", "DURATION", "SIGTERM to SIGKILL grace on timeout/cancel (default 10s)", 0},
+    {"task-user", "USER", "run command tasks as this user (orch runs as root; default $ORCH_TASK_USER)", 0},
     {"json", NULL, "print the finished execution as JSON on stdout", 0},
     {"timing", NULL, "print the seconds from submission to the end of the execution on stderr", 0},
     {NULL, NULL, NULL, 0},
@@ -49,6 +52,7 @@ static const struct cli_opt resume_opts[] = {
     {"shutdown-grace", "DURATION",
      "on SIGTERM/SIGINT, how long running tasks may finish (default $ORCH_SHUTDOWN_GRACE or 30s)",
      0},
+    {"task-user", "USER", "run command tasks as this user (orch runs as root; default $ORCH_TASK_USER)", 0},
     {"json", NULL, "print the finished executions as JSON on stdout", 0},
     {NULL, NULL, NULL, 0},
 };
@@ -298,6 +302,36 @@ int cli_engine_settings(const struct cli_args *a, struct engine_config *cfg)
             return -1;
         }
         cfg->max_lost_attempts = (int)n;
+    }
+    v = cli_get(a, "task-user");
+    if (!v)
+        v = getenv("ORCH_TASK_USER");
+    if (v && *v) {
+        struct passwd *pw = getpwnam(v);
+        if (!pw) {
+            cli_error("no user '%s' (--task-user)", v);
+            return -1;
+        }
+        if (geteuid() != 0) {
+            cli_error("--task-user '%s' needs orch to run as root", v);
+            return -1;
+        }
+        cfg->task_user = 1;
+        cfg->task_uid = pw->pw_uid;
+        cfg->task_gid = pw->pw_gid;
+    }
+    /* Task outputs in the data directory, not in a $TMPDIR shared with other
+     * users (on PostgreSQL, when a data directory is named). */
+    if (!cli_database_url(a) || cli_get(a, "data-dir") || getenv("ORCH_DATA_DIR")) {
+        static char outputs[4096];
+        const char *dir = cli_data_dir(a);
+        if ((size_t)snprintf(outputs, sizeof(outputs), "%s/outputs", dir) >= sizeof(outputs)) {
+            cli_error("data directory path is too long");
+            return -1;
+        }
+        if (cli_database_url(a))
+            mkdir(dir, 0700); /* SQLite's store creates it; on PostgreSQL, here */
+        cfg->output_dir = outputs;
     }
     v = getenv("ORCH_RETENTION");
     if (v && *v) {

@@ -36,6 +36,8 @@
     {"workers", "N", "task processes running at once (default $ORCH_WORKERS or CPU count)", 0},    \
         {"max-output", "BYTES", "output kept per task attempt, the tail (default 1048576)", 0},    \
         {"kill-grace", "DURATION", "SIGTERM to SIGKILL grace on timeout/cancel (default 10s)", 0}, \
+        {"task-user", "USER",                                                                      \
+         "run command tasks as this user (orch runs as root; default $ORCH_TASK_USER)", 0},       \
         {"shutdown-grace", "DURATION",                                                             \
          "on SIGTERM/SIGINT, how long running tasks may finish (default $ORCH_SHUTDOWN_GRACE "    \
          "or 30s)",                                                                                \

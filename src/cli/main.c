@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/prctl.h>
 
 #include "base/log.h"
+#include "base/xalloc.h"
 #include "cli.h"
 
 #include "base/banned.h"
@@ -69,10 +71,39 @@ static void raise_fd_limit(void)
     }
 }
 
+extern char **environ;
+
+/*
+ * orch's environment may hold secrets (DATABASE_URL with its password, API
+ * keys), and /proc/<orch>/environ shows the block the process started with,
+ * whatever getenv sees later. So: keep a private copy of the environment
+ * (getenv, the tasks' environment and HTTP task credentials read it), blank
+ * the original block, and make the process non-dumpable, which makes its
+ * /proc files root's: a task of the same user can read neither environ nor
+ * mem, nor ptrace orch. A task running as root still can read memory: run
+ * tasks as another user (--task-user) for that.
+ */
+static void hide_environment(void)
+{
+    size_t n = 0;
+    char **copy;
+
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    while (environ && environ[n])
+        n++;
+    copy = xcalloc(n + 1, sizeof(*copy));
+    for (size_t i = 0; i < n; i++)
+        copy[i] = xstrdup(environ[i]);
+    for (size_t i = 0; i < n; i++)
+        memset(environ[i], 0, strlen(environ[i]));
+    environ = copy;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd;
 
+    hide_environment();
     raise_fd_limit();
 
     if (argc < 2) {

@@ -3,11 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <linux/close_range.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -88,14 +91,308 @@ static int resolve_program(const char *name, char *const *envp, char *out, size_
     return saw_eacces ? EACCES : ENOENT;
 }
 
+/* ------------------------------------------------------------------ per-task cgroups */
+
+/*
+ * Where cgroup v2 is writable, each task runs in a cgroup of its own,
+ * <our cgroup>/orch-<pid>/<n>: everything it starts stays in it
+ * (setsid and double forks included), and writing 1 to its cgroup.kill ends
+ * all of it. Elsewhere (no cgroup2 mount, read-only, no cgroup.kill: kernels
+ * before 5.14), or with ORCH_TASK_CGROUPS=off, the subreaper fallback
+ * (child_sweep_orphans) is all there is.
+ */
+static pthread_once_t cg_once = PTHREAD_ONCE_INIT;
+static char cg_base[1024]; /* "" when tasks get no cgroup */
+
+/* Remove the empty cgroups of orch processes that are gone (their guard
+ * died with them): siblings orch-<pid> of cg_base. */
+static void cg_remove_stale(void)
+{
+    char parent[1024], path[1400], sub[1700];
+    char *slash;
+    DIR *d, *t;
+    struct dirent *de, *te;
+
+    snprintf(parent, sizeof(parent), "%s", cg_base);
+    slash = strrchr(parent, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    if (!(d = opendir(parent)))
+        return;
+    while ((de = readdir(d))) {
+        char *end;
+        long pid;
+        if (strncmp(de->d_name, "orch-", 5))
+            continue;
+        pid = strtol(de->d_name + 5, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 ||
+            errno != ESRCH)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", parent, de->d_name);
+        if ((t = opendir(path))) {
+            while ((te = readdir(t)))
+                if (te->d_name[0] >= '1' && te->d_name[0] <= '9') {
+                    snprintf(sub, sizeof(sub), "%s/%s", path, te->d_name);
+                    rmdir(sub); /* fails, and stays, if something still runs in it */
+                }
+            closedir(t);
+        }
+        rmdir(path);
+    }
+    closedir(d);
+}
+
+static void cg_init(void)
+{
+    const char *mnt = NULL, *off = getenv("ORCH_TASK_CGROUPS");
+    char line[1024], probe[1100];
+    FILE *f;
+
+    cg_base[0] = '\0';
+    if (off && !strcmp(off, "off"))
+        return;
+    if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0)
+        mnt = "/sys/fs/cgroup"; /* cgroup v2 only */
+    else if (access("/sys/fs/cgroup/unified/cgroup.controllers", F_OK) == 0)
+        mnt = "/sys/fs/cgroup/unified"; /* hybrid */
+    if (!mnt || !(f = fopen("/proc/self/cgroup", "re")))
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "0::", 3))
+            continue;
+        line[strcspn(line, "\n")] = '\0';
+        if ((size_t)snprintf(cg_base, sizeof(cg_base), "%s%s/orch-%d", mnt,
+                             strcmp(line + 3, "/") ? line + 3 : "", (int)getpid()) >=
+            sizeof(cg_base))
+            cg_base[0] = '\0';
+        break;
+    }
+    fclose(f);
+    if (!cg_base[0])
+        return;
+    cg_remove_stale();
+    snprintf(probe, sizeof(probe), "%s/cgroup.kill", cg_base);
+    if ((mkdir(cg_base, 0755) != 0 && errno != EEXIST) || access(probe, W_OK) != 0) {
+        rmdir(cg_base);
+        cg_base[0] = '\0';
+    }
+}
+
+/* Write `text` to <cg_base>/<id>/<file>; 0 or -1. */
+static int cg_write(int id, const char *file, const char *text)
+{
+    char path[1200];
+    int fd, ok;
+
+    snprintf(path, sizeof(path), "%s/%d/%s", cg_base, id, file);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+/*
+ * A new cgroup for a task about to start: its id (> 0), with the path of its
+ * cgroup.procs in `procs` (the child writes itself there), or 0 for none.
+ */
+static int cg_prepare(char *procs, size_t len)
+{
+    static int seq;
+    char path[1200];
+    int id;
+
+    pthread_once(&cg_once, cg_init);
+    if (!cg_base[0])
+        return 0;
+    id = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+    snprintf(path, sizeof(path), "%s/%d", cg_base, id);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return 0;
+    if ((size_t)snprintf(procs, len, "%s/cgroup.procs", path) >= len) {
+        rmdir(path);
+        return 0;
+    }
+    return id;
+}
+
+/* Wait (100 ms at most) until the killed processes of the task's cgroup
+ * have exited, so that those reparented to us can be reaped at once. */
+static void cg_wait_empty(int id)
+{
+    char path[1200], buf[256];
+
+    snprintf(path, sizeof(path), "%s/%d/cgroup.events", cg_base, id);
+    for (int i = 0; i < 200; i++) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+        if (fd < 0)
+            return;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+            return;
+        buf[n] = '\0';
+        if (strstr(buf, "populated 0"))
+            return;
+        usleep(500);
+    }
+}
+
+/* Remove the task's cgroup once its processes are gone (a killed one empties
+ * within moments); what cannot be removed now goes with orch-<pid>. */
+static void cg_remove(int id)
+{
+    char path[1200];
+
+    snprintf(path, sizeof(path), "%s/%d", cg_base, id);
+    for (int i = 0; i < 200 && rmdir(path) != 0 && errno == EBUSY; i++)
+        usleep(500);
+}
+
+const char *child_cgroup_base(void)
+{
+    pthread_once(&cg_once, cg_init);
+    return cg_base;
+}
+
+/* Why the child could not exec, sent to the parent over a close-on-exec pipe. */
+struct spawn_failure {
+    int step; /* SPAWN_* */
+    int err;  /* errno */
+};
+
+enum { SPAWN_SETUP = 1, SPAWN_DIR, SPAWN_USER, SPAWN_PARENT, SPAWN_EXEC };
+
+/* What the child needs, all prepared by the parent before vfork. */
+struct spawn_args {
+    const struct child *c;
+    const char *prog;
+    pid_t parent;
+    int out_w, err_w, fail_w;
+    int guard_fd;      /* -1: no guard */
+    int cg_id;         /* 0: no cgroup */
+    const char *procs; /* its cgroup.procs */
+};
+
+/* The kernel's struct sigaction, large enough for every architecture's; the
+ * handler comes first in all of them, and all zeros is SIG_DFL. */
+struct kernel_sigaction {
+    void *handler;
+    unsigned long rest[4];
+};
+
+/* Raw system calls only in the child (it shares orch's memory until exec;
+ * no sanitizer bookkeeping there either). */
+#define CHILD_CODE __attribute__((no_sanitize_address))
+
+CHILD_CODE static long sys(long nr, long a, long b, long c, long d)
+{
+    return syscall(nr, a, b, c, d);
+}
+
+CHILD_CODE static void spawn_fail(int fd, int step, int e)
+{
+    struct spawn_failure f;
+    f.step = step;
+    f.err = e;
+    sys(SYS_write, fd, (long)&f, sizeof(f), 0);
+    sys(SYS_exit_group, 127, 0, 0, 0);
+    __builtin_unreachable();
+}
+
+/* fd onto `target`, without close-on-exec. */
+CHILD_CODE static int move_fd(int fd, int target)
+{
+    if (fd == target)
+        return (int)sys(SYS_fcntl, fd, F_SETFD, 0, 0);
+    return sys(SYS_dup3, fd, target, 0, 0) < 0 ? -1 : 0;
+}
+
+/*
+ * The child between vfork and exec. It runs on orch's memory while orch
+ * waits: raw system calls only, nothing written but its own stack. Own
+ * process group and cgroup; registered with the guard; stdin /dev/null,
+ * stdout/stderr the pipes; default signal dispositions and an empty mask; the
+ * task user's ids if configured; then PR_SET_PDEATHSIG, so the task dies with
+ * orch, and a check that orch has not died already (then our parent is
+ * someone else).
+ */
+__attribute__((noinline, noreturn)) CHILD_CODE static void
+spawn_child(const struct spawn_args *a)
+{
+    static const struct kernel_sigaction dfl; /* all zeros: SIG_DFL */
+    const struct child *c = a->c;
+    struct kernel_sigaction old;
+    unsigned long none = 0;
+    long fd;
+
+    /* Signals first: a handler of orch's must never run here. */
+    for (int sig = 1; sig < 65; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        if (sys(SYS_rt_sigaction, sig, 0, (long)&old, 8) != 0 || old.handler == SIG_DFL)
+            continue;
+        if (old.handler == SIG_IGN && sig != SIGPIPE && sig != SIGINT && sig != SIGTERM &&
+            sig != SIGHUP && sig != SIGQUIT && sig != SIGCHLD)
+            continue;
+        sys(SYS_rt_sigaction, sig, (long)&dfl, 0, 8);
+    }
+    if (sys(SYS_setpgid, 0, 0, 0, 0) != 0)
+        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+    if (a->cg_id) {
+        /* Into its cgroup before it runs anything ("0": the writer). */
+        fd = sys(SYS_openat, AT_FDCWD, (long)a->procs, O_WRONLY | O_CLOEXEC, 0);
+        if (fd < 0 || sys(SYS_write, fd, (long)"0", 1, 0) != 1)
+            spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+        sys(SYS_close, fd, 0, 0, 0);
+    }
+    if (a->guard_fd >= 0) {
+        /* Its group (and cgroup) is the guard's to kill should orch die. */
+        int msg[3];
+        msg[0] = 1;
+        msg[1] = (int)sys(SYS_getpid, 0, 0, 0, 0);
+        msg[2] = a->cg_id;
+        syscall(SYS_sendto, a->guard_fd, msg, sizeof(msg), MSG_NOSIGNAL, NULL, 0);
+    }
+    fd = sys(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0 || move_fd((int)fd, 0) || move_fd(a->out_w, 1) || move_fd(a->err_w, 2))
+        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+    if (c->dir && sys(SYS_chdir, (long)c->dir, 0, 0, 0) != 0)
+        spawn_fail(a->fail_w, SPAWN_DIR, errno);
+    if (c->drop_ids) {
+        /* The death signal is cleared by an id change, so it is set after. */
+        gid_t g = c->gid;
+        if (sys(SYS_setgroups, 1, (long)&g, 0, 0) != 0 || sys(SYS_setresgid, g, g, g, 0) != 0 ||
+            sys(SYS_setresuid, c->uid, c->uid, c->uid, 0) != 0)
+            spawn_fail(a->fail_w, SPAWN_USER, errno);
+    }
+    if (sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0) != 0)
+        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+    if (sys(SYS_getppid, 0, 0, 0, 0) != a->parent)
+        spawn_fail(a->fail_w, SPAWN_PARENT, ESRCH); /* orch died before the prctl */
+    /* Every descriptor but 0-2 closes at exec (the failure pipe with them). */
+    if (sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC, 0) != 0)
+        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+    sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
+    sys(SYS_execve, (long)a->prog, (long)c->argv, (long)c->envp, 0);
+    spawn_fail(a->fail_w, SPAWN_EXEC, errno);
+    __builtin_unreachable();
+}
+
+static int guard_fd_for_child(void);
+
 int child_start(struct child *c, struct err *err)
 {
-    char prog[4096];
-    int out[2] = {-1, -1}, errp[2] = {-1, -1};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, dflt;
-    int rc = 0, fa_init = 0, attr_init = 0;
+    char prog[4096], procs[1300];
+    int out[2] = {-1, -1}, errp[2] = {-1, -1}, fail[2] = {-1, -1};
+    struct spawn_args sa;
+    sigset_t all, old;
+    struct spawn_failure f;
+    int rc = 0, saved;
+    ssize_t n;
     pid_t pid;
 
     c->pid = 0;
@@ -104,44 +401,10 @@ int child_start(struct child *c, struct err *err)
     c->exit_code = -1;
     c->signal = 0;
     c->proc_start = 0;
+    c->cgroup = 0;
 
-    if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
+    if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC) || pipe2(fail, O_CLOEXEC)) {
         rc = err_set(err, ERR_IO, "cannot create pipe: %s", strerror(errno));
-        goto out;
-    }
-    if (posix_spawn_file_actions_init(&fa)) {
-        rc = err_set(err, ERR_IO, "cannot prepare spawn");
-        goto out;
-    }
-    fa_init = 1;
-    if (posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) ||
-        posix_spawn_file_actions_adddup2(&fa, out[1], 1) ||
-        posix_spawn_file_actions_adddup2(&fa, errp[1], 2) ||
-        posix_spawn_file_actions_addclosefrom_np(&fa, 3) ||
-        (c->dir && posix_spawn_file_actions_addchdir_np(&fa, c->dir))) {
-        rc = err_set(err, ERR_IO, "cannot prepare spawn");
-        goto out;
-    }
-    if (posix_spawnattr_init(&attr)) {
-        rc = err_set(err, ERR_IO, "cannot prepare spawn");
-        goto out;
-    }
-    attr_init = 1;
-    /* Own process group (so a timeout can signal the whole tree), an empty
-     * signal mask, and default dispositions for the signals we handle. */
-    sigemptyset(&none);
-    sigemptyset(&dflt);
-    sigaddset(&dflt, SIGPIPE);
-    sigaddset(&dflt, SIGINT);
-    sigaddset(&dflt, SIGTERM);
-    sigaddset(&dflt, SIGHUP);
-    sigaddset(&dflt, SIGQUIT);
-    sigaddset(&dflt, SIGCHLD);
-    if (posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                            POSIX_SPAWN_SETSIGDEF) ||
-        posix_spawnattr_setpgroup(&attr, 0) || posix_spawnattr_setsigmask(&attr, &none) ||
-        posix_spawnattr_setsigdefault(&attr, &dflt)) {
-        rc = err_set(err, ERR_IO, "cannot prepare spawn");
         goto out;
     }
     if (strchr(c->argv[0], '/')) {
@@ -154,16 +417,62 @@ int child_start(struct child *c, struct err *err)
     } else {
         rc = resolve_program(c->argv[0], c->envp, prog, sizeof(prog));
     }
-    if (!rc)
-        rc = posix_spawn(&pid, prog, &fa, &attr, c->argv, c->envp);
     if (rc) {
         int e = rc;
-        if (e == ENOENT && c->dir && access(c->dir, X_OK) != 0)
-            rc = err_set(err, ERR_NOT_FOUND, "cannot run '%s': working directory '%s': %s",
-                         c->argv[0], c->dir, strerror(errno));
+        rc = err_set(err, e == ENOENT ? ERR_NOT_FOUND : ERR_IO, "cannot run '%s': %s",
+                     c->argv[0], strerror(e));
+        goto out;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.c = c;
+    sa.prog = prog;
+    sa.parent = getpid();
+    sa.out_w = out[1];
+    sa.err_w = errp[1];
+    sa.fail_w = fail[1];
+    sa.guard_fd = guard_fd_for_child();
+    sa.cg_id = cg_prepare(procs, sizeof(procs));
+    sa.procs = procs;
+    /* No signal handler of ours may run in the child before it resets them.
+     * vfork: no copy of orch's memory, the child runs at once, and orch goes
+     * on once it has exec'd (or failed). */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pid = vfork();
+    if (pid == 0)
+        spawn_child(&sa);
+    saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        if (sa.cg_id)
+            cg_remove(sa.cg_id);
+        rc = err_set(err, ERR_IO, "cannot run '%s': %s", c->argv[0], strerror(saved));
+        goto out;
+    }
+    c->cgroup = sa.cg_id;
+    close(fail[1]);
+    fail[1] = -1;
+    /* EOF: it has exec'd. A record: what it could not do (it has exited 127). */
+    do {
+        n = read(fail[0], &f, sizeof(f));
+    } while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof(f)) {
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        child_guard(pid, 0);
+        if (c->cgroup)
+            cg_remove(c->cgroup);
+        c->cgroup = 0;
+        if (f.step == SPAWN_DIR)
+            rc = err_set(err, f.err == ENOENT ? ERR_NOT_FOUND : ERR_IO,
+                         "cannot run '%s': working directory '%s': %s", c->argv[0], c->dir,
+                         strerror(f.err));
+        else if (f.step == SPAWN_USER)
+            rc = err_set(err, ERR_IO, "cannot run '%s' as uid %d: %s", c->argv[0], (int)c->uid,
+                         strerror(f.err));
         else
-            rc = err_set(err, e == ENOENT ? ERR_NOT_FOUND : ERR_IO, "cannot run '%s': %s",
-                         c->argv[0], strerror(e));
+            rc = err_set(err, f.err == ENOENT ? ERR_NOT_FOUND : ERR_IO, "cannot run '%s': %s",
+                         c->argv[0], strerror(f.err));
         goto out;
     }
     c->pid = pid;
@@ -172,7 +481,13 @@ int child_start(struct child *c, struct err *err)
         /* Cannot watch it: do not leave it running unwatched. */
         int e = errno;
         kill(-pid, SIGKILL);
+        if (c->cgroup)
+            cg_write(c->cgroup, "cgroup.kill", "1");
         waitpid(pid, NULL, 0);
+        child_guard(pid, 0);
+        if (c->cgroup)
+            cg_remove(c->cgroup);
+        c->cgroup = 0;
         rc = err_set(err, ERR_IO, "cannot watch process %d: %s", (int)pid, strerror(e));
         goto out;
     }
@@ -188,15 +503,13 @@ int child_start(struct child *c, struct err *err)
     out[0] = errp[0] = -1;
     rc = 0;
 out:
-    if (attr_init)
-        posix_spawnattr_destroy(&attr);
-    if (fa_init)
-        posix_spawn_file_actions_destroy(&fa);
     for (int i = 0; i < 2; i++) {
         if (out[i] >= 0)
             close(out[i]);
         if (errp[i] >= 0)
             close(errp[i]);
+        if (fail[i] >= 0)
+            close(fail[i]);
     }
     return rc;
 }
@@ -230,12 +543,22 @@ void child_signal_group(const struct child *c, int sig)
 {
     if (c->pid > 0)
         kill(-c->pid, sig);
+    if (c->pid > 0 && c->cgroup && sig == SIGKILL &&
+        cg_write(c->cgroup, "cgroup.kill", "1") == 0) /* what left the group too */
+        cg_wait_empty(c->cgroup);
 }
 
 void child_release(struct child *c)
 {
-    if (c->pidfd >= 0)
+    if (c->pidfd >= 0) {
         close(c->pidfd);
+        child_guard(c->pid, 0); /* its group was ended with it */
+        if (c->cgroup) {
+            cg_write(c->cgroup, "cgroup.kill", "1");
+            cg_remove(c->cgroup);
+            c->cgroup = 0;
+        }
+    }
     if (c->out_fd >= 0)
         close(c->out_fd);
     if (c->err_fd >= 0)
@@ -307,7 +630,7 @@ int child_kill_by_env(const char *exec_id, const char *task, int attempt)
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue;
-        if (fstat(fd, &sb) != 0 || sb.st_uid != me) {
+        if (fstat(fd, &sb) != 0 || (sb.st_uid != me && me != 0)) {
             close(fd);
             continue;
         }
@@ -331,4 +654,269 @@ int child_kill_by_env(const char *exec_id, const char *task, int attempt)
     }
     closedir(d);
     return killed;
+}
+
+int child_become_subreaper(void)
+{
+    return prctl(PR_SET_CHILD_SUBREAPER, 1) == 0 ? 0 : ERR_IO;
+}
+
+/* Read /proc/<pid>/environ (at most 64 KiB) into a heap buffer; NULL if gone. */
+static char *read_environ(pid_t pid, size_t *len)
+{
+    char path[64], *buf;
+    size_t cap = 65536;
+    ssize_t n;
+    int fd;
+
+    *len = 0;
+    snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    buf = malloc(cap);
+    if (!buf) {
+        close(fd);
+        return NULL;
+    }
+    while (*len < cap && (n = read(fd, buf + *len, cap - *len)) > 0)
+        *len += (size_t)n;
+    close(fd);
+    return buf;
+}
+
+/* The children of this process (the orphans reparented to a subreaper go to
+ * the thread group leader's list). Returns how many pids were put in out. */
+static size_t list_children(pid_t *out, size_t max)
+{
+    char path[64], buf[8192];
+    size_t n = 0, len = 0;
+    ssize_t r;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    while (len < sizeof(buf) - 1 && (r = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)r;
+    close(fd);
+    buf[len] = '\0';
+    for (char *p = buf; *p && n < max;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        if (v > 1)
+            out[n++] = (pid_t)v;
+        p = end;
+    }
+    return n;
+}
+
+int child_sweep_orphans(const pid_t *live, size_t nlive,
+                        int (*keep)(void *arg, const char *env, size_t len), void *arg)
+{
+    pid_t kids[512], guard = child_guard_pid();
+    int killed = 0;
+
+    /* Killing an orphan reparents its own children to us: a few rounds. */
+    for (int round = 0; round < 8; round++) {
+        size_t n = list_children(kids, sizeof(kids) / sizeof(kids[0]));
+        int acted = 0;
+        for (size_t i = 0; i < n; i++) {
+            pid_t pid = kids[i];
+            size_t len = 0, k;
+            char *env;
+            int status;
+
+            for (k = 0; k < nlive && live[k] != pid; k++)
+                ;
+            if (k < nlive)
+                continue; /* a task process we started: its owner reaps it */
+            if (pid == guard)
+                continue;
+            if (waitpid(pid, &status, WNOHANG) == pid)
+                continue; /* an orphan that had exited: reaped */
+            env = read_environ(pid, &len);
+            if (env && keep && keep(arg, env, len)) {
+                free(env);
+                continue;
+            }
+            free(env);
+            if (getpgid(pid) == pid)
+                kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            killed++;
+            acted = 1;
+            /* Reap it (SIGKILL is prompt; do not wait long for one stuck in the kernel). */
+            for (int t = 0; t < 100 && waitpid(pid, &status, WNOHANG) == 0; t++)
+                usleep(1000);
+        }
+        if (!acted)
+            break;
+    }
+    return killed;
+}
+
+/* ------------------------------------------------------------------ the guard */
+
+/*
+ * The guard: a small process forked from orch that outlives it. orch sends it
+ * the process group of every task it starts (and again when the group ended);
+ * when orch dies, however it dies, the guard reads end-of-file and kills the
+ * groups still open. PR_SET_PDEATHSIG only reaches a task's first process;
+ * this reaches the rest of its group.
+ */
+struct guard_msg {
+    int op;   /* 1 add, 0 remove */
+    int pgid; /* the task's process group */
+    int cg;   /* add: its cgroup id, 0 for none */
+};
+
+#define GUARD_MAX 65536
+
+static pthread_mutex_t guard_mu = PTHREAD_MUTEX_INITIALIZER;
+static int guard_fd = -1;
+static pid_t guard_pid;
+static struct guard_msg guard_groups[GUARD_MAX]; /* used in the guard process only */
+
+static void guard_main(int fd)
+{
+    struct sigaction sa;
+    struct guard_msg m;
+    size_t n = 0;
+    sigset_t none;
+    ssize_t r;
+    int null;
+
+    prctl(PR_SET_NAME, "orch-guard");
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    /* It must outlive orch: a terminal's signal to the group is not for it. */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP && sig != SIGSEGV && sig != SIGBUS &&
+            sig != SIGFPE && sig != SIGILL && sig != SIGABRT && sig != SIGCHLD)
+            sigaction(sig, &sa, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+    }
+    if (dup2(fd, 3) != 3)
+        _exit(1);
+    syscall(SYS_close_range, 4U, ~0U, 0);
+    for (;;) {
+        r = read(3, &m, sizeof(m));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r != (ssize_t)sizeof(m))
+            break; /* EOF: orch is gone (or closed it) */
+        if (m.op) {
+            if (n < GUARD_MAX)
+                guard_groups[n++] = m;
+        } else {
+            for (size_t i = 0; i < n; i++)
+                if (guard_groups[i].pgid == m.pgid) {
+                    guard_groups[i] = guard_groups[--n];
+                    break;
+                }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (guard_groups[i].pgid > 1)
+            kill(-guard_groups[i].pgid, SIGKILL);
+    if (cg_base[0]) {
+        /* And what left the groups; then the cgroups themselves, once empty. */
+        for (size_t i = 0; i < n; i++)
+            if (guard_groups[i].cg > 0)
+                cg_write(guard_groups[i].cg, "cgroup.kill", "1");
+        for (size_t i = 0; i < n; i++)
+            if (guard_groups[i].cg > 0)
+                cg_remove(guard_groups[i].cg);
+        for (int i = 0; i < 200 && rmdir(cg_base) != 0 && errno == EBUSY; i++)
+            usleep(500);
+    }
+    _exit(0);
+}
+
+/* Start the guard once per process; 0, or -1 (then tasks are not guarded). */
+static int guard_start_locked(void)
+{
+    int p[2];
+    sigset_t all, old;
+    pid_t pid;
+
+    if (guard_fd >= 0)
+        return 0;
+    pthread_once(&cg_once, cg_init); /* the guard needs to know where the cgroups are */
+    /* A socket, not a pipe: sending to a dead guard must not raise SIGPIPE. */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0)
+        return -1;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pid = fork();
+    if (pid == 0) {
+        close(p[1]);
+        guard_main(p[0]);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(p[0]);
+    if (pid < 0) {
+        close(p[1]);
+        return -1;
+    }
+    guard_pid = pid;
+    guard_fd = p[1];
+    return 0;
+}
+
+void child_guard(pid_t pgid, int add)
+{
+    struct guard_msg m;
+    ssize_t w;
+
+    if (pgid <= 1)
+        return;
+    memset(&m, 0, sizeof(m));
+    m.op = add;
+    m.pgid = pgid;
+    pthread_mutex_lock(&guard_mu);
+    if (add)
+        guard_start_locked();
+    if (guard_fd >= 0) {
+        do {
+            w = send(guard_fd, &m, sizeof(m), MSG_NOSIGNAL);
+        } while (w < 0 && errno == EINTR);
+        if (w < 0) {
+            /* It died (killed by someone): a new one takes the next groups. */
+            close(guard_fd);
+            guard_fd = -1;
+            waitpid(guard_pid, NULL, WNOHANG);
+        }
+    }
+    pthread_mutex_unlock(&guard_mu);
+}
+
+/* The guard's socket, started if need be, for a child to register itself. */
+static int guard_fd_for_child(void)
+{
+    int fd;
+    pthread_mutex_lock(&guard_mu);
+    guard_start_locked();
+    fd = guard_fd;
+    pthread_mutex_unlock(&guard_mu);
+    return fd;
+}
+
+pid_t child_guard_pid(void)
+{
+    pid_t pid;
+    pthread_mutex_lock(&guard_mu);
+    pid = guard_fd >= 0 ? guard_pid : 0;
+    pthread_mutex_unlock(&guard_mu);
+    return pid;
 }

@@ -93,6 +93,9 @@ void engine_config_init(struct engine_config *cfg)
     cfg->http_allow = NULL;
     cfg->http_deny = NULL;
     cfg->max_lost_attempts = 3;
+    cfg->task_user = 0;
+    cfg->task_uid = 0;
+    cfg->task_gid = 0;
 }
 
 static void exec_progress(const struct exec *ex, struct engine_event *ev)
@@ -1781,9 +1784,28 @@ static int task_output(struct engine *eng, struct proc *p, char **out, char *msg
 {
     size_t cap = eng->cfg.task_output_cap;
     json_t *o = NULL;
-    FILE *f = p->output_path ? fopen(p->output_path, "rb") : NULL;
+    FILE *f = NULL;
 
     *out = NULL;
+    if (p->output_path) {
+        /* Never through a symlink, never a FIFO or device; a regular file
+         * written by the task's user (ours, or the task user). */
+        int fd = open(p->output_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct stat sb;
+        if (fd >= 0 && (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
+                        (sb.st_uid != geteuid() &&
+                         !(eng->cfg.task_user && sb.st_uid == eng->cfg.task_uid)))) {
+            close(fd);
+            snprintf(msg, msglen, "its output ($ORCH_OUTPUT) is not a regular file of its user");
+            return -1;
+        }
+        if (fd >= 0 && !(f = fdopen(fd, "rb")))
+            close(fd);
+        if (fd < 0 && errno == ELOOP) {
+            snprintf(msg, msglen, "its output ($ORCH_OUTPUT) is a symbolic link");
+            return -1;
+        }
+    }
     if (f) {
         struct stat sb;
         /* As much as the file holds (no more than the cap and one byte). */
@@ -1842,6 +1864,54 @@ static int task_output(struct engine *eng, struct proc *p, char **out, char *msg
     return 0;
 }
 
+/* child_sweep_orphans: does this orphan belong to a task process still running
+ * here? Its $ORCH_OUTPUT names the attempt; without one, any running task may
+ * own it. */
+static int orphan_keep(void *arg, const char *env, size_t len)
+{
+    struct engine *eng = arg;
+    const char *out = NULL;
+    size_t outlen = 0;
+
+    for (size_t off = 0; off < len;) {
+        size_t l = strnlen(env + off, len - off);
+        if (l > 11 && !memcmp(env + off, "ORCH_OUTPUT=", 12)) {
+            out = env + off + 12;
+            outlen = l - 12;
+        }
+        off += l + 1;
+    }
+    for (const struct proc *q = eng->procs; q; q = q->next) {
+        if (q->reaped || !q->ch.pid)
+            continue;
+        if (!out || (q->output_path && strlen(q->output_path) == outlen &&
+                     !memcmp(q->output_path, out, outlen)))
+            return 1;
+    }
+    return 0;
+}
+
+/* End what a finished task left behind outside its process group (setsid,
+ * double fork: reparented to us, the subreaper) and reap exited orphans. */
+static void sweep_orphans(struct engine *eng, int keep_running)
+{
+    pid_t *live = NULL;
+    size_t n = 0, alloc = 0;
+    int killed;
+
+    for (const struct proc *q = eng->procs; q; q = q->next) {
+        if (q->reaped || !q->ch.pid)
+            continue;
+        XGROW(live, alloc, n + 1);
+        live[n++] = q->ch.pid;
+    }
+    killed = child_sweep_orphans(live, n, keep_running ? orphan_keep : NULL, eng);
+    if (killed)
+        log_info(COMP_TASK, "Killed %d process%s left behind by finished tasks", killed,
+                 killed == 1 ? "" : "es");
+    free(live);
+}
+
 static void proc_exited(struct engine *eng, struct proc *p)
 {
     struct exec *ex = p->ex;
@@ -1854,8 +1924,10 @@ static void proc_exited(struct engine *eng, struct proc *p)
     p->reaped = 1;
     proc_read(eng, p, 0);
     proc_read(eng, p, 1);
-    /* The leader is gone: end what is left of its group (background children). */
+    /* The leader is gone: end what is left of its group (background children),
+     * and what left the group. */
     child_signal_group(&p->ch, SIGKILL);
+    sweep_orphans(eng, 1);
     watch_del(eng, p->ch.pidfd);
     code = p->ch.exit_code;
     sig = p->ch.signal;
@@ -1990,6 +2062,9 @@ static void spawn_pending(struct engine *eng)
                 name = "?";
         }
         p->ch.envp = envp;
+        p->ch.drop_ids = eng->cfg.task_user;
+        p->ch.uid = eng->cfg.task_uid;
+        p->ch.gid = eng->cfg.task_gid;
         rc = (p->ch.argv && p->ch.argv[0]) ? child_start(&p->ch, &err)
                                            : err_set(&err, ERR_INVALID, "nothing to run");
         free_strv(envp);
@@ -2186,6 +2261,50 @@ static void timers_run(struct engine *eng)
 
 /* ------------------------------------------------------------------ lifecycle */
 
+/*
+ * The directory of the tasks' $ORCH_OUTPUT files: created 0700, or, if it
+ * exists, used only if it is a real directory (not a symlink) of ours that
+ * no one else may read or write: another local user must not read or forge a
+ * task's output. With a task user, it is that user's (the tasks write in it).
+ */
+static int output_dir_prepare(const char *dir, const struct engine_config *cfg, struct err *err)
+{
+    uid_t owner = cfg->task_user ? cfg->task_uid : geteuid();
+    struct stat sb;
+
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return err_set(err, ERR_IO, "cannot create the task output directory '%s': %s", dir,
+                       strerror(errno));
+    if (lstat(dir, &sb) != 0)
+        return err_set(err, ERR_IO, "cannot use the task output directory '%s': %s", dir,
+                       strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return err_set(err, ERR_INVALID, "cannot use the task output directory '%s': not a "
+                       "directory", dir);
+    if (cfg->task_user && sb.st_uid != owner && sb.st_uid == geteuid() &&
+        chown(dir, cfg->task_uid, cfg->task_gid) == 0)
+        sb.st_uid = owner;
+    if (sb.st_uid != owner)
+        return err_set(err, ERR_INVALID, "cannot use the task output directory '%s': it "
+                       "belongs to uid %d, not %d (remove it, or pick another data directory)",
+                       dir, (int)sb.st_uid, (int)owner);
+    if (sb.st_mode & 077)
+        return err_set(err, ERR_INVALID, "cannot use the task output directory '%s': its mode "
+                       "%03o lets others in (chmod 700 it)", dir, (unsigned)(sb.st_mode & 0777));
+    if (cfg->task_user) {
+        /* The task user must reach it: its parent (the data directory) is made
+         * searchable, not readable, by others. */
+        char *parent = xstrdup(dir), *slash = strrchr(parent, '/');
+        if (slash && slash != parent) {
+            *slash = '\0';
+            if (stat(parent, &sb) == 0 && sb.st_uid == geteuid() && (sb.st_mode & 0011) != 0011)
+                chmod(parent, (sb.st_mode & 07777) | 0011);
+        }
+        free(parent);
+    }
+    return 0;
+}
+
 int engine_new(struct store *st, const struct engine_config *cfg, struct engine **out,
                struct err *err)
 {
@@ -2244,9 +2363,19 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
         eng->output_dir = xasprintf("%s/orch-outputs-%d", tmp && *tmp ? tmp : "/tmp",
                                     (int)getuid());
     }
-    if (mkdir(eng->output_dir, 0700) != 0 && errno != EEXIST)
-        log_warn(COMP, "Cannot create the task output directory '%s': %s", eng->output_dir,
-                 strerror(errno));
+    if (output_dir_prepare(eng->output_dir, &eng->cfg, err)) {
+        int rc = err->code;
+        close(eng->epfd);
+        close(eng->wakefd);
+        pthread_mutex_destroy(&eng->mu);
+        pthread_cond_destroy(&eng->cv);
+        free(eng->output_dir);
+        free(eng);
+        return rc;
+    }
+    /* Orphans of the tasks' trees (setsid, double fork) come back to us. */
+    if (child_become_subreaper())
+        log_warn(COMP, "Cannot become a child subreaper: %s", strerror(errno));
     if (!eng->cfg.task_output_cap)
         eng->cfg.task_output_cap = 256 * 1024;
     /* On PostgreSQL a turn's writes go in one round trip (store.h). */
@@ -2278,6 +2407,7 @@ void engine_free(struct engine *eng)
         p->reaped = 1;
         proc_unlink_free(eng, p);
     }
+    sweep_orphans(eng, 0);
     for (size_t i = 0; i < eng->nspawn; i++) {
         struct proc *p = eng->to_spawn[i];
         strbuf_release(&p->pend[0]);

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "base/err.h"
 #include "base/id.h"
@@ -51,7 +52,14 @@ struct engine_config {
     /* Task outputs: a command task may write a JSON object to the file named
      * by $ORCH_OUTPUT (in output_dir); at most task_output_cap bytes. */
     size_t task_output_cap;    /* default 256 KiB */
-    const char *output_dir;    /* default $TMPDIR (or /tmp) + "/orch-outputs-UID"; borrowed */
+    /* default $TMPDIR (or /tmp) + "/orch-outputs-UID"; borrowed. Created 0700; an existing
+     * one must be a directory of ours (of the task user's, with one) closed to others. */
+    const char *output_dir;
+    /* Run command tasks as this user (orch must run as root): task_user set,
+     * its uid and primary gid. */
+    int task_user;
+    uid_t task_uid;
+    gid_t task_gid;
     /* Where HTTP tasks may connect (netpolicy.h): ORCH_HTTP_ALLOW and
      * ORCH_HTTP_DENY, comma-separated networks; NULL for none. Borrowed. */
     const char *http_allow;

@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -760,6 +762,29 @@ static int sq_configure(struct sqlite_store *s, struct err *err)
     return 0;
 }
 
+/*
+ * The database holds task output and key hashes: its files are the owner's
+ * only. Create it 0600 before SQLite does (which would use 0644; its -wal and
+ * -shm files take the database's mode), and close an older one's mode.
+ */
+static void sq_private_files(const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    char name[PATH_MAX + 16];
+    struct stat sb;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+    if (fd < 0)
+        return; /* SQLite's open says why */
+    close(fd);
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        snprintf(name, sizeof(name), "%s%s", path, suffixes[i]);
+        if (lstat(name, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid() &&
+            (sb.st_mode & 077))
+            chmod(name, sb.st_mode & 0700);
+    }
+}
+
 static int sqlite_open(const char *path, unsigned flags, struct store **out, struct err *err)
 {
     struct sqlite_store *s;
@@ -779,6 +804,8 @@ static int sqlite_open(const char *path, unsigned flags, struct store **out, str
     else
         oflags |= SQLITE_OPEN_READWRITE | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
 
+    if (!(flags & STORE_READONLY))
+        sq_private_files(path);
     s = xcalloc(1, sizeof(*s));
     s->base.be = &store__sqlite_backend;
     s->path = xstrdup(path);

@@ -1,7 +1,8 @@
 """
 Crash recovery end to end: `orch run` is killed with SIGKILL in the middle of a task and
 `orch resume` finishes the execution: finished tasks are not re-run, the running attempt is
-recorded as lost and retried, its orphaned process group is killed, nothing stays running.
+recorded as lost and retried, its processes die with orch (or, should they outlive it, the
+resume kills their orphaned process group), nothing stays running.
 Also: resume with nothing to do, of a finished execution, and of one whose owner is alive.
 """
 import os
@@ -75,7 +76,9 @@ def test_kill_9_then_resume(orch):
     b = task_by_name(j, "b")
     assert [(a["number"], a["status"], a["pid"]) for a in b["attempts"]] == \
         [(1, "running", orphan)]
-    assert pid_alive(orphan), "test setup: b's sleep should have outlived orch"
+    # b's process died with orch (PR_SET_PDEATHSIG, the guard): it cannot finish its work
+    # unsupervised while its attempt is retried
+    wait_for(lambda: not pid_alive(orphan), timeout=10, what="b's sleep to die with orch")
     assert (orch.tmp / "counter").read_text() == "a\nb-start\n"
 
     # Resume with the same definition; b no longer sleeps on its retry.
@@ -87,8 +90,6 @@ def test_kill_9_then_resume(orch):
     assert took < 10, f"resume took {took:.1f}s"
     assert exec_id_from_summary(res.stdout) == exec_id
     assert re.search(rf"^Execution {exec_id} succeeded in ", res.stdout, re.M), res.stdout
-    assert f"Task 'b': killed orphaned process group {orphan} of attempt 1" in res.stderr, \
-        res.stderr
     assert "Task 'b' attempt 1 was lost (its orch process died)" in res.stderr
     assert re.search(rf"Execution {exec_id} of 'recover-chain' resumed: 1 of 3 tasks already "
                      r"final", res.stderr), res.stderr
@@ -355,3 +356,46 @@ def test_sigterm_to_resume_interrupts_and_cancels_nothing(orch):
             ["lost", "cancelled", "succeeded"]
     bad = orch.run("resume", "--shutdown-grace", "soon")
     assert bad.returncode == 2 and "invalid shutdown grace" in bad.stderr, bad.stderr
+
+
+def _guard_of(pid):
+    """The guard process of orch `pid` (its child named orch-guard)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        kids = [int(x) for x in f.read().split()]
+    for k in kids:
+        try:
+            with open(f"/proc/{k}/comm") as f:
+                if f.read().strip() == "orch-guard":
+                    return k
+        except OSError:
+            pass
+    return None
+
+
+def test_resume_kills_the_group_that_outlived_orch(orch):
+    """Should a task's background process outlive orch (its guard was killed too), the
+    resume kills the orphaned process group of the lost attempt."""
+    wf = orch.workflow({"name": "outlive", "tasks": [
+        {"name": "b", "command": 'echo $$ > "$E2E_TMP/bpid"; sleep 30 & '
+                                 'echo $! >> "$E2E_TMP/spid"; wait'},
+    ]})
+    bpid_file = orch.track_pids(orch.tmp / "bpid")
+    spid_file = orch.track_pids(orch.tmp / "spid")
+    p = orch.spawn("run", wf)
+    leader = wait_for(lambda: (read_pids(bpid_file) or [None])[0], timeout=20, what="b's pid")
+    sleeper = wait_for(lambda: (read_pids(spid_file) or [None])[0], timeout=20,
+                       what="b's background pid")
+    exec_id = wait_for(lambda: _exec_id_or_none(orch), timeout=10, what="the execution")
+    wait_for(lambda: task_by_name(orch.show(exec_id), "b")["attempts"][-1]["pid"] == leader,
+             timeout=10, what="b's pid in the store")
+    guard = wait_for(lambda: _guard_of(p.pid), timeout=10, what="orch's guard")
+    os.kill(guard, signal.SIGKILL)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=10)
+    wait_for(lambda: not pid_alive(leader), timeout=10, what="b's shell to die with orch")
+    assert pid_alive(sleeper), "test setup: the background sleep should have outlived orch"
+    res = orch.run("resume", timeout=60)
+    assert res.returncode == EXIT_FAILED, res.stderr
+    assert f"Task 'b': killed orphaned process group {leader} of attempt 1" in res.stderr, \
+        res.stderr
+    wait_for(lambda: not pid_alive(sleeper), timeout=10, what="the orphaned group to be killed")

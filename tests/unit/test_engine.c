@@ -831,10 +831,43 @@ static void test_overlap_buffer_all(void **state)
     exec_list_release(&l);
 }
 
+/*
+ * The recovery kills the process group of a lost attempt only if the pid still
+ * names the process it started (same start time): a pid reused by an unrelated
+ * process must survive.
+ */
+static void test_orphan_kill_checks_start_time(void **state)
+{
+    char *argv[] = {(char *)"sleep", (char *)"30", NULL};
+    char *envp[] = {(char *)"PATH=/usr/bin:/bin", NULL};
+    struct child c = CHILD_INIT;
+    struct err err = ERR_INIT;
+    (void)state;
+
+    c.argv = argv;
+    c.envp = envp;
+    assert_int_equal(child_start(&c, &err), 0);
+    assert_true(c.proc_start > 0);
+    /* A recorded attempt whose pid is now this unrelated, live process. */
+    assert_int_equal(child_kill_orphan_group(c.pid, c.proc_start + 1), 0);
+    assert_int_equal(child_kill_orphan_group(c.pid, c.proc_start - 1), 0);
+    usleep(50 * 1000);
+    assert_int_equal(child_reap(&c), 0);
+    assert_int_equal(kill(c.pid, 0), 0);
+    /* The attempt's own process (same start time) is killed. */
+    assert_int_equal(child_kill_orphan_group(c.pid, c.proc_start), 1);
+    for (int i = 0; i < 2000 && child_reap(&c) == 0; i++)
+        usleep(1000);
+    assert_int_equal(c.exited, 1);
+    assert_int_equal(c.signal, SIGKILL);
+    child_release(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timer_heap),
+        cmocka_unit_test(test_orphan_kill_checks_start_time),
         cmocka_unit_test_setup_teardown(test_noop_chain_one_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_if_and_upstream_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries_and_attempts, setup, teardown),
