@@ -2364,14 +2364,15 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
                                     (int)getuid());
     }
     if (output_dir_prepare(eng->output_dir, &eng->cfg, err)) {
-        int rc = err->code;
+        int code = err->code;
         close(eng->epfd);
         close(eng->wakefd);
         pthread_mutex_destroy(&eng->mu);
         pthread_cond_destroy(&eng->cv);
+        netpolicy_free(eng->netpol);
         free(eng->output_dir);
         free(eng);
-        return rc;
+        return code;
     }
     /* Orphans of the tasks' trees (setsid, double fork) come back to us. */
     if (child_become_subreaper())
