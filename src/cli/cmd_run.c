@@ -4,10 +4,12 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -77,6 +79,7 @@ struct progress {
 
 static struct progress *g_progress;
 static struct engine *g_engine;
+static void observe_locked(struct progress *p, const struct engine_event *ev);
 
 static void progress_clear(void)
 {
@@ -103,9 +106,78 @@ static void progress_draw(void)
     }
 }
 
+/*
+ * The line is also redrawn every PROGRESS_TICK_MS by a thread of its own, so
+ * that its clock moves while tasks run without events. g_progress_mu orders
+ * the writes of that thread, of the observer and of log lines (the log hooks
+ * hold it from before a log line is written until the line is redrawn).
+ */
+#define PROGRESS_TICK_MS 200
+static pthread_mutex_t g_progress_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_tick_cond = PTHREAD_COND_INITIALIZER;
+static pthread_t g_tick_thread;
+static int g_tick_running, g_tick_stop;
+
+static void hook_before_log(void)
+{
+    pthread_mutex_lock(&g_progress_mu);
+    progress_clear();
+}
+
+static void hook_after_log(void)
+{
+    progress_draw();
+    pthread_mutex_unlock(&g_progress_mu);
+}
+
+static void *tick_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_progress_mu);
+    while (!g_tick_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += PROGRESS_TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g_tick_cond, &g_progress_mu, &ts);
+        if (!g_tick_stop && g_progress && g_progress->shown)
+            progress_draw();
+    }
+    pthread_mutex_unlock(&g_progress_mu);
+    return NULL;
+}
+
+static void tick_start(void)
+{
+    g_tick_stop = 0;
+    g_tick_running = pthread_create(&g_tick_thread, NULL, tick_main, NULL) == 0;
+}
+
+static void tick_stop(void)
+{
+    if (!g_tick_running)
+        return;
+    pthread_mutex_lock(&g_progress_mu);
+    g_tick_stop = 1;
+    pthread_cond_signal(&g_tick_cond);
+    pthread_mutex_unlock(&g_progress_mu);
+    pthread_join(g_tick_thread, NULL);
+    g_tick_running = 0;
+}
+
 static void observe(void *arg, const struct engine_event *ev)
 {
     struct progress *p = arg;
+    pthread_mutex_lock(&g_progress_mu);
+    observe_locked(p, ev);
+    pthread_mutex_unlock(&g_progress_mu);
+}
+
+static void observe_locked(struct progress *p, const struct engine_event *ev)
+{
     p->total = ev->tasks_total;
     p->done = ev->tasks_done;
     p->running = ev->tasks_running;
@@ -327,6 +399,7 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
     signal(SIGPIPE, SIG_IGN);
 
     rc = engine_run(eng, &err);
+    tick_stop();
     if (timing)
         fprintf(stderr, "submit-to-complete %.6f s\n", (double)(clock_mono_ns() - t0) / 1e9);
     progress_clear();
@@ -354,8 +427,9 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
                 free(s);
                 json_decref(j);
             } else {
-                printf("%sExecution %s interrupted (%zu of %zu tasks final): 'orch resume' "
-                       "continues it\n", i ? "\n" : "", d->exec.id, nfinal, d->ntasks);
+                printf("%sExecution %s interrupted (%zu of %zu task%s final): 'orch resume' "
+                       "continues it\n", i ? "\n" : "", d->exec.id, nfinal, d->ntasks,
+                       d->ntasks == 1 ? "" : "s");
             }
             code = EXIT_INTERRUPTED;
             exec_detail_free(d);
@@ -433,13 +507,16 @@ static int setup(const struct cli_args *a, struct store **st, struct engine **en
     prog->tty = isatty(2) && !getenv("ORCH_NO_PROGRESS");
     prog->start_ms = clock_now_ms();
     g_progress = prog;
-    log_set_hooks(progress_clear, progress_draw);
+    log_set_hooks(hook_before_log, hook_after_log);
     engine_set_observer(*eng, observe, prog);
+    if (prog->tty)
+        tick_start();
     return 0;
 }
 
 static void teardown(struct store *st, struct engine *eng, struct owner *own)
 {
+    tick_stop();
     log_set_hooks(NULL, NULL);
     g_progress = NULL;
     if (eng)

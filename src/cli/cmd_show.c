@@ -79,7 +79,8 @@ int cmd_validate(int argc, char **argv)
         print_json(o);
         json_decref(o);
     } else if (rc == 0) {
-        printf("%s: workflow '%s' is valid (%zu tasks)\n", a.pos[0], wf->name, wf->ntasks);
+        printf("%s: workflow '%s' is valid (%zu task%s)\n", a.pos[0], wf->name, wf->ntasks,
+               wf->ntasks == 1 ? "" : "s");
     } else {
         fprintf(stderr, "%s: %zu problem%s\n", a.pos[0], probs.n + probs.dropped,
                 probs.n + probs.dropped == 1 ? "" : "s");
@@ -95,6 +96,27 @@ int cmd_validate(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ executions */
+
+/*
+ * Replace a->pos[0] (an id, a unique prefix of one, or "latest") by the full
+ * id in `buf` (ID_MAX); with a store, from it, else from the server. Returns
+ * an exit code (0 resolved; the error is printed).
+ */
+static int resolve_pos(struct cli_args *a, struct store *st, char *buf)
+{
+    const char *wf = cli_get(a, "workflow");
+    int rc;
+
+    if (wf && strcmp(a->pos[0], "latest")) {
+        cli_error("--workflow goes with the id 'latest' only");
+        return EXIT_USAGE;
+    }
+    rc = st ? cli_resolve_exec(st, a->pos[0], wf, buf)
+            : cli_remote_resolve_exec(a, a->pos[0], wf, buf);
+    if (rc == 0)
+        a->pos[0] = buf;
+    return rc;
+}
 
 static const struct cli_opt list_opts[] = {
     {"status", "S[,S]", "only these statuses (queued, running, succeeded, failed, cancelled, timed_out)", 0},
@@ -115,12 +137,16 @@ static const struct cli_cmd list_cmd = {
 
 static const struct cli_opt show_opts[] = {
     {"json", NULL, "print JSON", 0},
+    CLI_LATEST_OPT,
     CLI_SERVER_OPTS,
     {NULL, NULL, NULL, 0},
 };
 
 static const struct cli_cmd show_cmd = {
-    "executions show", "ID", "Show one execution with its tasks and every attempt.", show_opts,
+    "executions show", "ID",
+    "Show one execution with its tasks and every attempt. ID may be a unique prefix of\n"
+    "an id, or 'latest' (the newest execution, of --workflow NAME if given).",
+    show_opts,
 };
 
 static int parse_status_list(const char *s, unsigned *mask)
@@ -250,6 +276,7 @@ static int executions_show(int argc, char **argv)
     char created[CLOCK_ISO_MAX], dur[32];
     struct cli_row *rows = NULL;
     size_t nrows = 0, *first_att = NULL;
+    char idbuf[ID_MAX];
     int rc;
 
     rc = cli_parse(&show_cmd, argc, argv, &a);
@@ -259,10 +286,16 @@ static int executions_show(int argc, char **argv)
         cli_error("'orch executions show' needs one execution id");
         return EXIT_USAGE;
     }
-    if (cli_server(&a))
-        return cli_remote_executions_show(&a);
+    if (cli_server(&a)) {
+        rc = resolve_pos(&a, NULL, idbuf);
+        return rc ? rc : cli_remote_executions_show(&a);
+    }
     if ((rc = cli_open_store(&a, 0, &st)) != 0)
         return cli_exit_for_err(rc);
+    if ((rc = resolve_pos(&a, st, idbuf)) != 0) {
+        store_free(st);
+        return rc;
+    }
     rc = store_execution_get(st, a.pos[0], &d, &err);
     if (rc) {
         cli_error("%s", err.msg);
@@ -375,13 +408,16 @@ static const struct cli_opt logs_opts[] = {
     {"attempt", "N", "only this attempt (default: every attempt)", 0},
     {"json", NULL, "print JSON lines: {task, attempt, stream, ts, data}", 0},
     {"follow", NULL, "with a server: stream the output until the execution ends", 0},
+    CLI_LATEST_OPT,
     CLI_SERVER_OPTS,
     {NULL, NULL, NULL, 0},
 };
 
 static const struct cli_cmd logs_cmd = {
     "logs", "ID [TASK]",
-    "Print the captured output (stdout and stderr) of an execution's tasks.", logs_opts,
+    "Print the captured output (stdout and stderr) of an execution's tasks. ID may be a\n"
+    "unique prefix of an id, or 'latest' (the newest execution, of --workflow NAME if given).",
+    logs_opts,
 };
 
 int cmd_logs(int argc, char **argv)
@@ -391,8 +427,9 @@ int cmd_logs(int argc, char **argv)
     struct exec_detail *d = NULL;
     struct log_list logs = {NULL, 0};
     struct err err = ERR_INIT;
-    int task_idx = -1, attempt = 0, rc, code = EXIT_OK, json;
+    int task_idx = -1, group_idx = -1, attempt = 0, rc, code = EXIT_OK, json;
     const char *v;
+    char idbuf[ID_MAX];
 
     rc = cli_parse(&logs_cmd, argc, argv, &a);
     if (rc)
@@ -410,8 +447,10 @@ int cmd_logs(int argc, char **argv)
         }
         attempt = (int)n;
     }
-    if (cli_server(&a))
-        return cli_remote_logs(&a);
+    if (cli_server(&a)) {
+        rc = resolve_pos(&a, NULL, idbuf);
+        return rc ? rc : cli_remote_logs(&a);
+    }
     if (cli_flag(&a, "follow")) {
         cli_error("'orch logs --follow' needs a server: pass --server URL or set ORCH_SERVER");
         return EXIT_USAGE;
@@ -419,6 +458,8 @@ int cmd_logs(int argc, char **argv)
     json = cli_flag(&a, "json");
     if ((rc = cli_open_store(&a, 0, &st)) != 0)
         return cli_exit_for_err(rc);
+    if ((code = resolve_pos(&a, st, idbuf)) != 0)
+        goto out;
     rc = store_execution_get(st, a.pos[0], &d, &err);
     if (rc) {
         cli_error("%s", err.msg);
@@ -434,8 +475,13 @@ int cmd_logs(int argc, char **argv)
             code = EXIT_NOT_FOUND;
             goto out;
         }
+        /* A fan-out (forEach) task runs nothing itself: its output is that of
+         * its instances, each printed under its own header. */
+        for (size_t i = 0; i < d->ntasks && group_idx < 0; i++)
+            if (d->tasks[i].instance && d->tasks[i].group_idx == task_idx)
+                group_idx = task_idx;
     }
-    rc = store_logs_get(st, a.pos[0], task_idx, &logs, &err);
+    rc = store_logs_get(st, a.pos[0], group_idx >= 0 ? -1 : task_idx, &logs, &err);
     if (rc) {
         cli_error("%s", err.msg);
         code = EXIT_INTERNAL;
@@ -446,11 +492,17 @@ int cmd_logs(int argc, char **argv)
         for (size_t i = 0; i < logs.n; i++) {
             const struct log_chunk *c = &logs.items[i];
             const char *name = "?";
+            int in_group = group_idx < 0;
             if (attempt && c->attempt != attempt)
                 continue;
             for (size_t k = 0; k < d->ntasks; k++)
-                if (d->tasks[k].idx == c->task_idx)
+                if (d->tasks[k].idx == c->task_idx) {
                     name = d->tasks[k].name;
+                    in_group = in_group ||
+                               (d->tasks[k].instance && d->tasks[k].group_idx == group_idx);
+                }
+            if (!in_group)
+                continue;
             if (json) {
                 json_t *o = json_object();
                 char *s;
@@ -468,7 +520,7 @@ int cmd_logs(int argc, char **argv)
                 continue;
             }
             if (c->task_idx != last_task || c->attempt != last_attempt) {
-                if (task_idx < 0 || attempt == 0)
+                if (task_idx < 0 || attempt == 0 || group_idx >= 0)
                     printf("==> %s (attempt %d) <==\n", name, c->attempt);
                 last_task = c->task_idx;
                 last_attempt = c->attempt;
