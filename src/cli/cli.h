@@ -189,6 +189,11 @@ int cli_node_settings(const struct cli_args *a, struct engine_node *nd, char *id
 int cli_node_register(struct store *st, const struct engine_node *nd, const char *role,
                       int slots);
 
+/* `orch cancel ID` and `orch retry ID` on the local data directory
+ * (cmd_run.c): `action` "cancel" or "retry"; a->pos[0] the id (or a prefix,
+ * or "latest"). Returns an exit code. */
+int cli_local_exec_action(const struct cli_args *a, const char *action);
+
 /* Commands. */
 int cmd_run(int argc, char **argv);
 int cmd_resume(int argc, char **argv);

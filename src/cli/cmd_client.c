@@ -1026,7 +1026,9 @@ static const struct cli_cmd cancel_cmd = {
     "cancel",
     "ID",
     "Cancel a queued or running execution on the server. ID may be a unique prefix of\n"
-    "an id, or 'latest' (the newest execution, of --workflow NAME if given).\n"
+    "an id, or 'latest' (the newest execution, of --workflow NAME if given). Without a\n"
+    "server, on the data directory: an execution no live process runs (left by a crash)\n"
+    "is cancelled here; one that an 'orch run' or 'orch server' runs is refused.\n"
     "Exit status: 0 done, 1 it has already ended, 6 no such execution.",
     cancel_opts,
 };
@@ -1043,6 +1045,8 @@ static const struct cli_cmd retry_cmd = {
     "ID",
     "Re-run the failed tasks of a finished execution (and what depends on them);\n"
     "tasks that succeeded are kept. ID may be a unique prefix or 'latest' (--workflow).\n"
+    "Without a server, on the data directory, the tasks run again in this process (as\n"
+    "'orch resume' runs them) and it exits with the execution's status.\n"
     "Exit status: 0 done, 1 it is running or it\n"
     "succeeded, 6 no such execution.",
     retry_opts,
@@ -1130,13 +1134,19 @@ static int exec_action(const struct cli_cmd *cmd, const char *action, int argc, 
     char *eid, *path, idbuf[ID_MAX];
     int code;
 
-    code = parse_client(cmd, argc, argv, &a, 1);
-    if (code >= 0)
-        return code;
+    code = cli_parse(cmd, argc, argv, &a);
+    if (code)
+        return code > 0 ? EXIT_OK : EXIT_USAGE;
+    if (a.npos != 1) {
+        cli_error("'orch %s' needs %s", cmd->name, cmd->args);
+        return EXIT_USAGE;
+    }
     if (cli_get(&a, "workflow") && strcmp(a.pos[0], "latest")) {
         cli_error("--workflow goes with the id 'latest' only");
         return EXIT_USAGE;
     }
+    if (!cli_server(&a))
+        return cli_local_exec_action(&a, action);
     code = cli_remote_resolve_exec(&a, a.pos[0], cli_get(&a, "workflow"), idbuf);
     if (code)
         return code;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -674,5 +675,75 @@ out:
         free(ids[i]);
     free(ids);
     free(taken);
+    return code;
+}
+
+int cli_local_exec_action(const struct cli_args *a, const char *action)
+{
+    struct store *st = NULL;
+    struct engine *eng = NULL;
+    struct owner *own = NULL;
+    struct progress prog;
+    struct err err = ERR_INIT;
+    char id[ID_MAX], *ids[1];
+    int code, rc, cancel = !strcmp(action, "cancel");
+
+    if (cli_database_url(a)) {
+        cli_error("'orch %s' on a PostgreSQL database goes through a server: pass --server URL "
+                  "or set ORCH_SERVER",
+                  action);
+        return EXIT_USAGE;
+    }
+    if (cli_apply_log_level(a))
+        return EXIT_USAGE;
+    {
+        struct stat sb;
+        if (stat(cli_data_dir(a), &sb) != 0) {
+            cli_error("no data directory at '%s' (pass --data-dir, or --server URL for a server)",
+                      cli_data_dir(a));
+            return EXIT_NOT_FOUND;
+        }
+    }
+    g_grace_ms = DEFAULT_SHUTDOWN_GRACE_MS;
+    code = setup(a, &st, &eng, &own, &prog);
+    if (code)
+        goto out;
+    code = cli_resolve_exec(st, a->pos[0], cli_get(a, "workflow"), id);
+    if (code)
+        goto out;
+    /* Take the execution over as `orch resume` does: the lock file of a live
+     * owner (an `orch run`, `orch resume` or `orch server` on this data
+     * directory) refuses it. */
+    rc = cancel ? engine_resume(eng, id, &err) : engine_retry(eng, id, &err);
+    if (rc == ERR_BUSY) {
+        cli_error("execution %s is being run by another orch process on '%s': cancel it there "
+                  "(Ctrl-C for 'orch run'), or through its server with --server URL",
+                  id, cli_data_dir(a));
+        code = EXIT_FAILED;
+        goto out;
+    }
+    if (rc) {
+        cli_error("%s", err.msg);
+        code = rc == ERR_CONFLICT ? EXIT_FAILED : cli_exit_for_err(rc);
+        goto out;
+    }
+    if (cancel && engine_cancel(eng, id, &err)) {
+        cli_error("%s", err.msg);
+        code = EXIT_INTERNAL;
+        goto out;
+    }
+    if (!cli_flag(a, "json"))
+        printf("Execution %s %s\n", id,
+               cancel ? "cancelled (no live process owned it)"
+                      : "retried here: failed tasks run again in this process");
+    fflush(stdout);
+    /* A signal stops a retry as it stops `orch resume`: left for the next resume. */
+    g_interrupt = !cancel;
+    ids[0] = id;
+    code = run_engine(eng, st, ids, 1, cli_flag(a, "json"), 0, 0);
+    if (cancel && code == EXIT_CANCELLED)
+        code = EXIT_OK;
+out:
+    teardown(st, eng, own);
     return code;
 }

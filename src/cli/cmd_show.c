@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -404,10 +405,136 @@ int cmd_executions(int argc, char **argv)
 
 /* ------------------------------------------------------------------ logs */
 
+/* Interval between two reads of the store by `logs --follow` without a server. */
+#define FOLLOW_POLL_MS 200
+
+/* What `logs --follow` has read of one attempt. */
+struct followed {
+    int task_idx, attempt, last_seq, drained;
+};
+
+/* Print one chunk of `logs` (text or a JSON line). */
+static void print_chunk(const struct exec_detail *d, const struct log_chunk *c, int json,
+                        int headers, int *last_task, int *last_attempt, int *at_line_start)
+{
+    const char *name = "?";
+    for (size_t k = 0; k < d->ntasks; k++)
+        if (d->tasks[k].idx == c->task_idx)
+            name = d->tasks[k].name;
+    if (json) {
+        json_t *o = json_object();
+        char *s;
+        json_object_set_new(o, "task", json_string(name));
+        json_object_set_new(o, "attempt", json_integer(c->attempt));
+        json_object_set_new(o, "stream",
+                            json_string(c->stream == LOG_STREAM_STDERR ? "stderr" : "stdout"));
+        json_object_set_new(o, "ts", view_instant(c->ts));
+        json_object_set_new(o, "data", view_text(c->data, c->len));
+        s = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+        return;
+    }
+    if (c->task_idx != *last_task || c->attempt != *last_attempt) {
+        if (!*at_line_start)
+            putchar('\n');
+        if (headers)
+            printf("==> %s (attempt %d) <==\n", name, c->attempt);
+        *last_task = c->task_idx;
+        *last_attempt = c->attempt;
+        *at_line_start = 1;
+    }
+    if (c->len) {
+        fwrite(c->data, 1, c->len, stdout);
+        *at_line_start = c->data[c->len - 1] == '\n';
+    }
+}
+
+/*
+ * `logs --follow` on the store: read the new chunks of every attempt (of
+ * task `task_idx`, or of the instances of group `group_idx`, or all) until
+ * the execution has ended and every attempt's output has been read.
+ */
+static int follow_local(struct store *st, const char *id, int task_idx, int group_idx,
+                        int attempt, int json, int headers)
+{
+    struct followed *fs = NULL;
+    size_t nfs = 0, alloc = 0;
+    int last_task = -1, last_attempt = -1, at_line_start = 1, code = EXIT_OK;
+
+    for (;;) {
+        struct exec_detail *d = NULL;
+        struct err err = ERR_INIT;
+        int final;
+
+        if (store_execution_get(st, id, &d, &err)) {
+            cli_error("%s", err.msg);
+            code = EXIT_INTERNAL;
+            break;
+        }
+        /* Seen final before its output is read: that read is the last. */
+        final = exec_status_is_final(d->exec.status);
+        for (size_t i = 0; i < d->nattempts; i++) {
+            const struct attempt_row *at = &d->attempts[i];
+            struct followed *f = NULL;
+            struct log_list logs = {NULL, 0};
+            int wanted = task_idx < 0 || at->task_idx == task_idx;
+
+            if (group_idx >= 0) {
+                wanted = 0;
+                for (size_t k = 0; k < d->ntasks; k++)
+                    if (d->tasks[k].idx == at->task_idx && d->tasks[k].instance &&
+                        d->tasks[k].group_idx == group_idx)
+                        wanted = 1;
+            }
+            if (!wanted || (attempt && at->number != attempt))
+                continue;
+            for (size_t k = 0; k < nfs && !f; k++)
+                if (fs[k].task_idx == at->task_idx && fs[k].attempt == at->number)
+                    f = &fs[k];
+            if (!f) {
+                XGROW(fs, alloc, nfs + 1);
+                f = &fs[nfs++];
+                f->task_idx = at->task_idx;
+                f->attempt = at->number;
+                f->last_seq = -1;
+                f->drained = 0;
+            }
+            if (f->drained)
+                continue;
+            if (at->status != ATTEMPT_RUNNING)
+                f->drained = 1; /* finished before this read: nothing comes after it */
+            if (store_logs_follow(st, id, at->task_idx, at->number, f->last_seq, &logs, &err)) {
+                cli_error("%s", err.msg);
+                code = EXIT_INTERNAL;
+                break;
+            }
+            for (size_t k = 0; k < logs.n; k++) {
+                print_chunk(d, &logs.items[k], json, headers, &last_task, &last_attempt,
+                            &at_line_start);
+                f->last_seq = logs.items[k].seq;
+            }
+            log_list_release(&logs);
+        }
+        exec_detail_free(d);
+        if (fflush(stdout) == EOF || code || final)
+            break;
+        {
+            struct timespec ts = {0, FOLLOW_POLL_MS * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (!json && !at_line_start)
+        putchar('\n');
+    free(fs);
+    return code;
+}
+
 static const struct cli_opt logs_opts[] = {
     {"attempt", "N", "only this attempt (default: every attempt)", 0},
     {"json", NULL, "print JSON lines: {task, attempt, stream, ts, data}", 0},
-    {"follow", NULL, "with a server: stream the output until the execution ends", 0},
+    {"follow", NULL, "print the output as it comes, until the execution ends", 0},
     CLI_LATEST_OPT,
     CLI_SERVER_OPTS,
     {NULL, NULL, NULL, 0},
@@ -451,10 +578,6 @@ int cmd_logs(int argc, char **argv)
         rc = resolve_pos(&a, NULL, idbuf);
         return rc ? rc : cli_remote_logs(&a);
     }
-    if (cli_flag(&a, "follow")) {
-        cli_error("'orch logs --follow' needs a server: pass --server URL or set ORCH_SERVER");
-        return EXIT_USAGE;
-    }
     json = cli_flag(&a, "json");
     if ((rc = cli_open_store(&a, 0, &st)) != 0)
         return cli_exit_for_err(rc);
@@ -480,6 +603,11 @@ int cmd_logs(int argc, char **argv)
         for (size_t i = 0; i < d->ntasks && group_idx < 0; i++)
             if (d->tasks[i].instance && d->tasks[i].group_idx == task_idx)
                 group_idx = task_idx;
+    }
+    if (cli_flag(&a, "follow")) {
+        code = follow_local(st, a.pos[0], group_idx >= 0 ? -1 : task_idx, group_idx, attempt,
+                            json, task_idx < 0 || attempt == 0 || group_idx >= 0);
+        goto out;
     }
     rc = store_logs_get(st, a.pos[0], group_idx >= 0 ? -1 : task_idx, &logs, &err);
     if (rc) {

@@ -2507,6 +2507,11 @@ int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
     return engine__exec_take(eng, exec_id, 0, err);
 }
 
+int engine_retry(struct engine *eng, const char *exec_id, struct err *err)
+{
+    return engine__exec_take(eng, exec_id, 1, err);
+}
+
 /* An execution a schedule fired, taken from the store: keep what it was
  * fired for (its tasks get ORCH_SCHEDULE and ORCH_SCHEDULED_FOR again, in the
  * schedule's zone when this node knows the schedule, else in UTC). */

@@ -11,12 +11,14 @@ import json
 import os
 import pty
 import re
+import signal
 import subprocess
 
 import pytest
 
 from apiutil import ORCH, fresh_server, sh, wf  # noqa: F401
-from conftest import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, SANITIZER_MARKERS, base_env
+from conftest import (EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, SANITIZER_MARKERS, base_env,
+                      pid_alive, wait_for)
 
 EXIT_AUTH = 7  # the server refused the key (src/cli/cli.h)
 
@@ -274,3 +276,104 @@ def test_a_401_without_a_key_says_how_to_give_one(fresh_server):
     assert "--api-key KEY or set ORCH_API_KEY" in res.stderr, res.stderr
     res = client(fresh_server, "health", "--api-key", "sk_wrong")
     assert res.returncode == EXIT_AUTH and "ORCH_API_KEY" not in res.stderr
+
+
+# --------------------------------------------------------------------------- local control
+
+def running_exec(orch):
+    """The id of the newest execution once its first task has started, else None."""
+    res = orch.run("executions", "show", "latest", "--json")
+    if res.returncode != EXIT_OK:
+        return None  # no data directory or no execution yet
+    d = json.loads(res.stdout)
+    if d["status"] != "running":
+        return None
+    return d["id"] if any(t["status"] == "running" for t in d["tasks"]) else None
+
+
+def test_local_cancel_with_and_without_a_live_owner(orch, tmp_path):
+    p = write(tmp_path / "long.json", {"name": "long", "tasks": [
+        {"name": "s", "command": ["sh", "-c", f"echo $$ > {tmp_path}/pid; exec sleep 60"]},
+        {"name": "t", "dependsOn": ["s"], "command": ["true"]}]})
+    proc = orch.spawn("run", p)
+    ex = wait_for(lambda: running_exec(orch), timeout=30, what="the task to start")
+    # a live `orch run` owns it: refused, and nothing changes
+    res = orch.run("cancel", ex[:12])
+    assert res.returncode == 1, res
+    assert f"execution {ex} is being run by another orch process" in res.stderr, res.stderr
+    assert orch.show(ex)["status"] == "running"
+    # the owner dies (its task process is left behind): the cancel is applied here
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    task_pid = int((tmp_path / "pid").read_text())
+    res = orch.run("cancel", "latest")
+    assert res.returncode == EXIT_OK, res.stderr
+    assert f"Execution {ex} cancelled" in res.stdout, res.stdout
+    d = orch.show(ex)
+    assert d["status"] == "cancelled", d
+    assert [t["status"] for t in d["tasks"]] == ["cancelled", "cancelled"], d["tasks"]
+    wait_for(lambda: not pid_alive(task_pid), timeout=10, what="the orphaned task to end")
+    res = orch.run("cancel", ex)
+    assert res.returncode == 1 and "has already" in res.stderr, res
+
+
+def test_local_retry_runs_the_failed_tasks_here(orch, tmp_path):
+    flag = tmp_path / "fixed"
+    p = write(tmp_path / "flaky.json", {"name": "flaky", "tasks": [
+        {"name": "a", "command": ["sh", "-c", "echo a >> $E2E_TMP/runs"]},
+        {"name": "b", "dependsOn": ["a"], "command": ["sh", "-c", f"test -e {flag}"]},
+        {"name": "c", "dependsOn": ["b"], "command": ["echo", "after"]}]})
+    res = orch.run("run", p)
+    assert res.returncode == 1
+    res = orch.run("retry", "latest", "--workflow", "flaky")
+    assert res.returncode == 1, res  # b fails again
+    flag.write_text("")
+    res = orch.run("retry", "latest", "--json")
+    assert res.returncode == EXIT_OK, res.stderr
+    d = json.loads(res.stdout)
+    assert d["status"] == "succeeded" and [t["status"] for t in d["tasks"]] == ["succeeded"] * 3
+    assert (tmp_path / "runs").read_text() == "a\n"  # what succeeded is kept
+    res = orch.run("retry", d["id"])
+    assert res.returncode == 1 and "nothing to retry" in res.stderr
+
+
+def test_local_logs_follow(orch, tmp_path):
+    gate = tmp_path / "gate"
+    p = write(tmp_path / "talk.json", {"name": "talk", "tasks": [
+        {"name": "a", "command": ["sh", "-c", f"echo one; while [ ! -e {gate} ]; do sleep 0.05; done; echo two"]},
+        {"name": "b", "dependsOn": ["a"], "command": ["echo", "three"]}]})
+    run = orch.spawn("run", p)
+    ex = wait_for(lambda: running_exec(orch), timeout=30, what="the task to start")
+    follow = orch.spawn("logs", ex, "--follow")
+    # the first line arrives while the task still runs
+    wait_for(lambda: b"one" in (follow.out_file.seek(0) or follow.out_file.read()), timeout=20,
+             what="the first line")
+    assert follow.poll() is None
+    gate.write_text("")
+    res = orch.finish(follow, timeout=30)
+    assert res.returncode == EXIT_OK, res.stderr
+    assert res.stdout == ("==> a (attempt 1) <==\none\ntwo\n==> b (attempt 1) <==\nthree\n"), res.stdout
+    assert orch.finish(run).returncode == EXIT_OK
+    assert orch.show(ex)["status"] == "succeeded"
+
+
+# --------------------------------------------------------------------------- orch worker
+
+def test_worker_logs_its_shutdown_as_the_engine(tmp_path):
+    from pgutil import Node, Postgres
+    pg = Postgres().start()
+    node = None
+    try:
+        url = pg.database()
+        node = Node(tmp_path, url, "w1", role="worker")
+        res = node.orch("db", "migrate")
+        assert res.returncode == EXIT_OK, res.stderr
+        node.start()
+        assert node.stop(signal.SIGTERM) == EXIT_OK
+        log = node.log()
+        assert re.search(r"INFO \[Engine\] Received SIGTERM: shutting down", log), log
+        assert "[API]" not in log, log
+    finally:
+        if node:
+            node.cleanup()
+        pg.destroy()
