@@ -160,6 +160,23 @@ struct cli_row *cli_task_order_detail(const struct exec_detail *d, size_t *out_n
 struct store;
 struct json_t *cli_exec_json(struct store *st, const struct exec_detail *d);
 
+/*
+ * An execution named on the command line: a full id, a unique prefix of one
+ * ("ex_01jx"), or "latest" (the newest execution, of workflow `workflow` when
+ * not NULL). The id is written to out[ID_MAX]. Returns an exit code (0 found;
+ * EXIT_NOT_FOUND none; EXIT_USAGE an ambiguous prefix, its candidates printed).
+ * cli_resolve_exec() works on the store; cli_remote_resolve_exec() (cmd_client.c)
+ * asks the server.
+ */
+#define CLI_EXEC_ID_LEN 19 /* "ex_" and 16 characters */
+int cli_exec_ref_is_short(const char *ref);
+int cli_resolve_exec(struct store *st, const char *ref, const char *workflow, char *out);
+int cli_remote_resolve_exec(const struct cli_args *a, const char *ref, const char *workflow,
+                            char *out);
+/* The option of commands that take an execution id. */
+#define CLI_LATEST_OPT                                                                             \
+    {"workflow", "NAME", "with the id 'latest': the newest execution of this workflow", 0}
+
 /* Print an error line "orch: ..." to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -181,6 +198,11 @@ int cli_node_register(struct store *st, const struct engine_node *nd, const char
  */
 int cli_config_load(const char *flag_path);
 
+/* `orch cancel ID` and `orch retry ID` on the local data directory
+ * (cmd_run.c): `action` "cancel" or "retry"; a->pos[0] the id (or a prefix,
+ * or "latest"). Returns an exit code. */
+int cli_local_exec_action(const struct cli_args *a, const char *action);
+
 /* Commands. */
 int cmd_config(int argc, char **argv);
 int cmd_run(int argc, char **argv);
@@ -196,6 +218,9 @@ int cmd_retry(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 /* Offline schedule tools: schedules next / validate (cmd_schedules.c). */
 int cmd_schedules(int argc, char **argv);
+/* The server's schedules: schedules list|show|pause|resume|backfill|delete
+ * (cmd_client.c); argv[0] is the subcommand. Returns -1 for another word. */
+int cli_remote_schedules(int argc, char **argv);
 /* Nodes on a shared PostgreSQL database (cmd_server.c, cmd_db.c). */
 int cmd_worker(int argc, char **argv);
 int cmd_db(int argc, char **argv);

@@ -81,6 +81,9 @@ static int needs_server(const char *cmd)
     return EXIT_USAGE;
 }
 
+/* No API key was given (a 401 then says how to give one). */
+static int g_no_key;
+
 /* Make the client of the server the command line names; prints the error. */
 static struct client *open_client(const struct cli_args *a, int *out_exit)
 {
@@ -94,6 +97,7 @@ static struct client *open_client(const struct cli_args *a, int *out_exit)
     cfg.cacert = cli_get(a, "cacert");
     if (!cfg.cacert || !*cfg.cacert)
         cfg.cacert = getenv("ORCH_CACERT");
+    g_no_key = !cfg.api_key;
     if (client_new(&cfg, &c, &err)) {
         cli_error("%s", err.msg);
         *out_exit = EXIT_USAGE;
@@ -110,6 +114,8 @@ static int report_http_error(const struct client_response *r)
     json_t *details = e ? json_object_get(e, "details") : NULL;
 
     cli_error("%s", client_error_message(r));
+    if (r->status == 401 && g_no_key)
+        fprintf(stderr, "  no API key was given: pass --api-key KEY or set ORCH_API_KEY\n");
     if (r->status == 429 && r->retry_after[0])
         fprintf(stderr, "  retry after %s s\n", r->retry_after);
     for (size_t i = 0; i < json_array_size(details); i++) {
@@ -211,6 +217,91 @@ static int exec_status_of(const json_t *exec, enum exec_status *out)
 }
 
 /* ------------------------------------------------------------------ executions */
+
+int cli_remote_resolve_exec(const struct cli_args *a, const char *ref, const char *workflow,
+                            char *out)
+{
+    static const char b32_max = 'z'; /* the last id character (src/base/id.c) */
+    struct client *c;
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    struct strbuf path = STRBUF_INIT;
+    json_t *items;
+    const char *ids[6];
+    size_t plen = strlen(ref), n = 0;
+    int latest = !strcmp(ref, "latest"), code;
+    char cursor[CLI_EXEC_ID_LEN + 1];
+
+    if (!cli_exec_ref_is_short(ref)) {
+        snprintf(out, ID_MAX, "%s", ref);
+        return EXIT_OK;
+    }
+    if (!latest && ref[3 + strspn(ref + 3, "0123456789abcdefghjkmnpqrstvwxyz")]) {
+        cli_error("no execution id starts with '%s'", ref);
+        return EXIT_NOT_FOUND;
+    }
+    c = open_client(a, &code);
+    if (!c)
+        return code;
+    if (latest) {
+        strbuf_addf(&path, "/v1/executions?limit=1");
+        add_query(&path, "workflow", workflow);
+    } else {
+        /* Ids sort by their characters: those with the prefix are the newest
+         * ones below the prefix padded with the last id character; that id
+         * itself is asked for on its own. */
+        memset(cursor, b32_max, sizeof(cursor));
+        memcpy(cursor, ref, plen);
+        cursor[CLI_EXEC_ID_LEN] = '\0';
+        strbuf_addf(&path, "/v1/executions?limit=5");
+        add_query(&path, "cursor", cursor);
+    }
+    code = call(c, "GET", path.buf, NULL, 0, NULL, &r);
+    if (!code && need_object(&r))
+        code = EXIT_INTERNAL;
+    if (code)
+        goto out;
+    items = json_object_get(r.json, "items");
+    if (!latest) {
+        struct client_response one = CLIENT_RESPONSE_INIT;
+        char *p = xasprintf("/v1/executions/%s", cursor);
+        struct err err = ERR_INIT;
+        if (client_request(c, "GET", p, NULL, 0, NULL, &one, &err) == 0 && one.status == 200 &&
+            json_is_object(one.json))
+            json_array_insert(items, 0, json_object_get(one.json, "id"));
+        client_response_release(&one);
+        free(p);
+    }
+    for (size_t i = 0; i < json_array_size(items) && n < 6; i++) {
+        json_t *it = json_array_get(items, i);
+        const char *id = json_is_string(it) ? json_string_value(it) : jstr(it, "id");
+        if (latest || !strncmp(id, ref, plen))
+            ids[n++] = id;
+    }
+    if (n == 1) {
+        snprintf(out, ID_MAX, "%s", ids[0]);
+        code = EXIT_OK;
+    } else if (n == 0) {
+        if (latest && workflow)
+            cli_error("no executions of workflow '%s'", workflow);
+        else if (latest)
+            cli_error("no executions yet");
+        else
+            cli_error("no execution id starts with '%s'", ref);
+        code = EXIT_NOT_FOUND;
+    } else {
+        fprintf(stderr, "orch: the prefix '%s' is ambiguous; it matches:\n", ref);
+        for (size_t i = 0; i < n && i < 5; i++)
+            fprintf(stderr, "  %s\n", ids[i]);
+        if (n > 5)
+            fprintf(stderr, "  ...\n");
+        code = EXIT_USAGE;
+    }
+out:
+    client_response_release(&r);
+    strbuf_release(&path);
+    client_free(c);
+    return code;
+}
 
 int cli_remote_executions_list(const struct cli_args *a, int limit)
 {
@@ -361,7 +452,30 @@ struct log_printer {
     int at_line_start; /* the last chunk printed ended with '\n' (or none yet) */
     int any;
     int bad;
+    const char *group; /* only the instances ("GROUP[N]") of this fan-out task */
 };
+
+/* Is `task` an instance of fan-out task `group` ("group[N]")? */
+static int instance_of(const char *task, const char *group)
+{
+    size_t n = strlen(group), d;
+    if (strncmp(task, group, n) || task[n] != '[')
+        return 0;
+    d = strspn(task + n + 1, "0123456789");
+    return d > 0 && !strcmp(task + n + 1 + d, "]");
+}
+
+/* Is task `name` of the execution (its JSON) a fan-out group with instances? */
+static int is_group(const json_t *exec, const char *name)
+{
+    const json_t *tasks = json_object_get(exec, "tasks");
+    for (size_t i = 0; i < json_array_size(tasks); i++) {
+        const char *g = json_string_value(json_object_get(json_array_get(tasks, i), "group"));
+        if (g && !strcmp(g, name))
+            return 1;
+    }
+    return 0;
+}
 
 static void log_print_item(struct log_printer *p, const json_t *it)
 {
@@ -375,6 +489,8 @@ static void log_print_item(struct log_printer *p, const json_t *it)
         p->bad = 1;
         return;
     }
+    if (p->group && !instance_of(task, p->group))
+        return;
     if (p->json) {
         char *line = json_dumps(it, JSON_COMPACT);
         printf("%s\n", line ? line : "null");
@@ -441,10 +557,22 @@ int cli_remote_logs(const struct cli_args *a)
     c = open_client(a, &code);
     if (!c)
         return code;
+    if (a->npos == 2) {
+        /* A fan-out (forEach) task runs nothing itself: print the output of
+         * its instances, each under its own header. */
+        code = get_execution(c, a->pos[0], &r);
+        if (code)
+            goto out;
+        if (is_group(r.json, a->pos[1])) {
+            p.group = a->pos[1];
+            p.headers = 1;
+        }
+        client_response_release(&r);
+    }
     eid = client_escape(a->pos[0]);
     strbuf_addf(&path, "/v1/executions/%s/logs", eid);
     free(eid);
-    add_query(&path, "task", a->npos == 2 ? a->pos[1] : NULL);
+    add_query(&path, "task", a->npos == 2 && !p.group ? a->pos[1] : NULL);
     add_query(&path, "attempt", cli_get(a, "attempt"));
     if (cli_flag(a, "follow")) {
         add_query(&path, "follow", "true");
@@ -686,8 +814,8 @@ static int workflows_apply_local(const struct cli_args *a)
         printf("{\"name\":\"%s\",\"version\":%d,\"tasks\":%zu,\"changed\":%s}\n", reg.name,
                reg.version, reg.ntasks, reg.changed ? "true" : "false");
     else if (reg.changed)
-        printf("Workflow '%s' version %d recorded (%zu tasks)\n", reg.name, reg.version,
-               reg.ntasks);
+        printf("Workflow '%s' version %d recorded (%zu task%s)\n", reg.name, reg.version,
+               reg.ntasks, reg.ntasks == 1 ? "" : "s");
     else
         printf("Workflow '%s' unchanged (version %d is identical)\n", reg.name, reg.version);
     return EXIT_OK;
@@ -728,8 +856,9 @@ static int workflows_apply(int argc, char **argv)
     if (cli_flag(&a, "json"))
         print_json(r.json);
     else if (r.status == 201)
-        printf("Workflow '%s' version %lld recorded (%lld tasks)\n", jstr(r.json, "name"),
-               jint(r.json, "version", 0), jint(r.json, "tasks", 0));
+        printf("Workflow '%s' version %lld recorded (%lld task%s)\n", jstr(r.json, "name"),
+               jint(r.json, "version", 0), jint(r.json, "tasks", 0),
+               jint(r.json, "tasks", 0) == 1 ? "" : "s");
     else
         printf("Workflow '%s' unchanged (version %lld is identical)\n", jstr(r.json, "name"),
                jint(r.json, "version", 0));
@@ -899,13 +1028,17 @@ static const struct cli_cmd trigger_cmd = {
 
 static const struct cli_opt cancel_opts[] = {
     {"json", NULL, "print the server's JSON", 0},
+    CLI_LATEST_OPT,
     CLI_SERVER_OPTS,
     {NULL, NULL, NULL, 0},
 };
 static const struct cli_cmd cancel_cmd = {
     "cancel",
     "ID",
-    "Cancel a queued or running execution on the server.\n"
+    "Cancel a queued or running execution on the server. ID may be a unique prefix of\n"
+    "an id, or 'latest' (the newest execution, of --workflow NAME if given). Without a\n"
+    "server, on the data directory: an execution no live process runs (left by a crash)\n"
+    "is cancelled here; one that an 'orch run' or 'orch server' runs is refused.\n"
     "Exit status: 0 done, 1 it has already ended, 6 no such execution.",
     cancel_opts,
 };
@@ -913,6 +1046,7 @@ static const struct cli_cmd cancel_cmd = {
 static const struct cli_opt retry_opts[] = {
     {"wait", NULL, "wait for the execution to end; exit with its status like 'orch run'", 0},
     {"json", NULL, "print the server's JSON", 0},
+    CLI_LATEST_OPT,
     CLI_SERVER_OPTS,
     {NULL, NULL, NULL, 0},
 };
@@ -920,7 +1054,10 @@ static const struct cli_cmd retry_cmd = {
     "retry",
     "ID",
     "Re-run the failed tasks of a finished execution (and what depends on them);\n"
-    "tasks that succeeded are kept. Exit status: 0 done, 1 it is running or it\n"
+    "tasks that succeeded are kept. ID may be a unique prefix or 'latest' (--workflow).\n"
+    "Without a server, on the data directory, the tasks run again in this process (as\n"
+    "'orch resume' runs them) and it exits with the execution's status.\n"
+    "Exit status: 0 done, 1 it is running or it\n"
     "succeeded, 6 no such execution.",
     retry_opts,
 };
@@ -1004,16 +1141,29 @@ static int exec_action(const struct cli_cmd *cmd, const char *action, int argc, 
     struct cli_args a;
     struct client *c;
     struct client_response r = CLIENT_RESPONSE_INIT;
-    char *eid, *path;
+    char *eid, *path, idbuf[ID_MAX];
     int code;
 
-    code = parse_client(cmd, argc, argv, &a, 1);
-    if (code >= 0)
+    code = cli_parse(cmd, argc, argv, &a);
+    if (code)
+        return code > 0 ? EXIT_OK : EXIT_USAGE;
+    if (a.npos != 1) {
+        cli_error("'orch %s' needs %s", cmd->name, cmd->args);
+        return EXIT_USAGE;
+    }
+    if (cli_get(&a, "workflow") && strcmp(a.pos[0], "latest")) {
+        cli_error("--workflow goes with the id 'latest' only");
+        return EXIT_USAGE;
+    }
+    if (!cli_server(&a))
+        return cli_local_exec_action(&a, action);
+    code = cli_remote_resolve_exec(&a, a.pos[0], cli_get(&a, "workflow"), idbuf);
+    if (code)
         return code;
     c = open_client(&a, &code);
     if (!c)
         return code;
-    eid = client_escape(a.pos[0]);
+    eid = client_escape(idbuf);
     path = xasprintf("/v1/executions/%s/%s", eid, action);
     free(eid);
     code = call(c, "POST", path, NULL, 0, NULL, &r);
@@ -1244,4 +1394,248 @@ int cmd_health(int argc, char **argv)
         return EXIT_USAGE;
     }
     return cli_server(&a) ? health_remote(&a) : health_local(&a);
+}
+
+/* ------------------------------------------------------------------ schedules */
+
+static const struct cli_opt sch_list_opts[] = {
+    {"workflow", "NAME", "only the schedules of this workflow", 0},
+    {"json", NULL, "print the server's JSON", 0},
+    CLI_SERVER_OPTS,
+    {NULL, NULL, NULL, 0},
+};
+static const struct cli_cmd sch_list_cmd = {
+    "schedules list",
+    NULL,
+    "List the server's schedules (of workflow definitions and created through the API)\n"
+    "with their state and next fire time.",
+    sch_list_opts,
+};
+
+static const struct cli_opt sch_id_opts[] = {
+    {"json", NULL, "print the server's JSON", 0},
+    CLI_SERVER_OPTS,
+    {NULL, NULL, NULL, 0},
+};
+static const struct cli_cmd sch_show_cmd = {
+    "schedules show", "ID", "Show one schedule of the server: its spec and state.", sch_id_opts,
+};
+static const struct cli_cmd sch_pause_cmd = {
+    "schedules pause", "ID",
+    "Pause a schedule: it stops firing until resumed (what it missed meanwhile follows\n"
+    "its catchup policy).",
+    sch_id_opts,
+};
+static const struct cli_cmd sch_resume_cmd = {
+    "schedules resume", "ID", "Resume a paused schedule.", sch_id_opts,
+};
+
+static const struct cli_opt sch_delete_opts[] = {
+    CLI_SERVER_OPTS,
+    {NULL, NULL, NULL, 0},
+};
+static const struct cli_cmd sch_delete_cmd = {
+    "schedules delete", "ID",
+    "Delete a schedule created through the API (a schedule of a workflow definition is\n"
+    "removed from the definition instead). The executions it started stay.",
+    sch_delete_opts,
+};
+
+static const struct cli_opt sch_backfill_opts[] = {
+    {"from", "TIME", "start of the window, exclusive (2026-11-29T10:00:00Z)", 0},
+    {"until", "TIME", "end of the window, inclusive (2026-11-30T10:00:00Z)", 0},
+    {"json", NULL, "print the server's JSON", 0},
+    CLI_SERVER_OPTS,
+    {NULL, NULL, NULL, 0},
+};
+static const struct cli_cmd sch_backfill_cmd = {
+    "schedules backfill", "ID",
+    "Fire every due time of the window (--from, --until] that was not fired yet\n"
+    "(at most 1000); a second backfill of the same window fires nothing.",
+    sch_backfill_opts,
+};
+
+/* "cron '0 2 * * *'" or "every 30s" of a Schedule. */
+static void schedule_spec(const json_t *s, char *out, size_t len)
+{
+    const json_t *every = json_object_get(s, "every");
+    if (json_is_string(json_object_get(s, "cron")))
+        snprintf(out, len, "%s", jstr(s, "cron"));
+    else if (json_is_string(every))
+        snprintf(out, len, "every %s", json_string_value(every));
+    else if (json_is_integer(every))
+        snprintf(out, len, "every %llds", (long long)json_integer_value(every));
+    else
+        snprintf(out, len, "-");
+}
+
+static const char *schedule_state(const json_t *s)
+{
+    if (!json_is_true(json_object_get(s, "enabled")))
+        return "disabled";
+    return json_is_true(json_object_get(s, "paused")) ? "paused" : "active";
+}
+
+static char *schedule_path(const char *id, const char *suffix)
+{
+    char *e = client_escape(id);
+    char *p = xasprintf("/v1/schedules/%s%s", e, suffix);
+    free(e);
+    return p;
+}
+
+static int schedules_list_remote(const struct cli_args *a)
+{
+    struct client *c;
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    const char *wf = cli_get(a, "workflow");
+    json_t *items;
+    size_t shown = 0;
+    int code;
+
+    c = open_client(a, &code);
+    if (!c)
+        return code;
+    code = call(c, "GET", "/v1/schedules", NULL, 0, NULL, &r);
+    if (!code && need_object(&r))
+        code = EXIT_INTERNAL;
+    if (code)
+        goto out;
+    items = json_object_get(r.json, "items");
+    if (cli_flag(a, "json")) {
+        if (wf) {
+            json_t *keep = json_array();
+            for (size_t i = 0; i < json_array_size(items); i++)
+                if (!strcmp(jstr(json_array_get(items, i), "workflow"), wf))
+                    json_array_append(keep, json_array_get(items, i));
+            json_object_set_new(r.json, "items", keep);
+        }
+        print_json(r.json);
+        goto out;
+    }
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        const json_t *s = json_array_get(items, i);
+        char spec[160];
+        if (wf && strcmp(jstr(s, "workflow"), wf))
+            continue;
+        if (!shown++)
+            printf("%-24s  %-20s  %-16s  %-20s  %-14s  %-8s  %s\n", "ID", "WORKFLOW", "NAME",
+                   "SCHEDULE", "TIMEZONE", "STATE", "NEXT FIRE");
+        schedule_spec(s, spec, sizeof(spec));
+        printf("%-24s  %-20.20s  %-16.16s  %-20s  %-14s  %-8s  %s\n", jstr(s, "id"),
+               jstr(s, "workflow"), jstr(s, "name"), spec, jstr(s, "timezone"),
+               schedule_state(s), jstr_or(s, "nextFireAt", "-"));
+    }
+    if (!shown)
+        printf("No schedules.\n");
+out:
+    client_response_release(&r);
+    client_free(c);
+    return code;
+}
+
+static void print_schedule(const json_t *s)
+{
+    const json_t *dst = json_object_get(s, "dst");
+    char spec[160], *params = NULL;
+
+    schedule_spec(s, spec, sizeof(spec));
+    if (json_is_object(json_object_get(s, "params")))
+        params = json_dumps(json_object_get(s, "params"), JSON_COMPACT | JSON_SORT_KEYS);
+    printf("Schedule   %s\nWorkflow   %s\nName       %s\nSource     %s\nSchedule   %s\n"
+           "Timezone   %s\nState      %s\nOverlap    %s\nCatchup    %s (at most %lld)\n"
+           "DST        skipped: %s, repeated: %s\nParams     %s\nNext fire  %s\nLast fire  %s\n",
+           jstr(s, "id"), jstr(s, "workflow"), jstr(s, "name"), jstr(s, "source"), spec,
+           jstr(s, "timezone"), schedule_state(s), jstr(s, "overlap"), jstr(s, "catchup"),
+           jint(s, "maxCatchup", 0), jstr(dst, "skipped"), jstr(dst, "repeated"),
+           params ? params : "{}", jstr_or(s, "nextFireAt", "-"), jstr_or(s, "lastFireAt", "-"));
+    free(params);
+}
+
+/* show, pause, resume, delete, backfill of schedule a->pos[0]. */
+static int schedule_action(const struct cli_args *a, const char *what)
+{
+    struct client *c;
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    char *path = NULL, *body = NULL;
+    const char *method = "POST";
+    int code;
+
+    c = open_client(a, &code);
+    if (!c)
+        return code;
+    if (!strcmp(what, "show")) {
+        method = "GET";
+        path = schedule_path(a->pos[0], "");
+    } else if (!strcmp(what, "delete")) {
+        method = "DELETE";
+        path = schedule_path(a->pos[0], "");
+    } else if (!strcmp(what, "backfill")) {
+        json_t *b = json_object();
+        json_object_set_new(b, "from", json_string(cli_get(a, "from")));
+        json_object_set_new(b, "until", json_string(cli_get(a, "until")));
+        body = json_dumps(b, JSON_COMPACT);
+        json_decref(b);
+        path = schedule_path(a->pos[0], "/backfill");
+    } else {
+        path = schedule_path(a->pos[0], !strcmp(what, "pause") ? "/pause" : "/resume");
+    }
+    code = call(c, method, path, body, body ? strlen(body) : 0, NULL, &r);
+    if (code)
+        goto out;
+    if (!strcmp(what, "delete")) {
+        printf("Schedule %s deleted\n", a->pos[0]);
+        goto out;
+    }
+    if (need_object(&r)) {
+        code = EXIT_INTERNAL;
+        goto out;
+    }
+    if (cli_flag(a, "json"))
+        print_json(r.json);
+    else if (!strcmp(what, "show"))
+        print_schedule(r.json);
+    else if (!strcmp(what, "backfill")) {
+        long long n = jint(r.json, "dueTimes", 0);
+        printf("Schedule %s backfilled: %lld due time%s in (%s, %s]\n", a->pos[0], n,
+               n == 1 ? "" : "s", cli_get(a, "from"), cli_get(a, "until"));
+    } else
+        printf("Schedule %s %s (next fire %s)\n", a->pos[0],
+               !strcmp(what, "pause") ? "paused" : "resumed", jstr_or(r.json, "nextFireAt", "-"));
+out:
+    free(path);
+    free(body);
+    client_response_release(&r);
+    client_free(c);
+    return code;
+}
+
+int cli_remote_schedules(int argc, char **argv)
+{
+    static const struct {
+        const char *word;
+        const struct cli_cmd *cmd;
+    } subs[] = {
+        {"list", &sch_list_cmd},         {"show", &sch_show_cmd},
+        {"pause", &sch_pause_cmd},       {"resume", &sch_resume_cmd},
+        {"backfill", &sch_backfill_cmd}, {"delete", &sch_delete_cmd},
+    };
+    struct cli_args a;
+    int code;
+
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        if (strcmp(argv[0], subs[i].word))
+            continue;
+        code = parse_client(subs[i].cmd, argc - 1, argv + 1, &a, subs[i].cmd->args ? 1 : 0);
+        if (code >= 0)
+            return code;
+        if (!subs[i].cmd->args)
+            return schedules_list_remote(&a);
+        if (!strcmp(subs[i].word, "backfill") && (!cli_get(&a, "from") || !cli_get(&a, "until"))) {
+            cli_error("'orch schedules backfill' needs --from TIME and --until TIME");
+            return EXIT_USAGE;
+        }
+        return schedule_action(&a, subs[i].word);
+    }
+    return -1;
 }

@@ -5,11 +5,13 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pwd.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -81,6 +83,7 @@ struct progress {
 
 static struct progress *g_progress;
 static struct engine *g_engine;
+static void observe_locked(struct progress *p, const struct engine_event *ev);
 
 static void progress_clear(void)
 {
@@ -107,9 +110,78 @@ static void progress_draw(void)
     }
 }
 
+/*
+ * The line is also redrawn every PROGRESS_TICK_MS by a thread of its own, so
+ * that its clock moves while tasks run without events. g_progress_mu orders
+ * the writes of that thread, of the observer and of log lines (the log hooks
+ * hold it from before a log line is written until the line is redrawn).
+ */
+#define PROGRESS_TICK_MS 200
+static pthread_mutex_t g_progress_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_tick_cond = PTHREAD_COND_INITIALIZER;
+static pthread_t g_tick_thread;
+static int g_tick_running, g_tick_stop;
+
+static void hook_before_log(void)
+{
+    pthread_mutex_lock(&g_progress_mu);
+    progress_clear();
+}
+
+static void hook_after_log(void)
+{
+    progress_draw();
+    pthread_mutex_unlock(&g_progress_mu);
+}
+
+static void *tick_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_progress_mu);
+    while (!g_tick_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += PROGRESS_TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g_tick_cond, &g_progress_mu, &ts);
+        if (!g_tick_stop && g_progress && g_progress->shown)
+            progress_draw();
+    }
+    pthread_mutex_unlock(&g_progress_mu);
+    return NULL;
+}
+
+static void tick_start(void)
+{
+    g_tick_stop = 0;
+    g_tick_running = pthread_create(&g_tick_thread, NULL, tick_main, NULL) == 0;
+}
+
+static void tick_stop(void)
+{
+    if (!g_tick_running)
+        return;
+    pthread_mutex_lock(&g_progress_mu);
+    g_tick_stop = 1;
+    pthread_cond_signal(&g_tick_cond);
+    pthread_mutex_unlock(&g_progress_mu);
+    pthread_join(g_tick_thread, NULL);
+    g_tick_running = 0;
+}
+
 static void observe(void *arg, const struct engine_event *ev)
 {
     struct progress *p = arg;
+    pthread_mutex_lock(&g_progress_mu);
+    observe_locked(p, ev);
+    pthread_mutex_unlock(&g_progress_mu);
+}
+
+static void observe_locked(struct progress *p, const struct engine_event *ev)
+{
     p->total = ev->tasks_total;
     p->done = ev->tasks_done;
     p->running = ev->tasks_running;
@@ -361,6 +433,7 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
     signal(SIGPIPE, SIG_IGN);
 
     rc = engine_run(eng, &err);
+    tick_stop();
     if (timing)
         fprintf(stderr, "submit-to-complete %.6f s\n", (double)(clock_mono_ns() - t0) / 1e9);
     progress_clear();
@@ -388,8 +461,9 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
                 free(s);
                 json_decref(j);
             } else {
-                printf("%sExecution %s interrupted (%zu of %zu tasks final): 'orch resume' "
-                       "continues it\n", i ? "\n" : "", d->exec.id, nfinal, d->ntasks);
+                printf("%sExecution %s interrupted (%zu of %zu task%s final): 'orch resume' "
+                       "continues it\n", i ? "\n" : "", d->exec.id, nfinal, d->ntasks,
+                       d->ntasks == 1 ? "" : "s");
             }
             code = EXIT_INTERRUPTED;
             exec_detail_free(d);
@@ -467,13 +541,16 @@ static int setup(const struct cli_args *a, struct store **st, struct engine **en
     prog->tty = isatty(2) && !getenv("ORCH_NO_PROGRESS");
     prog->start_ms = clock_now_ms();
     g_progress = prog;
-    log_set_hooks(progress_clear, progress_draw);
+    log_set_hooks(hook_before_log, hook_after_log);
     engine_set_observer(*eng, observe, prog);
+    if (prog->tty)
+        tick_start();
     return 0;
 }
 
 static void teardown(struct store *st, struct engine *eng, struct owner *own)
 {
+    tick_stop();
     log_set_hooks(NULL, NULL);
     g_progress = NULL;
     if (eng)
@@ -631,5 +708,75 @@ out:
         free(ids[i]);
     free(ids);
     free(taken);
+    return code;
+}
+
+int cli_local_exec_action(const struct cli_args *a, const char *action)
+{
+    struct store *st = NULL;
+    struct engine *eng = NULL;
+    struct owner *own = NULL;
+    struct progress prog;
+    struct err err = ERR_INIT;
+    char id[ID_MAX], *ids[1];
+    int code, rc, cancel = !strcmp(action, "cancel");
+
+    if (cli_database_url(a)) {
+        cli_error("'orch %s' on a PostgreSQL database goes through a server: pass --server URL "
+                  "or set ORCH_SERVER",
+                  action);
+        return EXIT_USAGE;
+    }
+    if (cli_apply_log_level(a))
+        return EXIT_USAGE;
+    {
+        struct stat sb;
+        if (stat(cli_data_dir(a), &sb) != 0) {
+            cli_error("no data directory at '%s' (pass --data-dir, or --server URL for a server)",
+                      cli_data_dir(a));
+            return EXIT_NOT_FOUND;
+        }
+    }
+    g_grace_ms = DEFAULT_SHUTDOWN_GRACE_MS;
+    code = setup(a, &st, &eng, &own, &prog);
+    if (code)
+        goto out;
+    code = cli_resolve_exec(st, a->pos[0], cli_get(a, "workflow"), id);
+    if (code)
+        goto out;
+    /* Take the execution over as `orch resume` does: the lock file of a live
+     * owner (an `orch run`, `orch resume` or `orch server` on this data
+     * directory) refuses it. */
+    rc = cancel ? engine_resume(eng, id, &err) : engine_retry(eng, id, &err);
+    if (rc == ERR_BUSY) {
+        cli_error("execution %s is being run by another orch process on '%s': cancel it there "
+                  "(Ctrl-C for 'orch run'), or through its server with --server URL",
+                  id, cli_data_dir(a));
+        code = EXIT_FAILED;
+        goto out;
+    }
+    if (rc) {
+        cli_error("%s", err.msg);
+        code = rc == ERR_CONFLICT ? EXIT_FAILED : cli_exit_for_err(rc);
+        goto out;
+    }
+    if (cancel && engine_cancel(eng, id, &err)) {
+        cli_error("%s", err.msg);
+        code = EXIT_INTERNAL;
+        goto out;
+    }
+    if (!cli_flag(a, "json"))
+        printf("Execution %s %s\n", id,
+               cancel ? "cancelled (no live process owned it)"
+                      : "retried here: failed tasks run again in this process");
+    fflush(stdout);
+    /* A signal stops a retry as it stops `orch resume`: left for the next resume. */
+    g_interrupt = !cancel;
+    ids[0] = id;
+    code = run_engine(eng, st, ids, 1, cli_flag(a, "json"), 0, 0);
+    if (cancel && code == EXIT_CANCELLED)
+        code = EXIT_OK;
+out:
+    teardown(st, eng, own);
     return code;
 }

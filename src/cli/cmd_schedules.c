@@ -18,6 +18,7 @@
 #include "base/err.h"
 #include "cli.h"
 #include "sched/cron.h"
+#include "dag/dag.h"
 #include "sched/tz.h"
 
 #include "base/banned.h"
@@ -68,16 +69,30 @@ static void print_json(json_t *j)
     free(s);
 }
 
+/* The message of a tz_load() failure, with a "did you mean" for an unknown
+ * zone as the definition validator gives. */
+static void zone_error(const char *name, int rc, const struct err *err, char *out, size_t len)
+{
+    char sug[128];
+    if (rc == ERR_NOT_FOUND && dag_suggest_zone(name, sug, sizeof(sug)) == 0)
+        snprintf(out, len, "%s (did you mean '%s'?)", err->msg, sug);
+    else
+        snprintf(out, len, "%s", err->msg);
+}
+
 /* The zone of --tz (default UTC); prints the error. */
 static int load_zone(const struct cli_args *a, const struct tz **out)
 {
     const char *name = cli_get(a, "tz");
     struct err err = ERR_INIT;
+    int rc;
 
     if (!name)
         name = "UTC";
-    if (tz_load(name, out, &err) < 0) {
-        cli_error("%s", err.msg);
+    if ((rc = tz_load(name, out, &err)) < 0) {
+        char msg[sizeof(err.msg) + 160];
+        zone_error(name, rc, &err, msg, sizeof(msg));
+        cli_error("%s", msg);
         return -1;
     }
     return 0;
@@ -396,8 +411,19 @@ static int schedules_validate(int argc, char **argv)
         return EXIT_USAGE;
     zone = cli_get(&a, "tz") ? cli_get(&a, "tz") : "UTC";
     rc = cron_parse(expr, &ce, &err);
-    if (rc == 0 && tz_load(zone, &tz, &err) < 0)
-        bad_zone = 1;
+    if (rc == 0) {
+        int zrc = tz_load(zone, &tz, &err);
+        if (zrc < 0) {
+            char msg[sizeof(err.msg) + 160];
+            zone_error(zone, zrc, &err, msg, sizeof(msg));
+            size_t len = strlen(msg);
+            if (len >= sizeof(err.msg))
+                len = sizeof(err.msg) - 1;
+            memcpy(err.msg, msg, len);
+            err.msg[len] = '\0';
+            bad_zone = 1;
+        }
+    }
     if (json) {
         json_t *o = json_object();
         json_object_set_new(o, "valid", json_boolean(rc == 0 && !bad_zone));
@@ -430,9 +456,20 @@ int cmd_schedules(int argc, char **argv)
         printf("usage: orch schedules next EXPR [--tz ZONE] [--count N] [--from INSTANT]\n"
                "                          [--every DURATION] [--dst-skipped shift|skip]\n"
                "                          [--dst-repeated first|last|both] [--json]\n"
-               "       orch schedules validate EXPR [--tz ZONE] [--json]\n");
+               "       orch schedules validate EXPR [--tz ZONE] [--json]\n"
+               "with a server (--server URL or ORCH_SERVER, --api-key KEY or ORCH_API_KEY):\n"
+               "       orch schedules list [--workflow NAME] [--json]\n"
+               "       orch schedules show ID [--json]\n"
+               "       orch schedules pause ID | resume ID | delete ID\n"
+               "       orch schedules backfill ID --from TIME --until TIME [--json]\n");
         return EXIT_OK;
     }
-    cli_error("'orch schedules' needs a subcommand: next or validate");
+    if (argc >= 1) {
+        int code = cli_remote_schedules(argc, argv);
+        if (code >= 0)
+            return code;
+    }
+    cli_error("'orch schedules' needs a subcommand: next, validate, list, show, pause, resume, "
+              "backfill or delete");
     return EXIT_USAGE;
 }

@@ -131,7 +131,7 @@ static void *watcher_main(void *arg)
         if (seen++ == 0) {
             char grace[32];
             clock_fmt_duration(w->grace_ms, grace, sizeof(grace));
-            log_info("API",
+            log_info(w->srv ? "API" : "Engine",
                      "Received %s: shutting down (running tasks may finish within %s; "
                      "send it again to stop now)",
                      b == SIGINT ? "SIGINT" : "SIGTERM", grace);
@@ -139,7 +139,7 @@ static void *watcher_main(void *arg)
                 api_server_quiesce(w->srv);
             engine_request_stop(w->eng, w->grace_ms);
         } else {
-            log_warn("API", "Received %s again: stopping running tasks now",
+            log_warn(w->srv ? "API" : "Engine", "Received %s again: stopping running tasks now",
                      b == SIGINT ? "SIGINT" : "SIGTERM");
             engine_request_stop(w->eng, 0);
         }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -79,7 +80,8 @@ int cmd_validate(int argc, char **argv)
         print_json(o);
         json_decref(o);
     } else if (rc == 0) {
-        printf("%s: workflow '%s' is valid (%zu tasks)\n", a.pos[0], wf->name, wf->ntasks);
+        printf("%s: workflow '%s' is valid (%zu task%s)\n", a.pos[0], wf->name, wf->ntasks,
+               wf->ntasks == 1 ? "" : "s");
     } else {
         fprintf(stderr, "%s: %zu problem%s\n", a.pos[0], probs.n + probs.dropped,
                 probs.n + probs.dropped == 1 ? "" : "s");
@@ -95,6 +97,27 @@ int cmd_validate(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ executions */
+
+/*
+ * Replace a->pos[0] (an id, a unique prefix of one, or "latest") by the full
+ * id in `buf` (ID_MAX); with a store, from it, else from the server. Returns
+ * an exit code (0 resolved; the error is printed).
+ */
+static int resolve_pos(struct cli_args *a, struct store *st, char *buf)
+{
+    const char *wf = cli_get(a, "workflow");
+    int rc;
+
+    if (wf && strcmp(a->pos[0], "latest")) {
+        cli_error("--workflow goes with the id 'latest' only");
+        return EXIT_USAGE;
+    }
+    rc = st ? cli_resolve_exec(st, a->pos[0], wf, buf)
+            : cli_remote_resolve_exec(a, a->pos[0], wf, buf);
+    if (rc == 0)
+        a->pos[0] = buf;
+    return rc;
+}
 
 static const struct cli_opt list_opts[] = {
     {"status", "S[,S]", "only these statuses (queued, running, succeeded, failed, cancelled, timed_out)", 0},
@@ -115,12 +138,16 @@ static const struct cli_cmd list_cmd = {
 
 static const struct cli_opt show_opts[] = {
     {"json", NULL, "print JSON", 0},
+    CLI_LATEST_OPT,
     CLI_SERVER_OPTS,
     {NULL, NULL, NULL, 0},
 };
 
 static const struct cli_cmd show_cmd = {
-    "executions show", "ID", "Show one execution with its tasks and every attempt.", show_opts,
+    "executions show", "ID",
+    "Show one execution with its tasks and every attempt. ID may be a unique prefix of\n"
+    "an id, or 'latest' (the newest execution, of --workflow NAME if given).",
+    show_opts,
 };
 
 static int parse_status_list(const char *s, unsigned *mask)
@@ -250,6 +277,7 @@ static int executions_show(int argc, char **argv)
     char created[CLOCK_ISO_MAX], dur[32];
     struct cli_row *rows = NULL;
     size_t nrows = 0, *first_att = NULL;
+    char idbuf[ID_MAX];
     int rc;
 
     rc = cli_parse(&show_cmd, argc, argv, &a);
@@ -259,10 +287,16 @@ static int executions_show(int argc, char **argv)
         cli_error("'orch executions show' needs one execution id");
         return EXIT_USAGE;
     }
-    if (cli_server(&a))
-        return cli_remote_executions_show(&a);
+    if (cli_server(&a)) {
+        rc = resolve_pos(&a, NULL, idbuf);
+        return rc ? rc : cli_remote_executions_show(&a);
+    }
     if ((rc = cli_open_store(&a, 0, &st)) != 0)
         return cli_exit_for_err(rc);
+    if ((rc = resolve_pos(&a, st, idbuf)) != 0) {
+        store_free(st);
+        return rc;
+    }
     rc = store_execution_get(st, a.pos[0], &d, &err);
     if (rc) {
         cli_error("%s", err.msg);
@@ -371,17 +405,146 @@ int cmd_executions(int argc, char **argv)
 
 /* ------------------------------------------------------------------ logs */
 
+/* Interval between two reads of the store by `logs --follow` without a server. */
+#define FOLLOW_POLL_MS 200
+
+/* What `logs --follow` has read of one attempt. */
+struct followed {
+    int task_idx, attempt, last_seq, drained;
+};
+
+/* Print one chunk of `logs` (text or a JSON line). */
+static void print_chunk(const struct exec_detail *d, const struct log_chunk *c, int json,
+                        int headers, int *last_task, int *last_attempt, int *at_line_start)
+{
+    const char *name = "?";
+    for (size_t k = 0; k < d->ntasks; k++)
+        if (d->tasks[k].idx == c->task_idx)
+            name = d->tasks[k].name;
+    if (json) {
+        json_t *o = json_object();
+        char *s;
+        json_object_set_new(o, "task", json_string(name));
+        json_object_set_new(o, "attempt", json_integer(c->attempt));
+        json_object_set_new(o, "stream",
+                            json_string(c->stream == LOG_STREAM_STDERR ? "stderr" : "stdout"));
+        json_object_set_new(o, "ts", view_instant(c->ts));
+        json_object_set_new(o, "data", view_text(c->data, c->len));
+        s = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+        return;
+    }
+    if (c->task_idx != *last_task || c->attempt != *last_attempt) {
+        if (!*at_line_start)
+            putchar('\n');
+        if (headers)
+            printf("==> %s (attempt %d) <==\n", name, c->attempt);
+        *last_task = c->task_idx;
+        *last_attempt = c->attempt;
+        *at_line_start = 1;
+    }
+    if (c->len) {
+        fwrite(c->data, 1, c->len, stdout);
+        *at_line_start = c->data[c->len - 1] == '\n';
+    }
+}
+
+/*
+ * `logs --follow` on the store: read the new chunks of every attempt (of
+ * task `task_idx`, or of the instances of group `group_idx`, or all) until
+ * the execution has ended and every attempt's output has been read.
+ */
+static int follow_local(struct store *st, const char *id, int task_idx, int group_idx,
+                        int attempt, int json, int headers)
+{
+    struct followed *fs = NULL;
+    size_t nfs = 0, alloc = 0;
+    int last_task = -1, last_attempt = -1, at_line_start = 1, code = EXIT_OK;
+
+    for (;;) {
+        struct exec_detail *d = NULL;
+        struct err err = ERR_INIT;
+        int final;
+
+        if (store_execution_get(st, id, &d, &err)) {
+            cli_error("%s", err.msg);
+            code = EXIT_INTERNAL;
+            break;
+        }
+        /* Seen final before its output is read: that read is the last. */
+        final = exec_status_is_final(d->exec.status);
+        for (size_t i = 0; i < d->nattempts; i++) {
+            const struct attempt_row *at = &d->attempts[i];
+            struct followed *f = NULL;
+            struct log_list logs = {NULL, 0};
+            int wanted = task_idx < 0 || at->task_idx == task_idx;
+
+            if (group_idx >= 0) {
+                wanted = 0;
+                for (size_t k = 0; k < d->ntasks; k++)
+                    if (d->tasks[k].idx == at->task_idx && d->tasks[k].instance &&
+                        d->tasks[k].group_idx == group_idx)
+                        wanted = 1;
+            }
+            if (!wanted || (attempt && at->number != attempt))
+                continue;
+            for (size_t k = 0; k < nfs && !f; k++)
+                if (fs[k].task_idx == at->task_idx && fs[k].attempt == at->number)
+                    f = &fs[k];
+            if (!f) {
+                XGROW(fs, alloc, nfs + 1);
+                f = &fs[nfs++];
+                f->task_idx = at->task_idx;
+                f->attempt = at->number;
+                f->last_seq = -1;
+                f->drained = 0;
+            }
+            if (f->drained)
+                continue;
+            if (at->status != ATTEMPT_RUNNING)
+                f->drained = 1; /* finished before this read: nothing comes after it */
+            if (store_logs_follow(st, id, at->task_idx, at->number, f->last_seq, &logs, &err)) {
+                cli_error("%s", err.msg);
+                code = EXIT_INTERNAL;
+                break;
+            }
+            for (size_t k = 0; k < logs.n; k++) {
+                print_chunk(d, &logs.items[k], json, headers, &last_task, &last_attempt,
+                            &at_line_start);
+                f->last_seq = logs.items[k].seq;
+            }
+            log_list_release(&logs);
+        }
+        exec_detail_free(d);
+        if (fflush(stdout) == EOF || code || final)
+            break;
+        {
+            struct timespec ts = {0, FOLLOW_POLL_MS * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (!json && !at_line_start)
+        putchar('\n');
+    free(fs);
+    return code;
+}
+
 static const struct cli_opt logs_opts[] = {
     {"attempt", "N", "only this attempt (default: every attempt)", 0},
     {"json", NULL, "print JSON lines: {task, attempt, stream, ts, data}", 0},
-    {"follow", NULL, "with a server: stream the output until the execution ends", 0},
+    {"follow", NULL, "print the output as it comes, until the execution ends", 0},
+    CLI_LATEST_OPT,
     CLI_SERVER_OPTS,
     {NULL, NULL, NULL, 0},
 };
 
 static const struct cli_cmd logs_cmd = {
     "logs", "ID [TASK]",
-    "Print the captured output (stdout and stderr) of an execution's tasks.", logs_opts,
+    "Print the captured output (stdout and stderr) of an execution's tasks. ID may be a\n"
+    "unique prefix of an id, or 'latest' (the newest execution, of --workflow NAME if given).",
+    logs_opts,
 };
 
 int cmd_logs(int argc, char **argv)
@@ -391,8 +554,9 @@ int cmd_logs(int argc, char **argv)
     struct exec_detail *d = NULL;
     struct log_list logs = {NULL, 0};
     struct err err = ERR_INIT;
-    int task_idx = -1, attempt = 0, rc, code = EXIT_OK, json;
+    int task_idx = -1, group_idx = -1, attempt = 0, rc, code = EXIT_OK, json;
     const char *v;
+    char idbuf[ID_MAX];
 
     rc = cli_parse(&logs_cmd, argc, argv, &a);
     if (rc)
@@ -410,15 +574,15 @@ int cmd_logs(int argc, char **argv)
         }
         attempt = (int)n;
     }
-    if (cli_server(&a))
-        return cli_remote_logs(&a);
-    if (cli_flag(&a, "follow")) {
-        cli_error("'orch logs --follow' needs a server: pass --server URL or set ORCH_SERVER");
-        return EXIT_USAGE;
+    if (cli_server(&a)) {
+        rc = resolve_pos(&a, NULL, idbuf);
+        return rc ? rc : cli_remote_logs(&a);
     }
     json = cli_flag(&a, "json");
     if ((rc = cli_open_store(&a, 0, &st)) != 0)
         return cli_exit_for_err(rc);
+    if ((code = resolve_pos(&a, st, idbuf)) != 0)
+        goto out;
     rc = store_execution_get(st, a.pos[0], &d, &err);
     if (rc) {
         cli_error("%s", err.msg);
@@ -434,8 +598,18 @@ int cmd_logs(int argc, char **argv)
             code = EXIT_NOT_FOUND;
             goto out;
         }
+        /* A fan-out (forEach) task runs nothing itself: its output is that of
+         * its instances, each printed under its own header. */
+        for (size_t i = 0; i < d->ntasks && group_idx < 0; i++)
+            if (d->tasks[i].instance && d->tasks[i].group_idx == task_idx)
+                group_idx = task_idx;
     }
-    rc = store_logs_get(st, a.pos[0], task_idx, &logs, &err);
+    if (cli_flag(&a, "follow")) {
+        code = follow_local(st, a.pos[0], group_idx >= 0 ? -1 : task_idx, group_idx, attempt,
+                            json, task_idx < 0 || attempt == 0 || group_idx >= 0);
+        goto out;
+    }
+    rc = store_logs_get(st, a.pos[0], group_idx >= 0 ? -1 : task_idx, &logs, &err);
     if (rc) {
         cli_error("%s", err.msg);
         code = EXIT_INTERNAL;
@@ -446,11 +620,17 @@ int cmd_logs(int argc, char **argv)
         for (size_t i = 0; i < logs.n; i++) {
             const struct log_chunk *c = &logs.items[i];
             const char *name = "?";
+            int in_group = group_idx < 0;
             if (attempt && c->attempt != attempt)
                 continue;
             for (size_t k = 0; k < d->ntasks; k++)
-                if (d->tasks[k].idx == c->task_idx)
+                if (d->tasks[k].idx == c->task_idx) {
                     name = d->tasks[k].name;
+                    in_group = in_group ||
+                               (d->tasks[k].instance && d->tasks[k].group_idx == group_idx);
+                }
+            if (!in_group)
+                continue;
             if (json) {
                 json_t *o = json_object();
                 char *s;
@@ -468,7 +648,7 @@ int cmd_logs(int argc, char **argv)
                 continue;
             }
             if (c->task_idx != last_task || c->attempt != last_attempt) {
-                if (task_idx < 0 || attempt == 0)
+                if (task_idx < 0 || attempt == 0 || group_idx >= 0)
                     printf("==> %s (attempt %d) <==\n", name, c->attempt);
                 last_task = c->task_idx;
                 last_attempt = c->attempt;

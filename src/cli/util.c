@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "cli.h"
+#include "dag/dag.h"
 #include "engine/engine.h"
 #include "view/view.h"
 
@@ -64,6 +65,44 @@ static const struct cli_opt global_opts[] = {
     {NULL, NULL, NULL, 0},
 };
 
+/*
+ * The global options a command does not use are left out of its --help (and
+ * of its "did you mean"); they are still accepted, as global options, so that
+ * scripts may pass them to every command.
+ */
+#define NO_STORE 1u /* no --data-dir, --database-url */
+#define NO_LOG 2u   /* no --log-level */
+static const struct {
+    const char *cmd;
+    unsigned flags;
+} unused_globals[] = {
+    {"validate", NO_STORE | NO_LOG},
+    {"schedules next", NO_STORE | NO_LOG},
+    {"schedules validate", NO_STORE | NO_LOG},
+    {"executions list", NO_LOG},
+    {"executions show", NO_LOG},
+    {"logs", NO_LOG},
+    {"trigger", NO_STORE | NO_LOG},
+    {"workflows list", NO_STORE | NO_LOG},
+    {"workflows show", NO_STORE | NO_LOG},
+    {"workflows delete", NO_STORE | NO_LOG},
+};
+
+/* Is global option `o` one that `cmd` does not use (left out of its help)? */
+static int unused_global(const struct cli_cmd *cmd, const struct cli_opt *o)
+{
+    unsigned flags = 0;
+    for (size_t i = 0; i < sizeof(unused_globals) / sizeof(unused_globals[0]); i++)
+        if (!strcmp(cmd->name, unused_globals[i].cmd))
+            flags = unused_globals[i].flags;
+    if (!strncmp(cmd->name, "schedules ", 10) && strcmp(cmd->name, "schedules next") &&
+        strcmp(cmd->name, "schedules validate"))
+        flags = NO_STORE | NO_LOG; /* the server's schedules */
+    if ((flags & NO_STORE) && (!strcmp(o->name, "data-dir") || !strcmp(o->name, "database-url")))
+        return 1;
+    return (flags & NO_LOG) && !strcmp(o->name, "log-level");
+}
+
 void cli_usage(const struct cli_cmd *cmd, int to_stderr)
 {
     FILE *f = to_stderr ? stderr : stdout;
@@ -72,6 +111,8 @@ void cli_usage(const struct cli_cmd *cmd, int to_stderr)
     for (int pass = 0; pass < 2; pass++) {
         const struct cli_opt *o = pass == 0 ? cmd->opts : global_opts;
         for (; o && o->name; o++) {
+            if (pass == 1 && unused_global(cmd, o))
+                continue;
             char left[64];
             snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "",
                      o->arg ? o->arg : "");
@@ -89,6 +130,26 @@ static const struct cli_opt *find_opt(const struct cli_cmd *cmd, const char *nam
                 return o;
     }
     return NULL;
+}
+
+/* The option of `cmd` nearest to the unknown --NAME, for "did you mean". */
+static const char *suggest_opt(const struct cli_cmd *cmd, const char *name, size_t len)
+{
+    const char *cands[64];
+    size_t n = 0;
+    char word[130];
+
+    if (len >= sizeof(word))
+        return NULL;
+    memcpy(word, name, len);
+    word[len] = '\0';
+    for (int pass = 0; pass < 2; pass++) {
+        const struct cli_opt *o = pass == 0 ? cmd->opts : global_opts;
+        for (; o && o->name && n < sizeof(cands) / sizeof(cands[0]); o++)
+            if (!(pass == 1 && unused_global(cmd, o)))
+                cands[n++] = o->name;
+    }
+    return dag_suggest(word, cands, n);
 }
 
 int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_args *out)
@@ -110,8 +171,13 @@ int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_args 
             const struct cli_opt *o = find_opt(cmd, name, len);
             const char *val = NULL;
             if (!o) {
-                cli_error("unknown option '--%.*s' for 'orch %s' (see 'orch %s --help')",
-                          (int)len, name, cmd->name, cmd->name);
+                const char *sug = suggest_opt(cmd, name, len);
+                if (sug)
+                    cli_error("unknown option '--%.*s' for 'orch %s' (did you mean '--%s'?)",
+                              (int)len, name, cmd->name, sug);
+                else
+                    cli_error("unknown option '--%.*s' for 'orch %s' (see 'orch %s --help')",
+                              (int)len, name, cmd->name, cmd->name);
                 return -1;
             }
             if (!strcmp(o->name, "help")) {
@@ -499,4 +565,63 @@ json_t *cli_exec_json(struct store *st, const struct exec_detail *d)
         view_exec_set_outputs(j, outputs);
     free(outputs);
     return j;
+}
+
+int cli_exec_ref_is_short(const char *ref)
+{
+    size_t n = strlen(ref);
+    return !strcmp(ref, "latest") || (!strncmp(ref, "ex_", 3) && n > 3 && n < CLI_EXEC_ID_LEN);
+}
+
+int cli_resolve_exec(struct store *st, const char *ref, const char *workflow, char *out)
+{
+    struct exec_filter f;
+    struct exec_list list = {NULL, 0};
+    struct err err = ERR_INIT;
+    char before[ID_MAX + 2];
+    size_t plen = strlen(ref), n = 0;
+    int latest = !strcmp(ref, "latest");
+
+    if (!cli_exec_ref_is_short(ref)) {
+        snprintf(out, ID_MAX, "%s", ref);
+        return EXIT_OK;
+    }
+    memset(&f, 0, sizeof(f));
+    if (latest) {
+        f.workflow = workflow;
+        f.limit = 1;
+    } else {
+        /* Ids sort by their characters: those with the prefix are the newest
+         * ones below prefix + '~' (above any id character). */
+        snprintf(before, sizeof(before), "%s~", ref);
+        f.before_id = before;
+        f.limit = 6;
+    }
+    if (store_executions_list(st, &f, &list, &err)) {
+        cli_error("%s", err.msg);
+        return EXIT_INTERNAL;
+    }
+    for (size_t i = 0; i < list.n; i++)
+        if (latest || !strncmp(list.items[i].id, ref, plen))
+            n++;
+    if (n == 1) {
+        snprintf(out, ID_MAX, "%s", list.items[0].id);
+    } else if (n == 0) {
+        if (latest && workflow)
+            cli_error("no executions of workflow '%s'", workflow);
+        else if (latest)
+            cli_error("no executions yet");
+        else
+            cli_error("no execution id starts with '%s'", ref);
+    } else {
+        fprintf(stderr, "orch: the prefix '%s' is ambiguous; it matches:\n", ref);
+        for (size_t i = 0; i < list.n && i < 5; i++)
+            if (!strncmp(list.items[i].id, ref, plen))
+                fprintf(stderr, "  %s  %s  %s\n", list.items[i].id, list.items[i].workflow,
+                        exec_status_name(list.items[i].status));
+        if (n > 5)
+            fprintf(stderr, "  ...\n");
+    }
+    exec_list_release(&list);
+    return n == 1 ? EXIT_OK : n == 0 ? EXIT_NOT_FOUND : EXIT_USAGE;
 }

@@ -270,4 +270,16 @@ size_t dag_redact_definition(struct json_t *def);
 /* Is `name` a valid workflow name ([a-z0-9][a-z0-9._-]{0,127})? */
 int dag_valid_workflow_name(const char *name);
 
+/*
+ * "Did you mean": the nearest of `cands[0..n)` to `word` by edit distance
+ * when it is a plausible typo of it (as for unknown definition fields), else
+ * NULL. NULL entries are skipped.
+ */
+const char *dag_suggest(const char *word, const char *const *cands, size_t n);
+/*
+ * For a time zone name that tz_load() does not know: the nearest zone name of
+ * tzdata.zi written to `out` (returns 0), or -1 when there is none.
+ */
+int dag_suggest_zone(const char *name, char *out, size_t outlen);
+
 #endif

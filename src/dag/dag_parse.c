@@ -1225,6 +1225,23 @@ static void check_zone(struct dag__parser *p, const struct dag__path *at, const 
     free(text);
 }
 
+int dag_suggest_zone(const char *name, char *out, size_t outlen)
+{
+    char *text = NULL;
+    size_t n = 0;
+    const char **names = zone_names(&text, &n);
+    const char *sug = names ? dag_suggest(name, names, n) : NULL;
+    int rc = -1;
+
+    if (sug && outlen) {
+        snprintf(out, outlen, "%s", sug);
+        rc = 0;
+    }
+    free(names);
+    free(text);
+    return rc;
+}
+
 static void parse_dst(struct dag__parser *p, const struct dag__path *at, struct cron_dst *dst,
                       const json_t *v)
 {

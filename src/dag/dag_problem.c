@@ -247,3 +247,11 @@ const char *dag__suggest(struct dag__parser *p, const char *word, const char *co
     }
     return best;
 }
+
+const char *dag_suggest(const char *word, const char *const *cands, size_t n)
+{
+    struct dag__parser p;
+    memset(&p, 0, sizeof(p));
+    p.suggest_budget = DAG__SUGGEST_BUDGET;
+    return dag__suggest(&p, word, cands, n, NULL);
+}

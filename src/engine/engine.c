@@ -2558,10 +2558,11 @@ void engine__log_started(const struct exec *ex)
 {
     if (ex->handoff)
         log_info(COMP, "Execution %s of '%s' (version %d) queued for any node (no free slot "
-                 "here): %zu tasks", ex->id, ex->wf->name, ex->version, ex->wf->ntasks);
+                 "here): %zu task%s", ex->id, ex->wf->name, ex->version, ex->wf->ntasks,
+                 ex->wf->ntasks == 1 ? "" : "s");
     else
-        log_info(COMP, "Execution %s of '%s' (version %d) started: %zu tasks", ex->id,
-                 ex->wf->name, ex->version, ex->wf->ntasks);
+        log_info(COMP, "Execution %s of '%s' (version %d) started: %zu task%s", ex->id,
+                 ex->wf->name, ex->version, ex->wf->ntasks, ex->wf->ntasks == 1 ? "" : "s");
 }
 
 int engine_submit(struct engine *eng, const char *definition, const char *params_json,
@@ -2636,6 +2637,11 @@ int engine_cancel(struct engine *eng, const char *exec_id, struct err *err)
 int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
 {
     return engine__exec_take(eng, exec_id, 0, err);
+}
+
+int engine_retry(struct engine *eng, const char *exec_id, struct err *err)
+{
+    return engine__exec_take(eng, exec_id, 1, err);
 }
 
 /* An execution a schedule fired, taken from the store: keep what it was
@@ -2984,11 +2990,11 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         exec_start_deadline(eng, ex, elapsed > 0 ? elapsed : 0);
     }
     if (retry)
-        log_info(COMP, "Execution %s of '%s' retried: %zu of %zu tasks kept", ex->id,
-                 ex->wf->name, ex->nfinal, ex->nruns);
+        log_info(COMP, "Execution %s of '%s' retried: %zu of %zu task%s kept", ex->id,
+                 ex->wf->name, ex->nfinal, ex->nruns, ex->nruns == 1 ? "" : "s");
     else
-        log_info(COMP, "Execution %s of '%s' resumed: %zu of %zu tasks already final", ex->id,
-                 ex->wf->name, ex->nfinal, ex->nruns);
+        log_info(COMP, "Execution %s of '%s' resumed: %zu of %zu task%s already final", ex->id,
+                 ex->wf->name, ex->nfinal, ex->nruns, ex->nruns == 1 ? "" : "s");
     rc = commit_turn(eng, err);
     if (rc == ERR_FULL && !retry) {
         /* Taken as it is in the store: what changed waits in memory with the

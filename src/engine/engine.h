@@ -131,6 +131,14 @@ int engine_submit(struct engine *eng, const char *definition, const char *params
  */
 int engine_resume(struct engine *eng, const char *exec_id, struct err *err);
 
+/*
+ * Retry a finished execution that did not succeed in this engine (as
+ * engine_post_retry() does in a server): what did not succeed runs again on
+ * the next engine_run turn. ERR_NOT_FOUND, ERR_CONFLICT (still running, or
+ * succeeded), ERR_BUSY (another local process owns it).
+ */
+int engine_retry(struct engine *eng, const char *exec_id, struct err *err);
+
 /* Cancel an execution: running tasks are terminated, pending ones cancelled. */
 int engine_cancel(struct engine *eng, const char *exec_id, struct err *err);
 

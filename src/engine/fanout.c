@@ -78,8 +78,9 @@ static void group_complete(struct engine *eng, struct exec *ex, size_t g)
                 first_bad = &ex->runs[k];
                 fb = k;
             }
-        snprintf(msg, sizeof(msg), "%zu of %zu instances did not succeed (first: '%s' %s%s%.300s)",
-                 gr->inst_bad, gr->ninst, first_bad ? ex->runs[fb].name : "?",
+        snprintf(msg, sizeof(msg),
+                 "%zu of %zu instance%s did not succeed (first: '%s' %s%s%.300s)", gr->inst_bad,
+                 gr->ninst, gr->ninst == 1 ? "" : "s", first_bad ? ex->runs[fb].name : "?",
                  first_bad ? task_status_name(first_bad->status) : "failed",
                  first_bad && first_bad->error ? ": " : "",
                  first_bad && first_bad->error ? first_bad->error : "");

@@ -311,8 +311,7 @@ def test_server_flag_wins_over_environment(server):
 
 @pytest.mark.parametrize("args", [["workflows", "list"],
                                   ["workflows", "show", "x"], ["workflows", "delete", "x"],
-                                  ["trigger", "x"], ["cancel", "ex_1"], ["retry", "ex_1"],
-                                  ["logs", "ex_1", "--follow"]])
+                                  ["trigger", "x"]])
 def test_server_only_commands_need_a_server(server, args):
     res = run(server, *args, url=None)  # ORCH_API_KEY alone does not make a client
     assert res.returncode == EXIT_USAGE, res
