@@ -116,6 +116,23 @@ int cli_register_workflow(struct store *st, const char *path, struct cli_registe
  * failure. */
 int cli_register_path(struct store *st, const char *path);
 
+/*
+ * Read a workflow definition file, JSON or YAML (dag_is_yaml()), and give
+ * its JSON text (*out_len bytes): what is checked and stored. A YAML file's
+ * value positions go to *map (released by the caller) for
+ * cli_print_problems(); a YAML syntax problem is printed. Caller frees.
+ */
+struct dag_yaml_map;
+struct dag_problems;
+char *cli_read_definition(const char *path, size_t *out_len, int *out_exit,
+                          struct dag_yaml_map *map);
+/* "error: invalid workflow 'PATH':" and one line per problem, with the line
+ * and column of a YAML file's value when `map` knows it. */
+void cli_print_problems(const char *path, struct dag_problems *probs,
+                        const struct dag_yaml_map *map);
+/* One problem line: "  PATH (line L, column C): MESSAGE" (no position when unknown). */
+void cli_print_problem(const char *path, const char *message, int line, int column);
+
 /* Read a whole file (at most `max` bytes); prints the error. Caller frees. */
 char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit);
 

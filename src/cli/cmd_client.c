@@ -24,6 +24,7 @@
 #include "base/xalloc.h"
 #include "cli.h"
 #include "client/client.h"
+#include "dag/dag.h"
 
 #include "base/banned.h"
 
@@ -114,7 +115,8 @@ static int report_http_error(const struct client_response *r)
         const char *path = json_string_value(json_object_get(d, "path"));
         const char *msg = json_string_value(json_object_get(d, "message"));
         if (path && msg)
-            fprintf(stderr, "  %s: %s\n", path, msg);
+            cli_print_problem(path, msg, (int)json_integer_value(json_object_get(d, "line")),
+                              (int)json_integer_value(json_object_get(d, "column")));
         else if (msg)
             fprintf(stderr, "  %s\n", msg);
     }
@@ -708,7 +710,12 @@ static int workflows_apply(int argc, char **argv)
     c = open_client(&a, &code);
     if (!c)
         goto out;
-    code = call(c, "POST", "/v1/workflows", def, len, NULL, &r);
+    {
+        /* A YAML file goes as it is: the server's problems then name its lines. */
+        static const char *const yaml_type[] = {"Content-Type: application/yaml", NULL};
+        code = call(c, "POST", "/v1/workflows", def, len,
+                    dag_is_yaml(a.pos[0], def, len) ? yaml_type : NULL, &r);
+    }
     if (code)
         goto out;
     if (need_object(&r)) {

@@ -453,6 +453,7 @@ int cmd_run(int argc, char **argv)
 {
     struct cli_args a;
     struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct dag_yaml_map pos = DAG_YAML_MAP_INIT;
     struct workflow *wf = NULL;
     struct store *st = NULL;
     struct engine *eng = NULL;
@@ -475,19 +476,17 @@ int cmd_run(int argc, char **argv)
     }
     if (cli_apply_log_level(&a))
         return EXIT_USAGE;
-    def = cli_read_file(a.pos[0], DAG_MAX_BYTES, &len, &code);
+    def = cli_read_definition(a.pos[0], &len, &code, &pos);
     if (!def)
         return code;
     if (dag_parse(def, len, &wf, &probs)) {
-        cli_error("invalid workflow '%s':", a.pos[0]);
-        for (size_t i = 0; i < probs.n; i++)
-            fprintf(stderr, "  %s: %s\n", probs.items[i].path, probs.items[i].message);
-        if (probs.dropped)
-            fprintf(stderr, "  ... and %zu more\n", probs.dropped);
+        cli_print_problems(a.pos[0], &probs, &pos);
         dag_problems_release(&probs);
+        dag_yaml_map_release(&pos);
         free(def);
         return EXIT_INVALID;
     }
+    dag_yaml_map_release(&pos);
     if (strlen(def) != len) {
         cli_error("invalid workflow '%s': contains a NUL byte", a.pos[0]);
         workflow_free(wf);

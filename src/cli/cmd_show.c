@@ -40,6 +40,7 @@ int cmd_validate(int argc, char **argv)
 {
     struct cli_args a;
     struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct dag_yaml_map pos = DAG_YAML_MAP_INIT;
     struct workflow *wf = NULL;
     char *def;
     size_t len;
@@ -52,10 +53,12 @@ int cmd_validate(int argc, char **argv)
         cli_error("'orch validate' needs exactly one workflow file");
         return EXIT_USAGE;
     }
-    def = cli_read_file(a.pos[0], DAG_MAX_BYTES, &len, &code);
+    def = cli_read_definition(a.pos[0], &len, &code, &pos);
     if (!def)
         return code;
     rc = dag_parse(def, len, &wf, &probs);
+    dag_yaml_locate(&pos, &probs);
+    dag_yaml_map_release(&pos);
     if (cli_flag(&a, "json")) {
         json_t *o = json_object(), *arr = json_array();
         for (size_t i = 0; i < probs.n; i++) {
@@ -84,7 +87,8 @@ int cmd_validate(int argc, char **argv)
         fprintf(stderr, "%s: %zu problem%s\n", a.pos[0], probs.n + probs.dropped,
                 probs.n + probs.dropped == 1 ? "" : "s");
         for (size_t i = 0; i < probs.n; i++)
-            fprintf(stderr, "  %s: %s\n", probs.items[i].path, probs.items[i].message);
+            cli_print_problem(probs.items[i].path, probs.items[i].message, probs.items[i].line,
+                              probs.items[i].column);
         if (probs.dropped)
             fprintf(stderr, "  ... and %zu more\n", probs.dropped);
     }

@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "cli.h"
+#include "dag/dag.h"
 #include "engine/engine.h"
 #include "view/view.h"
 
@@ -494,4 +495,48 @@ json_t *cli_exec_json(struct store *st, const struct exec_detail *d)
         view_exec_set_outputs(j, outputs);
     free(outputs);
     return j;
+}
+
+char *cli_read_definition(const char *path, size_t *out_len, int *out_exit,
+                          struct dag_yaml_map *map)
+{
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    char *text, *json;
+    size_t len;
+
+    text = cli_read_file(path, DAG_MAX_BYTES, &len, out_exit);
+    if (!text || !dag_is_yaml(path, text, len)) {
+        *out_len = len;
+        return text;
+    }
+    if (dag_yaml_to_json(text, len, &json, map, &probs)) {
+        cli_print_problems(path, &probs, NULL);
+        dag_problems_release(&probs);
+        free(text);
+        *out_exit = EXIT_INVALID;
+        return NULL;
+    }
+    free(text);
+    *out_len = strlen(json);
+    return json;
+}
+
+void cli_print_problem(const char *path, const char *message, int line, int column)
+{
+    if (line > 0 && path && strcmp(path, "$"))
+        fprintf(stderr, "  %s (line %d, column %d): %s\n", path, line, column, message);
+    else
+        fprintf(stderr, "  %s: %s\n", path ? path : "$", message);
+}
+
+void cli_print_problems(const char *path, struct dag_problems *probs,
+                        const struct dag_yaml_map *map)
+{
+    dag_yaml_locate(map, probs);
+    cli_error("invalid workflow '%s':", path);
+    for (size_t i = 0; i < probs->n; i++)
+        cli_print_problem(probs->items[i].path, probs->items[i].message, probs->items[i].line,
+                          probs->items[i].column);
+    if (probs->dropped)
+        fprintf(stderr, "  ... and %zu more\n", probs->dropped);
 }
