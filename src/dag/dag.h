@@ -232,7 +232,8 @@ int dag_parse(const char *json, size_t len, struct workflow **out, struct dag_pr
  * and then parsed by dag_parse(). Plain scalars follow the YAML 1.2 core
  * schema: true/false, null/~/empty, decimal, 0o and 0x integers and decimal
  * floats become JSON booleans, null and numbers; everything else (yes, no,
- * on, off, 0755, .inf, dates) and every quoted or block scalar is a string.
+ * on, off, 0755 and other numbers with a leading zero, .inf, dates) and
+ * every quoted or block scalar is a string.
  * Comments are allowed; anchors and aliases work but an alias may not refer
  * to its own anchor, the document may nest at most DAG_YAML_MAX_DEPTH deep
  * and expand to at most DAG_YAML_MAX_NODES nodes, aliases counted in full.

@@ -178,6 +178,8 @@ static int match_int(const char *s, int *base)
         p++;
     if (!*p)
         return 0;
+    if (p[0] == '0' && p[1])
+        return 0; /* 0755, 01: a leading zero keeps the text (not octal, not 755) */
     for (; *p; p++)
         if (!isdigit((unsigned char)*p))
             return 0;
@@ -192,6 +194,8 @@ static int match_float(const char *s)
 
     if (*p == '-' || *p == '+')
         p++;
+    if (p[0] == '0' && isdigit((unsigned char)p[1]))
+        return 0; /* a leading zero keeps the text */
     while (isdigit((unsigned char)*p)) {
         p++;
         digits++;
@@ -454,6 +458,8 @@ int dag_yaml_load(const char *text, size_t len, json_t **out, struct dag_yaml_ma
             else
                 snprintf(c->err, sizeof(c->err), "%s", parser.problem ? parser.problem : "error");
             c->err_mark = parser.problem_mark;
+            if (text && parser.problem_mark.index < len && text[parser.problem_mark.index] == '\t')
+                strncat(c->err, " (a tab: indent with spaces)", sizeof(c->err) - strlen(c->err) - 1);
             ret = -1;
             break;
         }
