@@ -136,11 +136,19 @@ void cli_print_problem(const char *path, const char *message, int line, int colu
 /* Read a whole file (at most `max` bytes); prints the error. Caller frees. */
 char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit);
 
-/* The params object from every --param K=V of `a` (V parsed as JSON when it
- * parses, else a string); NULL with *out_exit set on a malformed one. The caller
- * json_decref()s it. */
+/*
+ * The params object of --params-file FILE (a JSON or YAML object) and every
+ * --param K=V over it. V follows the type `wf` declares for K: a string
+ * param takes the text as it is; other params take V as JSON when it parses,
+ * else as a string. V "null" is never the text "null": it leaves an optional
+ * param to its default and is refused for a required one. `wf` may be NULL
+ * (types unknown). NULL with *out_exit set on a bad one. The caller
+ * json_decref()s it.
+ */
 struct json_t;
-struct json_t *cli_params_json(const struct cli_args *a, int *out_exit);
+struct workflow;
+struct json_t *cli_params_json(const struct cli_args *a, const struct workflow *wf,
+                               int *out_exit);
 
 /* The OUTPUT table of an execution's tasks (the "tasks" array of its JSON
  * view): one line per task with an output, long ones cut. */
@@ -215,6 +223,7 @@ int cli_remote_logs(const struct cli_args *a);
 /* Server side (cmd_server.c, cmd_keys.c). */
 int cmd_server(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+int cmd_init(int argc, char **argv); /* cmd_init.c */
 /* Engine settings from --workers, --max-output, --kill-grace (or their
  * environment variables) on top of the defaults (cmd_run.c); prints the
  * error and returns -1 on a bad value. */

@@ -23,7 +23,8 @@
 #include "base/banned.h"
 
 static const struct cli_opt run_opts[] = {
-    {"param", "K=V", "set a workflow param (repeatable; V is JSON if it parses, else a string)", 1},
+    {"param", "K=V", "set a workflow param (repeatable; V follows its declared type)", 1},
+    {"params-file", "FILE", "the params as a JSON or YAML object (--param wins)", 0},
     {"workers", "N", "task processes running at once (default $ORCH_WORKERS or CPU count)", 0},
     {"max-output", "BYTES", "output kept per task attempt, the tail (default 1048576)", 0},
     {"kill-grace", "DURATION", "SIGTERM to SIGKILL grace on timeout/cancel (default 10s)", 0},
@@ -36,7 +37,7 @@ static const struct cli_opt run_opts[] = {
 
 static const struct cli_cmd run_cmd = {
     "run", "FILE",
-    "Run a workflow definition (JSON) to completion on the local data directory.\n"
+    "Run a workflow definition (JSON or YAML) to completion on the local data directory.\n"
     "Exit status: 0 succeeded, 1 failed, 3 invalid definition or params, 4 timed out,\n"
     "5 cancelled, 70 internal error.",
     run_opts,
@@ -382,9 +383,10 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
 }
 
 /* The params object text from --param K=V (see cli_params_json). */
-static char *params_from_args(const struct cli_args *a, int *out_exit)
+static char *params_from_args(const struct cli_args *a, const struct workflow *wf,
+                              int *out_exit)
 {
-    json_t *o = cli_params_json(a, out_exit);
+    json_t *o = cli_params_json(a, wf, out_exit);
     char *s;
     if (!o)
         return NULL;
@@ -493,8 +495,8 @@ int cmd_run(int argc, char **argv)
         free(def);
         return EXIT_INVALID;
     }
+    params = params_from_args(&a, wf, &code);
     workflow_free(wf);
-    params = params_from_args(&a, &code);
     if (!params) {
         free(def);
         return code;

@@ -24,6 +24,7 @@ static void usage(FILE *f)
             "  logs ID [TASK]        print captured task output\n"
             "  schedules next EXPR   the next fire times of a cron expression (--tz, --from)\n"
             "  schedules validate EXPR  check a cron expression (cadence or fixed-time)\n"
+            "  init [DIR]            write an example workflow and a config file to start from\n"
             "  version               print the version\n"
             "\n"
             "As a client of a server (--server URL or $ORCH_SERVER, --api-key KEY or\n"
@@ -104,6 +105,8 @@ int main(int argc, char **argv)
         return cmd_db(argc - 2, argv + 2);
     if (!strcmp(cmd, "keys"))
         return cmd_keys(argc - 2, argv + 2);
+    if (!strcmp(cmd, "init"))
+        return cmd_init(argc - 2, argv + 2);
     cli_error("unknown command '%s' (see 'orch --help')", cmd);
     return EXIT_USAGE;
 }

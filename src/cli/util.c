@@ -208,10 +208,52 @@ int cli_apply_log_level(const struct cli_args *a)
     return 0;
 }
 
-json_t *cli_params_json(const struct cli_args *a, int *out_exit)
+/* The params object of --params-file FILE (JSON or YAML), or an empty one. */
+static json_t *params_file(const struct cli_args *a, int *out_exit)
 {
-    json_t *o = json_object();
+    const char *path = cli_get(a, "params-file");
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    json_t *o = NULL;
+    json_error_t jerr;
+    size_t len;
+    char *text;
+
+    if (!path)
+        return json_object();
+    text = cli_read_file(path, DAG_MAX_BYTES, &len, out_exit);
+    if (!text)
+        return NULL;
+    if (dag_is_yaml(path, text, len)) {
+        if (dag_yaml_load(text, len, &o, NULL, &probs)) {
+            cli_error("invalid params file '%s': %s", path,
+                      probs.n ? probs.items[0].message : "invalid YAML");
+            dag_problems_release(&probs);
+        }
+    } else {
+        o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!o)
+            cli_error("invalid params file '%s': invalid JSON at line %d column %d: %s", path,
+                      jerr.line, jerr.column, jerr.text);
+    }
+    free(text);
+    if (o && !json_is_object(o)) {
+        cli_error("invalid params file '%s': it must hold an object of param name: value", path);
+        json_decref(o);
+        o = NULL;
+    }
+    if (!o)
+        *out_exit = EXIT_INVALID;
+    return o;
+}
+
+json_t *cli_params_json(const struct cli_args *a, const struct workflow *wf, int *out_exit)
+{
+    json_t *o = params_file(a, out_exit);
+
+    if (!o)
+        return NULL;
     for (int i = 0; i < a->nvals; i++) {
+        const struct dag_param *decl = NULL;
         const char *kv, *eq;
         json_t *v;
         char *key;
@@ -225,12 +267,41 @@ json_t *cli_params_json(const struct cli_args *a, int *out_exit)
             *out_exit = EXIT_USAGE;
             return NULL;
         }
-        v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
-        if (!v || json_is_null(v)) {
-            json_decref(v);
-            v = json_string(eq + 1);
-        }
         key = xstrndup(kv, (size_t)(eq - kv));
+        for (size_t k = 0; wf && k < wf->nparams; k++)
+            if (!strcmp(wf->params[k].name, key))
+                decl = &wf->params[k];
+        if (!strcmp(eq + 1, "null")) {
+            /* Never the text "null": no value, so an optional param keeps its default. */
+            if (decl && decl->required) {
+                cli_error("--param %s=null: '%s' is a required param and null is not a value "
+                          "(for the text \"null\" use --params-file)",
+                          key, key);
+                free(key);
+                json_decref(o);
+                *out_exit = EXIT_INVALID;
+                return NULL;
+            }
+            json_object_del(o, key);
+            if (!decl)
+                json_object_set_new(o, key, json_null()); /* the server says what is wrong */
+            free(key);
+            continue;
+        }
+        if (decl && decl->type == PARAM_STRING) {
+            v = json_string(eq + 1); /* a string param takes any text as it is */
+        } else {
+            v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+            if (!v)
+                v = json_string(eq + 1);
+        }
+        if (!v) {
+            cli_error("--param %s: the value is not valid UTF-8", key);
+            free(key);
+            json_decref(o);
+            *out_exit = EXIT_USAGE;
+            return NULL;
+        }
         json_object_set_new(o, key, v);
         free(key);
     }

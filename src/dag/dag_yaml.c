@@ -653,6 +653,8 @@ static int emit_value(yaml_emitter_t *e, const json_t *v)
     yaml_event_t ev;
     char num[64];
 
+    if (!v)
+        return emit_scalar(e, "null", YAML_PLAIN_SCALAR_STYLE, 1);
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         const char *k;
