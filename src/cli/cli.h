@@ -224,6 +224,14 @@ int cli_remote_logs(const struct cli_args *a);
 int cmd_server(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_init(int argc, char **argv); /* cmd_init.c */
+
+/* --watch (watch.c): reload the definitions of the --register paths of `a`
+ * when their files change, on a thread of its own; stop it with
+ * cli_watch_stop() before `eng` is freed. Returns an exit status. */
+struct cli_watch;
+struct engine;
+int cli_watch_start(const struct cli_args *a, struct engine *eng, struct cli_watch **out);
+void cli_watch_stop(struct cli_watch *w);
 /* Engine settings from --workers, --max-output, --kill-grace (or their
  * environment variables) on top of the defaults (cmd_run.c); prints the
  * error and returns -1 on a bad value. */

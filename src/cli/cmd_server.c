@@ -50,7 +50,13 @@
 static const struct cli_opt server_opts[] = {
     {"listen", "ADDR", "address to listen on (default $ORCH_LISTEN or 127.0.0.1:8080)", 0},
     {"register", "PATH",
-     "register a workflow definition file, or every *.json in a directory (repeatable)", 1},
+     "register a workflow definition file, or every *.json, *.yaml and *.yml in a directory "
+     "(repeatable)",
+     1},
+    {"watch", NULL,
+     "reload a --register definition when its file changes (one that does not validate keeps "
+     "the previous version)",
+     0},
     NODE_OPTS,
     {NULL, NULL, NULL, 0},
 };
@@ -281,6 +287,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     struct engine *eng = NULL;
     struct owner *own = NULL;
     struct api_server *srv = NULL;
+    struct cli_watch *cw = NULL;
     struct err err = ERR_INIT;
     struct sigaction sa, old_int, old_term;
     struct watcher w;
@@ -350,6 +357,11 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
         cli_error("%s", err.msg);
         code = EXIT_INTERNAL;
         goto out;
+    }
+    if (!worker && cli_flag(&a, "watch")) {
+        code = cli_watch_start(&a, eng, &cw);
+        if (code)
+            goto out;
     }
     /* Fire the schedules of the definitions in the store (those just
      * registered included: the scheduler reads them on its first turn; the
@@ -427,6 +439,8 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
         log_error("Engine", "The engine stopped: %s", err.msg);
         code = EXIT_INTERNAL;
     }
+    cli_watch_stop(cw);
+    cw = NULL;
     engine_node_stop(eng);
     /* Whether the engine stopped on request or on a failure, stop taking requests. */
     if (srv)
@@ -438,6 +452,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     log_info(worker ? "Engine" : "API", "%s stopped", worker ? "Worker" : "Server");
 
 out:
+    cli_watch_stop(cw);
     if (watching) {
         unsigned char zero = 0;
         ssize_t wr = write(sig_pipe[1], &zero, 1);
