@@ -590,10 +590,10 @@ static const struct cli_opt wf_apply_opts[] = {
 static const struct cli_cmd wf_apply_cmd = {
     "workflows apply",
     "FILE",
-    "Send a workflow definition to the server: a new workflow, or a new version of it\n"
-    "(nothing changes if the file is identical to the newest version). Without a server,\n"
-    "record it in the local store (--data-dir or --database-url), e.g. a workflow that\n"
-    "workflow tasks of `orch run` will run.\n"
+    "Send a workflow definition (JSON or YAML) to the server: a new workflow, or a new\n"
+    "version of it (nothing changes if it is identical to the newest version). Without a\n"
+    "server, record it in the local store (--data-dir or --database-url), e.g. a workflow\n"
+    "that workflow tasks of `orch run` will run.\n"
     "Exit status: 0 done, 3 invalid (every problem is printed with its JSON path).",
     wf_apply_opts,
 };

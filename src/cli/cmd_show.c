@@ -31,7 +31,8 @@ static const struct cli_opt validate_opts[] = {
 
 static const struct cli_cmd validate_cmd = {
     "validate", "FILE",
-    "Check a workflow definition and print every problem with its JSON path.\n"
+    "Check a workflow definition (JSON or YAML) and print every problem with its JSON path\n"
+    "(and, for YAML, its line and column).\n"
     "Exit status: 0 valid, 3 invalid, 6 file not found.",
     validate_opts,
 };
