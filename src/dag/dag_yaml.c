@@ -37,6 +37,7 @@ struct anchor {
     char *name;
     json_t *value;  /* NULL while the anchored node is still open */
     size_t nodes;   /* nodes of its subtree */
+    size_t bytes;   /* text of its subtree */
 };
 
 struct frame {
@@ -46,6 +47,7 @@ struct frame {
     size_t index;      /* sequence: index of the next element */
     long anchor;       /* index in anchors of the anchor it defines, or -1 */
     size_t nodes0;     /* node count when it started */
+    size_t bytes0;     /* byte count when it started */
 };
 
 struct conv {
@@ -55,6 +57,7 @@ struct conv {
     struct anchor *anchors;
     size_t nanchors, anchors_alloc;
     size_t nodes;
+    size_t bytes; /* text of every scalar and key, aliases counted in full */
     json_t *root;
     char err[512];
     yaml_mark_t err_mark;
@@ -116,14 +119,21 @@ static void record(struct conv *c, const char *path, yaml_mark_t mark)
     p->column = (int)mark.column + 1;
 }
 
-static int count_nodes(struct conv *c, size_t n, yaml_mark_t mark)
+/* Count n more values of `bytes` bytes of text: the expanded document is bounded. */
+static int count_nodes(struct conv *c, size_t n, size_t bytes, yaml_mark_t mark)
 {
     if (n > DAG_YAML_MAX_NODES || c->nodes + n > DAG_YAML_MAX_NODES)
         return fail(c, mark,
                     "the document expands to more than %d values (aliases counted in full); "
                     "refused as an alias bomb",
                     DAG_YAML_MAX_NODES);
+    if (bytes > DAG_MAX_BYTES || c->bytes + bytes > DAG_MAX_BYTES)
+        return fail(c, mark,
+                    "the document expands to more than %zu bytes (aliases counted in full); "
+                    "refused as an alias bomb",
+                    (size_t)DAG_MAX_BYTES);
     c->nodes += n;
+    c->bytes += bytes;
     return 0;
 }
 
@@ -267,7 +277,7 @@ static int on_scalar(struct conv *c, yaml_event_t *ev)
 
     if (memchr(s, '\0', len))
         return fail(c, ev->start_mark, "a value must not contain a NUL character");
-    if (count_nodes(c, 1, ev->start_mark))
+    if (count_nodes(c, 1, len + 4, ev->start_mark))
         return -1;
     if (top && json_is_object(top->node) && !top->key) {
         /* A key: always the text as written. */
@@ -317,6 +327,7 @@ static int on_scalar(struct conv *c, yaml_event_t *ev)
         c->anchors[c->nanchors].name = xstrdup((const char *)ev->data.scalar.anchor);
         c->anchors[c->nanchors].value = json_incref(v);
         c->anchors[c->nanchors].nodes = 1;
+        c->anchors[c->nanchors].bytes = len + 4;
         c->nanchors++;
     }
     return place(c, v, ev->start_mark);
@@ -342,7 +353,7 @@ static int on_alias(struct conv *c, yaml_event_t *ev)
     if (!a->value)
         return fail(c, ev->start_mark,
                     "alias '*%.*s%s' refers to a value that contains it (a cycle)", DAG__Q(name));
-    if (count_nodes(c, a->nodes, ev->start_mark))
+    if (count_nodes(c, a->nodes, a->bytes, ev->start_mark))
         return -1;
     path = child_path(c);
     record(c, path, ev->start_mark);
@@ -367,7 +378,7 @@ static int on_start(struct conv *c, yaml_event_t *ev, int is_map)
         return fail(c, ev->start_mark, "unsupported tag '%.*s%s'", DAG__Q(tag));
     if (c->depth >= DAG_YAML_MAX_DEPTH)
         return fail(c, ev->start_mark, "nested deeper than %d levels", DAG_YAML_MAX_DEPTH);
-    if (count_nodes(c, 1, ev->start_mark))
+    if (count_nodes(c, 1, 4, ev->start_mark))
         return -1;
     f = &c->stack[c->depth];
     memset(f, 0, sizeof(*f));
@@ -376,6 +387,7 @@ static int on_start(struct conv *c, yaml_event_t *ev, int is_map)
     f->node = is_map ? json_object() : json_array();
     f->anchor = -1;
     f->nodes0 = c->nodes - 1;
+    f->bytes0 = c->bytes - 4;
     if (anchor) {
         if (c->nanchors >= MAX_ANCHORS) {
             json_decref(f->node);
@@ -400,6 +412,7 @@ static int on_end(struct conv *c, yaml_event_t *ev)
     if (f->anchor >= 0) {
         c->anchors[f->anchor].value = json_incref(v);
         c->anchors[f->anchor].nodes = c->nodes - f->nodes0;
+        c->anchors[f->anchor].bytes = c->bytes - f->bytes0;
     }
     free(f->path);
     free(f->key);

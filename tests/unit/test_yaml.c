@@ -220,6 +220,20 @@ static void test_alias_bomb(void **state)
     assert_true(cpu_seconds() - t0 < 1.0);
     strbuf_release(&sb);
 
+    /* A few values, but large ones: the expanded text is bounded too. */
+    strbuf_init(&sb, 0);
+    strbuf_adds(&sb, "big: &b \"");
+    for (int i = 0; i < 100000; i++)
+        strbuf_addch(&sb, 'x');
+    strbuf_adds(&sb, "\"\nmany: [");
+    for (int i = 0; i < 100; i++)
+        strbuf_adds(&sb, i ? ", *b" : "*b");
+    strbuf_adds(&sb, "]\n");
+    t0 = cpu_seconds();
+    load_bad(sb.buf, "more than 4194304 bytes (aliases counted in full)", 2);
+    assert_true(cpu_seconds() - t0 < 1.0);
+    strbuf_release(&sb);
+
     /* Many anchors are refused too (aliases are looked up among them). */
     strbuf_init(&sb, 0);
     for (int i = 0; i < 1001; i++)
