@@ -50,9 +50,9 @@ struct cli_watch {
 static int is_definition_name(const char *name)
 {
     size_t n = strlen(name);
-    return name[0] != '.' && ((n > 5 && !strcmp(name + n - 5, ".json")) ||
-                              (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
-                              (n > 4 && !strcmp(name + n - 4, ".yml")));
+    return name[0] != '.' &&
+           ((n > 5 && !strcmp(name + n - 5, ".json")) ||
+            (n > 5 && !strcmp(name + n - 5, ".yaml")) || (n > 4 && !strcmp(name + n - 4, ".yml")));
 }
 
 /* Check the file first, so that its problems go to the log with where they are. */
@@ -74,15 +74,19 @@ static int check_file(const char *path)
     } else {
         ok = strlen(text) == len && dag_parse(text, len, &wf, &probs) == 0;
         if (strlen(text) != len && !probs.n)
-            log_warn("API", "Not reloading %s: it contains a NUL byte; the previous version stays "
-                     "in use", path);
+            log_warn("API",
+                     "Not reloading %s: it contains a NUL byte; the previous version stays "
+                     "in use",
+                     path);
     }
     dag_yaml_locate(&pos, &probs);
     for (size_t i = 0; i < probs.n; i++) {
         const struct dag_problem *p = &probs.items[i];
         if (p->line && strcmp(p->path, "$"))
-            log_warn("API", "Not reloading %s: line %d, column %d: %s: %s; the previous version "
-                     "stays in use", path, p->line, p->column, p->path, p->message);
+            log_warn("API",
+                     "Not reloading %s: line %d, column %d: %s: %s; the previous version "
+                     "stays in use",
+                     path, p->line, p->column, p->path, p->message);
         else
             log_warn("API", "Not reloading %s: %s: %s; the previous version stays in use", path,
                      p->path, p->message);

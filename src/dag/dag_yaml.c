@@ -35,19 +35,19 @@
 
 struct anchor {
     char *name;
-    json_t *value;  /* NULL while the anchored node is still open */
-    size_t nodes;   /* nodes of its subtree */
-    size_t bytes;   /* text of its subtree */
+    json_t *value; /* NULL while the anchored node is still open */
+    size_t nodes;  /* nodes of its subtree */
+    size_t bytes;  /* text of its subtree */
 };
 
 struct frame {
-    json_t *node;      /* the open mapping or sequence */
-    char *path;        /* its JSON path, when positions are recorded */
-    char *key;         /* mapping: the key waiting for its value, or NULL */
-    size_t index;      /* sequence: index of the next element */
-    long anchor;       /* index in anchors of the anchor it defines, or -1 */
-    size_t nodes0;     /* node count when it started */
-    size_t bytes0;     /* byte count when it started */
+    json_t *node;  /* the open mapping or sequence */
+    char *path;    /* its JSON path, when positions are recorded */
+    char *key;     /* mapping: the key waiting for its value, or NULL */
+    size_t index;  /* sequence: index of the next element */
+    long anchor;   /* index in anchors of the anchor it defines, or -1 */
+    size_t nodes0; /* node count when it started */
+    size_t bytes0; /* byte count when it started */
 };
 
 struct conv {
@@ -364,10 +364,10 @@ static int on_alias(struct conv *c, yaml_event_t *ev)
 
 static int on_start(struct conv *c, yaml_event_t *ev, int is_map)
 {
-    const char *tag = (const char *)(is_map ? ev->data.mapping_start.tag
-                                            : ev->data.sequence_start.tag);
-    const char *anchor = (const char *)(is_map ? ev->data.mapping_start.anchor
-                                               : ev->data.sequence_start.anchor);
+    const char *tag =
+        (const char *)(is_map ? ev->data.mapping_start.tag : ev->data.sequence_start.tag);
+    const char *anchor =
+        (const char *)(is_map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor);
     struct frame *top = c->depth ? &c->stack[c->depth - 1] : NULL;
     struct frame *f;
 
@@ -472,7 +472,8 @@ int dag_yaml_load(const char *text, size_t len, json_t **out, struct dag_yaml_ma
                 snprintf(c->err, sizeof(c->err), "%s", parser.problem ? parser.problem : "error");
             c->err_mark = parser.problem_mark;
             if (text && parser.problem_mark.index < len && text[parser.problem_mark.index] == '\t')
-                strncat(c->err, " (a tab: indent with spaces)", sizeof(c->err) - strlen(c->err) - 1);
+                strncat(c->err, " (a tab: indent with spaces)",
+                        sizeof(c->err) - strlen(c->err) - 1);
             ret = -1;
             break;
         }
@@ -647,8 +648,8 @@ static int emit_scalar(yaml_emitter_t *e, const char *text, yaml_scalar_style_t 
 {
     yaml_event_t ev;
 
-    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)(uintptr_t)text,
-                                 (int)strlen(text), plain, !plain, style);
+    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)(uintptr_t)text, (int)strlen(text),
+                                 plain, !plain, style);
     return yaml_emitter_emit(e, &ev);
 }
 
@@ -673,12 +674,12 @@ static int emit_value(yaml_emitter_t *e, const json_t *v)
         const char *k;
         json_t *m;
         int empty = json_object_size(v) == 0;
-        yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
-                                            empty ? YAML_FLOW_MAPPING_STYLE
-                                                  : YAML_BLOCK_MAPPING_STYLE);
+        yaml_mapping_start_event_initialize(
+            &ev, NULL, NULL, 1, empty ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
         if (!yaml_emitter_emit(e, &ev))
             return 0;
-        json_object_foreach((json_t *)(uintptr_t)v, k, m) {
+        json_object_foreach((json_t *)(uintptr_t)v, k, m)
+        {
             if (!emit_string(e, k) || !emit_value(e, m))
                 return 0;
         }
@@ -689,12 +690,12 @@ static int emit_value(yaml_emitter_t *e, const json_t *v)
         size_t i;
         json_t *m;
         int empty = json_array_size(v) == 0;
-        yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
-                                             empty ? YAML_FLOW_SEQUENCE_STYLE
-                                                   : YAML_BLOCK_SEQUENCE_STYLE);
+        yaml_sequence_start_event_initialize(
+            &ev, NULL, NULL, 1, empty ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
         if (!yaml_emitter_emit(e, &ev))
             return 0;
-        json_array_foreach(v, i, m) {
+        json_array_foreach(v, i, m)
+        {
             if (!emit_value(e, m))
                 return 0;
         }

@@ -60,18 +60,36 @@ static double cpu_seconds(void)
 static void test_scalars(void **state)
 {
     static const struct {
-        const char *yaml;   /* the value as written */
-        const char *json;   /* what it becomes */
+        const char *yaml; /* the value as written */
+        const char *json; /* what it becomes */
     } cases[] = {
-        {"true", "true"},       {"False", "false"},     {"null", "null"},
-        {"~", "null"},          {"", "null"},           {"12", "12"},
-        {"-7", "-7"},           {"+3", "3"},            {"0o17", "15"},
-        {"0x1f", "31"},         {"1.5", "1.5"},         {"2e3", "2000.0"},
-        {".5", "0.5"},          {"yes", "\"yes\""},     {"no", "\"no\""},
-        {"on", "\"on\""},       {"off", "\"off\""},     {"NO", "\"NO\""},
-        {"0755", "\"0755\""},        {"1:30", "\"1:30\""},   {"2024-01-01", "\"2024-01-01\""},
-        {".inf", "\".inf\""},   {"'true'", "\"true\""}, {"\"12\"", "\"12\""},
-        {"!!str 12", "\"12\""}, {"!!int 12", "12"},     {"20261201", "20261201"},
+        {"true", "true"},
+        {"False", "false"},
+        {"null", "null"},
+        {"~", "null"},
+        {"", "null"},
+        {"12", "12"},
+        {"-7", "-7"},
+        {"+3", "3"},
+        {"0o17", "15"},
+        {"0x1f", "31"},
+        {"1.5", "1.5"},
+        {"2e3", "2000.0"},
+        {".5", "0.5"},
+        {"yes", "\"yes\""},
+        {"no", "\"no\""},
+        {"on", "\"on\""},
+        {"off", "\"off\""},
+        {"NO", "\"NO\""},
+        {"0755", "\"0755\""},
+        {"1:30", "\"1:30\""},
+        {"2024-01-01", "\"2024-01-01\""},
+        {".inf", "\".inf\""},
+        {"'true'", "\"true\""},
+        {"\"12\"", "\"12\""},
+        {"!!str 12", "\"12\""},
+        {"!!int 12", "12"},
+        {"20261201", "20261201"},
         {"hello world", "\"hello world\""},
         {"99999999999999999999", "1e20"},
     };
@@ -141,8 +159,8 @@ static void test_positions(void **state)
     assert_int_equal(dag_parse(json, strlen(json), &wf, &pr), ERR_INVALID);
     dag_yaml_locate(&map, &pr);
     for (size_t i = 0; i < pr.n; i++) {
-        print_message("  %s (%d:%d): %s\n", pr.items[i].path, pr.items[i].line,
-                      pr.items[i].column, pr.items[i].message);
+        print_message("  %s (%d:%d): %s\n", pr.items[i].path, pr.items[i].line, pr.items[i].column,
+                      pr.items[i].message);
         if (!strcmp(pr.items[i].path, "$.tasks[1].dependsOn[0]")) {
             assert_int_equal(pr.items[i].line, 7);
             assert_int_equal(pr.items[i].column, 9);
@@ -195,9 +213,10 @@ static void test_aliases(void **state)
     char *got = json_dumps(v, JSON_COMPACT);
 
     (void)state;
-    assert_string_equal(got, "{\"defaults\":{\"retries\":2,\"timeout\":\"10s\"},\"one\":{\"retries\":2,"
-                             "\"timeout\":\"10s\"},\"two\":{\"retries\":2,\"timeout\":\"10s\"},"
-                             "\"word\":\"hello\",\"again\":\"hello\"}");
+    assert_string_equal(got,
+                        "{\"defaults\":{\"retries\":2,\"timeout\":\"10s\"},\"one\":{\"retries\":2,"
+                        "\"timeout\":\"10s\"},\"two\":{\"retries\":2,\"timeout\":\"10s\"},"
+                        "\"word\":\"hello\",\"again\":\"hello\"}");
     free(got);
     json_decref(v);
 }
