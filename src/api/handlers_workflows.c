@@ -3,6 +3,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api_internal.h"
 #include "base/clock.h"
@@ -25,6 +26,10 @@ static void reply_problems(struct api_request *req, const struct dag_problems *p
         const char *msg = probs->items[i].message ? probs->items[i].message : "invalid";
         json_object_set_new(d, "path", api__json_string(path, strlen(path)));
         json_object_set_new(d, "message", api__json_string(msg, strlen(msg)));
+        if (probs->items[i].line && strcmp(path, "$")) {
+            json_object_set_new(d, "line", json_integer(probs->items[i].line));
+            json_object_set_new(d, "column", json_integer(probs->items[i].column));
+        }
         json_array_append_new(details, d);
     }
     if (probs->dropped) {
@@ -39,9 +44,31 @@ static void reply_problems(struct api_request *req, const struct dag_problems *p
                      probs->n + probs->dropped, probs->n + probs->dropped == 1 ? "" : "s");
 }
 
+/* Content-Type application/yaml (also application/x-yaml, text/yaml), any parameters. */
+static int is_yaml_type(const char *ct)
+{
+    static const char *const types[] = {"application/yaml", "application/x-yaml", "text/yaml",
+                                        "text/x-yaml", NULL};
+    if (!ct)
+        return 0;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    for (size_t i = 0; types[i]; i++) {
+        size_t n = strlen(types[i]);
+        if (!strncasecmp(ct, types[i], n) &&
+            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t'))
+            return 1;
+    }
+    return 0;
+}
+
 void api__workflows_put(struct api_request *req)
 {
+    struct dag_yaml_map pos = DAG_YAML_MAP_INIT;
     struct dag_problems probs = DAG_PROBLEMS_INIT;
+    char *converted = NULL;
+    const char *def;
+    size_t deflen;
     struct workflow *wf = NULL;
     struct err err = ERR_INIT;
     json_error_t jerr;
@@ -62,17 +89,37 @@ void api__workflows_put(struct api_request *req)
         api__reply_error(req, 400, NULL, "the request body contains a NUL byte");
         return;
     }
-    doc = json_loadb(req->body.buf, req->body.len, JSON_DECODE_ANY, &jerr);
-    if (!doc) {
-        api__reply_error(req, 400, NULL,
-                         "the request body is not valid JSON: line %d column %d: %s", jerr.line,
-                         jerr.column, jerr.text);
-        return;
+    def = req->body.buf;
+    deflen = req->body.len;
+    if (is_yaml_type(api__header(req, "Content-Type"))) {
+        /* YAML is converted to the JSON document that is stored and served. */
+        char *json;
+        if (dag_yaml_to_json(req->body.buf, req->body.len, &json, &pos, &probs)) {
+            const char *msg = probs.n ? probs.items[0].message : "invalid YAML";
+            api__reply_error(req, 400, NULL, "the request body is not valid YAML: %s",
+                             strncmp(msg, "invalid YAML at ", 16) ? msg : msg + 16);
+            dag_problems_release(&probs);
+            return;
+        }
+        converted = json;
+        def = json;
+        deflen = strlen(json);
+    } else {
+        doc = json_loadb(req->body.buf, req->body.len, JSON_DECODE_ANY, &jerr);
+        if (!doc) {
+            api__reply_error(req, 400, NULL,
+                             "the request body is not valid JSON: line %d column %d: %s",
+                             jerr.line, jerr.column, jerr.text);
+            return;
+        }
+        json_decref(doc);
     }
-    json_decref(doc);
-    if (dag_parse(req->body.buf, req->body.len, &wf, &probs)) {
+    if (dag_parse(def, deflen, &wf, &probs)) {
+        free(converted);
+        dag_yaml_locate(&pos, &probs);
         reply_problems(req, &probs);
         dag_problems_release(&probs);
+        dag_yaml_map_release(&pos);
         return;
     }
     wr = api__write_store(req);
@@ -80,6 +127,7 @@ void api__workflows_put(struct api_request *req)
         goto out;
     /* Workflow tasks: the workflows they run exist, and none leads back here. */
     if (engine_check_subflows(wr, wf, &probs) != 0) {
+        dag_yaml_locate(&pos, &probs);
         reply_problems(req, &probs);
         dag_problems_release(&probs);
         goto out;
@@ -94,7 +142,7 @@ void api__workflows_put(struct api_request *req)
         }
     }
     if (rc == 0)
-        rc = store_workflow_put(wr, wf->name, req->body.buf, now, &version, &err);
+        rc = store_workflow_put(wr, wf->name, def, now, &version, &err);
     if (rc == 0)
         rc = store_commit(wr, &err);
     if (rc) {
@@ -106,13 +154,15 @@ void api__workflows_put(struct api_request *req)
         engine_schedules_changed(api__engine(req)); /* its schedules may differ */
     created_at = version != prev ? now : prev_created;
     api__reply_json(req, version != prev ? 201 : 200,
-                    view_workflow(wf->name, version, created_at, req->body.buf, 1));
+                    view_workflow(wf->name, version, created_at, def, 1));
     if (version != prev) {
         char loc[200];
         snprintf(loc, sizeof(loc), "/v1/workflows/%s", wf->name);
         api__reply_header(req, "Location", loc);
     }
 out:
+    free(converted);
+    dag_yaml_map_release(&pos);
     free(old);
     workflow_free(wf);
 }

@@ -117,14 +117,39 @@ int cli_register_workflow(struct store *st, const char *path, struct cli_registe
  * failure. */
 int cli_register_path(struct store *st, const char *path);
 
+/*
+ * Read a workflow definition file, JSON or YAML (dag_is_yaml()), and give
+ * its JSON text (*out_len bytes): what is checked and stored. A YAML file's
+ * value positions go to *map (released by the caller) for
+ * cli_print_problems(); a YAML syntax problem is printed. Caller frees.
+ */
+struct dag_yaml_map;
+struct dag_problems;
+char *cli_read_definition(const char *path, size_t *out_len, int *out_exit,
+                          struct dag_yaml_map *map);
+/* "error: invalid workflow 'PATH':" and one line per problem, with the line
+ * and column of a YAML file's value when `map` knows it. */
+void cli_print_problems(const char *path, struct dag_problems *probs,
+                        const struct dag_yaml_map *map);
+/* One problem line: "  PATH (line L, column C): MESSAGE" (no position when unknown). */
+void cli_print_problem(const char *path, const char *message, int line, int column);
+
 /* Read a whole file (at most `max` bytes); prints the error. Caller frees. */
 char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit);
 
-/* The params object from every --param K=V of `a` (V parsed as JSON when it
- * parses, else a string); NULL with *out_exit set on a malformed one. The caller
- * json_decref()s it. */
+/*
+ * The params object of --params-file FILE (a JSON or YAML object) and every
+ * --param K=V over it. V follows the type `wf` declares for K: a string
+ * param takes the text as it is; other params take V as JSON when it parses,
+ * else as a string. V "null" is never the text "null": it leaves an optional
+ * param to its default and is refused for a required one. `wf` may be NULL
+ * (types unknown). NULL with *out_exit set on a bad one. The caller
+ * json_decref()s it.
+ */
 struct json_t;
-struct json_t *cli_params_json(const struct cli_args *a, int *out_exit);
+struct workflow;
+struct json_t *cli_params_json(const struct cli_args *a, const struct workflow *wf,
+                               int *out_exit);
 
 /* The OUTPUT table of an execution's tasks (the "tasks" array of its JSON
  * view): one line per task with an output, long ones cut. */
@@ -233,6 +258,15 @@ int cli_remote_logs(const struct cli_args *a);
 /* Server side (cmd_server.c, cmd_keys.c). */
 int cmd_server(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+int cmd_init(int argc, char **argv); /* cmd_init.c */
+
+/* --watch (watch.c): reload the definitions of the --register paths of `a`
+ * when their files change, on a thread of its own; stop it with
+ * cli_watch_stop() before `eng` is freed. Returns an exit status. */
+struct cli_watch;
+struct engine;
+int cli_watch_start(const struct cli_args *a, struct engine *eng, struct cli_watch **out);
+void cli_watch_stop(struct cli_watch *w);
 /* Engine settings from --workers, --max-output, --kill-grace (or their
  * environment variables) on top of the defaults (cmd_run.c); prints the
  * error and returns -1 on a bad value. */

@@ -24,6 +24,7 @@
 #include "base/xalloc.h"
 #include "cli.h"
 #include "client/client.h"
+#include "dag/dag.h"
 
 #include "base/banned.h"
 
@@ -123,7 +124,8 @@ static int report_http_error(const struct client_response *r)
         const char *path = json_string_value(json_object_get(d, "path"));
         const char *msg = json_string_value(json_object_get(d, "message"));
         if (path && msg)
-            fprintf(stderr, "  %s: %s\n", path, msg);
+            cli_print_problem(path, msg, (int)json_integer_value(json_object_get(d, "line")),
+                              (int)json_integer_value(json_object_get(d, "column")));
         else if (msg)
             fprintf(stderr, "  %s\n", msg);
     }
@@ -726,10 +728,10 @@ static const struct cli_opt wf_apply_opts[] = {
 static const struct cli_cmd wf_apply_cmd = {
     "workflows apply",
     "FILE",
-    "Send a workflow definition to the server: a new workflow, or a new version of it\n"
-    "(nothing changes if the file is identical to the newest version). Without a server,\n"
-    "record it in the local store (--data-dir or --database-url), e.g. a workflow that\n"
-    "workflow tasks of `orch run` will run.\n"
+    "Send a workflow definition (JSON or YAML) to the server: a new workflow, or a new\n"
+    "version of it (nothing changes if it is identical to the newest version). Without a\n"
+    "server, record it in the local store (--data-dir or --database-url), e.g. a workflow\n"
+    "that workflow tasks of `orch run` will run.\n"
     "Exit status: 0 done, 3 invalid (every problem is printed with its JSON path).",
     wf_apply_opts,
 };
@@ -749,13 +751,15 @@ static const struct cli_cmd wf_list_cmd = {
 static const struct cli_opt wf_show_opts[] = {
     {"version", "N", "this version (default the newest)", 0},
     {"json", NULL, "print the server's JSON", 0},
+    {"yaml", NULL, "print only the definition, as YAML (to edit and apply again)", 0},
     CLI_SERVER_OPTS,
     {NULL, NULL, NULL, 0},
 };
 static const struct cli_cmd wf_show_cmd = {
     "workflows show",
     "NAME",
-    "Show a workflow and its definition.",
+    "Show a workflow and its definition (--json: the server's JSON; --yaml: the definition\n"
+    "as YAML).",
     wf_show_opts,
 };
 
@@ -846,7 +850,12 @@ static int workflows_apply(int argc, char **argv)
     c = open_client(&a, &code);
     if (!c)
         goto out;
-    code = call(c, "POST", "/v1/workflows", def, len, NULL, &r);
+    {
+        /* A YAML file goes as it is: the server's problems then name its lines. */
+        static const char *const yaml_type[] = {"Content-Type: application/yaml", NULL};
+        code = call(c, "POST", "/v1/workflows", def, len,
+                    dag_is_yaml(a.pos[0], def, len) ? yaml_type : NULL, &r);
+    }
     if (code)
         goto out;
     if (need_object(&r)) {
@@ -929,6 +938,10 @@ static int workflows_show(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
+    if (cli_flag(&a, "json") && cli_flag(&a, "yaml")) {
+        cli_error("'orch workflows show' takes --json or --yaml, not both");
+        return EXIT_USAGE;
+    }
     c = open_client(&a, &code);
     if (!c)
         return code;
@@ -945,6 +958,13 @@ static int workflows_show(int argc, char **argv)
     if (!code) {
         if (cli_flag(&a, "json")) {
             print_json(r.json);
+        } else if (cli_flag(&a, "yaml")) {
+            char *yaml = dag_json_to_yaml(json_object_get(r.json, "definition"));
+            if (yaml)
+                fputs(yaml, stdout);
+            else
+                code = EXIT_INTERNAL;
+            free(yaml);
         } else {
             printf("Workflow     %s\nVersion      %lld\nCreated      %s\nTasks        %lld\n",
                    jstr(r.json, "name"), jint(r.json, "version", 0), jstr(r.json, "createdAt"),
@@ -1010,7 +1030,8 @@ int cmd_workflows(int argc, char **argv)
 /* ------------------------------------------------------------------ trigger, cancel, retry */
 
 static const struct cli_opt trigger_opts[] = {
-    {"param", "K=V", "set a workflow param (repeatable; V is JSON if it parses, else a string)", 1},
+    {"param", "K=V", "set a workflow param (repeatable; V follows its declared type)", 1},
+    {"params-file", "FILE", "the params as a JSON or YAML object (--param wins)", 0},
     {"idempotency-key", "KEY", "a retried trigger with the same key returns the same execution", 0},
     {"wait", NULL, "wait for the execution to end; exit with its status like 'orch run'", 0},
     {"json", NULL, "print the server's JSON", 0},
@@ -1062,10 +1083,32 @@ static const struct cli_cmd retry_cmd = {
     retry_opts,
 };
 
-/* The body {"params": {...}} from --param K=V (see cli_params_json). */
-static json_t *trigger_body(const struct cli_args *a, int *out_exit)
+/* The newest definition of workflow `name` on the server, for its params'
+ * types, or NULL (the trigger itself then says what is wrong). */
+static struct workflow *server_workflow(struct client *c, const char *name)
 {
-    json_t *params = cli_params_json(a, out_exit);
+    struct client_response r = CLIENT_RESPONSE_INIT;
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct err err = ERR_INIT;
+    char *path = workflow_path(name, "");
+
+    if (client_request(c, "GET", path, NULL, 0, NULL, &r, &err) == 0 && r.status == 200) {
+        char *def = json_dumps(json_object_get(r.json, "definition"), JSON_COMPACT);
+        if (def && dag_parse(def, strlen(def), &wf, &probs) != 0)
+            wf = NULL;
+        free(def);
+    }
+    dag_problems_release(&probs);
+    client_response_release(&r);
+    free(path);
+    return wf;
+}
+
+/* The body {"params": {...}} from --params-file and --param K=V (see cli_params_json). */
+static json_t *trigger_body(const struct cli_args *a, const struct workflow *wf, int *out_exit)
+{
+    json_t *params = cli_params_json(a, wf, out_exit);
     json_t *body;
     if (!params)
         return NULL;
@@ -1087,14 +1130,26 @@ int cmd_trigger(int argc, char **argv)
     code = parse_client(&trigger_cmd, argc, argv, &a, 1);
     if (code >= 0)
         return code;
-    body = trigger_body(&a, &code);
-    if (!body)
+    c = open_client(&a, &code);
+    if (!c)
         return code;
+    if (cli_get(&a, "param")) {
+        struct workflow *wf = server_workflow(c, a.pos[0]);
+        body = trigger_body(&a, wf, &code);
+        workflow_free(wf);
+    } else {
+        body = trigger_body(&a, NULL, &code);
+    }
+    if (!body) {
+        client_free(c);
+        return code;
+    }
     idem = cli_get(&a, "idempotency-key");
     if (idem) {
         if (!*idem || strpbrk(idem, "\r\n")) {
             cli_error("invalid idempotency key '%s'", idem);
             json_decref(body);
+            client_free(c);
             return EXIT_USAGE;
         }
         hdr = xasprintf("Idempotency-Key: %s", idem);
@@ -1102,9 +1157,6 @@ int cmd_trigger(int argc, char **argv)
     }
     text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    c = open_client(&a, &code);
-    if (!c)
-        goto out;
     path = workflow_path(a.pos[0], "/executions");
     code = call(c, "POST", path, text, strlen(text), hdrs, &r);
     if (!code && need_object(&r))

@@ -27,7 +27,8 @@
 #include "base/banned.h"
 
 static const struct cli_opt run_opts[] = {
-    {"param", "K=V", "set a workflow param (repeatable; V is JSON if it parses, else a string)", 1},
+    {"param", "K=V", "set a workflow param (repeatable; V follows its declared type)", 1},
+    {"params-file", "FILE", "the params as a JSON or YAML object (--param wins)", 0},
     {"workers", "N", "task processes running at once (default $ORCH_WORKERS or CPU count)", 0},
     {"max-output", "BYTES", "output kept per task attempt, the tail (default 1048576)", 0},
     {"kill-grace", "DURATION", "SIGTERM to SIGKILL grace on timeout/cancel (default 10s)", 0},
@@ -41,7 +42,7 @@ static const struct cli_opt run_opts[] = {
 
 static const struct cli_cmd run_cmd = {
     "run", "FILE",
-    "Run a workflow definition (JSON) to completion on the local data directory.\n"
+    "Run a workflow definition (JSON or YAML) to completion on the local data directory.\n"
     "Exit status: 0 succeeded, 1 failed, 3 invalid definition or params, 4 timed out,\n"
     "5 cancelled, 70 internal error.",
     run_opts,
@@ -490,9 +491,10 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
 }
 
 /* The params object text from --param K=V (see cli_params_json). */
-static char *params_from_args(const struct cli_args *a, int *out_exit)
+static char *params_from_args(const struct cli_args *a, const struct workflow *wf,
+                              int *out_exit)
 {
-    json_t *o = cli_params_json(a, out_exit);
+    json_t *o = cli_params_json(a, wf, out_exit);
     char *s;
     if (!o)
         return NULL;
@@ -564,6 +566,7 @@ int cmd_run(int argc, char **argv)
 {
     struct cli_args a;
     struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct dag_yaml_map pos = DAG_YAML_MAP_INIT;
     struct workflow *wf = NULL;
     struct store *st = NULL;
     struct engine *eng = NULL;
@@ -586,27 +589,25 @@ int cmd_run(int argc, char **argv)
     }
     if (cli_apply_log_level(&a))
         return EXIT_USAGE;
-    def = cli_read_file(a.pos[0], DAG_MAX_BYTES, &len, &code);
+    def = cli_read_definition(a.pos[0], &len, &code, &pos);
     if (!def)
         return code;
     if (dag_parse(def, len, &wf, &probs)) {
-        cli_error("invalid workflow '%s':", a.pos[0]);
-        for (size_t i = 0; i < probs.n; i++)
-            fprintf(stderr, "  %s: %s\n", probs.items[i].path, probs.items[i].message);
-        if (probs.dropped)
-            fprintf(stderr, "  ... and %zu more\n", probs.dropped);
+        cli_print_problems(a.pos[0], &probs, &pos);
         dag_problems_release(&probs);
+        dag_yaml_map_release(&pos);
         free(def);
         return EXIT_INVALID;
     }
+    dag_yaml_map_release(&pos);
     if (strlen(def) != len) {
         cli_error("invalid workflow '%s': contains a NUL byte", a.pos[0]);
         workflow_free(wf);
         free(def);
         return EXIT_INVALID;
     }
+    params = params_from_args(&a, wf, &code);
     workflow_free(wf);
-    params = params_from_args(&a, &code);
     if (!params) {
         free(def);
         return code;

@@ -57,7 +57,13 @@ static const struct cli_opt server_opts[] = {
      "serve HTTPS with this PEM certificate (chain) (default $ORCH_TLS_CERT; needs --tls-key)", 0},
     {"tls-key", "FILE", "the PEM private key of --tls-cert (default $ORCH_TLS_KEY)", 0},
     {"register", "PATH",
-     "register a workflow definition file, or every *.json in a directory (repeatable)", 1},
+     "register a workflow definition file, or every *.json, *.yaml and *.yml in a directory "
+     "(repeatable)",
+     1},
+    {"watch", NULL,
+     "reload a --register definition when its file changes (one that does not validate keeps "
+     "the previous version)",
+     0},
     NODE_OPTS,
     {NULL, NULL, NULL, 0},
 };
@@ -320,6 +326,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     struct engine *eng = NULL;
     struct owner *own = NULL;
     struct api_server *srv = NULL;
+    struct cli_watch *cw = NULL;
     struct err err = ERR_INIT;
     struct sigaction sa, old_int, old_term;
     struct watcher w;
@@ -389,6 +396,11 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
         cli_error("%s", err.msg);
         code = EXIT_INTERNAL;
         goto out;
+    }
+    if (!worker && cli_flag(&a, "watch")) {
+        code = cli_watch_start(&a, eng, &cw);
+        if (code)
+            goto out;
     }
     /* Fire the schedules of the definitions in the store (those just
      * registered included: the scheduler reads them on its first turn; the
@@ -470,6 +482,8 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
         log_error("Engine", "The engine stopped: %s", err.msg);
         code = EXIT_INTERNAL;
     }
+    cli_watch_stop(cw);
+    cw = NULL;
     engine_node_stop(eng);
     /* Whether the engine stopped on request or on a failure, stop taking requests. */
     if (srv)
@@ -481,6 +495,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     log_info(worker ? "Engine" : "API", "%s stopped", worker ? "Worker" : "Server");
 
 out:
+    cli_watch_stop(cw);
     if (watching) {
         unsigned char zero = 0;
         ssize_t wr = write(sig_pipe[1], &zero, 1);

@@ -32,7 +32,8 @@ static const struct cli_opt validate_opts[] = {
 
 static const struct cli_cmd validate_cmd = {
     "validate", "FILE",
-    "Check a workflow definition and print every problem with its JSON path.\n"
+    "Check a workflow definition (JSON or YAML) and print every problem with its JSON path\n"
+    "(and, for YAML, its line and column).\n"
     "Exit status: 0 valid, 3 invalid, 6 file not found.",
     validate_opts,
 };
@@ -41,6 +42,7 @@ int cmd_validate(int argc, char **argv)
 {
     struct cli_args a;
     struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct dag_yaml_map pos = DAG_YAML_MAP_INIT;
     struct workflow *wf = NULL;
     char *def;
     size_t len;
@@ -53,10 +55,12 @@ int cmd_validate(int argc, char **argv)
         cli_error("'orch validate' needs exactly one workflow file");
         return EXIT_USAGE;
     }
-    def = cli_read_file(a.pos[0], DAG_MAX_BYTES, &len, &code);
+    def = cli_read_definition(a.pos[0], &len, &code, &pos);
     if (!def)
         return code;
     rc = dag_parse(def, len, &wf, &probs);
+    dag_yaml_locate(&pos, &probs);
+    dag_yaml_map_release(&pos);
     if (cli_flag(&a, "json")) {
         json_t *o = json_object(), *arr = json_array();
         for (size_t i = 0; i < probs.n; i++) {
@@ -86,7 +90,8 @@ int cmd_validate(int argc, char **argv)
         fprintf(stderr, "%s: %zu problem%s\n", a.pos[0], probs.n + probs.dropped,
                 probs.n + probs.dropped == 1 ? "" : "s");
         for (size_t i = 0; i < probs.n; i++)
-            fprintf(stderr, "  %s: %s\n", probs.items[i].path, probs.items[i].message);
+            cli_print_problem(probs.items[i].path, probs.items[i].message, probs.items[i].line,
+                              probs.items[i].column);
         if (probs.dropped)
             fprintf(stderr, "  ... and %zu more\n", probs.dropped);
     }

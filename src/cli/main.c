@@ -29,6 +29,7 @@ static void usage(FILE *f)
             "  retry ID              re-run the failed tasks of an execution here\n"
             "  schedules next EXPR   the next fire times of a cron expression (--tz, --from)\n"
             "  schedules validate EXPR  check a cron expression (cadence or fixed-time)\n"
+            "  init [DIR]            write an example workflow and a config file to start from\n"
             "  (an execution ID may be a unique prefix, or 'latest' [--workflow NAME])\n"
             "  version               print the version\n"
             "\n"
@@ -162,6 +163,8 @@ int main(int argc, char **argv)
         return cmd_keys(argc - 2, argv + 2);
     if (!strcmp(cmd, "config"))
         return cmd_config(argc - 2, argv + 2);
+    if (!strcmp(cmd, "init"))
+        return cmd_init(argc - 2, argv + 2);
     cli_error("unknown command '%s' (see 'orch --help')", cmd);
     return EXIT_USAGE;
 }

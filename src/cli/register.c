@@ -21,22 +21,20 @@
 
 #include "base/banned.h"
 
-static int ends_with_json(const char *name)
+/* A definition file of a directory: *.json, *.yaml or *.yml, not hidden. */
+static int is_definition_name(const char *name)
 {
     size_t n = strlen(name);
-    return n > 5 && !strcmp(name + n - 5, ".json") && name[0] != '.';
+    return name[0] != '.' && ((n > 5 && !strcmp(name + n - 5, ".json")) ||
+                              (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
+                              (n > 4 && !strcmp(name + n - 4, ".yml")));
 }
 
-static void print_problems(const char *path, const struct dag_problems *probs)
-{
-    cli_error("invalid workflow '%s':", path);
-    for (size_t i = 0; i < probs->n; i++)
-        fprintf(stderr, "  %s: %s\n", probs->items[i].path, probs->items[i].message);
-}
 
 int cli_register_workflow(struct store *st, const char *path, struct cli_registered *out)
 {
     struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct dag_yaml_map pos = DAG_YAML_MAP_INIT;
     struct workflow *wf = NULL;
     struct err err = ERR_INIT;
     char *def;
@@ -44,25 +42,28 @@ int cli_register_workflow(struct store *st, const char *path, struct cli_registe
     int code, version = 0, prev = 0;
     char *old = NULL;
 
-    def = cli_read_file(path, DAG_MAX_BYTES, &len, &code);
+    memset(out, 0, sizeof(*out));
+    def = cli_read_definition(path, &len, &code, &pos);
     if (!def)
         return code;
-    memset(out, 0, sizeof(*out));
     if (strlen(def) != len || dag_parse(def, len, &wf, &probs)) {
-        print_problems(path, &probs);
+        cli_print_problems(path, &probs, &pos);
         if (strlen(def) != len)
             fprintf(stderr, "  $: contains a NUL byte\n");
         dag_problems_release(&probs);
+        dag_yaml_map_release(&pos);
         free(def);
         return EXIT_INVALID;
     }
     if (engine_check_subflows(st, wf, &probs) != 0) {
-        print_problems(path, &probs);
+        cli_print_problems(path, &probs, &pos);
         dag_problems_release(&probs);
+        dag_yaml_map_release(&pos);
         workflow_free(wf);
         free(def);
         return EXIT_INVALID;
     }
+    dag_yaml_map_release(&pos);
     if (store_workflow_get(st, wf->name, 0, &old, &prev, NULL))
         prev = 0;
     free(old);
@@ -111,8 +112,15 @@ static int callees_registered(struct store *st, const char *path)
     struct workflow *wf = NULL;
     size_t len;
     int code, ok = 1;
-    char *def = cli_read_file(path, DAG_MAX_BYTES, &len, &code);
+    char *def = NULL, *text = cli_read_file(path, DAG_MAX_BYTES, &len, &code);
 
+    if (text && dag_is_yaml(path, text, len)) {
+        if (dag_yaml_to_json(text, len, &def, NULL, &probs) == 0)
+            len = strlen(def);
+        free(text);
+    } else {
+        def = text;
+    }
     if (def && strlen(def) == len && dag_parse(def, len, &wf, &probs) == 0) {
         for (size_t i = 0; i < wf->ntasks && ok; i++) {
             const char *callee = wf->tasks[i].subflow.workflow;
@@ -150,7 +158,7 @@ int cli_register_path(struct store *st, const char *path)
         return EXIT_NOT_FOUND;
     }
     while ((de = readdir(d)) != NULL) {
-        if (!ends_with_json(de->d_name))
+        if (!is_definition_name(de->d_name))
             continue;
         XGROW(names, alloc, n + 1);
         names[n++] = xasprintf("%s/%s", path, de->d_name);
@@ -185,6 +193,6 @@ int cli_register_path(struct store *st, const char *path)
         free(names[i]);
     free(names);
     if (code == EXIT_OK && n == 0)
-        log_warn("API", "No *.json workflow definitions in '%s'", path);
+        log_warn("API", "No *.json, *.yaml or *.yml workflow definitions in '%s'", path);
     return code;
 }

@@ -278,10 +278,52 @@ int cli_apply_log_level(const struct cli_args *a)
     return 0;
 }
 
-json_t *cli_params_json(const struct cli_args *a, int *out_exit)
+/* The params object of --params-file FILE (JSON or YAML), or an empty one. */
+static json_t *params_file(const struct cli_args *a, int *out_exit)
 {
-    json_t *o = json_object();
+    const char *path = cli_get(a, "params-file");
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    json_t *o = NULL;
+    json_error_t jerr;
+    size_t len;
+    char *text;
+
+    if (!path)
+        return json_object();
+    text = cli_read_file(path, DAG_MAX_BYTES, &len, out_exit);
+    if (!text)
+        return NULL;
+    if (dag_is_yaml(path, text, len)) {
+        if (dag_yaml_load(text, len, &o, NULL, &probs)) {
+            cli_error("invalid params file '%s': %s", path,
+                      probs.n ? probs.items[0].message : "invalid YAML");
+            dag_problems_release(&probs);
+        }
+    } else {
+        o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!o)
+            cli_error("invalid params file '%s': invalid JSON at line %d column %d: %s", path,
+                      jerr.line, jerr.column, jerr.text);
+    }
+    free(text);
+    if (o && !json_is_object(o)) {
+        cli_error("invalid params file '%s': it must hold an object of param name: value", path);
+        json_decref(o);
+        o = NULL;
+    }
+    if (!o)
+        *out_exit = EXIT_INVALID;
+    return o;
+}
+
+json_t *cli_params_json(const struct cli_args *a, const struct workflow *wf, int *out_exit)
+{
+    json_t *o = params_file(a, out_exit);
+
+    if (!o)
+        return NULL;
     for (int i = 0; i < a->nvals; i++) {
+        const struct dag_param *decl = NULL;
         const char *kv, *eq;
         json_t *v;
         char *key;
@@ -295,12 +337,41 @@ json_t *cli_params_json(const struct cli_args *a, int *out_exit)
             *out_exit = EXIT_USAGE;
             return NULL;
         }
-        v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
-        if (!v || json_is_null(v)) {
-            json_decref(v);
-            v = json_string(eq + 1);
-        }
         key = xstrndup(kv, (size_t)(eq - kv));
+        for (size_t k = 0; wf && k < wf->nparams; k++)
+            if (!strcmp(wf->params[k].name, key))
+                decl = &wf->params[k];
+        if (!strcmp(eq + 1, "null")) {
+            /* Never the text "null": no value, so an optional param keeps its default. */
+            if (decl && decl->required) {
+                cli_error("--param %s=null: '%s' is a required param and null is not a value "
+                          "(for the text \"null\" use --params-file)",
+                          key, key);
+                free(key);
+                json_decref(o);
+                *out_exit = EXIT_INVALID;
+                return NULL;
+            }
+            json_object_del(o, key);
+            if (!decl)
+                json_object_set_new(o, key, json_null()); /* the server says what is wrong */
+            free(key);
+            continue;
+        }
+        if (decl && decl->type == PARAM_STRING) {
+            v = json_string(eq + 1); /* a string param takes any text as it is */
+        } else {
+            v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+            if (!v)
+                v = json_string(eq + 1);
+        }
+        if (!v) {
+            cli_error("--param %s: the value is not valid UTF-8", key);
+            free(key);
+            json_decref(o);
+            *out_exit = EXIT_USAGE;
+            return NULL;
+        }
         json_object_set_new(o, key, v);
         free(key);
     }
@@ -624,4 +695,48 @@ int cli_resolve_exec(struct store *st, const char *ref, const char *workflow, ch
     }
     exec_list_release(&list);
     return n == 1 ? EXIT_OK : n == 0 ? EXIT_NOT_FOUND : EXIT_USAGE;
+}
+
+char *cli_read_definition(const char *path, size_t *out_len, int *out_exit,
+                          struct dag_yaml_map *map)
+{
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    char *text, *json;
+    size_t len;
+
+    text = cli_read_file(path, DAG_MAX_BYTES, &len, out_exit);
+    if (!text || !dag_is_yaml(path, text, len)) {
+        *out_len = len;
+        return text;
+    }
+    if (dag_yaml_to_json(text, len, &json, map, &probs)) {
+        cli_print_problems(path, &probs, NULL);
+        dag_problems_release(&probs);
+        free(text);
+        *out_exit = EXIT_INVALID;
+        return NULL;
+    }
+    free(text);
+    *out_len = strlen(json);
+    return json;
+}
+
+void cli_print_problem(const char *path, const char *message, int line, int column)
+{
+    if (line > 0 && path && strcmp(path, "$"))
+        fprintf(stderr, "  %s (line %d, column %d): %s\n", path, line, column, message);
+    else
+        fprintf(stderr, "  %s: %s\n", path ? path : "$", message);
+}
+
+void cli_print_problems(const char *path, struct dag_problems *probs,
+                        const struct dag_yaml_map *map)
+{
+    dag_yaml_locate(map, probs);
+    cli_error("invalid workflow '%s':", path);
+    for (size_t i = 0; i < probs->n; i++)
+        cli_print_problem(probs->items[i].path, probs->items[i].message, probs->items[i].line,
+                          probs->items[i].column);
+    if (probs->dropped)
+        fprintf(stderr, "  ... and %zu more\n", probs->dropped);
 }

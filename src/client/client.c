@@ -331,8 +331,13 @@ static struct curl_slist *prepare(struct client *c, struct xfer *x, const char *
     }
     if (c->auth_header)
         hl = cu->slist_append(hl, c->auth_header);
-    if (body)
-        hl = cu->slist_append(hl, "Content-Type: application/json");
+    if (body) {
+        int own_type = 0;
+        for (size_t i = 0; headers && headers[i]; i++)
+            own_type |= !strncasecmp(headers[i], "Content-Type:", 13);
+        if (!own_type)
+            hl = cu->slist_append(hl, "Content-Type: application/json");
+    }
     hl = cu->slist_append(hl, "Accept: application/json, application/x-ndjson");
     /* No "Expect: 100-continue" round trip for bodies over 1 KiB. */
     hl = cu->slist_append(hl, "Expect:");

@@ -226,6 +226,70 @@ void dag_problems_release(struct dag_problems *probs);
  */
 int dag_parse(const char *json, size_t len, struct workflow **out, struct dag_problems *probs);
 
+/*
+ * YAML definitions (dag_yaml.c). A definition may be written in YAML; it is
+ * converted to the same JSON document (the form that is stored and served)
+ * and then parsed by dag_parse(). Plain scalars follow the YAML 1.2 core
+ * schema: true/false, null/~/empty, decimal, 0o and 0x integers and decimal
+ * floats become JSON booleans, null and numbers; everything else (yes, no,
+ * on, off, 0755 and other numbers with a leading zero, .inf, dates) and
+ * every quoted or block scalar is a string.
+ * Comments are allowed; anchors and aliases work but an alias may not refer
+ * to its own anchor, the document may nest at most DAG_YAML_MAX_DEPTH deep
+ * and expand to at most DAG_YAML_MAX_NODES nodes, aliases counted in full.
+ * Duplicate keys, merge keys (<<), other tags and a second document are
+ * refused. Problems carry the line and column (1-based).
+ */
+#ifndef DAG_YAML_MAX_DEPTH
+#define DAG_YAML_MAX_DEPTH 64
+#endif
+#ifndef DAG_YAML_MAX_NODES
+#define DAG_YAML_MAX_NODES 100000
+#endif
+
+/* Where each value of a converted YAML document was written: JSON path -> line, column. */
+struct dag_yaml_pos {
+    char *path; /* "$.tasks[0].command" */
+    int line;   /* 1-based */
+    int column; /* 1-based */
+};
+struct dag_yaml_map {
+    struct dag_yaml_pos *items;
+    size_t n, alloc;
+};
+#define DAG_YAML_MAP_INIT {NULL, 0, 0}
+void dag_yaml_map_release(struct dag_yaml_map *map);
+
+/*
+ * Convert the YAML text `text` (`len` bytes) to a JSON document. Returns 0
+ * with *out a new reference, or ERR_INVALID (ERR_TOO_BIG beyond
+ * DAG_MAX_BYTES) with the problems appended to `probs` (path "$", the
+ * message starts "invalid YAML at line L column C: "). When `map` is not
+ * NULL the position of every value is recorded in it.
+ */
+struct json_t;
+int dag_yaml_load(const char *text, size_t len, struct json_t **out, struct dag_yaml_map *map,
+                  struct dag_problems *probs);
+
+/* The same, giving the compact JSON text (caller frees) a definition is stored as. */
+int dag_yaml_to_json(const char *text, size_t len, char **out, struct dag_yaml_map *map,
+                     struct dag_problems *probs);
+
+/* Give the problems without a position (line 0) the line and column of the
+ * nearest value of `map` along their path (none for "$" itself). */
+void dag_yaml_locate(const struct dag_yaml_map *map, struct dag_problems *probs);
+
+/*
+ * Is a definition YAML? By the name when it ends in .yaml or .yml (YAML) or
+ * .json (JSON); otherwise (name NULL, "-" or another suffix) by the text:
+ * JSON when its first character other than white space is '{'.
+ */
+int dag_is_yaml(const char *name, const char *text, size_t len);
+
+/* The JSON value `v` as a YAML document (block style, keys in order; a
+ * multi-line string as a literal block). Caller frees. */
+char *dag_json_to_yaml(const struct json_t *v);
+
 /* Index of the task called `name`, or -1. */
 long dag_find_task(const struct workflow *wf, const char *name);
 

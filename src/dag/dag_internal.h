@@ -74,6 +74,10 @@ struct dag__parser {
 void dag__problem(struct dag__parser *p, const struct dag__path *at, int line, int column,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Append one object member segment of a path: ".key" or ["odd key"]. */
+struct strbuf;
+void dag__path_add_key(struct strbuf *sb, const char *key);
+
 /* Are the stored problems full (so work spent on a nicer message is wasted)? */
 int dag__problems_full(const struct dag__parser *p);
 

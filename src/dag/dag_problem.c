@@ -57,16 +57,22 @@ static void path_render(struct strbuf *sb, const struct dag__path *at)
         return;
     }
     path_render(sb, at->up);
-    if (!at->key) {
+    if (!at->key)
         strbuf_addf(sb, "[%zu]", at->index);
-    } else if (is_ident_key(at->key)) {
+    else
+        dag__path_add_key(sb, at->key);
+}
+
+void dag__path_add_key(struct strbuf *sb, const char *key)
+{
+    if (is_ident_key(key)) {
         strbuf_addch(sb, '.');
-        strbuf_adds(sb, at->key);
+        strbuf_adds(sb, key);
     } else {
-        char *cut = xstrndup(at->key, dag__qlen(at->key));
+        char *cut = xstrndup(key, dag__qlen(key));
         strbuf_addch(sb, '[');
         strbuf_add_json_str(sb, cut);
-        strbuf_adds(sb, dag__qell(at->key));
+        strbuf_adds(sb, dag__qell(key));
         strbuf_addch(sb, ']');
         free(cut);
     }

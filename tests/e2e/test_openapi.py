@@ -201,10 +201,14 @@ def test_schemas_accept_good_and_reject_bad_instances():
                        "ValidationError")
 
 
-@pytest.mark.parametrize("example", sorted((REPO / "examples").glob("*.json")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("example", sorted((REPO / "examples").glob("*.json"))
+                         + sorted((REPO / "examples").glob("*.yaml")), ids=lambda p: p.name)
 def test_examples_are_workflow_definitions(example):
-    SPEC.validate(json.loads(example.read_text()), "WorkflowDefinition")
+    if example.suffix == ".yaml":
+        import yaml
+        SPEC.validate(yaml.safe_load(example.read_text()), "WorkflowDefinition")
+    else:
+        SPEC.validate(json.loads(example.read_text()), "WorkflowDefinition")
 
 
 # --------------------------------------------------------------------------- routes

@@ -29,7 +29,8 @@ def problems_of(stderr, path):
 # --------------------------------------------------------------------------- valid
 
 @pytest.mark.parametrize("name,wf,ntasks", [("hello.json", "hello", 4),
-                                            ("demo.json", "demo-etl", 11)])
+                                            ("demo.json", "demo-etl", 11),
+                                            ("daily-report.yaml", "daily-report", 5)])
 def test_valid_examples(orch, name, wf, ntasks):
     path = REPO / "examples" / name
     res = orch.run("validate", path, data_dir=False)
