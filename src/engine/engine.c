@@ -543,6 +543,18 @@ out:
     return out;
 }
 
+int engine__params_same(const struct workflow *wf, const char *stored, const char *params_json)
+{
+    struct err err = ERR_INIT;
+    json_t *p = resolve_params(wf, params_json, &err);
+    char *text = p ? json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    int same = text && stored && !strcmp(text, stored);
+
+    json_decref(p);
+    free(text);
+    return same;
+}
+
 /* ------------------------------------------------------------------ executions */
 
 static void exec_free(struct exec *ex)

@@ -385,6 +385,11 @@ void engine__add_pending_attempt(struct engine *eng, struct exec *ex, int insert
 void engine__proc_terminate(struct engine *eng, struct proc *p);
 void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
                        const char *reason);
+/* Do `params_json` (a submission's params, or NULL) resolve against `wf` to the
+ * params an execution stored (`stored`: compact, sorted keys)? 1 or 0 (also
+ * when they do not resolve). */
+int engine__params_same(const struct workflow *wf, const char *stored, const char *params_json);
+
 int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
                        const char *params_json, struct exec **out, struct err *err);
 void engine__log_started(const struct exec *ex);

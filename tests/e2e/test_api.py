@@ -292,6 +292,39 @@ def test_idempotency_key_returns_the_same_execution(server, quick):
         server.wait_exec(x.json["id"])
 
 
+def test_idempotency_key_reused_with_other_params_is_409(server):
+    server.apply(wf("idem-params", [sh("a", ["true"])],
+                    params={"day": {"type": "string", "default": "mon"},
+                            "n": {"type": "number", "default": 1}}))
+    url = "/v1/workflows/idem-params/executions"
+    h = {"Idempotency-Key": "idem-params-1"}
+    r1 = server.post(url, {"params": {"day": "tue", "n": 2}}, headers=h)
+    assert r1.status == 201, r1
+    # The same params (in another order) answer the same execution...
+    r2 = server.post(url, {"params": {"n": 2, "day": "tue"}}, headers=h)
+    assert r2.status == 200 and r2.json["id"] == r1.json["id"], r2
+    # ... other params get 409 with a clear message, before and after the end.
+    for body in ({"params": {"day": "wed", "n": 2}}, {"params": {"day": "tue"}}, None,
+                 {"params": {"day": 5}}):
+        r = server.post(url, body, headers=h)
+        assert r.status == 409, (body, r)
+        msg = r.error()["message"]
+        assert "Idempotency-Key 'idem-params-1'" in msg and r1.json["id"] in msg, msg
+        assert "other params" in msg, msg
+    server.wait_exec(r1.json["id"])
+    r = server.post(url, {"params": {"day": "wed", "n": 2}}, headers=h)
+    assert r.status == 409, r
+    r = server.post(url, {"params": {"day": "tue", "n": 2}}, headers=h)
+    assert r.status == 200 and r.json["id"] == r1.json["id"], r
+    # Defaults count as given: {} and the defaults written out are the same params.
+    h2 = {"Idempotency-Key": "idem-params-2"}
+    r = server.post(url, None, headers=h2)
+    assert r.status == 201, r
+    r2 = server.post(url, {"params": {"day": "mon", "n": 1}}, headers=h2)
+    assert r2.status == 200 and r2.json["id"] == r.json["id"], r2
+    server.wait_exec(r.json["id"])
+
+
 @pytest.fixture(scope="module")
 def pager(server):
     """25 finished executions of 'pager', every fifth failed."""
