@@ -623,6 +623,7 @@ static const struct cli_cmd wf_show_cmd = {
 
 static const struct cli_opt wf_delete_opts[] = {
     CLI_SERVER_OPTS,
+    {"force", NULL, "delete it even if other workflows call it as a sub-workflow", 0},
     {NULL, NULL, NULL, 0},
 };
 static const struct cli_cmd wf_delete_cmd = {
@@ -836,7 +837,7 @@ static int workflows_delete(int argc, char **argv)
     c = open_client(&a, &code);
     if (!c)
         return code;
-    path = workflow_path(a.pos[0], "");
+    path = workflow_path(a.pos[0], cli_flag(&a, "force") ? "?force=true" : "");
     code = call(c, "DELETE", path, NULL, 0, NULL, &r);
     if (!code)
         printf("Workflow '%s' deleted\n", a.pos[0]);
@@ -860,7 +861,7 @@ int cmd_workflows(int argc, char **argv)
         printf("usage: orch workflows apply FILE [--json]\n"
                "       orch workflows list [--json]\n"
                "       orch workflows show NAME [--version N] [--json]\n"
-               "       orch workflows delete NAME\n"
+               "       orch workflows delete NAME [--force]\n"
                "(with --server URL or ORCH_SERVER, and --api-key KEY or ORCH_API_KEY)\n");
         return EXIT_OK;
     }
