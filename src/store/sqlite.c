@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2418,6 +2419,61 @@ static int sq_prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **ou
     return 0;
 }
 
+static int sq_node_update(struct sqlite_store *s, const char *sql, const char *id,
+                          const char *what, int *changed, struct err *err);
+
+/*
+ * A data directory is on one host, and each process of it registers a node
+ * (host:pid unless --node): forget the earlier ones of this host whose
+ * process is gone, so /v1/nodes does not gain a "lost" entry per restart. One
+ * that still owns an unfinished execution (until `orch resume` takes it) is
+ * marked stopped instead.
+ */
+static int sq_forget_gone_nodes(struct sqlite_store *s, const struct node_row *self,
+                                struct err *err)
+{
+    char **gone = NULL;
+    size_t n = 0, alloc = 0;
+    sqlite3_stmt *stmt;
+    int rc = sq_prepare(s, "SELECT id, pid FROM nodes WHERE host = ?1 AND id <> ?2", &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, self->host) | bind_text(stmt, 2, self->id);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int pid = sqlite3_column_int(stmt, 1);
+        rc = SQLITE_OK;
+        if (pid > 0 && pid != self->pid && kill(pid, 0) == 0)
+            continue; /* alive (or its pid was taken again: kept, to be safe) */
+        if (pid > 0 && pid != self->pid && errno != ESRCH)
+            continue; /* alive, another user's */
+        XGROW(gone, alloc, n + 1);
+        gone[n++] = col_str(stmt, 0);
+    }
+    if (rc == SQLITE_DONE)
+        rc = SQLITE_OK;
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot list the earlier nodes of '%s'", self->host);
+    for (size_t i = 0; i < n; i++) {
+        int changed = 0;
+        if (!rc && gone[i])
+            rc = sq_node_update(s,
+                                "DELETE FROM nodes WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM"
+                                " executions e WHERE e.owner_node = nodes.id AND e.status IN"
+                                " ('queued', 'running'))",
+                                gone[i], "forget an earlier node", &changed, err);
+        if (!rc && gone[i] && !changed)
+            rc = sq_node_update(s,
+                                "UPDATE nodes SET stopped_at = " SQ_NOW_MS
+                                " WHERE id = ?1 AND stopped_at IS NULL",
+                                gone[i], "record the stop", &changed, err);
+        free(gone[i]);
+    }
+    free(gone);
+    return rc;
+}
+
 static int sqlite_node_register(struct store *st, const struct node_row *row, int64_t lease_ms,
                                 struct err *err)
 {
@@ -2445,7 +2501,7 @@ static int sqlite_node_register(struct store *st, const struct node_row *row, in
         return sq_fail(s, rc, err, "cannot register node '%s'", row->id);
     if (sqlite3_changes(s->db) == 0)
         return err_set(err, ERR_BUSY, "node name '%s' is in use by a running node", row->id);
-    return 0;
+    return sq_forget_gone_nodes(s, row, err);
 }
 
 /* Run a one-parameter UPDATE of node `id`; *changed: rows changed. */

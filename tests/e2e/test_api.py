@@ -674,3 +674,20 @@ def test_nodes_on_the_embedded_store(server):
     assert h["database"]["backend"] == "sqlite" and h["database"]["pool"]["kind"] == "per-thread"
     assert h["node"]["id"] == me["id"] and h["scheduler"]["role"] == "single"
     assert server.get("/v1/nodes?x=1").status == 400
+
+
+def test_nodes_of_earlier_processes_are_forgotten_on_the_embedded_store(stopped_server):
+    """A restart (after kill -9, or SIGTERM) does not leave a "lost" or "stopped" entry of
+    the earlier process in /v1/nodes: its process is gone, so the new one forgets it."""
+    s = stopped_server
+    s.start()
+    first = s.proc.pid
+    assert s.stop(signal.SIGKILL) == -signal.SIGKILL
+    s.start()
+    second = s.proc.pid
+    assert s.stop() == 0
+    s.start()
+    items = s.get("/v1/nodes").json["items"]
+    assert [(n["pid"], n["state"], n["self"]) for n in items] == \
+        [(s.proc.pid, "alive", True)], (first, second, items)
+    assert s.stop() == 0
