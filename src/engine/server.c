@@ -496,8 +496,9 @@ void engine__stats_update(struct engine *eng)
         active++;
         for (int q = 0; q < 3; q++)
             queued += ex->ready[q].n - ex->ready[q].head;
-        if (ex->status == EXEC_RUNNING && now - ex->started_at > longest)
-            longest = now - ex->started_at;
+        int64_t since = ex->retried_at ? ex->retried_at : ex->started_at;
+        if (ex->status == EXEC_RUNNING && now - since > longest)
+            longest = now - since;
     }
     pthread_mutex_lock(&eng->mu);
     eng->stats.running = !eng->stopping;

@@ -286,6 +286,12 @@ static const char schema_v8[] =
     "ALTER TABLE executions ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX executions_parent ON executions (parent_id) WHERE parent_id IS NOT NULL;";
 
+/*
+ * Version 9: executions.retried_at, when the newest retry of an execution
+ * started (NULL if never retried); started_at keeps the first start.
+ */
+static const char schema_v9[] = "ALTER TABLE executions ADD COLUMN retried_at BIGINT;";
+
 const char *const store__migrations[] = {
     schema_v1,
     schema_v2,
@@ -295,6 +301,7 @@ const char *const store__migrations[] = {
     schema_v6,
     schema_v7,
     schema_v8,
+    schema_v9,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

@@ -107,7 +107,7 @@ _Static_assert(1 << (ST_PURGE_EXCEPT_64 - ST_PURGE_EXCEPT_1) == STORE_PURGE_EXCE
 
 #define EXEC_COLS                                                                                  \
     "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error,"  \
-    " schedule_id, scheduled_for, owner_node, parent_id, parent_task_idx, depth"
+    " schedule_id, scheduled_for, owner_node, parent_id, parent_task_idx, depth, retried_at"
 
 /*
  * The list queries share their parameters: ?1 id upper bound (exclusive),
@@ -162,9 +162,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_WF_INSERT] = "INSERT INTO workflows (name, version, definition, created_at)"
                      " VALUES (?1, ?2, ?3, ?4)",
     [ST_EXEC_INSERT] = "INSERT INTO executions (" EXEC_COLS ")"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     [ST_EXEC_UPDATE] = "UPDATE executions SET status = ?2, started_at = ?3, finished_at = ?4,"
-                       " error = ?5, schedule_id = ?6, scheduled_for = ?7 WHERE id = ?1",
+                       " error = ?5, schedule_id = ?6, scheduled_for = ?7, retried_at = ?8 WHERE id = ?1",
     [ST_EXEC_GET] = "SELECT " EXEC_COLS " FROM executions WHERE id = ?1",
     [ST_TASK_INSERT] = "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"
                        " available_at, started_at, finished_at, error, output, group_idx,"
@@ -889,7 +889,7 @@ static int sqlite_execution_insert(struct store *st, const struct exec_row *row,
          bind_text(stmt, 13, row->parent_id) |
          (row->parent_id ? bind_i64(stmt, 14, row->parent_task_idx)
                          : sqlite3_bind_null(stmt, 14)) |
-         bind_i64(stmt, 15, row->depth);
+         bind_i64(stmt, 15, row->depth) | bind_opt(stmt, 16, row->retried_at, 0);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -909,7 +909,7 @@ static int sqlite_execution_update(struct store *st, const struct exec_row *row,
     rc = bind_text(stmt, 1, row->id) | bind_text(stmt, 2, exec_status_name(row->status)) |
          bind_opt(stmt, 3, row->started_at, 0) | bind_opt(stmt, 4, row->finished_at, 0) |
          bind_text(stmt, 5, row->error) | bind_text(stmt, 6, row->schedule_id) |
-         bind_opt(stmt, 7, row->scheduled_for, 0);
+         bind_opt(stmt, 7, row->scheduled_for, 0) | bind_opt(stmt, 8, row->retried_at, 0);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -1220,6 +1220,7 @@ static int sq_read_exec(struct sqlite_store *s, sqlite3_stmt *stmt, struct exec_
     row->parent_id = col_str(stmt, 12);
     row->parent_task_idx = sqlite3_column_int(stmt, 13);
     row->depth = sqlite3_column_int(stmt, 14);
+    row->retried_at = col_opt(stmt, 15, 0);
     return 0;
 }
 

@@ -8,6 +8,7 @@ that loses nothing.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -18,7 +19,7 @@ import pytest
 
 from apiutil import (ISO_MS, keepalive_pair, raw_exchange, server, sh, spec,  # noqa: F401
                      stopped_server, wf)
-from conftest import base_env, pid_alive, wait_for
+from conftest import ORCH, base_env, pid_alive, wait_for
 
 
 def q(s):
@@ -506,6 +507,45 @@ def test_retry_reruns_failed_tasks_only(server, tmp_path):
     # A succeeded execution cannot be retried.
     r = server.post(f"/v1/executions/{e['id']}/retry")
     assert r.status == 409, r
+
+
+def test_retry_keeps_the_first_start_and_shows_its_own_times(server, tmp_path):
+    """A retried execution keeps startedAt (its first start) and durationMs from it; retriedAt
+    is when the retry started, so the retry's own time is finishedAt - retriedAt. The log and
+    `orch executions show` give both."""
+    from datetime import datetime
+
+    def ms(s):
+        return int(datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() * 1000)
+    marker = tmp_path / "fail-marker-2"
+    marker.write_text("x")
+    server.apply(wf("retimed", [
+        sh("slow", ["sleep", "0.3"]),
+        sh("b", f"if [ -e '{marker}' ]; then exit 1; fi", dependsOn=["slow"])]))
+    e = server.trigger("retimed")
+    d = server.wait_exec(e["id"])
+    assert d["status"] == "failed" and d["retriedAt"] is None, d
+    marker.unlink()
+    time.sleep(0.3)  # a gap between the first run and the retry
+    assert server.post(f"/v1/executions/{e['id']}/retry").status == 200
+    d2 = server.wait_exec(e["id"])
+    assert d2["status"] == "succeeded", d2
+    assert d2["startedAt"] == d["startedAt"], (d, d2)
+    assert d2["retriedAt"] and ms(d2["retriedAt"]) >= ms(d["finishedAt"]), d2
+    assert d2["durationMs"] == ms(d2["finishedAt"]) - ms(d2["startedAt"]), d2
+    own = ms(d2["finishedAt"]) - ms(d2["retriedAt"])
+    assert d2["durationMs"] >= 600 and own < d2["durationMs"], (own, d2)
+    (item,) = [x for x in server.get("/v1/executions?workflow=retimed").json["items"]]
+    assert item["retriedAt"] == d2["retriedAt"] and item["startedAt"] == d["startedAt"], item
+    assert re.search(rf"Execution {e['id']} of 'retimed' succeeded in \S+ \(this retry: \S+\)",
+                     server.all_logs()), server.all_logs()[-2000:]
+    res = subprocess.run([str(ORCH), "executions", "show", e["id"]],
+                         capture_output=True, text=True, timeout=30,
+                         env=base_env({"ORCH_SERVER": server.url,
+                                       "ORCH_API_KEY": server.admin_key}))
+    assert res.returncode == 0, res
+    assert re.search(rf"^Retried    {re.escape(d2['retriedAt'])}, this retry \S+$",
+                     res.stdout, re.M), res.stdout
 
 
 # --------------------------------------------------------------------------- logs
