@@ -185,8 +185,7 @@ void api__workflows_get(struct api_request *req)
  * details [{"workflow", "task"}] (one per task). Returns 0, or -1 after
  * replying on a store error.
  */
-static int find_callers(struct api_request *req, struct store *st, const char *name,
-                        json_t **out)
+static int find_callers(struct api_request *req, struct store *st, const char *name, json_t **out)
 {
     struct workflow_row *wfs = NULL;
     struct err err = ERR_INIT;

@@ -132,8 +132,7 @@ static void resolve_deps(struct dag__parser *p, const struct name_ent *sorted, s
             if (j == NONE) {
                 unknown_dep(p, &at, name, cands, n, t->name);
                 r->lost = 1;
-            }
-            else if (j == i)
+            } else if (j == i)
                 dag__problem(p, &at, 0, 0, "task '%.*s%s' depends on itself", DAG__Q(name));
             else if (seen_by[j] == i)
                 dag__problem(p, &at, 0, 0, "duplicate dependency '%.*s%s' in dependsOn",

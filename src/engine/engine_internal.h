@@ -170,7 +170,7 @@ struct exec {
     char **base_env; /* NULL-terminated: inherited + workflow env + params */
     enum exec_status status;
     int64_t created_at, started_at, finished_at;
-    int64_t retried_at; /* the newest retry's start (0: never retried); started_at stays the first */
+    int64_t retried_at; /* the newest retry's start, 0 if none (started_at stays the first) */
     char *error;
     struct trun *runs;
     size_t nfinal;

@@ -162,9 +162,11 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_WF_INSERT] = "INSERT INTO workflows (name, version, definition, created_at)"
                      " VALUES (?1, ?2, ?3, ?4)",
     [ST_EXEC_INSERT] = "INSERT INTO executions (" EXEC_COLS ")"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+                       " ?16)",
     [ST_EXEC_UPDATE] = "UPDATE executions SET status = ?2, started_at = ?3, finished_at = ?4,"
-                       " error = ?5, schedule_id = ?6, scheduled_for = ?7, retried_at = ?8 WHERE id = ?1",
+                       " error = ?5, schedule_id = ?6, scheduled_for = ?7, retried_at = ?8"
+                       " WHERE id = ?1",
     [ST_EXEC_GET] = "SELECT " EXEC_COLS " FROM executions WHERE id = ?1",
     [ST_TASK_INSERT] = "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"
                        " available_at, started_at, finished_at, error, output, group_idx,"
