@@ -94,9 +94,16 @@ static int key_request(struct api_request *req, json_t **out_doc, const char **n
     v = json_object_get(doc, "expiresIn");
     if (v && !json_is_null(v)) {
         struct err e = ERR_INIT;
-        if (!json_is_string(v))
-            problem(details, "$.expiresIn", "'expiresIn' must be a duration such as \"30d\"");
-        else if (clock_parse_duration(json_string_value(v), expires_in, &e))
+        char num[32];
+        const char *text = json_is_string(v) ? json_string_value(v) : NULL;
+        if (json_is_integer(v)) { /* a number of seconds, as everywhere in the API */
+            snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+            text = num;
+        }
+        if (!text)
+            problem(details, "$.expiresIn",
+                    "'expiresIn' must be a duration such as \"30d\" or a number of seconds");
+        else if (clock_parse_duration(text, expires_in, &e))
             problem(details, "$.expiresIn", e.msg);
         else if (*expires_in <= 0)
             problem(details, "$.expiresIn", "'expiresIn' must be more than zero");

@@ -161,7 +161,11 @@ static json_t *schedule_json(const struct schedule_row *row, const struct dag_sc
     json_object_set_new(o, "cron", s->is_cron && s->cron_text
                                        ? view_text(s->cron_text, strlen(s->cron_text))
                                        : json_null());
-    json_object_set_new(o, "every", s->is_cron ? json_null() : json_integer(s->every_ms));
+    /* As written: the string ("3s"), or the number of seconds it was given as. */
+    json_object_set_new(o, "every",
+                        s->is_cron      ? json_null()
+                        : s->every_text ? view_text(s->every_text, strlen(s->every_text))
+                                        : json_integer(s->every_ms / 1000));
     json_object_set_new(o, "timezone", json_string(s->timezone ? s->timezone : "UTC"));
     json_object_set_new(o, "enabled", json_boolean(s->enabled));
     json_object_set_new(o, "paused", json_boolean(row->paused));

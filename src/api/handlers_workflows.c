@@ -7,6 +7,7 @@
 
 #include "api_internal.h"
 #include "base/clock.h"
+#include "base/strbuf.h"
 #include "dag/dag.h"
 #include "engine/engine.h"
 #include "view/view.h"
@@ -227,14 +228,92 @@ void api__workflows_get(struct api_request *req)
     free(def);
 }
 
+#define CALLERS_SHOWN 10 /* callers named in the message; details has them all */
+
+/*
+ * The workflows whose newest version has a workflow task calling `name`, as
+ * details [{"workflow", "task"}] (one per task). Returns 0, or -1 after
+ * replying on a store error.
+ */
+static int find_callers(struct api_request *req, struct store *st, const char *name, json_t **out)
+{
+    struct workflow_row *wfs = NULL;
+    struct err err = ERR_INIT;
+    size_t n = 0;
+
+    *out = json_array();
+    if (store_workflows_list(st, &wfs, &n, &err)) {
+        json_decref(*out);
+        *out = NULL;
+        api__reply_err(req, &err);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct dag_problems probs = DAG_PROBLEMS_INIT;
+        struct workflow *wf = NULL;
+        /* Only a definition naming it can call it: parse those only. */
+        if (!strcmp(wfs[i].name, name) || !strstr(wfs[i].definition, name))
+            continue;
+        if (dag_parse(wfs[i].definition, strlen(wfs[i].definition), &wf, &probs) == 0) {
+            for (size_t t = 0; t < wf->ntasks; t++) {
+                const char *callee = wf->tasks[t].subflow.workflow;
+                if (wf->tasks[t].type == TASK_WORKFLOW && callee && !strcmp(callee, name))
+                    json_array_append_new(*out, json_pack("{s:s, s:s}", "workflow", wfs[i].name,
+                                                          "task", wf->tasks[t].name));
+            }
+        }
+        dag_problems_release(&probs);
+        workflow_free(wf);
+    }
+    workflow_rows_free(wfs, n);
+    return 0;
+}
+
+/* 409: `name` is called by the workflows of `callers` (not empty; taken). */
+static void reply_callers(struct api_request *req, const char *name, json_t *callers)
+{
+    struct strbuf sb = STRBUF_INIT;
+    const char *prev = NULL;
+    size_t shown = 0, total = 0, i;
+    json_t *c;
+
+    json_array_foreach(callers, i, c)
+    {
+        const char *w = json_string_value(json_object_get(c, "workflow"));
+        if (prev && !strcmp(prev, w))
+            continue; /* one workflow, several tasks: named once */
+        prev = w;
+        total++;
+        if (shown < CALLERS_SHOWN) {
+            strbuf_addf(&sb, "%s'%s'", shown ? ", " : "", w);
+            shown++;
+        }
+    }
+    if (total > shown)
+        strbuf_addf(&sb, " and %zu more", total - shown);
+    api__reply_error(req, 409, callers,
+                     "workflow '%s' is called as a sub-workflow by %s (delete or change %s "
+                     "first, or add ?force=true to delete it anyway)",
+                     name, sb.buf ? sb.buf : "", total == 1 ? "it" : "them");
+    strbuf_release(&sb);
+}
+
 void api__workflows_delete(struct api_request *req)
 {
+    static const char *const args[] = {"force", NULL};
     const char *name = req->params.values[0];
     struct err err = ERR_INIT;
     struct store *wr;
+    const char *v;
+    int force = 0;
 
-    if (api__query_check(req, no_args))
+    if (api__query_check(req, args))
         return;
+    v = api__query(req, "force");
+    if (v && api__parse_bool(v, &force)) {
+        api__reply_error(req, 400, NULL, "invalid 'force': expected true or false");
+        return;
+    }
     if (!dag_valid_workflow_name(name)) {
         api__reply_error(req, 404, NULL, "no workflow '%s'", name);
         return;
@@ -242,6 +321,27 @@ void api__workflows_delete(struct api_request *req)
     wr = api__write_store(req);
     if (!wr)
         return;
+    if (!force) {
+        json_t *callers = NULL;
+        char *def = NULL;
+        int version = 0, rc = store_workflow_get(wr, name, 0, &def, &version, &err);
+        free(def);
+        if (rc == ERR_NOT_FOUND) {
+            api__reply_error(req, 404, NULL, "no workflow '%s'", name);
+            return;
+        }
+        if (rc) {
+            api__reply_err(req, &err);
+            return;
+        }
+        if (find_callers(req, wr, name, &callers))
+            return;
+        if (json_array_size(callers)) {
+            reply_callers(req, name, callers);
+            return;
+        }
+        json_decref(callers);
+    }
     if (store_workflow_delete(wr, name, clock_now_ms(), &err)) {
         api__reply_err(req, &err);
         return;

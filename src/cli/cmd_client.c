@@ -202,6 +202,21 @@ static const char *fmt_duration_of(const json_t *o, const char *key, char *buf, 
     return clock_fmt_duration((int64_t)json_integer_value(v), buf, len);
 }
 
+/* ", this retry 4ms" when `d` was retried and has finished (finishedAt - retriedAt), else "". */
+static const char *retry_took(const json_t *d, char *buf, size_t len)
+{
+    int64_t r = 0, f = 0;
+    char dur[32];
+
+    buf[0] = '\0';
+    if (json_is_string(json_object_get(d, "retriedAt")) &&
+        json_is_string(json_object_get(d, "finishedAt")) &&
+        clock_parse_iso8601(jstr(d, "retriedAt"), &r) == 0 &&
+        clock_parse_iso8601(jstr(d, "finishedAt"), &f) == 0 && f >= r)
+        snprintf(buf, len, ", this retry %s", clock_fmt_duration(f - r, dur, sizeof(dur)));
+    return buf;
+}
+
 /* Append "&name=value" (or "?name=value" first) with the value escaped. */
 static void add_query(struct strbuf *sb, const char *name, const char *value)
 {
@@ -389,6 +404,10 @@ static void print_detail(const json_t *d)
            jstr(d, "createdAt"), fmt_duration_of(d, "durationMs", dur, sizeof(dur)),
            params ? params : "{}");
     free(params);
+    if (json_is_string(json_object_get(d, "retriedAt"))) {
+        char took[64];
+        printf("Retried    %s%s\n", jstr(d, "retriedAt"), retry_took(d, took, sizeof(took)));
+    }
     if (json_is_string(json_object_get(d, "error")))
         printf("Error      %s\n", jstr(d, "error"));
     printf("\n%-24s  %-15s  %-7s  %-16s  %-9s  %s\n", "TASK", "STATUS", "ATTEMPT", "RESULT",
@@ -670,7 +689,11 @@ static void print_run_summary(const json_t *d)
         clock_fmt_duration(0, dur, sizeof(dur));
     else
         fmt_duration_of(d, "durationMs", dur, sizeof(dur));
-    printf("\nExecution %s %s in %s (%s)\n", jstr(d, "id"), jstr(d, "status"), dur, sb.buf);
+    {
+        char took[64];
+        printf("\nExecution %s %s in %s%s (%s)\n", jstr(d, "id"), jstr(d, "status"), dur,
+               retry_took(d, took, sizeof(took)), sb.buf);
+    }
     strbuf_release(&sb);
     if (json_is_object(json_object_get(d, "outputs"))) {
         char *text = json_dumps(json_object_get(d, "outputs"), JSON_COMPACT);
@@ -765,6 +788,7 @@ static const struct cli_cmd wf_show_cmd = {
 
 static const struct cli_opt wf_delete_opts[] = {
     CLI_SERVER_OPTS,
+    {"force", NULL, "delete it even if other workflows call it as a sub-workflow", 0},
     {NULL, NULL, NULL, 0},
 };
 static const struct cli_cmd wf_delete_cmd = {
@@ -995,7 +1019,7 @@ static int workflows_delete(int argc, char **argv)
     c = open_client(&a, &code);
     if (!c)
         return code;
-    path = workflow_path(a.pos[0], "");
+    path = workflow_path(a.pos[0], cli_flag(&a, "force") ? "?force=true" : "");
     code = call(c, "DELETE", path, NULL, 0, NULL, &r);
     if (!code)
         printf("Workflow '%s' deleted\n", a.pos[0]);
@@ -1019,7 +1043,7 @@ int cmd_workflows(int argc, char **argv)
         printf("usage: orch workflows apply FILE [--json]\n"
                "       orch workflows list [--json]\n"
                "       orch workflows show NAME [--version N] [--json]\n"
-               "       orch workflows delete NAME\n"
+               "       orch workflows delete NAME [--force]\n"
                "(with --server URL or ORCH_SERVER, and --api-key KEY or ORCH_API_KEY)\n");
         return EXIT_OK;
     }

@@ -288,8 +288,14 @@ static void print_summary(struct store *st, const struct exec_detail *d)
             strbuf_addf(&sb, "%s%zu %s", sb.len ? ", " : "", counts[s],
                         task_status_name((enum task_status)s));
         }
-        printf("\nExecution %s %s in %s (%s)\n", d->exec.id, exec_status_name(d->exec.status),
-               dur, sb.buf);
+        char own[48] = "";
+        if (d->exec.retried_at && d->exec.finished_at >= d->exec.retried_at) {
+            char t[32];
+            snprintf(own, sizeof(own), ", this retry %s",
+                     clock_fmt_duration(d->exec.finished_at - d->exec.retried_at, t, sizeof(t)));
+        }
+        printf("\nExecution %s %s in %s%s (%s)\n", d->exec.id, exec_status_name(d->exec.status),
+               dur, own, sb.buf);
         strbuf_release(&sb);
     }
     {

@@ -323,6 +323,14 @@ static int executions_show(int argc, char **argv)
            "Duration   %s\nParams     %s\n",
            d->exec.id, d->exec.workflow, d->exec.workflow_version,
            exec_status_name(d->exec.status), created, dur, d->exec.params);
+    if (d->exec.retried_at) {
+        char at[CLOCK_ISO_MAX];
+        printf("Retried    %s", clock_iso8601(d->exec.retried_at, at));
+        if (d->exec.finished_at >= d->exec.retried_at)
+            printf(", this retry %s",
+                   clock_fmt_duration(d->exec.finished_at - d->exec.retried_at, dur, sizeof(dur)));
+        printf("\n");
+    }
     if (d->exec.error)
         printf("Error      %s\n", d->exec.error);
     if (d->exec.parent_id)

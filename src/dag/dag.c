@@ -63,6 +63,7 @@ static void schedule_release(struct dag_schedule *s)
 {
     free(s->name);
     free(s->cron_text);
+    free(s->every_text);
     free(s->timezone);
     free(s->params_json);
 }

@@ -168,6 +168,8 @@ struct dag_schedule {
     struct cron_expr cron; /* is_cron: the parsed expression */
     char *cron_text;       /* is_cron: the expression as written; else NULL */
     int64_t every_ms;      /* !is_cron: the interval, a whole number of seconds >= 1s */
+    char *every_text;      /* !is_cron: the interval as written if a string ("3s"); NULL
+                            * if it was given as a number of seconds */
     char *timezone;        /* IANA zone name, default "UTC" */
     char *params_json;     /* compact JSON object of params for its executions, or NULL */
     int enabled;           /* default 1 */

@@ -118,7 +118,7 @@ static void resolve_deps(struct dag__parser *p, const struct name_ent *sorted, s
     }
     for (i = 0; i < n; i++) {
         struct dag_task *t = &wf->tasks[i];
-        const struct dag__task_refs *r = &p->refs[i];
+        struct dag__task_refs *r = &p->refs[i];
         struct dag__path tasks = {NULL, "tasks", 0};
         struct dag__path task = {&tasks, NULL, i};
         struct dag__path deps = {&task, "dependsOn", 0};
@@ -129,9 +129,10 @@ static void resolve_deps(struct dag__parser *p, const struct name_ent *sorted, s
             const char *name = r->refs[k].name;
             size_t j = find_name(sorted, m, name);
 
-            if (j == NONE)
+            if (j == NONE) {
                 unknown_dep(p, &at, name, cands, n, t->name);
-            else if (j == i)
+                r->lost = 1;
+            } else if (j == i)
                 dag__problem(p, &at, 0, 0, "task '%.*s%s' depends on itself", DAG__Q(name));
             else if (seen_by[j] == i)
                 dag__problem(p, &at, 0, 0, "duplicate dependency '%.*s%s' in dependsOn",

@@ -54,6 +54,7 @@ struct dag__dep_ref {
 struct dag__task_refs {
     struct dag__dep_ref *refs;
     size_t n;
+    int lost; /* an entry was not a string or named no task: its deps are incomplete */
 };
 
 struct dag__parser {
@@ -63,6 +64,7 @@ struct dag__parser {
     struct workflow *wf;         /* being built; owned by dag_parse() */
     struct dag__task_refs *refs; /* [nrefs] dependsOn names per task, or NULL */
     size_t nrefs;
+    int params_broken; /* "params" was not an object: no param name is known */
 };
 
 /*

@@ -395,6 +395,7 @@ static void parse_depends_on(struct dag__parser *p, const struct dag__path *at, 
 
     if (!json_is_array(v)) {
         type_problem(p, at, "an array of task names", v);
+        r->lost = 1;
         return;
     }
     r->refs = xcalloc(json_array_size(v), sizeof(*r->refs));
@@ -403,6 +404,7 @@ static void parse_depends_on(struct dag__parser *p, const struct dag__path *at, 
         struct dag__path f = {at, NULL, i};
         if (!json_is_string(e)) {
             type_problem(p, &f, "a string", e);
+            r->lost = 1;
             continue;
         }
         r->refs[r->n].name = json_string_value(e);
@@ -1093,6 +1095,7 @@ static void parse_params(struct dag__parser *p, const struct dag__path *at, cons
 
     if (!json_is_object(v)) {
         type_problem(p, at, "an object", v);
+        p->params_broken = 1;
         return;
     }
     wf->params = xcalloc(json_object_size(v), sizeof(*wf->params));
@@ -1395,6 +1398,8 @@ static void parse_schedule_when(struct dag__parser *p, const struct dag__path *a
         dag__problem(p, &fe, 0, 0, "'every' must be at least 1s");
     else if (s->every_ms % 1000)
         dag__problem(p, &fe, 0, 0, "'every' must be a whole number of seconds");
+    else if (json_is_string(every))
+        s->every_text = xstrdup(json_string_value(every));
 }
 
 static void parse_schedule(struct dag__parser *p, const struct dag__path *at, size_t si,
@@ -1675,7 +1680,9 @@ int dag_parse(const char *json, size_t len, struct workflow **out, struct dag_pr
     dag__check_credentials(&p);
     if (p.wf->ntasks)
         dag__check_graph(&p);
-    if (p.wf->ntasks && !p.nproblems)
+    /* Also when the passes before found problems, so that one run reports
+     * them all; it keeps quiet about what those problems made unknowable. */
+    if (p.wf->ntasks)
         dag__check_templates(&p);
     if (p.nproblems) {
         ret = ERR_INVALID;

@@ -24,16 +24,22 @@
 
 #include "base/banned.h"
 
-/* upstream[j] = 1 for every task `i` depends on, directly or not. */
-static void mark_upstream(const struct workflow *wf, size_t i, unsigned char *upstream,
-                          size_t *stack)
+/* upstream[j] = 1 for every task `i` depends on, directly or not. Returns 1
+ * if that is all of them, 0 if a dependsOn entry of `i` or of one of them was
+ * lost to a problem found before (refs[].lost). */
+static int mark_upstream(const struct workflow *wf, const struct dag__task_refs *refs, size_t i,
+                         unsigned char *upstream, size_t *stack)
 {
     size_t n = 0;
+    int known = 1;
 
     memset(upstream, 0, wf->ntasks);
     stack[n++] = i;
     while (n) {
-        const struct dag_task *t = &wf->tasks[stack[--n]];
+        size_t ti = stack[--n];
+        const struct dag_task *t = &wf->tasks[ti];
+        if (refs[ti].lost)
+            known = 0;
         for (size_t k = 0; k < t->ndeps; k++) {
             size_t d = t->deps[k];
             if (!upstream[d]) {
@@ -42,6 +48,7 @@ static void mark_upstream(const struct workflow *wf, size_t i, unsigned char *up
             }
         }
     }
+    return known;
 }
 
 static size_t find_task(const struct workflow *wf, const char *name)
@@ -71,6 +78,10 @@ struct scope {
     size_t ti;                      /* the task it belongs to; NO_TASK: the workflow's outputs */
     const unsigned char *upstream;  /* tasks upstream of ti */
     int items;                      /* item and index are there */
+    /* Cleared when problems found before made it unknowable (no messages then):
+     * deps: some dependsOn entry of ti or of a task upstream was lost;
+     * names: some task has no name. */
+    int deps_known, names_known;
 };
 
 #define NO_TASK ((size_t)-1)
@@ -83,22 +94,24 @@ static void check_ref(struct dag__parser *p, const struct dag__path *at,
     {
         switch (ref->root) {
         case TPL_PARAMS:
-            if (!has_param(wf, ref->name))
+            if (!p->params_broken && !has_param(wf, ref->name))
                 dag__problem(p, at, 0, 0,
                              "{{ %.*s%s }}: the workflow declares no param '%.*s%s'",
                              DAG__Q(ref->path), DAG__Q(ref->name));
             break;
         case TPL_TASKS: {
             size_t j = find_task(wf, ref->name);
-            if (j == (size_t)-1)
-                dag__problem(p, at, 0, 0, "{{ %.*s%s }}: there is no task '%.*s%s'",
-                             DAG__Q(ref->path), DAG__Q(ref->name));
-            else if (ti != NO_TASK && (j == ti || !sc->upstream[j]))
+            if (j == (size_t)-1) {
+                if (sc->names_known)
+                    dag__problem(p, at, 0, 0, "{{ %.*s%s }}: there is no task '%.*s%s'",
+                                 DAG__Q(ref->path), DAG__Q(ref->name));
+            } else if (ti != NO_TASK && (j == ti || !sc->upstream[j])) {
+                if (sc->deps_known)
                 dag__problem(p, at, 0, 0,
                              "{{ %.*s%s }}: task '%.*s%s' is not upstream of '%.*s%s' (add it "
                              "to dependsOn, directly or through another task)",
                              DAG__Q(ref->path), DAG__Q(ref->name), DAG__Q(wf->tasks[ti].name));
-            else if (!has_output(&wf->tasks[j]))
+            } else if (!has_output(&wf->tasks[j]))
                 dag__problem(p, at, 0, 0,
                              "{{ %.*s%s }}: task '%.*s%s' has no output (command, http and "
                              "workflow tasks have one, and tasks with forEach)",
@@ -570,11 +583,11 @@ static void check_argv_shell(struct dag__parser *p, const struct dag__path *cmd,
 }
 
 static void check_task(struct dag__parser *p, const struct dag__path *task, size_t i,
-                       const unsigned char *upstream)
+                       const unsigned char *upstream, int deps_known, int names_known)
 {
     const struct dag_task *t = &p->wf->tasks[i];
-    struct scope plain = {i, upstream, 0};
-    struct scope sc = {i, upstream, t->for_each || t->for_each_json};
+    struct scope plain = {i, upstream, 0, deps_known, names_known};
+    struct scope sc = {i, upstream, t->for_each || t->for_each_json, deps_known, names_known};
     struct dag__path cmd = {task, "command", 0};
     struct dag__path env = {task, "env", 0};
 
@@ -654,18 +667,23 @@ void dag__check_templates(struct dag__parser *p)
     struct workflow *wf = p->wf;
     unsigned char *upstream = xcalloc(wf->ntasks ? wf->ntasks : 1, 1);
     size_t *stack = xcalloc(wf->ntasks ? wf->ntasks : 1, sizeof(*stack));
+    int names_known = 1;
 
+    for (size_t i = 0; i < wf->ntasks; i++)
+        if (!wf->tasks[i].name)
+            names_known = 0;
     for (size_t i = 0; i < wf->ntasks; i++) {
         struct dag__path tasks = {NULL, "tasks", 0};
         struct dag__path task = {&tasks, NULL, i};
+        int deps_known;
         if (!needs_check(&wf->tasks[i]))
             continue;
-        mark_upstream(wf, i, upstream, stack);
-        check_task(p, &task, i, upstream);
+        deps_known = mark_upstream(wf, p->refs, i, upstream, stack) && wf->tasks[i].name;
+        check_task(p, &task, i, upstream, deps_known, names_known);
     }
     if (wf->outputs_json) {
         struct dag__path at = {NULL, "outputs", 0};
-        struct scope sc = {NO_TASK, upstream, 0};
+        struct scope sc = {NO_TASK, upstream, 0, 1, names_known};
         check_json_text(p, &at, wf->outputs_json, &sc);
     }
     free(stack);

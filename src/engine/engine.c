@@ -547,6 +547,18 @@ out:
     return out;
 }
 
+int engine__params_same(const struct workflow *wf, const char *stored, const char *params_json)
+{
+    struct err err = ERR_INIT;
+    json_t *p = resolve_params(wf, params_json, &err);
+    char *text = p ? json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    int same = text && stored && !strcmp(text, stored);
+
+    json_decref(p);
+    free(text);
+    return same;
+}
+
 /* ------------------------------------------------------------------ executions */
 
 static void exec_free(struct exec *ex)
@@ -1084,7 +1096,7 @@ static void exec_check_done(struct engine *eng, struct exec *ex)
 {
     struct engine_event ev;
     int bad = 0;
-    char dur[32];
+    char dur[96];
 
     if (exec_status_is_final(ex->status) && ex->finished_reported)
         return;
@@ -1102,6 +1114,13 @@ static void exec_check_done(struct engine *eng, struct exec *ex)
     ex->dirty = 1;
     ex->finished_reported = 1;
     clock_fmt_duration(ex->finished_at - ex->started_at, dur, sizeof(dur));
+    if (ex->retried_at) {
+        /* Since the first start, and the retry's own time. */
+        char own[32];
+        size_t l = strlen(dur);
+        clock_fmt_duration(ex->finished_at - ex->retried_at, own, sizeof(own));
+        snprintf(dur + l, sizeof(dur) - l, " (this retry: %s)", own);
+    }
     if (ex->status == EXEC_SUCCEEDED)
         log_info(COMP, "Execution %s of '%s' succeeded in %s", ex->id, ex->wf->name, dur);
     else
@@ -1322,6 +1341,7 @@ again:
         row.error = ex->error;
         row.schedule_id = ex->schedule_id;
         row.scheduled_for = ex->scheduled_for;
+        row.retried_at = ex->retried_at;
         row.parent_id = ex->parent_id;
         row.parent_task_idx = ex->parent_task_idx;
         row.depth = ex->depth;
@@ -2789,7 +2809,8 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
     ex->version = version;
     ex->status = EXEC_RUNNING;
     ex->created_at = d->exec.created_at;
-    ex->started_at = d->exec.started_at && !retry ? d->exec.started_at : now;
+    ex->started_at = d->exec.started_at ? d->exec.started_at : now;
+    ex->retried_at = retry ? now : d->exec.retried_at;
     ex->dirty = 1;
     if (d->exec.parent_id) {
         ex->parent_id = xstrdup(d->exec.parent_id);
@@ -2986,7 +3007,8 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
     for (size_t g = 0; g < ex->wf->ntasks; g++)
         engine__group_resume(eng, ex, g);
     {
-        int64_t elapsed = now - ex->started_at;
+        /* The timeout counts from this run's start: a retry has its own. */
+        int64_t elapsed = now - (ex->retried_at ? ex->retried_at : ex->started_at);
         exec_start_deadline(eng, ex, elapsed > 0 ? elapsed : 0);
     }
     if (retry)

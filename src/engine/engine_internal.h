@@ -170,6 +170,7 @@ struct exec {
     char **base_env; /* NULL-terminated: inherited + workflow env + params */
     enum exec_status status;
     int64_t created_at, started_at, finished_at;
+    int64_t retried_at; /* the newest retry's start, 0 if none (started_at stays the first) */
     char *error;
     struct trun *runs;
     size_t nfinal;
@@ -385,6 +386,11 @@ void engine__add_pending_attempt(struct engine *eng, struct exec *ex, int insert
 void engine__proc_terminate(struct engine *eng, struct proc *p);
 void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
                        const char *reason);
+/* Do `params_json` (a submission's params, or NULL) resolve against `wf` to the
+ * params an execution stored (`stored`: compact, sorted keys)? 1 or 0 (also
+ * when they do not resolve). */
+int engine__params_same(const struct workflow *wf, const char *stored, const char *params_json);
+
 int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
                        const char *params_json, struct exec **out, struct err *err);
 void engine__log_started(const struct exec *ex);

@@ -120,6 +120,7 @@ static void sched_add(struct engine *eng, const struct workflow_row *wr,
     sc->params = ds->params_json ? xstrdup(ds->params_json) : NULL;
     sc->spec.name = sc->name;
     sc->spec.cron_text = sc->cron_text;
+    sc->spec.every_text = NULL; /* owned by ds; only the API echoes it */
     sc->spec.timezone = sc->tzname;
     sc->spec.params_json = sc->params;
     if (st && st->from_api) {

@@ -165,6 +165,60 @@ void engine__replies_drop_new(struct engine *eng, const char *why)
     }
 }
 
+/* The submission's Idempotency-Key names an execution started with other params. */
+static void idem_conflict(struct cmd *c)
+{
+    c->rc = err_set(&c->err, ERR_CONFLICT,
+                    "Idempotency-Key '%.64s' was already used for execution %s of '%s' with "
+                    "other params (use a new key for new params)",
+                    c->idem, c->out_id, c->name);
+}
+
+/*
+ * c->out_id is the execution the store has for c's Idempotency-Key: 0 if it
+ * was started with the same params (resolved against the version it ran,
+ * defaults included), else ERR_CONFLICT (or a store error) in c->err.
+ */
+static int idem_check_stored(struct engine *eng, struct cmd *c)
+{
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct exec_detail *d = NULL;
+    struct workflow *wf = NULL;
+    char *def = NULL;
+    int version = 0, rc, same;
+
+    rc = store_execution_get(eng->st, c->out_id, &d, &c->err);
+    if (rc)
+        return rc;
+    rc = store_workflow_get(eng->st, c->name, d->exec.workflow_version, &def, &version, &c->err);
+    if (rc == ERR_NOT_FOUND) {
+        /* The version is gone: the params as given, without defaults. */
+        json_t *p = c->params ? json_loads(c->params, 0, NULL) : json_object();
+        char *text = p ? json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        same = text && !strcmp(text, d->exec.params);
+        free(text);
+        json_decref(p);
+        exec_detail_free(d);
+        memset(&c->err, 0, sizeof(c->err));
+        if (!same)
+            idem_conflict(c);
+        return same ? 0 : c->rc;
+    }
+    if (rc) {
+        exec_detail_free(d);
+        return rc;
+    }
+    same = dag_parse(def, strlen(def), &wf, &probs) == 0 &&
+           engine__params_same(wf, d->exec.params, c->params);
+    dag_problems_release(&probs);
+    workflow_free(wf);
+    free(def);
+    exec_detail_free(d);
+    if (!same)
+        idem_conflict(c);
+    return same ? 0 : c->rc;
+}
+
 static void cmd_submit(struct engine *eng, struct cmd *c)
 {
     struct dag_problems probs = DAG_PROBLEMS_INIT;
@@ -179,6 +233,11 @@ static void cmd_submit(struct engine *eng, struct cmd *c)
             if (e->idem_key && !e->lost && !strcmp(e->idem_key, c->idem) &&
                 !strcmp(e->wf->name, c->name)) {
                 memcpy(c->out_id, e->id, ID_MAX);
+                if (!engine__params_same(e->wf, e->params, c->params)) {
+                    idem_conflict(c);
+                    engine__reply_now(eng, c);
+                    return;
+                }
                 c->existing = 1;
                 engine__reply_after_commit(eng, c);
                 return;
@@ -186,7 +245,9 @@ static void cmd_submit(struct engine *eng, struct cmd *c)
         }
         c->rc = store_idempotency_get(eng->st, c->name, c->idem, c->out_id, &c->err);
         if (c->rc == 0) {
-            c->existing = 1;
+            c->rc = idem_check_stored(eng, c);
+            if (c->rc == 0)
+                c->existing = 1;
             engine__reply_now(eng, c);
             return;
         }
@@ -435,8 +496,9 @@ void engine__stats_update(struct engine *eng)
         active++;
         for (int q = 0; q < 3; q++)
             queued += ex->ready[q].n - ex->ready[q].head;
-        if (ex->status == EXEC_RUNNING && now - ex->started_at > longest)
-            longest = now - ex->started_at;
+        int64_t since = ex->retried_at ? ex->retried_at : ex->started_at;
+        if (ex->status == EXEC_RUNNING && now - since > longest)
+            longest = now - since;
     }
     pthread_mutex_lock(&eng->mu);
     eng->stats.running = !eng->stopping;

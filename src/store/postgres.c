@@ -48,7 +48,7 @@
 
 #define EXEC_COLS                                                                                  \
     "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error,"  \
-    " schedule_id, scheduled_for, owner_node, parent_id, parent_task_idx, depth"
+    " schedule_id, scheduled_for, owner_node, parent_id, parent_task_idx, depth, retried_at"
 /* $1 id upper bound or NULL, $2/$3 created_at range, $4 limit, $5 workflow, $6 status. */
 #define LIST_TAIL                                                                                  \
     " AND ($1::text IS NULL OR id < $1::text) AND created_at >= $2 AND created_at < $3"            \
@@ -902,10 +902,11 @@ static int pg_execution_insert(struct store *st, const struct exec_row *row, str
     p_text(&p, row->parent_id);
     p_opt(&p, row->parent_id ? row->parent_task_idx : -1, -1);
     p_i64(&p, row->depth);
+    p_opt(&p, row->retried_at, 0);
     res = pq_exec_guarded(s,
                           "INSERT INTO executions (" EXEC_COLS ")"
                           " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-                          " $15)",
+                          " $15, $16)",
                           &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot insert execution '%s'", row->id);
@@ -927,9 +928,10 @@ static int pg_execution_update(struct store *st, const struct exec_row *row, str
     p_text(&p, row->error);
     p_text(&p, row->schedule_id);
     p_opt(&p, row->scheduled_for, 0);
+    p_opt(&p, row->retried_at, 0);
 #define EXEC_UPDATE_SQL                                                                            \
     "UPDATE executions SET status = $2, started_at = $3, finished_at = $4,"                        \
-    " error = $5, schedule_id = $6, scheduled_for = $7 WHERE id = $1"
+    " error = $5, schedule_id = $6, scheduled_for = $7, retried_at = $8 WHERE id = $1"
     rc = pq_send(s, MUST_CHANGE(EXEC_UPDATE_SQL), &p, WANT_ROW_NOT_FOUND, err,
                  "cannot update execution '%s'",
                  row->id);
@@ -1283,6 +1285,7 @@ static int pq_read_exec(struct pg_store *s, const PGresult *r, int i, struct exe
     row->parent_id = g_str(r, i, 12);
     row->parent_task_idx = g_int(r, i, 13, 0);
     row->depth = g_int(r, i, 14, 0);
+    row->retried_at = g_opt(r, i, 15, 0);
     return 0;
 }
 

@@ -299,6 +299,12 @@ static const char schema_v9[] =
     "CREATE INDEX schedule_fires_queued ON schedule_fires (schedule_id, scheduled_for)"
     "  WHERE status = 'queued';";
 
+/*
+ * Version 10: executions.retried_at, when the newest retry of an execution
+ * started (NULL if never retried); started_at keeps the first start.
+ */
+static const char schema_v10[] = "ALTER TABLE executions ADD COLUMN retried_at BIGINT;";
+
 const char *const store__migrations[] = {
     schema_v1,
     schema_v2,
@@ -309,6 +315,7 @@ const char *const store__migrations[] = {
     schema_v7,
     schema_v8,
     schema_v9,
+    schema_v10,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,7 +114,7 @@ _Static_assert(1 << (ST_PURGE_EXCEPT_64 - ST_PURGE_EXCEPT_1) == STORE_PURGE_EXCE
 
 #define EXEC_COLS                                                                                  \
     "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error,"  \
-    " schedule_id, scheduled_for, owner_node, parent_id, parent_task_idx, depth"
+    " schedule_id, scheduled_for, owner_node, parent_id, parent_task_idx, depth, retried_at"
 
 /*
  * The list queries share their parameters: ?1 id upper bound (exclusive),
@@ -168,9 +169,11 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_WF_INSERT] = "INSERT INTO workflows (name, version, definition, created_at)"
                      " VALUES (?1, ?2, ?3, ?4)",
     [ST_EXEC_INSERT] = "INSERT INTO executions (" EXEC_COLS ")"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+                       " ?16)",
     [ST_EXEC_UPDATE] = "UPDATE executions SET status = ?2, started_at = ?3, finished_at = ?4,"
-                       " error = ?5, schedule_id = ?6, scheduled_for = ?7 WHERE id = ?1",
+                       " error = ?5, schedule_id = ?6, scheduled_for = ?7, retried_at = ?8"
+                       " WHERE id = ?1",
     [ST_EXEC_GET] = "SELECT " EXEC_COLS " FROM executions WHERE id = ?1",
     [ST_TASK_INSERT] = "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"
                        " available_at, started_at, finished_at, error, output, group_idx,"
@@ -943,7 +946,7 @@ static int sqlite_execution_insert(struct store *st, const struct exec_row *row,
          bind_text(stmt, 13, row->parent_id) |
          (row->parent_id ? bind_i64(stmt, 14, row->parent_task_idx)
                          : sqlite3_bind_null(stmt, 14)) |
-         bind_i64(stmt, 15, row->depth);
+         bind_i64(stmt, 15, row->depth) | bind_opt(stmt, 16, row->retried_at, 0);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -963,7 +966,7 @@ static int sqlite_execution_update(struct store *st, const struct exec_row *row,
     rc = bind_text(stmt, 1, row->id) | bind_text(stmt, 2, exec_status_name(row->status)) |
          bind_opt(stmt, 3, row->started_at, 0) | bind_opt(stmt, 4, row->finished_at, 0) |
          bind_text(stmt, 5, row->error) | bind_text(stmt, 6, row->schedule_id) |
-         bind_opt(stmt, 7, row->scheduled_for, 0);
+         bind_opt(stmt, 7, row->scheduled_for, 0) | bind_opt(stmt, 8, row->retried_at, 0);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -1274,6 +1277,7 @@ static int sq_read_exec(struct sqlite_store *s, sqlite3_stmt *stmt, struct exec_
     row->parent_id = col_str(stmt, 12);
     row->parent_task_idx = sqlite3_column_int(stmt, 13);
     row->depth = sqlite3_column_int(stmt, 14);
+    row->retried_at = col_opt(stmt, 15, 0);
     return 0;
 }
 
@@ -2664,6 +2668,61 @@ static int sq_prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **ou
     return 0;
 }
 
+static int sq_node_update(struct sqlite_store *s, const char *sql, const char *id,
+                          const char *what, int *changed, struct err *err);
+
+/*
+ * A data directory is on one host, and each process of it registers a node
+ * (host:pid unless --node): forget the earlier ones of this host whose
+ * process is gone, so /v1/nodes does not gain a "lost" entry per restart. One
+ * that still owns an unfinished execution (until `orch resume` takes it) is
+ * marked stopped instead.
+ */
+static int sq_forget_gone_nodes(struct sqlite_store *s, const struct node_row *self,
+                                struct err *err)
+{
+    char **gone = NULL;
+    size_t n = 0, alloc = 0;
+    sqlite3_stmt *stmt;
+    int rc = sq_prepare(s, "SELECT id, pid FROM nodes WHERE host = ?1 AND id <> ?2", &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, self->host) | bind_text(stmt, 2, self->id);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int pid = sqlite3_column_int(stmt, 1);
+        rc = SQLITE_OK;
+        if (pid > 0 && pid != self->pid && kill(pid, 0) == 0)
+            continue; /* alive (or its pid was taken again: kept, to be safe) */
+        if (pid > 0 && pid != self->pid && errno != ESRCH)
+            continue; /* alive, another user's */
+        XGROW(gone, alloc, n + 1);
+        gone[n++] = col_str(stmt, 0);
+    }
+    if (rc == SQLITE_DONE)
+        rc = SQLITE_OK;
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot list the earlier nodes of '%s'", self->host);
+    for (size_t i = 0; i < n; i++) {
+        int changed = 0;
+        if (!rc && gone[i])
+            rc = sq_node_update(s,
+                                "DELETE FROM nodes WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM"
+                                " executions e WHERE e.owner_node = nodes.id AND e.status IN"
+                                " ('queued', 'running'))",
+                                gone[i], "forget an earlier node", &changed, err);
+        if (!rc && gone[i] && !changed)
+            rc = sq_node_update(s,
+                                "UPDATE nodes SET stopped_at = " SQ_NOW_MS
+                                " WHERE id = ?1 AND stopped_at IS NULL",
+                                gone[i], "record the stop", &changed, err);
+        free(gone[i]);
+    }
+    free(gone);
+    return rc;
+}
+
 static int sqlite_node_register(struct store *st, const struct node_row *row, int64_t lease_ms,
                                 struct err *err)
 {
@@ -2691,7 +2750,7 @@ static int sqlite_node_register(struct store *st, const struct node_row *row, in
         return sq_fail(s, rc, err, "cannot register node '%s'", row->id);
     if (sqlite3_changes(s->db) == 0)
         return err_set(err, ERR_BUSY, "node name '%s' is in use by a running node", row->id);
-    return 0;
+    return sq_forget_gone_nodes(s, row, err);
 }
 
 /* Run a one-parameter UPDATE of node `id`; *changed: rows changed. */

@@ -75,7 +75,7 @@ struct exec_row {
     enum exec_status status;
     char *params; /* JSON object text, never NULL in rows read back */
     int64_t created_at;
-    int64_t started_at;
+    int64_t started_at; /* the first start (kept by a retry) */
     int64_t finished_at;
     char *error; /* or NULL */
     char *schedule_id;     /* the schedule that fired it, or NULL */
@@ -84,6 +84,7 @@ struct exec_row {
     char *parent_id;       /* a child execution: the execution that started it, or NULL */
     int parent_task_idx;   /* ... and its workflow task (written on insert only) */
     int depth;             /* 0 for a top execution, parent's + 1 for a child */
+    int64_t retried_at;    /* when its newest retry started, 0 if never retried */
 };
 
 struct task_run_row {

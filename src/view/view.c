@@ -54,6 +54,7 @@ json_t *view_exec_summary(const struct exec_row *row)
     json_object_set_new(o, "startedAt", view_instant(row->started_at));
     json_object_set_new(o, "finishedAt", view_instant(row->finished_at));
     json_object_set_new(o, "durationMs", duration(row->started_at, row->finished_at));
+    json_object_set_new(o, "retriedAt", view_instant(row->retried_at));
     json_object_set_new(o, "error", str_or_null(row->error));
     json_object_set_new(o, "scheduleId", str_or_null(row->schedule_id));
     json_object_set_new(o, "scheduledFor", view_instant(row->scheduled_for));
@@ -305,6 +306,8 @@ static void w_summary(struct strbuf *sb, const struct exec_row *r)
         strbuf_addf(sb, ",\"durationMs\":%lld", (long long)(r->finished_at - r->started_at));
     else
         strbuf_adds(sb, ",\"durationMs\":null");
+    strbuf_adds(sb, ",\"retriedAt\":");
+    w_instant(sb, r->retried_at);
     strbuf_adds(sb, ",\"error\":");
     w_str(sb, r->error);
     strbuf_adds(sb, ",\"scheduleId\":");

@@ -8,6 +8,7 @@ that loses nothing.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -18,7 +19,7 @@ import pytest
 
 from apiutil import (ISO_MS, keepalive_pair, raw_exchange, server, sh, spec,  # noqa: F401
                      stopped_server, wf)
-from conftest import base_env, pid_alive, wait_for
+from conftest import ORCH, base_env, pid_alive, wait_for
 
 
 def q(s):
@@ -292,6 +293,39 @@ def test_idempotency_key_returns_the_same_execution(server, quick):
         server.wait_exec(x.json["id"])
 
 
+def test_idempotency_key_reused_with_other_params_is_409(server):
+    server.apply(wf("idem-params", [sh("a", ["true"])],
+                    params={"day": {"type": "string", "default": "mon"},
+                            "n": {"type": "number", "default": 1}}))
+    url = "/v1/workflows/idem-params/executions"
+    h = {"Idempotency-Key": "idem-params-1"}
+    r1 = server.post(url, {"params": {"day": "tue", "n": 2}}, headers=h)
+    assert r1.status == 201, r1
+    # The same params (in another order) answer the same execution...
+    r2 = server.post(url, {"params": {"n": 2, "day": "tue"}}, headers=h)
+    assert r2.status == 200 and r2.json["id"] == r1.json["id"], r2
+    # ... other params get 409 with a clear message, before and after the end.
+    for body in ({"params": {"day": "wed", "n": 2}}, {"params": {"day": "tue"}}, None,
+                 {"params": {"day": 5}}):
+        r = server.post(url, body, headers=h)
+        assert r.status == 409, (body, r)
+        msg = r.error()["message"]
+        assert "Idempotency-Key 'idem-params-1'" in msg and r1.json["id"] in msg, msg
+        assert "other params" in msg, msg
+    server.wait_exec(r1.json["id"])
+    r = server.post(url, {"params": {"day": "wed", "n": 2}}, headers=h)
+    assert r.status == 409, r
+    r = server.post(url, {"params": {"day": "tue", "n": 2}}, headers=h)
+    assert r.status == 200 and r.json["id"] == r1.json["id"], r
+    # Defaults count as given: {} and the defaults written out are the same params.
+    h2 = {"Idempotency-Key": "idem-params-2"}
+    r = server.post(url, None, headers=h2)
+    assert r.status == 201, r
+    r2 = server.post(url, {"params": {"day": "mon", "n": 1}}, headers=h2)
+    assert r2.status == 200 and r2.json["id"] == r.json["id"], r2
+    server.wait_exec(r.json["id"])
+
+
 @pytest.fixture(scope="module")
 def pager(server):
     """25 finished executions of 'pager', every fifth failed."""
@@ -475,6 +509,45 @@ def test_retry_reruns_failed_tasks_only(server, tmp_path):
     assert r.status == 409, r
 
 
+def test_retry_keeps_the_first_start_and_shows_its_own_times(server, tmp_path):
+    """A retried execution keeps startedAt (its first start) and durationMs from it; retriedAt
+    is when the retry started, so the retry's own time is finishedAt - retriedAt. The log and
+    `orch executions show` give both."""
+    from datetime import datetime
+
+    def ms(s):
+        return int(datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() * 1000)
+    marker = tmp_path / "fail-marker-2"
+    marker.write_text("x")
+    server.apply(wf("retimed", [
+        sh("slow", ["sleep", "0.3"]),
+        sh("b", f"if [ -e '{marker}' ]; then exit 1; fi", dependsOn=["slow"])]))
+    e = server.trigger("retimed")
+    d = server.wait_exec(e["id"])
+    assert d["status"] == "failed" and d["retriedAt"] is None, d
+    marker.unlink()
+    time.sleep(0.3)  # a gap between the first run and the retry
+    assert server.post(f"/v1/executions/{e['id']}/retry").status == 200
+    d2 = server.wait_exec(e["id"])
+    assert d2["status"] == "succeeded", d2
+    assert d2["startedAt"] == d["startedAt"], (d, d2)
+    assert d2["retriedAt"] and ms(d2["retriedAt"]) >= ms(d["finishedAt"]), d2
+    assert d2["durationMs"] == ms(d2["finishedAt"]) - ms(d2["startedAt"]), d2
+    own = ms(d2["finishedAt"]) - ms(d2["retriedAt"])
+    assert d2["durationMs"] >= 600 and own < d2["durationMs"], (own, d2)
+    (item,) = [x for x in server.get("/v1/executions?workflow=retimed").json["items"]]
+    assert item["retriedAt"] == d2["retriedAt"] and item["startedAt"] == d["startedAt"], item
+    assert re.search(rf"Execution {e['id']} of 'retimed' succeeded in \S+ \(this retry: \S+\)",
+                     server.all_logs()), server.all_logs()[-2000:]
+    res = subprocess.run([str(ORCH), "executions", "show", e["id"]],
+                         capture_output=True, text=True, timeout=30,
+                         env=base_env({"ORCH_SERVER": server.url,
+                                       "ORCH_API_KEY": server.admin_key}))
+    assert res.returncode == 0, res
+    assert re.search(rf"^Retried    {re.escape(d2['retriedAt'])}, this retry \S+$",
+                     res.stdout, re.M), res.stdout
+
+
 # --------------------------------------------------------------------------- logs
 
 def test_logs(server):
@@ -641,3 +714,20 @@ def test_nodes_on_the_embedded_store(server):
     assert h["database"]["backend"] == "sqlite" and h["database"]["pool"]["kind"] == "per-thread"
     assert h["node"]["id"] == me["id"] and h["scheduler"]["role"] == "single"
     assert server.get("/v1/nodes?x=1").status == 400
+
+
+def test_nodes_of_earlier_processes_are_forgotten_on_the_embedded_store(stopped_server):
+    """A restart (after kill -9, or SIGTERM) does not leave a "lost" or "stopped" entry of
+    the earlier process in /v1/nodes: its process is gone, so the new one forgets it."""
+    s = stopped_server
+    s.start()
+    first = s.proc.pid
+    assert s.stop(signal.SIGKILL) == -signal.SIGKILL
+    s.start()
+    second = s.proc.pid
+    assert s.stop() == 0
+    s.start()
+    items = s.get("/v1/nodes").json["items"]
+    assert [(n["pid"], n["state"], n["self"]) for n in items] == \
+        [(s.proc.pid, "alive", True)], (first, second, items)
+    assert s.stop() == 0

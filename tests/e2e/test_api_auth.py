@@ -166,6 +166,17 @@ def test_keys_defaults(server):
     assert r.json["scopes"] == ["read"] and r.json["expiresAt"] is None
 
 
+def test_keys_expires_in_number_is_seconds(server):
+    """A number is a number of seconds for expiresIn, as for every duration of the API."""
+    before = datetime.datetime.now(datetime.timezone.utc)
+    r = server.post("/v1/keys", {"name": "secs", "expiresIn": 3600})
+    assert r.status == 201, r
+    SECRETS.append(r.json["key"])
+    exp = parse_iso(r.json["expiresAt"]) - before
+    assert datetime.timedelta(minutes=59) < exp < datetime.timedelta(minutes=65), exp
+    assert server.post("/v1/keys", {"name": "neg", "expiresIn": 0}).status == 422
+
+
 @pytest.mark.parametrize("body", [{"name": ""}, {"scopes": ["read"]},
                                   {"name": "x", "scopes": ["root"]}, {"name": "x", "scopes": []},
                                   {"name": "x", "expiresIn": "soon"}, {"name": 5}])

@@ -96,6 +96,17 @@ def test_workflows_apply_list_show_delete(server, tmp_path):
     assert res.returncode == EXIT_NOT_FOUND
 
 
+def test_workflows_delete_of_a_called_workflow_needs_force(server):
+    server.apply(wf("cl-child", [sh("a", ["true"])]))
+    server.apply(wf("cl-caller", [{"name": "c", "type": "workflow", "workflow": "cl-child"}]))
+    res = run(server, "workflows", "delete", "cl-child")
+    assert res.returncode == EXIT_FAILED, res
+    assert "called as a sub-workflow by 'cl-caller'" in res.stderr, res.stderr
+    res = run(server, "workflows", "delete", "cl-child", "--force")
+    assert res.returncode == EXIT_OK and "deleted" in res.stdout, res
+    assert run(server, "workflows", "delete", "cl-caller").returncode == EXIT_OK
+
+
 def test_apply_invalid_prints_every_problem(server, tmp_path):
     bad = wf("cl-bad", [sh("a", ["true"]), sh("b", ["true"], dependsOn=["nope"]),
                         {"name": "c", "command": ["true"], "retries": "x"}])

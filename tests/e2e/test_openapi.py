@@ -178,7 +178,7 @@ def test_error_codes_match_the_server():
 SUMMARY = {"id": "ex_06h2b9nxchzajemf", "workflow": "w", "workflowVersion": 1,
            "status": "succeeded", "params": {}, "createdAt": "2026-11-29T10:00:00.123Z",
            "startedAt": "2026-11-29T10:00:00.200Z", "finishedAt": None, "durationMs": None,
-           "error": None, "scheduleId": None, "scheduledFor": None, "parentId": None}
+           "retriedAt": None, "error": None, "scheduleId": None, "scheduledFor": None, "parentId": None}
 
 
 def test_schemas_accept_good_and_reject_bad_instances():

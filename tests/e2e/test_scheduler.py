@@ -96,7 +96,7 @@ def test_every_second_fires_pause_resume(server, tmp_path):
     server.apply(marker_wf("tick", marker, schedules=[{"every": "1s"}]))
     t0 = now_ms()
     s = wait_schedule(server, "tick")
-    assert s["every"] == 1000 and s["cron"] is None and s["timezone"] == "UTC"
+    assert s["every"] == "1s" and s["cron"] is None and s["timezone"] == "UTC"
     assert s["enabled"] is True and s["paused"] is False and s["catchup"] == "latest"
     assert s["overlap"] == "skip" and s["dst"] == {"skipped": "shift", "repeated": "first"}
     # Two reads agree (but for the fire times, which a second may move).
@@ -341,7 +341,7 @@ def test_next_matches_the_cli_and_dst_preview(server):
         "2026-03-28T01:30:00.000Z", "2026-03-29T01:00:00.000Z", "2026-03-30T00:30:00.000Z"]
 
     h = schedule_of(server, "berlin", "hourly")
-    assert h["every"] == 3600000 and h["params"] == {}
+    assert h["every"] == "1h" and h["params"] == {}
     times = server.get(f"/v1/schedules/{h['id']}/next?count=2").json["times"]
     t = [iso_ms(x) for x in times]
     assert t[1] - t[0] == 3600000 and t[0] % 3600000 == 0 and 0 < t[0] - now_ms() <= 3600000
@@ -383,13 +383,13 @@ def test_api_schedule_fires_patch_delete(server):
     assert r.status == 201, r
     s = r.json
     assert s["source"] == "api" and s["workflow"] == "apisched" and s["name"] == "tick"
-    assert s["every"] == 1000 and s["cron"] is None and s["overlap"] == "allow"
+    assert s["every"] == "1s" and s["cron"] is None and s["overlap"] == "allow"
     assert s["paused"] is False and s["enabled"] is True and s["lastFireAt"] is None
     assert s["nextFireAt"] and 0 < iso_ms(s["nextFireAt"]) - t0 <= 2000, s
     assert r.headers.get("Location") == f"/v1/schedules/{s['id']}"
     sid = s["id"]
     g = server.get(f"/v1/schedules/{sid}")
-    assert g.status == 200 and g.json["source"] == "api" and g.json["every"] == 1000, g
+    assert g.status == 200 and g.json["source"] == "api" and g.json["every"] == "1s", g
     assert schedule_of(server, "apisched", "tick")["id"] == sid
 
     # It fires (within about a second, more on a loaded machine).
@@ -399,7 +399,7 @@ def test_api_schedule_fires_patch_delete(server):
 
     # every: 2s -> due times on even seconds only.
     r = patch(server, sid, {"every": "2s"})
-    assert r.status == 200 and r.json["every"] == 2000 and r.json["id"] == sid, r
+    assert r.status == 200 and r.json["every"] == "2s" and r.json["id"] == sid, r
     assert r.json["source"] == "api" and r.json["overlap"] == "allow"  # kept
     t1 = now_ms() + 300  # a fire of the old spec in flight
     later = wait_until(lambda: [e for e in fired_by(server, "apisched", sid)
@@ -435,7 +435,7 @@ def test_api_schedule_fires_patch_delete(server):
     r = patch(server, sid, {"paused": True})
     assert r.status == 200 and r.json["paused"] is True, r
     r = patch(server, sid, {"every": "1s", "cron": None, "timezone": None, "paused": False})
-    assert r.status == 200 and r.json["every"] == 1000 and r.json["paused"] is False, r
+    assert r.status == 200 and r.json["every"] == "1s" and r.json["paused"] is False, r
     assert r.json["timezone"] == "UTC"
     n0 = len(fired_by(server, "apisched", sid))
     assert len(wait_fired(server, "apisched", sid, n0 + 1, 20.0)) > n0, "did not fire again"
@@ -509,6 +509,35 @@ def test_api_schedule_create_errors(server):
     r = server.post("/v1/schedules", {"workflow": "apierr", "every": "1h"}, key=ro)
     assert r.status == 403, r
     server.delete("/v1/workflows/apierr")
+
+
+def test_every_reads_back_as_given(server):
+    """`every` reads back in the form it was given: the string as written, or the number
+    of seconds (a number given back is never milliseconds, which a POST would read as
+    seconds); the round trip GET -> POST keeps the interval."""
+    server.apply(wf("everyrt", [{"name": "n", "type": "noop"}],
+                    schedules=[{"name": "d-str", "every": "90m", "enabled": False},
+                               {"name": "d-num", "every": 3, "enabled": False}]))
+    wait_schedule(server, "everyrt")
+    by = {s["name"]: s for s in server.get("/v1/schedules").json["items"]
+          if s["workflow"] == "everyrt"}
+    assert by["d-str"]["every"] == "90m" and by["d-num"]["every"] == 3, by
+    for name, every in (("a-str", "3s"), ("a-num", 3), ("a-mix", "1h30m")):
+        r = server.post("/v1/schedules", {"workflow": "everyrt", "name": name, "every": every,
+                                          "paused": True})
+        assert r.status == 201 and r.json["every"] == every, r
+        g = server.get(f"/v1/schedules/{r.json['id']}")
+        assert g.status == 200 and g.json["every"] == every, g
+        # What GET answered, POSTed again, is the same interval.
+        r2 = server.post("/v1/schedules", {"workflow": "everyrt", "name": name + "-again",
+                                           "every": g.json["every"], "paused": True})
+        assert r2.status == 201 and r2.json["every"] == every, r2
+        n1 = server.get(f"/v1/schedules/{r.json['id']}/next?count=2").json["times"]
+        n2 = server.get(f"/v1/schedules/{r2.json['id']}/next?count=2").json["times"]
+        assert n1 == n2, (n1, n2)
+    n = server.get(f"/v1/schedules/{by['d-num']['id']}/next?count=2").json["times"]
+    assert iso_ms(n[1]) - iso_ms(n[0]) == 3000, n
+    server.delete("/v1/workflows/everyrt")
 
 
 def test_definition_schedule_only_pauses(server):

@@ -564,7 +564,8 @@ def test_newest_child_version_runs_and_a_deleted_child_fails_without_retry(serve
     assert call["output"] == {"a": {"exitCode": 0, "stdout": "v2"}}, call
     assert server.execution(call["childExecutionId"])["workflowVersion"] == 2
 
-    assert server.delete("/v1/workflows/s11-child").status == 204
+    assert server.delete("/v1/workflows/s11-child").status == 409  # s11-parent calls it
+    assert server.delete("/v1/workflows/s11-child?force=true").status == 204
     e = server.trigger("s11-parent")
     d = server.wait_exec(e["id"], timeout=60)
     assert d["status"] == "failed", json.dumps(d, indent=1)
@@ -576,6 +577,45 @@ def test_newest_child_version_runs_and_a_deleted_child_fails_without_retry(serve
     r = server.post("/v1/workflows", wf("s11-parent2", [workflow_task("call", "s11-child")]))
     assert problems(r) == [("$.tasks[0].workflow",
                             "unknown workflow 's11-child' (register it first)")]
+
+
+def test_deleting_a_called_workflow_is_refused_with_its_callers(server):
+    """DELETE of a workflow that the newest version of other workflows calls is a 409 naming
+    them (details: one {workflow, task} per calling task); an older version calling it, or a
+    definition that only mentions its name, does not count; ?force=true deletes it anyway."""
+    register(server, wf("dc-child", [sh("a", ["true"])]))
+    register(server, wf("dc-p1", [workflow_task("one", "dc-child"),
+                                  workflow_task("two", "dc-child")]))
+    register(server, wf("dc-p2", [workflow_task("call", "dc-child")]))
+    register(server, wf("dc-old", [workflow_task("call", "dc-child")]))
+    register(server, wf("dc-old", [sh("a", ["echo", "dc-child"])]))  # no longer calls it
+    r = server.delete("/v1/workflows/dc-child")
+    assert r.status == 409, r
+    err = r.error()
+    assert err["code"] == "conflict", err
+    assert err["message"] == ("workflow 'dc-child' is called as a sub-workflow by 'dc-p1', "
+                              "'dc-p2' (delete or change them first, or add ?force=true to "
+                              "delete it anyway)"), err
+    assert err["details"] == [{"workflow": "dc-p1", "task": "one"},
+                              {"workflow": "dc-p1", "task": "two"},
+                              {"workflow": "dc-p2", "task": "call"}], err
+    assert server.get("/v1/workflows/dc-child").status == 200  # still there
+    assert server.delete("/v1/workflows/dc-child?force=maybe").status == 400
+    assert server.delete("/v1/workflows/no-such-wf").status == 404
+    # Once no caller is left, a plain DELETE works.
+    assert server.delete("/v1/workflows/dc-p2").status == 204
+    r = server.delete("/v1/workflows/dc-child")
+    assert r.status == 409 and "by 'dc-p1' (delete or change it first" in r.error()["message"]
+    register(server, wf("dc-p1", [sh("a", ["true"])]))
+    assert server.delete("/v1/workflows/dc-child").status == 204
+    # ?force=true deletes a called one.
+    register(server, wf("dc-child2", [sh("a", ["true"])]))
+    register(server, wf("dc-p3", [workflow_task("call", "dc-child2")]))
+    assert server.delete("/v1/workflows/dc-child2?force=false").status == 409
+    assert server.delete("/v1/workflows/dc-child2?force=true").status == 204
+    assert server.get("/v1/workflows/dc-child2").status == 404
+    for name in ("dc-p1", "dc-p3", "dc-old"):
+        assert server.delete(f"/v1/workflows/{name}").status == 204
 
 
 def crash_orch_run_in_child(orch, timeout=None):

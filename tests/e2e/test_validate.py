@@ -110,6 +110,35 @@ INVALID = {
          "$.tasks[3].name: duplicate task name 'c' (also $.tasks[2])",
          "$.tasks[2].dependsOn[0]: unknown task 'x' in dependsOn",
          "$.tasks[0].dependsOn: cycle: a -> b -> a"]),
+    # Structural and template problems are reported together, in one run.
+    "structure-and-templates": (
+        {"name": "w", "concurency": 2, "params": {"day": "mon"}, "tasks": [
+            cmd("a", retries="3"),
+            cmd("b", dependsOn=["a"], tiemout="1s", command=["echo", "{{ params.dya }}"]),
+            cmd("c", command=["{{ params.day }}"]),
+            cmd("d", command=["echo", "{{ tasks.c.output }}"], timeout="5 parsecs")]},
+        ["$.concurency: unknown field 'concurency' (did you mean 'concurrency'?)",
+         "$.tasks[0].retries: 'retries' must be an integer, got string",
+         "$.tasks[1].tiemout: unknown field 'tiemout' (did you mean 'timeout'?)",
+         "$.tasks[3].timeout: invalid duration '5 parsecs': missing or unknown unit "
+         "(use ms, s, m, h, d)",
+         "$.tasks[1].command[1]: {{ params.dya }}: the workflow declares no param 'dya'",
+         "$.tasks[2].command[0]: the program name 'command[0]' cannot be a template "
+         "(pass values as arguments)",
+         "$.tasks[3].command[1]: {{ tasks.c.output }}: task 'c' is not upstream of 'd' "
+         "(add it to dependsOn, directly or through another task)"]),
+    # ... but not what a problem made unknowable: no cascade of template messages.
+    "templates-no-cascade": (
+        {"name": "w", "params": "oops", "tasks": [
+            cmd("extract"), cmd("b", dependsOn=["extrct"]),
+            cmd("c", dependsOn=["b"],
+                command=["echo", "{{ tasks.extract.output }}", "{{ params.x }}"]),
+            {"name": 5, "command": ["true"]},
+            cmd("e", command=["echo", "{{ tasks.nosuch.output }}"])]},
+        ["$.params: 'params' must be an object, got string",
+         "$.tasks[1].dependsOn[0]: unknown task 'extrct' in dependsOn "
+         "(did you mean 'extract'?)",
+         "$.tasks[3].name: 'name' must be a string, got integer"]),
 }
 
 

@@ -353,9 +353,14 @@ static void test_server_commands(void **state)
     d = wait_final(f, id1);
     assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
     exec_detail_free(d);
-    assert_int_equal(engine_post_submit(f->eng, "ok", NULL, "key-1", id2, &existing, &err), 0);
+    assert_int_equal(engine_post_submit(f->eng, "ok", "{\"n\":2}", "key-1", id2, &existing, &err),
+                     0);
     assert_int_equal(existing, 1);
     assert_string_equal(id1, id2);
+    /* The same key with other params (n defaults to 1) is refused. */
+    assert_int_equal(engine_post_submit(f->eng, "ok", NULL, "key-1", id2, &existing, &err),
+                     ERR_CONFLICT);
+    assert_non_null(strstr(err.msg, "other params"));
     assert_int_equal(engine_post_retry(f->eng, id1, &err), ERR_CONFLICT);
     assert_int_equal(engine_post_cancel(f->eng, id1, NULL, &err), ERR_CONFLICT);
     assert_int_equal(engine_post_cancel(f->eng, "ex_nope", NULL, &err), ERR_NOT_FOUND);
