@@ -87,6 +87,10 @@ extern char **environ;
  * mem, nor ptrace orch. A task running as root still can read memory: run
  * tasks as another user (--task-user) for that.
  */
+/* The copy, kept for the process's life: setenv (a config file's settings)
+ * replaces `environ` with an array of its own and leaves this one behind. */
+static char **env_copy;
+
 static void hide_environment(void)
 {
     size_t n = 0;
@@ -100,7 +104,7 @@ static void hide_environment(void)
         copy[i] = xstrdup(environ[i]);
     for (size_t i = 0; i < n; i++)
         memset(environ[i], 0, strlen(environ[i]));
-    environ = copy;
+    environ = env_copy = copy;
 }
 
 int main(int argc, char **argv)
