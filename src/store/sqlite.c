@@ -769,17 +769,25 @@ static int sq_configure(struct sqlite_store *s, struct err *err)
  * The database holds task output and key hashes: its files are the owner's
  * only. Create it 0600 before SQLite does (which would use 0644; its -wal and
  * -shm files take the database's mode), and close an older one's mode.
+ *
+ * Never open and close an existing database file here: closing any
+ * descriptor of a file drops every POSIX lock this process holds on it, so
+ * the other connections of the process (the engine's, the HTTP threads')
+ * would lose their locks (read snapshots, the writer's lock) behind SQLite's
+ * back. Only a file that does not exist yet is created (O_EXCL); then no
+ * connection of ours can hold a lock on it.
  */
 static void sq_private_files(const char *path)
 {
     static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
     char name[PATH_MAX + 16];
     struct stat sb;
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 
-    if (fd < 0)
-        return; /* SQLite's open says why */
-    close(fd);
+    if (lstat(path, &sb) != 0 && errno == ENOENT) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+    }
     for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
         snprintf(name, sizeof(name), "%s%s", path, suffixes[i]);
         if (lstat(name, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid() &&

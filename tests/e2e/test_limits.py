@@ -101,8 +101,9 @@ def _follow(s, ex):
 
 def test_follow_streams_give_back_descriptors(tmp_path, monkeypatch):
     """200 log streams of a running execution, closed by their clients: the server's
-    descriptors come back near where they were (sockets and store connections)."""
-    s = start_server(tmp_path, monkeypatch)
+    descriptors come back near where they were (sockets and store connections). All from
+    one address, so without the per-address connection limit (64 by default)."""
+    s = start_server(tmp_path, monkeypatch, env={"ORCH_HTTP_CONNECTIONS_PER_ADDRESS": "0"})
     socks = []
     try:
         pid = s.proc.pid
@@ -271,4 +272,29 @@ def test_health_degraded_near_the_descriptor_limit(tmp_path, monkeypatch):
     finally:
         for c in socks:
             c.close()
+        stop_clean(s)
+
+
+def test_opening_a_store_connection_keeps_the_others_locks(tmp_path, monkeypatch):
+    """A connection opened while others of the process are in use must not drop their POSIX
+    locks (closing any descriptor of a file drops all of the process's locks on it): after a
+    write from another process, a key created offline is seen by every HTTP thread."""
+    import json
+    import sqlite3
+    s = start_server(tmp_path, monkeypatch, env={"ORCH_HTTP_THREADS": "4"})
+    try:
+        for _ in range(8):  # each HTTP thread opens its store connection on first use
+            assert s.get("/v1/workflows/none", check=False).status == 404
+        db = sqlite3.connect(str(s.data_dir / "orch.db"), timeout=10)
+        with db:
+            db.execute("INSERT INTO workflows (name, version, definition, created_at) "
+                       "VALUES ('other', 1, ?, ?)",
+                       (json.dumps({"name": "other", "tasks": [{"name": "a", "type": "noop"}]}),
+                        int(time.time() * 1000)))
+        db.close()
+        reader = s.keys_create("reader", "read")["key"]
+        for _ in range(8):
+            r = s.get("/v1/workflows/other", key=reader, check=False)
+            assert r.status == 200, r
+    finally:
         stop_clean(s)

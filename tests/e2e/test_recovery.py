@@ -394,7 +394,9 @@ def test_resume_kills_the_group_that_outlived_orch(orch):
     p.wait(timeout=10)
     wait_for(lambda: not pid_alive(leader), timeout=10, what="b's shell to die with orch")
     assert pid_alive(sleeper), "test setup: the background sleep should have outlived orch"
-    res = orch.run("resume", timeout=60)
+    # No lost attempt that uses no retry: the resume ends the task at once (failed) instead
+    # of running it again for 30 s.
+    res = orch.run("resume", timeout=60, env={"ORCH_MAX_LOST_ATTEMPTS": "0"})
     assert res.returncode == EXIT_FAILED, res.stderr
     assert f"Task 'b': killed orphaned process group {leader} of attempt 1" in res.stderr, \
         res.stderr
