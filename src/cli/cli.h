@@ -115,6 +115,10 @@ int cli_register_workflow(struct store *st, const char *path, struct cli_registe
  * but each after the workflows its workflow tasks run); stops at the first
  * failure. */
 int cli_register_path(struct store *st, const char *path);
+/* The same, on a reload (SIGHUP): a file that fails is reported and keeps
+ * its previous version, and the other files are registered all the same;
+ * returns the first failure's status. */
+int cli_reload_path(struct store *st, const char *path);
 
 /* Read a whole file (at most `max` bytes); prints the error. Caller frees. */
 char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit);
