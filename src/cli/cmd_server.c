@@ -51,7 +51,8 @@
 static const struct cli_opt server_opts[] = {
     {"listen", "ADDR", "address to listen on (default $ORCH_LISTEN or 127.0.0.1:8080)", 0},
     {"register", "PATH",
-     "register a workflow definition file, or every *.json in a directory (repeatable)", 1},
+     "register a workflow definition file, or every *.json in a directory (repeatable; again "
+     "on SIGHUP)", 1},
     NODE_OPTS,
     {NULL, NULL, NULL, 0},
 };
