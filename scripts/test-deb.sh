@@ -1,7 +1,7 @@
 #!/bin/sh
 # test-deb.sh: build the Debian package and install, use, remove and purge it, on a
 # throw-away Debian 12 (it installs packages and creates a system user), e.g.
-#   ../shared/fresh-machine/run.sh scripts/test-deb.sh
+#   ../shared/fresh-machine/run.sh scripts/test-deb.sh   (from the checkout; commit first)
 # Also `make install` / `make uninstall` for real. Takes minutes: not part of `make test`
 # (tests/e2e/test_packaging.py checks the package's contents there).
 set -eu
@@ -65,9 +65,13 @@ cat > /etc/orch/workflows/hello.json <<'JSON'
 JSON
 as_orch() { (cd /var/lib/orch && exec setpriv --reuid=orch --regid=orch --init-groups \
   env HOME=/var/lib/orch ORCH_DATA_DIR=/var/lib/orch "$@"); }
-as_orch orch server --listen "127.0.0.1:$PORT" --register /etc/orch/workflows \
-  >/tmp/orch-server.log 2>&1 &
+# (setpriv and env exec: $! is the server's pid, which the signals below must reach)
+top=$(pwd)
+cd /var/lib/orch
+setpriv --reuid=orch --regid=orch --init-groups env HOME=/var/lib/orch ORCH_DATA_DIR=/var/lib/orch \
+  orch server --listen "127.0.0.1:$PORT" --register /etc/orch/workflows >/tmp/orch-server.log 2>&1 &
 pid=$!
+cd "$top"
 KEY=$(as_orch orch keys create --name test --scope admin 2>/dev/null)
 export ORCH_SERVER="http://127.0.0.1:$PORT" ORCH_API_KEY="$KEY"
 ok=0
