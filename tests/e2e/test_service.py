@@ -219,3 +219,31 @@ def test_sighup_without_register_keeps_running(tmp_path, svc):
     assert srv.get("/v1/health").status == 200
     assert srv.stop() == 0
     srv.assert_log_clean()
+
+
+def test_worker_notifies_and_survives_sighup(tmp_path):
+    """orch-worker.service is Type=notify too: READY=1, a reload that keeps it running,
+    STOPPING=1 (on a PostgreSQL of the test's own)."""
+    from pgutil import Node, Postgres
+    pg = Postgres().start()
+    n = Notify(tmp_path)
+    node = None
+    try:
+        node = Node(tmp_path, pg.database(), "w1", role="worker",
+                    env={"NOTIFY_SOCKET": n.env}).start()
+        m = n.wait(has("READY=1"), what="READY=1")
+        assert "STATUS=running" in m.split("\n"), m
+        n.msgs.clear()
+        node.proc.send_signal(signal.SIGHUP)
+        n.wait(has("RELOADING=1"), what="RELOADING=1")
+        n.wait(has("READY=1"), what="READY=1 after the reload")
+        assert node.proc.poll() is None, node.log()
+        node.proc.send_signal(signal.SIGTERM)
+        n.wait(has("STOPPING=1"), what="STOPPING=1")
+        assert node.proc.wait(timeout=30) == 0, node.log()
+        node.assert_log_clean()
+    finally:
+        n.close()
+        if node:
+            node.cleanup()
+        pg.destroy()
