@@ -52,7 +52,8 @@ static const struct cli_opt server_opts[] = {
     {"listen", "ADDR", "address to listen on (default $ORCH_LISTEN or 127.0.0.1:8080)", 0},
     {"register", "PATH",
      "register a workflow definition file, or every *.json in a directory (repeatable; again "
-     "on SIGHUP)", 1},
+     "on SIGHUP)",
+     1},
     NODE_OPTS,
     {NULL, NULL, NULL, 0},
 };
@@ -132,8 +133,10 @@ static void reload(struct watcher *w)
     }
     store_free(st);
     if (failed)
-        log_warn("API", "Reload: %d of %d --register paths had problems (their previous "
-                 "versions are kept)", failed, n);
+        log_warn("API",
+                 "Reload: %d of %d --register paths had problems (their previous "
+                 "versions are kept)",
+                 failed, n);
     engine_schedules_changed(w->eng);
     sdnotify_send("READY=1");
 }
