@@ -73,7 +73,8 @@ def test_every_command_has_a_section():
     assert "run" in cmds and "executions list" in cmds and "keys revoke" in cmds, cmds
     sections = man_sections()
     missing = [c for c in cmds if c not in sections]
-    assert not missing, f"commands without a section in docs/man/orch.1: {missing}"
+    assert not missing, (f"commands without a section in docs/man/orch.1: {missing} "
+                         f"(scripts/man-section.py prints one to start from)")
     extra = [s for s in sections if s not in cmds]
     assert not extra, f"sections of docs/man/orch.1 for no command: {extra}"
 
@@ -84,7 +85,7 @@ def test_options_match_help(cmd):
     items, common = man_sections()[cmd]
     in_man = items + common
     missing = [o for o in listed if o not in in_man]
-    assert not missing, f"orch {cmd}: options of --help missing from orch.1: {missing}"
+    assert not missing, f"orch {cmd}: options of --help missing from orch.1: {missing}"  # noqa
     gone = [o for o in in_man if o not in listed]
     assert not gone, f"orch {cmd}: options in orch.1 that --help does not list: {gone}"
 
