@@ -7,7 +7,8 @@ import re
 import subprocess
 import sys
 
-COMMON = {"--data-dir", "--database-url", "--log-level", "--help", "--server", "--api-key"}
+COMMON = {"--data-dir", "--database-url", "--log-level", "--help", "--server", "--api-key",
+          "--config", "--cacert"}
 
 
 def esc(t):
