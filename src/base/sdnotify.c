@@ -20,6 +20,23 @@ static struct sockaddr_un notify_addr;
 static socklen_t notify_len;
 static int64_t watchdog_ms;
 
+extern char **environ;
+
+/* The entries taken out of the environment stay referenced here: unsetenv()
+ * drops them without freeing them, and they may be heap copies (which leak
+ * checkers would report) or parts of the initial block. */
+static char *dropped[3];
+
+static void drop_env(const char *name, int slot)
+{
+    size_t n = strlen(name);
+
+    for (char **e = environ; e && *e; e++)
+        if (!strncmp(*e, name, n) && (*e)[n] == '=')
+            dropped[slot] = *e;
+    unsetenv(name);
+}
+
 int sdnotify_init(void)
 {
     const char *path = getenv("NOTIFY_SOCKET");
@@ -50,9 +67,9 @@ int sdnotify_init(void)
         }
         notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     }
-    unsetenv("NOTIFY_SOCKET");
-    unsetenv("WATCHDOG_USEC");
-    unsetenv("WATCHDOG_PID");
+    drop_env("NOTIFY_SOCKET", 0);
+    drop_env("WATCHDOG_USEC", 1);
+    drop_env("WATCHDOG_PID", 2);
     if (notify_fd < 0)
         watchdog_ms = 0;
     return notify_fd >= 0;
