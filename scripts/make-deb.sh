@@ -1,7 +1,8 @@
 #!/bin/sh
 # make-deb.sh BINARY OUTDIR: build the Debian package of orch with dpkg-deb (no debhelper):
-# `make install DESTDIR=<stage> PREFIX=/usr` plus /etc/default/orch, /etc/orch/workflows and the
-# maintainer scripts of dist/debian/ (the orch user, /var/lib/orch, the units). Depends comes from
+# `make install DESTDIR=<stage> PREFIX=/usr` plus /etc/orch/orch.conf, /etc/default/orch,
+# /etc/orch/workflows and the maintainer scripts of dist/debian/ (the orch user, /var/lib/orch,
+# the units). Depends comes from
 # the libraries the binary links (their Debian packages, found with dpkg -S), plus those it
 # dlopen()s (libmicrohttpd12, libcurl4) and adduser. Prints the path of the .deb.
 # DEB_COMPRESS: dpkg-deb's compressor (default xz; the tests use gzip, faster).
@@ -23,9 +24,11 @@ gzip -9n "$stage"/usr/share/man/man*/*
 install -d "$stage/etc/default" "$stage/etc/orch/workflows" "$stage/DEBIAN" \
   "$stage/usr/share/doc/orch"
 install -m 0644 "$top/dist/debian/default" "$stage/etc/default/orch"
+# The services' data directory (ORCH_DATA_DIR); postinst makes it 0640 root:orch.
+install -m 0644 "$top/dist/orch.conf" "$stage/etc/orch/orch.conf"
 install -m 0644 "$top/README.md" "$stage/usr/share/doc/orch/README.md"
 for f in postinst prerm postrm; do install -m 0755 "$top/dist/debian/$f" "$stage/DEBIAN/$f"; done
-echo /etc/default/orch > "$stage/DEBIAN/conffiles"
+printf '%s\n' /etc/default/orch /etc/orch/orch.conf > "$stage/DEBIAN/conffiles"
 
 # Depends: the package of each library the binary needs (one dpkg -S for them all).
 patterns=""

@@ -56,19 +56,21 @@ uid=$(id -u orch)
 [ ! -e /etc/systemd/system/multi-user.target.wants/orch-worker.service ] ||
   fail "orch-worker.service should not be enabled"
 [ -f /etc/default/orch ] && [ -d /etc/orch/workflows ] || fail "/etc/default/orch, /etc/orch/workflows"
+[ "$(stat -c '%U:%G %a' /etc/orch/orch.conf)" = "root:orch 640" ] ||
+  fail "/etc/orch/orch.conf: $(stat -c '%U:%G %a' /etc/orch/orch.conf 2>&1)"
 [ -f /usr/share/man/man1/orch.1.gz ] && [ -f /usr/share/bash-completion/completions/orch ] ||
   fail "man page, completion"
 
-step "run the server as the unit does (user orch, /var/lib/orch, --register /etc/orch/workflows)"
+step "run the server as the unit does (user orch, the data directory of /etc/orch/orch.conf, --register /etc/orch/workflows)"
 cat > /etc/orch/workflows/hello.json <<'JSON'
 {"name": "hello", "tasks": [{"name": "hi", "command": ["echo", "hello"]}]}
 JSON
 as_orch() { (cd /var/lib/orch && exec setpriv --reuid=orch --regid=orch --init-groups \
-  env HOME=/var/lib/orch ORCH_DATA_DIR=/var/lib/orch "$@"); }
+  env HOME=/var/lib/orch "$@"); }
 # (setpriv and env exec: $! is the server's pid, which the signals below must reach)
 top=$(pwd)
 cd /var/lib/orch
-setpriv --reuid=orch --regid=orch --init-groups env HOME=/var/lib/orch ORCH_DATA_DIR=/var/lib/orch \
+setpriv --reuid=orch --regid=orch --init-groups env HOME=/var/lib/orch \
   orch server --listen "127.0.0.1:$PORT" --register /etc/orch/workflows >/tmp/orch-server.log 2>&1 &
 pid=$!
 cd "$top"
@@ -105,12 +107,13 @@ step "dpkg -r orch"
 dpkg -r orch >/dev/null
 [ ! -e /usr/bin/orch ] || fail "remove left /usr/bin/orch"
 [ ! -e /lib/systemd/system/orch-server.service ] || fail "remove left the unit"
-[ -f /etc/default/orch ] || fail "remove took the conffile"
+[ -f /etc/default/orch ] && [ -f /etc/orch/orch.conf ] || fail "remove took a conffile"
 [ -d /var/lib/orch ] || fail "remove took /var/lib/orch (only purge does)"
 
 step "dpkg --purge orch"
 dpkg --purge orch >/dev/null
 [ ! -e /etc/default/orch ] || fail "purge left /etc/default/orch"
+[ ! -e /etc/orch/orch.conf ] || fail "purge left /etc/orch/orch.conf"
 [ ! -e /var/lib/orch ] || fail "purge left /var/lib/orch"
 if ls /etc/systemd/system/*orch* /etc/systemd/system/*/*orch* 2>/dev/null | grep -q .; then
   ls -l /etc/systemd/system/*orch* /etc/systemd/system/*/*orch* 2>/dev/null

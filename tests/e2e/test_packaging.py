@@ -5,6 +5,7 @@ units (hardened, Type=notify, reload by SIGHUP; `systemd-analyze verify` accepts
 dlopen()ed ones), conffiles and maintainer scripts, checked with dpkg-deb. Installing the
 package on a new Debian 12 is scripts/test-deb.sh (minutes: not part of make test).
 """
+import json
 import os
 import re
 import shutil
@@ -67,6 +68,9 @@ def test_make_install_prefix_usr(tmp_path):
                           ("StateDirectory", "orch"), ("User", "orch"), ("KillMode", "mixed")):
             assert s.get(key) == [want], (unit, key, s.get(key))
         assert "WatchdogSec" in s and "EnvironmentFile" in s
+        # The data directory comes from /etc/orch/orch.conf, which an Environment= would
+        # override (environment > file).
+        assert not any("ORCH_DATA_DIR" in e for e in s.get("Environment", [])), s["Environment"]
     make("uninstall", f"DESTDIR={root}", "PREFIX=/usr")
     assert files_under(root) == set()
 
@@ -118,6 +122,7 @@ def test_make_deb(tmp_path):
               "/usr/share/fish/vendor_completions.d/orch.fish",
               "/lib/systemd/system/orch-server.service",
               "/lib/systemd/system/orch-worker.service", "/etc/default/orch",
+              "/etc/orch/orch.conf",
               "/etc/orch/workflows/"):
         assert f in paths, f"{f} not in the package:\n{listing}"
     # Owned by root, and the root directory is not left 0700.
@@ -140,7 +145,7 @@ def test_make_deb(tmp_path):
         assert re.search(rf"\s{script}\s", info), info
     ctl = tmp_path / "ctl"
     subprocess.run(["dpkg-deb", "-e", deb, str(ctl)], check=True, timeout=60)
-    assert (ctl / "conffiles").read_text().split() == ["/etc/default/orch"]
+    assert (ctl / "conffiles").read_text().split() == ["/etc/default/orch", "/etc/orch/orch.conf"]
     for script in ("postinst", "prerm", "postrm"):
         r = subprocess.run(["sh", "-n", str(ctl / script)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
@@ -149,3 +154,15 @@ def test_make_deb(tmp_path):
     assert "adduser --system --group --home /var/lib/orch" in postinst
     assert "deb-systemd-helper" in postinst and "/run/systemd/system" in postinst
     assert "deb-systemd-invoke stop" in (ctl / "prerm").read_text()
+    assert "chgrp orch /etc/orch/orch.conf" in postinst and "chmod 0640 /etc/orch/orch.conf" in postinst
+
+    # The packaged orch.conf is a valid config file that sets the services' data directory.
+    data = tmp_path / "data"
+    subprocess.run(["dpkg-deb", "-x", deb, str(data)], check=True, timeout=60)
+    res = subprocess.run([str(ORCH), "config", "show", "--json", "--config",
+                          str(data / "etc/orch/orch.conf")], capture_output=True, text=True,
+                         timeout=30, env=base_env(), stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    data_dir = [s for s in json.loads(res.stdout)["settings"] if s["name"] == "ORCH_DATA_DIR"]
+    assert data_dir and data_dir[0]["value"] == "/var/lib/orch" and data_dir[0]["source"] == "file", \
+        res.stdout
