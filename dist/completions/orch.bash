@@ -4,16 +4,17 @@
 # the server the command line names (`orch workflows list --names`,
 # `orch executions list --ids`).
 
-_orch_commands="run validate resume executions logs schedules workflows trigger cancel retry health server worker keys db version"
+_orch_commands="run validate resume executions logs schedules workflows trigger cancel retry health init server worker keys db config version"
 
 _orch_subcommands()
 {
     case $1 in
         executions) echo "list show" ;;
-        schedules) echo "next validate" ;;
+        schedules) echo "next validate list show pause resume delete backfill" ;;
         workflows) echo "apply list show delete" ;;
         keys) echo "create list revoke" ;;
         db) echo "migrate status" ;;
+        config) echo "show" ;;
     esac
 }
 
@@ -24,9 +25,13 @@ _orch_options()
         sed -n 's/^[[:space:]]\{1,\}\(--[a-z][a-z0-9-]*\).*/\1/p'
 }
 
-# Does option $2 of command words $1 take a value ("  --limit N  ...")?
+# Does option $2 of command words $1 take a value ("  --limit N  ...")? The global options
+# with a value take it even where a command's --help leaves them out (they are accepted).
 _orch_takes_value()
 {
+    case $2 in
+        --server | --api-key | --cacert | --data-dir | --database-url | --log-level | --config) return 0 ;;
+    esac
     # shellcheck disable=SC2086
     "${COMP_WORDS[0]}" $1 --help 2>/dev/null | grep -q -- "^[[:space:]]\{1,\}$2 [^ ]"
 }
@@ -106,7 +111,7 @@ _orch()
     fi
 
     case $prev in
-        --data-dir | --register)
+        --data-dir | --register | --config | --cacert | --params-file | --tls-cert | --tls-key)
             compopt -o filenames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -f -- "$cur")
             return
@@ -153,6 +158,12 @@ _orch()
 
     n=$(_orch_npos "$words" "$start")
     case $words in
+        init)
+            if ((n == 0)); then
+                compopt -o filenames 2>/dev/null
+                mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+            fi
+            ;;
         run | validate | "workflows apply")
             if ((n == 0)); then
                 compopt -o filenames 2>/dev/null

@@ -2,7 +2,7 @@
 # `orch CMD --help`), option values, definition files, and workflow names and execution ids
 # from the local store or the server the command line names.
 
-set -l __orch_commands run validate resume executions logs schedules workflows trigger cancel retry health server worker keys db version
+set -l __orch_commands run validate resume executions logs schedules workflows trigger cancel retry health init server worker keys db config version
 
 # The command words typed so far ("executions list"), without options.
 function __orch_cmdwords
@@ -13,7 +13,7 @@ function __orch_cmdwords
         string match -q -- '-*' $w; and break
         set -a out $w
         switch $out[1]
-            case executions schedules workflows keys db
+            case executions schedules workflows keys db config
                 test (count $out) -ge 2; and break
             case '*'
                 break
@@ -66,16 +66,17 @@ end
 complete -c orch -f
 complete -c orch -n "not __fish_seen_subcommand_from $__orch_commands" -a "$__orch_commands"
 complete -c orch -n "__fish_seen_subcommand_from executions; and not __fish_seen_subcommand_from list show" -a "list show"
-complete -c orch -n "__fish_seen_subcommand_from schedules; and not __fish_seen_subcommand_from next validate" -a "next validate"
+complete -c orch -n "__fish_seen_subcommand_from schedules; and not __fish_seen_subcommand_from next validate list show pause resume delete backfill" -a "next validate list show pause resume delete backfill"
 complete -c orch -n "__fish_seen_subcommand_from workflows; and not __fish_seen_subcommand_from apply list show delete" -a "apply list show delete"
 complete -c orch -n "__fish_seen_subcommand_from keys; and not __fish_seen_subcommand_from create list revoke" -a "create list revoke"
 complete -c orch -n "__fish_seen_subcommand_from db; and not __fish_seen_subcommand_from migrate status" -a "migrate status"
+complete -c orch -n "__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from show" -a "show"
 
 # Options, as each command's --help lists them.
 complete -c orch -n "__fish_seen_subcommand_from $__orch_commands; and string match -q -- '-*' (commandline -ct)" -a "(__orch_options)"
 
 # Option values.
-complete -c orch -n "__orch_prev_is --data-dir --register" -F
+complete -c orch -n "__orch_prev_is --data-dir --register --config --cacert --params-file --tls-cert --tls-key" -F
 complete -c orch -n "__orch_prev_is --log-level" -a "error warn info debug"
 complete -c orch -n "__orch_prev_is --scope" -a "read write admin"
 complete -c orch -n "__orch_prev_is --status" -a "queued running succeeded failed cancelled timed_out"

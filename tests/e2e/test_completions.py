@@ -97,7 +97,13 @@ def test_bash_commands_and_options(store):
     assert bash(["orch", "ex"]) == ["executions"]
     assert bash(["orch", "executions", ""]) == ["list", "show"]
     assert bash(["orch", "keys", ""]) == ["create", "list", "revoke"]
-    assert bash(["orch", "executions", "list", "--l"]) == ["--limit", "--log-level"]
+    # The options that `orch executions list --help` lists (it leaves out --log-level).
+    assert bash(["orch", "executions", "list", "--l"]) == ["--limit"]
+    assert bash(["orch", "executions", "list", "--c"]) == ["--cursor", "--cacert", "--config"]
+    assert bash(["orch", "schedules", "p"]) == ["pause"]
+    assert bash(["orch", "config", ""]) == ["show"]
+    assert "init" in bash(["orch", ""])
+    assert bash(["orch", "run", "--params-file", "hel"], cwd=tmp) == ["hello.json"]
     assert "--ids" in bash(["orch", "executions", "list", "--"])
     assert "--register" in bash(["orch", "server", "--"])
     assert bash(["orch", "executions", "list", "--status", "f"]) == ["failed"]
@@ -140,6 +146,8 @@ def test_zsh(store):
     d = str(data)
     assert "executions" in zsh(["orch", ""])
     assert zsh(["orch", "executions", ""]) == ["list", "show"]
+    assert zsh(["orch", "schedules", ""]) == ["next", "validate", "list", "show", "pause",
+                                             "resume", "delete", "backfill"]
     assert "--ids" in zsh(["orch", "executions", "list", "--"])
     assert zsh(["orch", "trigger", "--data-dir", d, ""]) == ["etl-load", "hello"]
     assert zsh(["orch", "logs", "--data-dir", d, ""]) == [ex]
@@ -152,7 +160,8 @@ def test_fish(store):
     d = str(data)
     assert "executions" in fish("orch ")
     assert fish("orch executions ") == ["list", "show"]
-    assert fish("orch executions list --l") == ["--limit", "--log-level"]
+    assert fish("orch executions list --l") == ["--limit"]
+    assert fish("orch config ") == ["show"]
     assert fish(f"orch trigger --data-dir {d} ") == ["etl-load", "hello"]
     assert fish(f"orch workflows show --data-dir {d} ") == ["etl-load", "hello"]
     assert fish(f"orch logs --data-dir {d} ") == [ex]
