@@ -2,6 +2,8 @@
 #   make run    install build deps, build, start the API server with the example workflows
 #   make test   install test deps, build with ASan+UBSan, run every test (unit, e2e, fuzz replay)
 #   make bench  run the benchmarks in bench/
+#   make install  install the binary, man pages, completions and systemd units (PREFIX, DESTDIR)
+#   make deb    build the Debian package (dpkg-deb) in $(DEB_OUT)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
@@ -9,7 +11,17 @@ JOBS ?= 2
 ORCH = $(BUILD)/src/cli/orch
 DEMO_DIR ?= .orch-demo
 
-.PHONY: all deps build run test test-release test-asan test-fuzz bench clean format
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+# Debian 12 keeps units in /lib/systemd/system; elsewhere under the prefix (systemd reads
+# /usr/local/lib/systemd/system too).
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+DEB_OUT ?= $(BUILD)
+
+.PHONY: all deps build run test test-release test-asan test-fuzz bench clean format install \
+	install-files uninstall deb
 
 all: build
 
@@ -50,6 +62,38 @@ test-fuzz:
 bench: build
 	@scripts/install-deps.sh bench
 	@bench/run.sh
+
+# The binary of $(BUILD) (built first if missing), or ORCH=path.
+install: $(if $(wildcard $(ORCH)),,build)
+	@$(MAKE) -s install-files
+
+install-files:
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(ORCH) $(DESTDIR)$(BINDIR)/orch
+	install -m 0644 docs/man/orch.1 $(DESTDIR)$(MANDIR)/man1/orch.1
+	install -m 0644 docs/man/orch-workflow.5 $(DESTDIR)$(MANDIR)/man5/orch-workflow.5
+	install -m 0644 dist/completions/orch.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/orch
+	install -m 0644 dist/completions/_orch $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_orch
+	install -m 0644 dist/completions/orch.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/orch.fish
+	for u in orch-server orch-worker; do \
+	  sed 's|@BINDIR@|$(BINDIR)|g' dist/systemd/$$u.service > $(DESTDIR)$(UNITDIR)/$$u.service && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/orch $(DESTDIR)$(MANDIR)/man1/orch.1 \
+	  $(DESTDIR)$(MANDIR)/man5/orch-workflow.5 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/orch \
+	  $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_orch \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/orch.fish \
+	  $(DESTDIR)$(UNITDIR)/orch-server.service $(DESTDIR)$(UNITDIR)/orch-worker.service
+
+# The Debian package of the binary of $(BUILD) (built first if missing), or ORCH=path.
+deb: $(if $(wildcard $(ORCH)),,build)
+	@scripts/make-deb.sh $(ORCH) $(DEB_OUT)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -116,6 +116,10 @@ int cli_register_workflow(struct store *st, const char *path, struct cli_registe
  * but each after the workflows its workflow tasks run); stops at the first
  * failure. */
 int cli_register_path(struct store *st, const char *path);
+/* The same, on a reload (SIGHUP): a file that fails is reported and keeps
+ * its previous version, and the other files are registered all the same;
+ * returns the first failure's status. */
+int cli_reload_path(struct store *st, const char *path);
 
 /*
  * Read a workflow definition file, JSON or YAML (dag_is_yaml()), and give

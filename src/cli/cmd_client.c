@@ -350,6 +350,11 @@ int cli_remote_executions_list(const struct cli_args *a, int limit)
         goto out;
     }
     items = json_object_get(r.json, "items");
+    if (cli_flag(a, "ids")) {
+        for (size_t i = 0; i < json_array_size(items); i++)
+            printf("%s\n", jstr(json_array_get(items, i), "id"));
+        goto out;
+    }
     if (!json_array_size(items)) {
         printf("No executions.\n");
         goto out;
@@ -761,6 +766,10 @@ static const struct cli_cmd wf_apply_cmd = {
 
 static const struct cli_opt wf_list_opts[] = {
     {"json", NULL, "print the server's JSON", 0},
+    {"names", NULL,
+     "print only the names, one per line (without a server: the local store's; for scripts "
+     "and shell completion)",
+     0},
     CLI_SERVER_OPTS,
     {NULL, NULL, NULL, 0},
 };
@@ -902,6 +911,29 @@ out:
     return code;
 }
 
+/* `workflows list --names` without a server: the local store's workflows. */
+static int workflows_names_local(const struct cli_args *a)
+{
+    struct workflow_row *rows = NULL;
+    struct store *st = NULL;
+    struct err err = ERR_INIT;
+    size_t n = 0;
+    int rc;
+
+    if ((rc = cli_open_store(a, 0, &st)) != 0)
+        return cli_exit_for_err(rc);
+    if (store_workflows_list(st, &rows, &n, &err)) {
+        cli_error("%s", err.msg);
+        store_free(st);
+        return EXIT_INTERNAL;
+    }
+    for (size_t i = 0; i < n; i++)
+        printf("%s\n", rows[i].name);
+    workflow_rows_free(rows, n);
+    store_free(st);
+    return EXIT_OK;
+}
+
 static int workflows_list(int argc, char **argv)
 {
     struct cli_args a;
@@ -910,9 +942,15 @@ static int workflows_list(int argc, char **argv)
     json_t *items;
     int code;
 
-    code = parse_client(&wf_list_cmd, argc, argv, &a, 0);
-    if (code >= 0)
-        return code;
+    code = cli_parse(&wf_list_cmd, argc, argv, &a);
+    if (code)
+        return code > 0 ? EXIT_OK : EXIT_USAGE;
+    if (a.npos) {
+        cli_error("'orch %s' takes no arguments", wf_list_cmd.name);
+        return EXIT_USAGE;
+    }
+    if (!cli_server(&a))
+        return cli_flag(&a, "names") ? workflows_names_local(&a) : needs_server(wf_list_cmd.name);
     c = open_client(&a, &code);
     if (!c)
         return code;
@@ -926,6 +964,11 @@ static int workflows_list(int argc, char **argv)
         goto out;
     }
     items = json_object_get(r.json, "items");
+    if (cli_flag(&a, "names")) {
+        for (size_t i = 0; i < json_array_size(items); i++)
+            printf("%s\n", jstr(json_array_get(items, i), "name"));
+        goto out;
+    }
     if (!json_array_size(items)) {
         printf("No workflows.\n");
         goto out;

@@ -460,7 +460,7 @@ int cmd_schedules(int argc, char **argv)
                "with a server (--server URL or ORCH_SERVER, --api-key KEY or ORCH_API_KEY):\n"
                "       orch schedules list [--workflow NAME] [--json]\n"
                "       orch schedules show ID [--json]\n"
-               "       orch schedules pause ID | resume ID | delete ID\n"
+               "       orch schedules pause|resume|delete ID\n"
                "       orch schedules backfill ID --from TIME --until TIME [--json]\n");
         return EXIT_OK;
     }

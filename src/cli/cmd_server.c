@@ -22,6 +22,7 @@
 #include "auth/auth.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/sdnotify.h"
 #include "base/xalloc.h"
 #include "cli.h"
 #include "dag/dag.h"
@@ -58,7 +59,7 @@ static const struct cli_opt server_opts[] = {
     {"tls-key", "FILE", "the PEM private key of --tls-cert (default $ORCH_TLS_KEY)", 0},
     {"register", "PATH",
      "register a workflow definition file, or every *.json, *.yaml and *.yml in a directory "
-     "(repeatable)",
+     "(repeatable; again on SIGHUP)",
      1},
     {"watch", NULL,
      "reload a --register definition when its file changes (one that does not validate keeps "
@@ -119,7 +120,39 @@ struct watcher {
     struct api_server *srv;
     struct engine *eng;
     int64_t grace_ms;
+    const struct cli_args *args; /* its --register paths: registered again on SIGHUP */
 };
+
+/* SIGHUP: register the definitions of every --register path again (a changed
+ * file becomes a new version; one that does not validate is reported and
+ * keeps its version), then have the scheduler re-read them. */
+static void reload(struct watcher *w)
+{
+    struct store *st = NULL;
+    int n = 0, failed = 0;
+
+    sdnotify_send("RELOADING=1");
+    log_info("API", "Received SIGHUP: %s",
+             cli_get(w->args, "register") ? "registering the workflow definitions again"
+                                          : "re-reading the schedules (no --register paths)");
+    for (int i = 0; i < w->args->nvals; i++) {
+        if (strcmp(w->args->vals[i].opt->name, "register"))
+            continue;
+        if (!st && cli_open_store(w->args, 1, &st))
+            break;
+        n++;
+        if (cli_reload_path(st, w->args->vals[i].value) != EXIT_OK)
+            failed++;
+    }
+    store_free(st);
+    if (failed)
+        log_warn("API",
+                 "Reload: %d of %d --register paths had problems (their previous "
+                 "versions are kept)",
+                 failed, n);
+    engine_schedules_changed(w->eng);
+    sdnotify_send("READY=1");
+}
 
 /* Turns signals into a graceful stop; a 0 byte on the pipe ends it. */
 static void *watcher_main(void *arg)
@@ -134,7 +167,13 @@ static void *watcher_main(void *arg)
             continue;
         if (n <= 0 || b == 0)
             break;
+        if (b == SIGHUP) {
+            if (!seen)
+                reload(w);
+            continue;
+        }
         if (seen++ == 0) {
+            sdnotify_send("STOPPING=1");
             char grace[32];
             clock_fmt_duration(w->grace_ms, grace, sizeof(grace));
             log_info(w->srv ? "API" : "Engine",
@@ -151,6 +190,12 @@ static void *watcher_main(void *arg)
         }
     }
     return NULL;
+}
+
+static void watchdog_ping(void *arg)
+{
+    (void)arg;
+    sdnotify_send("WATCHDOG=1");
 }
 
 /* ------------------------------------------------------------------ settings */
@@ -328,7 +373,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     struct api_server *srv = NULL;
     struct cli_watch *cw = NULL;
     struct err err = ERR_INIT;
-    struct sigaction sa, old_int, old_term;
+    struct sigaction sa, old_int, old_term, old_hup;
     struct watcher w;
     pthread_t watcher;
     int watching = 0, registered = 0, worker = cmd == &worker_cmd;
@@ -340,6 +385,8 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     rc = cli_parse(cmd, argc, argv, &a);
     if (rc)
         return rc > 0 ? EXIT_OK : EXIT_USAGE;
+    /* Before any thread starts; tasks do not inherit NOTIFY_SOCKET. */
+    sdnotify_init();
     if (a.npos) {
         cli_error("'orch %s' takes no arguments (see 'orch %s --help')", cmd->name, cmd->name);
         return EXIT_USAGE;
@@ -444,6 +491,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     w.srv = srv;
     w.eng = eng;
     w.grace_ms = grace_ms;
+    w.args = &a;
     if (pthread_create(&watcher, NULL, watcher_main, &w) != 0) {
         cli_error("cannot start a thread");
         code = EXIT_INTERNAL;
@@ -456,6 +504,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGHUP, &sa, &old_hup);
 
     if (worker) {
         log_info("Engine", "orch %s worker '%s' on %s (%d workers, lease %llds)", ORCH_VERSION,
@@ -477,7 +526,19 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
                  dir);
     }
 
+    /* Type=notify: ready once listening; the watchdog's pings come from the
+     * engine's loop, so that they stop when it is stuck. */
+    if (sdnotify_watchdog_ms() > 0)
+        engine_set_tick(eng, sdnotify_watchdog_ms() / 2, watchdog_ping, NULL);
+    if (srv) {
+        char status[300];
+        snprintf(status, sizeof(status), "READY=1\nSTATUS=listening on %s", api_server_url(srv));
+        sdnotify_send(status);
+    } else {
+        sdnotify_send("READY=1\nSTATUS=running");
+    }
     rc = engine_run(eng, &err);
+    sdnotify_send("STOPPING=1");
     if (rc) {
         log_error("Engine", "The engine stopped: %s", err.msg);
         code = EXIT_INTERNAL;
@@ -490,6 +551,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
         api_server_quiesce(srv);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
     api_server_free(srv);
     srv = NULL;
     log_info(worker ? "Engine" : "API", "%s stopped", worker ? "Worker" : "Server");

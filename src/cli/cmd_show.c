@@ -133,6 +133,8 @@ static const struct cli_opt list_opts[] = {
     {"since", "TIME", "only executions created at or after TIME (2026-11-29T10:00:00Z)", 0},
     {"until", "TIME", "only executions created before TIME", 0},
     {"json", NULL, "print JSON", 0},
+    {"ids", NULL, "print only the execution ids, one per line (for scripts and shell completion)",
+     0},
     CLI_SERVER_OPTS,
     {NULL, NULL, NULL, 0},
 };
@@ -248,6 +250,9 @@ static int executions_list(int argc, char **argv)
             json_object_set_new(j, "nextCursor", json_string(list.items[list.n - 1].id));
         print_json(j);
         json_decref(j);
+    } else if (cli_flag(&a, "ids")) {
+        for (size_t i = 0; i < list.n; i++)
+            printf("%s\n", list.items[i].id);
     } else if (!list.n) {
         printf("No executions.\n");
     } else {

@@ -137,14 +137,16 @@ static int callees_registered(struct store *st, const char *path)
     return ok;
 }
 
-int cli_register_path(struct store *st, const char *path)
+/* keep_going: a file that fails is reported and the others are registered
+ * all the same (the first failure's status is returned). */
+static int register_path(struct store *st, const char *path, int keep_going)
 {
     struct stat sb;
     DIR *d;
     struct dirent *de;
     char **names = NULL;
     size_t n = 0, alloc = 0;
-    int code = EXIT_OK;
+    int code = EXIT_OK, failed = EXIT_OK;
 
     if (stat(path, &sb) != 0) {
         cli_error("cannot register '%s': %s", path, strerror(errno));
@@ -178,12 +180,23 @@ int cli_register_path(struct store *st, const char *path)
                 code = register_file(st, names[i]);
                 done[i] = 1;
                 left--;
+                if (code != EXIT_OK && keep_going) {
+                    if (failed == EXIT_OK)
+                        failed = code;
+                    code = EXIT_OK;
+                }
             }
             if (left == before) {
                 /* The rest wait for workflows nobody registers: say which. */
                 for (size_t i = 0; i < n && code == EXIT_OK; i++)
-                    if (!done[i])
+                    if (!done[i]) {
                         code = register_file(st, names[i]);
+                        if (code != EXIT_OK && keep_going) {
+                            if (failed == EXIT_OK)
+                                failed = code;
+                            code = EXIT_OK;
+                        }
+                    }
                 break;
             }
         }
@@ -194,5 +207,15 @@ int cli_register_path(struct store *st, const char *path)
     free(names);
     if (code == EXIT_OK && n == 0)
         log_warn("API", "No *.json, *.yaml or *.yml workflow definitions in '%s'", path);
-    return code;
+    return code != EXIT_OK ? code : failed;
+}
+
+int cli_register_path(struct store *st, const char *path)
+{
+    return register_path(st, path, 0);
+}
+
+int cli_reload_path(struct store *st, const char *path)
+{
+    return register_path(st, path, 1);
 }

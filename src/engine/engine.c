@@ -3219,6 +3219,10 @@ int engine_run(struct engine *eng, struct err *err)
             engine__db_event(eng);
         }
         engine__stats_update(eng);
+        if (eng->tick_fn && clock_mono_ms() >= eng->next_tick) {
+            eng->tick_fn(eng->tick_arg);
+            eng->next_tick = clock_mono_ms() + eng->tick_ms;
+        }
         if (eng->stopping) {
             /* Done once no task process or request is left (finished, or
              * interrupted and reaped). */
@@ -3282,6 +3286,13 @@ int engine_run(struct engine *eng, struct err *err)
         }
         if (eng->disk_full) {
             int64_t d = eng->db_retry_at - clock_mono_ms();
+            if (d < 0)
+                d = 0;
+            if (timeout < 0 || d < timeout)
+                timeout = (int)d;
+        }
+        if (eng->tick_fn) {
+            int64_t d = eng->next_tick - clock_mono_ms();
             if (d < 0)
                 d = 0;
             if (timeout < 0 || d < timeout)

@@ -169,6 +169,11 @@ void engine_request_cancel_all(struct engine *eng);
  * execution has ended. Call before engine_run(). */
 void engine_set_persistent(struct engine *eng, int on);
 
+/* Call fn(arg) from the loop's thread at least every `interval_ms` while
+ * engine_run() turns (a liveness signal, e.g. the service manager's
+ * watchdog: it stops when the loop is stuck). Call before engine_run(). */
+void engine_set_tick(struct engine *eng, int64_t interval_ms, void (*fn)(void *arg), void *arg);
+
 /*
  * Graceful stop (thread-safe and async-signal-safe): stop taking commands and
  * starting tasks; running tasks may finish for up to `grace_ms`, then their

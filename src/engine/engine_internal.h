@@ -318,6 +318,9 @@ struct engine {
     size_t nreplies, replies_alloc;
     struct engine_stats stats;
     int64_t next_purge;    /* monotonic ms */
+    void (*tick_fn)(void *arg); /* engine_set_tick() */
+    void *tick_arg;
+    int64_t tick_ms, next_tick; /* interval; monotonic ms */
 
     /* Scheduler (server mode). */
     int scheduler_on;

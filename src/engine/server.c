@@ -33,6 +33,14 @@ void engine_set_persistent(struct engine *eng, int on)
     eng->persistent = on;
 }
 
+void engine_set_tick(struct engine *eng, int64_t interval_ms, void (*fn)(void *arg), void *arg)
+{
+    eng->tick_fn = interval_ms > 0 ? fn : NULL;
+    eng->tick_arg = arg;
+    eng->tick_ms = interval_ms;
+    eng->next_tick = 0;
+}
+
 void engine_request_stop(struct engine *eng, int64_t grace_ms)
 {
     eng->stop_grace_ms = grace_ms < 0 ? 0 : grace_ms;
