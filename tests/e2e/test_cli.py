@@ -14,7 +14,7 @@ from conftest import (EXIT_CANCELLED, EXIT_FAILED, EXIT_INTERNAL, EXIT_INVALID, 
                       EXIT_TIMED_OUT, EXIT_USAGE, REPO, exec_id_from_summary, pid_alive,
                       read_pids, task_by_name, wait_for)
 
-HELLO = REPO / "examples" / "hello.json"
+HELLO = REPO / "examples" / "hello.yaml"
 
 # Every command line (the command words) and a valid set of positional arguments.
 COMMANDS = [

@@ -69,7 +69,7 @@ def store(tmp_path_factory):
                          capture_output=True, text=True, env=e, timeout=60)
     assert res.returncode == 0, res.stderr
     ex = exec_id_from_summary(res.stdout)
-    res = subprocess.run([str(ORCH), "workflows", "apply", str(REPO / "examples" / "etl-load.json"),
+    res = subprocess.run([str(ORCH), "workflows", "apply", str(REPO / "examples" / "etl-load.yaml"),
                           "--data-dir", str(data)], capture_output=True, text=True, env=e,
                          timeout=60)
     assert res.returncode == 0, res.stderr

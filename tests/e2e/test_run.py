@@ -42,7 +42,7 @@ def assert_nothing_running(detail):
 # --------------------------------------------------------------------------- hello / summary
 
 def test_hello_summary_and_log_lines(orch):
-    res = orch.run("run", REPO / "examples" / "hello.json")
+    res = orch.run("run", REPO / "examples" / "hello.yaml")
     assert res.returncode == EXIT_OK, res.stderr
     out = res.stdout.splitlines()
     assert re.match(r"^TASK\s+STATUS\s+ATTEMPTS\s+DURATION\s+ERROR$", out[0]), out[0]
@@ -71,7 +71,7 @@ def test_hello_summary_and_log_lines(orch):
 
 
 def test_hello_json(orch):
-    res, j = orch.run_json("run", REPO / "examples" / "hello.json")
+    res, j = orch.run_json("run", REPO / "examples" / "hello.yaml")
     assert res.returncode == EXIT_OK, res.stderr
     assert ID_RE.match(j["id"]), j["id"]
     assert j["workflow"] == "hello"
@@ -110,7 +110,7 @@ def test_hello_json(orch):
 # --------------------------------------------------------------------------- the demo
 
 def test_demo_workflow(orch):
-    res = orch.run("run", REPO / "examples" / "demo.json", "--param", "region=eu")
+    res = orch.run("run", REPO / "examples" / "demo.yaml", "--param", "region=eu")
     assert res.returncode == EXIT_FAILED, res.stderr
     exec_id = exec_id_from_summary(res.stdout)
     assert re.search(r"^report-legacy\s+failed\s+1\s+\S+\s+exit status 2: legacy report: "

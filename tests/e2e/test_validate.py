@@ -28,8 +28,11 @@ def problems_of(stderr, path):
 
 # --------------------------------------------------------------------------- valid
 
-@pytest.mark.parametrize("name,wf,ntasks", [("hello.json", "hello", 4),
-                                            ("demo.json", "demo-etl", 11),
+@pytest.mark.parametrize("name,wf,ntasks", [("hello.yaml", "hello", 4),
+                                            ("demo.yaml", "demo-etl", 11),
+                                            ("data-flow.yaml", "data-flow", 4),
+                                            ("etl.yaml", "etl", 4),
+                                            ("etl-load.yaml", "etl-load", 2),
                                             ("daily-report.yaml", "daily-report", 5)])
 def test_valid_examples(orch, name, wf, ntasks):
     path = REPO / "examples" / name
@@ -42,8 +45,13 @@ def test_valid_examples(orch, name, wf, ntasks):
     assert j == {"valid": True, "workflow": wf, "tasks": ntasks, "problems": []}
 
 
+def test_every_example_is_listed():
+    listed = {p[0] for p in test_valid_examples.pytestmark[0].args[1]}
+    assert {p.name for p in (REPO / "examples").iterdir()} == listed
+
+
 def test_validate_touches_no_data_directory(orch):
-    res = orch.run("validate", REPO / "examples" / "hello.json")
+    res = orch.run("validate", REPO / "examples" / "hello.yaml")
     assert res.returncode == EXIT_OK
     assert not orch.data_dir.exists()
 
