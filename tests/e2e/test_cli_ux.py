@@ -340,6 +340,28 @@ def test_local_cancel_with_and_without_a_live_owner(orch, tmp_path):
     assert res.returncode == 1 and "has already" in res.stderr, res
 
 
+def test_local_cancel_recorded_when_the_owner_is_slow(orch, tmp_path):
+    p = write(tmp_path / "long.json", long_wf(tmp_path))
+    proc = orch.spawn("run", p)
+    ex = wait_for(lambda: running_exec(orch), timeout=30, what="the task to start")
+    pid = task_pid(tmp_path)
+    os.kill(proc.pid, signal.SIGSTOP)  # alive (it holds its lock) but reads nothing
+    try:
+        started = time.monotonic()
+        res = orch.run("cancel", ex)
+        waited = time.monotonic() - started
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert res.returncode == EXIT_OK, res
+    assert (f"Cancel of execution {ex} recorded: the orch process that runs it will cancel it"
+            in res.stdout), res.stdout
+    assert waited >= 5, waited
+    # the owner reads the request once it runs again
+    assert orch.finish(proc, timeout=30).returncode == EXIT_CANCELLED
+    assert orch.show(ex)["status"] == "cancelled"
+    wait_for(lambda: not pid_alive(pid), timeout=10, what="the task process to end")
+
+
 def test_local_cancel_through_a_live_server(orch, fresh_server, tmp_path):
     srv = fresh_server  # on the same data directory as `orch`
     srv.apply(long_wf(tmp_path))
