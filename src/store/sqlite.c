@@ -1773,7 +1773,8 @@ static int sqlite_cancel_requests(struct store *st, const char *node, char ***ou
         XGROW(ids, alloc, n + 1);
         ids[n++] = col_str(stmt, 0);
     }
-    rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot read cancel requests in '%s'", s->path);
+    rc = rc == SQLITE_DONE ? 0
+                           : sq_fail(s, rc, err, "cannot read cancel requests in '%s'", s->path);
     sq_done(stmt);
     if (rc) {
         for (size_t i = 0; i < n; i++)
