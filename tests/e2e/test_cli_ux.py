@@ -387,6 +387,18 @@ def test_local_cancel_through_a_live_server(orch, fresh_server, tmp_path):
     wait_for(lambda: not pid_alive(pid), timeout=10, what="the retried task to end")
 
 
+def test_api_cancel_of_an_execution_an_orch_run_owns(orch, fresh_server, tmp_path):
+    srv = fresh_server  # on the same data directory as `orch run`
+    proc = orch.spawn("run", write(tmp_path / "long.json", long_wf(tmp_path)))
+    ex = wait_for(lambda: running_exec(orch), timeout=30, what="the task to start")
+    pid = task_pid(tmp_path)
+    r = srv.post(f"/v1/executions/{ex}/cancel")
+    assert r.status in (200, 202), r
+    assert srv.wait_exec(ex, timeout=10)["status"] == "cancelled"
+    assert orch.finish(proc, timeout=30).returncode == EXIT_CANCELLED
+    wait_for(lambda: not pid_alive(pid), timeout=10, what="the task process to end")
+
+
 def test_local_retry_runs_the_failed_tasks_here(orch, tmp_path):
     flag = tmp_path / "fixed"
     p = write(tmp_path / "flaky.json", {"name": "flaky", "tasks": [
