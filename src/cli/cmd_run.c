@@ -718,6 +718,56 @@ out:
     return code;
 }
 
+/* How long `orch cancel` waits for the owner to cancel (as the API's 202 rule). */
+#define CANCEL_WAIT_MS 5000
+
+/*
+ * A live orch process (`orch run`, `orch resume`, `orch server`) on this data
+ * directory runs the execution: record the request in the store, where the
+ * owner's engine reads it (engine__cancel_poll), and wait for the cancel.
+ */
+static int cancel_through_owner(const struct cli_args *a, struct store *st, const char *id)
+{
+    struct err err = ERR_INIT;
+    int64_t until = clock_mono_ms() + CANCEL_WAIT_MS;
+    int json = cli_flag(a, "json");
+
+    if (store_execution_request_cancel(st, id, clock_now_ms(), &err)) {
+        cli_error("%s", err.msg);
+        return err.code == ERR_CONFLICT ? EXIT_FAILED : cli_exit_for_err(err.code);
+    }
+    for (;;) {
+        struct exec_detail *d = NULL;
+        enum exec_status status;
+
+        if (store_execution_get(st, id, &d, &err)) {
+            cli_error("%s", err.msg);
+            return cli_exit_for_err(err.code);
+        }
+        status = d->exec.status;
+        exec_detail_free(d);
+        if (exec_status_is_final(status)) {
+            if (json)
+                printf("{\"id\": \"%s\", \"status\": \"%s\"}\n", id, exec_status_name(status));
+            else if (status == EXEC_CANCELLED)
+                printf("Execution %s cancelled by the orch process that runs it\n", id);
+            else
+                printf("Execution %s %s before the cancel was applied\n", id,
+                       exec_status_name(status));
+            return status == EXEC_CANCELLED ? EXIT_OK : EXIT_FAILED;
+        }
+        if (clock_mono_ms() >= until || g_signals)
+            break;
+        usleep(100 * 1000);
+    }
+    if (json)
+        printf("{\"id\": \"%s\", \"status\": \"cancel_requested\"}\n", id);
+    else
+        printf("Cancel of execution %s recorded: the orch process that runs it will cancel it\n",
+               id);
+    return EXIT_OK;
+}
+
 int cli_local_exec_action(const struct cli_args *a, const char *action)
 {
     struct store *st = NULL;
@@ -755,10 +805,15 @@ int cli_local_exec_action(const struct cli_args *a, const char *action)
      * owner (an `orch run`, `orch resume` or `orch server` on this data
      * directory) refuses it. */
     rc = cancel ? engine_resume(eng, id, &err) : engine_retry(eng, id, &err);
+    if (rc == ERR_BUSY && cancel) {
+        code = cancel_through_owner(a, st, id);
+        goto out;
+    }
     if (rc == ERR_BUSY) {
-        cli_error("execution %s is being run by another orch process on '%s': cancel it there "
-                  "(Ctrl-C for 'orch run'), or through its server with --server URL",
-                  id, cli_data_dir(a));
+        /* A finished execution has no owner: this one still runs. */
+        cli_error("execution %s is still being run by another orch process on '%s': "
+                  "cancel it first ('orch cancel %s')",
+                  id, cli_data_dir(a), id);
         code = EXIT_FAILED;
         goto out;
     }

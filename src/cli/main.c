@@ -25,7 +25,7 @@ static void usage(FILE *f)
             "  executions list       list executions (--status, --workflow, --limit)\n"
             "  executions show ID    show an execution, its tasks and attempts\n"
             "  logs ID [TASK]        print captured task output (--follow: until it ends)\n"
-            "  cancel ID             cancel an execution no live process runs\n"
+            "  cancel ID             cancel an execution (one another orch process runs: asks it)\n"
             "  retry ID              re-run the failed tasks of an execution here\n"
             "  schedules next EXPR   the next fire times of a cron expression (--tz, --from)\n"
             "  schedules validate EXPR  check a cron expression (cadence or fixed-time)\n"

@@ -322,7 +322,8 @@ static void on_notify(void *arg, const char *channel, const char *payload)
     } else if (!strcmp(channel, CH_CANCEL)) {
         struct exec *ex = engine__exec_find(eng, payload);
         if (ex && !exec_status_is_final(ex->status)) {
-            log_info(COMP, "Execution %s cancelled (asked through another node)", ex->id);
+            log_info(COMP, "Execution %s cancelled (asked through %s)", ex->id,
+                     eng->cluster ? "another node" : "another orch process");
             engine__exec_abort(eng, ex, EXEC_CANCELLED, "cancelled");
             eng->work_now = 1;
         }
@@ -446,9 +447,11 @@ static void cancel_requests(struct engine *eng)
     char **ids = NULL;
     size_t n = 0;
 
-    if (store_cancel_requests(eng->st, eng->node_id, &ids, &n, &err)) {
+    if (store_cancel_requests(eng->st, eng->node_id ? eng->node_id : "", &ids, &n, &err)) {
         if (!store_connected(eng->st))
             engine__db_lost(eng, &err);
+        else if (!eng->cluster)
+            log_debug(COMP_NODE, "Cannot read cancel requests: %s", err.msg);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -456,6 +459,36 @@ static void cancel_requests(struct engine *eng)
         free(ids[i]);
     }
     free(ids);
+}
+
+/*
+ * Local processes that share a data directory (SQLite: `orch run`, `orch
+ * resume`, `orch server`) own executions through lock files, not node rows,
+ * and have no notifications: `orch cancel ID` from another process records
+ * the request in the store, and the owner reads it here, every
+ * CANCEL_POLL_MS while it runs executions (one indexed query over the
+ * unfinished ones), when `act`. Returns the milliseconds until the next poll,
+ * -1: none.
+ */
+#define CANCEL_POLL_MS 500
+
+int64_t engine__cancel_poll(struct engine *eng, int act)
+{
+    int64_t now;
+    int running = 0;
+
+    if (eng->cluster || !eng->cfg.claim || eng->db_down)
+        return -1;
+    for (const struct exec *ex = eng->execs; ex && !running; ex = ex->next)
+        running = !ex->lost && !exec_status_is_final(ex->status);
+    if (!running)
+        return -1;
+    now = clock_mono_ms();
+    if (act && now >= eng->next_cancel_poll) {
+        eng->next_cancel_poll = now + CANCEL_POLL_MS;
+        cancel_requests(eng);
+    }
+    return eng->next_cancel_poll > now ? eng->next_cancel_poll - now : 0;
 }
 
 static void lead(struct engine *eng)

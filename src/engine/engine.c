@@ -3155,6 +3155,7 @@ int engine_run(struct engine *eng, struct err *err)
         if (eng->db_down && !eng->disk_full)
             engine__db_retry(eng);
         engine__node_tick(eng);
+        engine__cancel_poll(eng, 1);
         /* 1b. commands from other threads (server mode) */
         if (!eng->stopping) {
             if (eng->disk_full)
@@ -3261,6 +3262,9 @@ int engine_run(struct engine *eng, struct err *err)
         }
         {
             int64_t d = engine__node_timeout(eng);
+            if (d >= 0 && (timeout < 0 || d < timeout))
+                timeout = d > 60000 ? 60000 : (int)d;
+            d = engine__cancel_poll(eng, 0);
             if (d >= 0 && (timeout < 0 || d < timeout))
                 timeout = d > 60000 ? 60000 : (int)d;
             d = engine__http_timeout(eng);

@@ -339,6 +339,7 @@ struct engine {
     char *node_id;
     int64_t lease_ms, heartbeat_ms;
     int64_t next_heartbeat;   /* monotonic ms */
+    int64_t next_cancel_poll; /* monotonic ms: local cancel requests (SQLite) */
     int cluster, claim_work;
     int want_claim;           /* a notification or a heartbeat said there is work */
     int claim_own;            /* at start: take what we owned under this name */
@@ -476,6 +477,7 @@ void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why);
 struct exec *engine__exec_find(struct engine *eng, const char *id);
 int engine__node_busy(const struct engine *eng);
 void engine__node_tick(struct engine *eng);
+int64_t engine__cancel_poll(struct engine *eng, int act);
 int engine__sched_may_fire(struct engine *eng);
 int engine__fence(struct engine *eng, int *out_lost, struct err *err);
 int engine__conflict_recover(struct engine *eng);

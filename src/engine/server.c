@@ -344,7 +344,9 @@ static void cmd_cancel(struct engine *eng, struct cmd *c)
         if (exec_status_is_final(d->exec.status)) {
             c->rc = err_set(&c->err, ERR_CONFLICT, "execution '%s' has already %s", c->exec_id,
                             exec_status_name(d->exec.status));
-        } else if (eng->cluster) {
+        } else if (eng->cluster || eng->cfg.claim) {
+            /* (cfg.claim: another orch process on this data directory may
+             * run it, and reads cancel requests from the store) */
             exec_detail_free(d);
             cancel_elsewhere(eng, c);
             return;

@@ -106,6 +106,8 @@ enum stmt_id {
     ST_TASKS_PAGE,
     ST_ATTEMPTS_RANGE,
     ST_GROUP_COUNTS,
+    ST_CANCEL_REQUEST,
+    ST_CANCEL_REQUESTS,
     ST_COUNT
 };
 
@@ -172,7 +174,11 @@ static const char *const stmt_sql[ST_COUNT] = {
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
                        " ?16)",
     [ST_EXEC_UPDATE] = "UPDATE executions SET status = ?2, started_at = ?3, finished_at = ?4,"
-                       " error = ?5, schedule_id = ?6, scheduled_for = ?7, retried_at = ?8"
+                       " error = ?5, schedule_id = ?6, scheduled_for = ?7, retried_at = ?8,"
+                       /* a cancel request ends with the run it was asked of (a
+                        * retry must not find it) */
+                       " cancel_requested_at = CASE WHEN ?2 IN ('queued', 'running')"
+                       " THEN cancel_requested_at END"
                        " WHERE id = ?1",
     [ST_EXEC_GET] = "SELECT " EXEC_COLS " FROM executions WHERE id = ?1",
     [ST_TASK_INSERT] = "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"
@@ -270,6 +276,16 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_GROUP_COUNTS] = "SELECT group_idx, status, count(*) FROM task_runs"
                         " WHERE execution_id = ?1 AND group_idx IS NOT NULL"
                         " GROUP BY group_idx, status ORDER BY group_idx, status",
+    /*
+     * Cancels asked by another orch process on this data directory, read by
+     * the owner's engine (see engine__cancel_poll): a search of the
+     * executions_status_id index for the unfinished ones only, however long
+     * the history.
+     */
+    [ST_CANCEL_REQUEST] = "UPDATE executions SET cancel_requested_at = ?2 WHERE id = ?1"
+                          " AND status IN ('queued', 'running')",
+    [ST_CANCEL_REQUESTS] = "SELECT id FROM executions WHERE status IN ('queued', 'running')"
+                           " AND cancel_requested_at IS NOT NULL",
     /* The UNIQUE (workflow, name) index yields this order. */
     [ST_SCHED_LIST] = "SELECT " SCHED_COLS " FROM schedules ORDER BY workflow, name",
     [ST_SCHED_GET] = "SELECT " SCHED_COLS " FROM schedules WHERE id = ?1",
@@ -1720,6 +1736,57 @@ out:
     return 0;
 }
 
+/*
+ * Cancel requests: one SQLite file is shared by the local orch processes on a
+ * data directory (`orch run`, `orch resume`, `orch server`), and the one that
+ * runs an execution cancels it when it reads the request. There is no node to
+ * match: each engine acts only on the executions it runs.
+ */
+static int sq_update_by(struct sqlite_store *s, enum stmt_id id, const char *key, int64_t now,
+                        int *changed, const char *what, struct err *err);
+
+static int sqlite_execution_request_cancel(struct store *st, const char *id, int64_t now,
+                                           struct err *err)
+{
+    int changed = 0;
+    int rc = sq_update_by(sq(st), ST_CANCEL_REQUEST, id, now, &changed, "request the cancel of",
+                          err);
+
+    if (rc == 0 && changed == 0)
+        rc = err_set(err, ERR_CONFLICT, "execution '%s' has already ended", id);
+    return rc;
+}
+
+static int sqlite_cancel_requests(struct store *st, const char *node, char ***out_ids,
+                                  size_t *out_n, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    char **ids = NULL;
+    size_t n = 0, alloc = 0;
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_CANCEL_REQUESTS, &stmt, err);
+
+    (void)node;
+    if (rc)
+        return rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        XGROW(ids, alloc, n + 1);
+        ids[n++] = col_str(stmt, 0);
+    }
+    rc = rc == SQLITE_DONE ? 0
+                           : sq_fail(s, rc, err, "cannot read cancel requests in '%s'", s->path);
+    sq_done(stmt);
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            free(ids[i]);
+        free(ids);
+        return rc;
+    }
+    *out_ids = ids;
+    *out_n = n;
+    return 0;
+}
+
 /* --- server additions --- */
 
 static int sqlite_ping(struct store *st, struct err *err)
@@ -2918,6 +2985,8 @@ const struct store_backend store__sqlite_backend = {
     .node_heartbeat = sqlite_node_heartbeat,
     .node_stop = sqlite_node_stop,
     .nodes_list = sqlite_nodes_list,
+    .execution_request_cancel = sqlite_execution_request_cancel,
+    .cancel_requests = sqlite_cancel_requests,
     .where = sqlite_where,
     .durability = sqlite_durability,
 };

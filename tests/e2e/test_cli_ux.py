@@ -13,11 +13,12 @@ import pty
 import re
 import signal
 import subprocess
+import time
 
 import pytest
 
 from apiutil import ORCH, fresh_server, sh, wf  # noqa: F401
-from conftest import (EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, SANITIZER_MARKERS, base_env,
+from conftest import (EXIT_CANCELLED, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, SANITIZER_MARKERS, base_env,
                       pid_alive, wait_for)
 
 EXIT_AUTH = 7  # the server refused the key (src/cli/cli.h)
@@ -291,30 +292,111 @@ def running_exec(orch):
     return d["id"] if any(t["status"] == "running" for t in d["tasks"]) else None
 
 
+def long_wf(tmp_path):
+    """A first task that records its pid and sleeps, then one that must never run."""
+    return {"name": "long", "tasks": [
+        {"name": "s", "command": ["sh", "-c", f"echo $$ > {tmp_path}/pid.tmp; mv {tmp_path}/pid.tmp {tmp_path}/pid; exec sleep 60"]},
+        {"name": "t", "dependsOn": ["s"], "command": ["true"]}]}
+
+
+def task_pid(tmp_path):
+    wait_for(lambda: (tmp_path / "pid").exists(), timeout=30, what="the task's pid")
+    return int((tmp_path / "pid").read_text())
+
+
 def test_local_cancel_with_and_without_a_live_owner(orch, tmp_path):
-    p = write(tmp_path / "long.json", {"name": "long", "tasks": [
-        {"name": "s", "command": ["sh", "-c", f"echo $$ > {tmp_path}/pid; exec sleep 60"]},
-        {"name": "t", "dependsOn": ["s"], "command": ["true"]}]})
+    p = write(tmp_path / "long.json", long_wf(tmp_path))
     proc = orch.spawn("run", p)
     ex = wait_for(lambda: running_exec(orch), timeout=30, what="the task to start")
-    # a live `orch run` owns it: refused, and nothing changes
+    pid = task_pid(tmp_path)
+    # a live `orch run` owns it: the cancel is handed to it through the store
     res = orch.run("cancel", ex[:12])
-    assert res.returncode == 1, res
-    assert f"execution {ex} is being run by another orch process" in res.stderr, res.stderr
-    assert orch.show(ex)["status"] == "running"
-    # the owner dies (its task process is left behind): the cancel is applied here
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    task_pid = int((tmp_path / "pid").read_text())
-    res = orch.run("cancel", "latest")
-    assert res.returncode == EXIT_OK, res.stderr
-    assert f"Execution {ex} cancelled" in res.stdout, res.stdout
+    assert res.returncode == EXIT_OK, res
+    assert f"Execution {ex} cancelled by the orch process that runs it" in res.stdout, res.stdout
     d = orch.show(ex)
     assert d["status"] == "cancelled", d
     assert [t["status"] for t in d["tasks"]] == ["cancelled", "cancelled"], d["tasks"]
-    wait_for(lambda: not pid_alive(task_pid), timeout=10, what="the orphaned task to end")
+    wait_for(lambda: not pid_alive(pid), timeout=10, what="the task process to end")
+    assert orch.finish(proc, timeout=30).returncode == EXIT_CANCELLED
+    # a retry is not cancelled again by the request that ended the first run
+    (tmp_path / "pid").unlink()
+    retry = orch.spawn("retry", ex)
+    pid = task_pid(tmp_path)
+    wait_for(lambda: orch.show(ex)["status"] == "running", timeout=30, what="the retry to run")
+    time.sleep(1.5)  # three polls of the owner (nothing to wait on: it must not happen)
+    assert retry.poll() is None and pid_alive(pid)
+    assert orch.show(ex)["status"] == "running"
+    # the owner dies (its task process is left behind): the cancel is applied here
+    os.kill(retry.pid, signal.SIGKILL)
+    retry.wait(timeout=10)
+    res = orch.run("cancel", "latest")
+    assert res.returncode == EXIT_OK, res.stderr
+    assert f"Execution {ex} cancelled (no live process owned it)" in res.stdout, res.stdout
+    d = orch.show(ex)
+    assert d["status"] == "cancelled", d
+    assert [t["status"] for t in d["tasks"]] == ["cancelled", "cancelled"], d["tasks"]
+    wait_for(lambda: not pid_alive(pid), timeout=10, what="the orphaned task to end")
     res = orch.run("cancel", ex)
     assert res.returncode == 1 and "has already" in res.stderr, res
+
+
+def test_local_cancel_recorded_when_the_owner_is_slow(orch, tmp_path):
+    p = write(tmp_path / "long.json", long_wf(tmp_path))
+    proc = orch.spawn("run", p)
+    ex = wait_for(lambda: running_exec(orch), timeout=30, what="the task to start")
+    pid = task_pid(tmp_path)
+    os.kill(proc.pid, signal.SIGSTOP)  # alive (it holds its lock) but reads nothing
+    try:
+        started = time.monotonic()
+        res = orch.run("cancel", ex)
+        waited = time.monotonic() - started
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert res.returncode == EXIT_OK, res
+    assert (f"Cancel of execution {ex} recorded: the orch process that runs it will cancel it"
+            in res.stdout), res.stdout
+    assert waited >= 5, waited
+    # the owner reads the request once it runs again
+    assert orch.finish(proc, timeout=30).returncode == EXIT_CANCELLED
+    assert orch.show(ex)["status"] == "cancelled"
+    wait_for(lambda: not pid_alive(pid), timeout=10, what="the task process to end")
+
+
+def test_local_cancel_through_a_live_server(orch, fresh_server, tmp_path):
+    srv = fresh_server  # on the same data directory as `orch`
+    srv.apply(long_wf(tmp_path))
+    ex = srv.trigger("long")["id"]
+    pid = task_pid(tmp_path)
+    res = orch.run("cancel", ex)
+    assert res.returncode == EXIT_OK, res
+    assert f"Execution {ex} cancelled by the orch process that runs it" in res.stdout, res.stdout
+    d = srv.wait_exec(ex, timeout=10)
+    assert d["status"] == "cancelled", d
+    wait_for(lambda: not pid_alive(pid), timeout=10, what="the task process to end")
+    assert "cancelled (asked through another orch process)" in srv.log()
+    # what has finished has no owner: a retry runs here while the server lives on
+    (tmp_path / "pid").unlink()
+    retry = orch.spawn("retry", ex)
+    pid = task_pid(tmp_path)
+    res = orch.run("retry", ex)
+    assert res.returncode == 1 and "is still being run by another orch process" in res.stderr, res
+    res = orch.run("cancel", ex, "--json")
+    assert res.returncode == EXIT_OK, res
+    assert json.loads(res.stdout) == {"id": ex, "status": "cancelled"}
+    assert orch.finish(retry, timeout=30).returncode == EXIT_CANCELLED
+    wait_for(lambda: not pid_alive(pid), timeout=10, what="the retried task to end")
+
+
+def test_api_cancel_of_an_execution_an_orch_run_owns(orch, fresh_server, tmp_path):
+    srv = fresh_server  # on the same data directory as `orch run`
+    proc = orch.spawn("run", write(tmp_path / "long.json", long_wf(tmp_path)))
+    ex = wait_for(lambda: running_exec(orch), timeout=30, what="the task to start")
+    pid = task_pid(tmp_path)
+    r = srv.post(f"/v1/executions/{ex}/cancel")
+    assert r.status in (200, 202), r
+    assert srv.wait_exec(ex, timeout=10)["status"] == "cancelled"
+    assert orch.finish(proc, timeout=30).returncode == EXIT_CANCELLED
+    wait_for(lambda: not pid_alive(pid), timeout=10, what="the task process to end")
 
 
 def test_local_retry_runs_the_failed_tasks_here(orch, tmp_path):
