@@ -931,7 +931,9 @@ static int pg_execution_update(struct store *st, const struct exec_row *row, str
     p_opt(&p, row->retried_at, 0);
 #define EXEC_UPDATE_SQL                                                                            \
     "UPDATE executions SET status = $2, started_at = $3, finished_at = $4,"                        \
-    " error = $5, schedule_id = $6, scheduled_for = $7, retried_at = $8 WHERE id = $1"
+    " error = $5, schedule_id = $6, scheduled_for = $7, retried_at = $8,"                         \
+    " cancel_requested_at = CASE WHEN $2 IN ('queued', 'running')"                                 \
+    " THEN cancel_requested_at END WHERE id = $1"
     rc = pq_send(s, MUST_CHANGE(EXEC_UPDATE_SQL), &p, WANT_ROW_NOT_FOUND, err,
                  "cannot update execution '%s'",
                  row->id);

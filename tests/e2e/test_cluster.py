@@ -383,9 +383,12 @@ def test_cancel_through_another_node(pg, nodes, tmp_path):
     b = Node(tmp_path, url, "c2", lease="3s", admin_key=a.admin_key)
     nodes.append(b)
     b.start()
-    a.apply({"name": "slow", "tasks": [{"name": "wait", "command": ["sleep", "30"]},
-                                       {"name": "after", "dependsOn": ["wait"],
-                                        "command": ["true"]}]})
+    long_run = tmp_path / "long"
+    long_run.touch()
+    a.apply({"name": "slow", "tasks": [
+        {"name": "wait", "command": ["sh", "-c", f'if [ -e "{long_run}" ]; then sleep 30; '
+                                                 'else sleep 3; fi']},
+        {"name": "after", "dependsOn": ["wait"], "command": ["true"]}]})
     ex = a.trigger("slow")["id"]
     a.wait_exec(ex, until=lambda d: d["tasks"][0]["status"] == "running", timeout=10)
     t0 = time.monotonic()
@@ -402,6 +405,12 @@ def test_cancel_through_another_node(pg, nodes, tmp_path):
         assert n.post(f"/v1/executions/{ex}/cancel").status == 409
     # Unknown executions are 404 on every node.
     assert b.post("/v1/executions/ex_0000000000000000/cancel").status == 404
+    # The request ended with the run it was asked of: a retry (3 s, several heartbeats
+    # of its owner) is not cancelled by it again.
+    long_run.unlink()
+    assert a.post(f"/v1/executions/{ex}/retry").status in (200, 202)
+    d = a.wait_exec(ex, timeout=30)
+    assert d["status"] == "succeeded", d
     for n in (a, b):
         assert n.stop() == 0
         n.assert_log_clean()
