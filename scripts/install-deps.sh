@@ -9,6 +9,8 @@ test="$build postgresql-15 clang libclang-rt-14-dev libcmocka-dev python3 python
 bench="$build hyperfine time wrk python3 curl"
 # the man page and shell completion tests
 test="$test groff-base zsh fish"
+# the disk-full test mounts a tmpfs; the packaging test checks the units with systemd-analyze
+test="$test mount systemd"
 
 case "$what" in
   build) pkgs="$build" ;;
