@@ -311,34 +311,42 @@ static void print_summary(struct store *st, const struct exec_detail *d)
 
 /* ------------------------------------------------------------------ shared */
 
+/* An integer setting in lo..hi: 0, or -1 with "invalid WHAT 'V' (use LO..HI UNIT)" printed. */
+static int int_setting(const char *v, long long lo, long long hi, const char *what,
+                       const char *unit, long long *out)
+{
+    char *end;
+    long long n = strtoll(v, &end, 10);
+
+    if (*end || n < lo || n > hi) {
+        cli_error("invalid %s '%s' (use %lld..%lld%s)", what, v, lo, hi, unit);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
 int cli_engine_settings(const struct cli_args *a, struct engine_config *cfg)
 {
     const char *v;
     struct err err = ERR_INIT;
+    long long n;
 
     engine_config_init(cfg);
     v = cli_get(a, "workers");
     if (!v)
         v = getenv("ORCH_WORKERS");
     if (v && *v) {
-        char *end;
-        long n = strtol(v, &end, 10);
-        if (*end || n < 1 || n > 4096) {
-            cli_error("invalid worker count '%s' (use 1..4096)", v);
+        if (int_setting(v, 1, 4096, "worker count", "", &n))
             return -1;
-        }
         cfg->workers = (int)n;
     }
     v = cli_get(a, "max-output");
     if (!v)
         v = getenv("ORCH_MAX_OUTPUT");
     if (v && *v) {
-        char *end;
-        long long n = strtoll(v, &end, 10);
-        if (*end || n < 1024 || n > (1LL << 30)) {
-            cli_error("invalid output cap '%s' (use 1024..1073741824 bytes)", v);
+        if (int_setting(v, 1024, 1LL << 30, "output cap", " bytes", &n))
             return -1;
-        }
         cfg->output_cap = (size_t)n;
     }
     cfg->http_allow = getenv("ORCH_HTTP_ALLOW");
@@ -353,12 +361,8 @@ int cli_engine_settings(const struct cli_args *a, struct engine_config *cfg)
     }
     v = getenv("ORCH_MAX_TASK_OUTPUT");
     if (v && *v) {
-        char *end;
-        long long n = strtoll(v, &end, 10);
-        if (*end || n < 64 || n > (16LL << 20)) {
-            cli_error("invalid ORCH_MAX_TASK_OUTPUT '%s' (use 64..16777216 bytes)", v);
+        if (int_setting(v, 64, 16LL << 20, "ORCH_MAX_TASK_OUTPUT", " bytes", &n))
             return -1;
-        }
         cfg->task_output_cap = (size_t)n;
     }
     v = cli_get(a, "kill-grace");
@@ -374,12 +378,8 @@ int cli_engine_settings(const struct cli_args *a, struct engine_config *cfg)
     }
     v = getenv("ORCH_MAX_LOST_ATTEMPTS");
     if (v && *v) {
-        char *end;
-        long n = strtol(v, &end, 10);
-        if (*end || n < 0 || n > 100) {
-            cli_error("invalid ORCH_MAX_LOST_ATTEMPTS '%s' (use 0..100)", v);
+        if (int_setting(v, 0, 100, "ORCH_MAX_LOST_ATTEMPTS", "", &n))
             return -1;
-        }
         cfg->max_lost_attempts = (int)n;
     }
     v = cli_get(a, "task-user");

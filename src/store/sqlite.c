@@ -1402,11 +1402,27 @@ out:
     return rc;
 }
 
+/* Append the attempts of a bound statement's rows to d. */
+static int sq_attempt_rows(struct sqlite_store *s, sqlite3_stmt *stmt, const char *id,
+                           struct exec_detail *d, struct err *err)
+{
+    size_t alloc = d->nattempts;
+    int rc;
+
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        XGROW(d->attempts, alloc, d->nattempts + 1);
+        rc = sq_read_attempt(s, stmt, id, &d->attempts[d->nattempts], err);
+        d->nattempts++; /* counted even on failure: exec_detail_free() releases it */
+        if (rc)
+            return rc;
+    }
+    return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot read the attempts of '%s'", id);
+}
+
 static int sq_get_attempts(struct sqlite_store *s, const char *id, struct exec_detail *d,
                            struct err *err)
 {
     sqlite3_stmt *stmt;
-    size_t alloc = 0;
     int rc = sq_stmt(s, ST_ATTEMPTS_OF_EXEC, &stmt, err);
 
     if (rc)
@@ -1416,14 +1432,7 @@ static int sq_get_attempts(struct sqlite_store *s, const char *id, struct exec_d
         rc = bind_fail(s, err, "attempt query", id);
         goto out;
     }
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        XGROW(d->attempts, alloc, d->nattempts + 1);
-        rc = sq_read_attempt(s, stmt, id, &d->attempts[d->nattempts], err);
-        d->nattempts++; /* counted even on failure: exec_detail_free() releases it */
-        if (rc)
-            goto out;
-    }
-    rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot read the attempts of '%s'", id);
+    rc = sq_attempt_rows(s, stmt, id, d, err);
 out:
     sq_done(stmt);
     return rc;
@@ -1464,7 +1473,6 @@ static int sq_page_attempts(struct sqlite_store *s, const char *id, struct exec_
                             struct err *err)
 {
     sqlite3_stmt *stmt;
-    size_t alloc = 0;
     int rc;
 
     if (!d->ntasks)
@@ -1478,14 +1486,7 @@ static int sq_page_attempts(struct sqlite_store *s, const char *id, struct exec_
         rc = bind_fail(s, err, "attempt query", id);
         goto out;
     }
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        XGROW(d->attempts, alloc, d->nattempts + 1);
-        rc = sq_read_attempt(s, stmt, id, &d->attempts[d->nattempts], err);
-        d->nattempts++; /* counted even on failure: exec_detail_free() releases it */
-        if (rc)
-            goto out;
-    }
-    rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot read the attempts of '%s'", id);
+    rc = sq_attempt_rows(s, stmt, id, d, err);
 out:
     sq_done(stmt);
     return rc;
