@@ -500,6 +500,65 @@ static int g_id(const PGresult *r, int row, int col, char out[ID_MAX])
     return 0;
 }
 
+/*
+ * The row readers of the shared decoders (rows.c) over row `i` of a result:
+ * text values, BYTEA decoded with PQunescapeBytea.
+ */
+struct pq_row {
+    struct store__row base;
+    const PGresult *res;
+    int i;
+};
+
+static const struct pq_row *pq_row_of(const struct store__row *r)
+{
+    return (const struct pq_row *)r;
+}
+
+static int row_is_null(const struct store__row *r, int col)
+{
+    return PQgetisnull(pq_row_of(r)->res, pq_row_of(r)->i, col);
+}
+
+static int64_t row_i64(const struct store__row *r, int col)
+{
+    return strtoll(PQgetvalue(pq_row_of(r)->res, pq_row_of(r)->i, col), NULL, 10);
+}
+
+static const char *row_text(const struct store__row *r, int col, size_t *out_len)
+{
+    const struct pq_row *q = pq_row_of(r);
+
+    *out_len = 0;
+    if (PQgetisnull(q->res, q->i, col))
+        return NULL;
+    *out_len = (size_t)PQgetlength(q->res, q->i, col);
+    return PQgetvalue(q->res, q->i, col);
+}
+
+static unsigned char *row_blob(const struct store__row *r, int col, size_t *out_len)
+{
+    const struct pq_row *q = pq_row_of(r);
+    size_t len = 0;
+    unsigned char *data =
+        PQunescapeBytea((const unsigned char *)PQgetvalue(q->res, q->i, col), &len);
+    unsigned char *copy;
+
+    *out_len = len;
+    if (!data)
+        return NULL;
+    copy = xmalloc(len + 1);
+    if (len > 0)
+        memcpy(copy, data, len);
+    copy[len] = '\0';
+    PQfreemem(data);
+    return copy;
+}
+
+/* Row `i` of `res` as the decoders read it (valid in its full expression). */
+#define PQ_ROW(s, res, i)                                                                          \
+    (&(struct pq_row){{row_is_null, row_i64, row_text, row_blob, (s)->where}, (res), (i)}.base)
+
 /* --- transactions --- */
 
 static int pg_begin(struct store *st, struct err *err)
@@ -578,8 +637,9 @@ static int pg_commit(struct store *st, struct err *err)
     return pq_run(s, "COMMIT", NULL, NULL, err, "cannot commit");
 }
 
-static int pq_read_begin(struct pg_store *s, int *began, struct err *err)
+static int pg_read_begin(struct store *st, int *began, struct err *err)
 {
+    struct pg_store *s = pg(st);
     int rc;
 
     *began = 0;
@@ -592,10 +652,10 @@ static int pq_read_begin(struct pg_store *s, int *began, struct err *err)
     return rc;
 }
 
-static void pq_read_end(struct pg_store *s, int began)
+static void pg_read_end(struct store *st, int began)
 {
     if (began)
-        pg_rollback(&s->base);
+        pg_rollback(st);
 }
 
 static int pq_write_begin(struct pg_store *s, int *began, struct err *err)
@@ -640,88 +700,50 @@ static int pg_schema_version(struct store *st, int *out, struct err *err)
     return pq_read_version(pg(st), out, err);
 }
 
-static int pq_version_check(int version, struct err *err)
+/* A script of several statements without parameters: the simple protocol. */
+static int pg_exec_script(struct store *st, const char *sql, const char *what, struct err *err)
 {
-    if (version > store__migration_count)
-        return err_set(err, ERR_INVALID,
-                       "database schema version %d is newer than this orch (%d); upgrade orch",
-                       version, store__migration_count);
+    struct pg_store *s = pg(st);
+    PGresult *res = PQexec(s->conn, sql);
+
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "%s", what);
+    PQclear(res);
     return 0;
 }
 
 /*
- * Apply the missing steps in one transaction, under a transaction-level
- * advisory lock: two nodes starting at once take turns, and the second
- * finds the schema up to date.
+ * Migrations take turns under a transaction-level advisory lock: two nodes
+ * starting at once, and the second finds the schema up to date.
  */
-static int pq_migrate(struct pg_store *s, struct err *err)
+static int pg_migrate_lock(struct store *st, struct err *err)
 {
-    static const char bootstrap[] = "CREATE TABLE IF NOT EXISTS schema_version ("
-                                    " version INTEGER NOT NULL PRIMARY KEY,"
-                                    " applied_at BIGINT NOT NULL)";
     struct params p = {0};
-    int version = 0;
-    int rc;
 
-    rc = pg_begin(&s->base, err);
-    if (rc)
-        return rc;
     p_i64(&p, PG_MIGRATE_LOCK);
-    rc = pq_run(s, "SELECT pg_advisory_xact_lock($1::bigint)", &p, NULL, err,
-                "cannot lock the schema");
-    if (rc == 0)
-        rc = pq_run(s, bootstrap, NULL, NULL, err, "cannot create the schema table");
-    if (rc == 0)
-        rc = pq_read_version(s, &version, err);
-    if (rc == 0)
-        rc = pq_version_check(version, err);
-    for (int v = version; rc == 0 && v < store__migration_count; v++) {
-        /* A script of several statements without parameters: the simple protocol. */
-        PGresult *res = PQexec(s->conn, store__migrations[v]);
-        if (!pq_ok(res)) {
-            rc = pq_fail(s, res, err, "cannot migrate %s to schema version %d", s->where, v + 1);
-            break;
-        }
-        PQclear(res);
-        memset(&p, 0, sizeof(p));
-        p_i64(&p, v + 1);
-        p_i64(&p, clock_now_ms());
-        rc = pq_run(s, "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)", &p, NULL,
-                    err, "cannot record the schema version");
-        if (rc == 0 && version > 0)
-            log_info("store", "migrated %s to schema version %d", s->where, v + 1);
-    }
-    if (rc == 0)
-        rc = pg_commit(&s->base, err);
-    if (rc)
-        pg_rollback(&s->base);
-    return rc;
+    return pq_run(pg(st), "SELECT pg_advisory_xact_lock($1::bigint)", &p, NULL, err,
+                  "cannot lock the schema");
 }
 
-static int pq_check_readonly_version(struct pg_store *s, struct err *err)
+static int pg_version_record(struct store *st, int version, int64_t now, struct err *err)
 {
+    struct params p = {0};
+
+    p_i64(&p, version);
+    p_i64(&p, now);
+    return pq_run(pg(st), "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)", &p,
+                  NULL, err, "cannot record the schema version");
+}
+
+static int pg_version_table_exists(struct store *st, int *out, struct err *err)
+{
+    struct pg_store *s = pg(st);
     PGresult *res = pq_exec(s, "SELECT to_regclass('schema_version') IS NOT NULL", NULL);
-    int version = 0;
-    int has_table;
-    int rc;
 
     if (!pq_ok(res) || PQntuples(res) != 1)
         return pq_fail(s, res, err, "cannot read the schema of %s", s->where);
-    has_table = PQgetvalue(res, 0, 0)[0] == 't';
+    *out = PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
-    if (has_table) {
-        rc = pq_read_version(s, &version, err);
-        if (rc)
-            return rc;
-    }
-    rc = pq_version_check(version, err);
-    if (rc)
-        return rc;
-    if (version < store__migration_count)
-        return err_set(err, ERR_INVALID,
-                       "database %s is at schema version %d, older than this orch (%d); "
-                       "open it read-write once to migrate it",
-                       s->where, version, store__migration_count);
     return 0;
 }
 
@@ -766,10 +788,12 @@ static int pg_open(const char *target, unsigned flags, struct store **out, struc
         char msg[ERR_MSG_MAX];
         trim_msg(s->conn ? PQerrorMessage(s->conn) : "out of memory", msg, sizeof(msg));
         s->where = xstrdup("PostgreSQL");
+        s->base.where_msg = s->where;
         rc = err_set(err, ERR_STORE, "cannot connect to PostgreSQL: %s", msg);
         goto out;
     }
     s->where = xasprintf("database '%s' on %s:%s", PQdb(s->conn), PQhost(s->conn), PQport(s->conn));
+    s->base.where_msg = s->where;
     PQsetNoticeProcessor(s->conn, pg_notice, NULL);
     rc = pq_run(s, "SET client_min_messages = warning", NULL, NULL, err, "cannot configure");
     if (rc == 0 && (flags & STORE_READONLY))
@@ -778,9 +802,9 @@ static int pg_open(const char *target, unsigned flags, struct store **out, struc
     if (rc)
         goto out;
     if (flags & STORE_READONLY)
-        rc = pq_check_readonly_version(s, err);
+        rc = store__check_readonly_version(&s->base, err);
     else
-        rc = pq_migrate(s, err);
+        rc = store__migrate(&s->base, err);
 out:
     if (rc) {
         pg_close(&s->base);
@@ -1119,11 +1143,6 @@ static int pg_attempt_update(struct store *st, const char *exec_id, const struct
 
 /* --- logs --- */
 
-static const char *stream_name(enum log_stream stream)
-{
-    return stream == LOG_STREAM_STDERR ? "stderr" : "stdout";
-}
-
 static int pg_log_append(struct store *st, const char *exec_id, const struct log_chunk *chunk,
                          struct err *err)
 {
@@ -1139,7 +1158,7 @@ static int pg_log_append(struct store *st, const char *exec_id, const struct log
     p_i64(&p, chunk->task_idx);
     p_i64(&p, chunk->attempt);
     p_i64(&p, chunk->seq);
-    p_text(&p, stream_name(chunk->stream));
+    p_text(&p, store__stream_name(chunk->stream));
     p_i64(&p, chunk->ts);
     p_bin(&p, chunk->data, chunk->len);
 #define LOG_INSERT_SQL                                                                             \
@@ -1181,37 +1200,6 @@ static int pg_log_trim(struct store *st, const char *exec_id, int task_idx, int 
     return pq_run(s, LOG_TRIM_SQL, &p, NULL, err, "cannot trim a log");
 }
 
-static int pq_read_chunk(struct pg_store *s, const PGresult *r, int i, const char *exec_id,
-                         struct log_chunk *c, struct err *err)
-{
-    const char *stream = PQgetvalue(r, i, 3);
-    unsigned char *data;
-    size_t len = 0;
-
-    c->task_idx = g_int(r, i, 0, 0);
-    c->attempt = g_int(r, i, 1, 0);
-    c->seq = g_int(r, i, 2, 0);
-    if (!strcmp(stream, "stdout"))
-        c->stream = LOG_STREAM_STDOUT;
-    else if (!strcmp(stream, "stderr"))
-        c->stream = LOG_STREAM_STDERR;
-    else
-        return err_set(err, ERR_STORE, "unknown log stream '%s' in %s for %s", stream, s->where,
-                       exec_id);
-    c->ts = g_opt(r, i, 4, 0);
-    data = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 5), &len);
-    if (!data)
-        return err_set(err, ERR_STORE, "cannot decode log chunk %d of %s in %s", c->seq, exec_id,
-                       s->where);
-    c->data = xmalloc(len + 1);
-    if (len > 0)
-        memcpy(c->data, data, len);
-    c->data[len] = '\0';
-    c->len = len;
-    PQfreemem(data);
-    return 0;
-}
-
 static int pg_logs_get(struct store *st, const char *exec_id, int task_idx, int attempt,
                        int after_seq, struct log_list *out, struct err *err)
 {
@@ -1246,7 +1234,7 @@ static int pg_logs_get(struct store *st, const char *exec_id, int task_idx, int 
     if (n > 0)
         list.items = xcalloc((size_t)n, sizeof(*list.items));
     for (int i = 0; i < n && rc == 0; i++) {
-        rc = pq_read_chunk(s, res, i, exec_id, &list.items[i], err);
+        rc = store__decode_log_chunk(PQ_ROW(s, res, i), exec_id, &list.items[i], err);
         if (rc == 0)
             list.n++;
     }
@@ -1261,36 +1249,6 @@ static int pg_logs_get(struct store *st, const char *exec_id, int task_idx, int 
 
 /* --- reads of executions --- */
 
-static int pq_read_exec(struct pg_store *s, const PGresult *r, int i, struct exec_row *row,
-                        struct err *err)
-{
-    const char *status = PQgetvalue(r, i, 3);
-
-    memset(row, 0, sizeof(*row));
-    if (PQgetisnull(r, i, 0) || g_id(r, i, 0, row->id) != 0)
-        return err_set(err, ERR_STORE, "bad execution id in %s", s->where);
-    if (exec_status_parse(status, &row->status) != 0)
-        return err_set(err, ERR_STORE, "unknown status '%s' of execution '%s' in %s", status,
-                       row->id, s->where);
-    row->workflow = g_str(r, i, 1);
-    row->workflow_version = g_int(r, i, 2, 0);
-    row->params = g_str(r, i, 4);
-    if (!row->params)
-        row->params = xstrdup("{}");
-    row->created_at = g_opt(r, i, 5, 0);
-    row->started_at = g_opt(r, i, 6, 0);
-    row->finished_at = g_opt(r, i, 7, 0);
-    row->error = g_str(r, i, 8);
-    row->schedule_id = g_str(r, i, 9);
-    row->scheduled_for = g_opt(r, i, 10, 0);
-    row->owner = g_str(r, i, 11);
-    row->parent_id = g_str(r, i, 12);
-    row->parent_task_idx = g_int(r, i, 13, 0);
-    row->depth = g_int(r, i, 14, 0);
-    row->retried_at = g_opt(r, i, 15, 0);
-    return 0;
-}
-
 static int pq_get_exec(struct pg_store *s, const char *id, struct exec_detail *d, struct err *err)
 {
     struct params p = {0};
@@ -1302,7 +1260,7 @@ static int pq_get_exec(struct pg_store *s, const char *id, struct exec_detail *d
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read execution '%s'", id);
     if (PQntuples(res) == 1)
-        rc = pq_read_exec(s, res, 0, &d->exec, err);
+        rc = store__decode_exec(PQ_ROW(s, res, 0), &d->exec, err);
     else
         rc = err_set(err, ERR_NOT_FOUND, "no execution '%s'", id);
     PQclear(res);
@@ -1319,28 +1277,8 @@ static int pq_tasks_from(struct pg_store *s, PGresult *res, const char *id, stru
     if (n > 0)
         d->tasks = xcalloc((size_t)n, sizeof(*d->tasks));
     for (int i = 0; i < n && rc == 0; i++) {
-        struct task_run_row *t = &d->tasks[i];
-        const char *status = PQgetvalue(res, i, 2);
-
-        d->ntasks++;
-        t->idx = g_int(res, i, 0, 0);
-        t->name = g_str(res, i, 1);
-        if (task_status_parse(status, &t->status) != 0) {
-            rc = err_set(err, ERR_STORE, "unknown status '%s' of task %d of %s in %s", status,
-                         t->idx, id, s->where);
-            break;
-        }
-        t->attempt = g_int(res, i, 3, 0);
-        t->available_at = g_opt(res, i, 4, 0);
-        t->started_at = g_opt(res, i, 5, 0);
-        t->finished_at = g_opt(res, i, 6, 0);
-        t->error = g_str(res, i, 7);
-        t->output = g_str(res, i, 8);
-        t->instance = !PQgetisnull(res, i, 9);
-        t->group_idx = g_int(res, i, 9, -1);
-        t->item_index = g_int(res, i, 10, 0);
-        t->item = g_str(res, i, 11);
-        t->child_id = g_str(res, i, 12);
+        d->ntasks++; /* counted even on failure: exec_detail_free() releases it */
+        rc = store__decode_task_run(PQ_ROW(s, res, i), id, &d->tasks[i], err);
     }
     PQclear(res);
     return rc;
@@ -1368,32 +1306,13 @@ static int pq_attempts_from(struct pg_store *s, PGresult *res, const char *id,
                             struct exec_detail *d, struct err *err)
 {
     int rc = 0;
-    int n;
+    int n = PQntuples(res);
 
-    n = PQntuples(res);
     if (n > 0)
         d->attempts = xcalloc((size_t)n, sizeof(*d->attempts));
     for (int i = 0; i < n && rc == 0; i++) {
-        struct attempt_row *a = &d->attempts[i];
-        const char *status = PQgetvalue(res, i, 2);
-
-        d->nattempts++;
-        a->task_idx = g_int(res, i, 0, 0);
-        a->number = g_int(res, i, 1, 0);
-        if (attempt_status_parse(status, &a->status) != 0) {
-            rc = err_set(err, ERR_STORE, "unknown status '%s' of attempt %d of task %d of %s in %s",
-                         status, a->number, a->task_idx, id, s->where);
-            break;
-        }
-        a->node = g_str(res, i, 3);
-        a->pid = g_int(res, i, 4, 0);
-        a->pgid = g_int(res, i, 5, 0);
-        a->proc_start = g_opt(res, i, 6, 0);
-        a->started_at = g_opt(res, i, 7, 0);
-        a->finished_at = g_opt(res, i, 8, 0);
-        a->exit_code = g_int(res, i, 9, -1);
-        a->signal = g_int(res, i, 10, 0);
-        a->error = g_str(res, i, 11);
+        d->nattempts++; /* counted even on failure: exec_detail_free() releases it */
+        rc = store__decode_attempt(PQ_ROW(s, res, i), id, &d->attempts[i], err);
     }
     PQclear(res);
     return rc;
@@ -1426,7 +1345,7 @@ static int pg_execution_page(struct store *st, const char *id, const struct task
     int began;
     int rc;
 
-    rc = pq_read_begin(s, &began, err);
+    rc = pg_read_begin(&s->base, &began, err);
     if (rc)
         return rc;
     d = xcalloc(1, sizeof(*d));
@@ -1478,20 +1397,14 @@ static int pg_execution_page(struct store *st, const char *id, const struct task
             if (n > 0)
                 d->counts = xcalloc((size_t)n, sizeof(*d->counts));
             for (int i = 0; i < n && rc == 0; i++) {
-                struct group_count *c = &d->counts[i];
-                const char *status = PQgetvalue(res, i, 1);
-                c->group_idx = g_int(res, i, 0, -1);
-                c->n = g_opt(res, i, 2, 0);
-                if (task_status_parse(status, &c->status) != 0)
-                    rc =
-                        err_set(err, ERR_STORE, "unknown task status '%s' in %s", status, s->where);
-                else
+                rc = store__decode_group_count(PQ_ROW(s, res, i), &d->counts[i], err);
+                if (rc == 0)
                     d->ncounts++;
             }
             PQclear(res);
         }
     }
-    pq_read_end(s, began);
+    pg_read_end(&s->base, began);
     if (rc) {
         exec_detail_free(d);
         return rc;
@@ -1508,7 +1421,7 @@ static int pg_execution_get(struct store *st, const char *id, struct exec_detail
     int began;
     int rc;
 
-    rc = pq_read_begin(s, &began, err);
+    rc = pg_read_begin(&s->base, &began, err);
     if (rc)
         return rc;
     d = xcalloc(1, sizeof(*d));
@@ -1517,7 +1430,7 @@ static int pg_execution_get(struct store *st, const char *id, struct exec_detail
         rc = pq_get_tasks(s, id, d, err);
     if (rc == 0)
         rc = pq_get_attempts(s, id, d, err);
-    pq_read_end(s, began);
+    pg_read_end(&s->base, began);
     if (rc) {
         exec_detail_free(d);
         return rc;
@@ -1527,9 +1440,10 @@ static int pg_execution_get(struct store *st, const char *id, struct exec_detail
 }
 
 /* Run one list query (one status, or none) and append its rows to `list`. */
-static int pq_list_query(struct pg_store *s, const struct exec_filter *f, const char *status,
+static int pg_list_query(struct store *st, const struct exec_filter *f, const char *status,
                          struct exec_list *list, size_t *alloc, struct err *err)
 {
+    struct pg_store *s = pg(st);
     struct params p = {0};
     const char *sql;
     PGresult *res;
@@ -1565,62 +1479,11 @@ static int pq_list_query(struct pg_store *s, const struct exec_filter *f, const 
     n = PQntuples(res);
     for (int i = 0; i < n && rc == 0; i++) {
         XGROW(list->items, *alloc, list->n + 1);
-        rc = pq_read_exec(s, res, i, &list->items[list->n], err);
+        rc = store__decode_exec(PQ_ROW(s, res, i), &list->items[list->n], err);
         list->n++; /* counted even on failure: exec_list_release() releases it */
     }
     PQclear(res);
     return rc;
-}
-
-static int exec_row_cmp_desc(const void *a, const void *b)
-{
-    const struct exec_row *x = a;
-    const struct exec_row *y = b;
-    return strcmp(y->id, x->id);
-}
-
-/*
- * One query per status in the mask, each stopping after `limit` rows, then
- * merged newest first and cut to `limit` (as in sqlite.c; see
- * docs/internals/store.md).
- */
-static int pg_executions_list(struct store *st, const struct exec_filter *f, struct exec_list *out,
-                              struct err *err)
-{
-    struct pg_store *s = pg(st);
-    struct exec_list list = {NULL, 0};
-    unsigned all = (1u << EXEC_STATUS_COUNT) - 1;
-    unsigned mask = f->status_mask & all;
-    size_t alloc = 0;
-    int nstatus = 0;
-    int began;
-    int rc;
-
-    if (mask == all)
-        mask = 0;
-    rc = pq_read_begin(s, &began, err);
-    if (rc)
-        return rc;
-    if (!mask)
-        rc = pq_list_query(s, f, NULL, &list, &alloc, err);
-    for (int i = 0; mask && i < EXEC_STATUS_COUNT && rc == 0; i++) {
-        if (!(mask & (1u << i)))
-            continue;
-        rc = pq_list_query(s, f, exec_status_name((enum exec_status)i), &list, &alloc, err);
-        nstatus++;
-    }
-    pq_read_end(s, began);
-    if (rc) {
-        exec_list_release(&list);
-        return rc;
-    }
-    if (nstatus > 1 && list.n > 1) {
-        qsort(list.items, list.n, sizeof(*list.items), exec_row_cmp_desc);
-        while (list.n > (size_t)f->limit)
-            exec_row_release(&list.items[--list.n]);
-    }
-    *out = list;
-    return 0;
 }
 
 static int pg_executions_unfinished(struct store *st, char ***out_ids, size_t *out_n,
@@ -1693,10 +1556,7 @@ static int pg_workflows_list(struct store *st, struct workflow_row **out, size_t
     if (n)
         rows = xcalloc(n, sizeof(*rows));
     for (size_t i = 0; i < n; i++) {
-        rows[i].name = g_str(res, (int)i, 0);
-        rows[i].version = g_int(res, (int)i, 1, 0);
-        rows[i].definition = g_str(res, (int)i, 2);
-        rows[i].created_at = g_opt(res, (int)i, 3, 0);
+        store__decode_workflow(PQ_ROW(s, res, (int)i), &rows[i]);
     }
     PQclear(res);
     *out = rows;
@@ -1798,38 +1658,6 @@ static int pg_key_insert(struct store *st, const struct key_row *row, struct err
     return 0;
 }
 
-/* Fill `k` from the KEY_COLS of row i; allocates only on success. */
-static int pq_read_key(struct pg_store *s, const PGresult *r, int i, struct key_row *k,
-                       struct err *err)
-{
-    unsigned char *hash;
-    size_t hashlen = 0;
-    size_t prefixlen = (size_t)PQgetlength(r, i, 2);
-
-    memset(k, 0, sizeof(*k));
-    if (PQgetisnull(r, i, 0) || g_id(r, i, 0, k->id) != 0)
-        return err_set(err, ERR_STORE, "bad key id in %s", s->where);
-    if (PQgetisnull(r, i, 2) || prefixlen >= KEY_PREFIX_MAX)
-        return err_set(err, ERR_STORE, "bad prefix of key '%s' in %s", k->id, s->where);
-    memcpy(k->prefix, PQgetvalue(r, i, 2), prefixlen);
-    k->prefix[prefixlen] = '\0';
-    hash = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 3), &hashlen);
-    if (!hash || hashlen != KEY_HASH_LEN) {
-        PQfreemem(hash);
-        return err_set(err, ERR_STORE, "bad hash of key '%s' in %s (%zu bytes, want %d)", k->id,
-                       s->where, hashlen, KEY_HASH_LEN);
-    }
-    memcpy(k->hash, hash, KEY_HASH_LEN);
-    PQfreemem(hash);
-    k->scopes = (unsigned)g_opt(r, i, 4, 0);
-    k->created_at = g_opt(r, i, 5, 0);
-    k->expires_at = g_opt(r, i, 6, 0);
-    k->last_used_at = g_opt(r, i, 7, 0);
-    k->revoked_at = g_opt(r, i, 8, 0);
-    k->name = g_str(r, i, 1);
-    return 0;
-}
-
 static int pg_key_get_by_prefix(struct store *st, const char *prefix, struct key_row *out,
                                 struct err *err)
 {
@@ -1843,7 +1671,7 @@ static int pg_key_get_by_prefix(struct store *st, const char *prefix, struct key
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read the key with prefix '%s'", prefix);
     if (PQntuples(res) == 1) {
-        rc = pq_read_key(s, res, 0, out, err);
+        rc = store__decode_key(PQ_ROW(s, res, 0), out, err);
         if (rc)
             memset(out, 0, sizeof(*out));
     } else {
@@ -1869,7 +1697,7 @@ static int pg_keys_list(struct store *st, struct key_row **out, size_t *out_n, s
     if (nt > 0)
         rows = xcalloc((size_t)nt, sizeof(*rows));
     for (int i = 0; i < nt && rc == 0; i++) {
-        rc = pq_read_key(s, res, i, &rows[n], err);
+        rc = store__decode_key(PQ_ROW(s, res, i), &rows[n], err);
         if (rc == 0)
             n++;
     }
@@ -1984,7 +1812,7 @@ static int pg_counts_get(struct store *st, struct store_counts *out, struct err 
     int began;
     int rc;
 
-    rc = pq_read_begin(s, &began, err);
+    rc = pg_read_begin(&s->base, &began, err);
     if (rc)
         return rc;
     /* 'queued' is a literal so the planner can use the partial index task_runs_queued. */
@@ -1997,32 +1825,13 @@ static int pg_counts_get(struct store *st, struct store_counts *out, struct err 
         rc = pq_count_min(s, "SELECT count(*), min(started_at) FROM executions WHERE status = $1",
                           exec_status_name(EXEC_RUNNING), &c.executions_running,
                           &c.oldest_running_started, err);
-    pq_read_end(s, began);
+    pg_read_end(&s->base, began);
     if (rc == 0)
         *out = c;
     return rc;
 }
 
 /* --- schedules --- */
-
-static int pq_read_schedule(struct pg_store *s, const PGresult *r, int i, struct schedule_row *row,
-                            struct err *err)
-{
-    memset(row, 0, sizeof(*row));
-    if (PQgetisnull(r, i, 0) || g_id(r, i, 0, row->id) != 0)
-        return err_set(err, ERR_STORE, "bad schedule id in %s", s->where);
-    row->workflow = g_str(r, i, 1);
-    row->name = g_str(r, i, 2);
-    row->spec_hash = g_str(r, i, 3);
-    row->paused = g_opt(r, i, 4, 0) != 0;
-    row->next_fire_at = g_opt(r, i, 5, 0);
-    row->last_fire_at = g_opt(r, i, 6, 0);
-    row->created_at = g_opt(r, i, 7, 0);
-    row->updated_at = g_opt(r, i, 8, 0);
-    row->from_api = g_opt(r, i, 9, 0) != 0;
-    row->spec = g_str(r, i, 10);
-    return 0;
-}
 
 static int pg_schedules_list(struct store *st, struct schedule_row **out, size_t *out_n,
                              struct err *err)
@@ -2041,7 +1850,7 @@ static int pg_schedules_list(struct store *st, struct schedule_row **out, size_t
     if (nt > 0)
         rows = xcalloc((size_t)nt, sizeof(*rows));
     for (int i = 0; i < nt && rc == 0; i++) {
-        rc = pq_read_schedule(s, res, i, &rows[n], err);
+        rc = store__decode_schedule(PQ_ROW(s, res, i), &rows[n], err);
         n++; /* counted even on failure: schedule_rows_free() releases it */
     }
     PQclear(res);
@@ -2067,7 +1876,7 @@ static int pg_schedule_get(struct store *st, const char *id, struct schedule_row
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read schedule '%s'", id);
     if (PQntuples(res) == 1) {
-        rc = pq_read_schedule(s, res, 0, out, err);
+        rc = store__decode_schedule(PQ_ROW(s, res, 0), out, err);
         if (rc) {
             schedule_row_release(out); /* no half-read row */
             memset(out, 0, sizeof(*out));
@@ -2295,8 +2104,7 @@ static int pg_fire_get(struct store *st, const char *schedule_id, int64_t schedu
     struct pg_store *s = pg(st);
     struct params p = {0};
     PGresult *res;
-    const char *status;
-    int rc = 0;
+    int rc;
 
     p_text(&p, schedule_id);
     p_i64(&p, scheduled_for);
@@ -2312,19 +2120,9 @@ static int pg_fire_get(struct store *st, const char *schedule_id, int64_t schedu
         return err_set(err, ERR_NOT_FOUND, "no fire of schedule '%s' due at %lld", schedule_id,
                        (long long)scheduled_for);
     }
-    status = PQgetvalue(res, 0, 2);
-    out->scheduled_for = g_opt(res, 0, 1, 0);
-    if (store__fire_status_parse(status, &out->status) != 0)
-        rc = err_set(err, ERR_STORE, "unknown status '%s' of a fire due at %lld in %s", status,
-                     (long long)out->scheduled_for, s->where);
-    else if (g_id(res, 0, 3, out->execution_id) != 0)
-        rc = err_set(err, ERR_STORE, "bad execution id of a fire due at %lld in %s",
-                     (long long)out->scheduled_for, s->where);
-    if (!rc) {
-        out->created_at = g_opt(res, 0, 5, 0);
-        out->schedule_id = g_str(res, 0, 0);
-        out->reason = g_str(res, 0, 4);
-    }
+    rc = store__decode_fire(PQ_ROW(s, res, 0), out, err);
+    if (rc)
+        fire_row_release(out);
     PQclear(res);
     return rc;
 }
@@ -2380,23 +2178,8 @@ static int pg_fires_list(struct store *st, const char *schedule_id, int limit,
     if (nt > 0)
         rows = xcalloc((size_t)nt, sizeof(*rows));
     for (int i = 0; i < nt && rc == 0; i++) {
-        struct fire_row *r = &rows[n++]; /* counted even on failure: fire_rows_free() */
-        const char *status = PQgetvalue(res, i, 2);
-
-        r->scheduled_for = g_opt(res, i, 1, 0);
-        if (store__fire_status_parse(status, &r->status) != 0) {
-            rc = err_set(err, ERR_STORE, "unknown status '%s' of a fire due at %lld in %s", status,
-                         (long long)r->scheduled_for, s->where);
-            break;
-        }
-        if (g_id(res, i, 3, r->execution_id) != 0) {
-            rc = err_set(err, ERR_STORE, "bad execution id of a fire due at %lld in %s",
-                         (long long)r->scheduled_for, s->where);
-            break;
-        }
-        r->created_at = g_opt(res, i, 5, 0);
-        r->schedule_id = g_str(res, i, 0);
-        r->reason = g_str(res, i, 4);
+        /* counted even on failure: fire_rows_free() releases it */
+        rc = store__decode_fire(PQ_ROW(s, res, i), &rows[n++], err);
     }
     PQclear(res);
     if (rc) {
@@ -2496,16 +2279,7 @@ static int pg_nodes_list(struct store *st, struct node_row **out, size_t *out_n,
         rows = xcalloc(n, sizeof(*rows));
     for (size_t i = 0; i < n; i++) {
         int r = (int)i;
-        rows[i].id = g_str(res, r, 0);
-        rows[i].host = g_str(res, r, 1);
-        rows[i].pid = g_int(res, r, 2, 0);
-        rows[i].role = g_str(res, r, 3);
-        rows[i].version = g_str(res, r, 4);
-        rows[i].started_at = g_opt(res, r, 5, 0);
-        rows[i].heartbeat_at = g_opt(res, r, 6, 0);
-        rows[i].stopped_at = g_opt(res, r, 7, 0);
-        rows[i].executions = g_opt(res, r, 8, 0);
-        rows[i].db_now = g_opt(res, r, 9, 0);
+        store__decode_node(PQ_ROW(s, res, r), &rows[i]);
         rows[i].slots = g_int(res, r, 10, 0);
     }
     PQclear(res);
@@ -3116,9 +2890,15 @@ const struct store_backend store__postgres_backend = {
     .attempt_update = pg_attempt_update,
     .log_append = pg_log_append,
     .log_trim = pg_log_trim,
+    .exec_script = pg_exec_script,
+    .version_table_exists = pg_version_table_exists,
+    .version_record = pg_version_record,
+    .migrate_lock = pg_migrate_lock,
+    .read_begin = pg_read_begin,
+    .read_end = pg_read_end,
+    .list_query = pg_list_query,
     .execution_get = pg_execution_get,
     .execution_page = pg_execution_page,
-    .executions_list = pg_executions_list,
     .executions_unfinished = pg_executions_unfinished,
     .logs_get = pg_logs_get,
     .ping = pg_ping,

@@ -324,6 +324,7 @@ struct sqlite_store {
     struct store base; /* first: a struct store * converts to this */
     sqlite3 *db;
     char *path;
+    char *qpath; /* 'path', for messages (base.where_msg) */
     unsigned flags;
     sqlite3_stmt *stmts[ST_COUNT];
 };
@@ -475,28 +476,59 @@ static int bind_fail(struct sqlite_store *s, struct err *err, const char *what, 
     return sq_fail(s, sqlite3_errcode(s->db), err, "cannot bind %s of '%s'", what, id);
 }
 
-/* Column readers: NULL becomes `none` (or a NULL string). */
-static int64_t col_opt(sqlite3_stmt *stmt, int i, int64_t none)
+/*
+ * The row readers of the shared decoders (rows.c) over the current row of a
+ * stepped statement.
+ */
+struct sq_row {
+    struct store__row base;
+    sqlite3_stmt *stmt;
+};
+
+static sqlite3_stmt *row_stmt(const struct store__row *r)
 {
-    if (sqlite3_column_type(stmt, i) == SQLITE_NULL)
-        return none;
-    return sqlite3_column_int64(stmt, i);
+    return ((const struct sq_row *)r)->stmt;
 }
 
-static int col_int(sqlite3_stmt *stmt, int i, int none)
+static int row_is_null(const struct store__row *r, int col)
 {
-    int64_t v = col_opt(stmt, i, none);
-    if (v < INT_MIN || v > INT_MAX)
-        return none;
-    return (int)v;
+    return sqlite3_column_type(row_stmt(r), col) == SQLITE_NULL;
 }
 
-static char *col_str(sqlite3_stmt *stmt, int i)
+static int64_t row_i64(const struct store__row *r, int col)
 {
-    const unsigned char *t = sqlite3_column_text(stmt, i);
-    if (!t)
-        return NULL;
-    return xstrndup((const char *)t, (size_t)sqlite3_column_bytes(stmt, i));
+    return sqlite3_column_int64(row_stmt(r), col);
+}
+
+static const char *row_text(const struct store__row *r, int col, size_t *out_len)
+{
+    const unsigned char *t = sqlite3_column_text(row_stmt(r), col);
+
+    *out_len = t ? (size_t)sqlite3_column_bytes(row_stmt(r), col) : 0;
+    return (const char *)t;
+}
+
+static unsigned char *row_blob(const struct store__row *r, int col, size_t *out_len)
+{
+    /* Read the blob before its length: the order sqlite3_column_bytes() documents. */
+    const void *data = sqlite3_column_blob(row_stmt(r), col);
+    int len = sqlite3_column_bytes(row_stmt(r), col);
+    unsigned char *copy = xmalloc((size_t)len + 1);
+
+    if (len > 0)
+        memcpy(copy, data, (size_t)len);
+    copy[len] = '\0';
+    *out_len = (size_t)len;
+    return copy;
+}
+
+/* The current row of `stmt` as the decoders read it (valid in its full expression). */
+#define SQ_ROW(s, stmt)                                                                            \
+    (&(struct sq_row){{row_is_null, row_i64, row_text, row_blob, (s)->base.where_msg}, (stmt)}.base)
+
+static char *col_str(struct sqlite_store *s, sqlite3_stmt *stmt, int i)
+{
+    return store__col_str(SQ_ROW(s, stmt), i);
 }
 
 /* --- transactions --- */
@@ -526,8 +558,9 @@ static void sqlite_rollback(struct store *st)
  * Start a read snapshot if no transaction is open, so the several queries of
  * one read see the same committed state. *began says whether to end it.
  */
-static int sq_read_begin(struct sqlite_store *s, int *began, struct err *err)
+static int sqlite_read_begin(struct store *st, int *began, struct err *err)
 {
+    struct sqlite_store *s = sq(st);
     int rc;
 
     *began = 0;
@@ -539,11 +572,11 @@ static int sq_read_begin(struct sqlite_store *s, int *began, struct err *err)
     return rc;
 }
 
-static void sq_read_end(struct sqlite_store *s, int began)
+static void sqlite_read_end(struct store *st, int began)
 {
     /* Ending a read-only transaction cannot lose anything: ROLLBACK it. */
     if (began)
-        sqlite_rollback(&s->base);
+        sqlite_rollback(st);
 }
 
 /*
@@ -599,100 +632,50 @@ static int sqlite_schema_version(struct store *st, int *out, struct err *err)
     return sq_read_version(sq(st), out, err);
 }
 
-static int sq_version_check(int version, struct err *err)
+static int sqlite_exec_script(struct store *st, const char *sql, const char *what,
+                              struct err *err)
 {
-    if (version > store__migration_count)
-        return err_set(err, ERR_INVALID,
-                       "database schema version %d is newer than this orch (%d); upgrade orch",
-                       version, store__migration_count);
+    struct sqlite_store *s = sq(st);
+
+    /* DDL without parameters: sqlite3_exec() prepares each statement of the script. */
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return sq_fail(s, sqlite3_errcode(s->db), err, "%s", what);
     return 0;
 }
 
-/* Apply the missing migration steps in one write transaction. */
-static int sq_migrate(struct sqlite_store *s, struct err *err)
+static int sqlite_version_record(struct store *st, int version, int64_t now, struct err *err)
 {
-    static const char bootstrap[] = "CREATE TABLE IF NOT EXISTS schema_version ("
-                                    " version INTEGER NOT NULL PRIMARY KEY,"
-                                    " applied_at BIGINT NOT NULL)";
+    struct sqlite_store *s = sq(st);
     sqlite3_stmt *stmt;
-    int version = 0;
-    int rc;
+    int rc = sq_stmt(s, ST_VERSION_INSERT, &stmt, err);
 
-    rc = sqlite_begin(&s->base, err);
     if (rc)
         return rc;
-    /* DDL without parameters: sqlite3_exec() prepares each statement of the script. */
-    if (sqlite3_exec(s->db, bootstrap, NULL, NULL, NULL) != SQLITE_OK) {
-        rc = sq_fail(s, sqlite3_errcode(s->db), err, "cannot create the schema table of '%s'",
-                     s->path);
-        goto out;
-    }
-    rc = sq_read_version(s, &version, err);
-    if (rc)
-        goto out;
-    rc = sq_version_check(version, err);
-    if (rc)
-        goto out;
-    for (int v = version; v < store__migration_count; v++) {
-        if (sqlite3_exec(s->db, store__migrations[v], NULL, NULL, NULL) != SQLITE_OK) {
-            rc = sq_fail(s, sqlite3_errcode(s->db), err, "cannot migrate '%s' to schema version %d",
-                         s->path, v + 1);
-            goto out;
-        }
-        rc = sq_stmt(s, ST_VERSION_INSERT, &stmt, err);
-        if (rc)
-            goto out;
-        rc = bind_i64(stmt, 1, v + 1) | bind_i64(stmt, 2, clock_now_ms());
-        if (rc == SQLITE_OK)
-            rc = sq_step_done(stmt);
-        if (rc != SQLITE_OK)
-            rc = sq_fail(s, rc, err, "cannot record schema version %d in '%s'", v + 1, s->path);
-        sq_done(stmt);
-        if (rc)
-            goto out;
-        if (version > 0)
-            log_info("store", "migrated '%s' to schema version %d", s->path, v + 1);
-    }
-    rc = sqlite_commit(&s->base, err);
-out:
-    if (rc)
-        sqlite_rollback(&s->base);
+    rc = bind_i64(stmt, 1, version) | bind_i64(stmt, 2, now);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot record schema version %d in '%s'", version, s->path);
+    sq_done(stmt);
     return rc;
 }
 
-/* A reader cannot migrate: the database must be at this binary's version. */
-static int sq_check_readonly_version(struct sqlite_store *s, struct err *err)
+static int sqlite_version_table_exists(struct store *st, int *out, struct err *err)
 {
+    struct sqlite_store *s = sq(st);
     sqlite3_stmt *stmt;
-    int version = 0;
-    int has_table;
     int rc = sq_stmt(s, ST_HAS_VERSION_TABLE, &stmt, err);
 
     if (rc)
         return rc;
     rc = sqlite3_step(stmt);
-    has_table = rc == SQLITE_ROW && sqlite3_column_int(stmt, 0) > 0;
+    *out = rc == SQLITE_ROW && sqlite3_column_int(stmt, 0) > 0;
     if (rc != SQLITE_ROW)
         rc = sq_fail(s, rc, err, "cannot read the schema of '%s'", s->path);
     else
         rc = 0;
     sq_done(stmt);
-    if (rc)
-        return rc;
-    if (has_table) {
-        rc = sq_read_version(s, &version, err);
-        if (rc)
-            return rc;
-    }
-    rc = sq_version_check(version, err);
-    if (rc)
-        return rc;
-    if (version < store__migration_count)
-        return err_set(err, ERR_INVALID,
-                       "database '%s' is at schema version %d, older than this orch (%d); "
-                       "open it read-write once to migrate it",
-                       s->path, version, store__migration_count);
-    return 0;
+    return rc;
 }
 
 /* --- open and close --- */
@@ -707,6 +690,7 @@ static void sqlite_close(struct store *st)
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         log_error("store", "cannot close '%s': %s", s->path, sqlite3_errmsg(s->db));
     free(s->path);
+    free(s->qpath);
     free(s);
 }
 
@@ -836,6 +820,8 @@ static int sqlite_open(const char *path, unsigned flags, struct store **out, str
     s = xcalloc(1, sizeof(*s));
     s->base.be = &store__sqlite_backend;
     s->path = xstrdup(path);
+    s->qpath = xasprintf("'%s'", path);
+    s->base.where_msg = s->qpath;
     s->flags = flags;
     rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
     if (rc != SQLITE_OK) {
@@ -847,9 +833,9 @@ static int sqlite_open(const char *path, unsigned flags, struct store **out, str
     if (rc)
         goto out;
     if (flags & STORE_READONLY)
-        rc = sq_check_readonly_version(s, err);
+        rc = store__check_readonly_version(&s->base, err);
     else
-        rc = sq_migrate(s, err);
+        rc = store__migrate(&s->base, err);
 out:
     if (rc) {
         sqlite_close(&s->base);
@@ -934,7 +920,7 @@ static int sqlite_workflow_get(struct store *st, const char *name, int version,
         rc = SQLITE_DONE;
     if (rc == SQLITE_ROW) {
         *out_version = sqlite3_column_int(stmt, 0);
-        *out_definition = col_str(stmt, 1);
+        *out_definition = col_str(s, stmt, 1);
         if (out_created_at)
             *out_created_at = sqlite3_column_int64(stmt, 3);
         rc = 0;
@@ -1140,11 +1126,6 @@ static int sqlite_attempt_update(struct store *st, const char *exec_id,
 
 /* --- logs --- */
 
-static const char *stream_name(enum log_stream stream)
-{
-    return stream == LOG_STREAM_STDERR ? "stderr" : "stdout";
-}
-
 static int sqlite_log_append(struct store *st, const char *exec_id, const struct log_chunk *chunk,
                              struct err *err)
 {
@@ -1162,7 +1143,7 @@ static int sqlite_log_append(struct store *st, const char *exec_id, const struct
     /* A non-NULL pointer with length 0 binds an empty blob, not NULL. */
     rc = bind_text(stmt, 1, exec_id) | bind_i64(stmt, 2, chunk->task_idx) |
          bind_i64(stmt, 3, chunk->attempt) | bind_i64(stmt, 4, chunk->seq) |
-         bind_text(stmt, 5, stream_name(chunk->stream)) | bind_i64(stmt, 6, chunk->ts) |
+         bind_text(stmt, 5, store__stream_name(chunk->stream)) | bind_i64(stmt, 6, chunk->ts) |
          sqlite3_bind_blob(stmt, 7, chunk->len ? chunk->data : "", (int)chunk->len, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
@@ -1197,35 +1178,6 @@ static int sqlite_log_trim(struct store *st, const char *exec_id, int task_idx, 
     return rc;
 }
 
-static int sq_read_chunk(struct sqlite_store *s, sqlite3_stmt *stmt, const char *exec_id,
-                         struct log_chunk *c, struct err *err)
-{
-    const char *stream = (const char *)sqlite3_column_text(stmt, 3);
-    const void *data;
-    int len;
-
-    c->task_idx = sqlite3_column_int(stmt, 0);
-    c->attempt = sqlite3_column_int(stmt, 1);
-    c->seq = sqlite3_column_int(stmt, 2);
-    if (stream && !strcmp(stream, "stdout"))
-        c->stream = LOG_STREAM_STDOUT;
-    else if (stream && !strcmp(stream, "stderr"))
-        c->stream = LOG_STREAM_STDERR;
-    else
-        return err_set(err, ERR_STORE, "unknown log stream '%s' in '%s' for %s",
-                       stream ? stream : "NULL", s->path, exec_id);
-    c->ts = sqlite3_column_int64(stmt, 4);
-    /* Read the blob before its length: the order sqlite3_column_bytes() documents. */
-    data = sqlite3_column_blob(stmt, 5);
-    len = sqlite3_column_bytes(stmt, 5);
-    c->data = xmalloc((size_t)len + 1);
-    if (len > 0)
-        memcpy(c->data, data, (size_t)len);
-    c->data[len] = '\0';
-    c->len = (size_t)len;
-    return 0;
-}
-
 static int sqlite_logs_get(struct store *st, const char *exec_id, int task_idx, int attempt,
                            int after_seq, struct log_list *out, struct err *err)
 {
@@ -1249,7 +1201,7 @@ static int sqlite_logs_get(struct store *st, const char *exec_id, int task_idx, 
     }
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         XGROW(list.items, alloc, list.n + 1);
-        rc = sq_read_chunk(s, stmt, exec_id, &list.items[list.n], err);
+        rc = store__decode_log_chunk(SQ_ROW(s, stmt), exec_id, &list.items[list.n], err);
         if (rc)
             goto out;
         list.n++;
@@ -1270,89 +1222,6 @@ out:
 
 /* --- reads of executions --- */
 
-/* Fill `row` from the EXEC_COLS of the current result row. */
-static int sq_read_exec(struct sqlite_store *s, sqlite3_stmt *stmt, struct exec_row *row,
-                        struct err *err)
-{
-    const char *id = (const char *)sqlite3_column_text(stmt, 0);
-    const char *status = (const char *)sqlite3_column_text(stmt, 3);
-    size_t idlen = (size_t)sqlite3_column_bytes(stmt, 0);
-
-    memset(row, 0, sizeof(*row));
-    if (!id || idlen >= ID_MAX)
-        return err_set(err, ERR_STORE, "bad execution id in '%s'", s->path);
-    memcpy(row->id, id, idlen);
-    row->id[idlen] = '\0';
-    if (exec_status_parse(status, &row->status) != 0)
-        return err_set(err, ERR_STORE, "unknown status '%s' of execution '%s' in '%s'",
-                       status ? status : "NULL", row->id, s->path);
-    row->workflow = col_str(stmt, 1);
-    row->workflow_version = sqlite3_column_int(stmt, 2);
-    row->params = col_str(stmt, 4);
-    if (!row->params)
-        row->params = xstrdup("{}");
-    row->created_at = sqlite3_column_int64(stmt, 5);
-    row->started_at = col_opt(stmt, 6, 0);
-    row->finished_at = col_opt(stmt, 7, 0);
-    row->error = col_str(stmt, 8);
-    row->schedule_id = col_str(stmt, 9);
-    row->scheduled_for = col_opt(stmt, 10, 0);
-    row->owner = col_str(stmt, 11);
-    row->parent_id = col_str(stmt, 12);
-    row->parent_task_idx = sqlite3_column_int(stmt, 13);
-    row->depth = sqlite3_column_int(stmt, 14);
-    row->retried_at = col_opt(stmt, 15, 0);
-    return 0;
-}
-
-static int sq_read_task(struct sqlite_store *s, sqlite3_stmt *stmt, const char *exec_id,
-                        struct task_run_row *t, struct err *err)
-{
-    const char *status = (const char *)sqlite3_column_text(stmt, 2);
-
-    memset(t, 0, sizeof(*t));
-    t->idx = sqlite3_column_int(stmt, 0);
-    if (task_status_parse(status, &t->status) != 0)
-        return err_set(err, ERR_STORE, "unknown status '%s' of task %d of %s in '%s'",
-                       status ? status : "NULL", t->idx, exec_id, s->path);
-    t->name = col_str(stmt, 1);
-    t->attempt = sqlite3_column_int(stmt, 3);
-    t->available_at = col_opt(stmt, 4, 0);
-    t->started_at = col_opt(stmt, 5, 0);
-    t->finished_at = col_opt(stmt, 6, 0);
-    t->error = col_str(stmt, 7);
-    t->output = col_str(stmt, 8);
-    t->instance = sqlite3_column_type(stmt, 9) != SQLITE_NULL;
-    t->group_idx = t->instance ? sqlite3_column_int(stmt, 9) : -1;
-    t->item_index = sqlite3_column_int(stmt, 10);
-    t->item = col_str(stmt, 11);
-    t->child_id = col_str(stmt, 12);
-    return 0;
-}
-
-static int sq_read_attempt(struct sqlite_store *s, sqlite3_stmt *stmt, const char *exec_id,
-                           struct attempt_row *a, struct err *err)
-{
-    const char *status = (const char *)sqlite3_column_text(stmt, 2);
-
-    memset(a, 0, sizeof(*a));
-    a->task_idx = sqlite3_column_int(stmt, 0);
-    a->number = sqlite3_column_int(stmt, 1);
-    if (attempt_status_parse(status, &a->status) != 0)
-        return err_set(err, ERR_STORE, "unknown status '%s' of attempt %d of task %d of %s in '%s'",
-                       status ? status : "NULL", a->number, a->task_idx, exec_id, s->path);
-    a->node = col_str(stmt, 3);
-    a->pid = col_int(stmt, 4, 0);
-    a->pgid = col_int(stmt, 5, 0);
-    a->proc_start = col_opt(stmt, 6, 0);
-    a->started_at = col_opt(stmt, 7, 0);
-    a->finished_at = col_opt(stmt, 8, 0);
-    a->exit_code = col_int(stmt, 9, -1);
-    a->signal = col_int(stmt, 10, 0);
-    a->error = col_str(stmt, 11);
-    return 0;
-}
-
 /* The execution row of `id` into d->exec; ERR_NOT_FOUND if none. */
 static int sq_get_exec(struct sqlite_store *s, const char *id, struct exec_detail *d,
                        struct err *err)
@@ -1366,7 +1235,7 @@ static int sq_get_exec(struct sqlite_store *s, const char *id, struct exec_detai
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW)
-        rc = sq_read_exec(s, stmt, &d->exec, err);
+        rc = store__decode_exec(SQ_ROW(s, stmt), &d->exec, err);
     else if (rc == SQLITE_DONE)
         rc = err_set(err, ERR_NOT_FOUND, "no execution '%s'", id);
     else
@@ -1391,7 +1260,7 @@ static int sq_get_tasks(struct sqlite_store *s, const char *id, struct exec_deta
     }
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         XGROW(d->tasks, alloc, d->ntasks + 1);
-        rc = sq_read_task(s, stmt, id, &d->tasks[d->ntasks], err);
+        rc = store__decode_task_run(SQ_ROW(s, stmt), id, &d->tasks[d->ntasks], err);
         d->ntasks++; /* counted even on failure: exec_detail_free() releases it */
         if (rc)
             goto out;
@@ -1411,7 +1280,7 @@ static int sq_attempt_rows(struct sqlite_store *s, sqlite3_stmt *stmt, const cha
 
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         XGROW(d->attempts, alloc, d->nattempts + 1);
-        rc = sq_read_attempt(s, stmt, id, &d->attempts[d->nattempts], err);
+        rc = store__decode_attempt(SQ_ROW(s, stmt), id, &d->attempts[d->nattempts], err);
         d->nattempts++; /* counted even on failure: exec_detail_free() releases it */
         if (rc)
             return rc;
@@ -1457,7 +1326,7 @@ static int sq_page_tasks(struct sqlite_store *s, const char *id, const struct ta
     }
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         XGROW(d->tasks, alloc, d->ntasks + 1);
-        rc = sq_read_task(s, stmt, id, &d->tasks[d->ntasks], err);
+        rc = store__decode_task_run(SQ_ROW(s, stmt), id, &d->tasks[d->ntasks], err);
         d->ntasks++; /* counted even on failure: exec_detail_free() releases it */
         if (rc)
             goto out;
@@ -1507,17 +1376,10 @@ static int sq_group_counts(struct sqlite_store *s, const char *id, struct exec_d
         goto out;
     }
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        const char *status = (const char *)sqlite3_column_text(stmt, 1);
-        struct group_count *c;
         XGROW(d->counts, alloc, d->ncounts + 1);
-        c = &d->counts[d->ncounts];
-        c->group_idx = sqlite3_column_int(stmt, 0);
-        c->n = sqlite3_column_int64(stmt, 2);
-        if (task_status_parse(status, &c->status) != 0) {
-            rc = err_set(err, ERR_STORE, "unknown task status '%s' in '%s'",
-                         status ? status : "NULL", s->path);
+        rc = store__decode_group_count(SQ_ROW(s, stmt), &d->counts[d->ncounts], err);
+        if (rc)
             goto out;
-        }
         d->ncounts++;
     }
     rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot count the tasks of '%s'", id);
@@ -1534,7 +1396,7 @@ static int sqlite_execution_page(struct store *st, const char *id, const struct 
     int began;
     int rc;
 
-    rc = sq_read_begin(s, &began, err);
+    rc = sqlite_read_begin(&s->base, &began, err);
     if (rc)
         return rc;
     d = xcalloc(1, sizeof(*d));
@@ -1545,7 +1407,7 @@ static int sqlite_execution_page(struct store *st, const char *id, const struct 
         rc = sq_page_attempts(s, id, d, err);
     if (rc == 0)
         rc = sq_group_counts(s, id, d, err);
-    sq_read_end(s, began);
+    sqlite_read_end(&s->base, began);
     if (rc) {
         exec_detail_free(d);
         return rc;
@@ -1562,7 +1424,7 @@ static int sqlite_execution_get(struct store *st, const char *id, struct exec_de
     int began;
     int rc;
 
-    rc = sq_read_begin(s, &began, err);
+    rc = sqlite_read_begin(&s->base, &began, err);
     if (rc)
         return rc;
     d = xcalloc(1, sizeof(*d));
@@ -1574,7 +1436,7 @@ static int sqlite_execution_get(struct store *st, const char *id, struct exec_de
         goto out;
     rc = sq_get_attempts(s, id, d, err);
 out:
-    sq_read_end(s, began);
+    sqlite_read_end(&s->base, began);
     if (rc) {
         exec_detail_free(d);
         return rc;
@@ -1617,10 +1479,11 @@ static int list_bind(sqlite3_stmt *stmt, const struct exec_filter *f, const char
     return rc;
 }
 
-/* Run one list query and append its rows to `list`. */
-static int sq_list_query(struct sqlite_store *s, const struct exec_filter *f, const char *status,
-                         struct exec_list *list, size_t *alloc, struct err *err)
+/* Run one list query and append its rows to `list` (the list_query primitive). */
+static int sqlite_list_query(struct store *st, const struct exec_filter *f, const char *status,
+                             struct exec_list *list, size_t *alloc, struct err *err)
 {
+    struct sqlite_store *s = sq(st);
     sqlite3_stmt *stmt;
     int rc = sq_stmt(s, list_stmt_id(f, status != NULL), &stmt, err);
 
@@ -1632,7 +1495,7 @@ static int sq_list_query(struct sqlite_store *s, const struct exec_filter *f, co
     }
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         XGROW(list->items, *alloc, list->n + 1);
-        rc = sq_read_exec(s, stmt, &list->items[list->n], err);
+        rc = store__decode_exec(SQ_ROW(s, stmt), &list->items[list->n], err);
         list->n++; /* counted even on failure: exec_list_release() releases it */
         if (rc)
             goto out;
@@ -1641,62 +1504,6 @@ static int sq_list_query(struct sqlite_store *s, const struct exec_filter *f, co
 out:
     sq_done(stmt);
     return rc;
-}
-
-static int exec_row_cmp_desc(const void *a, const void *b)
-{
-    const struct exec_row *x = a;
-    const struct exec_row *y = b;
-    return strcmp(y->id, x->id);
-}
-
-static unsigned list_status_mask(const struct exec_filter *f)
-{
-    unsigned all = (1u << EXEC_STATUS_COUNT) - 1;
-    unsigned mask = f->status_mask & all;
-    return mask == all ? 0 : mask;
-}
-
-/*
- * One query per status in the mask, each using the (status, id) or
- * (workflow, status, id) index and stopping after `limit` rows; the pages are
- * then merged newest first and cut to `limit`. At most 6 x limit rows are
- * read, however many executions match.
- */
-static int sqlite_executions_list(struct store *st, const struct exec_filter *f,
-                                  struct exec_list *out, struct err *err)
-{
-    struct sqlite_store *s = sq(st);
-    struct exec_list list = {NULL, 0};
-    unsigned mask = list_status_mask(f);
-    int nstatus = 0;
-    size_t alloc = 0;
-    int began;
-    int rc;
-
-    rc = sq_read_begin(s, &began, err);
-    if (rc)
-        return rc;
-    if (!mask)
-        rc = sq_list_query(s, f, NULL, &list, &alloc, err);
-    for (int i = 0; mask && i < EXEC_STATUS_COUNT && rc == 0; i++) {
-        if (!(mask & (1u << i)))
-            continue;
-        rc = sq_list_query(s, f, exec_status_name((enum exec_status)i), &list, &alloc, err);
-        nstatus++;
-    }
-    sq_read_end(s, began);
-    if (rc) {
-        exec_list_release(&list);
-        return rc;
-    }
-    if (nstatus > 1 && list.n > 1) {
-        qsort(list.items, list.n, sizeof(*list.items), exec_row_cmp_desc);
-        while (list.n > (size_t)f->limit)
-            exec_row_release(&list.items[--list.n]);
-    }
-    *out = list;
-    return 0;
 }
 
 static int sqlite_executions_unfinished(struct store *st, char ***out_ids, size_t *out_n,
@@ -1719,7 +1526,7 @@ static int sqlite_executions_unfinished(struct store *st, char ***out_ids, size_
     }
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         XGROW(ids, alloc, n + 1);
-        ids[n++] = col_str(stmt, 0);
+        ids[n++] = col_str(s, stmt, 0);
     }
     rc = rc == SQLITE_DONE
              ? 0
@@ -1772,7 +1579,7 @@ static int sqlite_cancel_requests(struct store *st, const char *node, char ***ou
         return rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         XGROW(ids, alloc, n + 1);
-        ids[n++] = col_str(stmt, 0);
+        ids[n++] = col_str(s, stmt, 0);
     }
     rc = rc == SQLITE_DONE ? 0
                            : sq_fail(s, rc, err, "cannot read cancel requests in '%s'", s->path);
@@ -1847,14 +1654,8 @@ static int sqlite_workflows_list(struct store *st, struct workflow_row **out, si
     if (rc)
         return rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        struct workflow_row *r;
-
         XGROW(rows, alloc, n + 1);
-        r = &rows[n++];
-        r->name = col_str(stmt, 0);
-        r->version = sqlite3_column_int(stmt, 1);
-        r->definition = col_str(stmt, 2);
-        r->created_at = sqlite3_column_int64(stmt, 3);
+        store__decode_workflow(SQ_ROW(s, stmt), &rows[n++]);
     }
     rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot list the workflows in '%s'", s->path);
     sq_done(stmt);
@@ -1958,40 +1759,6 @@ static int sqlite_key_insert(struct store *st, const struct key_row *row, struct
     return rc;
 }
 
-/* Fill `k` from the KEY_COLS of the current result row; allocates only on success. */
-static int sq_read_key(struct sqlite_store *s, sqlite3_stmt *stmt, struct key_row *k,
-                       struct err *err)
-{
-    const char *id = (const char *)sqlite3_column_text(stmt, 0);
-    size_t idlen = (size_t)sqlite3_column_bytes(stmt, 0);
-    const char *prefix = (const char *)sqlite3_column_text(stmt, 2);
-    size_t prefixlen = (size_t)sqlite3_column_bytes(stmt, 2);
-    /* Read the blob before its length: the order sqlite3_column_bytes() documents. */
-    const void *hash = sqlite3_column_blob(stmt, 3);
-    int hashlen = sqlite3_column_bytes(stmt, 3);
-
-    memset(k, 0, sizeof(*k));
-    if (!id || idlen >= ID_MAX)
-        return err_set(err, ERR_STORE, "bad key id in '%s'", s->path);
-    memcpy(k->id, id, idlen);
-    k->id[idlen] = '\0';
-    if (!prefix || prefixlen >= KEY_PREFIX_MAX)
-        return err_set(err, ERR_STORE, "bad prefix of key '%s' in '%s'", k->id, s->path);
-    memcpy(k->prefix, prefix, prefixlen);
-    k->prefix[prefixlen] = '\0';
-    if (!hash || hashlen != KEY_HASH_LEN)
-        return err_set(err, ERR_STORE, "bad hash of key '%s' in '%s' (%d bytes, want %d)", k->id,
-                       s->path, hashlen, KEY_HASH_LEN);
-    memcpy(k->hash, hash, KEY_HASH_LEN);
-    k->scopes = (unsigned)sqlite3_column_int64(stmt, 4);
-    k->created_at = sqlite3_column_int64(stmt, 5);
-    k->expires_at = col_opt(stmt, 6, 0);
-    k->last_used_at = col_opt(stmt, 7, 0);
-    k->revoked_at = col_opt(stmt, 8, 0);
-    k->name = col_str(stmt, 1);
-    return 0;
-}
-
 static int sqlite_key_get_by_prefix(struct store *st, const char *prefix, struct key_row *out,
                                     struct err *err)
 {
@@ -2005,7 +1772,7 @@ static int sqlite_key_get_by_prefix(struct store *st, const char *prefix, struct
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
-        rc = sq_read_key(s, stmt, out, err);
+        rc = store__decode_key(SQ_ROW(s, stmt), out, err);
         if (rc)
             memset(out, 0, sizeof(*out)); /* no half-read row */
     } else if (rc == SQLITE_DONE) {
@@ -2030,7 +1797,7 @@ static int sqlite_keys_list(struct store *st, struct key_row **out, size_t *out_
         return rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         XGROW(rows, alloc, n + 1);
-        rc = sq_read_key(s, stmt, &rows[n], err);
+        rc = store__decode_key(SQ_ROW(s, stmt), &rows[n], err);
         if (rc)
             break;
         n++;
@@ -2166,7 +1933,7 @@ static int sq_count_min(struct sqlite_store *s, enum stmt_id id, const char *sta
         rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         *out_count = sqlite3_column_int64(stmt, 0);
-        *out_min = col_opt(stmt, 1, 0);
+        *out_min = store__col_opt(SQ_ROW(s, stmt), 1, 0);
         rc = 0;
     } else {
         rc = sq_fail(s, rc, err, "cannot count the work in '%s'", s->path);
@@ -2182,56 +1949,20 @@ static int sqlite_counts_get(struct store *st, struct store_counts *out, struct 
     int began;
     int rc;
 
-    rc = sq_read_begin(s, &began, err);
+    rc = sqlite_read_begin(&s->base, &began, err);
     if (rc)
         return rc;
     rc = sq_count_min(s, ST_COUNTS_QUEUED, NULL, &c.tasks_queued, &c.oldest_queued_since, err);
     if (rc == 0)
         rc = sq_count_min(s, ST_COUNTS_RUNNING, exec_status_name(EXEC_RUNNING),
                           &c.executions_running, &c.oldest_running_started, err);
-    sq_read_end(s, began);
+    sqlite_read_end(&s->base, began);
     if (rc == 0)
         *out = c;
     return rc;
 }
 
 /* --- schedules --- */
-
-/* Copy a text column into an id array ("" for NULL); -1 if it does not fit. */
-static int col_id(sqlite3_stmt *stmt, int i, char out[ID_MAX])
-{
-    const char *t = (const char *)sqlite3_column_text(stmt, i);
-    size_t len = (size_t)sqlite3_column_bytes(stmt, i);
-
-    out[0] = '\0';
-    if (!t)
-        return 0;
-    if (len >= ID_MAX)
-        return -1;
-    memcpy(out, t, len);
-    out[len] = '\0';
-    return 0;
-}
-
-/* Fill `r` from the SCHED_COLS of the current result row. */
-static int sq_read_schedule(struct sqlite_store *s, sqlite3_stmt *stmt, struct schedule_row *r,
-                            struct err *err)
-{
-    memset(r, 0, sizeof(*r));
-    if (sqlite3_column_type(stmt, 0) == SQLITE_NULL || col_id(stmt, 0, r->id) != 0)
-        return err_set(err, ERR_STORE, "bad schedule id in '%s'", s->path);
-    r->workflow = col_str(stmt, 1);
-    r->name = col_str(stmt, 2);
-    r->spec_hash = col_str(stmt, 3);
-    r->paused = sqlite3_column_int64(stmt, 4) != 0;
-    r->next_fire_at = col_opt(stmt, 5, 0);
-    r->last_fire_at = col_opt(stmt, 6, 0);
-    r->created_at = sqlite3_column_int64(stmt, 7);
-    r->updated_at = sqlite3_column_int64(stmt, 8);
-    r->from_api = sqlite3_column_int64(stmt, 9) != 0;
-    r->spec = sqlite3_column_type(stmt, 10) == SQLITE_NULL ? NULL : col_str(stmt, 10);
-    return 0;
-}
 
 static int sqlite_schedules_list(struct store *st, struct schedule_row **out, size_t *out_n,
                                  struct err *err)
@@ -2247,7 +1978,7 @@ static int sqlite_schedules_list(struct store *st, struct schedule_row **out, si
         return rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         XGROW(rows, alloc, n + 1);
-        rc = sq_read_schedule(s, stmt, &rows[n], err);
+        rc = store__decode_schedule(SQ_ROW(s, stmt), &rows[n], err);
         n++; /* counted even on failure: schedule_rows_free() releases it */
         if (rc)
             break;
@@ -2279,7 +2010,7 @@ static int sqlite_schedule_get(struct store *st, const char *id, struct schedule
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
-        rc = sq_read_schedule(s, stmt, out, err);
+        rc = store__decode_schedule(SQ_ROW(s, stmt), out, err);
         if (rc) {
             schedule_row_release(out); /* no half-read row */
             memset(out, 0, sizeof(*out));
@@ -2353,7 +2084,7 @@ static int sq_prune_ids(struct sqlite_store *s, const char *workflow, const char
         if (name && name_listed(name, names, nnames))
             continue;
         XGROW(ids, alloc, n + 1);
-        ids[n++] = col_str(stmt, 0); /* NOT NULL in the schema */
+        ids[n++] = col_str(s, stmt, 0); /* NOT NULL in the schema */
     }
     rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot list the schedules of '%s'", workflow);
 out:
@@ -2531,26 +2262,6 @@ static int sqlite_fire_exists(struct store *st, const char *schedule_id, int64_t
     return rc;
 }
 
-/* Fill `r` from the FIRE_COLS of the current result row. */
-static int sq_read_fire(struct sqlite_store *s, sqlite3_stmt *stmt, struct fire_row *r,
-                        struct err *err)
-{
-    const char *status = (const char *)sqlite3_column_text(stmt, 2);
-
-    memset(r, 0, sizeof(*r));
-    r->scheduled_for = sqlite3_column_int64(stmt, 1);
-    if (store__fire_status_parse(status, &r->status) != 0)
-        return err_set(err, ERR_STORE, "unknown status '%s' of a fire due at %lld in '%s'",
-                       status ? status : "NULL", (long long)r->scheduled_for, s->path);
-    if (col_id(stmt, 3, r->execution_id) != 0)
-        return err_set(err, ERR_STORE, "bad execution id of a fire due at %lld in '%s'",
-                       (long long)r->scheduled_for, s->path);
-    r->created_at = sqlite3_column_int64(stmt, 5);
-    r->schedule_id = col_str(stmt, 0);
-    r->reason = col_str(stmt, 4);
-    return 0;
-}
-
 static int sqlite_fire_get(struct store *st, const char *schedule_id, int64_t scheduled_for,
                            struct fire_row *out, struct err *err)
 {
@@ -2564,7 +2275,7 @@ static int sqlite_fire_get(struct store *st, const char *schedule_id, int64_t sc
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
-        rc = sq_read_fire(s, stmt, out, err);
+        rc = store__decode_fire(SQ_ROW(s, stmt), out, err);
         if (rc)
             fire_row_release(out);
     } else if (rc == SQLITE_DONE) {
@@ -2631,7 +2342,7 @@ static int sqlite_fires_list(struct store *st, const char *schedule_id, int limi
     }
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         XGROW(rows, alloc, n + 1);
-        rc = sq_read_fire(s, stmt, &rows[n], err);
+        rc = store__decode_fire(SQ_ROW(s, stmt), &rows[n], err);
         n++; /* counted even on failure: fire_rows_free() releases it */
         if (rc)
             goto out;
@@ -2706,7 +2417,7 @@ static int sq_explain_all(struct store *st, const enum stmt_id *ids, size_t n, c
 int store__sqlite_explain_list(struct store *st, const struct exec_filter *filter, char **out_plan,
                                struct err *err)
 {
-    enum stmt_id id = list_stmt_id(filter, list_status_mask(filter) != 0);
+    enum stmt_id id = list_stmt_id(filter, store__list_status_mask(filter) != 0);
     return sq_explain_all(st, &id, 1, out_plan, err);
 }
 
@@ -2773,7 +2484,7 @@ static int sq_forget_gone_nodes(struct sqlite_store *s, const struct node_row *s
         if (pid > 0 && pid != self->pid && errno != ESRCH)
             continue; /* alive, another user's */
         XGROW(gone, alloc, n + 1);
-        gone[n++] = col_str(stmt, 0);
+        gone[n++] = col_str(s, stmt, 0);
     }
     if (rc == SQLITE_DONE)
         rc = SQLITE_OK;
@@ -2884,20 +2595,8 @@ static int sqlite_nodes_list(struct store *st, struct node_row **out, size_t *ou
     if (rc)
         return rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        struct node_row *r;
         XGROW(rows, alloc, n + 1);
-        r = &rows[n++];
-        memset(r, 0, sizeof(*r));
-        r->id = col_str(stmt, 0);
-        r->host = col_str(stmt, 1);
-        r->pid = sqlite3_column_int(stmt, 2);
-        r->role = col_str(stmt, 3);
-        r->version = col_str(stmt, 4);
-        r->started_at = col_opt(stmt, 5, 0);
-        r->heartbeat_at = col_opt(stmt, 6, 0);
-        r->stopped_at = col_opt(stmt, 7, 0);
-        r->executions = sqlite3_column_int64(stmt, 8);
-        r->db_now = sqlite3_column_int64(stmt, 9);
+        store__decode_node(SQ_ROW(s, stmt), &rows[n++]);
     }
     sqlite3_finalize(stmt);
     if (rc != SQLITE_DONE) {
@@ -2953,9 +2652,14 @@ const struct store_backend store__sqlite_backend = {
     .attempt_update = sqlite_attempt_update,
     .log_append = sqlite_log_append,
     .log_trim = sqlite_log_trim,
+    .exec_script = sqlite_exec_script,
+    .version_table_exists = sqlite_version_table_exists,
+    .version_record = sqlite_version_record,
+    .read_begin = sqlite_read_begin,
+    .read_end = sqlite_read_end,
+    .list_query = sqlite_list_query,
     .execution_get = sqlite_execution_get,
     .execution_page = sqlite_execution_page,
-    .executions_list = sqlite_executions_list,
     .executions_unfinished = sqlite_executions_unfinished,
     .logs_get = sqlite_logs_get,
     .ping = sqlite_ping,

@@ -626,7 +626,7 @@ int store_executions_list(struct store *st, const struct exec_filter *filter, st
                        STORE_LIST_MAX);
     if (filter->status_mask >> EXEC_STATUS_COUNT)
         return err_set(err, ERR_INVALID, "invalid status mask 0x%x", filter->status_mask);
-    return st->be->executions_list(st, filter, out, err);
+    return store__executions_list(st, filter, out, err);
 }
 
 int store_executions_unfinished(struct store *st, char ***out_ids, size_t *out_n, struct err *err)

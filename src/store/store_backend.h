@@ -20,6 +20,9 @@
 
 struct store {
     const struct store_backend *be;
+    /* The database as messages name it, owned by the backend: "'orch.db'"
+     * (SQLite), "database 'orch' on host:5432" (PostgreSQL, never the password). */
+    const char *where_msg;
 };
 
 struct store_backend {
@@ -53,12 +56,30 @@ struct store_backend {
     int (*log_trim)(struct store *st, const char *exec_id, int task_idx, int attempt, int below_seq,
                     int stream, struct err *err);
 
+    /*
+     * Primitives of the shared logic (shared.c). Schema: run a script of
+     * statements without parameters ("<what>: <database message>" on
+     * failure); say whether the schema_version table exists; record a step;
+     * take the lock that serialises migrations across processes inside the
+     * open transaction (NULL: the write transaction is the lock).
+     */
+    int (*exec_script)(struct store *st, const char *sql, const char *what, struct err *err);
+    int (*version_table_exists)(struct store *st, int *out, struct err *err);
+    int (*version_record)(struct store *st, int version, int64_t now, struct err *err);
+    int (*migrate_lock)(struct store *st, struct err *err);
+    /* A read snapshot unless a transaction is open; *began says whether
+     * read_end() must end it. */
+    int (*read_begin)(struct store *st, int *began, struct err *err);
+    void (*read_end)(struct store *st, int began);
+    /* One page of the list for one status (NULL: any), appended to `list`
+     * (`*alloc` its capacity); a row is counted even if decoding it failed. */
+    int (*list_query)(struct store *st, const struct exec_filter *filter, const char *status,
+                      struct exec_list *list, size_t *alloc, struct err *err);
+
     int (*execution_get)(struct store *st, const char *id, struct exec_detail **out,
                          struct err *err);
     int (*execution_page)(struct store *st, const char *id, const struct task_page *q,
                           struct exec_detail **out, struct err *err);
-    int (*executions_list)(struct store *st, const struct exec_filter *filter,
-                           struct exec_list *out, struct err *err);
     int (*executions_unfinished)(struct store *st, char ***out_ids, size_t *out_n, struct err *err);
     int (*logs_get)(struct store *st, const char *exec_id, int task_idx, int attempt, int after_seq,
                     struct log_list *out, struct err *err);
@@ -158,6 +179,83 @@ struct store_backend {
     int (*offers_adopt)(struct store *st, const char *exec_id, const char *owner,
                         struct offer_row **out, size_t *out_n, struct err *err);
 };
+
+/*
+ * One result row, read through the backend's own result (a stepped
+ * sqlite3_stmt, a row of a PGresult). The decoders below are written once
+ * over these readers, so every row type is decoded the same way on every
+ * backend. Columns are 0-based.
+ */
+struct store__row {
+    int (*is_null)(const struct store__row *r, int col);
+    int64_t (*i64)(const struct store__row *r, int col); /* NULL reads as 0 */
+    /* The text of a column, NULL for SQL NULL; borrowed until the next row. */
+    const char *(*text)(const struct store__row *r, int col, size_t *out_len);
+    /* A binary column as a heap copy with a NUL after its `*out_len` bytes
+     * (the caller frees it); NULL if the stored value cannot be decoded. */
+    unsigned char *(*blob)(const struct store__row *r, int col, size_t *out_len);
+    const char *where; /* the database in messages: "'orch.db'", "database 'x' on h:5432" */
+};
+
+/* Column readers on top of a row: NULL becomes `none` (or a NULL string). */
+int64_t store__col_opt(const struct store__row *r, int col, int64_t none);
+int store__col_int(const struct store__row *r, int col, int none);
+char *store__col_str(const struct store__row *r, int col);
+/* Copy a text column into an id array ("" for NULL); -1 if it does not fit. */
+int store__col_id(const struct store__row *r, int col, char out[ID_MAX]);
+
+/*
+ * The decoders, one per row type, each reading the columns its backends'
+ * statements select, in this order (ERR_STORE on a value no orch writes):
+ *   exec      id, workflow, workflow_version, status, params, created_at,
+ *             started_at, finished_at, error, schedule_id, scheduled_for,
+ *             owner_node, parent_id, parent_task_idx, depth, retried_at
+ *   task run  idx, name, status, attempt, available_at, started_at,
+ *             finished_at, error, output, group_idx, item_index, item, child_id
+ *   attempt   task_idx, number, status, node, pid, pgid, proc_start,
+ *             started_at, finished_at, exit_code, signal, error
+ *   log chunk task_idx, attempt, seq, stream, ts, data
+ *   key       id, name, prefix, hash, scopes, created_at, expires_at,
+ *             last_used_at, revoked_at (allocates only on success)
+ *   schedule  id, workflow, name, spec_hash, paused, next_fire_at,
+ *             last_fire_at, created_at, updated_at, from_api, spec
+ *   fire      schedule_id, scheduled_for, status, execution_id, reason, created_at
+ *   group     group_idx, status, count
+ *   workflow  name, version, definition, created_at
+ *   node      id, host, pid, role, version, started_at, heartbeat_at,
+ *             stopped_at, executions, db_now
+ * On failure a row may hold members already read: release it as usual.
+ */
+int store__decode_exec(const struct store__row *r, struct exec_row *row, struct err *err);
+int store__decode_task_run(const struct store__row *r, const char *exec_id,
+                           struct task_run_row *t, struct err *err);
+int store__decode_attempt(const struct store__row *r, const char *exec_id, struct attempt_row *a,
+                          struct err *err);
+int store__decode_log_chunk(const struct store__row *r, const char *exec_id, struct log_chunk *c,
+                            struct err *err);
+int store__decode_key(const struct store__row *r, struct key_row *k, struct err *err);
+int store__decode_schedule(const struct store__row *r, struct schedule_row *row,
+                           struct err *err);
+int store__decode_fire(const struct store__row *r, struct fire_row *f, struct err *err);
+int store__decode_group_count(const struct store__row *r, struct group_count *c,
+                              struct err *err);
+void store__decode_workflow(const struct store__row *r, struct workflow_row *w);
+void store__decode_node(const struct store__row *r, struct node_row *n);
+
+/* The stored name of a log stream ("stdout", "stderr"). */
+const char *store__stream_name(enum log_stream stream);
+
+/*
+ * The logic above the backends (shared.c), built on the backend's
+ * primitives: migrate a writer's database to this binary's schema in one
+ * transaction, or check a reader's; list executions with a status mask.
+ */
+int store__migrate(struct store *st, struct err *err);
+int store__check_readonly_version(struct store *st, struct err *err);
+int store__executions_list(struct store *st, const struct exec_filter *filter,
+                           struct exec_list *out, struct err *err);
+/* The statuses a list queries one by one; 0 for "any" (none, or all of them). */
+unsigned store__list_status_mask(const struct exec_filter *filter);
 
 extern const struct store_backend store__sqlite_backend;
 extern const struct store_backend store__postgres_backend;

@@ -1,0 +1,158 @@
+/*
+ * shared.c - the store logic that sits above the backends: the migration
+ * driver and the schema-version checks, and the list of executions with its
+ * status mask (one query per status, merged here).
+ *
+ * Each is written once over the backend's primitives (store_backend.h:
+ * exec_script, version_table_exists, version_record, migrate_lock,
+ * read_begin/read_end, list_query, and begin/commit/rollback), so SQLite and
+ * PostgreSQL migrate, refuse and merge the same way.
+ */
+#include "store_backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+
+#include "base/banned.h"
+
+static const char *where(struct store *st)
+{
+    return st->where_msg ? st->where_msg : st->be->name;
+}
+
+static int version_check(int version, struct err *err)
+{
+    if (version > store__migration_count)
+        return err_set(err, ERR_INVALID,
+                       "database schema version %d is newer than this orch (%d); upgrade orch",
+                       version, store__migration_count);
+    return 0;
+}
+
+/*
+ * Apply the missing steps in one write transaction: all or nothing. Two
+ * processes opening at once serialise on the backend's lock (SQLite's
+ * BEGIN IMMEDIATE, PostgreSQL's advisory lock), and the second finds the
+ * schema current.
+ */
+int store__migrate(struct store *st, struct err *err)
+{
+    static const char bootstrap[] = "CREATE TABLE IF NOT EXISTS schema_version ("
+                                    " version INTEGER NOT NULL PRIMARY KEY,"
+                                    " applied_at BIGINT NOT NULL)";
+    const struct store_backend *be = st->be;
+    char what[ERR_MSG_MAX];
+    int version = 0;
+    int rc;
+
+    rc = be->begin(st, err);
+    if (rc)
+        return rc;
+    if (be->migrate_lock)
+        rc = be->migrate_lock(st, err);
+    if (rc == 0) {
+        snprintf(what, sizeof(what), "cannot create the schema table of %s", where(st));
+        rc = be->exec_script(st, bootstrap, what, err);
+    }
+    if (rc == 0)
+        rc = be->schema_version(st, &version, err);
+    if (rc == 0)
+        rc = version_check(version, err);
+    for (int v = version; rc == 0 && v < store__migration_count; v++) {
+        snprintf(what, sizeof(what), "cannot migrate %s to schema version %d", where(st), v + 1);
+        rc = be->exec_script(st, store__migrations[v], what, err);
+        if (rc == 0)
+            rc = be->version_record(st, v + 1, clock_now_ms(), err);
+        if (rc == 0 && version > 0)
+            log_info("store", "migrated %s to schema version %d", where(st), v + 1);
+    }
+    if (rc == 0)
+        rc = be->commit(st, err);
+    if (rc)
+        be->rollback(st);
+    return rc;
+}
+
+/* A reader cannot migrate: the database must be at this binary's version. */
+int store__check_readonly_version(struct store *st, struct err *err)
+{
+    int version = 0;
+    int has_table = 0;
+    int rc = st->be->version_table_exists(st, &has_table, err);
+
+    if (rc)
+        return rc;
+    if (has_table) {
+        rc = st->be->schema_version(st, &version, err);
+        if (rc)
+            return rc;
+    }
+    rc = version_check(version, err);
+    if (rc)
+        return rc;
+    if (version < store__migration_count)
+        return err_set(err, ERR_INVALID,
+                       "database %s is at schema version %d, older than this orch (%d); "
+                       "open it read-write once to migrate it",
+                       where(st), version, store__migration_count);
+    return 0;
+}
+
+static int exec_row_cmp_desc(const void *a, const void *b)
+{
+    const struct exec_row *x = a;
+    const struct exec_row *y = b;
+    return strcmp(y->id, x->id);
+}
+
+unsigned store__list_status_mask(const struct exec_filter *f)
+{
+    unsigned all = (1u << EXEC_STATUS_COUNT) - 1;
+    unsigned mask = f->status_mask & all;
+    return mask == all ? 0 : mask;
+}
+
+/*
+ * One query per status in the mask, each using the (status, id) or
+ * (workflow, status, id) index and stopping after `limit` rows; the pages are
+ * then merged newest first and cut to `limit`. At most 6 x limit rows are
+ * read, however many executions match; all in one read snapshot.
+ */
+int store__executions_list(struct store *st, const struct exec_filter *f, struct exec_list *out,
+                           struct err *err)
+{
+    struct exec_list list = {NULL, 0};
+    unsigned mask = store__list_status_mask(f);
+    int nstatus = 0;
+    size_t alloc = 0;
+    int began;
+    int rc;
+
+    rc = st->be->read_begin(st, &began, err);
+    if (rc)
+        return rc;
+    if (!mask)
+        rc = st->be->list_query(st, f, NULL, &list, &alloc, err);
+    for (int i = 0; mask && i < EXEC_STATUS_COUNT && rc == 0; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        rc = st->be->list_query(st, f, exec_status_name((enum exec_status)i), &list, &alloc, err);
+        nstatus++;
+    }
+    st->be->read_end(st, began);
+    if (rc) {
+        exec_list_release(&list);
+        return rc;
+    }
+    if (nstatus > 1 && list.n > 1) {
+        qsort(list.items, list.n, sizeof(*list.items), exec_row_cmp_desc);
+        while (list.n > (size_t)f->limit)
+            exec_row_release(&list.items[--list.n]);
+    }
+    *out = list;
+    return 0;
+}
