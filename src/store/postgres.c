@@ -81,6 +81,376 @@ enum pq_want {
 /* A pipelined UPDATE that must change a row: 1 / (rows changed). */
 #define MUST_CHANGE(update) "WITH u AS (" update " RETURNING 1) SELECT 1 / (SELECT count(*) FROM u)"
 
+/*
+ * Every statement of this backend, as sqlite.c keeps its own: fixed text with
+ * $n placeholders, values always bound. The pipelined writes are prepared
+ * once per connection (pq_prepare, keyed by the text's address in this
+ * table); the rest go through PQexecParams. Only LISTEN, whose channel is an
+ * identifier (checked by channel_ok), is built at the call.
+ */
+enum pg_stmt {
+    PS_SAVEPOINT,
+    PS_SAVEPOINT_RELEASE,
+    PS_SAVEPOINT_ROLLBACK,
+    PS_BEGIN,
+    PS_ROLLBACK,
+    PS_COMMIT,
+    PS_BEGIN_READ,
+    PS_VERSION,
+    PS_MIGRATE_LOCK,
+    PS_VERSION_INSERT,
+    PS_HAS_VERSION_TABLE,
+    PS_SET_QUIET,
+    PS_SET_READONLY,
+    PS_WF_NEWEST,
+    PS_WF_GET,
+    PS_WF_INSERT,
+    PS_EXEC_INSERT,
+    PS_EXEC_UPDATE_PIPED,
+    PS_EXEC_UPDATE,
+    PS_TASK_INSERT,
+    PS_TASK_UPDATE_PIPED,
+    PS_TASK_UPDATE,
+    PS_TASK_ATTEMPT,
+    PS_ATTEMPT_INSERT,
+    PS_ATTEMPT_UPDATE_PIPED,
+    PS_ATTEMPT_UPDATE,
+    PS_LOG_APPEND,
+    PS_LOG_TRIM,
+    PS_LOGS_FOLLOW,
+    PS_LOGS_TASK,
+    PS_LOGS_ALL,
+    PS_EXEC_GET,
+    PS_TASKS_OF_EXEC,
+    PS_ATTEMPTS_OF_EXEC,
+    PS_TASKS_PAGE,
+    PS_ATTEMPTS_RANGE,
+    PS_GROUP_COUNTS,
+    PS_LIST_PARENT,
+    PS_LIST_WF_STATUS,
+    PS_LIST_WF,
+    PS_LIST_STATUS,
+    PS_LIST_ANY,
+    PS_UNFINISHED,
+    PS_PING,
+    PS_WF_LIST,
+    PS_WF_DELETE,
+    PS_IDEM_GET,
+    PS_IDEM_PUT,
+    PS_KEY_INSERT,
+    PS_KEY_BY_PREFIX,
+    PS_KEYS_LIST,
+    PS_KEY_REVOKE_ID,
+    PS_KEY_REVOKE_NAME,
+    PS_KEY_TOUCH,
+    PS_PURGE_WF,
+    PS_PURGE_ALL,
+    PS_PURGE_EXCEPT_1, /* room for 1 name to keep, then 2, 4, ...: built by purge_except_sql() */
+    PS_PURGE_EXCEPT_2,
+    PS_PURGE_EXCEPT_4,
+    PS_PURGE_EXCEPT_8,
+    PS_PURGE_EXCEPT_16,
+    PS_PURGE_EXCEPT_32,
+    PS_PURGE_EXCEPT_64,
+    PS_COUNTS_QUEUED,
+    PS_COUNTS_RUNNING,
+    PS_SCHED_LIST,
+    PS_SCHED_GET,
+    PS_SCHED_UPSERT,
+    PS_SCHED_OF_WF,
+    PS_FIRES_DELETE,
+    PS_SCHED_DELETE,
+    PS_SCHED_STATE,
+    PS_SCHED_PAUSE,
+    PS_FIRE_INSERT,
+    PS_FIRE_EXISTS,
+    PS_FIRE_GET,
+    PS_FIRES_QUEUED,
+    PS_FIRES_LIST,
+    PS_NODE_REGISTER,
+    PS_OFFERS_FORGET,
+    PS_NODES_FORGET,
+    PS_NODE_STOP,
+    PS_NODES_LIST,
+    PS_EXEC_CLAIM,
+    PS_EXEC_CLAIM_ONE,
+    PS_EXEC_OWNER,
+    PS_FENCE_CHECK,
+    PS_FENCE_LOST,
+    PS_CANCEL_REQUEST,
+    PS_CANCEL_REQUESTS,
+    PS_NOTIFY,
+    PS_LEASE_ACQUIRE,
+    PS_LEASE_RELEASE,
+    PS_NODE_HEARTBEAT,
+    PS_OFFER_PUT,
+    PS_OFFER_DELETE,
+    PS_OFFER_CANCEL,
+    PS_OFFERS_CLAIM,
+    PS_OFFER_REPORT_PID,
+    PS_OFFER_REPORT,
+    PS_OFFERS_OWNED,
+    PS_OFFERS_CANCELLED,
+    PS_OFFERS_ADOPT,
+    PS_COUNT
+};
+
+_Static_assert(1 << (PS_PURGE_EXCEPT_64 - PS_PURGE_EXCEPT_1) == STORE_PURGE_EXCEPT_MAX,
+               "one purge variant per power of two up to STORE_PURGE_EXCEPT_MAX");
+
+#define EXEC_UPDATE_SQL                                                                            \
+    "UPDATE executions SET status = $2, started_at = $3, finished_at = $4,"                        \
+    " error = $5, schedule_id = $6, scheduled_for = $7, retried_at = $8,"                          \
+    " cancel_requested_at = CASE WHEN $2 IN ('queued', 'running')"                                 \
+    " THEN cancel_requested_at END WHERE id = $1"
+#define TASK_UPDATE_SQL                                                                            \
+    "UPDATE task_runs SET status = $3, attempt = $4, available_at = $5,"                           \
+    " started_at = $6, finished_at = $7, error = $8, output = $10, child_id = $11"                 \
+    " WHERE execution_id = $1 AND idx = $2 AND attempt = $9"
+#define ATTEMPT_UPDATE_SQL                                                                         \
+    "UPDATE attempts SET status = $4, pid = $5, pgid = $6,"                                        \
+    " proc_start = $7, finished_at = $8, exit_code = $9, signal = $10,"                            \
+    " error = $11, node = coalesce($12, node)"                                                     \
+    " WHERE execution_id = $1 AND task_idx = $2 AND number = $3"
+/* The database's clock in ms: one clock for every node's lease. */
+#define PG_NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+/* An execution whose owner has no live lease: $LEASE is the lease parameter. */
+#define PG_OWNER_GONE(lease)                                                                       \
+    "(n.id IS NULL OR n.stopped_at IS NOT NULL OR n.heartbeat_at < " PG_NOW_MS " - " lease ")"
+#define PG_UNFINISHED "e.status IN ('queued', 'running')"
+#define OFFER_COLS                                                                                 \
+    "o.execution_id, o.task_idx, o.attempt, o.owner_node, o.runner_node, o.spec, o.offered_at,"    \
+    " o.runner, o.pid, o.proc_start, o.finished_at, o.status, o.exit_code, o.signal, o.error,"     \
+    " o.output, o.cancel_requested"
+
+static const char *const pg_sql[PS_COUNT] = {
+    [PS_SAVEPOINT] = "SAVEPOINT orch_stmt",
+    [PS_SAVEPOINT_RELEASE] = "RELEASE SAVEPOINT orch_stmt",
+    [PS_SAVEPOINT_ROLLBACK] = "ROLLBACK TO SAVEPOINT orch_stmt",
+    [PS_BEGIN] = "BEGIN",
+    [PS_ROLLBACK] = "ROLLBACK",
+    [PS_COMMIT] = "COMMIT",
+    [PS_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    [PS_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_version",
+    [PS_MIGRATE_LOCK] = "SELECT pg_advisory_xact_lock($1::bigint)",
+    [PS_VERSION_INSERT] = "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)",
+    [PS_HAS_VERSION_TABLE] = "SELECT to_regclass('schema_version') IS NOT NULL",
+    [PS_SET_QUIET] = "SET client_min_messages = warning",
+    [PS_SET_READONLY] = "SET default_transaction_read_only = on",
+    [PS_WF_NEWEST] = "SELECT version, definition, deleted_at, created_at FROM workflows"
+                     " WHERE name = $1 ORDER BY version DESC LIMIT 1",
+    [PS_WF_GET] = "SELECT version, definition, NULL, created_at FROM workflows"
+                  " WHERE name = $1 AND version = $2",
+    [PS_WF_INSERT] = "INSERT INTO workflows (name, version, definition, created_at)"
+                     " VALUES ($1, $2, $3, $4)",
+    [PS_EXEC_INSERT] = "INSERT INTO executions (" EXEC_COLS ")"
+                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+                       " $15, $16)",
+    [PS_EXEC_UPDATE_PIPED] = MUST_CHANGE(EXEC_UPDATE_SQL),
+    [PS_EXEC_UPDATE] = EXEC_UPDATE_SQL,
+    [PS_TASK_INSERT] = "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"
+                       " available_at, started_at, finished_at, error, output, group_idx, "
+                       "item_index, item, child_id)"
+                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    [PS_TASK_UPDATE_PIPED] = MUST_CHANGE(TASK_UPDATE_SQL),
+    [PS_TASK_UPDATE] = TASK_UPDATE_SQL,
+    [PS_TASK_ATTEMPT] = "SELECT attempt FROM task_runs WHERE execution_id = $1 AND idx = $2",
+    [PS_ATTEMPT_INSERT] = "INSERT INTO attempts (execution_id, task_idx, number, status, node,"
+                          " pid, pgid, proc_start, started_at, finished_at, exit_code, signal,"
+                          " error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    [PS_ATTEMPT_UPDATE_PIPED] = MUST_CHANGE(ATTEMPT_UPDATE_SQL),
+    [PS_ATTEMPT_UPDATE] = ATTEMPT_UPDATE_SQL,
+    [PS_LOG_APPEND] = "INSERT INTO logs (execution_id, task_idx, attempt, seq, stream, ts, data)"
+                      " VALUES ($1, $2, $3, $4, $5, $6, $7::bytea)",
+    [PS_LOG_TRIM] = "DELETE FROM logs WHERE execution_id = $1 AND task_idx = $2"
+                    " AND attempt = $3 AND seq < $4 AND ($5::text IS NULL OR stream = $5::text)",
+    [PS_LOGS_FOLLOW] = "SELECT task_idx, attempt, seq, stream, ts, data FROM logs"
+                       " WHERE execution_id = $1 AND task_idx = $2 AND attempt = $3"
+                       " AND seq > $4 ORDER BY seq",
+    [PS_LOGS_TASK] = "SELECT task_idx, attempt, seq, stream, ts, data FROM logs"
+                     " WHERE execution_id = $1 AND task_idx = $2 ORDER BY attempt, seq",
+    [PS_LOGS_ALL] = "SELECT task_idx, attempt, seq, stream, ts, data FROM logs"
+                    " WHERE execution_id = $1 ORDER BY task_idx, attempt, seq",
+    [PS_EXEC_GET] = "SELECT " EXEC_COLS " FROM executions WHERE id = $1",
+    [PS_TASKS_OF_EXEC] = "SELECT idx, name, status, attempt, available_at, started_at,"
+                         " finished_at, error, output, group_idx, item_index, item, child_id"
+                         " FROM task_runs WHERE execution_id = $1"
+                         " ORDER BY idx",
+    [PS_ATTEMPTS_OF_EXEC] = "SELECT task_idx, number, status, node, pid, pgid, proc_start,"
+                            " started_at, finished_at, exit_code, signal, error FROM attempts"
+                            " WHERE execution_id = $1 ORDER BY task_idx, number",
+    [PS_TASKS_PAGE] = "SELECT idx, name, status, attempt, available_at, started_at,"
+                      " finished_at, error, output, group_idx, item_index, item, child_id"
+                      " FROM task_runs WHERE execution_id = $1 AND idx > $2::int"
+                      " AND ($3::int < 0 OR group_idx = $3::int)"
+                      " AND ($4::int = 0 OR group_idx IS NULL)"
+                      " AND ($5::text IS NULL OR status = $5) ORDER BY idx LIMIT $6::bigint",
+    [PS_ATTEMPTS_RANGE] = "SELECT task_idx, number, status, node, pid, pgid, proc_start,"
+                          " started_at, finished_at, exit_code, signal, error FROM attempts"
+                          " WHERE execution_id = $1 AND task_idx BETWEEN $2::int AND $3::int"
+                          " ORDER BY task_idx, number",
+    [PS_GROUP_COUNTS] = "SELECT group_idx, status, count(*) FROM task_runs"
+                        " WHERE execution_id = $1 AND group_idx IS NOT NULL"
+                        " GROUP BY group_idx, status ORDER BY group_idx, status",
+    [PS_LIST_PARENT] =
+        "SELECT " EXEC_COLS " FROM executions WHERE parent_id = $7"
+        " AND ($5::text IS NULL OR workflow = $5) AND ($6::text IS NULL OR status = $6)" LIST_TAIL,
+    [PS_LIST_WF_STATUS] = "SELECT " EXEC_COLS " FROM executions WHERE workflow = $5 AND status = $6"
+                          " AND $5::text IS NOT NULL AND $6::text IS NOT NULL" LIST_TAIL,
+    [PS_LIST_WF] = "SELECT " EXEC_COLS " FROM executions WHERE workflow = $5"
+                   " AND $6::text IS NULL" LIST_TAIL,
+    [PS_LIST_STATUS] = "SELECT " EXEC_COLS " FROM executions WHERE status = $6"
+                       " AND $5::text IS NULL" LIST_TAIL,
+    [PS_LIST_ANY] = "SELECT " EXEC_COLS " FROM executions WHERE $5::text IS NULL"
+                    " AND $6::text IS NULL" LIST_TAIL,
+    [PS_UNFINISHED] = "SELECT id FROM executions WHERE status IN ($1, $2) ORDER BY id",
+    [PS_PING] = "SELECT count(*) FROM schema_version",
+    [PS_WF_LIST] = "SELECT w.name, w.version, w.definition, w.created_at FROM workflows w"
+                   " WHERE w.deleted_at IS NULL AND w.version ="
+                   " (SELECT max(v.version) FROM workflows v WHERE v.name = w.name)"
+                   " ORDER BY w.name",
+    [PS_WF_DELETE] = "UPDATE workflows SET deleted_at = $2 WHERE name = $1"
+                     " AND deleted_at IS NULL",
+    [PS_IDEM_GET] = "SELECT execution_id FROM idempotency_keys WHERE workflow = $1 AND key = $2",
+    [PS_IDEM_PUT] = "INSERT INTO idempotency_keys (workflow, key, execution_id, created_at)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (workflow, key) DO NOTHING",
+    [PS_KEY_INSERT] = "INSERT INTO api_keys (" KEY_COLS ")"
+                      " VALUES ($1, $2, $3, $4::bytea, $5, $6, $7, $8, $9)",
+    [PS_KEY_BY_PREFIX] = "SELECT " KEY_COLS " FROM api_keys WHERE prefix = $1",
+    [PS_KEYS_LIST] = "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at DESC, id DESC",
+    [PS_KEY_REVOKE_ID] = "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1",
+    [PS_KEY_REVOKE_NAME] = "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2)"
+                           " WHERE name = $1",
+    [PS_KEY_TOUCH] = "UPDATE api_keys SET last_used_at ="
+                     " CASE WHEN last_used_at > $2 THEN last_used_at ELSE $2 END"
+                     " WHERE id = $1",
+    [PS_PURGE_WF] = PURGE_HEAD " AND workflow = $5" PURGE_TAIL,
+    [PS_PURGE_ALL] = PURGE_HEAD PURGE_TAIL,
+    [PS_COUNTS_QUEUED] =
+        "SELECT count(*), min(coalesce(t.available_at, e.started_at, e.created_at))"
+        " FROM task_runs t LEFT JOIN executions e ON e.id = t.execution_id"
+        " WHERE t.status = 'queued'",
+    [PS_COUNTS_RUNNING] = "SELECT count(*), min(started_at) FROM executions WHERE status = $1",
+    [PS_SCHED_LIST] = "SELECT " SCHED_COLS " FROM schedules ORDER BY workflow, name",
+    [PS_SCHED_GET] = "SELECT " SCHED_COLS " FROM schedules WHERE id = $1",
+    [PS_SCHED_UPSERT] = "INSERT INTO schedules (" SCHED_COLS ")"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                        " ON CONFLICT (workflow, name) DO UPDATE SET"
+                        " from_api = excluded.from_api, spec = excluded.spec,"
+                        " spec_hash = excluded.spec_hash, paused = excluded.paused,"
+                        " next_fire_at = excluded.next_fire_at,"
+                        " last_fire_at = excluded.last_fire_at,"
+                        " updated_at = excluded.updated_at",
+    [PS_SCHED_OF_WF] = "SELECT id, name FROM schedules WHERE workflow = $1 AND from_api = 0",
+    [PS_FIRES_DELETE] = "DELETE FROM schedule_fires WHERE schedule_id = $1",
+    [PS_SCHED_DELETE] = "DELETE FROM schedules WHERE id = $1",
+    [PS_SCHED_STATE] = "UPDATE schedules SET spec_hash = $2, next_fire_at = $3,"
+                       " last_fire_at = $4, updated_at = $5 WHERE id = $1",
+    [PS_SCHED_PAUSE] = "UPDATE schedules SET paused = $2, updated_at = $3 WHERE id = $1",
+    [PS_FIRE_INSERT] = "INSERT INTO schedule_fires (" FIRE_COLS ") VALUES ($1, $2, $3, $4, $5, $6)"
+                       " ON CONFLICT (schedule_id, scheduled_for) DO UPDATE SET" FIRE_REPLACE,
+    [PS_FIRE_EXISTS] = "SELECT count(*) FROM schedule_fires WHERE schedule_id = $1"
+                       " AND scheduled_for = $2",
+    [PS_FIRE_GET] = "SELECT " FIRE_COLS " FROM schedule_fires WHERE schedule_id = $1"
+                    " AND scheduled_for = $2",
+    [PS_FIRES_QUEUED] = "SELECT scheduled_for FROM schedule_fires WHERE schedule_id = $1"
+                        " AND status = 'queued' ORDER BY scheduled_for LIMIT $2",
+    [PS_FIRES_LIST] = "SELECT " FIRE_COLS " FROM schedule_fires WHERE schedule_id = $1"
+                      " ORDER BY scheduled_for DESC LIMIT $2",
+    [PS_NODE_REGISTER] =
+        "INSERT INTO nodes (id, host, pid, role, version, started_at, heartbeat_at, slots)"
+        " VALUES ($1, $2, $3, $4, $5, " PG_NOW_MS ", " PG_NOW_MS ", $7)"
+        " ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid,"
+        " role = EXCLUDED.role, version = EXCLUDED.version, slots = EXCLUDED.slots,"
+        " started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at,"
+        " stopped_at = NULL"
+        " WHERE $6 <= 0 OR nodes.stopped_at IS NOT NULL"
+        " OR nodes.heartbeat_at < " PG_NOW_MS " - $6",
+    [PS_OFFERS_FORGET] =
+        "DELETE FROM task_offers o WHERE o.cancel_requested = 1"
+        " AND o.finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM nodes n"
+        " WHERE n.id = o.runner_node AND n.heartbeat_at >= " PG_NOW_MS " - 86400000)",
+    [PS_NODES_FORGET] = "DELETE FROM nodes n WHERE n.heartbeat_at < " PG_NOW_MS " - 86400000"
+                        " AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.owner_node = n.id"
+                        " AND " PG_UNFINISHED ")",
+    [PS_NODE_STOP] = "UPDATE nodes SET stopped_at = " PG_NOW_MS " WHERE id = $1",
+    [PS_NODES_LIST] = "SELECT n.id, n.host, n.pid, n.role, n.version, n.started_at, n.heartbeat_at,"
+                      " n.stopped_at, (SELECT count(*) FROM executions e WHERE e.owner_node = n.id"
+                      " AND " PG_UNFINISHED "), " PG_NOW_MS ", n.slots"
+                      " FROM nodes n ORDER BY n.heartbeat_at DESC, n.id LIMIT 1000",
+    [PS_EXEC_CLAIM] = "UPDATE executions SET owner_node = $1 WHERE id IN ("
+                      " SELECT e.id FROM executions e LEFT JOIN nodes n ON n.id = e.owner_node"
+                      " WHERE " PG_UNFINISHED " AND (($3::boolean AND e.owner_node IS NULL)"
+                      " OR ($4::boolean AND e.owner_node <> $1 AND " PG_OWNER_GONE(
+                          "$5") ")"
+                                " OR ($6::boolean AND e.owner_node = $1))"
+                                " ORDER BY e.created_at, e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED)"
+                                " RETURNING id",
+    [PS_EXEC_CLAIM_ONE] = "UPDATE executions e SET owner_node = $2 WHERE e.id = $1"
+                          " AND (e.owner_node IS NULL OR e.owner_node = $2 OR NOT " PG_UNFINISHED
+                          " OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.owner_node"
+                          " AND n.stopped_at IS NULL AND n.heartbeat_at >= " PG_NOW_MS " - $3))",
+    [PS_EXEC_OWNER] = "SELECT owner_node FROM executions WHERE id = $1",
+    [PS_FENCE_CHECK] = "SELECT 1 / (CASE WHEN owner_node IS DISTINCT FROM $2 THEN 0 ELSE 1 END)"
+                       " FROM executions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+    [PS_FENCE_LOST] = "SELECT id FROM (SELECT id, owner_node FROM executions"
+                      " WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE) x"
+                      " WHERE owner_node IS DISTINCT FROM $2",
+    [PS_CANCEL_REQUEST] = "UPDATE executions SET cancel_requested_at = $2 WHERE id = $1"
+                          " AND status IN ('queued', 'running')",
+    [PS_CANCEL_REQUESTS] =
+        "SELECT e.id FROM executions e WHERE e.owner_node = $1 AND " PG_UNFINISHED
+        " AND e.cancel_requested_at IS NOT NULL",
+    [PS_NOTIFY] = "SELECT pg_notify($1, $2)",
+    [PS_LEASE_ACQUIRE] =
+        "INSERT INTO leases (name, node, expires_at) VALUES ($1, $2, " PG_NOW_MS " + $3)"
+        " ON CONFLICT (name) DO UPDATE SET node = EXCLUDED.node,"
+        " expires_at = EXCLUDED.expires_at"
+        " WHERE leases.node = EXCLUDED.node OR leases.expires_at < " PG_NOW_MS " RETURNING node",
+    [PS_LEASE_RELEASE] = "UPDATE leases SET expires_at = 0 WHERE name = $1 AND node = $2",
+    [PS_NODE_HEARTBEAT] =
+        "UPDATE nodes SET heartbeat_at = " PG_NOW_MS " WHERE id = $1"
+        " RETURNING (SELECT count(*) FROM executions e"
+        " LEFT JOIN nodes n ON n.id = e.owner_node"
+        " WHERE " PG_UNFINISHED " AND (e.owner_node IS NULL OR " PG_OWNER_GONE(
+            "$2") ")),"
+                  " (SELECT count(*) FROM task_offers WHERE runner_node IS NULL),"
+                  " (SELECT coalesce(sum(slots), 0) FROM nodes WHERE id <> $1"
+                  " AND stopped_at IS NULL AND heartbeat_at >= " PG_NOW_MS " - $2)",
+    [PS_OFFER_PUT] = "INSERT INTO task_offers (execution_id, task_idx, attempt, owner_node, spec,"
+                     " offered_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    [PS_OFFER_DELETE] = "DELETE FROM task_offers WHERE execution_id = $1 AND task_idx = $2"
+                        " AND attempt = $3",
+    [PS_OFFER_CANCEL] = "UPDATE task_offers SET cancel_requested = 1 WHERE execution_id = $1"
+                        " AND task_idx = $2 AND attempt = $3",
+    [PS_OFFERS_CLAIM] = "UPDATE task_offers o SET runner_node = $1, claimed_at = " PG_NOW_MS
+                        " WHERE (o.execution_id, o.task_idx, o.attempt) IN ("
+                        " SELECT execution_id, task_idx, attempt FROM task_offers"
+                        " WHERE runner_node IS NULL ORDER BY offered_at"
+                        " LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                        " RETURNING " OFFER_COLS,
+    [PS_OFFER_REPORT_PID] = "UPDATE task_offers SET runner = $5, pid = $6, proc_start = $7"
+                            " WHERE execution_id = $1 AND task_idx = $2 AND attempt = $3"
+                            " AND runner_node = $4 AND finished_at IS NULL",
+    [PS_OFFER_REPORT] =
+        "UPDATE task_offers SET runner = $5, pid = $6, proc_start = $7,"
+        " finished_at = $8, status = $9, exit_code = $10, signal = $11, error = $12,"
+        " output = $13 WHERE execution_id = $1 AND task_idx = $2 AND attempt = $3"
+        " AND runner_node = $4",
+    [PS_OFFERS_OWNED] = "SELECT " OFFER_COLS ", (o.finished_at IS NULL AND NOT EXISTS ("
+                        "SELECT 1 FROM nodes n WHERE n.id = o.runner_node"
+                        " AND n.stopped_at IS NULL AND n.heartbeat_at >= " PG_NOW_MS
+                        " - $2)) FROM task_offers o WHERE o.owner_node = $1"
+                        " AND o.runner_node IS NOT NULL AND (o.finished_at IS NOT NULL"
+                        " OR (o.cancel_requested = 0 AND NOT EXISTS (SELECT 1 FROM nodes n"
+                        " WHERE n.id = o.runner_node AND n.stopped_at IS NULL"
+                        " AND n.heartbeat_at >= " PG_NOW_MS " - $2)))",
+    [PS_OFFERS_CANCELLED] = "SELECT " OFFER_COLS " FROM task_offers o WHERE o.runner_node = $1"
+                            " AND o.cancel_requested = 1 AND o.finished_at IS NULL",
+    [PS_OFFERS_ADOPT] = "UPDATE task_offers o SET owner_node = $2 WHERE o.execution_id = $1"
+                        " RETURNING " OFFER_COLS,
+};
+
 struct pq_pending {
     enum pq_want want;
     size_t prep;    /* WANT_PREPARED: its entry in the cache */
@@ -114,6 +484,8 @@ struct pg_store {
     struct err pipe_err;
     struct pq_prep prep[PG_PREP_MAX]; /* prepared on this connection */
     size_t nprep;
+    /* PS_PURGE_EXCEPT_1 .. _64, built on first use (pq_purge_sql) */
+    char *purge_sql[PS_PURGE_EXCEPT_64 - PS_PURGE_EXCEPT_1 + 1];
 };
 
 static struct pg_store *pg(struct store *st)
@@ -287,15 +659,15 @@ static PGresult *pq_exec_guarded(struct pg_store *s, const char *sql, const stru
     guard = PQtransactionStatus(s->conn) == PQTRANS_INTRANS;
 
     if (guard) {
-        res = PQexec(s->conn, "SAVEPOINT orch_stmt");
+        res = PQexec(s->conn, pg_sql[PS_SAVEPOINT]);
         if (!pq_ok(res))
             return res;
         PQclear(res);
     }
     res = pq_exec(s, sql, p);
     if (guard) {
-        PGresult *end = PQexec(s->conn, pq_ok(res) ? "RELEASE SAVEPOINT orch_stmt"
-                                                   : "ROLLBACK TO SAVEPOINT orch_stmt");
+        PGresult *end =
+            PQexec(s->conn, pg_sql[pq_ok(res) ? PS_SAVEPOINT_RELEASE : PS_SAVEPOINT_ROLLBACK]);
         if (!pq_ok(end) && pq_ok(res)) {
             PQclear(res);
             return end;
@@ -575,14 +947,14 @@ static int pg_begin(struct store *st, struct err *err)
                        s->where);
     if (s->pipelining) {
         s->in_wtx = 1;
-        rc = pq_send(s, "BEGIN", NULL, WANT_OK, err, "cannot begin a write transaction");
+        rc = pq_send(s, pg_sql[PS_BEGIN], NULL, WANT_OK, err, "cannot begin a write transaction");
         if (rc == 1)
             return 0;
         s->in_wtx = 0;
         if (rc < 0)
             return rc;
     }
-    rc = pq_run(s, "BEGIN", NULL, NULL, err, "cannot begin a write transaction");
+    rc = pq_run(s, pg_sql[PS_BEGIN], NULL, NULL, err, "cannot begin a write transaction");
     if (rc == 0 && s->pipelining)
         s->in_wtx = 1;
     return rc;
@@ -601,7 +973,7 @@ static void pg_rollback(struct store *st)
     s->pipe_failed = 0;
     if (!pq_in_tx(s) || PQstatus(s->conn) != CONNECTION_OK)
         return;
-    res = PQexec(s->conn, "ROLLBACK");
+    res = PQexec(s->conn, pg_sql[PS_ROLLBACK]);
     if (!pq_ok(res))
         log_error("store", "cannot roll back in %s: %s", s->where, PQerrorMessage(s->conn));
     PQclear(res);
@@ -616,7 +988,7 @@ static int pg_commit(struct store *st, struct err *err)
         return err_set(err, ERR_STORE, "cannot commit in %s: no transaction is active", s->where);
     if (s->piped) {
         /* COMMIT goes with the rest: one round trip for the whole turn. */
-        int rc = pq_send(s, "COMMIT", NULL, WANT_OK, err, "cannot commit");
+        int rc = pq_send(s, pg_sql[PS_COMMIT], NULL, WANT_OK, err, "cannot commit");
         if (rc == 1)
             rc = pq_drain(s, err);
         s->in_wtx = 0;
@@ -634,7 +1006,7 @@ static int pg_commit(struct store *st, struct err *err)
                        "cannot commit in %s: the transaction was aborted by an earlier error",
                        s->where);
     }
-    return pq_run(s, "COMMIT", NULL, NULL, err, "cannot commit");
+    return pq_run(s, pg_sql[PS_COMMIT], NULL, NULL, err, "cannot commit");
 }
 
 static int pg_read_begin(struct store *st, int *began, struct err *err)
@@ -645,8 +1017,7 @@ static int pg_read_begin(struct store *st, int *began, struct err *err)
     *began = 0;
     if (pq_in_tx(s))
         return 0;
-    rc = pq_run(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL, NULL, err,
-                "cannot begin a read");
+    rc = pq_run(s, pg_sql[PS_BEGIN_READ], NULL, NULL, err, "cannot begin a read");
     if (rc == 0)
         *began = 1;
     return rc;
@@ -686,7 +1057,7 @@ static int pq_write_end(struct pg_store *s, int began, int rc, struct err *err)
 
 static int pq_read_version(struct pg_store *s, int *out, struct err *err)
 {
-    PGresult *res = pq_exec(s, "SELECT coalesce(max(version), 0) FROM schema_version", NULL);
+    PGresult *res = pq_exec(s, pg_sql[PS_VERSION], NULL);
 
     if (!pq_ok(res) || PQntuples(res) != 1)
         return pq_fail(s, res, err, "cannot read the schema version of %s", s->where);
@@ -721,8 +1092,7 @@ static int pg_migrate_lock(struct store *st, struct err *err)
     struct params p = {0};
 
     p_i64(&p, PG_MIGRATE_LOCK);
-    return pq_run(pg(st), "SELECT pg_advisory_xact_lock($1::bigint)", &p, NULL, err,
-                  "cannot lock the schema");
+    return pq_run(pg(st), pg_sql[PS_MIGRATE_LOCK], &p, NULL, err, "cannot lock the schema");
 }
 
 static int pg_version_record(struct store *st, int version, int64_t now, struct err *err)
@@ -731,14 +1101,14 @@ static int pg_version_record(struct store *st, int version, int64_t now, struct 
 
     p_i64(&p, version);
     p_i64(&p, now);
-    return pq_run(pg(st), "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)", &p,
-                  NULL, err, "cannot record the schema version");
+    return pq_run(pg(st), pg_sql[PS_VERSION_INSERT], &p, NULL, err,
+                  "cannot record the schema version");
 }
 
 static int pg_version_table_exists(struct store *st, int *out, struct err *err)
 {
     struct pg_store *s = pg(st);
-    PGresult *res = pq_exec(s, "SELECT to_regclass('schema_version') IS NOT NULL", NULL);
+    PGresult *res = pq_exec(s, pg_sql[PS_HAS_VERSION_TABLE], NULL);
 
     if (!pq_ok(res) || PQntuples(res) != 1)
         return pq_fail(s, res, err, "cannot read the schema of %s", s->where);
@@ -758,6 +1128,8 @@ static void pg_close(struct store *st)
     for (size_t i = 0; i < s->nlistens; i++)
         free(s->listens[i]);
     free(s->listens);
+    for (size_t i = 0; i < sizeof(s->purge_sql) / sizeof(s->purge_sql[0]); i++)
+        free(s->purge_sql[i]);
     free(s->pend);
     free(s->where);
     free(s);
@@ -795,10 +1167,9 @@ static int pg_open(const char *target, unsigned flags, struct store **out, struc
     s->where = xasprintf("database '%s' on %s:%s", PQdb(s->conn), PQhost(s->conn), PQport(s->conn));
     s->base.where_msg = s->where;
     PQsetNoticeProcessor(s->conn, pg_notice, NULL);
-    rc = pq_run(s, "SET client_min_messages = warning", NULL, NULL, err, "cannot configure");
+    rc = pq_run(s, pg_sql[PS_SET_QUIET], NULL, NULL, err, "cannot configure");
     if (rc == 0 && (flags & STORE_READONLY))
-        rc = pq_run(s, "SET default_transaction_read_only = on", NULL, NULL, err,
-                    "cannot configure");
+        rc = pq_run(s, pg_sql[PS_SET_READONLY], NULL, NULL, err, "cannot configure");
     if (rc)
         goto out;
     if (flags & STORE_READONLY)
@@ -816,9 +1187,6 @@ out:
 
 /* --- workflows --- */
 
-#define WF_NEWEST_SQL                                                                              \
-    "SELECT version, definition, deleted_at, created_at FROM workflows"                            \
-    " WHERE name = $1 ORDER BY version DESC LIMIT 1"
 
 static int pg_workflow_put(struct store *st, const char *name, const char *definition, int64_t now,
                            int *out_version, struct err *err)
@@ -835,7 +1203,7 @@ static int pg_workflow_put(struct store *st, const char *name, const char *defin
     if (rc)
         return rc;
     p_text(&p, name);
-    res = pq_exec(s, WF_NEWEST_SQL, &p);
+    res = pq_exec(s, pg_sql[PS_WF_NEWEST], &p);
     if (!pq_ok(res)) {
         rc = pq_fail(s, res, err, "cannot read workflow '%s'", name);
         goto out;
@@ -854,10 +1222,7 @@ static int pg_workflow_put(struct store *st, const char *name, const char *defin
     p_i64(&p, version);
     p_text(&p, definition);
     p_i64(&p, now);
-    res = pq_exec(s,
-                  "INSERT INTO workflows (name, version, definition, created_at)"
-                  " VALUES ($1, $2, $3, $4)",
-                  &p);
+    res = pq_exec(s, pg_sql[PS_WF_INSERT], &p);
     if (!pq_ok(res))
         rc = pq_fail(s, res, err, "cannot insert version %d of workflow '%s'", version, name);
     else
@@ -880,11 +1245,7 @@ static int pg_workflow_get(struct store *st, const char *name, int version, char
     p_text(&p, name);
     if (version)
         p_i64(&p, version);
-    res = pq_exec(s,
-                  version ? "SELECT version, definition, NULL, created_at FROM workflows"
-                            " WHERE name = $1 AND version = $2"
-                          : WF_NEWEST_SQL,
-                  &p);
+    res = pq_exec(s, pg_sql[version ? PS_WF_GET : PS_WF_NEWEST], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read workflow '%s'", name);
     /* The newest version of a deleted workflow is deleted too: not found. */
@@ -927,11 +1288,7 @@ static int pg_execution_insert(struct store *st, const struct exec_row *row, str
     p_opt(&p, row->parent_id ? row->parent_task_idx : -1, -1);
     p_i64(&p, row->depth);
     p_opt(&p, row->retried_at, 0);
-    res = pq_exec_guarded(s,
-                          "INSERT INTO executions (" EXEC_COLS ")"
-                          " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-                          " $15, $16)",
-                          &p);
+    res = pq_exec_guarded(s, pg_sql[PS_EXEC_INSERT], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot insert execution '%s'", row->id);
     PQclear(res);
@@ -953,17 +1310,11 @@ static int pg_execution_update(struct store *st, const struct exec_row *row, str
     p_text(&p, row->schedule_id);
     p_opt(&p, row->scheduled_for, 0);
     p_opt(&p, row->retried_at, 0);
-#define EXEC_UPDATE_SQL                                                                            \
-    "UPDATE executions SET status = $2, started_at = $3, finished_at = $4,"                        \
-    " error = $5, schedule_id = $6, scheduled_for = $7, retried_at = $8,"                         \
-    " cancel_requested_at = CASE WHEN $2 IN ('queued', 'running')"                                 \
-    " THEN cancel_requested_at END WHERE id = $1"
-    rc = pq_send(s, MUST_CHANGE(EXEC_UPDATE_SQL), &p, WANT_ROW_NOT_FOUND, err,
-                 "cannot update execution '%s'",
-                 row->id);
+    rc = pq_send(s, pg_sql[PS_EXEC_UPDATE_PIPED], &p, WANT_ROW_NOT_FOUND, err,
+                 "cannot update execution '%s'", row->id);
     if (rc)
         return rc < 0 ? rc : 0;
-    rc = pq_run(s, EXEC_UPDATE_SQL, &p, &changed, err, "cannot update execution");
+    rc = pq_run(s, pg_sql[PS_EXEC_UPDATE], &p, &changed, err, "cannot update execution");
     if (rc == 0 && changed == 0)
         rc = err_set(err, ERR_NOT_FOUND, "no execution '%s'", row->id);
     return rc;
@@ -991,15 +1342,11 @@ static int pg_task_run_insert(struct store *st, const char *exec_id, const struc
     p_opt(&p, row->instance ? row->item_index : -1, -1);
     p_text(&p, row->item);
     p_text(&p, row->child_id);
-#define TASK_INSERT_SQL                                                                            \
-    "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"                             \
-    " available_at, started_at, finished_at, error, output, group_idx, item_index, item, child_id)" \
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-    rc = pq_send(s, TASK_INSERT_SQL, &p, WANT_OK, err, "cannot insert task '%s' of %s", row->name,
-                 exec_id);
+    rc = pq_send(s, pg_sql[PS_TASK_INSERT], &p, WANT_OK, err, "cannot insert task '%s' of %s",
+                 row->name, exec_id);
     if (rc)
         return rc < 0 ? rc : 0;
-    res = pq_exec(s, TASK_INSERT_SQL, &p);
+    res = pq_exec(s, pg_sql[PS_TASK_INSERT], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot insert task '%s' of %s", row->name, exec_id);
     PQclear(res);
@@ -1027,20 +1374,12 @@ static int pg_task_run_update(struct store *st, const char *exec_id, const struc
     p_i64(&p, expected_attempt);
     p_text(&p, row->output);
     p_text(&p, row->child_id);
-    rc = pq_send(s,
-                 MUST_CHANGE("UPDATE task_runs SET status = $3, attempt = $4, available_at = $5,"
-                             " started_at = $6, finished_at = $7, error = $8, output = $10,"
-                             " child_id = $11"
-                             " WHERE execution_id = $1 AND idx = $2 AND attempt = $9"),
-                 &p, WANT_ROW_CONFLICT, err, "cannot update task '%s' (%d, attempt %d) of %s",
-                 name, row->idx, expected_attempt, exec_id);
+    rc = pq_send(s, pg_sql[PS_TASK_UPDATE_PIPED], &p, WANT_ROW_CONFLICT, err,
+                 "cannot update task '%s' (%d, attempt %d) of %s", name, row->idx, expected_attempt,
+                 exec_id);
     if (rc)
         return rc < 0 ? rc : 0;
-    res = pq_exec(s,
-                  "UPDATE task_runs SET status = $3, attempt = $4, available_at = $5,"
-                  " started_at = $6, finished_at = $7, error = $8, output = $10, child_id = $11"
-                  " WHERE execution_id = $1 AND idx = $2 AND attempt = $9",
-                  &p);
+    res = pq_exec(s, pg_sql[PS_TASK_UPDATE], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot update task '%s' of %s", name, exec_id);
     changed = strtol(PQcmdTuples(res), NULL, 10);
@@ -1049,7 +1388,7 @@ static int pg_task_run_update(struct store *st, const char *exec_id, const struc
         return 0;
     /* Nothing changed: say whether the row is missing or holds another attempt. */
     p.n = 2;
-    res = pq_exec(s, "SELECT attempt FROM task_runs WHERE execution_id = $1 AND idx = $2", &p);
+    res = pq_exec(s, pg_sql[PS_TASK_ATTEMPT], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot update task '%s' of %s", name, exec_id);
     if (PQntuples(res) == 1)
@@ -1083,15 +1422,11 @@ static int pg_attempt_insert(struct store *st, const char *exec_id, const struct
     p_opt(&p, row->exit_code, -1);
     p_opt(&p, row->signal, 0);
     p_text(&p, row->error);
-#define ATTEMPT_INSERT_SQL                                                                         \
-    "INSERT INTO attempts (execution_id, task_idx, number, status, node,"                          \
-    " pid, pgid, proc_start, started_at, finished_at, exit_code, signal,"                          \
-    " error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-    rc = pq_send(s, ATTEMPT_INSERT_SQL, &p, WANT_OK, err,
+    rc = pq_send(s, pg_sql[PS_ATTEMPT_INSERT], &p, WANT_OK, err,
                  "cannot insert attempt %d of task %d of %s", row->number, row->task_idx, exec_id);
     if (rc)
         return rc < 0 ? rc : 0;
-    res = pq_exec(s, ATTEMPT_INSERT_SQL, &p);
+    res = pq_exec(s, pg_sql[PS_ATTEMPT_INSERT], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot insert attempt %d of task %d of %s", row->number,
                        row->task_idx, exec_id);
@@ -1120,16 +1455,11 @@ static int pg_attempt_update(struct store *st, const char *exec_id, const struct
     p_opt(&p, row->signal, 0);
     p_text(&p, row->error);
     p_text(&p, row->node);
-#define ATTEMPT_UPDATE_SQL                                                                         \
-    "UPDATE attempts SET status = $4, pid = $5, pgid = $6,"                                        \
-    " proc_start = $7, finished_at = $8, exit_code = $9, signal = $10,"                            \
-    " error = $11, node = coalesce($12, node)"                                                     \
-    " WHERE execution_id = $1 AND task_idx = $2 AND number = $3"
-    rc = pq_send(s, MUST_CHANGE(ATTEMPT_UPDATE_SQL), &p, WANT_ROW_NOT_FOUND, err,
+    rc = pq_send(s, pg_sql[PS_ATTEMPT_UPDATE_PIPED], &p, WANT_ROW_NOT_FOUND, err,
                  "cannot update attempt %d of task %d of %s", row->number, row->task_idx, exec_id);
     if (rc)
         return rc < 0 ? rc : 0;
-    res = pq_exec(s, ATTEMPT_UPDATE_SQL, &p);
+    res = pq_exec(s, pg_sql[PS_ATTEMPT_UPDATE], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot update attempt %d of task %d of %s", row->number,
                        row->task_idx, exec_id);
@@ -1161,15 +1491,12 @@ static int pg_log_append(struct store *st, const char *exec_id, const struct log
     p_text(&p, store__stream_name(chunk->stream));
     p_i64(&p, chunk->ts);
     p_bin(&p, chunk->data, chunk->len);
-#define LOG_INSERT_SQL                                                                             \
-    "INSERT INTO logs (execution_id, task_idx, attempt, seq, stream, ts, data)"                    \
-    " VALUES ($1, $2, $3, $4, $5, $6, $7::bytea)"
-    rc = pq_send(s, LOG_INSERT_SQL, &p, WANT_OK, err,
+    rc = pq_send(s, pg_sql[PS_LOG_APPEND], &p, WANT_OK, err,
                  "cannot append log chunk %d of attempt %d of task %d of %s", chunk->seq,
                  chunk->attempt, chunk->task_idx, exec_id);
     if (rc)
         return rc < 0 ? rc : 0;
-    res = pq_exec(s, LOG_INSERT_SQL, &p);
+    res = pq_exec(s, pg_sql[PS_LOG_APPEND], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot append log chunk %d of attempt %d of task %d of %s",
                        chunk->seq, chunk->attempt, chunk->task_idx, exec_id);
@@ -1191,13 +1518,10 @@ static int pg_log_trim(struct store *st, const char *exec_id, int task_idx, int 
     p_text(&p, stream == LOG_STREAM_STDOUT   ? "stdout"
                : stream == LOG_STREAM_STDERR ? "stderr"
                                              : NULL);
-#define LOG_TRIM_SQL                                                                               \
-    "DELETE FROM logs WHERE execution_id = $1 AND task_idx = $2"                                   \
-    " AND attempt = $3 AND seq < $4 AND ($5::text IS NULL OR stream = $5::text)"
-    rc = pq_send(s, LOG_TRIM_SQL, &p, WANT_OK, err, "cannot trim a log of %s", exec_id);
+    rc = pq_send(s, pg_sql[PS_LOG_TRIM], &p, WANT_OK, err, "cannot trim a log of %s", exec_id);
     if (rc)
         return rc < 0 ? rc : 0;
-    return pq_run(s, LOG_TRIM_SQL, &p, NULL, err, "cannot trim a log");
+    return pq_run(s, pg_sql[PS_LOG_TRIM], &p, NULL, err, "cannot trim a log");
 }
 
 static int pg_logs_get(struct store *st, const char *exec_id, int task_idx, int attempt,
@@ -1206,7 +1530,7 @@ static int pg_logs_get(struct store *st, const char *exec_id, int task_idx, int 
     struct pg_store *s = pg(st);
     struct log_list list = {NULL, 0};
     struct params p = {0};
-    const char *sql;
+    enum pg_stmt id;
     PGresult *res;
     int rc = 0;
     int n;
@@ -1216,18 +1540,14 @@ static int pg_logs_get(struct store *st, const char *exec_id, int task_idx, int 
         p_i64(&p, task_idx);
         p_i64(&p, attempt);
         p_i64(&p, after_seq);
-        sql = "SELECT task_idx, attempt, seq, stream, ts, data FROM logs"
-              " WHERE execution_id = $1 AND task_idx = $2 AND attempt = $3"
-              " AND seq > $4 ORDER BY seq";
+        id = PS_LOGS_FOLLOW;
     } else if (task_idx >= 0) {
         p_i64(&p, task_idx);
-        sql = "SELECT task_idx, attempt, seq, stream, ts, data FROM logs"
-              " WHERE execution_id = $1 AND task_idx = $2 ORDER BY attempt, seq";
+        id = PS_LOGS_TASK;
     } else {
-        sql = "SELECT task_idx, attempt, seq, stream, ts, data FROM logs"
-              " WHERE execution_id = $1 ORDER BY task_idx, attempt, seq";
+        id = PS_LOGS_ALL;
     }
-    res = pq_exec(s, sql, &p);
+    res = pq_exec(s, pg_sql[id], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read the logs of %s", exec_id);
     n = PQntuples(res);
@@ -1256,7 +1576,7 @@ static int pq_get_exec(struct pg_store *s, const char *id, struct exec_detail *d
     int rc;
 
     p_text(&p, id);
-    res = pq_exec(s, "SELECT " EXEC_COLS " FROM executions WHERE id = $1", &p);
+    res = pq_exec(s, pg_sql[PS_EXEC_GET], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read execution '%s'", id);
     if (PQntuples(res) == 1)
@@ -1290,12 +1610,7 @@ static int pq_get_tasks(struct pg_store *s, const char *id, struct exec_detail *
     PGresult *res;
 
     p_text(&p, id);
-    res = pq_exec(s,
-                  "SELECT idx, name, status, attempt, available_at, started_at,"
-                  " finished_at, error, output, group_idx, item_index, item, child_id"
-                  " FROM task_runs WHERE execution_id = $1"
-                  " ORDER BY idx",
-                  &p);
+    res = pq_exec(s, pg_sql[PS_TASKS_OF_EXEC], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read the tasks of '%s'", id);
     return pq_tasks_from(s, res, id, d, err);
@@ -1325,11 +1640,7 @@ static int pq_get_attempts(struct pg_store *s, const char *id, struct exec_detai
     PGresult *res;
 
     p_text(&p, id);
-    res = pq_exec(s,
-                  "SELECT task_idx, number, status, node, pid, pgid, proc_start,"
-                  " started_at, finished_at, exit_code, signal, error FROM attempts"
-                  " WHERE execution_id = $1 ORDER BY task_idx, number",
-                  &p);
+    res = pq_exec(s, pg_sql[PS_ATTEMPTS_OF_EXEC], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read the attempts of '%s'", id);
     return pq_attempts_from(s, res, id, d, err);
@@ -1357,14 +1668,7 @@ static int pg_execution_page(struct store *st, const char *id, const struct task
         p_i64(&p, q->top_only);
         p_text(&p, q->status);
         p_opt(&p, q->limit > 0 ? q->limit : 0, 0);
-        res = pq_exec(s,
-                      "SELECT idx, name, status, attempt, available_at, started_at,"
-                      " finished_at, error, output, group_idx, item_index, item, child_id"
-                      " FROM task_runs WHERE execution_id = $1 AND idx > $2::int"
-                      " AND ($3::int < 0 OR group_idx = $3::int)"
-                      " AND ($4::int = 0 OR group_idx IS NULL)"
-                      " AND ($5::text IS NULL OR status = $5) ORDER BY idx LIMIT $6::bigint",
-                      &p);
+        res = pq_exec(s, pg_sql[PS_TASKS_PAGE], &p);
         rc = pq_ok(res) ? pq_tasks_from(s, res, id, d, err)
                         : pq_fail(s, res, err, "cannot read the tasks of '%s'", id);
     }
@@ -1373,23 +1677,14 @@ static int pg_execution_page(struct store *st, const char *id, const struct task
         p_text(&p, id);
         p_i64(&p, d->tasks[0].idx);
         p_i64(&p, d->tasks[d->ntasks - 1].idx);
-        res = pq_exec(s,
-                      "SELECT task_idx, number, status, node, pid, pgid, proc_start,"
-                      " started_at, finished_at, exit_code, signal, error FROM attempts"
-                      " WHERE execution_id = $1 AND task_idx BETWEEN $2::int AND $3::int"
-                      " ORDER BY task_idx, number",
-                      &p);
+        res = pq_exec(s, pg_sql[PS_ATTEMPTS_RANGE], &p);
         rc = pq_ok(res) ? pq_attempts_from(s, res, id, d, err)
                         : pq_fail(s, res, err, "cannot read the attempts of '%s'", id);
     }
     if (rc == 0) {
         memset(&p, 0, sizeof(p));
         p_text(&p, id);
-        res = pq_exec(s,
-                      "SELECT group_idx, status, count(*) FROM task_runs"
-                      " WHERE execution_id = $1 AND group_idx IS NOT NULL"
-                      " GROUP BY group_idx, status ORDER BY group_idx, status",
-                      &p);
+        res = pq_exec(s, pg_sql[PS_GROUP_COUNTS], &p);
         if (!pq_ok(res)) {
             rc = pq_fail(s, res, err, "cannot count the tasks of '%s'", id);
         } else {
@@ -1445,7 +1740,7 @@ static int pg_list_query(struct store *st, const struct exec_filter *f, const ch
 {
     struct pg_store *s = pg(st);
     struct params p = {0};
-    const char *sql;
+    enum pg_stmt id;
     PGresult *res;
     int rc = 0;
     int n;
@@ -1458,22 +1753,16 @@ static int pg_list_query(struct store *st, const struct exec_filter *f, const ch
     p_text(&p, status);
     if (f->parent_id) {
         p_text(&p, f->parent_id);
-        sql = "SELECT " EXEC_COLS " FROM executions WHERE parent_id = $7"
-              " AND ($5::text IS NULL OR workflow = $5) AND ($6::text IS NULL OR status = $6)"
-              LIST_TAIL;
+        id = PS_LIST_PARENT;
     } else if (f->workflow && status)
-        sql = "SELECT " EXEC_COLS " FROM executions WHERE workflow = $5 AND status = $6"
-              " AND $5::text IS NOT NULL AND $6::text IS NOT NULL" LIST_TAIL;
+        id = PS_LIST_WF_STATUS;
     else if (f->workflow)
-        sql = "SELECT " EXEC_COLS " FROM executions WHERE workflow = $5"
-              " AND $6::text IS NULL" LIST_TAIL;
+        id = PS_LIST_WF;
     else if (status)
-        sql = "SELECT " EXEC_COLS " FROM executions WHERE status = $6"
-              " AND $5::text IS NULL" LIST_TAIL;
+        id = PS_LIST_STATUS;
     else
-        sql = "SELECT " EXEC_COLS " FROM executions WHERE $5::text IS NULL"
-              " AND $6::text IS NULL" LIST_TAIL;
-    res = pq_exec(s, sql, &p);
+        id = PS_LIST_ANY;
+    res = pq_exec(s, pg_sql[id], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot list executions in %s", s->where);
     n = PQntuples(res);
@@ -1497,7 +1786,7 @@ static int pg_executions_unfinished(struct store *st, char ***out_ids, size_t *o
 
     p_text(&p, exec_status_name(EXEC_QUEUED));
     p_text(&p, exec_status_name(EXEC_RUNNING));
-    res = pq_exec(s, "SELECT id FROM executions WHERE status IN ($1, $2) ORDER BY id", &p);
+    res = pq_exec(s, pg_sql[PS_UNFINISHED], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot list unfinished executions in %s", s->where);
     n = (size_t)PQntuples(res);
@@ -1515,7 +1804,7 @@ static int pg_executions_unfinished(struct store *st, char ***out_ids, size_t *o
 
 static int pg_ping(struct store *st, struct err *err)
 {
-    return pq_run(pg(st), "SELECT count(*) FROM schema_version", NULL, NULL, err, "cannot query");
+    return pq_run(pg(st), pg_sql[PS_PING], NULL, NULL, err, "cannot query");
 }
 
 /* An UPDATE whose parameters are $1 a name or id and $2 an instant; *changed: rows matched. */
@@ -1544,12 +1833,7 @@ static int pg_workflows_list(struct store *st, struct workflow_row **out, size_t
     PGresult *res;
     size_t n;
 
-    res = pq_exec(s,
-                  "SELECT w.name, w.version, w.definition, w.created_at FROM workflows w"
-                  " WHERE w.deleted_at IS NULL AND w.version ="
-                  " (SELECT max(v.version) FROM workflows v WHERE v.name = w.name)"
-                  " ORDER BY w.name",
-                  NULL);
+    res = pq_exec(s, pg_sql[PS_WF_LIST], NULL);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot list the workflows in %s", s->where);
     n = (size_t)PQntuples(res);
@@ -1567,10 +1851,8 @@ static int pg_workflows_list(struct store *st, struct workflow_row **out, size_t
 static int pg_workflow_delete(struct store *st, const char *name, int64_t now, struct err *err)
 {
     long changed = 0;
-    int rc = pq_update_by(pg(st),
-                          "UPDATE workflows SET deleted_at = $2 WHERE name = $1"
-                          " AND deleted_at IS NULL",
-                          name, now, &changed, "delete workflow", err);
+    int rc =
+        pq_update_by(pg(st), pg_sql[PS_WF_DELETE], name, now, &changed, "delete workflow", err);
 
     if (rc == 0 && changed == 0)
         rc = err_set(err, ERR_NOT_FOUND, "no workflow '%s'", name);
@@ -1589,8 +1871,7 @@ static int pg_idempotency_get(struct store *st, const char *workflow, const char
 
     p_text(&p, workflow);
     p_text(&p, key);
-    res = pq_exec(s, "SELECT execution_id FROM idempotency_keys WHERE workflow = $1 AND key = $2",
-                  &p);
+    res = pq_exec(s, pg_sql[PS_IDEM_GET], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read idempotency key '%s' of '%s'", key, workflow);
     if (PQntuples(res) != 1)
@@ -1618,10 +1899,7 @@ static int pg_idempotency_put(struct store *st, const char *workflow, const char
     p_text(&p, key);
     p_text(&p, exec_id);
     p_i64(&p, now);
-    rc = pq_run(s,
-                "INSERT INTO idempotency_keys (workflow, key, execution_id, created_at)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (workflow, key) DO NOTHING",
-                &p, &changed, err, "cannot record an idempotency key");
+    rc = pq_run(s, pg_sql[PS_IDEM_PUT], &p, &changed, err, "cannot record an idempotency key");
     if (rc == 0 && changed == 0)
         rc = err_set(err, ERR_CONFLICT,
                      "cannot record idempotency key '%s' of '%s' for %s: UNIQUE constraint "
@@ -1647,10 +1925,7 @@ static int pg_key_insert(struct store *st, const struct key_row *row, struct err
     p_opt(&p, row->expires_at, 0);
     p_opt(&p, row->last_used_at, 0);
     p_opt(&p, row->revoked_at, 0);
-    res = pq_exec_guarded(s,
-                          "INSERT INTO api_keys (" KEY_COLS ")"
-                          " VALUES ($1, $2, $3, $4::bytea, $5, $6, $7, $8, $9)",
-                          &p);
+    res = pq_exec_guarded(s, pg_sql[PS_KEY_INSERT], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot insert key '%s' ('%s', prefix '%s')", row->id,
                        row->name, row->prefix);
@@ -1667,7 +1942,7 @@ static int pg_key_get_by_prefix(struct store *st, const char *prefix, struct key
     int rc;
 
     p_text(&p, prefix);
-    res = pq_exec(s, "SELECT " KEY_COLS " FROM api_keys WHERE prefix = $1", &p);
+    res = pq_exec(s, pg_sql[PS_KEY_BY_PREFIX], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read the key with prefix '%s'", prefix);
     if (PQntuples(res) == 1) {
@@ -1690,7 +1965,7 @@ static int pg_keys_list(struct store *st, struct key_row **out, size_t *out_n, s
     int rc = 0;
     int nt;
 
-    res = pq_exec(s, "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at DESC, id DESC", NULL);
+    res = pq_exec(s, pg_sql[PS_KEYS_LIST], NULL);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot list the keys in %s", s->where);
     nt = PQntuples(res);
@@ -1719,14 +1994,11 @@ static int pg_key_revoke(struct store *st, const char *id_or_name, int looks_lik
     int rc = 0;
 
     if (looks_like_id)
-        rc = pq_update_by(s,
-                          "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1",
-                          id_or_name, now, &changed, "revoke key", err);
+        rc =
+            pq_update_by(s, pg_sql[PS_KEY_REVOKE_ID], id_or_name, now, &changed, "revoke key", err);
     if (rc == 0 && changed == 0)
-        rc = pq_update_by(s,
-                          "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2)"
-                          " WHERE name = $1",
-                          id_or_name, now, &changed, "revoke key", err);
+        rc = pq_update_by(s, pg_sql[PS_KEY_REVOKE_NAME], id_or_name, now, &changed, "revoke key",
+                          err);
     if (rc == 0 && changed == 0)
         rc = err_set(err, ERR_NOT_FOUND, "no key '%s'", id_or_name);
     return rc;
@@ -1735,11 +2007,8 @@ static int pg_key_revoke(struct store *st, const char *id_or_name, int looks_lik
 static int pg_key_touch(struct store *st, const char *id, int64_t now, struct err *err)
 {
     long changed = 0;
-    int rc = pq_update_by(pg(st),
-                          "UPDATE api_keys SET last_used_at ="
-                          " CASE WHEN last_used_at > $2 THEN last_used_at ELSE $2 END"
-                          " WHERE id = $1",
-                          id, now, &changed, "record the use of key", err);
+    int rc =
+        pq_update_by(pg(st), pg_sql[PS_KEY_TOUCH], id, now, &changed, "record the use of key", err);
 
     if (rc == 0 && changed == 0)
         rc = err_set(err, ERR_NOT_FOUND, "no key '%s'", id);
@@ -1748,41 +2017,58 @@ static int pg_key_touch(struct store *st, const char *id, int64_t now, struct er
 
 /* --- retention and visibility --- */
 
+/*
+ * The purge that keeps the workflows bound to $5 .. $(4 + cap), cap the
+ * power of two that holds `n` names: built once per connection from
+ * placeholders only, never from names.
+ */
+static const char *pq_purge_sql(struct pg_store *s, size_t n, size_t *out_cap)
+{
+    int k = 0;
+    struct strbuf sb = STRBUF_INIT;
+
+    while (((size_t)1 << k) < n)
+        k++;
+    *out_cap = (size_t)1 << k;
+    if (!s->purge_sql[k]) {
+        strbuf_adds(&sb, PURGE_HEAD " AND workflow NOT IN (");
+        for (size_t i = 0; i < *out_cap; i++)
+            strbuf_addf(&sb, "%s$%d", i ? ", " : "", PURGE_FIRST_NAME + (int)i);
+        strbuf_adds(&sb, ")" PURGE_TAIL);
+        s->purge_sql[k] = strbuf_detach(&sb, NULL);
+    }
+    return s->purge_sql[k];
+}
+
 static int pg_executions_purge(struct store *st, const char *workflow, const char *const *except,
                                size_t nexcept, int64_t before, int batch, int *out_deleted,
                                struct err *err)
 {
     struct pg_store *s = pg(st);
-    struct strbuf sb = STRBUF_INIT;
     struct params p = {0};
+    const char *sql;
     long deleted = 0;
+    size_t cap = 0;
     int began;
     int rc;
 
-    /* The names are bound, never spliced: the text holds placeholders only. */
-    strbuf_adds(&sb, PURGE_HEAD);
-    if (workflow) {
-        strbuf_adds(&sb, " AND workflow = $5");
-    } else if (nexcept) {
-        strbuf_adds(&sb, " AND workflow NOT IN (");
-        for (size_t i = 0; i < nexcept; i++)
-            strbuf_addf(&sb, "%s$%d", i ? ", " : "", PURGE_FIRST_NAME + (int)i);
-        strbuf_adds(&sb, ")");
-    }
-    strbuf_adds(&sb, PURGE_TAIL);
+    /* The names are bound, never spliced: the text holds placeholders only;
+     * a list is padded to the next size by repeating its last name. */
+    sql = workflow   ? pg_sql[PS_PURGE_WF]
+          : !nexcept ? pg_sql[PS_PURGE_ALL]
+                     : pq_purge_sql(s, nexcept, &cap);
     p_i64(&p, before);
     p_i64(&p, batch);
     p_text(&p, exec_status_name(EXEC_QUEUED));
     p_text(&p, exec_status_name(EXEC_RUNNING));
     if (workflow)
         p_text(&p, workflow);
-    for (size_t i = 0; i < nexcept; i++)
-        p_text(&p, except[i]);
+    for (size_t i = 0; nexcept && i < cap; i++)
+        p_text(&p, except[i < nexcept ? i : nexcept - 1]);
     rc = pq_write_begin(s, &began, err);
     if (rc == 0)
-        rc = pq_run(s, sb.buf, &p, &deleted, err, "cannot purge executions");
+        rc = pq_run(s, sql, &p, &deleted, err, "cannot purge executions");
     rc = pq_write_end(s, began, rc, err);
-    strbuf_release(&sb);
     if (rc == 0)
         *out_deleted = (int)deleted;
     return rc;
@@ -1816,15 +2102,11 @@ static int pg_counts_get(struct store *st, struct store_counts *out, struct err 
     if (rc)
         return rc;
     /* 'queued' is a literal so the planner can use the partial index task_runs_queued. */
-    rc = pq_count_min(s,
-                      "SELECT count(*), min(coalesce(t.available_at, e.started_at, e.created_at))"
-                      " FROM task_runs t LEFT JOIN executions e ON e.id = t.execution_id"
-                      " WHERE t.status = 'queued'",
-                      NULL, &c.tasks_queued, &c.oldest_queued_since, err);
+    rc = pq_count_min(s, pg_sql[PS_COUNTS_QUEUED], NULL, &c.tasks_queued, &c.oldest_queued_since,
+                      err);
     if (rc == 0)
-        rc = pq_count_min(s, "SELECT count(*), min(started_at) FROM executions WHERE status = $1",
-                          exec_status_name(EXEC_RUNNING), &c.executions_running,
-                          &c.oldest_running_started, err);
+        rc = pq_count_min(s, pg_sql[PS_COUNTS_RUNNING], exec_status_name(EXEC_RUNNING),
+                          &c.executions_running, &c.oldest_running_started, err);
     pg_read_end(&s->base, began);
     if (rc == 0)
         *out = c;
@@ -1843,7 +2125,7 @@ static int pg_schedules_list(struct store *st, struct schedule_row **out, size_t
     int rc = 0;
     int nt;
 
-    res = pq_exec(s, "SELECT " SCHED_COLS " FROM schedules ORDER BY workflow, name", NULL);
+    res = pq_exec(s, pg_sql[PS_SCHED_LIST], NULL);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot list the schedules in %s", s->where);
     nt = PQntuples(res);
@@ -1872,7 +2154,7 @@ static int pg_schedule_get(struct store *st, const char *id, struct schedule_row
     int rc;
 
     p_text(&p, id);
-    res = pq_exec(s, "SELECT " SCHED_COLS " FROM schedules WHERE id = $1", &p);
+    res = pq_exec(s, pg_sql[PS_SCHED_GET], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read schedule '%s'", id);
     if (PQntuples(res) == 1) {
@@ -1905,16 +2187,7 @@ static int pg_schedule_upsert(struct store *st, const struct schedule_row *row, 
     p_i64(&p, row->updated_at);
     p_i64(&p, row->from_api ? 1 : 0);
     p_text(&p, row->from_api ? row->spec : NULL);
-    res = pq_exec_guarded(s,
-                          "INSERT INTO schedules (" SCHED_COLS ")"
-                          " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                          " ON CONFLICT (workflow, name) DO UPDATE SET"
-                          " from_api = excluded.from_api, spec = excluded.spec,"
-                          " spec_hash = excluded.spec_hash, paused = excluded.paused,"
-                          " next_fire_at = excluded.next_fire_at,"
-                          " last_fire_at = excluded.last_fire_at,"
-                          " updated_at = excluded.updated_at",
-                          &p);
+    res = pq_exec_guarded(s, pg_sql[PS_SCHED_UPSERT], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot record schedule '%s' of '%s' as '%s'", row->name,
                        row->workflow, row->id);
@@ -1947,8 +2220,6 @@ static int pq_exec_by(struct pg_store *s, const char *sql, const char *key, long
     return 0;
 }
 
-#define SCHED_DELETE_SQL "DELETE FROM schedules WHERE id = $1"
-#define FIRES_DELETE_SQL "DELETE FROM schedule_fires WHERE schedule_id = $1"
 
 static int pg_schedules_prune(struct store *st, const char *workflow, const char *const *names,
                               size_t nnames, struct err *err)
@@ -1963,7 +2234,7 @@ static int pg_schedules_prune(struct store *st, const char *workflow, const char
     if (rc)
         return rc;
     p_text(&p, workflow);
-    res = pq_exec(s, "SELECT id, name FROM schedules WHERE workflow = $1 AND from_api = 0", &p);
+    res = pq_exec(s, pg_sql[PS_SCHED_OF_WF], &p);
     if (!pq_ok(res)) {
         rc = pq_fail(s, res, err, "cannot list the schedules of '%s'", workflow);
         res = NULL;
@@ -1972,9 +2243,9 @@ static int pg_schedules_prune(struct store *st, const char *workflow, const char
         const char *id = PQgetvalue(res, i, 0);
         if (name_listed(PQgetvalue(res, i, 1), names, nnames))
             continue;
-        rc = pq_exec_by(s, FIRES_DELETE_SQL, id, NULL, "delete the fires of schedule", err);
+        rc = pq_exec_by(s, pg_sql[PS_FIRES_DELETE], id, NULL, "delete the fires of schedule", err);
         if (rc == 0)
-            rc = pq_exec_by(s, SCHED_DELETE_SQL, id, NULL, "delete schedule", err);
+            rc = pq_exec_by(s, pg_sql[PS_SCHED_DELETE], id, NULL, "delete schedule", err);
     }
     PQclear(res);
     return pq_write_end(s, began, rc, err);
@@ -1993,10 +2264,8 @@ static int pg_schedule_update_state(struct store *st, const struct schedule_row 
     p_opt(&p, row->next_fire_at, 0);
     p_opt(&p, row->last_fire_at, 0);
     p_i64(&p, row->updated_at);
-    rc = pq_run(s,
-                "UPDATE schedules SET spec_hash = $2, next_fire_at = $3,"
-                " last_fire_at = $4, updated_at = $5 WHERE id = $1",
-                &p, &changed, err, "cannot record the state of a schedule");
+    rc = pq_run(s, pg_sql[PS_SCHED_STATE], &p, &changed, err,
+                "cannot record the state of a schedule");
     if (rc == 0 && changed == 0)
         rc = err_set(err, ERR_NOT_FOUND, "no schedule '%s'", row->id);
     return rc;
@@ -2012,11 +2281,11 @@ static int pg_schedule_delete(struct store *st, const char *id, struct err *err)
     rc = pq_write_begin(s, &began, err);
     if (rc)
         return rc;
-    rc = pq_exec_by(s, SCHED_DELETE_SQL, id, &changed, "delete schedule", err);
+    rc = pq_exec_by(s, pg_sql[PS_SCHED_DELETE], id, &changed, "delete schedule", err);
     if (rc == 0 && changed == 0)
         rc = err_set(err, ERR_NOT_FOUND, "no schedule '%s'", id);
     if (rc == 0)
-        rc = pq_exec_by(s, FIRES_DELETE_SQL, id, NULL, "delete the fires of schedule", err);
+        rc = pq_exec_by(s, pg_sql[PS_FIRES_DELETE], id, NULL, "delete the fires of schedule", err);
     return pq_write_end(s, began, rc, err);
 }
 
@@ -2031,7 +2300,7 @@ static int pg_schedule_set_paused(struct store *st, const char *id, int paused, 
     p_text(&p, id);
     p_i64(&p, paused);
     p_i64(&p, now);
-    res = pq_exec(s, "UPDATE schedules SET paused = $2, updated_at = $3 WHERE id = $1", &p);
+    res = pq_exec(s, pg_sql[PS_SCHED_PAUSE], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot %s schedule '%s'", paused ? "pause" : "resume", id);
     changed = strtol(PQcmdTuples(res), NULL, 10);
@@ -2060,10 +2329,7 @@ static int pg_fire_insert(struct store *st, const struct fire_row *row, struct e
     p_text(&p, row->execution_id[0] ? row->execution_id : NULL);
     p_text(&p, row->reason);
     p_i64(&p, row->created_at);
-    res = pq_exec(s,
-                  "INSERT INTO schedule_fires (" FIRE_COLS ") VALUES ($1, $2, $3, $4, $5, $6)"
-                  " ON CONFLICT (schedule_id, scheduled_for) DO UPDATE SET" FIRE_REPLACE,
-                  &p);
+    res = pq_exec(s, pg_sql[PS_FIRE_INSERT], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot record the fire of schedule '%s' due at %lld",
                        row->schedule_id, (long long)row->scheduled_for);
@@ -2086,10 +2352,7 @@ static int pg_fire_exists(struct store *st, const char *schedule_id, int64_t sch
 
     p_text(&p, schedule_id);
     p_i64(&p, scheduled_for);
-    res = pq_exec(s,
-                  "SELECT count(*) FROM schedule_fires WHERE schedule_id = $1"
-                  " AND scheduled_for = $2",
-                  &p);
+    res = pq_exec(s, pg_sql[PS_FIRE_EXISTS], &p);
     if (!pq_ok(res) || PQntuples(res) != 1)
         return pq_fail(s, res, err, "cannot read the fire of schedule '%s' due at %lld",
                        schedule_id, (long long)scheduled_for);
@@ -2108,10 +2371,7 @@ static int pg_fire_get(struct store *st, const char *schedule_id, int64_t schedu
 
     p_text(&p, schedule_id);
     p_i64(&p, scheduled_for);
-    res = pq_exec(s,
-                  "SELECT " FIRE_COLS " FROM schedule_fires WHERE schedule_id = $1"
-                  " AND scheduled_for = $2",
-                  &p);
+    res = pq_exec(s, pg_sql[PS_FIRE_GET], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read the fire of schedule '%s' due at %lld",
                        schedule_id, (long long)scheduled_for);
@@ -2137,13 +2397,9 @@ static int pg_fires_queued(struct store *st, const char *schedule_id, int limit,
 
     p_text(&p, schedule_id);
     p_i64(&p, limit);
-    res = pq_exec(s,
-                  "SELECT scheduled_for FROM schedule_fires WHERE schedule_id = $1"
-                  " AND status = 'queued' ORDER BY scheduled_for LIMIT $2",
-                  &p);
+    res = pq_exec(s, pg_sql[PS_FIRES_QUEUED], &p);
     if (!pq_ok(res))
-        return pq_fail(s, res, err, "cannot list the queued fires of schedule '%s'",
-                       schedule_id);
+        return pq_fail(s, res, err, "cannot list the queued fires of schedule '%s'", schedule_id);
     nt = PQntuples(res);
     if (nt > 0) {
         *out = xcalloc((size_t)nt, sizeof(**out));
@@ -2168,10 +2424,7 @@ static int pg_fires_list(struct store *st, const char *schedule_id, int limit,
 
     p_text(&p, schedule_id);
     p_i64(&p, limit);
-    res = pq_exec(s,
-                  "SELECT " FIRE_COLS " FROM schedule_fires WHERE schedule_id = $1"
-                  " ORDER BY scheduled_for DESC LIMIT $2",
-                  &p);
+    res = pq_exec(s, pg_sql[PS_FIRES_LIST], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot list the fires of schedule '%s'", schedule_id);
     nt = PQntuples(res);
@@ -2193,12 +2446,6 @@ static int pg_fires_list(struct store *st, const char *schedule_id, int limit,
 
 /* --- nodes and scale-out --- */
 
-/* The database's clock in ms: one clock for every node's lease. */
-#define PG_NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
-/* An execution whose owner has no live lease: $LEASE is the lease parameter. */
-#define PG_OWNER_GONE(lease)                                                                       \
-    "(n.id IS NULL OR n.stopped_at IS NOT NULL OR n.heartbeat_at < " PG_NOW_MS " - " lease ")"
-#define PG_UNFINISHED "e.status IN ('queued', 'running')"
 
 static int pg_node_register(struct store *st, const struct node_row *row, int64_t lease_ms,
                             struct err *err)
@@ -2215,16 +2462,7 @@ static int pg_node_register(struct store *st, const struct node_row *row, int64_
     p_text(&p, row->version);
     p_i64(&p, lease_ms);
     p_i64(&p, row->slots);
-    rc = pq_run(s,
-                "INSERT INTO nodes (id, host, pid, role, version, started_at, heartbeat_at, slots)"
-                " VALUES ($1, $2, $3, $4, $5, " PG_NOW_MS ", " PG_NOW_MS ", $7)"
-                " ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid,"
-                " role = EXCLUDED.role, version = EXCLUDED.version, slots = EXCLUDED.slots,"
-                " started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at,"
-                " stopped_at = NULL"
-                " WHERE $6 <= 0 OR nodes.stopped_at IS NOT NULL"
-                " OR nodes.heartbeat_at < " PG_NOW_MS " - $6",
-                &p, &changed, err, "cannot register the node");
+    rc = pq_run(s, pg_sql[PS_NODE_REGISTER], &p, &changed, err, "cannot register the node");
     if (rc)
         return rc;
     if (changed == 0)
@@ -2234,19 +2472,11 @@ static int pg_node_register(struct store *st, const struct node_row *row, int64_
                        row->id);
     /* Forget offers given up on runners gone for a day, then nodes gone for a
      * day that own nothing. */
-    rc = pq_run(s,
-                "DELETE FROM task_offers o WHERE o.cancel_requested = 1"
-                " AND o.finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM nodes n"
-                " WHERE n.id = o.runner_node AND n.heartbeat_at >= " PG_NOW_MS " - 86400000)",
-                NULL, NULL, err, "cannot forget old offers");
+    rc = pq_run(s, pg_sql[PS_OFFERS_FORGET], NULL, NULL, err, "cannot forget old offers");
     if (rc)
         return rc;
     memset(&p, 0, sizeof(p));
-    rc = pq_run(s,
-                "DELETE FROM nodes n WHERE n.heartbeat_at < " PG_NOW_MS " - 86400000"
-                " AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.owner_node = n.id"
-                " AND " PG_UNFINISHED ")",
-                NULL, NULL, err, "cannot forget old nodes");
+    rc = pq_run(s, pg_sql[PS_NODES_FORGET], NULL, NULL, err, "cannot forget old nodes");
     return rc;
 }
 
@@ -2255,8 +2485,7 @@ static int pg_node_stop(struct store *st, const char *id, struct err *err)
     struct params p = {0};
 
     p_text(&p, id);
-    return pq_run(pg(st), "UPDATE nodes SET stopped_at = " PG_NOW_MS " WHERE id = $1", &p, NULL,
-                  err, "cannot record the node's stop");
+    return pq_run(pg(st), pg_sql[PS_NODE_STOP], &p, NULL, err, "cannot record the node's stop");
 }
 
 static int pg_nodes_list(struct store *st, struct node_row **out, size_t *out_n, struct err *err)
@@ -2266,12 +2495,7 @@ static int pg_nodes_list(struct store *st, struct node_row **out, size_t *out_n,
     PGresult *res;
     size_t n;
 
-    res = pq_exec(s,
-                  "SELECT n.id, n.host, n.pid, n.role, n.version, n.started_at, n.heartbeat_at,"
-                  " n.stopped_at, (SELECT count(*) FROM executions e WHERE e.owner_node = n.id"
-                  " AND " PG_UNFINISHED "), " PG_NOW_MS ", n.slots"
-                  " FROM nodes n ORDER BY n.heartbeat_at DESC, n.id LIMIT 1000",
-                  NULL);
+    res = pq_exec(s, pg_sql[PS_NODES_LIST], NULL);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot list the nodes in %s", s->where);
     n = (size_t)PQntuples(res);
@@ -2319,17 +2543,8 @@ static int pg_executions_claim(struct store *st, const char *node, int limit, in
     p_text(&p, (which & STORE_CLAIM_EXPIRED) ? "t" : "f");
     p_i64(&p, lease_ms);
     p_text(&p, (which & STORE_CLAIM_OWN) ? "t" : "f");
-    return pq_ids(s,
-                  pq_exec(s,
-                          "UPDATE executions SET owner_node = $1 WHERE id IN ("
-                          " SELECT e.id FROM executions e LEFT JOIN nodes n ON n.id = e.owner_node"
-                          " WHERE " PG_UNFINISHED " AND (($3::boolean AND e.owner_node IS NULL)"
-                          " OR ($4::boolean AND e.owner_node <> $1 AND " PG_OWNER_GONE("$5") ")"
-                          " OR ($6::boolean AND e.owner_node = $1))"
-                          " ORDER BY e.created_at, e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED)"
-                          " RETURNING id",
-                          &p),
-                  out_ids, out_n, err, "cannot claim executions");
+    return pq_ids(s, pq_exec(s, pg_sql[PS_EXEC_CLAIM], &p), out_ids, out_n, err,
+                  "cannot claim executions");
 }
 
 static int pg_execution_claim_one(struct store *st, const char *id, const char *node,
@@ -2344,17 +2559,12 @@ static int pg_execution_claim_one(struct store *st, const char *id, const char *
     p_text(&p, id);
     p_text(&p, node);
     p_i64(&p, lease_ms);
-    rc = pq_run(s,
-                "UPDATE executions e SET owner_node = $2 WHERE e.id = $1"
-                " AND (e.owner_node IS NULL OR e.owner_node = $2 OR NOT " PG_UNFINISHED
-                " OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.owner_node"
-                " AND n.stopped_at IS NULL AND n.heartbeat_at >= " PG_NOW_MS " - $3))",
-                &p, &changed, err, "cannot claim the execution");
+    rc = pq_run(s, pg_sql[PS_EXEC_CLAIM_ONE], &p, &changed, err, "cannot claim the execution");
     if (rc || changed)
         return rc;
     memset(&p, 0, sizeof(p));
     p_text(&p, id);
-    res = pq_exec(s, "SELECT owner_node FROM executions WHERE id = $1", &p);
+    res = pq_exec(s, pg_sql[PS_EXEC_OWNER], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read execution '%s' in %s", id, s->where);
     if (PQntuples(res) == 0)
@@ -2405,24 +2615,16 @@ static int pg_executions_fence(struct store *st, const char *node, char *const *
      * not ours; the drain turns that into ERR_FENCED, and the caller asks
      * again outside the transaction which ones. The divisor depends on a
      * column, so the planner cannot fold it. */
-    rc = pq_send(s,
-                 "SELECT 1 / (CASE WHEN owner_node IS DISTINCT FROM $2 THEN 0 ELSE 1 END)"
-                 " FROM executions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
-                 &p, WANT_FENCE, err, "ownership check of %zu execution%s", n,
-                 n == 1 ? "" : "s");
+    rc = pq_send(s, pg_sql[PS_FENCE_CHECK], &p, WANT_FENCE, err,
+                 "ownership check of %zu execution%s", n, n == 1 ? "" : "s");
     if (rc) {
         strbuf_release(&arr);
         return rc < 0 ? rc : 0;
     }
     /* Lock every row (so a claim by another node waits or skips them), return
      * the ones that are not ours any more. */
-    rc = pq_ids(s,
-                pq_exec(s,
-                        "SELECT id FROM (SELECT id, owner_node FROM executions"
-                        " WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE) x"
-                        " WHERE owner_node IS DISTINCT FROM $2",
-                        &p),
-                out_lost, out_nlost, err, "cannot check the ownership of executions");
+    rc = pq_ids(s, pq_exec(s, pg_sql[PS_FENCE_LOST], &p), out_lost, out_nlost, err,
+                "cannot check the ownership of executions");
     strbuf_release(&arr);
     return rc;
 }
@@ -2436,10 +2638,7 @@ static int pg_execution_request_cancel(struct store *st, const char *id, int64_t
 
     p_text(&p, id);
     p_i64(&p, now);
-    rc = pq_run(pg(st),
-                "UPDATE executions SET cancel_requested_at = $2 WHERE id = $1"
-                " AND status IN ('queued', 'running')",
-                &p, &changed, err, "cannot request the cancel");
+    rc = pq_run(pg(st), pg_sql[PS_CANCEL_REQUEST], &p, &changed, err, "cannot request the cancel");
     if (rc == 0 && changed == 0)
         rc = err_set(err, ERR_CONFLICT, "execution '%s' has already ended", id);
     return rc;
@@ -2452,12 +2651,8 @@ static int pg_cancel_requests(struct store *st, const char *node, char ***out_id
     struct params p = {0};
 
     p_text(&p, node);
-    return pq_ids(s,
-                  pq_exec(s,
-                          "SELECT e.id FROM executions e WHERE e.owner_node = $1 AND " PG_UNFINISHED
-                          " AND e.cancel_requested_at IS NOT NULL",
-                          &p),
-                  out_ids, out_n, err, "cannot read cancel requests");
+    return pq_ids(s, pq_exec(s, pg_sql[PS_CANCEL_REQUESTS], &p), out_ids, out_n, err,
+                  "cannot read cancel requests");
 }
 
 /* Channel names are identifiers (LISTEN takes no parameter): ours only. */
@@ -2511,10 +2706,10 @@ static int pg_notify(struct store *st, const char *channel, const char *payload,
 
     p_text(&p, channel);
     p_text(&p, payload ? payload : "");
-    rc = pq_send(s, "SELECT pg_notify($1, $2)", &p, WANT_OK, err, "cannot notify");
+    rc = pq_send(s, pg_sql[PS_NOTIFY], &p, WANT_OK, err, "cannot notify");
     if (rc)
         return rc < 0 ? rc : 0;
-    return pq_run(s, "SELECT pg_notify($1, $2)", &p, NULL, err, "cannot notify");
+    return pq_run(s, pg_sql[PS_NOTIFY], &p, NULL, err, "cannot notify");
 }
 
 static int pg_listen_fd(struct store *st)
@@ -2552,13 +2747,7 @@ static int pg_lease_acquire(struct store *st, const char *name, const char *node
     p_text(&p, name);
     p_text(&p, node);
     p_i64(&p, lease_ms);
-    res = pq_exec(s,
-                  "INSERT INTO leases (name, node, expires_at) VALUES ($1, $2, " PG_NOW_MS " + $3)"
-                  " ON CONFLICT (name) DO UPDATE SET node = EXCLUDED.node,"
-                  " expires_at = EXCLUDED.expires_at"
-                  " WHERE leases.node = EXCLUDED.node OR leases.expires_at < " PG_NOW_MS
-                  " RETURNING node",
-                  &p);
+    res = pq_exec(s, pg_sql[PS_LEASE_ACQUIRE], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot take the lease '%s' in %s", name, s->where);
     *out_held = PQntuples(res) == 1;
@@ -2573,8 +2762,7 @@ static int pg_lease_release(struct store *st, const char *name, const char *node
 
     p_text(&p, name);
     p_text(&p, node);
-    return pq_run(pg(st), "UPDATE leases SET expires_at = 0 WHERE name = $1 AND node = $2", &p,
-                  NULL, err, "cannot release a lease");
+    return pq_run(pg(st), pg_sql[PS_LEASE_RELEASE], &p, NULL, err, "cannot release a lease");
 }
 
 static int pg_connected(struct store *st)
@@ -2607,10 +2795,10 @@ static int pg_reconnect(struct store *st, struct err *err)
         trim_msg(PQerrorMessage(s->conn), msg, sizeof(msg));
         return err_set(err, ERR_STORE, "cannot connect to %s: %s", s->where, msg);
     }
-    if (pq_run(s, "SET client_min_messages = warning", NULL, NULL, err, "cannot configure"))
+    if (pq_run(s, pg_sql[PS_SET_QUIET], NULL, NULL, err, "cannot configure"))
         return err->code;
     if ((s->flags & STORE_READONLY) &&
-        pq_run(s, "SET default_transaction_read_only = on", NULL, NULL, err, "cannot configure"))
+        pq_run(s, pg_sql[PS_SET_READONLY], NULL, NULL, err, "cannot configure"))
         return err->code;
     return pq_listen_all(s, err);
 }
@@ -2636,18 +2824,9 @@ static int pg_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
 
     p_text(&p, id);
     p_i64(&p, lease_ms);
-    res = pq_exec(s,
-                  "UPDATE nodes SET heartbeat_at = " PG_NOW_MS " WHERE id = $1"
-                  " RETURNING (SELECT count(*) FROM executions e"
-                  " LEFT JOIN nodes n ON n.id = e.owner_node"
-                  " WHERE " PG_UNFINISHED " AND (e.owner_node IS NULL OR " PG_OWNER_GONE("$2") ")),"
-                  " (SELECT count(*) FROM task_offers WHERE runner_node IS NULL),"
-                  " (SELECT coalesce(sum(slots), 0) FROM nodes WHERE id <> $1"
-                  " AND stopped_at IS NULL AND heartbeat_at >= " PG_NOW_MS " - $2)",
-                  &p);
+    res = pq_exec(s, pg_sql[PS_NODE_HEARTBEAT], &p);
     if (!pq_ok(res))
-        return pq_fail(s, res, err, "cannot renew the heartbeat of node '%s' in %s", id,
-                       s->where);
+        return pq_fail(s, res, err, "cannot renew the heartbeat of node '%s' in %s", id, s->where);
     if (PQntuples(res) != 1) {
         PQclear(res);
         return err_set(err, ERR_NOT_FOUND, "node '%s' is not registered in %s", id, s->where);
@@ -2659,10 +2838,6 @@ static int pg_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
     return 0;
 }
 
-#define OFFER_COLS                                                                                 \
-    "o.execution_id, o.task_idx, o.attempt, o.owner_node, o.runner_node, o.spec, o.offered_at,"    \
-    " o.runner, o.pid, o.proc_start, o.finished_at, o.status, o.exit_code, o.signal, o.error,"     \
-    " o.output, o.cancel_requested"
 
 /* Rows of OFFER_COLS (plus, with `gone_col`, a boolean column at the end). */
 static int pq_offers(struct pg_store *s, PGresult *res, int gone_col, struct offer_row **out,
@@ -2734,10 +2909,7 @@ static int pg_offer_put(struct store *st, const struct offer_row *o, struct err 
     p_text(&p, o->owner);
     p_text(&p, o->spec);
     p_i64(&p, o->offered_at);
-    return pq_write(pg(st),
-                    "INSERT INTO task_offers (execution_id, task_idx, attempt, owner_node, spec,"
-                    " offered_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                    &p, err, "cannot offer a task");
+    return pq_write(pg(st), pg_sql[PS_OFFER_PUT], &p, err, "cannot offer a task");
 }
 
 static int pg_offer_delete(struct store *st, const char *exec_id, int task_idx, int attempt,
@@ -2746,10 +2918,7 @@ static int pg_offer_delete(struct store *st, const char *exec_id, int task_idx, 
     struct params p = {0};
 
     p_offer_key(&p, exec_id, task_idx, attempt);
-    return pq_write(pg(st),
-                    "DELETE FROM task_offers WHERE execution_id = $1 AND task_idx = $2"
-                    " AND attempt = $3",
-                    &p, err, "cannot delete an offer");
+    return pq_write(pg(st), pg_sql[PS_OFFER_DELETE], &p, err, "cannot delete an offer");
 }
 
 static int pg_offer_cancel(struct store *st, const char *exec_id, int task_idx, int attempt,
@@ -2758,10 +2927,7 @@ static int pg_offer_cancel(struct store *st, const char *exec_id, int task_idx, 
     struct params p = {0};
 
     p_offer_key(&p, exec_id, task_idx, attempt);
-    return pq_write(pg(st),
-                    "UPDATE task_offers SET cancel_requested = 1 WHERE execution_id = $1"
-                    " AND task_idx = $2 AND attempt = $3",
-                    &p, err, "cannot cancel an offer");
+    return pq_write(pg(st), pg_sql[PS_OFFER_CANCEL], &p, err, "cannot cancel an offer");
 }
 
 static int pg_offers_claim(struct store *st, const char *runner, int limit,
@@ -2772,16 +2938,8 @@ static int pg_offers_claim(struct store *st, const char *runner, int limit,
 
     p_text(&p, runner);
     p_i64(&p, limit);
-    return pq_offers(s,
-                     pq_exec(s,
-                             "UPDATE task_offers o SET runner_node = $1, claimed_at = " PG_NOW_MS
-                             " WHERE (o.execution_id, o.task_idx, o.attempt) IN ("
-                             " SELECT execution_id, task_idx, attempt FROM task_offers"
-                             " WHERE runner_node IS NULL ORDER BY offered_at"
-                             " LIMIT $2 FOR UPDATE SKIP LOCKED)"
-                             " RETURNING " OFFER_COLS,
-                             &p),
-                     0, out, out_n, err, "cannot claim offers");
+    return pq_offers(s, pq_exec(s, pg_sql[PS_OFFERS_CLAIM], &p), 0, out, out_n, err,
+                     "cannot claim offers");
 }
 
 static int pg_offer_report(struct store *st, const struct offer_row *o, struct err *err)
@@ -2796,11 +2954,7 @@ static int pg_offer_report(struct store *st, const struct offer_row *o, struct e
         p_text(&p, o->runner);
         p_opt(&p, o->pid, 0);
         p_opt(&p, o->proc_start, 0);
-        return pq_write(pg(st),
-                        "UPDATE task_offers SET runner = $5, pid = $6, proc_start = $7"
-                        " WHERE execution_id = $1 AND task_idx = $2 AND attempt = $3"
-                        " AND runner_node = $4 AND finished_at IS NULL",
-                        &p, err, "cannot report on an offer");
+        return pq_write(pg(st), pg_sql[PS_OFFER_REPORT_PID], &p, err, "cannot report on an offer");
     }
     p_text(&p, o->runner);
     p_opt(&p, o->pid, 0);
@@ -2811,12 +2965,7 @@ static int pg_offer_report(struct store *st, const struct offer_row *o, struct e
     p_opt(&p, o->signal, 0);
     p_text(&p, o->error);
     p_text(&p, o->output);
-    return pq_write(pg(st),
-                    "UPDATE task_offers SET runner = $5, pid = $6, proc_start = $7,"
-                    " finished_at = $8, status = $9, exit_code = $10, signal = $11, error = $12,"
-                    " output = $13 WHERE execution_id = $1 AND task_idx = $2 AND attempt = $3"
-                    " AND runner_node = $4",
-                    &p, err, "cannot report on an offer");
+    return pq_write(pg(st), pg_sql[PS_OFFER_REPORT], &p, err, "cannot report on an offer");
 }
 
 static int pg_offers_owned(struct store *st, const char *owner, int64_t lease_ms,
@@ -2827,18 +2976,8 @@ static int pg_offers_owned(struct store *st, const char *owner, int64_t lease_ms
 
     p_text(&p, owner);
     p_i64(&p, lease_ms);
-    return pq_offers(s,
-                     pq_exec(s,
-                             "SELECT " OFFER_COLS ", (o.finished_at IS NULL AND NOT EXISTS ("
-                             "SELECT 1 FROM nodes n WHERE n.id = o.runner_node"
-                             " AND n.stopped_at IS NULL AND n.heartbeat_at >= " PG_NOW_MS
-                             " - $2)) FROM task_offers o WHERE o.owner_node = $1"
-                             " AND o.runner_node IS NOT NULL AND (o.finished_at IS NOT NULL"
-                             " OR (o.cancel_requested = 0 AND NOT EXISTS (SELECT 1 FROM nodes n"
-                             " WHERE n.id = o.runner_node AND n.stopped_at IS NULL"
-                             " AND n.heartbeat_at >= " PG_NOW_MS " - $2)))",
-                             &p),
-                     1, out, out_n, err, "cannot read the offers of a node");
+    return pq_offers(s, pq_exec(s, pg_sql[PS_OFFERS_OWNED], &p), 1, out, out_n, err,
+                     "cannot read the offers of a node");
 }
 
 static int pg_offers_cancelled(struct store *st, const char *runner, struct offer_row **out,
@@ -2848,12 +2987,8 @@ static int pg_offers_cancelled(struct store *st, const char *runner, struct offe
     struct params p = {0};
 
     p_text(&p, runner);
-    return pq_offers(s,
-                     pq_exec(s,
-                             "SELECT " OFFER_COLS " FROM task_offers o WHERE o.runner_node = $1"
-                             " AND o.cancel_requested = 1 AND o.finished_at IS NULL",
-                             &p),
-                     0, out, out_n, err, "cannot read cancelled offers");
+    return pq_offers(s, pq_exec(s, pg_sql[PS_OFFERS_CANCELLED], &p), 0, out, out_n, err,
+                     "cannot read cancelled offers");
 }
 
 static int pg_offers_adopt(struct store *st, const char *exec_id, const char *owner,
@@ -2864,12 +2999,8 @@ static int pg_offers_adopt(struct store *st, const char *exec_id, const char *ow
 
     p_text(&p, exec_id);
     p_text(&p, owner);
-    return pq_offers(s,
-                     pq_exec(s,
-                             "UPDATE task_offers o SET owner_node = $2 WHERE o.execution_id = $1"
-                             " RETURNING " OFFER_COLS,
-                             &p),
-                     0, out, out_n, err, "cannot adopt offers");
+    return pq_offers(s, pq_exec(s, pg_sql[PS_OFFERS_ADOPT], &p), 0, out, out_n, err,
+                     "cannot adopt offers");
 }
 
 const struct store_backend store__postgres_backend = {
