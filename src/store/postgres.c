@@ -46,18 +46,10 @@
 /* Key of the transaction-level advisory lock that serialises migrations ("orch" + 1). */
 #define PG_MIGRATE_LOCK 0x6f72636801LL
 
-#define EXEC_COLS                                                                                  \
-    "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error,"  \
-    " schedule_id, scheduled_for, owner_node, parent_id, parent_task_idx, depth, retried_at"
 /* $1 id upper bound or NULL, $2/$3 created_at range, $4 limit, $5 workflow, $6 status. */
 #define LIST_TAIL                                                                                  \
     " AND ($1::text IS NULL OR id < $1::text) AND created_at >= $2 AND created_at < $3"            \
     " ORDER BY id DESC LIMIT $4"
-#define KEY_COLS "id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at"
-#define SCHED_COLS                                                                                 \
-    "id, workflow, name, spec_hash, paused, next_fire_at, last_fire_at, created_at, updated_at,"   \
-    " from_api, spec"
-#define FIRE_COLS "schedule_id, scheduled_for, status, execution_id, reason, created_at"
 #define PURGE_HEAD                                                                                 \
     "DELETE FROM executions WHERE id IN (SELECT id FROM executions"                                \
     " WHERE finished_at < $1 AND status NOT IN ($3, $4)"
@@ -1009,48 +1001,14 @@ static int pg_commit(struct store *st, struct err *err)
     return pq_run(s, pg_sql[PS_COMMIT], NULL, NULL, err, "cannot commit");
 }
 
-static int pg_read_begin(struct store *st, int *began, struct err *err)
+static int pg_begin_read(struct store *st, struct err *err)
 {
-    struct pg_store *s = pg(st);
-    int rc;
-
-    *began = 0;
-    if (pq_in_tx(s))
-        return 0;
-    rc = pq_run(s, pg_sql[PS_BEGIN_READ], NULL, NULL, err, "cannot begin a read");
-    if (rc == 0)
-        *began = 1;
-    return rc;
+    return pq_run(pg(st), pg_sql[PS_BEGIN_READ], NULL, NULL, err, "cannot begin a read");
 }
 
-static void pg_read_end(struct store *st, int began)
+static int pg_in_transaction(struct store *st)
 {
-    if (began)
-        pg_rollback(st);
-}
-
-static int pq_write_begin(struct pg_store *s, int *began, struct err *err)
-{
-    int rc;
-
-    *began = 0;
-    if (pq_in_tx(s))
-        return 0;
-    rc = pg_begin(&s->base, err);
-    if (rc == 0)
-        *began = 1;
-    return rc;
-}
-
-static int pq_write_end(struct pg_store *s, int began, int rc, struct err *err)
-{
-    if (!began)
-        return rc;
-    if (rc == 0)
-        rc = pg_commit(&s->base, err);
-    if (rc != 0)
-        pg_rollback(&s->base);
-    return rc;
+    return pq_in_tx(pg(st));
 }
 
 /* --- schema --- */
@@ -1187,7 +1145,6 @@ out:
 
 /* --- workflows --- */
 
-
 static int pg_workflow_put(struct store *st, const char *name, const char *definition, int64_t now,
                            int *out_version, struct err *err)
 {
@@ -1199,7 +1156,7 @@ static int pg_workflow_put(struct store *st, const char *name, const char *defin
     int began;
     int rc;
 
-    rc = pq_write_begin(s, &began, err);
+    rc = store__write_begin(&s->base, &began, err);
     if (rc)
         return rc;
     p_text(&p, name);
@@ -1228,7 +1185,7 @@ static int pg_workflow_put(struct store *st, const char *name, const char *defin
     else
         PQclear(res);
 out:
-    rc = pq_write_end(s, began, rc, err);
+    rc = store__write_end(&s->base, began, rc, err);
     if (rc == 0)
         *out_version = version;
     return rc;
@@ -1646,92 +1603,77 @@ static int pq_get_attempts(struct pg_store *s, const char *id, struct exec_detai
     return pq_attempts_from(s, res, id, d, err);
 }
 
-static int pg_execution_page(struct store *st, const char *id, const struct task_page *q,
-                             struct exec_detail **out, struct err *err)
+/* The primitives of store__execution_get and _page (shared.c). */
+static int pg_exec_read(struct store *st, const char *id, struct exec_detail *d, struct err *err)
 {
-    struct pg_store *s = pg(st);
-    struct exec_detail *d;
-    struct params p = {0};
-    PGresult *res;
-    int began;
-    int rc;
-
-    rc = pg_read_begin(&s->base, &began, err);
-    if (rc)
-        return rc;
-    d = xcalloc(1, sizeof(*d));
-    rc = pq_get_exec(s, id, d, err);
-    if (rc == 0) {
-        p_text(&p, id);
-        p_i64(&p, q->after_idx);
-        p_i64(&p, q->group_idx);
-        p_i64(&p, q->top_only);
-        p_text(&p, q->status);
-        p_opt(&p, q->limit > 0 ? q->limit : 0, 0);
-        res = pq_exec(s, pg_sql[PS_TASKS_PAGE], &p);
-        rc = pq_ok(res) ? pq_tasks_from(s, res, id, d, err)
-                        : pq_fail(s, res, err, "cannot read the tasks of '%s'", id);
-    }
-    if (rc == 0 && d->ntasks) {
-        memset(&p, 0, sizeof(p));
-        p_text(&p, id);
-        p_i64(&p, d->tasks[0].idx);
-        p_i64(&p, d->tasks[d->ntasks - 1].idx);
-        res = pq_exec(s, pg_sql[PS_ATTEMPTS_RANGE], &p);
-        rc = pq_ok(res) ? pq_attempts_from(s, res, id, d, err)
-                        : pq_fail(s, res, err, "cannot read the attempts of '%s'", id);
-    }
-    if (rc == 0) {
-        memset(&p, 0, sizeof(p));
-        p_text(&p, id);
-        res = pq_exec(s, pg_sql[PS_GROUP_COUNTS], &p);
-        if (!pq_ok(res)) {
-            rc = pq_fail(s, res, err, "cannot count the tasks of '%s'", id);
-        } else {
-            int n = PQntuples(res);
-            if (n > 0)
-                d->counts = xcalloc((size_t)n, sizeof(*d->counts));
-            for (int i = 0; i < n && rc == 0; i++) {
-                rc = store__decode_group_count(PQ_ROW(s, res, i), &d->counts[i], err);
-                if (rc == 0)
-                    d->ncounts++;
-            }
-            PQclear(res);
-        }
-    }
-    pg_read_end(&s->base, began);
-    if (rc) {
-        exec_detail_free(d);
-        return rc;
-    }
-    *out = d;
-    return 0;
+    return pq_get_exec(pg(st), id, d, err);
 }
 
-static int pg_execution_get(struct store *st, const char *id, struct exec_detail **out,
-                            struct err *err)
+static int pg_tasks_read(struct store *st, const char *id, const struct task_page *q,
+                         struct exec_detail *d, struct err *err)
 {
     struct pg_store *s = pg(st);
-    struct exec_detail *d;
-    int began;
-    int rc;
+    struct params p = {0};
+    PGresult *res;
 
-    rc = pg_read_begin(&s->base, &began, err);
-    if (rc)
-        return rc;
-    d = xcalloc(1, sizeof(*d));
-    rc = pq_get_exec(s, id, d, err);
-    if (rc == 0)
-        rc = pq_get_tasks(s, id, d, err);
-    if (rc == 0)
-        rc = pq_get_attempts(s, id, d, err);
-    pg_read_end(&s->base, began);
-    if (rc) {
-        exec_detail_free(d);
-        return rc;
+    if (!q)
+        return pq_get_tasks(s, id, d, err);
+    p_text(&p, id);
+    p_i64(&p, q->after_idx);
+    p_i64(&p, q->group_idx);
+    p_i64(&p, q->top_only);
+    p_text(&p, q->status);
+    p_opt(&p, q->limit > 0 ? q->limit : 0, 0);
+    res = pq_exec(s, pg_sql[PS_TASKS_PAGE], &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot read the tasks of '%s'", id);
+    return pq_tasks_from(s, res, id, d, err);
+}
+
+/* With a page: the attempts of its task runs (those of the idx range between). */
+static int pg_attempts_read(struct store *st, const char *id, const struct task_page *q,
+                            struct exec_detail *d, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    PGresult *res;
+
+    if (!q)
+        return pq_get_attempts(s, id, d, err);
+    if (!d->ntasks)
+        return 0;
+    p_text(&p, id);
+    p_i64(&p, d->tasks[0].idx);
+    p_i64(&p, d->tasks[d->ntasks - 1].idx);
+    res = pq_exec(s, pg_sql[PS_ATTEMPTS_RANGE], &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot read the attempts of '%s'", id);
+    return pq_attempts_from(s, res, id, d, err);
+}
+
+static int pg_group_counts(struct store *st, const char *id, struct exec_detail *d,
+                           struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    PGresult *res;
+    int rc = 0;
+    int n;
+
+    p_text(&p, id);
+    res = pq_exec(s, pg_sql[PS_GROUP_COUNTS], &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot count the tasks of '%s'", id);
+    n = PQntuples(res);
+    if (n > 0)
+        d->counts = xcalloc((size_t)n, sizeof(*d->counts));
+    for (int i = 0; i < n && rc == 0; i++) {
+        rc = store__decode_group_count(PQ_ROW(s, res, i), &d->counts[i], err);
+        if (rc == 0)
+            d->ncounts++;
     }
-    *out = d;
-    return 0;
+    PQclear(res);
+    return rc;
 }
 
 /* Run one list query (one status, or none) and append its rows to `list`. */
@@ -2065,10 +2007,10 @@ static int pg_executions_purge(struct store *st, const char *workflow, const cha
         p_text(&p, workflow);
     for (size_t i = 0; nexcept && i < cap; i++)
         p_text(&p, except[i < nexcept ? i : nexcept - 1]);
-    rc = pq_write_begin(s, &began, err);
+    rc = store__write_begin(&s->base, &began, err);
     if (rc == 0)
         rc = pq_run(s, sql, &p, &deleted, err, "cannot purge executions");
-    rc = pq_write_end(s, began, rc, err);
+    rc = store__write_end(&s->base, began, rc, err);
     if (rc == 0)
         *out_deleted = (int)deleted;
     return rc;
@@ -2098,7 +2040,7 @@ static int pg_counts_get(struct store *st, struct store_counts *out, struct err 
     int began;
     int rc;
 
-    rc = pg_read_begin(&s->base, &began, err);
+    rc = store__read_begin(&s->base, &began, err);
     if (rc)
         return rc;
     /* 'queued' is a literal so the planner can use the partial index task_runs_queued. */
@@ -2107,7 +2049,7 @@ static int pg_counts_get(struct store *st, struct store_counts *out, struct err 
     if (rc == 0)
         rc = pq_count_min(s, pg_sql[PS_COUNTS_RUNNING], exec_status_name(EXEC_RUNNING),
                           &c.executions_running, &c.oldest_running_started, err);
-    pg_read_end(&s->base, began);
+    store__read_end(&s->base, began);
     if (rc == 0)
         *out = c;
     return rc;
@@ -2220,7 +2162,6 @@ static int pq_exec_by(struct pg_store *s, const char *sql, const char *key, long
     return 0;
 }
 
-
 static int pg_schedules_prune(struct store *st, const char *workflow, const char *const *names,
                               size_t nnames, struct err *err)
 {
@@ -2230,7 +2171,7 @@ static int pg_schedules_prune(struct store *st, const char *workflow, const char
     int began;
     int rc;
 
-    rc = pq_write_begin(s, &began, err);
+    rc = store__write_begin(&s->base, &began, err);
     if (rc)
         return rc;
     p_text(&p, workflow);
@@ -2248,7 +2189,7 @@ static int pg_schedules_prune(struct store *st, const char *workflow, const char
             rc = pq_exec_by(s, pg_sql[PS_SCHED_DELETE], id, NULL, "delete schedule", err);
     }
     PQclear(res);
-    return pq_write_end(s, began, rc, err);
+    return store__write_end(&s->base, began, rc, err);
 }
 
 static int pg_schedule_update_state(struct store *st, const struct schedule_row *row,
@@ -2278,7 +2219,7 @@ static int pg_schedule_delete(struct store *st, const char *id, struct err *err)
     int began;
     int rc;
 
-    rc = pq_write_begin(s, &began, err);
+    rc = store__write_begin(&s->base, &began, err);
     if (rc)
         return rc;
     rc = pq_exec_by(s, pg_sql[PS_SCHED_DELETE], id, &changed, "delete schedule", err);
@@ -2286,7 +2227,7 @@ static int pg_schedule_delete(struct store *st, const char *id, struct err *err)
         rc = err_set(err, ERR_NOT_FOUND, "no schedule '%s'", id);
     if (rc == 0)
         rc = pq_exec_by(s, pg_sql[PS_FIRES_DELETE], id, NULL, "delete the fires of schedule", err);
-    return pq_write_end(s, began, rc, err);
+    return store__write_end(&s->base, began, rc, err);
 }
 
 static int pg_schedule_set_paused(struct store *st, const char *id, int paused, int64_t now,
@@ -2445,7 +2386,6 @@ static int pg_fires_list(struct store *st, const char *schedule_id, int limit,
 }
 
 /* --- nodes and scale-out --- */
-
 
 static int pg_node_register(struct store *st, const struct node_row *row, int64_t lease_ms,
                             struct err *err)
@@ -2838,7 +2778,6 @@ static int pg_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
     return 0;
 }
 
-
 /* Rows of OFFER_COLS (plus, with `gone_col`, a boolean column at the end). */
 static int pq_offers(struct pg_store *s, PGresult *res, int gone_col, struct offer_row **out,
                      size_t *out_n, struct err *err, const char *what)
@@ -3025,11 +2964,13 @@ const struct store_backend store__postgres_backend = {
     .version_table_exists = pg_version_table_exists,
     .version_record = pg_version_record,
     .migrate_lock = pg_migrate_lock,
-    .read_begin = pg_read_begin,
-    .read_end = pg_read_end,
+    .begin_read = pg_begin_read,
+    .in_transaction = pg_in_transaction,
     .list_query = pg_list_query,
-    .execution_get = pg_execution_get,
-    .execution_page = pg_execution_page,
+    .exec_read = pg_exec_read,
+    .tasks_read = pg_tasks_read,
+    .attempts_read = pg_attempts_read,
+    .group_counts = pg_group_counts,
     .executions_unfinished = pg_executions_unfinished,
     .logs_get = pg_logs_get,
     .ping = pg_ping,

@@ -1,11 +1,12 @@
 /*
  * shared.c - the store logic that sits above the backends: the migration
- * driver and the schema-version checks, and the list of executions with its
- * status mask (one query per status, merged here).
+ * driver and the schema-version checks, the transactions a call opens when
+ * its caller has none, and the list of executions with its status mask (one
+ * query per status, merged here).
  *
  * Each is written once over the backend's primitives (store_backend.h:
  * exec_script, version_table_exists, version_record, migrate_lock,
- * read_begin/read_end, list_query, and begin/commit/rollback), so SQLite and
+ * begin_read, in_transaction, list_query, and begin/commit/rollback), so SQLite and
  * PostgreSQL migrate, refuse and merge the same way.
  */
 #include "store_backend.h"
@@ -16,12 +17,57 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/xalloc.h"
 
 #include "base/banned.h"
 
 static const char *where(struct store *st)
 {
     return st->where_msg ? st->where_msg : st->be->name;
+}
+
+int store__read_begin(struct store *st, int *began, struct err *err)
+{
+    int rc;
+
+    *began = 0;
+    if (st->be->in_transaction(st))
+        return 0;
+    rc = st->be->begin_read(st, err);
+    if (rc == 0)
+        *began = 1;
+    return rc;
+}
+
+void store__read_end(struct store *st, int began)
+{
+    /* Ending a read-only transaction cannot lose anything: roll it back. */
+    if (began)
+        st->be->rollback(st);
+}
+
+int store__write_begin(struct store *st, int *began, struct err *err)
+{
+    int rc;
+
+    *began = 0;
+    if (st->be->in_transaction(st))
+        return 0;
+    rc = st->be->begin(st, err);
+    if (rc == 0)
+        *began = 1;
+    return rc;
+}
+
+int store__write_end(struct store *st, int began, int rc, struct err *err)
+{
+    if (!began)
+        return rc;
+    if (rc == 0)
+        rc = st->be->commit(st, err);
+    if (rc != 0)
+        st->be->rollback(st);
+    return rc;
 }
 
 static int version_check(int version, struct err *err)
@@ -132,7 +178,7 @@ int store__executions_list(struct store *st, const struct exec_filter *f, struct
     int began;
     int rc;
 
-    rc = st->be->read_begin(st, &began, err);
+    rc = store__read_begin(st, &began, err);
     if (rc)
         return rc;
     if (!mask)
@@ -143,7 +189,7 @@ int store__executions_list(struct store *st, const struct exec_filter *f, struct
         rc = st->be->list_query(st, f, exec_status_name((enum exec_status)i), &list, &alloc, err);
         nstatus++;
     }
-    st->be->read_end(st, began);
+    store__read_end(st, began);
     if (rc) {
         exec_list_release(&list);
         return rc;
@@ -154,5 +200,38 @@ int store__executions_list(struct store *st, const struct exec_filter *f, struct
             exec_row_release(&list.items[--list.n]);
     }
     *out = list;
+    return 0;
+}
+
+/*
+ * The execution, then its task runs and their attempts (with a page: the
+ * page's task runs, their attempts and the counts per group), in one read
+ * snapshot.
+ */
+int store__execution_detail(struct store *st, const char *id, const struct task_page *q,
+                            struct exec_detail **out, struct err *err)
+{
+    const struct store_backend *be = st->be;
+    struct exec_detail *d;
+    int began;
+    int rc;
+
+    rc = store__read_begin(st, &began, err);
+    if (rc)
+        return rc;
+    d = xcalloc(1, sizeof(*d));
+    rc = be->exec_read(st, id, d, err);
+    if (rc == 0)
+        rc = be->tasks_read(st, id, q, d, err);
+    if (rc == 0)
+        rc = be->attempts_read(st, id, q, d, err);
+    if (rc == 0 && q)
+        rc = be->group_counts(st, id, d, err);
+    store__read_end(st, began);
+    if (rc) {
+        exec_detail_free(d);
+        return rc;
+    }
+    *out = d;
     return 0;
 }

@@ -114,10 +114,6 @@ enum stmt_id {
 _Static_assert(1 << (ST_PURGE_EXCEPT_64 - ST_PURGE_EXCEPT_1) == STORE_PURGE_EXCEPT_MAX,
                "one purge variant per power of two up to STORE_PURGE_EXCEPT_MAX");
 
-#define EXEC_COLS                                                                                  \
-    "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error,"  \
-    " schedule_id, scheduled_for, owner_node, parent_id, parent_task_idx, depth, retried_at"
-
 /*
  * The list queries share their parameters: ?1 id upper bound (exclusive),
  * ?2 created_at lower bound, ?3 created_at upper bound (exclusive), ?4 limit,
@@ -127,13 +123,6 @@ _Static_assert(1 << (ST_PURGE_EXCEPT_64 - ST_PURGE_EXCEPT_1) == STORE_PURGE_EXCE
  * and sort them (see docs/internals/store.md).
  */
 #define LIST_TAIL " AND id < ?1 AND created_at >= ?2 AND created_at < ?3 ORDER BY id DESC LIMIT ?4"
-
-#define KEY_COLS "id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at"
-
-#define SCHED_COLS                                                                                 \
-    "id, workflow, name, spec_hash, paused, next_fire_at, last_fire_at, created_at, updated_at,"   \
-    " from_api, spec"
-#define FIRE_COLS "schedule_id, scheduled_for, status, execution_id, reason, created_at"
 
 /*
  * The purge deletes the ids picked by a subquery that walks the
@@ -558,53 +547,14 @@ static void sqlite_rollback(struct store *st)
  * Start a read snapshot if no transaction is open, so the several queries of
  * one read see the same committed state. *began says whether to end it.
  */
-static int sqlite_read_begin(struct store *st, int *began, struct err *err)
+static int sqlite_begin_read(struct store *st, struct err *err)
 {
-    struct sqlite_store *s = sq(st);
-    int rc;
-
-    *began = 0;
-    if (!sqlite3_get_autocommit(s->db))
-        return 0;
-    rc = sq_run(s, ST_BEGIN_READ, "begin a read", err);
-    if (rc == 0)
-        *began = 1;
-    return rc;
+    return sq_run(sq(st), ST_BEGIN_READ, "begin a read", err);
 }
 
-static void sqlite_read_end(struct store *st, int began)
+static int sqlite_in_transaction(struct store *st)
 {
-    /* Ending a read-only transaction cannot lose anything: ROLLBACK it. */
-    if (began)
-        sqlite_rollback(st);
-}
-
-/*
- * For writes that must be atomic on their own (workflow_put): open a write
- * transaction unless the caller has one. *began says whether to commit it.
- */
-static int sq_write_begin(struct sqlite_store *s, int *began, struct err *err)
-{
-    int rc;
-
-    *began = 0;
-    if (!sqlite3_get_autocommit(s->db))
-        return 0;
-    rc = sqlite_begin(&s->base, err);
-    if (rc == 0)
-        *began = 1;
-    return rc;
-}
-
-static int sq_write_end(struct sqlite_store *s, int began, int rc, struct err *err)
-{
-    if (!began)
-        return rc;
-    if (rc == 0)
-        rc = sqlite_commit(&s->base, err);
-    if (rc != 0)
-        sqlite_rollback(&s->base);
-    return rc;
+    return !sqlite3_get_autocommit(sq(st)->db);
 }
 
 /* --- schema --- */
@@ -857,7 +807,7 @@ static int sqlite_workflow_put(struct store *st, const char *name, const char *d
     int began;
     int rc;
 
-    rc = sq_write_begin(s, &began, err);
+    rc = store__write_begin(&s->base, &began, err);
     if (rc)
         return rc;
     rc = sq_stmt(s, ST_WF_NEWEST, &stmt, err);
@@ -893,7 +843,7 @@ static int sqlite_workflow_put(struct store *st, const char *name, const char *d
         rc = sq_fail(s, rc, err, "cannot insert version %d of workflow '%s'", version, name);
     sq_done(stmt);
 out:
-    rc = sq_write_end(s, began, rc, err);
+    rc = store__write_end(&s->base, began, rc, err);
     if (rc == 0)
         *out_version = version;
     return rc;
@@ -1388,61 +1338,29 @@ out:
     return rc;
 }
 
-static int sqlite_execution_page(struct store *st, const char *id, const struct task_page *q,
-                                 struct exec_detail **out, struct err *err)
+/* The primitives of store__execution_get and _page (shared.c). */
+static int sqlite_exec_read(struct store *st, const char *id, struct exec_detail *d,
+                            struct err *err)
 {
-    struct sqlite_store *s = sq(st);
-    struct exec_detail *d = NULL;
-    int began;
-    int rc;
-
-    rc = sqlite_read_begin(&s->base, &began, err);
-    if (rc)
-        return rc;
-    d = xcalloc(1, sizeof(*d));
-    rc = sq_get_exec(s, id, d, err);
-    if (rc == 0)
-        rc = sq_page_tasks(s, id, q, d, err);
-    if (rc == 0)
-        rc = sq_page_attempts(s, id, d, err);
-    if (rc == 0)
-        rc = sq_group_counts(s, id, d, err);
-    sqlite_read_end(&s->base, began);
-    if (rc) {
-        exec_detail_free(d);
-        return rc;
-    }
-    *out = d;
-    return 0;
+    return sq_get_exec(sq(st), id, d, err);
 }
 
-static int sqlite_execution_get(struct store *st, const char *id, struct exec_detail **out,
-                                struct err *err)
+static int sqlite_tasks_read(struct store *st, const char *id, const struct task_page *q,
+                             struct exec_detail *d, struct err *err)
 {
-    struct sqlite_store *s = sq(st);
-    struct exec_detail *d = NULL;
-    int began;
-    int rc;
+    return q ? sq_page_tasks(sq(st), id, q, d, err) : sq_get_tasks(sq(st), id, d, err);
+}
 
-    rc = sqlite_read_begin(&s->base, &began, err);
-    if (rc)
-        return rc;
-    d = xcalloc(1, sizeof(*d));
-    rc = sq_get_exec(s, id, d, err);
-    if (rc)
-        goto out;
-    rc = sq_get_tasks(s, id, d, err);
-    if (rc)
-        goto out;
-    rc = sq_get_attempts(s, id, d, err);
-out:
-    sqlite_read_end(&s->base, began);
-    if (rc) {
-        exec_detail_free(d);
-        return rc;
-    }
-    *out = d;
-    return 0;
+static int sqlite_attempts_read(struct store *st, const char *id, const struct task_page *q,
+                                struct exec_detail *d, struct err *err)
+{
+    return q ? sq_page_attempts(sq(st), id, d, err) : sq_get_attempts(sq(st), id, d, err);
+}
+
+static int sqlite_group_counts(struct store *st, const char *id, struct exec_detail *d,
+                               struct err *err)
+{
+    return sq_group_counts(sq(st), id, d, err);
 }
 
 /* The list statement for a filter, and whether it takes a status. */
@@ -1895,7 +1813,7 @@ static int sqlite_executions_purge(struct store *st, const char *workflow,
     int began;
     int rc;
 
-    rc = sq_write_begin(s, &began, err);
+    rc = store__write_begin(&s->base, &began, err);
     if (rc)
         return rc;
     rc = sq_stmt(s, id, &stmt, err);
@@ -1913,7 +1831,7 @@ static int sqlite_executions_purge(struct store *st, const char *workflow,
     }
     sq_done(stmt);
 out:
-    rc = sq_write_end(s, began, rc, err);
+    rc = store__write_end(&s->base, began, rc, err);
     if (rc == 0)
         *out_deleted = deleted;
     return rc;
@@ -1949,14 +1867,14 @@ static int sqlite_counts_get(struct store *st, struct store_counts *out, struct 
     int began;
     int rc;
 
-    rc = sqlite_read_begin(&s->base, &began, err);
+    rc = store__read_begin(&s->base, &began, err);
     if (rc)
         return rc;
     rc = sq_count_min(s, ST_COUNTS_QUEUED, NULL, &c.tasks_queued, &c.oldest_queued_since, err);
     if (rc == 0)
         rc = sq_count_min(s, ST_COUNTS_RUNNING, exec_status_name(EXEC_RUNNING),
                           &c.executions_running, &c.oldest_running_started, err);
-    sqlite_read_end(&s->base, began);
+    store__read_end(&s->base, began);
     if (rc == 0)
         *out = c;
     return rc;
@@ -2130,7 +2048,7 @@ static int sqlite_schedules_prune(struct store *st, const char *workflow, const 
     int began;
     int rc;
 
-    rc = sq_write_begin(s, &began, err);
+    rc = store__write_begin(&s->base, &began, err);
     if (rc)
         return rc;
     rc = sq_prune_ids(s, workflow, names, nnames, &ids, &n, err);
@@ -2140,7 +2058,7 @@ static int sqlite_schedules_prune(struct store *st, const char *workflow, const 
             rc = sq_exec_by(s, ST_SCHED_DELETE, ids[i], "delete schedule", err);
     }
     free_strs(ids, n);
-    return sq_write_end(s, began, rc, err);
+    return store__write_end(&s->base, began, rc, err);
 }
 
 static int sqlite_schedule_update_state(struct store *st, const struct schedule_row *row,
@@ -2171,7 +2089,7 @@ static int sqlite_schedule_delete(struct store *st, const char *id, struct err *
     int began;
     int rc;
 
-    rc = sq_write_begin(s, &began, err);
+    rc = store__write_begin(&s->base, &began, err);
     if (rc)
         return rc;
     rc = sq_exec_by(s, ST_SCHED_DELETE, id, "delete schedule", err);
@@ -2179,7 +2097,7 @@ static int sqlite_schedule_delete(struct store *st, const char *id, struct err *
         rc = err_set(err, ERR_NOT_FOUND, "no schedule '%s'", id);
     if (rc == 0)
         rc = sq_exec_by(s, ST_FIRES_DELETE, id, "delete the fires of schedule", err);
-    return sq_write_end(s, began, rc, err);
+    return store__write_end(&s->base, began, rc, err);
 }
 
 static int sqlite_schedule_set_paused(struct store *st, const char *id, int paused, int64_t now,
@@ -2655,11 +2573,13 @@ const struct store_backend store__sqlite_backend = {
     .exec_script = sqlite_exec_script,
     .version_table_exists = sqlite_version_table_exists,
     .version_record = sqlite_version_record,
-    .read_begin = sqlite_read_begin,
-    .read_end = sqlite_read_end,
+    .begin_read = sqlite_begin_read,
+    .in_transaction = sqlite_in_transaction,
     .list_query = sqlite_list_query,
-    .execution_get = sqlite_execution_get,
-    .execution_page = sqlite_execution_page,
+    .exec_read = sqlite_exec_read,
+    .tasks_read = sqlite_tasks_read,
+    .attempts_read = sqlite_attempts_read,
+    .group_counts = sqlite_group_counts,
     .executions_unfinished = sqlite_executions_unfinished,
     .logs_get = sqlite_logs_get,
     .ping = sqlite_ping,

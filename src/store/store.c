@@ -601,7 +601,7 @@ int store_execution_get(struct store *st, const char *id, struct exec_detail **o
     rc = check_exec_id(id, err);
     if (rc)
         return rc;
-    return st->be->execution_get(st, id, out, err);
+    return store__execution_detail(st, id, NULL, out, err);
 }
 
 int store_execution_page(struct store *st, const char *id, const struct task_page *q,
@@ -613,7 +613,7 @@ int store_execution_page(struct store *st, const char *id, const struct task_pag
     rc = check_exec_id(id, err);
     if (rc)
         return rc;
-    return st->be->execution_page(st, id, q, out, err);
+    return store__execution_detail(st, id, q, out, err);
 }
 
 int store_executions_list(struct store *st, const struct exec_filter *filter, struct exec_list *out,

@@ -67,19 +67,29 @@ struct store_backend {
     int (*version_table_exists)(struct store *st, int *out, struct err *err);
     int (*version_record)(struct store *st, int version, int64_t now, struct err *err);
     int (*migrate_lock)(struct store *st, struct err *err);
-    /* A read snapshot unless a transaction is open; *began says whether
-     * read_end() must end it. */
-    int (*read_begin)(struct store *st, int *began, struct err *err);
-    void (*read_end)(struct store *st, int began);
+    /* Start the read-only transaction of a snapshot (ended by rollback()),
+     * and say whether a transaction is open on the connection. */
+    int (*begin_read)(struct store *st, struct err *err);
+    int (*in_transaction)(struct store *st);
     /* One page of the list for one status (NULL: any), appended to `list`
      * (`*alloc` its capacity); a row is counted even if decoding it failed. */
     int (*list_query)(struct store *st, const struct exec_filter *filter, const char *status,
                       struct exec_list *list, size_t *alloc, struct err *err);
 
-    int (*execution_get)(struct store *st, const char *id, struct exec_detail **out,
-                         struct err *err);
-    int (*execution_page)(struct store *st, const char *id, const struct task_page *q,
-                          struct exec_detail **out, struct err *err);
+    /*
+     * The parts of an execution's detail, read into `d` inside the snapshot
+     * store__execution_get/_page opened: its row (ERR_NOT_FOUND if none);
+     * its task runs, all or (with `q`) a page; their attempts, all or those
+     * of the page's task runs already in d->tasks; the counts per forEach
+     * group and status. Rows are counted in `d` even if decoding one failed.
+     */
+    int (*exec_read)(struct store *st, const char *id, struct exec_detail *d, struct err *err);
+    int (*tasks_read)(struct store *st, const char *id, const struct task_page *q,
+                      struct exec_detail *d, struct err *err);
+    int (*attempts_read)(struct store *st, const char *id, const struct task_page *q,
+                         struct exec_detail *d, struct err *err);
+    int (*group_counts)(struct store *st, const char *id, struct exec_detail *d,
+                        struct err *err);
     int (*executions_unfinished)(struct store *st, char ***out_ids, size_t *out_n, struct err *err);
     int (*logs_get)(struct store *st, const char *exec_id, int task_idx, int attempt, int after_seq,
                     struct log_list *out, struct err *err);
@@ -226,6 +236,16 @@ int store__col_id(const struct store__row *r, int col, char out[ID_MAX]);
  *             stopped_at, executions, db_now
  * On failure a row may hold members already read: release it as usual.
  */
+/* The column lists of the statements that read rows for the decoders. */
+#define EXEC_COLS                                                                                  \
+    "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error,"  \
+    " schedule_id, scheduled_for, owner_node, parent_id, parent_task_idx, depth, retried_at"
+#define KEY_COLS "id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at"
+#define SCHED_COLS                                                                                 \
+    "id, workflow, name, spec_hash, paused, next_fire_at, last_fire_at, created_at, updated_at,"   \
+    " from_api, spec"
+#define FIRE_COLS "schedule_id, scheduled_for, status, execution_id, reason, created_at"
+
 int store__decode_exec(const struct store__row *r, struct exec_row *row, struct err *err);
 int store__decode_task_run(const struct store__row *r, const char *exec_id,
                            struct task_run_row *t, struct err *err);
@@ -254,6 +274,20 @@ int store__migrate(struct store *st, struct err *err);
 int store__check_readonly_version(struct store *st, struct err *err);
 int store__executions_list(struct store *st, const struct exec_filter *filter,
                            struct exec_list *out, struct err *err);
+/* One execution with its task runs and attempts: all (q NULL), or a page. */
+int store__execution_detail(struct store *st, const char *id, const struct task_page *q,
+                            struct exec_detail **out, struct err *err);
+/*
+ * Transactions of the calls that need one when the caller has none: a read
+ * snapshot for reads of several statements, a write transaction for writes
+ * that must be atomic on their own. *began says whether the call opened it;
+ * write_end commits it if `rc` is 0 (rolls back otherwise) and returns the
+ * result.
+ */
+int store__read_begin(struct store *st, int *began, struct err *err);
+void store__read_end(struct store *st, int began);
+int store__write_begin(struct store *st, int *began, struct err *err);
+int store__write_end(struct store *st, int began, int rc, struct err *err);
 /* The statuses a list queries one by one; 0 for "any" (none, or all of them). */
 unsigned store__list_status_mask(const struct exec_filter *filter);
 
