@@ -6,7 +6,10 @@
  * is fixed SQL text with $n placeholders run through PQexecParams; values are
  * sent as text, except log data and key hashes, which go as binary BYTEA
  * (paramFormats 1). Results come back as text; BYTEA columns are decoded
- * with PQunescapeBytea.
+ * with PQunescapeBytea. The statements live in one table, pg_sql[], as
+ * sqlite.c keeps its own; result rows are decoded by rows.c through the
+ * readers of struct pq_row; migrations, the list merge and the reads of an
+ * execution's detail are driven by shared.c.
  *
  * Transactions: store_begin is a plain BEGIN (read committed: the engine is
  * the only writer of its rows, and fencing is in the WHERE of the update).
@@ -1128,76 +1131,19 @@ static int pg_open(const char *target, unsigned flags, struct store **out, struc
     rc = pq_run(s, pg_sql[PS_SET_QUIET], NULL, NULL, err, "cannot configure");
     if (rc == 0 && (flags & STORE_READONLY))
         rc = pq_run(s, pg_sql[PS_SET_READONLY], NULL, NULL, err, "cannot configure");
-    if (rc)
-        goto out;
-    if (flags & STORE_READONLY)
-        rc = store__check_readonly_version(&s->base, err);
-    else
-        rc = store__migrate(&s->base, err);
 out:
-    if (rc) {
-        pg_close(&s->base);
-        return rc;
-    }
-    *out = &s->base;
-    return 0;
+    return store__open_finish(&s->base, flags, rc, out, err);
 }
 
 /* --- workflows --- */
 
-static int pg_workflow_put(struct store *st, const char *name, const char *definition, int64_t now,
-                           int *out_version, struct err *err)
+static int pg_workflow_read(struct store *st, const char *name, int version,
+                            struct workflow_row *out, int *out_deleted, int *out_found,
+                            struct err *err)
 {
     struct pg_store *s = pg(st);
     struct params p = {0};
     PGresult *res;
-    int version = 0;
-    int same = 0;
-    int began;
-    int rc;
-
-    rc = store__write_begin(&s->base, &began, err);
-    if (rc)
-        return rc;
-    p_text(&p, name);
-    res = pq_exec(s, pg_sql[PS_WF_NEWEST], &p);
-    if (!pq_ok(res)) {
-        rc = pq_fail(s, res, err, "cannot read workflow '%s'", name);
-        goto out;
-    }
-    if (PQntuples(res) == 1) {
-        version = g_int(res, 0, 0, 0);
-        same = !PQgetisnull(res, 0, 1) && !strcmp(PQgetvalue(res, 0, 1), definition) &&
-               PQgetisnull(res, 0, 2);
-    }
-    PQclear(res);
-    if (same)
-        goto out;
-    version++;
-    memset(&p, 0, sizeof(p));
-    p_text(&p, name);
-    p_i64(&p, version);
-    p_text(&p, definition);
-    p_i64(&p, now);
-    res = pq_exec(s, pg_sql[PS_WF_INSERT], &p);
-    if (!pq_ok(res))
-        rc = pq_fail(s, res, err, "cannot insert version %d of workflow '%s'", version, name);
-    else
-        PQclear(res);
-out:
-    rc = store__write_end(&s->base, began, rc, err);
-    if (rc == 0)
-        *out_version = version;
-    return rc;
-}
-
-static int pg_workflow_get(struct store *st, const char *name, int version, char **out_definition,
-                           int *out_version, int64_t *out_created_at, struct err *err)
-{
-    struct pg_store *s = pg(st);
-    struct params p = {0};
-    PGresult *res;
-    int found;
 
     p_text(&p, name);
     if (version)
@@ -1205,20 +1151,33 @@ static int pg_workflow_get(struct store *st, const char *name, int version, char
     res = pq_exec(s, pg_sql[version ? PS_WF_GET : PS_WF_NEWEST], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot read workflow '%s'", name);
-    /* The newest version of a deleted workflow is deleted too: not found. */
-    found = PQntuples(res) == 1 && (version || PQgetisnull(res, 0, 2));
-    if (found) {
-        *out_version = g_int(res, 0, 0, 0);
-        *out_definition = g_str(res, 0, 1);
-        if (out_created_at)
-            *out_created_at = g_opt(res, 0, 3, 0);
+    if (PQntuples(res) == 1) {
+        *out_found = 1;
+        out->version = g_int(res, 0, 0, 0);
+        out->definition = g_str(res, 0, 1);
+        *out_deleted = !PQgetisnull(res, 0, 2);
+        out->created_at = g_opt(res, 0, 3, 0);
     }
     PQclear(res);
-    if (found)
-        return 0;
-    if (version)
-        return err_set(err, ERR_NOT_FOUND, "no version %d of workflow '%s'", version, name);
-    return err_set(err, ERR_NOT_FOUND, "no workflow '%s'", name);
+    return 0;
+}
+
+static int pg_workflow_insert(struct store *st, const char *name, int version,
+                              const char *definition, int64_t now, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    PGresult *res;
+
+    p_text(&p, name);
+    p_i64(&p, version);
+    p_text(&p, definition);
+    p_i64(&p, now);
+    res = pq_exec(s, pg_sql[PS_WF_INSERT], &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot insert version %d of workflow '%s'", version, name);
+    PQclear(res);
+    return 0;
 }
 
 /* --- executions, task runs, attempts --- */
@@ -2016,43 +1975,24 @@ static int pg_executions_purge(struct store *st, const char *workflow, const cha
     return rc;
 }
 
-static int pq_count_min(struct pg_store *s, const char *sql, const char *status, int64_t *out_count,
+static int pg_count_min(struct store *st, enum store__count which, int64_t *out_count,
                         int64_t *out_min, struct err *err)
 {
+    struct pg_store *s = pg(st);
     struct params p = {0};
     PGresult *res;
 
-    if (status)
-        p_text(&p, status);
-    res = pq_exec(s, sql, &p);
+    /* 'queued' is a literal so the planner can use the partial index task_runs_queued. */
+    if (which == STORE__COUNT_RUNNING)
+        p_text(&p, exec_status_name(EXEC_RUNNING));
+    res = pq_exec(s, pg_sql[which == STORE__COUNT_QUEUED ? PS_COUNTS_QUEUED : PS_COUNTS_RUNNING],
+                  &p);
     if (!pq_ok(res) || PQntuples(res) != 1)
         return pq_fail(s, res, err, "cannot count the work in %s", s->where);
     *out_count = g_opt(res, 0, 0, 0);
     *out_min = g_opt(res, 0, 1, 0);
     PQclear(res);
     return 0;
-}
-
-static int pg_counts_get(struct store *st, struct store_counts *out, struct err *err)
-{
-    struct pg_store *s = pg(st);
-    struct store_counts c = {0, 0, 0, 0};
-    int began;
-    int rc;
-
-    rc = store__read_begin(&s->base, &began, err);
-    if (rc)
-        return rc;
-    /* 'queued' is a literal so the planner can use the partial index task_runs_queued. */
-    rc = pq_count_min(s, pg_sql[PS_COUNTS_QUEUED], NULL, &c.tasks_queued, &c.oldest_queued_since,
-                      err);
-    if (rc == 0)
-        rc = pq_count_min(s, pg_sql[PS_COUNTS_RUNNING], exec_status_name(EXEC_RUNNING),
-                          &c.executions_running, &c.oldest_running_started, err);
-    store__read_end(&s->base, began);
-    if (rc == 0)
-        *out = c;
-    return rc;
 }
 
 /* --- schedules --- */
@@ -2950,8 +2890,8 @@ const struct store_backend store__postgres_backend = {
     .begin = pg_begin,
     .commit = pg_commit,
     .rollback = pg_rollback,
-    .workflow_put = pg_workflow_put,
-    .workflow_get = pg_workflow_get,
+    .workflow_read = pg_workflow_read,
+    .workflow_insert = pg_workflow_insert,
     .execution_insert = pg_execution_insert,
     .execution_update = pg_execution_update,
     .task_run_insert = pg_task_run_insert,
@@ -2984,7 +2924,7 @@ const struct store_backend store__postgres_backend = {
     .key_revoke = pg_key_revoke,
     .key_touch = pg_key_touch,
     .executions_purge = pg_executions_purge,
-    .counts_get = pg_counts_get,
+    .count_min = pg_count_min,
     .schedules_list = pg_schedules_list,
     .schedule_get = pg_schedule_get,
     .schedule_upsert = pg_schedule_upsert,

@@ -148,6 +148,20 @@ int store__check_readonly_version(struct store *st, struct err *err)
     return 0;
 }
 
+int store__open_finish(struct store *st, unsigned flags, int rc, struct store **out,
+                       struct err *err)
+{
+    if (rc == 0)
+        rc = (flags & STORE_READONLY) ? store__check_readonly_version(st, err)
+                                      : store__migrate(st, err);
+    if (rc) {
+        st->be->close(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
 static int exec_row_cmp_desc(const void *a, const void *b)
 {
     const struct exec_row *x = a;
@@ -234,4 +248,80 @@ int store__execution_detail(struct store *st, const char *id, const struct task_
     }
     *out = d;
     return 0;
+}
+
+int store__workflow_get(struct store *st, const char *name, int version, char **out_definition,
+                        int *out_version, int64_t *out_created_at, struct err *err)
+{
+    struct workflow_row w = {NULL, 0, NULL, 0};
+    int deleted = 0;
+    int found = 0;
+    int rc = st->be->workflow_read(st, name, version, &w, &deleted, &found, err);
+
+    if (rc)
+        return rc;
+    /* The newest version of a deleted workflow is deleted too: not found. */
+    if (found && !version && deleted) {
+        free(w.definition);
+        found = 0;
+    }
+    if (!found) {
+        if (version)
+            return err_set(err, ERR_NOT_FOUND, "no version %d of workflow '%s'", version, name);
+        return err_set(err, ERR_NOT_FOUND, "no workflow '%s'", name);
+    }
+    *out_version = w.version;
+    *out_definition = w.definition;
+    if (out_created_at)
+        *out_created_at = w.created_at;
+    return 0;
+}
+
+/* Atomic on its own: in the caller's transaction, or in one of its own. */
+int store__workflow_put(struct store *st, const char *name, const char *definition, int64_t now,
+                        int *out_version, struct err *err)
+{
+    struct workflow_row w = {NULL, 0, NULL, 0};
+    int deleted = 0;
+    int found = 0;
+    int same;
+    int began;
+    int rc;
+
+    rc = store__write_begin(st, &began, err);
+    if (rc)
+        return rc;
+    rc = st->be->workflow_read(st, name, 0, &w, &deleted, &found, err);
+    /* After a delete the same text comes back as a new version. */
+    same = found && !deleted && w.definition && !strcmp(w.definition, definition);
+    free(w.definition);
+    if (!found)
+        w.version = 0;
+    if (rc == 0 && !same) {
+        w.version++;
+        rc = st->be->workflow_insert(st, name, w.version, definition, now, err);
+    }
+    rc = store__write_end(st, began, rc, err);
+    if (rc == 0)
+        *out_version = w.version;
+    return rc;
+}
+
+int store__counts_get(struct store *st, struct store_counts *out, struct err *err)
+{
+    struct store_counts c = {0, 0, 0, 0};
+    int began;
+    int rc;
+
+    rc = store__read_begin(st, &began, err);
+    if (rc)
+        return rc;
+    rc = st->be->count_min(st, STORE__COUNT_QUEUED, &c.tasks_queued, &c.oldest_queued_since, err);
+    if (rc == 0)
+        rc = st->be->count_min(st, STORE__COUNT_RUNNING, &c.executions_running,
+                               &c.oldest_running_started, err);
+    store__read_end(st, began);
+    if (rc == 0)
+        *out = c;
+    return rc;
 }

@@ -6,7 +6,9 @@
  * cost time. Every statement is a fixed SQL text with bound parameters,
  * prepared on first use with SQLITE_PREPARE_PERSISTENT, kept in s->stmts[]
  * and reset after each use, so a loop turn that writes thousands of rows
- * parses no SQL at all.
+ * parses no SQL at all. Result rows are decoded by rows.c through the
+ * readers of struct sq_row; migrations, the list merge and the reads of an
+ * execution's detail are driven by shared.c.
  *
  * Error text: "<what failed>: <sqlite's message>", e.g.
  * "cannot insert execution 'ex_...': UNIQUE constraint failed: executions.id".
@@ -780,78 +782,15 @@ static int sqlite_open(const char *path, unsigned flags, struct store **out, str
         goto out;
     }
     rc = sq_configure(s, err);
-    if (rc)
-        goto out;
-    if (flags & STORE_READONLY)
-        rc = store__check_readonly_version(&s->base, err);
-    else
-        rc = store__migrate(&s->base, err);
 out:
-    if (rc) {
-        sqlite_close(&s->base);
-        return rc;
-    }
-    *out = &s->base;
-    return 0;
+    return store__open_finish(&s->base, flags, rc, out, err);
 }
 
 /* --- workflows --- */
 
-static int sqlite_workflow_put(struct store *st, const char *name, const char *definition,
-                               int64_t now, int *out_version, struct err *err)
-{
-    struct sqlite_store *s = sq(st);
-    sqlite3_stmt *stmt;
-    int version = 0;
-    int same = 0;
-    int began;
-    int rc;
-
-    rc = store__write_begin(&s->base, &began, err);
-    if (rc)
-        return rc;
-    rc = sq_stmt(s, ST_WF_NEWEST, &stmt, err);
-    if (rc)
-        goto out;
-    rc = bind_text(stmt, 1, name);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        const char *text = (const char *)sqlite3_column_text(stmt, 1);
-        version = sqlite3_column_int(stmt, 0);
-        /* After a delete the same text comes back as a new version. */
-        same = text && !strcmp(text, definition) && sqlite3_column_type(stmt, 2) == SQLITE_NULL;
-        rc = 0;
-    } else if (rc == SQLITE_DONE) {
-        rc = 0;
-    } else {
-        rc = sq_fail(s, rc, err, "cannot read workflow '%s'", name);
-    }
-    sq_done(stmt);
-    if (rc || same)
-        goto out;
-
-    version++;
-    rc = sq_stmt(s, ST_WF_INSERT, &stmt, err);
-    if (rc)
-        goto out;
-    rc = bind_text(stmt, 1, name) | bind_i64(stmt, 2, version) | bind_text(stmt, 3, definition) |
-         bind_i64(stmt, 4, now);
-    if (rc == SQLITE_OK)
-        rc = sq_step_done(stmt);
-    if (rc != SQLITE_OK)
-        rc = sq_fail(s, rc, err, "cannot insert version %d of workflow '%s'", version, name);
-    sq_done(stmt);
-out:
-    rc = store__write_end(&s->base, began, rc, err);
-    if (rc == 0)
-        *out_version = version;
-    return rc;
-}
-
-static int sqlite_workflow_get(struct store *st, const char *name, int version,
-                               char **out_definition, int *out_version, int64_t *out_created_at,
-                               struct err *err)
+static int sqlite_workflow_read(struct store *st, const char *name, int version,
+                                struct workflow_row *out, int *out_deleted, int *out_found,
+                                struct err *err)
 {
     struct sqlite_store *s = sq(st);
     sqlite3_stmt *stmt;
@@ -865,23 +804,37 @@ static int sqlite_workflow_get(struct store *st, const char *name, int version,
         rc = bind_i64(stmt, 2, version);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
-    /* The newest version of a deleted workflow is deleted too: not found. */
-    if (rc == SQLITE_ROW && !version && sqlite3_column_type(stmt, 2) != SQLITE_NULL)
-        rc = SQLITE_DONE;
     if (rc == SQLITE_ROW) {
-        *out_version = sqlite3_column_int(stmt, 0);
-        *out_definition = col_str(s, stmt, 1);
-        if (out_created_at)
-            *out_created_at = sqlite3_column_int64(stmt, 3);
+        *out_found = 1;
+        out->version = sqlite3_column_int(stmt, 0);
+        out->definition = col_str(s, stmt, 1);
+        *out_deleted = sqlite3_column_type(stmt, 2) != SQLITE_NULL;
+        out->created_at = sqlite3_column_int64(stmt, 3);
         rc = 0;
     } else if (rc == SQLITE_DONE) {
-        if (version)
-            rc = err_set(err, ERR_NOT_FOUND, "no version %d of workflow '%s'", version, name);
-        else
-            rc = err_set(err, ERR_NOT_FOUND, "no workflow '%s'", name);
+        rc = 0;
     } else {
         rc = sq_fail(s, rc, err, "cannot read workflow '%s'", name);
     }
+    sq_done(stmt);
+    return rc;
+}
+
+static int sqlite_workflow_insert(struct store *st, const char *name, int version,
+                                  const char *definition, int64_t now, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_WF_INSERT, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, name) | bind_i64(stmt, 2, version) | bind_text(stmt, 3, definition) |
+         bind_i64(stmt, 4, now);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot insert version %d of workflow '%s'", version, name);
     sq_done(stmt);
     return rc;
 }
@@ -1838,15 +1791,19 @@ out:
 }
 
 /* One row of (count, min): *out_min is 0 when there was nothing to count. */
-static int sq_count_min(struct sqlite_store *s, enum stmt_id id, const char *status,
-                        int64_t *out_count, int64_t *out_min, struct err *err)
+/* One row of (count, min): *out_min is 0 when there was nothing to count. */
+static int sqlite_count_min(struct store *st, enum store__count which, int64_t *out_count,
+                            int64_t *out_min, struct err *err)
 {
+    struct sqlite_store *s = sq(st);
     sqlite3_stmt *stmt;
-    int rc = sq_stmt(s, id, &stmt, err);
+    int rc = sq_stmt(s, which == STORE__COUNT_QUEUED ? ST_COUNTS_QUEUED : ST_COUNTS_RUNNING,
+                     &stmt, err);
 
     if (rc)
         return rc;
-    rc = status ? bind_text(stmt, 1, status) : SQLITE_OK;
+    rc = which == STORE__COUNT_RUNNING ? bind_text(stmt, 1, exec_status_name(EXEC_RUNNING))
+                                       : SQLITE_OK;
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
@@ -1857,26 +1814,6 @@ static int sq_count_min(struct sqlite_store *s, enum stmt_id id, const char *sta
         rc = sq_fail(s, rc, err, "cannot count the work in '%s'", s->path);
     }
     sq_done(stmt);
-    return rc;
-}
-
-static int sqlite_counts_get(struct store *st, struct store_counts *out, struct err *err)
-{
-    struct sqlite_store *s = sq(st);
-    struct store_counts c = {0, 0, 0, 0};
-    int began;
-    int rc;
-
-    rc = store__read_begin(&s->base, &began, err);
-    if (rc)
-        return rc;
-    rc = sq_count_min(s, ST_COUNTS_QUEUED, NULL, &c.tasks_queued, &c.oldest_queued_since, err);
-    if (rc == 0)
-        rc = sq_count_min(s, ST_COUNTS_RUNNING, exec_status_name(EXEC_RUNNING),
-                          &c.executions_running, &c.oldest_running_started, err);
-    store__read_end(&s->base, began);
-    if (rc == 0)
-        *out = c;
     return rc;
 }
 
@@ -2560,8 +2497,8 @@ const struct store_backend store__sqlite_backend = {
     .begin = sqlite_begin,
     .commit = sqlite_commit,
     .rollback = sqlite_rollback,
-    .workflow_put = sqlite_workflow_put,
-    .workflow_get = sqlite_workflow_get,
+    .workflow_read = sqlite_workflow_read,
+    .workflow_insert = sqlite_workflow_insert,
     .execution_insert = sqlite_execution_insert,
     .execution_update = sqlite_execution_update,
     .task_run_insert = sqlite_task_run_insert,
@@ -2593,7 +2530,7 @@ const struct store_backend store__sqlite_backend = {
     .key_revoke = sqlite_key_revoke,
     .key_touch = sqlite_key_touch,
     .executions_purge = sqlite_executions_purge,
-    .counts_get = sqlite_counts_get,
+    .count_min = sqlite_count_min,
     .schedules_list = sqlite_schedules_list,
     .schedule_get = sqlite_schedule_get,
     .schedule_upsert = sqlite_schedule_upsert,

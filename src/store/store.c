@@ -469,7 +469,7 @@ int store_workflow_put(struct store *st, const char *name, const char *definitio
         return rc;
     if (!definition)
         return err_set(err, ERR_INVALID, "no definition given for workflow '%s'", name);
-    return st->be->workflow_put(st, name, definition, now, out_version, err);
+    return store__workflow_put(st, name, definition, now, out_version, err);
 }
 
 int store_workflow_get(struct store *st, const char *name, int version, char **out_definition,
@@ -489,8 +489,8 @@ int store_workflow_get_at(struct store *st, const char *name, int version, char 
         return rc;
     if (version < 0)
         return err_set(err, ERR_INVALID, "invalid version %d of workflow '%s'", version, name);
-    return st->be->workflow_get(st, name, version, out_definition, out_version, out_created_at,
-                                err);
+    return store__workflow_get(st, name, version, out_definition, out_version, out_created_at,
+                               err);
 }
 
 /* --- executions, task runs, attempts, logs --- */
@@ -891,7 +891,7 @@ int store_executions_purge(struct store *st, const char *workflow, const char *c
 int store_counts_get(struct store *st, struct store_counts *out, struct err *err)
 {
     memset(out, 0, sizeof(*out));
-    return st->be->counts_get(st, out, err);
+    return store__counts_get(st, out, err);
 }
 
 /* --- schedules --- */

@@ -2,7 +2,11 @@
  * store_backend.h - the table a store backend fills in (internal to src/store).
  *
  * store.c validates arguments, picks the backend from the location and then
- * dispatches every public store_* call through st->be. A backend allocates
+ * dispatches every public store_* call through st->be, or to the logic that
+ * is the same on every backend (shared.c: migrations, version checks, the
+ * transactions a call opens, the list merge, an execution's detail), which
+ * is built on the backend's primitives below; rows.c decodes every row type
+ * for both. A backend allocates
  * its own connection object whose first member is `struct store` (so a
  * `struct store *` can be converted to it), and frees it in close().
  *
@@ -25,6 +29,13 @@ struct store {
     const char *where_msg;
 };
 
+/* What count_min counts: queued task runs (oldest: ready since), running
+ * executions (oldest: started at). */
+enum store__count {
+    STORE__COUNT_QUEUED,
+    STORE__COUNT_RUNNING,
+};
+
 struct store_backend {
     const char *name;
     /* `target` is what follows the backend selection: a file path for SQLite. */
@@ -36,10 +47,18 @@ struct store_backend {
     int (*commit)(struct store *st, struct err *err);
     void (*rollback)(struct store *st);
 
-    int (*workflow_put)(struct store *st, const char *name, const char *definition, int64_t now,
-                        int *out_version, struct err *err);
-    int (*workflow_get)(struct store *st, const char *name, int version, char **out_definition,
-                        int *out_version, int64_t *out_created_at, struct err *err);
+    /*
+     * Workflows (store__workflow_put/_get): read version `version` (0: the
+     * newest) into out->version, ->definition (a heap string) and
+     * ->created_at, *out_deleted whether it is marked deleted (always 0 for
+     * a version asked by number), *out_found 0 and nothing read when there
+     * is none; insert one version.
+     */
+    int (*workflow_read)(struct store *st, const char *name, int version,
+                         struct workflow_row *out, int *out_deleted, int *out_found,
+                         struct err *err);
+    int (*workflow_insert)(struct store *st, const char *name, int version,
+                           const char *definition, int64_t now, struct err *err);
 
     int (*execution_insert)(struct store *st, const struct exec_row *row, struct err *err);
     int (*execution_update)(struct store *st, const struct exec_row *row, struct err *err);
@@ -115,7 +134,9 @@ struct store_backend {
     int (*executions_purge)(struct store *st, const char *workflow, const char *const *except,
                             size_t nexcept, int64_t before, int batch, int *out_deleted,
                             struct err *err);
-    int (*counts_get)(struct store *st, struct store_counts *out, struct err *err);
+    /* One count and the oldest instant of it (0 when none): store__counts_get. */
+    int (*count_min)(struct store *st, enum store__count which, int64_t *out_count,
+                     int64_t *out_min, struct err *err);
 
     /* Schedules. `names` is NULL when nnames is 0. */
     int (*schedules_list)(struct store *st, struct schedule_row **out, size_t *out_n,
@@ -271,9 +292,24 @@ const char *store__stream_name(enum log_stream stream);
  * transaction, or check a reader's; list executions with a status mask.
  */
 int store__migrate(struct store *st, struct err *err);
+/*
+ * The end of a backend's open: with `rc` 0, migrate a writer's database or
+ * check a reader's, then publish `st` in *out; on any failure close `st`
+ * (the backend's close()) and return the code.
+ */
+int store__open_finish(struct store *st, unsigned flags, int rc, struct store **out,
+                       struct err *err);
 int store__check_readonly_version(struct store *st, struct err *err);
 int store__executions_list(struct store *st, const struct exec_filter *filter,
                            struct exec_list *out, struct err *err);
+/* Workflows: a new version unless the newest holds the same text (and is not
+ * deleted); a version by number, or the newest unless it is deleted. */
+int store__workflow_put(struct store *st, const char *name, const char *definition, int64_t now,
+                        int *out_version, struct err *err);
+int store__workflow_get(struct store *st, const char *name, int version, char **out_definition,
+                        int *out_version, int64_t *out_created_at, struct err *err);
+/* The queued and running counts, in one read snapshot. */
+int store__counts_get(struct store *st, struct store_counts *out, struct err *err);
 /* One execution with its task runs and attempts: all (q NULL), or a page. */
 int store__execution_detail(struct store *st, const char *id, const struct task_page *q,
                             struct exec_detail **out, struct err *err);
