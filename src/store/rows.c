@@ -104,16 +104,16 @@ int store__decode_exec(const struct store__row *r, struct exec_row *row, struct 
     return 0;
 }
 
-int store__decode_task_run(const struct store__row *r, const char *exec_id,
-                           struct task_run_row *t, struct err *err)
+int store__decode_task_run(const struct store__row *r, const char *exec_id, struct task_run_row *t,
+                           struct err *err)
 {
     const char *status = col_name(r, 2);
 
     memset(t, 0, sizeof(*t));
     t->idx = store__col_int(r, 0, 0);
     if (task_status_parse(status, &t->status) != 0)
-        return err_set(err, ERR_STORE, "unknown status '%s' of task %d of %s in %s", status,
-                       t->idx, exec_id, r->where);
+        return err_set(err, ERR_STORE, "unknown status '%s' of task %d of %s in %s", status, t->idx,
+                       exec_id, r->where);
     t->name = store__col_str(r, 1);
     t->attempt = store__col_int(r, 3, 0);
     t->available_at = store__col_opt(r, 4, 0);
@@ -246,8 +246,7 @@ int store__decode_fire(const struct store__row *r, struct fire_row *f, struct er
     return 0;
 }
 
-int store__decode_group_count(const struct store__row *r, struct group_count *c,
-                              struct err *err)
+int store__decode_group_count(const struct store__row *r, struct group_count *c, struct err *err)
 {
     const char *status = col_name(r, 1);
 
