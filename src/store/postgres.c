@@ -1610,8 +1610,7 @@ static int pg_attempts_read(struct store *st, const char *id, const struct task_
     return pq_attempts_from(s, res, id, d, err);
 }
 
-static int pg_group_counts(struct store *st, const char *id, struct exec_detail *d,
-                           struct err *err)
+static int pg_group_counts(struct store *st, const char *id, struct exec_detail *d, struct err *err)
 {
     struct pg_store *s = pg(st);
     struct params p = {0};
@@ -1985,8 +1984,8 @@ static int pg_count_min(struct store *st, enum store__count which, int64_t *out_
     /* 'queued' is a literal so the planner can use the partial index task_runs_queued. */
     if (which == STORE__COUNT_RUNNING)
         p_text(&p, exec_status_name(EXEC_RUNNING));
-    res = pq_exec(s, pg_sql[which == STORE__COUNT_QUEUED ? PS_COUNTS_QUEUED : PS_COUNTS_RUNNING],
-                  &p);
+    res =
+        pq_exec(s, pg_sql[which == STORE__COUNT_QUEUED ? PS_COUNTS_QUEUED : PS_COUNTS_RUNNING], &p);
     if (!pq_ok(res) || PQntuples(res) != 1)
         return pq_fail(s, res, err, "cannot count the work in %s", s->where);
     *out_count = g_opt(res, 0, 0, 0);

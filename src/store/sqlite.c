@@ -584,8 +584,7 @@ static int sqlite_schema_version(struct store *st, int *out, struct err *err)
     return sq_read_version(sq(st), out, err);
 }
 
-static int sqlite_exec_script(struct store *st, const char *sql, const char *what,
-                              struct err *err)
+static int sqlite_exec_script(struct store *st, const char *sql, const char *what, struct err *err)
 {
     struct sqlite_store *s = sq(st);
 
@@ -1797,8 +1796,8 @@ static int sqlite_count_min(struct store *st, enum store__count which, int64_t *
 {
     struct sqlite_store *s = sq(st);
     sqlite3_stmt *stmt;
-    int rc = sq_stmt(s, which == STORE__COUNT_QUEUED ? ST_COUNTS_QUEUED : ST_COUNTS_RUNNING,
-                     &stmt, err);
+    int rc =
+        sq_stmt(s, which == STORE__COUNT_QUEUED ? ST_COUNTS_QUEUED : ST_COUNTS_RUNNING, &stmt, err);
 
     if (rc)
         return rc;

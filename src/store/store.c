@@ -489,8 +489,7 @@ int store_workflow_get_at(struct store *st, const char *name, int version, char 
         return rc;
     if (version < 0)
         return err_set(err, ERR_INVALID, "invalid version %d of workflow '%s'", version, name);
-    return store__workflow_get(st, name, version, out_definition, out_version, out_created_at,
-                               err);
+    return store__workflow_get(st, name, version, out_definition, out_version, out_created_at, err);
 }
 
 /* --- executions, task runs, attempts, logs --- */

@@ -54,11 +54,10 @@ struct store_backend {
      * a version asked by number), *out_found 0 and nothing read when there
      * is none; insert one version.
      */
-    int (*workflow_read)(struct store *st, const char *name, int version,
-                         struct workflow_row *out, int *out_deleted, int *out_found,
-                         struct err *err);
-    int (*workflow_insert)(struct store *st, const char *name, int version,
-                           const char *definition, int64_t now, struct err *err);
+    int (*workflow_read)(struct store *st, const char *name, int version, struct workflow_row *out,
+                         int *out_deleted, int *out_found, struct err *err);
+    int (*workflow_insert)(struct store *st, const char *name, int version, const char *definition,
+                           int64_t now, struct err *err);
 
     int (*execution_insert)(struct store *st, const struct exec_row *row, struct err *err);
     int (*execution_update)(struct store *st, const struct exec_row *row, struct err *err);
@@ -107,8 +106,7 @@ struct store_backend {
                       struct exec_detail *d, struct err *err);
     int (*attempts_read)(struct store *st, const char *id, const struct task_page *q,
                          struct exec_detail *d, struct err *err);
-    int (*group_counts)(struct store *st, const char *id, struct exec_detail *d,
-                        struct err *err);
+    int (*group_counts)(struct store *st, const char *id, struct exec_detail *d, struct err *err);
     int (*executions_unfinished)(struct store *st, char ***out_ids, size_t *out_n, struct err *err);
     int (*logs_get)(struct store *st, const char *exec_id, int task_idx, int attempt, int after_seq,
                     struct log_list *out, struct err *err);
@@ -268,18 +266,16 @@ int store__col_id(const struct store__row *r, int col, char out[ID_MAX]);
 #define FIRE_COLS "schedule_id, scheduled_for, status, execution_id, reason, created_at"
 
 int store__decode_exec(const struct store__row *r, struct exec_row *row, struct err *err);
-int store__decode_task_run(const struct store__row *r, const char *exec_id,
-                           struct task_run_row *t, struct err *err);
+int store__decode_task_run(const struct store__row *r, const char *exec_id, struct task_run_row *t,
+                           struct err *err);
 int store__decode_attempt(const struct store__row *r, const char *exec_id, struct attempt_row *a,
                           struct err *err);
 int store__decode_log_chunk(const struct store__row *r, const char *exec_id, struct log_chunk *c,
                             struct err *err);
 int store__decode_key(const struct store__row *r, struct key_row *k, struct err *err);
-int store__decode_schedule(const struct store__row *r, struct schedule_row *row,
-                           struct err *err);
+int store__decode_schedule(const struct store__row *r, struct schedule_row *row, struct err *err);
 int store__decode_fire(const struct store__row *r, struct fire_row *f, struct err *err);
-int store__decode_group_count(const struct store__row *r, struct group_count *c,
-                              struct err *err);
+int store__decode_group_count(const struct store__row *r, struct group_count *c, struct err *err);
 void store__decode_workflow(const struct store__row *r, struct workflow_row *w);
 void store__decode_node(const struct store__row *r, struct node_row *n);
 
