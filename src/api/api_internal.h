@@ -49,6 +49,9 @@ struct api_path_params {
 extern const struct api_route api__routes[];
 extern const size_t api__nroutes;
 
+/* Do the answers of this route carry an ETag (If-None-Match: 304)? */
+int api__route_has_etag(const struct api_route *r);
+
 /*
  * Find the route for (method, path) in `routes`. Returns it with the values
  * of its placeholders in *params, or NULL: then `allow` (of `allowlen`
@@ -82,6 +85,9 @@ int api__parse_status_list(const char *s, unsigned *out_mask, char *bad, size_t 
 int api__parse_instant(const char *s, int64_t *out_ms);
 /* Parse a non-negative decimal int up to `max`. */
 int api__parse_uint(const char *s, int max, int *out);
+/* Does an If-None-Match value (a list of entity tags, or "*") name `etag`
+ * (quoted)? Weak comparison: W/"x" matches "x". */
+int api__etag_matches(const char *if_none_match, const char *etag);
 /* Parse "true"/"false"/"1"/"0"; 0 or ERR_INVALID. */
 int api__parse_bool(const char *s, int *out);
 /* Is `s` an acceptable client X-Request-Id (1..64 of [A-Za-z0-9._-])? */
@@ -177,6 +183,9 @@ struct api_request {
     const char *auth_outcome; /* for the log line */
     struct store *pooled;     /* PostgreSQL: the connection taken for this request */
     char store_error[256];    /* why no store connection could be had, if so */
+    int ui;                   /* a request for the web pages (ui.c), not for /v1 */
+    const char *cache_control; /* Cache-Control of the answer; NULL: no-store */
+    int session;              /* authenticated by the session cookie (session.c) */
 };
 
 /* The server this request came to. */
@@ -203,6 +212,11 @@ void api__pool_stats(struct api_request *req, struct api_pool_stats *out);
  * with the store but not with the request). */
 void api__store_done(struct api_request *req);
 
+/* The server's sessions; whether it serves HTTPS. */
+struct api_sessions *api__sessions(struct api_request *req);
+int api__tls(struct api_request *req);
+/* The request's cookie `name`, or NULL. */
+const char *api__cookie(struct api_request *req, const char *name);
 /* The request's header / query argument `name`, or NULL. */
 const char *api__header(struct api_request *req, const char *name);
 const char *api__query(struct api_request *req, const char *name);
@@ -225,6 +239,9 @@ struct store *api__write_store(struct api_request *req);
 void api__reply_json(struct api_request *req, int status, json_t *body);
 /* A body already serialized as JSON (takes ownership of `text`, a heap string). */
 void api__reply_json_text(struct api_request *req, int status, char *text, size_t len);
+/* A body of static bytes (not copied: they must outlive the answer). */
+void api__reply_static(struct api_request *req, int status, const char *content_type,
+                       const char *data, size_t len);
 /* No body (204). */
 void api__reply_empty(struct api_request *req, int status);
 /* The error shape with the status and its code; takes ownership of `details`. */
@@ -247,6 +264,47 @@ void api__reply_stream(struct api_request *req, int status, const char *content_
                        api_stream_fn next, void (*free_fn)(void *), void *arg);
 /* Is the server stopping (streams should end)? */
 int api__stopping(struct api_request *req);
+
+/* ------------------------------------------------------------------ sessions (session.c) */
+
+#define API_SESSION_COOKIE    "orch_session"
+#define API_SESSION_TOKEN_MAX 64                    /* room for a token or CSRF token */
+#define API_SESSION_MAX       4096                  /* sessions kept at once */
+#define API_SESSION_TTL_MS    (12LL * 3600 * 1000) /* a session's life (or its key's) */
+
+struct api_sessions;
+
+struct api_sessions *api__sessions_new(size_t max, int64_t ttl_ms);
+void api__sessions_free(struct api_sessions *ss);
+/* Start a session for `key`: its cookie token and CSRF token into the
+ * buffers; returns when it expires (ms). Full: the session nearest its end
+ * is dropped. Thread-safe. */
+int64_t api__session_start(struct api_sessions *ss, const struct key_row *key, int64_t now,
+                           char token[API_SESSION_TOKEN_MAX], char csrf[API_SESSION_TOKEN_MAX]);
+/*
+ * Authenticate `req` by the session of cookie `token`: 0 with req->key set
+ * (the key's current row) and req->session; else the status to answer (401:
+ * no such session, or its key is revoked, expired or gone, which ends the
+ * session; 403: `need_csrf` and X-CSRF-Token is missing or wrong; 503) with
+ * `msg`. On 0 the session's CSRF token and expiry go to csrf_out and
+ * expires_out when not NULL.
+ */
+int api__session_authenticate(struct api_request *req, const char *token, int need_csrf,
+                              char *csrf_out, int64_t *expires_out, char *msg, size_t msglen);
+/* Constant-time equality of a given token (NULL: none) with the expected one. */
+int api__csrf_equal(const char *given, const char *expected);
+/* 403 with the error code "csrf". */
+void api__reply_csrf(struct api_request *req, const char *msg);
+
+/* ------------------------------------------------------------------ web pages (ui.c) */
+
+/* The Content-Security-Policy of the pages. */
+extern const char api__ui_csp[];
+/* Is a GET of `path` (with the request's Accept value, or NULL) one for the
+ * pages: /assets/..., or any path outside /v1 that a browser loads as HTML? */
+int api__ui_claims(const char *path, const char *accept);
+/* Answer a request the pages claimed. */
+void api__ui_serve(struct api_request *req);
 
 /* ------------------------------------------------------------------ handlers */
 
@@ -277,6 +335,16 @@ void api__schedules_fires(struct api_request *req);
 void api__schedules_pause(struct api_request *req);
 void api__schedules_resume(struct api_request *req);
 void api__schedules_backfill(struct api_request *req);
+void api__workflows_graph(struct api_request *req);
+void api__workflows_versions(struct api_request *req);
+void api__stats_executions(struct api_request *req);
+/* Set "waitingOn" on the task objects of `tasks` (the views of d's first n
+ * runs, without the fan-out instances if `skip_instances`): handlers_views.c. */
+void api__add_waiting(struct api_request *req, struct store *rd, const struct exec_detail *d,
+                      json_t *tasks, size_t n, int skip_instances);
+void api__session_create(struct api_request *req);
+void api__session_get(struct api_request *req);
+void api__session_delete(struct api_request *req);
 void api__keys_create(struct api_request *req);
 void api__keys_list(struct api_request *req);
 void api__keys_revoke(struct api_request *req);

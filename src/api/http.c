@@ -183,6 +183,8 @@ struct api_server {
     int pooled;     /* PostgreSQL: connections come from `pool` */
     struct store_pool pool;
     struct engine *engine;
+    int ui; /* serve the web pages */
+    struct api_sessions *sessions;
     size_t max_body;
     int threads;
     struct MHD_Daemon *mhd;
@@ -319,6 +321,28 @@ void api__pool_stats(struct api_request *req, struct api_pool_stats *out)
 int api__stopping(struct api_request *req)
 {
     return atomic_load(&req->srv->stopping);
+}
+
+struct api_sessions *api__sessions(struct api_request *req)
+{
+    return req->srv->sessions;
+}
+
+int api__tls(struct api_request *req)
+{
+    return req->srv->tls_key_pem != NULL;
+}
+
+const char *api__cookie(struct api_request *req, const char *name)
+{
+    return mhd.lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+void api__reply_csrf(struct api_request *req, const char *msg)
+{
+    json_t *e = api__error_json(403, msg, NULL);
+    json_object_set_new(json_object_get(e, "error"), "code", json_string("csrf"));
+    api__reply_json(req, 403, e);
 }
 
 const char *api__header(struct api_request *req, const char *name)
@@ -606,6 +630,26 @@ void api__reply_json(struct api_request *req, int status, json_t *body)
 void api__reply_json_text(struct api_request *req, int status, char *text, size_t len)
 {
     struct MHD_Response *resp;
+    char etag[2 + 2 * 16 + 1];
+    const char *inm;
+
+    /* Conditional GETs of the pages' polls: an unchanged answer costs a 304. */
+    etag[0] = '\0';
+    if (status == 200 && req->route && api__route_has_etag(req->route)) {
+        unsigned char h[16];
+        crypto_generichash(h, sizeof(h), (const unsigned char *)text, len, NULL, 0);
+        etag[0] = '"';
+        sodium_bin2hex(etag + 1, sizeof(etag) - 2, h, sizeof(h));
+        etag[sizeof(etag) - 2] = '"';
+        etag[sizeof(etag) - 1] = '\0';
+        inm = api__header(req, "If-None-Match");
+        if (inm && api__etag_matches(inm, etag)) {
+            free(text);
+            api__reply_empty(req, 304);
+            api__reply_header(req, "ETag", etag);
+            return;
+        }
+    }
 
     /* A final newline, for people reading answers in a terminal. */
     text = xrealloc(text, len + 2);
@@ -615,6 +659,19 @@ void api__reply_json_text(struct api_request *req, int status, char *text, size_
     if (!resp)
         BUG("cannot create an HTTP response");
     mhd.add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
+    if (etag[0])
+        mhd.add_response_header(resp, "ETag", etag);
+    set_response(req, status, resp);
+}
+
+void api__reply_static(struct api_request *req, int status, const char *content_type,
+                       const char *data, size_t len)
+{
+    struct MHD_Response *resp =
+        mhd.create_response_from_buffer(len, (void *)(uintptr_t)data, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        BUG("cannot create an HTTP response");
+    mhd.add_response_header(resp, "Content-Type", content_type);
     set_response(req, status, resp);
 }
 
@@ -1269,6 +1326,50 @@ static int refuse_rate_limited(struct api_request *req, enum auth_result result,
     return 1;
 }
 
+/* Refuse (403) a key without the route's scope; 1 if refused. */
+static int scope_refused(struct api_request *req)
+{
+    char have[32];
+
+    if (auth_scope_allows(req->key.scopes, req->route->scope))
+        return 0;
+    auth_scopes_format(auth_scope_closure(req->key.scopes), have, sizeof(have));
+    req->auth_outcome = "forbidden";
+    early(req, 403, "this request needs the '%s' scope; API key %s... has: %s",
+          auth_scope_name(req->route->scope), req->key.prefix, have[0] ? have : "none");
+    return 1;
+}
+
+/* A request with the session cookie and no Authorization header (session.c). */
+static void authenticate_session(struct api_request *req, int64_t now)
+{
+    const char *m = strcmp(req->method, "HEAD") ? req->method : "GET";
+    char msg[512];
+    int status = api__session_authenticate(req, api__cookie(req, API_SESSION_COOKIE),
+                                           strcmp(m, "GET") != 0, NULL, NULL, msg, sizeof(msg));
+
+    if (status == 403) {
+        req->auth_outcome = "csrf";
+        early(req, 403, "%s", msg);
+        json_object_set_new(json_object_get(req->early_body, "error"), "code",
+                            json_string("csrf"));
+        return;
+    }
+    if (status) {
+        req->auth_outcome = status == 401 ? "session_ended" : NULL;
+        early(req, status, "%s", msg);
+        if (status == 401) {
+            quote_safe(msg);
+            snprintf(req->early_auth, sizeof(req->early_auth),
+                     "Bearer error=\"invalid_token\", error_description=\"%.200s\"", msg);
+        }
+        return;
+    }
+    req->auth_outcome = "session";
+    if (!scope_refused(req))
+        touch_key(req, now);
+}
+
 static void authenticate(struct api_request *req)
 {
     struct api_server *srv = req->srv;
@@ -1283,6 +1384,10 @@ static void authenticate(struct api_request *req)
 
     mhd.get_connection_values(req->conn, MHD_HEADER_KIND, count_auth_headers, &nhdr);
     hdr = mhd.lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+    if (nhdr == 0 && api__cookie(req, API_SESSION_COOKIE)) {
+        authenticate_session(req, now);
+        return;
+    }
     if (nhdr > 1) {
         result = AUTH_MALFORMED;
         snprintf(msg, sizeof(msg), "malformed request: more than one Authorization header");
@@ -1331,15 +1436,7 @@ static void authenticate(struct api_request *req)
         return;
     }
     req->has_key = 1;
-    if (!auth_scope_allows(req->key.scopes, req->route->scope)) {
-        char have[32];
-        auth_scopes_format(auth_scope_closure(req->key.scopes), have, sizeof(have));
-        req->auth_outcome = "forbidden";
-        early(req, 403, "this request needs the '%s' scope; API key %s... has: %s",
-              auth_scope_name(req->route->scope), req->key.prefix, have[0] ? have : "none");
-        return;
-    }
-    if (!stale)
+    if (!scope_refused(req) && !stale)
         touch_key(req, now);
 }
 
@@ -1368,16 +1465,11 @@ static int head_too_big(struct api_request *req, const char *version)
     return 0;
 }
 
-/* The first call: everything that needs only the request line and headers. */
-static void prepare(struct api_request *req, const char *version)
+/* Find the route of a /v1 request (404, 405) and authenticate it. */
+static void route_and_authenticate(struct api_request *req, const char *method)
 {
     char allow[64];
-    const char *cl;
-    /* HEAD is GET without the body: MHD leaves the body out. */
-    const char *method = strcmp(req->method, "HEAD") ? req->method : "GET";
 
-    if (head_too_big(req, version))
-        return;
     req->route = api__route_match(api__routes, api__nroutes, method, req->path, &req->params, allow,
                                   sizeof(allow));
     if (!req->route) {
@@ -1393,6 +1485,23 @@ static void prepare(struct api_request *req, const char *version)
     } else if (req->route->scope) {
         authenticate(req);
         api__store_done(req); /* not held while the body comes in */
+    }
+}
+
+/* The first call: everything that needs only the request line and headers. */
+static void prepare(struct api_request *req, const char *version)
+{
+    const char *cl;
+    /* HEAD is GET without the body: MHD leaves the body out. */
+    const char *method = strcmp(req->method, "HEAD") ? req->method : "GET";
+
+    if (head_too_big(req, version))
+        return;
+    if (req->srv->ui && !strcmp(method, "GET") &&
+        api__ui_claims(req->path, api__header(req, "Accept"))) {
+        req->ui = 1; /* the pages need no key: they sign in through /v1/session */
+    } else {
+        route_and_authenticate(req, method);
     }
     cl = mhd.lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
@@ -1413,7 +1522,13 @@ static enum MHD_Result queue(struct api_request *req)
     if (!req->response)
         api__reply_error(req, 500, NULL, "the handler gave no answer");
     mhd.add_response_header(req->response, "X-Request-Id", req->request_id);
-    mhd.add_response_header(req->response, "Cache-Control", "no-store");
+    mhd.add_response_header(req->response, "Cache-Control",
+                            req->cache_control ? req->cache_control : "no-store");
+    mhd.add_response_header(req->response, "X-Content-Type-Options", "nosniff");
+    if (req->ui) {
+        mhd.add_response_header(req->response, "Content-Security-Policy", api__ui_csp);
+        mhd.add_response_header(req->response, "Referrer-Policy", "no-referrer");
+    }
     ret = mhd.queue_response(req->conn, (unsigned)req->status, req->response);
     mhd.destroy_response(req->response);
     req->response = NULL;
@@ -1483,7 +1598,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         answer_early(req);
         return queue(req);
     }
-    req->route->handler(req);
+    if (req->ui)
+        api__ui_serve(req);
+    else
+        req->route->handler(req);
     api__store_done(req);
     return queue(req);
 }
@@ -1642,6 +1760,8 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     srv->pooled = store_location_is_postgres(srv->location);
     pool_init(&srv->pool, cfg->pool_size, cfg->pool_timeout_ms);
     srv->engine = cfg->engine;
+    srv->ui = !cfg->no_ui;
+    srv->sessions = api__sessions_new(API_SESSION_MAX, API_SESSION_TTL_MS);
     srv->max_body = cfg->max_body ? cfg->max_body : API_DEFAULT_MAX_BODY;
     srv->started_ms = clock_mono_ms();
     srv->quiesced_fd = MHD_INVALID_SOCKET;
@@ -1768,6 +1888,7 @@ void api_server_free(struct api_server *srv)
     pthread_mutex_destroy(&srv->conn_lock);
     api__cidrs_release(&srv->trusted);
     api__ratelimit_free(srv->rl);
+    api__sessions_free(srv->sessions);
     free(srv->sleeping);
     free(srv->listen);
     free(srv->data_dir);
