@@ -388,6 +388,8 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     struct cli_watch *cw = NULL;
     struct err err = ERR_INIT;
     struct sigaction sa, old_int, old_term, old_hup;
+    sigset_t stopsigs, oldmask;
+    int masked = 0;
     struct watcher w;
     pthread_t watcher;
     int watching = 0, registered = 0, worker = cmd == &worker_cmd;
@@ -438,6 +440,16 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
         ecfg.release = owner_release;
         ecfg.owner_arg = own;
     }
+    /* From the moment the API answers, a SIGTERM must stop the server
+     * gracefully: hold the stop signals until their handler is installed
+     * (the threads made meanwhile, the API's and the watcher's, keep them
+     * blocked for good). */
+    sigemptyset(&stopsigs);
+    sigaddset(&stopsigs, SIGINT);
+    sigaddset(&stopsigs, SIGTERM);
+    sigaddset(&stopsigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stopsigs, &oldmask);
+    masked = 1;
     if (engine_new(st, &ecfg, &eng, &err)) {
         cli_error("%s", err.msg);
         code = EXIT_INTERNAL;
@@ -519,6 +531,8 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     sigaction(SIGHUP, &sa, &old_hup);
+    pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+    masked = 0;
 
     if (worker) {
         log_info("Engine", "orch %s worker '%s' on %s (%d workers, lease %llds)", ORCH_VERSION,
@@ -574,6 +588,8 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     log_info(worker ? "Engine" : "API", "%s stopped", worker ? "Worker" : "Server");
 
 out:
+    if (masked)
+        pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
     cli_watch_stop(cw);
     if (watching) {
         unsigned char zero = 0;
