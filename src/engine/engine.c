@@ -2259,8 +2259,6 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
         task_finalize(eng, ex, tm->idx, TASK_FAILED, msg);
         return;
     }
-    case TIMER_PURGE:
-        return; /* handled by the loop (it needs the store outside a turn) */
     case TIMER_PID_WRITE:
         return; /* firing is enough: the turn that follows commits the pid */
     }

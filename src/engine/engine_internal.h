@@ -40,7 +40,6 @@ enum timer_kind {
     TIMER_EXEC_DEADLINE, /* the execution's timeout */
     TIMER_MAX_QUEUED,    /* a task has been queued longer than the workflow's maxQueued */
     TIMER_MAX_RUNNING,   /* an execution has run longer than the workflow's maxRunning */
-    TIMER_PURGE,         /* retention: delete old finished executions */
     TIMER_PID_WRITE      /* make a turn happen so a new process's pid is committed */
 };
 
