@@ -323,7 +323,8 @@ struct engine {
     volatile sig_atomic_t cancel_all;
     int cancel_all_done;
     int work_now; /* something to do without waiting */
-    int64_t wait_real_ns; /* a manual clock's wait on processes began (real ns; timer.c), 0: none */
+    /* When a wait on processes began (real ns), with a manual clock (timer.c); 0: none. */
+    int64_t wait_real_ns;
 
     /* Server mode. */
     int persistent;

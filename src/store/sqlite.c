@@ -824,8 +824,8 @@ static void sq_now_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
 static int sq_register_now(struct sqlite_store *s, struct err *err)
 {
-    int rc = sqlite3_create_function_v2(s->db, "orch_now_ms", 0, SQLITE_UTF8, NULL, sq_now_fn,
-                                        NULL, NULL, NULL);
+    int rc = sqlite3_create_function_v2(s->db, "orch_now_ms", 0, SQLITE_UTF8, NULL, sq_now_fn, NULL,
+                                        NULL, NULL);
     if (rc != SQLITE_OK)
         return sq_fail(s, rc, err, "cannot register orch_now_ms() on '%s'", s->path);
     return 0;
