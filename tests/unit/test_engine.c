@@ -248,6 +248,49 @@ static void test_noop_chain_one_turn(void **state)
     exec_detail_free(d);
 }
 
+/* An observer that moves the (manual) clock on by 1 ms at every event. */
+static void observe_and_tick(void *arg, const struct engine_event *ev)
+{
+    observe(arg, ev);
+    clock_advance(1);
+}
+
+/*
+ * A turn reads the time once: a chain of 200 noops completes in the first
+ * turn, so every task and attempt of it carries the same start and end, even
+ * though the clock moves on at each of its events.
+ */
+static void test_one_time_per_turn(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_detail *d;
+    char buf[32768];
+    int64_t t0;
+    int n = snprintf(buf, sizeof(buf),
+                     "{\"name\":\"turn\",\"tasks\":[{\"name\":\"t0\",\"type\":\"noop\"}");
+    for (int i = 1; i < 200; i++)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+                      ",{\"name\":\"t%d\",\"type\":\"noop\",\"dependsOn\":[\"t%d\"]}", i, i - 1);
+    snprintf(buf + n, sizeof(buf) - (size_t)n, "]}");
+    clock_set_auto(0);
+    engine_set_observer(f->eng, observe_and_tick, f);
+    t0 = clock_now_ms();
+    d = run_def(f, buf);
+    assert_true(clock_now_ms() >= t0 + 200); /* the clock did move */
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    assert_int_equal(d->nattempts, 200);
+    for (size_t i = 0; i < d->ntasks; i++) {
+        assert_int_equal(d->tasks[i].started_at, d->tasks[0].started_at);
+        assert_int_equal(d->tasks[i].finished_at, d->tasks[0].started_at);
+    }
+    for (size_t i = 0; i < d->nattempts; i++) {
+        assert_int_equal(d->attempts[i].started_at, d->tasks[0].started_at);
+        assert_int_equal(d->attempts[i].finished_at, d->tasks[0].started_at);
+    }
+    assert_int_equal(d->exec.finished_at, d->tasks[0].started_at);
+    exec_detail_free(d);
+}
+
 static void test_run_if_and_upstream_failed(void **state)
 {
     struct fixture *f = *state;
@@ -990,6 +1033,7 @@ int main(void)
         cmocka_unit_test(test_orphan_kill_checks_start_time),
         cmocka_unit_test_setup_teardown(test_next_deadline_and_wait, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_noop_chain_one_turn, setup_manual, teardown),
+        cmocka_unit_test_setup_teardown(test_one_time_per_turn, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_run_if_and_upstream_failed, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_retries_and_attempts, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_task_timeout, setup_manual, teardown),
