@@ -2,16 +2,68 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-int64_t clock_now_ms(void)
+/*
+ * The manual clock: fixed origins plus the time it has been advanced by, in
+ * one atomic, so the two readings always move together.
+ */
+static _Atomic int manual;
+static int64_t manual_wall, manual_mono;
+static _Atomic int64_t manual_elapsed;
+static _Atomic int64_t auto_until;
+
+static int64_t real_ms(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(id, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The time of the calling thread's turn, while one runs. */
+static _Thread_local struct {
+    int on;
+    int64_t wall, mono;
+} turn;
+
+int64_t clock_now_fresh_ms(void)
+{
+    if (atomic_load(&manual))
+        return manual_wall + atomic_load(&manual_elapsed);
+    return real_ms(CLOCK_REALTIME);
+}
+
+int64_t clock_mono_fresh_ms(void)
+{
+    if (atomic_load(&manual))
+        return manual_mono + atomic_load(&manual_elapsed);
+    return real_ms(CLOCK_MONOTONIC);
+}
+
+int64_t clock_now_ms(void)
+{
+    return turn.on ? turn.wall : clock_now_fresh_ms();
+}
+
+int64_t clock_mono_ms(void)
+{
+    return turn.on ? turn.mono : clock_mono_fresh_ms();
+}
+
+void clock_turn_begin(void)
+{
+    turn.wall = clock_now_fresh_ms();
+    turn.mono = clock_mono_fresh_ms();
+    turn.on = 1;
+}
+
+void clock_turn_end(void)
+{
+    turn.on = 0;
 }
 
 int64_t clock_mono_ns(void)
@@ -21,9 +73,52 @@ int64_t clock_mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int64_t clock_mono_ms(void)
+void clock_use_manual(int64_t wall_ms, int64_t mono_ms)
 {
-    return clock_mono_ns() / 1000000;
+    manual_wall = wall_ms;
+    manual_mono = mono_ms;
+    atomic_store(&manual_elapsed, 0);
+    atomic_store(&auto_until, 0);
+    atomic_store(&manual, 1);
+}
+
+void clock_use_real(void)
+{
+    atomic_store(&manual, 0);
+    atomic_store(&auto_until, 0);
+}
+
+int clock_is_manual(void)
+{
+    return atomic_load(&manual);
+}
+
+void clock_advance(int64_t ms)
+{
+    if (ms > 0 && atomic_load(&manual))
+        atomic_fetch_add(&manual_elapsed, ms);
+}
+
+void clock_advance_to(int64_t mono_ms)
+{
+    int64_t cur;
+
+    if (!atomic_load(&manual))
+        return;
+    cur = atomic_load(&manual_elapsed);
+    while (manual_mono + cur < mono_ms &&
+           !atomic_compare_exchange_weak(&manual_elapsed, &cur, mono_ms - manual_mono))
+        ;
+}
+
+void clock_set_auto(int64_t until_mono_ms)
+{
+    atomic_store(&auto_until, until_mono_ms > 0 ? until_mono_ms : 0);
+}
+
+int64_t clock_auto_until(void)
+{
+    return atomic_load(&manual) ? atomic_load(&auto_until) : 0;
 }
 
 /* Calendar arithmetic in 400-year eras (146097 days), March-based years. */

@@ -12,11 +12,69 @@
 
 #include "err.h"
 
-/* Wall-clock time in milliseconds since the epoch (UTC). */
+/*
+ * One clock for the engine, the scheduler and the store: every deadline,
+ * lease, heartbeat, retention cut-off and recorded instant reads these two.
+ * It is the system's clock unless a test switches to a manual one, which
+ * moves only when told (clock_advance) or, with auto-advance on, when the
+ * engine's loop would otherwise wait for a deadline (see clock_set_auto).
+ * Both readings move together under a manual clock. Safe from any thread.
+ */
+
+/*
+ * Wall-clock time in milliseconds since the epoch (UTC). On a thread inside
+ * a turn (clock_turn_begin), the time read when the turn began.
+ */
 int64_t clock_now_ms(void);
-/* Monotonic time in milliseconds / nanoseconds (arbitrary origin). */
+/* Monotonic time in milliseconds (arbitrary origin); the same turn rule. */
 int64_t clock_mono_ms(void);
+/* The same clocks read now, inside a turn or not. */
+int64_t clock_now_fresh_ms(void);
+int64_t clock_mono_fresh_ms(void);
+
+/*
+ * A turn of an event loop reads the time once: from clock_turn_begin() until
+ * clock_turn_end(), clock_now_ms() and clock_mono_ms() on the calling thread
+ * return the values read at its clock_turn_begin(), so what one turn records
+ * (created, finished, attempt times) and arms (timers, leases) agrees, and
+ * the store's stamps of that turn too. Other threads are not affected.
+ */
+void clock_turn_begin(void);
+void clock_turn_end(void);
+/*
+ * The system's monotonic clock in nanoseconds, manual or not: it measures how
+ * long work takes (request latency, benchmarks), which a test must not fake.
+ */
 int64_t clock_mono_ns(void);
+
+/*
+ * Switch to a manual clock that reads `wall_ms` and `mono_ms` now and stands
+ * still until advanced; auto-advance is off. For tests: call it before any
+ * thread reads the clock, and clock_use_real() once they are done.
+ */
+void clock_use_manual(int64_t wall_ms, int64_t mono_ms);
+/* Back to the system's clock. */
+void clock_use_real(void);
+/* 1 while the clock is manual. */
+int clock_is_manual(void);
+/* Move a manual clock forward by `ms` (>= 0); no effect on the real one. */
+void clock_advance(int64_t ms);
+/* Move a manual clock forward to monotonic `mono_ms` (never backwards). */
+void clock_advance_to(int64_t mono_ms);
+
+/*
+ * Auto-advance of a manual clock, like a paused clock in a test runtime:
+ * when the engine's loop has nothing to do but wait for its next deadline,
+ * and no process or request of its own can report meanwhile, it moves the
+ * clock to that deadline instead of sleeping; while it waits on processes or
+ * requests, the clock moves by the real time the wait took. It never moves the
+ * clock past `until_mono_ms` (CLOCK_AUTO_FOREVER: no bound), so a test that
+ * runs the engine on a thread decides how far its time goes. 0 turns it off.
+ */
+#define CLOCK_AUTO_FOREVER INT64_MAX
+void clock_set_auto(int64_t until_mono_ms);
+/* The bound of auto-advance, or 0 when it is off (or the clock is real). */
+int64_t clock_auto_until(void);
 
 #define CLOCK_ISO_MAX 32
 /* Format `ms` as "2026-11-29T10:00:00.123Z" into out[CLOCK_ISO_MAX]; returns out. */

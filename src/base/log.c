@@ -67,7 +67,7 @@ void log_vmsg(enum log_level level, const char *component, const char *fmt, va_l
 
     if (!log_enabled(level))
         return;
-    clock_iso8601(clock_now_ms(), ts);
+    clock_iso8601(clock_now_fresh_ms(), ts); /* when it is written, not the turn's time */
     n = snprintf(line, sizeof(line), "%s %s [%s] ", ts, names[level], component);
     if (n < 0)
         return;

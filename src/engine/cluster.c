@@ -528,7 +528,8 @@ int engine__sched_may_fire(struct engine *eng)
 {
     if (!eng->cluster)
         return 1;
-    return eng->leader && !eng->db_down && clock_mono_ms() < eng->leader_until;
+    /* Fresh: the lease must still hold when the fire is made, late in a turn. */
+    return eng->leader && !eng->db_down && clock_mono_fresh_ms() < eng->leader_until;
 }
 
 void engine__node_tick(struct engine *eng)

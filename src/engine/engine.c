@@ -2104,7 +2104,7 @@ static void spawn_pending(struct engine *eng)
             eng->work_now = 1;
             continue;
         }
-        p->started_mono = clock_mono_ms();
+        p->started_mono = clock_mono_fresh_ms(); /* its timeout counts from the spawn */
         p->pid_dirty = 1;
         p->w_pid.kind = WATCH_PIDFD;
         p->w_pid.proc = p;
@@ -2259,8 +2259,6 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
         task_finalize(eng, ex, tm->idx, TASK_FAILED, msg);
         return;
     }
-    case TIMER_PURGE:
-        return; /* handled by the loop (it needs the store outside a turn) */
     case TIMER_PID_WRITE:
         return; /* firing is enough: the turn that follows commits the pid */
     }
@@ -3110,13 +3108,13 @@ int engine_run(struct engine *eng, struct err *err)
 
     if (!err)
         err = &cerr;
+    clock_turn_begin(); /* each turn reads the time once (engine__wait_end) */
     if (eng->persistent)
         eng->next_purge = clock_mono_ms() + (eng->cfg.purge_interval_ms < 5000
                                                  ? eng->cfg.purge_interval_ms
                                                  : 5000);
     for (;;) {
-        int timeout = -1, n;
-        const struct timer *top;
+        int timeout, n;
         int64_t next_due = 0;
 
         if (eng->cancel_all && !eng->cancel_all_done) {
@@ -3239,78 +3237,11 @@ int engine_run(struct engine *eng, struct err *err)
             eng->next_purge = clock_mono_ms() + eng->cfg.purge_interval_ms;
         }
 
-        if (eng->work_now) {
-            timeout = 0;
-            eng->work_now = 0;
-        } else if ((top = engine__timer_peek(&eng->timers))) {
-            int64_t d = top->at - clock_mono_ms() + 1;
-            timeout = d < 0 ? 0 : d > 60000 ? 60000 : (int)d;
-        }
-        if (eng->persistent && !eng->stopping && eng->cfg.purge_interval_ms > 0) {
-            int64_t d = eng->next_purge - clock_mono_ms();
-            if (d < 0)
-                d = 0;
-            if (timeout < 0 || d < timeout)
-                timeout = d > 60000 ? 60000 : (int)d;
-        }
-        if (next_due && !eng->stopping) {
-            int64_t d = next_due - clock_now_ms();
-            if (d < 0)
-                d = 0;
-            if (timeout < 0 || d < timeout)
-                timeout = d > 60000 ? 60000 : (int)d;
-        }
-        {
-            int64_t d = engine__node_timeout(eng);
-            if (d >= 0 && (timeout < 0 || d < timeout))
-                timeout = d > 60000 ? 60000 : (int)d;
-            d = engine__cancel_poll(eng, 0);
-            if (d >= 0 && (timeout < 0 || d < timeout))
-                timeout = d > 60000 ? 60000 : (int)d;
-            d = engine__http_timeout(eng);
-            if (d >= 0 && (timeout < 0 || d < timeout))
-                timeout = d > 60000 ? 60000 : (int)d;
-            if (eng->subflow_poll_at) {
-                d = eng->subflow_poll_at - clock_mono_ms();
-                if (d < 0)
-                    d = 0;
-                if (timeout < 0 || d < timeout)
-                    timeout = d > 60000 ? 60000 : (int)d;
-            }
-        }
-        if (eng->scheduler_on && !eng->stopping && !eng->db_down && engine__sched_may_fire(eng)) {
-            /* Only a node that fires the schedules re-reads them: on the
-             * others next_sched_sync stays in the past, and must not make
-             * the wait zero. */
-            int64_t d = eng->next_sched_sync - clock_mono_ms();
-            if (d < 0)
-                d = 0;
-            if (timeout < 0 || d < timeout)
-                timeout = (int)d;
-        }
-        if (eng->disk_full) {
-            int64_t d = eng->db_retry_at - clock_mono_ms();
-            if (d < 0)
-                d = 0;
-            if (timeout < 0 || d < timeout)
-                timeout = (int)d;
-        }
-        if (eng->tick_fn) {
-            int64_t d = eng->next_tick - clock_mono_ms();
-            if (d < 0)
-                d = 0;
-            if (timeout < 0 || d < timeout)
-                timeout = (int)d;
-        }
-        if (eng->stopping && !eng->interrupted) {
-            int64_t d = eng->stop_deadline - clock_mono_ms();
-            if (d < 0)
-                d = 0;
-            if (timeout < 0 || d < timeout)
-                timeout = (int)d;
-        }
+        timeout = engine__wait_ms(eng, engine__next_deadline(eng, next_due));
+        eng->work_now = 0;
         /* 1. gather events */
         n = epoll_wait(eng->epfd, evs, 64, timeout);
+        engine__wait_end(eng); /* a new turn: its time */
         if (n < 0 && errno != EINTR) {
             rc = err_set(err, ERR_IO, "epoll_wait: %s", strerror(errno));
             break;
@@ -3344,6 +3275,7 @@ int engine_run(struct engine *eng, struct err *err)
         if (engine__http_active(eng))
             engine__http_run(eng);
     }
+    clock_turn_end();
     pthread_mutex_lock(&eng->mu);
     eng->stats.running = 0;
     pthread_mutex_unlock(&eng->mu);

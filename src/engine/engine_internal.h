@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include "base/clock.h"
 #include "base/strbuf.h"
 #include "child.h"
 #include "dag/dag.h"
@@ -39,7 +40,6 @@ enum timer_kind {
     TIMER_EXEC_DEADLINE, /* the execution's timeout */
     TIMER_MAX_QUEUED,    /* a task has been queued longer than the workflow's maxQueued */
     TIMER_MAX_RUNNING,   /* an execution has run longer than the workflow's maxRunning */
-    TIMER_PURGE,         /* retention: delete old finished executions */
     TIMER_PID_WRITE      /* make a turn happen so a new process's pid is committed */
 };
 
@@ -65,6 +65,27 @@ void engine__timer_pop(struct timer_heap *h, struct timer *out);
 /* Remove every timer that refers to `ex` (if not NULL) or `proc` (if not NULL). */
 void engine__timer_purge(struct timer_heap *h, const struct exec *ex, const struct proc *proc);
 void engine__timer_release(struct timer_heap *h);
+
+/*
+ * The loop's one deadline (timer.c): the monotonic ms by which the loop must
+ * turn again, the earliest of the timer heap and of the periodic deadlines
+ * kept as fields (heartbeat, reconnect, cancel poll, scheduler re-read and
+ * next due time `next_due`, wall-clock ms or 0, retention, tick, stop grace,
+ * a workflow task's poll, libcurl's timer); at most the time now when work
+ * is pending; INT64_MAX: none.
+ */
+int64_t engine__next_deadline(struct engine *eng, int64_t next_due);
+/*
+ * The epoll timeout that waits for `deadline` (-1: none), read against a
+ * fresh clock (the turn may have been long). With a manual clock that
+ * auto-advances (base/clock.h), and nothing of the outside world the loop
+ * waits on (a process, an HTTP request, other nodes), the clock moves to the
+ * deadline instead and the timeout is 0.
+ */
+int engine__wait_ms(struct engine *eng, int64_t deadline);
+/* After the wait: a manual clock moves by the real time it took when it
+ * waited on processes or requests; then the next turn reads its time. */
+void engine__wait_end(struct engine *eng);
 
 /* ------------------------------------------------------------------ state
  *
@@ -302,6 +323,8 @@ struct engine {
     volatile sig_atomic_t cancel_all;
     int cancel_all_done;
     int work_now; /* something to do without waiting */
+    /* When a wait on processes began (real ns), with a manual clock (timer.c); 0: none. */
+    int64_t wait_real_ns;
 
     /* Server mode. */
     int persistent;

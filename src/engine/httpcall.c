@@ -96,6 +96,8 @@ struct httpcalls {
 
 static const struct curl_api *cu; /* while a struct httpcalls is alive */
 
+/* libcurl times its transfers on the system's clock, so its timer is kept on
+ * that clock too, never on a test's manual clock (base/clock.h). */
 static int64_t mono_ns(void)
 {
     struct timespec ts;

@@ -747,6 +747,25 @@ static void sq_private_files(const char *path)
     }
 }
 
+/* SQL orch_now_ms(): the wall-clock milliseconds of base/clock.h, so node
+ * heartbeats and stops are stamped by the same clock as everything else (a
+ * test's manual clock included). Not deterministic: never in the schema. */
+static void sq_now_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    (void)argv;
+    sqlite3_result_int64(ctx, clock_now_ms());
+}
+
+static int sq_register_now(struct sqlite_store *s, struct err *err)
+{
+    int rc = sqlite3_create_function_v2(s->db, "orch_now_ms", 0, SQLITE_UTF8, NULL, sq_now_fn, NULL,
+                                        NULL, NULL);
+    if (rc != SQLITE_OK)
+        return sq_fail(s, rc, err, "cannot register orch_now_ms() on '%s'", s->path);
+    return 0;
+}
+
 static int sqlite_open(const char *path, unsigned flags, struct store **out, struct err *err)
 {
     struct sqlite_store *s;
@@ -781,6 +800,8 @@ static int sqlite_open(const char *path, unsigned flags, struct store **out, str
         goto out;
     }
     rc = sq_configure(s, err);
+    if (rc == 0)
+        rc = sq_register_now(s, err);
 out:
     return store__open_finish(&s->base, flags, rc, out, err);
 }
@@ -2297,7 +2318,9 @@ int store__sqlite_explain_counts(struct store *st, char **out_plan, struct err *
 
 /* --- nodes (one per data directory here; the calls keep /v1/nodes alike) --- */
 
-#define SQ_NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+/* The store's clock is orch's (base/clock.h): orch_now_ms(), registered on
+ * each connection (sq_register_now). */
+#define SQ_NOW_MS "orch_now_ms()"
 
 /* Prepare an occasional statement (not cached). */
 static int sq_prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **out,

@@ -128,6 +128,67 @@ static void test_ids_increase(void **state)
     assert_int_equal(id_time_ms("ex_short"), -1);
 }
 
+/* The manual clock: both readings move together, only forward, and a turn
+ * reads the time once. */
+static void test_manual_clock(void **state)
+{
+    const int64_t wall = 1800000000000LL;
+    char a[ID_MAX], b[ID_MAX];
+    (void)state;
+
+    assert_false(clock_is_manual());
+    assert_int_equal(clock_auto_until(), 0);
+    clock_use_manual(wall, 5000);
+    assert_true(clock_is_manual());
+    assert_int_equal(clock_now_ms(), wall);
+    assert_int_equal(clock_mono_ms(), 5000);
+    assert_int_equal(clock_now_ms(), wall); /* it stands still */
+    clock_advance(250);
+    clock_advance(-5);
+    assert_int_equal(clock_now_ms(), wall + 250);
+    assert_int_equal(clock_mono_ms(), 5250);
+    clock_advance_to(5100); /* never backwards */
+    assert_int_equal(clock_mono_ms(), 5250);
+    clock_advance_to(6000);
+    assert_int_equal(clock_mono_ms(), 6000);
+    assert_int_equal(clock_now_ms(), wall + 1000);
+
+    /* A turn reads it once; fresh readings and other turns see it move. */
+    clock_turn_begin();
+    clock_advance(10);
+    assert_int_equal(clock_mono_ms(), 6000);
+    assert_int_equal(clock_now_ms(), wall + 1000);
+    assert_int_equal(clock_mono_fresh_ms(), 6010);
+    assert_int_equal(clock_now_fresh_ms(), wall + 1010);
+    clock_turn_begin();
+    assert_int_equal(clock_mono_ms(), 6010);
+    clock_turn_end();
+    clock_advance(5);
+    assert_int_equal(clock_mono_ms(), 6015);
+
+    /* Ids stay strictly increasing while the clock stands still. */
+    id_new("ex_", a);
+    for (int i = 0; i < 1000; i++) {
+        id_new("ex_", b);
+        assert_true(strcmp(a, b) < 0);
+        memcpy(a, b, sizeof(a));
+    }
+
+    assert_int_equal(clock_auto_until(), 0);
+    clock_set_auto(9000);
+    assert_int_equal(clock_auto_until(), 9000);
+    clock_set_auto(CLOCK_AUTO_FOREVER);
+    assert_int_equal(clock_auto_until(), CLOCK_AUTO_FOREVER);
+    clock_use_real();
+    assert_false(clock_is_manual());
+    assert_int_equal(clock_auto_until(), 0); /* a real clock never auto-advances */
+    {
+        int64_t before = clock_now_ms();
+        clock_advance(10LL * 86400 * 1000); /* no effect on the real clock */
+        assert_true(clock_now_ms() - before < 86400 * 1000);
+    }
+}
+
 static void test_err(void **state)
 {
     struct err err = ERR_INIT;
@@ -149,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_iso8601),
         cmocka_unit_test(test_ids_increase),
         cmocka_unit_test(test_err),
+        cmocka_unit_test(test_manual_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,11 +55,58 @@ static int setup(void **state)
     return 0;
 }
 
+/*
+ * The same on a manual clock that auto-advances (base/clock.h): whenever the
+ * engine would wait for a deadline with no process of its own running, its
+ * time jumps there, so back-offs, sleeps and timeouts cost no real time.
+ */
+static int setup_manual(void **state)
+{
+    clock_use_manual(clock_now_fresh_ms(), clock_mono_fresh_ms());
+    clock_set_auto(CLOCK_AUTO_FOREVER);
+    return setup(state);
+}
+
+/*
+ * For the scheduler: a manual clock that stands still until clock_run_for(),
+ * starting half a second past a whole second, so no due time of an every-1s
+ * schedule falls on the bound a test gives its time.
+ */
+static int setup_sched(void **state)
+{
+    clock_use_manual(clock_now_fresh_ms() / 1000 * 1000 + 500, clock_mono_fresh_ms());
+    return setup(state);
+}
+
+/*
+ * Let the engine's time run `ms` further (call it before the engine's thread
+ * starts): it jumps from deadline to deadline but never past this bound, where
+ * it waits on the real clock for a command or a stop. Returns the bound.
+ */
+static int64_t clock_run_for(int64_t ms)
+{
+    int64_t until = clock_mono_fresh_ms() + ms;
+    clock_set_auto(until);
+    return until;
+}
+
+/* Wait until the engine's time reached `until`: all that was due is done. */
+static void clock_wait_for(int64_t until)
+{
+    int64_t t0 = clock_mono_ns();
+    while (clock_mono_fresh_ms() < until) {
+        if (clock_mono_ns() - t0 > 60LL * 1000000000)
+            fail_msg("the engine's clock did not reach its bound");
+        usleep(1000);
+    }
+}
+
 static int teardown(void **state)
 {
     struct fixture *f = *state;
     char cmd[128];
     engine_free(f->eng);
+    clock_use_real();
     store_free(f->st);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
     assert_int_equal(system(cmd), 0);
@@ -116,6 +163,68 @@ static void test_timer_heap(void **state)
     engine__timer_release(&h);
 }
 
+/* The loop's one deadline, and the wait it makes on a manual clock. */
+static void test_next_deadline_and_wait(void **state)
+{
+    struct fixture *f = *state;
+    struct engine *eng = f->eng;
+    struct timer t;
+    int64_t now;
+
+    clock_set_auto(0); /* the clock stands still */
+    now = clock_mono_ms();
+    assert_int_equal(engine__next_deadline(eng, 0), INT64_MAX);
+    assert_int_equal(engine__wait_ms(eng, INT64_MAX), -1);
+
+    /* The timer heap: a timer fires once the clock is past it. */
+    memset(&t, 0, sizeof(t));
+    t.kind = TIMER_PID_WRITE;
+    t.at = now + 5000;
+    engine__timer_add(&eng->timers, &t);
+    assert_int_equal(engine__next_deadline(eng, 0), now + 5001);
+    assert_int_equal(engine__wait_ms(eng, now + 5001), 5001);
+    assert_int_equal(engine__wait_ms(eng, now + 3600 * 1000), 60000); /* woken at least so often */
+    assert_int_equal(engine__wait_ms(eng, now - 10), 0);
+
+    /* The periodic deadlines, each where it is kept. */
+    eng->persistent = 1;
+    eng->cfg.purge_interval_ms = 60000;
+    eng->next_purge = now + 4000;
+    assert_int_equal(engine__next_deadline(eng, 0), now + 4000);
+    assert_int_equal(engine__next_deadline(eng, clock_now_ms() + 3000), now + 3000);
+    eng->tick_fn = free; /* never called here */
+    eng->next_tick = now + 2000;
+    assert_int_equal(engine__next_deadline(eng, 0), now + 2000);
+    eng->subflow_poll_at = now + 1000;
+    assert_int_equal(engine__next_deadline(eng, 0), now + 1000);
+    eng->stopping = 1;
+    eng->stop_deadline = now + 500;
+    assert_int_equal(engine__next_deadline(eng, clock_now_ms() + 100), now + 500);
+    eng->work_now = 1;
+    assert_true(engine__next_deadline(eng, 0) <= now);
+    eng->work_now = 0;
+
+    /* Auto-advance: nothing to wait on but the deadline, the clock jumps there. */
+    clock_set_auto(CLOCK_AUTO_FOREVER);
+    assert_int_equal(engine__wait_ms(eng, now + 500), 0);
+    assert_int_equal(clock_mono_ms(), now + 500);
+    /* Never past the bound a test sets: then it waits for the rest. */
+    clock_set_auto(now + 700);
+    assert_int_equal(engine__wait_ms(eng, now + 1000), 300);
+    assert_int_equal(clock_mono_ms(), now + 700);
+    /* Waiting on the outside world (here, other nodes), it does not jump. */
+    clock_set_auto(CLOCK_AUTO_FOREVER);
+    eng->cluster = 1;
+    assert_int_equal(engine__wait_ms(eng, now + 3600 * 1000), 60000);
+    engine__wait_end(eng);
+    clock_turn_end();
+    assert_true(clock_mono_ms() < now + 3600 * 1000);
+    eng->cluster = 0;
+    eng->tick_fn = NULL;
+    eng->stopping = 0;
+    eng->persistent = 0;
+}
+
 static void test_noop_chain_one_turn(void **state)
 {
     struct fixture *f = *state;
@@ -136,6 +245,49 @@ static void test_noop_chain_one_turn(void **state)
     }
     assert_int_equal(f->events[ENGINE_EV_EXEC_FINISHED], 1);
     assert_int_equal(f->events[ENGINE_EV_TASK_FINISHED], 100);
+    exec_detail_free(d);
+}
+
+/* An observer that moves the (manual) clock on by 1 ms at every event. */
+static void observe_and_tick(void *arg, const struct engine_event *ev)
+{
+    observe(arg, ev);
+    clock_advance(1);
+}
+
+/*
+ * A turn reads the time once: a chain of 200 noops completes in the first
+ * turn, so every task and attempt of it carries the same start and end, even
+ * though the clock moves on at each of its events.
+ */
+static void test_one_time_per_turn(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_detail *d;
+    char buf[32768];
+    int64_t t0;
+    int n = snprintf(buf, sizeof(buf),
+                     "{\"name\":\"turn\",\"tasks\":[{\"name\":\"t0\",\"type\":\"noop\"}");
+    for (int i = 1; i < 200; i++)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+                      ",{\"name\":\"t%d\",\"type\":\"noop\",\"dependsOn\":[\"t%d\"]}", i, i - 1);
+    snprintf(buf + n, sizeof(buf) - (size_t)n, "]}");
+    clock_set_auto(0);
+    engine_set_observer(f->eng, observe_and_tick, f);
+    t0 = clock_now_ms();
+    d = run_def(f, buf);
+    assert_true(clock_now_ms() >= t0 + 200); /* the clock did move */
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    assert_int_equal(d->nattempts, 200);
+    for (size_t i = 0; i < d->ntasks; i++) {
+        assert_int_equal(d->tasks[i].started_at, d->tasks[0].started_at);
+        assert_int_equal(d->tasks[i].finished_at, d->tasks[0].started_at);
+    }
+    for (size_t i = 0; i < d->nattempts; i++) {
+        assert_int_equal(d->attempts[i].started_at, d->tasks[0].started_at);
+        assert_int_equal(d->attempts[i].finished_at, d->tasks[0].started_at);
+    }
+    assert_int_equal(d->exec.finished_at, d->tasks[0].started_at);
     exec_detail_free(d);
 }
 
@@ -593,7 +745,7 @@ static void test_retention_server_wide(void **state)
                   "\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}", longer);
     run_stored(f, "{\"name\":\"own69\",\"retention\":\"70h\","
                   "\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}", shorter);
-    usleep(20000);
+    clock_advance(20);
 
     /* 0 keeps everything. */
     f->eng->cfg.retention_ms = 0;
@@ -627,13 +779,15 @@ static void test_scheduler_fires_once_per_due_time(void **state)
     struct schedule_row *rows = NULL;
     size_t nrows = 0;
     struct engine_stats stats;
+    int64_t until;
 
     put_workflow(f, "{\"name\":\"tick\",\"schedules\":[{\"every\":\"1s\",\"overlap\":\"allow\"}],"
                     "\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}");
     engine_set_persistent(f->eng, 1);
     engine_enable_scheduler(f->eng);
+    until = clock_run_for(3300);
     assert_int_equal(pthread_create(&th, NULL, loop_thread, f), 0);
-    usleep(3300000);
+    clock_wait_for(until);
     engine_get_stats(f->eng, &stats);
     engine_request_stop(f->eng, 0);
     assert_int_equal(pthread_join(th, NULL), 0);
@@ -683,6 +837,7 @@ static void test_api_schedule_with_templated_params(void **state)
     struct exec_list list = {NULL, 0};
     struct exec_filter flt;
     struct schedule_row row;
+    int64_t until;
 
     put_workflow(f, "{\"name\":\"daily\",\"params\":{\"day\":\"none\"},"
                     "\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}");
@@ -697,8 +852,9 @@ static void test_api_schedule_with_templated_params(void **state)
     assert_int_equal(store_schedule_upsert(f->st, &row, &err), 0);
     engine_set_persistent(f->eng, 1);
     engine_enable_scheduler(f->eng);
+    until = clock_run_for(2300);
     assert_int_equal(pthread_create(&th, NULL, loop_thread, f), 0);
-    usleep(2300000);
+    clock_wait_for(until);
     engine_request_stop(f->eng, 0);
     assert_int_equal(pthread_join(th, NULL), 0);
     memset(&flt, 0, sizeof(flt));
@@ -713,24 +869,26 @@ static void test_api_schedule_with_templated_params(void **state)
     exec_list_release(&list);
 }
 
-/* Run a workflow with an every-1s schedule whose task sleeps 2.2 s for `ms`,
- * then return its executions (newest first). */
+/* Run a workflow with an every-1s schedule whose task sleeps 2.2 s for `ms`
+ * of the engine's time, then return its executions (newest first). */
 static void run_overlap(struct fixture *f, const char *policy, int ms, struct exec_list *out)
 {
     struct err err = ERR_INIT;
     pthread_t th;
     struct exec_filter flt;
     char def[512];
+    int64_t until;
 
     snprintf(def, sizeof(def),
              "{\"name\":\"overlap\",\"schedules\":[{\"every\":\"1s\",\"overlap\":\"%s\"}],"
-             "\"tasks\":[{\"name\":\"s\",\"command\":[\"sleep\",\"2.2\"]}]}",
+             "\"tasks\":[{\"name\":\"s\",\"type\":\"sleep\",\"duration\":\"2.2s\"}]}",
              policy);
     put_workflow(f, def);
     engine_set_persistent(f->eng, 1);
     engine_enable_scheduler(f->eng);
+    until = clock_run_for(ms);
     assert_int_equal(pthread_create(&th, NULL, loop_thread, f), 0);
-    usleep((useconds_t)ms * 1000);
+    clock_wait_for(until);
     engine_request_stop(f->eng, 0);
     assert_int_equal(pthread_join(th, NULL), 0);
     memset(&flt, 0, sizeof(flt));
@@ -873,26 +1031,30 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timer_heap),
         cmocka_unit_test(test_orphan_kill_checks_start_time),
-        cmocka_unit_test_setup_teardown(test_noop_chain_one_turn, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_if_and_upstream_failed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retries_and_attempts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_task_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exec_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sleep_and_concurrency, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_next_deadline_and_wait, setup_manual, teardown),
+        cmocka_unit_test_setup_teardown(test_noop_chain_one_turn, setup_manual, teardown),
+        cmocka_unit_test_setup_teardown(test_one_time_per_turn, setup_manual, teardown),
+        cmocka_unit_test_setup_teardown(test_run_if_and_upstream_failed, setup_manual, teardown),
+        cmocka_unit_test_setup_teardown(test_retries_and_attempts, setup_manual, teardown),
+        cmocka_unit_test_setup_teardown(test_task_timeout, setup_manual, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_timeout, setup_manual, teardown),
+        cmocka_unit_test_setup_teardown(test_sleep_and_concurrency, setup_manual, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_params, setup_manual, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_all, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_server_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_interrupts_and_resumes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stuck_policies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stuck_policies, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_retention_purge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retention_server_wide, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_scheduler_fires_once_per_due_time, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_api_schedule_with_templated_params, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overlap_policies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overlap_allow_and_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overlap_cancel_previous, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overlap_buffer_one, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overlap_buffer_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_server_wide, setup_manual, teardown),
+        cmocka_unit_test_setup_teardown(test_scheduler_fires_once_per_due_time, setup_sched,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_api_schedule_with_templated_params, setup_sched,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_overlap_policies, setup_sched, teardown),
+        cmocka_unit_test_setup_teardown(test_overlap_allow_and_cancel, setup_sched, teardown),
+        cmocka_unit_test_setup_teardown(test_overlap_cancel_previous, setup_sched, teardown),
+        cmocka_unit_test_setup_teardown(test_overlap_buffer_one, setup_sched, teardown),
+        cmocka_unit_test_setup_teardown(test_overlap_buffer_all, setup_sched, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

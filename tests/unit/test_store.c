@@ -3314,6 +3314,32 @@ static const struct node_row *find_node(const struct node_row *rows, size_t n, c
     return NULL;
 }
 
+/* SQLite stamps node rows with orch's clock (base/clock.h), a manual one too. */
+static void test_nodes_use_the_clock(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct node_row *rows = NULL;
+    const struct node_row *r;
+    size_t n = 0;
+    const int64_t t = 1800000000000LL;
+
+    SKIP_ON_PG("PostgreSQL stamps node rows with the database's clock, shared by all nodes");
+    clock_use_manual(t, 1000);
+    register_node(f->st, "a", 30000, 0);
+    clock_advance(1500);
+    assert_int_equal(store_node_heartbeat(f->st, "a", 30000, NULL, &err), 0);
+    clock_advance(500);
+    assert_int_equal(store_nodes_list(f->st, &rows, &n, &err), 0);
+    clock_use_real();
+    r = find_node(rows, n, "a");
+    assert_non_null(r);
+    assert_int_equal(r->started_at, t);
+    assert_int_equal(r->heartbeat_at, t + 1500);
+    assert_int_equal(r->db_now, t + 2000);
+    node_rows_free(rows, n);
+}
+
 static void test_nodes(void **state)
 {
     struct fixture *f = *state;
@@ -3768,6 +3794,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failure_inside_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_concurrent_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nodes_use_the_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_claims_fences_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_pipelining, setup, teardown),
     };
