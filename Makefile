@@ -34,6 +34,7 @@ build: deps
 
 run: build
 	@echo "==> orch server --data-dir $(DEMO_DIR) --register examples  (foreground; Ctrl-C stops it)"
+	@echo "==> web UI: http://$(or $(ORCH_LISTEN),127.0.0.1:8080)/  (sign in with the key below)"
 	@echo '==> in another terminal: KEY=$$($(ORCH) keys create --name demo --scope admin --data-dir $(DEMO_DIR))'
 	@echo '    curl -H "Authorization: Bearer $$KEY" http://$(or $(ORCH_LISTEN),127.0.0.1:8080)/v1/health'
 	@$(ORCH) server --data-dir $(DEMO_DIR) --register examples

@@ -83,6 +83,7 @@ struct api_config {
     const char *tls_cert;  /* PEM certificate (chain) file: serve HTTPS (with tls_key); NULL:
                               plain HTTP; borrowed */
     const char *tls_key;   /* its PEM private key file; borrowed */
+    int no_ui;             /* do not serve the web pages (/ and /assets/): --no-ui */
 };
 
 /* Fill `cfg` with the defaults above (listen, limits); data_dir and engine NULL. */

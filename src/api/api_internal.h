@@ -49,6 +49,9 @@ struct api_path_params {
 extern const struct api_route api__routes[];
 extern const size_t api__nroutes;
 
+/* Do the answers of this route carry an ETag (If-None-Match: 304)? */
+int api__route_has_etag(const struct api_route *r);
+
 /*
  * Find the route for (method, path) in `routes`. Returns it with the values
  * of its placeholders in *params, or NULL: then `allow` (of `allowlen`
@@ -82,6 +85,9 @@ int api__parse_status_list(const char *s, unsigned *out_mask, char *bad, size_t 
 int api__parse_instant(const char *s, int64_t *out_ms);
 /* Parse a non-negative decimal int up to `max`. */
 int api__parse_uint(const char *s, int max, int *out);
+/* Does an If-None-Match value (a list of entity tags, or "*") name `etag`
+ * (quoted)? Weak comparison: W/"x" matches "x". */
+int api__etag_matches(const char *if_none_match, const char *etag);
 /* Parse "true"/"false"/"1"/"0"; 0 or ERR_INVALID. */
 int api__parse_bool(const char *s, int *out);
 /* Is `s` an acceptable client X-Request-Id (1..64 of [A-Za-z0-9._-])? */
@@ -177,6 +183,9 @@ struct api_request {
     const char *auth_outcome; /* for the log line */
     struct store *pooled;     /* PostgreSQL: the connection taken for this request */
     char store_error[256];    /* why no store connection could be had, if so */
+    int ui;                   /* a request for the web pages (ui.c), not for /v1 */
+    const char *cache_control; /* Cache-Control of the answer; NULL: no-store */
+    int session;              /* authenticated by the session cookie (session.c) */
 };
 
 /* The server this request came to. */
@@ -225,6 +234,9 @@ struct store *api__write_store(struct api_request *req);
 void api__reply_json(struct api_request *req, int status, json_t *body);
 /* A body already serialized as JSON (takes ownership of `text`, a heap string). */
 void api__reply_json_text(struct api_request *req, int status, char *text, size_t len);
+/* A body of static bytes (not copied: they must outlive the answer). */
+void api__reply_static(struct api_request *req, int status, const char *content_type,
+                       const char *data, size_t len);
 /* No body (204). */
 void api__reply_empty(struct api_request *req, int status);
 /* The error shape with the status and its code; takes ownership of `details`. */
@@ -247,6 +259,16 @@ void api__reply_stream(struct api_request *req, int status, const char *content_
                        api_stream_fn next, void (*free_fn)(void *), void *arg);
 /* Is the server stopping (streams should end)? */
 int api__stopping(struct api_request *req);
+
+/* ------------------------------------------------------------------ web pages (ui.c) */
+
+/* The Content-Security-Policy of the pages. */
+extern const char api__ui_csp[];
+/* Is a GET of `path` (with the request's Accept value, or NULL) one for the
+ * pages: /assets/..., or any path outside /v1 that a browser loads as HTML? */
+int api__ui_claims(const char *path, const char *accept);
+/* Answer a request the pages claimed. */
+void api__ui_serve(struct api_request *req);
 
 /* ------------------------------------------------------------------ handlers */
 

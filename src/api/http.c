@@ -183,6 +183,7 @@ struct api_server {
     int pooled;     /* PostgreSQL: connections come from `pool` */
     struct store_pool pool;
     struct engine *engine;
+    int ui; /* serve the web pages */
     size_t max_body;
     int threads;
     struct MHD_Daemon *mhd;
@@ -606,6 +607,26 @@ void api__reply_json(struct api_request *req, int status, json_t *body)
 void api__reply_json_text(struct api_request *req, int status, char *text, size_t len)
 {
     struct MHD_Response *resp;
+    char etag[2 + 2 * 16 + 1];
+    const char *inm;
+
+    /* Conditional GETs of the pages' polls: an unchanged answer costs a 304. */
+    etag[0] = '\0';
+    if (status == 200 && req->route && api__route_has_etag(req->route)) {
+        unsigned char h[16];
+        crypto_generichash(h, sizeof(h), (const unsigned char *)text, len, NULL, 0);
+        etag[0] = '"';
+        sodium_bin2hex(etag + 1, sizeof(etag) - 2, h, sizeof(h));
+        etag[sizeof(etag) - 2] = '"';
+        etag[sizeof(etag) - 1] = '\0';
+        inm = api__header(req, "If-None-Match");
+        if (inm && api__etag_matches(inm, etag)) {
+            free(text);
+            api__reply_empty(req, 304);
+            api__reply_header(req, "ETag", etag);
+            return;
+        }
+    }
 
     /* A final newline, for people reading answers in a terminal. */
     text = xrealloc(text, len + 2);
@@ -615,6 +636,19 @@ void api__reply_json_text(struct api_request *req, int status, char *text, size_
     if (!resp)
         BUG("cannot create an HTTP response");
     mhd.add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
+    if (etag[0])
+        mhd.add_response_header(resp, "ETag", etag);
+    set_response(req, status, resp);
+}
+
+void api__reply_static(struct api_request *req, int status, const char *content_type,
+                       const char *data, size_t len)
+{
+    struct MHD_Response *resp =
+        mhd.create_response_from_buffer(len, (void *)(uintptr_t)data, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        BUG("cannot create an HTTP response");
+    mhd.add_response_header(resp, "Content-Type", content_type);
     set_response(req, status, resp);
 }
 
@@ -1368,16 +1402,11 @@ static int head_too_big(struct api_request *req, const char *version)
     return 0;
 }
 
-/* The first call: everything that needs only the request line and headers. */
-static void prepare(struct api_request *req, const char *version)
+/* Find the route of a /v1 request (404, 405) and authenticate it. */
+static void route_and_authenticate(struct api_request *req, const char *method)
 {
     char allow[64];
-    const char *cl;
-    /* HEAD is GET without the body: MHD leaves the body out. */
-    const char *method = strcmp(req->method, "HEAD") ? req->method : "GET";
 
-    if (head_too_big(req, version))
-        return;
     req->route = api__route_match(api__routes, api__nroutes, method, req->path, &req->params, allow,
                                   sizeof(allow));
     if (!req->route) {
@@ -1393,6 +1422,23 @@ static void prepare(struct api_request *req, const char *version)
     } else if (req->route->scope) {
         authenticate(req);
         api__store_done(req); /* not held while the body comes in */
+    }
+}
+
+/* The first call: everything that needs only the request line and headers. */
+static void prepare(struct api_request *req, const char *version)
+{
+    const char *cl;
+    /* HEAD is GET without the body: MHD leaves the body out. */
+    const char *method = strcmp(req->method, "HEAD") ? req->method : "GET";
+
+    if (head_too_big(req, version))
+        return;
+    if (req->srv->ui && !strcmp(method, "GET") &&
+        api__ui_claims(req->path, api__header(req, "Accept"))) {
+        req->ui = 1; /* the pages need no key: they sign in through /v1/session */
+    } else {
+        route_and_authenticate(req, method);
     }
     cl = mhd.lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
@@ -1413,7 +1459,13 @@ static enum MHD_Result queue(struct api_request *req)
     if (!req->response)
         api__reply_error(req, 500, NULL, "the handler gave no answer");
     mhd.add_response_header(req->response, "X-Request-Id", req->request_id);
-    mhd.add_response_header(req->response, "Cache-Control", "no-store");
+    mhd.add_response_header(req->response, "Cache-Control",
+                            req->cache_control ? req->cache_control : "no-store");
+    mhd.add_response_header(req->response, "X-Content-Type-Options", "nosniff");
+    if (req->ui) {
+        mhd.add_response_header(req->response, "Content-Security-Policy", api__ui_csp);
+        mhd.add_response_header(req->response, "Referrer-Policy", "no-referrer");
+    }
     ret = mhd.queue_response(req->conn, (unsigned)req->status, req->response);
     mhd.destroy_response(req->response);
     req->response = NULL;
@@ -1483,7 +1535,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         answer_early(req);
         return queue(req);
     }
-    req->route->handler(req);
+    if (req->ui)
+        api__ui_serve(req);
+    else
+        req->route->handler(req);
     api__store_done(req);
     return queue(req);
 }
@@ -1642,6 +1697,7 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     srv->pooled = store_location_is_postgres(srv->location);
     pool_init(&srv->pool, cfg->pool_size, cfg->pool_timeout_ms);
     srv->engine = cfg->engine;
+    srv->ui = !cfg->no_ui;
     srv->max_body = cfg->max_body ? cfg->max_body : API_DEFAULT_MAX_BODY;
     srv->started_ms = clock_mono_ms();
     srv->quiesced_fd = MHD_INVALID_SOCKET;

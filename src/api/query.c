@@ -272,3 +272,33 @@ int api_parse_listen(const char *s, struct sockaddr_storage *out, socklen_t *out
     freeaddrinfo(res);
     return 0;
 }
+
+int api__etag_matches(const char *if_none_match, const char *etag)
+{
+    const char *p = if_none_match;
+    size_t elen = strlen(etag);
+
+    /* A list of entity tags ("a", W/"b") or "*"; weak comparison (RFC 9110 13.1.2). */
+    while (*p) {
+        const char *start;
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '*')
+            return 1;
+        if (!strncmp(p, "W/", 2))
+            p += 2;
+        start = p;
+        if (*p == '"') {
+            const char *close = strchr(p + 1, '"');
+            if (!close)
+                return 0;
+            p = close + 1;
+        } else {
+            while (*p && *p != ',')
+                p++;
+        }
+        if ((size_t)(p - start) == elen && !memcmp(start, etag, elen))
+            return 1;
+    }
+    return 0;
+}

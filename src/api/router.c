@@ -43,6 +43,12 @@ const struct api_route api__routes[] = {
 
 const size_t api__nroutes = sizeof(api__routes) / sizeof(api__routes[0]);
 
+int api__route_has_etag(const struct api_route *r)
+{
+    return r->handler == api__executions_get || r->handler == api__executions_tasks ||
+           r->handler == api__executions_list || r->handler == api__health;
+}
+
 /*
  * Does `path` fit `pattern`? Segments are compared literally, except that a
  * "{name}" segment takes any non-empty segment (without '/'), whose value

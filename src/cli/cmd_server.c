@@ -65,6 +65,7 @@ static const struct cli_opt server_opts[] = {
      "reload a --register definition when its file changes (one that does not validate keeps "
      "the previous version)",
      0},
+    {"no-ui", NULL, "do not serve the web pages at / (default: served, unless $ORCH_UI=off)", 0},
     NODE_OPTS,
     {NULL, NULL, NULL, 0},
 };
@@ -324,6 +325,19 @@ static int api_settings(const struct cli_args *a, struct api_config *cfg, int64_
         cfg->tls_cert = NULL;
     if (cfg->tls_key && !*cfg->tls_key)
         cfg->tls_key = NULL;
+    if (cli_flag(a, "no-ui")) {
+        cfg->no_ui = 1;
+    } else {
+        const char *v = getenv("ORCH_UI");
+        if (v && *v) {
+            if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "false")) {
+                cfg->no_ui = 1;
+            } else if (strcmp(v, "on") && strcmp(v, "1") && strcmp(v, "true")) {
+                cli_error("invalid ORCH_UI '%s' (use on or off)", v);
+                return -1;
+            }
+        }
+    }
     if (!cfg->tls_cert != !cfg->tls_key) {
         cli_error("HTTPS needs both a certificate and its key: %s",
                   cfg->tls_cert ? "add --tls-key FILE (or ORCH_TLS_KEY)"
@@ -525,6 +539,9 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
         log_info("API", "Get an API key: orch keys create --name admin --scope admin --data-dir %s",
                  dir);
     }
+
+    if (srv && !acfg.no_ui)
+        log_info("API", "Web UI: %s/ (sign in with an API key)", api_server_url(srv));
 
     /* Type=notify: ready once listening; the watchdog's pings come from the
      * engine's loop, so that they stop when it is stuck. */

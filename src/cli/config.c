@@ -52,6 +52,7 @@ static const struct setting settings[] = {
     {"ORCH_LISTEN", "listen", "127.0.0.1:8080", PLAIN},
     {"ORCH_TLS_CERT", "tls-cert", "(none: plain HTTP)", PLAIN},
     {"ORCH_TLS_KEY", "tls-key", "(none: plain HTTP)", PLAIN},
+    {"ORCH_UI", "no-ui", "on", PLAIN},
     {"ORCH_WORKERS", "workers", "(CPU count)", PLAIN},
     {"ORCH_MAX_OUTPUT", "max-output", "1048576", PLAIN},
     {"ORCH_MAX_TASK_OUTPUT", NULL, "262144", PLAIN},
