@@ -66,6 +66,14 @@ function countsText(c) {
   return parts.join(', ');
 }
 
+// A fan-out group's status from its instances' counts, when the layout gives none.
+function statusFromCounts(c) {
+  if (!c || !c.total) return null;
+  for (const st of ['running', 'queued', 'failed', 'timed_out', 'upstream_failed', 'cancelled']) if (c[st]) return st;
+  if ((c.succeeded || 0) + (c.skipped || 0) === c.total) return c.succeeded ? 'succeeded' : 'skipped';
+  return 'pending';
+}
+
 function shorten(text, max) {
   return text.length > max ? text.slice(0, max - 1) + '\u2026' : text;
 }
@@ -94,7 +102,7 @@ export function drawDag(layout, opts = {}) {
   svg.append(edges);
   const nodes = s('g', { class: 'nodes' });
   for (const n of layout.nodes || []) {
-    const st = statuses.get(n.name) || n.status || null;
+    const st = statuses.get(n.name) || n.status || statusFromCounts(n.counts);
     const label = n.group ? `${n.name} [\u2026]` : n.name;
     const sub = n.counts ? countsText(n.counts) : st ? statusWord(st) : n.kind || '';
     const g = s('g', {
