@@ -212,6 +212,11 @@ void api__pool_stats(struct api_request *req, struct api_pool_stats *out);
  * with the store but not with the request). */
 void api__store_done(struct api_request *req);
 
+/* The server's sessions; whether it serves HTTPS. */
+struct api_sessions *api__sessions(struct api_request *req);
+int api__tls(struct api_request *req);
+/* The request's cookie `name`, or NULL. */
+const char *api__cookie(struct api_request *req, const char *name);
 /* The request's header / query argument `name`, or NULL. */
 const char *api__header(struct api_request *req, const char *name);
 const char *api__query(struct api_request *req, const char *name);
@@ -260,6 +265,37 @@ void api__reply_stream(struct api_request *req, int status, const char *content_
 /* Is the server stopping (streams should end)? */
 int api__stopping(struct api_request *req);
 
+/* ------------------------------------------------------------------ sessions (session.c) */
+
+#define API_SESSION_COOKIE    "orch_session"
+#define API_SESSION_TOKEN_MAX 64                    /* room for a token or CSRF token */
+#define API_SESSION_MAX       4096                  /* sessions kept at once */
+#define API_SESSION_TTL_MS    (12LL * 3600 * 1000) /* a session's life (or its key's) */
+
+struct api_sessions;
+
+struct api_sessions *api__sessions_new(size_t max, int64_t ttl_ms);
+void api__sessions_free(struct api_sessions *ss);
+/* Start a session for `key`: its cookie token and CSRF token into the
+ * buffers; returns when it expires (ms). Full: the session nearest its end
+ * is dropped. Thread-safe. */
+int64_t api__session_start(struct api_sessions *ss, const struct key_row *key, int64_t now,
+                           char token[API_SESSION_TOKEN_MAX], char csrf[API_SESSION_TOKEN_MAX]);
+/*
+ * Authenticate `req` by the session of cookie `token`: 0 with req->key set
+ * (the key's current row) and req->session; else the status to answer (401:
+ * no such session, or its key is revoked, expired or gone, which ends the
+ * session; 403: `need_csrf` and X-CSRF-Token is missing or wrong; 503) with
+ * `msg`. On 0 the session's CSRF token and expiry go to csrf_out and
+ * expires_out when not NULL.
+ */
+int api__session_authenticate(struct api_request *req, const char *token, int need_csrf,
+                              char *csrf_out, int64_t *expires_out, char *msg, size_t msglen);
+/* Constant-time equality of a given token (NULL: none) with the expected one. */
+int api__csrf_equal(const char *given, const char *expected);
+/* 403 with the error code "csrf". */
+void api__reply_csrf(struct api_request *req, const char *msg);
+
 /* ------------------------------------------------------------------ web pages (ui.c) */
 
 /* The Content-Security-Policy of the pages. */
@@ -299,6 +335,9 @@ void api__schedules_fires(struct api_request *req);
 void api__schedules_pause(struct api_request *req);
 void api__schedules_resume(struct api_request *req);
 void api__schedules_backfill(struct api_request *req);
+void api__session_create(struct api_request *req);
+void api__session_get(struct api_request *req);
+void api__session_delete(struct api_request *req);
 void api__keys_create(struct api_request *req);
 void api__keys_list(struct api_request *req);
 void api__keys_revoke(struct api_request *req);

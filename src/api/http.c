@@ -184,6 +184,7 @@ struct api_server {
     struct store_pool pool;
     struct engine *engine;
     int ui; /* serve the web pages */
+    struct api_sessions *sessions;
     size_t max_body;
     int threads;
     struct MHD_Daemon *mhd;
@@ -320,6 +321,28 @@ void api__pool_stats(struct api_request *req, struct api_pool_stats *out)
 int api__stopping(struct api_request *req)
 {
     return atomic_load(&req->srv->stopping);
+}
+
+struct api_sessions *api__sessions(struct api_request *req)
+{
+    return req->srv->sessions;
+}
+
+int api__tls(struct api_request *req)
+{
+    return req->srv->tls_key_pem != NULL;
+}
+
+const char *api__cookie(struct api_request *req, const char *name)
+{
+    return mhd.lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+void api__reply_csrf(struct api_request *req, const char *msg)
+{
+    json_t *e = api__error_json(403, msg, NULL);
+    json_object_set_new(json_object_get(e, "error"), "code", json_string("csrf"));
+    api__reply_json(req, 403, e);
 }
 
 const char *api__header(struct api_request *req, const char *name)
@@ -1303,6 +1326,50 @@ static int refuse_rate_limited(struct api_request *req, enum auth_result result,
     return 1;
 }
 
+/* Refuse (403) a key without the route's scope; 1 if refused. */
+static int scope_refused(struct api_request *req)
+{
+    char have[32];
+
+    if (auth_scope_allows(req->key.scopes, req->route->scope))
+        return 0;
+    auth_scopes_format(auth_scope_closure(req->key.scopes), have, sizeof(have));
+    req->auth_outcome = "forbidden";
+    early(req, 403, "this request needs the '%s' scope; API key %s... has: %s",
+          auth_scope_name(req->route->scope), req->key.prefix, have[0] ? have : "none");
+    return 1;
+}
+
+/* A request with the session cookie and no Authorization header (session.c). */
+static void authenticate_session(struct api_request *req, int64_t now)
+{
+    const char *m = strcmp(req->method, "HEAD") ? req->method : "GET";
+    char msg[512];
+    int status = api__session_authenticate(req, api__cookie(req, API_SESSION_COOKIE),
+                                           strcmp(m, "GET") != 0, NULL, NULL, msg, sizeof(msg));
+
+    if (status == 403) {
+        req->auth_outcome = "csrf";
+        early(req, 403, "%s", msg);
+        json_object_set_new(json_object_get(req->early_body, "error"), "code",
+                            json_string("csrf"));
+        return;
+    }
+    if (status) {
+        req->auth_outcome = status == 401 ? "session_ended" : NULL;
+        early(req, status, "%s", msg);
+        if (status == 401) {
+            quote_safe(msg);
+            snprintf(req->early_auth, sizeof(req->early_auth),
+                     "Bearer error=\"invalid_token\", error_description=\"%.200s\"", msg);
+        }
+        return;
+    }
+    req->auth_outcome = "session";
+    if (!scope_refused(req))
+        touch_key(req, now);
+}
+
 static void authenticate(struct api_request *req)
 {
     struct api_server *srv = req->srv;
@@ -1317,6 +1384,10 @@ static void authenticate(struct api_request *req)
 
     mhd.get_connection_values(req->conn, MHD_HEADER_KIND, count_auth_headers, &nhdr);
     hdr = mhd.lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+    if (nhdr == 0 && api__cookie(req, API_SESSION_COOKIE)) {
+        authenticate_session(req, now);
+        return;
+    }
     if (nhdr > 1) {
         result = AUTH_MALFORMED;
         snprintf(msg, sizeof(msg), "malformed request: more than one Authorization header");
@@ -1365,15 +1436,7 @@ static void authenticate(struct api_request *req)
         return;
     }
     req->has_key = 1;
-    if (!auth_scope_allows(req->key.scopes, req->route->scope)) {
-        char have[32];
-        auth_scopes_format(auth_scope_closure(req->key.scopes), have, sizeof(have));
-        req->auth_outcome = "forbidden";
-        early(req, 403, "this request needs the '%s' scope; API key %s... has: %s",
-              auth_scope_name(req->route->scope), req->key.prefix, have[0] ? have : "none");
-        return;
-    }
-    if (!stale)
+    if (!scope_refused(req) && !stale)
         touch_key(req, now);
 }
 
@@ -1698,6 +1761,7 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     pool_init(&srv->pool, cfg->pool_size, cfg->pool_timeout_ms);
     srv->engine = cfg->engine;
     srv->ui = !cfg->no_ui;
+    srv->sessions = api__sessions_new(API_SESSION_MAX, API_SESSION_TTL_MS);
     srv->max_body = cfg->max_body ? cfg->max_body : API_DEFAULT_MAX_BODY;
     srv->started_ms = clock_mono_ms();
     srv->quiesced_fd = MHD_INVALID_SOCKET;
@@ -1824,6 +1888,7 @@ void api_server_free(struct api_server *srv)
     pthread_mutex_destroy(&srv->conn_lock);
     api__cidrs_release(&srv->trusted);
     api__ratelimit_free(srv->rl);
+    api__sessions_free(srv->sessions);
     free(srv->sleeping);
     free(srv->listen);
     free(srv->data_dir);
