@@ -2,7 +2,7 @@
 // status (live), the Gantt of every attempt, the task table, the logs with live follow, and
 // its parent and children. Polls with If-None-Match while the page is visible.
 import { h, replace, clear, get, post, q, enc, badge, statusWord, fmtTime, fmtDuration, elapsed,
-  link, canWrite, pre, confirmDialog, actionButton, FINAL_EXEC } from './lib.js';
+  link, canWrite, pre, confirmDialog, actionButton, FINAL_EXEC, firstLine } from './lib.js';
 import { drawDag, drawGantt, layoutFromDefinition } from './graph.js';
 import { executionTable } from './executions.js';
 
@@ -290,6 +290,7 @@ export async function executionPage(ctx) {
 
   const renderHead = () => {
     const d = detail;
+    const failedTasks = d.tasks.filter((t) => t.status === 'failed' || t.status === 'timed_out');
     replace(head, h('dl.facts', null,
       h('dt', null, 'Status'), h('dd#exec-status', { 'data-status': d.status }, badge(d.status)),
       h('dt', null, 'Workflow'), h('dd', null, link(`/workflows/${enc(d.workflow)}`, d.workflow), ` version ${d.workflowVersion}`),
@@ -299,6 +300,9 @@ export async function executionPage(ctx) {
       h('dt', null, 'Duration'), h('dd', null, fmtDuration(d.durationMs ?? (d.startedAt ? elapsed(d.startedAt) : null)),
         d.retriedAt ? ` (retried ${fmtTime(d.retriedAt)})` : ''),
       d.error ? h('dt', null, 'Error') : null, d.error ? h('dd#exec-error.error', null, d.error) : null,
+      failedTasks.length ? h('dt', null, 'Failed tasks') : null,
+      failedTasks.length ? h('dd#failed-tasks', null, h('ul', null, failedTasks.slice(0, 10).map((t) =>
+        h('li', null, h('strong', null, t.name), ' ', badge(t.status), t.error ? ': ' + firstLine(t.error) : '')))) : null,
       d.parentId ? h('dt', null, 'Parent') : null, d.parentId ? h('dd', null, link(`/executions/${d.parentId}`, d.parentId)) : null,
       d.scheduleId ? h('dt', null, 'Schedule') : null, d.scheduleId ? h('dd', null, d.scheduleId, ` for ${fmtTime(d.scheduledFor)}`) : null,
       h('dt', null, 'Params'), h('dd', null, pre(d.params || {}, 'params')),

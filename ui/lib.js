@@ -71,7 +71,8 @@ export function jsonText(v) {
 }
 
 export function pre(v, cls) {
-  return h('pre' + (cls ? '.' + cls : ''), null, typeof v === 'string' ? v : jsonText(v));
+  // focusable: a long one scrolls, and the keyboard must reach it
+  return h('pre' + (cls ? '.' + cls : ''), { tabindex: 0 }, typeof v === 'string' ? v : jsonText(v));
 }
 
 // ---------------------------------------------------------------- session and API

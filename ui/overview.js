@@ -1,6 +1,6 @@
 // Overview: health of each component (colour and words, the fix when not ok), executions
 // per hour, what runs now, the latest failures and the next scheduled fires.
-import { h, replace, get, q, badge, fmtTime, fmtDuration, elapsed, firstLine, fmtInZone, link,
+import { h, replace, get, q, badge, statusWord, fmtTime, fmtDuration, elapsed, firstLine, fmtInZone, link,
   enc, ApiError } from './lib.js';
 import { drawHourly } from './graph.js';
 
@@ -137,12 +137,24 @@ export async function overviewPage(ctx) {
       h('p.muted', null, 'Nothing is running.'));
     const failed = await get('/v1/executions' + q({ status: 'failed,timed_out', limit: 8 }), { cache: true, signal: ctx.signal });
     const f = failed.items || [];
+    // The execution's error is a summary ("one or more tasks failed"): say which task failed
+    // and how, from the execution's detail (conditional GETs, so cheap when unchanged).
+    const why = new Map(await Promise.all(f.map(async (x) => {
+      try {
+        const d = await get(`/v1/executions/${x.id}`, { cache: true, signal: ctx.signal });
+        const t = (d.tasks || []).find((y) => y.status === 'failed' || y.status === 'timed_out');
+        return [x.id, t ? `${t.name}: ${firstLine(t.error) || statusWord(t.status)}` : firstLine(x.error)];
+      } catch (e) {
+        if (e.name === 'AbortError') throw e;
+        return [x.id, firstLine(x.error)];
+      }
+    })));
     replace(failBox, f.length ? h('table', null,
       h('thead', null, h('tr', null, h('th', null, 'Execution'), h('th', null, 'Finished'), h('th', null, 'Error'))),
       h('tbody', null, f.map((x) => h('tr', null,
         h('td', null, link(`/executions/${x.id}`, x.workflow), h('br'), badge(x.status)),
         h('td.nowrap', null, fmtTime(x.finishedAt)),
-        h('td', null, firstLine(x.error)))))) :
+        h('td.failure', null, why.get(x.id) || firstLine(x.error)))))) :
       h('p.muted', null, 'No failed executions.'));
   }, 2000);
 

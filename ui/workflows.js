@@ -321,12 +321,12 @@ export async function workflowPage(ctx) {
   const versBox = h('div', null, h('p.muted', null, 'Loading\u2026'));
   ctx.main.append(
     h('h1', null, 'Workflow ', wf.name),
-    h('dl.facts', null,
+    h('div.grid2', null, h('dl.facts', null,
       h('dt', null, 'Version'), h('dd', null, String(wf.version), ' \u2013 ', fmtTime(wf.createdAt)),
       h('dt', null, 'Description'), h('dd', null, wf.description || '\u2014'),
       h('dt', null, 'Tasks'), h('dd', null, String(wf.tasks)),
       h('dt', null, 'Executions'), h('dd', null, link(`/executions?workflow=${enc(wf.name)}`, 'all executions of this workflow'))),
-    canWrite() ? h('section.panel', { 'aria-labelledby': 'h-run' }, h('h2#h-run', null, 'Run'), runForm(wf.name, def)) : null,
+    canWrite() ? h('section.panel', { 'aria-labelledby': 'h-run' }, h('h2#h-run', null, 'Run'), runForm(wf.name, def)) : h('div')),
     h('section', { 'aria-labelledby': 'h-graph' }, h('h2#h-graph', null, 'Graph'), graphBox),
     h('section', { 'aria-labelledby': 'h-sched' }, h('h2#h-sched', null, 'Schedules'), schedBox),
     h('section', { 'aria-labelledby': 'h-vers' }, h('h2#h-vers', null, 'Versions'), versBox),
