@@ -220,6 +220,28 @@ export function lineDiff(a, b) {
   return out;
 }
 
+// The changed lines with 3 lines of context; longer unchanged stretches are folded.
+function diffLines(d, ctxLines = 3) {
+  const near = d.map(() => false);
+  d.forEach(([k], i) => {
+    if (k === ' ') return;
+    for (let j = Math.max(0, i - ctxLines); j <= Math.min(d.length - 1, i + ctxLines); j++) near[j] = true;
+  });
+  const out = [];
+  let folded = 0;
+  d.forEach(([k, t], i) => {
+    if (!near[i]) {
+      folded++;
+      return;
+    }
+    if (folded) out.push(h('span.muted', null, `\u2026 ${folded} unchanged lines`));
+    folded = 0;
+    out.push(h('span' + (k === '+' ? '.add' : k === '-' ? '.del' : ''), null, `${k} ${t}`));
+  });
+  if (folded) out.push(h('span.muted', null, `\u2026 ${folded} unchanged lines`));
+  return out;
+}
+
 function versionsSection(ctx, wf, box) {
   const load = async () => {
     let versions;
@@ -246,7 +268,7 @@ function versionsSection(ctx, wf, box) {
       }
       const changed = d.filter((l) => l[0] !== ' ').length;
       replace(out, h('p', null, changed ? `${changed} lines differ between v${selA.value} and v${selB.value}.` : 'The two versions are identical.'),
-        h('pre.diff', null, d.map(([k, t]) => h('span' + (k === '+' ? '.add' : k === '-' ? '.del' : ''), null, `${k} ${t}`))));
+        h('pre.diff', { tabindex: 0 }, diffLines(d)));
     };
     selA.addEventListener('change', show);
     selB.addEventListener('change', show);

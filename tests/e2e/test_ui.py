@@ -100,6 +100,13 @@ WF_RETRY = {"name": "ui-retry",
 WF_FOLLOW = {"name": "ui-follow", "tasks": [
     {"name": "talk", "command": "echo first line; " + GATE + "; echo second line"}]}
 
+WF_SCHED = {
+    "name": "ui-sched",
+    "description": "a nightly schedule in Berlin",
+    "schedules": [{"name": "nightly", "cron": "30 2 * * *", "timezone": "Europe/Berlin"}],
+    "tasks": [{"name": "hello", "command": "echo hello from version 1"}],
+}
+
 XSS = "<script>alert('xss')</script>"
 WF_XSS = {
     "name": "ui-xss",
@@ -133,7 +140,7 @@ def backend(request, tmp_path_factory):
     else:
         pg, srv = _pg_server(tmp)
     try:
-        for wf in (WF_RUN, WF_FAIL, WF_SLOW, WF_RETRY, WF_FOLLOW, WF_XSS):
+        for wf in (WF_RUN, WF_FAIL, WF_SLOW, WF_RETRY, WF_FOLLOW, WF_XSS, WF_SCHED):
             srv.apply(wf)
         srv.name = request.param
         srv.shots = shots_dir(request.param)
@@ -215,8 +222,18 @@ class Browser:
     def wait_text(self, sel, needle, timeout=WAIT):
         return self.wait(lambda: needle in self.text(sel), f"'{needle}' in {sel}", timeout)
 
-    def shot(self, name):
-        self.d.save_screenshot(str(self.srv.shots / f"{name}.png"))
+    def shot(self, name, full=False):
+        """A screenshot of the window (1280x800), or with `full` of the page up to 1600 px."""
+        path = str(self.srv.shots / f"{name}.png")
+        if not full:
+            self.d.save_screenshot(path)
+            return
+        height = self.d.execute_script("return document.documentElement.scrollHeight")
+        self.d.set_window_size(1280, min(1600, max(800, height + 140)))
+        try:
+            self.d.save_screenshot(path)
+        finally:
+            self.d.set_window_size(1280, 800)
 
     # ---- session
     def sign_in(self, key, expect_nav=True):
@@ -382,7 +399,9 @@ def test_failing_execution_error_gantt_and_log(browser):
     d = trigger_and_wait(srv, "ui-fail")
     assert d["status"] == "failed"
     b.go(f"/executions/{d['id']}", h1=d["id"])
-    b.wait_text("#exec-error", "broken")
+    b.wait_text("#exec-error", "failed")
+    b.wait_text("#failed-tasks", "broken")
+    assert "exit status 3: broken on attempt 2 <script>" in b.text("#failed-tasks")
     row = b.one("#tasks tr[data-task='broken']")
     assert row.get_attribute("data-status") == "failed"
     rtext = row.get_attribute("textContent")
@@ -458,6 +477,44 @@ def test_follow_log_live(browser):
     b.wait_text("#log", "second line")
     b.wait_text("#log-status", "complete")
     b.shot("execution-log-follow")
+
+
+def test_schedules_pause_resume_backfill_and_version_diff(browser):
+    b, srv = browser, browser.srv
+    b.ensure_admin()
+    v2 = dict(WF_SCHED, tasks=[{"name": "hello", "command": "echo hello from version 2"}])
+    srv.apply(v2)
+    sch = [x for x in srv.get("/v1/schedules").json["items"] if x["workflow"] == "ui-sched"][0]
+    b.go("/workflows/ui-sched", h1="ui-sched")
+    card = f"div[data-schedule='{sch['id']}']"
+    b.wait_text(card, "Europe/Berlin")
+    b.one(card + " details summary").click()
+    b.wait(lambda: len(b.css(card + " ol.fires li")) == 10, "the next 10 fires")
+    first = b.text(card + " ol.fires li")
+    assert "T02:30:00+01:00" in first and "Europe/Berlin" in first, first
+    # versions: the diff of v1 and v2 shows the changed line
+    b.wait_text("main", "lines differ between v1 and v2")
+    diff = b.text("pre.diff")
+    assert "- " in diff and "hello from version 1" in diff and "+ " in diff, diff
+    b.shot("workflow-schedules-versions", full=True)
+    # pause, then resume
+    b.d.find_element(By.XPATH, f"//div[@data-schedule='{sch['id']}']//button[text()='Pause']").click()
+    b.wait(lambda: srv.get(f"/v1/schedules/{sch['id']}").json["paused"], "the schedule paused")
+    b.wait_text(card + " h3", "paused")
+    b.d.find_element(By.XPATH, f"//div[@data-schedule='{sch['id']}']//button[text()='Resume']").click()
+    b.wait(lambda: not srv.get(f"/v1/schedules/{sch['id']}").json["paused"], "resumed")
+    b.wait_text(card + " h3", "active")
+    # backfill two nights (UTC window); an empty form says what is missing
+    b.one(card + " form.backfill button").click()
+    b.wait_text(card + " form.backfill", "Give both ends")
+    b.d.execute_script(
+        "document.getElementById(arguments[0]).value = '2026-11-01T00:00';"
+        "document.getElementById(arguments[1]).value = '2026-11-03T00:00';",
+        f"bf-from-{sch['id']}", f"bf-until-{sch['id']}")
+    b.one(card + " form.backfill button").click()
+    b.wait_text(card + " form.backfill", "2 due times queued")
+    wait_for(lambda: len(srv.get("/v1/executions?workflow=ui-sched").json["items"]) == 2,
+             timeout=WAIT, what="the two backfilled executions")
 
 
 def test_csrf_token_required(browser):
@@ -583,7 +640,7 @@ def test_every_page_screenshot_no_console_error_accessible(browser):
         b.wait(lambda: "Loading" not in b.text("main"), f"{path} loaded")
         if name == "execution":
             b.wait(lambda: b.css("#gantt svg") and b.css("#graph svg"), "the drawings")
-        b.shot(name)
+        b.shot(name, full=True)
         b.assert_no_console_errors()
         if have_axe:
             v = _axe(b)
