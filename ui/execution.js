@@ -53,7 +53,7 @@ function attemptCell(a, kind, output) {
 
 function taskRow(t, def, detail, deps) {
   const kind = kindOf(def, t.group || t.name);
-  const why = ['pending', 'queued'].includes(t.status) ? whyWaiting(t, detail, deps) : null;
+  const why = ['pending', 'queued'].includes(t.status) || t.waitingOn ? whyWaiting(t, detail, deps) : null;
   return h('tr', { 'data-task': t.name, 'data-status': t.status },
     h('th', { scope: 'row' }, t.name, kind ? h('div.muted', null, kind) : null,
       t.item !== null && t.item !== undefined ? h('div.muted', null, 'item ', h('code', null, JSON.stringify(t.item))) : null),
@@ -326,7 +326,7 @@ export async function executionPage(ctx) {
   };
 
   const renderWhy = () => {
-    const waiting = detail.tasks.filter((t) => t.status === 'pending' || t.status === 'queued');
+    const waiting = detail.tasks.filter((t) => t.status === 'pending' || t.status === 'queued' || t.waitingOn);
     if (!waiting.length) {
       replace(whyBox, h('p.muted', null, FINAL_EXEC.includes(detail.status) ? 'Nothing waits: the execution has ended.' : 'No task is waiting.'));
       return;
@@ -339,7 +339,7 @@ export async function executionPage(ctx) {
   const renderGraph = async () => {
     let layout = null;
     try {
-      layout = await get(`/v1/workflows/${enc(detail.workflow)}/graph` + q({ version: detail.workflowVersion, execution: detail.id }), { signal: ctx.signal });
+      layout = await get(`/v1/workflows/${enc(detail.workflow)}/graph` + q({ version: detail.workflowVersion, execution: detail.id }), { cache: true, signal: ctx.signal });
     } catch (e) {
       if (e.name === 'AbortError') throw e;
     }
