@@ -225,7 +225,7 @@ const STATUS = {
   upstream_failed: ['upstream failed', '\u21b3'],
   skipped: ['skipped', '\u2013'],
   cancelled: ['cancelled', '\u2298'],
-  timed_out: ['timed out', '\u29d6'],
+  timed_out: ['timed out', '\u25f7'],
   lost: ['lost', '?'],
   alive: ['alive', '\u2713'],
   stopped: ['stopped', '\u25a0'],

@@ -107,6 +107,15 @@ WF_SCHED = {
     "tasks": [{"name": "hello", "command": "echo hello from version 1"}],
 }
 
+WF_MANY = {"name": "ui-many", "tasks": [{"name": "nothing", "type": "noop"}]}
+
+WF_CHILD = {"name": "ui-child", "tasks": [
+    {"name": "c1", "command": "echo child one"},
+    {"name": "c2", "dependsOn": ["c1"], "command": "echo child two"}]}
+WF_PARENT = {"name": "ui-parent", "tasks": [
+    {"name": "prep", "command": "echo prep"},
+    {"name": "call", "dependsOn": ["prep"], "type": "workflow", "workflow": "ui-child"}]}
+
 XSS = "<script>alert('xss')</script>"
 WF_XSS = {
     "name": "ui-xss",
@@ -140,7 +149,7 @@ def backend(request, tmp_path_factory):
     else:
         pg, srv = _pg_server(tmp)
     try:
-        for wf in (WF_RUN, WF_FAIL, WF_SLOW, WF_RETRY, WF_FOLLOW, WF_XSS, WF_SCHED):
+        for wf in (WF_RUN, WF_FAIL, WF_SLOW, WF_RETRY, WF_FOLLOW, WF_XSS, WF_SCHED, WF_MANY, WF_CHILD, WF_PARENT):
             srv.apply(wf)
         srv.name = request.param
         srv.shots = shots_dir(request.param)
@@ -418,10 +427,67 @@ def test_failing_execution_error_gantt_and_log(browser):
     b.wait_text("#log", "broken on attempt 2")
     assert b.d.execute_script("return document.querySelectorAll('script').length") == 1
     b.assert_no_alert()
+    # the keyboard: a node of the graph takes the focus, Enter shows its log
+    node = b.one("#graph g.node[data-task='ok']")
+    b.d.execute_script("arguments[0].focus();", node)
+    node.send_keys("\ue007")  # Enter
+    b.wait(lambda: b.one("#log-task").get_attribute("value") == "ok", "the log of 'ok'")
+    b.wait_text("#log", "fine")
     # the failure is on the overview too, with its error line
     b.go("/", h1="Overview")
     b.wait_text("#h-fails + div", "broken")
     b.shot("overview")
+
+
+def test_executions_filters_pages_and_live_refresh(browser):
+    b, srv = browser, browser.srv
+    b.ensure_admin()
+    ids = [srv.trigger("ui-many")["id"] for _ in range(26)]
+    for i in ids:
+        srv.wait_exec(i, timeout=WAIT)
+    b.go("/executions?workflow=ui-many", h1="Executions")
+    rows = lambda: [r.get_attribute("data-id") for r in b.css("table.executions tbody tr")]
+    b.wait(lambda: len(rows()) == 25, "a page of 25")
+    assert rows() == list(reversed(ids))[:25]  # newest first
+    b.one("#older").click()
+    b.wait(lambda: rows() == [ids[0]], "the last page")
+    assert "cursor=" in b.d.current_url
+    b.d.find_element(By.XPATH, "//button[contains(., 'Newer')]").click()
+    b.wait(lambda: len(rows()) == 25, "back to the first page")
+    # the first page follows new executions by itself
+    new = srv.trigger("ui-many")["id"]
+    b.wait(lambda: rows() and rows()[0] == new, "the new execution listed without a reload")
+    # filters: the form writes them into the URL (a deep link)
+    sel = b.one("#f-status")
+    b.d.execute_script("arguments[0].value = 'failed,timed_out';", sel)
+    b.one("#f-workflow").clear()
+    b.one("form.filters button[type=submit]").click()
+    b.wait(lambda: "status=failed%2Ctimed_out" in b.d.current_url, "the filter in the URL")
+    b.wait(lambda: b.css("table.executions tbody tr") or "No execution matches" in b.text(),
+           "the filtered list")
+    statuses = {r.get_attribute("data-status") for r in b.css("table.executions tbody tr")}
+    assert statuses <= {"failed", "timed_out"}, statuses
+    b.shot("executions-filtered")
+
+
+def test_child_execution_nested_in_the_timeline_and_linked(browser):
+    b, srv = browser, browser.srv
+    b.ensure_admin()
+    d = trigger_and_wait(srv, "ui-parent")
+    assert d["status"] == "succeeded", d
+    child = [t for t in d["tasks"] if t["name"] == "call"][0]["childExecutionId"]
+    b.go(f"/executions/{d['id']}", h1=d["id"])
+    b.wait(lambda: len(b.css("#gantt g.row")) == 5, "parent and child rows in the timeline")
+    labels = b.d.execute_script(
+        "return [...document.querySelectorAll('#gantt g.row text.label')].map(t => t.textContent);")
+    assert labels[0:2] == ["prep", "call"] and labels[2].startswith("\u21b3 ui-child"), labels
+    assert labels[3:] == ["c1", "c2"], labels
+    b.wait(lambda: b.css(f"#children a[href='/executions/{child}']"), "the child listed")
+    b.shot("execution-parent", full=True)
+    b.one(f"#children a[href='/executions/{child}']").click()
+    b.wait_text("h1", child)
+    b.one(f"main a[href='/executions/{d['id']}']").click()  # its parent
+    b.wait_text("h1", d["id"])
 
 
 def test_cancel_with_confirmation(browser):
@@ -648,6 +714,24 @@ def test_every_page_screenshot_no_console_error_accessible(browser):
                 problems[path] = v
     assert not problems, "accessibility violations (serious/critical):\n" + json.dumps(
         problems, indent=1)
+    # dark mode follows the system
+    b.d.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                        {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    try:
+        for name, path, h1 in (("overview-dark", "/", "Overview"),
+                               ("execution-dark", f"/executions/{failed['id']}", failed["id"])):
+            b.go(path, h1=h1)
+            b.wait(lambda: "Loading" not in b.text("main"), f"{path} loaded")
+            bg = b.d.execute_script("return getComputedStyle(document.body).backgroundColor")
+            assert bg not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), bg
+            b.shot(name, full=True)
+            if have_axe:
+                v = _axe(b)
+                if v:
+                    problems[path + " (dark)"] = v
+    finally:
+        b.d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    assert not problems, "accessibility violations in dark mode:\n" + json.dumps(problems, indent=1)
     b.go("/no/such/page", h1="Not found")
     b.go("/login")  # signed in: straight on to the overview
     b.wait_text("h1", "Overview")
