@@ -335,6 +335,13 @@ void api__schedules_fires(struct api_request *req);
 void api__schedules_pause(struct api_request *req);
 void api__schedules_resume(struct api_request *req);
 void api__schedules_backfill(struct api_request *req);
+void api__workflows_graph(struct api_request *req);
+void api__workflows_versions(struct api_request *req);
+void api__stats_executions(struct api_request *req);
+/* Set "waitingOn" on the task objects of `tasks` (the views of d's first n
+ * runs, without the fan-out instances if `skip_instances`): handlers_views.c. */
+void api__add_waiting(struct api_request *req, struct store *rd, const struct exec_detail *d,
+                      json_t *tasks, size_t n, int skip_instances);
 void api__session_create(struct api_request *req);
 void api__session_get(struct api_request *req);
 void api__session_delete(struct api_request *req);

@@ -333,6 +333,8 @@ void api__executions_get(struct api_request *req)
         }
     }
     j = instances > API_DETAIL_INSTANCES_MAX ? view_exec_detail_grouped(d) : view_exec_detail(d);
+    api__add_waiting(req, rd, d, json_object_get(j, "tasks"), d->ntasks,
+                     instances > API_DETAIL_INSTANCES_MAX);
     {
         /* The workflow's outputs, once it succeeded (null if it declares none, or if one
          * cannot be filled in: the detail still answers). */
@@ -419,6 +421,7 @@ void api__executions_tasks(struct api_request *req)
     items = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(items, view_task_run(d, i, top));
+    api__add_waiting(req, rd, d, items, n, 0);
     o = json_object();
     json_object_set_new(o, "items", items);
     if (d->ntasks > n) {

@@ -18,6 +18,9 @@ const struct api_route api__routes[] = {
     {"GET", "/v1/workflows", KEY_SCOPE_READ, api__workflows_list},
     {"GET", "/v1/workflows/{name}", KEY_SCOPE_READ, api__workflows_get},
     {"DELETE", "/v1/workflows/{name}", KEY_SCOPE_WRITE, api__workflows_delete},
+    {"GET", "/v1/workflows/{name}/graph", KEY_SCOPE_READ, api__workflows_graph},
+    {"GET", "/v1/workflows/{name}/versions", KEY_SCOPE_READ, api__workflows_versions},
+    {"GET", "/v1/stats/executions", KEY_SCOPE_READ, api__stats_executions},
     {"POST", "/v1/workflows/{name}/executions", KEY_SCOPE_WRITE, api__executions_submit},
     {"GET", "/v1/executions", KEY_SCOPE_READ, api__executions_list},
     {"GET", "/v1/executions/{id}", KEY_SCOPE_READ, api__executions_get},
@@ -49,7 +52,9 @@ const size_t api__nroutes = sizeof(api__routes) / sizeof(api__routes[0]);
 int api__route_has_etag(const struct api_route *r)
 {
     return r->handler == api__executions_get || r->handler == api__executions_tasks ||
-           r->handler == api__executions_list || r->handler == api__health;
+           r->handler == api__executions_list || r->handler == api__health ||
+           r->handler == api__workflows_graph || r->handler == api__stats_executions ||
+           r->handler == api__workflows_versions;
 }
 
 /*

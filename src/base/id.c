@@ -50,6 +50,22 @@ char *id_new(const char *prefix, char *out)
     return out;
 }
 
+char *id_at(const char *prefix, int64_t ms, char *out)
+{
+    unsigned __int128 v = (unsigned __int128)((uint64_t)(ms < 0 ? 0 : ms) & 0xffffffffffffULL) << 32;
+    size_t plen = strlen(prefix);
+
+    if (plen > ID_MAX - 17)
+        plen = ID_MAX - 17;
+    memcpy(out, prefix, plen);
+    for (int i = 15; i >= 0; i--) {
+        out[plen + (size_t)i] = b32[(unsigned)(v & 31)];
+        v >>= 5;
+    }
+    out[plen + 16] = '\0';
+    return out;
+}
+
 int64_t id_time_ms(const char *id)
 {
     const char *us = strchr(id, '_');

@@ -17,6 +17,10 @@
 /* Write a new id with `prefix` (e.g. "ex_") into out[ID_MAX]; returns out. */
 char *id_new(const char *prefix, char *out);
 
+/* The smallest id with `prefix` of instant `ms` (every id made at or after
+ * `ms` sorts at or after it) into out[ID_MAX]; returns out. */
+char *id_at(const char *prefix, int64_t ms, char *out);
+
 /* The creation time encoded in an id (ms), or -1 if it is not one of ours. */
 int64_t id_time_ms(const char *id);
 

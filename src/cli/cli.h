@@ -158,6 +158,8 @@ struct json_t *cli_params_json(const struct cli_args *a, const struct workflow *
 /* The OUTPUT table of an execution's tasks (the "tasks" array of its JSON
  * view): one line per task with an output, long ones cut. */
 void cli_print_outputs(const struct json_t *tasks);
+/* "Waiting" and a line per task run that has a waitingOn (nothing if none). */
+void cli_print_waiting(const struct json_t *tasks);
 
 /*
  * The rows of a task table in display order: each fan-out's instances right

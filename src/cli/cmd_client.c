@@ -431,6 +431,7 @@ static void print_detail(const json_t *d)
     if (json_is_integer(json_object_get(d, "instancesOmitted")))
         printf("(%lld fan-out instances not shown: GET /v1/executions/%s/tasks?group=NAME)\n",
                jint(d, "instancesOmitted", 0), jstr(d, "id"));
+    cli_print_waiting(tasks);
     cli_print_outputs(tasks);
 }
 

@@ -392,6 +392,7 @@ static int executions_show(int argc, char **argv)
     free(first_att);
     {
         json_t *j = cli_exec_json(st, d);
+        cli_print_waiting(json_object_get(j, "tasks"));
         cli_print_outputs(json_object_get(j, "tasks"));
         if (json_is_object(json_object_get(j, "outputs"))) {
             char *text = json_dumps(json_object_get(j, "outputs"), JSON_COMPACT);

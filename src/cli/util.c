@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "cli.h"
@@ -635,7 +636,44 @@ json_t *cli_exec_json(struct store *st, const struct exec_detail *d)
     if (engine_exec_outputs(st, d, &outputs, &err) == 0)
         view_exec_set_outputs(j, outputs);
     free(outputs);
+    if (view_exec_waits(d)) {
+        /* Read from the store alone: the slots of a server are not known here. */
+        struct dag_problems probs = DAG_PROBLEMS_INIT;
+        struct workflow *wf = NULL;
+        struct view_wait w;
+        char *def = NULL;
+        int version = 0;
+
+        memset(&w, 0, sizeof(w));
+        w.now = clock_now_ms();
+        if (store_workflow_get(st, d->exec.workflow, d->exec.workflow_version, &def, &version,
+                               &err) == 0 &&
+            dag_parse(def, strlen(def), &wf, &probs) != 0)
+            wf = NULL;
+        dag_problems_release(&probs);
+        free(def);
+        w.wf = wf;
+        view_set_waiting(json_object_get(j, "tasks"), d, d->ntasks, 0, &w);
+        workflow_free(wf);
+    }
     return j;
+}
+
+void cli_print_waiting(const json_t *tasks)
+{
+    int header = 0;
+
+    for (size_t i = 0; i < json_array_size(tasks); i++) {
+        const json_t *t = json_array_get(tasks, i);
+        const json_t *w = json_object_get(t, "waitingOn");
+        const char *name = json_string_value(json_object_get(t, "name"));
+        const char *msg = json_string_value(json_object_get(w, "message"));
+        if (!msg || !name)
+            continue;
+        if (!header++)
+            printf("\nWaiting\n");
+        printf("  %s: %s\n", name, msg);
+    }
 }
 
 int cli_exec_ref_is_short(const char *ref)

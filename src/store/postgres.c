@@ -2514,6 +2514,41 @@ static int pg_nodes_list(struct store *st, struct node_row **out, size_t *out_n,
     return 0;
 }
 
+static int pg_executions_hourly(struct store *st, int64_t since, const char *since_id,
+                                struct exec_hour_count **out, size_t *out_n, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct exec_hour_count *rows = NULL;
+    struct params p = {0};
+    PGresult *res;
+    size_t n, k = 0;
+
+    p_text(&p, since_id);
+    p_i64(&p, since);
+    res = pq_exec(s,
+                  "SELECT created_at / 3600000, status, count(*) FROM executions"
+                  " WHERE id >= $1 AND created_at >= $2 GROUP BY 1, 2 ORDER BY 1, 2",
+                  &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot count the executions by hour in %s", s->where);
+    n = (size_t)PQntuples(res);
+    if (n)
+        rows = xcalloc(n, sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        enum exec_status es;
+        if (PQgetisnull(res, (int)i, 1) || exec_status_parse(PQgetvalue(res, (int)i, 1), &es))
+            continue;
+        rows[k].hour = g_opt(res, (int)i, 0, 0) * 3600000;
+        rows[k].status = es;
+        rows[k].n = g_opt(res, (int)i, 2, 0);
+        k++;
+    }
+    PQclear(res);
+    *out = rows;
+    *out_n = k;
+    return 0;
+}
+
 static int pq_ids(struct pg_store *s, PGresult *res, char ***out_ids, size_t *out_n,
                   struct err *err, const char *what)
 {
@@ -3149,6 +3184,7 @@ const struct store_backend store__postgres_backend = {
     .node_heartbeat = pg_node_heartbeat,
     .node_stop = pg_node_stop,
     .nodes_list = pg_nodes_list,
+    .executions_hourly = pg_executions_hourly,
     .executions_claim = pg_executions_claim,
     .execution_claim_one = pg_execution_claim_one,
     .executions_fence = pg_executions_fence,

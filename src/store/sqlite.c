@@ -2909,6 +2909,44 @@ static int sqlite_nodes_list(struct store *st, struct node_row **out, size_t *ou
     return 0;
 }
 
+static int sqlite_executions_hourly(struct store *st, int64_t since, const char *since_id,
+                                    struct exec_hour_count **out, size_t *out_n, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    struct exec_hour_count *rows = NULL;
+    size_t n = 0, alloc = 0;
+    sqlite3_stmt *stmt;
+    int rc = sq_prepare(s,
+                        "SELECT created_at / 3600000, status, count(*) FROM executions"
+                        " WHERE id >= ?1 AND created_at >= ?2 GROUP BY 1, 2 ORDER BY 1, 2",
+                        &stmt, err);
+    if (rc)
+        return rc;
+    if (bind_text(stmt, 1, since_id) | bind_i64(stmt, 2, since)) {
+        sqlite3_finalize(stmt);
+        return sq_fail(s, SQLITE_ERROR, err, "cannot count the executions by hour");
+    }
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *status = (const char *)sqlite3_column_text(stmt, 1);
+        enum exec_status es;
+        if (!status || exec_status_parse(status, &es))
+            continue;
+        XGROW(rows, alloc, n + 1);
+        rows[n].hour = sqlite3_column_int64(stmt, 0) * 3600000;
+        rows[n].status = es;
+        rows[n].n = sqlite3_column_int64(stmt, 2);
+        n++;
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) {
+        free(rows);
+        return sq_fail(s, rc, err, "cannot count the executions by hour");
+    }
+    *out = rows;
+    *out_n = n;
+    return 0;
+}
+
 static const char *sqlite_where(struct store *st)
 {
     return sq(st)->path;
@@ -2986,6 +3024,7 @@ const struct store_backend store__sqlite_backend = {
     .node_heartbeat = sqlite_node_heartbeat,
     .node_stop = sqlite_node_stop,
     .nodes_list = sqlite_nodes_list,
+    .executions_hourly = sqlite_executions_hourly,
     .execution_request_cancel = sqlite_execution_request_cancel,
     .cancel_requests = sqlite_cancel_requests,
     .where = sqlite_where,

@@ -1166,6 +1166,19 @@ int store_nodes_list(struct store *st, struct node_row **out, size_t *out_n, str
     return st->be->nodes_list(st, out, out_n, err);
 }
 
+int store_executions_hourly(struct store *st, int64_t since, struct exec_hour_count **out,
+                            size_t *out_n, struct err *err)
+{
+    char since_id[ID_MAX];
+
+    *out = NULL;
+    *out_n = 0;
+    /* Ids sort by creation time: the bound on the id lets the primary key
+     * find the rows (created_at has no index of its own). */
+    id_at("ex_", since, since_id);
+    return st->be->executions_hourly(st, since, since_id, out, out_n, err);
+}
+
 static int one_node(struct store *st, struct err *err)
 {
     return err_set(err, ERR_INVALID,

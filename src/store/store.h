@@ -399,6 +399,17 @@ struct store_counts {
 
 int store_counts_get(struct store *st, struct store_counts *out, struct err *err);
 
+/* Executions created in one hour with one status (store_executions_hourly). */
+struct exec_hour_count {
+    int64_t hour;           /* the hour's start, ms (a multiple of 3600000) */
+    enum exec_status status;
+    int64_t n;
+};
+/* The executions created at or after `since` (ms), counted by hour of
+ * creation and status, ordered by hour. Free *out with free(). */
+int store_executions_hourly(struct store *st, int64_t since, struct exec_hour_count **out,
+                            size_t *out_n, struct err *err);
+
 /* ------------------------------------------------------------------ schedules
  *
  * The state of each schedule of a workflow definition, keyed by (workflow,

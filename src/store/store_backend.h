@@ -116,6 +116,8 @@ struct store_backend {
                           struct node_beat *out, struct err *err);
     int (*node_stop)(struct store *st, const char *id, struct err *err);
     int (*nodes_list)(struct store *st, struct node_row **out, size_t *out_n, struct err *err);
+    int (*executions_hourly)(struct store *st, int64_t since, const char *since_id,
+                             struct exec_hour_count **out, size_t *out_n, struct err *err);
     /* Scale-out: NULL on a backend of one node (SQLite). */
     int (*executions_claim)(struct store *st, const char *node, int limit, int64_t lease_ms,
                             unsigned which, char ***out_ids, size_t *out_n, struct err *err);

@@ -134,6 +134,7 @@ json_t *view_task_run(const struct exec_detail *d, size_t i, const struct exec_d
         json_object_set_new(to, "item", item ? item : json_null());
     }
     json_object_set_new(to, "childExecutionId", str_or_null(t->child_id));
+    json_object_set_new(to, "waitingOn", json_null()); /* view_set_waiting() */
     for (size_t j = first_attempt(d, t->idx); j < d->nattempts && d->attempts[j].task_idx == t->idx;
          j++)
         json_array_append_new(atts, view_attempt(&d->attempts[j]));

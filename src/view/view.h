@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "base/strbuf.h"
+#include "dag/dag.h"
 #include "store/store.h"
 
 /* {"id", "workflow", "workflowVersion", "status", "params", "createdAt",
@@ -57,5 +58,94 @@ json_t *view_key(const struct key_row *row);
  * `with_definition`. `created_at` 0 gives null. */
 json_t *view_workflow(const char *name, int version, int64_t created_at, const char *definition,
                       int with_definition);
+
+/* ------------------------------------------------------------------ waitingOn (waiting.c) */
+
+enum view_owner_state {
+    VIEW_OWNER_UNKNOWN = 0, /* not known, or one node only: not a reason */
+    VIEW_OWNER_ALIVE,
+    VIEW_OWNER_NONE,    /* cluster: no node has claimed the execution yet */
+    VIEW_OWNER_EXPIRED, /* cluster: its node's lease has run out */
+};
+
+/* What waitingOn needs beside the execution; all borrowed. */
+struct view_wait {
+    const struct workflow *wf; /* the execution's workflow version, or NULL if unknown */
+    int64_t now;
+    int slots_busy, slots_total; /* the engine's worker slots; total 0: unknown */
+    enum view_owner_state owner_state;
+    int64_t owner_heartbeat_at;  /* VIEW_OWNER_EXPIRED: its last heartbeat */
+};
+
+/*
+ * Why task run d->tasks[i] waits, or NULL when it does not: {"reason":
+ * "dependency"|"slot"|"concurrency"|"maxParallel"|"backoff"|"child"|"lease"|"node",
+ * "message": "waiting for dependency extract", ...details} ("dependencies",
+ * "until", "busy" and "slots", "running" with "concurrency" or "maxParallel",
+ * "childId", "node" and "heartbeatAt"). Pending and queued runs wait; so does a
+ * running workflow task, on its child execution.
+ */
+json_t *view_waiting_on(const struct exec_detail *d, size_t i, const struct view_wait *w);
+/* Set "waitingOn" on the task objects of `tasks` (the views of d's first n
+ * runs in order, without the fan-out instances if `skip_instances`). */
+void view_set_waiting(json_t *tasks, const struct exec_detail *d, size_t n, int skip_instances,
+                      const struct view_wait *w);
+/* Could any run of d wait (worth reading the definition for)? */
+int view_exec_waits(const struct exec_detail *d);
+
+/* ------------------------------------------------------------------ graph layout (layout.c) */
+
+struct layout_size {
+    double w, h;
+};
+struct layout_edge_in {
+    size_t from, to; /* node indices */
+};
+/* A DAG to draw: n nodes (sizes: NULL for 120x36 each) and its edges. */
+struct layout_input {
+    size_t n;
+    const struct layout_size *sizes;
+    const struct layout_edge_in *edges;
+    size_t nedges;
+};
+struct layout_node {
+    double x, y, w, h; /* top-left corner and size */
+    int layer;         /* 0 for the sources; every edge goes to a higher layer */
+};
+struct layout_edge {
+    size_t from, to;
+    size_t npoints;
+    double (*points)[2]; /* the source's bottom centre, bends, the target's top centre */
+};
+/* A layout; members are read-only, free with view_layout_release. */
+struct layout {
+    size_t n;
+    struct layout_node *nodes; /* in input order */
+    size_t nedges;
+    struct layout_edge *edges; /* in input order */
+    double width, height;
+    size_t dummies; /* bend points added for edges spanning layers (0: drawn straight) */
+};
+
+/*
+ * Lay out a DAG in layers (longest path), with fewer crossings (barycenter
+ * sweeps) and coordinates where no two nodes overlap. Returns 0, or
+ * ERR_INVALID (a cycle, an edge naming no node or a loop) with *out empty.
+ */
+int view_layout(const struct layout_input *in, struct layout *out, struct err *err);
+void view_layout_release(struct layout *l);
+/* How many pairs of edge segments cross between two layers (for tests). */
+size_t view_layout_crossings(const struct layout *l);
+
+/*
+ * The graph of a workflow, laid out: {"width", "height", "nodes": [{"name",
+ * "kind", "x", "y", "w", "h", "layer", "group", "dependsOn"}], "edges": [{"from", "to",
+ * "points"}]}; a forEach task is one node ("group": true). With the detail
+ * `d` of one of its executions (read by store_execution_page: top-level runs
+ * and the instances' counts), each node gets "status", and "counts"
+ * {"total", "<status>": n} of a group's instances. NULL on a layout error.
+ */
+json_t *view_workflow_graph(const struct workflow *wf, const struct exec_detail *d,
+                            struct err *err);
 
 #endif

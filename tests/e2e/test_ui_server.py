@@ -324,3 +324,272 @@ def test_key_never_in_the_log(srv):
     assert "Session started for API key " + k["key"][:12] in log
     for secret in (k["key"], k["key"][12:], token, sess["csrfToken"]):
         assert secret not in log, secret
+
+
+# --------------------------------------------------------------------------- waitingOn
+
+def task_of(detail, name):
+    for t in detail["tasks"]:
+        if t["name"] == name:
+            return t
+    raise AssertionError(f"no task {name} in {[t['name'] for t in detail['tasks']]}")
+
+
+def waiting(s, ex, name):
+    """waitingOn of task `name` once it has one (and the same in /tasks)."""
+    def get():
+        w = task_of(s.get(f"/v1/executions/{ex}").json, name)["waitingOn"]
+        return w
+    w = wait_for(get, f"waitingOn of {name}")
+    items = s.get(f"/v1/executions/{ex}/tasks?limit=1000").json["items"]
+    assert any(t["name"] == name and t["waitingOn"] and
+               t["waitingOn"]["reason"] == w["reason"] for t in items), items
+    return w
+
+
+def cancel(s, ex):
+    assert s.post(f"/v1/executions/{ex}/cancel").status in (200, 202)
+
+
+def test_waiting_on_dependency(srv):
+    srv.apply(wf("w-dep", [sh("extract", "sleep 60"), sh("load", "true", dependsOn=["extract"])]))
+    ex = srv.trigger("w-dep")["id"]
+    wait_for(lambda: task_of(srv.execution(ex), "extract")["status"] == "running", "extract")
+    w = waiting(srv, ex, "load")
+    assert w["reason"] == "dependency" and w["dependencies"] == ["extract"], w
+    assert w["message"] == "waiting for dependency extract"
+    assert task_of(srv.execution(ex), "extract")["waitingOn"] is None
+    cancel(srv, ex)
+    d = wait_for(lambda: (lambda e: e["status"] == "cancelled" and e)(srv.execution(ex)),
+                 "the cancel")
+    assert all(t["waitingOn"] is None for t in d["tasks"]), d
+
+
+def test_waiting_on_slot(make):
+    s = make(workers=1)
+    s.apply(wf("w-slot", [sh("a", "sleep 60"), sh("b", "sleep 60")]))
+    ex = s.trigger("w-slot")["id"]
+    wait_for(lambda: any(t["status"] == "running" for t in s.execution(ex)["tasks"]), "a start")
+    queued = [t["name"] for t in s.execution(ex)["tasks"] if t["status"] == "queued"]
+    assert len(queued) == 1, s.execution(ex)
+    w = waiting(s, ex, queued[0])
+    assert w["reason"] == "slot" and w["busy"] == 1 and w["slots"] == 1, w
+    assert w["message"] == "waiting for a worker slot (1 of 1 busy)"
+    cancel(s, ex)
+
+
+def test_waiting_on_concurrency(srv):
+    srv.apply(wf("w-conc", [sh("a", "sleep 60"), sh("b", "sleep 60")], concurrency=1))
+    ex = srv.trigger("w-conc")["id"]
+    wait_for(lambda: any(t["status"] == "running" for t in srv.execution(ex)["tasks"]), "start")
+    other = next(t["name"] for t in srv.execution(ex)["tasks"] if t["status"] != "running")
+    w = waiting(srv, ex, other)
+    assert w["reason"] == "concurrency" and w["running"] == 1 and w["concurrency"] == 1, w
+    cancel(srv, ex)
+
+
+def test_waiting_on_max_parallel(srv):
+    srv.apply(wf("w-maxp", [sh("each", "sleep 60", forEach=[1, 2, 3], maxParallel=1)]))
+    ex = srv.trigger("w-maxp")["id"]
+
+    def waiting_instance():
+        for t in srv.execution(ex)["tasks"]:
+            if t["group"] == "each" and t["waitingOn"]:
+                return t
+        return None
+    t = wait_for(waiting_instance, "an instance waiting")
+    w = t["waitingOn"]
+    assert w["reason"] == "maxParallel" and w["maxParallel"] == 1 and w["running"] >= 1, t
+    cancel(srv, ex)
+
+
+def test_waiting_on_backoff(srv):
+    srv.apply(wf("w-back", [sh("flaky", "exit 3", retries=2,
+                               retryBackoff={"initial": "1h", "max": "2h",
+                                                         "jitter": False})]))
+    ex = srv.trigger("w-back")["id"]
+    w = waiting(srv, ex, "flaky")
+    assert w["reason"] == "backoff", w
+    until = w["until"]
+    assert until > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 3000)), w
+    assert "attempt 1 failed" in w["message"]
+    cancel(srv, ex)
+
+
+def test_waiting_on_child(srv):
+    srv.apply(wf("w-kid", [sh("nap", "sleep 60")]))
+    srv.apply(wf("w-parent", [{"name": "call", "type": "workflow", "workflow": "w-kid"}]))
+    ex = srv.trigger("w-parent")["id"]
+    w = waiting(srv, ex, "call")
+    assert w["reason"] == "child" and w["childId"].startswith("ex_"), w
+    assert w["childId"] == task_of(srv.execution(ex), "call")["childExecutionId"]
+    cancel(srv, ex)
+
+
+def test_waiting_on_in_executions_show(srv):
+    srv.apply(wf("w-show", [sh("first", "sleep 60"), sh("second", "true", dependsOn=["first"])]))
+    ex = srv.trigger("w-show")["id"]
+    waiting(srv, ex, "second")
+    env = {"ORCH_SERVER": srv.url, "ORCH_API_KEY": srv.admin_key}
+    res = srv.orch("executions", "show", ex, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "\nWaiting\n  second: waiting for dependency first\n" in res.stdout, res.stdout
+    if isinstance(srv, Node):
+        local = srv.orch("executions", "show", ex, "--json")
+    else:
+        local = srv.orch("executions", "show", ex, "--json", "--data-dir", srv.data_dir)
+    assert local.returncode == 0, local.stderr
+    w = task_of(json.loads(local.stdout), "second")["waitingOn"]
+    assert w["reason"] == "dependency" and w["dependencies"] == ["first"], w
+    cancel(srv, ex)
+
+
+# --------------------------------------------------------------------------- stats
+
+def test_stats_per_hour(srv):
+    srv.apply(wf("st-ok", [sh("a", "true")]))
+    srv.apply(wf("st-bad", [sh("a", "exit 1")]))
+    ids = [srv.trigger("st-ok")["id"] for _ in range(3)] + [srv.trigger("st-bad")["id"]]
+    for ex in ids:
+        wait_for(lambda: srv.execution(ex)["status"] in ("succeeded", "failed"), ex)
+    r = srv.get("/v1/stats/executions")
+    assert r.status == 200, r
+    hours = r.json["hours"]
+    assert len(hours) == 24
+    starts = [h["start"] for h in hours]
+    assert starts == sorted(starts) and all(s.endswith(":00:00.000Z") for s in starts)
+    last = hours[-1]
+    now = time.strftime("%Y-%m-%dT%H", time.gmtime())
+    if last["start"].startswith(now):  # (not across an hour's end)
+        assert last["counts"]["succeeded"] >= 3 and last["counts"]["failed"] >= 1, last
+    assert sum(h["total"] for h in hours) >= 4
+    assert sum(h["counts"]["succeeded"] for h in hours) == 3
+    assert sum(h["counts"]["failed"] for h in hours) == 1
+    assert all(h["total"] == sum(h["counts"].values()) for h in hours)
+    assert len(srv.get("/v1/stats/executions?hours=1").json["hours"]) == 1
+    for bad in ("0", "169", "x"):
+        assert srv.get(f"/v1/stats/executions?hours={bad}").status == 400
+
+
+# --------------------------------------------------------------------------- graph
+
+def check_layout(g):
+    nodes = {n["name"]: n for n in g["nodes"]}
+    for e in g["edges"]:
+        a, b = nodes[e["from"]], nodes[e["to"]]
+        assert b["layer"] > a["layer"], e
+        assert b["y"] >= a["y"] + a["h"], e
+        p = e["points"]
+        assert p[0] == [round(a["x"] + a["w"] / 2, 1), round(a["y"] + a["h"], 1)] or \
+            abs(p[0][0] - (a["x"] + a["w"] / 2)) < 0.2, (p[0], a)
+        assert abs(p[-1][1] - b["y"]) < 0.2, (p[-1], b)
+        ys = [q[1] for q in p]
+        assert ys == sorted(ys), p
+    boxes = sorted(((n["x"], n["y"], n["x"] + n["w"], n["y"] + n["h"]) for n in g["nodes"]))
+    by_layer = {}
+    for n in g["nodes"]:
+        by_layer.setdefault(n["layer"], []).append(n)
+    for layer, ns in by_layer.items():
+        ns.sort(key=lambda n: n["x"])
+        for u, v in zip(ns, ns[1:]):
+            assert u["x"] + u["w"] <= v["x"], (u, v)
+    for x0, y0, x1, y1 in boxes:
+        assert x0 >= 0 and y0 >= 0 and x1 <= g["width"] and y1 <= g["height"]
+    # no two boxes overlap at all (layers are apart, nodes in a layer too)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            if b[0] >= a[2]:
+                break
+            assert b[1] >= a[3] or a[1] >= b[3], (a, b)
+
+
+def test_graph_layout(srv):
+    tasks = [sh("extract", "true"), sh("clean", "true", dependsOn=["extract"]),
+             sh("enrich", "true", dependsOn=["extract"]),
+             sh("load", "true", dependsOn=["clean", "enrich", "extract"]),
+             sh("each", "true", dependsOn=["clean"], forEach=[1, 2, 3]),
+             sh("report", "true", dependsOn=["load", "each"])]
+    srv.apply(wf("graph", tasks))
+    r = srv.get("/v1/workflows/graph/graph")
+    assert r.status == 200, r
+    g = r.json
+    assert g["version"] == 1 and len(g["nodes"]) == 6 and len(g["edges"]) == 8
+    check_layout(g)
+    layers = {n["name"]: n["layer"] for n in g["nodes"]}
+    assert layers == {"extract": 0, "clean": 1, "enrich": 1, "load": 2, "each": 2, "report": 3}
+    each = next(n for n in g["nodes"] if n["name"] == "each")
+    assert each["group"] is True and "status" not in each
+    long_edge = next(e for e in g["edges"] if e["from"] == "extract" and e["to"] == "load")
+    assert len(long_edge["points"]) == 3  # a bend in the layer it crosses
+    # with an execution: statuses and the group's counts
+    ex = srv.trigger("graph")["id"]
+    wait_for(lambda: srv.execution(ex)["status"] == "succeeded", "the execution")
+    g2 = srv.get(f"/v1/workflows/graph/graph?execution={ex}").json
+    assert g2["execution"] == ex
+    assert all(n["status"] == "succeeded" for n in g2["nodes"]), g2["nodes"]
+    each = next(n for n in g2["nodes"] if n["name"] == "each")
+    assert each["counts"] == {"total": 3, "succeeded": 3}, each
+    assert srv.get("/v1/workflows/nope/graph").status == 404
+    assert srv.get("/v1/workflows/graph/graph?version=7").status == 404
+    assert srv.get("/v1/workflows/graph/graph?execution=nope").status == 400
+    assert srv.get("/v1/workflows/graph/graph?execution=ex_0000000000000000").status == 404
+    srv.apply(wf("other", [sh("a", "true")]))
+    assert srv.get(f"/v1/workflows/other/graph?execution={ex}").status == 404
+
+
+def test_graph_of_1000_tasks(srv):
+    # 1,000 tasks in 20 layers of 50, each depending on three of the layer above.
+    tasks = []
+    for l in range(20):
+        for i in range(50):
+            t = sh(f"t{l:02d}_{i:02d}", "true")
+            if l:
+                t["dependsOn"] = sorted({f"t{l - 1:02d}_{(i * 7 + k * 13) % 50:02d}"
+                                         for k in range(3)})
+            tasks.append(t)
+    srv.apply(wf("big", tasks))
+    r = srv.get("/v1/workflows/big/graph")
+    assert r.status == 200, r
+    g = r.json
+    assert len(g["nodes"]) == 1000 and len(g["edges"]) == sum(len(t.get("dependsOn", []))
+                                                              for t in tasks)
+    assert max(n["layer"] for n in g["nodes"]) == 19
+    check_layout(g)
+
+
+def test_versions(srv):
+    srv.apply(wf("ver", [sh("a", "true")]))
+    srv.apply(wf("ver", [sh("a", "false")]))
+    r = srv.get("/v1/workflows/ver/versions")
+    assert r.status == 200, r
+    assert [v["version"] for v in r.json["versions"]] == [2, 1]
+    assert srv.get("/v1/workflows/ver?version=1").json["definition"]["tasks"][0]["command"] \
+        == "true"
+    assert srv.get("/v1/workflows/nope/versions").status == 404
+
+
+# --------------------------------------------------------------------------- ETag
+
+def test_conditional_gets(srv):
+    srv.apply(wf("etag", [sh("a", "true")]))
+    ex = srv.trigger("etag")["id"]
+    wait_for(lambda: srv.execution(ex)["status"] == "succeeded", "the execution")
+    for path in ("/v1/executions", f"/v1/executions/{ex}", f"/v1/executions/{ex}/tasks",
+                 "/v1/stats/executions", "/v1/workflows/etag/graph",
+                 "/v1/workflows/etag/versions"):
+        r = srv.get(path)
+        assert r.status == 200, r
+        tag = r.headers["ETag"]
+        n = srv.get(path, headers={"If-None-Match": tag}, check=False)
+        assert n.status == 304 and n.body == b"" and n.headers["ETag"] == tag, (path, n)
+        n = srv.get(path, headers={"If-None-Match": f'"x", W/{tag}'}, check=False)
+        assert n.status == 304, (path, n)
+        assert srv.get(path, headers={"If-None-Match": '"00"'}).status == 200
+    # a change gives a new tag
+    tag = srv.get("/v1/executions").headers["ETag"]
+    ex2 = srv.trigger("etag")["id"]
+    r = srv.get("/v1/executions", headers={"If-None-Match": tag})
+    assert r.status == 200 and r.headers["ETag"] != tag, r
+    assert r.json["items"][0]["id"] == ex2
+    # health answers with an ETag too
+    assert srv.get("/v1/health").headers["ETag"]

@@ -443,6 +443,40 @@ static void test_ratelimit_disabled_and_bounded(void **state)
     api__ratelimit_free(rl);
 }
 
+static void test_ui_and_etags(void **state)
+{
+    (void)state;
+    /* The pages claim /assets/ always, other paths outside /v1 for a browser. */
+    assert_true(api__ui_claims("/assets/app.js", NULL));
+    assert_true(api__ui_claims("/", "text/html,application/xhtml+xml;q=0.9"));
+    assert_true(api__ui_claims("/executions/ex_1", "application/json, text/html"));
+    assert_true(api__ui_claims("/login", "TEXT/HTML"));
+    assert_false(api__ui_claims("/", NULL));
+    assert_false(api__ui_claims("/", "*/*"));
+    assert_false(api__ui_claims("/", "text/htmlx"));
+    assert_false(api__ui_claims("/", "application/json"));
+    assert_false(api__ui_claims("/v1", "text/html"));
+    assert_false(api__ui_claims("/v1/executions", "text/html"));
+    assert_true(api__ui_claims("/v10", "text/html"));
+
+    assert_true(api__etag_matches("\"abc\"", "\"abc\""));
+    assert_true(api__etag_matches("W/\"abc\"", "\"abc\""));
+    assert_true(api__etag_matches("\"x\", \"abc\"", "\"abc\""));
+    assert_true(api__etag_matches("*", "\"abc\""));
+    assert_false(api__etag_matches("\"ab\"", "\"abc\""));
+    assert_false(api__etag_matches("\"abcd\"", "\"abc\""));
+    assert_false(api__etag_matches("", "\"abc\""));
+    assert_false(api__etag_matches("\"abc", "\"abc\""));
+    assert_false(api__etag_matches("abc", "\"abc\""));
+
+    assert_true(api__csrf_equal("token", "token"));
+    assert_false(api__csrf_equal("toke", "token"));
+    assert_false(api__csrf_equal("tokenx", "token"));
+    assert_false(api__csrf_equal("tokem", "token"));
+    assert_false(api__csrf_equal(NULL, "token"));
+    assert_false(api__csrf_equal("", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_cidrs),
         cmocka_unit_test(test_client_from_forwarded),
         cmocka_unit_test(test_ratelimit_disabled_and_bounded),
+        cmocka_unit_test(test_ui_and_etags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
