@@ -241,9 +241,10 @@ export async function executionPage(ctx) {
   const tableBox = h('div#tasks');
   const childBox = h('div#children');
   const logs = logViewer(ctx, detail);
+  const whySection = h('section#why', { 'aria-labelledby': 'h-why' }, h('h2#h-why', null, 'Why is it waiting?'), whyBox);
   ctx.main.append(
     h('h1', null, 'Execution ', h('span.mono', null, detail.id)), head, actions,
-    h('section#why', { 'aria-labelledby': 'h-why' }, h('h2#h-why', null, 'Why is it waiting?'), whyBox),
+    whySection,
     h('section', { 'aria-labelledby': 'h-graph' }, h('h2#h-graph', null, 'Graph'), graphBox, groupBox),
     h('section', { 'aria-labelledby': 'h-gantt' }, h('h2#h-gantt', null, 'Timeline'), ganttBox),
     h('section', { 'aria-labelledby': 'h-tasks' }, h('h2#h-tasks', null, 'Tasks'), tableBox),
@@ -291,7 +292,7 @@ export async function executionPage(ctx) {
   const renderHead = () => {
     const d = detail;
     const failedTasks = d.tasks.filter((t) => t.status === 'failed' || t.status === 'timed_out');
-    replace(head, h('dl.facts', null,
+    replace(head, h('div.grid2', null, h('dl.facts', null,
       h('dt', null, 'Status'), h('dd#exec-status', { 'data-status': d.status }, badge(d.status)),
       h('dt', null, 'Workflow'), h('dd', null, link(`/workflows/${enc(d.workflow)}`, d.workflow), ` version ${d.workflowVersion}`),
       h('dt', null, 'Created'), h('dd', null, fmtTime(d.createdAt)),
@@ -304,9 +305,9 @@ export async function executionPage(ctx) {
       failedTasks.length ? h('dd#failed-tasks', null, h('ul', null, failedTasks.slice(0, 10).map((t) =>
         h('li', null, h('strong', null, t.name), ' ', badge(t.status), t.error ? ': ' + firstLine(t.error) : '')))) : null,
       d.parentId ? h('dt', null, 'Parent') : null, d.parentId ? h('dd', null, link(`/executions/${d.parentId}`, d.parentId)) : null,
-      d.scheduleId ? h('dt', null, 'Schedule') : null, d.scheduleId ? h('dd', null, d.scheduleId, ` for ${fmtTime(d.scheduledFor)}`) : null,
-      h('dt', null, 'Params'), h('dd', null, pre(d.params || {}, 'params')),
-      d.outputs ? h('dt', null, 'Outputs') : null, d.outputs ? h('dd', null, pre(d.outputs, 'outputs')) : null));
+      d.scheduleId ? h('dt', null, 'Schedule') : null, d.scheduleId ? h('dd', null, d.scheduleId, ` for ${fmtTime(d.scheduledFor)}`) : null),
+    h('div', null, h('h2.sub', null, 'Params'), pre(d.params || {}, 'params'),
+      d.outputs ? h('h2.sub', null, 'Outputs') : null, d.outputs ? pre(d.outputs, 'outputs') : null)));
     clear(actions);
     if (!canWrite()) return;
     if (d.status === 'queued' || d.status === 'running') {
@@ -327,8 +328,9 @@ export async function executionPage(ctx) {
 
   const renderWhy = () => {
     const waiting = detail.tasks.filter((t) => t.status === 'pending' || t.status === 'queued' || t.waitingOn);
+    whySection.hidden = !waiting.length;
     if (!waiting.length) {
-      replace(whyBox, h('p.muted', null, FINAL_EXEC.includes(detail.status) ? 'Nothing waits: the execution has ended.' : 'No task is waiting.'));
+      clear(whyBox);
       return;
     }
     replace(whyBox, h('ul.why.panel', null, waiting.slice(0, 50).map((t) => h('li', { 'data-task': t.name },

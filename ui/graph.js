@@ -10,7 +10,7 @@ import { s, h, badge, statusWord, parseTime, fmtDuration, fmtTime } from './lib.
 // rows in definition order. Returns {width, height, nodes, edges}.
 export function layoutFromDefinition(def) {
   const tasks = (def && def.tasks) || [];
-  const W = 170, H = 46, GX = 60, GY = 18, PAD = 16;
+  const W = 170, H = 40, GX = 60, GY = 18, PAD = 16;
   const depth = new Map();
   const byName = new Map(tasks.map((t) => [t.name, t]));
   const visiting = new Set();
@@ -114,8 +114,8 @@ export function drawDag(layout, opts = {}) {
     s('title', null, `${n.name}${n.kind ? ' (' + n.kind + ')' : ''}: ${sub}`),
     n.group ? s('rect', { class: 'stack', x: 4, y: -4, width: n.w, height: n.h, rx: 6 }) : null,
     s('rect', { x: 0, y: 0, width: n.w, height: n.h, rx: 6 }),
-    s('text', { x: 10, y: 18, class: 'name' }, shorten(label, Math.floor(n.w / 7.5))),
-    s('text', { x: 10, y: 35, class: 'sub' }, shorten(sub, Math.floor(n.w / 6.5))));
+    s('text', { x: 8, y: n.h < 44 ? 15 : 19, class: 'name' }, shorten(label, Math.floor((n.w - 12) / 7.2))),
+    s('text', { x: 8, y: n.h < 44 ? 29 : 37, class: 'sub' }, shorten(sub, Math.floor((n.w - 12) / 6))));
     if (opts.onNode) {
       g.addEventListener('click', () => opts.onNode(n.name, n));
       g.addEventListener('keydown', (ev) => {

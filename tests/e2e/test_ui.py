@@ -446,7 +446,10 @@ def test_executions_filters_pages_and_live_refresh(browser):
     for i in ids:
         srv.wait_exec(i, timeout=WAIT)
     b.go("/executions?workflow=ui-many", h1="Executions")
-    rows = lambda: [r.get_attribute("data-id") for r in b.css("table.executions tbody tr")]
+    def rows(attr="id"):  # read at once: the live refresh replaces the rows
+        return b.d.execute_script(
+            "return [...document.querySelectorAll('table.executions tbody tr')]"
+            ".map(r => r.dataset[arguments[0]]);", attr)
     b.wait(lambda: len(rows()) == 25, "a page of 25")
     assert rows() == list(reversed(ids))[:25]  # newest first
     b.one("#older").click()
@@ -465,7 +468,7 @@ def test_executions_filters_pages_and_live_refresh(browser):
     b.wait(lambda: "status=failed%2Ctimed_out" in b.d.current_url, "the filter in the URL")
     b.wait(lambda: b.css("table.executions tbody tr") or "No execution matches" in b.text(),
            "the filtered list")
-    statuses = {r.get_attribute("data-status") for r in b.css("table.executions tbody tr")}
+    statuses = set(rows("status"))
     assert statuses <= {"failed", "timed_out"}, statuses
     b.shot("executions-filtered")
 
