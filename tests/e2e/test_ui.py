@@ -116,6 +116,10 @@ WF_PARENT = {"name": "ui-parent", "tasks": [
     {"name": "prep", "command": "echo prep"},
     {"name": "call", "dependsOn": ["prep"], "type": "workflow", "workflow": "ui-child"}]}
 
+WF_CONC = {"name": "ui-conc", "concurrency": 1, "tasks": [
+    {"name": "first", "command": GATE},
+    {"name": "second", "command": "echo second"}]}
+
 XSS = "<script>alert('xss')</script>"
 WF_XSS = {
     "name": "ui-xss",
@@ -149,7 +153,7 @@ def backend(request, tmp_path_factory):
     else:
         pg, srv = _pg_server(tmp)
     try:
-        for wf in (WF_RUN, WF_FAIL, WF_SLOW, WF_RETRY, WF_FOLLOW, WF_XSS, WF_SCHED, WF_MANY, WF_CHILD, WF_PARENT):
+        for wf in (WF_RUN, WF_FAIL, WF_SLOW, WF_RETRY, WF_FOLLOW, WF_XSS, WF_SCHED, WF_MANY, WF_CHILD, WF_PARENT, WF_CONC):
             srv.apply(wf)
         srv.name = request.param
         srv.shots = shots_dir(request.param)
@@ -491,6 +495,21 @@ def test_child_execution_nested_in_the_timeline_and_linked(browser):
     b.wait_text("h1", child)
     b.one(f"main a[href='/executions/{d['id']}']").click()  # its parent
     b.wait_text("h1", d["id"])
+
+
+def test_why_is_it_waiting(browser):
+    b, srv = browser, browser.srv
+    b.ensure_admin()
+    ex = srv.trigger("ui-conc")
+    b.go(f"/executions/{ex['id']}", h1=ex["id"])
+    # one task runs, the other waits for the workflow's concurrency (said in words)
+    b.wait(lambda: "concurrency" in b.text("#why"), "the reason in 'Why is it waiting?'")
+    waiting = b.text("#why")
+    assert "1 of 1" in waiting, waiting
+    b.shot("execution-waiting")
+    (srv.tmp / f"go-{ex['id']}").write_text("")
+    b.wait(lambda: b.one("#exec-status").get_attribute("data-status") == "succeeded", "the end")
+    b.wait(lambda: not b.one("#why").is_displayed(), "nothing waits any more")
 
 
 def test_cancel_with_confirmation(browser):
