@@ -16,6 +16,7 @@ with `npm ci` when npm can), no serious or critical accessibility violation on a
 Chromium, chromedriver or selenium missing: every test is skipped with the reason
 (scripts/install-deps.sh test installs them).
 """
+import base64
 import json
 import os
 import shutil
@@ -245,6 +246,10 @@ class Browser:
         self.d.set_window_size(1280, min(1600, max(800, height + 140)))
         try:
             self.d.save_screenshot(path)
+            # and a small copy (60%, at most 1100 px of the page) for the documentation
+            clip = {"x": 0, "y": 0, "width": 1280, "height": min(height, 1100), "scale": 0.6}
+            png = self.d.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "clip": clip})
+            (self.srv.shots / f"{name}-small.png").write_bytes(base64.b64decode(png["data"]))
         finally:
             self.d.set_window_size(1280, 800)
 
