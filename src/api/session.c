@@ -106,7 +106,7 @@ static long find_locked(struct api_sessions *ss, const unsigned char h[HASH_LEN]
 int64_t api__session_start(struct api_sessions *ss, const struct key_row *key, int64_t now,
                            char token[API_SESSION_TOKEN_MAX], char csrf[API_SESSION_TOKEN_MAX])
 {
-    struct session *slot = NULL;
+    struct session *slot;
     unsigned char h[HASH_LEN];
     int64_t expires = now + ss->ttl_ms;
 
@@ -117,13 +117,14 @@ int64_t api__session_start(struct api_sessions *ss, const struct key_row *key, i
     token_hash(token, strlen(token), h);
     pthread_mutex_lock(&ss->mu);
     (void)find_locked(ss, h, now); /* frees the expired slots */
+    slot = &ss->s[0];
     for (size_t i = 0; i < ss->max; i++) {
         struct session *s = &ss->s[i];
         if (!s->used) {
             slot = s;
             break;
         }
-        if (!slot || s->expires_at < slot->expires_at)
+        if (s->expires_at < slot->expires_at)
             slot = s; /* full: the session nearest its end gives way */
     }
     memset(slot, 0, sizeof(*slot));

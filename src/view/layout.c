@@ -39,7 +39,7 @@
 
 /* Working graph: real nodes 0..n-1, then dummies. */
 struct work {
-    size_t n, total;
+    size_t n, total, cap;
     int *layer;
     double *w, *h, *x, *y, *key;
     size_t *pos;                 /* position of a node within its layer */
@@ -59,19 +59,28 @@ static void add_adj(size_t ***adj, size_t **n, size_t **a, size_t v, size_t u)
     (*adj)[v][(*n)[v]++] = u;
 }
 
+/* Room for `cap` nodes (allocated once: a node per dummy would otherwise
+ * reallocate every array each time). */
+static void reserve(struct work *g, size_t cap)
+{
+    g->cap = cap ? cap : 1;
+    g->layer = xrealloc(g->layer, g->cap * sizeof(*g->layer));
+    g->w = xrealloc(g->w, g->cap * sizeof(*g->w));
+    g->h = xrealloc(g->h, g->cap * sizeof(*g->h));
+    g->up = xrealloc(g->up, g->cap * sizeof(*g->up));
+    g->down = xrealloc(g->down, g->cap * sizeof(*g->down));
+    g->nup = xrealloc(g->nup, g->cap * sizeof(*g->nup));
+    g->ndown = xrealloc(g->ndown, g->cap * sizeof(*g->ndown));
+    g->aup = xrealloc(g->aup, g->cap * sizeof(*g->aup));
+    g->adown = xrealloc(g->adown, g->cap * sizeof(*g->adown));
+}
+
 static size_t new_node(struct work *g, int layer, double w, double h)
 {
     size_t v = g->total++;
 
-    g->layer = xrealloc(g->layer, g->total * sizeof(*g->layer));
-    g->w = xrealloc(g->w, g->total * sizeof(*g->w));
-    g->h = xrealloc(g->h, g->total * sizeof(*g->h));
-    g->up = xrealloc(g->up, g->total * sizeof(*g->up));
-    g->down = xrealloc(g->down, g->total * sizeof(*g->down));
-    g->nup = xrealloc(g->nup, g->total * sizeof(*g->nup));
-    g->ndown = xrealloc(g->ndown, g->total * sizeof(*g->ndown));
-    g->aup = xrealloc(g->aup, g->total * sizeof(*g->aup));
-    g->adown = xrealloc(g->adown, g->total * sizeof(*g->adown));
+    if (v >= g->cap)
+        BUG("layout: more nodes than reserved");
     g->layer[v] = layer;
     g->w[v] = w;
     g->h[v] = h;
@@ -258,6 +267,7 @@ int view_layout(const struct layout_input *in, struct layout *out, struct err *e
             in->edges[e].from == in->edges[e].to)
             return err_set(err, ERR_INVALID, "edge %zu names no node or loops", e);
     g.n = in->n;
+    reserve(&g, in->n);
     for (size_t v = 0; v < in->n; v++)
         new_node(&g, 0, in->sizes ? in->sizes[v].w : 120, in->sizes ? in->sizes[v].h : 36);
     rc = assign_layers(&g, in, err);
@@ -270,6 +280,7 @@ int view_layout(const struct layout_input *in, struct layout *out, struct err *e
             maxl = g.layer[v];
     for (size_t e = 0; e < in->nedges; e++)
         dummies += (size_t)(g.layer[in->edges[e].to] - g.layer[in->edges[e].from] - 1);
+    reserve(&g, in->n + (dummies <= LAYOUT_MAX_DUMMIES ? dummies : 0));
     /* Edges, with their dummies (or straight when there would be too many). */
     g.chain = xcalloc(in->nedges ? in->nedges : 1, sizeof(*g.chain));
     g.nchain = xcalloc(in->nedges ? in->nedges : 1, sizeof(*g.nchain));

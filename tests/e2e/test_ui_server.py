@@ -225,6 +225,24 @@ def test_sign_in_cookie_flags_and_session(srv):
     assert srv.get("/v1/session", key=None).status == 401
 
 
+def test_cookie_is_secure_over_https(tmp_path):
+    from test_tls_config import TlsServer, make_cert
+    s = TlsServer(tmp_path / "tls", *make_cert(tmp_path, "server"))
+    (tmp_path / "tls").mkdir()
+    try:
+        s.start()
+        body = json.dumps({"key": s.admin_key}).encode()
+        r = s.request("POST", "/v1/session", raw=body,
+                      headers={"Content-Type": "application/json"})
+        assert r.status == 201, r
+        flags = [f.strip() for f in r.headers["Set-Cookie"].split(";")]
+        assert "Secure" in flags and "HttpOnly" in flags and "SameSite=Strict" in flags, flags
+        assert s.stop() == 0
+        s.assert_log_clean()
+    finally:
+        s.cleanup()
+
+
 def test_sign_in_refusals(srv):
     for body in ({}, {"key": 1}, {"key": srv.admin_key, "more": 1}, ["x"]):
         r = srv.post("/v1/session", body, key=None)
