@@ -405,6 +405,11 @@ def test_run_from_form_and_graph_turns_green_live(browser):
            "every node of the graph green")
     names = {n for n, _ in b.node_statuses()}
     assert {"prepare", "gate", "fan", "done"} <= names, names
+    # the fan-out is one node with its counts; selecting it lists its instances
+    assert "3/3" in b.text("#graph g.node[data-task='fan']")
+    b.one("#graph g.node[data-task='fan']").click()
+    b.wait(lambda: len(b.css("#group-instances tr[data-task]")) == 3, "the 3 instances listed")
+    assert "fan[0]" in b.text("#group-instances")
     b.wait(lambda: b.one("#exec-status").get_attribute("data-status") == "succeeded",
            "the execution's status")
     assert "preparing eu 7" in json.dumps(srv.get(f"/v1/executions/{ex_id}/logs").json)
@@ -691,6 +696,35 @@ def test_script_in_data_is_shown_as_text(browser):
         assert b.d.execute_script("return document.querySelectorAll('script').length") == 1
         assert b.d.execute_script("return document.querySelectorAll('main img').length") == 0
         b.assert_no_alert()
+
+
+def test_api_keys_created_once_and_revoked(browser):
+    b, srv = browser, browser.srv
+    b.ensure_admin()
+    b.go("/keys", h1="API keys")
+    b.one("#key-form button[type=submit]").click()
+    b.wait_text("#key-form", "Give the key a name")
+    b.one("#key-name").send_keys("ci-bot")
+    b.d.execute_script("document.getElementById('key-scope').value = 'write';")
+    b.one("#key-expires").send_keys("30d")
+    b.one("#key-form button[type=submit]").click()
+    key = b.wait(lambda: b.css("#new-key") and b.one("#new-key").get_attribute("value"),
+                 "the new key shown")
+    assert key.startswith("sk_")
+    made = [k for k in srv.get("/v1/keys").json["items"] if k["name"] == "ci-bot"]
+    assert len(made) == 1 and "write" in made[0]["scopes"] and "admin" not in made[0]["scopes"]
+    assert made[0]["expiresAt"], made
+    b.wait(lambda: b.css(f"tr[data-key='{made[0]['id']}']"), "the key listed")
+    assert key not in b.text(f"tr[data-key='{made[0]['id']}']")
+    b.shot("keys-created")
+    b.go("/keys", h1="API keys")  # shown once: not after a reload
+    b.wait(lambda: b.css(f"tr[data-key='{made[0]['id']}']"), "the list")
+    assert key not in b.d.page_source
+    b.d.find_element(By.XPATH, f"//tr[@data-key='{made[0]['id']}']//button[text()='Revoke']").click()
+    b.confirm()
+    b.wait_text(f"tr[data-key='{made[0]['id']}']", "revoked")
+    assert [k for k in srv.get("/v1/keys").json["items"] if k["id"] == made[0]["id"]][0]["revokedAt"]
+    assert srv.get("/v1/workflows", key=key, check=False).status == 401
 
 
 PAGES = [("overview", "/", "Overview"), ("workflows", "/workflows", "Workflows"),
