@@ -671,6 +671,21 @@ def test_read_only_key_sees_no_buttons(browser):
     b.signed_in_as = None
 
 
+def test_revoked_key_ends_the_session(browser):
+    b, srv = browser, browser.srv
+    r = srv.post("/v1/keys", {"name": "short-lived", "scopes": ["write"]})
+    assert r.status == 201, r
+    b.sign_in(r.json["key"])
+    b.go("/executions", h1="Executions")
+    assert srv.delete(f"/v1/keys/{r.json['id']}").status == 204
+    # the next poll is refused: the page goes to the sign-in page, back here after it
+    b.wait(lambda: "/login" in b.d.current_url, "the sign-in page", timeout=WAIT)
+    assert "next=%2Fexecutions" in b.d.current_url
+    b.assert_no_console_errors(allow=(" 401 (Unauthorized)",))
+    b.signed_in_as = None
+    b.sign_in(srv.admin_key)
+
+
 def test_script_in_data_is_shown_as_text(browser):
     b, srv = browser, browser.srv
     # a task name cannot hold markup: the definition is refused, naming it
