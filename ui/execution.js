@@ -391,6 +391,9 @@ export async function executionPage(ctx) {
   };
 
   await renderAll();
+  // for bench/ui-paint.py: when the first complete page was built, and painted
+  performance.mark('orch:execution-rendered');
+  requestAnimationFrame(() => setTimeout(() => performance.mark('orch:execution-painted'), 0));
   logs.load();
   ctx.poll(() => refresh(false), 1500);
 }
