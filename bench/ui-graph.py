@@ -10,7 +10,9 @@ execution of it (all `true` tasks, run to the end), then REPEAT times each of:
   detail       GET /v1/executions/ID
   detail 304   the same with If-None-Match (an unchanged page's poll)
   stats        GET /v1/stats/executions?hours=24
-Prints the median and the maximum server time of each, and the answer's size.
+Prints the median and the maximum server time of each (wall time, from the access log:
+on a loaded machine it includes waiting for a CPU), the server's CPU time per request
+(utime + stime of the process from /proc, over the REPEAT requests), and the answer's size.
 
 Environment: ORCH_BIN (default build-bench/src/cli/orch, a Release build), TASKS, LAYERS
 (20), REPEAT (20), WORKERS (4).
@@ -95,11 +97,18 @@ def main():
                  ("detail 304", f"/v1/executions/{ex}", "etag"),
                  ("stats", "/v1/stats/executions?hours=24", None)]
         etag = call("GET", f"/v1/executions/{ex}")[1]["ETag"]
-        sizes = {}
+        sizes, cpu = {}, {}
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def cpu_ms():
+            f = Path(f"/proc/{srv.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(f[11]) + int(f[12])) * 1000.0 / tick
         for name, path, cond in cases:
+            c0 = cpu_ms()
             for _ in range(REPEAT):
                 st, _, body = call("GET", path, headers={"If-None-Match": etag} if cond else None)
                 sizes[name] = (st, len(body))
+            cpu[name] = (cpu_ms() - c0) / REPEAT
         time.sleep(0.5)
         log.flush()
         lines = Path(log.name).read_text().splitlines()
@@ -108,11 +117,13 @@ def main():
         gets = gets[-len(cases) * REPEAT:]  # the requests above, in order
         print(f"{TASKS} tasks in {LAYERS} layers, {REPEAT} requests each (server time from "
               f"the access log)")
-        print(f"{'request':<12} {'status':>6} {'bytes':>9} {'median ms':>10} {'max ms':>8}")
+        print(f"{'request':<12} {'status':>6} {'bytes':>9} {'median ms':>10} {'max ms':>8} "
+              f"{'CPU ms':>7}")
         for k, (name, path, cond) in enumerate(cases):
             st, size = sizes[name]
             t = gets[k * REPEAT:(k + 1) * REPEAT]
-            print(f"{name:<12} {st:>6} {size:>9} {statistics.median(t):>10.1f} {max(t):>8.1f}")
+            print(f"{name:<12} {st:>6} {size:>9} {statistics.median(t):>10.1f} {max(t):>8.1f} "
+                  f"{cpu[name]:>7.1f}")
     finally:
         srv.terminate()
         srv.wait(timeout=60)
