@@ -522,6 +522,31 @@ def test_why_is_it_waiting(browser):
     b.wait(lambda: not b.one("#why").is_displayed(), "nothing waits any more")
 
 
+def test_health_not_ok_says_what_to_do(browser):
+    """A component that is not ok is shown in colour and words with its fix (the overview's
+    own rendering, fed a health document with a full disk and busy workers)."""
+    b = browser
+    b.ensure_admin()
+    b.go("/", h1="Overview")
+    health = {"status": "degraded", "version": "x", "uptimeSeconds": 1, "components": {
+        "disk": {"status": "down", "freeBytes": 0, "freePercent": 0, "path": "/var/lib/orch",
+                 "full": True, "message": "disk full: /var/lib/orch: no space left",
+                 "fullSince": None},
+        "workers": {"status": "degraded", "busy": 4, "total": 4},
+        "queue": {"status": "ok", "depth": 0, "oldestQueuedAgeMs": 0}}}
+    got = b.d.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "import('/assets/overview.js').then(m => { const ul = m.healthList(arguments[0]);"
+        " done([...ul.children].map(li => [li.dataset.component, li.className,"
+        " li.textContent])); }).catch(e => done(String(e)));", health)
+    by = {c: (cls, text) for c, cls, text in got}
+    assert by["disk"][0] == "st-down" and "\u2717 down" in by["disk"][1], by
+    assert "Fix: disk full: /var/lib/orch: no space left. Free space in /var/lib/orch" in by["disk"][1]
+    assert by["workers"][0] == "st-degraded" and "4 of 4 busy" in by["workers"][1]
+    assert "Fix: Every slot is busy" in by["workers"][1] and "--workers" in by["workers"][1]
+    assert "Fix" not in by["queue"][1]
+
+
 def test_cancel_with_confirmation(browser):
     b, srv = browser, browser.srv
     b.ensure_admin()
