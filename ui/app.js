@@ -30,8 +30,8 @@ function makeContext(params, query) {
     onLeave(fn) {
       this.cleanups.push(fn);
     },
-    poll(fn, ms) {
-      this.cleanups.push(poll(fn, ms));
+    poll(fn, ms, firstDelay) {
+      this.cleanups.push(poll(fn, ms, firstDelay));
     },
     setQuery(obj) {
       const u = new URLSearchParams();

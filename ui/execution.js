@@ -368,12 +368,15 @@ export async function executionPage(ctx) {
   const renderAll = async () => {
     renderHead();
     renderWhy();
-    await renderGraph();
+    // the requests of the page at once; each part is drawn as soon as its data is there
+    const kids = get('/v1/executions' + q({ parentId: detail.id, limit: 50 }), { cache: true, signal: ctx.signal });
+    const graph = renderGraph();
     await loadChildren();
     replace(ganttBox, drawGantt(detail, deps, children));
     replace(tableBox, taskTable(detail, def, deps));
-    const kids = await get('/v1/executions' + q({ parentId: detail.id, limit: 50 }), { cache: true, signal: ctx.signal });
-    replace(childBox, (kids.items || []).length ? executionTable(kids.items) : h('p.muted', null, 'None.'));
+    const k = await kids;
+    replace(childBox, (k.items || []).length ? executionTable(k.items) : h('p.muted', null, 'None.'));
+    await graph;
     logs.update(detail);
   };
 
@@ -395,5 +398,5 @@ export async function executionPage(ctx) {
   performance.mark('orch:execution-rendered');
   requestAnimationFrame(() => setTimeout(() => performance.mark('orch:execution-painted'), 0));
   logs.load();
-  ctx.poll(() => refresh(false), 1500);
+  ctx.poll(() => refresh(false), 1500, 1500); // just loaded: the first poll in 1.5 s
 }

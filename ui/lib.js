@@ -160,7 +160,7 @@ export const enc = encodeURIComponent;
 // Calls fn now and then every `ms` while the document is visible, until the returned
 // stop function is called (the router calls it when the page changes). A call that is
 // still running is not overlapped.
-export function poll(fn, ms) {
+export function poll(fn, ms, firstDelay = 0) {
   let timer = null;
   let stopped = false;
   let busy = false;
@@ -185,7 +185,8 @@ export function poll(fn, ms) {
     }
   };
   document.addEventListener('visibilitychange', onVisible);
-  tick();
+  if (firstDelay) timer = setTimeout(tick, firstDelay);
+  else tick();
   return () => {
     stopped = true;
     if (timer) clearTimeout(timer);
