@@ -11,6 +11,8 @@ bench="$build hyperfine time wrk python3 curl"
 test="$test groff-base zsh fish"
 # the disk-full test mounts a tmpfs; the packaging test checks the units with systemd-analyze
 test="$test mount systemd"
+# the web UI tests drive a headless Chromium (tests/e2e/test_ui.py)
+test="$test chromium chromium-driver python3-selenium"
 
 case "$what" in
   build) pkgs="$build" ;;

@@ -1,0 +1,284 @@
+// Drawings in SVG: the DAG of a workflow (laid out by the server, or here from the
+// definition when the server gives no layout), the Gantt of an execution's attempts and the
+// bar chart of executions per hour. Labels are text nodes; colours come from app.css
+// classes, and every mark has a <title> with its words.
+import { s, h, badge, statusWord, parseTime, fmtDuration, fmtTime } from './lib.js';
+
+// ---------------------------------------------------------------- DAG
+
+// A layout like the server's from a definition: columns by longest path from the roots,
+// rows in definition order. Returns {width, height, nodes, edges}.
+export function layoutFromDefinition(def) {
+  const tasks = (def && def.tasks) || [];
+  const W = 170, H = 40, GX = 60, GY = 18, PAD = 16;
+  const depth = new Map();
+  const byName = new Map(tasks.map((t) => [t.name, t]));
+  const visiting = new Set();
+  const d = (name) => {
+    if (depth.has(name)) return depth.get(name);
+    if (visiting.has(name)) return 0;
+    visiting.add(name);
+    const t = byName.get(name);
+    let v = 0;
+    for (const p of (t && t.dependsOn) || []) if (byName.has(p)) v = Math.max(v, d(p) + 1);
+    depth.set(name, v);
+    return v;
+  };
+  const cols = [];
+  for (const t of tasks) {
+    const c = d(t.name);
+    (cols[c] = cols[c] || []).push(t);
+  }
+  const nodes = [];
+  const pos = new Map();
+  cols.forEach((col, ci) => {
+    col.forEach((t, ri) => {
+      const n = {
+        name: t.name, kind: t.type || (t.command ? 'command' : 'command'),
+        x: PAD + ci * (W + GX), y: PAD + ri * (H + GY), w: W, h: H,
+        group: t.forEach !== undefined,
+      };
+      nodes.push(n);
+      pos.set(t.name, n);
+    });
+  });
+  const edges = [];
+  for (const t of tasks) {
+    for (const p of t.dependsOn || []) {
+      const a = pos.get(p), b = pos.get(t.name);
+      if (!a || !b) continue;
+      edges.push({ from: p, to: t.name, points: [[a.x + a.w, a.y + a.h / 2], [b.x, b.y + b.h / 2]] });
+    }
+  }
+  const width = PAD * 2 + Math.max(1, cols.length) * (W + GX) - GX;
+  const height = PAD * 2 + Math.max(1, ...cols.map((c) => c.length)) * (H + GY) - GY;
+  return { width, height, nodes, edges };
+}
+
+function countsText(c) {
+  if (!c) return '';
+  const parts = [];
+  const done = c.succeeded || 0;
+  parts.push(`${done}/${c.total || 0} done`);
+  if (c.failed) parts.push(`${c.failed} failed`);
+  if (c.running) parts.push(`${c.running} running`);
+  if (c.queued) parts.push(`${c.queued} queued`);
+  return parts.join(', ');
+}
+
+// A fan-out group's status from its instances' counts, when the layout gives none.
+function statusFromCounts(c) {
+  if (!c || !c.total) return null;
+  for (const st of ['running', 'queued', 'failed', 'timed_out', 'upstream_failed', 'cancelled']) if (c[st]) return st;
+  if ((c.succeeded || 0) + (c.skipped || 0) === c.total) return c.succeeded ? 'succeeded' : 'skipped';
+  return 'pending';
+}
+
+function shorten(text, max) {
+  return text.length > max ? text.slice(0, max - 1) + '\u2026' : text;
+}
+
+// Draws a layout; statuses (a Map name -> status) override the nodes' own. onNode(name, node)
+// is called on click or Enter on a node.
+export function drawDag(layout, opts = {}) {
+  const statuses = opts.statuses || new Map();
+  const W = Math.max(layout.width || 0, 100), H = Math.max(layout.height || 0, 60);
+  const svg = s('svg', {
+    class: 'dag', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'group',
+    'aria-label': opts.label || 'task graph',
+  });
+  svg.append(s('defs', null,
+    s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7,
+      markerHeight: 7, orient: 'auto-start-reverse' },
+    s('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrowhead' }))));
+  const edges = s('g', { class: 'edges' });
+  for (const e of layout.edges || []) {
+    const pts = e.points || [];
+    if (pts.length < 2) continue;
+    const d = pts.map((p, i) => `${i ? 'L' : 'M'}${p[0]},${p[1]}`).join(' ');
+    edges.append(s('path', { d, class: 'edge', 'marker-end': 'url(#arrow)' },
+      s('title', null, `${e.from} \u2192 ${e.to}`)));
+  }
+  svg.append(edges);
+  const nodes = s('g', { class: 'nodes' });
+  for (const n of layout.nodes || []) {
+    const st = statuses.get(n.name) || n.status || statusFromCounts(n.counts);
+    const label = n.group ? `${n.name} [\u2026]` : n.name;
+    const sub = n.counts ? countsText(n.counts) : st ? statusWord(st) : n.kind || '';
+    const g = s('g', {
+      class: `node${st ? ' st-' + st : ''}${n.group ? ' group' : ''}`,
+      transform: `translate(${n.x},${n.y})`, tabindex: opts.onNode ? 0 : null,
+      role: opts.onNode ? 'button' : 'img', 'data-task': n.name, 'data-status': st || '',
+      'aria-label': `${n.name}: ${sub}`,
+    },
+    s('title', null, `${n.name}${n.kind ? ' (' + n.kind + ')' : ''}: ${sub}`),
+    n.group ? s('rect', { class: 'stack', x: 4, y: -4, width: n.w, height: n.h, rx: 6 }) : null,
+    s('rect', { x: 0, y: 0, width: n.w, height: n.h, rx: 6 }),
+    s('text', { x: 8, y: n.h < 44 ? 15 : 19, class: 'name' }, shorten(label, Math.floor((n.w - 12) / 7.2))),
+    s('text', { x: 8, y: n.h < 44 ? 29 : 37, class: 'sub' }, shorten(sub, Math.floor((n.w - 12) / 6))));
+    if (opts.onNode) {
+      g.addEventListener('click', () => opts.onNode(n.name, n));
+      g.addEventListener('keydown', (ev) => {
+        if (ev.key === 'Enter' || ev.key === ' ') {
+          ev.preventDefault();
+          opts.onNode(n.name, n);
+        }
+      });
+    }
+    nodes.append(g);
+  }
+  svg.append(nodes);
+  return h('div.dag-wrap', null, svg);
+}
+
+// ---------------------------------------------------------------- Gantt
+
+const ROW = 22, LABEL = 220, PLOT = 760;
+
+// rows: [{label, indent, segments: [{from, to, cls, title}]}] with times in ms since epoch.
+function ganttRows(detail, deps, children, depth, rows, now) {
+  const finished = new Map();
+  for (const t of detail.tasks) finished.set(t.name, parseTime(t.finishedAt));
+  const execStart = parseTime(detail.startedAt) || parseTime(detail.createdAt);
+  for (const t of detail.tasks) {
+    const segs = [];
+    const base = t.group || t.name;
+    let ready = execStart;
+    for (const p of deps.get(base) || []) {
+      const f = finished.get(p);
+      if (f && f > ready) ready = f;
+    }
+    const attempts = t.attempts || [];
+    const firstStart = attempts.length ? parseTime(attempts[0].startedAt) : null;
+    if (ready && firstStart && firstStart > ready) {
+      segs.push({ from: ready, to: firstStart, cls: 'queued', title: `queued ${fmtDuration(firstStart - ready)}` });
+    } else if (ready && !firstStart && (t.status === 'queued')) {
+      segs.push({ from: ready, to: now, cls: 'queued', title: `queued ${fmtDuration(now - ready)}` });
+    }
+    let prevEnd = null;
+    for (const a of attempts) {
+      const a0 = parseTime(a.startedAt);
+      const a1 = parseTime(a.finishedAt) || (a.status === 'running' ? now : a0);
+      if (prevEnd && a0 && a0 > prevEnd) {
+        segs.push({ from: prevEnd, to: a0, cls: 'backoff', title: `back-off ${fmtDuration(a0 - prevEnd)}` });
+      }
+      if (a0) {
+        const what = [`attempt ${a.number}: ${statusWord(a.status)}`, fmtDuration(a1 - a0)];
+        if (a.exitCode !== null && a.exitCode !== undefined) what.push(`exit code ${a.exitCode}`);
+        if (a.signal) what.push(`signal ${a.signal}`);
+        if (a.error) what.push(a.error);
+        segs.push({ from: a0, to: Math.max(a1, a0), cls: 'st-' + a.status, title: what.join(', '), attempt: a.number });
+      }
+      prevEnd = parseTime(a.finishedAt);
+    }
+    const avail = parseTime(t.availableAt);
+    if (avail && prevEnd && avail > prevEnd && t.status === 'queued') {
+      segs.push({ from: prevEnd, to: avail, cls: 'backoff', title: `back-off until ${fmtTime(t.availableAt)}` });
+    }
+    rows.push({ label: t.name, indent: depth, status: t.status, segments: segs });
+    const child = t.childExecutionId && children.get(t.childExecutionId);
+    if (child && depth < 2) {
+      rows.push({ label: `\u21b3 ${child.workflow} (${child.id})`, indent: depth + 1, status: child.status,
+        segments: [], href: `/executions/${child.id}` });
+      ganttRows(child, child.deps || new Map(), children, depth + 1, rows, now);
+    }
+  }
+}
+
+// detail: an execution; deps: Map task -> dependsOn (from its definition); children: Map id ->
+// child execution detail (with .deps). Returns an element.
+export function drawGantt(detail, deps, children, maxRows = 400) {
+  const now = Date.now();
+  const rows = [];
+  ganttRows(detail, deps, children || new Map(), 0, rows, now);
+  let t0 = Infinity, t1 = -Infinity;
+  for (const r of rows) {
+    for (const sg of r.segments) {
+      t0 = Math.min(t0, sg.from);
+      t1 = Math.max(t1, sg.to);
+    }
+  }
+  if (!Number.isFinite(t0)) {
+    return h('p.muted', null, 'Nothing has started yet.');
+  }
+  if (t1 <= t0) t1 = t0 + 1000;
+  const shown = rows.slice(0, maxRows);
+  const scale = PLOT / (t1 - t0);
+  const H = shown.length * ROW + 28;
+  const svg = s('svg', { class: 'gantt', viewBox: `0 0 ${LABEL + PLOT + 10} ${H}`,
+    width: LABEL + PLOT + 10, height: H, role: 'img',
+    'aria-label': `timeline of ${rows.length} task runs over ${fmtDuration(t1 - t0)}` });
+  // axis
+  const axis = s('g', { class: 'axis' });
+  const ticks = 6;
+  for (let i = 0; i <= ticks; i++) {
+    const x = LABEL + (PLOT * i) / ticks;
+    axis.append(s('line', { x1: x, x2: x, y1: 14, y2: H, class: 'tick' }));
+    axis.append(s('text', { x, y: 10, 'text-anchor': i === 0 ? 'start' : i === ticks ? 'end' : 'middle' },
+      '+' + fmtDuration(((t1 - t0) * i) / ticks)));
+  }
+  svg.append(axis);
+  shown.forEach((r, i) => {
+    const y = 18 + i * ROW;
+    const g = s('g', { class: 'row', 'data-task': r.label });
+    g.append(s('text', { x: 4 + r.indent * 14, y: y + 14, class: 'label' },
+      shorten(r.label, 30 - r.indent * 2)));
+    for (const sg of r.segments) {
+      const x = LABEL + (sg.from - t0) * scale;
+      const w = Math.max(2, (sg.to - sg.from) * scale);
+      const isAttempt = sg.cls.startsWith('st-');
+      g.append(s('rect', { x, y: y + (isAttempt ? 3 : 7), width: w, height: isAttempt ? 14 : 6,
+        class: 'seg ' + sg.cls, 'data-attempt': sg.attempt || null },
+      s('title', null, `${r.label}: ${sg.title}`)));
+    }
+    svg.append(g);
+  });
+  const note = rows.length > shown.length ? h('p.muted', null, `${rows.length - shown.length} more rows not drawn.`) : null;
+  const legend = h('p.legend', null,
+    h('span.key.queued', null, 'queued'), ' ', h('span.key.backoff', null, 'back-off'), ' ',
+    badge('running'), ' ', badge('succeeded'), ' ', badge('failed'), ' ', badge('timed_out'), ' ',
+    `axis: time since ${fmtTime(new Date(t0).toISOString())}`);
+  return h('div.gantt-wrap', null, svg, note, legend);
+}
+
+// ---------------------------------------------------------------- bar chart
+
+const CHART_ORDER = ['succeeded', 'failed', 'timed_out', 'cancelled', 'running', 'queued'];
+
+export function drawHourly(hours) {
+  const W = 760, H = 170, L = 34, B = 22, T = 8;
+  const n = Math.max(1, hours.length);
+  const totals = hours.map((x) => Object.values(x.counts || {}).reduce((a, b) => a + b, 0));
+  const max = Math.max(1, ...totals);
+  const bw = (W - L) / n;
+  const sum = {};
+  for (const x of hours) for (const [k, v] of Object.entries(x.counts || {})) sum[k] = (sum[k] || 0) + v;
+  const words = Object.entries(sum).filter(([, v]) => v).map(([k, v]) => `${v} ${statusWord(k)}`);
+  const svg = s('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img',
+    'aria-label': `executions per hour, last ${hours.length} hours: ${words.join(', ') || 'none'}` });
+  const plotH = H - B - T;
+  for (const frac of [0, 0.5, 1]) {
+    const y = T + plotH * (1 - frac);
+    svg.append(s('line', { x1: L, x2: W, y1: y, y2: y, class: 'tick' }));
+    svg.append(s('text', { x: L - 4, y: y + 4, 'text-anchor': 'end', class: 'axis-label' },
+      String(Math.round(max * frac))));
+  }
+  hours.forEach((x, i) => {
+    let y = T + plotH;
+    const hour = new Date(x.start).getUTCHours();
+    for (const k of CHART_ORDER) {
+      const v = (x.counts || {})[k] || 0;
+      if (!v) continue;
+      const hh = (v / max) * plotH;
+      y -= hh;
+      svg.append(s('rect', { x: L + i * bw + 1, y, width: Math.max(1, bw - 2), height: hh, class: 'bar st-' + k },
+        s('title', null, `${String(hour).padStart(2, '0')}:00 UTC: ${v} ${statusWord(k)}`)));
+    }
+    if (i % 3 === 0) {
+      svg.append(s('text', { x: L + i * bw + bw / 2, y: H - 6, 'text-anchor': 'middle', class: 'axis-label' },
+        `${String(hour).padStart(2, '0')}h`));
+    }
+  });
+  return h('figure.chart-wrap', null, svg,
+    h('figcaption', null, `Executions per hour (UTC), last ${hours.length} hours: ${words.join(', ') || 'none'}.`));
+}
