@@ -630,7 +630,7 @@ static struct exec *exec_list_pop(struct exec_queue *l, int list)
     return ex;
 }
 
-void engine__exec_touch(struct engine *eng, struct exec *ex)
+void engine__exec_visit(struct engine *eng, struct exec *ex)
 {
     if (ex->visit.on == EXEC_LIST_VISIT)
         return;
@@ -654,7 +654,7 @@ static void exec_link_in(struct engine *eng, struct exec *ex)
         eng->execs->prev = ex;
     eng->execs = ex;
     eng->nexecs++;
-    engine__exec_touch(eng, ex);
+    engine__exec_visit(eng, ex);
 }
 
 /* Off every list of the engine, before exec_free. */
@@ -743,7 +743,7 @@ static void ready_push(struct engine *eng, struct exec *ex, size_t idx)
         return;
     ready_push_raw(ex, idx);
     eng->nready++;
-    engine__exec_touch(eng, ex);
+    engine__exec_visit(eng, ex);
     if (ex->wf->max_queued_ms > 0) {
         timer_for_run(eng, TIMER_MAX_QUEUED, ex, idx, r->attempt, ex->wf->max_queued_ms);
     }
@@ -809,7 +809,7 @@ static void task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum 
     engine__set_str(&r->error, error);
     r->dirty = 1;
     ex->nfinal++;
-    engine__exec_touch(eng, ex);
+    engine__exec_visit(eng, ex);
     if (idx < ex->wf->ntasks && st == TASK_SUCCEEDED && ex->ctx) {
         json_decref(ex->ctx); /* its output is new to the placeholders */
         ex->ctx = NULL;
@@ -1017,7 +1017,7 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
                      engine__task_name(ex, idx), r->attempt, r->failures, t->retries + 1,
                      error ? error : "failed", dbuf);
         ex->nrunning--;
-        engine__exec_touch(eng, ex); /* a slot of its concurrency is free */
+        engine__exec_visit(eng, ex); /* a slot of its concurrency is free */
         r->status = TASK_QUEUED;
         r->available_at = now + delay;
         engine__set_str(&r->error, error);

@@ -223,7 +223,7 @@ enum { EXEC_LIST_VISIT = 1, EXEC_LIST_SLOT_WAIT, EXEC_LIST_DONE };
 
 /* Dispatch visits `ex` in this turn (or the next): call when one of its runs
  * became ready or ended, or its status changed. */
-void engine__exec_touch(struct engine *eng, struct exec *ex);
+void engine__exec_visit(struct engine *eng, struct exec *ex);
 /* `ex` may be freed once written: execs_collect looks at it. */
 void engine__exec_done(struct engine *eng, struct exec *ex);
 
