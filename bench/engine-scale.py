@@ -6,8 +6,8 @@ usage: engine-scale.py ORCH_BIN WAITING [WAITING...]
 
 For each WAITING count K, one `orch server` (SQLite, a fresh data directory, --workers 2):
   1. the two worker slots are taken by two executions of `block` (a command that sleeps);
-  2. K executions of `wait` (one command running `true`, argv form) are submitted: they
-     wait for a slot;
+  2. K executions of `wait` (one command running `true`, argv form) are submitted from 8
+     connections at once: they wait for a slot;
   3. SHORT (500) executions of `short` (two chained noop tasks, which take no slot) are
      submitted one after the other; their completion rate is SHORT / (last finishedAt -
      first createdAt), from the API;
@@ -18,6 +18,7 @@ Every execution must succeed (the blockers: be cancelled). Prints one line per K
 Environment: SHORT (500), KEEP=1 (keep the data directories and server logs).
 """
 import os, signal, subprocess, sys, tempfile, time, json, shutil
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import Api, free_port, ts, die  # noqa: E402
@@ -54,6 +55,18 @@ def wait_final(api, wf, n, limit_s):
         time.sleep(0.2)
 
 
+def submit(port, key, wf, n, clients=8):
+    """n executions of wf, from `clients` keep-alive connections at once (the server
+    takes the submissions that arrive together in one turn and one commit)."""
+    def part(m):
+        a = Api(port, key)
+        for _ in range(m):
+            a.call("POST", f"/v1/workflows/{wf}/executions", {})
+    with ThreadPoolExecutor(clients) as pool:
+        for f in [pool.submit(part, n // clients + (i < n % clients)) for i in range(clients)]:
+            f.result()
+
+
 def one(orch, k, work):
     data = os.path.join(work, f"data-{k}")
     res = subprocess.run([orch, "keys", "create", "--name", "bench", "--scope", "admin", "--json",
@@ -88,8 +101,7 @@ def one(orch, k, work):
                 die("the blockers did not start")
             time.sleep(0.05)
         t0 = time.monotonic()
-        for _ in range(k):
-            api.call("POST", "/v1/workflows/wait/executions", {})
+        submit(port, api.key, "wait", k)
         submit_s = time.monotonic() - t0
         for _ in range(SHORT):
             api.call("POST", "/v1/workflows/short/executions", {})
