@@ -3,6 +3,7 @@
 
 usage: engine-scale.py ORCH_BIN WAITING [WAITING...]
        engine-scale.py pg-start | pg-db URL NAME | pg-stop DIR   (a private PostgreSQL)
+       engine-scale.py hold-fds N PROGRAM ARG...   (exec PROGRAM holding N more descriptors)
 
 For each WAITING count K, one `orch server` (SQLite, a fresh data directory, --workers 2):
   1. the two worker slots are taken by two executions of `block` (a command that sleeps);
@@ -185,7 +186,22 @@ def pg_main(args):
         pg.stop()
 
 
+def hold_fds(n, argv):
+    """Exec argv holding n more inheritable descriptors (on /dev/null) at 100 and up."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 1000), hard))
+    src = os.open("/dev/null", os.O_RDONLY)
+    for i in range(n):
+        os.dup2(src, 100 + i, inheritable=True)
+    os.close(src)
+    os.execv(argv[0], argv)
+
+
 def main():
+    if sys.argv[1] == "hold-fds":
+        return hold_fds(int(sys.argv[2]), sys.argv[3:])
     if sys.argv[1].startswith("pg-"):
         return pg_main(sys.argv[1:])
     orch = sys.argv[1]

@@ -12,7 +12,13 @@
 #   4. Live executions (bench/engine-scale.py, `orch server`, 2 worker slots): the
 #      completion rate of $SHORT two-noop executions with K = $WAITING (0 1000 10000)
 #      other executions waiting for a slot, and the rate at which those K drain.
-#   5. The peer-harness workloads ($PEER_WORKLOADS: chain-100 fanout-1000 shell-chain-100
+#   5. Spawn cost and open files: a forEach over $NFD_TRUE (500) `true` commands (2 workers)
+#      run by an `orch run` that holds N extra descriptors, N in $FDS (0 8000): a holder
+#      process (bench/engine-scale.py hold-fds) opens them at 100 and up (as a server's
+#      connections come after its start: the low numbers stay free) and execs orch.
+#      `/usr/bin/time`'s wall and CPU (user + system, the tasks included), medians of
+#      $RUNS_FDS (3).
+#   6. The peer-harness workloads ($PEER_WORKLOADS: chain-100 fanout-1000 shell-chain-100
 #      layered-10x100, written by bench/gen.py) with bench/orch-bench (engine mode,
 #      medians of $REPS) on SQLite and, unless PG=0, on a private PostgreSQL 15 (fsync
 #      on) started and removed here.
@@ -22,8 +28,9 @@
 # built there (Release). Use Release builds for both.
 #
 # Environment: ORCH_NEW, ORCH_BASE, BASE_REV, NS_NOOP, NS_TRUE, WORKERS, WAITING, SHORT
-# (500), RUNS_NOOP (3), RUNS_TRUE (1), REPS (5), PEER_WORKLOADS, PG (1), SKIP="noop true
-# mem live peers" (sections to leave out), KEEP=1 (keep the scratch directory). The
+# (500), DRAIN_S (60), RUNS_NOOP (3), RUNS_TRUE (1), FDS, NFD_TRUE, RUNS_FDS, REPS (5),
+# PEER_WORKLOADS, PG (1), SKIP="noop true mem live fds peers" (sections to leave out),
+# KEEP=1 (keep the scratch directory). The
 # defaults take about 25 minutes on a 2-core VM (most of it the 50,000 `true` rows and
 # the 10,000-execution drain); smaller sizes for a quick look:
 #   NS_NOOP="1000 10000" NS_TRUE="1000 5000" WAITING="0 1000" bench/engine-scale.sh
@@ -39,6 +46,9 @@ WAITING=${WAITING:-"0 1000 10000"}
 RUNS_NOOP=${RUNS_NOOP:-3}
 RUNS_TRUE=${RUNS_TRUE:-1}
 REPS=${REPS:-5}
+FDS=${FDS:-"0 8000"}
+NFD_TRUE=${NFD_TRUE:-500}
+RUNS_FDS=${RUNS_FDS:-3}
 PEER_WORKLOADS=${PEER_WORKLOADS:-"chain-100 fanout-1000 shell-chain-100 layered-10x100"}
 PG=${PG:-1}
 SKIP=${SKIP:-}
@@ -107,6 +117,7 @@ hf() {
   /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' \
     "$work/$name.json"
 }
+median() { sort -n | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A R
 out=$work/table.md
 : > "$out"
@@ -156,6 +167,24 @@ if ! skip live; then
       R[live-$b-$k]="$s $d"
       echo "  live, $b, $k waiting: short $s/s, drain $d/s (submitted in $sub s)" >&2
     done < "$work/live-$b"
+  done
+fi
+if ! skip fds; then
+  printf '{"name": "fan-true", "tasks": [{"name": "each", "command": ["true"], "forEach": [%s]}]}\n' \
+    "$(items "$NFD_TRUE")" > "$work/fds-true.json"
+  for n in $FDS; do
+    for b in base new; do
+      bin=ORCH_${b^^}
+      : > "$work/fds-$b-$n"
+      for ((i = 0; i < RUNS_FDS; i++)); do
+        "$work/reset-$b"
+        /usr/bin/time -f "%e %U %S" -a -o "$work/fds-$b-$n" /usr/bin/python3 "$here/engine-scale.py" \
+          hold-fds "$n" "${!bin}" run "$work/fds-true.json" --data-dir "$work/data" --workers 2 \
+          --log-level error >/dev/null || die "forEach $NFD_TRUE true with $n descriptors ($b) failed"
+      done
+      R[fds-$b-$n]="$(awk '{ print $1 }' "$work/fds-$b-$n" | median) $(awk '{ print $2 + $3 }' "$work/fds-$b-$n" | median)"
+      echo "  forEach $NFD_TRUE true holding $n descriptors, $b: wall and CPU ${R[fds-$b-$n]} s" >&2
+    done
   done
 fi
 if ! skip peers; then
@@ -218,6 +247,17 @@ fi
       printf "| max RSS, forEach %d noop | %.1f MiB | %.1f MiB |\n", lo, a1/1024, b1/1024
       printf "| max RSS, forEach %d noop | %.1f MiB | %.1f MiB |\n", hi, a2/1024, b2/1024
       printf "| bytes per finished noop run ((RSS delta) / %d) | %.0f | %.0f |\n", hi-lo, (a2-a1)*1024/(hi-lo), (b2-b1)*1024/(hi-lo) }'
+  fi
+  if [ -n "${R[fds-new-0]:-}" ]; then
+    echo
+    echo "| forEach $NFD_TRUE \`true\`, orch holding | base wall s | new wall s | base CPU s | new CPU s | base CPU ms/task | new CPU ms/task |"
+    echo "| --- | --- | --- | --- | --- | --- | --- |"
+    for n in $FDS; do
+      read -r aw ac <<< "${R[fds-base-$n]}"
+      read -r bw bc <<< "${R[fds-new-$n]}"
+      awk -v n="$n" -v aw="$aw" -v ac="$ac" -v bw="$bw" -v bc="$bc" -v t="$NFD_TRUE" 'BEGIN {
+        printf "| %d descriptors | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f |\n", n, aw, bw, ac, bc, ac*1000/t, bc*1000/t }'
+    done
   fi
   if [ -n "${R[live-new-0]:-}" ]; then
     echo
