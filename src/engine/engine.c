@@ -1404,10 +1404,6 @@ again:
     if (rc)
         return rc;
     rc = engine__hooks_commit(eng, HOOK_FIRST, err); /* the cluster's fence */
-    if (rc == ENGINE_HOOK_AGAIN) {
-        store_rollback(eng->st);
-        goto again;
-    }
     if (rc)
         goto fail;
     /* What changed this turn: the executions on the dirty list, and of each
@@ -1554,6 +1550,8 @@ fail:
     store_rollback(eng->st);
     for (struct proc *p = eng->procs; p; p = p->next)
         proc_flush_undo(p);
+    if (rc == ENGINE_HOOK_AGAIN)
+        goto again; /* a hook changed what is written (the fence dropped executions) */
     /* A hook may repair and ask for another try (the fence: an execution
      * another node took is dropped, the rest written). */
     if (fenced++ < 3 && engine__hooks_failed(eng, rc))
