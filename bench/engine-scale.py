@@ -126,6 +126,7 @@ def one(orch, k, work):
         t0 = time.monotonic()
         submit(port, api.key, "wait", k)
         submit_s = time.monotonic() - t0
+        api.conn = None  # idle meanwhile: the server may have closed it
         for _ in range(SHORT):
             api.call("POST", "/v1/workflows/short/executions", {})
         shorts = wait_final(api, "short", SHORT, 600)
