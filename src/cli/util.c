@@ -428,7 +428,7 @@ int cli_open_store(const struct cli_args *a, int writer, struct store **out)
 
 char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit)
 {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    FILE *f = strcmp(path, "-") ? fopen(path, "rbe") : stdin;
     char *buf = NULL;
     size_t len = 0, alloc = 0;
 

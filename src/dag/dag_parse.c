@@ -1163,7 +1163,7 @@ static const char **zone_names(char **out_text, size_t *out_n)
     if (!dir || !*dir)
         dir = "/usr/share/zoneinfo";
     snprintf(path, sizeof(path), "%s/tzdata.zi", dir);
-    f = fopen(path, "rb");
+    f = fopen(path, "rbe");
     if (!f)
         return NULL;
     text = xmalloc(max + 1);

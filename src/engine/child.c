@@ -1,6 +1,7 @@
 #include "child.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <pthread.h>
@@ -266,12 +267,14 @@ struct spawn_failure {
 
 enum { SPAWN_SETUP = 1, SPAWN_DIR, SPAWN_USER, SPAWN_PARENT, SPAWN_EXEC };
 
-/* What the child needs, all prepared by the parent before vfork. */
+/* What the child needs, all prepared by the parent before the clone. */
 struct spawn_args {
     const struct child *c;
     const char *prog;
     pid_t parent;
     int out_w, err_w, fail_w;
+    int keep_below;    /* > 0: the child shares orch's descriptor table and takes its own copy
+                          of the descriptors below this one only (all it needs is there) */
     int guard_fd;      /* -1: no guard */
     int cg_id;         /* 0: no cgroup */
     const char *procs; /* its cgroup.procs */
@@ -329,7 +332,13 @@ spawn_child(const struct spawn_args *a)
     unsigned long none = 0;
     long fd;
 
-    /* Signals first: a handler of orch's must never run here. */
+    /* Its own descriptor table first, a copy of the few low descriptors that
+     * hold all it needs: the cost does not grow with orch's open files (no
+     * copy of the whole table at the clone, nothing to close at exec). */
+    if (a->keep_below > 0 &&
+        sys(SYS_close_range, a->keep_below, ~0U, CLOSE_RANGE_UNSHARE, 0) != 0)
+        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+    /* Signals: a handler of orch's must never run here. */
     for (int sig = 1; sig < 65; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP)
             continue;
@@ -384,6 +393,65 @@ spawn_child(const struct spawn_args *a)
 
 static int guard_fd_for_child(void);
 
+CHILD_CODE static int spawn_entry(void *arg)
+{
+    spawn_child(arg);
+}
+
+/*
+ * Descriptor slots for a spawn: four low descriptors, reserved once (open on
+ * /dev/null) while orch has few files open. For each spawn the write ends of
+ * the child's pipes and the guard's socket are put in them (dup3), so that
+ * the child, which starts on orch's descriptor table, can take a copy of
+ * only the descriptors below the highest slot (see spawn_child). After the
+ * spawn they hold /dev/null again. Without slots (EMFILE at reservation) a
+ * child copies the whole table, as fork does.
+ */
+enum { SLOT_OUT, SLOT_ERR, SLOT_FAIL, SLOT_GUARD, NSLOTS };
+static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
+static int slot_fd[NSLOTS] = {-1, -1, -1, -1};
+static int slot_null = -1;
+static int slot_ok;
+
+void child_reserve_fds(void)
+{
+    pthread_mutex_lock(&slot_mu);
+    if (!slot_ok) {
+        int ok = (slot_null = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;
+        for (int i = 0; ok && i < NSLOTS; i++)
+            ok = (slot_fd[i] = fcntl(slot_null, F_DUPFD_CLOEXEC, 0)) >= 0;
+        if (ok) {
+            slot_ok = 1;
+        } else {
+            for (int i = 0; i < NSLOTS; i++) {
+                if (slot_fd[i] >= 0)
+                    close(slot_fd[i]);
+                slot_fd[i] = -1;
+            }
+            if (slot_null >= 0)
+                close(slot_null);
+            slot_null = -1;
+        }
+    }
+    pthread_mutex_unlock(&slot_mu);
+}
+
+/* Put `fd` in slot `i` (close-on-exec); *arg: the descriptor the child uses. */
+static int slot_put(int i, int fd, int *arg)
+{
+    if (fd < 0 || dup3(fd, slot_fd[i], O_CLOEXEC) < 0)
+        return -1;
+    *arg = slot_fd[i];
+    return 0;
+}
+
+/* The slots hold /dev/null again (the child's copies are its own). */
+static void slots_clear(void)
+{
+    for (int i = 0; i < NSLOTS; i++)
+        dup3(slot_null, slot_fd[i], O_CLOEXEC);
+}
+
 int child_start(struct child *c, struct err *err)
 {
     char prog[4096], procs[1300];
@@ -391,7 +459,10 @@ int child_start(struct child *c, struct err *err)
     struct spawn_args sa;
     sigset_t all, old;
     struct spawn_failure f;
-    int rc = 0, saved;
+    /* The child's stack: this frame's, which nothing uses while it runs
+     * (CLONE_VFORK: this thread waits until it has exec'd or exited). */
+    char stack[16384] __attribute__((aligned(16)));
+    int rc = 0, saved, slots = 0;
     ssize_t n;
     pid_t pid;
 
@@ -433,16 +504,43 @@ int child_start(struct child *c, struct err *err)
     sa.guard_fd = guard_fd_for_child();
     sa.cg_id = cg_prepare(procs, sizeof(procs));
     sa.procs = procs;
+    child_reserve_fds();
+    pthread_mutex_lock(&slot_mu);
+    if (slot_ok) {
+        slots = 1;
+        if (slot_put(SLOT_OUT, out[1], &sa.out_w) || slot_put(SLOT_ERR, errp[1], &sa.err_w) ||
+            slot_put(SLOT_FAIL, fail[1], &sa.fail_w) ||
+            (sa.guard_fd >= 0 && slot_put(SLOT_GUARD, sa.guard_fd, &sa.guard_fd))) {
+            /* Not in the slots: the child copies the whole table. */
+            slots_clear();
+            slots = 0;
+            sa.out_w = out[1];
+            sa.err_w = errp[1];
+            sa.fail_w = fail[1];
+            sa.guard_fd = guard_fd_for_child();
+        } else {
+            for (int i = 0; i < NSLOTS; i++)
+                if (slot_fd[i] >= sa.keep_below)
+                    sa.keep_below = slot_fd[i] + 1;
+        }
+    }
+    if (!slots)
+        pthread_mutex_unlock(&slot_mu);
     /* No signal handler of ours may run in the child before it resets them.
-     * vfork: no copy of orch's memory, the child runs at once, and orch goes
-     * on once it has exec'd (or failed). */
+     * CLONE_VM|CLONE_VFORK (as vfork): no copy of orch's memory, the child
+     * runs at once, and orch goes on once it has exec'd (or failed). With the
+     * slots, CLONE_FILES too: no copy of orch's descriptor table either. */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    pid = vfork();
-    if (pid == 0)
-        spawn_child(&sa);
+    pid = clone(spawn_entry, stack + sizeof(stack),
+                CLONE_VM | CLONE_VFORK | (slots ? CLONE_FILES : 0) | SIGCHLD, &sa);
     saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (slots) {
+        /* Before the read below: the fail pipe's end in its slot must go. */
+        slots_clear();
+        pthread_mutex_unlock(&slot_mu);
+    }
     if (pid < 0) {
         if (sa.cg_id)
             cg_remove(sa.cg_id);
@@ -800,7 +898,7 @@ static void guard_main(int fd)
             sigaction(sig, &sa, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    null = open("/dev/null", O_RDWR);
+    null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0) {
         dup2(null, 0);
         dup2(null, 1);

@@ -54,6 +54,11 @@ struct child {
  * "cannot run 'foo': No such file or directory". On failure nothing is left open. */
 int child_start(struct child *c, struct err *err);
 
+/* Reserve the few low descriptors child_start spawns through (once; call it
+ * early, while few files are open: then spawning costs the same however many
+ * descriptors orch has open later). child_start calls it too. */
+void child_reserve_fds(void);
+
 /*
  * Collect the exit status if the child has exited (non-blocking). Returns 1 if
  * reaped (exit_code/signal set), 0 if still running, negative on error.

@@ -141,6 +141,7 @@ void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
     if (engine__exec_lost(ex))
         return;
     engine__exec_life(eng, ex, EXEC_LIFE_LOST);
+    engine__exec_done(eng, ex); /* dropped once its processes are gone */
     log_warn(COMP_NODE, "Execution %s: %s; this node drops it and ends its processes", ex->id,
              why);
     engine__http_cancel_exec(eng, ex); /* its requests too: the new owner decides */

@@ -588,6 +588,97 @@ static void exec_free(struct exec *ex)
     free(ex);
 }
 
+/* ------------------------------------------------------------------ lists of executions */
+
+static struct exec_link *exec_link_of(struct exec *ex, int list)
+{
+    return list == EXEC_LIST_DONE ? &ex->done : &ex->visit;
+}
+
+static void exec_list_remove(struct exec_queue *l, struct exec *ex, int list)
+{
+    struct exec_link *k = exec_link_of(ex, list);
+    if (k->prev)
+        exec_link_of(k->prev, list)->next = k->next;
+    else
+        l->head = k->next;
+    if (k->next)
+        exec_link_of(k->next, list)->prev = k->prev;
+    else
+        l->tail = k->prev;
+    k->prev = k->next = NULL;
+    k->on = 0;
+}
+
+static void exec_list_append(struct exec_queue *l, struct exec *ex, int list)
+{
+    struct exec_link *k = exec_link_of(ex, list);
+    k->prev = l->tail;
+    k->next = NULL;
+    if (l->tail)
+        exec_link_of(l->tail, list)->next = ex;
+    else
+        l->head = ex;
+    l->tail = ex;
+    k->on = list;
+}
+
+static struct exec *exec_list_pop(struct exec_queue *l, int list)
+{
+    struct exec *ex = l->head;
+    if (ex)
+        exec_list_remove(l, ex, list);
+    return ex;
+}
+
+void engine__exec_visit(struct engine *eng, struct exec *ex)
+{
+    if (ex->visit.on == EXEC_LIST_VISIT)
+        return;
+    if (ex->visit.on == EXEC_LIST_SLOT_WAIT)
+        exec_list_remove(&eng->slot_wait, ex, EXEC_LIST_SLOT_WAIT);
+    exec_list_append(&eng->visit, ex, EXEC_LIST_VISIT);
+}
+
+void engine__exec_done(struct engine *eng, struct exec *ex)
+{
+    if (!ex->done.on)
+        exec_list_append(&eng->done, ex, EXEC_LIST_DONE);
+}
+
+/* A new execution on eng->execs: dispatch looks at it in this turn. */
+static void exec_link_in(struct engine *eng, struct exec *ex)
+{
+    ex->prev = NULL;
+    ex->next = eng->execs;
+    if (eng->execs)
+        eng->execs->prev = ex;
+    eng->execs = ex;
+    eng->nexecs++;
+    engine__exec_visit(eng, ex);
+}
+
+/* Off every list of the engine, before exec_free. */
+static void exec_unlink(struct engine *eng, struct exec *ex)
+{
+    if (ex->prev)
+        ex->prev->next = ex->next;
+    else if (eng->execs == ex)
+        eng->execs = ex->next;
+    if (ex->next)
+        ex->next->prev = ex->prev;
+    ex->next = ex->prev = NULL;
+    eng->nexecs--;
+    if (ex->visit.on == EXEC_LIST_VISIT)
+        exec_list_remove(&eng->visit, ex, EXEC_LIST_VISIT);
+    else if (ex->visit.on == EXEC_LIST_SLOT_WAIT)
+        exec_list_remove(&eng->slot_wait, ex, EXEC_LIST_SLOT_WAIT);
+    if (ex->done.on)
+        exec_list_remove(&eng->done, ex, EXEC_LIST_DONE);
+    for (int q = 0; q < 3; q++)
+        eng->nready -= ex->ready[q].n - ex->ready[q].head;
+}
+
 static struct exec *exec_alloc(struct workflow *wf, const char *params)
 {
     struct exec *ex = xcalloc(1, sizeof(*ex));
@@ -652,6 +743,8 @@ static void ready_push(struct engine *eng, struct exec *ex, size_t idx)
     if (r->queued_in_ready)
         return;
     ready_push_raw(ex, idx);
+    eng->nready++;
+    engine__exec_visit(eng, ex);
     if (ex->wf->max_queued_ms > 0) {
         timer_for_run(eng, TIMER_MAX_QUEUED, ex, idx, r->attempt, ex->wf->max_queued_ms);
     }
@@ -1102,6 +1195,7 @@ static void exec_check_done(struct engine *eng, struct exec *ex)
     ex->finished_at = clock_now_ms();
     engine__exec_touch(eng, ex);
     ex->finished_reported = 1;
+    engine__exec_done(eng, ex);
     clock_fmt_duration(ex->finished_at - ex->started_at, dur, sizeof(dur));
     if (ex->retried_at) {
         /* Since the first start, and the retry's own time. */
@@ -1193,17 +1287,30 @@ void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st
 
 /* ------------------------------------------------------------------ dispatch */
 
+/*
+ * Start what is ready. Only the executions on eng->visit are looked at (a run
+ * of theirs became ready or ended since), then, while a process slot is free
+ * (or another node may take a command), those on eng->slot_wait in the order
+ * they began to wait; an execution whose next command finds no slot goes
+ * (back) to the end of eng->slot_wait. So a turn costs what happened in it,
+ * not the number of live executions.
+ */
 static int dispatch(struct engine *eng)
 {
     int progress = 0;
-    int again = 1;
 
     if (eng->stopping)
         return 0; /* a stopping server starts nothing new */
 
-    while (again) {
-        again = 0;
-        for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+    for (;;) {
+        struct exec *ex = exec_list_pop(&eng->visit, EXEC_LIST_VISIT);
+        int no_slot = 0;
+        if (!ex && eng->slot_wait.head &&
+            (eng->nprocs < (size_t)eng->cfg.workers || engine__remote_offer_ok(eng)))
+            ex = exec_list_pop(&eng->slot_wait, EXEC_LIST_SLOT_WAIT);
+        if (!ex)
+            break;
+        {
             int limit = ex->wf->concurrency;
             if (ex->status != EXEC_RUNNING || engine__exec_lost(ex) || engine__exec_handoff(ex))
                 continue;
@@ -1216,6 +1323,7 @@ static int dispatch(struct engine *eng)
                     struct trun *r = &ex->runs[idx];
                     if (!r->queued_in_ready || r->status != TASK_QUEUED) {
                         f->head++;
+                        eng->nready--;
                         r->queued_in_ready = 0;
                         continue;
                     }
@@ -1228,6 +1336,7 @@ static int dispatch(struct engine *eng)
                         int w = when_holds(ex, idx, msg, sizeof(msg));
                         if (w <= 0) {
                             f->head++;
+                            eng->nready--;
                             r->queued_in_ready = 0;
                             if (w == 0) {
                                 log_info(COMP_TASK, "Task '%s' skipped: its condition is false",
@@ -1239,34 +1348,36 @@ static int dispatch(struct engine *eng)
                                 task_finalize(eng, ex, idx, TASK_FAILED, msg);
                             }
                             progress = 1;
-                            again = 1;
                             continue;
                         }
                     }
                     if (idx < ex->wf->ntasks && engine__is_group(t)) {
                         /* Its instances are made now (the runs may move). */
                         f->head++;
+                        eng->nready--;
                         r->queued_in_ready = 0;
                         engine__group_start(eng, ex, idx);
                         progress = 1;
-                        again = 1;
                         continue;
                     }
                     if (t->type == TASK_COMMAND && eng->nprocs >= (size_t)eng->cfg.workers) {
                         /* No slot here: another node may run it. */
-                        if (!engine__remote_offer_ok(eng))
+                        if (!engine__remote_offer_ok(eng)) {
+                            no_slot = 1;
                             break;
+                        }
                         offer = 1;
                     }
                     f->head++;
+                    eng->nready--;
                     r->queued_in_ready = 0;
                     attempt_begin(eng, ex, idx, offer);
                     progress = 1;
-                    if (t->type == TASK_NOOP)
-                        again = 1;
                 }
             }
             exec_check_done(eng, ex);
+            if (no_slot && !ex->visit.on)
+                exec_list_append(&eng->slot_wait, ex, EXEC_LIST_SLOT_WAIT);
         }
     }
     return progress;
@@ -2280,6 +2391,7 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     else
         snprintf(eng->node, sizeof(eng->node), "%s:%d", host, (int)getpid());
     eng->cfg.node = eng->node;
+    child_reserve_fds(); /* now, while few files are open */
     eng->epfd = epoll_create1(EPOLL_CLOEXEC);
     eng->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (eng->epfd < 0 || eng->wakefd < 0) {
@@ -2403,10 +2515,7 @@ void engine_set_observer(struct engine *eng, engine_observer_fn fn, void *arg)
 
 size_t engine_active(const struct engine *eng)
 {
-    size_t n = 0;
-    for (const struct exec *ex = eng->execs; ex; ex = ex->next)
-        n++;
-    return n;
+    return eng->nexecs;
 }
 
 void engine_request_cancel_all(struct engine *eng)
@@ -2480,8 +2589,9 @@ int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
             ready_push(eng, ex, i);
         }
     }
-    ex->next = eng->execs;
-    eng->execs = ex;
+    exec_link_in(eng, ex);
+    if (engine__exec_handoff(ex))
+        engine__exec_done(eng, ex); /* dropped once inserted */
     exec_start_deadline(eng, ex, 0);
     *out = ex;
     return 0;
@@ -2490,11 +2600,7 @@ int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
 /* Undo exec_create after a failed commit. */
 static void exec_unlink_new(struct engine *eng, struct exec *ex)
 {
-    struct exec **pp = &eng->execs;
-    while (*pp && *pp != ex)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = ex->next;
+    exec_unlink(eng, ex);
     engine__timer_purge(&eng->timers, ex, NULL);
     pending_attempts_drop(eng, ex);
     if (eng->cfg.release)
@@ -2814,8 +2920,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         ex->runs[i].remaining = rem;
     }
     engine__groups_restore(ex);
-    ex->next = eng->execs;
-    eng->execs = ex;
+    exec_link_in(eng, ex);
     if (eng->cluster && !retry) {
         /* Attempts its previous owner offered to other nodes go on where they
          * are: take over the offers instead of calling them lost. */
@@ -2949,7 +3054,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
     if (rc) {
         /* Not taken: nothing may point at it any more (its pending attempt
          * writes are part of the failed commit, kept for the next one). */
-        eng->execs = ex->next;
+        exec_unlink(eng, ex);
         engine__timer_purge(&eng->timers, ex, NULL);
         pending_attempts_drop(eng, ex);
         for (size_t i = 0; i < ex->nruns; i++)
@@ -2978,15 +3083,18 @@ out:
 
 static void execs_collect(struct engine *eng)
 {
-    struct exec **pp = &eng->execs;
+    struct exec *next;
     int big = 0;
-    while (*pp) {
-        struct exec *ex = *pp;
+    /* Only those on eng->done: final (exec_check_done), lost or handed off. */
+    for (struct exec *ex = eng->done.head; ex; ex = next) {
         int busy = 0;
         int gone = engine__exec_lost(ex) || ex->life == EXEC_LIFE_HANDED_OFF;
+        next = ex->done.next;
         if (!gone &&
             (!exec_status_is_final(ex->status) || ex->dirty || !ex->finished_reported)) {
-            pp = &ex->next;
+            if (!exec_status_is_final(ex->status) && !engine__exec_lost(ex) &&
+                !engine__exec_handoff(ex))
+                exec_list_remove(&eng->done, ex, EXEC_LIST_DONE); /* runs on here */
             continue;
         }
         for (struct proc *p = eng->procs; p; p = p->next)
@@ -2995,11 +3103,9 @@ static void execs_collect(struct engine *eng)
         for (size_t i = 0; i < eng->nspawn; i++)
             if (eng->to_spawn[i]->ex == ex)
                 busy = 1;
-        if (busy) {
-            pp = &ex->next;
+        if (busy)
             continue;
-        }
-        *pp = ex->next;
+        exec_unlink(eng, ex);
         engine__timer_purge(&eng->timers, ex, NULL);
         if (eng->cfg.release)
             eng->cfg.release(eng->cfg.owner_arg, ex->id);

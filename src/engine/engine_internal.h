@@ -266,8 +266,29 @@ struct exec {
     char *parent_id;
     int parent_task_idx;
     int depth;
-    struct exec *next;
+    struct exec *next, *prev; /* on eng->execs */
+    /* Its place on the engine's lists (engine.c), so that a turn visits only
+     * the executions something happened to: `visit` (on eng->visit: ready
+     * work, or a task that ended, since dispatch last looked; or on
+     * eng->slot_wait: a command waiting for a process slot) and `done` (on
+     * eng->done: final or dropped, to be freed once written). */
+    struct exec_link {
+        struct exec *prev, *next;
+        int on; /* 0: on no list, else the list (EXEC_LIST_*) */
+    } visit, done;
 };
+
+/* A queue of executions, through one of their exec_link members. */
+struct exec_queue {
+    struct exec *head, *tail;
+};
+enum { EXEC_LIST_VISIT = 1, EXEC_LIST_SLOT_WAIT, EXEC_LIST_DONE };
+
+/* Dispatch visits `ex` in this turn (or the next): call when one of its runs
+ * became ready or ended, or its status changed. */
+void engine__exec_visit(struct engine *eng, struct exec *ex);
+/* `ex` may be freed once written: execs_collect looks at it. */
+void engine__exec_done(struct engine *eng, struct exec *ex);
 
 /* Taken by another node (or never committed): nothing of it is written. */
 static inline int engine__exec_lost(const struct exec *ex)
@@ -394,6 +415,13 @@ struct engine {
         void *arg;
     } *hooks;
     size_t nhooks, hooks_alloc;
+    size_t nexecs;          /* on `execs` */
+    struct exec_queue visit; /* executions dispatch looks at next */
+    struct exec_queue slot_wait; /* executions whose next command waits for a slot */
+    struct exec_queue done;  /* executions execs_collect looks at */
+    size_t nready;          /* entries in the ready FIFOs of all executions */
+    int64_t longest_at;     /* when stats last walked the executions for the longest */
+    int64_t longest_ms;
     struct proc *procs;
     size_t nprocs; /* live processes (slots in use) */
     struct timer_heap timers;

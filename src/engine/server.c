@@ -497,16 +497,21 @@ void engine__interrupt_running(struct engine *eng)
 
 void engine__stats_update(struct engine *eng)
 {
-    size_t active = 0, queued = 0;
+    size_t active = eng->nexecs, queued = eng->nready; /* kept as they change */
     int64_t now = clock_now_ms(), longest = 0;
 
-    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        active++;
-        for (int q = 0; q < 3; q++)
-            queued += ex->ready[q].n - ex->ready[q].head;
-        int64_t since = ex->retried_at ? ex->retried_at : ex->started_at;
-        if (ex->status == EXEC_RUNNING && now - since > longest)
-            longest = now - since;
+    if (active <= 64 || now - eng->longest_at >= 1000) {
+        /* The age of the oldest: one walk per second at most (in between, the
+         * last one's figure ages with the clock). */
+        for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+            int64_t since = ex->retried_at ? ex->retried_at : ex->started_at;
+            if (ex->status == EXEC_RUNNING && now - since > longest)
+                longest = now - since;
+        }
+        eng->longest_at = now;
+        eng->longest_ms = longest;
+    } else if (eng->longest_ms > 0) {
+        longest = eng->longest_ms + (now - eng->longest_at);
     }
     pthread_mutex_lock(&eng->mu);
     eng->stats.running = !eng->stopping;

@@ -137,6 +137,8 @@ void engine__run_move(struct engine *eng, struct exec *ex, size_t idx, enum task
         r->queued_in_ready = 0; /* its FIFO entry, if any, is skipped */
     r->status = to;
     engine__run_touch(eng, ex, idx);
+    if (task_status_is_final(to) || from == TASK_RUNNING)
+        engine__exec_visit(eng, ex); /* its end may start others, or end the execution */
 }
 
 void engine__run_load(struct exec *ex, size_t idx, enum task_status st)

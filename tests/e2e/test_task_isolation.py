@@ -166,3 +166,59 @@ def test_task_of_the_same_user_cannot_read_orch_memory(orch, shared_dir):
                           timeout=60)
     assert logs.returncode == 0, logs.stderr
     assert "not found 13" in logs.stdout, logs.stdout  # EACCES
+
+
+def _fds_of(pid):
+    """{fd: target} of a process, from /proc (None once it is gone)."""
+    try:
+        return {int(n): os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")}
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def test_task_inherits_only_its_standard_descriptors(tmp_path):
+    """A command task gets fds 0 (/dev/null), 1 and 2 (its output pipes) and nothing else of
+    orch's: not the store's files, the HTTP API's sockets (many held open here), the
+    epoll/eventfd/pidfd descriptors of the loop, nor the guard's socket."""
+    import socket
+    from apiutil import Server, sh, wf
+    from conftest import wait_for
+
+    s = Server(tmp_path, workers=2)
+    s.start()
+    held = []
+    try:
+        # Many connections, each with a request answered and kept alive (a few source
+        # addresses: one address may hold only a share of the connections).
+        for i in range(240):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=5,
+                                         source_address=(f"127.0.0.{2 + i % 6}", 0))
+            c.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert c.recv(65536).startswith(b"HTTP/1.1 "), i
+            held.append(c)
+        srv_fds = _fds_of(s.proc.pid)
+        assert sum(t.startswith("socket:") for t in srv_fds.values()) >= 200, srv_fds
+        pidfile = tmp_path / "task.pid"
+        s.apply(wf("fds", [sh("t", ["/bin/sh", "-c", f'echo $$ > {pidfile}.tmp && '
+                                    f'mv {pidfile}.tmp {pidfile} && exec sleep 60'])]))
+        ex = s.trigger("fds")["id"]
+        wait_for(lambda: pidfile.exists(), timeout=30, what="the task's pid file")
+        pid = int(pidfile.read_text())
+        # `exec sleep`: same pid; its descriptors are what orch gave the task.
+        wait_for(lambda: (open(f"/proc/{pid}/comm").read().strip() == "sleep"), timeout=30,
+                 what="the task to exec sleep")
+        fds = _fds_of(pid)
+        assert fds is not None and sorted(fds) == [0, 1, 2], fds
+        assert fds[0] == "/dev/null", fds
+        assert fds[1].startswith("pipe:") and fds[2].startswith("pipe:"), fds
+        r = s.post(f"/v1/executions/{ex}/cancel")
+        assert r.status in (200, 202), r
+        s.wait_exec(ex)
+    finally:
+        for c in held:
+            c.close()
+        try:
+            code = s.stop()
+            assert code == 0, f"orch server exited with {code} on SIGTERM:\n{s.log()[-3000:]}"
+        finally:
+            s.cleanup()
