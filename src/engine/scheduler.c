@@ -11,10 +11,12 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/date.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "engine_internal.h"
 #include "sched/cron.h"
+#include "sched/due.h"
 #include "sched/tz.h"
 
 #include "base/banned.h"
@@ -44,29 +46,17 @@ void engine__scheds_clear(struct engine *eng)
     eng->nscheds = 0;
 }
 
-/* The first fire time of `sc` strictly after `after_ms` (ms), or 0 if none. */
+/* The first fire time of `sc` strictly after `after_ms` (ms), or 0 if none
+ * (never again, or out of sched_next_due()'s range). */
 static int64_t sched_next_time(const struct sched *sc, int64_t after_ms)
 {
-    int64_t after_s = after_ms >= 0 ? after_ms / 1000 : (after_ms - 999) / 1000;
-    if (!sc->spec.is_cron) {
-        int64_t every_s = sc->spec.every_ms / 1000;
-        if (every_s <= 0)
-            return 0;
-        return ((after_s / every_s) + 1) * every_s * 1000;
-    }
-    {
-        int64_t out_s = 0;
-        if (cron_next(&sc->spec.cron, sc->tz, &sc->spec.dst, after_s, &out_s) != 0)
-            return 0;
-        return out_s * 1000;
-    }
-}
+    struct sched_rule rule = {sc->spec.is_cron ? &sc->spec.cron : NULL, &sc->spec.dst,
+                              sc->spec.every_ms / 1000};
+    int64_t out_s = 0;
 
-static char *spec_hash(const struct dag_schedule *s)
-{
-    return xasprintf("%s|%lld|%s|%d|%d|%d|%s", s->is_cron ? s->cron_text : "",
-                     (long long)(s->is_cron ? 0 : s->every_ms), s->timezone, (int)s->dst.skipped,
-                     (int)s->dst.repeated, s->enabled, s->params_json ? s->params_json : "");
+    if (sched_next_due(&rule, sc->tz, date_floor_div(after_ms, 1000), &out_s) != 0)
+        return 0;
+    return out_s * 1000;
 }
 
 
@@ -132,7 +122,7 @@ static void sched_add(struct engine *eng, const struct workflow_row *wr,
         sched_release(sc);
         return;
     }
-    sc->spec_hash = spec_hash(&sc->spec);
+    sc->spec_hash = dag_schedule_hash(&sc->spec);
     if (prev) {
         /* Overlap buffers survive a reload. */
         sc->buffered = prev->buffered;
