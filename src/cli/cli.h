@@ -155,6 +155,24 @@ struct workflow;
 struct json_t *cli_params_json(const struct cli_args *a, const struct workflow *wf,
                                int *out_exit);
 
+/*
+ * Results, local or remote, are printed by one printer each (print.c), from
+ * the API's JSON: a local command builds it from the store with the view
+ * functions the server uses (view_exec_list(), cli_exec_json()).
+ */
+/* `j` as indented JSON and a newline (what --json prints). */
+void cli_print_json(const struct json_t *j);
+/* Member `key` of object `o`: its text, "" if it is not a string. */
+const char *cli_jstr(const struct json_t *o, const char *key);
+/* Member `key` of object `o`: its value, `dflt` if it is not an integer. */
+long long cli_jint(const struct json_t *o, const char *key, long long dflt);
+/* A page of executions ({"items", "nextCursor"}): the table of `executions
+ * list`, "No executions." when empty, or only the ids (ids_only). */
+void cli_print_exec_list(const struct json_t *page, int ids_only);
+/* An ExecutionDetail: the text of `executions show`. */
+void cli_print_exec_detail(const struct json_t *d);
+/* An ExecutionDetail: the summary `orch run` (and `trigger --wait`) prints at the end. */
+void cli_print_run_summary(const struct json_t *d);
 /* The OUTPUT table of an execution's tasks (the "tasks" array of its JSON
  * view): one line per task with an output, long ones cut. */
 void cli_print_outputs(const struct json_t *tasks);
@@ -182,7 +200,6 @@ size_t cli_task_order(const struct cli_task_ref *refs, size_t n, struct cli_row 
  * entries (free it), *out_n the number. */
 struct cli_row *cli_task_order_json(const struct json_t *tasks, size_t *out_n);
 struct exec_detail;
-struct cli_row *cli_task_order_detail(const struct exec_detail *d, size_t *out_n);
 
 /* An execution as the API shows it (view_exec_detail), with its workflow's
  * outputs filled in from `st` once it succeeded. */
