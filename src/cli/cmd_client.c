@@ -541,10 +541,14 @@ static int wait_for_end(struct client *c, const char *id, int json)
             break;
         }
         if (exec_status_is_final(st)) {
-            if (json)
+            if (json) {
                 cli_print_json(r.json);
-            else
-                cli_print_run_summary(r.json);
+            } else {
+                struct cli_run_view v;
+                cli_run_view_from_json(r.json, &v);
+                cli_print_run_summary(&v);
+                cli_run_view_release(&v);
+            }
             code = cli_exit_for_status(st);
             break;
         }

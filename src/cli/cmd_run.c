@@ -242,18 +242,37 @@ static void catch_signals(struct engine *eng)
 /* The summary of execution `d`, with its workflow's outputs from `st`. */
 static void print_summary(struct store *st, const struct exec_detail *d)
 {
-    json_t *j = view_exec_detail(d);
-    char *outputs = NULL;
+    struct cli_run_view v;
     struct err err = ERR_INIT;
-    int bad = engine_exec_outputs(st, d, &outputs, &err) != 0;
+    int bad;
 
-    if (!bad)
-        view_exec_set_outputs(j, outputs);
-    cli_print_run_summary(j);
+    memset(&v, 0, sizeof(v));
+    v.id = d->exec.id;
+    v.status = exec_status_name(d->exec.status);
+    v.duration_ms =
+        d->exec.finished_at && d->exec.started_at ? d->exec.finished_at - d->exec.started_at : 0;
+    v.retry_ms = d->exec.retried_at && d->exec.finished_at >= d->exec.retried_at
+                     ? d->exec.finished_at - d->exec.retried_at
+                     : -1;
+    v.tasks = xcalloc(d->ntasks ? d->ntasks : 1, sizeof(*v.tasks));
+    v.ntasks = d->ntasks;
+    for (size_t i = 0; i < d->ntasks; i++) {
+        const struct task_run_row *t = &d->tasks[i];
+        v.tasks[i].name = t->name;
+        v.tasks[i].status = task_status_name(t->status);
+        v.tasks[i].attempt = t->attempt;
+        v.tasks[i].duration_ms =
+            t->started_at && t->finished_at ? t->finished_at - t->started_at : -1;
+        v.tasks[i].error = t->error ? t->error : "";
+        v.tasks[i].instance = t->instance;
+        v.counts[t->status]++;
+    }
+    v.rows = cli_task_order_detail(d, &v.nrows);
+    bad = engine_exec_outputs(st, d, &v.outputs, &err) != 0;
+    cli_print_run_summary(&v);
     if (bad)
         printf("Outputs: cannot be filled in: %s\n", err.msg);
-    free(outputs);
-    json_decref(j);
+    cli_run_view_release(&v);
 }
 
 /* ------------------------------------------------------------------ shared */

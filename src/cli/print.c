@@ -17,6 +17,7 @@
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 #include "cli.h"
+#include "store/store.h"
 
 #include "base/banned.h"
 
@@ -206,20 +207,62 @@ void cli_print_outputs(const json_t *tasks)
 
 /* ------------------------------------------------------------------ run summary */
 
-void cli_print_run_summary(const json_t *d)
+void cli_run_view_release(struct cli_run_view *v)
 {
-    static const char *const order[] = {"pending",   "queued",    "running",
-                                        "succeeded", "failed",    "upstream_failed",
-                                        "skipped",   "cancelled", "timed_out"};
+    free(v->tasks);
+    free(v->rows);
+    free(v->outputs);
+    memset(v, 0, sizeof(*v));
+}
+
+void cli_run_view_from_json(const json_t *d, struct cli_run_view *out)
+{
     json_t *tasks = json_object_get(d, "tasks");
-    size_t w = 4, counts[sizeof(order) / sizeof(order[0])] = {0};
+    size_t n = json_array_size(tasks);
+    int64_t r = 0, f = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->id = cli_jstr(d, "id");
+    out->status = cli_jstr(d, "status");
+    out->duration_ms = cli_jint(d, "durationMs", 0);
+    out->retry_ms = -1;
+    if (json_is_string(json_object_get(d, "retriedAt")) &&
+        json_is_string(json_object_get(d, "finishedAt")) &&
+        clock_parse_iso8601(cli_jstr(d, "retriedAt"), &r) == 0 &&
+        clock_parse_iso8601(cli_jstr(d, "finishedAt"), &f) == 0 && f >= r)
+        out->retry_ms = f - r;
+    out->tasks = xcalloc(n ? n : 1, sizeof(*out->tasks));
+    out->ntasks = n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_array_get(tasks, i);
+        /* A summarised fan-out: its instances counted by status. */
+        json_t *by = json_object_get(json_object_get(t, "instances"), "byStatus");
+        enum task_status st;
+        out->tasks[i].name = cli_jstr(t, "name");
+        out->tasks[i].status = cli_jstr(t, "status");
+        out->tasks[i].attempt = cli_jint(t, "attempt", 0);
+        out->tasks[i].duration_ms = cli_jint(t, "durationMs", -1);
+        out->tasks[i].error = cli_jstr(t, "error");
+        out->tasks[i].instance = json_is_string(json_object_get(t, "group"));
+        if (task_status_parse(out->tasks[i].status, &st) == 0)
+            out->counts[st]++;
+        for (int k = 0; k < TASK_STATUS_COUNT; k++)
+            out->counts[k] += (size_t)json_integer_value(
+                json_object_get(by, task_status_name((enum task_status)k)));
+    }
+    out->rows = cli_task_order_json(tasks, &out->nrows);
+    if (json_is_object(json_object_get(d, "outputs")))
+        out->outputs = json_dumps(json_object_get(d, "outputs"), JSON_COMPACT);
+}
+
+void cli_print_run_summary(const struct cli_run_view *v)
+{
     struct strbuf sb = STRBUF_INIT;
+    size_t w = 4;
     char dur[32];
 
-    for (size_t i = 0; i < json_array_size(tasks); i++) {
-        json_t *t = json_array_get(tasks, i);
-        size_t l =
-            strlen(cli_jstr(t, "name")) + (json_is_string(json_object_get(t, "group")) ? 2 : 0);
+    for (size_t i = 0; i < v->ntasks; i++) {
+        size_t l = strlen(v->tasks[i].name) + (v->tasks[i].instance ? 2 : 0);
         if (l > w)
             w = l;
     }
@@ -227,49 +270,34 @@ void cli_print_run_summary(const json_t *d)
         w = 40;
     printf("%-*s  %-15s  %-8s  %-9s  %s\n", (int)w, "TASK", "STATUS", "ATTEMPTS", "DURATION",
            "ERROR");
-    {
-        size_t nrows;
-        struct cli_row *rows = cli_task_order_json(tasks, &nrows);
-        for (size_t k = 0; k < nrows; k++) {
-            json_t *t = json_array_get(tasks, rows[k].idx);
-            char name[64];
-            if (rows[k].hidden) {
-                printf("  ... %zu more succeeded\n", rows[k].hidden);
-                continue;
-            }
-            snprintf(name, sizeof(name), "%s%s", rows[k].instance ? "  " : "", cli_jstr(t, "name"));
-            printf("%-*.*s  %-15s  %-8lld  %-9s  %s\n", (int)w, (int)w, name, cli_jstr(t, "status"),
-                   cli_jint(t, "attempt", 0), fmt_duration_of(t, "durationMs", dur, sizeof(dur)),
-                   cli_jstr(t, "error"));
+    for (size_t k = 0; k < v->nrows; k++) {
+        const struct cli_run_task *t = &v->tasks[v->rows[k].idx];
+        char name[64];
+        if (v->rows[k].hidden) {
+            printf("  ... %zu more succeeded\n", v->rows[k].hidden);
+            continue;
         }
-        free(rows);
+        snprintf(name, sizeof(name), "%s%s", v->rows[k].instance ? "  " : "", t->name);
+        if (t->duration_ms >= 0)
+            clock_fmt_duration(t->duration_ms, dur, sizeof(dur));
+        else
+            snprintf(dur, sizeof(dur), "-");
+        printf("%-*.*s  %-15s  %-8lld  %-9s  %s\n", (int)w, (int)w, name, t->status, t->attempt,
+               dur, t->error);
     }
-    for (size_t i = 0; i < json_array_size(tasks); i++) {
-        json_t *t = json_array_get(tasks, i);
-        /* A summarised fan-out: its instances counted by status. */
-        json_t *by = json_object_get(json_object_get(t, "instances"), "byStatus");
-        for (size_t s = 0; s < sizeof(order) / sizeof(order[0]); s++) {
-            if (!strcmp(order[s], cli_jstr(t, "status")))
-                counts[s]++;
-            counts[s] += (size_t)json_integer_value(json_object_get(by, order[s]));
-        }
-    }
-    for (size_t s = 0; s < sizeof(order) / sizeof(order[0]); s++)
-        if (counts[s])
-            strbuf_addf(&sb, "%s%zu %s", sb.len ? ", " : "", counts[s], order[s]);
-    if (!json_is_integer(json_object_get(d, "durationMs")))
-        clock_fmt_duration(0, dur, sizeof(dur));
-    else
-        fmt_duration_of(d, "durationMs", dur, sizeof(dur));
+    for (int s = 0; s < TASK_STATUS_COUNT; s++)
+        if (v->counts[s])
+            strbuf_addf(&sb, "%s%zu %s", sb.len ? ", " : "", v->counts[s],
+                        task_status_name((enum task_status)s));
+    clock_fmt_duration(v->duration_ms, dur, sizeof(dur));
     {
-        char took[64];
-        printf("\nExecution %s %s in %s%s (%s)\n", cli_jstr(d, "id"), cli_jstr(d, "status"), dur,
-               retry_took(d, took, sizeof(took)), sb.buf);
+        char took[64] = "", t[32];
+        if (v->retry_ms >= 0)
+            snprintf(took, sizeof(took), ", this retry %s",
+                     clock_fmt_duration(v->retry_ms, t, sizeof(t)));
+        printf("\nExecution %s %s in %s%s (%s)\n", v->id, v->status, dur, took, sb.buf);
     }
     strbuf_release(&sb);
-    if (json_is_object(json_object_get(d, "outputs"))) {
-        char *text = json_dumps(json_object_get(d, "outputs"), JSON_COMPACT);
-        printf("Outputs: %s\n", text ? text : "{}");
-        free(text);
-    }
+    if (v->outputs)
+        printf("Outputs: %s\n", v->outputs);
 }

@@ -576,6 +576,21 @@ struct cli_row *cli_task_order_json(const json_t *tasks, size_t *out_n)
     return rows;
 }
 
+struct cli_row *cli_task_order_detail(const struct exec_detail *d, size_t *out_n)
+{
+    struct cli_task_ref *refs = xcalloc(d->ntasks ? d->ntasks : 1, sizeof(*refs));
+    struct cli_row *rows = xcalloc(2 * d->ntasks + 1, sizeof(*rows));
+
+    /* Rows are ordered by idx, and idx runs 0..n-1: a group's idx is its row. */
+    for (size_t i = 0; i < d->ntasks; i++) {
+        refs[i].group = d->tasks[i].instance ? d->tasks[i].group_idx : -1;
+        refs[i].succeeded = d->tasks[i].status == TASK_SUCCEEDED;
+    }
+    *out_n = cli_task_order(refs, d->ntasks, rows);
+    free(refs);
+    return rows;
+}
+
 json_t *cli_exec_json(struct store *st, const struct exec_detail *d)
 {
     json_t *j = view_exec_detail(d);
