@@ -572,6 +572,7 @@ static void exec_free(struct exec *ex)
         free(ex->runs[i].name);
     }
     free(ex->runs);
+    free(ex->drun);
     free(ex->parent_id);
     json_decref(ex->ctx);
     for (int q = 0; q < 3; q++)
@@ -709,13 +710,9 @@ static void task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum 
     struct trun *r = &ex->runs[idx];
     if (task_status_is_final(r->status))
         return;
-    if (r->status == TASK_RUNNING && !r->expanded)
-        ex->nrunning--; /* a group takes no slot of its own */
-    r->status = st;
+    engine__run_move(eng, ex, idx, st);
     r->finished_at = clock_now_ms();
     engine__set_str(&r->error, error);
-    r->dirty = 1;
-    ex->nfinal++;
     if (idx < ex->wf->ntasks && st == TASK_SUCCEEDED && ex->ctx) {
         json_decref(ex->ctx); /* its output is new to the placeholders */
         ex->ctx = NULL;
@@ -723,7 +720,7 @@ static void task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum 
     if (idx >= ex->wf->ntasks) {
         engine__group_step(eng, ex, r->group, st); /* an instance: its group decides */
     } else {
-        engine__group_close(ex, idx, st); /* a group ending early: its waiting items too */
+        engine__group_close(eng, ex, idx, st); /* a group ending early: its waiting items too */
         propagate(eng, ex, idx);
     }
 }
@@ -778,9 +775,8 @@ static enum task_status decide_run_if(const struct exec *ex, size_t c)
 static void task_make_ready(struct engine *eng, struct exec *ex, size_t idx)
 {
     struct trun *r = &ex->runs[idx];
-    r->status = TASK_QUEUED;
+    engine__run_move(eng, ex, idx, TASK_QUEUED);
     r->available_at = 0;
-    r->dirty = 1;
     ready_push(eng, ex, idx);
 }
 
@@ -812,22 +808,19 @@ static void propagate(struct engine *eng, struct exec *ex, size_t idx)
                 task_make_ready(eng, ex, c);
                 continue;
             }
-            cr->status = d;
+            engine__run_move(eng, ex, c, d);
             cr->finished_at = clock_now_ms();
-            cr->dirty = 1;
             if (d == TASK_UPSTREAM_FAILED)
                 engine__set_str(&cr->error, "upstream task failed");
             else if (d == TASK_CANCELLED)
                 engine__set_str(&cr->error, ex->error ? ex->error : "cancelled");
-            ex->nfinal++;
-            engine__group_close(ex, c, d); /* a retried group's items */
+            engine__group_close(eng, ex, c, d); /* a retried group's items */
             log_debug(COMP_TASK, "Task '%s' %s", engine__task_name(ex, c), task_status_name(d));
             XGROW(stack, alloc, n + 1);
             stack[n++] = c;
         }
     }
     free(stack);
-    (void)eng;
 }
 
 static int64_t backoff_delay(const struct dag_task *t, int attempt)
@@ -922,11 +915,9 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
             log_warn(COMP_TASK, "Task '%s' attempt %d failed (%d of %d tries): %s; retrying in %s",
                      engine__task_name(ex, idx), r->attempt, r->failures, t->retries + 1,
                      error ? error : "failed", dbuf);
-        ex->nrunning--;
-        r->status = TASK_QUEUED;
+        engine__run_move(eng, ex, idx, TASK_QUEUED);
         r->available_at = now + delay;
         engine__set_str(&r->error, error);
-        r->dirty = 1;
         if (delay <= 0)
             ready_push(eng, ex, idx);
         else
@@ -998,13 +989,11 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
     struct engine_event ev;
 
     r->attempt++;
-    r->status = TASK_RUNNING;
+    engine__run_move(eng, ex, idx, TASK_RUNNING);
     r->attempt_started_at = now;
     if (!r->started_at)
         r->started_at = now;
     r->available_at = 0;
-    r->dirty = 1;
-    ex->nrunning++;
 
     memset(&row, 0, sizeof(row));
     row.task_idx = (int)idx;
@@ -1066,7 +1055,7 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
             attempt_end(eng, ex, idx, ATTEMPT_FAILED, -1, 0, msg, 0, 0, 0, 0);
             return;
         }
-        r->remote = 1;
+        engine__run_remote(eng, ex, idx, 1);
         engine__remote_offer(eng, ex, idx, spec);
         json_decref(spec);
         if (t->timeout_ms > 0) {
@@ -1106,12 +1095,12 @@ static void exec_check_done(struct engine *eng, struct exec *ex)
         for (size_t i = 0; i < ex->nruns; i++)
             if (task_is_bad(ex->runs[i].status))
                 bad = 1;
-        ex->status = bad ? EXEC_FAILED : EXEC_SUCCEEDED;
+        engine__exec_move(eng, ex, bad ? EXEC_FAILED : EXEC_SUCCEEDED);
         if (bad && !ex->error)
             ex->error = xstrdup("one or more tasks failed");
     }
     ex->finished_at = clock_now_ms();
-    ex->dirty = 1;
+    engine__exec_touch(eng, ex);
     ex->finished_reported = 1;
     clock_fmt_duration(ex->finished_at - ex->started_at, dur, sizeof(dur));
     if (ex->retried_at) {
@@ -1162,9 +1151,8 @@ void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st
 
     if (exec_status_is_final(ex->status))
         return;
-    ex->status = st;
+    engine__exec_move(eng, ex, st);
     engine__set_str(&ex->error, reason);
-    ex->dirty = 1;
     for (size_t i = 0; i < ex->nruns; i++) {
         struct trun *r = &ex->runs[i];
         if (task_status_is_final(r->status))
@@ -1217,7 +1205,7 @@ static int dispatch(struct engine *eng)
         again = 0;
         for (struct exec *ex = eng->execs; ex; ex = ex->next) {
             int limit = ex->wf->concurrency;
-            if (ex->status != EXEC_RUNNING || ex->lost || ex->handoff)
+            if (ex->status != EXEC_RUNNING || engine__exec_lost(ex) || engine__exec_handoff(ex))
                 continue;
             /* Noops first (they may make more tasks ready), then sleeps, then commands. */
             for (int q = 2; q >= 0; q--) {
@@ -1292,42 +1280,28 @@ static void proc_flush_undo(struct proc *p);
 static int commit_turn(struct engine *eng, struct err *err)
 {
     int rc, fenced = 0;
-    int dirty = eng->npatt > 0 || eng->npfires > 0;
+    int dirty = eng->npatt > 0 || eng->ndirty > 0;
 
-    for (size_t i = 0; i < eng->nscheds && !dirty; i++)
-        if (eng->scheds[i].dirty)
-            dirty = 1;
-    for (struct exec *ex = eng->execs; ex && !dirty; ex = ex->next) {
-        if (ex->dirty || ex->tasks_new)
-            dirty = 1;
-        for (size_t i = 0; !dirty && i < ex->nruns; i++)
-            if (ex->runs[i].dirty)
-                dirty = 1;
-    }
     for (struct proc *p = eng->procs; p && !dirty; p = p->next)
         if (p->pend[0].len || p->pend[1].len || p->pid_dirty)
             dirty = 1;
-    if (!dirty && !eng->notify_work && !eng->notify_schedules && !engine__remote_dirty(eng))
+    if (!dirty && !engine__hooks_pending(eng))
         return 0;
 
 again:
     rc = store_begin(eng->st, err);
     if (rc)
         return rc;
-    if (eng->cluster) {
-        int nlost = 0;
-        rc = engine__fence(eng, &nlost, err);
-        if (rc)
-            goto fail;
-        if (nlost) {
-            /* Start over without what is not ours any more. */
-            store_rollback(eng->st);
-            goto again;
-        }
-    }
-    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+    rc = engine__hooks_commit(eng, HOOK_FIRST, err); /* the cluster's fence */
+    if (rc)
+        goto fail;
+    /* What changed this turn: the executions on the dirty list, and of each
+     * its dirty runs (all of them when it is new). */
+    for (size_t k = 0; k < eng->ndirty; k++) {
+        struct exec *ex = eng->dirty[k];
         struct exec_row row;
-        if (ex->lost)
+        size_t nw;
+        if (engine__exec_lost(ex))
             continue;
         memset(&row, 0, sizeof(row));
         memcpy(row.id, ex->id, sizeof(row.id));
@@ -1345,14 +1319,14 @@ again:
         row.parent_id = ex->parent_id;
         row.parent_task_idx = ex->parent_task_idx;
         row.depth = ex->depth;
-        if (ex->handoff) {
+        if (engine__exec_handoff(ex)) {
             /* For whichever node claims it first. */
             row.status = EXEC_QUEUED;
             row.started_at = 0;
         } else {
             row.owner = eng->node_id;
         }
-        if (ex->is_new) {
+        if (engine__exec_unstored(ex)) {
             rc = store_execution_insert(eng->st, &row, err);
             if (!rc && ex->idem_key)
                 rc = store_idempotency_put(eng->st, ex->wf->name, ex->idem_key, ex->id,
@@ -1362,11 +1336,11 @@ again:
         }
         if (rc)
             goto fail;
-        for (size_t i = 0; i < ex->nruns; i++) {
+        nw = ex->tasks_new ? ex->nruns : ex->ndrun;
+        for (size_t j = 0; j < nw; j++) {
+            size_t i = ex->tasks_new ? j : ex->drun[j];
             struct trun *r = &ex->runs[i];
             struct task_run_row tr;
-            if (!r->dirty && !ex->tasks_new)
-                continue;
             memset(&tr, 0, sizeof(tr));
             tr.idx = (int)i;
             tr.name = (char *)engine__task_name(ex, i);
@@ -1392,49 +1366,16 @@ again:
                 goto fail;
         }
     }
-    /* Fires of schedules and their state, with the executions they created. */
-    for (size_t i = 0; i < eng->npfires; i++) {
-        rc = store_fire_insert(eng->st, &eng->pfires[i].row, err);
-        if (rc)
-            goto fail;
-    }
-    for (size_t i = 0; i < eng->nscheds; i++) {
-        struct sched *sc = &eng->scheds[i];
-        struct schedule_row sr;
-        if (!sc->dirty)
-            continue;
-        memset(&sr, 0, sizeof(sr));
-        memcpy(sr.id, sc->id, ID_MAX);
-        sr.workflow = sc->workflow;
-        sr.name = sc->name;
-        sr.spec_hash = sc->spec_hash;
-        sr.paused = sc->paused;
-        sr.next_fire_at = sc->next_fire_at;
-        sr.last_fire_at = sc->last_fire_at;
-        sr.created_at = sr.updated_at = clock_now_ms();
-        sr.from_api = sc->from_api;
-        sr.spec = sc->api_spec;
-        if (sc->is_new) {
-            rc = store_schedule_upsert(eng->st, &sr, err);
-        } else {
-            /* Only our part: the API may have changed the spec or paused it. */
-            rc = store_schedule_update_state(eng->st, &sr, err);
-            if (rc == ERR_NOT_FOUND) {
-                sc->gone = 1; /* deleted through the API meanwhile */
-                eng->sched_reload = 1;
-                rc = 0;
-            }
-        }
-        if (rc)
-            goto fail;
-    }
+    rc = engine__hooks_commit(eng, HOOK_AFTER_RUNS, err); /* schedule fires and states */
+    if (rc)
+        goto fail;
     /* Pids of processes started last turn first: a final update of the same
      * attempt queued this turn (it may have exited already) must come after. */
     for (struct proc *p = eng->procs; p; p = p->next) {
         struct attempt_row row;
         struct trun *r;
-        if (!p->ex || !p->pid_dirty || p->stale || p->ex->lost)
-            continue; /* processes run for others: in engine__remote_commit */
+        if (!p->ex || !p->pid_dirty || p->stale || engine__exec_lost(p->ex))
+            continue; /* processes run for others: remote.c's hook */
         r = &p->ex->runs[p->idx];
         memset(&row, 0, sizeof(row));
         row.task_idx = (int)p->idx;
@@ -1461,7 +1402,7 @@ again:
     }
     for (struct proc *p = eng->procs; p; p = p->next) {
         int failed = 0;
-        if (p->ex && p->ex->lost)
+        if (p->ex && engine__exec_lost(p->ex))
             continue;
         proc_flush_logs(eng, p, &failed, err);
         if (failed) {
@@ -1469,40 +1410,24 @@ again:
             goto fail;
         }
     }
-    if (eng->cluster && (rc = engine__remote_commit(eng, err)) != 0)
-        goto fail;
-    if (eng->notify_work && (rc = store_notify(eng->st, "orch_work", eng->node_id, err)) != 0)
-        goto fail;
-    if (eng->notify_schedules &&
-        (rc = store_notify(eng->st, "orch_schedules", eng->node_id, err)) != 0)
+    rc = engine__hooks_commit(eng, HOOK_LAST, err); /* offers, then notifications */
+    if (rc)
         goto fail;
     rc = store_commit(eng->st, err);
     if (rc)
         goto fail;
 
     /* Committed: the store now holds this turn's state. */
-    eng->notify_work = eng->notify_schedules = 0;
-    engine__remote_committed(eng);
+    engine__hooks_committed(eng);
     pending_attempts_clear(eng);
-    for (size_t i = 0; i < eng->npfires; i++) {
-        free(eng->pfires[i].row.schedule_id);
-        free(eng->pfires[i].row.reason);
+    for (size_t k = 0; k < eng->ndirty; k++) {
+        struct exec *ex = eng->dirty[k];
+        if (ex->life == EXEC_LIFE_NEW)
+            engine__exec_life(eng, ex, EXEC_LIFE_STORED);
+        else if (ex->life == EXEC_LIFE_HANDOFF)
+            engine__exec_life(eng, ex, EXEC_LIFE_HANDED_OFF);
     }
-    eng->npfires = 0;
-    for (size_t i = 0; i < eng->nscheds; i++) {
-        eng->scheds[i].dirty = 0;
-        eng->scheds[i].is_new = 0;
-    }
-    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        ex->is_new = 0;
-        ex->dirty = 0;
-        ex->tasks_new = 0;
-        for (size_t i = 0; i < ex->nruns; i++) {
-            ex->runs[i].dirty = 0;
-            ex->runs[i].is_new = 0;
-            ex->runs[i].db_attempt = ex->runs[i].attempt;
-        }
-    }
+    engine__dirty_clear(eng);
     for (struct proc *p = eng->procs; p; p = p->next) {
         p->pid_dirty = 0;
         p->undo = 0;
@@ -1514,14 +1439,12 @@ fail:
     store_rollback(eng->st);
     for (struct proc *p = eng->procs; p; p = p->next)
         proc_flush_undo(p);
-    if (rc == ERR_FENCED && fenced++ < 3) {
-        /* The pipelined fence found an execution another node took: ask
-         * which, outside the transaction, drop them and write the rest. */
-        int nlost = 0;
-        struct err ferr = ERR_INIT;
-        if (engine__fence(eng, &nlost, &ferr) == 0)
-            goto again;
-    }
+    if (rc == ENGINE_HOOK_AGAIN)
+        goto again; /* a hook changed what is written (the fence dropped executions) */
+    /* A hook may repair and ask for another try (the fence: an execution
+     * another node took is dropped, the rest written). */
+    if (fenced++ < 3 && engine__hooks_failed(eng, rc))
+        goto again;
     return rc;
 }
 
@@ -2259,10 +2182,10 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
         task_finalize(eng, ex, tm->idx, TASK_FAILED, msg);
         return;
     }
-    case TIMER_PURGE:
-        return; /* handled by the loop (it needs the store outside a turn) */
     case TIMER_PID_WRITE:
         return; /* firing is enough: the turn that follows commits the pid */
+    case TIMER_COMMIT_RETRY:
+        return; /* firing is enough: the turn that follows tries the commit again */
     }
 }
 
@@ -2401,6 +2324,11 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
         eng->cfg.task_output_cap = 256 * 1024;
     /* On PostgreSQL a turn's writes go in one round trip (store.h). */
     store_set_pipelining(st, 1);
+    /* What the subsystems write with each turn (hooks.h); within a phase in
+     * this order: the offers before the notifications. */
+    engine__sched_hooks(eng);
+    engine__remote_hooks(eng);
+    engine__cluster_hooks(eng);
     *out = eng;
     return 0;
 }
@@ -2440,9 +2368,12 @@ void engine_free(struct engine *eng)
     while (eng->execs) {
         struct exec *ex = eng->execs;
         eng->execs = ex->next;
+        engine__dirty_forget(eng, ex);
         exec_free(ex);
     }
     pending_attempts_clear(eng);
+    free(eng->hooks);
+    free(eng->dirty);
     free(eng->patt);
     free(eng->to_spawn);
     engine__timer_release(&eng->timers);
@@ -2534,22 +2465,19 @@ int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
         return rc;
     }
     ex->version = version;
-    ex->status = EXEC_RUNNING;
+    engine__exec_move(eng, ex, EXEC_RUNNING); /* listed: the next commit inserts it */
     ex->created_at = ex->started_at = clock_now_ms();
-    ex->is_new = 1;
     ex->tasks_new = 1;
     if (engine__node_busy(eng)) {
         /* No free slot here: queue it for any node and wake them. */
-        ex->handoff = 1;
+        engine__exec_life(eng, ex, EXEC_LIFE_HANDOFF);
         eng->notify_work = 1;
         eng->want_claim = 1; /* ours too, once a slot is free */
     }
     for (size_t i = 0; i < wf->ntasks; i++) {
         if (wf->tasks[i].ndeps == 0) {
-            ex->runs[i].status = TASK_QUEUED;
+            engine__run_move(eng, ex, i, TASK_QUEUED);
             ready_push(eng, ex, i);
-        } else {
-            ex->runs[i].status = TASK_PENDING;
         }
     }
     ex->next = eng->execs;
@@ -2571,12 +2499,13 @@ static void exec_unlink_new(struct engine *eng, struct exec *ex)
     pending_attempts_drop(eng, ex);
     if (eng->cfg.release)
         eng->cfg.release(eng->cfg.owner_arg, ex->id);
+    engine__dirty_forget(eng, ex);
     exec_free(ex);
 }
 
 void engine__log_started(const struct exec *ex)
 {
-    if (ex->handoff)
+    if (engine__exec_handoff(ex))
         log_info(COMP, "Execution %s of '%s' (version %d) queued for any node (no free slot "
                  "here): %zu task%s", ex->id, ex->wf->name, ex->version, ex->wf->ntasks,
                  ex->wf->ntasks == 1 ? "" : "s");
@@ -2807,11 +2736,11 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
     wf = NULL;
     memcpy(ex->id, d->exec.id, ID_MAX);
     ex->version = version;
-    ex->status = EXEC_RUNNING;
+    engine__exec_life(eng, ex, EXEC_LIFE_STORED);
+    engine__exec_move(eng, ex, EXEC_RUNNING); /* its row is written as running */
     ex->created_at = d->exec.created_at;
     ex->started_at = d->exec.started_at ? d->exec.started_at : now;
     ex->retried_at = retry ? now : d->exec.retried_at;
-    ex->dirty = 1;
     if (d->exec.parent_id) {
         ex->parent_id = xstrdup(d->exec.parent_id);
         ex->parent_task_idx = d->exec.parent_task_idx;
@@ -2840,7 +2769,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         if (tr->idx < 0 || (size_t)tr->idx >= ex->nruns)
             continue;
         r = &ex->runs[tr->idx];
-        r->status = tr->status;
+        engine__run_load(ex, (size_t)tr->idx, tr->status);
         r->attempt = r->db_attempt = tr->attempt;
         r->available_at = tr->available_at;
         r->started_at = tr->started_at;
@@ -2854,14 +2783,12 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         if (retry && r->status != TASK_SUCCEEDED) {
             /* Run it again; attempt numbers keep counting (fencing), the retry
              * budget starts afresh. */
-            r->status = TASK_PENDING;
+            engine__run_load(ex, (size_t)tr->idx, TASK_PENDING);
+            engine__run_touch(eng, ex, (size_t)tr->idx);
             r->finished_at = 0;
             r->available_at = 0;
             engine__set_str(&r->error, NULL);
-            r->dirty = 1;
         }
-        if (task_status_is_final(r->status))
-            ex->nfinal++;
     }
     /* The retry budget used so far: failed, timed out and lost attempts,
      * but for the lost ones run again outside it. */
@@ -2904,9 +2831,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                 r = &ex->runs[o->task_idx];
                 if (r->status != TASK_RUNNING || r->attempt != o->attempt)
                     continue;
-                r->remote = 1;
-                eng->nremote++;
-                ex->nrunning++;
+                engine__run_remote(eng, ex, (size_t)o->task_idx, 1);
                 r->attempt_started_at = o->offered_at;
                 log_info(COMP_TASK, "Task '%s' attempt %d runs on another node: taken over",
                          engine__task_name(ex, o->task_idx), o->attempt);
@@ -2939,11 +2864,9 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
             if (dd == TASK_QUEUED) {
                 task_make_ready(eng, ex, i);
             } else {
-                r->status = dd;
+                engine__run_move(eng, ex, i, dd);
                 r->finished_at = now;
-                r->dirty = 1;
-                ex->nfinal++;
-                engine__group_close(ex, i, dd);
+                engine__group_close(eng, ex, i, dd);
                 propagate(eng, ex, i);
             }
         } else if (r->status == TASK_RUNNING && t->type == TASK_WORKFLOW) {
@@ -2975,7 +2898,6 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                     log_warn(COMP_TASK, "Task '%s': killed %d orphaned process group%s of attempt %d",
                              engine__task_name(ex, i), k, k == 1 ? "" : "s", r->attempt);
             }
-            ex->nrunning++;
             r->attempt_started_at = last ? last->started_at : r->started_at;
             if (t->type == TASK_SLEEP && last) {
                 /* A sleep continues where it was: nothing was lost but time. */
@@ -3031,8 +2953,8 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         engine__timer_purge(&eng->timers, ex, NULL);
         pending_attempts_drop(eng, ex);
         for (size_t i = 0; i < ex->nruns; i++)
-            if (ex->runs[i].remote && eng->nremote)
-                eng->nremote--;
+            engine__run_remote(eng, ex, i, 0);
+        engine__dirty_forget(eng, ex);
         exec_free(ex);
         ex = NULL;
         goto out;
@@ -3061,7 +2983,7 @@ static void execs_collect(struct engine *eng)
     while (*pp) {
         struct exec *ex = *pp;
         int busy = 0;
-        int gone = ex->lost || (ex->handoff && !ex->is_new);
+        int gone = engine__exec_lost(ex) || ex->life == EXEC_LIFE_HANDED_OFF;
         if (!gone &&
             (!exec_status_is_final(ex->status) || ex->dirty || !ex->finished_reported)) {
             pp = &ex->next;
@@ -3082,6 +3004,7 @@ static void execs_collect(struct engine *eng)
         if (eng->cfg.release)
             eng->cfg.release(eng->cfg.owner_arg, ex->id);
         big = big || ex->nruns >= EXEC_TRIM_RUNS;
+        engine__dirty_forget(eng, ex);
         exec_free(ex);
     }
     /* A large fan-out leaves many small blocks free in malloc's heaps, which
@@ -3090,16 +3013,39 @@ static void execs_collect(struct engine *eng)
         malloc_trim(0);
 }
 
-static int commit_with_retry(struct engine *eng, struct err *err)
+#define COMMIT_BUSY_TRIES 50
+#define COMMIT_BUSY_RETRY_MS 20
+
+/*
+ * Commit the turn; on a busy database hold it instead of waiting on the loop
+ * thread: the writes stay pending in memory, nothing of them is acted on,
+ * and a timer makes the turn that tries again (at most COMMIT_BUSY_TRIES
+ * times, then the error is the loop's, as any other failure). Returns the
+ * commit's result, 0 while held (eng->commit_held set).
+ */
+static int commit_or_hold(struct engine *eng, struct err *err)
 {
-    int rc = 0;
-    for (int tries = 0; tries < 50; tries++) {
-        rc = commit_turn(eng, err);
-        if (rc != ERR_BUSY)
-            return rc;
-        usleep(20000);
+    struct timer tm;
+    int64_t now = clock_mono_ms();
+    int rc;
+
+    if (eng->commit_held && now < eng->busy_retry_at)
+        return 0; /* not yet */
+    rc = commit_turn(eng, err);
+    if (rc != ERR_BUSY || ++eng->busy_tries >= COMMIT_BUSY_TRIES) {
+        eng->commit_held = 0;
+        eng->busy_tries = 0;
+        return rc;
     }
-    return rc;
+    if (!eng->commit_held)
+        log_debug("Database", "Busy: %s; the commit is held and tried again", err->msg);
+    eng->commit_held = 1;
+    eng->busy_retry_at = now + COMMIT_BUSY_RETRY_MS;
+    memset(&tm, 0, sizeof(tm));
+    tm.at = eng->busy_retry_at;
+    tm.kind = TIMER_COMMIT_RETRY;
+    engine__timer_add(&eng->timers, &tm);
+    return 0;
 }
 
 int engine_run(struct engine *eng, struct err *err)
@@ -3181,11 +3127,12 @@ int engine_run(struct engine *eng, struct err *err)
         }
         /* 2. transitions */
         dispatch(eng);
+        engine__check_turn(eng, 0); /* debug and sanitizer builds: what this turn touched */
         /* 3. commit (held while the database is away or its disk full) */
         if (eng->disk_full)
             rc = commit_held_retry(eng, err);
         else
-            rc = eng->db_down ? 0 : commit_with_retry(eng, err);
+            rc = eng->db_down ? 0 : commit_or_hold(eng, err);
         if (rc == ERR_FULL) {
             /* Nothing written (this turn, or since the disk is full): the
              * commands of this turn are told so, and the executions their
@@ -3200,16 +3147,16 @@ int engine_run(struct engine *eng, struct err *err)
             rc = 0;
         } else if (rc == ERR_CONFLICT && eng->cluster && engine__conflict_recover(eng) > 0) {
             engine__replies_flush(eng, rc, err);
-            rc = commit_with_retry(eng, err);
-        } else {
-            engine__replies_flush(eng, rc, err);
+            rc = commit_or_hold(eng, err);
+        } else if (!eng->commit_held) {
+            engine__replies_flush(eng, rc, err); /* held: answered once committed */
         }
         if (rc) {
             log_error("Database", "cannot commit state: %s", err->msg);
             break;
         }
         /* 4. act, once what it acts on is committed */
-        if (!eng->db_down) {
+        if (!eng->db_down && !eng->commit_held) {
             spawn_pending(eng);
             engine__http_send_pending(eng);
             engine__subflow_act(eng);
@@ -3228,9 +3175,9 @@ int engine_run(struct engine *eng, struct err *err)
             /* Done once no task process or request is left (finished, or
              * interrupted and reaped). */
             if ((!eng->procs || (eng->disk_full && procs_all_reaped(eng))) &&
-                !engine__http_active(eng))
+                !engine__http_active(eng) && !eng->commit_held)
                 break; /* with the disk full, their ends are not written: redone */
-        } else if (!eng->persistent && !eng->execs && !eng->procs) {
+        } else if (!eng->persistent && !eng->execs && !eng->procs && !eng->commit_held) {
             break;
         }
         if (eng->persistent && !eng->stopping && eng->cfg.purge_interval_ms > 0 &&
@@ -3344,6 +3291,7 @@ int engine_run(struct engine *eng, struct err *err)
         if (engine__http_active(eng))
             engine__http_run(eng);
     }
+    engine__check_turn(eng, 1);
     pthread_mutex_lock(&eng->mu);
     eng->stats.running = 0;
     pthread_mutex_unlock(&eng->mu);

@@ -148,7 +148,7 @@ static void child_end_apply(struct engine *eng, struct exec *child)
     if (!child->parent_id)
         return;
     parent = engine__exec_find(eng, child->parent_id);
-    if (!parent || parent->lost || child->parent_task_idx < 0 ||
+    if (!parent || engine__exec_lost(parent) || child->parent_task_idx < 0 ||
         (size_t)child->parent_task_idx >= parent->nruns)
         return; /* elsewhere: it reads the result from the store */
     if (child->status == EXEC_SUCCEEDED) {
@@ -275,7 +275,8 @@ void engine__subflow_begin(struct engine *eng, struct exec *ex, size_t idx)
                              rc != ERR_INVALID && rc != ERR_NOT_FOUND);
         return;
     }
-    child->handoff = 0; /* a child runs where its parent does */
+    if (child->life == EXEC_LIFE_HANDOFF)
+        engine__exec_life(eng, child, EXEC_LIFE_NEW); /* a child runs where its parent does */
     child->parent_id = xstrdup(ex->id);
     child->parent_task_idx = (int)idx;
     child->depth = ex->depth + 1;
@@ -367,7 +368,6 @@ static int check_stored(struct engine *eng, struct exec *ex, size_t idx)
 void engine__subflow_restore(struct engine *eng, struct exec *ex, size_t idx)
 {
     struct trun *r = &ex->runs[idx];
-    ex->nrunning++;
     if (!r->child_id[0]) {
         /* Crashed before its child was recorded: nothing ran. */
         engine__attempt_fail(eng, ex, idx, ATTEMPT_LOST, "lost: its child execution was never "
@@ -383,7 +383,7 @@ void engine__subflow_poll(struct engine *eng)
     int waiting = 0;
 
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        if (ex->lost || ex->status != EXEC_RUNNING)
+        if (engine__exec_lost(ex) || ex->status != EXEC_RUNNING)
             continue;
         for (size_t i = 0; i < ex->nruns; i++) {
             struct trun *r = &ex->runs[i];

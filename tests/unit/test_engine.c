@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -868,10 +869,260 @@ static void test_orphan_kill_checks_start_time(void **state)
     child_release(&c);
 }
 
+/* ------------------------------------------------------------------ the state machine */
+
+/* The table of legal moves (transition.c), as docs/internals/engine.md shows it. */
+static void test_transition_table(void **state)
+{
+    (void)state;
+    assert_true(engine__run_move_ok(TASK_PENDING, TASK_QUEUED));
+    assert_true(engine__run_move_ok(TASK_PENDING, TASK_UPSTREAM_FAILED));
+    assert_true(engine__run_move_ok(TASK_QUEUED, TASK_RUNNING));
+    assert_true(engine__run_move_ok(TASK_RUNNING, TASK_QUEUED)); /* a retry */
+    assert_true(engine__run_move_ok(TASK_RUNNING, TASK_SUCCEEDED));
+    assert_false(engine__run_move_ok(TASK_PENDING, TASK_RUNNING));
+    assert_false(engine__run_move_ok(TASK_RUNNING, TASK_PENDING));
+    assert_false(engine__run_move_ok(TASK_RUNNING, TASK_RUNNING));
+    for (int to = 0; to < TASK_STATUS_COUNT; to++) {
+        assert_false(engine__run_move_ok(TASK_SUCCEEDED, (enum task_status)to));
+        assert_false(engine__run_move_ok(TASK_CANCELLED, (enum task_status)to));
+    }
+    assert_false(engine__run_move_ok(TASK_STATUS_COUNT, TASK_QUEUED));
+    assert_true(engine__exec_move_ok(EXEC_QUEUED, EXEC_RUNNING));
+    assert_true(engine__exec_move_ok(EXEC_RUNNING, EXEC_TIMED_OUT));
+    assert_false(engine__exec_move_ok(EXEC_SUCCEEDED, EXEC_RUNNING));
+    assert_false(engine__exec_move_ok(EXEC_RUNNING, EXEC_QUEUED));
+}
+
+static const char *const SLEEPY =
+    "{\"name\":\"sleepy\",\"tasks\":[{\"name\":\"nap\",\"type\":\"sleep\",\"duration\":\"10ms\"},"
+    "{\"name\":\"after\",\"type\":\"noop\",\"dependsOn\":[\"nap\"]}]}";
+
+/* An illegal move stops the program with a message naming the task and the
+ * two statuses (a death test: it runs in a child). */
+static void test_illegal_transition_aborts(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    char id[ID_MAX], out[1024];
+    int fds[2], status = 0;
+    size_t n = 0;
+    ssize_t k;
+    pid_t pid;
+
+    assert_int_equal(engine_submit(f->eng, SLEEPY, NULL, id, &err), 0);
+    assert_non_null(f->eng->execs);
+    assert_int_equal(f->eng->execs->runs[1].status, TASK_PENDING);
+    assert_int_equal(pipe(fds), 0);
+    fflush(stderr);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        /* "after" waits for "nap": it cannot start. */
+        engine__run_move(f->eng, f->eng->execs, 1, TASK_RUNNING);
+        _exit(0);
+    }
+    close(fds[1]);
+    while (n < sizeof(out) - 1 && (k = read(fds[0], out + n, sizeof(out) - 1 - n)) > 0)
+        n += (size_t)k;
+    out[n] = 0;
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_non_null(strstr(out, "BUG [Engine] illegal transition of task 'after' from pending "
+                                "to running"));
+    /* The parent's engine is untouched and runs the execution to its end. */
+    assert_int_equal(engine_run(f->eng, &err), 0);
+    assert_int_equal(engine_active(f->eng), 0);
+}
+
+/* The invariant check finds a counter that does not match the runs, a run
+ * in the ready queue that is not queued, and a dirty run not listed. */
+static void test_invariant_check(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    char id[ID_MAX], msg[512];
+    struct exec *ex;
+
+    assert_int_equal(engine_submit(f->eng, SLEEPY, NULL, id, &err), 0);
+    ex = f->eng->execs;
+    assert_non_null(ex);
+    assert_int_equal(engine__check(f->eng, 1, msg, sizeof(msg)), 0);
+
+    ex->nfinal++;
+    assert_int_equal(engine__check(f->eng, 1, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "counts 1 final runs, has 0"));
+    ex->nfinal--;
+
+    ex->nrunning++;
+    assert_int_equal(engine__check(f->eng, 1, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "counts 1 running runs, has 0"));
+    ex->nrunning--;
+
+    ex->runs[1].queued_in_ready = 1;
+    assert_int_equal(engine__check(f->eng, 1, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "task 'after'"));
+    assert_non_null(strstr(msg, "in the ready queue but pending"));
+    ex->runs[1].queued_in_ready = 0;
+
+    ex->runs[1].dirty = 1;
+    assert_int_equal(engine__check(f->eng, 1, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "lists 0 dirty runs, has 1"));
+    ex->runs[1].dirty = 0;
+
+    assert_int_equal(engine__check(f->eng, 1, msg, sizeof(msg)), 0);
+    assert_int_equal(engine_run(f->eng, &err), 0);
+    assert_int_equal(engine_active(f->eng), 0);
+}
+
+/* ------------------------------------------------------------------ a busy database */
+
+struct locker {
+    struct engine *eng;
+    struct store *st2;
+    int saw_held;
+};
+
+/* Waits until the engine holds its commit (the loop goes on meanwhile),
+ * then lets the database go. */
+static void *release_when_held(void *arg)
+{
+    struct locker *l = arg;
+    for (int i = 0; i < 60000 && !__atomic_load_n(&l->eng->commit_held, __ATOMIC_ACQUIRE); i++)
+        usleep(1000);
+    l->saw_held = __atomic_load_n(&l->eng->commit_held, __ATOMIC_ACQUIRE);
+    store_rollback(l->st2);
+    return NULL;
+}
+
+/* A commit that finds the database locked is held and tried again from a
+ * timer of the loop, not waited for on the loop thread; once the lock goes,
+ * the held writes are committed and the execution ends as usual. */
+static void test_busy_commit_is_held(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct locker l;
+    struct exec_detail *d = NULL;
+    pthread_t th;
+    char id[ID_MAX];
+
+    memset(&l, 0, sizeof(l));
+    l.eng = f->eng;
+    assert_int_equal(engine_submit(f->eng,
+                                   "{\"name\":\"b\",\"tasks\":[{\"name\":\"n\",\"type\":\"noop\"}]}",
+                                   NULL, id, &err),
+                     0);
+    assert_int_equal(store_open(f->dir, 0, &l.st2, &err), 0);
+    assert_int_equal(store_begin(l.st2, &err), 0); /* the write lock */
+    assert_int_equal(pthread_create(&th, NULL, release_when_held, &l), 0);
+    assert_int_equal(engine_run(f->eng, &err), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(l.saw_held, 1);
+    assert_int_equal(f->eng->commit_held, 0);
+    assert_int_equal(store_execution_get(f->st, id, &d, &err), 0);
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    exec_detail_free(d);
+    store_free(l.st2);
+}
+
+/* ------------------------------------------------------------------ commit hooks */
+
+struct hook_probe {
+    int pending, commits, again, committed, failed, fail_rc;
+};
+
+static struct hook_probe probe;
+
+static int probe_pending(const struct engine *eng, void *arg)
+{
+    (void)eng;
+    return ((struct hook_probe *)arg)->pending;
+}
+
+static int probe_commit(struct engine *eng, void *arg, struct err *err)
+{
+    struct hook_probe *p = arg;
+    (void)eng;
+    p->commits++;
+    if (p->again > 0) {
+        p->again--;
+        return ENGINE_HOOK_AGAIN;
+    }
+    if (p->fail_rc)
+        return err_set(err, p->fail_rc, "the probe refuses");
+    return 0;
+}
+
+static void probe_committed(struct engine *eng, void *arg)
+{
+    struct hook_probe *p = arg;
+    (void)eng;
+    p->committed++;
+    p->pending = 0;
+}
+
+static int probe_failed(struct engine *eng, void *arg, int rc)
+{
+    struct hook_probe *p = arg;
+    (void)eng;
+    p->failed++;
+    assert_int_equal(rc, p->fail_rc);
+    return 0;
+}
+
+static const struct engine_hook probe_hook = {
+    .phase = HOOK_LAST,
+    .pending = probe_pending,
+    .commit = probe_commit,
+    .committed = probe_committed,
+    .failed = probe_failed,
+};
+
+/* A hook with something pending makes the turn commit; its commit runs in
+ * the transaction (AGAIN: rolled back and started over), then `committed`
+ * once; a failing hook fails the commit and hears of it. */
+static void test_commit_hooks(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    char id[ID_MAX];
+
+    memset(&probe, 0, sizeof(probe));
+    engine__hook_add(f->eng, &probe_hook, &probe);
+    engine__hook_add(f->eng, &probe_hook, &probe); /* once */
+    probe.pending = 1;
+    probe.again = 1;
+    assert_int_equal(engine_run(f->eng, &err), 0); /* nothing but the hook */
+    assert_int_equal(probe.commits, 2);
+    assert_int_equal(probe.committed, 1);
+    assert_int_equal(probe.failed, 0);
+
+    memset(&probe, 0, sizeof(probe));
+    probe.fail_rc = ERR_STORE;
+    assert_int_equal(engine_submit(f->eng, "{\"name\":\"h\",\"tasks\":[{\"name\":\"n\",\"type\":\"noop\"}]}",
+                                   NULL, id, &err),
+                     ERR_STORE);
+    assert_non_null(strstr(err.msg, "the probe refuses"));
+    assert_int_equal(probe.commits, 1);
+    assert_int_equal(probe.committed, 0);
+    assert_int_equal(probe.failed, 1);
+    probe.fail_rc = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timer_heap),
+        cmocka_unit_test(test_transition_table),
+        cmocka_unit_test_setup_teardown(test_illegal_transition_aborts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invariant_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_commit_is_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_hooks, setup, teardown),
         cmocka_unit_test(test_orphan_kill_checks_start_time),
         cmocka_unit_test_setup_teardown(test_noop_chain_one_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_if_and_upstream_failed, setup, teardown),
