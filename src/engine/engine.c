@@ -36,6 +36,7 @@
 #include "netpolicy.h"
 #include "sched/cron.h"
 #include "sched/tz.h"
+#include "scheduler.h"
 
 #include "base/banned.h"
 
@@ -2296,6 +2297,7 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     watch_add(eng, eng->wakefd, &eng->w_wake);
     pthread_mutex_init(&eng->mu, NULL);
     pthread_cond_init(&eng->cv, NULL);
+    eng->sched = engine__sched_new();
     eng->stats.workers_total = eng->cfg.workers;
     eng->stats.db_ok = 1;
     eng->db_fd = -1;
@@ -2378,13 +2380,7 @@ void engine_free(struct engine *eng)
     free(eng->to_spawn);
     engine__timer_release(&eng->timers);
     free(eng->replies);
-    engine__scheds_clear(eng);
-    free(eng->scheds);
-    for (size_t i = 0; i < eng->npfires; i++) {
-        free(eng->pfires[i].row.schedule_id);
-        free(eng->pfires[i].row.reason);
-    }
-    free(eng->pfires);
+    engine__sched_free(eng);
     pthread_mutex_destroy(&eng->mu);
     pthread_cond_destroy(&eng->cv);
     close(eng->epfd);
@@ -2600,13 +2596,10 @@ static void exec_restore_schedule(struct engine *eng, struct exec *ex, const cha
                                   int64_t scheduled_for)
 {
     char when[64];
-    const struct sched *sc = NULL;
+    const struct sched *sc = engine__sched_find(eng, schedule_id);
 
     ex->schedule_id = xstrdup(schedule_id);
     ex->scheduled_for = scheduled_for;
-    for (size_t i = 0; i < eng->nscheds; i++)
-        if (!strcmp(eng->scheds[i].id, schedule_id))
-            sc = &eng->scheds[i];
     if (sc) {
         ex->schedule_name = xstrdup(sc->name);
         if (cron_format_instant(scheduled_for / 1000, sc->tz, when) != 0)
@@ -3111,20 +3104,11 @@ int engine_run(struct engine *eng, struct err *err)
             else
                 engine__commands_run(eng);
         }
-        if (eng->sched_changed_here) {
-            eng->sched_changed_here = 0;
-            if (eng->cluster)
-                eng->notify_schedules = 1; /* the leader may be another node */
-        }
+        if (engine__sched_take_changed(eng) && eng->cluster)
+            eng->notify_schedules = 1; /* the leader may be another node */
         /* 1c. schedules that are due */
-        if (eng->scheduler_on && !eng->stopping && !eng->db_down && engine__sched_may_fire(eng)) {
-            if (eng->sched_reload || clock_mono_ms() >= eng->next_sched_sync) {
-                eng->sched_reload = 0;
-                engine__sched_sync(eng);
-                eng->next_sched_sync = clock_mono_ms() + SCHED_SYNC_MS;
-            }
-            next_due = engine__sched_tick(eng);
-        }
+        if (engine__sched_on(eng) && !eng->stopping && !eng->db_down && engine__sched_may_fire(eng))
+            next_due = engine__sched_turn(eng);
         /* 2. transitions */
         dispatch(eng);
         engine__check_turn(eng, 0); /* debug and sanitizer builds: what this turn touched */
@@ -3225,11 +3209,12 @@ int engine_run(struct engine *eng, struct err *err)
                     timeout = d > 60000 ? 60000 : (int)d;
             }
         }
-        if (eng->scheduler_on && !eng->stopping && !eng->db_down && engine__sched_may_fire(eng)) {
+        if (engine__sched_on(eng) && !eng->stopping && !eng->db_down &&
+            engine__sched_may_fire(eng)) {
             /* Only a node that fires the schedules re-reads them: on the
-             * others next_sched_sync stays in the past, and must not make
+             * others the next re-read stays in the past, and must not make
              * the wait zero. */
-            int64_t d = eng->next_sched_sync - clock_mono_ms();
+            int64_t d = engine__sched_next_sync(eng) - clock_mono_ms();
             if (d < 0)
                 d = 0;
             if (timeout < 0 || d < timeout)

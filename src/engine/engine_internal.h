@@ -410,17 +410,8 @@ struct engine {
     void *tick_arg;
     int64_t tick_ms, next_tick; /* interval; monotonic ms */
 
-    /* Scheduler (server mode). */
-    int scheduler_on;
-    int64_t sched_started_at; /* wall-clock ms when the scheduler was enabled */
-    int64_t sched_prev_tick;  /* wall-clock ms of the previous tick, 0 before the first */
-    volatile sig_atomic_t sched_reload;
-    volatile sig_atomic_t sched_changed_here;
-    int64_t next_sched_sync; /* monotonic ms: re-read definitions now and then */
-    struct sched *scheds;
-    size_t nscheds, scheds_alloc;
-    struct pending_fire *pfires;
-    size_t npfires, pfires_alloc;
+    /* Scheduler (server mode): scheduler.c's, see scheduler.h. */
+    struct sched_state *sched;
 
     /* Node and cluster (cluster.c). */
     int node_on;
