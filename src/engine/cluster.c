@@ -595,7 +595,7 @@ void engine__node_tick(struct engine *eng)
         if (beat.open_offers > 0 && eng->claim_work)
             eng->want_offers = 1;
         eng->next_heartbeat = now + eng->heartbeat_ms;
-        eng->subflow_check = 1; /* children that run on other nodes */
+        engine__subflow_want_check(eng); /* children that run on other nodes */
         if (rc) {
             if (!store_connected(eng->st)) {
                 engine__db_lost(eng, &err);

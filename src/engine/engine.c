@@ -2298,6 +2298,7 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     pthread_mutex_init(&eng->mu, NULL);
     pthread_cond_init(&eng->cv, NULL);
     eng->sched = engine__sched_new();
+    eng->subflow = engine__subflow_new();
     eng->stats.workers_total = eng->cfg.workers;
     eng->stats.db_ok = 1;
     eng->db_fd = -1;
@@ -2346,7 +2347,6 @@ void engine_free(struct engine *eng)
         return;
     engine__http_free(eng);
     netpolicy_free(eng->netpol);
-    engine__subflow_free(eng);
     /* Never leave processes running behind us. */
     while (eng->procs) {
         struct proc *p = eng->procs;
@@ -2381,6 +2381,7 @@ void engine_free(struct engine *eng)
     engine__timer_release(&eng->timers);
     free(eng->replies);
     engine__sched_free(eng);
+    engine__subflow_free(eng);
     pthread_mutex_destroy(&eng->mu);
     pthread_cond_destroy(&eng->cv);
     close(eng->epfd);
@@ -2871,7 +2872,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                 timer_for_run(eng, TIMER_TASK_TIMEOUT, ex, i, r->attempt,
                               r->attempt_started_at + t->timeout_ms - now);
             engine__subflow_restore(eng, ex, i);
-            eng->subflow_check = 1;
+            engine__subflow_want_check(eng);
         } else if (r->status == TASK_RUNNING) {
             /* The attempt that was running died with its owner. */
             const struct attempt_row *last = current_attempt(d, i, r->attempt);
@@ -3084,12 +3085,8 @@ int engine_run(struct engine *eng, struct err *err)
         }
 
         /* 1a. workflow tasks whose child is not here (after a restart) */
-        if ((eng->subflow_check ||
-             (eng->subflow_poll_at && clock_mono_ms() >= eng->subflow_poll_at)) &&
-            !eng->db_down) {
-            eng->subflow_check = 0;
+        if (engine__subflow_poll_due(eng) && !eng->db_down)
             engine__subflow_poll(eng);
-        }
         /* 1a. the node: reconnect, heartbeat, claims */
         if (eng->db_down && !eng->disk_full)
             engine__db_retry(eng);
@@ -3201,8 +3198,8 @@ int engine_run(struct engine *eng, struct err *err)
             d = engine__http_timeout(eng);
             if (d >= 0 && (timeout < 0 || d < timeout))
                 timeout = d > 60000 ? 60000 : (int)d;
-            if (eng->subflow_poll_at) {
-                d = eng->subflow_poll_at - clock_mono_ms();
+            if (engine__subflow_poll_at(eng)) {
+                d = engine__subflow_poll_at(eng) - clock_mono_ms();
                 if (d < 0)
                     d = 0;
                 if (timeout < 0 || d < timeout)

@@ -452,14 +452,7 @@ struct engine {
     const char *attempt_node; /* the node to record in the next attempt_end, or NULL */
 
     void *http; /* HTTP tasks (httptask.c), made when the first one starts */
-    int subflow_check; /* a workflow task waits for a child not here: look (subflow.c) */
-    int64_t subflow_poll_at; /* monotonic ms of the next look, 0 = none */
-    /* Acted on after the turn's commit (subflow.c): children that ended (their
-     * parent's task ends with them), children on other nodes to cancel. */
-    char (*child_ends)[ID_MAX];
-    size_t nchild_ends, child_ends_alloc;
-    char (*child_cancels)[ID_MAX];
-    size_t nchild_cancels, child_cancels_alloc;
+    struct subflow_state *subflow; /* workflow tasks (subflow.c) */
 };
 
 /* ------------------------------------------------------------------ shared between the files */
@@ -532,7 +525,14 @@ int engine__render_json(json_t *v, const json_t *ctx, struct err *err);
 /* One template as a JSON value (tpl_eval_json): *out is new, or NULL with err. */
 int engine__eval_template(const char *text, const json_t *ctx, json_t **out, struct err *err);
 
-/* subflow.c */
+/* subflow.c: its state is struct subflow_state, private to it, behind eng->subflow. */
+struct subflow_state *engine__subflow_new(void);
+/* Look at the workflow tasks whose child is not here on the next turn. */
+void engine__subflow_want_check(struct engine *eng);
+/* Is a look due (asked, or its poll time passed)? engine__subflow_poll() looks. */
+int engine__subflow_poll_due(const struct engine *eng);
+/* Monotonic ms of the next look, 0 = none. */
+int64_t engine__subflow_poll_at(const struct engine *eng);
 void engine__subflow_begin(struct engine *eng, struct exec *ex, size_t idx);
 void engine__subflow_child_done(struct engine *eng, struct exec *child);
 void engine__subflow_end(struct engine *eng, struct exec *ex, size_t idx, const char *why);
