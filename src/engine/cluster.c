@@ -358,12 +358,12 @@ static void on_notify(void *arg, const char *channel, const char *payload)
         engine__sched_reload(eng);
     } else if (!strcmp(channel, "orch_offer")) {
         if (eng->claim_work)
-            eng->want_offers = 1;
+            engine__remote_want(eng, REMOTE_WANT_OFFERS);
     } else if (!strcmp(channel, "orch_result")) {
         if (eng->node_id && !strcmp(payload, eng->node_id))
-            eng->want_results = 1;
+            engine__remote_want(eng, REMOTE_WANT_RESULTS);
     } else if (!strcmp(channel, "orch_offer_cancel")) {
-        eng->want_rcancel = 1;
+        engine__remote_want(eng, REMOTE_WANT_RCANCEL);
     } else if (!strcmp(channel, "orch_nodes")) {
         /* A node came or went: renew our view of the others' slots now. */
         if (eng->node_id && strcmp(payload, eng->node_id))
@@ -591,9 +591,9 @@ void engine__node_tick(struct engine *eng)
         int64_t claimable;
         int rc = store_node_heartbeat(eng->st, eng->node_id, eng->lease_ms, &beat, &err);
         claimable = beat.claimable;
-        eng->peer_slots = beat.peer_slots;
+        engine__remote_set_peer_slots(eng, beat.peer_slots);
         if (beat.open_offers > 0 && eng->claim_work)
-            eng->want_offers = 1;
+            engine__remote_want(eng, REMOTE_WANT_OFFERS);
         eng->next_heartbeat = now + eng->heartbeat_ms;
         engine__subflow_want_check(eng); /* children that run on other nodes */
         if (rc) {

@@ -2299,6 +2299,7 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     pthread_cond_init(&eng->cv, NULL);
     eng->sched = engine__sched_new();
     eng->subflow = engine__subflow_new();
+    eng->remote = engine__remote_new();
     eng->stats.workers_total = eng->cfg.workers;
     eng->stats.db_ok = 1;
     eng->db_fd = -1;
@@ -2831,7 +2832,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                          engine__task_name(ex, o->task_idx), o->attempt);
             }
             if (noffers)
-                eng->want_results = 1;
+                engine__remote_want(eng, REMOTE_WANT_RESULTS);
             offer_rows_free(offers, noffers);
         } else {
             log_warn(COMP, "Execution %s: cannot take over its offered tasks: %s", ex->id,

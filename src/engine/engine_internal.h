@@ -436,19 +436,10 @@ struct engine {
     int notify_work;          /* NOTIFY the other nodes with this turn's commit */
     int notify_schedules;
 
-    /* Tasks run on other nodes (remote.c). */
+    /* Tasks run on other nodes: remote.c's state behind `remote`; the count
+     * is kept by the transition writer (transition.c). */
+    struct remote_state *remote;
     size_t nremote;           /* our attempts offered or running elsewhere */
-    int64_t peer_slots;       /* worker slots of the other live nodes (heartbeat) */
-    int want_offers;          /* offers may wait to be claimed */
-    int want_results;         /* results of our offers may wait */
-    int want_rcancel;         /* an owner may have given up a process we run */
-    int notify_offers;
-    struct roff_op *roff;
-    size_t nroff, roff_alloc;
-    char **result_to;         /* owners to tell that a result is in */
-    size_t nresult_to, result_alloc;
-    char **cancel_to;
-    size_t ncancel_to, cancel_alloc;
     const char *attempt_node; /* the node to record in the next attempt_end, or NULL */
 
     void *http; /* HTTP tasks (httptask.c), made when the first one starts */
@@ -574,6 +565,13 @@ void engine__remote_report(struct engine *eng, struct proc *p, const char *statu
 void engine__remote_tick(struct engine *eng, int heartbeat);
 int engine__remote_wants_turn(const struct engine *eng);
 void engine__remote_free(struct engine *eng);
+/* remote.c's state (struct remote_state, private to it), behind eng->remote. */
+struct remote_state *engine__remote_new(void);
+/* What a notification or a heartbeat says may wait: look on the next turn. */
+enum remote_want { REMOTE_WANT_OFFERS, REMOTE_WANT_RESULTS, REMOTE_WANT_RCANCEL };
+void engine__remote_want(struct engine *eng, enum remote_want what);
+/* The worker slots of the other live nodes, from a heartbeat. */
+void engine__remote_set_peer_slots(struct engine *eng, int64_t slots);
 /* engine.c, for remote.c */
 void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
                            const struct offer_row *o);
