@@ -22,10 +22,12 @@
 
 #include "api_internal.h"
 #include "base/clock.h"
+#include "base/date.h"
 #include "base/xalloc.h"
 #include "dag/dag.h"
 #include "engine/engine.h"
 #include "sched/cron.h"
+#include "sched/due.h"
 #include "sched/tz.h"
 #include "view/view.h"
 
@@ -35,44 +37,28 @@
 #define NEXT_MAX     1000
 #define PREVIEW_MAX  1000 /* due times in one preview or backfill window */
 #define NAME_MAX_LEN 64   /* an API schedule's name: [a-z0-9][a-z0-9._-]{0,63} */
-/*
- * spec_hash of an API schedule whose spec was just written: it matches no
- * hash the engine computes, so the engine recomputes the next fire time from
- * now (store_schedule_upsert() refuses an empty hash).
- */
-static char spec_hash_pending[] = "api:pending"; /* never written */
-
 static const char *const no_args[] = {NULL};
 
 static const char *const skipped_names[] = {"shift", "skip"};
 static const char *const repeated_names[] = {"first", "last", "both"};
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 /* Floor of ms to whole seconds. */
 static int64_t ms_to_s(int64_t ms)
 {
-    return floor_div(ms, 1000);
+    return date_floor_div(ms, 1000);
 }
 
 /*
- * The first due time of `s` strictly after after_s (UTC seconds): cron_next()
- * with the schedule's DST rules, or the next multiple of the interval since
- * the epoch. 0, ERR_NOT_FOUND (never again) or ERR_INVALID (out of range).
+ * The first due time of `s` strictly after after_s (UTC seconds):
+ * sched_next_due(), as the engine computes it. 0, ERR_NOT_FOUND (never
+ * again) or ERR_INVALID (out of range).
  */
 static int next_due(const struct dag_schedule *s, const struct tz *tz, int64_t after_s,
                     int64_t *out_s)
 {
-    if (s->is_cron)
-        return cron_next(&s->cron, tz, &s->dst, after_s, out_s);
-    if (after_s < TZ_TIME_MIN || after_s > TZ_TIME_MAX)
-        return ERR_INVALID;
-    *out_s = (floor_div(after_s, s->every_ms / 1000) + 1) * (s->every_ms / 1000);
-    return 0;
+    struct sched_rule rule = {s->is_cron ? &s->cron : NULL, &s->dst, s->every_ms / 1000};
+
+    return sched_next_due(&rule, tz, after_s, out_s);
 }
 
 /* The spec and the zone of one schedule: owned by `wf`. */
@@ -766,7 +752,7 @@ void api__schedules_create(struct api_request *req)
     struct store *wr;
     json_t *doc, *v, *spec = NULL, *details = NULL;
     const char *workflow;
-    char *spec_text = NULL, *def = NULL;
+    char *spec_text = NULL, *def = NULL, *hash = NULL;
     char name[NAME_MAX_LEN + 1], id[ID_MAX], loc[ID_MAX + 16];
     size_t nrows = 0;
     int version = 0, paused = 0, in_tx = 0, rc;
@@ -868,7 +854,8 @@ void api__schedules_create(struct api_request *req)
     row.name = name;
     row.from_api = 1;
     row.spec = spec_text;
-    row.spec_hash = spec_hash_pending;
+    hash = dag_schedule_hash(sp.s); /* the state below is the engine's for this spec */
+    row.spec_hash = hash;
     row.paused = paused;
     row.next_fire_at = first_fire(&sp, now);
     row.created_at = row.updated_at = now;
@@ -892,6 +879,7 @@ out:
     schedule_rows_free(rows, nrows);
     workflow_free(full);
     spec_release(&sp);
+    free(hash);
     free(def);
     free(spec_text);
     json_decref(spec);
@@ -908,7 +896,7 @@ void api__schedules_patch(struct api_request *req)
     struct store *wr = NULL;
     json_t *doc, *val, *spec = NULL, *details;
     const char *key;
-    char *spec_text = NULL, *def = NULL;
+    char *spec_text = NULL, *def = NULL, *hash = NULL;
     int has_paused = 0, paused = 0, nfields = 0, version = 0, in_tx = 0, changed = 0, rc;
     int64_t now = clock_now_ms();
 
@@ -1009,7 +997,8 @@ void api__schedules_patch(struct api_request *req)
         }
         upd = row;
         upd.spec = spec_text;
-        upd.spec_hash = spec_hash_pending;
+        hash = dag_schedule_hash(sp.s);
+        upd.spec_hash = hash;
         if (has_paused)
             upd.paused = paused;
         upd.next_fire_at = first_fire(&sp, now);
@@ -1041,6 +1030,7 @@ out:
     dag_problems_release(&probs);
     schedule_row_release(&row);
     spec_release(&sp);
+    free(hash);
     free(def);
     free(spec_text);
     json_decref(spec);

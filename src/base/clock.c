@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "date.h"
+
 /*
  * The manual clock: fixed origins plus the time it has been advanced by, in
  * one atomic, so the two readings always move together.
@@ -153,10 +155,10 @@ void clock_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 
 char *clock_iso8601(int64_t ms, char *out)
 {
-    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    int64_t secs = date_floor_div(ms, 1000);
     int64_t msr = ms - secs * 1000;
-    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-    int64_t sod = secs - days * 86400;
+    int64_t days = date_floor_div(secs, DATE_DAY_S);
+    int64_t sod = secs - days * DATE_DAY_S;
     int64_t y;
     unsigned m, d;
 
@@ -195,7 +197,7 @@ int clock_parse_iso8601(const char *s, int64_t *out_ms)
         return ERR_INVALID;
     if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
         return ERR_INVALID;
-    if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+    if (mo == 2 && d == 29 && !date_is_leap(y))
         return ERR_INVALID;
     if (*p == '\0')
         goto done;

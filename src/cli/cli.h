@@ -155,6 +155,22 @@ struct workflow;
 struct json_t *cli_params_json(const struct cli_args *a, const struct workflow *wf,
                                int *out_exit);
 
+/*
+ * Results, local or remote, are printed by one printer each (print.c), from
+ * the API's JSON: a local command builds it from the store with the view
+ * functions the server uses (view_exec_list(), cli_exec_json()).
+ */
+/* `j` as indented JSON and a newline (what --json prints). */
+void cli_print_json(const struct json_t *j);
+/* Member `key` of object `o`: its text, "" if it is not a string. */
+const char *cli_jstr(const struct json_t *o, const char *key);
+/* Member `key` of object `o`: its value, `dflt` if it is not an integer. */
+long long cli_jint(const struct json_t *o, const char *key, long long dflt);
+/* A page of executions ({"items", "nextCursor"}): the table of `executions
+ * list`, "No executions." when empty, or only the ids (ids_only). */
+void cli_print_exec_list(const struct json_t *page, int ids_only);
+/* An ExecutionDetail: the text of `executions show`. */
+void cli_print_exec_detail(const struct json_t *d);
 /* The OUTPUT table of an execution's tasks (the "tasks" array of its JSON
  * view): one line per task with an output, long ones cut. */
 void cli_print_outputs(const struct json_t *tasks);
@@ -185,6 +201,38 @@ size_t cli_task_order(const struct cli_task_ref *refs, size_t n, struct cli_row 
 struct cli_row *cli_task_order_json(const struct json_t *tasks, size_t *out_n);
 struct exec_detail;
 struct cli_row *cli_task_order_detail(const struct exec_detail *d, size_t *out_n);
+
+/*
+ * What the summary of a run (`orch run`, `trigger --wait`) shows: built from
+ * the store's rows by the local mode (without a JSON document per task, so a
+ * 100,000-task run prints its summary in O(tasks) small structs) or from an
+ * ExecutionDetail by cli_run_view_from_json(), and printed by
+ * cli_print_run_summary(). Strings are borrowed from the source (outputs is
+ * owned); release with cli_run_view_release().
+ */
+struct cli_run_task {
+    const char *name;
+    const char *status;
+    long long attempt;
+    int64_t duration_ms; /* -1: not started or not finished */
+    const char *error;   /* "" if none */
+    int instance;        /* a fan-out instance */
+};
+struct cli_run_view {
+    const char *id;
+    const char *status;
+    int64_t duration_ms; /* 0 if it did not run */
+    int64_t retry_ms;    /* finished - retried, -1 if not retried or not finished */
+    struct cli_run_task *tasks;
+    size_t ntasks;
+    struct cli_row *rows; /* display order: cli_task_order() */
+    size_t nrows;
+    size_t counts[TASK_STATUS_COUNT]; /* tasks (and summarised instances) by status */
+    char *outputs;                    /* compact JSON of the workflow's outputs, or NULL */
+};
+void cli_run_view_from_json(const struct json_t *d, struct cli_run_view *out);
+void cli_print_run_summary(const struct cli_run_view *v);
+void cli_run_view_release(struct cli_run_view *v);
 
 /* An execution as the API shows it (view_exec_detail), with its workflow's
  * outputs filled in from `st` once it succeeded. */

@@ -7,9 +7,9 @@
  * `workflows apply|list|show|delete`, `trigger`, `cancel`, `retry`.
  * `health` asks the server, or reports the local store without one.
  *
- * The tables printed are those of the local mode (cmd_show.c, cmd_run.c),
- * built from the API's JSON instead of store rows; --json prints the
- * server's JSON as it came.
+ * Results are printed by the printers of print.c, which the local mode
+ * (cmd_show.c, cmd_run.c) uses too, from the server's JSON; --json prints
+ * the server's JSON as it came.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -160,61 +160,16 @@ static int need_object(const struct client_response *r)
     return -1;
 }
 
-static void print_json(const json_t *j)
-{
-    char *s = json_dumps(j, JSON_INDENT(2));
-    printf("%s\n", s ? s : "null");
-    free(s);
-}
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
-
 static const char *jstr_or(const json_t *o, const char *key, const char *dflt)
 {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? s : dflt;
 }
 
-static long long jint(const json_t *o, const char *key, long long dflt)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (long long)json_integer_value(v) : dflt;
-}
-
 static double jnum(const json_t *o, const char *key, double dflt)
 {
     json_t *v = json_object_get(o, key);
     return json_is_number(v) ? json_number_value(v) : dflt;
-}
-
-/* "1.204s" from a "durationMs" member, or "-" when it is null. */
-static const char *fmt_duration_of(const json_t *o, const char *key, char *buf, size_t len)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_integer(v)) {
-        snprintf(buf, len, "-");
-        return buf;
-    }
-    return clock_fmt_duration((int64_t)json_integer_value(v), buf, len);
-}
-
-/* ", this retry 4ms" when `d` was retried and has finished (finishedAt - retriedAt), else "". */
-static const char *retry_took(const json_t *d, char *buf, size_t len)
-{
-    int64_t r = 0, f = 0;
-    char dur[32];
-
-    buf[0] = '\0';
-    if (json_is_string(json_object_get(d, "retriedAt")) &&
-        json_is_string(json_object_get(d, "finishedAt")) &&
-        clock_parse_iso8601(jstr(d, "retriedAt"), &r) == 0 &&
-        clock_parse_iso8601(jstr(d, "finishedAt"), &f) == 0 && f >= r)
-        snprintf(buf, len, ", this retry %s", clock_fmt_duration(f - r, dur, sizeof(dur)));
-    return buf;
 }
 
 /* Append "&name=value" (or "?name=value" first) with the value escaped. */
@@ -230,7 +185,7 @@ static void add_query(struct strbuf *sb, const char *name, const char *value)
 
 static int exec_status_of(const json_t *exec, enum exec_status *out)
 {
-    return exec_status_parse(jstr(exec, "status"), out);
+    return exec_status_parse(cli_jstr(exec, "status"), out);
 }
 
 /* ------------------------------------------------------------------ executions */
@@ -290,7 +245,7 @@ int cli_remote_resolve_exec(const struct cli_args *a, const char *ref, const cha
     }
     for (size_t i = 0; i < json_array_size(items) && n < 6; i++) {
         json_t *it = json_array_get(items, i);
-        const char *id = json_is_string(it) ? json_string_value(it) : jstr(it, "id");
+        const char *id = json_is_string(it) ? json_string_value(it) : cli_jstr(it, "id");
         if (latest || !strncmp(id, ref, plen))
             ids[n++] = id;
     }
@@ -325,7 +280,6 @@ int cli_remote_executions_list(const struct cli_args *a, int limit)
     struct client *c;
     struct client_response r = CLIENT_RESPONSE_INIT;
     struct strbuf path = STRBUF_INIT;
-    json_t *items, *next;
     int code;
 
     c = open_client(a, &code);
@@ -346,93 +300,15 @@ int cli_remote_executions_list(const struct cli_args *a, int limit)
         goto out;
     }
     if (cli_flag(a, "json")) {
-        print_json(r.json);
+        cli_print_json(r.json);
         goto out;
     }
-    items = json_object_get(r.json, "items");
-    if (cli_flag(a, "ids")) {
-        for (size_t i = 0; i < json_array_size(items); i++)
-            printf("%s\n", jstr(json_array_get(items, i), "id"));
-        goto out;
-    }
-    if (!json_array_size(items)) {
-        printf("No executions.\n");
-        goto out;
-    }
-    printf("%-19s  %-24s  %-10s  %-24s  %-9s  %s\n", "ID", "WORKFLOW", "STATUS", "CREATED",
-           "DURATION", "ERROR");
-    for (size_t i = 0; i < json_array_size(items); i++) {
-        json_t *it = json_array_get(items, i);
-        char dur[32];
-        printf("%-19s  %-24.24s  %-10s  %-24s  %-9s  %s\n", jstr(it, "id"), jstr(it, "workflow"),
-               jstr(it, "status"), jstr(it, "createdAt"),
-               fmt_duration_of(it, "durationMs", dur, sizeof(dur)), jstr(it, "error"));
-    }
-    next = json_object_get(r.json, "nextCursor");
-    if (json_is_string(next))
-        printf("(more: --cursor %s)\n", json_string_value(next));
+    cli_print_exec_list(r.json, cli_flag(a, "ids"));
 out:
     client_response_release(&r);
     strbuf_release(&path);
     client_free(c);
     return code;
-}
-
-/* The row of one attempt in the table of `executions show`. */
-static void print_attempt_row(const json_t *task, const json_t *at)
-{
-    char res[32], dur[32];
-    json_t *sig = json_object_get(at, "signal"), *ex = json_object_get(at, "exitCode");
-    long long number = jint(at, "number", 0);
-
-    if (json_is_integer(sig) && json_integer_value(sig))
-        snprintf(res, sizeof(res), "signal %lld", (long long)json_integer_value(sig));
-    else if (json_is_integer(ex))
-        snprintf(res, sizeof(res), "exit %lld", (long long)json_integer_value(ex));
-    else
-        snprintf(res, sizeof(res), "%s", jstr(at, "status"));
-    printf("%-24.24s  %-15s  %-7lld  %-16s  %-9s  %s\n", jstr(task, "name"),
-           number == jint(task, "attempt", -1) ? jstr(task, "status") : jstr(at, "status"), number,
-           res, fmt_duration_of(at, "durationMs", dur, sizeof(dur)), jstr(at, "error"));
-}
-
-/* The text form of `executions show`, from an ExecutionDetail. */
-static void print_detail(const json_t *d)
-{
-    char dur[32];
-    char *params = json_dumps(json_object_get(d, "params"), JSON_COMPACT | JSON_SORT_KEYS);
-    json_t *tasks = json_object_get(d, "tasks");
-
-    printf("Execution  %s\nWorkflow   %s (version %lld)\nStatus     %s\nCreated    %s\n"
-           "Duration   %s\nParams     %s\n",
-           jstr(d, "id"), jstr(d, "workflow"), jint(d, "workflowVersion", 0), jstr(d, "status"),
-           jstr(d, "createdAt"), fmt_duration_of(d, "durationMs", dur, sizeof(dur)),
-           params ? params : "{}");
-    free(params);
-    if (json_is_string(json_object_get(d, "retriedAt"))) {
-        char took[64];
-        printf("Retried    %s%s\n", jstr(d, "retriedAt"), retry_took(d, took, sizeof(took)));
-    }
-    if (json_is_string(json_object_get(d, "error")))
-        printf("Error      %s\n", jstr(d, "error"));
-    printf("\n%-24s  %-15s  %-7s  %-16s  %-9s  %s\n", "TASK", "STATUS", "ATTEMPT", "RESULT",
-           "DURATION", "ERROR");
-    for (size_t i = 0; i < json_array_size(tasks); i++) {
-        json_t *t = json_array_get(tasks, i);
-        json_t *atts = json_object_get(t, "attempts");
-        if (!json_array_size(atts)) {
-            printf("%-24.24s  %-15s  %-7s  %-16s  %-9s  %s\n", jstr(t, "name"), jstr(t, "status"),
-                   "-", "-", "-", jstr(t, "error"));
-            continue;
-        }
-        for (size_t k = 0; k < json_array_size(atts); k++)
-            print_attempt_row(t, json_array_get(atts, k));
-    }
-    if (json_is_integer(json_object_get(d, "instancesOmitted")))
-        printf("(%lld fan-out instances not shown: GET /v1/executions/%s/tasks?group=NAME)\n",
-               jint(d, "instancesOmitted", 0), jstr(d, "id"));
-    cli_print_waiting(tasks);
-    cli_print_outputs(tasks);
 }
 
 static int get_execution(struct client *c, const char *id, struct client_response *r)
@@ -459,9 +335,9 @@ int cli_remote_executions_show(const struct cli_args *a)
     code = get_execution(c, a->pos[0], &r);
     if (!code) {
         if (cli_flag(a, "json"))
-            print_json(r.json);
+            cli_print_json(r.json);
         else
-            print_detail(r.json);
+            cli_print_exec_detail(r.json);
     }
     client_response_release(&r);
     client_free(c);
@@ -506,8 +382,8 @@ static int is_group(const json_t *exec, const char *name)
 
 static void log_print_item(struct log_printer *p, const json_t *it)
 {
-    const char *task = jstr(it, "task");
-    long long attempt = jint(it, "attempt", 0);
+    const char *task = cli_jstr(it, "task");
+    long long attempt = cli_jint(it, "attempt", 0);
     json_t *data = json_object_get(it, "data");
     const char *s = json_string_value(data);
     size_t len = json_string_length(data);
@@ -640,74 +516,6 @@ out:
 
 /* ------------------------------------------------------------------ --wait */
 
-/* The summary `orch run` prints at the end, from an ExecutionDetail. */
-static void print_run_summary(const json_t *d)
-{
-    static const char *const order[] = {"pending",   "queued",    "running",
-                                        "succeeded", "failed",    "upstream_failed",
-                                        "skipped",   "cancelled", "timed_out"};
-    json_t *tasks = json_object_get(d, "tasks");
-    size_t w = 4, counts[sizeof(order) / sizeof(order[0])] = {0};
-    struct strbuf sb = STRBUF_INIT;
-    char dur[32];
-
-    for (size_t i = 0; i < json_array_size(tasks); i++) {
-        json_t *t = json_array_get(tasks, i);
-        size_t l = strlen(jstr(t, "name")) + (json_is_string(json_object_get(t, "group")) ? 2 : 0);
-        if (l > w)
-            w = l;
-    }
-    if (w > 40)
-        w = 40;
-    printf("%-*s  %-15s  %-8s  %-9s  %s\n", (int)w, "TASK", "STATUS", "ATTEMPTS", "DURATION",
-           "ERROR");
-    {
-        size_t nrows;
-        struct cli_row *rows = cli_task_order_json(tasks, &nrows);
-        for (size_t k = 0; k < nrows; k++) {
-            json_t *t = json_array_get(tasks, rows[k].idx);
-            char name[64];
-            if (rows[k].hidden) {
-                printf("  ... %zu more succeeded\n", rows[k].hidden);
-                continue;
-            }
-            snprintf(name, sizeof(name), "%s%s", rows[k].instance ? "  " : "", jstr(t, "name"));
-            printf("%-*.*s  %-15s  %-8lld  %-9s  %s\n", (int)w, (int)w, name, jstr(t, "status"),
-                   jint(t, "attempt", 0), fmt_duration_of(t, "durationMs", dur, sizeof(dur)),
-                   jstr(t, "error"));
-        }
-        free(rows);
-    }
-    for (size_t i = 0; i < json_array_size(tasks); i++) {
-        json_t *t = json_array_get(tasks, i);
-        /* A summarised fan-out: its instances counted by status. */
-        json_t *by = json_object_get(json_object_get(t, "instances"), "byStatus");
-        for (size_t s = 0; s < sizeof(order) / sizeof(order[0]); s++) {
-            if (!strcmp(order[s], jstr(t, "status")))
-                counts[s]++;
-            counts[s] += (size_t)json_integer_value(json_object_get(by, order[s]));
-        }
-    }
-    for (size_t s = 0; s < sizeof(order) / sizeof(order[0]); s++)
-        if (counts[s])
-            strbuf_addf(&sb, "%s%zu %s", sb.len ? ", " : "", counts[s], order[s]);
-    if (!json_is_integer(json_object_get(d, "durationMs")))
-        clock_fmt_duration(0, dur, sizeof(dur));
-    else
-        fmt_duration_of(d, "durationMs", dur, sizeof(dur));
-    {
-        char took[64];
-        printf("\nExecution %s %s in %s%s (%s)\n", jstr(d, "id"), jstr(d, "status"), dur,
-               retry_took(d, took, sizeof(took)), sb.buf);
-    }
-    strbuf_release(&sb);
-    if (json_is_object(json_object_get(d, "outputs"))) {
-        char *text = json_dumps(json_object_get(d, "outputs"), JSON_COMPACT);
-        printf("Outputs: %s\n", text ? text : "{}");
-        free(text);
-    }
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -728,15 +536,19 @@ static int wait_for_end(struct client *c, const char *id, int json)
         if (code)
             break;
         if (exec_status_of(r.json, &st)) {
-            cli_error("the server sent an unknown status '%s'", jstr(r.json, "status"));
+            cli_error("the server sent an unknown status '%s'", cli_jstr(r.json, "status"));
             code = EXIT_INTERNAL;
             break;
         }
         if (exec_status_is_final(st)) {
-            if (json)
-                print_json(r.json);
-            else
-                print_run_summary(r.json);
+            if (json) {
+                cli_print_json(r.json);
+            } else {
+                struct cli_run_view v;
+                cli_run_view_from_json(r.json, &v);
+                cli_print_run_summary(&v);
+                cli_run_view_release(&v);
+            }
             code = cli_exit_for_status(st);
             break;
         }
@@ -897,14 +709,14 @@ static int workflows_apply(int argc, char **argv)
         goto out;
     }
     if (cli_flag(&a, "json"))
-        print_json(r.json);
+        cli_print_json(r.json);
     else if (r.status == 201)
-        printf("Workflow '%s' version %lld recorded (%lld task%s)\n", jstr(r.json, "name"),
-               jint(r.json, "version", 0), jint(r.json, "tasks", 0),
-               jint(r.json, "tasks", 0) == 1 ? "" : "s");
+        printf("Workflow '%s' version %lld recorded (%lld task%s)\n", cli_jstr(r.json, "name"),
+               cli_jint(r.json, "version", 0), cli_jint(r.json, "tasks", 0),
+               cli_jint(r.json, "tasks", 0) == 1 ? "" : "s");
     else
-        printf("Workflow '%s' unchanged (version %lld is identical)\n", jstr(r.json, "name"),
-               jint(r.json, "version", 0));
+        printf("Workflow '%s' unchanged (version %lld is identical)\n", cli_jstr(r.json, "name"),
+               cli_jint(r.json, "version", 0));
 out:
     client_response_release(&r);
     client_free(c);
@@ -961,13 +773,13 @@ static int workflows_list(int argc, char **argv)
     if (code)
         goto out;
     if (cli_flag(&a, "json")) {
-        print_json(r.json);
+        cli_print_json(r.json);
         goto out;
     }
     items = json_object_get(r.json, "items");
     if (cli_flag(&a, "names")) {
         for (size_t i = 0; i < json_array_size(items); i++)
-            printf("%s\n", jstr(json_array_get(items, i), "name"));
+            printf("%s\n", cli_jstr(json_array_get(items, i), "name"));
         goto out;
     }
     if (!json_array_size(items)) {
@@ -977,8 +789,9 @@ static int workflows_list(int argc, char **argv)
     printf("%-24s  %-7s  %-5s  %-24s  %s\n", "NAME", "VERSION", "TASKS", "CREATED", "DESCRIPTION");
     for (size_t i = 0; i < json_array_size(items); i++) {
         json_t *it = json_array_get(items, i);
-        printf("%-24s  %-7lld  %-5lld  %-24s  %s\n", jstr(it, "name"), jint(it, "version", 0),
-               jint(it, "tasks", 0), jstr(it, "createdAt"), jstr(it, "description"));
+        printf("%-24s  %-7lld  %-5lld  %-24s  %s\n", cli_jstr(it, "name"),
+               cli_jint(it, "version", 0), cli_jint(it, "tasks", 0), cli_jstr(it, "createdAt"),
+               cli_jstr(it, "description"));
     }
 out:
     client_response_release(&r);
@@ -1025,7 +838,7 @@ static int workflows_show(int argc, char **argv)
         code = EXIT_INTERNAL;
     if (!code) {
         if (cli_flag(&a, "json")) {
-            print_json(r.json);
+            cli_print_json(r.json);
         } else if (cli_flag(&a, "yaml")) {
             char *yaml = dag_json_to_yaml(json_object_get(r.json, "definition"));
             if (yaml)
@@ -1035,12 +848,12 @@ static int workflows_show(int argc, char **argv)
             free(yaml);
         } else {
             printf("Workflow     %s\nVersion      %lld\nCreated      %s\nTasks        %lld\n",
-                   jstr(r.json, "name"), jint(r.json, "version", 0), jstr(r.json, "createdAt"),
-                   jint(r.json, "tasks", 0));
+                   cli_jstr(r.json, "name"), cli_jint(r.json, "version", 0),
+                   cli_jstr(r.json, "createdAt"), cli_jint(r.json, "tasks", 0));
             if (json_is_string(json_object_get(r.json, "description")))
-                printf("Description  %s\n", jstr(r.json, "description"));
+                printf("Description  %s\n", cli_jstr(r.json, "description"));
             printf("\n");
-            print_json(json_object_get(r.json, "definition"));
+            cli_print_json(json_object_get(r.json, "definition"));
         }
     }
     free(path);
@@ -1234,16 +1047,17 @@ int cmd_trigger(int argc, char **argv)
     if (cli_flag(&a, "wait")) {
         if (!cli_flag(&a, "json"))
             printf("Execution %s of '%s' (version %lld) %s%s; waiting for it to end\n",
-                   jstr(r.json, "id"), jstr(r.json, "workflow"), jint(r.json, "workflowVersion", 0),
-                   jstr(r.json, "status"),
+                   cli_jstr(r.json, "id"), cli_jstr(r.json, "workflow"),
+                   cli_jint(r.json, "workflowVersion", 0), cli_jstr(r.json, "status"),
                    r.status == 200 ? " (existing execution for this idempotency key)" : "");
         fflush(stdout);
-        code = wait_for_end(c, jstr(r.json, "id"), cli_flag(&a, "json"));
+        code = wait_for_end(c, cli_jstr(r.json, "id"), cli_flag(&a, "json"));
     } else if (cli_flag(&a, "json")) {
-        print_json(r.json);
+        cli_print_json(r.json);
     } else {
-        printf("Execution %s of '%s' (version %lld) %s%s\n", jstr(r.json, "id"),
-               jstr(r.json, "workflow"), jint(r.json, "workflowVersion", 0), jstr(r.json, "status"),
+        printf("Execution %s of '%s' (version %lld) %s%s\n", cli_jstr(r.json, "id"),
+               cli_jstr(r.json, "workflow"), cli_jint(r.json, "workflowVersion", 0),
+               cli_jstr(r.json, "status"),
                r.status == 200 ? " (existing execution for this idempotency key)" : "");
     }
 out:
@@ -1293,18 +1107,18 @@ static int exec_action(const struct cli_cmd *cmd, const char *action, int argc, 
         goto out;
     if (cli_flag(&a, "wait")) {
         if (!cli_flag(&a, "json"))
-            printf("Execution %s %s (%s); waiting for it to end\n", jstr(r.json, "id"),
-                   !strcmp(action, "retry") ? "retried" : "cancelled", jstr(r.json, "status"));
+            printf("Execution %s %s (%s); waiting for it to end\n", cli_jstr(r.json, "id"),
+                   !strcmp(action, "retry") ? "retried" : "cancelled", cli_jstr(r.json, "status"));
         fflush(stdout);
-        code = wait_for_end(c, jstr(r.json, "id"), cli_flag(&a, "json"));
+        code = wait_for_end(c, cli_jstr(r.json, "id"), cli_flag(&a, "json"));
     } else if (cli_flag(&a, "json")) {
-        print_json(r.json);
+        cli_print_json(r.json);
     } else if (!strcmp(action, "retry")) {
-        printf("Execution %s retried: failed tasks run again (status %s)\n", jstr(r.json, "id"),
-               jstr(r.json, "status"));
+        printf("Execution %s retried: failed tasks run again (status %s)\n", cli_jstr(r.json, "id"),
+               cli_jstr(r.json, "status"));
     } else {
-        printf("Execution %s cancel requested (status %s)\n", jstr(r.json, "id"),
-               jstr(r.json, "status"));
+        printf("Execution %s cancel requested (status %s)\n", cli_jstr(r.json, "id"),
+               cli_jstr(r.json, "status"));
     }
 out:
     free(path);
@@ -1368,32 +1182,32 @@ static void print_health(const json_t *h)
     json_t *dk = json_object_get(comp, "disk"), *pool = json_object_get(db, "pool");
     char b1[32], b2[32], b3[32], dur[32];
 
-    printf("Status      %s (orch %s, up %.0fs)\n\n", jstr(h, "status"), jstr(h, "version"),
+    printf("Status      %s (orch %s, up %.0fs)\n\n", cli_jstr(h, "status"), cli_jstr(h, "version"),
            jnum(h, "uptimeSeconds", 0));
     printf("%-11s %-9s %s\n", "COMPONENT", "STATUS", "DETAILS");
     printf("%-11s %-9s %s, latency %.2f ms, pool %lld/%lld in use\n", "database",
-           jstr(db, "status"),
+           cli_jstr(db, "status"),
            json_is_true(json_object_get(db, "reachable")) ? "reachable" : "unreachable",
-           jnum(db, "latencyMs", 0), jint(pool, "inUse", 0), jint(pool, "size", 0));
-    printf("%-11s %-9s %s%s%s\n", "scheduler", jstr(sc, "status"),
+           jnum(db, "latencyMs", 0), cli_jint(pool, "inUse", 0), cli_jint(pool, "size", 0));
+    printf("%-11s %-9s %s%s%s\n", "scheduler", cli_jstr(sc, "status"),
            json_is_true(json_object_get(sc, "running")) ? "running" : "not running",
            json_is_string(json_object_get(sc, "message")) ? ": " : "", jstr_or(sc, "message", ""));
-    printf("%-11s %-9s %lld/%lld busy\n", "workers", jstr(wk, "status"), jint(wk, "busy", 0),
-           jint(wk, "total", 0));
-    clock_fmt_duration(jint(q, "oldestQueuedAgeMs", 0), dur, sizeof(dur));
-    printf("%-11s %-9s %lld queued, oldest %s\n", "queue", jstr(q, "status"), jint(q, "depth", 0),
-           jint(q, "depth", 0) ? dur : "-");
-    clock_fmt_duration(jint(ex, "longestRunningMs", 0), dur, sizeof(dur));
-    printf("%-11s %-9s %lld running, longest %s\n", "executions", "-", jint(ex, "running", 0),
-           jint(ex, "running", 0) ? dur : "-");
+    printf("%-11s %-9s %lld/%lld busy\n", "workers", cli_jstr(wk, "status"),
+           cli_jint(wk, "busy", 0), cli_jint(wk, "total", 0));
+    clock_fmt_duration(cli_jint(q, "oldestQueuedAgeMs", 0), dur, sizeof(dur));
+    printf("%-11s %-9s %lld queued, oldest %s\n", "queue", cli_jstr(q, "status"),
+           cli_jint(q, "depth", 0), cli_jint(q, "depth", 0) ? dur : "-");
+    clock_fmt_duration(cli_jint(ex, "longestRunningMs", 0), dur, sizeof(dur));
+    printf("%-11s %-9s %lld running, longest %s\n", "executions", "-", cli_jint(ex, "running", 0),
+           cli_jint(ex, "running", 0) ? dur : "-");
     fmt_bytes(jnum(mem, "rssBytes", 0), b1, sizeof(b1));
     fmt_percent(mem, "systemUsedPercent", b2, sizeof(b2));
     fmt_percent(mem, "cgroupUsedPercent", b3, sizeof(b3));
-    printf("%-11s %-9s rss %s, system %s used, cgroup %s used\n", "memory", jstr(mem, "status"), b1,
-           b2, b3);
+    printf("%-11s %-9s rss %s, system %s used, cgroup %s used\n", "memory", cli_jstr(mem, "status"),
+           b1, b2, b3);
     fmt_bytes(jnum(dk, "freeBytes", 0), b1, sizeof(b1));
-    printf("%-11s %-9s %s free (%.0f%%) in %s\n", "disk", jstr(dk, "status"), b1,
-           jnum(dk, "freePercent", 0), jstr(dk, "path"));
+    printf("%-11s %-9s %s free (%.0f%%) in %s\n", "disk", cli_jstr(dk, "status"), b1,
+           jnum(dk, "freePercent", 0), cli_jstr(dk, "path"));
 }
 
 static int health_remote(const struct cli_args *a)
@@ -1415,10 +1229,10 @@ static int health_remote(const struct cli_args *a)
     if ((r.status == 200 || r.status == 503) && json_is_object(r.json) &&
         json_is_object(json_object_get(r.json, "components"))) {
         if (cli_flag(a, "json"))
-            print_json(r.json);
+            cli_print_json(r.json);
         else
             print_health(r.json);
-        code = strcmp(jstr(r.json, "status"), "down") ? EXIT_OK : EXIT_FAILED;
+        code = strcmp(cli_jstr(r.json, "status"), "down") ? EXIT_OK : EXIT_FAILED;
         goto out;
     }
     if (r.status >= 200 && r.status < 300) {
@@ -1478,7 +1292,7 @@ static int health_local(const struct cli_args *a)
         json_object_set_new(k, "path", json_string(dir));
         json_object_set_new(comp, "disk", k);
         json_object_set_new(o, "components", comp);
-        print_json(o);
+        cli_print_json(o);
         json_decref(o);
     } else {
         char b[32];
@@ -1580,7 +1394,7 @@ static void schedule_spec(const json_t *s, char *out, size_t len)
 {
     const json_t *every = json_object_get(s, "every");
     if (json_is_string(json_object_get(s, "cron")))
-        snprintf(out, len, "%s", jstr(s, "cron"));
+        snprintf(out, len, "%s", cli_jstr(s, "cron"));
     else if (json_is_string(every))
         snprintf(out, len, "every %s", json_string_value(every));
     else if (json_is_integer(every))
@@ -1626,24 +1440,24 @@ static int schedules_list_remote(const struct cli_args *a)
         if (wf) {
             json_t *keep = json_array();
             for (size_t i = 0; i < json_array_size(items); i++)
-                if (!strcmp(jstr(json_array_get(items, i), "workflow"), wf))
+                if (!strcmp(cli_jstr(json_array_get(items, i), "workflow"), wf))
                     json_array_append(keep, json_array_get(items, i));
             json_object_set_new(r.json, "items", keep);
         }
-        print_json(r.json);
+        cli_print_json(r.json);
         goto out;
     }
     for (size_t i = 0; i < json_array_size(items); i++) {
         const json_t *s = json_array_get(items, i);
         char spec[160];
-        if (wf && strcmp(jstr(s, "workflow"), wf))
+        if (wf && strcmp(cli_jstr(s, "workflow"), wf))
             continue;
         if (!shown++)
             printf("%-24s  %-20s  %-16s  %-20s  %-14s  %-8s  %s\n", "ID", "WORKFLOW", "NAME",
                    "SCHEDULE", "TIMEZONE", "STATE", "NEXT FIRE");
         schedule_spec(s, spec, sizeof(spec));
-        printf("%-24s  %-20.20s  %-16.16s  %-20s  %-14s  %-8s  %s\n", jstr(s, "id"),
-               jstr(s, "workflow"), jstr(s, "name"), spec, jstr(s, "timezone"),
+        printf("%-24s  %-20.20s  %-16.16s  %-20s  %-14s  %-8s  %s\n", cli_jstr(s, "id"),
+               cli_jstr(s, "workflow"), cli_jstr(s, "name"), spec, cli_jstr(s, "timezone"),
                schedule_state(s), jstr_or(s, "nextFireAt", "-"));
     }
     if (!shown)
@@ -1665,10 +1479,11 @@ static void print_schedule(const json_t *s)
     printf("Schedule   %s\nWorkflow   %s\nName       %s\nSource     %s\nSchedule   %s\n"
            "Timezone   %s\nState      %s\nOverlap    %s\nCatchup    %s (at most %lld)\n"
            "DST        skipped: %s, repeated: %s\nParams     %s\nNext fire  %s\nLast fire  %s\n",
-           jstr(s, "id"), jstr(s, "workflow"), jstr(s, "name"), jstr(s, "source"), spec,
-           jstr(s, "timezone"), schedule_state(s), jstr(s, "overlap"), jstr(s, "catchup"),
-           jint(s, "maxCatchup", 0), jstr(dst, "skipped"), jstr(dst, "repeated"),
-           params ? params : "{}", jstr_or(s, "nextFireAt", "-"), jstr_or(s, "lastFireAt", "-"));
+           cli_jstr(s, "id"), cli_jstr(s, "workflow"), cli_jstr(s, "name"), cli_jstr(s, "source"),
+           spec, cli_jstr(s, "timezone"), schedule_state(s), cli_jstr(s, "overlap"),
+           cli_jstr(s, "catchup"), cli_jint(s, "maxCatchup", 0), cli_jstr(dst, "skipped"),
+           cli_jstr(dst, "repeated"), params ? params : "{}", jstr_or(s, "nextFireAt", "-"),
+           jstr_or(s, "lastFireAt", "-"));
     free(params);
 }
 
@@ -1712,11 +1527,11 @@ static int schedule_action(const struct cli_args *a, const char *what)
         goto out;
     }
     if (cli_flag(a, "json"))
-        print_json(r.json);
+        cli_print_json(r.json);
     else if (!strcmp(what, "show"))
         print_schedule(r.json);
     else if (!strcmp(what, "backfill")) {
-        long long n = jint(r.json, "dueTimes", 0);
+        long long n = cli_jint(r.json, "dueTimes", 0);
         printf("Schedule %s backfilled: %lld due time%s in (%s, %s]\n", a->pos[0], n,
                n == 1 ? "" : "s", cli_get(a, "from"), cli_get(a, "until"));
     } else

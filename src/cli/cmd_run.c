@@ -239,74 +239,40 @@ static void catch_signals(struct engine *eng)
 
 /* ------------------------------------------------------------------ summary */
 
+/* The summary of execution `d`, with its workflow's outputs from `st`. */
 static void print_summary(struct store *st, const struct exec_detail *d)
 {
-    size_t w = 4;
-    char dur[32];
-    int64_t took;
+    struct cli_run_view v;
+    struct err err = ERR_INIT;
+    int bad;
 
+    memset(&v, 0, sizeof(v));
+    v.id = d->exec.id;
+    v.status = exec_status_name(d->exec.status);
+    v.duration_ms =
+        d->exec.finished_at && d->exec.started_at ? d->exec.finished_at - d->exec.started_at : 0;
+    v.retry_ms = d->exec.retried_at && d->exec.finished_at >= d->exec.retried_at
+                     ? d->exec.finished_at - d->exec.retried_at
+                     : -1;
+    v.tasks = xcalloc(d->ntasks ? d->ntasks : 1, sizeof(*v.tasks));
+    v.ntasks = d->ntasks;
     for (size_t i = 0; i < d->ntasks; i++) {
-        size_t l = strlen(d->tasks[i].name) + (d->tasks[i].instance ? 2 : 0);
-        if (l > w)
-            w = l;
+        const struct task_run_row *t = &d->tasks[i];
+        v.tasks[i].name = t->name;
+        v.tasks[i].status = task_status_name(t->status);
+        v.tasks[i].attempt = t->attempt;
+        v.tasks[i].duration_ms =
+            t->started_at && t->finished_at ? t->finished_at - t->started_at : -1;
+        v.tasks[i].error = t->error ? t->error : "";
+        v.tasks[i].instance = t->instance;
+        v.counts[t->status]++;
     }
-    if (w > 40)
-        w = 40;
-    printf("%-*s  %-15s  %-8s  %-9s  %s\n", (int)w, "TASK", "STATUS", "ATTEMPTS", "DURATION",
-           "ERROR");
-    {
-        size_t nrows;
-        struct cli_row *rows = cli_task_order_detail(d, &nrows);
-        for (size_t k = 0; k < nrows; k++) {
-            const struct task_run_row *t = &d->tasks[rows[k].idx];
-            char name[64];
-            if (rows[k].hidden) {
-                printf("  ... %zu more succeeded\n", rows[k].hidden);
-                continue;
-            }
-            snprintf(name, sizeof(name), "%s%s", rows[k].instance ? "  " : "", t->name);
-            if (t->started_at && t->finished_at)
-                clock_fmt_duration(t->finished_at - t->started_at, dur, sizeof(dur));
-            else
-                snprintf(dur, sizeof(dur), "-");
-            printf("%-*.*s  %-15s  %-8d  %-9s  %s\n", (int)w, (int)w, name,
-                   task_status_name(t->status), t->attempt, dur, t->error ? t->error : "");
-        }
-        free(rows);
-    }
-    took = d->exec.finished_at && d->exec.started_at ? d->exec.finished_at - d->exec.started_at
-                                                      : 0;
-    clock_fmt_duration(took, dur, sizeof(dur));
-    {
-        size_t counts[TASK_STATUS_COUNT] = {0};
-        struct strbuf sb = STRBUF_INIT;
-        for (size_t i = 0; i < d->ntasks; i++)
-            counts[d->tasks[i].status]++;
-        for (int s = 0; s < TASK_STATUS_COUNT; s++) {
-            if (!counts[s])
-                continue;
-            strbuf_addf(&sb, "%s%zu %s", sb.len ? ", " : "", counts[s],
-                        task_status_name((enum task_status)s));
-        }
-        char own[48] = "";
-        if (d->exec.retried_at && d->exec.finished_at >= d->exec.retried_at) {
-            char t[32];
-            snprintf(own, sizeof(own), ", this retry %s",
-                     clock_fmt_duration(d->exec.finished_at - d->exec.retried_at, t, sizeof(t)));
-        }
-        printf("\nExecution %s %s in %s%s (%s)\n", d->exec.id, exec_status_name(d->exec.status),
-               dur, own, sb.buf);
-        strbuf_release(&sb);
-    }
-    {
-        char *outputs = NULL;
-        struct err err = ERR_INIT;
-        if (engine_exec_outputs(st, d, &outputs, &err) != 0)
-            printf("Outputs: cannot be filled in: %s\n", err.msg);
-        else if (outputs)
-            printf("Outputs: %s\n", outputs);
-        free(outputs);
-    }
+    v.rows = cli_task_order_detail(d, &v.nrows);
+    bad = engine_exec_outputs(st, d, &v.outputs, &err) != 0;
+    cli_print_run_summary(&v);
+    if (bad)
+        printf("Outputs: cannot be filled in: %s\n", err.msg);
+    cli_run_view_release(&v);
 }
 
 /* ------------------------------------------------------------------ shared */
@@ -463,9 +429,7 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
                 nfinal += task_status_is_final(d->tasks[k].status) != 0;
             if (json) {
                 json_t *j = cli_exec_json(st, d);
-                char *s = json_dumps(j, JSON_INDENT(2));
-                printf("%s\n", s);
-                free(s);
+                cli_print_json(j);
                 json_decref(j);
             } else {
                 printf("%sExecution %s interrupted (%zu of %zu task%s final): 'orch resume' "
@@ -478,9 +442,7 @@ static int run_engine(struct engine *eng, struct store *st, char **ids, size_t n
         }
         if (json) {
             json_t *j = cli_exec_json(st, d);
-            char *s = json_dumps(j, JSON_INDENT(2));
-            printf("%s\n", s);
-            free(s);
+            cli_print_json(j);
             json_decref(j);
         } else {
             if (i)

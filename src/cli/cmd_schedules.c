@@ -4,7 +4,7 @@
  * "orch schedules validate" checks an expression and says what kind it is.
  *
  * Neither needs a data directory or a server: they only run cron_parse(),
- * tz_load() and cron_next() (src/sched/). Exit status: 0, 2 for a bad
+ * tz_load() and sched_next_due() (src/sched/). Exit status: 0, 2 for a bad
  * command line (including --from and --count), 3 for a bad expression or an
  * unknown time zone.
  */
@@ -15,10 +15,12 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/date.h"
 #include "base/err.h"
 #include "cli.h"
-#include "sched/cron.h"
 #include "dag/dag.h"
+#include "sched/cron.h"
+#include "sched/due.h"
 #include "sched/tz.h"
 
 #include "base/banned.h"
@@ -148,7 +150,7 @@ static int parse_local(const char *s, int64_t *out_local_s)
     }
     if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 59)
         return -1;
-    if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+    if (mo == 2 && d == 29 && !date_is_leap(y))
         return -1;
     *out_local_s = clock_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
                    mi * 60 + sec;
@@ -183,7 +185,7 @@ static int parse_from(const char *s, const struct tz *tz, int64_t *out_s)
         }
     } else if (clock_parse_iso8601(s, &ms) == 0) {
         /* Fire times are whole seconds, so "strictly after" floors the fraction away. */
-        *out_s = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+        *out_s = date_floor_div(ms, 1000);
         return 0;
     }
     cli_error("invalid --from '%s' (use 2026-03-08T12:00:00Z, 2026-03-08T07:00:00-05:00, "
@@ -236,15 +238,10 @@ static int parse_dst(const struct cli_args *a, struct cron_dst *dst)
     return 0;
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    return a / b - (a % b < 0);
-}
-
 /* Wall seconds to "2026-03-08" and "02:30". */
 static void wall_parts(int64_t local_s, char date[16], char hm[8])
 {
-    int64_t days = floor_div(local_s, 86400), y;
+    int64_t days = date_floor_div(local_s, 86400), y;
     int64_t sod = local_s - days * 86400;
     unsigned m, d;
 
@@ -268,7 +265,7 @@ static void shift_note(const struct cron_expr *ce, const struct tz *tz, int64_t 
     out[0] = '\0';
     if (ce->cadence || tz_utc_to_local(tz, t, &local, NULL) < 0)
         return;
-    days = floor_div(local, 86400);
+    days = date_floor_div(local, 86400);
     clock_civil_from_days(days, &y, &m, &d);
     if (cron_matches(ce, y, (int)m, (int)d, (int)((local - days * 86400) / 3600),
                      (int)((local - days * 86400) / 60 % 60)))
@@ -276,7 +273,7 @@ static void shift_note(const struct cron_expr *ce, const struct tz *tz, int64_t 
     if (tz_next_transition(tz, t - 1, &tr, &before, &after) < 0 || tr != t || after <= before)
         return;
     for (w = t + before; w < t + after; w += 60) {
-        int64_t wd = floor_div(w, 86400), wy;
+        int64_t wd = date_floor_div(w, 86400), wy;
         unsigned wm, wdd;
         clock_civil_from_days(wd, &wy, &wm, &wdd);
         if (cron_matches(ce, wy, (int)wm, (int)wdd, (int)((w - wd * 86400) / 3600),
@@ -300,6 +297,7 @@ static int schedules_next(int argc, char **argv)
 {
     struct cron_dst dst = CRON_DST_INIT;
     struct err err = ERR_INIT;
+    struct sched_rule rule;
     struct cron_expr ce;
     struct cli_args a;
     const struct tz *tz;
@@ -342,17 +340,15 @@ static int schedules_next(int argc, char **argv)
         return EXIT_INVALID;
     if (parse_from(cli_get(&a, "from"), tz, &t) < 0)
         return EXIT_USAGE;
+    rule.cron = expr ? &ce : NULL;
+    rule.dst = &dst;
+    rule.every_s = every_ms / 1000;
 
     if (json)
         times = json_array();
     for (i = 0; i < count; i++) {
         char when[CRON_INSTANT_MAX], note[128] = "";
-        if (every) {
-            t = (floor_div(t, every_ms / 1000) + 1) * (every_ms / 1000);
-            rc = t > TZ_TIME_MAX ? ERR_INVALID : 0;
-        } else {
-            rc = cron_next(&ce, tz, &dst, t, &t);
-        }
+        rc = sched_next_due(&rule, tz, t, &t);
         if (rc == ERR_NOT_FOUND) {
             fprintf(stderr, "orch: no further fire time within 30 years\n");
             break;

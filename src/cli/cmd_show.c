@@ -16,13 +16,6 @@
 
 #include "base/banned.h"
 
-static void print_json(json_t *j)
-{
-    char *s = json_dumps(j, JSON_INDENT(2));
-    printf("%s\n", s ? s : "null");
-    free(s);
-}
-
 /* ------------------------------------------------------------------ validate */
 
 static const struct cli_opt validate_opts[] = {
@@ -81,7 +74,7 @@ int cmd_validate(int argc, char **argv)
         json_object_set_new(o, "problems", arr);
         if (probs.dropped)
             json_object_set_new(o, "moreProblems", json_integer((json_int_t)probs.dropped));
-        print_json(o);
+        cli_print_json(o);
         json_decref(o);
     } else if (rc == 0) {
         printf("%s: workflow '%s' is valid (%zu task%s)\n", a.pos[0], wf->name, wf->ntasks,
@@ -244,33 +237,15 @@ static int executions_list(int argc, char **argv)
         list.n = (size_t)want; /* the extra row is freed with the list below */
         extra = 1;
     }
-    if (cli_flag(&a, "json")) {
+    {
         json_t *j = view_exec_list(&list, want);
         if (more && list.n)
             json_object_set_new(j, "nextCursor", json_string(list.items[list.n - 1].id));
-        print_json(j);
+        if (cli_flag(&a, "json"))
+            cli_print_json(j);
+        else
+            cli_print_exec_list(j, cli_flag(&a, "ids"));
         json_decref(j);
-    } else if (cli_flag(&a, "ids")) {
-        for (size_t i = 0; i < list.n; i++)
-            printf("%s\n", list.items[i].id);
-    } else if (!list.n) {
-        printf("No executions.\n");
-    } else {
-        printf("%-19s  %-24s  %-10s  %-24s  %-9s  %s\n", "ID", "WORKFLOW", "STATUS", "CREATED",
-               "DURATION", "ERROR");
-        for (size_t i = 0; i < list.n; i++) {
-            const struct exec_row *r = &list.items[i];
-            char created[CLOCK_ISO_MAX], dur[32];
-            clock_iso8601(r->created_at, created);
-            if (r->started_at && r->finished_at)
-                clock_fmt_duration(r->finished_at - r->started_at, dur, sizeof(dur));
-            else
-                snprintf(dur, sizeof(dur), "-");
-            printf("%-19s  %-24.24s  %-10s  %-24s  %-9s  %s\n", r->id, r->workflow,
-                   exec_status_name(r->status), created, dur, r->error ? r->error : "");
-        }
-        if (more)
-            printf("(more: --cursor %s)\n", list.items[list.n - 1].id);
     }
     list.n += (size_t)extra;
     exec_list_release(&list);
@@ -284,9 +259,6 @@ static int executions_show(int argc, char **argv)
     struct store *st = NULL;
     struct exec_detail *d = NULL;
     struct err err = ERR_INIT;
-    char created[CLOCK_ISO_MAX], dur[32];
-    struct cli_row *rows = NULL;
-    size_t nrows = 0, *first_att = NULL;
     char idbuf[ID_MAX];
     int rc;
 
@@ -313,95 +285,14 @@ static int executions_show(int argc, char **argv)
         store_free(st);
         return cli_exit_for_err(rc);
     }
-    if (cli_flag(&a, "json")) {
-        json_t *j = cli_exec_json(st, d);
-        print_json(j);
-        json_decref(j);
-        goto out;
-    }
-    clock_iso8601(d->exec.created_at, created);
-    if (d->exec.started_at && d->exec.finished_at)
-        clock_fmt_duration(d->exec.finished_at - d->exec.started_at, dur, sizeof(dur));
-    else
-        snprintf(dur, sizeof(dur), "-");
-    printf("Execution  %s\nWorkflow   %s (version %d)\nStatus     %s\nCreated    %s\n"
-           "Duration   %s\nParams     %s\n",
-           d->exec.id, d->exec.workflow, d->exec.workflow_version,
-           exec_status_name(d->exec.status), created, dur, d->exec.params);
-    if (d->exec.retried_at) {
-        char at[CLOCK_ISO_MAX];
-        printf("Retried    %s", clock_iso8601(d->exec.retried_at, at));
-        if (d->exec.finished_at >= d->exec.retried_at)
-            printf(", this retry %s",
-                   clock_fmt_duration(d->exec.finished_at - d->exec.retried_at, dur, sizeof(dur)));
-        printf("\n");
-    }
-    if (d->exec.error)
-        printf("Error      %s\n", d->exec.error);
-    if (d->exec.parent_id)
-        printf("Parent     %s\n", d->exec.parent_id);
-    printf("\n%-24s  %-15s  %-7s  %-16s  %-9s  %s\n", "TASK", "STATUS", "ATTEMPT", "RESULT",
-           "DURATION", "ERROR");
-    {
-        rows = cli_task_order_detail(d, &nrows);
-        /* Attempts are ordered by (task_idx, number): where each task's begin. */
-        first_att = xcalloc(d->ntasks + 1, sizeof(*first_att));
-        for (size_t i = 0, k = 0; i < d->ntasks; i++) {
-            while (k < d->nattempts && d->attempts[k].task_idx < d->tasks[i].idx)
-                k++;
-            first_att[i] = k;
-        }
-    }
-    for (size_t r = 0; r < nrows; r++) {
-        const struct task_run_row *t = &d->tasks[rows[r].idx];
-        char name[64];
-        int any = 0;
-        if (rows[r].hidden) {
-            printf("  ... %zu more succeeded\n", rows[r].hidden);
-            continue;
-        }
-        snprintf(name, sizeof(name), "%s%s", rows[r].instance ? "  " : "", t->name);
-        for (size_t k = first_att[rows[r].idx]; k < d->nattempts; k++) {
-            const struct attempt_row *at = &d->attempts[k];
-            char res[32];
-            if (at->task_idx != t->idx)
-                break;
-            any = 1;
-            if (at->signal)
-                snprintf(res, sizeof(res), "signal %d", at->signal);
-            else if (at->exit_code >= 0)
-                snprintf(res, sizeof(res), "exit %d", at->exit_code);
-            else
-                snprintf(res, sizeof(res), "%s", attempt_status_name(at->status));
-            if (at->started_at && at->finished_at)
-                clock_fmt_duration(at->finished_at - at->started_at, dur, sizeof(dur));
-            else
-                snprintf(dur, sizeof(dur), "-");
-            printf("%-24.24s  %-15s  %-7d  %-16s  %-9s  %s\n", name,
-                   at->number == t->attempt ? task_status_name(t->status)
-                                            : attempt_status_name(at->status),
-                   at->number, res, dur, at->error ? at->error : "");
-        }
-        if (!any)
-            printf("%-24.24s  %-15s  %-7s  %-16s  %-9s  %s\n", name,
-                   task_status_name(t->status), "-", "-", "-", t->error ? t->error : "");
-        if (t->child_id)
-            printf("%-24s  child execution %s\n", "", t->child_id);
-    }
-    free(rows);
-    free(first_att);
     {
         json_t *j = cli_exec_json(st, d);
-        cli_print_waiting(json_object_get(j, "tasks"));
-        cli_print_outputs(json_object_get(j, "tasks"));
-        if (json_is_object(json_object_get(j, "outputs"))) {
-            char *text = json_dumps(json_object_get(j, "outputs"), JSON_COMPACT);
-            printf("\nWorkflow outputs: %s\n", text ? text : "{}");
-            free(text);
-        }
+        if (cli_flag(&a, "json"))
+            cli_print_json(j);
+        else
+            cli_print_exec_detail(j);
         json_decref(j);
     }
-out:
     exec_detail_free(d);
     store_free(st);
     return EXIT_OK;

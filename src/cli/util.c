@@ -481,41 +481,6 @@ char *cli_read_file(const char *path, size_t max, size_t *out_len, int *out_exit
     return buf;
 }
 
-void cli_print_outputs(const json_t *tasks)
-{
-    size_t nrows;
-    struct cli_row *rows = cli_task_order_json(tasks, &nrows);
-    int header = 0;
-
-    for (size_t r = 0; r < nrows; r++) {
-        const json_t *t = json_array_get(tasks, rows[r].idx);
-        const json_t *out = json_object_get(t, "output");
-        const json_t *name = json_object_get(t, "name");
-        char *text;
-        if (rows[r].hidden) {
-            if (header)
-                printf("  ... %zu more\n", rows[r].hidden);
-            continue;
-        }
-        if (!json_is_object(out) && !json_is_array(out))
-            continue;
-        text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
-        if (!header) {
-            printf("\n%-24s  %s\n", "TASK", "OUTPUT");
-            header = 1;
-        }
-        if (text && strlen(text) > 200)
-            printf("%s%-*.*s  %.197s...\n", rows[r].instance ? "  " : "",
-                   rows[r].instance ? 22 : 24, rows[r].instance ? 22 : 24,
-                   json_string_value(name), text);
-        else
-            printf("%s%-*.*s  %s\n", rows[r].instance ? "  " : "", rows[r].instance ? 22 : 24,
-                   rows[r].instance ? 22 : 24, json_string_value(name), text ? text : "{}");
-        free(text);
-    }
-    free(rows);
-}
-
 size_t cli_task_order(const struct cli_task_ref *refs, size_t n, struct cli_row *out)
 {
     size_t *start = xcalloc(n + 1, sizeof(*start)); /* instances of group g: by[start[g]..] */

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -267,4 +268,12 @@ out:
     json_decref(sp);
     dag_problems_release(&local);
     return rc;
+}
+
+char *dag_schedule_hash(const struct dag_schedule *s)
+{
+    return xasprintf("%s|%lld|%s|%d|%d|%d|%s", s->is_cron ? s->cron_text : "",
+                     (long long)(s->is_cron ? 0 : s->every_ms), s->timezone ? s->timezone : "UTC",
+                     (int)s->dst.skipped, (int)s->dst.repeated, s->enabled,
+                     s->params_json ? s->params_json : "");
 }

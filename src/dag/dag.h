@@ -307,6 +307,14 @@ void workflow_free(struct workflow *wf);
 int dag_parse_schedule(const char *definition, const char *spec, struct workflow **out,
                        struct dag_problems *probs);
 
+/*
+ * A text that identifies what decides `s`'s due times and its executions'
+ * params (expression or interval, zone, DST rules, enabled, params): the
+ * scheduler keeps it with each schedule's state and recomputes the next due
+ * time when it changes. Returns a string the caller frees.
+ */
+char *dag_schedule_hash(const struct dag_schedule *s);
+
 const char *dag_task_type_name(enum task_type t);
 const char *dag_run_if_name(enum run_if r);
 /* The names used in definitions: "latest", "bufferOne", ... Never NULL. */

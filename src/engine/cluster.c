@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "engine_internal.h"
+#include "scheduler.h"
 
 #include "base/banned.h"
 
@@ -168,17 +169,7 @@ void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
         }
     }
     eng->npatt = k;
-    k = 0;
-    for (size_t i = 0; i < eng->npfires; i++) {
-        struct pending_fire *pf = &eng->pfires[i];
-        if (!strcmp(pf->row.execution_id, ex->id)) {
-            free(pf->row.schedule_id);
-            free(pf->row.reason);
-        } else {
-            eng->pfires[k++] = *pf;
-        }
-    }
-    eng->npfires = k;
+    engine__sched_fires_drop(eng, ex->id);
     for (size_t i = 0; i < ex->nruns; i++)
         engine__run_remote(eng, ex, i, 0); /* its offers are the new owner's now */
     engine__timer_purge(&eng->timers, ex, NULL);
@@ -365,15 +356,15 @@ static void on_notify(void *arg, const char *channel, const char *payload)
         if (eng->claim_work)
             eng->want_claim = 1;
     } else if (!strcmp(channel, CH_SCHEDULES)) {
-        eng->sched_reload = 1;
+        engine__sched_reload(eng);
     } else if (!strcmp(channel, "orch_offer")) {
         if (eng->claim_work)
-            eng->want_offers = 1;
+            engine__remote_want(eng, REMOTE_WANT_OFFERS);
     } else if (!strcmp(channel, "orch_result")) {
         if (eng->node_id && !strcmp(payload, eng->node_id))
-            eng->want_results = 1;
+            engine__remote_want(eng, REMOTE_WANT_RESULTS);
     } else if (!strcmp(channel, "orch_offer_cancel")) {
-        eng->want_rcancel = 1;
+        engine__remote_want(eng, REMOTE_WANT_RCANCEL);
     } else if (!strcmp(channel, "orch_nodes")) {
         /* A node came or went: renew our view of the others' slots now. */
         if (eng->node_id && strcmp(payload, eng->node_id))
@@ -458,7 +449,7 @@ void engine__db_retry(struct engine *eng)
     if (eng->cluster) {
         db_watch(eng);
         eng->want_claim = eng->claim_work;
-        eng->sched_reload = 1;
+        engine__sched_reload(eng);
     }
 }
 
@@ -556,7 +547,7 @@ static void lead(struct engine *eng)
     int64_t asked = clock_mono_ms();
     int held = 0;
 
-    if (!eng->scheduler_on || eng->stopping)
+    if (!engine__sched_on(eng) || eng->stopping)
         return;
     if (store_lease_acquire(eng->st, LEASE_SCHEDULER, eng->node_id, eng->lease_ms, &held, &err)) {
         if (!store_connected(eng->st))
@@ -569,8 +560,7 @@ static void lead(struct engine *eng)
         log_info(COMP_SCHED, "Node '%s' fires the schedules now (it holds the scheduler lease)",
                  eng->node_id);
         /* Due times since the previous leader's last turn are late, not missed. */
-        eng->sched_prev_tick = clock_now_ms() - eng->lease_ms - 2 * eng->heartbeat_ms;
-        eng->sched_reload = 1;
+        engine__sched_lead(eng, clock_now_ms() - eng->lease_ms - 2 * eng->heartbeat_ms);
     } else if (!held && eng->leader) {
         log_warn(COMP_SCHED, "Node '%s' no longer holds the scheduler lease: it stops firing",
                  eng->node_id);
@@ -603,11 +593,11 @@ void engine__node_tick(struct engine *eng)
         int64_t claimable;
         int rc = store_node_heartbeat(eng->st, eng->node_id, eng->lease_ms, &beat, &err);
         claimable = beat.claimable;
-        eng->peer_slots = beat.peer_slots;
+        engine__remote_set_peer_slots(eng, beat.peer_slots);
         if (beat.open_offers > 0 && eng->claim_work)
-            eng->want_offers = 1;
+            engine__remote_want(eng, REMOTE_WANT_OFFERS);
         eng->next_heartbeat = now + eng->heartbeat_ms;
-        eng->subflow_check = 1; /* children that run on other nodes */
+        engine__subflow_want_check(eng); /* children that run on other nodes */
         if (rc) {
             if (!store_connected(eng->st)) {
                 engine__db_lost(eng, &err);

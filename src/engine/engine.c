@@ -36,6 +36,7 @@
 #include "netpolicy.h"
 #include "sched/cron.h"
 #include "sched/tz.h"
+#include "scheduler.h"
 
 #include "base/banned.h"
 
@@ -2408,6 +2409,9 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     watch_add(eng, eng->wakefd, &eng->w_wake);
     pthread_mutex_init(&eng->mu, NULL);
     pthread_cond_init(&eng->cv, NULL);
+    eng->sched = engine__sched_new();
+    eng->subflow = engine__subflow_new();
+    eng->remote = engine__remote_new();
     eng->stats.workers_total = eng->cfg.workers;
     eng->stats.db_ok = 1;
     eng->db_fd = -1;
@@ -2456,7 +2460,6 @@ void engine_free(struct engine *eng)
         return;
     engine__http_free(eng);
     netpolicy_free(eng->netpol);
-    engine__subflow_free(eng);
     /* Never leave processes running behind us. */
     while (eng->procs) {
         struct proc *p = eng->procs;
@@ -2490,13 +2493,8 @@ void engine_free(struct engine *eng)
     free(eng->to_spawn);
     engine__timer_release(&eng->timers);
     free(eng->replies);
-    engine__scheds_clear(eng);
-    free(eng->scheds);
-    for (size_t i = 0; i < eng->npfires; i++) {
-        free(eng->pfires[i].row.schedule_id);
-        free(eng->pfires[i].row.reason);
-    }
-    free(eng->pfires);
+    engine__sched_free(eng);
+    engine__subflow_free(eng);
     pthread_mutex_destroy(&eng->mu);
     pthread_cond_destroy(&eng->cv);
     close(eng->epfd);
@@ -2706,13 +2704,10 @@ static void exec_restore_schedule(struct engine *eng, struct exec *ex, const cha
                                   int64_t scheduled_for)
 {
     char when[64];
-    const struct sched *sc = NULL;
+    const struct sched *sc = engine__sched_find(eng, schedule_id);
 
     ex->schedule_id = xstrdup(schedule_id);
     ex->scheduled_for = scheduled_for;
-    for (size_t i = 0; i < eng->nscheds; i++)
-        if (!strcmp(eng->scheds[i].id, schedule_id))
-            sc = &eng->scheds[i];
     if (sc) {
         ex->schedule_name = xstrdup(sc->name);
         if (cron_format_instant(scheduled_for / 1000, sc->tz, when) != 0)
@@ -2942,7 +2937,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                          engine__task_name(ex, o->task_idx), o->attempt);
             }
             if (noffers)
-                eng->want_results = 1;
+                engine__remote_want(eng, REMOTE_WANT_RESULTS);
             offer_rows_free(offers, noffers);
         } else {
             log_warn(COMP, "Execution %s: cannot take over its offered tasks: %s", ex->id,
@@ -2983,7 +2978,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                 timer_for_run(eng, TIMER_TASK_TIMEOUT, ex, i, r->attempt,
                               r->attempt_started_at + t->timeout_ms - now);
             engine__subflow_restore(eng, ex, i);
-            eng->subflow_check = 1;
+            engine__subflow_want_check(eng);
         } else if (r->status == TASK_RUNNING) {
             /* The attempt that was running died with its owner. */
             const struct attempt_row *last = current_attempt(d, i, r->attempt);
@@ -3197,12 +3192,8 @@ int engine_run(struct engine *eng, struct err *err)
         }
 
         /* 1a. workflow tasks whose child is not here (after a restart) */
-        if ((eng->subflow_check ||
-             (eng->subflow_poll_at && clock_mono_ms() >= eng->subflow_poll_at)) &&
-            !eng->db_down) {
-            eng->subflow_check = 0;
+        if (engine__subflow_poll_due(eng) && !eng->db_down)
             engine__subflow_poll(eng);
-        }
         /* 1a. the node: reconnect, heartbeat, claims */
         if (eng->db_down && !eng->disk_full)
             engine__db_retry(eng);
@@ -3217,20 +3208,11 @@ int engine_run(struct engine *eng, struct err *err)
             else
                 engine__commands_run(eng);
         }
-        if (eng->sched_changed_here) {
-            eng->sched_changed_here = 0;
-            if (eng->cluster)
-                eng->notify_schedules = 1; /* the leader may be another node */
-        }
+        if (engine__sched_take_changed(eng) && eng->cluster)
+            eng->notify_schedules = 1; /* the leader may be another node */
         /* 1c. schedules that are due */
-        if (eng->scheduler_on && !eng->stopping && !eng->db_down && engine__sched_may_fire(eng)) {
-            if (eng->sched_reload || clock_mono_ms() >= eng->next_sched_sync) {
-                eng->sched_reload = 0;
-                engine__sched_sync(eng);
-                eng->next_sched_sync = clock_mono_ms() + SCHED_SYNC_MS;
-            }
-            next_due = engine__sched_tick(eng);
-        }
+        if (engine__sched_on(eng) && !eng->stopping && !eng->db_down && engine__sched_may_fire(eng))
+            next_due = engine__sched_turn(eng);
         /* 2. transitions */
         dispatch(eng);
         engine__check_turn(eng, 0); /* debug and sanitizer builds: what this turn touched */

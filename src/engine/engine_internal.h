@@ -462,17 +462,8 @@ struct engine {
     void *tick_arg;
     int64_t tick_ms, next_tick; /* interval; monotonic ms */
 
-    /* Scheduler (server mode). */
-    int scheduler_on;
-    int64_t sched_started_at; /* wall-clock ms when the scheduler was enabled */
-    int64_t sched_prev_tick;  /* wall-clock ms of the previous tick, 0 before the first */
-    volatile sig_atomic_t sched_reload;
-    volatile sig_atomic_t sched_changed_here;
-    int64_t next_sched_sync; /* monotonic ms: re-read definitions now and then */
-    struct sched *scheds;
-    size_t nscheds, scheds_alloc;
-    struct pending_fire *pfires;
-    size_t npfires, pfires_alloc;
+    /* Scheduler (server mode): scheduler.c's, see scheduler.h. */
+    struct sched_state *sched;
 
     /* Node and cluster (cluster.c). */
     int node_on;
@@ -497,30 +488,14 @@ struct engine {
     int notify_work;          /* NOTIFY the other nodes with this turn's commit */
     int notify_schedules;
 
-    /* Tasks run on other nodes (remote.c). */
+    /* Tasks run on other nodes: remote.c's state behind `remote`; the count
+     * is kept by the transition writer (transition.c). */
+    struct remote_state *remote;
     size_t nremote;           /* our attempts offered or running elsewhere */
-    int64_t peer_slots;       /* worker slots of the other live nodes (heartbeat) */
-    int want_offers;          /* offers may wait to be claimed */
-    int want_results;         /* results of our offers may wait */
-    int want_rcancel;         /* an owner may have given up a process we run */
-    int notify_offers;
-    struct roff_op *roff;
-    size_t nroff, roff_alloc;
-    char **result_to;         /* owners to tell that a result is in */
-    size_t nresult_to, result_alloc;
-    char **cancel_to;
-    size_t ncancel_to, cancel_alloc;
     const char *attempt_node; /* the node to record in the next attempt_end, or NULL */
 
     void *http; /* HTTP tasks (httptask.c), made when the first one starts */
-    int subflow_check; /* a workflow task waits for a child not here: look (subflow.c) */
-    int64_t subflow_poll_at; /* monotonic ms of the next look, 0 = none */
-    /* Acted on after the turn's commit (subflow.c): children that ended (their
-     * parent's task ends with them), children on other nodes to cancel. */
-    char (*child_ends)[ID_MAX];
-    size_t nchild_ends, child_ends_alloc;
-    char (*child_cancels)[ID_MAX];
-    size_t nchild_cancels, child_cancels_alloc;
+    struct subflow_state *subflow; /* workflow tasks (subflow.c) */
 };
 
 /* ------------------------------------------------------------------ shared between the files */
@@ -593,7 +568,14 @@ int engine__render_json(json_t *v, const json_t *ctx, struct err *err);
 /* One template as a JSON value (tpl_eval_json): *out is new, or NULL with err. */
 int engine__eval_template(const char *text, const json_t *ctx, json_t **out, struct err *err);
 
-/* subflow.c */
+/* subflow.c: its state is struct subflow_state, private to it, behind eng->subflow. */
+struct subflow_state *engine__subflow_new(void);
+/* Look at the workflow tasks whose child is not here on the next turn. */
+void engine__subflow_want_check(struct engine *eng);
+/* Is a look due (asked, or its poll time passed)? engine__subflow_poll() looks. */
+int engine__subflow_poll_due(const struct engine *eng);
+/* Monotonic ms of the next look, 0 = none. */
+int64_t engine__subflow_poll_at(const struct engine *eng);
 void engine__subflow_begin(struct engine *eng, struct exec *ex, size_t idx);
 void engine__subflow_child_done(struct engine *eng, struct exec *child);
 void engine__subflow_end(struct engine *eng, struct exec *ex, size_t idx, const char *why);
@@ -635,6 +617,13 @@ void engine__remote_report(struct engine *eng, struct proc *p, const char *statu
 void engine__remote_tick(struct engine *eng, int heartbeat);
 int engine__remote_wants_turn(const struct engine *eng);
 void engine__remote_free(struct engine *eng);
+/* remote.c's state (struct remote_state, private to it), behind eng->remote. */
+struct remote_state *engine__remote_new(void);
+/* What a notification or a heartbeat says may wait: look on the next turn. */
+enum remote_want { REMOTE_WANT_OFFERS, REMOTE_WANT_RESULTS, REMOTE_WANT_RCANCEL };
+void engine__remote_want(struct engine *eng, enum remote_want what);
+/* The worker slots of the other live nodes, from a heartbeat. */
+void engine__remote_set_peer_slots(struct engine *eng, int64_t slots);
 /* engine.c, for remote.c */
 void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
                            const struct offer_row *o);

@@ -36,14 +36,54 @@
 
 #define COMP_NODE "Cluster"
 
+/* The state of tasks offered to and run for other nodes (remote.c's), behind eng->remote. */
+struct remote_state {
+    int64_t peer_slots; /* worker slots of the other live nodes (heartbeat) */
+    int want_offers;    /* offers may wait to be claimed */
+    int want_results;   /* results of our offers may wait */
+    int want_rcancel;   /* an owner may have given up a process we run */
+    int notify_offers;
+    struct roff_op *roff; /* offer writes made with the turn's commit */
+    size_t nroff, roff_alloc;
+    char **result_to; /* owners to tell that a result is in */
+    size_t nresult_to, result_alloc;
+    char **cancel_to;
+    size_t ncancel_to, cancel_alloc;
+};
+
+struct remote_state *engine__remote_new(void)
+{
+    return xcalloc(1, sizeof(struct remote_state));
+}
+
+void engine__remote_want(struct engine *eng, enum remote_want what)
+{
+    switch (what) {
+    case REMOTE_WANT_OFFERS:
+        eng->remote->want_offers = 1;
+        break;
+    case REMOTE_WANT_RESULTS:
+        eng->remote->want_results = 1;
+        break;
+    case REMOTE_WANT_RCANCEL:
+        eng->remote->want_rcancel = 1;
+        break;
+    }
+}
+
+void engine__remote_set_peer_slots(struct engine *eng, int64_t slots)
+{
+    eng->remote->peer_slots = slots;
+}
+
 /* ------------------------------------------------------------------ pending writes */
 
 static void op_add(struct engine *eng, enum roff_kind kind, const struct offer_row *o)
 {
     struct roff_op *op;
 
-    XGROW(eng->roff, eng->roff_alloc, eng->nroff + 1);
-    op = &eng->roff[eng->nroff++];
+    XGROW(eng->remote->roff, eng->remote->roff_alloc, eng->remote->nroff + 1);
+    op = &eng->remote->roff[eng->remote->nroff++];
     memset(op, 0, sizeof(*op));
     op->kind = kind;
     op->row = *o;
@@ -58,8 +98,8 @@ static void op_add(struct engine *eng, enum roff_kind kind, const struct offer_r
 
 static void ops_clear(struct engine *eng)
 {
-    for (size_t i = 0; i < eng->nroff; i++) {
-        struct offer_row *o = &eng->roff[i].row;
+    for (size_t i = 0; i < eng->remote->nroff; i++) {
+        struct offer_row *o = &eng->remote->roff[i].row;
         free(o->owner);
         free(o->runner_node);
         free(o->spec);
@@ -68,7 +108,7 @@ static void ops_clear(struct engine *eng)
         free(o->error);
         free(o->output);
     }
-    eng->nroff = 0;
+    eng->remote->nroff = 0;
 }
 
 static void key_of(struct offer_row *o, const char *exec_id, size_t idx, int attempt)
@@ -89,8 +129,8 @@ static int remote_commit(struct engine *eng, void *arg, struct err *err)
     if (!eng->cluster)
         return 0;
 
-    for (size_t i = 0; i < eng->nroff && rc == 0; i++) {
-        struct roff_op *op = &eng->roff[i];
+    for (size_t i = 0; i < eng->remote->nroff && rc == 0; i++) {
+        struct roff_op *op = &eng->remote->roff[i];
         switch (op->kind) {
         case ROFF_PUT: rc = store_offer_put(eng->st, &op->row, err); break;
         case ROFF_DELETE:
@@ -117,12 +157,12 @@ static int remote_commit(struct engine *eng, void *arg, struct err *err)
         o.proc_start = p->ch.proc_start;
         rc = store_offer_report(eng->st, &o, err);
     }
-    if (rc == 0 && eng->notify_offers)
+    if (rc == 0 && eng->remote->notify_offers)
         rc = store_notify(eng->st, "orch_offer", eng->node_id, err);
-    for (size_t i = 0; i < eng->nresult_to && rc == 0; i++)
-        rc = store_notify(eng->st, "orch_result", eng->result_to[i], err);
-    for (size_t i = 0; i < eng->ncancel_to && rc == 0; i++)
-        rc = store_notify(eng->st, "orch_offer_cancel", eng->cancel_to[i], err);
+    for (size_t i = 0; i < eng->remote->nresult_to && rc == 0; i++)
+        rc = store_notify(eng->st, "orch_result", eng->remote->result_to[i], err);
+    for (size_t i = 0; i < eng->remote->ncancel_to && rc == 0; i++)
+        rc = store_notify(eng->st, "orch_offer_cancel", eng->remote->cancel_to[i], err);
     return rc;
 }
 
@@ -137,15 +177,16 @@ static void remote_committed(struct engine *eng, void *arg)
 {
     (void)arg;
     ops_clear(eng);
-    eng->notify_offers = 0;
-    strv_clear(eng->result_to, &eng->nresult_to);
-    strv_clear(eng->cancel_to, &eng->ncancel_to);
+    eng->remote->notify_offers = 0;
+    strv_clear(eng->remote->result_to, &eng->remote->nresult_to);
+    strv_clear(eng->remote->cancel_to, &eng->remote->ncancel_to);
 }
 
 static int remote_pending(const struct engine *eng, void *arg)
 {
     (void)arg;
-    if (eng->nroff || eng->notify_offers || eng->nresult_to || eng->ncancel_to)
+    if (eng->remote->nroff || eng->remote->notify_offers || eng->remote->nresult_to ||
+        eng->remote->ncancel_to)
         return 1;
     for (const struct proc *p = eng->procs; p; p = p->next)
         if (!p->ex && p->pid_dirty)
@@ -180,7 +221,7 @@ static void add_target(char ***v, size_t *n, size_t *alloc, const char *node)
 int engine__remote_offer_ok(const struct engine *eng)
 {
     return eng->cluster && eng->claim_work && !eng->stopping && !eng->db_down &&
-           (int64_t)eng->nremote < eng->peer_slots;
+           (int64_t)eng->nremote < eng->remote->peer_slots;
 }
 
 void engine__remote_offer(struct engine *eng, struct exec *ex, size_t idx, json_t *spec)
@@ -194,7 +235,7 @@ void engine__remote_offer(struct engine *eng, struct exec *ex, size_t idx, json_
     o.offered_at = clock_now_ms();
     op_add(eng, ROFF_PUT, &o);
     free(text);
-    eng->notify_offers = 1;
+    eng->remote->notify_offers = 1;
     log_info(COMP_TASK, "Task '%s' offered to the other nodes (attempt %d)",
              engine__task_name(ex, idx), ex->runs[idx].attempt);
 }
@@ -211,7 +252,7 @@ void engine__remote_cancel(struct engine *eng, struct exec *ex, size_t idx)
     key_of(&o, ex->id, idx, r->attempt);
     op_add(eng, ROFF_CANCEL, &o);
     /* Whoever runs it looks at its cancelled offers when told. */
-    add_target(&eng->cancel_to, &eng->ncancel_to, &eng->cancel_alloc, "*");
+    add_target(&eng->remote->cancel_to, &eng->remote->ncancel_to, &eng->remote->cancel_alloc, "*");
 }
 
 /* Results and dead runners of our offers. */
@@ -241,7 +282,8 @@ static void collect_results(struct engine *eng)
              * cancel mark makes it end the process; the row goes once it has
              * reported. */
             op_add(eng, ROFF_CANCEL, &del);
-            add_target(&eng->cancel_to, &eng->ncancel_to, &eng->cancel_alloc, "*");
+            add_target(&eng->remote->cancel_to, &eng->remote->ncancel_to,
+                       &eng->remote->cancel_alloc, "*");
         } else {
             op_add(eng, ROFF_DELETE, &del);
         }
@@ -272,7 +314,7 @@ static void run_offers(struct engine *eng, int slots)
         return;
     }
     if ((int)n < slots)
-        eng->want_offers = 0; /* none left */
+        eng->remote->want_offers = 0; /* none left */
     for (size_t i = 0; i < n; i++) {
         struct offer_row *o = &rows[i];
         if (o->owner && !strcmp(o->owner, eng->node_id)) {
@@ -348,7 +390,8 @@ void engine__remote_report(struct engine *eng, struct proc *p, const char *statu
     o.output = (char *)output;
     op_add(eng, ROFF_REPORT, &o);
     if (p->owner)
-        add_target(&eng->result_to, &eng->nresult_to, &eng->result_alloc, p->owner);
+        add_target(&eng->remote->result_to, &eng->remote->nresult_to, &eng->remote->result_alloc,
+                   p->owner);
     eng->work_now = 1;
 }
 
@@ -370,32 +413,36 @@ void engine__remote_tick(struct engine *eng, int heartbeat)
         return;
     /* At a heartbeat, look only when there is something to look for: an idle
      * node issues no query here. */
-    if (eng->want_results || (heartbeat && eng->nremote))
+    if (eng->remote->want_results || (heartbeat && eng->nremote))
         collect_results(eng);
-    eng->want_results = 0;
-    if (eng->want_rcancel || (heartbeat && runs_for_others(eng)))
+    eng->remote->want_results = 0;
+    if (eng->remote->want_rcancel || (heartbeat && runs_for_others(eng)))
         cancel_runs(eng);
-    eng->want_rcancel = 0;
+    eng->remote->want_rcancel = 0;
     if (eng->stopping || eng->db_down)
         return;
     slots = engine__free_slots(eng);
-    if (eng->want_offers && slots > 0)
+    if (eng->remote->want_offers && slots > 0)
         run_offers(eng, slots);
 }
 
 int engine__remote_wants_turn(const struct engine *eng)
 {
     return eng->cluster && eng->claim_work && !eng->stopping &&
-           (eng->want_results || eng->want_rcancel ||
-            (eng->want_offers && engine__free_slots(eng) > 0));
+           (eng->remote->want_results || eng->remote->want_rcancel ||
+            (eng->remote->want_offers && engine__free_slots(eng) > 0));
 }
 
 void engine__remote_free(struct engine *eng)
 {
+    if (!eng->remote)
+        return;
     ops_clear(eng);
-    free(eng->roff);
-    strv_clear(eng->result_to, &eng->nresult_to);
-    strv_clear(eng->cancel_to, &eng->ncancel_to);
-    free(eng->result_to);
-    free(eng->cancel_to);
+    free(eng->remote->roff);
+    strv_clear(eng->remote->result_to, &eng->remote->nresult_to);
+    strv_clear(eng->remote->cancel_to, &eng->remote->ncancel_to);
+    free(eng->remote->result_to);
+    free(eng->remote->cancel_to);
+    free(eng->remote);
+    eng->remote = NULL;
 }

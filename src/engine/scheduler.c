@@ -11,15 +11,120 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/date.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "engine_internal.h"
 #include "sched/cron.h"
+#include "sched/due.h"
 #include "sched/tz.h"
+#include "scheduler.h"
 
 #include "base/banned.h"
 
 /* ------------------------------------------------------------------ scheduler */
+
+/* The scheduler's state (server mode), behind eng->sched. */
+struct sched_state {
+    int on;                             /* engine_enable_scheduler() was called */
+    int64_t started_at;                 /* wall-clock ms when the scheduler was enabled */
+    int64_t prev_tick;                  /* wall-clock ms of the previous tick, 0 before the first */
+    volatile sig_atomic_t reload;       /* re-read the schedules (any thread, signal-safe) */
+    volatile sig_atomic_t changed_here; /* engine_schedules_changed() ran: tell the other nodes */
+    int64_t next_sync;                  /* monotonic ms: re-read definitions now and then */
+    struct sched *scheds;
+    size_t nscheds, scheds_alloc;
+    struct pending_fire *pfires; /* fires written with the turn's commit */
+    size_t npfires, pfires_alloc;
+};
+
+struct sched_state *engine__sched_new(void)
+{
+    return xcalloc(1, sizeof(struct sched_state));
+}
+
+void engine__sched_free(struct engine *eng)
+{
+    struct sched_state *s = eng->sched;
+
+    if (!s)
+        return;
+    engine__scheds_clear(eng);
+    free(s->scheds);
+    for (size_t i = 0; i < s->npfires; i++) {
+        free(s->pfires[i].row.schedule_id);
+        free(s->pfires[i].row.reason);
+    }
+    free(s->pfires);
+    free(s);
+    eng->sched = NULL;
+}
+
+int engine__sched_on(const struct engine *eng)
+{
+    return eng->sched->on;
+}
+
+void engine__sched_reload(struct engine *eng)
+{
+    eng->sched->reload = 1;
+}
+
+void engine__sched_lead(struct engine *eng, int64_t prev_tick)
+{
+    eng->sched->prev_tick = prev_tick;
+    eng->sched->reload = 1;
+}
+
+int engine__sched_take_changed(struct engine *eng)
+{
+    if (!eng->sched->changed_here)
+        return 0;
+    eng->sched->changed_here = 0;
+    return 1;
+}
+
+int64_t engine__sched_turn(struct engine *eng)
+{
+    if (eng->sched->reload || clock_mono_ms() >= eng->sched->next_sync) {
+        eng->sched->reload = 0;
+        engine__sched_sync(eng);
+        eng->sched->next_sync = clock_mono_ms() + SCHED_SYNC_MS;
+    }
+    return engine__sched_tick(eng);
+}
+
+int64_t engine__sched_next_sync(const struct engine *eng)
+{
+    return eng->sched->next_sync;
+}
+
+const struct sched *engine__sched_find(const struct engine *eng, const char *id)
+{
+    const struct sched *sc = NULL;
+
+    for (size_t i = 0; i < eng->sched->nscheds; i++)
+        if (!strcmp(eng->sched->scheds[i].id, id))
+            sc = &eng->sched->scheds[i];
+    return sc;
+}
+
+void engine__sched_fires_drop(struct engine *eng, const char *exec_id)
+{
+    struct sched_state *s = eng->sched;
+    size_t k = 0;
+
+    for (size_t i = 0; i < s->npfires; i++) {
+        struct pending_fire *pf = &s->pfires[i];
+        if (!strcmp(pf->row.execution_id, exec_id)) {
+            free(pf->row.schedule_id);
+            free(pf->row.reason);
+        } else {
+            s->pfires[k++] = *pf;
+        }
+    }
+    s->npfires = k;
+}
 
 #define MISFIRE_GRACE_MS 60000 /* a fire later than this is a catch-up, not a late fire */
 
@@ -39,34 +144,22 @@ static void sched_release(struct sched *sc)
 
 void engine__scheds_clear(struct engine *eng)
 {
-    for (size_t i = 0; i < eng->nscheds; i++)
-        sched_release(&eng->scheds[i]);
-    eng->nscheds = 0;
+    for (size_t i = 0; i < eng->sched->nscheds; i++)
+        sched_release(&eng->sched->scheds[i]);
+    eng->sched->nscheds = 0;
 }
 
-/* The first fire time of `sc` strictly after `after_ms` (ms), or 0 if none. */
+/* The first fire time of `sc` strictly after `after_ms` (ms), or 0 if none
+ * (never again, or out of sched_next_due()'s range). */
 static int64_t sched_next_time(const struct sched *sc, int64_t after_ms)
 {
-    int64_t after_s = after_ms >= 0 ? after_ms / 1000 : (after_ms - 999) / 1000;
-    if (!sc->spec.is_cron) {
-        int64_t every_s = sc->spec.every_ms / 1000;
-        if (every_s <= 0)
-            return 0;
-        return ((after_s / every_s) + 1) * every_s * 1000;
-    }
-    {
-        int64_t out_s = 0;
-        if (cron_next(&sc->spec.cron, sc->tz, &sc->spec.dst, after_s, &out_s) != 0)
-            return 0;
-        return out_s * 1000;
-    }
-}
+    struct sched_rule rule = {sc->spec.is_cron ? &sc->spec.cron : NULL, &sc->spec.dst,
+                              sc->spec.every_ms / 1000};
+    int64_t out_s = 0;
 
-static char *spec_hash(const struct dag_schedule *s)
-{
-    return xasprintf("%s|%lld|%s|%d|%d|%d|%s", s->is_cron ? s->cron_text : "",
-                     (long long)(s->is_cron ? 0 : s->every_ms), s->timezone, (int)s->dst.skipped,
-                     (int)s->dst.repeated, s->enabled, s->params_json ? s->params_json : "");
+    if (sched_next_due(&rule, sc->tz, date_floor_div(after_ms, 1000), &out_s) != 0)
+        return 0;
+    return out_s * 1000;
 }
 
 
@@ -107,8 +200,8 @@ static void sched_add(struct engine *eng, const struct workflow_row *wr,
     for (size_t i = 0; i < nold; i++)
         if (!strcmp(old[i].workflow, wr->name) && !strcmp(old[i].name, name))
             prev = &old[i];
-    XGROW(eng->scheds, eng->scheds_alloc, eng->nscheds + 1);
-    sc = &eng->scheds[eng->nscheds];
+    XGROW(eng->sched->scheds, eng->sched->scheds_alloc, eng->sched->nscheds + 1);
+    sc = &eng->sched->scheds[eng->sched->nscheds];
     memset(sc, 0, sizeof(*sc));
     sc->workflow = xstrdup(wr->name);
     sc->name = xstrdup(name);
@@ -132,7 +225,7 @@ static void sched_add(struct engine *eng, const struct workflow_row *wr,
         sched_release(sc);
         return;
     }
-    sc->spec_hash = spec_hash(&sc->spec);
+    sc->spec_hash = dag_schedule_hash(&sc->spec);
     if (prev) {
         /* Overlap buffers survive a reload. */
         sc->buffered = prev->buffered;
@@ -164,7 +257,7 @@ static void sched_add(struct engine *eng, const struct workflow_row *wr,
     }
     if (st)
         sched_load_queued(eng, sc);
-    eng->nscheds++;
+    eng->sched->nscheds++;
 }
 
 /*
@@ -181,8 +274,8 @@ void engine__sched_sync(struct engine *eng)
     size_t nrows = 0, nstates = 0;
     struct err err = ERR_INIT;
     int64_t now = clock_now_ms();
-    struct sched *old = eng->scheds;
-    size_t nold = eng->nscheds;
+    struct sched *old = eng->sched->scheds;
+    size_t nold = eng->sched->nscheds;
 
     if (store_workflows_list(eng->st, &rows, &nrows, &err) ||
         store_schedules_list(eng->st, &states, &nstates, &err)) {
@@ -190,8 +283,8 @@ void engine__sched_sync(struct engine *eng)
         workflow_rows_free(rows, nrows);
         return;
     }
-    eng->scheds = NULL;
-    eng->nscheds = eng->scheds_alloc = 0;
+    eng->sched->scheds = NULL;
+    eng->sched->nscheds = eng->sched->scheds_alloc = 0;
     for (size_t w = 0; w < nrows; w++) {
         struct workflow *wf = NULL;
         const char **names;
@@ -269,8 +362,8 @@ static void add_pending_fire(struct engine *eng, const struct sched *sc, int64_t
                              enum fire_status st, const char *exec_id, const char *reason)
 {
     struct pending_fire *pf;
-    XGROW(eng->pfires, eng->pfires_alloc, eng->npfires + 1);
-    pf = &eng->pfires[eng->npfires++];
+    XGROW(eng->sched->pfires, eng->sched->pfires_alloc, eng->sched->npfires + 1);
+    pf = &eng->sched->pfires[eng->sched->npfires++];
     memset(pf, 0, sizeof(*pf));
     pf->row.schedule_id = xstrdup(sc->id);
     pf->row.scheduled_for = t;
@@ -295,8 +388,8 @@ static int fire_state(struct engine *eng, const struct sched *sc, int64_t t,
 
     if (reason)
         *reason = NULL;
-    for (size_t i = eng->npfires; i-- > 0;) {
-        const struct fire_row *pr = &eng->pfires[i].row;
+    for (size_t i = eng->sched->npfires; i-- > 0;) {
+        const struct fire_row *pr = &eng->sched->pfires[i].row;
         if (strcmp(pr->schedule_id, sc->id) || pr->scheduled_for != t)
             continue;
         *status = pr->status;
@@ -577,13 +670,13 @@ int64_t engine__sched_tick(struct engine *eng)
     int64_t now = clock_now_ms(), soonest = 0;
     /* Due times after the previous tick became due while we were watching;
      * before the first tick, the process start stands for it. */
-    int64_t prev_tick = eng->sched_prev_tick ? eng->sched_prev_tick : eng->sched_started_at;
+    int64_t prev_tick = eng->sched->prev_tick ? eng->sched->prev_tick : eng->sched->started_at;
     const struct sched *soonest_sc = NULL;
     size_t active = 0;
     int waiting = 0;
 
-    for (size_t i = 0; i < eng->nscheds; i++) {
-        struct sched *sc = &eng->scheds[i];
+    for (size_t i = 0; i < eng->sched->nscheds; i++) {
+        struct sched *sc = &eng->sched->scheds[i];
 
         if (sc->gone)
             continue;
@@ -651,7 +744,7 @@ int64_t engine__sched_tick(struct engine *eng)
         if (sc->buffered || sc->nqueue)
             waiting = 1;
     }
-    eng->sched_prev_tick = now;
+    eng->sched->prev_tick = now;
     pthread_mutex_lock(&eng->mu);
     eng->stats.sched_running = 1;
     eng->stats.sched_last_tick_at = now;
@@ -677,18 +770,18 @@ void engine__cmd_backfill(struct engine *eng, struct cmd *c)
     struct sched *sc = NULL;
     int64_t t;
 
-    if (!eng->scheduler_on) {
+    if (!eng->sched->on) {
         c->rc = err_set(&c->err, ERR_CONFLICT, "the scheduler is not running");
         engine__reply_now(eng, c);
         return;
     }
-    if (eng->sched_reload) {
-        eng->sched_reload = 0;
+    if (eng->sched->reload) {
+        eng->sched->reload = 0;
         engine__sched_sync(eng);
     }
-    for (size_t i = 0; i < eng->nscheds; i++)
-        if (!strcmp(eng->scheds[i].id, c->exec_id))
-            sc = &eng->scheds[i];
+    for (size_t i = 0; i < eng->sched->nscheds; i++)
+        if (!strcmp(eng->sched->scheds[i].id, c->exec_id))
+            sc = &eng->sched->scheds[i];
     if (!sc) {
         c->rc = err_set(&c->err, ERR_NOT_FOUND, "no schedule '%s'", c->exec_id);
         engine__reply_now(eng, c);
@@ -744,10 +837,10 @@ int engine_post_backfill(struct engine *eng, const char *schedule_id, int64_t fr
 static int sched_pending(const struct engine *eng, void *arg)
 {
     (void)arg;
-    if (eng->npfires)
+    if (eng->sched->npfires)
         return 1;
-    for (size_t i = 0; i < eng->nscheds; i++)
-        if (eng->scheds[i].dirty)
+    for (size_t i = 0; i < eng->sched->nscheds; i++)
+        if (eng->sched->scheds[i].dirty)
             return 1;
     return 0;
 }
@@ -758,13 +851,13 @@ static int sched_commit(struct engine *eng, void *arg, struct err *err)
     int rc;
 
     (void)arg;
-    for (size_t i = 0; i < eng->npfires; i++) {
-        rc = store_fire_insert(eng->st, &eng->pfires[i].row, err);
+    for (size_t i = 0; i < eng->sched->npfires; i++) {
+        rc = store_fire_insert(eng->st, &eng->sched->pfires[i].row, err);
         if (rc)
             return rc;
     }
-    for (size_t i = 0; i < eng->nscheds; i++) {
-        struct sched *sc = &eng->scheds[i];
+    for (size_t i = 0; i < eng->sched->nscheds; i++) {
+        struct sched *sc = &eng->sched->scheds[i];
         struct schedule_row sr;
         if (!sc->dirty)
             continue;
@@ -786,7 +879,7 @@ static int sched_commit(struct engine *eng, void *arg, struct err *err)
             rc = store_schedule_update_state(eng->st, &sr, err);
             if (rc == ERR_NOT_FOUND) {
                 sc->gone = 1; /* deleted through the API meanwhile */
-                eng->sched_reload = 1;
+                eng->sched->reload = 1;
                 rc = 0;
             }
         }
@@ -799,14 +892,14 @@ static int sched_commit(struct engine *eng, void *arg, struct err *err)
 static void sched_committed(struct engine *eng, void *arg)
 {
     (void)arg;
-    for (size_t i = 0; i < eng->npfires; i++) {
-        free(eng->pfires[i].row.schedule_id);
-        free(eng->pfires[i].row.reason);
+    for (size_t i = 0; i < eng->sched->npfires; i++) {
+        free(eng->sched->pfires[i].row.schedule_id);
+        free(eng->sched->pfires[i].row.reason);
     }
-    eng->npfires = 0;
-    for (size_t i = 0; i < eng->nscheds; i++) {
-        eng->scheds[i].dirty = 0;
-        eng->scheds[i].is_new = 0;
+    eng->sched->npfires = 0;
+    for (size_t i = 0; i < eng->sched->nscheds; i++) {
+        eng->sched->scheds[i].dirty = 0;
+        eng->sched->scheds[i].is_new = 0;
     }
 }
 
@@ -825,15 +918,15 @@ void engine__sched_hooks(struct engine *eng)
 
 void engine_enable_scheduler(struct engine *eng)
 {
-    eng->scheduler_on = 1;
-    eng->sched_started_at = clock_now_ms();
-    eng->sched_reload = 1;
+    eng->sched->on = 1;
+    eng->sched->started_at = clock_now_ms();
+    eng->sched->reload = 1;
 }
 
 void engine_schedules_changed(struct engine *eng)
 {
-    eng->sched_reload = 1;
-    eng->sched_changed_here = 1; /* the other nodes are told (cluster) */
+    eng->sched->reload = 1;
+    eng->sched->changed_here = 1; /* the other nodes are told (cluster) */
     engine__wake(eng);
 }
 

@@ -39,6 +39,39 @@
 #define CHECK_MAX_DEPTH 32 /* registration: how deep the chain check looks */
 #define SUBFLOW_POLL_MS 2000 /* how often a task whose child runs elsewhere looks at it */
 
+/* The state of workflow tasks (subflow.c's), behind eng->subflow. */
+struct subflow_state {
+    int check;       /* a workflow task waits for a child not here: look */
+    int64_t poll_at; /* monotonic ms of the next look, 0 = none */
+    /* Acted on after the turn's commit: children that ended (their parent's
+     * task ends with them), children on other nodes to cancel. */
+    char (*child_ends)[ID_MAX];
+    size_t nchild_ends, child_ends_alloc;
+    char (*child_cancels)[ID_MAX];
+    size_t nchild_cancels, child_cancels_alloc;
+};
+
+struct subflow_state *engine__subflow_new(void)
+{
+    return xcalloc(1, sizeof(struct subflow_state));
+}
+
+void engine__subflow_want_check(struct engine *eng)
+{
+    eng->subflow->check = 1;
+}
+
+int engine__subflow_poll_due(const struct engine *eng)
+{
+    return eng->subflow->check ||
+           (eng->subflow->poll_at && clock_mono_ms() >= eng->subflow->poll_at);
+}
+
+int64_t engine__subflow_poll_at(const struct engine *eng)
+{
+    return eng->subflow->poll_at;
+}
+
 /* The outputs of a finished child: its workflow's "outputs" filled in, or
  * the outputs of its tasks by name. New text, or NULL with err. */
 static char *child_outputs(const struct workflow *wf, const json_t *ctx, struct err *err)
@@ -135,8 +168,8 @@ void engine__subflow_child_done(struct engine *eng, struct exec *child)
 {
     if (!child->parent_id)
         return;
-    XGROW(eng->child_ends, eng->child_ends_alloc, eng->nchild_ends + 1);
-    memcpy(eng->child_ends[eng->nchild_ends++], child->id, ID_MAX);
+    XGROW(eng->subflow->child_ends, eng->subflow->child_ends_alloc, eng->subflow->nchild_ends + 1);
+    memcpy(eng->subflow->child_ends[eng->subflow->nchild_ends++], child->id, ID_MAX);
 }
 
 static void child_end_apply(struct engine *eng, struct exec *child)
@@ -170,36 +203,39 @@ static void cancel_child(struct engine *eng, const char *child_id, const char *w
         engine__exec_abort(eng, child, EXEC_CANCELLED, why);
         return;
     }
-    XGROW(eng->child_cancels, eng->child_cancels_alloc, eng->nchild_cancels + 1);
-    memcpy(eng->child_cancels[eng->nchild_cancels++], child_id, ID_MAX);
+    XGROW(eng->subflow->child_cancels, eng->subflow->child_cancels_alloc,
+          eng->subflow->nchild_cancels + 1);
+    memcpy(eng->subflow->child_cancels[eng->subflow->nchild_cancels++], child_id, ID_MAX);
 }
 
 void engine__subflow_act(struct engine *eng)
 {
-    for (size_t i = 0; i < eng->nchild_ends; i++) {
-        struct exec *child = engine__exec_find(eng, eng->child_ends[i]);
+    for (size_t i = 0; i < eng->subflow->nchild_ends; i++) {
+        struct exec *child = engine__exec_find(eng, eng->subflow->child_ends[i]);
         if (child && exec_status_is_final(child->status))
             child_end_apply(eng, child);
     }
-    eng->nchild_ends = 0;
-    for (size_t i = 0; i < eng->nchild_cancels; i++) {
+    eng->subflow->nchild_ends = 0;
+    for (size_t i = 0; i < eng->subflow->nchild_cancels; i++) {
         struct err err = ERR_INIT;
-        const char *id = eng->child_cancels[i];
+        const char *id = eng->subflow->child_cancels[i];
         if (store_execution_request_cancel(eng->st, id, clock_now_ms(), &err) != 0 &&
             err.code != ERR_NOT_FOUND && err.code != ERR_CONFLICT)
             log_warn(COMP_TASK, "Cannot cancel child execution %s: %s", id, err.msg);
         else
             eng->notify_work = 1;
     }
-    eng->nchild_cancels = 0;
+    eng->subflow->nchild_cancels = 0;
 }
 
 void engine__subflow_free(struct engine *eng)
 {
-    free(eng->child_ends);
-    free(eng->child_cancels);
-    eng->child_ends = eng->child_cancels = NULL;
-    eng->nchild_ends = eng->nchild_cancels = 0;
+    if (!eng->subflow)
+        return;
+    free(eng->subflow->child_ends);
+    free(eng->subflow->child_cancels);
+    free(eng->subflow);
+    eng->subflow = NULL;
 }
 
 void engine__subflow_end(struct engine *eng, struct exec *ex, size_t idx, const char *why)
@@ -382,6 +418,8 @@ void engine__subflow_poll(struct engine *eng)
 {
     int waiting = 0;
 
+    eng->subflow->check = 0;
+
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
         if (engine__exec_lost(ex) || ex->status != EXEC_RUNNING)
             continue;
@@ -406,7 +444,7 @@ void engine__subflow_poll(struct engine *eng)
             waiting = 1; /* another process or node runs it: look again */
         }
     }
-    eng->subflow_poll_at = waiting ? clock_mono_ms() + SUBFLOW_POLL_MS : 0;
+    eng->subflow->poll_at = waiting ? clock_mono_ms() + SUBFLOW_POLL_MS : 0;
 }
 
 /* ------------------------------------------------------------------ registration */

@@ -3,6 +3,7 @@
 
 #include "base/xalloc.h"
 #include "engine_internal.h"
+#include "scheduler.h"
 
 #include "base/banned.h"
 
@@ -118,12 +119,12 @@ int64_t engine__next_deadline(struct engine *eng, int64_t next_due)
         sooner(&at, turn + d);
     if ((d = engine__http_timeout(eng)) >= 0)
         sooner(&at, fresh + d);
-    if (eng->subflow_poll_at)
-        sooner(&at, eng->subflow_poll_at);
+    if (engine__subflow_poll_at(eng))
+        sooner(&at, engine__subflow_poll_at(eng));
     /* Only a node that fires the schedules re-reads them: on the others
      * next_sched_sync stays in the past, and must not make the wait zero. */
-    if (eng->scheduler_on && !eng->stopping && !eng->db_down && engine__sched_may_fire(eng))
-        sooner(&at, eng->next_sched_sync);
+    if (engine__sched_on(eng) && !eng->stopping && !eng->db_down && engine__sched_may_fire(eng))
+        sooner(&at, engine__sched_next_sync(eng));
     if (eng->disk_full)
         sooner(&at, eng->db_retry_at);
     if (eng->tick_fn)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/date.h"
 #include "base/xalloc.h"
 
 #include "base/banned.h"
@@ -256,12 +257,6 @@ static void list_bits(char *out, size_t outlen, uint64_t bits, int lo, int hi)
     }
 }
 
-static int max_days_in_month(int m)
-{
-    static const unsigned char md[13] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return md[m];
-}
-
 /* Rule 2: an expression that matches no date at all is an error. */
 static int check_fires(const struct cron_expr *ce, struct err *err)
 {
@@ -273,7 +268,8 @@ static int check_fires(const struct cron_expr *ce, struct err *err)
     for (int m = 1; m <= 12; m++) {
         if (!(ce->months >> m & 1))
             continue;
-        for (int d = 1; d <= max_days_in_month(m); d++)
+        /* 2000 is a leap year: every day a month can have. */
+        for (int d = 1; d <= (int)date_days_in_month(2000, (unsigned)m); d++)
             if (ce->doms >> d & 1)
                 return 0;
     }
@@ -371,36 +367,10 @@ int cron_parse(const char *expr, struct cron_expr *out, struct err *err)
 
 /* ============================================================ matching */
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0)))
-        q--;
-    return q;
-}
-
-static int is_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static unsigned days_in_month(int64_t y, unsigned m)
-{
-    if (m == 2)
-        return is_leap(y) ? 29 : 28;
-    return (unsigned)max_days_in_month((int)m);
-}
-
-static int weekday_of_days(int64_t days)
-{
-    int64_t r = (days + 4) % 7; /* 1970-01-01 was a Thursday */
-    return (int)(r < 0 ? r + 7 : r);
-}
-
 static int day_matches(const struct cron_expr *ce, int64_t days, unsigned d)
 {
     int dm = ce->doms >> d & 1;
-    int wm = ce->dows >> weekday_of_days(days) & 1;
+    int wm = ce->dows >> date_weekday(days) & 1;
 
     if (ce->dom_star || ce->dow_star)
         return dm && wm;
@@ -409,8 +379,9 @@ static int day_matches(const struct cron_expr *ce, int64_t days, unsigned d)
 
 int cron_matches(const struct cron_expr *ce, int64_t year, int month, int day, int hour, int minute)
 {
-    if (month < 1 || month > 12 || day < 1 || day > (int)days_in_month(year, (unsigned)month) ||
-        hour < 0 || hour > 23 || minute < 0 || minute > 59)
+    if (month < 1 || month > 12 || day < 1 ||
+        day > (int)date_days_in_month(year, (unsigned)month) || hour < 0 || hour > 23 ||
+        minute < 0 || minute > 59)
         return 0;
     return (ce->months >> month & 1) && (ce->hours >> hour & 1) && (ce->minutes >> minute & 1) &&
            day_matches(ce, clock_days_from_civil(year, (unsigned)month, (unsigned)day),
@@ -432,8 +403,8 @@ static int next_bit(uint64_t bits, int from)
  */
 static int next_wall(const struct cron_expr *ce, int64_t from_w, int64_t limit_w, int64_t *out_w)
 {
-    int64_t w = floor_div(from_w + 59, 60) * 60;
-    int64_t days = floor_div(w, DAY_S), y;
+    int64_t w = date_floor_div(from_w + 59, 60) * 60;
+    int64_t days = date_floor_div(w, DAY_S), y;
     int sod = (int)(w - days * DAY_S);
     unsigned m, d;
     int h = sod / 3600, mi = sod % 3600 / 60;
@@ -485,7 +456,7 @@ static int next_wall(const struct cron_expr *ce, int64_t from_w, int64_t limit_w
         days++;
         d++;
         h = mi = 0;
-        if (d > days_in_month(y, m)) {
+        if (d > date_days_in_month(y, m)) {
             d = 1;
             if (++m > 12) {
                 m = 1;
@@ -562,7 +533,7 @@ int cron_next(const struct cron_expr *ce, const struct tz *tz, const struct cron
         dst = &defaults;
     if (!ce->minutes || !ce->hours || !ce->doms || !ce->months || !ce->dows)
         BUG("cron_next: expression not from cron_parse()");
-    if (after_s < TZ_TIME_MIN + 4 * DAY_S || after_s > TZ_TIME_MAX - CRON_HORIZON_S - 4 * DAY_S)
+    if (after_s < CRON_AFTER_MIN_S || after_s > CRON_AFTER_MAX_S)
         return ERR_INVALID;
     horizon = after_s + CRON_HORIZON_S;
     /*
@@ -620,7 +591,7 @@ int cron_format_instant(int64_t utc_s, const struct tz *tz, char *out)
     out[0] = '\0';
     if (tz_utc_to_local(tz, utc_s, &local, &off))
         return ERR_INVALID;
-    days = floor_div(local, DAY_S);
+    days = date_floor_div(local, DAY_S);
     sod = (int)(local - days * DAY_S);
     clock_civil_from_days(days, &y, &m, &d);
     sign = off < 0 ? '-' : '+';

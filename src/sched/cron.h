@@ -34,6 +34,14 @@
 /* cron_next() looks this far past `after` before giving up (30 years). */
 #define CRON_HORIZON_S ((int64_t)30 * 366 * 86400)
 
+/*
+ * The range of `after` that cron_next() accepts (UTC seconds, about
+ * +-34,000 years): far enough inside tz.h's range to look CRON_HORIZON_S
+ * ahead, plus a few days for the widest UTC offsets.
+ */
+#define CRON_AFTER_MIN_S (TZ_TIME_MIN + 4 * 86400)
+#define CRON_AFTER_MAX_S (TZ_TIME_MAX - CRON_HORIZON_S - 4 * 86400)
+
 /* Longest gap (spring forward) whose skipped fixed times are caught up. */
 #define CRON_MAX_CATCHUP_S (3 * 3600)
 
@@ -114,8 +122,9 @@ int cron_matches(const struct cron_expr *ce, int64_t year, int month, int day, i
  *   dropped.
  *
  * Returns 0; ERR_NOT_FOUND if nothing fires within CRON_HORIZON_S of
- * after_s; ERR_INVALID if after_s is outside [TZ_TIME_MIN + 4 days,
- * TZ_TIME_MAX - CRON_HORIZON_S - 4 days] (about +-34,000 years).
+ * after_s; ERR_INVALID if after_s is outside [CRON_AFTER_MIN_S,
+ * CRON_AFTER_MAX_S]. A schedule's due time, cron or interval, is
+ * sched_next_due() in due.h, built on this.
  */
 int cron_next(const struct cron_expr *ce, const struct tz *tz, const struct cron_dst *dst,
               int64_t after_s, int64_t *out_s);

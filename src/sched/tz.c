@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/date.h"
 #include "base/xalloc.h"
 
 #include "base/banned.h"
@@ -70,37 +71,11 @@ static struct tz tz_builtin_utc = {
 
 /* ---------------------------------------------------------------- dates */
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0)))
-        q--;
-    return q;
-}
-
-static int is_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static unsigned days_in_month(int64_t y, unsigned m)
-{
-    static const unsigned char dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : dim[m - 1];
-}
-
-/* 0 = Sunday; 1970-01-01 was a Thursday. */
-static int weekday_of_days(int64_t days)
-{
-    int64_t r = (days + 4) % 7;
-    return (int)(r < 0 ? r + 7 : r);
-}
-
 static int64_t year_of_instant(int64_t t)
 {
     int64_t y;
     unsigned m, d;
-    clock_civil_from_days(floor_div(t, DAY_S), &y, &m, &d);
+    clock_civil_from_days(date_floor_div(t, DAY_S), &y, &m, &d);
     return y;
 }
 
@@ -113,7 +88,7 @@ static int64_t rule_day(const struct tz_rule *r, int64_t y)
 
     switch (r->kind) {
     case TZ_RULE_JULIAN1:
-        return jan1 + r->day - 1 + (is_leap(y) && r->day >= 60);
+        return jan1 + r->day - 1 + (date_is_leap(y) && r->day >= 60);
     case TZ_RULE_DAY0:
         return jan1 + r->day;
     case TZ_RULE_MONTH:
@@ -121,9 +96,9 @@ static int64_t rule_day(const struct tz_rule *r, int64_t y)
     }
     {
         int64_t first = clock_days_from_civil(y, (unsigned)r->month, 1);
-        int delta = (r->wday - weekday_of_days(first) + 7) % 7;
+        int delta = (r->wday - date_weekday(first) + 7) % 7;
         unsigned day = 1 + (unsigned)delta + 7 * (unsigned)(r->week - 1);
-        unsigned dim = days_in_month(y, (unsigned)r->month);
+        unsigned dim = date_days_in_month(y, (unsigned)r->month);
         while (day > dim)
             day -= 7;
         return first + day - 1;

@@ -216,6 +216,40 @@ def test_executions_show_same_as_local(server, runs):
     assert res.returncode == EXIT_NOT_FOUND and res.stderr.startswith("orch: ")
 
 
+def test_executions_show_fanout_child_and_outputs_same_as_local(server):
+    """Local and remote results go through one printer: a fan-out's instances indented under
+    their group with the succeeded ones past ten summed up, a workflow task's child
+    execution, the child's parent and the workflow's outputs read the same both ways."""
+    server.apply(wf("cl-kid", [{"name": "a", "type": "noop"}],
+                    params={"x": {"type": "string", "required": True}},
+                    outputs={"v": "{{ params.x }}"}))
+    server.apply(wf("cl-fan", [
+        sh("many", ["true"], forEach=list(range(12))),
+        {"name": "call", "type": "workflow", "workflow": "cl-kid", "params": {"x": "hi"}},
+    ], outputs={"got": "{{ tasks.call.output.v }}"}))
+    res = run(server, "trigger", "cl-fan", "--wait")
+    assert res.returncode == EXIT_OK, (res.stdout, res.stderr)
+    parent = exec_id(res.stdout)
+    d = server.execution(parent)
+    (call,) = [t for t in d["tasks"] if t["name"] == "call"]
+    child = call["childExecutionId"]
+    assert child, call
+    remote = run(server, "executions", "show", parent)
+    loc = local(server, "executions", "show", parent)
+    assert remote.returncode == loc.returncode == EXIT_OK, (remote.stderr, loc.stderr)
+    assert remote.stdout == loc.stdout
+    out = remote.stdout
+    assert re.search(r"^  many\[0\]\s+succeeded\s+1\s+exit 0\s", out, re.M), out
+    assert re.search(r"^  \.\.\. 2 more succeeded$", out, re.M), out
+    assert re.search(rf"^\s+child execution {child}$", out, re.M), out
+    assert re.search(r'^Workflow outputs: \{"got":"hi"\}$', out, re.M), out
+    remote = run(server, "executions", "show", child)
+    loc = local(server, "executions", "show", child)
+    assert remote.returncode == loc.returncode == EXIT_OK, (remote.stderr, loc.stderr)
+    assert remote.stdout == loc.stdout
+    assert re.search(rf"^Parent     {parent}$", remote.stdout, re.M), remote.stdout
+
+
 def test_logs_same_as_local(server, runs):
     for args in ([runs["ok"]], [runs["ok"], "hello"], [runs["failed"], "check"],
                  [runs["ok"], "--attempt", "1"]):

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "base/clock.h"
+#include "base/date.h"
 #include "base/err.h"
 #include "base/id.h"
 #include "base/strbuf.h"
@@ -107,6 +108,50 @@ static void test_iso8601(void **state)
         clock_civil_from_days(d, &y, &m, &dd);
         assert_int_equal(clock_days_from_civil(y, m, dd), d);
     }
+}
+
+static void test_date(void **state)
+{
+    (void)state;
+    /* Floor division rounds toward negative infinity, also on exact multiples. */
+    assert_int_equal(date_floor_div(7, 2), 3);
+    assert_int_equal(date_floor_div(-7, 2), -4);
+    assert_int_equal(date_floor_div(-8, 2), -4);
+    assert_int_equal(date_floor_div(0, 5), 0);
+    assert_int_equal(date_floor_div(-1, 1000), -1);
+    assert_int_equal(date_floor_div(-1000, 1000), -1);
+    assert_int_equal(date_floor_div(-1001, 1000), -2);
+    assert_int_equal(date_floor_div(INT64_MIN, 1), INT64_MIN);
+    assert_int_equal(date_floor_div(INT64_MAX, 86400), INT64_MAX / 86400);
+    /* Leap years: every 4th, not every 100th, every 400th; also before year 0. */
+    assert_true(date_is_leap(2024));
+    assert_false(date_is_leap(2026));
+    assert_false(date_is_leap(1900));
+    assert_false(date_is_leap(2100));
+    assert_true(date_is_leap(2000));
+    assert_true(date_is_leap(0));
+    assert_true(date_is_leap(-4));
+    assert_false(date_is_leap(-100));
+    assert_true(date_is_leap(-400));
+    /* Days in month, February by year. */
+    assert_int_equal(date_days_in_month(2026, 1), 31);
+    assert_int_equal(date_days_in_month(2026, 2), 28);
+    assert_int_equal(date_days_in_month(2024, 2), 29);
+    assert_int_equal(date_days_in_month(2100, 2), 28);
+    assert_int_equal(date_days_in_month(2026, 4), 30);
+    assert_int_equal(date_days_in_month(2026, 12), 31);
+    /* Weekdays: 1970-01-01 was a Thursday, 1969-12-28 a Sunday. */
+    assert_int_equal(date_weekday(0), 4);
+    assert_int_equal(date_weekday(-4), 0);
+    assert_int_equal(date_weekday(-1), 3);
+    assert_int_equal(date_weekday(clock_days_from_civil(2026, 12, 7)), 1);
+    assert_int_equal(date_weekday(clock_days_from_civil(1600, 1, 1)), 6);
+    /* The month lengths agree with the civil day count over a 400-year cycle. */
+    for (int64_t y = 1600; y < 2000; y++)
+        for (unsigned m = 1; m <= 12; m++)
+            assert_int_equal(clock_days_from_civil(y + (m == 12), m % 12 + 1, 1) -
+                                 clock_days_from_civil(y, m, 1),
+                             date_days_in_month(y, m));
 }
 
 static void test_ids_increase(void **state)
@@ -208,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_strbuf_json),
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_iso8601),
+        cmocka_unit_test(test_date),
         cmocka_unit_test(test_ids_increase),
         cmocka_unit_test(test_err),
         cmocka_unit_test(test_manual_clock),

@@ -18,6 +18,7 @@
 
 #include "base/err.h"
 #include "sched/cron.h"
+#include "sched/due.h"
 #include "sched/tz.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -631,6 +632,128 @@ static void test_horizon(void **state)
     assert_int_equal(t, utc(10000, 2, 29, 11, 0));
 }
 
+/*
+ * sched_next_due(): the one next-due function of the engine, the API and the
+ * CLI. The cases each of their former versions handled: intervals counted
+ * from the epoch (exact multiples, before 1970, one second), the cron path
+ * with its DST rules and its horizon, and one bound for both kinds.
+ */
+static void test_next_due_interval(void **state)
+{
+    struct sched_rule every = {NULL, NULL, 60};
+    int64_t t = 0;
+    (void)state;
+
+    /* Strictly after: an exact multiple moves on to the next one. */
+    assert_int_equal(sched_next_due(&every, NULL, 59, &t), 0);
+    assert_int_equal(t, 60);
+    assert_int_equal(sched_next_due(&every, NULL, 60, &t), 0);
+    assert_int_equal(t, 120);
+    assert_int_equal(sched_next_due(&every, NULL, 0, &t), 0);
+    assert_int_equal(t, 60);
+    /* Before 1970 the multiples are floored, not truncated toward zero. */
+    assert_int_equal(sched_next_due(&every, NULL, -1, &t), 0);
+    assert_int_equal(t, 0);
+    assert_int_equal(sched_next_due(&every, NULL, -60, &t), 0);
+    assert_int_equal(t, 0);
+    assert_int_equal(sched_next_due(&every, NULL, -61, &t), 0);
+    assert_int_equal(t, -60);
+    /* The zone plays no part: the same instants in any zone. */
+    assert_int_equal(sched_next_due(&every, zone("Asia/Kolkata"), 59, &t), 0);
+    assert_int_equal(t, 60);
+    /* One second: the next second. */
+    every.every_s = 1;
+    assert_int_equal(sched_next_due(&every, NULL, utc(2026, 3, 29, 1, 0), &t), 0);
+    assert_int_equal(t, utc(2026, 3, 29, 1, 0) + 1);
+    /* Intervals that do not divide a day still count from the epoch. */
+    every.every_s = 7 * 60;
+    assert_int_equal(sched_next_due(&every, NULL, utc(2026, 1, 1, 0, 0), &t), 0);
+    assert_int_equal(t % (7 * 60), 0);
+    assert_true(t > utc(2026, 1, 1, 0, 0) && t <= utc(2026, 1, 1, 0, 7));
+    /* Interval bounds: 1 s to SCHED_EVERY_MAX_S; *out_s untouched on error. */
+    t = 42;
+    every.every_s = 0;
+    assert_int_equal(sched_next_due(&every, NULL, 0, &t), ERR_INVALID);
+    every.every_s = -60;
+    assert_int_equal(sched_next_due(&every, NULL, 0, &t), ERR_INVALID);
+    every.every_s = SCHED_EVERY_MAX_S + 1;
+    assert_int_equal(sched_next_due(&every, NULL, 0, &t), ERR_INVALID);
+    assert_int_equal(t, 42);
+    every.every_s = SCHED_EVERY_MAX_S;
+    assert_int_equal(sched_next_due(&every, NULL, 0, &t), 0);
+    assert_int_equal(t, SCHED_EVERY_MAX_S);
+}
+
+static void test_next_due_cron(void **state)
+{
+    struct cron_expr fixed = parse_ok("30 2 * * *");
+    struct sched_rule rule = {&fixed, NULL, 0};
+    const struct tz *berlin = zone("Europe/Berlin");
+    int64_t t = 0, want = 0;
+    (void)state;
+
+    /* The same instants as cron_next(), with the default and given DST rules. */
+    assert_int_equal(sched_next_due(&rule, berlin, utc(2026, 3, 28, 12, 0), &t), 0);
+    assert_int_equal(t, utc(2026, 3, 29, 1, 0));
+    rule.dst = &dst_skip;
+    assert_int_equal(sched_next_due(&rule, berlin, utc(2026, 3, 28, 12, 0), &t), 0);
+    assert_int_equal(t, utc(2026, 3, 30, 0, 30));
+    assert_int_equal(cron_next(&fixed, berlin, &dst_skip, utc(2026, 3, 28, 12, 0), &want), 0);
+    assert_int_equal(t, want);
+    /* An interval's every_s is ignored by a cron rule. */
+    rule.every_s = -1;
+    assert_int_equal(sched_next_due(&rule, berlin, utc(2026, 3, 28, 12, 0), &t), 0);
+    assert_int_equal(t, want);
+    /* A cron rule needs its zone. */
+    t = 42;
+    assert_int_equal(sched_next_due(&rule, NULL, 0, &t), ERR_INVALID);
+    assert_int_equal(t, 42);
+    /* Nothing within the horizon passes through as ERR_NOT_FOUND. */
+    {
+        struct tz *tz = footer_zone("AAA0BBB-24:59,59/0,J365/23");
+        struct cron_expr feb29 = parse_ok("0 12 29 2 *");
+        struct sched_rule never = {&feb29, NULL, 0};
+        assert_int_equal(sched_next_due(&never, tz, utc(2026, 1, 1, 0, 0), &t), ERR_NOT_FOUND);
+        tz_free(tz);
+    }
+}
+
+static void test_next_due_bound(void **state)
+{
+    struct cron_expr every_minute = parse_ok("* * * * *");
+    struct sched_rule cron = {&every_minute, NULL, 0};
+    struct sched_rule every = {NULL, NULL, 3600};
+    const struct sched_rule *rules[] = {&cron, &every};
+    char when[CRON_INSTANT_MAX];
+    int64_t t;
+    (void)state;
+
+    /* One bound for both kinds, the one cron_next() has. */
+    assert_int_equal(SCHED_AFTER_MIN_S, CRON_AFTER_MIN_S);
+    assert_int_equal(SCHED_AFTER_MAX_S, CRON_AFTER_MAX_S);
+    for (size_t i = 0; i < 2; i++) {
+        const struct sched_rule *r = rules[i];
+        t = 42;
+        assert_int_equal(sched_next_due(r, tz_utc(), SCHED_AFTER_MIN_S - 1, &t), ERR_INVALID);
+        assert_int_equal(sched_next_due(r, tz_utc(), SCHED_AFTER_MAX_S + 1, &t), ERR_INVALID);
+        assert_int_equal(sched_next_due(r, tz_utc(), INT64_MIN, &t), ERR_INVALID);
+        assert_int_equal(sched_next_due(r, tz_utc(), INT64_MAX, &t), ERR_INVALID);
+        assert_int_equal(t, 42);
+        /* Inside the bound, the due time is inside the zones' range: it formats. */
+        assert_int_equal(sched_next_due(r, tz_utc(), SCHED_AFTER_MIN_S, &t), 0);
+        assert_true(t > SCHED_AFTER_MIN_S);
+        assert_int_equal(cron_format_instant(t, tz_utc(), when), 0);
+        assert_int_equal(sched_next_due(r, zone("Pacific/Kiritimati"), SCHED_AFTER_MAX_S, &t), 0);
+        assert_true(t > SCHED_AFTER_MAX_S && t <= TZ_TIME_MAX);
+        assert_int_equal(cron_format_instant(t, zone("Pacific/Kiritimati"), when), 0);
+    }
+    /* The longest interval at the top of the bound still lands inside the range. */
+    every.every_s = SCHED_EVERY_MAX_S;
+    assert_int_equal(sched_next_due(&every, tz_utc(), SCHED_AFTER_MAX_S, &t), 0);
+    assert_true(t > SCHED_AFTER_MAX_S && t <= TZ_TIME_MAX);
+    assert_int_equal(cron_format_instant(t, tz_utc(), when), 0);
+}
+
 static void test_speed(void **state)
 {
     static const char *exprs[] = {"0 0 29 2 1", "0 0 29 2 *",  "59 23 31 12 *",        "* * * * *",
@@ -698,6 +821,9 @@ int main(void)
         cmocka_unit_test(test_lord_howe),
         cmocka_unit_test(test_catchup_limit),
         cmocka_unit_test(test_horizon),
+        cmocka_unit_test(test_next_due_interval),
+        cmocka_unit_test(test_next_due_cron),
+        cmocka_unit_test(test_next_due_bound),
         cmocka_unit_test(test_speed),
         cmocka_unit_test(test_format),
     };

@@ -1552,6 +1552,55 @@ static void test_data_files(void **state)
     "{'name': 'w', 'params': {'date': {'type': 'string', 'required': true}, 'limit': 10},"         \
     " 'tasks': [{'name': 'a', 'type': 'noop'}], 'schedules': [" scheds "]}"
 
+/* The spec hash: the same for the same rule, different when what decides the due times or
+ * the params changes, and a missing zone hashes as UTC (the scheduler's default). */
+static void test_schedule_hash(void **state)
+{
+    static const char *const variants[] = {
+        WSP("{'cron': '30 2 * * *', 'timezone': 'UTC', 'params': {'date': 'a'}}"),
+        WSP("{'cron': '31 2 * * *', 'timezone': 'UTC', 'params': {'date': 'a'}}"),
+        WSP("{'cron': '30 2 * * *', 'timezone': 'Europe/Berlin', 'params': {'date': 'a'}}"),
+        WSP("{'cron': '30 2 * * *', 'timezone': 'UTC', 'params': {'date': 'b'}}"),
+        WSP("{'cron': '30 2 * * *', 'timezone': 'UTC', 'params': {'date': 'a'}, 'enabled': false}"),
+        WSP("{'cron': '30 2 * * *', 'timezone': 'UTC', 'params': {'date': 'a'},"
+            " 'dst': {'skipped': 'skip'}}"),
+        WSP("{'cron': '30 2 * * *', 'timezone': 'UTC', 'params': {'date': 'a'},"
+            " 'dst': {'repeated': 'both'}}"),
+        WSP("{'every': '90s', 'timezone': 'UTC', 'params': {'date': 'a'}}"),
+        WSP("{'every': '91s', 'timezone': 'UTC', 'params': {'date': 'a'}}"),
+    };
+    enum { N = sizeof(variants) / sizeof(variants[0]) };
+    char *h[N];
+    struct workflow *wf;
+    struct dag_schedule s;
+    char *a, *b;
+    (void)state;
+
+    for (size_t i = 0; i < N; i++) {
+        wf = parse_ok(variants[i]);
+        h[i] = dag_schedule_hash(&wf->schedules[0]);
+        workflow_free(wf);
+    }
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = i + 1; j < N; j++)
+            if (!strcmp(h[i], h[j]))
+                fail_msg("variants %zu and %zu hash the same: %s", i, j, h[i]);
+    /* The same spec again: the same hash; the schedule's name plays no part. */
+    wf = parse_ok(WSP("{'name': 'other', 'cron': '30 2 * * *', 'params': {'date': 'a'}}"));
+    a = dag_schedule_hash(&wf->schedules[0]);
+    assert_string_equal(a, h[0]);
+    /* No zone at all hashes as UTC. */
+    s = wf->schedules[0];
+    s.timezone = NULL;
+    b = dag_schedule_hash(&s);
+    assert_string_equal(b, h[0]);
+    free(a);
+    free(b);
+    workflow_free(wf);
+    for (size_t i = 0; i < N; i++)
+        free(h[i]);
+}
+
 static void test_schedule_defaults(void **state)
 {
     struct workflow *wf;
@@ -2693,6 +2742,7 @@ int main(void)
         cmocka_unit_test(test_random_graphs),
         cmocka_unit_test(test_names_and_lookup),
         cmocka_unit_test(test_data_files),
+        cmocka_unit_test(test_schedule_hash),
         cmocka_unit_test(test_schedule_defaults),
         cmocka_unit_test(test_schedule_all_fields),
         cmocka_unit_test(test_schedule_every),

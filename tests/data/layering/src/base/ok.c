@@ -1,0 +1,3 @@
+/* A base file that includes only base: no problem. */
+#include "base/err.h"
+#include "xalloc.h"
