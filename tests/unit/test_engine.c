@@ -196,8 +196,6 @@ static void test_next_deadline_and_wait(void **state)
     eng->tick_fn = free; /* never called here */
     eng->next_tick = now + 2000;
     assert_int_equal(engine__next_deadline(eng, 0), now + 2000);
-    eng->subflow_poll_at = now + 1000;
-    assert_int_equal(engine__next_deadline(eng, 0), now + 1000);
     eng->stopping = 1;
     eng->stop_deadline = now + 500;
     assert_int_equal(engine__next_deadline(eng, clock_now_ms() + 100), now + 500);
