@@ -33,7 +33,9 @@
 #include "dag/expr.h"
 #include "dag/template.h"
 #include "engine_internal.h"
+#include "kind.h"
 #include "netpolicy.h"
+#include "render.h"
 #include "sched/cron.h"
 #include "sched/tz.h"
 
@@ -42,8 +44,6 @@
 #define READ_CHUNK 65536
 #define READ_BUDGET (256 * 1024) /* bytes read from one pipe per turn, for fairness */
 #define PID_WRITE_DELAY_MS 20    /* a started process's pid is committed within this */
-
-extern char **environ;
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -106,459 +106,6 @@ static void exec_progress(const struct exec *ex, struct engine_event *ev)
     ev->tasks_running = ex->nrunning;
 }
 
-/* ------------------------------------------------------------------ environment */
-
-static int env_key_eq(const char *entry, const char *key, size_t klen)
-{
-    return !strncmp(entry, key, klen) && entry[klen] == '=';
-}
-
-/* Set key=value in a NULL-terminated heap vector, replacing an existing key. */
-static void env_set(char ***envp, size_t *n, size_t *alloc, const char *key, const char *value)
-{
-    size_t klen = strlen(key);
-    char *entry = xasprintf("%s=%s", key, value);
-    for (size_t i = 0; i < *n; i++) {
-        if (env_key_eq((*envp)[i], key, klen)) {
-            free((*envp)[i]);
-            (*envp)[i] = entry;
-            return;
-        }
-    }
-    XGROW(*envp, *alloc, *n + 2);
-    (*envp)[(*n)++] = entry;
-    (*envp)[*n] = NULL;
-}
-
-/* Variables of orch's own environment that never reach tasks: our settings and
- * secrets (API keys, database and Redis URLs). */
-static int env_is_private(const char *entry)
-{
-    return !strncmp(entry, "ORCH_", 5) || !strncmp(entry, "DATABASE_URL=", 13) ||
-           !strncmp(entry, "REDIS_URL=", 10);
-}
-
-static void free_strv(char **v)
-{
-    if (!v)
-        return;
-    for (size_t i = 0; v[i]; i++)
-        free(v[i]);
-    free(v);
-}
-
-/* orch's own environment without its private variables: the start of every
- * task's (a process run for another node's execution too). */
-static void inherited_env(char ***envp, size_t *n, size_t *alloc)
-{
-    XGROW(*envp, *alloc, 1);
-    (*envp)[0] = NULL;
-    for (char **e = environ; e && *e; e++) {
-        const char *eq = strchr(*e, '=');
-        char *k;
-        if (!eq || env_is_private(*e))
-            continue;
-        k = xstrndup(*e, (size_t)(eq - *e));
-        env_set(envp, n, alloc, k, eq + 1);
-        free(k);
-    }
-}
-
-static char **build_base_env(const struct workflow *wf, json_t *params)
-{
-    char **envp = NULL;
-    size_t n = 0, alloc = 0;
-    const char *key;
-    json_t *val;
-
-    inherited_env(&envp, &n, &alloc);
-    for (size_t i = 0; i < wf->nenv; i++)
-        env_set(&envp, &n, &alloc, wf->env[i].key, wf->env[i].value);
-    json_object_foreach(params, key, val) {
-        char *name = xasprintf("ORCH_PARAM_%s", key);
-        if (json_is_string(val)) {
-            env_set(&envp, &n, &alloc, name, json_string_value(val));
-        } else {
-            char *s = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
-            env_set(&envp, &n, &alloc, name, s ? s : "");
-            free(s);
-        }
-        free(name);
-    }
-    return envp;
-}
-
-/* A task's command and env with their {{ ... }} placeholders filled in. */
-struct rendered {
-    char **argv;  /* NULL-terminated, or NULL: a shell command */
-    char *shell;
-    char **env;   /* values, in the order of t->env */
-};
-
-static void rendered_release(struct rendered *rd, const struct dag_task *t)
-{
-    if (rd->argv)
-        free_strv(rd->argv);
-    free(rd->shell);
-    for (size_t i = 0; rd->env && i < t->nenv; i++)
-        free(rd->env[i]);
-    free(rd->env);
-    memset(rd, 0, sizeof(*rd));
-}
-
-static char **build_task_env(const struct exec *ex, size_t idx, int attempt,
-                             const char *output_path, const struct rendered *rd)
-{
-    const struct dag_task *t = engine__task(ex, idx);
-    char **envp = NULL;
-    size_t n = 0, alloc = 0;
-    char num[16];
-
-    for (char **e = ex->base_env; *e; e++)
-        n++;
-    alloc = n + t->nenv + 8;
-    envp = xcalloc(alloc, sizeof(*envp));
-    for (size_t i = 0; i < n; i++)
-        envp[i] = xstrdup(ex->base_env[i]);
-    envp[n] = NULL;
-    for (size_t i = 0; i < t->nenv; i++)
-        env_set(&envp, &n, &alloc, t->env[i].key,
-                rd && rd->env ? rd->env[i] : t->env[i].value);
-    snprintf(num, sizeof(num), "%d", attempt);
-    env_set(&envp, &n, &alloc, "ORCH_EXECUTION_ID", ex->id);
-    env_set(&envp, &n, &alloc, "ORCH_WORKFLOW", ex->wf->name);
-    env_set(&envp, &n, &alloc, "ORCH_TASK", engine__task_name(ex, idx));
-    if (idx >= ex->wf->ntasks) {
-        /* A fan-out instance: its item (a string as is, else JSON) and index. */
-        const struct trun *r = &ex->runs[idx];
-        json_t *item = r->item ? json_loads(r->item, JSON_DECODE_ANY, NULL) : NULL;
-        char inum[16];
-        snprintf(inum, sizeof(inum), "%d", r->item_index);
-        env_set(&envp, &n, &alloc, "ORCH_ITEM_INDEX", inum);
-        env_set(&envp, &n, &alloc, "ORCH_ITEM",
-                json_is_string(item) ? json_string_value(item) : r->item ? r->item : "null");
-        json_decref(item);
-    }
-    env_set(&envp, &n, &alloc, "ORCH_ATTEMPT", num);
-    if (output_path)
-        env_set(&envp, &n, &alloc, "ORCH_OUTPUT", output_path);
-    if (ex->scheduled_for_text) {
-        env_set(&envp, &n, &alloc, "ORCH_SCHEDULED_FOR", ex->scheduled_for_text);
-        env_set(&envp, &n, &alloc, "ORCH_SCHEDULE", ex->schedule_name ? ex->schedule_name : "");
-    }
-    return envp;
-}
-
-/* Validate `params_json` against the workflow's declared params, fill defaults.
- * Returns a new JSON object, or NULL with err set. */
-/* What placeholders see: params, the outputs of tasks that succeeded, the
- * execution's id and due time. */
-/*
- * The part of the context shared by all runs of `ex`, kept parsed in
- * ex->ctx until a task of the workflow succeeds (task_finalize drops it):
- * the instances of a fan-out over a large upstream output would otherwise
- * parse that output once each.
- */
-static json_t *base_ctx(struct exec *ex)
-{
-    json_t *ctx, *tasks, *exo, *params;
-
-    if (ex->ctx)
-        return ex->ctx;
-    ctx = json_object();
-    tasks = json_object();
-    exo = json_object();
-    params = json_loads(ex->params ? ex->params : "{}", 0, NULL);
-    json_object_set_new(ctx, "params", params ? params : json_object());
-    for (size_t i = 0; i < ex->wf->ntasks; i++) {
-        json_t *out = ex->runs[i].output && ex->runs[i].status == TASK_SUCCEEDED
-                          ? json_loads(ex->runs[i].output, JSON_DECODE_ANY, NULL)
-                          : NULL;
-        json_t *to;
-        if (!out)
-            continue;
-        to = json_object();
-        json_object_set_new(to, "output", out);
-        json_object_set_new(tasks, engine__task_name(ex, i), to);
-    }
-    json_object_set_new(ctx, "tasks", tasks);
-    json_object_set_new(exo, "id", json_string(ex->id));
-    json_object_set_new(ctx, "execution", exo);
-    json_object_set_new(ctx, "scheduledFor",
-                        ex->scheduled_for_text ? json_string(ex->scheduled_for_text)
-                                               : json_null());
-    ex->ctx = ctx;
-    return ctx;
-}
-
-json_t *engine__render_ctx(const struct exec *cex, size_t idx)
-{
-    struct exec *ex = (struct exec *)cex; /* only its cache changes */
-    json_t *ctx = json_copy(base_ctx(ex)); /* shallow: shares the parsed values */
-
-    if (idx >= ex->wf->ntasks && idx < ex->nruns) {
-        /* A fan-out instance: its item and index. */
-        const struct trun *r = &ex->runs[idx];
-        json_t *item = r->item ? json_loads(r->item, JSON_DECODE_ANY, NULL) : NULL;
-        json_object_set_new(ctx, "item", item ? item : json_null());
-        json_object_set_new(ctx, "index", json_integer(r->item_index));
-    }
-    return ctx;
-}
-
-static int render_one(const char *text, const json_t **ctx, json_t **owned,
-                      const struct exec *ex, size_t idx, enum tpl_quote q, char **out, char *msg,
-                      size_t msglen)
-{
-    struct tpl *t = NULL;
-    struct err err = ERR_INIT;
-    int rc;
-
-    if (!strstr(text, "{{")) {
-        *out = xstrdup(text);
-        return 0;
-    }
-    if (!*ctx) {
-        *owned = engine__render_ctx(ex, idx);
-        *ctx = *owned;
-    }
-    rc = tpl_parse(text, &t, &err);
-    if (rc == 0)
-        rc = tpl_render(t, *ctx, q, out, &err);
-    tpl_free(t);
-    if (rc)
-        snprintf(msg, msglen, "cannot fill in its command: %.400s", err.msg);
-    return rc;
-}
-
-/* Task `idx`'s `when`: 1 it holds (or there is none), 0 it does not, -1 it
- * cannot be evaluated (msg says why). */
-static int when_holds(const struct exec *ex, size_t idx, char *msg, size_t msglen)
-{
-    const struct dag_task *t = engine__task(ex, idx);
-    struct expr *e = NULL;
-    struct err err = ERR_INIT;
-    int holds = 0, rc;
-
-    if (!t->when)
-        return 1;
-    rc = expr_parse(t->when, &e, &err);
-    if (rc == 0) {
-        json_t *ctx = engine__render_ctx(ex, idx);
-        rc = expr_eval(e, ctx, &holds, &err);
-        json_decref(ctx);
-    }
-    expr_free(e);
-    if (rc) {
-        snprintf(msg, msglen, "cannot evaluate its condition: %.400s", err.msg);
-        return -1;
-    }
-    return holds ? 1 : 0;
-}
-
-/*
- * Fill in the placeholders of task `idx`: argv elements as they are, each
- * value in a shell command single-quoted (it stays one word, whatever it
- * holds), env values as they are. Returns 0 (rd filled; nothing to do leaves
- * it empty) or -1 with a message.
- */
-static int render_task(const struct exec *ex, size_t idx, struct rendered *rd, char *msg,
-                       size_t msglen)
-{
-    const struct dag_task *t = engine__task(ex, idx);
-    const json_t *ctx = NULL;
-    json_t *owned = NULL;
-    int any = 0, rc = 0;
-
-    memset(rd, 0, sizeof(*rd));
-    if (t->shell)
-        any |= strstr(t->shell, "{{") != NULL;
-    for (size_t i = 0; t->argv && i < t->argc; i++)
-        any |= t->argv[i] && strstr(t->argv[i], "{{") != NULL;
-    for (size_t i = 0; i < t->nenv; i++)
-        any |= strstr(t->env[i].value, "{{") != NULL;
-    if (!any)
-        return 0;
-    if (t->shell) {
-        rc = render_one(t->shell, &ctx, &owned, ex, idx, TPL_SHELL, &rd->shell, msg, msglen);
-    } else {
-        rd->argv = xcalloc(t->argc + 1, sizeof(*rd->argv));
-        for (size_t i = 0; i < t->argc && rc == 0; i++)
-            rc = render_one(t->argv[i], &ctx, &owned, ex, idx, TPL_RAW, &rd->argv[i], msg, msglen);
-    }
-    if (t->nenv)
-        rd->env = xcalloc(t->nenv, sizeof(*rd->env));
-    for (size_t i = 0; i < t->nenv && rc == 0; i++)
-        rc = render_one(t->env[i].value, &ctx, &owned, ex, idx, TPL_RAW, &rd->env[i], msg, msglen);
-    json_decref(owned);
-    if (rc) {
-        rendered_release(rd, t);
-        return -1;
-    }
-    return 0;
-}
-
-/*
- * What another node needs to run task `idx` of `ex` (remote.c): the command,
- * its directory, and the environment entries this task adds to or changes in
- * orch's own (the runner starts from its own environment, as here).
- */
-static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx, char *msg,
-                         size_t msglen)
-{
-    const struct dag_task *t = engine__task(ex, idx);
-    struct rendered rd;
-    char **full;
-    json_t *o, *env;
-    (void)eng;
-
-    if (render_task(ex, idx, &rd, msg, msglen) != 0)
-        return NULL;
-    full = build_task_env(ex, idx, ex->runs[idx].attempt, NULL, &rd);
-    o = json_object();
-    env = json_array();
-
-    for (char **e = full; *e; e++) {
-        int inherited = 0;
-        for (char **g = environ; g && *g && !inherited; g++)
-            if (!strcmp(*e, *g) && !env_is_private(*g))
-                inherited = 1;
-        if (!inherited)
-            json_array_append_new(env, json_string(*e));
-    }
-    free_strv(full);
-    json_object_set_new(o, "task", json_string(engine__task_name(ex, idx)));
-    json_object_set_new(o, "workflow", json_string(ex->wf->name));
-    if (t->shell) {
-        json_object_set_new(o, "shell", json_string(rd.shell ? rd.shell : t->shell));
-    } else {
-        json_t *argv = json_array();
-        char **av = rd.argv ? rd.argv : t->argv;
-        for (size_t i = 0; av && av[i]; i++)
-            json_array_append_new(argv, json_string(av[i]));
-        json_object_set_new(o, "argv", argv);
-    }
-    rendered_release(&rd, t);
-    if (t->working_dir)
-        json_object_set_new(o, "dir", json_string(t->working_dir));
-    json_object_set_new(o, "env", env);
-    return o;
-}
-
-/* The environment of a process run for another node: ours, then the spec's. */
-static char **runner_env(const json_t *spec, const char *output_path)
-{
-    char **envp = NULL;
-    size_t n = 0, alloc = 0;
-    const json_t *env = json_object_get(spec, "env");
-
-    inherited_env(&envp, &n, &alloc);
-    for (size_t i = 0; i < json_array_size(env); i++) {
-        const char *kv = json_string_value(json_array_get(env, i));
-        const char *eq = kv ? strchr(kv, '=') : NULL;
-        char *k;
-        if (!eq || eq == kv)
-            continue;
-        k = xstrndup(kv, (size_t)(eq - kv));
-        env_set(&envp, &n, &alloc, k, eq + 1);
-        free(k);
-    }
-    if (output_path)
-        env_set(&envp, &n, &alloc, "ORCH_OUTPUT", output_path);
-    return envp;
-}
-
-static json_t *resolve_params(const struct workflow *wf, const char *params_json,
-                              struct err *err)
-{
-    json_error_t jerr;
-    json_t *in = NULL, *out = NULL;
-    const char *key;
-    json_t *val;
-
-    if (params_json && *params_json) {
-        in = json_loads(params_json, JSON_REJECT_DUPLICATES, &jerr);
-        if (!in || !json_is_object(in)) {
-            err_set(err, ERR_INVALID, "params must be a JSON object%s%s", in ? "" : ": ",
-                    in ? "" : jerr.text);
-            goto out;
-        }
-    } else {
-        in = json_object();
-    }
-    out = json_object();
-    json_object_foreach(in, key, val) {
-        const struct dag_param *p = NULL;
-        for (size_t i = 0; i < wf->nparams; i++)
-            if (!strcmp(wf->params[i].name, key))
-                p = &wf->params[i];
-        if (!p) {
-            err_set(err, ERR_INVALID, "unknown param '%s' (workflow '%s' declares %zu param%s)",
-                    key, wf->name, wf->nparams, wf->nparams == 1 ? "" : "s");
-            goto fail;
-        }
-        switch (p->type) {
-        case PARAM_STRING:
-            if (!json_is_string(val)) {
-                err_set(err, ERR_INVALID, "param '%s' must be a string", key);
-                goto fail;
-            }
-            break;
-        case PARAM_NUMBER:
-            if (!json_is_number(val)) {
-                err_set(err, ERR_INVALID, "param '%s' must be a number", key);
-                goto fail;
-            }
-            break;
-        case PARAM_BOOLEAN:
-            if (!json_is_boolean(val)) {
-                err_set(err, ERR_INVALID, "param '%s' must be a boolean", key);
-                goto fail;
-            }
-            break;
-        case PARAM_OBJECT:
-            if (!json_is_object(val)) {
-                err_set(err, ERR_INVALID, "param '%s' must be an object", key);
-                goto fail;
-            }
-            break;
-        }
-        json_object_set(out, key, val);
-    }
-    for (size_t i = 0; i < wf->nparams; i++) {
-        const struct dag_param *p = &wf->params[i];
-        if (json_object_get(out, p->name))
-            continue;
-        if (p->default_json) {
-            json_t *d = json_loads(p->default_json, JSON_DECODE_ANY, NULL);
-            if (d)
-                json_object_set_new(out, p->name, d);
-        } else if (p->required) {
-            err_set(err, ERR_INVALID, "missing required param '%s'", p->name);
-            goto fail;
-        }
-    }
-    goto out;
-fail:
-    json_decref(out);
-    out = NULL;
-out:
-    json_decref(in);
-    return out;
-}
-
-int engine__params_same(const struct workflow *wf, const char *stored, const char *params_json)
-{
-    struct err err = ERR_INIT;
-    json_t *p = resolve_params(wf, params_json, &err);
-    char *text = p ? json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    int same = text && stored && !strcmp(text, stored);
-
-    json_decref(p);
-    free(text);
-    return same;
-}
-
 /* ------------------------------------------------------------------ executions */
 
 static void exec_free(struct exec *ex)
@@ -582,7 +129,7 @@ static void exec_free(struct exec *ex)
     free(ex->schedule_id);
     free(ex->schedule_name);
     free(ex->scheduled_for_text);
-    free_strv(ex->base_env);
+    engine__strv_free(ex->base_env);
     workflow_free(ex->wf);
     free(ex);
 }
@@ -597,7 +144,7 @@ static struct exec *exec_alloc(struct workflow *wf, const char *params)
     ex->runs_alloc = wf->ntasks ? wf->ntasks : 1;
     ex->runs = xcalloc(ex->runs_alloc, sizeof(*ex->runs));
     ex->nruns = wf->ntasks;
-    ex->base_env = build_base_env(wf, pj);
+    ex->base_env = engine__base_env(wf, pj);
     json_decref(pj);
     for (size_t i = 0; i < wf->ntasks; i++) {
         ex->runs[i].remaining = (int)wf->tasks[i].ndeps;
@@ -606,14 +153,14 @@ static struct exec *exec_alloc(struct workflow *wf, const char *params)
     return ex;
 }
 
-/* Which ready FIFO run `idx` waits in: a command needs a process slot; a
- * forEach task (before its instances exist) and a noop none. */
+/* Which ready FIFO run `idx` waits in: its kind's (a command needs a process
+ * slot); a forEach task before its instances exist needs none. */
 static int ready_queue_of(const struct exec *ex, size_t idx)
 {
     const struct dag_task *t = engine__task(ex, idx);
     if (idx < ex->wf->ntasks && engine__is_group(t))
-        return 2;
-    return t->type == TASK_COMMAND ? 0 : t->type == TASK_NOOP ? 2 : 1;
+        return KIND_QUEUE_FREE;
+    return (int)engine__kind(t)->queue;
 }
 
 static void ready_push_raw(struct exec *ex, size_t idx)
@@ -889,8 +436,9 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
     ev.error = error;
 
     if (ast == ATTEMPT_SUCCEEDED) {
-        if (t->type == TASK_NOOP)
-            log_debug(COMP_TASK, "Task '%s' succeeded (noop)", engine__task_name(ex, idx));
+        if (engine__kind(t)->instant)
+            log_debug(COMP_TASK, "Task '%s' succeeded (%s)", engine__task_name(ex, idx),
+                      engine__kind(t)->name);
         else
             log_info(COMP_TASK, "Task '%s' succeeded in %s (attempt %d)", engine__task_name(ex, idx), dur,
                      r->attempt);
@@ -966,32 +514,24 @@ void engine__attempt_succeed(struct engine *eng, struct exec *ex, size_t idx, ch
     attempt_end(eng, ex, idx, ATTEMPT_SUCCEEDED, -1, 0, NULL, 0, 0, 0, 1);
 }
 
-/* Start a new attempt of task `idx` (in memory; the process starts after commit). */
-/* A process to start after the commit (in to_spawn), taking a slot. */
-static struct proc *proc_new(struct engine *eng, struct exec *ex, const char *exec_id, size_t idx,
-                             int attempt)
+void engine__attempt_end(struct engine *eng, struct exec *ex, size_t idx,
+                         enum attempt_status ast, int exit_code, int sig, const char *error,
+                         int pid, int pgid, int64_t proc_start, int allow_retry)
 {
-    struct proc *p = xcalloc(1, sizeof(*p));
-    struct child init = CHILD_INIT;
-    p->ch = init;
-    p->ex = ex;
-    snprintf(p->exec_id, sizeof(p->exec_id), "%s", exec_id);
-    p->idx = idx;
-    p->attempt = attempt;
-    strbuf_init(&p->pend[0], 0);
-    strbuf_init(&p->pend[1], 0);
-    XGROW(eng->to_spawn, eng->spawn_alloc, eng->nspawn + 1);
-    eng->to_spawn[eng->nspawn++] = p;
-    eng->nprocs++;
-    return p;
+    attempt_end(eng, ex, idx, ast, exit_code, sig, error, pid, pgid, proc_start, allow_retry);
 }
 
-static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx, char *msg,
-                         size_t msglen);
+void engine__attempt_timer(struct engine *eng, int timer_kind, struct exec *ex, size_t idx,
+                           int64_t delay_ms)
+{
+    timer_for_run(eng, (enum timer_kind)timer_kind, ex, idx, ex->runs[idx].attempt, delay_ms);
+}
 
+/* Start a new attempt of task `idx` (in memory; its kind's work starts after
+ * the commit). */
 static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int offer)
 {
-    const struct dag_task *t = engine__task(ex, idx);
+    const struct task_kind *k = engine__kind(engine__task(ex, idx));
     struct trun *r = &ex->runs[idx];
     int64_t now = clock_now_ms();
     struct attempt_row row;
@@ -1014,20 +554,12 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
     row.started_at = now;
     row.exit_code = -1;
 
-    if (t->type == TASK_NOOP) {
+    if (k->instant) {
         /* Completes inside this turn: one insert with the final status. */
         row.status = ATTEMPT_SUCCEEDED;
         row.finished_at = now;
         engine__add_pending_attempt(eng, ex, 1, &row);
-        log_debug(COMP_TASK, "Task '%s' succeeded (noop)", engine__task_name(ex, idx));
-        task_finalize(eng, ex, idx, TASK_SUCCEEDED, NULL);
-        memset(&ev, 0, sizeof(ev));
-        ev.type = ENGINE_EV_TASK_FINISHED;
-        ev.task = engine__task_name(ex, idx);
-        ev.task_status = TASK_SUCCEEDED;
-        ev.attempt = r->attempt;
-        exec_progress(ex, &ev);
-        notify(eng, &ev);
+        k->begin(eng, ex, idx, offer);
         return;
     }
     engine__add_pending_attempt(eng, ex, 1, &row);
@@ -1038,58 +570,7 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
     ev.attempt = r->attempt;
     exec_progress(ex, &ev);
     notify(eng, &ev);
-
-    if (t->type == TASK_SLEEP) {
-        timer_for_run(eng, TIMER_SLEEP_DONE, ex, idx, r->attempt, t->sleep_ms);
-        log_info(COMP_TASK, "Task '%s' started (sleep, attempt %d)", engine__task_name(ex, idx), r->attempt);
-        return;
-    }
-    if (t->type == TASK_HTTP) {
-        engine__http_begin(eng, ex, idx); /* sent after the commit */
-        return;
-    }
-    if (t->type == TASK_WORKFLOW) {
-        /* The child execution is inserted with this turn. */
-        engine__subflow_begin(eng, ex, idx);
-        eng->work_now = 1;
-        if (t->timeout_ms > 0 && r->status == TASK_RUNNING) {
-            timer_for_run(eng, TIMER_TASK_TIMEOUT, ex, idx, r->attempt, t->timeout_ms);
-        }
-        return;
-    }
-    /* TASK_COMMAND: the process is started after the commit. */
-    if (offer) {
-        char msg[512];
-        json_t *spec = task_spec(eng, ex, idx, msg, sizeof(msg));
-        if (!spec) {
-            /* A placeholder that cannot be filled will not be filled by a retry. */
-            attempt_end(eng, ex, idx, ATTEMPT_FAILED, -1, 0, msg, 0, 0, 0, 0);
-            return;
-        }
-        r->remote = 1;
-        engine__remote_offer(eng, ex, idx, spec);
-        json_decref(spec);
-        if (t->timeout_ms > 0) {
-            timer_for_run(eng, TIMER_TASK_TIMEOUT, ex, idx, r->attempt, t->timeout_ms);
-        }
-        return;
-    }
-    r->proc = proc_new(eng, ex, ex->id, idx, r->attempt);
-}
-
-void engine__remote_run_local(struct engine *eng, struct exec *ex, size_t idx)
-{
-    struct trun *r = &ex->runs[idx];
-    r->proc = proc_new(eng, ex, ex->id, idx, r->attempt);
-    log_info(COMP_TASK, "Task '%s' taken back from the offers: runs here (attempt %d)",
-             engine__task_name(ex, idx), r->attempt);
-}
-
-void engine__remote_run_for(struct engine *eng, const struct offer_row *o)
-{
-    struct proc *p = proc_new(eng, NULL, o->exec_id, (size_t)o->task_idx, o->attempt);
-    p->spec = json_loads(o->spec ? o->spec : "{}", 0, NULL);
-    p->owner = o->owner ? xstrdup(o->owner) : NULL;
+    k->begin(eng, ex, idx, offer);
 }
 
 static void exec_check_done(struct engine *eng, struct exec *ex)
@@ -1176,25 +657,11 @@ void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st
             continue;
         }
         if (r->status == TASK_RUNNING) {
-            struct proc *p = r->proc;
-            if (p) {
-                r->proc = NULL;
-                if (p->ch.pid)
-                    engine__proc_terminate(eng, p);
-                else
-                    p->stale = 1; /* not started yet: the spawn is skipped */
-                attempt_end(eng, ex, i, ast, -1, 0, reason, p->ch.pid, p->ch.pid,
-                            p->ch.proc_start, 0);
-            } else if (r->http) {
-                engine__http_cancel(eng, ex, i);
+            const struct task_kind *k = engine__kind(engine__task(ex, i));
+            if (k->cancel)
+                k->cancel(eng, ex, i, ast, reason);
+            else
                 attempt_end(eng, ex, i, ast, -1, 0, reason, 0, 0, 0, 0);
-            } else if (engine__task(ex, i)->type == TASK_WORKFLOW) {
-                attempt_end(eng, ex, i, ast, -1, 0, reason, 0, 0, 0, 0);
-                engine__subflow_end(eng, ex, i, "cancelled: its parent execution ended");
-            } else {
-                engine__remote_cancel(eng, ex, i);
-                attempt_end(eng, ex, i, ast, -1, 0, reason, 0, 0, 0, 0);
-            }
         } else {
             r->queued_in_ready = 0;
             task_finalize(eng, ex, i, TASK_CANCELLED, reason);
@@ -1225,6 +692,7 @@ static int dispatch(struct engine *eng)
                 while (f->head < f->n) {
                     size_t idx = f->v[f->head];
                     const struct dag_task *t = engine__task(ex, idx);
+                    const struct task_kind *k = engine__kind(t);
                     struct trun *r = &ex->runs[idx];
                     if (!r->queued_in_ready || r->status != TASK_QUEUED) {
                         f->head++;
@@ -1237,7 +705,7 @@ static int dispatch(struct engine *eng)
                     if (t->when && r->attempt == 0) {
                         /* Its condition, once, when it is about to start. */
                         char msg[512];
-                        int w = when_holds(ex, idx, msg, sizeof(msg));
+                        int w = engine__when_holds(ex, idx, msg, sizeof(msg));
                         if (w <= 0) {
                             f->head++;
                             r->queued_in_ready = 0;
@@ -1264,7 +732,7 @@ static int dispatch(struct engine *eng)
                         again = 1;
                         continue;
                     }
-                    if (t->type == TASK_COMMAND && eng->nprocs >= (size_t)eng->cfg.workers) {
+                    if (k->queue == KIND_QUEUE_SLOT && eng->nprocs >= (size_t)eng->cfg.workers) {
                         /* No slot here: another node may run it. */
                         if (!engine__remote_offer_ok(eng))
                             break;
@@ -1274,7 +742,7 @@ static int dispatch(struct engine *eng)
                     r->queued_in_ready = 0;
                     attempt_begin(eng, ex, idx, offer);
                     progress = 1;
-                    if (t->type == TASK_NOOP)
+                    if (k->instant)
                         again = 1;
                 }
             }
@@ -2040,14 +1508,14 @@ static void spawn_pending(struct engine *eng)
         unlink(p->output_path); /* a leftover of a crash */
         if (ex) {
             char msg[512];
-            if (render_task(ex, p->idx, &rd, msg, sizeof(msg)) != 0) {
+            if (engine__render_task(ex, p->idx, &rd, msg, sizeof(msg)) != 0) {
                 p->reaped = 1;
                 r->proc = NULL;
                 attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, -1, 0, msg, 0, 0, 0, 0);
                 eng->work_now = 1;
                 continue;
             }
-            envp = build_task_env(ex, p->idx, p->attempt, p->output_path, &rd);
+            envp = engine__task_env(ex, p->idx, p->attempt, p->output_path, &rd);
             if (t->shell) {
                 sh_argv[0] = (char *)"/bin/sh";
                 sh_argv[1] = (char *)"-c";
@@ -2063,7 +1531,7 @@ static void spawn_pending(struct engine *eng)
             /* Run for another node: what its offer says. */
             const json_t *argv = json_object_get(p->spec, "argv");
             const char *shell = json_string_value(json_object_get(p->spec, "shell"));
-            envp = runner_env(p->spec, p->output_path);
+            envp = engine__runner_env(p->spec, p->output_path);
             if (shell) {
                 sh_argv[0] = (char *)"/bin/sh";
                 sh_argv[1] = (char *)"-c";
@@ -2087,10 +1555,10 @@ static void spawn_pending(struct engine *eng)
         p->ch.gid = eng->cfg.task_gid;
         rc = (p->ch.argv && p->ch.argv[0]) ? child_start(&p->ch, &err)
                                            : err_set(&err, ERR_INVALID, "nothing to run");
-        free_strv(envp);
+        engine__strv_free(envp);
         free(rargv);
         if (ex)
-            rendered_release(&rd, t);
+            engine__rendered_release(&rd, t);
         p->ch.argv = NULL;
         p->ch.envp = NULL;
         if (rc) {
@@ -2192,23 +1660,8 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
             return;
         clock_fmt_duration(engine__task(ex, tm->idx)->timeout_ms, dur, sizeof(dur));
         snprintf(msg, sizeof(msg), "timed out after %s", dur);
-        if (!p && engine__task(ex, tm->idx)->type == TASK_WORKFLOW) {
-            attempt_end(eng, ex, tm->idx, ATTEMPT_TIMED_OUT, -1, 0, msg, 0, 0, 0, 1);
-            engine__subflow_end(eng, ex, tm->idx, "cancelled: its parent task timed out");
-            return;
-        }
-        if (!p) {
-            /* Offered to, or run by, another node: it is told to stop. */
-            if (!r->remote)
-                return;
-            engine__remote_cancel(eng, ex, tm->idx);
-            attempt_end(eng, ex, tm->idx, ATTEMPT_TIMED_OUT, -1, 0, msg, 0, 0, 0, 1);
-            return;
-        }
-        r->proc = NULL;
-        engine__proc_terminate(eng, p);
-        attempt_end(eng, ex, tm->idx, ATTEMPT_TIMED_OUT, -1, 0, msg, p->ch.pid, p->ch.pid,
-                    p->ch.proc_start, 1);
+        if (engine__kind(engine__task(ex, tm->idx))->timeout)
+            engine__kind(engine__task(ex, tm->idx))->timeout(eng, ex, tm->idx, msg);
         return;
     }
     case TIMER_RETRY: {
@@ -2518,7 +1971,7 @@ int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
     int rc;
 
     *out = NULL;
-    params = resolve_params(wf, params_json, err);
+    params = engine__resolve_params(wf, params_json, err);
     if (!params) {
         workflow_free(wf);
         return ERR_INVALID;
@@ -2612,7 +2065,7 @@ int engine_submit(struct engine *eng, const char *definition, const char *params
     }
     {
         /* Check the params before recording a version. */
-        json_t *pj = resolve_params(wf, params_json, err);
+        json_t *pj = engine__resolve_params(wf, params_json, err);
         if (!pj) {
             workflow_free(wf);
             return ERR_INVALID;
@@ -2694,7 +2147,6 @@ static void exec_restore_schedule(struct engine *eng, struct exec *ex, const cha
     ex->scheduled_for_text = xstrdup(when);
 }
 
-static int same_host(const struct engine *eng, const char *node);
 
 /* The result of an attempt another node ran (remote.c found it current). */
 void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
@@ -2710,7 +2162,7 @@ void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
         log_warn(COMP_TASK, "Task '%s' attempt %d was lost with node '%s'",
                  engine__task_name(ex, idx), r->attempt, o->runner_node ? o->runner_node : "?");
         /* Its process may live on, orphaned, on this machine: end it first. */
-        if (o->runner && o->pid > 0 && same_host(eng, o->runner) &&
+        if (o->runner && o->pid > 0 && engine__same_host(eng, o->runner) &&
             child_kill_orphan_group(o->pid, o->proc_start))
             log_warn(COMP_TASK, "Task '%s': killed orphaned process group %d of attempt %d",
                      engine__task_name(ex, idx), o->pid, r->attempt);
@@ -2729,12 +2181,55 @@ void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
 }
 
 /* Did node name `node` ("host:pid") run on this machine? */
-static int same_host(const struct engine *eng, const char *node)
+int engine__same_host(const struct engine *eng, const char *node)
 {
     const char *a = strrchr(node, ':'), *b = strrchr(eng->node, ':');
     size_t la = a ? (size_t)(a - node) : strlen(node);
     size_t lb = b ? (size_t)(b - eng->node) : strlen(eng->node);
     return la == lb && !memcmp(node, eng->node, la);
+}
+
+void engine__attempt_restored(struct engine *eng, struct exec *ex, size_t idx,
+                              const struct attempt_row *last, int find_by_env)
+{
+    struct trun *r = &ex->runs[idx];
+
+    if (last && last->node && !engine__same_host(eng, last->node)) {
+        /* Not a process of this machine: its node stopped renewing its
+         * lease; a node that comes back ends what it no longer owns. */
+        log_warn(COMP_TASK, "Task '%s' attempt %d ran on '%s': its process cannot be "
+                 "ended from here", engine__task_name(ex, idx), r->attempt, last->node);
+    } else if (last && last->pgid > 0 && child_kill_orphan_group(last->pgid, last->proc_start)) {
+        log_warn(COMP_TASK, "Task '%s': killed orphaned process group %d of attempt %d",
+                 engine__task_name(ex, idx), last->pgid, r->attempt);
+    } else if (find_by_env && (!last || last->pgid <= 0)) {
+        /* Its pid was not committed yet: find it by its environment. */
+        int k = child_kill_by_env(ex->id, engine__task_name(ex, idx), r->attempt);
+        if (k > 0)
+            log_warn(COMP_TASK, "Task '%s': killed %d orphaned process group%s of attempt %d",
+                     engine__task_name(ex, idx), k, k == 1 ? "" : "s", r->attempt);
+    }
+    ex->nrunning++;
+    r->attempt_started_at = last ? last->started_at : r->started_at;
+}
+
+void engine__attempt_lost(struct engine *eng, struct exec *ex, size_t idx,
+                          const struct attempt_row *last, int allow_retry, const char *note)
+{
+    struct trun *r = &ex->runs[idx];
+    char why[200];
+
+    log_warn(COMP_TASK, "Task '%s' attempt %d was lost (%s)", engine__task_name(ex, idx),
+             r->attempt, eng->cluster ? "its node died or lost its lease" : "its orch process died");
+    if (eng->cluster && last && last->node)
+        snprintf(why, sizeof(why), "lost: its node (%.120s) died or stopped renewing its lease",
+                 last->node);
+    else
+        snprintf(why, sizeof(why), "lost: the orch process running it died");
+    if (note)
+        snprintf(why + strlen(why), sizeof(why) - strlen(why), "%s", note);
+    attempt_end(eng, ex, idx, ATTEMPT_LOST, -1, 0, why, last ? last->pid : 0,
+                last ? last->pgid : 0, last ? last->proc_start : 0, allow_retry);
 }
 
 /*
@@ -2946,62 +2441,10 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                 engine__group_close(ex, i, dd);
                 propagate(eng, ex, i);
             }
-        } else if (r->status == TASK_RUNNING && t->type == TASK_WORKFLOW) {
-            /* Its child execution goes on: the task waits for it, with what
-             * is left of its timeout. */
-            const struct attempt_row *last = current_attempt(d, i, r->attempt);
-            r->attempt_started_at = last && last->started_at ? last->started_at : r->started_at;
-            if (t->timeout_ms > 0)
-                timer_for_run(eng, TIMER_TASK_TIMEOUT, ex, i, r->attempt,
-                              r->attempt_started_at + t->timeout_ms - now);
-            engine__subflow_restore(eng, ex, i);
-            eng->subflow_check = 1;
         } else if (r->status == TASK_RUNNING) {
-            /* The attempt that was running died with its owner. */
-            const struct attempt_row *last = current_attempt(d, i, r->attempt);
-            if (last && last->node && !same_host(eng, last->node)) {
-                /* Not a process of this machine: its node stopped renewing its
-                 * lease; a node that comes back ends what it no longer owns. */
-                log_warn(COMP_TASK, "Task '%s' attempt %d ran on '%s': its process cannot be "
-                         "ended from here", engine__task_name(ex, i), r->attempt, last->node);
-            } else if (last && last->pgid > 0 &&
-                       child_kill_orphan_group(last->pgid, last->proc_start))
-                log_warn(COMP_TASK, "Task '%s': killed orphaned process group %d of attempt %d",
-                         engine__task_name(ex, i), last->pgid, r->attempt);
-            else if (t->type == TASK_COMMAND && (!last || last->pgid <= 0)) {
-                /* Its pid was not committed yet: find it by its environment. */
-                int k = child_kill_by_env(ex->id, engine__task_name(ex, i), r->attempt);
-                if (k > 0)
-                    log_warn(COMP_TASK, "Task '%s': killed %d orphaned process group%s of attempt %d",
-                             engine__task_name(ex, i), k, k == 1 ? "" : "s", r->attempt);
-            }
-            ex->nrunning++;
-            r->attempt_started_at = last ? last->started_at : r->started_at;
-            if (t->type == TASK_SLEEP && last) {
-                /* A sleep continues where it was: nothing was lost but time. */
-                timer_for_run(eng, TIMER_SLEEP_DONE, ex, i, r->attempt,
-                              last->started_at + t->sleep_ms - now);
-                continue;
-            }
-            log_warn(COMP_TASK, "Task '%s' attempt %d was lost (%s)", engine__task_name(ex, i), r->attempt,
-                     eng->cluster ? "its node died or lost its lease" : "its orch process died");
-            {
-                char why[200];
-                if (eng->cluster && last && last->node)
-                    snprintf(why, sizeof(why),
-                             "lost: its node (%.120s) died or stopped renewing its lease",
-                             last->node);
-                else
-                    snprintf(why, sizeof(why), "lost: the orch process running it died");
-                if (t->type == TASK_HTTP && !t->http.idempotent && t->retries > 0)
-                    snprintf(why + strlen(why), sizeof(why) - strlen(why),
-                             " [not retried: %s is not idempotent]", t->http.method);
-                /* A request that may have reached its server is repeated
-                 * only if it is idempotent. */
-                attempt_end(eng, ex, i, ATTEMPT_LOST, -1, 0, why, last ? last->pid : 0,
-                            last ? last->pgid : 0, last ? last->proc_start : 0,
-                            t->type != TASK_HTTP || t->http.idempotent);
-            }
+            /* Running when its owner stopped: its kind takes it up or records
+             * it lost. */
+            engine__kind(t)->restore(eng, ex, i, current_attempt(d, i, r->attempt), now);
         }
     }
     for (size_t g = 0; g < ex->wf->ntasks; g++)

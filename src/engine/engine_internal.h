@@ -390,10 +390,6 @@ void engine__add_pending_attempt(struct engine *eng, struct exec *ex, int insert
 void engine__proc_terminate(struct engine *eng, struct proc *p);
 void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
                        const char *reason);
-/* Do `params_json` (a submission's params, or NULL) resolve against `wf` to the
- * params an execution stored (`stored`: compact, sorted keys)? 1 or 0 (also
- * when they do not resolve). */
-int engine__params_same(const struct workflow *wf, const char *stored, const char *params_json);
 
 int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
                        const char *params_json, struct exec **out, struct err *err);
@@ -427,37 +423,17 @@ void engine__task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum
 void engine__task_make_ready(struct engine *eng, struct exec *ex, size_t idx);
 /* Fill in the progress counts of `ev` and pass it to the observer. */
 void engine__task_event(struct engine *eng, struct exec *ex, struct engine_event *ev);
-/* What placeholders of run `idx` see (params, outputs, item and index, ...). */
-json_t *engine__render_ctx(const struct exec *ex, size_t idx);
-
-/* End the current attempt of run `idx`: failed (retried per policy if
- * allow_retry), or succeeded with `output` (taken). */
-void engine__attempt_fail(struct engine *eng, struct exec *ex, size_t idx,
-                          enum attempt_status ast, const char *error, int allow_retry);
-void engine__attempt_succeed(struct engine *eng, struct exec *ex, size_t idx, char *output);
 
 /* httptask.c */
-void engine__http_begin(struct engine *eng, struct exec *ex, size_t idx);
 void engine__http_send_pending(struct engine *eng);
-void engine__http_cancel(struct engine *eng, struct exec *ex, size_t idx);
 void engine__http_cancel_exec(struct engine *eng, struct exec *ex);
-int engine__http_sent(const struct exec *ex, size_t idx);
 void engine__http_run(struct engine *eng);
 int64_t engine__http_timeout(const struct engine *eng);
 size_t engine__http_active(const struct engine *eng);
 void engine__http_free(struct engine *eng);
 
-/* Replace each string of `v` that holds placeholders by its value (a string
- * that is one placeholder takes the value's own type). httptask.c */
-int engine__render_json(json_t *v, const json_t *ctx, struct err *err);
-/* One template as a JSON value (tpl_eval_json): *out is new, or NULL with err. */
-int engine__eval_template(const char *text, const json_t *ctx, json_t **out, struct err *err);
-
 /* subflow.c */
-void engine__subflow_begin(struct engine *eng, struct exec *ex, size_t idx);
 void engine__subflow_child_done(struct engine *eng, struct exec *child);
-void engine__subflow_end(struct engine *eng, struct exec *ex, size_t idx, const char *why);
-void engine__subflow_restore(struct engine *eng, struct exec *ex, size_t idx);
 void engine__subflow_poll(struct engine *eng);
 /* After the commit: apply the ends of children, send the cancels. */
 void engine__subflow_act(struct engine *eng);
@@ -502,7 +478,5 @@ void engine__remote_free(struct engine *eng);
 /* engine.c, for remote.c */
 void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
                            const struct offer_row *o);
-void engine__remote_run_local(struct engine *eng, struct exec *ex, size_t idx);
-void engine__remote_run_for(struct engine *eng, const struct offer_row *o);
 
 #endif
