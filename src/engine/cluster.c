@@ -102,7 +102,7 @@ void engine_node_stop(struct engine *eng)
 struct exec *engine__exec_find(struct engine *eng, const char *id)
 {
     for (struct exec *ex = eng->execs; ex; ex = ex->next)
-        if (!ex->lost && !strcmp(ex->id, id))
+        if (!engine__exec_lost(ex) && !strcmp(ex->id, id))
             return ex;
     return NULL;
 }
@@ -113,7 +113,7 @@ static size_t backlog(const struct engine *eng)
     size_t n = 0;
     for (const struct exec *ex = eng->execs; ex; ex = ex->next) {
         const struct fifo *f = &ex->ready[0];
-        if (!ex->lost && !ex->handoff)
+        if (!engine__exec_lost(ex) && !engine__exec_handoff(ex))
             n += f->n - f->head;
     }
     return n;
@@ -138,9 +138,9 @@ void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
 {
     size_t k = 0;
 
-    if (ex->lost)
+    if (engine__exec_lost(ex))
         return;
-    ex->lost = 1;
+    engine__exec_life(eng, ex, EXEC_LIFE_LOST);
     log_warn(COMP_NODE, "Execution %s: %s; this node drops it and ends its processes", ex->id,
              why);
     engine__http_cancel_exec(eng, ex); /* its requests too: the new owner decides */
@@ -178,11 +178,8 @@ void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
         }
     }
     eng->npfires = k;
-    for (size_t i = 0; i < ex->nruns; i++) {
-        if (ex->runs[i].remote && eng->nremote)
-            eng->nremote--; /* its offers are the new owner's now */
-        ex->runs[i].remote = 0;
-    }
+    for (size_t i = 0; i < ex->nruns; i++)
+        engine__run_remote(eng, ex, i, 0); /* its offers are the new owner's now */
     engine__timer_purge(&eng->timers, ex, NULL);
     pthread_mutex_lock(&eng->mu);
     eng->stats.executions_lost++;
@@ -195,11 +192,8 @@ void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
  * over the pending attempts and the processes, then one over the runs. */
 static void mark_writes(struct engine *eng)
 {
-    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        ex->writes = ex->dirty || ex->tasks_new;
-        for (size_t i = 0; !ex->writes && i < ex->nruns; i++)
-            ex->writes = ex->runs[i].dirty;
-    }
+    for (struct exec *ex = eng->execs; ex; ex = ex->next)
+        ex->writes = ex->dirty_slot != 0; /* on the dirty list */
     for (size_t i = 0; i < eng->npatt; i++)
         eng->patt[i].ex->writes = 1;
     for (const struct proc *p = eng->procs; p; p = p->next)
@@ -224,7 +218,7 @@ static int fence(struct engine *eng, int all, int *out_lost, struct err *err)
     if (!all)
         mark_writes(eng);
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        if (ex->lost || ex->is_new || (!all && !ex->writes))
+        if (engine__exec_lost(ex) || engine__exec_unstored(ex) || (!all && !ex->writes))
             continue;
         XGROW(ids, alloc, n + 1);
         ids[n++] = ex->id;
@@ -264,13 +258,13 @@ int engine__conflict_recover(struct engine *eng)
 
     mark_writes(eng);
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        if (ex->lost || !ex->writes)
+        if (engine__exec_lost(ex) || !ex->writes)
             continue;
-        if (!ex->is_new) {
+        if (!engine__exec_unstored(ex)) {
             XGROW(retake, alloc, n + 1);
             retake[n++] = xstrdup(ex->id);
         }
-        engine__exec_lose(eng, ex, ex->is_new ? "its creation conflicts with the store"
+        engine__exec_lose(eng, ex, engine__exec_unstored(ex) ? "its creation conflicts with the store"
                                               : "its state conflicts with the store");
         dropped++;
     }
@@ -480,7 +474,7 @@ int64_t engine__cancel_poll(struct engine *eng, int act)
     if (eng->cluster || !eng->cfg.claim || eng->db_down)
         return -1;
     for (const struct exec *ex = eng->execs; ex && !running; ex = ex->next)
-        running = !ex->lost && !exec_status_is_final(ex->status);
+        running = !engine__exec_lost(ex) && !exec_status_is_final(ex->status);
     if (!running)
         return -1;
     now = clock_mono_ms();

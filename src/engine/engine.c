@@ -119,6 +119,7 @@ static void exec_free(struct exec *ex)
         free(ex->runs[i].name);
     }
     free(ex->runs);
+    free(ex->drun);
     free(ex->parent_id);
     json_decref(ex->ctx);
     for (int q = 0; q < 3; q++)
@@ -256,13 +257,9 @@ static void task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum 
     struct trun *r = &ex->runs[idx];
     if (task_status_is_final(r->status))
         return;
-    if (r->status == TASK_RUNNING && !r->expanded)
-        ex->nrunning--; /* a group takes no slot of its own */
-    r->status = st;
+    engine__run_move(eng, ex, idx, st);
     r->finished_at = clock_now_ms();
     engine__set_str(&r->error, error);
-    r->dirty = 1;
-    ex->nfinal++;
     if (idx < ex->wf->ntasks && st == TASK_SUCCEEDED && ex->ctx) {
         json_decref(ex->ctx); /* its output is new to the placeholders */
         ex->ctx = NULL;
@@ -270,7 +267,7 @@ static void task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum 
     if (idx >= ex->wf->ntasks) {
         engine__group_step(eng, ex, r->group, st); /* an instance: its group decides */
     } else {
-        engine__group_close(ex, idx, st); /* a group ending early: its waiting items too */
+        engine__group_close(eng, ex, idx, st); /* a group ending early: its waiting items too */
         propagate(eng, ex, idx);
     }
 }
@@ -325,9 +322,8 @@ static enum task_status decide_run_if(const struct exec *ex, size_t c)
 static void task_make_ready(struct engine *eng, struct exec *ex, size_t idx)
 {
     struct trun *r = &ex->runs[idx];
-    r->status = TASK_QUEUED;
+    engine__run_move(eng, ex, idx, TASK_QUEUED);
     r->available_at = 0;
-    r->dirty = 1;
     ready_push(eng, ex, idx);
 }
 
@@ -359,22 +355,19 @@ static void propagate(struct engine *eng, struct exec *ex, size_t idx)
                 task_make_ready(eng, ex, c);
                 continue;
             }
-            cr->status = d;
+            engine__run_move(eng, ex, c, d);
             cr->finished_at = clock_now_ms();
-            cr->dirty = 1;
             if (d == TASK_UPSTREAM_FAILED)
                 engine__set_str(&cr->error, "upstream task failed");
             else if (d == TASK_CANCELLED)
                 engine__set_str(&cr->error, ex->error ? ex->error : "cancelled");
-            ex->nfinal++;
-            engine__group_close(ex, c, d); /* a retried group's items */
+            engine__group_close(eng, ex, c, d); /* a retried group's items */
             log_debug(COMP_TASK, "Task '%s' %s", engine__task_name(ex, c), task_status_name(d));
             XGROW(stack, alloc, n + 1);
             stack[n++] = c;
         }
     }
     free(stack);
-    (void)eng;
 }
 
 static int64_t backoff_delay(const struct dag_task *t, int attempt)
@@ -470,11 +463,9 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
             log_warn(COMP_TASK, "Task '%s' attempt %d failed (%d of %d tries): %s; retrying in %s",
                      engine__task_name(ex, idx), r->attempt, r->failures, t->retries + 1,
                      error ? error : "failed", dbuf);
-        ex->nrunning--;
-        r->status = TASK_QUEUED;
+        engine__run_move(eng, ex, idx, TASK_QUEUED);
         r->available_at = now + delay;
         engine__set_str(&r->error, error);
-        r->dirty = 1;
         if (delay <= 0)
             ready_push(eng, ex, idx);
         else
@@ -538,13 +529,11 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
     struct engine_event ev;
 
     r->attempt++;
-    r->status = TASK_RUNNING;
+    engine__run_move(eng, ex, idx, TASK_RUNNING);
     r->attempt_started_at = now;
     if (!r->started_at)
         r->started_at = now;
     r->available_at = 0;
-    r->dirty = 1;
-    ex->nrunning++;
 
     memset(&row, 0, sizeof(row));
     row.task_idx = (int)idx;
@@ -587,12 +576,12 @@ static void exec_check_done(struct engine *eng, struct exec *ex)
         for (size_t i = 0; i < ex->nruns; i++)
             if (task_is_bad(ex->runs[i].status))
                 bad = 1;
-        ex->status = bad ? EXEC_FAILED : EXEC_SUCCEEDED;
+        engine__exec_move(eng, ex, bad ? EXEC_FAILED : EXEC_SUCCEEDED);
         if (bad && !ex->error)
             ex->error = xstrdup("one or more tasks failed");
     }
     ex->finished_at = clock_now_ms();
-    ex->dirty = 1;
+    engine__exec_touch(eng, ex);
     ex->finished_reported = 1;
     clock_fmt_duration(ex->finished_at - ex->started_at, dur, sizeof(dur));
     if (ex->retried_at) {
@@ -643,9 +632,8 @@ void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st
 
     if (exec_status_is_final(ex->status))
         return;
-    ex->status = st;
+    engine__exec_move(eng, ex, st);
     engine__set_str(&ex->error, reason);
-    ex->dirty = 1;
     for (size_t i = 0; i < ex->nruns; i++) {
         struct trun *r = &ex->runs[i];
         if (task_status_is_final(r->status))
@@ -684,7 +672,7 @@ static int dispatch(struct engine *eng)
         again = 0;
         for (struct exec *ex = eng->execs; ex; ex = ex->next) {
             int limit = ex->wf->concurrency;
-            if (ex->status != EXEC_RUNNING || ex->lost || ex->handoff)
+            if (ex->status != EXEC_RUNNING || engine__exec_lost(ex) || engine__exec_handoff(ex))
                 continue;
             /* Noops first (they may make more tasks ready), then sleeps, then commands. */
             for (int q = 2; q >= 0; q--) {
@@ -765,13 +753,8 @@ static int commit_turn(struct engine *eng, struct err *err)
     for (size_t i = 0; i < eng->nscheds && !dirty; i++)
         if (eng->scheds[i].dirty)
             dirty = 1;
-    for (struct exec *ex = eng->execs; ex && !dirty; ex = ex->next) {
-        if (ex->dirty || ex->tasks_new)
-            dirty = 1;
-        for (size_t i = 0; !dirty && i < ex->nruns; i++)
-            if (ex->runs[i].dirty)
-                dirty = 1;
-    }
+    if (eng->ndirty)
+        dirty = 1;
     for (struct proc *p = eng->procs; p && !dirty; p = p->next)
         if (p->pend[0].len || p->pend[1].len || p->pid_dirty)
             dirty = 1;
@@ -793,9 +776,13 @@ again:
             goto again;
         }
     }
-    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
+    /* What changed this turn: the executions on the dirty list, and of each
+     * its dirty runs (all of them when it is new). */
+    for (size_t k = 0; k < eng->ndirty; k++) {
+        struct exec *ex = eng->dirty[k];
         struct exec_row row;
-        if (ex->lost)
+        size_t nw;
+        if (engine__exec_lost(ex))
             continue;
         memset(&row, 0, sizeof(row));
         memcpy(row.id, ex->id, sizeof(row.id));
@@ -813,14 +800,14 @@ again:
         row.parent_id = ex->parent_id;
         row.parent_task_idx = ex->parent_task_idx;
         row.depth = ex->depth;
-        if (ex->handoff) {
+        if (engine__exec_handoff(ex)) {
             /* For whichever node claims it first. */
             row.status = EXEC_QUEUED;
             row.started_at = 0;
         } else {
             row.owner = eng->node_id;
         }
-        if (ex->is_new) {
+        if (engine__exec_unstored(ex)) {
             rc = store_execution_insert(eng->st, &row, err);
             if (!rc && ex->idem_key)
                 rc = store_idempotency_put(eng->st, ex->wf->name, ex->idem_key, ex->id,
@@ -830,11 +817,11 @@ again:
         }
         if (rc)
             goto fail;
-        for (size_t i = 0; i < ex->nruns; i++) {
+        nw = ex->tasks_new ? ex->nruns : ex->ndrun;
+        for (size_t j = 0; j < nw; j++) {
+            size_t i = ex->tasks_new ? j : ex->drun[j];
             struct trun *r = &ex->runs[i];
             struct task_run_row tr;
-            if (!r->dirty && !ex->tasks_new)
-                continue;
             memset(&tr, 0, sizeof(tr));
             tr.idx = (int)i;
             tr.name = (char *)engine__task_name(ex, i);
@@ -901,7 +888,7 @@ again:
     for (struct proc *p = eng->procs; p; p = p->next) {
         struct attempt_row row;
         struct trun *r;
-        if (!p->ex || !p->pid_dirty || p->stale || p->ex->lost)
+        if (!p->ex || !p->pid_dirty || p->stale || engine__exec_lost(p->ex))
             continue; /* processes run for others: in engine__remote_commit */
         r = &p->ex->runs[p->idx];
         memset(&row, 0, sizeof(row));
@@ -929,7 +916,7 @@ again:
     }
     for (struct proc *p = eng->procs; p; p = p->next) {
         int failed = 0;
-        if (p->ex && p->ex->lost)
+        if (p->ex && engine__exec_lost(p->ex))
             continue;
         proc_flush_logs(eng, p, &failed, err);
         if (failed) {
@@ -961,16 +948,14 @@ again:
         eng->scheds[i].dirty = 0;
         eng->scheds[i].is_new = 0;
     }
-    for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        ex->is_new = 0;
-        ex->dirty = 0;
-        ex->tasks_new = 0;
-        for (size_t i = 0; i < ex->nruns; i++) {
-            ex->runs[i].dirty = 0;
-            ex->runs[i].is_new = 0;
-            ex->runs[i].db_attempt = ex->runs[i].attempt;
-        }
+    for (size_t k = 0; k < eng->ndirty; k++) {
+        struct exec *ex = eng->dirty[k];
+        if (ex->life == EXEC_LIFE_NEW)
+            engine__exec_life(eng, ex, EXEC_LIFE_STORED);
+        else if (ex->life == EXEC_LIFE_HANDOFF)
+            engine__exec_life(eng, ex, EXEC_LIFE_HANDED_OFF);
     }
+    engine__dirty_clear(eng);
     for (struct proc *p = eng->procs; p; p = p->next) {
         p->pid_dirty = 0;
         p->undo = 0;
@@ -1712,8 +1697,6 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
         task_finalize(eng, ex, tm->idx, TASK_FAILED, msg);
         return;
     }
-    case TIMER_PURGE:
-        return; /* handled by the loop (it needs the store outside a turn) */
     case TIMER_PID_WRITE:
         return; /* firing is enough: the turn that follows commits the pid */
     }
@@ -1893,9 +1876,11 @@ void engine_free(struct engine *eng)
     while (eng->execs) {
         struct exec *ex = eng->execs;
         eng->execs = ex->next;
+        engine__dirty_forget(eng, ex);
         exec_free(ex);
     }
     pending_attempts_clear(eng);
+    free(eng->dirty);
     free(eng->patt);
     free(eng->to_spawn);
     engine__timer_release(&eng->timers);
@@ -1987,22 +1972,19 @@ int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
         return rc;
     }
     ex->version = version;
-    ex->status = EXEC_RUNNING;
+    engine__exec_move(eng, ex, EXEC_RUNNING); /* listed: the next commit inserts it */
     ex->created_at = ex->started_at = clock_now_ms();
-    ex->is_new = 1;
     ex->tasks_new = 1;
     if (engine__node_busy(eng)) {
         /* No free slot here: queue it for any node and wake them. */
-        ex->handoff = 1;
+        engine__exec_life(eng, ex, EXEC_LIFE_HANDOFF);
         eng->notify_work = 1;
         eng->want_claim = 1; /* ours too, once a slot is free */
     }
     for (size_t i = 0; i < wf->ntasks; i++) {
         if (wf->tasks[i].ndeps == 0) {
-            ex->runs[i].status = TASK_QUEUED;
+            engine__run_move(eng, ex, i, TASK_QUEUED);
             ready_push(eng, ex, i);
-        } else {
-            ex->runs[i].status = TASK_PENDING;
         }
     }
     ex->next = eng->execs;
@@ -2024,12 +2006,13 @@ static void exec_unlink_new(struct engine *eng, struct exec *ex)
     pending_attempts_drop(eng, ex);
     if (eng->cfg.release)
         eng->cfg.release(eng->cfg.owner_arg, ex->id);
+    engine__dirty_forget(eng, ex);
     exec_free(ex);
 }
 
 void engine__log_started(const struct exec *ex)
 {
-    if (ex->handoff)
+    if (engine__exec_handoff(ex))
         log_info(COMP, "Execution %s of '%s' (version %d) queued for any node (no free slot "
                  "here): %zu task%s", ex->id, ex->wf->name, ex->version, ex->wf->ntasks,
                  ex->wf->ntasks == 1 ? "" : "s");
@@ -2209,7 +2192,6 @@ void engine__attempt_restored(struct engine *eng, struct exec *ex, size_t idx,
             log_warn(COMP_TASK, "Task '%s': killed %d orphaned process group%s of attempt %d",
                      engine__task_name(ex, idx), k, k == 1 ? "" : "s", r->attempt);
     }
-    ex->nrunning++;
     r->attempt_started_at = last ? last->started_at : r->started_at;
 }
 
@@ -2302,11 +2284,11 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
     wf = NULL;
     memcpy(ex->id, d->exec.id, ID_MAX);
     ex->version = version;
-    ex->status = EXEC_RUNNING;
+    engine__exec_life(eng, ex, EXEC_LIFE_STORED);
+    engine__exec_move(eng, ex, EXEC_RUNNING); /* its row is written as running */
     ex->created_at = d->exec.created_at;
     ex->started_at = d->exec.started_at ? d->exec.started_at : now;
     ex->retried_at = retry ? now : d->exec.retried_at;
-    ex->dirty = 1;
     if (d->exec.parent_id) {
         ex->parent_id = xstrdup(d->exec.parent_id);
         ex->parent_task_idx = d->exec.parent_task_idx;
@@ -2335,7 +2317,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         if (tr->idx < 0 || (size_t)tr->idx >= ex->nruns)
             continue;
         r = &ex->runs[tr->idx];
-        r->status = tr->status;
+        engine__run_load(ex, (size_t)tr->idx, tr->status);
         r->attempt = r->db_attempt = tr->attempt;
         r->available_at = tr->available_at;
         r->started_at = tr->started_at;
@@ -2349,14 +2331,12 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         if (retry && r->status != TASK_SUCCEEDED) {
             /* Run it again; attempt numbers keep counting (fencing), the retry
              * budget starts afresh. */
-            r->status = TASK_PENDING;
+            engine__run_load(ex, (size_t)tr->idx, TASK_PENDING);
+            engine__run_touch(eng, ex, (size_t)tr->idx);
             r->finished_at = 0;
             r->available_at = 0;
             engine__set_str(&r->error, NULL);
-            r->dirty = 1;
         }
-        if (task_status_is_final(r->status))
-            ex->nfinal++;
     }
     /* The retry budget used so far: failed, timed out and lost attempts,
      * but for the lost ones run again outside it. */
@@ -2399,9 +2379,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
                 r = &ex->runs[o->task_idx];
                 if (r->status != TASK_RUNNING || r->attempt != o->attempt)
                     continue;
-                r->remote = 1;
-                eng->nremote++;
-                ex->nrunning++;
+                engine__run_remote(eng, ex, (size_t)o->task_idx, 1);
                 r->attempt_started_at = o->offered_at;
                 log_info(COMP_TASK, "Task '%s' attempt %d runs on another node: taken over",
                          engine__task_name(ex, o->task_idx), o->attempt);
@@ -2434,11 +2412,9 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
             if (dd == TASK_QUEUED) {
                 task_make_ready(eng, ex, i);
             } else {
-                r->status = dd;
+                engine__run_move(eng, ex, i, dd);
                 r->finished_at = now;
-                r->dirty = 1;
-                ex->nfinal++;
-                engine__group_close(ex, i, dd);
+                engine__group_close(eng, ex, i, dd);
                 propagate(eng, ex, i);
             }
         } else if (r->status == TASK_RUNNING) {
@@ -2474,8 +2450,8 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         engine__timer_purge(&eng->timers, ex, NULL);
         pending_attempts_drop(eng, ex);
         for (size_t i = 0; i < ex->nruns; i++)
-            if (ex->runs[i].remote && eng->nremote)
-                eng->nremote--;
+            engine__run_remote(eng, ex, i, 0);
+        engine__dirty_forget(eng, ex);
         exec_free(ex);
         ex = NULL;
         goto out;
@@ -2504,7 +2480,7 @@ static void execs_collect(struct engine *eng)
     while (*pp) {
         struct exec *ex = *pp;
         int busy = 0;
-        int gone = ex->lost || (ex->handoff && !ex->is_new);
+        int gone = engine__exec_lost(ex) || ex->life == EXEC_LIFE_HANDED_OFF;
         if (!gone &&
             (!exec_status_is_final(ex->status) || ex->dirty || !ex->finished_reported)) {
             pp = &ex->next;
@@ -2525,6 +2501,7 @@ static void execs_collect(struct engine *eng)
         if (eng->cfg.release)
             eng->cfg.release(eng->cfg.owner_arg, ex->id);
         big = big || ex->nruns >= EXEC_TRIM_RUNS;
+        engine__dirty_forget(eng, ex);
         exec_free(ex);
     }
     /* A large fan-out leaves many small blocks free in malloc's heaps, which
@@ -2624,6 +2601,7 @@ int engine_run(struct engine *eng, struct err *err)
         }
         /* 2. transitions */
         dispatch(eng);
+        engine__check_turn(eng, 0); /* debug and sanitizer builds: what this turn touched */
         /* 3. commit (held while the database is away or its disk full) */
         if (eng->disk_full)
             rc = commit_held_retry(eng, err);
@@ -2787,6 +2765,7 @@ int engine_run(struct engine *eng, struct err *err)
         if (engine__http_active(eng))
             engine__http_run(eng);
     }
+    engine__check_turn(eng, 1);
     pthread_mutex_lock(&eng->mu);
     eng->stats.running = 0;
     pthread_mutex_unlock(&eng->mu);

@@ -19,6 +19,7 @@
 #include "sched/cron.h"
 #include "sched/tz.h"
 #include "store/store.h"
+#include "transition.h"
 
 #define COMP "Engine"
 #define COMP_TASK "TaskExecutor"
@@ -39,7 +40,6 @@ enum timer_kind {
     TIMER_EXEC_DEADLINE, /* the execution's timeout */
     TIMER_MAX_QUEUED,    /* a task has been queued longer than the workflow's maxQueued */
     TIMER_MAX_RUNNING,   /* an execution has run longer than the workflow's maxRunning */
-    TIMER_PURGE,         /* retention: delete old finished executions */
     TIMER_PID_WRITE      /* make a turn happen so a new process's pid is committed */
 };
 
@@ -134,7 +134,7 @@ struct trun {
     char *output;      /* JSON object text once succeeded (command tasks), or NULL */
     int remote;        /* the current attempt is offered to, or run by, another node */
     struct proc *proc; /* live process of the current attempt */
-    int dirty;
+    int dirty;           /* its row is written by the next commit (listed in ex->drun) */
     int queued_in_ready; /* present in the exec's ready list */
     int is_new;          /* a fan-out instance made this turn: inserted, not updated */
     /* A fan-out instance (idx >= the workflow's task count): one item of the
@@ -184,18 +184,21 @@ struct exec {
         size_t *v;
         size_t head, n, alloc;
     } ready[3];
-    int is_new;      /* not yet inserted */
-    int dirty;
-    int finished_reported;
+    enum exec_life life;
+    int dirty;       /* its row is written by the next commit */
+    int finished_reported; /* its end was logged and reported to the observer */
     int tasks_new;   /* task runs not yet inserted */
+    /* Runs whose row the next commit writes (their `dirty` set), in the order
+     * they were touched; emptied by the commit (transition.c). */
+    size_t *drun;
+    size_t ndrun, drun_alloc;
+    size_t dirty_slot; /* 1 + its place in eng->dirty, 0 when not listed */
     char *idem_key;  /* Idempotency-Key of the submission, written with the insert */
     char *schedule_id;     /* the schedule that fired it, or NULL */
     char *schedule_name;
     int64_t scheduled_for; /* its due time (ms) */
     char *scheduled_for_text; /* ISO 8601 in the schedule's zone, for ORCH_SCHEDULED_FOR */
-    int lost;        /* taken by another node: nothing of it is written any more */
     int writes;      /* this turn writes something of it (cluster.c, for the fence) */
-    int handoff;     /* created for any node: inserted queued and unowned, then dropped */
     size_t nruns, runs_alloc; /* runs: the workflow's tasks, then fan-out instances */
     json_t *ctx;              /* placeholders' context shared by its runs, or NULL (engine.c) */
     /* A child execution (a workflow task's): its parent and task. */
@@ -205,6 +208,24 @@ struct exec {
     int depth;
     struct exec *next;
 };
+
+/* Taken by another node (or never committed): nothing of it is written. */
+static inline int engine__exec_lost(const struct exec *ex)
+{
+    return ex->life == EXEC_LIFE_LOST;
+}
+
+/* Made on this node and not inserted yet (the next commit inserts it). */
+static inline int engine__exec_unstored(const struct exec *ex)
+{
+    return ex->life == EXEC_LIFE_NEW || ex->life == EXEC_LIFE_HANDOFF;
+}
+
+/* Made for any node: not advanced here. */
+static inline int engine__exec_handoff(const struct exec *ex)
+{
+    return ex->life == EXEC_LIFE_HANDOFF || ex->life == EXEC_LIFE_HANDED_OFF;
+}
 
 /* The definition task run `idx` runs: its own, or its group's for an instance. */
 static inline const struct dag_task *engine__task(const struct exec *ex, size_t idx)
@@ -290,6 +311,11 @@ struct engine {
     int wakefd;
     struct watch w_wake;
     struct exec *execs;
+    /* Executions with something for the next commit to write (their row,
+     * dirty runs, or all of them when new): the commit visits only these
+     * (transition.c keeps the list; exec->dirty_slot is the way back). */
+    struct exec **dirty;
+    size_t ndirty, dirty_alloc;
     struct proc *procs;
     size_t nprocs; /* live processes (slots in use) */
     struct timer_heap timers;
@@ -446,7 +472,7 @@ void engine__groups_restore(struct exec *ex);
 void engine__group_resume(struct engine *eng, struct exec *ex, size_t g);
 /* A group that ends without completing (skipped, upstream failed, cancelled):
  * its items that have not started end with it. */
-void engine__group_close(struct exec *ex, size_t g, enum task_status st);
+void engine__group_close(struct engine *eng, struct exec *ex, size_t g, enum task_status st);
 
 /* cluster.c */
 void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why);

@@ -186,8 +186,7 @@ void engine__group_start(struct engine *eng, struct exec *ex, size_t g)
 
     if (gr->expanded) {
         /* Retried: its failed instances were reset to pending. */
-        gr->status = TASK_RUNNING;
-        gr->dirty = 1;
+        engine__run_move(eng, ex, g, TASK_RUNNING);
         gr->inst_next = 0;
         gr->inst_active = 0;
         group_fill(eng, ex, g);
@@ -208,21 +207,20 @@ void engine__group_start(struct engine *eng, struct exec *ex, size_t g)
     gr->first = ex->nruns;
     gr->ninst = n;
     gr->inst_next = gr->inst_final = gr->inst_bad = gr->inst_active = 0;
-    gr->status = TASK_RUNNING;
+    engine__run_move(eng, ex, g, TASK_RUNNING);
     gr->started_at = now;
-    gr->dirty = 1;
     for (size_t k = 0; k < n; k++) {
         struct trun *r = &ex->runs[ex->nruns + k];
-        memset(r, 0, sizeof(*r));
-        r->status = TASK_PENDING;
+        memset(r, 0, sizeof(*r)); /* pending */
         r->group = g;
         r->item_index = (int)k;
         r->item = json_dumps(json_array_get(items, k), JSON_COMPACT | JSON_ENCODE_ANY);
         r->name = xasprintf("%s[%zu]", t->name, k);
         r->is_new = 1;
-        r->dirty = 1;
     }
     ex->nruns += n;
+    for (size_t k = ex->nruns - n; k < ex->nruns; k++)
+        engine__run_touch(eng, ex, k); /* inserted by the next commit */
     json_decref(items);
     if (t->max_parallel > 0 && (size_t)t->max_parallel < n)
         log_info(COMP_TASK, "Task '%s' fans out over %zu items, %d at a time", t->name, n,
@@ -273,7 +271,7 @@ void engine__groups_restore(struct exec *ex)
     }
 }
 
-void engine__group_close(struct exec *ex, size_t g, enum task_status st)
+void engine__group_close(struct engine *eng, struct exec *ex, size_t g, enum task_status st)
 {
     struct trun *gr = &ex->runs[g];
     int64_t now = clock_now_ms();
@@ -286,14 +284,11 @@ void engine__group_close(struct exec *ex, size_t g, enum task_status st)
         struct trun *r = &ex->runs[k];
         if (r->status != TASK_PENDING && r->status != TASK_QUEUED)
             continue; /* final, or running: its own end comes */
-        r->status = st;
+        engine__run_move(eng, ex, k, st);
         r->finished_at = now;
-        r->queued_in_ready = 0;
         engine__set_str(&r->error, st == TASK_SKIPPED ? "skipped: its task was skipped"
                                  : st == TASK_UPSTREAM_FAILED ? "upstream task failed"
                                                               : "cancelled: its task ended");
-        r->dirty = 1;
-        ex->nfinal++;
         gr->inst_final++;
     }
 }

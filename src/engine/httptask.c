@@ -358,7 +358,7 @@ static void send_one(struct engine *eng, const struct hsend *s)
     const char *user, *pass, *bearer;
     char msg[600];
 
-    if (!ex || ex->lost || s->idx >= ex->nruns)
+    if (!ex || engine__exec_lost(ex) || s->idx >= ex->nruns)
         return;
     r = &ex->runs[s->idx];
     if (r->status != TASK_RUNNING || r->attempt != s->attempt)

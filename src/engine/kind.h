@@ -81,6 +81,10 @@ struct task_kind {
      */
     void (*restore)(struct engine *eng, struct exec *ex, size_t idx,
                     const struct attempt_row *last, int64_t now);
+    /* Is the running attempt waiting on something of the kind's own (a timer,
+     * a child execution), beside a process, request or offer, which the engine
+     * sees itself? For the invariant check after each turn. NULL: never. */
+    int (*waits)(const struct exec *ex, size_t idx);
 };
 
 extern const struct task_kind engine__kind_command; /* proc.c */

@@ -69,9 +69,18 @@ static void sleep_restore(struct engine *eng, struct exec *ex, size_t idx,
     engine__attempt_lost(eng, ex, idx, last, 1, NULL);
 }
 
+/* Its timer is running (TIMER_SLEEP_DONE). */
+static int sleep_waits(const struct exec *ex, size_t idx)
+{
+    (void)ex;
+    (void)idx;
+    return 1;
+}
+
 const struct task_kind engine__kind_sleep = {
     .name = "sleep",
     .queue = KIND_QUEUE_WAIT,
     .begin = sleep_begin,
     .restore = sleep_restore,
+    .waits = sleep_waits,
 };

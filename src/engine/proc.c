@@ -69,7 +69,7 @@ static void command_begin(struct engine *eng, struct exec *ex, size_t idx, int o
             engine__attempt_fail(eng, ex, idx, ATTEMPT_FAILED, msg, 0);
             return;
         }
-        r->remote = 1;
+        engine__run_remote(eng, ex, idx, 1);
         engine__remote_offer(eng, ex, idx, spec);
         json_decref(spec);
         if (t->timeout_ms > 0)

@@ -177,7 +177,6 @@ void engine__remote_offer(struct engine *eng, struct exec *ex, size_t idx, json_
     op_add(eng, ROFF_PUT, &o);
     free(text);
     eng->notify_offers = 1;
-    eng->nremote++;
     log_info(COMP_TASK, "Task '%s' offered to the other nodes (attempt %d)",
              engine__task_name(ex, idx), ex->runs[idx].attempt);
 }
@@ -190,9 +189,7 @@ void engine__remote_cancel(struct engine *eng, struct exec *ex, size_t idx)
 
     if (!r->remote)
         return;
-    r->remote = 0;
-    if (eng->nremote)
-        eng->nremote--;
+    engine__run_remote(eng, ex, idx, 0);
     key_of(&o, ex->id, idx, r->attempt);
     op_add(eng, ROFF_CANCEL, &o);
     /* Whoever runs it looks at its cancelled offers when told. */
@@ -235,9 +232,7 @@ static void collect_results(struct engine *eng)
                       o->attempt, o->exec_id);
             continue;
         }
-        r->remote = 0;
-        if (eng->nremote)
-            eng->nremote--;
+        engine__run_remote(eng, ex, (size_t)o->task_idx, 0);
         engine__remote_result(eng, ex, (size_t)o->task_idx, o);
     }
     offer_rows_free(rows, n);
@@ -270,9 +265,7 @@ static void run_offers(struct engine *eng, int slots)
             op_add(eng, ROFF_DELETE, &del);
             if (ex && o->task_idx >= 0 && (size_t)o->task_idx < ex->nruns &&
                 ex->runs[o->task_idx].remote && ex->runs[o->task_idx].attempt == o->attempt) {
-                ex->runs[o->task_idx].remote = 0;
-                if (eng->nremote)
-                    eng->nremote--;
+                engine__run_remote(eng, ex, (size_t)o->task_idx, 0);
                 engine__remote_run_local(eng, ex, (size_t)o->task_idx);
             }
             continue;

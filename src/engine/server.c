@@ -170,7 +170,7 @@ void engine__replies_drop_new(struct engine *eng, const char *why)
         if (c->type != CMD_SUBMIT || c->rc || c->existing)
             continue;
         ex = engine__exec_find(eng, c->out_id);
-        if (ex && ex->is_new)
+        if (ex && engine__exec_unstored(ex))
             engine__exec_lose(eng, ex, why);
     }
 }
@@ -240,7 +240,7 @@ static void cmd_submit(struct engine *eng, struct cmd *c)
     if (c->idem) {
         /* Same key in this very turn, or committed before. */
         for (struct exec *e = eng->execs; e; e = e->next) {
-            if (e->idem_key && !e->lost && !strcmp(e->idem_key, c->idem) &&
+            if (e->idem_key && !engine__exec_lost(e) && !strcmp(e->idem_key, c->idem) &&
                 !strcmp(e->wf->name, c->name)) {
                 memcpy(c->out_id, e->id, ID_MAX);
                 if (!engine__params_same(e->wf, e->params, c->params)) {
@@ -453,7 +453,7 @@ void engine__interrupt_running(struct engine *eng)
                               NULL);
     }
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        if (ex->lost)
+        if (engine__exec_lost(ex))
             continue; /* another node's now */
         for (size_t i = 0; i < ex->nruns; i++) {
             struct trun *r = &ex->runs[i];
@@ -474,10 +474,8 @@ void engine__interrupt_running(struct engine *eng)
             row.exit_code = -1;
             row.error = (char *)"interrupted: orch is shutting down; the task runs again at the next start";
             engine__add_pending_attempt(eng, ex, 0, &row);
-            ex->nrunning--;
-            r->status = TASK_QUEUED;
+            engine__run_move(eng, ex, i, TASK_QUEUED);
             r->available_at = 0;
-            r->dirty = 1;
             log_warn(COMP_TASK, "Task '%s' interrupted by shutdown (attempt %d): it runs again at "
                      "the next start", engine__task_name(ex, i), r->attempt);
         }

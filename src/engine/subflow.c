@@ -150,7 +150,7 @@ static void child_end_apply(struct engine *eng, struct exec *child)
     if (!child->parent_id)
         return;
     parent = engine__exec_find(eng, child->parent_id);
-    if (!parent || parent->lost || child->parent_task_idx < 0 ||
+    if (!parent || engine__exec_lost(parent) || child->parent_task_idx < 0 ||
         (size_t)child->parent_task_idx >= parent->nruns)
         return; /* elsewhere: it reads the result from the store */
     if (child->status == EXEC_SUCCEEDED) {
@@ -277,7 +277,8 @@ static void subflow_begin(struct engine *eng, struct exec *ex, size_t idx)
                              rc != ERR_INVALID && rc != ERR_NOT_FOUND);
         return;
     }
-    child->handoff = 0; /* a child runs where its parent does */
+    if (child->life == EXEC_LIFE_HANDOFF)
+        engine__exec_life(eng, child, EXEC_LIFE_NEW); /* a child runs where its parent does */
     child->parent_id = xstrdup(ex->id);
     child->parent_task_idx = (int)idx;
     child->depth = ex->depth + 1;
@@ -369,7 +370,6 @@ static int check_stored(struct engine *eng, struct exec *ex, size_t idx)
 static void subflow_restore(struct engine *eng, struct exec *ex, size_t idx)
 {
     struct trun *r = &ex->runs[idx];
-    ex->nrunning++;
     if (!r->child_id[0]) {
         /* Crashed before its child was recorded: nothing ran. */
         engine__attempt_fail(eng, ex, idx, ATTEMPT_LOST, "lost: its child execution was never "
@@ -425,6 +425,12 @@ static void workflow_restore(struct engine *eng, struct exec *ex, size_t idx,
     eng->subflow_check = 1;
 }
 
+/* Its child execution runs. */
+static int workflow_waits(const struct exec *ex, size_t idx)
+{
+    return ex->runs[idx].child_id[0] != '\0';
+}
+
 const struct task_kind engine__kind_workflow = {
     .name = "workflow",
     .queue = KIND_QUEUE_WAIT,
@@ -432,6 +438,7 @@ const struct task_kind engine__kind_workflow = {
     .cancel = workflow_cancel,
     .timeout = workflow_timeout,
     .restore = workflow_restore,
+    .waits = workflow_waits,
 };
 
 void engine__subflow_poll(struct engine *eng)
@@ -439,7 +446,7 @@ void engine__subflow_poll(struct engine *eng)
     int waiting = 0;
 
     for (struct exec *ex = eng->execs; ex; ex = ex->next) {
-        if (ex->lost || ex->status != EXEC_RUNNING)
+        if (engine__exec_lost(ex) || ex->status != EXEC_RUNNING)
             continue;
         for (size_t i = 0; i < ex->nruns; i++) {
             struct trun *r = &ex->runs[i];

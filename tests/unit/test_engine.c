@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -868,10 +869,123 @@ static void test_orphan_kill_checks_start_time(void **state)
     child_release(&c);
 }
 
+/* ------------------------------------------------------------------ the state machine */
+
+/* The table of legal moves (transition.c), as docs/internals/engine.md shows it. */
+static void test_transition_table(void **state)
+{
+    (void)state;
+    assert_true(engine__run_move_ok(TASK_PENDING, TASK_QUEUED));
+    assert_true(engine__run_move_ok(TASK_PENDING, TASK_UPSTREAM_FAILED));
+    assert_true(engine__run_move_ok(TASK_QUEUED, TASK_RUNNING));
+    assert_true(engine__run_move_ok(TASK_RUNNING, TASK_QUEUED)); /* a retry */
+    assert_true(engine__run_move_ok(TASK_RUNNING, TASK_SUCCEEDED));
+    assert_false(engine__run_move_ok(TASK_PENDING, TASK_RUNNING));
+    assert_false(engine__run_move_ok(TASK_RUNNING, TASK_PENDING));
+    assert_false(engine__run_move_ok(TASK_RUNNING, TASK_RUNNING));
+    for (int to = 0; to < TASK_STATUS_COUNT; to++) {
+        assert_false(engine__run_move_ok(TASK_SUCCEEDED, (enum task_status)to));
+        assert_false(engine__run_move_ok(TASK_CANCELLED, (enum task_status)to));
+    }
+    assert_false(engine__run_move_ok(TASK_STATUS_COUNT, TASK_QUEUED));
+    assert_true(engine__exec_move_ok(EXEC_QUEUED, EXEC_RUNNING));
+    assert_true(engine__exec_move_ok(EXEC_RUNNING, EXEC_TIMED_OUT));
+    assert_false(engine__exec_move_ok(EXEC_SUCCEEDED, EXEC_RUNNING));
+    assert_false(engine__exec_move_ok(EXEC_RUNNING, EXEC_QUEUED));
+}
+
+static const char *const SLEEPY =
+    "{\"name\":\"sleepy\",\"tasks\":[{\"name\":\"nap\",\"type\":\"sleep\",\"duration\":\"10ms\"},"
+    "{\"name\":\"after\",\"type\":\"noop\",\"dependsOn\":[\"nap\"]}]}";
+
+/* An illegal move stops the program with a message naming the task and the
+ * two statuses (a death test: it runs in a child). */
+static void test_illegal_transition_aborts(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    char id[ID_MAX], out[1024];
+    int fds[2], status = 0;
+    size_t n = 0;
+    ssize_t k;
+    pid_t pid;
+
+    assert_int_equal(engine_submit(f->eng, SLEEPY, NULL, id, &err), 0);
+    assert_non_null(f->eng->execs);
+    assert_int_equal(f->eng->execs->runs[1].status, TASK_PENDING);
+    assert_int_equal(pipe(fds), 0);
+    fflush(stderr);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        /* "after" waits for "nap": it cannot start. */
+        engine__run_move(f->eng, f->eng->execs, 1, TASK_RUNNING);
+        _exit(0);
+    }
+    close(fds[1]);
+    while (n < sizeof(out) - 1 && (k = read(fds[0], out + n, sizeof(out) - 1 - n)) > 0)
+        n += (size_t)k;
+    out[n] = 0;
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_non_null(strstr(out, "BUG [Engine] illegal transition of task 'after' from pending "
+                                "to running"));
+    /* The parent's engine is untouched and runs the execution to its end. */
+    assert_int_equal(engine_run(f->eng, &err), 0);
+    assert_int_equal(engine_active(f->eng), 0);
+}
+
+/* The invariant check finds a counter that does not match the runs, a run
+ * in the ready queue that is not queued, and a dirty run not listed. */
+static void test_invariant_check(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    char id[ID_MAX], msg[512];
+    struct exec *ex;
+
+    assert_int_equal(engine_submit(f->eng, SLEEPY, NULL, id, &err), 0);
+    ex = f->eng->execs;
+    assert_non_null(ex);
+    assert_int_equal(engine__check(f->eng, 1, msg, sizeof(msg)), 0);
+
+    ex->nfinal++;
+    assert_int_equal(engine__check(f->eng, 1, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "counts 1 final runs, has 0"));
+    ex->nfinal--;
+
+    ex->nrunning++;
+    assert_int_equal(engine__check(f->eng, 1, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "counts 1 running runs, has 0"));
+    ex->nrunning--;
+
+    ex->runs[1].queued_in_ready = 1;
+    assert_int_equal(engine__check(f->eng, 1, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "task 'after'"));
+    assert_non_null(strstr(msg, "in the ready queue but pending"));
+    ex->runs[1].queued_in_ready = 0;
+
+    ex->runs[1].dirty = 1;
+    assert_int_equal(engine__check(f->eng, 1, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "lists 0 dirty runs, has 1"));
+    ex->runs[1].dirty = 0;
+
+    assert_int_equal(engine__check(f->eng, 1, msg, sizeof(msg)), 0);
+    assert_int_equal(engine_run(f->eng, &err), 0);
+    assert_int_equal(engine_active(f->eng), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timer_heap),
+        cmocka_unit_test(test_transition_table),
+        cmocka_unit_test_setup_teardown(test_illegal_transition_aborts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invariant_check, setup, teardown),
         cmocka_unit_test(test_orphan_kill_checks_start_time),
         cmocka_unit_test_setup_teardown(test_noop_chain_one_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_if_and_upstream_failed, setup, teardown),
