@@ -34,16 +34,14 @@
 #include "dag/template.h"
 #include "engine_internal.h"
 #include "kind.h"
+#include "proc.h"
+#include "recovery.h"
 #include "netpolicy.h"
 #include "render.h"
 #include "sched/cron.h"
 #include "sched/tz.h"
 
 #include "base/banned.h"
-
-#define READ_CHUNK 65536
-#define READ_BUDGET (256 * 1024) /* bytes read from one pipe per turn, for fairness */
-#define PID_WRITE_DELAY_MS 20    /* a started process's pid is committed within this */
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -57,23 +55,6 @@ void engine__set_str(char **dst, const char *src)
 {
     free(*dst);
     *dst = src ? xstrdup(src) : NULL;
-}
-
-static const char *signal_name(int sig)
-{
-    switch (sig) {
-    case SIGKILL: return "SIGKILL";
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGSEGV: return "SIGSEGV";
-    case SIGABRT: return "SIGABRT";
-    case SIGPIPE: return "SIGPIPE";
-    case SIGHUP: return "SIGHUP";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGQUIT: return "SIGQUIT";
-    }
-    return "signal";
 }
 
 void engine_config_init(struct engine_config *cfg)
@@ -607,22 +588,6 @@ static void exec_check_done(struct engine *eng, struct exec *ex)
     notify(eng, &ev);
 }
 
-/* Terminate the group of a live process: SIGTERM now (after commit), SIGKILL after grace. */
-void engine__proc_terminate(struct engine *eng, struct proc *p)
-{
-    struct timer tm;
-    p->stale = 1;
-    if (p->term_sent || !p->ch.pid)
-        return;
-    child_signal_group(&p->ch, SIGTERM);
-    p->term_sent = 1;
-    memset(&tm, 0, sizeof(tm));
-    tm.at = clock_mono_ms() + eng->cfg.kill_grace_ms;
-    tm.kind = TIMER_KILL;
-    tm.proc = p;
-    engine__timer_add(&eng->timers, &tm);
-}
-
 /* End the execution early (cancel or timeout): running tasks get `run_status`,
  * the others are cancelled. */
 void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
@@ -1128,9 +1093,9 @@ static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, str
     }
 }
 
-/* ------------------------------------------------------------------ processes */
+/* ------------------------------------------------------------------ epoll */
 
-static void watch_add(struct engine *eng, int fd, struct watch *w)
+void engine__watch_add(struct engine *eng, int fd, struct watch *w)
 {
     struct epoll_event ev;
     memset(&ev, 0, sizeof(ev));
@@ -1140,486 +1105,10 @@ static void watch_add(struct engine *eng, int fd, struct watch *w)
         log_error(COMP, "epoll_ctl: %s", strerror(errno));
 }
 
-static void watch_del(struct engine *eng, int fd)
+void engine__watch_del(struct engine *eng, int fd)
 {
     if (fd >= 0)
         epoll_ctl(eng->epfd, EPOLL_CTL_DEL, fd, NULL);
-}
-
-static void proc_unlink_free(struct engine *eng, struct proc *p)
-{
-    struct proc **pp = &eng->procs;
-    while (*pp && *pp != p)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = p->next;
-    engine__timer_purge(&eng->timers, NULL, p);
-    watch_del(eng, p->ch.pidfd);
-    watch_del(eng, p->ch.out_fd);
-    watch_del(eng, p->ch.err_fd);
-    child_release(&p->ch);
-    strbuf_release(&p->pend[0]);
-    strbuf_release(&p->pend[1]);
-    free(p->trk[0].chunks);
-    free(p->trk[1].chunks);
-    if (p->output_path)
-        unlink(p->output_path);
-    free(p->output_path);
-    json_decref(p->spec);
-    free(p->owner);
-    free(p);
-    eng->nprocs--;
-}
-
-/* Keep the last `cap` bytes of a stream in buf[*len]. */
-static void tail_add(char *buf, size_t *blen, size_t cap, const char *data, size_t len)
-{
-    if (len >= cap) {
-        memcpy(buf, data + len - cap, cap);
-        *blen = cap;
-        return;
-    }
-    if (*blen + len > cap) {
-        size_t drop = *blen + len - cap;
-        memmove(buf, buf + drop, *blen - drop);
-        *blen -= drop;
-    }
-    memcpy(buf + *blen, data, len);
-    *blen += len;
-}
-
-/* Read what is available from one pipe (bounded per turn). */
-static void proc_read(struct engine *eng, struct proc *p, int stream)
-{
-    int *fdp = stream == 0 ? &p->ch.out_fd : &p->ch.err_fd;
-    char buf[READ_CHUNK];
-    size_t budget = READ_BUDGET;
-
-    while (*fdp >= 0 && budget > 0) {
-        ssize_t n = read(*fdp, buf, sizeof(buf));
-        if (n > 0) {
-            struct strbuf *sb = &p->pend[stream];
-            budget -= (size_t)n < budget ? (size_t)n : budget;
-            /* Bound what waits for the commit: keep the newest output_cap bytes. */
-            if (sb->len + (size_t)n > 2 * eng->cfg.output_cap && sb->len > 0) {
-                size_t keep = eng->cfg.output_cap;
-                if (keep > sb->len)
-                    keep = sb->len;
-                memmove(sb->buf, sb->buf + sb->len - keep, keep);
-                sb->len = keep;
-                sb->buf[keep] = '\0';
-            }
-            strbuf_add(sb, buf, (size_t)n);
-            if (stream == 1)
-                tail_add(p->err_tail, &p->err_tail_len, ERR_TAIL, buf, (size_t)n);
-            else
-                tail_add(p->out_tail, &p->out_tail_len, OUT_TAIL, buf, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        /* EOF or error: stop watching this pipe. */
-        watch_del(eng, *fdp);
-        close(*fdp);
-        *fdp = -1;
-        return;
-    }
-}
-
-static void last_line(const struct proc *p, char *out, size_t outlen)
-{
-    size_t end = p->err_tail_len, start;
-    while (end > 0 && (p->err_tail[end - 1] == '\n' || p->err_tail[end - 1] == '\r' ||
-                       p->err_tail[end - 1] == ' '))
-        end--;
-    start = end;
-    while (start > 0 && p->err_tail[start - 1] != '\n')
-        start--;
-    if (end - start >= outlen)
-        start = end - (outlen - 1);
-    memcpy(out, p->err_tail + start, end - start);
-    out[end - start] = '\0';
-    for (char *c = out; *c; c++)
-        if ((unsigned char)*c < 0x20)
-            *c = ' ';
-}
-
-/* The process of `p` exited: collect output, apply the result (if not stale). */
-/*
- * The output of a command attempt that exited 0: the JSON object it wrote to
- * $ORCH_OUTPUT, or {"exitCode": 0, "stdout": the tail of its stdout}. Returns
- * 0 with *out (compact JSON text), or -1 with a message for the attempt's
- * failure (not an object, too big).
- */
-static int task_output(struct engine *eng, struct proc *p, char **out, char *msg, size_t msglen)
-{
-    size_t cap = eng->cfg.task_output_cap;
-    json_t *o = NULL;
-    FILE *f = NULL;
-
-    *out = NULL;
-    if (p->output_path) {
-        /* Never through a symlink, never a FIFO or device; a regular file
-         * written by the task's user (ours, or the task user). */
-        int fd = open(p->output_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        struct stat sb;
-        if (fd >= 0 && (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
-                        (sb.st_uid != geteuid() &&
-                         !(eng->cfg.task_user && sb.st_uid == eng->cfg.task_uid)))) {
-            close(fd);
-            snprintf(msg, msglen, "its output ($ORCH_OUTPUT) is not a regular file of its user");
-            return -1;
-        }
-        if (fd >= 0 && !(f = fdopen(fd, "rb")))
-            close(fd);
-        if (fd < 0 && errno == ELOOP) {
-            snprintf(msg, msglen, "its output ($ORCH_OUTPUT) is a symbolic link");
-            return -1;
-        }
-    }
-    if (f) {
-        struct stat sb;
-        /* As much as the file holds (no more than the cap and one byte). */
-        size_t want = fstat(fileno(f), &sb) == 0 && (uint64_t)sb.st_size <= cap
-                          ? (size_t)sb.st_size + 1
-                          : cap + 1;
-        char *buf = xmalloc(want + 1);
-        size_t n = fread(buf, 1, want, f);
-        json_error_t jerr;
-        fclose(f);
-        if (n > cap) {
-            free(buf);
-            snprintf(msg, msglen,
-                     "its output ($ORCH_OUTPUT) is larger than the limit of %zu bytes "
-                     "(ORCH_MAX_TASK_OUTPUT)",
-                     cap);
-            return -1;
-        }
-        o = n ? json_loadb(buf, n, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-        free(buf);
-        if (!o || !json_is_object(o)) {
-            if (!n)
-                snprintf(msg, msglen, "its output ($ORCH_OUTPUT) is empty: write a JSON object");
-            else if (!o)
-                snprintf(msg, msglen, "its output ($ORCH_OUTPUT) is not valid JSON: line %d "
-                         "column %d: %s", jerr.line, jerr.column, jerr.text);
-            else
-                snprintf(msg, msglen, "its output ($ORCH_OUTPUT) must be a JSON object, not %s",
-                         json_is_array(o) ? "an array" : json_is_string(o) ? "a string"
-                                                       : "a scalar");
-            json_decref(o);
-            return -1;
-        }
-    } else {
-        /* No file: the exit code and the tail of stdout (valid UTF-8, without
-         * its last newlines). */
-        struct strbuf sb = STRBUF_INIT;
-        size_t len = p->out_tail_len;
-        while (len > 0 && (p->out_tail[len - 1] == '\n' || p->out_tail[len - 1] == '\r'))
-            len--;
-        strbuf_add_utf8(&sb, p->out_tail, len);
-        o = json_object();
-        json_object_set_new(o, "exitCode", json_integer(0));
-        json_object_set_new(o, "stdout", json_stringn(sb.buf, sb.len));
-        strbuf_release(&sb);
-    }
-    *out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(o);
-    if (!*out || strlen(*out) > cap) {
-        free(*out);
-        *out = NULL;
-        snprintf(msg, msglen, "its output is larger than the limit of %zu bytes "
-                 "(ORCH_MAX_TASK_OUTPUT)", cap);
-        return -1;
-    }
-    return 0;
-}
-
-/* child_sweep_orphans: does this orphan belong to a task process still running
- * here? Its $ORCH_OUTPUT names the attempt; without one, any running task may
- * own it. */
-static int orphan_keep(void *arg, const char *env, size_t len)
-{
-    struct engine *eng = arg;
-    const char *out = NULL;
-    size_t outlen = 0;
-
-    for (size_t off = 0; off < len;) {
-        size_t l = strnlen(env + off, len - off);
-        if (l > 11 && !memcmp(env + off, "ORCH_OUTPUT=", 12)) {
-            out = env + off + 12;
-            outlen = l - 12;
-        }
-        off += l + 1;
-    }
-    for (const struct proc *q = eng->procs; q; q = q->next) {
-        if (q->reaped || !q->ch.pid)
-            continue;
-        if (!out || (q->output_path && strlen(q->output_path) == outlen &&
-                     !memcmp(q->output_path, out, outlen)))
-            return 1;
-    }
-    return 0;
-}
-
-/* End what a finished task left behind outside its process group (setsid,
- * double fork: reparented to us, the subreaper) and reap exited orphans. */
-static void sweep_orphans(struct engine *eng, int keep_running)
-{
-    pid_t *live = NULL;
-    size_t n = 0, alloc = 0;
-    int killed;
-
-    for (const struct proc *q = eng->procs; q; q = q->next) {
-        if (q->reaped || !q->ch.pid)
-            continue;
-        XGROW(live, alloc, n + 1);
-        live[n++] = q->ch.pid;
-    }
-    killed = child_sweep_orphans(live, n, keep_running ? orphan_keep : NULL, eng);
-    if (killed)
-        log_info(COMP_TASK, "Killed %d process%s left behind by finished tasks", killed,
-                 killed == 1 ? "" : "es");
-    free(live);
-}
-
-static void proc_exited(struct engine *eng, struct proc *p)
-{
-    struct exec *ex = p->ex;
-    struct trun *r;
-    char msg[512], line[200];
-    int code, sig;
-
-    if (child_reap(&p->ch) != 1)
-        return;
-    p->reaped = 1;
-    proc_read(eng, p, 0);
-    proc_read(eng, p, 1);
-    /* The leader is gone: end what is left of its group (background children),
-     * and what left the group. */
-    child_signal_group(&p->ch, SIGKILL);
-    sweep_orphans(eng, 1);
-    watch_del(eng, p->ch.pidfd);
-    code = p->ch.exit_code;
-    sig = p->ch.signal;
-    if (!ex) {
-        /* Run for another node: report to its owner. */
-        char *out = NULL;
-        if (p->rcancel) {
-            engine__remote_report(eng, p, "cancelled", code, sig, "cancelled by its owner", NULL);
-        } else if (code == 0 && !sig) {
-            if (task_output(eng, p, &out, msg, sizeof(msg)) != 0)
-                engine__remote_report(eng, p, "failed", 0, 0, msg, NULL);
-            else
-                engine__remote_report(eng, p, "succeeded", 0, 0, NULL, out);
-            free(out);
-        } else {
-            last_line(p, line, sizeof(line));
-            if (sig)
-                snprintf(msg, sizeof(msg), "killed by signal %d (%s)%s%s", sig,
-                         signal_name(sig), line[0] ? ": " : "", line);
-            else
-                snprintf(msg, sizeof(msg), "exit status %d%s%s", code, line[0] ? ": " : "",
-                         line);
-            engine__remote_report(eng, p, "failed", code, sig, msg, NULL);
-        }
-        return;
-    }
-    r = &ex->runs[p->idx];
-    if (p->stale || r->proc != p || r->attempt != p->attempt || r->status != TASK_RUNNING) {
-        /* Fencing: this attempt was already given up; its report is dropped. */
-        log_info(COMP_TASK, "Task '%s': dropped late report of attempt %d (current attempt %d, %s)",
-                  engine__task_name(ex, p->idx), p->attempt, r->attempt, task_status_name(r->status));
-        return;
-    }
-    r->proc = NULL;
-    if (code == 0) {
-        char *out = NULL;
-        if (task_output(eng, p, &out, msg, sizeof(msg)) != 0) {
-            attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, 0, 0, msg, p->ch.pid, p->ch.pid,
-                        p->ch.proc_start, 1);
-            return;
-        }
-        free(r->output);
-        r->output = out;
-        attempt_end(eng, ex, p->idx, ATTEMPT_SUCCEEDED, 0, 0, NULL, p->ch.pid, p->ch.pid,
-                    p->ch.proc_start, 1);
-        return;
-    }
-    last_line(p, line, sizeof(line));
-    if (sig)
-        snprintf(msg, sizeof(msg), "killed by signal %d (%s)%s%s", sig, signal_name(sig),
-                 line[0] ? ": " : "", line);
-    else
-        snprintf(msg, sizeof(msg), "exit status %d%s%s", code, line[0] ? ": " : "", line);
-    attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, code, sig, msg, p->ch.pid, p->ch.pid,
-                p->ch.proc_start, 1);
-}
-
-/* Start the processes of the attempts begun this turn (after the commit). */
-static void spawn_pending(struct engine *eng)
-{
-    for (size_t i = 0; i < eng->nspawn; i++) {
-        struct proc *p = eng->to_spawn[i];
-        struct exec *ex = p->ex;
-        const struct dag_task *t = ex ? engine__task(ex, p->idx) : NULL;
-        struct trun *r = ex ? &ex->runs[p->idx] : NULL;
-        char **envp;
-        char *sh_argv[4];
-        struct err err = ERR_INIT;
-        int rc;
-
-        char **rargv = NULL;
-        const char *name;
-        struct rendered rd;
-
-        memset(&rd, 0, sizeof(rd));
-
-        p->next = eng->procs;
-        eng->procs = p;
-        if (p->stale) {
-            /* Cancelled before it could start. */
-            p->reaped = 1;
-            if (!ex)
-                engine__remote_report(eng, p, "cancelled", -1, 0, "cancelled before it started",
-                                      NULL);
-            continue;
-        }
-        free(p->output_path);
-        p->output_path = xasprintf("%s/%s-%zu-%d.json", eng->output_dir, p->exec_id, p->idx,
-                                   p->attempt);
-        unlink(p->output_path); /* a leftover of a crash */
-        if (ex) {
-            char msg[512];
-            if (engine__render_task(ex, p->idx, &rd, msg, sizeof(msg)) != 0) {
-                p->reaped = 1;
-                r->proc = NULL;
-                attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, -1, 0, msg, 0, 0, 0, 0);
-                eng->work_now = 1;
-                continue;
-            }
-            envp = engine__task_env(ex, p->idx, p->attempt, p->output_path, &rd);
-            if (t->shell) {
-                sh_argv[0] = (char *)"/bin/sh";
-                sh_argv[1] = (char *)"-c";
-                sh_argv[2] = rd.shell ? rd.shell : t->shell;
-                sh_argv[3] = NULL;
-                p->ch.argv = sh_argv;
-            } else {
-                p->ch.argv = rd.argv ? rd.argv : t->argv;
-            }
-            p->ch.dir = t->working_dir;
-            name = engine__task_name(ex, p->idx);
-        } else {
-            /* Run for another node: what its offer says. */
-            const json_t *argv = json_object_get(p->spec, "argv");
-            const char *shell = json_string_value(json_object_get(p->spec, "shell"));
-            envp = engine__runner_env(p->spec, p->output_path);
-            if (shell) {
-                sh_argv[0] = (char *)"/bin/sh";
-                sh_argv[1] = (char *)"-c";
-                sh_argv[2] = (char *)shell;
-                sh_argv[3] = NULL;
-                p->ch.argv = sh_argv;
-            } else {
-                rargv = xcalloc(json_array_size(argv) + 1, sizeof(*rargv));
-                for (size_t k = 0; k < json_array_size(argv); k++)
-                    rargv[k] = (char *)json_string_value(json_array_get(argv, k));
-                p->ch.argv = rargv;
-            }
-            p->ch.dir = json_string_value(json_object_get(p->spec, "dir"));
-            name = json_string_value(json_object_get(p->spec, "task"));
-            if (!name)
-                name = "?";
-        }
-        p->ch.envp = envp;
-        p->ch.drop_ids = eng->cfg.task_user;
-        p->ch.uid = eng->cfg.task_uid;
-        p->ch.gid = eng->cfg.task_gid;
-        rc = (p->ch.argv && p->ch.argv[0]) ? child_start(&p->ch, &err)
-                                           : err_set(&err, ERR_INVALID, "nothing to run");
-        engine__strv_free(envp);
-        free(rargv);
-        if (ex)
-            engine__rendered_release(&rd, t);
-        p->ch.argv = NULL;
-        p->ch.envp = NULL;
-        if (rc) {
-            p->reaped = 1;
-            if (!ex) {
-                engine__remote_report(eng, p, "failed", -1, 0, err.msg, NULL);
-                continue;
-            }
-            r->proc = NULL;
-            attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, -1, 0, err.msg, 0, 0, 0, 1);
-            eng->work_now = 1;
-            continue;
-        }
-        p->started_mono = clock_mono_ms();
-        p->pid_dirty = 1;
-        p->w_pid.kind = WATCH_PIDFD;
-        p->w_pid.proc = p;
-        p->w_out.kind = WATCH_OUT;
-        p->w_out.proc = p;
-        p->w_err.kind = WATCH_ERR;
-        p->w_err.proc = p;
-        watch_add(eng, p->ch.pidfd, &p->w_pid);
-        watch_add(eng, p->ch.out_fd, &p->w_out);
-        watch_add(eng, p->ch.err_fd, &p->w_err);
-        log_info(COMP_TASK, "Task '%s' started (attempt %d, pid %d)", name, p->attempt,
-                 (int)p->ch.pid);
-        if (ex && t->timeout_ms > 0) {
-            struct timer tm;
-            memset(&tm, 0, sizeof(tm));
-            tm.at = p->started_mono + t->timeout_ms;
-            tm.kind = TIMER_TASK_TIMEOUT;
-            tm.ex = ex;
-            tm.proc = p;
-            tm.idx = p->idx;
-            tm.attempt = p->attempt;
-            engine__timer_add(&eng->timers, &tm);
-        }
-        /*
-         * The pid is written with the next turn's commit. Most short tasks end
-         * before that, so their pid goes in with their result; a longer one
-         * gets a turn within PID_WRITE_DELAY_MS. Should orch die before, the
-         * recovery finds the orphan by its ORCH_* environment instead.
-         */
-        {
-            struct timer tm;
-            memset(&tm, 0, sizeof(tm));
-            tm.at = clock_mono_ms() + PID_WRITE_DELAY_MS;
-            tm.kind = TIMER_PID_WRITE;
-            tm.proc = p;
-            engine__timer_add(&eng->timers, &tm);
-        }
-    }
-    eng->nspawn = 0;
-}
-
-/* Free processes that are fully done (reaped and pipes drained or closed). */
-static void procs_collect(struct engine *eng)
-{
-    struct proc *p = eng->procs, *next;
-    for (; p; p = next) {
-        next = p->next;
-        if (p->reaped && !p->pend[0].len && !p->pend[1].len && !p->pid_dirty) {
-            proc_unlink_free(eng, p);
-            /* A slot is free: queued tasks may start without waiting for an event. */
-            eng->work_now = 1;
-        }
-    }
-}
-
-/* Every process has ended (those held for a commit included). */
-static int procs_all_reaped(const struct engine *eng)
-{
-    for (const struct proc *p = eng->procs; p; p = p->next)
-        if (!p->reaped)
-            return 0;
-    return 1;
 }
 
 /* ------------------------------------------------------------------ timers */
@@ -1806,7 +1295,7 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
         return err_set(err, ERR_IO, "cannot create event loop: %s", strerror(e));
     }
     eng->w_wake.kind = WATCH_WAKE;
-    watch_add(eng, eng->wakefd, &eng->w_wake);
+    engine__watch_add(eng, eng->wakefd, &eng->w_wake);
     pthread_mutex_init(&eng->mu, NULL);
     pthread_cond_init(&eng->cv, NULL);
     eng->stats.workers_total = eng->cfg.workers;
@@ -1853,26 +1342,7 @@ void engine_free(struct engine *eng)
     engine__http_free(eng);
     netpolicy_free(eng->netpol);
     engine__subflow_free(eng);
-    /* Never leave processes running behind us. */
-    while (eng->procs) {
-        struct proc *p = eng->procs;
-        if (!p->reaped && p->ch.pid) {
-            child_signal_group(&p->ch, SIGKILL);
-            while (child_reap(&p->ch) == 0)
-                usleep(1000);
-        }
-        p->reaped = 1;
-        proc_unlink_free(eng, p);
-    }
-    sweep_orphans(eng, 0);
-    for (size_t i = 0; i < eng->nspawn; i++) {
-        struct proc *p = eng->to_spawn[i];
-        strbuf_release(&p->pend[0]);
-        strbuf_release(&p->pend[1]);
-        json_decref(p->spec);
-        free(p->owner);
-        free(p);
-    }
+    engine__procs_free(eng); /* never leaves processes running behind us */
     while (eng->execs) {
         struct exec *ex = eng->execs;
         eng->execs = ex->next;
@@ -2088,49 +1558,6 @@ int engine_cancel(struct engine *eng, const char *exec_id, struct err *err)
     return err_set(err, ERR_NOT_FOUND, "no active execution '%s'", exec_id);
 }
 
-/* Rebuild an execution from the store and take it over (crash recovery). */
-
-int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
-{
-    return engine__exec_take(eng, exec_id, 0, err);
-}
-
-int engine_retry(struct engine *eng, const char *exec_id, struct err *err)
-{
-    return engine__exec_take(eng, exec_id, 1, err);
-}
-
-/* An execution a schedule fired, taken from the store: keep what it was
- * fired for (its tasks get ORCH_SCHEDULE and ORCH_SCHEDULED_FOR again, in the
- * schedule's zone when this node knows the schedule, else in UTC). */
-static void exec_restore_schedule(struct engine *eng, struct exec *ex, const char *schedule_id,
-                                  int64_t scheduled_for)
-{
-    char when[64];
-    const struct sched *sc = NULL;
-
-    ex->schedule_id = xstrdup(schedule_id);
-    ex->scheduled_for = scheduled_for;
-    for (size_t i = 0; i < eng->nscheds; i++)
-        if (!strcmp(eng->scheds[i].id, schedule_id))
-            sc = &eng->scheds[i];
-    if (sc) {
-        ex->schedule_name = xstrdup(sc->name);
-        if (cron_format_instant(scheduled_for / 1000, sc->tz, when) != 0)
-            clock_iso8601(scheduled_for, when);
-    } else {
-        struct schedule_row row;
-        struct err err = ERR_INIT;
-        memset(&row, 0, sizeof(row));
-        if (store_schedule_get(eng->st, schedule_id, &row, &err) == 0)
-            ex->schedule_name = row.name ? xstrdup(row.name) : NULL;
-        schedule_row_release(&row);
-        clock_iso8601(scheduled_for, when);
-    }
-    ex->scheduled_for_text = xstrdup(when);
-}
-
-
 /* The result of an attempt another node ran (remote.c found it current). */
 void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
                            const struct offer_row *o)
@@ -2163,309 +1590,60 @@ void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
     eng->work_now = 1;
 }
 
-/* Did node name `node` ("host:pid") run on this machine? */
-int engine__same_host(const struct engine *eng, const char *node)
+/* ------------------------------------------------------------------ for recovery.c */
+
+struct exec *engine__exec_alloc(struct workflow *wf, const char *params)
 {
-    const char *a = strrchr(node, ':'), *b = strrchr(eng->node, ':');
-    size_t la = a ? (size_t)(a - node) : strlen(node);
-    size_t lb = b ? (size_t)(b - eng->node) : strlen(eng->node);
-    return la == lb && !memcmp(node, eng->node, la);
+    return exec_alloc(wf, params);
 }
 
-void engine__attempt_restored(struct engine *eng, struct exec *ex, size_t idx,
-                              const struct attempt_row *last, int find_by_env)
+void engine__exec_free(struct exec *ex)
+{
+    exec_free(ex);
+}
+
+void engine__exec_start_deadline(struct engine *eng, struct exec *ex, int64_t elapsed_ms)
+{
+    exec_start_deadline(eng, ex, elapsed_ms);
+}
+
+void engine__pending_attempts_drop(struct engine *eng, const struct exec *ex)
+{
+    pending_attempts_drop(eng, ex);
+}
+
+int engine__commit(struct engine *eng, struct err *err)
+{
+    return commit_turn(eng, err);
+}
+
+void engine__commit_hold(struct engine *eng, const struct err *err)
+{
+    commit_hold(eng, err);
+}
+
+void engine__run_resume(struct engine *eng, struct exec *ex, size_t idx, int64_t now)
 {
     struct trun *r = &ex->runs[idx];
 
-    if (last && last->node && !engine__same_host(eng, last->node)) {
-        /* Not a process of this machine: its node stopped renewing its
-         * lease; a node that comes back ends what it no longer owns. */
-        log_warn(COMP_TASK, "Task '%s' attempt %d ran on '%s': its process cannot be "
-                 "ended from here", engine__task_name(ex, idx), r->attempt, last->node);
-    } else if (last && last->pgid > 0 && child_kill_orphan_group(last->pgid, last->proc_start)) {
-        log_warn(COMP_TASK, "Task '%s': killed orphaned process group %d of attempt %d",
-                 engine__task_name(ex, idx), last->pgid, r->attempt);
-    } else if (find_by_env && (!last || last->pgid <= 0)) {
-        /* Its pid was not committed yet: find it by its environment. */
-        int k = child_kill_by_env(ex->id, engine__task_name(ex, idx), r->attempt);
-        if (k > 0)
-            log_warn(COMP_TASK, "Task '%s': killed %d orphaned process group%s of attempt %d",
-                     engine__task_name(ex, idx), k, k == 1 ? "" : "s", r->attempt);
+    if (r->status == TASK_QUEUED) {
+        if (r->available_at > now)
+            timer_for_run(eng, TIMER_RETRY, ex, idx, r->attempt, r->available_at - now);
+        else
+            ready_push(eng, ex, idx);
+        return;
     }
-    r->attempt_started_at = last ? last->started_at : r->started_at;
-}
-
-void engine__attempt_lost(struct engine *eng, struct exec *ex, size_t idx,
-                          const struct attempt_row *last, int allow_retry, const char *note)
-{
-    struct trun *r = &ex->runs[idx];
-    char why[200];
-
-    log_warn(COMP_TASK, "Task '%s' attempt %d was lost (%s)", engine__task_name(ex, idx),
-             r->attempt, eng->cluster ? "its node died or lost its lease" : "its orch process died");
-    if (eng->cluster && last && last->node)
-        snprintf(why, sizeof(why), "lost: its node (%.120s) died or stopped renewing its lease",
-                 last->node);
-    else
-        snprintf(why, sizeof(why), "lost: the orch process running it died");
-    if (note)
-        snprintf(why + strlen(why), sizeof(why) - strlen(why), "%s", note);
-    attempt_end(eng, ex, idx, ATTEMPT_LOST, -1, 0, why, last ? last->pid : 0,
-                last ? last->pgid : 0, last ? last->proc_start : 0, allow_retry);
-}
-
-/*
- * Take over execution `exec_id` from the store: resume it (retry == 0: it must
- * be unfinished) or run its unsuccessful tasks again (retry == 1: it must have
- * ended without success).
- */
-/* The stored row of attempt `number` of run `idx`, or NULL. */
-static const struct attempt_row *current_attempt(const struct exec_detail *d, size_t idx,
-                                                 int number)
-{
-    for (size_t k = 0; k < d->nattempts; k++)
-        if (d->attempts[k].task_idx == (int)idx && d->attempts[k].number == number)
-            return &d->attempts[k];
-    return NULL;
-}
-
-int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct err *err)
-{
-    struct exec_detail *d = NULL;
-    struct dag_problems probs = DAG_PROBLEMS_INIT;
-    struct workflow *wf = NULL;
-    struct exec *ex = NULL;
-    char *def = NULL;
-    int version = 0, rc;
-    int64_t now = clock_now_ms();
-
-    if (engine__exec_find(eng, exec_id))
-        return err_set(err, ERR_CONFLICT, "execution '%s' is already active", exec_id);
-    if (eng->cluster) {
-        rc = store_execution_claim_one(eng->st, exec_id, eng->node_id, eng->lease_ms, err);
-        if (rc)
-            return rc;
-    } else if (eng->cfg.claim && (rc = eng->cfg.claim(eng->cfg.owner_arg, exec_id)) != 0) {
-        return err_set(err, rc, "execution '%s' is being run by another orch process", exec_id);
-    }
-    rc = store_execution_get(eng->st, exec_id, &d, err);
-    if (rc)
-        goto out;
-    if (!retry && exec_status_is_final(d->exec.status)) {
-        rc = err_set(err, ERR_CONFLICT, "execution '%s' has already %s", exec_id,
-                     exec_status_name(d->exec.status));
-        goto out;
-    }
-    if (retry && !exec_status_is_final(d->exec.status)) {
-        rc = err_set(err, ERR_CONFLICT, "execution '%s' is still %s: cancel it first", exec_id,
-                     exec_status_name(d->exec.status));
-        goto out;
-    }
-    if (retry && d->exec.status == EXEC_SUCCEEDED) {
-        rc = err_set(err, ERR_CONFLICT, "execution '%s' succeeded: nothing to retry", exec_id);
-        goto out;
-    }
-    rc = store_workflow_get(eng->st, d->exec.workflow, d->exec.workflow_version, &def, &version,
-                            err);
-    if (rc)
-        goto out;
-    rc = dag_parse(def, strlen(def), &wf, &probs);
-    if (rc) {
-        rc = err_set(err, ERR_INTERNAL, "stored definition of '%s' version %d no longer parses",
-                     d->exec.workflow, version);
-        goto out;
-    }
-    if (d->ntasks < wf->ntasks || (d->ntasks && d->tasks[d->ntasks - 1].idx != (int)d->ntasks - 1)) {
-        rc = err_set(err, ERR_INTERNAL, "execution '%s' has %zu task runs, its workflow %zu",
-                     exec_id, d->ntasks, wf->ntasks);
-        goto out;
-    }
-    ex = exec_alloc(wf, d->exec.params ? d->exec.params : "{}");
-    wf = NULL;
-    memcpy(ex->id, d->exec.id, ID_MAX);
-    ex->version = version;
-    engine__exec_life(eng, ex, EXEC_LIFE_STORED);
-    engine__exec_move(eng, ex, EXEC_RUNNING); /* its row is written as running */
-    ex->created_at = d->exec.created_at;
-    ex->started_at = d->exec.started_at ? d->exec.started_at : now;
-    ex->retried_at = retry ? now : d->exec.retried_at;
-    if (d->exec.parent_id) {
-        ex->parent_id = xstrdup(d->exec.parent_id);
-        ex->parent_task_idx = d->exec.parent_task_idx;
-        ex->depth = d->exec.depth;
-    }
-    /* Fan-out instances beyond the workflow's tasks. */
-    XGROW(ex->runs, ex->runs_alloc, d->ntasks);
-    for (size_t i = ex->nruns; i < d->ntasks; i++) {
-        const struct task_run_row *tr = &d->tasks[i];
-        struct trun *r = &ex->runs[i];
-        memset(r, 0, sizeof(*r));
-        r->group = tr->instance && tr->group_idx >= 0 && (size_t)tr->group_idx < ex->wf->ntasks &&
-                           engine__is_group(&ex->wf->tasks[tr->group_idx])
-                       ? (size_t)tr->group_idx
-                       : 0;
-        r->item_index = tr->item_index;
-        r->item = xstrdup(tr->item ? tr->item : "null");
-        r->name = xstrdup(tr->name ? tr->name : "?");
-    }
-    ex->nruns = d->ntasks;
-    if (d->exec.schedule_id)
-        exec_restore_schedule(eng, ex, d->exec.schedule_id, d->exec.scheduled_for);
-    for (size_t i = 0; i < d->ntasks; i++) {
-        const struct task_run_row *tr = &d->tasks[i];
-        struct trun *r;
-        if (tr->idx < 0 || (size_t)tr->idx >= ex->nruns)
-            continue;
-        r = &ex->runs[tr->idx];
-        engine__run_load(ex, (size_t)tr->idx, tr->status);
-        r->attempt = r->db_attempt = tr->attempt;
-        r->available_at = tr->available_at;
-        r->started_at = tr->started_at;
-        r->finished_at = tr->finished_at;
-        r->error = tr->error ? xstrdup(tr->error) : NULL;
-        r->output = tr->output && !retry ? xstrdup(tr->output) : NULL;
-        if (tr->child_id)
-            snprintf(r->child_id, sizeof(r->child_id), "%s", tr->child_id);
-        if (retry && r->status == TASK_SUCCEEDED && tr->output)
-            r->output = xstrdup(tr->output); /* kept with the task */
-        if (retry && r->status != TASK_SUCCEEDED) {
-            /* Run it again; attempt numbers keep counting (fencing), the retry
-             * budget starts afresh. */
-            engine__run_load(ex, (size_t)tr->idx, TASK_PENDING);
-            engine__run_touch(eng, ex, (size_t)tr->idx);
-            r->finished_at = 0;
-            r->available_at = 0;
-            engine__set_str(&r->error, NULL);
-        }
-    }
-    /* The retry budget used so far: failed, timed out and lost attempts,
-     * but for the lost ones run again outside it. */
-    for (size_t k = 0; !retry && k < d->nattempts; k++) {
-        const struct attempt_row *a = &d->attempts[k];
-        struct trun *ar;
-        if (a->task_idx < 0 || (size_t)a->task_idx >= ex->nruns)
-            continue;
-        ar = &ex->runs[a->task_idx];
-        if (a->status == ATTEMPT_LOST && ar->lost_runs < eng->cfg.max_lost_attempts)
-            ar->lost_runs++;
-        else if (a->status == ATTEMPT_FAILED || a->status == ATTEMPT_TIMED_OUT ||
-                 a->status == ATTEMPT_LOST)
-            ar->failures++;
-    }
-    /* Dependency counters from the final statuses. */
-    for (size_t i = 0; i < ex->wf->ntasks; i++) {
-        const struct dag_task *t = engine__task(ex, i);
-        int rem = 0;
-        for (size_t k = 0; k < t->ndeps; k++)
-            if (!task_status_is_final(ex->runs[t->deps[k]].status))
-                rem++;
-        ex->runs[i].remaining = rem;
-    }
-    engine__groups_restore(ex);
-    ex->next = eng->execs;
-    eng->execs = ex;
-    if (eng->cluster && !retry) {
-        /* Attempts its previous owner offered to other nodes go on where they
-         * are: take over the offers instead of calling them lost. */
-        struct offer_row *offers = NULL;
-        size_t noffers = 0;
-        struct err oerr = ERR_INIT;
-        if (store_offers_adopt(eng->st, ex->id, eng->node_id, &offers, &noffers, &oerr) == 0) {
-            for (size_t k = 0; k < noffers; k++) {
-                const struct offer_row *o = &offers[k];
-                struct trun *r;
-                if (o->task_idx < 0 || (size_t)o->task_idx >= ex->nruns)
-                    continue;
-                r = &ex->runs[o->task_idx];
-                if (r->status != TASK_RUNNING || r->attempt != o->attempt)
-                    continue;
-                engine__run_remote(eng, ex, (size_t)o->task_idx, 1);
-                r->attempt_started_at = o->offered_at;
-                log_info(COMP_TASK, "Task '%s' attempt %d runs on another node: taken over",
-                         engine__task_name(ex, o->task_idx), o->attempt);
-            }
-            if (noffers)
-                eng->want_results = 1;
-            offer_rows_free(offers, noffers);
-        } else {
-            log_warn(COMP, "Execution %s: cannot take over its offered tasks: %s", ex->id,
-                     oerr.msg);
-        }
-    }
-    for (size_t i = 0; i < ex->nruns; i++) {
-        struct trun *r = &ex->runs[i];
-        const struct dag_task *t = engine__task(ex, i);
-        if (r->remote)
-            continue;
-        if (r->expanded && r->status == TASK_RUNNING)
-            continue; /* a group: engine__group_resume below */
-        if (i >= ex->wf->ntasks && r->status == TASK_PENDING)
-            continue; /* an instance its group makes ready */
-        if (r->status == TASK_QUEUED) {
-            if (r->available_at > now) {
-                timer_for_run(eng, TIMER_RETRY, ex, i, r->attempt, r->available_at - now);
-            } else {
-                ready_push(eng, ex, i);
-            }
-        } else if (r->status == TASK_PENDING && r->remaining == 0) {
-            enum task_status dd = decide_run_if(ex, i);
-            if (dd == TASK_QUEUED) {
-                task_make_ready(eng, ex, i);
-            } else {
-                engine__run_move(eng, ex, i, dd);
-                r->finished_at = now;
-                engine__group_close(eng, ex, i, dd);
-                propagate(eng, ex, i);
-            }
-        } else if (r->status == TASK_RUNNING) {
-            /* Running when its owner stopped: its kind takes it up or records
-             * it lost. */
-            engine__kind(t)->restore(eng, ex, i, current_attempt(d, i, r->attempt), now);
-        }
-    }
-    for (size_t g = 0; g < ex->wf->ntasks; g++)
-        engine__group_resume(eng, ex, g);
     {
-        /* The timeout counts from this run's start: a retry has its own. */
-        int64_t elapsed = now - (ex->retried_at ? ex->retried_at : ex->started_at);
-        exec_start_deadline(eng, ex, elapsed > 0 ? elapsed : 0);
+        enum task_status dd = decide_run_if(ex, idx);
+        if (dd == TASK_QUEUED) {
+            task_make_ready(eng, ex, idx);
+            return;
+        }
+        engine__run_move(eng, ex, idx, dd);
+        r->finished_at = now;
+        engine__group_close(eng, ex, idx, dd);
+        propagate(eng, ex, idx);
     }
-    if (retry)
-        log_info(COMP, "Execution %s of '%s' retried: %zu of %zu task%s kept", ex->id,
-                 ex->wf->name, ex->nfinal, ex->nruns, ex->nruns == 1 ? "" : "s");
-    else
-        log_info(COMP, "Execution %s of '%s' resumed: %zu of %zu task%s already final", ex->id,
-                 ex->wf->name, ex->nfinal, ex->nruns, ex->nruns == 1 ? "" : "s");
-    rc = commit_turn(eng, err);
-    if (rc == ERR_FULL && !retry) {
-        /* Taken as it is in the store: what changed waits in memory with the
-         * rest of the turn's writes, until there is space to commit it. */
-        commit_hold(eng, err);
-        rc = 0;
-    }
-    if (rc) {
-        /* Not taken: nothing may point at it any more (its pending attempt
-         * writes are part of the failed commit, kept for the next one). */
-        eng->execs = ex->next;
-        engine__timer_purge(&eng->timers, ex, NULL);
-        pending_attempts_drop(eng, ex);
-        for (size_t i = 0; i < ex->nruns; i++)
-            engine__run_remote(eng, ex, i, 0);
-        engine__dirty_forget(eng, ex);
-        exec_free(ex);
-        ex = NULL;
-        goto out;
-    }
-    eng->work_now = 1;
-out:
-    if (rc && !ex && eng->cfg.release)
-        eng->cfg.release(eng->cfg.owner_arg, exec_id);
-    if (wf)
-        workflow_free(wf);
-    dag_problems_release(&probs);
-    free(def);
-    exec_detail_free(d);
-    return rc;
 }
 
 /* Drop finished executions from memory (after their final state is committed). */
@@ -2631,10 +1809,10 @@ int engine_run(struct engine *eng, struct err *err)
         }
         /* 4. act, once what it acts on is committed */
         if (!eng->db_down) {
-            spawn_pending(eng);
+            engine__spawn_pending(eng);
             engine__http_send_pending(eng);
             engine__subflow_act(eng);
-            procs_collect(eng);
+            engine__procs_collect(eng);
             execs_collect(eng);
             /* Notifications read along with this turn's results wait in
              * the client library, where the socket's readiness says nothing. */
@@ -2648,7 +1826,7 @@ int engine_run(struct engine *eng, struct err *err)
         if (eng->stopping) {
             /* Done once no task process or request is left (finished, or
              * interrupted and reaped). */
-            if ((!eng->procs || (eng->disk_full && procs_all_reaped(eng))) &&
+            if ((!eng->procs || (eng->disk_full && engine__procs_all_reaped(eng))) &&
                 !engine__http_active(eng))
                 break; /* with the disk full, their ends are not written: redone */
         } else if (!eng->persistent && !eng->execs && !eng->procs) {
@@ -2746,13 +1924,13 @@ int engine_run(struct engine *eng, struct err *err)
                 break;
             }
             case WATCH_OUT:
-                proc_read(eng, w->proc, 0);
+                engine__proc_read(eng, w->proc, 0);
                 break;
             case WATCH_ERR:
-                proc_read(eng, w->proc, 1);
+                engine__proc_read(eng, w->proc, 1);
                 break;
             case WATCH_PIDFD:
-                proc_exited(eng, w->proc);
+                engine__proc_exited(eng, w->proc);
                 break;
             case WATCH_DB:
                 engine__db_event(eng);

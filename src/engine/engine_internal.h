@@ -411,16 +411,17 @@ struct engine {
 
 /* ------------------------------------------------------------------ shared between the files */
 
+/* The loop's epoll (engine.c): watch `fd` for input, reported with `w`; stop. */
+void engine__watch_add(struct engine *eng, int fd, struct watch *w);
+void engine__watch_del(struct engine *eng, int fd);
 void engine__add_pending_attempt(struct engine *eng, struct exec *ex, int insert,
                                 const struct attempt_row *row);
-void engine__proc_terminate(struct engine *eng, struct proc *p);
 void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
                        const char *reason);
 
 int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
                        const char *params_json, struct exec **out, struct err *err);
 void engine__log_started(const struct exec *ex);
-int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct err *err);
 void engine__wake(struct engine *eng);
 int engine__post(struct engine *eng, struct cmd *c);
 void engine__reply_now(struct engine *eng, struct cmd *c);
@@ -501,6 +502,20 @@ int engine__remote_dirty(const struct engine *eng);
 void engine__remote_tick(struct engine *eng, int heartbeat);
 int engine__remote_wants_turn(const struct engine *eng);
 void engine__remote_free(struct engine *eng);
+/* engine.c, for recovery.c: an execution rebuilt from the store. */
+struct exec *engine__exec_alloc(struct workflow *wf, const char *params); /* takes wf */
+void engine__exec_free(struct exec *ex);
+/* Arm its timeout and maxRunning, `elapsed_ms` of them already gone. */
+void engine__exec_start_deadline(struct engine *eng, struct exec *ex, int64_t elapsed_ms);
+void engine__pending_attempts_drop(struct engine *eng, const struct exec *ex);
+/* Commit the turn's writes now (0 or the store's error), or hold them while
+ * the disk is full. */
+int engine__commit(struct engine *eng, struct err *err);
+void engine__commit_hold(struct engine *eng, const struct err *err);
+/* Run `idx` is queued (ready now, or at its back-off's end) or pending with
+ * every dependency final (queued, or final by its runIf, and propagated). */
+void engine__run_resume(struct engine *eng, struct exec *ex, size_t idx, int64_t now);
+
 /* engine.c, for remote.c */
 void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
                            const struct offer_row *o);

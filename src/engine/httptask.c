@@ -40,6 +40,7 @@
 #include "render.h"
 #include "httpcall.h"
 #include "kind.h"
+#include "recovery.h"
 
 #include "base/banned.h"
 

@@ -76,8 +76,9 @@ struct task_kind {
     /*
      * The execution is taken up (orch resume, server start, a failover) and
      * the store says this attempt was running (`last`: its attempt row, or
-     * NULL). Take it up where it was, or record it lost with
-     * engine__attempt_lost(). `now`: wall-clock ms.
+     * NULL). Take it up where it was, or record it lost, with the helpers of
+     * recovery.h (engine__attempt_restored, engine__attempt_lost). `now`:
+     * wall-clock ms.
      */
     void (*restore)(struct engine *eng, struct exec *ex, size_t idx,
                     const struct attempt_row *last, int64_t now);
@@ -111,20 +112,6 @@ void engine__attempt_succeed(struct engine *eng, struct exec *ex, size_t idx, ch
 void engine__attempt_end(struct engine *eng, struct exec *ex, size_t idx,
                          enum attempt_status ast, int exit_code, int sig, const char *error,
                          int pid, int pgid, int64_t proc_start, int allow_retry);
-/* A restored attempt (kind.restore): what its process left on this machine
- * is killed (by the group its row records; `find_by_env`: when the row has
- * none, by the ORCH_* environment of its processes), and it counts as
- * running again with its start time. Call before engine__attempt_lost() or
- * taking it up. */
-void engine__attempt_restored(struct engine *eng, struct exec *ex, size_t idx,
-                              const struct attempt_row *last, int find_by_env);
-/* A restored attempt that did not survive its owner: recorded lost (run again
- * outside the retry budget, up to max_lost_attempts, when `allow_retry`);
- * `note` (or NULL) is added to its error. */
-void engine__attempt_lost(struct engine *eng, struct exec *ex, size_t idx,
-                          const struct attempt_row *last, int allow_retry, const char *note);
-/* Did node name `node` ("host:pid") run on this machine? */
-int engine__same_host(const struct engine *eng, const char *node);
 /* Arm the kind's timer (TIMER_TASK_TIMEOUT, TIMER_SLEEP_DONE) for the current
  * attempt of run `idx`, `delay_ms` from now (negative: at once). */
 void engine__attempt_timer(struct engine *eng, int timer_kind, struct exec *ex, size_t idx,

@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "engine_internal.h"
 #include "kind.h"
+#include "recovery.h"
 
 #include "base/banned.h"
 

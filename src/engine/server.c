@@ -15,6 +15,8 @@
 #include "base/xalloc.h"
 #include "engine_internal.h"
 #include "kind.h"
+#include "recovery.h"
+#include "proc.h"
 #include "render.h"
 #include "sched/cron.h"
 #include "sched/tz.h"

@@ -33,6 +33,7 @@
 #include "base/xalloc.h"
 #include "engine_internal.h"
 #include "kind.h"
+#include "recovery.h"
 #include "render.h"
 
 #include "base/banned.h"
@@ -453,7 +454,8 @@ void engine__subflow_poll(struct engine *eng)
             char id[ID_MAX];
             struct err err = ERR_INIT;
             if (r->status != TASK_RUNNING || !r->child_id[0] ||
-                engine__kind(engine__task(ex, i)) != &engine__kind_workflow || engine__exec_find(eng, r->child_id))
+                engine__kind(engine__task(ex, i)) != &engine__kind_workflow ||
+                engine__exec_find(eng, r->child_id))
                 continue;
             memcpy(id, r->child_id, ID_MAX);
             /* Unfinished and not here: on one store, this process takes it
