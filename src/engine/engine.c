@@ -530,6 +530,14 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
         row.finished_at = now;
         engine__add_pending_attempt(eng, ex, 1, &row);
         k->begin(eng, ex, idx, offer);
+        task_finalize(eng, ex, idx, TASK_SUCCEEDED, NULL);
+        memset(&ev, 0, sizeof(ev));
+        ev.type = ENGINE_EV_TASK_FINISHED;
+        ev.task = engine__task_name(ex, idx);
+        ev.task_status = TASK_SUCCEEDED;
+        ev.attempt = r->attempt;
+        exec_progress(ex, &ev);
+        notify(eng, &ev);
         return;
     }
     engine__add_pending_attempt(eng, ex, 1, &row);

@@ -43,9 +43,10 @@ enum kind_queue {
 struct task_kind {
     const char *name; /* as definitions write it */
     enum kind_queue queue;
-    /* Succeeds inside begin(): its attempt is inserted final, with no "started"
-     * event, and it is logged at debug level. Dispatch looks at the ready
-     * FIFOs again after it (its end may make more tasks ready). */
+    /* Succeeds when it begins: begin() only logs; the engine inserts its
+     * attempt final, with no "started" event, and finalizes the task. Dispatch
+     * looks at the ready FIFOs again after it (its end may make more tasks
+     * ready). */
     int instant;
 
     /*

@@ -2,8 +2,6 @@
  * kind_simple.c - the task kinds that need nothing outside the engine: noop
  * (succeeds in the turn it begins, no process, no slot) and sleep (a timer).
  */
-#include <string.h>
-
 #include "base/log.h"
 #include "engine_internal.h"
 #include "kind.h"
@@ -13,20 +11,13 @@
 
 /* ------------------------------------------------------------------ noop */
 
-/* Its attempt was inserted succeeded (kind.instant): the task is final now. */
+/* Nothing to do: the engine records the attempt and the task succeeded
+ * (kind.instant). */
 static void noop_begin(struct engine *eng, struct exec *ex, size_t idx, int offer)
 {
-    struct engine_event ev;
+    (void)eng;
     (void)offer;
-
     log_debug(COMP_TASK, "Task '%s' succeeded (noop)", engine__task_name(ex, idx));
-    engine__task_finalize(eng, ex, idx, TASK_SUCCEEDED, NULL);
-    memset(&ev, 0, sizeof(ev));
-    ev.type = ENGINE_EV_TASK_FINISHED;
-    ev.task = engine__task_name(ex, idx);
-    ev.task_status = TASK_SUCCEEDED;
-    ev.attempt = ex->runs[idx].attempt;
-    engine__task_event(eng, ex, &ev);
 }
 
 /* A noop is never left running in the store (it ends in the commit of its
