@@ -239,9 +239,73 @@ static int fence(struct engine *eng, int all, int *out_lost, struct err *err)
     return 0;
 }
 
-int engine__fence(struct engine *eng, int *out_lost, struct err *err)
+/* First in the turn's transaction: start over without what is not ours any more. */
+static int fence_commit(struct engine *eng, void *arg, struct err *err)
 {
-    return fence(eng, 0, out_lost, err);
+    int nlost = 0, rc;
+
+    (void)arg;
+    if (!eng->cluster)
+        return 0;
+    rc = fence(eng, 0, &nlost, err);
+    if (rc)
+        return rc;
+    return nlost ? ENGINE_HOOK_AGAIN : 0;
+}
+
+/* The pipelined fence found an execution another node took: ask which,
+ * outside the transaction, drop them, and have the commit write the rest. */
+static int fence_failed(struct engine *eng, void *arg, int rc)
+{
+    int nlost = 0;
+    struct err ferr = ERR_INIT;
+
+    (void)arg;
+    return rc == ERR_FENCED && fence(eng, 0, &nlost, &ferr) == 0;
+}
+
+static int notify_pending(const struct engine *eng, void *arg)
+{
+    (void)arg;
+    return eng->notify_work || eng->notify_schedules;
+}
+
+/* Last in the transaction: the other nodes hear of it once it is committed. */
+static int notify_commit(struct engine *eng, void *arg, struct err *err)
+{
+    int rc = 0;
+
+    (void)arg;
+    if (eng->notify_work)
+        rc = store_notify(eng->st, CH_WORK, eng->node_id, err);
+    if (rc == 0 && eng->notify_schedules)
+        rc = store_notify(eng->st, CH_SCHEDULES, eng->node_id, err);
+    return rc;
+}
+
+static void notify_committed(struct engine *eng, void *arg)
+{
+    (void)arg;
+    eng->notify_work = eng->notify_schedules = 0;
+}
+
+static const struct engine_hook fence_hook = {
+    .phase = HOOK_FIRST,
+    .commit = fence_commit,
+    .failed = fence_failed,
+};
+
+static const struct engine_hook notify_hook = {
+    .phase = HOOK_LAST,
+    .pending = notify_pending,
+    .commit = notify_commit,
+    .committed = notify_committed,
+};
+
+void engine__cluster_hooks(struct engine *eng)
+{
+    engine__hook_add(eng, &fence_hook, NULL);
+    engine__hook_add(eng, &notify_hook, NULL);
 }
 
 /*

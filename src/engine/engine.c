@@ -721,34 +721,21 @@ static void proc_flush_undo(struct proc *p);
 static int commit_turn(struct engine *eng, struct err *err)
 {
     int rc, fenced = 0;
-    int dirty = eng->npatt > 0 || eng->npfires > 0;
+    int dirty = eng->npatt > 0 || eng->ndirty > 0;
 
-    for (size_t i = 0; i < eng->nscheds && !dirty; i++)
-        if (eng->scheds[i].dirty)
-            dirty = 1;
-    if (eng->ndirty)
-        dirty = 1;
     for (struct proc *p = eng->procs; p && !dirty; p = p->next)
         if (p->pend[0].len || p->pend[1].len || p->pid_dirty)
             dirty = 1;
-    if (!dirty && !eng->notify_work && !eng->notify_schedules && !engine__remote_dirty(eng))
+    if (!dirty && !engine__hooks_pending(eng))
         return 0;
 
 again:
     rc = store_begin(eng->st, err);
     if (rc)
         return rc;
-    if (eng->cluster) {
-        int nlost = 0;
-        rc = engine__fence(eng, &nlost, err);
-        if (rc)
-            goto fail;
-        if (nlost) {
-            /* Start over without what is not ours any more. */
-            store_rollback(eng->st);
-            goto again;
-        }
-    }
+    rc = engine__hooks_commit(eng, HOOK_FIRST, err); /* the cluster's fence */
+    if (rc)
+        goto fail;
     /* What changed this turn: the executions on the dirty list, and of each
      * its dirty runs (all of them when it is new). */
     for (size_t k = 0; k < eng->ndirty; k++) {
@@ -820,49 +807,16 @@ again:
                 goto fail;
         }
     }
-    /* Fires of schedules and their state, with the executions they created. */
-    for (size_t i = 0; i < eng->npfires; i++) {
-        rc = store_fire_insert(eng->st, &eng->pfires[i].row, err);
-        if (rc)
-            goto fail;
-    }
-    for (size_t i = 0; i < eng->nscheds; i++) {
-        struct sched *sc = &eng->scheds[i];
-        struct schedule_row sr;
-        if (!sc->dirty)
-            continue;
-        memset(&sr, 0, sizeof(sr));
-        memcpy(sr.id, sc->id, ID_MAX);
-        sr.workflow = sc->workflow;
-        sr.name = sc->name;
-        sr.spec_hash = sc->spec_hash;
-        sr.paused = sc->paused;
-        sr.next_fire_at = sc->next_fire_at;
-        sr.last_fire_at = sc->last_fire_at;
-        sr.created_at = sr.updated_at = clock_now_ms();
-        sr.from_api = sc->from_api;
-        sr.spec = sc->api_spec;
-        if (sc->is_new) {
-            rc = store_schedule_upsert(eng->st, &sr, err);
-        } else {
-            /* Only our part: the API may have changed the spec or paused it. */
-            rc = store_schedule_update_state(eng->st, &sr, err);
-            if (rc == ERR_NOT_FOUND) {
-                sc->gone = 1; /* deleted through the API meanwhile */
-                eng->sched_reload = 1;
-                rc = 0;
-            }
-        }
-        if (rc)
-            goto fail;
-    }
+    rc = engine__hooks_commit(eng, HOOK_AFTER_RUNS, err); /* schedule fires and states */
+    if (rc)
+        goto fail;
     /* Pids of processes started last turn first: a final update of the same
      * attempt queued this turn (it may have exited already) must come after. */
     for (struct proc *p = eng->procs; p; p = p->next) {
         struct attempt_row row;
         struct trun *r;
         if (!p->ex || !p->pid_dirty || p->stale || engine__exec_lost(p->ex))
-            continue; /* processes run for others: in engine__remote_commit */
+            continue; /* processes run for others: remote.c's hook */
         r = &p->ex->runs[p->idx];
         memset(&row, 0, sizeof(row));
         row.task_idx = (int)p->idx;
@@ -897,30 +851,16 @@ again:
             goto fail;
         }
     }
-    if (eng->cluster && (rc = engine__remote_commit(eng, err)) != 0)
-        goto fail;
-    if (eng->notify_work && (rc = store_notify(eng->st, "orch_work", eng->node_id, err)) != 0)
-        goto fail;
-    if (eng->notify_schedules &&
-        (rc = store_notify(eng->st, "orch_schedules", eng->node_id, err)) != 0)
+    rc = engine__hooks_commit(eng, HOOK_LAST, err); /* offers, then notifications */
+    if (rc)
         goto fail;
     rc = store_commit(eng->st, err);
     if (rc)
         goto fail;
 
     /* Committed: the store now holds this turn's state. */
-    eng->notify_work = eng->notify_schedules = 0;
-    engine__remote_committed(eng);
+    engine__hooks_committed(eng);
     pending_attempts_clear(eng);
-    for (size_t i = 0; i < eng->npfires; i++) {
-        free(eng->pfires[i].row.schedule_id);
-        free(eng->pfires[i].row.reason);
-    }
-    eng->npfires = 0;
-    for (size_t i = 0; i < eng->nscheds; i++) {
-        eng->scheds[i].dirty = 0;
-        eng->scheds[i].is_new = 0;
-    }
     for (size_t k = 0; k < eng->ndirty; k++) {
         struct exec *ex = eng->dirty[k];
         if (ex->life == EXEC_LIFE_NEW)
@@ -940,14 +880,12 @@ fail:
     store_rollback(eng->st);
     for (struct proc *p = eng->procs; p; p = p->next)
         proc_flush_undo(p);
-    if (rc == ERR_FENCED && fenced++ < 3) {
-        /* The pipelined fence found an execution another node took: ask
-         * which, outside the transaction, drop them and write the rest. */
-        int nlost = 0;
-        struct err ferr = ERR_INIT;
-        if (engine__fence(eng, &nlost, &ferr) == 0)
-            goto again;
-    }
+    if (rc == ENGINE_HOOK_AGAIN)
+        goto again; /* a hook changed what is written (the fence dropped executions) */
+    /* A hook may repair and ask for another try (the fence: an execution
+     * another node took is dropped, the rest written). */
+    if (fenced++ < 3 && engine__hooks_failed(eng, rc))
+        goto again;
     return rc;
 }
 
@@ -1196,6 +1134,8 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
     }
     case TIMER_PID_WRITE:
         return; /* firing is enough: the turn that follows commits the pid */
+    case TIMER_COMMIT_RETRY:
+        return; /* firing is enough: the turn that follows tries the commit again */
     }
 }
 
@@ -1334,6 +1274,11 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
         eng->cfg.task_output_cap = 256 * 1024;
     /* On PostgreSQL a turn's writes go in one round trip (store.h). */
     store_set_pipelining(st, 1);
+    /* What the subsystems write with each turn (hooks.h); within a phase in
+     * this order: the offers before the notifications. */
+    engine__sched_hooks(eng);
+    engine__remote_hooks(eng);
+    engine__cluster_hooks(eng);
     *out = eng;
     return 0;
 }
@@ -1358,6 +1303,7 @@ void engine_free(struct engine *eng)
         exec_free(ex);
     }
     pending_attempts_clear(eng);
+    free(eng->hooks);
     free(eng->dirty);
     free(eng->patt);
     free(eng->to_spawn);
@@ -1696,16 +1642,39 @@ static void execs_collect(struct engine *eng)
         malloc_trim(0);
 }
 
-static int commit_with_retry(struct engine *eng, struct err *err)
+#define COMMIT_BUSY_TRIES 50
+#define COMMIT_BUSY_RETRY_MS 20
+
+/*
+ * Commit the turn; on a busy database hold it instead of waiting on the loop
+ * thread: the writes stay pending in memory, nothing of them is acted on,
+ * and a timer makes the turn that tries again (at most COMMIT_BUSY_TRIES
+ * times, then the error is the loop's, as any other failure). Returns the
+ * commit's result, 0 while held (eng->commit_held set).
+ */
+static int commit_or_hold(struct engine *eng, struct err *err)
 {
-    int rc = 0;
-    for (int tries = 0; tries < 50; tries++) {
-        rc = commit_turn(eng, err);
-        if (rc != ERR_BUSY)
-            return rc;
-        usleep(20000);
+    struct timer tm;
+    int64_t now = clock_mono_ms();
+    int rc;
+
+    if (eng->commit_held && now < eng->busy_retry_at)
+        return 0; /* not yet */
+    rc = commit_turn(eng, err);
+    if (rc != ERR_BUSY || ++eng->busy_tries >= COMMIT_BUSY_TRIES) {
+        eng->commit_held = 0;
+        eng->busy_tries = 0;
+        return rc;
     }
-    return rc;
+    if (!eng->commit_held)
+        log_debug("Database", "Busy: %s; the commit is held and tried again", err->msg);
+    eng->commit_held = 1;
+    eng->busy_retry_at = now + COMMIT_BUSY_RETRY_MS;
+    memset(&tm, 0, sizeof(tm));
+    tm.at = eng->busy_retry_at;
+    tm.kind = TIMER_COMMIT_RETRY;
+    engine__timer_add(&eng->timers, &tm);
+    return 0;
 }
 
 int engine_run(struct engine *eng, struct err *err)
@@ -1792,7 +1761,7 @@ int engine_run(struct engine *eng, struct err *err)
         if (eng->disk_full)
             rc = commit_held_retry(eng, err);
         else
-            rc = eng->db_down ? 0 : commit_with_retry(eng, err);
+            rc = eng->db_down ? 0 : commit_or_hold(eng, err);
         if (rc == ERR_FULL) {
             /* Nothing written (this turn, or since the disk is full): the
              * commands of this turn are told so, and the executions their
@@ -1807,16 +1776,16 @@ int engine_run(struct engine *eng, struct err *err)
             rc = 0;
         } else if (rc == ERR_CONFLICT && eng->cluster && engine__conflict_recover(eng) > 0) {
             engine__replies_flush(eng, rc, err);
-            rc = commit_with_retry(eng, err);
-        } else {
-            engine__replies_flush(eng, rc, err);
+            rc = commit_or_hold(eng, err);
+        } else if (!eng->commit_held) {
+            engine__replies_flush(eng, rc, err); /* held: answered once committed */
         }
         if (rc) {
             log_error("Database", "cannot commit state: %s", err->msg);
             break;
         }
         /* 4. act, once what it acts on is committed */
-        if (!eng->db_down) {
+        if (!eng->db_down && !eng->commit_held) {
             engine__spawn_pending(eng);
             engine__http_send_pending(eng);
             engine__subflow_act(eng);
@@ -1835,9 +1804,9 @@ int engine_run(struct engine *eng, struct err *err)
             /* Done once no task process or request is left (finished, or
              * interrupted and reaped). */
             if ((!eng->procs || (eng->disk_full && engine__procs_all_reaped(eng))) &&
-                !engine__http_active(eng))
+                !engine__http_active(eng) && !eng->commit_held)
                 break; /* with the disk full, their ends are not written: redone */
-        } else if (!eng->persistent && !eng->execs && !eng->procs) {
+        } else if (!eng->persistent && !eng->execs && !eng->procs && !eng->commit_held) {
             break;
         }
         if (eng->persistent && !eng->stopping && eng->cfg.purge_interval_ms > 0 &&

@@ -19,6 +19,7 @@
 #include "sched/cron.h"
 #include "sched/tz.h"
 #include "store/store.h"
+#include "hooks.h"
 #include "transition.h"
 
 #define COMP "Engine"
@@ -40,7 +41,8 @@ enum timer_kind {
     TIMER_EXEC_DEADLINE, /* the execution's timeout */
     TIMER_MAX_QUEUED,    /* a task has been queued longer than the workflow's maxQueued */
     TIMER_MAX_RUNNING,   /* an execution has run longer than the workflow's maxRunning */
-    TIMER_PID_WRITE      /* make a turn happen so a new process's pid is committed */
+    TIMER_PID_WRITE,     /* make a turn happen so a new process's pid is committed */
+    TIMER_COMMIT_RETRY   /* the database was busy: the held commit is tried again */
 };
 
 struct timer {
@@ -84,6 +86,17 @@ struct chunk_len {
     size_t len;
 };
 
+/*
+ * A started (or about to start) command process. Invariants:
+ *   - it is on eng->to_spawn until spawned, then on eng->procs until reaped
+ *     and freed; eng->nprocs counts both (the slots in use);
+ *   - ex == NULL: run for another node (spec and owner set); else the run
+ *     ex->runs[idx] holds it in `proc` while attempt `attempt` is current
+ *     and not given up; once given up, `stale` is set and only its reaping
+ *     is left (its late report is dropped);
+ *   - pend[] holds output read since the last commit; undo/trk_undo are
+ *     meaningful only while a commit that flushed it is under way.
+ */
 struct proc {
     struct child ch;
     struct exec *ex;    /* NULL: a process run for another node's execution (remote.c) */
@@ -119,6 +132,19 @@ struct proc {
     struct proc *next;
 };
 
+/*
+ * One task run of an execution: a task of the workflow (idx < ntasks) or a
+ * fan-out item. Invariants (engine__check, transition.c):
+ *   - `status` changes only through engine__run_move() (the table of legal
+ *     moves) or engine__run_load() (as the store holds it);
+ *   - queued_in_ready => status == queued (its FIFO entry may stay behind,
+ *     skipped, after it leaves: dispatch() checks both);
+ *   - running and not a group => proc, http, remote, a child (workflow task)
+ *     or a sleep timer; proc or remote => running;
+ *   - dirty <=> listed once in its execution's drun; db_attempt == attempt
+ *     once committed (it is the fencing token of the next update);
+ *   - pending: remaining == the number of its dependencies not final.
+ */
 struct trun {
     enum task_status status;
     int attempt;
@@ -162,6 +188,19 @@ struct pending_attempt {
     struct attempt_row row; /* error and node owned here */
 };
 
+/*
+ * One execution advanced by this node. Invariants (engine__check):
+ *   - nfinal == its final runs; nrunning == its running runs that are not
+ *     forEach groups (a group takes no slot);
+ *   - `status` changes only through engine__exec_move(); a final execution
+ *     (not lost or handed off) has all its runs final;
+ *   - `life` (enum exec_life, transition.h) says whether it is new, handed
+ *     off, stored or lost; only new/handoff are inserted, only stored ones
+ *     updated, lost and handed-off ones are never written again;
+ *   - dirty_slot != 0 <=> listed in eng->dirty <=> dirty, ndrun > 0 or new;
+ *   - runs[] may move when a group fans out: nothing holds a struct trun *
+ *     across dispatch().
+ */
 struct exec {
     char id[ID_MAX];
     struct workflow *wf;
@@ -204,7 +243,6 @@ struct exec {
     /* A child execution (a workflow task's): its parent and task. */
     char *parent_id;
     int parent_task_idx;
-    int parent_attempt;
     int depth;
     struct exec *next;
 };
@@ -301,6 +339,18 @@ struct cmd {
     struct cmd *next;
 };
 
+/*
+ * The engine. Invariants:
+ *   - eng->dirty lists each execution with something for the next commit
+ *     to write, once; emptied only by a successful commit;
+ *   - nremote == the runs of live executions offered to other nodes;
+ *   - commit_held: the last commit found the database busy; nothing of its
+ *     writes has been acted on (no spawn, no reply) until it commits;
+ *   - db_down: nothing is committed or acted on (reconnecting, or the disk
+ *     is full: disk_full);
+ *   - only the loop thread touches it, but for mu, cv, cmds, stats and the
+ *     sig_atomic_t flags set from other threads or signal handlers.
+ */
 struct engine {
     struct store *st;
     struct engine_config cfg;
@@ -316,6 +366,12 @@ struct engine {
      * (transition.c keeps the list; exec->dirty_slot is the way back). */
     struct exec **dirty;
     size_t ndirty, dirty_alloc;
+    /* The subsystems' commit hooks (hooks.c), in the order added. */
+    struct {
+        const struct engine_hook *h;
+        void *arg;
+    } *hooks;
+    size_t nhooks, hooks_alloc;
     struct proc *procs;
     size_t nprocs; /* live processes (slots in use) */
     struct timer_heap timers;
@@ -328,6 +384,12 @@ struct engine {
     volatile sig_atomic_t cancel_all;
     int cancel_all_done;
     int work_now; /* something to do without waiting */
+    /* The turn's commit found the database busy: its writes are held in
+     * memory (nothing of them is acted on) and it is tried again from a
+     * TIMER_COMMIT_RETRY, busy_tries times at most (engine.c). */
+    int commit_held;
+    int busy_tries;
+    int64_t busy_retry_at; /* monotonic ms */
 
     /* Server mode. */
     int persistent;
@@ -482,7 +544,6 @@ int engine__node_busy(const struct engine *eng);
 void engine__node_tick(struct engine *eng);
 int64_t engine__cancel_poll(struct engine *eng, int act);
 int engine__sched_may_fire(struct engine *eng);
-int engine__fence(struct engine *eng, int *out_lost, struct err *err);
 int engine__conflict_recover(struct engine *eng);
 void engine__db_lost(struct engine *eng, const struct err *err);
 void engine__db_retry(struct engine *eng);
@@ -496,9 +557,6 @@ void engine__remote_offer(struct engine *eng, struct exec *ex, size_t idx, json_
 void engine__remote_cancel(struct engine *eng, struct exec *ex, size_t idx);
 void engine__remote_report(struct engine *eng, struct proc *p, const char *status, int code,
                            int sig, const char *error, const char *output);
-int engine__remote_commit(struct engine *eng, struct err *err);
-void engine__remote_committed(struct engine *eng);
-int engine__remote_dirty(const struct engine *eng);
 void engine__remote_tick(struct engine *eng, int heartbeat);
 int engine__remote_wants_turn(const struct engine *eng);
 void engine__remote_free(struct engine *eng);

@@ -82,9 +82,13 @@ static void key_of(struct offer_row *o, const char *exec_id, size_t idx, int att
 }
 
 /* Inside the turn's transaction: the offers' writes and the runners' reports. */
-int engine__remote_commit(struct engine *eng, struct err *err)
+static int remote_commit(struct engine *eng, void *arg, struct err *err)
 {
     int rc = 0;
+
+    (void)arg;
+    if (!eng->cluster)
+        return 0;
 
     for (size_t i = 0; i < eng->nroff && rc == 0; i++) {
         struct roff_op *op = &eng->roff[i];
@@ -130,22 +134,37 @@ static void strv_clear(char **v, size_t *n)
     *n = 0;
 }
 
-void engine__remote_committed(struct engine *eng)
+static void remote_committed(struct engine *eng, void *arg)
 {
+    (void)arg;
     ops_clear(eng);
     eng->notify_offers = 0;
     strv_clear(eng->result_to, &eng->nresult_to);
     strv_clear(eng->cancel_to, &eng->ncancel_to);
 }
 
-int engine__remote_dirty(const struct engine *eng)
+static int remote_pending(const struct engine *eng, void *arg)
 {
+    (void)arg;
     if (eng->nroff || eng->notify_offers || eng->nresult_to || eng->ncancel_to)
         return 1;
     for (const struct proc *p = eng->procs; p; p = p->next)
         if (!p->ex && p->pid_dirty)
             return 1;
     return 0;
+}
+
+/* Written after the attempts and output, before the NOTIFYs (cluster.c). */
+static const struct engine_hook remote_hook = {
+    .phase = HOOK_LAST,
+    .pending = remote_pending,
+    .commit = remote_commit,
+    .committed = remote_committed,
+};
+
+void engine__remote_hooks(struct engine *eng)
+{
+    engine__hook_add(eng, &remote_hook, NULL);
 }
 
 static void add_target(char ***v, size_t *n, size_t *alloc, const char *node)

@@ -739,6 +739,90 @@ int engine_post_backfill(struct engine *eng, const char *schedule_id, int64_t fr
     return 0;
 }
 
+/* ------------------------------------------------------------------ commit hook */
+
+static int sched_pending(const struct engine *eng, void *arg)
+{
+    (void)arg;
+    if (eng->npfires)
+        return 1;
+    for (size_t i = 0; i < eng->nscheds; i++)
+        if (eng->scheds[i].dirty)
+            return 1;
+    return 0;
+}
+
+/* Fires of schedules and their state, with the executions they created. */
+static int sched_commit(struct engine *eng, void *arg, struct err *err)
+{
+    int rc;
+
+    (void)arg;
+    for (size_t i = 0; i < eng->npfires; i++) {
+        rc = store_fire_insert(eng->st, &eng->pfires[i].row, err);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < eng->nscheds; i++) {
+        struct sched *sc = &eng->scheds[i];
+        struct schedule_row sr;
+        if (!sc->dirty)
+            continue;
+        memset(&sr, 0, sizeof(sr));
+        memcpy(sr.id, sc->id, ID_MAX);
+        sr.workflow = sc->workflow;
+        sr.name = sc->name;
+        sr.spec_hash = sc->spec_hash;
+        sr.paused = sc->paused;
+        sr.next_fire_at = sc->next_fire_at;
+        sr.last_fire_at = sc->last_fire_at;
+        sr.created_at = sr.updated_at = clock_now_ms();
+        sr.from_api = sc->from_api;
+        sr.spec = sc->api_spec;
+        if (sc->is_new) {
+            rc = store_schedule_upsert(eng->st, &sr, err);
+        } else {
+            /* Only our part: the API may have changed the spec or paused it. */
+            rc = store_schedule_update_state(eng->st, &sr, err);
+            if (rc == ERR_NOT_FOUND) {
+                sc->gone = 1; /* deleted through the API meanwhile */
+                eng->sched_reload = 1;
+                rc = 0;
+            }
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void sched_committed(struct engine *eng, void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < eng->npfires; i++) {
+        free(eng->pfires[i].row.schedule_id);
+        free(eng->pfires[i].row.reason);
+    }
+    eng->npfires = 0;
+    for (size_t i = 0; i < eng->nscheds; i++) {
+        eng->scheds[i].dirty = 0;
+        eng->scheds[i].is_new = 0;
+    }
+}
+
+/* After the executions (a fire names the execution it created). */
+static const struct engine_hook sched_hook = {
+    .phase = HOOK_AFTER_RUNS,
+    .pending = sched_pending,
+    .commit = sched_commit,
+    .committed = sched_committed,
+};
+
+void engine__sched_hooks(struct engine *eng)
+{
+    engine__hook_add(eng, &sched_hook, NULL);
+}
+
 void engine_enable_scheduler(struct engine *eng)
 {
     eng->scheduler_on = 1;

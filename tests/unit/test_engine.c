@@ -979,6 +979,141 @@ static void test_invariant_check(void **state)
     assert_int_equal(engine_active(f->eng), 0);
 }
 
+/* ------------------------------------------------------------------ a busy database */
+
+struct locker {
+    struct engine *eng;
+    struct store *st2;
+    int saw_held;
+};
+
+/* Waits until the engine holds its commit (the loop goes on meanwhile),
+ * then lets the database go. */
+static void *release_when_held(void *arg)
+{
+    struct locker *l = arg;
+    for (int i = 0; i < 60000 && !__atomic_load_n(&l->eng->commit_held, __ATOMIC_ACQUIRE); i++)
+        usleep(1000);
+    l->saw_held = __atomic_load_n(&l->eng->commit_held, __ATOMIC_ACQUIRE);
+    store_rollback(l->st2);
+    return NULL;
+}
+
+/* A commit that finds the database locked is held and tried again from a
+ * timer of the loop, not waited for on the loop thread; once the lock goes,
+ * the held writes are committed and the execution ends as usual. */
+static void test_busy_commit_is_held(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct locker l;
+    struct exec_detail *d = NULL;
+    pthread_t th;
+    char id[ID_MAX];
+
+    memset(&l, 0, sizeof(l));
+    l.eng = f->eng;
+    assert_int_equal(engine_submit(f->eng,
+                                   "{\"name\":\"b\",\"tasks\":[{\"name\":\"n\",\"type\":\"noop\"}]}",
+                                   NULL, id, &err),
+                     0);
+    assert_int_equal(store_open(f->dir, 0, &l.st2, &err), 0);
+    assert_int_equal(store_begin(l.st2, &err), 0); /* the write lock */
+    assert_int_equal(pthread_create(&th, NULL, release_when_held, &l), 0);
+    assert_int_equal(engine_run(f->eng, &err), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(l.saw_held, 1);
+    assert_int_equal(f->eng->commit_held, 0);
+    assert_int_equal(store_execution_get(f->st, id, &d, &err), 0);
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    exec_detail_free(d);
+    store_free(l.st2);
+}
+
+/* ------------------------------------------------------------------ commit hooks */
+
+struct hook_probe {
+    int pending, commits, again, committed, failed, fail_rc;
+};
+
+static struct hook_probe probe;
+
+static int probe_pending(const struct engine *eng, void *arg)
+{
+    (void)eng;
+    return ((struct hook_probe *)arg)->pending;
+}
+
+static int probe_commit(struct engine *eng, void *arg, struct err *err)
+{
+    struct hook_probe *p = arg;
+    (void)eng;
+    p->commits++;
+    if (p->again > 0) {
+        p->again--;
+        return ENGINE_HOOK_AGAIN;
+    }
+    if (p->fail_rc)
+        return err_set(err, p->fail_rc, "the probe refuses");
+    return 0;
+}
+
+static void probe_committed(struct engine *eng, void *arg)
+{
+    struct hook_probe *p = arg;
+    (void)eng;
+    p->committed++;
+    p->pending = 0;
+}
+
+static int probe_failed(struct engine *eng, void *arg, int rc)
+{
+    struct hook_probe *p = arg;
+    (void)eng;
+    p->failed++;
+    assert_int_equal(rc, p->fail_rc);
+    return 0;
+}
+
+static const struct engine_hook probe_hook = {
+    .phase = HOOK_LAST,
+    .pending = probe_pending,
+    .commit = probe_commit,
+    .committed = probe_committed,
+    .failed = probe_failed,
+};
+
+/* A hook with something pending makes the turn commit; its commit runs in
+ * the transaction (AGAIN: rolled back and started over), then `committed`
+ * once; a failing hook fails the commit and hears of it. */
+static void test_commit_hooks(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    char id[ID_MAX];
+
+    memset(&probe, 0, sizeof(probe));
+    engine__hook_add(f->eng, &probe_hook, &probe);
+    engine__hook_add(f->eng, &probe_hook, &probe); /* once */
+    probe.pending = 1;
+    probe.again = 1;
+    assert_int_equal(engine_run(f->eng, &err), 0); /* nothing but the hook */
+    assert_int_equal(probe.commits, 2);
+    assert_int_equal(probe.committed, 1);
+    assert_int_equal(probe.failed, 0);
+
+    memset(&probe, 0, sizeof(probe));
+    probe.fail_rc = ERR_STORE;
+    assert_int_equal(engine_submit(f->eng, "{\"name\":\"h\",\"tasks\":[{\"name\":\"n\",\"type\":\"noop\"}]}",
+                                   NULL, id, &err),
+                     ERR_STORE);
+    assert_non_null(strstr(err.msg, "the probe refuses"));
+    assert_int_equal(probe.commits, 1);
+    assert_int_equal(probe.committed, 0);
+    assert_int_equal(probe.failed, 1);
+    probe.fail_rc = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -986,6 +1121,8 @@ int main(void)
         cmocka_unit_test(test_transition_table),
         cmocka_unit_test_setup_teardown(test_illegal_transition_aborts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invariant_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_commit_is_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_hooks, setup, teardown),
         cmocka_unit_test(test_orphan_kill_checks_start_time),
         cmocka_unit_test_setup_teardown(test_noop_chain_one_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_if_and_upstream_failed, setup, teardown),
