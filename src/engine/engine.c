@@ -34,9 +34,9 @@
 #include "dag/template.h"
 #include "engine_internal.h"
 #include "kind.h"
+#include "netpolicy.h"
 #include "proc.h"
 #include "recovery.h"
-#include "netpolicy.h"
 #include "render.h"
 #include "sched/cron.h"
 #include "sched/tz.h"
@@ -1510,38 +1510,6 @@ int engine_cancel(struct engine *eng, const char *exec_id, struct err *err)
         }
     }
     return err_set(err, ERR_NOT_FOUND, "no active execution '%s'", exec_id);
-}
-
-/* The result of an attempt another node ran (remote.c found it current). */
-void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
-                           const struct offer_row *o)
-{
-    struct trun *r = &ex->runs[idx];
-    char why[240];
-
-    eng->attempt_node = o->runner;
-    if (o->runner_gone || !o->finished_at || (o->status && !strcmp(o->status, "lost"))) {
-        snprintf(why, sizeof(why), "lost: the node running it (%.120s) died or stopped",
-                 o->runner_node ? o->runner_node : "?");
-        log_warn(COMP_TASK, "Task '%s' attempt %d was lost with node '%s'",
-                 engine__task_name(ex, idx), r->attempt, o->runner_node ? o->runner_node : "?");
-        /* Its process may live on, orphaned, on this machine: end it first. */
-        if (o->runner && o->pid > 0 && engine__same_host(eng, o->runner) &&
-            child_kill_orphan_group(o->pid, o->proc_start))
-            log_warn(COMP_TASK, "Task '%s': killed orphaned process group %d of attempt %d",
-                     engine__task_name(ex, idx), o->pid, r->attempt);
-        attempt_end(eng, ex, idx, ATTEMPT_LOST, -1, 0, why, o->pid, o->pid, o->proc_start, 1);
-    } else if (o->status && !strcmp(o->status, "succeeded")) {
-        free(r->output);
-        r->output = o->output ? xstrdup(o->output) : NULL;
-        attempt_end(eng, ex, idx, ATTEMPT_SUCCEEDED, 0, 0, NULL, o->pid, o->pid, o->proc_start,
-                    1);
-    } else {
-        attempt_end(eng, ex, idx, ATTEMPT_FAILED, o->exit_code, o->signal,
-                    o->error ? o->error : "failed", o->pid, o->pid, o->proc_start, 1);
-    }
-    eng->attempt_node = NULL;
-    eng->work_now = 1;
 }
 
 /* ------------------------------------------------------------------ for recovery.c */

@@ -504,7 +504,7 @@ void engine__sched_sync(struct engine *eng);
 int64_t engine__sched_tick(struct engine *eng);
 void engine__cmd_backfill(struct engine *eng, struct cmd *c);
 
-/* engine.c, for the task kinds */
+/* engine.c, for fan-out groups (fanout.c); task kinds use kind.h */
 /* Replace the string *dst (freed) with a copy of src (or NULL). */
 void engine__set_str(char **dst, const char *src);
 void engine__task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum task_status st,
@@ -574,8 +574,5 @@ void engine__commit_hold(struct engine *eng, const struct err *err);
  * every dependency final (queued, or final by its runIf, and propagated). */
 void engine__run_resume(struct engine *eng, struct exec *ex, size_t idx, int64_t now);
 
-/* engine.c, for remote.c */
-void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
-                           const struct offer_row *o);
 
 #endif

@@ -37,10 +37,10 @@
 #include "base/xalloc.h"
 #include "dag/template.h"
 #include "engine_internal.h"
-#include "render.h"
 #include "httpcall.h"
 #include "kind.h"
 #include "recovery.h"
+#include "render.h"
 
 #include "base/banned.h"
 

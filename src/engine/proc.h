@@ -45,5 +45,9 @@ void engine__procs_free(struct engine *eng);
 void engine__remote_run_local(struct engine *eng, struct exec *ex, size_t idx);
 /* Run the attempt another node offered (`o`, claimed by us). */
 void engine__remote_run_for(struct engine *eng, const struct offer_row *o);
+/* The result of our attempt another node ran (`o`, found current by remote.c):
+ * the attempt ends with it, or is lost with its runner. */
+void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
+                           const struct offer_row *o);
 
 #endif
