@@ -6,20 +6,21 @@
  * entry in this table (engine__kind()), never by testing the task's type.
  * One entry per kind, each in the file of its kind:
  *
- *   command    proc.c       a process here (child.c), or an offer to another node
+ *   command    proc.c         a process here (child.c), or an offer to another node
  *   noop       kind_simple.c  succeeds in the turn it begins
  *   sleep      kind_simple.c  a timer
- *   http       httptask.c   one request through httpcall.c
- *   workflow   subflow.c    a child execution
+ *   http       httptask.c     one request through httpcall.c
+ *   workflow   subflow.c      a child execution
  *
  * Adding a kind: its type in src/dag (the definition's "type" and what the
- * parser checks), one new file that defines a `const struct task_kind`, and
- * its line in the table of kind.c. docs/internals/engine.md has the steps.
+ * parser checks), one new file that defines a `const struct task_kind`, its
+ * extern below and its line in the table of kind.c. docs/internals/engine.md
+ * has the steps.
  *
  * The hooks are called on the loop thread, for the current attempt of run
  * `idx` of `ex` while it is running. They end an attempt only through the
- * attempt functions below (which retry or finalize the task per its policy),
- * never by writing a status.
+ * attempt functions below and those of recovery.h (which retry or finalize
+ * the task per its policy), never by writing a status.
  */
 #ifndef ORCH_ENGINE_KIND_H
 #define ORCH_ENGINE_KIND_H
