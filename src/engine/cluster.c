@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "engine_internal.h"
+#include "recovery.h"
 #include "scheduler.h"
 
 #include "base/banned.h"

@@ -33,18 +33,16 @@
 #include "dag/expr.h"
 #include "dag/template.h"
 #include "engine_internal.h"
+#include "kind.h"
 #include "netpolicy.h"
+#include "proc.h"
+#include "recovery.h"
+#include "render.h"
 #include "sched/cron.h"
 #include "sched/tz.h"
 #include "scheduler.h"
 
 #include "base/banned.h"
-
-#define READ_CHUNK 65536
-#define READ_BUDGET (256 * 1024) /* bytes read from one pipe per turn, for fairness */
-#define PID_WRITE_DELAY_MS 20    /* a started process's pid is committed within this */
-
-extern char **environ;
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -58,23 +56,6 @@ void engine__set_str(char **dst, const char *src)
 {
     free(*dst);
     *dst = src ? xstrdup(src) : NULL;
-}
-
-static const char *signal_name(int sig)
-{
-    switch (sig) {
-    case SIGKILL: return "SIGKILL";
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGSEGV: return "SIGSEGV";
-    case SIGABRT: return "SIGABRT";
-    case SIGPIPE: return "SIGPIPE";
-    case SIGHUP: return "SIGHUP";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGQUIT: return "SIGQUIT";
-    }
-    return "signal";
 }
 
 void engine_config_init(struct engine_config *cfg)
@@ -107,459 +88,6 @@ static void exec_progress(const struct exec *ex, struct engine_event *ev)
     ev->tasks_running = ex->nrunning;
 }
 
-/* ------------------------------------------------------------------ environment */
-
-static int env_key_eq(const char *entry, const char *key, size_t klen)
-{
-    return !strncmp(entry, key, klen) && entry[klen] == '=';
-}
-
-/* Set key=value in a NULL-terminated heap vector, replacing an existing key. */
-static void env_set(char ***envp, size_t *n, size_t *alloc, const char *key, const char *value)
-{
-    size_t klen = strlen(key);
-    char *entry = xasprintf("%s=%s", key, value);
-    for (size_t i = 0; i < *n; i++) {
-        if (env_key_eq((*envp)[i], key, klen)) {
-            free((*envp)[i]);
-            (*envp)[i] = entry;
-            return;
-        }
-    }
-    XGROW(*envp, *alloc, *n + 2);
-    (*envp)[(*n)++] = entry;
-    (*envp)[*n] = NULL;
-}
-
-/* Variables of orch's own environment that never reach tasks: our settings and
- * secrets (API keys, database and Redis URLs). */
-static int env_is_private(const char *entry)
-{
-    return !strncmp(entry, "ORCH_", 5) || !strncmp(entry, "DATABASE_URL=", 13) ||
-           !strncmp(entry, "REDIS_URL=", 10);
-}
-
-static void free_strv(char **v)
-{
-    if (!v)
-        return;
-    for (size_t i = 0; v[i]; i++)
-        free(v[i]);
-    free(v);
-}
-
-/* orch's own environment without its private variables: the start of every
- * task's (a process run for another node's execution too). */
-static void inherited_env(char ***envp, size_t *n, size_t *alloc)
-{
-    XGROW(*envp, *alloc, 1);
-    (*envp)[0] = NULL;
-    for (char **e = environ; e && *e; e++) {
-        const char *eq = strchr(*e, '=');
-        char *k;
-        if (!eq || env_is_private(*e))
-            continue;
-        k = xstrndup(*e, (size_t)(eq - *e));
-        env_set(envp, n, alloc, k, eq + 1);
-        free(k);
-    }
-}
-
-static char **build_base_env(const struct workflow *wf, json_t *params)
-{
-    char **envp = NULL;
-    size_t n = 0, alloc = 0;
-    const char *key;
-    json_t *val;
-
-    inherited_env(&envp, &n, &alloc);
-    for (size_t i = 0; i < wf->nenv; i++)
-        env_set(&envp, &n, &alloc, wf->env[i].key, wf->env[i].value);
-    json_object_foreach(params, key, val) {
-        char *name = xasprintf("ORCH_PARAM_%s", key);
-        if (json_is_string(val)) {
-            env_set(&envp, &n, &alloc, name, json_string_value(val));
-        } else {
-            char *s = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
-            env_set(&envp, &n, &alloc, name, s ? s : "");
-            free(s);
-        }
-        free(name);
-    }
-    return envp;
-}
-
-/* A task's command and env with their {{ ... }} placeholders filled in. */
-struct rendered {
-    char **argv;  /* NULL-terminated, or NULL: a shell command */
-    char *shell;
-    char **env;   /* values, in the order of t->env */
-};
-
-static void rendered_release(struct rendered *rd, const struct dag_task *t)
-{
-    if (rd->argv)
-        free_strv(rd->argv);
-    free(rd->shell);
-    for (size_t i = 0; rd->env && i < t->nenv; i++)
-        free(rd->env[i]);
-    free(rd->env);
-    memset(rd, 0, sizeof(*rd));
-}
-
-static char **build_task_env(const struct exec *ex, size_t idx, int attempt,
-                             const char *output_path, const struct rendered *rd)
-{
-    const struct dag_task *t = engine__task(ex, idx);
-    char **envp = NULL;
-    size_t n = 0, alloc = 0;
-    char num[16];
-
-    for (char **e = ex->base_env; *e; e++)
-        n++;
-    alloc = n + t->nenv + 8;
-    envp = xcalloc(alloc, sizeof(*envp));
-    for (size_t i = 0; i < n; i++)
-        envp[i] = xstrdup(ex->base_env[i]);
-    envp[n] = NULL;
-    for (size_t i = 0; i < t->nenv; i++)
-        env_set(&envp, &n, &alloc, t->env[i].key,
-                rd && rd->env ? rd->env[i] : t->env[i].value);
-    snprintf(num, sizeof(num), "%d", attempt);
-    env_set(&envp, &n, &alloc, "ORCH_EXECUTION_ID", ex->id);
-    env_set(&envp, &n, &alloc, "ORCH_WORKFLOW", ex->wf->name);
-    env_set(&envp, &n, &alloc, "ORCH_TASK", engine__task_name(ex, idx));
-    if (idx >= ex->wf->ntasks) {
-        /* A fan-out instance: its item (a string as is, else JSON) and index. */
-        const struct trun *r = &ex->runs[idx];
-        json_t *item = r->item ? json_loads(r->item, JSON_DECODE_ANY, NULL) : NULL;
-        char inum[16];
-        snprintf(inum, sizeof(inum), "%d", r->item_index);
-        env_set(&envp, &n, &alloc, "ORCH_ITEM_INDEX", inum);
-        env_set(&envp, &n, &alloc, "ORCH_ITEM",
-                json_is_string(item) ? json_string_value(item) : r->item ? r->item : "null");
-        json_decref(item);
-    }
-    env_set(&envp, &n, &alloc, "ORCH_ATTEMPT", num);
-    if (output_path)
-        env_set(&envp, &n, &alloc, "ORCH_OUTPUT", output_path);
-    if (ex->scheduled_for_text) {
-        env_set(&envp, &n, &alloc, "ORCH_SCHEDULED_FOR", ex->scheduled_for_text);
-        env_set(&envp, &n, &alloc, "ORCH_SCHEDULE", ex->schedule_name ? ex->schedule_name : "");
-    }
-    return envp;
-}
-
-/* Validate `params_json` against the workflow's declared params, fill defaults.
- * Returns a new JSON object, or NULL with err set. */
-/* What placeholders see: params, the outputs of tasks that succeeded, the
- * execution's id and due time. */
-/*
- * The part of the context shared by all runs of `ex`, kept parsed in
- * ex->ctx until a task of the workflow succeeds (task_finalize drops it):
- * the instances of a fan-out over a large upstream output would otherwise
- * parse that output once each.
- */
-static json_t *base_ctx(struct exec *ex)
-{
-    json_t *ctx, *tasks, *exo, *params;
-
-    if (ex->ctx)
-        return ex->ctx;
-    ctx = json_object();
-    tasks = json_object();
-    exo = json_object();
-    params = json_loads(ex->params ? ex->params : "{}", 0, NULL);
-    json_object_set_new(ctx, "params", params ? params : json_object());
-    for (size_t i = 0; i < ex->wf->ntasks; i++) {
-        json_t *out = ex->runs[i].output && ex->runs[i].status == TASK_SUCCEEDED
-                          ? json_loads(ex->runs[i].output, JSON_DECODE_ANY, NULL)
-                          : NULL;
-        json_t *to;
-        if (!out)
-            continue;
-        to = json_object();
-        json_object_set_new(to, "output", out);
-        json_object_set_new(tasks, engine__task_name(ex, i), to);
-    }
-    json_object_set_new(ctx, "tasks", tasks);
-    json_object_set_new(exo, "id", json_string(ex->id));
-    json_object_set_new(ctx, "execution", exo);
-    json_object_set_new(ctx, "scheduledFor",
-                        ex->scheduled_for_text ? json_string(ex->scheduled_for_text)
-                                               : json_null());
-    ex->ctx = ctx;
-    return ctx;
-}
-
-json_t *engine__render_ctx(const struct exec *cex, size_t idx)
-{
-    struct exec *ex = (struct exec *)cex; /* only its cache changes */
-    json_t *ctx = json_copy(base_ctx(ex)); /* shallow: shares the parsed values */
-
-    if (idx >= ex->wf->ntasks && idx < ex->nruns) {
-        /* A fan-out instance: its item and index. */
-        const struct trun *r = &ex->runs[idx];
-        json_t *item = r->item ? json_loads(r->item, JSON_DECODE_ANY, NULL) : NULL;
-        json_object_set_new(ctx, "item", item ? item : json_null());
-        json_object_set_new(ctx, "index", json_integer(r->item_index));
-    }
-    return ctx;
-}
-
-static int render_one(const char *text, const json_t **ctx, json_t **owned,
-                      const struct exec *ex, size_t idx, enum tpl_quote q, char **out, char *msg,
-                      size_t msglen)
-{
-    struct tpl *t = NULL;
-    struct err err = ERR_INIT;
-    int rc;
-
-    if (!strstr(text, "{{")) {
-        *out = xstrdup(text);
-        return 0;
-    }
-    if (!*ctx) {
-        *owned = engine__render_ctx(ex, idx);
-        *ctx = *owned;
-    }
-    rc = tpl_parse(text, &t, &err);
-    if (rc == 0)
-        rc = tpl_render(t, *ctx, q, out, &err);
-    tpl_free(t);
-    if (rc)
-        snprintf(msg, msglen, "cannot fill in its command: %.400s", err.msg);
-    return rc;
-}
-
-/* Task `idx`'s `when`: 1 it holds (or there is none), 0 it does not, -1 it
- * cannot be evaluated (msg says why). */
-static int when_holds(const struct exec *ex, size_t idx, char *msg, size_t msglen)
-{
-    const struct dag_task *t = engine__task(ex, idx);
-    struct expr *e = NULL;
-    struct err err = ERR_INIT;
-    int holds = 0, rc;
-
-    if (!t->when)
-        return 1;
-    rc = expr_parse(t->when, &e, &err);
-    if (rc == 0) {
-        json_t *ctx = engine__render_ctx(ex, idx);
-        rc = expr_eval(e, ctx, &holds, &err);
-        json_decref(ctx);
-    }
-    expr_free(e);
-    if (rc) {
-        snprintf(msg, msglen, "cannot evaluate its condition: %.400s", err.msg);
-        return -1;
-    }
-    return holds ? 1 : 0;
-}
-
-/*
- * Fill in the placeholders of task `idx`: argv elements as they are, each
- * value in a shell command single-quoted (it stays one word, whatever it
- * holds), env values as they are. Returns 0 (rd filled; nothing to do leaves
- * it empty) or -1 with a message.
- */
-static int render_task(const struct exec *ex, size_t idx, struct rendered *rd, char *msg,
-                       size_t msglen)
-{
-    const struct dag_task *t = engine__task(ex, idx);
-    const json_t *ctx = NULL;
-    json_t *owned = NULL;
-    int any = 0, rc = 0;
-
-    memset(rd, 0, sizeof(*rd));
-    if (t->shell)
-        any |= strstr(t->shell, "{{") != NULL;
-    for (size_t i = 0; t->argv && i < t->argc; i++)
-        any |= t->argv[i] && strstr(t->argv[i], "{{") != NULL;
-    for (size_t i = 0; i < t->nenv; i++)
-        any |= strstr(t->env[i].value, "{{") != NULL;
-    if (!any)
-        return 0;
-    if (t->shell) {
-        rc = render_one(t->shell, &ctx, &owned, ex, idx, TPL_SHELL, &rd->shell, msg, msglen);
-    } else {
-        rd->argv = xcalloc(t->argc + 1, sizeof(*rd->argv));
-        for (size_t i = 0; i < t->argc && rc == 0; i++)
-            rc = render_one(t->argv[i], &ctx, &owned, ex, idx, TPL_RAW, &rd->argv[i], msg, msglen);
-    }
-    if (t->nenv)
-        rd->env = xcalloc(t->nenv, sizeof(*rd->env));
-    for (size_t i = 0; i < t->nenv && rc == 0; i++)
-        rc = render_one(t->env[i].value, &ctx, &owned, ex, idx, TPL_RAW, &rd->env[i], msg, msglen);
-    json_decref(owned);
-    if (rc) {
-        rendered_release(rd, t);
-        return -1;
-    }
-    return 0;
-}
-
-/*
- * What another node needs to run task `idx` of `ex` (remote.c): the command,
- * its directory, and the environment entries this task adds to or changes in
- * orch's own (the runner starts from its own environment, as here).
- */
-static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx, char *msg,
-                         size_t msglen)
-{
-    const struct dag_task *t = engine__task(ex, idx);
-    struct rendered rd;
-    char **full;
-    json_t *o, *env;
-    (void)eng;
-
-    if (render_task(ex, idx, &rd, msg, msglen) != 0)
-        return NULL;
-    full = build_task_env(ex, idx, ex->runs[idx].attempt, NULL, &rd);
-    o = json_object();
-    env = json_array();
-
-    for (char **e = full; *e; e++) {
-        int inherited = 0;
-        for (char **g = environ; g && *g && !inherited; g++)
-            if (!strcmp(*e, *g) && !env_is_private(*g))
-                inherited = 1;
-        if (!inherited)
-            json_array_append_new(env, json_string(*e));
-    }
-    free_strv(full);
-    json_object_set_new(o, "task", json_string(engine__task_name(ex, idx)));
-    json_object_set_new(o, "workflow", json_string(ex->wf->name));
-    if (t->shell) {
-        json_object_set_new(o, "shell", json_string(rd.shell ? rd.shell : t->shell));
-    } else {
-        json_t *argv = json_array();
-        char **av = rd.argv ? rd.argv : t->argv;
-        for (size_t i = 0; av && av[i]; i++)
-            json_array_append_new(argv, json_string(av[i]));
-        json_object_set_new(o, "argv", argv);
-    }
-    rendered_release(&rd, t);
-    if (t->working_dir)
-        json_object_set_new(o, "dir", json_string(t->working_dir));
-    json_object_set_new(o, "env", env);
-    return o;
-}
-
-/* The environment of a process run for another node: ours, then the spec's. */
-static char **runner_env(const json_t *spec, const char *output_path)
-{
-    char **envp = NULL;
-    size_t n = 0, alloc = 0;
-    const json_t *env = json_object_get(spec, "env");
-
-    inherited_env(&envp, &n, &alloc);
-    for (size_t i = 0; i < json_array_size(env); i++) {
-        const char *kv = json_string_value(json_array_get(env, i));
-        const char *eq = kv ? strchr(kv, '=') : NULL;
-        char *k;
-        if (!eq || eq == kv)
-            continue;
-        k = xstrndup(kv, (size_t)(eq - kv));
-        env_set(&envp, &n, &alloc, k, eq + 1);
-        free(k);
-    }
-    if (output_path)
-        env_set(&envp, &n, &alloc, "ORCH_OUTPUT", output_path);
-    return envp;
-}
-
-static json_t *resolve_params(const struct workflow *wf, const char *params_json,
-                              struct err *err)
-{
-    json_error_t jerr;
-    json_t *in = NULL, *out = NULL;
-    const char *key;
-    json_t *val;
-
-    if (params_json && *params_json) {
-        in = json_loads(params_json, JSON_REJECT_DUPLICATES, &jerr);
-        if (!in || !json_is_object(in)) {
-            err_set(err, ERR_INVALID, "params must be a JSON object%s%s", in ? "" : ": ",
-                    in ? "" : jerr.text);
-            goto out;
-        }
-    } else {
-        in = json_object();
-    }
-    out = json_object();
-    json_object_foreach(in, key, val) {
-        const struct dag_param *p = NULL;
-        for (size_t i = 0; i < wf->nparams; i++)
-            if (!strcmp(wf->params[i].name, key))
-                p = &wf->params[i];
-        if (!p) {
-            err_set(err, ERR_INVALID, "unknown param '%s' (workflow '%s' declares %zu param%s)",
-                    key, wf->name, wf->nparams, wf->nparams == 1 ? "" : "s");
-            goto fail;
-        }
-        switch (p->type) {
-        case PARAM_STRING:
-            if (!json_is_string(val)) {
-                err_set(err, ERR_INVALID, "param '%s' must be a string", key);
-                goto fail;
-            }
-            break;
-        case PARAM_NUMBER:
-            if (!json_is_number(val)) {
-                err_set(err, ERR_INVALID, "param '%s' must be a number", key);
-                goto fail;
-            }
-            break;
-        case PARAM_BOOLEAN:
-            if (!json_is_boolean(val)) {
-                err_set(err, ERR_INVALID, "param '%s' must be a boolean", key);
-                goto fail;
-            }
-            break;
-        case PARAM_OBJECT:
-            if (!json_is_object(val)) {
-                err_set(err, ERR_INVALID, "param '%s' must be an object", key);
-                goto fail;
-            }
-            break;
-        }
-        json_object_set(out, key, val);
-    }
-    for (size_t i = 0; i < wf->nparams; i++) {
-        const struct dag_param *p = &wf->params[i];
-        if (json_object_get(out, p->name))
-            continue;
-        if (p->default_json) {
-            json_t *d = json_loads(p->default_json, JSON_DECODE_ANY, NULL);
-            if (d)
-                json_object_set_new(out, p->name, d);
-        } else if (p->required) {
-            err_set(err, ERR_INVALID, "missing required param '%s'", p->name);
-            goto fail;
-        }
-    }
-    goto out;
-fail:
-    json_decref(out);
-    out = NULL;
-out:
-    json_decref(in);
-    return out;
-}
-
-int engine__params_same(const struct workflow *wf, const char *stored, const char *params_json)
-{
-    struct err err = ERR_INIT;
-    json_t *p = resolve_params(wf, params_json, &err);
-    char *text = p ? json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    int same = text && stored && !strcmp(text, stored);
-
-    json_decref(p);
-    free(text);
-    return same;
-}
-
 /* ------------------------------------------------------------------ executions */
 
 static void exec_free(struct exec *ex)
@@ -584,7 +112,7 @@ static void exec_free(struct exec *ex)
     free(ex->schedule_id);
     free(ex->schedule_name);
     free(ex->scheduled_for_text);
-    free_strv(ex->base_env);
+    engine__strv_free(ex->base_env);
     workflow_free(ex->wf);
     free(ex);
 }
@@ -690,7 +218,7 @@ static struct exec *exec_alloc(struct workflow *wf, const char *params)
     ex->runs_alloc = wf->ntasks ? wf->ntasks : 1;
     ex->runs = xcalloc(ex->runs_alloc, sizeof(*ex->runs));
     ex->nruns = wf->ntasks;
-    ex->base_env = build_base_env(wf, pj);
+    ex->base_env = engine__base_env(wf, pj);
     json_decref(pj);
     for (size_t i = 0; i < wf->ntasks; i++) {
         ex->runs[i].remaining = (int)wf->tasks[i].ndeps;
@@ -699,14 +227,14 @@ static struct exec *exec_alloc(struct workflow *wf, const char *params)
     return ex;
 }
 
-/* Which ready FIFO run `idx` waits in: a command needs a process slot; a
- * forEach task (before its instances exist) and a noop none. */
+/* Which ready FIFO run `idx` waits in: its kind's (a command needs a process
+ * slot); a forEach task before its instances exist needs none. */
 static int ready_queue_of(const struct exec *ex, size_t idx)
 {
     const struct dag_task *t = engine__task(ex, idx);
     if (idx < ex->wf->ntasks && engine__is_group(t))
-        return 2;
-    return t->type == TASK_COMMAND ? 0 : t->type == TASK_NOOP ? 2 : 1;
+        return KIND_QUEUE_FREE;
+    return (int)engine__kind(t)->queue;
 }
 
 static void ready_push_raw(struct exec *ex, size_t idx)
@@ -976,8 +504,9 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
     ev.error = error;
 
     if (ast == ATTEMPT_SUCCEEDED) {
-        if (t->type == TASK_NOOP)
-            log_debug(COMP_TASK, "Task '%s' succeeded (noop)", engine__task_name(ex, idx));
+        if (engine__kind(t)->instant)
+            log_debug(COMP_TASK, "Task '%s' succeeded (%s)", engine__task_name(ex, idx),
+                      engine__kind(t)->name);
         else
             log_info(COMP_TASK, "Task '%s' succeeded in %s (attempt %d)", engine__task_name(ex, idx), dur,
                      r->attempt);
@@ -1051,32 +580,24 @@ void engine__attempt_succeed(struct engine *eng, struct exec *ex, size_t idx, ch
     attempt_end(eng, ex, idx, ATTEMPT_SUCCEEDED, -1, 0, NULL, 0, 0, 0, 1);
 }
 
-/* Start a new attempt of task `idx` (in memory; the process starts after commit). */
-/* A process to start after the commit (in to_spawn), taking a slot. */
-static struct proc *proc_new(struct engine *eng, struct exec *ex, const char *exec_id, size_t idx,
-                             int attempt)
+void engine__attempt_end(struct engine *eng, struct exec *ex, size_t idx,
+                         enum attempt_status ast, int exit_code, int sig, const char *error,
+                         int pid, int pgid, int64_t proc_start, int allow_retry)
 {
-    struct proc *p = xcalloc(1, sizeof(*p));
-    struct child init = CHILD_INIT;
-    p->ch = init;
-    p->ex = ex;
-    snprintf(p->exec_id, sizeof(p->exec_id), "%s", exec_id);
-    p->idx = idx;
-    p->attempt = attempt;
-    strbuf_init(&p->pend[0], 0);
-    strbuf_init(&p->pend[1], 0);
-    XGROW(eng->to_spawn, eng->spawn_alloc, eng->nspawn + 1);
-    eng->to_spawn[eng->nspawn++] = p;
-    eng->nprocs++;
-    return p;
+    attempt_end(eng, ex, idx, ast, exit_code, sig, error, pid, pgid, proc_start, allow_retry);
 }
 
-static json_t *task_spec(struct engine *eng, const struct exec *ex, size_t idx, char *msg,
-                         size_t msglen);
+void engine__attempt_timer(struct engine *eng, int timer_kind, struct exec *ex, size_t idx,
+                           int64_t delay_ms)
+{
+    timer_for_run(eng, (enum timer_kind)timer_kind, ex, idx, ex->runs[idx].attempt, delay_ms);
+}
 
+/* Start a new attempt of task `idx` (in memory; its kind's work starts after
+ * the commit). */
 static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int offer)
 {
-    const struct dag_task *t = engine__task(ex, idx);
+    const struct task_kind *k = engine__kind(engine__task(ex, idx));
     struct trun *r = &ex->runs[idx];
     int64_t now = clock_now_ms();
     struct attempt_row row;
@@ -1097,12 +618,12 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
     row.started_at = now;
     row.exit_code = -1;
 
-    if (t->type == TASK_NOOP) {
+    if (k->instant) {
         /* Completes inside this turn: one insert with the final status. */
         row.status = ATTEMPT_SUCCEEDED;
         row.finished_at = now;
         engine__add_pending_attempt(eng, ex, 1, &row);
-        log_debug(COMP_TASK, "Task '%s' succeeded (noop)", engine__task_name(ex, idx));
+        k->begin(eng, ex, idx, offer);
         task_finalize(eng, ex, idx, TASK_SUCCEEDED, NULL);
         memset(&ev, 0, sizeof(ev));
         ev.type = ENGINE_EV_TASK_FINISHED;
@@ -1121,58 +642,7 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
     ev.attempt = r->attempt;
     exec_progress(ex, &ev);
     notify(eng, &ev);
-
-    if (t->type == TASK_SLEEP) {
-        timer_for_run(eng, TIMER_SLEEP_DONE, ex, idx, r->attempt, t->sleep_ms);
-        log_info(COMP_TASK, "Task '%s' started (sleep, attempt %d)", engine__task_name(ex, idx), r->attempt);
-        return;
-    }
-    if (t->type == TASK_HTTP) {
-        engine__http_begin(eng, ex, idx); /* sent after the commit */
-        return;
-    }
-    if (t->type == TASK_WORKFLOW) {
-        /* The child execution is inserted with this turn. */
-        engine__subflow_begin(eng, ex, idx);
-        eng->work_now = 1;
-        if (t->timeout_ms > 0 && r->status == TASK_RUNNING) {
-            timer_for_run(eng, TIMER_TASK_TIMEOUT, ex, idx, r->attempt, t->timeout_ms);
-        }
-        return;
-    }
-    /* TASK_COMMAND: the process is started after the commit. */
-    if (offer) {
-        char msg[512];
-        json_t *spec = task_spec(eng, ex, idx, msg, sizeof(msg));
-        if (!spec) {
-            /* A placeholder that cannot be filled will not be filled by a retry. */
-            attempt_end(eng, ex, idx, ATTEMPT_FAILED, -1, 0, msg, 0, 0, 0, 0);
-            return;
-        }
-        engine__run_remote(eng, ex, idx, 1);
-        engine__remote_offer(eng, ex, idx, spec);
-        json_decref(spec);
-        if (t->timeout_ms > 0) {
-            timer_for_run(eng, TIMER_TASK_TIMEOUT, ex, idx, r->attempt, t->timeout_ms);
-        }
-        return;
-    }
-    r->proc = proc_new(eng, ex, ex->id, idx, r->attempt);
-}
-
-void engine__remote_run_local(struct engine *eng, struct exec *ex, size_t idx)
-{
-    struct trun *r = &ex->runs[idx];
-    r->proc = proc_new(eng, ex, ex->id, idx, r->attempt);
-    log_info(COMP_TASK, "Task '%s' taken back from the offers: runs here (attempt %d)",
-             engine__task_name(ex, idx), r->attempt);
-}
-
-void engine__remote_run_for(struct engine *eng, const struct offer_row *o)
-{
-    struct proc *p = proc_new(eng, NULL, o->exec_id, (size_t)o->task_idx, o->attempt);
-    p->spec = json_loads(o->spec ? o->spec : "{}", 0, NULL);
-    p->owner = o->owner ? xstrdup(o->owner) : NULL;
+    k->begin(eng, ex, idx, offer);
 }
 
 static void exec_check_done(struct engine *eng, struct exec *ex)
@@ -1221,22 +691,6 @@ static void exec_check_done(struct engine *eng, struct exec *ex)
     notify(eng, &ev);
 }
 
-/* Terminate the group of a live process: SIGTERM now (after commit), SIGKILL after grace. */
-void engine__proc_terminate(struct engine *eng, struct proc *p)
-{
-    struct timer tm;
-    p->stale = 1;
-    if (p->term_sent || !p->ch.pid)
-        return;
-    child_signal_group(&p->ch, SIGTERM);
-    p->term_sent = 1;
-    memset(&tm, 0, sizeof(tm));
-    tm.at = clock_mono_ms() + eng->cfg.kill_grace_ms;
-    tm.kind = TIMER_KILL;
-    tm.proc = p;
-    engine__timer_add(&eng->timers, &tm);
-}
-
 /* End the execution early (cancel or timeout): running tasks get `run_status`,
  * the others are cancelled. */
 void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
@@ -1259,25 +713,11 @@ void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st
             continue;
         }
         if (r->status == TASK_RUNNING) {
-            struct proc *p = r->proc;
-            if (p) {
-                r->proc = NULL;
-                if (p->ch.pid)
-                    engine__proc_terminate(eng, p);
-                else
-                    p->stale = 1; /* not started yet: the spawn is skipped */
-                attempt_end(eng, ex, i, ast, -1, 0, reason, p->ch.pid, p->ch.pid,
-                            p->ch.proc_start, 0);
-            } else if (r->http) {
-                engine__http_cancel(eng, ex, i);
+            const struct task_kind *k = engine__kind(engine__task(ex, i));
+            if (k->cancel)
+                k->cancel(eng, ex, i, ast, reason);
+            else
                 attempt_end(eng, ex, i, ast, -1, 0, reason, 0, 0, 0, 0);
-            } else if (engine__task(ex, i)->type == TASK_WORKFLOW) {
-                attempt_end(eng, ex, i, ast, -1, 0, reason, 0, 0, 0, 0);
-                engine__subflow_end(eng, ex, i, "cancelled: its parent execution ended");
-            } else {
-                engine__remote_cancel(eng, ex, i);
-                attempt_end(eng, ex, i, ast, -1, 0, reason, 0, 0, 0, 0);
-            }
         } else {
             r->queued_in_ready = 0;
             task_finalize(eng, ex, i, TASK_CANCELLED, reason);
@@ -1321,6 +761,7 @@ static int dispatch(struct engine *eng)
                 while (f->head < f->n) {
                     size_t idx = f->v[f->head];
                     const struct dag_task *t = engine__task(ex, idx);
+                    const struct task_kind *k = engine__kind(t);
                     struct trun *r = &ex->runs[idx];
                     if (!r->queued_in_ready || r->status != TASK_QUEUED) {
                         f->head++;
@@ -1334,7 +775,7 @@ static int dispatch(struct engine *eng)
                     if (t->when && r->attempt == 0) {
                         /* Its condition, once, when it is about to start. */
                         char msg[512];
-                        int w = when_holds(ex, idx, msg, sizeof(msg));
+                        int w = engine__when_holds(ex, idx, msg, sizeof(msg));
                         if (w <= 0) {
                             f->head++;
                             eng->nready--;
@@ -1361,7 +802,7 @@ static int dispatch(struct engine *eng)
                         progress = 1;
                         continue;
                     }
-                    if (t->type == TASK_COMMAND && eng->nprocs >= (size_t)eng->cfg.workers) {
+                    if (k->queue == KIND_QUEUE_SLOT && eng->nprocs >= (size_t)eng->cfg.workers) {
                         /* No slot here: another node may run it. */
                         if (!engine__remote_offer_ok(eng)) {
                             no_slot = 1;
@@ -1710,9 +1151,9 @@ static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, str
     }
 }
 
-/* ------------------------------------------------------------------ processes */
+/* ------------------------------------------------------------------ epoll */
 
-static void watch_add(struct engine *eng, int fd, struct watch *w)
+void engine__watch_add(struct engine *eng, int fd, struct watch *w)
 {
     struct epoll_event ev;
     memset(&ev, 0, sizeof(ev));
@@ -1722,486 +1163,10 @@ static void watch_add(struct engine *eng, int fd, struct watch *w)
         log_error(COMP, "epoll_ctl: %s", strerror(errno));
 }
 
-static void watch_del(struct engine *eng, int fd)
+void engine__watch_del(struct engine *eng, int fd)
 {
     if (fd >= 0)
         epoll_ctl(eng->epfd, EPOLL_CTL_DEL, fd, NULL);
-}
-
-static void proc_unlink_free(struct engine *eng, struct proc *p)
-{
-    struct proc **pp = &eng->procs;
-    while (*pp && *pp != p)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = p->next;
-    engine__timer_purge(&eng->timers, NULL, p);
-    watch_del(eng, p->ch.pidfd);
-    watch_del(eng, p->ch.out_fd);
-    watch_del(eng, p->ch.err_fd);
-    child_release(&p->ch);
-    strbuf_release(&p->pend[0]);
-    strbuf_release(&p->pend[1]);
-    free(p->trk[0].chunks);
-    free(p->trk[1].chunks);
-    if (p->output_path)
-        unlink(p->output_path);
-    free(p->output_path);
-    json_decref(p->spec);
-    free(p->owner);
-    free(p);
-    eng->nprocs--;
-}
-
-/* Keep the last `cap` bytes of a stream in buf[*len]. */
-static void tail_add(char *buf, size_t *blen, size_t cap, const char *data, size_t len)
-{
-    if (len >= cap) {
-        memcpy(buf, data + len - cap, cap);
-        *blen = cap;
-        return;
-    }
-    if (*blen + len > cap) {
-        size_t drop = *blen + len - cap;
-        memmove(buf, buf + drop, *blen - drop);
-        *blen -= drop;
-    }
-    memcpy(buf + *blen, data, len);
-    *blen += len;
-}
-
-/* Read what is available from one pipe (bounded per turn). */
-static void proc_read(struct engine *eng, struct proc *p, int stream)
-{
-    int *fdp = stream == 0 ? &p->ch.out_fd : &p->ch.err_fd;
-    char buf[READ_CHUNK];
-    size_t budget = READ_BUDGET;
-
-    while (*fdp >= 0 && budget > 0) {
-        ssize_t n = read(*fdp, buf, sizeof(buf));
-        if (n > 0) {
-            struct strbuf *sb = &p->pend[stream];
-            budget -= (size_t)n < budget ? (size_t)n : budget;
-            /* Bound what waits for the commit: keep the newest output_cap bytes. */
-            if (sb->len + (size_t)n > 2 * eng->cfg.output_cap && sb->len > 0) {
-                size_t keep = eng->cfg.output_cap;
-                if (keep > sb->len)
-                    keep = sb->len;
-                memmove(sb->buf, sb->buf + sb->len - keep, keep);
-                sb->len = keep;
-                sb->buf[keep] = '\0';
-            }
-            strbuf_add(sb, buf, (size_t)n);
-            if (stream == 1)
-                tail_add(p->err_tail, &p->err_tail_len, ERR_TAIL, buf, (size_t)n);
-            else
-                tail_add(p->out_tail, &p->out_tail_len, OUT_TAIL, buf, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        /* EOF or error: stop watching this pipe. */
-        watch_del(eng, *fdp);
-        close(*fdp);
-        *fdp = -1;
-        return;
-    }
-}
-
-static void last_line(const struct proc *p, char *out, size_t outlen)
-{
-    size_t end = p->err_tail_len, start;
-    while (end > 0 && (p->err_tail[end - 1] == '\n' || p->err_tail[end - 1] == '\r' ||
-                       p->err_tail[end - 1] == ' '))
-        end--;
-    start = end;
-    while (start > 0 && p->err_tail[start - 1] != '\n')
-        start--;
-    if (end - start >= outlen)
-        start = end - (outlen - 1);
-    memcpy(out, p->err_tail + start, end - start);
-    out[end - start] = '\0';
-    for (char *c = out; *c; c++)
-        if ((unsigned char)*c < 0x20)
-            *c = ' ';
-}
-
-/* The process of `p` exited: collect output, apply the result (if not stale). */
-/*
- * The output of a command attempt that exited 0: the JSON object it wrote to
- * $ORCH_OUTPUT, or {"exitCode": 0, "stdout": the tail of its stdout}. Returns
- * 0 with *out (compact JSON text), or -1 with a message for the attempt's
- * failure (not an object, too big).
- */
-static int task_output(struct engine *eng, struct proc *p, char **out, char *msg, size_t msglen)
-{
-    size_t cap = eng->cfg.task_output_cap;
-    json_t *o = NULL;
-    FILE *f = NULL;
-
-    *out = NULL;
-    if (p->output_path) {
-        /* Never through a symlink, never a FIFO or device; a regular file
-         * written by the task's user (ours, or the task user). */
-        int fd = open(p->output_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        struct stat sb;
-        if (fd >= 0 && (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
-                        (sb.st_uid != geteuid() &&
-                         !(eng->cfg.task_user && sb.st_uid == eng->cfg.task_uid)))) {
-            close(fd);
-            snprintf(msg, msglen, "its output ($ORCH_OUTPUT) is not a regular file of its user");
-            return -1;
-        }
-        if (fd >= 0 && !(f = fdopen(fd, "rb")))
-            close(fd);
-        if (fd < 0 && errno == ELOOP) {
-            snprintf(msg, msglen, "its output ($ORCH_OUTPUT) is a symbolic link");
-            return -1;
-        }
-    }
-    if (f) {
-        struct stat sb;
-        /* As much as the file holds (no more than the cap and one byte). */
-        size_t want = fstat(fileno(f), &sb) == 0 && (uint64_t)sb.st_size <= cap
-                          ? (size_t)sb.st_size + 1
-                          : cap + 1;
-        char *buf = xmalloc(want + 1);
-        size_t n = fread(buf, 1, want, f);
-        json_error_t jerr;
-        fclose(f);
-        if (n > cap) {
-            free(buf);
-            snprintf(msg, msglen,
-                     "its output ($ORCH_OUTPUT) is larger than the limit of %zu bytes "
-                     "(ORCH_MAX_TASK_OUTPUT)",
-                     cap);
-            return -1;
-        }
-        o = n ? json_loadb(buf, n, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-        free(buf);
-        if (!o || !json_is_object(o)) {
-            if (!n)
-                snprintf(msg, msglen, "its output ($ORCH_OUTPUT) is empty: write a JSON object");
-            else if (!o)
-                snprintf(msg, msglen, "its output ($ORCH_OUTPUT) is not valid JSON: line %d "
-                         "column %d: %s", jerr.line, jerr.column, jerr.text);
-            else
-                snprintf(msg, msglen, "its output ($ORCH_OUTPUT) must be a JSON object, not %s",
-                         json_is_array(o) ? "an array" : json_is_string(o) ? "a string"
-                                                       : "a scalar");
-            json_decref(o);
-            return -1;
-        }
-    } else {
-        /* No file: the exit code and the tail of stdout (valid UTF-8, without
-         * its last newlines). */
-        struct strbuf sb = STRBUF_INIT;
-        size_t len = p->out_tail_len;
-        while (len > 0 && (p->out_tail[len - 1] == '\n' || p->out_tail[len - 1] == '\r'))
-            len--;
-        strbuf_add_utf8(&sb, p->out_tail, len);
-        o = json_object();
-        json_object_set_new(o, "exitCode", json_integer(0));
-        json_object_set_new(o, "stdout", json_stringn(sb.buf, sb.len));
-        strbuf_release(&sb);
-    }
-    *out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(o);
-    if (!*out || strlen(*out) > cap) {
-        free(*out);
-        *out = NULL;
-        snprintf(msg, msglen, "its output is larger than the limit of %zu bytes "
-                 "(ORCH_MAX_TASK_OUTPUT)", cap);
-        return -1;
-    }
-    return 0;
-}
-
-/* child_sweep_orphans: does this orphan belong to a task process still running
- * here? Its $ORCH_OUTPUT names the attempt; without one, any running task may
- * own it. */
-static int orphan_keep(void *arg, const char *env, size_t len)
-{
-    struct engine *eng = arg;
-    const char *out = NULL;
-    size_t outlen = 0;
-
-    for (size_t off = 0; off < len;) {
-        size_t l = strnlen(env + off, len - off);
-        if (l > 11 && !memcmp(env + off, "ORCH_OUTPUT=", 12)) {
-            out = env + off + 12;
-            outlen = l - 12;
-        }
-        off += l + 1;
-    }
-    for (const struct proc *q = eng->procs; q; q = q->next) {
-        if (q->reaped || !q->ch.pid)
-            continue;
-        if (!out || (q->output_path && strlen(q->output_path) == outlen &&
-                     !memcmp(q->output_path, out, outlen)))
-            return 1;
-    }
-    return 0;
-}
-
-/* End what a finished task left behind outside its process group (setsid,
- * double fork: reparented to us, the subreaper) and reap exited orphans. */
-static void sweep_orphans(struct engine *eng, int keep_running)
-{
-    pid_t *live = NULL;
-    size_t n = 0, alloc = 0;
-    int killed;
-
-    for (const struct proc *q = eng->procs; q; q = q->next) {
-        if (q->reaped || !q->ch.pid)
-            continue;
-        XGROW(live, alloc, n + 1);
-        live[n++] = q->ch.pid;
-    }
-    killed = child_sweep_orphans(live, n, keep_running ? orphan_keep : NULL, eng);
-    if (killed)
-        log_info(COMP_TASK, "Killed %d process%s left behind by finished tasks", killed,
-                 killed == 1 ? "" : "es");
-    free(live);
-}
-
-static void proc_exited(struct engine *eng, struct proc *p)
-{
-    struct exec *ex = p->ex;
-    struct trun *r;
-    char msg[512], line[200];
-    int code, sig;
-
-    if (child_reap(&p->ch) != 1)
-        return;
-    p->reaped = 1;
-    proc_read(eng, p, 0);
-    proc_read(eng, p, 1);
-    /* The leader is gone: end what is left of its group (background children),
-     * and what left the group. */
-    child_signal_group(&p->ch, SIGKILL);
-    sweep_orphans(eng, 1);
-    watch_del(eng, p->ch.pidfd);
-    code = p->ch.exit_code;
-    sig = p->ch.signal;
-    if (!ex) {
-        /* Run for another node: report to its owner. */
-        char *out = NULL;
-        if (p->rcancel) {
-            engine__remote_report(eng, p, "cancelled", code, sig, "cancelled by its owner", NULL);
-        } else if (code == 0 && !sig) {
-            if (task_output(eng, p, &out, msg, sizeof(msg)) != 0)
-                engine__remote_report(eng, p, "failed", 0, 0, msg, NULL);
-            else
-                engine__remote_report(eng, p, "succeeded", 0, 0, NULL, out);
-            free(out);
-        } else {
-            last_line(p, line, sizeof(line));
-            if (sig)
-                snprintf(msg, sizeof(msg), "killed by signal %d (%s)%s%s", sig,
-                         signal_name(sig), line[0] ? ": " : "", line);
-            else
-                snprintf(msg, sizeof(msg), "exit status %d%s%s", code, line[0] ? ": " : "",
-                         line);
-            engine__remote_report(eng, p, "failed", code, sig, msg, NULL);
-        }
-        return;
-    }
-    r = &ex->runs[p->idx];
-    if (p->stale || r->proc != p || r->attempt != p->attempt || r->status != TASK_RUNNING) {
-        /* Fencing: this attempt was already given up; its report is dropped. */
-        log_info(COMP_TASK, "Task '%s': dropped late report of attempt %d (current attempt %d, %s)",
-                  engine__task_name(ex, p->idx), p->attempt, r->attempt, task_status_name(r->status));
-        return;
-    }
-    r->proc = NULL;
-    if (code == 0) {
-        char *out = NULL;
-        if (task_output(eng, p, &out, msg, sizeof(msg)) != 0) {
-            attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, 0, 0, msg, p->ch.pid, p->ch.pid,
-                        p->ch.proc_start, 1);
-            return;
-        }
-        free(r->output);
-        r->output = out;
-        attempt_end(eng, ex, p->idx, ATTEMPT_SUCCEEDED, 0, 0, NULL, p->ch.pid, p->ch.pid,
-                    p->ch.proc_start, 1);
-        return;
-    }
-    last_line(p, line, sizeof(line));
-    if (sig)
-        snprintf(msg, sizeof(msg), "killed by signal %d (%s)%s%s", sig, signal_name(sig),
-                 line[0] ? ": " : "", line);
-    else
-        snprintf(msg, sizeof(msg), "exit status %d%s%s", code, line[0] ? ": " : "", line);
-    attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, code, sig, msg, p->ch.pid, p->ch.pid,
-                p->ch.proc_start, 1);
-}
-
-/* Start the processes of the attempts begun this turn (after the commit). */
-static void spawn_pending(struct engine *eng)
-{
-    for (size_t i = 0; i < eng->nspawn; i++) {
-        struct proc *p = eng->to_spawn[i];
-        struct exec *ex = p->ex;
-        const struct dag_task *t = ex ? engine__task(ex, p->idx) : NULL;
-        struct trun *r = ex ? &ex->runs[p->idx] : NULL;
-        char **envp;
-        char *sh_argv[4];
-        struct err err = ERR_INIT;
-        int rc;
-
-        char **rargv = NULL;
-        const char *name;
-        struct rendered rd;
-
-        memset(&rd, 0, sizeof(rd));
-
-        p->next = eng->procs;
-        eng->procs = p;
-        if (p->stale) {
-            /* Cancelled before it could start. */
-            p->reaped = 1;
-            if (!ex)
-                engine__remote_report(eng, p, "cancelled", -1, 0, "cancelled before it started",
-                                      NULL);
-            continue;
-        }
-        free(p->output_path);
-        p->output_path = xasprintf("%s/%s-%zu-%d.json", eng->output_dir, p->exec_id, p->idx,
-                                   p->attempt);
-        unlink(p->output_path); /* a leftover of a crash */
-        if (ex) {
-            char msg[512];
-            if (render_task(ex, p->idx, &rd, msg, sizeof(msg)) != 0) {
-                p->reaped = 1;
-                r->proc = NULL;
-                attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, -1, 0, msg, 0, 0, 0, 0);
-                eng->work_now = 1;
-                continue;
-            }
-            envp = build_task_env(ex, p->idx, p->attempt, p->output_path, &rd);
-            if (t->shell) {
-                sh_argv[0] = (char *)"/bin/sh";
-                sh_argv[1] = (char *)"-c";
-                sh_argv[2] = rd.shell ? rd.shell : t->shell;
-                sh_argv[3] = NULL;
-                p->ch.argv = sh_argv;
-            } else {
-                p->ch.argv = rd.argv ? rd.argv : t->argv;
-            }
-            p->ch.dir = t->working_dir;
-            name = engine__task_name(ex, p->idx);
-        } else {
-            /* Run for another node: what its offer says. */
-            const json_t *argv = json_object_get(p->spec, "argv");
-            const char *shell = json_string_value(json_object_get(p->spec, "shell"));
-            envp = runner_env(p->spec, p->output_path);
-            if (shell) {
-                sh_argv[0] = (char *)"/bin/sh";
-                sh_argv[1] = (char *)"-c";
-                sh_argv[2] = (char *)shell;
-                sh_argv[3] = NULL;
-                p->ch.argv = sh_argv;
-            } else {
-                rargv = xcalloc(json_array_size(argv) + 1, sizeof(*rargv));
-                for (size_t k = 0; k < json_array_size(argv); k++)
-                    rargv[k] = (char *)json_string_value(json_array_get(argv, k));
-                p->ch.argv = rargv;
-            }
-            p->ch.dir = json_string_value(json_object_get(p->spec, "dir"));
-            name = json_string_value(json_object_get(p->spec, "task"));
-            if (!name)
-                name = "?";
-        }
-        p->ch.envp = envp;
-        p->ch.drop_ids = eng->cfg.task_user;
-        p->ch.uid = eng->cfg.task_uid;
-        p->ch.gid = eng->cfg.task_gid;
-        rc = (p->ch.argv && p->ch.argv[0]) ? child_start(&p->ch, &err)
-                                           : err_set(&err, ERR_INVALID, "nothing to run");
-        free_strv(envp);
-        free(rargv);
-        if (ex)
-            rendered_release(&rd, t);
-        p->ch.argv = NULL;
-        p->ch.envp = NULL;
-        if (rc) {
-            p->reaped = 1;
-            if (!ex) {
-                engine__remote_report(eng, p, "failed", -1, 0, err.msg, NULL);
-                continue;
-            }
-            r->proc = NULL;
-            attempt_end(eng, ex, p->idx, ATTEMPT_FAILED, -1, 0, err.msg, 0, 0, 0, 1);
-            eng->work_now = 1;
-            continue;
-        }
-        p->started_mono = clock_mono_fresh_ms(); /* its timeout counts from the spawn */
-        p->pid_dirty = 1;
-        p->w_pid.kind = WATCH_PIDFD;
-        p->w_pid.proc = p;
-        p->w_out.kind = WATCH_OUT;
-        p->w_out.proc = p;
-        p->w_err.kind = WATCH_ERR;
-        p->w_err.proc = p;
-        watch_add(eng, p->ch.pidfd, &p->w_pid);
-        watch_add(eng, p->ch.out_fd, &p->w_out);
-        watch_add(eng, p->ch.err_fd, &p->w_err);
-        log_info(COMP_TASK, "Task '%s' started (attempt %d, pid %d)", name, p->attempt,
-                 (int)p->ch.pid);
-        if (ex && t->timeout_ms > 0) {
-            struct timer tm;
-            memset(&tm, 0, sizeof(tm));
-            tm.at = p->started_mono + t->timeout_ms;
-            tm.kind = TIMER_TASK_TIMEOUT;
-            tm.ex = ex;
-            tm.proc = p;
-            tm.idx = p->idx;
-            tm.attempt = p->attempt;
-            engine__timer_add(&eng->timers, &tm);
-        }
-        /*
-         * The pid is written with the next turn's commit. Most short tasks end
-         * before that, so their pid goes in with their result; a longer one
-         * gets a turn within PID_WRITE_DELAY_MS. Should orch die before, the
-         * recovery finds the orphan by its ORCH_* environment instead.
-         */
-        {
-            struct timer tm;
-            memset(&tm, 0, sizeof(tm));
-            tm.at = clock_mono_ms() + PID_WRITE_DELAY_MS;
-            tm.kind = TIMER_PID_WRITE;
-            tm.proc = p;
-            engine__timer_add(&eng->timers, &tm);
-        }
-    }
-    eng->nspawn = 0;
-}
-
-/* Free processes that are fully done (reaped and pipes drained or closed). */
-static void procs_collect(struct engine *eng)
-{
-    struct proc *p = eng->procs, *next;
-    for (; p; p = next) {
-        next = p->next;
-        if (p->reaped && !p->pend[0].len && !p->pend[1].len && !p->pid_dirty) {
-            proc_unlink_free(eng, p);
-            /* A slot is free: queued tasks may start without waiting for an event. */
-            eng->work_now = 1;
-        }
-    }
-}
-
-/* Every process has ended (those held for a commit included). */
-static int procs_all_reaped(const struct engine *eng)
-{
-    for (const struct proc *p = eng->procs; p; p = p->next)
-        if (!p->reaped)
-            return 0;
-    return 1;
 }
 
 /* ------------------------------------------------------------------ timers */
@@ -2227,23 +1192,8 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
             return;
         clock_fmt_duration(engine__task(ex, tm->idx)->timeout_ms, dur, sizeof(dur));
         snprintf(msg, sizeof(msg), "timed out after %s", dur);
-        if (!p && engine__task(ex, tm->idx)->type == TASK_WORKFLOW) {
-            attempt_end(eng, ex, tm->idx, ATTEMPT_TIMED_OUT, -1, 0, msg, 0, 0, 0, 1);
-            engine__subflow_end(eng, ex, tm->idx, "cancelled: its parent task timed out");
-            return;
-        }
-        if (!p) {
-            /* Offered to, or run by, another node: it is told to stop. */
-            if (!r->remote)
-                return;
-            engine__remote_cancel(eng, ex, tm->idx);
-            attempt_end(eng, ex, tm->idx, ATTEMPT_TIMED_OUT, -1, 0, msg, 0, 0, 0, 1);
-            return;
-        }
-        r->proc = NULL;
-        engine__proc_terminate(eng, p);
-        attempt_end(eng, ex, tm->idx, ATTEMPT_TIMED_OUT, -1, 0, msg, p->ch.pid, p->ch.pid,
-                    p->ch.proc_start, 1);
+        if (engine__kind(engine__task(ex, tm->idx))->timeout)
+            engine__kind(engine__task(ex, tm->idx))->timeout(eng, ex, tm->idx, msg);
         return;
     }
     case TIMER_RETRY: {
@@ -2406,7 +1356,7 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
         return err_set(err, ERR_IO, "cannot create event loop: %s", strerror(e));
     }
     eng->w_wake.kind = WATCH_WAKE;
-    watch_add(eng, eng->wakefd, &eng->w_wake);
+    engine__watch_add(eng, eng->wakefd, &eng->w_wake);
     pthread_mutex_init(&eng->mu, NULL);
     pthread_cond_init(&eng->cv, NULL);
     eng->sched = engine__sched_new();
@@ -2460,26 +1410,7 @@ void engine_free(struct engine *eng)
         return;
     engine__http_free(eng);
     netpolicy_free(eng->netpol);
-    /* Never leave processes running behind us. */
-    while (eng->procs) {
-        struct proc *p = eng->procs;
-        if (!p->reaped && p->ch.pid) {
-            child_signal_group(&p->ch, SIGKILL);
-            while (child_reap(&p->ch) == 0)
-                usleep(1000);
-        }
-        p->reaped = 1;
-        proc_unlink_free(eng, p);
-    }
-    sweep_orphans(eng, 0);
-    for (size_t i = 0; i < eng->nspawn; i++) {
-        struct proc *p = eng->to_spawn[i];
-        strbuf_release(&p->pend[0]);
-        strbuf_release(&p->pend[1]);
-        json_decref(p->spec);
-        free(p->owner);
-        free(p);
-    }
+    engine__procs_free(eng); /* never leaves processes running behind us */
     while (eng->execs) {
         struct exec *ex = eng->execs;
         eng->execs = ex->next;
@@ -2556,7 +1487,7 @@ int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
     int rc;
 
     *out = NULL;
-    params = resolve_params(wf, params_json, err);
+    params = engine__resolve_params(wf, params_json, err);
     if (!params) {
         workflow_free(wf);
         return ERR_INVALID;
@@ -2645,7 +1576,7 @@ int engine_submit(struct engine *eng, const char *definition, const char *params
     }
     {
         /* Check the params before recording a version. */
-        json_t *pj = resolve_params(wf, params_json, err);
+        json_t *pj = engine__resolve_params(wf, params_json, err);
         if (!pj) {
             workflow_free(wf);
             return ERR_INVALID;
@@ -2685,390 +1616,70 @@ int engine_cancel(struct engine *eng, const char *exec_id, struct err *err)
     return err_set(err, ERR_NOT_FOUND, "no active execution '%s'", exec_id);
 }
 
-/* Rebuild an execution from the store and take it over (crash recovery). */
+/* ------------------------------------------------------------------ for recovery.c */
 
-int engine_resume(struct engine *eng, const char *exec_id, struct err *err)
+struct exec *engine__exec_alloc(struct workflow *wf, const char *params)
 {
-    return engine__exec_take(eng, exec_id, 0, err);
+    return exec_alloc(wf, params);
 }
 
-int engine_retry(struct engine *eng, const char *exec_id, struct err *err)
+void engine__exec_free(struct exec *ex)
 {
-    return engine__exec_take(eng, exec_id, 1, err);
+    exec_free(ex);
 }
 
-/* An execution a schedule fired, taken from the store: keep what it was
- * fired for (its tasks get ORCH_SCHEDULE and ORCH_SCHEDULED_FOR again, in the
- * schedule's zone when this node knows the schedule, else in UTC). */
-static void exec_restore_schedule(struct engine *eng, struct exec *ex, const char *schedule_id,
-                                  int64_t scheduled_for)
+void engine__exec_link_in(struct engine *eng, struct exec *ex)
 {
-    char when[64];
-    const struct sched *sc = engine__sched_find(eng, schedule_id);
-
-    ex->schedule_id = xstrdup(schedule_id);
-    ex->scheduled_for = scheduled_for;
-    if (sc) {
-        ex->schedule_name = xstrdup(sc->name);
-        if (cron_format_instant(scheduled_for / 1000, sc->tz, when) != 0)
-            clock_iso8601(scheduled_for, when);
-    } else {
-        struct schedule_row row;
-        struct err err = ERR_INIT;
-        memset(&row, 0, sizeof(row));
-        if (store_schedule_get(eng->st, schedule_id, &row, &err) == 0)
-            ex->schedule_name = row.name ? xstrdup(row.name) : NULL;
-        schedule_row_release(&row);
-        clock_iso8601(scheduled_for, when);
-    }
-    ex->scheduled_for_text = xstrdup(when);
+    exec_link_in(eng, ex);
 }
 
-static int same_host(const struct engine *eng, const char *node);
+void engine__exec_unlink(struct engine *eng, struct exec *ex)
+{
+    exec_unlink(eng, ex);
+}
 
-/* The result of an attempt another node ran (remote.c found it current). */
-void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
-                           const struct offer_row *o)
+void engine__exec_start_deadline(struct engine *eng, struct exec *ex, int64_t elapsed_ms)
+{
+    exec_start_deadline(eng, ex, elapsed_ms);
+}
+
+void engine__pending_attempts_drop(struct engine *eng, const struct exec *ex)
+{
+    pending_attempts_drop(eng, ex);
+}
+
+int engine__commit(struct engine *eng, struct err *err)
+{
+    return commit_turn(eng, err);
+}
+
+void engine__commit_hold(struct engine *eng, const struct err *err)
+{
+    commit_hold(eng, err);
+}
+
+void engine__run_resume(struct engine *eng, struct exec *ex, size_t idx, int64_t now)
 {
     struct trun *r = &ex->runs[idx];
-    char why[240];
 
-    eng->attempt_node = o->runner;
-    if (o->runner_gone || !o->finished_at || (o->status && !strcmp(o->status, "lost"))) {
-        snprintf(why, sizeof(why), "lost: the node running it (%.120s) died or stopped",
-                 o->runner_node ? o->runner_node : "?");
-        log_warn(COMP_TASK, "Task '%s' attempt %d was lost with node '%s'",
-                 engine__task_name(ex, idx), r->attempt, o->runner_node ? o->runner_node : "?");
-        /* Its process may live on, orphaned, on this machine: end it first. */
-        if (o->runner && o->pid > 0 && same_host(eng, o->runner) &&
-            child_kill_orphan_group(o->pid, o->proc_start))
-            log_warn(COMP_TASK, "Task '%s': killed orphaned process group %d of attempt %d",
-                     engine__task_name(ex, idx), o->pid, r->attempt);
-        attempt_end(eng, ex, idx, ATTEMPT_LOST, -1, 0, why, o->pid, o->pid, o->proc_start, 1);
-    } else if (o->status && !strcmp(o->status, "succeeded")) {
-        free(r->output);
-        r->output = o->output ? xstrdup(o->output) : NULL;
-        attempt_end(eng, ex, idx, ATTEMPT_SUCCEEDED, 0, 0, NULL, o->pid, o->pid, o->proc_start,
-                    1);
-    } else {
-        attempt_end(eng, ex, idx, ATTEMPT_FAILED, o->exit_code, o->signal,
-                    o->error ? o->error : "failed", o->pid, o->pid, o->proc_start, 1);
+    if (r->status == TASK_QUEUED) {
+        if (r->available_at > now)
+            timer_for_run(eng, TIMER_RETRY, ex, idx, r->attempt, r->available_at - now);
+        else
+            ready_push(eng, ex, idx);
+        return;
     }
-    eng->attempt_node = NULL;
-    eng->work_now = 1;
-}
-
-/* Did node name `node` ("host:pid") run on this machine? */
-static int same_host(const struct engine *eng, const char *node)
-{
-    const char *a = strrchr(node, ':'), *b = strrchr(eng->node, ':');
-    size_t la = a ? (size_t)(a - node) : strlen(node);
-    size_t lb = b ? (size_t)(b - eng->node) : strlen(eng->node);
-    return la == lb && !memcmp(node, eng->node, la);
-}
-
-/*
- * Take over execution `exec_id` from the store: resume it (retry == 0: it must
- * be unfinished) or run its unsuccessful tasks again (retry == 1: it must have
- * ended without success).
- */
-/* The stored row of attempt `number` of run `idx`, or NULL. */
-static const struct attempt_row *current_attempt(const struct exec_detail *d, size_t idx,
-                                                 int number)
-{
-    for (size_t k = 0; k < d->nattempts; k++)
-        if (d->attempts[k].task_idx == (int)idx && d->attempts[k].number == number)
-            return &d->attempts[k];
-    return NULL;
-}
-
-int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct err *err)
-{
-    struct exec_detail *d = NULL;
-    struct dag_problems probs = DAG_PROBLEMS_INIT;
-    struct workflow *wf = NULL;
-    struct exec *ex = NULL;
-    char *def = NULL;
-    int version = 0, rc;
-    int64_t now = clock_now_ms();
-
-    if (engine__exec_find(eng, exec_id))
-        return err_set(err, ERR_CONFLICT, "execution '%s' is already active", exec_id);
-    if (eng->cluster) {
-        rc = store_execution_claim_one(eng->st, exec_id, eng->node_id, eng->lease_ms, err);
-        if (rc)
-            return rc;
-    } else if (eng->cfg.claim && (rc = eng->cfg.claim(eng->cfg.owner_arg, exec_id)) != 0) {
-        return err_set(err, rc, "execution '%s' is being run by another orch process", exec_id);
-    }
-    rc = store_execution_get(eng->st, exec_id, &d, err);
-    if (rc)
-        goto out;
-    if (!retry && exec_status_is_final(d->exec.status)) {
-        rc = err_set(err, ERR_CONFLICT, "execution '%s' has already %s", exec_id,
-                     exec_status_name(d->exec.status));
-        goto out;
-    }
-    if (retry && !exec_status_is_final(d->exec.status)) {
-        rc = err_set(err, ERR_CONFLICT, "execution '%s' is still %s: cancel it first", exec_id,
-                     exec_status_name(d->exec.status));
-        goto out;
-    }
-    if (retry && d->exec.status == EXEC_SUCCEEDED) {
-        rc = err_set(err, ERR_CONFLICT, "execution '%s' succeeded: nothing to retry", exec_id);
-        goto out;
-    }
-    rc = store_workflow_get(eng->st, d->exec.workflow, d->exec.workflow_version, &def, &version,
-                            err);
-    if (rc)
-        goto out;
-    rc = dag_parse(def, strlen(def), &wf, &probs);
-    if (rc) {
-        rc = err_set(err, ERR_INTERNAL, "stored definition of '%s' version %d no longer parses",
-                     d->exec.workflow, version);
-        goto out;
-    }
-    if (d->ntasks < wf->ntasks || (d->ntasks && d->tasks[d->ntasks - 1].idx != (int)d->ntasks - 1)) {
-        rc = err_set(err, ERR_INTERNAL, "execution '%s' has %zu task runs, its workflow %zu",
-                     exec_id, d->ntasks, wf->ntasks);
-        goto out;
-    }
-    ex = exec_alloc(wf, d->exec.params ? d->exec.params : "{}");
-    wf = NULL;
-    memcpy(ex->id, d->exec.id, ID_MAX);
-    ex->version = version;
-    engine__exec_life(eng, ex, EXEC_LIFE_STORED);
-    engine__exec_move(eng, ex, EXEC_RUNNING); /* its row is written as running */
-    ex->created_at = d->exec.created_at;
-    ex->started_at = d->exec.started_at ? d->exec.started_at : now;
-    ex->retried_at = retry ? now : d->exec.retried_at;
-    if (d->exec.parent_id) {
-        ex->parent_id = xstrdup(d->exec.parent_id);
-        ex->parent_task_idx = d->exec.parent_task_idx;
-        ex->depth = d->exec.depth;
-    }
-    /* Fan-out instances beyond the workflow's tasks. */
-    XGROW(ex->runs, ex->runs_alloc, d->ntasks);
-    for (size_t i = ex->nruns; i < d->ntasks; i++) {
-        const struct task_run_row *tr = &d->tasks[i];
-        struct trun *r = &ex->runs[i];
-        memset(r, 0, sizeof(*r));
-        r->group = tr->instance && tr->group_idx >= 0 && (size_t)tr->group_idx < ex->wf->ntasks &&
-                           engine__is_group(&ex->wf->tasks[tr->group_idx])
-                       ? (size_t)tr->group_idx
-                       : 0;
-        r->item_index = tr->item_index;
-        r->item = xstrdup(tr->item ? tr->item : "null");
-        r->name = xstrdup(tr->name ? tr->name : "?");
-    }
-    ex->nruns = d->ntasks;
-    if (d->exec.schedule_id)
-        exec_restore_schedule(eng, ex, d->exec.schedule_id, d->exec.scheduled_for);
-    for (size_t i = 0; i < d->ntasks; i++) {
-        const struct task_run_row *tr = &d->tasks[i];
-        struct trun *r;
-        if (tr->idx < 0 || (size_t)tr->idx >= ex->nruns)
-            continue;
-        r = &ex->runs[tr->idx];
-        engine__run_load(ex, (size_t)tr->idx, tr->status);
-        r->attempt = r->db_attempt = tr->attempt;
-        r->available_at = tr->available_at;
-        r->started_at = tr->started_at;
-        r->finished_at = tr->finished_at;
-        r->error = tr->error ? xstrdup(tr->error) : NULL;
-        r->output = tr->output && !retry ? xstrdup(tr->output) : NULL;
-        if (tr->child_id)
-            snprintf(r->child_id, sizeof(r->child_id), "%s", tr->child_id);
-        if (retry && r->status == TASK_SUCCEEDED && tr->output)
-            r->output = xstrdup(tr->output); /* kept with the task */
-        if (retry && r->status != TASK_SUCCEEDED) {
-            /* Run it again; attempt numbers keep counting (fencing), the retry
-             * budget starts afresh. */
-            engine__run_load(ex, (size_t)tr->idx, TASK_PENDING);
-            engine__run_touch(eng, ex, (size_t)tr->idx);
-            r->finished_at = 0;
-            r->available_at = 0;
-            engine__set_str(&r->error, NULL);
-        }
-    }
-    /* The retry budget used so far: failed, timed out and lost attempts,
-     * but for the lost ones run again outside it. */
-    for (size_t k = 0; !retry && k < d->nattempts; k++) {
-        const struct attempt_row *a = &d->attempts[k];
-        struct trun *ar;
-        if (a->task_idx < 0 || (size_t)a->task_idx >= ex->nruns)
-            continue;
-        ar = &ex->runs[a->task_idx];
-        if (a->status == ATTEMPT_LOST && ar->lost_runs < eng->cfg.max_lost_attempts)
-            ar->lost_runs++;
-        else if (a->status == ATTEMPT_FAILED || a->status == ATTEMPT_TIMED_OUT ||
-                 a->status == ATTEMPT_LOST)
-            ar->failures++;
-    }
-    /* Dependency counters from the final statuses. */
-    for (size_t i = 0; i < ex->wf->ntasks; i++) {
-        const struct dag_task *t = engine__task(ex, i);
-        int rem = 0;
-        for (size_t k = 0; k < t->ndeps; k++)
-            if (!task_status_is_final(ex->runs[t->deps[k]].status))
-                rem++;
-        ex->runs[i].remaining = rem;
-    }
-    engine__groups_restore(ex);
-    exec_link_in(eng, ex);
-    if (eng->cluster && !retry) {
-        /* Attempts its previous owner offered to other nodes go on where they
-         * are: take over the offers instead of calling them lost. */
-        struct offer_row *offers = NULL;
-        size_t noffers = 0;
-        struct err oerr = ERR_INIT;
-        if (store_offers_adopt(eng->st, ex->id, eng->node_id, &offers, &noffers, &oerr) == 0) {
-            for (size_t k = 0; k < noffers; k++) {
-                const struct offer_row *o = &offers[k];
-                struct trun *r;
-                if (o->task_idx < 0 || (size_t)o->task_idx >= ex->nruns)
-                    continue;
-                r = &ex->runs[o->task_idx];
-                if (r->status != TASK_RUNNING || r->attempt != o->attempt)
-                    continue;
-                engine__run_remote(eng, ex, (size_t)o->task_idx, 1);
-                r->attempt_started_at = o->offered_at;
-                log_info(COMP_TASK, "Task '%s' attempt %d runs on another node: taken over",
-                         engine__task_name(ex, o->task_idx), o->attempt);
-            }
-            if (noffers)
-                engine__remote_want(eng, REMOTE_WANT_RESULTS);
-            offer_rows_free(offers, noffers);
-        } else {
-            log_warn(COMP, "Execution %s: cannot take over its offered tasks: %s", ex->id,
-                     oerr.msg);
-        }
-    }
-    for (size_t i = 0; i < ex->nruns; i++) {
-        struct trun *r = &ex->runs[i];
-        const struct dag_task *t = engine__task(ex, i);
-        if (r->remote)
-            continue;
-        if (r->expanded && r->status == TASK_RUNNING)
-            continue; /* a group: engine__group_resume below */
-        if (i >= ex->wf->ntasks && r->status == TASK_PENDING)
-            continue; /* an instance its group makes ready */
-        if (r->status == TASK_QUEUED) {
-            if (r->available_at > now) {
-                timer_for_run(eng, TIMER_RETRY, ex, i, r->attempt, r->available_at - now);
-            } else {
-                ready_push(eng, ex, i);
-            }
-        } else if (r->status == TASK_PENDING && r->remaining == 0) {
-            enum task_status dd = decide_run_if(ex, i);
-            if (dd == TASK_QUEUED) {
-                task_make_ready(eng, ex, i);
-            } else {
-                engine__run_move(eng, ex, i, dd);
-                r->finished_at = now;
-                engine__group_close(eng, ex, i, dd);
-                propagate(eng, ex, i);
-            }
-        } else if (r->status == TASK_RUNNING && t->type == TASK_WORKFLOW) {
-            /* Its child execution goes on: the task waits for it, with what
-             * is left of its timeout. */
-            const struct attempt_row *last = current_attempt(d, i, r->attempt);
-            r->attempt_started_at = last && last->started_at ? last->started_at : r->started_at;
-            if (t->timeout_ms > 0)
-                timer_for_run(eng, TIMER_TASK_TIMEOUT, ex, i, r->attempt,
-                              r->attempt_started_at + t->timeout_ms - now);
-            engine__subflow_restore(eng, ex, i);
-            engine__subflow_want_check(eng);
-        } else if (r->status == TASK_RUNNING) {
-            /* The attempt that was running died with its owner. */
-            const struct attempt_row *last = current_attempt(d, i, r->attempt);
-            if (last && last->node && !same_host(eng, last->node)) {
-                /* Not a process of this machine: its node stopped renewing its
-                 * lease; a node that comes back ends what it no longer owns. */
-                log_warn(COMP_TASK, "Task '%s' attempt %d ran on '%s': its process cannot be "
-                         "ended from here", engine__task_name(ex, i), r->attempt, last->node);
-            } else if (last && last->pgid > 0 &&
-                       child_kill_orphan_group(last->pgid, last->proc_start))
-                log_warn(COMP_TASK, "Task '%s': killed orphaned process group %d of attempt %d",
-                         engine__task_name(ex, i), last->pgid, r->attempt);
-            else if (t->type == TASK_COMMAND && (!last || last->pgid <= 0)) {
-                /* Its pid was not committed yet: find it by its environment. */
-                int k = child_kill_by_env(ex->id, engine__task_name(ex, i), r->attempt);
-                if (k > 0)
-                    log_warn(COMP_TASK, "Task '%s': killed %d orphaned process group%s of attempt %d",
-                             engine__task_name(ex, i), k, k == 1 ? "" : "s", r->attempt);
-            }
-            r->attempt_started_at = last ? last->started_at : r->started_at;
-            if (t->type == TASK_SLEEP && last) {
-                /* A sleep continues where it was: nothing was lost but time. */
-                timer_for_run(eng, TIMER_SLEEP_DONE, ex, i, r->attempt,
-                              last->started_at + t->sleep_ms - now);
-                continue;
-            }
-            log_warn(COMP_TASK, "Task '%s' attempt %d was lost (%s)", engine__task_name(ex, i), r->attempt,
-                     eng->cluster ? "its node died or lost its lease" : "its orch process died");
-            {
-                char why[200];
-                if (eng->cluster && last && last->node)
-                    snprintf(why, sizeof(why),
-                             "lost: its node (%.120s) died or stopped renewing its lease",
-                             last->node);
-                else
-                    snprintf(why, sizeof(why), "lost: the orch process running it died");
-                if (t->type == TASK_HTTP && !t->http.idempotent && t->retries > 0)
-                    snprintf(why + strlen(why), sizeof(why) - strlen(why),
-                             " [not retried: %s is not idempotent]", t->http.method);
-                /* A request that may have reached its server is repeated
-                 * only if it is idempotent. */
-                attempt_end(eng, ex, i, ATTEMPT_LOST, -1, 0, why, last ? last->pid : 0,
-                            last ? last->pgid : 0, last ? last->proc_start : 0,
-                            t->type != TASK_HTTP || t->http.idempotent);
-            }
-        }
-    }
-    for (size_t g = 0; g < ex->wf->ntasks; g++)
-        engine__group_resume(eng, ex, g);
     {
-        /* The timeout counts from this run's start: a retry has its own. */
-        int64_t elapsed = now - (ex->retried_at ? ex->retried_at : ex->started_at);
-        exec_start_deadline(eng, ex, elapsed > 0 ? elapsed : 0);
+        enum task_status dd = decide_run_if(ex, idx);
+        if (dd == TASK_QUEUED) {
+            task_make_ready(eng, ex, idx);
+            return;
+        }
+        engine__run_move(eng, ex, idx, dd);
+        r->finished_at = now;
+        engine__group_close(eng, ex, idx, dd);
+        propagate(eng, ex, idx);
     }
-    if (retry)
-        log_info(COMP, "Execution %s of '%s' retried: %zu of %zu task%s kept", ex->id,
-                 ex->wf->name, ex->nfinal, ex->nruns, ex->nruns == 1 ? "" : "s");
-    else
-        log_info(COMP, "Execution %s of '%s' resumed: %zu of %zu task%s already final", ex->id,
-                 ex->wf->name, ex->nfinal, ex->nruns, ex->nruns == 1 ? "" : "s");
-    rc = commit_turn(eng, err);
-    if (rc == ERR_FULL && !retry) {
-        /* Taken as it is in the store: what changed waits in memory with the
-         * rest of the turn's writes, until there is space to commit it. */
-        commit_hold(eng, err);
-        rc = 0;
-    }
-    if (rc) {
-        /* Not taken: nothing may point at it any more (its pending attempt
-         * writes are part of the failed commit, kept for the next one). */
-        exec_unlink(eng, ex);
-        engine__timer_purge(&eng->timers, ex, NULL);
-        pending_attempts_drop(eng, ex);
-        for (size_t i = 0; i < ex->nruns; i++)
-            engine__run_remote(eng, ex, i, 0);
-        engine__dirty_forget(eng, ex);
-        exec_free(ex);
-        ex = NULL;
-        goto out;
-    }
-    eng->work_now = 1;
-out:
-    if (rc && !ex && eng->cfg.release)
-        eng->cfg.release(eng->cfg.owner_arg, exec_id);
-    if (wf)
-        workflow_free(wf);
-    dag_problems_release(&probs);
-    free(def);
-    exec_detail_free(d);
-    return rc;
 }
 
 /* Drop finished executions from memory (after their final state is committed). */
@@ -3245,10 +1856,10 @@ int engine_run(struct engine *eng, struct err *err)
         }
         /* 4. act, once what it acts on is committed */
         if (!eng->db_down && !eng->commit_held) {
-            spawn_pending(eng);
+            engine__spawn_pending(eng);
             engine__http_send_pending(eng);
             engine__subflow_act(eng);
-            procs_collect(eng);
+            engine__procs_collect(eng);
             execs_collect(eng);
             /* Notifications read along with this turn's results wait in
              * the client library, where the socket's readiness says nothing. */
@@ -3262,7 +1873,7 @@ int engine_run(struct engine *eng, struct err *err)
         if (eng->stopping) {
             /* Done once no task process or request is left (finished, or
              * interrupted and reaped). */
-            if ((!eng->procs || (eng->disk_full && procs_all_reaped(eng))) &&
+            if ((!eng->procs || (eng->disk_full && engine__procs_all_reaped(eng))) &&
                 !engine__http_active(eng) && !eng->commit_held)
                 break; /* with the disk full, their ends are not written: redone */
         } else if (!eng->persistent && !eng->execs && !eng->procs && !eng->commit_held) {
@@ -3293,13 +1904,13 @@ int engine_run(struct engine *eng, struct err *err)
                 break;
             }
             case WATCH_OUT:
-                proc_read(eng, w->proc, 0);
+                engine__proc_read(eng, w->proc, 0);
                 break;
             case WATCH_ERR:
-                proc_read(eng, w->proc, 1);
+                engine__proc_read(eng, w->proc, 1);
                 break;
             case WATCH_PIDFD:
-                proc_exited(eng, w->proc);
+                engine__proc_exited(eng, w->proc);
                 break;
             case WATCH_DB:
                 engine__db_event(eng);

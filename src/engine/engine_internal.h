@@ -500,20 +500,17 @@ struct engine {
 
 /* ------------------------------------------------------------------ shared between the files */
 
+/* The loop's epoll (engine.c): watch `fd` for input, reported with `w`; stop. */
+void engine__watch_add(struct engine *eng, int fd, struct watch *w);
+void engine__watch_del(struct engine *eng, int fd);
 void engine__add_pending_attempt(struct engine *eng, struct exec *ex, int insert,
                                 const struct attempt_row *row);
-void engine__proc_terminate(struct engine *eng, struct proc *p);
 void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
                        const char *reason);
-/* Do `params_json` (a submission's params, or NULL) resolve against `wf` to the
- * params an execution stored (`stored`: compact, sorted keys)? 1 or 0 (also
- * when they do not resolve). */
-int engine__params_same(const struct workflow *wf, const char *stored, const char *params_json);
 
 int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
                        const char *params_json, struct exec **out, struct err *err);
 void engine__log_started(const struct exec *ex);
-int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct err *err);
 void engine__wake(struct engine *eng);
 int engine__post(struct engine *eng, struct cmd *c);
 void engine__reply_now(struct engine *eng, struct cmd *c);
@@ -534,7 +531,7 @@ void engine__sched_sync(struct engine *eng);
 int64_t engine__sched_tick(struct engine *eng);
 void engine__cmd_backfill(struct engine *eng, struct cmd *c);
 
-/* engine.c, for the task kinds */
+/* engine.c, for fan-out groups (fanout.c); task kinds use kind.h */
 /* Replace the string *dst (freed) with a copy of src (or NULL). */
 void engine__set_str(char **dst, const char *src);
 void engine__task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum task_status st,
@@ -542,31 +539,14 @@ void engine__task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum
 void engine__task_make_ready(struct engine *eng, struct exec *ex, size_t idx);
 /* Fill in the progress counts of `ev` and pass it to the observer. */
 void engine__task_event(struct engine *eng, struct exec *ex, struct engine_event *ev);
-/* What placeholders of run `idx` see (params, outputs, item and index, ...). */
-json_t *engine__render_ctx(const struct exec *ex, size_t idx);
-
-/* End the current attempt of run `idx`: failed (retried per policy if
- * allow_retry), or succeeded with `output` (taken). */
-void engine__attempt_fail(struct engine *eng, struct exec *ex, size_t idx,
-                          enum attempt_status ast, const char *error, int allow_retry);
-void engine__attempt_succeed(struct engine *eng, struct exec *ex, size_t idx, char *output);
 
 /* httptask.c */
-void engine__http_begin(struct engine *eng, struct exec *ex, size_t idx);
 void engine__http_send_pending(struct engine *eng);
-void engine__http_cancel(struct engine *eng, struct exec *ex, size_t idx);
 void engine__http_cancel_exec(struct engine *eng, struct exec *ex);
-int engine__http_sent(const struct exec *ex, size_t idx);
 void engine__http_run(struct engine *eng);
 int64_t engine__http_timeout(const struct engine *eng);
 size_t engine__http_active(const struct engine *eng);
 void engine__http_free(struct engine *eng);
-
-/* Replace each string of `v` that holds placeholders by its value (a string
- * that is one placeholder takes the value's own type). httptask.c */
-int engine__render_json(json_t *v, const json_t *ctx, struct err *err);
-/* One template as a JSON value (tpl_eval_json): *out is new, or NULL with err. */
-int engine__eval_template(const char *text, const json_t *ctx, json_t **out, struct err *err);
 
 /* subflow.c: its state is struct subflow_state, private to it, behind eng->subflow. */
 struct subflow_state *engine__subflow_new(void);
@@ -576,10 +556,7 @@ void engine__subflow_want_check(struct engine *eng);
 int engine__subflow_poll_due(const struct engine *eng);
 /* Monotonic ms of the next look, 0 = none. */
 int64_t engine__subflow_poll_at(const struct engine *eng);
-void engine__subflow_begin(struct engine *eng, struct exec *ex, size_t idx);
 void engine__subflow_child_done(struct engine *eng, struct exec *child);
-void engine__subflow_end(struct engine *eng, struct exec *ex, size_t idx, const char *why);
-void engine__subflow_restore(struct engine *eng, struct exec *ex, size_t idx);
 void engine__subflow_poll(struct engine *eng);
 /* After the commit: apply the ends of children, send the cancels. */
 void engine__subflow_act(struct engine *eng);
@@ -624,10 +601,23 @@ enum remote_want { REMOTE_WANT_OFFERS, REMOTE_WANT_RESULTS, REMOTE_WANT_RCANCEL 
 void engine__remote_want(struct engine *eng, enum remote_want what);
 /* The worker slots of the other live nodes, from a heartbeat. */
 void engine__remote_set_peer_slots(struct engine *eng, int64_t slots);
-/* engine.c, for remote.c */
-void engine__remote_result(struct engine *eng, struct exec *ex, size_t idx,
-                           const struct offer_row *o);
-void engine__remote_run_local(struct engine *eng, struct exec *ex, size_t idx);
-void engine__remote_run_for(struct engine *eng, const struct offer_row *o);
+/* engine.c, for recovery.c: an execution rebuilt from the store. */
+struct exec *engine__exec_alloc(struct workflow *wf, const char *params); /* takes wf */
+void engine__exec_free(struct exec *ex);
+/* Put a rebuilt execution on the live list (and the lists of work to visit),
+ * or take it off again when it is not taken after all. */
+void engine__exec_link_in(struct engine *eng, struct exec *ex);
+void engine__exec_unlink(struct engine *eng, struct exec *ex);
+/* Arm its timeout and maxRunning, `elapsed_ms` of them already gone. */
+void engine__exec_start_deadline(struct engine *eng, struct exec *ex, int64_t elapsed_ms);
+void engine__pending_attempts_drop(struct engine *eng, const struct exec *ex);
+/* Commit the turn's writes now (0 or the store's error), or hold them while
+ * the disk is full. */
+int engine__commit(struct engine *eng, struct err *err);
+void engine__commit_hold(struct engine *eng, const struct err *err);
+/* Run `idx` is queued (ready now, or at its back-off's end) or pending with
+ * every dependency final (queued, or final by its runIf, and propagated). */
+void engine__run_resume(struct engine *eng, struct exec *ex, size_t idx, int64_t now);
+
 
 #endif

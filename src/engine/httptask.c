@@ -38,6 +38,9 @@
 #include "dag/template.h"
 #include "engine_internal.h"
 #include "httpcall.h"
+#include "kind.h"
+#include "recovery.h"
+#include "render.h"
 
 #include "base/banned.h"
 
@@ -144,63 +147,6 @@ static enum tpl_quote url_quote(const char *url)
     return strncmp(url, "{{", 2) == 0 ? TPL_RAW : TPL_URL;
 }
 
-int engine__eval_template(const char *text, const json_t *ctx, json_t **out, struct err *err)
-{
-    struct tpl *t = NULL;
-    int rc = tpl_parse(text, &t, err);
-
-    *out = NULL;
-    if (rc == 0)
-        rc = tpl_eval_json(t, ctx, out, err);
-    tpl_free(t);
-    return rc;
-}
-
-static int render_json(json_t *v, const json_t *ctx, struct err *err, int depth);
-
-/* Child `e` of a JSON container, filled in: a new value in *out (NULL: keep
- * `e`, whose own children were filled in place). */
-static int render_child(json_t *e, const json_t *ctx, json_t **out, struct err *err, int depth)
-{
-    *out = NULL;
-    if (json_is_string(e) && strstr(json_string_value(e), "{{"))
-        return engine__eval_template(json_string_value(e), ctx, out, err);
-    return render_json(e, ctx, err, depth + 1);
-}
-
-/* Replace each placeholder string of a JSON value by its value, in place. */
-static int render_json(json_t *v, const json_t *ctx, struct err *err, int depth)
-{
-    const char *key;
-    json_t *e, *val;
-    size_t i;
-    void *tmp;
-    int rc;
-
-    if (depth > 64)
-        return 0;
-    json_object_foreach_safe(v, tmp, key, e)
-    {
-        if ((rc = render_child(e, ctx, &val, err, depth)) != 0)
-            return rc;
-        if (val)
-            json_object_set_new(v, key, val);
-    }
-    json_array_foreach(v, i, e)
-    {
-        if ((rc = render_child(e, ctx, &val, err, depth)) != 0)
-            return rc;
-        if (val)
-            json_array_set_new(v, i, val);
-    }
-    return 0;
-}
-
-int engine__render_json(json_t *v, const json_t *ctx, struct err *err)
-{
-    return render_json(v, ctx, err, 0);
-}
-
 /* The pieces of one request, filled in. */
 struct built {
     char *url, *body, *user;
@@ -255,7 +201,7 @@ static int build(const struct exec *ex, size_t idx, struct built *b, char *msg, 
     }
     if (rc == 0 && h->body_json) {
         json_t *body = json_loads(h->body_json, JSON_DECODE_ANY, NULL);
-        rc = render_json(body, ctx, &err, 0);
+        rc = engine__render_json(body, ctx, &err);
         if (rc == 0)
             b->body = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
         json_decref(body);
@@ -363,10 +309,13 @@ static int64_t request_timeout(const struct dag_task *t)
 
 static void http_done(void *tag, struct httpcall_result *res, void *arg);
 
-void engine__http_begin(struct engine *eng, struct exec *ex, size_t idx)
+/* The request is sent once the attempt is committed (engine__http_send_pending). */
+static void http_begin(struct engine *eng, struct exec *ex, size_t idx, int offer)
 {
     struct http_state *hs = state(eng);
     struct hsend *s;
+
+    (void)offer;
 
     XGROW(hs->pending, hs->alloc, hs->npending + 1);
     s = &hs->pending[hs->npending++];
@@ -493,22 +442,24 @@ void engine__http_send_pending(struct engine *eng)
 }
 
 /* Every request of `ex` is given up (the execution was taken by another node). */
+static void http_cancel(struct engine *eng, struct exec *ex, size_t idx);
+
 void engine__http_cancel_exec(struct engine *eng, struct exec *ex)
 {
     for (size_t i = 0; i < ex->nruns; i++)
         if (ex->runs[i].http)
-            engine__http_cancel(eng, ex, i);
+            http_cancel(eng, ex, i);
 }
 
 /* Is the request of run `idx` in libcurl's hands (it may have reached its server)? */
-int engine__http_sent(const struct exec *ex, size_t idx)
+static int http_sent(const struct exec *ex, size_t idx)
 {
     const void *h = ex->runs[idx].http;
     return h && h != &pending_mark;
 }
 
 /* The request of run `idx` is given up (cancel, timeout of the execution, shutdown). */
-void engine__http_cancel(struct engine *eng, struct exec *ex, size_t idx)
+static void http_cancel(struct engine *eng, struct exec *ex, size_t idx)
 {
     struct http_state *hs = eng->http;
     struct trun *r = &ex->runs[idx];
@@ -691,3 +642,60 @@ void engine__http_free(struct engine *eng)
     free(hs);
     eng->http = NULL;
 }
+
+/* ------------------------------------------------------------------ the http kind */
+
+/* The execution ends early: the request is aborted (or never sent). */
+static void http_kind_cancel(struct engine *eng, struct exec *ex, size_t idx,
+                             enum attempt_status ast, const char *reason)
+{
+    http_cancel(eng, ex, idx);
+    engine__attempt_fail(eng, ex, idx, ast, reason, 0);
+}
+
+/* Shutdown: a request not sent yet, or an idempotent one, is sent again at the
+ * next start; one that may have reached its server otherwise fails. */
+static int http_interrupt(struct engine *eng, struct exec *ex, size_t idx, struct attempt_row *ran)
+{
+    const struct dag_task *t = engine__task(ex, idx);
+    (void)ran;
+
+    if (!ex->runs[idx].http)
+        return 0;
+    if (http_sent(ex, idx) && !t->http.idempotent) {
+        /* It may have reached its server: not sent again at the next start. */
+        char msg[200];
+        http_cancel(eng, ex, idx);
+        snprintf(msg, sizeof(msg), "interrupted: orch shut down while the request was "
+                 "in flight [not sent again: %s is not idempotent]", t->http.method);
+        log_warn(COMP_TASK, "Task '%s' %s", engine__task_name(ex, idx), msg);
+        engine__attempt_fail(eng, ex, idx, ATTEMPT_FAILED, msg, 0);
+        return 0;
+    }
+    http_cancel(eng, ex, idx); /* sent again at the next start */
+    return 1;
+}
+
+/* A request lost in a crash may have reached its server: it is repeated only
+ * if it is idempotent. */
+static void http_restore(struct engine *eng, struct exec *ex, size_t idx,
+                         const struct attempt_row *last, int64_t now)
+{
+    const struct dag_task *t = engine__task(ex, idx);
+    char note[200] = "";
+    (void)now;
+
+    engine__attempt_restored(eng, ex, idx, last, 0);
+    if (!t->http.idempotent && t->retries > 0)
+        snprintf(note, sizeof(note), " [not retried: %s is not idempotent]", t->http.method);
+    engine__attempt_lost(eng, ex, idx, last, t->http.idempotent, note[0] ? note : NULL);
+}
+
+const struct task_kind engine__kind_http = {
+    .name = "http",
+    .queue = KIND_QUEUE_WAIT,
+    .begin = http_begin,
+    .cancel = http_kind_cancel,
+    .interrupt = http_interrupt,
+    .restore = http_restore,
+};

@@ -31,6 +31,7 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "engine_internal.h"
+#include "proc.h"
 
 #include "base/banned.h"
 

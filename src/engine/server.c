@@ -14,6 +14,10 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "engine_internal.h"
+#include "kind.h"
+#include "proc.h"
+#include "recovery.h"
+#include "render.h"
 #include "sched/cron.h"
 #include "sched/tz.h"
 
@@ -455,33 +459,18 @@ void engine__interrupt_running(struct engine *eng)
             continue; /* another node's now */
         for (size_t i = 0; i < ex->nruns; i++) {
             struct trun *r = &ex->runs[i];
-            struct proc *p = r->proc;
+            const struct task_kind *k = engine__kind(engine__task(ex, i));
             struct attempt_row row;
-            const struct dag_task *t = engine__task(ex, i);
-            if (r->status != TASK_RUNNING || (!p && !r->http))
+            if (r->status != TASK_RUNNING || !k->interrupt)
                 continue;
-            if (!p && engine__http_sent(ex, i) && !t->http.idempotent) {
-                /* It may have reached its server: not sent again at the next start. */
-                char msg[200];
-                engine__http_cancel(eng, ex, i);
-                snprintf(msg, sizeof(msg), "interrupted: orch shut down while the request was "
-                         "in flight [not sent again: %s is not idempotent]", t->http.method);
-                log_warn(COMP_TASK, "Task '%s' %s", engine__task_name(ex, i), msg);
-                engine__attempt_fail(eng, ex, i, ATTEMPT_FAILED, msg, 0);
-                continue;
-            }
-            r->proc = NULL;
-            if (p)
-                engine__proc_terminate(eng, p);
-            else
-                engine__http_cancel(eng, ex, i); /* sent again at the next start */
             memset(&row, 0, sizeof(row));
+            if (!k->interrupt(eng, ex, i, &row))
+                continue;
+            /* Stopped: recorded interrupted, queued for the next start. */
             row.task_idx = (int)i;
             row.number = r->attempt;
             row.status = ATTEMPT_CANCELLED;
             row.node = eng->node;
-            row.pid = row.pgid = p ? p->ch.pid : 0;
-            row.proc_start = p ? p->ch.proc_start : 0;
             row.started_at = r->attempt_started_at;
             row.finished_at = clock_now_ms();
             row.exit_code = -1;

@@ -32,6 +32,9 @@
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 #include "engine_internal.h"
+#include "kind.h"
+#include "recovery.h"
+#include "render.h"
 
 #include "base/banned.h"
 
@@ -238,7 +241,7 @@ void engine__subflow_free(struct engine *eng)
     eng->subflow = NULL;
 }
 
-void engine__subflow_end(struct engine *eng, struct exec *ex, size_t idx, const char *why)
+static void subflow_end(struct engine *eng, struct exec *ex, size_t idx, const char *why)
 {
     char id[ID_MAX];
     memcpy(id, ex->runs[idx].child_id, ID_MAX);
@@ -270,7 +273,7 @@ static char *child_params(const struct exec *ex, size_t idx, char *msg, size_t m
     return text;
 }
 
-void engine__subflow_begin(struct engine *eng, struct exec *ex, size_t idx)
+static void subflow_begin(struct engine *eng, struct exec *ex, size_t idx)
 {
     const struct dag_task *t = engine__task(ex, idx);
     struct trun *r = &ex->runs[idx];
@@ -401,7 +404,7 @@ static int check_stored(struct engine *eng, struct exec *ex, size_t idx)
     return 0;
 }
 
-void engine__subflow_restore(struct engine *eng, struct exec *ex, size_t idx)
+static void subflow_restore(struct engine *eng, struct exec *ex, size_t idx)
 {
     struct trun *r = &ex->runs[idx];
     if (!r->child_id[0]) {
@@ -413,6 +416,67 @@ void engine__subflow_restore(struct engine *eng, struct exec *ex, size_t idx)
     if (!engine__exec_find(eng, r->child_id))
         check_stored(eng, ex, idx);
 }
+
+/* ------------------------------------------------------------------ the workflow kind */
+
+/* The child execution is inserted with this turn; the task's timeout runs
+ * from now. */
+static void workflow_begin(struct engine *eng, struct exec *ex, size_t idx, int offer)
+{
+    const struct dag_task *t = engine__task(ex, idx);
+    (void)offer;
+
+    subflow_begin(eng, ex, idx);
+    eng->work_now = 1;
+    if (t->timeout_ms > 0 && ex->runs[idx].status == TASK_RUNNING)
+        engine__attempt_timer(eng, TIMER_TASK_TIMEOUT, ex, idx, t->timeout_ms);
+}
+
+/* The parent ends: its attempt first, then the child is cancelled. */
+static void workflow_cancel(struct engine *eng, struct exec *ex, size_t idx,
+                            enum attempt_status ast, const char *reason)
+{
+    engine__attempt_fail(eng, ex, idx, ast, reason, 0);
+    subflow_end(eng, ex, idx, "cancelled: its parent execution ended");
+}
+
+static void workflow_timeout(struct engine *eng, struct exec *ex, size_t idx, const char *msg)
+{
+    engine__attempt_fail(eng, ex, idx, ATTEMPT_TIMED_OUT, msg, 1);
+    subflow_end(eng, ex, idx, "cancelled: its parent task timed out");
+}
+
+/* Its child execution goes on: the task waits for it, with what is left of
+ * its timeout. */
+static void workflow_restore(struct engine *eng, struct exec *ex, size_t idx,
+                             const struct attempt_row *last, int64_t now)
+{
+    const struct dag_task *t = engine__task(ex, idx);
+    struct trun *r = &ex->runs[idx];
+
+    r->attempt_started_at = last && last->started_at ? last->started_at : r->started_at;
+    if (t->timeout_ms > 0)
+        engine__attempt_timer(eng, TIMER_TASK_TIMEOUT, ex, idx,
+                              r->attempt_started_at + t->timeout_ms - now);
+    subflow_restore(eng, ex, idx);
+    engine__subflow_want_check(eng);
+}
+
+/* Its child execution runs. */
+static int workflow_waits(const struct exec *ex, size_t idx)
+{
+    return ex->runs[idx].child_id[0] != '\0';
+}
+
+const struct task_kind engine__kind_workflow = {
+    .name = "workflow",
+    .queue = KIND_QUEUE_WAIT,
+    .begin = workflow_begin,
+    .cancel = workflow_cancel,
+    .timeout = workflow_timeout,
+    .restore = workflow_restore,
+    .waits = workflow_waits,
+};
 
 void engine__subflow_poll(struct engine *eng)
 {
@@ -428,7 +492,8 @@ void engine__subflow_poll(struct engine *eng)
             char id[ID_MAX];
             struct err err = ERR_INIT;
             if (r->status != TASK_RUNNING || !r->child_id[0] ||
-                engine__task(ex, i)->type != TASK_WORKFLOW || engine__exec_find(eng, r->child_id))
+                engine__kind(engine__task(ex, i)) != &engine__kind_workflow ||
+                engine__exec_find(eng, r->child_id))
                 continue;
             memcpy(id, r->child_id, ID_MAX);
             /* Unfinished and not here: on one store, this process takes it

@@ -9,6 +9,7 @@
 
 #include "base/xalloc.h"
 #include "engine_internal.h"
+#include "kind.h"
 #include "transition.h"
 #include "base/banned.h"
 
@@ -242,14 +243,14 @@ void engine__dirty_clear(struct engine *eng)
 static int check_run(const struct exec *ex, size_t i, char *msg, size_t len)
 {
     const struct trun *r = &ex->runs[i];
-    const struct dag_task *t = engine__task(ex, i);
+    const struct task_kind *k = engine__kind(engine__task(ex, i));
     const char *name = engine__task_name(ex, i);
 
     if (r->queued_in_ready && r->status != TASK_QUEUED)
         FAIL("task '%s' of %s is in the ready queue but %s", name, ex->id,
              task_status_name(r->status));
     if (r->status == TASK_RUNNING && !is_group(ex, i) && !r->proc && !r->http && !r->remote &&
-        !(t->type == TASK_WORKFLOW && r->child_id[0]) && t->type != TASK_SLEEP)
+        !(k->waits && k->waits(ex, i)))
         FAIL("task '%s' of %s is running with no process, request, child or offer", name,
              ex->id);
     if (r->remote && r->status != TASK_RUNNING)
