@@ -1359,9 +1359,6 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     engine__watch_add(eng, eng->wakefd, &eng->w_wake);
     pthread_mutex_init(&eng->mu, NULL);
     pthread_cond_init(&eng->cv, NULL);
-    eng->sched = engine__sched_new();
-    eng->subflow = engine__subflow_new();
-    eng->remote = engine__remote_new();
     eng->stats.workers_total = eng->cfg.workers;
     eng->stats.db_ok = 1;
     eng->db_fd = -1;
@@ -1383,6 +1380,10 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
         free(eng);
         return code;
     }
+    /* The subsystems' own state (scheduler.c, subflow.c, remote.c). */
+    eng->sched = engine__sched_new();
+    eng->subflow = engine__subflow_new();
+    eng->remote = engine__remote_new();
     /* Orphans of the tasks' trees (setsid, double fork) come back to us. */
     if (child_become_subreaper())
         log_warn(COMP, "Cannot become a child subreaper: %s", strerror(errno));
