@@ -94,7 +94,9 @@ def main():
             "const done = arguments[arguments.length - 1];"
             "fetch('/v1/session', {method: 'POST', headers: {'Content-Type': 'application/json'},"
             " body: JSON.stringify({key: arguments[0]})}).then(r => done(r.status));", key)
-        marks = {"orch:execution-rendered": [], "orch:execution-painted": []}
+        marks = {"orch:execution-detail": [], "orch:execution-graph": [],
+                 "orch:execution-timeline": [], "orch:execution-table": [],
+                 "orch:execution-rendered": [], "orch:execution-painted": []}
         transferred = None
         for n in range(REPEAT):
             drv.get(f"{base}/executions/{ex}")
@@ -107,7 +109,8 @@ def main():
                 time.sleep(0.05)
             for m in marks:
                 marks[m].append(drv.execute_script(
-                    "return performance.getEntriesByName(arguments[0])[0].startTime", m))
+                    "const e = performance.getEntriesByName(arguments[0]);"
+                    "return e.length ? e[0].startTime : null", m))
             if n == 0:
                 transferred = drv.execute_script(
                     "return performance.getEntriesByType('navigation')[0].transferSize + "
@@ -119,7 +122,9 @@ def main():
         print(f"execution page of {TASKS} tasks in {LAYERS} layers, {REPEAT} loads "
               f"(ms since the navigation started; first load transferred {transferred} bytes)")
         for m, v in marks.items():
-            print(f"{m:<26} median {statistics.median(v):8.1f}  max {max(v):8.1f}")
+            v = [x for x in v if x is not None]
+            if v:
+                print(f"{m:<26} median {statistics.median(v):8.1f}  max {max(v):8.1f}")
         print("slowest requests of the last load (path, start ms, duration ms, bytes):")
         for r in slow:
             print(f"  {r[0][:70]:<70} {r[1]:>6} {r[2]:>6} {r[3]:>8}")

@@ -8,6 +8,8 @@ import { executionTable } from './executions.js';
 
 const MAX_LOG_CHARS = 2 * 1024 * 1024;
 const MAX_ROWS = 300;
+// drawn at first (the rest on "Show more"), so a big execution's page paints fast
+const FIRST_ROWS = 50, FIRST_GANTT_ROWS = 60, MAX_GANTT_ROWS = 400;
 
 function depsOf(def) {
   const m = new Map();
@@ -66,7 +68,7 @@ function taskRow(t, def, detail, deps) {
       h('details', null, h('summary', null, 'output'), pre(t.output)) : '\u2014'));
 }
 
-function taskTable(detail, def, deps) {
+function taskTable(detail, def, deps, limit = MAX_ROWS, onMore = null) {
   const plain = detail.tasks.filter((t) => !t.group);
   const groups = new Map();
   for (const t of detail.tasks) {
@@ -75,7 +77,7 @@ function taskTable(detail, def, deps) {
     groups.get(t.group).push(t);
   }
   const body = h('tbody');
-  for (const t of plain.slice(0, MAX_ROWS)) {
+  for (const t of plain.slice(0, Math.min(limit, MAX_ROWS))) {
     body.append(taskRow(t, def, detail, deps));
     const inst = groups.get(t.name);
     if (inst) {
@@ -94,9 +96,14 @@ function taskTable(detail, def, deps) {
     body.append(h('tr', null, h('td.muted', { colspan: 5 },
       `${detail.instancesOmitted} fan-out instances are summarised; click a group in the graph to list them.`)));
   }
-  return h('table.tasks', null,
+  const table = h('table.tasks', null,
     h('thead', null, h('tr', null, h('th', null, 'Task'), h('th', null, 'Status'), h('th', null, 'Attempts'),
       h('th', null, 'Error'), h('th', null, 'Output'))), body);
+  const hidden = Math.min(plain.length, MAX_ROWS) - Math.min(limit, MAX_ROWS);
+  const rest = plain.length > MAX_ROWS ? h('p.muted', null, `${plain.length - MAX_ROWS} more tasks not shown.`) : null;
+  if (hidden <= 0 || !onMore) return rest ? h('div', null, table, rest) : table;
+  return h('div', null, table, h('p', null, h('button.secondary#tasks-more', { type: 'button', onclick: onMore },
+    `Show ${hidden} more tasks`)), rest);
 }
 
 function logViewer(ctx, detail) {
@@ -110,9 +117,8 @@ function logViewer(ctx, detail) {
   let lastKey = '';
 
   const fillTasks = (d) => {
-    const names = d.tasks.map((t) => t.name);
-    const have = [...taskSel.options].map((o) => o.value);
-    for (const n of names) if (!have.includes(n)) taskSel.append(h('option', { value: n }, n));
+    const have = new Set([...taskSel.options].map((o) => o.value));
+    for (const t of d.tasks) if (!have.has(t.name)) taskSel.append(h('option', { value: t.name }, t.name));
     fillAttempts(d);
   };
   const fillAttempts = (d) => {
@@ -225,6 +231,15 @@ export async function executionPage(ctx) {
   const id = ctx.params[0];
   const path = `/v1/executions/${enc(id)}`;
   let detail = await get(path, { cache: true, signal: ctx.signal });
+  performance.mark('orch:execution-detail');
+  // the definition, the layout and the children's list are asked for at once
+  const graphUrl = () => `/v1/workflows/${enc(detail.workflow)}/graph` + q({ version: detail.workflowVersion, execution: detail.id });
+  const kidsUrl = () => '/v1/executions' + q({ parentId: detail.id, limit: 50 });
+  const early = {
+    graph: get(graphUrl(), { cache: true, signal: ctx.signal }),
+    kids: get(kidsUrl(), { cache: true, signal: ctx.signal }),
+  };
+  for (const p of Object.values(early)) p.catch(() => {}); // taken up (and reported) by their users
   let def = null;
   try {
     def = (await get(`/v1/workflows/${enc(detail.workflow)}` + q({ version: detail.workflowVersion }), { signal: ctx.signal })).definition;
@@ -251,21 +266,37 @@ export async function executionPage(ctx) {
     h('section', { 'aria-labelledby': 'h-logs' }, h('h2#h-logs', null, 'Logs'), logs.el),
     h('section', { 'aria-labelledby': 'h-children' }, h('h2#h-children', null, 'Child executions'), childBox));
 
-  const openGroup = new Set();
-  const showGroup = async (name) => {
-    if (openGroup.has(name)) {
-      openGroup.delete(name);
+  // fan-out groups opened in place in the graph: name -> {items, total}; their instances are
+  // also listed (with attempts and errors) under the graph
+  const expanded = new Map();
+  let lastLayout = null, lastStatuses = new Map();
+  const instancesOf = async (name) => {
+    const page = await get(`${path}/tasks` + q({ group: name, limit: 200 }), { cache: true, signal: ctx.signal });
+    const node = lastLayout && lastLayout.nodes.find((n) => n.name === name);
+    const items = page.items || [];
+    const total = Math.max(items.length, (node && node.counts && node.counts.total) || 0);
+    return { items, total, more: !!page.nextCursor };
+  };
+  const listGroup = (name) => {
+    const inst = expanded.get(name);
+    if (!inst) {
       clear(groupBox);
       return;
     }
-    openGroup.clear();
-    openGroup.add(name);
-    const page = await get(`${path}/tasks` + q({ group: name, limit: 200 }), { signal: ctx.signal });
-    const items = page.items || [];
     replace(groupBox, h('div.panel', { 'data-group': name },
       h('h3', null, `Instances of ${name}`, ' ', h('button.secondary', { type: 'button', onclick: () => showGroup(name) }, 'Collapse')),
-      h('table', null, h('tbody', null, items.map((t) => taskRow(t, def, detail, deps)))),
-      page.nextCursor ? h('p.muted', null, 'The first 200 are shown.') : null));
+      h('table', null, h('tbody', null, inst.items.map((t) => taskRow(t, def, detail, deps)))),
+      inst.more ? h('p.muted', null, 'The first 200 are shown.') : null));
+  };
+  const showGroup = async (name) => {
+    if (expanded.has(name)) {
+      expanded.delete(name);
+    } else {
+      expanded.clear();
+      expanded.set(name, await instancesOf(name));
+    }
+    drawGraph();
+    listGroup(name);
   };
 
   const children = new Map();
@@ -341,7 +372,9 @@ export async function executionPage(ctx) {
   const renderGraph = async () => {
     let layout = null;
     try {
-      layout = await get(`/v1/workflows/${enc(detail.workflow)}/graph` + q({ version: detail.workflowVersion, execution: detail.id }), { cache: true, signal: ctx.signal });
+      const req = early.graph || get(graphUrl(), { cache: true, signal: ctx.signal });
+      early.graph = null;
+      layout = await req;
     } catch (e) {
       if (e.name === 'AbortError') throw e;
     }
@@ -359,21 +392,56 @@ export async function executionPage(ctx) {
       }
       for (const n of layout.nodes) if (counts.has(n.name)) n.counts = counts.get(n.name);
     }
-    replace(graphBox, drawDag(layout, {
-      statuses, label: `tasks of ${detail.id} by status`,
-      onNode: (name, n) => (n.group ? showGroup(name) : logs.select(name)),
-    }));
+    lastLayout = layout;
+    lastStatuses = statuses;
+    for (const name of [...expanded.keys()]) {
+      expanded.set(name, await instancesOf(name));
+      listGroup(name);
+    }
+    drawGraph();
+    performance.mark('orch:execution-graph');
   };
+
+  // draws the last layout; the focused node (or instance) keeps the focus across redraws
+  const drawGraph = () => {
+    if (!lastLayout) return;
+    const active = document.activeElement;
+    const focused = active && graphBox.contains(active) && active.dataset ? active.dataset.task : null;
+    replace(graphBox, drawDag(lastLayout, {
+      statuses: lastStatuses, expanded, label: `tasks of ${detail.id} by status`,
+      onNode: (name, n) => (n && n.group ? showGroup(name) : logs.select(name)),
+      onInstance: (name) => logs.select(name),
+    }));
+    if (focused) {
+      const el = [...graphBox.querySelectorAll('[data-task]')].find((x) => x.dataset.task === focused);
+      if (el) el.focus({ preventScroll: true });
+    }
+  };
+
+  let ganttRows = FIRST_GANTT_ROWS, tableRows = FIRST_ROWS;
+  const drawTimeline = () => replace(ganttBox, drawGantt(detail, deps, children, ganttRows,
+    ganttRows < MAX_GANTT_ROWS ? () => {
+      ganttRows = MAX_GANTT_ROWS;
+      drawTimeline();
+    } : null));
+  const drawTable = () => replace(tableBox, taskTable(detail, def, deps, tableRows,
+    tableRows < MAX_ROWS ? () => {
+      tableRows = MAX_ROWS;
+      drawTable();
+    } : null));
 
   const renderAll = async () => {
     renderHead();
     renderWhy();
     // the requests of the page at once; each part is drawn as soon as its data is there
-    const kids = get('/v1/executions' + q({ parentId: detail.id, limit: 50 }), { cache: true, signal: ctx.signal });
+    const kids = early.kids || get(kidsUrl(), { cache: true, signal: ctx.signal });
+    early.kids = null;
     const graph = renderGraph();
     await loadChildren();
-    replace(ganttBox, drawGantt(detail, deps, children));
-    replace(tableBox, taskTable(detail, def, deps));
+    drawTimeline();
+    performance.mark('orch:execution-timeline');
+    drawTable();
+    performance.mark('orch:execution-table');
     const k = await kids;
     replace(childBox, (k.items || []).length ? executionTable(k.items) : h('p.muted', null, 'None.'));
     await graph;
@@ -386,7 +454,7 @@ export async function executionPage(ctx) {
     if (d === detail && !force && !running) return;
     if (d === detail && !force) {
       // unchanged (304): only the times that grow by themselves
-      replace(ganttBox, drawGantt(detail, deps, children));
+      drawTimeline();
       return;
     }
     detail = d;

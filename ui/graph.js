@@ -2,7 +2,7 @@
 // definition when the server gives no layout), the Gantt of an execution's attempts and the
 // bar chart of executions per hour. Labels are text nodes; colours come from app.css
 // classes, and every mark has a <title> with its words.
-import { s, h, badge, statusWord, parseTime, fmtDuration, fmtTime } from './lib.js';
+import { s, h, badge, statusWord, statusSymbol, parseTime, fmtDuration, fmtTime } from './lib.js';
 
 // ---------------------------------------------------------------- DAG
 
@@ -78,57 +78,130 @@ function shorten(text, max) {
   return text.length > max ? text.slice(0, max - 1) + '\u2026' : text;
 }
 
+// The instances of an expanded fan-out group are drawn as a sub-row of cells under its node;
+// at most MAX_CELLS of them, then "N more".
+const SUB = 34, CELL = 30, MAX_CELLS = 24;
+
 // Draws a layout; statuses (a Map name -> status) override the nodes' own. onNode(name, node)
-// is called on click or Enter on a node.
+// is called on click or Enter/Space on a node, onInstance(name) on an instance's cell.
+// expanded (a Map group name -> {items: [{name, status}], total}) opens those groups in place:
+// everything below the group's node moves down to make room for the sub-row.
+// One <g> with a rect and two texts per node, all edges in one path and their arrowheads in
+// another, one pair of listeners for the whole drawing: a 1,000-task graph stays cheap to
+// build and to lay out.
 export function drawDag(layout, opts = {}) {
   const statuses = opts.statuses || new Map();
-  const W = Math.max(layout.width || 0, 100), H = Math.max(layout.height || 0, 60);
-  const svg = s('svg', {
-    class: 'dag', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'group',
-    'aria-label': opts.label || 'task graph',
-  });
-  svg.append(s('defs', null,
-    s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7,
-      markerHeight: 7, orient: 'auto-start-reverse' },
-    s('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrowhead' }))));
-  const edges = s('g', { class: 'edges' });
-  for (const e of layout.edges || []) {
-    const pts = e.points || [];
-    if (pts.length < 2) continue;
-    const d = pts.map((p, i) => `${i ? 'L' : 'M'}${p[0]},${p[1]}`).join(' ');
-    edges.append(s('path', { d, class: 'edge', 'marker-end': 'url(#arrow)' },
-      s('title', null, `${e.from} \u2192 ${e.to}`)));
+  const expanded = opts.expanded || new Map();
+  const byName = new Map((layout.nodes || []).map((n) => [n.name, n]));
+  const bottoms = [];
+  for (const name of expanded.keys()) {
+    const n = byName.get(name);
+    if (n && n.group) bottoms.push(n.y + n.h);
   }
-  svg.append(edges);
-  const nodes = s('g', { class: 'nodes' });
+  const dy = (y) => {
+    let d = 0;
+    for (const b of bottoms) if (y > b) d += SUB;
+    return d;
+  };
+  let W = Math.max(layout.width || 0, 100);
+  const H = Math.max(layout.height || 0, 60) + bottoms.length * SUB;
+  const svg = s('svg', {
+    class: 'dag', role: 'group', 'aria-label': opts.label || 'task graph',
+  });
+  let lines = '', heads = '';
+  for (const e of layout.edges || []) {
+    const pts = (e.points || []).map((p) => [p[0], p[1] + dy(p[1])]);
+    if (pts.length < 2) continue;
+    if (expanded.has(e.from) && bottoms.length) pts[0][1] += SUB;
+    lines += pts.map((p, i) => `${i ? 'L' : 'M'}${p[0]},${p[1]}`).join('');
+    const [x1, y1] = pts[pts.length - 2], [x2, y2] = pts[pts.length - 1];
+    const len = Math.hypot(x2 - x1, y2 - y1) || 1;
+    const ux = (x2 - x1) / len, uy = (y2 - y1) / len;
+    const bx = x2 - ux * 7, by = y2 - uy * 7;
+    heads += `M${x2},${y2}L${(bx - uy * 3.5).toFixed(1)},${(by + ux * 3.5).toFixed(1)}` +
+      `L${(bx + uy * 3.5).toFixed(1)},${(by - ux * 3.5).toFixed(1)}z`;
+  }
+  const frag = document.createDocumentFragment();
+  if (lines) frag.append(s('path', { d: lines, class: 'edge' }), s('path', { d: heads, class: 'arrowhead' }));
+  const act = !!opts.onNode;
   for (const n of layout.nodes || []) {
     const st = statuses.get(n.name) || n.status || statusFromCounts(n.counts);
     const label = n.group ? `${n.name} [\u2026]` : n.name;
     const sub = n.counts ? countsText(n.counts) : st ? statusWord(st) : n.kind || '';
+    const open = n.group && expanded.has(n.name);
+    const y = n.y + dy(n.y);
     const g = s('g', {
       class: `node${st ? ' st-' + st : ''}${n.group ? ' group' : ''}`,
-      transform: `translate(${n.x},${n.y})`, tabindex: opts.onNode ? 0 : null,
-      role: opts.onNode ? 'button' : 'img', 'data-task': n.name, 'data-status': st || '',
-      'aria-label': `${n.name}: ${sub}`,
+      transform: `translate(${n.x},${y})`, tabindex: act ? 0 : null,
+      role: act ? 'button' : 'img', 'data-task': n.name, 'data-status': st || '',
+      'aria-label': `${n.name}: ${sub}${n.group && act ? (open ? ', expanded' : ', collapsed') : ''}`,
+      'aria-expanded': n.group && act ? String(open) : null,
     },
     s('title', null, `${n.name}${n.kind ? ' (' + n.kind + ')' : ''}: ${sub}`),
     n.group ? s('rect', { class: 'stack', x: 4, y: -4, width: n.w, height: n.h, rx: 6 }) : null,
-    s('rect', { x: 0, y: 0, width: n.w, height: n.h, rx: 6 }),
+    s('rect', { width: n.w, height: n.h, rx: 6 }),
     s('text', { x: 8, y: n.h < 44 ? 15 : 19, class: 'name' }, shorten(label, Math.floor((n.w - 12) / 7.2))),
     s('text', { x: 8, y: n.h < 44 ? 29 : 37, class: 'sub' }, shorten(sub, Math.floor((n.w - 12) / 6))));
-    if (opts.onNode) {
-      g.addEventListener('click', () => opts.onNode(n.name, n));
-      g.addEventListener('keydown', (ev) => {
-        if (ev.key === 'Enter' || ev.key === ' ') {
-          ev.preventDefault();
-          opts.onNode(n.name, n);
-        }
-      });
+    frag.append(g);
+    if (open) {
+      const row = instanceRow(n, expanded.get(n.name), y + n.h + 6, act);
+      W = Math.max(W, row.right + 8);
+      frag.append(row.el);
     }
-    nodes.append(g);
   }
-  svg.append(nodes);
+  svg.append(frag);
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('width', W);
+  svg.setAttribute('height', H);
+  if (act) {
+    const fire = (el) => {
+      if (el.classList.contains('inst')) {
+        if (opts.onInstance) opts.onInstance(el.dataset.task);
+      } else if (el.classList.contains('node')) {
+        opts.onNode(el.dataset.task, byName.get(el.dataset.task));
+      }
+    };
+    svg.addEventListener('click', (ev) => {
+      const el = ev.target.closest('[data-task]');
+      if (el) fire(el);
+    });
+    svg.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Enter' && ev.key !== ' ') return;
+      const el = ev.target.closest('[data-task]');
+      if (!el) return;
+      ev.preventDefault();
+      fire(el);
+    });
+  }
   return h('div.dag-wrap', null, svg);
+}
+
+// The sub-row of an expanded group: one cell per instance (colour, symbol and title by status),
+// then "N more" when there are more than MAX_CELLS.
+function instanceRow(n, inst, y, act) {
+  const items = inst.items || [];
+  const shown = items.slice(0, MAX_CELLS);
+  const total = Math.max(inst.total || 0, items.length);
+  const g = s('g', { class: 'instances', 'data-group': n.name, transform: `translate(${n.x},${y})`,
+    role: 'group', 'aria-label': `instances of ${n.name}` });
+  shown.forEach((t, i) => {
+    g.append(s('g', {
+      class: `inst st-${t.status}`, transform: `translate(${i * CELL},0)`, 'data-task': t.name,
+      'data-status': t.status, role: act ? 'button' : 'img', tabindex: act ? 0 : null,
+      'aria-label': `${t.name}: ${statusWord(t.status)}`,
+    },
+    s('title', null, `${t.name}: ${statusWord(t.status)}`),
+    s('rect', { width: CELL - 4, height: SUB - 12, rx: 3 }),
+    s('text', { x: (CELL - 4) / 2, y: 15, 'text-anchor': 'middle' }, statusSymbol(t.status))));
+  });
+  let right = n.x + shown.length * CELL;
+  const more = total - shown.length;
+  if (!shown.length || more > 0) {
+    const text = shown.length ? `${more} more` : 'no instances yet';
+    g.append(s('text', { x: shown.length * CELL + 4, y: 15, class: 'more' }, text));
+    right += 8 + text.length * 7;
+  }
+  return { el: g, right };
 }
 
 // ---------------------------------------------------------------- Gantt
@@ -187,7 +260,8 @@ function ganttRows(detail, deps, children, depth, rows, now) {
 
 // detail: an execution; deps: Map task -> dependsOn (from its definition); children: Map id ->
 // child execution detail (with .deps). Returns an element.
-export function drawGantt(detail, deps, children, maxRows = 400) {
+// maxRows are drawn; onMore, when given, is the action of a "Show all" button for the rest.
+export function drawGantt(detail, deps, children, maxRows = 400, onMore = null) {
   const now = Date.now();
   const rows = [];
   ganttRows(detail, deps, children || new Map(), 0, rows, now);
@@ -233,7 +307,8 @@ export function drawGantt(detail, deps, children, maxRows = 400) {
     }
     svg.append(g);
   });
-  const note = rows.length > shown.length ? h('p.muted', null, `${rows.length - shown.length} more rows not drawn.`) : null;
+  const note = rows.length > shown.length ? h('p.muted', null, `${rows.length - shown.length} more rows not drawn.`,
+    onMore ? ' ' : null, onMore ? h('button.secondary#gantt-more', { type: 'button', onclick: onMore }, 'Show more rows') : null) : null;
   const legend = h('p.legend', null,
     h('span.key.queued', null, 'queued'), ' ', h('span.key.backoff', null, 'back-off'), ' ',
     badge('running'), ' ', badge('succeeded'), ' ', badge('failed'), ' ', badge('timed_out'), ' ',

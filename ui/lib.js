@@ -241,6 +241,10 @@ export function statusWord(st) {
   return (STATUS[st] || [st || 'unknown'])[0];
 }
 
+export function statusSymbol(st) {
+  return (STATUS[st] || [null, '?'])[1];
+}
+
 export function badge(st, text) {
   const [word, sym] = STATUS[st] || [st || 'unknown', '?'];
   return h('span.badge.st-' + (st || 'unknown'), null,
