@@ -98,6 +98,8 @@ def main():
                  "orch:execution-timeline": [], "orch:execution-table": [],
                  "orch:execution-rendered": [], "orch:execution-painted": []}
         transferred = None
+        cost = {"ScriptDuration": [], "RecalcStyleDuration": [], "LayoutDuration": [], "TaskDuration": []}
+        drv.execute_cdp_cmd("Performance.enable", {})
         for n in range(REPEAT):
             drv.get(f"{base}/executions/{ex}")
             end = time.monotonic() + 300
@@ -111,6 +113,9 @@ def main():
                 marks[m].append(drv.execute_script(
                     "const e = performance.getEntriesByName(arguments[0]);"
                     "return e.length ? e[0].startTime : null", m))
+            after = {m["name"]: m["value"] for m in drv.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]}
+            for k in cost:
+                cost[k].append(1000 * after.get(k, 0))  # counted from the navigation
             if n == 0:
                 transferred = drv.execute_script(
                     "return performance.getEntriesByType('navigation')[0].transferSize + "
@@ -125,6 +130,8 @@ def main():
             v = [x for x in v if x is not None]
             if v:
                 print(f"{m:<26} median {statistics.median(v):8.1f}  max {max(v):8.1f}")
+        print("the renderer's main thread per load, median ms (CDP Performance.getMetrics): " +
+              ", ".join(f"{k[:-8].lower()} {statistics.median(v):.0f}" for k, v in cost.items()))
         print("slowest requests of the last load (path, start ms, duration ms, bytes):")
         for r in slow:
             print(f"  {r[0][:70]:<70} {r[1]:>6} {r[2]:>6} {r[3]:>8}")

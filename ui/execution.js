@@ -261,10 +261,10 @@ export async function executionPage(ctx) {
     h('h1', null, 'Execution ', h('span.mono', null, detail.id)), head, actions,
     whySection,
     h('section', { 'aria-labelledby': 'h-graph' }, h('h2#h-graph', null, 'Graph'), graphBox, groupBox),
-    h('section', { 'aria-labelledby': 'h-gantt' }, h('h2#h-gantt', null, 'Timeline'), ganttBox),
-    h('section', { 'aria-labelledby': 'h-tasks' }, h('h2#h-tasks', null, 'Tasks'), tableBox),
-    h('section', { 'aria-labelledby': 'h-logs' }, h('h2#h-logs', null, 'Logs'), logs.el),
-    h('section', { 'aria-labelledby': 'h-children' }, h('h2#h-children', null, 'Child executions'), childBox));
+    h('section.later', { 'aria-labelledby': 'h-gantt' }, h('h2#h-gantt', null, 'Timeline'), ganttBox),
+    h('section.later', { 'aria-labelledby': 'h-tasks' }, h('h2#h-tasks', null, 'Tasks'), tableBox),
+    h('section.later', { 'aria-labelledby': 'h-logs' }, h('h2#h-logs', null, 'Logs'), logs.el),
+    h('section.later', { 'aria-labelledby': 'h-children' }, h('h2#h-children', null, 'Child executions'), childBox));
 
   // fan-out groups opened in place in the graph: name -> {items, total}; their instances are
   // also listed (with attempts and errors) under the graph

@@ -121,6 +121,11 @@ WF_CONC = {"name": "ui-conc", "concurrency": 1, "tasks": [
     {"name": "first", "command": GATE},
     {"name": "second", "command": "echo second"}]}
 
+WF_GROUP = {"name": "ui-group", "tasks": [
+    {"name": "items", "forEach": [f"i{i:02d}" for i in range(30)],
+     "command": ["test", "{{ item }}", "!=", "i07"]},
+    {"name": "after", "dependsOn": ["items"], "type": "noop"}]}
+
 XSS = "<script>alert('xss')</script>"
 WF_XSS = {
     "name": "ui-xss",
@@ -154,7 +159,7 @@ def backend(request, tmp_path_factory):
     else:
         pg, srv = _pg_server(tmp)
     try:
-        for wf in (WF_RUN, WF_FAIL, WF_SLOW, WF_RETRY, WF_FOLLOW, WF_XSS, WF_SCHED, WF_MANY, WF_CHILD, WF_PARENT, WF_CONC):
+        for wf in (WF_RUN, WF_FAIL, WF_SLOW, WF_RETRY, WF_FOLLOW, WF_XSS, WF_SCHED, WF_MANY, WF_CHILD, WF_PARENT, WF_CONC, WF_GROUP):
             srv.apply(wf)
         srv.name = request.param
         srv.shots = shots_dir(request.param)
@@ -451,6 +456,51 @@ def test_failing_execution_error_gantt_and_log(browser):
     b.go("/", h1="Overview")
     b.wait_text("#h-fails + div", "broken")
     b.shot("overview")
+
+
+def test_fanout_group_expands_in_place(browser):
+    b, srv = browser, browser.srv
+    b.ensure_admin()
+    d = trigger_and_wait(srv, "ui-group")
+    assert d["status"] == "failed"
+    b.go(f"/executions/{d['id']}", h1=d["id"])
+    node_sel = "#graph g.node[data-task='items']"
+    node = b.one(node_sel)
+    assert node.get_attribute("aria-expanded") == "false"
+    assert not b.css("#graph g.instances")
+    below = b.one("#graph g.node[data-task='after']").get_attribute("transform")
+    # the keyboard: Enter on the focused group opens it in place, under its node
+    b.d.execute_script("arguments[0].focus();", node)
+    node.send_keys("\ue007")  # Enter
+    cells_sel = "#graph g.instances[data-group='items'] g.inst"
+    b.wait(lambda: len(b.css(cells_sel)) == 24, "24 instance cells under the group")
+    cells = b.d.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(c =>"
+        " [c.dataset.task, c.dataset.status, c.getAttribute('aria-label'), c.textContent]);", cells_sel)
+    status = {c[0]: c[1] for c in cells}
+    assert status["items[7]"] == "failed", cells
+    assert all(st == "succeeded" for name, st in status.items() if name != "items[7]"), cells
+    for name, st, label, text in cells:  # in words (label, title) as well as colour and symbol
+        assert label == f"{name}: {'failed' if st == 'failed' else 'succeeded'}", label
+        assert f"{name}: " in text, text
+    assert "6 more" in b.text("#graph g.instances[data-group='items']")
+    assert b.one(node_sel).get_attribute("aria-expanded") == "true"
+    # the focus stays on the group; the nodes below moved down to make room
+    assert b.d.execute_script("return document.activeElement.dataset.task") == "items"
+    assert b.one("#graph g.node[data-task='after']").get_attribute("transform") != below
+    b.shot("execution-group-expanded")
+    # Space collapses it, the layout is back as it was
+    node = b.one(node_sel)
+    b.d.execute_script("arguments[0].focus();", node)
+    node.send_keys(" ")
+    b.wait(lambda: not b.css("#graph g.instances"), "the group collapsed")
+    assert b.one(node_sel).get_attribute("aria-expanded") == "false"
+    assert b.one("#graph g.node[data-task='after']").get_attribute("transform") == below
+    # the mouse: a click opens it, another closes it
+    b.one(node_sel).click()
+    b.wait(lambda: len(b.css(cells_sel)) == 24, "the group opened by a click")
+    b.one(node_sel).click()
+    b.wait(lambda: not b.css("#graph g.instances"), "the group closed by a click")
 
 
 def test_executions_filters_pages_and_live_refresh(browser):
