@@ -96,7 +96,8 @@ def main():
             " body: JSON.stringify({key: arguments[0]})}).then(r => done(r.status));", key)
         marks = {"orch:execution-detail": [], "orch:execution-graph": [],
                  "orch:execution-timeline": [], "orch:execution-table": [],
-                 "orch:execution-rendered": [], "orch:execution-painted": []}
+                 "orch:execution-rendered": [], "orch:execution-painted": [],
+                 "orch:execution-graph-whole": []}
         transferred = None
         cost = {"ScriptDuration": [], "RecalcStyleDuration": [], "LayoutDuration": [], "TaskDuration": []}
         drv.execute_cdp_cmd("Performance.enable", {})
@@ -105,7 +106,9 @@ def main():
             end = time.monotonic() + 300
             while time.monotonic() < end:
                 got = drv.execute_script(
-                    "return performance.getEntriesByName('orch:execution-painted').length")
+                    "return performance.getEntriesByName('orch:execution-painted').length &&"
+                    " (performance.getEntriesByName('orch:execution-graph-whole').length ||"
+                    "  document.querySelectorAll('#graph g.node').length >= arguments[0])", TASKS // 2)
                 if got:
                     break
                 time.sleep(0.05)

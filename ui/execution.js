@@ -402,16 +402,31 @@ export async function executionPage(ctx) {
     performance.mark('orch:execution-graph');
   };
 
-  // draws the last layout; the focused node (or instance) keeps the focus across redraws
+  // draws the last layout; the focused node (or instance) keeps the focus across redraws.
+  // The first drawing of a big graph holds only the nodes in the window's first screen; the
+  // whole graph follows when the browser is idle after that first paint.
+  let firstDraw = true;
   const drawGraph = () => {
     if (!lastLayout) return;
     const active = document.activeElement;
     const focused = active && graphBox.contains(active) && active.dataset ? active.dataset.task : null;
-    replace(graphBox, drawDag(lastLayout, {
-      statuses: lastStatuses, expanded, label: `tasks of ${detail.id} by status`,
+    const view = firstDraw ? { w: window.innerWidth, h: window.innerHeight } : null;
+    firstDraw = false;
+    const drawn = drawDag(lastLayout, {
+      statuses: lastStatuses, expanded, label: `tasks of ${detail.id} by status`, view,
       onNode: (name, n) => (n && n.group ? showGroup(name) : logs.select(name)),
       onInstance: (name) => logs.select(name),
-    }));
+    });
+    replace(graphBox, drawn);
+    if (drawn.skipped) {
+      const whole = () => {
+        if (ctx.signal.aborted || graphBox.firstChild !== drawn) return; // left, or drawn again since
+        drawGraph();
+        performance.mark('orch:execution-graph-whole');
+      };
+      if (window.requestIdleCallback) requestIdleCallback(whole, { timeout: 1000 });
+      else setTimeout(whole, 200);
+    }
     if (focused) {
       const el = [...graphBox.querySelectorAll('[data-task]')].find((x) => x.dataset.task === focused);
       if (el) el.focus({ preventScroll: true });

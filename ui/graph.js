@@ -124,7 +124,15 @@ export function drawDag(layout, opts = {}) {
   const frag = document.createDocumentFragment();
   if (lines) frag.append(s('path', { d: lines, class: 'edge' }), s('path', { d: heads, class: 'arrowhead' }));
   const act = !!opts.onNode;
+  // opts.view {w, h}: only the nodes in that first window are drawn (the caller draws the
+  // whole graph right after the first paint); drawn.skipped says how many were left out
+  const view = opts.view || null;
+  let skipped = 0;
   for (const n of layout.nodes || []) {
+    if (view && (n.x > view.w || n.y > view.h)) {
+      skipped++;
+      continue;
+    }
     const st = statuses.get(n.name) || n.status || statusFromCounts(n.counts);
     const label = n.group ? `${n.name} [\u2026]` : n.name;
     const sub = n.counts ? countsText(n.counts) : st ? statusWord(st) : n.kind || '';
@@ -173,7 +181,9 @@ export function drawDag(layout, opts = {}) {
       fire(el);
     });
   }
-  return h('div.dag-wrap', null, svg);
+  const wrap = h('div.dag-wrap', null, svg);
+  wrap.skipped = skipped;
+  return wrap;
 }
 
 // The sub-row of an expanded group: one cell per instance (colour, symbol and title by status),
