@@ -260,7 +260,10 @@ class Browser:
 
     # ---- session
     def sign_in(self, key, expect_nav=True):
-        self.d.delete_all_cookies()
+        # leave the current page first (an execution page polls), so no poll of it runs
+        # between the cookies' removal and the sign-in page and ends in a 401
+        self.d.get("about:blank")
+        self.d.execute_cdp_cmd("Network.clearBrowserCookies", {})
         self.go("/login")
         field = self.one("#key")
         field.clear()
@@ -349,6 +352,12 @@ def test_sign_in_session_cookie_and_sign_out(browser):
     assert srv.admin_key not in stored and "sk_" not in stored
     # a reload keeps the session (the page asks GET /v1/session for its CSRF token)
     b.go("/workflows", h1="Workflows")
+    # the list has read every workflow's executions (none of those requests is still out when
+    # the session ends)
+    b.wait(lambda: b.d.execute_script(
+        "const r = [...document.querySelectorAll('tr[data-workflow]')];"
+        "return r.length > 0 && r.every(x => x.lastElementChild.textContent.trim());"),
+        "the workflows' success rates")
     b.one("#signout").click()
     b.wait(lambda: "/login" in b.d.current_url, "the sign-in page after sign-out")
     b.go("/workflows")
