@@ -14,9 +14,10 @@ on a SQLite store filled straight through SQL (bench/api-fill.py), for each stor
    CPU;
 3. first load of each page: bytes of index.html, every asset it loads (app.js imports every
    module statically) and the page's first API answers (bodies plus response headers).
+With --pg the store is a private PostgreSQL server (tests/pg/start-pg.sh) filled with COPY.
 
 Usage: bench/ui-server.py [--orch BIN] [--sizes 10000,1000000] [--reps 50] [--poll 60]
-       [--pages 20] [--without PATH] [--keep]
+       [--pages 20] [--without PATH] [--pg] [--keep]
 ORCH_BIN or --orch: the binary (a Release build: build-rel/src/cli/orch).
 """
 import argparse
@@ -111,9 +112,67 @@ def fill(orch, data, n):
     return key, mid, lo, hi, time.time() - t0
 
 
-def start_server(orch, data, port, log):
+def pg_fill(orch, data, url, n):
+    """The same rows as api-fill.py, into PostgreSQL with COPY (orch creates the schema)."""
+    env = dict(os.environ, DATABASE_URL=url)
+    os.makedirs(data, exist_ok=True)
+    out = subprocess.run([orch, "keys", "create", "--name", "bench", "--scope", "admin", "--json"],
+                         check=True, capture_output=True, text=True, env=env)
+    key = json.loads(out.stdout)["key"]
+    t0 = time.time()
+    spec = __import__("importlib.util").util.spec_from_file_location("fill", os.path.join(HERE, "api-fill.py"))
+    fill_mod = __import__("importlib.util").util.module_from_spec(spec)
+    spec.loader.exec_module(fill_mod)
+    now = int(time.time() * 1000)
+    mid = None
+
+    def copy(table, cols, rows):
+        text = "".join("\t".join("\\N" if v is None else str(v) for v in r) + "\n" for r in rows)
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c",
+                        f"COPY {table} ({cols}) FROM STDIN"], input=text, text=True, check=True)
+
+    for wf, count in (("bench-history", n), ("bench-rare", max(n // 100, 10))):
+        start = now - count - 1000
+        d = json.dumps({"name": wf, "tasks": [{"name": "work", "command": ["true"]}]})
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c",
+                        "INSERT INTO workflows (name, version, definition, created_at) VALUES"
+                        f" ('{wf}', 1, '{d}', {start})"], check=True)
+        for base in range(0, count, 200000):
+            ex, tr, at = [], [], []
+            for i in range(base, min(count, base + 200000)):
+                c = start + i
+                eid = fill_mod.make_id("ex_", c, i)
+                failed = i % 10 == 7
+                st = "failed" if failed else "succeeded"
+                err = "exit status 1" if failed else None
+                ex.append((eid, wf, 1, st, "{}", c, c + 1, c + 40, "task 'work' failed: exit status 1" if failed else None))
+                tr.append((eid, 0, "work", st, 1, None, c + 1, c + 40, err))
+                at.append((eid, 0, 1, st, "bench-host:1", 100000 + i % 50000, 100000 + i % 50000, 0,
+                           c + 1, c + 40, 1 if failed else 0, 0, err))
+                if wf == "bench-history" and i == n // 2:
+                    mid = eid
+            copy("executions", "id, workflow, workflow_version, status, params, created_at,"
+                 " started_at, finished_at, error", ex)
+            copy("task_runs", "execution_id, idx, name, status, attempt, available_at, started_at,"
+                 " finished_at, error", tr)
+            copy("attempts", "execution_id, task_idx, number, status, node, pid, pgid, proc_start,"
+                 " started_at, finished_at, exit_code, signal, error", at)
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c",
+                    f"UPDATE executions SET parent_id = '{mid}', parent_task_idx = 0 WHERE id IN"
+                    " (SELECT id FROM executions WHERE workflow = 'bench-rare' ORDER BY id LIMIT 20)"],
+                   check=True)
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", "VACUUM ANALYZE"],
+                   check=True)
+    lo, hi = subprocess.run(["psql", "-X", "-At", "-F", " ", "-d", url, "-c",
+                             "SELECT min(created_at), max(created_at) FROM executions"],
+                            check=True, capture_output=True, text=True).stdout.split()
+    return key, mid, int(lo), int(hi), time.time() - t0
+
+
+def start_server(orch, data, port, log, url=None):
     p = subprocess.Popen([orch, "server", "--listen", f"127.0.0.1:{port}", "--data-dir", data,
-                          "--workers", "4", "--log-level", "warn"], stdout=log, stderr=log)
+                          "--workers", "4", "--log-level", "warn"] +
+                         (["--database-url", url] if url else []), stdout=log, stderr=log)
     for _ in range(600):
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -317,18 +376,33 @@ def main():
     ap.add_argument("--pages", type=int, default=20)
     ap.add_argument("--without", default="",
                     help="leave the polled requests whose path starts with this out (attribution)")
+    ap.add_argument("--pg", action="store_true",
+                    help="on a private PostgreSQL (tests/pg/start-pg.sh) instead of SQLite")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="orch-ui-server.")
+    pgdir = url = None
+    if a.pg:
+        pgdir = tempfile.mkdtemp(prefix="orch-ui-server-pg.")
+        url = subprocess.run([os.path.join(REPO, "tests/pg/start-pg.sh"), pgdir], check=True,
+                             capture_output=True, text=True).stdout.strip()
     try:
         for n in [int(x) for x in a.sizes.split(",")]:
             data = os.path.join(work, f"n{n}")
-            key, mid, lo, hi, secs = fill(a.orch, data, n)
+            if url:
+                dbname = f"bench{n}"
+                subprocess.run(["psql", "-X", "-q", "-d", url, "-c", f"CREATE DATABASE {dbname}"],
+                               check=True)
+                dburl = url.rsplit("/", 1)[0] + "/" + dbname
+                key, mid, lo, hi, secs = pg_fill(a.orch, data, dburl, n)
+            else:
+                dburl = None
+                key, mid, lo, hi, secs = fill(a.orch, data, n)
             print(f"== {n:,} executions (+{max(n // 100, 10):,} of bench-rare), filled in {secs:.0f} s",
                   flush=True)
             port = free_port()
             log = open(os.path.join(work, f"server-{n}.log"), "w")
-            srv = start_server(a.orch, data, port, log)
+            srv = start_server(a.orch, data, port, log, dburl)
             try:
                 print(f"{'request':38} {'status':>6} {'bytes':>8} {'median ms':>10} {'p99 ms':>8}")
                 for name, st, nb, med, p99 in latency(port, key, mid, lo, hi, a.reps):
@@ -352,6 +426,9 @@ def main():
                 srv.wait()
                 log.close()
     finally:
+        if pgdir:
+            subprocess.run([os.path.join(REPO, "tests/pg/stop-pg.sh"), pgdir], capture_output=True)
+            shutil.rmtree(pgdir, ignore_errors=True)
         if a.keep:
             print(f"kept {work}")
         else:
