@@ -55,6 +55,25 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
 
 
+def pg_ticks(pgdir):
+    """CPU ticks of the PostgreSQL server: the postmaster and its children (its backends)."""
+    if not pgdir:
+        return 0
+    with open(os.path.join(pgdir, "data", "postmaster.pid")) as f:
+        master = int(f.readline())
+    total = cpu_ticks(master)
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == master:
+                    total += int(fields[11]) + int(fields[12])
+            except OSError:
+                pass
+    return total
+
+
 class Conn:
     def __init__(self, port, headers):
         self.port = port
@@ -286,7 +305,7 @@ def sign_in(port, key):
     return r.getheader("Set-Cookie").split(";")[0]
 
 
-def idle_polling(port, pid, key, mid, fail_ids, npages, secs, without=""):
+def idle_polling(port, pid, key, mid, fail_ids, npages, secs, without="", pgdir=None):
     polls = page_polls(mid, fail_ids)
     if without:
         polls = {k: [x for x in v if not x[0].startswith(without)] for k, v in polls.items()}
@@ -321,10 +340,10 @@ def idle_polling(port, pid, key, mid, fail_ids, npages, secs, without=""):
     for t in threads:
         t.start()
     time.sleep(3)  # every page has made its first requests
-    c0, t0 = cpu_ticks(pid), time.monotonic()
+    c0, g0, t0 = cpu_ticks(pid), pg_ticks(pgdir), time.monotonic()
     r0 = counts["requests"]
     time.sleep(secs)
-    c1, t1 = cpu_ticks(pid), time.monotonic()
+    c1, g1, t1 = cpu_ticks(pid), pg_ticks(pgdir), time.monotonic()
     r1, n304 = counts["requests"], counts["304"]
     stop.set()
     for t in threads:
@@ -332,7 +351,8 @@ def idle_polling(port, pid, key, mid, fail_ids, npages, secs, without=""):
     cpu = (c1 - c0) / TICK
     return {"pages": pages, "seconds": t1 - t0, "cpu_s": cpu, "pct": 100 * cpu / (t1 - t0),
             "requests": r1 - r0, "per_s": (r1 - r0) / (t1 - t0), "304_total": n304,
-            "errors": counts["errors"]}
+            "errors": counts["errors"], "pg_s": (g1 - g0) / TICK,
+            "pg_pct": 100 * (g1 - g0) / TICK / (t1 - t0)}
 
 
 def first_load(port, key, mid, fail_ids):
@@ -411,11 +431,14 @@ def main():
                 fails = json.loads(c.get("/v1/executions?status=failed%2Ctimed_out&limit=8")[1])
                 fail_ids = [x["id"] for x in fails["items"]]
                 if a.poll > 0:
-                    r = idle_polling(port, srv.pid, key, mid, fail_ids, a.pages, a.poll, a.without)
+                    r = idle_polling(port, srv.pid, key, mid, fail_ids, a.pages, a.poll,
+                                     a.without, pgdir)
                     print(f"idle polling{' without ' + a.without if a.without else ''}: {a.pages} pages ({', '.join(sorted(set(r['pages'])))}),"
                           f" {r['requests']} requests in {r['seconds']:.0f} s ({r['per_s']:.1f}/s),"
                           f" server CPU {r['cpu_s']:.2f} s = {r['pct']:.2f}% of one CPU,"
-                          f" errors {r['errors']}", flush=True)
+                          f" errors {r['errors']}" +
+                          (f"; PostgreSQL CPU {r['pg_s']:.2f} s = {r['pg_pct']:.2f}%" if pgdir else ""),
+                          flush=True)
                 assets, pages = first_load(port, key, mid, fail_ids)
                 print("first load: assets " + ", ".join(f"{k} {v}" for k, v in assets.items()))
                 for page, (st, api, tot) in pages.items():
