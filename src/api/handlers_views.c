@@ -11,6 +11,7 @@
 
 #include "api_internal.h"
 #include "base/clock.h"
+#include "base/xalloc.h"
 #include "dag/dag.h"
 #include "engine/engine.h"
 #include "view/view.h"
@@ -20,6 +21,7 @@
 #define HOUR_MS         3600000LL
 #define STATS_HOURS_MAX (24 * 7)
 #define VERSIONS_MAX    1000 /* newest versions listed */
+#define STATS_REUSE_MS  30000 /* longest a count is reused (changes by other nodes or processes) */
 
 /* Parse version `version` (0 = newest) of `name` from `st`; NULL after replying. */
 static struct workflow *load_workflow(struct api_request *req, struct store *st, const char *name,
@@ -49,27 +51,17 @@ static struct workflow *load_workflow(struct api_request *req, struct store *st,
 void api__add_waiting(struct api_request *req, struct store *rd, const struct exec_detail *d,
                       json_t *tasks, size_t n, int skip_instances)
 {
-    struct dag_problems probs = DAG_PROBLEMS_INIT;
     struct engine_stats es;
     struct view_wait w;
-    struct workflow *wf = NULL;
+    struct workflow *wf;
     struct err err = ERR_INIT;
-    char *def = NULL;
-    int version = 0;
 
     if (!tasks || !view_exec_waits(d))
         return;
     memset(&w, 0, sizeof(w));
     w.now = clock_now_ms();
-    /* The definition gives the dependencies, concurrency and maxParallel; without it
-     * (pruned), the reasons that need it are left out. */
-    if (store_workflow_get(rd, d->exec.workflow, d->exec.workflow_version, &def, &version,
-                           &err) == 0 &&
-        dag_parse(def, strlen(def), &wf, &probs) != 0)
-        wf = NULL;
-    dag_problems_release(&probs);
-    free(def);
-    w.wf = wf;
+    /* The definition gives the dependencies, concurrency and maxParallel. */
+    w.wf = wf = view_exec_workflow(rd, d);
     engine_get_stats(api__engine(req), &es);
     w.slots_busy = es.workers_busy;
     w.slots_total = es.workers_total;
@@ -122,11 +114,7 @@ void api__workflows_graph(struct api_request *req)
         api__reply_error(req, 400, NULL, "invalid 'execution': expected an execution id (ex_...)");
         return;
     }
-    if (!dag_valid_workflow_name(name)) {
-        api__reply_error(req, 404, NULL, "no workflow '%s'", name);
-        return;
-    }
-    rd = api__read_store(req);
+    rd = api__workflow_read_store(req, name);
     if (!rd)
         return;
     if (exec_id) {
@@ -183,11 +171,7 @@ void api__workflows_versions(struct api_request *req)
 
     if (api__query_check(req, no_args))
         return;
-    if (!dag_valid_workflow_name(name)) {
-        api__reply_error(req, 404, NULL, "no workflow '%s'", name);
-        return;
-    }
-    rd = api__read_store(req);
+    rd = api__workflow_read_store(req, name);
     if (!rd)
         return;
     if (store_workflow_get_at(rd, name, 0, &def, &newest, &created, &err)) {
@@ -224,6 +208,45 @@ void api__workflows_versions(struct api_request *req)
 
 /* ------------------------------------------------------------------ stats */
 
+/* The counts per hour and status from `first` on (*out: free()). They are
+ * counted again only when this node's engine has changed an execution since,
+ * or STATS_REUSE_MS passed (other nodes and processes): so the
+ * overview of many open pages costs one count while nothing runs. */
+static int hourly_counts(struct api_request *req, struct store *rd, int64_t first,
+                         struct exec_hour_count **out, size_t *nout, struct err *err)
+{
+    struct api_stats_cache *c = api__stats_cache(req);
+    struct engine_stats es;
+    int64_t now = clock_mono_ms();
+    size_t k = 0;
+
+    engine_get_stats(api__engine(req), &es);
+    pthread_mutex_lock(&c->mu);
+    if (!c->first || c->first > first || now - c->counted_at >= STATS_REUSE_MS ||
+        c->exec_changes != es.exec_changes || c->executions_active != es.executions_active) {
+        free(c->rows);
+        c->rows = NULL;
+        c->nrows = 0;
+        c->first = 0;
+        if (store_executions_hourly(rd, first, &c->rows, &c->nrows, err)) {
+            pthread_mutex_unlock(&c->mu);
+            return err->code;
+        }
+        c->first = first;
+        c->counted_at = now;
+        c->exec_changes = es.exec_changes;
+        c->executions_active = es.executions_active;
+    }
+    while (k < c->nrows && c->rows[k].hour < first)
+        k++;
+    *nout = c->nrows - k;
+    *out = xmalloc((*nout ? *nout : 1) * sizeof(**out));
+    if (*nout)
+        memcpy(*out, c->rows + k, *nout * sizeof(**out));
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
 /* GET /v1/stats/executions?hours=24: executions created per hour and status. */
 void api__stats_executions(struct api_request *req)
 {
@@ -247,7 +270,7 @@ void api__stats_executions(struct api_request *req)
     if (!rd)
         return;
     first = (clock_now_ms() / HOUR_MS - (hours - 1)) * HOUR_MS;
-    if (store_executions_hourly(rd, first, &rows, &nrows, &err)) {
+    if (hourly_counts(req, rd, first, &rows, &nrows, &err)) {
         api__reply_err(req, &err);
         return;
     }

@@ -14,6 +14,15 @@
 
 #include "base/banned.h"
 
+struct store *api__workflow_read_store(struct api_request *req, const char *name)
+{
+    if (!dag_valid_workflow_name(name)) {
+        api__reply_error(req, 404, NULL, "no workflow '%s'", name);
+        return NULL;
+    }
+    return api__read_store(req);
+}
+
 static const char *const no_args[] = {NULL};
 
 /* 422 with every problem of a definition and its JSON path. */
@@ -213,11 +222,7 @@ void api__workflows_get(struct api_request *req)
         api__reply_error(req, 400, NULL, "invalid 'version': expected a positive integer");
         return;
     }
-    if (!dag_valid_workflow_name(name)) {
-        api__reply_error(req, 404, NULL, "no workflow '%s'", name);
-        return;
-    }
-    rd = api__read_store(req);
+    rd = api__workflow_read_store(req, name);
     if (!rd)
         return;
     if (store_workflow_get_at(rd, name, want, &def, &version, &created_at, &err)) {

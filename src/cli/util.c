@@ -603,21 +603,12 @@ json_t *cli_exec_json(struct store *st, const struct exec_detail *d)
     free(outputs);
     if (view_exec_waits(d)) {
         /* Read from the store alone: the slots of a server are not known here. */
-        struct dag_problems probs = DAG_PROBLEMS_INIT;
-        struct workflow *wf = NULL;
+        struct workflow *wf;
         struct view_wait w;
-        char *def = NULL;
-        int version = 0;
 
         memset(&w, 0, sizeof(w));
         w.now = clock_now_ms();
-        if (store_workflow_get(st, d->exec.workflow, d->exec.workflow_version, &def, &version,
-                               &err) == 0 &&
-            dag_parse(def, strlen(def), &wf, &probs) != 0)
-            wf = NULL;
-        dag_problems_release(&probs);
-        free(def);
-        w.wf = wf;
+        w.wf = wf = view_exec_workflow(st, d);
         view_set_waiting(json_object_get(j, "tasks"), d, d->ntasks, 0, &w);
         workflow_free(wf);
     }

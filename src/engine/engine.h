@@ -217,7 +217,7 @@ struct engine_stats {
     int64_t longest_running_ms; /* age of the longest-running execution, 0 if none */
     int64_t last_turn_at;    /* wall-clock ms of the last loop turn */
     uint64_t turns;          /* loop turns so far */
-    uint64_t tasks_finished; /* task attempts finished since start */
+    uint64_t exec_changes;   /* execution rows this node changed and committed since start */
     /* The scheduler (engine_enable_scheduler). */
     int sched_running;            /* 1 once it has looked at its schedules */
     int64_t sched_last_tick_at;   /* wall-clock ms */

@@ -433,6 +433,7 @@ struct engine {
     void *observer_arg;
     volatile sig_atomic_t cancel_all;
     int cancel_all_done;
+    uint64_t exec_changes; /* engine__exec_touch() calls: published with the stats */
     int work_now; /* something to do without waiting */
     /* When a wait on processes began (real ns), with a manual clock (timer.c); 0: none. */
     int64_t wait_real_ns;

@@ -172,6 +172,7 @@ void engine__exec_touch(struct engine *eng, struct exec *ex)
 {
     ex->dirty = 1;
     exec_list(eng, ex);
+    eng->exec_changes++;
 }
 
 void engine__exec_move(struct engine *eng, struct exec *ex, enum exec_status to)

@@ -92,6 +92,9 @@ void view_set_waiting(json_t *tasks, const struct exec_detail *d, size_t n, int 
                       const struct view_wait *w);
 /* Could any run of d wait (worth reading the definition for)? */
 int view_exec_waits(const struct exec_detail *d);
+/* The parsed workflow version d ran, read from `st`, or NULL when it is gone
+ * (pruned) or does not parse: the reasons that need it are then left out. */
+struct workflow *view_exec_workflow(struct store *st, const struct exec_detail *d);
 
 /* ------------------------------------------------------------------ graph layout (layout.c) */
 

@@ -10,6 +10,7 @@
  * reason that holds, in the order the engine would meet them, is given.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/strbuf.h"
@@ -243,4 +244,21 @@ int view_exec_waits(const struct exec_detail *d)
         if (d->counts[i].status == TASK_PENDING || d->counts[i].status == TASK_QUEUED)
             return 1;
     return 0;
+}
+
+struct workflow *view_exec_workflow(struct store *st, const struct exec_detail *d)
+{
+    struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct workflow *wf = NULL;
+    struct err err = ERR_INIT;
+    char *def = NULL;
+    int version = 0;
+
+    if (store_workflow_get(st, d->exec.workflow, d->exec.workflow_version, &def, &version,
+                           &err) == 0 &&
+        dag_parse(def, strlen(def), &wf, &probs) != 0)
+        wf = NULL;
+    dag_problems_release(&probs);
+    free(def);
+    return wf;
 }

@@ -489,6 +489,27 @@ def test_stats_per_hour(srv):
         assert srv.get(f"/v1/stats/executions?hours={bad}").status == 400
 
 
+def test_stats_per_hour_counted_again_after_a_change(srv):
+    """The counts are reused while nothing changed on this node: an execution that
+    ends (or starts) since the last answer is counted in the next one at once."""
+    srv.apply(wf("st2-ok", [sh("a", "true")]))
+    srv.apply(wf("st2-slow", [sh("a", "sleep 1")]))
+
+    def total(status):
+        return sum(h["counts"][status] for h in srv.get("/v1/stats/executions").json["hours"])
+
+    base_ok, base_running = total("succeeded"), total("running")
+    first = srv.trigger("st2-ok")["id"]
+    wait_for(lambda: srv.execution(first)["status"] == "succeeded", first)
+    assert total("succeeded") == base_ok + 1
+    assert total("succeeded") == base_ok + 1  # (answered again from the same count)
+    slow = srv.trigger("st2-slow")["id"]
+    wait_for(lambda: srv.execution(slow)["status"] == "running", slow)
+    assert total("running") == base_running + 1
+    wait_for(lambda: srv.execution(slow)["status"] == "succeeded", slow)
+    assert total("running") == base_running and total("succeeded") == base_ok + 2
+
+
 # --------------------------------------------------------------------------- graph
 
 def check_layout(g):
