@@ -981,6 +981,11 @@ again:
             engine__exec_life(eng, ex, EXEC_LIFE_HANDED_OFF);
     }
     engine__dirty_clear(eng);
+    /* Before anyone is answered: a reader of the executions per hour that saw
+     * this turn's rows sees their count changed (api/handlers_views.c). */
+    pthread_mutex_lock(&eng->mu);
+    eng->stats.exec_changes = eng->exec_changes;
+    pthread_mutex_unlock(&eng->mu);
     for (struct proc *p = eng->procs; p; p = p->next) {
         p->pid_dirty = 0;
         p->undo = 0;

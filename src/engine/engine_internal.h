@@ -433,7 +433,7 @@ struct engine {
     void *observer_arg;
     volatile sig_atomic_t cancel_all;
     int cancel_all_done;
-    uint64_t exec_changes; /* engine__exec_touch() calls: published with the stats */
+    uint64_t exec_changes; /* execution rows changed: published by each commit */
     int work_now; /* something to do without waiting */
     /* When a wait on processes began (real ns), with a manual clock (timer.c); 0: none. */
     int64_t wait_real_ns;

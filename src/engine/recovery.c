@@ -136,6 +136,8 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
 
     if (engine__exec_find(eng, exec_id))
         return err_set(err, ERR_CONFLICT, "execution '%s' is already active", exec_id);
+    /* Claimed, resumed or retried: its row changes (the stats' count, server.c). */
+    eng->exec_changes++;
     if (eng->cluster) {
         rc = store_execution_claim_one(eng->st, exec_id, eng->node_id, eng->lease_ms, err);
         if (rc)

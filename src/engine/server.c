@@ -511,8 +511,6 @@ void engine__stats_update(struct engine *eng)
     eng->stats.longest_running_ms = longest;
     eng->stats.last_turn_at = now;
     eng->stats.turns++;
-    if (!eng->commit_held)
-        eng->stats.exec_changes = eng->exec_changes; /* (committed by now) */
     pthread_mutex_unlock(&eng->mu);
 }
 
