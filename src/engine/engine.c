@@ -981,10 +981,12 @@ again:
             engine__exec_life(eng, ex, EXEC_LIFE_HANDED_OFF);
     }
     engine__dirty_clear(eng);
-    /* Before anyone is answered: a reader of the executions per hour that saw
-     * this turn's rows sees their count changed (api/handlers_views.c). */
+    /* Before anyone is answered, what a reader of this turn's rows must see
+     * with them: their count changed (the executions per hour), the slots
+     * their running tasks hold (waitingOn); api/handlers_views.c. */
     pthread_mutex_lock(&eng->mu);
     eng->stats.exec_changes = eng->exec_changes;
+    eng->stats.workers_busy = (int)eng->nprocs; /* the slots of the tasks now running */
     pthread_mutex_unlock(&eng->mu);
     for (struct proc *p = eng->procs; p; p = p->next) {
         p->pid_dirty = 0;
