@@ -49,7 +49,7 @@ static void check(const struct cron_expr *ce, const struct tz *tz, int64_t start
             abort();
         if (tz_utc_to_local(tz, next, &local, NULL))
             abort();
-        days = floor_div(local, DAY_S);
+        days = date_floor_div(local, DAY_S);
         sod = (int)(local - days * DAY_S);
         clock_civil_from_days(days, &y, &m, &d);
         if (!cron_matches(ce, y, (int)m, (int)d, sod / 3600, sod / 60 % 60) || sod % 60) {
