@@ -503,8 +503,6 @@ struct engine {
 /* The loop's epoll (engine.c): watch `fd` for input, reported with `w`; stop. */
 void engine__watch_add(struct engine *eng, int fd, struct watch *w);
 void engine__watch_del(struct engine *eng, int fd);
-void engine__add_pending_attempt(struct engine *eng, struct exec *ex, int insert,
-                                const struct attempt_row *row);
 void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
                        const char *reason);
 
@@ -610,11 +608,6 @@ void engine__exec_link_in(struct engine *eng, struct exec *ex);
 void engine__exec_unlink(struct engine *eng, struct exec *ex);
 /* Arm its timeout and maxRunning, `elapsed_ms` of them already gone. */
 void engine__exec_start_deadline(struct engine *eng, struct exec *ex, int64_t elapsed_ms);
-void engine__pending_attempts_drop(struct engine *eng, const struct exec *ex);
-/* Commit the turn's writes now (0 or the store's error), or hold them while
- * the disk is full. */
-int engine__commit(struct engine *eng, struct err *err);
-void engine__commit_hold(struct engine *eng, const struct err *err);
 /* Run `idx` is queued (ready now, or at its back-off's end) or pending with
  * every dependency final (queued, or final by its runIf, and propagated). */
 void engine__run_resume(struct engine *eng, struct exec *ex, size_t idx, int64_t now);

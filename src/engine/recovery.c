@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "commit.h"
 #include "engine_internal.h"
 #include "kind.h"
 #include "recovery.h"
