@@ -14,9 +14,13 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "cluster.h"
 #include "engine_internal.h"
+#include "httptask.h"
 #include "recovery.h"
+#include "remote.h"
 #include "scheduler.h"
+#include "subflow.h"
 
 #include "base/banned.h"
 

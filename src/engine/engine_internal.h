@@ -538,67 +538,6 @@ void engine__task_make_ready(struct engine *eng, struct exec *ex, size_t idx);
 /* Fill in the progress counts of `ev` and pass it to the observer. */
 void engine__task_event(struct engine *eng, struct exec *ex, struct engine_event *ev);
 
-/* httptask.c */
-void engine__http_send_pending(struct engine *eng);
-void engine__http_cancel_exec(struct engine *eng, struct exec *ex);
-void engine__http_run(struct engine *eng);
-int64_t engine__http_timeout(const struct engine *eng);
-size_t engine__http_active(const struct engine *eng);
-void engine__http_free(struct engine *eng);
-
-/* subflow.c: its state is struct subflow_state, private to it, behind eng->subflow. */
-struct subflow_state *engine__subflow_new(void);
-/* Look at the workflow tasks whose child is not here on the next turn. */
-void engine__subflow_want_check(struct engine *eng);
-/* Is a look due (asked, or its poll time passed)? engine__subflow_poll() looks. */
-int engine__subflow_poll_due(const struct engine *eng);
-/* Monotonic ms of the next look, 0 = none. */
-int64_t engine__subflow_poll_at(const struct engine *eng);
-void engine__subflow_child_done(struct engine *eng, struct exec *child);
-void engine__subflow_poll(struct engine *eng);
-/* After the commit: apply the ends of children, send the cancels. */
-void engine__subflow_act(struct engine *eng);
-void engine__subflow_free(struct engine *eng);
-
-/* fanout.c */
-void engine__group_start(struct engine *eng, struct exec *ex, size_t g);
-void engine__group_step(struct engine *eng, struct exec *ex, size_t g, enum task_status st);
-void engine__groups_restore(struct exec *ex);
-void engine__group_resume(struct engine *eng, struct exec *ex, size_t g);
-/* A group that ends without completing (skipped, upstream failed, cancelled):
- * its items that have not started end with it. */
-void engine__group_close(struct engine *eng, struct exec *ex, size_t g, enum task_status st);
-
-/* cluster.c */
-void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why);
-struct exec *engine__exec_find(struct engine *eng, const char *id);
-int engine__node_busy(const struct engine *eng);
-void engine__node_tick(struct engine *eng);
-int64_t engine__cancel_poll(struct engine *eng, int act);
-int engine__sched_may_fire(struct engine *eng);
-int engine__conflict_recover(struct engine *eng);
-void engine__db_lost(struct engine *eng, const struct err *err);
-void engine__db_retry(struct engine *eng);
-void engine__db_event(struct engine *eng);
-int64_t engine__node_timeout(const struct engine *eng);
-int engine__free_slots(const struct engine *eng);
-
-/* remote.c */
-int engine__remote_offer_ok(const struct engine *eng);
-void engine__remote_offer(struct engine *eng, struct exec *ex, size_t idx, json_t *spec);
-void engine__remote_cancel(struct engine *eng, struct exec *ex, size_t idx);
-void engine__remote_report(struct engine *eng, struct proc *p, const char *status, int code,
-                           int sig, const char *error, const char *output);
-void engine__remote_tick(struct engine *eng, int heartbeat);
-int engine__remote_wants_turn(const struct engine *eng);
-void engine__remote_free(struct engine *eng);
-/* remote.c's state (struct remote_state, private to it), behind eng->remote. */
-struct remote_state *engine__remote_new(void);
-/* What a notification or a heartbeat says may wait: look on the next turn. */
-enum remote_want { REMOTE_WANT_OFFERS, REMOTE_WANT_RESULTS, REMOTE_WANT_RCANCEL };
-void engine__remote_want(struct engine *eng, enum remote_want what);
-/* The worker slots of the other live nodes, from a heartbeat. */
-void engine__remote_set_peer_slots(struct engine *eng, int64_t slots);
 /* engine.c, for recovery.c: an execution rebuilt from the store. */
 struct exec *engine__exec_alloc(struct workflow *wf, const char *params); /* takes wf */
 void engine__exec_free(struct exec *ex);

@@ -23,6 +23,7 @@
 #include "kind.h"
 #include "proc.h"
 #include "recovery.h"
+#include "remote.h"
 #include "render.h"
 
 #include "base/banned.h"

@@ -18,10 +18,13 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "cluster.h"
 #include "commit.h"
 #include "engine_internal.h"
+#include "fanout.h"
 #include "kind.h"
 #include "recovery.h"
+#include "remote.h"
 #include "scheduler.h"
 
 #include "base/banned.h"

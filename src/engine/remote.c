@@ -30,8 +30,10 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "cluster.h"
 #include "engine_internal.h"
 #include "proc.h"
+#include "remote.h"
 
 #include "base/banned.h"
 

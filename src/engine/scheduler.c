@@ -14,6 +14,7 @@
 #include "base/date.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "cluster.h"
 #include "engine_internal.h"
 #include "sched/cron.h"
 #include "sched/due.h"

@@ -31,10 +31,12 @@
 #include "base/log.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
+#include "cluster.h"
 #include "engine_internal.h"
 #include "kind.h"
 #include "recovery.h"
 #include "render.h"
+#include "subflow.h"
 
 #include "base/banned.h"
 

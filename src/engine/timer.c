@@ -2,8 +2,11 @@
 #include <string.h>
 
 #include "base/xalloc.h"
+#include "cluster.h"
 #include "engine_internal.h"
+#include "httptask.h"
 #include "scheduler.h"
+#include "subflow.h"
 
 #include "base/banned.h"
 
