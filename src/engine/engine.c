@@ -1003,7 +1003,6 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     pthread_cond_init(&eng->cv, NULL);
     eng->stats.workers_total = eng->cfg.workers;
     eng->stats.db_ok = 1;
-    eng->db_fd = -1;
     if (eng->cfg.output_dir && *eng->cfg.output_dir) {
         eng->output_dir = xstrdup(eng->cfg.output_dir);
     } else {
@@ -1022,10 +1021,11 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
         free(eng);
         return code;
     }
-    /* The subsystems' own state (scheduler.c, subflow.c, remote.c). */
+    /* The subsystems' own state (scheduler.c, subflow.c, remote.c, cluster.c). */
     eng->sched = engine__sched_new();
     eng->subflow = engine__subflow_new();
     eng->remote = engine__remote_new();
+    eng->node_st = engine__node_new();
     /* Orphans of the tasks' trees (setsid, double fork) come back to us. */
     if (child_become_subreaper())
         log_warn(COMP, "Cannot become a child subreaper: %s", strerror(errno));
@@ -1074,6 +1074,7 @@ void engine_free(struct engine *eng)
     close(eng->epfd);
     close(eng->wakefd);
     engine__remote_free(eng);
+    engine__node_free(eng);
     free(eng->node_id);
     free(eng->output_dir);
     free(eng);
@@ -1152,8 +1153,8 @@ int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
     if (engine__node_busy(eng)) {
         /* No free slot here: queue it for any node and wake them. */
         engine__exec_life(eng, ex, EXEC_LIFE_HANDOFF);
-        eng->notify_work = 1;
-        eng->want_claim = 1; /* ours too, once a slot is free */
+        engine__node_notify(eng, NODE_NOTIFY_WORK);
+        engine__node_want_claim(eng); /* ours too, once a slot is free */
     }
     for (size_t i = 0; i < wf->ntasks; i++) {
         if (wf->tasks[i].ndeps == 0) {
@@ -1413,7 +1414,7 @@ int engine_run(struct engine *eng, struct err *err)
                 engine__commands_run(eng);
         }
         if (engine__sched_take_changed(eng) && eng->cluster)
-            eng->notify_schedules = 1; /* the leader may be another node */
+            engine__node_notify(eng, NODE_NOTIFY_SCHEDULES); /* the leader may be another node */
         /* 1c. schedules that are due */
         if (engine__sched_on(eng) && !eng->stopping && !eng->db_down && engine__sched_may_fire(eng))
             next_due = engine__sched_turn(eng);
@@ -1433,7 +1434,7 @@ int engine_run(struct engine *eng, struct err *err)
             engine__replies_flush(eng, rc, err);
             engine__commit_hold(eng, err);
             rc = 0;
-        } else if (rc && eng->node_on && !store_connected(eng->st)) {
+        } else if (rc && engine__node_on(eng) && !store_connected(eng->st)) {
             engine__replies_flush(eng, rc, err);
             engine__db_lost(eng, err);
             rc = 0;

@@ -438,7 +438,7 @@ struct engine {
     int64_t wait_real_ns;
     /* The turn's commit found the database busy: its writes are held in
      * memory (nothing of them is acted on) and it is tried again from a
-     * TIMER_COMMIT_RETRY, busy_tries times at most (engine.c). */
+     * TIMER_COMMIT_RETRY, busy_tries times at most (commit.c). */
     int commit_held;
     int busy_tries;
     int64_t busy_retry_at; /* monotonic ms */
@@ -465,28 +465,16 @@ struct engine {
     /* Scheduler (server mode): scheduler.c's, see scheduler.h. */
     struct sched_state *sched;
 
-    /* Node and cluster (cluster.c). */
-    int node_on;
-    char *node_id;
-    int64_t lease_ms, heartbeat_ms;
-    int64_t next_heartbeat;   /* monotonic ms */
-    int64_t next_cancel_poll; /* monotonic ms: local cancel requests (SQLite) */
-    int cluster, claim_work;
-    int want_claim;           /* a notification or a heartbeat said there is work */
-    int claim_own;            /* at start: take what we owned under this name */
-    int claim_expired;        /* look for executions of dead nodes (once settled) */
-    int leader;               /* holds the scheduler lease */
-    int64_t leader_until;     /* monotonic ms: our lease is surely good until then */
-    int64_t connected_since;  /* monotonic ms */
-    int db_fd;
-    struct watch w_db;
+    /* Node and cluster: cluster.c's state (struct node_state, private to
+     * it) behind `node_st`; here what the loop and the commit read too. */
+    struct node_state *node_st;
+    char *node_id; /* the node's name (engine_set_node), or NULL */
+    int cluster;   /* a node of a cluster (PostgreSQL): waits on other nodes */
     int db_down;
     int64_t db_retry_at;      /* monotonic ms */
     int64_t db_backoff;
-    int disk_full;            /* a commit found the disk full: db_down is set as well, the
-                               * turn's writes are held and the commit retried (engine.c) */
-    int notify_work;          /* NOTIFY the other nodes with this turn's commit */
-    int notify_schedules;
+    int disk_full; /* a commit found the disk full: db_down is set as well, the
+                    * turn's writes are held and the commit retried (commit.c) */
 
     /* Tasks run on other nodes: remote.c's state behind `remote`; the count
      * is kept by the transition writer (transition.c). */

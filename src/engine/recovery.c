@@ -141,7 +141,8 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
     if (engine__exec_find(eng, exec_id))
         return err_set(err, ERR_CONFLICT, "execution '%s' is already active", exec_id);
     if (eng->cluster) {
-        rc = store_execution_claim_one(eng->st, exec_id, eng->node_id, eng->lease_ms, err);
+        rc = store_execution_claim_one(eng->st, exec_id, eng->node_id, engine__node_lease_ms(eng),
+                                       err);
         if (rc)
             return rc;
     } else if (eng->cfg.claim && (rc = eng->cfg.claim(eng->cfg.owner_arg, exec_id)) != 0) {
