@@ -844,10 +844,11 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
             ready_push(eng, ex, tm->idx);
         return;
     }
-    case TIMER_SLEEP_DONE: {
+    case TIMER_KIND_WAKE: {
         struct trun *r = &ex->runs[tm->idx];
-        if (r->status == TASK_RUNNING && r->attempt == tm->attempt)
-            attempt_end(eng, ex, tm->idx, ATTEMPT_SUCCEEDED, 0, 0, NULL, 0, 0, 0, 1);
+        const struct task_kind *k = engine__kind(engine__task(ex, tm->idx));
+        if (r->status == TASK_RUNNING && r->attempt == tm->attempt && k->wake)
+            k->wake(eng, ex, tm->idx);
         return;
     }
     case TIMER_EXEC_DEADLINE:

@@ -38,7 +38,7 @@ enum timer_kind {
     TIMER_TASK_TIMEOUT, /* a running attempt exceeded its timeout */
     TIMER_KILL,         /* grace after SIGTERM is over: SIGKILL the group */
     TIMER_RETRY,        /* back-off over: the queued task may start */
-    TIMER_SLEEP_DONE,   /* a sleep task's duration is over */
+    TIMER_KIND_WAKE,    /* the kind's own timer (a sleep's end): its wake hook (kind.h) */
     TIMER_EXEC_DEADLINE, /* the execution's timeout */
     TIMER_MAX_QUEUED,    /* a task has been queued longer than the workflow's maxQueued */
     TIMER_MAX_RUNNING,   /* an execution has run longer than the workflow's maxRunning */
