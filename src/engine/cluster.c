@@ -242,7 +242,7 @@ void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
     engine__sched_fires_drop(eng, ex->id);
     for (size_t i = 0; i < ex->nruns; i++)
         engine__run_remote(eng, ex, i, 0); /* its offers are the new owner's now */
-    engine__timer_purge(&eng->timers, ex, NULL);
+    engine__timers_forget_exec(eng, ex);
     pthread_mutex_lock(&eng->mu);
     eng->stats.executions_lost++;
     pthread_mutex_unlock(&eng->mu);

@@ -219,6 +219,7 @@ static struct exec *exec_alloc(struct workflow *wf, const char *params)
     struct exec *ex = xcalloc(1, sizeof(*ex));
     json_t *pj = json_loads(params, 0, NULL);
 
+    ex->gen = engine__exec_gen_next();
     ex->wf = wf;
     ex->params = xstrdup(params);
     ex->runs_alloc = wf->ntasks ? wf->ntasks : 1;
@@ -266,6 +267,7 @@ static void timer_for_run(struct engine *eng, enum timer_kind kind, struct exec 
     tm.at = clock_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
     tm.kind = kind;
     tm.ex = ex;
+    tm.gen = ex->gen;
     tm.idx = idx;
     tm.attempt = attempt;
     engine__timer_add(&eng->timers, &tm);
@@ -903,6 +905,8 @@ static void timers_run(struct engine *eng)
     while ((top = engine__timer_peek(&eng->timers)) && top->at < now) {
         struct timer t;
         engine__timer_pop(&eng->timers, &t);
+        if (t.gen && engine__timer_gen_dead(eng, t.gen))
+            continue; /* its execution is gone */
         timer_fire(eng, &t);
     }
 }
@@ -1067,6 +1071,7 @@ void engine_free(struct engine *eng)
     free(eng->patt);
     free(eng->to_spawn);
     engine__timer_release(&eng->timers);
+    free(eng->dead_gens);
     free(eng->replies);
     engine__sched_free(eng);
     engine__subflow_free(eng);
@@ -1106,6 +1111,7 @@ static void exec_start_deadline(struct engine *eng, struct exec *ex, int64_t ela
     struct timer tm;
     memset(&tm, 0, sizeof(tm));
     tm.ex = ex;
+    tm.gen = ex->gen;
     if (ex->wf->timeout_ms > 0) {
         tm.at = clock_mono_ms() + ex->wf->timeout_ms - elapsed_ms;
         tm.kind = TIMER_EXEC_DEADLINE;
@@ -1175,7 +1181,7 @@ int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
 static void exec_unlink_new(struct engine *eng, struct exec *ex)
 {
     exec_unlink(eng, ex);
-    engine__timer_purge(&eng->timers, ex, NULL);
+    engine__timers_forget_exec(eng, ex);
     engine__pending_attempts_drop(eng, ex);
     if (eng->cfg.release)
         eng->cfg.release(eng->cfg.owner_arg, ex->id);
@@ -1342,7 +1348,7 @@ static void execs_collect(struct engine *eng)
         if (busy)
             continue;
         exec_unlink(eng, ex);
-        engine__timer_purge(&eng->timers, ex, NULL);
+        engine__timers_forget_exec(eng, ex);
         if (eng->cfg.release)
             eng->cfg.release(eng->cfg.owner_arg, ex->id);
         big = big || ex->nruns >= EXEC_TRIM_RUNS;

@@ -53,6 +53,7 @@ struct timer {
     struct proc *proc;
     size_t idx;
     int attempt;
+    uint64_t gen; /* the generation of `ex` when armed (0: no execution) */
 };
 
 struct timer_heap {
@@ -68,6 +69,15 @@ void engine__timer_pop(struct timer_heap *h, struct timer *out);
 /* Remove every timer that refers to `ex` (if not NULL) or `proc` (if not NULL). */
 void engine__timer_purge(struct timer_heap *h, const struct exec *ex, const struct proc *proc);
 void engine__timer_release(struct timer_heap *h);
+/* A new execution generation (never 0, never reused). */
+uint64_t engine__exec_gen_next(void);
+/* The timers of `ex` are forgotten in O(1): its generation is recorded dead
+ * (its timers are skipped when they reach the top of the heap, and dropped
+ * all at once when the dead generations pass half the heap) and `ex` gets a
+ * new one. */
+void engine__timers_forget_exec(struct engine *eng, struct exec *ex);
+/* Is a timer of generation `gen` forgotten? */
+int engine__timer_gen_dead(const struct engine *eng, uint64_t gen);
 
 /*
  * The loop's one deadline (timer.c): the monotonic ms by which the loop must
@@ -225,6 +235,7 @@ struct pending_attempt {
  */
 struct exec {
     char id[ID_MAX];
+    uint64_t gen; /* its timers carry it (engine__timers_forget_exec) */
     struct workflow *wf;
     int version;
     char *params;
@@ -425,6 +436,10 @@ struct engine {
     struct proc *procs;
     size_t nprocs; /* live processes (slots in use) */
     struct timer_heap timers;
+    /* Generations of executions whose timers are forgotten but may still be
+     * in `timers` (timer.c): an open-addressing set, 0 = empty slot. */
+    uint64_t *dead_gens;
+    size_t ndead_gens, dead_gens_cap;
     struct pending_attempt *patt;
     size_t npatt, patt_alloc;
     struct proc **to_spawn;

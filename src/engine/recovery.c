@@ -332,7 +332,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         /* Not taken: nothing may point at it any more (its pending attempt
          * writes are part of the failed commit, kept for the next one). */
         engine__exec_unlink(eng, ex);
-        engine__timer_purge(&eng->timers, ex, NULL);
+        engine__timers_forget_exec(eng, ex);
         engine__pending_attempts_drop(eng, ex);
         for (size_t i = 0; i < ex->nruns; i++)
             engine__run_remote(eng, ex, i, 0);
