@@ -14,9 +14,13 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "cluster.h"
 #include "engine_internal.h"
+#include "httptask.h"
 #include "recovery.h"
+#include "remote.h"
 #include "scheduler.h"
+#include "subflow.h"
 
 #include "base/banned.h"
 
@@ -30,20 +34,85 @@
 #define DB_BACKOFF_MIN_MS 100
 #define DB_BACKOFF_MAX_MS 5000
 
+/*
+ * The node's state, behind eng->node_st. Invariants: node_on once
+ * engine_set_node() named the node; claim_work only in a cluster; db_fd is
+ * the watched connection's descriptor or -1; leader_until is meaningful only
+ * while leader is set.
+ */
+struct node_state {
+    int node_on;
+    int64_t lease_ms, heartbeat_ms;
+    int64_t next_heartbeat;   /* monotonic ms */
+    int64_t next_cancel_poll; /* monotonic ms: local cancel requests (SQLite) */
+    int claim_work;           /* this node claims executions and offers */
+    int want_claim;           /* a notification or a heartbeat said there is work */
+    int claim_own;            /* at start: take what we owned under this name */
+    int claim_expired;        /* look for executions of dead nodes (once settled) */
+    int leader;               /* holds the scheduler lease */
+    int64_t leader_until;     /* monotonic ms: our lease is surely good until then */
+    int64_t connected_since;  /* monotonic ms */
+    int db_fd;
+    struct watch w_db;
+    int notify_work; /* NOTIFY the other nodes with this turn's commit */
+    int notify_schedules;
+};
+
+struct node_state *engine__node_new(void)
+{
+    struct node_state *ns = xcalloc(1, sizeof(*ns));
+    ns->db_fd = -1;
+    return ns;
+}
+
+void engine__node_free(struct engine *eng)
+{
+    free(eng->node_st);
+    eng->node_st = NULL;
+}
+
+int engine__node_on(const struct engine *eng)
+{
+    return eng->node_st->node_on;
+}
+
+int64_t engine__node_lease_ms(const struct engine *eng)
+{
+    return eng->node_st->lease_ms;
+}
+
+int engine__node_claims_work(const struct engine *eng)
+{
+    return eng->node_st->claim_work;
+}
+
+void engine__node_notify(struct engine *eng, enum node_notify what)
+{
+    if (what == NODE_NOTIFY_SCHEDULES)
+        eng->node_st->notify_schedules = 1;
+    else
+        eng->node_st->notify_work = 1;
+}
+
+void engine__node_want_claim(struct engine *eng)
+{
+    eng->node_st->want_claim = 1;
+}
+
 static void db_watch(struct engine *eng)
 {
     struct epoll_event ev;
 
-    if (eng->db_fd >= 0)
-        epoll_ctl(eng->epfd, EPOLL_CTL_DEL, eng->db_fd, NULL);
-    eng->db_fd = store_listen_fd(eng->st);
-    if (eng->db_fd < 0)
+    if (eng->node_st->db_fd >= 0)
+        epoll_ctl(eng->epfd, EPOLL_CTL_DEL, eng->node_st->db_fd, NULL);
+    eng->node_st->db_fd = store_listen_fd(eng->st);
+    if (eng->node_st->db_fd < 0)
         return;
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN;
-    eng->w_db.kind = WATCH_DB;
-    ev.data.ptr = &eng->w_db;
-    if (epoll_ctl(eng->epfd, EPOLL_CTL_ADD, eng->db_fd, &ev) != 0 && errno != EEXIST)
+    eng->node_st->w_db.kind = WATCH_DB;
+    ev.data.ptr = &eng->node_st->w_db;
+    if (epoll_ctl(eng->epfd, EPOLL_CTL_ADD, eng->node_st->db_fd, &ev) != 0 && errno != EEXIST)
         log_warn(COMP_NODE, "cannot watch the database connection: %s", strerror(errno));
 }
 
@@ -57,13 +126,13 @@ int engine_set_node(struct engine *eng, const struct engine_node *nd, struct err
         return err_set(err, ERR_INVALID, "a node needs a name");
     free(eng->node_id);
     eng->node_id = xstrdup(nd->id);
-    eng->node_on = 1;
-    eng->lease_ms = nd->lease_ms > 0 ? nd->lease_ms : ENGINE_DEFAULT_LEASE_MS;
-    eng->heartbeat_ms = eng->lease_ms / 3 > 50 ? eng->lease_ms / 3 : 50;
-    eng->next_heartbeat = clock_mono_ms() + eng->heartbeat_ms;
-    eng->connected_since = clock_mono_ms();
+    eng->node_st->node_on = 1;
+    eng->node_st->lease_ms = nd->lease_ms > 0 ? nd->lease_ms : ENGINE_DEFAULT_LEASE_MS;
+    eng->node_st->heartbeat_ms = eng->node_st->lease_ms / 3 > 50 ? eng->node_st->lease_ms / 3 : 50;
+    eng->node_st->next_heartbeat = clock_mono_ms() + eng->node_st->heartbeat_ms;
+    eng->node_st->connected_since = clock_mono_ms();
     eng->cluster = nd->cluster;
-    eng->claim_work = nd->cluster && nd->claim_work;
+    eng->node_st->claim_work = nd->cluster && nd->claim_work;
     if (!eng->cluster)
         return 0;
     pthread_mutex_lock(&eng->mu);
@@ -79,9 +148,9 @@ int engine_set_node(struct engine *eng, const struct engine_node *nd, struct err
     store_notify(eng->st, "orch_nodes", eng->node_id, err);
     /* Look for work at once: what we owned under this name before a restart,
      * what is queued, what dead nodes left. */
-    eng->claim_own = eng->claim_work;
-    eng->want_claim = eng->claim_expired = eng->claim_work;
-    eng->next_heartbeat = clock_mono_ms();
+    eng->node_st->claim_own = eng->node_st->claim_work;
+    eng->node_st->want_claim = eng->node_st->claim_expired = eng->node_st->claim_work;
+    eng->node_st->next_heartbeat = clock_mono_ms();
     return 0;
 }
 
@@ -89,9 +158,9 @@ void engine_node_stop(struct engine *eng)
 {
     struct err err = ERR_INIT;
 
-    if (!eng->node_on || eng->db_down)
+    if (!eng->node_st->node_on || eng->db_down)
         return;
-    if (eng->cluster && eng->leader)
+    if (eng->cluster && eng->node_st->leader)
         store_lease_release(eng->st, LEASE_SCHEDULER, eng->node_id, &err);
     if (store_node_stop(eng->st, eng->node_id, &err))
         log_warn(COMP_NODE, "Cannot record the stop of node '%s': %s", eng->node_id, err.msg);
@@ -131,7 +200,7 @@ int engine__free_slots(const struct engine *eng)
 
 int engine__node_busy(const struct engine *eng)
 {
-    return eng->claim_work && !eng->stopping && engine__free_slots(eng) == 0;
+    return eng->node_st->claim_work && !eng->stopping && engine__free_slots(eng) == 0;
 }
 
 /* ------------------------------------------------------------------ losing an execution */
@@ -173,7 +242,7 @@ void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
     engine__sched_fires_drop(eng, ex->id);
     for (size_t i = 0; i < ex->nruns; i++)
         engine__run_remote(eng, ex, i, 0); /* its offers are the new owner's now */
-    engine__timer_purge(&eng->timers, ex, NULL);
+    engine__timers_forget_exec(eng, ex);
     pthread_mutex_lock(&eng->mu);
     eng->stats.executions_lost++;
     pthread_mutex_unlock(&eng->mu);
@@ -259,7 +328,7 @@ static int fence_failed(struct engine *eng, void *arg, int rc)
 static int notify_pending(const struct engine *eng, void *arg)
 {
     (void)arg;
-    return eng->notify_work || eng->notify_schedules;
+    return eng->node_st->notify_work || eng->node_st->notify_schedules;
 }
 
 /* Last in the transaction: the other nodes hear of it once it is committed. */
@@ -268,9 +337,9 @@ static int notify_commit(struct engine *eng, void *arg, struct err *err)
     int rc = 0;
 
     (void)arg;
-    if (eng->notify_work)
+    if (eng->node_st->notify_work)
         rc = store_notify(eng->st, CH_WORK, eng->node_id, err);
-    if (rc == 0 && eng->notify_schedules)
+    if (rc == 0 && eng->node_st->notify_schedules)
         rc = store_notify(eng->st, CH_SCHEDULES, eng->node_id, err);
     return rc;
 }
@@ -278,7 +347,7 @@ static int notify_commit(struct engine *eng, void *arg, struct err *err)
 static void notify_committed(struct engine *eng, void *arg)
 {
     (void)arg;
-    eng->notify_work = eng->notify_schedules = 0;
+    eng->node_st->notify_work = eng->node_st->notify_schedules = 0;
 }
 
 static const struct engine_hook fence_hook = {
@@ -354,12 +423,12 @@ static void on_notify(void *arg, const char *channel, const char *payload)
     struct engine *eng = arg;
 
     if (!strcmp(channel, CH_WORK)) {
-        if (eng->claim_work)
-            eng->want_claim = 1;
+        if (eng->node_st->claim_work)
+            eng->node_st->want_claim = 1;
     } else if (!strcmp(channel, CH_SCHEDULES)) {
         engine__sched_reload(eng);
     } else if (!strcmp(channel, "orch_offer")) {
-        if (eng->claim_work)
+        if (eng->node_st->claim_work)
             engine__remote_want(eng, REMOTE_WANT_OFFERS);
     } else if (!strcmp(channel, "orch_result")) {
         if (eng->node_id && !strcmp(payload, eng->node_id))
@@ -369,7 +438,7 @@ static void on_notify(void *arg, const char *channel, const char *payload)
     } else if (!strcmp(channel, "orch_nodes")) {
         /* A node came or went: renew our view of the others' slots now. */
         if (eng->node_id && strcmp(payload, eng->node_id))
-            eng->next_heartbeat = clock_mono_ms();
+            eng->node_st->next_heartbeat = clock_mono_ms();
     } else if (!strcmp(channel, CH_CANCEL)) {
         struct exec *ex = engine__exec_find(eng, payload);
         if (ex && !exec_status_is_final(ex->status)) {
@@ -409,10 +478,10 @@ void engine__db_lost(struct engine *eng, const struct err *err)
     eng->db_down = 1;
     eng->db_backoff = DB_BACKOFF_MIN_MS;
     eng->db_retry_at = clock_mono_ms() + eng->db_backoff;
-    eng->leader = 0;
-    if (eng->db_fd >= 0) {
-        epoll_ctl(eng->epfd, EPOLL_CTL_DEL, eng->db_fd, NULL);
-        eng->db_fd = -1;
+    eng->node_st->leader = 0;
+    if (eng->node_st->db_fd >= 0) {
+        epoll_ctl(eng->epfd, EPOLL_CTL_DEL, eng->node_st->db_fd, NULL);
+        eng->node_st->db_fd = -1;
     }
     log_error(COMP_DB, "Connection lost: %s; reconnecting with back-off (state changes are held "
               "and written once it is back)", err->msg);
@@ -444,12 +513,12 @@ void engine__db_retry(struct engine *eng)
     eng->stats.db_down_since = 0;
     pthread_mutex_unlock(&eng->mu);
     eng->db_down = 0;
-    eng->connected_since = now;
-    eng->next_heartbeat = now; /* renew our lease first */
+    eng->node_st->connected_since = now;
+    eng->node_st->next_heartbeat = now; /* renew our lease first */
     eng->work_now = 1;
     if (eng->cluster) {
         db_watch(eng);
-        eng->want_claim = eng->claim_work;
+        eng->node_st->want_claim = eng->node_st->claim_work;
         engine__sched_reload(eng);
     }
 }
@@ -463,8 +532,8 @@ static size_t claim(struct engine *eng, unsigned which, int limit)
     char **ids = NULL;
     size_t n = 0, taken = 0;
 
-    if (store_executions_claim(eng->st, eng->node_id, limit, eng->lease_ms, which, &ids, &n,
-                               &err)) {
+    if (store_executions_claim(eng->st, eng->node_id, limit, eng->node_st->lease_ms, which, &ids,
+                               &n, &err)) {
         if (!store_connected(eng->st))
             engine__db_lost(eng, &err);
         else
@@ -535,11 +604,11 @@ int64_t engine__cancel_poll(struct engine *eng, int act)
     if (!running)
         return -1;
     now = clock_mono_ms();
-    if (act && now >= eng->next_cancel_poll) {
-        eng->next_cancel_poll = now + CANCEL_POLL_MS;
+    if (act && now >= eng->node_st->next_cancel_poll) {
+        eng->node_st->next_cancel_poll = now + CANCEL_POLL_MS;
         cancel_requests(eng);
     }
-    return eng->next_cancel_poll > now ? eng->next_cancel_poll - now : 0;
+    return eng->node_st->next_cancel_poll > now ? eng->node_st->next_cancel_poll - now : 0;
 }
 
 static void lead(struct engine *eng)
@@ -550,25 +619,28 @@ static void lead(struct engine *eng)
 
     if (!engine__sched_on(eng) || eng->stopping)
         return;
-    if (store_lease_acquire(eng->st, LEASE_SCHEDULER, eng->node_id, eng->lease_ms, &held, &err)) {
+    if (store_lease_acquire(eng->st, LEASE_SCHEDULER, eng->node_id, eng->node_st->lease_ms, &held,
+                            &err)) {
         if (!store_connected(eng->st))
             engine__db_lost(eng, &err);
         else
             log_warn(COMP_NODE, "Cannot renew the scheduler lease: %s", err.msg);
         return;
     }
-    if (held && !eng->leader) {
+    if (held && !eng->node_st->leader) {
         log_info(COMP_SCHED, "Node '%s' fires the schedules now (it holds the scheduler lease)",
                  eng->node_id);
         /* Due times since the previous leader's last turn are late, not missed. */
-        engine__sched_lead(eng, clock_now_ms() - eng->lease_ms - 2 * eng->heartbeat_ms);
-    } else if (!held && eng->leader) {
+        engine__sched_lead(eng, clock_now_ms() - eng->node_st->lease_ms -
+                                    2 * eng->node_st->heartbeat_ms);
+    } else if (!held && eng->node_st->leader) {
         log_warn(COMP_SCHED, "Node '%s' no longer holds the scheduler lease: it stops firing",
                  eng->node_id);
     }
-    eng->leader = held;
+    eng->node_st->leader = held;
     /* The lease runs from when we asked; keep a margin of one heartbeat. */
-    eng->leader_until = held ? asked + eng->lease_ms - eng->heartbeat_ms : 0;
+    eng->node_st->leader_until =
+        held ? asked + eng->node_st->lease_ms - eng->node_st->heartbeat_ms : 0;
     pthread_mutex_lock(&eng->mu);
     eng->stats.sched_leader = held;
     pthread_mutex_unlock(&eng->mu);
@@ -579,25 +651,26 @@ int engine__sched_may_fire(struct engine *eng)
     if (!eng->cluster)
         return 1;
     /* Fresh: the lease must still hold when the fire is made, late in a turn. */
-    return eng->leader && !eng->db_down && clock_mono_fresh_ms() < eng->leader_until;
+    return eng->node_st->leader && !eng->db_down &&
+           clock_mono_fresh_ms() < eng->node_st->leader_until;
 }
 
 void engine__node_tick(struct engine *eng)
 {
     int64_t now = clock_mono_ms();
 
-    if (!eng->node_on || eng->db_down)
+    if (!eng->node_st->node_on || eng->db_down)
         return;
-    if (now >= eng->next_heartbeat) {
+    if (now >= eng->node_st->next_heartbeat) {
         struct err err = ERR_INIT;
         struct node_beat beat;
         int64_t claimable;
-        int rc = store_node_heartbeat(eng->st, eng->node_id, eng->lease_ms, &beat, &err);
+        int rc = store_node_heartbeat(eng->st, eng->node_id, eng->node_st->lease_ms, &beat, &err);
         claimable = beat.claimable;
         engine__remote_set_peer_slots(eng, beat.peer_slots);
-        if (beat.open_offers > 0 && eng->claim_work)
+        if (beat.open_offers > 0 && eng->node_st->claim_work)
             engine__remote_want(eng, REMOTE_WANT_OFFERS);
-        eng->next_heartbeat = now + eng->heartbeat_ms;
+        eng->node_st->next_heartbeat = now + eng->node_st->heartbeat_ms;
         engine__subflow_want_check(eng); /* children that run on other nodes */
         if (rc) {
             if (!store_connected(eng->st)) {
@@ -615,8 +688,8 @@ void engine__node_tick(struct engine *eng)
             pthread_mutex_unlock(&eng->mu);
         }
         if (eng->cluster) {
-            if (claimable > 0 && eng->claim_work)
-                eng->want_claim = eng->claim_expired = 1;
+            if (claimable > 0 && eng->node_st->claim_work)
+                eng->node_st->want_claim = eng->node_st->claim_expired = 1;
             check_ownership(eng);
             if (!eng->db_down)
                 cancel_requests(eng);
@@ -629,27 +702,28 @@ void engine__node_tick(struct engine *eng)
     } else {
         engine__remote_tick(eng, 0);
     }
-    if (!eng->cluster || !eng->claim_work || eng->stopping || eng->db_down)
+    if (!eng->cluster || !eng->node_st->claim_work || eng->stopping || eng->db_down)
         return;
-    if (eng->claim_own) {
+    if (eng->node_st->claim_own) {
         /* What this node owned under its name before a restart. */
-        eng->claim_own = 0;
+        eng->node_st->claim_own = 0;
         while (!eng->db_down && claim(eng, STORE_CLAIM_OWN, CLAIM_BATCH) >= CLAIM_BATCH)
             ;
     }
-    if (eng->want_claim && !eng->db_down) {
+    if (eng->node_st->want_claim && !eng->db_down) {
         /* Queued work may be waiting: take what our free slots can run. With
          * none free, keep the flag: a slot freed later asks again. */
         int slots = engine__free_slots(eng);
         if (slots > 0 && claim(eng, STORE_CLAIM_UNOWNED, slots) < (size_t)slots)
-            eng->want_claim = 0; /* the queue is empty */
+            eng->node_st->want_claim = 0; /* the queue is empty */
     }
     /* Right after (re)connecting every heartbeat may look old: take over
      * from other nodes only once a whole lease has passed. */
-    if (eng->claim_expired && !eng->db_down && now >= eng->connected_since + eng->lease_ms) {
-        eng->claim_expired = 0;
+    if (eng->node_st->claim_expired && !eng->db_down &&
+        now >= eng->node_st->connected_since + eng->node_st->lease_ms) {
+        eng->node_st->claim_expired = 0;
         if (claim(eng, STORE_CLAIM_EXPIRED, CLAIM_BATCH) >= CLAIM_BATCH)
-            eng->claim_expired = 1;
+            eng->node_st->claim_expired = 1;
     }
 }
 
@@ -658,19 +732,20 @@ int64_t engine__node_timeout(const struct engine *eng)
 {
     int64_t now = clock_mono_ms(), at;
 
-    if (!eng->node_on)
+    if (!eng->node_st->node_on)
         return -1;
     if (eng->db_down)
         at = eng->db_retry_at;
-    else if (eng->cluster && eng->claim_work && !eng->stopping &&
-             (eng->claim_own || (eng->want_claim && engine__free_slots(eng) > 0)))
+    else if (eng->cluster && eng->node_st->claim_work && !eng->stopping &&
+             (eng->node_st->claim_own || (eng->node_st->want_claim && engine__free_slots(eng) > 0)))
         at = now;
     else if (engine__remote_wants_turn(eng))
         at = now;
-    else if (eng->cluster && eng->claim_work && !eng->stopping && eng->claim_expired &&
-             eng->connected_since + eng->lease_ms < eng->next_heartbeat)
-        at = eng->connected_since + eng->lease_ms;
+    else if (eng->cluster && eng->node_st->claim_work && !eng->stopping &&
+             eng->node_st->claim_expired &&
+             eng->node_st->connected_since + eng->node_st->lease_ms < eng->node_st->next_heartbeat)
+        at = eng->node_st->connected_since + eng->node_st->lease_ms;
     else
-        at = eng->next_heartbeat;
+        at = eng->node_st->next_heartbeat;
     return at > now ? at - now : 0;
 }

@@ -38,7 +38,7 @@ enum timer_kind {
     TIMER_TASK_TIMEOUT, /* a running attempt exceeded its timeout */
     TIMER_KILL,         /* grace after SIGTERM is over: SIGKILL the group */
     TIMER_RETRY,        /* back-off over: the queued task may start */
-    TIMER_SLEEP_DONE,   /* a sleep task's duration is over */
+    TIMER_KIND_WAKE,    /* the kind's own timer (a sleep's end): its wake hook (kind.h) */
     TIMER_EXEC_DEADLINE, /* the execution's timeout */
     TIMER_MAX_QUEUED,    /* a task has been queued longer than the workflow's maxQueued */
     TIMER_MAX_RUNNING,   /* an execution has run longer than the workflow's maxRunning */
@@ -53,6 +53,7 @@ struct timer {
     struct proc *proc;
     size_t idx;
     int attempt;
+    uint64_t gen; /* the generation of `ex` when armed (0: no execution) */
 };
 
 struct timer_heap {
@@ -68,6 +69,15 @@ void engine__timer_pop(struct timer_heap *h, struct timer *out);
 /* Remove every timer that refers to `ex` (if not NULL) or `proc` (if not NULL). */
 void engine__timer_purge(struct timer_heap *h, const struct exec *ex, const struct proc *proc);
 void engine__timer_release(struct timer_heap *h);
+/* A new execution generation (never 0, never reused). */
+uint64_t engine__exec_gen_next(void);
+/* The timers of `ex` are forgotten in O(1): its generation is recorded dead
+ * (its timers are skipped when they reach the top of the heap, and dropped
+ * all at once when the dead generations pass half the heap) and `ex` gets a
+ * new one. */
+void engine__timers_forget_exec(struct engine *eng, struct exec *ex);
+/* Is a timer of generation `gen` forgotten? */
+int engine__timer_gen_dead(const struct engine *eng, uint64_t gen);
 
 /*
  * The loop's one deadline (timer.c): the monotonic ms by which the loop must
@@ -225,6 +235,7 @@ struct pending_attempt {
  */
 struct exec {
     char id[ID_MAX];
+    uint64_t gen; /* its timers carry it (engine__timers_forget_exec) */
     struct workflow *wf;
     int version;
     char *params;
@@ -425,6 +436,10 @@ struct engine {
     struct proc *procs;
     size_t nprocs; /* live processes (slots in use) */
     struct timer_heap timers;
+    /* Generations of executions whose timers are forgotten but may still be
+     * in `timers` (timer.c): an open-addressing set, 0 = empty slot. */
+    uint64_t *dead_gens;
+    size_t ndead_gens, dead_gens_cap;
     struct pending_attempt *patt;
     size_t npatt, patt_alloc;
     struct proc **to_spawn;
@@ -439,7 +454,7 @@ struct engine {
     int64_t wait_real_ns;
     /* The turn's commit found the database busy: its writes are held in
      * memory (nothing of them is acted on) and it is tried again from a
-     * TIMER_COMMIT_RETRY, busy_tries times at most (engine.c). */
+     * TIMER_COMMIT_RETRY, busy_tries times at most (commit.c). */
     int commit_held;
     int busy_tries;
     int64_t busy_retry_at; /* monotonic ms */
@@ -466,28 +481,16 @@ struct engine {
     /* Scheduler (server mode): scheduler.c's, see scheduler.h. */
     struct sched_state *sched;
 
-    /* Node and cluster (cluster.c). */
-    int node_on;
-    char *node_id;
-    int64_t lease_ms, heartbeat_ms;
-    int64_t next_heartbeat;   /* monotonic ms */
-    int64_t next_cancel_poll; /* monotonic ms: local cancel requests (SQLite) */
-    int cluster, claim_work;
-    int want_claim;           /* a notification or a heartbeat said there is work */
-    int claim_own;            /* at start: take what we owned under this name */
-    int claim_expired;        /* look for executions of dead nodes (once settled) */
-    int leader;               /* holds the scheduler lease */
-    int64_t leader_until;     /* monotonic ms: our lease is surely good until then */
-    int64_t connected_since;  /* monotonic ms */
-    int db_fd;
-    struct watch w_db;
+    /* Node and cluster: cluster.c's state (struct node_state, private to
+     * it) behind `node_st`; here what the loop and the commit read too. */
+    struct node_state *node_st;
+    char *node_id; /* the node's name (engine_set_node), or NULL */
+    int cluster;   /* a node of a cluster (PostgreSQL): waits on other nodes */
     int db_down;
     int64_t db_retry_at;      /* monotonic ms */
     int64_t db_backoff;
-    int disk_full;            /* a commit found the disk full: db_down is set as well, the
-                               * turn's writes are held and the commit retried (engine.c) */
-    int notify_work;          /* NOTIFY the other nodes with this turn's commit */
-    int notify_schedules;
+    int disk_full; /* a commit found the disk full: db_down is set as well, the
+                    * turn's writes are held and the commit retried (commit.c) */
 
     /* Tasks run on other nodes: remote.c's state behind `remote`; the count
      * is kept by the transition writer (transition.c). */
@@ -504,8 +507,6 @@ struct engine {
 /* The loop's epoll (engine.c): watch `fd` for input, reported with `w`; stop. */
 void engine__watch_add(struct engine *eng, int fd, struct watch *w);
 void engine__watch_del(struct engine *eng, int fd);
-void engine__add_pending_attempt(struct engine *eng, struct exec *ex, int insert,
-                                const struct attempt_row *row);
 void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
                        const char *reason);
 
@@ -541,67 +542,6 @@ void engine__task_make_ready(struct engine *eng, struct exec *ex, size_t idx);
 /* Fill in the progress counts of `ev` and pass it to the observer. */
 void engine__task_event(struct engine *eng, struct exec *ex, struct engine_event *ev);
 
-/* httptask.c */
-void engine__http_send_pending(struct engine *eng);
-void engine__http_cancel_exec(struct engine *eng, struct exec *ex);
-void engine__http_run(struct engine *eng);
-int64_t engine__http_timeout(const struct engine *eng);
-size_t engine__http_active(const struct engine *eng);
-void engine__http_free(struct engine *eng);
-
-/* subflow.c: its state is struct subflow_state, private to it, behind eng->subflow. */
-struct subflow_state *engine__subflow_new(void);
-/* Look at the workflow tasks whose child is not here on the next turn. */
-void engine__subflow_want_check(struct engine *eng);
-/* Is a look due (asked, or its poll time passed)? engine__subflow_poll() looks. */
-int engine__subflow_poll_due(const struct engine *eng);
-/* Monotonic ms of the next look, 0 = none. */
-int64_t engine__subflow_poll_at(const struct engine *eng);
-void engine__subflow_child_done(struct engine *eng, struct exec *child);
-void engine__subflow_poll(struct engine *eng);
-/* After the commit: apply the ends of children, send the cancels. */
-void engine__subflow_act(struct engine *eng);
-void engine__subflow_free(struct engine *eng);
-
-/* fanout.c */
-void engine__group_start(struct engine *eng, struct exec *ex, size_t g);
-void engine__group_step(struct engine *eng, struct exec *ex, size_t g, enum task_status st);
-void engine__groups_restore(struct exec *ex);
-void engine__group_resume(struct engine *eng, struct exec *ex, size_t g);
-/* A group that ends without completing (skipped, upstream failed, cancelled):
- * its items that have not started end with it. */
-void engine__group_close(struct engine *eng, struct exec *ex, size_t g, enum task_status st);
-
-/* cluster.c */
-void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why);
-struct exec *engine__exec_find(struct engine *eng, const char *id);
-int engine__node_busy(const struct engine *eng);
-void engine__node_tick(struct engine *eng);
-int64_t engine__cancel_poll(struct engine *eng, int act);
-int engine__sched_may_fire(struct engine *eng);
-int engine__conflict_recover(struct engine *eng);
-void engine__db_lost(struct engine *eng, const struct err *err);
-void engine__db_retry(struct engine *eng);
-void engine__db_event(struct engine *eng);
-int64_t engine__node_timeout(const struct engine *eng);
-int engine__free_slots(const struct engine *eng);
-
-/* remote.c */
-int engine__remote_offer_ok(const struct engine *eng);
-void engine__remote_offer(struct engine *eng, struct exec *ex, size_t idx, json_t *spec);
-void engine__remote_cancel(struct engine *eng, struct exec *ex, size_t idx);
-void engine__remote_report(struct engine *eng, struct proc *p, const char *status, int code,
-                           int sig, const char *error, const char *output);
-void engine__remote_tick(struct engine *eng, int heartbeat);
-int engine__remote_wants_turn(const struct engine *eng);
-void engine__remote_free(struct engine *eng);
-/* remote.c's state (struct remote_state, private to it), behind eng->remote. */
-struct remote_state *engine__remote_new(void);
-/* What a notification or a heartbeat says may wait: look on the next turn. */
-enum remote_want { REMOTE_WANT_OFFERS, REMOTE_WANT_RESULTS, REMOTE_WANT_RCANCEL };
-void engine__remote_want(struct engine *eng, enum remote_want what);
-/* The worker slots of the other live nodes, from a heartbeat. */
-void engine__remote_set_peer_slots(struct engine *eng, int64_t slots);
 /* engine.c, for recovery.c: an execution rebuilt from the store. */
 struct exec *engine__exec_alloc(struct workflow *wf, const char *params); /* takes wf */
 void engine__exec_free(struct exec *ex);
@@ -611,11 +551,6 @@ void engine__exec_link_in(struct engine *eng, struct exec *ex);
 void engine__exec_unlink(struct engine *eng, struct exec *ex);
 /* Arm its timeout and maxRunning, `elapsed_ms` of them already gone. */
 void engine__exec_start_deadline(struct engine *eng, struct exec *ex, int64_t elapsed_ms);
-void engine__pending_attempts_drop(struct engine *eng, const struct exec *ex);
-/* Commit the turn's writes now (0 or the store's error), or hold them while
- * the disk is full. */
-int engine__commit(struct engine *eng, struct err *err);
-void engine__commit_hold(struct engine *eng, const struct err *err);
 /* Run `idx` is queued (ready now, or at its back-off's end) or pending with
  * every dependency final (queued, or final by its runIf, and propagated). */
 void engine__run_resume(struct engine *eng, struct exec *ex, size_t idx, int64_t now);

@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "engine_internal.h"
+#include "fanout.h"
 #include "render.h"
 
 #include "base/banned.h"

@@ -88,6 +88,9 @@ struct task_kind {
      * a child execution), beside a process, request or offer, which the engine
      * sees itself? For the invariant check after each turn. NULL: never. */
     int (*waits)(const struct exec *ex, size_t idx);
+    /* The kind's own timer (TIMER_KIND_WAKE, armed with engine__attempt_timer)
+     * fired for the current attempt, still running. NULL: the kind arms none. */
+    void (*wake)(struct engine *eng, struct exec *ex, size_t idx);
 };
 
 extern const struct task_kind engine__kind_command; /* proc.c */
@@ -114,7 +117,7 @@ void engine__attempt_succeed(struct engine *eng, struct exec *ex, size_t idx, ch
 void engine__attempt_end(struct engine *eng, struct exec *ex, size_t idx,
                          enum attempt_status ast, int exit_code, int sig, const char *error,
                          int pid, int pgid, int64_t proc_start, int allow_retry);
-/* Arm the kind's timer (TIMER_TASK_TIMEOUT, TIMER_SLEEP_DONE) for the current
+/* Arm the kind's timer (TIMER_TASK_TIMEOUT, TIMER_KIND_WAKE) for the current
  * attempt of run `idx`, `delay_ms` from now (negative: at once). */
 void engine__attempt_timer(struct engine *eng, int timer_kind, struct exec *ex, size_t idx,
                            int64_t delay_ms);

@@ -43,7 +43,7 @@ const struct task_kind engine__kind_noop = {
 static void sleep_begin(struct engine *eng, struct exec *ex, size_t idx, int offer)
 {
     (void)offer;
-    engine__attempt_timer(eng, TIMER_SLEEP_DONE, ex, idx, engine__task(ex, idx)->sleep_ms);
+    engine__attempt_timer(eng, TIMER_KIND_WAKE, ex, idx, engine__task(ex, idx)->sleep_ms);
     log_info(COMP_TASK, "Task '%s' started (sleep, attempt %d)", engine__task_name(ex, idx),
              ex->runs[idx].attempt);
 }
@@ -54,19 +54,25 @@ static void sleep_restore(struct engine *eng, struct exec *ex, size_t idx,
 {
     engine__attempt_restored(eng, ex, idx, last, 0);
     if (last) {
-        engine__attempt_timer(eng, TIMER_SLEEP_DONE, ex, idx,
+        engine__attempt_timer(eng, TIMER_KIND_WAKE, ex, idx,
                               last->started_at + engine__task(ex, idx)->sleep_ms - now);
         return;
     }
     engine__attempt_lost(eng, ex, idx, last, 1, NULL);
 }
 
-/* Its timer is running (TIMER_SLEEP_DONE). */
+/* Its timer is running (TIMER_KIND_WAKE). */
 static int sleep_waits(const struct exec *ex, size_t idx)
 {
     (void)ex;
     (void)idx;
     return 1;
+}
+
+/* The duration is over: the attempt succeeded. */
+static void sleep_wake(struct engine *eng, struct exec *ex, size_t idx)
+{
+    engine__attempt_end(eng, ex, idx, ATTEMPT_SUCCEEDED, 0, 0, NULL, 0, 0, 0, 1);
 }
 
 const struct task_kind engine__kind_sleep = {
@@ -75,4 +81,5 @@ const struct task_kind engine__kind_sleep = {
     .begin = sleep_begin,
     .restore = sleep_restore,
     .waits = sleep_waits,
+    .wake = sleep_wake,
 };

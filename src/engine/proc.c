@@ -23,6 +23,7 @@
 #include "kind.h"
 #include "proc.h"
 #include "recovery.h"
+#include "remote.h"
 #include "render.h"
 
 #include "base/banned.h"
@@ -530,6 +531,7 @@ void engine__spawn_pending(struct engine *eng)
             tm.at = p->started_mono + t->timeout_ms;
             tm.kind = TIMER_TASK_TIMEOUT;
             tm.ex = ex;
+            tm.gen = ex->gen;
             tm.proc = p;
             tm.idx = p->idx;
             tm.attempt = p->attempt;

@@ -18,9 +18,13 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "cluster.h"
+#include "commit.h"
 #include "engine_internal.h"
+#include "fanout.h"
 #include "kind.h"
 #include "recovery.h"
+#include "remote.h"
 #include "scheduler.h"
 
 #include "base/banned.h"
@@ -139,7 +143,8 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
     /* Claimed, resumed or retried: its row changes (the stats' count, server.c). */
     eng->exec_changes++;
     if (eng->cluster) {
-        rc = store_execution_claim_one(eng->st, exec_id, eng->node_id, eng->lease_ms, err);
+        rc = store_execution_claim_one(eng->st, exec_id, eng->node_id, engine__node_lease_ms(eng),
+                                       err);
         if (rc)
             return rc;
     } else if (eng->cfg.claim && (rc = eng->cfg.claim(eng->cfg.owner_arg, exec_id)) != 0) {
@@ -329,7 +334,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         /* Not taken: nothing may point at it any more (its pending attempt
          * writes are part of the failed commit, kept for the next one). */
         engine__exec_unlink(eng, ex);
-        engine__timer_purge(&eng->timers, ex, NULL);
+        engine__timers_forget_exec(eng, ex);
         engine__pending_attempts_drop(eng, ex);
         for (size_t i = 0; i < ex->nruns; i++)
             engine__run_remote(eng, ex, i, 0);

@@ -30,8 +30,10 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "cluster.h"
 #include "engine_internal.h"
 #include "proc.h"
+#include "remote.h"
 
 #include "base/banned.h"
 
@@ -221,7 +223,7 @@ static void add_target(char ***v, size_t *n, size_t *alloc, const char *node)
 
 int engine__remote_offer_ok(const struct engine *eng)
 {
-    return eng->cluster && eng->claim_work && !eng->stopping && !eng->db_down &&
+    return eng->cluster && engine__node_claims_work(eng) && !eng->stopping && !eng->db_down &&
            (int64_t)eng->nremote < eng->remote->peer_slots;
 }
 
@@ -263,7 +265,7 @@ static void collect_results(struct engine *eng)
     size_t n = 0;
     struct err err = ERR_INIT;
 
-    if (store_offers_owned(eng->st, eng->node_id, eng->lease_ms, &rows, &n, &err)) {
+    if (store_offers_owned(eng->st, eng->node_id, engine__node_lease_ms(eng), &rows, &n, &err)) {
         if (!store_connected(eng->st))
             engine__db_lost(eng, &err);
         else
@@ -410,7 +412,7 @@ void engine__remote_tick(struct engine *eng, int heartbeat)
 {
     int slots;
 
-    if (!eng->cluster || !eng->claim_work || eng->db_down)
+    if (!eng->cluster || !engine__node_claims_work(eng) || eng->db_down)
         return;
     /* At a heartbeat, look only when there is something to look for: an idle
      * node issues no query here. */
@@ -429,7 +431,7 @@ void engine__remote_tick(struct engine *eng, int heartbeat)
 
 int engine__remote_wants_turn(const struct engine *eng)
 {
-    return eng->cluster && eng->claim_work && !eng->stopping &&
+    return eng->cluster && engine__node_claims_work(eng) && !eng->stopping &&
            (eng->remote->want_results || eng->remote->want_rcancel ||
             (eng->remote->want_offers && engine__free_slots(eng) > 0));
 }

@@ -14,6 +14,7 @@
 #include "base/date.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "cluster.h"
 #include "engine_internal.h"
 #include "sched/cron.h"
 #include "sched/due.h"
@@ -806,7 +807,7 @@ void engine__cmd_backfill(struct engine *eng, struct cmd *c)
     if (engine__sched_may_fire(eng))
         sched_drain(eng, sc);
     else
-        eng->notify_schedules = 1;
+        engine__node_notify(eng, NODE_NOTIFY_SCHEDULES);
     log_info(COMP_SCHED, "Schedule '%s' of '%s': backfill of %d due time%s", sc->name,
              sc->workflow, c->count, c->count == 1 ? "" : "s");
     engine__reply_after_commit(eng, c);

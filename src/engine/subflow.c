@@ -31,10 +31,12 @@
 #include "base/log.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
+#include "cluster.h"
 #include "engine_internal.h"
 #include "kind.h"
 #include "recovery.h"
 #include "render.h"
+#include "subflow.h"
 
 #include "base/banned.h"
 
@@ -226,7 +228,7 @@ void engine__subflow_act(struct engine *eng)
             err.code != ERR_NOT_FOUND && err.code != ERR_CONFLICT)
             log_warn(COMP_TASK, "Cannot cancel child execution %s: %s", id, err.msg);
         else
-            eng->notify_work = 1;
+            engine__node_notify(eng, NODE_NOTIFY_WORK);
     }
     eng->subflow->nchild_cancels = 0;
 }

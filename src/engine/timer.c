@@ -2,8 +2,11 @@
 #include <string.h>
 
 #include "base/xalloc.h"
+#include "cluster.h"
 #include "engine_internal.h"
+#include "httptask.h"
 #include "scheduler.h"
+#include "subflow.h"
 
 #include "base/banned.h"
 
@@ -85,6 +88,87 @@ void engine__timer_release(struct timer_heap *h)
     memset(h, 0, sizeof(*h));
 }
 
+/* ------------------------------------------------------------------ forgotten timers */
+
+uint64_t engine__exec_gen_next(void)
+{
+    static uint64_t last;
+    return __atomic_add_fetch(&last, 1, __ATOMIC_RELAXED);
+}
+
+static size_t dead_slot(const uint64_t *set, size_t cap, uint64_t gen)
+{
+    size_t i = (size_t)(gen * 0x9E3779B97F4A7C15ull) & (cap - 1);
+    while (set[i] && set[i] != gen)
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+int engine__timer_gen_dead(const struct engine *eng, uint64_t gen)
+{
+    if (!eng->ndead_gens)
+        return 0;
+    return eng->dead_gens[dead_slot(eng->dead_gens, eng->dead_gens_cap, gen)] == gen;
+}
+
+/* Drop every timer of a dead generation (one walk) and empty the set. */
+static void dead_compact(struct engine *eng)
+{
+    struct timer_heap *h = &eng->timers;
+    size_t w = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        const struct timer *t = &h->items[i];
+        if (t->gen && engine__timer_gen_dead(eng, t->gen))
+            continue;
+        h->items[w++] = *t;
+    }
+    if (w != h->n) {
+        h->n = w;
+        for (size_t i = h->n / 2 + 1; i-- > 0;)
+            sift_down(h, i);
+    }
+    memset(eng->dead_gens, 0, eng->dead_gens_cap * sizeof(*eng->dead_gens));
+    eng->ndead_gens = 0;
+}
+
+void engine__timers_forget_exec(struct engine *eng, struct exec *ex)
+{
+    uint64_t gen = ex->gen;
+
+    ex->gen = engine__exec_gen_next(); /* timers armed from now on are live */
+    if (!eng->timers.n)
+        return; /* none of its timers can be waiting */
+    if (2 * (eng->ndead_gens + 1) > eng->dead_gens_cap) {
+        /* Grow (load at most 1/2): reinsert what is there. */
+        size_t cap = eng->dead_gens_cap ? 2 * eng->dead_gens_cap : 64;
+        uint64_t *set = xcalloc(cap, sizeof(*set));
+        for (size_t i = 0; i < eng->dead_gens_cap; i++)
+            if (eng->dead_gens[i])
+                set[dead_slot(set, cap, eng->dead_gens[i])] = eng->dead_gens[i];
+        free(eng->dead_gens);
+        eng->dead_gens = set;
+        eng->dead_gens_cap = cap;
+    }
+    eng->dead_gens[dead_slot(eng->dead_gens, eng->dead_gens_cap, gen)] = gen;
+    eng->ndead_gens++;
+    /* The walk costs the heap's size, at most twice the executions
+     * forgotten since the last one: O(1) each, and at most half the heap is
+     * ever dead timers. */
+    if (eng->ndead_gens >= 64 && 2 * eng->ndead_gens > eng->timers.n)
+        dead_compact(eng);
+}
+
+/* The earliest timer is one of a forgotten execution: drop it. */
+static void dead_drop_top(struct engine *eng)
+{
+    const struct timer *top;
+    while ((top = engine__timer_peek(&eng->timers)) && top->gen &&
+           engine__timer_gen_dead(eng, top->gen)) {
+        struct timer t;
+        engine__timer_pop(&eng->timers, &t);
+    }
+}
+
 /* ------------------------------------------------------------------ the loop's deadline */
 
 /* The epoll timeout is at most this long (a deadline further off is met by
@@ -107,6 +191,7 @@ int64_t engine__next_deadline(struct engine *eng, int64_t next_due)
 
     if (eng->work_now)
         return turn;
+    dead_drop_top(eng);
     if ((top = engine__timer_peek(&eng->timers)))
         sooner(&at, top->at + 1); /* a timer fires once the clock is past `at` */
     if (eng->persistent && !eng->stopping && eng->cfg.purge_interval_ms > 0)

@@ -164,6 +164,67 @@ static void test_timer_heap(void **state)
     engine__timer_release(&h);
 }
 
+/* Forgetting an execution's timers costs O(1): its generation is dead, its
+ * timers are skipped, and they all go once the dead pass half the heap. */
+static void test_timers_forget_exec(void **state)
+{
+    struct engine *eng = xcalloc(1, sizeof(*eng));
+    struct exec a, b, many;
+    struct timer t;
+    uint64_t old;
+    (void)state;
+
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    memset(&many, 0, sizeof(many));
+    a.gen = engine__exec_gen_next();
+    b.gen = engine__exec_gen_next();
+    assert_true(a.gen != 0 && b.gen != a.gen);
+    memset(&t, 0, sizeof(t));
+    for (int i = 0; i < 3; i++) {
+        t.at = 10 * (i + 1);
+        t.ex = &a;
+        t.gen = a.gen;
+        engine__timer_add(&eng->timers, &t);
+    }
+    t.at = 15;
+    t.ex = &b;
+    t.gen = b.gen;
+    engine__timer_add(&eng->timers, &t);
+
+    old = a.gen;
+    engine__timers_forget_exec(eng, &a);
+    assert_true(engine__timer_gen_dead(eng, old));
+    assert_false(engine__timer_gen_dead(eng, a.gen)); /* armed from now on: live */
+    assert_false(engine__timer_gen_dead(eng, b.gen));
+    assert_int_equal(eng->timers.n, 4); /* not walked */
+
+    /* Many forgotten executions with a timer each: the heap is compacted, the
+     * set emptied, and only b's timer is left. */
+    for (int i = 0; i < 200; i++) {
+        many.gen = engine__exec_gen_next();
+        t.at = 1000 + i;
+        t.ex = &many;
+        t.gen = many.gen;
+        engine__timer_add(&eng->timers, &t);
+        engine__timers_forget_exec(eng, &many);
+    }
+    assert_true(eng->ndead_gens < 64);
+    assert_true(eng->timers.n <= 1 + eng->ndead_gens);
+    assert_int_equal(engine__timer_peek(&eng->timers)->gen, b.gen);
+    assert_false(engine__timer_gen_dead(eng, b.gen));
+
+    /* With no timer waiting, nothing is recorded. */
+    while (eng->timers.n)
+        engine__timer_pop(&eng->timers, &t);
+    old = b.gen;
+    engine__timers_forget_exec(eng, &b);
+    assert_true(b.gen != old);
+    engine__timer_release(&eng->timers);
+    free(eng->dead_gens);
+    free(eng);
+}
+
 /* The loop's one deadline, and the wait it makes on a manual clock. */
 static void test_next_deadline_and_wait(void **state)
 {
@@ -1274,6 +1335,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timer_heap),
+        cmocka_unit_test(test_timers_forget_exec),
         cmocka_unit_test(test_transition_table),
         cmocka_unit_test_setup_teardown(test_illegal_transition_aborts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invariant_check, setup, teardown),
