@@ -21,6 +21,7 @@ Usage: bench/ui-server.py [--orch BIN] [--sizes 10000,1000000] [--reps 50] [--po
 ORCH_BIN or --orch: the binary (a Release build: build-rel/src/cli/orch).
 """
 import argparse
+import gzip
 import http.client
 import json
 import os
@@ -355,11 +356,17 @@ def idle_polling(port, pid, key, mid, fail_ids, npages, secs, without="", pgdir=
             "pg_pct": 100 * (g1 - g0) / TICK / (t1 - t0)}
 
 
-def first_load(port, key, mid, fail_ids):
-    c = Conn(port, {})
+def unzip(body):
+    return gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+
+
+def first_load(port, key, mid, fail_ids, enc=None):
+    """Bytes on the wire; enc: the Accept-Encoding a browser sends (None: plain)."""
+    ae = {"Accept-Encoding": enc} if enc else {}
+    c = Conn(port, ae)
     st, html, _dt, head = c.get("/", extra={"Accept": "text/html"})
     assets = {"/": len(html) + head}
-    todo = re.findall(r'(?:src|href)="(/assets/[^"]+)"', html.decode())
+    todo = re.findall(r'(?:src|href)="(/assets/[^"]+)"', unzip(html).decode())
     seen = set()
     while todo:
         a = todo.pop()
@@ -369,11 +376,12 @@ def first_load(port, key, mid, fail_ids):
         _s, body, _d, head = c.get(a)
         assets[a] = len(body) + head
         if a.endswith(".js"):
-            for m in re.findall(r"""(?:import|from)\s*['"]\./([\w.-]+)['"]""", body.decode()):
+            for m in re.findall(r"""(?:import|from)\s*['"]\./([\w.-]+)['"]""",
+                                unzip(body).decode()):
                 todo.append("/assets/" + m)
     static = sum(assets.values())
     cookie = sign_in(port, key)
-    api = Conn(port, {"Cookie": cookie})
+    api = Conn(port, {"Cookie": cookie, **ae})
     _s, body, _d, head = api.get("/v1/session")
     session = len(body) + head
     out = {}
@@ -439,11 +447,13 @@ def main():
                           f" errors {r['errors']}" +
                           (f"; PostgreSQL CPU {r['pg_s']:.2f} s = {r['pg_pct']:.2f}%" if pgdir else ""),
                           flush=True)
-                assets, pages = first_load(port, key, mid, fail_ids)
-                print("first load: assets " + ", ".join(f"{k} {v}" for k, v in assets.items()))
-                for page, (st, api, tot) in pages.items():
-                    print(f"  {page:11} assets {st:>7} + API {api:>7} = {tot:>7} bytes"
-                          f" ({tot / 1024:.1f} KiB)", flush=True)
+                for enc in (None, "gzip, deflate, br"):
+                    assets, pages = first_load(port, key, mid, fail_ids, enc)
+                    print(f"first load ({enc or 'no Accept-Encoding'}): assets " +
+                          ", ".join(f"{k} {v}" for k, v in assets.items()))
+                    for page, (st, api, tot) in pages.items():
+                        print(f"  {page:11} assets {st:>7} + API {api:>7} = {tot:>7} bytes"
+                              f" ({tot / 1024:.1f} KiB)", flush=True)
             finally:
                 srv.terminate()
                 srv.wait()

@@ -89,6 +89,16 @@ int api__parse_uint(const char *s, int max, int *out);
 /* Does an If-None-Match value (a list of entity tags, or "*") name `etag`
  * (quoted)? Weak comparison: W/"x" matches "x". */
 int api__etag_matches(const char *if_none_match, const char *etag);
+
+/* gzip.c: compressed answers. API_GZIP_MIN: the smallest JSON answer worth
+ * compressing. api__accepts_gzip(): does an Accept-Encoding value accept
+ * gzip (its own q, else that of "*")? api__gzip(): in -> a gzip member at
+ * level (1-9) in *out (free()), or -1 when it is not smaller or zlib fails.
+ * api__etag_gz(): the ETag of the compressed bytes ("x" -> "x-gz"). */
+#define API_GZIP_MIN 1024
+int api__accepts_gzip(const char *accept_encoding);
+int api__gzip(const void *in, size_t len, int level, char **out, size_t *outlen);
+void api__etag_gz(const char *etag, char *out, size_t size);
 /* Parse "true"/"false"/"1"/"0"; 0 or ERR_INVALID. */
 int api__parse_bool(const char *s, int *out);
 /* Is `s` an acceptable client X-Request-Id (1..64 of [A-Za-z0-9._-])? */

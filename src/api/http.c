@@ -636,35 +636,59 @@ void api__reply_json(struct api_request *req, int status, json_t *body)
 void api__reply_json_text(struct api_request *req, int status, char *text, size_t len)
 {
     struct MHD_Response *resp;
-    char etag[2 + 2 * 16 + 1];
+    char plain[2 + 2 * 16 + 1], etag[sizeof(plain) + 3];
     const char *inm;
+    int big = len >= API_GZIP_MIN;
+    int gz = big && api__accepts_gzip(api__header(req, "Accept-Encoding"));
 
     /* Conditional GETs of the pages' polls: an unchanged answer costs a 304. */
-    etag[0] = '\0';
+    etag[0] = plain[0] = '\0';
     if (status == 200 && req->route && api__route_has_etag(req->route)) {
         unsigned char h[16];
         crypto_generichash(h, sizeof(h), (const unsigned char *)text, len, NULL, 0);
-        etag[0] = '"';
-        sodium_bin2hex(etag + 1, sizeof(etag) - 2, h, sizeof(h));
-        etag[sizeof(etag) - 2] = '"';
-        etag[sizeof(etag) - 1] = '\0';
+        plain[0] = '"';
+        sodium_bin2hex(plain + 1, sizeof(plain) - 2, h, sizeof(h));
+        plain[sizeof(plain) - 2] = '"';
+        plain[sizeof(plain) - 1] = '\0';
+        api__etag_gz(plain, etag, sizeof(etag));
         inm = api__header(req, "If-None-Match");
-        if (inm && api__etag_matches(inm, etag)) {
+        if (inm && (api__etag_matches(inm, plain) || api__etag_matches(inm, etag))) {
             free(text);
             api__reply_empty(req, 304);
-            api__reply_header(req, "ETag", etag);
+            api__reply_header(req, "ETag", gz ? etag : plain);
+            if (big)
+                api__reply_header(req, "Vary", "Accept-Encoding");
             return;
         }
+        if (!gz)
+            memcpy(etag, plain, sizeof(plain));
     }
 
     /* A final newline, for people reading answers in a terminal. */
     text = xrealloc(text, len + 2);
     text[len++] = '\n';
     text[len] = '\0';
+    if (gz) {
+        char *z;
+        size_t zlen;
+        /* Level 1: most of the gain for a fraction of the time of 6. */
+        if (api__gzip(text, len, 1, &z, &zlen) == 0) {
+            free(text);
+            text = z;
+            len = zlen;
+        } else {
+            gz = 0;
+            memcpy(etag, plain, sizeof(plain));
+        }
+    }
     resp = mhd.create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!resp)
         BUG("cannot create an HTTP response");
     mhd.add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
+    if (gz)
+        mhd.add_response_header(resp, "Content-Encoding", "gzip");
+    if (big)
+        mhd.add_response_header(resp, "Vary", "Accept-Encoding");
     if (etag[0])
         mhd.add_response_header(resp, "ETag", etag);
     set_response(req, status, resp);

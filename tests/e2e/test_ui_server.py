@@ -633,3 +633,75 @@ def test_conditional_gets(srv):
     assert r.json["items"][0]["id"] == ex2
     # health answers with an ETag too
     assert srv.get("/v1/health").headers["ETag"]
+
+
+# --------------------------------------------------------------------------- gzip
+
+GZ = {"Accept-Encoding": "gzip, deflate, br"}
+
+
+def test_gzip_answers(srv):
+    import gzip
+    # a JSON answer of 1 KiB or more, gzipped for a client that accepts it
+    srv.apply(wf("gz", [sh(f"t{i:03d}", "true") for i in range(60)]))
+    ex = srv.trigger("gz")["id"]
+    wait_for(lambda: srv.execution(ex)["status"] == "succeeded", "the execution")
+    path = f"/v1/executions/{ex}"
+    plain = srv.get(path)
+    assert plain.status == 200 and "Content-Encoding" not in plain.headers, plain.headers
+    assert plain.headers["Vary"] == "Accept-Encoding"
+    z = srv.get(path, headers=GZ, check=False)
+    assert z.status == 200 and z.headers["Content-Encoding"] == "gzip", z.headers
+    assert z.headers["Vary"] == "Accept-Encoding"
+    assert gzip.decompress(z.body) == plain.body
+    assert len(z.body) * 4 < len(plain.body), (len(z.body), len(plain.body))
+    # its own tag; either tag revalidates, and the 304 names the client's representation
+    tag, ztag = plain.headers["ETag"], z.headers["ETag"]
+    assert ztag == tag[:-1] + '-gz"', (tag, ztag)
+    for t in (tag, ztag):
+        n = srv.get(path, headers={**GZ, "If-None-Match": t}, check=False)
+        assert n.status == 304 and n.body == b"" and n.headers["ETag"] == ztag, n
+        n = srv.get(path, headers={"If-None-Match": t}, check=False)
+        assert n.status == 304 and n.headers["ETag"] == tag, n
+    # refused by weight, or not named: plain
+    for ae in ("gzip;q=0", "identity", "br, deflate", "*;q=0"):
+        r = srv.get(path, headers={"Accept-Encoding": ae}, check=False)
+        assert "Content-Encoding" not in r.headers and r.body == plain.body, (ae, r.headers)
+    # a small answer is never compressed and does not vary
+    small = srv.get("/v1/workflows/gz/versions", headers=GZ, check=False)
+    assert small.status == 200 and len(small.body) < 1024, small
+    assert "Content-Encoding" not in small.headers and "Vary" not in small.headers, small.headers
+    # an error answer is JSON as usual
+    r = srv.get("/v1/executions/ex_0000000000000000", headers=GZ, check=False)
+    assert r.status == 404 and r.json["error"]["code"] == "not_found", r
+
+
+def test_gzip_ui_files(srv):
+    import gzip
+    ui = REPO / "ui"
+    files = sorted(p for p in ui.rglob("*") if p.is_file() and not p.name.startswith(".")) \
+        if ui.is_dir() else []
+    for p in files:
+        rel = p.relative_to(ui).as_posix()
+        r = srv.request("GET", "/assets/" + rel, headers=GZ, key=None, check=False)
+        assert r.status == 200, (rel, r)
+        assert_ui_headers(r)
+        if r.headers.get("Content-Encoding") == "gzip":
+            assert gzip.decompress(r.body) == p.read_bytes(), rel
+            assert len(r.body) < p.stat().st_size
+            assert r.headers["ETag"].endswith('-gz"'), r.headers
+            n = srv.request("GET", "/assets/" + rel, key=None, check=False,
+                            headers={**GZ, "If-None-Match": r.headers["ETag"]})
+            assert n.status == 304 and n.headers["ETag"] == r.headers["ETag"], n
+        else:
+            assert r.body == p.read_bytes(), rel
+        if p.stat().st_size >= 1024:
+            assert r.headers["Vary"] == "Accept-Encoding", (rel, r.headers)
+            # every file of a KiB or more is text here, so gzip makes it smaller
+            assert r.headers.get("Content-Encoding") == "gzip", (rel, r.headers)
+    # a page load of a browser: the same answer as /assets/index.html
+    r = ui_get(srv, "/", GZ)
+    a = srv.request("GET", "/assets/index.html", headers=GZ, key=None, check=False)
+    assert r.status == 200 and r.body == a.body and r.headers["ETag"] == a.headers["ETag"], r
+    body = gzip.decompress(r.body) if r.headers.get("Content-Encoding") == "gzip" else r.body
+    assert body.lstrip().lower().startswith(b"<!doctype html")

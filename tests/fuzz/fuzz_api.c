@@ -1,18 +1,20 @@
 /*
  * fuzz_api - libFuzzer target for what the API parses from a request before
  * any handler runs: the Authorization header, the path (router), query
- * argument values, request ids, and the UTF-8 repair of text echoed in JSON.
+ * argument values, request ids, the Accept-Encoding value, and the UTF-8
+ * repair of text echoed in JSON; and the gzip of an answer.
  *
  * The whole input is used as each of these in turn (as text, NUL-terminated
  * at the first NUL; the UTF-8 repair gets every byte). Properties checked:
  * an accepted Bearer key lies inside the header and has only key characters;
  * a matched route's placeholders are non-empty and short; a repaired string
- * is valid JSON text.
+ * is valid JSON text; gzipped bytes inflate back to the input.
  */
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "api/api_internal.h"
 #include "auth/auth.h"
@@ -70,6 +72,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)api__valid_request_id(s);
     (void)api__valid_idempotency_key(s);
     (void)api__valid_exec_id(s);
+
+    n = api__accepts_gzip(s);
+    assert(n == 0 || n == 1);
+    {
+        char *z;
+        size_t zlen;
+        if (api__gzip(data, size, 1, &z, &zlen) == 0) {
+            unsigned char *back = malloc(size + 1);
+            z_stream st;
+            memset(&st, 0, sizeof(st));
+            assert(back && zlen < size);
+            assert(inflateInit2(&st, 16 + 15) == Z_OK);
+            st.next_in = (unsigned char *)z;
+            st.avail_in = (unsigned)zlen;
+            st.next_out = back;
+            st.avail_out = (unsigned)size + 1;
+            assert(inflate(&st, Z_FINISH) == Z_STREAM_END);
+            assert(st.total_out == size && !memcmp(back, data, size));
+            inflateEnd(&st);
+            free(back);
+            free(z);
+        }
+    }
 
     j = api__json_string((const char *)data, size);
     assert(j);

@@ -477,9 +477,49 @@ static void test_ui_and_etags(void **state)
     assert_false(api__csrf_equal("", ""));
 }
 
+static void test_gzip(void **state)
+{
+    char *z, big[4096], tag[64];
+    size_t zlen;
+    (void)state;
+    /* Accept-Encoding: gzip by its own weight, else by that of "*". */
+    assert_true(api__accepts_gzip("gzip"));
+    assert_true(api__accepts_gzip("gzip, deflate, br"));
+    assert_true(api__accepts_gzip("br;q=1.0, GZIP;q=0.5"));
+    assert_true(api__accepts_gzip("x-gzip"));
+    assert_true(api__accepts_gzip("*"));
+    assert_true(api__accepts_gzip("deflate, *;q=0.1"));
+    assert_true(api__accepts_gzip(" gzip ; q = 0.001 "));
+    assert_true(api__accepts_gzip("gzip;q=bogus"));
+    assert_false(api__accepts_gzip(NULL));
+    assert_false(api__accepts_gzip(""));
+    assert_false(api__accepts_gzip("identity"));
+    assert_false(api__accepts_gzip("deflate, br"));
+    assert_false(api__accepts_gzip("gzip;q=0"));
+    assert_false(api__accepts_gzip("gzip;q=0.000, *"));
+    assert_false(api__accepts_gzip("gzip; Q=0."));
+    assert_false(api__accepts_gzip("*;q=0"));
+    assert_false(api__accepts_gzip("gzip;q=0, *;q=1"));
+    assert_false(api__accepts_gzip("gzipx, xgzip"));
+    assert_false(api__accepts_gzip(",,;;=,"));
+
+    /* Compressed when it is smaller; refused (-1) when it is not. */
+    memset(big, 'a', sizeof(big));
+    assert_int_equal(api__gzip(big, sizeof(big), 1, &z, &zlen), 0);
+    assert_true(zlen < 100 && (unsigned char)z[0] == 0x1f && (unsigned char)z[1] == 0x8b);
+    free(z);
+    assert_int_equal(api__gzip("ab", 2, 9, &z, &zlen), -1);
+
+    api__etag_gz("\"abc\"", tag, sizeof(tag));
+    assert_string_equal(tag, "\"abc-gz\"");
+    api__etag_gz("abc", tag, sizeof(tag));
+    assert_string_equal(tag, "abc");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gzip),
         cmocka_unit_test(test_router),
         cmocka_unit_test(test_query_parsers),
         cmocka_unit_test(test_errors),
