@@ -78,9 +78,12 @@ uint64_t engine__exec_gen_next(void);
 void engine__timers_forget_exec(struct engine *eng, struct exec *ex);
 /* Is a timer of generation `gen` forgotten? */
 int engine__timer_gen_dead(const struct engine *eng, uint64_t gen);
+/* The earliest timer, once those of forgotten executions on top are dropped;
+ * NULL: none. */
+const struct timer *engine__timer_first_live(struct engine *eng);
 
 /*
- * The loop's one deadline (timer.c): the monotonic ms by which the loop must
+ * The loop's one deadline (deadline.c): the monotonic ms by which the loop must
  * turn again, the earliest of the timer heap and of the periodic deadlines
  * kept as fields (heartbeat, reconnect, cancel poll, scheduler re-read and
  * next due time `next_due`, wall-clock ms or 0, retention, tick, stop grace,
