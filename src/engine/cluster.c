@@ -203,6 +203,17 @@ int engine__node_busy(const struct engine *eng)
     return eng->node_st->claim_work && !eng->stopping && engine__free_slots(eng) == 0;
 }
 
+static void node_handoff(struct engine *eng)
+{
+    engine__node_notify(eng, NODE_NOTIFY_WORK);
+    engine__node_want_claim(eng); /* ours too, once a slot is free */
+}
+
+const struct node_ops engine__node_ops = {
+    .busy = engine__node_busy,
+    .handoff = node_handoff,
+};
+
 /* ------------------------------------------------------------------ losing an execution */
 
 void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)

@@ -12,6 +12,7 @@
 
 struct engine;
 struct exec;
+struct node_ops;
 
 /* cluster.c's state (struct node_state, private to it), behind eng->node_st. */
 struct node_state *engine__node_new(void);
@@ -30,6 +31,8 @@ void engine__node_want_claim(struct engine *eng);
 void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why);
 struct exec *engine__exec_find(struct engine *eng, const char *id);
 int engine__node_busy(const struct engine *eng);
+/* What the core calls of the node (engine_internal.h, struct node_ops). */
+extern const struct node_ops engine__node_ops;
 void engine__node_tick(struct engine *eng);
 int64_t engine__cancel_poll(struct engine *eng, int act);
 int engine__sched_may_fire(struct engine *eng);

@@ -78,9 +78,12 @@ uint64_t engine__exec_gen_next(void);
 void engine__timers_forget_exec(struct engine *eng, struct exec *ex);
 /* Is a timer of generation `gen` forgotten? */
 int engine__timer_gen_dead(const struct engine *eng, uint64_t gen);
+/* The earliest timer, once those of forgotten executions on top are dropped;
+ * NULL: none. */
+const struct timer *engine__timer_first_live(struct engine *eng);
 
 /*
- * The loop's one deadline (timer.c): the monotonic ms by which the loop must
+ * The loop's one deadline (deadline.c): the monotonic ms by which the loop must
  * turn again, the earliest of the timer heap and of the periodic deadlines
  * kept as fields (heartbeat, reconnect, cancel poll, scheduler re-read and
  * next due time `next_due`, wall-clock ms or 0, retention, tick, stop grace,
@@ -272,13 +275,13 @@ struct exec {
     char *scheduled_for_text; /* ISO 8601 in the schedule's zone, for ORCH_SCHEDULED_FOR */
     int writes;      /* this turn writes something of it (cluster.c, for the fence) */
     size_t nruns, runs_alloc; /* runs: the workflow's tasks, then fan-out instances */
-    json_t *ctx;              /* placeholders' context shared by its runs, or NULL (engine.c) */
+    json_t *ctx;              /* placeholders' context shared by its runs, or NULL (exec.c) */
     /* A child execution (a workflow task's): its parent and task. */
     char *parent_id;
     int parent_task_idx;
     int depth;
     struct exec *next, *prev; /* on eng->execs */
-    /* Its place on the engine's lists (engine.c), so that a turn visits only
+    /* Its place on the engine's lists (exec.c), so that a turn visits only
      * the executions something happened to: `visit` (on eng->visit: ready
      * work, or a task that ended, since dispatch last looked; or on
      * eng->slot_wait: a command waiting for a process slot) and `done` (on
@@ -287,6 +290,35 @@ struct exec {
         struct exec *prev, *next;
         int on; /* 0: on no list, else the list (EXEC_LIST_*) */
     } visit, done;
+};
+
+/*
+ * What the core calls of a subsystem. The core (exec.c, attempt.c,
+ * transition.c, commit.c, timer.c, hooks.c, kind.c, watch.c) never names a
+ * subsystem's function: it calls through the kind table (kind.h), the commit
+ * hooks (hooks.h) and these tables, one per subsystem, each defined (const)
+ * in the subsystem's file and set by engine_new(). A subsystem calls the
+ * core by name. unit.engine_layers checks it on the objects
+ * (src/engine/layers.py, docs/internals/engine.md).
+ */
+struct group_ops { /* forEach groups: fanout.c's engine__group_ops */
+    /* Instance `idx` of group `g` became final with `st`: the group decides. */
+    void (*step)(struct engine *eng, struct exec *ex, size_t g, enum task_status st);
+    /* Task `g` ended without running (skipped, upstream failed, cancelled):
+     * if it is a group, its items that have not started end with it. */
+    void (*close)(struct engine *eng, struct exec *ex, size_t g, enum task_status st);
+};
+struct child_ops { /* workflow tasks: subflow.c's engine__child_ops */
+    /* Execution `child` ended: if it is a workflow task's, its parent's task
+     * ends with it. */
+    void (*done)(struct engine *eng, struct exec *child);
+};
+struct node_ops { /* the node in a cluster: cluster.c's engine__node_ops */
+    /* No worker slot is free here: a new execution is queued for any node. */
+    int (*busy)(const struct engine *eng);
+    /* A new execution was queued for any node: wake them, and look for work
+     * to claim here too once a slot is free. */
+    void (*handoff)(struct engine *eng);
 };
 
 /* A queue of executions, through one of their exec_link members. */
@@ -500,16 +532,24 @@ struct engine {
 
     void *http; /* HTTP tasks (httptask.c), made when the first one starts */
     struct subflow_state *subflow; /* workflow tasks (subflow.c) */
+
+    /* What the core calls of the subsystems (above), set by engine_new(). */
+    const struct group_ops *group_ops;
+    const struct child_ops *child_ops;
+    const struct node_ops *node_ops;
 };
 
 /* ------------------------------------------------------------------ shared between the files */
 
-/* The loop's epoll (engine.c): watch `fd` for input, reported with `w`; stop. */
+/* The loop's epoll (watch.c): watch `fd` for input, reported with `w`; stop. */
 void engine__watch_add(struct engine *eng, int fd, struct watch *w);
 void engine__watch_del(struct engine *eng, int fd);
+/* exec.c: an execution ends early (cancel, timeout, maxRunning). */
 void engine__exec_abort(struct engine *eng, struct exec *ex, enum exec_status st,
                        const char *reason);
 
+/* exec.c: a new execution of `wf` (taken) at `version`, in memory, linked
+ * and inserted by the next commit; logged as started once committed. */
 int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
                        const char *params_json, struct exec **out, struct err *err);
 void engine__log_started(const struct exec *ex);
@@ -533,7 +573,7 @@ void engine__sched_sync(struct engine *eng);
 int64_t engine__sched_tick(struct engine *eng);
 void engine__cmd_backfill(struct engine *eng, struct cmd *c);
 
-/* engine.c, for fan-out groups (fanout.c); task kinds use kind.h */
+/* exec.c, for fan-out groups (fanout.c); task kinds use kind.h */
 /* Replace the string *dst (freed) with a copy of src (or NULL). */
 void engine__set_str(char **dst, const char *src);
 void engine__task_finalize(struct engine *eng, struct exec *ex, size_t idx, enum task_status st,
@@ -542,7 +582,7 @@ void engine__task_make_ready(struct engine *eng, struct exec *ex, size_t idx);
 /* Fill in the progress counts of `ev` and pass it to the observer. */
 void engine__task_event(struct engine *eng, struct exec *ex, struct engine_event *ev);
 
-/* engine.c, for recovery.c: an execution rebuilt from the store. */
+/* exec.c, for recovery.c: an execution rebuilt from the store. */
 struct exec *engine__exec_alloc(struct workflow *wf, const char *params); /* takes wf */
 void engine__exec_free(struct exec *ex);
 /* Put a rebuilt execution on the live list (and the lists of work to visit),

@@ -294,6 +294,11 @@ void engine__group_close(struct engine *eng, struct exec *ex, size_t g, enum tas
     }
 }
 
+const struct group_ops engine__group_ops = {
+    .step = engine__group_step,
+    .close = engine__group_close,
+};
+
 /* After a restart: a running group goes on (or ends, if all its instances did). */
 void engine__group_resume(struct engine *eng, struct exec *ex, size_t g)
 {

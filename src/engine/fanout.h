@@ -11,6 +11,7 @@
 
 struct engine;
 struct exec;
+struct group_ops;
 
 void engine__group_start(struct engine *eng, struct exec *ex, size_t g);
 void engine__group_step(struct engine *eng, struct exec *ex, size_t g, enum task_status st);
@@ -19,5 +20,7 @@ void engine__group_resume(struct engine *eng, struct exec *ex, size_t g);
 /* A group that ends without completing (skipped, upstream failed, cancelled):
  * its items that have not started end with it. */
 void engine__group_close(struct engine *eng, struct exec *ex, size_t g, enum task_status st);
+/* What the core calls of the groups (engine_internal.h, struct group_ops). */
+extern const struct group_ops engine__group_ops;
 
 #endif

@@ -177,6 +177,10 @@ void engine__subflow_child_done(struct engine *eng, struct exec *child)
     memcpy(eng->subflow->child_ends[eng->subflow->nchild_ends++], child->id, ID_MAX);
 }
 
+const struct child_ops engine__child_ops = {
+    .done = engine__subflow_child_done,
+};
+
 static void child_end_apply(struct engine *eng, struct exec *child)
 {
     struct exec *parent;
@@ -494,7 +498,7 @@ void engine__subflow_poll(struct engine *eng)
             char id[ID_MAX];
             struct err err = ERR_INIT;
             if (r->status != TASK_RUNNING || !r->child_id[0] ||
-                engine__kind(engine__task(ex, i)) != &engine__kind_workflow ||
+                engine__task(ex, i)->type != TASK_WORKFLOW ||
                 engine__exec_find(eng, r->child_id))
                 continue;
             memcpy(id, r->child_id, ID_MAX);
