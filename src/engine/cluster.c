@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "cluster.h"
+#include "commit.h"
 #include "engine_internal.h"
 #include "httptask.h"
 #include "recovery.h"
@@ -218,8 +219,6 @@ const struct node_ops engine__node_ops = {
 
 void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
 {
-    size_t k = 0;
-
     if (engine__exec_lost(ex))
         return;
     engine__exec_life(eng, ex, EXEC_LIFE_LOST);
@@ -240,16 +239,7 @@ void engine__exec_lose(struct engine *eng, struct exec *ex, const char *why)
     for (size_t i = 0; i < eng->nspawn; i++)
         if (eng->to_spawn[i]->ex == ex)
             eng->to_spawn[i]->stale = 1;
-    for (size_t i = 0; i < eng->npatt; i++) {
-        struct pending_attempt *pa = &eng->patt[i];
-        if (pa->ex == ex) {
-            free(pa->row.error);
-            free(pa->row.node);
-        } else {
-            eng->patt[k++] = *pa;
-        }
-    }
-    eng->npatt = k;
+    engine__pending_attempts_drop(eng, ex);
     engine__sched_fires_drop(eng, ex->id);
     for (size_t i = 0; i < ex->nruns; i++)
         engine__run_remote(eng, ex, i, 0); /* its offers are the new owner's now */
