@@ -518,9 +518,10 @@ static void check_auth(struct report *r)
     }
     json_array_foreach(groups, i, g)
     {
-        char name[96];
+        char name[128];
         const char *client = json_string_value(json_object_get(g, "client"));
-        snprintf(name, sizeof(name), "auth %s", client ? client : "?");
+        const char *reason = json_string_value(json_object_get(g, "reason"));
+        snprintf(name, sizeof(name), "auth %s %s", client ? client : "?", reason ? reason : "");
         add(r, name, LVL_WARN, auth_fix(json_string_value(json_object_get(g, "reason"))),
             "%lld request%s from %s refused in the last hour: %s",
             (long long)json_integer_value(json_object_get(g, "count")),
@@ -625,7 +626,7 @@ static void check_one_schedule(struct report *r, const char *wf, const char *sna
     }
     if (!same_zone(zone, r->zone))
         snprintf(note, sizeof(note),
-                 "; note: its zone %s differs from this server's (%s): it fires by %s's clock",
+                 "; note: its zone %s differs from this machine's (%s): it fires by %s's clock",
                  zone, r->zone, zone);
     if (json_is_false(enabled) || (row && row->paused)) {
         add(r, name, LVL_OK, NULL, "%s%s%s", json_is_false(enabled) ? "disabled" : "paused",
@@ -746,12 +747,16 @@ static void check_scheduler(struct report *r, struct schedule_row *rows, size_t 
                 "the scheduler's last tick was %s ago", ago(tick_age, d1, sizeof(d1)));
             return;
         } else {
+            char lag[64] = "no fire yet";
+            if (es->sched_last_fire_at)
+                snprintf(lag, sizeof(lag), "the last one %lld ms late",
+                         (long long)es->sched_last_lag_ms);
             add(r, "scheduler", LVL_OK, NULL,
-                "running (%s), last tick %s ago, %zu active schedule%s, %llu fires, last firing "
-                "lag %lld ms",
+                "running (%s), last tick %s ago, %zu active schedule%s, %llu fires since start, "
+                "%s",
                 es->cluster ? "leader" : "single node", ago(tick_age, d1, sizeof(d1)),
                 es->sched_active, es->sched_active == 1 ? "" : "s",
-                (unsigned long long)es->sched_fires, (long long)es->sched_last_lag_ms);
+                (unsigned long long)es->sched_fires, lag);
         }
     } else {
         struct node_row *nodes = NULL;
