@@ -453,6 +453,7 @@ SECRETS = {
     "env value marked secret": "tok-plain-value-42",
     "password in the log": "logpw-hunter2",
     "password in task output": "outpw-7s7s7s",
+    "password in DATABASE_URL": "dburlpw-55x",
 }
 
 
@@ -478,8 +479,10 @@ def test_bundle_holds_no_secret(tmp_path):
     log.write_text(f"INFO [API] key {key} used\nERROR [Database] postgres://orch:logpw-hunter2"
                    f"@db/orch refused\nauth Bearer {key}\n")
     out = s.tmp / "support.tar.gz"
-    res = s.orch("doctor", "--bundle", out, "--log", log,
-                 env={"ORCH_API_KEY": key, "PGPASSWORD": "urlpw-Zq81x", "TMPDIR": str(s.tmp)})
+    # DATABASE_URL with a password in the environment (--data-dir keeps the store SQLite).
+    res = s.orch("doctor", "--bundle", out, "--log", log, "--data-dir", s.data_dir,
+                 env={"ORCH_API_KEY": key, "PGPASSWORD": "urlpw-Zq81x", "TMPDIR": str(s.tmp),
+                      "DATABASE_URL": "postgresql://orch:dburlpw-55x@127.0.0.1:1/orch"})
     assert res.returncode in (0, 1), res.stderr
     assert "support bundle written to" in res.stderr
     dest = s.tmp / "unpacked"
@@ -496,6 +499,8 @@ def test_bundle_holds_no_secret(tmp_path):
     for what, secret in secrets.items():
         assert secret not in text, f"{what} in the bundle"
     assert "ORCH_API_KEY=[redacted]" in (root / "environment.txt").read_text()
+    assert "DATABASE_URL=postgresql://orch:[redacted]@127.0.0.1:1/orch" in \
+        (root / "environment.txt").read_text()
     assert "[redacted]" in (root / "workflows" / "creds.json").read_text()
     assert "orch " in (root / "versions.txt").read_text()
     assert json.loads((root / "doctor.json").read_text())["checks"]
