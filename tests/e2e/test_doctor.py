@@ -507,3 +507,56 @@ def test_bundle_holds_no_secret(tmp_path):
     assert "failed" in (root / "executions-failed.json").read_text()
     # Nothing left behind in the temporary directory.
     assert not list(Path(s.tmp).glob("orch-bundle-*"))
+
+
+# --------------------------------------------------------------------------- the pool
+
+def test_pg_connection_pool_exhausted(pg, tmp_path):
+    """One pooled connection held by a request stuck behind a lock: the next request waits
+    out the pool's timeout (503), and doctor names the pool and the setting to raise."""
+    import threading
+
+    from pgutil import Node
+
+    url = pg.database()
+    node = Node(tmp_path, url, "doc1", env={"ORCH_DB_POOL_SIZE": "1",
+                                            "ORCH_DB_POOL_TIMEOUT": "300ms",
+                                            "ORCH_HTTP_THREADS": "4"})
+    holder = None
+    try:
+        node.start()
+        holder = subprocess.Popen(["psql", "-X", "-q", "-d", url], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  text=True)
+        holder.stdin.write("BEGIN; LOCK TABLE executions IN ACCESS EXCLUSIVE MODE;\n")
+        holder.stdin.flush()
+        wait_for(lambda: pg.psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
+                                 "c.oid = l.relation WHERE c.relname = 'executions' AND "
+                                 "l.mode = 'AccessExclusiveLock' AND l.granted",
+                                 url=url) == "1", timeout=30, what="the lock")
+        stuck = {}
+        t = threading.Thread(target=lambda: stuck.setdefault(
+            "r", node.request("GET", "/v1/executions", check=False, timeout=120)))
+        t.start()
+        wait_for(lambda: pg.psql("SELECT count(*) FROM pg_stat_activity WHERE "
+                                 "wait_event_type = 'Lock' AND application_name = 'orch' "
+                                 "AND query LIKE '%executions%'", url=url) != "0",
+                 timeout=30, what="a request waiting on the lock")
+        r = node.request("GET", "/v1/workflows", check=False)
+        assert r.status == 503 and "pool is exhausted" in r.text, r
+        holder.stdin.write("COMMIT;\n")
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        holder = None
+        t.join(timeout=120)
+        assert stuck["r"].status == 200, stuck
+        rep = node.request("GET", "/v1/doctor").json
+        pool = line(rep, "database.pool")
+        assert pool["level"] == "warn", pool
+        assert "requests waited the whole 300 ms" in pool["found"], pool
+        assert "ORCH_DB_POOL_SIZE" in pool["fix"]
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait(timeout=30)
+        node.cleanup()
