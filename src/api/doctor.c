@@ -256,11 +256,11 @@ static void check_pool(struct report *r)
         add(r, "database.pool", LVL_WARN,
             "requests wait for a database connection: raise ORCH_DB_POOL_SIZE (and PostgreSQL's "
             "max_connections to match), or find the slow requests holding them",
-            "%s: %lld of %lld in use, %lld waiting; %lld requests waited the whole %lld ms for "
-            "one since the server started",
+            "%s: %lld of %lld in use, %lld waiting; %lld request%s waited the whole %lld ms "
+            "for one since the server started",
             json_string_value(json_object_get(p, "kind")) ? json_string_value(json_object_get(p, "kind"))
                                                           : "pool",
-            in_use, size, waiting, exhausted, timeout_ms);
+            in_use, size, waiting, exhausted, exhausted == 1 ? "" : "s", timeout_ms);
     else
         add(r, "database.pool", LVL_OK, NULL,
             "%lld of %lld connections in use, none waiting, never exhausted", in_use, size);

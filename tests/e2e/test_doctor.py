@@ -10,6 +10,7 @@ and the doctor line must name the cause and the fix. Runs on SQLite and on a pri
 PostgreSQL started with pg_stat_statements preloaded.
 """
 import json
+import re
 import sqlite3
 import subprocess
 import tarfile
@@ -553,7 +554,9 @@ def test_pg_connection_pool_exhausted(pg, tmp_path):
         rep = node.request("GET", "/v1/doctor").json
         pool = line(rep, "database.pool")
         assert pool["level"] == "warn", pool
-        assert "requests waited the whole 300 ms" in pool["found"], pool
+        # At least the request refused above (others may have waited out the lock too).
+        m = re.search(r"; (\d+) requests? waited the whole 300 ms for one", pool["found"])
+        assert m and int(m.group(1)) >= 1, pool
         assert "ORCH_DB_POOL_SIZE" in pool["fix"]
     finally:
         if holder is not None:
