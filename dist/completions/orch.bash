@@ -4,7 +4,7 @@
 # the server the command line names (`orch workflows list --names`,
 # `orch executions list --ids`).
 
-_orch_commands="run validate resume executions logs schedules workflows trigger cancel retry health init server worker keys db config version"
+_orch_commands="run validate resume executions logs schedules workflows trigger cancel retry health init server worker keys db config doctor version"
 
 _orch_subcommands()
 {

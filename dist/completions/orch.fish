@@ -2,7 +2,7 @@
 # `orch CMD --help`), option values, definition files, and workflow names and execution ids
 # from the local store or the server the command line names.
 
-set -l __orch_commands run validate resume executions logs schedules workflows trigger cancel retry health init server worker keys db config version
+set -l __orch_commands run validate resume executions logs schedules workflows trigger cancel retry health init server worker keys db config doctor version
 
 # The command words typed so far ("executions list"), without options.
 function __orch_cmdwords

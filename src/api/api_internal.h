@@ -128,6 +128,21 @@ int64_t api__ratelimit_check(struct api_ratelimit *rl, const char *client, const
 void api__ratelimit_fail(struct api_ratelimit *rl, const char *client, const char *prefix,
                          int64_t now_ms);
 
+/* ------------------------------------------------------------------ refused keys (authfails.c) */
+
+struct api_authfails;
+
+struct api_authfails *api__authfails_new(void);
+void api__authfails_free(struct api_authfails *af);
+/* Record a 401 answered to `client`: `reason` is the short name of what was
+ * wrong ("malformed"), `message` what the client was told (never a key).
+ * Thread-safe; NULL `af` is a no-op. */
+void api__authfails_record(struct api_authfails *af, const char *client, const char *reason,
+                           const char *message, int64_t now_ms);
+/* The groups (client, message) of the last hour, the largest first:
+ * [{"client", "reason", "message", "count", "firstAt", "lastAt"}]. */
+json_t *api__authfails_json(struct api_authfails *af, int64_t now_ms);
+
 /* ------------------------------------------------------------------ clients (clientaddr.c) */
 
 struct api_cidr {
@@ -203,6 +218,7 @@ struct api_request {
 struct engine *api__engine(struct api_request *req);
 const char *api__data_dir(struct api_request *req);
 struct api_ratelimit *api__ratelimit(struct api_request *req);
+struct api_authfails *api__authfails(struct api_request *req);
 int64_t api__uptime_ms(struct api_request *req);
 /* The store location the HTTP threads open (database URL or data directory). */
 const char *api__store_location(struct api_request *req);
@@ -336,6 +352,12 @@ void api__ui_serve(struct api_request *req);
 
 /* ------------------------------------------------------------------ handlers */
 
+/* health.c's figures, for doctor.c: system and cgroup (v2) memory in use,
+ * percent (-1: unknown); this process's open descriptors and their limit
+ * (-1: unknown). */
+void api__memory_used(double *out_system_pct, double *out_cgroup_pct);
+void api__fds_used(long long *out_open, long long *out_limit);
+
 void api__health(struct api_request *req);
 void api__health_scheduler(struct api_request *req);
 void api__health_live(struct api_request *req);
@@ -376,5 +398,6 @@ void api__session_delete(struct api_request *req);
 void api__keys_create(struct api_request *req);
 void api__keys_list(struct api_request *req);
 void api__keys_revoke(struct api_request *req);
+void api__doctor(struct api_request *req);
 
 #endif

@@ -540,3 +540,15 @@ void api__health_ready(struct api_request *req)
     json_object_set_new(o, "status", json_string(ready ? "ok" : "unavailable"));
     api__reply_json(req, ready ? 200 : 503, o);
 }
+
+/* For orch doctor (doctor.c): the same figures, without the sample's cache. */
+void api__memory_used(double *out_system_pct, double *out_cgroup_pct)
+{
+    *out_system_pct = system_used_pct();
+    *out_cgroup_pct = cgroup_used_pct();
+}
+
+void api__fds_used(long long *out_open, long long *out_limit)
+{
+    fds_sample(out_open, out_limit);
+}

@@ -191,6 +191,7 @@ struct api_server {
     struct MHD_Daemon *mhd;
     char url[128];
     struct api_ratelimit *rl;
+    struct api_authfails *authfails; /* refused keys of the last hour (orch doctor) */
     int64_t started_ms;
     pthread_key_t tls;
     atomic_int stores_open;
@@ -290,6 +291,11 @@ int64_t api__lease_ms(struct api_request *req)
 struct api_ratelimit *api__ratelimit(struct api_request *req)
 {
     return req->srv->rl;
+}
+
+struct api_authfails *api__authfails(struct api_request *req)
+{
+    return req->srv->authfails;
 }
 
 int64_t api__uptime_ms(struct api_request *req)
@@ -1456,6 +1462,7 @@ static void authenticate(struct api_request *req)
         }
     }
     if (result != AUTH_OK) {
+        api__authfails_record(srv->authfails, req->client, auth_result_name(result), msg, now);
         if (refuse_rate_limited(req, result, key, len, now))
             return;
         req->auth_outcome = auth_result_name(result);
@@ -1796,6 +1803,7 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     srv->started_ms = clock_mono_ms();
     srv->quiesced_fd = MHD_INVALID_SOCKET;
     srv->rl = api__ratelimit_new(cfg->auth_fail_limit, cfg->auth_fail_window_ms, 4096);
+    srv->authfails = api__authfails_new();
     srv->conns_per_address = cfg->conns_per_address;
     srv->head_timeout_ms =
         cfg->head_timeout_ms > 0 ? cfg->head_timeout_ms : API_DEFAULT_HEAD_TIMEOUT_MS;
@@ -1921,6 +1929,7 @@ void api_server_free(struct api_server *srv)
     pthread_mutex_destroy(&srv->conn_lock);
     api__cidrs_release(&srv->trusted);
     api__ratelimit_free(srv->rl);
+    api__authfails_free(srv->authfails);
     api__sessions_free(srv->sessions);
     free(srv->sleeping);
     free(srv->listen);

@@ -45,6 +45,7 @@ const struct api_route api__routes[] = {
     {"POST", "/v1/keys", KEY_SCOPE_ADMIN, api__keys_create},
     {"GET", "/v1/keys", KEY_SCOPE_ADMIN, api__keys_list},
     {"DELETE", "/v1/keys/{id}", KEY_SCOPE_ADMIN, api__keys_revoke},
+    {"GET", "/v1/doctor", KEY_SCOPE_ADMIN, api__doctor},
 };
 
 const size_t api__nroutes = sizeof(api__routes) / sizeof(api__routes[0]);

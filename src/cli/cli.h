@@ -334,4 +334,21 @@ void owner_free(struct owner *o);
 int owner_claim(void *arg, const char *exec_id);
 void owner_release(void *arg, const char *exec_id);
 
+/* ------------------------------------------------------------------ orch doctor (cmd_doctor.c) */
+
+int cmd_doctor(int argc, char **argv);
+/* Every setting of config.c's table with its value from the environment (a
+ * config file's included), secrets masked as `orch config show` shows them:
+ * [{"name", "value", "default", "source"}]. (config.c) */
+struct json_t *cli_settings_json(void);
+/* The client of the server the command line names (--server, --api-key,
+ * --cacert); NULL with *out_exit set and the error printed. (cmd_client.c) */
+struct client;
+struct client_response;
+struct client *cli_client_open(const struct cli_args *a, int *out_exit);
+/* One request: EXIT_OK with *r filled for a 2xx answer, else the error is
+ * printed and an exit code returned (release *r either way). */
+int cli_client_call(struct client *c, const char *method, const char *path,
+                    struct client_response *r);
+
 #endif

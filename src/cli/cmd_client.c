@@ -1574,3 +1574,14 @@ int cli_remote_schedules(int argc, char **argv)
     }
     return -1;
 }
+
+struct client *cli_client_open(const struct cli_args *a, int *out_exit)
+{
+    return open_client(a, out_exit);
+}
+
+int cli_client_call(struct client *c, const char *method, const char *path,
+                    struct client_response *r)
+{
+    return call(c, method, path, NULL, 0, NULL, r);
+}

@@ -448,3 +448,24 @@ int cmd_config(int argc, char **argv)
     }
     return EXIT_OK;
 }
+
+json_t *cli_settings_json(void)
+{
+    json_t *list = json_array();
+
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const char *env = getenv(settings[i].name);
+        json_t *o = json_object();
+        char *shown = env && *env ? mask(&settings[i], env) : NULL;
+
+        json_object_set_new(o, "name", json_string(settings[i].name));
+        json_object_set_new(o, "value", shown ? json_string(shown) : json_null());
+        json_object_set_new(o, "default", json_string(settings[i].def));
+        json_object_set_new(o, "source", json_string(!shown                ? "default"
+                                                     : cfg.from_file[i] ? "file"
+                                                                        : "env"));
+        json_array_append_new(list, o);
+        free(shown);
+    }
+    return list;
+}

@@ -49,6 +49,8 @@ static void usage(FILE *f)
             "  keys create|list|revoke  API keys for the server (offline on the store)\n"
             "  db migrate|status     the store's schema, and the nodes that share it\n"
             "  config show           every setting, its value and where it comes from\n"
+            "  doctor                check everything that can go wrong, one line each, with\n"
+            "                        the fix (--server URL: the server's view; --bundle FILE)\n"
             "\n"
             "With --database-url or $DATABASE_URL (postgres://...), every command works on\n"
             "that PostgreSQL database instead of the data directory, and any number of\n"
@@ -169,6 +171,8 @@ int main(int argc, char **argv)
         return cmd_config(argc - 2, argv + 2);
     if (!strcmp(cmd, "init"))
         return cmd_init(argc - 2, argv + 2);
+    if (!strcmp(cmd, "doctor"))
+        return cmd_doctor(argc - 2, argv + 2);
     cli_error("unknown command '%s' (see 'orch --help')", cmd);
     return EXIT_USAGE;
 }

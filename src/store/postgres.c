@@ -2916,6 +2916,81 @@ static int pg_offers_adopt(struct store *st, const char *exec_id, const char *ow
                      "cannot adopt offers");
 }
 
+/* --- diagnostics (store_diag) --- */
+
+static const char *const pg_diag_sql[STORE_DIAG_COUNT] = {
+    [STORE_DIAG_FAILURES] =
+        "SELECT e.workflow, t.name, a.error, COUNT(*), MAX(a.execution_id), a.task_idx"
+        " FROM attempts a JOIN task_runs t ON t.execution_id = a.execution_id AND t.idx = a.task_idx"
+        " JOIN executions e ON e.id = a.execution_id"
+        " WHERE a.status IN ('failed', 'timed_out') AND a.finished_at >= $1"
+        " GROUP BY e.workflow, t.name, a.error, a.task_idx ORDER BY COUNT(*) DESC LIMIT 20",
+    [STORE_DIAG_ORPHANS] =
+        "SELECT e.id, e.workflow, e.owner_node, n.heartbeat_at FROM executions e"
+        " LEFT JOIN nodes n ON n.id = e.owner_node"
+        " WHERE e.status = 'running' AND e.owner_node IS NOT NULL"
+        " AND (n.id IS NULL OR n.stopped_at IS NOT NULL OR n.heartbeat_at < $1)"
+        " ORDER BY e.id LIMIT 20",
+    [STORE_DIAG_QUEUED] =
+        "SELECT e.workflow, COUNT(*), MIN(COALESCE(t.available_at, e.started_at, e.created_at))"
+        " FROM task_runs t JOIN executions e ON e.id = t.execution_id"
+        " WHERE t.status = 'queued' GROUP BY e.workflow ORDER BY e.workflow",
+    [STORE_DIAG_CLOCK] = "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint",
+    [STORE_DIAG_PG_EXTENSION] =
+        "SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'),"
+        " (SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_stat_statements'),"
+        " current_setting('shared_preload_libraries')",
+    [STORE_DIAG_PG_STATEMENTS] =
+        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 200), calls,"
+        " round(mean_exec_time::numeric, 1), round(total_exec_time::numeric, 1)"
+        " FROM pg_stat_statements"
+        " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " ORDER BY mean_exec_time DESC LIMIT 5",
+    [STORE_DIAG_PG_SESSIONS] =
+        "SELECT pid, state,"
+        " (EXTRACT(EPOCH FROM clock_timestamp() - COALESCE(xact_start, query_start)) * 1000)::bigint,"
+        " left(regexp_replace(query, '\\s+', ' ', 'g'), 200), application_name"
+        " FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND backend_type = 'client backend'"
+        " AND ((state = 'active' AND query_start < clock_timestamp() - $1::bigint * interval '1 ms')"
+        " OR (state LIKE 'idle in transaction%'"
+        " AND state_change < clock_timestamp() - $1::bigint * interval '1 ms'))"
+        " ORDER BY 3 DESC LIMIT 10",
+    [STORE_DIAG_PG_BLOAT] =
+        "SELECT relname, n_dead_tup, n_live_tup, pg_total_relation_size(relid),"
+        " to_char(GREATEST(last_vacuum, last_autovacuum) AT TIME ZONE 'UTC',"
+        " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+        " FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+        " ORDER BY n_dead_tup DESC, relname LIMIT 5",
+};
+
+static int pg_diag(struct store *st, enum store_diag which, const int64_t *params, size_t nparams,
+                   struct store_diag_rows *out, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    PGresult *res;
+    size_t n, nc;
+
+    for (size_t i = 0; i < nparams; i++)
+        p_i64(&p, params[i]);
+    res = pq_exec(s, pg_diag_sql[which], &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot run a diagnostic query in %s", s->where);
+    n = (size_t)PQntuples(res);
+    nc = (size_t)PQnfields(res);
+    out->ncols = nc;
+    if (n && nc)
+        out->cells = xcalloc(n * nc, sizeof(*out->cells));
+    for (size_t r = 0; r < n && nc; r++)
+        for (size_t c = 0; c < nc; c++)
+            out->cells[r * nc + c] = g_str(res, (int)r, (int)c);
+    out->nrows = nc ? n : 0;
+    PQclear(res);
+    return 0;
+}
+
 const struct store_backend store__postgres_backend = {
     .name = "postgres",
     .open = pg_open,
@@ -2999,4 +3074,5 @@ const struct store_backend store__postgres_backend = {
     .offers_owned = pg_offers_owned,
     .offers_cancelled = pg_offers_cancelled,
     .offers_adopt = pg_offers_adopt,
+    .diag = pg_diag,
 };

@@ -2549,6 +2549,61 @@ static int sqlite_durability(struct store *st, const char **out, struct err *err
     return rc;
 }
 
+/* --- diagnostics (store_diag) --- */
+
+/* The SQL shared by both backends is in the same words; SQLite's bind ?N. */
+static const char *const sq_diag_sql[STORE_DIAG_COUNT] = {
+    [STORE_DIAG_FAILURES] =
+        "SELECT e.workflow, t.name, a.error, COUNT(*), MAX(a.execution_id), a.task_idx"
+        " FROM attempts a JOIN task_runs t ON t.execution_id = a.execution_id AND t.idx = a.task_idx"
+        " JOIN executions e ON e.id = a.execution_id"
+        " WHERE a.status IN ('failed', 'timed_out') AND a.finished_at >= ?1"
+        " GROUP BY e.workflow, t.name, a.error, a.task_idx ORDER BY COUNT(*) DESC LIMIT 20",
+    [STORE_DIAG_ORPHANS] =
+        "SELECT e.id, e.workflow, e.owner_node, n.heartbeat_at FROM executions e"
+        " LEFT JOIN nodes n ON n.id = e.owner_node"
+        " WHERE e.status = 'running' AND e.owner_node IS NOT NULL"
+        " AND (n.id IS NULL OR n.stopped_at IS NOT NULL OR n.heartbeat_at < ?1)"
+        " ORDER BY e.id LIMIT 20",
+    [STORE_DIAG_QUEUED] =
+        "SELECT e.workflow, COUNT(*), MIN(COALESCE(t.available_at, e.started_at, e.created_at))"
+        " FROM task_runs t JOIN executions e ON e.id = t.execution_id"
+        " WHERE t.status = 'queued' GROUP BY e.workflow ORDER BY e.workflow",
+};
+
+static int sqlite_diag(struct store *st, enum store_diag which, const int64_t *params,
+                       size_t nparams, struct store_diag_rows *out, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    const char *sql = sq_diag_sql[which];
+    sqlite3_stmt *stmt = NULL;
+    size_t alloc = 0;
+    int rc;
+
+    if (!sql)
+        return err_set(err, ERR_INVALID, "this diagnostic needs PostgreSQL");
+    rc = sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return sq_fail(s, rc, err, "cannot prepare a diagnostic query on '%s'", s->path);
+    for (size_t i = 0; i < nparams; i++)
+        sqlite3_bind_int64(stmt, (int)i + 1, params[i]);
+    out->ncols = (size_t)sqlite3_column_count(stmt);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        XGROW(out->cells, alloc, (out->nrows + 1) * out->ncols);
+        for (size_t c = 0; c < out->ncols; c++) {
+            const unsigned char *t = sqlite3_column_text(stmt, (int)c);
+            out->cells[out->nrows * out->ncols + c] = t ? xstrdup((const char *)t) : NULL;
+        }
+        out->nrows++;
+    }
+    rc = rc == SQLITE_DONE ? 0 : sq_fail(s, rc, err, "cannot run a diagnostic query on '%s'",
+                                         s->path);
+    sqlite3_finalize(stmt);
+    if (rc)
+        store_diag_rows_release(out);
+    return rc;
+}
+
 const struct store_backend store__sqlite_backend = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -2612,4 +2667,5 @@ const struct store_backend store__sqlite_backend = {
     .cancel_requests = sqlite_cancel_requests,
     .where = sqlite_where,
     .durability = sqlite_durability,
+    .diag = sqlite_diag,
 };

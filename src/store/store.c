@@ -1385,3 +1385,31 @@ int store_offers_adopt(struct store *st, const char *exec_id, const char *owner,
     *out_n = 0;
     OFFER_CALL(offers_adopt, exec_id, owner, out, out_n, err);
 }
+
+/* --- diagnostics --- */
+
+int store_diag(struct store *st, enum store_diag which, const int64_t *params, size_t nparams,
+               struct store_diag_rows *out, struct err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if ((int)which < 0 || which >= STORE_DIAG_COUNT || nparams > 4 || (nparams && !params))
+        return err_set(err, ERR_INVALID, "no such diagnostic query");
+    return st->be->diag(st, which, params, nparams, out, err);
+}
+
+const char *store_diag_cell(const struct store_diag_rows *r, size_t row, size_t col)
+{
+    if (!r->cells || row >= r->nrows || col >= r->ncols)
+        return NULL;
+    return r->cells[row * r->ncols + col];
+}
+
+void store_diag_rows_release(struct store_diag_rows *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; r->cells && i < r->nrows * r->ncols; i++)
+        free(r->cells[i]);
+    free(r->cells);
+    memset(r, 0, sizeof(*r));
+}

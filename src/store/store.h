@@ -681,4 +681,55 @@ const char *store_where(struct store *st);
  * unless ORCH_SQLITE_SYNC=normal); NULL on a backend with nothing to say. */
 int store_durability(struct store *st, const char **out, struct err *err);
 
+/* ------------------------------------------------------------------ diagnostics
+ *
+ * Fixed read-only queries for `orch doctor`, each with its own SQL per
+ * backend and parameters bound (never text put into SQL). The answer is a
+ * table of text cells (NULL for SQL NULL); numbers come as their decimal
+ * text. A query a backend has none of (the PG_ ones on SQLite) is
+ * ERR_INVALID. Params: the int64 values listed, in order.
+ */
+enum store_diag {
+    /* (since ms): attempts failed or timed out since then, grouped:
+     * workflow, task, error, count, newest execution id, task idx. At most 20
+     * groups, the largest first. */
+    STORE_DIAG_FAILURES = 0,
+    /* (heartbeat before ms): running executions whose owner node has
+     * stopped, or not beaten since then: id, workflow, owner, heartbeat_at.
+     * At most 20. */
+    STORE_DIAG_ORPHANS,
+    /* (): per workflow, the queued task runs: workflow, count, oldest ready
+     * since (ms: available_at, or the execution's start). */
+    STORE_DIAG_QUEUED,
+    /* (): the database's clock now (ms). PostgreSQL. */
+    STORE_DIAG_CLOCK,
+    /* (): pg_stat_statements: installed in this database (0/1), available
+     * to install (0/1), shared_preload_libraries. PostgreSQL. */
+    STORE_DIAG_PG_EXTENSION,
+    /* (): the 5 statements of this database slowest by mean time: query,
+     * calls, mean ms, total ms. PostgreSQL with pg_stat_statements. */
+    STORE_DIAG_PG_STATEMENTS,
+    /* (older than ms): sessions of this database active or idle in a
+     * transaction for longer: pid, state, age ms, query (200 characters),
+     * application_name. PostgreSQL. */
+    STORE_DIAG_PG_SESSIONS,
+    /* (): orch's tables with the most dead rows: table, dead rows, live
+     * rows, bytes with indexes, last (auto)vacuum or NULL. PostgreSQL. */
+    STORE_DIAG_PG_BLOAT,
+    STORE_DIAG_COUNT
+};
+
+struct store_diag_rows {
+    size_t nrows, ncols;
+    char **cells; /* nrows * ncols heap strings, row by row; NULL for SQL NULL */
+};
+
+#define STORE_DIAG_ROWS_INIT {0, 0, NULL}
+
+int store_diag(struct store *st, enum store_diag which, const int64_t *params, size_t nparams,
+               struct store_diag_rows *out, struct err *err);
+/* Cell (row, col), or NULL (SQL NULL, or out of range). */
+const char *store_diag_cell(const struct store_diag_rows *r, size_t row, size_t col);
+void store_diag_rows_release(struct store_diag_rows *r);
+
 #endif

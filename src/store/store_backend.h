@@ -209,6 +209,10 @@ struct store_backend {
                             size_t *out_n, struct err *err);
     int (*offers_adopt)(struct store *st, const char *exec_id, const char *owner,
                         struct offer_row **out, size_t *out_n, struct err *err);
+    /* Diagnostics (store_diag): `which` is in range, nparams at most 4; a
+     * query the backend has no SQL for is ERR_INVALID. */
+    int (*diag)(struct store *st, enum store_diag which, const int64_t *params, size_t nparams,
+                struct store_diag_rows *out, struct err *err);
 };
 
 /*

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 
 #include "api/api_internal.h"
+#include "api/doctor.h"
 #include "base/id.h"
 
 static void test_router(void **state)
@@ -516,6 +517,111 @@ static void test_gzip(void **state)
     assert_string_equal(tag, "abc");
 }
 
+/* Refused keys grouped by (client, message), the largest group first; a group
+ * idle for an hour starts again; the table stays bounded. */
+static void test_authfails_groups(void **state)
+{
+    struct api_authfails *af = api__authfails_new();
+    const char *two = "malformed Authorization header: more than one space after 'Bearer' "
+                      "(use exactly one)";
+    int64_t t0 = 10 * 3600 * 1000LL;
+    json_t *g;
+    char ip[32];
+    (void)state;
+
+    for (int i = 0; i < 12; i++)
+        api__authfails_record(af, "10.0.0.5", "malformed", two, t0 + i);
+    api__authfails_record(af, "10.0.0.6", "missing", "missing Authorization header", t0);
+    api__authfails_record(af, "10.0.0.5", "unknown", "unknown API key", t0);
+    g = api__authfails_json(af, t0 + 100);
+    assert_int_equal(json_array_size(g), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(g, 0), "client")),
+                        "10.0.0.5");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(g, 0), "message")), two);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(g, 0), "reason")),
+                        "malformed");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(g, 0), "count")), 12);
+    json_decref(g);
+    /* An hour later nothing is shown; a new failure counts from 1. */
+    g = api__authfails_json(af, t0 + 3600 * 1000LL + 100);
+    assert_int_equal(json_array_size(g), 0);
+    json_decref(g);
+    api__authfails_record(af, "10.0.0.5", "malformed", two, t0 + 3600 * 1000LL + 200);
+    g = api__authfails_json(af, t0 + 3600 * 1000LL + 300);
+    assert_int_equal(json_array_size(g), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(g, 0), "count")), 1);
+    json_decref(g);
+    /* A flood of addresses: bounded. */
+    for (int i = 0; i < 1000; i++) {
+        snprintf(ip, sizeof(ip), "10.1.%d.%d", i / 256, i % 256);
+        api__authfails_record(af, ip, "unknown", "unknown API key", t0 + 3600 * 1000LL + 400 + i);
+    }
+    g = api__authfails_json(af, t0 + 3600 * 1000LL + 2000);
+    assert_true(json_array_size(g) <= 64);
+    json_decref(g);
+    api__authfails_record(NULL, "x", "y", "z", 1); /* a no-op */
+    api__authfails_free(af);
+    api__authfails_free(NULL);
+}
+
+/* libpq's and SQLite's messages, each told apart with its fix. */
+static void test_doctor_db_cause(void **state)
+{
+    static const struct {
+        const char *msg, *cause, *fix_part;
+    } cases[] = {
+        {"cannot connect to PostgreSQL: connection to server at \"127.0.0.1\", port 5432 failed: "
+         "FATAL:  password authentication failed for user \"orch\"",
+         "wrong credentials", "user and password in DATABASE_URL"},
+        {"cannot connect to PostgreSQL: ... FATAL:  database \"orch\" does not exist",
+         "database missing", "createdb"},
+        {"cannot connect to PostgreSQL: ... FATAL:  role \"x\" does not exist",
+         "wrong credentials", "CREATE ROLE"},
+        {"cannot connect to PostgreSQL: connection to server at \"127.0.0.1\", port 1 failed: "
+         "Connection refused\n\tIs the server running on that host and accepting TCP/IP "
+         "connections?",
+         "unreachable", "pg_isready"},
+        {"cannot connect to PostgreSQL: server does not support SSL, but SSL was required",
+         "TLS problem", "sslmode"},
+        {"cannot connect to PostgreSQL: ... certificate verify failed", "TLS problem",
+         "sslrootcert"},
+        {"cannot connect to PostgreSQL: ... timeout expired", "unreachable", "firewalls"},
+        {"cannot connect to PostgreSQL: could not translate host name \"dbx\" to address",
+         "unreachable", "resolve"},
+        {"cannot connect to PostgreSQL: FATAL:  sorry, too many clients already",
+         "connection slots exhausted", "max_connections"},
+        {"cannot connect to PostgreSQL: no pg_hba.conf entry for host \"10.0.0.5\"",
+         "refused by pg_hba.conf", "pg_hba.conf"},
+        {"no data directory at './.orch' (pass --data-dir DIR)", "no data directory",
+         "--data-dir"},
+        {"something else entirely", "database error", "psql"},
+    };
+    const char *cause, *fix;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        doctor_db_cause(cases[i].msg, &cause, &fix);
+        assert_string_equal(cause, cases[i].cause);
+        assert_non_null(strstr(fix, cases[i].fix_part));
+    }
+    doctor_db_cause(NULL, &cause, &fix);
+    assert_string_equal(cause, "database error");
+}
+
+static void test_doctor_route_is_admin(void **state)
+{
+    struct api_path_params p;
+    char allow[64];
+    const struct api_route *r;
+    (void)state;
+
+    r = api__route_match(api__routes, api__nroutes, "GET", "/v1/doctor", &p, allow,
+                         sizeof(allow));
+    assert_non_null(r);
+    assert_ptr_equal(r->handler, api__doctor);
+    assert_int_equal(r->scope, KEY_SCOPE_ADMIN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -530,6 +636,9 @@ int main(void)
         cmocka_unit_test(test_client_from_forwarded),
         cmocka_unit_test(test_ratelimit_disabled_and_bounded),
         cmocka_unit_test(test_ui_and_etags),
+        cmocka_unit_test(test_authfails_groups),
+        cmocka_unit_test(test_doctor_db_cause),
+        cmocka_unit_test(test_doctor_route_is_admin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1642,6 +1642,96 @@ static int exec_exists(struct store *st, const char *id)
 
 /* --- ping --- */
 
+/* store_diag: the fixed queries of orch doctor on both backends. */
+static void test_diag(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct store_diag_rows rows = STORE_DIAG_ROWS_INIT;
+    struct exec_row ex;
+    struct task_run_row t0 = {0, (char *)"extract", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+    int64_t since = 0, hb = 1000000;
+
+    make_exec(&ex, "etl", EXEC_RUNNING, 10);
+    ex.started_at = 10;
+    ex.owner = (char *)"gone-node:1";
+    assert_int_equal(store_begin(f->st, &err), 0);
+    insert_exec(f->st, &ex);
+    assert_int_equal(store_task_run_insert(f->st, ex.id, &t0, &err), 0);
+    for (int n = 1; n <= 3; n++) {
+        struct attempt_row a = {0};
+        a.task_idx = 0;
+        a.number = n;
+        a.status = ATTEMPT_FAILED;
+        a.started_at = 100 * n;
+        a.finished_at = 100 * n + 50;
+        a.exit_code = 1;
+        a.error = (char *)"exit status 1: Connection timeout to 10.1.2.3:5432";
+        assert_int_equal(store_attempt_insert(f->st, ex.id, &a, &err), 0);
+    }
+    assert_int_equal(store_commit(f->st, &err), 0);
+
+    assert_int_equal(store_diag(f->st, STORE_DIAG_FAILURES, &since, 1, &rows, &err), 0);
+    assert_int_equal(rows.nrows, 1);
+    assert_int_equal(rows.ncols, 6);
+    assert_string_equal(store_diag_cell(&rows, 0, 0), "etl");
+    assert_string_equal(store_diag_cell(&rows, 0, 1), "extract");
+    assert_string_equal(store_diag_cell(&rows, 0, 2),
+                        "exit status 1: Connection timeout to 10.1.2.3:5432");
+    assert_string_equal(store_diag_cell(&rows, 0, 3), "3");
+    assert_string_equal(store_diag_cell(&rows, 0, 4), ex.id);
+    assert_string_equal(store_diag_cell(&rows, 0, 5), "0");
+    assert_null(store_diag_cell(&rows, 1, 0));
+    assert_null(store_diag_cell(&rows, 0, 6));
+    store_diag_rows_release(&rows);
+    /* Nothing since a later instant. */
+    since = 1000;
+    assert_int_equal(store_diag(f->st, STORE_DIAG_FAILURES, &since, 1, &rows, &err), 0);
+    assert_int_equal(rows.nrows, 0);
+    store_diag_rows_release(&rows);
+
+    /* Its owner is no node at all: an orphan. */
+    assert_int_equal(store_diag(f->st, STORE_DIAG_ORPHANS, &hb, 1, &rows, &err), 0);
+    assert_int_equal(rows.nrows, 1);
+    assert_string_equal(store_diag_cell(&rows, 0, 0), ex.id);
+    assert_string_equal(store_diag_cell(&rows, 0, 2), "gone-node:1");
+    assert_null(store_diag_cell(&rows, 0, 3));
+    store_diag_rows_release(&rows);
+
+    assert_int_equal(store_diag(f->st, STORE_DIAG_QUEUED, NULL, 0, &rows, &err), 0);
+    assert_int_equal(rows.nrows, 1);
+    assert_string_equal(store_diag_cell(&rows, 0, 0), "etl");
+    assert_string_equal(store_diag_cell(&rows, 0, 1), "1");
+    assert_string_equal(store_diag_cell(&rows, 0, 2), "10");
+    store_diag_rows_release(&rows);
+
+    /* PostgreSQL's own figures. */
+    if (g_pg) {
+        assert_int_equal(store_diag(f->st, STORE_DIAG_CLOCK, NULL, 0, &rows, &err), 0);
+        assert_int_equal(rows.nrows, 1);
+        assert_true(strtoll(store_diag_cell(&rows, 0, 0), NULL, 10) > 1700000000000LL);
+        store_diag_rows_release(&rows);
+        assert_int_equal(store_diag(f->st, STORE_DIAG_PG_EXTENSION, NULL, 0, &rows, &err), 0);
+        assert_int_equal(rows.ncols, 3);
+        store_diag_rows_release(&rows);
+        assert_int_equal(store_diag(f->st, STORE_DIAG_PG_BLOAT, NULL, 0, &rows, &err), 0);
+        assert_int_equal(rows.ncols, 5);
+        store_diag_rows_release(&rows);
+        since = 60000;
+        assert_int_equal(store_diag(f->st, STORE_DIAG_PG_SESSIONS, &since, 1, &rows, &err), 0);
+        assert_int_equal(rows.ncols, 5);
+        store_diag_rows_release(&rows);
+    } else {
+        assert_int_equal(store_diag(f->st, STORE_DIAG_CLOCK, NULL, 0, &rows, &err), ERR_INVALID);
+        assert_int_equal(store_diag(f->st, STORE_DIAG_PG_STATEMENTS, NULL, 0, &rows, &err),
+                         ERR_INVALID);
+        assert_int_equal(rows.nrows, 0);
+    }
+    assert_int_equal(store_diag(f->st, STORE_DIAG_COUNT, NULL, 0, &rows, &err), ERR_INVALID);
+    assert_int_equal(store_diag(f->st, STORE_DIAG_FAILURES, NULL, 1, &rows, &err), ERR_INVALID);
+    store_diag_rows_release(&rows);
+}
+
 static void test_ping(void **state)
 {
     struct fixture *f = *state;
@@ -3774,6 +3864,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_timing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_diag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workflows_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workflow_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
