@@ -14,9 +14,11 @@ import os
 import resource
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
+import apiutil
 from apiutil import Server, sh, wf
 from conftest import wait_for
 
@@ -143,6 +145,86 @@ def test_memory_back_pressure_holds_new_tasks_and_resumes(tmp_path):
         assert s.log().count("Back-pressure on:") == 1, s.log()[-3000:]
     finally:
         stop_clean(s)
+
+
+def memory_cgroup_v1():
+    """The directory of this process's cgroup v1 memory controller, or None."""
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if "memory" in controllers.split(","):
+                d = Path("/sys/fs/cgroup/memory" + path)
+                return d if (d / "memory.limit_in_bytes").exists() else None
+    return None
+
+
+def working_set(cg):
+    usage = int((cg / "memory.usage_in_bytes").read_text())
+    for line in (cg / "memory.stat").read_text().splitlines():
+        k, v = line.split()
+        if k == "total_inactive_file":
+            usage -= int(v)
+    return usage
+
+
+class _InCgroup:
+    """`subprocess` for apiutil with the server started inside cgroup `cg` (v1)."""
+
+    def __init__(self, cg):
+        self.procs = str(cg / "cgroup.procs")
+
+    def __getattr__(self, name):
+        return getattr(subprocess, name)
+
+    def Popen(self, *a, **kw):
+        def enter():
+            with open(self.procs, "w") as f:
+                f.write(str(os.getpid()))
+        kw["preexec_fn"] = enter
+        return subprocess.Popen(*a, **kw)
+
+
+def test_memory_of_a_limited_cgroup(tmp_path, monkeypatch):
+    """The server started in a cgroup (v1 memory controller, as on this machine; v2's
+    memory.max is read the same way) whose limit is then set to three times what it uses:
+    the memory use is the cgroup's, and the warning says so; the limit raised, back to
+    normal."""
+    base = memory_cgroup_v1() if os.geteuid() == 0 else None
+    if base is None:
+        pytest.skip("needs root and a cgroup v1 memory controller (cgroup v2 has no "
+                    "memory controller delegated here)")
+    cg = base / f"orch-test-{os.getpid()}"
+    try:
+        cg.mkdir()
+    except OSError as e:
+        pytest.skip(f"cannot make a memory cgroup here: {e}")
+    # The server starts inside it, so that what it uses is charged to it.
+    monkeypatch.setattr(apiutil, "subprocess", _InCgroup(cg))
+    s = Server(tmp_path, env={"ORCH_MONITOR_INTERVAL": FAST, "ORCH_MEMORY_WARN": "20%",
+                              "ORCH_MEMORY_HIGH_WATER": "100%"})
+    try:
+        s.start()
+        h = s.get("/v1/health").json["components"]["memory"]
+        assert h["cgroupUsedPercent"] is None, h  # no limit yet
+        assert "High memory usage detected" not in s.log()
+        (cg / "memory.limit_in_bytes").write_text(str(3 * working_set(cg)))
+        line = s.wait_log("WARN [Scheduler] High memory usage detected: ", timeout=10)
+        line = next(x for x in line.splitlines() if "High memory usage detected" in x)
+        assert "(of the cgroup's memory limit)" in line, line
+        pct = int(line.split("detected: ")[1].split("%")[0])
+        assert 20 <= pct <= 60, line
+        m = s.get("/v1/health").json["components"]["memory"]
+        assert m["cgroupUsedPercent"] is not None and m["cgroupUsedPercent"] >= 15, m
+        (cg / "memory.limit_in_bytes").write_text(str(50 * working_set(cg)))
+        s.wait_log("INFO [Scheduler] Memory usage back to normal: ", timeout=10)
+        assert s.log().count("High memory usage detected") == 1
+        stop_clean(s)
+    finally:
+        s.cleanup()
+        try:
+            cg.rmdir()
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------- disk
