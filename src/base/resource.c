@@ -162,9 +162,8 @@ static double cgroup_memory(long long *used_out, long long *limit_out)
         max = -1;
         inactive = -1;
     }
-    if ((cur < 0 || max <= 0) &&
-        cgroup_dir("memory", CGROUP_ROOT "/memory", "memory.usage_in_bytes", dir,
-                   sizeof(dir)) == 0) {
+    if ((cur < 0 || max <= 0) && cgroup_dir("memory", CGROUP_ROOT "/memory",
+                                            "memory.usage_in_bytes", dir, sizeof(dir)) == 0) {
         snprintf(path, sizeof(path), "%s/memory.usage_in_bytes", dir);
         cur = read_number(path);
         snprintf(path, sizeof(path), "%s/memory.limit_in_bytes", dir);

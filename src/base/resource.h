@@ -12,13 +12,13 @@
 #define ORCH_BASE_RESOURCE_H
 
 struct resource_memory {
-    double used_pct;   /* the higher of the two below; -1 when neither is known */
-    double sys_pct;    /* (MemTotal - MemAvailable) / MemTotal, percent; -1 unknown */
-    double cg_pct;     /* the cgroup's working set / its limit, percent; -1 without a limit */
-    long long used;    /* bytes in use of `total` that used_pct is taken from; -1 unknown */
-    long long total;   /* MemTotal or the cgroup's limit, bytes; -1 unknown */
-    int cgroup;        /* used_pct is the cgroup's (v2 memory.max or v1 limit_in_bytes) */
-    long long rss;     /* the process's resident set, bytes; -1 unknown */
+    double used_pct; /* the higher of the two below; -1 when neither is known */
+    double sys_pct;  /* (MemTotal - MemAvailable) / MemTotal, percent; -1 unknown */
+    double cg_pct;   /* the cgroup's working set / its limit, percent; -1 without a limit */
+    long long used;  /* bytes in use of `total` that used_pct is taken from; -1 unknown */
+    long long total; /* MemTotal or the cgroup's limit, bytes; -1 unknown */
+    int cgroup;      /* used_pct is the cgroup's (v2 memory.max or v1 limit_in_bytes) */
+    long long rss;   /* the process's resident set, bytes; -1 unknown */
 };
 
 /*
@@ -31,14 +31,14 @@ struct resource_memory {
 void resource_memory(struct resource_memory *out);
 
 struct resource_disk {
-    int ok;                  /* 0: statvfs failed (every figure below -1) */
-    long long free_bytes;    /* available to an unprivileged writer (f_bavail) */
+    int ok;               /* 0: statvfs failed (every figure below -1) */
+    long long free_bytes; /* available to an unprivileged writer (f_bavail) */
     long long total_bytes;
-    double free_pct;         /* free_bytes / total_bytes, percent */
-    double used_pct;         /* 100 - free_pct */
-    long long files_free;    /* inodes available (f_favail); -1 when the file system has none */
+    double free_pct;      /* free_bytes / total_bytes, percent */
+    double used_pct;      /* 100 - free_pct */
+    long long files_free; /* inodes available (f_favail); -1 when the file system has none */
     long long files_total;
-    double inodes_used_pct;  /* -1 when the file system counts no inodes (f_files 0) */
+    double inodes_used_pct; /* -1 when the file system counts no inodes (f_files 0) */
 };
 
 /* The file system of `dir` (borrowed). */

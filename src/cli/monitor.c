@@ -27,8 +27,10 @@ static int parse_pct(const char *name, const char *v, double *out, struct err *e
     if (end != v && *end == '%')
         end++;
     if (end == v || *end || errno || !isfinite(x) || x <= 0 || x > 100)
-        return err_set(err, ERR_INVALID, "invalid %s '%.64s' (use a percentage above 0 and up "
-                       "to 100, such as 85%%)", name, v);
+        return err_set(err, ERR_INVALID,
+                       "invalid %s '%.64s' (use a percentage above 0 and up "
+                       "to 100, such as 85%%)",
+                       name, v);
     *out = x;
     return 0;
 }
@@ -40,12 +42,11 @@ static int parse_free(const char *name, const char *v, long long *bytes, double 
     static const struct {
         const char *suffix;
         long long mult;
-    } units[] = {{"", 1},
-                 {"B", 1},
-                 {"K", 1LL << 10},      {"KB", 1LL << 10}, {"KiB", 1LL << 10},
-                 {"M", 1LL << 20},      {"MB", 1LL << 20}, {"MiB", 1LL << 20},
-                 {"G", 1LL << 30},      {"GB", 1LL << 30}, {"GiB", 1LL << 30},
-                 {"T", 1LL << 40},      {"TB", 1LL << 40}, {"TiB", 1LL << 40}};
+    } units[] = {{"", 1},           {"B", 1},           {"K", 1LL << 10},
+                 {"KB", 1LL << 10}, {"KiB", 1LL << 10}, {"M", 1LL << 20},
+                 {"MB", 1LL << 20}, {"MiB", 1LL << 20}, {"G", 1LL << 30},
+                 {"GB", 1LL << 30}, {"GiB", 1LL << 30}, {"T", 1LL << 40},
+                 {"TB", 1LL << 40}, {"TiB", 1LL << 40}};
     char *end;
     double x;
 
@@ -66,8 +67,10 @@ static int parse_free(const char *name, const char *v, long long *bytes, double 
             return 0;
         }
     }
-    return err_set(err, ERR_INVALID, "invalid %s '%.64s' (use a size such as 1GiB or 500MiB, "
-                   "or a percentage of the file system such as 5%%; 0 turns it off)", name, v);
+    return err_set(err, ERR_INVALID,
+                   "invalid %s '%.64s' (use a size such as 1GiB or 500MiB, "
+                   "or a percentage of the file system such as 5%%; 0 turns it off)",
+                   name, v);
 }
 
 int cli_monitor_settings(const char *dir, struct engine_monitor_config *cfg, struct err *err)
@@ -91,8 +94,10 @@ int cli_monitor_settings(const char *dir, struct engine_monitor_config *cfg, str
         struct err derr = ERR_INIT;
         if (clock_parse_duration(v, &cfg->interval_ms, &derr) || cfg->interval_ms < 100 ||
             cfg->interval_ms > 3600 * 1000)
-            return err_set(err, ERR_INVALID, "invalid ORCH_MONITOR_INTERVAL '%.64s' (use 100ms "
-                           "to 1h, such as 5s)", v);
+            return err_set(err, ERR_INVALID,
+                           "invalid ORCH_MONITOR_INTERVAL '%.64s' (use 100ms "
+                           "to 1h, such as 5s)",
+                           v);
     }
     for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++) {
         v = cli_setting(pcts[i].name);

@@ -28,7 +28,7 @@
 struct monitor_state {
     struct engine_monitor_config cfg; /* cfg.dir points at dir */
     char dir[1024];
-    int64_t next_at; /* monotonic ms of the next sample; 0: on the next turn */
+    int64_t next_at;    /* monotonic ms of the next sample; 0: on the next turn */
     pthread_mutex_t mu; /* guards pub, pending and reconfigure */
     struct engine_monitor_state pub;
     struct engine_monitor_config pending;
@@ -200,10 +200,11 @@ static void pressure_words(const struct monitor_state *m, const struct resource_
                  mem->used_pct, m->cfg.memory_high_pct,
                  mem->cgroup ? " of the cgroup's memory limit" : "");
         append(reason, rcap, line);
-        append(fix, fcap, mem->cgroup ? "free memory on this node or raise its cgroup's memory "
-                                        "limit (memory.max)"
-                                      : "free memory on this node (stop what else runs there) or "
-                                        "add memory");
+        append(fix, fcap,
+               mem->cgroup ? "free memory on this node or raise its cgroup's memory "
+                             "limit (memory.max)"
+                           : "free memory on this node (stop what else runs there) or "
+                             "add memory");
     }
     if (m->pressure & MONITOR_DISK) {
         fmt_bytes(dk->free_bytes, a, sizeof(a));
@@ -212,8 +213,9 @@ static void pressure_words(const struct monitor_state *m, const struct resource_
                  "only %s free on %.200s, under the high-water mark %s (ORCH_DISK_HIGH_WATER)", a,
                  m->cfg.dir, b);
         append(reason, rcap, line);
-        append(fix, fcap, "free space on the data directory's file system (old logs, "
-                          "ORCH_RETENTION) or grow it");
+        append(fix, fcap,
+               "free space on the data directory's file system (old logs, "
+               "ORCH_RETENTION) or grow it");
     }
     if (m->pressure & MONITOR_FDS) {
         snprintf(line, sizeof(line),
@@ -221,8 +223,9 @@ static void pressure_words(const struct monitor_state *m, const struct resource_
                  "(ORCH_FDS_HIGH_WATER)",
                  fd->open, fd->limit, fd->used_pct, m->cfg.fds_high_pct);
         append(reason, rcap, line);
-        append(fix, fcap, "raise the open files limit (LimitNOFILE= of the service, ulimit -n) "
-                          "or close idle connections and log streams");
+        append(fix, fcap,
+               "raise the open files limit (LimitNOFILE= of the service, ulimit -n) "
+               "or close idle connections and log streams");
     }
 }
 
@@ -250,13 +253,15 @@ static void sample(struct engine *eng, struct monitor_state *m)
                      mem.cgroup ? " (of the cgroup's memory limit)" : "");
         else if (d < 0)
             log_info(COMP_SCHED, "Memory usage back to normal: %.0f%%", mem.used_pct);
-        d = flip(&m->pressure, MONITOR_MEMORY, c->memory_high_pct < 100 &&
-                                                   mem.used_pct >= c->memory_high_pct,
+        d = flip(&m->pressure, MONITOR_MEMORY,
+                 c->memory_high_pct < 100 && mem.used_pct >= c->memory_high_pct,
                  mem.used_pct < c->memory_high_pct - MONITOR_HYSTERESIS_PCT ||
                      c->memory_high_pct >= 100);
         if (d > 0)
-            log_warn(COMP_SCHED, "Back-pressure on: memory usage %.0f%% is above the high-water "
-                     "mark %g%%", mem.used_pct, c->memory_high_pct);
+            log_warn(COMP_SCHED,
+                     "Back-pressure on: memory usage %.0f%% is above the high-water "
+                     "mark %g%%",
+                     mem.used_pct, c->memory_high_pct);
         else if (d < 0)
             log_info(COMP_SCHED, "Back-pressure for memory over: usage %.0f%%", mem.used_pct);
     }
@@ -284,8 +289,10 @@ static void sample(struct engine *eng, struct monitor_state *m)
                  mark <= 0 || dk.free_bytes >= mark + mark / 10);
         fmt_bytes(mark, b, sizeof(b));
         if (d > 0)
-            log_warn(COMP_SCHED, "Back-pressure on: only %s free on %s, under the high-water "
-                     "mark %s", a, c->dir, b);
+            log_warn(COMP_SCHED,
+                     "Back-pressure on: only %s free on %s, under the high-water "
+                     "mark %s",
+                     a, c->dir, b);
         else if (d < 0)
             log_info(COMP_SCHED, "Back-pressure for disk space over: %s free on %s", a, c->dir);
     }
@@ -301,9 +308,10 @@ static void sample(struct engine *eng, struct monitor_state *m)
         d = flip(&m->pressure, MONITOR_FDS, c->fds_high_pct < 100 && fd.used_pct >= c->fds_high_pct,
                  fd.used_pct < c->fds_high_pct - MONITOR_HYSTERESIS_PCT || c->fds_high_pct >= 100);
         if (d > 0)
-            log_warn(COMP_SCHED, "Back-pressure on: %lld of %lld file descriptors open (%.0f%%), "
-                     "above the high-water mark %g%%", fd.open, fd.limit, fd.used_pct,
-                     c->fds_high_pct);
+            log_warn(COMP_SCHED,
+                     "Back-pressure on: %lld of %lld file descriptors open (%.0f%%), "
+                     "above the high-water mark %g%%",
+                     fd.open, fd.limit, fd.used_pct, c->fds_high_pct);
         else if (d < 0)
             log_info(COMP_SCHED, "Back-pressure for file descriptors over: %lld of %lld open",
                      fd.open, fd.limit);
@@ -314,7 +322,8 @@ static void sample(struct engine *eng, struct monitor_state *m)
     if (!before && m->pressure) {
         m->pressure_since = clock_now_ms();
         m->episodes++;
-        log_warn(COMP_SCHED, "Back-pressure: no new task process starts and no work is claimed "
+        log_warn(COMP_SCHED,
+                 "Back-pressure: no new task process starts and no work is claimed "
                  "from other nodes until it is over (new executions are accepted and queue)");
     } else if (before && !m->pressure) {
         m->pressure_since = 0;
@@ -383,10 +392,12 @@ void engine__monitor_turn(struct engine *eng)
             snprintf(disk, sizeof(disk), "%g%% of the file system", c->disk_min_free_pct);
         else
             snprintf(disk, sizeof(disk), "the default");
-        log_info(COMP_SCHED, "Resource monitor thresholds set: memory warning %g%%, high-water "
+        log_info(COMP_SCHED,
+                 "Resource monitor thresholds set: memory warning %g%%, high-water "
                  "%g%%; disk warning %g%% used, high-water %s free; file descriptors warning "
-                 "%g%%, high-water %g%%", c->memory_warn_pct, c->memory_high_pct,
-                 c->disk_warn_pct, disk, c->fds_warn_pct, c->fds_high_pct);
+                 "%g%%, high-water %g%%",
+                 c->memory_warn_pct, c->memory_high_pct, c->disk_warn_pct, disk, c->fds_warn_pct,
+                 c->fds_high_pct);
     }
     if (m->next_at && now < m->next_at)
         return;

@@ -30,24 +30,24 @@
 
 struct engine;
 
-#define MONITOR_HYSTERESIS_PCT 5.0 /* a percentage is back to normal this many points under */
-#define MONITOR_DEFAULT_INTERVAL_MS 5000
-#define MONITOR_DEFAULT_DISK_MIN_FREE (1LL << 30) /* 1 GiB ... */
-#define MONITOR_DEFAULT_DISK_MIN_FREE_PCT 5.0     /* ... or 5% of a file system smaller than 20 GiB */
+#define MONITOR_HYSTERESIS_PCT            5.0 /* a percentage is back to normal this many points under */
+#define MONITOR_DEFAULT_INTERVAL_MS       5000
+#define MONITOR_DEFAULT_DISK_MIN_FREE     (1LL << 30) /* 1 GiB ... */
+#define MONITOR_DEFAULT_DISK_MIN_FREE_PCT 5.0 /* ... or 5% of a file system smaller than 20 GiB */
 
 struct engine_monitor_config {
-    int64_t interval_ms;     /* between samples (default 5 s) */
-    double memory_warn_pct;  /* warn above this share of memory in use (default 85) */
-    double memory_high_pct;  /* back-pressure above it (default 90; 100: never) */
-    double disk_warn_pct;    /* warn above this share of the disk's space or inodes used (90) */
+    int64_t interval_ms;    /* between samples (default 5 s) */
+    double memory_warn_pct; /* warn above this share of memory in use (default 85) */
+    double memory_high_pct; /* back-pressure above it (default 90; 100: never) */
+    double disk_warn_pct;   /* warn above this share of the disk's space or inodes used (90) */
     /* Back-pressure under this much free space: bytes (>= 0; 0: never), or a
      * percentage of the file system's size (disk_min_free -1, pct > 0);
      * both -1: the default, 1 GiB but at most 5% of the file system. */
     long long disk_min_free;
     double disk_min_free_pct;
-    double fds_warn_pct;     /* warn above this share of RLIMIT_NOFILE open (80) */
-    double fds_high_pct;     /* back-pressure above it (90; 100: never) */
-    const char *dir;         /* the data directory (its file system is sampled); copied */
+    double fds_warn_pct; /* warn above this share of RLIMIT_NOFILE open (80) */
+    double fds_high_pct; /* back-pressure above it (90; 100: never) */
+    const char *dir;     /* the data directory (its file system is sampled); copied */
 };
 
 void engine_monitor_config_init(struct engine_monitor_config *cfg);
@@ -74,12 +74,12 @@ enum engine_monitor_bits {
 
 /* The monitor's last sample and state (for /v1/health, waitingOn, /metrics). */
 struct engine_monitor_state {
-    int enabled;               /* 0: no monitor (everything else 0) */
-    int64_t sampled_at;        /* wall-clock ms of the last sample, 0 before the first */
+    int enabled;        /* 0: no monitor (everything else 0) */
+    int64_t sampled_at; /* wall-clock ms of the last sample, 0 before the first */
     int64_t interval_ms;
-    double memory_used_pct;    /* -1 unknown */
+    double memory_used_pct;                          /* -1 unknown */
     long long memory_used_bytes, memory_total_bytes; /* -1 unknown */
-    int memory_cgroup;         /* measured against the cgroup's limit */
+    int memory_cgroup;                               /* measured against the cgroup's limit */
     long long disk_free_bytes, disk_total_bytes;     /* -1 unknown */
     double disk_used_pct, inodes_used_pct;           /* -1 unknown */
     long long fds_open, fds_limit;                   /* -1 unknown (limit: unlimited) */
@@ -87,12 +87,12 @@ struct engine_monitor_state {
     /* The thresholds in force (the disk's mark in bytes for its size). */
     double memory_warn_pct, memory_high_pct, disk_warn_pct, fds_warn_pct, fds_high_pct;
     long long disk_min_free_bytes;
-    unsigned warn;             /* MONITOR_* above their warning threshold */
-    unsigned pressure;         /* MONITOR_* past their high-water mark: 0 = none */
-    int64_t pressure_since;    /* wall-clock ms, 0 when none */
+    unsigned warn;              /* MONITOR_* above their warning threshold */
+    unsigned pressure;          /* MONITOR_* past their high-water mark: 0 = none */
+    int64_t pressure_since;     /* wall-clock ms, 0 when none */
     uint64_t pressure_episodes; /* times back-pressure began since the start */
-    char reason[400];          /* what holds it, in words ("" when none) */
-    char fix[300];             /* what to do about it ("" when none) */
+    char reason[400];           /* what holds it, in words ("" when none) */
+    char fix[300];              /* what to do about it ("" when none) */
 };
 
 /* A consistent copy of the state (thread-safe). */
