@@ -14,6 +14,7 @@
 #include "base/xalloc.h"
 #include "dag/dag.h"
 #include "engine/engine.h"
+#include "engine/monitor.h"
 #include "view/view.h"
 
 #include "base/banned.h"
@@ -52,6 +53,7 @@ void api__add_waiting(struct api_request *req, struct store *rd, const struct ex
                       json_t *tasks, size_t n, int skip_instances)
 {
     struct engine_stats es;
+    struct engine_monitor_state ms;
     struct view_wait w;
     struct workflow *wf;
     struct err err = ERR_INIT;
@@ -65,6 +67,10 @@ void api__add_waiting(struct api_request *req, struct store *rd, const struct ex
     engine_get_stats(api__engine(req), &es);
     w.slots_busy = es.workers_busy;
     w.slots_total = es.workers_total;
+    engine_monitor_get(api__engine(req), &ms);
+    if (ms.pressure && (!es.cluster || (d->exec.owner && api__node(req) &&
+                                        !strcmp(d->exec.owner, api__node(req)))))
+        w.pressure = ms.reason;
     if (es.cluster) {
         struct node_row *nodes = NULL;
         size_t nn = 0;

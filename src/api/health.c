@@ -6,26 +6,25 @@
  * Overall status: "down" (503) when the engine is not running; "degraded"
  * with 503 when the database is unreachable (from the API's connections or
  * the engine's: the node reconnects with back-off and holds its state
- * changes meanwhile); "degraded" (200) when memory or disk is short or the
- * queue is stuck; otherwise "ok". The scheduler has its own check
+ * changes meanwhile); "degraded" (200) when memory or disk is short, the
+ * resource monitor's back-pressure holds new task processes ("pressure",
+ * with what holds it and the fix) or the queue is stuck; otherwise "ok". The scheduler has its own check
  * (GET /v1/health/scheduler, for monitors of scheduled work) and is reported
  * as a component without changing the overall status.
  */
-#include <dirent.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "api_internal.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/resource.h"
 #include "engine/engine.h"
+#include "engine/monitor.h"
 #include "view/view.h"
 
 #include "base/banned.h"
@@ -42,78 +41,10 @@
 #ifndef HEALTH_FDS_DEGRADED_PCT
 #define HEALTH_FDS_DEGRADED_PCT 80.0 /* open file descriptors above this share of the limit */
 #endif
-#define HEALTH_WARN_EVERY_MS 60000
 
 #ifndef HEALTH_SCHEDULER_STALE_MS
 #define HEALTH_SCHEDULER_STALE_MS 60000 /* a scheduler whose last tick is older is down */
 #endif
-
-static atomic_llong last_memory_warn;
-
-/* A number from the first line of `path`, or -1 ("max" and errors give -1). */
-static long long read_number(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    char line[64];
-    long long v = -1;
-    char *end;
-
-    if (!f)
-        return -1;
-    if (fgets(line, sizeof(line), f)) {
-        v = strtoll(line, &end, 10);
-        if (end == line)
-            v = -1;
-    }
-    fclose(f);
-    return v;
-}
-
-static long long rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "re");
-    long long size = 0, resident = 0;
-    long page = sysconf(_SC_PAGESIZE);
-
-    if (!f)
-        return -1;
-    if (fscanf(f, "%lld %lld", &size, &resident) != 2)
-        resident = -1;
-    fclose(f);
-    return resident < 0 ? -1 : resident * (page > 0 ? page : 4096);
-}
-
-/* System memory in use, percent (MemTotal - MemAvailable), or -1. */
-static double system_used_pct(void)
-{
-    FILE *f = fopen("/proc/meminfo", "re");
-    char line[128];
-    long long total = -1, avail = -1;
-
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f)) {
-        long long v;
-        if (sscanf(line, "MemTotal: %lld kB", &v) == 1)
-            total = v;
-        else if (sscanf(line, "MemAvailable: %lld kB", &v) == 1)
-            avail = v;
-    }
-    fclose(f);
-    if (total <= 0 || avail < 0)
-        return -1;
-    return 100.0 * (double)(total - avail) / (double)total;
-}
-
-/* Memory of our cgroup (v2) against its limit, percent, or -1 without a limit. */
-static double cgroup_used_pct(void)
-{
-    long long cur = read_number("/sys/fs/cgroup/memory.current");
-    long long max = read_number("/sys/fs/cgroup/memory.max");
-    if (cur < 0 || max <= 0)
-        return -1;
-    return 100.0 * (double)cur / (double)max;
-}
 
 static json_t *round1(double v)
 {
@@ -252,11 +183,8 @@ static json_t *node_json(struct api_request *req, const struct engine_stats *es)
 
 struct sample {
     int64_t at; /* monotonic ms, 0 = never */
-    long long rss;
-    double sys_pct, cg_pct;
-    int disk_ok;
-    long long free_bytes;
-    double free_pct;
+    struct resource_memory mem;
+    struct resource_disk disk;
     char dir[1024];  /* the data directory it was taken for */
     char path[1024]; /* its absolute path */
 };
@@ -271,18 +199,11 @@ static void take_sample(const char *dir, struct sample *out)
     pthread_mutex_lock(&sample_lock);
     if (!last_sample.at || now - last_sample.at >= HEALTH_SAMPLE_MS ||
         strcmp(last_sample.dir, dir) != 0) {
-        struct statvfs vfs;
         char *abs = realpath(dir, NULL);
 
         last_sample.at = now;
-        last_sample.rss = rss_bytes();
-        last_sample.sys_pct = system_used_pct();
-        last_sample.cg_pct = cgroup_used_pct();
-        last_sample.disk_ok = statvfs(dir, &vfs) == 0 && vfs.f_blocks > 0;
-        if (last_sample.disk_ok) {
-            last_sample.free_bytes = (long long)vfs.f_bavail * (long long)vfs.f_frsize;
-            last_sample.free_pct = 100.0 * (double)vfs.f_bavail / (double)vfs.f_blocks;
-        }
+        resource_memory(&last_sample.mem);
+        resource_disk(dir, &last_sample.disk);
         snprintf(last_sample.dir, sizeof(last_sample.dir), "%s", dir);
         snprintf(last_sample.path, sizeof(last_sample.path), "%s", abs ? abs : dir);
         free(abs);
@@ -291,24 +212,19 @@ static void take_sample(const char *dir, struct sample *out)
     pthread_mutex_unlock(&sample_lock);
 }
 
+/* The resource monitor logs the crossings of its thresholds (engine's
+ * monitor.c); health only reports the figures. */
 static json_t *memory_json(const struct sample *sm, enum health *status)
 {
     json_t *o = json_object();
-    double top = sm->sys_pct > sm->cg_pct ? sm->sys_pct : sm->cg_pct;
+    const struct resource_memory *m = &sm->mem;
 
-    *status = top > HEALTH_MEMORY_DEGRADED_PCT ? HEALTH_DEGRADED : HEALTH_OK;
-    if (top > HEALTH_MEMORY_DEGRADED_PCT) {
-        long long now = clock_now_ms();
-        long long last = atomic_load(&last_memory_warn);
-        if (now - last >= HEALTH_WARN_EVERY_MS &&
-            atomic_compare_exchange_strong(&last_memory_warn, &last, now))
-            log_warn("Health", "High memory usage detected: %.0f%%", top);
-    }
+    *status = m->used_pct > HEALTH_MEMORY_DEGRADED_PCT ? HEALTH_DEGRADED : HEALTH_OK;
     json_object_set_new(o, "status", json_string(health_names[*status]));
-    json_object_set_new(o, "rssBytes", sm->rss >= 0 ? json_integer(sm->rss) : json_null());
+    json_object_set_new(o, "rssBytes", m->rss >= 0 ? json_integer(m->rss) : json_null());
     json_object_set_new(o, "systemUsedPercent",
-                        sm->sys_pct >= 0 ? round1(sm->sys_pct) : json_null());
-    json_object_set_new(o, "cgroupUsedPercent", sm->cg_pct >= 0 ? round1(sm->cg_pct) : json_null());
+                        m->sys_pct >= 0 ? round1(m->sys_pct) : json_null());
+    json_object_set_new(o, "cgroupUsedPercent", m->cg_pct >= 0 ? round1(m->cg_pct) : json_null());
     return o;
 }
 
@@ -318,18 +234,19 @@ static json_t *disk_json(const struct sample *sm, const struct engine_stats *es,
     json_t *o = json_object();
     /* Full: a commit found no space (the engine holds its writes), or none
      * is left. */
-    int full = es->disk_full || (sm->disk_ok && sm->free_bytes == 0);
+    const struct resource_disk *dk = &sm->disk;
+    int full = es->disk_full || (dk->ok && dk->free_bytes == 0);
 
-    if (!sm->disk_ok) {
+    if (!dk->ok) {
         *status = HEALTH_DEGRADED;
         json_object_set_new(o, "status", json_string(health_names[*status]));
         json_object_set_new(o, "freeBytes", json_null());
         json_object_set_new(o, "freePercent", json_null());
     } else {
-        *status = sm->free_pct < HEALTH_DISK_DEGRADED_PCT ? HEALTH_DEGRADED : HEALTH_OK;
+        *status = dk->free_pct < HEALTH_DISK_DEGRADED_PCT ? HEALTH_DEGRADED : HEALTH_OK;
         json_object_set_new(o, "status", json_string(health_names[*status]));
-        json_object_set_new(o, "freeBytes", json_integer((json_int_t)sm->free_bytes));
-        json_object_set_new(o, "freePercent", round1(sm->free_pct));
+        json_object_set_new(o, "freeBytes", json_integer((json_int_t)dk->free_bytes));
+        json_object_set_new(o, "freePercent", round1(dk->free_pct));
     }
     if (full)
         *status = HEALTH_DEGRADED;
@@ -342,11 +259,17 @@ static json_t *disk_json(const struct sample *sm, const struct engine_stats *es,
                  es->disk_full ? es->disk_error : "");
         json_object_set_new(o, "status", json_string(health_names[*status]));
         json_object_set_new(o, "message", json_string(msg));
+        snprintf(msg, sizeof(msg),
+                 "free space on the file system of %s (old files, logs, ORCH_RETENTION): the "
+                 "engine commits what it holds and continues by itself",
+                 sm->path);
+        json_object_set_new(o, "fix", json_string(msg));
         json_object_set_new(o, "fullSince", es->disk_full_since
                                                 ? view_instant(es->disk_full_since)
                                                 : json_null());
     } else {
         json_object_set_new(o, "message", json_null());
+        json_object_set_new(o, "fix", json_null());
         json_object_set_new(o, "fullSince", json_null());
     }
     return o;
@@ -360,59 +283,56 @@ static json_t *disk_json(const struct sample *sm, const struct engine_stats *es,
  */
 static pthread_mutex_t fds_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t fds_at;
-static long long fds_open = -1, fds_limit = -1;
-static atomic_llong last_fds_warn;
-
-static void fds_sample(long long *open_out, long long *limit_out)
-{
-    int64_t now = clock_mono_ms();
-
-    pthread_mutex_lock(&fds_lock);
-    if (!fds_at || now - fds_at >= HEALTH_SAMPLE_MS) {
-        DIR *d = opendir("/proc/self/fd");
-        struct rlimit rl;
-
-        fds_at = now;
-        fds_open = -1;
-        if (d) {
-            long long n = 0;
-            struct dirent *de;
-            while ((de = readdir(d)) != NULL)
-                if (de->d_name[0] != '.')
-                    n++;
-            closedir(d);
-            fds_open = n > 0 ? n - 1 : 0; /* not the directory's own */
-        }
-        fds_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-                        ? (long long)rl.rlim_cur
-                        : -1;
-    }
-    *open_out = fds_open;
-    *limit_out = fds_limit;
-    pthread_mutex_unlock(&fds_lock);
-}
+static struct resource_fds fds_last = {-1, -1, -1};
 
 static json_t *fds_json(enum health *status)
 {
     json_t *o = json_object();
-    long long open_n, limit;
-    double pct = -1;
+    struct resource_fds f;
+    int64_t now = clock_mono_ms();
 
-    fds_sample(&open_n, &limit);
-    if (open_n >= 0 && limit > 0)
-        pct = 100.0 * (double)open_n / (double)limit;
-    *status = pct > HEALTH_FDS_DEGRADED_PCT ? HEALTH_DEGRADED : HEALTH_OK;
-    if (*status != HEALTH_OK) {
-        long long now = clock_now_ms();
-        long long last = atomic_load(&last_fds_warn);
-        if (now - last >= HEALTH_WARN_EVERY_MS &&
-            atomic_compare_exchange_strong(&last_fds_warn, &last, now))
-            log_warn("Health", "Open file descriptors near the limit: %lld of %lld", open_n, limit);
+    pthread_mutex_lock(&fds_lock);
+    if (!fds_at || now - fds_at >= HEALTH_SAMPLE_MS) {
+        fds_at = now;
+        resource_fds(&fds_last);
     }
+    f = fds_last;
+    pthread_mutex_unlock(&fds_lock);
+    *status = f.used_pct > HEALTH_FDS_DEGRADED_PCT ? HEALTH_DEGRADED : HEALTH_OK;
     json_object_set_new(o, "status", json_string(health_names[*status]));
-    json_object_set_new(o, "open", open_n >= 0 ? json_integer(open_n) : json_null());
-    json_object_set_new(o, "limit", limit > 0 ? json_integer(limit) : json_null());
-    json_object_set_new(o, "usedPercent", pct >= 0 ? round1(pct) : json_null());
+    json_object_set_new(o, "open", f.open >= 0 ? json_integer(f.open) : json_null());
+    json_object_set_new(o, "limit", f.limit > 0 ? json_integer(f.limit) : json_null());
+    json_object_set_new(o, "usedPercent", f.used_pct >= 0 ? round1(f.used_pct) : json_null());
+    return o;
+}
+
+/*
+ * Back-pressure of the resource monitor (engine/monitor.h): "degraded" while
+ * it holds new task processes and claims, with what holds it and the fix.
+ */
+static json_t *pressure_json(struct api_request *req, enum health *status)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } kinds[] = {{MONITOR_MEMORY, "memory"}, {MONITOR_DISK, "disk"}, {MONITOR_FDS, "fds"}};
+    struct engine_monitor_state ms;
+    json_t *o = json_object(), *why = json_array();
+
+    engine_monitor_get(api__engine(req), &ms);
+    *status = ms.pressure ? HEALTH_DEGRADED : HEALTH_OK;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (ms.pressure & kinds[i].bit)
+            json_array_append_new(why, json_string(kinds[i].name));
+    json_object_set_new(o, "status", json_string(health_names[*status]));
+    json_object_set_new(o, "active", json_boolean(ms.pressure != 0));
+    json_object_set_new(o, "reasons", why);
+    json_object_set_new(o, "since", ms.pressure ? view_instant(ms.pressure_since) : json_null());
+    json_object_set_new(o, "message",
+                        ms.pressure ? view_text(ms.reason, strlen(ms.reason)) : json_null());
+    json_object_set_new(o, "fix", ms.pressure ? view_text(ms.fix, strlen(ms.fix)) : json_null());
+    json_object_set_new(o, "sampledAt",
+                        ms.sampled_at ? view_instant(ms.sampled_at) : json_null());
     return o;
 }
 
@@ -421,7 +341,7 @@ void api__health(struct api_request *req)
     static const char *const no_args[] = {NULL};
     struct engine_stats es;
     enum health st_db, st_mem, st_disk, st_workers, st_queue, st_sched, overall;
-    enum health st_fds;
+    enum health st_fds, st_pressure;
     struct sample sm;
     json_t *o, *c, *w, *q, *e;
 
@@ -464,6 +384,7 @@ void api__health(struct api_request *req)
     json_object_set_new(c, "memory", memory_json(&sm, &st_mem));
     json_object_set_new(c, "disk", disk_json(&sm, &es, &st_disk));
     json_object_set_new(c, "fds", fds_json(&st_fds));
+    json_object_set_new(c, "pressure", pressure_json(req, &st_pressure));
 
     /* The database away is "degraded", not "down": the node lives on, holds
      * its state changes and reconnects; 503 all the same, so that a load
@@ -471,7 +392,7 @@ void api__health(struct api_request *req)
     overall = worse(worse(worse(st_db == HEALTH_DOWN ? HEALTH_DEGRADED : st_db, st_workers),
                           worse(st_queue, st_mem)),
                     st_disk);
-    overall = worse(overall, st_fds);
+    overall = worse(worse(overall, st_fds), st_pressure);
     o = json_object();
     json_object_set_new(o, "status", json_string(health_names[overall]));
     json_object_set_new(o, "version", json_string(ORCH_VERSION));

@@ -276,6 +276,25 @@ int cli_node_register(struct store *st, const struct engine_node *nd, const char
  * it); returns 0, or -1 with the problem printed.
  */
 int cli_config_load(const char *flag_path);
+/*
+ * Read the config file loaded at the start again (SIGHUP), without touching
+ * the environment: cli_setting() then answers with its new values. Returns 0
+ * (also when no file was read), or -1 with the problem printed (the values
+ * read before stay).
+ */
+int cli_config_reread(void);
+/* The value of setting `name` (an environment variable name of the table):
+ * the environment's when set there, else the config file's as last read
+ * (NULL: neither). Borrowed until the next cli_config_reread(). */
+const char *cli_setting(const char *name);
+/*
+ * The resource monitor's thresholds (monitor.c) from ORCH_MONITOR_INTERVAL,
+ * ORCH_MEMORY_WARN, ORCH_MEMORY_HIGH_WATER, ORCH_DISK_WARN,
+ * ORCH_DISK_HIGH_WATER, ORCH_FDS_WARN and ORCH_FDS_HIGH_WATER (cli_setting)
+ * for the data directory `dir` (borrowed). Returns 0, or -1 with err set.
+ */
+struct engine_monitor_config;
+int cli_monitor_settings(const char *dir, struct engine_monitor_config *cfg, struct err *err);
 
 /* `orch cancel ID` and `orch retry ID` on the local data directory
  * (cmd_run.c): `action` "cancel" or "retry"; a->pos[0] the id (or a prefix,

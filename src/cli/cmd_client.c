@@ -1208,6 +1208,15 @@ static void print_health(const json_t *h)
     fmt_bytes(jnum(dk, "freeBytes", 0), b1, sizeof(b1));
     printf("%-11s %-9s %s free (%.0f%%) in %s\n", "disk", cli_jstr(dk, "status"), b1,
            jnum(dk, "freePercent", 0), cli_jstr(dk, "path"));
+    {
+        json_t *bp = json_object_get(comp, "pressure");
+        if (json_is_object(bp) && json_is_true(json_object_get(bp, "active")))
+            printf("%-11s %-9s back-pressure: %s\n%-21s fix: %s\n", "pressure",
+                   cli_jstr(bp, "status"), jstr_or(bp, "message", ""), "",
+                   jstr_or(bp, "fix", ""));
+        else if (json_is_object(bp))
+            printf("%-11s %-9s none\n", "pressure", cli_jstr(bp, "status"));
+    }
 }
 
 static int health_remote(const struct cli_args *a)

@@ -27,6 +27,7 @@
 #include "cli.h"
 #include "dag/dag.h"
 #include "engine/engine.h"
+#include "engine/monitor.h"
 
 #include "base/banned.h"
 
@@ -122,6 +123,7 @@ struct watcher {
     struct engine *eng;
     int64_t grace_ms;
     const struct cli_args *args; /* its --register paths: registered again on SIGHUP */
+    const char *monitor_dir;     /* the resource monitor's directory: its thresholds too */
 };
 
 /* SIGHUP: register the definitions of every --register path again (a changed
@@ -152,6 +154,18 @@ static void reload(struct watcher *w)
                  "versions are kept)",
                  failed, n);
     engine_schedules_changed(w->eng);
+    {
+        /* The resource monitor's thresholds, from the config file read again. */
+        struct engine_monitor_config mcfg;
+        struct err merr = ERR_INIT;
+        if (cli_config_reread() != 0)
+            log_warn("API", "Reload: the config file has problems: the resource monitor keeps "
+                     "its thresholds");
+        else if (cli_monitor_settings(w->monitor_dir, &mcfg, &merr) != 0)
+            log_warn("API", "Reload: %s: the resource monitor keeps its thresholds", merr.msg);
+        else
+            engine_monitor_configure(w->eng, &mcfg);
+    }
     sdnotify_send("READY=1");
 }
 
@@ -380,6 +394,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     struct cli_args a;
     struct engine_config ecfg;
     struct engine_node nd;
+    struct engine_monitor_config mcfg;
     struct api_config acfg;
     struct store *st = NULL;
     struct engine *eng = NULL;
@@ -423,6 +438,10 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
         return EXIT_INTERNAL;
     }
     dir = cli_data_dir(&a);
+    if (cli_monitor_settings(dir, &mcfg, &err)) {
+        cli_error("%s", err.msg);
+        return EXIT_USAGE;
+    }
     if (cli_open_store(&a, 1, &st))
         return EXIT_INTERNAL;
     for (int i = 0; i < a.nvals; i++) {
@@ -480,6 +499,14 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
      * nudge makes that explicit should the order ever change). With several
      * nodes, the holder of the scheduler lease fires them. */
     engine_enable_scheduler(eng);
+    {
+        /* The resource monitor samples the data directory's file system (on
+         * PostgreSQL without one: the working directory's, as health does). */
+        struct stat sb;
+        if (stat(mcfg.dir, &sb) != 0)
+            mcfg.dir = ".";
+        engine_enable_monitor(eng, &mcfg);
+    }
     if (registered)
         engine_schedules_changed(eng);
     /* On PostgreSQL the node claims what it owned before a restart, what is
@@ -518,6 +545,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     w.eng = eng;
     w.grace_ms = grace_ms;
     w.args = &a;
+    w.monitor_dir = mcfg.dir;
     if (pthread_create(&watcher, NULL, watcher_main, &w) != 0) {
         cli_error("cannot start a thread");
         code = EXIT_INTERNAL;

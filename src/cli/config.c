@@ -80,6 +80,13 @@ static const struct setting settings[] = {
     {"ORCH_SQLITE_SYNC", NULL, "full", PLAIN},
     {"ORCH_TZDIR", NULL, "/usr/share/zoneinfo", PLAIN},
     {"ORCH_NO_PROGRESS", NULL, "(unset: progress on a terminal)", PLAIN},
+    {"ORCH_MONITOR_INTERVAL", NULL, "5s", PLAIN},
+    {"ORCH_MEMORY_WARN", NULL, "85%", PLAIN},
+    {"ORCH_MEMORY_HIGH_WATER", NULL, "90%", PLAIN},
+    {"ORCH_DISK_WARN", NULL, "90%", PLAIN},
+    {"ORCH_DISK_HIGH_WATER", NULL, "1GiB (at most 5% of the file system)", PLAIN},
+    {"ORCH_FDS_WARN", NULL, "80%", PLAIN},
+    {"ORCH_FDS_HIGH_WATER", NULL, "90%", PLAIN},
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -91,6 +98,7 @@ static struct {
     char note[256];      /* why none was read ("... does not exist") */
     int from_file[NSETTINGS]; /* put into the environment from the file */
     int in_file[NSETTINGS];   /* given in the file (maybe overridden by the environment) */
+    char *file_val[NSETTINGS]; /* the file's values as last read (cli_config_reread), owned */
 } cfg;
 
 static size_t edit_distance(const char *a, const char *b)
@@ -155,8 +163,10 @@ static char *trim(char *s)
 
 static char *mask(const struct setting *s, const char *value);
 
-/* Parse the file's text: 0, or -1 with the problem printed. */
-static int parse(const char *path, char *text)
+/* Parse the file's text: 0, or -1 with the problem printed. Its values are
+ * kept in cfg.file_val; with `apply` (the first read), those the environment
+ * does not set go into it. */
+static int parse(const char *path, char *text, int apply)
 {
     char *vals[NSETTINGS] = {0};
     char *line = text, *next;
@@ -227,6 +237,10 @@ static int parse(const char *path, char *text)
                     "can read it: chmod o-r %s\n",
                     path, path);
         for (size_t i = 0; i < NSETTINGS; i++) {
+            free(cfg.file_val[i]);
+            cfg.file_val[i] = vals[i] ? xstrdup(vals[i]) : NULL;
+        }
+        for (size_t i = 0; i < NSETTINGS && apply; i++) {
             const char *env;
             if (!vals[i])
                 continue;
@@ -288,11 +302,44 @@ int cli_config_load(const char *flag_path)
         free(text);
         return -1;
     }
-    rc = parse(path, text);
+    rc = parse(path, text, 1);
     free(text);
     if (rc == 0)
         cfg.path = xstrdup(path);
     return rc;
+}
+
+int cli_config_reread(void)
+{
+    char *text;
+    size_t len;
+    int code, rc;
+
+    if (!cfg.path)
+        return 0;
+    text = cli_read_file(cfg.path, CONFIG_MAX_BYTES, &len, &code);
+    if (!text) {
+        cli_error("cannot read the config file '%s'", cfg.path);
+        return -1;
+    }
+    if (memchr(text, '\0', len)) {
+        cli_error("%s: not a text file", cfg.path);
+        free(text);
+        return -1;
+    }
+    rc = parse(cfg.path, text, 0);
+    free(text);
+    return rc;
+}
+
+const char *cli_setting(const char *name)
+{
+    int i = setting_index(name);
+    const char *env = getenv(name);
+
+    if (i < 0 || (env && *env && !cfg.from_file[i]))
+        return env;
+    return cfg.file_val[i] ? cfg.file_val[i] : (cfg.from_file[i] ? NULL : env);
 }
 
 /* ------------------------------------------------------------------ show */

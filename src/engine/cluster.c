@@ -195,7 +195,11 @@ static size_t backlog(const struct engine *eng)
  * node may take on. */
 int engine__free_slots(const struct engine *eng)
 {
-    int64_t f = (int64_t)eng->cfg.workers - (int64_t)eng->nprocs - (int64_t)backlog(eng);
+    int64_t f;
+
+    if (eng->pressure)
+        return 0; /* back-pressure (monitor.c): take nothing on */
+    f = (int64_t)eng->cfg.workers - (int64_t)eng->nprocs - (int64_t)backlog(eng);
     return f > 0 ? (int)f : 0;
 }
 
@@ -720,7 +724,7 @@ void engine__node_tick(struct engine *eng)
     }
     /* Right after (re)connecting every heartbeat may look old: take over
      * from other nodes only once a whole lease has passed. */
-    if (eng->node_st->claim_expired && !eng->db_down &&
+    if (eng->node_st->claim_expired && !eng->db_down && !eng->pressure &&
         now >= eng->node_st->connected_since + eng->node_st->lease_ms) {
         eng->node_st->claim_expired = 0;
         if (claim(eng, STORE_CLAIM_EXPIRED, CLAIM_BATCH) >= CLAIM_BATCH)

@@ -308,6 +308,7 @@ int engine__commit_held_retry(struct engine *eng, struct err *err)
     eng->disk_full = 0;
     eng->db_down = 0;
     eng->work_now = 1;
+    engine__monitor_soon(eng); /* its back-pressure for disk space may be over too */
     if (rc == 0)
         log_info("Database", "Disk space available again: the held state changes are committed "
                  "(paused %lldms); the engine continues", (long long)(clock_now_ms() - since));

@@ -56,6 +56,7 @@ int64_t engine__next_deadline(struct engine *eng, int64_t next_due)
         sooner(&at, eng->db_retry_at);
     if (eng->tick_fn)
         sooner(&at, eng->next_tick);
+    sooner(&at, engine__monitor_next(eng));
     if (eng->stopping && !eng->interrupted)
         sooner(&at, eng->stop_deadline);
     return at;

@@ -147,7 +147,8 @@ static int dispatch(struct engine *eng)
         struct exec *ex = engine__exec_list_pop(&eng->visit, EXEC_LIST_VISIT);
         int no_slot = 0;
         if (!ex && eng->slot_wait.head &&
-            (eng->nprocs < (size_t)eng->cfg.workers || engine__remote_offer_ok(eng)))
+            ((eng->nprocs < (size_t)eng->cfg.workers && !eng->pressure) ||
+             engine__remote_offer_ok(eng)))
             ex = engine__exec_list_pop(&eng->slot_wait, EXEC_LIST_SLOT_WAIT);
         if (!ex)
             break;
@@ -202,8 +203,10 @@ static int dispatch(struct engine *eng)
                         progress = 1;
                         continue;
                     }
-                    if (k->queue == KIND_QUEUE_SLOT && eng->nprocs >= (size_t)eng->cfg.workers) {
-                        /* No slot here: another node may run it. */
+                    if (k->queue == KIND_QUEUE_SLOT &&
+                        (eng->nprocs >= (size_t)eng->cfg.workers || eng->pressure)) {
+                        /* No slot here (or back-pressure: no new process
+                         * on this node): another node may run it. */
                         if (!engine__remote_offer_ok(eng)) {
                             no_slot = 1;
                             break;
@@ -498,6 +501,7 @@ void engine_free(struct engine *eng)
     close(eng->wakefd);
     engine__remote_free(eng);
     engine__node_free(eng);
+    engine__monitor_free(eng);
     free(eng->node_id);
     free(eng->output_dir);
     free(eng);
@@ -695,6 +699,7 @@ int engine_run(struct engine *eng, struct err *err)
         /* 1a. the node: reconnect, heartbeat, claims */
         if (eng->db_down && !eng->disk_full)
             engine__db_retry(eng);
+        engine__monitor_turn(eng); /* before the claims: back-pressure holds them */
         engine__node_tick(eng);
         engine__cancel_poll(eng, 1);
         /* 1b. commands from other threads (server mode) */

@@ -537,9 +537,22 @@ struct engine {
     const struct group_ops *group_ops;
     const struct child_ops *child_ops;
     const struct node_ops *node_ops;
+    /* The resource monitor (monitor.c), NULL when not enabled, and the
+     * back-pressure it decided (MONITOR_* bits; 0: none): no new task process
+     * starts and no work is claimed while it is not 0. */
+    struct monitor_state *monitor;
+    unsigned pressure;
 };
 
 /* ------------------------------------------------------------------ shared between the files */
+
+/* The resource monitor (monitor.c): sample when due (each turn); the
+ * monotonic ms of the next sample (INT64_MAX: no monitor); sample on the
+ * next turn (space was freed); free it (engine_free). */
+void engine__monitor_turn(struct engine *eng);
+int64_t engine__monitor_next(const struct engine *eng);
+void engine__monitor_soon(struct engine *eng);
+void engine__monitor_free(struct engine *eng);
 
 /* The loop's epoll (watch.c): watch `fd` for input, reported with `w`; stop. */
 void engine__watch_add(struct engine *eng, int fd, struct watch *w);

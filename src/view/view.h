@@ -75,11 +75,15 @@ struct view_wait {
     int slots_busy, slots_total; /* the engine's worker slots; total 0: unknown */
     enum view_owner_state owner_state;
     int64_t owner_heartbeat_at;  /* VIEW_OWNER_EXPIRED: its last heartbeat */
+    /* Back-pressure on the node that runs the execution (engine/monitor.h):
+     * what holds it, in words, or NULL when there is none. */
+    const char *pressure;
 };
 
 /*
  * Why task run d->tasks[i] waits, or NULL when it does not: {"reason":
- * "dependency"|"slot"|"concurrency"|"maxParallel"|"backoff"|"child"|"lease"|"node",
+ * "dependency"|"slot"|"concurrency"|"maxParallel"|"backoff"|"child"|"lease"|"node"|
+ * "pressure",
  * "message": "waiting for dependency extract", ...details} ("dependencies",
  * "until", "busy" and "slots", "running" with "concurrency" or "maxParallel",
  * "childId", "node" and "heartbeatAt"). Pending and queued runs wait; so does a

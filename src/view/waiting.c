@@ -202,6 +202,12 @@ json_t *view_waiting_on(const struct exec_detail *d, size_t i, const struct view
             return o;
         }
     }
+    if (w->pressure && t->status == TASK_QUEUED && (!task || task->type == TASK_COMMAND)) {
+        /* Its node starts no new process until the resources are back. */
+        snprintf(msg, sizeof(msg), "waiting for the node's back-pressure to end: %.400s",
+                 w->pressure);
+        return reason("pressure", msg);
+    }
     if (w->slots_total > 0) {
         snprintf(msg, sizeof(msg), "waiting for a worker slot (%d of %d busy)", w->slots_busy,
                  w->slots_total);

@@ -12,6 +12,7 @@
 #include "base/date.h"
 #include "base/err.h"
 #include "base/id.h"
+#include "base/resource.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 
@@ -245,6 +246,35 @@ static void test_err(void **state)
     assert_int_equal(err_set(NULL, ERR_IO, "ignored"), ERR_IO);
 }
 
+/* The figures of this machine: within their ranges; an unknown directory is not ok. */
+static void test_resource(void **state)
+{
+    struct resource_memory m;
+    struct resource_disk dk;
+    struct resource_fds f;
+    (void)state;
+
+    resource_memory(&m);
+    assert_true(m.sys_pct > 0 && m.sys_pct <= 100);
+    assert_true(m.used_pct >= m.sys_pct && m.used_pct <= 100);
+    assert_true(m.cg_pct == -1 || (m.cg_pct >= 0 && m.cgroup == (m.cg_pct >= m.sys_pct)));
+    assert_true(m.used > 0 && m.total >= m.used);
+    assert_true(m.rss > 0);
+
+    resource_disk(".", &dk);
+    assert_true(dk.ok);
+    assert_true(dk.total_bytes > 0 && dk.free_bytes >= 0 && dk.free_bytes <= dk.total_bytes);
+    assert_true(dk.used_pct >= 0 && dk.used_pct <= 100);
+    assert_true(dk.free_pct + dk.used_pct > 99.99 && dk.free_pct + dk.used_pct < 100.01);
+    resource_disk("/nonexistent/orch-test", &dk);
+    assert_false(dk.ok);
+    assert_true(dk.free_bytes == -1 && dk.used_pct == -1 && dk.inodes_used_pct == -1);
+
+    resource_fds(&f);
+    assert_true(f.open >= 3); /* stdin, stdout, stderr */
+    assert_true(f.limit == -1 || (f.limit >= f.open && f.used_pct > 0 && f.used_pct <= 100));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_ids_increase),
         cmocka_unit_test(test_err),
         cmocka_unit_test(test_manual_clock),
+        cmocka_unit_test(test_resource),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -283,6 +283,65 @@ static void test_waiting_on(void **state)
     workflow_free(wf);
 }
 
+/* Back-pressure: a queued command task waits on it; a pending one still on its
+ * dependency, an HTTP task (no process) on a slot. */
+static void test_waiting_on_pressure(void **state)
+{
+    struct workflow *wf = parse(
+        "{\"name\": \"w\", \"tasks\": ["
+        "{\"name\": \"a\", \"command\": \"true\"},"
+        "{\"name\": \"b\", \"command\": \"true\", \"dependsOn\": [\"a\"]},"
+        "{\"name\": \"h\", \"type\": \"http\", \"url\": \"http://x/\"}]}");
+    struct task_run_row runs[3];
+    struct exec_detail d;
+    struct view_wait w;
+    json_t *j;
+    (void)state;
+
+    assert_non_null(wf);
+    memset(&d, 0, sizeof(d));
+    memset(runs, 0, sizeof(runs));
+    for (int i = 0; i < 3; i++) {
+        runs[i].idx = i;
+        runs[i].name = wf->tasks[i].name;
+        runs[i].status = TASK_QUEUED;
+    }
+    runs[1].status = TASK_PENDING;
+    d.exec.status = EXEC_RUNNING;
+    d.tasks = runs;
+    d.ntasks = 3;
+    memset(&w, 0, sizeof(w));
+    w.wf = wf;
+    w.now = 1000;
+    w.slots_total = 4;
+    w.pressure = "memory usage 93% is above the high-water mark 90%";
+
+    j = view_waiting_on(&d, 0, &w);
+    assert_string_equal(reason_of(j), "pressure");
+    assert_string_equal(json_string_value(json_object_get(j, "message")),
+                        "waiting for the node's back-pressure to end: memory usage 93% is above "
+                        "the high-water mark 90%");
+    json_decref(j);
+    j = view_waiting_on(&d, 1, &w);
+    assert_string_equal(reason_of(j), "dependency");
+    json_decref(j);
+    j = view_waiting_on(&d, 2, &w);
+    assert_string_equal(reason_of(j), "slot");
+    json_decref(j);
+    /* without the definition the task's type is unknown: the node's state is told */
+    w.wf = NULL;
+    j = view_waiting_on(&d, 0, &w);
+    assert_string_equal(reason_of(j), "pressure");
+    json_decref(j);
+    /* none: a worker slot */
+    w.wf = wf;
+    w.pressure = NULL;
+    j = view_waiting_on(&d, 0, &w);
+    assert_string_equal(reason_of(j), "slot");
+    json_decref(j);
+    workflow_free(wf);
+}
+
 static void test_workflow_graph(void **state)
 {
     struct workflow *wf = parse(
@@ -312,7 +371,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layers_and_bends),  cmocka_unit_test(test_crossings_reduced),
         cmocka_unit_test(test_errors),            cmocka_unit_test(test_large_dag),
-        cmocka_unit_test(test_waiting_on),        cmocka_unit_test(test_workflow_graph),
+        cmocka_unit_test(test_waiting_on),
+        cmocka_unit_test(test_waiting_on_pressure),        cmocka_unit_test(test_workflow_graph),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
