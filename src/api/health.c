@@ -465,11 +465,16 @@ void api__health_ready(struct api_request *req)
 /* For orch doctor (doctor.c): the same figures, without the sample's cache. */
 void api__memory_used(double *out_system_pct, double *out_cgroup_pct)
 {
-    *out_system_pct = system_used_pct();
-    *out_cgroup_pct = cgroup_used_pct();
+    struct resource_memory m;
+    resource_memory(&m);
+    *out_system_pct = m.sys_pct;
+    *out_cgroup_pct = m.cg_pct;
 }
 
 void api__fds_used(long long *out_open, long long *out_limit)
 {
-    fds_sample(out_open, out_limit);
+    struct resource_fds f;
+    resource_fds(&f);
+    *out_open = f.open;
+    *out_limit = f.limit;
 }
