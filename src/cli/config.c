@@ -80,6 +80,11 @@ static const struct setting settings[] = {
     {"ORCH_SQLITE_SYNC", NULL, "full", PLAIN},
     {"ORCH_TZDIR", NULL, "/usr/share/zoneinfo", PLAIN},
     {"ORCH_NO_PROGRESS", NULL, "(unset: progress on a terminal)", PLAIN},
+    {"ORCH_NOTIFY_URL", NULL, "(none)", SECRET_ALL},
+    {"ORCH_NOTIFY_ON", NULL, "failed,timed_out", PLAIN},
+    {"ORCH_NOTIFY_ATTEMPTS", NULL, "8", PLAIN},
+    {"ORCH_NOTIFY_BACKOFF", NULL, "1s", PLAIN},
+    {"ORCH_PUBLIC_URL", NULL, "(http[s]://the listen address)", PLAIN},
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
