@@ -7,6 +7,7 @@ request (time, path, headers, body) and answers from a script (a status per requ
 holding the request until the test lets it go).
 """
 import json
+import sqlite3
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -139,11 +140,25 @@ def wait_settled(s, ex, n=1, timeout=60):
     return notifications(s, ex)
 
 
+def outbox_rows(s):
+    """Every column of every row of the outbox, as text."""
+    if isinstance(s, Node):
+        return Postgres.psql(None, "SELECT n::text FROM notifications n", url=s.db_url)
+    db = sqlite3.connect(f"file:{s.data_dir / 'orch.db'}?mode=ro", uri=True)
+    try:
+        return repr(db.execute("SELECT * FROM notifications").fetchall())
+    finally:
+        db.close()
+
+
 def assert_no_secret(s, ex):
-    """The credential is in no log, no API answer about the execution or the workflow."""
+    """The credential is in no log, no API answer about the execution, no outbox row
+    (which holds the name of its variable)."""
     assert SECRET not in s.all_logs()
     for path in (f"/v1/executions/{ex}", f"/v1/executions/{ex}/notifications"):
         assert SECRET not in s.get(path).text
+    rows = outbox_rows(s)
+    assert ex in rows and "NOTIFY_TOKEN" in rows and SECRET not in rows
 
 
 def test_failed_execution_sends_one(backend, request, tmp_path, started, receiver):
