@@ -21,8 +21,8 @@
 #include "base/banned.h"
 
 /* Bounds on what one body carries, whatever the execution holds. */
-#define NOTIFY_MAX_FAILED 20     /* failed tasks listed */
-#define NOTIFY_MAX_ERROR 1000    /* bytes of each error text */
+#define NOTIFY_MAX_FAILED 20   /* failed tasks listed */
+#define NOTIFY_MAX_ERROR  1000 /* bytes of each error text */
 
 static const char *const event_names[DAG_NOTIFY_EVENTS] = {"failed", "timed_out", "succeeded",
                                                            "cancelled", "stuck"};
@@ -44,7 +44,7 @@ unsigned dag_notify_event(const char *name)
 }
 
 enum var { V_EXEC_ID, V_WORKFLOW, V_STATUS, V_EVENT, V_ERROR, V_LINK, V_FAILED, V_COUNT };
-static const char *const var_names[V_COUNT] = {"execution.id", "workflow", "status", "event",
+static const char *const var_names[V_COUNT] = {"execution.id", "workflow", "status",     "event",
                                                "error",        "link",     "failedTasks"};
 
 static int is_blank(char c)
@@ -88,12 +88,15 @@ int dag_notify_check(const char *tpl, char *msg, size_t len)
         const char *name;
         size_t nlen, n = placeholder(s, &var, &name, &nlen);
         if (!n) {
-            snprintf(msg, len, "unclosed placeholder at column %zu (a placeholder is "
-                     "{{ NAME }})", (size_t)(s - tpl) + 1);
+            snprintf(msg, len,
+                     "unclosed placeholder at column %zu (a placeholder is "
+                     "{{ NAME }})",
+                     (size_t)(s - tpl) + 1);
             return -1;
         }
         if (var < 0) {
-            snprintf(msg, len, "unknown placeholder '%.*s' at column %zu (one of execution.id, "
+            snprintf(msg, len,
+                     "unknown placeholder '%.*s' at column %zu (one of execution.id, "
                      "workflow, status, event, error, link, failedTasks)",
                      (int)(nlen > 60 ? 60 : nlen), name, (size_t)(s - tpl) + 1);
             return -1;
@@ -244,7 +247,9 @@ static json_t *render_json(json_t *t, const struct dag_notify_vars *v)
         const char *key;
         json_t *val;
         json_object_foreach(t, key, val)
+        {
             json_object_set_new(o, key, render_json(val, v));
+        }
         return o;
     }
     return json_incref(t);

@@ -43,14 +43,14 @@
 
 #include "base/banned.h"
 
-#define COMP_NOTIFY "Notifications"
-#define NOTIFY_MAX_INFLIGHT 16     /* requests in libcurl's hands at once */
-#define NOTIFY_IDLE_LOOK_MS 30000  /* with nothing known due, look at least this often */
+#define COMP_NOTIFY          "Notifications"
+#define NOTIFY_MAX_INFLIGHT  16    /* requests in libcurl's hands at once */
+#define NOTIFY_IDLE_LOOK_MS  30000 /* with nothing known due, look at least this often */
 #define NOTIFY_RETRY_LOOK_MS 5000  /* after the store failed */
-#define NOTIFY_MAX_RESPONSE 4096   /* bytes of a response body read */
+#define NOTIFY_MAX_RESPONSE  4096  /* bytes of a response body read */
 
 /* ex->notified */
-#define NOTIFIED_END 1   /* its end's rows are committed */
+#define NOTIFIED_END   1 /* its end's rows are committed */
 #define NOTIFIED_STUCK 2 /* its "stuck" rows are written (or on their way) */
 
 struct notify_send {
@@ -80,8 +80,8 @@ static struct notify_state *state(struct engine *eng)
         struct notify_state *ns = xcalloc(1, sizeof(*ns));
         ns->w.kind = WATCH_HTTP;
         if (eng->cfg.notify_url && *eng->cfg.notify_url) {
-            ns->fallback.on = eng->cfg.notify_on ? eng->cfg.notify_on
-                                                 : DAG_NOTIFY_FAILED | DAG_NOTIFY_TIMED_OUT;
+            ns->fallback.on =
+                eng->cfg.notify_on ? eng->cfg.notify_on : DAG_NOTIFY_FAILED | DAG_NOTIFY_TIMED_OUT;
             ns->fallback.hook.method = xstrdup("POST");
             ns->fallback.hook.url = xstrdup(eng->cfg.notify_url);
         }
@@ -471,9 +471,9 @@ static int build(const struct notify_row *row, struct built *b, char *msg, size_
                       ? env_of(auth, "usernameEnv")
                       : json_string_value(json_object_get(auth, "username"));
         if (!b->pass || !b->user) {
-            snprintf(msg, len, "its %s variable %.100s is not set", !b->pass ? "password" : "user",
-                     json_string_value(json_object_get(
-                         auth, !b->pass ? "passwordEnv" : "usernameEnv")));
+            snprintf(
+                msg, len, "its %s variable %.100s is not set", !b->pass ? "password" : "user",
+                json_string_value(json_object_get(auth, !b->pass ? "passwordEnv" : "usernameEnv")));
             return -1;
         }
     }
@@ -511,8 +511,7 @@ static int build(const struct notify_row *row, struct built *b, char *msg, size_
 static void done(void *tag, struct httpcall_result *res, void *arg);
 
 /* The outcome of attempt row->attempts + 1: recorded, fenced by our claim. */
-static void settle(struct engine *eng, struct notify_row *row, int ok, long code,
-                   const char *error)
+static void settle(struct engine *eng, struct notify_row *row, int ok, long code, const char *error)
 {
     struct err err = ERR_INIT;
     char origin[200];
@@ -534,9 +533,10 @@ static void settle(struct engine *eng, struct notify_row *row, int ok, long code
     }
     rc = store_notify_settle(eng->st, row, row->claimed_by, &err);
     if (rc)
-        log_warn(COMP_NOTIFY, "Notification %s of execution %s: cannot record attempt %d: %s "
-                 "(it is sent again once its claim expires)", row->id, row->exec_id,
-                 row->attempts, err.msg);
+        log_warn(COMP_NOTIFY,
+                 "Notification %s of execution %s: cannot record attempt %d: %s "
+                 "(it is sent again once its claim expires)",
+                 row->id, row->exec_id, row->attempts, err.msg);
     {
         struct built b;
         char msg[200];
@@ -546,17 +546,21 @@ static void settle(struct engine *eng, struct notify_row *row, int ok, long code
         built_release(&b);
     }
     if (ok)
-        log_info(COMP_NOTIFY, "Notification %s (%s of execution %s) delivered to %s (HTTP %ld, "
-                 "attempt %d)", row->id, row->event, row->exec_id, origin, code, row->attempts);
+        log_info(COMP_NOTIFY,
+                 "Notification %s (%s of execution %s) delivered to %s (HTTP %ld, "
+                 "attempt %d)",
+                 row->id, row->event, row->exec_id, origin, code, row->attempts);
     else if (row->status == NOTIFY_FAILED)
-        log_error(COMP_NOTIFY, "Notification %s (%s of execution %s) to %s given up after %d "
-                  "attempts: %s", row->id, row->event, row->exec_id, origin, row->attempts,
-                  error ? error : "?");
+        log_error(COMP_NOTIFY,
+                  "Notification %s (%s of execution %s) to %s given up after %d "
+                  "attempts: %s",
+                  row->id, row->event, row->exec_id, origin, row->attempts, error ? error : "?");
     else
-        log_warn(COMP_NOTIFY, "Notification %s (%s of execution %s) to %s failed (attempt %d of "
-                 "%d): %s; next attempt in %lldms", row->id, row->event, row->exec_id, origin,
-                 row->attempts, eng->cfg.notify_attempts, error ? error : "?",
-                 (long long)(row->next_at - now));
+        log_warn(COMP_NOTIFY,
+                 "Notification %s (%s of execution %s) to %s failed (attempt %d of "
+                 "%d): %s; next attempt in %lldms",
+                 row->id, row->event, row->exec_id, origin, row->attempts, eng->cfg.notify_attempts,
+                 error ? error : "?", (long long)(row->next_at - now));
 }
 
 static int ensure_client(struct engine *eng, struct err *err)
@@ -636,8 +640,8 @@ static void done(void *tag, struct httpcall_result *res, void *arg)
     else if (res->status < 200 || res->status > 299)
         snprintf(error, sizeof(error), "HTTP %ld", res->status);
     settle(eng, &s->row, res->ok && res->status >= 200 && res->status <= 299,
-           res->ok ? res->status : 0, res->ok && res->status >= 200 && res->status <= 299 ? NULL
-                                                                                        : error);
+           res->ok ? res->status : 0,
+           res->ok && res->status >= 200 && res->status <= 299 ? NULL : error);
     row_release(&s->row);
     free(s);
     ns->next_look = 0; /* a slot is free; and when is the next one due? */
@@ -675,7 +679,10 @@ void engine__notify_act(struct engine *eng)
     /* The first look takes over what this node was sending when it stopped
      * (a restart under the same name; on SQLite, the only node: all of it). */
     if (store_notify_claim(eng->st, node_name(eng), now, lease_ms(eng),
-                           ns->looked ? 0 : eng->cluster ? 1 : 2, limit, &rows, &n, &err) ||
+                           ns->looked     ? 0
+                           : eng->cluster ? 1
+                                          : 2,
+                           limit, &rows, &n, &err) ||
         store_notify_next(eng->st, &next, &err)) {
         log_warn(COMP_NOTIFY, "Cannot read the outbox: %s (tried again in %dms)", err.msg,
                  NOTIFY_RETRY_LOOK_MS);
@@ -690,9 +697,10 @@ void engine__notify_act(struct engine *eng)
         send_one(eng, s);
     }
     free(rows); /* the rows' strings were taken */
-    /* Rows other nodes write, or leave behind when they die, are found by
-     * looking again within a lease. */
-    idle = lease_ms(eng) < NOTIFY_IDLE_LOOK_MS ? lease_ms(eng) : NOTIFY_IDLE_LOOK_MS;
+    /* Rows another node leaves behind when it dies are due at their lease's
+     * end (store_notify_next); rows written by others (`orch run`, a node that
+     * died before claiming) are found within NOTIFY_IDLE_LOOK_MS. */
+    idle = NOTIFY_IDLE_LOOK_MS;
     if ((int)n == limit)
         ns->next_look = ns->ninflight < NOTIFY_MAX_INFLIGHT ? 0 : INT64_MAX;
     else if (next > now && next - now < idle)

@@ -120,8 +120,9 @@ static void test_json_failed_list(void **state)
     memset(&n, 0, sizeof(n));
     n.hook.body_json = tpl;
     body = dag_notify_body(&n, &v);
-    assert_string_equal(body, "{\"tasks\":[{\"task\":\"load\",\"error\":\"exit code 2: \\\"disk\\\" "
-                              "full\"},{\"task\":\"report\",\"error\":null}],\"n\":[1,\"failed\"]}");
+    assert_string_equal(body,
+                        "{\"tasks\":[{\"task\":\"load\",\"error\":\"exit code 2: \\\"disk\\\" "
+                        "full\"},{\"task\":\"report\",\"error\":null}],\"n\":[1,\"failed\"]}");
     free(body);
 }
 
@@ -151,9 +152,8 @@ static void test_check(void **state)
     char msg[256];
     (void)state;
 
-    assert_int_equal(dag_notify_check("{{ execution.id }} {{workflow}} plain { } }}", msg,
-                                      sizeof(msg)),
-                     0);
+    assert_int_equal(
+        dag_notify_check("{{ execution.id }} {{workflow}} plain { } }}", msg, sizeof(msg)), 0);
     assert_int_equal(dag_notify_check("x {{ params.a }}", msg, sizeof(msg)), -1);
     assert_non_null(strstr(msg, "unknown placeholder 'params.a' at column 3"));
     assert_int_equal(dag_notify_check("{{ status", msg, sizeof(msg)), -1);
@@ -182,8 +182,8 @@ static void test_rule_problems(void **state)
     assert_true(has_problem(&probs, "$.notify[1].webhook.url", "must start with http://"));
     assert_true(has_problem(&probs, "$.notify[1].webhook.bodyy", "unknown field"));
     assert_true(has_problem(&probs, "$.notify[2]", "missing 'on'"));
-    assert_true(has_problem(&probs, "$.notify[2].webhook.headers.Authorization",
-                            "carries a credential"));
+    assert_true(
+        has_problem(&probs, "$.notify[2].webhook.headers.Authorization", "carries a credential"));
     assert_true(has_problem(&probs, "$.notify[2].webhook.body", "unknown placeholder 'nope'"));
     assert_true(has_problem(&probs, "$.notify[3].webhook.urlEnv", "not both"));
     assert_true(has_problem(&probs, "$.notify[4]", "missing 'webhook'"));
@@ -239,10 +239,14 @@ static void test_backoff(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_default_body),  cmocka_unit_test(test_slack_body),
-        cmocka_unit_test(test_json_failed_list), cmocka_unit_test(test_text_body),
-        cmocka_unit_test(test_check),         cmocka_unit_test(test_rule_problems),
-        cmocka_unit_test(test_rule_auth_env), cmocka_unit_test(test_event_names),
+        cmocka_unit_test(test_default_body),
+        cmocka_unit_test(test_slack_body),
+        cmocka_unit_test(test_json_failed_list),
+        cmocka_unit_test(test_text_body),
+        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_rule_problems),
+        cmocka_unit_test(test_rule_auth_env),
+        cmocka_unit_test(test_event_names),
         cmocka_unit_test(test_backoff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
