@@ -374,6 +374,7 @@ void api__executions_cancel(struct api_request *req);
 void api__executions_retry(struct api_request *req);
 void api__executions_logs(struct api_request *req);
 void api__executions_tasks(struct api_request *req);
+void api__executions_notifications(struct api_request *req);
 void api__schedules_list(struct api_request *req);
 void api__schedules_get(struct api_request *req);
 void api__schedules_create(struct api_request *req);

@@ -812,3 +812,64 @@ void api__executions_logs(struct api_request *req)
 out:
     detail_free(d);
 }
+
+/*
+ * GET /v1/executions/{id}/notifications: its outbox rows, oldest first:
+ * where each goes (the url, or the name of the variable holding it), what
+ * it tells, and how its delivery went. Neither the body nor a credential:
+ * credentials are never stored, only the names of their variables.
+ */
+void api__executions_notifications(struct api_request *req)
+{
+    static const char *const args[] = {NULL};
+    struct exec_detail *d = NULL;
+    struct notify_row *rows = NULL;
+    struct err err = ERR_INIT;
+    struct store *rd;
+    const char *id;
+    size_t n = 0;
+    json_t *items, *o;
+
+    if (api__query_check(req, args))
+        return;
+    id = exec_id_param(req);
+    if (!id)
+        return;
+    rd = api__read_store(req);
+    if (!rd)
+        return;
+    if (store_execution_get(rd, id, &d, &err) || store_notify_list(rd, id, &rows, &n, &err)) {
+        api__reply_err(req, &err);
+        goto out;
+    }
+    items = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const struct notify_row *r = &rows[i];
+        json_t *no = json_object(), *rq = json_loads(r->request, 0, NULL);
+        const char *url = json_string_value(json_object_get(rq, "url"));
+        const char *url_env = json_string_value(json_object_get(rq, "urlEnv"));
+        json_object_set_new(no, "id", json_string(r->id));
+        json_object_set_new(no, "event", json_string(r->event));
+        json_object_set_new(no, "status", json_string(notify_status_name(r->status)));
+        json_object_set_new(no, "attempts", json_integer(r->attempts));
+        json_object_set_new(no, "lastError", r->last_error
+                                                 ? view_text(r->last_error, strlen(r->last_error))
+                                                 : json_null());
+        json_object_set_new(no, "responseCode",
+                            r->response_code ? json_integer(r->response_code) : json_null());
+        json_object_set_new(no, "url", url ? json_string(url) : json_null());
+        json_object_set_new(no, "urlEnv", url_env ? json_string(url_env) : json_null());
+        json_object_set_new(no, "nextAt", r->status == NOTIFY_PENDING ? view_instant(r->next_at)
+                                                                      : json_null());
+        json_object_set_new(no, "createdAt", view_instant(r->created_at));
+        json_object_set_new(no, "updatedAt", view_instant(r->updated_at));
+        json_array_append_new(items, no);
+        json_decref(rq);
+    }
+    o = json_object();
+    json_object_set_new(o, "items", items);
+    api__reply_json(req, 200, o);
+out:
+    notify_rows_free(rows, n);
+    detail_free(d);
+}

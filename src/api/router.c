@@ -28,6 +28,7 @@ const struct api_route api__routes[] = {
     {"POST", "/v1/executions/{id}/retry", KEY_SCOPE_WRITE, api__executions_retry},
     {"GET", "/v1/executions/{id}/logs", KEY_SCOPE_READ, api__executions_logs},
     {"GET", "/v1/executions/{id}/tasks", KEY_SCOPE_READ, api__executions_tasks},
+    {"GET", "/v1/executions/{id}/notifications", KEY_SCOPE_READ, api__executions_notifications},
     {"GET", "/v1/schedules", KEY_SCOPE_READ, api__schedules_list},
     {"POST", "/v1/schedules", KEY_SCOPE_WRITE, api__schedules_create},
     {"GET", "/v1/schedules/{id}", KEY_SCOPE_READ, api__schedules_get},

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -292,6 +293,66 @@ static int int_setting(const char *v, long long lo, long long hi, const char *wh
     return 0;
 }
 
+/* Notifications: ORCH_NOTIFY_URL, _ON, _ATTEMPTS, _BACKOFF and ORCH_PUBLIC_URL. */
+static int notify_settings(struct engine_config *cfg)
+{
+    struct err err = ERR_INIT;
+    const char *v = getenv("ORCH_NOTIFY_URL");
+    long long n;
+
+    if (v && *v) {
+        if (strncasecmp(v, "http://", 7) && strncasecmp(v, "https://", 8)) {
+            cli_error("invalid ORCH_NOTIFY_URL: it must start with http:// or https://");
+            return -1;
+        }
+        cfg->notify_url = v;
+    }
+    v = getenv("ORCH_NOTIFY_ON");
+    if (v && *v) {
+        char buf[256];
+        char *save = NULL, *tok;
+        if (strlen(v) >= sizeof(buf)) {
+            cli_error("invalid ORCH_NOTIFY_ON: too long");
+            return -1;
+        }
+        snprintf(buf, sizeof(buf), "%s", v);
+        cfg->notify_on = 0;
+        for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+            unsigned bit = dag_notify_event(tok);
+            if (!bit) {
+                cli_error("invalid ORCH_NOTIFY_ON: unknown event '%s' (any of failed, timed_out, "
+                          "succeeded, cancelled, stuck, comma-separated)", tok);
+                return -1;
+            }
+            cfg->notify_on |= bit;
+        }
+    }
+    v = getenv("ORCH_NOTIFY_ATTEMPTS");
+    if (v && *v) {
+        if (int_setting(v, 1, 100, "ORCH_NOTIFY_ATTEMPTS", "", &n))
+            return -1;
+        cfg->notify_attempts = (int)n;
+    }
+    v = getenv("ORCH_NOTIFY_BACKOFF");
+    if (v && *v) {
+        int64_t ms;
+        if (clock_parse_duration(v, &ms, &err) || ms < 1 || ms > 3600 * 1000) {
+            cli_error("invalid ORCH_NOTIFY_BACKOFF: %s", err.code ? err.msg : "use 1ms to 1h");
+            return -1;
+        }
+        cfg->notify_backoff_ms = ms;
+    }
+    v = getenv("ORCH_PUBLIC_URL");
+    if (v && *v) {
+        if (strncasecmp(v, "http://", 7) && strncasecmp(v, "https://", 8)) {
+            cli_error("invalid ORCH_PUBLIC_URL: it must start with http:// or https://");
+            return -1;
+        }
+        cfg->public_url = v;
+    }
+    return 0;
+}
+
 int cli_engine_settings(const struct cli_args *a, struct engine_config *cfg)
 {
     const char *v;
@@ -348,6 +409,8 @@ int cli_engine_settings(const struct cli_args *a, struct engine_config *cfg)
             return -1;
         cfg->max_lost_attempts = (int)n;
     }
+    if (notify_settings(cfg))
+        return -1;
     v = cli_get(a, "task-user");
     if (!v)
         v = getenv("ORCH_TASK_USER");

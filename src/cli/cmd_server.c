@@ -427,6 +427,12 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     if (cli_engine_settings(&a, &ecfg) || api_settings(&a, &acfg, &grace_ms) ||
         cli_node_settings(&a, &nd, node_id, sizeof(node_id)))
         return EXIT_USAGE;
+    if (!ecfg.public_url && !worker) {
+        /* Links in notifications: without ORCH_PUBLIC_URL, the listen address. */
+        static char base[300];
+        snprintf(base, sizeof(base), "%s://%s", acfg.tls_cert && *acfg.tls_cert ? "https" : "http", acfg.listen);
+        ecfg.public_url = base;
+    }
     url = cli_database_url(&a);
     if (worker && !url) {
         cli_error("'orch worker' joins the nodes of a PostgreSQL store: set $DATABASE_URL or "

@@ -87,6 +87,11 @@ static const struct setting settings[] = {
     {"ORCH_DISK_HIGH_WATER", NULL, "1GiB (at most 5% of the file system)", PLAIN},
     {"ORCH_FDS_WARN", NULL, "80%", PLAIN},
     {"ORCH_FDS_HIGH_WATER", NULL, "90%", PLAIN},
+    {"ORCH_NOTIFY_URL", NULL, "(none)", SECRET_ALL},
+    {"ORCH_NOTIFY_ON", NULL, "failed,timed_out", PLAIN},
+    {"ORCH_NOTIFY_ATTEMPTS", NULL, "8", PLAIN},
+    {"ORCH_NOTIFY_BACKOFF", NULL, "1s", PLAIN},
+    {"ORCH_PUBLIC_URL", NULL, "(http[s]://the listen address)", PLAIN},
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 

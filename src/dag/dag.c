@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/xalloc.h"
+#include "dag_internal.h"
 
 #include "base/banned.h"
 
@@ -41,23 +42,28 @@ static void task_release(struct dag_task *t)
     kv_free(t->env, t->nenv);
     free(t->working_dir);
     free(t->when);
-    free(t->http.method);
-    free(t->http.url);
-    kv_free(t->http.headers, t->http.nheaders);
-    free(t->http.body);
-    free(t->http.body_json);
-    free(t->http.expect);
-    free(t->http.username);
-    free(t->http.username_env);
-    free(t->http.password_env);
-    free(t->http.bearer_env);
-    free(t->http.auth_header);
-    free(t->http.auth_query);
-    free(t->http.value_env);
+    dag__http_release(&t->http);
     free(t->subflow.workflow);
     free(t->subflow.params_json);
     free(t->for_each);
     free(t->for_each_json);
+}
+
+void dag__http_release(struct dag_http *h)
+{
+    free(h->method);
+    free(h->url);
+    kv_free(h->headers, h->nheaders);
+    free(h->body);
+    free(h->body_json);
+    free(h->expect);
+    free(h->username);
+    free(h->username_env);
+    free(h->password_env);
+    free(h->bearer_env);
+    free(h->auth_header);
+    free(h->auth_query);
+    free(h->value_env);
 }
 
 static void schedule_release(struct dag_schedule *s)
@@ -92,6 +98,11 @@ void workflow_free(struct workflow *wf)
     for (i = 0; i < wf->nschedules; i++)
         schedule_release(&wf->schedules[i]);
     free(wf->schedules);
+    for (i = 0; i < wf->nnotify; i++) {
+        dag__http_release(&wf->notify[i].hook);
+        free(wf->notify[i].url_env);
+    }
+    free(wf->notify);
     free(wf);
 }
 

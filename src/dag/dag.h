@@ -179,6 +179,31 @@ struct dag_schedule {
     enum dag_overlap overlap;
 };
 
+/*
+ * A notification rule ("notify"): on which ends of an execution (a mask of
+ * DAG_NOTIFY_*) a webhook is called. The webhook is a POST (or `method`) to
+ * `hook.url`, or to the URL held by the environment variable `url_env`, with
+ * `hook.headers` (literal: no placeholders, no credentials) and credentials
+ * from the environment through `hook`'s auth fields (bearer_env, basic with
+ * password_env, header with value_env); its body is `hook.body` (a text
+ * template) or `hook.body_json` (JSON whose strings are templates), or the
+ * default JSON document (dag_notify_body()).
+ */
+enum dag_notify_on {
+    DAG_NOTIFY_FAILED = 1 << 0,
+    DAG_NOTIFY_TIMED_OUT = 1 << 1,
+    DAG_NOTIFY_SUCCEEDED = 1 << 2,
+    DAG_NOTIFY_CANCELLED = 1 << 3,
+    DAG_NOTIFY_STUCK = 1 << 4, /* past maxRunning or maxQueued */
+};
+#define DAG_NOTIFY_EVENTS 5
+
+struct dag_notify {
+    unsigned on;
+    struct dag_http hook; /* method, url, headers, body, auth; expect etc. unused */
+    char *url_env;        /* the variable holding the url, or NULL (then hook.url) */
+};
+
 struct workflow {
     char *name;
     /* Compact JSON object of output name -> template, rendered when the
@@ -200,6 +225,8 @@ struct workflow {
     int stuck_fail;         /* stuckPolicy: 0 "warn" (log only), 1 "fail" */
     struct dag_schedule *schedules; /* in the order written; NULL when none */
     size_t nschedules;
+    struct dag_notify *notify; /* "notify" rules in the order written; NULL when none */
+    size_t nnotify;
 };
 
 struct dag_problem {
@@ -314,6 +341,48 @@ int dag_parse_schedule(const char *definition, const char *spec, struct workflow
  * time when it changes. Returns a string the caller frees.
  */
 char *dag_schedule_hash(const struct dag_schedule *s);
+
+/*
+ * Notifications (dag_notify.c). Names of the events, indexed by bit number:
+ * "failed", "timed_out", "succeeded", "cancelled", "stuck". dag_notify_event()
+ * gives the bit of a name, or 0.
+ */
+const char *dag_notify_event_name(unsigned bit);
+unsigned dag_notify_event(const char *name);
+
+/*
+ * A notification body template holds placeholders "{{ NAME }}" (white space
+ * optional) where NAME is one of execution.id, workflow, status, event,
+ * error, link, failedTasks; everything else is literal text. Check one:
+ * 0, or -1 with a message in `msg` naming the first unknown or unclosed
+ * placeholder.
+ */
+int dag_notify_check(const char *tpl, char *msg, size_t len);
+
+/* What a notification tells of its execution. Borrowed strings, NULL for none. */
+struct dag_notify_vars {
+    const char *exec_id;
+    const char *workflow;
+    const char *status; /* the execution's status ("failed"); for "stuck", "running" */
+    const char *event;  /* what the notification is about: a DAG_NOTIFY_* name */
+    const char *error;  /* the execution's error */
+    const char *link;   /* its page in the web UI */
+    const char *const *failed_tasks;  /* names of its failed or timed out tasks */
+    const char *const *failed_errors; /* their errors (an entry may be NULL) */
+    size_t nfailed;
+};
+
+/*
+ * The body of a notification (a new string, caller frees), from `n`'s
+ * template (NULL or no body: the default JSON document {"executionId",
+ * "workflow", "status", "event", "error", "failedTasks": [{"task", "error"}],
+ * "link"}). In a text template each value is inserted as is (failedTasks as
+ * "name: error; ..."); in a JSON template a string that is only
+ * {{ failedTasks }} becomes the array, and every other value is inserted
+ * into its string (so the result is JSON whatever the values hold).
+ * Placeholders were checked by dag_parse(); an unknown one is left as it is.
+ */
+char *dag_notify_body(const struct dag_notify *n, const struct dag_notify_vars *v);
 
 const char *dag_task_type_name(enum task_type t);
 const char *dag_run_if_name(enum run_if r);

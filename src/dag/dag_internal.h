@@ -108,7 +108,11 @@ void dag__check_graph(struct dag__parser *p);
  * to declared params, upstream tasks, the execution and its due time. */
 void dag__check_templates(struct dag__parser *p);
 
-/* Pass 1b (dag_secrets.c): no literal credentials in HTTP tasks. */
+/* Free the strings of an HTTP request's fields (dag.c). */
+struct dag_http;
+void dag__http_release(struct dag_http *h);
+
+/* Pass 1b (dag_secrets.c): no literal credentials in HTTP tasks and webhooks. */
 void dag__check_credentials(struct dag__parser *p);
 
 #endif

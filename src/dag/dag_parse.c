@@ -37,7 +37,10 @@
 static const char *const workflow_fields[] = {
     "name", "description", "params", "tasks", "timeout", "concurrency", "env",
     "retention", "maxQueued", "maxRunning", "stuckPolicy", "schedules", "outputs",
+    "notify",
 };
+static const char *const notify_fields[] = {"on", "webhook"};
+static const char *const webhook_fields[] = {"url", "urlEnv", "method", "headers", "auth", "body"};
 static const char *const task_fields[] = {
     "name",       "dependsOn", "type",    "command",      "duration", "env",
     "workingDir", "timeout",   "retries", "retryBackoff", "runIf",    "when",
@@ -668,11 +671,11 @@ static void parse_auth(struct dag__parser *p, const struct dag__path *at, struct
         dag__problem(p, at, 0, 0, "give 'username' or 'usernameEnv', not both");
 }
 
-static void parse_http(struct dag__parser *p, const struct dag__path *at, struct dag_task *t,
-                       const struct kind_fields *k)
+/* The fields of an HTTP request: an http task's, or a webhook's (`url_for`
+ * says what needs the url, NULL: it is not needed). */
+static void parse_http(struct dag__parser *p, const struct dag__path *at, struct dag_http *h,
+                       const struct kind_fields *k, const char *url_for)
 {
-    struct dag_http *h = &t->http;
-
     h->follow_redirects = 1;
     if (k->method) {
         struct dag__path f = {at, "method", 0};
@@ -707,8 +710,8 @@ static void parse_http(struct dag__parser *p, const struct dag__path *at, struct
                              "request (and its credentials) elsewhere: put it in the path or "
                              "the query, or make the whole url one placeholder");
         }
-    } else {
-        dag__problem(p, at, 0, 0, "missing 'url' (required for type 'http')");
+    } else if (url_for) {
+        dag__problem(p, at, 0, 0, "missing 'url' (required for %s)", url_for);
     }
     if (k->headers) {
         struct dag__path f = {at, "headers", 0};
@@ -807,7 +810,7 @@ static void check_task_kind(struct dag__parser *p, const struct dag__path *at, s
     const json_t *command = k->command, *duration = k->duration;
 
     if (type_ok && t->type == TASK_HTTP) {
-        parse_http(p, at, t, k);
+        parse_http(p, at, &t->http, k, "type 'http'");
     } else if (type_ok) {
         not_for_type(p, at, k->method, "method", t);
         not_for_type(p, at, k->url, "url", t);
@@ -1540,6 +1543,166 @@ static void parse_schedules(struct dag__parser *p, const struct dag__path *at, c
     check_schedule_names(p, at, v);
 }
 
+/* "on": an event name or a list of them. */
+static void parse_notify_on(struct dag__parser *p, const struct dag__path *at, const json_t *v,
+                            unsigned *on)
+{
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
+
+    if (!json_is_array(v) && !json_is_string(v)) {
+        type_problem(p, at, "an event or a list of events", v);
+        return;
+    }
+    if (n == 0) {
+        dag__problem(p, at, 0, 0, "'on' must not be empty (any of failed, timed_out, "
+                     "succeeded, cancelled, stuck)");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+        struct dag__path f = {at, NULL, i};
+        const struct dag__path *fa = json_is_array(v) ? &f : at;
+        const char *s = get_string(p, fa, e);
+        unsigned bit = s ? dag_notify_event(s) : 0;
+        if (s && !bit)
+            dag__problem(p, fa, 0, 0, "unknown event '%.*s%s' (one of failed, timed_out, "
+                         "succeeded, cancelled, stuck)", DAG__Q(s));
+        *on |= bit;
+    }
+}
+
+/* A template of a webhook's body: a string, or the strings of a JSON value. */
+static void check_notify_body(struct dag__parser *p, const struct dag__path *at, const json_t *v)
+{
+    char msg[256];
+
+    if (json_is_string(v)) {
+        if (dag_notify_check(json_string_value(v), msg, sizeof(msg)))
+            dag__problem(p, at, 0, 0, "%s", msg);
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            struct dag__path f = {at, NULL, i};
+            check_notify_body(p, &f, json_array_get(v, i));
+        }
+    } else if (json_is_object(v)) {
+        const char *key;
+        json_t *val;
+        json_object_foreach((json_t *)v, key, val)
+        {
+            struct dag__path f = {at, key, 0};
+            check_notify_body(p, &f, val);
+        }
+    }
+}
+
+static void parse_webhook(struct dag__parser *p, const struct dag__path *at, struct dag_notify *n,
+                          const json_t *v)
+{
+    struct kind_fields k;
+    const json_t *url_env = NULL;
+    const char *key;
+    json_t *val;
+
+    if (!json_is_object(v)) {
+        type_problem(p, at, "an object", v);
+        return;
+    }
+    memset(&k, 0, sizeof(k));
+    json_object_foreach((json_t *)v, key, val)
+    {
+        struct dag__path f = {at, key, 0};
+        if (!strcmp(key, "url"))
+            k.url = val;
+        else if (!strcmp(key, "urlEnv"))
+            url_env = val;
+        else if (!strcmp(key, "method"))
+            k.method = val;
+        else if (!strcmp(key, "headers"))
+            k.headers = val;
+        else if (!strcmp(key, "auth"))
+            k.auth = val;
+        else if (!strcmp(key, "body"))
+            k.body = val;
+        else
+            unknown_field(p, &f, key, webhook_fields, COUNT(webhook_fields));
+    }
+    if (!k.method)
+        n->hook.method = xstrdup("POST");
+    parse_http(p, at, &n->hook, &k, url_env ? NULL : "a webhook, or 'urlEnv'");
+    if (url_env) {
+        struct dag__path f = {at, "urlEnv", 0};
+        get_nonempty_string(p, &f, url_env, &n->url_env);
+        if (k.url)
+            dag__problem(p, &f, 0, 0, "give 'url' or 'urlEnv', not both");
+        else if (n->url_env && !env_name_ok(n->url_env))
+            dag__problem(p, &f, 0, 0, "'urlEnv' must name an environment variable "
+                         "([A-Za-z_][A-Za-z0-9_]*), got '%.*s%s'", DAG__Q(n->url_env));
+    }
+    /* A webhook is sent as written: its url and headers take no placeholders. */
+    if (n->hook.url && strstr(n->hook.url, "{{")) {
+        struct dag__path f = {at, "url", 0};
+        dag__problem(p, &f, 0, 0, "a webhook's url takes no placeholders (its body does)");
+    }
+    for (size_t i = 0; i < n->hook.nheaders; i++) {
+        struct dag__path hdr = {at, "headers", 0};
+        struct dag__path f = {&hdr, n->hook.headers[i].key, 0};
+        if (strstr(n->hook.headers[i].value, "{{"))
+            dag__problem(p, &f, 0, 0, "a webhook's headers take no placeholders (its body does)");
+    }
+    if (k.body) {
+        struct dag__path f = {at, "body", 0};
+        check_notify_body(p, &f, k.body);
+    }
+}
+
+/* "notify": a list of rules {"on": [...], "webhook": {...}}. */
+static void parse_notify(struct dag__parser *p, const struct dag__path *at, const json_t *v)
+{
+    struct workflow *wf = p->wf;
+
+    if (!json_is_array(v)) {
+        type_problem(p, at, "a list of rules ({\"on\": [\"failed\"], \"webhook\": {\"url\": "
+                     "...}})", v);
+        return;
+    }
+    wf->notify = xcalloc(json_array_size(v) ? json_array_size(v) : 1, sizeof(*wf->notify));
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        const json_t *r = json_array_get(v, i);
+        struct dag__path rule = {at, NULL, i};
+        struct dag_notify *n = &wf->notify[wf->nnotify++];
+        const json_t *on = NULL, *hook = NULL;
+        const char *key;
+        json_t *val;
+        if (!json_is_object(r)) {
+            type_problem(p, &rule, "an object", r);
+            continue;
+        }
+        json_object_foreach((json_t *)r, key, val)
+        {
+            struct dag__path f = {&rule, key, 0};
+            if (!strcmp(key, "on"))
+                on = val;
+            else if (!strcmp(key, "webhook"))
+                hook = val;
+            else
+                unknown_field(p, &f, key, notify_fields, COUNT(notify_fields));
+        }
+        if (on) {
+            struct dag__path f = {&rule, "on", 0};
+            parse_notify_on(p, &f, on, &n->on);
+        } else {
+            dag__problem(p, &rule, 0, 0, "missing 'on' (any of failed, timed_out, succeeded, "
+                         "cancelled, stuck)");
+        }
+        if (hook) {
+            struct dag__path f = {&rule, "webhook", 0};
+            parse_webhook(p, &f, n, hook);
+        } else {
+            dag__problem(p, &rule, 0, 0, "missing 'webhook' ({\"url\": ...})");
+        }
+    }
+}
+
 static void parse_workflow(struct dag__parser *p, const json_t *root)
 {
     struct workflow *wf = p->wf;
@@ -1600,6 +1763,8 @@ static void parse_workflow(struct dag__parser *p, const json_t *root)
                 free(kv[i].value);
             }
             free(kv);
+        } else if (!strcmp(key, "notify")) {
+            parse_notify(p, &f, v);
         } else if (!strcmp(key, "stuckPolicy")) {
             int k;
             if (get_enum(p, &f, v, "stuckPolicy", stuck_policy_names,

@@ -171,9 +171,8 @@ static const char CRED_SOURCES[] =
     "\"passwordEnv\", or \"header\"/\"query\" with \"valueEnv\"), or a placeholder filled in "
     "at run time";
 
-static void check_http(struct dag__parser *p, const struct dag__path *task, const struct dag_task *t)
+static void check_http(struct dag__parser *p, const struct dag__path *task, const struct dag_http *h)
 {
-    const struct dag_http *h = &t->http;
     struct dag__path hdr = {task, "headers", 0};
     struct dag__path url = {task, "url", 0};
 
@@ -230,7 +229,13 @@ void dag__check_credentials(struct dag__parser *p)
         struct dag__path tasks = {NULL, "tasks", 0};
         struct dag__path task = {&tasks, NULL, i};
         if (p->wf->tasks[i].type == TASK_HTTP)
-            check_http(p, &task, &p->wf->tasks[i]);
+            check_http(p, &task, &p->wf->tasks[i].http);
+    }
+    for (size_t i = 0; i < p->wf->nnotify; i++) {
+        struct dag__path notify = {NULL, "notify", 0};
+        struct dag__path rule = {&notify, NULL, i};
+        struct dag__path hook = {&rule, "webhook", 0};
+        check_http(p, &hook, &p->wf->notify[i].hook);
     }
 }
 

@@ -9,6 +9,7 @@
 #include "cluster.h"
 #include "engine_internal.h"
 #include "httptask.h"
+#include "notify.h"
 #include "scheduler.h"
 #include "subflow.h"
 
@@ -46,6 +47,8 @@ int64_t engine__next_deadline(struct engine *eng, int64_t next_due)
         sooner(&at, turn + d);
     if ((d = engine__http_timeout(eng)) >= 0)
         sooner(&at, fresh + d);
+    if ((d = engine__notify_timeout(eng)) >= 0)
+        sooner(&at, fresh + d);
     if (engine__subflow_poll_at(eng))
         sooner(&at, engine__subflow_poll_at(eng));
     /* Only a node that fires the schedules re-reads them: on the others
@@ -69,7 +72,8 @@ static int waits_on_world(const struct engine *eng)
     for (const struct proc *p = eng->procs; p; p = p->next)
         if (!p->reaped)
             return 1;
-    return eng->nspawn > 0 || engine__http_active(eng) > 0 || eng->cluster;
+    return eng->nspawn > 0 || engine__http_active(eng) > 0 || engine__notify_active(eng) > 0 ||
+           eng->cluster;
 }
 
 int engine__wait_ms(struct engine *eng, int64_t deadline)

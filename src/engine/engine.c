@@ -41,6 +41,7 @@
 #include "exec.h"
 #include "fanout.h"
 #include "httptask.h"
+#include "notify.h"
 #include "kind.h"
 #include "netpolicy.h"
 #include "proc.h"
@@ -71,6 +72,11 @@ void engine_config_init(struct engine_config *cfg)
     cfg->http_allow = NULL;
     cfg->http_deny = NULL;
     cfg->max_lost_attempts = 3;
+    cfg->notify_url = NULL;
+    cfg->notify_on = 0;
+    cfg->notify_attempts = 8;
+    cfg->notify_backoff_ms = 1000;
+    cfg->public_url = NULL;
     cfg->task_user = 0;
     cfg->task_uid = 0;
     cfg->task_gid = 0;
@@ -278,6 +284,8 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
         if (ex->status != EXEC_RUNNING)
             return;
         clock_fmt_duration(ex->wf->max_running_ms, dur, sizeof(dur));
+        snprintf(msg, sizeof(msg), "stuck: running for more than %s (maxRunning)", dur);
+        engine__notify_stuck(eng, ex, msg);
         if (!ex->wf->stuck_fail) {
             log_warn(COMP, "Execution %s of '%s' has been running for more than %s (maxRunning, "
                      "stuckPolicy=warn)", ex->id, ex->wf->name, dur);
@@ -293,6 +301,9 @@ static void timer_fire(struct engine *eng, const struct timer *tm)
         if (ex->status != EXEC_RUNNING || r->status != TASK_QUEUED || r->attempt != tm->attempt)
             return;
         clock_fmt_duration(ex->wf->max_queued_ms, dur, sizeof(dur));
+        snprintf(msg, sizeof(msg), "stuck: task '%s' queued for more than %s (maxQueued)", name,
+                 dur);
+        engine__notify_stuck(eng, ex, msg);
         if (!ex->wf->stuck_fail) {
             log_warn(COMP, "Task '%s' of execution %s has been queued for more than %s "
                      "(maxQueued, stuckPolicy=warn)", name, ex->id, dur);
@@ -397,6 +408,10 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
         eng->cfg.output_cap = 1024 * 1024;
     if (eng->cfg.kill_grace_ms < 0)
         eng->cfg.kill_grace_ms = 0;
+    if (eng->cfg.notify_attempts < 1)
+        eng->cfg.notify_attempts = 8;
+    if (eng->cfg.notify_backoff_ms < 1)
+        eng->cfg.notify_backoff_ms = 1000;
     gethostname(host, sizeof(host) - 1);
     host[sizeof(host) - 1] = '\0';
     if (eng->cfg.node)
@@ -463,6 +478,7 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     engine__sched_hooks(eng);
     engine__remote_hooks(eng);
     engine__cluster_hooks(eng);
+    engine__notify_hooks(eng); /* with the execution rows they refer to */
     *out = eng;
     return 0;
 }
@@ -477,6 +493,7 @@ void engine_free(struct engine *eng)
     if (!eng)
         return;
     engine__http_free(eng);
+    engine__notify_free(eng);
     netpolicy_free(eng->netpol);
     engine__procs_free(eng); /* never leaves processes running behind us */
     while (eng->execs) {
@@ -750,6 +767,7 @@ int engine_run(struct engine *eng, struct err *err)
         if (!eng->db_down && !eng->commit_held) {
             engine__spawn_pending(eng);
             engine__http_send_pending(eng);
+            engine__notify_act(eng);
             engine__subflow_act(eng);
             engine__procs_collect(eng);
             execs_collect(eng);
@@ -814,6 +832,8 @@ int engine_run(struct engine *eng, struct err *err)
         timers_run(eng);
         if (engine__http_active(eng))
             engine__http_run(eng);
+        if (engine__notify_active(eng))
+            engine__notify_run(eng);
     }
     engine__check_turn(eng, 1);
     clock_turn_end();

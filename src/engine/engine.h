@@ -69,6 +69,21 @@ struct engine_config {
      * times per task (then lost attempts count as failures). Default 3. A
      * request that is not idempotent is never sent again. */
     int max_lost_attempts;
+    /*
+     * Notifications (notify.h). The server-wide default webhook of workflows
+     * without "notify" (ORCH_NOTIFY_URL; NULL: none) and the events it is
+     * sent on (ORCH_NOTIFY_ON: a mask of DAG_NOTIFY_*; 0: failed and
+     * timed_out); attempts before one is given up (ORCH_NOTIFY_ATTEMPTS,
+     * default 8) and the delay before the first retry, doubled for each next
+     * one (ORCH_NOTIFY_BACKOFF, default 1 s); the base of the links to
+     * executions in notifications (ORCH_PUBLIC_URL, else the listen address;
+     * NULL: none). Strings borrowed.
+     */
+    const char *notify_url;
+    unsigned notify_on;
+    int notify_attempts;
+    int64_t notify_backoff_ms;
+    const char *public_url;
 };
 
 /* Defaults: workers = online CPUs, output_cap 1 MiB, grace 10 s, node host:pid,

@@ -262,6 +262,7 @@ struct exec {
     enum exec_life life;
     int dirty;       /* its row is written by the next commit */
     int finished_reported; /* its end was logged and reported to the observer */
+    int notified;    /* notify.c: its end's (1) and its "stuck" (2) notifications are written */
     int tasks_new;   /* task runs not yet inserted */
     /* Runs whose row the next commit writes (their `dirty` set), in the order
      * they were touched; emptied by the commit (transition.c). */
@@ -542,6 +543,7 @@ struct engine {
      * starts and no work is claimed while it is not 0. */
     struct monitor_state *monitor;
     unsigned pressure;
+    struct notify_state *notify;   /* notifications (notify.c) */
 };
 
 /* ------------------------------------------------------------------ shared between the files */

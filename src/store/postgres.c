@@ -1808,6 +1808,142 @@ static int pg_idempotency_put(struct store *st, const char *workflow, const char
     return rc;
 }
 
+/* --- notifications (the outbox) --- */
+
+static int pq_notify_rows(struct pg_store *s, PGresult *res, struct notify_row **out,
+                          size_t *out_n, const char *what, struct err *err)
+{
+    struct notify_row *rows = NULL;
+    size_t n;
+
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot %s in %s", what, s->where);
+    n = (size_t)PQntuples(res);
+    if (n)
+        rows = xcalloc(n, sizeof(*rows));
+    for (size_t i = 0; i < n; i++)
+        if (store__decode_notify(PQ_ROW(s, res, (int)i), &rows[i], err)) {
+            PQclear(res);
+            notify_rows_free(rows, n);
+            return ERR_STORE;
+        }
+    PQclear(res);
+    *out = rows;
+    *out_n = n;
+    return 0;
+}
+
+static int pg_notify_insert(struct store *st, const struct notify_row *row, struct err *err)
+{
+    struct params p = {0};
+
+    p_text(&p, row->id);
+    p_text(&p, row->exec_id);
+    p_text(&p, row->workflow);
+    p_text(&p, row->event);
+    p_text(&p, row->request);
+    p_text(&p, row->body);
+    p_text(&p, notify_status_name(row->status));
+    p_i64(&p, row->attempts);
+    p_i64(&p, row->next_at);
+    p_text(&p, row->claimed_by);
+    p_opt(&p, row->lease_until, 0);
+    p_text(&p, row->last_error);
+    p_opt(&p, row->response_code, 0);
+    p_i64(&p, row->created_at);
+    p_i64(&p, row->updated_at);
+    return pq_run(pg(st),
+                  "INSERT INTO notifications (" STORE__NOTIFY_COLS ") VALUES ($1, $2, $3, $4,"
+                  " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                  &p, NULL, err, "cannot record a notification");
+}
+
+/* SKIP LOCKED: two nodes claiming at once take different rows. */
+static int pg_notify_claim(struct store *st, const char *node, int64_t now, int64_t lease_ms,
+                           int take_own, int limit, struct notify_row **out, size_t *out_n,
+                           struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+
+    p_text(&p, node);
+    p_i64(&p, now);
+    p_i64(&p, lease_ms);
+    p_i64(&p, take_own);
+    p_i64(&p, limit);
+    return pq_notify_rows(
+        s,
+        pq_exec(s,
+                "UPDATE notifications SET status = 'sending', claimed_by = $1,"
+                " lease_until = $2::bigint + $3::bigint, updated_at = $2::bigint WHERE id IN"
+                " (SELECT id FROM notifications WHERE (status = 'pending' AND next_at <= $2::bigint)"
+                " OR (status = 'sending' AND (lease_until <= $2::bigint OR $4::int = 2 OR"
+                " ($4::int = 1 AND claimed_by = $1))) ORDER BY next_at, id LIMIT $5::int"
+                " FOR UPDATE SKIP LOCKED) RETURNING " STORE__NOTIFY_COLS,
+                &p),
+        out, out_n, "claim notifications", err);
+}
+
+static int pg_notify_settle(struct store *st, const struct notify_row *row, const char *node,
+                            struct err *err)
+{
+    struct params p = {0};
+    long changed = 0;
+    int rc;
+
+    p_text(&p, row->id);
+    p_text(&p, node);
+    p_text(&p, notify_status_name(row->status));
+    p_i64(&p, row->attempts);
+    p_i64(&p, row->next_at);
+    p_text(&p, row->last_error);
+    p_opt(&p, row->response_code, 0);
+    p_i64(&p, row->updated_at);
+    rc = pq_run(pg(st),
+                "UPDATE notifications SET status = $3, attempts = $4, next_at = $5,"
+                " last_error = $6, response_code = $7, updated_at = $8, claimed_by = NULL,"
+                " lease_until = NULL WHERE id = $1 AND claimed_by = $2 AND status = 'sending'",
+                &p, &changed, err, "cannot record the attempt of a notification");
+    if (rc == 0 && changed == 0)
+        rc = err_set(err, ERR_CONFLICT, "notification %s is no longer held by node '%s'",
+                     row->id, node);
+    return rc;
+}
+
+static int pg_notify_next(struct store *st, int64_t *out, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    PGresult *res = pq_exec(s,
+                            "SELECT min(CASE WHEN status = 'pending' THEN next_at ELSE"
+                            " lease_until END) FROM notifications"
+                            " WHERE status IN ('pending', 'sending')",
+                            NULL);
+
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot read when the next notification is due in %s",
+                       s->where);
+    *out = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
+               ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+               : 0;
+    PQclear(res);
+    return 0;
+}
+
+static int pg_notify_list(struct store *st, const char *exec_id, struct notify_row **out,
+                          size_t *out_n, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+
+    p_text(&p, exec_id);
+    return pq_notify_rows(s,
+                          pq_exec(s,
+                                  "SELECT " STORE__NOTIFY_COLS " FROM notifications"
+                                  " WHERE execution_id = $1 ORDER BY id",
+                                  &p),
+                          out, out_n, "read the notifications", err);
+}
+
 /* --- API keys --- */
 
 static int pg_key_insert(struct store *st, const struct key_row *row, struct err *err)
@@ -3027,6 +3163,11 @@ const struct store_backend store__postgres_backend = {
     .workflow_delete = pg_workflow_delete,
     .idempotency_get = pg_idempotency_get,
     .idempotency_put = pg_idempotency_put,
+    .notify_insert = pg_notify_insert,
+    .notify_claim = pg_notify_claim,
+    .notify_settle = pg_notify_settle,
+    .notify_next = pg_notify_next,
+    .notify_list = pg_notify_list,
     .key_insert = pg_key_insert,
     .key_get_by_prefix = pg_key_get_by_prefix,
     .keys_list = pg_keys_list,

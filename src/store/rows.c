@@ -279,3 +279,34 @@ void store__decode_node(const struct store__row *r, struct node_row *n)
     n->executions = store__col_opt(r, 8, 0);
     n->db_now = store__col_opt(r, 9, 0);
 }
+
+int store__decode_notify(const struct store__row *r, struct notify_row *n, struct err *err)
+{
+    size_t len = 0;
+    const char *status;
+    static const char *const names[] = {"pending", "sending", "delivered", "failed"};
+
+    memset(n, 0, sizeof(*n));
+    if (store__col_id(r, 0, n->id) || store__col_id(r, 1, n->exec_id))
+        return err_set(err, ERR_STORE, "bad notification id in %s", r->where);
+    n->workflow = store__col_str(r, 2);
+    n->event = store__col_str(r, 3);
+    n->request = store__col_str(r, 4);
+    n->body = store__col_str(r, 5);
+    status = r->text(r, 6, &len);
+    n->status = NOTIFY_FAILED;
+    for (int i = 0; status && i < 4; i++)
+        if (strlen(names[i]) == len && !strncmp(names[i], status, len))
+            n->status = (enum notify_status)i;
+    n->attempts = store__col_int(r, 7, 0);
+    n->next_at = store__col_opt(r, 8, 0);
+    n->claimed_by = store__col_str(r, 9);
+    n->lease_until = store__col_opt(r, 10, 0);
+    n->last_error = store__col_str(r, 11);
+    n->response_code = store__col_int(r, 12, 0);
+    n->created_at = store__col_opt(r, 13, 0);
+    n->updated_at = store__col_opt(r, 14, 0);
+    if (!n->workflow || !n->event || !n->request || !n->body)
+        return err_set(err, ERR_STORE, "incomplete notification %s in %s", n->id, r->where);
+    return 0;
+}

@@ -305,6 +305,39 @@ static const char schema_v9[] =
  */
 static const char schema_v10[] = "ALTER TABLE executions ADD COLUMN retried_at BIGINT;";
 
+/*
+ * Version 14: the outbox of notifications. A row is written in the
+ * transaction that records the status change it tells of, and sent after
+ * that commit: `pending` until a node claims it (`sending`, claimed_by and a
+ * lease_until after which another node may take it over), then `delivered`,
+ * `pending` again at next_at after a failed attempt, or `failed` once its
+ * attempts are used up. `request` holds how to send it (method, url or the
+ * name of the variable holding it, headers, and the names of the variables
+ * holding credentials: never their values); its id is the Idempotency-Key.
+ * notifications_due holds only the rows not settled yet.
+ */
+static const char schema_v14[] =
+    "CREATE TABLE notifications ("
+    "  id TEXT NOT NULL PRIMARY KEY,"
+    "  execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,"
+    "  workflow TEXT NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  request TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at BIGINT NOT NULL,"
+    "  claimed_by TEXT,"
+    "  lease_until BIGINT,"
+    "  last_error TEXT,"
+    "  response_code INTEGER,"
+    "  created_at BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL"
+    ");"
+    "CREATE INDEX notifications_due ON notifications (next_at)"
+    "  WHERE status IN ('pending', 'sending');"
+    "CREATE INDEX notifications_execution ON notifications (execution_id, id);";
+
 const char *const store__migrations[] = {
     schema_v1,
     schema_v2,
@@ -316,6 +349,7 @@ const char *const store__migrations[] = {
     schema_v8,
     schema_v9,
     schema_v10,
+    schema_v14, /* after v11-v13 of the branches merged with it */
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

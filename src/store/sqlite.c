@@ -1625,6 +1625,151 @@ static int sqlite_idempotency_put(struct store *st, const char *workflow, const 
     return rc;
 }
 
+/* --- notifications (the outbox) --- */
+
+static int sq_prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **out,
+                      struct err *err);
+
+/* Rows of a statement that returns STORE__NOTIFY_COLS, finalized here. */
+static int sq_notify_rows(struct sqlite_store *s, sqlite3_stmt *stmt, int rc,
+                          struct notify_row **out, size_t *out_n, const char *what,
+                          struct err *err)
+{
+    struct notify_row *rows = NULL;
+    size_t n = 0, alloc = 0;
+
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+            XGROW(rows, alloc, n + 1);
+            if (store__decode_notify(SQ_ROW(s, stmt), &rows[n++], err)) {
+                sqlite3_finalize(stmt);
+                notify_rows_free(rows, n);
+                return ERR_STORE;
+            }
+        }
+    if (rc != SQLITE_DONE) {
+        rc = sq_fail(s, rc, err, "cannot %s", what);
+        sqlite3_finalize(stmt);
+        notify_rows_free(rows, n);
+        return rc;
+    }
+    sqlite3_finalize(stmt);
+    *out = rows;
+    *out_n = n;
+    return 0;
+}
+
+static int sqlite_notify_insert(struct store *st, const struct notify_row *row, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_prepare(s,
+                        "INSERT INTO notifications (" STORE__NOTIFY_COLS ") VALUES (?1, ?2, ?3,"
+                        " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                        &stmt, err);
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, row->id) | bind_text(stmt, 2, row->exec_id) |
+         bind_text(stmt, 3, row->workflow) | bind_text(stmt, 4, row->event) |
+         bind_text(stmt, 5, row->request) | bind_text(stmt, 6, row->body) |
+         bind_text(stmt, 7, notify_status_name(row->status)) | bind_i64(stmt, 8, row->attempts) |
+         bind_i64(stmt, 9, row->next_at) | bind_text(stmt, 10, row->claimed_by) |
+         bind_opt(stmt, 11, row->lease_until, 0) | bind_text(stmt, 12, row->last_error) |
+         bind_opt(stmt, 13, row->response_code, 0) | bind_i64(stmt, 14, row->created_at) |
+         bind_i64(stmt, 15, row->updated_at);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot record notification %s of %s", row->id, row->exec_id);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int sqlite_notify_claim(struct store *st, const char *node, int64_t now, int64_t lease_ms,
+                               int take_own, int limit, struct notify_row **out, size_t *out_n,
+                               struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_prepare(s,
+                        "UPDATE notifications SET status = 'sending', claimed_by = ?1,"
+                        " lease_until = ?2 + ?3, updated_at = ?2 WHERE id IN (SELECT id FROM"
+                        " notifications WHERE (status = 'pending' AND next_at <= ?2) OR"
+                        " (status = 'sending' AND (lease_until <= ?2 OR ?4 = 2 OR"
+                        " (?4 = 1 AND claimed_by = ?1))) ORDER BY next_at, id LIMIT ?5)"
+                        " RETURNING " STORE__NOTIFY_COLS,
+                        &stmt, err);
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, node) | bind_i64(stmt, 2, now) | bind_i64(stmt, 3, lease_ms) |
+         bind_i64(stmt, 4, take_own) | bind_i64(stmt, 5, limit);
+    return sq_notify_rows(s, stmt, rc, out, out_n, "claim notifications", err);
+}
+
+static int sqlite_notify_settle(struct store *st, const struct notify_row *row, const char *node,
+                                struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_prepare(s,
+                        "UPDATE notifications SET status = ?3, attempts = ?4, next_at = ?5,"
+                        " last_error = ?6, response_code = ?7, updated_at = ?8,"
+                        " claimed_by = NULL, lease_until = NULL"
+                        " WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",
+                        &stmt, err);
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, row->id) | bind_text(stmt, 2, node) |
+         bind_text(stmt, 3, notify_status_name(row->status)) | bind_i64(stmt, 4, row->attempts) |
+         bind_i64(stmt, 5, row->next_at) | bind_text(stmt, 6, row->last_error) |
+         bind_opt(stmt, 7, row->response_code, 0) | bind_i64(stmt, 8, row->updated_at);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot record the attempt of notification %s", row->id);
+    else if (sqlite3_changes(s->db) == 0)
+        rc = err_set(err, ERR_CONFLICT, "notification %s is no longer held by node '%s'",
+                     row->id, node);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int sqlite_notify_next(struct store *st, int64_t *out, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_prepare(s,
+                        "SELECT min(CASE WHEN status = 'pending' THEN next_at ELSE lease_until"
+                        " END) FROM notifications WHERE status IN ('pending', 'sending')",
+                        &stmt, err);
+    if (rc)
+        return rc;
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_type(stmt, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(stmt, 0);
+        rc = 0;
+    } else {
+        rc = sq_fail(s, rc, err, "cannot read when the next notification is due");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int sqlite_notify_list(struct store *st, const char *exec_id, struct notify_row **out,
+                              size_t *out_n, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_prepare(s,
+                        "SELECT " STORE__NOTIFY_COLS " FROM notifications WHERE execution_id = ?1"
+                        " ORDER BY id",
+                        &stmt, err);
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, exec_id);
+    return sq_notify_rows(s, stmt, rc, out, out_n, "read the notifications", err);
+}
+
 /* --- API keys --- */
 
 static int sqlite_key_insert(struct store *st, const struct key_row *row, struct err *err)
@@ -2639,6 +2784,11 @@ const struct store_backend store__sqlite_backend = {
     .workflow_delete = sqlite_workflow_delete,
     .idempotency_get = sqlite_idempotency_get,
     .idempotency_put = sqlite_idempotency_put,
+    .notify_insert = sqlite_notify_insert,
+    .notify_claim = sqlite_notify_claim,
+    .notify_settle = sqlite_notify_settle,
+    .notify_next = sqlite_notify_next,
+    .notify_list = sqlite_notify_list,
     .key_insert = sqlite_key_insert,
     .key_get_by_prefix = sqlite_key_get_by_prefix,
     .keys_list = sqlite_keys_list,

@@ -747,6 +747,77 @@ int store_idempotency_put(struct store *st, const char *workflow, const char *ke
     return st->be->idempotency_put(st, workflow, key, exec_id, now, err);
 }
 
+/* --- notifications --- */
+
+static const char *const notify_status_names[] = {"pending", "sending", "delivered", "failed"};
+
+const char *notify_status_name(enum notify_status s)
+{
+    return (unsigned)s < 4 ? notify_status_names[s] : "unknown";
+}
+
+void notify_rows_free(struct notify_row *rows, size_t n)
+{
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].workflow);
+        free(rows[i].event);
+        free(rows[i].request);
+        free(rows[i].body);
+        free(rows[i].claimed_by);
+        free(rows[i].last_error);
+    }
+    free(rows);
+}
+
+int store_notify_insert(struct store *st, const struct notify_row *row, struct err *err)
+{
+    int rc = check_exec_id(row->exec_id, err);
+    if (rc)
+        return rc;
+    if (!row->id[0] || !row->workflow || !row->event || !row->request || !row->body)
+        return err_set(err, ERR_INVALID, "incomplete notification row");
+    return st->be->notify_insert(st, row, err);
+}
+
+int store_notify_claim(struct store *st, const char *node, int64_t now, int64_t lease_ms,
+                       int take_own, int limit, struct notify_row **out, size_t *out_n,
+                       struct err *err)
+{
+    *out = NULL;
+    *out_n = 0;
+    if (!node || !*node || limit < 1 || lease_ms < 1)
+        return err_set(err, ERR_INVALID, "bad notification claim");
+    return st->be->notify_claim(st, node, now, lease_ms, take_own, limit, out, out_n, err);
+}
+
+int store_notify_settle(struct store *st, const struct notify_row *row, const char *node,
+                        struct err *err)
+{
+    if (!node || !*node || !row->id[0] || row->status == NOTIFY_SENDING)
+        return err_set(err, ERR_INVALID, "bad notification outcome");
+    return st->be->notify_settle(st, row, node, err);
+}
+
+int store_notify_next(struct store *st, int64_t *out, struct err *err)
+{
+    *out = 0;
+    return st->be->notify_next(st, out, err);
+}
+
+int store_notify_list(struct store *st, const char *exec_id, struct notify_row **out,
+                      size_t *out_n, struct err *err)
+{
+    int rc = check_exec_id(exec_id, err);
+
+    *out = NULL;
+    *out_n = 0;
+    if (rc)
+        return rc;
+    return st->be->notify_list(st, exec_id, out, out_n, err);
+}
+
 /* --- API keys --- */
 
 void key_row_release(struct key_row *row)

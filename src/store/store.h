@@ -335,6 +335,58 @@ int store_idempotency_get(struct store *st, const char *workflow, const char *ke
 int store_idempotency_put(struct store *st, const char *workflow, const char *key,
                           const char *exec_id, int64_t now, struct err *err);
 
+/* --- notifications: the outbox (written with the status change they tell of) ---
+ *
+ * A row is inserted inside the engine's commit; a node claims due rows
+ * (pending with next_at <= now, or sending past lease_until: their node
+ * died or stalled) with FOR UPDATE SKIP LOCKED on PostgreSQL, sends them
+ * after that commit, and settles each attempt, applied only while it still
+ * holds the row. Instants are the claiming node's clock (ms).
+ */
+enum notify_status { NOTIFY_PENDING = 0, NOTIFY_SENDING, NOTIFY_DELIVERED, NOTIFY_FAILED };
+const char *notify_status_name(enum notify_status s);
+
+struct notify_row {
+    char id[ID_MAX];      /* "nt_...": also its Idempotency-Key */
+    char exec_id[ID_MAX];
+    char *workflow;
+    char *event;          /* "failed", "timed_out", "succeeded", "cancelled", "stuck" */
+    char *request;        /* JSON: method, url or urlEnv, headers, auth (variable names only) */
+    char *body;
+    enum notify_status status;
+    int attempts;         /* attempts made */
+    int64_t next_at;      /* pending: when it is due */
+    char *claimed_by;     /* sending: the node */
+    int64_t lease_until;  /* sending: another node may take it over after this; 0 none */
+    char *last_error;     /* or NULL */
+    int response_code;    /* of the last attempt; 0 none */
+    int64_t created_at, updated_at;
+};
+void notify_rows_free(struct notify_row *rows, size_t n);
+
+/* Insert one row (inside the caller's transaction). */
+int store_notify_insert(struct store *st, const struct notify_row *row, struct err *err);
+/*
+ * Claim up to `limit` rows for `node` at `now`: pending ones due, sending
+ * ones whose lease expired, and with `take_own` 1 also the sending ones
+ * `node` holds (a restart under the same name), with 2 every sending one
+ * (the only node of the store). They become sending, claimed by `node`
+ * until now + lease_ms. Free *out with notify_rows_free().
+ */
+int store_notify_claim(struct store *st, const char *node, int64_t now, int64_t lease_ms,
+                       int take_own, int limit, struct notify_row **out, size_t *out_n,
+                       struct err *err);
+/* Record an attempt's outcome: row->status (pending, delivered or failed),
+ * attempts, next_at, last_error, response_code, updated_at, by row->id.
+ * ERR_CONFLICT if `node` no longer holds the row (another node took it over). */
+int store_notify_settle(struct store *st, const struct notify_row *row, const char *node,
+                        struct err *err);
+/* When the earliest unsettled row is due (or its lease ends): *out, 0 if none. */
+int store_notify_next(struct store *st, int64_t *out, struct err *err);
+/* The notifications of an execution, oldest first. */
+int store_notify_list(struct store *st, const char *exec_id, struct notify_row **out,
+                      size_t *out_n, struct err *err);
+
 /* --- API keys (only a hash is stored) --- */
 
 enum key_scope {

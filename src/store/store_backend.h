@@ -111,6 +111,17 @@ struct store_backend {
     int (*logs_get)(struct store *st, const char *exec_id, int task_idx, int attempt, int after_seq,
                     struct log_list *out, struct err *err);
 
+    /* Notifications (store.h: store_notify_*). */
+    int (*notify_insert)(struct store *st, const struct notify_row *row, struct err *err);
+    int (*notify_claim)(struct store *st, const char *node, int64_t now, int64_t lease_ms,
+                        int take_own, int limit, struct notify_row **out, size_t *out_n,
+                        struct err *err);
+    int (*notify_settle)(struct store *st, const struct notify_row *row, const char *node,
+                         struct err *err);
+    int (*notify_next)(struct store *st, int64_t *out, struct err *err);
+    int (*notify_list)(struct store *st, const char *exec_id, struct notify_row **out,
+                       size_t *out_n, struct err *err);
+
     /* Server additions. */
     int (*ping)(struct store *st, struct err *err);
     int (*workflows_list)(struct store *st, struct workflow_row **out, size_t *out_n,
@@ -284,6 +295,11 @@ int store__decode_fire(const struct store__row *r, struct fire_row *f, struct er
 int store__decode_group_count(const struct store__row *r, struct group_count *c, struct err *err);
 void store__decode_workflow(const struct store__row *r, struct workflow_row *w);
 void store__decode_node(const struct store__row *r, struct node_row *n);
+/* The columns of STORE__NOTIFY_COLS, in order. */
+int store__decode_notify(const struct store__row *r, struct notify_row *n, struct err *err);
+#define STORE__NOTIFY_COLS                                                                         \
+    "id, execution_id, workflow, event, request, body, status, attempts, next_at, claimed_by,"   \
+    " lease_until, last_error, response_code, created_at, updated_at"
 
 /* The stored name of a log stream ("stdout", "stderr"). */
 const char *store__stream_name(enum log_stream stream);

@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1331,6 +1333,84 @@ static void test_commit_hooks(void **state)
     probe.fail_rc = 0;
 }
 
+/* A loopback port nobody listens on (bound, read, closed). */
+static int closed_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    assert_true(fd >= 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/*
+ * Notifications (notify.c) on the manual clock: a receiver that refuses the
+ * connection fails each attempt at once; the next is due after the back-off,
+ * doubled each time (1 s, 2 s, 4 s), and after the last attempt the row is
+ * given up with the error. The clock jumps from deadline to deadline, so the
+ * schedule costs no real time, and what the row records is exact.
+ */
+static void test_notify_retry_schedule(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct engine_config cfg;
+    struct notify_row *rows = NULL;
+    struct store *rd = NULL;
+    size_t n = 0;
+    char id[ID_MAX], def[512];
+    pthread_t th;
+
+    engine_free(f->eng);
+    engine_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.notify_attempts = 4;
+    cfg.notify_backoff_ms = 1000;
+    assert_int_equal(engine_new(f->st, &cfg, &f->eng, &err), 0);
+    snprintf(def, sizeof(def),
+             "{\"name\":\"told\",\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}],"
+             "\"notify\":[{\"on\":[\"succeeded\"],\"webhook\":{\"url\":"
+             "\"http://127.0.0.1:%d/hook\"}}]}",
+             closed_port());
+    put_workflow(f, def);
+    engine_set_persistent(f->eng, 1);
+    clock_run_for(60000);
+    assert_int_equal(pthread_create(&th, NULL, loop_thread, f), 0);
+    assert_int_equal(engine_post_submit(f->eng, "told", NULL, NULL, id, NULL, &err), 0);
+    assert_int_equal(store_open(f->dir, STORE_READONLY, &rd, &err), 0);
+    for (int i = 0;; i++) {
+        assert_int_equal(store_notify_list(rd, id, &rows, &n, &err), 0);
+        if (n == 1 && rows[0].status == NOTIFY_FAILED)
+            break;
+        notify_rows_free(rows, n);
+        rows = NULL;
+        if (i == 30000)
+            fail_msg("the notification of %s was not given up", id);
+        usleep(1000);
+    }
+    store_free(rd);
+    engine_request_stop(f->eng, 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(rows[0].attempts, 4);
+    assert_string_equal(rows[0].event, "succeeded");
+    assert_non_null(rows[0].last_error);
+    assert_int_equal(rows[0].response_code, 0);
+    /* Attempt 4 was due 1 + 2 + 4 s after the first (plus the instants the
+     * attempts took), and ran when due. */
+    assert_true(rows[0].next_at - rows[0].created_at >= 7000);
+    assert_true(rows[0].updated_at >= rows[0].next_at);
+    assert_non_null(strstr(rows[0].body, "\"status\":\"succeeded\""));
+    notify_rows_free(rows, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1341,6 +1421,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invariant_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_commit_is_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_hooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notify_retry_schedule, setup_sched, teardown),
         cmocka_unit_test(test_orphan_kill_checks_start_time),
         cmocka_unit_test_setup_teardown(test_next_deadline_and_wait, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_noop_chain_one_turn, setup_manual, teardown),

@@ -1877,6 +1877,137 @@ static void test_workflow_delete(void **state)
 
 /* --- idempotency keys --- */
 
+static void notify_make(struct notify_row *n, const char *id, const char *exec_id, int64_t next_at)
+{
+    memset(n, 0, sizeof(*n));
+    snprintf(n->id, sizeof(n->id), "%s", id);
+    snprintf(n->exec_id, sizeof(n->exec_id), "%s", exec_id);
+    n->workflow = (char *)"etl";
+    n->event = (char *)"failed";
+    n->request = (char *)"{\"url\":\"http://127.0.0.1:9/\",\"auth\":{\"bearerEnv\":\"T\"}}";
+    n->body = (char *)"{}";
+    n->status = NOTIFY_PENDING;
+    n->next_at = next_at;
+    n->created_at = n->updated_at = 1;
+}
+
+/* The outbox: claims take due rows once (a claimed row is another node's until its
+ * lease ends), an attempt is recorded only by the node holding the row. */
+static void test_notify_outbox(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_row a;
+    struct notify_row r1, r2, *rows = NULL, set;
+    size_t n = 0;
+    int64_t next = 0;
+
+    make_exec(&a, "etl", EXEC_FAILED, 1);
+    notify_make(&r1, "nt_1", a.id, 100);
+    notify_make(&r2, "nt_2", a.id, 500);
+    assert_int_equal(store_begin(f->st, &err), 0);
+    insert_exec(f->st, &a);
+    assert_int_equal(store_notify_insert(f->st, &r1, &err), 0);
+    assert_int_equal(store_notify_insert(f->st, &r2, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(store_notify_next(f->st, &next, &err), 0);
+    assert_int_equal(next, 100);
+
+    /* Due at 100: node a takes nt_1; b finds nothing (claimed, lease until 150). */
+    assert_int_equal(store_notify_claim(f->st, "a", 100, 50, 0, 10, &rows, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].id, "nt_1");
+    assert_int_equal(rows[0].status, NOTIFY_SENDING);
+    assert_string_equal(rows[0].claimed_by, "a");
+    assert_int_equal(rows[0].lease_until, 150);
+    assert_string_equal(rows[0].request, r1.request);
+    notify_rows_free(rows, n);
+    assert_int_equal(store_notify_claim(f->st, "b", 120, 50, 0, 10, &rows, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(rows);
+    /* b does not hold it: its outcome is refused. */
+    set = r1;
+    set.status = NOTIFY_PENDING;
+    set.attempts = 1;
+    set.next_at = 300;
+    set.last_error = (char *)"HTTP 500";
+    set.response_code = 500;
+    set.updated_at = 130;
+    assert_int_equal(store_notify_settle(f->st, &set, "b", &err), ERR_CONFLICT);
+    assert_int_equal(store_notify_settle(f->st, &set, "a", &err), 0);
+    assert_int_equal(store_notify_next(f->st, &next, &err), 0);
+    assert_int_equal(next, 300);
+    assert_int_equal(store_notify_claim(f->st, "b", 299, 50, 0, 10, &rows, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(rows);
+
+    /* b takes it at 300; a takes it over once b's lease ended (b died). */
+    assert_int_equal(store_notify_claim(f->st, "b", 300, 50, 0, 1, &rows, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].attempts, 1);
+    notify_rows_free(rows, n);
+    assert_int_equal(store_notify_next(f->st, &next, &err), 0);
+    assert_int_equal(next, 350); /* its lease */
+    assert_int_equal(store_notify_claim(f->st, "a", 349, 50, 0, 10, &rows, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(rows);
+    assert_int_equal(store_notify_claim(f->st, "a", 350, 50, 0, 1, &rows, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].claimed_by, "a");
+    notify_rows_free(rows, n);
+    set.status = NOTIFY_DELIVERED;
+    set.attempts = 2;
+    set.last_error = NULL;
+    set.response_code = 200;
+    set.updated_at = 360;
+    assert_int_equal(store_notify_settle(f->st, &set, "b", &err), ERR_CONFLICT);
+    assert_int_equal(store_notify_settle(f->st, &set, "a", &err), 0);
+
+    /* A restart takes back its own row at once (1: by name; 2: any). */
+    assert_int_equal(store_notify_claim(f->st, "a", 500, 1000, 0, 10, &rows, &n, &err), 0);
+    assert_int_equal(n, 1);
+    notify_rows_free(rows, n);
+    assert_int_equal(store_notify_claim(f->st, "b", 600, 1000, 1, 10, &rows, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(rows);
+    assert_int_equal(store_notify_claim(f->st, "a", 600, 1000, 1, 10, &rows, &n, &err), 0);
+    assert_int_equal(n, 1);
+    notify_rows_free(rows, n);
+    assert_int_equal(store_notify_claim(f->st, "c", 700, 1000, 2, 10, &rows, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].claimed_by, "c");
+    notify_rows_free(rows, n);
+    set = r2;
+    set.status = NOTIFY_FAILED;
+    set.attempts = 8;
+    set.last_error = (char *)"Connection refused";
+    set.updated_at = 710;
+    assert_int_equal(store_notify_settle(f->st, &set, "c", &err), 0);
+    assert_int_equal(store_notify_next(f->st, &next, &err), 0);
+    assert_int_equal(next, 0); /* nothing left to send */
+
+    assert_int_equal(store_notify_list(f->st, a.id, &rows, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[0].id, "nt_1");
+    assert_int_equal(rows[0].status, NOTIFY_DELIVERED);
+    assert_int_equal(rows[0].attempts, 2);
+    assert_int_equal(rows[0].response_code, 200);
+    assert_null(rows[0].last_error);
+    assert_null(rows[0].claimed_by);
+    assert_int_equal(rows[1].status, NOTIFY_FAILED);
+    assert_string_equal(rows[1].last_error, "Connection refused");
+    notify_rows_free(rows, n);
+    assert_int_equal(store_notify_list(f->st, "ex_none", &rows, &n, &err), 0);
+    assert_int_equal(n, 0);
+
+    /* The execution must exist; bad arguments are refused. */
+    notify_make(&r1, "nt_3", "ex_none", 1);
+    assert_int_equal(store_notify_insert(f->st, &r1, &err), ERR_STORE);
+    assert_int_equal(store_notify_claim(f->st, "", 1, 1, 0, 1, &rows, &n, &err), ERR_INVALID);
+    set.status = NOTIFY_SENDING;
+    assert_int_equal(store_notify_settle(f->st, &set, "c", &err), ERR_INVALID);
+}
+
 static void test_idempotency(void **state)
 {
     struct fixture *f = *state;
@@ -3868,6 +3999,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_workflows_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workflow_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notify_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_batches, setup, teardown),
