@@ -8,6 +8,7 @@ attempt and task run of GET /v1/executions/{id} and /tasks, on SQLite and on Pos
   and a restart, keep its queuedAt (the attempt it gets after the restart carries it).
 - A retry is queued at the end of its back-off: the back-off is finishedAt to queuedAt.
 - `orch executions show` lists the attempts that waited, with how long.
+- PostgreSQL: an attempt offered to another node and run there carries its queuedAt too.
 """
 import json
 from datetime import datetime, timezone
@@ -128,3 +129,33 @@ def test_retry_queued_at_the_end_of_its_back_off(srv):
     assert ms(a2["queuedAt"]) == ms(a1["finishedAt"]) + 300, (a1, a2)
     assert ms(a2["startedAt"]) >= ms(a2["queuedAt"])
     assert t["flaky"]["queuedAt"] == a2["queuedAt"]
+
+
+def test_offered_attempt_on_another_node(srv):
+    """PostgreSQL: a ready task the owner has no slot for is offered to another node; its
+    attempt, run there, carries the queuedAt the owner recorded."""
+    if not isinstance(srv, Node):
+        pytest.skip("tasks are offered to other nodes on PostgreSQL only")
+    other = Node(srv.tmp, srv.db_url, "q2", workers=1, admin_key=srv.admin_key)
+    try:
+        other.start()
+        wait_for(lambda: any(n["id"] == "q2" and n["state"] == "alive"
+                             for n in srv.get("/v1/nodes").json["items"]),
+                 timeout=WAIT, what="node q2 alive")
+        srv.apply(wf("q-offer", [sh("left", GATE), sh("right", GATE)]))
+        ex = srv.trigger("q-offer")["id"]
+        other.wait_log("runs here for node 'q1'", timeout=WAIT)
+        (srv.tmp / f"go-{ex}").write_text("")
+        d = srv.wait_exec(ex, timeout=WAIT)
+        assert d["status"] == "succeeded", json.dumps(d, indent=1)
+        _, t = tasks_of(srv, ex)
+        there = [x for x in t.values()
+                 if (x["attempts"][-1]["node"] or "").endswith(f":{other.proc.pid}")]
+        assert there, t
+        a = there[0]["attempts"][-1]
+        assert a["queuedAt"] is not None and ms(a["queuedAt"]) <= ms(a["startedAt"]), a
+        assert there[0]["queuedAt"] == a["queuedAt"]
+        assert other.stop() == 0, other.log()[-3000:]
+        other.assert_log_clean()
+    finally:
+        other.cleanup()
