@@ -48,6 +48,8 @@ function attemptCell(a, kind, output) {
   if (a.signal) parts.push(` signal ${a.signal}`);
   if (kind === 'http' && output && typeof output.status === 'number' && a.status === 'succeeded') parts.push(` HTTP ${output.status}`);
   parts.push(h('span.muted', null, ` ${fmtDuration(a.durationMs ?? (a.status === 'running' ? elapsed(a.startedAt) : null))}`));
+  const waited = a.queuedAt && a.startedAt ? Date.parse(a.startedAt) - Date.parse(a.queuedAt) : 0;
+  if (waited > 0) parts.push(h('span.muted.waited', null, ` (queued ${fmtDuration(waited)} before)`));
   if (a.node) parts.push(h('span.muted', null, ` on ${a.node}`));
   if (a.error) parts.push(h('div.error', null, a.error));
   return h('div.attempt', { 'data-attempt': a.number }, parts);

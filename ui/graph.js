@@ -219,6 +219,10 @@ function instanceRow(n, inst, y, act) {
 const ROW = 22, LABEL = 220, PLOT = 760;
 
 // rows: [{label, indent, segments: [{from, to, cls, title}]}] with times in ms since epoch.
+// Per attempt: its back-off (the previous attempt's end to queuedAt), its queued time
+// (queuedAt to startedAt: waiting for a slot, the workflow's limits or a node) and its
+// running time. Rows from an orch that did not record queuedAt fall back on estimates: the
+// first attempt queued from its dependencies' end, a later one's gap drawn as back-off.
 function ganttRows(detail, deps, children, depth, rows, now) {
   const finished = new Map();
   for (const t of detail.tasks) finished.set(t.name, parseTime(t.finishedAt));
@@ -232,19 +236,19 @@ function ganttRows(detail, deps, children, depth, rows, now) {
       if (f && f > ready) ready = f;
     }
     const attempts = t.attempts || [];
-    const firstStart = attempts.length ? parseTime(attempts[0].startedAt) : null;
-    if (ready && firstStart && firstStart > ready) {
-      segs.push({ from: ready, to: firstStart, cls: 'queued', title: `queued ${fmtDuration(firstStart - ready)}` });
-    } else if (ready && !firstStart && (t.status === 'queued')) {
-      segs.push({ from: ready, to: now, cls: 'queued', title: `queued ${fmtDuration(now - ready)}` });
-    }
+    const queued = (from, to, number, open) => segs.push({ from, to, cls: 'queued', label: 'queued', forAttempt: number,
+      title: `${number ? `attempt ${number}: ` : ''}queued ${fmtDuration(to - from)}${open ? ' so far' : ''}` +
+        ' (ready, waiting for a worker slot, the workflow\u2019s limits or a node)' });
+    const backoff = (from, to, title, number) => segs.push({ from, to, cls: 'backoff', label: 'back-off', title,
+      forAttempt: number });
     let prevEnd = null;
-    for (const a of attempts) {
+    attempts.forEach((a, k) => {
       const a0 = parseTime(a.startedAt);
       const a1 = parseTime(a.finishedAt) || (a.status === 'running' ? now : a0);
-      if (prevEnd && a0 && a0 > prevEnd) {
-        segs.push({ from: prevEnd, to: a0, cls: 'backoff', title: `back-off ${fmtDuration(a0 - prevEnd)}` });
-      }
+      const q = parseTime(a.queuedAt) || (k === 0 && a0 && ready && a0 > ready ? ready : null);
+      const gapEnd = q || a0;
+      if (prevEnd && gapEnd && gapEnd > prevEnd) backoff(prevEnd, gapEnd, `back-off ${fmtDuration(gapEnd - prevEnd)}`, a.number);
+      if (q && a0 && a0 > q) queued(q, a0, a.number, false);
       if (a0) {
         const what = [`attempt ${a.number}: ${statusWord(a.status)}`, fmtDuration(a1 - a0)];
         if (a.exitCode !== null && a.exitCode !== undefined) what.push(`exit code ${a.exitCode}`);
@@ -253,10 +257,15 @@ function ganttRows(detail, deps, children, depth, rows, now) {
         segs.push({ from: a0, to: Math.max(a1, a0), cls: 'st-' + a.status, title: what.join(', '), attempt: a.number });
       }
       prevEnd = parseTime(a.finishedAt);
-    }
-    const avail = parseTime(t.availableAt);
-    if (avail && prevEnd && avail > prevEnd && t.status === 'queued') {
-      segs.push({ from: prevEnd, to: avail, cls: 'backoff', title: `back-off until ${fmtTime(t.availableAt)}` });
+    });
+    if (t.status === 'queued') {
+      // waiting for its next attempt: its back-off first (a retry), then queued until now
+      const avail = parseTime(t.availableAt);
+      const tq = parseTime(t.queuedAt) || (prevEnd ? avail : ready);
+      const until = tq || avail;
+      if (prevEnd && until && until > prevEnd) backoff(prevEnd, until, `back-off until ${fmtTime(new Date(until).toISOString())}`,
+        attempts.length + 1);
+      if (tq && now > tq) queued(tq, now, attempts.length + 1, true);
     }
     rows.push({ label: t.name, indent: depth, status: t.status, segments: segs });
     const child = t.childExecutionId && children.get(t.childExecutionId);
@@ -302,6 +311,10 @@ export function drawGantt(detail, deps, children, maxRows = 400, onMore = null) 
       '+' + fmtDuration(((t1 - t0) * i) / ticks)));
   }
   svg.append(axis);
+  // the queued time is hatched (not told by its colour alone), and labelled where it fits
+  svg.append(s('defs', null, s('pattern', { id: 'gantt-queued-hatch', patternUnits: 'userSpaceOnUse',
+    width: 6, height: 6, patternTransform: 'rotate(45)' },
+  s('rect', { width: 6, height: 6, class: 'hatch-bg' }), s('line', { x1: 0, y1: 0, x2: 0, y2: 6, class: 'hatch' }))));
   shown.forEach((r, i) => {
     const y = 18 + i * ROW;
     const g = s('g', { class: 'row', 'data-task': r.label });
@@ -311,9 +324,14 @@ export function drawGantt(detail, deps, children, maxRows = 400, onMore = null) 
       const x = LABEL + (sg.from - t0) * scale;
       const w = Math.max(2, (sg.to - sg.from) * scale);
       const isAttempt = sg.cls.startsWith('st-');
-      g.append(s('rect', { x, y: y + (isAttempt ? 3 : 7), width: w, height: isAttempt ? 14 : 6,
-        class: 'seg ' + sg.cls, 'data-attempt': sg.attempt || null },
+      const tall = isAttempt ? 14 : sg.cls === 'queued' ? 10 : 6; // a queued bar shows its hatching
+      g.append(s('rect', { x, y: y + 10 - tall / 2, width: w, height: tall,
+        class: 'seg ' + sg.cls, 'data-attempt': sg.attempt || null, 'data-for-attempt': sg.forAttempt || null },
       s('title', null, `${r.label}: ${sg.title}`)));
+      if (sg.label && w >= sg.label.length * 5 + 8) {
+        g.append(s('text', { x: x + w / 2, y: y + 13, 'text-anchor': 'middle', class: 'seg-label', 'aria-hidden': 'true' },
+          sg.label));
+      }
     }
     svg.append(g);
   });

@@ -116,6 +116,46 @@ static void print_attempt_row(const char *name, const json_t *task, const json_t
            number, res, fmt_duration_of(at, "durationMs", dur, sizeof(dur)), cli_jstr(at, "error"));
 }
 
+/* At most this many attempts are listed under "Queued before running". */
+#define QUEUED_ROWS_MAX 20
+
+/*
+ * The attempts that waited between becoming queued (queuedAt: ready, their
+ * dependencies final and back-off over) and starting (startedAt), in the
+ * order of the tasks: a worker slot, the workflow's concurrency or
+ * maxParallel, or a node held them.
+ */
+static void print_queued(const json_t *tasks)
+{
+    size_t shown = 0, more = 0;
+
+    for (size_t i = 0; i < json_array_size(tasks); i++) {
+        const json_t *t = json_array_get(tasks, i);
+        const json_t *atts = json_object_get(t, "attempts");
+        for (size_t k = 0; k < json_array_size(atts); k++) {
+            const json_t *at = json_array_get(atts, k);
+            int64_t q = 0, s = 0;
+            char dur[32];
+            if (!json_is_string(json_object_get(at, "queuedAt")) ||
+                !json_is_string(json_object_get(at, "startedAt")) ||
+                clock_parse_iso8601(cli_jstr(at, "queuedAt"), &q) != 0 ||
+                clock_parse_iso8601(cli_jstr(at, "startedAt"), &s) != 0 || s <= q)
+                continue;
+            if (shown == QUEUED_ROWS_MAX) {
+                more++;
+                continue;
+            }
+            if (!shown++)
+                printf("\nQueued before running\n");
+            printf("  %s #%lld: %s (queued at %s)\n", cli_jstr(t, "name"),
+                   cli_jint(at, "number", 0), clock_fmt_duration(s - q, dur, sizeof(dur)),
+                   cli_jstr(at, "queuedAt"));
+        }
+    }
+    if (more)
+        printf("  ... %zu more\n", more);
+}
+
 void cli_print_exec_detail(const json_t *d)
 {
     char dur[32];
@@ -162,6 +202,7 @@ void cli_print_exec_detail(const json_t *d)
     if (json_is_integer(json_object_get(d, "instancesOmitted")))
         printf("(%lld fan-out instances not shown: GET /v1/executions/%s/tasks?group=NAME)\n",
                cli_jint(d, "instancesOmitted", 0), cli_jstr(d, "id"));
+    print_queued(tasks);
     cli_print_waiting(tasks);
     cli_print_outputs(tasks);
     if (json_is_object(json_object_get(d, "outputs"))) {

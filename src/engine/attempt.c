@@ -115,6 +115,7 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
                      error ? error : "failed", dbuf);
         engine__run_move(eng, ex, idx, TASK_QUEUED);
         r->available_at = now + delay;
+        r->queued_at = r->available_at; /* ready again once its back-off is over */
         engine__set_str(&r->error, error);
         if (delay <= 0)
             engine__ready_push(eng, ex, idx);

@@ -142,6 +142,7 @@ again:
             tr.status = r->status;
             tr.attempt = r->attempt;
             tr.available_at = r->available_at;
+            tr.queued_at = r->queued_at;
             tr.started_at = r->started_at;
             tr.finished_at = r->finished_at;
             tr.error = r->error;

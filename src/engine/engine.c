@@ -98,12 +98,15 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
     if (!r->started_at)
         r->started_at = now;
     r->available_at = 0;
+    if (r->queued_at > now)
+        r->queued_at = now; /* the wall clock stepped back during a back-off */
 
     memset(&row, 0, sizeof(row));
     row.task_idx = (int)idx;
     row.number = r->attempt;
     row.status = ATTEMPT_RUNNING;
     row.node = offer ? NULL : eng->node; /* an offer: the runner's, once known */
+    row.queued_at = r->queued_at;
     row.started_at = now;
     row.exit_code = -1;
 

@@ -188,6 +188,10 @@ struct trun {
     int failures;   /* attempts that count against the retry budget (failed, timed out, lost) */
     int lost_runs;  /* lost attempts run again outside it (up to cfg.max_lost_attempts) */
     int64_t available_at;
+    /* When its current (or next) attempt became queued: set by every move to
+     * queued (transition.c), a retry's moved on to its back-off's end; written
+     * with the run and copied into the attempt's row when the attempt begins. */
+    int64_t queued_at;
     int64_t started_at;
     int64_t finished_at;
     int64_t attempt_started_at;

@@ -222,6 +222,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
         engine__run_load(ex, (size_t)tr->idx, tr->status);
         r->attempt = r->db_attempt = tr->attempt;
         r->available_at = tr->available_at;
+        r->queued_at = tr->queued_at;
         r->started_at = tr->started_at;
         r->finished_at = tr->finished_at;
         r->error = tr->error ? xstrdup(tr->error) : NULL;
@@ -237,6 +238,7 @@ int engine__exec_take(struct engine *eng, const char *exec_id, int retry, struct
             engine__run_touch(eng, ex, (size_t)tr->idx);
             r->finished_at = 0;
             r->available_at = 0;
+            r->queued_at = 0; /* set again when it is made ready */
             engine__set_str(&r->error, NULL);
         }
     }

@@ -136,6 +136,8 @@ void engine__run_move(struct engine *eng, struct exec *ex, size_t idx, enum task
         ex->nfinal++;
     if (from == TASK_QUEUED)
         r->queued_in_ready = 0; /* its FIFO entry, if any, is skipped */
+    if (to == TASK_QUEUED)
+        r->queued_at = clock_now_ms(); /* a retry moves it on to its back-off's end */
     r->status = to;
     engine__run_touch(eng, ex, idx);
     if (task_status_is_final(to) || from == TASK_RUNNING)

@@ -55,7 +55,8 @@ int engine__run_move_ok(enum task_status from, enum task_status to);
 int engine__exec_move_ok(enum exec_status from, enum exec_status to);
 
 /* Move run `idx` of `ex` to `to`: checked, counted, marked dirty. Leaving
- * `queued` takes it out of the ready FIFO (its entry is skipped). */
+ * `queued` takes it out of the ready FIFO (its entry is skipped); entering
+ * it records the time (the run's queued_at, its next attempt's queued time). */
 void engine__run_move(struct engine *eng, struct exec *ex, size_t idx, enum task_status to);
 /* Run `idx` changed otherwise (attempt, error, ...): its row is written. */
 void engine__run_touch(struct engine *eng, struct exec *ex, size_t idx);

@@ -200,8 +200,8 @@ _Static_assert(1 << (PS_PURGE_EXCEPT_64 - PS_PURGE_EXCEPT_1) == STORE_PURGE_EXCE
     " THEN cancel_requested_at END WHERE id = $1"
 #define TASK_UPDATE_SQL                                                                            \
     "UPDATE task_runs SET status = $3, attempt = $4, available_at = $5,"                           \
-    " started_at = $6, finished_at = $7, error = $8, output = $10, child_id = $11"                 \
-    " WHERE execution_id = $1 AND idx = $2 AND attempt = $9"
+    " started_at = $6, finished_at = $7, error = $8, output = $10, child_id = $11,"                \
+    " queued_at = $12 WHERE execution_id = $1 AND idx = $2 AND attempt = $9"
 #define ATTEMPT_UPDATE_SQL                                                                         \
     "UPDATE attempts SET status = $4, pid = $5, pgid = $6,"                                        \
     " proc_start = $7, finished_at = $8, exit_code = $9, signal = $10,"                            \
@@ -245,14 +245,16 @@ static const char *const pg_sql[PS_COUNT] = {
     [PS_EXEC_UPDATE] = EXEC_UPDATE_SQL,
     [PS_TASK_INSERT] = "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"
                        " available_at, started_at, finished_at, error, output, group_idx, "
-                       "item_index, item, child_id)"
-                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                       "item_index, item, child_id, queued_at)"
+                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+                       " $15)",
     [PS_TASK_UPDATE_PIPED] = MUST_CHANGE(TASK_UPDATE_SQL),
     [PS_TASK_UPDATE] = TASK_UPDATE_SQL,
     [PS_TASK_ATTEMPT] = "SELECT attempt FROM task_runs WHERE execution_id = $1 AND idx = $2",
     [PS_ATTEMPT_INSERT] = "INSERT INTO attempts (execution_id, task_idx, number, status, node,"
                           " pid, pgid, proc_start, started_at, finished_at, exit_code, signal,"
-                          " error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                          " error, queued_at)"
+                          " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     [PS_ATTEMPT_UPDATE_PIPED] = MUST_CHANGE(ATTEMPT_UPDATE_SQL),
     [PS_ATTEMPT_UPDATE] = ATTEMPT_UPDATE_SQL,
     [PS_LOG_APPEND] = "INSERT INTO logs (execution_id, task_idx, attempt, seq, stream, ts, data)"
@@ -268,20 +270,21 @@ static const char *const pg_sql[PS_COUNT] = {
                     " WHERE execution_id = $1 ORDER BY task_idx, attempt, seq",
     [PS_EXEC_GET] = "SELECT " EXEC_COLS " FROM executions WHERE id = $1",
     [PS_TASKS_OF_EXEC] = "SELECT idx, name, status, attempt, available_at, started_at,"
-                         " finished_at, error, output, group_idx, item_index, item, child_id"
-                         " FROM task_runs WHERE execution_id = $1"
+                         " finished_at, error, output, group_idx, item_index, item, child_id,"
+                         " queued_at FROM task_runs WHERE execution_id = $1"
                          " ORDER BY idx",
     [PS_ATTEMPTS_OF_EXEC] = "SELECT task_idx, number, status, node, pid, pgid, proc_start,"
-                            " started_at, finished_at, exit_code, signal, error FROM attempts"
-                            " WHERE execution_id = $1 ORDER BY task_idx, number",
+                            " started_at, finished_at, exit_code, signal, error, queued_at"
+                            " FROM attempts WHERE execution_id = $1 ORDER BY task_idx, number",
     [PS_TASKS_PAGE] = "SELECT idx, name, status, attempt, available_at, started_at,"
-                      " finished_at, error, output, group_idx, item_index, item, child_id"
-                      " FROM task_runs WHERE execution_id = $1 AND idx > $2::int"
+                      " finished_at, error, output, group_idx, item_index, item, child_id,"
+                      " queued_at FROM task_runs WHERE execution_id = $1 AND idx > $2::int"
                       " AND ($3::int < 0 OR group_idx = $3::int)"
                       " AND ($4::int = 0 OR group_idx IS NULL)"
                       " AND ($5::text IS NULL OR status = $5) ORDER BY idx LIMIT $6::bigint",
     [PS_ATTEMPTS_RANGE] = "SELECT task_idx, number, status, node, pid, pgid, proc_start,"
-                          " started_at, finished_at, exit_code, signal, error FROM attempts"
+                          " started_at, finished_at, exit_code, signal, error, queued_at"
+                          " FROM attempts"
                           " WHERE execution_id = $1 AND task_idx BETWEEN $2::int AND $3::int"
                           " ORDER BY task_idx, number",
     [PS_GROUP_COUNTS] = "SELECT group_idx, status, count(*) FROM task_runs"
@@ -1258,6 +1261,7 @@ static int pg_task_run_insert(struct store *st, const char *exec_id, const struc
     p_opt(&p, row->instance ? row->item_index : -1, -1);
     p_text(&p, row->item);
     p_text(&p, row->child_id);
+    p_opt(&p, row->queued_at, 0);
     rc = pq_send(s, pg_sql[PS_TASK_INSERT], &p, WANT_OK, err, "cannot insert task '%s' of %s",
                  row->name, exec_id);
     if (rc)
@@ -1290,6 +1294,7 @@ static int pg_task_run_update(struct store *st, const char *exec_id, const struc
     p_i64(&p, expected_attempt);
     p_text(&p, row->output);
     p_text(&p, row->child_id);
+    p_opt(&p, row->queued_at, 0);
     rc = pq_send(s, pg_sql[PS_TASK_UPDATE_PIPED], &p, WANT_ROW_CONFLICT, err,
                  "cannot update task '%s' (%d, attempt %d) of %s", name, row->idx, expected_attempt,
                  exec_id);
@@ -1338,6 +1343,7 @@ static int pg_attempt_insert(struct store *st, const char *exec_id, const struct
     p_opt(&p, row->exit_code, -1);
     p_opt(&p, row->signal, 0);
     p_text(&p, row->error);
+    p_opt(&p, row->queued_at, 0);
     rc = pq_send(s, pg_sql[PS_ATTEMPT_INSERT], &p, WANT_OK, err,
                  "cannot insert attempt %d of task %d of %s", row->number, row->task_idx, exec_id);
     if (rc)

@@ -126,6 +126,7 @@ int store__decode_task_run(const struct store__row *r, const char *exec_id, stru
     t->item_index = store__col_int(r, 10, 0);
     t->item = store__col_str(r, 11);
     t->child_id = store__col_str(r, 12);
+    t->queued_at = store__col_opt(r, 13, 0);
     return 0;
 }
 
@@ -149,6 +150,7 @@ int store__decode_attempt(const struct store__row *r, const char *exec_id, struc
     a->exit_code = store__col_int(r, 9, -1);
     a->signal = store__col_int(r, 10, 0);
     a->error = store__col_str(r, 11);
+    a->queued_at = store__col_opt(r, 12, 0);
     return 0;
 }
 

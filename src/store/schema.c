@@ -306,6 +306,17 @@ static const char schema_v9[] =
 static const char schema_v10[] = "ALTER TABLE executions ADD COLUMN retried_at BIGINT;";
 
 /*
+ * Version 12: when each attempt became queued, as opposed to when it started
+ * running: ready to run, its dependencies final and its back-off over (a
+ * retry's is the end of its back-off). attempts.queued_at is written once,
+ * with the attempt; task_runs.queued_at is its current (or next) attempt's,
+ * so an execution taken up after a restart keeps it. NULL in rows written
+ * before this version.
+ */
+static const char schema_v12[] = "ALTER TABLE task_runs ADD COLUMN queued_at BIGINT;"
+                                 "ALTER TABLE attempts ADD COLUMN queued_at BIGINT;";
+
+/*
  * Version 14: the outbox of notifications. A row is written in the
  * transaction that records the status change it tells of, and sent after
  * that commit: `pending` until a node claims it (`sending`, claimed_by and a
@@ -349,7 +360,8 @@ const char *const store__migrations[] = {
     schema_v8,
     schema_v9,
     schema_v10,
-    schema_v14, /* after v11-v13 of the branches merged with it */
+    schema_v12,
+    schema_v14,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

@@ -174,26 +174,29 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_EXEC_GET] = "SELECT " EXEC_COLS " FROM executions WHERE id = ?1",
     [ST_TASK_INSERT] = "INSERT INTO task_runs (execution_id, idx, name, status, attempt,"
                        " available_at, started_at, finished_at, error, output, group_idx,"
-                       " item_index, item, child_id)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                       " item_index, item, child_id, queued_at)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+                       " ?15)",
     [ST_TASK_UPDATE] = "UPDATE task_runs SET status = ?3, attempt = ?4, available_at = ?5,"
                        " started_at = ?6, finished_at = ?7, error = ?8, output = ?10,"
-                       " child_id = ?11 WHERE execution_id = ?1 AND idx = ?2 AND attempt = ?9",
+                       " child_id = ?11, queued_at = ?12"
+                       " WHERE execution_id = ?1 AND idx = ?2 AND attempt = ?9",
     [ST_TASK_ATTEMPT] = "SELECT attempt FROM task_runs WHERE execution_id = ?1 AND idx = ?2",
     [ST_TASKS_OF_EXEC] = "SELECT idx, name, status, attempt, available_at, started_at,"
-                         " finished_at, error, output, group_idx, item_index, item, child_id"
-                         " FROM task_runs WHERE execution_id = ?1"
+                         " finished_at, error, output, group_idx, item_index, item, child_id,"
+                         " queued_at FROM task_runs WHERE execution_id = ?1"
                          " ORDER BY idx",
     [ST_ATTEMPT_INSERT] = "INSERT INTO attempts (execution_id, task_idx, number, status, node,"
                           " pid, pgid, proc_start, started_at, finished_at, exit_code, signal,"
-                          " error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                          " error, queued_at)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     [ST_ATTEMPT_UPDATE] = "UPDATE attempts SET status = ?4, pid = ?5, pgid = ?6,"
                           " proc_start = ?7, finished_at = ?8, exit_code = ?9, signal = ?10,"
                           " error = ?11, node = coalesce(?12, node)"
                           " WHERE execution_id = ?1 AND task_idx = ?2 AND number = ?3",
     [ST_ATTEMPTS_OF_EXEC] = "SELECT task_idx, number, status, node, pid, pgid, proc_start,"
-                            " started_at, finished_at, exit_code, signal, error FROM attempts"
-                            " WHERE execution_id = ?1 ORDER BY task_idx, number",
+                            " started_at, finished_at, exit_code, signal, error, queued_at"
+                            " FROM attempts WHERE execution_id = ?1 ORDER BY task_idx, number",
     [ST_LOG_APPEND] = "INSERT INTO logs (execution_id, task_idx, attempt, seq, stream, ts, data)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_LOG_TRIM] = "DELETE FROM logs WHERE execution_id = ?1 AND task_idx = ?2"
@@ -256,13 +259,13 @@ static const char *const stmt_sql[ST_COUNT] = {
         " WHERE t.status = 'queued'",
     [ST_COUNTS_RUNNING] = "SELECT count(*), min(started_at) FROM executions WHERE status = ?1",
     [ST_TASKS_PAGE] = "SELECT idx, name, status, attempt, available_at, started_at,"
-                      " finished_at, error, output, group_idx, item_index, item, child_id"
-                      " FROM task_runs WHERE execution_id = ?1 AND idx > ?2"
+                      " finished_at, error, output, group_idx, item_index, item, child_id,"
+                      " queued_at FROM task_runs WHERE execution_id = ?1 AND idx > ?2"
                       " AND (?3 < 0 OR group_idx = ?3) AND (?4 = 0 OR group_idx IS NULL)"
                       " AND (?5 IS NULL OR status = ?5) ORDER BY idx LIMIT ?6",
     [ST_ATTEMPTS_RANGE] = "SELECT task_idx, number, status, node, pid, pgid, proc_start,"
-                          " started_at, finished_at, exit_code, signal, error FROM attempts"
-                          " WHERE execution_id = ?1 AND task_idx BETWEEN ?2 AND ?3"
+                          " started_at, finished_at, exit_code, signal, error, queued_at"
+                          " FROM attempts WHERE execution_id = ?1 AND task_idx BETWEEN ?2 AND ?3"
                           " ORDER BY task_idx, number",
     [ST_GROUP_COUNTS] = "SELECT group_idx, status, count(*) FROM task_runs"
                         " WHERE execution_id = ?1 AND group_idx IS NOT NULL"
@@ -928,7 +931,8 @@ static int sqlite_task_run_insert(struct store *st, const char *exec_id,
          bind_text(stmt, 10, row->output) |
          (row->instance ? bind_i64(stmt, 11, row->group_idx) | bind_i64(stmt, 12, row->item_index)
                         : sqlite3_bind_null(stmt, 11) | sqlite3_bind_null(stmt, 12)) |
-         bind_text(stmt, 13, row->item) | bind_text(stmt, 14, row->child_id);
+         bind_text(stmt, 13, row->item) | bind_text(stmt, 14, row->child_id) |
+         bind_opt(stmt, 15, row->queued_at, 0);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -981,7 +985,7 @@ static int sqlite_task_run_update(struct store *st, const char *exec_id,
          bind_opt(stmt, 5, row->available_at, 0) | bind_opt(stmt, 6, row->started_at, 0) |
          bind_opt(stmt, 7, row->finished_at, 0) | bind_text(stmt, 8, row->error) |
          bind_i64(stmt, 9, expected_attempt) | bind_text(stmt, 10, row->output) |
-         bind_text(stmt, 11, row->child_id);
+         bind_text(stmt, 11, row->child_id) | bind_opt(stmt, 12, row->queued_at, 0);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)
@@ -1010,7 +1014,7 @@ static int sqlite_attempt_insert(struct store *st, const char *exec_id,
          bind_opt(stmt, 7, row->pgid, 0) | bind_opt(stmt, 8, row->proc_start, 0) |
          bind_opt(stmt, 9, row->started_at, 0) | bind_opt(stmt, 10, row->finished_at, 0) |
          bind_opt(stmt, 11, row->exit_code, -1) | bind_opt(stmt, 12, row->signal, 0) |
-         bind_text(stmt, 13, row->error);
+         bind_text(stmt, 13, row->error) | bind_opt(stmt, 14, row->queued_at, 0);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     if (rc != SQLITE_OK)

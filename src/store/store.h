@@ -104,6 +104,8 @@ struct task_run_row {
     int item_index;
     char *item;     /* the item, JSON text */
     char *child_id; /* a workflow task: the child execution of its attempt, or NULL */
+    int64_t queued_at; /* when its current (or next) attempt became queued: ready to run,
+                          its dependencies final and its back-off over; 0 if not known */
 };
 
 struct attempt_row {
@@ -119,6 +121,8 @@ struct attempt_row {
     int exit_code; /* -1 if none */
     int signal;    /* 0 if none */
     char *error;   /* or NULL */
+    int64_t queued_at; /* when it became queued (before started_at); 0 if not known.
+                          Written with the insert only */
 };
 
 /* Fan-out instances of one forEach task in one status (store_execution_page). */
@@ -241,7 +245,7 @@ int store_task_run_insert(struct store *st, const char *exec_id, const struct ta
                           struct err *err);
 /*
  * Update the task run (exec_id, row->idx): status, attempt, available_at,
- * started_at, finished_at, error. Fenced: applied only if the stored attempt
+ * queued_at, started_at, finished_at, error. Fenced: applied only if the stored attempt
  * equals `expected_attempt`; otherwise nothing changes and ERR_CONFLICT is
  * returned.
  */

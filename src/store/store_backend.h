@@ -257,9 +257,10 @@ int store__col_id(const struct store__row *r, int col, char out[ID_MAX]);
  *             started_at, finished_at, error, schedule_id, scheduled_for,
  *             owner_node, parent_id, parent_task_idx, depth, retried_at
  *   task run  idx, name, status, attempt, available_at, started_at,
- *             finished_at, error, output, group_idx, item_index, item, child_id
+ *             finished_at, error, output, group_idx, item_index, item, child_id,
+ *             queued_at
  *   attempt   task_idx, number, status, node, pid, pgid, proc_start,
- *             started_at, finished_at, exit_code, signal, error
+ *             started_at, finished_at, exit_code, signal, error, queued_at
  *   log chunk task_idx, attempt, seq, stream, ts, data
  *   key       id, name, prefix, hash, scopes, created_at, expires_at,
  *             last_used_at, revoked_at (allocates only on success)

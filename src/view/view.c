@@ -67,6 +67,7 @@ static json_t *view_attempt(const struct attempt_row *a)
     json_t *o = json_object();
     json_object_set_new(o, "number", json_integer(a->number));
     json_object_set_new(o, "status", json_string(attempt_status_name(a->status)));
+    json_object_set_new(o, "queuedAt", view_instant(a->queued_at));
     json_object_set_new(o, "startedAt", view_instant(a->started_at));
     json_object_set_new(o, "finishedAt", view_instant(a->finished_at));
     json_object_set_new(o, "durationMs", duration(a->started_at, a->finished_at));
@@ -115,6 +116,7 @@ json_t *view_task_run(const struct exec_detail *d, size_t i, const struct exec_d
     json_object_set_new(to, "name", json_string(t->name ? t->name : ""));
     json_object_set_new(to, "status", json_string(task_status_name(t->status)));
     json_object_set_new(to, "attempt", json_integer(t->attempt));
+    json_object_set_new(to, "queuedAt", view_instant(t->queued_at));
     json_object_set_new(to, "startedAt", view_instant(t->started_at));
     json_object_set_new(to, "finishedAt", view_instant(t->finished_at));
     json_object_set_new(to, "durationMs", duration(t->started_at, t->finished_at));

@@ -450,6 +450,11 @@ def test_failing_execution_error_gantt_and_log(browser):
         " [...g.querySelectorAll('rect.seg')].map(r => r.getAttribute('class'))]);")
     broken = dict(bars)["broken"]
     assert broken.count("seg st-failed") == 2 and "seg backoff" in broken, bars
+    # the back-off ends when attempt 2 became queued (its queuedAt): exactly the 300 ms
+    backoff = b.d.execute_script(
+        "return document.querySelector(\"#gantt g.row[data-task='broken'] rect.seg.backoff\")"
+        ".querySelector('title').textContent;")
+    assert backoff == "broken: back-off 300 ms", backoff
     # the log: the failing task's stderr, as text
     b.wait_text("#log", "broken on attempt 1 <script>alert(1)</script>")
     b.wait_text("#log", "broken on attempt 2")
@@ -579,6 +584,19 @@ def test_why_is_it_waiting(browser):
     (srv.tmp / f"go-{ex['id']}").write_text("")
     b.wait(lambda: b.one("#exec-status").get_attribute("data-status") == "succeeded", "the end")
     b.wait(lambda: not b.one("#why").is_displayed(), "nothing waits any more")
+    # the timeline: the time 'second' was queued (its queuedAt to its startedAt) is a hatched
+    # segment, with its words in a title, ending where its attempt's bar starts
+    sel = "#gantt g.row[data-task='second'] rect.seg.queued[data-for-attempt='1']"
+    b.wait(lambda: b.css(sel), "the queued time of 'second' in the timeline")
+    title, end, start, fill = b.d.execute_script(
+        "const q = document.querySelector(arguments[0]);"
+        "const a = q.parentNode.querySelector(\"rect.seg[data-attempt='1']\");"
+        "return [q.querySelector('title').textContent,"
+        " +q.getAttribute('x') + +q.getAttribute('width'), +a.getAttribute('x'),"
+        " getComputedStyle(q).fill];", sel)
+    assert title.startswith("second: attempt 1: queued "), title
+    assert abs(end - start) < 1.5, (end, start)
+    assert "url(" in fill and "gantt-queued-hatch" in fill, fill
 
 
 def test_health_not_ok_says_what_to_do(browser):

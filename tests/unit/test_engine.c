@@ -398,6 +398,70 @@ static void test_retries_and_attempts(void **state)
     exec_detail_free(d);
 }
 
+/* Attempt `number` of task run `idx` in `d`, or a failure. */
+static const struct attempt_row *attempt_of(const struct exec_detail *d, int idx, int number)
+{
+    for (size_t i = 0; i < d->nattempts; i++)
+        if (d->attempts[i].task_idx == idx && d->attempts[i].number == number)
+            return &d->attempts[i];
+    fail_msg("no attempt %d of task %d", number, idx);
+    return NULL;
+}
+
+/*
+ * When each attempt became queued (ready to run) as opposed to when it
+ * started: with 2 worker slots, the third root command is queued from the
+ * start with the others but starts only once a slot is free; a dependent is
+ * queued when its dependency ends; a retry is queued at the end of its
+ * back-off (the manual clock makes these exact).
+ */
+static void test_queued_at(void **state)
+{
+    struct fixture *f = *state;
+    const struct attempt_row *a, *b, *c, *after, *r1, *r2, *r3;
+    struct exec_detail *d = run_def(
+        f, "{\"name\":\"q\",\"tasks\":["
+           "{\"name\":\"a\",\"command\":[\"sleep\",\"0.05\"]},"
+           "{\"name\":\"b\",\"command\":[\"sleep\",\"0.05\"]},"
+           "{\"name\":\"c\",\"command\":[\"true\"]},"
+           "{\"name\":\"after\",\"dependsOn\":[\"a\"],\"type\":\"noop\"}]}");
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    a = attempt_of(d, 0, 1);
+    b = attempt_of(d, 1, 1);
+    c = attempt_of(d, 2, 1);
+    after = attempt_of(d, 3, 1);
+    assert_true(a->queued_at > 0);
+    assert_true(a->queued_at <= a->started_at);
+    assert_int_equal(b->queued_at, a->queued_at);
+    /* c waited for a slot: queued with the others, started after one ended. */
+    assert_int_equal(c->queued_at, a->queued_at);
+    assert_true(c->started_at > c->queued_at);
+    assert_true(c->started_at >= (a->finished_at < b->finished_at ? a->finished_at
+                                                                    : b->finished_at));
+    assert_int_equal(task(d, "c")->queued_at, c->queued_at);
+    /* after is ready when a ends. */
+    assert_int_equal(after->queued_at, a->finished_at);
+    assert_true(after->started_at >= after->queued_at);
+    assert_int_equal(task(d, "after")->queued_at, after->queued_at);
+    exec_detail_free(d);
+
+    d = run_def(f, "{\"name\":\"r\",\"tasks\":[{\"name\":\"flaky\",\"retries\":2,"
+                   "\"retryBackoff\":{\"initial\":\"10ms\",\"jitter\":false},"
+                   "\"command\":\"test $ORCH_ATTEMPT -ge 3\"}]}");
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    r1 = attempt_of(d, 0, 1);
+    r2 = attempt_of(d, 0, 2);
+    r3 = attempt_of(d, 0, 3);
+    assert_true(r1->queued_at > 0 && r1->queued_at <= r1->started_at);
+    /* Back-offs of 10 and 20 ms: each retry is queued when its back-off ends. */
+    assert_int_equal(r2->queued_at, r1->finished_at + 10);
+    assert_int_equal(r3->queued_at, r2->finished_at + 20);
+    assert_true(r2->started_at >= r2->queued_at);
+    assert_true(r3->started_at >= r3->queued_at);
+    assert_int_equal(task(d, "flaky")->queued_at, r3->queued_at);
+    exec_detail_free(d);
+}
+
 static void test_task_timeout(void **state)
 {
     struct fixture *f = *state;
@@ -1428,6 +1492,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_time_per_turn, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_run_if_and_upstream_failed, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_retries_and_attempts, setup_manual, teardown),
+        cmocka_unit_test_setup_teardown(test_queued_at, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_task_timeout, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_exec_timeout, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_sleep_and_concurrency, setup_manual, teardown),

@@ -628,10 +628,10 @@ static void test_instances_and_children(void **state)
     struct err err = ERR_INIT;
     struct exec_detail *d = NULL;
     struct exec_row parent, child;
-    struct task_run_row g = {0, (char *)"each", TASK_RUNNING, 0, 0, 100, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
-    struct task_run_row i0 = {1, (char *)"each[0]", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 1, 0, 0, (char *)"{\"path\":\"a\"}", NULL};
-    struct task_run_row i1 = {2, (char *)"each[1]", TASK_PENDING, 0, 0, 0, 0, NULL, NULL, 1, 0, 1, (char *)"\"b\"", NULL};
-    struct task_run_row c0 = {0, (char *)"t", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+    struct task_run_row g = {0, (char *)"each", TASK_RUNNING, 0, 0, 100, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
+    struct task_run_row i0 = {1, (char *)"each[0]", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 1, 0, 0, (char *)"{\"path\":\"a\"}", NULL, 0};
+    struct task_run_row i1 = {2, (char *)"each[1]", TASK_PENDING, 0, 0, 0, 0, NULL, NULL, 1, 0, 1, (char *)"\"b\"", NULL, 0};
+    struct task_run_row c0 = {0, (char *)"t", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
     struct exec_list list = {NULL, 0};
     struct exec_filter flt;
 
@@ -767,8 +767,8 @@ static void test_tasks_attempts_roundtrip(void **state)
     struct err err = ERR_INIT;
     struct exec_detail *d = NULL;
     struct exec_row ex;
-    struct task_run_row t0 = {0, (char *)"extract", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
-    struct task_run_row t1 = {1, (char *)"load", TASK_PENDING, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+    struct task_run_row t0 = {0, (char *)"extract", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
+    struct task_run_row t1 = {1, (char *)"load", TASK_PENDING, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
     struct attempt_row a1 = {0};
     struct attempt_row a2 = {0};
 
@@ -882,13 +882,102 @@ static void test_tasks_attempts_roundtrip(void **state)
     assert_int_equal(store_task_run_update(f->st, ex.id, &t1, 0, &err), ERR_INVALID);
 }
 
+/*
+ * When attempts became queued: written with each attempt's insert (never by
+ * its update), and with the task run's insert and update; NULL (0) when not
+ * given. Read back by both reads of an execution.
+ */
+static void test_queued_at_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_detail *d = NULL;
+    struct exec_row ex;
+    struct task_run_row t0, t1;
+    struct attempt_row a1, a2;
+    struct task_page q = {-1, -1, 0, NULL, 0};
+
+    make_exec(&ex, "wait", EXEC_RUNNING, 10);
+    memset(&t0, 0, sizeof(t0));
+    t0.name = (char *)"slotted";
+    t0.status = TASK_QUEUED;
+    t0.queued_at = 700;
+    memset(&t1, 0, sizeof(t1));
+    t1.idx = 1;
+    t1.name = (char *)"later";
+    t1.status = TASK_PENDING;
+    memset(&a1, 0, sizeof(a1));
+    a1.number = 1;
+    a1.status = ATTEMPT_RUNNING;
+    a1.queued_at = 700;
+    a1.started_at = 900;
+    a1.exit_code = -1;
+    assert_int_equal(store_begin(f->st, &err), 0);
+    insert_exec(f->st, &ex);
+    assert_int_equal(store_task_run_insert(f->st, ex.id, &t0, &err), 0);
+    assert_int_equal(store_task_run_insert(f->st, ex.id, &t1, &err), 0);
+    assert_int_equal(store_attempt_insert(f->st, ex.id, &a1, &err), 0);
+    t0.status = TASK_RUNNING;
+    t0.attempt = 1;
+    t0.started_at = 900;
+    assert_int_equal(store_task_run_update(f->st, ex.id, &t0, 0, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+
+    /* It fails; the retry is queued at its back-off's end (1500) and starts at 1600. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    a1.status = ATTEMPT_FAILED;
+    a1.finished_at = 1000;
+    a1.queued_at = 0; /* an update leaves it as inserted */
+    assert_int_equal(store_attempt_update(f->st, ex.id, &a1, &err), 0);
+    memset(&a2, 0, sizeof(a2));
+    a2.number = 2;
+    a2.status = ATTEMPT_RUNNING;
+    a2.queued_at = 1500;
+    a2.started_at = 1600;
+    a2.exit_code = -1;
+    assert_int_equal(store_attempt_insert(f->st, ex.id, &a2, &err), 0);
+    t0.attempt = 2;
+    t0.queued_at = 1500;
+    assert_int_equal(store_task_run_update(f->st, ex.id, &t0, 1, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+
+    for (int page = 0; page < 2; page++) {
+        if (page)
+            assert_int_equal(store_execution_page(f->st, ex.id, &q, &d, &err), 0);
+        else
+            assert_int_equal(store_execution_get(f->st, ex.id, &d, &err), 0);
+        assert_int_equal(d->ntasks, 2);
+        assert_int_equal(d->tasks[0].queued_at, 1500);
+        assert_int_equal(d->tasks[0].started_at, 900);
+        assert_int_equal(d->tasks[1].queued_at, 0);
+        assert_int_equal(d->nattempts, 2);
+        assert_int_equal(d->attempts[0].queued_at, 700);
+        assert_int_equal(d->attempts[0].started_at, 900);
+        assert_int_equal(d->attempts[0].finished_at, 1000);
+        assert_int_equal(d->attempts[1].queued_at, 1500);
+        assert_int_equal(d->attempts[1].started_at, 1600);
+        exec_detail_free(d);
+        d = NULL;
+    }
+
+    /* Not given: NULL, read back as 0. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    t0.queued_at = 0;
+    assert_int_equal(store_task_run_update(f->st, ex.id, &t0, 2, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(store_execution_get(f->st, ex.id, &d, &err), 0);
+    assert_int_equal(d->tasks[0].queued_at, 0);
+    assert_int_equal(d->attempts[1].queued_at, 1500);
+    exec_detail_free(d);
+}
+
 static void test_fencing(void **state)
 {
     struct fixture *f = *state;
     struct err err = ERR_INIT;
     struct exec_detail *d = NULL;
     struct exec_row ex;
-    struct task_run_row t = {3, (char *)"build", TASK_RUNNING, 2, 0, 50, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+    struct task_run_row t = {3, (char *)"build", TASK_RUNNING, 2, 0, 50, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
     struct task_run_row late = t;
     char msg[200];
 
@@ -939,7 +1028,7 @@ static void test_rollback_discards(void **state)
     struct exec_detail *d = NULL;
     struct exec_row a;
     struct exec_row b;
-    struct task_run_row t = {0, (char *)"t", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+    struct task_run_row t = {0, (char *)"t", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
 
     make_exec(&a, "wf", EXEC_QUEUED, 1);
     make_exec(&b, "wf", EXEC_QUEUED, 2);
@@ -1243,7 +1332,7 @@ static void test_logs(void **state)
     struct fixture *f = *state;
     struct err err = ERR_INIT;
     struct exec_row ex;
-    struct task_run_row t = {0, (char *)"t0", TASK_RUNNING, 1, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+    struct task_run_row t = {0, (char *)"t0", TASK_RUNNING, 1, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
     struct attempt_row a = {0};
     struct log_list list = {NULL, 0};
     struct log_chunk bad = {0, 1, 0, (enum log_stream)3, 0, NULL, 0};
@@ -1418,8 +1507,8 @@ static void test_corrupt_rows(void **state)
     struct exec_filter filter = {0};
     struct exec_row ex;
     struct exec_row ok;
-    struct task_run_row t = {0, (char *)"t", TASK_RUNNING, 1, 0, 0, 0, (char *)"e", NULL, 0, 0, 0, NULL, NULL};
-    struct attempt_row a = {0, 1, ATTEMPT_RUNNING, (char *)"n", 1, 1, 1, 1, 0, -1, 0, NULL};
+    struct task_run_row t = {0, (char *)"t", TASK_RUNNING, 1, 0, 0, 0, (char *)"e", NULL, 0, 0, 0, NULL, NULL, 0};
+    struct attempt_row a = {0, 1, ATTEMPT_RUNNING, (char *)"n", 1, 1, 1, 1, 0, -1, 0, NULL, 0};
     char sql[256];
 
     make_exec(&ok, "wf", EXEC_SUCCEEDED, 1);
@@ -1478,7 +1567,7 @@ static void test_batch_timing(void **state)
     assert_int_equal(store_begin(f->st, &err), 0);
     insert_exec(f->st, &ex);
     for (int i = 0; i < NBATCH; i++) {
-        struct task_run_row t = {i, names[i], TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+        struct task_run_row t = {i, names[i], TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
         struct attempt_row a = {i,
                                 1,
                                 ATTEMPT_RUNNING,
@@ -1490,7 +1579,8 @@ static void test_batch_timing(void **state)
                                 0,
                                 -1,
                                 0,
-                                NULL};
+                                NULL,
+                                0};
         assert_int_equal(store_task_run_insert(f->st, ex.id, &t, &err), 0);
         assert_int_equal(store_attempt_insert(f->st, ex.id, &a, &err), 0);
         t.status = TASK_RUNNING;
@@ -1505,10 +1595,10 @@ static void test_batch_timing(void **state)
     assert_int_equal(store_begin(f->st, &err), 0);
     for (int i = 0; i < NBATCH; i++) {
         struct task_run_row t = {i, names[i],      TASK_SUCCEEDED, 1,
-                                 0, 1700000000000, 1700000000500,  NULL, NULL, 0, 0, 0, NULL, NULL};
+                                 0, 1700000000000, 1700000000500,  NULL, NULL, 0, 0, 0, NULL, NULL, 0};
         struct attempt_row a = {i,        1,    ATTEMPT_SUCCEEDED, NULL,          1000 + i,
                                 1000 + i, 5555, 1700000000000,     1700000000500, 0,
-                                0,        NULL};
+                                0,        NULL, 0};
         assert_int_equal(store_attempt_update(f->st, ex.id, &a, &err), 0);
         assert_int_equal(store_task_run_update(f->st, ex.id, &t, 1, &err), 0);
     }
@@ -1613,8 +1703,8 @@ static void make_tree(struct store *st, struct exec_row *row, const char *workfl
         fail_msg("begin: %s", err.msg);
     insert_exec(st, row);
     for (int i = 0; i < 2; i++) {
-        struct task_run_row t = {i, (char *)"t", TASK_SUCCEEDED, 1, 0, 1000, 1100, NULL, NULL, 0, 0, 0, NULL, NULL};
-        struct attempt_row a = {i, 1, ATTEMPT_SUCCEEDED, NULL, 0, 0, 0, 1000, 1100, 0, 0, NULL};
+        struct task_run_row t = {i, (char *)"t", TASK_SUCCEEDED, 1, 0, 1000, 1100, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
+        struct attempt_row a = {i, 1, ATTEMPT_SUCCEEDED, NULL, 0, 0, 0, 1000, 1100, 0, 0, NULL, 0};
         struct log_chunk c = {i, 1, 0, LOG_STREAM_STDOUT, 1000, (char *)"out", 3};
         assert_int_equal(store_task_run_insert(st, row->id, &t, &err), 0);
         assert_int_equal(store_attempt_insert(st, row->id, &a, &err), 0);
@@ -2468,7 +2558,7 @@ static void add_task(struct store *st, const char *exec_id, int idx, enum task_s
                      int64_t available_at)
 {
     struct err err = ERR_INIT;
-    struct task_run_row t = {idx, (char *)"t", status, 0, available_at, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+    struct task_run_row t = {idx, (char *)"t", status, 0, available_at, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
     if (store_task_run_insert(st, exec_id, &t, &err) != 0)
         fail_msg("task: %s", err.msg);
 }
@@ -2530,7 +2620,7 @@ static void test_counts(void **state)
 
     /* A task leaving the queue leaves the count (and the partial index). */
     {
-        struct task_run_row t = {0, (char *)"t", TASK_RUNNING, 1, 0, 1300, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+        struct task_run_row t = {0, (char *)"t", TASK_RUNNING, 1, 0, 1300, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
         assert_int_equal(store_task_run_update(f->st, e3.id, &t, 0, &err), 0);
         assert_int_equal(store_task_run_update(f->st, e1.id, &t, 0, &err), 0);
     }
@@ -3817,7 +3907,7 @@ static void test_pg_pipelining(void **state)
     struct err err = ERR_INIT;
     struct exec_detail *d = NULL;
     struct exec_row ex;
-    struct task_run_row t = {0, (char *)"a", TASK_RUNNING, 2, 0, 50, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+    struct task_run_row t = {0, (char *)"a", TASK_RUNNING, 2, 0, 50, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
     struct task_run_row late = t;
     struct attempt_row at;
     struct log_chunk c;
@@ -3982,6 +4072,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_workflow_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execution_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tasks_attempts_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queued_at_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instances_and_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fencing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_discards, setup, teardown),

@@ -366,6 +366,48 @@ static void test_workflow_graph(void **state)
     workflow_free(wf);
 }
 
+/* queuedAt of a task run and of each attempt: ISO 8601, or null when not recorded. */
+static void test_queued_at_shown(void **state)
+{
+    struct task_run_row run;
+    struct attempt_row atts[2];
+    struct exec_detail d;
+    json_t *j, *a;
+    (void)state;
+
+    memset(&run, 0, sizeof(run));
+    memset(atts, 0, sizeof(atts));
+    memset(&d, 0, sizeof(d));
+    run.name = (char *)"load";
+    run.status = TASK_QUEUED;
+    run.attempt = 2;
+    run.queued_at = 1700000002000; /* the back-off's end */
+    atts[0].number = 1;
+    atts[0].status = ATTEMPT_FAILED;
+    atts[0].queued_at = 1700000000000;
+    atts[0].started_at = 1700000000250;
+    atts[0].finished_at = 1700000001000;
+    atts[0].exit_code = 1;
+    atts[1].number = 2;
+    atts[1].status = ATTEMPT_RUNNING;
+    atts[1].started_at = 1700000002000;
+    atts[1].exit_code = -1;
+    d.tasks = &run;
+    d.ntasks = 1;
+    d.attempts = atts;
+    d.nattempts = 2;
+    j = view_task_run(&d, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "queuedAt")),
+                        "2023-11-14T22:13:22.000Z");
+    a = json_object_get(j, "attempts");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(a, 0), "queuedAt")),
+                        "2023-11-14T22:13:20.000Z");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(a, 0), "startedAt")),
+                        "2023-11-14T22:13:20.250Z");
+    assert_true(json_is_null(json_object_get(json_array_get(a, 1), "queuedAt")));
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_errors),            cmocka_unit_test(test_large_dag),
         cmocka_unit_test(test_waiting_on),
         cmocka_unit_test(test_waiting_on_pressure),        cmocka_unit_test(test_workflow_graph),
+        cmocka_unit_test(test_queued_at_shown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
