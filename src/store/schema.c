@@ -305,6 +305,28 @@ static const char schema_v9[] =
  */
 static const char schema_v10[] = "ALTER TABLE executions ADD COLUMN retried_at BIGINT;";
 
+/*
+ * Version 13: the web pages' sign-in sessions, in the store so that they
+ * outlive a restart and every node sharing the database knows them. Only
+ * hashes are kept: token_hash of the cookie's token (the lookup key) and
+ * csrf_hash of the session's CSRF token; a copy of the table lets nobody
+ * act as a signed-in browser. key_prefix finds the key again, key_id must
+ * match it (keys are revoked, never deleted). sessions_expires_at: the
+ * purge of ended sessions reads only those.
+ */
+static const char schema_v13[] =
+    "CREATE TABLE sessions ("
+    "  token_hash BYTEA NOT NULL PRIMARY KEY,"
+    "  csrf_hash BYTEA NOT NULL,"
+    "  key_id TEXT NOT NULL,"
+    "  key_prefix TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  expires_at BIGINT NOT NULL,"
+    "  last_seen_at BIGINT NOT NULL"
+    ");"
+    "CREATE INDEX sessions_expires_at ON sessions (expires_at);"
+    "CREATE INDEX sessions_key_id ON sessions (key_id);";
+
 const char *const store__migrations[] = {
     schema_v1,
     schema_v2,
@@ -316,6 +338,7 @@ const char *const store__migrations[] = {
     schema_v8,
     schema_v9,
     schema_v10,
+    schema_v13,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));
