@@ -20,9 +20,10 @@
  * Every request with the cookie reads the session and then looks its key up
  * again (by prefix, the id must match): a key revoked or expired since ends
  * its sessions at once, and the scopes are the key's current ones. No copy
- * is cached in memory: the two lookups by primary key / unique index cost
- * less than the request's own work (bench/README.md), and a cache would
- * have to learn of sign-outs on other nodes. A cookie-authenticated request
+ * is cached in memory: with the read by primary key a cookie request costs
+ * the server the same CPU time as when sessions were in memory (measured by
+ * bench/ui-session.sh), and a cache would have to learn of sign-outs on
+ * other nodes. A cookie-authenticated request
  * that is not GET or HEAD must carry the session's CSRF token in
  * X-CSRF-Token (403 "csrf" otherwise). Hashes are compared in constant time.
  *
