@@ -17,80 +17,27 @@ on a loaded machine it includes waiting for a CPU), the server's CPU time per re
 Environment: ORCH_BIN (default build-bench/src/cli/orch, a Release build), TASKS, LAYERS
 (20), REPEAT (20), WORKERS (4).
 """
-import json
 import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-ORCH = os.environ.get("ORCH_BIN", str(REPO / "build-bench" / "src" / "cli" / "orch"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from uibench import Server, fill  # noqa: E402
+
 TASKS = int(os.environ.get("TASKS", "1000"))
 LAYERS = int(os.environ.get("LAYERS", "20"))
 REPEAT = int(os.environ.get("REPEAT", "20"))
 WORKERS = os.environ.get("WORKERS", "4")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
-    if not os.access(ORCH, os.X_OK):
-        sys.exit(f"ui-graph: no orch binary at {ORCH} (set ORCH_BIN)")
-    work = Path(tempfile.mkdtemp(prefix="orch-ui-bench-"))
-    data = work / "data"
-    key = json.loads(subprocess.run([ORCH, "keys", "create", "--name", "b", "--scope", "admin",
-                                     "--data-dir", str(data), "--json"], check=True,
-                                    capture_output=True, text=True).stdout)["key"]
-    port = free_port()
-    log = open(work / "server.err", "w+")
-    srv = subprocess.Popen([ORCH, "server", "--listen", f"127.0.0.1:{port}", "--data-dir",
-                            str(data), "--workers", WORKERS], stderr=log,
-                           stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-
-    def call(method, path, body=None, headers=None):
-        h = {"Authorization": f"Bearer {key}", **(headers or {})}
-        data_ = json.dumps(body).encode() if body is not None else None
-        if data_:
-            h["Content-Type"] = "application/json"
-        req = urllib.request.Request(base + path, data=data_, headers=h, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=120) as r:
-                return r.status, r.headers, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.headers, e.read()
-
+    srv = Server("ui-graph", WORKERS)
+    call = srv.call
     try:
-        for _ in range(600):
-            try:
-                if call("GET", "/v1/health/live")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        per = max(1, TASKS // LAYERS)
-        tasks = []
-        for i in range(TASKS):
-            layer, j = divmod(i, per)
-            t = {"name": f"t{i:05d}", "command": "true"}
-            if layer:
-                t["dependsOn"] = sorted({f"t{(layer - 1) * per + (j * 7 + k * 13) % per:05d}"
-                                         for k in range(3)})
-            tasks.append(t)
-        assert call("POST", "/v1/workflows", {"name": "big", "tasks": tasks})[0] in (200, 201)
-        ex = json.loads(call("POST", "/v1/workflows/big/executions", {})[2])["id"]
-        while json.loads(call("GET", f"/v1/executions/{ex}")[2])["status"] not in (
-                "succeeded", "failed"):
-            time.sleep(0.5)
+        ex = fill(srv, TASKS, LAYERS)
         cases = [("graph", "/v1/workflows/big/graph", None),
                  ("graph+exec", f"/v1/workflows/big/graph?execution={ex}", None),
                  ("detail", f"/v1/executions/{ex}", None),
@@ -101,7 +48,7 @@ def main():
         tick = os.sysconf("SC_CLK_TCK")
 
         def cpu_ms():
-            f = Path(f"/proc/{srv.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            f = Path(f"/proc/{srv.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
             return (int(f[11]) + int(f[12])) * 1000.0 / tick
         for name, path, cond in cases:
             c0 = cpu_ms()
@@ -110,8 +57,8 @@ def main():
                 sizes[name] = (st, len(body))
             cpu[name] = (cpu_ms() - c0) / REPEAT
         time.sleep(0.5)
-        log.flush()
-        lines = Path(log.name).read_text().splitlines()
+        srv.log.flush()
+        lines = Path(srv.log.name).read_text().splitlines()
         gets = [float(m.group(1)) for m in
                 (re.search(r"INFO \[API\] GET \S+ \d+ ([\d.]+)ms", line) for line in lines) if m]
         gets = gets[-len(cases) * REPEAT:]  # the requests above, in order
@@ -125,9 +72,7 @@ def main():
             print(f"{name:<12} {st:>6} {size:>9} {statistics.median(t):>10.1f} {max(t):>8.1f} "
                   f"{cpu[name]:>7.1f}")
     finally:
-        srv.terminate()
-        srv.wait(timeout=60)
-        log.close()
+        srv.stop()
 
 
 if __name__ == "__main__":

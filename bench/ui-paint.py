@@ -12,75 +12,29 @@ Prints the median and the maximum of each mark, and the bytes the first load tra
 Environment: ORCH_BIN (default build-bench/src/cli/orch, a Release build), TASKS, LAYERS
 (20), REPEAT (5). Needs chromium, chromium-driver and python3-selenium.
 """
-import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-REPO = Path(__file__).resolve().parent.parent
-ORCH = os.environ.get("ORCH_BIN", str(REPO / "build-bench" / "src" / "cli" / "orch"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from uibench import Server, fill  # noqa: E402
+
 TASKS = int(os.environ.get("TASKS", "1000"))
 LAYERS = int(os.environ.get("LAYERS", "20"))
 REPEAT = int(os.environ.get("REPEAT", "5"))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
-    if not os.access(ORCH, os.X_OK):
-        sys.exit(f"ui-paint: no orch binary at {ORCH} (set ORCH_BIN)")
-    work = Path(tempfile.mkdtemp(prefix="orch-ui-paint-"))
-    data = work / "data"
-    key = json.loads(subprocess.run([ORCH, "keys", "create", "--name", "b", "--scope", "admin",
-                                     "--data-dir", str(data), "--json"], check=True,
-                                    capture_output=True, text=True).stdout)["key"]
-    port = free_port()
-    log = open(work / "server.err", "w")
-    srv = subprocess.Popen([ORCH, "server", "--listen", f"127.0.0.1:{port}", "--data-dir",
-                            str(data), "--workers", "4"], stderr=log, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-
-    def call(method, path, body=None):
-        h = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        req = urllib.request.Request(base + path, method=method, headers=h,
-                                     data=json.dumps(body).encode() if body is not None else None)
-        with urllib.request.urlopen(req, timeout=300) as r:
-            return json.loads(r.read() or b"null")
-
+    srv = Server("ui-paint")
+    base, key = srv.base, srv.key
     drv = None
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(base + "/v1/health/live", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.1)
-        per = max(1, TASKS // LAYERS)
-        tasks = []
-        for i in range(TASKS):
-            layer, j = divmod(i, per)
-            t = {"name": f"t{i:05d}", "command": "true"}
-            if layer:
-                t["dependsOn"] = sorted({f"t{(layer - 1) * per + (j * 7 + k * 13) % per:05d}"
-                                         for k in range(3)})
-            tasks.append(t)
-        call("POST", "/v1/workflows", {"name": "big", "tasks": tasks})
-        ex = call("POST", "/v1/workflows/big/executions", {})["id"]
-        while call("GET", f"/v1/executions/{ex}")["status"] not in ("succeeded", "failed"):
-            time.sleep(0.5)
+        ex = fill(srv, TASKS, LAYERS)
 
         opts = webdriver.ChromeOptions()
         for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -141,9 +95,7 @@ def main():
     finally:
         if drv:
             drv.quit()
-        srv.terminate()
-        srv.wait(timeout=60)
-        log.close()
+        srv.stop()
 
 
 if __name__ == "__main__":

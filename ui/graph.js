@@ -108,10 +108,16 @@ export function drawDag(layout, opts = {}) {
   const svg = s('svg', {
     class: 'dag', role: 'group', 'aria-label': opts.label || 'task graph',
   });
+  // opts.view {w, h}: only the nodes in that first window are drawn (the caller draws the
+  // whole graph right after the first paint); drawn.skipped says how many were left out.
+  // The edges too: only those with a point in the window (a 1,000-task graph has 3,000).
+  const view = opts.view || null;
+  const seen = (p) => p[0] <= view.w && p[1] <= view.h;
   let lines = '', heads = '';
   for (const e of layout.edges || []) {
     const pts = (e.points || []).map((p) => [p[0], p[1] + dy(p[1])]);
     if (pts.length < 2) continue;
+    if (view && !pts.some(seen)) continue;
     if (expanded.has(e.from) && bottoms.length) pts[0][1] += SUB;
     lines += pts.map((p, i) => `${i ? 'L' : 'M'}${p[0]},${p[1]}`).join('');
     const [x1, y1] = pts[pts.length - 2], [x2, y2] = pts[pts.length - 1];
@@ -124,9 +130,6 @@ export function drawDag(layout, opts = {}) {
   const frag = document.createDocumentFragment();
   if (lines) frag.append(s('path', { d: lines, class: 'edge' }), s('path', { d: heads, class: 'arrowhead' }));
   const act = !!opts.onNode;
-  // opts.view {w, h}: only the nodes in that first window are drawn (the caller draws the
-  // whole graph right after the first paint); drawn.skipped says how many were left out
-  const view = opts.view || null;
   let skipped = 0;
   for (const n of layout.nodes || []) {
     if (view && (n.x > view.w || n.y > view.h)) {

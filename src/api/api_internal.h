@@ -242,8 +242,8 @@ void api__store_done(struct api_request *req);
 /* The server's sessions; whether it serves HTTPS. */
 struct api_sessions *api__sessions(struct api_request *req);
 int api__tls(struct api_request *req);
-/* The request's cookie `name`, or NULL. */
-const char *api__cookie(struct api_request *req, const char *name);
+/* The request's cookie `name` into `out` (api__cookie_find): 1, or 0 if none. */
+int api__cookie(struct api_request *req, const char *name, char *out, size_t outlen);
 /* The request's header / query argument `name`, or NULL. */
 const char *api__header(struct api_request *req, const char *name);
 const char *api__query(struct api_request *req, const char *name);
@@ -313,28 +313,54 @@ int api__stopping(struct api_request *req);
 
 #define API_SESSION_COOKIE    "orch_session"
 #define API_SESSION_TOKEN_MAX 64                    /* room for a token or CSRF token */
-#define API_SESSION_MAX       4096                  /* sessions kept at once */
+#define API_SESSION_TOKEN_LEN 43                    /* base64url, no padding, of 32 bytes */
 #define API_SESSION_TTL_MS    (12LL * 3600 * 1000) /* a session's life (or its key's) */
+#define API_SESSION_TOUCH_MS  60000                 /* last_seen_at: at most a write a minute */
+#define API_SESSION_PURGE_MS  60000                 /* ended sessions: purged at most so often */
 
 struct api_sessions;
 
-struct api_sessions *api__sessions_new(size_t max, int64_t ttl_ms);
+struct api_sessions *api__sessions_new(int64_t ttl_ms);
 void api__sessions_free(struct api_sessions *ss);
-/* Start a session for `key`: its cookie token and CSRF token into the
- * buffers; returns when it expires (ms). Full: the session nearest its end
- * is dropped. Thread-safe. */
-int64_t api__session_start(struct api_sessions *ss, const struct key_row *key, int64_t now,
-                           char token[API_SESSION_TOKEN_MAX], char csrf[API_SESSION_TOKEN_MAX]);
 /*
  * Authenticate `req` by the session of cookie `token`: 0 with req->key set
  * (the key's current row) and req->session; else the status to answer (401:
- * no such session, or its key is revoked, expired or gone, which ends the
- * session; 403: `need_csrf` and X-CSRF-Token is missing or wrong; 503) with
- * `msg`. On 0 the session's CSRF token and expiry go to csrf_out and
- * expires_out when not NULL.
+ * no such session, or it has expired, or its key is revoked, expired or
+ * gone, which ends the session; 403: `need_csrf` and X-CSRF-Token is missing
+ * or wrong; 503) with `msg`. On 0 the session's CSRF token and expiry go to
+ * csrf_out and expires_out when not NULL. Sessions live in the store, so
+ * every node on the same database knows them.
  */
 int api__session_authenticate(struct api_request *req, const char *token, int need_csrf,
                               char *csrf_out, int64_t *expires_out, char *msg, size_t msglen);
+
+/*
+ * The parsers of what a browser sends about its session (pure, fuzzed by
+ * tests/fuzz/fuzz_session.c):
+ * - api__cookie_find: the value of cookie `name` in a Cookie header value
+ *   ("a=1; name=v"; the first of that name; spaces around names and values
+ *   and the quotes of a quoted value dropped). Returns 1 with the value in
+ *   `out` ("" when it does not fit in `outlen` bytes), 0 if there is none.
+ * - api__session_token_valid: is `s` the form of a session or CSRF token
+ *   (API_SESSION_TOKEN_LEN base64url characters)?
+ * - api__session_body_key: the key of a sign-in body {"key": "sk_..."}: 0
+ *   with the key (NUL-terminated) in `key` and its length in *key_len; 400
+ *   when the body is not that object; 401 when the string is not an API key.
+ *   The key is never quoted in a message.
+ * - api__session_hash: the stored hash of a token (keyed BLAKE2b);
+ * - api__session_csrf: the CSRF token of session token `token` (derived
+ *   from it, so that GET /v1/session can give it again while the store
+ *   keeps only its hash);
+ * - api__csrf_check: is `given` (NULL: no header) the CSRF token whose
+ *   hash is `expected_hash`? Compared in constant time.
+ */
+int api__cookie_find(const char *header, const char *name, char *out, size_t outlen);
+int api__session_token_valid(const char *s);
+int api__session_body_key(const char *body, size_t len, char key[AUTH_KEY_MAX_LEN + 1],
+                          size_t *key_len);
+void api__session_hash(const char *token, size_t len, unsigned char out[SESSION_HASH_LEN]);
+void api__session_csrf(const char *token, char out[API_SESSION_TOKEN_MAX]);
+int api__csrf_check(const char *given, const unsigned char expected_hash[SESSION_HASH_LEN]);
 /* Constant-time equality of a given token (NULL: none) with the expected one. */
 int api__csrf_equal(const char *given, const char *expected);
 /* 403 with the error code "csrf". */

@@ -340,9 +340,10 @@ int api__tls(struct api_request *req)
     return req->srv->tls_key_pem != NULL;
 }
 
-const char *api__cookie(struct api_request *req, const char *name)
+int api__cookie(struct api_request *req, const char *name, char *out, size_t outlen)
 {
-    return mhd.lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+    /* Parsed here (session.c), not by MHD: one parser, fuzzed, whatever the MHD version. */
+    return api__cookie_find(api__header(req, "Cookie"), name, out, outlen);
 }
 
 void api__reply_csrf(struct api_request *req, const char *msg)
@@ -1380,9 +1381,12 @@ static int scope_refused(struct api_request *req)
 static void authenticate_session(struct api_request *req, int64_t now)
 {
     const char *m = strcmp(req->method, "HEAD") ? req->method : "GET";
-    char msg[512];
-    int status = api__session_authenticate(req, api__cookie(req, API_SESSION_COOKIE),
-                                           strcmp(m, "GET") != 0, NULL, NULL, msg, sizeof(msg));
+    char msg[512], token[API_SESSION_TOKEN_MAX];
+    int status;
+
+    (void)api__cookie(req, API_SESSION_COOKIE, token, sizeof(token));
+    status = api__session_authenticate(req, token, strcmp(m, "GET") != 0, NULL, NULL, msg,
+                                       sizeof(msg));
 
     if (status == 403) {
         req->auth_outcome = "csrf";
@@ -1415,12 +1419,13 @@ static void authenticate(struct api_request *req)
     char msg[AUTH_MSG_MAX];
     struct err err = ERR_INIT;
     struct store *st;
+    char cookie[API_SESSION_TOKEN_MAX];
     size_t len = 0;
     int nhdr = 0, stale = 0;
 
     mhd.get_connection_values(req->conn, MHD_HEADER_KIND, count_auth_headers, &nhdr);
     hdr = mhd.lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
-    if (nhdr == 0 && api__cookie(req, API_SESSION_COOKIE)) {
+    if (nhdr == 0 && api__cookie(req, API_SESSION_COOKIE, cookie, sizeof(cookie))) {
         authenticate_session(req, now);
         return;
     }
@@ -1798,7 +1803,7 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     pool_init(&srv->pool, cfg->pool_size, cfg->pool_timeout_ms);
     srv->engine = cfg->engine;
     srv->ui = !cfg->no_ui;
-    srv->sessions = api__sessions_new(API_SESSION_MAX, API_SESSION_TTL_MS);
+    srv->sessions = api__sessions_new(API_SESSION_TTL_MS);
     srv->max_body = cfg->max_body ? cfg->max_body : API_DEFAULT_MAX_BODY;
     srv->started_ms = clock_mono_ms();
     srv->quiesced_fd = MHD_INVALID_SOCKET;

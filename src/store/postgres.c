@@ -138,6 +138,11 @@ enum pg_stmt {
     PS_KEY_REVOKE_ID,
     PS_KEY_REVOKE_NAME,
     PS_KEY_TOUCH,
+    PS_SESSION_INSERT,
+    PS_SESSION_GET,
+    PS_SESSION_TOUCH,
+    PS_SESSION_DELETE,
+    PS_SESSIONS_PURGE,
     PS_PURGE_WF,
     PS_PURGE_ALL,
     PS_PURGE_EXCEPT_1, /* room for 1 name to keep, then 2, 4, ...: built by purge_except_sql() */
@@ -322,6 +327,15 @@ static const char *const pg_sql[PS_COUNT] = {
     [PS_KEY_TOUCH] = "UPDATE api_keys SET last_used_at ="
                      " CASE WHEN last_used_at > $2 THEN last_used_at ELSE $2 END"
                      " WHERE id = $1",
+    [PS_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLS ")"
+                          " VALUES ($1::bytea, $2::bytea, $3, $4, $5, $6, $7)",
+    [PS_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE token_hash = $1::bytea",
+    [PS_SESSION_TOUCH] = "UPDATE sessions SET last_seen_at ="
+                         " CASE WHEN last_seen_at > $2 THEN last_seen_at ELSE $2 END"
+                         " WHERE token_hash = $1::bytea",
+    [PS_SESSION_DELETE] = "DELETE FROM sessions WHERE token_hash = $1::bytea",
+    [PS_SESSIONS_PURGE] = "DELETE FROM sessions WHERE expires_at <= $1"
+                          " OR key_id IN (SELECT id FROM api_keys WHERE revoked_at IS NOT NULL)",
     [PS_PURGE_WF] = PURGE_HEAD " AND workflow = $5" PURGE_TAIL,
     [PS_PURGE_ALL] = PURGE_HEAD PURGE_TAIL,
     [PS_COUNTS_QUEUED] =
@@ -2057,6 +2071,95 @@ static int pg_key_touch(struct store *st, const char *id, int64_t now, struct er
     return rc;
 }
 
+/* --- web UI sessions --- */
+
+static int pg_session_insert(struct store *st, const struct session_row *row, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    PGresult *res;
+
+    p_bin(&p, row->token_hash, SESSION_HASH_LEN);
+    p_bin(&p, row->csrf_hash, SESSION_HASH_LEN);
+    p_text(&p, row->key_id);
+    p_text(&p, row->key_prefix);
+    p_i64(&p, row->created_at);
+    p_i64(&p, row->expires_at);
+    p_i64(&p, row->last_seen_at);
+    res = pq_exec_guarded(s, pg_sql[PS_SESSION_INSERT], &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot record a session of key '%s'", row->key_id);
+    PQclear(res);
+    return 0;
+}
+
+static int pg_session_get(struct store *st, const unsigned char *token_hash,
+                          struct session_row *out, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    PGresult *res;
+    int rc;
+
+    p_bin(&p, token_hash, SESSION_HASH_LEN);
+    res = pq_exec(s, pg_sql[PS_SESSION_GET], &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot read a session");
+    if (PQntuples(res) == 1) {
+        rc = store__decode_session(PQ_ROW(s, res, 0), out, err);
+        if (rc)
+            memset(out, 0, sizeof(*out));
+    } else {
+        rc = err_set(err, ERR_NOT_FOUND, "no such session");
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Run session statement `sql` on (token_hash[, now]); ERR_NOT_FOUND if it changed no row. */
+static int pq_session_by(struct pg_store *s, const char *sql, const unsigned char *token_hash,
+                         const int64_t *now, const char *what, struct err *err)
+{
+    struct params p = {0};
+    long changed = 0;
+    int rc;
+
+    p_bin(&p, token_hash, SESSION_HASH_LEN);
+    if (now)
+        p_i64(&p, *now);
+    rc = pq_run(s, sql, &p, &changed, err, what);
+    if (rc == 0 && changed == 0)
+        rc = err_set(err, ERR_NOT_FOUND, "no such session");
+    return rc;
+}
+
+static int pg_session_touch(struct store *st, const unsigned char *token_hash, int64_t now,
+                            struct err *err)
+{
+    return pq_session_by(pg(st), pg_sql[PS_SESSION_TOUCH], token_hash, &now,
+                         "cannot record the use of a session", err);
+}
+
+static int pg_session_delete(struct store *st, const unsigned char *token_hash, struct err *err)
+{
+    return pq_session_by(pg(st), pg_sql[PS_SESSION_DELETE], token_hash, NULL,
+                         "cannot delete a session", err);
+}
+
+static int pg_sessions_purge(struct store *st, int64_t now, int *out_deleted, struct err *err)
+{
+    struct params p = {0};
+    long changed = 0;
+    int rc;
+
+    p_i64(&p, now);
+    rc = pq_run(pg(st), pg_sql[PS_SESSIONS_PURGE], &p, &changed, err,
+                "cannot delete the ended sessions");
+    if (rc == 0)
+        *out_deleted = (int)changed;
+    return rc;
+}
+
 /* --- retention and visibility --- */
 
 /*
@@ -3179,6 +3282,11 @@ const struct store_backend store__postgres_backend = {
     .keys_list = pg_keys_list,
     .key_revoke = pg_key_revoke,
     .key_touch = pg_key_touch,
+    .session_insert = pg_session_insert,
+    .session_get = pg_session_get,
+    .session_touch = pg_session_touch,
+    .session_delete = pg_session_delete,
+    .sessions_purge = pg_sessions_purge,
     .executions_purge = pg_executions_purge,
     .count_min = pg_count_min,
     .schedules_list = pg_schedules_list,

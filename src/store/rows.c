@@ -212,6 +212,41 @@ int store__decode_key(const struct store__row *r, struct key_row *k, struct err 
     return 0;
 }
 
+/* A hash column of exactly SESSION_HASH_LEN bytes into `out`; -1 otherwise. */
+static int col_hash(const struct store__row *r, int col, unsigned char out[SESSION_HASH_LEN])
+{
+    size_t len = 0;
+    unsigned char *b = r->is_null(r, col) ? NULL : r->blob(r, col, &len);
+    int ok = b && len == SESSION_HASH_LEN;
+
+    if (ok)
+        memcpy(out, b, SESSION_HASH_LEN);
+    free(b);
+    return ok ? 0 : -1;
+}
+
+int store__decode_session(const struct store__row *r, struct session_row *s, struct err *err)
+{
+    size_t prefixlen = 0;
+    const char *prefix;
+
+    memset(s, 0, sizeof(*s));
+    if (col_hash(r, 0, s->token_hash) || col_hash(r, 1, s->csrf_hash))
+        return err_set(err, ERR_STORE, "bad hash of a session in %s", r->where);
+    if (r->is_null(r, 2) || store__col_id(r, 2, s->key_id) != 0 || !s->key_id[0])
+        return err_set(err, ERR_STORE, "bad key id of a session in %s", r->where);
+    prefix = r->text(r, 3, &prefixlen);
+    if (!prefix || !prefixlen || prefixlen >= KEY_PREFIX_MAX)
+        return err_set(err, ERR_STORE, "bad key prefix of a session of key '%s' in %s", s->key_id,
+                       r->where);
+    memcpy(s->key_prefix, prefix, prefixlen);
+    s->key_prefix[prefixlen] = '\0';
+    s->created_at = store__col_opt(r, 4, 0);
+    s->expires_at = store__col_opt(r, 5, 0);
+    s->last_seen_at = store__col_opt(r, 6, 0);
+    return 0;
+}
+
 int store__decode_schedule(const struct store__row *r, struct schedule_row *row, struct err *err)
 {
     memset(row, 0, sizeof(*row));

@@ -316,6 +316,27 @@ static const char schema_v10[] = "ALTER TABLE executions ADD COLUMN retried_at B
 static const char schema_v12[] = "ALTER TABLE task_runs ADD COLUMN queued_at BIGINT;"
                                  "ALTER TABLE attempts ADD COLUMN queued_at BIGINT;";
 
+ * Version 13: the web pages' sign-in sessions, in the store so that they
+ * outlive a restart and every node sharing the database knows them. Only
+ * hashes are kept: token_hash of the cookie's token (the lookup key) and
+ * csrf_hash of the session's CSRF token; a copy of the table lets nobody
+ * act as a signed-in browser. key_prefix finds the key again, key_id must
+ * match it (keys are revoked, never deleted). sessions_expires_at: the
+ * purge of ended sessions reads only those.
+ */
+static const char schema_v13[] =
+    "CREATE TABLE sessions ("
+    "  token_hash BYTEA NOT NULL PRIMARY KEY,"
+    "  csrf_hash BYTEA NOT NULL,"
+    "  key_id TEXT NOT NULL,"
+    "  key_prefix TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  expires_at BIGINT NOT NULL,"
+    "  last_seen_at BIGINT NOT NULL"
+    ");"
+    "CREATE INDEX sessions_expires_at ON sessions (expires_at);"
+    "CREATE INDEX sessions_key_id ON sessions (key_id);";
+
 /*
  * Version 14: the outbox of notifications. A row is written in the
  * transaction that records the status change it tells of, and sent after
@@ -361,6 +382,7 @@ const char *const store__migrations[] = {
     schema_v9,
     schema_v10,
     schema_v12,
+    schema_v13,
     schema_v14,
 };
 

@@ -81,6 +81,11 @@ enum stmt_id {
     ST_KEY_REVOKE_ID,
     ST_KEY_REVOKE_NAME,
     ST_KEY_TOUCH,
+    ST_SESSION_INSERT,
+    ST_SESSION_GET,
+    ST_SESSION_TOUCH,
+    ST_SESSION_DELETE,
+    ST_SESSIONS_PURGE,
     ST_PURGE_WF,
     ST_PURGE_ALL,
     ST_PURGE_EXCEPT_1, /* room for 1 name to keep, then 2, 4, ...: built by purge_except_sql() */
@@ -244,6 +249,15 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* Never backwards: API threads on their own connections may touch out of order. */
     [ST_KEY_TOUCH] = "UPDATE api_keys SET last_used_at ="
                      " CASE WHEN last_used_at > ?2 THEN last_used_at ELSE ?2 END WHERE id = ?1",
+    [ST_SESSION_INSERT] =
+        "INSERT INTO sessions (" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE token_hash = ?1",
+    [ST_SESSION_TOUCH] = "UPDATE sessions SET last_seen_at ="
+                         " CASE WHEN last_seen_at > ?2 THEN last_seen_at ELSE ?2 END"
+                         " WHERE token_hash = ?1",
+    [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE token_hash = ?1",
+    [ST_SESSIONS_PURGE] = "DELETE FROM sessions WHERE expires_at <= ?1"
+                          " OR key_id IN (SELECT id FROM api_keys WHERE revoked_at IS NOT NULL)",
     [ST_PURGE_WF] = PURGE_HEAD " AND workflow = ?5" PURGE_TAIL,
     [ST_PURGE_ALL] = PURGE_HEAD PURGE_TAIL,
     /*
@@ -1883,6 +1897,107 @@ static int sqlite_key_touch(struct store *st, const char *id, int64_t now, struc
     return rc;
 }
 
+/* --- web UI sessions --- */
+
+static int sqlite_session_insert(struct store *st, const struct session_row *row, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_SESSION_INSERT, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = sqlite3_bind_blob(stmt, 1, row->token_hash, SESSION_HASH_LEN, SQLITE_STATIC) |
+         sqlite3_bind_blob(stmt, 2, row->csrf_hash, SESSION_HASH_LEN, SQLITE_STATIC) |
+         bind_text(stmt, 3, row->key_id) | bind_text(stmt, 4, row->key_prefix) |
+         bind_i64(stmt, 5, row->created_at) | bind_i64(stmt, 6, row->expires_at) |
+         bind_i64(stmt, 7, row->last_seen_at);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot record a session of key '%s'", row->key_id);
+    sq_done(stmt);
+    return rc;
+}
+
+static int sqlite_session_get(struct store *st, const unsigned char *token_hash,
+                              struct session_row *out, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_SESSION_GET, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = sqlite3_bind_blob(stmt, 1, token_hash, SESSION_HASH_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        rc = store__decode_session(SQ_ROW(s, stmt), out, err);
+        if (rc)
+            memset(out, 0, sizeof(*out));
+    } else if (rc == SQLITE_DONE) {
+        rc = err_set(err, ERR_NOT_FOUND, "no such session");
+    } else {
+        rc = sq_fail(s, rc, err, "cannot read a session");
+    }
+    sq_done(stmt);
+    return rc;
+}
+
+/* Run session statement `id` on (token_hash[, now]); ERR_NOT_FOUND if it changed no row. */
+static int sq_session_by(struct sqlite_store *s, enum stmt_id id, const unsigned char *token_hash,
+                         const int64_t *now, const char *what, struct err *err)
+{
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, id, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = sqlite3_bind_blob(stmt, 1, token_hash, SESSION_HASH_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK && now)
+        rc = bind_i64(stmt, 2, *now);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot %s a session", what);
+    else if (sqlite3_changes(s->db) == 0)
+        rc = err_set(err, ERR_NOT_FOUND, "no such session");
+    sq_done(stmt);
+    return rc;
+}
+
+static int sqlite_session_touch(struct store *st, const unsigned char *token_hash, int64_t now,
+                                struct err *err)
+{
+    return sq_session_by(sq(st), ST_SESSION_TOUCH, token_hash, &now, "record the use of", err);
+}
+
+static int sqlite_session_delete(struct store *st, const unsigned char *token_hash,
+                                 struct err *err)
+{
+    return sq_session_by(sq(st), ST_SESSION_DELETE, token_hash, NULL, "delete", err);
+}
+
+static int sqlite_sessions_purge(struct store *st, int64_t now, int *out_deleted, struct err *err)
+{
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_stmt(s, ST_SESSIONS_PURGE, &stmt, err);
+
+    if (rc)
+        return rc;
+    rc = bind_i64(stmt, 1, now);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    if (rc != SQLITE_OK)
+        rc = sq_fail(s, rc, err, "cannot delete the ended sessions in '%s'", s->path);
+    else
+        *out_deleted = sqlite3_changes(s->db);
+    sq_done(stmt);
+    return rc;
+}
+
 /* --- retention and visibility --- */
 
 /* The purge statement for the arguments; *cap is how many names it binds. */
@@ -2798,6 +2913,11 @@ const struct store_backend store__sqlite_backend = {
     .keys_list = sqlite_keys_list,
     .key_revoke = sqlite_key_revoke,
     .key_touch = sqlite_key_touch,
+    .session_insert = sqlite_session_insert,
+    .session_get = sqlite_session_get,
+    .session_touch = sqlite_session_touch,
+    .session_delete = sqlite_session_delete,
+    .sessions_purge = sqlite_sessions_purge,
     .executions_purge = sqlite_executions_purge,
     .count_min = sqlite_count_min,
     .schedules_list = sqlite_schedules_list,

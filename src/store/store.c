@@ -930,6 +930,56 @@ int store_key_touch(struct store *st, const char *id, int64_t now, struct err *e
     return st->be->key_touch(st, id, now, err);
 }
 
+/* --- web UI sessions --- */
+
+static int check_session_row(const struct session_row *row, struct err *err)
+{
+    int rc = check_key_id(row->key_id, err);
+
+    if (rc)
+        return rc;
+    rc = check_key_prefix(row->key_prefix, sizeof(row->key_prefix), err);
+    if (rc)
+        return rc;
+    if (row->expires_at <= row->created_at)
+        return err_set(err, ERR_INVALID, "a session of key '%s' that ends before it starts",
+                       row->key_id);
+    return 0;
+}
+
+int store_session_insert(struct store *st, const struct session_row *row, struct err *err)
+{
+    int rc = check_session_row(row, err);
+    if (rc)
+        return rc;
+    return st->be->session_insert(st, row, err);
+}
+
+int store_session_get(struct store *st, const unsigned char token_hash[SESSION_HASH_LEN],
+                      struct session_row *out, struct err *err)
+{
+    memset(out, 0, sizeof(*out));
+    return st->be->session_get(st, token_hash, out, err);
+}
+
+int store_session_touch(struct store *st, const unsigned char token_hash[SESSION_HASH_LEN],
+                        int64_t now, struct err *err)
+{
+    return st->be->session_touch(st, token_hash, now, err);
+}
+
+int store_session_delete(struct store *st, const unsigned char token_hash[SESSION_HASH_LEN],
+                         struct err *err)
+{
+    return st->be->session_delete(st, token_hash, err);
+}
+
+int store_sessions_purge(struct store *st, int64_t now, int *out_deleted, struct err *err)
+{
+    *out_deleted = 0;
+    return st->be->sessions_purge(st, now, out_deleted, err);
+}
+
 /* --- retention and visibility --- */
 
 int store_executions_purge(struct store *st, const char *workflow, const char *const *except,

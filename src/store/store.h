@@ -428,6 +428,36 @@ int store_key_touch(struct store *st, const char *id, int64_t now, struct err *e
 void key_row_release(struct key_row *row);
 void key_rows_free(struct key_row *rows, size_t n);
 
+/* --- web UI sign-in sessions (only hashes of their tokens are stored) --- */
+
+#define SESSION_HASH_LEN 32
+
+struct session_row {
+    unsigned char token_hash[SESSION_HASH_LEN]; /* of the cookie's token: the lookup key */
+    unsigned char csrf_hash[SESSION_HASH_LEN];  /* of the session's CSRF token */
+    char key_id[ID_MAX];                        /* the API key it was started with */
+    char key_prefix[KEY_PREFIX_MAX];            /* that key's prefix (finds it again) */
+    int64_t created_at;
+    int64_t expires_at;
+    int64_t last_seen_at;
+};
+
+/* Record a new session; ERR_CONFLICT if its token hash is taken. */
+int store_session_insert(struct store *st, const struct session_row *row, struct err *err);
+/* The session of `token_hash` into *out (ended ones too: the caller checks
+ * expires_at and the key), or ERR_NOT_FOUND. */
+int store_session_get(struct store *st, const unsigned char token_hash[SESSION_HASH_LEN],
+                      struct session_row *out, struct err *err);
+/* Set last_seen_at (never backwards); ERR_NOT_FOUND if the session is gone. */
+int store_session_touch(struct store *st, const unsigned char token_hash[SESSION_HASH_LEN],
+                        int64_t now, struct err *err);
+/* End a session (sign-out); ERR_NOT_FOUND if it was not there. */
+int store_session_delete(struct store *st, const unsigned char token_hash[SESSION_HASH_LEN],
+                         struct err *err);
+/* Delete the sessions that have ended by `now` or whose key is revoked;
+ * *out_deleted is how many. */
+int store_sessions_purge(struct store *st, int64_t now, int *out_deleted, struct err *err);
+
 /* --- retention and visibility --- */
 
 /*

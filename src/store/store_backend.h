@@ -139,6 +139,13 @@ struct store_backend {
     int (*key_revoke)(struct store *st, const char *id_or_name, int looks_like_id, int64_t now,
                       struct err *err);
     int (*key_touch)(struct store *st, const char *id, int64_t now, struct err *err);
+    int (*session_insert)(struct store *st, const struct session_row *row, struct err *err);
+    int (*session_get)(struct store *st, const unsigned char *token_hash, struct session_row *out,
+                       struct err *err);
+    int (*session_touch)(struct store *st, const unsigned char *token_hash, int64_t now,
+                         struct err *err);
+    int (*session_delete)(struct store *st, const unsigned char *token_hash, struct err *err);
+    int (*sessions_purge)(struct store *st, int64_t now, int *out_deleted, struct err *err);
     /* `except` is NULL when nexcept is 0, and never given with `workflow`. */
     int (*executions_purge)(struct store *st, const char *workflow, const char *const *except,
                             size_t nexcept, int64_t before, int batch, int *out_deleted,
@@ -264,6 +271,8 @@ int store__col_id(const struct store__row *r, int col, char out[ID_MAX]);
  *   log chunk task_idx, attempt, seq, stream, ts, data
  *   key       id, name, prefix, hash, scopes, created_at, expires_at,
  *             last_used_at, revoked_at (allocates only on success)
+ *   session   token_hash, csrf_hash, key_id, key_prefix, created_at,
+ *             expires_at, last_seen_at
  *   schedule  id, workflow, name, spec_hash, paused, next_fire_at,
  *             last_fire_at, created_at, updated_at, from_api, spec
  *   fire      schedule_id, scheduled_for, status, execution_id, reason, created_at
@@ -278,6 +287,8 @@ int store__col_id(const struct store__row *r, int col, char out[ID_MAX]);
     "id, workflow, workflow_version, status, params, created_at, started_at, finished_at, error,"  \
     " schedule_id, scheduled_for, owner_node, parent_id, parent_task_idx, depth, retried_at"
 #define KEY_COLS "id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at"
+#define SESSION_COLS                                                                               \
+    "token_hash, csrf_hash, key_id, key_prefix, created_at, expires_at, last_seen_at"
 #define SCHED_COLS                                                                                 \
     "id, workflow, name, spec_hash, paused, next_fire_at, last_fire_at, created_at, updated_at,"   \
     " from_api, spec"
@@ -291,6 +302,7 @@ int store__decode_attempt(const struct store__row *r, const char *exec_id, struc
 int store__decode_log_chunk(const struct store__row *r, const char *exec_id, struct log_chunk *c,
                             struct err *err);
 int store__decode_key(const struct store__row *r, struct key_row *k, struct err *err);
+int store__decode_session(const struct store__row *r, struct session_row *s, struct err *err);
 int store__decode_schedule(const struct store__row *r, struct schedule_row *row, struct err *err);
 int store__decode_fire(const struct store__row *r, struct fire_row *f, struct err *err);
 int store__decode_group_count(const struct store__row *r, struct group_count *c, struct err *err);

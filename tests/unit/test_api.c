@@ -622,6 +622,97 @@ static void test_doctor_route_is_admin(void **state)
     assert_int_equal(r->scope, KEY_SCOPE_ADMIN);
 }
 
+/* The parsers of a browser's session (session.c): cookie, token form, CSRF check, body. */
+static void test_session_parsers(void **state)
+{
+    static const char tok[] = "Qm9vdHN0cmFwIGEgc2Vzc2lvbiB0b2tlbiBoZXJlISE";
+    char out[API_SESSION_TOKEN_MAX], small[4], key[AUTH_KEY_MAX_LEN + 1];
+    char csrf[API_SESSION_TOKEN_MAX], csrf2[API_SESSION_TOKEN_MAX], body[400];
+    unsigned char h[SESSION_HASH_LEN];
+    size_t len = 99;
+
+    (void)state;
+    /* Cookie: the first of the name, spaces and quotes dropped, other names skipped. */
+    assert_int_equal(api__cookie_find("orch_session=abc", "orch_session", out, sizeof(out)), 1);
+    assert_string_equal(out, "abc");
+    assert_int_equal(api__cookie_find("a=1; orch_session = \"x y\" ;b=2", "orch_session", out,
+                                      sizeof(out)),
+                     1);
+    assert_string_equal(out, "x y");
+    assert_int_equal(api__cookie_find("orch_session=1;orch_session=2", "orch_session", out,
+                                      sizeof(out)),
+                     1);
+    assert_string_equal(out, "1");
+    assert_int_equal(api__cookie_find("xorch_session=1; orch_sessionx=2; orch_session",
+                                      "orch_session", out, sizeof(out)),
+                     0);
+    assert_string_equal(out, "");
+    assert_int_equal(api__cookie_find(";;;  ;", "orch_session", out, sizeof(out)), 0);
+    assert_int_equal(api__cookie_find("", "orch_session", out, sizeof(out)), 0);
+    assert_int_equal(api__cookie_find(NULL, "orch_session", out, sizeof(out)), 0);
+    assert_int_equal(api__cookie_find("orch_session=", "orch_session", out, sizeof(out)), 1);
+    assert_string_equal(out, "");
+    assert_int_equal(api__cookie_find("orch_session=\"", "orch_session", out, sizeof(out)), 1);
+    assert_string_equal(out, "\"");
+    /* Present but too long for the buffer: found, with no value. */
+    assert_int_equal(api__cookie_find("orch_session=abcd", "orch_session", small, sizeof(small)),
+                     1);
+    assert_string_equal(small, "");
+    assert_int_equal(api__cookie_find("orch_session=abc", "orch_session", small, sizeof(small)),
+                     1);
+    assert_string_equal(small, "abc");
+
+    /* Token form: 43 base64url characters. */
+    assert_true(api__session_token_valid(tok));
+    assert_false(api__session_token_valid(NULL));
+    assert_false(api__session_token_valid(""));
+    snprintf(out, sizeof(out), "%.42s", tok);
+    assert_false(api__session_token_valid(out));
+    snprintf(out, sizeof(out), "%sA", tok);
+    assert_false(api__session_token_valid(out));
+    snprintf(out, sizeof(out), "%.42s+", tok);
+    assert_false(api__session_token_valid(out));
+
+    /* CSRF: derived from the token, the same each time, a token itself, checked by hash. */
+    api__session_csrf(tok, csrf);
+    api__session_csrf(tok, csrf2);
+    assert_string_equal(csrf, csrf2);
+    assert_string_not_equal(csrf, tok);
+    assert_true(api__session_token_valid(csrf));
+    api__session_hash(csrf, strlen(csrf), h);
+    assert_true(api__csrf_check(csrf, h));
+    assert_false(api__csrf_check(tok, h));
+    assert_false(api__csrf_check(NULL, h));
+    assert_false(api__csrf_check("", h));
+    csrf2[0] = csrf2[0] == 'A' ? 'B' : 'A';
+    assert_false(api__csrf_check(csrf2, h));
+    api__session_csrf("another token", csrf2);
+    assert_string_not_equal(csrf, csrf2);
+
+    /* The sign-in body. */
+    snprintf(body, sizeof(body), "{\"key\": \"sk_%s\"}", tok);
+    assert_int_equal(api__session_body_key(body, strlen(body), key, &len), 0);
+    assert_int_equal(len, 3 + strlen(tok));
+    assert_string_equal(key + 3, tok);
+    assert_int_equal(api__session_body_key(body, strlen(body) - 1, key, &len), 400);
+    assert_int_equal(len, 0);
+    assert_string_equal(key, "");
+    assert_int_equal(api__session_body_key("", 0, key, &len), 400);
+    assert_int_equal(api__session_body_key("{}", 2, key, &len), 400);
+    assert_int_equal(api__session_body_key("[\"sk_\"]", 7, key, &len), 400);
+    assert_int_equal(api__session_body_key("{\"key\": 1}", 10, key, &len), 400);
+    snprintf(body, sizeof(body), "{\"key\": \"sk_%s\", \"more\": 1}", tok);
+    assert_int_equal(api__session_body_key(body, strlen(body), key, &len), 400);
+    snprintf(body, sizeof(body), "{\"key\": \"sk_%s\", \"key\": \"x\"}", tok);
+    assert_int_equal(api__session_body_key(body, strlen(body), key, &len), 400);
+    assert_int_equal(api__session_body_key("{\"key\": \"nope\"}", 15, key, &len), 401);
+    snprintf(body, sizeof(body), "{\"key\": \"pk_%s\"}", tok);
+    assert_int_equal(api__session_body_key(body, strlen(body), key, &len), 401);
+    snprintf(body, sizeof(body), "{\"key\": \"sk_%s\\u0000\"}", tok); /* jansson refuses NUL */
+    assert_int_equal(api__session_body_key(body, strlen(body), key, &len), 400);
+    assert_int_equal(len, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -639,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_authfails_groups),
         cmocka_unit_test(test_doctor_db_cause),
         cmocka_unit_test(test_doctor_route_is_admin),
+        cmocka_unit_test(test_session_parsers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2370,6 +2370,126 @@ static void test_keys(void **state)
     assert_non_null(strstr(err.msg, "bad prefix of key"));
 }
 
+/* --- web UI sessions --- */
+
+static void make_session(struct session_row *s, const struct key_row *k, unsigned char seed,
+                         int64_t created_at, int64_t expires_at)
+{
+    memset(s, 0, sizeof(*s));
+    for (int i = 0; i < SESSION_HASH_LEN; i++) {
+        s->token_hash[i] = (unsigned char)(seed + i * 5); /* binary, NULs included */
+        s->csrf_hash[i] = (unsigned char)(seed * 3 + i);
+    }
+    s->token_hash[7] = 0;
+    snprintf(s->key_id, sizeof(s->key_id), "%s", k->id);
+    snprintf(s->key_prefix, sizeof(s->key_prefix), "%s", k->prefix);
+    s->created_at = s->last_seen_at = created_at;
+    s->expires_at = expires_at;
+}
+
+static void test_sessions(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct key_row k1, k2;
+    struct session_row a, b, c, bad, got;
+    unsigned char none[SESSION_HASH_LEN];
+    int n = -1;
+
+    make_key(&k1, "ui", "orch_se01", 100, KEY_SCOPE_READ);
+    make_key(&k2, "ui2", "orch_se02", 100, KEY_SCOPE_WRITE);
+    insert_key(f->st, &k1);
+    insert_key(f->st, &k2);
+    make_session(&a, &k1, 0x11, 1000, 5000);
+    make_session(&b, &k1, 0x22, 1000, 9000);
+    make_session(&c, &k2, 0x33, 1000, 9000);
+    assert_int_equal(store_session_insert(f->st, &a, &err), 0);
+    assert_int_equal(store_session_insert(f->st, &b, &err), 0);
+    assert_int_equal(store_session_insert(f->st, &c, &err), 0);
+
+    /* Read back, every column. */
+    assert_int_equal(store_session_get(f->st, a.token_hash, &got, &err), 0);
+    assert_memory_equal(got.token_hash, a.token_hash, SESSION_HASH_LEN);
+    assert_memory_equal(got.csrf_hash, a.csrf_hash, SESSION_HASH_LEN);
+    assert_string_equal(got.key_id, k1.id);
+    assert_string_equal(got.key_prefix, "orch_se01");
+    assert_int_equal(got.created_at, 1000);
+    assert_int_equal(got.expires_at, 5000);
+    assert_int_equal(got.last_seen_at, 1000);
+
+    /* A token hash is taken once; an unknown one is not found. */
+    assert_int_equal(store_session_insert(f->st, &a, &err), ERR_CONFLICT);
+    memset(none, 0x44, sizeof(none));
+    memset(&got, 'x', sizeof(got));
+    assert_int_equal(store_session_get(f->st, none, &got, &err), ERR_NOT_FOUND);
+    assert_string_equal(err.msg, "no such session");
+    assert_string_equal(got.key_id, "");
+
+    /* Touch: set, never backwards. */
+    assert_int_equal(store_session_touch(f->st, a.token_hash, 2000, &err), 0);
+    assert_int_equal(store_session_touch(f->st, a.token_hash, 1500, &err), 0);
+    assert_int_equal(store_session_get(f->st, a.token_hash, &got, &err), 0);
+    assert_int_equal(got.last_seen_at, 2000);
+    assert_int_equal(store_session_touch(f->st, none, 2000, &err), ERR_NOT_FOUND);
+
+    /* Sign-out. */
+    assert_int_equal(store_session_delete(f->st, b.token_hash, &err), 0);
+    assert_int_equal(store_session_get(f->st, b.token_hash, &got, &err), ERR_NOT_FOUND);
+    assert_int_equal(store_session_delete(f->st, b.token_hash, &err), ERR_NOT_FOUND);
+
+    /* Purge: the ended ones, and those of a revoked key. */
+    assert_int_equal(store_sessions_purge(f->st, 4999, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_session_get(f->st, a.token_hash, &got, &err), 0);
+    assert_int_equal(store_key_revoke(f->st, k2.id, 3000, &err), 0);
+    make_session(&b, &k1, 0x55, 1000, 9000);
+    assert_int_equal(store_session_insert(f->st, &b, &err), 0);
+    assert_int_equal(store_sessions_purge(f->st, 5000, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_session_get(f->st, a.token_hash, &got, &err), ERR_NOT_FOUND);
+    assert_int_equal(store_session_get(f->st, c.token_hash, &got, &err), ERR_NOT_FOUND);
+    assert_int_equal(store_session_get(f->st, b.token_hash, &got, &err), 0);
+
+    /* Bad rows. */
+    make_session(&bad, &k1, 0x66, 1000, 1000);
+    assert_int_equal(store_session_insert(f->st, &bad, &err), ERR_INVALID);
+    assert_non_null(strstr(err.msg, "ends before it starts"));
+    make_session(&bad, &k1, 0x66, 1000, 2000);
+    bad.key_id[0] = '\0';
+    assert_int_equal(store_session_insert(f->st, &bad, &err), ERR_INVALID);
+    make_session(&bad, &k1, 0x66, 1000, 2000);
+    bad.key_prefix[0] = '\0';
+    assert_int_equal(store_session_insert(f->st, &bad, &err), ERR_INVALID);
+    memset(bad.key_prefix, 'p', sizeof(bad.key_prefix)); /* no terminator */
+    assert_int_equal(store_session_insert(f->st, &bad, &err), ERR_INVALID);
+
+    /* A reader reads but cannot write. */
+    {
+        struct store *ro = NULL;
+        assert_int_equal(store_open(f->data, STORE_READONLY, &ro, &err), 0);
+        assert_int_equal(store_session_get(ro, b.token_hash, &got, &err), 0);
+        assert_string_equal(got.key_id, k1.id);
+        make_session(&bad, &k1, 0x77, 1000, 2000);
+        assert_int_equal(store_session_insert(ro, &bad, &err), ERR_STORE);
+        assert_int_equal(store_session_touch(ro, b.token_hash, 3000, &err), ERR_STORE);
+        assert_int_equal(store_session_delete(ro, b.token_hash, &err), ERR_STORE);
+        assert_int_equal(store_sessions_purge(ro, 1, &n, &err), ERR_STORE);
+        assert_int_equal(n, 0);
+        store_free(ro);
+    }
+
+    /* Corrupt rows. */
+    raw_sql(f->dbpath, g_pg ? "UPDATE sessions SET csrf_hash = '\\x00'::bytea"
+                            : "UPDATE sessions SET csrf_hash = x'00'");
+    memset(&got, 'x', sizeof(got));
+    assert_int_equal(store_session_get(f->st, b.token_hash, &got, &err), ERR_STORE);
+    assert_non_null(strstr(err.msg, "bad hash of a session"));
+    assert_string_equal(got.key_id, "");
+    raw_sql(f->dbpath, "UPDATE sessions SET csrf_hash = token_hash, key_prefix = ''");
+    assert_int_equal(store_session_get(f->st, b.token_hash, &got, &err), ERR_STORE);
+    assert_non_null(strstr(err.msg, "bad key prefix of a session"));
+}
+
 /* --- purge --- */
 
 static void test_purge(void **state)
@@ -4092,6 +4212,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_except_lists, setup, teardown),
