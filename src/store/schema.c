@@ -316,6 +316,7 @@ static const char schema_v10[] = "ALTER TABLE executions ADD COLUMN retried_at B
 static const char schema_v12[] = "ALTER TABLE task_runs ADD COLUMN queued_at BIGINT;"
                                  "ALTER TABLE attempts ADD COLUMN queued_at BIGINT;";
 
+/*
  * Version 13: the web pages' sign-in sessions, in the store so that they
  * outlive a restart and every node sharing the database knows them. Only
  * hashes are kept: token_hash of the cookie's token (the lookup key) and
