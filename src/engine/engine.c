@@ -255,6 +255,7 @@ static void ready_push_raw(struct exec *ex, size_t idx)
     XGROW(f->v, f->alloc, f->n + 1);
     f->v[f->n++] = idx;
     r->queued_in_ready = 1;
+    r->ready_at = clock_now_ms();
 }
 
 /* Arm a timer of attempt `attempt` of run `idx` of `ex`, `delay_ms` from now
@@ -462,8 +463,10 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
     row.exit_code = exit_code;
     row.signal = sig;
     row.error = (char *)error;
-    if (row.number > 0)
+    if (row.number > 0) {
         engine__add_pending_attempt(eng, ex, 0, &row);
+        engine__metrics_attempt(eng, ex, idx, ast, took);
+    }
 
     clock_fmt_duration(took, dur, sizeof(dur));
     memset(&ev, 0, sizeof(ev));
@@ -593,6 +596,7 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
         row.status = ATTEMPT_SUCCEEDED;
         row.finished_at = now;
         engine__add_pending_attempt(eng, ex, 1, &row);
+        engine__metrics_attempt(eng, ex, idx, ATTEMPT_SUCCEEDED, 0);
         k->begin(eng, ex, idx, offer);
         task_finalize(eng, ex, idx, TASK_SUCCEEDED, NULL);
         memset(&ev, 0, sizeof(ev));
@@ -636,6 +640,7 @@ static void exec_check_done(struct engine *eng, struct exec *ex)
     ex->finished_at = clock_now_ms();
     engine__exec_touch(eng, ex);
     ex->finished_reported = 1;
+    engine__metrics_exec_finished(eng, ex);
     engine__exec_done(eng, ex);
     clock_fmt_duration(ex->finished_at - ex->started_at, dur, sizeof(dur));
     if (ex->retried_at) {
@@ -1028,6 +1033,7 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     }
     /* The subsystems' own state (scheduler.c, subflow.c, remote.c, cluster.c). */
     eng->sched = engine__sched_new();
+    eng->metrics = engine__metrics_new();
     eng->subflow = engine__subflow_new();
     eng->remote = engine__remote_new();
     eng->node_st = engine__node_new();
@@ -1081,6 +1087,7 @@ void engine_free(struct engine *eng)
     close(eng->wakefd);
     engine__remote_free(eng);
     engine__node_free(eng);
+    engine__metrics_free(eng->metrics);
     free(eng->node_id);
     free(eng->output_dir);
     free(eng);
@@ -1173,6 +1180,7 @@ int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
     if (engine__exec_handoff(ex))
         engine__exec_done(eng, ex); /* dropped once inserted */
     exec_start_deadline(eng, ex, 0);
+    engine__metrics_exec_started(eng, ex);
     *out = ex;
     return 0;
 }
