@@ -13,6 +13,8 @@ test="$test groff-base zsh fish"
 test="$test mount systemd"
 # the web UI tests drive a headless Chromium (tests/e2e/test_ui.py)
 test="$test chromium chromium-driver python3-selenium"
+# /metrics is checked with promtool and scraped by a real Prometheus (tests/e2e/test_metrics.py)
+test="$test prometheus"
 
 case "$what" in
   build) pkgs="$build" ;;

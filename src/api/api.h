@@ -12,6 +12,12 @@
  * engine's loop runs on a thread of the caller's (the main thread of `orch
  * server`).
  *
+ * GET /metrics (metrics.c) answers the Prometheus text format 0.0.4: the
+ * engine's figures (engine_metrics_write), the process's HTTP requests and
+ * authentication failures, the connection pool and process_*. A second
+ * server with metrics_only serves it alone on its own address (orch server
+ * and orch worker --metrics-listen).
+ *
  * Lifecycle: api_server_start() binds and starts serving;
  * api_server_quiesce() stops accepting connections (thread-safe, for a
  * graceful shutdown: open connections are still served);
@@ -84,7 +90,14 @@ struct api_config {
                               plain HTTP; borrowed */
     const char *tls_key;   /* its PEM private key file; borrowed */
     int no_ui;             /* do not serve the web pages (/ and /assets/): --no-ui */
+    int metrics_auth;      /* GET /metrics: API_METRICS_AUTH_KEY (a read key, the default) or
+                              API_METRICS_AUTH_NONE */
+    int metrics_only;      /* serve GET /metrics and nothing else (a --metrics-listen port) */
+    struct api_server *metrics_of; /* metrics_only: the API server of the process, whose
+                                      connection pool its metrics show (NULL: none); borrowed */
 };
+
+enum api_metrics_auth { API_METRICS_AUTH_KEY = 0, API_METRICS_AUTH_NONE = 1 };
 
 /* Fill `cfg` with the defaults above (listen, limits); data_dir and engine NULL. */
 void api_config_init(struct api_config *cfg);

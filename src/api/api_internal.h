@@ -283,6 +283,9 @@ struct store *api__write_store(struct api_request *req);
 void api__reply_json(struct api_request *req, int status, json_t *body);
 /* A body already serialized as JSON (takes ownership of `text`, a heap string). */
 void api__reply_json_text(struct api_request *req, int status, char *text, size_t len);
+/* A body of `len` bytes of `text` (a heap string: takes ownership). */
+void api__reply_text(struct api_request *req, int status, const char *content_type, char *text,
+                     size_t len);
 /* A body of static bytes (not copied: they must outlive the answer). */
 void api__reply_static(struct api_request *req, int status, const char *content_type,
                        const char *data, size_t len);
@@ -371,7 +374,8 @@ void api__reply_csrf(struct api_request *req, const char *msg);
 /* The Content-Security-Policy of the pages. */
 extern const char api__ui_csp[];
 /* Is a GET of `path` (with the request's Accept value, or NULL) one for the
- * pages: /assets/..., or any path outside /v1 that a browser loads as HTML? */
+ * pages: /assets/..., or any path outside /v1 (and /metrics) that a browser
+ * loads as HTML? */
 int api__ui_claims(const char *path, const char *accept);
 /* Answer a request the pages claimed. */
 void api__ui_serve(struct api_request *req);
@@ -426,5 +430,13 @@ void api__keys_create(struct api_request *req);
 void api__keys_list(struct api_request *req);
 void api__keys_revoke(struct api_request *req);
 void api__doctor(struct api_request *req);
+
+/* ------------------------------------------------------------------ metrics (metrics.c) */
+
+/* GET /metrics. */
+void api__metrics(struct api_request *req);
+/* Count a request answered (its route, status, authentication outcome) that
+ * took `ns`. Any HTTP thread, no lock. */
+void api__metrics_request_done(const struct api_request *req, int64_t ns);
 
 #endif

@@ -184,6 +184,9 @@ struct api_server {
     struct store_pool pool;
     struct engine *engine;
     int ui; /* serve the web pages */
+    int metrics_only;      /* serve GET /metrics alone (--metrics-listen) */
+    int metrics_auth_none; /* GET /metrics needs no key */
+    struct api_server *metrics_of; /* whose pool a metrics-only server shows (or NULL) */
     struct api_sessions *sessions;
     struct api_stats_cache stats; /* GET /v1/stats/executions (handlers_views.c) */
     size_t max_body;
@@ -305,7 +308,7 @@ int64_t api__uptime_ms(struct api_request *req)
 
 void api__pool_stats(struct api_request *req, struct api_pool_stats *out)
 {
-    struct api_server *srv = req->srv;
+    struct api_server *srv = req->srv->metrics_of ? req->srv->metrics_of : req->srv;
 
     memset(out, 0, sizeof(*out));
     if (!srv->pooled) {
@@ -698,6 +701,17 @@ void api__reply_json_text(struct api_request *req, int status, char *text, size_
         mhd.add_response_header(resp, "Vary", "Accept-Encoding");
     if (etag[0])
         mhd.add_response_header(resp, "ETag", etag);
+    set_response(req, status, resp);
+}
+
+void api__reply_text(struct api_request *req, int status, const char *content_type, char *text,
+                     size_t len)
+{
+    struct MHD_Response *resp =
+        mhd.create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        BUG("cannot create an HTTP response");
+    mhd.add_response_header(resp, "Content-Type", content_type);
     set_response(req, status, resp);
 }
 
@@ -1514,6 +1528,12 @@ static void route_and_authenticate(struct api_request *req, const char *method)
 
     req->route = api__route_match(api__routes, api__nroutes, method, req->path, &req->params, allow,
                                   sizeof(allow));
+    if (req->srv->metrics_only && (req->route ? req->route->handler != api__metrics
+                                              : strcmp(req->path, "/metrics") != 0)) {
+        /* The --metrics-listen port: nothing but /metrics. */
+        req->route = NULL;
+        allow[0] = '\0';
+    }
     if (!req->route) {
         char p[128];
         log_safe(p, sizeof(p), req->path, 100);
@@ -1524,6 +1544,8 @@ static void route_and_authenticate(struct api_request *req, const char *method)
         } else {
             early(req, 404, "no such endpoint: %.16s %s", req->method, p);
         }
+    } else if (req->route->handler == api__metrics && req->srv->metrics_auth_none) {
+        req->auth_outcome = "none"; /* --metrics-auth none */
     } else if (req->route->scope) {
         authenticate(req);
         api__store_done(req); /* not held while the body comes in */
@@ -1658,6 +1680,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     conn_deadline(srv, conn, srv->idle_timeout_ms, 1);
     if (!req)
         return;
+    if (req->status)
+        api__metrics_request_done(req, clock_mono_ns() - req->start_ns);
     if (req->status && log_enabled(LOG_INFO)) {
         char path[300];
         double ms = (double)(clock_mono_ns() - req->start_ns) / 1e6;
@@ -1802,7 +1826,10 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     srv->pooled = store_location_is_postgres(srv->location);
     pool_init(&srv->pool, cfg->pool_size, cfg->pool_timeout_ms);
     srv->engine = cfg->engine;
-    srv->ui = !cfg->no_ui;
+    srv->ui = !cfg->no_ui && !cfg->metrics_only;
+    srv->metrics_only = cfg->metrics_only;
+    srv->metrics_auth_none = cfg->metrics_auth == API_METRICS_AUTH_NONE;
+    srv->metrics_of = cfg->metrics_of;
     srv->sessions = api__sessions_new(API_SESSION_TTL_MS);
     srv->max_body = cfg->max_body ? cfg->max_body : API_DEFAULT_MAX_BODY;
     srv->started_ms = clock_mono_ms();

@@ -47,6 +47,8 @@ const struct api_route api__routes[] = {
     {"GET", "/v1/keys", KEY_SCOPE_ADMIN, api__keys_list},
     {"DELETE", "/v1/keys/{id}", KEY_SCOPE_ADMIN, api__keys_revoke},
     {"GET", "/v1/doctor", KEY_SCOPE_ADMIN, api__doctor},
+    /* Prometheus; a read key unless --metrics-auth none (http.c). */
+    {"GET", "/metrics", KEY_SCOPE_READ, api__metrics},
 };
 
 const size_t api__nroutes = sizeof(api__routes) / sizeof(api__routes[0]);

@@ -79,7 +79,7 @@ static int wants_html(const char *accept)
 
 int api__ui_claims(const char *path, const char *accept)
 {
-    if (!strcmp(path, "/v1") || !strncmp(path, "/v1/", 4))
+    if (!strcmp(path, "/v1") || !strncmp(path, "/v1/", 4) || !strcmp(path, "/metrics"))
         return 0;
     if (!strncmp(path, ASSETS_PREFIX, strlen(ASSETS_PREFIX)))
         return 1;

@@ -49,6 +49,14 @@
         {"lease", "DURATION",                                                                      \
          "a node silent this long loses its executions to the others (default $ORCH_LEASE or "    \
          "30s)",                                                                                   \
+         0},                                                                                       \
+        {"metrics-listen", "ADDR",                                                                 \
+         "also serve GET /metrics (Prometheus) alone on this address (default "                   \
+         "$ORCH_METRICS_LISTEN or none)",                                                          \
+         0},                                                                                       \
+        {"metrics-auth", "none|key",                                                               \
+         "whether GET /metrics needs an API key with the read scope (default $ORCH_METRICS_AUTH " \
+         "or key)",                                                                                \
          0}
 
 static const struct cli_opt server_opts[] = {
@@ -101,7 +109,8 @@ static const struct cli_cmd server_cmd = {
     "ORCH_DB_POOL_TIMEOUT (how long a request waits for one before 503, 5s).\n"
     "Against slow clients: ORCH_HTTP_CONNECTIONS_PER_ADDRESS (64; 0 = none),\n"
     "ORCH_HTTP_HEAD_TIMEOUT (time for a request's line and headers, 10s); behind a reverse\n"
-    "proxy, ORCH_TRUSTED_PROXIES (its addresses or CIDRs: X-Forwarded-For names the client).",
+    "proxy, ORCH_TRUSTED_PROXIES (its addresses or CIDRs: X-Forwarded-For names the client).\n"
+    "GET /metrics (Prometheus) needs a read key unless --metrics-auth none.",
     server_opts,
 };
 
@@ -363,6 +372,61 @@ static int api_settings(const struct cli_args *a, struct api_config *cfg, int64_
 }
 
 
+/* --metrics-listen and --metrics-auth (or their settings). */
+static int metrics_settings(const struct cli_args *a, const char **addr, int *auth)
+{
+    const char *v = cli_get(a, "metrics-auth");
+
+    *addr = cli_get(a, "metrics-listen");
+    if (!*addr || !**addr)
+        *addr = getenv("ORCH_METRICS_LISTEN");
+    if (*addr && !**addr)
+        *addr = NULL;
+    if (!v || !*v)
+        v = getenv("ORCH_METRICS_AUTH");
+    if (!v || !*v || !strcmp(v, "key")) {
+        *auth = API_METRICS_AUTH_KEY;
+    } else if (!strcmp(v, "none")) {
+        *auth = API_METRICS_AUTH_NONE;
+    } else {
+        cli_error("invalid --metrics-auth '%s' (use none, or key: an API key with the read "
+                  "scope)",
+                  v);
+        return -1;
+    }
+    return 0;
+}
+
+/* The --metrics-listen port: GET /metrics alone. */
+static int metrics_start(const struct cli_args *a, const char *addr, int auth, const char *dir,
+                         struct engine *eng, const struct engine_node *nd,
+                         struct api_server *main_srv, struct api_server **out)
+{
+    struct api_config mcfg;
+    struct err err = ERR_INIT;
+
+    api_config_init(&mcfg);
+    mcfg.listen = addr;
+    mcfg.data_dir = dir;
+    mcfg.store_location = cli_store_location(a);
+    mcfg.engine = eng;
+    mcfg.node = nd->id;
+    mcfg.lease_ms = nd->lease_ms;
+    mcfg.threads = 1;
+    mcfg.pool_size = 2;
+    mcfg.metrics_only = 1;
+    mcfg.metrics_auth = auth;
+    mcfg.metrics_of = main_srv;
+    if (api_server_start(&mcfg, out, &err)) {
+        cli_error("--metrics-listen: %s", err.msg);
+        return err.code == ERR_INVALID ? EXIT_USAGE : EXIT_INTERNAL;
+    }
+    log_info(main_srv ? "API" : "Engine", "Metrics: %s/metrics (%s)", api_server_url(*out),
+             auth == API_METRICS_AUTH_NONE ? "no key needed"
+                                           : "an API key with the read scope needed");
+    return EXIT_OK;
+}
+
 /* ------------------------------------------------------------------ the command */
 
 /* Take over the executions a previous process left unfinished. */
@@ -399,8 +463,10 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     struct store *st = NULL;
     struct engine *eng = NULL;
     struct owner *own = NULL;
-    struct api_server *srv = NULL;
+    struct api_server *srv = NULL, *msrv = NULL;
     struct cli_watch *cw = NULL;
+    const char *metrics_listen = NULL;
+    int metrics_auth = API_METRICS_AUTH_KEY;
     struct err err = ERR_INIT;
     struct sigaction sa, old_int, old_term, old_hup;
     sigset_t stopsigs, oldmask;
@@ -425,6 +491,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     if (cli_apply_log_level(&a))
         return EXIT_USAGE;
     if (cli_engine_settings(&a, &ecfg) || api_settings(&a, &acfg, &grace_ms) ||
+        metrics_settings(&a, &metrics_listen, &metrics_auth) ||
         cli_node_settings(&a, &nd, node_id, sizeof(node_id)))
         return EXIT_USAGE;
     if (!ecfg.public_url && !worker) {
@@ -433,6 +500,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
         snprintf(base, sizeof(base), "%s://%s", acfg.tls_cert && *acfg.tls_cert ? "https" : "http", acfg.listen);
         ecfg.public_url = base;
     }
+    acfg.metrics_auth = metrics_auth;
     url = cli_database_url(&a);
     if (worker && !url) {
         cli_error("'orch worker' joins the nodes of a PostgreSQL store: set $DATABASE_URL or "
@@ -541,6 +609,11 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
             goto out;
         }
     }
+    if (metrics_listen) {
+        code = metrics_start(&a, metrics_listen, metrics_auth, dir, eng, &nd, srv, &msrv);
+        if (code)
+            goto out;
+    }
 
     if (pipe2(sig_pipe, O_CLOEXEC) != 0) {
         cli_error("cannot create a pipe: %s", strerror(errno));
@@ -614,9 +687,12 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     /* Whether the engine stopped on request or on a failure, stop taking requests. */
     if (srv)
         api_server_quiesce(srv);
+    api_server_quiesce(msrv);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGHUP, &old_hup, NULL);
+    api_server_free(msrv);
+    msrv = NULL;
     api_server_free(srv);
     srv = NULL;
     log_info(worker ? "Engine" : "API", "%s stopped", worker ? "Worker" : "Server");
@@ -636,6 +712,7 @@ out:
         close(sig_pipe[1]);
         sig_pipe[0] = sig_pipe[1] = -1;
     }
+    api_server_free(msrv);
     api_server_free(srv);
     engine_free(eng);
     owner_free(own);

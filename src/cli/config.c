@@ -53,6 +53,8 @@ static const struct setting settings[] = {
     {"ORCH_TLS_CERT", "tls-cert", "(none: plain HTTP)", PLAIN},
     {"ORCH_TLS_KEY", "tls-key", "(none: plain HTTP)", PLAIN},
     {"ORCH_UI", "no-ui", "on", PLAIN},
+    {"ORCH_METRICS_LISTEN", "metrics-listen", "(none: /metrics on the API's address only)", PLAIN},
+    {"ORCH_METRICS_AUTH", "metrics-auth", "key", PLAIN},
     {"ORCH_WORKERS", "workers", "(CPU count)", PLAIN},
     {"ORCH_MAX_OUTPUT", "max-output", "1048576", PLAIN},
     {"ORCH_MAX_TASK_OUTPUT", NULL, "262144", PLAIN},

@@ -68,8 +68,10 @@ static void attempt_end(struct engine *eng, struct exec *ex, size_t idx, enum at
     row.exit_code = exit_code;
     row.signal = sig;
     row.error = (char *)error;
-    if (row.number > 0)
+    if (row.number > 0) {
         engine__add_pending_attempt(eng, ex, 0, &row);
+        engine__metrics_attempt(eng, ex, idx, ast, took);
+    }
 
     clock_fmt_duration(took, dur, sizeof(dur));
     memset(&ev, 0, sizeof(ev));

@@ -561,6 +561,8 @@ static size_t claim(struct engine *eng, unsigned which, int limit)
         pthread_mutex_lock(&eng->mu);
         eng->stats.executions_claimed += taken;
         pthread_mutex_unlock(&eng->mu);
+        if (which & STORE_CLAIM_EXPIRED)
+            engine__metrics_taken_over(eng, taken);
         log_debug(COMP_NODE, "Claimed %zu execution%s", taken, taken == 1 ? "" : "s");
     }
     return n;

@@ -14,6 +14,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/xalloc.h"
 #include "commit.h"
 #include "engine_internal.h"
@@ -69,6 +70,7 @@ int engine__commit(struct engine *eng, struct err *err)
 {
     int rc, fenced = 0;
     int dirty = eng->npatt > 0 || eng->ndirty > 0;
+    int64_t t0;
 
     for (struct proc *p = eng->procs; p && !dirty; p = p->next)
         if (p->pend[0].len || p->pend[1].len || p->pid_dirty)
@@ -77,9 +79,12 @@ int engine__commit(struct engine *eng, struct err *err)
         return 0;
 
 again:
+    t0 = metrics_now_ns();
     rc = store_begin(eng->st, err);
-    if (rc)
+    if (rc) {
+        engine__metrics_commit(eng, 0, 0);
         return rc;
+    }
     rc = engine__hooks_commit(eng, HOOK_FIRST, err); /* the cluster's fence */
     if (rc)
         goto fail;
@@ -205,6 +210,7 @@ again:
     rc = store_commit(eng->st, err);
     if (rc)
         goto fail;
+    engine__metrics_commit(eng, metrics_now_ns() - t0, 1);
 
     /* Committed: the store now holds this turn's state. */
     engine__hooks_committed(eng);
@@ -232,6 +238,7 @@ again:
     }
     return 0;
 fail:
+    engine__metrics_commit(eng, 0, 0);
     store_rollback(eng->st);
     for (struct proc *p = eng->procs; p; p = p->next)
         proc_flush_undo(p);

@@ -115,6 +115,7 @@ static void attempt_begin(struct engine *eng, struct exec *ex, size_t idx, int o
         row.status = ATTEMPT_SUCCEEDED;
         row.finished_at = now;
         engine__add_pending_attempt(eng, ex, 1, &row);
+        engine__metrics_attempt(eng, ex, idx, ATTEMPT_SUCCEEDED, 0);
         k->begin(eng, ex, idx, offer);
         engine__task_finalize(eng, ex, idx, TASK_SUCCEEDED, NULL);
         memset(&ev, 0, sizeof(ev));
@@ -461,6 +462,7 @@ int engine_new(struct store *st, const struct engine_config *cfg, struct engine 
     }
     /* The subsystems' own state (scheduler.c, subflow.c, remote.c, cluster.c). */
     eng->sched = engine__sched_new();
+    eng->metrics = engine__metrics_new();
     eng->subflow = engine__subflow_new();
     eng->remote = engine__remote_new();
     eng->node_st = engine__node_new();
@@ -522,6 +524,7 @@ void engine_free(struct engine *eng)
     engine__remote_free(eng);
     engine__node_free(eng);
     engine__monitor_free(eng);
+    engine__metrics_free(eng->metrics);
     free(eng->node_id);
     free(eng->output_dir);
     free(eng);

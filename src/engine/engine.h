@@ -255,6 +255,7 @@ struct engine_stats {
     int64_t last_heartbeat_at;    /* wall-clock ms */
     uint64_t executions_claimed;  /* taken from the queue or from dead nodes */
     uint64_t executions_lost;     /* taken by another node (fenced) */
+    size_t tasks_running;         /* task runs running here (any type but forEach groups) */
 };
 
 /*
@@ -319,6 +320,18 @@ void engine_node_stop(struct engine *eng);
 
 /* A consistent snapshot of the engine's figures (thread-safe). */
 void engine_get_stats(struct engine *eng, struct engine_stats *out);
+
+/*
+ * Append the engine's metrics to `out` in the Prometheus text format 0.0.4
+ * (base/metrics.h): executions started and finished by workflow (at most
+ * 1000 workflows, later ones as workflow="_other") and status, task attempts
+ * by type and status, duration histograms, queue, slots, scheduler, store
+ * commits, node. Thread-safe: it reads counters the loop updates without a
+ * lock, and engine_get_stats(); it never waits for the loop's turn. Returns
+ * 0 or the strbuf's error (ERR_TOO_BIG).
+ */
+struct strbuf;
+int engine_metrics_write(struct engine *eng, struct strbuf *out);
 
 /*
  * Check the workflow tasks of `wf` against the workflows registered in `st`:

@@ -195,6 +195,7 @@ struct trun {
     int64_t started_at;
     int64_t finished_at;
     int64_t attempt_started_at;
+    int64_t ready_at;  /* when it last entered its execution's ready FIFO (wall-clock ms) */
     char *error;
     char *output;      /* JSON object text once succeeded (command tasks), or NULL */
     int remote;        /* the current attempt is offered to, or run by, another node */
@@ -281,6 +282,7 @@ struct exec {
     int writes;      /* this turn writes something of it (cluster.c, for the fence) */
     size_t nruns, runs_alloc; /* runs: the workflow's tasks, then fan-out instances */
     json_t *ctx;              /* placeholders' context shared by its runs, or NULL (exec.c) */
+    struct wf_metrics *metrics_wf; /* its workflow's counters, once looked up (metrics.c) */
     /* A child execution (a workflow task's): its parent and task. */
     char *parent_id;
     int parent_task_idx;
@@ -470,6 +472,8 @@ struct engine {
     size_t nready;          /* entries in the ready FIFOs of all executions */
     int64_t longest_at;     /* when stats last walked the executions for the longest */
     int64_t longest_ms;
+    int64_t oldest_queued_ms; /* ... the oldest ready task's wait then */
+    size_t tasks_running;     /* ... the running runs then (ex->nrunning summed) */
     struct proc *procs;
     size_t nprocs; /* live processes (slots in use) */
     struct timer_heap timers;
@@ -536,6 +540,7 @@ struct engine {
     const char *attempt_node; /* the node to record in the next attempt_end, or NULL */
 
     void *http; /* HTTP tasks (httptask.c), made when the first one starts */
+    struct engine_metrics *metrics; /* counters for /metrics (metrics.c) */
     struct subflow_state *subflow; /* workflow tasks (subflow.c) */
 
     /* What the core calls of the subsystems (above), set by engine_new(). */
@@ -549,6 +554,26 @@ struct engine {
     unsigned pressure;
     struct notify_state *notify;   /* notifications (notify.c) */
 };
+
+/* ------------------------------------------------------------------ metrics (metrics.c)
+ *
+ * Counted where the events happen, on the loop's thread, without a lock. */
+struct engine_metrics;
+struct wf_metrics;
+struct engine_metrics *engine__metrics_new(void);
+void engine__metrics_free(struct engine_metrics *m);
+/* An execution was created here / reached its final status (its end time set). */
+void engine__metrics_exec_started(struct engine *eng, struct exec *ex);
+void engine__metrics_exec_finished(struct engine *eng, struct exec *ex);
+/* An attempt of run `idx` ended with `ast` after `took_ms`. */
+void engine__metrics_attempt(struct engine *eng, const struct exec *ex, size_t idx,
+                             enum attempt_status ast, int64_t took_ms);
+/* A write transaction took `ns` (ok), or failed. */
+void engine__metrics_commit(struct engine *eng, int64_t ns, int ok);
+void engine__metrics_sched_fire(struct engine *eng, int64_t lag_ms);
+void engine__metrics_sched_skip(struct engine *eng);
+/* `n` executions were taken over from nodes whose lease expired. */
+void engine__metrics_taken_over(struct engine *eng, size_t n);
 
 /* ------------------------------------------------------------------ shared between the files */
 

@@ -207,6 +207,7 @@ static void ready_push_raw(struct exec *ex, size_t idx)
     XGROW(f->v, f->alloc, f->n + 1);
     f->v[f->n++] = idx;
     r->queued_in_ready = 1;
+    r->ready_at = clock_now_ms();
 }
 
 /* Arm a timer of attempt `attempt` of run `idx` of `ex`, `delay_ms` from now
@@ -395,6 +396,7 @@ void engine__exec_check_done(struct engine *eng, struct exec *ex)
     ex->finished_at = clock_now_ms();
     engine__exec_touch(eng, ex);
     ex->finished_reported = 1;
+    engine__metrics_exec_finished(eng, ex);
     engine__exec_done(eng, ex);
     clock_fmt_duration(ex->finished_at - ex->started_at, dur, sizeof(dur));
     if (ex->retried_at) {
@@ -521,6 +523,7 @@ int engine__exec_create(struct engine *eng, struct workflow *wf, int version,
     if (engine__exec_handoff(ex))
         engine__exec_done(eng, ex); /* dropped once inserted */
     exec_start_deadline(eng, ex, 0);
+    engine__metrics_exec_started(eng, ex);
     *out = ex;
     return 0;
 }

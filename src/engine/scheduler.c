@@ -536,6 +536,7 @@ static void sched_fire_now(struct engine *eng, struct sched *sc, int64_t t)
         eng->stats.sched_last_fire_at = clock_now_ms();
         eng->stats.sched_fires++;
         pthread_mutex_unlock(&eng->mu);
+        engine__metrics_sched_fire(eng, lag);
         log_info(COMP_SCHED, "Schedule '%s' of '%s' fired for %s: execution %s (lag %lldms)",
                  sc->name, sc->workflow, when, ex->id, (long long)lag);
         if (lag > 1000 && lag < MISFIRE_GRACE_MS)
@@ -563,6 +564,7 @@ static void sched_due(struct engine *eng, struct sched *sc, int64_t t)
         snprintf(reason, sizeof(reason), "previous execution %s still running (overlap=skip)",
                  prev->id);
         log_info(COMP_SCHED, "Schedule '%s' skipped %s: %s", sc->name, when, reason);
+        engine__metrics_sched_skip(eng);
         if (!fire_recorded(eng, sc, t))
             add_pending_fire(eng, sc, t, FIRE_SKIPPED, NULL, reason);
         return;

@@ -487,24 +487,53 @@ void engine__interrupt_running(struct engine *eng)
     }
 }
 
+/* The wall-clock ms since which the oldest entry of `ex`'s ready FIFOs has
+ * waited, or `oldest` if none is older. Entries of runs that left `queued`
+ * stay behind, skipped (engine_internal.h): the first live one of each FIFO
+ * is its oldest. */
+static int64_t oldest_ready(const struct exec *ex, int64_t oldest)
+{
+    for (size_t k = 0; k < 3; k++) {
+        const struct fifo *f = &ex->ready[k];
+        for (size_t j = f->head; j < f->n; j++) {
+            const struct trun *r = &ex->runs[f->v[j]];
+            if (!r->queued_in_ready || r->status != TASK_QUEUED)
+                continue;
+            if (r->ready_at && r->ready_at < oldest)
+                oldest = r->ready_at;
+            break;
+        }
+    }
+    return oldest;
+}
+
 void engine__stats_update(struct engine *eng)
 {
     size_t active = eng->nexecs, queued = eng->nready; /* kept as they change */
-    int64_t now = clock_now_ms(), longest = 0;
+    int64_t now = clock_now_ms(), longest = 0, oldest_q = 0;
 
     if (active <= 64 || now - eng->longest_at >= 1000) {
         /* The age of the oldest: one walk per second at most (in between, the
          * last one's figure ages with the clock). */
+        int64_t since_q = now;
+        size_t running = 0;
         for (struct exec *ex = eng->execs; ex; ex = ex->next) {
             int64_t since = ex->retried_at ? ex->retried_at : ex->started_at;
             if (ex->status == EXEC_RUNNING && now - since > longest)
                 longest = now - since;
+            running += ex->nrunning;
+            if (queued)
+                since_q = oldest_ready(ex, since_q);
         }
         eng->longest_at = now;
         eng->longest_ms = longest;
+        eng->oldest_queued_ms = now - since_q;
+        eng->tasks_running = running;
     } else if (eng->longest_ms > 0) {
         longest = eng->longest_ms + (now - eng->longest_at);
     }
+    if (queued)
+        oldest_q = eng->oldest_queued_ms + (now - eng->longest_at);
     pthread_mutex_lock(&eng->mu);
     eng->stats.running = !eng->stopping;
     eng->stats.workers_total = eng->cfg.workers;
@@ -512,6 +541,8 @@ void engine__stats_update(struct engine *eng)
     eng->stats.executions_active = active;
     eng->stats.tasks_queued = queued;
     eng->stats.longest_running_ms = longest;
+    eng->stats.oldest_queued_ms = oldest_q;
+    eng->stats.tasks_running = eng->tasks_running;
     eng->stats.last_turn_at = now;
     eng->stats.turns++;
     pthread_mutex_unlock(&eng->mu);

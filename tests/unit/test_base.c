@@ -13,6 +13,7 @@
 #include "base/err.h"
 #include "base/id.h"
 #include "base/resource.h"
+#include "base/metrics.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 
@@ -275,6 +276,77 @@ static void test_resource(void **state)
     assert_true(f.limit == -1 || (f.limit >= f.open && f.used_pct > 0 && f.used_pct <= 100));
 }
 
+/* ------------------------------------------------------------------ metrics */
+
+static void test_metrics_text(void **state)
+{
+    struct strbuf lb = STRBUF_INIT, out = STRBUF_INIT, small;
+    struct metrics_counter c = {0};
+    (void)state;
+
+    /* Label values are escaped as the text format wants. */
+    assert_int_equal(metrics_label(&lb, 1, "workflow", "a\"b\\c\nd"), 0);
+    assert_int_equal(metrics_label(&lb, 0, "status", "failed"), 0);
+    assert_string_equal(lb.buf, "workflow=\"a\\\"b\\\\c\\nd\",status=\"failed\"");
+    metrics_counter_add(&c, 2);
+    metrics_counter_add(&c, 1);
+    assert_int_equal(metrics_counter_get(&c), 3);
+    assert_int_equal(metrics_family(&out, "x_total", "counter", "Things."), 0);
+    assert_int_equal(metrics_sample_u64(&out, "x_total", lb.buf, metrics_counter_get(&c)), 0);
+    assert_int_equal(metrics_sample_i64(&out, "y", NULL, -4), 0);
+    assert_int_equal(metrics_sample_f(&out, "z", "", 0.25), 0);
+    assert_string_equal(out.buf, "# HELP x_total Things.\n# TYPE x_total counter\n"
+                                 "x_total{workflow=\"a\\\"b\\\\c\\nd\",status=\"failed\"} 3\n"
+                                 "y -4\nz 0.25\n");
+    /* Past the buffer's maximum: the strbuf's error, nothing half-written. */
+    strbuf_init(&small, 8);
+    assert_int_equal(metrics_sample_u64(&small, "a_long_name", NULL, 1), ERR_TOO_BIG);
+    strbuf_release(&small);
+    strbuf_release(&lb);
+    strbuf_release(&out);
+}
+
+static void test_metrics_hist(void **state)
+{
+    struct metrics_hist h;
+    struct strbuf out = STRBUF_INIT;
+    (void)state;
+
+    memset(&h, 0, sizeof(h));
+    metrics_hist_observe_ns(&h, -5);                /* counts as 0: the first bucket */
+    metrics_hist_observe_ms(&h, 1);                 /* on a bound: that bucket (le) */
+    metrics_hist_observe_ms(&h, 7);                 /* 0.01 */
+    metrics_hist_observe_ms(&h, 3600 * 1000);       /* past the last bound: +Inf only */
+    assert_int_equal(metrics_hist_write(&out, "d_seconds", "k=\"v\"", &h), 0);
+    assert_non_null(strstr(out.buf, "d_seconds_bucket{k=\"v\",le=\"0.001\"} 2\n"));
+    assert_non_null(strstr(out.buf, "d_seconds_bucket{k=\"v\",le=\"0.005\"} 2\n"));
+    assert_non_null(strstr(out.buf, "d_seconds_bucket{k=\"v\",le=\"0.01\"} 3\n"));
+    assert_non_null(strstr(out.buf, "d_seconds_bucket{k=\"v\",le=\"300\"} 3\n"));
+    assert_non_null(strstr(out.buf, "d_seconds_bucket{k=\"v\",le=\"+Inf\"} 4\n"));
+    assert_non_null(strstr(out.buf, "d_seconds_sum{k=\"v\"} 3600.008000000\n"));
+    assert_non_null(strstr(out.buf, "d_seconds_count{k=\"v\"} 4\n"));
+    strbuf_reset(&out);
+    assert_int_equal(metrics_hist_write(&out, "e_seconds", NULL, &h), 0);
+    assert_non_null(strstr(out.buf, "e_seconds_bucket{le=\"+Inf\"} 4\ne_seconds_sum 3600.008"));
+    assert_non_null(strstr(out.buf, "e_seconds_count 4\n"));
+    strbuf_release(&out);
+}
+
+static void test_metrics_process(void **state)
+{
+    struct strbuf out = STRBUF_INIT;
+    (void)state;
+
+    assert_int_equal(metrics_process_write(&out), 0);
+    assert_non_null(strstr(out.buf, "# TYPE process_cpu_seconds_total counter\n"));
+    assert_non_null(strstr(out.buf, "\nprocess_resident_memory_bytes "));
+    assert_non_null(strstr(out.buf, "\nprocess_open_fds "));
+    assert_non_null(strstr(out.buf, "\nprocess_max_fds "));
+    assert_non_null(strstr(out.buf, "\nprocess_start_time_seconds "));
+    assert_null(strstr(out.buf, "process_resident_memory_bytes 0\n"));
+    strbuf_release(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +360,9 @@ int main(void)
         cmocka_unit_test(test_err),
         cmocka_unit_test(test_manual_clock),
         cmocka_unit_test(test_resource),
+        cmocka_unit_test(test_metrics_text),
+        cmocka_unit_test(test_metrics_hist),
+        cmocka_unit_test(test_metrics_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/strbuf.h"
 #include "base/xalloc.h"
 #include "engine/engine.h"
 #include "engine/engine_internal.h"
@@ -1475,6 +1476,45 @@ static void test_notify_retry_schedule(void **state)
     notify_rows_free(rows, n);
 }
 
+/* The engine's counters for /metrics: what ran, by workflow, type and status;
+ * a workflow's label quoted as the text format wants. */
+static void test_metrics_count_what_ran(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_detail *d;
+    struct strbuf out = STRBUF_INIT;
+
+    d = run_def(f, "{\"name\":\"m-bad\",\"tasks\":[{\"name\":\"a\",\"command\":[\"false\"]},"
+                   "{\"name\":\"b\",\"type\":\"noop\",\"dependsOn\":[\"a\"]}]}");
+    assert_int_equal(d->exec.status, EXEC_FAILED);
+    exec_detail_free(d);
+    d = run_def(f, "{\"name\":\"m-good\",\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}");
+    exec_detail_free(d);
+    d = run_def(f, "{\"name\":\"m-good\",\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}");
+    exec_detail_free(d);
+    assert_int_equal(engine_metrics_write(f->eng, &out), 0);
+    assert_non_null(strstr(out.buf, "\norch_executions_started_total{workflow=\"m-bad\"} 1\n"));
+    assert_non_null(strstr(out.buf, "\norch_executions_started_total{workflow=\"m-good\"} 2\n"));
+    assert_non_null(strstr(out.buf, "\norch_executions_finished_total{workflow=\"m-bad\","
+                                    "status=\"failed\"} 1\n"));
+    assert_non_null(strstr(out.buf, "\norch_executions_finished_total{workflow=\"m-bad\","
+                                    "status=\"succeeded\"} 0\n"));
+    assert_non_null(strstr(out.buf, "\norch_executions_finished_total{workflow=\"m-good\","
+                                    "status=\"succeeded\"} 2\n"));
+    assert_non_null(strstr(out.buf, "\norch_task_attempts_total{type=\"command\","
+                                    "status=\"failed\"} 1\n"));
+    assert_non_null(strstr(out.buf, "\norch_task_attempts_total{type=\"noop\","
+                                    "status=\"succeeded\"} 2\n"));
+    assert_non_null(strstr(out.buf, "\norch_execution_duration_seconds_count{status=\"failed\"} 1\n"));
+    assert_non_null(strstr(out.buf, "\norch_task_duration_seconds_count{type=\"command\"} 1\n"));
+    assert_null(strstr(out.buf, "_other"));
+    assert_null(strstr(out.buf, "ex_"));
+    assert_non_null(strstr(out.buf, "# TYPE orch_store_commit_duration_seconds histogram\n"));
+    assert_null(strstr(out.buf, "\norch_store_commit_duration_seconds_count 0\n"));
+    assert_non_null(strstr(out.buf, "\norch_worker_slots 2\n"));
+    strbuf_release(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1512,6 +1552,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_overlap_cancel_previous, setup_sched, teardown),
         cmocka_unit_test_setup_teardown(test_overlap_buffer_one, setup_sched, teardown),
         cmocka_unit_test_setup_teardown(test_overlap_buffer_all, setup_sched, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_count_what_ran, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1739,7 +1739,7 @@ static void test_diag(void **state)
     struct err err = ERR_INIT;
     struct store_diag_rows rows = STORE_DIAG_ROWS_INIT;
     struct exec_row ex;
-    struct task_run_row t0 = {0, (char *)"extract", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL};
+    struct task_run_row t0 = {0, (char *)"extract", TASK_QUEUED, 0, 0, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0};
     int64_t since = 0, hb = 1000000;
 
     make_exec(&ex, "etl", EXEC_RUNNING, 10);
