@@ -3503,8 +3503,9 @@ static void test_migrate_previous_version(void **state)
         "INSERT INTO task_runs (execution_id, idx, name, status, attempt, available_at,"
         "  started_at, finished_at, error)"
         "  VALUES ('ex_old2', 0, 'extract', 'queued', 0, 450, NULL, NULL, NULL);"
-        "INSERT INTO attempts VALUES ('ex_old1', 0, 1, 'succeeded', 'h:1', 7, 7, 99, 310, 320,"
-        "  0, NULL, NULL);"
+        "INSERT INTO attempts (execution_id, task_idx, number, status, node, pid, pgid,"
+        "  proc_start, started_at, finished_at, exit_code, signal, error)"
+        "  VALUES ('ex_old1', 0, 1, 'succeeded', 'h:1', 7, 7, 99, 310, 320, 0, NULL, NULL);"
         "INSERT INTO logs VALUES ('ex_old1', 0, 1, 0, 'stdout', 315, 'hello');"
         "INSERT INTO idempotency_keys VALUES ('etl', 'old-key', 'ex_old1', 300);";
     struct fixture *f = *state;
