@@ -185,7 +185,6 @@ struct api_server {
     struct engine *engine;
     int ui; /* serve the web pages */
     struct api_sessions *sessions;
-    struct api_stats_cache stats; /* GET /v1/stats/executions (handlers_views.c) */
     size_t max_body;
     int threads;
     struct MHD_Daemon *mhd;
@@ -602,11 +601,6 @@ struct store *api__read_store(struct api_request *req)
 struct store *api__write_store(struct api_request *req)
 {
     return open_store(req, 1);
-}
-
-struct api_stats_cache *api__stats_cache(struct api_request *req)
-{
-    return &req->srv->stats;
 }
 
 /* ------------------------------------------------------------------ replies */
@@ -1780,7 +1774,6 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     pthread_mutex_init(&srv->conn_lock, NULL);
     pthread_mutex_init(&srv->quiesce_lock, NULL);
     pthread_mutex_init(&srv->kc_mu, NULL);
-    pthread_mutex_init(&srv->stats.mu, NULL);
     pthread_mutex_init(&srv->wake_lock, NULL);
     pthread_cond_init(&srv->wake_cond, NULL);
     if (pthread_key_create(&srv->tls, thread_stores_free) != 0)
@@ -1892,8 +1885,6 @@ void api_server_free(struct api_server *srv)
     pthread_mutex_destroy(&srv->wake_lock);
     pthread_mutex_destroy(&srv->quiesce_lock);
     pthread_mutex_destroy(&srv->kc_mu);
-    pthread_mutex_destroy(&srv->stats.mu);
-    free(srv->stats.rows);
     pthread_mutex_destroy(&srv->conn_lock);
     api__cidrs_release(&srv->trusted);
     api__ratelimit_free(srv->rl);
