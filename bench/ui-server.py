@@ -147,8 +147,12 @@ def pg_fill(orch, data, url, n):
     mid = None
 
     def copy(table, cols, rows):
+        # Triggers off (the counts per hour are made below, as migration 11 makes them): the
+        # deferred triggers of executions_hourly would update one row per hour and status
+        # 200,000 times in one transaction, each walking the row's versions made before it.
         text = "".join("\t".join("\\N" if v is None else str(v) for v in r) + "\n" for r in rows)
         subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c",
+                        "SET session_replication_role = replica", "-c",
                         f"COPY {table} ({cols}) FROM STDIN"], input=text, text=True, check=True)
 
     for wf, count in (("bench-history", n), ("bench-rare", max(n // 100, 10))):
@@ -181,12 +185,38 @@ def pg_fill(orch, data, url, n):
                     f"UPDATE executions SET parent_id = '{mid}', parent_task_idx = 0 WHERE id IN"
                     " (SELECT id FROM executions WHERE workflow = 'bench-rare' ORDER BY id LIMIT 20)"],
                    check=True)
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c",
+                    "DELETE FROM executions_hourly", "-c",
+                    "INSERT INTO executions_hourly (hour, status, n) SELECT created_at / 3600000,"
+                    " status, count(*) FROM executions GROUP BY created_at / 3600000, status"],
+                   check=True)
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", "VACUUM ANALYZE"],
                    check=True)
     lo, hi = subprocess.run(["psql", "-X", "-At", "-F", " ", "-d", url, "-c",
                              "SELECT min(created_at), max(created_at) FROM executions"],
                             check=True, capture_output=True, text=True).stdout.split()
     return key, mid, int(lo), int(hi), time.time() - t0
+
+
+def pg_plans(url, lo, hi):
+    """PostgreSQL's plans of the list's statements (src/store/postgres.c, values inlined as the
+    planner sees bound ones): the newest 50, and the middle 1% range as the store sends it
+    (executions_created_at chosen: ORDER BY id || '') and as a walk of the ids."""
+    m = lo + (hi - lo) // 2
+    u = m + (hi - lo) // 100
+    out = []
+    for name, sql in (
+            ("newest 50", "SELECT * FROM executions WHERE created_at >= -9223372036854775808"
+             " AND created_at < 9223372036854775807 ORDER BY id DESC LIMIT 50"),
+            ("1% in the middle, range", f"SELECT * FROM executions WHERE created_at >= {m}"
+             f" AND created_at < {u} ORDER BY id || '' DESC LIMIT 50"),
+            ("1% in the middle, walk", f"SELECT * FROM executions WHERE created_at >= {m}"
+             f" AND created_at < {u} ORDER BY id DESC LIMIT 50")):
+        plan = subprocess.run(["psql", "-X", "-At", "-d", url, "-c", "EXPLAIN (ANALYZE, COSTS OFF,"
+                               " TIMING OFF, SUMMARY ON) " + sql],
+                              check=True, capture_output=True, text=True).stdout
+        out.append((name, [x.strip() for x in plan.splitlines() if x.strip()]))
+    return out
 
 
 def start_server(orch, data, port, log, url=None):
@@ -435,6 +465,9 @@ def main():
                 print(f"{'request':38} {'status':>6} {'bytes':>8} {'median ms':>10} {'p99 ms':>8}")
                 for name, st, nb, med, p99 in latency(port, key, mid, lo, hi, a.reps):
                     print(f"{name:38} {st:>6} {nb:>8} {med:>10.2f} {p99:>8.2f}", flush=True)
+                if dburl:
+                    for name, lines in pg_plans(dburl, lo, hi):
+                        print(f"plan, {name}: " + " | ".join(lines), flush=True)
                 c = Conn(port, {"Authorization": f"Bearer {key}"})
                 fails = json.loads(c.get("/v1/executions?status=failed%2Ctimed_out&limit=8")[1])
                 fail_ids = [x["id"] for x in fails["items"]]

@@ -260,19 +260,6 @@ int api__query_check(struct api_request *req, const char *const *allowed);
  */
 struct store *api__read_store(struct api_request *req);
 
-/* The executions per hour last counted (GET /v1/stats/executions): counting
- * reads every execution of the window, which a page polling it must not pay
- * again while nothing changed. `mu` guards the rest. */
-struct api_stats_cache {
-    pthread_mutex_t mu;
-    int64_t first;            /* the window's first hour (ms); 0: empty */
-    int64_t counted_at;       /* monotonic ms */
-    uint64_t exec_changes;    /* the engine's count then: unchanged, no execution */
-    size_t executions_active; /* of this node changed since */
-    struct exec_hour_count *rows;
-    size_t nrows;
-};
-struct api_stats_cache *api__stats_cache(struct api_request *req);
 /* The same for a request about workflow `name`: NULL after a 404 when the name
  * cannot be a workflow's. */
 struct store *api__workflow_read_store(struct api_request *req, const char *name);

@@ -22,7 +22,6 @@
 #define HOUR_MS         3600000LL
 #define STATS_HOURS_MAX (24 * 7)
 #define VERSIONS_MAX    1000 /* newest versions listed */
-#define STATS_REUSE_MS  30000 /* longest a count is reused (changes by other nodes or processes) */
 
 /* Parse version `version` (0 = newest) of `name` from `st`; NULL after replying. */
 static struct workflow *load_workflow(struct api_request *req, struct store *st, const char *name,
@@ -214,45 +213,6 @@ void api__workflows_versions(struct api_request *req)
 
 /* ------------------------------------------------------------------ stats */
 
-/* The counts per hour and status from `first` on (*out: free()). They are
- * counted again only when this node's engine has changed an execution since,
- * or STATS_REUSE_MS passed (other nodes and processes): so the
- * overview of many open pages costs one count while nothing runs. */
-static int hourly_counts(struct api_request *req, struct store *rd, int64_t first,
-                         struct exec_hour_count **out, size_t *nout, struct err *err)
-{
-    struct api_stats_cache *c = api__stats_cache(req);
-    struct engine_stats es;
-    int64_t now = clock_mono_ms();
-    size_t k = 0;
-
-    engine_get_stats(api__engine(req), &es);
-    pthread_mutex_lock(&c->mu);
-    if (!c->first || c->first > first || now - c->counted_at >= STATS_REUSE_MS ||
-        c->exec_changes != es.exec_changes || c->executions_active != es.executions_active) {
-        free(c->rows);
-        c->rows = NULL;
-        c->nrows = 0;
-        c->first = 0;
-        if (store_executions_hourly(rd, first, &c->rows, &c->nrows, err)) {
-            pthread_mutex_unlock(&c->mu);
-            return err->code;
-        }
-        c->first = first;
-        c->counted_at = now;
-        c->exec_changes = es.exec_changes;
-        c->executions_active = es.executions_active;
-    }
-    while (k < c->nrows && c->rows[k].hour < first)
-        k++;
-    *nout = c->nrows - k;
-    *out = xmalloc((*nout ? *nout : 1) * sizeof(**out));
-    if (*nout)
-        memcpy(*out, c->rows + k, *nout * sizeof(**out));
-    pthread_mutex_unlock(&c->mu);
-    return 0;
-}
-
 /* GET /v1/stats/executions?hours=24: executions created per hour and status. */
 void api__stats_executions(struct api_request *req)
 {
@@ -276,7 +236,9 @@ void api__stats_executions(struct api_request *req)
     if (!rd)
         return;
     first = (clock_now_ms() / HOUR_MS - (hours - 1)) * HOUR_MS;
-    if (hourly_counts(req, rd, first, &rows, &nrows, &err)) {
+    /* A read of the counts the store keeps per hour and status (at most
+     * hours x 6 rows): nothing to cache, and every node reads the same. */
+    if (store_executions_hourly(rd, first, &rows, &nrows, &err)) {
         api__reply_err(req, &err);
         return;
     }

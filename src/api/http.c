@@ -188,7 +188,6 @@ struct api_server {
     int metrics_auth_none; /* GET /metrics needs no key */
     struct api_server *metrics_of; /* whose pool a metrics-only server shows (or NULL) */
     struct api_sessions *sessions;
-    struct api_stats_cache stats; /* GET /v1/stats/executions (handlers_views.c) */
     size_t max_body;
     int threads;
     struct MHD_Daemon *mhd;
@@ -612,11 +611,6 @@ struct store *api__read_store(struct api_request *req)
 struct store *api__write_store(struct api_request *req)
 {
     return open_store(req, 1);
-}
-
-struct api_stats_cache *api__stats_cache(struct api_request *req)
-{
-    return &req->srv->stats;
 }
 
 /* ------------------------------------------------------------------ replies */
@@ -1844,7 +1838,6 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     pthread_mutex_init(&srv->conn_lock, NULL);
     pthread_mutex_init(&srv->quiesce_lock, NULL);
     pthread_mutex_init(&srv->kc_mu, NULL);
-    pthread_mutex_init(&srv->stats.mu, NULL);
     pthread_mutex_init(&srv->wake_lock, NULL);
     pthread_cond_init(&srv->wake_cond, NULL);
     if (pthread_key_create(&srv->tls, thread_stores_free) != 0)
@@ -1956,8 +1949,6 @@ void api_server_free(struct api_server *srv)
     pthread_mutex_destroy(&srv->wake_lock);
     pthread_mutex_destroy(&srv->quiesce_lock);
     pthread_mutex_destroy(&srv->kc_mu);
-    pthread_mutex_destroy(&srv->stats.mu);
-    free(srv->stats.rows);
     pthread_mutex_destroy(&srv->conn_lock);
     api__cidrs_release(&srv->trusted);
     api__ratelimit_free(srv->rl);

@@ -306,6 +306,104 @@ static const char schema_v9[] =
 static const char schema_v10[] = "ALTER TABLE executions ADD COLUMN retried_at BIGINT;";
 
 /*
+ * Version 11: what the web UI reads at any history size.
+ * - executions_created_at: a list with a bounded time range (since and
+ *   until) reads the executions created in that range instead of walking
+ *   every newer one by id; the backends choose it only for such ranges
+ *   (see store__executions_list);
+ * - executions_hourly: the executions per hour of creation (created_at /
+ *   3600000) and status, kept by each backend's triggers in the transaction
+ *   of every insert, status change and delete of an execution
+ *   (store__migration_extras below), so executions per hour over a day is a
+ *   read of at most 24 x 6 rows however many executions the day holds. A
+ *   count may drop to 0 (the row stays: the next execution of that hour
+ *   and status reuses it). The backfill counts the rows already there.
+ */
+static const char schema_v11[] =
+    "CREATE INDEX executions_created_at ON executions (created_at);"
+    "CREATE TABLE executions_hourly ("
+    "  hour BIGINT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  n BIGINT NOT NULL,"
+    "  PRIMARY KEY (hour, status)"
+    ");"
+    "INSERT INTO executions_hourly (hour, status, n)"
+    "  SELECT created_at / 3600000, status, count(*) FROM executions"
+    "  GROUP BY created_at / 3600000, status;";
+
+/*
+ * Version 11's triggers, in each dialect (run before the shared step, in the
+ * same transaction). Each change adds or takes 1 from the row of its
+ * (hour, status), creating it if needed, so the rows are always the sum of
+ * what happened.
+ *
+ * SQLite: one writer at a time, so the triggers update the rows directly.
+ *
+ * PostgreSQL: several nodes commit at once, and a transaction that changed
+ * (hour 5, queued) then (hour 5, running) would deadlock with one that did
+ * the same in the other order. So the triggers are deferred to the commit
+ * (constraint triggers, INITIALLY DEFERRED; their WHEN is still checked at
+ * the change) and each takes one transaction-level advisory lock before it
+ * writes: at most one transaction at a time holds count rows, and it waits
+ * for nothing else until its commit ends. The table lock first makes the
+ * backfill and the triggers one step for writers of an older orch still
+ * running: they wait for this commit, then their writes are counted.
+ */
+static const char schema_v11_sqlite[] =
+    "CREATE TRIGGER executions_hourly_insert AFTER INSERT ON executions BEGIN"
+    "  INSERT INTO executions_hourly (hour, status, n)"
+    "    VALUES (NEW.created_at / 3600000, NEW.status, 1)"
+    "    ON CONFLICT (hour, status) DO UPDATE SET n = n + 1;"
+    " END;"
+    "CREATE TRIGGER executions_hourly_update AFTER UPDATE OF status, created_at ON executions"
+    "  WHEN OLD.status IS NOT NEW.status OR OLD.created_at IS NOT NEW.created_at BEGIN"
+    "  INSERT INTO executions_hourly (hour, status, n)"
+    "    VALUES (OLD.created_at / 3600000, OLD.status, -1)"
+    "    ON CONFLICT (hour, status) DO UPDATE SET n = n - 1;"
+    "  INSERT INTO executions_hourly (hour, status, n)"
+    "    VALUES (NEW.created_at / 3600000, NEW.status, 1)"
+    "    ON CONFLICT (hour, status) DO UPDATE SET n = n + 1;"
+    " END;"
+    "CREATE TRIGGER executions_hourly_delete AFTER DELETE ON executions BEGIN"
+    "  INSERT INTO executions_hourly (hour, status, n)"
+    "    VALUES (OLD.created_at / 3600000, OLD.status, -1)"
+    "    ON CONFLICT (hour, status) DO UPDATE SET n = n - 1;"
+    " END;";
+
+static const char schema_v11_postgres[] =
+    "LOCK TABLE executions IN SHARE ROW EXCLUSIVE MODE;"
+    "CREATE FUNCTION executions_hourly_count() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN"
+    "  PERFORM pg_advisory_xact_lock(" STORE__HOURLY_LOCK ");"
+    "  IF TG_OP <> 'INSERT' THEN"
+    "   INSERT INTO executions_hourly (hour, status, n)"
+    "    VALUES (OLD.created_at / 3600000, OLD.status, -1)"
+    "    ON CONFLICT (hour, status) DO UPDATE SET n = executions_hourly.n - 1;"
+    "  END IF;"
+    "  IF TG_OP <> 'DELETE' THEN"
+    "   INSERT INTO executions_hourly (hour, status, n)"
+    "    VALUES (NEW.created_at / 3600000, NEW.status, 1)"
+    "    ON CONFLICT (hour, status) DO UPDATE SET n = executions_hourly.n + 1;"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $$;"
+    "CREATE CONSTRAINT TRIGGER executions_hourly_insert_delete AFTER INSERT OR DELETE"
+    "  ON executions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+    "  EXECUTE FUNCTION executions_hourly_count();"
+    "CREATE CONSTRAINT TRIGGER executions_hourly_update AFTER UPDATE OF status, created_at"
+    "  ON executions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+    "  WHEN (OLD.status IS DISTINCT FROM NEW.status"
+    "    OR OLD.created_at IS DISTINCT FROM NEW.created_at)"
+    "  EXECUTE FUNCTION executions_hourly_count();";
+
+const struct store__migration_extra store__migration_extras[] = {
+    {11, schema_v11_sqlite, schema_v11_postgres},
+};
+
+const int store__migration_extra_count =
+    (int)(sizeof(store__migration_extras) / sizeof(store__migration_extras[0]));
+
+/*
  * Version 12: when each attempt became queued, as opposed to when it started
  * running: ready to run, its dependencies final and its back-off over (a
  * retry's is the end of its back-off). attempts.queued_at is written once,
@@ -382,6 +480,7 @@ const char *const store__migrations[] = {
     schema_v8,
     schema_v9,
     schema_v10,
+    schema_v11,
     schema_v12,
     schema_v13,
     schema_v14,

@@ -79,6 +79,17 @@ static int version_check(int version, struct err *err)
     return 0;
 }
 
+/* The backend's own part of step `version`, or NULL. */
+static const char *migration_extra(const struct store_backend *be, int version)
+{
+    for (int i = 0; i < store__migration_extra_count; i++) {
+        const struct store__migration_extra *x = &store__migration_extras[i];
+        if (x->version == version)
+            return be->dialect == STORE__POSTGRES ? x->postgres : x->sqlite;
+    }
+    return NULL;
+}
+
 /*
  * Apply the missing steps in one write transaction: all or nothing. Two
  * processes opening at once serialise on the backend's lock (SQLite's
@@ -109,8 +120,12 @@ int store__migrate(struct store *st, struct err *err)
     if (rc == 0)
         rc = version_check(version, err);
     for (int v = version; rc == 0 && v < store__migration_count; v++) {
+        const char *extra = migration_extra(be, v + 1);
         snprintf(what, sizeof(what), "cannot migrate %s to schema version %d", where(st), v + 1);
-        rc = be->exec_script(st, store__migrations[v], what, err);
+        if (extra)
+            rc = be->exec_script(st, extra, what, err);
+        if (rc == 0)
+            rc = be->exec_script(st, store__migrations[v], what, err);
         if (rc == 0)
             rc = be->version_record(st, v + 1, clock_now_ms(), err);
         if (rc == 0 && version > 0)
@@ -176,11 +191,79 @@ unsigned store__list_status_mask(const struct exec_filter *f)
     return mask == all ? 0 : mask;
 }
 
+#define HOUR_MS 3600000LL
+/* The most rows of executions_hourly one estimate reads: 4096 is about four
+ * weeks of hours with executions of all six statuses. */
+#define ESTIMATE_ROWS 4096
+
+static int64_t hour_of(int64_t ms)
+{
+    /* Floor, for instants before 1970 too. */
+    return ms / HOUR_MS - (ms % HOUR_MS < 0);
+}
+
+/*
+ * The executions created in [from, to), estimated from executions_hourly:
+ * an hour the bounds cut counts in proportion to the part inside. Reads at
+ * most ESTIMATE_ROWS rows; *out_capped says it stopped there (the estimate
+ * is then a lower bound).
+ */
+static int created_estimate(struct store *st, int64_t from, int64_t to, double *out,
+                            int *out_capped, struct err *err)
+{
+    struct exec_hour_count *rows = NULL;
+    size_t n = 0;
+    double est = 0;
+    int rc;
+
+    *out = 0;
+    *out_capped = 0;
+    if (to <= from)
+        return 0;
+    rc = st->be->hourly_read(st, hour_of(from), hour_of(to - 1), ESTIMATE_ROWS, &rows, &n, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        int64_t end = rows[i].hour > INT64_MAX - HOUR_MS ? INT64_MAX : rows[i].hour + HOUR_MS;
+        int64_t lo = rows[i].hour > from ? rows[i].hour : from;
+        int64_t hi = end < to ? end : to;
+        if (hi > lo)
+            est += (double)rows[i].n * (double)(hi - lo) / (double)HOUR_MS;
+    }
+    *out_capped = n >= ESTIMATE_ROWS;
+    free(rows);
+    *out = est;
+    return 0;
+}
+
+int store__list_by_range(struct store *st, const struct exec_filter *f, int *out, struct err *err)
+{
+    double inside = 0, after = 0;
+    int capped_in = 0, capped_after = 0;
+    int rc;
+
+    *out = 0;
+    if (!f->since || !f->until || f->parent_id)
+        return 0;
+    rc = created_estimate(st, f->since, f->until, &inside, &capped_in, err);
+    if (rc == 0 && !capped_in)
+        rc = created_estimate(st, f->until, INT64_MAX, &after, &capped_after, err);
+    /* A range of more hours than one estimate reads is wide: walk the ids.
+     * Otherwise the range's reads against the walk's (a capped `after` is
+     * only a lower bound of the walk's, so it wins no less). */
+    if (rc == 0 && !capped_in)
+        *out = inside <= after;
+    return rc;
+}
+
 /*
  * One query per status in the mask, each using the (status, id) or
  * (workflow, status, id) index and stopping after `limit` rows; the pages are
  * then merged newest first and cut to `limit`. At most 6 x limit rows are
- * read, however many executions match; all in one read snapshot.
+ * read, however many executions match; all in one read snapshot. A bounded
+ * time range may read the executions_created_at range instead
+ * (store__list_by_range): then each query reads the executions created in
+ * the range and keeps the newest `limit` by id.
  */
 int store__executions_list(struct store *st, const struct exec_filter *f, struct exec_list *out,
                            struct err *err)
@@ -188,6 +271,7 @@ int store__executions_list(struct store *st, const struct exec_filter *f, struct
     struct exec_list list = {NULL, 0};
     unsigned mask = store__list_status_mask(f);
     int nstatus = 0;
+    int by_range = 0;
     size_t alloc = 0;
     int began;
     int rc;
@@ -195,12 +279,14 @@ int store__executions_list(struct store *st, const struct exec_filter *f, struct
     rc = store__read_begin(st, &began, err);
     if (rc)
         return rc;
-    if (!mask)
-        rc = st->be->list_query(st, f, NULL, &list, &alloc, err);
+    rc = store__list_by_range(st, f, &by_range, err);
+    if (rc == 0 && !mask)
+        rc = st->be->list_query(st, f, NULL, by_range, &list, &alloc, err);
     for (int i = 0; mask && i < EXEC_STATUS_COUNT && rc == 0; i++) {
         if (!(mask & (1u << i)))
             continue;
-        rc = st->be->list_query(st, f, exec_status_name((enum exec_status)i), &list, &alloc, err);
+        rc = st->be->list_query(st, f, exec_status_name((enum exec_status)i), by_range, &list,
+                                &alloc, err);
         nstatus++;
     }
     store__read_end(st, began);

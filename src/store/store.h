@@ -491,8 +491,11 @@ struct exec_hour_count {
     enum exec_status status;
     int64_t n;
 };
-/* The executions created at or after `since` (ms), counted by hour of
- * creation and status, ordered by hour. Free *out with free(). */
+/* The executions created in the hour that holds `since` (ms) and after,
+ * counted by hour of creation and status, ordered by hour (hours and
+ * statuses without executions left out). A read of the counts kept as
+ * executions are created, change status and are deleted: at most hours x
+ * statuses rows. Free *out with free(). */
 int store_executions_hourly(struct store *st, int64_t since, struct exec_hour_count **out,
                             size_t *out_n, struct err *err);
 

@@ -36,8 +36,15 @@ enum store__count {
     STORE__COUNT_RUNNING,
 };
 
+/* The SQL dialect of a backend: which text of a step's extra it runs. */
+enum store__dialect {
+    STORE__SQLITE,
+    STORE__POSTGRES,
+};
+
 struct store_backend {
     const char *name;
+    enum store__dialect dialect;
     /* `target` is what follows the backend selection: a file path for SQLite. */
     int (*open)(const char *target, unsigned flags, struct store **out, struct err *err);
     void (*close)(struct store *st);
@@ -90,9 +97,12 @@ struct store_backend {
     int (*begin_read)(struct store *st, struct err *err);
     int (*in_transaction)(struct store *st);
     /* One page of the list for one status (NULL: any), appended to `list`
-     * (`*alloc` its capacity); a row is counted even if decoding it failed. */
+     * (`*alloc` its capacity); a row is counted even if decoding it failed.
+     * `by_range` (only with since and until, without parent): read the
+     * executions_created_at range and sort it, rather than walk the ids
+     * from the newest (store__list_by_range chose it). */
     int (*list_query)(struct store *st, const struct exec_filter *filter, const char *status,
-                      struct exec_list *list, size_t *alloc, struct err *err);
+                      int by_range, struct exec_list *list, size_t *alloc, struct err *err);
 
     /*
      * The parts of an execution's detail, read into `d` inside the snapshot
@@ -184,8 +194,12 @@ struct store_backend {
                           struct node_beat *out, struct err *err);
     int (*node_stop)(struct store *st, const char *id, struct err *err);
     int (*nodes_list)(struct store *st, struct node_row **out, size_t *out_n, struct err *err);
-    int (*executions_hourly)(struct store *st, int64_t since, const char *since_id,
-                             struct exec_hour_count **out, size_t *out_n, struct err *err);
+    /* The rows of executions_hourly with from_hour <= hour <= to_hour (hour
+     * numbers: created_at / 3600000) and n <> 0, by hour and status, at most
+     * `limit`; `hour` of each is its start in ms; rows of a status no orch
+     * writes are left out (but count toward the limit). */
+    int (*hourly_read)(struct store *st, int64_t from_hour, int64_t to_hour, int limit,
+                       struct exec_hour_count **out, size_t *out_n, struct err *err);
     /* Scale-out: NULL on a backend of one node (SQLite). */
     int (*executions_claim)(struct store *st, const char *node, int limit, int64_t lease_ms,
                             unsigned which, char ***out_ids, size_t *out_n, struct err *err);
@@ -371,6 +385,34 @@ extern const struct store_backend store__postgres_backend;
 extern const char *const store__migrations[];
 extern const int store__migration_count;
 
+/*
+ * What a step needs beyond the shared SQL, in each dialect (triggers): run
+ * by store__migrate just before the shared script of step `version`, in the
+ * same transaction. Most steps have none.
+ */
+struct store__migration_extra {
+    int version;
+    const char *sqlite;
+    const char *postgres;
+};
+extern const struct store__migration_extra store__migration_extras[];
+extern const int store__migration_extra_count;
+
+/* The key of the transaction-level advisory lock the PostgreSQL triggers of
+ * executions_hourly take ("orch" + 2; PG_MIGRATE_LOCK is "orch" + 1). */
+#define STORE__HOURLY_LOCK "478660487170"
+
+/*
+ * Whether a list with both since and until reads the executions_created_at
+ * range (1) or walks the ids from the newest (0): the first reads every
+ * execution created in the range, the second every execution newer than
+ * the range, until the page is full. Both are estimated from
+ * executions_hourly (an hour cut by a bound counts in proportion), and the
+ * smaller wins. 0 without both bounds, or with a parent (its own index).
+ */
+int store__list_by_range(struct store *st, const struct exec_filter *filter, int *out,
+                         struct err *err);
+
 /* Release the members of rows built by a backend (not the rows themselves). */
 void store__task_run_row_release(struct task_run_row *row);
 void store__attempt_row_release(struct attempt_row *row);
@@ -391,7 +433,8 @@ int store__fire_status_parse(const char *s, enum fire_status *out);
 
 /*
  * For tests and notes: the EXPLAIN QUERY PLAN of the statement(s) that
- * store_executions_list() runs for `filter`, one "detail" per line, as a heap
+ * store_executions_list() runs for `filter` (on the store as it is: the
+ * choice of store__list_by_range included), one "detail" per line, as a heap
  * string the caller frees. SQLite backend only (ERR_INVALID otherwise).
  */
 int store__sqlite_explain_list(struct store *st, const struct exec_filter *filter, char **out_plan,

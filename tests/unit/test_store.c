@@ -4178,6 +4178,477 @@ static void test_pg_concurrent_migration(void **state)
     assert_int_equal(ok, 4);
 }
 
+/* --- executions per hour (executions_hourly) and time ranges (schema v11) --- */
+
+#define HOUR 3600000LL
+/* The step that added executions_hourly and executions_created_at. */
+#define V_HOURLY 11
+
+/*
+ * store_executions_hourly() against a count of the rows themselves: every
+ * (hour, status) it returns has that many executions, it returns every
+ * group there is, and nothing else.
+ */
+static void assert_hourly_recount(struct store *st, const char *dbpath)
+{
+    struct exec_hour_count *rows = NULL;
+    struct err err = ERR_INIT;
+    int64_t total = 0;
+    char sql[256];
+    size_t n = 0;
+
+    if (store_executions_hourly(st, 0, &rows, &n, &err) != 0)
+        fail_msg("hourly: %s", err.msg);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rows[i].hour % HOUR, 0);
+        if (i)
+            assert_true(rows[i].hour >= rows[i - 1].hour);
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM executions WHERE created_at / 3600000 = %lld"
+                 " AND status = '%s'",
+                 (long long)(rows[i].hour / HOUR), exec_status_name(rows[i].status));
+        if (raw_int(dbpath, sql) != rows[i].n)
+            fail_msg("hour %lld %s: counted %lld, kept %lld", (long long)rows[i].hour,
+                     exec_status_name(rows[i].status), (long long)raw_int(dbpath, sql),
+                     (long long)rows[i].n);
+        assert_true(rows[i].n > 0);
+        total += rows[i].n;
+    }
+    assert_int_equal(total, raw_int(dbpath, "SELECT count(*) FROM executions"));
+    assert_int_equal((int64_t)n, raw_int(dbpath, "SELECT count(*) FROM (SELECT 1 FROM executions"
+                                                 " GROUP BY created_at / 3600000, status) x"));
+    free(rows);
+}
+
+static void set_status(struct store *st, struct exec_row *row, enum exec_status status)
+{
+    struct err err = ERR_INIT;
+
+    row->status = status;
+    row->started_at = status == EXEC_QUEUED ? 0 : row->created_at + 1;
+    row->finished_at = exec_status_is_final(status) ? row->created_at + 2 : 0;
+    if (store_execution_update(st, row, &err) != 0)
+        fail_msg("update %s: %s", row->id, err.msg);
+}
+
+static void test_hourly_counts(void **state)
+{
+    static const enum exec_status final[] = {EXEC_SUCCEEDED, EXEC_FAILED, EXEC_CANCELLED,
+                                             EXEC_TIMED_OUT};
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_row e[12], extra, dup;
+    struct exec_hour_count *rows = NULL;
+    size_t n = 0;
+    int deleted = -1;
+
+    /* Created over three hours, queued. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    for (int i = 0; i < 12; i++) {
+        make_exec(&e[i], i % 3 ? "a" : "b", EXEC_QUEUED, 5 * HOUR + (i % 3) * HOUR + i * 1000);
+        insert_exec(f->st, &e[i]);
+    }
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_hourly_recount(f->st, f->dbpath);
+    /* Outside a transaction too (PostgreSQL: each statement commits on its own). */
+    make_exec(&extra, "a", EXEC_RUNNING, 9 * HOUR - 1);
+    insert_exec(f->st, &extra);
+    assert_hourly_recount(f->st, f->dbpath);
+
+    /* Running, then each final status, some in one transaction. */
+    for (int i = 0; i < 12; i++)
+        set_status(f->st, &e[i], EXEC_RUNNING);
+    assert_hourly_recount(f->st, f->dbpath);
+    assert_int_equal(store_begin(f->st, &err), 0);
+    for (int i = 0; i < 12; i++)
+        set_status(f->st, &e[i], final[i % 4]);
+    /* The same status again changes no count. */
+    set_status(f->st, &e[0], final[0]);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_hourly_recount(f->st, f->dbpath);
+
+    /* Retries: failed, queued, running, succeeded; twice in one transaction. */
+    set_status(f->st, &e[1], EXEC_QUEUED);
+    assert_hourly_recount(f->st, f->dbpath);
+    assert_int_equal(store_begin(f->st, &err), 0);
+    set_status(f->st, &e[1], EXEC_RUNNING);
+    set_status(f->st, &e[1], EXEC_SUCCEEDED);
+    set_status(f->st, &e[5], EXEC_QUEUED);
+    set_status(f->st, &e[5], EXEC_RUNNING);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_hourly_recount(f->st, f->dbpath);
+
+    /* Rolled back: nothing counted. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    make_exec(&dup, "a", EXEC_QUEUED, 5 * HOUR);
+    insert_exec(f->st, &dup);
+    set_status(f->st, &e[2], EXEC_QUEUED);
+    store_rollback(f->st);
+    e[2].status = final[2];
+    assert_hourly_recount(f->st, f->dbpath);
+
+    /* A conflicting insert inside a transaction (PostgreSQL undoes it to
+     * its savepoint) counts nothing; the rest of the transaction does. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    dup = e[3];
+    assert_int_equal(store_execution_insert(f->st, &dup, &err), ERR_CONFLICT);
+    make_exec(&dup, "b", EXEC_QUEUED, 7 * HOUR + 5);
+    insert_exec(f->st, &dup);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_hourly_recount(f->st, f->dbpath);
+
+    /* Retention deletes: counted down. finished_at is created_at + 2. */
+    assert_int_equal(store_executions_purge(f->st, NULL, NULL, 0, 6 * HOUR + 100000, 3, &deleted,
+                                            &err),
+                     0);
+    assert_int_equal(deleted, 3);
+    assert_hourly_recount(f->st, f->dbpath);
+    assert_int_equal(store_executions_purge(f->st, "a", NULL, 0, 10 * HOUR, 100, &deleted, &err),
+                     0);
+    assert_true(deleted > 0);
+    assert_hourly_recount(f->st, f->dbpath);
+
+    /* From the hour that holds `since` on; earlier hours left out. */
+    assert_int_equal(store_executions_hourly(f->st, 7 * HOUR + 5, &rows, &n, &err), 0);
+    assert_true(n > 0);
+    assert_int_equal(rows[0].hour, 7 * HOUR);
+    for (size_t i = 0; i < n; i++)
+        assert_true(rows[i].hour >= 7 * HOUR);
+    free(rows);
+    assert_int_equal(store_executions_hourly(f->st, 10 * HOUR, &rows, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(rows);
+}
+
+/* Apply the steps before V_HOURLY to an empty database, as that orch did. */
+static const char old_rows_sql[] =
+    "INSERT INTO executions (id, workflow, workflow_version, status, params, created_at)"
+    "  VALUES ('ex_o1', 'etl', 1, 'succeeded', '{}', 7200000);"
+    "INSERT INTO executions (id, workflow, workflow_version, status, params, created_at)"
+    "  VALUES ('ex_o2', 'etl', 1, 'succeeded', '{}', 7200001);"
+    "INSERT INTO executions (id, workflow, workflow_version, status, params, created_at)"
+    "  VALUES ('ex_o3', 'etl', 1, 'failed', '{}', 10799999);"
+    "INSERT INTO executions (id, workflow, workflow_version, status, params, created_at)"
+    "  VALUES ('ex_o4', 'etl', 1, 'running', '{}', 10800000);"
+    "INSERT INTO executions (id, workflow, workflow_version, status, params, created_at)"
+    "  VALUES ('ex_o5', 'etl', 1, 'queued', '{}', 90000000);";
+
+static void build_v10_sqlite(const char *path)
+{
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "PRAGMA journal_mode = WAL; CREATE TABLE schema_version ("
+                                  " version INTEGER NOT NULL PRIMARY KEY,"
+                                  " applied_at BIGINT NOT NULL)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    for (int v = 0; v < V_HOURLY - 1; v++) {
+        char sql[128];
+        assert_int_equal(sqlite3_exec(db, store__migrations[v], NULL, NULL, NULL), SQLITE_OK);
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_version VALUES (%d, 1)", v + 1);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    if (sqlite3_exec(db, old_rows_sql, NULL, NULL, NULL) != SQLITE_OK)
+        fail_msg("old rows: %s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+}
+
+static void pg_run(PGconn *c, const char *sql)
+{
+    PGresult *res = PQexec(c, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(res);
+}
+
+static void build_v10_pg(const char *loc)
+{
+    PGconn *c = PQconnectdb(loc);
+
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    pg_run(c, "SET client_min_messages = warning");
+    pg_run(c, "CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY,"
+              " applied_at BIGINT NOT NULL)");
+    for (int v = 0; v < V_HOURLY - 1; v++) {
+        char sql[128];
+        pg_run(c, store__migrations[v]);
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_version VALUES (%d, 1)", v + 1);
+        pg_run(c, sql);
+    }
+    pg_run(c, old_rows_sql);
+    PQfinish(c);
+}
+
+static void test_migrate_backfills_hourly(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct store *st = NULL;
+    struct exec_hour_count *rows = NULL;
+    struct exec_row e;
+    char path[200] = "", loc[1100] = "", db[80] = "";
+    const char *saved_loc = g_pg_loc;
+    size_t n = 0;
+    int version = 0;
+
+    if (g_pg) {
+        char sql[128];
+        snprintf(db, sizeof(db), "%s_v10", f->pgdb);
+        snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+        assert_int_equal(pg_admin(sql), 0);
+        assert_int_equal(pg_location(db, loc, sizeof(loc)), 0);
+        build_v10_pg(loc);
+        g_pg_loc = loc;
+    } else {
+        snprintf(path, sizeof(path), "%s/v10.db", f->dir);
+        snprintf(loc, sizeof(loc), "sqlite:%s", path);
+        build_v10_sqlite(path);
+    }
+    if (store_open(loc, 0, &st, &err) != 0)
+        fail_msg("open: %s", err.msg);
+    assert_int_equal(store_schema_version(st, &version, &err), 0);
+    assert_int_equal(version, store__migration_count);
+
+    /* The rows already there are counted: hours 2 (two succeeded, one
+     * failed), 3 (one running) and 25 (one queued). */
+    assert_int_equal(store_executions_hourly(st, 0, &rows, &n, &err), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(rows[0].hour, 2 * HOUR);
+    assert_int_equal(rows[0].status, EXEC_FAILED);
+    assert_int_equal(rows[0].n, 1);
+    assert_int_equal(rows[1].hour, 2 * HOUR);
+    assert_int_equal(rows[1].status, EXEC_SUCCEEDED);
+    assert_int_equal(rows[1].n, 2);
+    assert_int_equal(rows[2].hour, 3 * HOUR);
+    assert_int_equal(rows[2].status, EXEC_RUNNING);
+    assert_int_equal(rows[3].hour, 25 * HOUR);
+    assert_int_equal(rows[3].status, EXEC_QUEUED);
+    free(rows);
+    assert_hourly_recount(st, path);
+
+    /* And the triggers count from there on. */
+    make_exec(&e, "etl", EXEC_QUEUED, 3 * HOUR + 7);
+    insert_exec(st, &e);
+    set_status(st, &e, EXEC_SUCCEEDED);
+    assert_hourly_recount(st, path);
+
+    store_free(st);
+    if (g_pg) {
+        char sql[128];
+        g_pg_loc = saved_loc;
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
+        pg_admin(sql);
+    }
+}
+
+/* --- the time range list --- */
+
+#define NRANGE 400
+
+static struct range_row {
+    char id[ID_MAX];
+    int64_t created_at;
+    enum exec_status status;
+    const char *workflow;
+} range_rows[NRANGE];
+
+/*
+ * Executions whose created_at has nothing to do with their id order, over
+ * six hours from RANGE_T0, several at the same instant (the bounds).
+ */
+#define RANGE_T0 (100 * HOUR)
+
+static void fill_range(struct store *st)
+{
+    struct err err = ERR_INIT;
+    struct exec_row row;
+
+    assert_int_equal(store_begin(st, &err), 0);
+    for (int i = 0; i < NRANGE; i++) {
+        int64_t c = RANGE_T0 + ((int64_t)(i * 7919) % 360) * 60000;
+        make_exec(&row, i % 3 ? "a" : "b", list_status(i), c);
+        insert_exec(st, &row);
+        memcpy(range_rows[i].id, row.id, ID_MAX);
+        range_rows[i].created_at = c;
+        range_rows[i].status = row.status;
+        range_rows[i].workflow = row.workflow;
+    }
+    assert_int_equal(store_commit(st, &err), 0);
+}
+
+static int range_match(const struct range_row *r, const struct exec_filter *f)
+{
+    if (f->status_mask && !(f->status_mask & (1u << r->status)))
+        return 0;
+    if (f->workflow && strcmp(f->workflow, r->workflow) != 0)
+        return 0;
+    if (f->since && r->created_at < f->since)
+        return 0;
+    if (f->until && r->created_at >= f->until)
+        return 0;
+    return 1;
+}
+
+/*
+ * Page through `filter` with cursors and compare every page with what the
+ * list query before schema v11 returned (the same definition, computed
+ * here): the matching executions, by id newest first, `page` at a time, each
+ * page after its cursor. Returns how many there were.
+ */
+static int range_pages(struct store *st, struct exec_filter filter, int page)
+{
+    static int order[NRANGE];
+    struct err err = ERR_INIT;
+    char cursor[ID_MAX] = "";
+    int nexp = 0, at = 0;
+
+    /* The ids are increasing in insertion order: newest first is reverse. */
+    for (int i = NRANGE - 1; i >= 0; i--)
+        if (range_match(&range_rows[i], &filter))
+            order[nexp++] = i;
+    filter.limit = page;
+    for (;;) {
+        struct exec_list list = {NULL, 0};
+        size_t want = (size_t)(nexp - at < page ? nexp - at : page);
+        filter.before_id = cursor[0] ? cursor : NULL;
+        if (store_executions_list(st, &filter, &list, &err) != 0)
+            fail_msg("list: %s", err.msg);
+        assert_int_equal(list.n, want);
+        for (size_t k = 0; k < list.n; k++) {
+            const struct range_row *r = &range_rows[order[at + (int)k]];
+            assert_string_equal(list.items[k].id, r->id);
+            assert_int_equal(list.items[k].created_at, r->created_at);
+        }
+        at += (int)list.n;
+        if (list.n)
+            memcpy(cursor, list.items[list.n - 1].id, ID_MAX);
+        exec_list_release(&list);
+        if (want < (size_t)page)
+            break;
+    }
+    assert_int_equal(at, nexp);
+    return nexp;
+}
+
+/* Whether the list of `filter` reads the created_at range (the choice). */
+static int chosen_range(struct store *st, const struct exec_filter *filter)
+{
+    struct err err = ERR_INIT;
+    int by_range = -1;
+
+    assert_int_equal(store__list_by_range(st, filter, &by_range, &err), 0);
+    return by_range;
+}
+
+static void test_list_range_matches(void **state)
+{
+    /* [since, until) in minutes from RANGE_T0 (-1: not given). */
+    static const int ranges[][2] = {
+        {10, 20}, {0, 1}, {359, 360}, {59, 61}, {100, 101}, {0, 360}, {-1, 30}, {300, -1},
+        {30, 30}, {500, 600}, {-100, 5},
+    };
+    static const int pages[] = {1, 7, 50};
+    struct fixture *f = *state;
+    struct exec_filter filter = {0};
+    int narrow = 0, wide = 0;
+
+    fill_range(f->st);
+    for (size_t r = 0; r < sizeof(ranges) / sizeof(ranges[0]); r++) {
+        for (int shape = 0; shape < 4; shape++) {
+            memset(&filter, 0, sizeof(filter));
+            filter.since = ranges[r][0] < 0 ? 0 : RANGE_T0 + ranges[r][0] * 60000LL;
+            filter.until = ranges[r][1] < 0 ? 0 : RANGE_T0 + ranges[r][1] * 60000LL;
+            if (shape & 1)
+                filter.workflow = "a";
+            if (shape & 2)
+                filter.status_mask = (1u << EXEC_FAILED) | (1u << EXEC_QUEUED);
+            if (filter.since && filter.until && chosen_range(f->st, &filter))
+                narrow++;
+            else if (filter.since && filter.until)
+                wide++;
+            for (size_t p = 0; p < sizeof(pages) / sizeof(pages[0]); p++)
+                range_pages(f->st, filter, pages[p]);
+        }
+    }
+    /* Both plans answered. */
+    assert_true(narrow > 0);
+    assert_true(wide > 0);
+    /* A bound at an instant holds executions: since includes them, until not. */
+    memset(&filter, 0, sizeof(filter));
+    filter.since = RANGE_T0 + 10 * 60000LL;
+    filter.until = RANGE_T0 + 11 * 60000LL;
+    assert_true(chosen_range(f->st, &filter));
+    assert_true(range_pages(f->st, filter, 3) > 0);
+}
+
+/* The plans: the newest first by the primary key, a narrow range by executions_created_at. */
+static char *list_plan(struct store *st, const struct exec_filter *filter)
+{
+    struct err err = ERR_INIT;
+    char *plan = NULL;
+
+    assert_int_equal(store__sqlite_explain_list(st, filter, &plan, &err), 0);
+    print_message("list plan (mask 0x%x, workflow %s, since %lld, until %lld): %s",
+                  filter->status_mask, filter->workflow ? filter->workflow : "-",
+                  (long long)filter->since, (long long)filter->until, plan);
+    return plan;
+}
+
+static void expect_plan(struct store *st, const struct exec_filter *filter, const char *want,
+                        int sorted)
+{
+    char *plan = list_plan(st, filter);
+
+    if (!strstr(plan, want))
+        fail_msg("plan '%s' does not use '%s'", plan, want);
+    if (sorted)
+        assert_non_null(strstr(plan, "TEMP B-TREE FOR ORDER BY"));
+    else
+        assert_null(strstr(plan, "TEMP B-TREE"));
+    assert_null(strstr(plan, "SCAN"));
+    free(plan);
+}
+
+static void test_list_range_query_plans(void **state)
+{
+    struct fixture *f = *state;
+    struct exec_filter filter = {0};
+
+    SKIP_ON_PG("SQLite EXPLAIN QUERY PLAN");
+
+    fill_range(f->st);
+    filter.limit = 50;
+    /* Unbounded, since or until alone: the newest first by an index in id order. */
+    expect_plan(f->st, &filter, "USING INDEX sqlite_autoindex_executions_1 (id<?)", 0);
+    filter.since = RANGE_T0 + 10 * 60000LL;
+    expect_plan(f->st, &filter, "USING INDEX sqlite_autoindex_executions_1 (id<?)", 0);
+    filter.since = 0;
+    filter.until = RANGE_T0 + 10 * 60000LL;
+    expect_plan(f->st, &filter, "USING INDEX sqlite_autoindex_executions_1 (id<?)", 0);
+    filter.status_mask = 1u << EXEC_FAILED;
+    expect_plan(f->st, &filter, "USING INDEX executions_status_id (status=? AND id<?)", 0);
+    filter.workflow = "a";
+    expect_plan(f->st, &filter,
+                "USING INDEX executions_workflow_status_id (workflow=? AND status=? AND id<?)", 0);
+    /* A narrow range, with any filter: the range, sorted. */
+    filter.since = RANGE_T0 + 10 * 60000LL;
+    filter.until = RANGE_T0 + 20 * 60000LL;
+    expect_plan(f->st, &filter, "USING INDEX executions_created_at (created_at>? AND created_at<?)",
+                1);
+    filter.workflow = NULL;
+    expect_plan(f->st, &filter, "USING INDEX executions_created_at (created_at>? AND created_at<?)",
+                1);
+    filter.status_mask = 0;
+    expect_plan(f->st, &filter, "USING INDEX executions_created_at (created_at>? AND created_at<?)",
+                1);
+    /* A wide one (every execution, none newer): the walk from the newest. */
+    filter.since = RANGE_T0;
+    filter.until = RANGE_T0 + 360 * 60000LL;
+    expect_plan(f->st, &filter, "USING INDEX sqlite_autoindex_executions_1 (id<?)", 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -4200,6 +4671,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_query_plans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hourly_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_backfills_hourly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_range_matches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_range_query_plans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unfinished, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly_beside_writer, setup, teardown),
