@@ -180,3 +180,22 @@ int strbuf_add_json_str(struct strbuf *sb, const char *s)
     }
     return rc ? rc : strbuf_addch(sb, '"');
 }
+
+int strbuf_add_urlencoded(struct strbuf *sb, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        int rc;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            rc = strbuf_addch(sb, c);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            rc = strbuf_add(sb, e, sizeof(e));
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}

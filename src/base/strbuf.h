@@ -50,4 +50,7 @@ int strbuf_add_utf8(struct strbuf *sb, const char *s, size_t len);
 /* Append `s` as a JSON string literal, quotes included. */
 int strbuf_add_json_str(struct strbuf *sb, const char *s);
 
+/* Append `s` percent-encoded (RFC 3986): all but A-Z a-z 0-9 - . _ ~ */
+int strbuf_add_urlencoded(struct strbuf *sb, const char *s);
+
 #endif

@@ -223,23 +223,6 @@ static int build(const struct exec *ex, size_t idx, struct built *b, char *msg, 
     return 0;
 }
 
-/* Percent-encode all but A-Z a-z 0-9 - . _ ~ */
-static void add_encoded(struct strbuf *sb, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
-            strbuf_addch(sb, c);
-        } else {
-            strbuf_addch(sb, '%');
-            strbuf_addch(sb, hex[c >> 4]);
-            strbuf_addch(sb, hex[c & 15]);
-        }
-    }
-}
-
 /* auth.header / auth.query: the value from the environment, added to the request. */
 static int credential_value(const struct exec *ex, const struct dag_http *h, struct built *b,
                             char *msg, size_t msglen)
@@ -264,9 +247,9 @@ static int credential_value(const struct exec *ex, const struct dag_http *h, str
     frag = strcspn(b->url, "#");
     strbuf_add(&sb, b->url, frag);
     strbuf_addch(&sb, memchr(b->url, '?', frag) ? '&' : '?');
-    add_encoded(&sb, h->auth_query);
+    strbuf_add_urlencoded(&sb, h->auth_query);
     strbuf_addch(&sb, '=');
-    add_encoded(&sb, v);
+    strbuf_add_urlencoded(&sb, v);
     strbuf_adds(&sb, b->url + frag);
     free(b->url);
     b->url = strbuf_detach(&sb, NULL);

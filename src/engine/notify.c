@@ -366,22 +366,6 @@ static void url_origin(const char *url, char *out, size_t len)
     snprintf(out, len, "%.*s%.*s", s ? (int)(s - url) + 3 : 0, url, (int)hl, host);
 }
 
-static void add_encoded(struct strbuf *sb, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
-            strbuf_addch(sb, c);
-        } else {
-            strbuf_addch(sb, '%');
-            strbuf_addch(sb, hex[c >> 4]);
-            strbuf_addch(sb, hex[c & 15]);
-        }
-    }
-}
-
 static const char *env_of(const json_t *auth, const char *key)
 {
     const char *name = json_string_value(json_object_get(auth, key));
@@ -497,9 +481,9 @@ static int build(const struct notify_row *row, struct built *b, char *msg, size_
             size_t frag = strcspn(b->url, "#");
             strbuf_add(&sb, b->url, frag);
             strbuf_addch(&sb, memchr(b->url, '?', frag) ? '&' : '?');
-            add_encoded(&sb, qn);
+            strbuf_add_urlencoded(&sb, qn);
             strbuf_addch(&sb, '=');
-            add_encoded(&sb, v);
+            strbuf_add_urlencoded(&sb, v);
             strbuf_adds(&sb, b->url + frag);
             free(b->url);
             b->url = strbuf_detach(&sb, NULL);

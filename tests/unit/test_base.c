@@ -58,6 +58,9 @@ static void test_strbuf_json(void **state)
     strbuf_add_json_str(&sb, "a\"b\\c\n\x01");
     assert_string_equal(sb.buf, "\"a\\\"b\\\\c\\n\\u0001\"");
     strbuf_release(&sb);
+    strbuf_add_urlencoded(&sb, "aZ09-._~ /?&=%\xc3\xa9");
+    assert_string_equal(sb.buf, "aZ09-._~%20%2F%3F%26%3D%25%C3%A9");
+    strbuf_release(&sb);
 }
 
 static void test_duration(void **state)
