@@ -178,11 +178,21 @@ static int flip(unsigned *set, unsigned bit, int on, int off)
     return 0;
 }
 
+/* Append "; " (unless first) and `text` to the string in buf[cap], cut to fit. */
 static void append(char *buf, size_t cap, const char *text)
 {
-    size_t n = strlen(buf);
-    if (n < cap)
-        snprintf(buf + n, cap - n, "%s%s", n ? "; " : "", text);
+    size_t n = strlen(buf), t = strlen(text);
+
+    if (n && n + 2 < cap) {
+        memcpy(buf + n, "; ", 2);
+        n += 2;
+    }
+    if (n + 1 >= cap)
+        return;
+    if (t > cap - n - 1)
+        t = cap - n - 1;
+    memcpy(buf + n, text, t);
+    buf[n + t] = '\0';
 }
 
 /* The words for what holds back-pressure, and what to do (into pub). */
