@@ -127,6 +127,11 @@ def test_head_deadline_ends_slow_heads(tmp_path):
     s = serve(tmp_path, {"ORCH_HTTP_HEAD_TIMEOUT": "2s",
                          "ORCH_HTTP_CONNECTIONS_PER_ADDRESS": str(limit)})
     slow, extra = [], None
+    # The server answers before its engine's first turn (503 until then): wait for that.
+    end = time.monotonic() + 30
+    while health(s, "127.0.0.1", s.admin_key)[0] != 200:
+        assert time.monotonic() < end, "the server's health did not become 200"
+        time.sleep(0.05)
     kept = http.client.HTTPConnection("127.0.0.1", s.port, timeout=5,
                                       source_address=("127.0.0.1", 0))
     try:
