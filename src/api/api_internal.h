@@ -143,6 +143,20 @@ void api__authfails_record(struct api_authfails *af, const char *client, const c
  * [{"client", "reason", "message", "count", "firstAt", "lastAt"}]. */
 json_t *api__authfails_json(struct api_authfails *af, int64_t now_ms);
 
+/* How often something happened in the last hour, by minute: a ring of 60
+ * one-minute slots, each with the minute it counts (an older minute's slot
+ * is reset when reused), so the sum is always the last 60 minutes whatever
+ * the gaps. Times are monotonic milliseconds. Not locked: the caller's lock
+ * guards it. Zero-initialised is empty. */
+#define API_HOUR_SLOTS 60
+struct api_hour_count {
+    int64_t minute[API_HOUR_SLOTS]; /* minute number + 1 (0: never used) */
+    uint64_t n[API_HOUR_SLOTS];
+};
+void api__hour_count_add(struct api_hour_count *h, int64_t mono_ms);
+/* Events in the 60 minutes up to mono_ms (the current minute included). */
+uint64_t api__hour_count_sum(const struct api_hour_count *h, int64_t mono_ms);
+
 /* ------------------------------------------------------------------ clients (clientaddr.c) */
 
 struct api_cidr {
@@ -232,6 +246,7 @@ struct api_pool_stats {
     int in_use;        /* taken by requests now */
     int waiting;       /* requests waiting for one */
     uint64_t exhausted; /* requests that waited the whole timeout */
+    uint64_t exhausted_hour; /* of them, in the last hour */
     int64_t timeout_ms;
 };
 void api__pool_stats(struct api_request *req, struct api_pool_stats *out);

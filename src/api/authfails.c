@@ -9,6 +9,9 @@
  * an hour, else the one idle longest, so memory stays bounded whatever
  * clients send. A group's count starts again after an hour without a
  * failure.
+ *
+ * Also the per-minute counts of the last hour (api__hour_count_*), as the
+ * connection pool counts the requests that waited out its timeout.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -120,4 +123,27 @@ json_t *api__authfails_json(struct api_authfails *af, int64_t now_ms)
         json_array_append_new(arr, o);
     }
     return arr;
+}
+
+void api__hour_count_add(struct api_hour_count *h, int64_t mono_ms)
+{
+    int64_t minute = mono_ms / 60000 + 1;
+    size_t slot = (size_t)(minute % API_HOUR_SLOTS);
+
+    if (h->minute[slot] != minute) {
+        h->minute[slot] = minute;
+        h->n[slot] = 0;
+    }
+    h->n[slot]++;
+}
+
+uint64_t api__hour_count_sum(const struct api_hour_count *h, int64_t mono_ms)
+{
+    int64_t minute = mono_ms / 60000 + 1;
+    uint64_t sum = 0;
+
+    for (size_t i = 0; i < API_HOUR_SLOTS; i++)
+        if (h->minute[i] && h->minute[i] > minute - API_HOUR_SLOTS && h->minute[i] <= minute)
+            sum += h->n[i];
+    return sum;
 }

@@ -160,6 +160,7 @@ struct store_pool {
     int size, open, in_use, waiting;
     int64_t timeout_ms;
     uint64_t exhausted;
+    struct api_hour_count exhausted_recent; /* of them, by minute */
 };
 
 #define KEY_CACHE_SLOTS 64
@@ -323,6 +324,7 @@ void api__pool_stats(struct api_request *req, struct api_pool_stats *out)
     out->in_use = srv->pool.in_use;
     out->waiting = srv->pool.waiting;
     out->exhausted = srv->pool.exhausted;
+    out->exhausted_hour = api__hour_count_sum(&srv->pool.exhausted_recent, clock_mono_ms());
     out->timeout_ms = srv->pool.timeout_ms;
     pthread_mutex_unlock(&srv->pool.mu);
 }
@@ -513,6 +515,7 @@ static struct store *pool_acquire(struct api_request *req)
             char waited[32];
             p->waiting--;
             p->exhausted++;
+            api__hour_count_add(&p->exhausted_recent, clock_mono_ms());
             pthread_mutex_unlock(&p->mu);
             clock_fmt_duration(clock_mono_ms() - t0, waited, sizeof(waited));
             log_error("Database", "Connection pool exhausted (size %d, waited %s)", p->size,

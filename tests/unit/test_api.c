@@ -564,6 +564,34 @@ static void test_authfails_groups(void **state)
     api__authfails_free(NULL);
 }
 
+/* The pool's "exhausted in the last hour": per-minute slots, each event
+ * counted for 60 minutes and no longer, whatever the gaps between events. */
+static void test_hour_count(void **state)
+{
+    const int64_t min = 60000, t0 = 5 * 3600 * 1000LL + 1234;
+    struct api_hour_count h;
+
+    (void)state;
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(api__hour_count_sum(&h, t0), 0);
+    api__hour_count_add(&h, t0);
+    api__hour_count_add(&h, t0 + 10);
+    api__hour_count_add(&h, t0 + 30 * min);
+    assert_int_equal(api__hour_count_sum(&h, t0), 2);
+    assert_int_equal(api__hour_count_sum(&h, t0 + 30 * min), 3);
+    assert_int_equal(api__hour_count_sum(&h, t0 + 59 * min), 3);
+    /* The first minute's two are an hour old. */
+    assert_int_equal(api__hour_count_sum(&h, t0 + 60 * min), 1);
+    assert_int_equal(api__hour_count_sum(&h, t0 + 89 * min), 1);
+    assert_int_equal(api__hour_count_sum(&h, t0 + 90 * min), 0);
+    /* A slot reused an hour later starts again from one. */
+    api__hour_count_add(&h, t0 + 60 * min);
+    assert_int_equal(api__hour_count_sum(&h, t0 + 60 * min), 2);
+    assert_int_equal(api__hour_count_sum(&h, t0 + 5 * 60 * min), 0);
+    api__hour_count_add(&h, t0 + 5 * 60 * min);
+    assert_int_equal(api__hour_count_sum(&h, t0 + 5 * 60 * min), 1);
+}
+
 /* libpq's and SQLite's messages, each told apart with its fix. */
 static void test_doctor_db_cause(void **state)
 {
@@ -728,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_ratelimit_disabled_and_bounded),
         cmocka_unit_test(test_ui_and_etags),
         cmocka_unit_test(test_authfails_groups),
+        cmocka_unit_test(test_hour_count),
         cmocka_unit_test(test_doctor_db_cause),
         cmocka_unit_test(test_doctor_route_is_admin),
         cmocka_unit_test(test_session_parsers),
