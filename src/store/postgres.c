@@ -400,12 +400,13 @@ static const char *const pg_sql[PS_COUNT] = {
     [PS_FIRES_LIST] = "SELECT " FIRE_COLS " FROM schedule_fires WHERE schedule_id = $1"
                       " ORDER BY scheduled_for DESC LIMIT $2",
     [PS_NODE_REGISTER] =
-        "INSERT INTO nodes (id, host, pid, role, version, started_at, heartbeat_at, slots)"
-        " VALUES ($1, $2, $3, $4, $5, " PG_NOW_MS ", " PG_NOW_MS ", $7)"
+        "INSERT INTO nodes (id, host, pid, role, version, started_at, heartbeat_at, slots,"
+        " clock_offset_ms)"
+        " VALUES ($1, $2, $3, $4, $5, " PG_NOW_MS ", " PG_NOW_MS ", $7, $8::bigint - " PG_NOW_MS ")"
         " ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid,"
         " role = EXCLUDED.role, version = EXCLUDED.version, slots = EXCLUDED.slots,"
         " started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at,"
-        " stopped_at = NULL"
+        " clock_offset_ms = EXCLUDED.clock_offset_ms, stopped_at = NULL"
         " WHERE $6 <= 0 OR nodes.stopped_at IS NOT NULL"
         " OR nodes.heartbeat_at < " PG_NOW_MS " - $6",
     [PS_OFFERS_FORGET] =
@@ -418,7 +419,7 @@ static const char *const pg_sql[PS_COUNT] = {
     [PS_NODE_STOP] = "UPDATE nodes SET stopped_at = " PG_NOW_MS " WHERE id = $1",
     [PS_NODES_LIST] = "SELECT n.id, n.host, n.pid, n.role, n.version, n.started_at, n.heartbeat_at,"
                       " n.stopped_at, (SELECT count(*) FROM executions e WHERE e.owner_node = n.id"
-                      " AND " PG_UNFINISHED "), " PG_NOW_MS ", n.slots"
+                      " AND " PG_UNFINISHED "), " PG_NOW_MS ", n.slots, n.clock_offset_ms"
                       " FROM nodes n ORDER BY n.heartbeat_at DESC, n.id LIMIT 1000",
     [PS_EXEC_CLAIM] = "UPDATE executions SET owner_node = $1 WHERE id IN ("
                       " SELECT e.id FROM executions e LEFT JOIN nodes n ON n.id = e.owner_node"
@@ -451,7 +452,8 @@ static const char *const pg_sql[PS_COUNT] = {
         " WHERE leases.node = EXCLUDED.node OR leases.expires_at < " PG_NOW_MS " RETURNING node",
     [PS_LEASE_RELEASE] = "UPDATE leases SET expires_at = 0 WHERE name = $1 AND node = $2",
     [PS_NODE_HEARTBEAT] =
-        "UPDATE nodes SET heartbeat_at = " PG_NOW_MS " WHERE id = $1"
+        "UPDATE nodes SET heartbeat_at = " PG_NOW_MS ", clock_offset_ms = $3::bigint - " PG_NOW_MS
+        " WHERE id = $1"
         " RETURNING (SELECT count(*) FROM executions e"
         " LEFT JOIN nodes n ON n.id = e.owner_node"
         " WHERE " PG_UNFINISHED " AND (e.owner_node IS NULL OR " PG_OWNER_GONE(
@@ -2602,7 +2604,7 @@ static int pg_fires_list(struct store *st, const char *schedule_id, int limit,
 /* --- nodes and scale-out --- */
 
 static int pg_node_register(struct store *st, const struct node_row *row, int64_t lease_ms,
-                            struct err *err)
+                            int64_t own_clock_ms, struct err *err)
 {
     struct pg_store *s = pg(st);
     struct params p = {0};
@@ -2616,6 +2618,7 @@ static int pg_node_register(struct store *st, const struct node_row *row, int64_
     p_text(&p, row->version);
     p_i64(&p, lease_ms);
     p_i64(&p, row->slots);
+    p_i64(&p, own_clock_ms);
     rc = pq_run(s, pg_sql[PS_NODE_REGISTER], &p, &changed, err, "cannot register the node");
     if (rc)
         return rc;
@@ -2659,6 +2662,8 @@ static int pg_nodes_list(struct store *st, struct node_row **out, size_t *out_n,
         int r = (int)i;
         store__decode_node(PQ_ROW(s, res, r), &rows[i]);
         rows[i].slots = g_int(res, r, 10, 0);
+        rows[i].clock_known = !PQgetisnull(res, r, 11);
+        rows[i].clock_offset_ms = g_opt(res, r, 11, 0);
     }
     PQclear(res);
     *out = rows;
@@ -3003,7 +3008,7 @@ static const char *pg_where(struct store *st)
 /* --- task offers --- */
 
 static int pg_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
-                              struct node_beat *out, struct err *err)
+                              int64_t own_clock_ms, struct node_beat *out, struct err *err)
 {
     struct pg_store *s = pg(st);
     struct params p = {0};
@@ -3011,6 +3016,7 @@ static int pg_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
 
     p_text(&p, id);
     p_i64(&p, lease_ms);
+    p_i64(&p, own_clock_ms);
     res = pq_exec(s, pg_sql[PS_NODE_HEARTBEAT], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot renew the heartbeat of node '%s' in %s", id, s->where);
@@ -3236,6 +3242,38 @@ static const char *const pg_diag_sql[STORE_DIAG_COUNT] = {
         " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
         " FROM pg_stat_user_tables WHERE schemaname = current_schema()"
         " ORDER BY n_dead_tup DESC, relname LIMIT 5",
+    /* What the rows need: reltuples rows of the average width pg_stats has
+     * (each column's, MAXALIGNed), plus per row a heap tuple header and a
+     * line pointer (28 bytes) in pages of block_size less their header, or
+     * for a btree index an index tuple header and a line pointer (12 bytes)
+     * in leaf pages filled to 90%, plus its metapage. */
+    [STORE_DIAG_PG_SPACE] =
+        "WITH bs AS (SELECT current_setting('block_size')::numeric AS b),"
+        " t AS (SELECT c.relname, c.reltuples, pg_relation_size(c.oid) AS bytes,"
+        "  (SELECT sum(s.avg_width) FROM pg_stats s WHERE s.schemaname = n.nspname"
+        "   AND s.tablename = c.relname) AS width"
+        "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        "  WHERE n.nspname = current_schema() AND c.relkind = 'r'),"
+        " i AS (SELECT ic.relname, tc.relname AS tbl, ic.reltuples,"
+        "  pg_relation_size(ic.oid) AS bytes,"
+        "  (SELECT sum(s.avg_width) FROM pg_attribute a JOIN pg_stats s"
+        "   ON s.schemaname = n.nspname AND s.tablename = tc.relname AND s.attname = a.attname"
+        "   WHERE a.attrelid = tc.oid AND a.attnum = ANY (x.indkey)) AS width"
+        "  FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid"
+        "  JOIN pg_class tc ON tc.oid = x.indrelid"
+        "  JOIN pg_namespace n ON n.oid = tc.relnamespace JOIN pg_am am ON am.oid = ic.relam"
+        "  WHERE n.nspname = current_schema() AND am.amname = 'btree')"
+        " SELECT kind, name, tbl, bytes, need, rows FROM ("
+        "  SELECT 'table' AS kind, relname AS name, NULL AS tbl, bytes,"
+        "   (ceil(reltuples / GREATEST(1, floor((bs.b - 24) / (28 + ceil(width / 8.0) * 8))))"
+        "    * bs.b)::bigint AS need, reltuples::bigint AS rows"
+        "   FROM t, bs WHERE reltuples >= 0 AND width IS NOT NULL"
+        "  UNION ALL"
+        "  SELECT 'index', relname, tbl, bytes,"
+        "   ((ceil(reltuples / GREATEST(1, floor((bs.b - 40) * 0.9 / (12 + ceil(width / 8.0) * 8))))"
+        "    + 1) * bs.b)::bigint, reltuples::bigint"
+        "   FROM i, bs WHERE reltuples >= 0 AND width IS NOT NULL) z"
+        " ORDER BY bytes - need DESC, name LIMIT 5",
 };
 
 static int pg_diag(struct store *st, enum store_diag which, const int64_t *params, size_t nparams,

@@ -469,6 +469,16 @@ static const char schema_v14[] =
     "  WHERE status IN ('pending', 'sending');"
     "CREATE INDEX notifications_execution ON notifications (execution_id, id);";
 
+/*
+ * Version 15: how far each node's clock is from the database's.
+ * Registration and every heartbeat write the node's own clock minus the
+ * database's at that statement (the node's clock goes in as a parameter, the
+ * database's is the statement's own): orch doctor compares every live node's
+ * offset, since leases and schedules go by the database's clock while logs,
+ * timeouts and the instants a node writes go by its own.
+ */
+static const char schema_v15[] = "ALTER TABLE nodes ADD COLUMN clock_offset_ms BIGINT;";
+
 const char *const store__migrations[] = {
     schema_v1,
     schema_v2,
@@ -484,6 +494,7 @@ const char *const store__migrations[] = {
     schema_v12,
     schema_v13,
     schema_v14,
+    schema_v15,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

@@ -2693,17 +2693,18 @@ static int sq_forget_gone_nodes(struct sqlite_store *s, const struct node_row *s
 }
 
 static int sqlite_node_register(struct store *st, const struct node_row *row, int64_t lease_ms,
-                                struct err *err)
+                                int64_t own_clock_ms, struct err *err)
 {
     struct sqlite_store *s = sq(st);
     sqlite3_stmt *stmt;
     int rc = sq_prepare(s,
                         "INSERT INTO nodes (id, host, pid, role, version, started_at, heartbeat_at,"
-                        " slots) VALUES (?1, ?2, ?3, ?4, ?5, " SQ_NOW_MS ", " SQ_NOW_MS ", ?7)"
+                        " slots, clock_offset_ms) VALUES (?1, ?2, ?3, ?4, ?5, " SQ_NOW_MS ", "
+                        SQ_NOW_MS ", ?7, ?8 - " SQ_NOW_MS ")"
                         " ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
                         " role = excluded.role, version = excluded.version, slots = excluded.slots,"
                         " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
-                        " stopped_at = NULL WHERE ?6 <= 0 OR nodes.stopped_at IS NOT NULL"
+                        " clock_offset_ms = excluded.clock_offset_ms, stopped_at = NULL WHERE ?6 <= 0 OR nodes.stopped_at IS NOT NULL"
                         " OR nodes.heartbeat_at < " SQ_NOW_MS " - ?6",
                         &stmt, err);
     if (rc)
@@ -2711,7 +2712,7 @@ static int sqlite_node_register(struct store *st, const struct node_row *row, in
     rc = bind_text(stmt, 1, row->id) | bind_text(stmt, 2, row->host) |
          bind_i64(stmt, 3, row->pid) | bind_text(stmt, 4, row->role) |
          bind_text(stmt, 5, row->version) | bind_i64(stmt, 6, lease_ms) |
-         bind_i64(stmt, 7, row->slots);
+         bind_i64(stmt, 7, row->slots) | bind_i64(stmt, 8, own_clock_ms);
     if (rc == SQLITE_OK)
         rc = sq_step_done(stmt);
     sqlite3_finalize(stmt);
@@ -2742,16 +2743,28 @@ static int sq_node_update(struct sqlite_store *s, const char *sql, const char *i
 }
 
 static int sqlite_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
-                                 struct node_beat *out, struct err *err)
+                                 int64_t own_clock_ms, struct node_beat *out, struct err *err)
 {
-    int changed = 0;
-    int rc = sq_node_update(sq(st), "UPDATE nodes SET heartbeat_at = " SQ_NOW_MS " WHERE id = ?1",
-                            id, "renew the heartbeat", &changed, err);
+    struct sqlite_store *s = sq(st);
+    sqlite3_stmt *stmt;
+    int rc = sq_prepare(s,
+                        "UPDATE nodes SET heartbeat_at = " SQ_NOW_MS ", clock_offset_ms = ?2 - "
+                        SQ_NOW_MS " WHERE id = ?1",
+                        &stmt, err);
+
     (void)lease_ms;
     (void)out; /* one node: it owns everything, nobody else takes offers */
-    if (rc == 0 && changed == 0)
-        rc = err_set(err, ERR_NOT_FOUND, "node '%s' is not registered", id);
-    return rc;
+    if (rc)
+        return rc;
+    rc = bind_text(stmt, 1, id) | bind_i64(stmt, 2, own_clock_ms);
+    if (rc == SQLITE_OK)
+        rc = sq_step_done(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK)
+        return sq_fail(s, rc, err, "cannot renew the heartbeat of node '%s'", id);
+    if (sqlite3_changes(s->db) == 0)
+        return err_set(err, ERR_NOT_FOUND, "node '%s' is not registered", id);
+    return 0;
 }
 
 static int sqlite_node_stop(struct store *st, const char *id, struct err *err)
@@ -2772,13 +2785,16 @@ static int sqlite_nodes_list(struct store *st, struct node_row **out, size_t *ou
                         "SELECT n.id, n.host, n.pid, n.role, n.version, n.started_at,"
                         " n.heartbeat_at, n.stopped_at, (SELECT count(*) FROM executions e"
                         " WHERE e.owner_node = n.id AND e.status IN ('queued', 'running')), "
-                        SQ_NOW_MS " FROM nodes n ORDER BY n.heartbeat_at DESC, n.id LIMIT 1000",
+                        SQ_NOW_MS ", n.clock_offset_ms FROM nodes n"
+                        " ORDER BY n.heartbeat_at DESC, n.id LIMIT 1000",
                         &stmt, err);
     if (rc)
         return rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         XGROW(rows, alloc, n + 1);
-        store__decode_node(SQ_ROW(s, stmt), &rows[n++]);
+        store__decode_node(SQ_ROW(s, stmt), &rows[n]);
+        rows[n].clock_known = sqlite3_column_type(stmt, 10) != SQLITE_NULL;
+        rows[n++].clock_offset_ms = sqlite3_column_int64(stmt, 10);
     }
     sqlite3_finalize(stmt);
     if (rc != SQLITE_DONE) {

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "base/clock.h"
 #include "base/xalloc.h"
 
 #include "base/banned.h"
@@ -1261,7 +1262,7 @@ void node_rows_free(struct node_row *rows, size_t n)
 int store_node_register(struct store *st, const struct node_row *row, int64_t lease_ms,
                         struct err *err)
 {
-    return st->be->node_register(st, row, lease_ms, err);
+    return st->be->node_register(st, row, lease_ms, clock_now_fresh_ms(), err);
 }
 
 int store_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
@@ -1272,7 +1273,7 @@ int store_node_heartbeat(struct store *st, const char *id, int64_t lease_ms,
     if (!out)
         out = &ignored;
     memset(out, 0, sizeof(*out));
-    return st->be->node_heartbeat(st, id, lease_ms, out, err);
+    return st->be->node_heartbeat(st, id, lease_ms, clock_now_fresh_ms(), out, err);
 }
 
 int store_node_stop(struct store *st, const char *id, struct err *err)

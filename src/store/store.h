@@ -598,7 +598,8 @@ void fire_rows_free(struct fire_row *rows, size_t n);
  * timestamp is the lease of every execution the node owns. A node whose
  * heartbeat is older than the lease (or that stopped) owns nothing any more:
  * the next claim takes its unfinished executions. Instants of nodes are the
- * database's clock.
+ * database's clock; registration and each heartbeat also record how far the
+ * node's own clock is from it (clock_offset_ms), for orch doctor.
  *
  * On SQLite (one node per data directory) the node calls work, so that
  * /v1/nodes shows the one node; claims, fences, leases, offers and
@@ -618,6 +619,11 @@ struct node_row {
     int64_t stopped_at;  /* 0 while running */
     int64_t executions;  /* unfinished executions it owns (in lists) */
     int64_t db_now;      /* the database's clock when read (in lists) */
+    /* The node's clock minus the database's at its last heartbeat (or its
+     * registration), in ms: positive when the node's clock is ahead.
+     * clock_known 0: not recorded (a node of an older orch). */
+    int64_t clock_offset_ms;
+    int clock_known;
 };
 
 /* Register (or re-register) node `row->id`, heartbeat now. ERR_BUSY if a node
@@ -805,6 +811,12 @@ enum store_diag {
     /* (): orch's tables with the most dead rows: table, dead rows, live
      * rows, bytes with indexes, last (auto)vacuum or NULL. PostgreSQL. */
     STORE_DIAG_PG_BLOAT,
+    /* (): the 5 tables and btree indexes of orch's schema with the most
+     * space beyond what their rows need, by the planner's statistics (no
+     * extension): kind ("table" or "index"), name, its table (indexes),
+     * bytes on disk, bytes their rows need (estimate), rows. Relations never
+     * analysed are left out. PostgreSQL. */
+    STORE_DIAG_PG_SPACE,
     STORE_DIAG_COUNT
 };
 

@@ -188,10 +188,12 @@ struct store_backend {
                         size_t *out_n, struct err *err);
 
     /* Nodes (both backends). */
+    /* own_clock_ms: this process's wall clock as the statement is sent; the
+     * row keeps its offset from the database's clock (nodes.clock_offset_ms). */
     int (*node_register)(struct store *st, const struct node_row *row, int64_t lease_ms,
-                         struct err *err);
+                         int64_t own_clock_ms, struct err *err);
     int (*node_heartbeat)(struct store *st, const char *id, int64_t lease_ms,
-                          struct node_beat *out, struct err *err);
+                          int64_t own_clock_ms, struct node_beat *out, struct err *err);
     int (*node_stop)(struct store *st, const char *id, struct err *err);
     int (*nodes_list)(struct store *st, struct node_row **out, size_t *out_n, struct err *err);
     /* The rows of executions_hourly with from_hour <= hour <= to_hour (hour
