@@ -591,6 +591,9 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    /* The engine's figures before anything listens: health answers "running"
+     * from the first request (the loop turns as soon as the setup below ends). */
+    engine_publish_stats(eng);
     if (!worker) {
         acfg.data_dir = dir;
         acfg.store_location = cli_store_location(&a);

@@ -320,6 +320,14 @@ void engine_node_stop(struct engine *eng);
 
 /* A consistent snapshot of the engine's figures (thread-safe). */
 void engine_get_stats(struct engine *eng, struct engine_stats *out);
+/*
+ * Publish the engine's figures now, before engine_run() turns: a server
+ * calls it just before its API starts listening, so that a client that
+ * finds the port open sees the engine running (health 200), never the
+ * figures of an engine not started yet. From the thread that then calls
+ * engine_run().
+ */
+void engine_publish_stats(struct engine *eng);
 
 /*
  * Append the engine's metrics to `out` in the Prometheus text format 0.0.4

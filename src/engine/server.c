@@ -132,6 +132,11 @@ void engine_get_stats(struct engine *eng, struct engine_stats *out)
     pthread_mutex_unlock(&eng->mu);
 }
 
+void engine_publish_stats(struct engine *eng)
+{
+    engine__stats_update(eng);
+}
+
 /* Answer `c` now (an error, or a result with nothing to commit). */
 void engine__reply_now(struct engine *eng, struct cmd *c)
 {
