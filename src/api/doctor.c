@@ -49,6 +49,7 @@
 #define DOCTOR_SESSION_MS       60000         /* a session active or idle in a transaction */
 #define DOCTOR_SLOW_MEAN_MS     100.0         /* a statement this slow on average */
 #define DOCTOR_BLOAT_MIN_DEAD   10000
+#define DOCTOR_SPACE_MIN_BYTES  (8LL * 1024 * 1024) /* bloat smaller than this is not worth it */
 #define DOCTOR_CLOCK_WARN_MS    1000
 #define DOCTOR_CLOCK_FAIL_MS    30000
 #define DOCTOR_TEXT_MAX         1024
@@ -240,7 +241,8 @@ static void check_database(struct report *r)
 static void check_pool(struct report *r)
 {
     json_t *p = r->in->pool;
-    long long size, in_use, waiting, exhausted, timeout_ms;
+    long long size, in_use, waiting, exhausted, hour, timeout_ms;
+    const char *kind;
 
     if (!p) {
         add(r, "database.pool", LVL_OK, NULL,
@@ -251,16 +253,24 @@ static void check_pool(struct report *r)
     in_use = json_integer_value(json_object_get(p, "inUse"));
     waiting = json_integer_value(json_object_get(p, "waiting"));
     exhausted = json_integer_value(json_object_get(p, "exhausted"));
+    hour = json_integer_value(json_object_get(p, "exhaustedLastHour"));
     timeout_ms = json_integer_value(json_object_get(p, "timeoutMs"));
-    if (exhausted > 0 || (size > 0 && in_use >= size && waiting > 0))
+    kind = json_string_value(json_object_get(p, "kind"));
+    if (hour > 0 || (size > 0 && in_use >= size && waiting > 0))
         add(r, "database.pool", LVL_WARN,
-            "requests wait for a database connection: raise ORCH_DB_POOL_SIZE (and PostgreSQL's "
-            "max_connections to match), or find the slow requests holding them",
+            "requests wait for a database connection and get 503 when none frees in time: "
+            "raise ORCH_DB_POOL_SIZE (and PostgreSQL's max_connections to match, for every "
+            "node), or find the slow requests holding them (the postgres.sessions line, "
+            "pg_stat_activity)",
             "%s: %lld of %lld in use, %lld waiting; %lld request%s waited the whole %lld ms "
-            "for one since the server started",
-            json_string_value(json_object_get(p, "kind")) ? json_string_value(json_object_get(p, "kind"))
-                                                          : "pool",
-            in_use, size, waiting, exhausted, exhausted == 1 ? "" : "s", timeout_ms);
+            "for one in the last hour (%lld since the server started)",
+            kind ? kind : "pool", in_use, size, waiting, hour, hour == 1 ? "" : "s", timeout_ms,
+            exhausted);
+    else if (exhausted > 0)
+        add(r, "database.pool", LVL_OK, NULL,
+            "%lld of %lld connections in use, none waiting; not exhausted in the last hour "
+            "(%lld time%s since the server started)",
+            in_use, size, exhausted, exhausted == 1 ? "" : "s");
     else
         add(r, "database.pool", LVL_OK, NULL,
             "%lld of %lld connections in use, none waiting, never exhausted", in_use, size);
@@ -310,6 +320,8 @@ static void check_cpu(struct report *r)
 static void check_memory(struct report *r)
 {
     double sys, cg, top;
+    double warn = r->in->mem_warn_pct > 0 ? r->in->mem_warn_pct : DOCTOR_MEM_WARN_PCT;
+    double fail = r->in->mem_high_pct > 0 ? r->in->mem_high_pct : DOCTOR_MEM_FAIL_PCT;
     const char *which = "system";
 
     api__memory_used(&sys, &cg);
@@ -322,16 +334,44 @@ static void check_memory(struct report *r)
         add(r, "memory", LVL_OK, NULL, "memory use unknown (no /proc/meminfo)");
         return;
     }
-    if (top >= DOCTOR_MEM_WARN_PCT)
-        add(r, "memory", top >= DOCTOR_MEM_FAIL_PCT ? LVL_FAIL : LVL_WARN,
+    if (top >= warn || top >= fail)
+        add(r, "memory", top >= fail ? LVL_FAIL : LVL_WARN,
             "find what uses it (top -o %MEM); lower --workers, or raise the machine's or the "
             "container's memory limit",
-            "%s memory %.0f%% used (system %.0f%%%s)", which, top, sys,
-            cg >= 0 ? ", a cgroup limit applies" : "");
+            "%s memory %.1f%% used (system %.0f%%%s), above %s %.1f%% (%s)", which, top, sys,
+            cg >= 0 ? ", a cgroup limit applies" : "",
+            top >= fail ? "the high-water mark" : "the warning threshold", top >= fail ? fail : warn,
+            top >= fail ? "ORCH_MEMORY_HIGH_WATER: a server holds new tasks"
+                        : "ORCH_MEMORY_WARN");
     else if (cg >= 0)
         add(r, "memory", LVL_OK, NULL, "system %.0f%% used, cgroup %.0f%% of its limit", sys, cg);
     else
         add(r, "memory", LVL_OK, NULL, "system %.0f%% used, no cgroup limit", sys);
+}
+
+/* A server's resource monitor: back-pressure, and commits failing for lack
+ * of space. */
+static void check_pressure(struct report *r)
+{
+    const struct engine_monitor_state *ms = r->in->monitor;
+    const struct engine_stats *es = r->in->es;
+    char at[CLOCK_ISO_MAX];
+
+    if (es && es->disk_full)
+        add(r, "disk.full", LVL_FAIL,
+            "free space on the disk of the data directory (du -sh shows orch's part): nothing "
+            "accepted is lost, and the server continues by itself once there is",
+            "the server's commits fail for lack of space since %s: %s; state changes are held",
+            iso(es->disk_full_since, at), es->disk_error);
+    if (!ms || !ms->enabled)
+        return;
+    if (ms->pressure)
+        add(r, "pressure", LVL_WARN, ms->fix[0] ? ms->fix : "see the memory and disk lines",
+            "back-pressure since %s: %s; new task processes wait and no execution is claimed",
+            iso(ms->pressure_since, at), ms->reason);
+    else
+        add(r, "pressure", LVL_OK, NULL, "no back-pressure (the resource monitor samples every %s)",
+            ago(ms->interval_ms, at, sizeof(at)));
 }
 
 static void fmt_bytes(double b, char *out, size_t len)
@@ -942,6 +982,73 @@ static void check_pg_bloat(struct report *r)
     store_diag_rows_release(&rows);
 }
 
+/* Table and index bloat: the space a relation takes beyond what its rows
+ * need, estimated from the planner's statistics (STORE_DIAG_PG_SPACE); a
+ * line per relation that wastes more than DOCTOR_SPACE_MIN_BYTES and more
+ * than half of its size. */
+static void check_pg_space(struct report *r)
+{
+    struct store_diag_rows rows = STORE_DIAG_ROWS_INIT;
+    struct err err = ERR_INIT;
+    size_t bad = 0;
+    double most = 0;
+    char most_b[32];
+
+    if (store_diag(r->in->st, STORE_DIAG_PG_SPACE, NULL, 0, &rows, &err)) {
+        add(r, "postgres.bloat.size", LVL_WARN, "see the database line",
+            "cannot estimate the tables' and indexes' bloat: %s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i < rows.nrows; i++) {
+        const char *kind = store_diag_cell(&rows, i, 0), *rel = store_diag_cell(&rows, i, 1);
+        const char *tbl = store_diag_cell(&rows, i, 2);
+        double bytes = strtod(store_diag_cell(&rows, i, 3) ? store_diag_cell(&rows, i, 3) : "0",
+                              NULL);
+        double need = strtod(store_diag_cell(&rows, i, 4) ? store_diag_cell(&rows, i, 4) : "0",
+                             NULL);
+        const char *nrows = store_diag_cell(&rows, i, 5);
+        double waste = bytes - need;
+        char name[200], fix[600], b1[32], b2[32], b3[32];
+        int index = kind && !strcmp(kind, "index");
+
+        if (waste > most)
+            most = waste;
+        if (!rel || waste < (double)DOCTOR_SPACE_MIN_BYTES || waste * 2 <= bytes)
+            continue;
+        bad++;
+        fmt_bytes(bytes, b1, sizeof(b1));
+        fmt_bytes(need, b2, sizeof(b2));
+        fmt_bytes(waste, b3, sizeof(b3));
+        snprintf(name, sizeof(name), "postgres.bloat.%s %s", index ? "index" : "table", rel);
+        if (index)
+            snprintf(fix, sizeof(fix),
+                     "rebuild it without blocking writes: REINDEX INDEX CONCURRENTLY %s; "
+                     "then keep autovacuum on for table %s (and no long transaction holding it "
+                     "back)",
+                     rel, tbl ? tbl : "?");
+        else
+            snprintf(fix, sizeof(fix),
+                     "VACUUM (ANALYZE) %s makes the space reusable by new rows; to give it back "
+                     "to the system, VACUUM FULL %s (it locks the table while it copies it) or "
+                     "pg_repack; then keep autovacuum on for it",
+                     rel, rel);
+        add(r, name, LVL_WARN, fix,
+            "%s %s%s%s takes %s where its %s %s need about %s: %s (%.0f%%) is bloat "
+            "(estimated from the planner's statistics)",
+            index ? "index" : "table", rel, index ? " of table " : "", index && tbl ? tbl : "",
+            b1, nrows ? nrows : "?", index ? "entries" : "rows", b2, b3, 100.0 * waste / bytes);
+    }
+    if (!bad) {
+        fmt_bytes(most, most_b, sizeof(most_b));
+        add(r, "postgres.bloat.size", LVL_OK, NULL,
+            rows.nrows ? "no table or index of orch's with much bloat (the most: about %s, "
+                         "estimated from the planner's statistics)"
+                       : "no statistics yet to estimate the tables' and indexes' bloat%.0s",
+            most_b);
+    }
+    store_diag_rows_release(&rows);
+}
+
 static void check_clock(struct report *r)
 {
     struct store_diag_rows rows = STORE_DIAG_ROWS_INIT;
@@ -972,6 +1079,61 @@ static void check_clock(struct report *r)
     else
         add(r, "clock", LVL_OK, NULL, "this machine's clock is within %lld ms of the database's",
             (long long)llabs(skew));
+}
+
+/* Every live node's clock against the database's, as its last heartbeat
+ * recorded it (nodes.clock_offset_ms): one line per node off by more than
+ * DOCTOR_CLOCK_WARN_MS, else one ok line. */
+static void check_node_clocks(struct report *r)
+{
+    const char *fix = "synchronise that node's clock with NTP (chrony or systemd-timesyncd; "
+                      "chronyc tracking or timedatectl shows the state): leases and schedules "
+                      "go by the database's clock, its logs, timeouts and the instants it writes "
+                      "by its own";
+    struct node_row *nodes = NULL;
+    size_t nn = 0, live = 0, known = 0, bad = 0;
+    struct err err = ERR_INIT;
+    int64_t most = 0;
+
+    if (store_nodes_list(r->in->st, &nodes, &nn, &err)) {
+        add(r, "clock.nodes", LVL_WARN, "see the database line", "cannot list the nodes: %s",
+            err.msg);
+        return;
+    }
+    for (size_t i = 0; i < nn; i++) {
+        const struct node_row *n = &nodes[i];
+        int64_t now = n->db_now ? n->db_now : r->now, off = n->clock_offset_ms;
+        char name[160], at[CLOCK_ISO_MAX];
+
+        if (n->stopped_at || now - n->heartbeat_at > r->in->lease_ms)
+            continue;
+        live++;
+        if (!n->clock_known)
+            continue;
+        known++;
+        if (llabs(off) > llabs(most))
+            most = off;
+        if (llabs(off) < DOCTOR_CLOCK_WARN_MS)
+            continue;
+        bad++;
+        snprintf(name, sizeof(name), "clock.node %s", n->id);
+        add(r, name, llabs(off) >= DOCTOR_CLOCK_FAIL_MS ? LVL_FAIL : LVL_WARN, fix,
+            "node %s's clock (%s, pid %d) is %lld ms %s the database's (at its heartbeat of %s)",
+            n->id, n->host ? n->host : "?", n->pid, (long long)llabs(off),
+            off > 0 ? "ahead of" : "behind", iso(n->heartbeat_at, at));
+    }
+    if (!live)
+        add(r, "clock.nodes", LVL_OK, NULL, "no live node on this store to compare");
+    else if (!bad && !known)
+        add(r, "clock.nodes", LVL_OK, NULL,
+            "%zu live node%s, none has recorded its clock yet (an older orch)", live,
+            live == 1 ? "" : "s");
+    else if (!bad)
+        add(r, "clock.nodes", LVL_OK, NULL,
+            "%zu live node%s, every clock within %lld ms of the database's at its last "
+            "heartbeat",
+            live, live == 1 ? "" : "s", (long long)llabs(most));
+    node_rows_free(nodes, nn);
 }
 
 /* ------------------------------------------------------------------ stuck work */
@@ -1179,6 +1341,7 @@ json_t *doctor_run(const struct doctor_input *in)
     if (in->log_path)
         check_disk(&r, "disk.log", "log location", in->log_path);
     check_files(&r);
+    check_pressure(&r);
 
     if (in->st) {
         if (store_workflows_list(in->st, &wfs, &nwf, &err))
@@ -1201,6 +1364,7 @@ json_t *doctor_run(const struct doctor_input *in)
             check_pg_statements(&r);
             check_pg_sessions(&r);
             check_pg_bloat(&r);
+            check_pg_space(&r);
         }
     }
     add(&r, "redis", LVL_OK, NULL, "not configured (orch has no Redis support yet)");
@@ -1209,6 +1373,8 @@ json_t *doctor_run(const struct doctor_input *in)
         check_queued(&r, wfs, nwf);
         check_failing(&r);
         check_clock(&r);
+        if (in->postgres)
+            check_node_clocks(&r);
     }
     workflow_rows_free(wfs, nwf);
     schedule_rows_free(sch, nsch);
@@ -1251,6 +1417,7 @@ void api__doctor(struct api_request *req)
     struct doctor_input in = {0};
     struct engine_stats es;
     struct api_pool_stats ps;
+    struct engine_monitor_state ms;
     char logp[PATH_MAX];
     int64_t t0;
     json_t *pool, *report;
@@ -1265,6 +1432,7 @@ void api__doctor(struct api_request *req)
     json_object_set_new(pool, "inUse", json_integer(ps.in_use));
     json_object_set_new(pool, "waiting", json_integer(ps.waiting));
     json_object_set_new(pool, "exhausted", json_integer((json_int_t)ps.exhausted));
+    json_object_set_new(pool, "exhaustedLastHour", json_integer((json_int_t)ps.exhausted_hour));
     json_object_set_new(pool, "timeoutMs", json_integer(ps.timeout_ms));
 
     in.location = api__store_location(req);
@@ -1286,6 +1454,12 @@ void api__doctor(struct api_request *req)
     in.pool = pool;
     in.authfails = api__authfails_json(api__authfails(req), clock_now_ms());
     api__fds_used(&in.fds_open, &in.fds_limit);
+    engine_monitor_get(api__engine(req), &ms);
+    if (ms.enabled) {
+        in.monitor = &ms;
+        in.mem_warn_pct = ms.memory_warn_pct;
+        in.mem_high_pct = ms.memory_high_pct;
+    }
     report = doctor_run(&in);
     json_decref(pool);
     json_decref(in.authfails);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "engine/monitor.h"
 #include "store/store.h"
 
 /* What the checks look at. Every pointer is borrowed. */
@@ -33,9 +34,15 @@ struct doctor_input {
     int64_t lease_ms;       /* the nodes' lease: older heartbeats are dead */
     /* A running server's own figures; NULL (and -1) from the CLI. */
     const struct engine_stats *es;
-    json_t *pool;      /* {"size", "inUse", "waiting", "exhausted", "timeoutMs"} */
+    json_t *pool;      /* {"kind", "size", "inUse", "waiting", "exhausted",
+                        *  "exhaustedLastHour", "timeoutMs"} */
     json_t *authfails; /* api__authfails_json() */
     long long fds_open, fds_limit;
+    /* The resource monitor's state (a server's; NULL from the CLI). */
+    const struct engine_monitor_state *monitor;
+    /* Memory use warned about from mem_warn_pct, failed from mem_high_pct
+     * (ORCH_MEMORY_WARN and ORCH_MEMORY_HIGH_WATER); 0: 85 and 95. */
+    double mem_warn_pct, mem_high_pct;
 };
 
 /*

@@ -121,6 +121,15 @@ static json_t *local_report(const struct cli_args *a, struct store **out_st)
     in.log_path = cli_get(a, "log");
     in.lease_ms = lease_ms();
     in.fds_open = in.fds_limit = -1;
+    {
+        /* The resource monitor's memory thresholds (a bad value: the defaults). */
+        struct engine_monitor_config mc;
+        struct err merr = ERR_INIT;
+        if (cli_monitor_settings(dir, &mc, &merr) == 0) {
+            in.mem_warn_pct = mc.memory_warn_pct;
+            in.mem_high_pct = mc.memory_high_pct;
+        }
+    }
     t0 = clock_mono_ns();
     if (!url && stat(dir, &sb) != 0) {
         snprintf(msg, sizeof(msg),
