@@ -15,6 +15,8 @@ test="$test mount systemd"
 test="$test chromium chromium-driver python3-selenium"
 # /metrics is checked with promtool and scraped by a real Prometheus (tests/e2e/test_metrics.py)
 test="$test prometheus"
+# a node with a skewed clock runs under libfaketime (tests/e2e/test_doctor.py)
+test="$test faketime"
 
 case "$what" in
   build) pkgs="$build" ;;
