@@ -29,6 +29,7 @@
 #include "store/store.h"
 
 struct engine;
+struct redis_target;
 
 struct engine_config {
     int workers;             /* process slots (command tasks running at once); >= 1 */
@@ -84,6 +85,9 @@ struct engine_config {
     int notify_attempts;
     int64_t notify_backoff_ms;
     const char *public_url;
+    /* Redis beside PostgreSQL (ORCH_REDIS_URL, --redis-url; base/redis.h): the
+     * fast path for wake-ups, dispatch and live logs; NULL: none. Borrowed. */
+    const struct redis_target *redis;
 };
 
 /* Defaults: workers = online CPUs, output_cap 1 MiB, grace 10 s, node host:pid,
