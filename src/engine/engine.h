@@ -260,6 +260,17 @@ struct engine_stats {
     uint64_t executions_claimed;  /* taken from the queue or from dead nodes */
     uint64_t executions_lost;     /* taken by another node (fenced) */
     size_t tasks_running;         /* task runs running here (any type but forEach groups) */
+    /* Redis (engine_config.redis), as the loop sees it; all 0 without one. Messages
+     * never hold the password (base/redis.h: the target's `shown`). */
+    int redis_configured;         /* the node has a Redis URL */
+    int redis_ok;                 /* connected, past AUTH/SELECT: the fast path is in use */
+    int64_t redis_degraded_since; /* wall-clock ms since the PostgreSQL paths stand in, 0 when
+                                     redis_ok (or not configured) */
+    char redis_error[200];        /* the last failure ("cannot reach redis://...: ...") */
+    uint64_t redis_fallbacks;     /* times the node went from Redis to the PostgreSQL paths */
+    uint64_t redis_reconnects;    /* times it came back to Redis */
+    char redis_dispatch_stream[64]; /* the offers' stream key, "" if none */
+    char redis_dispatch_group[64];  /* its consumer group */
 };
 
 /*
