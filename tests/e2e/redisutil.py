@@ -173,12 +173,16 @@ class Redis:
             self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def command(self, *args, raw=False, timeout=10):
-        """One command on a fresh connection; its reply (RedisError for an error)."""
+    def command(self, *args, raw=False, timeout=10, db=None):
+        """One command on a fresh connection (to database `db`, else 0); its reply
+        (RedisError for an error)."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
             r = _Reader(s)
             if self.password:
                 s.sendall(_encode(["AUTH", self.password]))
+                r.reply()
+            if db is not None:
+                s.sendall(_encode(["SELECT", db]))
                 r.reply()
             s.sendall(_encode(list(args)))
             return r.reply(raw)
