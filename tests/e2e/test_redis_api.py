@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from apiutil import free_port
+from apiutil import free_port, unknown_key
 from conftest import EXIT_USAGE, SANITIZER_MARKERS, wait_for
 from pgutil import Node, Postgres
 from redisutil import Redis
@@ -121,3 +121,120 @@ def test_redis_url_flag_wins_and_config_show_masks_it(pg, redis, nodes, tmp_path
     wait_for(lambda: "[Redis] Using redis://:***@127.0.0.1:%d" % redis.port in n.log(),
              what="the flag's Redis")
     no_secret(n.log())
+
+
+# ------------------------------------------------------------------ the shared auth-failure limit
+
+LIMIT = 6
+
+
+def fail_once(n, key):
+    r = n.get("/v1/workflows", key=key, check=False)
+    assert r.status in (401, 429), r
+    return r.status
+
+
+def test_auth_failures_spread_over_three_nodes_trip_the_one_limit(pg, redis, nodes, tmp_path):
+    url = pg.database()
+    env = {"ORCH_AUTH_FAIL_LIMIT": str(LIMIT), "ORCH_AUTH_FAIL_WINDOW": "10m"}
+    ns = [node(nodes, tmp_path, url, f"n{i}", redis.url(), env=env).start() for i in range(3)]
+    key = unknown_key()
+    # Two failures on each node: LIMIT in all, each node seeing only a third of them.
+    statuses = [fail_once(ns[i % 3], key) for i in range(LIMIT)]
+    assert statuses == [401] * LIMIT, statuses
+    # The next one is refused on every node, though none has seen LIMIT failures itself.
+    for n in ns:
+        r = n.get("/v1/workflows", key=key, check=False)
+        assert r.status == 429, r
+        assert 0 < int(r.headers["Retry-After"]) <= 600
+    # The count lives in Redis: one key per (address, key prefix), expiring with the window.
+    keys = redis.command("KEYS", "orch:authfail:*")
+    assert len(keys) == 1, keys
+    assert 0 < redis.command("PTTL", keys[0]) <= 600000
+    # A valid key is never refused.
+    assert ns[0].get("/v1/workflows").status == 200
+    for n in ns:
+        no_secret(n.log())
+
+
+def test_without_redis_each_node_counts_alone(pg, nodes, tmp_path):
+    # What Redis changes: the same spread of failures trips nothing without it.
+    url = pg.database()
+    env = {"ORCH_AUTH_FAIL_LIMIT": str(LIMIT), "ORCH_AUTH_FAIL_WINDOW": "10m"}
+    ns = [node(nodes, tmp_path, url, f"n{i}", None, env=env).start() for i in range(3)]
+    key = unknown_key()
+    statuses = [fail_once(ns[i % 3], key) for i in range(LIMIT + 3)]
+    assert statuses == [401] * (LIMIT + 3), statuses
+
+
+def test_limiter_falls_back_to_the_node_when_redis_stops_mid_run(pg, redis, nodes, tmp_path):
+    url = pg.database()
+    env = {"ORCH_AUTH_FAIL_LIMIT": str(LIMIT), "ORCH_AUTH_FAIL_WINDOW": "10m"}
+    a, b = [node(nodes, tmp_path, url, f"n{i}", redis.url(), env=env).start() for i in range(2)]
+    key = unknown_key()
+    assert [fail_once(b, key) for _ in range(2)] == [401, 401]
+    assert fail_once(a, key) == 401
+    redis.kill()
+    # Node a goes on alone with what it saw (1 failure): LIMIT - 1 more are 401, then 429;
+    # never a 500, and the API keeps answering valid keys.
+    statuses = [fail_once(a, key) for _ in range(LIMIT + 1)]
+    assert statuses[:LIMIT - 1] == [401] * (LIMIT - 1), statuses
+    assert statuses[LIMIT - 1:] == [429, 429], statuses
+    assert a.get("/v1/workflows").status == 200
+    want = f"WARN [Redis] cannot reach redis://:***@127.0.0.1:{redis.port}"
+    lost = f"WARN [Redis] lost the connection to redis://:***@127.0.0.1:{redis.port}"
+    log = a.log()
+    assert (log.count(want) + log.count(lost)) == 1, log  # said once, not per request
+    # Redis back (empty: no persistence): the shared count starts again from there.
+    redis.start()
+    wait_for(lambda: fail_once(b, unknown_key()) and "answers again" in b.log(),
+             what="node b back on Redis")
+    assert "the API uses it again" in b.log()
+    for n in (a, b):
+        no_secret(n.log())
+    m = a.get("/metrics", check=False).text
+    assert "orch_redis_fallbacks_total" in m
+
+
+# ------------------------------------------------------------------ health and metrics
+
+def test_health_shows_redis_and_degrades_without_it(pg, redis, nodes, tmp_path):
+    n = node(nodes, tmp_path, pg.database(), "n1", redis.url(db=3)).start()
+    # A dispatch stream (in the node's database 3) with a group, two entries, one of them
+    # read and not acknowledged: 1 pending.
+    assert redis.command("XGROUP", "CREATE", "orch:dispatch", "orch-nodes", "$", "MKSTREAM",
+                         db=3) == "OK"
+    redis.command("XADD", "orch:dispatch", "*", "offer", "a", db=3)
+    redis.command("XADD", "orch:dispatch", "*", "offer", "b", db=3)
+    assert redis.command("XREADGROUP", "GROUP", "orch-nodes", "test", "COUNT", "1", "STREAMS",
+                         "orch:dispatch", ">", db=3)
+    h = n.get("/v1/health").json["components"]["redis"]
+    assert h["configured"] is True and h["status"] == "ok", h
+    assert h["url"] == f"redis://:***@127.0.0.1:{redis.port}/3"
+    assert h["reachable"] is True and h["latencyMs"] >= 0 and h["version"].startswith("7.")
+    assert h["usedMemoryBytes"] > 0 and h["opsPerSec"] >= 0
+    assert h["dispatch"] == {"stream": "orch:dispatch", "group": "orch-nodes", "length": 2,
+                             "pending": 1}, h
+    assert h["message"] is None
+    m = n.get("/metrics", check=False).text
+    assert 'orch_redis_up{side="api"} 1' in m, m
+    assert "\norch_redis_ping_seconds " in m
+    redis.kill()
+    r = n.get("/v1/health")
+    assert r.status == 200, r  # degraded, not down: PostgreSQL stands in
+    h = r.json["components"]["redis"]
+    assert h["status"] == "degraded" and r.json["status"] == "degraded", r.json
+    assert h["reachable"] is False and h["latencyMs"] is None
+    assert h["message"].startswith(f"cannot reach redis://:***@127.0.0.1:{redis.port}/3: "), h
+    m = n.get("/metrics", check=False).text
+    assert 'orch_redis_up{side="api"} 0' in m
+    assert "\norch_redis_ping_seconds " not in m
+    no_secret(json.dumps(r.json) + m + n.log())
+
+
+def test_health_without_redis_says_not_configured(pg, nodes, tmp_path):
+    n = node(nodes, tmp_path, pg.database(), "n1", None).start()
+    h = n.get("/v1/health").json["components"]["redis"]
+    assert h["status"] == "ok" and h["configured"] is False and h["url"] is None, h
+    assert h["reachable"] is False and h["message"] is None and h["engine"]["connected"] is False
+    assert "orch_redis_" not in n.get("/metrics", check=False).text
