@@ -21,6 +21,9 @@
 #include "engine/engine.h"
 #include "store/store.h"
 
+struct api_redis;
+struct redis_target;
+
 /* What the checks look at. Every pointer is borrowed. */
 struct doctor_input {
     const char *location;   /* the store's location (data directory or database URL) */
@@ -36,6 +39,11 @@ struct doctor_input {
     json_t *pool;      /* {"size", "inUse", "waiting", "exhausted", "timeoutMs"} */
     json_t *authfails; /* api__authfails_json() */
     long long fds_open, fds_limit;
+    /* Redis (ORCH_REDIS_URL): the server's HTTP threads' (api_redis), else the CLI's
+     * parsed target (redis); both NULL: not configured. */
+    struct api_redis *api_redis;
+    const struct redis_target *redis;
+    const char *redis_invalid; /* the CLI's ORCH_REDIS_URL does not parse: why */
 };
 
 /*

@@ -141,7 +141,8 @@ def test_healthy_store_report_shape_and_text(store):
     assert line(rep, "workflows")["level"] == "ok"
     assert "1 workflow" in line(rep, "workflows")["found"]
     assert line(rep, "redis") == {"name": "redis", "level": "ok",
-                                  "found": "not configured (orch has no Redis support yet)",
+                                  "found": "not configured (ORCH_REDIS_URL unset: the nodes "
+                                           "use PostgreSQL alone)",
                                   "fix": None}
     for name in ("cpu", "memory", "disk", "files", "keys", "stuck.orphans", "stuck.queued",
                  "stuck.failing", "clock"):

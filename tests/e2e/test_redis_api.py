@@ -238,3 +238,67 @@ def test_health_without_redis_says_not_configured(pg, nodes, tmp_path):
     assert h["status"] == "ok" and h["configured"] is False and h["url"] is None, h
     assert h["reachable"] is False and h["message"] is None and h["engine"]["connected"] is False
     assert "orch_redis_" not in n.get("/metrics", check=False).text
+
+
+# ------------------------------------------------------------------ orch doctor
+
+def doctor(n, *args, env=None):
+    res = n.orch("doctor", "--json", *args, env=env)
+    assert res.stdout.strip(), res.stderr
+    no_secret(res.stdout + res.stderr)
+    return res, json.loads(res.stdout)
+
+
+def redis_lines(rep):
+    return [c for c in rep["checks"] if c["name"].startswith("redis")]
+
+
+def test_doctor_redis_unreachable(pg, nodes, tmp_path):
+    """The guide's symptom 'Redis unreachable' (issue 14, section 5): named with its fix."""
+    port = free_port()
+    n = node(nodes, tmp_path, pg.database(), "n1", f"redis://:{PASSWORD}@127.0.0.1:{port}")
+    n.orch("db", "migrate")
+    res, rep = doctor(n)
+    [line] = redis_lines(rep)
+    assert line["level"] == "warn", line
+    assert line["found"] == (f"Redis unreachable: cannot reach redis://:***@127.0.0.1:{port}: "
+                             "Connection refused"), line
+    assert line["fix"].startswith("start Redis or correct ORCH_REDIS_URL (check with redis-cli "
+                                  "-u URL ping); meanwhile the nodes run on PostgreSQL alone")
+    # The text form says it too, at warn.
+    text = n.orch("doctor").stdout
+    assert any(ln.startswith("warn") and "Redis unreachable" in ln for ln in text.splitlines())
+
+
+def test_doctor_redis_reachable_wrong_password_and_bad_url(pg, redis, nodes, tmp_path):
+    n = node(nodes, tmp_path, pg.database(), "n1", redis.url())
+    n.orch("db", "migrate")
+    _, rep = doctor(n)
+    [line] = redis_lines(rep)
+    assert line["level"] == "ok" and line["fix"] is None, line
+    assert line["found"].startswith(f"redis://:***@127.0.0.1:{redis.port} answers PING in "), line
+    assert "(Redis 7." in line["found"] and "ops/s; dispatch stream 0 entries, 0 pending" in \
+        line["found"], line
+    _, rep = doctor(n, env={"ORCH_REDIS_URL": redis.url(password="not-" + PASSWORD)})
+    [line] = redis_lines(rep)
+    assert line["level"] == "warn"
+    assert line["found"] == f"Redis unreachable: redis://:***@127.0.0.1:{redis.port} refused " \
+                            "the password", line
+    assert "password" in line["fix"] and "not-" + PASSWORD not in json.dumps(rep)
+    res, rep = doctor(n, env={"ORCH_REDIS_URL": f"redis://:{PASSWORD}@h:0"})
+    [line] = redis_lines(rep)
+    assert line["level"] == "fail" and res.returncode != 0
+    assert line["found"] == "invalid ORCH_REDIS_URL: the port must be a number from 1 to 65535"
+
+
+def test_server_doctor_names_redis_down_mid_run(pg, redis, nodes, tmp_path):
+    n = node(nodes, tmp_path, pg.database(), "n1", redis.url()).start()
+    rep = n.get("/v1/doctor").json
+    [line] = redis_lines(rep)
+    assert line["level"] == "ok", line
+    redis.kill()
+    rep = n.get("/v1/doctor").json
+    [line] = redis_lines(rep)
+    assert line["level"] == "warn" and line["found"].startswith(
+        f"Redis unreachable: cannot reach redis://:***@127.0.0.1:{redis.port}"), line
+    no_secret(json.dumps(rep) + n.log())
