@@ -302,3 +302,89 @@ def test_server_doctor_names_redis_down_mid_run(pg, redis, nodes, tmp_path):
     assert line["level"] == "warn" and line["found"].startswith(
         f"Redis unreachable: cannot reach redis://:***@127.0.0.1:{redis.port}"), line
     no_secret(json.dumps(rep) + n.log())
+
+
+# ------------------------------------------------------------------ live logs from Redis
+
+class Follower:
+    """GET .../logs?follow=true read line by line on a thread."""
+
+    def __init__(self, n, exec_id):
+        import queue
+        import threading
+        import urllib.request
+        self.items = queue.Queue()
+        req = urllib.request.Request(f"{n.url}/v1/executions/{exec_id}/logs?follow=true",
+                                     headers={"Authorization": f"Bearer {n.admin_key}"})
+        self.resp = urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+            req, timeout=60)
+
+        def run():
+            for line in self.resp:
+                if line.strip():
+                    self.items.put(json.loads(line))
+            self.items.put(None)
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def next(self, timeout=30):
+        return self.items.get(timeout=timeout)
+
+
+def test_logs_follow_live_from_redis_on_any_node_without_doubles(pg, redis, nodes, tmp_path):
+    """The reading side of live logs: entries in the attempt's Redis stream reach a follower
+    on a node that does not run the task, while it runs; bytes the store also has are sent
+    once. (The test writes the entries itself with XADD, in the fields the engine writes.)"""
+    url = pg.database()
+    a, b = [node(nodes, tmp_path, url, f"n{i}", redis.url()).start() for i in range(2)]
+    go = tmp_path / "go"
+    a.apply({"name": "live", "tasks": [{"name": "t", "command":
+             f"echo A; while [ ! -e {go} ]; do sleep 0.05; done; echo done >&2"}]})
+    ex = a.trigger("live")["id"]
+
+    def running_with_output():
+        return a.get(f"/v1/executions/{ex}").json["status"] == "running" and \
+            a.get(f"/v1/executions/{ex}/logs").json["items"]
+    wait_for(running_with_output, timeout=30, what="the task running and its first output")
+    # Follow from both nodes (one of them does not run the task).
+    fa, fb = Follower(a, ex), Follower(b, ex)
+    for f in (fa, fb):
+        first = f.next()
+        assert (first["stream"], first["data"], first["seq"]) == ("stdout", "A\n", 0), first
+    key = f"orch:log:{ex}:0:1"
+    # "A\n" (bytes 0..2 of stdout) again, and new bytes: only the new ones are sent.
+    redis.command("XADD", key, "*", "s", "out", "o", "0", "d", "A\n")
+    redis.command("XADD", key, "*", "s", "out", "o", "2", "d", "from-redis\n")
+    redis.command("XADD", key, "*", "s", "err", "o", "0", "d", "E1\n")
+    for f in (fa, fb):
+        got = [f.next(), f.next()]
+        assert [(i["stream"], i["data"]) for i in got] == [("stdout", "from-redis\n"),
+                                                           ("stderr", "E1\n")], got
+        assert [i["seq"] for i in got] == [1, 2]
+    # Still running: those came from Redis, not from the store.
+    assert a.get(f"/v1/executions/{ex}").json["status"] == "running"
+    go.write_text("")
+    # The end: the task's own stderr ("done\n", stored at stderr bytes 0..5) overlaps the
+    # "E1\n" Redis gave for bytes 0..3: only the part past what was sent follows.
+    for f in (fa, fb):
+        rest = []
+        while (i := f.next()) is not None:
+            rest.append(i)
+        assert [(i["stream"], i["data"]) for i in rest] == [("stderr", "e\n")], rest
+    redis.command("DEL", key)
+    no_secret(a.log() + b.log())
+
+
+def test_logs_follow_falls_back_to_the_store_when_redis_is_down(pg, redis, nodes, tmp_path):
+    url = pg.database()
+    n = node(nodes, tmp_path, url, "n1", redis.url()).start()
+    n.apply({"name": "t2", "tasks": [{"name": "t", "command":
+             "for i in 1 2 3; do echo line$i; sleep 0.2; done"}]})
+    redis.kill()
+    ex = n.trigger("t2")["id"]
+    f = Follower(n, ex)
+    got = []
+    while (i := f.next()) is not None:
+        got.append(i)
+    assert "".join(i["data"] for i in got) == "line1\nline2\nline3\n"
+    assert [i["seq"] for i in got] == list(range(len(got)))
