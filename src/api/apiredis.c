@@ -132,7 +132,10 @@ void api__redis_failed(struct api_redis *r, redisContext *c)
 
     if (!r || !c)
         return;
-    if (c->err)
+    if (c->err == REDIS_ERR_IO && strstr(c->errstr, "temporarily unavailable"))
+        snprintf(why, sizeof(why), "%s did not answer within %d ms", r->target.shown,
+                 API_REDIS_TIMEOUT_MS); /* (hiredis's words for a timeout: EAGAIN) */
+    else if (c->err)
         snprintf(why, sizeof(why), "lost the connection to %s: %s", r->target.shown,
                  c->errstr[0] ? c->errstr : "error");
     else

@@ -388,3 +388,35 @@ def test_logs_follow_falls_back_to_the_store_when_redis_is_down(pg, redis, nodes
         got.append(i)
     assert "".join(i["data"] for i in got) == "line1\nline2\nline3\n"
     assert [i["seq"] for i in got] == list(range(len(got)))
+
+
+def test_limiter_goes_on_while_redis_is_paused(pg, redis, nodes, tmp_path):
+    """Redis stopped (SIGSTOP) past the API's timeout: requests are answered (401, then 429
+    from the node's own table), the node says so once, and comes back when Redis does."""
+    env = {"ORCH_AUTH_FAIL_LIMIT": "3", "ORCH_AUTH_FAIL_WINDOW": "10m"}
+    n = node(nodes, tmp_path, pg.database(), "n1", redis.url(), env=env).start()
+    key = unknown_key()
+    assert fail_once(n, key) == 401
+    redis.pause()
+    try:
+        statuses = [fail_once(n, key) for _ in range(4)]
+        assert statuses == [401, 401, 429, 429], statuses
+        assert n.get("/v1/workflows").status == 200
+        want = f"redis://:***@127.0.0.1:{redis.port} did not answer within 500 ms"
+        wait_for(lambda: want in n.log(), what="the timeout in the log")
+    finally:
+        redis.resume()
+    wait_for(lambda: fail_once(n, unknown_key()) and "answers again" in n.log(),
+             what="back on Redis")
+    assert n.log().count("WARN [Redis]") == 1, n.log()
+
+
+def test_worker_with_a_refused_password_starts(pg, redis, nodes, tmp_path):
+    w = node(nodes, tmp_path, pg.database(), "w1", redis.url(password="nope-" + PASSWORD),
+             role="worker")
+    w.admin_key = "unused"
+    w.start()
+    want = f"WARN [Redis] redis://:***@127.0.0.1:{redis.port} refused the password; " \
+           "running on PostgreSQL alone until Redis answers"
+    wait_for(lambda: want in w.log(), what="the worker's warning")
+    assert "nope-" + PASSWORD not in w.log()
