@@ -36,6 +36,7 @@
 
 struct engine;
 struct api_server;
+struct redis_target;
 
 /* Defaults (each overridable through struct api_config). */
 #ifndef API_DEFAULT_LISTEN
@@ -95,6 +96,8 @@ struct api_config {
     int metrics_only;      /* serve GET /metrics and nothing else (a --metrics-listen port) */
     struct api_server *metrics_of; /* metrics_only: the API server of the process, whose
                                       connection pool its metrics show (NULL: none); borrowed */
+    const struct redis_target *redis; /* Redis beside the store (shared limits, live logs,
+                                         health), or NULL: none; borrowed */
 };
 
 enum api_metrics_auth { API_METRICS_AUTH_KEY = 0, API_METRICS_AUTH_NONE = 1 };

@@ -110,6 +110,63 @@ int api__valid_exec_id(const char *s);
 /* A JSON string of `len` bytes of `s`, invalid UTF-8 replaced by U+FFFD. */
 json_t *api__json_string(const char *s, size_t len);
 
+/* ------------------------------------------------------------------ Redis (apiredis.c) */
+
+#include "base/redis.h"
+
+#ifndef API_REDIS_TIMEOUT_MS
+#define API_REDIS_TIMEOUT_MS 500 /* connect and each command of an HTTP thread */
+#endif
+#ifndef API_REDIS_RETRY_MS
+#define API_REDIS_RETRY_MS 1000 /* after a failure, Redis counts as down this long */
+#endif
+
+struct api_redis;
+
+/* The HTTP threads' Redis (a copy of `t`), or NULL when `t` is NULL. */
+struct api_redis *api__redis_new(const struct redis_target *t);
+/* After the HTTP threads have ended. NULL is fine. */
+void api__redis_free(struct api_redis *r);
+/* The calling thread's connection (made if needed), or NULL: no Redis, or it is down (the
+ * caller uses its fallback; counted). Borrowed: do not free. */
+redisContext *api__redis_get(struct api_redis *r);
+/* A command on `c` (from api__redis_get) got no reply or an unexpected one: `c` is closed,
+ * Redis counts as down for API_REDIS_RETRY_MS, said once in the log. */
+void api__redis_failed(struct api_redis *r, redisContext *c);
+/* The URL without its password, or NULL. */
+const char *api__redis_shown(const struct api_redis *r);
+
+struct api_redis_stats {
+    int configured;
+    int down;                /* the last try failed, not yet answered again */
+    unsigned long long fallbacks; /* times a caller did without Redis */
+    unsigned long long failures;  /* connections or commands that failed */
+    char last_error[ERR_MSG_MAX];
+};
+void api__redis_stats(struct api_redis *r, struct api_redis_stats *out);
+/* The server's (NULL without Redis). */
+struct api_redis *api__redis(struct api_request *req);
+
+/* What one look at Redis found (health, doctor). -1: not known. */
+struct api_redis_probe {
+    int reachable;
+    double latency_ms; /* PING */
+    char version[32];
+    long long used_memory; /* bytes (INFO used_memory) */
+    long long ops_per_sec; /* INFO instantaneous_ops_per_sec */
+    long long stream_len;  /* XLEN of the dispatch stream */
+    long long pending;     /* XPENDING of its group (0: no group yet) */
+    char error[ERR_MSG_MAX]; /* when not reachable: why (the URL without its password) */
+};
+/*
+ * Look at Redis now: PING (timed), INFO, and XLEN / XPENDING of `stream` and
+ * `group` when given. Through `r`'s connection of this thread when `r` is
+ * given (a fresh one if it is down), else a connection of its own to `t`.
+ * 0, or -1 with out->error.
+ */
+int api__redis_probe_target(const struct redis_target *t, struct api_redis *r,
+                            const char *stream, const char *group, struct api_redis_probe *out);
+
 /* ------------------------------------------------------------------ rate limiting (ratelimit.c) */
 
 struct api_ratelimit;
@@ -127,6 +184,9 @@ int64_t api__ratelimit_check(struct api_ratelimit *rl, const char *client, const
 /* Record a failed attempt of the pair. Thread-safe. */
 void api__ratelimit_fail(struct api_ratelimit *rl, const char *client, const char *prefix,
                          int64_t now_ms);
+/* Count in Redis too (borrowed; NULL: this node alone): every node on the same Redis shares
+ * the pairs' counts; while Redis is down, the local table decides. */
+void api__ratelimit_set_redis(struct api_ratelimit *rl, struct api_redis *redis);
 
 /* ------------------------------------------------------------------ refused keys (authfails.c) */
 

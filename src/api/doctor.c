@@ -1315,6 +1315,73 @@ static void check_failing(struct report *r)
 
 /* ------------------------------------------------------------------ all of it */
 
+/* ------------------------------------------------------------------ Redis */
+
+#define DOCTOR_REDIS_SLOW_MS 10.0 /* a PING slower than this: warn */
+
+/* What `redis-cli --stat` shows, in one line; the cause and the fix when it
+ * cannot be reached. The URL is always the shown form (no password). */
+static void check_redis(struct report *r)
+{
+    const struct doctor_input *in = r->in;
+    const struct engine_stats *es = in->es;
+    struct api_redis_probe p;
+    char mem[32];
+
+    if (in->redis_invalid) {
+        add(r, "redis", LVL_FAIL,
+            "correct ORCH_REDIS_URL: redis://[:PASSWORD@]HOST[:PORT][/DB] or "
+            "unix:///PATH[?db=N] (orch server refuses to start with this one)",
+            "invalid ORCH_REDIS_URL: %s", in->redis_invalid);
+        return;
+    }
+    if (!in->api_redis && !in->redis) {
+        add(r, "redis", LVL_OK, NULL,
+            "not configured (ORCH_REDIS_URL unset: the nodes use PostgreSQL alone)");
+        return;
+    }
+    if (api__redis_probe_target(in->redis, in->api_redis,
+                                es && es->redis_dispatch_stream[0] ? es->redis_dispatch_stream
+                                                                   : "orch:dispatch",
+                                es && es->redis_dispatch_group[0] ? es->redis_dispatch_group
+                                                                  : "orch-nodes",
+                                &p) != 0) {
+        const char *fix;
+        if (strstr(p.error, "refused the password") || strstr(p.error, "needs a password"))
+            fix = "put Redis's password (its requirepass, or the ACL user's) in ORCH_REDIS_URL: "
+                  "redis://:PASSWORD@HOST:PORT; meanwhile the nodes run on PostgreSQL alone";
+        else if (strstr(p.error, "database"))
+            fix = "use a database number Redis has (its 'databases' setting) in ORCH_REDIS_URL";
+        else
+            fix = "start Redis or correct ORCH_REDIS_URL (check with redis-cli -u URL ping); "
+                  "meanwhile the nodes run on PostgreSQL alone: slower wake-ups and dispatch, "
+                  "per-node auth limits, live logs of other nodes from the store";
+        add(r, "redis", LVL_WARN, fix, "Redis unreachable: %s", p.error);
+        return;
+    }
+    fmt_bytes((double)(p.used_memory > 0 ? p.used_memory : 0), mem, sizeof(mem));
+    add(r, "redis", p.latency_ms > DOCTOR_REDIS_SLOW_MS ? LVL_WARN : LVL_OK,
+        p.latency_ms > DOCTOR_REDIS_SLOW_MS
+            ? "Redis answers slowly: look at its host's load, its memory (swap) and slow "
+              "commands (redis-cli slowlog get)"
+            : NULL,
+        "%s answers PING in %.1f ms (Redis %s): %s used, %lld ops/s; dispatch stream %lld "
+        "entries, %lld pending",
+        in->api_redis ? api__redis_shown(in->api_redis) : in->redis->shown, p.latency_ms,
+        p.version[0] ? p.version : "?", mem, p.ops_per_sec < 0 ? 0 : p.ops_per_sec,
+        p.stream_len < 0 ? 0 : p.stream_len, p.pending < 0 ? 0 : p.pending);
+    if (es && es->redis_configured && !es->redis_ok) {
+        char since[64] = "";
+        if (es->redis_degraded_since)
+            ago(r->now - es->redis_degraded_since, since, sizeof(since));
+        add(r, "redis.engine", LVL_WARN,
+            "the engine reconnects by itself with back-off; if it stays so, look at the "
+            "server's log for 'WARN [Redis]' and at Redis's maxclients and timeout",
+            "the engine of this node works without Redis%s%s%s%s",
+            since[0] ? " for " : "", since, es->redis_error[0] ? ": " : "", es->redis_error);
+    }
+}
+
 json_t *doctor_run(const struct doctor_input *in)
 {
     struct report r = {0};
@@ -1367,7 +1434,7 @@ json_t *doctor_run(const struct doctor_input *in)
             check_pg_space(&r);
         }
     }
-    add(&r, "redis", LVL_OK, NULL, "not configured (orch has no Redis support yet)");
+    check_redis(&r);
     if (in->st) {
         check_orphans(&r);
         check_queued(&r, wfs, nwf);
@@ -1453,6 +1520,7 @@ void api__doctor(struct api_request *req)
     in.es = &es;
     in.pool = pool;
     in.authfails = api__authfails_json(api__authfails(req), clock_now_ms());
+    in.api_redis = api__redis(req);
     api__fds_used(&in.fds_open, &in.fds_limit);
     engine_monitor_get(api__engine(req), &ms);
     if (ms.enabled) {

@@ -22,6 +22,9 @@
 #include "engine/monitor.h"
 #include "store/store.h"
 
+struct api_redis;
+struct redis_target;
+
 /* What the checks look at. Every pointer is borrowed. */
 struct doctor_input {
     const char *location;   /* the store's location (data directory or database URL) */
@@ -43,6 +46,11 @@ struct doctor_input {
     /* Memory use warned about from mem_warn_pct, failed from mem_high_pct
      * (ORCH_MEMORY_WARN and ORCH_MEMORY_HIGH_WATER); 0: 85 and 95. */
     double mem_warn_pct, mem_high_pct;
+    /* Redis (ORCH_REDIS_URL): the server's HTTP threads' (api_redis), else the CLI's
+     * parsed target (redis); both NULL: not configured. */
+    struct api_redis *api_redis;
+    const struct redis_target *redis;
+    const char *redis_invalid; /* the CLI's ORCH_REDIS_URL does not parse: why */
 };
 
 /*

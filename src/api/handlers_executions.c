@@ -549,6 +549,12 @@ struct follow_att {
     int number;
     int last_seq;
     int drained; /* finished, and read after it finished */
+    /* With Redis (live logs across nodes): bytes sent so far of stdout and
+     * stderr, what the store's chunks read so far cover, the last entry read
+     * from the attempt's Redis stream, and the items sent (their seq). */
+    long long sent[2], stored[2];
+    char last_id[48];
+    int items;
 };
 
 /*
@@ -637,6 +643,7 @@ static void follow_store_put(const char *location, struct store *st)
 struct follow {
     char *location;   /* of the store: the stream may outlive the request */
     struct store *st; /* borrowed for one poll */
+    struct api_redis *redis; /* the server's (outlives its streams), or NULL */
     char exec_id[ID_MAX];
     int task_idx; /* -1: every task */
     int attempt;  /* 0: every attempt */
@@ -650,11 +657,108 @@ static struct follow_att *follow_att(struct follow *f, int task_idx, int number)
         if (f->atts[i].task_idx == task_idx && f->atts[i].number == number)
             return &f->atts[i];
     XGROW(f->atts, f->alloc, f->natts + 1);
+    memset(&f->atts[f->natts], 0, sizeof(f->atts[0]));
     f->atts[f->natts].task_idx = task_idx;
     f->atts[f->natts].number = number;
     f->atts[f->natts].last_seq = -1;
-    f->atts[f->natts].drained = 0;
     return &f->atts[f->natts++];
+}
+
+/*
+ * Live logs with Redis. The engine of the node running an attempt appends its
+ * output to the Redis stream of the attempt (base/redis.h: REDIS_LOG_KEY_PREFIX,
+ * entries s/o/d and a last `end`), so a follower on any node sees it at once;
+ * the store's durable copy comes later, in chunks. Both sources say where
+ * their bytes sit in the attempt's stdout or stderr (a Redis entry's `o`; the
+ * sum of the store's chunks before), so a follower sends each byte once,
+ * whichever source has it first: from Redis while it answers, from the store
+ * for what Redis lacks (no Redis writer, a flushed or restarted Redis, an
+ * attempt that began before the follower). Items then carry their number
+ * within the attempt's stream as `seq`.
+ */
+static void add_part(struct strbuf *out, const char *task, struct follow_att *fa,
+                     enum log_stream stream, long long at, const char *data, size_t len,
+                     int64_t ts)
+{
+    int si = stream == LOG_STREAM_STDERR;
+    long long skip = fa->sent[si] - at;
+    struct log_chunk c;
+
+    if (skip >= (long long)len)
+        return; /* sent already */
+    if (skip < 0)
+        skip = 0; /* a gap (a capped stream's head): what is here goes on */
+    c.task_idx = fa->task_idx;
+    c.attempt = fa->number;
+    c.seq = fa->items++;
+    c.stream = stream;
+    c.ts = ts;
+    c.data = (char *)data + skip;
+    c.len = len - (size_t)skip;
+    add_line(out, task, &c);
+    fa->sent[si] = at + (long long)len;
+}
+
+static const redisReply *field(const redisReply *fields, const char *name)
+{
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->type == REDIS_REPLY_STRING &&
+            !strcmp(fields->element[i]->str, name))
+            return fields->element[i + 1];
+    return NULL;
+}
+
+/* The new entries of the attempt's Redis stream into `out`: 1 when its end
+ * entry was read, 0 when not (yet), -1 when Redis is not there. */
+static int follow_redis(struct follow *f, struct follow_att *fa, const char *task,
+                        struct strbuf *out)
+{
+    char key[REDIS_LOG_KEY_MAX], start[64];
+    const char *argv[6];
+    redisContext *c = api__redis_get(f->redis);
+    redisReply *rep;
+    int ended = 0;
+
+    if (!c)
+        return -1;
+    redis_log_key(key, f->exec_id, fa->task_idx, fa->number);
+    snprintf(start, sizeof(start), "%s%s", fa->last_id[0] ? "(" : "",
+             fa->last_id[0] ? fa->last_id : "-");
+    argv[0] = "XRANGE";
+    argv[1] = key;
+    argv[2] = start;
+    argv[3] = "+";
+    argv[4] = "COUNT";
+    argv[5] = "1000";
+    rep = redisCommandArgv(c, 6, argv, NULL);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep)
+            freeReplyObject(rep);
+        api__redis_failed(f->redis, c);
+        return -1;
+    }
+    for (size_t i = 0; i < rep->elements; i++) {
+        const redisReply *e = rep->element[i], *fields, *s, *o, *d;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        snprintf(fa->last_id, sizeof(fa->last_id), "%s", e->element[0]->str);
+        fields = e->element[1];
+        if (field(fields, "end")) {
+            ended = 1;
+            continue;
+        }
+        s = field(fields, "s");
+        o = field(fields, "o");
+        d = field(fields, "d");
+        if (!s || !o || !d || s->type != REDIS_REPLY_STRING || o->type != REDIS_REPLY_STRING ||
+            d->type != REDIS_REPLY_STRING)
+            continue; /* not an entry we know: skipped */
+        add_part(out, task, fa, strcmp(s->str, "err") ? LOG_STREAM_STDOUT : LOG_STREAM_STDERR,
+                 strtoll(o->str, NULL, 10), d->str, d->len, strtoll(fa->last_id, NULL, 10));
+    }
+    freeReplyObject(rep);
+    return ended;
 }
 
 /*
@@ -704,9 +808,18 @@ static int follow_next(void *arg, struct strbuf *out)
             return -1;
         }
         task = task_name(d, a->task_idx);
+        if (f->redis && a->status == ATTEMPT_RUNNING)
+            (void)follow_redis(f, fa, task, out); /* -1: the store alone, below */
         for (size_t k = 0; k < list.n; k++) {
-            add_line(out, task, &list.items[k]);
-            fa->last_seq = list.items[k].seq;
+            const struct log_chunk *ch = &list.items[k];
+            if (f->redis) {
+                int si = ch->stream == LOG_STREAM_STDERR;
+                add_part(out, task, fa, ch->stream, fa->stored[si], ch->data, ch->len, ch->ts);
+                fa->stored[si] += (long long)ch->len;
+            } else {
+                add_line(out, task, ch);
+            }
+            fa->last_seq = ch->seq;
         }
         log_list_release(&list);
         if (a->status != ATTEMPT_RUNNING)
@@ -791,6 +904,7 @@ void api__executions_logs(struct api_request *req)
         snprintf(f->exec_id, sizeof(f->exec_id), "%.*s", ID_MAX - 1, id);
         f->task_idx = task_idx;
         f->attempt = attempt;
+        f->redis = api__redis(req);
         api__reply_stream(req, 200, "application/x-ndjson", follow_next, follow_free, f);
         goto out;
     }

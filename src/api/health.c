@@ -336,12 +336,85 @@ static json_t *pressure_json(struct api_request *req, enum health *status)
     return o;
 }
 
+#define DEFAULT_DISPATCH_STREAM "orch:dispatch"
+#define DEFAULT_DISPATCH_GROUP  "orch-nodes"
+
+/*
+ * Redis (ORCH_REDIS_URL): {"status", "configured", "url", "reachable",
+ * "latencyMs", "version", "usedMemoryBytes", "opsPerSec", "engine":
+ * {"connected", "degradedSince", "fallbacks", "reconnects", "lastError"},
+ * "api": {"fallbacks", "lastError"}, "dispatch": {"stream", "group", "length",
+ * "pending"}, "message"}. Without a URL: status ok, configured false, the rest
+ * null, false or 0.
+ * `degraded` when this node cannot reach it (the API's look now, or the
+ * engine's connection): the node goes on on PostgreSQL alone, so 200.
+ */
+static json_t *redis_json(struct api_request *req, const struct engine_stats *es,
+                          enum health *status)
+{
+    struct api_redis *r = api__redis(req);
+    struct api_redis_probe p;
+    struct api_redis_stats as;
+    const char *stream, *group;
+    json_t *o = json_object(), *e, *a, *d;
+
+    *status = HEALTH_OK;
+    stream = es->redis_dispatch_stream[0] ? es->redis_dispatch_stream : DEFAULT_DISPATCH_STREAM;
+    group = es->redis_dispatch_group[0] ? es->redis_dispatch_group : DEFAULT_DISPATCH_GROUP;
+    if (r) {
+        api__redis_probe_target(NULL, r, stream, group, &p);
+    } else {
+        /* Not configured: every member, empty. */
+        memset(&p, 0, sizeof(p));
+        p.used_memory = p.ops_per_sec = p.stream_len = p.pending = -1;
+    }
+    api__redis_stats(r, &as);
+    if (r && (!p.reachable || (es->redis_configured && !es->redis_ok)))
+        *status = HEALTH_DEGRADED;
+    json_object_set_new(o, "status", json_string(health_names[*status]));
+    json_object_set_new(o, "configured", json_boolean(r != NULL));
+    json_object_set_new(o, "url", r ? json_string(api__redis_shown(r)) : json_null());
+    json_object_set_new(o, "reachable", json_boolean(p.reachable));
+    json_object_set_new(o, "latencyMs", p.reachable ? round1(p.latency_ms) : json_null());
+    json_object_set_new(o, "version", p.version[0] ? json_string(p.version) : json_null());
+    json_object_set_new(o, "usedMemoryBytes",
+                        p.used_memory >= 0 ? json_integer(p.used_memory) : json_null());
+    json_object_set_new(o, "opsPerSec",
+                        p.ops_per_sec >= 0 ? json_integer(p.ops_per_sec) : json_null());
+    e = json_object();
+    json_object_set_new(e, "connected", json_boolean(es->redis_ok));
+    json_object_set_new(e, "degradedSince", es->redis_degraded_since
+                                                ? view_instant(es->redis_degraded_since)
+                                                : json_null());
+    json_object_set_new(e, "fallbacks", json_integer((json_int_t)es->redis_fallbacks));
+    json_object_set_new(e, "reconnects", json_integer((json_int_t)es->redis_reconnects));
+    json_object_set_new(e, "lastError", es->redis_error[0]
+                                            ? view_text(es->redis_error, strlen(es->redis_error))
+                                            : json_null());
+    json_object_set_new(o, "engine", e);
+    a = json_object();
+    json_object_set_new(a, "fallbacks", json_integer((json_int_t)as.fallbacks));
+    json_object_set_new(a, "lastError", as.last_error[0]
+                                            ? view_text(as.last_error, strlen(as.last_error))
+                                            : json_null());
+    json_object_set_new(o, "api", a);
+    d = json_object();
+    json_object_set_new(d, "stream", r ? json_string(stream) : json_null());
+    json_object_set_new(d, "group", r ? json_string(group) : json_null());
+    json_object_set_new(d, "length", p.stream_len >= 0 ? json_integer(p.stream_len) : json_null());
+    json_object_set_new(d, "pending", p.pending >= 0 ? json_integer(p.pending) : json_null());
+    json_object_set_new(o, "dispatch", d);
+    json_object_set_new(o, "message", p.reachable || !r ? json_null()
+                                                        : view_text(p.error, strlen(p.error)));
+    return o;
+}
+
 void api__health(struct api_request *req)
 {
     static const char *const no_args[] = {NULL};
     struct engine_stats es;
     enum health st_db, st_mem, st_disk, st_workers, st_queue, st_sched, overall;
-    enum health st_fds, st_pressure;
+    enum health st_fds, st_pressure, st_redis;
     struct sample sm;
     json_t *o, *c, *w, *q, *e;
 
@@ -385,6 +458,7 @@ void api__health(struct api_request *req)
     json_object_set_new(c, "disk", disk_json(&sm, &es, &st_disk));
     json_object_set_new(c, "fds", fds_json(&st_fds));
     json_object_set_new(c, "pressure", pressure_json(req, &st_pressure));
+    json_object_set_new(c, "redis", redis_json(req, &es, &st_redis));
 
     /* The database away is "degraded", not "down": the node lives on, holds
      * its state changes and reconnects; 503 all the same, so that a load
@@ -393,6 +467,7 @@ void api__health(struct api_request *req)
                           worse(st_queue, st_mem)),
                     st_disk);
     overall = worse(worse(overall, st_fds), st_pressure);
+    overall = worse(overall, st_redis); /* at worst degraded: PostgreSQL stands in */
     o = json_object();
     json_object_set_new(o, "status", json_string(health_names[overall]));
     json_object_set_new(o, "version", json_string(ORCH_VERSION));

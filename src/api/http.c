@@ -194,6 +194,7 @@ struct api_server {
     struct MHD_Daemon *mhd;
     char url[128];
     struct api_ratelimit *rl;
+    struct api_redis *redis; /* ORCH_REDIS_URL, or NULL */
     struct api_authfails *authfails; /* refused keys of the last hour (orch doctor) */
     int64_t started_ms;
     pthread_key_t tls;
@@ -294,6 +295,13 @@ int64_t api__lease_ms(struct api_request *req)
 struct api_ratelimit *api__ratelimit(struct api_request *req)
 {
     return req->srv->rl;
+}
+
+struct api_redis *api__redis(struct api_request *req)
+{
+    if (!req->srv->redis && req->srv->metrics_of)
+        return req->srv->metrics_of->redis; /* a --metrics-listen port shows the API's */
+    return req->srv->redis;
 }
 
 struct api_authfails *api__authfails(struct api_request *req)
@@ -1832,6 +1840,8 @@ int api_server_start(const struct api_config *cfg, struct api_server **out, stru
     srv->started_ms = clock_mono_ms();
     srv->quiesced_fd = MHD_INVALID_SOCKET;
     srv->rl = api__ratelimit_new(cfg->auth_fail_limit, cfg->auth_fail_window_ms, 4096);
+    srv->redis = cfg->metrics_only ? NULL : api__redis_new(cfg->redis);
+    api__ratelimit_set_redis(srv->rl, srv->redis);
     srv->authfails = api__authfails_new();
     srv->conns_per_address = cfg->conns_per_address;
     srv->head_timeout_ms =
@@ -1955,6 +1965,7 @@ void api_server_free(struct api_server *srv)
     pthread_mutex_destroy(&srv->conn_lock);
     api__cidrs_release(&srv->trusted);
     api__ratelimit_free(srv->rl);
+    api__redis_free(srv->redis);
     api__authfails_free(srv->authfails);
     api__sessions_free(srv->sessions);
     free(srv->sleeping);

@@ -187,6 +187,51 @@ static int write_pool(struct api_request *req, struct strbuf *out)
     return rc;
 }
 
+/* Redis (ORCH_REDIS_URL), only when configured: whether the engine's connection
+ * and the API's are up, a PING's time now, and the times each side did without. */
+static int write_redis(struct api_request *req, struct strbuf *out)
+{
+    struct api_redis *r = api__redis(req);
+    struct api_redis_stats as;
+    struct api_redis_probe p;
+    struct engine_stats es;
+    int rc;
+
+    if (!r)
+        return 0;
+    api__redis_stats(r, &as);
+    engine_get_stats(api__engine(req), &es);
+    api__redis_probe_target(NULL, r, NULL, NULL, &p);
+    rc = metrics_family(out, "orch_redis_up", "gauge",
+                        "Whether Redis is in use (1) or the node does without it (0), by side: "
+                        "the engine's connection, the API's (a PING at the scrape).");
+    if (!rc)
+        rc = metrics_sample_u64(out, "orch_redis_up", "side=\"engine\"", es.redis_ok ? 1 : 0);
+    if (!rc)
+        rc = metrics_sample_u64(out, "orch_redis_up", "side=\"api\"", p.reachable ? 1 : 0);
+    if (!rc)
+        rc = metrics_family(out, "orch_redis_ping_seconds", "gauge",
+                            "Time of a PING to Redis at the scrape (absent while unreachable).");
+    if (!rc && p.reachable)
+        rc = metrics_sample_f(out, "orch_redis_ping_seconds", NULL, p.latency_ms / 1000.0);
+    if (!rc)
+        rc = metrics_family(out, "orch_redis_fallbacks_total", "counter",
+                            "Times the node did without Redis (PostgreSQL paths, its own limits, "
+                            "the store's logs), by side.");
+    if (!rc)
+        rc = metrics_sample_u64(out, "orch_redis_fallbacks_total", "side=\"engine\"",
+                                es.redis_fallbacks);
+    if (!rc)
+        rc = metrics_sample_u64(out, "orch_redis_fallbacks_total", "side=\"api\"",
+                                as.fallbacks);
+    if (!rc)
+        rc = metrics_family(out, "orch_redis_reconnects_total", "counter",
+                            "Times the engine came back to Redis after doing without.");
+    if (!rc)
+        rc = metrics_sample_u64(out, "orch_redis_reconnects_total", NULL, es.redis_reconnects);
+    return rc;
+}
+
 void api__metrics(struct api_request *req)
 {
     static const char *const no_args[] = {NULL};
@@ -209,6 +254,8 @@ void api__metrics(struct api_request *req)
         rc = write_http(&out, &lb);
     if (!rc)
         rc = write_pool(req, &out);
+    if (!rc)
+        rc = write_redis(req, &out);
     if (!rc)
         rc = metrics_family(&out, "orch_node_lease_seconds", "gauge",
                             "This node's lease: silent this long, it loses its executions.");

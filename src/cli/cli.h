@@ -93,6 +93,9 @@ int cli_apply_log_level(const struct cli_args *a);
 
 /* The PostgreSQL location: --database-url, else $DATABASE_URL, else NULL. */
 const char *cli_database_url(const struct cli_args *a);
+/* The Redis URL: --redis-url, else $ORCH_REDIS_URL, else $REDIS_URL; NULL if none.
+ * It may hold a password: never print it (parse it and print its `shown`). */
+const char *cli_redis_url(const struct cli_args *a);
 /* Where the store is: the database URL if any, else the data directory. */
 const char *cli_store_location(const struct cli_args *a);
 

@@ -34,6 +34,7 @@
 
 #include "api/doctor.h"
 #include "base/clock.h"
+#include "base/redis.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 #include "client/client.h"
@@ -106,6 +107,8 @@ static int64_t lease_ms(void)
 static json_t *local_report(const struct cli_args *a, struct store **out_st)
 {
     struct doctor_input in = {0};
+    struct redis_target redis = REDIS_TARGET_INIT;
+    char redis_bad[ERR_MSG_MAX] = "";
     const char *url = cli_database_url(a);
     const char *dir = cli_data_dir(a);
     struct err err = ERR_INIT;
@@ -144,7 +147,17 @@ static json_t *local_report(const struct cli_args *a, struct store **out_st)
         in.st = NULL;
     }
     in.connect_ms = (double)(clock_mono_ns() - t0) / 1e6;
+    if (cli_redis_url(a)) {
+        /* A URL that does not parse is said on the redis line, without the URL. */
+        if (redis_target_parse(cli_redis_url(a), &redis, &err) == 0) {
+            in.redis = &redis;
+        } else {
+            snprintf(redis_bad, sizeof(redis_bad), "%s", err.msg);
+            in.redis_invalid = redis_bad;
+        }
+    }
     rep = doctor_run(&in);
+    redis_target_free(&redis);
     *out_st = in.st;
     return rep;
 }

@@ -22,6 +22,7 @@
 #include "auth/auth.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/redis.h"
 #include "base/sdnotify.h"
 #include "base/xalloc.h"
 #include "cli.h"
@@ -32,6 +33,7 @@
 #include "base/banned.h"
 
 #define DEFAULT_SHUTDOWN_GRACE_MS 30000
+#define REDIS_START_TIMEOUT_MS    2000 /* the check at start: connect, AUTH, PING */
 
 /* The options of every node: the engine, its workers, its name and lease. */
 #define NODE_OPTS                                                                                  \
@@ -57,6 +59,10 @@
         {"metrics-auth", "none|key",                                                               \
          "whether GET /metrics needs an API key with the read scope (default $ORCH_METRICS_AUTH " \
          "or key)",                                                                                \
+         0},                                                                                       \
+        {"redis-url", "URL",                                                                       \
+         "Redis beside PostgreSQL, the nodes' fast path: redis://[:PASSWORD@]HOST[:PORT][/DB] "   \
+         "or unix:///PATH[?db=N] (default $ORCH_REDIS_URL, else $REDIS_URL)",                     \
          0}
 
 static const struct cli_opt server_opts[] = {
@@ -453,6 +459,61 @@ static int resume_unfinished(struct store *st, struct engine *eng)
     return 0;
 }
 
+/*
+ * Redis (ORCH_REDIS_URL): a URL that does not parse, or rediss:// (this
+ * hiredis has no TLS), stops the start with a usage error; on the data
+ * directory's SQLite (one node) it is ignored, with a warning. Then one try
+ * to connect, to say at start whether it answers: unreachable or refusing the
+ * password, the node starts all the same, on PostgreSQL alone until Redis
+ * answers (the engine and the API try again on their own). Messages name the
+ * URL without its password. 1 when `t` is to be used, 0 when not, -1 on a
+ * usage error.
+ */
+static int redis_settings(const struct cli_args *a, int on_postgres, struct redis_target *t)
+{
+    const char *url = cli_redis_url(a);
+    struct err err = ERR_INIT;
+    redisContext *c;
+
+    if (!url)
+        return 0;
+    if (redis_target_parse(url, t, &err)) {
+        cli_error("invalid Redis URL (--redis-url or $ORCH_REDIS_URL): %s", err.msg);
+        return -1;
+    }
+    if (t->tls) {
+        c = redis_connect_sync(t, 1, &err); /* refuses rediss:// with its reason */
+        if (c)
+            redisFree(c);
+        cli_error("%s", err.msg);
+        redis_target_free(t);
+        return -1;
+    }
+    if (!on_postgres) {
+        log_warn("Redis", "%s is not used: Redis serves the nodes of a PostgreSQL store "
+                 "($DATABASE_URL), and the data directory's SQLite has one node",
+                 t->shown);
+        redis_target_free(t);
+        return 0;
+    }
+    c = redis_connect_sync(t, REDIS_START_TIMEOUT_MS, &err);
+    if (!c) {
+        log_warn("Redis", "%s; running on PostgreSQL alone until Redis answers", err.msg);
+        return 1;
+    }
+    {
+        redisReply *r = redisCommand(c, "INFO server");
+        const char *v = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "redis_version:")
+                                                          : NULL;
+        log_info("Redis", "Using %s (Redis %.*s)", t->shown, v ? (int)strcspn(v + 14, "\r\n") : 1,
+                 v ? v + 14 : "?");
+        if (r)
+            freeReplyObject(r);
+    }
+    redisFree(c);
+    return 1;
+}
+
 static int serve(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli_args a;
@@ -460,6 +521,7 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
     struct engine_node nd;
     struct engine_monitor_config mcfg;
     struct api_config acfg;
+    struct redis_target redis = REDIS_TARGET_INIT;
     struct store *st = NULL;
     struct engine *eng = NULL;
     struct owner *own = NULL;
@@ -507,17 +569,28 @@ static int serve(const struct cli_cmd *cmd, int argc, char **argv)
                   "--database-url (on the data directory's SQLite, use 'orch server')");
         return EXIT_USAGE;
     }
+    rc = redis_settings(&a, url != NULL, &redis);
+    if (rc < 0)
+        return EXIT_USAGE;
+    if (rc > 0) {
+        ecfg.redis = &redis;
+        acfg.redis = &redis;
+    }
     if (auth_init(&err)) {
         cli_error("%s", err.msg);
-        return EXIT_INTERNAL;
+        code = EXIT_INTERNAL;
+        goto out;
     }
     dir = cli_data_dir(&a);
     if (cli_monitor_settings(dir, &mcfg, &err)) {
         cli_error("%s", err.msg);
-        return EXIT_USAGE;
+        code = EXIT_USAGE;
+        goto out;
     }
-    if (cli_open_store(&a, 1, &st))
-        return EXIT_INTERNAL;
+    if (cli_open_store(&a, 1, &st)) {
+        code = EXIT_INTERNAL;
+        goto out;
+    }
     for (int i = 0; i < a.nvals; i++) {
         if (strcmp(a.vals[i].opt->name, "register"))
             continue;
@@ -720,6 +793,7 @@ out:
     engine_free(eng);
     owner_free(own);
     store_free(st);
+    redis_target_free(&redis);
     return code;
 }
 

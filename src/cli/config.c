@@ -23,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "base/redis.h"
 #include "base/xalloc.h"
 #include "cli.h"
 
@@ -45,6 +46,7 @@ struct setting {
 static const struct setting settings[] = {
     {"ORCH_DATA_DIR", "data-dir", "./.orch", PLAIN},
     {"DATABASE_URL", "database-url", "(none: the data directory's SQLite)", SECRET_URL},
+    {"ORCH_REDIS_URL", "redis-url", "(none: PostgreSQL alone)", SECRET_URL},
     {"ORCH_LOG_LEVEL", "log-level", "info", PLAIN},
     {"ORCH_SERVER", "server", "(none: the local data directory)", PLAIN},
     {"ORCH_API_KEY", "api-key", "(none)", SECRET_ALL},
@@ -359,6 +361,16 @@ static char *mask(const struct setting *s, const char *value)
         if (!strncmp(value, "sk_", 3) && strlen(value) > 12)
             return xasprintf("%.12s****", value);
         return xstrdup("****");
+    }
+    if (s->secret == SECRET_URL && !strcmp(s->name, "ORCH_REDIS_URL")) {
+        /* Its parser's form: a password may hold an unencoded '@' or '/'. */
+        struct redis_target t;
+        char *out;
+        if (redis_target_parse(value, &t, NULL))
+            return xstrdup("**** (not a valid Redis URL)");
+        out = xstrdup(t.shown);
+        redis_target_free(&t);
+        return out;
     }
     if (s->secret == SECRET_URL) {
         const char *scheme = strstr(value, "://");

@@ -392,6 +392,19 @@ const char *cli_database_url(const struct cli_args *a)
     return u && *u ? u : NULL;
 }
 
+/* --redis-url, $ORCH_REDIS_URL, then $REDIS_URL (the name the issue and other tools use). */
+const char *cli_redis_url(const struct cli_args *a)
+{
+    const char *u = cli_get(a, "redis-url");
+    if (u && *u)
+        return u;
+    u = getenv("ORCH_REDIS_URL");
+    if (u && *u)
+        return u;
+    u = getenv("REDIS_URL");
+    return u && *u ? u : NULL;
+}
+
 const char *cli_store_location(const struct cli_args *a)
 {
     const char *u = cli_database_url(a);

@@ -29,6 +29,7 @@
 #include "store/store.h"
 
 struct engine;
+struct redis_target;
 
 struct engine_config {
     int workers;             /* process slots (command tasks running at once); >= 1 */
@@ -84,6 +85,9 @@ struct engine_config {
     int notify_attempts;
     int64_t notify_backoff_ms;
     const char *public_url;
+    /* Redis beside PostgreSQL (ORCH_REDIS_URL, --redis-url; base/redis.h): the
+     * fast path for wake-ups, dispatch and live logs; NULL: none. Borrowed. */
+    const struct redis_target *redis;
 };
 
 /* Defaults: workers = online CPUs, output_cap 1 MiB, grace 10 s, node host:pid,
@@ -256,6 +260,17 @@ struct engine_stats {
     uint64_t executions_claimed;  /* taken from the queue or from dead nodes */
     uint64_t executions_lost;     /* taken by another node (fenced) */
     size_t tasks_running;         /* task runs running here (any type but forEach groups) */
+    /* Redis (engine_config.redis), as the loop sees it; all 0 without one. Messages
+     * never hold the password (base/redis.h: the target's `shown`). */
+    int redis_configured;         /* the node has a Redis URL */
+    int redis_ok;                 /* connected, past AUTH/SELECT: the fast path is in use */
+    int64_t redis_degraded_since; /* wall-clock ms since the PostgreSQL paths stand in, 0 when
+                                     redis_ok (or not configured) */
+    char redis_error[200];        /* the last failure ("cannot reach redis://...: ...") */
+    uint64_t redis_fallbacks;     /* times the node went from Redis to the PostgreSQL paths */
+    uint64_t redis_reconnects;    /* times it came back to Redis */
+    char redis_dispatch_stream[64]; /* the offers' stream key, "" if none */
+    char redis_dispatch_group[64];  /* its consumer group */
 };
 
 /*

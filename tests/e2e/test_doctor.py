@@ -141,7 +141,8 @@ def test_healthy_store_report_shape_and_text(store):
     assert line(rep, "workflows")["level"] == "ok"
     assert "1 workflow" in line(rep, "workflows")["found"]
     assert line(rep, "redis") == {"name": "redis", "level": "ok",
-                                  "found": "not configured (orch has no Redis support yet)",
+                                  "found": "not configured (ORCH_REDIS_URL unset: the nodes "
+                                           "use PostgreSQL alone)",
                                   "fix": None}
     for name in ("cpu", "memory", "disk", "files", "keys", "stuck.orphans", "stuck.queued",
                  "stuck.failing", "clock"):
@@ -933,9 +934,8 @@ def test_schedule_zone_differs_from_the_machines(store):
     assert "differs" not in same["found"] and same["fix"] is None, same
 
 
-def test_redis_unreachable(store):
-    """Redis unreachable: named by the redis line once orch has Redis support."""
-    pytest.skip("orch has no Redis support yet: the redis line says 'not configured'")
+# Redis unreachable: tests/e2e/test_redis_api.py::test_doctor_redis_unreachable (and its
+# wrong-password and bad-URL neighbours) start their own redis-server.
 
 
 # --------------------------------------------------------------------------- start-up
