@@ -81,6 +81,7 @@ void engine_config_init(struct engine_config *cfg)
     cfg->task_user = 0;
     cfg->task_uid = 0;
     cfg->task_gid = 0;
+    cfg->redis = NULL;
 }
 
 /* Start a new attempt of task `idx` (in memory; its kind's work starts after
