@@ -238,3 +238,45 @@ def test_flushall_mid_run(pg, redis, nodes, tmp_path):
     for n in (a, b, c):
         assert FALLBACK not in n.log()  # a flush is no outage
     stop_clean(a, b, c)
+
+
+def test_refused_password_runs_on_postgres_then_joins_redis(pg, nodes, tmp_path):
+    """The engine's own connections refused at AUTH: the nodes run on PostgreSQL alone
+    (offers NOTIFYed and claimed there); once Redis takes their password, they come back
+    to it without a restart. The password is never in their logs."""
+    r = Redis(password="right-one").start()
+    try:
+        url = pg.database()
+        side = tmp_path / "side.txt"
+        env = {"ORCH_REDIS_URL": r.url(password="s3cret-pw")}
+        a = Node(tmp_path, url, "w1", lease="2s", env=env)
+        nodes.append(a)
+        a.start()
+        b = Node(tmp_path, url, "w2", role="worker", lease="2s", env=env, admin_key=a.admin_key)
+        nodes.append(b)
+        b.start()
+        for n in (a, b):
+            n.wait_log("refused the password", timeout=10)
+        time.sleep(1.5)  # a's heartbeat learns b's slots
+        a.apply(fan_workflow("fanpw", side, 6, 0.4))
+        ex = a.trigger("fanpw")["id"]
+        d = a.wait_exec(ex, timeout=60)
+        assert d["status"] == "succeeded", d
+        assert len(ran_on(d)) == 2, ran_on(d)  # offered through PostgreSQL
+        check_exactly_once(a, [ex], side)
+        assert group_info(r) is None  # nothing reached Redis
+        r.command("CONFIG", "SET", "requirepass", "s3cret-pw")
+        r.password = "s3cret-pw"
+        for n in (a, b):
+            n.wait_log(BACK, timeout=30)
+        ex2 = a.trigger("fanpw")["id"]
+        d = a.wait_exec(ex2, timeout=60)
+        assert d["status"] == "succeeded", d
+        check_exactly_once(a, [ex, ex2], side)
+        g = group_info(r)
+        assert g and g["entries-read"] >= 1 and g["pending"] == 0, g
+        for n in (a, b):
+            assert "s3cret-pw" not in n.all_logs()
+        stop_clean(a, b)
+    finally:
+        r.destroy()
