@@ -54,18 +54,18 @@
 
 #include "base/banned.h"
 
-#define COMP_REDIS "Redis"
-#define RB_TIMEOUT_MS 1500        /* a command unanswered this long: the server is gone */
-#define RB_PING_MS 1000           /* an idle connection is checked this often */
-#define RB_BACKOFF_MIN_MS 100     /* reconnect after, doubling ... */
-#define RB_BACKOFF_MAX_MS 2000    /* ... up to */
-#define RB_AUTOCLAIM_MS 2000      /* look for entries of dead consumers this often */
-#define RB_AUTOCLAIM_IDLE_MS 5000 /* an entry read and not acknowledged this long is taken over */
-#define RB_OFFERS_MAXLEN 100000   /* entries kept in the offers stream (MAXLEN ~) */
-#define RB_LOG_MAXLEN 10000       /* entries kept in a task's log stream (MAXLEN ~) */
-#define RB_LOG_TTL_RUNNING 86400  /* seconds a log stream lives while its task runs */
-#define RB_LOG_TTL_ENDED 3600     /* ... and after its end entry */
-#define RB_MSG_MAX 512            /* a wake-up: "<channel> <payload>" */
+#define COMP_REDIS           "Redis"
+#define RB_TIMEOUT_MS        1500   /* a command unanswered this long: the server is gone */
+#define RB_PING_MS           1000   /* an idle connection is checked this often */
+#define RB_BACKOFF_MIN_MS    100    /* reconnect after, doubling ... */
+#define RB_BACKOFF_MAX_MS    2000   /* ... up to */
+#define RB_AUTOCLAIM_MS      2000   /* look for entries of dead consumers this often */
+#define RB_AUTOCLAIM_IDLE_MS 5000   /* an entry read and not acknowledged this long is taken over */
+#define RB_OFFERS_MAXLEN     100000 /* entries kept in the offers stream (MAXLEN ~) */
+#define RB_LOG_MAXLEN        10000  /* entries kept in a task's log stream (MAXLEN ~) */
+#define RB_LOG_TTL_RUNNING   86400  /* seconds a log stream lives while its task runs */
+#define RB_LOG_TTL_ENDED     3600   /* ... and after its end entry */
+#define RB_MSG_MAX           512    /* a wake-up: "<channel> <payload>" */
 
 struct redis_state;
 
@@ -82,8 +82,8 @@ struct rconn {
     int want_read, want_write;
     struct watch w;
     int waiting;
-    int64_t progress; /* monotonic ms */
-    int ready;        /* handshake answered */
+    int64_t progress;       /* monotonic ms */
+    int ready;              /* handshake answered */
     struct redis_cmd hs[2]; /* AUTH, SELECT (base/redis.h): alive until answered */
 };
 
@@ -113,9 +113,9 @@ struct redis_state {
     struct strv ends;     /* "<key> <status>": end entries of live logs, after the next commit */
     int reading;          /* an XREADGROUP is under way */
     int read_count;
-    unsigned offers_gen;  /* bumped by each offer wake-up */
-    unsigned read_gen;    /* offers_gen when the read was asked */
-    int offers_waiting;   /* entries may wait in the stream */
+    unsigned offers_gen; /* bumped by each offer wake-up */
+    unsigned read_gen;   /* offers_gen when the read was asked */
+    int offers_waiting;  /* entries may wait in the stream */
 };
 
 static void strv_push(struct strv *s, char *owned)
@@ -340,7 +340,8 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
     }
     if (r->type == REDIS_REPLY_ERROR) {
         answered(ac);
-        set_broken(c->rs, "%s refused SUBSCRIBE: %.120s", c->rs->t.shown, r->str ? r->str : "error");
+        set_broken(c->rs, "%s refused SUBSCRIBE: %.120s", c->rs->t.shown,
+                   r->str ? r->str : "error");
         return;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 3)
@@ -470,7 +471,8 @@ static void go_down(struct redis_state *rs)
         /* Before the first connection, orch server has said it (its check at start). */
         log_msg(rs->ever_up ? LOG_WARN : LOG_DEBUG, COMP_REDIS,
                 "%s; this node goes on with PostgreSQL alone (LISTEN/NOTIFY, offers claimed "
-                "there) and reconnects with back-off", rs->why);
+                "there) and reconnects with back-off",
+                rs->why);
         pthread_mutex_lock(&eng->mu);
         eng->stats.redis_ok = 0;
         eng->stats.redis_degraded_since = clock_now_ms();
@@ -512,8 +514,10 @@ static void maybe_up(struct redis_state *rs)
     rs->next_ping = now + RB_PING_MS;
     rs->next_autoclaim = now;
     if (rs->said_down)
-        log_info(COMP_REDIS, "%s answers again after %lldms: wake-ups, offers and live logs go "
-                 "through it again", rs->t.shown, (long long)(now - rs->down_since_mono));
+        log_info(COMP_REDIS,
+                 "%s answers again after %lldms: wake-ups, offers and live logs go "
+                 "through it again",
+                 rs->t.shown, (long long)(now - rs->down_since_mono));
     else
         log_debug(COMP_REDIS, "Connected to %s: wake-ups, offers and live logs go through it",
                   rs->t.shown);
@@ -791,8 +795,7 @@ static void claim_held(struct redis_state *rs)
 
 /* ------------------------------------------------------------------ live logs */
 
-void engine__redis_log(struct engine *eng, struct proc *p, int stream, const char *data,
-                       size_t len)
+void engine__redis_log(struct engine *eng, struct proc *p, int stream, const char *data, size_t len)
 {
     struct redis_state *rs = eng->redis;
     char key[REDIS_LOG_KEY_MAX], off[24];
@@ -804,12 +807,13 @@ void engine__redis_log(struct engine *eng, struct proc *p, int stream, const cha
         return;
     redis_log_key(key, p->exec_id, (int)p->idx, p->attempt);
     snprintf(off, sizeof(off), "%zu", p->rlog_off[stream] - len);
-    if (csend(&rs->cmd, on_plain, NULL, "XADD %s MAXLEN ~ %d * s %s o %s d %b", key,
-              RB_LOG_MAXLEN, stream ? "err" : "out", off, data, len))
+    if (csend(&rs->cmd, on_plain, NULL, "XADD %s MAXLEN ~ %d * s %s o %s d %b", key, RB_LOG_MAXLEN,
+              stream ? "err" : "out", off, data, len))
         return;
     if (!p->rlog) { /* a stream whose end never comes (its node killed) goes too */
         p->rlog = 1;
-        csend(&rs->cmd, on_plain, NULL, "PEXPIRE %s %lld", key, (long long)RB_LOG_TTL_RUNNING * 1000);
+        csend(&rs->cmd, on_plain, NULL, "PEXPIRE %s %lld", key,
+              (long long)RB_LOG_TTL_RUNNING * 1000);
     }
     stats_bump(eng, &eng->stats.redis_log_entries, 1);
 }
@@ -1023,8 +1027,8 @@ int64_t engine__redis_next(const struct engine *eng)
         int slots = engine__free_slots(eng);
         if (rs->next_autoclaim < at)
             at = rs->next_autoclaim;
-        if (slots > 0 && (rs->held.n || (rs->offers_waiting && !rs->reading &&
-                                         slots > (int)rs->held.n)))
+        if (slots > 0 &&
+            (rs->held.n || (rs->offers_waiting && !rs->reading && slots > (int)rs->held.n)))
             at = now;
     }
     return at;
