@@ -19,6 +19,7 @@
 #include "engine_internal.h"
 #include "httptask.h"
 #include "recovery.h"
+#include "redisbus.h"
 #include "remote.h"
 #include "scheduler.h"
 #include "subflow.h"
@@ -145,6 +146,7 @@ int engine_set_node(struct engine *eng, const struct engine_node *nd, struct err
             return rc;
     }
     db_watch(eng);
+    engine__redis_start(eng, eng->cfg.redis); /* the fast path beside it, if set */
     /* The others learn our slots at once (they may offer us tasks). */
     store_notify(eng->st, "orch_nodes", eng->node_id, err);
     /* Look for work at once: what we owned under this name before a restart,
@@ -343,9 +345,9 @@ static int notify_commit(struct engine *eng, void *arg, struct err *err)
 
     (void)arg;
     if (eng->node_st->notify_work)
-        rc = store_notify(eng->st, CH_WORK, eng->node_id, err);
+        rc = engine__redis_notify(eng, CH_WORK, eng->node_id, err);
     if (rc == 0 && eng->node_st->notify_schedules)
-        rc = store_notify(eng->st, CH_SCHEDULES, eng->node_id, err);
+        rc = engine__redis_notify(eng, CH_SCHEDULES, eng->node_id, err);
     return rc;
 }
 
@@ -453,6 +455,11 @@ static void on_notify(void *arg, const char *channel, const char *payload)
             eng->work_now = 1;
         }
     }
+}
+
+void engine__node_wake(struct engine *eng, const char *channel, const char *payload)
+{
+    on_notify(eng, channel, payload);
 }
 
 void engine__db_event(struct engine *eng)

@@ -40,6 +40,8 @@ int engine__conflict_recover(struct engine *eng);
 void engine__db_lost(struct engine *eng, const struct err *err);
 void engine__db_retry(struct engine *eng);
 void engine__db_event(struct engine *eng);
+/* A wake-up that came another way (Redis pub/sub): as if NOTIFYed on `channel`. */
+void engine__node_wake(struct engine *eng, const char *channel, const char *payload);
 int64_t engine__node_timeout(const struct engine *eng);
 int engine__free_slots(const struct engine *eng);
 

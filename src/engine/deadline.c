@@ -10,6 +10,7 @@
 #include "engine_internal.h"
 #include "httptask.h"
 #include "notify.h"
+#include "redisbus.h"
 #include "scheduler.h"
 #include "subflow.h"
 
@@ -43,6 +44,7 @@ int64_t engine__next_deadline(struct engine *eng, int64_t next_due)
         sooner(&at, fresh + (next_due - clock_now_fresh_ms()));
     if ((d = engine__node_timeout(eng)) >= 0)
         sooner(&at, turn + d);
+    sooner(&at, engine__redis_next(eng));
     if ((d = engine__cancel_poll(eng, 0)) >= 0)
         sooner(&at, turn + d);
     if ((d = engine__http_timeout(eng)) >= 0)

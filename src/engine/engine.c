@@ -46,6 +46,7 @@
 #include "netpolicy.h"
 #include "proc.h"
 #include "recovery.h"
+#include "redisbus.h"
 #include "remote.h"
 #include "render.h"
 #include "sched/cron.h"
@@ -498,6 +499,7 @@ void engine_free(struct engine *eng)
 {
     if (!eng)
         return;
+    engine__redis_free(eng); /* before the store: its lost wake-ups need no NOTIFY */
     engine__http_free(eng);
     engine__notify_free(eng);
     netpolicy_free(eng->netpol);
@@ -725,6 +727,7 @@ int engine_run(struct engine *eng, struct err *err)
             engine__db_retry(eng);
         engine__monitor_turn(eng); /* before the claims: back-pressure holds them */
         engine__node_tick(eng);
+        engine__redis_tick(eng); /* Redis: reconnect, offers read from its stream */
         engine__cancel_poll(eng, 1);
         /* 1b. commands from other threads (server mode) */
         if (!eng->stopping) {
@@ -834,6 +837,9 @@ int engine_run(struct engine *eng, struct err *err)
                 break;
             case WATCH_HTTP:
                 break; /* below */
+            case WATCH_REDIS:
+                engine__redis_event(eng, w, evs[i].events);
+                break;
             }
         }
         timers_run(eng);

@@ -271,6 +271,12 @@ struct engine_stats {
     uint64_t redis_reconnects;    /* times it came back to Redis */
     char redis_dispatch_stream[64]; /* the offers' stream key, "" if none */
     char redis_dispatch_group[64];  /* its consumer group */
+    /* ... and what went through it (redisbus.c). */
+    int64_t redis_latency_us;     /* the round trip of the last PING */
+    uint64_t redis_published;     /* wake-ups PUBLISHed instead of NOTIFYed */
+    uint64_t redis_offers_added;  /* offers XADDed to the dispatch stream */
+    uint64_t redis_offers_read;   /* entries read from it (XREADGROUP, XAUTOCLAIM) */
+    uint64_t redis_log_entries;   /* output entries XADDed to the tasks' live log streams */
 };
 
 /*
@@ -332,6 +338,25 @@ int engine_set_node(struct engine *eng, const struct engine_node *nd, struct err
 /* After engine_run() returned: record the node as stopped and give up the
  * scheduler lease, so other nodes take over at once. */
 void engine_node_stop(struct engine *eng);
+
+/*
+ * Redis beside PostgreSQL (redisbus.c): with engine_config.redis set, a node
+ * of a cluster (engine_set_node) connects from the loop. It never fails for
+ * an unreachable Redis: it runs on PostgreSQL alone, says a change once
+ * (WARN [Redis] ... when it falls back, INFO when it is back) and reconnects
+ * with back-off. With Redis up, wake-ups are PUBLISHed on ENGINE_REDIS_WAKE
+ * ("<channel> <payload>", the LISTEN/NOTIFY channel and payload) instead of
+ * NOTIFYed; offers, committed to PostgreSQL first, are XADDed to
+ * ENGINE_REDIS_OFFERS (fields e: execution, t: task index, a: attempt, o:
+ * owner) and read through the consumer group ENGINE_REDIS_GROUP (consumer:
+ * the node's name); a task's output is XADDed while it runs to its attempt's
+ * stream (redis_log_key(): s out|err, o the offset of d in that stream, d the
+ * bytes; last, once the store has it all, end: succeeded|failed|cancelled),
+ * capped (MAXLEN ~ 10000) and expired an hour after its end.
+ */
+#define ENGINE_REDIS_WAKE "orch:wake"
+#define ENGINE_REDIS_OFFERS "orch:dispatch"
+#define ENGINE_REDIS_GROUP "orch-nodes"
 
 /* A consistent snapshot of the engine's figures (thread-safe). */
 void engine_get_stats(struct engine *eng, struct engine_stats *out);

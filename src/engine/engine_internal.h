@@ -108,7 +108,7 @@ void engine__wait_end(struct engine *eng);
  * Owned by the loop thread; other threads use only engine->mu, engine->cv,
  * engine->cmds and engine->stats (under mu).
  */
-enum watch_kind { WATCH_PIDFD, WATCH_OUT, WATCH_ERR, WATCH_WAKE, WATCH_DB, WATCH_HTTP };
+enum watch_kind { WATCH_PIDFD, WATCH_OUT, WATCH_ERR, WATCH_WAKE, WATCH_DB, WATCH_HTTP, WATCH_REDIS };
 
 struct watch {
     enum watch_kind kind;
@@ -164,6 +164,8 @@ struct proc {
     char out_tail[OUT_TAIL];
     size_t out_tail_len;
     char *output_path; /* $ORCH_OUTPUT of this attempt */
+    int rlog;          /* its live log stream in Redis has its expiry (redisbus.c) */
+    size_t rlog_off[2]; /* bytes of each stream read so far (the live log's offsets) */
     struct proc *next;
 };
 
@@ -553,6 +555,7 @@ struct engine {
     struct monitor_state *monitor;
     unsigned pressure;
     struct notify_state *notify;   /* notifications (notify.c) */
+    struct redis_state *redis;     /* Redis beside PostgreSQL (redisbus.c), NULL without */
 };
 
 /* ------------------------------------------------------------------ metrics (metrics.c)

@@ -23,6 +23,7 @@
 #include "kind.h"
 #include "proc.h"
 #include "recovery.h"
+#include "redisbus.h"
 #include "remote.h"
 #include "render.h"
 
@@ -165,6 +166,7 @@ void engine__proc_read(struct engine *eng, struct proc *p, int stream)
                 sb->buf[keep] = '\0';
             }
             strbuf_add(sb, buf, (size_t)n);
+            engine__redis_log(eng, p, stream, buf, (size_t)n); /* live, across nodes */
             if (stream == 1)
                 tail_add(p->err_tail, &p->err_tail_len, ERR_TAIL, buf, (size_t)n);
             else
@@ -359,6 +361,9 @@ void engine__proc_exited(struct engine *eng, struct proc *p)
     engine__watch_del(eng, p->ch.pidfd);
     code = p->ch.exit_code;
     sig = p->ch.signal;
+    engine__redis_log_end(eng, p, p->rcancel || p->stale ? "cancelled"
+                                  : code == 0 && !sig   ? "succeeded"
+                                                        : "failed");
     if (!ex) {
         /* Run for another node: report to its owner. */
         char *out = NULL;

@@ -33,6 +33,7 @@
 #include "cluster.h"
 #include "engine_internal.h"
 #include "proc.h"
+#include "redisbus.h"
 #include "remote.h"
 
 #include "base/banned.h"
@@ -135,7 +136,11 @@ static int remote_commit(struct engine *eng, void *arg, struct err *err)
     for (size_t i = 0; i < eng->remote->nroff && rc == 0; i++) {
         struct roff_op *op = &eng->remote->roff[i];
         switch (op->kind) {
-        case ROFF_PUT: rc = store_offer_put(eng->st, &op->row, err); break;
+        case ROFF_PUT:
+            rc = store_offer_put(eng->st, &op->row, err);
+            if (rc == 0) /* into the Redis stream too, once committed */
+                engine__redis_offer(eng, op->row.exec_id, op->row.task_idx, op->row.attempt);
+            break;
         case ROFF_DELETE:
             rc = store_offer_delete(eng->st, op->row.exec_id, op->row.task_idx,
                                     op->row.attempt, err);
@@ -161,11 +166,11 @@ static int remote_commit(struct engine *eng, void *arg, struct err *err)
         rc = store_offer_report(eng->st, &o, err);
     }
     if (rc == 0 && eng->remote->notify_offers)
-        rc = store_notify(eng->st, "orch_offer", eng->node_id, err);
+        rc = engine__redis_notify(eng, "orch_offer", eng->node_id, err);
     for (size_t i = 0; i < eng->remote->nresult_to && rc == 0; i++)
-        rc = store_notify(eng->st, "orch_result", eng->remote->result_to[i], err);
+        rc = engine__redis_notify(eng, "orch_result", eng->remote->result_to[i], err);
     for (size_t i = 0; i < eng->remote->ncancel_to && rc == 0; i++)
-        rc = store_notify(eng->st, "orch_offer_cancel", eng->remote->cancel_to[i], err);
+        rc = engine__redis_notify(eng, "orch_offer_cancel", eng->remote->cancel_to[i], err);
     return rc;
 }
 
@@ -303,7 +308,8 @@ static void collect_results(struct engine *eng)
 
 /* ------------------------------------------------------------------ runner side */
 
-static void run_offers(struct engine *eng, int slots)
+/* Claim up to `slots` offers and start them; how many were claimed, -1 on error. */
+static int run_offers(struct engine *eng, int slots)
 {
     struct offer_row *rows = NULL;
     size_t n = 0;
@@ -314,7 +320,7 @@ static void run_offers(struct engine *eng, int slots)
             engine__db_lost(eng, &err);
         else
             log_warn(COMP_NODE, "Cannot claim offered tasks: %s", err.msg);
-        return;
+        return -1;
     }
     if ((int)n < slots)
         eng->remote->want_offers = 0; /* none left */
@@ -343,6 +349,15 @@ static void run_offers(struct engine *eng, int slots)
         }
     }
     offer_rows_free(rows, n);
+    return (int)n;
+}
+
+int engine__remote_claim(struct engine *eng, int limit)
+{
+    if (!eng->cluster || !engine__node_claims_work(eng) || eng->db_down || eng->stopping ||
+        limit <= 0)
+        return 0;
+    return run_offers(eng, limit);
 }
 
 /* The owner asked to stop some of the processes we run for it. */

@@ -22,6 +22,9 @@ void engine__remote_report(struct engine *eng, struct proc *p, const char *statu
                            int sig, const char *error, const char *output);
 void engine__remote_tick(struct engine *eng, int heartbeat);
 int engine__remote_wants_turn(const struct engine *eng);
+/* Claim up to `limit` offers now (entries read from the Redis stream) and
+ * start them: how many were claimed, -1 on a store error. */
+int engine__remote_claim(struct engine *eng, int limit);
 void engine__remote_free(struct engine *eng);
 /* remote.c's state (struct remote_state, private to it), behind eng->remote. */
 struct remote_state *engine__remote_new(void);

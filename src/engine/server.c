@@ -19,6 +19,7 @@
 #include "kind.h"
 #include "proc.h"
 #include "recovery.h"
+#include "redisbus.h"
 #include "remote.h"
 #include "render.h"
 #include "sched/cron.h"
@@ -331,7 +332,7 @@ static void cancel_elsewhere(struct engine *eng, struct cmd *c)
     memset(&c->err, 0, sizeof(c->err));
     c->rc = store_execution_request_cancel(eng->st, c->exec_id, clock_now_ms(), &c->err);
     if (c->rc == 0)
-        c->rc = store_notify(eng->st, "orch_cancel", c->exec_id, &c->err);
+        c->rc = engine__redis_notify_now(eng, "orch_cancel", c->exec_id, &c->err);
     if (c->rc == 0) {
         c->existing = 1;
         log_info(COMP, "Execution %s: cancel asked of the node that runs it", c->exec_id);
