@@ -1163,6 +1163,8 @@ static void request_free(struct api_request *req)
         return;
     atomic_fetch_sub(&req->srv->in_flight, 1);
     api__store_done(req);
+    if (req->pending && req->pending_free)
+        req->pending_free(req->pending);
     if (req->response)
         mhd.destroy_response(req->response);
     json_decref(req->early_body);
@@ -1652,6 +1654,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->phase == 2)
         return MHD_YES;
+    if (req->phase == 3) {
+        if (!atomic_load(&req->resumed))
+            return MHD_YES;
+        /* Resumed after api__defer: the answer now. */
+        void (*finish)(struct api_request *) = req->finish;
+        req->finish = NULL;
+        req->phase = 1;
+        finish(req);
+        api__store_done(req);
+        return queue(req);
+    }
     if (req->early_status) {
         answer_early(req);
         return queue(req);
@@ -1661,7 +1674,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     else
         req->route->handler(req);
     api__store_done(req);
+    if (req->phase == 3)
+        return MHD_YES; /* suspended until api__resume */
     return queue(req);
+}
+
+void api__defer(struct api_request *req, void (*finish)(struct api_request *req))
+{
+    req->finish = finish;
+    req->phase = 3;
+    mhd.suspend_connection(req->conn);
+}
+
+void api__resume(struct api_request *req)
+{
+    struct MHD_Connection *conn = req->conn; /* req may be gone once resumed */
+
+    atomic_store(&req->resumed, 1);
+    mhd.resume_connection(conn);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

@@ -429,6 +429,10 @@ struct cmd {
     int rc;
     struct err err;
     int done;
+    /* Set: the poster does not wait; done_fn(done_arg) is called once the
+     * command is answered (after unlocking mu), and is its last use here. */
+    void (*done_fn)(void *arg);
+    void *done_arg;
     struct cmd *next;
 };
 
