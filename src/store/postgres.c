@@ -612,8 +612,10 @@ static const char *pq_prepare_now(struct pg_store *s, const char *sql, const str
     for (size_t i = 0; i < s->nprep; i++)
         if (s->prep[i].sql == sql)
             return s->prep[i].name;
+    /* The lists' plans depend on their values (LIST_TAIL above): a generic
+     * plan reads the whole created_at range and sorts it. Planned each call. */
     for (int i = 0; i < PS_COUNT && !fixed; i++)
-        fixed = pg_sql[i] == sql;
+        fixed = pg_sql[i] == sql && (i < PS_LIST_PARENT || i > PS_LIST_ANY_RANGE);
     if (!fixed)
         return NULL;
     for (size_t i = 0; i < s->nprep; i++)
