@@ -219,8 +219,7 @@ int engine_post_submit(struct engine *eng, const char *name, const char *params_
  */
 struct engine_submission;
 struct engine_submission *engine_submit_async(struct engine *eng, const char *name,
-                                              const char *params_json,
-                                              const char *idempotency_key,
+                                              const char *params_json, const char *idempotency_key,
                                               void (*done)(void *arg), void *arg);
 int engine_submission_result(const struct engine_submission *s, char out_id[ID_MAX],
                              int *out_existing, struct err *err);

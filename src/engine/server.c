@@ -89,8 +89,7 @@ struct engine_submission {
 };
 
 struct engine_submission *engine_submit_async(struct engine *eng, const char *name,
-                                              const char *params_json,
-                                              const char *idempotency_key,
+                                              const char *params_json, const char *idempotency_key,
                                               void (*done)(void *arg), void *arg)
 {
     struct engine_submission *s = xcalloc(1, sizeof(*s));
