@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -271,7 +272,7 @@ struct api_request {
     size_t discarded; /* body bytes dropped after an early answer */
     int has_key;
     struct key_row key;
-    int phase;        /* 0 before the first call, 1 reading, 2 answered */
+    int phase;        /* 0 before the first call, 1 reading, 2 answered, 3 deferred */
     int early_status; /* an answer decided before the body arrived */
     json_t *early_body;
     char early_allow[64];
@@ -286,7 +287,23 @@ struct api_request {
     int ui;                   /* a request for the web pages (ui.c), not for /v1 */
     const char *cache_control; /* Cache-Control of the answer; NULL: no-store */
     int session;              /* authenticated by the session cookie (session.c) */
+    /* A deferred answer (api__defer): finish runs once the connection is
+     * resumed; pending is the handler's, freed by pending_free if the
+     * request ends before finish took it. */
+    void (*finish)(struct api_request *req);
+    void *pending;
+    void (*pending_free)(void *pending);
+    atomic_int resumed; /* api__resume was called */
 };
+
+/*
+ * Answer `req` later, without holding an HTTP thread: its connection is
+ * suspended when the handler returns, until api__resume(req) (from any
+ * thread, exactly once); then finish(req) runs on an HTTP thread and gives
+ * the answer as a handler does. Call it before starting what will resume.
+ */
+void api__defer(struct api_request *req, void (*finish)(struct api_request *req));
+void api__resume(struct api_request *req);
 
 /* The server this request came to. */
 struct engine *api__engine(struct api_request *req);

@@ -136,31 +136,28 @@ static int submission_params(struct api_request *req, char **out)
     return 0;
 }
 
-void api__executions_submit(struct api_request *req)
+static void submission_free(void *s)
 {
-    const char *name = req->params.values[0];
-    const char *idem = api__header(req, "Idempotency-Key");
+    engine_submission_free(s);
+}
+
+/* The engine answered the submission (engine thread): wake its request. */
+static void submission_done(void *arg)
+{
+    api__resume(arg);
+}
+
+/* The answer to a submission, once it is committed (or refused). */
+static void submit_finish(struct api_request *req)
+{
+    struct engine_submission *s = req->pending;
     struct err err = ERR_INIT;
-    char *params = NULL;
     char id[ID_MAX];
     int existing = 0, rc;
 
-    if (api__query_check(req, no_args))
-        return;
-    if (idem && !api__valid_idempotency_key(idem)) {
-        api__reply_error(req, 400, NULL,
-                         "invalid Idempotency-Key: use 1 to %d printable ASCII characters",
-                         API_IDEMPOTENCY_MAX);
-        return;
-    }
-    if (!dag_valid_workflow_name(name)) {
-        api__reply_error(req, 404, NULL, "no workflow '%s'", name);
-        return;
-    }
-    if (submission_params(req, &params))
-        return;
-    rc = engine_post_submit(api__engine(req), name, params, idem, id, &existing, &err);
-    free(params);
+    rc = engine_submission_result(s, id, &existing, &err);
+    req->pending = NULL;
+    engine_submission_free(s);
     if (rc == ERR_INVALID) {
         json_t *details = json_array();
         json_t *d = json_object();
@@ -180,6 +177,38 @@ void api__executions_submit(struct api_request *req)
         snprintf(loc, sizeof(loc), "/v1/executions/%s", id);
         api__reply_header(req, "Location", loc);
     }
+}
+
+/*
+ * The submission goes to the engine without holding this thread: the
+ * connection waits, suspended, for the commit that holds the execution, and
+ * the thread serves other requests meanwhile. So one engine turn commits
+ * every submission that came in during the previous one.
+ */
+void api__executions_submit(struct api_request *req)
+{
+    const char *name = req->params.values[0];
+    const char *idem = api__header(req, "Idempotency-Key");
+    char *params = NULL;
+
+    if (api__query_check(req, no_args))
+        return;
+    if (idem && !api__valid_idempotency_key(idem)) {
+        api__reply_error(req, 400, NULL,
+                         "invalid Idempotency-Key: use 1 to %d printable ASCII characters",
+                         API_IDEMPOTENCY_MAX);
+        return;
+    }
+    if (!dag_valid_workflow_name(name)) {
+        api__reply_error(req, 404, NULL, "no workflow '%s'", name);
+        return;
+    }
+    if (submission_params(req, &params))
+        return;
+    api__defer(req, submit_finish);
+    req->pending_free = submission_free;
+    req->pending = engine_submit_async(api__engine(req), name, params, idem, submission_done, req);
+    free(params);
 }
 
 /* Drop the rows of `list` after the first `keep`. */

@@ -66,6 +66,33 @@ void engine__pending_attempts_drop(struct engine *eng, const struct exec *ex)
 static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, struct err *err);
 static void proc_flush_undo(struct proc *p);
 
+/*
+ * Claim (cfg.claim) the new executions this commit inserts that are still
+ * running: before the commit, so that no other process can see one
+ * unclaimed. One that cannot be claimed (its lock directory is unwritable)
+ * is recorded failed, with why.
+ */
+static void claim_new(struct engine *eng)
+{
+    for (size_t k = 0; k < eng->ndirty; k++) {
+        struct exec *ex = eng->dirty[k];
+        char why[ERR_MSG_MAX];
+        int rc;
+
+        if (!ex->unclaimed || engine__exec_lost(ex) || !engine__exec_unstored(ex) ||
+            exec_status_is_final(ex->status))
+            continue;
+        rc = eng->cfg.claim(eng->cfg.owner_arg, ex->id);
+        if (rc == 0) {
+            ex->unclaimed = 0;
+            continue;
+        }
+        snprintf(why, sizeof(why), "cannot claim execution '%s': %s", ex->id, err_str(rc));
+        log_error(COMP, "%s", why);
+        engine__exec_abort(eng, ex, EXEC_FAILED, why);
+    }
+}
+
 int engine__commit(struct engine *eng, struct err *err)
 {
     int rc, fenced = 0;
@@ -78,6 +105,8 @@ int engine__commit(struct engine *eng, struct err *err)
     if (!dirty && !engine__hooks_pending(eng))
         return 0;
 
+    if (eng->cfg.claim)
+        claim_new(eng);
 again:
     t0 = metrics_now_ns();
     rc = store_begin(eng->st, err);

@@ -559,7 +559,7 @@ static void exec_unlink_new(struct engine *eng, struct exec *ex)
     engine__exec_unlink(eng, ex);
     engine__timers_forget_exec(eng, ex);
     engine__pending_attempts_drop(eng, ex);
-    if (eng->cfg.release)
+    if (eng->cfg.release && !ex->unclaimed)
         eng->cfg.release(eng->cfg.owner_arg, ex->id);
     engine__dirty_forget(eng, ex);
     engine__exec_free(ex);
@@ -665,7 +665,7 @@ static void execs_collect(struct engine *eng)
             continue;
         engine__exec_unlink(eng, ex);
         engine__timers_forget_exec(eng, ex);
-        if (eng->cfg.release)
+        if (eng->cfg.release && !ex->unclaimed)
             eng->cfg.release(eng->cfg.owner_arg, ex->id);
         big = big || ex->nruns >= EXEC_TRIM_RUNS;
         engine__dirty_forget(eng, ex);

@@ -212,6 +212,22 @@ void engine_request_stop(struct engine *eng, int64_t grace_ms);
 int engine_post_submit(struct engine *eng, const char *name, const char *params_json,
                        const char *idempotency_key, char out_id[ID_MAX], int *out_existing,
                        struct err *err);
+/*
+ * engine_post_submit without waiting: queue the submission and return.
+ * `done(arg)` is called once it is answered (after the commit that holds
+ * the new execution, or at once when refused): on the engine's thread, or
+ * on the caller's before this returns when the engine is stopping. Then
+ * engine_submission_result() gives what engine_post_submit would have
+ * returned. Returns the submission (never NULL; free it with
+ * engine_submission_free() after done was called). Copies its arguments.
+ */
+struct engine_submission;
+struct engine_submission *engine_submit_async(struct engine *eng, const char *name,
+                                              const char *params_json, const char *idempotency_key,
+                                              void (*done)(void *arg), void *arg);
+int engine_submission_result(const struct engine_submission *s, char out_id[ID_MAX],
+                             int *out_existing, struct err *err);
+void engine_submission_free(struct engine_submission *s);
 /* Cancel an execution. ERR_NOT_FOUND, or ERR_CONFLICT if it has already ended.
  * With several nodes, an execution another live node runs is cancelled by
  * that node: *out_asked (may be NULL) is then 1, the cancel asked but not yet

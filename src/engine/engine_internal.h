@@ -271,6 +271,8 @@ struct exec {
     int finished_reported; /* its end was logged and reported to the observer */
     int notified;    /* notify.c: its end's (1) and its "stuck" (2) notifications are written */
     int tasks_new;   /* task runs not yet inserted */
+    int unclaimed;   /* new: cfg.claim is called by the commit that inserts it (never,
+                      * if it ends first), so cfg.release is not called either */
     /* Runs whose row the next commit writes (their `dirty` set), in the order
      * they were touched; emptied by the commit (transition.c). */
     size_t *drun;
@@ -431,6 +433,10 @@ struct cmd {
     int rc;
     struct err err;
     int done;
+    /* Set: the poster does not wait; done_fn(done_arg) is called once the
+     * command is answered (after unlocking mu), and is its last use here. */
+    void (*done_fn)(void *arg);
+    void *done_arg;
     struct cmd *next;
 };
 

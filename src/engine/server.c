@@ -78,6 +78,83 @@ int engine__post(struct engine *eng, struct cmd *c)
     return c->rc;
 }
 
+/*
+ * A submission whose poster does not wait: the HTTP thread suspends its
+ * connection and goes on serving others, so one engine turn takes every
+ * submission that arrived while the previous one committed (group commit),
+ * not one per HTTP thread.
+ */
+struct engine_submission {
+    struct cmd c;
+    char *name, *params, *idem;
+};
+
+struct engine_submission *engine_submit_async(struct engine *eng, const char *name,
+                                              const char *params_json, const char *idempotency_key,
+                                              void (*done)(void *arg), void *arg)
+{
+    struct engine_submission *s = xcalloc(1, sizeof(*s));
+
+    s->name = xstrdup(name);
+    s->params = params_json ? xstrdup(params_json) : NULL;
+    s->idem = idempotency_key && *idempotency_key ? xstrdup(idempotency_key) : NULL;
+    s->c.type = CMD_SUBMIT;
+    s->c.name = s->name;
+    s->c.params = s->params;
+    s->c.idem = s->idem;
+    s->c.done_fn = done;
+    s->c.done_arg = arg;
+    pthread_mutex_lock(&eng->mu);
+    if (eng->stopping || eng->stop_requested) {
+        pthread_mutex_unlock(&eng->mu);
+        s->c.rc = err_set(&s->c.err, ERR_BUSY, "the server is shutting down");
+        done(arg);
+        return s;
+    }
+    s->c.next = eng->cmds;
+    eng->cmds = &s->c;
+    pthread_mutex_unlock(&eng->mu);
+    engine__wake(eng);
+    return s;
+}
+
+int engine_submission_result(const struct engine_submission *s, char out_id[ID_MAX],
+                             int *out_existing, struct err *err)
+{
+    if (s->c.rc) {
+        if (err)
+            *err = s->c.err;
+        return s->c.rc;
+    }
+    memcpy(out_id, s->c.out_id, ID_MAX);
+    if (out_existing)
+        *out_existing = s->c.existing;
+    return 0;
+}
+
+void engine_submission_free(struct engine_submission *s)
+{
+    if (!s)
+        return;
+    free(s->name);
+    free(s->params);
+    free(s->idem);
+    free(s);
+}
+
+/* Call the done_fn of the asynchronous commands of `list` (linked by next),
+ * with mu not held. */
+static void cmds_done_run(struct cmd *list)
+{
+    while (list) {
+        struct cmd *c = list;
+        void (*fn)(void *) = c->done_fn;
+        void *arg = c->done_arg;
+        list = c->next;
+        fn(arg); /* c may be freed from here on */
+    }
+}
+
 int engine_post_submit(struct engine *eng, const char *name, const char *params_json,
                        const char *idempotency_key, char out_id[ID_MAX], int *out_existing,
                        struct err *err)
@@ -141,6 +218,11 @@ void engine_publish_stats(struct engine *eng)
 /* Answer `c` now (an error, or a result with nothing to commit). */
 void engine__reply_now(struct engine *eng, struct cmd *c)
 {
+    if (c->done_fn) {
+        c->next = NULL;
+        cmds_done_run(c);
+        return;
+    }
     pthread_mutex_lock(&eng->mu);
     c->done = 1;
     pthread_cond_broadcast(&eng->cv);
@@ -157,20 +239,35 @@ void engine__reply_after_commit(struct engine *eng, struct cmd *c)
 /* The commit of this turn succeeded (rc == 0) or failed: answer the waiters. */
 void engine__replies_flush(struct engine *eng, int rc, const struct err *err)
 {
+    struct cmd *async = NULL, **tail = &async;
+    int waiters = 0;
+
     if (!eng->nreplies)
         return;
-    pthread_mutex_lock(&eng->mu);
     for (size_t i = 0; i < eng->nreplies; i++) {
         struct cmd *c = eng->replies[i];
         if (rc && !c->rc) {
             c->rc = rc;
             c->err = *err;
         }
-        c->done = 1;
+        if (c->done_fn) {
+            c->next = NULL;
+            *tail = c;
+            tail = &c->next;
+        } else {
+            waiters = 1;
+        }
+    }
+    if (waiters) {
+        pthread_mutex_lock(&eng->mu);
+        for (size_t i = 0; i < eng->nreplies; i++)
+            if (!eng->replies[i]->done_fn)
+                eng->replies[i]->done = 1;
+        pthread_cond_broadcast(&eng->cv);
+        pthread_mutex_unlock(&eng->mu);
     }
     eng->nreplies = 0;
-    pthread_cond_broadcast(&eng->cv);
-    pthread_mutex_unlock(&eng->mu);
+    cmds_done_run(async);
 }
 
 void engine__replies_drop_new(struct engine *eng, const char *why)
@@ -436,15 +533,23 @@ void engine__commands_refuse(struct engine *eng, const char *why)
 
 void engine__commands_refuse_code(struct engine *eng, int code, const char *why)
 {
+    struct cmd *async = NULL;
+
     pthread_mutex_lock(&eng->mu);
     while (eng->cmds) {
         struct cmd *c = eng->cmds;
         eng->cmds = c->next;
         c->rc = err_set(&c->err, code, "%s", why);
-        c->done = 1;
+        if (c->done_fn) {
+            c->next = async;
+            async = c;
+        } else {
+            c->done = 1;
+        }
     }
     pthread_cond_broadcast(&eng->cv);
     pthread_mutex_unlock(&eng->mu);
+    cmds_done_run(async);
 }
 
 /*

@@ -507,7 +507,7 @@ struct pq_prep {
     const char *sql;
     char name[16];
 };
-#define PG_PREP_MAX 32
+#define PG_PREP_MAX 128
 
 struct pg_store {
     struct store base; /* first: a struct store * converts to this */
@@ -595,8 +595,56 @@ static void pg_notice(void *arg, const char *msg)
 
 static int pq_drain(struct pg_store *s, struct err *err);
 
+/*
+ * The name `sql` (a statement of pg_sql[]) is prepared under on this
+ * connection, preparing it now the first time; NULL to send it unprepared
+ * (not one of pg_sql[], or the cache is full). *out_failed is the answer of
+ * a prepare that failed: the same error its execution would have given.
+ * The API's reads run many times on each pooled connection: PostgreSQL then
+ * parses and plans each once per connection instead of once per call.
+ */
+static const char *pq_prepare_now(struct pg_store *s, const char *sql, const struct params *p,
+                                  PGresult **out_failed)
+{
+    struct pq_prep *e = NULL;
+    PGresult *res;
+    int fixed = 0;
+
+    *out_failed = NULL;
+    for (size_t i = 0; i < s->nprep; i++)
+        if (s->prep[i].sql == sql)
+            return s->prep[i].name;
+    /* The lists' plans depend on their values (LIST_TAIL above): a generic
+     * plan reads the whole created_at range and sorts it. Planned each call. */
+    for (int i = 0; i < PS_COUNT && !fixed; i++)
+        fixed = pg_sql[i] == sql && (i < PS_LIST_PARENT || i > PS_LIST_ANY_RANGE);
+    if (!fixed)
+        return NULL;
+    for (size_t i = 0; i < s->nprep; i++)
+        if (!s->prep[i].sql)
+            e = &s->prep[i];
+    if (!e) {
+        if (s->nprep >= PG_PREP_MAX)
+            return NULL;
+        e = &s->prep[s->nprep];
+        snprintf(e->name, sizeof(e->name), "orch_%zu", s->nprep);
+        s->nprep++;
+    }
+    res = PQprepare(s->conn, e->name, sql, p->n, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        *out_failed = res;
+        return NULL;
+    }
+    PQclear(res);
+    e->sql = sql;
+    return e->name;
+}
+
 static PGresult *pq_exec(struct pg_store *s, const char *sql, const struct params *p)
 {
+    PGresult *failed;
+    const char *name;
+
     /* A statement whose answer is needed now: first the pipelined ones. */
     if (s->piped && pq_drain(s, &s->pipe_err)) {
         s->pipe_failed = 1;
@@ -604,6 +652,11 @@ static PGresult *pq_exec(struct pg_store *s, const char *sql, const struct param
     }
     if (!p || p->n == 0)
         return PQexecParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+    name = pq_prepare_now(s, sql, p, &failed);
+    if (failed)
+        return failed;
+    if (name)
+        return PQexecPrepared(s->conn, name, p->n, p->v, p->len, p->fmt, 0);
     return PQexecParams(s->conn, sql, p->n, NULL, p->v, p->len, p->fmt, 0);
 }
 

@@ -265,8 +265,20 @@ json_t *view_workflow(const char *name, int version, int64_t created_at, const c
 static void w_str(struct strbuf *sb, const char *s)
 {
     struct strbuf clean = STRBUF_INIT;
+    size_t n = 0;
+
     if (!s) {
         strbuf_adds(sb, "null");
+        return;
+    }
+    /* Printable ASCII without '"' or '\\' (ids, names, statuses) is its own
+     * JSON text: copy it without the two passes below. */
+    while (s[n] >= 0x20 && s[n] < 0x7f && s[n] != '"' && s[n] != '\\')
+        n++;
+    if (!s[n]) {
+        strbuf_addch(sb, '"');
+        strbuf_add(sb, s, n);
+        strbuf_addch(sb, '"');
         return;
     }
     strbuf_add_utf8(&clean, s, strlen(s));

@@ -676,6 +676,120 @@ static void test_server_commands(void **state)
     assert_int_equal(engine_post_submit(f->eng, "ok", NULL, NULL, id2, NULL, &err), ERR_BUSY);
 }
 
+/* engine_submit_async: the done callbacks of a batch of submissions. */
+struct async_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+};
+
+static void async_done(void *arg)
+{
+    struct async_wait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->done++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Wait until `n` callbacks came (or 10 s: a failure). */
+static void async_wait_for(struct async_wait *w, int n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    pthread_mutex_lock(&w->mu);
+    while (w->done < n)
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&w->mu);
+    assert_int_equal(w->done, n);
+}
+
+static int claims_made;
+
+static int claim_refused(void *arg, const char *exec_id)
+{
+    (void)arg;
+    (void)exec_id;
+    claims_made++;
+    return ERR_IO;
+}
+
+/*
+ * Submissions that do not wait: each is answered once the commit that holds
+ * it is done (the execution is in the store then), errors as the waiting
+ * call gives them; once stopped, the callback comes before the call returns.
+ * A new execution is claimed at its commit, and only if still running: one
+ * that cannot be claimed is recorded failed.
+ */
+static void test_async_submissions(void **state)
+{
+    struct fixture *f = *state;
+    struct async_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    struct engine_submission *subs[12];
+    struct engine_config cfg;
+    struct err err = ERR_INIT;
+    struct exec_detail *d;
+    char ids[10][ID_MAX], id[ID_MAX];
+    int existing = -1;
+    pthread_t th;
+
+    put_workflow(f, "{\"name\":\"nothing\",\"params\":{\"n\":{\"type\":\"number\",\"default\":1}},"
+                    "\"tasks\":[{\"name\":\"a\",\"type\":\"noop\"}]}");
+    put_workflow(f, "{\"name\":\"long\",\"tasks\":[{\"name\":\"s\",\"command\":\"sleep 5\"}]}");
+    engine_set_persistent(f->eng, 1);
+    assert_int_equal(pthread_create(&th, NULL, loop_thread, f), 0);
+    for (int i = 0; i < 10; i++)
+        subs[i] = engine_submit_async(f->eng, "nothing", "{\"n\":2}", NULL, async_done, &w);
+    subs[10] = engine_submit_async(f->eng, "nope", NULL, NULL, async_done, &w);
+    subs[11] = engine_submit_async(f->eng, "nothing", "{\"n\":\"x\"}", NULL, async_done, &w);
+    async_wait_for(&w, 12);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(engine_submission_result(subs[i], ids[i], &existing, &err), 0);
+        assert_int_equal(existing, 0);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(ids[i], ids[j]);
+        /* Committed before the answer. */
+        assert_int_equal(store_execution_get(f->st, ids[i], &d, &err), 0);
+        assert_string_equal(d->exec.params, "{\"n\":2}");
+        exec_detail_free(d);
+    }
+    assert_int_equal(engine_submission_result(subs[10], id, NULL, &err), ERR_NOT_FOUND);
+    assert_int_equal(engine_submission_result(subs[11], id, NULL, &err), ERR_INVALID);
+    for (int i = 0; i < 12; i++)
+        engine_submission_free(subs[i]);
+    engine_request_stop(f->eng, 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    subs[0] = engine_submit_async(f->eng, "nothing", NULL, NULL, async_done, &w);
+    assert_int_equal(w.done, 13); /* called before the return */
+    assert_int_equal(engine_submission_result(subs[0], id, NULL, &err), ERR_BUSY);
+    engine_submission_free(subs[0]);
+    engine_submission_free(NULL);
+
+    /* Claims: none for an execution that ends in its first turn; a refused
+     * one fails the execution, with why. */
+    engine_free(f->eng);
+    engine_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.kill_grace_ms = 200;
+    cfg.claim = claim_refused;
+    assert_int_equal(engine_new(f->st, &cfg, &f->eng, &err), 0);
+    engine_set_persistent(f->eng, 1);
+    claims_made = 0;
+    assert_int_equal(pthread_create(&th, NULL, loop_thread, f), 0);
+    assert_int_equal(engine_post_submit(f->eng, "nothing", NULL, NULL, id, NULL, &err), 0);
+    assert_int_equal(claims_made, 0);
+    assert_int_equal(engine_post_submit(f->eng, "long", NULL, NULL, id, NULL, &err), 0);
+    assert_int_equal(claims_made, 1);
+    d = wait_final(f, id);
+    assert_int_equal(d->exec.status, EXEC_FAILED);
+    assert_non_null(strstr(d->exec.error, "cannot claim execution"));
+    exec_detail_free(d);
+    engine_request_stop(f->eng, 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+}
+
 static void test_stop_interrupts_and_resumes(void **state)
 {
     struct fixture *f = *state;
@@ -1539,6 +1653,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_params, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_all, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_server_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_submissions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_interrupts_and_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stuck_policies, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_retention_purge, setup, teardown),
