@@ -200,21 +200,32 @@ def test_limiter_falls_back_to_the_node_when_redis_stops_mid_run(pg, redis, node
 
 def test_health_shows_redis_and_degrades_without_it(pg, redis, nodes, tmp_path):
     n = node(nodes, tmp_path, pg.database(), "n1", redis.url(db=3)).start()
-    # A dispatch stream (in the node's database 3) with a group, two entries, one of them
-    # read and not acknowledged: 1 pending.
-    assert redis.command("XGROUP", "CREATE", "orch:dispatch", "orch-nodes", "$", "MKSTREAM",
-                         db=3) == "OK"
+    # The dispatch stream (in the node's database 3) and its group are the node's engine's
+    # own: it creates them and reads and acknowledges what comes in. The health must show
+    # what Redis itself says of them: two entries added, one of them read by another
+    # consumer and not acknowledged.
+    wait_for(lambda: redis.command("EXISTS", "orch:dispatch", db=3) == 1, timeout=30,
+             what="the engine's dispatch stream")
+    before = redis.command("XLEN", "orch:dispatch", db=3)
     redis.command("XADD", "orch:dispatch", "*", "offer", "a", db=3)
     redis.command("XADD", "orch:dispatch", "*", "offer", "b", db=3)
-    assert redis.command("XREADGROUP", "GROUP", "orch-nodes", "test", "COUNT", "1", "STREAMS",
-                         "orch:dispatch", ">", db=3)
-    h = n.get("/v1/health").json["components"]["redis"]
+    redis.command("XREADGROUP", "GROUP", "orch-nodes", "test", "COUNT", "1", "STREAMS",
+                  "orch:dispatch", ">", db=3)
+
+    def agrees():
+        h = n.get("/v1/health").json["components"]["redis"]
+        length = redis.command("XLEN", "orch:dispatch", db=3)
+        pending = int(redis.command("XPENDING", "orch:dispatch", "orch-nodes", db=3)[0])
+        want = {"stream": "orch:dispatch", "group": "orch-nodes", "length": length,
+                "pending": pending}
+        return h if h["dispatch"] == want else None
+
+    h = wait_for(agrees, timeout=30, what="health's dispatch figures equal Redis's")
+    assert h["dispatch"]["length"] == before + 2, h
     assert h["configured"] is True and h["status"] == "ok", h
     assert h["url"] == f"redis://:***@127.0.0.1:{redis.port}/3"
     assert h["reachable"] is True and h["latencyMs"] >= 0 and h["version"].startswith("7.")
     assert h["usedMemoryBytes"] > 0 and h["opsPerSec"] >= 0
-    assert h["dispatch"] == {"stream": "orch:dispatch", "group": "orch-nodes", "length": 2,
-                             "pending": 1}, h
     assert h["message"] is None
     m = n.get("/metrics", check=False).text
     assert 'orch_redis_up{side="api"} 1' in m, m
