@@ -17,6 +17,7 @@ import pytest
 from pgutil import Node, Postgres
 from redisutil import Redis
 from test_cluster import check_exactly_once, executions, fan_workflow, wait_all_final
+from test_redis_api import Follower
 
 STREAM = "orch:dispatch"
 GROUP = "orch-nodes"
@@ -161,6 +162,39 @@ def test_live_log_is_in_redis_while_the_task_runs(pg, redis, nodes, tmp_path):
     # The durable copy is in the store as before.
     logs = a.get(f"/v1/executions/{ex}/logs").text
     assert "first" in logs and "second" in logs
+    stop_clean(a, b, c)
+
+
+def test_logs_follow_live_across_nodes(pg, redis, nodes, tmp_path):
+    """`logs?follow=true` on both servers while the task runs on one of the three nodes
+    (so at least one follower is on a node that does not run it): the engine's stream
+    entries reach both followers while the task runs - it waits for a file the test
+    writes only once both have its first line - each line once, then the end."""
+    url = pg.database()
+    a, b, c = three_nodes(tmp_path, url, redis, nodes, "f")
+    go = tmp_path / "go"
+    a.apply({"name": "follow", "tasks": [{
+        "name": "say",
+        "command": f"echo first; while [ ! -e {go} ]; do sleep 0.05; done; echo second"}]})
+    ex = a.trigger("follow")["id"]
+    key = f"orch:log:{ex}:0:1"
+    end = time.monotonic() + 30
+    while time.monotonic() < end and not redis.command("XRANGE", key, "-", "+"):
+        time.sleep(0.05)
+    followers = [Follower(a, ex), Follower(b, ex)]
+    for f in followers:
+        first = f.next()
+        assert (first["stream"], first["data"]) == ("stdout", "first\n"), first
+    assert a.execution(ex)["status"] == "running"  # the task waits for us
+    runner = a.execution(ex)["tasks"][0]["attempts"][-1]["node"]
+    go.write_text("")
+    for f in followers:
+        rest = []
+        while (i := f.next()) is not None:
+            rest.append(i)
+        assert [(i["stream"], i["data"]) for i in rest] == [("stdout", "second\n")], rest
+    assert a.wait_exec(ex, timeout=30)["status"] == "succeeded"
+    assert runner, a.execution(ex)
     stop_clean(a, b, c)
 
 
