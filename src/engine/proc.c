@@ -421,7 +421,7 @@ void engine__spawn_pending(struct engine *eng)
         struct exec *ex = p->ex;
         const struct dag_task *t = ex ? engine__task(ex, p->idx) : NULL;
         struct trun *r = ex ? &ex->runs[p->idx] : NULL;
-        char **envp;
+        char **envp, **env_owned = NULL;
         char *sh_argv[4];
         struct err err = ERR_INIT;
         int rc;
@@ -455,7 +455,8 @@ void engine__spawn_pending(struct engine *eng)
                 eng->work_now = 1;
                 continue;
             }
-            envp = engine__task_env(ex, p->idx, p->attempt, p->output_path, &rd);
+            envp = engine__task_env_borrowed(ex, p->idx, p->attempt, p->output_path, &rd,
+                                             &env_owned);
             if (t->shell) {
                 sh_argv[0] = (char *)"/bin/sh";
                 sh_argv[1] = (char *)"-c";
@@ -495,7 +496,12 @@ void engine__spawn_pending(struct engine *eng)
         p->ch.gid = eng->cfg.task_gid;
         rc = (p->ch.argv && p->ch.argv[0]) ? child_start(&p->ch, &err)
                                            : err_set(&err, ERR_INVALID, "nothing to run");
-        engine__strv_free(envp);
+        if (ex) {
+            free(envp); /* the entries: borrowed, or in env_owned */
+            engine__strv_free(env_owned);
+        } else {
+            engine__strv_free(envp);
+        }
         free(rargv);
         if (ex)
             engine__rendered_release(&rd, t);
