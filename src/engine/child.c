@@ -305,6 +305,29 @@ static int cg_write(int id, const char *file, const char *text)
 static pthread_mutex_t cg_mu = PTHREAD_MUTEX_INITIALIZER;
 static int cg_pool[CG_POOL_SIZE];
 static int cg_npool;
+/* Cgroups seen empty after their task's end (by id, modulo the size: a
+ * collision only costs a look), so the release need not read again. */
+#define CG_SEEN_SIZE 1024
+static int cg_seen_empty[CG_SEEN_SIZE];
+
+static void cg_mark_empty(int id)
+{
+    pthread_mutex_lock(&cg_mu);
+    cg_seen_empty[id % CG_SEEN_SIZE] = id;
+    pthread_mutex_unlock(&cg_mu);
+}
+
+/* Was `id` seen empty since its task ended? Forgets it either way. */
+static int cg_take_empty(int id)
+{
+    int seen;
+    pthread_mutex_lock(&cg_mu);
+    seen = cg_seen_empty[id % CG_SEEN_SIZE] == id;
+    if (seen)
+        cg_seen_empty[id % CG_SEEN_SIZE] = 0;
+    pthread_mutex_unlock(&cg_mu);
+    return seen;
+}
 
 /*
  * A cgroup for a task about to start: its id (> 0), with the path of its
@@ -358,10 +381,12 @@ static int cg_is_empty(int id)
 
 /* Wait (100 ms at most) until the killed processes of the task's cgroup
  * have exited, so that those reparented to us can be reaped at once. */
-static void cg_wait_empty(int id)
+static int cg_wait_empty(int id)
 {
-    for (int i = 0; i < 200 && cg_is_empty(id) == 0; i++)
+    int empty;
+    for (int i = 0; (empty = cg_is_empty(id)) == 0 && i < 200; i++)
         usleep(500);
+    return empty == 1;
 }
 
 /* Remove the task's cgroup once its processes are gone (a killed one empties
@@ -379,6 +404,8 @@ static void cg_remove(int id)
  * other is killed and removed. `empty`: known empty (no need to look). */
 static void cg_release(int id, int empty)
 {
+    if (cg_take_empty(id))
+        empty = 1;
     if (!empty)
         empty = cg_is_empty(id) == 1;
     if (empty) {
@@ -796,10 +823,14 @@ void child_signal_group(const struct child *c, int sig)
 {
     if (c->pid > 0)
         kill(-c->pid, sig);
-    /* What left the group too (nothing, mostly: then one read shows it). */
-    if (c->pid > 0 && c->cgroup && sig == SIGKILL && cg_is_empty(c->cgroup) != 1 &&
-        cg_write(c->cgroup, "cgroup.kill", "1") == 0)
-        cg_wait_empty(c->cgroup);
+    /* What left the group too (nothing, mostly: then one read shows it). An
+     * empty cgroup stays empty (nothing joins it but through its
+     * cgroup.procs), which its release then need not read again. */
+    if (c->pid > 0 && c->cgroup && sig == SIGKILL) {
+        if (cg_is_empty(c->cgroup) == 1 ||
+            (cg_write(c->cgroup, "cgroup.kill", "1") == 0 && cg_wait_empty(c->cgroup)))
+            cg_mark_empty(c->cgroup);
+    }
 }
 
 void child_release(struct child *c)

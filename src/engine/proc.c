@@ -109,7 +109,8 @@ static void proc_unlink_free(struct engine *eng, struct proc *p)
     if (*pp)
         *pp = p->next;
     engine__timer_purge(&eng->timers, NULL, p);
-    engine__watch_del(eng, p->ch.pidfd);
+    if (!p->pid_unwatched)
+        engine__watch_del(eng, p->ch.pidfd);
     engine__watch_del(eng, p->ch.out_fd);
     engine__watch_del(eng, p->ch.err_fd);
     child_release(&p->ch);
@@ -357,6 +358,7 @@ void engine__proc_exited(struct engine *eng, struct proc *p)
     child_signal_group(&p->ch, SIGKILL);
     sweep_orphans(eng, 1);
     engine__watch_del(eng, p->ch.pidfd);
+    p->pid_unwatched = 1;
     code = p->ch.exit_code;
     sig = p->ch.signal;
     if (!ex) {
