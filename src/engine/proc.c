@@ -546,21 +546,27 @@ void engine__spawn_pending(struct engine *eng)
             engine__timer_add(&eng->timers, &tm);
         }
         /*
-         * The pid is written with the next turn's commit. Most short tasks end
-         * before that, so their pid goes in with their result; a longer one
-         * gets a turn within PID_WRITE_DELAY_MS. Should orch die before, the
+         * The pid is written with the next commit made for anything else, or
+         * with the turn of this timer. Most short tasks end before, so their
+         * pid goes in with their result (no commit, and no sync, of its own);
+         * a longer one's within PID_WRITE_DELAY_MS. Should orch die before, the
          * recovery finds the orphan by its ORCH_* environment instead.
          */
         {
             struct timer tm;
             memset(&tm, 0, sizeof(tm));
-            tm.at = clock_mono_ms() + PID_WRITE_DELAY_MS;
+            tm.at = p->started_mono + PID_WRITE_DELAY_MS; /* then engine__proc_pid_due() */
             tm.kind = TIMER_PID_WRITE;
             tm.proc = p;
             engine__timer_add(&eng->timers, &tm);
         }
     }
     eng->nspawn = 0;
+}
+
+int engine__proc_pid_due(const struct proc *p)
+{
+    return p->reaped || clock_mono_ms() - p->started_mono >= PID_WRITE_DELAY_MS;
 }
 
 /* Free processes that are fully done (reaped and pipes drained or closed). */
