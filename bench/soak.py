@@ -19,7 +19,9 @@ same as JSON (`--json FILE`).
 
 Latency is measured from the moment a request was due, so a server (or client) that falls
 behind shows it in the figures instead of silently lowering the rate; `late` counts the
-requests sent more than 100 ms after they were due (the client could not keep up).
+requests sent more than 100 ms after they were due (no thread was free: the answers before
+took too long, or the client lacked CPU). The service time (from the send to the answer) is
+given too, and the CPU used per minute by the server and by this client (% of one core).
 
 Two ways to use it:
   bench/soak.py --orch build-rel/src/cli/orch           # starts its own server (SQLite)
@@ -70,14 +72,17 @@ def free_port():
 
 
 def proc_sample(pid):
-    """(RSS KiB, open descriptors) of pid, or (None, None) if it is gone."""
+    """(RSS KiB, open descriptors, CPU seconds) of pid, or (None, None, None) if it is gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
         fds = len(os.listdir(f"/proc/{pid}/fd"))
-        return rss, fds
-    except (OSError, StopIteration):
-        return None, None
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read().rsplit(")", 1)[1].split()
+        cpu = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return rss, fds, cpu
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None, None, None
 
 
 def pct(sorted_vals, p):
@@ -142,7 +147,7 @@ class Soak:
     def bucket(self, minute):
         b = self.minutes.get(minute)
         if b is None:
-            b = self.minutes[minute] = {"lat": [], "n": 0, "errors": 0, "late": 0,
+            b = self.minutes[minute] = {"lat": [], "svc": [], "n": 0, "errors": 0, "late": 0,
                                         "kinds": {k: 0 for k in self.mix}}
         return b
 
@@ -186,6 +191,7 @@ class Soak:
                 now = time.monotonic()
             kind = self.pattern[i % len(self.pattern)]
             late = now - due > 0.1
+            sent = now
             kind, ok, what = self.one(client, kind, i * 7919)
             end = time.monotonic()
             minute = int((due - self.t0) // 60)
@@ -194,6 +200,8 @@ class Soak:
                 b["n"] += 1
                 b["kinds"][kind] = b["kinds"].get(kind, 0) + 1
                 b["lat"].append(end - due)
+                b["svc"].append(end - sent)
+                b.setdefault("svc_kind", {}).setdefault(kind, []).append(end - sent)
                 if late:
                     b["late"] += 1
                 if not ok:
@@ -204,12 +212,13 @@ class Soak:
 
     def sampler(self):
         while not self.stop.is_set():
-            rss, fds = proc_sample(self.pid)
+            rss, fds, cpu = proc_sample(self.pid)
             if rss is None:
                 self.errors.append(f"t={time.monotonic() - self.t0:.1f}s the server is gone")
                 self.stop.set()
                 return
-            self.samples.append((time.monotonic() - self.t0, rss, fds))
+            self.samples.append((time.monotonic() - self.t0, rss, fds, cpu, os.times()[0] +
+                                 os.times()[1]))
             self.stop.wait(self.a.sample)
 
     def run(self):
@@ -225,9 +234,9 @@ class Soak:
         elapsed = time.monotonic() - self.t0
         self.stop.set()
         s.join()
-        rss, fds = proc_sample(self.pid)
+        rss, fds, cpu = proc_sample(self.pid)
         if rss is not None:
-            self.samples.append((elapsed, rss, fds))
+            self.samples.append((elapsed, rss, fds, cpu, os.times()[0] + os.times()[1]))
         return elapsed
 
     def report(self, elapsed):
@@ -235,12 +244,20 @@ class Soak:
         for m in sorted(self.minutes):
             b = self.minutes[m]
             lat = sorted(b["lat"])
+            svc = sorted(b["svc"])
             end = [s for s in self.samples if s[0] < (m + 1) * 60]
+            begin = [s for s in self.samples if s[0] < m * 60] or self.samples[:1]
+            span = end[-1][0] - begin[-1][0] if end and begin else 0
             rows.append({
                 "minute": m + 1, "requests": b["n"], "errors": b["errors"], "late": b["late"],
                 "kinds": b["kinds"],
                 "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000,
                 "max_ms": (lat[-1] if lat else 0) * 1000,
+                "svc_p50_ms": pct(svc, 50) * 1000, "svc_p99_ms": pct(svc, 99) * 1000,
+                "svc_p99_ms_by_kind": {k: pct(sorted(v), 99) * 1000
+                                       for k, v in b.get("svc_kind", {}).items()},
+                "server_cpu_pct": 100 * (end[-1][3] - begin[-1][3]) / span if span > 0 else None,
+                "client_cpu_pct": 100 * (end[-1][4] - begin[-1][4]) / span if span > 0 else None,
                 "rss_kib": end[-1][1] if end else None, "fds": end[-1][2] if end else None,
             })
         after = [s for s in self.samples if s[0] >= self.a.warmup]
@@ -276,13 +293,16 @@ def print_report(rep, out=sys.stdout):
           f"{la[0]:.2f} {la[1]:.2f} {la[2]:.2f}, at end "
           f"{rep['loadavg_end'][0]:.2f} {rep['loadavg_end'][1]:.2f} {rep['loadavg_end'][2]:.2f}"
           if la else "", file=out)
-    print("| minute | requests | errors | late | p50 ms | p99 ms | max ms | RSS MiB | fds |",
-          file=out)
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |", file=out)
+    print("| minute | requests | errors | late | p50 ms | p99 ms | max ms | service p50 / p99 ms "
+          "| server CPU | client CPU | RSS MiB | fds |", file=out)
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", file=out)
     for r in rep["minutes"]:
         rss = f"{r['rss_kib'] / 1024:.1f}" if r["rss_kib"] else "-"
+        scpu = f"{r['server_cpu_pct']:.0f}%" if r["server_cpu_pct"] is not None else "-"
+        ccpu = f"{r['client_cpu_pct']:.0f}%" if r["client_cpu_pct"] is not None else "-"
         print(f"| {r['minute']} | {r['requests']} | {r['errors']} | {r['late']} | "
-              f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | {rss} | "
+              f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | "
+              f"{r['svc_p50_ms']:.2f} / {r['svc_p99_ms']:.2f} | {scpu} | {ccpu} | {rss} | "
               f"{r['fds'] if r['fds'] is not None else '-'} |", file=out)
     g = rep["growth"]
     if g:
@@ -313,7 +333,7 @@ def main():
     ap.add_argument("--warmup", type=float, default=60,
                     help="growth is measured after this many seconds (60)")
     ap.add_argument("--mix", default="submit=10,list=40,get=30,logs=20")
-    ap.add_argument("--threads", type=int, default=16, help="client threads/connections (16)")
+    ap.add_argument("--threads", type=int, default=64, help="client threads/connections (64)")
     ap.add_argument("--workers", type=int, default=4, help="--orch: the server's worker slots")
     ap.add_argument("--sample", type=float, default=2, help="seconds between RSS/fd samples")
     ap.add_argument("--json", help="write the report as JSON to this file")
