@@ -15,7 +15,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "base/xalloc.h"
 
 #include "base/banned.h"
 
@@ -92,6 +95,92 @@ static int resolve_program(const char *name, char *const *envp, char *out, size_
     return saw_eacces ? EACCES : ENOENT;
 }
 
+/*
+ * Where a program was found, by (PATH, name), for a second: a fan-out of a
+ * thousand tasks running the same command looks it up once, not once per
+ * task (each lookup is an access() per directory of PATH before the one
+ * that holds it). A program installed meanwhile in an earlier directory of
+ * PATH is seen within that second; one removed is looked up again at once
+ * (child_start retries when the exec of a cached path fails).
+ */
+#define PATH_CACHE_SIZE 32
+#define PATH_CACHE_MS 1000
+
+struct path_entry {
+    char *path; /* the PATH it was looked up in ("" if the environment has none) */
+    char *name;
+    char *prog;
+    int64_t at_ms;
+};
+
+static pthread_mutex_t path_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct path_entry path_cache[PATH_CACHE_SIZE];
+static unsigned path_next;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void path_entry_clear(struct path_entry *e)
+{
+    free(e->path);
+    free(e->name);
+    free(e->prog);
+    memset(e, 0, sizeof(*e));
+}
+
+/* resolve_program through the cache; *cached: 1 if the answer came from it. */
+static int resolve_program_cached(const char *name, char *const *envp, char *out, size_t outlen,
+                                  int *cached)
+{
+    const char *path = "";
+    int64_t now = mono_ms();
+    int rc;
+
+    *cached = 0;
+    for (char *const *e = envp; e && *e; e++)
+        if (!strncmp(*e, "PATH=", 5))
+            path = *e + 5;
+    pthread_mutex_lock(&path_mu);
+    for (int i = 0; i < PATH_CACHE_SIZE; i++) {
+        struct path_entry *e = &path_cache[i];
+        if (!e->name || now - e->at_ms > PATH_CACHE_MS || strcmp(e->name, name) ||
+            strcmp(e->path, path) || strlen(e->prog) >= outlen)
+            continue;
+        memcpy(out, e->prog, strlen(e->prog) + 1);
+        *cached = 1;
+        pthread_mutex_unlock(&path_mu);
+        return 0;
+    }
+    pthread_mutex_unlock(&path_mu);
+    rc = resolve_program(name, envp, out, outlen);
+    if (rc == 0) {
+        struct path_entry *e;
+        pthread_mutex_lock(&path_mu);
+        e = &path_cache[path_next++ % PATH_CACHE_SIZE];
+        path_entry_clear(e);
+        e->path = xstrdup(path);
+        e->name = xstrdup(name);
+        e->prog = xstrdup(out);
+        e->at_ms = now;
+        pthread_mutex_unlock(&path_mu);
+    }
+    return rc;
+}
+
+/* Forget where `name` was found (its exec failed). */
+static void path_cache_forget(const char *name)
+{
+    pthread_mutex_lock(&path_mu);
+    for (int i = 0; i < PATH_CACHE_SIZE; i++)
+        if (path_cache[i].name && !strcmp(path_cache[i].name, name))
+            path_entry_clear(&path_cache[i]);
+    pthread_mutex_unlock(&path_mu);
+}
+
 /* ------------------------------------------------------------------ per-task cgroups */
 
 /*
@@ -105,14 +194,31 @@ static int resolve_program(const char *name, char *const *envp, char *out, size_
 static pthread_once_t cg_once = PTHREAD_ONCE_INIT;
 static char cg_base[1024]; /* "" when tasks get no cgroup */
 
+/* Remove the task cgroups <dir>/<n> (those still in use stay). */
+static void cg_remove_tasks(const char *dir)
+{
+    char sub[1700];
+    struct dirent *te;
+    DIR *t = opendir(dir);
+
+    if (!t)
+        return;
+    while ((te = readdir(t)))
+        if (te->d_name[0] >= '1' && te->d_name[0] <= '9') {
+            snprintf(sub, sizeof(sub), "%s/%s", dir, te->d_name);
+            rmdir(sub); /* fails, and stays, if something still runs in it */
+        }
+    closedir(t);
+}
+
 /* Remove the empty cgroups of orch processes that are gone (their guard
  * died with them): siblings orch-<pid> of cg_base. */
 static void cg_remove_stale(void)
 {
-    char parent[1024], path[1400], sub[1700];
+    char parent[1024], path[1400];
     char *slash;
-    DIR *d, *t;
-    struct dirent *de, *te;
+    DIR *d;
+    struct dirent *de;
 
     snprintf(parent, sizeof(parent), "%s", cg_base);
     slash = strrchr(parent, '/');
@@ -131,14 +237,7 @@ static void cg_remove_stale(void)
             errno != ESRCH)
             continue;
         snprintf(path, sizeof(path), "%s/%s", parent, de->d_name);
-        if ((t = opendir(path))) {
-            while ((te = readdir(t)))
-                if (te->d_name[0] >= '1' && te->d_name[0] <= '9') {
-                    snprintf(sub, sizeof(sub), "%s/%s", path, te->d_name);
-                    rmdir(sub); /* fails, and stays, if something still runs in it */
-                }
-            closedir(t);
-        }
+        cg_remove_tasks(path);
         rmdir(path);
     }
     closedir(d);
@@ -196,50 +295,98 @@ static int cg_write(int id, const char *file, const char *text)
 }
 
 /*
- * A new cgroup for a task about to start: its id (> 0), with the path of its
+ * Empty cgroups of finished tasks, kept for the next tasks: creating and
+ * removing a cgroup (mkdir, rmdir) costs the kernel far more than the
+ * read of cgroup.events that shows one empty. A cgroup comes here only once
+ * empty (nothing can join an empty cgroup but through its cgroup.procs).
+ * The guard removes those left when orch ends.
+ */
+#define CG_POOL_SIZE 64
+static pthread_mutex_t cg_mu = PTHREAD_MUTEX_INITIALIZER;
+static int cg_pool[CG_POOL_SIZE];
+static int cg_npool;
+/* Cgroups seen empty after their task's end (by id, modulo the size: a
+ * collision only costs a look), so the release need not read again. */
+#define CG_SEEN_SIZE 1024
+static int cg_seen_empty[CG_SEEN_SIZE];
+
+static void cg_mark_empty(int id)
+{
+    pthread_mutex_lock(&cg_mu);
+    cg_seen_empty[id % CG_SEEN_SIZE] = id;
+    pthread_mutex_unlock(&cg_mu);
+}
+
+/* Was `id` seen empty since its task ended? Forgets it either way. */
+static int cg_take_empty(int id)
+{
+    int seen;
+    pthread_mutex_lock(&cg_mu);
+    seen = cg_seen_empty[id % CG_SEEN_SIZE] == id;
+    if (seen)
+        cg_seen_empty[id % CG_SEEN_SIZE] = 0;
+    pthread_mutex_unlock(&cg_mu);
+    return seen;
+}
+
+/*
+ * A cgroup for a task about to start: its id (> 0), with the path of its
  * cgroup.procs in `procs` (the child writes itself there), or 0 for none.
  */
 static int cg_prepare(char *procs, size_t len)
 {
     static int seq;
     char path[1200];
-    int id;
+    int id = 0;
 
     pthread_once(&cg_once, cg_init);
     if (!cg_base[0])
         return 0;
-    id = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
-    snprintf(path, sizeof(path), "%s/%d", cg_base, id);
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return 0;
-    if ((size_t)snprintf(procs, len, "%s/cgroup.procs", path) >= len) {
+    pthread_mutex_lock(&cg_mu);
+    if (cg_npool > 0)
+        id = cg_pool[--cg_npool];
+    pthread_mutex_unlock(&cg_mu);
+    if (!id) {
+        id = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+        snprintf(path, sizeof(path), "%s/%d", cg_base, id);
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return 0;
+    }
+    if ((size_t)snprintf(procs, len, "%s/%d/cgroup.procs", cg_base, id) >= len) {
+        snprintf(path, sizeof(path), "%s/%d", cg_base, id);
         rmdir(path);
         return 0;
     }
     return id;
 }
 
-/* Wait (100 ms at most) until the killed processes of the task's cgroup
- * have exited, so that those reparented to us can be reaped at once. */
-static void cg_wait_empty(int id)
+/* Is the cgroup `id` empty? 1 yes, 0 no, -1 unknown. */
+static int cg_is_empty(int id)
 {
     char path[1200], buf[256];
+    ssize_t n;
+    int fd;
 
     snprintf(path, sizeof(path), "%s/%d/cgroup.events", cg_base, id);
-    for (int i = 0; i < 200; i++) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n;
-        if (fd < 0)
-            return;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-            return;
-        buf[n] = '\0';
-        if (strstr(buf, "populated 0"))
-            return;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return strstr(buf, "populated 0") ? 1 : 0;
+}
+
+/* Wait (100 ms at most) until the killed processes of the task's cgroup
+ * have exited, so that those reparented to us can be reaped at once. */
+static int cg_wait_empty(int id)
+{
+    int empty;
+    for (int i = 0; (empty = cg_is_empty(id)) == 0 && i < 200; i++)
         usleep(500);
-    }
+    return empty == 1;
 }
 
 /* Remove the task's cgroup once its processes are gone (a killed one empties
@@ -253,15 +400,41 @@ static void cg_remove(int id)
         usleep(500);
 }
 
+/* The task of cgroup `id` is over: an empty cgroup goes to the pool, any
+ * other is killed and removed. `empty`: known empty (no need to look). */
+static void cg_release(int id, int empty)
+{
+    if (cg_take_empty(id))
+        empty = 1;
+    if (!empty)
+        empty = cg_is_empty(id) == 1;
+    if (empty) {
+        int pooled = 0;
+        pthread_mutex_lock(&cg_mu);
+        if (cg_npool < CG_POOL_SIZE) {
+            cg_pool[cg_npool++] = id;
+            pooled = 1;
+        }
+        pthread_mutex_unlock(&cg_mu);
+        if (pooled)
+            return;
+    } else {
+        cg_write(id, "cgroup.kill", "1");
+    }
+    cg_remove(id);
+}
+
 const char *child_cgroup_base(void)
 {
     pthread_once(&cg_once, cg_init);
     return cg_base;
 }
 
-/* Why the child could not exec, sent to the parent over a close-on-exec pipe. */
+/* Why the child could not exec: written by the child into its spawn_args
+ * (orch's memory, which it shares until exec or exit), read by orch once the
+ * clone returns (CLONE_VFORK: after the child has exec'd or exited). */
 struct spawn_failure {
-    int step; /* SPAWN_* */
+    int step; /* SPAWN_*, 0 if it exec'd */
     int err;  /* errno */
 };
 
@@ -272,7 +445,8 @@ struct spawn_args {
     const struct child *c;
     const char *prog;
     pid_t parent;
-    int out_w, err_w, fail_w;
+    int out_w, err_w;
+    struct spawn_failure fail; /* written by the child if it cannot exec */
     int keep_below;    /* > 0: the child shares orch's descriptor table and takes its own copy
                           of the descriptors below this one only (all it needs is there) */
     int guard_fd;      /* -1: no guard */
@@ -296,12 +470,10 @@ CHILD_CODE static long sys(long nr, long a, long b, long c, long d)
     return syscall(nr, a, b, c, d);
 }
 
-CHILD_CODE static void spawn_fail(int fd, int step, int e)
+CHILD_CODE static void spawn_fail(struct spawn_args *a, int step, int e)
 {
-    struct spawn_failure f;
-    f.step = step;
-    f.err = e;
-    sys(SYS_write, fd, (long)&f, sizeof(f), 0);
+    __atomic_store_n(&a->fail.err, e, __ATOMIC_RELAXED);
+    __atomic_store_n(&a->fail.step, step, __ATOMIC_RELEASE);
     sys(SYS_exit_group, 127, 0, 0, 0);
     __builtin_unreachable();
 }
@@ -316,15 +488,16 @@ CHILD_CODE static int move_fd(int fd, int target)
 
 /*
  * The child between vfork and exec. It runs on orch's memory while orch
- * waits: raw system calls only, nothing written but its own stack. Own
- * process group and cgroup; registered with the guard; stdin /dev/null,
+ * waits: raw system calls only, nothing written but its own stack and, if it
+ * cannot exec, a->fail. Own process group and cgroup; registered with the
+ * guard; stdin /dev/null,
  * stdout/stderr the pipes; default signal dispositions and an empty mask; the
  * task user's ids if configured; then PR_SET_PDEATHSIG, so the task dies with
  * orch, and a check that orch has not died already (then our parent is
  * someone else).
  */
 __attribute__((noinline, noreturn)) CHILD_CODE static void
-spawn_child(const struct spawn_args *a)
+spawn_child(struct spawn_args *a)
 {
     static const struct kernel_sigaction dfl; /* all zeros: SIG_DFL */
     const struct child *c = a->c;
@@ -337,7 +510,7 @@ spawn_child(const struct spawn_args *a)
      * copy of the whole table at the clone, nothing to close at exec). */
     if (a->keep_below > 0 &&
         sys(SYS_close_range, a->keep_below, ~0U, CLOSE_RANGE_UNSHARE, 0) != 0)
-        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+        spawn_fail(a, SPAWN_SETUP, errno);
     /* Signals: a handler of orch's must never run here. */
     for (int sig = 1; sig < 65; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP)
@@ -350,12 +523,12 @@ spawn_child(const struct spawn_args *a)
         sys(SYS_rt_sigaction, sig, (long)&dfl, 0, 8);
     }
     if (sys(SYS_setpgid, 0, 0, 0, 0) != 0)
-        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+        spawn_fail(a, SPAWN_SETUP, errno);
     if (a->cg_id) {
         /* Into its cgroup before it runs anything ("0": the writer). */
         fd = sys(SYS_openat, AT_FDCWD, (long)a->procs, O_WRONLY | O_CLOEXEC, 0);
         if (fd < 0 || sys(SYS_write, fd, (long)"0", 1, 0) != 1)
-            spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+            spawn_fail(a, SPAWN_SETUP, errno);
         sys(SYS_close, fd, 0, 0, 0);
     }
     if (a->guard_fd >= 0) {
@@ -368,26 +541,26 @@ spawn_child(const struct spawn_args *a)
     }
     fd = sys(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0 || move_fd((int)fd, 0) || move_fd(a->out_w, 1) || move_fd(a->err_w, 2))
-        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+        spawn_fail(a, SPAWN_SETUP, errno);
     if (c->dir && sys(SYS_chdir, (long)c->dir, 0, 0, 0) != 0)
-        spawn_fail(a->fail_w, SPAWN_DIR, errno);
+        spawn_fail(a, SPAWN_DIR, errno);
     if (c->drop_ids) {
         /* The death signal is cleared by an id change, so it is set after. */
         gid_t g = c->gid;
         if (sys(SYS_setgroups, 1, (long)&g, 0, 0) != 0 || sys(SYS_setresgid, g, g, g, 0) != 0 ||
             sys(SYS_setresuid, c->uid, c->uid, c->uid, 0) != 0)
-            spawn_fail(a->fail_w, SPAWN_USER, errno);
+            spawn_fail(a, SPAWN_USER, errno);
     }
     if (sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0) != 0)
-        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+        spawn_fail(a, SPAWN_SETUP, errno);
     if (sys(SYS_getppid, 0, 0, 0, 0) != a->parent)
-        spawn_fail(a->fail_w, SPAWN_PARENT, ESRCH); /* orch died before the prctl */
-    /* Every descriptor but 0-2 closes at exec (the failure pipe with them). */
+        spawn_fail(a, SPAWN_PARENT, ESRCH); /* orch died before the prctl */
+    /* Every descriptor but 0-2 closes at exec. */
     if (sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC, 0) != 0)
-        spawn_fail(a->fail_w, SPAWN_SETUP, errno);
+        spawn_fail(a, SPAWN_SETUP, errno);
     sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
     sys(SYS_execve, (long)a->prog, (long)c->argv, (long)c->envp, 0);
-    spawn_fail(a->fail_w, SPAWN_EXEC, errno);
+    spawn_fail(a, SPAWN_EXEC, errno);
     __builtin_unreachable();
 }
 
@@ -399,7 +572,7 @@ CHILD_CODE static int spawn_entry(void *arg)
 }
 
 /*
- * Descriptor slots for a spawn: four low descriptors, reserved once (open on
+ * Descriptor slots for a spawn: three low descriptors, reserved once (open on
  * /dev/null) while orch has few files open. For each spawn the write ends of
  * the child's pipes and the guard's socket are put in them (dup3), so that
  * the child, which starts on orch's descriptor table, can take a copy of
@@ -407,9 +580,9 @@ CHILD_CODE static int spawn_entry(void *arg)
  * spawn they hold /dev/null again. Without slots (EMFILE at reservation) a
  * child copies the whole table, as fork does.
  */
-enum { SLOT_OUT, SLOT_ERR, SLOT_FAIL, SLOT_GUARD, NSLOTS };
+enum { SLOT_OUT, SLOT_ERR, SLOT_GUARD, NSLOTS };
 static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
-static int slot_fd[NSLOTS] = {-1, -1, -1, -1};
+static int slot_fd[NSLOTS] = {-1, -1, -1};
 static int slot_null = -1;
 static int slot_ok;
 
@@ -455,15 +628,13 @@ static void slots_clear(void)
 int child_start(struct child *c, struct err *err)
 {
     char prog[4096], procs[1300];
-    int out[2] = {-1, -1}, errp[2] = {-1, -1}, fail[2] = {-1, -1};
+    int out[2] = {-1, -1}, errp[2] = {-1, -1}, pidfd = -1;
     struct spawn_args sa;
     sigset_t all, old;
-    struct spawn_failure f;
     /* The child's stack: this frame's, which nothing uses while it runs
      * (CLONE_VFORK: this thread waits until it has exec'd or exited). */
     char stack[16384] __attribute__((aligned(16)));
-    int rc = 0, saved, slots = 0;
-    ssize_t n;
+    int rc = 0, saved, slots = 0, cached = 0, step, flags;
     pid_t pid;
 
     c->pid = 0;
@@ -474,7 +645,7 @@ int child_start(struct child *c, struct err *err)
     c->proc_start = 0;
     c->cgroup = 0;
 
-    if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC) || pipe2(fail, O_CLOEXEC)) {
+    if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
         rc = err_set(err, ERR_IO, "cannot create pipe: %s", strerror(errno));
         goto out;
     }
@@ -486,7 +657,7 @@ int child_start(struct child *c, struct err *err)
     } else if (!c->argv[0][0]) {
         rc = ENOENT;
     } else {
-        rc = resolve_program(c->argv[0], c->envp, prog, sizeof(prog));
+        rc = resolve_program_cached(c->argv[0], c->envp, prog, sizeof(prog), &cached);
     }
     if (rc) {
         int e = rc;
@@ -500,7 +671,6 @@ int child_start(struct child *c, struct err *err)
     sa.parent = getpid();
     sa.out_w = out[1];
     sa.err_w = errp[1];
-    sa.fail_w = fail[1];
     sa.guard_fd = guard_fd_for_child();
     sa.cg_id = cg_prepare(procs, sizeof(procs));
     sa.procs = procs;
@@ -509,14 +679,12 @@ int child_start(struct child *c, struct err *err)
     if (slot_ok) {
         slots = 1;
         if (slot_put(SLOT_OUT, out[1], &sa.out_w) || slot_put(SLOT_ERR, errp[1], &sa.err_w) ||
-            slot_put(SLOT_FAIL, fail[1], &sa.fail_w) ||
             (sa.guard_fd >= 0 && slot_put(SLOT_GUARD, sa.guard_fd, &sa.guard_fd))) {
             /* Not in the slots: the child copies the whole table. */
             slots_clear();
             slots = 0;
             sa.out_w = out[1];
             sa.err_w = errp[1];
-            sa.fail_w = fail[1];
             sa.guard_fd = guard_fd_for_child();
         } else {
             for (int i = 0; i < NSLOTS; i++)
@@ -529,52 +697,67 @@ int child_start(struct child *c, struct err *err)
     /* No signal handler of ours may run in the child before it resets them.
      * CLONE_VM|CLONE_VFORK (as vfork): no copy of orch's memory, the child
      * runs at once, and orch goes on once it has exec'd (or failed). With the
-     * slots, CLONE_FILES too: no copy of orch's descriptor table either. */
+     * slots, CLONE_FILES too: no copy of orch's descriptor table either.
+     * CLONE_PIDFD: the pidfd comes with the clone (close-on-exec), where
+     * pidfd_open would be one more call (and kernels before 5.2 refuse it:
+     * then pidfd_open after all, which fails there too, as before). */
+    flags = CLONE_VM | CLONE_VFORK | (slots ? CLONE_FILES : 0) | SIGCHLD;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    pid = clone(spawn_entry, stack + sizeof(stack),
-                CLONE_VM | CLONE_VFORK | (slots ? CLONE_FILES : 0) | SIGCHLD, &sa);
+    pid = clone(spawn_entry, stack + sizeof(stack), flags | CLONE_PIDFD, &sa, &pidfd);
+    if (pid < 0 && errno == EINVAL) {
+        pidfd = -1;
+        pid = clone(spawn_entry, stack + sizeof(stack), flags, &sa);
+    }
     saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (slots) {
-        /* Before the read below: the fail pipe's end in its slot must go. */
+        /* The pipes' write ends in their slots must go (EOF once the child exits). */
         slots_clear();
         pthread_mutex_unlock(&slot_mu);
     }
     if (pid < 0) {
         if (sa.cg_id)
-            cg_remove(sa.cg_id);
+            cg_release(sa.cg_id, 1); /* nothing ever ran in it */
         rc = err_set(err, ERR_IO, "cannot run '%s': %s", c->argv[0], strerror(saved));
         goto out;
     }
     c->cgroup = sa.cg_id;
-    close(fail[1]);
-    fail[1] = -1;
-    /* EOF: it has exec'd. A record: what it could not do (it has exited 127). */
-    do {
-        n = read(fail[0], &f, sizeof(f));
-    } while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)sizeof(f)) {
+    /* Set: what it could not do (it has exited 127). */
+    step = __atomic_load_n(&sa.fail.step, __ATOMIC_ACQUIRE);
+    if (step) {
+        int e = __atomic_load_n(&sa.fail.err, __ATOMIC_RELAXED);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
+        if (pidfd >= 0)
+            close(pidfd);
         child_guard(pid, 0);
         if (c->cgroup)
-            cg_remove(c->cgroup);
+            cg_release(c->cgroup, 0);
         c->cgroup = 0;
-        if (f.step == SPAWN_DIR)
-            rc = err_set(err, f.err == ENOENT ? ERR_NOT_FOUND : ERR_IO,
+        if (step == SPAWN_EXEC && cached && (e == ENOENT || e == EACCES)) {
+            /* A program found in the cache is gone: look it up again. */
+            path_cache_forget(c->argv[0]);
+            close(out[0]);
+            close(out[1]);
+            close(errp[0]);
+            close(errp[1]);
+            return child_start(c, err);
+        }
+        if (step == SPAWN_DIR)
+            rc = err_set(err, e == ENOENT ? ERR_NOT_FOUND : ERR_IO,
                          "cannot run '%s': working directory '%s': %s", c->argv[0], c->dir,
-                         strerror(f.err));
-        else if (f.step == SPAWN_USER)
+                         strerror(e));
+        else if (step == SPAWN_USER)
             rc = err_set(err, ERR_IO, "cannot run '%s' as uid %d: %s", c->argv[0], (int)c->uid,
-                         strerror(f.err));
+                         strerror(e));
         else
-            rc = err_set(err, f.err == ENOENT ? ERR_NOT_FOUND : ERR_IO, "cannot run '%s': %s",
-                         c->argv[0], strerror(f.err));
+            rc = err_set(err, e == ENOENT ? ERR_NOT_FOUND : ERR_IO, "cannot run '%s': %s",
+                         c->argv[0], strerror(e));
         goto out;
     }
     c->pid = pid;
-    c->pidfd = sys_pidfd_open(pid);
+    c->pidfd = pidfd >= 0 ? pidfd : sys_pidfd_open(pid);
     if (c->pidfd < 0) {
         /* Cannot watch it: do not leave it running unwatched. */
         int e = errno;
@@ -584,12 +767,13 @@ int child_start(struct child *c, struct err *err)
         waitpid(pid, NULL, 0);
         child_guard(pid, 0);
         if (c->cgroup)
-            cg_remove(c->cgroup);
+            cg_release(c->cgroup, 0);
         c->cgroup = 0;
         rc = err_set(err, ERR_IO, "cannot watch process %d: %s", (int)pid, strerror(e));
         goto out;
     }
-    fcntl(c->pidfd, F_SETFD, FD_CLOEXEC);
+    if (pidfd < 0)
+        fcntl(c->pidfd, F_SETFD, FD_CLOEXEC);
     c->proc_start = child_proc_start_time(pid);
     close(out[1]);
     close(errp[1]);
@@ -606,8 +790,6 @@ out:
             close(out[i]);
         if (errp[i] >= 0)
             close(errp[i]);
-        if (fail[i] >= 0)
-            close(fail[i]);
     }
     return rc;
 }
@@ -641,9 +823,14 @@ void child_signal_group(const struct child *c, int sig)
 {
     if (c->pid > 0)
         kill(-c->pid, sig);
-    if (c->pid > 0 && c->cgroup && sig == SIGKILL &&
-        cg_write(c->cgroup, "cgroup.kill", "1") == 0) /* what left the group too */
-        cg_wait_empty(c->cgroup);
+    /* What left the group too (nothing, mostly: then one read shows it). An
+     * empty cgroup stays empty (nothing joins it but through its
+     * cgroup.procs), which its release then need not read again. */
+    if (c->pid > 0 && c->cgroup && sig == SIGKILL) {
+        if (cg_is_empty(c->cgroup) == 1 ||
+            (cg_write(c->cgroup, "cgroup.kill", "1") == 0 && cg_wait_empty(c->cgroup)))
+            cg_mark_empty(c->cgroup);
+    }
 }
 
 void child_release(struct child *c)
@@ -652,8 +839,7 @@ void child_release(struct child *c)
         close(c->pidfd);
         child_guard(c->pid, 0); /* its group was ended with it */
         if (c->cgroup) {
-            cg_write(c->cgroup, "cgroup.kill", "1");
-            cg_remove(c->cgroup);
+            cg_release(c->cgroup, 0); /* killed and removed unless empty */
             c->cgroup = 0;
         }
     }
@@ -935,6 +1121,7 @@ static void guard_main(int fd)
         for (size_t i = 0; i < n; i++)
             if (guard_groups[i].cg > 0)
                 cg_remove(guard_groups[i].cg);
+        cg_remove_tasks(cg_base); /* the empty ones kept for reuse */
         for (int i = 0; i < 200 && rmdir(cg_base) != 0 && errno == EBUSY; i++)
             usleep(500);
     }

@@ -18,6 +18,7 @@
 #include "base/xalloc.h"
 #include "commit.h"
 #include "engine_internal.h"
+#include "proc.h"
 
 #include "base/banned.h"
 
@@ -100,7 +101,7 @@ int engine__commit(struct engine *eng, struct err *err)
     int64_t t0;
 
     for (struct proc *p = eng->procs; p && !dirty; p = p->next)
-        if (p->pend[0].len || p->pend[1].len || p->pid_dirty)
+        if (p->pend[0].len || p->pend[1].len || (p->pid_dirty && engine__proc_pid_due(p)))
             dirty = 1;
     if (!dirty && !engine__hooks_pending(eng))
         return 0;

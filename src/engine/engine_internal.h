@@ -146,6 +146,7 @@ struct proc {
     int term_sent;   /* SIGTERM sent to the group */
     int pid_dirty;   /* pid/pgid not yet written to the store */
     int reaped;
+    int pid_unwatched; /* its pidfd is out of the epoll set (it exited) */
     struct watch w_pid, w_out, w_err;
     struct strbuf pend[2]; /* output read this turn, by stream (0 stdout, 1 stderr) */
     int seq;

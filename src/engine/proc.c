@@ -110,7 +110,8 @@ static void proc_unlink_free(struct engine *eng, struct proc *p)
     if (*pp)
         *pp = p->next;
     engine__timer_purge(&eng->timers, NULL, p);
-    engine__watch_del(eng, p->ch.pidfd);
+    if (!p->pid_unwatched)
+        engine__watch_del(eng, p->ch.pidfd);
     engine__watch_del(eng, p->ch.out_fd);
     engine__watch_del(eng, p->ch.err_fd);
     child_release(&p->ch);
@@ -359,6 +360,7 @@ void engine__proc_exited(struct engine *eng, struct proc *p)
     child_signal_group(&p->ch, SIGKILL);
     sweep_orphans(eng, 1);
     engine__watch_del(eng, p->ch.pidfd);
+    p->pid_unwatched = 1;
     code = p->ch.exit_code;
     sig = p->ch.signal;
     engine__redis_log_end(eng, p, p->rcancel || p->stale ? "cancelled"
@@ -426,7 +428,7 @@ void engine__spawn_pending(struct engine *eng)
         struct exec *ex = p->ex;
         const struct dag_task *t = ex ? engine__task(ex, p->idx) : NULL;
         struct trun *r = ex ? &ex->runs[p->idx] : NULL;
-        char **envp;
+        char **envp, **env_owned = NULL;
         char *sh_argv[4];
         struct err err = ERR_INIT;
         int rc;
@@ -460,7 +462,8 @@ void engine__spawn_pending(struct engine *eng)
                 eng->work_now = 1;
                 continue;
             }
-            envp = engine__task_env(ex, p->idx, p->attempt, p->output_path, &rd);
+            envp = engine__task_env_borrowed(ex, p->idx, p->attempt, p->output_path, &rd,
+                                             &env_owned);
             if (t->shell) {
                 sh_argv[0] = (char *)"/bin/sh";
                 sh_argv[1] = (char *)"-c";
@@ -500,7 +503,12 @@ void engine__spawn_pending(struct engine *eng)
         p->ch.gid = eng->cfg.task_gid;
         rc = (p->ch.argv && p->ch.argv[0]) ? child_start(&p->ch, &err)
                                            : err_set(&err, ERR_INVALID, "nothing to run");
-        engine__strv_free(envp);
+        if (ex) {
+            free(envp); /* the entries: borrowed, or in env_owned */
+            engine__strv_free(env_owned);
+        } else {
+            engine__strv_free(envp);
+        }
         free(rargv);
         if (ex)
             engine__rendered_release(&rd, t);
@@ -543,21 +551,27 @@ void engine__spawn_pending(struct engine *eng)
             engine__timer_add(&eng->timers, &tm);
         }
         /*
-         * The pid is written with the next turn's commit. Most short tasks end
-         * before that, so their pid goes in with their result; a longer one
-         * gets a turn within PID_WRITE_DELAY_MS. Should orch die before, the
+         * The pid is written with the next commit made for anything else, or
+         * with the turn of this timer. Most short tasks end before, so their
+         * pid goes in with their result (no commit, and no sync, of its own);
+         * a longer one's within PID_WRITE_DELAY_MS. Should orch die before, the
          * recovery finds the orphan by its ORCH_* environment instead.
          */
         {
             struct timer tm;
             memset(&tm, 0, sizeof(tm));
-            tm.at = clock_mono_ms() + PID_WRITE_DELAY_MS;
+            tm.at = p->started_mono + PID_WRITE_DELAY_MS; /* then engine__proc_pid_due() */
             tm.kind = TIMER_PID_WRITE;
             tm.proc = p;
             engine__timer_add(&eng->timers, &tm);
         }
     }
     eng->nspawn = 0;
+}
+
+int engine__proc_pid_due(const struct proc *p)
+{
+    return p->reaped || clock_mono_ms() - p->started_mono >= PID_WRITE_DELAY_MS;
 }
 
 /* Free processes that are fully done (reaped and pipes drained or closed). */

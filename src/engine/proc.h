@@ -30,6 +30,11 @@ void engine__proc_read(struct engine *eng, struct proc *p, int stream);
 /* The pidfd of `p` is readable: reap it, drain its pipes, end its group and
  * what it left, and apply its result (or report it to its owner). */
 void engine__proc_exited(struct engine *eng, struct proc *p);
+/* Is the pid of `p` (pid_dirty) worth a commit of its own? Once it has run
+ * for PID_WRITE_DELAY_MS (its timer makes a turn then) or ended. Before that
+ * it goes only with a commit made for something else: a chain of short tasks
+ * then commits once per task, the pid with the result, not twice. */
+int engine__proc_pid_due(const struct proc *p);
 /* Free the processes that are reaped and whose output is committed. */
 void engine__procs_collect(struct engine *eng);
 /* Has every process ended (those held for a commit included)? 1 or 0. */

@@ -116,47 +116,90 @@ void engine__rendered_release(struct rendered *rd, const struct dag_task *t)
     memset(rd, 0, sizeof(*rd));
 }
 
-char **engine__task_env(const struct exec *ex, size_t idx, int attempt, const char *output_path,
-                        const struct rendered *rd)
+/*
+ * A task's environment under construction: the vector, whose entries are
+ * borrowed from the execution's base environment or made here, and the list
+ * of those made here (the owner of their memory).
+ */
+struct env_build {
+    char **v;
+    size_t n, alloc;
+    char **own;
+    size_t nown, own_alloc;
+};
+
+/* Set key=value: replace the entry of that key, or append one. */
+static void build_set(struct env_build *b, const char *key, const char *value)
+{
+    size_t klen = strlen(key);
+    char *entry = xasprintf("%s=%s", key, value);
+
+    XGROW(b->own, b->own_alloc, b->nown + 2);
+    b->own[b->nown++] = entry;
+    b->own[b->nown] = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->v[i][0] == key[0] && env_key_eq(b->v[i], key, klen)) {
+            b->v[i] = entry;
+            return;
+        }
+    }
+    XGROW(b->v, b->alloc, b->n + 2);
+    b->v[b->n++] = entry;
+    b->v[b->n] = NULL;
+}
+
+char **engine__task_env_borrowed(const struct exec *ex, size_t idx, int attempt,
+                                 const char *output_path, const struct rendered *rd,
+                                 char ***owned)
 {
     const struct dag_task *t = engine__task(ex, idx);
-    char **envp = NULL;
-    size_t n = 0, alloc = 0;
+    struct env_build b;
     char num[16];
 
+    memset(&b, 0, sizeof(b));
     for (char **e = ex->base_env; *e; e++)
-        n++;
-    alloc = n + t->nenv + 8;
-    envp = xcalloc(alloc, sizeof(*envp));
-    for (size_t i = 0; i < n; i++)
-        envp[i] = xstrdup(ex->base_env[i]);
-    envp[n] = NULL;
+        b.n++;
+    b.alloc = b.n + t->nenv + 12;
+    b.v = xcalloc(b.alloc, sizeof(*b.v));
+    memcpy(b.v, ex->base_env, b.n * sizeof(*b.v)); /* borrowed */
     for (size_t i = 0; i < t->nenv; i++)
-        env_set(&envp, &n, &alloc, t->env[i].key,
-                rd && rd->env ? rd->env[i] : t->env[i].value);
+        build_set(&b, t->env[i].key, rd && rd->env ? rd->env[i] : t->env[i].value);
     snprintf(num, sizeof(num), "%d", attempt);
-    env_set(&envp, &n, &alloc, "ORCH_EXECUTION_ID", ex->id);
-    env_set(&envp, &n, &alloc, "ORCH_WORKFLOW", ex->wf->name);
-    env_set(&envp, &n, &alloc, "ORCH_TASK", engine__task_name(ex, idx));
+    build_set(&b, "ORCH_EXECUTION_ID", ex->id);
+    build_set(&b, "ORCH_WORKFLOW", ex->wf->name);
+    build_set(&b, "ORCH_TASK", engine__task_name(ex, idx));
     if (idx >= ex->wf->ntasks) {
         /* A fan-out instance: its item (a string as is, else JSON) and index. */
         const struct trun *r = &ex->runs[idx];
         json_t *item = r->item ? json_loads(r->item, JSON_DECODE_ANY, NULL) : NULL;
         char inum[16];
         snprintf(inum, sizeof(inum), "%d", r->item_index);
-        env_set(&envp, &n, &alloc, "ORCH_ITEM_INDEX", inum);
-        env_set(&envp, &n, &alloc, "ORCH_ITEM",
-                json_is_string(item) ? json_string_value(item) : r->item ? r->item : "null");
+        build_set(&b, "ORCH_ITEM_INDEX", inum);
+        build_set(&b, "ORCH_ITEM",
+                  json_is_string(item) ? json_string_value(item) : r->item ? r->item : "null");
         json_decref(item);
     }
-    env_set(&envp, &n, &alloc, "ORCH_ATTEMPT", num);
+    build_set(&b, "ORCH_ATTEMPT", num);
     if (output_path)
-        env_set(&envp, &n, &alloc, "ORCH_OUTPUT", output_path);
+        build_set(&b, "ORCH_OUTPUT", output_path);
     if (ex->scheduled_for_text) {
-        env_set(&envp, &n, &alloc, "ORCH_SCHEDULED_FOR", ex->scheduled_for_text);
-        env_set(&envp, &n, &alloc, "ORCH_SCHEDULE", ex->schedule_name ? ex->schedule_name : "");
+        build_set(&b, "ORCH_SCHEDULED_FOR", ex->scheduled_for_text);
+        build_set(&b, "ORCH_SCHEDULE", ex->schedule_name ? ex->schedule_name : "");
     }
-    return envp;
+    *owned = b.own;
+    return b.v;
+}
+
+char **engine__task_env(const struct exec *ex, size_t idx, int attempt, const char *output_path,
+                        const struct rendered *rd)
+{
+    char **owned = NULL;
+    char **v = engine__task_env_borrowed(ex, idx, attempt, output_path, rd, &owned);
+
+    for (size_t i = 0; v[i]; i++)
+        v[i] = xstrdup(v[i]);
+    engine__strv_free(owned);
+    return v;
 }
 
 /* ------------------------------------------------------------------ placeholders */

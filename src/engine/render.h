@@ -43,6 +43,14 @@ char **engine__base_env(const struct workflow *wf, json_t *params);
  * `output_path`), a scheduled execution's ORCH_SCHEDULED_FOR and ORCH_SCHEDULE. */
 char **engine__task_env(const struct exec *ex, size_t idx, int attempt, const char *output_path,
                         const struct rendered *rd);
+/* The same without copying the base: the entries that come unchanged from
+ * ex->base_env are borrowed (valid while it is), the others made here and
+ * listed in *owned (NULL-terminated, new). The spawn of every command task
+ * runs through here. Free the vector with free() and *owned with
+ * engine__strv_free(). */
+char **engine__task_env_borrowed(const struct exec *ex, size_t idx, int attempt,
+                                 const char *output_path, const struct rendered *rd,
+                                 char ***owned);
 
 /* Fill in the placeholders of run `idx`'s command and env: 0 (rd filled; with
  * nothing to fill in, all NULL) or -1 with a message. Release with
