@@ -72,7 +72,8 @@ void redis_target_free(struct redis_target *t);
  * SELECT, PING. Returns the context (the caller frees it with redisFree), or
  * NULL with `err` set: ERR_IO "cannot reach <shown>: <why>", ERR_INVALID
  * "<shown> refused the password" / "<shown> needs a password" / "<shown>:
- * cannot select database n: ..." / rediss:// refused, ERR_TIMEOUT when it
+ * cannot select database n: ..." / for rediss:// the TLS tunnel's reason
+ * (ERR_IO: certificate refused, ...) or a bad TLS setting, ERR_TIMEOUT when it
  * connected but did not answer in time.
  */
 redisContext *redis_connect_sync(const struct redis_target *t, int timeout_ms, struct err *err);

@@ -62,7 +62,7 @@ struct tconn {
     struct watch wl, wr;
     int lfd, rfd;
     SSL *ssl;
-    int state; /* 0 TCP connecting, 1 handshake, 2 open */
+    int state; /* 0 TCP connecting, 1 handshake, 2 open, 3 failed: draining the client */
     int ssl_want_in, ssl_want_out;
     int local_eof;
     int got;  /* the server has sent something */
@@ -130,6 +130,7 @@ static const char *ssl_reason(const char *dflt)
  * its first command. */
 static void tconn_fail(struct tconn *c, const char *fmt, const char *a, const char *b)
 {
+    struct epoll_event e;
     char msg[512], line[600];
     int n;
 
@@ -138,10 +139,27 @@ static void tconn_fail(struct tconn *c, const char *fmt, const char *a, const ch
         if (*p == '\r' || *p == '\n')
             *p = ' ';
     n = snprintf(line, sizeof(line), "-%s%s\r\n", REDIS_TUNNEL_ERR, msg);
-    if (n > 0 && send(c->lfd, line, (size_t)n, MSG_NOSIGNAL) < 0) {
-        /* the client has gone: nothing to tell */
+    if (n <= 0 || send(c->lfd, line, (size_t)n, MSG_NOSIGNAL) < 0 ||
+        shutdown(c->lfd, SHUT_WR) < 0) {
+        tconn_free(c); /* the client has gone: nothing to tell */
+        return;
     }
-    tconn_free(c);
+    /* Then drain what the client still sends until it closes: closing at
+     * once would make its next write fail with EPIPE (SIGPIPE in a process
+     * that does not ignore it), before it read the reason. */
+    if (c->ssl)
+        SSL_free(c->ssl);
+    c->ssl = NULL;
+    if (c->rfd >= 0) {
+        epoll_ctl(tun_epfd, EPOLL_CTL_DEL, c->rfd, NULL);
+        close(c->rfd);
+    }
+    c->rfd = -1;
+    c->state = 3;
+    e = (struct epoll_event){.events = EPOLLIN, .data.ptr = &c->wl};
+    if (epoll_ctl(tun_epfd, EPOLL_CTL_MOD, c->lfd, &e) < 0 &&
+        epoll_ctl(tun_epfd, EPOLL_CTL_ADD, c->lfd, &e) < 0)
+        tconn_free(c);
 }
 
 static void set_events(int fd, struct watch *w, uint32_t ev)
@@ -186,6 +204,12 @@ static int tconn_pump(struct tconn *c)
     int progress = 1, r;
     ssize_t n;
 
+    if (c->state == 3) {
+        n = read(c->lfd, c->up, sizeof(c->up));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            tconn_free(c);
+        return -1;
+    }
     if (c->state == 0) {
         int e = 0;
         socklen_t len = sizeof(e);
