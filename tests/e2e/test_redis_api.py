@@ -1,9 +1,9 @@
 """
 Redis on the API side of orch nodes (ORCH_REDIS_URL): start-up with a wrong password, an
-unreachable Redis and a bad URL (rediss:// has its own tests: test_redis_tls.py); the auth-failure limit shared by the nodes of
-one PostgreSQL; the limiter's fallback when Redis stops mid-run; Redis in /v1/health,
-/metrics and `orch doctor`; live logs followed from Redis on any node. Every process is
-real: a private PostgreSQL (tests/pg) and a private redis-server (redisutil.py).
+unreachable Redis and a bad URL (rediss:// is in test_redis_tls.py); the auth-failure limit
+shared by the nodes of one PostgreSQL; the limiter's fallback when Redis stops mid-run; Redis
+in /v1/health, /metrics and `orch doctor`; live logs followed from Redis on any node. Every
+process is real: a private PostgreSQL (tests/pg) and a private redis-server (redisutil.py).
 """
 import json
 import time
