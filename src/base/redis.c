@@ -373,7 +373,8 @@ redisContext *redis_connect_sync(const struct redis_target *t, int timeout_ms, s
         timeout_ms = 1;
     tv.tv_sec = timeout_ms / 1000;
     tv.tv_usec = (timeout_ms % 1000) * 1000;
-    c = path ? redisConnectUnixWithTimeout(path, tv) : redisConnectWithTimeout(t->host, t->port, tv);
+    c = path ? redisConnectUnixWithTimeout(path, tv)
+             : redisConnectWithTimeout(t->host, t->port, tv);
     if (!c) {
         err_set(err, ERR_NOMEM, "cannot reach %s: out of memory", t->shown);
         return NULL;
