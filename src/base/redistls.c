@@ -173,7 +173,12 @@ static void tls_fail(struct tconn *c)
 {
     long v = SSL_get_verify_result(c->ssl);
 
-    if (v != X509_V_OK)
+    if (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH)
+        tconn_fail(c,
+                   "%s: the server's certificate was refused: %s (it is not for %s: put a name "
+                   "or address it is for in the URL)",
+                   X509_verify_cert_error_string(v), c->tun->host);
+    else if (v != X509_V_OK)
         tconn_fail(c,
                    "%s: the server's certificate was refused: %s (set ORCH_REDIS_TLS_CA_CERT to "
                    "the CA file that signed it)%s",

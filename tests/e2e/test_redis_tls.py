@@ -151,8 +151,10 @@ def test_a_certificate_it_cannot_trust_is_refused_and_the_node_starts(pg, pki, s
             "refused: ")
     text = n.wait_log(want, timeout=10)
     line = next(ln for ln in text.splitlines() if want in ln)
-    assert any(want + why + " (set ORCH_REDIS_TLS_CA_CERT to the CA file that signed it); "
-               "running on PostgreSQL alone until Redis answers" in line for why in whys), line
+    hint = ("(set ORCH_REDIS_TLS_CA_CERT to the CA file that signed it)" if case == "other_ca"
+            else "(it is not for 127.0.0.1: put a name or address it is for in the URL)")
+    assert any(f"{want}{why} {hint}; running on PostgreSQL alone until Redis answers" in line
+               for why in whys), line
     h = n.get("/v1/health")
     assert h.status == 200 and h.json["components"]["redis"]["status"] == "degraded", h.json
     assert any(why in h.json["components"]["redis"]["message"] for why in whys), h.json
