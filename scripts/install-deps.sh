@@ -4,7 +4,7 @@
 set -eu
 what="${1:-build}"
 
-build="build-essential cmake pkgconf libjansson-dev libsqlite3-dev tzdata libcurl4-openssl-dev libmicrohttpd-dev libsodium-dev libpq-dev libyaml-dev zlib1g-dev libhiredis-dev"
+build="build-essential cmake pkgconf libjansson-dev libsqlite3-dev tzdata libcurl4-openssl-dev libmicrohttpd-dev libsodium-dev libpq-dev libyaml-dev zlib1g-dev libhiredis-dev libssl-dev"
 test="$build postgresql-15 clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-croniter procps python3-jsonschema python3-yaml curl openssl"
 bench="$build hyperfine time wrk python3 curl"
 # the man page and shell completion tests

@@ -332,6 +332,8 @@ int redis_handshake_check(const struct redis_target *t, const struct redis_cmd *
                        auth ? "AUTH" : "SELECT");
     if (reply->type != REDIS_REPLY_ERROR)
         return 0;
+    if (redis_tunnel_error(reply->str))
+        return err_set(err, ERR_IO, "%s", redis_tunnel_error(reply->str));
     if (auth) {
         /* The reply's text is not shown: a server may echo what it was sent. */
         if (reply->str && strstr(reply->str, "without any password configured"))
@@ -362,22 +364,17 @@ redisContext *redis_connect_sync(const struct redis_target *t, int timeout_ms, s
     struct redis_cmd cmds[2];
     redisContext *c;
     redisReply *r;
+    const char *path = t->path;
     int n;
 
-    if (t->tls) {
-        err_set(err, ERR_INVALID,
-                "%s: TLS (rediss://) is not supported: this build's hiredis (0.14) has no TLS; "
-                "reach Redis on a unix socket or a trusted network with redis://, or through a "
-                "local TLS tunnel (stunnel) at redis://127.0.0.1:PORT",
-                t->shown);
+    if (t->tls && !(path = redis_tunnel_path(t, err)))
         return NULL;
-    }
     if (timeout_ms < 1)
         timeout_ms = 1;
     tv.tv_sec = timeout_ms / 1000;
     tv.tv_usec = (timeout_ms % 1000) * 1000;
-    c = t->path ? redisConnectUnixWithTimeout(t->path, tv)
-                : redisConnectWithTimeout(t->host, t->port, tv);
+    c = path ? redisConnectUnixWithTimeout(path, tv)
+             : redisConnectWithTimeout(t->host, t->port, tv);
     if (!c) {
         err_set(err, ERR_NOMEM, "cannot reach %s: out of memory", t->shown);
         return NULL;
@@ -415,7 +412,9 @@ redisContext *redis_connect_sync(const struct redis_target *t, int timeout_ms, s
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        if (r->str && !strncmp(r->str, "NOAUTH", 6))
+        if (redis_tunnel_error(r->str))
+            err_set(err, ERR_IO, "%s", redis_tunnel_error(r->str));
+        else if (r->str && !strncmp(r->str, "NOAUTH", 6))
             err_set(err, ERR_INVALID, "%s needs a password (give it in the URL: "
                     "redis://:PASSWORD@host)", t->shown);
         else

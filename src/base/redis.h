@@ -7,9 +7,9 @@
  *
  * URLs (ORCH_REDIS_URL, --redis-url):
  *   redis://[[user]:password@]host[:port][/db]     (host may be [v6 address])
- *   rediss://...                                    (TLS: parsed, refused by
- *                                                    redis_connect_sync: hiredis
- *                                                    0.14 has no TLS)
+ *   rediss://...                                    (TLS: hiredis 0.14 has none,
+ *                                                    so through a local tunnel:
+ *                                                    redis_tunnel_path below)
  *   unix://[[user]:password@]/path/to/socket[?db=n]
  * User and password may be percent-encoded. A password never appears in a
  * message: `shown` (the URL with the password as "***") is the only form that
@@ -72,7 +72,8 @@ void redis_target_free(struct redis_target *t);
  * SELECT, PING. Returns the context (the caller frees it with redisFree), or
  * NULL with `err` set: ERR_IO "cannot reach <shown>: <why>", ERR_INVALID
  * "<shown> refused the password" / "<shown> needs a password" / "<shown>:
- * cannot select database n: ..." / rediss:// refused, ERR_TIMEOUT when it
+ * cannot select database n: ..." / for rediss:// the TLS tunnel's reason
+ * (ERR_IO: certificate refused, ...) or a bad TLS setting, ERR_TIMEOUT when it
  * connected but did not answer in time.
  */
 redisContext *redis_connect_sync(const struct redis_target *t, int timeout_ms, struct err *err);
@@ -100,6 +101,26 @@ int redis_handshake(const struct redis_target *t, struct redis_cmd out[2]);
  */
 int redis_handshake_check(const struct redis_target *t, const struct redis_cmd *cmd,
                           const redisReply *reply, struct err *err);
+
+/*
+ * rediss:// (redistls.c): the path of the local unix socket that stands for
+ * TLS target `t` (made at the first call for its host and port, then the
+ * same for the process's life), or NULL with `err` (a bad CA file, client
+ * certificate, ...). A client connects there and speaks plain RESP; one pump
+ * thread per process carries the bytes over TLS, verifying the server's
+ * certificate (ORCH_REDIS_TLS_CA_CERT, else the system's CAs) and its name
+ * (the URL's host). Thread-safe.
+ */
+const char *redis_tunnel_path(const struct redis_target *t, struct err *err);
+
+/*
+ * When the tunnel cannot reach the server or the TLS handshake fails, the
+ * client's first reply is an error starting with REDIS_TUNNEL_ERR. Given an
+ * error reply's text: the tunnel's message (naming the URL without its
+ * password), or NULL when it is an error of the server.
+ */
+#define REDIS_TUNNEL_ERR "ORCHTLS "
+const char *redis_tunnel_error(const char *reply_str);
 
 /* The log stream key of an attempt (REDIS_LOG_KEY_PREFIX above) into buf
  * (REDIS_LOG_KEY_MAX bytes). */

@@ -460,9 +460,9 @@ static int resume_unfinished(struct store *st, struct engine *eng)
 }
 
 /*
- * Redis (ORCH_REDIS_URL): a URL that does not parse, or rediss:// (this
- * hiredis has no TLS), stops the start with a usage error; on the data
- * directory's SQLite (one node) it is ignored, with a warning. Then one try
+ * Redis (ORCH_REDIS_URL): a URL that does not parse stops the start with a
+ * usage error (rediss:// goes through a local TLS tunnel: base/redis.h); on
+ * the data directory's SQLite (one node) it is ignored, with a warning. Then one try
  * to connect, to say at start whether it answers: unreachable or refusing the
  * password, the node starts all the same, on PostgreSQL alone until Redis
  * answers (the engine and the API try again on their own). Messages name the
@@ -479,14 +479,6 @@ static int redis_settings(const struct cli_args *a, int on_postgres, struct redi
         return 0;
     if (redis_target_parse(url, t, &err)) {
         cli_error("invalid Redis URL (--redis-url or $ORCH_REDIS_URL): %s", err.msg);
-        return -1;
-    }
-    if (t->tls) {
-        c = redis_connect_sync(t, 1, &err); /* refuses rediss:// with its reason */
-        if (c)
-            redisFree(c);
-        cli_error("%s", err.msg);
-        redis_target_free(t);
         return -1;
     }
     if (!on_postgres) {

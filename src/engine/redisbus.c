@@ -300,7 +300,9 @@ static void on_group(redisAsyncContext *ac, void *reply, void *priv)
     const redisReply *r = reply;
 
     (void)priv;
-    if (r && r->type == REDIS_REPLY_ERROR && !is_error(r, "BUSYGROUP"))
+    if (r && r->type == REDIS_REPLY_ERROR && redis_tunnel_error(r->str))
+        set_broken(c->rs, "%s", redis_tunnel_error(r->str)); /* the TLS tunnel's reason */
+    else if (r && r->type == REDIS_REPLY_ERROR && !is_error(r, "BUSYGROUP"))
         log_warn(COMP_REDIS, "Cannot create the consumer group of %s: %.120s", ENGINE_REDIS_OFFERS,
                  r->str ? r->str : "error");
     else if (r)
@@ -315,6 +317,10 @@ static void on_ready_ping(redisAsyncContext *ac, void *reply, void *priv)
     (void)priv;
     if (!r)
         return;
+    if (r->type == REDIS_REPLY_ERROR && redis_tunnel_error(r->str)) {
+        set_broken(c->rs, "%s", redis_tunnel_error(r->str));
+        return;
+    }
     if (r->type == REDIS_REPLY_ERROR) {
         set_broken(c->rs, "%s answered PING with: %.120s", c->rs->t.shown,
                    r->str ? r->str : "error");
@@ -340,8 +346,11 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
     }
     if (r->type == REDIS_REPLY_ERROR) {
         answered(ac);
-        set_broken(c->rs, "%s refused SUBSCRIBE: %.120s", c->rs->t.shown,
-                   r->str ? r->str : "error");
+        if (redis_tunnel_error(r->str))
+            set_broken(c->rs, "%s", redis_tunnel_error(r->str));
+        else
+            set_broken(c->rs, "%s refused SUBSCRIBE: %.120s", c->rs->t.shown,
+                       r->str ? r->str : "error");
         return;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 3)
@@ -383,9 +392,18 @@ static int conn_open(struct redis_state *rs, struct rconn *c)
 {
     redisAsyncContext *ac;
     const struct redis_target *t = &rs->t;
+    const char *path = t->path;
+    struct err err = ERR_INIT;
     int nhs;
 
-    ac = t->path ? redisAsyncConnectUnix(t->path) : redisAsyncConnect(t->host, t->port);
+    /* rediss://: hiredis speaks plain RESP to the local end of a TLS tunnel
+     * (src/base/redistls.c; its pump thread is the one thread outside the
+     * loop, shared by every tunnel of the process). */
+    if (t->tls && !(path = redis_tunnel_path(t, &err))) {
+        set_broken(rs, "%s", err.msg);
+        return -1;
+    }
+    ac = path ? redisAsyncConnectUnix(path) : redisAsyncConnect(t->host, t->port);
     if (!ac) {
         set_broken(rs, "cannot reach %s: out of memory", t->shown);
         return -1;
@@ -1045,7 +1063,7 @@ void engine__redis_start(struct engine *eng, const struct redis_target *t)
 {
     struct redis_state *rs;
 
-    if (eng->redis || !t || t->tls) /* orch server refuses rediss:// (no TLS in hiredis 0.14) */
+    if (eng->redis || !t)
         return;
     rs = xcalloc(1, sizeof(*rs));
     rs->eng = eng;
@@ -1055,6 +1073,7 @@ void engine__redis_start(struct engine *eng, const struct redis_target *t)
     rs->t.user = dup_or_null(t->user);
     rs->t.password = dup_or_null(t->password);
     rs->t.db = t->db;
+    rs->t.tls = t->tls;
     rs->t.shown = xstrdup(t->shown ? t->shown : "redis");
     rs->cmd.rs = rs->sub.rs = rs;
     rs->cmd.name = "command";

@@ -1,9 +1,9 @@
 """
 Redis on the API side of orch nodes (ORCH_REDIS_URL): start-up with a wrong password, an
-unreachable Redis, a bad URL and rediss://; the auth-failure limit shared by the nodes of
-one PostgreSQL; the limiter's fallback when Redis stops mid-run; Redis in /v1/health,
-/metrics and `orch doctor`; live logs followed from Redis on any node. Every process is
-real: a private PostgreSQL (tests/pg) and a private redis-server (redisutil.py).
+unreachable Redis and a bad URL (rediss:// is in test_redis_tls.py); the auth-failure limit
+shared by the nodes of one PostgreSQL; the limiter's fallback when Redis stops mid-run; Redis
+in /v1/health, /metrics and `orch doctor`; live logs followed from Redis on any node. Every
+process is real: a private PostgreSQL (tests/pg) and a private redis-server (redisutil.py).
 """
 import json
 import time
@@ -94,8 +94,6 @@ def test_unreachable_redis_at_start_names_the_url_and_starts(pg, nodes, tmp_path
     ("redis://:" + PASSWORD + "@h:99999", "invalid Redis URL (--redis-url or $ORCH_REDIS_URL): "
      "the port must be a number from 1 to 65535"),
     ("http://" + PASSWORD, "a Redis URL starts with redis://, rediss:// or unix://"),
-    ("rediss://:" + PASSWORD + "@127.0.0.1:6380",
-     "rediss://:***@127.0.0.1:6380: TLS (rediss://) is not supported"),
 ])
 def test_bad_url_or_tls_stops_the_start_with_a_clear_message(pg, nodes, tmp_path, url, want):
     n = node(nodes, tmp_path, pg.database(), "n1", url)

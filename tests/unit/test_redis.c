@@ -240,9 +240,72 @@ static void test_connect_refused_and_tls(void **state)
 
     assert_int_equal(redis_target_parse("rediss://:hunter2@127.0.0.1:1", &t, NULL), 0);
     assert_null(redis_connect_sync(&t, 2000, &err));
-    assert_int_equal(err.code, ERR_INVALID);
-    assert_non_null(strstr(err.msg, "rediss://:***@127.0.0.1:1: TLS (rediss://) is not supported"));
+    assert_int_equal(err.code, ERR_IO); /* through the TLS tunnel, which says why */
+    if (strcmp(err.msg, "cannot reach rediss://:***@127.0.0.1:1: Connection refused"))
+        fail_msg("%s", err.msg);
     assert_null(strstr(err.msg, "hunter2"));
+    redis_target_free(&t);
+}
+
+/* The TLS tunnel's own parts (the TLS itself: tests/e2e/test_redis_tls.py). */
+static void test_tunnel(void **state)
+{
+    struct redis_target t, u;
+    struct err err = ERR_INIT;
+    const char *p1, *p2;
+    struct stat st;
+    char dir[128];
+
+    (void)state;
+    assert_int_equal(redis_target_parse("rediss://:hunter2@127.0.0.1:2", &t, NULL), 0);
+    assert_int_equal(redis_target_parse("rediss://127.0.0.1:2/4", &u, NULL), 0);
+    /* One tunnel per host and port, in a directory only this user can enter. */
+    p1 = redis_tunnel_path(&t, &err);
+    assert_non_null(p1);
+    p2 = redis_tunnel_path(&u, &err);
+    assert_ptr_equal(p1, p2);
+    snprintf(dir, sizeof(dir), "%s", p1);
+    *strrchr(dir, '/') = 0;
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(stat(p1, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    redis_target_free(&u);
+
+    /* Not TLS: no tunnel. */
+    assert_int_equal(redis_target_parse("redis://127.0.0.1:2", &u, NULL), 0);
+    assert_null(redis_tunnel_path(&u, &err));
+    assert_int_equal(err.code, ERR_INVALID);
+    redis_target_free(&u);
+
+    /* Bad settings, named (a new host: settings are read when its tunnel is made). */
+    assert_int_equal(redis_target_parse("rediss://:hunter2@127.0.0.1:3", &u, NULL), 0);
+    setenv("ORCH_REDIS_TLS_CA_CERT", "/nonexistent/ca.pem", 1);
+    assert_null(redis_connect_sync(&u, 2000, &err));
+    assert_int_equal(err.code, ERR_INVALID);
+    {
+        const char *want = "rediss://:***@127.0.0.1:3: cannot load the CA certificates of "
+                           "ORCH_REDIS_TLS_CA_CERT /nonexistent/ca.pem: ";
+
+        if (strncmp(err.msg, want, strlen(want)))
+            fail_msg("%s", err.msg);
+    }
+    unsetenv("ORCH_REDIS_TLS_CA_CERT");
+    setenv("ORCH_REDIS_TLS_CERT", "/nonexistent/c.pem", 1);
+    assert_null(redis_tunnel_path(&u, &err));
+    assert_string_equal(err.msg, "rediss://:***@127.0.0.1:3: ORCH_REDIS_TLS_CERT and "
+                                 "ORCH_REDIS_TLS_KEY go together");
+    unsetenv("ORCH_REDIS_TLS_CERT");
+    setenv("ORCH_REDIS_TLS_INSECURE", "maybe", 1);
+    assert_null(redis_tunnel_path(&u, &err));
+    assert_string_equal(err.msg, "ORCH_REDIS_TLS_INSECURE: expected 1 or 0, not \"maybe\"");
+    unsetenv("ORCH_REDIS_TLS_INSECURE");
+    redis_target_free(&u);
+
+    /* The tunnel's own errors are told apart from the server's. */
+    assert_string_equal(redis_tunnel_error(REDIS_TUNNEL_ERR "x: why"), "x: why");
+    assert_null(redis_tunnel_error("ERR unknown command"));
+    assert_null(redis_tunnel_error(NULL));
     redis_target_free(&t);
 }
 
@@ -407,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_handshake),
         cmocka_unit_test(test_log_key),
         cmocka_unit_test(test_connect_refused_and_tls),
+        cmocka_unit_test(test_tunnel),
         cmocka_unit_test(test_connect_real_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
