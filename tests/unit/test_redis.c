@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -317,6 +318,28 @@ struct server {
     pid_t pid;
 };
 
+/* Wait until `pid` is stopped (state T in /proc/PID/stat). */
+static void wait_stopped(pid_t pid)
+{
+    char path[64], buf[512];
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 10000; i++) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        const char *close_paren;
+
+        if (f)
+            fclose(f);
+        buf[n] = 0;
+        close_paren = strrchr(buf, ')');
+        if (close_paren && close_paren[1] == ' ' && (close_paren[2] == 'T' || close_paren[2] == 't'))
+            return;
+        usleep(1000);
+    }
+    fail_msg("redis-server %d did not stop", (int)pid);
+}
+
 static int server_start(struct server *s, const char *password)
 {
     char url[256];
@@ -346,6 +369,9 @@ static int server_start(struct server *s, const char *password)
             argv[n++] = password;
         }
         argv[n] = NULL;
+        /* Dies with the test, even stopped: a failed assertion while it is
+         * paused must not leave it holding ctest's output open. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (!freopen("/dev/null", "w", stdout))
             _exit(126);
         execvp("redis-server", (char *const *)argv);
@@ -436,8 +462,10 @@ static void test_connect_real_server(void **state)
     assert_int_equal(err.code, ERR_INVALID);
     assert_non_null(strstr(err.msg, "cannot select database 99999"));
 
-    /* Paused: connects (the kernel accepts), then no answer in time. */
+    /* Paused: connects (the kernel accepts), then no answer in time. kill()
+     * returns before the server has stopped: wait until it has. */
     kill(s.pid, SIGSTOP);
+    wait_stopped(s.pid);
     {
         char url[256];
         struct redis_target t;
