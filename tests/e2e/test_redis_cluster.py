@@ -198,6 +198,31 @@ def test_logs_follow_live_across_nodes(pg, redis, nodes, tmp_path):
     stop_clean(a, b, c)
 
 
+def test_entries_of_a_dead_consumer_are_taken_over(pg, redis, nodes, tmp_path):
+    """An offer entry read by a consumer that never acknowledges it (a node that died
+    between its read and its claim) is taken over with XAUTOCLAIM by a live node once
+    idle long enough, and acknowledged: nothing stays pending."""
+    url = pg.database()
+    a, b, c = three_nodes(tmp_path, url, redis, nodes, "x")
+    for _ in range(10):  # (a live node reading it first would leave none for the dead one)
+        redis.command("XADD", STREAM, "*", "e", "ex_gone", "t", "0", "a", "1", "o", "gone")
+        got = redis.command("XREADGROUP", "GROUP", GROUP, "gone-node", "COUNT", "1", "STREAMS",
+                            STREAM, ">")
+        if got and got[0][1]:
+            break
+    assert got and got[0][1], got  # the dead consumer holds it now
+    pending = redis.command("XPENDING", STREAM, GROUP)
+    assert int(pending[0]) >= 1 and ["gone-node", "1"] in pending[3], pending
+    end = time.monotonic() + 60
+    while time.monotonic() < end and int(redis.command("XPENDING", STREAM, GROUP)[0]) != 0:
+        time.sleep(0.1)
+    assert int(redis.command("XPENDING", STREAM, GROUP)[0]) == 0, \
+        redis.command("XPENDING", STREAM, GROUP)
+    assert any("Took over 1 offer entry of a consumer that stopped answering" in n.log()
+               for n in (a, b, c))
+    stop_clean(a, b, c)
+
+
 def test_node_killed_mid_fanout(pg, redis, nodes, tmp_path):
     url = pg.database()
     side = tmp_path / "side.txt"
