@@ -203,6 +203,22 @@ static void server_gone(struct tconn *c)
                ssl_reason("connection closed"), NULL);
 }
 
+/* After an SSL_read() or SSL_write() of `c` that returned r <= 0: note what
+ * it waits for; -1 when the session ended (then `c` was freed or failed). */
+static int ssl_blocked(struct tconn *c, int r)
+{
+    r = SSL_get_error(c->ssl, r);
+    if (r == SSL_ERROR_WANT_READ)
+        c->ssl_want_in = 1;
+    else if (r == SSL_ERROR_WANT_WRITE)
+        c->ssl_want_out = 1;
+    else {
+        server_gone(c);
+        return -1;
+    }
+    return 0;
+}
+
 /* Move what can be moved; 0, or -1 when `c` was freed. */
 static int tconn_pump(struct tconn *c)
 {
@@ -273,15 +289,8 @@ static int tconn_pump(struct tconn *c)
                 c->up_n -= (size_t)r;
                 progress = 1;
             } else {
-                r = SSL_get_error(c->ssl, r);
-                if (r == SSL_ERROR_WANT_READ)
-                    c->ssl_want_in = 1;
-                else if (r == SSL_ERROR_WANT_WRITE)
-                    c->ssl_want_out = 1;
-                else {
-                    server_gone(c);
+                if (ssl_blocked(c, r))
                     return -1;
-                }
             }
         }
         /* server -> buffer */
@@ -293,15 +302,8 @@ static int tconn_pump(struct tconn *c)
                 c->got = 1;
                 progress = 1;
             } else {
-                r = SSL_get_error(c->ssl, r);
-                if (r == SSL_ERROR_WANT_READ)
-                    c->ssl_want_in = 1;
-                else if (r == SSL_ERROR_WANT_WRITE)
-                    c->ssl_want_out = 1;
-                else {
-                    server_gone(c);
+                if (ssl_blocked(c, r))
                     return -1;
-                }
             }
         }
         /* buffer -> local */
