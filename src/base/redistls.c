@@ -61,6 +61,7 @@ struct tconn {
     struct tunnel *tun;
     struct watch wl, wr;
     int lfd, rfd;
+    struct addrinfo *ai, *ai_next; /* the server's addresses; the next to try */
     SSL *ssl;
     int state; /* 0 TCP connecting, 1 handshake, 2 open, 3 failed: draining the client */
     int ssl_want_in, ssl_want_out;
@@ -111,6 +112,9 @@ static void tconn_free(struct tconn *c)
         close(c->rfd);
     }
     c->lfd = c->rfd = -1;
+    if (c->ai)
+        freeaddrinfo(c->ai);
+    c->ai = c->ai_next = NULL;
     c->dead = 1;
     c->next_dead = graveyard;
     graveyard = c;
@@ -219,6 +223,42 @@ static int ssl_blocked(struct tconn *c, int r)
     return 0;
 }
 
+/* Connect `c` to the next of the server's addresses (a name such as
+ * localhost may give ::1 before 127.0.0.1, and the server listen on one of
+ * them only): 0 once one is connecting, else the last errno. */
+static int tconn_connect_next(struct tconn *c)
+{
+    int e = ECONNREFUSED;
+
+    if (c->rfd >= 0) {
+        epoll_ctl(tun_epfd, EPOLL_CTL_DEL, c->rfd, NULL);
+        close(c->rfd);
+        c->rfd = -1;
+    }
+    while (c->ai_next) {
+        struct addrinfo *a = c->ai_next;
+        struct epoll_event ev;
+
+        c->ai_next = a->ai_next;
+        c->rfd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c->rfd < 0) {
+            e = errno;
+            continue;
+        }
+        setsockopt(c->rfd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+        if (connect(c->rfd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
+            e = errno;
+            close(c->rfd);
+            c->rfd = -1;
+            continue;
+        }
+        ev = (struct epoll_event){.events = EPOLLOUT, .data.ptr = &c->wr};
+        epoll_ctl(tun_epfd, EPOLL_CTL_ADD, c->rfd, &ev);
+        return 0;
+    }
+    return e;
+}
+
 /* Move what can be moved; 0, or -1 when `c` was freed. */
 static int tconn_pump(struct tconn *c)
 {
@@ -239,8 +279,14 @@ static int tconn_pump(struct tconn *c)
             e = errno;
         if (e == EINPROGRESS || e == EALREADY)
             return 0;
+        if (e && c->ai_next && tconn_connect_next(c) == 0)
+            return 0; /* the next address is connecting */
         if (e) {
             tconn_fail(c, "cannot reach %s: %s%s", strerror(e), NULL);
+            return -1;
+        }
+        if (!SSL_set_fd(c->ssl, c->rfd)) {
+            tconn_fail(c, "%s: cannot start TLS: %s%s", ssl_reason("out of memory"), NULL);
             return -1;
         }
         c->state = 1;
@@ -353,17 +399,9 @@ static void tunnel_accept(struct tunnel *t)
         tconn_fail(c, "cannot reach %s: %s%s", gai_strerror(rc), NULL);
         return;
     }
-    c->rfd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->rfd < 0 || (connect(c->rfd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)) {
-        freeaddrinfo(ai);
-        tconn_fail(c, "cannot reach %s: %s%s", strerror(errno), NULL);
-        return;
-    }
-    freeaddrinfo(ai);
-    rc = 1;
-    setsockopt(c->rfd, IPPROTO_TCP, TCP_NODELAY, &rc, sizeof(rc));
+    c->ai = c->ai_next = ai;
     c->ssl = SSL_new(t->ctx);
-    if (!c->ssl || !SSL_set_fd(c->ssl, c->rfd)) {
+    if (!c->ssl) {
         tconn_fail(c, "%s: cannot start TLS: %s%s", ssl_reason("out of memory"), NULL);
         return;
     }
@@ -381,10 +419,13 @@ static void tunnel_accept(struct tunnel *t)
             SSL_set_tlsext_host_name(c->ssl, t->host);
         SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
     }
+    rc = tconn_connect_next(c);
+    if (rc) {
+        tconn_fail(c, "cannot reach %s: %s%s", strerror(rc), NULL);
+        return;
+    }
     e = (struct epoll_event){.events = EPOLLIN, .data.ptr = &c->wl};
     epoll_ctl(tun_epfd, EPOLL_CTL_ADD, c->lfd, &e);
-    e = (struct epoll_event){.events = EPOLLOUT, .data.ptr = &c->wr};
-    epoll_ctl(tun_epfd, EPOLL_CTL_ADD, c->rfd, &e);
 }
 
 static void *pump(void *arg)
