@@ -194,21 +194,36 @@ static void path_cache_forget(const char *name)
 static pthread_once_t cg_once = PTHREAD_ONCE_INIT;
 static char cg_base[1024]; /* "" when tasks get no cgroup */
 
-/* Remove the task cgroups <dir>/<n> (those still in use stay). */
+/* Remove the task cgroups <dir>/<n> (those still in use stay). The guard
+ * calls it in a process forked from a threaded orch, where a lock another
+ * thread held at the fork stays held: so no opendir() (it allocates), only
+ * system calls on a stack buffer. */
 static void cg_remove_tasks(const char *dir)
 {
+    struct dent64 {
+        unsigned long long ino;
+        long long off;
+        unsigned short reclen;
+        unsigned char type;
+        char name[];
+    };
+    char buf[4096] __attribute__((aligned(8)));
     char sub[1700];
-    struct dirent *te;
-    DIR *t = opendir(dir);
+    long n;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-    if (!t)
+    if (fd < 0)
         return;
-    while ((te = readdir(t)))
-        if (te->d_name[0] >= '1' && te->d_name[0] <= '9') {
-            snprintf(sub, sizeof(sub), "%s/%s", dir, te->d_name);
-            rmdir(sub); /* fails, and stays, if something still runs in it */
+    while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0)
+        for (long at = 0; at < n;) {
+            const struct dent64 *de = (const struct dent64 *)(buf + at);
+            at += de->reclen;
+            if (de->name[0] >= '1' && de->name[0] <= '9') {
+                snprintf(sub, sizeof(sub), "%s/%s", dir, de->name);
+                rmdir(sub); /* fails, and stays, if something still runs in it */
+            }
         }
-    closedir(t);
+    close(fd);
 }
 
 /* Remove the empty cgroups of orch processes that are gone (their guard
