@@ -94,27 +94,36 @@ static struct tunnel *tunnels;
 static int tun_epfd = -1;
 static struct tconn *graveyard; /* the pump thread's only */
 
-/* Close `c`; its memory goes when the current batch of events is done (the
- * batch may still name it). */
-static void tconn_free(struct tconn *c)
+/* Close `fd` (if open) and set it to -1. Out of the epoll set first: a
+ * fork()ed child may still hold the description, and epoll would go on
+ * reporting it. */
+static void unwatch_close(int *fd)
+{
+    if (*fd >= 0) {
+        epoll_ctl(tun_epfd, EPOLL_CTL_DEL, *fd, NULL);
+        close(*fd);
+    }
+    *fd = -1;
+}
+
+/* End `c`'s side towards the server: its TLS session, socket and addresses. */
+static void tconn_close_remote(struct tconn *c)
 {
     if (c->ssl)
         SSL_free(c->ssl);
     c->ssl = NULL;
-    /* Out of the epoll set first: a fork()ed child may still hold the
-     * descriptions, and epoll would go on reporting them. */
-    if (c->lfd >= 0) {
-        epoll_ctl(tun_epfd, EPOLL_CTL_DEL, c->lfd, NULL);
-        close(c->lfd);
-    }
-    if (c->rfd >= 0) {
-        epoll_ctl(tun_epfd, EPOLL_CTL_DEL, c->rfd, NULL);
-        close(c->rfd);
-    }
-    c->lfd = c->rfd = -1;
+    unwatch_close(&c->rfd);
     if (c->ai)
         freeaddrinfo(c->ai);
     c->ai = c->ai_next = NULL;
+}
+
+/* Close `c`; its memory goes when the current batch of events is done (the
+ * batch may still name it). */
+static void tconn_free(struct tconn *c)
+{
+    tconn_close_remote(c);
+    unwatch_close(&c->lfd);
     c->dead = 1;
     c->next_dead = graveyard;
     graveyard = c;
@@ -151,14 +160,7 @@ static void tconn_fail(struct tconn *c, const char *fmt, const char *a, const ch
     /* Then drain what the client still sends until it closes: closing at
      * once would make its next write fail with EPIPE (SIGPIPE in a process
      * that does not ignore it), before it read the reason. */
-    if (c->ssl)
-        SSL_free(c->ssl);
-    c->ssl = NULL;
-    if (c->rfd >= 0) {
-        epoll_ctl(tun_epfd, EPOLL_CTL_DEL, c->rfd, NULL);
-        close(c->rfd);
-    }
-    c->rfd = -1;
+    tconn_close_remote(c);
     c->state = 3;
     e = (struct epoll_event){.events = EPOLLIN, .data.ptr = &c->wl};
     if (epoll_ctl(tun_epfd, EPOLL_CTL_MOD, c->lfd, &e) < 0 &&
@@ -230,11 +232,7 @@ static int tconn_connect_next(struct tconn *c)
 {
     int e = ECONNREFUSED;
 
-    if (c->rfd >= 0) {
-        epoll_ctl(tun_epfd, EPOLL_CTL_DEL, c->rfd, NULL);
-        close(c->rfd);
-        c->rfd = -1;
-    }
+    unwatch_close(&c->rfd);
     while (c->ai_next) {
         struct addrinfo *a = c->ai_next;
         struct epoll_event ev;
