@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -810,14 +811,29 @@ static int sq_register_now(struct sqlite_store *s, struct err *err)
     return 0;
 }
 
+/*
+ * A statement inside a transaction keeps the pages it changes in a statement
+ * journal, so that it alone can be undone. SQLite moves that journal to a
+ * temporary file once it passes 64 KiB, and the engine's group commit (many
+ * submissions in one transaction) passed it at every turn: a file created,
+ * written page by page and unlinked per commit, most of the commit's system
+ * calls. It lives for one transaction: keep it in memory.
+ */
+static void sq_configure_library(void)
+{
+    sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, -1);
+}
+
 static int sqlite_open(const char *path, unsigned flags, struct store **out, struct err *err)
 {
+    static pthread_once_t library_once = PTHREAD_ONCE_INIT;
     struct sqlite_store *s;
     int oflags = SQLITE_OPEN_NOMUTEX;
     struct stat sb;
     int rc;
 
     *out = NULL;
+    pthread_once(&library_once, sq_configure_library);
     if (!(flags & STORE_CREATE) && stat(path, &sb) != 0) {
         int e = errno;
         if (e == ENOENT)
