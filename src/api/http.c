@@ -251,6 +251,7 @@ struct thread_stores {
     struct api_server *srv;
     struct store *rd;
     struct store *wr;
+    struct api_request *snap; /* whose read snapshot is open on rd (see "snapshots") */
 };
 
 void api_config_init(struct api_config *cfg)
@@ -612,6 +613,55 @@ static struct store *open_store(struct api_request *req, int writer)
     }
     atomic_fetch_add(&req->srv->stores_open, 1);
     return *slot;
+}
+
+/*
+ * Snapshots. A GET's key check and its handler read in one SQLite read
+ * transaction of the thread's read connection: one WAL read lock (its
+ * fcntl calls on the -shm, under SQLite's per-file mutex that the HTTP
+ * threads share) per request instead of one per statement group. Only a
+ * request without a body keeps it from the key check to the end of its
+ * handler (MHD calls the handler at once then); every other request that
+ * starts on the thread ends it, so no request ever reads in another's
+ * snapshot longer than that. A request that writes the key's lastUsedAt
+ * ends it, so the handler sees the write.
+ */
+static void snapshot_end_any(struct api_server *srv)
+{
+    struct thread_stores *ts;
+
+    if (srv->pooled || !(ts = pthread_getspecific(srv->tls)) || !ts->snap)
+        return;
+    ts->snap = NULL;
+    if (ts->rd)
+        store_rollback(ts->rd);
+}
+
+static void snapshot_end(struct api_request *req)
+{
+    struct thread_stores *ts;
+
+    if (req->srv->pooled || !(ts = pthread_getspecific(req->srv->tls)) || ts->snap != req)
+        return;
+    snapshot_end_any(req->srv);
+}
+
+static void snapshot_begin(struct api_request *req, struct store *st)
+{
+    struct thread_stores *ts;
+    struct err err = ERR_INIT;
+    int began = 0;
+
+    if (req->srv->pooled || (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) ||
+        mhd.lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Length") ||
+        mhd.lookup_connection_value(req->conn, MHD_HEADER_KIND, "Transfer-Encoding"))
+        return;
+    ts = thread_stores(req->srv);
+    if (ts->rd != st)
+        return;
+    snapshot_end_any(req->srv);
+    if (store_read_begin(st, &began, &err) == 0 && began)
+        ts->snap = req; /* (on failure each read opens its own, as without) */
 }
 
 struct store *api__read_store(struct api_request *req)
@@ -1196,6 +1246,7 @@ static struct api_request *request_new(struct api_server *srv, struct MHD_Connec
     req->method = method;
     req->path = xstrdup(url);
     req->start_ns = clock_mono_ns();
+    snapshot_end_any(srv);
     strbuf_init(&req->body, srv->max_body);
     rid = mhd.lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
     if (rid && api__valid_request_id(rid))
@@ -1214,6 +1265,7 @@ static void request_free(struct api_request *req)
     if (!req)
         return;
     atomic_fetch_sub(&req->srv->in_flight, 1);
+    snapshot_end(req);
     api__store_done(req);
     if (req->pending && req->pending_free)
         req->pending_free(req->pending);
@@ -1344,6 +1396,7 @@ static void touch_key(struct api_request *req, int64_t now)
     wr = ts->wr;
     if (store_key_touch(wr, req->key.id, now, &err))
         log_warn("API", "Cannot record the use of key %s: %s", req->key.prefix, err.msg);
+    snapshot_end(req); /* the handler reads after this write */
 }
 
 /*
@@ -1504,6 +1557,8 @@ static void authenticate(struct api_request *req)
     }
     if (result == AUTH_OK) {
         st = api__read_store(req);
+        if (st)
+            snapshot_begin(req, st);
         if (!st || auth_verify(st, key, len, now, &req->key, &result, msg, &err)) {
             const char *why = !st ? (req->store_error[0] ? req->store_error
                                                          : "the database is unavailable")
@@ -1596,6 +1651,8 @@ static void route_and_authenticate(struct api_request *req, const char *method)
         req->auth_outcome = "none"; /* --metrics-auth none */
     } else if (req->route->scope) {
         authenticate(req);
+        if (req->early_status)
+            snapshot_end(req);
         api__store_done(req); /* not held while the body comes in */
     }
 }
@@ -1718,6 +1775,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return queue(req);
     }
     if (req->early_status) {
+        snapshot_end(req);
         answer_early(req);
         return queue(req);
     }
@@ -1725,6 +1783,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         api__ui_serve(req);
     else
         req->route->handler(req);
+    snapshot_end(req);
     api__store_done(req);
     if (req->phase == 3)
         return MHD_YES; /* suspended until api__resume */

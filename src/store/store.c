@@ -408,6 +408,11 @@ void store_rollback(struct store *st)
     st->be->rollback(st);
 }
 
+int store_read_begin(struct store *st, int *began, struct err *err)
+{
+    return store__read_begin(st, began, err);
+}
+
 /* --- argument checks --- */
 
 static int check_str(const char *what, const char *s, struct err *err)

@@ -216,6 +216,9 @@ int store_begin(struct store *st, struct err *err);
 int store_commit(struct store *st, struct err *err);
 /* Roll back the open transaction, if any. Never fails. */
 void store_rollback(struct store *st);
+/* Open a read snapshot when no transaction is open (*began: this call opened
+ * it; end it with store_rollback). The calls that read inside it share it. */
+int store_read_begin(struct store *st, int *began, struct err *err);
 
 /* --- workflow definitions (versioned) --- */
 
