@@ -1,7 +1,9 @@
 #include "log.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@ static int log_fd = 2;
 static void (*hook_before)(void);
 static void (*hook_after)(void);
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int hooks_set; /* the lock is taken only while hooks are set */
 
 static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
@@ -51,12 +54,72 @@ void log_set_hooks(void (*before)(void), void (*after)(void))
     pthread_mutex_lock(&log_lock);
     hook_before = before;
     hook_after = after;
+    atomic_store(&hooks_set, before || after);
     pthread_mutex_unlock(&log_lock);
 }
 
 int log_enabled(enum log_level level)
 {
     return level <= threshold;
+}
+
+/*
+ * Write one whole line. A line (at most 4 KiB, PIPE_BUF) goes out in one
+ * write(2), which neither a pipe nor a file interleaves with another's, so
+ * no lock is held unless hooks must run around it (a terminal's progress
+ * line): the HTTP threads' access lines do not wait on each other.
+ */
+static void emit(const char *line, size_t n)
+{
+    int locked = atomic_load(&hooks_set);
+
+    if (locked) {
+        pthread_mutex_lock(&log_lock);
+        if (hook_before)
+            hook_before();
+    }
+    {
+        size_t off = 0;
+        while (off < n) {
+            ssize_t w = write(log_fd, line + off, n - off);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+    }
+    if (locked) {
+        if (hook_after)
+            hook_after();
+        pthread_mutex_unlock(&log_lock);
+    }
+}
+
+void log_text(enum log_level level, const char *component, const char *text, size_t len)
+{
+    char line[4096];
+    size_t n, c = strlen(component), l = strlen(names[level]);
+
+    if (!log_enabled(level))
+        return;
+    clock_iso8601(clock_now_fresh_ms(), line); /* "%s %s [%s] " by hand */
+    n = strlen(line);
+    if (c > 64)
+        c = 64;
+    line[n++] = ' ';
+    memcpy(line + n, names[level], l);
+    n += l;
+    line[n++] = ' ';
+    line[n++] = '[';
+    memcpy(line + n, component, c);
+    n += c;
+    line[n++] = ']';
+    line[n++] = ' ';
+    if (len > sizeof(line) - 2 - n)
+        len = sizeof(line) - 2 - n;
+    memcpy(line + n, text, len);
+    n += len;
+    line[n++] = '\n';
+    emit(line, n);
 }
 
 void log_vmsg(enum log_level level, const char *component, const char *fmt, va_list ap)
@@ -78,21 +141,7 @@ void log_vmsg(enum log_level level, const char *component, const char *fmt, va_l
     if ((size_t)n > sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
     line[n++] = '\n';
-    pthread_mutex_lock(&log_lock);
-    if (hook_before)
-        hook_before();
-    {
-        ssize_t off = 0;
-        while (off < n) {
-            ssize_t w = write(log_fd, line + off, (size_t)(n - off));
-            if (w <= 0)
-                break;
-            off += w;
-        }
-    }
-    if (hook_after)
-        hook_after();
-    pthread_mutex_unlock(&log_lock);
+    emit(line, (size_t)n);
 }
 
 void log_msg(enum log_level level, const char *component, const char *fmt, ...)

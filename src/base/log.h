@@ -10,6 +10,7 @@
 #define ORCH_BASE_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level {
     LOG_ERROR = 0,
@@ -37,6 +38,9 @@ int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void log_vmsg(enum log_level level, const char *component, const char *fmt, va_list ap);
+/* A line whose text is formatted already (`len` bytes, no newline): the
+ * same line as log_msg(level, component, "%.*s", len, text), without printf. */
+void log_text(enum log_level level, const char *component, const char *text, size_t len);
 
 #define log_error(comp, ...) log_msg(LOG_ERROR, comp, __VA_ARGS__)
 #define log_warn(comp, ...)  log_msg(LOG_WARN, comp, __VA_ARGS__)
