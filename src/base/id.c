@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "clock.h"
 
@@ -11,6 +12,41 @@ static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t last_ms;
 static uint32_t last_seq;
+
+static uint64_t rnd_state;
+static int rnd_seeded;
+
+/*
+ * The random start of a millisecond's sequence (under id_lock): splitmix64
+ * over a state seeded once per process from getrandom, so that two
+ * processes making ids in the same millisecond start far apart, without a
+ * system call for each new millisecond (one per API request before); a
+ * forked child seeds its own.
+ */
+static void reseed_in_child(void)
+{
+    rnd_seeded = 0; /* a forked child draws its own seed */
+}
+
+static uint64_t next_random(void)
+{
+    static int atfork;
+    uint64_t z;
+
+    if (!atfork) {
+        atfork = 1;
+        pthread_atfork(NULL, NULL, reseed_in_child);
+    }
+    if (!rnd_seeded) {
+        if (getrandom(&rnd_state, sizeof(rnd_state), 0) != sizeof(rnd_state))
+            rnd_state = (uint64_t)clock_mono_ns() ^ ((uint64_t)getpid() << 32);
+        rnd_seeded = 1;
+    }
+    z = (rnd_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
 
 char *id_new(const char *prefix, char *out)
 {
@@ -31,10 +67,7 @@ char *id_new(const char *prefix, char *out)
             seq = 0;
         }
     } else {
-        uint32_t r = 0;
-        if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-            r = (uint32_t)clock_mono_ns();
-        seq = r & 0x7fffffffu; /* leave room to count up */
+        seq = (uint32_t)next_random() & 0x7fffffffu; /* leave room to count up */
     }
     last_ms = ms;
     last_seq = seq;
