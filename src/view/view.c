@@ -298,14 +298,33 @@ static void w_instant(struct strbuf *sb, int64_t ms)
     strbuf_addch(sb, '"');
 }
 
+/* A decimal integer, without printf (a list writes two per row). */
+static void w_i64(struct strbuf *sb, long long v)
+{
+    char d[24];
+    int n = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+    do {
+        d[sizeof(d) - 1 - n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        d[sizeof(d) - 1 - n++] = '-';
+    strbuf_add(sb, d + sizeof(d) - n, (size_t)n);
+}
+
 static void w_summary(struct strbuf *sb, const struct exec_row *r)
 {
     strbuf_adds(sb, "{\"id\":");
     w_str(sb, r->id);
     strbuf_adds(sb, ",\"workflow\":");
     w_str(sb, r->workflow ? r->workflow : "");
-    strbuf_addf(sb, ",\"workflowVersion\":%d,\"status\":\"%s\",\"params\":", r->workflow_version,
-                exec_status_name(r->status));
+    strbuf_adds(sb, ",\"workflowVersion\":");
+    w_i64(sb, r->workflow_version);
+    strbuf_adds(sb, ",\"status\":\"");
+    strbuf_adds(sb, exec_status_name(r->status));
+    strbuf_adds(sb, "\",\"params\":");
     /* The params are stored as compact JSON written by us: copy them as they are. */
     if (r->params && r->params[0] == '{')
         strbuf_adds(sb, r->params);
@@ -317,10 +336,11 @@ static void w_summary(struct strbuf *sb, const struct exec_row *r)
     w_instant(sb, r->started_at);
     strbuf_adds(sb, ",\"finishedAt\":");
     w_instant(sb, r->finished_at);
+    strbuf_adds(sb, ",\"durationMs\":");
     if (r->started_at && r->finished_at && r->finished_at >= r->started_at)
-        strbuf_addf(sb, ",\"durationMs\":%lld", (long long)(r->finished_at - r->started_at));
+        w_i64(sb, (long long)(r->finished_at - r->started_at));
     else
-        strbuf_adds(sb, ",\"durationMs\":null");
+        strbuf_adds(sb, "null");
     strbuf_adds(sb, ",\"retriedAt\":");
     w_instant(sb, r->retried_at);
     strbuf_adds(sb, ",\"error\":");
