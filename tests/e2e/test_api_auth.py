@@ -74,6 +74,35 @@ def test_revoked_key_via_cli(server):
     assert k["prefix"] in msg or "revoked" in msg
 
 
+def test_first_use_shows_in_that_get(server):
+    """A GET reads its key and its answer in one snapshot, which the key's first use (a
+    write of lastUsedAt) must end: the answer of the key's very first request shows it."""
+    k = server.keys_create("first-use", "admin")
+    SECRETS.append(k["key"])
+    r = server.get("/v1/keys", key=k["key"])
+    assert r.status == 200
+    mine = [i for i in r.json["items"] if i["id"] == k["id"]]
+    assert len(mine) == 1 and mine[0]["lastUsedAt"], mine
+
+
+def test_access_line(server):
+    """One line per request, in the log's format, written by hand (no printf)."""
+    r = server.get("/v1/workflows", headers={"X-Request-Id": "req_access-line-check-1"})
+    assert r.status == 200
+    text = server.wait_log("request_id=req_access-line-check-1")
+    line = [x for x in text.splitlines() if "request_id=req_access-line-check-1" in x]
+    assert len(line) == 1, line
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO \[API\] GET /v1/workflows 200 "
+                        r"\d+\.\dms request_id=req_access-line-check-1 key=sk_\S+", line[0]), line[0]
+    r = server.get("/v1/workflows", key=None, headers={"X-Request-Id": "req_access-line-check-2"})
+    assert r.status == 401
+    text = server.wait_log("request_id=req_access-line-check-2")
+    line = [x for x in text.splitlines() if "request_id=req_access-line-check-2" in x]
+    assert len(line) == 1, line
+    assert re.fullmatch(r"\S+ INFO \[API\] GET /v1/workflows 401 \d+\.\dms "
+                        r"request_id=req_access-line-check-2 auth=\w+", line[0]), line[0]
+
+
 def test_expired_key(server):
     k = server.keys_create("short-lived", "read", expires="1s")
     SECRETS.append(k["key"])
