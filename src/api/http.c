@@ -1018,7 +1018,8 @@ static void reap_late_heads(struct api_server *srv)
         /* MHD writes nothing while it reads a head: the answer cannot mix
          * with one of its own. Not a word for a connection that never began
          * a request (kept-alive and silent: it just closes). */
-        if (!atomic_load(&c->kept) && !srv->tls_key_pem) /* (on HTTPS it would be plaintext in TLS) */
+        /* (on HTTPS it would be plaintext in TLS) */
+        if (!atomic_load(&c->kept) && !srv->tls_key_pem)
             (void)send(c->fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
         shutdown(c->fd, SHUT_RDWR);
         reaped++;
