@@ -147,6 +147,7 @@ enum pg_stmt {
     PS_LIST_NEWEST,
     PS_LIST_NEWEST_BEFORE,
     PS_HOURLY,
+    PS_HOURLY_FOLD,
     PS_UNFINISHED,
     PS_PING,
     PS_WF_LIST,
@@ -354,8 +355,21 @@ static const char *const pg_sql[PS_COUNT] = {
     [PS_LIST_NEWEST] = "SELECT " EXEC_COLS " FROM executions ORDER BY id DESC LIMIT $1",
     [PS_LIST_NEWEST_BEFORE] = "SELECT " EXEC_COLS " FROM executions WHERE id < $1"
                               " ORDER BY id DESC LIMIT $2",
-    [PS_HOURLY] = "SELECT hour, status, n FROM executions_hourly WHERE hour >= $1 AND hour <= $2"
-                  " AND n <> 0 ORDER BY hour, status LIMIT $3",
+    /* The counts and the changes not yet added to them (schema version 16). */
+    [PS_HOURLY] = "SELECT hour, status, sum(n) FROM ("
+                  "SELECT hour, status, n FROM executions_hourly WHERE hour >= $1 AND hour <= $2"
+                  " UNION ALL SELECT hour, status, n FROM executions_hourly_delta"
+                  " WHERE hour >= $1 AND hour <= $2) c"
+                  " GROUP BY hour, status HAVING sum(n) <> 0 ORDER BY hour, status LIMIT $3",
+    /* Move the changes into the counts: one update per counter row. */
+    [PS_HOURLY_FOLD] =
+        "WITH l AS (SELECT pg_try_advisory_xact_lock(" STORE__HOURLY_LOCK ") AS got),"
+        " d AS (DELETE FROM executions_hourly_delta WHERE (SELECT got FROM l)"
+        " RETURNING hour, status, n)"
+        " INSERT INTO executions_hourly (hour, status, n)"
+        " SELECT hour, status, sum(n) FROM d GROUP BY hour, status"
+        " ORDER BY hour, status"
+        " ON CONFLICT (hour, status) DO UPDATE SET n = executions_hourly.n + EXCLUDED.n",
     [PS_UNFINISHED] = "SELECT id FROM executions WHERE status IN ($1, $2) ORDER BY id",
     [PS_PING] = "SELECT count(*) FROM schema_version",
     [PS_WF_LIST] = "SELECT w.name, w.version, w.definition, w.created_at FROM workflows w"
@@ -545,6 +559,7 @@ struct pg_store {
     struct pq_pending *pend;     /* one per statement sent, in order */
     size_t npend, pend_alloc;
     int pipe_failed;             /* pipe_err holds why the last drain failed */
+    int exec_written;            /* this write transaction sent an execution's row */
     struct err pipe_err;
     struct pq_prep prep[PG_PREP_MAX]; /* prepared on this connection */
     size_t nprep;
@@ -1088,6 +1103,7 @@ static void pg_rollback(struct store *st)
     }
     s->in_wtx = 0;
     s->pipe_failed = 0;
+    s->exec_written = 0;
     if (!pq_in_tx(s) || PQstatus(s->conn) != CONNECTION_OK)
         return;
     res = PQexec(s->conn, pg_sql[PS_ROLLBACK]);
@@ -1103,6 +1119,20 @@ static int pg_commit(struct store *st, struct err *err)
     /* PostgreSQL only warns about a COMMIT outside a transaction. */
     if (!pq_in_tx(s))
         return err_set(err, ERR_STORE, "cannot commit in %s: no transaction is active", s->where);
+    if (s->exec_written && s->in_wtx) {
+        /* A turn that wrote executions first adds the changes of the counts
+         * per hour appended so far (by the commits before it: its own
+         * triggers run at its COMMIT) into executions_hourly, in the same
+         * round trip as the COMMIT. */
+        int rc = pq_send(s, pg_sql[PS_HOURLY_FOLD], NULL, WANT_OK, err,
+                         "cannot add up the executions per hour");
+        s->exec_written = 0;
+        if (rc < 0) {
+            s->in_wtx = 0;
+            pg_rollback(st);
+            return rc;
+        }
+    }
     if (s->piped) {
         /* COMMIT goes with the rest: one round trip for the whole turn. */
         int rc = pq_send(s, pg_sql[PS_COMMIT], NULL, WANT_OK, err, "cannot commit");
@@ -1332,8 +1362,10 @@ static int pg_execution_insert(struct store *st, const struct exec_row *row, str
      * the whole turn back anyway; a savepoint would cost three round trips. */
     rc = pq_send(s, pg_sql[PS_EXEC_INSERT], &p, WANT_OK, err, "cannot insert execution '%s'",
                  row->id);
-    if (rc)
+    if (rc) {
+        s->exec_written = 1;
         return rc < 0 ? rc : 0;
+    }
     res = pq_exec_guarded(s, pg_sql[PS_EXEC_INSERT], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot insert execution '%s'", row->id);
@@ -1358,8 +1390,10 @@ static int pg_execution_update(struct store *st, const struct exec_row *row, str
     p_opt(&p, row->retried_at, 0);
     rc = pq_send(s, pg_sql[PS_EXEC_UPDATE_PIPED], &p, WANT_ROW_NOT_FOUND, err,
                  "cannot update execution '%s'", row->id);
-    if (rc)
+    if (rc) {
+        s->exec_written = 1;
         return rc < 0 ? rc : 0;
+    }
     rc = pq_run(s, pg_sql[PS_EXEC_UPDATE], &p, &changed, err, "cannot update execution");
     if (rc == 0 && changed == 0)
         rc = err_set(err, ERR_NOT_FOUND, "no execution '%s'", row->id);

@@ -4535,6 +4535,82 @@ static void test_migrate_backfills_hourly(void **state)
     }
 }
 
+/*
+ * PostgreSQL: the triggers append the changes of the counts to
+ * executions_hourly_delta; the engine's next turn that writes executions adds
+ * them into executions_hourly before its COMMIT, unless another transaction
+ * holds the counts' lock. The counts read are exact at every step.
+ */
+static void test_pg_hourly_fold(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_row a, b, c, d;
+    PGconn *other;
+    PGresult *res;
+
+    if (!g_pg) {
+        printf("[  SKIPPED ] %s on SQLite: a PostgreSQL test\n", __func__);
+        skip();
+    }
+    make_exec(&a, "w", EXEC_RUNNING, 2 * HOUR + 1);
+    make_exec(&b, "w", EXEC_QUEUED, 2 * HOUR + 2);
+    make_exec(&c, "w", EXEC_QUEUED, 3 * HOUR);
+    make_exec(&d, "w", EXEC_QUEUED, 3 * HOUR + 1);
+    store_set_pipelining(f->st, 1);
+
+    /* The first turn's trigger appends its +1. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_execution_insert(f->st, &a, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM executions_hourly_delta"), 1);
+    assert_hourly_recount(f->st, f->dbpath);
+
+    /* The next one adds it up, then appends its own three. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    a.status = EXEC_SUCCEEDED;
+    a.finished_at = a.created_at + 2;
+    assert_int_equal(store_execution_update(f->st, &a, &err), 0);
+    assert_int_equal(store_execution_insert(f->st, &b, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM executions_hourly_delta"), 3);
+    assert_int_equal(raw_int(f->dbpath, "SELECT n FROM executions_hourly"
+                                        " WHERE hour = 2 AND status = 'running'"),
+                     1);
+    assert_hourly_recount(f->st, f->dbpath);
+
+    /* Another transaction holds the counts' lock: nothing is moved. */
+    other = PQconnectdb(g_pg_loc);
+    assert_int_equal(PQstatus(other), CONNECTION_OK);
+    res = PQexec(other, "BEGIN; SELECT pg_advisory_xact_lock(" STORE__HOURLY_LOCK ")");
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_execution_insert(f->st, &c, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM executions_hourly_delta"), 4);
+    assert_hourly_recount(f->st, f->dbpath);
+    res = PQexec(other, "COMMIT");
+    PQclear(res);
+    PQfinish(other);
+
+    /* Released: the next turn moves all four. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_execution_insert(f->st, &d, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM executions_hourly_delta"), 1);
+    assert_hourly_recount(f->st, f->dbpath);
+
+    /* A rolled back turn moves nothing and counts nothing. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    set_status(f->st, &b, EXEC_RUNNING);
+    store_rollback(f->st);
+    b.status = EXEC_QUEUED;
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM executions_hourly_delta"), 1);
+    assert_hourly_recount(f->st, f->dbpath);
+    store_set_pipelining(f->st, 0);
+}
+
 /* --- the time range list --- */
 
 #define NRANGE 400
@@ -4765,6 +4841,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_query_plans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hourly_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_backfills_hourly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_hourly_fold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_range_matches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_range_query_plans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unfinished, setup, teardown),
