@@ -418,7 +418,9 @@ def main():
         for kind in STORES:
             for n in SIZES:
                 print(f"== {kind}, {n} executions", file=sys.stderr)
-                store = Store(kind, n, work, binary, pg_url)
+                # Seeded by the older binary when there is one: the newer migrates its copy
+                # at its start (an older one cannot open a newer schema).
+                store = Store(kind, n, work, ENV.get("ORCH_BASE_BIN") or binary, pg_url)
                 os.environ["ORCH_API_KEY"] = store.key
                 for r in range(ROUNDS):
                     order = bins if r % 2 == 0 else list(reversed(bins))
