@@ -17,7 +17,8 @@ Figures are medians over the rounds of wrk's req/s and latency percentiles (wrk 
 -t1 for one connection, --latency), plus the server's CPU time per request (utime+stime of
 /proc/PID/stat over the run, divided by the requests): at one connection the p50 is the
 service time, and the CPU per request says how much of a p99 at 50 connections is work
-rather than waiting for a core. The load average is printed with the figures.
+rather than waiting for a core; on PostgreSQL also the whole cluster's CPU time per request
+(it runs on the same cores). The load average is printed with the figures.
 
 Seeding: SQLite through bench/api-fill.py (rows inserted by Python's sqlite3 into a store
 orch created). PostgreSQL: the schema is made by orch itself (`orch keys create`), then the
@@ -118,13 +119,43 @@ def to_ms(v):
     return float(v)
 
 
+PG_PID = None  # the postmaster of the benchmark's PostgreSQL, when it runs
+
+
+def pg_ticks():
+    """CPU time of the whole PostgreSQL cluster, in clock ticks: the postmaster's with its
+    reaped children's (cutime, cstime: backends that ended), plus its live children's."""
+    if not PG_PID:
+        return 0
+    total = 0
+    try:
+        with open(f"/proc/{PG_PID}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        total = sum(int(x) for x in rest[11:15])
+    except OSError:
+        return 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(rest[1]) == PG_PID:
+            total += int(rest[11]) + int(rest[12])
+    return total
+
+
 def run_wrk(url, conns, script, pid=None):
     threads = 1 if conns == 1 else 2
     t0 = cpu_ticks(pid) if pid else 0
+    g0 = pg_ticks() if pid else 0
     res = subprocess.run(["wrk", f"-t{threads}", f"-c{conns}", f"-d{DURATION}s", "--latency",
                           "--timeout", "10s", "-s", script, url],
                          capture_output=True, text=True, timeout=DURATION + 120)
     t1 = cpu_ticks(pid) if pid else 0
+    g1 = pg_ticks() if pid else 0
     out = res.stdout
     if res.returncode != 0:
         die(f"wrk failed on {url}: {res.stderr}{out}")
@@ -145,6 +176,8 @@ def run_wrk(url, conns, script, pid=None):
             fig["requests"] = int(w[0])
     if pid and fig["requests"]:
         fig["cpu_us"] = (t1 - t0) / os.sysconf("SC_CLK_TCK") * 1e6 / fig["requests"]
+        if PG_PID:
+            fig["pg_us"] = (g1 - g0) / os.sysconf("SC_CLK_TCK") * 1e6 / fig["requests"]
     return fig
 
 
@@ -334,6 +367,7 @@ def orch_server(binary, store):
 # ------------------------------------------------------------------ the run
 
 def main():
+    global PG_PID
     for tool in ("wrk",):
         if not shutil.which(tool):
             die(f"'{tool}' is missing")
@@ -364,16 +398,29 @@ def main():
             if res.returncode != 0:
                 die(f"cannot start PostgreSQL: {res.stderr}")
             pg_url = res.stdout.strip()
-            # Durable commits, as in production (the test clusters run without fsync).
-            for sql in ("ALTER SYSTEM SET fsync = on", "ALTER SYSTEM SET synchronous_commit = on",
-                        "SELECT pg_reload_conf()"):
-                psql(pg_url, sql)
+            # Durable commits, as in production. The test clusters start with -c fsync=off on
+            # the command line, which outranks ALTER SYSTEM: restart with fsync on.
+            opts = os.path.join(pg_dir, "opts")
+            with open(opts) as f:
+                text = f.read().replace("-c fsync=off", "-c fsync=on")
+            with open(opts, "w") as f:
+                f.write(text)
+            subprocess.run([os.path.join(REPO, "tests/pg/ctl-pg.sh"), pg_dir, "restart"],
+                           check=True, capture_output=True, timeout=300)
+            psql(pg_url, "ALTER SYSTEM SET synchronous_commit = on")
+            psql(pg_url, "SELECT pg_reload_conf()")
+            if psql(pg_url, "SHOW fsync") != "on" or psql(pg_url, "SHOW synchronous_commit") != "on":
+                die("PostgreSQL does not run with fsync and synchronous_commit on")
+            with open(os.path.join(pg_dir, "data", "postmaster.pid")) as f:
+                PG_PID = int(f.readline())
         get_lua = os.path.join(HERE, "api-get.lua")
         post_lua = os.path.join(HERE, "api-post.lua")
         for kind in STORES:
             for n in SIZES:
                 print(f"== {kind}, {n} executions", file=sys.stderr)
-                store = Store(kind, n, work, binary, pg_url)
+                # Seeded by the older binary when there is one: the newer migrates its copy
+                # at its start (an older one cannot open a newer schema).
+                store = Store(kind, n, work, ENV.get("ORCH_BASE_BIN") or binary, pg_url)
                 os.environ["ORCH_API_KEY"] = store.key
                 for r in range(ROUNDS):
                     order = bins if r % 2 == 0 else list(reversed(bins))
@@ -417,8 +464,8 @@ def report(results, bins):
           f" load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}, {os.cpu_count()} CPUs")
     print()
     print("| store | executions | target | conns | req/s | p50 ms | p99 ms | CPU us/req |"
-          " non-2xx | req/s / nginx | p99 / nginx |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          " PG CPU us/req | non-2xx | req/s / nginx | p99 / nginx |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     targets = ["nginx"] + [f"{b} {w}" for b, _ in bins for w in ("get", "post")]
     for kind in STORES:
         for n in SIZES:
@@ -436,8 +483,10 @@ def report(results, bins):
                         ratio = f"{rps / med(ng, 'rps'):.2f}"
                         p99r = f"{p99 / med(ng, 'p99'):.2f}"
                     cpu_s = "" if cpu != cpu else f"{cpu:.0f}"
+                    pgc = med(figs, "pg_us")
+                    pgc_s = "" if pgc != pgc else f"{pgc:.0f}"
                     print(f"| {kind} | {n} | {t} | {c} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |"
-                          f" {cpu_s} | {bad} | {ratio} | {p99r} |")
+                          f" {cpu_s} | {pgc_s} | {bad} | {ratio} | {p99r} |")
 
 
 if __name__ == "__main__":

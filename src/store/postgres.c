@@ -134,6 +134,7 @@ enum pg_stmt {
     PS_TASKS_PAGE,
     PS_ATTEMPTS_RANGE,
     PS_GROUP_COUNTS,
+    PS_ATTEMPTS_OF_PAGE,
     PS_LIST_PARENT,
     PS_LIST_WF_STATUS,
     PS_LIST_WF,
@@ -143,7 +144,10 @@ enum pg_stmt {
     PS_LIST_WF_RANGE,
     PS_LIST_STATUS_RANGE,
     PS_LIST_ANY_RANGE,
+    PS_LIST_NEWEST,
+    PS_LIST_NEWEST_BEFORE,
     PS_HOURLY,
+    PS_HOURLY_FOLD,
     PS_UNFINISHED,
     PS_PING,
     PS_WF_LIST,
@@ -313,6 +317,17 @@ static const char *const pg_sql[PS_COUNT] = {
     [PS_GROUP_COUNTS] = "SELECT group_idx, status, count(*) FROM task_runs"
                         " WHERE execution_id = $1 AND group_idx IS NOT NULL"
                         " GROUP BY group_idx, status ORDER BY group_idx, status",
+    /* The attempts of PS_TASKS_PAGE's task runs (the idx range between its
+     * first and last), with the same parameters: sent with it. */
+    [PS_ATTEMPTS_OF_PAGE] = "WITH page AS (SELECT idx FROM task_runs WHERE execution_id = $1"
+                            " AND idx > $2::int AND ($3::int < 0 OR group_idx = $3::int)"
+                            " AND ($4::int = 0 OR group_idx IS NULL)"
+                            " AND ($5::text IS NULL OR status = $5) ORDER BY idx LIMIT $6::bigint)"
+                            " SELECT task_idx, number, status, node, pid, pgid, proc_start,"
+                            " started_at, finished_at, exit_code, signal, error, queued_at"
+                            " FROM attempts WHERE execution_id = $1"
+                            " AND task_idx BETWEEN (SELECT min(idx) FROM page)"
+                            " AND (SELECT max(idx) FROM page) ORDER BY task_idx, number",
     [PS_LIST_PARENT] =
         "SELECT " EXEC_COLS " FROM executions WHERE parent_id = $7"
         " AND ($5::text IS NULL OR workflow = $5) AND ($6::text IS NULL OR status = $6)" LIST_TAIL,
@@ -334,8 +349,27 @@ static const char *const pg_sql[PS_COUNT] = {
     [PS_LIST_ANY_RANGE] = "SELECT " EXEC_COLS " FROM executions WHERE $5::text IS NULL"
                           " AND $6::text IS NULL" LIST_RANGE_TAIL,
     /* A range of the primary key (hour, status). */
-    [PS_HOURLY] = "SELECT hour, status, n FROM executions_hourly WHERE hour >= $1 AND hour <= $2"
-                  " AND n <> 0 ORDER BY hour, status LIMIT $3",
+    /* The list without filters, from the newest or after a cursor: the plan
+     * (the primary key, backwards) does not depend on the values, so these
+     * are prepared like the rest. */
+    [PS_LIST_NEWEST] = "SELECT " EXEC_COLS " FROM executions ORDER BY id DESC LIMIT $1",
+    [PS_LIST_NEWEST_BEFORE] = "SELECT " EXEC_COLS " FROM executions WHERE id < $1"
+                              " ORDER BY id DESC LIMIT $2",
+    /* The counts and the changes not yet added to them (schema version 16). */
+    [PS_HOURLY] = "SELECT hour, status, sum(n) FROM ("
+                  "SELECT hour, status, n FROM executions_hourly WHERE hour >= $1 AND hour <= $2"
+                  " UNION ALL SELECT hour, status, n FROM executions_hourly_delta"
+                  " WHERE hour >= $1 AND hour <= $2) c"
+                  " GROUP BY hour, status HAVING sum(n) <> 0 ORDER BY hour, status LIMIT $3",
+    /* Move the changes into the counts: one update per counter row. */
+    [PS_HOURLY_FOLD] =
+        "WITH l AS (SELECT pg_try_advisory_xact_lock(" STORE__HOURLY_LOCK ") AS got),"
+        " d AS (DELETE FROM executions_hourly_delta WHERE (SELECT got FROM l)"
+        " RETURNING hour, status, n)"
+        " INSERT INTO executions_hourly (hour, status, n)"
+        " SELECT hour, status, sum(n) FROM d GROUP BY hour, status"
+        " ORDER BY hour, status"
+        " ON CONFLICT (hour, status) DO UPDATE SET n = executions_hourly.n + EXCLUDED.n",
     [PS_UNFINISHED] = "SELECT id FROM executions WHERE status IN ($1, $2) ORDER BY id",
     [PS_PING] = "SELECT count(*) FROM schema_version",
     [PS_WF_LIST] = "SELECT w.name, w.version, w.definition, w.created_at FROM workflows w"
@@ -525,6 +559,7 @@ struct pg_store {
     struct pq_pending *pend;     /* one per statement sent, in order */
     size_t npend, pend_alloc;
     int pipe_failed;             /* pipe_err holds why the last drain failed */
+    int exec_written;            /* this write transaction sent an execution's row */
     struct err pipe_err;
     struct pq_prep prep[PG_PREP_MAX]; /* prepared on this connection */
     size_t nprep;
@@ -1068,6 +1103,7 @@ static void pg_rollback(struct store *st)
     }
     s->in_wtx = 0;
     s->pipe_failed = 0;
+    s->exec_written = 0;
     if (!pq_in_tx(s) || PQstatus(s->conn) != CONNECTION_OK)
         return;
     res = PQexec(s->conn, pg_sql[PS_ROLLBACK]);
@@ -1083,6 +1119,20 @@ static int pg_commit(struct store *st, struct err *err)
     /* PostgreSQL only warns about a COMMIT outside a transaction. */
     if (!pq_in_tx(s))
         return err_set(err, ERR_STORE, "cannot commit in %s: no transaction is active", s->where);
+    if (s->exec_written && s->in_wtx) {
+        /* A turn that wrote executions first adds the changes of the counts
+         * per hour appended so far (by the commits before it: its own
+         * triggers run at its COMMIT) into executions_hourly, in the same
+         * round trip as the COMMIT. */
+        int rc = pq_send(s, pg_sql[PS_HOURLY_FOLD], NULL, WANT_OK, err,
+                         "cannot add up the executions per hour");
+        s->exec_written = 0;
+        if (rc < 0) {
+            s->in_wtx = 0;
+            pg_rollback(st);
+            return rc;
+        }
+    }
     if (s->piped) {
         /* COMMIT goes with the rest: one round trip for the whole turn. */
         int rc = pq_send(s, pg_sql[PS_COMMIT], NULL, WANT_OK, err, "cannot commit");
@@ -1289,6 +1339,7 @@ static int pg_execution_insert(struct store *st, const struct exec_row *row, str
     struct pg_store *s = pg(st);
     struct params p = {0};
     PGresult *res;
+    int rc;
 
     p_text(&p, row->id);
     p_text(&p, row->workflow);
@@ -1306,6 +1357,15 @@ static int pg_execution_insert(struct store *st, const struct exec_row *row, str
     p_opt(&p, row->parent_id ? row->parent_task_idx : -1, -1);
     p_i64(&p, row->depth);
     p_opt(&p, row->retried_at, 0);
+    /* The engine's turn: sent with the rest. A duplicate id then aborts the
+     * transaction and fails its commit (ERR_CONFLICT), where the engine rolls
+     * the whole turn back anyway; a savepoint would cost three round trips. */
+    rc = pq_send(s, pg_sql[PS_EXEC_INSERT], &p, WANT_OK, err, "cannot insert execution '%s'",
+                 row->id);
+    if (rc) {
+        s->exec_written = 1;
+        return rc < 0 ? rc : 0;
+    }
     res = pq_exec_guarded(s, pg_sql[PS_EXEC_INSERT], &p);
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot insert execution '%s'", row->id);
@@ -1330,8 +1390,10 @@ static int pg_execution_update(struct store *st, const struct exec_row *row, str
     p_opt(&p, row->retried_at, 0);
     rc = pq_send(s, pg_sql[PS_EXEC_UPDATE_PIPED], &p, WANT_ROW_NOT_FOUND, err,
                  "cannot update execution '%s'", row->id);
-    if (rc)
+    if (rc) {
+        s->exec_written = 1;
         return rc < 0 ? rc : 0;
+    }
     rc = pq_run(s, pg_sql[PS_EXEC_UPDATE], &p, &changed, err, "cannot update execution");
     if (rc == 0 && changed == 0)
         rc = err_set(err, ERR_NOT_FOUND, "no execution '%s'", row->id);
@@ -1715,19 +1777,12 @@ static int pg_attempts_read(struct store *st, const char *id, const struct task_
     return pq_attempts_from(s, res, id, d, err);
 }
 
-static int pg_group_counts(struct store *st, const char *id, struct exec_detail *d, struct err *err)
+/* The counts per group of a query's result into d->counts (cleared here). */
+static int pq_counts_from(struct pg_store *s, PGresult *res, struct exec_detail *d, struct err *err)
 {
-    struct pg_store *s = pg(st);
-    struct params p = {0};
-    PGresult *res;
     int rc = 0;
-    int n;
+    int n = PQntuples(res);
 
-    p_text(&p, id);
-    res = pq_exec(s, pg_sql[PS_GROUP_COUNTS], &p);
-    if (!pq_ok(res))
-        return pq_fail(s, res, err, "cannot count the tasks of '%s'", id);
-    n = PQntuples(res);
     if (n > 0)
         d->counts = xcalloc((size_t)n, sizeof(*d->counts));
     for (int i = 0; i < n && rc == 0; i++) {
@@ -1736,6 +1791,176 @@ static int pg_group_counts(struct store *st, const char *id, struct exec_detail 
             d->ncounts++;
     }
     PQclear(res);
+    return rc;
+}
+
+static int pg_group_counts(struct store *st, const char *id, struct exec_detail *d, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params p = {0};
+    PGresult *res;
+
+    p_text(&p, id);
+    res = pq_exec(s, pg_sql[PS_GROUP_COUNTS], &p);
+    if (!pq_ok(res))
+        return pq_fail(s, res, err, "cannot count the tasks of '%s'", id);
+    return pq_counts_from(s, res, d, err);
+}
+
+/*
+ * Run `n` reads in one round trip, in one snapshot: in pipeline mode, inside
+ * a REPEATABLE READ READ ONLY transaction begun and ended in the same
+ * pipeline when none is open. res[i] is the result of sql[i] (NULL for those
+ * the server skipped after a failure); the caller clears them. Fills err and
+ * returns its code when a statement failed.
+ */
+static int pq_read_batch(struct pg_store *s, size_t n, const char *const *sql,
+                         const struct params *const *p, PGresult **res, struct err *err)
+{
+    const char *names[8];
+    int began, rc = 0;
+    PGresult *r;
+
+    if (n > sizeof(names) / sizeof(names[0]))
+        BUG("too many statements in a batch");
+    if (s->piped && pq_drain(s, err))
+        return err->code;
+    for (size_t i = 0; i < n; i++) {
+        res[i] = NULL;
+        names[i] = pq_prepare_now(s, sql[i], p[i], &r);
+        if (r)
+            return pq_fail(s, r, err, "cannot read in %s", s->where);
+    }
+    began = !pq_in_tx(s);
+    if (!PQenterPipelineMode(s->conn))
+        return err_set(err, ERR_STORE, "cannot read in %s: %s", s->where, PQerrorMessage(s->conn));
+    if (began && !PQsendQueryParams(s->conn, pg_sql[PS_BEGIN_READ], 0, NULL, NULL, NULL, NULL, 0))
+        rc = -1;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (!(names[i] ? PQsendQueryPrepared(s->conn, names[i], p[i]->n, p[i]->v, p[i]->len,
+                                             p[i]->fmt, 0)
+                       : PQsendQueryParams(s->conn, sql[i], p[i]->n, NULL, p[i]->v, p[i]->len,
+                                           p[i]->fmt, 0)))
+            rc = -1;
+    if (rc == 0 && began &&
+        !PQsendQueryParams(s->conn, pg_sql[PS_ROLLBACK], 0, NULL, NULL, NULL, NULL, 0))
+        rc = -1;
+    if (rc == 0 && !PQpipelineSync(s->conn))
+        rc = -1;
+    if (rc) {
+        rc = err_set(err, ERR_STORE, "cannot send a read to %s: %s", s->where,
+                     PQerrorMessage(s->conn));
+        if (PQstatus(s->conn) == CONNECTION_OK)
+            PQpipelineSync(s->conn); /* end what was sent, read below */
+    }
+    /* The answers in order: BEGIN's, the reads', ROLLBACK's, then the sync. */
+    for (size_t k = 0; k < n + 2 * (size_t)began && rc == 0; k++) {
+        size_t i = k - (size_t)began;
+        ExecStatusType st;
+        r = PQgetResult(s->conn);
+        if (!r) {
+            rc = err_set(err, ERR_STORE, "cannot read in %s: no answer (%s)", s->where,
+                         PQerrorMessage(s->conn));
+            break;
+        }
+        st = PQresultStatus(r);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            rc = pq_fail(s, r, err, "cannot read in %s", s->where);
+        } else if (k >= (size_t)began && i < n) {
+            res[i] = r;
+        } else {
+            PQclear(r);
+        }
+        while ((r = PQgetResult(s->conn)) != NULL) /* the end of this statement's results */
+            PQclear(r);
+    }
+    /* The rest (skipped after a failure), up to the sync. */
+    for (int guard = 0; guard < 100000; guard++) {
+        r = PQgetResult(s->conn);
+        if (!r) {
+            if (PQstatus(s->conn) != CONNECTION_OK)
+                break;
+            continue;
+        }
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        PQclear(r);
+    }
+    PQexitPipelineMode(s->conn);
+    if (rc == 0 && PQstatus(s->conn) != CONNECTION_OK)
+        rc = err_set(err, ERR_STORE, "lost the connection to %s", s->where);
+    if (rc) {
+        for (size_t i = 0; i < n; i++) {
+            PQclear(res[i]);
+            res[i] = NULL;
+        }
+        /* A failure skipped our ROLLBACK: end the aborted transaction. */
+        if (began && pq_in_tx(s) && PQstatus(s->conn) == CONNECTION_OK)
+            PQclear(PQexec(s->conn, pg_sql[PS_ROLLBACK]));
+    }
+    return rc;
+}
+
+/*
+ * An execution's detail in one round trip (the primitives above take one
+ * each, plus the snapshot's BEGIN and ROLLBACK): its row, its task runs and
+ * their attempts (all, or those of the page `q` and the counts per group).
+ */
+static int pg_detail_read(struct store *st, const char *id, const struct task_page *q,
+                          struct exec_detail *d, struct err *err)
+{
+    struct pg_store *s = pg(st);
+    struct params pid = {0}, page = {0};
+    const char *sql[4];
+    const struct params *ps[4];
+    PGresult *res[4];
+    size_t n = 0;
+    int rc;
+
+    p_text(&pid, id);
+    if (q) {
+        p_text(&page, id);
+        p_i64(&page, q->after_idx);
+        p_i64(&page, q->group_idx);
+        p_i64(&page, q->top_only);
+        p_text(&page, q->status);
+        p_opt(&page, q->limit > 0 ? q->limit : 0, 0);
+    }
+    sql[n] = pg_sql[PS_EXEC_GET];
+    ps[n++] = &pid;
+    sql[n] = pg_sql[q ? PS_TASKS_PAGE : PS_TASKS_OF_EXEC];
+    ps[n++] = q ? &page : &pid;
+    sql[n] = pg_sql[q ? PS_ATTEMPTS_OF_PAGE : PS_ATTEMPTS_OF_EXEC];
+    ps[n++] = q ? &page : &pid;
+    if (q) {
+        sql[n] = pg_sql[PS_GROUP_COUNTS];
+        ps[n++] = &pid;
+    }
+    rc = pq_read_batch(s, n, sql, ps, res, err);
+    if (rc)
+        return rc;
+    if (PQntuples(res[0]) == 1)
+        rc = store__decode_exec(PQ_ROW(s, res[0], 0), &d->exec, err);
+    else
+        rc = err_set(err, ERR_NOT_FOUND, "no execution '%s'", id);
+    PQclear(res[0]);
+    /* The decoders clear their result, failed or not. */
+    if (rc == 0)
+        rc = pq_tasks_from(s, res[1], id, d, err);
+    else
+        PQclear(res[1]);
+    if (rc == 0)
+        rc = pq_attempts_from(s, res[2], id, d, err);
+    else
+        PQclear(res[2]);
+    if (n > 3) {
+        if (rc == 0)
+            rc = pq_counts_from(s, res[3], d, err);
+        else
+            PQclear(res[3]);
+    }
     return rc;
 }
 
@@ -1750,6 +1975,14 @@ static int pg_list_query(struct store *st, const struct exec_filter *f, const ch
     int rc = 0;
     int n;
 
+    if (!f->parent_id && !f->workflow && !status && !f->since && !f->until) {
+        /* The pages of the whole list, the API's default view. */
+        if (f->before_id)
+            p_text(&p, f->before_id);
+        p_i64(&p, f->limit);
+        res = pq_exec(s, pg_sql[f->before_id ? PS_LIST_NEWEST_BEFORE : PS_LIST_NEWEST], &p);
+        goto rows;
+    }
     p_text(&p, f->before_id);
     p_i64(&p, f->since ? f->since : INT64_MIN);
     p_i64(&p, f->until ? f->until : INT64_MAX);
@@ -1768,6 +2001,7 @@ static int pg_list_query(struct store *st, const struct exec_filter *f, const ch
     else
         id = by_range ? PS_LIST_ANY_RANGE : PS_LIST_ANY;
     res = pq_exec(s, pg_sql[id], &p);
+rows:
     if (!pq_ok(res))
         return pq_fail(s, res, err, "cannot list executions in %s", s->where);
     n = PQntuples(res);
@@ -3385,6 +3619,7 @@ const struct store_backend store__postgres_backend = {
     .tasks_read = pg_tasks_read,
     .attempts_read = pg_attempts_read,
     .group_counts = pg_group_counts,
+    .detail_read = pg_detail_read,
     .executions_unfinished = pg_executions_unfinished,
     .logs_get = pg_logs_get,
     .ping = pg_ping,

@@ -396,8 +396,53 @@ static const char schema_v11_postgres[] =
     "    OR OLD.created_at IS DISTINCT FROM NEW.created_at)"
     "  EXECUTE FUNCTION executions_hourly_count();";
 
+/*
+ * Version 16: executions_hourly_delta, the changes of the counts not yet
+ * added to executions_hourly.
+ *
+ * PostgreSQL: version 11's triggers updated the same counter row once per
+ * execution changed, under one advisory lock, at the commit: a group commit
+ * of N submissions of one hour and status made N updates of one row, each
+ * walking the row versions the transaction had already made (about 150 to
+ * 300 us per execution at the commit, measured with 200 and 1,000 inserts in
+ * one transaction, against 3 to 17 ms for the whole commit without them).
+ * Now the trigger function only appends (hour, status, +1 or -1) here: an
+ * insert that waits for no lock. The engine's connection moves the appended
+ * rows into executions_hourly with one statement in its next turn that
+ * changes executions (`WITH d AS (DELETE ... RETURNING) INSERT ... GROUP BY
+ * ... ON CONFLICT DO UPDATE`, one update per counter row, under
+ * pg_try_advisory_xact_lock so that two nodes never do it at once), and the
+ * reads of the counts add both tables, so they are exact at every moment.
+ * The triggers themselves (deferred, per row) are unchanged.
+ *
+ * SQLite has one writer at a time: its triggers keep updating
+ * executions_hourly directly, and this table stays empty there.
+ */
+static const char schema_v16[] = "CREATE TABLE executions_hourly_delta ("
+                                 "  hour BIGINT NOT NULL,"
+                                 "  status TEXT NOT NULL,"
+                                 "  n BIGINT NOT NULL"
+                                 ");"
+                                 "CREATE INDEX executions_hourly_delta_hour"
+                                 "  ON executions_hourly_delta (hour);";
+
+static const char schema_v16_postgres[] =
+    "CREATE OR REPLACE FUNCTION executions_hourly_count() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN"
+    "  IF TG_OP <> 'INSERT' THEN"
+    "   INSERT INTO executions_hourly_delta (hour, status, n)"
+    "    VALUES (OLD.created_at / 3600000, OLD.status, -1);"
+    "  END IF;"
+    "  IF TG_OP <> 'DELETE' THEN"
+    "   INSERT INTO executions_hourly_delta (hour, status, n)"
+    "    VALUES (NEW.created_at / 3600000, NEW.status, 1);"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $$;";
+
 const struct store__migration_extra store__migration_extras[] = {
     {11, schema_v11_sqlite, schema_v11_postgres},
+    {16, NULL, schema_v16_postgres},
 };
 
 const int store__migration_extra_count =
@@ -495,6 +540,7 @@ const char *const store__migrations[] = {
     schema_v13,
     schema_v14,
     schema_v15,
+    schema_v16,
 };
 
 const int store__migration_count = (int)(sizeof(store__migrations) / sizeof(store__migrations[0]));

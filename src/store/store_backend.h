@@ -117,6 +117,10 @@ struct store_backend {
     int (*attempts_read)(struct store *st, const char *id, const struct task_page *q,
                          struct exec_detail *d, struct err *err);
     int (*group_counts)(struct store *st, const char *id, struct exec_detail *d, struct err *err);
+    /* Optional: all of the above at once, in its own snapshot unless one is
+     * open (PostgreSQL: one round trip instead of six); NULL: the four. */
+    int (*detail_read)(struct store *st, const char *id, const struct task_page *q,
+                       struct exec_detail *d, struct err *err);
     int (*executions_unfinished)(struct store *st, char ***out_ids, size_t *out_n, struct err *err);
     int (*logs_get)(struct store *st, const char *exec_id, int task_idx, int attempt, int after_seq,
                     struct log_list *out, struct err *err);

@@ -4134,6 +4134,98 @@ static void test_pg_pipelining(void **state)
     store_set_pipelining(f->st, 0);
 }
 
+/*
+ * The engine's turn sends its execution inserts with the rest: a duplicate
+ * id fails the commit (nothing of the turn kept) instead of the insert. An
+ * execution's detail is one batch of reads: a failing one leaves no
+ * transaction open.
+ */
+static void test_pg_pipelined_insert_and_detail(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_detail *d = NULL;
+    struct exec_row a, b;
+    struct task_run_row t;
+    struct task_page page = {-1, -1, 1, NULL, 1};
+    struct attempt_row at;
+
+    if (!g_pg) {
+        printf("[  SKIPPED ] %s on SQLite: a PostgreSQL test\n", __func__);
+        skip();
+    }
+    make_exec(&a, "w", EXEC_SUCCEEDED, 10);
+    make_exec(&b, "w", EXEC_SUCCEEDED, 11);
+    memset(&t, 0, sizeof(t));
+    t.name = (char *)"a";
+    t.status = TASK_SUCCEEDED;
+    t.attempt = 1;
+    t.started_at = 50;
+    t.finished_at = 60;
+    memset(&at, 0, sizeof(at));
+    at.task_idx = 0;
+    at.number = 1;
+    at.status = ATTEMPT_SUCCEEDED;
+    at.node = (char *)"h:1";
+    at.started_at = 50;
+    at.finished_at = 60;
+    store_set_pipelining(f->st, 1);
+
+    /* An execution, its task run and its attempt, in one turn. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_execution_insert(f->st, &a, &err), 0);
+    assert_int_equal(store_task_run_insert(f->st, a.id, &t, &err), 0);
+    assert_int_equal(store_attempt_insert(f->st, a.id, &at, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(store_execution_get(f->st, a.id, &d, &err), 0);
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    assert_int_equal(d->ntasks, 1);
+    assert_int_equal(d->nattempts, 1);
+    exec_detail_free(d);
+    assert_int_equal(store_execution_page(f->st, a.id, &page, &d, &err), 0);
+    assert_int_equal(d->ntasks, 1);
+    assert_int_equal(d->nattempts, 1);
+    assert_int_equal(d->ncounts, 0);
+    exec_detail_free(d);
+    assert_int_equal(store_begin(f->st, &err), 0); /* none was left open */
+    store_rollback(f->st);
+
+    /* The same id again: the commit fails, the other insert is not kept. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_execution_insert(f->st, &b, &err), 0);
+    assert_int_equal(store_execution_insert(f->st, &a, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), ERR_CONFLICT);
+    assert_non_null(strstr(err.msg, "cannot insert execution 'ex_"));
+    assert_non_null(strstr(err.msg, "duplicate key value"));
+    assert_int_equal(store_execution_get(f->st, b.id, &d, &err), ERR_NOT_FOUND);
+    /* The connection is fine afterwards. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_execution_insert(f->st, &b, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(store_execution_get(f->st, b.id, &d, &err), 0);
+    assert_int_equal(d->ntasks, 0);
+    exec_detail_free(d);
+    store_set_pipelining(f->st, 0);
+
+    /* A read of the batch fails: its error, and no transaction left open. */
+    raw_sql(f->dbpath, "ALTER TABLE attempts RENAME TO attempts_away");
+    assert_int_equal(store_execution_get(f->st, a.id, &d, &err), ERR_STORE);
+    assert_null(d);
+    assert_non_null(strstr(err.msg, "attempts"));
+    assert_int_equal(store_execution_page(f->st, a.id, &page, &d, &err), ERR_STORE);
+    assert_null(d);
+    assert_int_equal(store_begin(f->st, &err), 0); /* none was left open */
+    store_rollback(f->st);
+    /* Inside the caller's transaction: aborted, its commit says so. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_execution_get(f->st, a.id, &d, &err), ERR_STORE);
+    assert_int_equal(store_commit(f->st, &err), ERR_STORE);
+    raw_sql(f->dbpath, "ALTER TABLE attempts_away RENAME TO attempts");
+    assert_int_equal(store_execution_get(f->st, a.id, &d, &err), 0);
+    assert_int_equal(d->nattempts, 1);
+    exec_detail_free(d);
+}
+
 static void test_pg_concurrent_migration(void **state)
 {
     struct fixture *f = *state;
@@ -4443,6 +4535,82 @@ static void test_migrate_backfills_hourly(void **state)
     }
 }
 
+/*
+ * PostgreSQL: the triggers append the changes of the counts to
+ * executions_hourly_delta; the engine's next turn that writes executions adds
+ * them into executions_hourly before its COMMIT, unless another transaction
+ * holds the counts' lock. The counts read are exact at every step.
+ */
+static void test_pg_hourly_fold(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct exec_row a, b, c, d;
+    PGconn *other;
+    PGresult *res;
+
+    if (!g_pg) {
+        printf("[  SKIPPED ] %s on SQLite: a PostgreSQL test\n", __func__);
+        skip();
+    }
+    make_exec(&a, "w", EXEC_RUNNING, 2 * HOUR + 1);
+    make_exec(&b, "w", EXEC_QUEUED, 2 * HOUR + 2);
+    make_exec(&c, "w", EXEC_QUEUED, 3 * HOUR);
+    make_exec(&d, "w", EXEC_QUEUED, 3 * HOUR + 1);
+    store_set_pipelining(f->st, 1);
+
+    /* The first turn's trigger appends its +1. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_execution_insert(f->st, &a, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM executions_hourly_delta"), 1);
+    assert_hourly_recount(f->st, f->dbpath);
+
+    /* The next one adds it up, then appends its own three. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    a.status = EXEC_SUCCEEDED;
+    a.finished_at = a.created_at + 2;
+    assert_int_equal(store_execution_update(f->st, &a, &err), 0);
+    assert_int_equal(store_execution_insert(f->st, &b, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM executions_hourly_delta"), 3);
+    assert_int_equal(raw_int(f->dbpath, "SELECT n FROM executions_hourly"
+                                        " WHERE hour = 2 AND status = 'running'"),
+                     1);
+    assert_hourly_recount(f->st, f->dbpath);
+
+    /* Another transaction holds the counts' lock: nothing is moved. */
+    other = PQconnectdb(g_pg_loc);
+    assert_int_equal(PQstatus(other), CONNECTION_OK);
+    res = PQexec(other, "BEGIN; SELECT pg_advisory_xact_lock(" STORE__HOURLY_LOCK ")");
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_execution_insert(f->st, &c, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM executions_hourly_delta"), 4);
+    assert_hourly_recount(f->st, f->dbpath);
+    res = PQexec(other, "COMMIT");
+    PQclear(res);
+    PQfinish(other);
+
+    /* Released: the next turn moves all four. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    assert_int_equal(store_execution_insert(f->st, &d, &err), 0);
+    assert_int_equal(store_commit(f->st, &err), 0);
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM executions_hourly_delta"), 1);
+    assert_hourly_recount(f->st, f->dbpath);
+
+    /* A rolled back turn moves nothing and counts nothing. */
+    assert_int_equal(store_begin(f->st, &err), 0);
+    set_status(f->st, &b, EXEC_RUNNING);
+    store_rollback(f->st);
+    b.status = EXEC_QUEUED;
+    assert_int_equal(raw_int(f->dbpath, "SELECT count(*) FROM executions_hourly_delta"), 1);
+    assert_hourly_recount(f->st, f->dbpath);
+    store_set_pipelining(f->st, 0);
+}
+
 /* --- the time range list --- */
 
 #define NRANGE 400
@@ -4673,6 +4841,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_query_plans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hourly_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_backfills_hourly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_hourly_fold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_range_matches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_range_query_plans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unfinished, setup, teardown),
@@ -4708,6 +4877,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nodes_use_the_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_claims_fences_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_pipelining, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_pipelined_insert_and_detail, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("store_sqlite", tests, NULL, NULL);
 
