@@ -434,6 +434,11 @@ struct cmd {
     int rc;
     struct err err;
     int done;
+    /* SUBMIT without a waiter: the execution it created (until answered), and
+     * its row as the commit that holds it wrote it (row.id[0] set; strings
+     * owned), so that the answer needs no read of the store. */
+    struct exec *ex;
+    struct exec_row row;
     /* Set: the poster does not wait; done_fn(done_arg) is called once the
      * command is answered (after unlocking mu), and is its last use here. */
     void (*done_fn)(void *arg);
