@@ -378,9 +378,49 @@ static int idem_check_stored(struct engine *eng, struct cmd *c)
     return same ? 0 : c->rc;
 }
 
-static void cmd_submit(struct engine *eng, struct cmd *c)
+/*
+ * The workflow of definition `def` (version `version` of `name`), parsed: the
+ * cached one when the same text was parsed before, else parsed now and kept.
+ * Returns 0 with *out owned by the caller (workflow_free), or dag_parse's
+ * error.
+ */
+static int wf_parse_cached(struct engine *eng, const char *name, int version, const char *def,
+                           struct workflow **out)
 {
     struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct wf_cached *slot;
+    int rc;
+
+    for (size_t i = 0; i < ENGINE_WF_CACHE; i++) {
+        struct wf_cached *w = &eng->wf_cache[i];
+        if (w->wf && w->version == version && !strcmp(w->name, name) && !strcmp(w->def, def)) {
+            *out = workflow_ref(w->wf);
+            return 0;
+        }
+    }
+    rc = dag_parse(def, strlen(def), out, &probs);
+    dag_problems_release(&probs);
+    if (rc)
+        return rc;
+    slot = &eng->wf_cache[eng->wf_cache_next++ % ENGINE_WF_CACHE];
+    engine__wf_cache_drop(slot);
+    slot->name = xstrdup(name);
+    slot->def = xstrdup(def);
+    slot->version = version;
+    slot->wf = workflow_ref(*out);
+    return 0;
+}
+
+void engine__wf_cache_drop(struct wf_cached *w)
+{
+    free(w->name);
+    free(w->def);
+    workflow_free(w->wf);
+    memset(w, 0, sizeof(*w));
+}
+
+static void cmd_submit(struct engine *eng, struct cmd *c)
+{
     struct workflow *wf = NULL;
     struct exec *ex = NULL;
     char *def = NULL;
@@ -423,12 +463,11 @@ static void cmd_submit(struct engine *eng, struct cmd *c)
         engine__reply_now(eng, c);
         return;
     }
-    c->rc = dag_parse(def, strlen(def), &wf, &probs);
+    c->rc = wf_parse_cached(eng, c->name, version, def, &wf);
     free(def);
     if (c->rc) {
         c->rc = err_set(&c->err, ERR_INTERNAL, "stored definition of '%s' version %d no longer parses",
                         c->name, version);
-        dag_problems_release(&probs);
         engine__reply_now(eng, c);
         return;
     }
