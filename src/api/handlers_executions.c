@@ -147,17 +147,32 @@ static void submission_done(void *arg)
     api__resume(arg);
 }
 
+static void reply_location(struct api_request *req, const char *id)
+{
+    char loc[64];
+    snprintf(loc, sizeof(loc), "/v1/executions/%s", id);
+    api__reply_header(req, "Location", loc);
+}
+
 /* The answer to a submission, once it is committed (or refused). */
 static void submit_finish(struct api_request *req)
 {
     struct engine_submission *s = req->pending;
+    const struct exec_row *row;
     struct err err = ERR_INIT;
     char id[ID_MAX];
     int existing = 0, rc;
 
     rc = engine_submission_result(s, id, &existing, &err);
     req->pending = NULL;
+    row = rc ? NULL : engine_submission_row(s);
+    if (row) /* new: answered from the row its commit wrote, without reading it back */
+        api__reply_json(req, 201, view_exec_summary(row));
     engine_submission_free(s);
+    if (row) {
+        reply_location(req, id);
+        return;
+    }
     if (rc == ERR_INVALID) {
         json_t *details = json_array();
         json_t *d = json_object();
@@ -172,11 +187,8 @@ static void submit_finish(struct api_request *req)
         return;
     }
     reply_summary(req, existing ? 200 : 201, id);
-    if (req->status == 201) {
-        char loc[64];
-        snprintf(loc, sizeof(loc), "/v1/executions/%s", id);
-        api__reply_header(req, "Location", loc);
-    }
+    if (req->status == 201)
+        reply_location(req, id);
 }
 
 /*

@@ -75,12 +75,22 @@ static void schedule_release(struct dag_schedule *s)
     free(s->params_json);
 }
 
+struct workflow *workflow_ref(struct workflow *wf)
+{
+    wf->refs++;
+    return wf;
+}
+
 void workflow_free(struct workflow *wf)
 {
     size_t i;
 
     if (!wf)
         return;
+    if (wf->refs > 0) {
+        wf->refs--;
+        return;
+    }
     free(wf->name);
     free(wf->description);
     free(wf->outputs_json);

@@ -227,6 +227,7 @@ struct workflow {
     size_t nschedules;
     struct dag_notify *notify; /* "notify" rules in the order written; NULL when none */
     size_t nnotify;
+    int refs; /* owners besides the first (workflow_ref); never shared between threads */
 };
 
 struct dag_problem {
@@ -322,6 +323,9 @@ char *dag_json_to_yaml(const struct json_t *v);
 /* Index of the task called `name`, or -1. */
 long dag_find_task(const struct workflow *wf, const char *name);
 
+/* One more owner of `wf` (it is read-only once parsed): each calls workflow_free. */
+struct workflow *workflow_ref(struct workflow *wf);
+/* Drop an owner of `wf`; the last one frees it. */
 void workflow_free(struct workflow *wf);
 
 /*

@@ -64,6 +64,33 @@ void engine__pending_attempts_drop(struct engine *eng, const struct exec *ex)
 
 /* ------------------------------------------------------------------ commit */
 
+void engine__exec_row(const struct engine *eng, const struct exec *ex, struct exec_row *row)
+{
+    memset(row, 0, sizeof(*row));
+    memcpy(row->id, ex->id, sizeof(row->id));
+    row->workflow = ex->wf->name;
+    row->workflow_version = ex->version;
+    row->status = ex->status;
+    row->params = ex->params;
+    row->created_at = ex->created_at;
+    row->started_at = ex->started_at;
+    row->finished_at = ex->finished_at;
+    row->error = ex->error;
+    row->schedule_id = ex->schedule_id;
+    row->scheduled_for = ex->scheduled_for;
+    row->retried_at = ex->retried_at;
+    row->parent_id = ex->parent_id;
+    row->parent_task_idx = ex->parent_task_idx;
+    row->depth = ex->depth;
+    if (engine__exec_handoff(ex)) {
+        /* For whichever node claims it first. */
+        row->status = EXEC_QUEUED;
+        row->started_at = 0;
+    } else {
+        row->owner = eng->node_id;
+    }
+}
+
 static void proc_flush_logs(struct engine *eng, struct proc *p, int *failed, struct err *err);
 static void proc_flush_undo(struct proc *p);
 
@@ -126,29 +153,7 @@ again:
         size_t nw;
         if (engine__exec_lost(ex))
             continue;
-        memset(&row, 0, sizeof(row));
-        memcpy(row.id, ex->id, sizeof(row.id));
-        row.workflow = ex->wf->name;
-        row.workflow_version = ex->version;
-        row.status = ex->status;
-        row.params = ex->params;
-        row.created_at = ex->created_at;
-        row.started_at = ex->started_at;
-        row.finished_at = ex->finished_at;
-        row.error = ex->error;
-        row.schedule_id = ex->schedule_id;
-        row.scheduled_for = ex->scheduled_for;
-        row.retried_at = ex->retried_at;
-        row.parent_id = ex->parent_id;
-        row.parent_task_idx = ex->parent_task_idx;
-        row.depth = ex->depth;
-        if (engine__exec_handoff(ex)) {
-            /* For whichever node claims it first. */
-            row.status = EXEC_QUEUED;
-            row.started_at = 0;
-        } else {
-            row.owner = eng->node_id;
-        }
+        engine__exec_row(eng, ex, &row);
         if (engine__exec_unstored(ex)) {
             rc = store_execution_insert(eng->st, &row, err);
             if (!rc && ex->idem_key)

@@ -23,6 +23,9 @@ void engine__pending_attempts_clear(struct engine *eng);
 /* Forget the pending attempt rows of `ex` (it is freed without them written). */
 void engine__pending_attempts_drop(struct engine *eng, const struct exec *ex);
 
+/* The executions row of `ex` as the commit writes it (strings borrowed from ex
+ * and eng). */
+void engine__exec_row(const struct engine *eng, const struct exec *ex, struct exec_row *row);
 /* Commit the turn's writes now: 0, or the store's error with nothing of
  * them written (they stay pending). */
 int engine__commit(struct engine *eng, struct err *err);

@@ -511,6 +511,8 @@ void engine_free(struct engine *eng)
         engine__exec_free(ex);
     }
     engine__pending_attempts_clear(eng);
+    for (size_t i = 0; i < ENGINE_WF_CACHE; i++)
+        engine__wf_cache_drop(&eng->wf_cache[i]);
     free(eng->hooks);
     free(eng->dirty);
     free(eng->patt);

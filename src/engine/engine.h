@@ -227,6 +227,10 @@ struct engine_submission *engine_submit_async(struct engine *eng, const char *na
                                               void (*done)(void *arg), void *arg);
 int engine_submission_result(const struct engine_submission *s, char out_id[ID_MAX],
                              int *out_existing, struct err *err);
+/* The row of the execution a submission created, as the commit that holds it
+ * wrote it (owned by `s`), or NULL (an error, an execution that existed, or
+ * one the engine no longer holds: read it from the store). */
+const struct exec_row *engine_submission_row(const struct engine_submission *s);
 void engine_submission_free(struct engine_submission *s);
 /* Cancel an execution. ERR_NOT_FOUND, or ERR_CONFLICT if it has already ended.
  * With several nodes, an execution another live node runs is cancelled by

@@ -421,6 +421,8 @@ struct pending_fire {
 enum cmd_type { CMD_SUBMIT, CMD_CANCEL, CMD_RETRY, CMD_BACKFILL };
 
 /* A command from another thread; the caller blocks until `done`. */
+#define ENGINE_WF_CACHE 8 /* workflow definitions kept parsed for submissions */
+
 struct cmd {
     enum cmd_type type;
     const char *name;     /* SUBMIT: workflow name */
@@ -434,6 +436,11 @@ struct cmd {
     int rc;
     struct err err;
     int done;
+    /* SUBMIT without a waiter: the execution it created (until answered), and
+     * its row as the commit that holds it wrote it (row.id[0] set; strings
+     * owned), so that the answer needs no read of the store. */
+    struct exec *ex;
+    struct exec_row row;
     /* Set: the poster does not wait; done_fn(done_arg) is called once the
      * command is answered (after unlocking mu), and is its last use here. */
     void (*done_fn)(void *arg);
@@ -522,6 +529,15 @@ struct engine {
     struct cmd *cmds;      /* incoming, LIFO (reversed when taken) */
     struct cmd **replies;  /* answered after this turn's commit */
     size_t nreplies, replies_alloc;
+    /* Submissions: the definitions parsed last (server.c), shared by the
+     * executions made from them (workflow_ref), so that a definition read
+     * again is not parsed again. */
+    struct wf_cached {
+        char *name, *def;
+        int version;
+        struct workflow *wf;
+    } wf_cache[ENGINE_WF_CACHE];
+    unsigned wf_cache_next;
     struct engine_stats stats;
     int64_t next_purge;    /* monotonic ms */
     void (*tick_fn)(void *arg); /* engine_set_tick() */
@@ -619,6 +635,8 @@ void engine__commands_refuse_code(struct engine *eng, int code, const char *why)
 /* This turn's commit failed: the executions its submits created are dropped
  * (their callers are told it failed; nothing of them is written later). */
 void engine__replies_drop_new(struct engine *eng, const char *why);
+/* Empty one entry of eng->wf_cache (server.c). */
+void engine__wf_cache_drop(struct wf_cached *w);
 void engine__interrupt_running(struct engine *eng);
 void engine__stats_update(struct engine *eng);
 void engine__purge_old(struct engine *eng);

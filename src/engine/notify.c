@@ -63,6 +63,7 @@ struct notify_state {
     /* The commit under way: executions whose end it wrote; "stuck" rows to write. */
     struct exec **wrote;
     size_t nwrote, wrote_alloc;
+    int rows_wrote; /* ... and some of them had rules: rows were written */
     struct notify_row *stuck;
     size_t nstuck, stuck_alloc;
     /* Delivery. */
@@ -258,6 +259,7 @@ static int notify_commit(struct engine *eng, void *arg, struct err *err)
 
     (void)arg;
     ns->nwrote = 0; /* this transaction's (it may be the second try) */
+    ns->rows_wrote = 0;
     for (size_t k = 0; k < eng->ndirty; k++) {
         struct exec *ex = eng->dirty[k];
         const struct dag_notify *rs;
@@ -276,6 +278,7 @@ static int notify_commit(struct engine *eng, void *arg, struct err *err)
             row_release(&row);
             if (rc)
                 return rc;
+            ns->rows_wrote = 1;
         }
         XGROW(ns->wrote, ns->wrote_alloc, ns->nwrote + 1);
         ns->wrote[ns->nwrote++] = ex;
@@ -295,8 +298,9 @@ static void notify_committed(struct engine *eng, void *arg)
     (void)arg;
     if (!ns)
         return;
-    if (ns->nwrote || ns->nstuck)
-        ns->next_look = 0; /* new rows: send them now */
+    if (ns->rows_wrote || ns->nstuck)
+        ns->next_look = 0; /* new rows: send them now (an end without rules wrote none) */
+    ns->rows_wrote = 0;
     for (size_t i = 0; i < ns->nwrote; i++)
         ns->wrote[i]->notified |= NOTIFIED_END;
     ns->nwrote = 0;

@@ -30,11 +30,11 @@ static int env_key_eq(const char *entry, const char *key, size_t klen)
     return !strncmp(entry, key, klen) && entry[klen] == '=';
 }
 
-/* Set key=value in a NULL-terminated heap vector, replacing an existing key. */
-static void env_set(char ***envp, size_t *n, size_t *alloc, const char *key, const char *value)
+/* Put `entry` ("key=value", its key klen bytes; taken) in a NULL-terminated
+ * heap vector, replacing an existing key. */
+static void env_put(char ***envp, size_t *n, size_t *alloc, char *entry, size_t klen)
 {
-    size_t klen = strlen(key);
-    char *entry = xasprintf("%s=%s", key, value);
+    const char *key = entry;
     for (size_t i = 0; i < *n; i++) {
         if (env_key_eq((*envp)[i], key, klen)) {
             free((*envp)[i]);
@@ -45,6 +45,12 @@ static void env_set(char ***envp, size_t *n, size_t *alloc, const char *key, con
     XGROW(*envp, *alloc, *n + 2);
     (*envp)[(*n)++] = entry;
     (*envp)[*n] = NULL;
+}
+
+/* Set key=value in a NULL-terminated heap vector, replacing an existing key. */
+static void env_set(char ***envp, size_t *n, size_t *alloc, const char *key, const char *value)
+{
+    env_put(envp, n, alloc, xasprintf("%s=%s", key, value), strlen(key));
 }
 
 /* Variables of orch's own environment that never reach tasks: our settings and
@@ -72,12 +78,9 @@ static void inherited_env(char ***envp, size_t *n, size_t *alloc)
     (*envp)[0] = NULL;
     for (char **e = environ; e && *e; e++) {
         const char *eq = strchr(*e, '=');
-        char *k;
         if (!eq || env_is_private(*e))
             continue;
-        k = xstrndup(*e, (size_t)(eq - *e));
-        env_set(envp, n, alloc, k, eq + 1);
-        free(k);
+        env_put(envp, n, alloc, xstrdup(*e), (size_t)(eq - *e)); /* one copy, no printf */
     }
 }
 

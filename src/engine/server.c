@@ -61,16 +61,20 @@ void engine_request_stop(struct engine *eng, int64_t grace_ms)
 /* Queue `c`, wake the loop and wait for the answer (any thread but the loop's). */
 int engine__post(struct engine *eng, struct cmd *c)
 {
+    int wake;
+
     pthread_mutex_lock(&eng->mu);
     if (eng->stopping || eng->stop_requested) {
         pthread_mutex_unlock(&eng->mu);
         c->rc = err_set(&c->err, ERR_BUSY, "the server is shutting down");
         return c->rc;
     }
+    wake = eng->cmds == NULL; /* else the first queued has woken the loop */
     c->next = eng->cmds;
     eng->cmds = c;
     pthread_mutex_unlock(&eng->mu);
-    engine__wake(eng);
+    if (wake)
+        engine__wake(eng);
     pthread_mutex_lock(&eng->mu);
     while (!c->done)
         pthread_cond_wait(&eng->cv, &eng->mu);
@@ -94,6 +98,7 @@ struct engine_submission *engine_submit_async(struct engine *eng, const char *na
                                               void (*done)(void *arg), void *arg)
 {
     struct engine_submission *s = xcalloc(1, sizeof(*s));
+    int wake;
 
     s->name = xstrdup(name);
     s->params = params_json ? xstrdup(params_json) : NULL;
@@ -111,10 +116,12 @@ struct engine_submission *engine_submit_async(struct engine *eng, const char *na
         done(arg);
         return s;
     }
+    wake = eng->cmds == NULL; /* else the first queued has woken the loop */
     s->c.next = eng->cmds;
     eng->cmds = &s->c;
     pthread_mutex_unlock(&eng->mu);
-    engine__wake(eng);
+    if (wake)
+        engine__wake(eng);
     return s;
 }
 
@@ -132,10 +139,20 @@ int engine_submission_result(const struct engine_submission *s, char out_id[ID_M
     return 0;
 }
 
+const struct exec_row *engine_submission_row(const struct engine_submission *s)
+{
+    return !s->c.rc && !s->c.existing && s->c.row.id[0] ? &s->c.row : NULL;
+}
+
 void engine_submission_free(struct engine_submission *s)
 {
     if (!s)
         return;
+    free(s->c.row.workflow);
+    free(s->c.row.params);
+    free(s->c.row.error);
+    free(s->c.row.schedule_id);
+    free(s->c.row.parent_id);
     free(s->name);
     free(s->params);
     free(s->idem);
@@ -236,6 +253,27 @@ void engine__reply_after_commit(struct engine *eng, struct cmd *c)
     eng->replies[eng->nreplies++] = c;
 }
 
+static char *strdup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+/* The row of c's new execution as this turn's commit wrote it, copied for the
+ * poster's answer. */
+static void row_keep(const struct engine *eng, struct cmd *c)
+{
+    struct exec_row r;
+
+    engine__exec_row(eng, c->ex, &r);
+    r.workflow = xstrdup(r.workflow);
+    r.params = xstrdup(r.params ? r.params : "{}");
+    r.error = strdup_or_null(r.error);
+    r.schedule_id = strdup_or_null(r.schedule_id);
+    r.parent_id = strdup_or_null(r.parent_id);
+    r.owner = NULL;
+    c->row = r;
+}
+
 /* The commit of this turn succeeded (rc == 0) or failed: answer the waiters. */
 void engine__replies_flush(struct engine *eng, int rc, const struct err *err)
 {
@@ -250,6 +288,9 @@ void engine__replies_flush(struct engine *eng, int rc, const struct err *err)
             c->rc = rc;
             c->err = *err;
         }
+        if (c->ex && !c->rc && !engine__exec_lost(c->ex))
+            row_keep(eng, c);
+        c->ex = NULL;
         if (c->done_fn) {
             c->next = NULL;
             *tail = c;
@@ -337,9 +378,49 @@ static int idem_check_stored(struct engine *eng, struct cmd *c)
     return same ? 0 : c->rc;
 }
 
-static void cmd_submit(struct engine *eng, struct cmd *c)
+/*
+ * The workflow of definition `def` (version `version` of `name`), parsed: the
+ * cached one when the same text was parsed before, else parsed now and kept.
+ * Returns 0 with *out owned by the caller (workflow_free), or dag_parse's
+ * error.
+ */
+static int wf_parse_cached(struct engine *eng, const char *name, int version, const char *def,
+                           struct workflow **out)
 {
     struct dag_problems probs = DAG_PROBLEMS_INIT;
+    struct wf_cached *slot;
+    int rc;
+
+    for (size_t i = 0; i < ENGINE_WF_CACHE; i++) {
+        struct wf_cached *w = &eng->wf_cache[i];
+        if (w->wf && w->version == version && !strcmp(w->name, name) && !strcmp(w->def, def)) {
+            *out = workflow_ref(w->wf);
+            return 0;
+        }
+    }
+    rc = dag_parse(def, strlen(def), out, &probs);
+    dag_problems_release(&probs);
+    if (rc)
+        return rc;
+    slot = &eng->wf_cache[eng->wf_cache_next++ % ENGINE_WF_CACHE];
+    engine__wf_cache_drop(slot);
+    slot->name = xstrdup(name);
+    slot->def = xstrdup(def);
+    slot->version = version;
+    slot->wf = workflow_ref(*out);
+    return 0;
+}
+
+void engine__wf_cache_drop(struct wf_cached *w)
+{
+    free(w->name);
+    free(w->def);
+    workflow_free(w->wf);
+    memset(w, 0, sizeof(*w));
+}
+
+static void cmd_submit(struct engine *eng, struct cmd *c)
+{
     struct workflow *wf = NULL;
     struct exec *ex = NULL;
     char *def = NULL;
@@ -382,12 +463,11 @@ static void cmd_submit(struct engine *eng, struct cmd *c)
         engine__reply_now(eng, c);
         return;
     }
-    c->rc = dag_parse(def, strlen(def), &wf, &probs);
+    c->rc = wf_parse_cached(eng, c->name, version, def, &wf);
     free(def);
     if (c->rc) {
         c->rc = err_set(&c->err, ERR_INTERNAL, "stored definition of '%s' version %d no longer parses",
                         c->name, version);
-        dag_problems_release(&probs);
         engine__reply_now(eng, c);
         return;
     }
@@ -400,6 +480,8 @@ static void cmd_submit(struct engine *eng, struct cmd *c)
         ex->idem_key = xstrdup(c->idem);
     engine__log_started(ex);
     memcpy(c->out_id, ex->id, ID_MAX);
+    if (c->done_fn)
+        c->ex = ex;
     eng->work_now = 1;
     engine__reply_after_commit(eng, c);
 }

@@ -272,6 +272,27 @@ def test_trigger_with_params(server):
     assert r.status == 404, r
 
 
+def test_submission_runs_the_newest_version(server):
+    """The engine keeps parsed definitions: a new version is still the one submitted next,
+    and the 201 names it (built from the row its commit wrote)."""
+    r = server.post("/v1/workflows", wf("kept", [sh("a", ["true"])]))
+    assert r.status == 201, r
+    e1 = server.trigger("kept")
+    assert e1["workflowVersion"] == 1 and e1["workflow"] == "kept" and e1["params"] == {}
+    e2 = server.trigger("kept")
+    assert e2["workflowVersion"] == 1 and e2["id"] != e1["id"]
+    r = server.post("/v1/workflows", wf("kept", [sh("a", ["true"]),
+                                                 sh("b", ["true"], dependsOn=["a"])]))
+    assert r.status == 201 and r.json["version"] == 2, r
+    e3 = server.trigger("kept")
+    assert e3["workflowVersion"] == 2, e3
+    d = server.wait_exec(e3["id"])
+    assert d["status"] == "succeeded" and [t["name"] for t in d["tasks"]] == ["a", "b"], d
+    for e in (e1, e2):
+        d = server.wait_exec(e["id"])
+        assert d["status"] == "succeeded" and [t["name"] for t in d["tasks"]] == ["a"], d
+
+
 def test_idempotency_key_returns_the_same_execution(server, quick):
     h = {"Idempotency-Key": "order-4711"}
     r1 = server.post(f"/v1/workflows/{quick}/executions", None, headers=h)
