@@ -113,7 +113,7 @@ for n in $NS; do
     done
   done
 done
-echo "load average after the fan-outs: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -n "$NS" ] && echo "load average after the fan-outs: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ -n "$NS" ] && echo && echo "| N | who | wall s (median) | ms per task | x make | CPU ms per task (tree) | own CPU ms per task | runs |"
 [ -n "$NS" ] && echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for n in $NS; do
