@@ -357,8 +357,10 @@ void engine__proc_exited(struct engine *eng, struct proc *p)
     p->reaped = 1;
     /* Its slot is free from now: a task waiting for one starts in this
      * turn, its start committed along with this end. */
-    p->slot_freed = 1;
-    eng->nreaped++;
+    if (!p->slot_freed) {
+        p->slot_freed = 1;
+        eng->nreaped++;
+    }
     engine__proc_read(eng, p, 0);
     engine__proc_read(eng, p, 1);
     /* The leader is gone: end what is left of its group (background children),
