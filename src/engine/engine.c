@@ -159,7 +159,7 @@ static int dispatch(struct engine *eng)
         struct exec *ex = engine__exec_list_pop(&eng->visit, EXEC_LIST_VISIT);
         int no_slot = 0;
         if (!ex && eng->slot_wait.head &&
-            ((eng->nprocs < (size_t)eng->cfg.workers && !eng->pressure) ||
+            ((engine__slots_busy(eng) < (size_t)eng->cfg.workers && !eng->pressure) ||
              engine__remote_offer_ok(eng)))
             ex = engine__exec_list_pop(&eng->slot_wait, EXEC_LIST_SLOT_WAIT);
         if (!ex)
@@ -216,7 +216,7 @@ static int dispatch(struct engine *eng)
                         continue;
                     }
                     if (k->queue == KIND_QUEUE_SLOT &&
-                        (eng->nprocs >= (size_t)eng->cfg.workers || eng->pressure)) {
+                        (engine__slots_busy(eng) >= (size_t)eng->cfg.workers || eng->pressure)) {
                         /* No slot here (or back-pressure: no new process
                          * on this node): another node may run it. */
                         if (!engine__remote_offer_ok(eng)) {

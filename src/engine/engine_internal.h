@@ -124,7 +124,8 @@ struct chunk_len {
 /*
  * A started (or about to start) command process. Invariants:
  *   - it is on eng->to_spawn until spawned, then on eng->procs until reaped
- *     and freed; eng->nprocs counts both (the slots in use);
+ *     and freed; eng->nprocs counts both, eng->nreaped those of them
+ *     already reaped (slot_freed: their slots are free again);
  *   - ex == NULL: run for another node (spec and owner set); else the run
  *     ex->runs[idx] holds it in `proc` while attempt `attempt` is current
  *     and not given up; once given up, `stale` is set and only its reaping
@@ -146,6 +147,7 @@ struct proc {
     int term_sent;   /* SIGTERM sent to the group */
     int pid_dirty;   /* pid/pgid not yet written to the store */
     int reaped;
+    int slot_freed;    /* reaped on its exit: counted in eng->nreaped until freed */
     int pid_unwatched; /* its pidfd is out of the epoll set (it exited) */
     struct watch w_pid, w_out, w_err;
     struct strbuf pend[2]; /* output read this turn, by stream (0 stdout, 1 stderr) */
@@ -492,6 +494,8 @@ struct engine {
     size_t tasks_running;     /* ... the running runs then (ex->nrunning summed) */
     struct proc *procs;
     size_t nprocs; /* live processes (slots in use) */
+    size_t nreaped; /* of those, exited and reaped, held until their end is committed:
+                       their slots are free for the next start (in the same commit) */
     struct timer_heap timers;
     /* Generations of executions whose timers are forgotten but may still be
      * in `timers` (timer.c): an open-addressing set, 0 = empty slot. */
@@ -580,6 +584,13 @@ struct engine {
     struct notify_state *notify;   /* notifications (notify.c) */
     struct redis_state *redis;     /* Redis beside PostgreSQL (redisbus.c), NULL without */
 };
+
+/* The worker slots taken: processes to start or running (not those already
+ * reaped, whose end is only waiting for the commit that also starts the next). */
+static inline size_t engine__slots_busy(const struct engine *eng)
+{
+    return eng->nprocs - eng->nreaped;
+}
 
 /* ------------------------------------------------------------------ metrics (metrics.c)
  *

@@ -124,6 +124,8 @@ static void proc_unlink_free(struct engine *eng, struct proc *p)
     free(p->output_path);
     json_decref(p->spec);
     free(p->owner);
+    if (p->slot_freed)
+        eng->nreaped--;
     free(p);
     eng->nprocs--;
 }
@@ -353,6 +355,12 @@ void engine__proc_exited(struct engine *eng, struct proc *p)
     if (child_reap(&p->ch) != 1)
         return;
     p->reaped = 1;
+    /* Its slot is free from now: a task waiting for one starts in this
+     * turn, its start committed along with this end. */
+    if (!p->slot_freed) {
+        p->slot_freed = 1;
+        eng->nreaped++;
+    }
     engine__proc_read(eng, p, 0);
     engine__proc_read(eng, p, 1);
     /* The leader is gone: end what is left of its group (background children),
@@ -581,9 +589,13 @@ void engine__procs_collect(struct engine *eng)
     for (; p; p = next) {
         next = p->next;
         if (p->reaped && !p->pend[0].len && !p->pend[1].len && !p->pid_dirty) {
+            int was_counted = p->slot_freed;
             proc_unlink_free(eng, p);
-            /* A slot is free: queued tasks may start without waiting for an event. */
-            eng->work_now = 1;
+            /* A slot is free: queued tasks may start without waiting for an
+             * event (one freed on its exit was already counted free by this
+             * turn's dispatch: no turn of its own then, unless one waits). */
+            if (!was_counted || eng->slot_wait.head)
+                eng->work_now = 1;
         }
     }
 }

@@ -1512,6 +1512,71 @@ static void test_commit_hooks(void **state)
     probe.fail_rc = 0;
 }
 
+/* What each commit of a run holds: ends (processes reaped this turn) and starts
+ * (processes to spawn once it is committed). */
+struct slot_probe {
+    int commits, with_end, end_and_start;
+};
+
+static int slot_probe_pending(const struct engine *eng, void *arg)
+{
+    (void)eng;
+    (void)arg;
+    return 0;
+}
+
+static int slot_probe_commit(struct engine *eng, void *arg, struct err *err)
+{
+    struct slot_probe *p = arg;
+    (void)err;
+    p->commits++;
+    if (eng->nreaped > 0) {
+        p->with_end++;
+        if (eng->nspawn > 0)
+            p->end_and_start++;
+    }
+    return 0;
+}
+
+static const struct engine_hook slot_probe_hook = {
+    .phase = HOOK_LAST,
+    .pending = slot_probe_pending,
+    .commit = slot_probe_commit,
+};
+
+/* One worker slot, three commands: the slot of a process that exited is free
+ * in the turn that reaps it, so the next command's start is committed with
+ * the end of the one before (not in a commit, and a sync, of its own). */
+static void test_end_and_next_start_share_a_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct err err = ERR_INIT;
+    struct engine_config cfg;
+    struct slot_probe sp;
+    struct exec_detail *d;
+
+    engine_free(f->eng);
+    engine_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.kill_grace_ms = 200;
+    assert_int_equal(engine_new(f->st, &cfg, &f->eng, &err), 0);
+    memset(&sp, 0, sizeof(sp));
+    engine__hook_add(f->eng, &slot_probe_hook, &sp);
+    d = run_def(f, "{\"name\":\"one-slot\",\"tasks\":["
+                   "{\"name\":\"a\",\"command\":[\"true\"]},"
+                   "{\"name\":\"b\",\"command\":[\"true\"]},"
+                   "{\"name\":\"c\",\"command\":[\"true\"]}]}");
+    assert_int_equal(d->exec.status, EXEC_SUCCEEDED);
+    for (const char *n = "abc"; *n; n++) {
+        char name[2] = {*n, 0};
+        assert_int_equal(task(d, name)->status, TASK_SUCCEEDED);
+    }
+    exec_detail_free(d);
+    assert_int_equal(sp.with_end, 3);       /* each end in one commit */
+    assert_int_equal(sp.end_and_start, 2);  /* a's and b's with the next start */
+    assert_int_equal(f->eng->nreaped, 0);   /* every reaped process freed */
+}
+
 /* A loopback port nobody listens on (bound, read, closed). */
 static int closed_port(void)
 {
@@ -1639,6 +1704,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invariant_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_commit_is_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_hooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_end_and_next_start_share_a_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_retry_schedule, setup_sched, teardown),
         cmocka_unit_test(test_orphan_kill_checks_start_time),
         cmocka_unit_test_setup_teardown(test_next_deadline_and_wait, setup_manual, teardown),
