@@ -209,9 +209,10 @@ static void server_gone(struct tconn *c)
                ssl_reason("connection closed"), NULL);
 }
 
-/* After an SSL_read() or SSL_write() of `c` that returned r <= 0: note what
- * it waits for; -1 when the session ended (then `c` was freed or failed). */
-static int ssl_blocked(struct tconn *c, int r)
+/* After an SSL_connect(), SSL_read() or SSL_write() of `c` that returned
+ * r <= 0: note what it waits for; else the session ended: `fail` it (then
+ * `c` was freed or failed) and -1. */
+static int ssl_blocked(struct tconn *c, int r, void (*fail)(struct tconn *c))
 {
     r = SSL_get_error(c->ssl, r);
     if (r == SSL_ERROR_WANT_READ)
@@ -219,7 +220,7 @@ static int ssl_blocked(struct tconn *c, int r)
     else if (r == SSL_ERROR_WANT_WRITE)
         c->ssl_want_out = 1;
     else {
-        server_gone(c);
+        fail(c);
         return -1;
     }
     return 0;
@@ -299,15 +300,8 @@ static int tconn_pump(struct tconn *c)
                 progress = 1;
                 continue;
             }
-            r = SSL_get_error(c->ssl, r);
-            if (r == SSL_ERROR_WANT_READ)
-                c->ssl_want_in = 1;
-            else if (r == SSL_ERROR_WANT_WRITE)
-                c->ssl_want_out = 1;
-            else {
-                tls_fail(c);
+            if (ssl_blocked(c, r, tls_fail))
                 return -1;
-            }
         }
         /* local -> buffer */
         if (!c->local_eof && c->up_n < sizeof(c->up)) {
@@ -333,7 +327,7 @@ static int tconn_pump(struct tconn *c)
                 c->up_n -= (size_t)r;
                 progress = 1;
             } else {
-                if (ssl_blocked(c, r))
+                if (ssl_blocked(c, r, server_gone))
                     return -1;
             }
         }
@@ -346,7 +340,7 @@ static int tconn_pump(struct tconn *c)
                 c->got = 1;
                 progress = 1;
             } else {
-                if (ssl_blocked(c, r))
+                if (ssl_blocked(c, r, server_gone))
                     return -1;
             }
         }
