@@ -514,8 +514,11 @@ void api__doctor(struct api_request *req);
 
 /* GET /metrics. */
 void api__metrics(struct api_request *req);
-/* Count a request answered (its route, status, authentication outcome) that
+/* Count a request answered (its route and status) that
  * took `ns`. Any HTTP thread, no lock. */
 void api__metrics_request_done(const struct api_request *req, int64_t ns);
+/* A refused request's reason, counted before its answer is queued: a client
+ * that scrapes right after its 401 sees it counted. */
+void api__metrics_auth_refused(const struct api_request *req);
 
 #endif

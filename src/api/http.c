@@ -1700,6 +1700,7 @@ static enum MHD_Result queue(struct api_request *req)
         mhd.add_response_header(req->response, "Content-Security-Policy", api__ui_csp);
         mhd.add_response_header(req->response, "Referrer-Policy", "no-referrer");
     }
+    api__metrics_auth_refused(req);
     ret = mhd.queue_response(req->conn, (unsigned)req->status, req->response);
     mhd.destroy_response(req->response);
     req->response = NULL;

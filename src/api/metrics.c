@@ -76,6 +76,10 @@ void api__metrics_request_done(const struct api_request *req, int64_t ns)
 
     metrics_counter_add(&http_metrics.requests[r][code_slot(req->status)], 1);
     metrics_hist_observe_ns(&http_metrics.latency[r], ns);
+}
+
+void api__metrics_auth_refused(const struct api_request *req)
+{
     if (req->auth_outcome && (req->status == 401 || req->status == 403 || req->status == 429))
         for (size_t i = 0; i < NREASONS; i++)
             if (!strcmp(req->auth_outcome, auth_reasons[i])) {
